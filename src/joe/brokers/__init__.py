@@ -1,0 +1,1 @@
+"""Broker adapters. Nothing above this package imports a broker's own library."""

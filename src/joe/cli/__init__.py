@@ -1,0 +1,1 @@
+"""The `joe` command line (typer + rich)."""

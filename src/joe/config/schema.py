@@ -1,0 +1,116 @@
+"""Schema of `config/execution.yaml`. Every key has a safe default; unknown keys are errors.
+
+Sections: live (the gate), paper (paper fills and costs), risk (sizing and limits), pipeline
+(scan/score/strategy knobs), ai (Gemini), alerts (Telegram/Discord), brokers (per-broker options).
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class TrackRecordOverride(_Strict):
+    """Skip the paper track-record gate for real money. Needs a written reason; it is audited."""
+
+    enabled: bool = False
+    reason: str = ""
+
+
+class LiveConfig(_Strict):
+    enabled: bool = False
+    min_paper_days: int = Field(30, ge=0)
+    min_paper_trades: int = Field(50, ge=0)
+    track_record_override: TrackRecordOverride = TrackRecordOverride()
+
+
+class PaperConfig(_Strict):
+    starting_cash: Decimal = Field(Decimal(100_000), gt=0)
+    currency: str = "USD"
+    spread_bps: Decimal = Field(Decimal(2), ge=0)
+    slippage_bps: Decimal = Field(Decimal(1), ge=0)
+    commission_per_share: Decimal = Field(Decimal("0.005"), ge=0)
+    commission_min: Decimal = Field(Decimal(1), ge=0)
+    commission_pct: Decimal = Field(Decimal(0), ge=0)
+    allow_margin: bool = False
+
+
+class RiskConfig(_Strict):
+    risk_per_trade_pct: Decimal = Field(Decimal("0.5"), gt=0, le=5)
+    max_positions: int = Field(10, ge=0)
+    max_positions_per_symbol: int = Field(1, ge=0)
+    max_position_pct: Decimal = Field(Decimal(10), gt=0, le=100)
+    daily_loss_limit_pct: Decimal = Field(Decimal(3), gt=0, le=100)
+    min_risk_grade: Literal["A", "B", "C", "D"] = "C"
+
+
+class PipelineConfig(_Strict):
+    universe_size: int = Field(500, ge=1)
+    history_bars: int = Field(300, ge=60)
+    top_n: int = Field(20, ge=1)
+    min_price: Decimal = Field(Decimal(1), ge=0)
+    min_avg_dollar_volume: Decimal = Field(Decimal(1_000_000), ge=0)
+    min_score: float = Field(55.0, ge=0, le=100)
+    max_signals: int = Field(10, ge=0)
+    atr_stop_multiple: float = Field(2.0, gt=0)
+    reward_risk: float = Field(2.0, gt=0)
+
+
+class AIConfig(_Strict):
+    enabled: bool = True
+    model: str = "gemini-2.5-flash"
+    temperature: float = Field(0.2, ge=0, le=2)
+    timeout_s: float = Field(20.0, gt=0, le=300)
+    max_output_tokens: int = Field(1024, ge=64, le=65536)
+
+
+class ChannelConfig(_Strict):
+    enabled: bool = True
+    min_level: Literal["info", "trade", "warning", "critical"] = "info"
+
+
+class AlertsConfig(_Strict):
+    dedup_window_s: float = Field(300.0, ge=0)
+    max_retries: int = Field(3, ge=0, le=10)
+    timeout_s: float = Field(10.0, gt=0)
+    telegram: ChannelConfig = ChannelConfig()
+    discord: ChannelConfig = ChannelConfig()
+
+
+class IBKRConfig(_Strict):
+    host: str = "127.0.0.1"
+    port: int = Field(7497, ge=1, le=65535)
+    client_id: int = Field(1, ge=0)
+    connect_timeout_s: float = Field(10.0, gt=0)
+    account: str = ""
+
+
+class CapitalConfig(_Strict):
+    demo: bool = True
+    account_id: str = ""
+    stale_quote_s: float = Field(5.0, gt=0)
+    request_timeout_s: float = Field(10.0, gt=0)
+
+
+class BrokersConfig(_Strict):
+    ibkr: IBKRConfig = IBKRConfig()
+    capital: CapitalConfig = CapitalConfig()
+
+
+class ExecutionConfig(_Strict):
+    """The whole `config/execution.yaml`."""
+
+    version: int = 1
+    live: LiveConfig = LiveConfig()
+    paper: PaperConfig = PaperConfig()
+    risk: RiskConfig = RiskConfig()
+    pipeline: PipelineConfig = PipelineConfig()
+    ai: AIConfig = AIConfig()
+    alerts: AlertsConfig = AlertsConfig()
+    brokers: BrokersConfig = BrokersConfig()

@@ -1,0 +1,16 @@
+"""Pieces shared by the simulators: seeded price processes, the fill model and the fault plan."""
+
+from joe.simulators.common.faults import FaultPlan
+from joe.simulators.common.fill_model import FillModel, SimOrder, SimOrderType, TriggerResult
+from joe.simulators.common.prices import PriceBook, PriceProcess, SimQuote
+
+__all__ = [
+    "FaultPlan",
+    "FillModel",
+    "PriceBook",
+    "PriceProcess",
+    "SimOrder",
+    "SimOrderType",
+    "SimQuote",
+    "TriggerResult",
+]
