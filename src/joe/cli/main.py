@@ -5,8 +5,18 @@ from __future__ import annotations
 import typer
 
 from joe import __version__
+from joe.cli import mode_cmd
+from joe.cli.audit_cmd import audit_app
+from joe.cli.report_cmd import report
+from joe.cli.run_cmd import run_command
+from joe.config.mode import TrackRecord
+from joe.config.settings import Settings
 
-app = typer.Typer(help="Joe: market research and trading engine (paper by default).", no_args_is_help=True)
+app = typer.Typer(
+    help="Joe: market research and trading engine (paper by default).",
+    no_args_is_help=True,
+    add_completion=False,
+)
 
 
 @app.command()
@@ -15,12 +25,42 @@ def version() -> None:
     typer.echo(__version__)
 
 
-@app.command()
-def run(once: bool = typer.Option(False, "--once", help="Run the pipeline once and exit.")) -> None:
-    """Run the research pipeline (not built yet)."""
-    typer.echo("pipeline not built yet")
-    raise typer.Exit(2)
+def _track_record(settings: Settings) -> TrackRecord:
+    from joe.store import open_store
 
+    store = open_store(settings.database_url, data_dir=settings.data_dir)
+    try:
+        tr = store.paper_track_record()
+        return TrackRecord(tr.paper_days, tr.closed_paper_trades)
+    finally:
+        store.close()
+
+
+def _audit(settings: Settings) -> object:
+    from pathlib import Path
+
+    from joe.safety.audit import AuditLog
+
+    return AuditLog(Path(settings.data_dir) / "audit")
+
+
+app.command("run")(run_command)
+mode_cmd.register(app, track_record_provider=_track_record, audit_factory=_audit)  # type: ignore[arg-type]
+app.add_typer(audit_app, name="audit")
+app.command("report")(report)
+
+
+def _mount_optional() -> None:
+    """Commands whose packages may be absent in a partial install are mounted only when importable."""
+    try:
+        from joe.cli.sim_cmd import sim_app
+
+        app.add_typer(sim_app, name="sim")
+    except ImportError:
+        pass
+
+
+_mount_optional()
 
 if __name__ == "__main__":
     app()

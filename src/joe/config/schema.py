@@ -38,7 +38,10 @@ class PaperConfig(_Strict):
     commission_per_share: Decimal = Field(Decimal("0.005"), ge=0)
     commission_min: Decimal = Field(Decimal(1), ge=0)
     commission_pct: Decimal = Field(Decimal(0), ge=0)
-    allow_margin: bool = False
+    # A margin account (as IBKR and Capital.com paper/demo accounts are): shorts allowed, gross
+    # exposure capped at max_leverage × equity. False makes it a cash account: longs only, no debt.
+    allow_margin: bool = True
+    max_leverage: Decimal = Field(Decimal(2), ge=1, le=10)
 
 
 class RiskConfig(_Strict):

@@ -63,9 +63,7 @@ TRANSITIONS: dict[OrderState, frozenset[OrderState]] = {
     _S.PARTIALLY_FILLED: frozenset(
         {_S.PARTIALLY_FILLED, _S.FILLED, _S.CANCEL_PENDING, _S.CANCELLED, _S.EXPIRED}
     ),
-    _S.CANCEL_PENDING: frozenset(
-        {_S.CANCELLED, _S.PARTIALLY_FILLED, _S.FILLED, _S.EXPIRED, _S.ACCEPTED}
-    ),
+    _S.CANCEL_PENDING: frozenset({_S.CANCELLED, _S.PARTIALLY_FILLED, _S.FILLED, _S.EXPIRED, _S.ACCEPTED}),
     _S.FILLED: frozenset(),
     _S.CANCELLED: frozenset(),
     _S.REJECTED: frozenset(),

@@ -1,0 +1,164 @@
+"""`Features`: per-symbol indicator series over a `Panel`, computed lazily and memoised.
+
+Scoring, the strategies and the risk profiler all read the same handful of indicators for the
+same few candidates; computing each (symbol, indicator, parameters) once and sharing it keeps a
+pipeline run to one TA-Lib call per series. Every series is as long as the panel (NaN on dates
+where the symbol has no bar) and causal, so a value at row t only depends on rows <= t.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import numpy as np
+
+from joe.analysis import indicators as ind
+from joe.analysis.panel import Panel
+
+_Key = tuple[str, str, tuple[object, ...]]
+
+
+class Features:
+    """Lazy, memoised indicator series for the symbols of one panel."""
+
+    def __init__(self, panel: Panel) -> None:
+        self.panel = panel
+        self._cache: dict[_Key, np.ndarray] = {}
+
+    def _get(
+        self, symbol: str, name: str, params: tuple[object, ...], make: Callable[[], np.ndarray]
+    ) -> np.ndarray:
+        key = (symbol, name, params)
+        got = self._cache.get(key)
+        if got is None:
+            got = make()
+            self._cache[key] = got
+        return got
+
+    def _ohlcv(self, symbol: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        j = self.panel.col(symbol)
+        p = self.panel
+        return p.open[:, j], p.high[:, j], p.low[:, j], p.close[:, j], p.volume[:, j]
+
+    def close(self, symbol: str) -> np.ndarray:
+        return self.panel.close[:, self.panel.col(symbol)]
+
+    def sma(self, symbol: str, period: int) -> np.ndarray:
+        return self._get(symbol, "sma", (period,), lambda: ind.sma(self.close(symbol), period))
+
+    def ema(self, symbol: str, period: int) -> np.ndarray:
+        return self._get(symbol, "ema", (period,), lambda: ind.ema(self.close(symbol), period))
+
+    def rsi(self, symbol: str, period: int = 14) -> np.ndarray:
+        return self._get(symbol, "rsi", (period,), lambda: ind.rsi(self.close(symbol), period))
+
+    def macd_hist(self, symbol: str) -> np.ndarray:
+        return self._get(symbol, "macd_hist", (), lambda: ind.macd(self.close(symbol))[2])
+
+    def atr(self, symbol: str, period: int = 14) -> np.ndarray:
+        def make() -> np.ndarray:
+            _, h, lo, c, _ = self._ohlcv(symbol)
+            return ind.atr(h, lo, c, period)
+
+        return self._get(symbol, "atr", (period,), make)
+
+    def adx(self, symbol: str, period: int = 14) -> np.ndarray:
+        def make() -> np.ndarray:
+            _, h, lo, c, _ = self._ohlcv(symbol)
+            return ind.adx(h, lo, c, period)
+
+        return self._get(symbol, "adx", (period,), make)
+
+    def bbands(self, symbol: str, period: int = 20, nbdev: float = 2.0) -> tuple[np.ndarray, np.ndarray]:
+        """(upper, lower) Bollinger bands."""
+        both = self._get(
+            symbol,
+            "bbands",
+            (period, nbdev),
+            lambda: np.vstack(ind.bbands(self.close(symbol), period, nbdev)[::2]),
+        )
+        return both[0], both[1]
+
+    def obv_slope(self, symbol: str, period: int = 20) -> np.ndarray:
+        """OBV change over `period` bars divided by the average volume of those bars."""
+
+        def make() -> np.ndarray:
+            _, _, _, c, v = self._ohlcv(symbol)
+            v = np.where(np.isfinite(c), np.nan_to_num(v, nan=0.0), np.nan)
+            o = ind.obv(c, v)
+            avg = ind.sma(v, period)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                return np.asarray((o - ind.shift(o, period)) / (avg * period))
+
+        return self._get(symbol, "obv_slope", (period,), make)
+
+    def avg_volume(self, symbol: str, period: int = 20) -> np.ndarray:
+        """Average volume of the `period` bars *before* each bar (today excluded)."""
+
+        def make() -> np.ndarray:
+            _, _, _, c, v = self._ohlcv(symbol)
+            v = np.where(np.isfinite(c), np.nan_to_num(v, nan=0.0), np.nan)
+            return ind.shift(ind.sma(v, period), 1)
+
+        return self._get(symbol, "avg_volume", (period,), make)
+
+    def volume(self, symbol: str) -> np.ndarray:
+        return self.panel.volume[:, self.panel.col(symbol)]
+
+    def prior_high(self, symbol: str, period: int) -> np.ndarray:
+        """Highest high of the `period` bars before each bar (today excluded)."""
+
+        def make() -> np.ndarray:
+            _, h, _, c, _ = self._ohlcv(symbol)
+            h = np.where(np.isfinite(c), h, np.nan)
+            return ind.on_valid(lambda x: ind.shift(ind.rolling_max(x, period), 1), h)[0]
+
+        return self._get(symbol, "prior_high", (period,), make)
+
+    def prior_low(self, symbol: str, period: int) -> np.ndarray:
+        """Lowest low of the `period` bars before each bar (today excluded)."""
+
+        def make() -> np.ndarray:
+            _, _, lo, c, _ = self._ohlcv(symbol)
+            lo = np.where(np.isfinite(c), lo, np.nan)
+            return ind.on_valid(lambda x: ind.shift(ind.rolling_min(x, period), 1), lo)[0]
+
+        return self._get(symbol, "prior_low", (period,), make)
+
+    def pct_change(self, symbol: str, period: int) -> np.ndarray:
+        return self._get(symbol, "pct_change", (period,), lambda: ind.pct_change(self.close(symbol), period))
+
+    def realised_vol(self, symbol: str, period: int = 20) -> np.ndarray:
+        return self._get(symbol, "rv", (period,), lambda: ind.realised_vol(self.close(symbol), period))
+
+    def gaps(self, symbol: str) -> np.ndarray:
+        def make() -> np.ndarray:
+            o, _, _, c, _ = self._ohlcv(symbol)
+            return ind.gaps(o, c)
+
+        return self._get(symbol, "gaps", (), make)
+
+    def log_returns(self, symbol: str) -> np.ndarray:
+        return self._get(symbol, "logret", (), lambda: ind.log_returns(self.close(symbol)))
+
+    def dollar_volume(self, symbol: str, period: int = 20) -> np.ndarray:
+        """Average close × volume over the last `period` bars with a known volume (today included)."""
+
+        def make() -> np.ndarray:
+            _, _, _, c, v = self._ohlcv(symbol)
+            return ind.sma(c * v, period)
+
+        return self._get(symbol, "dollar_volume", (period,), make)
+
+
+def at(series: np.ndarray, t: int) -> float:
+    """`series[t]` as a Python float (NaN when out of range)."""
+    if t < 0 or t >= len(series):
+        return math.nan
+    return float(series[t])
+
+
+def finite(*values: float) -> bool:
+    """True when every value is a finite number."""
+    return all(math.isfinite(v) for v in values)

@@ -1,0 +1,140 @@
+"""`analyse`: Regime → Scan → Score → Strategy → Risk, as one pure call with per-stage timings.
+
+Nothing here does I/O: frames and config in, an `AnalysisResult` out. Signals come back with the
+risk profiler's quantity and grade filled in; `approved` holds the ones not vetoed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+
+import pandas as pd
+
+from joe.analysis.features import Features
+from joe.analysis.panel import Panel
+from joe.analysis.regime import Regime, RegimeDetector
+from joe.analysis.risk import RiskAssessment, RiskProfiler
+from joe.analysis.scanner import MarketScanner, ScanResult
+from joe.analysis.scoring import InstrumentScore, ScoringEngine
+from joe.analysis.strategies.engine import StrategyEngine
+from joe.brokers.base import Sentiment
+from joe.config.schema import ExecutionConfig
+from joe.core.models import Instrument, Position, Signal
+
+STAGES: tuple[str, ...] = ("regime", "scan", "score", "strategy", "risk")
+
+
+@dataclass(frozen=True)
+class AnalysisResult:
+    """Everything one analysis run produced, with the seconds each stage took."""
+
+    as_of: pd.Timestamp
+    regime: Regime
+    scan: ScanResult
+    scores: list[InstrumentScore]
+    signals: list[Signal]
+    assessments: dict[str, RiskAssessment]
+    timings: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def approved(self) -> list[Signal]:
+        """Signals the risk profiler sized and did not veto, best first."""
+        return [s for s in self.signals if self.assessments[s.signal_id].approved]
+
+    @property
+    def total_seconds(self) -> float:
+        return sum(self.timings.values())
+
+
+def analyse(
+    panel: Panel,
+    spx: pd.DataFrame | pd.Series,
+    vix: pd.DataFrame | pd.Series | None,
+    sentiment: Mapping[str, Sentiment] | None,
+    config: ExecutionConfig,
+    equity: Decimal,
+    open_positions: Sequence[Position] = (),
+    as_of: datetime | pd.Timestamp | str | None = None,
+    *,
+    watchlists: Mapping[str, Sequence[str]] | None = None,
+    instruments: Mapping[str, Instrument] | None = None,
+    scans: Sequence[str] | None = None,
+    detector: RegimeDetector | None = None,
+    scorer: ScoringEngine | None = None,
+    engine: StrategyEngine | None = None,
+) -> AnalysisResult:
+    """Run the whole analysis at `as_of` (the panel's last date when None).
+
+    `spx`/`vix` are the index history and VIX closes for the regime; `sentiment` the client
+    positioning by symbol (may be empty); `instruments` give lot sizes for sizing.
+    """
+    pcfg = config.pipeline
+    timings: dict[str, float] = {}
+    t = panel.index_at(as_of)
+    date = panel.dates[t]
+
+    t0 = time.perf_counter()
+    regime = (detector or RegimeDetector()).detect(spx, vix, as_of=date)
+    t1 = time.perf_counter()
+    timings["regime"] = t1 - t0
+
+    scanner = MarketScanner(
+        watchlists=watchlists,
+        min_price=float(pcfg.min_price),
+        min_avg_dollar_volume=float(pcfg.min_avg_dollar_volume),
+    )
+    scan = scanner.scan(panel, scans=scans, as_of=date)
+    t2 = time.perf_counter()
+    timings["scan"] = t2 - t1
+
+    features = Features(panel)
+    scores = (scorer or ScoringEngine()).score(
+        panel, scan.candidates, sentiment, as_of_index=t, features=features
+    )
+    t3 = time.perf_counter()
+    timings["score"] = t3 - t2
+
+    strat = engine or StrategyEngine.from_config(pcfg)
+    raw_signals = strat.run(panel, scores, regime, as_of_index=t, features=features)
+    t4 = time.perf_counter()
+    timings["strategy"] = t4 - t3
+
+    profiler = RiskProfiler(config.risk)
+    instruments = instruments or {}
+    signals: list[Signal] = []
+    assessments: dict[str, RiskAssessment] = {}
+    # Approved signals join the book as the run goes, so later ones see their concentration.
+    book = list(open_positions)
+    for sig in raw_signals:
+        a = profiler.assess(
+            sig,
+            panel,
+            equity,
+            book,
+            regime,
+            instrument=instruments.get(sig.symbol),
+            as_of_index=t,
+            features=features,
+        )
+        assessments[sig.signal_id] = a
+        signals.append(dataclasses.replace(sig, quantity=a.quantity, risk_grade=a.grade))
+        if a.approved:
+            book.append(
+                Position(sig.symbol, a.quantity * sig.direction.sign, sig.entry, signal_id=sig.signal_id)
+            )
+    timings["risk"] = time.perf_counter() - t4
+
+    return AnalysisResult(
+        as_of=date,
+        regime=regime,
+        scan=scan,
+        scores=scores,
+        signals=signals,
+        assessments=assessments,
+        timings=timings,
+    )

@@ -1,0 +1,294 @@
+"""`RegimeDetector`: S&P 500 trend and volatility plus VIX → a labelled market regime.
+
+Evidence, for each date (all causal — only bars up to that date are used):
+  * trend: close vs its 200-day SMA, and the 20-day slope of the 50-day SMA;
+  * VIX level, its percentile over the last year, and its 5-day change;
+  * 20-day realised volatility of the index (annualised);
+  * drawdown from the 252-day closing high.
+
+A *stress* score in 0..1 is the weighted mean of five sub-scores, each mapped linearly onto 0..1
+between a calm and a stressed anchor (VIX 12→30, VIX percentile 0.5→1, VIX 5-day change 0→+50%,
+realised vol 10%→30%, drawdown 0→15%). The anchors are the conventional readings (VIX below ~12-15
+is calm, above 30 is panic); they are config, not fitted to any period. Where VIX is missing its
+sub-scores drop out and the others are re-weighted.
+
+Labels, first rule that matches:
+  1. CRISIS: VIX >= 30, or stress >= 0.70.
+  2. BEAR: close below the 200-day SMA and the 50-day SMA falling.
+  3. BULL_*: close above the 200-day SMA and the 50-day SMA rising → BULL_VOLATILE when VIX >= 20
+     or stress >= 0.40, else BULL_QUIET.
+  4. RANGE: everything else (trend signals disagree).
+A date is *stressed* when its label is BULL_VOLATILE, BEAR or CRISIS, or its stress is >= 0.40
+(a choppy, volatile range).
+Confidence is 0.5 + 0.5 × the margin by which the rule held (distance from its thresholds, scaled
+to 0..1), so a label barely over a boundary has confidence ~0.5.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from joe.analysis import indicators as ind
+from joe.analysis.panel import to_utc_index, to_utc_timestamp
+
+
+class RegimeLabel(StrEnum):
+    """Market regimes, from calm to panic."""
+
+    BULL_QUIET = "bull_quiet"
+    BULL_VOLATILE = "bull_volatile"
+    RANGE = "range"
+    BEAR = "bear"
+    CRISIS = "crisis"
+
+
+STRESSED_LABELS = frozenset({RegimeLabel.BULL_VOLATILE, RegimeLabel.BEAR, RegimeLabel.CRISIS})
+
+
+@dataclass(frozen=True)
+class RegimeConfig:
+    """Windows, anchors and thresholds of the detector (see the module docstring)."""
+
+    trend_sma: int = 200
+    slope_sma: int = 50
+    slope_window: int = 20
+    rv_window: int = 20
+    vix_pct_window: int = 252
+    vix_change_window: int = 5
+    drawdown_window: int = 252
+    vix_calm: float = 12.0
+    vix_crisis: float = 30.0
+    vix_elevated: float = 20.0
+    vix_pct_anchor: float = 0.5
+    vix_change_stressed: float = 0.5
+    rv_calm: float = 0.10
+    rv_stressed: float = 0.30
+    drawdown_stressed: float = 0.15
+    stress_crisis: float = 0.70
+    stress_volatile: float = 0.40
+    trend_full: float = 0.05  # 5% from the 200-day SMA = full trend conviction
+    slope_full: float = 0.02  # 2% move of the 50-day SMA over the slope window = full conviction
+    weights: dict[str, float] = field(
+        default_factory=lambda: {
+            "vix_level": 0.30,
+            "vix_pct": 0.20,
+            "vix_change": 0.15,
+            "rv": 0.20,
+            "drawdown": 0.15,
+        }
+    )
+
+
+@dataclass(frozen=True)
+class Regime:
+    """The regime on one date, with its confidence and the numbers it was read from."""
+
+    label: RegimeLabel
+    confidence: float
+    as_of: pd.Timestamp
+    evidence: dict[str, float]
+    stress_threshold: float = 0.40
+
+    @property
+    def stress(self) -> float:
+        """The 0..1 stress score (NaN when unknown)."""
+        return float(self.evidence.get("stress", float("nan")))
+
+    @property
+    def stressed(self) -> bool:
+        """Risk is elevated: a bull-volatile, bear or crisis label, or a range with high stress."""
+        return self.label in STRESSED_LABELS or self.stress >= self.stress_threshold
+
+    def describe(self) -> str:
+        """One readable line: label, confidence and the key numbers."""
+        e = self.evidence
+        return (
+            f"{self.label.value} (confidence {self.confidence:.2f}): S&P {e.get('close', float('nan')):.1f} "
+            f"vs 200d SMA {e.get('sma_trend', float('nan')):.1f}, VIX {e.get('vix', float('nan')):.1f} "
+            f"(pct {e.get('vix_pct', float('nan')):.2f}), "
+            f"realised vol {e.get('realised_vol', float('nan')):.1%}, "
+            f"stress {e.get('stress', float('nan')):.2f}"
+        )
+
+
+def _lin(x: np.ndarray, lo: float, hi: float) -> np.ndarray:
+    """Map x linearly onto 0..1 between lo and hi (clipped); NaN stays NaN."""
+    return np.clip((x - lo) / (hi - lo), 0.0, 1.0)
+
+
+def _close(frame: pd.DataFrame | pd.Series) -> pd.Series:
+    if isinstance(frame, pd.Series):
+        return frame.astype("float64")
+    for col in ("close", "Close", "vix", "VIX"):
+        if col in frame.columns:
+            return frame[col].astype("float64")
+    raise ValueError(f"no close column in {list(frame.columns)}")
+
+
+class RegimeDetector:
+    """Label the market regime from an S&P 500 (or proxy) history frame and VIX closes."""
+
+    def __init__(self, config: RegimeConfig | None = None) -> None:
+        self.config = config or RegimeConfig()
+
+    def label_history(
+        self, spx: pd.DataFrame | pd.Series, vix: pd.DataFrame | pd.Series | None = None
+    ) -> pd.DataFrame:
+        """Label every date with enough history (vectorised).
+
+        Columns: label (RegimeLabel value), confidence, stress, stressed, and the evidence
+        columns. Dates before the 200-day SMA exists are dropped. VIX is aligned to the index
+        dates by carrying its last close forward at most 3 days.
+        """
+        cfg = self.config
+        spx_close = _close(spx)
+        dates = to_utc_index(spx_close.index)
+        close = spx_close.to_numpy(np.float64)
+        if vix is not None:
+            v = _close(vix)
+            v.index = to_utc_index(v.index)
+            v = v[~v.index.duplicated(keep="last")].sort_index()
+            vix_arr = v.reindex(v.index.union(dates)).ffill(limit=3).reindex(dates).to_numpy(np.float64)
+        else:
+            vix_arr = np.full(len(close), np.nan)
+
+        sma_t = ind.sma(close, cfg.trend_sma)
+        sma_s = ind.sma(close, cfg.slope_sma)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            slope = sma_s / ind.shift(sma_s, cfg.slope_window) - 1.0
+            trend_dev = close / sma_t - 1.0
+            vix_chg = vix_arr / ind.shift(vix_arr, cfg.vix_change_window) - 1.0
+        rv = ind.realised_vol(close, cfg.rv_window)
+        dd = ind.drawdown(close, cfg.drawdown_window)
+        vix_pct = ind.rolling_percentile(vix_arr, cfg.vix_pct_window, min_periods=60)
+
+        subs = {
+            "vix_level": _lin(vix_arr, cfg.vix_calm, cfg.vix_crisis),
+            "vix_pct": _lin(vix_pct, cfg.vix_pct_anchor, 1.0),
+            "vix_change": _lin(vix_chg, 0.0, cfg.vix_change_stressed),
+            "rv": _lin(rv, cfg.rv_calm, cfg.rv_stressed),
+            "drawdown": _lin(np.nan_to_num(dd, nan=0.0), 0.0, cfg.drawdown_stressed),
+        }
+        num = np.zeros(len(close))
+        den = np.zeros(len(close))
+        for name, s in subs.items():
+            w = cfg.weights.get(name, 0.0)
+            ok = np.isfinite(s)
+            num += np.where(ok, s * w, 0.0)
+            den += np.where(ok, w, 0.0)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            stress = np.where(den > 0, num / den, np.nan)
+
+        vix_hi = np.nan_to_num(vix_arr, nan=0.0)
+        crisis = (vix_hi >= cfg.vix_crisis) | (stress >= cfg.stress_crisis)
+        bear = (trend_dev < 0) & (slope < 0)
+        bull = (trend_dev > 0) & (slope > 0)
+        volatile = (vix_hi >= cfg.vix_elevated) | (stress >= cfg.stress_volatile)
+        labels = np.select(
+            [crisis, bear, bull & volatile, bull],
+            [
+                RegimeLabel.CRISIS.value,
+                RegimeLabel.BEAR.value,
+                RegimeLabel.BULL_VOLATILE.value,
+                RegimeLabel.BULL_QUIET.value,
+            ],
+            default=RegimeLabel.RANGE.value,
+        )
+
+        t_strength = _lin(np.abs(trend_dev), 0.0, cfg.trend_full)
+        s_strength = _lin(np.abs(slope), 0.0, cfg.slope_full)
+        directional = np.minimum(t_strength, s_strength)
+        crisis_margin = np.maximum(
+            _lin(vix_hi, cfg.vix_crisis, cfg.vix_crisis + 10.0), _lin(stress, cfg.stress_crisis, 1.0)
+        )
+        margin = np.select(
+            [crisis, bear, bull & volatile, bull],
+            [
+                crisis_margin,
+                directional,
+                np.minimum(
+                    directional,
+                    np.maximum(
+                        _lin(vix_hi, cfg.vix_elevated, cfg.vix_crisis),
+                        _lin(stress, cfg.stress_volatile, cfg.stress_crisis),
+                    ),
+                ),
+                np.minimum(directional, _lin(cfg.stress_volatile - stress, 0.0, cfg.stress_volatile)),
+            ],
+            default=1.0 - np.maximum(t_strength, s_strength),
+        )
+        confidence = 0.5 + 0.5 * np.nan_to_num(margin, nan=0.0)
+
+        out = pd.DataFrame(
+            {
+                "label": labels,
+                "confidence": confidence,
+                "stress": stress,
+                "close": close,
+                "sma_trend": sma_t,
+                "trend_dev": trend_dev,
+                "sma_slope": slope,
+                "vix": vix_arr,
+                "vix_pct": vix_pct,
+                "vix_change": vix_chg,
+                "realised_vol": rv,
+                "drawdown": dd,
+            },
+            index=dates,
+        )
+        out["stressed"] = out["label"].isin([lab.value for lab in STRESSED_LABELS]) | (
+            out["stress"] >= cfg.stress_volatile
+        )
+        ready = np.isfinite(sma_t) & np.isfinite(slope) & np.isfinite(stress)
+        return out[ready]
+
+    def detect(
+        self,
+        spx: pd.DataFrame | pd.Series,
+        vix: pd.DataFrame | pd.Series | None = None,
+        as_of: datetime | pd.Timestamp | str | None = None,
+    ) -> Regime:
+        """The regime on the last date <= `as_of` (the last date when None).
+
+        Raises ValueError when there is not enough history (about 200 bars) to label it.
+        """
+        spx_close = _close(spx)
+        spx_close.index = to_utc_index(spx_close.index)
+        if as_of is not None:
+            spx_close = spx_close[spx_close.index <= to_utc_timestamp(as_of)]
+        if vix is not None and as_of is not None:
+            v = _close(vix)
+            v.index = to_utc_index(v.index)
+            vix = v[v.index <= to_utc_timestamp(as_of)]
+        hist = self.label_history(spx_close, vix)
+        if hist.empty:
+            raise ValueError("not enough index history to label the regime (need ~200 bars)")
+        row = hist.iloc[-1]
+        evidence: dict[str, Any] = {
+            k: float(row[k])
+            for k in (
+                "stress",
+                "close",
+                "sma_trend",
+                "trend_dev",
+                "sma_slope",
+                "vix",
+                "vix_pct",
+                "vix_change",
+                "realised_vol",
+                "drawdown",
+            )
+        }
+        return Regime(
+            label=RegimeLabel(row["label"]),
+            confidence=float(row["confidence"]),
+            as_of=pd.Timestamp(hist.index[-1]),
+            evidence=evidence,
+            stress_threshold=self.config.stress_volatile,
+        )

@@ -1,0 +1,253 @@
+"""`RiskProfiler`: five named risk dimensions → grade, veto and position size for a signal.
+
+Each dimension scores 0 (benign) .. 100 (extreme) and vetoes the trade when extreme:
+  * volatility: 20-day realised vol (20% → 0, 100% → 100; veto >= 150%) blended with ATR % of
+    price (1% → 0, 8% → 100).
+  * liquidity: 20-day average dollar volume (50M → 0, 0.5M → 100; veto below 100k), raised when
+    the position would be more than 1% of it (veto above 10%).
+  * concentration: 60-day return correlation with the open positions (|ρ| 0.3 → 0, 0.9 → 100)
+    and how full the book is; veto when the symbol is already held at `max_positions_per_symbol`
+    or the book is at `max_positions`.
+  * gap_event: 95th percentile of the last 60 opening gaps vs the stop distance (a stop that a
+    normal gap jumps through does not protect; veto when it is >= 1.5× the stop distance).
+  * regime_alignment: direction against the regime (a LONG in a bear market, a SHORT in a quiet
+    bull) scores high; a LONG in a CRISIS is vetoed.
+Grade from the mean score: A < 25 <= B < 45 <= C < 65 <= D. A grade worse than
+`config.min_risk_grade` is a veto too.
+
+Size: risk amount = equity × `risk_per_trade_pct`%; quantity = risk amount / stop distance,
+capped at `max_position_pct`% of equity in notional, rounded *down* to the lot size (1 share by
+default; crypto and FX allow fractions: step 0.0001 unless the instrument sets its own lot).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from decimal import ROUND_DOWN, Decimal
+
+import numpy as np
+
+from joe.analysis.features import Features, at, finite
+from joe.analysis.panel import Panel
+from joe.analysis.regime import Regime, RegimeLabel
+from joe.config.schema import RiskConfig
+from joe.core.models import ZERO, AssetClass, Direction, Instrument, Position, Signal
+
+DIMENSIONS: tuple[str, ...] = ("volatility", "liquidity", "concentration", "gap_event", "regime_alignment")
+GRADES: tuple[str, ...] = ("A", "B", "C", "D")
+FRACTIONAL_STEP = Decimal("0.0001")
+
+
+@dataclass(frozen=True)
+class DimensionScore:
+    """One risk dimension: 0 (benign) .. 100 (extreme), a veto flag and why."""
+
+    score: float
+    detail: str
+    veto: bool = False
+
+
+@dataclass(frozen=True)
+class RiskAssessment:
+    """The profiler's verdict on one signal."""
+
+    signal_id: str
+    symbol: str
+    dimensions: dict[str, DimensionScore]
+    grade: str
+    veto: bool
+    veto_reason: str
+    quantity: Decimal
+    risk_amount: Decimal
+    notional: Decimal = ZERO
+
+    @property
+    def approved(self) -> bool:
+        return not self.veto and self.quantity > 0
+
+
+def _lin(x: float, lo: float, hi: float) -> float:
+    """0..100 as x goes from lo to hi (either order), clipped."""
+    if not math.isfinite(x):
+        return 50.0
+    return 100.0 * max(0.0, min(1.0, (x - lo) / (hi - lo)))
+
+
+def grade_for(mean_score: float) -> str:
+    """Letter grade for a mean dimension score."""
+    if mean_score < 25:
+        return "A"
+    if mean_score < 45:
+        return "B"
+    if mean_score < 65:
+        return "C"
+    return "D"
+
+
+def lot_step(instrument: Instrument | None) -> Decimal:
+    """The quantity step: the instrument's lot, fractional for crypto/FX left at the default lot."""
+    if instrument is None:
+        return Decimal(1)
+    if instrument.asset_class in (AssetClass.CRYPTO, AssetClass.FX) and instrument.lot_size == Decimal(1):
+        return FRACTIONAL_STEP
+    return instrument.lot_size
+
+
+class RiskProfiler:
+    """Assess a signal against volatility, liquidity, concentration, gap risk and the regime."""
+
+    def __init__(self, config: RiskConfig | None = None) -> None:
+        self.config = config or RiskConfig.model_validate({})
+
+    def assess(
+        self,
+        signal: Signal,
+        panel: Panel,
+        equity: Decimal,
+        open_positions: Sequence[Position],
+        regime: Regime,
+        instrument: Instrument | None = None,
+        as_of_index: int | None = None,
+        features: Features | None = None,
+    ) -> RiskAssessment:
+        """Grade, veto and size `signal` at row `as_of_index` (the signal's date when None)."""
+        cfg = self.config
+        f = features or Features(panel)
+        t = panel.index_at(signal.as_of) if as_of_index is None else as_of_index
+        sym = signal.symbol
+        entry = float(signal.entry)
+        stop_dist = float(abs(signal.entry - signal.stop_loss))
+
+        # -- size first: liquidity and concentration look at the resulting position --
+        risk_amount = (equity * cfg.risk_per_trade_pct / Decimal(100)).quantize(Decimal("0.01"), ROUND_DOWN)
+        step = lot_step(instrument)
+        qty = ZERO
+        if stop_dist > 0 and equity > 0:
+            raw = risk_amount / abs(signal.entry - signal.stop_loss)
+            cap = equity * cfg.max_position_pct / Decimal(100) / signal.entry
+            qty = (min(raw, cap) / step).to_integral_value(ROUND_DOWN) * step
+        notional = qty * signal.entry
+
+        dims: dict[str, DimensionScore] = {}
+        if sym in panel:
+            dims["volatility"] = self._volatility(f, sym, t, entry)
+            dims["liquidity"] = self._liquidity(f, sym, t, float(notional))
+            dims["gap_event"] = self._gaps(f, sym, t, stop_dist / entry if entry > 0 else math.nan)
+        else:
+            for name in ("volatility", "liquidity", "gap_event"):
+                dims[name] = DimensionScore(100.0, "no history for the symbol", veto=True)
+        dims["concentration"] = self._concentration(f, panel, sym, t, open_positions)
+        dims["regime_alignment"] = self._regime(signal, regime)
+
+        mean = float(np.mean([dims[k].score for k in DIMENSIONS]))
+        grade = grade_for(mean)
+        vetoes = [f"{k}: {d.detail}" for k, d in dims.items() if d.veto]
+        if GRADES.index(grade) > GRADES.index(cfg.min_risk_grade):
+            vetoes.append(f"grade {grade} is below the minimum {cfg.min_risk_grade}")
+        if qty <= 0:
+            vetoes.append(
+                f"size rounds to zero (risk {risk_amount}, stop distance {stop_dist:.6g}, lot {step})"
+            )
+        return RiskAssessment(
+            signal_id=signal.signal_id,
+            symbol=sym,
+            dimensions={k: dims[k] for k in DIMENSIONS},
+            grade=grade,
+            veto=bool(vetoes),
+            veto_reason="; ".join(vetoes),
+            quantity=qty if not vetoes else ZERO,
+            risk_amount=risk_amount,
+            notional=notional if not vetoes else ZERO,
+        )
+
+    # -- dimensions ---------------------------------------------------------------------------
+
+    def _volatility(self, f: Features, sym: str, t: int, entry: float) -> DimensionScore:
+        rv = at(f.realised_vol(sym, 20), t)
+        atr = at(f.atr(sym), t)
+        atr_pct = atr / entry if finite(atr) and entry > 0 else math.nan
+        score = 0.5 * _lin(rv, 0.20, 1.00) + 0.5 * _lin(atr_pct, 0.01, 0.08)
+        veto = finite(rv) and rv >= 1.5
+        return DimensionScore(score, f"realised vol {rv:.0%}, ATR {atr_pct:.2%} of price", veto)
+
+    def _liquidity(self, f: Features, sym: str, t: int, notional: float) -> DimensionScore:
+        adv = at(f.dollar_volume(sym, 20), t)
+        if not finite(adv):
+            return DimensionScore(50.0, "volume unknown (close-only data)")
+        if adv <= 0:
+            return DimensionScore(100.0, "no traded volume", veto=True)
+        share = notional / adv
+        score = max(_lin(math.log10(adv), math.log10(50e6), math.log10(0.5e6)), _lin(share, 0.01, 0.10))
+        veto = adv < 100_000 or share > 0.10
+        return DimensionScore(score, f"avg dollar volume {adv:,.0f}, position {share:.2%} of it", veto)
+
+    def _gaps(self, f: Features, sym: str, t: int, stop_pct: float) -> DimensionScore:
+        g = f.gaps(sym)[max(0, t - 59) : t + 1]
+        g = np.abs(g[np.isfinite(g)])
+        if g.size < 10 or not finite(stop_pct) or stop_pct <= 0:
+            return DimensionScore(50.0, "too little gap history")
+        p95 = float(np.percentile(g, 95))
+        ratio = p95 / stop_pct
+        return DimensionScore(
+            _lin(ratio, 0.2, 1.0),
+            f"95th pct gap {p95:.2%} vs stop distance {stop_pct:.2%}",
+            veto=ratio >= 1.5,
+        )
+
+    def _concentration(
+        self, f: Features, panel: Panel, sym: str, t: int, positions: Sequence[Position]
+    ) -> DimensionScore:
+        cfg = self.config
+        held = [p for p in positions if p.quantity != 0]
+        same = sum(1 for p in held if p.symbol == sym)
+        if same >= cfg.max_positions_per_symbol:
+            return DimensionScore(100.0, f"already {same} position(s) in {sym}", veto=True)
+        if len(held) >= cfg.max_positions:
+            return DimensionScore(100.0, f"book full ({len(held)}/{cfg.max_positions} positions)", veto=True)
+        fill = len(held) / cfg.max_positions if cfg.max_positions else 1.0
+        corrs = self._correlations(f, panel, sym, t, {p.symbol for p in held})
+        worst = max((abs(c) for c in corrs.values()), default=0.0)
+        score = max(_lin(worst, 0.3, 0.9), 100.0 * fill * 0.6)
+        who = max(corrs, key=lambda k: abs(corrs[k])) if corrs else "-"
+        return DimensionScore(score, f"max |correlation| {worst:.2f} ({who}), {len(held)} open positions")
+
+    @staticmethod
+    def _correlations(f: Features, panel: Panel, sym: str, t: int, others: set[str]) -> Mapping[str, float]:
+        if sym not in panel:
+            return {}
+        lo = max(0, t - 59)
+        mine = f.log_returns(sym)[lo : t + 1]
+        out: dict[str, float] = {}
+        for o in sorted(others - {sym}):
+            if o not in panel:
+                continue
+            theirs = f.log_returns(o)[lo : t + 1]
+            ok = np.isfinite(mine) & np.isfinite(theirs)
+            if ok.sum() < 20 or np.std(mine[ok]) == 0 or np.std(theirs[ok]) == 0:
+                continue
+            out[o] = float(np.corrcoef(mine[ok], theirs[ok])[0, 1])
+        return out
+
+    @staticmethod
+    def _regime(signal: Signal, regime: Regime) -> DimensionScore:
+        long = signal.direction is Direction.LONG
+        lab = regime.label
+        c = regime.confidence
+        if lab is RegimeLabel.CRISIS:
+            if long:
+                return DimensionScore(100.0, "long entry in a crisis regime", veto=True)
+            return DimensionScore(40.0, "short with the crisis, but volatility is extreme")
+        table = {
+            RegimeLabel.BULL_QUIET: (5.0, 75.0),
+            RegimeLabel.BULL_VOLATILE: (30.0, 70.0),
+            RegimeLabel.RANGE: (35.0, 35.0),
+            RegimeLabel.BEAR: (80.0, 20.0),
+        }
+        base_long, base_short = table[lab]
+        base = base_long if long else base_short
+        # A low-confidence label pulls the score toward the neutral 50.
+        score = 50.0 + (base - 50.0) * c
+        side = "long" if long else "short"
+        return DimensionScore(score, f"{side} in a {lab.value} regime (confidence {c:.2f})")

@@ -1,0 +1,78 @@
+"""Breakout: a close through the prior N-day high (low) on heavy volume (Donchian / turtle style).
+
+LONG when close > the highest high of the previous 55 bars and volume >= 1.5× its 20-day average;
+SHORT mirrored on the 55-day low. Confidence grows with relative volume (1.5× → 3×) and ADX
+(15 → 40). Trails its stop.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from joe.analysis.features import Features, at, finite
+from joe.analysis.panel import Panel
+from joe.analysis.regime import RegimeLabel
+from joe.analysis.strategies.base import StrategyParams, build_signal, clamp01, px
+from joe.core.models import Direction, Signal
+
+
+@dataclass
+class Breakout:
+    """Close beyond the prior channel on volume."""
+
+    params: StrategyParams = field(default_factory=StrategyParams)
+    channel: int = 55
+    volume_multiple: float = 1.5
+    name: str = "breakout"
+    suited_regimes: frozenset[RegimeLabel] = frozenset(
+        {RegimeLabel.BULL_QUIET, RegimeLabel.BULL_VOLATILE, RegimeLabel.RANGE}
+    )
+
+    def generate(
+        self, panel: Panel, symbols: Sequence[str], as_of_index: int, features: Features | None = None
+    ) -> list[Signal]:
+        f = features or Features(panel)
+        t = as_of_index
+        out: list[Signal] = []
+        for sym in symbols:
+            close = at(f.close(sym), t)
+            hi, lo = at(f.prior_high(sym, self.channel), t), at(f.prior_low(sym, self.channel), t)
+            vol, avg_vol = at(f.volume(sym), t), at(f.avg_volume(sym), t)
+            atr = at(f.atr(sym, self.params.atr_period), t)
+            adx = at(f.adx(sym, self.params.atr_period), t)
+            if not finite(close, hi, lo, vol, avg_vol, atr) or avg_vol <= 0:
+                continue
+            rel_vol = vol / avg_vol
+            if rel_vol < self.volume_multiple:
+                continue
+            if close > hi:
+                direction, level, word = Direction.LONG, hi, "high"
+            elif close < lo:
+                direction, level, word = Direction.SHORT, lo, "low"
+            else:
+                continue
+            adx_txt = f"; ADX {adx:.0f}" if finite(adx) else ""
+            conf = 0.4 + 0.3 * clamp01((rel_vol - self.volume_multiple) / 1.5)
+            conf += 0.3 * clamp01((adx - 15.0) / 25.0) if finite(adx) else 0.0
+            reason = (
+                f"Close {px(close)} broke the {self.channel}-day {word} {px(level)} on {rel_vol:.1f}× "
+                f"average volume{adx_txt}; stop {self.params.atr_stop_multiple:g}× ATR {px(atr)}, trailing"
+            )
+            sig = build_signal(
+                strategy=self.name,
+                panel=panel,
+                symbol=sym,
+                t=t,
+                direction=direction,
+                entry=close,
+                atr=atr,
+                params=self.params,
+                confidence=conf,
+                reason=reason,
+                trail=True,
+                meta={"level": level, "rel_volume": rel_vol, "adx": adx},
+            )
+            if sig is not None:
+                out.append(sig)
+        return out

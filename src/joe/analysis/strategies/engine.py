@@ -1,0 +1,88 @@
+"""`StrategyEngine`: run the strategies that suit the regime on the best-scored instruments.
+
+Only instruments scoring at least `min_score` are considered, best first, at most `top_n` of them.
+When strategies disagree on a symbol (one LONG, one SHORT) the symbol is dropped: an ambiguous
+call is no call. When several agree, the most confident signal is kept and the others are named
+in its `meta["agreeing"]`. Signals are ranked by confidence × score and capped at `max_signals`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+
+from joe.analysis.features import Features
+from joe.analysis.panel import Panel
+from joe.analysis.regime import Regime
+from joe.analysis.scoring import InstrumentScore
+from joe.analysis.strategies.base import Strategy, StrategyParams
+from joe.analysis.strategies.breakout import Breakout
+from joe.analysis.strategies.mean_reversion import MeanReversion
+from joe.analysis.strategies.momentum import Momentum
+from joe.analysis.strategies.trend_following import TrendFollowing
+from joe.config.schema import PipelineConfig
+from joe.core.models import Signal
+
+
+def default_strategies(params: StrategyParams | None = None) -> list[Strategy]:
+    """The four built-in strategies sharing one exit geometry."""
+    p = params or StrategyParams()
+    return [TrendFollowing(params=p), MeanReversion(params=p), Breakout(params=p), Momentum(params=p)]
+
+
+class StrategyEngine:
+    """Match strategies to the regime and turn the top scores into ranked signals."""
+
+    def __init__(
+        self,
+        strategies: Sequence[Strategy] | None = None,
+        min_score: float = 55.0,
+        top_n: int = 20,
+        max_signals: int = 10,
+    ) -> None:
+        self.strategies = list(strategies) if strategies is not None else default_strategies()
+        self.min_score = min_score
+        self.top_n = top_n
+        self.max_signals = max_signals
+
+    @classmethod
+    def from_config(cls, cfg: PipelineConfig) -> StrategyEngine:
+        """An engine with the pipeline section's thresholds and exit geometry."""
+        params = StrategyParams(atr_stop_multiple=cfg.atr_stop_multiple, reward_risk=cfg.reward_risk)
+        return cls(default_strategies(params), cfg.min_score, cfg.top_n, cfg.max_signals)
+
+    def active(self, regime: Regime) -> list[Strategy]:
+        """The strategies that suit `regime`."""
+        return [s for s in self.strategies if regime.label in s.suited_regimes]
+
+    def run(
+        self,
+        panel: Panel,
+        scored: Sequence[InstrumentScore],
+        regime: Regime,
+        as_of_index: int | None = None,
+        features: Features | None = None,
+    ) -> list[Signal]:
+        """Signals at row `as_of_index` (the last row when None), best first."""
+        t = panel.n_dates - 1 if as_of_index is None else as_of_index
+        f = features or Features(panel)
+        ranked = sorted((s for s in scored if s.total >= self.min_score), key=lambda s: (-s.total, s.symbol))
+        chosen = ranked[: self.top_n]
+        score_of = {s.symbol: s.total for s in chosen}
+        symbols = [s.symbol for s in chosen]
+        by_symbol: dict[str, list[Signal]] = {}
+        for strat in self.active(regime):
+            for sig in strat.generate(panel, symbols, t, f):
+                by_symbol.setdefault(sig.symbol, []).append(sig)
+
+        out: list[Signal] = []
+        for sym, sigs in by_symbol.items():
+            if len({s.direction for s in sigs}) > 1:
+                continue
+            best = max(sigs, key=lambda s: (s.confidence, s.strategy))
+            meta = dict(best.meta)
+            meta["regime"] = regime.label.value
+            meta["agreeing"] = sorted(s.strategy for s in sigs if s is not best)
+            out.append(dataclasses.replace(best, score=score_of[sym], meta=meta))
+        out.sort(key=lambda s: (-(s.confidence * (s.score or 0.0)), s.symbol))
+        return out[: self.max_signals]

@@ -1,0 +1,77 @@
+"""Mean reversion: fade a stretched move outside the Bollinger bands.
+
+LONG when close < lower band (20, 2σ) and RSI(14) <= 35; SHORT when close > upper band and
+RSI(14) >= 65. Confidence grows with the RSI extreme (35 → 15) and the overshoot past the band
+in ATR units (0 → 1 ATR). No trailing stop: the trade expects a snap back, not a run.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from joe.analysis.features import Features, at, finite
+from joe.analysis.panel import Panel
+from joe.analysis.regime import RegimeLabel
+from joe.analysis.strategies.base import StrategyParams, build_signal, clamp01, px
+from joe.core.models import Direction, Signal
+
+
+@dataclass
+class MeanReversion:
+    """Bollinger band + RSI extremes, faded."""
+
+    params: StrategyParams = field(default_factory=StrategyParams)
+    band_period: int = 20
+    band_dev: float = 2.0
+    rsi_low: float = 35.0
+    rsi_high: float = 65.0
+    name: str = "mean_reversion"
+    suited_regimes: frozenset[RegimeLabel] = frozenset({RegimeLabel.RANGE, RegimeLabel.BULL_QUIET})
+
+    def generate(
+        self, panel: Panel, symbols: Sequence[str], as_of_index: int, features: Features | None = None
+    ) -> list[Signal]:
+        f = features or Features(panel)
+        t = as_of_index
+        out: list[Signal] = []
+        for sym in symbols:
+            close = at(f.close(sym), t)
+            upper_s, lower_s = f.bbands(sym, self.band_period, self.band_dev)
+            upper, lower = at(upper_s, t), at(lower_s, t)
+            rsi = at(f.rsi(sym), t)
+            atr = at(f.atr(sym, self.params.atr_period), t)
+            if not finite(close, upper, lower, rsi, atr) or atr <= 0:
+                continue
+            if close < lower and rsi <= self.rsi_low:
+                direction, band, over, rsi_depth = Direction.LONG, lower, lower - close, self.rsi_low - rsi
+                where = "below the lower"
+            elif close > upper and rsi >= self.rsi_high:
+                direction, band, over, rsi_depth = Direction.SHORT, upper, close - upper, rsi - self.rsi_high
+                where = "above the upper"
+            else:
+                continue
+            conf = 0.4 + 0.3 * clamp01(rsi_depth / 20.0) + 0.3 * clamp01(over / atr)
+            reason = (
+                f"Close {px(close)} {where} Bollinger band {px(band)} "
+                f"({self.band_period}, {self.band_dev:g}σ) "
+                f"with RSI {rsi:.1f}; fading back toward the mean; stop {self.params.atr_stop_multiple:g}× "
+                f"ATR {px(atr)}"
+            )
+            sig = build_signal(
+                strategy=self.name,
+                panel=panel,
+                symbol=sym,
+                t=t,
+                direction=direction,
+                entry=close,
+                atr=atr,
+                params=self.params,
+                confidence=conf,
+                reason=reason,
+                trail=False,
+                meta={"rsi": rsi, "band": band},
+            )
+            if sig is not None:
+                out.append(sig)
+        return out

@@ -1,0 +1,79 @@
+"""Momentum: buy 6-month winners that are still accelerating (sell losers, mirrored).
+
+LONG when the 126-bar return >= +10%, close > SMA(50), MACD histogram > 0 and RSI(14) in 50..75
+(strong but not exhausted); SHORT when the return <= -10%, close < SMA(50), histogram < 0 and RSI
+in 25..50. Confidence grows with the return (10% → 40%) and the histogram in ATR units. Trails.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from joe.analysis.features import Features, at, finite
+from joe.analysis.panel import Panel
+from joe.analysis.regime import RegimeLabel
+from joe.analysis.strategies.base import StrategyParams, build_signal, clamp01, px
+from joe.core.models import Direction, Signal
+
+
+@dataclass
+class Momentum:
+    """Relative strength over 126 bars confirmed by MACD and RSI."""
+
+    params: StrategyParams = field(default_factory=StrategyParams)
+    lookback: int = 126
+    min_return: float = 0.10
+    name: str = "momentum"
+    suited_regimes: frozenset[RegimeLabel] = frozenset(
+        {RegimeLabel.BULL_QUIET, RegimeLabel.BULL_VOLATILE, RegimeLabel.BEAR}
+    )
+
+    def generate(
+        self, panel: Panel, symbols: Sequence[str], as_of_index: int, features: Features | None = None
+    ) -> list[Signal]:
+        f = features or Features(panel)
+        t = as_of_index
+        out: list[Signal] = []
+        for sym in symbols:
+            close = at(f.close(sym), t)
+            ret = at(f.pct_change(sym, self.lookback), t)
+            sma = at(f.sma(sym, 50), t)
+            hist = at(f.macd_hist(sym), t)
+            rsi = at(f.rsi(sym), t)
+            atr = at(f.atr(sym, self.params.atr_period), t)
+            if not finite(close, ret, sma, hist, rsi, atr) or atr <= 0:
+                continue
+            if ret >= self.min_return and close > sma and hist > 0 and 50.0 <= rsi <= 75.0:
+                direction = Direction.LONG
+            elif ret <= -self.min_return and close < sma and hist < 0 and 25.0 <= rsi <= 50.0:
+                direction = Direction.SHORT
+            else:
+                continue
+            conf = (
+                0.4
+                + 0.3 * clamp01((abs(ret) - self.min_return) / 0.30)
+                + 0.3 * clamp01(abs(hist) / (0.5 * atr))
+            )
+            reason = (
+                f"{self.lookback}-day return {ret:+.1%} with close {px(close)} "
+                f"{'above' if direction is Direction.LONG else 'below'} SMA50 {px(sma)}, MACD histogram "
+                f"{hist:+.3g}, RSI {rsi:.1f}; stop {self.params.atr_stop_multiple:g}× ATR {px(atr)}, trailing"
+            )
+            sig = build_signal(
+                strategy=self.name,
+                panel=panel,
+                symbol=sym,
+                t=t,
+                direction=direction,
+                entry=close,
+                atr=atr,
+                params=self.params,
+                confidence=conf,
+                reason=reason,
+                trail=True,
+                meta={"return": ret, "rsi": rsi, "macd_hist": hist},
+            )
+            if sig is not None:
+                out.append(sig)
+        return out

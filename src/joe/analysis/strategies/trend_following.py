@@ -1,0 +1,75 @@
+"""Trend following: ride an established, strong trend with an ATR trailing stop.
+
+LONG when close > EMA(20) > SMA(50), the EMA(20) is higher than 5 bars ago and ADX >= 20;
+SHORT mirrored. Confidence grows with ADX (20 → 40) and the distance from the SMA(50) (0 → 10%).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from joe.analysis.features import Features, at, finite
+from joe.analysis.panel import Panel
+from joe.analysis.regime import RegimeLabel
+from joe.analysis.strategies.base import StrategyParams, build_signal, clamp01, px
+from joe.core.models import Direction, Signal
+
+
+@dataclass
+class TrendFollowing:
+    """EMA/SMA alignment plus ADX strength; trails its stop."""
+
+    params: StrategyParams = field(default_factory=StrategyParams)
+    fast: int = 20
+    slow: int = 50
+    adx_min: float = 20.0
+    name: str = "trend_following"
+    suited_regimes: frozenset[RegimeLabel] = frozenset(
+        {RegimeLabel.BULL_QUIET, RegimeLabel.BULL_VOLATILE, RegimeLabel.BEAR, RegimeLabel.CRISIS}
+    )
+
+    def generate(
+        self, panel: Panel, symbols: Sequence[str], as_of_index: int, features: Features | None = None
+    ) -> list[Signal]:
+        f = features or Features(panel)
+        t = as_of_index
+        out: list[Signal] = []
+        for sym in symbols:
+            close = at(f.close(sym), t)
+            ema_s = f.ema(sym, self.fast)
+            fast, fast_prev = at(ema_s, t), at(ema_s, t - 5)
+            slow = at(f.sma(sym, self.slow), t)
+            adx = at(f.adx(sym, self.params.atr_period), t)
+            atr = at(f.atr(sym, self.params.atr_period), t)
+            if not finite(close, fast, fast_prev, slow, adx, atr) or adx < self.adx_min:
+                continue
+            if close > fast > slow and fast > fast_prev:
+                direction, rel = Direction.LONG, "above"
+            elif close < fast < slow and fast < fast_prev:
+                direction, rel = Direction.SHORT, "below"
+            else:
+                continue
+            conf = 0.4 + 0.3 * clamp01((adx - 20.0) / 20.0) + 0.3 * clamp01(abs(close / slow - 1.0) / 0.10)
+            reason = (
+                f"Close {px(close)} {rel} EMA{self.fast} {px(fast)} {rel} SMA{self.slow} {px(slow)}, "
+                f"EMA{self.fast} {'rising' if direction is Direction.LONG else 'falling'}; ADX {adx:.1f}; "
+                f"stop {self.params.atr_stop_multiple:g}× ATR {px(atr)}, trailing"
+            )
+            sig = build_signal(
+                strategy=self.name,
+                panel=panel,
+                symbol=sym,
+                t=t,
+                direction=direction,
+                entry=close,
+                atr=atr,
+                params=self.params,
+                confidence=conf,
+                reason=reason,
+                trail=True,
+                meta={"adx": adx, "ema_fast": fast, "sma_slow": slow},
+            )
+            if sig is not None:
+                out.append(sig)
+        return out

@@ -1,0 +1,165 @@
+"""`joe mode [--json]`: print the resolved trading mode and every live gate with PASS/FAIL and why.
+
+The lead's main app mounts it with `register(app, track_record_provider=..., audit_factory=...)`;
+`app` below is a standalone single-command Typer app (used by the tests).
+Secret values are never printed: credentials show as "set" or "missing".
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from joe.config.loader import load_execution_config_tolerant
+from joe.config.mode import ModeDecision, TrackRecord, mask_account, resolve_mode
+from joe.config.settings import SECRET_FIELDS, Settings, env_names, load_settings
+from joe.core.events import AuditSink
+
+TrackRecordProvider = Callable[[Settings], TrackRecord | None]
+AuditFactory = Callable[[Settings], AuditSink | None]
+
+# Credentials shown as set/missing (never their values).
+_CREDENTIAL_FIELDS = (
+    "capital_api_key",
+    "capital_identifier",
+    "capital_password",
+    "capital_account_id",
+    "ibkr_account",
+    "gemini_api_key",
+    "telegram_bot_token",
+    "telegram_chat_id",
+    "discord_webhook_url",
+)
+
+
+def tty_confirm() -> Callable[[str], str] | None:
+    """An interactive "type the account id" prompt when stdin is a terminal, else None (unattended)."""
+    if not sys.stdin.isatty():
+        return None
+
+    def ask(prompt: str) -> str:
+        return str(typer.prompt(prompt, default="", show_default=False))
+
+    return ask
+
+
+def credential_status(settings: Settings) -> dict[str, str]:
+    """Env var name → "set" / "missing" for the credentials Joe knows about."""
+    names = env_names()
+    out = {}
+    for field in _CREDENTIAL_FIELDS:
+        value = getattr(settings, field)
+        if field in SECRET_FIELDS and value is not None:
+            value = value.get_secret_value()
+        out[names[field]] = "set" if value and str(value).strip() else "missing"
+    return out
+
+
+def decide(
+    *,
+    track_record_provider: TrackRecordProvider | None = None,
+    audit: AuditSink | None = None,
+    confirm: Callable[[str], str] | None = None,
+    environ: Mapping[str, str] | None = None,
+    env_file: Path | None = None,
+) -> tuple[Settings, ModeDecision, str]:
+    """Load settings and the tolerant config, get the track record, resolve. Never raises."""
+    settings = load_settings(environ, env_file)
+    config, problems = load_execution_config_tolerant(settings.config_path, audit=audit)
+    record: TrackRecord | None = None
+    if track_record_provider is not None:
+        try:
+            record = track_record_provider(settings)
+        except Exception:
+            record = None  # the track-record gate then fails with "no store"
+    decision = resolve_mode(settings, config, record, confirm=confirm, audit=audit, config_problems=problems)
+    return settings, decision, str(settings.config_path)
+
+
+def render_json(settings: Settings, decision: ModeDecision, config_path: str) -> str:
+    """The `--json` document."""
+    doc: dict[str, Any] = decision.to_dict()
+    doc["account_id"] = mask_account(decision.account_id)
+    doc["config_path"] = config_path
+    doc["credentials"] = credential_status(settings)
+    return json.dumps(doc, indent=2, sort_keys=True)
+
+
+def render_table(console: Console, settings: Settings, decision: ModeDecision, config_path: str) -> None:
+    """The human-readable view: mode, gates, reasons, credentials."""
+    colour = {"paper": "green", "shadow": "yellow", "live": "bold red"}[decision.mode.value]
+    console.print(
+        f"Mode: [{colour}]{decision.mode.value.upper()}[/]  (TRADING_MODE={decision.requested[:40]!r}, "
+        f"broker={decision.broker}, real money={'yes' if decision.real_money else 'no'}, "
+        f"config={config_path})",
+        soft_wrap=True,
+    )
+    table = Table("gate", "result", "why", title="live gates")
+    for gate in decision.gates:
+        result = "[green]PASS[/]" if gate.passed else "[red]FAIL[/]"
+        table.add_row(gate.name, result, Text(gate.detail))
+    console.print(table)
+    for reason in decision.reasons:
+        console.print(f"- {reason}", markup=False, soft_wrap=True)
+    creds = ", ".join(f"{k}={v}" for k, v in credential_status(settings).items())
+    console.print(f"credentials: {creds}", markup=False, soft_wrap=True)
+
+
+def mode_command(
+    json_out: bool = False,
+    *,
+    track_record_provider: TrackRecordProvider | None = None,
+    audit_factory: AuditFactory | None = None,
+    environ: Mapping[str, str] | None = None,
+    env_file: Path | None = None,
+    console: Console | None = None,
+) -> ModeDecision:
+    """Resolve and print the mode. Read-only: never prompts (confirmation comes from JOE_LIVE_CONFIRM)."""
+    audit: AuditSink | None = None
+    if audit_factory is not None:
+        try:
+            audit = audit_factory(load_settings(environ, env_file))
+        except Exception:
+            audit = None
+    settings, decision, config_path = decide(
+        track_record_provider=track_record_provider, audit=audit, environ=environ, env_file=env_file
+    )
+    if json_out:
+        typer.echo(render_json(settings, decision, config_path))
+    else:
+        render_table(console or Console(), settings, decision, config_path)
+    return decision
+
+
+def register(
+    app: typer.Typer,
+    *,
+    track_record_provider: TrackRecordProvider | None = None,
+    audit_factory: AuditFactory | None = None,
+    name: str = "mode",
+) -> None:
+    """Add the `mode` command to `app` (the lead's main `joe` app)."""
+
+    @app.command(name, help="Show the resolved trading mode and each live gate with PASS/FAIL and why.")
+    def _mode(json_out: bool = typer.Option(False, "--json", help="print a JSON object")) -> None:
+        mode_command(json_out, track_record_provider=track_record_provider, audit_factory=audit_factory)
+
+
+def make_app(
+    *, track_record_provider: TrackRecordProvider | None = None, audit_factory: AuditFactory | None = None
+) -> typer.Typer:
+    """A standalone app whose only command is `mode` (invoked without a sub-command name)."""
+    standalone = typer.Typer(add_completion=False)
+    register(standalone, track_record_provider=track_record_provider, audit_factory=audit_factory)
+    return standalone
+
+
+app = make_app()

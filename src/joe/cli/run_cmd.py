@@ -1,0 +1,93 @@
+"""`joe run --once`: the research pipeline and paper trader with a rich progress display."""
+
+from __future__ import annotations
+
+import sys
+from datetime import date, datetime
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from joe.cli.exit_codes import ExitCode
+from joe.runtime.bootstrap import bootstrap
+from joe.runtime.run_once import LiveModeUnavailable, RunOptions, run_once_sync
+
+
+class RichProgress:
+    """Prints each stage as it starts, with the time since the run began."""
+
+    def __init__(self, console: Console) -> None:
+        self.console = console
+        self.t0 = datetime.now()
+        self._status = console.status("starting")
+        self._status.start()
+
+    def stage(self, name: str, detail: str = "") -> None:
+        elapsed = (datetime.now() - self.t0).total_seconds()
+        self.console.log(f"[bold]{name}[/] {detail}  [dim]+{elapsed:.2f}s[/]")
+        self._status.update(f"{name}: {detail}")
+
+    def stop(self) -> None:
+        self._status.stop()
+
+
+def run_command(
+    once: Annotated[
+        bool, typer.Option("--once", help="Run the pipeline once and exit (the only mode today).")
+    ] = False,
+    broker: Annotated[
+        str, typer.Option(help="Market data and execution venue: sim, capital or ibkr.")
+    ] = "sim",
+    source: Annotated[
+        str, typer.Option(help="With --broker sim: sample, csv:PATH or parquet:PATH.")
+    ] = "sample",
+    as_of: Annotated[
+        str | None, typer.Option("--as-of", help="Analyse as of this date (YYYY-MM-DD).")
+    ] = None,
+    push: Annotated[bool, typer.Option("--push", help="Send the run summary to Telegram/Discord.")] = False,
+    scan: Annotated[str | None, typer.Option(help="Universe scan or watchlist name of the source.")] = None,
+) -> None:
+    """Run Regime → Scan → Score → Strategy → Risk → Signal → paper trades → report."""
+    console = Console(stderr=True)
+    if not once:
+        console.print("The daemon is not built yet: use `joe run --once`.")
+        raise typer.Exit(ExitCode.USAGE)
+    if broker not in ("sim", "capital", "ibkr"):
+        console.print(f"--broker must be sim, capital or ibkr, not {broker!r}")
+        raise typer.Exit(ExitCode.USAGE)
+    try:
+        as_of_date = date.fromisoformat(as_of) if as_of else None
+    except ValueError:
+        console.print(f"--as-of must be a date like 2018-12-31, not {as_of!r}")
+        raise typer.Exit(ExitCode.USAGE) from None
+    rt = bootstrap(broker=broker)
+    if rt.decision.fell_back:
+        console.print(f"[yellow]Paper mode[/]: {'; '.join(rt.decision.reasons)}", soft_wrap=True)
+    progress = RichProgress(console)
+    try:
+        outcome = run_once_sync(rt, RunOptions(broker, source, as_of_date, push, scan), progress)
+    except LiveModeUnavailable as exc:
+        progress.stop()
+        console.print(f"[red]Refused[/]: {exc}", soft_wrap=True)
+        raise typer.Exit(ExitCode.REFUSED) from None
+    except Exception as exc:
+        progress.stop()
+        rt.audit.record("run.failed", {"error": f"{type(exc).__name__}: {exc}"})
+        console.print(f"[red]Run failed[/]: {type(exc).__name__}: {exc}", soft_wrap=True)
+        raise typer.Exit(ExitCode.FAILED) from None
+    finally:
+        rt.close()
+    progress.stop()
+    total = sum(v for k, v in outcome.timings.items())
+    console.print(
+        f"[green]Done[/] {outcome.mode} run {outcome.run_id} as of {outcome.as_of}: regime {outcome.regime}, "
+        f"{outcome.signals} signals, {outcome.opened} opened, {outcome.closed} closed ({total:.2f}s)",
+        soft_wrap=True,
+    )
+    for w in outcome.warnings:
+        console.print(f"[yellow]warning[/]: {w}", soft_wrap=True)
+    if push:
+        console.print(f"alerts delivered to {outcome.alerts_delivered} channel(s)")
+    # The report path goes to stdout so scripts can capture it.
+    sys.stdout.write(f"Report: {outcome.report.html}\n")

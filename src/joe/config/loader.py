@@ -1,0 +1,262 @@
+"""Load and validate `config/execution.yaml`.
+
+Errors are one line and name the file, the key path and what was expected, e.g.
+`config/execution.yaml: risk.max_positions: expected an integer >= 0, got 'ten'`.
+`load_execution_config` raises `ConfigError`; `load_execution_config_tolerant` (what the CLI and
+the daemon use) returns safe defaults instead — `live.enabled` false, hence paper — plus the problem.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import types
+import typing
+from dataclasses import dataclass
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import annotated_types
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from joe.config.schema import ExecutionConfig
+from joe.core.events import AuditSink
+
+
+@dataclass(frozen=True, slots=True)
+class ConfigProblem:
+    """One thing wrong with (or notable about) the config file; `str()` is the one-line message."""
+
+    file: str
+    key: str  # dotted key path, "" when it concerns the whole file
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.file}: {self.key}: {self.message}" if self.key else f"{self.file}: {self.message}"
+
+
+class ConfigError(ValueError):
+    """`config/execution.yaml` is malformed or violates the schema. The message is one line."""
+
+    def __init__(self, problems: list[ConfigProblem]) -> None:
+        self.problems = problems
+        super().__init__(_one_line("; ".join(str(p) for p in problems)))
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """SafeLoader that rejects duplicate keys (PyYAML silently keeps the last one)."""
+
+
+def _construct_mapping(
+    loader: _UniqueKeyLoader, node: yaml.MappingNode, deep: bool = False
+) -> dict[Any, Any]:
+    seen: set[Any] = set()
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node, deep=deep)  # type: ignore[no-untyped-call]
+        if key in seen:
+            raise yaml.constructor.ConstructorError(None, None, f"duplicate key {key!r}", key_node.start_mark)
+        seen.add(key)
+    return loader.construct_mapping(node, deep=deep)
+
+
+_UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+
+
+def _yaml_key_path(text: str, stop: int) -> str:
+    """Best-effort dotted key path open at character offset `stop` (for messages only)."""
+    # Each frame: [is_mapping, current key or sequence index, expecting a key next]
+    stack: list[list[Any]] = []
+
+    def node_started() -> None:
+        if stack and stack[-1][0]:
+            stack[-1][2] = False
+        elif stack:
+            stack[-1][1] += 1
+
+    def node_done() -> None:
+        if stack and stack[-1][0]:
+            stack[-1][2] = True
+
+    try:
+        for event in yaml.parse(text, Loader=yaml.SafeLoader):
+            if event.start_mark is not None and event.start_mark.index >= stop:
+                break
+            if isinstance(event, yaml.ScalarEvent | yaml.AliasEvent):
+                if stack and stack[-1][0] and stack[-1][2]:
+                    stack[-1][1] = event.value if isinstance(event, yaml.ScalarEvent) else "?"
+                    stack[-1][2] = False
+                else:
+                    node_started()
+                    node_done()
+            elif isinstance(event, yaml.MappingStartEvent | yaml.SequenceStartEvent):
+                node_started()
+                is_map = isinstance(event, yaml.MappingStartEvent)
+                stack.append([is_map, None if is_map else -1, True])
+            elif isinstance(event, yaml.MappingEndEvent | yaml.SequenceEndEvent):
+                stack.pop()
+                node_done()
+    except yaml.YAMLError:
+        pass
+    parts = [
+        str(key) if is_map else f"[{key}]"
+        for is_map, key, expecting in stack
+        if key is not None and not (is_map and expecting)
+    ]
+    return ".".join(parts).replace(".[", "[")
+
+
+def _yaml_problem(file: str, text: str, exc: yaml.YAMLError) -> ConfigProblem:
+    mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+    where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
+    what = getattr(exc, "problem", None) or str(exc)
+    key = _yaml_key_path(text, mark.index if mark is not None else len(text))
+    duplicate = isinstance(what, str) and what.startswith("duplicate key ")
+    if duplicate and isinstance(exc, yaml.constructor.ConstructorError) and mark is not None:
+        name = what.removeprefix("duplicate key ").strip("'\"")
+        key = f"{key}.{name}" if key else name
+    return ConfigProblem(file, key, _one_line(f"malformed YAML at {where}{what}"))
+
+
+_CONSTRAINT_WORDS = (
+    (annotated_types.Ge, "ge", ">="),
+    (annotated_types.Gt, "gt", ">"),
+    (annotated_types.Le, "le", "<="),
+    (annotated_types.Lt, "lt", "<"),
+)
+
+
+def _describe_type(annotation: Any) -> str:
+    origin = typing.get_origin(annotation)
+    if origin is typing.Literal:
+        return "one of " + ", ".join(repr(a) for a in typing.get_args(annotation))
+    if origin in (typing.Union, types.UnionType):
+        return " or ".join(_describe_type(a) for a in typing.get_args(annotation) if a is not type(None))
+    if isinstance(annotation, type):
+        if issubclass(annotation, BaseModel):
+            return "a mapping of " + ", ".join(annotation.model_fields)
+        if issubclass(annotation, bool):
+            return "true or false"
+        if issubclass(annotation, int):
+            return "an integer"
+        if issubclass(annotation, float | Decimal):
+            return "a number"
+        if issubclass(annotation, str):
+            return "a string"
+    return str(annotation)
+
+
+def _expected(loc: tuple[Any, ...]) -> str | None:
+    """What the schema expects at `loc`, e.g. 'an integer >= 0'; None if `loc` is not a field."""
+    model: Any = ExecutionConfig
+    info = None
+    for part in loc:
+        if not (isinstance(model, type) and issubclass(model, BaseModel)) or part not in model.model_fields:
+            return None
+        info = model.model_fields[part]
+        model = info.annotation
+    if info is None:
+        return None
+    words = [_describe_type(info.annotation)]
+    for meta in info.metadata:
+        for cls, attr, symbol in _CONSTRAINT_WORDS:
+            if isinstance(meta, cls):
+                words.append(f"{symbol} {getattr(meta, attr)}")
+    return " ".join(words[:1]) + (" " + " and ".join(words[1:]) if len(words) > 1 else "")
+
+
+def _got(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _schema_problems(file: str, exc: ValidationError) -> list[ConfigProblem]:
+    problems = []
+    for err in exc.errors():
+        loc = tuple(err["loc"])
+        key = ".".join(str(p) for p in loc)
+        if err["type"] == "extra_forbidden":
+            parent = _expected(loc[:-1]) if len(loc) > 1 else _describe_type(ExecutionConfig)
+            allowed = parent.removeprefix("a mapping of ") if parent else "see schema"
+            message = f"unknown key (allowed here: {allowed})"
+        else:
+            expected = _expected(loc) or err["msg"]
+            got = "" if err["type"] == "missing" else f", got {_got(err.get('input'))}"
+            message = f"expected {expected}{got}"
+        problems.append(ConfigProblem(file, key, _one_line(message)))
+    return problems
+
+
+def parse_execution_config(text: str, file: str = "config/execution.yaml") -> ExecutionConfig:
+    """Validate YAML text against the schema; raises `ConfigError` (one line) on any problem."""
+    try:
+        data = yaml.load(text, Loader=_UniqueKeyLoader)
+    except yaml.YAMLError as exc:
+        raise ConfigError([_yaml_problem(file, text, exc)]) from None
+    if data is None:
+        data = {}  # an empty file means "all defaults"
+    if not isinstance(data, dict):
+        raise ConfigError(
+            [ConfigProblem(file, "", f"expected a mapping at top level, got {type(data).__name__}")]
+        )
+    try:
+        return ExecutionConfig.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(_schema_problems(file, exc)) from None
+
+
+def load_execution_config(path: Path | str) -> tuple[ExecutionConfig, list[ConfigProblem]]:
+    """Load the yaml at `path`. Missing file → defaults plus a note; invalid → `ConfigError`."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return ExecutionConfig(), [
+            ConfigProblem(str(path), "", "file not found; using safe defaults (paper)")
+        ]
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(
+            [ConfigProblem(str(path), "", f"cannot read file ({type(exc).__name__})")]
+        ) from None
+    return parse_execution_config(text, str(path)), []
+
+
+def load_execution_config_tolerant(
+    path: Path | str, audit: AuditSink | None = None
+) -> tuple[ExecutionConfig, list[ConfigProblem]]:
+    """Like `load_execution_config` but never raises: on error, safe defaults (paper) plus problems.
+
+    The load is audited as `config.loaded` (path, sha256 of the file, problems) when `audit` is given.
+    """
+    path = Path(path)
+    try:
+        config, problems = load_execution_config(path)
+    except ConfigError as exc:
+        config, problems = ExecutionConfig(), list(exc.problems)
+    except Exception as exc:  # never let config loading stop the paper path
+        config, problems = (
+            ExecutionConfig(),
+            [ConfigProblem(str(path), "", f"cannot load ({type(exc).__name__})")],
+        )
+    if audit is not None:
+        try:
+            digest = hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else None
+        except OSError:
+            digest = None
+        try:
+            audit.record(
+                "config.loaded",
+                {
+                    "path": str(path),
+                    "sha256": digest,
+                    "valid": not problems,
+                    "problems": [str(p) for p in problems],
+                },
+            )
+        except Exception:
+            pass  # the mode resolver audits again and fails closed if the sink is broken
+    return config, problems

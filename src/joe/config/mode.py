@@ -1,0 +1,434 @@
+"""`TRADING_MODE` resolution: the one switch, and the gates live must pass.
+
+`resolve_mode` never raises and never returns live unless every gate passes:
+
+1. `trading_mode`  TRADING_MODE (stripped, lower-cased) is "live".
+2. `settings`      every environment value parsed (no dropped or contradictory variables).
+3. `config`        config/execution.yaml loaded and valid.
+4. `live_enabled`  yaml `live.enabled: true`.
+5. `broker`        JOE_BROKER is capital or ibkr (sim has no live endpoint).
+6. `credentials`   capital: CAPITAL_API_KEY + CAPITAL_IDENTIFIER + CAPITAL_PASSWORD;
+                   ibkr: host, port, client id and account (env or yaml).
+7. `endpoint`      IBKR port 7497/4002 = paper account, 7496/4001 = real money, other = contradictory;
+                   Capital CAPITAL_DEMO (env wins over yaml); a CAPITAL_API_URL on the other
+                   environment's host is contradictory.
+8. `confirmation`  real money only: JOE_LIVE_CONFIRM, or the interactive `confirm` answer, equals the
+                   configured account id (CAPITAL_ACCOUNT_ID / IBKR_ACCOUNT, env or yaml).
+9. `track_record`  real money only: >= live.min_paper_days days and >= live.min_paper_trades closed
+                   paper trades, or `live.track_record_override` enabled with a reason of >= 10 chars
+                   (audited as `mode.override`).
+
+Shadow (live prices, no live orders) needs gates 2, 3, 5 and 6. Anything not granted resolves to
+paper; a refused live/shadow request or an unknown value is logged as a WARNING and audited as
+`mode.fallback`. Every decision is audited as `mode.resolved` (no secrets).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlparse
+
+if TYPE_CHECKING:  # keep this module import-light: the store imports TrackRecord from here
+    from joe.config.loader import ConfigProblem
+    from joe.config.schema import ExecutionConfig
+    from joe.config.settings import Settings
+    from joe.core.events import AuditSink
+
+IBKR_LIVE_PORTS = frozenset({7496, 4001})
+IBKR_PAPER_PORTS = frozenset({7497, 4002})
+CAPITAL_LIVE_HOSTS = frozenset({"api-capital.backend-capital.com"})
+CAPITAL_DEMO_HOSTS = frozenset({"demo-api-capital.backend-capital.com"})
+MIN_OVERRIDE_REASON = 10
+
+
+class TradingMode(StrEnum):
+    """The process's one mode for its whole life."""
+
+    PAPER = "paper"
+    LIVE = "live"
+    SHADOW = "shadow"
+
+
+@dataclass(frozen=True, slots=True)
+class TrackRecord:
+    """The paper track record, as counted by the store (`store.paper_track_record()`)."""
+
+    paper_days: int
+    closed_paper_trades: int
+
+
+@dataclass(frozen=True, slots=True)
+class Gate:
+    """One live gate: its name, whether it passed, and why."""
+
+    name: str
+    passed: bool
+    detail: str
+
+
+@dataclass(slots=True)
+class ModeDecision:
+    """The resolved mode and everything that led to it (safe to print, log and audit)."""
+
+    requested: str
+    mode: TradingMode
+    gates: list[Gate] = field(default_factory=list)
+    reasons: list[str] = field(default_factory=list)
+    real_money: bool = False
+    broker: str = "sim"
+    account_id: str = ""
+    override_used: bool = False
+
+    @property
+    def fell_back(self) -> bool:
+        """True when a mode other than the resolved one was asked for (shout about it).
+
+        Unset/empty TRADING_MODE is the documented default (paper), not a fallback.
+        """
+        asked = normalise(self.requested)
+        return asked != "" and asked != self.mode.value
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form (no secrets are ever held here)."""
+        out = asdict(self)
+        out["mode"] = self.mode.value
+        out["fell_back"] = self.fell_back
+        return out
+
+
+def normalise(raw: str | None) -> str:
+    """TRADING_MODE as compared: stripped and lower-cased."""
+    return (raw or "").strip().lower()
+
+
+def mask_account(account: str) -> str:
+    """Show enough of an account id to recognise it, not enough to copy it into a prompt."""
+    if len(account) <= 4:
+        return "*" * len(account)
+    return account[:2] + "*" * (len(account) - 4) + account[-2:]
+
+
+def _logger() -> Any:
+    try:
+        from joe.core.logging import get_logger  # type: ignore[import-not-found,unused-ignore]
+
+        return get_logger("joe.config.mode")
+    except Exception:
+        return logging.getLogger("joe.config.mode")
+
+
+def _log(level: str, event: str, **fields: Any) -> None:
+    try:
+        log = _logger()
+        if isinstance(log, logging.Logger):
+            log.log(getattr(logging, level.upper()), "%s %s", event, fields)
+        else:  # structlog-style: key/value fields
+            getattr(log, level)(event, **fields)
+    except Exception:
+        pass  # logging must never decide the mode
+
+
+class _Ctx:
+    """Effective broker values (env wins over yaml) shared by the gates."""
+
+    def __init__(self, settings: Settings, config: ExecutionConfig) -> None:
+        self.broker = settings.broker
+        ib, cap = config.brokers.ibkr, config.brokers.capital
+        self.ibkr_host = settings.ibkr_host or ib.host
+        self.ibkr_port = settings.ibkr_port if settings.ibkr_port is not None else ib.port
+        self.ibkr_client_id = settings.ibkr_client_id if settings.ibkr_client_id is not None else ib.client_id
+        self.capital_demo = settings.capital_demo if settings.capital_demo is not None else cap.demo
+        if self.broker == "ibkr":
+            self.account = (settings.ibkr_account or ib.account or "").strip()
+        elif self.broker == "capital":
+            self.account = (settings.capital_account_id or cap.account_id or "").strip()
+        else:
+            self.account = ""
+
+
+def _secret_set(value: Any) -> bool:
+    return value is not None and bool(value.get_secret_value().strip())
+
+
+def _credentials(s: Settings, c: _Ctx) -> Gate:
+    if c.broker == "capital":
+        missing = [
+            n
+            for n, ok in (
+                ("CAPITAL_API_KEY", _secret_set(s.capital_api_key)),
+                ("CAPITAL_IDENTIFIER", bool((s.capital_identifier or "").strip())),
+                ("CAPITAL_PASSWORD", _secret_set(s.capital_password)),
+            )
+            if not ok
+        ]
+    elif c.broker == "ibkr":
+        missing = [
+            n
+            for n, ok in (
+                ("IBKR_HOST", bool(c.ibkr_host.strip())),
+                ("IBKR_PORT", bool(c.ibkr_port)),
+                ("IBKR_CLIENT_ID", c.ibkr_client_id is not None),
+                ("IBKR_ACCOUNT", bool(c.account)),
+            )
+            if not ok
+        ]
+    else:
+        return Gate("credentials", False, "sim broker has no live credentials")
+    if missing:
+        return Gate("credentials", False, "missing: " + ", ".join(missing))
+    return Gate("credentials", True, f"{c.broker} credentials present")
+
+
+def _endpoint(s: Settings, c: _Ctx) -> tuple[Gate, bool]:
+    """The endpoint gate and whether the endpoint is (or may be) real money."""
+    if c.broker == "ibkr":
+        if c.ibkr_port in IBKR_LIVE_PORTS:
+            return Gate("endpoint", True, f"IBKR port {c.ibkr_port}: REAL-MONEY account"), True
+        if c.ibkr_port in IBKR_PAPER_PORTS:
+            return Gate("endpoint", True, f"IBKR port {c.ibkr_port}: IBKR paper account"), False
+        return Gate(
+            "endpoint",
+            False,
+            f"IBKR port {c.ibkr_port} is neither a paper (7497/4002) "
+            "nor a live (7496/4001) port: contradictory",
+        ), True
+    if c.broker == "capital":
+        host = (urlparse(s.capital_api_url).hostname or "").lower() if s.capital_api_url else ""
+        if c.capital_demo and host in CAPITAL_LIVE_HOSTS:
+            return Gate(
+                "endpoint", False, "CAPITAL_DEMO is true but CAPITAL_API_URL is the live host: contradictory"
+            ), True
+        if not c.capital_demo and host in CAPITAL_DEMO_HOSTS:
+            return Gate(
+                "endpoint", False, "CAPITAL_DEMO is false but CAPITAL_API_URL is the demo host: contradictory"
+            ), True
+        if c.capital_demo:
+            return Gate("endpoint", True, "Capital.com demo account"), False
+        return Gate("endpoint", True, "Capital.com REAL-MONEY account (CAPITAL_DEMO=false)"), True
+    return Gate("endpoint", False, "sim broker has no live endpoint"), False
+
+
+def _confirmation(s: Settings, c: _Ctx, real_money: bool, confirm: Callable[[str], str] | None) -> Gate:
+    if not real_money:
+        return Gate("confirmation", True, "not required (paper/demo account)")
+    if not c.account:
+        return Gate("confirmation", False, "no account id configured to confirm against")
+    given = (s.live_confirm or "").strip()
+    if given:
+        if given == c.account:
+            return Gate("confirmation", True, "JOE_LIVE_CONFIRM matches the configured account")
+        return Gate("confirmation", False, "JOE_LIVE_CONFIRM does not match the configured account")
+    if confirm is None:
+        return Gate(
+            "confirmation",
+            False,
+            "not confirmed: set JOE_LIVE_CONFIRM=<account id> or start interactively and type the account id",
+        )
+    try:
+        answer = confirm(
+            f"REAL MONEY on {c.broker} account {mask_account(c.account)}: type the account id to trade live"
+        )
+    except (Exception, KeyboardInterrupt):
+        return Gate("confirmation", False, "interactive confirmation aborted")
+    if isinstance(answer, str) and answer.strip() == c.account:
+        return Gate("confirmation", True, "confirmed interactively")
+    return Gate("confirmation", False, "interactive confirmation did not match the account id")
+
+
+def _track_record(config: ExecutionConfig, real_money: bool, record: TrackRecord | None) -> tuple[Gate, bool]:
+    """The track-record gate and whether it passed only thanks to the override."""
+    if not real_money:
+        return Gate("track_record", True, "not required (paper/demo account)"), False
+    live = config.live
+    need = f"needs >= {live.min_paper_days} days and >= {live.min_paper_trades} closed paper trades"
+    if record is None:
+        have, ok = "no store: paper track record unavailable", False
+    else:
+        days, trades = int(record.paper_days), int(record.closed_paper_trades)
+        ok = days >= live.min_paper_days and trades >= live.min_paper_trades
+        have = f"{days} days, {trades} closed paper trades"
+    if ok:
+        return Gate("track_record", True, f"{have} ({need.removeprefix('needs ')})"), False
+    override = live.track_record_override
+    if override.enabled and len(override.reason.strip()) >= MIN_OVERRIDE_REASON:
+        return Gate("track_record", True, f"OVERRIDDEN ({have}): {override.reason.strip()}"), True
+    if override.enabled:
+        return Gate(
+            "track_record",
+            False,
+            f"{have}; override enabled but its reason is missing or "
+            f"shorter than {MIN_OVERRIDE_REASON} characters",
+        ), False
+    return Gate("track_record", False, f"{have}; {need}"), False
+
+
+def _evaluate(
+    settings: Settings,
+    config: ExecutionConfig,
+    track_record: TrackRecord | None,
+    confirm: Callable[[str], str] | None,
+    config_problems: Sequence[ConfigProblem | str],
+) -> ModeDecision:
+    requested = normalise(settings.trading_mode)
+    ctx = _Ctx(settings, config)
+    gates: list[Gate] = []
+    reasons: list[str] = []
+    gates.append(
+        Gate("trading_mode", requested == "live", f"TRADING_MODE={settings.trading_mode.strip()[:40]!r}")
+    )
+    gates.append(
+        Gate(
+            "settings", not settings.problems, "; ".join(settings.problems) or "all environment values valid"
+        )
+    )
+    gates.append(
+        Gate(
+            "config",
+            not config_problems,
+            "; ".join(str(p) for p in config_problems) or "execution.yaml valid",
+        )
+    )
+    gates.append(
+        Gate("live_enabled", config.live.enabled, f"live.enabled: {str(config.live.enabled).lower()}")
+    )
+    gates.append(
+        Gate(
+            "broker",
+            ctx.broker in ("capital", "ibkr"),
+            f"JOE_BROKER={ctx.broker}" + ("" if ctx.broker != "sim" else " (sim cannot trade live)"),
+        )
+    )
+    gates.append(_credentials(settings, ctx))
+    endpoint, real_money = _endpoint(settings, ctx)
+    gates.append(endpoint)
+    track, override_used = _track_record(config, real_money, track_record)
+    # Only ask a human when everything else already allows live: never prompt for a doomed request.
+    others_ok = requested == "live" and track.passed and all(g.passed for g in gates)
+    gates.append(_confirmation(settings, ctx, real_money, confirm if others_ok else None))
+    gates.append(track)
+    by_name = {g.name: g for g in gates}
+
+    def failed(names: Sequence[str]) -> list[str]:
+        return [f"{n}: {by_name[n].detail}" for n in names if not by_name[n].passed]
+
+    if requested == "live":
+        reasons = failed([g.name for g in gates])
+        mode = TradingMode.PAPER if reasons else TradingMode.LIVE
+    elif requested == "shadow":
+        reasons = failed(["settings", "config", "broker", "credentials"])
+        mode = TradingMode.PAPER if reasons else TradingMode.SHADOW
+    elif requested == "paper":
+        mode = TradingMode.PAPER
+    elif requested == "":
+        mode, reasons = TradingMode.PAPER, ["TRADING_MODE unset or empty: paper by default"]
+    else:
+        mode = TradingMode.PAPER
+        reasons = [f"TRADING_MODE={settings.trading_mode.strip()[:40]!r} is not one of paper, live, shadow"]
+    if mode is TradingMode.PAPER and requested in ("live", "shadow"):
+        reasons.insert(0, f"{requested} requested but refused: falling back to paper")
+    return ModeDecision(
+        requested=settings.trading_mode,
+        mode=mode,
+        gates=gates,
+        reasons=reasons,
+        real_money=real_money if ctx.broker != "sim" else False,
+        broker=ctx.broker,
+        account_id=ctx.account,
+        override_used=override_used and mode is TradingMode.LIVE,
+    )
+
+
+def _redact(text: str, settings: Any) -> str:
+    for name in (
+        "capital_api_key",
+        "capital_password",
+        "gemini_api_key",
+        "telegram_bot_token",
+        "discord_webhook_url",
+    ):
+        try:
+            secret = getattr(settings, name).get_secret_value()
+        except Exception:
+            continue
+        if secret:
+            text = text.replace(secret, "***")
+    return text
+
+
+def _audit_payload(d: ModeDecision) -> dict[str, Any]:
+    return {
+        "requested": d.requested[:40],
+        "mode": d.mode.value,
+        "real_money": d.real_money,
+        "broker": d.broker,
+        "account_id": d.account_id,
+        "gates": [asdict(g) for g in d.gates],
+        "reasons": list(d.reasons),
+    }
+
+
+def resolve_mode(
+    settings: Settings,
+    config: ExecutionConfig,
+    track_record: TrackRecord | None,
+    *,
+    confirm: Callable[[str], str] | None = None,
+    audit: AuditSink | None = None,
+    config_problems: Sequence[ConfigProblem | str] = (),
+) -> ModeDecision:
+    """Decide the process's mode. Never raises; anything unexpected resolves to paper."""
+    requested_raw = str(getattr(settings, "trading_mode", "") or "")
+    try:
+        decision = _evaluate(settings, config, track_record, confirm, config_problems)
+    except Exception as exc:
+        detail = _redact(f"{type(exc).__name__}: {exc}", settings)[:200]
+        decision = ModeDecision(
+            requested=requested_raw,
+            mode=TradingMode.PAPER,
+            gates=[Gate("internal", False, detail)],
+            reasons=[f"error while resolving the mode ({detail}): paper"],
+        )
+    if audit is not None:
+        try:
+            if decision.override_used:
+                audit.record(
+                    "mode.override",
+                    {
+                        "reason": config.live.track_record_override.reason.strip(),
+                        "broker": decision.broker,
+                        "account_id": decision.account_id,
+                    },
+                )
+            audit.record("mode.resolved", _audit_payload(decision))
+        except Exception as exc:
+            if decision.mode is not TradingMode.PAPER:  # fail closed: no unaudited live/shadow
+                decision.reasons.append(f"audit failed ({type(exc).__name__}): falling back to paper")
+                decision.mode = TradingMode.PAPER
+                decision.override_used = False
+    if decision.fell_back:
+        _log(
+            "warning",
+            "mode.fallback",
+            requested=decision.requested[:40],
+            mode=decision.mode.value,
+            reasons=decision.reasons,
+        )
+        if audit is not None:
+            try:
+                audit.record("mode.fallback", _audit_payload(decision))
+            except Exception:
+                pass  # already paper; nothing safer to fall back to
+    else:
+        _log(
+            "info",
+            "mode.resolved",
+            requested=decision.requested[:40],
+            mode=decision.mode.value,
+            reasons=decision.reasons,
+            real_money=decision.real_money,
+        )
+    return decision

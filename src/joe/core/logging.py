@@ -1,0 +1,116 @@
+"""Structured logging (structlog over stdlib logging) with secret redaction on every line.
+
+`configure_logging` installs one handler on the root logger, so Joe's own structlog loggers and
+third-party stdlib loggers (httpx, websockets, ib_async...) are rendered by the same structlog
+processor chain. That chain redacts the event dict (by field name and registered secret value,
+see `joe.safety.redaction`), renders exceptions as plain text *before* redaction (so a secret in an
+exception message or traceback is masked too; no locals are ever rendered), and finally redacts
+the rendered line once more. A secret therefore cannot reach a log line by any path.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from typing import Any, TextIO
+
+import structlog
+from structlog.typing import EventDict, Processor, WrappedLogger
+
+from joe.safety.redaction import redact, redact_text, register_secrets_from_env
+
+_HANDLER_NAME = "joe-structlog"
+_configured = False
+
+
+def _redact_event(_logger: WrappedLogger, _name: str, event_dict: EventDict) -> EventDict:
+    """Processor: mask secrets in every key and value of the event dict (values rendered to text)."""
+    out: EventDict = {}
+    for key, value in redact(dict(event_dict)).items():
+        if isinstance(value, str | int | float | bool) or value is None:
+            out[key] = value
+        elif isinstance(value, dict | list | tuple):
+            out[key] = redact(value)
+        else:
+            # Arbitrary objects are rendered later via repr(); do it now so the text can be masked.
+            out[key] = redact_text(repr(value))
+    return out
+
+
+class _RedactingFormatter(structlog.stdlib.ProcessorFormatter):
+    """ProcessorFormatter whose final output is redacted once more (belt and braces)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return redact_text(super().format(record))
+
+
+def configure_logging(
+    level: str = "INFO",
+    json: bool = False,
+    stream: TextIO | None = None,
+    *,
+    register_env_secrets: bool = True,
+) -> None:
+    """Route all logging through structlog, rendered as JSON lines or plain console text, redacted.
+
+    Also registers the values of secret-looking environment variables (CAPITAL_API_KEY, ...) with
+    the redaction registry. Safe to call again (tests reconfigure to a StringIO): the previous Joe
+    handler is replaced.
+    """
+    global _configured
+    if register_env_secrets:
+        register_secrets_from_env()
+    timestamper = structlog.processors.TimeStamper(fmt="iso", utc=True)
+    shared: list[Processor] = [
+        structlog.contextvars.merge_contextvars,
+        structlog.stdlib.add_log_level,
+        structlog.stdlib.add_logger_name,
+        timestamper,
+    ]
+    renderer: Processor = (
+        structlog.processors.JSONRenderer(default=str)
+        if json
+        else structlog.dev.ConsoleRenderer(colors=False, exception_formatter=structlog.dev.plain_traceback)
+    )
+    formatter = _RedactingFormatter(
+        foreign_pre_chain=[*shared, structlog.stdlib.ExtraAdder()],
+        processors=[
+            structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+            structlog.processors.StackInfoRenderer(),
+            structlog.processors.format_exc_info,  # render tracebacks to text so they get redacted
+            _redact_event,
+            renderer,
+        ],
+    )
+    handler = logging.StreamHandler(stream if stream is not None else sys.stderr)
+    handler.set_name(_HANDLER_NAME)
+    handler.setFormatter(formatter)
+
+    root = logging.getLogger()
+    for old in list(root.handlers):
+        if old.get_name() == _HANDLER_NAME:
+            root.removeHandler(old)
+    root.addHandler(handler)
+    root.setLevel(level.upper())
+
+    structlog.configure(
+        processors=[
+            structlog.stdlib.filter_by_level,
+            *shared,
+            structlog.stdlib.PositionalArgumentsFormatter(),
+            structlog.processors.UnicodeDecoder(),
+            structlog.stdlib.ProcessorFormatter.wrap_for_formatter,
+        ],
+        logger_factory=structlog.stdlib.LoggerFactory(),
+        wrapper_class=structlog.stdlib.BoundLogger,
+        # Not cached, so a later configure_logging() (e.g. --json, tests) takes effect everywhere.
+        cache_logger_on_first_use=False,
+    )
+    _configured = True
+
+
+def get_logger(name: str | None = None, **initial: Any) -> structlog.stdlib.BoundLogger:
+    """A structlog logger bound to `name`; configures the redacting defaults if nobody has yet."""
+    if not _configured:
+        configure_logging()
+    return structlog.stdlib.get_logger(name, **initial)

@@ -1,0 +1,84 @@
+"""Market data sources: the embedded sample, a user's CSV/Parquet files, and (later) brokers.
+
+`open_source(spec)` turns the CLI's `--source` string into a `joe.brokers.base.MarketData`:
+
+* ``sample`` - real daily history shipped with Joe plus a labelled synthetic universe;
+* ``csv:PATH`` / ``parquet:PATH`` - one file per symbol in the folder PATH (or PATH itself);
+* anything registered in `SOURCES` (broker packages add ``capital``, ``ibkr``... via `register_source`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import date, datetime
+
+from joe.brokers.base import MarketData
+from joe.data.collectors import (
+    AfterHoursEngine,
+    AfterHoursReport,
+    Collected,
+    CryptoDataCollector,
+    Mover,
+    StockDataCollector,
+)
+from joe.data.errors import DataError
+from joe.data.files import PATTERNS, FileSource
+from joe.data.frames import FrameSource, to_date
+from joe.data.sample import SampleSource
+
+# name -> factory(argument after "name:" or None, as_of, n_synthetic) -> MarketData
+SourceFactory = Callable[[str | None, date | None, int], MarketData]
+
+
+def _sample(arg: str | None, as_of: date | None, n_synthetic: int) -> MarketData:
+    if arg:
+        raise DataError(f"the sample source takes no argument (got 'sample:{arg}'); use --source sample")
+    return SampleSource(n_synthetic=n_synthetic, as_of=as_of)
+
+
+def _files(kind: str) -> SourceFactory:
+    def make(arg: str | None, as_of: date | None, n_synthetic: int) -> MarketData:
+        if not arg:
+            raise DataError(f"the {kind} source needs a folder: --source {kind}:PATH (one file per symbol)")
+        return FileSource(arg, PATTERNS[kind], as_of=as_of, kind=kind)
+
+    return make
+
+
+SOURCES: dict[str, SourceFactory] = {"sample": _sample, "csv": _files("csv"), "parquet": _files("parquet")}
+
+
+def register_source(name: str, factory: SourceFactory) -> None:
+    """Make `--source name[:ARG]` open `factory(ARG, as_of, n_synthetic)` (for broker-backed sources)."""
+    SOURCES[name.lower()] = factory
+
+
+def open_source(
+    spec: str, *, as_of: date | datetime | str | None = None, n_synthetic: int = 500
+) -> MarketData:
+    """Open the source named by `spec` ('sample', 'csv:PATH', 'parquet:PATH', or a registered name)."""
+    text = (spec or "").strip()
+    name, _, arg = text.partition(":")
+    factory = SOURCES.get(name.strip().lower())
+    if factory is None:
+        known = ", ".join(f"{k}:PATH" if k in ("csv", "parquet") else k for k in SOURCES)
+        raise DataError(f"unknown data source {spec!r}; choose one of: {known}")
+    return factory(arg.strip() or None, to_date(as_of), n_synthetic)
+
+
+__all__ = [
+    "SOURCES",
+    "AfterHoursEngine",
+    "AfterHoursReport",
+    "Collected",
+    "CryptoDataCollector",
+    "DataError",
+    "FileSource",
+    "FrameSource",
+    "Mover",
+    "SampleSource",
+    "SourceFactory",
+    "StockDataCollector",
+    "open_source",
+    "register_source",
+]

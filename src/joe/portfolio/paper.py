@@ -1,0 +1,351 @@
+"""`PaperPortfolio`: simulated trading persisted in the store, audited like live trading.
+
+Every order goes through the same `Order` state machine as live orders and is written to the
+store before the next step (write-ahead); the fill, the position and the cash change of one
+trade are committed in one transaction, so a crash leaves either all of a trade or none of it.
+The ledger in memory is rebuilt from the store on start, so the store is the truth.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
+from datetime import datetime
+from decimal import ROUND_HALF_UP, Decimal
+from typing import TYPE_CHECKING, Any
+
+from joe.config.schema import ExecutionConfig
+from joe.core.clock import utcnow
+from joe.core.events import AuditSink
+from joe.core.ids import client_order_id
+from joe.core.models import AccountInfo, Fill, OrderIntent, OrderLeg, OrderType, Position, Side, Signal
+from joe.core.order import Order, OrderState
+from joe.portfolio.base import ExitReport, PortfolioManager, SignalOutcome, TrackRecordSummary
+from joe.portfolio.costs import BPS, PRICE_Q, CostModel
+from joe.portfolio.exits import PriceBar, check_exit, ratchet
+from joe.portfolio.ledger import LedgerError, PaperLedger, PaperPosition
+
+if TYPE_CHECKING:
+    from joe.store import Store
+
+MODE = "paper"
+LAST_BAR_KEY = "paper.last_bar_ts"
+
+
+class PaperPortfolio(PortfolioManager):
+    """The paper trader. Use `PaperPortfolio.load(store, audit, config)`."""
+
+    mode = MODE
+
+    def __init__(
+        self,
+        store: Store,
+        audit: AuditSink,
+        config: ExecutionConfig,
+        ledger: PaperLedger,
+        *,
+        broker: str = "sim",
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
+        self.store = store
+        self.audit = audit
+        self.config = config
+        self.ledger = ledger
+        self.broker = broker
+        self.costs = CostModel.from_config(config.paper)
+        self._clock = clock
+
+    @classmethod
+    def load(
+        cls,
+        store: Store,
+        audit: AuditSink,
+        config: ExecutionConfig,
+        *,
+        broker: str = "sim",
+        clock: Callable[[], datetime] = utcnow,
+    ) -> PaperPortfolio:
+        """Rebuild the ledger from the store (creating the paper account on first use)."""
+        acct = store.get_paper_account()
+        if acct is None:
+            start = config.paper.starting_cash
+            store.save_paper_account(
+                cash=start, starting_cash=start, realized_pnl=Decimal(0), currency=config.paper.currency
+            )
+            audit.record("paper.account_created", {"starting_cash": start, "currency": config.paper.currency})
+            acct = store.get_paper_account()
+            assert acct is not None
+        ledger = PaperLedger(
+            starting_cash=acct.starting_cash,
+            cash=acct.cash,
+            allow_margin=config.paper.allow_margin,
+            realized_pnl=acct.realized_pnl,
+            max_leverage=config.paper.max_leverage,
+        )
+        for row in store.open_positions(MODE, broker):
+            ledger.positions[str(row.id)] = PaperPosition(
+                position_id=str(row.id),
+                symbol=row.symbol,
+                quantity=row.quantity,
+                entry_price=row.avg_price,
+                entry_commission=row.fees,
+                opened_at=row.opened_at,
+                signal_id=row.signal_id or "",
+                stop_loss=row.stop_loss,
+                take_profit=row.take_profit,
+                trailing_distance=row.trailing_distance,
+                best_price=row.high_water,
+                mark=row.avg_price,
+            )
+        return cls(store, audit, config, ledger, broker=broker, clock=clock)
+
+    # ------------------------------------------------------------------ entries
+    async def submit(self, signals: Sequence[Signal], as_of: datetime) -> list[SignalOutcome]:
+        return [self._submit_one(s, as_of) for s in signals]
+
+    def _skip(self, s: Signal, reason: str, action: str = "skipped") -> SignalOutcome:
+        self.audit.record("paper.signal_skipped", {"reason": reason, "action": action}, signal_id=s.signal_id)
+        return SignalOutcome(s.signal_id, s.symbol, action, reason)
+
+    def _submit_one(self, s: Signal, as_of: datetime) -> SignalOutcome:
+        risk = self.config.risk
+        if self.store.position_for_signal(MODE, self.broker, s.signal_id) is not None:
+            return SignalOutcome(s.signal_id, s.symbol, "skipped", "already traded this signal")
+        coid = client_order_id(s.signal_id, OrderLeg.ENTRY.value)
+        existing = self.store.load_order(coid)
+        if existing is not None:
+            return SignalOutcome(
+                s.signal_id, s.symbol, "skipped", f"order {coid} already exists ({existing.state})", coid
+            )
+        if s.quantity is None or s.quantity <= 0:
+            return self._skip(s, "no position size (risk sizing gave 0)")
+        if len(self.ledger.positions) >= risk.max_positions:
+            return self._skip(s, f"max positions reached ({risk.max_positions})")
+        on_symbol = sum(1 for p in self.ledger.positions.values() if p.symbol == s.symbol)
+        if on_symbol >= risk.max_positions_per_symbol:
+            return self._skip(s, f"max positions per symbol reached ({risk.max_positions_per_symbol})")
+
+        side = s.direction.entry_side
+        intent = OrderIntent(
+            coid,
+            s.signal_id,
+            OrderLeg.ENTRY,
+            s.symbol,
+            side,
+            s.quantity,
+            OrderType.MARKET,
+            stop_loss=s.stop_loss,
+            take_profit=s.take_profit,
+            trailing_distance=s.trailing_distance,
+        )
+        order = Order(intent)
+        ids = {"client_order_id": coid, "signal_id": s.signal_id}
+        self.audit.record("order.attempt", _intent_payload(intent, self.mode), **ids)
+        self.store.save_order(order, broker=self.broker, mode=MODE)  # write-ahead: NEW
+        order.transition(OrderState.SUBMITTING, "paper submit")
+        self.store.save_order(order, broker=self.broker, mode=MODE)
+
+        price = self.costs.fill_price(side, s.entry)
+        commission = self.costs.commission(s.quantity, price)
+        qty_signed = s.quantity * side.sign
+        pos = PaperPosition(
+            "pending",
+            s.symbol,
+            qty_signed,
+            price,
+            commission,
+            as_of,
+            s.signal_id,
+            s.stop_loss,
+            s.take_profit,
+            s.trailing_distance,
+        )
+        try:
+            self.ledger.open(replace(pos, position_id=f"pending-{coid}"))
+        except LedgerError as e:
+            order.transition(OrderState.REJECTED, str(e))
+            self.store.save_order(order, broker=self.broker, mode=MODE)
+            self.audit.record("order.rejected", {"reason": str(e)}, **ids)
+            return SignalOutcome(s.signal_id, s.symbol, "rejected", str(e), coid)
+        self.ledger.positions.pop(f"pending-{coid}")
+
+        fill = Fill(f"paper-{coid}", coid, s.symbol, side, s.quantity, price, as_of, commission, coid)
+        order.broker_order_id = coid
+        order.transition(OrderState.ACCEPTED, "paper ack")
+        order.apply_fill(fill)
+        with self.store.atomic():
+            self.store.save_order(order, broker=self.broker, mode=MODE)
+            self.store.record_fill(fill, broker=self.broker, mode=MODE)
+            row = self.store.open_position(
+                mode=MODE,
+                broker=self.broker,
+                symbol=s.symbol,
+                quantity=qty_signed,
+                avg_price=price,
+                opened_at=as_of,
+                signal_id=s.signal_id,
+                stop_loss=s.stop_loss,
+                take_profit=s.take_profit,
+                trailing_distance=s.trailing_distance,
+                high_water=price,
+                fees=commission,
+            )
+            self.ledger.open(replace(pos, position_id=str(row.id)))
+            self._save_account()
+        self.audit.record("order.ack", {"state": order.state.value}, **ids)
+        self.audit.record("order.fill", _fill_payload(fill), **ids)
+        self.audit.record(
+            "position.opened",
+            {"symbol": s.symbol, "quantity": qty_signed, "price": price, "position_id": row.id},
+            **ids,
+        )
+        return SignalOutcome(s.signal_id, s.symbol, "opened", "", coid, fill)
+
+    # -------------------------------------------------------------------- exits
+    async def on_prices(self, bars: Mapping[str, PriceBar], ts: datetime) -> ExitReport:
+        report = ExitReport()
+        for pid, pos in list(self.ledger.positions.items()):
+            bar = bars.get(pos.symbol)
+            if bar is None or ts <= pos.opened_at:
+                continue
+            decision = check_exit(pos, bar)
+            if decision is None:
+                newpos = ratchet(pos, bar)
+                self.ledger.update(newpos)
+                if newpos.stop_loss != pos.stop_loss or newpos.best_price != pos.best_price:
+                    self.store.update_position(
+                        int(pid), stop_loss=newpos.stop_loss, high_water=newpos.best_price
+                    )
+                    if newpos.stop_loss != pos.stop_loss:
+                        self.audit.record(
+                            "position.stop_moved",
+                            {"from": pos.stop_loss, "to": newpos.stop_loss},
+                            signal_id=pos.signal_id,
+                        )
+                continue
+            self._close(pos, decision.price, decision.reason, ts)
+            report.closed.append((pos.symbol, pid, decision.price, decision.reason))
+        self.store.set_state(LAST_BAR_KEY, ts.isoformat())
+        return report
+
+    def last_bar_ts(self) -> datetime | None:
+        """The newest bar timestamp already processed for exits (so a rerun never replays it)."""
+        v = self.store.get_state(LAST_BAR_KEY)
+        return datetime.fromisoformat(v) if isinstance(v, str) else None
+
+    def _close(self, pos: PaperPosition, level: Decimal, reason: str, ts: datetime) -> None:
+        side = Side.SELL if pos.quantity > 0 else Side.BUY
+        slip = self.costs.slippage_bps / BPS
+        price = (level * (1 - slip) if side is Side.SELL else level * (1 + slip)).quantize(
+            PRICE_Q, ROUND_HALF_UP
+        )
+        qty = abs(pos.quantity)
+        commission = self.costs.commission(qty, price)
+        coid = client_order_id(pos.signal_id or pos.position_id, OrderLeg.EXIT.value)
+        intent = OrderIntent(coid, pos.signal_id, OrderLeg.EXIT, pos.symbol, side, qty, reduce_only=True)
+        order = Order(intent)
+        ids = {"client_order_id": coid, "signal_id": pos.signal_id}
+        self.audit.record("order.attempt", _intent_payload(intent, self.mode) | {"reason": reason}, **ids)
+        self.store.save_order(order, broker=self.broker, mode=MODE)
+        order.transition(OrderState.SUBMITTING, reason)
+        order.transition(OrderState.ACCEPTED, "paper ack")
+        fill = Fill(f"paper-{coid}", coid, pos.symbol, side, qty, price, ts, commission, coid)
+        order.apply_fill(fill)
+        with self.store.atomic():
+            self.store.save_order(order, broker=self.broker, mode=MODE)
+            self.store.record_fill(fill, broker=self.broker, mode=MODE)
+            trade = self.ledger.close(pos.position_id, price, commission, ts, reason)
+            self.store.close_position(int(pos.position_id), price, reason, trade.pnl, ts)
+            self._save_account()
+        self.audit.record("order.fill", _fill_payload(fill), **ids)
+        self.audit.record(
+            "position.closed",
+            {"symbol": pos.symbol, "price": price, "reason": reason, "pnl": trade.pnl},
+            **ids,
+        )
+
+    def _save_account(self) -> None:
+        self.store.save_paper_account(
+            cash=self.ledger.cash,
+            starting_cash=self.ledger.starting_cash,
+            realized_pnl=self.ledger.realized_pnl,
+            currency=self.config.paper.currency,
+        )
+
+    def mark(self, prices: Mapping[str, Decimal], ts: datetime) -> None:
+        """Mark open positions to `prices` and record an equity point."""
+        for pid, pos in self.ledger.positions.items():
+            if pos.symbol in prices:
+                self.ledger.mark(pid, prices[pos.symbol])
+        self.store.record_equity(ts, MODE, self.ledger.equity, self.ledger.cash)
+
+    # ------------------------------------------------------------------ queries
+    async def positions(self) -> list[Position]:
+        return [
+            Position(
+                p.symbol,
+                p.quantity,
+                p.entry_price,
+                p.mark,
+                p.stop_loss,
+                p.take_profit,
+                p.trailing_distance,
+                p.opened_at,
+                p.position_id,
+                p.signal_id,
+            )
+            for p in self.ledger.positions.values()
+        ]
+
+    async def orders(self) -> list[Order]:
+        return self.store.orders(mode=MODE)
+
+    async def account(self) -> AccountInfo:
+        lg = self.ledger
+        return AccountInfo(
+            "paper",
+            self.config.paper.currency,
+            lg.equity,
+            lg.cash,
+            lg.cash,
+            realized_pnl=lg.realized_pnl,
+            unrealized_pnl=lg.unrealized_pnl,
+            ts=self._clock(),
+        )
+
+    async def track_record(self, now: datetime | None = None) -> TrackRecordSummary:
+        tr = self.store.paper_track_record(now or self._clock())
+        closed = self.store.closed_positions(MODE)
+        wins = sum(1 for p in closed if p.realized_pnl > 0)
+        return TrackRecordSummary(
+            tr.paper_days,
+            tr.closed_paper_trades,
+            wins / len(closed) if closed else 0.0,
+            self.ledger.realized_pnl,
+        )
+
+
+def _intent_payload(intent: OrderIntent, mode: str) -> dict[str, Any]:
+    return {
+        "mode": mode,
+        "symbol": intent.symbol,
+        "side": intent.side.value,
+        "quantity": intent.quantity,
+        "type": intent.order_type.value,
+        "leg": intent.leg.value,
+        "stop_loss": intent.stop_loss,
+        "take_profit": intent.take_profit,
+        "trailing_distance": intent.trailing_distance,
+    }
+
+
+def _fill_payload(fill: Fill) -> dict[str, Any]:
+    return {
+        "fill_id": fill.fill_id,
+        "symbol": fill.symbol,
+        "side": fill.side.value,
+        "quantity": fill.quantity,
+        "price": fill.price,
+        "commission": fill.commission,
+        "ts": fill.ts,
+    }

@@ -1,0 +1,95 @@
+"""Start-up: settings → logging → secrets → audit → config → store → mode, in that order.
+
+Everything a command needs is built here once, so each principle is applied in one place:
+secrets are registered for redaction before anything is logged, the config load and the mode
+decision are audited, and the mode is fixed for the life of the process.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TextIO
+
+from joe.config.loader import ConfigProblem, load_execution_config_tolerant
+from joe.config.mode import ModeDecision, TrackRecord, resolve_mode
+from joe.config.schema import ExecutionConfig
+from joe.config.settings import Settings, load_settings
+from joe.core.logging import configure_logging, get_logger
+from joe.safety.audit import AuditLog
+from joe.safety.redaction import register_secret, register_secrets_from_env
+from joe.store import Store, open_store
+
+log = get_logger("joe.runtime")
+
+
+@dataclass
+class Runtime:
+    """The process's resolved world: settings, config, audit, store and the one trading mode."""
+
+    settings: Settings
+    config: ExecutionConfig
+    config_problems: list[ConfigProblem]
+    audit: AuditLog
+    store: Store
+    decision: ModeDecision
+    data_dir: Path
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def mode(self) -> str:
+        return self.decision.mode.value
+
+    def close(self) -> None:
+        self.store.close()
+
+
+def _register_setting_secrets(settings: Settings) -> None:
+    for name in (
+        "capital_api_key",
+        "capital_password",
+        "gemini_api_key",
+        "telegram_bot_token",
+        "discord_webhook_url",
+    ):
+        value = getattr(settings, name, None)
+        if value is None:
+            continue
+        raw = value.get_secret_value() if hasattr(value, "get_secret_value") else str(value)
+        if raw:
+            register_secret(raw)
+
+
+def bootstrap(
+    *,
+    broker: str | None = None,
+    confirm: Callable[[str], str] | None = None,
+    log_stream: TextIO | None = None,
+) -> Runtime:
+    """Build the runtime for one process. Never raises for bad configuration: it resolves to paper."""
+    register_secrets_from_env(os.environ)
+    settings = load_settings()
+    if broker is not None and broker != settings.broker:
+        settings = settings.model_copy(update={"broker": broker})
+    _register_setting_secrets(settings)
+    configure_logging(settings.log_level, json=settings.log_json, stream=log_stream)
+    data_dir = Path(settings.data_dir)
+    audit = AuditLog(data_dir / "audit")
+    for problem in settings.problems if hasattr(settings, "problems") else []:
+        log.warning("settings.problem", problem=str(problem))
+    config, problems = load_execution_config_tolerant(settings.config_path, audit=audit)
+    for p in problems:
+        log.warning("config.problem", problem=str(p))
+    store = open_store(settings.database_url, data_dir=data_dir)
+    tr = store.paper_track_record()
+    decision = resolve_mode(
+        settings,
+        config,
+        TrackRecord(tr.paper_days, tr.closed_paper_trades),
+        confirm=confirm,
+        audit=audit,
+        config_problems=problems,
+    )
+    return Runtime(settings, config, problems, audit, store, decision, data_dir)

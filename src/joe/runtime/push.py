@@ -1,0 +1,51 @@
+"""`--push`: deliver the run summary to the configured alert channels (Telegram, Discord)."""
+
+from __future__ import annotations
+
+from joe.core.logging import get_logger
+from joe.reporting.alerts import AlertManager, build_channels, run_summary_alert
+from joe.reporting.context import ReportContext
+from joe.reporting.generator import ReportPaths
+from joe.reporting.summary import AISummary
+from joe.runtime.bootstrap import Runtime
+
+log = get_logger("joe.runtime.push")
+
+
+def _plain(value: object) -> str | None:
+    if value is None:
+        return None
+    raw = value.get_secret_value() if hasattr(value, "get_secret_value") else str(value)
+    return raw or None
+
+
+def alert_manager(rt: Runtime) -> AlertManager:
+    """The alert manager for this process, with the channels the settings configure."""
+    s = rt.settings
+    channels = build_channels(
+        rt.config.alerts,
+        telegram_token=_plain(s.telegram_bot_token),
+        telegram_chat_id=s.telegram_chat_id or None,
+        discord_webhook_url=_plain(s.discord_webhook_url),
+        telegram_base_url=s.telegram_api_url or None,
+    )
+    return AlertManager(channels, rt.audit, rt.config.alerts.dedup_window_s)
+
+
+async def push_summary(rt: Runtime, ctx: ReportContext, summary: AISummary, paths: ReportPaths) -> int:
+    """Send one summary per channel; returns how many channels took it. Never raises."""
+    manager = alert_manager(rt)
+    if not manager.enabled:
+        log.warning(
+            "push.no_channels", hint="set TELEGRAM_BOT_TOKEN + TELEGRAM_CHAT_ID or DISCORD_WEBHOOK_URL"
+        )
+        return 0
+    try:
+        alert = run_summary_alert(ctx, summary)
+        results = await manager.send(alert)
+        return sum(1 for r in results if r.ok and r.skipped is None)
+    except Exception as exc:  # alerts never break the run
+        log.error("push.failed", error=f"{type(exc).__name__}")
+        return 0
+    finally:
+        await manager.aclose()

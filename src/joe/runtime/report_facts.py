@@ -1,0 +1,123 @@
+"""Turning one run's analysis, portfolio and timings into the `ReportContext` reporting renders."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+
+import pandas as pd
+
+from joe.analysis.pipeline import AnalysisResult
+from joe.analysis.regime import RegimeDetector
+from joe.core.models import AccountInfo, Fill, Instrument, Position
+from joe.reporting.context import PositionFacts, RegimeFacts, ReportContext, ScoreFacts, SignalFacts
+from joe.runtime.market import MarketSnapshot
+
+HISTORY_DAYS = 750
+SIGNAL_BARS = 120
+
+
+def regime_history(snap: MarketSnapshot, as_of: pd.Timestamp) -> pd.DataFrame:
+    """S&P 500 and VIX closes with the regime label per date, up to `as_of`, for the regime chart."""
+    labels = RegimeDetector().label_history(snap.spx, snap.vix)
+    labels = labels.loc[labels.index <= as_of].tail(HISTORY_DAYS)
+    out = pd.DataFrame(index=labels.index)
+    out["spx_close"] = snap.spx["close"].reindex(labels.index)
+    if snap.vix is not None:
+        vix = snap.vix["close"] if "close" in snap.vix else snap.vix.iloc[:, 0]
+        out["vix_close"] = vix.reindex(labels.index).ffill(limit=3)
+    else:
+        out["vix_close"] = float("nan")
+    out["label"] = labels["label"].astype(str)
+    return out
+
+
+def build_context(
+    *,
+    run_id: str,
+    mode: str,
+    broker: str,
+    source: str,
+    source_description: str,
+    started_at: datetime,
+    finished_at: datetime,
+    snap: MarketSnapshot,
+    analysis: AnalysisResult,
+    positions: list[Position],
+    fills: list[Fill],
+    account: AccountInfo,
+    equity_curve: pd.DataFrame,
+    timings: dict[str, float],
+    warnings: list[str],
+    top_n: int,
+) -> ReportContext:
+    """Map the run's results onto reporting's plain facts."""
+    reg = analysis.regime
+    ev = {k: float(v) for k, v in reg.evidence.items() if isinstance(v, int | float)}
+    instruments: dict[str, Instrument] = snap.instruments
+    scores = [
+        ScoreFacts(
+            s.symbol,
+            instruments[s.symbol].name if s.symbol in instruments else s.symbol,
+            float(s.total),
+            {k: float(v) for k, v in s.components.items()},
+            list(s.hits),
+        )
+        for s in analysis.scores[:top_n]
+    ]
+    sig_facts = []
+    for sig in analysis.signals:
+        a = analysis.assessments[sig.signal_id]
+        bars = snap.panel.frame(sig.symbol)
+        bars = bars.loc[bars.index <= analysis.as_of].tail(SIGNAL_BARS)[["open", "high", "low", "close"]]
+        sig_facts.append(
+            SignalFacts(
+                sig,
+                a.grade,
+                {k: float(d.score) for k, d in a.dimensions.items()},
+                a.veto,
+                a.veto_reason or None,
+                a.quantity,
+                bars,
+            )
+        )
+    pos_facts = [
+        PositionFacts(
+            p.symbol,
+            p.direction,
+            p.quantity,
+            p.avg_price,
+            p.market_price,
+            p.unrealized_pnl,
+            p.stop_loss,
+            p.take_profit,
+            p.opened_at,
+        )
+        for p in positions
+    ]
+    acct: dict[str, Decimal] = {
+        "cash": account.cash,
+        "equity": account.equity,
+        "realized_pnl": account.realized_pnl,
+        "unrealized_pnl": account.unrealized_pnl,
+    }
+    return ReportContext(
+        run_id=run_id,
+        mode=mode,
+        broker=broker,
+        source=source,
+        source_description=source_description,
+        as_of=analysis.as_of.date(),
+        started_at=started_at,
+        finished_at=finished_at,
+        regime=RegimeFacts(reg.label.value, float(reg.confidence), bool(reg.stressed), ev),
+        regime_history=regime_history(snap, analysis.as_of),
+        top_scores=scores,
+        signals=sig_facts,
+        positions=pos_facts,
+        fills=fills,
+        equity_curve=equity_curve,
+        account=acct,
+        stage_timings=timings,
+        warnings=warnings,
+    )

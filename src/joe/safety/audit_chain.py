@@ -1,0 +1,195 @@
+"""The audit chain's on-disk format: canonical hashing, parsing, reading, `verify` and `tail`.
+
+`joe.safety.audit.AuditLog` writes the chain; this module holds what both the writer and the
+readers need to agree on (see `joe.safety.audit` for the format).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+GENESIS = "0" * 64
+RECOVERED_EVENT = "audit.recovered"
+FILE_RE = re.compile(r"^audit-(\d{4}-\d{2}-\d{2})\.jsonl$")
+BODY_KEYS = ("ts", "seq", "event", "ids", "payload", "prev")
+_CHUNK = 64 * 1024
+
+
+def canonical(obj: Any) -> bytes:
+    """Canonical JSON bytes (sorted keys, no spaces, ASCII) — the input of `content_hash`."""
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode()
+
+
+def content_hash(rec: Mapping[str, Any]) -> str:
+    """The record's ``hash``: SHA-256 over the canonical JSON of every field but ``hash``."""
+    return hashlib.sha256(canonical({k: rec[k] for k in BODY_KEYS})).hexdigest()
+
+
+def sha256_hex(data: bytes) -> str:
+    """Hex SHA-256 of `data` (a record's ``prev`` is this over the previous line's bytes)."""
+    return hashlib.sha256(data).hexdigest()
+
+
+def parse_line(line: bytes) -> tuple[dict[str, Any] | None, str]:
+    """Parse one line into a record dict, or (None, reason) when it is not a well-formed record."""
+    try:
+        rec = json.loads(line)
+    except ValueError:
+        return None, "bad json"
+    if not (
+        isinstance(rec, dict)
+        and all(k in rec for k in (*BODY_KEYS, "hash"))
+        and isinstance(rec["seq"], int)
+        and isinstance(rec["hash"], str)
+        and isinstance(rec["prev"], str)
+        and isinstance(rec["payload"], dict)
+    ):
+        return None, "bad record"
+    return rec, ""
+
+
+def day_files(directory: Path) -> list[Path]:
+    """The ``audit-YYYY-MM-DD.jsonl`` files of `directory`, oldest first."""
+    if not directory.is_dir():
+        return []
+    return sorted(p for p in directory.iterdir() if FILE_RE.match(p.name))
+
+
+def read_tail(path: Path) -> tuple[bytes | None, bytes]:
+    """Find the last well-formed record line of `path`, reading backwards.
+
+    Returns (that line or None, the bytes after it and its newline).
+    """
+    with path.open("rb") as f:
+        pos = f.seek(0, os.SEEK_END)
+        buf = b""
+        while True:
+            step = min(_CHUNK, pos)
+            pos -= step
+            f.seek(pos)
+            buf = f.read(step) + buf
+            lines = buf.split(b"\n")
+            first = 0 if pos == 0 else 1  # the first piece may be a partial line unless at offset 0
+            end = len(buf)
+            for idx in range(len(lines) - 1, first - 1, -1):
+                start = end - len(lines[idx])
+                if parse_line(lines[idx])[0] is not None:
+                    return lines[idx], buf[end + 1 :]
+                end = start - 1
+            if pos == 0:
+                return None, buf
+
+
+@dataclass(frozen=True, slots=True)
+class VerifyIssue:
+    """A break or warning found by `verify`: where (file, 1-based line) and why."""
+
+    file: str
+    line: int
+    reason: str
+    detail: str = ""
+
+
+@dataclass(slots=True)
+class VerifyReport:
+    """The result of `verify`: ``ok`` is False exactly when ``first_break`` is set."""
+
+    ok: bool
+    records: int
+    files: list[str]
+    last_seq: int
+    first_break: VerifyIssue | None = None
+    warnings: list[VerifyIssue] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form (for ``joe audit verify --json``)."""
+        return dataclasses.asdict(self)
+
+
+def verify(directory: Path | str) -> VerifyReport:
+    """Walk every day file in order and check hashes, the prev chain and seq continuity.
+
+    Unparseable lines directly followed by a matching ``audit.recovered`` record are warnings
+    ("torn line recovered"); unparseable lines at the very end are a "torn tail" warning (a crash
+    not yet recovered). Anything else that does not chain is the first break.
+    """
+    files = day_files(Path(directory))
+    report = VerifyReport(ok=True, records=0, files=[f.name for f in files], last_seq=0)
+    prev, seq = GENESIS, 0
+    pending: list[tuple[str, int, bytes, str]] = []  # unparseable lines awaiting a recovery record
+
+    def broken(file: str, line: int, reason: str, detail: str = "") -> VerifyReport:
+        report.ok, report.first_break = False, VerifyIssue(file, line, reason, detail)
+        return report
+
+    for path in files:
+        lines = path.read_bytes().split(b"\n")
+        if lines[-1] == b"":
+            lines.pop()
+        for lineno, line in enumerate(lines, 1):
+            rec, why = parse_line(line)
+            if rec is None:
+                pending.append((path.name, lineno, line, why))
+                continue
+            if pending:
+                torn = b"\n".join(p[2] for p in pending)
+                pl = rec["payload"]
+                if not (
+                    rec["event"] == RECOVERED_EVENT
+                    and pl.get("torn_sha256") == sha256_hex(torn)
+                    and pl.get("torn_bytes") == len(torn)
+                ):
+                    f0, l0, _, why0 = pending[0]
+                    return broken(f0, l0, why0, "unparseable line not followed by a matching audit.recovered")
+                report.warnings.append(
+                    VerifyIssue(
+                        pending[0][0],
+                        pending[0][1],
+                        "torn line recovered",
+                        f"{len(torn)} bytes, recovered at {path.name}:{lineno}",
+                    )
+                )
+                pending = []
+            if rec["hash"] != content_hash(rec):
+                return broken(path.name, lineno, "hash mismatch", f"seq {rec['seq']}")
+            if rec["prev"] != prev:
+                return broken(
+                    path.name, lineno, "prev mismatch", f"seq {rec['seq']} does not chain to seq {seq}"
+                )
+            if rec["seq"] != seq + 1:
+                return broken(path.name, lineno, "seq gap", f"expected {seq + 1}, found {rec['seq']}")
+            prev, seq = sha256_hex(line), rec["seq"]
+            report.records += 1
+            report.last_seq = seq
+    if pending:
+        size = len(b"\n".join(p[2] for p in pending))
+        report.warnings.append(
+            VerifyIssue(
+                pending[0][0],
+                pending[0][1],
+                "torn tail",
+                f"{size} bytes after seq {seq} (crash; recovered by the next writer)",
+            )
+        )
+    return report
+
+
+def tail(directory: Path | str, n: int = 20) -> list[dict[str, Any]]:
+    """The last `n` well-formed records (oldest first) across the day files."""
+    out: list[dict[str, Any]] = []
+    for path in reversed(day_files(Path(directory))):
+        for line in reversed(path.read_bytes().split(b"\n")):
+            if len(out) >= n:
+                return out[::-1]
+            rec = parse_line(line)[0] if line else None
+            if rec is not None:
+                out.append(rec)
+    return out[::-1]

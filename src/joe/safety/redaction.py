@@ -1,0 +1,218 @@
+"""Secret redaction: a process-wide registry of secret values plus field-name rules.
+
+Two independent nets catch a secret before it reaches a log line, an audit record, a report
+or an exception message shown to a user:
+
+* **by value** — every registered secret (API keys, passwords, CST / X-SECURITY-TOKEN session
+  tokens, bot tokens, webhook URLs...) is replaced by ``***`` wherever it occurs inside any
+  string, including inside URLs such as ``https://api.telegram.org/bot<TOKEN>/sendMessage``;
+* **by field name** — a value stored under a secret-looking key (``api_key``, ``X-CAP-API-KEY``,
+  ``password``, ``cst``, ``authorization``...) is replaced whatever it is, so a secret that was
+  never registered still does not leak through a structured payload.
+
+A few well-known shapes (``Bearer <token>``, Telegram bot URLs, Discord webhook URLs,
+``password=...`` in free text) are also masked in text as a last line of defence.
+
+Matching registered values uses one precompiled regular expression (rebuilt on registration),
+so ``redact_text`` is cheap enough to run on every log line.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import threading
+from collections.abc import Mapping
+from typing import Any
+from urllib.parse import quote, quote_plus
+
+MASK = "***"
+MIN_SECRET_LENGTH = 4
+
+# Environment variable names whose values are secret (substring match on the upper-cased name).
+_SECRET_ENV_MARKERS = ("KEY", "SECRET", "PASSWORD", "PASSWD", "TOKEN", "CST", "WEBHOOK", "CREDENTIAL")
+# Names containing these markers are switches/confirmations, not secrets (e.g. JOE_CONFIRM_LIVE).
+_NON_SECRET_ENV_MARKERS = ("CONFIRM",)
+# The secrets Joe knows it handles; always treated as secret whatever the rules above say.
+KNOWN_SECRET_ENV_VARS = frozenset(
+    {"CAPITAL_API_KEY", "CAPITAL_PASSWORD", "GEMINI_API_KEY", "TELEGRAM_BOT_TOKEN", "DISCORD_WEBHOOK_URL"}
+)
+# Values so common that masking them everywhere would wreck every log line; an env var that
+# merely *looks* secret (e.g. FOO_KEY_ENABLED=true) must not make us mask "true" globally.
+_TRIVIAL_VALUES = frozenset(
+    {"true", "false", "yes", "no", "none", "null", "paper", "live", "shadow", "demo", "test", "default"}
+)
+
+# Normalised (lower-case, no '-' / '_' / spaces) field names whose values are always masked.
+_SECRET_FIELDS = frozenset(
+    {
+        "apikey",
+        "xcapapikey",
+        "password",
+        "passwd",
+        "secret",
+        "token",
+        "accesstoken",
+        "refreshtoken",
+        "cst",
+        "xsecuritytoken",
+        "securitytoken",
+        "authorization",
+        "proxyauthorization",
+        "cookie",
+        "setcookie",
+        "webhookurl",
+        "webhook",
+        "bottoken",
+        "key",
+        "clientsecret",
+        "privatekey",
+        "credential",
+        "credentials",
+    }
+)
+# ...and names *ending* in one of these (gemini_api_key, telegram_bot_token, discord_webhook_url).
+_SECRET_FIELD_SUFFIXES = ("apikey", "password", "passwd", "secret", "token", "webhookurl", "privatekey")
+
+_TEXT_PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
+    # Authorization: Bearer <token>
+    (re.compile(r"(?i)\b(bearer)\s+[A-Za-z0-9._~+/=-]{8,}"), r"\1 " + MASK),
+    # Telegram bot URLs: /bot123456:AA...xyz/
+    (re.compile(r"\bbot\d{3,}:[A-Za-z0-9_-]{10,}"), "bot" + MASK),
+    # Discord webhook URLs: /api/webhooks/<id>/<token>
+    (re.compile(r"(/api/webhooks/\d+/)[A-Za-z0-9._-]+"), r"\1" + MASK),
+    # password=..., "api_key": "...", X-SECURITY-TOKEN: ... in free text (dumped headers, query strings).
+    (
+        re.compile(
+            r"""(?ix)
+            (?<![a-z0-9])
+            ((?:x[-_]?cap[-_]?api[-_]?key|api[-_]?key|password|passwd|secret|access[-_]?token|
+                x[-_]?security[-_]?token|security[-_]?token|bot[-_]?token|cst|token|authorization)
+             ['"]?\s*[:=]\s*['"]?)
+            (?!\*\*\*|bearer\s)[^\s'"&,;}\]]{3,}
+            """
+        ),
+        r"\1" + MASK,
+    ),
+)
+
+_lock = threading.Lock()
+_secrets: set[str] = set()
+_pattern: re.Pattern[str] | None = None
+
+
+def _rebuild() -> None:
+    global _pattern
+    if not _secrets:
+        _pattern = None
+        return
+    # Longest first so a secret that contains another is masked whole.
+    ordered = sorted(_secrets, key=lambda s: (-len(s), s))
+    _pattern = re.compile("|".join(re.escape(s) for s in ordered))
+
+
+def register_secret(value: str | None) -> None:
+    """Remember `value` as a secret so it is masked wherever it appears (values < 4 chars are ignored).
+
+    The URL-encoded forms are registered too, so a password inside a query string is caught.
+    """
+    if not value or len(value.strip()) < MIN_SECRET_LENGTH:
+        return
+    # The value as given and stripped (an env value may carry a stray newline), plus URL-encoded forms.
+    forms = {
+        form
+        for v in {value, value.strip()}
+        if len(v) >= MIN_SECRET_LENGTH and v.strip("*")
+        for form in (v, quote(v, safe=""), quote_plus(v))
+    }
+    if not forms:
+        return
+    with _lock:
+        if forms <= _secrets:
+            return
+        _secrets.update(forms)
+        _rebuild()
+
+
+def clear_secrets() -> None:
+    """Forget every registered secret (for tests; production code never needs this)."""
+    with _lock:
+        _secrets.clear()
+        _rebuild()
+
+
+def registered_secret_count() -> int:
+    """How many secret forms are registered (never the values themselves)."""
+    return len(_secrets)
+
+
+def is_secret_env_name(name: str) -> bool:
+    """True when an environment variable called `name` holds a secret."""
+    upper = name.upper()
+    if upper in KNOWN_SECRET_ENV_VARS:
+        return True
+    if any(m in upper for m in _NON_SECRET_ENV_MARKERS):
+        return False
+    return any(m in upper for m in _SECRET_ENV_MARKERS)
+
+
+def register_secrets_from_env(environ: Mapping[str, str] | None = None) -> list[str]:
+    """Register the values of every secret-looking environment variable; returns the NAMES registered.
+
+    Trivial values (``true``, ``paper``, short numbers...) are skipped: masking them in every log
+    line would destroy the logs without protecting anything.
+    """
+    env = os.environ if environ is None else environ
+    names: list[str] = []
+    for name, value in env.items():
+        if not value or not is_secret_env_name(name):
+            continue
+        v = value.strip()
+        if len(v) < MIN_SECRET_LENGTH or v.lower() in _TRIVIAL_VALUES or (v.isdigit() and len(v) < 6):
+            continue
+        register_secret(value)
+        names.append(name)
+    return sorted(names)
+
+
+def is_secret_field(name: str) -> bool:
+    """True when a mapping key named `name` holds a secret (case, '-' and '_' insensitive)."""
+    norm = name.lower().replace("-", "").replace("_", "").replace(" ", "")
+    return norm in _SECRET_FIELDS or norm.endswith(_SECRET_FIELD_SUFFIXES)
+
+
+def redact_text(text: str) -> str:
+    """Return `text` with every registered secret and well-known secret shape replaced by ``***``."""
+    pattern = _pattern
+    if pattern is not None:
+        # Repeat while it changes: a secret containing '*' can re-form across a mask. This ends
+        # because every match replaces at least one non-'*' character (all-'*' secrets are refused).
+        while (new := pattern.sub(MASK, text)) != text:
+            text = new
+    for rx, repl in _TEXT_PATTERNS:
+        text = rx.sub(repl, text)
+    return text
+
+
+def redact(obj: Any) -> Any:
+    """Deep-copy `obj` with secrets masked.
+
+    Dicts, lists and tuples are copied; a value under a secret-looking key becomes ``***``
+    (``None`` stays ``None``); strings (values and keys) go through `redact_text`. Other objects
+    are returned unchanged — render them to text and use `redact_text` when they may hold secrets.
+    """
+    if isinstance(obj, str):
+        return redact_text(obj)
+    if isinstance(obj, Mapping):
+        out: dict[Any, Any] = {}
+        for k, v in obj.items():
+            if isinstance(k, str) and is_secret_field(k):
+                out[redact_text(k)] = v if v is None else MASK
+            else:
+                out[redact_text(k) if isinstance(k, str) else k] = redact(v)
+        return out
+    if isinstance(obj, list):
+        return [redact(v) for v in obj]
+    if isinstance(obj, tuple):
+        return tuple(redact(v) for v in obj)
+    return obj

@@ -1,0 +1,88 @@
+"""Frozen row types the store hands back (never live ORM objects)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+
+@dataclass(frozen=True, slots=True)
+class TrackRecord:
+    """How much paper trading has been done: the real-money gate needs 30 days and 50 closed trades.
+
+    Same fields as `joe.config.mode.TrackRecord` (the lead unifies the two).
+    """
+
+    paper_days: int
+    closed_paper_trades: int
+
+
+@dataclass(frozen=True, slots=True)
+class PositionRow:
+    """A stored position (open or closed). `quantity` is signed: > 0 long, < 0 short."""
+
+    id: int
+    mode: str
+    broker: str
+    symbol: str
+    quantity: Decimal
+    avg_price: Decimal
+    status: str
+    opened_at: datetime
+    updated_at: datetime
+    realized_pnl: Decimal
+    fees: Decimal
+    stop_loss: Decimal | None = None
+    take_profit: Decimal | None = None
+    trailing_distance: Decimal | None = None
+    high_water: Decimal | None = None
+    signal_id: str | None = None
+    broker_position_id: str | None = None
+    closed_at: datetime | None = None
+    exit_price: Decimal | None = None
+    exit_reason: str | None = None
+
+    @property
+    def is_open(self) -> bool:
+        return self.status == "open"
+
+
+@dataclass(frozen=True, slots=True)
+class RunRow:
+    """One pipeline run. `status` is "running" until `finish_run`."""
+
+    run_id: str
+    started_at: datetime
+    mode: str
+    broker: str
+    source: str
+    status: str
+    as_of: datetime | None = None
+    finished_at: datetime | None = None
+    summary: dict[str, Any] | None = None
+    report_dir: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PaperAccountRow:
+    """The paper account's cash book."""
+
+    name: str
+    currency: str
+    cash: Decimal
+    starting_cash: Decimal
+    realized_pnl: Decimal
+    created_at: datetime
+    updated_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class EquityPoint:
+    """One point of the equity curve."""
+
+    ts: datetime
+    mode: str
+    equity: Decimal
+    cash: Decimal

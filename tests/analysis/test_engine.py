@@ -1,0 +1,106 @@
+"""StrategyEngine: regime matching, score filter, conflict resolution and ranking."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import pandas as pd
+
+from joe.analysis.features import Features
+from joe.analysis.panel import Panel
+from joe.analysis.regime import Regime, RegimeLabel
+from joe.analysis.scoring import InstrumentScore
+from joe.analysis.strategies import StrategyEngine, StrategyParams, build_signal
+from joe.config.schema import PipelineConfig
+from joe.core.models import Direction, Signal
+
+from .synth import random_walk_panel
+
+
+@dataclass
+class Fixed:
+    """A stub strategy that calls every symbol in one direction with a fixed confidence."""
+
+    name: str
+    suited_regimes: frozenset[RegimeLabel]
+    direction: Direction
+    confidence: float
+
+    def generate(
+        self, panel: Panel, symbols: Sequence[str], as_of_index: int, features: Features | None = None
+    ) -> list[Signal]:
+        out = []
+        for s in symbols:
+            close = float(panel.close[as_of_index, panel.col(s)])
+            sig = build_signal(
+                strategy=self.name,
+                panel=panel,
+                symbol=s,
+                t=as_of_index,
+                direction=self.direction,
+                entry=close,
+                atr=close * 0.02,
+                params=StrategyParams(),
+                confidence=self.confidence,
+                reason=f"stub {close:.2f}",
+                trail=False,
+            )
+            assert sig is not None
+            out.append(sig)
+        return out
+
+
+P = random_walk_panel(21, n_dates=60, n_symbols=5)
+BULL = Regime(RegimeLabel.BULL_QUIET, 0.9, P.dates[-1], {"stress": 0.1})
+RANGE = Regime(RegimeLabel.RANGE, 0.9, P.dates[-1], {"stress": 0.1})
+
+
+def _scores(totals: dict[str, float]) -> list[InstrumentScore]:
+    return [InstrumentScore(s, v, Direction.LONG, {}, P.dates[-1]) for s, v in totals.items()]
+
+
+def test_only_strategies_suited_to_the_regime_run() -> None:
+    bull_only = Fixed("a", frozenset({RegimeLabel.BULL_QUIET}), Direction.LONG, 0.6)
+    range_only = Fixed("b", frozenset({RegimeLabel.RANGE}), Direction.LONG, 0.6)
+    eng = StrategyEngine([bull_only, range_only], min_score=0)
+    assert [s.name for s in eng.active(BULL)] == ["a"]
+    sigs = eng.run(P, _scores({"S0": 60}), BULL)
+    assert [s.strategy for s in sigs] == ["a"]
+    assert [s.strategy for s in eng.run(P, _scores({"S0": 60}), RANGE)] == ["b"]
+
+
+def test_min_score_top_n_and_max_signals() -> None:
+    s = Fixed("a", frozenset(RegimeLabel), Direction.LONG, 0.6)
+    eng = StrategyEngine([s], min_score=55, top_n=2, max_signals=10)
+    sigs = eng.run(P, _scores({"S0": 80, "S1": 54.9, "S2": 70, "S3": 60}), BULL)
+    assert [x.symbol for x in sigs] == ["S0", "S2"]
+    assert [x.score for x in sigs] == [80, 70]
+    assert all(x.meta["regime"] == "bull_quiet" for x in sigs)
+    capped = StrategyEngine([s], min_score=0, top_n=10, max_signals=1).run(
+        P, _scores({"S0": 80, "S2": 90}), BULL
+    )
+    assert [x.symbol for x in capped] == ["S2"]
+
+
+def test_disagreement_drops_the_symbol_agreement_keeps_the_best() -> None:
+    long_a = Fixed("a", frozenset(RegimeLabel), Direction.LONG, 0.5)
+    long_b = Fixed("b", frozenset(RegimeLabel), Direction.LONG, 0.8)
+    short_c = Fixed("c", frozenset(RegimeLabel), Direction.SHORT, 0.9)
+    agree = StrategyEngine([long_a, long_b], min_score=0).run(P, _scores({"S0": 60}), BULL)
+    assert len(agree) == 1 and agree[0].strategy == "b" and agree[0].meta["agreeing"] == ["a"]
+    assert StrategyEngine([long_a, short_c], min_score=0).run(P, _scores({"S0": 60}), BULL) == []
+
+
+def test_from_config_carries_exit_geometry() -> None:
+    eng = StrategyEngine.from_config(
+        PipelineConfig.model_validate(
+            {"atr_stop_multiple": 3.0, "reward_risk": 1.5, "min_score": 60, "top_n": 7}
+        )
+    )
+    assert eng.min_score == 60 and eng.top_n == 7
+    assert {s.name for s in eng.strategies} == {"trend_following", "mean_reversion", "breakout", "momentum"}
+    for s in eng.strategies:
+        params = s.params  # type: ignore[attr-defined]
+        assert params.atr_stop_multiple == 3.0 and params.reward_risk == 1.5
+    assert isinstance(P.dates, pd.DatetimeIndex)

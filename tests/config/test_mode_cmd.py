@@ -1,0 +1,150 @@
+"""`joe mode [--json]`: resolved mode and every gate with PASS/FAIL and why; never prints secrets."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import pytest
+import typer
+from typer.testing import CliRunner
+
+from joe.cli.mode_cmd import app, make_app, register
+from joe.config.mode import TrackRecord
+from joe.config.settings import Settings, env_names
+from joe.core.events import NullAudit
+
+REPO = Path(__file__).resolve().parents[2]
+SECRETS = {
+    "CAPITAL_API_KEY": "ck-SENTINEL-1",
+    "CAPITAL_PASSWORD": "pw-SENTINEL-2",
+    "GEMINI_API_KEY": "gm-SENTINEL-3",
+    "TELEGRAM_BOT_TOKEN": "tg-SENTINEL-4",
+    "DISCORD_WEBHOOK_URL": "https://discord.example/SENTINEL-5",
+}
+
+
+@pytest.fixture(autouse=True)
+def clean_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    for name in env_names().values():
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.chdir(tmp_path)  # no stray .env; config path under our control
+    monkeypatch.setenv("JOE_CONFIG", str(REPO / "config" / "execution.yaml"))
+    return tmp_path
+
+
+def run(args: list[str], env: dict[str, str], the_app: typer.Typer = app) -> tuple[int, str]:
+    result = CliRunner().invoke(the_app, args, env=env)
+    assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
+    return result.exit_code, result.output
+
+
+def test_json_default_is_paper() -> None:
+    code, out = run(["--json"], {})
+    doc = json.loads(out)
+    assert code == 0 and doc["mode"] == "paper" and doc["requested"] == ""
+    assert doc["fell_back"] is False
+    assert [g["name"] for g in doc["gates"]] == [
+        "trading_mode",
+        "settings",
+        "config",
+        "live_enabled",
+        "broker",
+        "credentials",
+        "endpoint",
+        "confirmation",
+        "track_record",
+    ]
+    assert doc["credentials"]["CAPITAL_API_KEY"] == "missing"
+
+
+def test_json_live_on_ibkr_paper_account(clean_env: Path) -> None:
+    cfg = clean_env / "exec.yaml"
+    cfg.write_text("live:\n  enabled: true\n")
+    _, out = run(
+        ["--json"],
+        {"JOE_CONFIG": str(cfg), "TRADING_MODE": "live", "JOE_BROKER": "ibkr", "IBKR_ACCOUNT": "DU1234567"},
+    )
+    doc = json.loads(out)
+    assert doc["mode"] == "live" and doc["real_money"] is False
+    assert all(g["passed"] for g in doc["gates"])
+    assert doc["account_id"] == "DU*****67"
+
+
+def test_track_record_provider_and_audit_factory(clean_env: Path) -> None:
+    cfg = clean_env / "exec.yaml"
+    cfg.write_text("live:\n  enabled: true\n")
+    audit = NullAudit()
+    seen: list[Settings] = []
+
+    def provider(settings: Settings) -> TrackRecord:
+        seen.append(settings)
+        return TrackRecord(paper_days=31, closed_paper_trades=51)
+
+    the_app = make_app(track_record_provider=provider, audit_factory=lambda s: audit)
+    env = {
+        "JOE_CONFIG": str(cfg),
+        "TRADING_MODE": "live",
+        "JOE_BROKER": "ibkr",
+        "IBKR_PORT": "4001",
+        "IBKR_ACCOUNT": "U42",
+        "JOE_LIVE_CONFIRM": "U42",
+    }
+    doc = json.loads(run(["--json"], env, the_app)[1])
+    assert doc["mode"] == "live" and doc["real_money"] is True and seen
+    assert [e for e, _, _ in audit.records] == ["config.loaded", "mode.resolved"]
+
+    def broken(settings: Settings) -> TrackRecord:
+        raise RuntimeError("database is locked")
+
+    doc = json.loads(run(["--json"], env, make_app(track_record_provider=broken))[1])
+    track = next(g for g in doc["gates"] if g["name"] == "track_record")
+    assert doc["mode"] == "paper" and not track["passed"] and "no store" in track["detail"]
+
+
+def test_table_shows_each_gate_with_pass_fail_and_why(clean_env: Path) -> None:
+    bad = clean_env / "bad.yaml"
+    bad.write_text("risk:\n  max_positions: ten\n")
+    code, out = run([], {"JOE_CONFIG": str(bad), "TRADING_MODE": "live", "JOE_BROKER": "capital"})
+    assert code == 0
+    assert "Mode: PAPER" in out
+    for gate in ("trading_mode", "settings", "config", "live_enabled", "credentials", "endpoint"):
+        assert gate in out
+    assert "PASS" in out and "FAIL" in out
+    assert "risk.max_positions" in out  # the config error is shown, and we still ran (in paper)
+    assert "missing: CAPITAL_API_KEY" in out.replace("\n", " ").replace("│", "")
+
+
+def test_secrets_never_printed(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
+    env = {
+        **SECRETS,
+        "TRADING_MODE": "live",
+        "JOE_BROKER": "capital",
+        "CAPITAL_IDENTIFIER": "me",
+        "CAPITAL_DEMO": "false",
+        "CAPITAL_ACCOUNT_ID": "ACC1",
+        "JOE_LIVE_CONFIRM": "ACC2",
+    }
+    outputs = [run(args, env)[1] for args in ([], ["--json"])]
+    doc = json.loads(outputs[1])
+    assert (
+        doc["credentials"]["CAPITAL_API_KEY"] == "set" and doc["credentials"]["DISCORD_WEBHOOK_URL"] == "set"
+    )
+    text = "".join(outputs) + caplog.text + repr([r.msg for r in caplog.records])
+    for value in SECRETS.values():
+        assert value not in text
+
+
+def test_register_mounts_on_another_app() -> None:
+    main = typer.Typer()
+
+    @main.command()
+    def version() -> None:
+        typer.echo("0")
+
+    register(main)
+    doc = json.loads(run(["mode", "--json"], {"TRADING_MODE": "nonsense"}, main)[1])
+    assert doc["mode"] == "paper" and doc["fell_back"] is True
+    assert "not one of paper, live, shadow" in doc["reasons"][0]

@@ -1,0 +1,191 @@
+"""run.json matches its documented schema (JSON Schema file + pydantic models mirroring it)."""
+
+from __future__ import annotations
+
+import json
+from datetime import date, datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import pytest
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from joe.reporting.context import ReportContext
+from joe.reporting.generator import ReportGenerator
+from joe.reporting.runjson import REPORT_SCHEMA, build_run_json, load_json_schema
+from joe.reporting.summary import AISummary
+
+from .sample_context import minimal_context
+
+DecStr = Annotated[str, Field(pattern=r"^-?[0-9]+(\.[0-9]+)?([eE][-+]?[0-9]+)?$")]
+DOCS = Path(__file__).resolve().parents[2] / "docs" / "report-schema.md"
+
+
+class _M(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=False)
+
+
+class Run(_M):
+    run_id: Annotated[str, Field(min_length=1)]
+    mode: str
+    broker: str
+    source: str
+    source_description: str
+    as_of: date
+    started_at: datetime
+    finished_at: datetime
+    duration_s: Annotated[float, Field(ge=0)]
+    stage_timings: dict[str, float]
+
+
+class Regime(_M):
+    label: str
+    confidence: float
+    stressed: bool
+    evidence: dict[str, float | None]
+
+
+class Score(_M):
+    rank: Annotated[int, Field(ge=1)]
+    symbol: str
+    name: str
+    total: float
+    components: dict[str, float | None]
+    scans: list[str]
+
+
+class SignalRow(_M):
+    signal_id: str
+    symbol: str
+    strategy: str
+    direction: Literal["LONG", "SHORT"]
+    entry: DecStr
+    stop_loss: DecStr
+    take_profit: DecStr
+    trailing_distance: DecStr | None
+    reward_risk: float | None
+    confidence: float
+    score: float | None
+    reason: str
+    as_of: datetime
+    risk_grade: str
+    risk_dimensions: dict[str, float | None]
+    vetoed: bool
+    veto_reason: str | None
+    quantity: DecStr | None
+
+
+class PositionRow(_M):
+    symbol: str
+    direction: Literal["LONG", "SHORT"]
+    quantity: DecStr
+    avg_price: DecStr
+    market_price: DecStr | None
+    unrealized_pnl: DecStr
+    stop_loss: DecStr | None
+    take_profit: DecStr | None
+    opened_at: datetime | None
+
+
+class FillRow(_M):
+    fill_id: str
+    client_order_id: str
+    symbol: str
+    side: Literal["BUY", "SELL"]
+    quantity: DecStr
+    price: DecStr
+    ts: datetime
+    commission: DecStr
+    broker_order_id: str | None
+
+
+class EquityPoint(_M):
+    ts: datetime
+    equity: float | None
+    cash: float | None
+
+
+class AIRef(_M):
+    source: Literal["gemini", "rule-based"]
+    model: str | None
+    error: str | None
+    file: Literal["ai_summary.md"]
+
+
+class RunJson(_M):
+    schema_: Literal["joe.report/1"] = Field(alias="schema")
+    generated_at: datetime
+    run: Run
+    regime: Regime
+    top_scores: list[Score]
+    signals: list[SignalRow]
+    positions: list[PositionRow]
+    fills: list[FillRow]
+    account: dict[str, DecStr | float | None]
+    equity_curve: list[EquityPoint]
+    warnings: list[str]
+    ai_summary: AIRef | None
+
+
+def _written(tmp_path: Path, ctx: ReportContext) -> dict[str, Any]:
+    ai = AISummary("text", "gemini", "gemini-2.5-flash")
+    return json.loads(ReportGenerator(tmp_path).write(ctx, ai).json.read_text())  # type: ignore[no-any-return]
+
+
+def test_run_json_validates_against_pydantic_mirror(tmp_path: Path, ctx: ReportContext) -> None:
+    doc = RunJson.model_validate(_written(tmp_path, ctx))
+    assert doc.run.run_id == ctx.run_id
+    assert len(doc.signals) == len(ctx.signals)
+    assert Decimal(doc.signals[0].entry) == ctx.signals[0].signal.entry
+    assert doc.signals[0].reward_risk == pytest.approx(2.0, abs=0.01)
+    RunJson.model_validate(build_run_json(minimal_context()))
+
+
+def test_pydantic_mirror_rejects_a_broken_document(tmp_path: Path, ctx: ReportContext) -> None:
+    doc = _written(tmp_path, ctx)
+    doc["signals"][0]["entry"] = 101.5  # a float where an exact decimal string is required
+    with pytest.raises(ValidationError):
+        RunJson.model_validate(doc)
+
+
+def test_json_schema_file_matches_the_mirror() -> None:
+    schema = load_json_schema()
+    assert schema["properties"]["schema"]["const"] == REPORT_SCHEMA
+    assert set(schema["required"]) == {f.alias or n for n, f in RunJson.model_fields.items()}
+    props = schema["properties"]
+    pairs: dict[str, type[BaseModel]] = {"run": Run, "regime": Regime}
+    for name, model in pairs.items():
+        assert set(props[name]["required"]) == set(model.model_fields), name
+    items: dict[str, type[BaseModel]] = {
+        "top_scores": Score,
+        "signals": SignalRow,
+        "positions": PositionRow,
+        "fills": FillRow,
+        "equity_curve": EquityPoint,
+    }
+    for name, item in items.items():
+        assert set(props[name]["items"]["required"]) == set(item.model_fields), name
+
+
+def test_run_json_validates_against_json_schema(tmp_path: Path, ctx: ReportContext) -> None:
+    jsonschema = pytest.importorskip("jsonschema")
+    schema = load_json_schema()
+    jsonschema.Draft202012Validator.check_schema(schema)
+    validator = jsonschema.Draft202012Validator(
+        schema, format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER
+    )
+    assert list(validator.iter_errors(_written(tmp_path, ctx))) == []
+    assert list(validator.iter_errors(build_run_json(minimal_context()))) == []
+    broken = _written(tmp_path, ctx) | {"extra": 1}
+    assert list(validator.iter_errors(broken))
+
+
+def test_schema_is_documented() -> None:
+    text = DOCS.read_text()
+    assert REPORT_SCHEMA in text
+    for field in RunJson.model_fields:
+        assert f"`{field.rstrip('_')}`" in text, field
+    for model in (SignalRow, PositionRow, FillRow):
+        for field in model.model_fields:
+            assert f"`{field}`" in text, field

@@ -1,0 +1,117 @@
+"""Structured logging: every path to a log line is redacted (fields, message, exceptions, libraries)."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+from collections.abc import Iterator
+
+import pytest
+import structlog
+
+import joe.core.logging as joe_logging
+from joe.core.logging import configure_logging, get_logger
+from joe.safety.redaction import clear_secrets, register_secret
+
+SECRET = "sk-live-0123456789abcdef"
+
+
+@pytest.fixture(autouse=True)
+def _restore_logging() -> Iterator[None]:
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    clear_secrets()
+    register_secret(SECRET)
+    yield
+    clear_secrets()
+    root.handlers[:] = handlers
+    root.setLevel(level)
+    structlog.reset_defaults()
+    joe_logging._configured = False
+
+
+class Creds:
+    """An object whose repr leaks a secret (as careless third-party objects do)."""
+
+    def __repr__(self) -> str:
+        return f"Creds(key={SECRET})"
+
+
+def _emit_everything() -> None:
+    log = get_logger("joe.test")
+    log.info(
+        f"connecting with {SECRET}",
+        api_key=SECRET,
+        password="not-registered-pw",
+        creds=Creds(),
+        url=f"https://api.telegram.org/bot{SECRET}/sendMessage",
+        nested={"x": [SECRET]},
+    )
+    logging.getLogger("httpx").info(
+        "HTTP Request: POST %s", f"https://api.example.com/session?token={SECRET}"
+    )
+    try:
+        raise RuntimeError(f"login failed for {SECRET}")
+    except RuntimeError:
+        log.exception("broker login failed", broker="capital")
+        logging.getLogger("ib_async.client").exception("library failure")
+
+
+@pytest.mark.parametrize("as_json", [False, True])
+def test_no_secret_reaches_a_log_line(as_json: bool) -> None:
+    stream = io.StringIO()
+    configure_logging("DEBUG", json=as_json, stream=stream)
+    _emit_everything()
+    out = stream.getvalue()
+    assert SECRET not in out
+    assert "not-registered-pw" not in out  # caught by its field name alone
+    # ...while the useful parts survive.
+    for kept in (
+        "connecting with ***",
+        "broker login failed",
+        "RuntimeError: login failed for ***",
+        "library failure",
+        "HTTP Request: POST",
+        "bot***/sendMessage",
+        "capital",
+    ):
+        assert kept in out, kept
+    if as_json:
+        events = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
+        first = events[0]
+        assert first["api_key"] == "***" and first["password"] == "***"
+        assert first["logger"] == "joe.test" and first["level"] == "info"
+        assert any(e.get("logger") == "httpx" for e in events)
+        assert "exception" in events[2]
+
+
+def test_level_filtering_and_reconfiguration_replaces_the_handler() -> None:
+    first = io.StringIO()
+    configure_logging("WARNING", stream=first)
+    log = get_logger("joe.x")
+    log.info("quiet")
+    log.warning("loud")
+    second = io.StringIO()
+    configure_logging("INFO", json=True, stream=second)
+    log.info("now json")
+    assert "quiet" not in first.getvalue() and "loud" in first.getvalue()
+    assert "now json" not in first.getvalue()  # the old handler is gone
+    assert json.loads(second.getvalue().splitlines()[-1])["event"] == "now json"
+
+
+def test_get_logger_without_configuration_still_redacts(capsys: pytest.CaptureFixture[str]) -> None:
+    joe_logging._configured = False
+    get_logger("joe.early").warning("early", token=SECRET)
+    err = capsys.readouterr().err
+    assert "early" in err
+    assert SECRET not in err
+
+
+def test_configure_registers_env_secrets(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GEMINI_API_KEY", "AIza-gemini-env-secret")
+    stream = io.StringIO()
+    configure_logging(stream=stream)
+    get_logger("joe.ai").info("calling gemini with AIza-gemini-env-secret")
+    assert "AIza-gemini-env-secret" not in stream.getvalue()
+    assert "calling gemini with ***" in stream.getvalue()
