@@ -15,8 +15,18 @@ T0 = datetime(2024, 1, 1, tzinfo=UTC)
 
 
 def long_pos(**kw: object) -> PaperPosition:
-    base = dict(position_id="p", symbol="X", quantity=D(10), entry_price=D(100), entry_commission=D(0),
-                opened_at=T0, signal_id="s", stop_loss=D(95), take_profit=D(110), best_price=D(100))
+    base = dict(
+        position_id="p",
+        symbol="X",
+        quantity=D(10),
+        entry_price=D(100),
+        entry_commission=D(0),
+        opened_at=T0,
+        signal_id="s",
+        stop_loss=D(95),
+        take_profit=D(110),
+        best_price=D(100),
+    )
     base.update(kw)
     return PaperPosition(**base)  # type: ignore[arg-type]
 

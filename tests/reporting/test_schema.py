@@ -74,6 +74,7 @@ class SignalRow(_M):
     vetoed: bool
     veto_reason: str | None
     quantity: DecStr | None
+    execution: str
 
 
 class PositionRow(_M):

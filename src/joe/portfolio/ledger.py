@@ -104,8 +104,8 @@ class PaperLedger:
     def unrealized_pnl(self) -> Decimal:
         return sum((p.unrealized_pnl for p in self.positions.values()), ZERO)
 
-    def open(self, pos: PaperPosition) -> PaperPosition:
-        """Book an opening fill. Raises `LedgerError` if a cash account cannot afford it."""
+    def check_open(self, pos: PaperPosition) -> None:
+        """Raise `LedgerError` if the account cannot take this opening fill; changes nothing."""
         if pos.position_id in self.positions:
             raise LedgerError(f"position {pos.position_id} is already open")
         if pos.quantity == 0:
@@ -123,6 +123,11 @@ class PaperLedger:
                     f"buying power exceeded: gross exposure {after:.2f} > "
                     f"{self.max_leverage}x equity {limit:.2f}"
                 )
+
+    def open(self, pos: PaperPosition) -> PaperPosition:
+        """Book an opening fill. Raises `LedgerError` (changing nothing) if the account cannot take it."""
+        self.check_open(pos)
+        cost = pos.quantity * pos.entry_price + pos.entry_commission
         self.cash -= cost
         best = pos.best_price if pos.best_price is not None else pos.entry_price
         pos = replace(pos, best_price=best, mark=pos.mark if pos.mark is not None else pos.entry_price)

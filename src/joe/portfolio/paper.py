@@ -161,13 +161,12 @@ class PaperPortfolio(PortfolioManager):
             s.trailing_distance,
         )
         try:
-            self.ledger.open(replace(pos, position_id=f"pending-{coid}"))
+            self.ledger.check_open(pos)
         except LedgerError as e:
             order.transition(OrderState.REJECTED, str(e))
             self.store.save_order(order, broker=self.broker, mode=MODE)
             self.audit.record("order.rejected", {"reason": str(e)}, **ids)
             return SignalOutcome(s.signal_id, s.symbol, "rejected", str(e), coid)
-        self.ledger.positions.pop(f"pending-{coid}")
 
         fill = Fill(f"paper-{coid}", coid, s.symbol, side, s.quantity, price, as_of, commission, coid)
         order.broker_order_id = coid

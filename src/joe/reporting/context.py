@@ -58,6 +58,8 @@ class SignalFacts:
     vetoed: bool = False
     veto_reason: str | None = None
     quantity: Decimal | None = None
+    # What the portfolio did with it, e.g. "opened 62 @ 158.88" or "rejected: buying power exceeded".
+    execution: str = ""
     # Last ~120 bars, columns open/high/low/close, DatetimeIndex; frames do not compare with ==.
     price_history: pd.DataFrame = field(default_factory=_empty_frame, compare=False)
 

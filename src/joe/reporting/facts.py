@@ -224,6 +224,7 @@ def context_to_facts(ctx: ReportContext) -> dict[str, Any]:
                 "vetoed": sf.vetoed,
                 "veto_reason": sf.veto_reason,
                 "quantity": dec(sf.quantity),
+                "execution": sf.execution,
                 "price_history": frame_to_json(sf.price_history),
             }
             for sf in ctx.signals
@@ -265,6 +266,7 @@ def context_from_facts(d: dict[str, Any]) -> ReportContext:
                 vetoed=s["vetoed"],
                 veto_reason=s.get("veto_reason"),
                 quantity=undec(s.get("quantity")),
+                execution=s.get("execution", ""),
                 price_history=frame_from_json(s.get("price_history")),
             )
             for s in d.get("signals", [])

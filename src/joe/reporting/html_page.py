@@ -180,7 +180,7 @@ def _signal_row(sf: SignalFacts) -> list[str]:
     status = (
         f'<span class="badge vetoed">vetoed</span> {_e(sf.veto_reason or "")}'
         if sf.vetoed
-        else '<span class="badge">accepted</span>'
+        else '<span class="badge">accepted</span>' + (f" {_e(sf.execution)}" if sf.execution else "")
     )
     rr = reward_risk(sf)
     return [

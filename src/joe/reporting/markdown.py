@@ -53,6 +53,8 @@ def render_markdown(ctx: ReportContext, ai: AISummary | None = None) -> str:
             rr = reward_risk(sf)
             qty = sf.quantity if sf.quantity is not None else s.quantity
             status = f"vetoed: {sf.veto_reason or 'risk'}" if sf.vetoed else "accepted"
+            if sf.execution and not sf.vetoed:
+                status += f"; {sf.execution}"
             rows.append(
                 (
                     s.symbol,

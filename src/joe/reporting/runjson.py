@@ -51,6 +51,7 @@ def _signal(sf: SignalFacts) -> dict[str, Any]:
         "vetoed": sf.vetoed,
         "veto_reason": sf.veto_reason,
         "quantity": dec(qty),
+        "execution": sf.execution,
     }
 
 

@@ -50,6 +50,7 @@ def build_context(
     timings: dict[str, float],
     warnings: list[str],
     top_n: int,
+    executions: dict[str, str] | None = None,
 ) -> ReportContext:
     """Map the run's results onto reporting's plain facts."""
     reg = analysis.regime
@@ -78,6 +79,7 @@ def build_context(
                 a.veto,
                 a.veto_reason or None,
                 a.quantity,
+                (executions or {}).get(sig.signal_id, ""),
                 bars,
             )
         )

@@ -174,9 +174,15 @@ async def run_once(
     approved = result.approved[: rt.config.pipeline.max_signals]
     outcomes = await pf.submit(approved, as_of_ts.to_pydatetime())
     pf.mark(marks | {o.symbol: o.fill.price for o in outcomes if o.fill}, as_of_ts.to_pydatetime())
+    executions: dict[str, str] = {}
     for o in outcomes:
-        if o.action != "opened" and o.reason:
+        if o.fill is not None:
+            executions[o.signal_id] = f"opened {o.fill.quantity} @ {o.fill.price}"
+        else:
+            executions[o.signal_id] = f"{o.action}: {o.reason}"
             log.info("signal.not_traded", symbol=o.symbol, action=o.action, reason=o.reason)
+    for s in result.approved[rt.config.pipeline.max_signals :]:
+        executions[s.signal_id] = f"skipped: over pipeline.max_signals ({rt.config.pipeline.max_signals})"
     timings["trading"] = time.perf_counter() - t2
 
     progress.stage("report", "writing markdown, csv, json and html")
@@ -205,6 +211,7 @@ async def run_once(
         timings=timings,
         warnings=warnings,
         top_n=rt.config.pipeline.top_n,
+        executions=executions,
     )
     analyst = AIAnalyst(rt.config.ai, _secret(rt.settings.gemini_api_key), rt.settings.gemini_base_url)
     summary = await analyst.summarize(ctx)
