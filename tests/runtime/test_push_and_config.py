@@ -12,7 +12,9 @@ from typer.testing import CliRunner
 from joe.cli.main import app
 
 
-def test_push_delivers_exactly_one_summary_per_channel(project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_push_delivers_exactly_one_summary_per_channel(
+    project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     with FakeTelegram() as tg, FakeDiscord() as dc:
         monkeypatch.setenv("TELEGRAM_BOT_TOKEN", FAKE_TELEGRAM_TOKEN)
         monkeypatch.setenv("TELEGRAM_CHAT_ID", "4242")
@@ -33,8 +35,12 @@ def test_push_delivers_exactly_one_summary_per_channel(project: Path, monkeypatc
     assert FAKE_TELEGRAM_TOKEN not in result.output
 
 
-def test_push_with_unreachable_channels_never_breaks_the_run(project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    (project / "config/execution.yaml").write_text("pipeline:\n  universe_size: 40\nalerts:\n  max_retries: 0\n")
+def test_push_with_unreachable_channels_never_breaks_the_run(
+    project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (project / "config/execution.yaml").write_text(
+        "pipeline:\n  universe_size: 40\nalerts:\n  max_retries: 0\n"
+    )
     monkeypatch.setenv("DISCORD_WEBHOOK_URL", "http://127.0.0.1:9/api/webhooks/1/unreachable-token-xyz")
     result = CliRunner().invoke(app, ["run", "--once", "--push"])
     assert result.exit_code == 0, result.output
@@ -54,7 +60,9 @@ def test_push_with_unreachable_channels_never_breaks_the_run(project: Path, monk
 def test_bad_config_names_file_and_key_and_continues_in_paper(
     project: Path, monkeypatch: pytest.MonkeyPatch, text: str, needle: str
 ) -> None:
-    (project / "config/execution.yaml").write_text("live:\n  enabled: true\n" + text if "risk" in text else text)
+    (project / "config/execution.yaml").write_text(
+        "live:\n  enabled: true\n" + text if "risk" in text else text
+    )
     monkeypatch.setenv("TRADING_MODE", "live")
     mode = CliRunner().invoke(app, ["mode", "--json"])
     doc = json.loads(mode.stdout)
@@ -67,3 +75,19 @@ def test_bad_config_names_file_and_key_and_continues_in_paper(
     result = CliRunner().invoke(app, ["run", "--once"])
     assert result.exit_code == 0, result.output
     assert "Report: " in result.stdout
+
+
+def test_refused_live_request_is_loud_log_audit_and_alert(
+    project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (project / "config/execution.yaml").write_text("pipeline:\n  universe_size: 40\n")  # live.enabled false
+    with FakeDiscord() as dc:
+        monkeypatch.setenv("DISCORD_WEBHOOK_URL", dc.webhook_url)
+        monkeypatch.setenv("TRADING_MODE", "live")
+        result = CliRunner().invoke(app, ["run", "--once"])
+        texts = dc.texts()
+    assert result.exit_code == 0, result.output
+    assert "Paper mode" in result.output  # said on the console
+    assert any("PAPER mode" in t and "live" in t for t in texts), texts
+    audit = "".join(f.read_text() for f in (project / "data/audit").glob("*.jsonl"))
+    assert '"mode.fallback"' in audit

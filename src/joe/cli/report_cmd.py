@@ -11,8 +11,6 @@ from pathlib import Path
 
 import typer
 
-from joe.reporting.generator import ReportGenerator, ReportPaths, find_report
-
 
 def default_reports_root() -> Path:
     """`$JOE_DATA_DIR/reports` (default data/reports), where `joe run` writes reports."""
@@ -21,6 +19,8 @@ def default_reports_root() -> Path:
 
 def locate_or_render(root: Path, run: str = "latest", rerender: bool = False) -> Path:
     """The report.html of `run`, re-rendered from facts.json when asked or when the HTML is missing."""
+    from joe.reporting.generator import ReportGenerator, ReportPaths, find_report  # heavy: charts
+
     report_dir = find_report(root, run)
     paths = ReportPaths.for_dir(report_dir)
     if rerender or not paths.html.exists():

@@ -10,8 +10,6 @@ import typer
 from rich.console import Console
 
 from joe.cli.exit_codes import ExitCode
-from joe.runtime.bootstrap import bootstrap
-from joe.runtime.run_once import LiveModeUnavailable, RunOptions, run_once_sync
 
 
 class RichProgress:
@@ -61,6 +59,10 @@ def run_command(
     except ValueError:
         console.print(f"--as-of must be a date like 2018-12-31, not {as_of!r}")
         raise typer.Exit(ExitCode.USAGE) from None
+    # Imported here so `joe --help` and `joe version` stay instant.
+    from joe.runtime.bootstrap import bootstrap
+    from joe.runtime.run_once import LiveModeUnavailable, RunOptions, run_once_sync
+
     rt = bootstrap(broker=broker)
     if rt.decision.fell_back:
         console.print(f"[yellow]Paper mode[/]: {'; '.join(rt.decision.reasons)}", soft_wrap=True)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from joe.core.logging import get_logger
-from joe.reporting.alerts import AlertManager, build_channels, run_summary_alert
+from joe.reporting.alerts import Alert, AlertLevel, AlertManager, build_channels, run_summary_alert
 from joe.reporting.context import ReportContext
 from joe.reporting.generator import ReportPaths
 from joe.reporting.summary import AISummary
@@ -46,6 +46,26 @@ async def push_summary(rt: Runtime, ctx: ReportContext, summary: AISummary, path
         return sum(1 for r in results if r.ok and r.skipped is None)
     except Exception as exc:  # alerts never break the run
         log.error("push.failed", error=f"{type(exc).__name__}")
+        return 0
+    finally:
+        await manager.aclose()
+
+
+async def notify_mode_fallback(rt: Runtime) -> int:
+    """Principle 2, loudly: when live/shadow was asked for and paper was chosen, send a warning alert."""
+    manager = alert_manager(rt)
+    if not manager.enabled:
+        return 0
+    d = rt.decision
+    body = "\n".join([f"TRADING_MODE={d.requested[:40]!r} resolved to {d.mode.value}.", *d.reasons])
+    try:
+        alert = Alert(
+            AlertLevel.WARNING, f"Joe is running in {d.mode.value.upper()} mode", body, key="mode-fallback"
+        )
+        results = await manager.send(alert)
+        return sum(1 for r in results if r.ok and r.skipped is None)
+    except Exception as exc:  # alerts never break the run
+        log.error("mode_fallback_alert.failed", error=type(exc).__name__)
         return 0
     finally:
         await manager.aclose()

@@ -123,6 +123,10 @@ async def run_once(
     timings: dict[str, float] = {}
     ids = {"run_id": run_id}
     rt.audit.record("run.started", {"mode": rt.mode, "broker": opts.broker, "source": opts.source}, **ids)
+    if rt.decision.fell_back:
+        from joe.runtime.push import notify_mode_fallback
+
+        await notify_mode_fallback(rt)
 
     t0 = time.perf_counter()
     progress.stage("data", f"opening {opts.broker}/{opts.source}")
