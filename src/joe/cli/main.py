@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import typer
 
 from joe import __version__
@@ -9,8 +11,10 @@ from joe.cli import mode_cmd
 from joe.cli.audit_cmd import audit_app
 from joe.cli.report_cmd import report
 from joe.cli.run_cmd import run_command
+from joe.cli.sim_cmd import sim_app
 from joe.config.mode import TrackRecord
 from joe.config.settings import Settings
+from joe.core.events import AuditSink
 
 app = typer.Typer(
     help="Joe: market research and trading engine (paper by default).",
@@ -36,31 +40,18 @@ def _track_record(settings: Settings) -> TrackRecord:
         store.close()
 
 
-def _audit(settings: Settings) -> object:
-    from pathlib import Path
-
+def _audit(settings: Settings) -> AuditSink:
     from joe.safety.audit import AuditLog
 
     return AuditLog(Path(settings.data_dir) / "audit")
 
 
 app.command("run")(run_command)
-mode_cmd.register(app, track_record_provider=_track_record, audit_factory=_audit)  # type: ignore[arg-type]
+mode_cmd.register(app, track_record_provider=_track_record, audit_factory=_audit)
 app.add_typer(audit_app, name="audit")
 app.command("report")(report)
+app.add_typer(sim_app, name="sim")
 
-
-def _mount_optional() -> None:
-    """Commands whose packages may be absent in a partial install are mounted only when importable."""
-    try:
-        from joe.cli.sim_cmd import sim_app
-
-        app.add_typer(sim_app, name="sim")
-    except ImportError:
-        pass
-
-
-_mount_optional()
 
 if __name__ == "__main__":
     app()

@@ -47,7 +47,7 @@ def run_command(
     scan: Annotated[str | None, typer.Option(help="Universe scan or watchlist name of the source.")] = None,
 ) -> None:
     """Run Regime → Scan → Score → Strategy → Risk → Signal → paper trades → report."""
-    console = Console(stderr=True)
+    console = Console(stderr=True, log_path=False)
     if not once:
         console.print("The daemon is not built yet: use `joe run --once`.")
         raise typer.Exit(ExitCode.USAGE)

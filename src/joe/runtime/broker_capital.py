@@ -1,0 +1,51 @@
+"""`--broker capital`: Capital.com market data for a paper run (the real API or its simulator)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from joe.brokers.base import MarketData
+
+if TYPE_CHECKING:
+    from joe.runtime.bootstrap import Runtime
+    from joe.runtime.sources import Closer
+
+
+def _plain(value: object) -> str:
+    if value is None:
+        return ""
+    raw = value.get_secret_value() if hasattr(value, "get_secret_value") else str(value)
+    return raw.strip()
+
+
+async def open_capital_market_data(rt: Runtime) -> tuple[MarketData, Closer]:
+    """Log in with the configured credentials and return Capital.com market data and its closer."""
+    from joe.brokers.capital import open_capital
+
+    s = rt.settings
+    key, ident, pw = _plain(s.capital_api_key), _plain(s.capital_identifier), _plain(s.capital_password)
+    missing = [
+        n
+        for n, v in (("CAPITAL_API_KEY", key), ("CAPITAL_IDENTIFIER", ident), ("CAPITAL_PASSWORD", pw))
+        if not v
+    ]
+    if missing:
+        raise RuntimeError(
+            f"--broker capital needs {', '.join(missing)} (for the local simulator, `joe sim capital` prints "
+            "the demo credentials and CAPITAL_API_URL / CAPITAL_STREAM_URL to use)"
+        )
+    cfg = rt.config.brokers.capital
+    demo = cfg.demo if s.capital_demo is None else bool(s.capital_demo)
+    client, market_data, _executor = await open_capital(
+        key,
+        ident,
+        pw,
+        demo=demo,
+        mode=rt.mode,
+        audit=rt.audit,
+        api_url=s.capital_api_url or None,
+        stream_url=s.capital_stream_url or None,
+        account_id=s.capital_account_id or cfg.account_id or None,
+        timeout_s=cfg.request_timeout_s,
+    )
+    return market_data, client.close
