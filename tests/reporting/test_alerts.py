@@ -154,6 +154,8 @@ async def test_secrets_never_logged_or_audited(
     tg: FakeTelegram, dc: FakeDiscord, caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str]
 ) -> None:
     caplog.set_level(logging.DEBUG)
+    for name in ("httpx", "httpcore"):  # Joe's start-up quiets them; this test wants their lines
+        caplog.set_level(logging.DEBUG, logger=name)
     tg.enqueue(*[Reply(500, {"ok": False})] * 5)
     dc.enqueue(Reply(404, {"message": "Unknown Webhook", "code": 10015}))
     with FakeTelegram() as gone:

@@ -29,7 +29,7 @@ def test_run_writes_report_and_trades_on_paper(project: Path) -> None:
     for name in ("report.md", "signals.csv", "positions.csv", "run.json", "report.html"):
         assert (report / name).is_file(), name
     doc = json.loads((report / "run.json").read_text())
-    assert doc["run"]["mode"] == "paper" if "run" in doc else doc["mode"] == "paper"
+    assert doc["run"]["mode"] == "paper"
     md = (report / "report.md").read_text()
     assert "regime" in md.lower()
     assert out.mode == "paper"  # type: ignore[attr-defined]

@@ -161,9 +161,21 @@ def equity_chart(curve: pd.DataFrame, salt: str = "equity") -> str:
     fig = Figure(figsize=(8.0, 2.2))
     ax = fig.subplots()
     ts = pd.to_datetime(curve["ts"])
-    ax.plot(ts, curve["equity"].astype(float), color="#1b5e20", linewidth=1.1, label="equity")
+    marker = "o" if len(curve) < 3 else None  # a curve of one or two points would otherwise be invisible
+    ax.plot(ts, curve["equity"].astype(float), color="#1b5e20", linewidth=1.1, marker=marker, label="equity")
     if "cash" in curve.columns:
-        ax.plot(ts, curve["cash"].astype(float), color="#78909c", linewidth=0.8, linestyle=":", label="cash")
+        ax.plot(
+            ts,
+            curve["cash"].astype(float),
+            color="#78909c",
+            linewidth=0.8,
+            linestyle=":",
+            marker=marker,
+            label="cash",
+        )
+    if ts.nunique() < 2:
+        t = ts.iloc[0]
+        ax.set_xlim(t - pd.Timedelta(days=7), t + pd.Timedelta(days=7))
     ax.legend(fontsize=7, frameon=False, loc="upper left")
     _style(ax)
     fig.autofmt_xdate(rotation=0, ha="center")

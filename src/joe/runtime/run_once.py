@@ -197,6 +197,8 @@ async def run_once(
             for e in rt.store.equity_curve("paper")
         ]
     )
+    if not curve.empty:  # several marks per bar date (before and after trading): keep the last
+        curve = curve.drop_duplicates("ts", keep="last").reset_index(drop=True)
     fills = rt.store.fills(mode="paper")[-50:]
     ctx = build_context(
         run_id=run_id,
