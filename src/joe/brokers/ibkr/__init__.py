@@ -1,0 +1,35 @@
+"""Interactive Brokers broker: `IBKRExecutor` and `IBKRMarketData` over ib_async (TWS / IB Gateway).
+
+Typical wiring (one socket, one clientId, shared by both)::
+
+    md, ex = create_ibkr(audit=audit, mode=resolved_mode, host="127.0.0.1", port=7497, client_id=1,
+                         account="DU1234567", order_ids="data/ibkr_order_ids.json")
+    await md.connect(); await ex.connect()      # port/mode gate (audited), connect, start-up re-sync
+    universe = await md.universe()              # scanner universe (~20 symbols by default)
+    frame = await md.history("AAPL", "1d")      # >= 300 daily bars by default ("2 Y")
+    result = await ex.place(intent)             # what-if first for entries, bracket when protected
+    async for event in ex.events(): ...         # acks, fills (with commission), cancels, rejects
+    await ex.close(); await md.close()
+
+Against the simulator: `IBKRSimulator(...).start()` then use `port=sim.port`.
+"""
+
+from joe.brokers.ibkr.connection import IBKRConnection
+from joe.brokers.ibkr.executor import IBKRExecutor
+from joe.brokers.ibkr.factory import create_ibkr
+from joe.brokers.ibkr.marketdata import IBKRMarketData
+from joe.brokers.ibkr.orderids import FileOrderIdStore, MemoryOrderIdStore, OrderIdStore
+from joe.brokers.ibkr.ports import PortModeMismatch, check_port, default_port
+
+__all__ = [
+    "FileOrderIdStore",
+    "IBKRConnection",
+    "IBKRExecutor",
+    "IBKRMarketData",
+    "MemoryOrderIdStore",
+    "OrderIdStore",
+    "PortModeMismatch",
+    "check_port",
+    "create_ibkr",
+    "default_port",
+]

@@ -1,0 +1,288 @@
+"""`IBKRSimulator`: a TWS/Gateway socket server (server version 178, or 157) on loopback.
+
+It owns the price book, the order book, the fault plan and the live sessions; it records every
+client message for assertions. Faults (names for `sim.faults.arm(...)`):
+
+- ``reject_next`` (code=201, reason=...): the next placeOrder is rejected with an error message.
+- ``delay_fills`` (seconds=...): matching after an order arrives is deferred.
+- ``duplicate_exec``: the next live execDetails is sent twice.
+- ``overfill`` (qty=1): after an order fills completely, one bogus extra execution is sent for it.
+- ``drop_after_execs`` (n=3): the owning socket is dropped right after the n-th live execution;
+  the remaining fills still happen at the "broker" and are only visible through reqExecutions.
+- ``hist_pacing``: the next historical request gets error 162 (pacing violation).
+- ``ignore_next``: the next placeOrder is silently dropped (no acknowledgement of any kind).
+
+Scripting hooks: `set_price`, `step`, `fill`, `inject_error`, `drop_connections`, `nightly_reset`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from dataclasses import dataclass, replace
+from decimal import Decimal
+
+from joe.simulators.common import FaultPlan, FillModel, PriceBook
+from joe.simulators.ibkr import codec as C
+from joe.simulators.ibkr.book import Book, BookEvent, BookOrder, Execution
+from joe.simulators.ibkr.codec_orders import WireExec
+from joe.simulators.ibkr.market import DEFAULT_UNIVERSE
+from joe.simulators.ibkr.requests import PlacedOrder
+from joe.simulators.ibkr.session import Session
+
+SUPPORTED_VERSIONS = range(157, 179)
+
+
+@dataclass(frozen=True, slots=True)
+class ClientMessage:
+    """One recorded client→server message."""
+
+    client_id: int | None
+    fields: tuple[str, ...]
+
+    @property
+    def msg_id(self) -> int:
+        try:
+            return int(self.fields[0])
+        except (ValueError, IndexError):
+            return -1
+
+
+class IBKRSimulator:
+    """A local TWS socket server for the real `ib_async` client.
+
+    `await sim.start()` binds 127.0.0.1 (port 0 = a free port, see `.port`); `await sim.stop()`
+    closes every session. All state changes happen on the event loop that started the server.
+    """
+
+    def __init__(
+        self,
+        server_version: int = 178,
+        seed: int = 1,
+        port: int = 0,
+        host: str = "127.0.0.1",
+        account: str = "DU1234567",
+        universe: tuple[str, ...] = DEFAULT_UNIVERSE,
+    ) -> None:
+        if server_version not in SUPPORTED_VERSIONS:
+            raise ValueError(f"server_version must be in 157..178, got {server_version}")
+        self.server_version = server_version
+        self.seed = seed
+        self.host = host
+        self._port = port
+        self.universe = universe
+        self.prices = PriceBook(seed)
+        self.book = Book(self.prices, account=account, fill_model=FillModel())
+        self.faults = FaultPlan()
+        self.messages: list[ClientMessage] = []
+        self.placed: list[PlacedOrder] = []
+        self.sessions: set[Session] = set()
+        self.unknown_symbols: set[str] = {"NOSUCH"}
+        self.accepting = True
+        self._server: asyncio.Server | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._live_execs = 0
+
+    # -- lifecycle ----------------------------------------------------------------------------------
+
+    @property
+    def port(self) -> int:
+        return self._port
+
+    async def start(self) -> None:
+        self._server = await asyncio.start_server(self._on_connect, self.host, self._port)
+        self._port = self._server.sockets[0].getsockname()[1]
+
+    async def stop(self) -> None:
+        for s in list(self.sessions):
+            s.close()
+        if self._server is not None:
+            self._server.close()
+            with contextlib.suppress(Exception):
+                await self._server.wait_closed()
+            self._server = None
+        for t in list(self._tasks):
+            t.cancel()
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    async def __aenter__(self) -> IBKRSimulator:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    async def _on_connect(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        session = Session(self, reader, writer)
+        self.sessions.add(session)
+        task = asyncio.current_task()
+        if task is not None:
+            self._tasks.add(task)  # type: ignore[arg-type]
+        try:
+            await session.run()
+        finally:
+            if task is not None:
+                self._tasks.discard(task)  # type: ignore[arg-type]
+
+    def forget(self, session: Session) -> None:
+        self.sessions.discard(session)
+
+    # -- bookkeeping used by sessions ---------------------------------------------------------------
+
+    def record(self, client_id: int | None, fields: list[str]) -> None:
+        self.messages.append(ClientMessage(client_id, tuple(fields)))
+
+    def next_order_id(self) -> int:
+        return self.book.max_order_id + 1
+
+    def session_for(self, client_id: int) -> Session | None:
+        for s in self.sessions:
+            if s.client_id == client_id and not s.closed:
+                return s
+        return None
+
+    def client_messages(self, msg_id: int) -> list[ClientMessage]:
+        return [m for m in self.messages if m.msg_id == msg_id]
+
+    # -- order event routing (faults apply here) ----------------------------------------------------
+
+    def dispatch(self, events: list[BookEvent]) -> None:
+        """Send each book event to the session that owns the order (lost if it is disconnected)."""
+        for ev in events:
+            s = self.session_for(ev.order.client_id)
+            if ev.kind == "status":
+                if s is not None:
+                    s.send_order_state(ev.order)
+                continue
+            assert ev.execution is not None
+            if s is not None:
+                self._send_fill(s, ev.order, ev.execution)
+            for other in list(self.sessions):
+                other.push_position(ev.order.sim.symbol)
+                other.push_account_changes()
+
+    def _send_fill(self, s: Session, bo: BookOrder, ex: Execution) -> None:
+        # Events are dispatched after matching, so judge "final" by this execution, not the order now.
+        final = ex.wire.cum_qty >= bo.sim.quantity
+        dup = self.faults.take("duplicate_exec") is not None
+        s.push_fill(ex, dup)
+        s.send(
+            C.order_status(
+                bo.order_id, "Filled" if final else "Submitted", ex.wire.cum_qty,
+                bo.sim.quantity - ex.wire.cum_qty, ex.wire.avg_price, bo.perm_id, bo.placed.parent_id,
+                ex.wire.price, bo.client_id,
+            )
+        )  # fmt: skip
+        if final:
+            s.push_done_order(bo)
+        s.send(C.commission_report(ex.wire.exec_id, ex.commission))
+        if final:
+            over = self.faults.take("overfill")
+            if over is not None:
+                bogus = _replace_exec(ex, f"{ex.wire.exec_id}.X", Decimal(str(over.get("qty", 1))))
+                s.push_fill(Execution(ex.contract, bogus, Decimal(0)), False)
+        self._live_execs += 1
+        if self.faults.active("drop_after_execs"):
+            params = self.faults.snapshot()["drop_after_execs"]
+            if self._live_execs >= int(params.get("n", 3)):
+                self.faults.take("drop_after_execs")
+                self._live_execs = 0
+                s.close()
+
+    def after_order_activity(self, symbol: str) -> None:
+        """Match the book now, or later when `delay_fills` is armed."""
+        delay = self.faults.take("delay_fills")
+        if delay is None:
+            self.dispatch(self.book.match(symbol))
+            return
+
+        async def later() -> None:
+            await asyncio.sleep(float(delay.get("seconds", 0.2)))
+            self.dispatch(self.book.match(symbol))
+
+        t = asyncio.get_running_loop().create_task(later())
+        self._tasks.add(t)
+        t.add_done_callback(self._tasks.discard)
+
+    # -- scripting hooks ----------------------------------------------------------------------------
+
+    def set_price(self, symbol: str, mid: float | Decimal) -> None:
+        """Move a symbol's mid, stream the quote to subscribers and run the order book against it."""
+        self.prices.process(symbol).set_mid(float(mid))
+        self._price_moved(symbol)
+
+    def step(self, n: int = 1) -> None:
+        """Advance every known price process `n` ticks (streams quotes, triggers orders)."""
+        for _ in range(n):
+            for q in self.prices.step_all():
+                self._price_moved(q.symbol)
+
+    def _price_moved(self, symbol: str) -> None:
+        for s in list(self.sessions):
+            for req_id, sym in list(s.mkt_subs.items()):
+                if sym == symbol:
+                    s.send_quote(req_id, symbol)
+        self.dispatch(self.book.match(symbol))
+
+    def set_fill_chunk(self, qty: Decimal | int | None) -> None:
+        """Fill at most `qty` per execution (None = whole remaining quantity): partial fills."""
+        self.book.fill_model.max_fill_qty = None if qty is None else Decimal(qty)
+
+    def find(self, order_ref: str) -> BookOrder | None:
+        """The newest book order with this orderRef."""
+        found = [o for o in self.book.orders.values() if o.placed.order_ref == order_ref]
+        return max(found, key=lambda o: o.perm_id) if found else None
+
+    def fill(self, order_ref: str, qty: Decimal | int, price: Decimal | float | str | None = None) -> None:
+        """Force an execution of a working order (e.g. a partial fill of a resting limit)."""
+        bo = self.find(order_ref)
+        if bo is None or bo.done:
+            raise KeyError(f"no working order with orderRef {order_ref!r}")
+        px = Decimal(str(price)) if price is not None else self.prices.quote(bo.sim.symbol).mid
+        self.dispatch(self.book.execute(bo, Decimal(qty), px))
+
+    def inject_error(self, code: int, msg: str = "", req_id: int = -1) -> None:
+        """Send an error/notice (1100, 1101, 1102, 2104, 162, ...) to every session."""
+        text = msg or {
+            1100: "Connectivity between IB and Trader Workstation has been lost.",
+            1101: "Connectivity between IB and TWS has been restored- data lost.",
+            1102: "Connectivity between IB and TWS has been restored- data maintained.",
+            2104: "Market data farm connection is OK:usfarm",
+            162: "Historical Market Data Service error message:pacing violation",
+        }.get(code, f"simulated error {code}")
+        for s in list(self.sessions):
+            s.send(C.error(self.server_version, req_id, code, text))
+
+    def drop_connections(self) -> None:
+        """Close every client socket (network failure)."""
+        for s in list(self.sessions):
+            s.close()
+
+    async def nightly_reset(self, seconds: float = 0.5) -> None:
+        """Drop everyone and refuse connections for `seconds`, like the nightly TWS/Gateway restart."""
+        self.accepting = False
+        self.drop_connections()
+        await asyncio.sleep(seconds)
+        self.accepting = True
+
+
+def _replace_exec(ex: Execution, exec_id: str, qty: Decimal) -> WireExec:
+    return replace(ex.wire, exec_id=exec_id, shares=qty, cum_qty=ex.wire.cum_qty + qty)
+
+
+async def _serve(port: int, server_version: int, seed: int) -> None:
+    sim = IBKRSimulator(server_version=server_version, seed=seed, port=port)
+    await sim.start()
+    banner = f"IBKR simulator (TWS API server version {server_version}) listening on 127.0.0.1:{sim.port}"
+    print(banner, flush=True)
+    try:
+        await asyncio.Event().wait()
+    finally:
+        await sim.stop()
+
+
+def run_ibkr_sim(port: int = 7497, server_version: int = 178, seed: int = 1) -> None:
+    """Blocking entry point for `joe sim ibkr [--port]`; stops on Ctrl-C."""
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(_serve(port, server_version, seed))

@@ -1,0 +1,157 @@
+"""Shared fixtures for the IBKR broker and TWS simulator tests.
+
+`ib_log_guard` (autouse) fails any test during which the `ib_async` logger tree logged an ERROR
+that the test did not declare as expected: ib_async swallows decode errors (it logs "Error handling
+fields" and carries on), so a silent wire mismatch would otherwise pass.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import AsyncIterator, Callable, Iterator
+from typing import Any
+
+import pytest
+
+from joe.brokers.ibkr import IBKRExecutor, IBKRMarketData
+from joe.brokers.ibkr.connection import IBKRConnection
+from joe.core.events import NullAudit
+from joe.simulators.ibkr import IBKRSimulator
+
+
+class LogGuard(logging.Handler):
+    """Collects ib_async records; ERROR+ ones fail the test unless a pattern allows them."""
+
+    def __init__(self) -> None:
+        super().__init__(level=logging.DEBUG)
+        self.records: list[logging.LogRecord] = []
+        self.allowed: list[re.Pattern[str]] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+    def allow(self, *patterns: str) -> None:
+        """Declare ERROR messages (regex, searched) this test expects, e.g. r"Error 202"."""
+        self.allowed += [re.compile(p) for p in patterns]
+
+    def messages(self, min_level: int = logging.WARNING) -> list[str]:
+        return [r.getMessage() for r in self.records if r.levelno >= min_level]
+
+    def unexpected(self) -> list[str]:
+        out = []
+        for r in self.records:
+            if r.levelno < logging.ERROR:
+                continue
+            msg = r.getMessage()
+            if r.exc_info:
+                msg += f" [{r.exc_info[1]!r}]"
+            if not any(p.search(msg) for p in self.allowed):
+                out.append(f"{r.name}: {msg}")
+        return out
+
+
+@pytest.fixture(autouse=True)
+def ib_log_guard() -> Iterator[LogGuard]:
+    guard = LogGuard()
+    logger = logging.getLogger("ib_async")
+    old_level = logger.level
+    logger.setLevel(logging.INFO)
+    logger.addHandler(guard)
+    try:
+        yield guard
+    finally:
+        logger.removeHandler(guard)
+        logger.setLevel(old_level)
+    bad = guard.unexpected()
+    if bad:
+        pytest.fail("unexpected ERROR log records from ib_async:\n" + "\n".join(bad[:20]))
+
+
+@pytest.fixture(params=[178, 157], ids=["sv178", "sv157"])
+def server_version(request: pytest.FixtureRequest) -> int:
+    return int(request.param)
+
+
+@pytest.fixture
+async def sim(server_version: int) -> AsyncIterator[IBKRSimulator]:
+    s = IBKRSimulator(server_version=server_version, seed=7)
+    await s.start()
+    try:
+        yield s
+    finally:
+        await s.stop()
+
+
+@pytest.fixture
+async def sim178() -> AsyncIterator[IBKRSimulator]:
+    s = IBKRSimulator(server_version=178, seed=7)
+    await s.start()
+    try:
+        yield s
+    finally:
+        await s.stop()
+
+
+@pytest.fixture
+def audit() -> NullAudit:
+    return NullAudit()
+
+
+ExecutorFactory = Callable[..., Any]
+
+
+@pytest.fixture
+async def make_executor(audit: NullAudit) -> AsyncIterator[ExecutorFactory]:
+    """Build connected executors against a simulator; all are closed at teardown."""
+    made: list[IBKRExecutor | IBKRMarketData] = []
+
+    async def factory(
+        sim: IBKRSimulator, *, client_id: int = 11, connect: bool = True, **kw: Any
+    ) -> IBKRExecutor:
+        kw.setdefault("backoff_initial", 0.05)
+        kw.setdefault("backoff_max", 0.2)
+        kw.setdefault("connect_timeout", 2.0)
+        kw.setdefault("commission_wait", 0.2)
+        ex = IBKRExecutor("127.0.0.1", sim.port, client_id, "", "paper", audit, **kw)
+        made.append(ex)
+        if connect:
+            await ex.connect()
+        return ex
+
+    yield factory
+    for m in reversed(made):
+        await m.close()
+
+
+@pytest.fixture
+async def make_market_data(audit: NullAudit) -> AsyncIterator[Callable[..., Any]]:
+    made: list[IBKRMarketData] = []
+
+    async def factory(sim: IBKRSimulator, *, client_id: int = 21, **kw: Any) -> IBKRMarketData:
+        conn = IBKRConnection(
+            "127.0.0.1",
+            sim.port,
+            client_id,
+            "",
+            "paper",
+            audit,
+            connect_timeout=2.0,
+            backoff_initial=0.05,
+            backoff_max=0.2,
+        )
+        md = IBKRMarketData(audit=audit, connection=conn, **kw)
+        made.append(md)
+        await md.connect()
+        return md
+
+    yield factory
+    for m in reversed(made):
+        await m.close()
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """A hung socket test should fail fast, not after the global 300 s timeout."""
+    for item in items:
+        if "tests/ibkr/" in str(item.fspath).replace("\\", "/"):
+            item.add_marker(pytest.mark.timeout(60))

@@ -1,0 +1,113 @@
+"""Connect + start-up sync against the simulator at server versions 178 and 157."""
+
+from __future__ import annotations
+
+import time
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from ib_async import IB
+
+from joe.brokers.ibkr import FileOrderIdStore
+from joe.core.events import NullAudit
+from joe.core.ids import client_order_id
+from joe.core.models import OrderIntent, OrderLeg, OrderType, Side
+from joe.simulators.ibkr import IBKRSimulator
+
+from .helpers import audit_types
+
+
+async def test_raw_ib_async_connect_has_no_sync_timeouts(sim: IBKRSimulator, ib_log_guard: Any) -> None:
+    ib = IB()
+    t0 = time.perf_counter()
+    # raiseSyncErrors: a missing End message would raise instead of silently costing the 4 s timeout.
+    await ib.connectAsync("127.0.0.1", sim.port, clientId=5, timeout=3, raiseSyncErrors=True)
+    elapsed = time.perf_counter() - t0
+    try:
+        assert ib.isConnected() and ib.client.serverVersion() == sim.server_version
+        assert ib.managedAccounts() == ["DU1234567"]
+        assert not [m for m in ib_log_guard.messages() if "timed out" in m]
+        assert elapsed < 3.0  # guard against the silent 4 s End-message timeout; precise time in the bench
+        ids = [m.msg_id for m in sim.messages if m.msg_id != -1]  # -1: the "v157..178" hello
+        # startApi, then positions, open orders, completed orders, account updates(+multi), executions
+        assert ids[0] == 71 and ids[-1] == 7
+        assert {61, 5, 99, 6, 76} <= set(ids)
+    finally:
+        ib.disconnect()
+
+
+async def test_executor_connect_syncs_and_audits(
+    sim: IBKRSimulator, make_executor: Any, audit: NullAudit, ib_log_guard: Any
+) -> None:
+    ex = await make_executor(sim)
+    assert ex.entries_allowed and ex.account_id == "DU1234567"
+    assert audit_types(audit)[:2] == ["ibkr.connected", "ibkr.resynced"]
+    assert audit.records[0][1]["server_version"] == sim.server_version
+    assert not [m for m in ib_log_guard.messages() if "timed out" in m]
+    info = await ex.account()
+    assert info.equity == Decimal(1_000_000) and info.available_funds == Decimal(1_000_000)
+    assert info.buying_power == Decimal(4_000_000) and info.excess_liquidity == Decimal(1_000_000)
+    assert {"NetLiquidation", "AvailableFunds", "ExcessLiquidity", "MaintMarginReq", "BuyingPower"} <= set(
+        info.extra
+    )
+    assert await ex.positions() == []
+
+
+async def test_order_ids_persist_and_only_increase(
+    sim178: IBKRSimulator, make_executor: Any, tmp_path: Path, ib_log_guard: Any
+) -> None:
+    path = tmp_path / "ibkr_ids.json"
+    FileOrderIdStore(path).save(500)  # a previous run used ids up to 500
+    ex = await make_executor(sim178, order_ids=path)
+    used = []
+    for i in range(3):
+        intent = OrderIntent(
+            client_order_id(f"sig{i}", "exit"),
+            f"sig{i}",
+            OrderLeg.EXIT,
+            "AAPL",
+            Side.SELL,
+            Decimal(1),
+            order_type=OrderType.LIMIT,
+            limit_price=Decimal(9999),
+        )
+        res = await ex.place(intent)
+        used.append(int(res.broker_order_id or 0))
+    assert used == sorted(used) and len(set(used)) == 3 and used[0] > 500
+    assert FileOrderIdStore(path).load() >= used[-1]
+    await ex.close()
+    # A new process (fresh executor, same file) continues above every id used before.
+    ex2 = await make_executor(sim178, client_id=12, order_ids=path)
+    intent = OrderIntent(
+        client_order_id("sigX", "exit"),
+        "sigX",
+        OrderLeg.EXIT,
+        "AAPL",
+        Side.SELL,
+        Decimal(1),
+        order_type=OrderType.LIMIT,
+        limit_price=Decimal(9999),
+    )
+    res = await ex2.place(intent)
+    assert int(res.broker_order_id or 0) > used[-1]
+    placed_ids = [p.order_id for p in sim178.placed if not p.what_if]
+    assert placed_ids == sorted(placed_ids)
+
+
+def test_file_order_id_store(tmp_path: Path) -> None:
+    path = tmp_path / "sub" / "ids.json"
+    store = FileOrderIdStore(path)
+    assert store.load() == 0
+    store.save(41)
+    store.save(7)  # never goes back
+    assert FileOrderIdStore(path).load() == 41
+    path.write_text("not json")
+    assert FileOrderIdStore(path).load() == 0  # a corrupt file is not trusted, ids restart from TWS's
+
+
+def test_message_rate_is_capped_below_50_per_second() -> None:
+    from joe.brokers.ibkr.connection import IBKRConnection
+
+    conn = IBKRConnection("127.0.0.1", 7497, 1, "", "paper", NullAudit())
+    assert conn.ib.client.MaxRequests == 45 and conn.ib.client.RequestsInterval == 1

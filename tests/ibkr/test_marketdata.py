@@ -1,0 +1,128 @@
+"""IBKRMarketData against the simulator: scanner universe, history, quotes, pacing and resubscription."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pandas as pd
+import pytest
+
+from joe.brokers.base import HISTORY_COLUMNS, BrokerError, MarketData
+from joe.brokers.ibkr import IBKRMarketData
+from joe.brokers.ibkr.marketdata import SCANS, QuoteHandler, duration_for
+from joe.brokers.ibkr.pacing import HistoricalPacer
+from joe.simulators.ibkr import IBKRSimulator
+from joe.simulators.ibkr.market import rank
+
+from .helpers import wait_for
+
+
+async def test_scanner_universe_with_300_daily_bars_each(sim: IBKRSimulator, make_market_data: Any) -> None:
+    """What `joe run --once --broker ibkr` needs: ~20 scanner stocks, each with >= 300 daily bars."""
+    md = await make_market_data(sim)
+    assert isinstance(md, MarketData)
+    universe = await md.universe()
+    assert len(universe) == 20 and len({i.symbol for i in universe}) == 20
+    assert all(i.broker_ids["ibkr"].isdigit() for i in universe)
+    for inst in universe:
+        df = await md.history(inst.symbol)
+        assert list(df.columns) == list(HISTORY_COLUMNS) and len(df) >= 300
+        assert str(df.index.tz) == "UTC" and df.index.is_monotonic_increasing
+        assert (df["high"] >= df[["open", "close"]].max(axis=1)).all()
+        assert (df["low"] <= df[["open", "close"]].min(axis=1)).all()
+        assert df["close"].iloc[-1] == pytest.approx(float(sim.prices.quote(inst.symbol).mid), abs=0.01)
+    scans = [m for m in sim.client_messages(22)]
+    assert [m.fields[5] for m in scans] == ["MOST_ACTIVE", "TOP_PERC_GAIN", "TOP_PERC_LOSE", "HOT_BY_VOLUME"]
+
+
+@pytest.mark.parametrize("scan", sorted(SCANS))
+async def test_each_scan_code(sim178: IBKRSimulator, make_market_data: Any, scan: str) -> None:
+    md = await make_market_data(sim178)
+    got = [i.symbol for i in await md.universe(scan)]
+    assert got == rank(sim178.seed, list(sim178.universe), SCANS[scan], 10)
+
+
+async def test_history_window_and_intraday(
+    sim178: IBKRSimulator, make_market_data: Any, ib_log_guard: Any
+) -> None:
+    ib_log_guard.allow(r"Error 200, .*NOSUCH")
+    md = await make_market_data(sim178)
+    end = datetime.now(UTC)
+    start = end - timedelta(days=30)
+    df = await md.history("MSFT", "1d", start=start, end=end)
+    assert 15 <= len(df) <= 23 and df.index[0] >= pd.Timestamp(start)
+    hourly = await md.history("MSFT", "1h")
+    assert len(hourly) > 100 and (hourly.index.to_series().diff().dropna() >= pd.Timedelta(hours=1)).all()
+    with pytest.raises(ValueError, match="unsupported timeframe"):
+        await md.history("MSFT", "7m")
+    with pytest.raises(BrokerError):
+        await md.history("NOSUCH")
+
+
+async def test_pacing_violation_162_backs_off_and_retries(
+    sim178: IBKRSimulator, make_market_data: Any, ib_log_guard: Any
+) -> None:
+    ib_log_guard.allow(r"Error 162")
+    # A retry is an identical request, so it also waits out the identical-request gap (shortened here).
+    md = await make_market_data(sim178, pacing_backoff=0.05, pacer=HistoricalPacer(identical_gap=0.1))
+    sim178.faults.arm("hist_pacing")
+    df = await md.history("AAPL")
+    assert len(df) >= 300
+    assert len(sim178.client_messages(20)) == 2 and ("hist_pacing", {}) in sim178.faults.fired
+
+
+async def test_identical_history_requests_are_paced(sim178: IBKRSimulator, make_market_data: Any) -> None:
+    clock = [0.0]
+    slept: list[float] = []
+
+    async def fake_sleep(d: float) -> None:
+        slept.append(d)
+        clock[0] += d
+
+    pacer = HistoricalPacer(clock=lambda: clock[0], sleep=fake_sleep)
+    md = await make_market_data(sim178, pacer=pacer)
+    await md.history("AAPL")
+    await md.history("AAPL")
+    assert slept == [
+        pytest.approx(15.0, abs=0.01)
+    ]  # the second identical request waited out IBKR's 15 s rule
+
+
+async def test_streaming_quotes_and_resubscribe_after_1101(
+    sim178: IBKRSimulator, make_market_data: Any, ib_log_guard: Any
+) -> None:
+    ib_log_guard.allow(r"Error 1101", r"Error 200, .*NOSUCH")
+    md: IBKRMarketData = await make_market_data(sim178)
+    seen: list[Any] = []
+    md.handler.listeners.append(seen.append)
+    quotes = await md.quotes(["AAPL", "MSFT", "NOSUCH"])
+    assert set(quotes) == {"AAPL", "MSFT"}  # unknown symbols are left out
+    assert quotes["AAPL"].bid == sim178.prices.quote("AAPL").bid and quotes["AAPL"].ask > quotes["AAPL"].bid
+    sim178.set_price("AAPL", 123.45)
+    await wait_for(lambda: md.handler.latest["AAPL"].bid == sim178.prices.quote("AAPL").bid, what="stream")
+    assert seen and seen[-1].symbol == "AAPL"
+    n_subs = len(sim178.client_messages(1))
+    sim178.inject_error(1101)  # restored, data lost: subscriptions must be renewed
+    await wait_for(lambda: len(sim178.client_messages(1)) == n_subs + 2, what="resubscribe")
+    assert await md.sentiment(["AAPL"]) == {}
+
+
+def test_duration_for() -> None:
+    now = datetime(2025, 1, 31, tzinfo=UTC)
+    assert duration_for("1d", None, None) == "2 Y"
+    assert duration_for("1d", now - timedelta(days=10), now) == "10 D"
+    assert duration_for("1d", now - timedelta(days=800), now) == "3 Y"
+
+
+def test_quote_handler_skips_incomplete_tickers() -> None:
+    from ib_async import Stock, Ticker
+
+    h = QuoteHandler()
+    t = Ticker(contract=Stock("AAPL", "SMART", "USD"))
+    h.on_tickers([t])
+    assert h.count == 0
+    t.bid, t.ask, t.bidSize, t.askSize = 10.0, 10.02, 100.0, 200.0
+    h.on_tickers([t])
+    q = h.latest["AAPL"]
+    assert (str(q.bid), str(q.ask), q.bid_size, q.last) == ("10", "10.02", 100, None)
