@@ -1,0 +1,103 @@
+"""Mapping Capital.com rows to Joe's models (Position, AccountInfo, Fill, Instrument, Quote)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from decimal import Decimal
+
+from joe.brokers.capital.markets import parse_utc
+from joe.brokers.capital.models import Account, Activity, Confirm, MarketSummary, PositionRow
+from joe.core.models import AccountInfo, AssetClass, Fill, Instrument, Position, Quote, Side
+
+ASSET_CLASS = {
+    "SHARES": AssetClass.EQUITY,
+    "CURRENCIES": AssetClass.FX,
+    "INDICES": AssetClass.INDEX,
+    "CRYPTOCURRENCIES": AssetClass.CRYPTO,
+    "COMMODITIES": AssetClass.COMMODITY,
+}
+_CLOSING_SOURCES = frozenset({"SL", "TP", "CLOSE_OUT"})
+
+
+def opened_deal_id(confirm: Confirm) -> str | None:
+    """The position / working-order id: `affectedDeals[].dealId` with status OPENED (spec §10.2).
+
+    The confirm's top-level `dealId` is the *request* id (it becomes the position's `workingOrderId`);
+    using it for /positions/{id} would 404.
+    """
+    for deal in confirm.affectedDeals:
+        if deal.status.upper() == "OPENED":
+            return deal.dealId
+    return None
+
+
+def position_from_row(row: PositionRow, symbol: str | None = None) -> Position:
+    p, m = row.position, row.market
+    sign = 1 if p.direction.upper() == "BUY" else -1
+    # A long is valued at the bid (what closing would get), a short at the offer.
+    px = m.bid if sign > 0 else m.offer
+    return Position(
+        symbol=symbol or m.epic,
+        quantity=p.size * sign,
+        avg_price=p.level,
+        market_price=Decimal(str(px)) if px is not None else None,
+        stop_loss=None if p.trailingStop else p.stopLevel,
+        take_profit=p.profitLevel,
+        trailing_distance=p.stopDistance if p.trailingStop else None,
+        opened_at=parse_utc(p.createdDateUTC),
+        broker_position_id=p.dealId,
+    )
+
+
+def account_info(acc: Account) -> AccountInfo:
+    """Capital.com balance → AccountInfo: `balance` is cash, `deposit` the margin in use,
+    `profitLoss` the open P/L and `available` the funds free for new margin."""
+    b = acc.balance
+    return AccountInfo(
+        account_id=acc.accountId,
+        currency=acc.currency,
+        equity=b.balance + b.profitLoss,
+        cash=b.balance,
+        available_funds=b.available,
+        margin_used=b.deposit,
+        unrealized_pnl=b.profitLoss,
+        ts=datetime.now(UTC),
+        extra={"account_name": acc.accountName, "account_type": acc.accountType, "status": acc.status},
+    )
+
+
+def fill_from_activity(row: Activity, client_order_id: str, symbol: str | None = None) -> Fill | None:
+    """A POSITION activity row with details → Fill (None if it carries no size/level)."""
+    d = row.details
+    if d is None or d.size is None or d.level is None or d.direction is None:
+        return None
+    side = Side(d.direction.upper())
+    if row.source.upper() in _CLOSING_SOURCES:
+        side = side.opposite  # TP/SL rows carry the position's direction, not the closing trade's
+    return Fill(
+        fill_id=f"capital:{row.dealId}:{row.dateUTC}:{row.source}",
+        client_order_id=client_order_id,
+        symbol=symbol or row.epic,
+        side=side,
+        quantity=d.size,
+        price=d.level,
+        ts=parse_utc(row.dateUTC),
+        broker_order_id=d.workingOrderId or row.dealId,
+    )
+
+
+def instrument_from_market(m: MarketSummary) -> Instrument:
+    return Instrument(
+        symbol=m.epic,
+        asset_class=ASSET_CLASS.get(m.instrumentType.upper(), AssetClass.CFD),
+        name=m.instrumentName,
+        exchange="CAPITALCOM",
+        broker_ids={"capital": m.epic},
+    )
+
+
+def quote_from_market(m: MarketSummary) -> Quote | None:
+    if m.bid is None or m.offer is None:
+        return None
+    ts = parse_utc(m.updateTimeUTC) if m.updateTimeUTC else datetime.now(UTC)
+    return Quote(symbol=m.epic, ts=ts, bid=Decimal(str(m.bid)), ask=Decimal(str(m.offer)))

@@ -1,0 +1,178 @@
+"""Client-side rate limiting that keeps Joe inside Capital.com's documented limits (spec §8).
+
+* all requests: 10 per second per user (sliding window);
+* opening positions / creating orders: one per 0.1 s;
+* `POST /session`: one per second per API key;
+* demo only: 1000 position/order creations per hour (waiting an hour is pointless, so this one
+  raises `RateLimited` instead of sleeping).
+
+Every limit is kept with a safety margin (`margin`, default 15 %) because the server measures
+arrival times, and network jitter can squeeze two requests sent exactly 0.1 s apart. The clock and
+sleep are injectable, and `Limits.scaled(k)` shrinks every time window k-fold, so tests can drive a
+200-order burst against a simulator running the same scaled limits in about a second.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections import deque
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, replace
+
+from joe.brokers.capital.errors import RateLimited
+
+Clock = Callable[[], float]
+# Waits shorter than this are treated as done: float rounding can otherwise leave a residue of
+# 1e-17 s that a clock cannot advance past (the margins above are many orders of magnitude larger).
+_EPSILON_S = 1e-6
+Sleep = Callable[[float], Awaitable[None]]
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """The documented limits; `scaled(k)` divides every window by k (for fast tests and simulators)."""
+
+    requests_per_window: int = 10
+    window_s: float = 1.0
+    order_spacing_s: float = 0.1
+    login_spacing_s: float = 1.0
+    demo_orders_per_hour: int = 1000
+    hour_s: float = 3600.0
+
+    def scaled(self, k: float) -> Limits:
+        return replace(
+            self,
+            window_s=self.window_s / k,
+            order_spacing_s=self.order_spacing_s / k,
+            login_spacing_s=self.login_spacing_s / k,
+            hour_s=self.hour_s / k,
+        )
+
+
+class SlidingWindow:
+    """At most `count` events in any `window` seconds. Not locked: `RateLimiter` serialises callers.
+
+    Each event is a one-element list (a cell) so its time can be moved later once the request has
+    completed: the server counted it at some moment between send and completion, and using the
+    latest possible moment keeps us inside the limit whatever the network did.
+    """
+
+    def __init__(self, count: int, window: float) -> None:
+        self.count, self.window = count, window
+        self._cells: deque[list[float]] = deque()
+
+    def wait_time(self, now: float) -> float:
+        """Seconds until a slot frees at time `now` (0 when one is free)."""
+        if any(now - c[0] >= self.window for c in self._cells):
+            self._cells = deque(c for c in self._cells if now - c[0] < self.window)
+        if len(self._cells) < self.count:
+            return 0.0
+        return self.window - (now - min(c[0] for c in self._cells))
+
+    def stamp(self, now: float) -> list[float]:
+        cell = [now]
+        self._cells.append(cell)
+        return cell
+
+
+class Spacing:
+    """Consecutive events at least `interval` seconds apart."""
+
+    def __init__(self, interval: float) -> None:
+        self.interval = interval
+        self._last = float("-inf")
+
+    def wait_time(self, now: float) -> float:
+        return max(0.0, self._last + self.interval - now)
+
+    def stamp(self, now: float) -> None:
+        self._last = max(self._last, now)
+
+
+async def _asyncio_sleep(delay: float) -> None:
+    await asyncio.sleep(delay)
+
+
+class RateLimiter:
+    """All of Capital.com's limits for one login; `acquire(kind)` before sending a request."""
+
+    def __init__(
+        self,
+        limits: Limits | None = None,
+        *,
+        demo: bool = True,
+        margin: float = 0.15,
+        clock: Clock = time.monotonic,
+        sleep: Sleep = _asyncio_sleep,
+    ) -> None:
+        self.limits = limits or Limits()
+        self.demo = demo
+        m = 1.0 + margin
+        lim = self.limits
+        # Margins: a longer window for the counter, a wider gap for the spacings.
+        self.general = SlidingWindow(lim.requests_per_window, lim.window_s * m)
+        self.orders = Spacing(lim.order_spacing_s * m)
+        self.login = Spacing(lim.login_spacing_s * m)
+        self.hourly = SlidingWindow(lim.demo_orders_per_hour, lim.hour_s)
+        self.waited_s = 0.0
+        self._clock, self._sleep = clock, sleep
+        self._lock = asyncio.Lock()
+        self._order_lock = asyncio.Lock()
+
+    @contextlib.asynccontextmanager
+    async def slot(self, *, order: bool = False, login: bool = False) -> AsyncIterator[None]:
+        """Hold a permit for one request: wait for the limits, send inside, re-stamp on completion.
+
+        Order-opening requests are also sent one at a time and spaced from the *completion* of the
+        previous one, so network jitter can never bunch two of them closer than the spacing.
+        """
+        if order:
+            await self._order_lock.acquire()
+        try:
+            cell = await self.acquire(order=order, login=login)
+            try:
+                yield
+            finally:
+                now = self._clock()
+                cell[0] = max(cell[0], now)
+                if order:
+                    self.orders.stamp(now)
+                if login:
+                    self.login.stamp(now)
+        finally:
+            if order:
+                self._order_lock.release()
+
+    async def acquire(self, *, order: bool = False, login: bool = False) -> list[float]:
+        """Wait until a request of this kind may be sent. Raises `RateLimited` for the demo hourly cap.
+
+        One lock serialises all callers; every applicable limit is checked together and stamped at
+        the same instant, right before the caller sends, so no limit is stamped earlier than the send.
+        """
+        async with self._lock:
+            t0 = self._clock()
+            if order and self.demo and self.hourly.wait_time(t0) > 0:
+                raise RateLimited(
+                    "demo limit of order creations per hour reached (client-side)",
+                    code="error.too-many.requests",
+                )
+            gates: list[SlidingWindow | Spacing] = [self.general]
+            if order:
+                gates.append(self.orders)
+            if login:
+                gates.append(self.login)
+            while True:
+                now = self._clock()
+                delay = max(g.wait_time(now) for g in gates)
+                if delay <= _EPSILON_S:
+                    break
+                await self._sleep(delay)
+            cell = self.general.stamp(now)
+            for g in gates[1:]:
+                g.stamp(now)
+            if order and self.demo:
+                self.hourly.stamp(now)
+            self.waited_s += now - t0
+            return cell

@@ -1,0 +1,208 @@
+"""The simulator's market catalogue: epics, navigation tree, dealing rules and seeded price history."""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import random
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+RESOLUTION_SECONDS = {
+    "MINUTE": 60,
+    "MINUTE_5": 300,
+    "MINUTE_15": 900,
+    "MINUTE_30": 1800,
+    "HOUR": 3600,
+    "HOUR_4": 14400,
+    "DAY": 86400,
+    "WEEK": 604800,
+}
+HISTORY_DEPTH = {"DAY": 3000, "WEEK": 700}
+DEFAULT_DEPTH = 2500
+
+
+@dataclass(frozen=True, slots=True)
+class MarketSpec:
+    """One simulated market."""
+
+    epic: str
+    name: str
+    type: str  # COMMODITIES, CURRENCIES, INDICES, SHARES, CRYPTOCURRENCIES
+    node: str
+    start: float
+    tick: Decimal
+    margin_pct: Decimal
+    currency: str = "USD"
+    min_size: Decimal = Decimal("0.01")
+    max_size: Decimal = Decimal(10000)
+    size_increment: Decimal = Decimal("0.01")
+    min_stop_pct: Decimal = Decimal("0.1")  # minStopOrProfitDistance, PERCENTAGE
+    max_stop_pct: Decimal = Decimal(75)
+    weekends: bool = False
+
+
+def _m(
+    epic: str,
+    name: str,
+    typ: str,
+    node: str,
+    start: float,
+    tick: str,
+    margin: str,
+    weekends: bool = False,
+    min_size: str = "0.01",
+) -> MarketSpec:
+    return MarketSpec(
+        epic,
+        name,
+        typ,
+        node,
+        start,
+        Decimal(tick),
+        Decimal(margin),
+        weekends=weekends,
+        min_size=Decimal(min_size),
+        size_increment=Decimal(min_size),
+    )
+
+
+NAV_ROOT = [
+    ("hierarchy_v1.commodities_group", "commodities_group"),
+    ("hierarchy_v1.currencies_group", "currencies_group"),
+    ("hierarchy_v1.indices_group", "indices_group"),
+    ("hierarchy_v1.shares_group", "shares_group"),
+    ("hierarchy_v1.crypto_group", "crypto_group"),
+]
+NAV_CHILDREN = {"hierarchy_v1.shares_group": [("hierarchy_v1.shares_group.us", "us_shares")]}
+
+CATALOG: tuple[MarketSpec, ...] = (
+    _m("GOLD", "Gold", "COMMODITIES", "hierarchy_v1.commodities_group", 2000.0, "0.01", "5"),
+    _m("SILVER", "Silver", "COMMODITIES", "hierarchy_v1.commodities_group", 24.0, "0.001", "10"),
+    _m("OIL_CRUDE", "US Crude Oil Spot", "COMMODITIES", "hierarchy_v1.commodities_group", 75.0, "0.01", "10"),
+    _m("NATURALGAS", "Natural Gas", "COMMODITIES", "hierarchy_v1.commodities_group", 2.8, "0.001", "10"),
+    _m("COPPER", "Copper", "COMMODITIES", "hierarchy_v1.commodities_group", 3.9, "0.0001", "10"),
+    _m(
+        "EURUSD",
+        "EUR/USD",
+        "CURRENCIES",
+        "hierarchy_v1.currencies_group",
+        1.08,
+        "0.00001",
+        "3.33",
+        min_size="100",
+    ),
+    _m(
+        "GBPUSD",
+        "GBP/USD",
+        "CURRENCIES",
+        "hierarchy_v1.currencies_group",
+        1.27,
+        "0.00001",
+        "3.33",
+        min_size="100",
+    ),
+    _m(
+        "USDJPY",
+        "USD/JPY",
+        "CURRENCIES",
+        "hierarchy_v1.currencies_group",
+        150.0,
+        "0.001",
+        "3.33",
+        min_size="100",
+    ),
+    _m(
+        "AUDUSD",
+        "AUD/USD",
+        "CURRENCIES",
+        "hierarchy_v1.currencies_group",
+        0.66,
+        "0.00001",
+        "5",
+        min_size="100",
+    ),
+    _m(
+        "USDCHF",
+        "USD/CHF",
+        "CURRENCIES",
+        "hierarchy_v1.currencies_group",
+        0.88,
+        "0.00001",
+        "3.33",
+        min_size="100",
+    ),
+    _m("US500", "US 500", "INDICES", "hierarchy_v1.indices_group", 5000.0, "0.1", "5"),
+    _m("US100", "US Tech 100", "INDICES", "hierarchy_v1.indices_group", 17500.0, "0.1", "5"),
+    _m("US30", "US Wall Street 30", "INDICES", "hierarchy_v1.indices_group", 38000.0, "0.1", "5"),
+    _m("UK100", "UK 100", "INDICES", "hierarchy_v1.indices_group", 7600.0, "0.1", "5"),
+    _m("DE40", "Germany 40", "INDICES", "hierarchy_v1.indices_group", 17000.0, "0.1", "5"),
+    _m("AAPL", "Apple Inc", "SHARES", "hierarchy_v1.shares_group.us", 190.0, "0.01", "20", min_size="1"),
+    _m("MSFT", "Microsoft Corp", "SHARES", "hierarchy_v1.shares_group.us", 410.0, "0.01", "20", min_size="1"),
+    _m("TSLA", "Tesla Inc", "SHARES", "hierarchy_v1.shares_group.us", 200.0, "0.01", "20", min_size="1"),
+    _m("AMZN", "Amazon.com Inc", "SHARES", "hierarchy_v1.shares_group.us", 175.0, "0.01", "20", min_size="1"),
+    _m("NVDA", "NVIDIA Corp", "SHARES", "hierarchy_v1.shares_group.us", 800.0, "0.01", "20", min_size="1"),
+    _m("BTCUSD", "Bitcoin/USD", "CRYPTOCURRENCIES", "hierarchy_v1.crypto_group", 60000.0, "0.01", "50", True),
+    _m("ETHUSD", "Ethereum/USD", "CRYPTOCURRENCIES", "hierarchy_v1.crypto_group", 3000.0, "0.01", "50", True),
+)
+BY_EPIC = {m.epic: m for m in CATALOG}
+
+
+def _rng(seed: int, *parts: str) -> random.Random:
+    digest = hashlib.sha256(":".join([str(seed), *parts]).encode()).digest()
+    return random.Random(int.from_bytes(digest[:8], "big"))
+
+
+@dataclass(frozen=True, slots=True)
+class HistBar:
+    """A generated bar (mid prices; the server adds the spread)."""
+
+    start: datetime
+    open: float
+    high: float
+    low: float
+    close: float
+    volume: int
+
+
+def generate_history(
+    seed: int, spec: MarketSpec, resolution: str, anchor: datetime, end_mid: float
+) -> list[HistBar]:
+    """Deterministic bars ending at `anchor` (floored to the resolution) with the last close `end_mid`.
+
+    Built backwards as a random walk so the newest bar meets the live price. DAY bars skip weekends
+    for markets that do not trade them.
+    """
+    step = RESOLUTION_SECONDS[resolution]
+    depth = HISTORY_DEPTH.get(resolution, DEFAULT_DEPTH)
+    rng = _rng(seed, spec.epic, resolution)
+    vol = 0.012 * math.sqrt(step / 86400)  # ~1.2 % daily volatility, scaled by sqrt(time)
+    epoch = int(anchor.timestamp())
+    if resolution == "WEEK":  # weeks start on Monday 00:00 UTC
+        day0 = anchor.replace(hour=0, minute=0, second=0, microsecond=0)
+        t = day0 - timedelta(days=day0.weekday())
+    else:
+        t = datetime.fromtimestamp(epoch - epoch % step, UTC)
+    bars: list[HistBar] = []
+    close = end_mid
+    while len(bars) < depth:
+        if resolution == "DAY" and not spec.weekends and t.weekday() >= 5:
+            t -= timedelta(seconds=step)
+            continue
+        ret = rng.gauss(0.0002, vol)
+        open_ = close / math.exp(ret)
+        spread = abs(rng.gauss(0, vol / 2))
+        high = max(open_, close) * (1 + spread)
+        low = min(open_, close) * (1 - spread)
+        bars.append(HistBar(t, open_, high, low, close, rng.randint(500, 50_000)))
+        close = open_
+        t -= timedelta(seconds=step)
+    bars.reverse()
+    return bars
+
+
+def sentiment_for(seed: int, epic: str) -> tuple[float, float]:
+    """A stable (long %, short %) pair per epic."""
+    long_pct = round(_rng(seed, epic, "sentiment").uniform(15, 85), 2)
+    return long_pct, round(100 - long_pct, 2)

@@ -1,0 +1,144 @@
+"""Request validation for the simulator: API errors, numbers, sizes and stop/profit brackets (spec §5.1)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from typing import Any
+
+from joe.simulators.capital.catalog import MarketSpec
+
+
+class ApiError(Exception):
+    """An error answer `{"errorCode": code}` with an HTTP status."""
+
+    def __init__(self, status: int, code: str) -> None:
+        super().__init__(code)
+        self.status = status
+        self.code = code
+
+
+def dec(value: Any, code: str = "error.invalid.request") -> Decimal:
+    """A JSON number as Decimal; bools, strings and junk are rejected with `code`."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ApiError(400, code)
+    try:
+        out = Decimal(repr(value)) if isinstance(value, float) else Decimal(value)
+    except InvalidOperation:
+        raise ApiError(400, code) from None
+    if not out.is_finite():
+        raise ApiError(400, code)
+    return out
+
+
+def opt_dec(body: dict[str, Any], key: str) -> Decimal | None:
+    value = body.get(key)
+    return None if value is None else dec(value, f"error.invalid.{key.lower()}")
+
+
+def flag(body: dict[str, Any], key: str) -> bool:
+    value = body.get(key, False)
+    if value is None:
+        return False
+    if not isinstance(value, bool):
+        raise ApiError(400, f"error.invalid.{key.lower()}")
+    return value
+
+
+def direction_of(body: dict[str, Any]) -> str:
+    d = body.get("direction")
+    if d not in ("BUY", "SELL"):
+        raise ApiError(400, "error.invalid.direction")
+    return str(d)
+
+
+def check_size(spec: MarketSpec, body: dict[str, Any]) -> Decimal:
+    if "size" not in body:
+        raise ApiError(400, "error.invalid.size")
+    size = dec(body["size"], "error.invalid.size")
+    if size < spec.min_size:
+        raise ApiError(400, "error.invalid.size.minvalue")
+    if size > spec.max_size:
+        raise ApiError(400, "error.invalid.size.maxvalue")
+    if size % spec.size_increment != 0:
+        raise ApiError(400, "error.invalid.size")
+    return size
+
+
+def q(spec: MarketSpec, x: Decimal) -> Decimal:
+    """Round a price to the market's tick."""
+    return (x / spec.tick).to_integral_value(ROUND_HALF_UP) * spec.tick
+
+
+@dataclass
+class Bracket:
+    """Resolved stop/profit legs of a request."""
+
+    stop_level: Decimal | None = None
+    profit_level: Decimal | None = None
+    trailing: bool = False
+    stop_distance: Decimal | None = None
+    guaranteed: bool = False
+
+
+def parse_bracket(
+    spec: MarketSpec, body: dict[str, Any], *, direction: str, ref: Decimal, size: Decimal, hedging: bool
+) -> Bracket:
+    """Resolve level/distance/amount alternatives into levels around `ref` and validate the bounds.
+
+    Precedence when several alternatives are sent (undocumented upstream): level, then distance,
+    then amount. Distance limits are `minStopOrProfitDistance` / `maxStopOrProfitDistance` (%).
+    """
+    guaranteed = flag(body, "guaranteedStop")
+    trailing = flag(body, "trailingStop")
+    stop_level = opt_dec(body, "stopLevel")
+    stop_distance = opt_dec(body, "stopDistance")
+    stop_amount = opt_dec(body, "stopAmount")
+    profit_level = opt_dec(body, "profitLevel")
+    profit_distance = opt_dec(body, "profitDistance")
+    profit_amount = opt_dec(body, "profitAmount")
+    if guaranteed and trailing:
+        raise ApiError(400, "error.invalid.request.guaranteedstop.trailingstop")
+    if trailing and stop_distance is None:
+        raise ApiError(400, "error.invalid.trailingstop.stopdistance")
+    if guaranteed and stop_level is None and stop_distance is None and stop_amount is None:
+        raise ApiError(400, "error.invalid.guaranteedstop.stop")
+    if guaranteed and hedging:
+        raise ApiError(400, "error.invalid.guaranteedstop.hedgingmode")
+    sign = 1 if direction == "BUY" else -1
+    if trailing:
+        stop_level = None
+    if stop_level is None and stop_distance is not None:
+        stop_level = ref - sign * stop_distance
+    elif stop_level is None and stop_amount is not None:
+        stop_level = ref - sign * stop_amount / size
+    if profit_level is None and profit_distance is not None:
+        profit_level = ref + sign * profit_distance
+    elif profit_level is None and profit_amount is not None:
+        profit_level = ref + sign * profit_amount / size
+    lo_d = ref * spec.min_stop_pct / 100
+    hi_d = ref * spec.max_stop_pct / 100
+    if stop_level is not None:
+        stop_level = q(spec, stop_level)
+        near, far = ref - sign * lo_d, ref - sign * hi_d
+        if sign * (stop_level - near) > 0:  # too close (or wrong side)
+            kind = "maxvalue" if sign > 0 else "minvalue"
+            raise ApiError(400, f"error.invalid.stoploss.{kind}: {q(spec, near)}")
+        if sign * (stop_level - far) < 0:
+            kind = "minvalue" if sign > 0 else "maxvalue"
+            raise ApiError(400, f"error.invalid.stoploss.{kind}: {q(spec, far)}")
+    if profit_level is not None:
+        profit_level = q(spec, profit_level)
+        near, far = ref + sign * lo_d, ref + sign * hi_d
+        if sign * (profit_level - near) < 0:
+            kind = "minvalue" if sign > 0 else "maxvalue"
+            raise ApiError(400, f"error.invalid.takeprofit.{kind}: {q(spec, near)}")
+        if sign * (profit_level - far) > 0:
+            kind = "maxvalue" if sign > 0 else "minvalue"
+            raise ApiError(400, f"error.invalid.takeprofit.{kind}: {q(spec, far)}")
+    if trailing:
+        assert stop_distance is not None
+        if stop_distance < lo_d:
+            raise ApiError(400, f"error.invalid.stoploss.mindistance: {q(spec, lo_d)}")
+        stop_level = q(spec, ref - sign * stop_distance)
+    return Bracket(stop_level, profit_level, trailing, stop_distance if trailing else None, guaranteed)

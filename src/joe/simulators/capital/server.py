@@ -1,0 +1,448 @@
+"""REST routes of the Capital.com simulator (aiohttp), with request recording and fault injection."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
+
+from aiohttp import web
+
+from joe.simulators.capital.catalog import BY_EPIC, CATALOG, NAV_CHILDREN, NAV_ROOT, sentiment_for
+from joe.simulators.capital.rules import ApiError
+from joe.simulators.capital.views import (
+    market_details,
+    market_summary,
+    order_json,
+    parse_qdate,
+    position_json,
+)
+from joe.simulators.capital.wire import RecordedRequest, corrupt, fiql_ok
+
+if TYPE_CHECKING:
+    from joe.simulators.capital.sim import CapitalSimulator
+
+API = "/api/v1"
+_NO_AUTH = {("GET", "/time"), ("POST", "/session"), ("GET", "/session/encryptionKey")}
+_ORDER_CREATE = {("POST", "/positions"), ("POST", "/workingorders")}
+_GATEWAY_HTML = (
+    "<html><head><title>504 Gateway Time-out</title></head><body><center><h1>504 Gateway "
+    "Time-out</h1></center></body></html>"
+)
+
+
+def _err(status: int, code: str) -> web.Response:
+    return web.json_response({"errorCode": code}, status=status)
+
+
+class RestApi:
+    """Builds the aiohttp application for one `CapitalSimulator`."""
+
+    def __init__(self, sim: CapitalSimulator) -> None:
+        self.sim = sim
+        self.ex = sim.exchange
+        self.gate = sim.gate
+
+    def app(self) -> web.Application:
+        app = web.Application(middlewares=[self.middleware])
+        r = app.router
+        r.add_route("*", API + "/{tail:.*}", self.dispatch)
+        r.add_get("/connect", self.sim.stream.handler)
+        r.add_post("/_sim/faults", self.ctl_arm)
+        r.add_delete("/_sim/faults", self.ctl_disarm)
+        r.add_get("/_sim/requests", self.ctl_requests)
+        r.add_post("/_sim/price", self.ctl_price)
+        r.add_post("/_sim/status", self.ctl_status)
+        return app
+
+    # ------------------------------------------------------------------ control endpoints
+    async def ctl_arm(self, request: web.Request) -> web.Response:
+        b = await request.json()
+        self.sim.faults.arm(
+            b["name"], int(b.get("count", 1)), skip=int(b.get("skip", 0)), **b.get("params", {})
+        )
+        return web.json_response({"armed": self.sim.faults.snapshot()})
+
+    async def ctl_disarm(self, request: web.Request) -> web.Response:
+        self.sim.faults.disarm(request.query.get("name"))
+        return web.json_response({"armed": self.sim.faults.snapshot()})
+
+    async def ctl_requests(self, request: web.Request) -> web.Response:
+        rows = [
+            {
+                "method": r.method,
+                "path": r.path,
+                "status": r.status,
+                "errorCode": r.error_code,
+                "fault": r.fault,
+            }
+            for r in self.sim.requests
+        ]
+        return web.json_response({"requests": rows})
+
+    async def ctl_price(self, request: web.Request) -> web.Response:
+        b = await request.json()
+        self.sim.set_mid(b["epic"], float(b["mid"]))
+        return web.json_response({"ok": True})
+
+    async def ctl_status(self, request: web.Request) -> web.Response:
+        b = await request.json()
+        self.ex.status[b["epic"]] = b["status"]
+        return web.json_response({"ok": True})
+
+    # ------------------------------------------------------------------ the pipeline
+    def _fault(self, name: str, method: str, path: str) -> dict[str, Any] | None:
+        faults = self.sim.faults
+        if not faults.active(name):
+            return None
+        params = faults.snapshot().get(name, {})
+        if params.get("path") and not path.startswith(params["path"]):
+            return None
+        if params.get("method") and params["method"] != method:
+            return None
+        return faults.take(name)
+
+    @web.middleware
+    async def middleware(self, request: web.Request, handler: Any) -> web.StreamResponse:
+        if not request.path.startswith(API):
+            return await handler(request)  # type: ignore[no-any-return]
+        path, method = request.path[len(API) :], request.method
+        raw = await request.read()
+        try:
+            body = json.loads(raw) if raw.strip() else None
+        except ValueError:
+            body = raw.decode("utf-8", "replace")
+        rec = RecordedRequest(
+            time.monotonic(),
+            method,
+            path,
+            dict(request.query),
+            body,
+            {
+                "api_key": bool(request.headers.get("X-CAP-API-KEY")),
+                "cst": bool(request.headers.get("CST")),
+                "xst": bool(request.headers.get("X-SECURITY-TOKEN")),
+            },
+        )
+        self.sim.requests.append(rec)
+        try:
+            resp = await self._pipeline(request, rec, method, path, body)
+        except Exception as exc:  # a simulator bug: answer like a broken gateway, keep it for tests
+            rec.extra["exception"] = repr(exc)
+            self.sim.internal_errors.append(repr(exc))
+            resp = _err(500, "error.internal")
+        rec.status = resp.status
+        if resp.status >= 400 and isinstance(resp, web.Response) and resp.body is not None:
+            try:
+                rec.error_code = json.loads(resp.body).get("errorCode", "")  # type: ignore[arg-type]
+            except (ValueError, TypeError, AttributeError):
+                rec.error_code = ""
+        return resp
+
+    async def _pipeline(
+        self, request: web.Request, rec: RecordedRequest, method: str, path: str, body: Any
+    ) -> web.Response:
+        if (p := self._fault("latency", method, path)) is not None:
+            rec.fault = "latency"
+            await asyncio.sleep(float(p.get("seconds", 0.2)))
+        for name in ("http_5xx", "http_504_html", "http_429"):
+            if (p := self._fault(name, method, path)) is not None:
+                rec.fault = name
+                if name == "http_504_html":
+                    return web.Response(status=504, text=_GATEWAY_HTML, content_type="text/html")
+                if name == "http_429":
+                    return _err(429, "error.too-many.requests")
+                return _err(
+                    int(p.get("status", 500)), str(p.get("code", "java.util.concurrent.TimeoutException"))
+                )
+        if self._fault("rotate_tokens", method, path) is not None:
+            rec.fault = "rotate_tokens"
+            self.gate.rotate_all()
+        if self._fault("session_invalidate", method, path) is not None:
+            rec.fault = "session_invalidate"
+            self.gate.invalidate_all()
+        now = time.monotonic()
+        session = None
+        try:
+            self.gate.check_rate(now, order=(method, path) in _ORDER_CREATE, demo=self.sim.demo)
+            if (method, path) not in _NO_AUTH:
+                session = self.gate.session_for(
+                    request.headers.get("CST"), request.headers.get("X-SECURITY-TOKEN"), now
+                )
+            status, out, headers = await self.handle(request, method, path, body, session)
+        except ApiError as exc:
+            return _err(exc.status, exc.code)
+        if (p := self._fault("delay_response", method, path)) is not None:
+            rec.fault = "delay_response"
+            await asyncio.sleep(float(p.get("seconds", 1.0)))
+        if session is not None:
+            headers = {"CST": session.cst, "X-SECURITY-TOKEN": session.xst, **headers}
+        if (p := self._fault("garbage", method, path)) is not None:
+            rec.fault = "garbage"
+            return web.Response(
+                status=status,
+                text=corrupt(out, str(p.get("kind", "invalid_json"))),
+                content_type="application/json",
+                headers=headers,
+            )
+        if out is None:
+            return web.Response(status=status, headers=headers, content_type="application/json")
+        return web.json_response(out, status=status, headers=headers)
+
+    async def dispatch(
+        self, request: web.Request
+    ) -> web.Response:  # pragma: no cover - routed via middleware
+        raise web.HTTPNotFound()
+
+    # ------------------------------------------------------------------ handlers
+    async def handle(
+        self, request: web.Request, method: str, path: str, body: Any, session: Any
+    ) -> tuple[int, Any, dict[str, str]]:
+        ex, q = self.ex, dict(request.query)
+        acc = ex.accounts[session.account_id] if session else None
+        parts = [p for p in path.split("/") if p]
+        head = parts[0] if parts else ""
+        if (method, path) == ("GET", "/time"):
+            return 200, {"serverTime": int(time.time() * 1000)}, {}
+        if head == "session":
+            return self._session(request, method, parts, body, session)
+        if head == "ping" and method == "GET":
+            return 200, {"status": "OK"}, {}
+        assert acc is not None
+        h = getattr(self, f"_{head}", None)
+        if h is None:
+            raise ApiError(404, "error.not-found.path")
+        result: tuple[int, Any, dict[str, str]] = h(acc, method, parts[1:], body, q)
+        return result
+
+    def _session(
+        self, request: web.Request, method: str, parts: list[str], body: Any, session: Any
+    ) -> tuple[int, Any, dict]:
+        ex, gate = self.ex, self.gate
+        if parts == ["session", "encryptionKey"] and method == "GET":
+            gate.check_api_key(request.headers)
+            return 200, gate.encryption_key(), {}
+        if method == "POST":
+            gate.check_api_key(request.headers)
+            preferred = next(a for a in ex.accounts.values() if a.preferred)
+            s = gate.create_session(body, preferred.account_id, time.monotonic())
+            return 200, self.sim.login_body(preferred.account_id), {"CST": s.cst, "X-SECURITY-TOKEN": s.xst}
+        if method == "GET":
+            return (
+                200,
+                {
+                    "clientId": "12345678",
+                    "accountId": session.account_id,
+                    "timezoneOffset": int(ex.tz_offset.total_seconds() // 3600),
+                    "locale": "en",
+                    "currency": "USD",
+                    "streamEndpoint": self.sim.stream_host,
+                },
+                {},
+            )
+        if method == "PUT":
+            acc_id = body.get("accountId") if isinstance(body, dict) else None
+            if acc_id not in ex.accounts:
+                raise ApiError(400, "error.invalid.accountId")
+            session.account_id = acc_id
+            for a in ex.accounts.values():
+                a.preferred = a.account_id == acc_id
+            self.sim.stream.drop_session(session.cst)
+            return (
+                200,
+                {
+                    "trailingStopsEnabled": True,
+                    "dealingEnabled": True,
+                    "hasActiveDemoAccounts": True,
+                    "hasActiveLiveAccounts": False,
+                },
+                {},
+            )
+        if method == "DELETE":
+            session.valid = False
+            return 200, None, {}
+        raise ApiError(405, "error.method")
+
+    def _accounts(self, acc: Any, method: str, rest: list[str], body: Any, q: dict) -> tuple[int, Any, dict]:
+        ex = self.ex
+        if not rest and method == "GET":
+            return (
+                200,
+                {
+                    "accounts": [
+                        {
+                            "accountId": a.account_id,
+                            "accountName": a.name,
+                            "status": "ENABLED",
+                            "accountType": "CFD",
+                            "preferred": a.preferred,
+                            "balance": ex.account_balance(a),
+                            "currency": a.currency,
+                        }
+                        for a in ex.accounts.values()
+                    ]
+                },
+                {},
+            )
+        if rest == ["preferences"] and method == "GET":
+            return (
+                200,
+                {
+                    "hedgingMode": acc.hedging,
+                    "leverages": {
+                        k: {"current": v, "available": [1, 2, 5, 10, 20, 30, 100]}
+                        for k, v in acc.leverages.items()
+                    },
+                },
+                {},
+            )
+        if rest == ["preferences"] and method == "PUT":
+            if not isinstance(body, dict):
+                raise ApiError(400, "error.invalid.request")
+            for k, v in (body.get("leverages") or {}).items():
+                if v not in (1, 2, 5, 10, 20, 30, 100):
+                    raise ApiError(400, "error.invalid.leverage.value")
+                acc.leverages[k] = v
+            if isinstance(body.get("hedgingMode"), bool):
+                acc.hedging = body["hedgingMode"]
+            return 200, {"status": "SUCCESS"}, {}
+        if rest == ["topUp"] and method == "POST":
+            amount = body.get("amount") if isinstance(body, dict) else None
+            if not isinstance(amount, int | float) or not -400_000 <= amount <= 400_000:
+                raise ApiError(400, "error.invalid.amount")
+            acc.balance = min(acc.balance + type(acc.balance)(str(amount)), type(acc.balance)(100_000))
+            return 200, {"successful": True}, {}
+        raise ApiError(404, "error.not-found.path")
+
+    def _history(self, acc: Any, method: str, rest: list[str], body: Any, q: dict) -> tuple[int, Any, dict]:
+        now = self.ex.now()
+        if "from" in q or "to" in q:
+            lo = parse_qdate(q["from"], "error.invalid.from") if "from" in q else None
+            hi = parse_qdate(q["to"], "error.invalid.to") if "to" in q else None
+            lo = lo or (hi - timedelta(days=1) if hi else now)
+            hi = hi or lo + timedelta(days=1)
+            if hi - lo > timedelta(days=1) and rest == ["activity"]:
+                raise ApiError(400, "error.invalid.daterange")
+        else:
+            try:
+                period = int(q.get("lastPeriod", "600"))
+            except ValueError:
+                raise ApiError(400, "error.invalid.lastPeriod") from None
+            if not 0 < period <= 86400:
+                raise ApiError(400, "error.invalid.lastPeriod")
+            lo, hi = now - timedelta(seconds=period), now
+        key = "dateUTC" if rest == ["activity"] else "dateUtc"
+        rows = acc.activity if rest == ["activity"] else acc.transactions
+        sel = [r for r in rows if lo <= parse_qdate(r[key][:19], "x").replace() <= hi]
+        if rest == ["activity"]:
+            if q.get("dealId"):
+                sel = [r for r in sel if r["dealId"] == q["dealId"]]
+            sel = [r for r in sel if fiql_ok(r, q.get("filter", ""))]
+            if q.get("detailed", "false") != "true":
+                sel = [{k: v for k, v in r.items() if k != "details"} for r in sel]
+            return 200, {"activities": sel}, {}
+        if rest == ["transactions"]:
+            if q.get("type"):
+                sel = [r for r in sel if r["transactionType"] == q["type"]]
+            return 200, {"transactions": sel}, {}
+        raise ApiError(404, "error.not-found.path")
+
+    def _positions(self, acc: Any, method: str, rest: list[str], body: Any, q: dict) -> tuple[int, Any, dict]:
+        ex = self.ex
+        if not rest and method == "GET":
+            return 200, {"positions": [position_json(ex, p, acc.currency) for p in acc.positions]}, {}
+        if not rest and method == "POST":
+            return 200, {"dealReference": ex.open_position(acc, body, hide=self._confirm_delay())}, {}
+        if len(rest) == 1:
+            if method == "GET":
+                return 200, position_json(ex, ex.find_position(acc, rest[0]), acc.currency), {}
+            if method == "PUT":
+                return 200, {"dealReference": ex.amend_position(acc, rest[0], body or {})}, {}
+            if method == "DELETE":
+                return 200, {"dealReference": ex.close_position(acc, rest[0])}, {}
+        raise ApiError(404, "error.not-found.path")
+
+    def _confirm_delay(self) -> int:
+        p = self.sim.faults.take("confirm_delay")
+        return 0 if p is None else int(p.get("polls", 2))
+
+    def _workingorders(
+        self, acc: Any, method: str, rest: list[str], body: Any, q: dict
+    ) -> tuple[int, Any, dict]:
+        ex = self.ex
+        if not rest and method == "GET":
+            return 200, {"workingOrders": [order_json(ex, o, acc.currency) for o in acc.orders]}, {}
+        if not rest and method == "POST":
+            return 200, {"dealReference": ex.create_order(acc, body, hide=self._confirm_delay())}, {}
+        if len(rest) == 1 and method == "PUT":
+            return 200, {"dealReference": ex.amend_order(acc, rest[0], body or {})}, {}
+        if len(rest) == 1 and method == "DELETE":
+            return 200, {"dealReference": ex.delete_order(acc, rest[0])}, {}
+        raise ApiError(404, "error.not-found.path")
+
+    def _confirms(self, acc: Any, method: str, rest: list[str], body: Any, q: dict) -> tuple[int, Any, dict]:
+        if len(rest) != 1 or method != "GET":
+            raise ApiError(404, "error.not-found.path")
+        return 200, self.ex.get_confirm(rest[0]), {}
+
+    def _markets(self, acc: Any, method: str, rest: list[str], body: Any, q: dict) -> tuple[int, Any, dict]:
+        ex = self.ex
+        if rest:
+            return 200, market_details(ex, rest[0]), {}
+        if "searchTerm" in q:
+            term = q["searchTerm"].strip().lower()
+            if not term:
+                raise ApiError(400, "error.null.searchTerm")
+            hits = [m.epic for m in CATALOG if term in m.epic.lower() or term in m.name.lower()]
+            return 200, {"markets": [market_summary(ex, e) for e in hits]}, {}
+        if "epics" in q:
+            epics = [e for e in q["epics"].split(",") if e]
+            if len(epics) > 50:
+                raise ApiError(400, "error.invalid.epics")
+            return 200, {"marketDetails": [market_details(ex, e) for e in epics if e in BY_EPIC]}, {}
+        return 200, {"markets": [market_summary(ex, m.epic) for m in CATALOG]}, {}
+
+    def _marketnavigation(
+        self, acc: Any, method: str, rest: list[str], body: Any, q: dict
+    ) -> tuple[int, Any, dict]:
+        if not rest:
+            return 200, {"nodes": [{"id": i, "name": n} for i, n in NAV_ROOT]}, {}
+        try:
+            limit = int(q.get("limit", "500"))
+        except ValueError:
+            raise ApiError(400, "error.invalid.limit") from None
+        if not 1 <= limit <= 500:
+            raise ApiError(400, "error.invalid.limit")
+        node = rest[0]
+        known = {i for i, _ in NAV_ROOT} | {i for kids in NAV_CHILDREN.values() for i, _ in kids}
+        if node not in known:
+            raise ApiError(404, "error.not-found.nodeId")
+        kids = [{"id": i, "name": n} for i, n in NAV_CHILDREN.get(node, [])]
+        markets = [market_summary(self.ex, m.epic) for m in CATALOG if m.node == node][:limit]
+        return 200, {"nodes": kids, "markets": markets}, {}
+
+    def _prices(self, acc: Any, method: str, rest: list[str], body: Any, q: dict) -> tuple[int, Any, dict]:
+        if len(rest) != 1:
+            raise ApiError(404, "error.not-found.path")
+        return 200, self.sim.history.prices(rest[0], q), {}
+
+    def _clientsentiment(
+        self, acc: Any, method: str, rest: list[str], body: Any, q: dict
+    ) -> tuple[int, Any, dict]:
+        def one(epic: str) -> dict[str, Any]:
+            if epic not in BY_EPIC:
+                raise ApiError(404, "error.not-found.epic")
+            lo, sh = sentiment_for(self.ex.seed, epic)
+            return {"marketId": epic, "longPositionPercentage": lo, "shortPositionPercentage": sh}
+
+        if rest:
+            return 200, one(rest[0]), {}
+        ids = [e for e in q.get("marketIds", "").split(",") if e]
+        return 200, {"clientSentiments": [one(e) for e in ids if e in BY_EPIC]}, {}
+
+    def _watchlists(
+        self, acc: Any, method: str, rest: list[str], body: Any, q: dict
+    ) -> tuple[int, Any, dict]:
+        return self.sim.watchlists.handle(method, rest, body)

@@ -1,0 +1,214 @@
+"""`CapitalSimulator`: a loopback Capital.com (REST + WebSocket on one port) for tests and demos.
+
+Usage::
+
+    sim = CapitalSimulator(seed=7)          # port 0 = a free port
+    await sim.start()
+    ... sim.url, sim.stream_url, sim.login, sim.faults.arm("http_504_html", path="/positions") ...
+    await sim.stop()
+
+Faults (armed on `sim.faults` or via `POST /_sim/faults {"name", "count", "skip", "params"}`);
+`path` / `method` params restrict a REST fault to matching requests (path without `/api/v1`):
+
+* `latency` (seconds) — sleep before handling;  `delay_response` (seconds) — handle, then sleep
+  (an order is executed although the client times out);
+* `http_5xx` (status, code) — JSON error;  `http_504_html` — gateway HTML page;  `http_429`;
+* `garbage` (kind = invalid_json | html | missing_fields | wrong_types) — a 200 with a bad body,
+  after the request was processed;
+* `session_invalidate` — every session dies before this request;
+* `rotate_tokens` — new CST / X-SECURITY-TOKEN for every session, returned on this answer;
+* `confirm_delay` (polls) — the next order's confirm answers 404 `polls` times first;
+* `ws_drop` — abort one subscribed WebSocket;  `ws_garble` — send it a truncated frame;
+* `stale_quotes` (epics, seconds) — stop quoting those epics for a while.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from typing import Any
+
+from aiohttp import web
+
+from joe.simulators.capital.exchange import Exchange
+from joe.simulators.capital.gate import Gate, Login, SimLimits
+from joe.simulators.capital.server import RecordedRequest, RestApi
+from joe.simulators.capital.stream import StreamHub
+from joe.simulators.capital.views import HistoryStore
+from joe.simulators.capital.watchlists import Watchlists
+from joe.simulators.common import FaultPlan
+
+
+class CapitalSimulator:
+    """A seeded, fault-injectable Capital.com server on 127.0.0.1."""
+
+    def __init__(
+        self,
+        seed: int = 1,
+        port: int = 0,
+        host: str = "127.0.0.1",
+        *,
+        limits: SimLimits | None = None,
+        login: Login | None = None,
+        idle_s: float = 600.0,
+        max_age_s: float | None = None,
+        tick_s: float = 0.1,
+        demo: bool = True,
+        ws_idle_s: float = 600.0,
+        bar_scale: float = 1.0,
+        tz_offset_h: int = 2,
+    ) -> None:
+        self.seed = seed
+        self.host, self.port = host, port
+        self.demo = demo
+        self.tick_s = tick_s
+        self.faults = FaultPlan()
+        self.requests: list[RecordedRequest] = []
+        self.exchange = Exchange(seed, tz_offset_h=tz_offset_h)
+        self.gate = Gate(
+            limits=limits or SimLimits(), login=login or Login(), idle_s=idle_s, max_age_s=max_age_s
+        )
+        self.history = HistoryStore(self.exchange)
+        self.watchlists = Watchlists(self.exchange)
+        self.stream = StreamHub(self, idle_s=ws_idle_s, bar_scale=bar_scale)
+        self._runner: web.AppRunner | None = None
+        self._pump: asyncio.Task[None] | None = None
+        self.paused = False
+        self.internal_errors: list[str] = []  # simulator bugs caught at the edges (should stay empty)
+
+    @property
+    def login(self) -> Login:
+        """The credentials the simulator accepts (api_key, identifier, password)."""
+        return self.gate.login
+
+    @property
+    def url(self) -> str:
+        """REST base URL (without `/api/v1`)."""
+        return f"http://{self.host}:{self.port}"
+
+    @property
+    def stream_url(self) -> str:
+        return f"ws://{self.host}:{self.port}/connect"
+
+    @property
+    def stream_host(self) -> str:
+        """What `streamingHost` says: the WS root with a trailing slash, like the real service."""
+        return f"ws://{self.host}:{self.port}/"
+
+    def login_body(self, account_id: str) -> dict[str, Any]:
+        ex = self.exchange
+        acc = ex.accounts[account_id]
+        return {
+            "accountType": "CFD",
+            "accountInfo": ex.account_balance(acc),
+            "currencyIsoCode": acc.currency,
+            "currencySymbol": "$",
+            "currentAccountId": account_id,
+            "streamingHost": self.stream_host,
+            "accounts": [
+                {
+                    "accountId": a.account_id,
+                    "accountName": a.name,
+                    "preferred": a.preferred,
+                    "accountType": "CFD",
+                    "currency": a.currency,
+                    "symbol": "$",
+                    "balance": ex.account_balance(a),
+                }
+                for a in ex.accounts.values()
+            ],
+            "clientId": "12345678",
+            "timezoneOffset": int(ex.tz_offset.total_seconds() // 3600),
+            "hasActiveDemoAccounts": True,
+            "hasActiveLiveAccounts": False,
+            "trailingStopsEnabled": True,
+        }
+
+    async def start(self) -> None:
+        app = RestApi(self).app()
+        self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self.host, self.port, reuse_address=True)
+        await site.start()
+        self.port = int(self._runner.addresses[0][1])
+        self._pump = asyncio.create_task(self._run_pump(), name="capital-sim-pump")
+
+    async def stop(self) -> None:
+        if self._pump is not None:
+            self._pump.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._pump
+            self._pump = None
+        await self.stream.close_all()
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    async def __aenter__(self) -> CapitalSimulator:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    def step(self) -> list[str]:
+        """Advance every market one tick and fire triggers; returns the epics that moved."""
+        moved = []
+        for epic, proc in self.exchange.prices.items():
+            if self.exchange.status.get(epic) != "TRADEABLE":
+                continue
+            proc.step()
+            self.exchange.on_price(epic)
+            moved.append(epic)
+        return moved
+
+    def set_mid(self, epic: str, mid: float) -> None:
+        """Script a price (tests: push through a stop or a target) and fire triggers at once."""
+        self.exchange.prices[epic].set_mid(mid)
+        self.exchange.on_price(epic)
+
+    async def _run_pump(self) -> None:
+        while True:
+            await asyncio.sleep(self.tick_s)
+            if self.paused:
+                continue
+            try:
+                await self.stream.pump(self.step())
+            except Exception as exc:  # the pump must survive a bad tick; tests check `internal_errors`
+                self.internal_errors.append(repr(exc))
+
+    def count(self, path: str, *, status: int | None = None, method: str | None = None) -> int:
+        """How many recorded requests hit `path` (prefix), optionally with `status` / `method`."""
+        return sum(
+            1
+            for r in self.requests
+            if r.path.startswith(path)
+            and (status is None or r.status == status)
+            and (method is None or r.method == method)
+        )
+
+
+def run_capital_sim(
+    port: int = 8700, *, seed: int = 1, host: str = "127.0.0.1", login: Login | None = None
+) -> None:
+    """Blocking entry for `joe sim capital --port N`: serve until interrupted.
+
+    `login` sets the credentials the simulator accepts (default `Login()`: api key "sim-api-key",
+    identifier "trader@example.com", password "sim-password"); pass the CAPITAL_* values to let an
+    existing configuration log in unchanged. Credentials are never printed.
+    """
+
+    async def main() -> None:
+        sim = CapitalSimulator(seed=seed, port=port, host=host, login=login)
+        await sim.start()
+        print(
+            f"Capital.com simulator: REST {sim.url}/api/v1, streaming {sim.stream_url} (seed {seed}); "
+            "Ctrl-C stops"
+        )
+        try:
+            await asyncio.Event().wait()
+        finally:
+            await sim.stop()
+
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(main())

@@ -1,0 +1,264 @@
+"""Streaming: sharding under the 40-instrument cap, drops → reconnect + resubscribe, staleness,
+session errors, garbled frames, OHLC pairs, keep-alive pings. Timings are scaled down."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+import websockets
+from hypothesis import given
+from hypothesis import strategies as st
+
+from joe.brokers.capital import CapitalClient, CapitalStream
+from joe.brokers.capital.endpoints import normalise_stream_url
+from joe.brokers.capital.streaming import parse_message, parse_quote_payload
+from joe.core.events import NullAudit
+from joe.simulators.capital import CapitalSimulator
+
+from .conftest import make_client
+
+
+async def wait_for(cond: Callable[[], bool], timeout: float = 5.0) -> None:
+    async def poll() -> None:
+        while not cond():
+            await asyncio.sleep(0.01)
+
+    await asyncio.wait_for(poll(), timeout)
+
+
+def make_stream(client: CapitalClient, **kw: Any) -> CapitalStream:
+    url = normalise_stream_url(client.session.streaming_host)
+    kw.setdefault("audit", NullAudit())
+    return CapitalStream(client, url, **kw)
+
+
+async def test_sharding_respects_the_instrument_cap(sim: CapitalSimulator, client: CapitalClient) -> None:
+    epics = list(sim.exchange.prices)
+    stream = make_stream(client, max_epics=10)
+    await stream.subscribe(epics)
+    await stream.start()
+    try:
+        await wait_for(lambda: set(stream.latest) == set(epics))
+        assert stream.connections == 3 and stream.stats.connects == 3
+        assert all(len(c.epics) <= 10 for c in sim.stream.conns)
+        assert set().union(*(c.epics for c in sim.stream.conns)) == set(epics)
+        q = stream.latest["GOLD"].to_quote()
+        assert q.ask > q.bid
+    finally:
+        await stream.stop()
+
+
+async def test_twenty_drops_reconnect_resubscribe_and_flag_staleness(
+    sim: CapitalSimulator, client: CapitalClient
+) -> None:
+    transitions: list[tuple[str, bool]] = []
+    epics = ["GOLD", "US500", "EURUSD"]
+    stream = make_stream(
+        client,
+        stale_after_s=0.08,
+        backoff_base_s=0.3,
+        backoff_max_s=0.3,
+        on_stale=lambda e, s: transitions.append((e, s)),
+    )
+    await stream.subscribe(epics)
+    await stream.start()
+    try:
+
+        def flowing(seen: int) -> Callable[[], bool]:
+            return lambda: stream.stats.quotes > seen + 3
+
+        def dropped(k: int) -> Callable[[], bool]:
+            return lambda: stream.stats.drops == k + 1
+
+        def went_stale(k: int) -> Callable[[], bool]:
+            return lambda: all(transitions.count((e, True)) >= k + 1 for e in epics)
+
+        def back(k: int) -> Callable[[], bool]:
+            return lambda: stream.stats.connects == k + 2 and not stream.stale
+
+        for k in range(20):
+            await wait_for(flowing(stream.stats.quotes))
+            sim.faults.arm("ws_drop", 1)
+            await wait_for(dropped(k))
+            await wait_for(went_stale(k))
+            await wait_for(back(k))
+        await wait_for(flowing(stream.stats.quotes))
+        assert sim.stream.connects == 21 and stream.stats.connects == 21
+        assert stream.stats.subscribes == 21  # one resubscription per reconnect (plus the first)
+        assert all(set(c.epics) == set(epics) for c in sim.stream.conns)
+        for e in epics:
+            raised, cleared = transitions.count((e, True)), transitions.count((e, False))
+            assert raised >= 20 and raised == cleared
+        assert not stream.stale
+    finally:
+        await stream.stop()
+
+
+async def test_stale_quotes_are_flagged_then_cleared(sim: CapitalSimulator, client: CapitalClient) -> None:
+    transitions: list[tuple[str, bool]] = []
+    stream = make_stream(client, stale_after_s=0.1, on_stale=lambda e, s: transitions.append((e, s)))
+    await stream.subscribe(["GOLD", "SILVER"])
+    await stream.start()
+    try:
+        await wait_for(lambda: {"GOLD", "SILVER"} <= set(stream.latest))
+        sim.faults.arm("stale_quotes", 1, epics=["GOLD"], seconds=0.5)
+        await wait_for(lambda: "GOLD" in stream.stale)
+        assert "SILVER" not in stream.stale
+        await wait_for(lambda: ("GOLD", False) in transitions)
+        assert stream.stats.connects == 1
+    finally:
+        await stream.stop()
+
+
+async def test_session_error_relogs_and_resubscribes(sim: CapitalSimulator, client: CapitalClient) -> None:
+    stream = make_stream(client, ping_interval_s=0.05)
+    await stream.subscribe(["GOLD"])
+    await stream.start()
+    try:
+        await wait_for(lambda: "GOLD" in stream.latest)
+        sim.gate.invalidate_all()
+        await wait_for(lambda: stream.stats.relogins == 1)
+        assert client.logins == 2
+        await wait_for(lambda: stream.stats.subscribes == 2)
+        assert stream.stats.connects == 1
+    finally:
+        await stream.stop()
+
+
+async def test_garbled_frames_are_counted_not_fatal(sim: CapitalSimulator, client: CapitalClient) -> None:
+    stream = make_stream(client)
+    await stream.subscribe(["GOLD"])
+    await stream.start()
+    try:
+        await wait_for(lambda: "GOLD" in stream.latest)
+        sim.faults.arm("ws_garble", 5)
+        await wait_for(lambda: stream.stats.garbled >= 5)
+        n = stream.stats.quotes
+        await wait_for(lambda: stream.stats.quotes > n + 5)
+        assert stream.stats.connects == 1
+    finally:
+        await stream.stop()
+
+
+async def test_ohlc_bars_arrive_as_bid_ask_pairs() -> None:
+    async with CapitalSimulator(seed=5, tick_s=0.02, bar_scale=300) as sim:  # MINUTE bars of 0.2 s
+        client = make_client(sim)
+        await client.open()
+        bars: list[dict[str, Any]] = []
+        stream = make_stream(client, on_bar=bars.append)
+        await stream.subscribe_ohlc(["GOLD"], ["MINUTE"])
+        await stream.start()
+        try:
+            await wait_for(lambda: len(bars) >= 4)
+            assert {b["priceType"] for b in bars[:2]} == {"bid", "ask"}
+            assert all(b["epic"] == "GOLD" and b["resolution"] == "MINUTE" for b in bars)
+            assert all(b["l"] <= b["o"] <= b["h"] and b["l"] <= b["c"] <= b["h"] for b in bars)
+        finally:
+            await stream.stop()
+            await client.close()
+
+
+async def test_pings_keep_the_socket_and_account_switch_drops_it() -> None:
+    async with CapitalSimulator(seed=5, tick_s=0.02, ws_idle_s=0.3) as sim:
+        client = make_client(sim)
+        await client.open()
+        stream = make_stream(client, ping_interval_s=0.1, backoff_base_s=0.05)
+        await stream.subscribe(["GOLD"])
+        await stream.start()
+        try:
+            await asyncio.sleep(1.0)
+            assert stream.stats.connects == 1  # pings kept it past the idle limit
+            await client.switch_account("12345678901234568")
+            await wait_for(lambda: stream.stats.connects == 2)
+            await wait_for(lambda: bool(sim.stream.conns) and sim.stream.conns[0].epics == {"GOLD"})
+        finally:
+            await stream.stop()
+            await client.close()
+
+
+async def test_simulator_rejects_more_than_40_epics_per_request(
+    sim: CapitalSimulator, client: CapitalClient
+) -> None:
+    cst, xst = client.tokens
+    async with websockets.connect(sim.stream_url) as ws:
+        epics = [f"E{i}" for i in range(41)]
+        await ws.send(
+            json.dumps(
+                {
+                    "destination": "marketData.subscribe",
+                    "correlationId": 7,
+                    "cst": cst,
+                    "securityToken": xst,
+                    "payload": {"epics": epics},
+                }
+            )
+        )
+        reply = json.loads(await ws.recv())
+        assert reply["status"] == "ERROR" and reply["correlationId"] == "7"
+        assert reply["payload"]["errorCode"]
+        await ws.send(json.dumps({"destination": "ping", "cst": "bad", "securityToken": "bad"}))
+        reply = json.loads(await ws.recv())
+        assert reply["payload"]["errorCode"] == "error.invalid.session.token"
+
+
+@given(st.one_of(st.text(max_size=200), st.binary(max_size=200)))
+def test_parse_message_never_raises(raw: str | bytes) -> None:
+    msg = parse_message(raw)
+    assert msg is None or isinstance(msg, dict)
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=10),
+    lambda c: st.lists(c, max_size=3) | st.dictionaries(st.text(max_size=8), c, max_size=4),
+    max_leaves=10,
+)
+
+
+@given(
+    st.dictionaries(
+        st.sampled_from(["epic", "bid", "ofr", "timestamp", "bidQty", "ofrQty", "x"]), json_values, max_size=7
+    )
+)
+def test_parse_quote_payload_total(payload: dict[str, Any]) -> None:
+    q = parse_quote_payload(payload)
+    if q is not None:
+        assert isinstance(q.epic, str) and isinstance(q.bid, float) and isinstance(q.ask, float)
+
+
+def test_parse_quote_payload_valid() -> None:
+    q = parse_quote_payload(
+        {
+            "epic": "GOLD",
+            "product": "CFD",
+            "bid": 1.5,
+            "bidQty": 10,
+            "ofr": 1.6,
+            "ofrQty": 5,
+            "timestamp": 1700000000000,
+        }
+    )
+    assert q is not None and (q.epic, q.bid, q.ask, q.ts_ms) == ("GOLD", 1.5, 1.6, 1700000000000)
+    assert parse_quote_payload({"epic": "GOLD", "bid": True, "ofr": 1.0, "timestamp": 1}) is None
+
+
+pytestmark = pytest.mark.timeout(60)
+
+
+async def test_consumer_callback_bugs_do_not_kill_the_stream(
+    sim: CapitalSimulator, client: CapitalClient
+) -> None:
+    def boom(q: Any) -> None:
+        raise RuntimeError("consumer bug")
+
+    stream = make_stream(client, on_quote=boom)
+    await stream.subscribe(["GOLD"])
+    await stream.start()
+    try:
+        await wait_for(lambda: stream.stats.callback_errors >= 5)
+        assert stream.stats.connects == 1 and "GOLD" in stream.latest
+    finally:
+        await stream.stop()

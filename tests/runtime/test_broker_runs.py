@@ -1,0 +1,111 @@
+"""`joe run --once --broker capital|ibkr` end to end: the real CLI against `joe sim capital|ibkr`.
+
+Both sides are separate processes speaking the brokers' wire protocols over 127.0.0.1, exactly as
+a user would run them: the simulator started by `joe sim`, Joe configured by environment only.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+JOE = str(Path(sys.executable).with_name("joe"))
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@contextmanager
+def simulator(kind: str, port: int, *extra: str) -> Iterator[subprocess.Popen[str]]:
+    proc = subprocess.Popen(
+        [JOE, "sim", kind, "--port", str(port), *extra],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                raise AssertionError(f"joe sim {kind} exited: {proc.stdout.read() if proc.stdout else ''}")
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+                break
+            except OSError:
+                time.sleep(0.1)
+        else:
+            raise AssertionError(f"joe sim {kind} did not listen on {port}")
+        yield proc
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+def run_joe(project: Path, env_extra: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("CAPITAL_", "IBKR_", "TRADING_MODE"))}
+    env.update(
+        JOE_DATA_DIR=str(project / "data"), JOE_CONFIG=str(project / "config/execution.yaml"), **env_extra
+    )
+    return subprocess.run(
+        [JOE, "run", "--once", *args], cwd=project, env=env, capture_output=True, text=True, timeout=240
+    )
+
+
+def report_of(out: subprocess.CompletedProcess[str]) -> Path:
+    assert out.returncode == 0, out.stderr[-3000:]
+    line = [ln for ln in out.stdout.splitlines() if ln.startswith("Report: ")][-1]
+    return Path(line.removeprefix("Report: "))
+
+
+def test_run_once_against_capital_simulator(project: Path) -> None:
+    port = free_port()
+    with simulator("capital", port):
+        out = run_joe(
+            project,
+            {
+                "CAPITAL_API_KEY": "sim-api-key",
+                "CAPITAL_IDENTIFIER": "trader@example.com",
+                "CAPITAL_PASSWORD": "sim-password",
+                "CAPITAL_API_URL": f"http://127.0.0.1:{port}",
+                "CAPITAL_STREAM_URL": f"ws://127.0.0.1:{port}/connect",
+            },
+            "--broker",
+            "capital",
+        )
+    html = report_of(out)
+    doc = json.loads((html.parent / "run.json").read_text())
+    assert doc["run"]["broker"] == "capital"
+    assert len(doc["top_scores"]) > 0
+    audit = "".join(f.read_text() for f in (project / "data/audit").glob("*.jsonl"))
+    assert "sim-password" not in audit and "sim-api-key" not in audit
+
+
+def test_run_once_against_ibkr_simulator(project: Path) -> None:
+    port = free_port()
+    with simulator("ibkr", port):
+        out = run_joe(project, {"IBKR_PORT": str(port)}, "--broker", "ibkr")
+    html = report_of(out)
+    doc = json.loads((html.parent / "run.json").read_text())
+    assert doc["run"]["broker"] == "ibkr"
+    assert len(doc["top_scores"]) > 0
+
+
+def test_live_ibkr_port_in_paper_mode_is_refused(project: Path) -> None:
+    out = run_joe(project, {"IBKR_PORT": "7496"}, "--broker", "ibkr")
+    assert out.returncode == 1
+    assert "7496" in out.stderr
+    audit = "".join(f.read_text() for f in (project / "data/audit").glob("*.jsonl"))
+    assert "7496" in audit
