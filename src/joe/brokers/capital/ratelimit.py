@@ -65,8 +65,11 @@ class SlidingWindow:
 
     def wait_time(self, now: float) -> float:
         """Seconds until a slot frees at time `now` (0 when one is free)."""
-        if any(now - c[0] >= self.window for c in self._cells):
-            self._cells = deque(c for c in self._cells if now - c[0] < self.window)
+        # A cell within the limiter's epsilon of expiry counts as expired: `acquire` proceeds on such
+        # a tiny wait, and the cell must then leave the window, or the next caller would proceed too.
+        horizon = self.window - _EPSILON_S
+        if any(now - c[0] >= horizon for c in self._cells):
+            self._cells = deque(c for c in self._cells if now - c[0] < horizon)
         if len(self._cells) < self.count:
             return 0.0
         return self.window - (now - min(c[0] for c in self._cells))
