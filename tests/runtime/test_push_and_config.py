@@ -6,10 +6,10 @@ import json
 from pathlib import Path
 
 import pytest
-from reporting.fakes import FAKE_TELEGRAM_TOKEN, FakeDiscord, FakeTelegram
 from typer.testing import CliRunner
 
 from joe.cli.main import app
+from reporting.fakes import FAKE_TELEGRAM_TOKEN, FakeDiscord, FakeTelegram
 
 
 def test_push_delivers_exactly_one_summary_per_channel(
