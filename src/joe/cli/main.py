@@ -34,8 +34,7 @@ def _track_record(settings: Settings) -> TrackRecord:
 
     store = open_store(settings.database_url, data_dir=settings.data_dir)
     try:
-        tr = store.paper_track_record()
-        return TrackRecord(tr.paper_days, tr.closed_paper_trades)
+        return store.paper_track_record()
     finally:
         store.close()
 

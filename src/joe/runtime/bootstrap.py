@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TextIO
 
 from joe.config.loader import ConfigProblem, load_execution_config_tolerant
-from joe.config.mode import ModeDecision, TrackRecord, resolve_mode
+from joe.config.mode import ModeDecision, resolve_mode
 from joe.config.schema import ExecutionConfig
 from joe.config.settings import Settings, load_settings
 from joe.core.logging import configure_logging, get_logger
@@ -92,7 +92,7 @@ def bootstrap(
     decision = resolve_mode(
         settings,
         config,
-        TrackRecord(tr.paper_days, tr.closed_paper_trades),
+        tr,
         confirm=confirm,
         audit=audit,
         config_problems=problems,

@@ -3,6 +3,7 @@
 Entry point: `open_store()` → `Store`. See `joe.store.repositories.Store` for the methods.
 """
 
+from joe.config.mode import TrackRecord
 from joe.store.db import ENV_URL, default_url, open_store, resolve_url
 from joe.store.errors import (
     DuplicatePositionError,
@@ -12,7 +13,7 @@ from joe.store.errors import (
     StoreError,
 )
 from joe.store.migrations import MIGRATIONS, Migration, latest_version, migrate
-from joe.store.records import EquityPoint, PaperAccountRow, PositionRow, RunRow, TrackRecord
+from joe.store.records import EquityPoint, PaperAccountRow, PositionRow, RunRow
 from joe.store.repositories import Store
 
 __all__ = [

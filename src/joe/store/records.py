@@ -9,17 +9,6 @@ from typing import Any
 
 
 @dataclass(frozen=True, slots=True)
-class TrackRecord:
-    """How much paper trading has been done: the real-money gate needs 30 days and 50 closed trades.
-
-    Same fields as `joe.config.mode.TrackRecord` (the lead unifies the two).
-    """
-
-    paper_days: int
-    closed_paper_trades: int
-
-
-@dataclass(frozen=True, slots=True)
 class PositionRow:
     """A stored position (open or closed). `quantity` is signed: > 0 long, < 0 short."""
 

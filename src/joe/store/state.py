@@ -10,9 +10,10 @@ from typing import Any
 
 from sqlalchemy import RowMapping, func, select
 
+from joe.config.mode import TrackRecord  # one definition: the live gate reads what the store counts
 from joe.core.clock import ensure_utc, utcnow
 from joe.store._base import StoreBase, check_mode, upsert
-from joe.store.records import EquityPoint, PaperAccountRow, TrackRecord
+from joe.store.records import EquityPoint, PaperAccountRow
 from joe.store.schema import equity_history as equity_t
 from joe.store.schema import fills as fills_t
 from joe.store.schema import kv_state as kv_t
