@@ -44,6 +44,9 @@ class _RedactingFormatter(structlog.stdlib.ProcessorFormatter):
         return redact_text(super().format(record))
 
 
+CHATTY_LIBRARIES = ("httpx", "httpcore", "websockets", "ib_async", "aiohttp.access")
+
+
 def configure_logging(
     level: str = "INFO",
     json: bool = False,
@@ -92,6 +95,10 @@ def configure_logging(
             root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(level.upper())
+    # Per-request chatter from the HTTP, WebSocket and TWS clients shows only at DEBUG.
+    chatty_level = logging.NOTSET if level.upper() == "DEBUG" else logging.WARNING
+    for name in CHATTY_LIBRARIES:
+        logging.getLogger(name).setLevel(chatty_level)
 
     structlog.configure(
         processors=[

@@ -7,7 +7,6 @@ decision are audited, and the mode is fixed for the life of the process.
 
 from __future__ import annotations
 
-import logging
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -76,10 +75,6 @@ def bootstrap(
         settings = settings.model_copy(update={"broker": broker})
     _register_setting_secrets(settings)
     configure_logging(settings.log_level, json=settings.log_json, stream=log_stream)
-    if settings.log_level.upper() != "DEBUG":
-        # Per-request chatter from the HTTP and TWS clients; JOE_LOG_LEVEL=DEBUG shows it.
-        for noisy in ("httpx", "httpcore", "ib_async", "websockets"):
-            logging.getLogger(noisy).setLevel(logging.WARNING)
     data_dir = Path(settings.data_dir)
     audit = AuditLog(data_dir / "audit")
     for problem in settings.problems if hasattr(settings, "problems") else []:
