@@ -1,33 +1,36 @@
-"""Shared helpers for the analysis tests: the real SPX/VIX fixture and synthetic panels."""
+"""Shared helpers for the analysis tests: the real SPX/VIX shipped in `joe.data.sample`, synthetic panels."""
 
 from __future__ import annotations
 
 import functools
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from joe.analysis.panel import Panel
 
-FIXTURE = Path(__file__).parent / "fixtures" / "spx_vix_2014_2018.csv.gz"
-
 
 @functools.lru_cache(maxsize=1)
-def _load() -> pd.DataFrame:
-    df = pd.read_csv(FIXTURE, index_col=0, parse_dates=True)
-    df.index = pd.DatetimeIndex(df.index).tz_localize("UTC")
-    return df
+def _sample() -> tuple[pd.DataFrame, pd.Series]:
+    """The real S&P 500 bars (2013-2018) and VIX closes (2014-2018) shipped in `joe.data.sample`."""
+    from joe.data.sample import SampleSource
+
+    src = SampleSource(n_synthetic=0)
+    spx = src.history_now("SPX")
+    spx = spx.loc[(spx.index >= "2013-01-01") & (spx.index <= "2018-12-31")]
+    vix = src.history_now("VIX")["close"]
+    vix = vix.loc[(vix.index >= "2014-01-01") & (vix.index <= "2018-12-31")]
+    return spx, vix
 
 
 def spx_frame() -> pd.DataFrame:
-    """Real S&P 500 daily bars 2013-2018 (history frame format)."""
-    return _load()[["open", "high", "low", "close", "volume"]].copy()
+    """Real S&P 500 daily bars 2013-2018 (history frame format), from the shipped sample data."""
+    return _sample()[0][["open", "high", "low", "close", "volume"]].copy()
 
 
 def vix_series() -> pd.Series:
-    """Real VIX closes 2014-2018."""
-    return _load()["vix"].dropna().copy()
+    """Real VIX closes 2014-2018, from the shipped sample data."""
+    return _sample()[1].dropna().copy()
 
 
 def random_walk_panel(
