@@ -25,7 +25,7 @@ test: lint
 	$(BIN)/pytest -n 2 --dist loadfile -q
 
 bench: $(STAMP)
-	@set -e; for f in bench/*.py; do echo "== $$f"; $(BIN)/python $$f; done
+	@set -e; for f in bench/[!_]*.py; do echo "== $$f"; $(BIN)/python $$f; done
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
