@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -18,35 +17,28 @@ from typing import Any
 import httpx
 
 from joe.reporting.alerts.formatting import Alert, AlertLevel
+from joe.safety import redaction as _redaction
 
 MAX_RETRY_AFTER_S = 60.0
-_SECRETS: set[str] = set()
-# Token shapes, scrubbed even when not registered (e.g. a token pasted into an error text).
-_PATTERNS = (
-    re.compile(r"bot\d{3,}:[A-Za-z0-9_-]{20,}"),
-    re.compile(r"(/api/webhooks/\d+/)[A-Za-z0-9_.-]+"),
-)
 
 
 def register_secret(secret: str) -> None:
-    """Add a secret to scrub from logs and messages (ignored when too short to be one)."""
-    if secret and len(secret) >= 6:
-        _SECRETS.add(secret)
+    """Add a secret to scrub from logs, audit records and messages (the process-wide registry)."""
+    _redaction.register_secret(secret)
 
 
 def scrub(text: str) -> str:
-    """`text` with every registered secret and token-shaped string replaced by ***."""
-    for secret in sorted(_SECRETS, key=len, reverse=True):
-        text = text.replace(secret, "***")
-    text = _PATTERNS[0].sub("bot***", text)
-    return _PATTERNS[1].sub(r"\1***", text)
+    """`text` with registered secrets and token shapes (bot tokens, webhooks) replaced by ***."""
+    return _redaction.redact_text(text)
 
 
 class _ScrubFilter(logging.Filter):
+    """httpx logs request URLs (a Telegram URL holds the bot token): scrub at the source, so even
+    handlers that bypass Joe's log formatting (pytest's caplog, a host app's logging) never see it."""
+
     def filter(self, record: logging.LogRecord) -> bool:
-        if _SECRETS or "bot" in str(record.msg) or "webhooks" in str(record.msg):
-            record.msg = scrub(record.getMessage())
-            record.args = None
+        record.msg = scrub(record.getMessage())
+        record.args = None
         return True
 
 
