@@ -60,10 +60,12 @@ def run_command(
         console.print(f"--as-of must be a date like 2018-12-31, not {as_of!r}")
         raise typer.Exit(ExitCode.USAGE) from None
     # Imported here so `joe --help` and `joe version` stay instant.
+    from joe.cli.mode_cmd import tty_confirm
     from joe.runtime.bootstrap import bootstrap
     from joe.runtime.run_once import LiveModeUnavailable, RunOptions, run_once_sync
 
-    rt = bootstrap(broker=broker)
+    # Real money asks the human to type the account id (JOE_LIVE_CONFIRM when unattended).
+    rt = bootstrap(broker=broker, confirm=tty_confirm())
     if rt.decision.fell_back:
         console.print(f"[yellow]Paper mode[/]: {'; '.join(rt.decision.reasons)}", soft_wrap=True)
     progress = RichProgress(console)
