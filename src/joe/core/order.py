@@ -93,7 +93,7 @@ class OrderTransition:
 class Order:
     """A broker order built from one `OrderIntent`, with its own lifecycle.
 
-    Mutations go only through `transition`, `apply_fill` and `modify`, so the state machine and the
+    Mutations go only through `transition` and `apply_fill`, so the state machine and the
     overfill guard cannot be bypassed.
     """
 
