@@ -137,3 +137,15 @@ def test_as_of_moves_the_analysis_date(project: Path) -> None:
     finally:
         rt.close()
     assert str(out.as_of) <= "2018-02-09"
+
+
+def test_unwritable_data_dir_is_a_clear_error_not_a_traceback(
+    project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    blocker = project / "not-a-dir"
+    blocker.write_text("a file where the data folder should be")
+    monkeypatch.setenv("JOE_DATA_DIR", str(blocker / "data"))
+    result = CliRunner().invoke(app, ["run", "--once"])
+    assert result.exit_code == 1
+    assert "Cannot start" in result.output and "JOE_DATA_DIR" in result.output
+    assert "Traceback" not in result.output

@@ -65,7 +65,15 @@ def run_command(
     from joe.runtime.run_once import LiveModeUnavailable, RunOptions, run_once_sync
 
     # Real money asks the human to type the account id (JOE_LIVE_CONFIRM when unattended).
-    rt = bootstrap(broker=broker, confirm=tty_confirm())
+    try:
+        rt = bootstrap(broker=broker, confirm=tty_confirm())
+    except Exception as exc:  # no audit log or store: nothing may run (fail closed), say why plainly
+        console.print(
+            f"[red]Cannot start[/]: {type(exc).__name__}: {exc}\n"
+            "Joe needs a writable data folder (JOE_DATA_DIR, default ./data) for its audit log and store.",
+            soft_wrap=True,
+        )
+        raise typer.Exit(ExitCode.FAILED) from None
     if rt.decision.fell_back:
         console.print(f"[yellow]Paper mode[/]: {'; '.join(rt.decision.reasons)}", soft_wrap=True)
     progress = RichProgress(console)
