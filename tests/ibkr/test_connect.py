@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -20,15 +19,14 @@ from .helpers import audit_types
 
 async def test_raw_ib_async_connect_has_no_sync_timeouts(sim: IBKRSimulator, ib_log_guard: Any) -> None:
     ib = IB()
-    t0 = time.perf_counter()
     # raiseSyncErrors: a missing End message would raise instead of silently costing the 4 s timeout.
     await ib.connectAsync("127.0.0.1", sim.port, clientId=5, timeout=3, raiseSyncErrors=True)
-    elapsed = time.perf_counter() - t0
     try:
         assert ib.isConnected() and ib.client.serverVersion() == sim.server_version
         assert ib.managedAccounts() == ["DU1234567"]
         assert not [m for m in ib_log_guard.messages() if "timed out" in m]
-        assert elapsed < 3.0  # guard against the silent 4 s End-message timeout; precise time in the bench
+        # (no wall-clock assertion: raiseSyncErrors turns a missed End message into an error, and
+        # bench/ibkr_bench.py measures the connect time)
         ids = [m.msg_id for m in sim.messages if m.msg_id != -1]  # -1: the "v157..178" hello
         # startApi, then positions, open orders, completed orders, account updates(+multi), executions
         assert ids[0] == 71 and ids[-1] == 7
