@@ -105,3 +105,15 @@ def test_never_raises(environ: dict[str, str]) -> None:
             continue
         dropped = any(p.startswith(f"{name}:") for p in s.problems)
         assert dropped or getattr(s, field) is not None
+
+
+def test_secret_value_unwraps_and_treats_blank_as_unset() -> None:
+    from pydantic import SecretStr
+
+    from joe.config.settings import secret_value
+
+    assert secret_value(SecretStr("  k3y  ")) == "k3y"
+    assert secret_value(SecretStr("   ")) is None
+    assert secret_value(None) is None
+    assert secret_value("plain") == "plain"
+    assert "k3y" not in repr(SecretStr("k3y"))

@@ -20,7 +20,7 @@ from rich.text import Text
 
 from joe.config.loader import load_execution_config_tolerant
 from joe.config.mode import ModeDecision, TrackRecord, mask_account, resolve_mode
-from joe.config.settings import SECRET_FIELDS, Settings, env_names, load_settings
+from joe.config.settings import Settings, env_names, load_settings, secret_value
 from joe.core.events import AuditSink
 
 TrackRecordProvider = Callable[[Settings], TrackRecord | None]
@@ -56,10 +56,7 @@ def credential_status(settings: Settings) -> dict[str, str]:
     names = env_names()
     out = {}
     for field in _CREDENTIAL_FIELDS:
-        value = getattr(settings, field)
-        if field in SECRET_FIELDS and value is not None:
-            value = value.get_secret_value()
-        out[names[field]] = "set" if value and str(value).strip() else "missing"
+        out[names[field]] = "set" if secret_value(getattr(settings, field)) else "missing"
     return out
 
 

@@ -232,3 +232,14 @@ def load_settings(environ: Mapping[str, str] | None = None, env_file: Path | Non
             return Settings(problems=tuple(problems))
     finally:
         _EXPLICIT.reset(token)
+
+
+def secret_value(value: SecretStr | str | None) -> str | None:
+    """The plain text of a secret setting (stripped), or None when unset or empty.
+
+    Only for handing a credential to the client that sends it; never log or store the result.
+    """
+    if value is None:
+        return None
+    raw = value.get_secret_value() if isinstance(value, SecretStr) else str(value)
+    return raw.strip() or None

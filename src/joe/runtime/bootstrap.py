@@ -16,7 +16,7 @@ from typing import TextIO
 from joe.config.loader import ConfigProblem, load_execution_config_tolerant
 from joe.config.mode import ModeDecision, resolve_mode
 from joe.config.schema import ExecutionConfig
-from joe.config.settings import Settings, load_settings
+from joe.config.settings import SECRET_FIELDS, Settings, load_settings, secret_value
 from joe.core.logging import configure_logging, get_logger
 from joe.safety.audit import AuditLog
 from joe.safety.redaction import register_secret, register_secrets_from_env
@@ -47,17 +47,9 @@ class Runtime:
 
 
 def _register_setting_secrets(settings: Settings) -> None:
-    for name in (
-        "capital_api_key",
-        "capital_password",
-        "gemini_api_key",
-        "telegram_bot_token",
-        "discord_webhook_url",
-    ):
-        value = getattr(settings, name, None)
-        if value is None:
-            continue
-        raw = value.get_secret_value() if hasattr(value, "get_secret_value") else str(value)
+    """Secrets may come from `.env` rather than the environment: register them for redaction too."""
+    for name in SECRET_FIELDS:
+        raw = secret_value(getattr(settings, name, None))
         if raw:
             register_secret(raw)
 

@@ -5,17 +5,11 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from joe.brokers.base import MarketData
+from joe.config.settings import secret_value
 
 if TYPE_CHECKING:
     from joe.runtime.bootstrap import Runtime
     from joe.runtime.sources import Closer
-
-
-def _plain(value: object) -> str:
-    if value is None:
-        return ""
-    raw = value.get_secret_value() if hasattr(value, "get_secret_value") else str(value)
-    return raw.strip()
 
 
 async def open_capital_market_data(rt: Runtime) -> tuple[MarketData, Closer]:
@@ -23,7 +17,11 @@ async def open_capital_market_data(rt: Runtime) -> tuple[MarketData, Closer]:
     from joe.brokers.capital import open_capital
 
     s = rt.settings
-    key, ident, pw = _plain(s.capital_api_key), _plain(s.capital_identifier), _plain(s.capital_password)
+    key, ident, pw = (
+        secret_value(s.capital_api_key) or "",
+        secret_value(s.capital_identifier) or "",
+        secret_value(s.capital_password) or "",
+    )
     missing = [
         n
         for n, v in (("CAPITAL_API_KEY", key), ("CAPITAL_IDENTIFIER", ident), ("CAPITAL_PASSWORD", pw))

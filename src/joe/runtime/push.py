@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from joe.config.settings import secret_value
 from joe.core.logging import get_logger
 from joe.reporting.alerts import Alert, AlertLevel, AlertManager, build_channels, run_summary_alert
 from joe.reporting.context import ReportContext
@@ -12,21 +13,14 @@ from joe.runtime.bootstrap import Runtime
 log = get_logger("joe.runtime.push")
 
 
-def _plain(value: object) -> str | None:
-    if value is None:
-        return None
-    raw = value.get_secret_value() if hasattr(value, "get_secret_value") else str(value)
-    return raw or None
-
-
 def alert_manager(rt: Runtime) -> AlertManager:
     """The alert manager for this process, with the channels the settings configure."""
     s = rt.settings
     channels = build_channels(
         rt.config.alerts,
-        telegram_token=_plain(s.telegram_bot_token),
+        telegram_token=secret_value(s.telegram_bot_token),
         telegram_chat_id=s.telegram_chat_id or None,
-        discord_webhook_url=_plain(s.discord_webhook_url),
+        discord_webhook_url=secret_value(s.discord_webhook_url),
         telegram_base_url=s.telegram_api_url or None,
     )
     return AlertManager(channels, rt.audit, rt.config.alerts.dedup_window_s)

@@ -12,13 +12,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from decimal import Decimal
-from pathlib import Path
 from typing import Protocol
 
 import numpy as np
 import pandas as pd
 
 from joe.analysis.pipeline import analyse
+from joe.config.settings import secret_value
 from joe.core.clock import utcnow
 from joe.core.ids import new_run_id
 from joe.core.logging import get_logger
@@ -219,7 +219,7 @@ async def run_once(
         top_n=rt.config.pipeline.top_n,
         executions=executions,
     )
-    analyst = AIAnalyst(rt.config.ai, _secret(rt.settings.gemini_api_key), rt.settings.gemini_base_url)
+    analyst = AIAnalyst(rt.config.ai, secret_value(rt.settings.gemini_api_key), rt.settings.gemini_base_url)
     summary = await analyst.summarize(ctx)
     paths = ReportGenerator(rt.data_dir / "reports").write(ctx, summary)
     timings["report"] = time.perf_counter() - t3
@@ -264,16 +264,9 @@ async def run_once(
     )
 
 
-def _secret(value: object) -> str | None:
-    if value is None:
-        return None
-    raw = value.get_secret_value() if hasattr(value, "get_secret_value") else str(value)
-    return raw or None
-
-
 def run_once_sync(rt: Runtime, opts: RunOptions, progress: Progress | None = None) -> RunOutcome:
     """Blocking wrapper for the CLI."""
     return asyncio.run(run_once(rt, opts, progress))
 
 
-__all__ = ["LiveModeUnavailable", "Path", "RunOptions", "RunOutcome", "run_once", "run_once_sync"]
+__all__ = ["LiveModeUnavailable", "RunOptions", "RunOutcome", "run_once", "run_once_sync"]
