@@ -18,6 +18,7 @@ from joe.data.collectors import (
     AfterHoursReport,
     Collected,
     CryptoDataCollector,
+    HistoryCollector,
     Mover,
     StockDataCollector,
 )
@@ -75,6 +76,7 @@ __all__ = [
     "DataError",
     "FileSource",
     "FrameSource",
+    "HistoryCollector",
     "Mover",
     "SampleSource",
     "SourceFactory",

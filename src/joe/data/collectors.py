@@ -32,8 +32,10 @@ class Collected:
     errors: dict[str, str] = field(default_factory=dict)
 
 
-class _Collector:
-    asset_classes: frozenset[AssetClass] = frozenset()
+class HistoryCollector:
+    """Fetches histories from a source concurrently; the subclasses narrow the universe by asset class."""
+
+    asset_classes: frozenset[AssetClass] = frozenset(AssetClass)
 
     def __init__(self, source: MarketData, *, concurrency: int = 16, min_bars: int = 1) -> None:
         self.source = source
@@ -93,13 +95,13 @@ class _Collector:
         return out
 
 
-class StockDataCollector(_Collector):
+class StockDataCollector(HistoryCollector):
     """Equities, ETFs and indices from a source (the roadmap's `StockDataCollector`)."""
 
     asset_classes = frozenset({AssetClass.EQUITY, AssetClass.ETF, AssetClass.INDEX})
 
 
-class CryptoDataCollector(_Collector):
+class CryptoDataCollector(HistoryCollector):
     """Crypto assets from a source (the roadmap's `CryptoDataCollector`)."""
 
     asset_classes = frozenset({AssetClass.CRYPTO})
@@ -195,7 +197,7 @@ class AfterHoursEngine:
         if symbols is None:
             symbols = [i.symbol for i in await StockDataCollector(self.source).instruments(scan)]
         extended = bool(getattr(self.source, "extended_hours", False))
-        got = await _Collector(self.source, concurrency=self.concurrency).collect_symbols(
+        got = await HistoryCollector(self.source, concurrency=self.concurrency).collect_symbols(
             symbols, timeframe="1d", start=None
         )
         gaps = [g for s, f in got.frames.items() if (g := _daily_gap(s, f)) is not None]
@@ -216,7 +218,7 @@ class AfterHoursEngine:
         since = datetime.now(UTC) - timedelta(days=4)
         if report.as_of is not None:
             since = report.as_of - timedelta(days=4)
-        intraday = await _Collector(self.source, concurrency=self.concurrency).collect_symbols(
+        intraday = await HistoryCollector(self.source, concurrency=self.concurrency).collect_symbols(
             symbols, timeframe=self.intraday_timeframe, start=since
         )
         report.errors.update({s: e for s, e in intraday.errors.items() if s not in report.errors})

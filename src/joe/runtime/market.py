@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -13,6 +12,7 @@ from joe.analysis.panel import Panel
 from joe.brokers.base import MarketData, Sentiment
 from joe.core.logging import get_logger
 from joe.core.models import Instrument
+from joe.data.collectors import HistoryCollector
 
 log = get_logger("joe.runtime.market")
 
@@ -56,23 +56,6 @@ def _wide_panel(source: MarketData, symbols: Sequence[str], keep: int) -> Panel 
     return Panel(dates=pd.DatetimeIndex(close.index), symbols=cols, **arrays)
 
 
-async def _histories(
-    source: MarketData, symbols: Sequence[str], warnings: list[str]
-) -> dict[str, pd.DataFrame]:
-    sem = asyncio.Semaphore(MAX_CONCURRENT_HISTORY)
-
-    async def one(sym: str) -> tuple[str, pd.DataFrame | None]:
-        async with sem:
-            try:
-                return sym, await source.history(sym, "1d")
-            except Exception as exc:
-                warnings.append(f"history for {sym} unavailable: {type(exc).__name__}: {exc}")
-                return sym, None
-
-    results = await asyncio.gather(*(one(s) for s in symbols))
-    return {s: df for s, df in results if df is not None and len(df) > 0}
-
-
 def equal_weight_index(panel: Panel) -> pd.DataFrame:
     """A proxy index from the universe (mean daily return), for sources without an index series."""
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -93,7 +76,9 @@ async def load_snapshot(
     symbols = [i.symbol for i in chosen]
     panel = _wide_panel(source, symbols, keep_bars)
     if panel is None:
-        frames = await _histories(source, symbols, warnings)
+        got = await HistoryCollector(source, concurrency=MAX_CONCURRENT_HISTORY).collect_symbols(symbols)
+        warnings += [f"history for {sym} unavailable: {why}" for sym, why in got.errors.items()]
+        frames = got.frames
         if not frames:
             raise RuntimeError(f"no price history from source {source.name!r}: nothing to analyse")
         panel = Panel.from_frames({s: df.tail(keep_bars) for s, df in frames.items()})
