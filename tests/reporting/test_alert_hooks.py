@@ -95,8 +95,10 @@ async def test_hooks_from_another_thread_use_the_owning_loop() -> None:
 
 
 def test_without_a_loop_alerts_are_dropped_not_raised() -> None:
-    hooks = ExecutionAlerts(AlertManager([Recorder()], NullAudit()))
+    rec = Recorder()
+    hooks = ExecutionAlerts(AlertManager([rec], NullAudit()))
     hooks.on_kill_switch(False, "manual resume")  # no running loop anywhere: logged and dropped
+    assert rec.alerts == [] and not hooks._tasks
 
 
 async def test_null_alerts_do_nothing() -> None:
