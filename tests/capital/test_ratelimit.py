@@ -110,3 +110,31 @@ def test_property_mixed_traffic_respects_scaled_limits(kinds: list[str], k: floa
             assert sum(1 for u in all_ts[i:] if u - t < limits.window_s - eps) <= limits.requests_per_window
 
     asyncio.run(run())
+
+
+async def test_a_request_still_in_flight_never_leaves_the_window() -> None:
+    """Ten requests sent and not yet answered hold the window however long they take: the server may
+    count them only when they finally arrive, so the eleventh waits for an answer plus a full window."""
+    lim, clock = _limiter(margin=0.0)
+    answered = asyncio.Event()
+    entered = 0
+
+    async def held() -> None:
+        nonlocal entered
+        async with lim.slot():
+            entered += 1
+            await answered.wait()
+
+    holders = [asyncio.create_task(held()) for _ in range(10)]
+    while entered < 10:
+        await asyncio.sleep(0)
+    eleventh = asyncio.create_task(lim.acquire())
+    for _ in range(50):  # the fake clock runs on by a window per turn while nothing is answered
+        await asyncio.sleep(0)
+    assert not eleventh.done()
+    assert clock.t > 1000.0 + 5 * lim.general.window  # far past the window measured from the sends
+    answered_at = clock.t
+    answered.set()
+    await asyncio.gather(*holders)
+    await eleventh
+    assert clock.t >= answered_at + lim.general.window - 1e-6

@@ -51,31 +51,43 @@ class Limits:
         )
 
 
+@dataclass(slots=True)
+class Stamp:
+    """One request in a `SlidingWindow`: when it counts, and whether it is still on the wire."""
+
+    t: float
+    in_flight: bool = False
+
+
 class SlidingWindow:
     """At most `count` events in any `window` seconds. Not locked: `RateLimiter` serialises callers.
 
-    Each event is a one-element list (a cell) so its time can be moved later once the request has
-    completed: the server counted it at some moment between send and completion, and using the
-    latest possible moment keeps us inside the limit whatever the network did.
+    The server counts a request at some moment between our send and its answer, so each `Stamp`
+    can be moved later once the request completes, and a request still in flight counts as if sent
+    *now*: it cannot leave the window until it has been answered. Otherwise a request held up on the
+    way (a slow network, a stalled event loop) could expire on our side before the server has even
+    counted it, and the next ones would arrive bunched behind it.
     """
 
     def __init__(self, count: int, window: float) -> None:
         self.count, self.window = count, window
-        self._cells: deque[list[float]] = deque()
+        self._cells: deque[Stamp] = deque()
 
     def wait_time(self, now: float) -> float:
         """Seconds until a slot frees at time `now` (0 when one is free)."""
         # A cell within the limiter's epsilon of expiry counts as expired: `acquire` proceeds on such
         # a tiny wait, and the cell must then leave the window, or the next caller would proceed too.
         horizon = self.window - _EPSILON_S
-        if any(now - c[0] >= horizon for c in self._cells):
-            self._cells = deque(c for c in self._cells if now - c[0] < horizon)
+        if any(not c.in_flight and now - c.t >= horizon for c in self._cells):
+            self._cells = deque(c for c in self._cells if c.in_flight or now - c.t < horizon)
         if len(self._cells) < self.count:
             return 0.0
-        return self.window - (now - min(c[0] for c in self._cells))
+        # In-flight requests free nothing before they are answered; sleeping `window` is a lower
+        # bound on the wait, after which the caller looks again.
+        return self.window - (now - min(now if c.in_flight else c.t for c in self._cells))
 
-    def stamp(self, now: float) -> list[float]:
-        cell = [now]
+    def stamp(self, now: float, *, in_flight: bool = False) -> Stamp:
+        cell = Stamp(now, in_flight)
         self._cells.append(cell)
         return cell
 
@@ -134,12 +146,12 @@ class RateLimiter:
         if order:
             await self._order_lock.acquire()
         try:
-            cell = await self.acquire(order=order, login=login)
+            cell = await self._acquire(order, login, in_flight=True)
             try:
                 yield
             finally:
                 now = self._clock()
-                cell[0] = max(cell[0], now)
+                cell.t, cell.in_flight = max(cell.t, now), False
                 if order:
                     self.orders.stamp(now)
                 if login:
@@ -148,12 +160,16 @@ class RateLimiter:
             if order:
                 self._order_lock.release()
 
-    async def acquire(self, *, order: bool = False, login: bool = False) -> list[float]:
+    async def acquire(self, *, order: bool = False, login: bool = False) -> Stamp:
         """Wait until a request of this kind may be sent. Raises `RateLimited` for the demo hourly cap.
 
         One lock serialises all callers; every applicable limit is checked together and stamped at
         the same instant, right before the caller sends, so no limit is stamped earlier than the send.
+        The request counts as sent and answered at that instant; `slot()` tracks the answer instead.
         """
+        return await self._acquire(order, login, in_flight=False)
+
+    async def _acquire(self, order: bool, login: bool, *, in_flight: bool) -> Stamp:
         async with self._lock:
             t0 = self._clock()
             if order and self.demo and self.hourly.wait_time(t0) > 0:
@@ -172,7 +188,7 @@ class RateLimiter:
                 if delay <= _EPSILON_S:
                     break
                 await self._sleep(delay)
-            cell = self.general.stamp(now)
+            cell = self.general.stamp(now, in_flight=in_flight)
             for g in gates[1:]:
                 g.stamp(now)
             if order and self.demo:
