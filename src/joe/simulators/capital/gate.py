@@ -1,8 +1,7 @@
 """The simulator's front door: API key and login checks, sessions with idle expiry, rate limits.
 
-Limits mirror spec §8 and can be scaled down for tests (`SimLimits.scaled`). `tolerance_s` forgives
-arrival jitter of that size on the order-spacing and login limits (the real service presumably
-measures arrival time too, but we do not know its slack; tests keep it small).
+Limits mirror spec §8 and can be scaled down for tests (`SimLimits.scaled`). They are enforced
+strictly on the time each request is handled, with no slack: the real service's slack is unknown.
 """
 
 from __future__ import annotations
@@ -27,7 +26,6 @@ class SimLimits:
     login_spacing_s: float = 1.0
     demo_orders_per_hour: int = 1000
     hour_s: float = 3600.0
-    tolerance_s: float = 0.0
 
     def scaled(self, k: float) -> SimLimits:
         return replace(
@@ -108,7 +106,7 @@ class Gate:
             raise ApiError(401, "error.invalid.api.key")
 
     def create_session(self, body: Any, account_id: str, now: float) -> SimSession:
-        if now - self._last_login < self.limits.login_spacing_s - self.limits.tolerance_s:
+        if now - self._last_login < self.limits.login_spacing_s:
             raise ApiError(429, "error.too-many.requests")
         self._last_login = now
         if not isinstance(body, dict):
@@ -155,12 +153,12 @@ class Gate:
     def check_rate(self, now: float, *, order: bool, demo: bool) -> None:
         """General window for every request, plus order spacing and the demo hourly cap for orders."""
         lim = self.limits
-        while self._general and now - self._general[0] >= lim.window_s - lim.tolerance_s:
+        while self._general and now - self._general[0] >= lim.window_s:
             self._general.popleft()
         if len(self._general) >= lim.requests_per_window:
             raise ApiError(429, "error.too-many.requests")
         if order:
-            if now - self._last_order < lim.order_spacing_s - lim.tolerance_s:
+            if now - self._last_order < lim.order_spacing_s:
                 raise ApiError(429, "error.too-many.requests")
             while self._hourly and now - self._hourly[0] >= lim.hour_s:
                 self._hourly.popleft()
