@@ -155,3 +155,44 @@ async def test_rule_based_output_is_labelled(ctx: ReportContext, tmp_path: Path)
     assert "> Rule-based summary (AI unavailable: no GEMINI_API_KEY set)" in text
     assert "Market regime: bull (confidence 72%)" in text
     assert "1 vetoed: JPM (grade below minimum C)" in text
+
+
+def _with_executions(ctx: ReportContext, executions: list[str]) -> ReportContext:
+    signals = [replace(sf, execution=e) for sf, e in zip(ctx.signals, executions, strict=False)]
+    return replace(ctx, signals=signals + list(ctx.signals[len(signals) :]))
+
+
+async def test_trade_notes_cover_opened_trades_only(gemini: FakeGemini, ctx: ReportContext) -> None:
+    ctx = _with_executions(ctx, ["opened 10 @ 101.5", "rejected: buying power exceeded", "opened 3 @ 7", ""])
+    notes = await analyst(gemini).analyse_trades(ctx.signals)
+    assert [n.signal for n in notes] == [ctx.signals[0], ctx.signals[2]]
+    assert all(n.note.source == "gemini" and n.note.text == gemini.answer for n in notes)
+    prompts = sorted(r.json()["contents"][0]["parts"][0]["text"] for r in gemini.requests)
+    assert prompts == sorted(build_trade_prompt(sf) for sf in (ctx.signals[0], ctx.signals[2]))
+
+
+async def test_trade_notes_are_capped_and_can_be_turned_off(gemini: FakeGemini, ctx: ReportContext) -> None:
+    ctx = _with_executions(ctx, [f"opened {i + 1} @ 10" for i in range(len(ctx.signals))])
+    assert len(ctx.signals) > 2
+    capped = await analyst(gemini, trade_notes=2).analyse_trades(ctx.signals)
+    assert [n.signal for n in capped] == list(ctx.signals[:2])
+    assert len(gemini.requests) == 2
+    assert await analyst(gemini, trade_notes=0).analyse_trades(ctx.signals) == []
+    assert len(gemini.requests) == 2
+
+
+async def test_a_failed_trade_note_falls_back_alone(
+    gemini: FakeGemini, ctx: ReportContext, tmp_path: Path
+) -> None:
+    ctx = _with_executions(ctx, ["opened 10 @ 101.5", "opened 3 @ 7", "opened 1 @ 2"])
+    gemini.enqueue(Reply(500, gemini_error(500, "INTERNAL", "An internal error has occurred")))
+    notes = await analyst(gemini).analyse_trades(ctx.signals)
+    assert sorted(n.note.source for n in notes) == ["gemini", "gemini", "rule-based"]
+    paths = ReportGenerator(tmp_path).write(ctx, trade_notes=notes)
+    md = paths.ai_trades.read_text()
+    assert md.count("\n## ") == 3
+    assert md.count("> AI-generated (Gemini gemini-2.5-flash)") == 2
+    assert md.count("> Rule-based summary (AI unavailable: Gemini HTTP 500") == 1
+    assert FAKE_GEMINI_KEY not in md
+    ReportGenerator(tmp_path).rerender(paths.dir)  # re-rendering keeps the notes as they were
+    assert paths.ai_trades.read_text() == md

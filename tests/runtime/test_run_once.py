@@ -149,3 +149,14 @@ def test_unwritable_data_dir_is_a_clear_error_not_a_traceback(
     assert result.exit_code == 1
     assert "Cannot start" in result.output and "JOE_DATA_DIR" in result.output
     assert "Traceback" not in result.output
+
+
+def test_run_writes_a_labelled_note_per_opened_trade(project: Path) -> None:
+    out = run(project)
+    notes = (Path(out.report.dir) / "ai_trades.md").read_text()  # type: ignore[attr-defined]
+    sections = notes.split("\n## ")[1:]
+    assert len(sections) == min(out.opened, 10) > 0  # type: ignore[attr-defined]
+    for section in sections:
+        assert ": opened " in section.splitlines()[0]
+        assert "> Rule-based summary (AI unavailable: " in section  # the test project has no AI
+        assert "reward/risk" in section

@@ -71,6 +71,8 @@ class AIConfig(_Strict):
     temperature: float = Field(0.2, ge=0, le=2)
     timeout_s: float = Field(20.0, gt=0, le=300)
     max_output_tokens: int = Field(1024, ge=64, le=65536)
+    # Per-trade notes for the trades a run opened (ai_trades.md); 0 writes none.
+    trade_notes: int = Field(10, ge=0, le=50)
 
 
 class ChannelConfig(_Strict):

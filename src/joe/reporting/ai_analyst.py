@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Sequence
 from typing import Any
 
 import structlog
@@ -20,9 +21,12 @@ from joe.config.schema import AIConfig
 from joe.reporting.context import ReportContext, SignalFacts
 from joe.reporting.facts import _plain, dec, fill_to_json, position_to_json
 from joe.reporting.runjson import reward_risk
-from joe.reporting.summary import AISummary, rule_based_summary, rule_based_trade_analysis
+from joe.reporting.summary import AISummary, TradeNote, rule_based_summary, rule_based_trade_analysis
 
 log = structlog.get_logger(__name__)
+
+# Gemini calls in flight at once for per-trade notes: enough to finish quickly, few enough for quotas.
+_TRADE_NOTE_CONCURRENCY = 4
 
 SYSTEM_INSTRUCTION = (
     "You are the analyst of an automated trading system. Write for the trader who runs it. "
@@ -142,6 +146,20 @@ class AIAnalyst:
         if text is None:
             return rule_based_trade_analysis(signal_facts, error or "unknown error")
         return AISummary(text=text, source="gemini", model=self.config.model)
+
+    async def analyse_trades(self, signals: Sequence[SignalFacts]) -> list[TradeNote]:
+        """Notes for the trades the run opened (at most `config.trade_notes`), a few calls at a time.
+
+        Runs after trading and each call is bounded by the timeout, so it never delays an order.
+        """
+        opened = [sf for sf in signals if sf.execution.startswith("opened")][: self.config.trade_notes]
+        gate = asyncio.Semaphore(_TRADE_NOTE_CONCURRENCY)
+
+        async def one(sf: SignalFacts) -> TradeNote:
+            async with gate:
+                return TradeNote(sf, await self.analyse_trade(sf))
+
+        return list(await asyncio.gather(*(one(sf) for sf in opened)))
 
     def _scrub(self, message: str) -> str:
         if self._api_key:

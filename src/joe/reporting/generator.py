@@ -1,8 +1,9 @@
 """`ReportGenerator`: writes one directory per run under data/reports/<run_id>/.
 
 Files: report.md, report.html (self-contained), run.json (schema joe.report/1), signals.csv,
-positions.csv, scores.csv, ai_summary.md, and facts.json (the full context, so `joe report`
-can re-render without re-running the pipeline). Each file is written to a temporary name and
+positions.csv, scores.csv, ai_summary.md, ai_trades.md (a note per opened trade, when the run
+asked for them), and facts.json (the full context, so `joe report` can re-render without
+re-running the pipeline; the AI texts are kept as they are). Each file is written to a temporary name and
 renamed, so a reader never sees half a report.
 """
 
@@ -12,6 +13,7 @@ import csv
 import io
 import json
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -21,7 +23,7 @@ from joe.reporting.facts import load_facts, save_facts
 from joe.reporting.html_page import render_html
 from joe.reporting.markdown import render_markdown
 from joe.reporting.runjson import build_run_json, reward_risk
-from joe.reporting.summary import AISummary, rule_based_summary
+from joe.reporting.summary import AISummary, TradeNote, rule_based_summary, trade_notes_markdown
 
 _SAFE_RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 
@@ -39,6 +41,7 @@ class ReportPaths:
     scores_csv: Path
     ai_summary: Path
     facts: Path
+    ai_trades: Path
 
     @classmethod
     def for_dir(cls, d: Path) -> ReportPaths:
@@ -52,6 +55,7 @@ class ReportPaths:
             d / "scores.csv",
             d / "ai_summary.md",
             d / "facts.json",
+            d / "ai_trades.md",
         )
 
 
@@ -168,15 +172,25 @@ class ReportGenerator:
         return self.out_root / run_id
 
     def write(
-        self, ctx: ReportContext, ai: AISummary | None = None, generated_at: datetime | None = None
+        self,
+        ctx: ReportContext,
+        ai: AISummary | None = None,
+        generated_at: datetime | None = None,
+        trade_notes: Sequence[TradeNote] | None = None,
     ) -> ReportPaths:
-        """Write every output for `ctx`. Without `ai`, the summary is the rule-based one."""
+        """Write every output for `ctx`. Without `ai`, the summary is the rule-based one.
+
+        `trade_notes` (the analyst's per-trade notes) go to ai_trades.md; None leaves that file alone.
+        """
         paths = ReportPaths.for_dir(self.run_dir(ctx.run_id))
         paths.dir.mkdir(parents=True, exist_ok=True)
         summary = ai if ai is not None else rule_based_summary(ctx, "AI analysis not run")
         generated_at = generated_at or datetime.now(UTC)
         save_facts(ctx, paths.facts)
         _atomic_write(paths.ai_summary, summary.to_markdown(f"Run summary {ctx.as_of.isoformat()}"))
+        if trade_notes is not None:
+            notes_md = trade_notes_markdown(trade_notes, f"Trades opened {ctx.as_of.isoformat()}")
+            _atomic_write(paths.ai_trades, notes_md)
         _atomic_write(paths.signals_csv, signals_csv(ctx))
         _atomic_write(paths.positions_csv, positions_csv(ctx))
         _atomic_write(paths.scores_csv, scores_csv(ctx))

@@ -6,6 +6,7 @@ is always labelled as rule-based so nobody mistakes it for model output.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Literal
@@ -103,3 +104,25 @@ def rule_based_trade_analysis(sf: SignalFacts, reason: str) -> AISummary:
     if sf.vetoed:
         lines.append(f"Vetoed by risk: {sf.veto_reason or 'no reason given'}.")
     return AISummary(text="\n".join(lines), source="rule-based", model=None, error=reason)
+
+
+@dataclass(frozen=True, slots=True)
+class TradeNote:
+    """The analysis of one opened trade (AI or rule-based) with the signal it is about."""
+
+    signal: SignalFacts
+    note: AISummary
+
+
+def trade_notes_markdown(notes: Sequence[TradeNote], title: str) -> str:
+    """The `ai_trades.md` document: one section per trade, each with its own provenance label."""
+    parts = [f"# {title}\n"]
+    if not notes:
+        parts.append("No trades were opened in this run.\n")
+    for tn in notes:
+        s = tn.signal.signal
+        parts.append(
+            f"## {s.direction.value} {s.symbol} ({s.strategy}): {tn.signal.execution}\n\n"
+            f"> {tn.note.label}\n\n{tn.note.text.strip()}\n"
+        )
+    return "\n".join(parts)

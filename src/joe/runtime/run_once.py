@@ -220,8 +220,8 @@ async def run_once(
         executions=executions,
     )
     analyst = AIAnalyst(rt.config.ai, secret_value(rt.settings.gemini_api_key), rt.settings.gemini_base_url)
-    summary = await analyst.summarize(ctx)
-    paths = ReportGenerator(rt.data_dir / "reports").write(ctx, summary)
+    summary, trade_notes = await asyncio.gather(analyst.summarize(ctx), analyst.analyse_trades(ctx.signals))
+    paths = ReportGenerator(rt.data_dir / "reports").write(ctx, summary, trade_notes=trade_notes)
     timings["report"] = time.perf_counter() - t3
 
     delivered = 0
