@@ -152,7 +152,7 @@ class AIAnalyst:
 
         Runs after trading and each call is bounded by the timeout, so it never delays an order.
         """
-        opened = [sf for sf in signals if sf.execution.startswith("opened")][: self.config.trade_notes]
+        opened = [sf for sf in signals if sf.opened][: self.config.trade_notes]
         gate = asyncio.Semaphore(_TRADE_NOTE_CONCURRENCY)
 
         async def one(sf: SignalFacts) -> TradeNote:

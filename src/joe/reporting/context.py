@@ -15,6 +15,8 @@ import pandas as pd
 
 from joe.core.models import Direction, Fill, Signal
 
+#: How `SignalFacts.execution` starts when the portfolio opened a position on the signal.
+OPENED_PREFIX = "opened "
 #: Columns of `ReportContext.regime_history` (index: dates).
 REGIME_HISTORY_COLUMNS = ("spx_close", "vix_close", "label")
 #: Columns of `SignalFacts.price_history` (index: bar timestamps), as in the broker history frames.
@@ -62,6 +64,11 @@ class SignalFacts:
     execution: str = ""
     # Last ~120 bars, columns open/high/low/close, DatetimeIndex; frames do not compare with ==.
     price_history: pd.DataFrame = field(default_factory=_empty_frame, compare=False)
+
+    @property
+    def opened(self) -> bool:
+        """True when the portfolio opened a position on this signal in this run."""
+        return self.execution.startswith(OPENED_PREFIX)
 
 
 @dataclass(frozen=True, slots=True)

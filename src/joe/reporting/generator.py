@@ -3,8 +3,8 @@
 Files: report.md, report.html (self-contained), run.json (schema joe.report/1), signals.csv,
 positions.csv, scores.csv, ai_summary.md, ai_trades.md (a note per opened trade, when the run
 asked for them), and facts.json (the full context, so `joe report` can re-render without
-re-running the pipeline; the AI texts are kept as they are). Each file is written to a temporary name and
-renamed, so a reader never sees half a report.
+re-running the pipeline; the AI texts are kept as they are). Each file is written to a
+temporary name and renamed, so a reader never sees half a report.
 """
 
 from __future__ import annotations

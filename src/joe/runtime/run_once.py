@@ -24,6 +24,7 @@ from joe.core.ids import new_run_id
 from joe.core.logging import get_logger
 from joe.portfolio import PaperPortfolio, PriceBar
 from joe.reporting.ai_analyst import AIAnalyst
+from joe.reporting.context import OPENED_PREFIX
 from joe.reporting.generator import ReportGenerator, ReportPaths
 from joe.runtime.bootstrap import Runtime
 from joe.runtime.market import MarketSnapshot, load_snapshot
@@ -181,7 +182,7 @@ async def run_once(
     executions: dict[str, str] = {}
     for o in outcomes:
         if o.fill is not None:
-            executions[o.signal_id] = f"opened {o.fill.quantity} @ {o.fill.price}"
+            executions[o.signal_id] = f"{OPENED_PREFIX}{o.fill.quantity} @ {o.fill.price}"
         else:
             executions[o.signal_id] = f"{o.action}: {o.reason}"
             log.info("signal.not_traded", symbol=o.symbol, action=o.action, reason=o.reason)
