@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Iterator
 from dataclasses import replace
@@ -11,9 +12,9 @@ import pytest
 
 from joe.config.schema import AIConfig
 from joe.reporting.ai_analyst import AIAnalyst, build_prompt, build_trade_prompt, prompt_facts
-from joe.reporting.context import ReportContext
+from joe.reporting.context import ReportContext, SignalFacts
 from joe.reporting.generator import ReportGenerator
-from joe.reporting.summary import rule_based_summary
+from joe.reporting.summary import AISummary, rule_based_summary
 
 from .fakes import FAKE_GEMINI_KEY, FakeGemini, Reply, gemini_error, gemini_response
 
@@ -196,3 +197,25 @@ async def test_a_failed_trade_note_falls_back_alone(
     assert FAKE_GEMINI_KEY not in md
     ReportGenerator(tmp_path).rerender(paths.dir)  # re-rendering keeps the notes as they were
     assert paths.ai_trades.read_text() == md
+
+
+async def test_trade_notes_keep_at_most_four_calls_in_flight(
+    ctx: ReportContext, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ctx = _with_executions(ctx, [f"opened {i + 1} @ 10" for i in range(len(ctx.signals))])
+    signals = list(ctx.signals) * 3  # 18 opened trades, under the cap of 20 below
+    a = AIAnalyst(AIConfig(trade_notes=20), FAKE_GEMINI_KEY, "http://127.0.0.1:9")
+    in_flight = peak = 0
+
+    async def slow_note(sf: SignalFacts) -> AISummary:  # stands in for one Gemini call
+        nonlocal in_flight, peak
+        in_flight += 1
+        peak = max(peak, in_flight)
+        await asyncio.sleep(0.01)
+        in_flight -= 1
+        return AISummary(text=sf.signal.symbol, source="gemini", model="m")
+
+    monkeypatch.setattr(a, "analyse_trade", slow_note)
+    notes = await a.analyse_trades(signals)
+    assert [n.note.text for n in notes] == [sf.signal.symbol for sf in signals]  # in the trades' order
+    assert peak == 4
