@@ -11,9 +11,9 @@ from typing import Any
 
 import pytest
 
+from joe.audit.redaction import clear_secrets
 from joe.brokers.capital import CapitalClient, CapitalExecutor, CapitalMarketData, Credentials, Limits
 from joe.core.events import NullAudit
-from joe.safety.redaction import clear_secrets
 from joe.simulators.capital import CapitalSimulator, SimLimits
 
 SCALE = 10.0

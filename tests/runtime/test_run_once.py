@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from joe.audit.log import verify
 from joe.cli.main import app
 from joe.runtime.bootstrap import bootstrap
 from joe.runtime.run_once import LiveModeUnavailable, RunOptions, run_once_sync
-from joe.safety.audit import verify
 
 
 def run(project: Path) -> object:

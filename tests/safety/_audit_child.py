@@ -1,7 +1,7 @@
 """Crash-test child: append audit records in a loop, printing each acknowledged seq (flushed).
 
 Usage: python _audit_child.py DIR SEED [COUNT]. Without COUNT it loops until killed. Only
-`joe.safety.audit` is imported, to keep start-up short. Payload sizes vary up to ~200 KB so that
+`joe.audit.log` is imported, to keep start-up short. Payload sizes vary up to ~200 KB so that
 a SIGKILL can land inside a multi-page write() and leave a genuinely torn line.
 """
 
@@ -10,7 +10,7 @@ from __future__ import annotations
 import random
 import sys
 
-from joe.safety.audit import AuditLog
+from joe.audit.log import AuditLog
 
 
 def main() -> None:

@@ -18,10 +18,10 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
+from joe.audit import log as audit_mod
+from joe.audit.chain import content_hash
+from joe.audit.log import GENESIS, AuditLog, AuditWriteError, tail, verify
 from joe.cli.audit_cmd import audit_app
-from joe.safety import audit as audit_mod
-from joe.safety.audit import GENESIS, AuditLog, AuditWriteError, tail, verify
-from joe.safety.audit_chain import content_hash
 
 
 class Clock:

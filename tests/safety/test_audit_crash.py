@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from joe.safety.audit import verify
+from joe.audit.log import verify
 
 CHILD = Path(__file__).with_name("_audit_child.py")
 ITERATIONS = 100

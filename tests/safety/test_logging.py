@@ -11,8 +11,8 @@ import pytest
 import structlog
 
 import joe.core.logging as joe_logging
+from joe.audit.redaction import clear_secrets, register_secret
 from joe.core.logging import configure_logging, get_logger
-from joe.safety.redaction import clear_secrets, register_secret
 
 SECRET = "sk-live-0123456789abcdef"
 

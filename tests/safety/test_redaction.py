@@ -12,8 +12,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from joe.safety.audit import AuditLog
-from joe.safety.redaction import (
+from joe.audit.log import AuditLog
+from joe.audit.redaction import (
     MASK,
     clear_secrets,
     is_secret_env_name,

@@ -1,7 +1,12 @@
-"""The two broker protocols every broker (sim, capital, ibkr) implements.
+"""The broker protocols every broker (sim, capital, ibkr) implements.
 
-`MarketData` feeds analysis; `Executor` executes. Errors a broker raises are subclasses of
-`BrokerError`; `OrderOutcomeUnknown` is the fail-closed signal: the order may or may not exist.
+`MarketData` feeds analysis. `ExecutionClient` is the thin execution adapter the `OrderManager`
+(`joe.execution.order_manager`) drives: it translates requests and reports observations
+(`joe.core.reports`) and never decides an order's state. `Executor` is the older, stateful
+protocol that the adapters are moving away from.
+
+Errors a broker raises are subclasses of `BrokerError`. `SendFailed` proves the request never
+reached the broker; `OrderOutcomeUnknown` is the fail-closed signal: the order may or may not exist.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ import pandas as pd
 
 from joe.core.events import OrderEvent
 from joe.core.models import AccountInfo, Fill, Instrument, OrderIntent, Position, Quote
+from joe.core.reports import InstrumentRules, MassStatus, Observation, OrderStatusReport, PositionReport
 
 
 class BrokerError(Exception):
@@ -35,6 +41,16 @@ class OrderOutcomeUnknown(BrokerError):
 
     The safety layer treats this as fail-closed: no new entries until a human looks.
     """
+
+
+class SendFailed(BrokerError):
+    """The request provably never reached the broker (not connected, refused locally before any byte
+    was written). Nothing exists at the broker because of it."""
+
+
+class InvalidOrder(BrokerError):
+    """The request does not conform to the broker's rules (size/price increments, unknown instrument);
+    refused before sending, with the field and the rule in the message."""
 
 
 class EntriesRefused(BrokerError):
@@ -141,3 +157,81 @@ class Executor(Protocol):
         ...
 
     async def executions_since(self, since: datetime) -> list[Fill]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class SubmitAck:
+    """What an adapter learned synchronously from sending one order: the ids, never a final state.
+    The order's fate arrives as observations or is asked for with `order_status`."""
+
+    client_order_id: str
+    broker_order_id: str | None
+    broker_position_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class BrokerOrderRef:
+    """An order Joe already sent: what an adapter needs to modify or cancel it."""
+
+    intent: OrderIntent
+    broker_order_id: str | None
+    parent_broker_order_id: str | None = None
+
+
+@runtime_checkable
+class ExecutionClient(Protocol):
+    """A thin execution adapter at one broker, driven only by the `OrderManager`.
+
+    Rules every implementation keeps:
+    - `submit` sends and returns the ids it learned; it decides nothing. It raises `SendFailed` when
+      provably nothing was sent, `InvalidOrder` for non-conforming input (nothing sent), and
+      `OrderOutcomeUnknown` when the request may have reached the broker.
+    - `modify`/`cancel` only send; the broker's answer (confirmation, refusal, fill) arrives on
+      `observations()`. A refusal is a `BrokerNotice` with `CodeMeaning.REQUEST_REFUSED`.
+    - `order_status`/`mass_status` ask the broker, never a local cache.
+    """
+
+    name: str
+
+    async def connect(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+    @property
+    def connected(self) -> bool: ...
+
+    async def instrument_rules(self, symbol: str) -> InstrumentRules:
+        """The broker's tick and size increments for `symbol`."""
+        ...
+
+    async def submit(self, intents: Sequence[OrderIntent]) -> list[SubmitAck]:
+        """Send one order, or one linked group (entry, then its stop and target) that the broker
+        links itself (IBKR parentId + OCA group; Capital.com stop/limit levels on the position)."""
+        ...
+
+    async def modify(
+        self,
+        order: BrokerOrderRef,
+        *,
+        quantity: Decimal | None = None,
+        limit_price: Decimal | None = None,
+        stop_price: Decimal | None = None,
+    ) -> None: ...
+
+    async def cancel(self, order: BrokerOrderRef) -> None: ...
+
+    async def order_status(self, client_order_id: str) -> list[OrderStatusReport]:
+        """Every order at the broker carrying this client order id (open and completed); [] if none."""
+        ...
+
+    async def mass_status(self, since: datetime | None = None) -> MassStatus:
+        """Open and completed orders, executions (and commissions) since `since`, positions, account."""
+        ...
+
+    async def positions(self) -> list[PositionReport]: ...
+
+    async def account(self) -> AccountInfo: ...
+
+    def observations(self) -> AsyncIterator[Observation]:
+        """Every status change, fill, commission and notice the broker sends, in arrival order."""
+        ...

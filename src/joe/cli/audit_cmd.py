@@ -11,7 +11,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from joe.safety.audit import tail, verify
+from joe.audit.log import tail, verify
 
 audit_app = typer.Typer(
     help="Inspect the append-only, hash-chained audit log (data/audit/).", no_args_is_help=True

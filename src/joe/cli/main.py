@@ -40,7 +40,7 @@ def _track_record(settings: Settings) -> TrackRecord:
 
 
 def _audit(settings: Settings) -> AuditSink:
-    from joe.safety.audit import AuditLog
+    from joe.audit.log import AuditLog
 
     return AuditLog(Path(settings.data_dir) / "audit")
 

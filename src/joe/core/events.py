@@ -41,7 +41,7 @@ class OrderEvent:
 
 
 class AuditSink(Protocol):
-    """Anything that can take an audit record (the real one is `joe.safety.audit.AuditLog`)."""
+    """Anything that can take an audit record (the real one is `joe.audit.log.AuditLog`)."""
 
     def record(self, event_type: str, payload: dict[str, Any] | None = None, **ids: str | None) -> Any: ...
 

@@ -3,7 +3,7 @@
 `configure_logging` installs one handler on the root logger, so Joe's own structlog loggers and
 third-party stdlib loggers (httpx, websockets, ib_async...) are rendered by the same structlog
 processor chain. That chain redacts the event dict (by field name and registered secret value,
-see `joe.safety.redaction`), renders exceptions as plain text *before* redaction (so a secret in an
+see `joe.audit.redaction`), renders exceptions as plain text *before* redaction (so a secret in an
 exception message or traceback is masked too; no locals are ever rendered), and finally redacts
 the rendered line once more. A secret therefore cannot reach a log line by any path.
 """
@@ -17,7 +17,7 @@ from typing import Any, TextIO
 import structlog
 from structlog.typing import EventDict, Processor, WrappedLogger
 
-from joe.safety.redaction import redact, redact_text, register_secrets_from_env
+from joe.audit.redaction import redact, redact_text, register_secrets_from_env
 
 _HANDLER_NAME = "joe-structlog"
 _configured = False

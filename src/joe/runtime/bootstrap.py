@@ -13,13 +13,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
 
+from joe.audit.log import AuditLog
+from joe.audit.redaction import register_secret, register_secrets_from_env
 from joe.config.loader import ConfigProblem, load_execution_config_tolerant
 from joe.config.mode import ModeDecision, resolve_mode
 from joe.config.schema import ExecutionConfig
 from joe.config.settings import SECRET_FIELDS, Settings, load_settings, secret_value
 from joe.core.logging import configure_logging, get_logger
-from joe.safety.audit import AuditLog
-from joe.safety.redaction import register_secret, register_secrets_from_env
 from joe.store import Store, open_store
 
 log = get_logger("joe.runtime")

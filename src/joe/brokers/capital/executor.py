@@ -23,6 +23,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
+from joe.audit.redaction import redact
 from joe.brokers.base import BrokerError, OrderOutcomeUnknown, PlaceResult
 from joe.brokers.capital.accounts import AccountsApi
 from joe.brokers.capital.errors import (
@@ -42,7 +43,6 @@ from joe.brokers.capital.reconcile import Finding, Outcome, Probe, Reconciler
 from joe.brokers.capital.trading import TradingApi, bracket, num, order_body
 from joe.core.events import AuditSink, OrderEvent, OrderEventType
 from joe.core.models import AccountInfo, Fill, OrderIntent, OrderType, Position, Side
-from joe.safety.redaction import redact
 
 
 @dataclass

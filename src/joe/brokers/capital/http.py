@@ -22,6 +22,7 @@ from typing import Any
 
 import httpx
 
+from joe.audit.redaction import redact, redact_text
 from joe.brokers.capital.errors import (
     AmbiguousWrite,
     CapitalError,
@@ -34,7 +35,6 @@ from joe.brokers.capital.errors import (
 from joe.brokers.capital.ratelimit import Limits, RateLimiter
 from joe.brokers.capital.session import Credentials, SessionState, encrypt_password
 from joe.core.events import AuditSink
-from joe.safety.redaction import redact, redact_text
 
 API_PREFIX = "/api/v1"
 _ORDER_PATHS = ("/positions", "/workingorders")

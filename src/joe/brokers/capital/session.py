@@ -13,7 +13,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from joe.safety.redaction import register_secret
+from joe.audit.redaction import register_secret
 
 
 @dataclass(frozen=True, slots=True)

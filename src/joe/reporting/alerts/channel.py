@@ -16,8 +16,8 @@ from typing import Any
 
 import httpx
 
+from joe.audit import redaction as _redaction
 from joe.reporting.alerts.formatting import Alert, AlertLevel
-from joe.safety import redaction as _redaction
 
 MAX_RETRY_AFTER_S = 60.0
 

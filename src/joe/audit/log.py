@@ -16,7 +16,7 @@ acknowledgement. Writers in one process (a thread lock) and across processes (``
 A crash can leave a torn (partial) last line; the next writer terminates it and appends an
 ``audit.recovered`` record (length and SHA-256 of the torn bytes) chained to the last complete
 record, so `verify` can tell a recovered crash from tampering. Payloads are redacted
-(`joe.safety.redaction`) before they are written.
+(`joe.audit.redaction`) before they are written.
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ from enum import Enum
 from pathlib import Path
 from typing import Any
 
-from joe.safety.audit_chain import (
+from joe.audit.chain import (
     BODY_KEYS,
     GENESIS,
     RECOVERED_EVENT,
@@ -48,7 +48,7 @@ from joe.safety.audit_chain import (
     tail,
     verify,
 )
-from joe.safety.redaction import redact, redact_text, register_secrets_from_env
+from joe.audit.redaction import redact, redact_text, register_secrets_from_env
 
 __all__ = [
     "GENESIS",

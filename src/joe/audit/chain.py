@@ -1,7 +1,7 @@
 """The audit chain's on-disk format: canonical hashing, parsing, reading, `verify` and `tail`.
 
-`joe.safety.audit.AuditLog` writes the chain; this module holds what both the writer and the
-readers need to agree on (see `joe.safety.audit` for the format).
+`joe.audit.log.AuditLog` writes the chain; this module holds what both the writer and the
+readers need to agree on (see `joe.audit.log` for the format).
 """
 
 from __future__ import annotations

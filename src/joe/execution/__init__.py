@@ -1,0 +1,1 @@
+"""Execution: the `OrderManager` (owns order truth), `PositionMonitor`, `PriceStream`, `Reconciler`."""
