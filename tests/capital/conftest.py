@@ -15,6 +15,7 @@ from joe.audit.redaction import clear_secrets
 from joe.brokers.capital import CapitalClient, CapitalExecutor, CapitalMarketData, Credentials, Limits
 from joe.core.events import NullAudit
 from joe.simulators.capital import CapitalSimulator, SimLimits
+from joe.simulators.common import SimClock
 
 SCALE = 10.0
 
@@ -36,8 +37,11 @@ def audit() -> NullAudit:
 
 
 @pytest.fixture
-async def sim() -> AsyncIterator[CapitalSimulator]:
-    s = CapitalSimulator(seed=7, limits=SimLimits().scaled(SCALE), tick_s=0.02)
+async def sim(request: pytest.FixtureRequest) -> AsyncIterator[CapitalSimulator]:
+    """The simulator; `@pytest.mark.parametrize("sim", ["frozen"], indirect=True)` freezes its clock,
+    so its prices stand still until the test moves them (no wall-clock dependence)."""
+    clock = SimClock.frozen() if getattr(request, "param", None) == "frozen" else None
+    s = CapitalSimulator(seed=7, limits=SimLimits().scaled(SCALE), tick_s=0.02, clock=clock)
     await s.start()
     yield s
     await s.stop()

@@ -175,6 +175,7 @@ async def test_sentiment_and_watchlists(raw: Raw) -> None:
     )
 
 
+@pytest.mark.parametrize("sim", ["frozen"], indirect=True)  # GOLD stays at 2000: 1999.9 is too close
 async def test_trading_endpoints(raw: Raw) -> None:
     ref = ok(
         await raw("POST", "/positions", json={"epic": "GOLD", "direction": "BUY", "size": 1}), m.DealReference

@@ -4,11 +4,18 @@ Prices come from the shared seeded `PriceProcess`; attached stops, take-profits,
 working orders are `SimOrder`s decided by the shared `FillModel` on every price step. Netting
 follows the spec (§5.1): on a non-hedging account an opposite order closes existing deals of the
 epic oldest first, a same-direction order adds a separate position row.
+
+A client may name its request: `dealReference` in the POST body (1-30 of `A-Za-z0-9_-`, IG's rule;
+the Capital.com docs do not list the field, so this is the simulator's assumption). The confirm is
+then filed under that reference, and the position or working order it creates, the position a
+working order becomes, and their activity rows carry it, so the client can find its order again
+with nothing but its own id. Without one the server makes `o_<uuid>` and positions say `p_<dealId>`.
 """
 
 from __future__ import annotations
 
 import random
+import re
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -38,6 +45,7 @@ class SimPosition:
     bracket: Bracket
     stop_order: SimOrder | None = None
     profit_order: SimOrder | None = None
+    deal_reference: str = ""  # the client's reference of the request that opened it ("" = none)
 
 
 @dataclass
@@ -52,6 +60,7 @@ class SimWorkingOrder:
     good_till: datetime | None
     body: dict[str, Any]
     sim: SimOrder
+    deal_reference: str = ""
 
 
 @dataclass
@@ -75,6 +84,19 @@ class SimAccount:
     orders: list[SimWorkingOrder] = field(default_factory=list)
     activity: list[dict[str, Any]] = field(default_factory=list)
     transactions: list[dict[str, Any]] = field(default_factory=list)
+
+
+_CLIENT_REF = re.compile(r"[A-Za-z0-9_-]{1,30}")
+
+
+def client_ref(body: dict[str, Any]) -> str:
+    """The request's own `dealReference` ("" if absent); a malformed one is a 400."""
+    ref = body.get("dealReference")
+    if ref is None:
+        return ""
+    if not isinstance(ref, str) or not _CLIENT_REF.fullmatch(ref):
+        raise ApiError(400, "error.invalid.dealReference")
+    return ref
 
 
 class Desk:
@@ -136,7 +158,11 @@ class Desk:
                 "source": source,
                 "type": typ,
                 "status": status,
-                "details": {"marketName": spec.name, "currency": spec.currency, **details},
+                "details": {
+                    "marketName": spec.name,
+                    "currency": spec.currency,
+                    **{k: v for k, v in details.items() if v is not None},
+                },
             }
         )
 
@@ -221,7 +247,7 @@ class Desk:
             )
 
     def _realise(
-        self, acc: SimAccount, p: SimPosition, size: Decimal, price: Decimal, source: str
+        self, acc: SimAccount, p: SimPosition, size: Decimal, price: Decimal, source: str, ref: str = ""
     ) -> Decimal:
         pnl = ((price - p.level) if p.direction == "BUY" else (p.level - price)) * size
         acc.balance += pnl
@@ -243,7 +269,7 @@ class Desk:
             source,
             "POSITION",
             "ACCEPTED",
-            dealReference="p_" + p.deal_id,
+            dealReference=ref or "p_" + p.deal_id,
             size=float(size),
             direction=p.direction,
             level=float(price),
@@ -261,6 +287,7 @@ class Desk:
         bracket: Bracket,
         request_id: str,
         source: str = "USER",
+        ref: str = "",
     ) -> list[dict[str, str]]:
         """Fill at `level`: net against opposite deals (non-hedging), then open the rest as a new row."""
         affected: list[dict[str, str]] = []
@@ -273,7 +300,7 @@ class Desk:
                 if remaining <= 0:
                     break
                 take = min(p.size, remaining)
-                self._realise(acc, p, take, level, source)
+                self._realise(acc, p, take, level, source, ref)
                 p.size -= take
                 remaining -= take
                 if p.size == 0:
@@ -284,7 +311,17 @@ class Desk:
                     affected.append({"dealId": p.deal_id, "status": "PARTIALLY_CLOSED"})
         if remaining > 0:
             deal_id = self._id()
-            p = SimPosition(deal_id, epic, direction, remaining, level, self.now(), request_id, bracket)
+            p = SimPosition(
+                deal_id,
+                epic,
+                direction,
+                remaining,
+                level,
+                self.now(),
+                request_id,
+                bracket,
+                deal_reference=ref,
+            )
             self._attach(p)
             acc.positions.append(p)
             affected.append({"dealId": deal_id, "status": "OPENED"})
@@ -295,7 +332,7 @@ class Desk:
                 source,
                 "POSITION",
                 "ACCEPTED",
-                dealReference="p_" + deal_id,
+                dealReference=ref or "p_" + deal_id,
                 size=float(remaining),
                 direction=direction,
                 level=float(level),
@@ -321,7 +358,8 @@ class Desk:
         bid, ask = self.quote(epic)
         level = ask if direction == "BUY" else bid
         bracket = parse_bracket(spec, body, direction=direction, ref=level, size=size, hedging=acc.hedging)
-        ref = self._ref()
+        own = client_ref(body)
+        ref = own or self._ref()
         closed = self._closed_reason(epic)
         if closed:
             return self._reject(ref, epic, direction, size, "MARKET_CLOSED", closed, hide)
@@ -329,7 +367,7 @@ class Desk:
         if Decimal(str(self.account_balance(acc)["available"])) < margin:
             return self._reject(ref, epic, direction, size, "INSUFFICIENT_FUNDS", "INSUFFICIENT_FUNDS", hide)
         request_id = self._id()
-        affected = self.execute(acc, epic, direction, size, level, bracket, request_id)
+        affected = self.execute(acc, epic, direction, size, level, bracket, request_id, ref=own)
         return self._confirm(
             ref,
             {

@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from joe.simulators.capital.desk import Desk, SimAccount, SimPosition, SimWorkingOrder, fmt
+from joe.simulators.capital.desk import Desk, SimAccount, SimPosition, SimWorkingOrder, client_ref, fmt
 from joe.simulators.capital.rules import ApiError, Bracket, check_size, dec, direction_of, parse_bracket
 from joe.simulators.common import SimOrder, SimOrderType
 
@@ -37,7 +37,8 @@ class Exchange(Desk):
             raise ApiError(400, "error.invalid.type")
         good_till = self._good_till(body)
         parse_bracket(spec, body, direction=direction, ref=level, size=size, hedging=acc.hedging)
-        ref = self._ref()
+        own = client_ref(body)
+        ref = own or self._ref()
         bid, ask = self.quote(epic)
         touch = ask if direction == "BUY" else bid
         wrong = (otype == "LIMIT") == (level > touch if direction == "BUY" else level < touch)
@@ -67,6 +68,7 @@ class Exchange(Desk):
                 good_till,
                 {k: v for k, v in body.items() if k.startswith(("stop", "profit", "trailing", "guaranteed"))},
                 sim,
+                deal_reference=own,
             )
         )
         self._activity(
@@ -76,6 +78,7 @@ class Exchange(Desk):
             "USER",
             "WORKING_ORDER",
             "ACCEPTED",
+            dealReference=own or None,
             size=float(size),
             direction=direction,
             level=float(level),
@@ -213,7 +216,17 @@ class Exchange(Desk):
                     )
                 except ApiError:
                     brk = Bracket()
-                self.execute(acc, epic, o.direction, o.size, hit.price, brk, o.deal_id, source="SYSTEM")
+                self.execute(
+                    acc,
+                    epic,
+                    o.direction,
+                    o.size,
+                    hit.price,
+                    brk,
+                    o.deal_id,
+                    source="SYSTEM",
+                    ref=o.deal_reference,
+                )
 
 
 def flag_of(body: dict[str, Any], key: str) -> bool:

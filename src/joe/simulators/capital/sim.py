@@ -20,12 +20,21 @@ Faults (armed on `sim.faults` or via `POST /_sim/faults {"name", "count", "skip"
 * `confirm_delay` (polls) — the next order's confirm answers 404 `polls` times first;
 * `ws_drop` — abort one subscribed WebSocket;  `ws_garble` — send it a truncated frame;
 * `stale_quotes` (epics, seconds) — stop quoting those epics for a while.
+
+Time: every timestamp and every price step comes from `clock` (a `SimClock`; default: the wall
+clock). Prices are a function of (seed, clock): the pump moves each market to step
+`floor((clock() - start) / tick_s)`, so a frozen clock (`SimClock.frozen()`) freezes prices until the
+test advances it. Trading semantics (hedging vs netting, the account owner's own trades made on the
+platform) are set with `set_hedging` and `manual_trade` / `manual_close`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Callable
+from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
 from aiohttp import web
@@ -36,7 +45,7 @@ from joe.simulators.capital.server import RecordedRequest, RestApi
 from joe.simulators.capital.stream import StreamHub
 from joe.simulators.capital.views import HistoryStore
 from joe.simulators.capital.watchlists import Watchlists
-from joe.simulators.common import FaultPlan
+from joe.simulators.common import FaultPlan, SimClock
 
 
 class CapitalSimulator:
@@ -57,6 +66,7 @@ class CapitalSimulator:
         ws_idle_s: float = 600.0,
         bar_scale: float = 1.0,
         tz_offset_h: int = 2,
+        clock: Callable[[], datetime] | None = None,
     ) -> None:
         self.seed = seed
         self.host, self.port = host, port
@@ -64,7 +74,10 @@ class CapitalSimulator:
         self.tick_s = tick_s
         self.faults = FaultPlan()
         self.requests: list[RecordedRequest] = []
-        self.exchange = Exchange(seed, tz_offset_h=tz_offset_h)
+        self.clock = clock or SimClock()
+        self._clock_start = self.clock()
+        self._steps = 0
+        self.exchange = Exchange(seed, tz_offset_h=tz_offset_h, now=self.clock)
         self.gate = Gate(
             limits=limits or SimLimits(), login=login or Login(), idle_s=idle_s, max_age_s=max_age_s
         )
@@ -162,6 +175,46 @@ class CapitalSimulator:
             moved.append(epic)
         return moved
 
+    def steps_due(self) -> int:
+        """How many price steps the clock says are due (prices are a function of seed and clock)."""
+        elapsed = (self.clock() - self._clock_start).total_seconds()
+        return max(0, int(elapsed / self.tick_s) - self._steps)
+
+    def catch_up(self, max_steps: int = 1000) -> list[str]:
+        """Advance the markets to where the clock says they are; returns the epics that moved."""
+        due = self.steps_due()
+        moved: set[str] = set()
+        for _ in range(min(due, max_steps)):
+            moved.update(self.step())
+        self._steps += due  # after a long stall the steps over the cap are skipped, not queued
+        return sorted(moved)
+
+    # ------------------------------------------------------------------ the account owner's hand
+    def account(self, account_id: str | None = None) -> Any:
+        """The simulated account (default: the preferred one, where logins land)."""
+        ex = self.exchange
+        if account_id is None:
+            return next(a for a in ex.accounts.values() if a.preferred)
+        return ex.accounts[account_id]
+
+    def set_hedging(self, hedging: bool, account_id: str | None = None) -> None:
+        """Switch an account between hedging and netting (`hedgingMode` in /accounts/preferences)."""
+        self.account(account_id).hedging = hedging
+
+    def manual_trade(
+        self, epic: str, direction: str, size: float | str | Decimal, *, account_id: str | None = None
+    ) -> dict[str, Any]:
+        """The account owner deals on the platform (not through the API): a market deal at the touch,
+        netted like any other on a netting account. Returns its confirm."""
+        acc = self.account(account_id)
+        ref = self.exchange.open_position(acc, {"epic": epic, "direction": direction, "size": float(size)})
+        return self.exchange.get_confirm(ref)
+
+    def manual_close(self, deal_id: str, *, account_id: str | None = None) -> dict[str, Any]:
+        """The account owner closes one deal on the platform."""
+        ref = self.exchange.close_position(self.account(account_id), deal_id)
+        return self.exchange.get_confirm(ref)
+
     def set_mid(self, epic: str, mid: float) -> None:
         """Script a price (tests: push through a stop or a target) and fire triggers at once."""
         self.exchange.prices[epic].set_mid(mid)
@@ -173,7 +226,7 @@ class CapitalSimulator:
             if self.paused:
                 continue
             try:
-                await self.stream.pump(self.step())
+                await self.stream.pump(self.catch_up())
             except Exception as exc:  # the pump must survive a bad tick; tests check `internal_errors`
                 self.internal_errors.append(repr(exc))
 

@@ -110,7 +110,7 @@ def position_json(ex: Exchange, p: SimPosition, currency: str) -> dict[str, Any]
         "contractSize": 1,
         **ex.dates("createdDate", p.created),
         "dealId": p.deal_id,
-        "dealReference": "p_" + p.deal_id,
+        "dealReference": p.deal_reference or "p_" + p.deal_id,
         "workingOrderId": p.working_order_id,
         "size": float(p.size),
         "leverage": 20,
@@ -144,6 +144,8 @@ def order_json(ex: Exchange, o: SimWorkingOrder, currency: str) -> dict[str, Any
         "orderType": o.order_type,
         "currencyCode": currency,
     }
+    if o.deal_reference:  # the client's own reference (see `desk` on client-named requests)
+        data["dealReference"] = o.deal_reference
     if o.good_till:
         data.update(ex.dates("goodTillDate", o.good_till))
     # Levels are reported back as distances from the order level (spec §5.7).

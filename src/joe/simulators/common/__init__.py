@@ -1,5 +1,6 @@
 """Pieces shared by the simulators: seeded price processes, the fill model and the fault plan."""
 
+from joe.simulators.common.clock import SimClock
 from joe.simulators.common.faults import FaultPlan
 from joe.simulators.common.fill_model import FillModel, SimOrder, SimOrderType, TriggerResult
 from joe.simulators.common.prices import PriceBook, PriceProcess, SimQuote
@@ -9,6 +10,7 @@ __all__ = [
     "FillModel",
     "PriceBook",
     "PriceProcess",
+    "SimClock",
     "SimOrder",
     "SimOrderType",
     "SimQuote",
