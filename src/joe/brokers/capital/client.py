@@ -1,0 +1,664 @@
+"""`CapitalExecutionClient`: the thin Capital.com adapter the `OrderManager` drives (`ExecutionClient`).
+
+It translates and reports; it decides nothing (DESIGN "Order truth"):
+
+* `submit` sends `POST /positions` (MARKET, the stop and target as `stopLevel` / `profitLevel`) or
+  `POST /workingorders` (LIMIT / STOP), with `dealReference` = Joe's `client_order_id`, reads the
+  confirm, and reports what the broker holds: an `OrderStatusReport` for the entry and for each
+  attached leg, a `FillReport` per fill (read from the activity history, so it has the same identity
+  as in `mass_status`), a `BrokerNotice` with the errorCode and its meaning for any error answer.
+* Nothing here lives only in memory: every order can be found again at the broker by its
+  `dealReference` (`order_status`), so a restart, a second process or a lost answer never needs a
+  resend. The in-memory maps (attached legs, closed deals) are hints that save requests.
+* No blind retries. Only an answer that proves the request was not processed (401 with a re-login,
+  429) allows sending again, and that is the caller's call (`SendFailed`). A request that may have
+  arrived and cannot be confirmed raises `OrderOutcomeUnknown`; the same id is never sent twice by
+  one client, it is asked for.
+* Reduce-only exits are capped at the live size of Joe's own deals and close them by dealId
+  (`exits.py`). On a netting account an entry against an open opposite position is refused: it
+  would close that position instead of opening one (spec §5.1).
+* Audit writes never abort an order in flight: a failed write is kept and written again on the
+  next one (the order itself is found again at the broker by its reference).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator, Callable, Sequence
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from joe.audit.redaction import redact
+from joe.brokers.base import (
+    BrokerError,
+    BrokerOrderRef,
+    InvalidOrder,
+    OrderOutcomeUnknown,
+    SendFailed,
+    SubmitAck,
+)
+from joe.brokers.capital import observe as ob
+from joe.brokers.capital.accounts import AccountsApi
+from joe.brokers.capital.errors import (
+    AmbiguousWrite,
+    CapitalAuthError,
+    CapitalError,
+    CapitalTransient,
+    InvalidRequest,
+    NotFound,
+    RateLimited,
+    SessionExpired,
+)
+from joe.brokers.capital.exits import plan_exit
+from joe.brokers.capital.http import CapitalClient
+from joe.brokers.capital.instruments import check_intent, rules_from_market
+from joe.brokers.capital.mapping import account_info
+from joe.brokers.capital.models import Activity, Confirm, PositionRow
+from joe.brokers.capital.trading import TradingApi, bracket, num, order_body
+from joe.core import ids
+from joe.core.events import AuditSink
+from joe.core.models import AccountInfo, OrderIntent, OrderLeg, OrderType
+from joe.core.reports import (
+    BrokerNotice,
+    CodeMeaning,
+    FillReport,
+    InstrumentRules,
+    MassStatus,
+    Observation,
+    OrderStatusReport,
+    PositionReport,
+    VenueOrderStatus,
+)
+
+log = logging.getLogger(__name__)
+_CHILD_LEGS = (OrderLeg.STOP_LOSS, OrderLeg.TAKE_PROFIT)
+
+
+class CapitalExecutionClient:
+    """`ExecutionClient` for Capital.com over one logged-in `CapitalClient` (see module docstring)."""
+
+    name = "capital"
+
+    def __init__(
+        self,
+        client: CapitalClient,
+        *,
+        audit: AuditSink,
+        confirm_timeout_s: float = 15.0,
+        confirm_interval_s: float = 0.2,
+        fill_wait_s: float = 5.0,
+        clock: Callable[[], datetime] | None = None,
+    ) -> None:
+        self.client = client
+        self.audit = audit
+        self.trading = TradingApi(client)
+        self.accounts = AccountsApi(client)
+        self.confirm_timeout_s = confirm_timeout_s
+        self.confirm_interval_s = confirm_interval_s
+        self.fill_wait_s = fill_wait_s
+        self.clock = clock or (lambda: datetime.now(UTC))
+        self._queue: asyncio.Queue[Observation] = asyncio.Queue()
+        self._rules: dict[str, InstrumentRules] = {}
+        self._sent: set[str] = set()  # ids whose request may have reached the broker: never resent
+        self._children: dict[str, tuple[str, OrderLeg]] = {}  # leg id -> (entry id, leg); a hint
+        self._exits: dict[str, list[str]] = {}  # exit id -> deal ids it closed; a hint
+        self._seen_fills: set[str] = set()
+        self._pending_audit: list[tuple[str, dict[str, Any], str | None]] = []
+
+    # ------------------------------------------------------------------ lifecycle / reads
+    @property
+    def connected(self) -> bool:
+        return self.client.session.active
+
+    async def connect(self) -> None:
+        if not self.client.session.active:
+            await self.client.open()
+
+    async def close(self) -> None:
+        await self.client.close()
+
+    async def account(self) -> AccountInfo:
+        return account_info(await self.accounts.current_account())
+
+    async def positions(self) -> list[PositionReport]:
+        now = self.clock()
+        return [ob.position_report(r, now) for r in await self.trading.positions()]
+
+    async def instrument_rules(self, symbol: str) -> InstrumentRules:
+        """`dealingRules` of `GET /markets/{epic}` (cached per client: rules change rarely)."""
+        if symbol not in self._rules:
+            body = await self.client.request("GET", f"/markets/{symbol}")
+            self._rules[symbol] = rules_from_market(symbol, body if isinstance(body, dict) else {})
+        return self._rules[symbol]
+
+    async def observations(self) -> AsyncIterator[Observation]:
+        while True:
+            yield await self._queue.get()
+
+    def _emit(self, obs: Observation) -> None:
+        if isinstance(obs, FillReport):
+            if obs.fill.fill_id in self._seen_fills:
+                return
+            self._seen_fills.add(obs.fill.fill_id)
+        self._queue.put_nowait(obs)
+
+    def _notice(
+        self, code: str, meaning: CodeMeaning, request: str, cid: str | None, bid: str | None = None
+    ) -> None:
+        self._emit(
+            BrokerNotice("capital", code, ob.describe(code), meaning, self.clock(), cid, bid, request=request)
+        )
+
+    def _audit(self, event: str, cid: str | None, **payload: Any) -> None:
+        """Write one audit record; a failure is kept and retried with the next write, never raised."""
+        self._pending_audit.append((event, redact(payload), cid))
+        while self._pending_audit:
+            ev, body, c = self._pending_audit[0]
+            try:
+                self.audit.record(ev, body, client_order_id=c)
+            except Exception as exc:  # the order must go on; the record is written again later
+                log.warning("capital: audit write of %s failed (%s); kept for retry", ev, type(exc).__name__)
+                return
+            self._pending_audit.pop(0)
+
+    # ------------------------------------------------------------------ submit
+    async def submit(self, intents: Sequence[OrderIntent]) -> list[SubmitAck]:
+        """Send one order, or an entry with its stop and target (the position's stopLevel/profitLevel).
+
+        Raises `InvalidOrder` (nothing sent) for non-conforming input or an entry that would reverse a
+        netting position, `SendFailed` when provably nothing was processed, `OrderOutcomeUnknown` when
+        the request may exist and could not be confirmed.
+        """
+        if not intents:
+            return []
+        entry = intents[0]
+        legs = list(intents[1:])
+        if not self.connected:
+            raise SendFailed(f"capital: not connected; {entry.client_order_id} not sent")
+        try:
+            rules = await self.instrument_rules(entry.symbol)
+        except NotFound:
+            raise InvalidOrder(
+                f"capital: unknown market {entry.symbol} for {entry.client_order_id}"
+            ) from None
+        except CapitalError as exc:
+            raise SendFailed(f"capital: market rules unreadable ({exc.code or type(exc).__name__})") from None
+        for intent in intents:
+            check_intent(intent, rules)
+        if entry.reduce_only:
+            return await self._exit(entry)
+        for leg in legs:
+            if leg.leg in _CHILD_LEGS:
+                self._children[leg.client_order_id] = (entry.client_order_id, leg.leg)
+        cid = entry.client_order_id
+        if cid in self._sent:
+            return await self._acks_from_broker(entry, legs)
+        path, body = self._body(entry, legs)
+        existing = await self._existing(cid)
+        if existing is not None:  # another process (or an earlier life of this one) sent it
+            return await self._report_confirm(entry, legs, existing, working=path == "/workingorders")
+        await self._refuse_netting_reversal(entry)
+        self._sent.add(cid)  # before sending: a failure after this point never leads to a resend
+        self._audit("capital.order.submit", cid, path=path, body=body)
+        ref = await self._send_order(entry, legs, path, body)
+        if ref is None:
+            return [SubmitAck(i.client_order_id, None) for i in intents]
+        self._audit("capital.order.sent", cid, deal_reference=ref)
+        confirm = await self._confirm(ref)
+        if confirm is None:
+            return await self._acks_from_broker(entry, legs)
+        return await self._report_confirm(entry, legs, confirm, working=path == "/workingorders")
+
+    @staticmethod
+    def _body(entry: OrderIntent, legs: Sequence[OrderIntent]) -> tuple[str, dict[str, Any]]:
+        stop = next((i.stop_price for i in legs if i.leg is OrderLeg.STOP_LOSS), None) or entry.stop_loss
+        target = (
+            next((i.limit_price for i in legs if i.leg is OrderLeg.TAKE_PROFIT), None) or entry.take_profit
+        )
+        path, body = order_body(entry)
+        body.update(bracket(stop_level=stop, profit_level=target, trailing_distance=entry.trailing_distance))
+        body["dealReference"] = entry.client_order_id
+        return path, body
+
+    async def _existing(self, cid: str) -> Confirm | None:
+        """The confirm already filed under `cid`, if any (one GET; the OrderManager's store is the
+        first line, this is the second: no id is sent twice even by two processes)."""
+        try:
+            return await self.trading.confirm(cid)
+        except (NotFound, InvalidRequest):
+            return None
+        except CapitalError as exc:
+            raise SendFailed(
+                f"capital: cannot check {cid} before sending ({exc.code or type(exc).__name__})"
+            ) from None
+
+    async def _refuse_netting_reversal(self, entry: OrderIntent) -> None:
+        """On a netting account an entry against an open opposite position would close it (spec §5.1)."""
+        try:
+            hedging = (await self.accounts.preferences()).hedgingMode
+            rows = [] if hedging else await self.trading.positions()
+        except CapitalError as exc:
+            raise SendFailed(
+                f"capital: account state unreadable ({exc.code or type(exc).__name__})"
+            ) from None
+        opposite = [
+            r
+            for r in rows
+            if r.market.epic == entry.symbol and r.position.direction.upper() != entry.side.value
+        ]
+        if opposite:
+            held = sum((r.position.size for r in opposite), Decimal(0))
+            raise InvalidOrder(
+                f"capital: {entry.client_order_id} {entry.side} {entry.quantity} {entry.symbol} refused: "
+                f"this netting account holds {opposite[0].position.direction} {held}, which the deal would "
+                "close instead of opening a new position; exit that position first (reduce-only) or use "
+                "a hedging account"
+            )
+
+    async def _send_order(
+        self, entry: OrderIntent, legs: Sequence[OrderIntent], path: str, body: dict[str, Any]
+    ) -> str | None:
+        """POST once (again only after a 401 proved it was not processed). None = refused by the broker."""
+        cid = entry.client_order_id
+        send = self.trading.open_position if path == "/positions" else self.trading.create_working_order
+        for attempt in range(2):
+            try:
+                return await send(body)
+            except SessionExpired as exc:
+                if exc.relogged and attempt == 0:
+                    continue
+                self._sent.discard(cid)
+                raise SendFailed(f"capital: session refused {cid} ({exc.code})") from None
+            except RateLimited:
+                self._sent.discard(cid)
+                raise SendFailed(f"capital: rate limited; {cid} was not processed") from None
+            except (InvalidRequest, NotFound, CapitalAuthError) as exc:
+                self._sent.discard(cid)  # refused as sent: sending it again cannot make a second order
+                code = exc.code or type(exc).__name__
+                self._audit("capital.order.refused", cid, code=code, value=exc.value)
+                self._notice(code, ob.code_meaning(code, request="place"), "place", cid)
+                for i in [entry, *legs]:
+                    self._emit(self._rejected(i, code))
+                return None
+            except AmbiguousWrite as exc:
+                self._audit("capital.order.ambiguous", cid, error=type(exc).__name__, code=exc.code)
+                return cid  # our own reference names the request: the confirm can still be read
+            except CapitalTransient as exc:
+                self._sent.discard(cid)  # only a request that never left gets here
+                raise SendFailed(f"capital: {cid} not sent ({type(exc).__name__})") from None
+        raise AssertionError("unreachable")
+
+    def _rejected(self, i: OrderIntent, reason: str) -> OrderStatusReport:
+        return OrderStatusReport(
+            "capital", i.client_order_id, None, i.symbol, i.side, i.quantity, VenueOrderStatus.REJECTED,
+            self.clock(), order_type=i.order_type, leg=i.leg, raw_status="REJECTED", reason=reason,
+        )  # fmt: skip
+
+    async def _confirm(self, ref: str) -> Confirm | None:
+        try:
+            return await self.trading.wait_confirm(
+                ref, timeout_s=self.confirm_timeout_s, interval_s=self.confirm_interval_s
+            )
+        except CapitalError as exc:
+            log.info("capital: confirm %s unreadable (%s)", ref, type(exc).__name__)
+            return None
+
+    async def _acks_from_broker(self, entry: OrderIntent, legs: Sequence[OrderIntent]) -> list[SubmitAck]:
+        """The request may exist: ask the broker by reference; raise `OrderOutcomeUnknown` if it can't say."""
+        cid = entry.client_order_id
+        try:
+            reports = await self.order_status(cid)
+        except BrokerError as exc:
+            raise OrderOutcomeUnknown(
+                f"capital: {cid} may exist; the broker could not be asked ({type(exc).__name__})"
+            ) from None
+        if not reports:
+            raise OrderOutcomeUnknown(f"capital: {cid} was sent and is not visible at the broker (yet)")
+        for r in reports:
+            self._emit(r)
+        for leg in legs:
+            for r in await self.order_status(leg.client_order_id):
+                self._emit(r)
+        main = reports[0]
+        return [SubmitAck(cid, main.broker_order_id, main.broker_order_id)] + [
+            SubmitAck(leg.client_order_id, None) for leg in legs
+        ]
+
+    async def _report_confirm(
+        self, entry: OrderIntent, legs: Sequence[OrderIntent], c: Confirm, *, working: bool
+    ) -> list[SubmitAck]:
+        cid = entry.client_order_id
+        self._audit(
+            "capital.order.confirm", cid, deal_reference=c.dealReference, deal_status=c.dealStatus,
+            status=c.status, reason=c.rejectReason or c.reason, level=str(c.level),
+            affected=[d.model_dump() for d in c.affectedDeals],
+        )  # fmt: skip
+        report = ob.confirm_report(c, cid, working=working, ts=self.clock())
+        if report.status is VenueOrderStatus.REJECTED:
+            code = c.rejectReason or c.reason or "REJECTED"
+            self._notice(code, ob.code_meaning(code, request="place"), "place", cid)
+            self._emit(report)
+            for leg in legs:
+                self._emit(self._rejected(leg, code))
+            return [SubmitAck(i.client_order_id, None) for i in [entry, *legs]]
+        self._emit(report)
+        opened = ob.opened_deal(c)
+        acks = [SubmitAck(cid, report.broker_order_id, None if working else opened)]
+        for leg in legs:
+            child = self._leg_report(leg, opened, c)
+            self._emit(child)
+            acks.append(SubmitAck(leg.client_order_id, child.broker_order_id, opened))
+        if not working:
+            deals = [*([opened] if opened else []), *ob.closed_deals(c)]
+            await self._report_fills(deals, cid, self._of_request(cid, opened))
+        return acks
+
+    def _leg_report(self, leg: OrderIntent, opened: str | None, c: Confirm) -> OrderStatusReport:
+        suffix = ob.STOP_SUFFIX if leg.leg is OrderLeg.STOP_LOSS else ob.TARGET_SUFFIX
+        if opened is None:
+            # Netting: the deal closed opposite deals and opened nothing, so nothing carries the leg.
+            closed = ", ".join(ob.closed_deals(c))
+            return OrderStatusReport(
+                "capital", leg.client_order_id, None, leg.symbol, leg.side, leg.quantity,
+                VenueOrderStatus.CANCELLED, self.clock(), order_type=leg.order_type, leg=leg.leg,
+                raw_status="NOT_ATTACHED", reason=f"no position opened (netting closed {closed})",
+            )  # fmt: skip
+        return OrderStatusReport(
+            "capital", leg.client_order_id, opened + suffix, leg.symbol, leg.side, c.size or leg.quantity,
+            VenueOrderStatus.WORKING, self.clock(), order_type=leg.order_type, limit_price=leg.limit_price,
+            stop_price=leg.stop_price, parent_broker_order_id=opened, leg=leg.leg, raw_status="ATTACHED",
+        )  # fmt: skip
+
+    async def _deal_rows(self, deal_id: str) -> list[Activity]:
+        try:
+            return await self.accounts.activity(deal_id=deal_id, last_period_s=3600, fiql="type==POSITION")
+        except CapitalError:
+            return []
+
+    async def _report_fills(
+        self, deal_ids: Sequence[str], cid: str, keep: Callable[[Activity], bool]
+    ) -> None:
+        """Emit this request's fills (`keep` picks its rows) from the activity history — their one
+        identity — waiting briefly for rows to appear; what is late is found by `mass_status`."""
+        deadline = time.monotonic() + self.fill_wait_s
+        for deal_id in deal_ids:
+            while True:
+                rows = [r for r in await self._deal_rows(deal_id) if keep(r)]
+                fills = [f for f in (ob.fill_from_activity(r, cid) for r in rows) if f is not None]
+                for f in fills:
+                    self._emit(f)
+                if fills or time.monotonic() >= deadline:
+                    break
+                await asyncio.sleep(self.confirm_interval_s)
+
+    @staticmethod
+    def _of_request(cid: str, opened: str | None) -> Callable[[Activity], bool]:
+        """Rows a POST made: those naming its reference, and the opening row of the deal it opened."""
+        return lambda r: (
+            (r.details is not None and ob.own_reference(r.details.dealReference) == cid)
+            or (r.dealId == opened and ob.is_opening(r))
+        )
+
+    # ------------------------------------------------------------------ exits
+    async def _exit(self, intent: OrderIntent) -> list[SubmitAck]:
+        cid = intent.client_order_id
+        entry_cid = ids.client_order_id(intent.signal_id, OrderLeg.ENTRY.value)
+        if cid in self._sent:
+            raise OrderOutcomeUnknown(f"capital: exit {cid} was already sent; ask order_status, never resend")
+        try:
+            hedging = (await self.accounts.preferences()).hedgingMode
+            rows = await self.trading.positions()
+        except CapitalError as exc:
+            raise SendFailed(f"capital: positions unreadable; exit {cid} not sent ({exc.code})") from None
+        plan = plan_exit(rows, intent, entry_cid, hedging=hedging)
+        if plan.capped:
+            self._emit(BrokerNotice(
+                "capital", "joe.exit.capped", f"exit of {intent.quantity} capped at the live {plan.live}",
+                CodeMeaning.NOTICE, self.clock(), cid, request="place",
+            ))  # fmt: skip
+        self._sent.add(cid)
+        self._audit(
+            "capital.exit.submit", cid, entry=entry_cid, close=plan.close, net_size=str(plan.net_size),
+            quantity=str(plan.quantity), live=str(plan.live),
+        )  # fmt: skip
+        if plan.net_size is not None:
+            body = {"epic": intent.symbol, "direction": intent.side.value, "size": num(plan.net_size),
+                    "dealReference": cid}  # fmt: skip
+            ref = await self._send_order(intent, [], "/positions", body)
+            c = await self._confirm(ref) if ref else None
+            if c is None:
+                return await self._acks_from_broker(intent, [])
+            self._exits[cid] = ob.closed_deals(c)
+            self._emit(ob.confirm_report(c, cid, working=False, ts=self.clock()))
+            await self._report_fills(ob.closed_deals(c), cid, self._of_request(cid, None))
+            return [SubmitAck(cid, c.dealId, None)]
+        self._exits[cid] = list(plan.close)
+        done = Decimal(0)
+        prices: list[tuple[Decimal, Decimal]] = []
+        for deal_id in plan.close:
+            size = next(r.position.size for r in rows if r.position.dealId == deal_id)
+            before = {ob.fill_id(r.dealId, r.dateUTC, r.source) for r in await self._deal_rows(deal_id)}
+            c = await self._close_deal(cid, deal_id)
+            if c is not None and c.dealStatus.upper() == "ACCEPTED":
+                done += size
+                prices.append((size, c.level or Decimal(0)))
+                # The close row names no request (`p_<dealId>`): ours is the one that was not there before.
+                await self._report_fills(
+                    [deal_id],
+                    cid,
+                    _not_in(before),
+                )
+        avg = sum((s * p for s, p in prices), Decimal(0)) / done if done else None
+        first = plan.close[0]
+        self._emit(OrderStatusReport(
+            "capital", cid, "p_" + first, intent.symbol, intent.side, plan.quantity,
+            VenueOrderStatus.FILLED if done == plan.quantity else VenueOrderStatus.WORKING, self.clock(),
+            filled_quantity=done, avg_fill_price=avg, order_type=OrderType.MARKET, leg=intent.leg,
+            raw_status="CLOSED", reason="capped at the live position" if plan.capped else "",
+        ))  # fmt: skip
+        return [SubmitAck(cid, "p_" + first, first)]
+
+    async def _close_deal(self, cid: str, deal_id: str) -> Confirm | None:
+        """DELETE one deal. An answer that may have been lost is resolved by asking whether it exists."""
+        try:
+            ref = await self.trading.close_position(deal_id)
+        except NotFound:
+            self._notice("error.not-found.dealId", CodeMeaning.AMBIGUOUS, "place", cid, deal_id)
+            return None
+        except (InvalidRequest, CapitalAuthError, RateLimited, SessionExpired) as exc:
+            code = exc.code or type(exc).__name__
+            self._notice(code, ob.code_meaning(code, request="place"), "place", cid, deal_id)
+            return None
+        except CapitalTransient:
+            ref = "p_" + deal_id
+        c = await self._confirm(ref)
+        if c is None:
+            raise OrderOutcomeUnknown(f"capital: close of deal {deal_id} for {cid} could not be confirmed")
+        return c
+
+    # ------------------------------------------------------------------ modify / cancel
+    async def modify(
+        self,
+        order: BrokerOrderRef,
+        *,
+        quantity: Decimal | None = None,
+        limit_price: Decimal | None = None,
+        stop_price: Decimal | None = None,
+    ) -> None:
+        """Amend a level; the answer (a WORKING report at the new level, or a refusal) is observed."""
+        i = order.intent
+        cid = i.client_order_id
+        if quantity is not None and quantity != i.quantity:
+            self._notice(
+                "joe.size.not_amendable", CodeMeaning.REQUEST_REFUSED, "modify", cid, order.broker_order_id
+            )
+            return
+        rules = await self.instrument_rules(i.symbol)
+        for name, px in (("limit_price", limit_price), ("stop_price", stop_price)):
+            if px is not None and px % rules.tick_size != 0:
+                raise InvalidOrder(
+                    f"capital: modify {cid}: {name} {px} is not on the tick grid {rules.tick_size}"
+                )
+        if i.leg in _CHILD_LEGS:
+            new = stop_price if i.leg is OrderLeg.STOP_LOSS else limit_price
+            await self._set_leg(order, i.leg, new, "modify")
+        else:
+            level = limit_price if limit_price is not None else stop_price
+            await self._write(cid, "modify", lambda: self.trading.amend_working_order(
+                order.broker_order_id or "", {"level": num(level)}))  # fmt: skip
+
+    async def cancel(self, order: BrokerOrderRef) -> None:
+        """Cancel a working entry, or detach a stop/target from its position (the other leg stays)."""
+        i = order.intent
+        if i.leg in _CHILD_LEGS:
+            await self._set_leg(order, i.leg, None, "cancel")
+            return
+        if order.broker_order_id is None or i.order_type is OrderType.MARKET:
+            self._notice("joe.not_cancellable", CodeMeaning.REQUEST_REFUSED, "cancel", i.client_order_id)
+            return
+        await self._write(i.client_order_id, "cancel", lambda: self.trading.delete_working_order(
+            order.broker_order_id or ""))  # fmt: skip
+
+    async def _set_leg(
+        self, order: BrokerOrderRef, leg: OrderLeg, level: Decimal | None, request: str
+    ) -> None:
+        """PUT the position's full stop/profit set (spec §5.5: omitted fields are cleared)."""
+        cid = order.intent.client_order_id
+        parent = order.parent_broker_order_id or (order.broker_order_id or "").rsplit(":", 1)[0]
+        try:
+            cur = (await self.trading.position(parent)).position
+        except NotFound:
+            self._notice("error.not-found.dealId", CodeMeaning.AMBIGUOUS, request, cid, order.broker_order_id)
+            return
+        stop = level if leg is OrderLeg.STOP_LOSS else cur.stopLevel
+        target = level if leg is OrderLeg.TAKE_PROFIT else cur.profitLevel
+        trailing = cur.stopDistance if cur.trailingStop and leg is not OrderLeg.STOP_LOSS else None
+        body = bracket(stop_level=stop, profit_level=target, trailing_distance=trailing, explicit_nulls=True)
+        await self._write(cid, request, lambda: self.trading.amend_position(parent, body))
+
+    async def _write(self, cid: str, request: str, send: Callable[[], Any]) -> None:
+        self._audit(f"capital.order.{request}", cid)
+        try:
+            ref = await send()
+        except (InvalidRequest, NotFound, RateLimited, CapitalAuthError, SessionExpired) as exc:
+            code = exc.code or type(exc).__name__
+            self._notice(code, ob.code_meaning(code, request=request), request, cid)
+            return
+        except AmbiguousWrite:
+            self._notice("joe.answer_lost", CodeMeaning.AMBIGUOUS, request, cid)
+            return
+        c = await self._confirm(ref)
+        if c is None or c.dealStatus.upper() != "ACCEPTED":
+            code = "joe.unconfirmed" if c is None else (c.rejectReason or c.reason or "REJECTED")
+            meaning = CodeMeaning.AMBIGUOUS if c is None else CodeMeaning.REQUEST_REFUSED
+            self._notice(code, meaning, request, cid)
+            return
+        for r in await self.order_status(cid):
+            self._emit(r)
+
+    # ------------------------------------------------------------------ asking the broker
+    async def order_status(self, client_order_id: str) -> list[OrderStatusReport]:
+        """Every order at Capital.com carrying this id (confirm, positions, working orders, activity).
+
+        [] only when the broker answered and has nothing; a failed read raises (never "not found").
+        """
+        cid = client_order_id
+        now = self.clock()
+        if cid in self._children:
+            return await self._child_status(cid, *self._children[cid])
+        try:
+            confirm: Confirm | None = await self.trading.confirm(cid)
+        except (NotFound, InvalidRequest):
+            confirm = None
+        positions = await self.trading.positions()
+        orders = await self.trading.working_orders()
+        out = [ob.working_order_report(r, now, reconciling=True) for r in orders
+               if ob.own_reference(getattr(r.workingOrderData, "dealReference", None)) == cid]  # fmt: skip
+        out += [ob.entry_report_from_position(r, now, reconciling=True) for r in positions
+                if ob.own_reference(r.position.dealReference) == cid]  # fmt: skip
+        if out:
+            return out
+        if confirm is not None:
+            return [await self._settled(confirm, cid, now)]
+        rows = await self.accounts.activity(last_period_s=86400, fiql="type==POSITION")
+        fills = [
+            f
+            for f in (ob.fill_from_activity(r) for r in rows)
+            if f is not None and f.fill.client_order_id == cid
+        ]
+        if not fills:
+            return []
+        f0 = fills[0].fill
+        qty = sum((f.fill.quantity for f in fills), Decimal(0))
+        return [OrderStatusReport(
+            "capital", cid, f0.broker_order_id, f0.symbol, f0.side, qty, VenueOrderStatus.FILLED, now,
+            filled_quantity=qty, avg_fill_price=f0.price, raw_status="ACTIVITY", from_reconciliation=True,
+        )]  # fmt: skip
+
+    async def _settled(self, c: Confirm, cid: str, now: datetime) -> OrderStatusReport:
+        """A confirmed request no longer live: a market deal filled; a working order's fate is in activity."""
+        opened = ob.opened_deal(c)
+        if c.dealStatus.upper() != "ACCEPTED" or opened is None:
+            return ob.confirm_report(c, cid, working=False, ts=now, reconciling=True)
+        rows = await self.accounts.activity(deal_id=opened, last_period_s=86400)
+        fate = [r.status.upper() for r in rows if r.type.upper() == "WORKING_ORDER"]
+        if not fate:
+            return ob.confirm_report(c, cid, working=False, ts=now, reconciling=True)
+        status = {"EXECUTED": VenueOrderStatus.FILLED, "CANCELLED": VenueOrderStatus.CANCELLED,
+                  "EXPIRED": VenueOrderStatus.EXPIRED}.get(fate[-1], VenueOrderStatus.WORKING)  # fmt: skip
+        report = ob.confirm_report(c, cid, working=True, ts=now, reconciling=True)
+        filled = report.quantity if status is VenueOrderStatus.FILLED else Decimal(0)
+        return OrderStatusReport(
+            "capital", cid, report.broker_order_id, report.symbol, report.side, report.quantity, status, now,
+            filled_quantity=filled, order_type=report.order_type, limit_price=c.level, leg=OrderLeg.ENTRY,
+            raw_status=fate[-1], from_reconciliation=True,
+        )  # fmt: skip
+
+    async def _child_status(self, cid: str, entry_cid: str, leg: OrderLeg) -> list[OrderStatusReport]:
+        now = self.clock()
+        rows = [
+            r
+            for r in await self.trading.positions()
+            if ob.own_reference(r.position.dealReference) == entry_cid
+        ]
+        for r in rows:
+            kids = ob.child_reports(r, now, reconciling=True,
+                                    stop_coid=cid if leg is OrderLeg.STOP_LOSS else "",
+                                    target_coid=cid if leg is OrderLeg.TAKE_PROFIT else "")  # fmt: skip
+            mine = [k for k in kids if k.leg is leg]
+            if mine:
+                return mine
+        return []
+
+    async def mass_status(self, since: datetime | None = None) -> MassStatus:
+        """Working orders, live deals (as filled entries with their attached legs), fills since `since`
+        (default: the last 10 minutes; at most one day per request), positions and the account."""
+        now = self.clock()
+        positions = await self.trading.positions()
+        orders = await self.trading.working_orders()
+        start = since or now - timedelta(minutes=10)
+        acts = await self.accounts.activity(start, now + timedelta(seconds=1), fiql="type==POSITION")
+        reports = [ob.working_order_report(r, now, reconciling=True) for r in orders]
+        for r in positions:
+            reports.append(ob.entry_report_from_position(r, now, reconciling=True))
+            reports += ob.child_reports(r, now, reconciling=True)
+        fills = [f for f in (ob.fill_from_activity(a) for a in acts) if f is not None]
+        return MassStatus(
+            "capital", now, orders=reports, fills=[_reconciled(f) for f in fills],
+            positions=[ob.position_report(r, now) for r in positions], account=await self.account(),
+        )  # fmt: skip
+
+    def deals_of(self, rows: Sequence[PositionRow], entry_cid: str) -> list[str]:
+        """Deal ids opened by `entry_cid` (by reference; never by size)."""
+        return [r.position.dealId for r in rows if ob.own_reference(r.position.dealReference) == entry_cid]
+
+
+def _not_in(seen: set[str]) -> Callable[[Activity], bool]:
+    return lambda r: ob.fill_id(r.dealId, r.dateUTC, r.source) not in seen
+
+
+def _reconciled(f: FillReport) -> FillReport:
+    return FillReport(f.broker, f.fill, f.revision, f.raw_exec_id, from_reconciliation=True)
