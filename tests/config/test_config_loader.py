@@ -117,8 +117,11 @@ def test_top_level_must_be_a_mapping(tmp_path: Path) -> None:
     assert "expected a mapping at top level" in error_of(write(tmp_path, "- live\n"))
 
 
-def test_empty_file_means_defaults(tmp_path: Path) -> None:
-    assert load_execution_config(write(tmp_path, "# nothing\n")) == (ExecutionConfig(), [])
+@pytest.mark.parametrize("text", ["", "\n\n", "# nothing\n", "  # only comments\n\n# here\n"])
+def test_empty_file_means_defaults_and_says_so(tmp_path: Path, text: str) -> None:
+    config, problems = load_execution_config(write(tmp_path, text))
+    assert config == ExecutionConfig()
+    assert len(problems) == 1 and "file is empty" in str(problems[0]) and not problems[0].invalid
 
 
 def test_missing_file_gives_defaults_and_a_note(tmp_path: Path) -> None:

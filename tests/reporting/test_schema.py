@@ -87,6 +87,7 @@ class PositionRow(_M):
     stop_loss: DecStr | None
     take_profit: DecStr | None
     opened_at: datetime | None
+    marked_at: datetime | None
 
 
 class FillRow(_M):

@@ -35,7 +35,7 @@ def test_push_delivers_exactly_one_summary_per_channel(
     assert FAKE_TELEGRAM_TOKEN not in result.output
 
 
-def test_push_with_unreachable_channels_never_breaks_the_run(
+def test_push_with_every_channel_failing_finishes_the_run_then_says_so_and_exits_1(
     project: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     (project / "config/execution.yaml").write_text(
@@ -43,8 +43,10 @@ def test_push_with_unreachable_channels_never_breaks_the_run(
     )
     monkeypatch.setenv("DISCORD_WEBHOOK_URL", "http://127.0.0.1:9/api/webhooks/1/unreachable-token-xyz")
     result = CliRunner().invoke(app, ["run", "--once", "--push"])
-    assert result.exit_code == 0, result.output
+    assert result.exit_code == 1, result.output
     assert "alerts delivered to 0 channel(s)" in result.output
+    assert "Push failed: no alert channel took the summary" in result.output
+    assert "Report: " in result.stdout  # the run itself finished and wrote its report
     audit = "".join(f.read_text() for f in (project / "data/audit").glob("*.jsonl"))
     assert '"alert.failed"' in audit
     assert "unreachable-token-xyz" not in audit
@@ -57,7 +59,7 @@ def test_push_with_unreachable_channels_never_breaks_the_run(
         ("risk:\n  max_positions: ten\n", "risk.max_positions"),  # wrong type
     ],
 )
-def test_bad_config_names_file_and_key_and_continues_in_paper(
+def test_bad_config_names_file_and_key_resolves_paper_and_stops_the_run(
     project: Path, monkeypatch: pytest.MonkeyPatch, text: str, needle: str
 ) -> None:
     (project / "config/execution.yaml").write_text(
@@ -70,11 +72,13 @@ def test_bad_config_names_file_and_key_and_continues_in_paper(
     problems = " ".join(doc["reasons"] + [g["detail"] for g in doc["gates"]])
     assert needle in problems
     monkeypatch.setenv("JOE_CONFIG", str(project / "config/execution.yaml"))
-    # The run itself continues on paper (with the safe default config) and says why.
+    # The run does not trade on built-in defaults the user did not choose: one line, exit 2.
     monkeypatch.setenv("TRADING_MODE", "")
     result = CliRunner().invoke(app, ["run", "--once"])
-    assert result.exit_code == 0, result.output
-    assert "Report: " in result.stdout
+    assert result.exit_code == 2, result.output
+    assert "Invalid config" in result.output and needle in result.output
+    assert "Report: " not in result.stdout
+    assert not (project / "data" / "reports").exists()
 
 
 def test_refused_live_request_is_loud_log_audit_and_alert(

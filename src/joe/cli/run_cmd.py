@@ -60,29 +60,60 @@ def run_command(
         console.print(f"--as-of must be a date like 2018-12-31, not {as_of!r}")
         raise typer.Exit(ExitCode.USAGE) from None
     # Imported here so `joe --help` and `joe version` stay instant.
+    from joe.cli.errors import startup_error
     from joe.cli.mode_cmd import tty_confirm
+    from joe.data.errors import DataError
     from joe.runtime.bootstrap import bootstrap
-    from joe.runtime.run_once import LiveModeUnavailable, RunOptions, run_once_sync
+    from joe.runtime.run_once import (
+        BookRefused,
+        LiveModeUnavailable,
+        RunArgumentError,
+        RunFailed,
+        RunOptions,
+        run_once_sync,
+    )
 
     # Real money asks the human to type the account id (JOE_LIVE_CONFIRM when unattended).
     try:
         rt = bootstrap(broker=broker, confirm=tty_confirm())
     except Exception as exc:  # no audit log or store: nothing may run (fail closed), say why plainly
-        console.print(
-            f"[red]Cannot start[/]: {type(exc).__name__}: {exc}\n"
-            "Joe needs a writable data folder (JOE_DATA_DIR, default ./data) for its audit log and store.",
-            soft_wrap=True,
-        )
+        console.print(f"[red]Cannot start[/]: {startup_error(exc)}", soft_wrap=True)
         raise typer.Exit(ExitCode.FAILED) from None
+    for problem in rt.settings.problems:
+        console.print(f"[yellow]settings[/]: {problem}", soft_wrap=True)
+    for cp in rt.config_problems:
+        console.print(f"[yellow]config[/]: {cp}", soft_wrap=True)
     if rt.decision.fell_back:
         console.print(f"[yellow]Paper mode[/]: {'; '.join(rt.decision.reasons)}", soft_wrap=True)
+    invalid = [p for p in rt.config_problems if getattr(p, "invalid", True)]
+    if invalid:
+        # The mode still resolves (to paper), but nothing trades on settings the user did not choose.
+        rt.audit.record("run.refused", {"reason": "invalid config", "problems": [str(p) for p in invalid]})
+        rt.close()
+        console.print(
+            f"[red]Invalid config[/]: {invalid[0]} — fix the file and run again; nothing was traded.",
+            soft_wrap=True,
+        )
+        raise typer.Exit(ExitCode.USAGE)
     progress = RichProgress(console)
     try:
         outcome = run_once_sync(rt, RunOptions(broker, source, as_of_date, push, scan), progress)
-    except LiveModeUnavailable as exc:
+    except (LiveModeUnavailable, BookRefused) as exc:
         progress.stop()
         console.print(f"[red]Refused[/]: {exc}", soft_wrap=True)
         raise typer.Exit(ExitCode.REFUSED) from None
+    except (RunArgumentError, DataError) as exc:
+        progress.stop()
+        console.print(f"[red]Bad arguments[/]: {exc}", soft_wrap=True)
+        raise typer.Exit(ExitCode.USAGE) from None
+    except RunFailed as exc:
+        progress.stop()
+        cause = exc.__cause__
+        if isinstance(cause, DataError):  # the source itself is unusable as given
+            console.print(f"[red]Bad arguments[/]: {cause}", soft_wrap=True)
+            raise typer.Exit(ExitCode.USAGE) from None
+        console.print(f"[red]Run failed[/]: {exc}", soft_wrap=True)
+        raise typer.Exit(ExitCode.FAILED) from None
     except Exception as exc:
         progress.stop()
         rt.audit.record("run.failed", {"error": f"{type(exc).__name__}: {exc}"})
@@ -94,12 +125,21 @@ def run_command(
     total = sum(v for k, v in outcome.timings.items())
     console.print(
         f"[green]Done[/] {outcome.mode} run {outcome.run_id} as of {outcome.as_of}: regime {outcome.regime}, "
-        f"{outcome.signals} signals, {outcome.opened} opened, {outcome.closed} closed ({total:.2f}s)",
+        f"{outcome.signals} signals, {outcome.opened} opened, {outcome.closed} closed, "
+        f"{outcome.fills} fill(s) ({total:.2f}s)",
         soft_wrap=True,
     )
     for w in outcome.warnings:
         console.print(f"[yellow]warning[/]: {w}", soft_wrap=True)
-    if push:
-        console.print(f"alerts delivered to {outcome.alerts_delivered} channel(s)")
     # The report path goes to stdout so scripts can capture it.
     sys.stdout.write(f"Report: {outcome.report.html}\n")
+    if push:
+        console.print(f"alerts delivered to {outcome.alerts_delivered} channel(s)")
+        if outcome.push_failed:
+            console.print(
+                "[red]Push failed[/]: no alert channel took the summary (configure TELEGRAM_BOT_TOKEN + "
+                "TELEGRAM_CHAT_ID or DISCORD_WEBHOOK_URL; see the audit log's alert.failed records). "
+                "The run itself is done and its report written.",
+                soft_wrap=True,
+            )
+            raise typer.Exit(ExitCode.FAILED)

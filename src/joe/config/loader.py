@@ -31,6 +31,9 @@ class ConfigProblem:
     file: str
     key: str  # dotted key path, "" when it concerns the whole file
     message: str
+    # False for a notable but usable file (missing, empty): the defaults it yields are still what the
+    # user has; True when the file says something Joe cannot use (a run must not trade on guesses).
+    invalid: bool = True
 
     def __str__(self) -> str:
         return f"{self.file}: {self.key}: {self.message}" if self.key else f"{self.file}: {self.message}"
@@ -198,7 +201,7 @@ def parse_execution_config(text: str, file: str = "config/execution.yaml") -> Ex
     except yaml.YAMLError as exc:
         raise ConfigError([_yaml_problem(file, text, exc)]) from None
     if data is None:
-        data = {}  # an empty file means "all defaults"
+        data = {}  # an empty file means "all defaults" (`load_execution_config` says so)
     if not isinstance(data, dict):
         raise ConfigError(
             [ConfigProblem(file, "", f"expected a mapping at top level, got {type(data).__name__}")]
@@ -216,13 +219,22 @@ def load_execution_config(path: Path | str) -> tuple[ExecutionConfig, list[Confi
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         return ExecutionConfig(), [
-            ConfigProblem(str(path), "", "file not found; using safe defaults (paper)")
+            ConfigProblem(str(path), "", "file not found; using safe defaults (paper)", invalid=False)
         ]
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(
             [ConfigProblem(str(path), "", f"cannot read file ({type(exc).__name__})")]
         ) from None
-    return parse_execution_config(text, str(path)), []
+    config = parse_execution_config(text, str(path))
+    if not text.strip() or all(
+        not line.strip() or line.lstrip().startswith("#") for line in text.splitlines()
+    ):
+        return config, [
+            ConfigProblem(
+                str(path), "", "file is empty; using the built-in defaults for every key", invalid=False
+            )
+        ]
+    return config, []
 
 
 def load_execution_config_tolerant(

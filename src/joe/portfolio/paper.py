@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from joe.config.schema import ExecutionConfig
@@ -21,15 +21,20 @@ from joe.core.ids import client_order_id
 from joe.core.models import AccountInfo, Fill, OrderIntent, OrderLeg, OrderType, Position, Side, Signal
 from joe.core.order import Order, OrderState
 from joe.portfolio.base import ExitReport, PortfolioManager, SignalOutcome, TrackRecordSummary
-from joe.portfolio.costs import BPS, PRICE_Q, CostModel
+from joe.portfolio.costs import CostModel
 from joe.portfolio.exits import PriceBar, check_exit, ratchet
 from joe.portfolio.ledger import LedgerError, PaperLedger, PaperPosition
+from joe.portfolio.replay import Mark, bars_between, last_closes
 
 if TYPE_CHECKING:
+    import pandas as pd
+
     from joe.store import Store
 
 MODE = "paper"
 LAST_BAR_KEY = "paper.last_bar_ts"
+# position id -> [price, bar time] of its last mark, so a reload values a position where it was left.
+MARKS_KEY = "paper.marks"
 
 
 class PaperPortfolio(PortfolioManager):
@@ -54,6 +59,9 @@ class PaperPortfolio(PortfolioManager):
         self.broker = broker
         self.costs = CostModel.from_config(config.paper)
         self._clock = clock
+        self.marks: dict[str, Mark] = {}
+        # Fills booked by this object (one run): what "N fill(s) this run" counts.
+        self.run_fills: list[Fill] = []
 
     @classmethod
     def load(
@@ -82,7 +90,12 @@ class PaperPortfolio(PortfolioManager):
             realized_pnl=acct.realized_pnl,
             max_leverage=config.paper.max_leverage,
         )
+        saved = store.get_state(MARKS_KEY) or {}
+        marks: dict[str, Mark] = {}
         for row in store.open_positions(MODE, broker):
+            if str(row.id) in saved:
+                price, ts = saved[str(row.id)]
+                marks[str(row.id)] = Mark(Decimal(price), datetime.fromisoformat(ts))
             ledger.positions[str(row.id)] = PaperPosition(
                 position_id=str(row.id),
                 symbol=row.symbol,
@@ -95,9 +108,11 @@ class PaperPortfolio(PortfolioManager):
                 take_profit=row.take_profit,
                 trailing_distance=row.trailing_distance,
                 best_price=row.high_water,
-                mark=row.avg_price,
+                mark=marks[str(row.id)].price if str(row.id) in marks else row.avg_price,
             )
-        return cls(store, audit, config, ledger, broker=broker, clock=clock)
+        pf = cls(store, audit, config, ledger, broker=broker, clock=clock)
+        pf.marks = marks
+        return pf
 
     # ------------------------------------------------------------------ entries
     async def submit(self, signals: Sequence[Signal], as_of: datetime) -> list[SignalOutcome]:
@@ -191,6 +206,7 @@ class PaperPortfolio(PortfolioManager):
             )
             self.ledger.open(replace(pos, position_id=str(row.id)))
             self._save_account()
+        self.run_fills.append(fill)
         self.audit.record("order.ack", {"state": order.state.value}, **ids)
         self.audit.record("order.fill", _fill_payload(fill), **ids)
         self.audit.record(
@@ -202,6 +218,12 @@ class PaperPortfolio(PortfolioManager):
 
     # -------------------------------------------------------------------- exits
     async def on_prices(self, bars: Mapping[str, PriceBar], ts: datetime) -> ExitReport:
+        report = self._apply_bar(bars, ts, persist_levels=True)
+        self.store.set_state(LAST_BAR_KEY, ts.isoformat())
+        return report
+
+    def _apply_bar(self, bars: Mapping[str, PriceBar], ts: datetime, *, persist_levels: bool) -> ExitReport:
+        """Exits, then trail ratchets, for one bar time. Levels are written now or by the caller."""
         report = ExitReport()
         for pid, pos in list(self.ledger.positions.items()):
             bar = bars.get(pos.symbol)
@@ -211,20 +233,51 @@ class PaperPortfolio(PortfolioManager):
             if decision is None:
                 newpos = ratchet(pos, bar)
                 self.ledger.update(newpos)
-                if newpos.stop_loss != pos.stop_loss or newpos.best_price != pos.best_price:
-                    self.store.update_position(
-                        int(pid), stop_loss=newpos.stop_loss, high_water=newpos.best_price
-                    )
-                    if newpos.stop_loss != pos.stop_loss:
-                        self.audit.record(
-                            "position.stop_moved",
-                            {"from": pos.stop_loss, "to": newpos.stop_loss},
-                            signal_id=pos.signal_id,
-                        )
+                if persist_levels:
+                    self._persist_levels(pos, newpos)
                 continue
             self._close(pos, decision.price, decision.reason, ts)
             report.closed.append((pos.symbol, pid, decision.price, decision.reason))
-        self.store.set_state(LAST_BAR_KEY, ts.isoformat())
+        return report
+
+    def _persist_levels(self, before: PaperPosition, after: PaperPosition) -> None:
+        if after.stop_loss == before.stop_loss and after.best_price == before.best_price:
+            return
+        self.store.update_position(
+            int(after.position_id), stop_loss=after.stop_loss, high_water=after.best_price
+        )
+        if after.stop_loss != before.stop_loss:
+            self.audit.record(
+                "position.stop_moved",
+                {"from": before.stop_loss, "to": after.stop_loss},
+                signal_id=after.signal_id,
+            )
+
+    async def settle(self, history: Mapping[str, pd.DataFrame], until: datetime) -> ExitReport:
+        """Bring the book up to `until`: every bar after the last processed one, then marks.
+
+        `history` maps each held symbol to its daily OHLC frame (at least from the last processed bar
+        on). Each bar is checked in time order (gap through a level → the open), so an exit is booked
+        on the day it was touched. The trail's level changes are written once at the end (a crash
+        replays from the last processed bar, which is deterministic). Then each position is marked at
+        its last known close on or before `until`, and an equity point is recorded at `until`.
+        """
+        report = ExitReport()
+        before = dict(self.ledger.positions)
+        for ts, bars in bars_between(history, self.last_bar_ts(), until):
+            if not self.ledger.positions:
+                break
+            report.closed += self._apply_bar(bars, ts, persist_levels=False).closed
+        for pid, pos in self.ledger.positions.items():
+            if pid in before:
+                self._persist_levels(before[pid], pos)
+        last = self.last_bar_ts()
+        if last is None or until > last:
+            self.store.set_state(LAST_BAR_KEY, until.isoformat())
+        closes = last_closes(history, until)
+        self.mark_at(
+            {p.symbol: closes[p.symbol] for p in self.ledger.positions.values() if p.symbol in closes}, until
+        )
         return report
 
     def last_bar_ts(self) -> datetime | None:
@@ -234,10 +287,9 @@ class PaperPortfolio(PortfolioManager):
 
     def _close(self, pos: PaperPosition, level: Decimal, reason: str, ts: datetime) -> None:
         side = Side.SELL if pos.quantity > 0 else Side.BUY
-        slip = self.costs.slippage_bps / BPS
-        price = (level * (1 - slip) if side is Side.SELL else level * (1 + slip)).quantize(
-            PRICE_Q, ROUND_HALF_UP
-        )
+        # The same cost model as entries: the exit level is the mid, so a sell gives up half the
+        # spread plus slippage and a buy-to-cover pays them (costs.py's docstring).
+        price = self.costs.fill_price(side, level)
         qty = abs(pos.quantity)
         commission = self.costs.commission(qty, price)
         coid = client_order_id(pos.signal_id or pos.position_id, OrderLeg.EXIT.value)
@@ -256,6 +308,8 @@ class PaperPortfolio(PortfolioManager):
             trade = self.ledger.close(pos.position_id, price, commission, ts, reason)
             self.store.close_position(int(pos.position_id), price, reason, trade.pnl, ts)
             self._save_account()
+        self.marks.pop(pos.position_id, None)
+        self.run_fills.append(fill)
         self.audit.record("order.fill", _fill_payload(fill), **ids)
         self.audit.record(
             "position.closed",
@@ -272,11 +326,33 @@ class PaperPortfolio(PortfolioManager):
         )
 
     def mark(self, prices: Mapping[str, Decimal], ts: datetime) -> None:
-        """Mark open positions to `prices` and record an equity point."""
+        """Mark open positions to `prices` (all observed at `ts`) and record an equity point."""
+        self.mark_at({sym: Mark(p, ts) for sym, p in prices.items()}, ts)
+
+    def mark_at(self, marks: Mapping[str, Mark], ts: datetime) -> None:
+        """Mark open positions to `marks` (symbol → price and its own bar time), record equity at `ts`.
+
+        A position without a new mark keeps its last one (never silently its entry price); the marks
+        are saved so the next run starts from them.
+        """
         for pid, pos in self.ledger.positions.items():
-            if pos.symbol in prices:
-                self.ledger.mark(pid, prices[pos.symbol])
+            if pos.symbol in marks:
+                self.ledger.mark(pid, marks[pos.symbol].price)
+                self.marks[pid] = marks[pos.symbol]
+        self.store.set_state(
+            MARKS_KEY,
+            {
+                pid: [str(m.price), m.ts.isoformat()]
+                for pid, m in self.marks.items()
+                if pid in self.ledger.positions
+            },
+        )
         self.store.record_equity(ts, MODE, self.ledger.equity, self.ledger.cash)
+
+    def marked_at(self, position_id: str) -> datetime | None:
+        """The bar time of a position's mark (None: still at its fill price, never marked)."""
+        m = self.marks.get(position_id)
+        return m.ts if m else None
 
     # ------------------------------------------------------------------ queries
     async def positions(self) -> list[Position]:

@@ -79,8 +79,9 @@ def _segments(labels: pd.Series) -> Iterator[tuple[pd.Timestamp, pd.Timestamp, s
         start += n
 
 
-def regime_chart(history: pd.DataFrame, salt: str = "regime") -> str:
-    """S&P 500 and VIX with the regime label as coloured bands; "" when there is no history."""
+def regime_chart(history: pd.DataFrame, salt: str = "regime", index_name: str = "S&P 500") -> str:
+    """The index (`index_name`: what `spx_close` really is) and VIX with the regime label as coloured
+    bands; "" when there is no history."""
     if history.empty or "spx_close" not in history.columns:
         return ""
     has_vix = "vix_close" in history.columns and history["vix_close"].notna().any()
@@ -88,9 +89,9 @@ def regime_chart(history: pd.DataFrame, salt: str = "regime") -> str:
     axes = fig.subplots(2, 1, sharex=True, height_ratios=[2.2, 1]) if has_vix else [fig.subplots()]
     ax = axes[0]
     ax.plot(
-        history.index, history["spx_close"].astype(float), color="#0d47a1", linewidth=1.0, label="S&P 500"
+        history.index, history["spx_close"].astype(float), color="#0d47a1", linewidth=1.0, label=index_name
     )
-    ax.set_ylabel("S&P 500", fontsize=8)
+    ax.set_ylabel(index_name, fontsize=8)
     if has_vix:
         axes[1].plot(history.index, history["vix_close"].astype(float), color="#bf360c", linewidth=0.8)
         axes[1].set_ylabel("VIX", fontsize=8)
@@ -154,14 +155,32 @@ def signal_chart(sf: SignalFacts, salt: str) -> str:
     return _to_svg(fig, salt)
 
 
+# Points further apart than this are not joined by a line: nothing is known about the time between.
+MAX_JOIN_GAP = pd.Timedelta(days=7)
+
+
+def break_gaps(curve: pd.DataFrame, max_gap: pd.Timedelta = MAX_JOIN_GAP) -> pd.DataFrame:
+    """`curve` sorted by `ts`, with an all-NaN row inserted inside every gap wider than `max_gap`
+    (matplotlib does not draw a line through NaN)."""
+    c = curve.assign(ts=pd.to_datetime(curve["ts"])).sort_values("ts").reset_index(drop=True)
+    gaps = c["ts"].diff() > max_gap
+    if not gaps.any():
+        return c
+    fillers = c.loc[gaps, ["ts"]].copy()
+    fillers["ts"] = fillers["ts"] - pd.Timedelta(seconds=1)
+    return pd.concat([c, fillers]).sort_values("ts", kind="stable").reset_index(drop=True)
+
+
 def equity_chart(curve: pd.DataFrame, salt: str = "equity") -> str:
-    """Equity (and cash) over time; "" when the curve is empty."""
+    """Equity (and cash) over time; "" when the curve is empty. Runs far apart are separate segments."""
     if curve.empty or not {"ts", "equity"}.issubset(curve.columns):
         return ""
+    curve = break_gaps(curve)
     fig = Figure(figsize=(8.0, 2.2))
     ax = fig.subplots()
     ts = pd.to_datetime(curve["ts"])
-    marker = "o" if len(curve) < 3 else None  # a curve of one or two points would otherwise be invisible
+    # Isolated points (one run, or runs far apart) would otherwise be invisible.
+    marker = "o" if curve["equity"].notna().sum() < 3 or curve["equity"].isna().any() else None
     ax.plot(ts, curve["equity"].astype(float), color="#1b5e20", linewidth=1.1, marker=marker, label="equity")
     if "cash" in curve.columns:
         ax.plot(

@@ -84,6 +84,8 @@ class PositionFacts:
     stop_loss: Decimal | None = None
     take_profit: Decimal | None = None
     opened_at: datetime | None = None
+    # Bar time of the close `market_price` comes from (older than the as-of when the symbol had no bar).
+    marked_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,6 +113,8 @@ class ReportContext:
     account: dict[str, Decimal] = field(default_factory=dict)
     stage_timings: dict[str, float] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
+    # What `regime_history.spx_close` really is (the sources without an index get an equal-weight proxy).
+    index_name: str = "S&P 500"
 
     @property
     def duration_s(self) -> float:

@@ -23,9 +23,16 @@ from joe.reporting.context import PositionFacts, RegimeFacts, ReportContext, Sco
 FACTS_SCHEMA = "joe.facts/1"
 
 
+def plain_decimal(value: Decimal) -> str:
+    """A decimal in plain positional notation: no exponent (`0E-8`), no negative zero (`-0.0000`)."""
+    if value == 0:
+        return "0"
+    return format(value, "f")
+
+
 def dec(value: Decimal | None) -> str | None:
-    """A decimal as an exact string (None stays None)."""
-    return None if value is None else str(value)
+    """A decimal as an exact plain string (None stays None)."""
+    return None if value is None else plain_decimal(value)
 
 
 def undec(value: Any) -> Decimal | None:
@@ -39,7 +46,7 @@ def iso(value: datetime | date | None) -> str | None:
 def _plain(value: Any) -> Any:
     """Convert numpy/pandas/decimal scalars to JSON-native values (NaN → None)."""
     if isinstance(value, Decimal):
-        return str(value)
+        return plain_decimal(value)
     if isinstance(value, (pd.Timestamp, datetime, date)):
         return value.isoformat()
     if isinstance(value, np.generic):
@@ -170,6 +177,7 @@ def position_to_json(p: PositionFacts) -> dict[str, Any]:
         "stop_loss": dec(p.stop_loss),
         "take_profit": dec(p.take_profit),
         "opened_at": iso(p.opened_at),
+        "marked_at": iso(p.marked_at),
     }
 
 
@@ -184,6 +192,7 @@ def position_from_json(d: dict[str, Any]) -> PositionFacts:
         stop_loss=undec(d.get("stop_loss")),
         take_profit=undec(d.get("take_profit")),
         opened_at=datetime.fromisoformat(d["opened_at"]) if d.get("opened_at") else None,
+        marked_at=datetime.fromisoformat(d["marked_at"]) if d.get("marked_at") else None,
     )
 
 
@@ -235,6 +244,7 @@ def context_to_facts(ctx: ReportContext) -> dict[str, Any]:
         "account": {k: _plain(v) for k, v in ctx.account.items()},
         "stage_timings": {k: float(v) for k, v in ctx.stage_timings.items()},
         "warnings": list(ctx.warnings),
+        "index_name": ctx.index_name,
     }
 
 
@@ -277,6 +287,7 @@ def context_from_facts(d: dict[str, Any]) -> ReportContext:
         account={k: Decimal(str(v)) for k, v in d.get("account", {}).items() if v is not None},
         stage_timings=dict(d.get("stage_timings", {})),
         warnings=list(d.get("warnings", [])),
+        index_name=d.get("index_name", "S&P 500"),
     )
 
 

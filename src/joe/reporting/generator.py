@@ -16,10 +16,11 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from decimal import Decimal
 from pathlib import Path
 
 from joe.reporting.context import ReportContext
-from joe.reporting.facts import load_facts, save_facts
+from joe.reporting.facts import load_facts, plain_decimal, save_facts
 from joe.reporting.html_page import render_html
 from joe.reporting.markdown import render_markdown
 from joe.reporting.runjson import build_run_json, reward_risk
@@ -69,7 +70,12 @@ def _csv(headers: list[str], rows: list[list[object]]) -> str:
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(headers)
-    w.writerows([["" if c is None else c for c in row] for row in rows])
+    w.writerows(
+        [
+            ["" if c is None else plain_decimal(c) if isinstance(c, Decimal) else c for c in row]
+            for row in rows
+        ]
+    )
     return buf.getvalue()
 
 
@@ -131,6 +137,7 @@ def positions_csv(ctx: ReportContext) -> str:
             p.stop_loss,
             p.take_profit,
             p.opened_at.isoformat() if p.opened_at else None,
+            p.marked_at.isoformat() if p.marked_at else None,
         ]
         for p in ctx.positions
     ]
@@ -145,6 +152,7 @@ def positions_csv(ctx: ReportContext) -> str:
             "stop_loss",
             "take_profit",
             "opened_at",
+            "marked_at",
         ],
         rows,
     )

@@ -7,6 +7,7 @@ references nothing outside itself. The favicon is a `data:` URL so the browser f
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Iterable, Sequence
 from datetime import datetime
@@ -15,6 +16,8 @@ from html import escape
 
 from joe.reporting import charts
 from joe.reporting.context import ReportContext, SignalFacts
+from joe.reporting.facts import plain_decimal
+from joe.reporting.markdown import evidence_value
 from joe.reporting.runjson import reward_risk
 from joe.reporting.summary import AISummary
 
@@ -52,6 +55,8 @@ def inline_svg(svg: str) -> str:
 
 
 def _e(value: object) -> str:
+    if isinstance(value, Decimal):
+        value = plain_decimal(value)
     return escape("" if value is None else str(value))
 
 
@@ -133,8 +138,8 @@ def _ai(ai: AISummary | None) -> str:
 def _regime(ctx: ReportContext) -> str:
     r = ctx.regime
     stressed = ' <span class="badge vetoed">stressed</span>' if r.stressed else ""
-    evidence = ", ".join(f"{_e(k)} {v:.3g}" for k, v in r.evidence.items())
-    svg = charts.regime_chart(ctx.regime_history)
+    evidence = ", ".join(f"{_e(k)} {evidence_value(v)}" for k, v in r.evidence.items() if math.isfinite(v))
+    svg = charts.regime_chart(ctx.regime_history, index_name=ctx.index_name)
     chart = (
         f'<figure id="regime-chart">{inline_svg(svg)}</figure>'
         if svg
@@ -236,7 +241,18 @@ def _signals(ctx: ReportContext) -> str:
 
 
 def _positions(ctx: ReportContext) -> str:
-    headers = ["Symbol", "Dir", "Qty", "Avg price", "Market", "Unrealized P&L", "Stop", "Target", "Opened"]
+    headers = [
+        "Symbol",
+        "Dir",
+        "Qty",
+        "Avg price",
+        "Market",
+        "Unrealized P&L",
+        "Stop",
+        "Target",
+        "Opened",
+        "Marked",
+    ]
     rows = [
         [
             _e(p.symbol),
@@ -248,6 +264,7 @@ def _positions(ctx: ReportContext) -> str:
             _e(p.stop_loss),
             _e(p.take_profit),
             _ts(p.opened_at),
+            _ts(p.marked_at),
         ]
         for p in ctx.positions
     ]

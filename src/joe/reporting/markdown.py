@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
+from decimal import Decimal
 
 from joe.reporting.context import ReportContext
+from joe.reporting.facts import plain_decimal
 from joe.reporting.runjson import reward_risk
 from joe.reporting.summary import AISummary
 
 
 def md_cell(value: object) -> str:
     """Text safe inside a Markdown table cell (pipes escaped, newlines flattened)."""
+    if isinstance(value, Decimal):
+        value = plain_decimal(value)
     return ("" if value is None else str(value)).replace("|", "\\|").replace("\r", " ").replace("\n", " ")
 
 
@@ -18,6 +23,16 @@ def _table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> list[str
     out = ["| " + " | ".join(headers) + " |", "|" + "|".join("---" for _ in headers) + "|"]
     out += ["| " + " | ".join(md_cell(c) for c in row) + " |" for row in rows]
     return out
+
+
+def evidence_value(v: float) -> str:
+    """A regime evidence number as people write it: 2,506.85, 0.0123, 18.2 (never 2.51e+03)."""
+    if abs(v) >= 100:
+        return f"{v:,.2f}"
+    if abs(v) >= 1:
+        return f"{v:.3f}".rstrip("0").rstrip(".")
+    out = f"{v:.4f}".rstrip("0").rstrip(".")
+    return "0" if out in ("", "-0") else out
 
 
 def render_markdown(ctx: ReportContext, ai: AISummary | None = None) -> str:
@@ -43,8 +58,9 @@ def render_markdown(ctx: ReportContext, ai: AISummary | None = None) -> str:
         f"Confidence {r.confidence:.0%}" + (" — **stressed**" if r.stressed else ""),
         "",
     ]
-    if r.evidence:
-        lines += [*_table(["Evidence", "Value"], [(k, f"{v:.4g}") for k, v in r.evidence.items()]), ""]
+    evidence = [(k, evidence_value(v)) for k, v in r.evidence.items() if math.isfinite(v)]
+    if evidence:
+        lines += [*_table(["Evidence", "Value"], evidence), ""]
     lines += ["## Signals", ""]
     if ctx.signals:
         rows = []
@@ -102,7 +118,7 @@ def render_markdown(ctx: ReportContext, ai: AISummary | None = None) -> str:
     lines += ["", "## Positions", ""]
     if ctx.positions:
         lines += _table(
-            ["Symbol", "Dir", "Qty", "Avg", "Market", "Unrealized P&L", "Stop", "Target"],
+            ["Symbol", "Dir", "Qty", "Avg", "Market", "Marked", "Unrealized P&L", "Stop", "Target"],
             [
                 (
                     p.symbol,
@@ -110,6 +126,7 @@ def render_markdown(ctx: ReportContext, ai: AISummary | None = None) -> str:
                     p.quantity,
                     p.avg_price,
                     p.market_price or "",
+                    p.marked_at.date().isoformat() if p.marked_at else "",
                     p.unrealized_pnl,
                     p.stop_loss or "",
                     p.take_profit or "",

@@ -26,21 +26,29 @@ def alert_manager(rt: Runtime) -> AlertManager:
     return AlertManager(channels, rt.audit, rt.config.alerts.dedup_window_s)
 
 
-async def push_summary(rt: Runtime, ctx: ReportContext, summary: AISummary, paths: ReportPaths) -> int:
-    """Send one summary per channel; returns how many channels took it. Never raises."""
+async def push_summary(
+    rt: Runtime, ctx: ReportContext, summary: AISummary, paths: ReportPaths
+) -> tuple[int, bool]:
+    """Send one summary per channel: (channels that took it, whether `--push` did its job). Never raises.
+
+    It did its job when at least one configured channel took the summary (or skipped it as a
+    duplicate / below its level); no channel configured, or every channel failing, is a failure
+    the caller reports (exit 1), since the user asked for the push.
+    """
     manager = alert_manager(rt)
     if not manager.enabled:
         log.warning(
             "push.no_channels", hint="set TELEGRAM_BOT_TOKEN + TELEGRAM_CHAT_ID or DISCORD_WEBHOOK_URL"
         )
-        return 0
+        return 0, False
     try:
         alert = run_summary_alert(ctx, summary)
         results = await manager.send(alert)
-        return sum(1 for r in results if r.ok and r.skipped is None)
+        delivered = sum(1 for r in results if r.ok and r.skipped is None)
+        return delivered, any(r.ok for r in results)
     except Exception as exc:  # alerts never break the run
         log.error("push.failed", error=f"{type(exc).__name__}")
-        return 0
+        return 0, False
     finally:
         await manager.aclose()
 

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import math
 from datetime import datetime
-from decimal import Decimal
+from decimal import ROUND_HALF_EVEN, Decimal
 
 import pandas as pd
 
@@ -14,6 +15,14 @@ from joe.reporting.context import PositionFacts, RegimeFacts, ReportContext, Sco
 from joe.runtime.market import MarketSnapshot
 
 HISTORY_DAYS = 750
+CENT = Decimal("0.01")
+
+
+def cents(value: Decimal) -> Decimal:
+    """Money to the cent, never a negative zero (`-0.0000` in a report reads as a loss)."""
+    return value.quantize(CENT, ROUND_HALF_EVEN) + 0
+
+
 SIGNAL_BARS = 120
 
 
@@ -51,10 +60,14 @@ def build_context(
     warnings: list[str],
     top_n: int,
     executions: dict[str, str] | None = None,
+    marked_at: dict[str, datetime | None] | None = None,
 ) -> ReportContext:
     """Map the run's results onto reporting's plain facts."""
     reg = analysis.regime
-    ev = {k: float(v) for k, v in reg.evidence.items() if isinstance(v, int | float)}
+    # Only finite numbers are evidence (a VIX before its history starts is absent, not `nan`).
+    ev = {
+        k: float(v) for k, v in reg.evidence.items() if isinstance(v, int | float) and math.isfinite(float(v))
+    }
     instruments: dict[str, Instrument] = snap.instruments
     scores = [
         ScoreFacts(
@@ -90,18 +103,19 @@ def build_context(
             p.quantity,
             p.avg_price,
             p.market_price,
-            p.unrealized_pnl,
+            cents(p.unrealized_pnl),
             p.stop_loss,
             p.take_profit,
             p.opened_at,
+            (marked_at or {}).get(p.broker_position_id or ""),
         )
         for p in positions
     ]
     acct: dict[str, Decimal] = {
-        "cash": account.cash,
-        "equity": account.equity,
-        "realized_pnl": account.realized_pnl,
-        "unrealized_pnl": account.unrealized_pnl,
+        "cash": cents(account.cash),
+        "equity": cents(account.equity),
+        "realized_pnl": cents(account.realized_pnl),
+        "unrealized_pnl": cents(account.unrealized_pnl),
     }
     return ReportContext(
         run_id=run_id,
@@ -122,4 +136,5 @@ def build_context(
         account=acct,
         stage_timings=timings,
         warnings=warnings,
+        index_name=snap.index_name,
     )

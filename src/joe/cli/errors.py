@@ -1,0 +1,54 @@
+"""One clear line for the errors a command can meet before it does anything (store, data folder).
+
+Each message names what is wrong, where (the variable or the file) and what to do; it never
+shows a secret (database URLs are shown with their password hidden).
+"""
+
+from __future__ import annotations
+
+import os
+
+from joe.audit.log import AuditWriteError
+from joe.store.db import ENV_URL
+from joe.store.errors import SchemaError, StoreError
+
+
+def _db_hint() -> str:
+    if os.environ.get(ENV_URL):
+        return f"{ENV_URL} is set: fix it or unset it to use sqlite under JOE_DATA_DIR"
+    return f"the default database is <JOE_DATA_DIR>/joe.db ({ENV_URL} overrides it)"
+
+
+def startup_error(exc: BaseException) -> str:
+    """The one-line explanation of a start-up failure (what, where, what to do)."""
+    text = str(exc)
+    if isinstance(exc, StoreError):
+        if "invalid database URL" in text:
+            where = ENV_URL if os.environ.get(ENV_URL) else "the database URL"
+            return (
+                f"{where} is not a database URL SQLAlchemy can parse: use e.g. sqlite:///data/joe.db "
+                f"or postgresql+psycopg://user@host/joe, or unset {ENV_URL}"
+            )
+        if "driver not installed" in text:
+            return (
+                f"{text}. Install the driver into Joe's virtualenv (e.g. .venv/bin/pip install psycopg), "
+                f"or {_db_hint()}"
+            )
+        if isinstance(exc, SchemaError) or "newer" in text or "not a Joe database" in text:
+            return f"{text}. Use the Joe version that wrote it, or {_db_hint()}"
+        if "cannot create directory" in text or "readonly" in text.lower() or "permission" in text.lower():
+            return f"{text}. Joe needs a writable data folder (JOE_DATA_DIR, default ./data)"
+        return (
+            f"{text}. The database cannot be used (damaged or not a database?): move it aside (keep a copy) "
+            f"or point {ENV_URL} at another one; {_db_hint()}"
+        )
+    if isinstance(
+        exc, AuditWriteError | PermissionError | IsADirectoryError | NotADirectoryError | FileExistsError
+    ):
+        return (
+            f"{type(exc).__name__}: {exc}. Joe needs a writable data folder (JOE_DATA_DIR, default ./data) "
+            "for its audit log and store"
+        )
+    if isinstance(exc, OSError):
+        return f"{type(exc).__name__}: {exc}. Check the data folder (JOE_DATA_DIR, default ./data)"
+    return f"{type(exc).__name__}: {exc}"

@@ -1,0 +1,90 @@
+"""Which paper book a run may touch: one source, time moving forward only.
+
+The paper book is a track record (it unlocks real money), so it must be one continuous history:
+- it belongs to the source it was started on (its symbols are priced by that source only);
+- its as-of date never goes back: an older as-of would mark today's positions at old prices and
+  open positions dated before the ones already held.
+Exploring the past or another data set is what `joe backtest` or a separate book
+(`JOE_DATA_DIR=...`) are for. The book's identity is kept in the store's key-value state.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from joe.store import Store
+
+BOOK_KEY = "paper.book"
+
+
+class BookRefused(RuntimeError):
+    """The run would break the paper book's continuity (older as-of, other source); nothing was done."""
+
+
+def source_identity(broker: str, source: str) -> str:
+    """A stable name for where a book's prices come from: `sim:sample`, `sim:csv:/abs/dir`, `capital`."""
+    if broker != "sim":
+        return broker
+    kind, _, arg = source.partition(":")
+    if arg:
+        arg = str(Path(arg).expanduser().resolve())
+        return f"sim:{kind}:{arg}"
+    return f"sim:{kind}"
+
+
+@dataclass(frozen=True)
+class BookIdentity:
+    """The source a book belongs to and the last as-of date it was brought to."""
+
+    source: str
+    as_of: datetime | None
+
+    @classmethod
+    def load(cls, store: Store) -> BookIdentity | None:
+        raw = store.get_state(BOOK_KEY)
+        if not isinstance(raw, dict) or "source" not in raw:
+            return None
+        as_of = raw.get("as_of")
+        return cls(str(raw["source"]), datetime.fromisoformat(as_of) if isinstance(as_of, str) else None)
+
+    def save(self, store: Store) -> None:
+        store.set_state(
+            BOOK_KEY, {"source": self.source, "as_of": self.as_of.isoformat() if self.as_of else None}
+        )
+
+
+def _separate_book_hint() -> str:
+    return (
+        "to explore the past use `joe backtest`, or keep a separate paper book with its own "
+        "data folder (e.g. JOE_DATA_DIR=data-2016 joe run --once --as-of 2016-06-30)"
+    )
+
+
+def check_source(book: BookIdentity | None, source: str, *, has_history: bool) -> None:
+    """Raise `BookRefused` when a book started on another source would be run on `source`.
+
+    A book without an identity but with history (made before identities were kept) is adopted.
+    """
+    if book is None or book.source == source:
+        return
+    raise BookRefused(
+        f"this paper book belongs to source {book.source!r}, not {source!r}: its positions are priced "
+        f"by that source only. Run with that source, or {_separate_book_hint()}."
+    )
+
+
+def check_forward(book: BookIdentity | None, as_of: date | datetime) -> None:
+    """Raise `BookRefused` when `as_of` is earlier than the date the book was last brought to."""
+    if book is None or book.as_of is None:
+        return
+    last = book.as_of.date()
+    asked = as_of.date() if isinstance(as_of, datetime) else as_of
+    if asked < last:
+        raise BookRefused(
+            f"--as-of {asked} is earlier than this paper book's last date {last}: time only moves "
+            f"forward in one book (run a date on or after {last}); {_separate_book_hint()}."
+        )

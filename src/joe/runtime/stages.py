@@ -1,0 +1,333 @@
+"""The stages of one run over one as-of date, as plain functions over a `RunState`.
+
+`run_once` calls them in order; a daemon (one call per new bar) and a backtest (one call per
+historical date) can call the same functions. Each stage reads what earlier stages put in the
+state and adds its own results; none of them talks to the CLI.
+
+    open_book → load_market → settle_book → analyse_market → trade → write_report → push
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from typing import Protocol
+
+import numpy as np
+import pandas as pd
+
+from joe.analysis.pipeline import AnalysisResult, analyse
+from joe.config.settings import secret_value
+from joe.core.logging import get_logger
+from joe.portfolio import PaperPortfolio, SignalOutcome
+from joe.portfolio.replay import Mark, to_decimal
+from joe.reporting.ai_analyst import AIAnalyst
+from joe.reporting.context import OPENED_PREFIX
+from joe.reporting.generator import ReportGenerator, ReportPaths
+from joe.runtime.book import BookIdentity, check_forward, check_source, source_identity
+from joe.runtime.bootstrap import Runtime
+from joe.runtime.market import MarketSnapshot, load_snapshot
+from joe.runtime.report_facts import build_context
+from joe.runtime.sources import open_market_data
+
+log = get_logger("joe.runtime.run")
+
+# Bars kept per instrument for analysis: enough for 52-week highs/lows, ATR and trend filters.
+MIN_PANEL_BARS = 400
+
+
+class Progress(Protocol):
+    """Where a run reports its stages (the CLI shows them with rich)."""
+
+    def stage(self, name: str, detail: str = "") -> None: ...
+
+
+class RunArgumentError(ValueError):
+    """The run's options do not fit the data or each other (exit 2); nothing was done."""
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """Options of one `joe run --once`."""
+
+    broker: str = "sim"
+    source: str = "sample"
+    as_of: date | None = None
+    push: bool = False
+    universe_scan: str | None = None
+
+
+@dataclass
+class RunState:
+    """What one run has done so far; each stage fills its part."""
+
+    rt: Runtime
+    opts: RunOptions
+    run_id: str
+    started: datetime
+    progress: Progress
+    clock: Callable[[], datetime]
+    timings: dict[str, float] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+    pf: PaperPortfolio | None = None
+    book: BookIdentity | None = None
+    book_source: str = ""
+    snap: MarketSnapshot | None = None
+    description: str = ""
+    held_history: dict[str, pd.DataFrame] = field(default_factory=dict)
+    as_of_ts: pd.Timestamp | None = None
+    as_of_idx: int = -1
+    run_started: bool = False
+    closed: int = 0
+    result: AnalysisResult | None = None
+    outcomes: list[SignalOutcome] = field(default_factory=list)
+    executions: dict[str, str] = field(default_factory=dict)
+    paths: ReportPaths | None = None
+    delivered: int = 0
+    pushed_ok: bool = True
+
+    @property
+    def opened(self) -> int:
+        return sum(1 for o in self.outcomes if o.action == "opened")
+
+    def done_so_far(self) -> str:
+        """Plain words on what the run changed in the book (for a failure message)."""
+        fills = len(self.pf.run_fills) if self.pf else 0
+        if not fills:
+            return "nothing was traded"
+        return (
+            f"{self.opened} position(s) opened and {self.closed} closed ({fills} fill(s)) are booked "
+            "in the paper book and the audit log"
+        )
+
+
+def _need(value: object, what: str) -> None:
+    if value is None:  # a stage called out of order is a programming error
+        raise RuntimeError(f"run stage needs {what} from an earlier stage")
+
+
+def _timed(st: RunState, name: str, t0: float) -> None:
+    st.timings[name] = time.perf_counter() - t0
+
+
+# ---------------------------------------------------------------------------------------------- book
+def open_book(st: RunState) -> None:
+    """Load the paper book and refuse a run that would break its continuity (`BookRefused`)."""
+    rt, opts = st.rt, st.opts
+    if opts.broker != "sim" and opts.source != "sample":
+        raise RunArgumentError(
+            f"--source {opts.source} applies to --broker sim only; with --broker {opts.broker} the market "
+            "data comes from the broker (drop --source, or use --broker sim)"
+        )
+    st.pf = PaperPortfolio.load(rt.store, rt.audit, rt.config, broker=opts.broker)
+    st.book = BookIdentity.load(rt.store)
+    st.book_source = source_identity(opts.broker, opts.source)
+    check_source(st.book, st.book_source, has_history=bool(st.pf.ledger.positions))
+    if opts.as_of is not None:
+        check_forward(st.book, opts.as_of)
+
+
+# -------------------------------------------------------------------------------------------- market
+def _resolve_as_of(st: RunState, snap: MarketSnapshot) -> None:
+    dates = snap.panel.dates
+    want = st.opts.as_of
+    if want is not None and (want < dates[0].date() or want > dates[-1].date()):
+        raise RunArgumentError(
+            f"--as-of {want} is outside the data of {st.opts.broker}/{st.opts.source}: choose a date "
+            f"between {dates[0].date()} and {dates[-1].date()}"
+        )
+    st.as_of_idx = snap.panel.index_at(pd.Timestamp(want, tz=UTC) if want else None)
+    st.as_of_ts = dates[st.as_of_idx]
+    check_forward(st.book, st.as_of_ts.to_pydatetime())
+
+
+async def _held_history(st: RunState, source: object, snap: MarketSnapshot) -> None:
+    """Daily bars of every held symbol from the last processed bar on (the panel when it reaches back)."""
+    assert st.pf is not None
+    held = sorted({p.symbol for p in st.pf.ledger.positions.values()})
+    last = st.pf.last_bar_ts()
+    start = snap.panel.dates[0]
+    for sym in held:
+        if sym in snap.panel and last is not None and start <= pd.Timestamp(last):
+            st.held_history[sym] = snap.panel.frame(sym)
+            continue
+        try:
+            st.held_history[sym] = await source.history(sym, "1d")  # type: ignore[attr-defined]
+        except Exception as exc:  # the position keeps its last mark; the report says how old it is
+            st.warnings.append(
+                f"no price history for held {sym} ({type(exc).__name__}): it keeps its last mark"
+            )
+
+
+async def load_market(st: RunState) -> None:
+    """Open the source, load the analysis snapshot and the held symbols' history, fix the as-of bar."""
+    rt, opts = st.rt, st.opts
+    t0 = time.perf_counter()
+    st.progress.stage("data", f"opening {opts.broker}/{opts.source}")
+    source, close_source = await open_market_data(rt, opts)
+    try:
+        keep = max(rt.config.pipeline.history_bars, MIN_PANEL_BARS)
+        snap = await load_snapshot(source, opts.universe_scan, rt.config.pipeline.universe_size, keep)
+        st.description = source.describe() if hasattr(source, "describe") else source.name
+        _resolve_as_of(st, snap)
+        await _held_history(st, source, snap)
+    finally:
+        await close_source()
+    st.snap = snap
+    st.warnings += snap.warnings
+    _timed(st, "data", t0)
+    assert st.as_of_ts is not None
+    rt.store.start_run(
+        st.run_id, mode=rt.mode, broker=opts.broker, source=opts.source, as_of=st.as_of_ts.to_pydatetime()
+    )
+    st.run_started = True
+
+
+# ---------------------------------------------------------------------------------------------- settle
+async def settle_book(st: RunState) -> None:
+    """Every bar since the last run through stops/targets, then marks at the last known close."""
+    _need(st.pf, "the book")
+    _need(st.as_of_ts, "the as-of bar")
+    assert st.pf is not None and st.as_of_ts is not None
+    st.progress.stage("portfolio", "checking stops and targets on every bar since the last run")
+    t0 = time.perf_counter()
+    until = st.as_of_ts.to_pydatetime()
+    st.closed = len((await st.pf.settle(st.held_history, until)).closed)
+    for p in st.pf.ledger.positions.values():
+        seen = st.pf.marked_at(p.position_id)
+        if seen is not None and seen.date() < until.date():
+            st.warnings.append(
+                f"{p.symbol} has no bar on {until.date()}: marked at its last close of {seen.date()} "
+                f"({(until.date() - seen.date()).days} day(s) old)"
+            )
+    BookIdentity(st.book_source, until).save(st.rt.store)
+    _timed(st, "portfolio", t0)
+
+
+# --------------------------------------------------------------------------------------------- analyse
+async def analyse_market(st: RunState) -> None:
+    """Regime → Scan → Score → Strategy → Risk → Signal on the snapshot as of the run's bar."""
+    assert st.pf is not None and st.snap is not None and st.as_of_ts is not None
+    snap = st.snap
+    st.progress.stage("analysis", f"{snap.panel.n_symbols} instruments as of {st.as_of_ts.date()}")
+    account = await st.pf.account()
+    st.result = analyse(
+        snap.panel,
+        snap.spx,
+        snap.vix,
+        snap.sentiment,
+        st.rt.config,
+        account.equity,
+        await st.pf.positions(),
+        st.as_of_ts,
+        instruments=snap.instruments,
+    )
+    st.timings.update({f"analysis.{k}": v for k, v in st.result.timings.items()})
+    st.rt.store.save_signals(st.run_id, st.result.signals)
+
+
+# ----------------------------------------------------------------------------------------------- trade
+def _close_at(snap: MarketSnapshot, symbol: str, t: int) -> float | None:
+    if symbol not in snap.panel:
+        return None
+    v = float(snap.panel.close[t, snap.panel.col(symbol)])
+    return None if np.isnan(v) else v
+
+
+async def trade(st: RunState) -> None:
+    """Approved signals → paper orders; new positions are marked at the as-of close, like the rest."""
+    assert st.pf is not None and st.result is not None and st.snap is not None and st.as_of_ts is not None
+    cfg = st.rt.config.pipeline
+    approved = st.result.approved[: cfg.max_signals]
+    st.progress.stage("trading", f"{len(approved)} approved signals → paper orders")
+    t0 = time.perf_counter()
+    ts = st.as_of_ts.to_pydatetime()
+    st.outcomes = await st.pf.submit(approved, ts)
+    marks: dict[str, Mark] = {}
+    for o in st.outcomes:
+        if o.fill is not None:
+            st.executions[o.signal_id] = f"{OPENED_PREFIX}{o.fill.quantity} @ {o.fill.price}"
+            close = _close_at(st.snap, o.symbol, st.as_of_idx)
+            if close is not None:
+                marks[o.symbol] = Mark(to_decimal(close), ts)
+        else:
+            st.executions[o.signal_id] = f"{o.action}: {o.reason}"
+            log.info("signal.not_traded", symbol=o.symbol, action=o.action, reason=o.reason)
+    for s in st.result.approved[cfg.max_signals :]:
+        st.executions[s.signal_id] = f"skipped: over pipeline.max_signals ({cfg.max_signals})"
+    st.pf.mark_at(marks, ts)
+    _timed(st, "trading", t0)
+
+
+# ---------------------------------------------------------------------------------------------- report
+def equity_curve(st: RunState) -> pd.DataFrame:
+    """The paper equity curve, one point per bar date (the last mark of each date wins)."""
+    curve = pd.DataFrame(
+        [
+            {"ts": e.ts, "equity": float(e.equity), "cash": float(e.cash)}
+            for e in st.rt.store.equity_curve("paper")
+        ]
+    )
+    if not curve.empty:
+        curve = curve.drop_duplicates("ts", keep="last").sort_values("ts").reset_index(drop=True)
+    return curve
+
+
+async def write_report(st: RunState) -> None:
+    """Markdown, CSV, JSON and HTML (plus the AI notes) under data/reports/<run id>/."""
+    assert st.pf is not None and st.result is not None and st.snap is not None
+    st.progress.stage("report", "writing markdown, csv, json and html")
+    t0 = time.perf_counter()
+    rt = st.rt
+    ctx = build_context(
+        run_id=st.run_id,
+        mode=rt.mode,
+        broker=st.opts.broker,
+        source=st.opts.source,
+        source_description=st.description,
+        started_at=st.started,
+        finished_at=st.clock(),
+        snap=st.snap,
+        analysis=st.result,
+        positions=await st.pf.positions(),
+        fills=list(st.pf.run_fills),
+        account=await st.pf.account(),
+        equity_curve=equity_curve(st),
+        timings=st.timings,
+        warnings=st.warnings,
+        top_n=rt.config.pipeline.top_n,
+        executions=st.executions,
+        marked_at={p.position_id: st.pf.marked_at(p.position_id) for p in st.pf.ledger.positions.values()},
+    )
+    analyst = AIAnalyst(rt.config.ai, secret_value(rt.settings.gemini_api_key), rt.settings.gemini_base_url)
+    summary, notes = await asyncio.gather(analyst.summarize(ctx), analyst.analyse_trades(ctx.signals))
+    st.paths = ReportGenerator(rt.data_dir / "reports").write(ctx, summary, trade_notes=notes)
+    _timed(st, "report", t0)
+    if st.opts.push:
+        st.progress.stage("alerts", "pushing the summary")
+        from joe.runtime.push import push_summary
+
+        st.delivered, st.pushed_ok = await push_summary(rt, ctx, summary, st.paths)
+
+
+def finish(st: RunState) -> dict[str, object]:
+    """Mark the run row ok and audit the end; returns the run's summary."""
+    assert st.result is not None and st.paths is not None
+    summary: dict[str, object] = {
+        "signals": len(st.result.signals),
+        "opened": st.opened,
+        "closed": st.closed,
+        "fills": len(st.pf.run_fills) if st.pf else 0,
+        "regime": st.result.regime.label.value,
+        "timings": st.timings,
+    }
+    st.rt.store.finish_run(st.run_id, "ok", summary, str(st.paths.dir))
+    st.rt.audit.record(
+        "run.finished",
+        {k: v for k, v in summary.items() if k != "timings"} | {"report": str(st.paths.dir)},
+        run_id=st.run_id,
+    )
+    return summary
