@@ -163,4 +163,5 @@ def test_max_positions_accepts_exactly_non_negative_integers(value: Any) -> None
         assert str(exc).startswith("x.yaml: risk.max_positions: expected an integer >= 0")
         assert "\n" not in str(exc)
     else:
-        assert config.risk.max_positions == int(value) >= 0
+        # What YAML gave is that whole number (2, "2", 2.0 and "0.0" alike): nothing else is taken.
+        assert config.risk.max_positions >= 0 and float(value) == config.risk.max_positions
