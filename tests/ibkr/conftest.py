@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from joe.brokers.ibkr import IBKRExecutor, IBKRMarketData
+from joe.brokers.ibkr.client import IBKRExecutionClient
 from joe.brokers.ibkr.connection import IBKRConnection
 from joe.core.events import NullAudit
 from joe.simulators.ibkr import IBKRSimulator
@@ -122,6 +123,33 @@ async def make_executor(audit: NullAudit) -> AsyncIterator[ExecutorFactory]:
     yield factory
     for m in reversed(made):
         await m.close()
+
+
+@pytest.fixture
+async def make_client(audit: NullAudit) -> AsyncIterator[Callable[..., Any]]:
+    """Build connected `IBKRExecutionClient`s (each with a `Recorder` of its observations at
+    `.recorder`) against a simulator; all are closed at teardown."""
+    from .helpers import Recorder
+
+    made: list[tuple[IBKRExecutionClient, Recorder]] = []
+
+    async def factory(sim: IBKRSimulator, *, client_id: int = 31, connect: bool = True, **kw: Any) -> Any:
+        kw.setdefault("backoff_initial", 0.05)
+        kw.setdefault("backoff_max", 0.2)
+        kw.setdefault("connect_timeout", 2.0)
+        kw.setdefault("request_timeout", 3.0)
+        client = IBKRExecutionClient("127.0.0.1", sim.port, client_id, "", "paper", audit, **kw)
+        rec = Recorder(client)
+        made.append((client, rec))
+        client.recorder = rec  # type: ignore[attr-defined]
+        if connect:
+            await client.connect()
+        return client
+
+    yield factory
+    for client, rec in reversed(made):
+        rec.stop()
+        await client.close()
 
 
 @pytest.fixture

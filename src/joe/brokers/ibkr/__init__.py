@@ -1,4 +1,9 @@
-"""Interactive Brokers broker: `IBKRExecutor` and `IBKRMarketData` over ib_async (TWS / IB Gateway).
+"""Interactive Brokers broker over ib_async (TWS / IB Gateway).
+
+`IBKRExecutionClient` is the thin `ExecutionClient` adapter the `OrderManager` drives: it sends
+orders and reports observations (`joe.core.reports`), with TWS message codes read through the one
+table in `joe.brokers.ibkr.codes`. `IBKRMarketData` serves history, quotes and scans.
+`IBKRExecutor` is the older, stateful executor, kept until its last callers move.
 
 Typical wiring (one socket, one clientId, shared by both)::
 
@@ -14,6 +19,7 @@ Typical wiring (one socket, one clientId, shared by both)::
 Against the simulator: `IBKRSimulator(...).start()` then use `port=sim.port`.
 """
 
+from joe.brokers.ibkr.client import IBKRExecutionClient
 from joe.brokers.ibkr.connection import IBKRConnection
 from joe.brokers.ibkr.executor import IBKRExecutor
 from joe.brokers.ibkr.factory import create_ibkr
@@ -24,6 +30,7 @@ from joe.brokers.ibkr.ports import PortModeMismatch, check_port, default_port
 __all__ = [
     "FileOrderIdStore",
     "IBKRConnection",
+    "IBKRExecutionClient",
     "IBKRExecutor",
     "IBKRMarketData",
     "MemoryOrderIdStore",

@@ -21,6 +21,7 @@ ZERO = Decimal(0)
 MARGIN_RATE = Decimal("0.25")
 COMMISSION_PER_SHARE = Decimal("0.005")
 MIN_COMMISSION = Decimal("1.00")
+DEFAULT_TICK = Decimal("0.01")
 
 _TYPES = {
     "MKT": SimOrderType.MARKET,
@@ -114,11 +115,27 @@ class Book:
     positions: dict[str, PositionState] = field(default_factory=dict)
     max_order_id: int = 0
     realized: Decimal = ZERO
+    min_ticks: dict[str, Decimal] = field(default_factory=dict)  # per symbol; default DEFAULT_TICK
     _perm_seq: int = 9_000_000
     _exec_seq: int = 0
 
     def contract(self, symbol: str) -> SimContract:
-        return SimContract(con_id_for(symbol), symbol, long_name=f"{symbol} Inc")
+        tick = self.min_tick(symbol)
+        return SimContract(con_id_for(symbol), symbol, long_name=f"{symbol} Inc", min_tick=tick)
+
+    def min_tick(self, symbol: str) -> Decimal:
+        return self.min_ticks.get(symbol, DEFAULT_TICK)
+
+    def off_tick(self, p: PlacedOrder) -> str | None:
+        """The first price field of `p` that is not a multiple of its contract's minTick (TWS error 110)."""
+        tick = self.min_tick(p.contract.symbol)
+        prices = {"lmtPrice": p.lmt_price, "trailStopPrice": p.trail_stop_price}
+        if p.order_type in ("STP", "STP LMT"):
+            prices["auxPrice"] = p.aux_price
+        for name, value in prices.items():
+            if value is not None and value != 0 and (value / tick) != (value / tick).to_integral_value():
+                return name
+        return None
 
     # -- account ------------------------------------------------------------------------------------
 
@@ -285,6 +302,35 @@ class Book:
         events = [BookEvent("fill", bo, execution)]
         events += self._after_fill(bo, qty)
         return events
+
+    def correct(self, bo: BookOrder, original: Execution, qty: Decimal, price: Decimal) -> list[BookEvent]:
+        """Correct an execution (IB "execution correction"): a new execution with the same execId up to
+        its last dot and the next suffix (`….01.01` → `….01.02`) REPLACES the original: the order's
+        filled quantity, the position and the cash move by the difference. Both stay in `executions`
+        (reqExecutions returns both, as TWS does); the order works again if it is no longer complete."""
+        old = original.wire
+        qty = max(ZERO, min(qty, bo.sim.quantity - (bo.sim.filled - old.shares)))
+        prev_filled = bo.sim.filled
+        bo.sim.filled = prev_filled - old.shares + qty
+        value = bo.avg_price * prev_filled - old.price * old.shares + price * qty
+        bo.avg_price = value / bo.sim.filled if bo.sim.filled else ZERO
+        bo.last_price = price
+        if bo.sim.remaining > 0 and bo.status == FILLED:
+            bo.status = SUBMITTED
+        elif bo.sim.remaining <= 0:
+            bo.status = FILLED
+        head, _, tail = old.exec_id.rpartition(".")
+        sign = 1 if bo.sim.is_buy else -1
+        commission = self.commission(qty) - original.commission
+        self._apply_position(bo.sim.symbol, -sign * old.shares, old.price, ZERO)
+        self._apply_position(bo.sim.symbol, sign * qty, price, commission)
+        ex = replace(
+            old, exec_id=f"{head}.{int(tail) + 1:02d}", shares=qty, price=price, cum_qty=bo.sim.filled,
+            avg_price=bo.avg_price.quantize(Decimal("0.0001")),
+        )  # fmt: skip
+        execution = Execution(original.contract, ex, self.commission(qty))
+        self.executions.append(execution)
+        return [BookEvent("fill", bo, execution)]
 
     def _after_fill(self, bo: BookOrder, qty: Decimal) -> list[BookEvent]:
         events: list[BookEvent] = []

@@ -60,6 +60,7 @@ class SimContract:
     primary_exchange: str = "NASDAQ"
     currency: str = "USD"
     long_name: str = ""
+    min_tick: Decimal = Decimal("0.01")
 
     def short(self) -> list[Field]:
         """conId, symbol, secType, lastTradeDate, strike, right, multiplier (7 fields)."""
@@ -216,7 +217,7 @@ def contract_details(sv: int, req_id: int, c: SimContract) -> list[Field]:
         fields.append(8)
     fields += [
         req_id, c.symbol, c.sec_type, "", "0", "", c.exchange, c.currency, c.symbol, "NMS", c.symbol,
-        c.con_id, "0.01",
+        c.con_id, c.min_tick,
     ]  # fmt: skip
     if sv < 164:
         fields.append(1)  # obsolete mdSizeMultiplier

@@ -11,8 +11,20 @@ client message for assertions. Faults (names for `sim.faults.arm(...)`):
   the remaining fills still happen at the "broker" and are only visible through reqExecutions.
 - ``hist_pacing``: the next historical request gets error 162 (pacing violation).
 - ``ignore_next``: the next placeOrder is silently dropped (no acknowledgement of any kind).
+- ``correct_exec`` (qty=..., price=...): right after the next live execution, TWS corrects it: the
+  same execId up to its last dot with the next suffix, the new quantity/price; the book follows.
+- ``commission_first``: the next live execution's commissionReport is sent before its execDetails.
+- ``notice_10349``: the next accepted placeOrder is answered, after its acknowledgement, with the
+  notice 10349 "TIF set to DAY based on order preset"; the order works on (tif DAY) and fills.
+  Use ``skip=n`` to hit a bracket child.
+- ``refuse_cancel`` (state=...): the next cancelOrder is refused with 10148 "cannot be cancelled,
+  state: <state>" (default: the order's status) and the order stays live.
+- ``refuse_modify`` (code=110, message=...): the next modification is refused; the order keeps its
+  old values. (A price off the contract's minTick is always refused with 110, new or modify.)
 
-Scripting hooks: `set_price`, `step`, `fill`, `inject_error`, `drop_connections`, `nightly_reset`.
+Scripting hooks: `set_price`, `step`, `fill`, `inject_error`, `drop_connections`, `nightly_reset`,
+`set_min_tick`, `order_error` (a code on a live order that stays live), `broker_cancel` (the broker
+cancels an order, e.g. a protective stop, with 202).
 """
 
 from __future__ import annotations
@@ -166,6 +178,9 @@ class IBKRSimulator:
         # Events are dispatched after matching, so judge "final" by this execution, not the order now.
         final = ex.wire.cum_qty >= bo.sim.quantity
         dup = self.faults.take("duplicate_exec") is not None
+        commission_first = self.faults.take("commission_first") is not None
+        if commission_first:
+            s.send(C.commission_report(ex.wire.exec_id, ex.commission))
         s.push_fill(ex, dup)
         s.send(
             C.order_status(
@@ -176,7 +191,13 @@ class IBKRSimulator:
         )  # fmt: skip
         if final:
             s.push_done_order(bo)
-        s.send(C.commission_report(ex.wire.exec_id, ex.commission))
+        if not commission_first:
+            s.send(C.commission_report(ex.wire.exec_id, ex.commission))
+        correction = self.faults.take("correct_exec")
+        if correction is not None:
+            qty = Decimal(str(correction.get("qty", ex.wire.shares)))
+            px = Decimal(str(correction.get("price", ex.wire.price)))
+            self.dispatch(self.book.correct(bo, ex, qty, px))
         if final:
             over = self.faults.take("overfill")
             if over is not None:
@@ -241,6 +262,31 @@ class IBKRSimulator:
             raise KeyError(f"no working order with orderRef {order_ref!r}")
         px = Decimal(str(price)) if price is not None else self.prices.quote(bo.sim.symbol).mid
         self.dispatch(self.book.execute(bo, Decimal(qty), px))
+
+    def set_min_tick(self, symbol: str, tick: Decimal | str) -> None:
+        """The contract's minTick (reported in contract details, enforced with error 110)."""
+        self.book.min_ticks[symbol] = Decimal(str(tick))
+
+    def order_error(self, order_ref: str, code: int, message: str = "") -> None:
+        """Send `code` about a live order without changing it (e.g. 201 on a working stop, which
+        keeps working and may still fire)."""
+        bo = self.find(order_ref)
+        if bo is None:
+            raise KeyError(f"no order with orderRef {order_ref!r}")
+        s = self.session_for(bo.client_id)
+        if s is not None:
+            text = message or f"Order rejected - reason: simulated {code} on a working order"
+            s.send(C.error(self.server_version, bo.order_id, code, text))
+
+    def broker_cancel(self, order_ref: str, reason: str = "simulated broker cancel") -> None:
+        """The broker cancels a working order on its own (e.g. a protective stop): 202 + Cancelled."""
+        bo = self.find(order_ref)
+        if bo is None or bo.done:
+            raise KeyError(f"no working order with orderRef {order_ref!r}")
+        self.dispatch(self.book.cancel(bo))
+        s = self.session_for(bo.client_id)
+        if s is not None:
+            s.send(C.error(self.server_version, bo.order_id, 202, f"Order Canceled - reason:{reason}"))
 
     def inject_error(self, code: int, msg: str = "", req_id: int = -1) -> None:
         """Send an error/notice (1100, 1101, 1102, 2104, 162, ...) to every session."""

@@ -12,6 +12,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING
@@ -34,6 +35,9 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 NO_SECDEF = "No security definition has been found for the request"
+TICK_ERROR = 110
+TICK_TEXT = "The price does not conform to the minimum price variation for this contract."
+NOTICE_10349 = "Order TIF was set to DAY based on order preset."
 
 
 class Session:
@@ -56,6 +60,7 @@ class Session:
             71: self._start_api, 61: self._positions, 5: self._open_orders, 99: self._completed_orders,
             6: self._account_updates, 76: self._account_updates_multi, 7: self._executions,
             8: self._req_ids, 3: self._place_order, 4: self._cancel_order, 1: self._mkt_data,
+            16: self._all_open_orders,
             2: self._cancel_mkt_data, 9: self._contract_details, 20: self._historical,
             22: self._scanner, 62: self._account_summary, 63: self._cancel_account_summary,
             49: self._current_time,
@@ -148,6 +153,12 @@ class Session:
 
     def _open_orders(self, f: list[str]) -> None:
         for bo in self.sim.book.working(self.client_id):
+            self.send_order_state(bo)
+        self.send(C.open_order_end())
+
+    def _all_open_orders(self, f: list[str]) -> None:
+        """reqAllOpenOrders: the working orders of every client (TWS answers openOrder + orderStatus)."""
+        for bo in self.sim.book.working():
             self.send_order_state(bo)
         self.send(C.open_order_end())
 
@@ -254,6 +265,14 @@ class Session:
             return
         existing = book.get(self.client_id, p.order_id)
         if existing is not None and not existing.done:
+            refused = self.sim.faults.take("refuse_modify")
+            off = book.off_tick(p)
+            if refused is not None or off is not None:
+                # The revision is refused; the order keeps working with its previous values.
+                code = int(refused.get("code", TICK_ERROR)) if refused else TICK_ERROR
+                text = str(refused.get("message", TICK_TEXT)) if refused else f"{TICK_TEXT} ({off})"
+                self.send(C.error(self.sv, p.order_id, code, text))
+                return
             self.sim.dispatch(book.modify(existing, p))
             self.sim.after_order_activity(p.contract.symbol)
             return
@@ -265,6 +284,11 @@ class Session:
             return
         if p.parent_id and book.get(self.client_id, p.parent_id) is None:
             self.send(C.error(self.sv, p.order_id, 135, f"Can't find order with id ={p.parent_id}"))
+            book.max_order_id = max(book.max_order_id, p.order_id)
+            return
+        off = book.off_tick(p)
+        if off is not None:
+            self.send(C.error(self.sv, p.order_id, TICK_ERROR, f"{TICK_TEXT} ({off})"))
             book.max_order_id = max(book.max_order_id, p.order_id)
             return
         if self.sim.faults.take("ignore_next") is not None:
@@ -280,15 +304,28 @@ class Session:
         except ValueError as exc:
             self.send(C.error(self.sv, p.order_id, 387, f"Unsupported order type: {exc}"))
             return
+        notice = self.sim.faults.take("notice_10349")
+        if notice is not None:
+            bo = book.get(self.client_id, p.order_id)
+            assert bo is not None
+            bo.placed = replace(bo.placed, tif="DAY")  # the preset wins; the order works on
         self.sim.dispatch(events)
+        if notice is not None:
+            self.send(C.error(self.sv, p.order_id, 10349, NOTICE_10349))
         self.sim.after_order_activity(p.contract.symbol)
 
     def _cancel_order(self, f: list[str]) -> None:
         order_id = as_int(f[2])
         bo = self.sim.book.get(self.client_id or 0, order_id)
-        if bo is None or bo.done:
+        if bo is None:
             msg = f"OrderId {order_id} that needs to be cancelled is not found."
             self.send(C.error(self.sv, order_id, 10147, msg))
+            return
+        refused = self.sim.faults.take("refuse_cancel") if not bo.done else None
+        if bo.done or refused is not None:
+            state = str(refused.get("state", bo.status)) if refused else bo.status
+            msg = f"OrderId {order_id} that needs to be cancelled cannot be cancelled, state: {state}."
+            self.send(C.error(self.sv, order_id, 10148, msg))
             return
         self.sim.dispatch(self.sim.book.cancel(bo))
         self.send(C.error(self.sv, order_id, 202, "Order Canceled - reason:"))
