@@ -3,11 +3,11 @@
 Usage: python bench/ibkr_bench.py [--connects 20] [--orders 200] [--symbols 20] [--steps 500]
 
 Prints:
-- connect + start-up sync time (raw ib_async, and IBKRExecutor including Joe's re-sync), p50/p99;
-- place → filled round trip through IBKRExecutor (market exits, and entries with their what-if),
-  measured from `place()` until the FILLED event comes out of `events()`, p50/p99 — paced at 10
-  orders/s, and back to back ("burst", where ib_async's 45 requests/s throttle, which keeps Joe under
-  IBKR's 50 messages/s limit, dominates the tail);
+- connect + start-up sync time (raw ib_async, and IBKRExecutionClient including Joe's re-sync), p50/p99;
+- submit → filled round trip through IBKRExecutionClient (a market order, and a market bracket of
+  three legs), measured from `submit()` until the broker's FILLED status report comes out of
+  `observations()`, p50/p99 — paced at 10 orders/s, and back to back ("burst", where ib_async's 45
+  requests/s throttle, which keeps Joe under IBKR's 50 messages/s limit, dominates the tail);
 - quotes/s through Joe's quote handler (simulator ticks → ib_async → `QuoteHandler` → Quote).
 Client and simulator share one process and loop, so the figures include both sides' work.
 """
@@ -25,12 +25,13 @@ from pathlib import Path
 
 from ib_async import IB
 
-from joe.brokers.ibkr import IBKRExecutor
+from joe.brokers.ibkr import IBKRExecutionClient
 from joe.brokers.ibkr.connection import IBKRConnection
 from joe.brokers.ibkr.marketdata import IBKRMarketData
-from joe.core.events import NullAudit, OrderEventType
+from joe.core.events import NullAudit
 from joe.core.ids import client_order_id
-from joe.core.models import OrderIntent, OrderLeg, Side
+from joe.core.models import OrderIntent, OrderLeg, OrderType, Side
+from joe.core.reports import OrderStatusReport, VenueOrderStatus
 from joe.simulators.ibkr import IBKRSimulator
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -59,7 +60,7 @@ async def bench_connect(sim: IBKRSimulator, n: int) -> None:
         raw.append(time.perf_counter() - t0)
         ib.disconnect()
     for i in range(n):
-        ex = IBKRExecutor("127.0.0.1", sim.port, 200 + i, "", "paper", NullAudit())
+        ex = IBKRExecutionClient("127.0.0.1", sim.port, 200 + i, "", "paper", NullAudit())
         t0 = time.perf_counter()
         await ex.connect()
         joe.append(time.perf_counter() - t0)
@@ -68,27 +69,41 @@ async def bench_connect(sim: IBKRSimulator, n: int) -> None:
     show(f"connect + sync + Joe re-sync (sv {sim.server_version})", joe)
 
 
+def legs(sig: str, bracket: bool) -> list[OrderIntent]:
+    """A market BUY 10 AAPL, alone or with a stop and a target (the parent fills at once)."""
+    entry = OrderIntent(client_order_id(sig, "entry"), sig, OrderLeg.ENTRY, "AAPL", Side.BUY, Decimal(10))
+    if not bracket:
+        return [entry]
+    stop = OrderIntent(client_order_id(sig, "stop"), sig, OrderLeg.STOP_LOSS, "AAPL", Side.SELL, Decimal(10),
+                       order_type=OrderType.STOP, stop_price=Decimal(1), reduce_only=True)  # fmt: skip
+    target = OrderIntent(client_order_id(sig, "target"), sig, OrderLeg.TAKE_PROFIT, "AAPL", Side.SELL,
+                         Decimal(10), order_type=OrderType.LIMIT, limit_price=Decimal(9999),
+                         reduce_only=True)  # fmt: skip
+    return [entry, stop, target]
+
+
 async def bench_orders(sim: IBKRSimulator, n: int, rate: float) -> None:
     """Round trips; paced at `rate` orders/s (0 = back to back, which hits the 45 msg/s throttle)."""
-    ex = IBKRExecutor("127.0.0.1", sim.port, 300, "", "paper", NullAudit(), commission_wait=0.5)
+    ex = IBKRExecutionClient("127.0.0.1", sim.port, 300, "", "paper", NullAudit())
     await ex.connect()
-    events = ex.events()
-    cases = (("market exit", OrderLeg.EXIT, Side.SELL), ("market entry (+what-if)", OrderLeg.ENTRY, Side.BUY))
-    for label, leg, side in cases:
+    stream = ex.observations()
+    sim.set_price("AAPL", 100)
+    for label, bracket in (("market order", False), ("market bracket (3 legs)", True)):
         times = []
         for i in range(n):
-            sig = f"bench-{label}-{rate}-{i}"
-            it = OrderIntent(client_order_id(sig, leg.value), sig, leg, "AAPL", side, Decimal(10))
+            group = legs(f"bench-{label}-{rate}-{i}", bracket)
+            coid = group[0].client_order_id
             t0 = time.perf_counter()
-            await ex.place(it)
+            await ex.submit(group)
             while True:
-                ev = await events.__anext__()
-                if ev.type is OrderEventType.FILLED and ev.client_order_id == it.client_order_id:
+                obs = await stream.__anext__()
+                mine = isinstance(obs, OrderStatusReport) and obs.client_order_id == coid
+                if mine and obs.status is VenueOrderStatus.FILLED:  # type: ignore[union-attr]
                     break
             times.append(time.perf_counter() - t0)
             if rate:
                 await asyncio.sleep(max(0.0, 1 / rate - times[-1]))
-        show(f"place → FILLED, {label}, {f'{rate:.0f}/s' if rate else 'burst'}", times)
+        show(f"submit → FILLED, {label}, {f'{rate:.0f}/s' if rate else 'burst'}", times)
     await ex.close()
 
 

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from joe.brokers.ibkr import IBKRExecutor, IBKRMarketData
+from joe.brokers.ibkr import IBKRMarketData
 from joe.brokers.ibkr.client import IBKRExecutionClient
 from joe.brokers.ibkr.connection import IBKRConnection
 from joe.core.events import NullAudit
@@ -97,32 +97,6 @@ async def sim178() -> AsyncIterator[IBKRSimulator]:
 @pytest.fixture
 def audit() -> NullAudit:
     return NullAudit()
-
-
-ExecutorFactory = Callable[..., Any]
-
-
-@pytest.fixture
-async def make_executor(audit: NullAudit) -> AsyncIterator[ExecutorFactory]:
-    """Build connected executors against a simulator; all are closed at teardown."""
-    made: list[IBKRExecutor | IBKRMarketData] = []
-
-    async def factory(
-        sim: IBKRSimulator, *, client_id: int = 11, connect: bool = True, **kw: Any
-    ) -> IBKRExecutor:
-        kw.setdefault("backoff_initial", 0.05)
-        kw.setdefault("backoff_max", 0.2)
-        kw.setdefault("connect_timeout", 2.0)
-        kw.setdefault("commission_wait", 0.2)
-        ex = IBKRExecutor("127.0.0.1", sim.port, client_id, "", "paper", audit, **kw)
-        made.append(ex)
-        if connect:
-            await ex.connect()
-        return ex
-
-    yield factory
-    for m in reversed(made):
-        await m.close()
 
 
 @pytest.fixture

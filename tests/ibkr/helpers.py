@@ -7,7 +7,6 @@ from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
-from joe.brokers.ibkr import IBKRExecutor
 from joe.core.events import NullAudit
 from joe.core.ids import client_order_id
 from joe.core.models import OrderIntent, OrderLeg, OrderType, Side
@@ -33,14 +32,6 @@ async def wait_for(pred: Callable[[], bool], timeout: float = 3.0, what: str = "
         if loop.time() > end:
             raise AssertionError(f"timed out waiting for {what}")
         await asyncio.sleep(0.005)
-
-
-def drain(ex: IBKRExecutor) -> list[Any]:
-    """All order events queued so far."""
-    out = []
-    while not ex.ledger.queue.empty():
-        out.append(ex.ledger.queue.get_nowait())
-    return out
 
 
 class Recorder:

@@ -10,11 +10,10 @@ from ib_async import IB
 
 from joe.brokers.ibkr import FileOrderIdStore
 from joe.core.events import NullAudit
-from joe.core.ids import client_order_id
-from joe.core.models import OrderIntent, OrderLeg, OrderType, Side
+from joe.core.models import OrderLeg, OrderType, Side
 from joe.simulators.ibkr import IBKRSimulator
 
-from .helpers import audit_types
+from .helpers import audit_types, single, wait_for
 
 
 async def test_raw_ib_async_connect_has_no_sync_timeouts(sim: IBKRSimulator, ib_log_guard: Any) -> None:
@@ -35,61 +34,47 @@ async def test_raw_ib_async_connect_has_no_sync_timeouts(sim: IBKRSimulator, ib_
         ib.disconnect()
 
 
-async def test_executor_connect_syncs_and_audits(
-    sim: IBKRSimulator, make_executor: Any, audit: NullAudit, ib_log_guard: Any
+async def test_client_connect_syncs_and_audits(
+    sim: IBKRSimulator, make_client: Any, audit: NullAudit, ib_log_guard: Any
 ) -> None:
-    ex = await make_executor(sim)
-    assert ex.entries_allowed and ex.account_id == "DU1234567"
+    client = await make_client(sim)
+    assert client.ready and client.conn.account == "DU1234567"
     assert audit_types(audit)[:2] == ["ibkr.connected", "ibkr.resynced"]
     assert audit.records[0][1]["server_version"] == sim.server_version
     assert not [m for m in ib_log_guard.messages() if "timed out" in m]
-    info = await ex.account()
+    info = await client.account()
     assert info.equity == Decimal(1_000_000) and info.available_funds == Decimal(1_000_000)
     assert info.buying_power == Decimal(4_000_000) and info.excess_liquidity == Decimal(1_000_000)
     assert {"NetLiquidation", "AvailableFunds", "ExcessLiquidity", "MaintMarginReq", "BuyingPower"} <= set(
         info.extra
     )
-    assert await ex.positions() == []
+    assert await client.positions() == []
 
 
 async def test_order_ids_persist_and_only_increase(
-    sim178: IBKRSimulator, make_executor: Any, tmp_path: Path, ib_log_guard: Any
+    sim178: IBKRSimulator, make_client: Any, tmp_path: Path
 ) -> None:
     path = tmp_path / "ibkr_ids.json"
     FileOrderIdStore(path).save(500)  # a previous run used ids up to 500
-    ex = await make_executor(sim178, order_ids=path)
+    client = await make_client(sim178, order_ids=path)
     used = []
+
+    def exit_order(sig: str) -> Any:
+        limit = Decimal(9999)
+        return single(sig, OrderLeg.EXIT, Side.SELL, qty=1, order_type=OrderType.LIMIT, limit_price=limit)
+
     for i in range(3):
-        intent = OrderIntent(
-            client_order_id(f"sig{i}", "exit"),
-            f"sig{i}",
-            OrderLeg.EXIT,
-            "AAPL",
-            Side.SELL,
-            Decimal(1),
-            order_type=OrderType.LIMIT,
-            limit_price=Decimal(9999),
-        )
-        res = await ex.place(intent)
-        used.append(int(res.broker_order_id or 0))
+        acks = await client.submit([exit_order(f"sig{i}")])
+        used.append(int(acks[0].broker_order_id or 0))
     assert used == sorted(used) and len(set(used)) == 3 and used[0] > 500
     assert FileOrderIdStore(path).load() >= used[-1]
-    await ex.close()
-    # A new process (fresh executor, same file) continues above every id used before.
-    ex2 = await make_executor(sim178, client_id=12, order_ids=path)
-    intent = OrderIntent(
-        client_order_id("sigX", "exit"),
-        "sigX",
-        OrderLeg.EXIT,
-        "AAPL",
-        Side.SELL,
-        Decimal(1),
-        order_type=OrderType.LIMIT,
-        limit_price=Decimal(9999),
-    )
-    res = await ex2.place(intent)
-    assert int(res.broker_order_id or 0) > used[-1]
-    placed_ids = [p.order_id for p in sim178.placed if not p.what_if]
+    await client.close()
+    # A new process (fresh client, same file) continues above every id used before.
+    again = await make_client(sim178, client_id=12, order_ids=path)
+    acks = await again.submit([exit_order("sigX")])
+    assert int(acks[0].broker_order_id or 0) > used[-1]
+    await wait_for(lambda: len(sim178.placed) == 4, what="all sent")
+    placed_ids = [p.order_id for p in sim178.placed]
     assert placed_ids == sorted(placed_ids)
 
 

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from joe.brokers.ibkr import IBKRExecutor, PortModeMismatch, check_port, create_ibkr, default_port
+from joe.brokers.ibkr import IBKRExecutionClient, PortModeMismatch, check_port, create_ibkr, default_port
 from joe.brokers.ibkr.ports import LIVE_PORTS, PAPER_PORTS
 from joe.core.events import NullAudit
 from joe.simulators.ibkr import IBKRSimulator
@@ -68,11 +68,11 @@ def test_factory_refuses_live_port_in_paper_mode() -> None:
 async def test_connect_refused_and_audited_before_any_socket(sim178: IBKRSimulator) -> None:
     """A live port in paper mode never opens a socket; the refusal is in the audit log."""
     audit = NullAudit()
-    ex = IBKRExecutor("127.0.0.1", 4001, 1, "", "paper", audit)
+    ex = IBKRExecutionClient("127.0.0.1", 4001, 1, "", "paper", audit)
     with pytest.raises(PortModeMismatch, match="4001"):
         await ex.connect()
     assert audit_types(audit) == ["ibkr.port_refused"]
     rec = audit.records[0][1]
     assert rec["port"] == 4001 and rec["mode"] == "paper"
-    assert not ex.conn.connected and not ex.entries_allowed
+    assert not ex.conn.connected and not ex.ready
     assert sim178.messages == []

@@ -16,7 +16,7 @@ async def open_ibkr_market_data(rt: Runtime) -> tuple[MarketData, Closer]:
     from joe.brokers.ibkr.factory import create_ibkr
 
     s, cfg = rt.settings, rt.config.brokers.ibkr
-    md, _executor = create_ibkr(
+    md, _client = create_ibkr(
         audit=rt.audit,
         mode=rt.mode,
         host=s.ibkr_host or cfg.host,

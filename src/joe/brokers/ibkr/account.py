@@ -12,7 +12,8 @@ from joe.core.models import AccountInfo
 from joe.core.reports import PositionReport
 
 
-def _num(s: Any) -> Decimal:
+def num(s: Any) -> Decimal:
+    """A wire number as Decimal; unset, empty or unparsable values are 0."""
     try:
         p = price(s)
     except (TypeError, ValueError):
@@ -27,10 +28,10 @@ def read_account(summary: Iterable[Any], values: Iterable[Any], account: str, ts
 
     def val(tag: str) -> Decimal:
         v = tags.get(tag)
-        return _num(v.value) if v is not None else Decimal(0)
+        return num(v.value) if v is not None else Decimal(0)
 
     cur = tags["NetLiquidation"].currency if "NetLiquidation" in tags else "USD"
-    pnl = {v.tag: _num(v.value) for v in values
+    pnl = {v.tag: num(v.value) for v in values
            if v.tag in ("RealizedPnL", "UnrealizedPnL") and v.currency in (cur, "BASE")}  # fmt: skip
     return AccountInfo(
         account_id=account, currency=cur or "USD", equity=val("NetLiquidation"),

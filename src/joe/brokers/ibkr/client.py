@@ -28,7 +28,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from ib_async import Contract, ExecutionFilter, Order, RequestError, Trade
+from ib_async import Contract, ExecutionFilter, Order, OrderState, RequestError, Trade
 
 from joe.brokers.base import (
     BrokerError,
@@ -36,9 +36,12 @@ from joe.brokers.base import (
     BrokerUnavailable,
     InvalidOrder,
     OrderOutcomeUnknown,
+    OrderRejected,
     SendFailed,
     SubmitAck,
+    WhatIfResult,
 )
+from joe.brokers.ibkr.account import num as _num
 from joe.brokers.ibkr.account import read_account, read_positions
 from joe.brokers.ibkr.connection import IBKRConnection
 from joe.brokers.ibkr.orderids import OrderIdStore, as_store
@@ -162,6 +165,33 @@ class IBKRExecutionClient:
     async def _contract(self, symbol: str) -> Contract:
         await self.instrument_rules(symbol)
         return self._contracts.get(symbol) or stock(symbol)
+
+    async def what_if(self, intent: OrderIntent) -> WhatIfResult:
+        """Margin impact of `intent` from IBKR's what-if (nothing is placed), for the risk layer.
+
+        Raises `BrokerUnavailable` when not connected, `OrderRejected` when TWS gives no margin data."""
+        if not self.conn.connected:
+            raise BrokerUnavailable("IBKR not connected")
+        contract = await self._contract(intent.symbol)
+        probe = base_order(intent, self.conn.account)
+        try:
+            st = await asyncio.wait_for(self.ib.whatIfOrderAsync(contract, probe), self.request_timeout)
+        except Exception as exc:
+            raise OrderRejected(f"what-if for {intent.client_order_id} failed: {exc!r}") from exc
+        if not isinstance(st, OrderState):
+            raise OrderRejected(f"what-if for {intent.client_order_id} returned no margin data")
+        res = WhatIfResult(
+            init_margin_change=_num(st.initMarginChange), maint_margin_change=_num(st.maintMarginChange),
+            equity_with_loan_after=_num(st.equityWithLoanAfter), commission=_num(st.commission),
+            warning=st.warningText,
+        )  # fmt: skip
+        self.audit.record(
+            "ibkr.what_if",
+            {"init_margin_change": str(res.init_margin_change),
+             "maint_margin_change": str(res.maint_margin_change), "warning": res.warning},
+            client_order_id=intent.client_order_id,
+        )  # fmt: skip
+        return res
 
     # -- orders ---------------------------------------------------------------------------------------
 

@@ -1,4 +1,4 @@
-"""One ib_async connection to TWS / IB Gateway, shared by the executor and the market data.
+"""One ib_async connection to TWS / IB Gateway, shared by the execution client and the market data.
 
 It checks the port against the trading mode before opening a socket, reconnects with exponential
 backoff after a socket loss, and tracks readiness: *ready* means connected **and** re-synced

@@ -1,12 +1,12 @@
-"""Build the IBKR market data and executor on one shared connection (what `--broker ibkr` uses)."""
+"""Build the IBKR market data and execution client on one shared connection (what `--broker ibkr` uses)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
 
+from joe.brokers.ibkr.client import IBKRExecutionClient
 from joe.brokers.ibkr.connection import IBKRConnection
-from joe.brokers.ibkr.executor import IBKRExecutor, WhatIfCheck
 from joe.brokers.ibkr.marketdata import IBKRMarketData
 from joe.brokers.ibkr.orderids import OrderIdStore
 from joe.brokers.ibkr.ports import PortModeMismatch, check_port, default_port
@@ -23,15 +23,14 @@ def create_ibkr(
     account: str = "",
     gateway: bool = False,
     order_ids: OrderIdStore | str | Path | None = None,
-    what_if_check: WhatIfCheck | None = None,
     connect_timeout: float = 4.0,
     **market_data_options: Any,
-) -> tuple[IBKRMarketData, IBKRExecutor]:
-    """Market data + executor sharing one `IBKRConnection` (one clientId, one socket).
+) -> tuple[IBKRMarketData, IBKRExecutionClient]:
+    """Market data + execution client sharing one `IBKRConnection` (one clientId, one socket).
 
     `port` defaults to the paper port (TWS 7497, or IB Gateway 4002 with `gateway=True`). The
     port/mode gate runs here already (fail fast) and again, audited, on connect. Call
-    `await md.connect()` and/or `await ex.connect()`; each `close()` releases its share.
+    `await md.connect()` and/or `await client.connect()`; each `close()` releases its share.
     """
     p = default_port(gateway) if port is None else int(port)
     try:
@@ -41,5 +40,5 @@ def create_ibkr(
         raise
     conn = IBKRConnection(host, p, client_id, account, mode, audit, connect_timeout=connect_timeout)
     md = IBKRMarketData(audit=audit, connection=conn, **market_data_options)
-    ex = IBKRExecutor(audit=audit, connection=conn, order_ids=order_ids, what_if_check=what_if_check)
-    return md, ex
+    client = IBKRExecutionClient(audit=audit, connection=conn, order_ids=order_ids)
+    return md, client

@@ -23,7 +23,7 @@ from joe.brokers.base import HISTORY_COLUMNS, BrokerError, BrokerUnavailable, Se
 from joe.brokers.ibkr.connection import IBKRConnection
 from joe.brokers.ibkr.orders import stock
 from joe.brokers.ibkr.pacing import HistoricalPacer, HistRequest
-from joe.brokers.ibkr.tracking import decimal
+from joe.brokers.ibkr.translate import decimal
 from joe.core.events import AuditSink
 from joe.core.models import AssetClass, Instrument, Quote
 
@@ -92,7 +92,7 @@ class QuoteHandler:
 
 
 class IBKRMarketData:
-    """Market data from IBKR through ib_async (shares the connection with the executor if given)."""
+    """Market data from IBKR through ib_async (shares the connection with the execution client if given)."""
 
     name = "ibkr"
 

@@ -1,20 +1,17 @@
-"""Translation of Joe's `OrderIntent` into ib_async `Order`s (single orders and brackets).
+"""Translation of one Joe `OrderIntent` into an ib_async `Order` (`orderRef` = client_order_id).
 
-A bracket is: parent entry (transmit=0) → take-profit LMT (transmit=0) → stop-loss STP or TRAIL
-(transmit=1, which releases the group at TWS). Both children carry `parentId` and share one OCA
-group (ocaType 2: the sibling is reduced by each fill and cancelled when one fills completely), so
-every entry has broker-side protection. `orderRef` is always Joe's client_order_id.
+Brackets are linked by `IBKRExecutionClient.submit`: the parent (transmit=0), then its children with
+`parentId`, one OCA group (ocaType 2: a sibling is reduced by each fill and cancelled when one fills
+completely) and transmit=1 on the last, which releases the group at TWS.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from decimal import Decimal
 
 from ib_async import Contract, Order, Stock
 
-from joe.core.ids import client_order_id
-from joe.core.models import OrderIntent, OrderLeg, OrderType, TimeInForce
+from joe.core.models import OrderIntent, OrderType, TimeInForce
 
 OCA_REDUCE_WITH_BLOCK = 2
 
@@ -64,68 +61,3 @@ def base_order(intent: OrderIntent, account: str) -> Order:
     else:  # pragma: no cover - exhaustive over OrderType
         raise ValueError(f"unsupported order type {t}")
     return o
-
-
-@dataclass(frozen=True, slots=True)
-class PlannedOrder:
-    """One order to send: Joe's intent for it and the ib_async order (orderId set by the executor)."""
-
-    intent: OrderIntent
-    order: Order
-
-
-def child_intents(entry: OrderIntent) -> list[OrderIntent]:
-    """Take-profit and stop-loss intents protecting an entry (empty if the entry has neither)."""
-    out: list[OrderIntent] = []
-    exit_side = entry.side.opposite
-    if entry.take_profit is not None:
-        out.append(
-            OrderIntent(
-                client_order_id=client_order_id(entry.signal_id, OrderLeg.TAKE_PROFIT.value),
-                signal_id=entry.signal_id, leg=OrderLeg.TAKE_PROFIT, symbol=entry.symbol, side=exit_side,
-                quantity=entry.quantity, order_type=OrderType.LIMIT, limit_price=entry.take_profit,
-                time_in_force=TimeInForce.GTC, reduce_only=True,
-            )
-        )
-    trailing = entry.trailing_distance is not None or entry.trailing_percent is not None
-    if entry.stop_loss is not None or trailing:
-        out.append(
-            OrderIntent(
-                client_order_id=client_order_id(entry.signal_id, OrderLeg.STOP_LOSS.value),
-                signal_id=entry.signal_id, leg=OrderLeg.STOP_LOSS, symbol=entry.symbol, side=exit_side,
-                quantity=entry.quantity,
-                order_type=OrderType.TRAILING_STOP if trailing else OrderType.STOP,
-                stop_price=entry.stop_loss, trailing_distance=entry.trailing_distance,
-                trailing_percent=entry.trailing_percent, time_in_force=TimeInForce.GTC, reduce_only=True,
-            )
-        )
-    return out
-
-
-def plan(intent: OrderIntent, account: str) -> list[PlannedOrder]:
-    """Orders to send for `intent`: the order itself, plus bracket children for a protected entry.
-
-    Transmit flags: only the last order of a group transmits; parentIds are filled in by
-    `link_bracket` once order ids are allocated.
-    """
-    if not intent.is_entry:
-        return [PlannedOrder(intent, base_order(intent, account))]
-    # The entry's own stop/target fields become the children; the parent order ignores them.
-    parent = PlannedOrder(intent, base_order(intent, account))
-    children = [PlannedOrder(ci, base_order(ci, account)) for ci in child_intents(intent)]
-    group = [parent, *children]
-    oca = f"oca-{intent.client_order_id}"
-    for i, p in enumerate(group):
-        p.order.transmit = i == len(group) - 1
-        if i > 0:
-            p.order.ocaGroup = oca
-            p.order.ocaType = OCA_REDUCE_WITH_BLOCK
-    return group
-
-
-def link_bracket(group: list[PlannedOrder], order_ids: list[int]) -> None:
-    """Assign order ids, and point every child at the parent's id."""
-    for p, oid in zip(group, order_ids, strict=True):
-        p.order.orderId = oid
-    for p in group[1:]:
-        p.order.parentId = order_ids[0]
