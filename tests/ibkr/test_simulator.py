@@ -143,3 +143,45 @@ async def test_run_ibkr_sim_entry_point_serves_until_stopped() -> None:
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+async def test_prices_off_the_min_tick_are_refused_with_110(
+    sim: IBKRSimulator, ib: IB, ib_log_guard: Any
+) -> None:
+    """A new order off the grid is never placed; a revision off the grid leaves the old price."""
+    ib_log_guard.allow(r"110", r"Canceled order")
+    sim.set_min_tick("XYZ", "0.05")
+    [details] = await ib.reqContractDetailsAsync(Stock("XYZ", "SMART", "USD"))
+    assert details.minTick == 0.05
+    bad = ib.placeOrder(Stock("XYZ", "SMART", "USD"), LimitOrder("BUY", 10, 10.03))
+    await wait_for(lambda: any(e.errorCode == 110 for e in bad.log), what="110 on a new order")
+    assert sim.book.orders == {}
+    good = ib.placeOrder(Stock("XYZ", "SMART", "USD"), LimitOrder("BUY", 10, 10.05, orderRef="joe-t"))
+    await wait_for(lambda: good.orderStatus.status == "Submitted", what="accepted")
+    revised = Order(**{**good.order.__dict__, "lmtPrice": 10.07})
+    ib.client.placeOrder(good.order.orderId, good.contract, revised)
+    await wait_for(lambda: len(sim.placed) == 3, what="revision received")
+    await asyncio.sleep(0.05)
+    bo = sim.find("joe-t")
+    assert bo is not None and bo.placed.lmt_price == Decimal("10.05") and bo.status == "Submitted"
+
+
+async def test_all_open_orders_span_clients_and_completed_orders_carry_order_ref(
+    sim: IBKRSimulator, ib: IB, ib_log_guard: Any
+) -> None:
+    ib_log_guard.allow(r"Error 202", r"Canceled order")
+    other = IB()
+    await other.connectAsync("127.0.0.1", sim.port, clientId=77, timeout=3)
+    try:
+        mine = ib.placeOrder(Stock("AAPL", "SMART", "USD"), LimitOrder("BUY", 5, 1, orderRef="joe-a"))
+        theirs = other.placeOrder(Stock("AAPL", "SMART", "USD"), LimitOrder("BUY", 5, 1, orderRef="joe-b"))
+        acked = ("Submitted", "Submitted")
+        await wait_for(lambda: (theirs.orderStatus.status, mine.orderStatus.status) == acked, what="acks")
+        refs = {t.order.orderRef for t in await ib.reqAllOpenOrdersAsync()}
+        assert refs == {"joe-a", "joe-b"}
+        ib.cancelOrder(mine.order)
+        await wait_for(lambda: sim.find("joe-a").status == "Cancelled", what="cancel")  # type: ignore[union-attr]
+        done = await ib.reqCompletedOrdersAsync(False)
+        assert [(t.order.orderRef, t.orderStatus.status) for t in done] == [("joe-a", "Cancelled")]
+    finally:
+        other.disconnect()
