@@ -1,0 +1,108 @@
+"""Per-instrument trigger levels: which resting stops and targets a price has crossed.
+
+Every level is one of two kinds, whatever the position's direction:
+- *lower* levels fire when the price falls to or below them (a long's stop, a short's target);
+- *upper* levels fire when the price rises to or above them (a long's target, a short's stop).
+
+Each kind is a heap (max-heap for lower, min-heap for upper), so the only level a price can cross
+first is the top: a whole batch of quotes is checked against two numbers with one vectorised
+comparison, and only a crossing costs Python work. Removal is lazy: an entry is live while its token
+is the one armed for that slot (re-arming a moved stop just pushes a new entry).
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+from collections.abc import Iterator
+
+
+class LevelBook:
+    """The armed lower and upper levels of one instrument. Slots are the monitor's position slots."""
+
+    __slots__ = ("_lower", "_lower_armed", "_token", "_upper", "_upper_armed")
+
+    def __init__(self) -> None:
+        self._lower: list[tuple[float, int, int]] = []  # (-level, token, slot)
+        self._upper: list[tuple[float, int, int]] = []  # (level, token, slot)
+        self._lower_armed: dict[int, int] = {}  # slot -> token
+        self._upper_armed: dict[int, int] = {}
+        self._token = 0
+
+    def __len__(self) -> int:
+        return len(self._lower_armed) + len(self._upper_armed)
+
+    def arm_lower(self, slot: int, level: float) -> None:
+        self._token += 1
+        self._lower_armed[slot] = self._token
+        heapq.heappush(self._lower, (-level, self._token, slot))
+        if len(self._lower) > 64 and len(self._lower) > 4 * len(self._lower_armed):
+            self._compact()
+
+    def arm_upper(self, slot: int, level: float) -> None:
+        self._token += 1
+        self._upper_armed[slot] = self._token
+        heapq.heappush(self._upper, (level, self._token, slot))
+        if len(self._upper) > 64 and len(self._upper) > 4 * len(self._upper_armed):
+            self._compact()
+
+    def disarm(self, slot: int) -> None:
+        """Forget both levels of `slot` (the heap entries die lazily)."""
+        self._lower_armed.pop(slot, None)
+        self._upper_armed.pop(slot, None)
+
+    def disarm_lower(self, slot: int) -> None:
+        self._lower_armed.pop(slot, None)
+
+    def disarm_upper(self, slot: int) -> None:
+        self._upper_armed.pop(slot, None)
+
+    def lower_top(self) -> float:
+        """The highest armed lower level, or -inf."""
+        h, armed = self._lower, self._lower_armed
+        while h and armed.get(h[0][2]) != h[0][1]:
+            heapq.heappop(h)
+        return -h[0][0] if h else -math.inf
+
+    def upper_top(self) -> float:
+        """The lowest armed upper level, or +inf."""
+        h, armed = self._upper, self._upper_armed
+        while h and armed.get(h[0][2]) != h[0][1]:
+            heapq.heappop(h)
+        return h[0][0] if h else math.inf
+
+    def pop_lower_crossed(self, price: float) -> Iterator[int]:
+        """Disarm and yield every slot whose lower level is >= `price`, highest level first."""
+        h, armed = self._lower, self._lower_armed
+        while h:
+            neg, token, slot = h[0]
+            if armed.get(slot) != token:
+                heapq.heappop(h)
+            elif -neg >= price:
+                heapq.heappop(h)
+                del armed[slot]
+                yield slot
+            else:
+                return
+
+    def pop_upper_crossed(self, price: float) -> Iterator[int]:
+        """Disarm and yield every slot whose upper level is <= `price`, lowest level first."""
+        h, armed = self._upper, self._upper_armed
+        while h:
+            level, token, slot = h[0]
+            if armed.get(slot) != token:
+                heapq.heappop(h)
+            elif level <= price:
+                heapq.heappop(h)
+                del armed[slot]
+                yield slot
+            else:
+                return
+
+    def _compact(self) -> None:
+        # Dead entries are dropped when they reach the top; rebuild only if they dominate the heap,
+        # so memory stays proportional to the live positions.
+        for h, armed in ((self._lower, self._lower_armed), (self._upper, self._upper_armed)):
+            if len(h) > 64 and len(h) > 4 * len(armed):
+                h[:] = [e for e in h if armed.get(e[2]) == e[1]]
+                heapq.heapify(h)

@@ -1,0 +1,511 @@
+"""`PositionMonitor`: watches every open position on every quote.
+
+Per quote batch (`QuoteBatch`, from the `PriceStream`) it:
+- updates each instrument's mark (the last mid) and so every position's unrealised PnL;
+- finds, in quote order, every quote that crosses a resting stop or take-profit (`LevelBook`: one
+  vectorised comparison per instrument per stretch of quotes between crossings) and emits a `Trigger`;
+- bot-side backup (DESIGN, "Protection is an invariant"): broker-side stops are primary. When the
+  price has stayed through a stop for `grace_s` and the position is still open (the broker has not
+  filled), it asks the `ExitRequester` for one reduce-only exit — exactly one per position id, ever;
+- trailing stops: asks the broker to move the stop in whole `step`s behind the best price, only ever
+  tightening, one modify in flight at a time; the level it checks is the broker-confirmed one;
+- time-based exits: at `exit_at`, one reduce-only exit.
+
+Prices on the hot path are floats (a crossing check); the levels and quantities it reports are the
+`Decimal`s it was given. Timestamps are int nanoseconds UTC: the batches' quote times, or
+`clock_ns()` in `tick()` (the `PriceStream` stamps quotes with the same clock when the broker does not).
+Positions open and close through `add` / `close` (the `OrderManager` calls them on fills).
+"""
+
+from __future__ import annotations
+
+import heapq
+import logging
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from decimal import Decimal
+
+import numpy as np
+import numpy.typing as npt
+
+from joe.core.events import AuditSink, NullAudit
+from joe.core.models import Side
+from joe.execution.levels import LevelBook
+from joe.execution.protection import (
+    ExitReason,
+    ExitRequest,
+    ExitRequester,
+    ProtectionGap,
+    ProtectionView,
+    StopModify,
+    Trigger,
+    TriggerKind,
+    WatchedPosition,
+)
+from joe.execution.quotes import FloatArray, InstrumentIndex, QuoteBatch, TsArray
+
+log = logging.getLogger(__name__)
+
+_NS = 1_000_000_000
+IdxArray = npt.NDArray[np.intp]
+_PEEK = 24  # quotes scanned in Python before a vectorised search
+
+
+@dataclass(slots=True)
+class _Pos:
+    spec: WatchedPosition
+    slot: int
+    inst: int
+    sign: int  # +1 long, -1 short
+    qty: Decimal
+    stop: Decimal | None  # broker-confirmed
+    stop_f: float
+    tp_f: float
+    through_since: int | None = None  # ns: first quote through the stop (broker fill awaited)
+    tp_touched: bool = False
+    exit_requested: bool = False
+    modify_pending: Decimal | None = None
+    refused_stop: Decimal | None = None
+    best: float = math.nan  # trailing: best mid since added
+
+
+class PositionMonitor:
+    """Marks, unrealised PnL, stop/target crossings, backup exits, trailing stops and time exits.
+
+    `listeners` get every `Trigger` synchronously, in quote order (stops before take-profits at one
+    quote); they may call `add`/`close` at once and the rest of the batch sees the change.
+    """
+
+    def __init__(
+        self,
+        instruments: InstrumentIndex,
+        requester: ExitRequester,
+        *,
+        grace_s: float = 5.0,
+        audit: AuditSink | None = None,
+        clock_ns: Callable[[], int] = time.time_ns,
+    ) -> None:
+        if grace_s < 0:
+            raise ValueError(f"grace_s must be >= 0, got {grace_s}")
+        self.instruments = instruments
+        self.requester = requester
+        self.grace_ns = int(grace_s * _NS)
+        self.audit: AuditSink = audit if audit is not None else NullAudit()
+        self.clock_ns = clock_ns
+        self.listeners: list[Callable[[Trigger], None]] = []
+        self.quotes_seen = 0
+        self.triggers = {TriggerKind.STOP: 0, TriggerKind.TAKE_PROFIT: 0}
+        self._pos: list[_Pos | None] = []
+        self._free: list[int] = []
+        self._by_id: dict[str, int] = {}
+        self._books: dict[int, LevelBook] = {}
+        self._through: set[int] = set()  # slots through their stop, awaiting the broker's fill
+        self._touched: set[int] = set()  # slots at/through their target, awaiting the fill
+        self._trailing: set[int] = set()
+        self._timed: list[tuple[int, int, str]] = []  # (exit_at ns, slot, position id)
+        self._exited: set[str] = set()  # position ids an exit was requested for (never a second)
+        cap = max(16, len(instruments))
+        self._mark = np.full(cap, np.nan)
+        self._mark_ts = np.zeros(cap, dtype=np.int64)
+        self._in_batch = False
+        self._dirty: set[int] = set()
+
+    # -- positions ----------------------------------------------------------------------------------
+
+    def add(self, position: WatchedPosition) -> None:
+        """Start watching an open position (replaces a watched one with the same id)."""
+        if position.position_id in self._by_id:
+            self.close(position.position_id)
+        inst = self.instruments.id(position.symbol)
+        self._grow(inst + 1)
+        slot = self._free.pop() if self._free else len(self._pos)
+        if slot == len(self._pos):
+            self._pos.append(None)
+        sign = 1 if position.side is Side.BUY else -1
+        stop_f = float(position.stop) if position.stop is not None else math.nan
+        tp_f = float(position.take_profit) if position.take_profit is not None else math.nan
+        p = _Pos(position, slot, inst, sign, position.quantity, position.stop, stop_f, tp_f)
+        p.exit_requested = position.position_id in self._exited
+        self._pos[slot] = p
+        self._by_id[position.position_id] = slot
+        self._arm_stop(p)
+        self._arm_target(p)
+        if position.trailing is not None:
+            self._trailing.add(slot)
+        if position.exit_at is not None:
+            heapq.heappush(self._timed, (int(position.exit_at.timestamp() * _NS), slot, position.position_id))
+        if self._in_batch:
+            self._dirty.add(inst)
+
+    def close(self, position_id: str) -> None:
+        """The position is flat (the broker filled its exit): stop watching it. Unknown ids are ignored."""
+        slot = self._by_id.pop(position_id, None)
+        if slot is None:
+            return
+        p = self._pos[slot]
+        assert p is not None
+        book = self._books.get(p.inst)
+        if book is not None:
+            book.disarm(slot)
+        for s in (self._through, self._touched, self._trailing):
+            s.discard(slot)
+        self._pos[slot] = None
+        self._free.append(slot)
+        if self._in_batch:
+            self._dirty.add(p.inst)
+
+    def resize(self, position_id: str, quantity: Decimal) -> None:
+        """A partial fill changed the open quantity (> 0; use `close` when flat)."""
+        if quantity <= 0:
+            raise ValueError(f"{position_id}: resize needs a quantity > 0, got {quantity} (use close())")
+        self._get(position_id).qty = quantity
+
+    def confirm_stop(self, position_id: str, stop: Decimal) -> None:
+        """The broker confirmed the position's stop at `stop` (after a modify, or a re-placement)."""
+        p = self._get(position_id)
+        p.stop, p.stop_f, p.modify_pending, p.refused_stop = stop, float(stop), None, None
+        self._through.discard(p.slot)
+        p.through_since = None
+        self._arm_stop(p)
+        if self._in_batch:
+            self._dirty.add(p.inst)
+
+    def refuse_stop_modify(self, position_id: str) -> None:
+        """The broker refused a stop modify: Joe's copy keeps the old stop; the trail asks again only
+        once the price allows a stop beyond the refused one (no retry loop at quote rate)."""
+        p = self._get(position_id)
+        p.refused_stop, p.modify_pending = p.modify_pending, None
+
+    def __contains__(self, position_id: object) -> bool:
+        return position_id in self._by_id
+
+    def __len__(self) -> int:
+        return len(self._by_id)
+
+    def stop_of(self, position_id: str) -> Decimal | None:
+        """The broker-confirmed stop the monitor checks against."""
+        return self._get(position_id).stop
+
+    def exit_requested(self, position_id: str) -> bool:
+        return position_id in self._exited
+
+    # -- marks and PnL ------------------------------------------------------------------------------
+
+    def mark(self, symbol: str) -> float | None:
+        """The last mid seen for `symbol`, or None."""
+        i = self.instruments.get(symbol)
+        if i is None or i >= len(self._mark) or math.isnan(self._mark[i]):
+            return None
+        return float(self._mark[i])
+
+    def unrealised(self, position_id: str) -> float:
+        """Unrealised PnL of one position at the current mark (0 before its first quote), in the
+        instrument's currency."""
+        p = self._get(position_id)
+        m = self._mark[p.inst]
+        return 0.0 if math.isnan(m) else p.sign * float(p.qty) * (m - float(p.spec.entry_price))
+
+    def unrealised_total(self) -> float:
+        """Sum of every position's unrealised PnL (instruments without a quote yet count 0).
+        Computed on read from the marks, so the hot path only moves marks."""
+        total = 0.0
+        for p in self._pos:
+            if p is not None:
+                m = self._mark[p.inst]
+                if not math.isnan(m):
+                    total += p.sign * float(p.qty) * (m - float(p.spec.entry_price))
+        return total
+
+    # -- the hot path -------------------------------------------------------------------------------
+
+    def on_batch(self, batch: QuoteBatch) -> None:
+        """Process quotes in arrival order (see the module docstring)."""
+        n = len(batch)
+        if n == 0:
+            return
+        inst, ts = batch.inst, batch.ts
+        mid = batch.mid
+        self.quotes_seen += n
+        order = np.argsort(inst, kind="stable")
+        sinst = inst[order]
+        cuts = np.flatnonzero(sinst[1:] != sinst[:-1]) + 1
+        starts = np.concatenate(([0], cuts))
+        ends = np.concatenate((cuts, [n]))
+        ids = sinst[starts]
+        self._grow(int(ids[-1]) + 1)
+        groups: dict[int, tuple[IdxArray, FloatArray]] = {}
+        for u, s, e in zip(ids.tolist(), starts.tolist(), ends.tolist(), strict=True):
+            gidx = order[s:e]
+            groups[u] = (gidx, mid[gidx])
+        if self._books:
+            self._crossings(groups, ts)
+        last = order[ends - 1]
+        self._mark[ids] = mid[last]
+        self._mark_ts[ids] = ts[last]
+        now = int(ts.max())
+        if self._through or self._touched:
+            self._recheck(now)
+        if self._trailing:
+            smid = mid[order]
+            hi = np.maximum.reduceat(smid, starts)
+            lo = np.minimum.reduceat(smid, starts)
+            self._trail(dict(zip(ids.tolist(), zip(hi.tolist(), lo.tolist(), strict=True), strict=True)), now)
+        if self._timed:
+            self._time_exits(now)
+
+    def tick(self, now_ns: int | None = None) -> None:
+        """Grace periods and time exits when no quote arrives (the daemon calls this every second)."""
+        now = self.clock_ns() if now_ns is None else now_ns
+        if self._through:
+            self._recheck(now)
+        if self._timed:
+            self._time_exits(now)
+
+    def _crossings(self, groups: dict[int, tuple[IdxArray, FloatArray]], ts: TsArray) -> None:
+        """Visit every crossing quote in arrival order across instruments: one candidate (the next
+        crossing quote) per instrument in a heap keyed by batch position; after a crossing, the
+        instrument (and any whose levels a listener changed) looks again from the next quote."""
+        epoch: dict[int, int] = {}
+        cand: list[tuple[int, int, int, int]] = []  # (batch index, inst, index in group, epoch)
+        lists: dict[int, list[float]] = {}
+
+        def schedule(u: int, start: int) -> None:
+            epoch[u] = epoch.get(u, 0) + 1
+            book = self._books.get(u)
+            if book is None or not len(book):
+                return
+            gidx, m = groups[u]
+            n = len(m)
+            if start >= n:
+                return
+            lo, hi = book.lower_top(), book.upper_top()
+            if start == 0 and lo < m.min() and m.max() < hi:
+                return  # the common case: nothing in this batch comes near a level
+            # Crossings cluster (one often follows another): peek at a few quotes in Python, where
+            # numpy's per-call cost would dominate, then search the rest vectorised.
+            ml = lists.get(u)
+            if ml is None:
+                ml = lists[u] = m.tolist()
+            stop = min(n, start + _PEEK)
+            for j in range(start, stop):
+                x = ml[j]
+                if x <= lo or x >= hi:
+                    heapq.heappush(cand, (int(gidx[j]), u, j, epoch[u]))
+                    return
+            if stop < n:
+                seg = m[stop:]
+                hit = (seg <= lo) | (seg >= hi)
+                k = int(hit.argmax())
+                if hit[k]:
+                    heapq.heappush(cand, (int(gidx[stop + k]), u, stop + k, epoch[u]))
+
+        for u in groups:
+            schedule(u, 0)
+        self._in_batch = True
+        dirty = self._dirty
+        try:
+            while cand:
+                g, u, j, ep = heapq.heappop(cand)
+                if ep != epoch[u]:
+                    continue
+                dirty.clear()
+                self._cross(u, lists[u][j], int(ts[g]))
+                schedule(u, j + 1)
+                if dirty:
+                    for k in list(dirty):
+                        if k != u and k in groups:
+                            schedule(k, int(np.searchsorted(groups[k][0], g, side="right")))
+        finally:
+            self._in_batch = False
+            dirty.clear()
+
+    def _cross(self, inst: int, price: float, ts: int) -> None:
+        book = self._books[inst]
+        pos = self._pos
+        stops: list[_Pos] = []
+        targets: list[_Pos] = []
+        for slot in book.pop_lower_crossed(price):  # long stops, short targets
+            p = pos[slot]
+            assert p is not None
+            (stops if p.sign > 0 else targets).append(p)
+        for slot in book.pop_upper_crossed(price):  # long targets, short stops
+            p = pos[slot]
+            assert p is not None
+            (targets if p.sign > 0 else stops).append(p)
+        for p in stops:
+            p.through_since = ts
+            self._through.add(p.slot)
+        for p in targets:
+            p.tp_touched = True
+            self._touched.add(p.slot)
+        self.triggers[TriggerKind.STOP] += len(stops)
+        self.triggers[TriggerKind.TAKE_PROFIT] += len(targets)
+        listeners = self.listeners
+        if not listeners:
+            return
+        for p in stops:
+            assert p.stop is not None
+            t = Trigger(p.spec.position_id, p.spec.symbol, TriggerKind.STOP, p.stop, price, ts)
+            for fn in listeners:
+                fn(t)
+        for p in targets:
+            assert p.spec.take_profit is not None
+            t = Trigger(
+                p.spec.position_id, p.spec.symbol, TriggerKind.TAKE_PROFIT, p.spec.take_profit, price, ts
+            )
+            for fn in listeners:
+                fn(t)
+
+    def _recheck(self, now: int) -> None:
+        """Positions through their stop or target: re-arm if the price came back, else (stops only)
+        a backup exit once the grace period is over."""
+        for slot in list(self._through):
+            p = self._pos[slot]
+            assert p is not None and p.through_since is not None
+            m = self._mark[p.inst]
+            if (m > p.stop_f) if p.sign > 0 else (m < p.stop_f):
+                p.through_since = None
+                self._through.discard(slot)
+                self._arm_stop(p)
+            elif not p.exit_requested and now - p.through_since >= self.grace_ns:
+                self._request_exit(p, ExitReason.BACKUP_STOP, float(m), now)
+        for slot in list(self._touched):
+            p = self._pos[slot]
+            assert p is not None
+            m = self._mark[p.inst]
+            if (m < p.tp_f) if p.sign > 0 else (m > p.tp_f):
+                p.tp_touched = False
+                self._touched.discard(slot)
+                self._arm_target(p)
+
+    def _trail(self, extremes: dict[int, tuple[float, float]], now: int) -> None:
+        for slot in self._trailing:
+            p = self._pos[slot]
+            assert p is not None and p.spec.trailing is not None and p.stop is not None
+            ext = extremes.get(p.inst)
+            if ext is None or p.exit_requested or p.modify_pending is not None or p.through_since is not None:
+                if ext is not None:
+                    p.best = _better(p.best, ext[0] if p.sign > 0 else ext[1], p.sign)
+                continue
+            p.best = _better(p.best, ext[0] if p.sign > 0 else ext[1], p.sign)
+            tr = p.spec.trailing
+            # How many whole steps the stop may tighten: stop + k*step <= best - distance (long).
+            room = (
+                (p.best - float(tr.distance) - p.stop_f)
+                if p.sign > 0
+                else (p.stop_f - p.best - float(tr.distance))
+            )
+            k = math.floor(room / float(tr.step) + 1e-9)
+            if k < 1:
+                continue
+            new = p.stop + p.sign * k * tr.step
+            if p.refused_stop is not None and (new - p.refused_stop) * p.sign <= 0:
+                continue
+            p.modify_pending = new
+            req = StopModify(p.spec.position_id, p.spec.symbol, p.stop, new, now)
+            self.audit.record(
+                "monitor.stop_modify_requested",
+                {"symbol": p.spec.symbol, "old_stop": str(p.stop), "new_stop": str(new), "best": p.best},
+                position_id=p.spec.position_id,
+            )
+            try:
+                self.requester.request_stop_modify(req)
+            except Exception as exc:  # the manager's bug must not stop the quote path
+                log.error("stop modify request for %s failed: %r", p.spec.position_id, exc)
+                p.modify_pending = None
+                p.refused_stop = new
+
+    def _time_exits(self, now: int) -> None:
+        while self._timed and self._timed[0][0] <= now:
+            _, slot, pid = heapq.heappop(self._timed)
+            p = self._pos[slot]
+            if p is None or p.spec.position_id != pid or p.exit_requested:
+                continue
+            m = self._mark[p.inst]
+            self._request_exit(p, ExitReason.TIME, float(m), now)
+
+    def _request_exit(self, p: _Pos, reason: ExitReason, price: float, now: int) -> None:
+        pid = p.spec.position_id
+        if p.exit_requested or pid in self._exited:
+            p.exit_requested = True
+            return
+        p.exit_requested = True
+        self._exited.add(pid)
+        req = ExitRequest(pid, p.spec.symbol, p.spec.side.opposite, p.qty, reason, price, now)
+        self.audit.record(
+            "monitor.exit_requested",
+            {"symbol": p.spec.symbol, "reason": reason.value, "quantity": str(p.qty), "price": price,
+             "stop": str(p.stop), "client_order_id": req.client_order_id},
+            position_id=pid,
+        )  # fmt: skip
+        try:
+            self.requester.request_exit(req)
+        except Exception as exc:
+            # Never a second exit: the request stays marked; a human (and the reconciler) take over.
+            log.error("exit request for %s failed: %r", pid, exc)
+            self.audit.record("monitor.exit_request_failed", {"error": repr(exc)}, position_id=pid)
+
+    # -- protection invariant -----------------------------------------------------------------------
+
+    def check_protection(self, view: ProtectionView) -> list[ProtectionGap]:
+        """Every watched position must have a resting broker stop of its full size (DESIGN)."""
+        gaps = []
+        for pid, slot in self._by_id.items():
+            p = self._pos[slot]
+            assert p is not None
+            rs = view.resting_stop(pid)
+            if rs is None:
+                gaps.append(ProtectionGap(pid, p.spec.symbol, "no resting stop at the broker"))
+            elif rs.quantity != p.qty:
+                gaps.append(
+                    ProtectionGap(pid, p.spec.symbol, f"stop size {rs.quantity} != position size {p.qty}")
+                )
+        return gaps
+
+    # -- internals ----------------------------------------------------------------------------------
+
+    def _get(self, position_id: str) -> _Pos:
+        slot = self._by_id.get(position_id)
+        if slot is None:
+            raise KeyError(f"position {position_id!r} is not watched")
+        p = self._pos[slot]
+        assert p is not None
+        return p
+
+    def _book(self, inst: int) -> LevelBook:
+        book = self._books.get(inst)
+        if book is None:
+            book = self._books[inst] = LevelBook()
+        return book
+
+    def _arm_stop(self, p: _Pos) -> None:
+        if math.isnan(p.stop_f):
+            return
+        if p.sign > 0:
+            self._book(p.inst).arm_lower(p.slot, p.stop_f)
+        else:
+            self._book(p.inst).arm_upper(p.slot, p.stop_f)
+
+    def _arm_target(self, p: _Pos) -> None:
+        if math.isnan(p.tp_f):
+            return
+        if p.sign > 0:
+            self._book(p.inst).arm_upper(p.slot, p.tp_f)
+        else:
+            self._book(p.inst).arm_lower(p.slot, p.tp_f)
+
+    def _grow(self, n: int) -> None:
+        cap = len(self._mark)
+        if n <= cap:
+            return
+        new = max(n, 2 * cap)
+        self._mark = np.concatenate((self._mark, np.full(new - cap, np.nan)))
+        self._mark_ts = np.concatenate((self._mark_ts, np.zeros(new - cap, dtype=np.int64)))
+
+
+def _better(best: float, price: float, sign: int) -> float:
+    if math.isnan(best):
+        return price
+    return max(best, price) if sign > 0 else min(best, price)

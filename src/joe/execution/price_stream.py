@@ -1,0 +1,290 @@
+"""`PriceStream`: one quote stream over every broker's streaming market data, handed on in batches.
+
+Sources (`joe.execution.quote_sources`: IBKR streaming market data, Capital.com's WebSocket, a replay
+of arrays for benchmarks and tests) call `push` per quote or `push_batch` with arrays. Quotes pushed
+in one event-loop iteration are handed on together as one `QuoteBatch` (at most `max_batch`), so
+consumers (the `PositionMonitor`) pay no per-quote scheduling.
+
+Staleness (per instrument): a watched instrument with no quote for `stale_after_s` while its market
+is open (`is_open(symbol, now_ns)`, e.g. `joe.runtime.schedule`) is *stale*: `entries_allowed` is
+False for it, and if it is held an alert is raised. The next quote clears it. Stale/fresh changes
+are audited.
+
+Reconnects and resubscription belong to the sources (each broker's rules differ: IBKR 1101 loses
+the subscriptions, Capital.com drops idle sockets after 10 minutes); `watch` only records what the
+stream must carry and asks the source once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable, Sequence
+from typing import Protocol
+
+import numpy as np
+
+from joe.core.events import AuditSink, NullAudit
+from joe.execution.quotes import InstrumentIndex, QuoteBatch
+
+log = logging.getLogger(__name__)
+
+
+class QuoteConsumer(Protocol):
+    def on_batch(self, batch: QuoteBatch) -> None: ...
+
+
+class QuoteSource(Protocol):
+    """A broker's streaming quotes. `bind` gives it the stream to push into; `subscribe` is
+    idempotent; the source keeps its subscriptions alive across reconnects by itself."""
+
+    name: str
+
+    def bind(self, stream: PriceStream) -> None: ...
+
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+    async def subscribe(self, symbols: Sequence[str]) -> None: ...
+
+    async def unsubscribe(self, symbols: Sequence[str]) -> None: ...
+
+
+def _always_open(symbol: str, now_ns: int) -> bool:
+    return True
+
+
+class PriceStream:
+    """Batches quotes from its sources to its consumers and tracks per-instrument staleness.
+
+    - `clock_ns`: wall clock (int ns UTC) stamped on quotes that carry no time, and passed to `is_open`;
+    - `monotonic`: seconds, for staleness (injectable for deterministic tests);
+    - `on_alert(text)`: called when a held instrument goes stale (and when it recovers).
+    """
+
+    def __init__(
+        self,
+        *,
+        instruments: InstrumentIndex | None = None,
+        stale_after_s: float = 30.0,
+        max_batch: int = 4096,
+        is_open: Callable[[str, int], bool] = _always_open,
+        audit: AuditSink | None = None,
+        on_alert: Callable[[str], None] | None = None,
+        clock_ns: Callable[[], int] = time.time_ns,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if stale_after_s <= 0:
+            raise ValueError(f"stale_after_s must be > 0, got {stale_after_s}")
+        if max_batch < 1:
+            raise ValueError(f"max_batch must be >= 1, got {max_batch}")
+        self.instruments = instruments if instruments is not None else InstrumentIndex()
+        self.stale_after_s = stale_after_s
+        self.max_batch = max_batch
+        self.is_open = is_open
+        self.audit: AuditSink = audit if audit is not None else NullAudit()
+        self.on_alert = on_alert
+        self.clock_ns = clock_ns
+        self.monotonic = monotonic
+        self.consumers: list[QuoteConsumer] = []
+        self.sources: dict[str, QuoteSource] = {}
+        self.watched: dict[str, str] = {}  # symbol -> source name
+        self.held: set[str] = set()
+        self.stale: set[str] = set()
+        self.quotes = 0
+        self.batches = 0
+        self.consumer_errors = 0
+        self._since: dict[str, float] = {}  # symbol -> monotonic time its staleness clock started
+        self._last_seen = np.zeros(16)  # per instrument id, monotonic seconds
+        self._b_inst: list[int] = []
+        self._b_ts: list[int] = []
+        self._b_bid: list[float] = []
+        self._b_ask: list[float] = []
+        self._flush_scheduled = False
+        self._watchdog: asyncio.Task[None] | None = None
+
+    # -- wiring -------------------------------------------------------------------------------------
+
+    def add_source(self, source: QuoteSource) -> None:
+        if source.name in self.sources:
+            raise ValueError(f"a quote source named {source.name!r} is already attached")
+        self.sources[source.name] = source
+        source.bind(self)
+
+    def _source(self, name: str | None) -> QuoteSource:
+        if name is None:
+            if len(self.sources) != 1:
+                raise ValueError(f"say which source to use: attached are {sorted(self.sources)}")
+            return next(iter(self.sources.values()))
+        try:
+            return self.sources[name]
+        except KeyError:
+            raise ValueError(f"no quote source named {name!r}; attached are {sorted(self.sources)}") from None
+
+    async def watch(self, symbols: Sequence[str], *, held: bool = False, source: str | None = None) -> None:
+        """Stream `symbols` (held: an open position depends on them, so staleness alerts)."""
+        src = self._source(source)
+        new = [s for s in symbols if s not in self.watched]
+        now = self.monotonic()
+        for s in symbols:
+            self.instruments.id(s)
+            self.watched[s] = src.name
+            self._since.setdefault(s, now)
+            if held:
+                self.held.add(s)
+        if new:
+            await src.subscribe(new)
+
+    async def unwatch(self, symbols: Sequence[str]) -> None:
+        by_source: dict[str, list[str]] = {}
+        for s in symbols:
+            name = self.watched.pop(s, None)
+            if name is not None:
+                by_source.setdefault(name, []).append(s)
+            self.held.discard(s)
+            self.stale.discard(s)
+            self._since.pop(s, None)
+        for name, syms in by_source.items():
+            await self.sources[name].unsubscribe(syms)
+
+    def set_held(self, symbol: str, held: bool) -> None:
+        (self.held.add if held else self.held.discard)(symbol)
+
+    async def start(self) -> None:
+        for src in self.sources.values():
+            await src.start()
+        if self._watchdog is None:
+            self._watchdog = asyncio.create_task(self._watch_staleness(), name="price-stream-stale")
+
+    async def stop(self) -> None:
+        if self._watchdog is not None:
+            self._watchdog.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._watchdog
+            self._watchdog = None
+        for src in self.sources.values():
+            await src.stop()
+        self.flush()
+
+    # -- the hot path -------------------------------------------------------------------------------
+
+    def push(self, symbol: str, bid: float, ask: float, ts_ns: int | None = None) -> None:
+        """One quote from a source (bid, ask > 0). It is handed on with the others of this loop
+        iteration, or at once when `max_batch` quotes are waiting."""
+        self._b_inst.append(self.instruments.id(symbol))
+        self._b_ts.append(self.clock_ns() if ts_ns is None else ts_ns)
+        self._b_bid.append(bid)
+        self._b_ask.append(ask)
+        if len(self._b_inst) >= self.max_batch:
+            self.flush()
+        elif not self._flush_scheduled:
+            self._flush_scheduled = True
+            asyncio.get_running_loop().call_soon(self.flush)
+
+    def flush(self) -> None:
+        """Hand on the quotes pushed so far (no-op when none wait)."""
+        self._flush_scheduled = False
+        if not self._b_inst:
+            return
+        batch = QuoteBatch(
+            np.array(self._b_inst, dtype=np.int32),
+            np.array(self._b_ts, dtype=np.int64),
+            np.array(self._b_bid, dtype=np.float64),
+            np.array(self._b_ask, dtype=np.float64),
+        )
+        self._b_inst, self._b_ts, self._b_bid, self._b_ask = [], [], [], []
+        self._dispatch(batch)
+
+    def push_batch(self, batch: QuoteBatch) -> None:
+        """Hand on a whole batch (bulk sources, replays); quotes pushed singly before it go first."""
+        if self._b_inst:
+            self.flush()
+        self._dispatch(batch)
+
+    def _dispatch(self, batch: QuoteBatch) -> None:
+        n = len(batch)
+        if n == 0:
+            return
+        self.quotes += n
+        self.batches += 1
+        top = int(batch.inst.max()) + 1
+        if top > len(self._last_seen):
+            self._last_seen = np.concatenate((self._last_seen, np.zeros(max(top, 2 * len(self._last_seen)))))
+        self._last_seen[batch.inst] = self.monotonic()
+        if self.stale:
+            self._clear_fresh()
+        for c in self.consumers:
+            try:
+                c.on_batch(batch)
+            except Exception as exc:
+                # A consumer's bug must not stop the stream for the others; it is counted and logged.
+                self.consumer_errors += 1
+                log.exception("quote consumer %r failed on a batch of %d quotes", c, n)
+                self.audit.record("stream.consumer_error", {"consumer": type(c).__name__, "error": repr(exc)})
+
+    # -- staleness ----------------------------------------------------------------------------------
+
+    def is_stale(self, symbol: str) -> bool:
+        return symbol in self.stale
+
+    def entries_allowed(self, symbol: str) -> bool:
+        """No entries on an instrument that is not streamed, or is stale."""
+        return symbol in self.watched and symbol not in self.stale
+
+    def last_seen(self, symbol: str) -> float | None:
+        """Monotonic time of the last quote for `symbol`, or None."""
+        i = self.instruments.get(symbol)
+        if i is None or i >= len(self._last_seen) or self._last_seen[i] == 0:
+            return None
+        return float(self._last_seen[i])
+
+    def check_staleness(self) -> None:
+        """Mark watched instruments stale (open market, no quote for `stale_after_s`); the watchdog
+        task calls this every `stale_after_s / 4`."""
+        now = self.monotonic()
+        now_ns = self.clock_ns()
+        for s in self.watched:
+            if s in self.stale:
+                continue
+            seen = self.last_seen(s)
+            ref = max(seen if seen is not None else 0.0, self._since.get(s, now))
+            if now - ref <= self.stale_after_s:
+                continue
+            if not self.is_open(s, now_ns):
+                self._since[s] = now  # a closed market is not stale; the clock restarts at the open
+                continue
+            self.stale.add(s)
+            held = s in self.held
+            self.audit.record("stream.stale", {"symbol": s, "held": held, "silent_s": round(now - ref, 3)})
+            log.warning("no quote for %s for %.1fs: stale (entries refused)", s, now - ref)
+            if held:
+                self._alert(
+                    f"held instrument {s} is stale: no quote for {now - ref:.0f}s while its market is open"
+                )
+
+    def _clear_fresh(self) -> None:
+        now = self.monotonic()
+        for s in list(self.stale):
+            seen = self.last_seen(s)
+            if seen is not None and now - seen <= self.stale_after_s:
+                self.stale.discard(s)
+                self._since[s] = seen
+                self.audit.record("stream.fresh", {"symbol": s, "held": s in self.held})
+                if s in self.held:
+                    self._alert(f"held instrument {s} is quoting again")
+
+    def _alert(self, text: str) -> None:
+        if self.on_alert is None:
+            return
+        try:
+            self.on_alert(text)
+        except Exception:
+            log.exception("stream alert hook failed")
+
+    async def _watch_staleness(self) -> None:
+        while True:
+            await asyncio.sleep(self.stale_after_s / 4)
+            self.check_staleness()

@@ -1,0 +1,184 @@
+"""The `PriceStream`'s sources: IBKR streaming market data, Capital.com's WebSocket, array replay.
+
+Each adapter reuses the broker client Joe already has and only translates its callbacks into
+`PriceStream.push` calls; reconnecting and resubscribing stay where the broker's rules live:
+- IBKR (`IBKRMarketData` on an `IBKRConnection`): after a socket loss the connection reconnects with
+  backoff, and after a reconnect or 1101 ("restored, data lost" — ib_async does not resubscribe by
+  itself) the market data's re-sync hook subscribes every ticker again; 1102 keeps them;
+- Capital.com (`CapitalStream`): at most 40 epics per WebSocket (sharded), a ping well inside the
+  10-minute idle limit, reconnect with backoff + jitter and resubscribe, re-login on a session error.
+Quotes are stamped with the stream's clock on arrival, so grace periods and staleness use one clock.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import math
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from joe.brokers.capital.streaming import CapitalStream, StreamQuote
+from joe.brokers.ibkr.marketdata import IBKRMarketData
+from joe.execution.price_stream import PriceStream
+from joe.execution.quotes import QuoteBatch
+
+
+class IBKRQuoteSource:
+    """Streaming quotes from TWS / IB Gateway through `IBKRMarketData` (connect it first)."""
+
+    name = "ibkr"
+
+    def __init__(self, market_data: IBKRMarketData) -> None:
+        self.md = market_data
+        self.symbols: set[str] = set()
+        self._stream: PriceStream | None = None
+
+    def bind(self, stream: PriceStream) -> None:
+        self._stream = stream
+
+    async def start(self) -> None:
+        self.md.ib.pendingTickersEvent += self._on_tickers
+
+    async def stop(self) -> None:
+        self.md.ib.pendingTickersEvent -= self._on_tickers
+
+    async def subscribe(self, symbols: Sequence[str]) -> None:
+        await self.md.subscribe(symbols)
+        self.symbols.update(symbols)
+
+    async def unsubscribe(self, symbols: Sequence[str]) -> None:
+        self.symbols.difference_update(symbols)
+
+    def _on_tickers(self, tickers: Any) -> None:
+        stream = self._stream
+        if stream is None:
+            return
+        for t in tickers:
+            c = t.contract
+            if c is None or c.symbol not in self.symbols:
+                continue
+            bid, ask = t.bid, t.ask
+            # ib_async reports "no price" as nan or -1
+            if bid is None or ask is None or math.isnan(bid) or math.isnan(ask) or bid <= 0 or ask <= 0:
+                continue
+            stream.push(c.symbol, float(bid), float(ask))
+
+
+class CapitalQuoteSource:
+    """Streaming quotes from Capital.com's WebSocket through `CapitalStream` (epics are symbols)."""
+
+    name = "capital"
+
+    def __init__(self, stream: CapitalStream) -> None:
+        self.cs = stream
+        self._stream: PriceStream | None = None
+
+    def bind(self, stream: PriceStream) -> None:
+        self._stream = stream
+        self.cs.on_quote = self._on_quote
+
+    async def start(self) -> None:
+        await self.cs.start()
+
+    async def stop(self) -> None:
+        await self.cs.stop()
+
+    async def subscribe(self, symbols: Sequence[str]) -> None:
+        await self.cs.subscribe(symbols)
+
+    async def unsubscribe(self, symbols: Sequence[str]) -> None:
+        await self.cs.unsubscribe(symbols)
+
+    def _on_quote(self, q: StreamQuote) -> None:
+        if self._stream is not None and q.bid > 0 and q.ask > 0:
+            self._stream.push(q.epic, q.bid, q.ask)
+
+
+class ReplaySource:
+    """Replays recorded quotes (arrays, e.g. read from parquet) into the stream in chunks of
+    `chunk` quotes, yielding to the event loop between chunks like a live source would.
+
+    `symbols[k]` names the file's instrument k; `ts` are the recorded int ns times.
+    """
+
+    name = "replay"
+
+    def __init__(
+        self,
+        symbols: Sequence[str],
+        inst: np.ndarray,
+        ts: np.ndarray,
+        bid: np.ndarray,
+        ask: np.ndarray,
+        *,
+        chunk: int = 1024,
+        record_latency: bool = False,
+    ) -> None:
+        if chunk < 1:
+            raise ValueError(f"chunk must be >= 1, got {chunk}")
+        self.symbols = list(symbols)
+        self.raw = QuoteBatch.of(inst, ts, bid, ask)
+        if len(self.raw) and int(self.raw.inst.max()) >= len(self.symbols):
+            raise ValueError(
+                f"replay has instrument {int(self.raw.inst.max())} but only {len(self.symbols)} symbols"
+            )
+        self.chunk = chunk
+        self.latencies: list[float] | None = [] if record_latency else None  # seconds per batch
+        self.done = asyncio.Event()
+        self._stream: PriceStream | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._data: QuoteBatch | None = None
+
+    def bind(self, stream: PriceStream) -> None:
+        self._stream = stream
+        lut = np.array([stream.instruments.id(s) for s in self.symbols], dtype=np.int32)
+        r = self.raw
+        self._data = QuoteBatch(lut[r.inst], r.ts, r.bid, r.ask)
+
+    async def subscribe(self, symbols: Sequence[str]) -> None:
+        return None  # a replay carries what it recorded
+
+    async def unsubscribe(self, symbols: Sequence[str]) -> None:
+        return None
+
+    async def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.create_task(self.run(), name="replay-source")
+
+    async def stop(self) -> None:
+        if self._task is not None and not self._task.done():
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        self._task = None
+
+    def batches(self) -> list[QuoteBatch]:
+        """The replay cut into chunks (views, no copies)."""
+        d = self._data
+        if d is None:
+            raise RuntimeError("bind the source to a PriceStream first")
+        return [
+            QuoteBatch(d.inst[i : i + self.chunk], d.ts[i : i + self.chunk], d.bid[i : i + self.chunk],
+                       d.ask[i : i + self.chunk])
+            for i in range(0, len(d), self.chunk)
+        ]  # fmt: skip
+
+    async def run(self) -> None:
+        """Push every chunk, then set `done`."""
+        stream = self._stream
+        if stream is None:
+            raise RuntimeError("bind the source to a PriceStream first")
+        lat = self.latencies
+        for b in self.batches():
+            if lat is None:
+                stream.push_batch(b)
+            else:
+                t0 = time.perf_counter()
+                stream.push_batch(b)
+                lat.append(time.perf_counter() - t0)
+            await asyncio.sleep(0)
+        self.done.set()

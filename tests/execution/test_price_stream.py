@@ -1,0 +1,152 @@
+"""PriceStream without a broker: batching per loop iteration, consumer isolation, staleness rules."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+
+import numpy as np
+import pytest
+
+from joe.core.events import NullAudit
+from joe.execution.price_stream import PriceStream
+from joe.execution.quote_sources import ReplaySource
+from joe.execution.quotes import QuoteBatch
+
+
+class Source:
+    name = "fake"
+
+    def __init__(self) -> None:
+        self.subscribed: list[str] = []
+        self.stream: PriceStream | None = None
+
+    def bind(self, stream: PriceStream) -> None:
+        self.stream = stream
+
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+    async def subscribe(self, symbols: Sequence[str]) -> None:
+        self.subscribed += symbols
+
+    async def unsubscribe(self, symbols: Sequence[str]) -> None:
+        self.subscribed = [s for s in self.subscribed if s not in symbols]
+
+
+class Sink:
+    def __init__(self) -> None:
+        self.batches: list[QuoteBatch] = []
+
+    def on_batch(self, batch: QuoteBatch) -> None:
+        self.batches.append(batch)
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.t = 1000.0
+
+    def __call__(self) -> float:
+        return self.t
+
+
+async def test_quotes_of_one_loop_iteration_arrive_as_one_batch() -> None:
+    s = PriceStream(max_batch=3, clock_ns=lambda: 7)
+    sink = Sink()
+    s.consumers.append(sink)
+    for i in range(5):
+        s.push("AAA" if i % 2 else "BBB", 1.0 + i, 1.1 + i)
+    assert [len(b) for b in sink.batches] == [3]  # max_batch reached: handed on at once
+    await asyncio.sleep(0)
+    assert [len(b) for b in sink.batches] == [3, 2]
+    b = sink.batches[1]
+    assert [s.instruments.symbol(i) for i in b.inst.tolist()] == ["AAA", "BBB"]
+    assert b.ts.tolist() == [7, 7] and b.bid.tolist() == [4.0, 5.0]
+    assert s.quotes == 5 and s.batches == 2
+
+
+async def test_a_failing_consumer_does_not_starve_the_others() -> None:
+    class Bad:
+        def on_batch(self, batch: QuoteBatch) -> None:
+            raise RuntimeError("bug")
+
+    audit = NullAudit()
+    s = PriceStream(audit=audit)
+    sink = Sink()
+    s.consumers += [Bad(), sink]
+    s.push("AAA", 1.0, 1.1)
+    s.flush()
+    assert len(sink.batches) == 1 and s.consumer_errors == 1
+    assert audit.records[0][0] == "stream.consumer_error"
+
+
+async def test_stale_only_while_the_market_is_open_and_alerts_only_when_held() -> None:
+    clock = Clock()
+    open_ = {"AAA": True, "BBB": True, "CCC": False}
+    alerts: list[str] = []
+    audit = NullAudit()
+    s = PriceStream(stale_after_s=10, monotonic=clock, is_open=lambda sym, now: open_[sym], audit=audit,
+                    on_alert=alerts.append)  # fmt: skip
+    s.add_source(Source())
+    await s.watch(["AAA", "CCC"], held=True)
+    await s.watch(["BBB"])
+    s.push("AAA", 1.0, 1.1)
+    s.push("BBB", 1.0, 1.1)
+    s.flush()
+    clock.t += 10
+    s.check_staleness()
+    assert s.stale == set()
+    clock.t += 0.5
+    s.check_staleness()
+    assert s.stale == {"AAA", "BBB"}  # CCC is silent too, but its market is closed
+    assert not s.entries_allowed("AAA") and not s.entries_allowed("BBB") and s.entries_allowed("CCC")
+    assert not s.entries_allowed("ZZZ")  # not streamed: no entries either
+    assert len(alerts) == 1 and "AAA" in alerts[0]  # BBB is only watched, not held
+    s.push("AAA", 1.0, 1.1)
+    s.flush()
+    assert s.stale == {"BBB"} and s.entries_allowed("AAA")
+    assert "quoting again" in alerts[-1]
+    open_["CCC"] = True  # the market opens: CCC's clock starts at the open, not at its last quote
+    clock.t += 5
+    s.check_staleness()
+    assert "CCC" not in s.stale
+    clock.t += 10
+    s.check_staleness()
+    assert "CCC" in s.stale
+    kinds = [r[0] for r in audit.records]
+    assert kinds.count("stream.stale") == 4 and kinds.count("stream.fresh") == 1  # AAA went silent again
+
+
+async def test_watch_subscribes_once_and_needs_a_known_source() -> None:
+    s = PriceStream()
+    src = Source()
+    s.add_source(src)
+    await s.watch(["AAA", "BBB"])
+    await s.watch(["AAA"], held=True)
+    assert src.subscribed == ["AAA", "BBB"] and s.held == {"AAA"}
+    with pytest.raises(ValueError, match="no quote source named 'ibkr'"):
+        await s.watch(["X"], source="ibkr")
+    with pytest.raises(ValueError, match="already attached"):
+        s.add_source(Source())
+    await s.unwatch(["AAA"])
+    assert src.subscribed == ["BBB"] and "AAA" not in s.held
+
+
+async def test_replay_source_maps_its_instruments_and_pushes_everything() -> None:
+    s = PriceStream()
+    s.instruments.id("OTHER")  # ids in the stream differ from the file's
+    sink = Sink()
+    s.consumers.append(sink)
+    src = ReplaySource(
+        ["X", "Y"], np.array([1, 0, 1]), np.array([1, 2, 3]), np.ones(3), np.ones(3) * 2, chunk=2
+    )
+    s.add_source(src)
+    await s.start()
+    await asyncio.wait_for(src.done.wait(), 5)
+    await s.stop()
+    assert [len(b) for b in sink.batches] == [2, 1]
+    syms = [s.instruments.symbol(i) for b in sink.batches for i in b.inst.tolist()]
+    assert syms == ["Y", "X", "Y"]
+    with pytest.raises(ValueError, match="only 1 symbols"):
+        ReplaySource(["X"], np.array([1]), np.array([1]), np.ones(1), np.ones(1))
