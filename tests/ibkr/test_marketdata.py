@@ -126,3 +126,12 @@ def test_quote_handler_skips_incomplete_tickers() -> None:
     h.on_tickers([t])
     q = h.latest["AAPL"]
     assert (str(q.bid), str(q.ask), q.bid_size, q.last) == ("10", "10.02", 100, None)
+
+
+async def test_daily_history_follows_the_nyse_calendar(sim178: IBKRSimulator, make_market_data: Any) -> None:
+    md = await make_market_data(sim178)
+    end = datetime(2026, 11, 30, 23, 59, tzinfo=UTC)
+    df = await md.history("AAPL", "1d", start=datetime(2026, 11, 21, tzinfo=UTC), end=end)
+    days = [d.date().isoformat() for d in df.index]
+    assert days[-4:] == ["2026-11-24", "2026-11-25", "2026-11-27", "2026-11-30"]  # no Thanksgiving bar
+    assert all(d.weekday() < 5 for d in df.index)

@@ -12,6 +12,7 @@ import random
 from datetime import UTC, date, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 
+from joe.data.calendars import calendar_for
 from joe.simulators.ibkr.codec import SimBar
 
 DEFAULT_UNIVERSE: tuple[str, ...] = (
@@ -77,12 +78,21 @@ def rank(seed: int, universe: list[str], scan_code: str, rows: int) -> list[str]
 def _times(end: datetime, bar_size: str, count: int) -> list[datetime]:
     step = BAR_SECONDS.get(bar_size, 86400)
     out: list[datetime] = []
-    if step >= 86400:
+    if step == 86400:
+        # Daily bars on NYSE sessions: no bar on a holiday (Thanksgiving) or a weekend.
+        days = calendar_for("XNYS").trading_days(end.date(), count)
+        d = (days[0] if days else end.date()) - timedelta(days=1)
+        while len(days) < count:  # before the calendar's data: plain weekdays
+            if d.weekday() < 5:
+                days.insert(0, d)
+            d -= timedelta(days=1)
+        return [datetime(x.year, x.month, x.day, tzinfo=UTC) for x in days]
+    if step > 86400:
         d = end.date()
         while len(out) < count:
             if d.weekday() < 5:
                 out.append(datetime(d.year, d.month, d.day, tzinfo=UTC))
-            d -= timedelta(days=7 if step > 86400 else 1)
+            d -= timedelta(days=7)
     else:
         t = end.replace(second=0, microsecond=0)
         t -= timedelta(seconds=t.timestamp() % step)

@@ -91,6 +91,7 @@ class IBKRSimulator:
         self.sessions: set[Session] = set()
         self.unknown_symbols: set[str] = {"NOSUCH"}
         self.accepting = True
+        self.connectivity_lost = False  # between an injected 1100 and 1101/1102: no quotes flow
         self._server: asyncio.Server | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._live_execs = 0
@@ -240,7 +241,7 @@ class IBKRSimulator:
                 self._price_moved(q.symbol)
 
     def _price_moved(self, symbol: str) -> None:
-        for s in list(self.sessions):
+        for s in list(self.sessions if not self.connectivity_lost else ()):
             for req_id, sym in list(s.mkt_subs.items()):
                 if sym == symbol:
                     s.send_quote(req_id, symbol)
@@ -297,7 +298,15 @@ class IBKRSimulator:
             2104: "Market data farm connection is OK:usfarm",
             162: "Historical Market Data Service error message:pacing violation",
         }.get(code, f"simulated error {code}")
+        # Like TWS: while IB is unreachable (1100) no market data flows; "restored, data lost" (1101)
+        # means every market data subscription is gone and must be requested again; 1102 keeps them.
+        if code == 1100:
+            self.connectivity_lost = True
+        elif code in (1101, 1102):
+            self.connectivity_lost = False
         for s in list(self.sessions):
+            if code == 1101:
+                s.mkt_subs.clear()
             s.send(C.error(self.server_version, req_id, code, text))
 
     def drop_connections(self) -> None:
