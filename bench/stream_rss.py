@@ -109,7 +109,8 @@ def main() -> None:
         return
     print(f"machine: {machine()}")
     port_file = Path(f"/tmp/joe-rss-sim-{os.getpid()}.port")
-    proc = subprocess.Popen([sys.executable, __file__, "--child", str(port_file), "--seconds", str(args.seconds)])
+    cmd = [sys.executable, __file__, "--child", str(port_file), "--seconds", str(args.seconds)]
+    proc = subprocess.Popen(cmd)
     try:
         for _ in range(200):
             if port_file.exists() and port_file.read_text():

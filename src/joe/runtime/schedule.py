@@ -36,7 +36,8 @@ class ScheduleRule:
         if not self.name:
             raise ValueError("a schedule rule needs a name")
         if (self.anchor is Anchor.TIME) != (self.at is not None):
-            raise ValueError(f"schedule rule {self.name!r}: 'at' is required for anchor 'time' and only for it")
+            msg = f"schedule rule {self.name!r}: 'at' is required for anchor 'time' and only for it"
+            raise ValueError(msg)
 
 
 @dataclass(frozen=True, slots=True)
