@@ -49,7 +49,7 @@ def run_command(
     """Run Regime → Scan → Score → Strategy → Risk → Signal → paper trades → report."""
     console = Console(stderr=True, log_path=False)
     if not once:
-        console.print("The daemon is not built yet: use `joe run --once`.")
+        console.print("`joe run` needs --once; the long-running process is `joe daemon`.")
         raise typer.Exit(ExitCode.USAGE)
     if broker not in ("sim", "capital", "ibkr"):
         console.print(f"--broker must be sim, capital or ibkr, not {broker!r}")

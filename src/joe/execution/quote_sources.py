@@ -47,8 +47,8 @@ class IBKRQuoteSource:
         self.md.ib.pendingTickersEvent -= self._on_tickers
 
     async def subscribe(self, symbols: Sequence[str]) -> None:
+        self.symbols.update(symbols)  # first: ticks may arrive while later symbols are still qualifying
         await self.md.subscribe(symbols)
-        self.symbols.update(symbols)
 
     async def unsubscribe(self, symbols: Sequence[str]) -> None:
         self.symbols.difference_update(symbols)

@@ -1,0 +1,77 @@
+"""`joe daemon`: the long-running process (skeleton: streams, monitor, heartbeat, orderly stop)."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from joe.cli.exit_codes import ExitCode
+
+
+def daemon_command(
+    broker: Annotated[str, typer.Option(help="Quote stream: sim (none), capital or ibkr.")] = "sim",
+    watch: Annotated[str, typer.Option(help="Comma-separated symbols to stream from the start.")] = "",
+    stale_after: Annotated[float, typer.Option(help="Seconds without a quote (market open) → stale.")] = 30.0,
+    heartbeat: Annotated[float, typer.Option(help="Seconds between heartbeats in the store.")] = 5.0,
+) -> None:
+    """Run until SIGTERM/SIGINT: stream quotes, watch positions, write a heartbeat; then stop entries,
+    settle, persist and exit 0 (open positions keep their broker-side stops)."""
+    console = Console(stderr=True, log_path=False)
+    if broker not in ("sim", "capital", "ibkr"):
+        console.print(f"--broker must be sim, capital or ibkr, not {broker!r}")
+        raise typer.Exit(ExitCode.USAGE)
+    if stale_after <= 0 or heartbeat <= 0:
+        console.print("--stale-after and --heartbeat must be positive numbers of seconds")
+        raise typer.Exit(ExitCode.USAGE)
+    from joe.runtime.bootstrap import bootstrap
+
+    try:
+        rt = bootstrap(broker=broker)
+    except Exception as exc:
+        console.print(f"[red]Cannot start[/]: {type(exc).__name__}: {exc}", soft_wrap=True)
+        raise typer.Exit(ExitCode.FAILED) from None
+    if rt.decision.fell_back:
+        console.print(f"[yellow]Paper mode[/]: {'; '.join(rt.decision.reasons)}", soft_wrap=True)
+    symbols = [s.strip() for s in watch.split(",") if s.strip()]
+    try:
+        asyncio.run(_run(rt, broker, symbols, stale_after, heartbeat, console))
+    except Exception as exc:
+        rt.audit.record("daemon.failed", {"error": f"{type(exc).__name__}: {exc}"})
+        console.print(f"[red]Daemon failed[/]: {type(exc).__name__}: {exc}", soft_wrap=True)
+        raise typer.Exit(ExitCode.FAILED) from None
+    finally:
+        rt.close()
+    console.print("daemon stopped")
+
+
+async def _run(rt: object, broker: str, symbols: list[str], stale_after: float, heartbeat: float,
+               console: Console) -> None:  # fmt: skip
+    from joe.execution.position_monitor import PositionMonitor
+    from joe.execution.price_stream import PriceStream
+    from joe.runtime.bootstrap import Runtime
+    from joe.runtime.daemon import Daemon, DaemonTimings
+    from joe.runtime.daemon_sources import UnroutedExits, market_hours, open_quote_source
+
+    assert isinstance(rt, Runtime)
+    stream = PriceStream(stale_after_s=stale_after, audit=rt.audit, is_open=market_hours(broker).is_open)
+    monitor = PositionMonitor(stream.instruments, UnroutedExits(rt.audit), audit=rt.audit)
+    closers = []
+    if broker != "sim":
+        source, close = await open_quote_source(rt, broker)
+        stream.add_source(source)
+        closers.append(close)
+    elif symbols:
+        console.print("--broker sim has no live quotes: --watch is ignored")
+        symbols = []
+    daemon = Daemon(audit=rt.audit, state=rt.store, stream=stream, monitor=monitor, mode=rt.mode,
+                    timings=DaemonTimings(heartbeat_s=heartbeat), watch=symbols)  # fmt: skip
+    daemon.install_signal_handlers()
+    console.print(f"daemon running ({rt.mode}, broker {broker}); SIGTERM or Ctrl-C stops it")
+    try:
+        await daemon.run()
+    finally:
+        for close in closers:
+            await close()

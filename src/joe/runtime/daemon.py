@@ -1,0 +1,228 @@
+"""`joe daemon`'s event loop (skeleton): streams prices, watches positions, runs the schedule, beats.
+
+One asyncio process. Start-up order (crash-only: every start is a recovery):
+1. `reconcile()` if given — before any stream or scheduled run (the `Reconciler` plugs in here);
+2. the `PriceStream` (its sources connect and subscribe) feeding the `PositionMonitor`;
+3. tasks: monitor timer (grace periods, time exits), scheduled runs (`Schedule`, exchange time),
+   periodic reconciliation, heartbeat (written to the store: `daemon.heartbeat`).
+On SIGTERM/SIGINT (`request_stop`): new entries stop at once (`entries_allowed` is False), scheduled
+runs stop, in-flight work gets `settle_s` to finish, the stream closes, a final heartbeat says
+"stopped", and `run()` returns — the CLI exits 0. Open positions keep their broker-side stops:
+nothing here cancels or flattens.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+from joe.core.clock import utcnow
+from joe.core.events import AuditSink
+from joe.execution.position_monitor import PositionMonitor
+from joe.execution.price_stream import PriceStream
+from joe.runtime.schedule import Schedule, ScheduledRun
+
+log = logging.getLogger(__name__)
+
+HEARTBEAT_KEY = "daemon.heartbeat"
+
+
+class StateStore(Protocol):
+    def get_state(self, key: str, default: Any = None) -> Any: ...
+
+    def set_state(self, key: str, value: Any) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class DaemonTimings:
+    """Seconds: heartbeat period, monitor timer period, reconciliation period, bounded settle on stop."""
+
+    heartbeat_s: float = 5.0
+    tick_s: float = 1.0
+    reconcile_s: float = 300.0
+    settle_s: float = 10.0
+
+
+class Daemon:
+    """Wires the long-running tasks; see the module docstring for the order and the stop sequence."""
+
+    def __init__(
+        self,
+        *,
+        audit: AuditSink,
+        state: StateStore,
+        stream: PriceStream,
+        monitor: PositionMonitor,
+        mode: str,
+        schedule: Schedule | None = None,
+        on_run: Callable[[ScheduledRun], Coroutine[Any, Any, None]] | None = None,
+        reconcile: Callable[[], Awaitable[None]] | None = None,
+        timings: DaemonTimings | None = None,
+        watch: Sequence[str] = (),
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
+        self.audit = audit
+        self.state = state
+        self.stream = stream
+        self.monitor = monitor
+        self.mode = mode
+        self.schedule = schedule
+        self.on_run = on_run
+        self.reconcile = reconcile
+        self.t = timings or DaemonTimings()
+        self.clock = clock
+        self.watch = list(watch)
+        self.status = "starting"
+        self.runs_done = 0
+        self._stop = asyncio.Event()
+        self._stopping = False
+        self._inflight: set[asyncio.Task[Any]] = set()
+
+    # -- control ------------------------------------------------------------------------------------
+
+    def request_stop(self, reason: str = "signal") -> None:
+        """Stop taking entries now and begin the orderly stop (idempotent; safe from a signal handler)."""
+        if self._stopping:
+            return
+        self._stopping = True
+        self.status = "stopping"
+        self.audit.record("daemon.stopping", {"reason": reason})
+        log.info("daemon stopping (%s): no new entries", reason)
+        self._stop.set()
+
+    def entries_allowed(self, symbol: str) -> bool:
+        """New entries on `symbol`: not while stopping, and only on a fresh stream (not stale)."""
+        return not self._stopping and self.stream.entries_allowed(symbol)
+
+    def install_signal_handlers(self) -> None:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self.request_stop, signal.Signals(sig).name)
+
+    # -- the loop -----------------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        self.audit.record("daemon.started", {"pid": os.getpid(), "mode": self.mode})
+        if self.reconcile is not None:
+            self.status = "reconciling"
+            await self.reconcile()  # before anything else: a failure propagates and nothing starts
+        if self.monitor not in self.stream.consumers:
+            self.stream.consumers.append(self.monitor)
+        await self.stream.start()
+        if self.watch:
+            await self.stream.watch(self.watch)
+        self.status = "running"
+        self._beat()
+        tasks = [
+            asyncio.create_task(self._every(self.t.heartbeat_s, self._beat), name="daemon-heartbeat"),
+            asyncio.create_task(self._every(self.t.tick_s, self.monitor.tick), name="daemon-monitor-tick"),
+        ]
+        if self.schedule is not None and self.on_run is not None:
+            tasks.append(asyncio.create_task(self._scheduler(), name="daemon-schedule"))
+        if self.reconcile is not None:
+            tasks.append(asyncio.create_task(self._reconcile_loop(), name="daemon-reconcile"))
+        try:
+            await self._stop.wait()
+        finally:
+            for t in tasks:
+                t.cancel()
+            for t in tasks:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await t
+            await self._settle()
+            await self.stream.stop()
+            self.status = "stopped"
+            self._beat()
+            self.audit.record("daemon.stopped", {"runs": self.runs_done, "positions": len(self.monitor)})
+
+    async def _settle(self) -> None:
+        if not self._inflight:
+            return
+        _done, pending = await asyncio.wait(self._inflight, timeout=self.t.settle_s)
+        if pending:
+            self.audit.record("daemon.settle_timeout", {"pending": len(pending)})
+            for t in pending:
+                t.cancel()
+
+    async def _every(self, period: float, fn: Callable[[], Any]) -> None:
+        while True:
+            await asyncio.sleep(period)
+            try:
+                fn()
+            except Exception:
+                log.exception("daemon periodic task %r failed", fn)
+
+    async def _scheduler(self) -> None:
+        assert self.schedule is not None and self.on_run is not None
+        while not self._stopping:
+            nxt = self.schedule.next_run(self.clock())
+            if nxt is None:
+                return
+            delay = (nxt.at - self.clock()).total_seconds()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            if self._stopping:
+                return
+            self.audit.record("daemon.run", {"name": nxt.name, "at": nxt.at.isoformat()})
+            task: asyncio.Task[None] = asyncio.create_task(self.on_run(nxt), name=f"run-{nxt.name}")
+            self._inflight.add(task)
+            task.add_done_callback(self._inflight.discard)
+            try:
+                await asyncio.shield(task)
+                self.runs_done += 1
+            except Exception as exc:
+                self.audit.record(
+                    "daemon.run_failed", {"name": nxt.name, "error": f"{type(exc).__name__}: {exc}"}
+                )
+
+    async def _reconcile_loop(self) -> None:
+        assert self.reconcile is not None
+        while True:
+            await asyncio.sleep(self.t.reconcile_s)
+            try:
+                await self.reconcile()
+            except Exception as exc:
+                self.audit.record("daemon.reconcile_failed", {"error": f"{type(exc).__name__}: {exc}"})
+
+    def _beat(self) -> None:
+        now = self.clock()
+        beat = {
+            "pid": os.getpid(),
+            "ts": now.isoformat(),
+            "status": self.status,
+            "mode": self.mode,
+            "quotes": self.stream.quotes,
+            "watched": len(self.stream.watched),
+            "stale": sorted(self.stream.stale),
+            "positions": len(self.monitor),
+            "runs": self.runs_done,
+        }
+        try:
+            self.state.set_state(HEARTBEAT_KEY, beat)
+        except Exception:
+            log.exception("heartbeat write failed")
+
+
+def heartbeat_health(
+    state: StateStore, now: datetime | None = None, max_age_s: float = 30.0
+) -> dict[str, Any]:
+    """The daemon's last heartbeat and whether it is stale (for `joe status`).
+
+    Returns {"running": bool, "stale": bool, "age_s": float | None, "heartbeat": dict | None}.
+    A heartbeat older than `max_age_s` while its status is not "stopped" means the daemon died or hangs.
+    """
+    beat = state.get_state(HEARTBEAT_KEY)
+    if not isinstance(beat, dict):
+        return {"running": False, "stale": False, "age_s": None, "heartbeat": None}
+    now = now or datetime.now(UTC)
+    age = (now - datetime.fromisoformat(str(beat["ts"]))).total_seconds()
+    stopped = beat.get("status") == "stopped"
+    return {"running": not stopped and age <= max_age_s, "stale": not stopped and age > max_age_s,
+            "age_s": age, "heartbeat": beat}  # fmt: skip

@@ -1,0 +1,236 @@
+"""The daemon skeleton: start order (reconcile first), heartbeat, schedule, orderly stop; and
+`joe daemon` as a separate process (paper, and streaming from `joe sim ibkr`) exiting 0 on SIGTERM."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from joe.core.events import NullAudit
+from joe.data.calendars import calendar_for
+from joe.execution.position_monitor import PositionMonitor
+from joe.execution.price_stream import PriceStream
+from joe.execution.protection import ExitRequest, StopModify
+from joe.runtime.daemon import HEARTBEAT_KEY, Daemon, DaemonTimings, heartbeat_health
+from joe.runtime.schedule import Anchor, Schedule, ScheduledRun, ScheduleRule
+from joe.store import open_store
+
+JOE = str(Path(sys.executable).with_name("joe"))
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@contextmanager
+def ibkr_simulator(port: int) -> Iterator[None]:
+    """`joe sim ibkr` as its own process, listening on `port`."""
+    proc = subprocess.Popen([JOE, "sim", "ibkr", "--port", str(port)], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)  # fmt: skip
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            assert proc.poll() is None and time.monotonic() < deadline, "joe sim ibkr did not start"
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+                break
+            except OSError:
+                time.sleep(0.1)
+        yield
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+class State:
+    def __init__(self) -> None:
+        self.kv: dict[str, Any] = {}
+        self.writes = 0
+
+    def get_state(self, key: str, default: Any = None) -> Any:
+        return self.kv.get(key, default)
+
+    def set_state(self, key: str, value: Any) -> None:
+        self.writes += 1
+        self.kv[key] = json.loads(json.dumps(value))
+
+
+class Source:
+    name = "fake"
+
+    def __init__(self, log: list[str]) -> None:
+        self.log = log
+
+    def bind(self, stream: PriceStream) -> None: ...
+
+    async def start(self) -> None:
+        self.log.append("stream.start")
+
+    async def stop(self) -> None:
+        self.log.append("stream.stop")
+
+    async def subscribe(self, symbols: Sequence[str]) -> None:
+        self.log.append(f"subscribe {','.join(symbols)}")
+
+    async def unsubscribe(self, symbols: Sequence[str]) -> None: ...
+
+
+class NoExits:
+    def request_exit(self, request: ExitRequest) -> None: ...
+
+    def request_stop_modify(self, request: StopModify) -> None: ...
+
+
+def rig(log: list[str], **kw: Any) -> tuple[Daemon, State, NullAudit]:
+    stream = PriceStream()
+    stream.add_source(Source(log))
+    state, audit = State(), NullAudit()
+
+    async def reconcile() -> None:
+        log.append("reconcile")
+
+    monitor = PositionMonitor(stream.instruments, NoExits())
+    timings = DaemonTimings(heartbeat_s=0.01, tick_s=0.01)
+    d = Daemon(audit=audit, state=state, stream=stream, monitor=monitor, mode="paper", reconcile=reconcile,
+               timings=timings, **kw)  # fmt: skip
+    return d, state, audit
+
+
+async def test_reconcile_first_then_stream_heartbeat_and_an_orderly_stop() -> None:
+    log: list[str] = []
+    d, state, audit = rig(log, watch=["AAA"])
+    task = asyncio.create_task(d.run())
+    while state.writes < 3:
+        await asyncio.sleep(0.01)
+    assert log == ["reconcile", "stream.start", "subscribe AAA"]
+    assert state.kv[HEARTBEAT_KEY]["status"] == "running" and state.kv[HEARTBEAT_KEY]["watched"] == 1
+    assert d.entries_allowed("AAA")
+    d.request_stop("test")
+    assert not d.entries_allowed("AAA")  # at once, before anything settles
+    await asyncio.wait_for(task, 5)
+    assert log[-1] == "stream.stop"
+    assert state.kv[HEARTBEAT_KEY]["status"] == "stopped"
+    kinds = [r[0] for r in audit.records]
+    assert kinds[0] == "daemon.started" and kinds[-2:] == ["daemon.stopping", "daemon.stopped"]
+    health = heartbeat_health(state, datetime.now(UTC) + timedelta(hours=1))
+    assert health["stale"] is False and health["running"] is False  # stopped cleanly is not stale
+
+
+def test_a_silent_heartbeat_is_reported_stale() -> None:
+    state = State()
+    assert heartbeat_health(state)["heartbeat"] is None
+    state.set_state(HEARTBEAT_KEY, {"ts": "2026-11-30T12:00:00+00:00", "status": "running"})
+    now = datetime(2026, 11, 30, 12, 0, 20, tzinfo=UTC)
+    assert heartbeat_health(state, now, max_age_s=30) | {"heartbeat": None} == {
+        "running": True, "stale": False, "age_s": 20.0, "heartbeat": None
+    }  # fmt: skip
+    assert heartbeat_health(state, now + timedelta(seconds=11), max_age_s=30)["stale"] is True
+
+
+async def test_scheduled_run_happens_and_stop_lets_it_settle() -> None:
+    log: list[str] = []
+    t0 = [time.monotonic()]
+    base = datetime(2026, 11, 27, 14, 44, 59, 800_000, tzinfo=UTC)  # 0.2 s before 15 min after the open
+
+    def clock() -> datetime:
+        return base + timedelta(seconds=time.monotonic() - t0[0])
+
+    ran: list[ScheduledRun] = []
+    finished: list[str] = []
+
+    async def on_run(run: ScheduledRun) -> None:
+        ran.append(run)
+        await asyncio.sleep(0.2)
+        finished.append(run.name)
+
+    sched = Schedule(calendar_for("XNYS"), [ScheduleRule("after_open", Anchor.OPEN, 15),
+                                            ScheduleRule("pre_close", Anchor.CLOSE, -15)])  # fmt: skip
+    d, state, _audit = rig(log, schedule=sched, on_run=on_run, clock=clock)
+    t0[0] = time.monotonic()  # the calendar is built: start the clock now
+    task = asyncio.create_task(d.run())
+    while not ran:
+        await asyncio.sleep(0.01)
+    d.request_stop("test")  # mid-run: the run is allowed to finish (bounded)
+    await asyncio.wait_for(task, 5)
+    assert [r.name for r in ran] == ["after_open"] and finished == ["after_open"]
+    assert ran[0].at == datetime(2026, 11, 27, 14, 45, tzinfo=UTC)
+    assert state.kv[HEARTBEAT_KEY]["status"] == "stopped"
+
+
+def _env(project: Path, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("CAPITAL_", "IBKR_", "TRADING_MODE"))}
+    env.update(JOE_DATA_DIR=str(project / "data"), JOE_CONFIG=str(project / "config/execution.yaml"), **extra)
+    return env
+
+
+def _heartbeat(project: Path) -> dict[str, Any] | None:
+    store = open_store(f"sqlite:///{project / 'data' / 'joe.db'}", data_dir=project / "data")
+    try:
+        beat = store.get_state(HEARTBEAT_KEY)
+    finally:
+        store.close()
+    return beat if isinstance(beat, dict) else None
+
+
+def _wait_beat(project: Path, proc: subprocess.Popen[str], pred: Any, timeout: float = 90) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise AssertionError(f"joe daemon exited {proc.returncode}: {proc.communicate()[1][-3000:]}")
+        if (project / "data" / "joe.db").exists():
+            beat = _heartbeat(project)
+            if beat is not None and pred(beat):
+                return beat
+        time.sleep(0.2)
+    raise AssertionError("no matching heartbeat")
+
+
+def _stop(proc: subprocess.Popen[str]) -> tuple[int, str]:
+    proc.send_signal(signal.SIGTERM)
+    _out, err = proc.communicate(timeout=60)
+    return proc.returncode, err
+
+
+def test_joe_daemon_paper_process_beats_and_exits_0_on_sigterm(project: Path) -> None:
+    proc = subprocess.Popen([JOE, "daemon", "--heartbeat", "0.2"], cwd=project, env=_env(project),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    try:
+        beat = _wait_beat(project, proc, lambda b: b["status"] == "running")
+        assert beat["mode"] == "paper" and beat["pid"] == proc.pid
+    finally:
+        rc, err = _stop(proc)
+    assert rc == 0, err[-3000:]
+    assert _heartbeat(project)["status"] == "stopped"  # type: ignore[index]
+    audit = "".join(f.read_text() for f in (project / "data/audit").glob("*.jsonl"))
+    for kind in ("daemon.started", "daemon.stopping", "daemon.stopped"):
+        assert kind in audit
+
+
+def test_joe_daemon_streams_from_the_ibkr_simulator(project: Path) -> None:
+    port = free_port()
+    with ibkr_simulator(port):
+        proc = subprocess.Popen(
+            [JOE, "daemon", "--broker", "ibkr", "--watch", "AAPL,MSFT", "--heartbeat", "0.2"],
+            cwd=project, env=_env(project, IBKR_PORT=str(port)),
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        try:
+            beat = _wait_beat(project, proc, lambda b: b["status"] == "running" and b["quotes"] >= 2)
+            assert beat["watched"] == 2 and beat["stale"] == []
+        finally:
+            rc, err = _stop(proc)
+    assert rc == 0, err[-3000:]
+    assert _heartbeat(project)["status"] == "stopped"  # type: ignore[index]
