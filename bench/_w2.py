@@ -121,6 +121,59 @@ def naive_reference(inst: np.ndarray, bid: np.ndarray, ask: np.ndarray) -> tuple
     return n_stop, n_tp
 
 
+async def asyncio_queue_reference(inst: np.ndarray, bid: np.ndarray, ask: np.ndarray) -> tuple[int, int]:
+    """PEERS.md's "asyncio.Queue producer → consumer + the heap checks": one queue item per quote."""
+    q: asyncio.Queue[tuple[int, float, float] | None] = asyncio.Queue(maxsize=1024)
+    out: list[tuple[int, int]] = []
+
+    async def produce() -> None:
+        for item in zip(inst.tolist(), bid.tolist(), ask.tolist(), strict=True):
+            await q.put(item)
+        await q.put(None)
+
+    async def consume() -> None:
+        k = pid = n_stop = n_tp = 0
+        stops: dict[int, list[tuple[float, int]]] = {}
+        tps: dict[int, list[tuple[float, int]]] = {}
+        dead: set[int] = set()
+        while (item := await q.get()) is not None:
+            i, b, a = item
+            mid = (b + a) / 2
+            if i not in stops:
+                stops[i], tps[i] = [], []
+                for _ in range(POSITIONS_PER_INSTRUMENT):
+                    d = distance(k)
+                    k += 1
+                    heapq.heappush(stops[i], (-(mid * (1 - d)), pid))
+                    heapq.heappush(tps[i], (mid * (1 + d), pid))
+                    pid += 1
+                continue
+            sh, th = stops[i], tps[i]
+            closed = 0
+            while sh and -sh[0][0] >= mid:
+                p = heapq.heappop(sh)[1]
+                if p not in dead:
+                    dead.add(p)
+                    closed += 1
+                    n_stop += 1
+            while th and th[0][0] <= mid:
+                p = heapq.heappop(th)[1]
+                if p not in dead:
+                    dead.add(p)
+                    closed += 1
+                    n_tp += 1
+            for _ in range(closed):
+                d = distance(k)
+                k += 1
+                heapq.heappush(sh, (-(mid * (1 - d)), pid))
+                heapq.heappush(th, (mid * (1 + d), pid))
+                pid += 1
+        out.append((n_stop, n_tp))
+
+    await asyncio.gather(produce(), consume())
+    return out[0]
+
+
 class _NoExits:
     """W2's broker fills every stop at once, so the monitor never needs a backup exit."""
 

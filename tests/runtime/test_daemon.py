@@ -205,8 +205,9 @@ def _stop(proc: subprocess.Popen[str]) -> tuple[int, str]:
 
 
 def test_joe_daemon_paper_process_beats_and_exits_0_on_sigterm(project: Path) -> None:
-    proc = subprocess.Popen([JOE, "daemon", "--heartbeat", "0.2"], cwd=project, env=_env(project),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    cmd = [JOE, "daemon", "--heartbeat", "0.2", "--no-schedule"]
+    pipe = subprocess.PIPE
+    proc = subprocess.Popen(cmd, cwd=project, env=_env(project), stdout=pipe, stderr=pipe, text=True)
     try:
         beat = _wait_beat(project, proc, lambda b: b["status"] == "running")
         assert beat["mode"] == "paper" and beat["pid"] == proc.pid
@@ -223,7 +224,7 @@ def test_joe_daemon_streams_from_the_ibkr_simulator(project: Path) -> None:
     port = free_port()
     with ibkr_simulator(port):
         proc = subprocess.Popen(
-            [JOE, "daemon", "--broker", "ibkr", "--watch", "AAPL,MSFT", "--heartbeat", "0.2"],
+            [JOE, "daemon", "--broker", "ibkr", "--watch", "AAPL,MSFT", "--heartbeat", ".2", "--no-schedule"],
             cwd=project, env=_env(project, IBKR_PORT=str(port)),
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         )  # fmt: skip

@@ -14,8 +14,14 @@ from joe.cli.exit_codes import ExitCode
 def daemon_command(
     broker: Annotated[str, typer.Option(help="Quote stream: sim (none), capital or ibkr.")] = "sim",
     watch: Annotated[str, typer.Option(help="Comma-separated symbols to stream from the start.")] = "",
-    stale_after: Annotated[float, typer.Option(help="Seconds without a quote (market open) → stale.")] = 30.0,
-    heartbeat: Annotated[float, typer.Option(help="Seconds between heartbeats in the store.")] = 5.0,
+    stale_after: Annotated[
+        float | None,
+        typer.Option(help="Seconds without a quote (market open) → stale [daemon.stale_after_s]."),
+    ] = None,
+    heartbeat: Annotated[
+        float | None, typer.Option(help="Seconds between heartbeats in the store [daemon.heartbeat_s].")
+    ] = None,
+    schedule: Annotated[bool, typer.Option(help="Run the pipeline on daemon.schedule.")] = True,
 ) -> None:
     """Run until SIGTERM/SIGINT: stream quotes, watch positions, write a heartbeat; then stop entries,
     settle, persist and exit 0 (open positions keep their broker-side stops)."""
@@ -23,7 +29,7 @@ def daemon_command(
     if broker not in ("sim", "capital", "ibkr"):
         console.print(f"--broker must be sim, capital or ibkr, not {broker!r}")
         raise typer.Exit(ExitCode.USAGE)
-    if stale_after <= 0 or heartbeat <= 0:
+    if (stale_after is not None and stale_after <= 0) or (heartbeat is not None and heartbeat <= 0):
         console.print("--stale-after and --heartbeat must be positive numbers of seconds")
         raise typer.Exit(ExitCode.USAGE)
     from joe.runtime.bootstrap import bootstrap
@@ -37,7 +43,7 @@ def daemon_command(
         console.print(f"[yellow]Paper mode[/]: {'; '.join(rt.decision.reasons)}", soft_wrap=True)
     symbols = [s.strip() for s in watch.split(",") if s.strip()]
     try:
-        asyncio.run(_run(rt, broker, symbols, stale_after, heartbeat, console))
+        asyncio.run(_run(rt, broker, symbols, stale_after, heartbeat, schedule, console))
     except Exception as exc:
         rt.audit.record("daemon.failed", {"error": f"{type(exc).__name__}: {exc}"})
         console.print(f"[red]Daemon failed[/]: {type(exc).__name__}: {exc}", soft_wrap=True)
@@ -47,17 +53,28 @@ def daemon_command(
     console.print("daemon stopped")
 
 
-async def _run(rt: object, broker: str, symbols: list[str], stale_after: float, heartbeat: float,
-               console: Console) -> None:  # fmt: skip
+async def _run(
+    rt: object,
+    broker: str,
+    symbols: list[str],
+    stale_after: float | None,
+    heartbeat: float | None,
+    schedule: bool,
+    console: Console,
+) -> None:
     from joe.execution.position_monitor import PositionMonitor
     from joe.execution.price_stream import PriceStream
     from joe.runtime.bootstrap import Runtime
     from joe.runtime.daemon import Daemon, DaemonTimings
+    from joe.runtime.daemon_runs import pipeline_runner, schedule_from_config
     from joe.runtime.daemon_sources import UnroutedExits, market_hours, open_quote_source
 
     assert isinstance(rt, Runtime)
-    stream = PriceStream(stale_after_s=stale_after, audit=rt.audit, is_open=market_hours(broker).is_open)
-    monitor = PositionMonitor(stream.instruments, UnroutedExits(rt.audit), audit=rt.audit)
+    cfg = rt.config.daemon
+    stale_s = stale_after if stale_after is not None else cfg.stale_after_s
+    stream = PriceStream(stale_after_s=stale_s, audit=rt.audit, is_open=market_hours(broker).is_open)
+    monitor = PositionMonitor(stream.instruments, UnroutedExits(rt.audit), grace_s=cfg.backup_exit_grace_s,
+                              audit=rt.audit)  # fmt: skip
     closers = []
     if broker != "sim":
         source, close = await open_quote_source(rt, broker)
@@ -66,8 +83,12 @@ async def _run(rt: object, broker: str, symbols: list[str], stale_after: float, 
     elif symbols:
         console.print("--broker sim has no live quotes: --watch is ignored")
         symbols = []
-    daemon = Daemon(audit=rt.audit, state=rt.store, stream=stream, monitor=monitor, mode=rt.mode,
-                    timings=DaemonTimings(heartbeat_s=heartbeat), watch=symbols)  # fmt: skip
+    timings = DaemonTimings(heartbeat_s=heartbeat or cfg.heartbeat_s, settle_s=cfg.settle_s)
+    daemon = Daemon(
+        audit=rt.audit, state=rt.store, stream=stream, monitor=monitor, mode=rt.mode, timings=timings,
+        watch=symbols, schedule=schedule_from_config(cfg.schedule) if schedule else None,
+        on_run=pipeline_runner(broker, rt.audit),
+    )  # fmt: skip
     daemon.install_signal_handlers()
     console.print(f"daemon running ({rt.mode}, broker {broker}); SIGTERM or Ctrl-C stops it")
     try:

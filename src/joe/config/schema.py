@@ -108,6 +108,23 @@ class BrokersConfig(_Strict):
     capital: CapitalConfig = CapitalConfig()
 
 
+class ScheduleConfig(_Strict):
+    """Scheduled pipeline runs of the daemon, in the exchange's time (null disables one)."""
+
+    exchange: str = "XNYS"
+    pre_open_scan_min: int | None = Field(30, ge=0, le=720)  # minutes before the open
+    after_open_min: int | None = Field(15, ge=0, le=720)  # minutes after the open
+    pre_close_min: int | None = Field(15, ge=0, le=720)  # minutes before the (possibly early) close
+
+
+class DaemonConfig(_Strict):
+    heartbeat_s: float = Field(5.0, gt=0)
+    stale_after_s: float = Field(30.0, gt=0)
+    backup_exit_grace_s: float = Field(5.0, ge=0)
+    settle_s: float = Field(10.0, ge=0)
+    schedule: ScheduleConfig = ScheduleConfig()
+
+
 class ExecutionConfig(_Strict):
     """The whole `config/execution.yaml`."""
 
@@ -119,3 +136,4 @@ class ExecutionConfig(_Strict):
     ai: AIConfig = AIConfig()
     alerts: AlertsConfig = AlertsConfig()
     brokers: BrokersConfig = BrokersConfig()
+    daemon: DaemonConfig = DaemonConfig()
