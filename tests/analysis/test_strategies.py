@@ -69,7 +69,7 @@ def test_breakout_long_on_volume_with_readable_reason() -> None:
     assert s.entry == Decimal("108.0000")
     assert s.trailing_distance is not None and s.trailing_distance == s.entry - s.stop_loss
     assert "broke the 55-day high" in s.reason and "2.5× average volume" in s.reason
-    assert s.signal_id == f"breakout:x:{p.dates[-1].date().isoformat()}:long"
+    assert s.signal_id == f"breakout:X:{p.dates[-1].date().isoformat()}:LONG"
     assert_geometry(s)
     # No volume, no breakout.
     vol[-1] = 1e6

@@ -10,6 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from joe.core import OrderIntent, OrderLeg, OrderType, Side, Signal, client_order_id
+from joe.core.ids import signal_id
 from joe.core.models import Direction, Position
 
 text = st.text(min_size=1, max_size=40)
@@ -25,6 +26,40 @@ def test_client_order_id_is_deterministic(signal_id: str, leg: str) -> None:
 def test_client_order_id_differs_for_different_intents(s1: str, l1: str, s2: str, l2: str) -> None:
     if (s1, l1) != (s2, l2):
         assert client_order_id(s1, l1) != client_order_id(s2, l2)
+
+
+# Parts drawn mostly from separators and short runs, so naive joins would collide often.
+_parts = st.lists(
+    st.sampled_from(["a", "b", ":", "\x1f", "%", "3A", "A", "|", "é"]), min_size=1, max_size=6
+).map("".join)
+
+
+@given(st.lists(st.tuples(_parts, _parts, st.integers(0, 3)), min_size=2, max_size=30, unique=True))
+def test_client_order_id_never_collides(inputs: list[tuple[str, str, int]]) -> None:
+    ids = [client_order_id(s, leg, attempt) for s, leg, attempt in inputs]
+    assert len(set(ids)) == len(ids)
+
+
+def test_client_order_id_examples_from_issue_9() -> None:
+    assert client_order_id("a\x1fb", "c") != client_order_id("a", "b\x1fc")
+    assert client_order_id("s", "exit", 1) != client_order_id("s", "exit") == client_order_id("s", "exit", 0)
+    with pytest.raises(ValueError):
+        client_order_id("s", "exit", -1)
+
+
+@given(st.lists(st.tuples(_parts, _parts, _parts, _parts), min_size=2, max_size=30, unique=True))
+def test_signal_id_never_collides(inputs: list[tuple[str, str, str, str]]) -> None:
+    ids = [signal_id(*parts) for parts in inputs]
+    assert len(set(ids)) == len(ids)
+    assert ids == [signal_id(*parts) for parts in inputs]  # deterministic
+
+
+def test_signal_id_examples_from_issue_9() -> None:
+    assert signal_id("trend", "ABC", "2024-01-02", "LONG") != signal_id("TREND", "abc", "2024-01-02", "LONG")
+    assert signal_id("trend:x", "y", "d", "LONG") != signal_id("trend", "x:y", "d", "LONG")
+    assert signal_id("trend", "AAPL", "2024-01-02", "LONG") == "trend:AAPL:2024-01-02:LONG"  # still readable
+    with pytest.raises(ValueError, match="symbol"):
+        signal_id("trend", "", "d", "LONG")
 
 
 def test_client_order_id_rejects_empty() -> None:

@@ -20,7 +20,7 @@ from joe.core import (
     Side,
     client_order_id,
 )
-from joe.core.order import TRANSITIONS
+from joe.core.order import TRANSITIONS, is_legal
 
 TS = datetime(2024, 1, 2, tzinfo=UTC)
 
@@ -80,10 +80,10 @@ def test_random_event_sequences_keep_invariants(qty: int, seq: list[tuple[str, o
         if order.state is OrderState.FILLED:
             assert order.filled_quantity == order.quantity
         for t in order.history:
-            assert t.to_state in TRANSITIONS[t.from_state]
+            assert is_legal(t.from_state, t.to_state, correction=t.from_reconciliation)
 
 
-def test_terminal_states_accept_nothing() -> None:
+def test_terminal_states_accept_no_plain_transition_but_a_late_fill_moves_them_on() -> None:
     for terminal in (OrderState.CANCELLED, OrderState.REJECTED, OrderState.EXPIRED):
         order = make_order()
         order.transition(OrderState.SUBMITTING)
@@ -92,8 +92,53 @@ def test_terminal_states_accept_nothing() -> None:
         for s in OrderState:
             with pytest.raises(IllegalTransition):
                 order.transition(s)
-        with pytest.raises(IllegalTransition):
-            order.apply_fill(fill(order, "late", 1))
+        # A fill is a fact: never dropped because of Joe's local state.
+        assert order.apply_fill(fill(order, "late", 1))
+        assert order.state is OrderState.PARTIALLY_FILLED and order.filled_quantity == 1
+        assert order.history[-1].from_reconciliation
+
+
+def test_a_higher_revision_replaces_a_fill_never_adds() -> None:
+    order = make_order(100)
+    order.transition(OrderState.SUBMITTING)
+    order.transition(OrderState.ACCEPTED)
+    assert order.apply_fill(fill(order, "0001.01", 100, "10"))
+    assert order.state is OrderState.FILLED
+    assert order.apply_fill(fill(order, "0001.01", 50, "10.5"), revision=2)
+    assert order.filled_quantity == 50 and order.state is OrderState.PARTIALLY_FILLED
+    assert order.avg_fill_price == Decimal("10.5")
+    assert not order.apply_fill(fill(order, "0001.01", 100, "10"), revision=1)  # an older revision
+    assert order.apply_fill(fill(order, "0002.01", 50, "11"))
+    assert order.filled_quantity == 100 and order.state is OrderState.FILLED
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("price", Decimal(0)),
+        ("price", Decimal(-5)),
+        ("price", Decimal("NaN")),
+        ("price", Decimal("Infinity")),
+        ("quantity", Decimal("NaN")),
+        ("quantity", Decimal("-1")),
+        ("quantity", Decimal("Infinity")),
+        ("side", Side.SELL),
+        ("symbol", "MSFT"),
+        ("commission", Decimal("NaN")),
+    ],
+)
+def test_invalid_fills_are_refused_and_change_nothing(field: str, value: object) -> None:
+    from dataclasses import replace
+
+    from joe.core.order import InvalidFill
+
+    order = make_order(10)
+    order.transition(OrderState.SUBMITTING)
+    order.transition(OrderState.ACCEPTED)
+    bad = replace(fill(order, "e1", 1), **{field: value})
+    with pytest.raises(InvalidFill, match=field):
+        order.apply_fill(bad)
+    assert order.filled_quantity == 0 and order.state is OrderState.ACCEPTED and not order.fills
 
 
 def test_partial_then_full_fill_and_vwap() -> None:
@@ -107,7 +152,7 @@ def test_partial_then_full_fill_and_vwap() -> None:
     assert order.apply_fill(fill(order, "e2", 60, "11"))
     assert order.state is OrderState.FILLED
     assert order.avg_fill_price == Decimal("10.6")
-    with pytest.raises(IllegalTransition):
+    with pytest.raises(OverfillError):
         order.apply_fill(fill(order, "e3", 1))
 
 

@@ -125,10 +125,13 @@ def test_insert_ignore_compiles_to_on_conflict_for_postgresql() -> None:
             self.sql = str(stmt.compile(dialect=self.dialect))  # type: ignore[attr-defined]
 
             class _R:
-                rowcount = 1
+                rowcount = -1  # what psycopg 3 reports for this statement
+
+                def first(self) -> tuple[str]:
+                    return ("f",)
 
             return _R()
 
     conn = _Conn()
     assert insert_ignore(conn, fills, {"fill_id": "f"}, ["fill_id"])  # type: ignore[arg-type]
-    assert "ON CONFLICT (fill_id) DO NOTHING" in conn.sql
+    assert "ON CONFLICT (fill_id) DO NOTHING RETURNING" in conn.sql

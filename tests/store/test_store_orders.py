@@ -179,3 +179,92 @@ def test_any_fill_sequence_round_trips(store: Store, qtys: list[Decimal], prices
     assert final.filled_quantity == sum(qtys, Decimal(0))
     assert final.avg_fill_price == o.avg_fill_price
     assert isinstance(final, Order) and final.remaining == Decimal("0.5")
+
+
+def test_two_copies_the_stale_one_cannot_overwrite_a_fill(store: Store) -> None:
+    """Copy A takes a fill and saves; stale copy B (loaded before) tries to cancel: refused."""
+    o = make_order(qty="10")
+    o.transition(OrderState.SUBMITTING)
+    o.transition(OrderState.ACCEPTED)
+    store.save_order(o, broker="sim", mode="live")
+    a = store.load_order(o.client_order_id)
+    b = store.load_order(o.client_order_id)
+    assert a is not None and b is not None and a.version == b.version == 1
+    a.apply_fill(make_fill("f1", qty="4"))
+    store.save_order(a, broker="sim", mode="live")
+    b.transition(OrderState.CANCELLED, "stale view")
+    with pytest.raises(StaleOrderError, match="version 1"):
+        store.save_order(b, broker="sim", mode="live")
+    back = store.load_order(o.client_order_id)
+    assert back is not None and back.state is OrderState.PARTIALLY_FILLED
+    assert back.filled_quantity == 4 and back.version == 2 and set(back.fills) == {"f1"}
+
+
+def test_a_fill_revision_replaces_the_stored_row(store: Store) -> None:
+    o = make_order(qty="100")
+    o.transition(OrderState.SUBMITTING)
+    o.transition(OrderState.ACCEPTED)
+    o.apply_fill(make_fill("0001.01", qty="100"))
+    store.save_order(o, broker="ibkr", mode="live")
+    o.apply_fill(make_fill("0001.01", qty="50", price="187.5"), revision=2)
+    store.save_order(o, broker="ibkr", mode="live")
+    back = store.load_order(o.client_order_id)
+    assert back is not None and back == o
+    assert back.fill_revisions == {"0001.01": 2} and back.filled_quantity == 50
+    assert [(f.fill_id, f.quantity) for f in store.fills(o.client_order_id)] == [("0001.01", Decimal(50))]
+    assert back.history[-1].from_reconciliation  # FILLED -> PARTIALLY_FILLED is a broker correction
+
+
+def test_a_commission_set_after_the_fill_is_stored(store: Store) -> None:
+    o = make_order(qty="10")
+    o.transition(OrderState.SUBMITTING)
+    o.transition(OrderState.ACCEPTED)
+    o.apply_fill(make_fill("f1", qty="10"))
+    store.save_order(o, broker="ibkr", mode="live")
+    assert o.set_commission("f1", Decimal("1.00"))
+    store.save_order(o, broker="ibkr", mode="live")
+    assert store.fills(o.client_order_id)[0].commission == Decimal("1.00")
+
+
+def test_pending_commissions_wait_for_their_fill(store: Store) -> None:
+    assert store.pending_commission("x.1") is None
+    store.add_pending_commission("x.1", Decimal("0.5"), broker="ibkr", currency="USD", ts=T0)
+    store.add_pending_commission("x.1", Decimal("1.0"), broker="ibkr", currency="USD", ts=T0)
+    p = store.pending_commission("x.1")
+    assert p is not None and p.commission == Decimal("1.0") and p.currency == "USD"
+    assert [c.fill_id for c in store.pending_commissions()] == ["x.1"]
+    store.drop_pending_commission("x.1")
+    assert store.pending_commissions() == []
+
+
+def test_unaudited_fills_are_the_outbox(store: Store) -> None:
+    o = make_order(qty="10")
+    o.transition(OrderState.SUBMITTING)
+    o.transition(OrderState.ACCEPTED)
+    o.apply_fill(make_fill("f1", qty="4"))
+    o.apply_fill(make_fill("f2", qty="6", minutes=1))
+    store.save_order(o, broker="ibkr", mode="live", pending_audit={"f1", "f2"})
+    assert [f.fill_id for f, _, _ in store.unaudited_fills()] == ["f1", "f2"]
+    store.mark_fills_audited(["f1"])
+    assert [(f.fill_id, b, m) for f, b, m in store.unaudited_fills()] == [("f2", "ibkr", "live")]
+    # Saving again (e.g. a later state change) never flips the flag back.
+    store.save_order(o, broker="ibkr", mode="live")
+    assert [f.fill_id for f, _, _ in store.unaudited_fills()] == ["f2"]
+
+
+def test_children_and_attempts_are_queryable(store: Store) -> None:
+    parent = make_order("joe-p")
+    store.save_order(parent, broker="ibkr", mode="live")
+    for coid in ("joe-s", "joe-t"):
+        child = make_order(coid)
+        child.parent_client_order_id = "joe-p"
+        store.save_order(child, broker="ibkr", mode="live")
+    assert [c.client_order_id for c in store.child_orders("joe-p")] == ["joe-s", "joe-t"]
+    for n in (1, 0):
+        ex = make_order(f"joe-x{n}", signal_id="sig-x")
+        ex.attempt = n
+        store.save_order(ex, broker="ibkr", mode="live")
+    assert [(o.client_order_id, o.attempt) for o in store.leg_attempts("sig-x", "entry")] == [
+        ("joe-x0", 0),
+        ("joe-x1", 1),
+    ]

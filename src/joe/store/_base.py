@@ -98,6 +98,9 @@ def insert_ignore(conn: Connection, table: Table, values: Mapping[str, Any], key
     if name in ("sqlite", "postgresql"):
         mod = sqlite if name == "sqlite" else postgresql
         stmt = mod.insert(table).values(**values).on_conflict_do_nothing(index_elements=list(key))
+        if name == "postgresql":
+            # psycopg 3 reports rowcount -1 here; RETURNING says for sure whether a row went in.
+            return conn.execute(stmt.returning(table.c[key[0]])).first() is not None
         return conn.execute(stmt).rowcount == 1
     try:
         with conn.begin_nested():

@@ -13,12 +13,29 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from sqlalchemy import Connection, Engine, func, insert, inspect, select, text
+from sqlalchemy import (
+    Boolean,
+    Column,
+    Connection,
+    Engine,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    func,
+    insert,
+    inspect,
+    select,
+    text,
+)
+from sqlalchemy.schema import CreateColumn
 
 from joe.core.clock import utcnow
-from joe.store import schema
+from joe.store import schema, schema_v1
 from joe.store.engine import read_connection, safe_url, write_transaction
 from joe.store.errors import SchemaError
+from joe.store.sqltypes import DecimalText, UTCDateTime
 
 # Arbitrary constant key for pg_advisory_xact_lock ("joe" in ASCII).
 _PG_LOCK_KEY = 0x6A6F65
@@ -34,8 +51,43 @@ class Migration:
 
 
 def _v1_initial(conn: Connection) -> None:
-    tables = [t for t in schema.metadata.sorted_tables if t is not schema.schema_version]
-    schema.metadata.create_all(conn, tables=tables)
+    tables = [t for t in schema_v1.metadata.sorted_tables if t is not schema_v1.schema_version]
+    schema_v1.metadata.create_all(conn, tables=tables)
+
+
+def _add_column(conn: Connection, table: str, column: Column[object]) -> None:
+    ddl = CreateColumn(column).compile(dialect=conn.dialect)
+    conn.execute(text(f"ALTER TABLE {table} ADD COLUMN {ddl}"))
+
+
+def _v2_order_truth(conn: Connection) -> None:
+    # Frozen copies of the v2 definitions (not `schema`'s live objects), so later edits there never
+    # change what this step does.
+    _add_column(conn, "orders", Column("version", Integer, nullable=False, server_default=text("0")))
+    conn.execute(text("UPDATE orders SET version = 1"))  # rows stored before v2 count as saved once
+    _add_column(conn, "orders", Column("parent_client_order_id", String(128)))
+    _add_column(conn, "orders", Column("attempt", Integer, nullable=False, server_default=text("0")))
+    _add_column(
+        conn,
+        "order_events",
+        Column("from_reconciliation", Boolean, nullable=False, server_default=text("false")),
+    )
+    _add_column(conn, "fills", Column("revision", Integer, nullable=False, server_default=text("0")))
+    _add_column(conn, "fills", Column("raw_exec_id", String(128)))
+    _add_column(conn, "fills", Column("audited", Boolean, nullable=False, server_default=text("true")))
+    md = MetaData(naming_convention=schema.metadata.naming_convention)
+    orders = Table("orders", md, Column("parent_client_order_id", String(128)))
+    Index("ix_orders_parent_client_order_id", orders.c.parent_client_order_id).create(conn)
+    Table(
+        "pending_commissions",
+        md,
+        Column("fill_id", String(128), primary_key=True),
+        Column("broker", String(32), nullable=False),
+        Column("commission", DecimalText, nullable=False),
+        Column("currency", String(8), nullable=False),
+        Column("ts", UTCDateTime),
+        Column("recorded_at", UTCDateTime, nullable=False),
+    ).create(conn)
 
 
 MIGRATIONS: list[Migration] = [
@@ -44,6 +96,13 @@ MIGRATIONS: list[Migration] = [
         "initial schema: orders, order_events, fills, positions, signals, pipeline_runs, paper_account, "
         "equity_history, kv_state",
         _v1_initial,
+    ),
+    Migration(
+        2,
+        "order truth: orders.version (optimistic concurrency), parent links and attempts; fills by "
+        "execution identity with revision and an audited flag; order_events.from_reconciliation; "
+        "pending_commissions",
+        _v2_order_truth,
     ),
 ]
 

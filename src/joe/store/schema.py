@@ -1,11 +1,12 @@
-"""Table definitions (SQLAlchemy 2 Core): the current schema, created by migration 1.
+"""Table definitions (SQLAlchemy 2 Core): the current schema (what migrations 1..n produce).
 
 Money, prices and sizes are `DecimalText` (exact), timestamps are `UTCDateTime` (aware UTC). Every
 table is portable between SQLite and PostgreSQL: the only dialect-specific parts are the partial
 unique index (which both dialects support) and its `*_where` keywords.
 
-When a later migration changes a table, freeze migration 1 first (copy the v1 definitions into it),
-so a fresh database still replays v1 → v2 → ... exactly as an old one did.
+Migration 1 creates the frozen copy in `schema_v1`; later migrations alter it step by step, so a
+fresh database replays v1 → v2 → ... exactly as an old one did. When you change a table here, add
+the migration that makes an existing database match (the migration tests compare both).
 """
 
 from __future__ import annotations
@@ -80,6 +81,10 @@ orders = Table(
     Column("reject_reason", Text),
     Column("created_at", UTCDateTime, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
+    # v2: optimistic concurrency (a save must carry the version it loaded), bracket links, retries.
+    Column("version", Integer, nullable=False, server_default=text("0")),
+    Column("parent_client_order_id", ID, index=True),
+    Column("attempt", Integer, nullable=False, server_default=text("0")),
     CheckConstraint(_MODE_CHECK, name="mode"),
 )
 
@@ -95,6 +100,8 @@ order_events = Table(
     Column("to_state", String(20), nullable=False),
     Column("reason", Text, nullable=False),
     Column("payload", JSON),
+    # v2: the change was learned by asking the broker (reconciliation) or is a broker-truth correction.
+    Column("from_reconciliation", Boolean, nullable=False, server_default=text("false")),
     UniqueConstraint("client_order_id", "seq"),
 )
 
@@ -113,7 +120,24 @@ fills = Table(
     Column("broker_order_id", String(128)),
     Column("mode", String(8), nullable=False),
     Column("recorded_at", UTCDateTime, nullable=False),
+    # v2: `fill_id` is the broker's execution identity without its correction suffix; a higher
+    # `revision` replaces the row. `audited` is the outbox flag: false until the audit log has it.
+    Column("revision", Integer, nullable=False, server_default=text("0")),
+    Column("raw_exec_id", String(128)),
+    Column("audited", Boolean, nullable=False, server_default=text("true")),
     CheckConstraint(_MODE_CHECK, name="mode"),
+)
+
+# v2: commissions that arrived before their fill; moved onto the fill when it comes.
+pending_commissions = Table(
+    "pending_commissions",
+    metadata,
+    Column("fill_id", ID, primary_key=True),
+    Column("broker", String(32), nullable=False),
+    Column("commission", DecimalText, nullable=False),
+    Column("currency", String(8), nullable=False),
+    Column("ts", UTCDateTime),
+    Column("recorded_at", UTCDateTime, nullable=False),
 )
 
 positions = Table(
