@@ -306,6 +306,20 @@ class OrderRepository(StoreBase):
             .order_by(orders_t.c.created_at, orders_t.c.client_order_id)
         )
 
+    def orders_for_signal(self, signal_id: str) -> list[Order]:
+        """Every order of one signal (all legs and attempts), oldest first."""
+        return self._load(
+            select(orders_t)
+            .where(orders_t.c.signal_id == signal_id)
+            .order_by(orders_t.c.created_at, orders_t.c.client_order_id)
+        )
+
+    def fill_owner(self, fill_id: str) -> str | None:
+        """The client order id a stored fill belongs to, or None."""
+        with self._read() as conn:
+            row = conn.execute(select(fills_t.c.client_order_id).where(fills_t.c.fill_id == fill_id)).first()
+        return row[0] if row else None
+
     def leg_attempts(self, signal_id: str, leg: str) -> list[Order]:
         """Every stored attempt of one leg of one signal (e.g. retried exits), by attempt number."""
         return self._load(

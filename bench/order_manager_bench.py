@@ -1,0 +1,136 @@
+"""OrderManager benchmark: place → ack → fill through the `OrderManager` (store write-ahead on a
+SQLite file with fsync at every commit, audit, observation stream) against the execution adapter
+alone, on each broker simulator that has an `ExecutionClient`. Run: `python bench/order_manager_bench.py`.
+
+Prints, per simulator: p50 / p99 latency of one market order from the call to Joe holding its fill,
+and sequential orders per second, for the adapter alone and through the OrderManager; the
+difference is the cost of the write-ahead, the reconciliation rules and the store.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import statistics
+import tempfile
+import time
+from collections.abc import Awaitable, Callable
+from decimal import Decimal
+from pathlib import Path
+
+from _machine import machine
+
+from joe.core.events import NullAudit
+from joe.core.ids import client_order_id
+from joe.core.models import OrderIntent, OrderLeg, Side
+from joe.core.order import OrderState
+from joe.core.reports import FillReport
+from joe.execution.order_manager import OrderManager
+from joe.store import open_store
+
+
+def _pct(xs: list[float], p: float) -> float:
+    xs = sorted(xs)
+    return xs[min(len(xs) - 1, round(p / 100 * (len(xs) - 1)))]
+
+
+def _intent(tag: str, i: int, symbol: str, qty: Decimal) -> OrderIntent:
+    sig = f"bench-{tag}-{i}"
+    return OrderIntent(
+        client_order_id(sig, "entry"), sig, OrderLeg.ENTRY, symbol, Side.BUY if i % 2 == 0 else Side.SELL, qty
+    )
+
+
+async def _adapter_alone(xc, n: int, symbol: str, qty: Decimal) -> list[float]:  # type: ignore[no-untyped-def]
+    stream = xc.observations()
+    times = []
+    for i in range(n):
+        intent = _intent("a", i, symbol, qty)
+        t0 = time.perf_counter()
+        await xc.submit([intent])
+        while True:
+            obs = await stream.__anext__()
+            if isinstance(obs, FillReport) and obs.fill.client_order_id == intent.client_order_id:
+                break
+        times.append(time.perf_counter() - t0)
+    return times
+
+
+async def _through_manager(xc, n: int, symbol: str, qty: Decimal, folder: Path) -> list[float]:  # type: ignore[no-untyped-def]
+    store = open_store(data_dir=folder)
+    om = OrderManager(xc, store, NullAudit())
+    await om.start()
+    times = []
+    try:
+        for i in range(n):
+            intent = _intent("m", i, symbol, qty)
+            t0 = time.perf_counter()
+            [order] = await om.submit([intent])
+            while order.state is not OrderState.FILLED:
+                await asyncio.sleep(0)
+            times.append(time.perf_counter() - t0)
+    finally:
+        await om.stop()
+        store.close()
+    return times
+
+
+def _line(name: str, times: list[float]) -> str:
+    total = sum(times)
+    return (
+        f"  {name:<28} n={len(times)}: p50 {statistics.median(times) * 1000:7.2f} ms, "
+        f"p99 {_pct(times, 99) * 1000:7.2f} ms, {len(times) / total:7.1f} orders/s"
+    )
+
+
+async def capital(n: int) -> None:
+    from joe.brokers.capital import CapitalClient, Credentials, Limits
+    from joe.brokers.capital.client import CapitalExecutionClient
+    from joe.simulators.capital import CapitalSimulator, SimLimits
+
+    async with CapitalSimulator(seed=11, limits=SimLimits().scaled(100.0)) as sim:
+        sim.exchange.accounts["12345678901234567"].hedging = True
+        creds = Credentials(sim.login.api_key, sim.login.identifier, sim.login.password)
+        client = CapitalClient(sim.url, creds, audit=NullAudit(), limits=Limits().scaled(100.0))
+        await client.open()
+        try:
+            xc = CapitalExecutionClient(client, audit=NullAudit(), confirm_interval_s=0.005, fill_wait_s=2.0)
+            alone = await _adapter_alone(xc, n, "EURUSD", Decimal(100))
+            with tempfile.TemporaryDirectory() as d:
+                xc2 = CapitalExecutionClient(
+                    client, audit=NullAudit(), confirm_interval_s=0.005, fill_wait_s=2.0
+                )
+                managed = await _through_manager(xc2, n, "EURUSD", Decimal(100), Path(d))
+        finally:
+            await client.close()
+    _report("Capital.com simulator (limits x100), EURUSD market 100", alone, managed)
+
+
+async def ibkr(n: int) -> None:
+    try:
+        from joe.brokers.ibkr.client import IbkrExecutionClient  # type: ignore[attr-defined]  # noqa: F401
+    except ImportError:
+        print("IBKR simulator: skipped (no IBKR ExecutionClient adapter on this checkout yet)")
+        return
+    print("IBKR simulator: adapter present; bench not wired yet")
+
+
+def _report(title: str, alone: list[float], managed: list[float]) -> None:
+    print(title)
+    print(_line("adapter alone", alone))
+    print(_line("through OrderManager", managed))
+    extra = statistics.median(managed) - statistics.median(alone)
+    print(f"  write-ahead + OrderManager cost: {extra * 1000:+.2f} ms per order at p50")
+
+
+async def main(n: int) -> None:
+    print(f"machine: {machine()}")
+    runs: list[Callable[[int], Awaitable[None]]] = [capital, ibkr]
+    for run in runs:
+        await run(n)
+
+
+if __name__ == "__main__":
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--orders", type=int, default=200)
+    asyncio.run(main(ap.parse_args().orders))

@@ -1,0 +1,82 @@
+"""`OrderBook`: the `OrderManager`'s copies of its orders, one per client order id, and every
+read and write of them against the store (optimistic concurrency: a save carries the version)."""
+
+from __future__ import annotations
+
+import logging
+
+from joe.brokers.base import BrokerOrderRef, InvalidOrder
+from joe.core.clock import utcnow
+from joe.core.order import IllegalTransition, Order, OrderState
+from joe.store import Store
+
+log = logging.getLogger(__name__)
+
+
+class OrderBook:
+    """Cached `Order` copies backed by the store. `sent` holds the ids this process submitted
+    (provably at the broker: never resent)."""
+
+    def __init__(self, store: Store, broker: str, mode: str) -> None:
+        self.store = store
+        self.broker = broker
+        self.mode = mode
+        self.orders: dict[str, Order] = {}
+        self.sent: set[str] = set()
+
+    def get(self, coid: str) -> Order | None:
+        """Joe's current copy of an order (cached, else loaded from the store), or None."""
+        o = self.orders.get(coid)
+        if o is None:
+            o = self.store.load_order(coid)
+            if o is not None:
+                self.orders[coid] = o
+        return o
+
+    def require(self, coid: str) -> Order:
+        o = self.get(coid)
+        if o is None:
+            raise InvalidOrder(f"order {coid} is unknown to Joe")
+        return o
+
+    def by_broker_id(self, boid: str | None) -> Order | None:
+        return next((o for o in self.orders.values() if boid and o.broker_order_id == boid), None)
+
+    def children(self, parent: Order) -> list[Order]:
+        """A bracket parent's linked orders (stop, target), as the cached copies."""
+        return [
+            self.orders.setdefault(c.client_order_id, c)
+            for c in self.store.child_orders(parent.client_order_id)
+        ]
+
+    def signal_orders(self, signal_id: str) -> list[Order]:
+        """Every order of one signal (all legs and attempts), as the cached copies."""
+        return [self.orders.setdefault(o.client_order_id, o) for o in self.store.orders_for_signal(signal_id)]
+
+    def ref(self, o: Order) -> BrokerOrderRef:
+        parent = self.get(o.parent_client_order_id) if o.parent_client_order_id else None
+        return BrokerOrderRef(o.intent, o.broker_order_id, parent.broker_order_id if parent else None)
+
+    def save(self, o: Order, pending_audit: set[str] | None = None) -> None:
+        """Persist `o` (raises `StaleOrderError` if another copy saved since)."""
+        self.store.save_order(o, broker=self.broker, mode=self.mode, pending_audit=pending_audit or ())
+
+    def never_sent(self, o: Order) -> bool:
+        """NEW, or SUBMITTING with no acknowledgement recorded and not sent by this process: the
+        write-ahead happened but the send provably did not complete (its process is gone)."""
+        if o.state is OrderState.NEW:
+            return True
+        return (
+            o.state is OrderState.SUBMITTING
+            and o.broker_order_id is None
+            and o.client_order_id not in self.sent
+        )
+
+    def move(self, o: Order, to: OrderState, reason: str) -> None:
+        """Transition and save; an edge the order no longer has (a report moved it meanwhile) is skipped."""
+        try:
+            o.transition(to, reason, ts=utcnow())
+        except IllegalTransition:
+            log.warning("order %s: %s -> %s skipped (%s)", o.client_order_id, o.state, to, reason)
+            return
+        self.save(o)

@@ -1,0 +1,44 @@
+"""What the `OrderManager` reports up to its caller (the safety layer): alerts and unprotected positions."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from enum import StrEnum
+
+
+class AlertKind(StrEnum):
+    LATE_FILL = "late_fill"  # a fill on an order Joe had as cancelled/rejected/expired
+    INVALID_FILL = "invalid_fill"  # a fill report that cannot be an execution of its order
+    OVERFILL = "overfill"  # the broker filled more than Joe's copy of the order
+    UNKNOWN_ORDER = "unknown_order"  # a report for an order Joe did not place (external)
+    AUDIT_FAILED = "audit_failed"  # an audit write failed; the change is stored and re-audited
+    BROKER_CORRECTION = "broker_correction"  # the broker contradicted Joe's state; Joe followed
+    UNRESOLVED = "unresolved"  # an ambiguous outcome the broker could not settle yet
+
+
+@dataclass(frozen=True, slots=True)
+class ExecutionAlert:
+    """Something a human (or the safety layer) should know about; always audited too."""
+
+    kind: AlertKind
+    message: str
+    ts: datetime
+    client_order_id: str | None = None
+    signal_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class UnprotectedPosition:
+    """An open position whose working protective stop does not cover it (cancelled or rejected by
+    the broker, or a size different from the position). Quantities are unsigned units; `position`
+    is what Joe's fills say is open for the signal, `protected` what its working stops cover."""
+
+    signal_id: str
+    symbol: str
+    position: Decimal
+    protected: Decimal
+    reason: str
+    ts: datetime
+    stop_client_order_ids: tuple[str, ...] = ()

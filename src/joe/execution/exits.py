@@ -1,0 +1,139 @@
+"""Reduce-only exits: pure sizing (capped at the live broker position, never reversing it) and the
+placement flow the `OrderManager` runs (replace the protective orders, then send the exit)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import TYPE_CHECKING
+
+from joe.brokers.base import BrokerError
+from joe.core.ids import client_order_id
+from joe.core.models import ZERO, OrderIntent, OrderLeg, OrderType, Side, TimeInForce
+from joe.core.order import Order, OrderState
+from joe.core.reports import PositionReport
+from joe.execution.increments import round_size_down
+from joe.execution.journal import intent_payload
+
+if TYPE_CHECKING:
+    from joe.execution.order_manager import OrderManager
+
+_WORKING = (OrderState.ACCEPTED, OrderState.PARTIALLY_FILLED, OrderState.SUBMITTING)
+_CHILD_LEGS = (OrderLeg.STOP_LOSS, OrderLeg.TAKE_PROFIT)
+
+
+def broker_position(reports: Sequence[PositionReport], symbol: str, client_order_id: str = "") -> Decimal:
+    """Signed net position the broker holds in `symbol`. Where the broker reports positions per deal
+    (Capital.com hedging) and some carry `client_order_id`, only those deals count: Joe's own
+    position, never the trader's."""
+    mine = [p for p in reports if p.symbol == symbol]
+    if client_order_id and any(p.client_order_id for p in mine):
+        mine = [p for p in mine if p.client_order_id == client_order_id]
+    return sum((p.quantity for p in mine), ZERO)
+
+
+@dataclass(frozen=True, slots=True)
+class ExitSize:
+    """`quantity` to send (0 = nothing to exit), and why it is what it is."""
+
+    quantity: Decimal
+    reason: str
+
+
+def size_exit(
+    entry_side: Side, joe_position: Decimal, broker_net: Decimal, requested: Decimal | None = None
+) -> ExitSize:
+    """The exit size: min(requested, Joe's open position, the broker's position in the entry's
+    direction). A broker position that is flat or on the other side gives 0 (an exit would open
+    or grow a position the other way)."""
+    at_broker = broker_net * entry_side.sign
+    if at_broker <= 0:
+        return ExitSize(ZERO, f"the broker holds {broker_net} (nothing open in the {entry_side} direction)")
+    cap = min(joe_position, at_broker)
+    why = f"Joe's position {joe_position}, broker's {at_broker}"
+    if requested is not None:
+        cap = min(cap, requested)
+        why += f", asked {requested}"
+    return ExitSize(max(cap, ZERO), why)
+
+
+async def place_exit(
+    om: OrderManager,
+    entry: Order,
+    orders: list[Order],
+    attempt: int,
+    quantity: Decimal | None,
+    order_type: OrderType,
+    limit_price: Decimal | None,
+) -> Order | None:
+    sid, symbol, side = entry.intent.signal_id, entry.intent.symbol, entry.intent.side
+    rules = await om.client.instrument_rules(symbol)
+    joe_pos = om.position_of(sid)
+    net = broker_position(await om.client.positions(), symbol, entry.client_order_id)
+    size = size_exit(side, joe_pos, net, quantity)
+    if size.quantity <= 0:
+        om.journal.record("order.exit_skipped", {"reason": size.reason}, signal_id=sid)
+        return None
+    remaining = joe_pos - size.quantity
+    guards = [o for o in orders if o.intent.leg in _CHILD_LEGS and o.state in _WORKING]
+    for g in guards:
+        if remaining <= 0:
+            await om.cancel(g.client_order_id)
+        elif g.remaining != remaining:
+            await om.modify(g.client_order_id, quantity=g.filled_quantity + remaining)
+    if remaining <= 0 and guards:
+        await await_terminal(om, [g.client_order_id for g in guards])
+    # The position may have moved while the guards were cancelled (a stop or target filled).
+    net = broker_position(await om.client.positions(), symbol, entry.client_order_id)
+    size = size_exit(side, om.position_of(sid), net, quantity)
+    qty = round_size_down(size.quantity, rules)
+    if qty <= 0:
+        om.journal.record("order.exit_skipped", {"reason": size.reason}, signal_id=sid)
+        return None
+    coid = client_order_id(sid, OrderLeg.EXIT.value, attempt)
+    intent = OrderIntent(
+        coid,
+        sid,
+        OrderLeg.EXIT,
+        symbol,
+        side.opposite,
+        qty,
+        order_type,
+        limit_price=limit_price,
+        time_in_force=TimeInForce.GTC,
+        reduce_only=True,
+    )
+    await om.check_rules(intent)
+    o = Order(intent, attempt=attempt, created_at=om.clock())
+    o.transition(OrderState.SUBMITTING, f"write-ahead exit ({size.reason})", ts=om.clock())
+    om.book.save(o)
+    om.book.orders[coid] = o
+    await om.journal.order_event("order.attempt", intent_payload(intent) | {"reason": size.reason}, o)
+    await om.send([o])
+    return o
+
+
+async def await_terminal(om: OrderManager, coids: list[str]) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + om.confirm_timeout
+    while True:
+        pending = [c for c in coids if not om.book.orders[c].state.is_terminal]
+        if not pending:
+            return
+        left = deadline - loop.time()
+        if left <= 0:
+            for c in pending:
+                await om.ask(om.book.orders[c])
+            still = [c for c in pending if not om.book.orders[c].state.is_terminal]
+            if still:
+                raise BrokerError(
+                    f"exit held: protective orders {still} are still working at the broker; "
+                    "the exit is not sent so it cannot reverse the position — retry it"
+                )
+            return
+        om.changed.clear()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(om.changed.wait(), timeout=min(left, 0.25))

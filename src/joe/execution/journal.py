@@ -1,0 +1,145 @@
+"""`ExecutionJournal`: the `OrderManager`'s audit records, alerts and unprotected-position reports.
+
+An audit write that fails never loses a fact: the store holds it (fills carry an outbox flag and are
+re-audited by `reaudit_outbox`), and the failure itself becomes an `AUDIT_FAILED` alert.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from joe.core.events import AuditSink
+from joe.core.models import Fill, OrderIntent
+from joe.core.order import Order
+from joe.core.reports import FillReport
+from joe.execution.events import AlertKind, ExecutionAlert, UnprotectedPosition
+from joe.store import Store
+
+log = logging.getLogger(__name__)
+
+UnprotectedHandler = Callable[[UnprotectedPosition], Awaitable[None] | None]
+AlertHandler = Callable[[ExecutionAlert], Awaitable[None] | None]
+
+
+class ExecutionJournal:
+    """Writes audit records (`AuditSink`), keeps and forwards alerts and unprotected positions."""
+
+    def __init__(
+        self,
+        audit: AuditSink,
+        broker: str,
+        mode: str,
+        clock: Callable[[], datetime],
+        on_alert: AlertHandler | None = None,
+        on_unprotected: UnprotectedHandler | None = None,
+    ) -> None:
+        self.audit = audit
+        self.broker = broker
+        self.mode = mode
+        self.clock = clock
+        self.on_alert = on_alert
+        self.on_unprotected = on_unprotected
+        self.alerts: list[ExecutionAlert] = []
+        self.unprotected: list[UnprotectedPosition] = []
+
+    def record(self, event: str, payload: dict[str, Any], **ids: str | None) -> bool:
+        """Write one audit record; False (logged) if the write failed."""
+        try:
+            self.audit.record(event, {"broker": self.broker, "mode": self.mode} | payload, **ids)
+        except Exception:  # the store holds the fact; the outbox re-audits fills later
+            log.exception("audit write of %s failed", event)
+            return False
+        return True
+
+    async def order_event(self, event: str, payload: dict[str, Any], o: Order) -> bool:
+        """Audit an event of order `o`; a failed write raises an `AUDIT_FAILED` alert."""
+        ok = self.record(event, payload, client_order_id=o.client_order_id, signal_id=o.intent.signal_id)
+        if not ok:
+            await self.alert(
+                AlertKind.AUDIT_FAILED, f"audit write of {event} failed; stored, re-audited later", o
+            )
+        return ok
+
+    async def alert(self, kind: AlertKind, message: str, o: Order | None = None) -> None:
+        a = ExecutionAlert(
+            kind, message, self.clock(), o.client_order_id if o else None, o.intent.signal_id if o else None
+        )
+        self.alerts.append(a)
+        if kind is not AlertKind.AUDIT_FAILED:
+            self.record(
+                "execution.alert", {"kind": kind.value, "message": message}, client_order_id=a.client_order_id
+            )
+        await _call(self.on_alert, a)
+
+    async def report_unprotected(self, event: UnprotectedPosition) -> None:
+        self.unprotected.append(event)
+        self.record(
+            "position.unprotected",
+            {
+                "symbol": event.symbol,
+                "position": str(event.position),
+                "protected": str(event.protected),
+                "reason": event.reason,
+                "stops": list(event.stop_client_order_ids),
+            },
+            signal_id=event.signal_id,
+        )
+        await _call(self.on_unprotected, event)
+
+    def reaudit_outbox(self, store: Store) -> int:
+        """Audit every stored fill not yet confirmed audited; returns how many are now audited."""
+        done = []
+        for f, broker, mode in store.unaudited_fills():
+            payload = fill_payload(f, None) | {"reaudit": True, "broker": broker, "mode": mode}
+            if self.record("order.fill", payload, client_order_id=f.client_order_id):
+                done.append(f.fill_id)
+        store.mark_fills_audited(done)
+        return len(done)
+
+
+async def _call(handler: Callable[[Any], Awaitable[None] | None] | None, arg: Any) -> None:
+    if handler is None:
+        return
+    try:
+        result = handler(arg)
+        if inspect.isawaitable(result):
+            await result
+    except Exception:  # a failing listener must not break order handling
+        log.exception("handler %r failed", handler)
+
+
+def _s(v: Decimal | None) -> str | None:
+    return None if v is None else str(v)
+
+
+def intent_payload(i: OrderIntent) -> dict[str, Any]:
+    return {
+        "symbol": i.symbol,
+        "side": i.side.value,
+        "leg": i.leg.value,
+        "quantity": str(i.quantity),
+        "order_type": i.order_type.value,
+        "limit_price": _s(i.limit_price),
+        "stop_price": _s(i.stop_price),
+        "reduce_only": i.reduce_only,
+    }
+
+
+def fill_payload(f: Fill, fr: FillReport | None) -> dict[str, Any]:
+    return {
+        "fill_id": f.fill_id,
+        "symbol": f.symbol,
+        "side": f.side.value,
+        "quantity": str(f.quantity),
+        "price": str(f.price),
+        "commission": str(f.commission),
+        "ts": f.ts.isoformat(),
+        "revision": fr.revision if fr else None,
+        "raw_exec_id": fr.raw_exec_id if fr else None,
+        "from_reconciliation": fr.from_reconciliation if fr else None,
+    }

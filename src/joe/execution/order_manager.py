@@ -1,0 +1,612 @@
+"""`OrderManager`: the only place that changes an `Order`'s state (DESIGN.md "Order truth").
+
+- Write-ahead: an intent and its deterministic `client_order_id` are committed to the store (state
+  SUBMITTING) before `ExecutionClient.submit`. Before any (re)send the store AND the broker
+  (`order_status`) are checked; an order the broker has is adopted, never sent again.
+- Observations (`ExecutionClient.observations()`) are applied through the pure rules in
+  `reconcile_rules`; anything ambiguous is settled by asking the broker, never by resending.
+- On `start` every non-terminal order is rebuilt from the store and reconciled with the broker
+  (`mass_status`) before any intent is accepted; intents are refused while a reconciliation runs.
+- A fill is a fact: validated (`joe.core.order.validate_fill`), unique by execution identity, a
+  higher revision replaces, commissions before or after end up on it; stored with an audit outbox.
+- Exits are reduce-only (capped at the broker's live position) and replace the protective orders;
+  a rejected exit can be retried as a new attempt. Bracket children follow their parent's size, and
+  an open position whose stop does not cover it is reported as `UnprotectedPosition`.
+
+Concurrency: one asyncio loop. Every mutation of a cached `Order` and its save happen without an
+`await` in between, so the cached copy and the store never diverge; the store's version column
+refuses any other (stale) writer with `StaleOrderError`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import replace
+from datetime import datetime
+from decimal import Decimal
+
+from joe.brokers.base import (
+    BrokerError,
+    EntriesRefused,
+    ExecutionClient,
+    InvalidOrder,
+    OrderOutcomeUnknown,
+    SendFailed,
+)
+from joe.core.clock import utcnow
+from joe.core.events import AuditSink
+from joe.core.models import Fill, OrderIntent, OrderLeg, OrderType
+from joe.core.order import InvalidFill, Order, OrderState, OverfillError
+from joe.core.reports import BrokerNotice, CommissionReport, FillReport, Observation, OrderStatusReport
+from joe.execution.book import OrderBook
+from joe.execution.events import AlertKind, ExecutionAlert, UnprotectedPosition
+from joe.execution.exits import place_exit
+from joe.execution.increments import check_intent
+from joe.execution.journal import (
+    AlertHandler,
+    ExecutionJournal,
+    UnprotectedHandler,
+    fill_payload,
+    intent_payload,
+)
+from joe.execution.protective_cover import protection
+from joe.execution.reconcile_rules import Plan, plan_notice, plan_status
+from joe.store import Store
+
+log = logging.getLogger(__name__)
+
+_S = OrderState
+NON_TERMINAL = {s for s in OrderState if not s.is_terminal}
+_WORKING = (_S.ACCEPTED, _S.PARTIALLY_FILLED)
+_CHILD_LEGS = (OrderLeg.STOP_LOSS, OrderLeg.TAKE_PROFIT)
+
+
+class OrderManager:
+    """Owns every order at one broker. See the module docstring for the rules it keeps.
+
+    `mode` is the store/audit trading mode ("live" or "shadow"); `on_unprotected` / `on_alert` are
+    called (sync or async) for every `UnprotectedPosition` / `ExecutionAlert`, which are also kept in
+    `unprotected` / `alerts` and audited. `confirm_timeout` (seconds) bounds how long an exit waits
+    for the broker to confirm the cancels of the protective orders it replaces.
+    """
+
+    def __init__(
+        self,
+        client: ExecutionClient,
+        store: Store,
+        audit: AuditSink,
+        *,
+        mode: str = "live",
+        on_unprotected: UnprotectedHandler | None = None,
+        on_alert: AlertHandler | None = None,
+        confirm_timeout: float = 5.0,
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
+        self.client = client
+        self.store = store
+        self.mode = mode
+        self.broker = client.name
+        self.confirm_timeout = confirm_timeout
+        self.clock = clock
+        self.book = OrderBook(store, self.broker, mode)
+        self.journal = ExecutionJournal(audit, self.broker, mode, clock, on_alert, on_unprotected)
+        self._ready = False
+        self._reconciling = False
+        self._sending: set[str] = set()
+        self._exiting: set[str] = set()
+        self._following: set[str] = set()  # signals whose children are being resized to the parent
+        self._last_protection: dict[str, tuple[Decimal, Decimal]] = {}
+        self._resize_asked: dict[str, Decimal] = {}
+        self.changed = asyncio.Event()
+        self._consumer: asyncio.Task[None] | None = None
+
+    # ------------------------------------------------------------------ lifecycle
+    @property
+    def accepting(self) -> bool:
+        """True when new intents are accepted (started, and no reconciliation running)."""
+        return self._ready and not self._reconciling
+
+    async def start(self, *, consume: bool = True) -> None:
+        """Rebuild and reconcile every non-terminal order, then accept intents and (with `consume`)
+        apply the client's observation stream in a background task. A failed reconciliation raises
+        and the manager stays closed to intents."""
+        await self.reconcile()
+        self._ready = True
+        if consume and self._consumer is None:
+            self._consumer = asyncio.create_task(self._consume(), name=f"order-manager-{self.broker}")
+
+    async def stop(self) -> None:
+        self._ready = False
+        if self._consumer is not None:
+            self._consumer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._consumer
+            self._consumer = None
+
+    async def _consume(self) -> None:
+        async for obs in self.client.observations():
+            try:
+                await self.process(obs)
+            except Exception as e:  # one bad observation must not stop the stream; it is alerted
+                log.exception("observation %r failed", obs)
+                await self.journal.alert(AlertKind.UNRESOLVED, f"applying {type(obs).__name__} failed: {e}")
+
+    async def reconcile(self) -> None:
+        """One reconciliation pass: re-audit the fill outbox, rebuild non-terminal orders from the
+        store, apply the broker's mass status, resolve (or send, if provably never sent) orders the
+        broker did not list, and check protection. Intents are refused while it runs."""
+        self._reconciling = True
+        try:
+            self.journal.reaudit_outbox(self.store)
+            mine = self.store.orders(state=NON_TERMINAL, mode=self.mode, broker=self.broker)
+            for o in mine:
+                self.book.orders[o.client_order_id] = o
+            since = min((o.created_at for o in mine), default=None)
+            mass = await self.client.mass_status(since)
+            for r in mass.orders:
+                if r.client_order_id:
+                    await self._on_status(replace(r, from_reconciliation=True))
+            for f in mass.fills:
+                await self._on_fill(replace(f, from_reconciliation=True))
+            for c in mass.commissions:
+                await self._on_commission(c)
+            listed = {r.client_order_id for r in mass.orders}
+            for o in mine:
+                if (
+                    o.client_order_id not in listed
+                    and not self.book.orders[o.client_order_id].state.is_terminal
+                ):
+                    await self._settle_unlisted(self.book.orders[o.client_order_id])
+            for sid in {o.intent.signal_id for o in mine}:
+                await self._check_protection(sid)
+        finally:
+            self._reconciling = False
+
+    async def _settle_unlisted(self, order: Order) -> None:
+        if await self.ask(order):
+            return
+        if self.book.never_sent(order) and order.parent_client_order_id is None:
+            # Written ahead by a process that died before (or while) sending: its connection is gone,
+            # so the broker has or will never have it; it has not. Send it now, once, with its children.
+            group = [order, *(c for c in self.book.children(order) if self.book.never_sent(c))]
+            await self.journal.order_event(
+                "order.resend", {"reason": "not at the broker after restart"}, order
+            )
+            await self.send(group)
+        elif self.book.never_sent(order):
+            pass  # a child: sent with its parent
+        else:
+            await self.journal.alert(
+                AlertKind.UNRESOLVED,
+                f"order is {order.state} in Joe's store but the broker has no such order",
+                order,
+            )
+
+    # ------------------------------------------------------------------ intents
+    async def submit(self, intents: Sequence[OrderIntent]) -> list[Order]:
+        """Place one order or one bracket (entry first, then its stop and target, linked to it).
+
+        Idempotent by `client_order_id`: an intent already stored is never sent again; one the
+        broker has is adopted. Raises `EntriesRefused` before start or during a reconciliation,
+        `InvalidOrder` for a non-conforming intent (nothing stored or sent), `SendFailed` (order
+        REJECTED, provably not at the broker) and `OrderOutcomeUnknown` (order UNKNOWN, queried
+        and not settled; never resent).
+        """
+        if not self.accepting:
+            raise EntriesRefused(
+                f"{self.broker}: order manager is not accepting intents (starting or reconciling)"
+            )
+        if not intents:
+            return []
+        for intent in intents:
+            await self.check_rules(intent)
+        existing = [self.book.get(i.client_order_id) for i in intents]
+        if any(o is not None for o in existing):
+            return await self._resume([o for o in existing if o is not None])
+        parent = intents[0].client_order_id if len(intents) > 1 else None
+        orders: list[Order] = []
+        with self.store.atomic():
+            for i in intents:
+                o = Order(
+                    i,
+                    parent_client_order_id=parent if i.leg in _CHILD_LEGS else None,
+                    created_at=self.clock(),
+                )
+                o.transition(_S.SUBMITTING, "write-ahead", ts=self.clock())
+                self.book.save(o)
+                orders.append(o)
+        for o in orders:
+            self.book.orders[o.client_order_id] = o
+            await self.journal.order_event("order.attempt", intent_payload(o.intent), o)
+        return await self.send(orders)
+
+    async def _resume(self, orders: list[Order]) -> list[Order]:
+        for o in orders:
+            if o.client_order_id in self._sending or o.state not in (_S.NEW, _S.SUBMITTING, _S.UNKNOWN):
+                continue
+            if await self.ask(o):
+                continue
+            if not self.book.never_sent(o):
+                raise OrderOutcomeUnknown(
+                    f"order {o.client_order_id}: outcome still unknown and the broker has no such order yet; "
+                    "it is never resent, reconciliation keeps asking"
+                )
+            if o.parent_client_order_id is None:
+                await self.send([o, *(c for c in self.book.children(o) if self.book.never_sent(c))])
+        return orders
+
+    async def send(self, orders: list[Order]) -> list[Order]:
+        ids = [o.client_order_id for o in orders]
+        self._sending.update(ids)
+        try:
+            for o in orders:
+                if o.state is _S.NEW:
+                    o.transition(_S.SUBMITTING, "write-ahead", ts=self.clock())
+                    self.book.save(o)
+            acks = await self.client.submit([o.intent for o in orders])
+        except (SendFailed, InvalidOrder) as e:
+            for o in orders:
+                self.book.move(o, _S.REJECTED, f"not sent: {e}")
+                await self.journal.order_event("order.rejected", {"reason": f"not sent: {e}"}, o)
+            raise
+        except Exception as e:  # OrderOutcomeUnknown, a dropped connection, anything: it may be there
+            for o in orders:
+                self.book.move(o, _S.UNKNOWN, f"outcome unknown: {e}")
+                await self.journal.order_event("order.unknown", {"reason": str(e)}, o)
+            settled = [await self.ask(o) for o in orders]
+            if not all(settled):
+                if isinstance(e, OrderOutcomeUnknown):
+                    raise
+                raise OrderOutcomeUnknown(f"orders {ids}: {e}") from e
+            return orders
+        finally:
+            self._sending.difference_update(ids)
+        self.book.sent.update(ids)
+        by_id = {a.client_order_id: a for a in acks}
+        for o in orders:
+            ack = by_id.get(o.client_order_id)
+            if ack is not None and ack.broker_order_id and o.broker_order_id != ack.broker_order_id:
+                o.broker_order_id = ack.broker_order_id
+                self.book.save(o)
+            await self.journal.order_event("order.submitted", {"broker_order_id": o.broker_order_id}, o)
+        return orders
+
+    async def check_rules(self, intent: OrderIntent) -> None:
+        try:
+            check_intent(intent, await self.client.instrument_rules(intent.symbol))
+        except InvalidOrder as e:
+            self.journal.record("order.invalid", {"reason": str(e)}, client_order_id=intent.client_order_id)
+            raise
+
+    async def modify(
+        self,
+        coid: str,
+        *,
+        quantity: Decimal | None = None,
+        limit_price: Decimal | None = None,
+        stop_price: Decimal | None = None,
+    ) -> None:
+        """Ask the broker to change a working order. Joe's copy changes only when a status report
+        shows the new values; a refusal changes nothing. A bracket parent's new quantity is also
+        asked of its working children (protection follows the size)."""
+        o = self.book.require(coid)
+        if o.state not in (*_WORKING, _S.SUBMITTING):
+            raise InvalidOrder(f"order {coid} is {o.state}; only a working order can be modified")
+        changes = {
+            k: v
+            for k, v in (("quantity", quantity), ("limit_price", limit_price), ("stop_price", stop_price))
+            if v is not None
+        }
+        check_intent(replace(o.intent, **changes), await self.client.instrument_rules(o.intent.symbol))  # type: ignore[arg-type]
+        await self.journal.order_event("order.modify_requested", {k: str(v) for k, v in changes.items()}, o)
+        await self.client.modify(
+            self.book.ref(o), quantity=quantity, limit_price=limit_price, stop_price=stop_price
+        )
+        if quantity is not None:
+            for c in self.book.children(o):
+                if c.state in _WORKING and c.quantity != quantity:
+                    await self.modify(c.client_order_id, quantity=quantity)
+
+    async def cancel(self, coid: str) -> None:
+        """Ask the broker to cancel; the order is CANCEL_PENDING until the broker confirms (a refusal
+        moves it back)."""
+        o = self.book.require(coid)
+        if o.state not in _WORKING:
+            return
+        before = o.state
+        self.book.move(o, _S.CANCEL_PENDING, "cancel requested")
+        await self.journal.order_event("order.cancel_requested", {}, o)
+        try:
+            await self.client.cancel(self.book.ref(o))
+        except SendFailed as e:
+            self.book.move(o, before, f"cancel not sent: {e}")
+            raise
+
+    async def exit(
+        self,
+        signal_id: str,
+        *,
+        quantity: Decimal | None = None,
+        order_type: OrderType = OrderType.MARKET,
+        limit_price: Decimal | None = None,
+    ) -> Order | None:
+        """Close (part of) the position one signal opened, reduce-only.
+
+        The size is capped at Joe's open position and at the broker's live position in the entry's
+        direction (rounded down to the size step); None when there is nothing to exit. The protective
+        orders it replaces are cancelled (full exit) or resized (partial) first, so no leg can reverse
+        the position. An exit already working is returned, not duplicated; an exit that was rejected
+        or cancelled can be retried (attempt n+1, a new deterministic id). Exits are allowed while
+        entries are refused, except during a reconciliation (raises `EntriesRefused`).
+        """
+        if self._reconciling:
+            raise EntriesRefused(f"{self.broker}: reconciliation running; retry the exit when it ends")
+        orders = self.book.signal_orders(signal_id)
+        entry = next((o for o in orders if o.intent.leg is OrderLeg.ENTRY), None)
+        if entry is None:
+            raise InvalidOrder(f"signal {signal_id}: no entry order, nothing to exit")
+        attempts = [o for o in orders if o.intent.leg is OrderLeg.EXIT]
+        live = [o for o in attempts if not o.state.is_terminal]
+        if live:
+            return live[-1]
+        self._exiting.add(signal_id)
+        try:
+            return await place_exit(self, entry, orders, len(attempts), quantity, order_type, limit_price)
+        finally:
+            self._exiting.discard(signal_id)
+
+    # ------------------------------------------------------------------ observations
+    async def process(self, obs: Observation) -> None:
+        """Apply one broker observation (the consumer task calls this for every one)."""
+        if isinstance(obs, OrderStatusReport):
+            await self._on_status(obs)
+        elif isinstance(obs, FillReport):
+            await self._on_fill(obs)
+        elif isinstance(obs, CommissionReport):
+            await self._on_commission(obs)
+        elif isinstance(obs, BrokerNotice):
+            await self._on_notice(obs)
+        self.changed.set()
+
+    async def _on_status(self, r: OrderStatusReport) -> None:
+        o = self.book.get(r.client_order_id) if r.client_order_id else None
+        if o is None:
+            self.journal.record(
+                "order.external",
+                {"status": r.status.value, "symbol": r.symbol, "quantity": str(r.quantity)},
+                client_order_id=r.client_order_id or None,
+                broker_order_id=r.broker_order_id,
+            )
+            return
+        plan = plan_status(o, r)
+        await self._apply(o, plan)
+        if plan.to_state is _S.SUBMITTING:  # NEW -> SUBMITTING, then what the report says
+            await self._apply(o, plan_status(o, r))
+        if plan.fetch_fills:
+            await self._fetch_fills(o)
+        await self._after_change(o)
+
+    async def _on_notice(self, n: BrokerNotice) -> None:
+        o = (
+            self.book.get(n.client_order_id)
+            if n.client_order_id
+            else self.book.by_broker_id(n.broker_order_id)
+        )
+        payload = {"code": n.code, "message": n.message, "meaning": n.meaning.value, "request": n.request}
+        if o is None:
+            self.journal.record("broker.notice", payload, broker_order_id=n.broker_order_id)
+            return
+        await self.journal.order_event("order.notice", payload, o)
+        await self._apply(o, plan_notice(o, n))
+        await self._after_change(o)
+
+    async def _on_fill(self, fr: FillReport) -> None:
+        fill = fr.fill
+        o = self.book.get(fill.client_order_id)
+        if o is None:
+            self.journal.record(
+                "order.fill_unmatched", fill_payload(fill, fr), client_order_id=fill.client_order_id
+            )
+            await self.journal.alert(
+                AlertKind.UNKNOWN_ORDER, f"fill {fill.fill_id} for an order Joe does not know"
+            )
+            return
+        pending = self.store.pending_commission(fill.fill_id)
+        if pending is not None and not fill.commission:
+            fill = replace(fill, commission=pending.commission)
+        was = o.state
+        try:
+            changed = self._apply_fill(o, fill, fr)
+        except InvalidFill as e:
+            await self.journal.order_event(
+                "order.fill_invalid", fill_payload(fill, fr) | {"error": str(e)}, o
+            )
+            await self.journal.alert(AlertKind.INVALID_FILL, str(e), o)
+            return
+        except OverfillError:
+            await self.ask(o)  # the broker may have resized the order (a modify or bracket resize)
+            try:
+                changed = self._apply_fill(o, fill, fr)
+            except OverfillError as e:
+                await self.journal.order_event(
+                    "order.fill_overfill", fill_payload(fill, fr) | {"error": str(e)}, o
+                )
+                await self.journal.alert(AlertKind.OVERFILL, str(e), o)
+                return
+        if not changed:
+            return
+        with self.store.atomic():
+            self.book.save(o, pending_audit={fill.fill_id})
+            if pending is not None:
+                self.store.drop_pending_commission(fill.fill_id)
+        if await self.journal.order_event("order.fill", fill_payload(fill, fr), o):
+            self.store.mark_fills_audited([fill.fill_id])
+        if was.is_terminal:
+            await self.journal.alert(
+                AlertKind.LATE_FILL, f"fill {fill.fill_id} on an order Joe had as {was}", o
+            )
+            await self.ask(o)
+        await self._after_change(o)
+
+    def _apply_fill(self, o: Order, fill: Fill, fr: FillReport) -> bool:
+        if o.state is _S.NEW:  # sent by a process that died before recording SUBMITTING
+            o.transition(_S.SUBMITTING, "fill seen", ts=self.clock(), from_reconciliation=True)
+        return o.apply_fill(fill, fr.revision, from_reconciliation=fr.from_reconciliation)
+
+    async def _on_commission(self, c: CommissionReport) -> None:
+        coid = self.store.fill_owner(c.fill_id) or next(
+            (k for k, o in self.book.orders.items() if c.fill_id in o.fills), None
+        )
+        o = self.book.get(coid) if coid else None
+        if o is None or c.fill_id not in o.fills:
+            self.store.add_pending_commission(
+                c.fill_id, c.commission, broker=self.broker, currency=c.currency, ts=c.ts
+            )
+            return
+        if o.set_commission(c.fill_id, c.commission):
+            self.book.save(o)
+            await self.journal.order_event(
+                "order.commission", {"fill_id": c.fill_id, "commission": str(c.commission)}, o
+            )
+
+    async def _fetch_fills(self, o: Order) -> None:
+        try:
+            mass = await self.client.mass_status(o.created_at)
+        except BrokerError as e:
+            await self.journal.alert(AlertKind.UNRESOLVED, f"could not fetch executions: {e}", o)
+            return
+        for f in mass.fills:
+            if f.fill.client_order_id == o.client_order_id:
+                await self._on_fill(replace(f, from_reconciliation=True))
+        for c in mass.commissions:
+            if c.fill_id in o.fills:
+                await self._on_commission(c)
+
+    async def ask(self, o: Order) -> bool:
+        """Ask the broker about `o` and apply what it says; True if the broker has the order."""
+        try:
+            reports = await self.client.order_status(o.client_order_id)
+        except BrokerError as e:
+            await self.journal.alert(AlertKind.UNRESOLVED, f"order_status failed: {e}", o)
+            return False
+        found = [r for r in reports if r.status.value != "NOT_FOUND"]
+        for r in found:
+            await self._on_status(replace(r, from_reconciliation=True))
+        return bool(found)
+
+    async def _apply(self, o: Order, plan: Plan) -> None:
+        if plan.changes_anything:
+            if plan.quantity is not None or plan.limit_price is not None or plan.stop_price is not None:
+                o.apply_broker_values(
+                    quantity=plan.quantity, limit_price=plan.limit_price, stop_price=plan.stop_price
+                )
+            if plan.broker_order_id is not None:
+                o.broker_order_id = plan.broker_order_id
+            before = o.state
+            if plan.to_state is not None:
+                o.transition(
+                    plan.to_state,
+                    plan.reason,
+                    ts=self.clock(),
+                    correction=plan.correction,
+                    from_reconciliation=plan.from_reconciliation,
+                )
+            self.book.save(o)
+            await self.journal.order_event(
+                "order.state" if plan.to_state else "order.amended",
+                {
+                    "from": before.value,
+                    "to": o.state.value,
+                    "reason": plan.reason,
+                    "from_reconciliation": plan.from_reconciliation,
+                    "quantity": str(o.quantity),
+                    "limit_price": _text(o.intent.limit_price),
+                    "stop_price": _text(o.intent.stop_price),
+                },
+                o,
+            )
+        for a in plan.alerts:
+            await self.journal.alert(AlertKind.BROKER_CORRECTION, a, o)
+        if plan.ask_broker:
+            await self.ask(o)
+
+    # ------------------------------------------------------------------ brackets and protection
+    async def _after_change(self, o: Order) -> None:
+        if o.intent.leg is OrderLeg.ENTRY and o.parent_client_order_id is None:
+            await self._follow_parent(o)
+        await self._check_protection(o.intent.signal_id)
+
+    async def _follow_parent(self, parent: Order) -> None:
+        """Keep working children at the parent's size: its filled size once it can fill no more,
+        else its (possibly modified) quantity. Asks the broker first (it may have resized them)."""
+        target = parent.filled_quantity if parent.state.is_terminal else parent.quantity
+        if target <= 0:
+            return  # nothing filled and done: the broker cancels the children with their parent
+        self._following.add(parent.intent.signal_id)
+        try:
+            await self._resize_children(parent, target)
+        finally:
+            self._following.discard(parent.intent.signal_id)
+
+    async def _resize_children(self, parent: Order, target: Decimal) -> None:
+        for c in self.book.children(parent):
+            if c.state not in _WORKING or c.quantity == target:
+                self._resize_asked.pop(c.client_order_id, None)
+                continue
+            if self._resize_asked.get(c.client_order_id) == target:
+                continue
+            await self.ask(c)
+            c = self.book.orders[c.client_order_id]
+            if c.state in _WORKING and c.quantity != target:
+                self._resize_asked[c.client_order_id] = target
+                await self.journal.order_event(
+                    "order.resize_requested", {"quantity": str(target), "parent": parent.client_order_id}, c
+                )
+                await self.client.modify(self.book.ref(c), quantity=target)
+
+    def position_of(self, signal_id: str) -> Decimal:
+        p = protection(self.book.signal_orders(signal_id))
+        return p.position if p is not None else Decimal(0)
+
+    async def _check_protection(self, signal_id: str) -> None:
+        p = protection(self.book.signal_orders(signal_id))
+        # Over-cover while Joe's own resize of the stops is in flight is expected, not a breach.
+        resizing = (
+            p is not None
+            and p.protected > p.position
+            and (signal_id in self._following or any(c in self._resize_asked for c in p.stop_ids))
+        )
+        if p is None or signal_id in self._exiting or not p.unprotected or resizing:
+            self._last_protection.pop(signal_id, None)
+            return
+        key = (p.position, p.protected)
+        if self._last_protection.get(signal_id) == key:
+            return
+        self._last_protection[signal_id] = key
+        why = (
+            "no working protective stop" if p.protected == 0 else f"stops cover {p.protected} of {p.position}"
+        )
+        event = UnprotectedPosition(
+            signal_id, p.symbol, p.position, p.protected, why, self.clock(), p.stop_ids
+        )
+        await self.journal.report_unprotected(event)
+
+    # ------------------------------------------------------------------ reading
+    def order(self, coid: str) -> Order | None:
+        """Joe's current copy of an order (cached, else from the store)."""
+        return self.book.get(coid)
+
+    @property
+    def alerts(self) -> list[ExecutionAlert]:
+        return self.journal.alerts
+
+    @property
+    def unprotected(self) -> list[UnprotectedPosition]:
+        return self.journal.unprotected
+
+
+def _text(v: Decimal | None) -> str | None:
+    return None if v is None else str(v)

@@ -1,0 +1,57 @@
+"""The protection invariant as a pure function over one signal's orders (DESIGN.md "Order truth":
+every open position has a resting protective stop at the broker whose size equals the position)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+
+from joe.core.models import ZERO, OrderLeg
+from joe.core.order import Order, OrderState
+
+_PROTECTING = (OrderState.ACCEPTED, OrderState.PARTIALLY_FILLED, OrderState.SUBMITTING, OrderState.UNKNOWN)
+
+
+@dataclass(frozen=True, slots=True)
+class Protection:
+    """`position`: units open in the entry's direction (from Joe's fills of every leg of the signal);
+    `protected`: units covered by working stops; `entry_done`: the entry can fill no more;
+    `exiting`: an exit of this signal is in flight (its protective orders are being replaced)."""
+
+    signal_id: str
+    symbol: str
+    position: Decimal
+    protected: Decimal
+    stop_ids: tuple[str, ...]
+    entry_done: bool
+    exiting: bool
+
+    @property
+    def unprotected(self) -> bool:
+        """True when the invariant is broken: less cover than position, or (once the entry is done)
+        any size difference. Never while an exit is replacing the protection."""
+        if self.exiting or self.position <= 0:
+            return False
+        if self.protected < self.position:
+            return True
+        return self.entry_done and self.protected != self.position
+
+
+def protection(orders: Sequence[Order]) -> Protection | None:
+    """The protection state of one signal's orders (None without a filled entry)."""
+    entries = [o for o in orders if o.intent.leg is OrderLeg.ENTRY]
+    if not entries or all(o.filled_quantity == 0 for o in entries):
+        return None
+    direction = entries[0].intent.side.sign
+    net = sum((o.filled_quantity * o.intent.side.sign for o in orders), ZERO) * direction
+    stops = [o for o in orders if o.intent.leg is OrderLeg.STOP_LOSS and o.state in _PROTECTING]
+    return Protection(
+        signal_id=entries[0].intent.signal_id,
+        symbol=entries[0].intent.symbol,
+        position=net,
+        protected=sum((o.remaining for o in stops), ZERO),
+        stop_ids=tuple(o.client_order_id for o in stops),
+        entry_done=all(o.state.is_terminal for o in entries),
+        exiting=any(o.intent.leg is OrderLeg.EXIT and not o.state.is_terminal for o in orders),
+    )

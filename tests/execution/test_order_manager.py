@@ -1,0 +1,478 @@
+"""OrderManager rules against a fake ExecutionClient (tests/execution/fake_venue.py).
+
+Each test ends by comparing Joe's store with the venue's state (the venue is the truth)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fake_venue import FakeVenue
+
+from joe.brokers.base import EntriesRefused, InvalidOrder, OrderOutcomeUnknown, SendFailed
+from joe.core.events import NullAudit
+from joe.core.ids import client_order_id
+from joe.core.models import OrderIntent, OrderLeg, OrderType, Side
+from joe.core.order import Order, OrderState
+from joe.core.reports import CodeMeaning, CommissionReport, FillReport, InstrumentRules
+from joe.execution.events import AlertKind
+from joe.execution.increments import round_price, round_size_down
+from joe.execution.order_manager import OrderManager
+from joe.store import Store, open_store
+
+S = OrderState
+D = Decimal
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[Store]:
+    s = open_store(data_dir=tmp_path)
+    yield s
+    s.close()
+
+
+def bracket(sig: str = "sig-1", qty: str = "100", side: Side = Side.BUY) -> list[OrderIntent]:
+    q = D(qty)
+    exit_side = side.opposite
+    return [
+        OrderIntent(
+            client_order_id(sig, "entry"),
+            sig,
+            OrderLeg.ENTRY,
+            "AAPL",
+            side,
+            q,
+            OrderType.LIMIT,
+            limit_price=D("100.00"),
+        ),
+        OrderIntent(
+            client_order_id(sig, "stop"),
+            sig,
+            OrderLeg.STOP_LOSS,
+            "AAPL",
+            exit_side,
+            q,
+            OrderType.STOP,
+            stop_price=D("95.00"),
+            reduce_only=True,
+        ),
+        OrderIntent(
+            client_order_id(sig, "target"),
+            sig,
+            OrderLeg.TAKE_PROFIT,
+            "AAPL",
+            exit_side,
+            q,
+            OrderType.LIMIT,
+            limit_price=D("110.00"),
+            reduce_only=True,
+        ),
+    ]
+
+
+async def manager(venue: FakeVenue, store: Store, audit: Any = None, **kw: Any) -> OrderManager:
+    om = OrderManager(venue, store, audit or NullAudit(), **kw)
+    await om.start(consume=False)
+    return om
+
+
+def state(store: Store, coid: str) -> Order:
+    o = store.load_order(coid)
+    assert o is not None
+    return o
+
+
+async def placed_bracket(venue: FakeVenue, store: Store, **kw: Any) -> tuple[OrderManager, list[str]]:
+    om = await manager(venue, store, **kw)
+    intents = bracket()
+    await om.submit(intents)
+    await venue.deliver(om)
+    return om, [i.client_order_id for i in intents]
+
+
+# ---------------------------------------------------------------- write-ahead and idempotence
+async def test_intent_is_stored_as_submitting_before_it_is_sent(store: Store) -> None:
+    venue = FakeVenue()
+    seen: list[OrderState] = []
+    real = venue.submit
+
+    async def spy(intents: Any) -> Any:
+        seen.extend(state(store, i.client_order_id).state for i in intents)
+        return await real(intents)
+
+    venue.submit = spy  # type: ignore[method-assign]
+    om = await manager(venue, store)
+    await om.submit(bracket())
+    assert seen == [S.SUBMITTING] * 3
+
+
+async def test_one_intent_is_one_order_across_retries_and_restarts(store: Store) -> None:
+    venue = FakeVenue()
+    om, ids = await placed_bracket(venue, store)
+    await om.submit(bracket())  # a retry in the same process
+    again = await manager(venue, store)  # a second process on the same store (restart)
+    await again.submit(bracket())
+    assert venue.sent == ids
+    assert [state(store, c).state for c in ids] == [S.ACCEPTED] * 3
+
+
+async def test_crash_between_store_write_and_send_sends_once_after_restart(store: Store) -> None:
+    venue = FakeVenue()
+    for o in (Order(i) for i in bracket()):  # what a process that died before sending left behind
+        o.parent_client_order_id = None if o.intent.leg is OrderLeg.ENTRY else bracket()[0].client_order_id
+        o.transition(S.SUBMITTING, "write-ahead")
+        store.save_order(o, broker="fake", mode="live")
+    om = await manager(venue, store)
+    await venue.deliver(om)
+    assert venue.sent == [i.client_order_id for i in bracket()]
+    await (await manager(venue, store)).submit(bracket())
+    assert len(venue.sent) == 3
+
+
+async def test_crash_between_send_and_ack_adopts_the_broker_order(store: Store) -> None:
+    venue = FakeVenue()
+    intents = bracket()
+    await venue.submit(intents)  # the dead process sent it ...
+    for o in (Order(i) for i in intents):  # ... but never recorded the acknowledgement
+        o.transition(S.SUBMITTING, "write-ahead")
+        store.save_order(o, broker="fake", mode="live")
+    venue.outbox.clear()
+    om = await manager(venue, store)
+    assert len(venue.sent) == 3
+    assert [state(store, i.client_order_id).state for i in intents] == [S.ACCEPTED] * 3
+    assert state(store, intents[0].client_order_id).broker_order_id == "B1"
+    assert om.accepting
+
+
+async def test_outcome_unknown_is_resolved_by_asking_never_by_resending(store: Store) -> None:
+    venue = FakeVenue(unknown_after_send=True)
+    om = await manager(venue, store)
+    await om.submit(bracket())  # the order is there: the query settles it
+    assert [state(store, c).state for c in venue.sent] == [S.ACCEPTED] * 3
+    venue2 = FakeVenue(unknown_after_send=True, status_unavailable=True)
+    om2 = await manager(venue2, open_store("sqlite://"))
+    with pytest.raises(OrderOutcomeUnknown):
+        await om2.submit(bracket("sig-2"))
+    with pytest.raises(OrderOutcomeUnknown):
+        await om2.submit(bracket("sig-2"))  # placing the same intent again sends nothing
+    assert len(venue2.sent) == 3
+    assert {om2.order(c).state for c in venue2.sent} == {S.UNKNOWN}  # type: ignore[union-attr]
+
+
+async def test_send_failed_means_not_at_the_broker(store: Store) -> None:
+    venue = FakeVenue(fail_before_send=SendFailed("not connected"))
+    om = await manager(venue, store)
+    with pytest.raises(SendFailed):
+        await om.submit(bracket())
+    assert venue.sent == []
+    assert {state(store, i.client_order_id).state for i in bracket()} == {S.REJECTED}
+
+
+async def test_intents_are_refused_until_reconciled(store: Store) -> None:
+    om = OrderManager(FakeVenue(), store, NullAudit())
+    with pytest.raises(EntriesRefused):
+        await om.submit(bracket())
+
+
+# ---------------------------------------------------------------- notices and refusals
+async def test_an_informational_notice_never_ends_an_order(store: Store) -> None:
+    venue = FakeVenue()
+    om, (entry, stop, target) = await placed_bracket(venue, store)
+    venue.notice(entry, "10349", CodeMeaning.NOTICE, "TIF set to DAY based on order preset")
+    venue.notice(stop, "10349", CodeMeaning.NOTICE, "TIF set to DAY based on order preset")
+    await venue.deliver(om)
+    venue.execute(entry, D(100))
+    await venue.deliver(om)
+    assert state(store, entry).state is S.FILLED and state(store, entry).filled_quantity == 100
+    assert state(store, stop).state is S.ACCEPTED and state(store, target).state is S.ACCEPTED
+
+
+async def test_a_refused_cancel_is_not_a_cancel(store: Store) -> None:
+    venue = FakeVenue(refuse_cancel=True)
+    om, (entry, _, _) = await placed_bracket(venue, store)
+    await om.cancel(entry)
+    assert state(store, entry).state is S.CANCEL_PENDING
+    await venue.deliver(om)  # 10148 "order cannot be cancelled"
+    assert state(store, entry).state is S.ACCEPTED
+    venue.execute(entry, D(100))
+    await venue.deliver(om)
+    assert state(store, entry).state is S.FILLED
+
+
+async def test_a_rejection_code_on_a_working_stop_asks_the_broker(store: Store) -> None:
+    venue = FakeVenue()
+    om, (entry, stop, _) = await placed_bracket(venue, store)
+    venue.execute(entry, D(100))
+    venue.notice(stop, "201", CodeMeaning.REJECTED, "Order rejected - reason: modify refused")
+    await venue.deliver(om)
+    assert state(store, stop).state is S.ACCEPTED  # still working at the broker
+    venue.execute(stop, D(100))
+    await venue.deliver(om)
+    assert state(store, stop).state is S.FILLED
+
+
+async def test_a_rejection_code_on_a_never_acknowledged_order_rejects_it(store: Store) -> None:
+    venue = FakeVenue()
+    om = await manager(venue, store)
+    intents = bracket()
+    await om.submit(intents)
+    venue.outbox.clear()  # no acknowledgement arrived
+    del venue.orders[intents[0].client_order_id]
+    venue.notice_for_missing = True  # type: ignore[attr-defined]
+    from joe.core.reports import BrokerNotice
+
+    await om.process(
+        BrokerNotice(
+            "fake",
+            "201",
+            "rejected: size",
+            CodeMeaning.REJECTED,
+            intents[0] and _t0(),
+            intents[0].client_order_id,
+            "B1",
+            "place",
+        )
+    )
+    assert state(store, intents[0].client_order_id).state is S.REJECTED
+
+
+def _t0() -> Any:
+    from fake_venue import T0
+
+    return T0
+
+
+async def test_a_refused_modify_never_changes_joes_copy(store: Store) -> None:
+    venue = FakeVenue()
+    om, (entry, stop, _) = await placed_bracket(venue, store)
+    venue.execute(entry, D(100))
+    await venue.deliver(om)
+    venue.refuse_modify = True
+    await om.modify(stop, stop_price=D("97.03"))
+    await venue.deliver(om)
+    assert state(store, stop).intent.stop_price == D("95.00") == venue.orders[stop].stop_price
+    venue.refuse_modify = False
+    await om.modify(stop, stop_price=D("97.03"))
+    assert state(store, stop).intent.stop_price == D("95.00")  # not until the broker confirms
+    await venue.deliver(om)
+    assert state(store, stop).intent.stop_price == D("97.03") == venue.orders[stop].stop_price
+
+
+# ---------------------------------------------------------------- fills are facts
+async def test_a_late_fill_moves_a_cancelled_order_on_and_alerts(store: Store) -> None:
+    venue = FakeVenue()
+    om, (entry, _, _) = await placed_bracket(venue, store)
+    o = om.order(entry)
+    assert o is not None
+    o.transition(S.CANCELLED, "Joe wrongly concluded cancelled")
+    store.save_order(o, broker="fake", mode="live")
+    venue.execute(entry, D(100))
+    await venue.deliver(om)
+    assert state(store, entry).state is S.FILLED and state(store, entry).filled_quantity == 100
+    assert any(a.kind is AlertKind.LATE_FILL for a in om.alerts)
+
+
+async def test_an_execution_correction_replaces_the_fill(store: Store) -> None:
+    venue = FakeVenue()
+    om, (entry, _, _) = await placed_bracket(venue, store)
+    exec_id = venue.execute(entry, D(100))
+    assert exec_id is not None
+    await venue.deliver(om)
+    venue.correct(exec_id, D(50))
+    await venue.deliver(om)
+    venue.orders[entry].status = venue.orders[entry].status.WORKING
+    venue.execute(entry, D(50))
+    await venue.deliver(om)
+    o = state(store, entry)
+    assert o.filled_quantity == 100 == venue.orders[entry].filled
+    assert [f.quantity for f in store.fills(entry)] == [50, 50]
+
+
+async def test_commissions_before_or_after_their_fill_end_up_on_it(store: Store) -> None:
+    venue = FakeVenue()
+    om, (entry, _, _) = await placed_bracket(venue, store)
+    exec_id = venue.execute(entry, D(40), commission=D("1.00"))
+    fill, comm = venue.outbox[0], venue.outbox[1]
+    assert isinstance(fill, FillReport) and isinstance(comm, CommissionReport)
+    await om.process(comm)  # first: no fill yet, kept
+    assert store.pending_commission(exec_id or "") is not None
+    await om.process(fill)
+    venue.outbox.clear()
+    assert store.fills(entry)[0].commission == D("1.00")
+    assert store.pending_commissions() == []
+    second = venue.execute(entry, D(60), commission=D("0.50"))
+    await venue.deliver(om)  # fill then commission
+    assert {f.fill_id: f.commission for f in store.fills(entry)} == {exec_id: D("1.00"), second: D("0.50")}
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("price", D(0)),
+        ("price", D(-5)),
+        ("price", D("NaN")),
+        ("price", D("Infinity")),
+        ("quantity", D("NaN")),
+        ("side", Side.SELL),
+        ("symbol", "MSFT"),
+    ],
+)
+async def test_an_invalid_fill_is_refused_audited_and_alerted(store: Store, field: str, value: Any) -> None:
+    from dataclasses import replace
+
+    venue = FakeVenue()
+    audit = NullAudit()
+    om, (entry, _, _) = await placed_bracket(venue, store, audit=audit)
+    venue.execute(entry, D(10))
+    fr = venue.outbox.pop(0)
+    assert isinstance(fr, FillReport)
+    await om.process(replace(fr, fill=replace(fr.fill, **{field: value})))
+    assert state(store, entry).filled_quantity == 0 and store.fills(entry) == []
+    assert any(a.kind is AlertKind.INVALID_FILL and field in a.message for a in om.alerts)
+    assert any(e == "order.fill_invalid" for e, _, _ in audit.records)
+
+
+class FlakyAudit(NullAudit):
+    def __init__(self) -> None:
+        super().__init__()
+        self.broken = True
+
+    def record(self, event_type: str, payload: Any = None, **ids: Any) -> None:
+        if self.broken and event_type == "order.fill":
+            raise OSError("disk full")
+        super().record(event_type, payload, **ids)
+
+
+async def test_a_fill_whose_audit_write_fails_is_applied_and_re_audited(store: Store) -> None:
+    venue = FakeVenue()
+    audit = FlakyAudit()
+    om, (entry, _, _) = await placed_bracket(venue, store, audit=audit)
+    exec_id = venue.execute(entry, D(100))
+    await venue.deliver(om)
+    assert state(store, entry).state is S.FILLED
+    assert [f.fill_id for f, _, _ in store.unaudited_fills()] == [exec_id]
+    assert any(a.kind is AlertKind.AUDIT_FAILED for a in om.alerts)
+    audit.broken = False
+    await manager(venue, store, audit=audit)  # the next start (or reconciliation) re-audits
+    assert store.unaudited_fills() == []
+    assert [p["fill_id"] for e, p, _ in audit.records if e == "order.fill"] == [exec_id]
+
+
+# ---------------------------------------------------------------- exits and protection
+async def test_a_reduce_only_exit_replaces_the_bracket_and_never_reverses(store: Store) -> None:
+    venue = FakeVenue()
+    om, (entry, stop, target) = await placed_bracket(venue, store, confirm_timeout=0.01)
+    venue.execute(entry, D(100))
+    await venue.deliver(om)
+    ex = await om.exit("sig-1")
+    assert ex is not None and ex.quantity == 100 and ex.intent.reduce_only
+    await venue.deliver(om)
+    assert venue.orders[stop].status is venue.orders[stop].status.CANCELLED
+    assert venue.orders[target].status is venue.orders[target].status.CANCELLED
+    venue.execute(ex.client_order_id, D(100))
+    venue.execute(target, D(100))  # cannot fill any more: nothing left to reverse the position
+    await venue.deliver(om)
+    assert venue.net["AAPL"] == 0
+    assert state(store, ex.client_order_id).state is S.FILLED
+
+
+async def test_an_exit_is_capped_at_the_live_broker_position(store: Store) -> None:
+    venue = FakeVenue()
+    om, (entry, _, _) = await placed_bracket(venue, store, confirm_timeout=0.01)
+    venue.execute(entry, D(100))
+    await venue.deliver(om)
+    venue.net["AAPL"] = D(60)  # 40 closed elsewhere
+    ex = await om.exit("sig-1")
+    await venue.deliver(om)
+    assert ex is not None and ex.quantity == 60
+    venue.net["AAPL"] = D(0)
+    assert await om.exit("sig-1", quantity=D(10)) is ex  # one in flight: returned, not duplicated
+
+
+async def test_a_rejected_exit_can_be_retried(store: Store) -> None:
+    venue = FakeVenue()
+    om, (entry, _, _) = await placed_bracket(venue, store, confirm_timeout=0.01)
+    venue.execute(entry, D(100))
+    await venue.deliver(om)
+    venue.fail_before_send = SendFailed("rejected locally")
+    with pytest.raises(SendFailed):
+        await om.exit("sig-1")
+    ex = await om.exit("sig-1")
+    assert ex is not None and ex.attempt == 1
+    assert ex.client_order_id == client_order_id("sig-1", "exit", 1)
+    assert venue.sent[-1] == ex.client_order_id
+
+
+async def test_a_partial_entry_then_cancel_resizes_the_children(store: Store) -> None:
+    for broker_resizes in (True, False):
+        venue = FakeVenue(resize_children=broker_resizes)
+        s = open_store("sqlite://")
+        om, (entry, stop, target) = await placed_bracket(venue, s)
+        venue.execute(entry, D(30))
+        await venue.deliver(om)
+        await om.cancel(entry)
+        await venue.deliver(om)
+        await venue.deliver(om)
+        for c in (stop, target):
+            assert venue.orders[c].quantity == 30, broker_resizes
+            assert state(s, c).quantity == 30 and state(s, c).state is S.ACCEPTED
+        assert state(s, entry).state is S.CANCELLED and state(s, entry).filled_quantity == 30
+        assert om.unprotected == [] or om.unprotected[-1].protected < 30  # at most transient
+
+
+async def test_modifying_a_parent_quantity_resizes_its_children(store: Store) -> None:
+    venue = FakeVenue(resize_children=False)
+    om, (entry, stop, target) = await placed_bracket(venue, store)
+    await om.modify(entry, quantity=D(200))
+    await venue.deliver(om)
+    assert [venue.orders[c].quantity for c in (entry, stop, target)] == [200, 200, 200]
+    assert [state(store, c).quantity for c in (entry, stop, target)] == [200, 200, 200]
+
+
+async def test_a_stop_cancelled_by_the_broker_reports_an_unprotected_position(store: Store) -> None:
+    venue = FakeVenue()
+    seen: list[Any] = []
+    om, (entry, stop, _) = await placed_bracket(venue, store, on_unprotected=seen.append)
+    venue.execute(entry, D(100))
+    await venue.deliver(om)
+    assert seen == []
+    venue.venue_cancel(stop)
+    await venue.deliver(om)
+    assert len(seen) == 1 and seen[0].position == 100 and seen[0].protected == 0
+    assert seen[0].symbol == "AAPL" and seen[0].signal_id == "sig-1"
+
+
+# ---------------------------------------------------------------- increments
+async def test_non_conforming_intents_are_refused_before_anything_is_stored(store: Store) -> None:
+    venue = FakeVenue(rules=InstrumentRules("AAPL", D("0.01"), D(100), D(100)))
+    om = await manager(venue, store)
+    with pytest.raises(InvalidOrder, match=r"size increment 100"):
+        await om.submit(bracket(qty="1234.5678"))
+    bad = [*bracket(qty="1200")]
+    bad[0] = OrderIntent(
+        bad[0].client_order_id,
+        "sig-1",
+        OrderLeg.ENTRY,
+        "AAPL",
+        Side.BUY,
+        D(1200),
+        OrderType.LIMIT,
+        limit_price=D("10.1624"),
+    )
+    with pytest.raises(InvalidOrder, match=r"tick grid 0\.01"):
+        await om.submit(bad)
+    assert venue.sent == [] and store.orders() == []
+
+
+def test_rounding_helpers_round_sizes_down_and_prices_to_the_tick() -> None:
+    r = InstrumentRules("EURUSD", D("0.00001"), D(100), D(100), D(10000))
+    assert round_size_down(D("1234.5678"), r) == D(1200)
+    assert round_size_down(D("99"), r) == 0
+    assert round_size_down(D("20000"), r) == D(10000)
+    t = InstrumentRules("X", D("0.01"), D(1), D(1))
+    assert round_price(D("10.1624"), t) == D("10.16")
+    assert round_price(D("10.1624"), t, "up") == D("10.17")
+    assert round_price(D("10.1699"), t, "down") == D("10.16")

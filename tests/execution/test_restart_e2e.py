@@ -1,0 +1,109 @@
+"""Restart end to end: a Joe process (a subprocess) is SIGKILLed between the store write and the
+send, or between the send and the acknowledgement; after a restart through the OrderManager the
+broker simulator holds exactly one order per intent (its books are the truth).
+
+Capital.com: the real client (httpx) against the Capital simulator. IBKR joins when its
+ExecutionClient adapter is on main.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from collections.abc import AsyncIterator
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+from restart_child import SIGNAL, bracket
+
+from joe.brokers.capital import CapitalClient, Credentials, Limits
+from joe.brokers.capital.client import CapitalExecutionClient
+from joe.core.events import NullAudit
+from joe.core.ids import client_order_id
+from joe.core.order import OrderState
+from joe.execution.order_manager import OrderManager
+from joe.simulators.capital import CapitalSimulator, SimLimits
+from joe.store import open_store
+
+CHILD = Path(__file__).with_name("restart_child.py")
+
+
+@pytest.fixture
+async def sim() -> AsyncIterator[CapitalSimulator]:
+    s = CapitalSimulator(seed=7, limits=SimLimits().scaled(10.0), tick_s=0.02)
+    await s.start()
+    yield s
+    await s.stop()
+
+
+def _levels(sim: CapitalSimulator) -> tuple[str, str]:
+    bid, ask = sim.exchange.quote("GOLD")
+    mid = (bid + ask) / 2
+    return str((mid * Decimal("0.95")).quantize(Decimal("0.01"))), str(
+        (mid * Decimal("1.05")).quantize(Decimal("0.01"))
+    )
+
+
+async def _child(sim: CapitalSimulator, data: Path, kill: str) -> int:
+    stop, target = _levels(sim)
+    login = sim.login
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        str(CHILD),
+        sim.url,
+        login.api_key,
+        login.identifier,
+        login.password,
+        str(data),
+        kill,
+        stop,
+        target,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    _out, err = await asyncio.wait_for(proc.communicate(), timeout=120)
+    assert proc.returncode is not None
+    if kill != "none":
+        assert proc.returncode == -9, err.decode()[-2000:]
+    return proc.returncode
+
+
+def _deals(sim: CapitalSimulator) -> list[str]:
+    return [p.deal_reference for p in sim.account().positions if p.epic == "GOLD"]
+
+
+@pytest.mark.parametrize("kill", ["after_write", "after_send"])
+async def test_killed_process_then_restart_leaves_one_order_per_intent(
+    sim: CapitalSimulator, tmp_path: Path, kill: str
+) -> None:
+    await _child(sim, tmp_path, kill)
+    entry_id = client_order_id(SIGNAL, "entry")
+    store = open_store(data_dir=tmp_path)
+    left = store.load_order(entry_id)
+    assert left is not None and left.state is OrderState.SUBMITTING  # what the dead process left
+    assert _deals(sim) == ([] if kill == "after_write" else [entry_id])
+
+    login = sim.login
+    client = CapitalClient(
+        sim.url,
+        Credentials(login.api_key, login.identifier, login.password),
+        audit=NullAudit(),
+        limits=Limits().scaled(10.0),
+    )
+    await client.open()
+    try:
+        xc = CapitalExecutionClient(client, audit=NullAudit(), confirm_interval_s=0.02, confirm_timeout_s=2.0)
+        om = OrderManager(xc, store, NullAudit())
+        await om.start()  # reconciles first: adopts what the broker has, sends what it provably lacks
+        stop, target = _levels(sim)
+        await om.submit(bracket(Decimal(stop), Decimal(target)))  # the same intent again
+        await om.stop()
+        assert _deals(sim) == [entry_id]  # exactly one order at the broker for the intent
+        posts = [r for r in sim.requests if r.method == "POST" and r.path == "/positions"]
+        assert len(posts) == 1
+        entry = store.load_order(entry_id)
+        assert entry is not None and entry.state is OrderState.FILLED and entry.filled_quantity == 1
+    finally:
+        await client.close()
+        store.close()
