@@ -10,8 +10,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from fake_venue import FakeVenue
 
+from execution.fake_venue import FakeVenue
 from joe.brokers.base import EntriesRefused, InvalidOrder, OrderOutcomeUnknown, SendFailed
 from joe.core.events import NullAudit
 from joe.core.ids import client_order_id
@@ -240,7 +240,7 @@ async def test_a_rejection_code_on_a_never_acknowledged_order_rejects_it(store: 
 
 
 def _t0() -> Any:
-    from fake_venue import T0
+    from execution.fake_venue import T0
 
     return T0
 

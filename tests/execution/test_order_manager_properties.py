@@ -14,10 +14,10 @@ import asyncio
 from decimal import Decimal
 from typing import Any
 
-from fake_venue import FakeVenue
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from execution.fake_venue import FakeVenue
 from joe.core.events import NullAudit
 from joe.core.ids import client_order_id
 from joe.core.models import ZERO, OrderIntent, OrderLeg, OrderType, Side

@@ -15,8 +15,8 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
-from restart_child import SIGNAL, bracket
 
+from execution.restart_child import SIGNAL, bracket
 from joe.brokers.capital import CapitalClient, Credentials, Limits
 from joe.brokers.capital.client import CapitalExecutionClient
 from joe.core.events import NullAudit
