@@ -27,7 +27,7 @@ import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -56,7 +56,8 @@ from joe.brokers.capital.exits import plan_exit
 from joe.brokers.capital.http import CapitalClient
 from joe.brokers.capital.instruments import check_intent, rules_from_market
 from joe.brokers.capital.mapping import account_info
-from joe.brokers.capital.models import Activity, Confirm, PositionRow
+from joe.brokers.capital.models import Activity, Confirm
+from joe.brokers.capital.queries import CapitalQueries
 from joe.brokers.capital.trading import TradingApi, bracket, num, order_body
 from joe.core import ids
 from joe.core.events import AuditSink
@@ -107,6 +108,7 @@ class CapitalExecutionClient:
         self._exits: dict[str, list[str]] = {}  # exit id -> deal ids it closed; a hint
         self._seen_fills: set[str] = set()
         self._pending_audit: list[tuple[str, dict[str, Any], str | None]] = []
+        self.queries = CapitalQueries(self.trading, self.accounts, self.clock, self._children)
 
     # ------------------------------------------------------------------ lifecycle / reads
     @property
@@ -344,16 +346,16 @@ class CapitalExecutionClient:
             for leg in legs:
                 self._emit(self._rejected(leg, code))
             return [SubmitAck(i.client_order_id, None) for i in [entry, *legs]]
-        self._emit(report)
         opened = ob.opened_deal(c)
+        if not working:  # the fills first: a FILLED status then finds them already applied
+            deals = [*([opened] if opened else []), *ob.closed_deals(c)]
+            await self._report_fills(deals, cid, self._of_request(cid, opened))
+        self._emit(report)
         acks = [SubmitAck(cid, report.broker_order_id, None if working else opened)]
         for leg in legs:
             child = self._leg_report(leg, opened, c)
             self._emit(child)
             acks.append(SubmitAck(leg.client_order_id, child.broker_order_id, opened))
-        if not working:
-            deals = [*([opened] if opened else []), *ob.closed_deals(c)]
-            await self._report_fills(deals, cid, self._of_request(cid, opened))
         return acks
 
     def _leg_report(self, leg: OrderIntent, opened: str | None, c: Confirm) -> OrderStatusReport:
@@ -492,9 +494,19 @@ class CapitalExecutionClient:
         i = order.intent
         cid = i.client_order_id
         if quantity is not None and quantity != i.quantity:
-            self._notice(
-                "joe.size.not_amendable", CodeMeaning.REQUEST_REFUSED, "modify", cid, order.broker_order_id
-            )
+            if i.leg in _CHILD_LEGS:
+                # An attached stop/target is always the deal's size: the broker resizes it with the
+                # deal. Report what it holds now instead of sending anything.
+                for r in await self.order_status(cid):
+                    self._emit(r)
+            else:
+                self._notice(
+                    "joe.size.not_amendable",
+                    CodeMeaning.REQUEST_REFUSED,
+                    "modify",
+                    cid,
+                    order.broker_order_id,
+                )
             return
         rules = await self.instrument_rules(i.symbol)
         for name, px in (("limit_price", limit_price), ("stop_price", stop_price)):
@@ -537,128 +549,42 @@ class CapitalExecutionClient:
         target = level if leg is OrderLeg.TAKE_PROFIT else cur.profitLevel
         trailing = cur.stopDistance if cur.trailingStop and leg is not OrderLeg.STOP_LOSS else None
         body = bracket(stop_level=stop, profit_level=target, trailing_distance=trailing, explicit_nulls=True)
+        # The answer (WORKING at the new level, or CANCELLED once detached) is read back by `_write`.
         await self._write(cid, request, lambda: self.trading.amend_position(parent, body))
 
-    async def _write(self, cid: str, request: str, send: Callable[[], Any]) -> None:
+    async def _write(self, cid: str, request: str, send: Callable[[], Any]) -> bool:
+        """Send one amend/cancel and confirm it; True when the broker accepted it. A refusal is a
+        notice (REQUEST_REFUSED), a lost answer an AMBIGUOUS one: the OrderManager asks."""
         self._audit(f"capital.order.{request}", cid)
         try:
             ref = await send()
         except (InvalidRequest, NotFound, RateLimited, CapitalAuthError, SessionExpired) as exc:
             code = exc.code or type(exc).__name__
             self._notice(code, ob.code_meaning(code, request=request), request, cid)
-            return
+            return False
         except AmbiguousWrite:
             self._notice("joe.answer_lost", CodeMeaning.AMBIGUOUS, request, cid)
-            return
+            return False
         c = await self._confirm(ref)
         if c is None or c.dealStatus.upper() != "ACCEPTED":
             code = "joe.unconfirmed" if c is None else (c.rejectReason or c.reason or "REJECTED")
             meaning = CodeMeaning.AMBIGUOUS if c is None else CodeMeaning.REQUEST_REFUSED
             self._notice(code, meaning, request, cid)
-            return
+            return False
         for r in await self.order_status(cid):
             self._emit(r)
+        return True
 
     # ------------------------------------------------------------------ asking the broker
     async def order_status(self, client_order_id: str) -> list[OrderStatusReport]:
-        """Every order at Capital.com carrying this id (confirm, positions, working orders, activity).
-
-        [] only when the broker answered and has nothing; a failed read raises (never "not found").
-        """
-        cid = client_order_id
-        now = self.clock()
-        if cid in self._children:
-            return await self._child_status(cid, *self._children[cid])
-        try:
-            confirm: Confirm | None = await self.trading.confirm(cid)
-        except (NotFound, InvalidRequest):
-            confirm = None
-        positions = await self.trading.positions()
-        orders = await self.trading.working_orders()
-        out = [ob.working_order_report(r, now, reconciling=True) for r in orders
-               if ob.own_reference(getattr(r.workingOrderData, "dealReference", None)) == cid]  # fmt: skip
-        out += [ob.entry_report_from_position(r, now, reconciling=True) for r in positions
-                if ob.own_reference(r.position.dealReference) == cid]  # fmt: skip
-        if out:
-            return out
-        if confirm is not None:
-            return [await self._settled(confirm, cid, now)]
-        rows = await self.accounts.activity(last_period_s=86400, fiql="type==POSITION")
-        fills = [
-            f
-            for f in (ob.fill_from_activity(r) for r in rows)
-            if f is not None and f.fill.client_order_id == cid
-        ]
-        if not fills:
-            return []
-        f0 = fills[0].fill
-        qty = sum((f.fill.quantity for f in fills), Decimal(0))
-        return [OrderStatusReport(
-            "capital", cid, f0.broker_order_id, f0.symbol, f0.side, qty, VenueOrderStatus.FILLED, now,
-            filled_quantity=qty, avg_fill_price=f0.price, raw_status="ACTIVITY", from_reconciliation=True,
-        )]  # fmt: skip
-
-    async def _settled(self, c: Confirm, cid: str, now: datetime) -> OrderStatusReport:
-        """A confirmed request no longer live: a market deal filled; a working order's fate is in activity."""
-        opened = ob.opened_deal(c)
-        if c.dealStatus.upper() != "ACCEPTED" or opened is None:
-            return ob.confirm_report(c, cid, working=False, ts=now, reconciling=True)
-        rows = await self.accounts.activity(deal_id=opened, last_period_s=86400)
-        fate = [r.status.upper() for r in rows if r.type.upper() == "WORKING_ORDER"]
-        if not fate:
-            return ob.confirm_report(c, cid, working=False, ts=now, reconciling=True)
-        status = {"EXECUTED": VenueOrderStatus.FILLED, "CANCELLED": VenueOrderStatus.CANCELLED,
-                  "EXPIRED": VenueOrderStatus.EXPIRED}.get(fate[-1], VenueOrderStatus.WORKING)  # fmt: skip
-        report = ob.confirm_report(c, cid, working=True, ts=now, reconciling=True)
-        filled = report.quantity if status is VenueOrderStatus.FILLED else Decimal(0)
-        return OrderStatusReport(
-            "capital", cid, report.broker_order_id, report.symbol, report.side, report.quantity, status, now,
-            filled_quantity=filled, order_type=report.order_type, limit_price=c.level, leg=OrderLeg.ENTRY,
-            raw_status=fate[-1], from_reconciliation=True,
-        )  # fmt: skip
-
-    async def _child_status(self, cid: str, entry_cid: str, leg: OrderLeg) -> list[OrderStatusReport]:
-        now = self.clock()
-        rows = [
-            r
-            for r in await self.trading.positions()
-            if ob.own_reference(r.position.dealReference) == entry_cid
-        ]
-        for r in rows:
-            kids = ob.child_reports(r, now, reconciling=True,
-                                    stop_coid=cid if leg is OrderLeg.STOP_LOSS else "",
-                                    target_coid=cid if leg is OrderLeg.TAKE_PROFIT else "")  # fmt: skip
-            mine = [k for k in kids if k.leg is leg]
-            if mine:
-                return mine
-        return []
+        """Every order at Capital.com carrying this id; [] only when the broker answered with none
+        (`queries.CapitalQueries.order_status`)."""
+        return await self.queries.order_status(client_order_id)
 
     async def mass_status(self, since: datetime | None = None) -> MassStatus:
-        """Working orders, live deals (as filled entries with their attached legs), fills since `since`
-        (default: the last 10 minutes; at most one day per request), positions and the account."""
-        now = self.clock()
-        positions = await self.trading.positions()
-        orders = await self.trading.working_orders()
-        start = since or now - timedelta(minutes=10)
-        acts = await self.accounts.activity(start, now + timedelta(seconds=1), fiql="type==POSITION")
-        reports = [ob.working_order_report(r, now, reconciling=True) for r in orders]
-        for r in positions:
-            reports.append(ob.entry_report_from_position(r, now, reconciling=True))
-            reports += ob.child_reports(r, now, reconciling=True)
-        fills = [f for f in (ob.fill_from_activity(a) for a in acts) if f is not None]
-        return MassStatus(
-            "capital", now, orders=reports, fills=[_reconciled(f) for f in fills],
-            positions=[ob.position_report(r, now) for r in positions], account=await self.account(),
-        )  # fmt: skip
-
-    def deals_of(self, rows: Sequence[PositionRow], entry_cid: str) -> list[str]:
-        """Deal ids opened by `entry_cid` (by reference; never by size)."""
-        return [r.position.dealId for r in rows if ob.own_reference(r.position.dealReference) == entry_cid]
+        """Working orders, live deals with their attached legs, fills since `since`, positions, account."""
+        return await self.queries.mass_status(since)
 
 
 def _not_in(seen: set[str]) -> Callable[[Activity], bool]:
     return lambda r: ob.fill_id(r.dealId, r.dateUTC, r.source) not in seen
-
-
-def _reconciled(f: FillReport) -> FillReport:
-    return FillReport(f.broker, f.fill, f.revision, f.raw_exec_id, from_reconciliation=True)

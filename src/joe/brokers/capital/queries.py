@@ -1,0 +1,180 @@
+"""Asking Capital.com about Joe's orders: `order_status` by reference and `mass_status` for a
+reconciliation pass. Reads only; every answer is a report marked `from_reconciliation`.
+
+An order is found by its `dealReference` (Joe's client order id) in the confirms, the positions, the
+working orders and the activity history — never by size. A read that fails raises; only an answer
+that shows nothing gives [] ("the broker has none").
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from datetime import datetime, timedelta
+from decimal import Decimal
+
+from joe.brokers.capital import observe as ob
+from joe.brokers.capital.accounts import AccountsApi
+from joe.brokers.capital.errors import InvalidRequest, NotFound
+from joe.brokers.capital.mapping import account_info
+from joe.brokers.capital.models import Confirm, PositionRow
+from joe.brokers.capital.trading import TradingApi
+from joe.core.models import OrderLeg, OrderType, Side
+from joe.core.reports import FillReport, MassStatus, OrderStatusReport, VenueOrderStatus
+
+
+class CapitalQueries:
+    """The read side of `CapitalExecutionClient`. `children` maps an attached leg's id to
+    (entry id, leg) — a hint from `submit`; a leg Joe never named here is found by broker id in
+    `mass_status` (`<dealId>:SL` / `:TP`)."""
+
+    def __init__(
+        self,
+        trading: TradingApi,
+        accounts: AccountsApi,
+        clock: Callable[[], datetime],
+        children: dict[str, tuple[str, OrderLeg]],
+    ) -> None:
+        self.trading = trading
+        self.accounts = accounts
+        self.clock = clock
+        self._children = children
+
+    async def order_status(self, client_order_id: str) -> list[OrderStatusReport]:
+        """Every order at Capital.com carrying this id (confirm, positions, working orders, activity).
+
+        [] only when the broker answered and has nothing; a failed read raises (never "not found").
+        """
+        cid = client_order_id
+        now = self.clock()
+        if cid in self._children:
+            return await self._child_status(cid, *self._children[cid])
+        try:
+            confirm: Confirm | None = await self.trading.confirm(cid)
+        except (NotFound, InvalidRequest):
+            confirm = None
+        positions = await self.trading.positions()
+        orders = await self.trading.working_orders()
+        out = [ob.working_order_report(r, now, reconciling=True) for r in orders
+               if ob.own_reference(getattr(r.workingOrderData, "dealReference", None)) == cid]  # fmt: skip
+        out += [ob.entry_report_from_position(r, now, reconciling=True) for r in positions
+                if ob.own_reference(r.position.dealReference) == cid]  # fmt: skip
+        if out:
+            return out
+        if confirm is not None:
+            return [await self._settled(confirm, cid, now)]
+        rows = await self.accounts.activity(last_period_s=86400, fiql="type==POSITION")
+        fills = [
+            f
+            for f in (ob.fill_from_activity(r) for r in rows)
+            if f is not None and f.fill.client_order_id == cid
+        ]
+        if not fills:
+            return []
+        f0 = fills[0].fill
+        qty = sum((f.fill.quantity for f in fills), Decimal(0))
+        return [OrderStatusReport(
+            "capital", cid, f0.broker_order_id, f0.symbol, f0.side, qty, VenueOrderStatus.FILLED, now,
+            filled_quantity=qty, avg_fill_price=f0.price, raw_status="ACTIVITY", from_reconciliation=True,
+        )]  # fmt: skip
+
+    async def _settled(self, c: Confirm, cid: str, now: datetime) -> OrderStatusReport:
+        """A confirmed request no longer live: a market deal filled; a working order's fate is in activity."""
+        opened = ob.opened_deal(c)
+        if c.dealStatus.upper() != "ACCEPTED" or opened is None:
+            return ob.confirm_report(c, cid, working=False, ts=now, reconciling=True)
+        rows = await self.accounts.activity(deal_id=opened, last_period_s=86400)
+        fate = {r.status.upper() for r in rows if r.type.upper() == "WORKING_ORDER"}
+        if not fate:
+            return ob.confirm_report(c, cid, working=False, ts=now, reconciling=True)
+        # Whatever order the history lists rows in, an execution or an end outranks the acceptance.
+        end = next((f for f in ("EXECUTED", "CANCELLED", "EXPIRED", "REJECTED") if f in fate), "ACCEPTED")
+        status = {"EXECUTED": VenueOrderStatus.FILLED, "CANCELLED": VenueOrderStatus.CANCELLED,
+                  "EXPIRED": VenueOrderStatus.EXPIRED, "REJECTED": VenueOrderStatus.REJECTED,
+                  }.get(end, VenueOrderStatus.WORKING)  # fmt: skip
+        report = ob.confirm_report(c, cid, working=True, ts=now, reconciling=True)
+        filled = report.quantity if status is VenueOrderStatus.FILLED else Decimal(0)
+        return OrderStatusReport(
+            "capital", cid, report.broker_order_id, report.symbol, report.side, report.quantity, status, now,
+            filled_quantity=filled, order_type=report.order_type, limit_price=c.level, leg=OrderLeg.ENTRY,
+            raw_status=end, from_reconciliation=True,
+        )  # fmt: skip
+
+    async def _child_status(self, cid: str, entry_cid: str, leg: OrderLeg) -> list[OrderStatusReport]:
+        """An attached stop/target: WORKING while on its live deal; once the deal is gone, FILLED if
+        the deal closed by it (activity source SL / TP), else CANCELLED; CANCELLED if detached."""
+        now = self.clock()
+        stop_cid = cid if leg is OrderLeg.STOP_LOSS else ""
+        target_cid = cid if leg is OrderLeg.TAKE_PROFIT else ""
+        rows = [
+            r
+            for r in await self.trading.positions()
+            if ob.own_reference(r.position.dealReference) == entry_cid
+        ]
+        for r in rows:
+            kids = ob.child_reports(r, now, reconciling=True, stop_coid=stop_cid, target_coid=target_cid)
+            mine = [k for k in kids if k.leg is leg]
+            if mine:
+                return mine
+        suffix = ob.STOP_SUFFIX if leg is OrderLeg.STOP_LOSS else ob.TARGET_SUFFIX
+        if rows:  # the deal is live without this leg: it was removed
+            p = rows[0].position
+            return [self._leg_fate(cid, leg, p.dealId + suffix, rows[0].market.epic, p.direction, p.size,
+                                   VenueOrderStatus.CANCELLED, "DETACHED", now)]  # fmt: skip
+        acts = await self.accounts.activity(last_period_s=86400, fiql="type==POSITION")
+        deals = {
+            a.dealId: a
+            for a in acts
+            if ob.is_opening(a) and a.details and ob.own_reference(a.details.dealReference) == entry_cid
+        }
+        out = []
+        for deal_id, opening in deals.items():
+            assert opening.details is not None
+            closes = [a for a in acts if a.dealId == deal_id and not ob.is_opening(a)]
+            fired = [a for a in closes if a.source.upper() == suffix[1:]]
+            status = VenueOrderStatus.FILLED if fired else VenueOrderStatus.CANCELLED
+            size = sum((a.details.size or Decimal(0) for a in fired if a.details), Decimal(0))
+            out.append(self._leg_fate(
+                cid, leg, deal_id + suffix, opening.epic, opening.details.direction or "BUY",
+                size or (opening.details.size or Decimal(0)), status,
+                "FIRED" if fired else "DEAL_CLOSED", now, filled=size,
+            ))  # fmt: skip
+        return out
+
+    @staticmethod
+    def _leg_fate(
+        cid: str, leg: OrderLeg, bid: str, epic: str, deal_dir: str, size: Decimal,
+        status: VenueOrderStatus, raw: str, now: datetime, filled: Decimal = Decimal(0),
+    ) -> OrderStatusReport:  # fmt: skip
+        side = Side(deal_dir.upper()).opposite
+        return OrderStatusReport(
+            "capital", cid, bid, epic, side, size, status, now, filled_quantity=filled,
+            order_type=OrderType.STOP if leg is OrderLeg.STOP_LOSS else OrderType.LIMIT,
+            parent_broker_order_id=bid.rsplit(":", 1)[0], leg=leg, raw_status=raw, from_reconciliation=True,
+        )  # fmt: skip
+
+    async def mass_status(self, since: datetime | None = None) -> MassStatus:
+        """Working orders, live deals (as filled entries with their attached legs), fills since `since`
+        (default: the last 10 minutes; at most one day per request), positions and the account."""
+        now = self.clock()
+        positions = await self.trading.positions()
+        orders = await self.trading.working_orders()
+        start = since or now - timedelta(minutes=10)
+        acts = await self.accounts.activity(start, now + timedelta(seconds=1), fiql="type==POSITION")
+        reports = [ob.working_order_report(r, now, reconciling=True) for r in orders]
+        for r in positions:
+            reports.append(ob.entry_report_from_position(r, now, reconciling=True))
+            reports += ob.child_reports(r, now, reconciling=True)
+        fills = [f for f in (ob.fill_from_activity(a) for a in acts) if f is not None]
+        return MassStatus(
+            "capital", now, orders=reports, fills=[_reconciled(f) for f in fills],
+            positions=[ob.position_report(r, now) for r in positions],
+            account=account_info(await self.accounts.current_account()),
+        )  # fmt: skip
+
+    def deals_of(self, rows: Sequence[PositionRow], entry_cid: str) -> list[str]:
+        """Deal ids opened by `entry_cid` (by reference; never by size)."""
+        return [r.position.dealId for r in rows if ob.own_reference(r.position.dealReference) == entry_cid]
+
+
+def _reconciled(f: FillReport) -> FillReport:
+    return FillReport(f.broker, f.fill, f.revision, f.raw_exec_id, from_reconciliation=True)
