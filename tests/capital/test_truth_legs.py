@@ -3,6 +3,7 @@ a working entry that fills — each checked against the simulator's books (the t
 
 from __future__ import annotations
 
+import asyncio
 from decimal import Decimal
 
 import pytest
@@ -144,3 +145,49 @@ async def test_working_entry_that_fills_is_found_filled_with_one_fill(
     mass = await xc.mass_status()
     mine = [f for f in mass.fills if f.fill.client_order_id == order.client_order_id]
     assert len(mine) == 1 and isinstance(mine[0], FillReport) and mine[0].fill.price <= lo
+
+
+async def test_the_watcher_reports_a_fired_stop_without_being_asked(
+    sim: CapitalSimulator, client: CapitalClient
+) -> None:
+    from joe.brokers.capital.watch import Watcher
+
+    xc = adapter(client)
+    stop, target = around(sim, "GOLD", "2")
+    group = bracket("sig-wa", "GOLD", Side.BUY, "1", stop, target)
+    await xc.submit(group)
+    watcher = Watcher(xc)
+    drain(xc)
+    assert await watcher.poll() == 0  # nothing new
+    sim.paused = True
+    sim.set_mid("GOLD", float(stop) - 5)
+    await watcher.poll()
+    obs = drain(xc)
+    [s] = reports(obs, group[1].client_order_id)
+    [t] = reports(obs, group[2].client_order_id)
+    assert (s.status, t.status) == (VenueOrderStatus.FILLED, VenueOrderStatus.CANCELLED)
+    [fill] = [o for o in obs if isinstance(o, FillReport)]
+    assert fill.fill.side is Side.SELL and fill.fill.broker_order_id.endswith(":SL")
+    assert reports(obs, group[0].client_order_id) == []  # the entry's fill is old news
+    assert await watcher.poll() == 0
+
+
+async def test_the_watcher_reports_a_working_entry_filled_on_a_price_move(
+    sim: CapitalSimulator, client: CapitalClient
+) -> None:
+    xc = adapter(client)
+    lo, _ = around(sim, "GOLD", "1")
+    order = entry("sig-wb", "GOLD", Side.BUY, "1", order_type=OrderType.LIMIT, limit_price=lo)
+    await xc.submit([order])
+    drain(xc)
+    watcher = xc.watch(interval_s=0.02)
+    sim.paused = True
+    sim.set_mid("GOLD", float(lo) - 2)
+    for _ in range(100):
+        obs = [o for o in drain(xc) if getattr(o, "client_order_id", None) == order.client_order_id]
+        if obs:
+            break
+        await asyncio.sleep(0.02)
+    await watcher.stop()
+    [rep] = [o for o in obs if isinstance(o, OrderStatusReport)]
+    assert rep.status is VenueOrderStatus.FILLED and rep.quantity == 1

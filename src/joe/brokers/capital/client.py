@@ -59,6 +59,7 @@ from joe.brokers.capital.mapping import account_info
 from joe.brokers.capital.models import Activity, Confirm
 from joe.brokers.capital.queries import CapitalQueries
 from joe.brokers.capital.trading import TradingApi, bracket, num, order_body
+from joe.brokers.capital.watch import Watcher, report_key
 from joe.core import ids
 from joe.core.events import AuditSink
 from joe.core.models import AccountInfo, OrderIntent, OrderLeg, OrderType
@@ -108,6 +109,8 @@ class CapitalExecutionClient:
         self._exits: dict[str, list[str]] = {}  # exit id -> deal ids it closed; a hint
         self._seen_fills: set[str] = set()
         self._pending_audit: list[tuple[str, dict[str, Any], str | None]] = []
+        self._last: dict[str, OrderStatusReport] = {}
+        self._watcher: Watcher | None = None
         self.queries = CapitalQueries(self.trading, self.accounts, self.clock, self._children)
 
     # ------------------------------------------------------------------ lifecycle / reads
@@ -120,6 +123,8 @@ class CapitalExecutionClient:
             await self.client.open()
 
     async def close(self) -> None:
+        if self._watcher is not None:
+            await self._watcher.stop()
         await self.client.close()
 
     async def account(self) -> AccountInfo:
@@ -145,7 +150,34 @@ class CapitalExecutionClient:
             if obs.fill.fill_id in self._seen_fills:
                 return
             self._seen_fills.add(obs.fill.fill_id)
+        elif isinstance(obs, OrderStatusReport) and obs.client_order_id:
+            self._last[obs.client_order_id] = obs
         self._queue.put_nowait(obs)
+
+    emit = _emit  # for the `Watcher`
+
+    @property
+    def seen_fills(self) -> set[str]:
+        return self._seen_fills
+
+    def known_orders(self) -> set[str]:
+        """Ids this adapter sent or attached (what the `Watcher` follows)."""
+        return self._sent | set(self._children)
+
+    def last_key(self, cid: str) -> tuple[object, ...] | None:
+        r = self._last.get(cid)
+        return None if r is None else report_key(r)
+
+    def last_status(self, cid: str) -> VenueOrderStatus | None:
+        r = self._last.get(cid)
+        return None if r is None else r.status
+
+    def watch(self, interval_s: float = 1.0) -> Watcher:
+        """Start polling for events nobody asked about (stops, targets, fills of working orders)."""
+        if self._watcher is None:
+            self._watcher = Watcher(self, interval_s=interval_s)
+        self._watcher.start()
+        return self._watcher
 
     def _notice(
         self, code: str, meaning: CodeMeaning, request: str, cid: str | None, bid: str | None = None
@@ -283,7 +315,7 @@ class CapitalExecutionClient:
                 self._audit("capital.order.refused", cid, code=code, value=exc.value)
                 self._notice(code, ob.code_meaning(code, request="place"), "place", cid)
                 for i in [entry, *legs]:
-                    self._emit(self._rejected(i, code))
+                    self._emit(ob.rejected(i, code, self.clock()))
                 return None
             except AmbiguousWrite as exc:
                 self._audit("capital.order.ambiguous", cid, error=type(exc).__name__, code=exc.code)
@@ -292,12 +324,6 @@ class CapitalExecutionClient:
                 self._sent.discard(cid)  # only a request that never left gets here
                 raise SendFailed(f"capital: {cid} not sent ({type(exc).__name__})") from None
         raise AssertionError("unreachable")
-
-    def _rejected(self, i: OrderIntent, reason: str) -> OrderStatusReport:
-        return OrderStatusReport(
-            "capital", i.client_order_id, None, i.symbol, i.side, i.quantity, VenueOrderStatus.REJECTED,
-            self.clock(), order_type=i.order_type, leg=i.leg, raw_status="REJECTED", reason=reason,
-        )  # fmt: skip
 
     async def _confirm(self, ref: str) -> Confirm | None:
         try:
@@ -344,7 +370,7 @@ class CapitalExecutionClient:
             self._notice(code, ob.code_meaning(code, request="place"), "place", cid)
             self._emit(report)
             for leg in legs:
-                self._emit(self._rejected(leg, code))
+                self._emit(ob.rejected(leg, code, self.clock()))
             return [SubmitAck(i.client_order_id, None) for i in [entry, *legs]]
         opened = ob.opened_deal(c)
         if not working:  # the fills first: a FILLED status then finds them already applied
@@ -353,26 +379,10 @@ class CapitalExecutionClient:
         self._emit(report)
         acks = [SubmitAck(cid, report.broker_order_id, None if working else opened)]
         for leg in legs:
-            child = self._leg_report(leg, opened, c)
+            child = ob.leg_report(leg, opened, c, self.clock())
             self._emit(child)
             acks.append(SubmitAck(leg.client_order_id, child.broker_order_id, opened))
         return acks
-
-    def _leg_report(self, leg: OrderIntent, opened: str | None, c: Confirm) -> OrderStatusReport:
-        suffix = ob.STOP_SUFFIX if leg.leg is OrderLeg.STOP_LOSS else ob.TARGET_SUFFIX
-        if opened is None:
-            # Netting: the deal closed opposite deals and opened nothing, so nothing carries the leg.
-            closed = ", ".join(ob.closed_deals(c))
-            return OrderStatusReport(
-                "capital", leg.client_order_id, None, leg.symbol, leg.side, leg.quantity,
-                VenueOrderStatus.CANCELLED, self.clock(), order_type=leg.order_type, leg=leg.leg,
-                raw_status="NOT_ATTACHED", reason=f"no position opened (netting closed {closed})",
-            )  # fmt: skip
-        return OrderStatusReport(
-            "capital", leg.client_order_id, opened + suffix, leg.symbol, leg.side, c.size or leg.quantity,
-            VenueOrderStatus.WORKING, self.clock(), order_type=leg.order_type, limit_price=leg.limit_price,
-            stop_price=leg.stop_price, parent_broker_order_id=opened, leg=leg.leg, raw_status="ATTACHED",
-        )  # fmt: skip
 
     async def _deal_rows(self, deal_id: str) -> list[Activity]:
         try:

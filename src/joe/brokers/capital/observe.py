@@ -21,7 +21,7 @@ from typing import Any
 
 from joe.brokers.capital.markets import parse_utc
 from joe.brokers.capital.models import Activity, Confirm, PositionRow, WorkingOrderRow
-from joe.core.models import Fill, OrderLeg, OrderType, Side
+from joe.core.models import Fill, OrderIntent, OrderLeg, OrderType, Side
 from joe.core.reports import CodeMeaning, FillReport, OrderStatusReport, PositionReport, VenueOrderStatus
 
 BROKER = "capital"
@@ -233,6 +233,32 @@ def confirm_report(
         from_reconciliation=reconciling,
         raw=c.model_dump(mode="json"),
     )
+
+
+def rejected(i: OrderIntent, reason: str, ts: datetime) -> OrderStatusReport:
+    """A request the broker refused, as a report for each of its intents."""
+    return OrderStatusReport(
+        BROKER, i.client_order_id, None, i.symbol, i.side, i.quantity, VenueOrderStatus.REJECTED, ts,
+        order_type=i.order_type, leg=i.leg, raw_status="REJECTED", reason=reason,
+    )  # fmt: skip
+
+
+def leg_report(leg: OrderIntent, opened: str | None, c: Confirm, ts: datetime) -> OrderStatusReport:
+    """An attached stop/target right after its entry's confirm: WORKING on the deal it opened, or
+    CANCELLED when the deal opened nothing (netting: it closed opposite deals instead)."""
+    suffix = STOP_SUFFIX if leg.leg is OrderLeg.STOP_LOSS else TARGET_SUFFIX
+    if opened is None:
+        closed = ", ".join(closed_deals(c))
+        return OrderStatusReport(
+            BROKER, leg.client_order_id, None, leg.symbol, leg.side, leg.quantity, VenueOrderStatus.CANCELLED,
+            ts, order_type=leg.order_type, leg=leg.leg, raw_status="NOT_ATTACHED",
+            reason=f"no position opened (netting closed {closed})",
+        )  # fmt: skip
+    return OrderStatusReport(
+        BROKER, leg.client_order_id, opened + suffix, leg.symbol, leg.side, c.size or leg.quantity,
+        VenueOrderStatus.WORKING, ts, order_type=leg.order_type, limit_price=leg.limit_price,
+        stop_price=leg.stop_price, parent_broker_order_id=opened, leg=leg.leg, raw_status="ATTACHED",
+    )  # fmt: skip
 
 
 def opened_deal(c: Confirm) -> str | None:

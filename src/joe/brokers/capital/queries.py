@@ -161,9 +161,19 @@ class CapitalQueries:
         start = since or now - timedelta(minutes=10)
         acts = await self.accounts.activity(start, now + timedelta(seconds=1), fiql="type==POSITION")
         reports = [ob.working_order_report(r, now, reconciling=True) for r in orders]
+        kids: dict[str, dict[OrderLeg, str]] = {}
+        for child, (parent, leg) in self._children.items():
+            kids.setdefault(parent, {})[leg] = child
         for r in positions:
             reports.append(ob.entry_report_from_position(r, now, reconciling=True))
-            reports += ob.child_reports(r, now, reconciling=True)
+            legs = kids.get(ob.own_reference(r.position.dealReference), {})
+            reports += ob.child_reports(
+                r,
+                now,
+                reconciling=True,
+                stop_coid=legs.get(OrderLeg.STOP_LOSS, ""),
+                target_coid=legs.get(OrderLeg.TAKE_PROFIT, ""),
+            )
         fills = [f for f in (ob.fill_from_activity(a) for a in acts) if f is not None]
         return MassStatus(
             "capital", now, orders=reports, fills=[_reconciled(f) for f in fills],
