@@ -109,5 +109,5 @@ def test_rules_read_size_grid_and_tick_from_the_market() -> None:
         rules_from_market("EURUSD", {"dealingRules": {}})
     limit = OrderIntent("joe-l", "s", OrderLeg.ENTRY, "EURUSD", Side.BUY, Decimal(100),
                         order_type=OrderType.LIMIT, limit_price=Decimal("1.08005"))  # fmt: skip
-    with pytest.raises(InvalidOrder, match="limit_price 1.08005"):
+    with pytest.raises(InvalidOrder, match=r"limit_price 1\.08005"):
         check_intent(limit, rules_from_market("EURUSD", body))
