@@ -16,7 +16,10 @@ Entry point for the CLI / runtime::
 `open_capital` resolves the endpoints (demo unless `demo=False` *and* `mode="live"`), logs in,
 switches to `account_id` when given, and returns the three objects sharing one session.
 Modules: endpoints, errors, ratelimit, session, http (transport), models, markets, accounts,
-trading, mapping, reconcile, executor, marketdata, streaming.
+trading, mapping, reconcile, executor, marketdata, streaming; and the `ExecutionClient` adapter the
+OrderManager drives: client (`CapitalExecutionClient`), observe (answers → reports), queries
+(order_status / mass_status), exits (reduce-only planning), instruments (dealingRules), watch.
+`CapitalExecutor` is the older stateful executor (kept for `open_capital` callers).
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ from joe.brokers.capital.errors import (
     RateLimited,
     SessionExpired,
 )
+from joe.brokers.capital.client import CapitalExecutionClient
 from joe.brokers.capital.executor import CapitalExecutor
 from joe.brokers.capital.http import CapitalClient
 from joe.brokers.capital.marketdata import CapitalMarketData
@@ -95,6 +99,7 @@ __all__ = [
     "CapitalAuthError",
     "CapitalClient",
     "CapitalError",
+    "CapitalExecutionClient",
     "CapitalExecutor",
     "CapitalMarketData",
     "CapitalStream",
