@@ -24,6 +24,7 @@ OrderManager drives: client (`CapitalExecutionClient`), observe (answers → rep
 
 from __future__ import annotations
 
+from joe.brokers.capital.client import CapitalExecutionClient
 from joe.brokers.capital.endpoints import Endpoints, normalise_stream_url, resolve_endpoints
 from joe.brokers.capital.errors import (
     AmbiguousWrite,
@@ -37,7 +38,6 @@ from joe.brokers.capital.errors import (
     RateLimited,
     SessionExpired,
 )
-from joe.brokers.capital.client import CapitalExecutionClient
 from joe.brokers.capital.executor import CapitalExecutor
 from joe.brokers.capital.http import CapitalClient
 from joe.brokers.capital.marketdata import CapitalMarketData
