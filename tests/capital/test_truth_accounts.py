@@ -124,3 +124,41 @@ async def test_exit_with_nothing_live_sends_nothing(sim: CapitalSimulator, clien
     with pytest.raises(InvalidOrder, match="no live deal"):
         await xc.submit([exit_intent("sig-none", "GOLD", Side.SELL, "1")])
     assert len(books(sim)) == 1
+
+
+async def test_exit_fill_has_one_identity_and_owner_live_and_in_reconciliation(
+    sim: CapitalSimulator, client: CapitalClient
+) -> None:
+    xc = adapter(client)
+    stop, target = around(sim, "GOLD", "2")
+    await xc.submit(bracket("sig-x", "GOLD", Side.BUY, "1", stop, target))
+    drain(xc)
+    exit_ = exit_intent("sig-x", "GOLD", Side.SELL, "1")
+    await xc.submit([exit_])
+    [live] = [o for o in drain(xc) if isinstance(o, FillReport)]
+    assert live.fill.client_order_id == exit_.client_order_id and live.fill.side is Side.SELL
+    mass = await xc.mass_status()
+    [again] = [f for f in mass.fills if f.fill.fill_id == live.fill.fill_id]
+    assert again.fill.client_order_id == exit_.client_order_id
+    [rep] = await xc.order_status(exit_.client_order_id)
+    assert (rep.status, rep.filled_quantity) == (VenueOrderStatus.FILLED, 1)
+
+
+async def test_exit_whose_answer_is_lost_is_settled_by_asking(sim: CapitalSimulator) -> None:
+    """The DELETE is processed but its answer comes after the client's timeout: no second DELETE."""
+    from capital.conftest import make_client
+
+    client = make_client(sim, order_timeout_s=0.3)
+    await client.open()
+    try:
+        xc = adapter(client)
+        await xc.submit([entry("sig-l", "GOLD", Side.BUY, "1")])
+        sim.faults.arm("delay_response", 1, path="/positions/", method="DELETE", seconds=0.8)
+        await xc.submit([exit_intent("sig-l", "GOLD", Side.SELL, "1")])
+        assert books(sim) == []
+        assert sum(1 for r in sim.requests if r.method == "DELETE") == 1
+        [rep] = [o for o in drain(xc) if isinstance(o, OrderStatusReport) and o.leg is not None
+                 and o.leg.value == "exit"]  # fmt: skip
+        assert (rep.status, rep.filled_quantity) == (VenueOrderStatus.FILLED, 1)
+    finally:
+        await client.close()

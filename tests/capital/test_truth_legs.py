@@ -110,6 +110,7 @@ async def test_a_stop_that_fires_is_filled_and_its_target_cancelled(
     mass = await xc.mass_status()
     closing = [f for f in mass.fills if f.fill.broker_order_id == acks[0].broker_order_id + ":SL"]
     assert len(closing) == 1 and closing[0].fill.side is Side.SELL and closing[0].fill.quantity == 1
+    assert closing[0].fill.client_order_id == group[1].client_order_id  # the stop's fill
 
 
 async def test_working_entry_lifecycle(sim: CapitalSimulator, client: CapitalClient) -> None:

@@ -111,7 +111,7 @@ class CapitalExecutionClient:
         self._pending_audit: list[tuple[str, dict[str, Any], str | None]] = []
         self._last: dict[str, OrderStatusReport] = {}
         self._watcher: Watcher | None = None
-        self.queries = CapitalQueries(self.trading, self.accounts, self.clock, self._children)
+        self.queries = CapitalQueries(self.trading, self.accounts, self.clock, self._children, self._exits)
 
     # ------------------------------------------------------------------ lifecycle / reads
     @property
@@ -437,6 +437,10 @@ class CapitalExecutionClient:
             quantity=str(plan.quantity), live=str(plan.live),
         )  # fmt: skip
         if plan.net_size is not None:
+            existing = await self._existing(cid)  # a netting exit is a POST named by its id: asked first
+            if existing is not None:
+                self._emit(ob.confirm_report(existing, cid, working=False, ts=self.clock()))
+                return [SubmitAck(cid, existing.dealId, None)]
             body = {"epic": intent.symbol, "direction": intent.side.value, "size": num(plan.net_size),
                     "dealReference": cid}  # fmt: skip
             ref = await self._send_order(intent, [], "/positions", body)
@@ -485,11 +489,20 @@ class CapitalExecutionClient:
             self._notice(code, ob.code_meaning(code, request="place"), "place", cid, deal_id)
             return None
         except CapitalTransient:
-            ref = "p_" + deal_id
+            ref = "p_" + deal_id  # where a close of this deal is filed; an amend files there too
         c = await self._confirm(ref)
-        if c is None:
+        if c is not None and deal_id in ob.closed_deals(c):
+            return c
+        # No confirm that this deal closed (lost, or an older amend's): the positions say.
+        try:
+            live = {r.position.dealId for r in await self.trading.positions()}
+        except CapitalError:
+            live = {deal_id}
+        if deal_id in live:
             raise OrderOutcomeUnknown(f"capital: close of deal {deal_id} for {cid} could not be confirmed")
-        return c
+        # Gone, by this close or by its stop/target: the activity rows settle it (order_status).
+        self._notice("joe.close_unconfirmed", CodeMeaning.AMBIGUOUS, "place", cid, deal_id)
+        return None
 
     # ------------------------------------------------------------------ modify / cancel
     async def modify(

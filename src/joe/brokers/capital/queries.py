@@ -16,7 +16,7 @@ from joe.brokers.capital import observe as ob
 from joe.brokers.capital.accounts import AccountsApi
 from joe.brokers.capital.errors import InvalidRequest, NotFound
 from joe.brokers.capital.mapping import account_info
-from joe.brokers.capital.models import Confirm, PositionRow
+from joe.brokers.capital.models import Activity, Confirm, PositionRow
 from joe.brokers.capital.trading import TradingApi
 from joe.core.models import OrderLeg, OrderType, Side
 from joe.core.reports import FillReport, MassStatus, OrderStatusReport, VenueOrderStatus
@@ -24,8 +24,9 @@ from joe.core.reports import FillReport, MassStatus, OrderStatusReport, VenueOrd
 
 class CapitalQueries:
     """The read side of `CapitalExecutionClient`. `children` maps an attached leg's id to
-    (entry id, leg) — a hint from `submit`; a leg Joe never named here is found by broker id in
-    `mass_status` (`<dealId>:SL` / `:TP`)."""
+    (entry id, leg) and `exits` an exit's id to the deals it closed — hints from `submit` (a close
+    by dealId names no request at Capital.com). Without them a leg is found by broker id in
+    `mass_status` (`<dealId>:SL` / `:TP`) and a close by `p_<dealId>`."""
 
     def __init__(
         self,
@@ -33,11 +34,13 @@ class CapitalQueries:
         accounts: AccountsApi,
         clock: Callable[[], datetime],
         children: dict[str, tuple[str, OrderLeg]],
+        exits: dict[str, list[str]] | None = None,
     ) -> None:
         self.trading = trading
         self.accounts = accounts
         self.clock = clock
         self._children = children
+        self._exits = exits if exits is not None else {}
 
     async def order_status(self, client_order_id: str) -> list[OrderStatusReport]:
         """Every order at Capital.com carrying this id (confirm, positions, working orders, activity).
@@ -48,6 +51,8 @@ class CapitalQueries:
         now = self.clock()
         if cid in self._children:
             return await self._child_status(cid, *self._children[cid])
+        if cid in self._exits:
+            return await self._exit_status(cid, self._exits[cid])
         try:
             confirm: Confirm | None = await self.trading.confirm(cid)
         except (NotFound, InvalidRequest):
@@ -152,6 +157,45 @@ class CapitalQueries:
             parent_broker_order_id=bid.rsplit(":", 1)[0], leg=leg, raw_status=raw, from_reconciliation=True,
         )  # fmt: skip
 
+    def _owner(self, row: Activity, kids: dict[str, dict[OrderLeg, str]], entry_of: dict[str, str]) -> str:
+        """Whose fill a row is, where the row itself does not say (from this process's hints)."""
+        source = row.source.upper()
+        if source in ("SL", "TP"):
+            entry = entry_of.get(row.dealId, "")
+            leg = OrderLeg.STOP_LOSS if source == "SL" else OrderLeg.TAKE_PROFIT
+            return kids.get(entry, {}).get(leg, "")
+        if not ob.is_opening(row):
+            return next((c for c, deals in self._exits.items() if row.dealId in deals), "")
+        return ""
+
+    async def _exit_status(self, cid: str, deal_ids: list[str]) -> list[OrderStatusReport]:
+        """An exit that closed deals by id: FILLED by the closing rows that are not a stop's or a
+        target's (those closed the deal instead), WORKING while a deal is still live."""
+        now = self.clock()
+        live = {r.position.dealId for r in await self.trading.positions()}
+        out = []
+        for deal_id in deal_ids:
+            rows = await self.accounts.activity(deal_id=deal_id, last_period_s=86400, fiql="type==POSITION")
+            opening = next((r for r in rows if ob.is_opening(r)), None)
+            closes = [
+                f.fill for f in (ob.fill_from_activity(r, cid) for r in rows if not ob.is_opening(r)) if f
+            ]
+            mine = [f for f in closes if f.broker_order_id == "p_" + deal_id]
+            done = sum((f.quantity for f in mine), Decimal(0))
+            if deal_id in live:
+                status = VenueOrderStatus.WORKING
+            else:
+                status = VenueOrderStatus.FILLED if mine else VenueOrderStatus.CANCELLED
+            side = mine[0].side if mine else Side.SELL
+            if opening is not None and opening.details is not None and opening.details.direction:
+                side = Side(opening.details.direction.upper()).opposite
+            out.append(OrderStatusReport(
+                "capital", cid, "p_" + deal_id, opening.epic if opening else "", side, done, status, now,
+                filled_quantity=done, avg_fill_price=mine[0].price if mine else None,
+                order_type=OrderType.MARKET, leg=OrderLeg.EXIT, raw_status="CLOSE", from_reconciliation=True,
+            ))  # fmt: skip
+        return out
+
     async def mass_status(self, since: datetime | None = None) -> MassStatus:
         """Working orders, live deals (as filled entries with their attached legs), fills since `since`
         (default: the last 10 minutes; at most one day per request), positions and the account."""
@@ -174,7 +218,15 @@ class CapitalQueries:
                 stop_coid=legs.get(OrderLeg.STOP_LOSS, ""),
                 target_coid=legs.get(OrderLeg.TAKE_PROFIT, ""),
             )
-        fills = [f for f in (ob.fill_from_activity(a) for a in acts) if f is not None]
+        entry_of = {r.position.dealId: ob.own_reference(r.position.dealReference) for r in positions}
+        for a in acts:
+            if ob.is_opening(a) and a.details is not None:
+                entry_of.setdefault(a.dealId, ob.own_reference(a.details.dealReference))
+        fills = [
+            f
+            for f in (ob.fill_from_activity(a, self._owner(a, kids, entry_of)) for a in acts)
+            if f is not None
+        ]
         return MassStatus(
             "capital", now, orders=reports, fills=[_reconciled(f) for f in fills],
             positions=[ob.position_report(r, now) for r in positions],
