@@ -180,8 +180,12 @@ class CapitalSimulator:
         elapsed = (self.clock() - self._clock_start).total_seconds()
         return max(0, int(elapsed / self.tick_s) - self._steps)
 
-    def catch_up(self, max_steps: int = 1000) -> list[str]:
-        """Advance the markets to where the clock says they are; returns the epics that moved."""
+    def catch_up(self, max_steps: int = 25) -> list[str]:
+        """Advance the markets to where the clock says they are; returns the epics that moved.
+
+        At most `max_steps` per call: after a stall of the event loop (a loaded machine) the steps
+        over the cap are skipped rather than replayed in one burst that would stall it further.
+        """
         due = self.steps_due()
         moved: set[str] = set()
         for _ in range(min(due, max_steps)):
