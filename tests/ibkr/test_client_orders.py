@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from decimal import Decimal
 from typing import Any
 
@@ -10,7 +11,7 @@ import pytest
 from joe.brokers.base import BrokerOrderRef, ExecutionClient, InvalidOrder, SendFailed
 from joe.brokers.ibkr import FileOrderIdStore
 from joe.core.models import OrderLeg, OrderType, Side
-from joe.core.reports import FillReport, VenueOrderStatus
+from joe.core.reports import BrokerNotice, FillReport, VenueOrderStatus
 from joe.simulators.ibkr import IBKRSimulator
 
 from .helpers import bracket_intents, single, wait_for
@@ -55,9 +56,7 @@ async def test_bracket_submit_is_one_linked_group(sim: IBKRSimulator, make_clien
     fill = rec.fills(entry.client_order_id)[0]
     assert fill.fill.quantity == 100 and fill.fill.side is Side.BUY and fill.revision == 0
     assert rec.commissions()[0].fill_id == fill.fill.fill_id and rec.commissions()[0].commission == Decimal(1)
-    await wait_for(
-        lambda: rec.raw(stop.client_order_id) == "Submitted", what="children live"
-    )
+    await wait_for(lambda: rec.raw(stop.client_order_id) == "Submitted", what="children live")
     assert rec.state(entry.client_order_id) is W.FILLED
     assert sim.find(stop.client_order_id).status == sim.find(target.client_order_id).status == "Submitted"
 
@@ -162,3 +161,36 @@ async def test_mass_status_bundles_everything(sim178: IBKRSimulator, make_client
     assert [(p.symbol, p.quantity) for p in ms.positions] == [("AAPL", Decimal(100))]
     assert ms.account is not None and ms.account.equity > 0
     assert [(p.symbol, p.quantity) for p in await client.positions()] == [("AAPL", Decimal(100))]
+
+
+async def test_every_listener_gets_every_observation(sim178: IBKRSimulator, make_client: Any) -> None:
+    """The OrderManager and, say, a monitor can both iterate `observations()`; what arrived before
+    anyone listened (executions re-read on connect) goes to the first listener."""
+    sim178.set_price("AAPL", 100)
+    first = await make_client(sim178)
+    await first.submit([single("f1")])
+    await wait_for(lambda: bool(first.recorder.fills()), what="fill")
+    await first.close()
+    client = await make_client(sim178, connect=False)
+    client.recorder.stop()  # no listener while connecting: the re-read executions wait in the backlog
+    await client.connect()
+    one, two = client.observations(), client.observations()
+    backlog = [await anext(one)]
+    while not (isinstance(backlog[-1], BrokerNotice) and backlog[-1].code == "resynced"):
+        backlog.append(await anext(one))
+    assert [
+        f.fill.client_order_id for f in backlog if isinstance(f, FillReport) and f.from_reconciliation
+    ] == [single("f1").client_order_id]
+    await client.submit([single("f2")])
+    seen_one: list[Any] = []
+    seen_two: list[Any] = []
+
+    async def until_fill(stream: Any, out: list[Any]) -> None:
+        async for obs in stream:
+            out.append(obs)
+            if isinstance(obs, FillReport) and not obs.from_reconciliation:
+                return
+
+    await asyncio.wait_for(asyncio.gather(until_fill(one, seen_one), until_fill(two, seen_two)), 5)
+    assert [type(o) for o in seen_two] == [type(o) for o in seen_one[-len(seen_two) :]]
+    assert seen_two[-1] == seen_one[-1]

@@ -130,6 +130,8 @@ class IBKRExecutionClient:
         )  # fmt: skip
 
     def observations(self) -> AsyncIterator[Observation]:
+        """Every observation from the moment of the call; several independent listeners may iterate.
+        What arrived while nobody listened is delivered to the first listener."""
         return self.tap.stream()
 
     # -- instruments ----------------------------------------------------------------------------------
@@ -145,9 +147,8 @@ class IBKRExecutionClient:
         if not self.conn.connected:
             raise BrokerUnavailable("IBKR not connected")
         try:
-            details = await asyncio.wait_for(
-                self.ib.reqContractDetailsAsync(stock(symbol)), self.request_timeout
-            )
+            async with asyncio.timeout(self.request_timeout):
+                details = await self.ib.reqContractDetailsAsync(stock(symbol))
         except RequestError as exc:
             if exc.code == NO_SECURITY_DEFINITION:
                 raise InvalidOrder(f"IBKR does not know the contract {symbol!r} (error 200)") from exc
@@ -175,7 +176,8 @@ class IBKRExecutionClient:
         contract = await self._contract(intent.symbol)
         probe = base_order(intent, self.conn.account)
         try:
-            st = await asyncio.wait_for(self.ib.whatIfOrderAsync(contract, probe), self.request_timeout)
+            async with asyncio.timeout(self.request_timeout):
+                st = await self.ib.whatIfOrderAsync(contract, probe)
         except Exception as exc:
             raise OrderRejected(f"what-if for {intent.client_order_id} failed: {exc!r}") from exc
         if not isinstance(st, OrderState):
@@ -327,7 +329,10 @@ class IBKRExecutionClient:
         if not self.conn.connected:
             raise BrokerUnavailable(f"IBKR not connected; cannot read {what}")
         try:
-            return await asyncio.wait_for(request, self.request_timeout)
+            # asyncio.timeout, not wait_for: 3.11's wait_for can swallow a cancellation (gh-86296),
+            # which would leave a cancelled caller (an OrderManager stopping) running on.
+            async with asyncio.timeout(self.request_timeout):
+                return await request
         except (TimeoutError, ConnectionError) as exc:
             raise BrokerUnavailable(f"IBKR {what} failed: {exc!r}") from exc
 

@@ -54,7 +54,10 @@ class WireTap:
     def __init__(self, ib: IB, clock: Callable[[], Any] = utcnow) -> None:
         self.ib = ib
         self.clock = clock
-        self.queue: asyncio.Queue[Observation] = asyncio.Queue()
+        # Every `stream()` gets every observation from the moment it starts; what arrives while no one
+        # listens (e.g. executions re-read on connect) is kept for the first listener.
+        self._listeners: list[asyncio.Queue[Observation]] = []
+        self._backlog: list[Observation] = []
         # Keyed by (clientId, orderId): order ids are per client at TWS.
         self.views: dict[Key, OrderView] = {}
         self.by_perm: dict[int, Key] = {}  # permId → key (completedOrder carries no order id)
@@ -92,12 +95,28 @@ class WireTap:
 
     # -- stream ---------------------------------------------------------------------------------------
 
-    async def stream(self) -> AsyncIterator[Observation]:
-        while True:
-            yield await self.queue.get()
+    def stream(self) -> AsyncIterator[Observation]:
+        """Every observation from now on, in arrival order (plus the backlog, for the first listener)."""
+        queue: asyncio.Queue[Observation] = asyncio.Queue()
+        for obs in self._backlog:
+            queue.put_nowait(obs)
+        self._backlog.clear()
+        self._listeners.append(queue)
+        return self._drain(queue)
+
+    async def _drain(self, queue: asyncio.Queue[Observation]) -> AsyncIterator[Observation]:
+        try:
+            while True:
+                yield await queue.get()
+        finally:
+            self._listeners.remove(queue)
 
     def emit(self, obs: Observation) -> None:
-        self.queue.put_nowait(obs)
+        if not self._listeners:
+            self._backlog.append(obs)
+            return
+        for queue in self._listeners:
+            queue.put_nowait(obs)
 
     def _emit_view(self, view: OrderView) -> None:
         seen = (
