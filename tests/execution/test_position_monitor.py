@@ -368,3 +368,13 @@ def test_bad_quote_batches_are_refused() -> None:
         QuoteBatch.of([0, 1], [1], [1.0, 1.0], [1.0, 1.0])
     with pytest.raises(ValueError, match="positive finite"):
         QuoteBatch.of([0], [1], [float("nan")], [1.0])
+
+
+def test_re_added_position_keeps_only_its_new_exit_time() -> None:
+    mon, req, _idx, _seen = make()
+    mon.add(pos("a", exit_at=datetime.fromtimestamp(100, UTC)))
+    mon.add(pos("a", exit_at=datetime.fromtimestamp(200, UTC)))  # the strategy moved the time exit
+    mon.tick(150 * S)
+    assert req.exits == []
+    mon.tick(200 * S)
+    assert [e.reason for e in req.exits] == [ExitReason.TIME]

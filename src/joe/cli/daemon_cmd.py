@@ -72,12 +72,13 @@ async def _run(
     assert isinstance(rt, Runtime)
     cfg = rt.config.daemon
     stale_s = stale_after if stale_after is not None else cfg.stale_after_s
-    stream = PriceStream(stale_after_s=stale_s, audit=rt.audit, is_open=market_hours(broker).is_open)
+    hours = market_hours(broker)
+    stream = PriceStream(stale_after_s=stale_s, audit=rt.audit, is_open=hours.is_open)
     monitor = PositionMonitor(stream.instruments, UnroutedExits(rt.audit), grace_s=cfg.backup_exit_grace_s,
                               audit=rt.audit)  # fmt: skip
     closers = []
     if broker != "sim":
-        source, close = await open_quote_source(rt, broker)
+        source, close = await open_quote_source(rt, broker, hours)
         stream.add_source(source)
         closers.append(close)
     elif symbols:

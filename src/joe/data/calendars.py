@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from functools import lru_cache
+from typing import Protocol
 from zoneinfo import ZoneInfo
 
 import exchange_calendars as xcals
@@ -120,14 +121,28 @@ def calendar_for(code: str) -> MarketCalendar:
     return MarketCalendar(code)
 
 
+class Hours(Protocol):
+    """Anything that knows when a market is open: a `MarketCalendar`, or an instrument's own
+    `OpeningHours` (Capital.com `/markets`)."""
+
+    def is_open(self, ts: datetime) -> bool: ...
+
+
 class MarketHours:
-    """Which calendar each symbol trades on: `by_symbol` overrides, else `default` (an exchange code)."""
+    """Which hours each symbol trades on: `by_symbol` overrides (an exchange code, or `Hours` such as
+    an instrument's own opening hours), else `default` (an exchange code)."""
 
-    def __init__(self, default: str = "XNYS", by_symbol: Mapping[str, str] | None = None) -> None:
-        self.default = calendar_for(default)
-        self.by_symbol = {s: calendar_for(c) for s, c in (by_symbol or {}).items()}
+    def __init__(self, default: str = "XNYS", by_symbol: Mapping[str, str | Hours] | None = None) -> None:
+        self.default: Hours = calendar_for(default)
+        self.by_symbol: dict[str, Hours] = {}
+        for s, h in (by_symbol or {}).items():
+            self.set(s, h)
 
-    def calendar(self, symbol: str) -> MarketCalendar:
+    def set(self, symbol: str, hours: str | Hours) -> None:
+        """Use `hours` (an exchange code or `Hours`) for `symbol` from now on."""
+        self.by_symbol[symbol] = calendar_for(hours) if isinstance(hours, str) else hours
+
+    def calendar(self, symbol: str) -> Hours:
         return self.by_symbol.get(symbol, self.default)
 
     def is_open(self, symbol: str, now_ns: int) -> bool:

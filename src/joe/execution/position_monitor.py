@@ -419,10 +419,12 @@ class PositionMonitor:
 
     def _time_exits(self, now: int) -> None:
         while self._timed and self._timed[0][0] <= now:
-            _, slot, pid = heapq.heappop(self._timed)
+            at, slot, pid = heapq.heappop(self._timed)
             p = self._pos[slot]
-            if p is None or p.spec.position_id != pid or p.exit_requested:
+            if p is None or p.spec.position_id != pid or p.exit_requested or p.spec.exit_at is None:
                 continue
+            if int(p.spec.exit_at.timestamp() * _NS) != at:
+                continue  # the position was re-added with another exit time: that entry decides
             m = self._mark[p.inst]
             self._request_exit(p, ExitReason.TIME, float(m), now)
 

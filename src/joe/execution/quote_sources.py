@@ -21,8 +21,12 @@ from typing import Any
 
 import numpy as np
 
+from joe.brokers.capital.errors import CapitalError
+from joe.brokers.capital.markets import MarketsApi
 from joe.brokers.capital.streaming import CapitalStream, StreamQuote
 from joe.brokers.ibkr.marketdata import IBKRMarketData
+from joe.data.calendars import MarketHours
+from joe.data.opening_hours import OpeningHours
 from joe.execution.price_stream import PriceStream
 from joe.execution.quotes import QuoteBatch
 
@@ -69,12 +73,17 @@ class IBKRQuoteSource:
 
 
 class CapitalQuoteSource:
-    """Streaming quotes from Capital.com's WebSocket through `CapitalStream` (epics are symbols)."""
+    """Streaming quotes from Capital.com's WebSocket through `CapitalStream` (epics are symbols).
+
+    With `hours`, each newly subscribed epic's own opening hours are read from `/markets` and set
+    there, so staleness only counts while that instrument trades (an epic whose hours cannot be read
+    keeps the default calendar, and the failure is audited)."""
 
     name = "capital"
 
-    def __init__(self, stream: CapitalStream) -> None:
+    def __init__(self, stream: CapitalStream, hours: MarketHours | None = None) -> None:
         self.cs = stream
+        self.hours = hours
         self._stream: PriceStream | None = None
 
     def bind(self, stream: PriceStream) -> None:
@@ -88,7 +97,29 @@ class CapitalQuoteSource:
         await self.cs.stop()
 
     async def subscribe(self, symbols: Sequence[str]) -> None:
+        if self.hours is not None:
+            await self._load_hours(symbols)
         await self.cs.subscribe(symbols)
+
+    async def _load_hours(self, epics: Sequence[str]) -> None:
+        assert self.hours is not None
+        try:
+            details = await MarketsApi(self.cs.client).details(list(epics))
+        except CapitalError as exc:
+            self.cs.audit.record("stream.hours_unavailable", {"epics": list(epics), "error": str(exc)})
+            return
+        for d in details:
+            raw = d.instrument.openingHours
+            if not raw:
+                continue
+            try:
+                self.hours.set(
+                    d.instrument.epic, OpeningHours.parse(raw, f"{d.instrument.epic} openingHours")
+                )
+            except ValueError as exc:
+                self.cs.audit.record(
+                    "stream.hours_unavailable", {"epics": [d.instrument.epic], "error": str(exc)}
+                )
 
     async def unsubscribe(self, symbols: Sequence[str]) -> None:
         await self.cs.unsubscribe(symbols)

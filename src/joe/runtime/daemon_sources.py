@@ -18,8 +18,11 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-async def open_quote_source(rt: Runtime, broker: str) -> tuple[QuoteSource, Closer]:
-    """Connect to `broker` ("ibkr" or "capital") and return its streaming quote source and closer."""
+async def open_quote_source(
+    rt: Runtime, broker: str, hours: MarketHours | None = None
+) -> tuple[QuoteSource, Closer]:
+    """Connect to `broker` ("ibkr" or "capital") and return its streaming quote source and closer.
+    For Capital.com, `hours` receives each watched epic's own opening hours."""
     if broker == "ibkr":
         from joe.brokers.ibkr.marketdata import IBKRMarketData
         from joe.execution.quote_sources import IBKRQuoteSource
@@ -39,13 +42,13 @@ async def open_quote_source(rt: Runtime, broker: str) -> tuple[QuoteSource, Clos
         if not url:
             await close()
             raise RuntimeError("Capital.com gave no streaming host; set CAPITAL_STREAM_URL")
-        return CapitalQuoteSource(CapitalStream(cmd.client, url, audit=rt.audit)), close
+        return CapitalQuoteSource(CapitalStream(cmd.client, url, audit=rt.audit), hours), close
     raise ValueError(f"no streaming quotes for broker {broker!r}: use ibkr or capital")
 
 
 def market_hours(broker: str) -> MarketHours:
-    """IBKR: US stocks on the NYSE calendar. Capital.com: CFDs treated as 24/5 until the instruments'
-    own opening hours from `/markets` are wired in."""
+    """IBKR: US stocks on the NYSE calendar. Capital.com: 24/5 until an epic's own opening hours
+    (from `/markets`, read when it is subscribed) replace it."""
     return MarketHours("XNYS" if broker == "ibkr" else "24/5")
 
 
