@@ -67,7 +67,8 @@ async def _through_manager(xc, n: int, symbol: str, qty: Decimal, folder: Path) 
             t0 = time.perf_counter()
             [order] = await om.submit([intent])
             while order.state is not OrderState.FILLED:
-                await asyncio.sleep(0)
+                om.changed.clear()
+                await om.changed.wait()
             times.append(time.perf_counter() - t0)
     finally:
         await om.stop()
@@ -107,12 +108,30 @@ async def capital(n: int) -> None:
 
 
 async def ibkr(n: int) -> None:
+    from joe.brokers.ibkr.client import IBKRExecutionClient
+    from joe.simulators.ibkr import IBKRSimulator
+
+    sim = IBKRSimulator(server_version=178, seed=7)
+    await sim.start()
     try:
-        from joe.brokers.ibkr.client import IbkrExecutionClient  # type: ignore[attr-defined]  # noqa: F401
-    except ImportError:
-        print("IBKR simulator: skipped (no IBKR ExecutionClient adapter on this checkout yet)")
-        return
-    print("IBKR simulator: adapter present; bench not wired yet")
+        sim.set_price("AAPL", 100)
+        with tempfile.TemporaryDirectory() as d:
+            ids = Path(d) / "ids.json"
+            xc = IBKRExecutionClient("127.0.0.1", sim.port, 51, "", "paper", NullAudit(), ids)
+            await xc.connect()
+            try:
+                alone = await _adapter_alone(xc, n, "AAPL", Decimal(10))
+            finally:
+                await xc.close()
+            xc2 = IBKRExecutionClient("127.0.0.1", sim.port, 52, "", "paper", NullAudit(), ids)
+            await xc2.connect()
+            try:
+                managed = await _through_manager(xc2, n, "AAPL", Decimal(10), Path(d))
+            finally:
+                await xc2.close()
+    finally:
+        await sim.stop()
+    _report("IBKR TWS simulator (server version 178), AAPL market 10", alone, managed)
 
 
 def _report(title: str, alone: list[float], managed: list[float]) -> None:

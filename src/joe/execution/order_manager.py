@@ -21,7 +21,6 @@ refuses any other (stale) writer with `StaleOrderError`.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import replace
@@ -120,11 +119,13 @@ class OrderManager:
 
     async def stop(self) -> None:
         self._ready = False
-        if self._consumer is not None:
-            self._consumer.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._consumer
-            self._consumer = None
+        task, self._consumer = self._consumer, None
+        # Cancel until it ends: a client call in flight may swallow one cancellation and go on.
+        while task is not None and not task.done():
+            task.cancel()
+            await asyncio.wait({task}, timeout=0.1)
+        if task is not None and not task.cancelled() and task.exception() is not None:
+            log.error("observation consumer ended with %r", task.exception())
 
     async def _consume(self) -> None:
         async for obs in self.client.observations():
@@ -221,6 +222,13 @@ class OrderManager:
         for o in orders:
             self.book.orders[o.client_order_id] = o
             await self.journal.order_event("order.attempt", intent_payload(o.intent), o)
+        # The broker may already hold this intent (placed by another process, or from another store):
+        # ask before the first send, and adopt what it has.
+        if await self.ask(orders[0]):
+            for o in orders[1:]:
+                await self.ask(o)
+            await self.journal.order_event("order.adopted", {"reason": "at the broker already"}, orders[0])
+            return orders
         return await self.send(orders)
 
     async def _resume(self, orders: list[Order]) -> list[Order]:
