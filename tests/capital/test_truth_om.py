@@ -81,7 +81,9 @@ async def test_1b_unknown_outcome_is_asked_for_never_posted_twice(
     om = await manager(adapter(client), store)
     try:
         sim.faults.arm("delay_response", 1, path="/positions", method="POST", seconds=0.8)
-        sim.faults.arm("http_5xx", -1, skip=4, method="GET", status=503, code="error.service.unavailable")
+        # The first 8 GETs pass (instrument rules, the OrderManager's and the adapter's checks for the id
+        # before sending); every later GET (the lookup after the POST timed out) gets a 503.
+        sim.faults.arm("http_5xx", -1, skip=8, method="GET", status=503, code="error.service.unavailable")
         order = entry("om-1b", "GOLD", Side.BUY, "1")
         with pytest.raises(OrderOutcomeUnknown):
             await om.submit([order])
