@@ -73,7 +73,8 @@ async def test_good_parquet_folder_with_datetime_index(tmp_path: Path) -> None:
     assert src.name == "parquet"
     f = await src.history("MSFT")
     assert len(f) == 30 and str(f.index.tz) == "UTC"
-    assert f.index[0] == pd.Timestamp("2024-01-02 05:00", tz="UTC")
+    # Daily bars are dated by their session (the date in New York), stored at 00:00 UTC.
+    assert f.index[0] == pd.Timestamp("2024-01-02", tz="UTC")
 
 
 async def test_a_single_file_path_works(csv_dir: Path) -> None:
@@ -170,7 +171,10 @@ async def test_open_or_close_slightly_outside_range_is_widened_and_reported(tmp_
     src = FileSource(_write(tmp_path, "X.csv", d))
     f = await src.history("X")
     assert (f["high"] >= f[["open", "close"]].max(axis=1)).all()
-    assert "1 bars had open/close outside high/low" in src.describe()
+    # Reported as a warning naming the file and the row (line 7: header + 6th bar), not a bare count.
+    (w,) = src.findings
+    assert (w.symbol, w.severity, w.check, w.file, w.row) == ("X", "warning", "ohlc", "X.csv", 7)
+    assert "rows 7" in w.message
 
 
 @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

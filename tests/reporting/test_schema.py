@@ -39,11 +39,38 @@ class Run(_M):
     stage_timings: dict[str, float]
 
 
+class RegimeInput(_M):
+    name: str
+    symbol: str | None
+    last_date: date | None
+    age_days: int | None
+    stale: bool
+    proxy: bool
+
+
 class Regime(_M):
     label: str
     confidence: float
     stressed: bool
     evidence: dict[str, float | None]
+    inputs: list[RegimeInput] = []
+
+
+class Finding(_M):
+    symbol: str
+    severity: Literal["error", "warning"]
+    check: str
+    message: str
+    file: str | None
+    row: Annotated[int, Field(ge=1)] | None
+    date_: date | None = Field(alias="date")
+
+
+class DataQuality(_M):
+    checked: Annotated[int, Field(ge=0)]
+    excluded: list[str]
+    flagged: list[str]
+    findings: list[Finding]
 
 
 class Score(_M):
@@ -127,6 +154,7 @@ class RunJson(_M):
     account: dict[str, DecStr | float | None]
     equity_curve: list[EquityPoint]
     warnings: list[str]
+    data_quality: DataQuality | None = None
     ai_summary: AIRef | None
 
 
@@ -154,11 +182,18 @@ def test_pydantic_mirror_rejects_a_broken_document(tmp_path: Path, ctx: ReportCo
 def test_json_schema_file_matches_the_mirror() -> None:
     schema = load_json_schema()
     assert schema["properties"]["schema"]["const"] == REPORT_SCHEMA
-    assert set(schema["required"]) == {f.alias or n for n, f in RunJson.model_fields.items()}
+    required = {f.alias or n for n, f in RunJson.model_fields.items() if f.is_required()}
+    assert set(schema["required"]) == required
     props = schema["properties"]
-    pairs: dict[str, type[BaseModel]] = {"run": Run, "regime": Regime}
+    # Fields added compatibly within joe.report/1 are optional in both the schema and the mirror.
+    assert set(props) == {f.alias or n for n in RunJson.model_fields for f in [RunJson.model_fields[n]]}
+    pairs: dict[str, type[BaseModel]] = {"run": Run, "regime": Regime, "data_quality": DataQuality}
     for name, model in pairs.items():
-        assert set(props[name]["required"]) == set(model.model_fields), name
+        fields = {f.alias or n for n, f in model.model_fields.items() if f.is_required()}
+        assert set(props[name]["required"]) == fields, name
+    assert set(props["regime"]["properties"]["inputs"]["items"]["required"]) == set(RegimeInput.model_fields)
+    finding_fields = {f.alias or n for n, f in Finding.model_fields.items()}
+    assert set(props["data_quality"]["properties"]["findings"]["items"]["required"]) == finding_fields
     items: dict[str, type[BaseModel]] = {
         "top_scores": Score,
         "signals": SignalRow,

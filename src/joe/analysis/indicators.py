@@ -82,8 +82,22 @@ def ema(close: np.ndarray, period: int = 20) -> np.ndarray:
 
 
 def rsi(close: np.ndarray, period: int = 14) -> np.ndarray:
-    """Wilder's relative strength index, 0..100 (TA-Lib RSI)."""
-    return _one(talib.RSI, close, timeperiod=period)
+    """Wilder's relative strength index, 0..100 (TA-Lib RSI); NaN (undefined) over a flat window.
+
+    With no gain and no loss in the last `period` bars RSI is 0/0: TA-Lib returns 0, a maximal
+    oversold reading that a flat (suspended, stale, illiquid) series does not deserve. Joe returns
+    NaN there, which every consumer treats as "no reading" (neutral).
+    """
+
+    def _rsi(c: np.ndarray) -> np.ndarray:
+        out = np.asarray(talib.RSI(c, timeperiod=period), dtype=np.float64)
+        if len(c) > period:
+            hi = talib.MAX(c, timeperiod=period + 1)
+            lo = talib.MIN(c, timeperiod=period + 1)
+            out = np.where(hi == lo, np.nan, out)
+        return out
+
+    return _one(_rsi, close)
 
 
 def macd(

@@ -4,7 +4,22 @@ Evidence, for each date (all causal — only bars up to that date are used):
   * trend: close vs its 200-day SMA, and the 20-day slope of the 50-day SMA;
   * VIX level, its percentile over the last year, and its 5-day change;
   * 20-day realised volatility of the index (annualised);
-  * drawdown from the 252-day closing high.
+  * drawdown from the 252-day closing high, decayed by the recovery since the trough (below).
+
+Recovery rule (stress decays with recovery): the drawdown sub-score uses
+``drawdown × max(0, 1 − rally / 20%)``, where *rally* is the close's rise from the lowest close
+since the 252-day peak. A market that has rallied 20% off its trough (the conventional start of a
+new bull market) carries no drawdown stress any more, however far below its old peak it still is;
+halfway there, half of it. Without this, a drawdown kept full weight for a year after the peak:
+in Jun–Jul 2009 (no VIX in the sample before 2014) 35 of 39 days with the S&P 500 above its
+200-day SMA and a rising 50-day SMA were labelled crisis; with it, none are
+(`tests/analysis/test_regime_quality.py`), while Oct–Nov 2008 stays crisis.
+
+Freshness: VIX is aligned to the index dates by carrying its last close forward (so a VIX that stops
+updating never flips the label silently) and each date records ``vix_age_days``. `detect` also
+records ``spx_age_days`` (the index's last bar vs the as-of date). An input older than
+`stale_after_days` (4 calendar days: a weekend plus a holiday) multiplies the confidence by
+``max(0.25, 1 − (age − 4) / 30)``; the runtime warns about it and the report shows each input's age.
 
 A *stress* score in 0..1 is the weighted mean of five sub-scores, each mapped linearly onto 0..1
 between a calm and a stressed anchor (VIX 12→30, VIX percentile 0.5→1, VIX 5-day change 0→+50%,
@@ -72,6 +87,10 @@ class RegimeConfig:
     drawdown_stressed: float = 0.15
     stress_crisis: float = 0.70
     stress_volatile: float = 0.40
+    recovery_rally: float = 0.20  # a 20% rally off the trough removes the drawdown's stress
+    stale_after_days: int = 4  # same rule as joe.data.regime_inputs.STALE_AFTER_DAYS
+    stale_full_days: int = 30
+    stale_min_factor: float = 0.25
     trend_full: float = 0.05  # 5% from the 200-day SMA = full trend conviction
     slope_full: float = 0.02  # 2% move of the 50-day SMA over the slope window = full conviction
     weights: dict[str, float] = field(
@@ -122,6 +141,27 @@ def _lin(x: np.ndarray, lo: float, hi: float) -> np.ndarray:
     return np.clip((x - lo) / (hi - lo), 0.0, 1.0)
 
 
+def trough_since_peak(close: np.ndarray, window: int) -> np.ndarray:
+    """Lowest close since the highest close of the last `window` bars (NaN until a value exists)."""
+    c = np.asarray(close, dtype=np.float64)
+    n = len(c)
+    if n == 0:
+        return c.copy()
+    padded = np.concatenate([np.full(window - 1, np.nan), c])
+    win = np.lib.stride_tricks.sliding_window_view(padded, window)
+    peak_at = np.argmax(np.where(np.isfinite(win), win, -np.inf), axis=1)
+    after = np.arange(window)[None, :] >= peak_at[:, None]
+    trough = np.where(after & np.isfinite(win), win, np.inf).min(axis=1)
+    return np.where(np.isfinite(trough), trough, np.nan)
+
+
+def freshness(age_days: float, cfg: RegimeConfig) -> float:
+    """Confidence multiplier for an input `age_days` old (1 while fresh; NaN age = unknown → 1)."""
+    if not np.isfinite(age_days) or age_days <= cfg.stale_after_days:
+        return 1.0
+    return max(cfg.stale_min_factor, 1.0 - (age_days - cfg.stale_after_days) / cfg.stale_full_days)
+
+
 def _close(frame: pd.DataFrame | pd.Series) -> pd.Series:
     if isinstance(frame, pd.Series):
         return frame.astype("float64")
@@ -144,7 +184,7 @@ class RegimeDetector:
 
         Columns: label (RegimeLabel value), confidence, stress, stressed, and the evidence
         columns. Dates before the 200-day SMA exists are dropped. VIX is aligned to the index
-        dates by carrying its last close forward at most 3 days.
+        dates by carrying its last close forward; `vix_age_days` says how old the value used is.
         """
         cfg = self.config
         spx_close = _close(spx)
@@ -154,9 +194,15 @@ class RegimeDetector:
             v = _close(vix)
             v.index = to_utc_index(v.index)
             v = v[~v.index.duplicated(keep="last")].sort_index()
-            vix_arr = v.reindex(v.index.union(dates)).ffill(limit=3).reindex(dates).to_numpy(np.float64)
+            v = v[np.isfinite(v.to_numpy())]
+            seen = pd.Series(v.index, index=v.index)
+            both = v.index.union(dates)
+            vix_arr = v.reindex(both).ffill().reindex(dates).to_numpy(np.float64)
+            seen_at = pd.DatetimeIndex(seen.reindex(both).ffill().reindex(dates))
+            vix_age = np.asarray((dates - seen_at) / pd.Timedelta(days=1), dtype=np.float64)
         else:
             vix_arr = np.full(len(close), np.nan)
+            vix_age = np.full(len(close), np.nan)
 
         sma_t = ind.sma(close, cfg.trend_sma)
         sma_s = ind.sma(close, cfg.slope_sma)
@@ -166,6 +212,10 @@ class RegimeDetector:
             vix_chg = vix_arr / ind.shift(vix_arr, cfg.vix_change_window) - 1.0
         rv = ind.realised_vol(close, cfg.rv_window)
         dd = ind.drawdown(close, cfg.drawdown_window)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            rally = close / trough_since_peak(close, cfg.drawdown_window) - 1.0
+        recovery = np.clip(1.0 - np.nan_to_num(rally, nan=0.0) / cfg.recovery_rally, 0.0, 1.0)
+        dd_stress = np.nan_to_num(dd, nan=0.0) * recovery
         vix_pct = ind.rolling_percentile(vix_arr, cfg.vix_pct_window, min_periods=60)
 
         subs = {
@@ -173,7 +223,7 @@ class RegimeDetector:
             "vix_pct": _lin(vix_pct, cfg.vix_pct_anchor, 1.0),
             "vix_change": _lin(vix_chg, 0.0, cfg.vix_change_stressed),
             "rv": _lin(rv, cfg.rv_calm, cfg.rv_stressed),
-            "drawdown": _lin(np.nan_to_num(dd, nan=0.0), 0.0, cfg.drawdown_stressed),
+            "drawdown": _lin(dd_stress, 0.0, cfg.drawdown_stressed),
         }
         num = np.zeros(len(close))
         den = np.zeros(len(close))
@@ -224,6 +274,7 @@ class RegimeDetector:
             default=1.0 - np.maximum(t_strength, s_strength),
         )
         confidence = 0.5 + 0.5 * np.nan_to_num(margin, nan=0.0)
+        confidence = confidence * np.array([freshness(a, cfg) for a in vix_age])
 
         out = pd.DataFrame(
             {
@@ -239,6 +290,9 @@ class RegimeDetector:
                 "vix_change": vix_chg,
                 "realised_vol": rv,
                 "drawdown": dd,
+                "rally_from_trough": rally,
+                "drawdown_stress": dd_stress,
+                "vix_age_days": vix_age,
             },
             index=dates,
         )
@@ -262,6 +316,7 @@ class RegimeDetector:
         spx_close.index = to_utc_index(spx_close.index)
         if as_of is not None:
             spx_close = spx_close[spx_close.index <= to_utc_timestamp(as_of)]
+        spx_close = spx_close[np.isfinite(spx_close.to_numpy())]
         if vix is not None and as_of is not None:
             v = _close(vix)
             v.index = to_utc_index(v.index)
@@ -270,6 +325,11 @@ class RegimeDetector:
         if hist.empty:
             raise ValueError("not enough index history to label the regime (need ~200 bars)")
         row = hist.iloc[-1]
+        when = to_utc_timestamp(as_of) if as_of is not None else pd.Timestamp(hist.index[-1])
+        spx_age = float((when.normalize() - pd.Timestamp(hist.index[-1]).normalize()).days)
+        vix_age = float(row["vix_age_days"])
+        if vix is not None and np.isfinite(vix_age):
+            vix_age += spx_age  # the VIX value used is older still when the index itself is stale
         evidence: dict[str, Any] = {
             k: float(row[k])
             for k in (
@@ -283,11 +343,19 @@ class RegimeDetector:
                 "vix_change",
                 "realised_vol",
                 "drawdown",
+                "rally_from_trough",
+                "drawdown_stress",
             )
         }
+        evidence["spx_age_days"] = spx_age
+        evidence["vix_age_days"] = vix_age
+        # label_history applied the VIX freshness at its own date; the index's age adds to it here.
+        conf = float(row["confidence"]) / freshness(float(row["vix_age_days"]), self.config)
+        conf *= freshness(spx_age, self.config) * freshness(vix_age, self.config)
+        evidence["freshness"] = freshness(spx_age, self.config) * freshness(vix_age, self.config)
         return Regime(
             label=RegimeLabel(row["label"]),
-            confidence=float(row["confidence"]),
+            confidence=conf,
             as_of=pd.Timestamp(hist.index[-1]),
             evidence=evidence,
             stress_threshold=self.config.stress_volatile,

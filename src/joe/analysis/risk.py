@@ -4,12 +4,15 @@ Each dimension scores 0 (benign) .. 100 (extreme) and vetoes the trade when extr
   * volatility: 20-day realised vol (20% → 0, 100% → 100; veto >= 150%) blended with ATR % of
     price (1% → 0, 8% → 100).
   * liquidity: 20-day average dollar volume (50M → 0, 0.5M → 100; veto below 100k), raised when
-    the position would be more than 1% of it (veto above 10%).
+    the position would be more than 1% of it (veto above 10%). Unknown volume (close-only data):
+    NaN, left out of the grade, never a neutral 50.
   * concentration: 60-day return correlation with the open positions (|ρ| 0.3 → 0, 0.9 → 100)
     and how full the book is; veto when the symbol is already held at `max_positions_per_symbol`
     or the book is at `max_positions`.
   * gap_event: 95th percentile of the last 60 opening gaps vs the stop distance (a stop that a
-    normal gap jumps through does not protect; veto when it is >= 1.5× the stop distance).
+    normal gap jumps through does not protect; veto when it is >= 1.5× the stop distance). A
+    close-only series has no opens (every gap 0): its gap is estimated from close-to-close
+    volatility (`Features.gap_p95`).
   * regime_alignment: direction against the regime (a LONG in a bear market, a SHORT in a quiet
     bull) scores high; a LONG in a CRISIS is vetoed.
 Grade from the mean score: A < 25 <= B < 45 <= C < 65 <= D. A grade worse than
@@ -141,7 +144,8 @@ class RiskProfiler:
         dims["concentration"] = self._concentration(f, panel, sym, t, open_positions)
         dims["regime_alignment"] = self._regime(signal, regime)
 
-        mean = float(np.mean([dims[k].score for k in DIMENSIONS]))
+        known = [dims[k].score for k in DIMENSIONS if math.isfinite(dims[k].score)]
+        mean = float(np.mean(known)) if known else 100.0
         grade = grade_for(mean)
         vetoes = [f"{k}: {d.detail}" for k, d in dims.items() if d.veto]
         if GRADES.index(grade) > GRADES.index(cfg.min_risk_grade):
@@ -175,7 +179,8 @@ class RiskProfiler:
     def _liquidity(self, f: Features, sym: str, t: int, notional: float) -> DimensionScore:
         adv = at(f.dollar_volume(sym, 20), t)
         if not finite(adv):
-            return DimensionScore(50.0, "volume unknown (close-only data)")
+            # Unknown is not "neutral 50": the dimension is left out of the grade and says so.
+            return DimensionScore(math.nan, "volume unknown: liquidity not checked")
         if adv <= 0:
             return DimensionScore(100.0, "no traded volume", veto=True)
         share = notional / adv
@@ -184,15 +189,14 @@ class RiskProfiler:
         return DimensionScore(score, f"avg dollar volume {adv:,.0f}, position {share:.2%} of it", veto)
 
     def _gaps(self, f: Features, sym: str, t: int, stop_pct: float) -> DimensionScore:
-        g = f.gaps(sym)[max(0, t - 59) : t + 1]
-        g = np.abs(g[np.isfinite(g)])
-        if g.size < 10 or not finite(stop_pct) or stop_pct <= 0:
+        p95, estimated = f.gap_p95(sym, t, 60)
+        if not finite(p95) or not finite(stop_pct) or stop_pct <= 0:
             return DimensionScore(50.0, "too little gap history")
-        p95 = float(np.percentile(g, 95))
         ratio = p95 / stop_pct
+        how = "estimated from close-to-close volatility (close-only data)" if estimated else "95th pct gap"
         return DimensionScore(
             _lin(ratio, 0.2, 1.0),
-            f"95th pct gap {p95:.2%} vs stop distance {stop_pct:.2%}",
+            f"{how} {p95:.2%} vs stop distance {stop_pct:.2%}",
             veto=ratio >= 1.5,
         )
 

@@ -10,6 +10,10 @@ Eligibility (liquidity/price filters): a bar on the scan date, close >= `min_pri
 dollar volume (close × volume over the last 20 bars) >= `min_avg_dollar_volume`. A symbol whose
 volume is unknown (close-only data) passes the liquidity filter: it cannot be judged either way.
 
+Labels that name a window need the window: a symbol with less than 52 weeks of history has no
+52-week high/low reading (a 40-bar high is not a "New 52-week high"), and relative volume needs 20
+prior bars with a known volume.
+
 Everything is computed for all symbols at once from a row slice of the panel ending at the scan
 date (at most 253 rows), so scanning is cheap and uses no bar after the scan date.
 """
@@ -26,6 +30,7 @@ import pandas as pd
 from joe.analysis.panel import Panel
 
 LOOKBACK_52W = 252
+YEAR_DAYS = 364  # a 52-week label needs at least 52 weeks of the symbol's own history
 AVG_WINDOW = 20
 
 
@@ -125,6 +130,14 @@ def _nanext(block: np.ndarray, fn: str) -> np.ndarray:
     return np.where(np.isfinite(out), out, np.nan)
 
 
+def _history_days(panel: Panel, t: int) -> np.ndarray:
+    """Calendar days from each symbol's first bar to row `t` (-1 when it has none)."""
+    seen = np.isfinite(panel.close[: t + 1])
+    first = np.argmax(seen, axis=0)
+    days = (panel.dates[t] - panel.dates[first]).days.to_numpy()
+    return np.where(seen.any(axis=0), days, -1)
+
+
 def scan_metrics(panel: Panel, t: int) -> dict[str, np.ndarray]:
     """Every scan metric for every symbol at row `t` (1-D arrays over symbols)."""
     lo = max(0, t - LOOKBACK_52W)
@@ -140,8 +153,11 @@ def scan_metrics(panel: Panel, t: int) -> dict[str, np.ndarray]:
     prior_valid = np.isfinite(c[:-1])
     prior_v = np.where(prior_valid, np.nan_to_num(v[:-1], nan=0.0), np.nan)
     dv = c * v  # NaN where volume is unknown (close-only series); ignored by the mean
+    # A label that names a window needs the whole window of prior bars (no "52-week high" on 40 bars).
+    full_year = _history_days(panel, t) >= YEAR_DAYS
+    known_v = (prior_valid & np.isfinite(v[:-1]))[-AVG_WINDOW:].sum(axis=0) >= AVG_WINDOW
     with np.errstate(invalid="ignore", divide="ignore"):
-        avg_vol = _nanmean(prior_v[-AVG_WINDOW:])
+        avg_vol = np.where(known_v, _nanmean(prior_v[-AVG_WINDOW:]), np.nan)
         out = {
             "close": close_t,
             "pct_change": close_t / prior_close - 1.0,
@@ -149,8 +165,8 @@ def scan_metrics(panel: Panel, t: int) -> dict[str, np.ndarray]:
             "dollar_volume": close_t * vol_t,
             "avg_dollar_volume": _nanmean(dv[-AVG_WINDOW:]),
             "rel_volume": vol_t / avg_vol,
-            "high_vs_52w": h[-1] / _nanext(h[:-1], "max"),
-            "low_vs_52w": lw[-1] / _nanext(lw[:-1], "min"),
+            "high_vs_52w": np.where(full_year, h[-1] / _nanext(h[:-1], "max"), np.nan),
+            "low_vs_52w": np.where(full_year, lw[-1] / _nanext(lw[:-1], "min"), np.nan),
         }
     return out
 

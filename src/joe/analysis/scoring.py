@@ -14,7 +14,8 @@ Components (0..100) and default weights:
   * volatility (0.15): tradability of the ATR as a % of price: 100 between 1% and 3%, down to
     0 at 0.2% (too quiet to pay costs) and at 8% (too wild to size sensibly).
   * volume (0.15): OBV slope over 20 bars in the bias direction (confirmation), plus today's
-    volume relative to its 20-day average (attention).
+    volume relative to its 20-day average (attention). Unknown volume (close-only data) is NaN
+    ("no reading"), not a neutral 50: the component drops out and the others are re-weighted.
   * sentiment (0.15): client positioning where the source provides it (Capital.com client
     sentiment). Default *contrarian*: a crowd that is 80% long scores low for a LONG bias and high
     for a SHORT bias, because retail crowding tends to mark exhaustion. `sentiment_mode=
@@ -170,6 +171,8 @@ class ScoringEngine:
         if finite(obv_slope):
             volume_score += 25.0 * _clip1(d * obv_slope * 2.0)
         volume_score += 25.0 * _clip1((rel_vol - 1.0) / 1.5)
+        if not f.volume_known(sym, t):
+            volume_score = math.nan  # unknown volume is no reading, not a neutral 50
 
         sent_score = 50.0
         net = math.nan
@@ -182,10 +185,12 @@ class ScoringEngine:
             "trend": 50.0 + 50.0 * d * trend_raw,
             "momentum": 50.0 + 50.0 * d * mom_raw,
             "volatility": vol_score,
-            "volume": max(0.0, min(100.0, volume_score)),
+            "volume": max(0.0, min(100.0, volume_score)) if finite(volume_score) else math.nan,
             "sentiment": sent_score,
         }
-        total = sum(self.weights[k] * v for k, v in comps.items())
+        # Components without a reading (NaN: unknown volume) drop out; the others are re-weighted.
+        known = {k: v for k, v in comps.items() if finite(v)}
+        total = sum(self.weights[k] * v for k, v in known.items()) / sum(self.weights[k] for k in known)
         details = {
             "close": close,
             "sma50": sma50,

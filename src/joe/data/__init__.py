@@ -38,10 +38,12 @@ def _sample(arg: str | None, as_of: date | None, n_synthetic: int) -> MarketData
 
 
 def _files(kind: str) -> SourceFactory:
-    def make(arg: str | None, as_of: date | None, n_synthetic: int) -> MarketData:
+    def make(
+        arg: str | None, as_of: date | None, n_synthetic: int, date_format: str | None = None
+    ) -> MarketData:
         if not arg:
             raise DataError(f"the {kind} source needs a folder: --source {kind}:PATH (one file per symbol)")
-        return FileSource(arg, PATTERNS[kind], as_of=as_of, kind=kind)
+        return FileSource(arg, PATTERNS[kind], as_of=as_of, kind=kind, date_format=date_format)
 
     return make
 
@@ -55,15 +57,25 @@ def register_source(name: str, factory: SourceFactory) -> None:
 
 
 def open_source(
-    spec: str, *, as_of: date | datetime | str | None = None, n_synthetic: int = 500
+    spec: str,
+    *,
+    as_of: date | datetime | str | None = None,
+    n_synthetic: int = 500,
+    date_format: str | None = None,
 ) -> MarketData:
-    """Open the source named by `spec` ('sample', 'csv:PATH', 'parquet:PATH', or a registered name)."""
+    """Open the source named by `spec` ('sample', 'csv:PATH', 'parquet:PATH', or a registered name).
+
+    `date_format` (file sources only): 'dayfirst', 'monthfirst' or a strptime format for files whose
+    dates cannot be read unambiguously (see `joe.data.dates`).
+    """
     text = (spec or "").strip()
     name, _, arg = text.partition(":")
     factory = SOURCES.get(name.strip().lower())
     if factory is None:
         known = ", ".join(f"{k}:PATH" if k in ("csv", "parquet") else k for k in SOURCES)
         raise DataError(f"unknown data source {spec!r}; choose one of: {known}")
+    if date_format and name.strip().lower() in ("csv", "parquet"):
+        return _files(name.strip().lower())(arg.strip() or None, to_date(as_of), n_synthetic, date_format)  # type: ignore[call-arg]
     return factory(arg.strip() or None, to_date(as_of), n_synthetic)
 
 

@@ -3,19 +3,24 @@
 The file name's stem is the symbol (`AAPL.csv`, `BTC-USD.parquet`, `EURUSD.csv.gz`). Columns are
 matched case-insensitively with common aliases:
 
-* time: date, datetime, timestamp, time, ts (or a DatetimeIndex in Parquet); naive times are UTC;
+* time: date, datetime, timestamp, time, ts, day (or a DatetimeIndex in Parquet); read by
+  `joe.data.dates`: daily bars are dated by their session date whatever the UTC offset, day-first vs
+  month-first is decided per file (or refused), intraday naive times are UTC;
 * prices: open, high, low, close (o/h/l/c, "last", "price"); if there is no close, "adj close" is used;
 * volume: volume, vol (optional: missing volume is NaN).
 
 open/high/low must all be present or all be absent; without them bars are derived from the closes
-exactly as for the sample's close-only series. Every problem raises `DataError` naming the file, the
-column or row, and what to do. Asset class is guessed from the symbol (BTC-USD → crypto, EURUSD → fx,
-otherwise equity).
+exactly as for the sample's close-only series. File extensions match in any case (`MSFT.CSV`). A
+problem with one file raises `DataError` naming the file, the column or row, and what to do;
+`FileSource` turns it into an error finding that excludes that symbol. Asset class is guessed from
+the symbol (BTC-USD → crypto, EURUSD → fx, otherwise equity).
 """
 
 from __future__ import annotations
 
+import fnmatch
 import re
+from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 
@@ -24,8 +29,10 @@ import pandas as pd
 
 from joe.brokers.base import HISTORY_COLUMNS
 from joe.core.models import AssetClass, Instrument
+from joe.data.dates import AmbiguousDates, bar_index, parse_times
 from joe.data.errors import DataError
 from joe.data.frames import FrameSource, bars_from_closes
+from joe.data.quality import Finding
 
 TIME_ALIASES = ("date", "datetime", "timestamp", "time", "ts", "day")
 PRICE_ALIASES = {
@@ -101,14 +108,31 @@ def _read(path: Path) -> pd.DataFrame:
         ) from exc
 
 
-def load_bars(path: Path) -> pd.DataFrame:
-    """Read and validate one file into a history frame (HISTORY_COLUMNS, sorted UTC index named ts).
+@dataclass
+class LoadedFile:
+    """One file read and validated: its bars, the file line of each bar, and load-time findings."""
 
-    Bars whose open/close lie outside high/low are widened to contain them; `frame.attrs["repaired_bars"]`
-    counts them. Everything else that is wrong raises `DataError`.
+    symbol: str
+    file: str
+    frame: pd.DataFrame
+    rows: np.ndarray  # 1-based line in the file (header = line 1) of each frame row
+    findings: list[Finding] = field(default_factory=list)
+    daily: bool = True
+
+
+def _first_bad(mask: np.ndarray) -> int:
+    return int(np.flatnonzero(mask)[0])
+
+
+def read_file(path: Path, date_format: str | None = None) -> LoadedFile:
+    """Read and validate one file (see the module docstring); DataError names the file and row at fault.
+
+    Daily bars are dated by their session date whatever the UTC offset (`joe.data.dates`). Bars whose
+    open/close lie outside high/low are widened to contain them and reported as a warning with rows.
     """
     df = _read(path)
     f = path.name
+    sym = _symbol_of(path)
     if df.empty:
         raise DataError(f"{f}: the file has no rows; remove it or fill it with bars")
     cols = {str(c).strip().lower(): c for c in df.columns}
@@ -133,22 +157,9 @@ def load_bars(path: Path) -> pd.DataFrame:
             f"open/high/low, or none of them (bars are then derived from closes)"
         )
 
-    raw_t = df[tcol]
-    if pd.api.types.is_numeric_dtype(raw_t):
-        # Epoch numbers: seconds or milliseconds, told apart by magnitude.
-        unit = "ms" if raw_t.abs().max() > 1e11 else "s"
-        ts = pd.to_datetime(raw_t, unit=unit, utc=True, errors="coerce")
-    else:
-        ts = pd.to_datetime(raw_t, utc=True, errors="coerce", format="mixed")
-    bad_t = ts.isna()
-    if bad_t.any():
-        i = int(np.flatnonzero(bad_t.to_numpy())[0])
-        raise DataError(
-            f"{f}: row {i + 2}: cannot parse {str(tcol)!r} value {raw_t.iloc[i]!r} as a date/time; "
-            f"use ISO dates like 2024-01-31 or 2024-01-31T14:30:00Z ({int(bad_t.sum())} bad rows)"
-        )
-
-    out = pd.DataFrame(index=pd.DatetimeIndex(ts, name="ts"))
+    times = parse_times(df[tcol], f, str(tcol), date_format)
+    index, daily = bar_index(times)
+    out = pd.DataFrame(index=index)
     numeric = {"close": close_col, **{k: v for k, v in ohl.items() if v is not None}}
     vcol = _pick(cols, VOLUME_ALIASES)
     if vcol is not None:
@@ -157,50 +168,79 @@ def load_bars(path: Path) -> pd.DataFrame:
         vals = pd.to_numeric(df[col], errors="coerce").to_numpy(dtype="float64")
         bad = np.isnan(vals) & df[col].notna().to_numpy()
         if bad.any():
-            i = int(np.flatnonzero(bad)[0])
+            i = _first_bad(bad)
             raise DataError(
                 f"{f}: row {i + 2}: {str(col)!r} value {df[col].iloc[i]!r} is not a number; "
                 f"fix or delete that row"
             )
+        inf = np.isinf(vals)
+        if inf.any():
+            i = _first_bad(inf)
+            raise DataError(
+                f"{f}: row {i + 2}: {str(col)!r} value {df[col].iloc[i]!r} is not a finite number "
+                f"({int(inf.sum())} such rows); fix or delete that row"
+            )
         out[name] = vals
     if out["close"].isna().any():
-        i = int(np.flatnonzero(out["close"].isna().to_numpy())[0])
+        i = _first_bad(out["close"].isna().to_numpy())
         raise DataError(
             f"{f}: row {i + 2}: empty {str(close_col)!r}; every bar needs a close - fill it or delete the row"
         )
     prices = [c for c in ("open", "high", "low", "close") if c in out]
     nonpos = (out[prices] <= 0).any(axis=1).to_numpy()
     if nonpos.any():
-        i = int(np.flatnonzero(nonpos)[0])
+        i = _first_bad(nonpos)
         raise DataError(
             f"{f}: row {i + 2}: zero or negative price ({out.iloc[i][prices].to_dict()}); prices must "
             f"be > 0 - fix or delete the row"
         )
     if "volume" in out and (out["volume"] < 0).any():
-        i = int(np.flatnonzero((out["volume"] < 0).to_numpy())[0])
+        i = _first_bad((out["volume"] < 0).to_numpy())
         raise DataError(f"{f}: row {i + 2}: negative volume {out['volume'].iloc[i]}; volumes must be >= 0")
-    repaired = 0
+    findings: list[Finding] = []
+    lines = np.arange(len(out)) + 2
     if "high" in out:
         inverted = (out["high"] < out["low"]).to_numpy()
         if inverted.any():
-            i = int(np.flatnonzero(inverted)[0])
+            i = _first_bad(inverted)
             raise DataError(
                 f"{f}: row {i + 2}: high < low ({out.iloc[i][prices].to_dict()}); check for swapped "
                 f"high/low columns"
             )
         # Vendors' bars sometimes have an open or close a hair outside high/low (rounding, adjustments);
-        # widen the range to contain the body rather than reject the file, and count it.
+        # widen the range to contain the body rather than reject the file, and say which rows.
         body_hi = out[["open", "close"]].max(axis=1)
         body_lo = out[["open", "close"]].min(axis=1)
-        outside = (out["high"] < body_hi) | (out["low"] > body_lo)
-        repaired = int(outside.sum())
+        outside = ((out["high"] < body_hi) | (out["low"] > body_lo)).to_numpy()
+        if outside.any():
+            rows = lines[outside]
+            listed = ", ".join(str(r) for r in rows[:5]) + (
+                f" and {len(rows) - 5} more" if len(rows) > 5 else ""
+            )
+            findings.append(
+                Finding(
+                    sym,
+                    "warning",
+                    "ohlc",
+                    f"{len(rows)} bar(s) with open/close outside high/low, range widened to contain them "
+                    f"(rows {listed})",
+                    f,
+                    int(rows[0]),
+                    index[outside][0].date().isoformat(),
+                )
+            )
         out["high"] = np.maximum(out["high"], body_hi)
         out["low"] = np.minimum(out["low"], body_lo)
     order = np.argsort(out.index.to_numpy(), kind="stable")
-    out = out.iloc[order]
-    dup = out.index.duplicated()
+    out, lines = out.iloc[order], lines[order]
+    dup = out.index.duplicated(keep=False)
     if dup.any():
-        raise DataError(f"{f}: duplicate timestamp {out.index[dup][0]}; keep one bar per time")
+        rows = sorted(int(r) for r in lines[dup][:2])
+        raise DataError(
+            f"{f}: duplicate timestamp: rows {rows[0]} and {rows[1]} are the same "
+            f"{'session ' + str(out.index[dup][0].date()) if daily else 'time ' + str(out.index[dup][0])}; "
+            f"keep one bar per {'day' if daily else 'time'}"
+        )
     if "high" in out:
         frame = out.reindex(columns=list(HISTORY_COLUMNS))
     else:
@@ -208,8 +248,18 @@ def load_bars(path: Path) -> pd.DataFrame:
         if "volume" in out:
             frame["volume"] = out["volume"]
     frame = frame.astype("float64")
-    frame.attrs["repaired_bars"] = repaired
-    return frame
+    return LoadedFile(sym, f, frame, lines, findings, daily)
+
+
+def load_bars(path: Path, date_format: str | None = None) -> pd.DataFrame:
+    """Read and validate one file into a history frame (HISTORY_COLUMNS, sorted UTC index named ts)."""
+    return read_file(path, date_format).frame
+
+
+def _matches(path: Path, patterns: tuple[str, ...]) -> bool:
+    """Case-insensitive glob match on the file name (`MSFT.CSV` is a CSV file)."""
+    name = path.name.lower()
+    return any(fnmatch.fnmatch(name, p.lower()) for p in patterns)
 
 
 def _native_timeframe(frames: dict[str, pd.DataFrame]) -> str:
@@ -225,7 +275,13 @@ def _native_timeframe(frames: dict[str, pd.DataFrame]) -> str:
 
 
 class FileSource(FrameSource):
-    """MarketData over a folder (or one file) of CSV/Parquet bars, validated on load, clipped at as_of."""
+    """MarketData over a folder (or one file) of CSV/Parquet bars, validated on load, clipped at as_of.
+
+    A file that cannot be used (unreadable, bad rows) excludes its symbol and is reported in
+    `findings` (an error naming the file and row); the folder fails only when no file is usable, or
+    when a file's dates are ambiguous (day-first vs month-first): then the run is refused and the
+    message names the file and the `--date-format` option.
+    """
 
     def __init__(
         self,
@@ -234,6 +290,7 @@ class FileSource(FrameSource):
         *,
         as_of: date | None = None,
         kind: str | None = None,
+        date_format: str | None = None,
     ) -> None:
         super().__init__(as_of)
         patterns = (pattern,) if isinstance(pattern, str) else pattern
@@ -244,7 +301,7 @@ class FileSource(FrameSource):
         if self.folder.is_file():
             paths = [self.folder]
         elif self.folder.is_dir():
-            paths = sorted({p for pat in patterns for p in self.folder.glob(pat) if p.is_file()})
+            paths = sorted(p for p in self.folder.iterdir() if p.is_file() and _matches(p, patterns))
         else:
             raise DataError(
                 f"{kind} source: {self.folder} does not exist; give a folder with one file per symbol"
@@ -254,13 +311,30 @@ class FileSource(FrameSource):
                 f"{kind} source: no files matching {', '.join(patterns)} in {self.folder}; put one "
                 f"file per symbol there (e.g. AAPL.csv with date, open, high, low, close, volume)"
             )
+        self.findings: list[Finding] = []
         self._frames: dict[str, pd.DataFrame] = {}
+        self._files: dict[str, LoadedFile] = {}
         for p in paths:
             sym = _symbol_of(p)
-            if sym in self._frames:
+            if sym in self._frames or any(f.symbol == sym and f.severity == "error" for f in self.findings):
                 raise DataError(f"{p.name}: symbol {sym} appears in two files in {self.folder}; keep one")
-            self._frames[sym] = load_bars(p)
+            try:
+                loaded = read_file(p, date_format)
+            except AmbiguousDates:
+                raise
+            except DataError as exc:
+                self.findings.append(
+                    Finding(sym, "error", "unreadable", f"{exc}; the symbol is excluded", p.name)
+                )
+                continue
+            self.findings.extend(loaded.findings)
+            self._files[sym] = loaded
+            self._frames[sym] = loaded.frame
             self._instruments[sym] = Instrument(symbol=sym, asset_class=guess_asset_class(sym), name=sym)
+        if not self._frames:
+            first = self.findings[0].message.removesuffix("; the symbol is excluded")
+            more = f" (and {len(self.findings) - 1} more files)" if len(self.findings) > 1 else ""
+            raise DataError(f"{first}{more}")
         self.native_timeframe = _native_timeframe(self._frames)
         self._last = max(f.index[-1] for f in self._frames.values()).date()
 
@@ -271,13 +345,23 @@ class FileSource(FrameSource):
     def _raw(self, symbol: str) -> pd.DataFrame | None:
         return self._frames.get(symbol)
 
+    def locate(self, symbol: str, ts: pd.Timestamp) -> tuple[str | None, int | None]:
+        """The file and 1-based line of `symbol`'s bar at `ts` (line None when there is no such bar)."""
+        loaded = self._files.get(symbol)
+        if loaded is None:
+            return None, None
+        i = int(loaded.frame.index.searchsorted(ts))
+        if i < len(loaded.frame) and loaded.frame.index[i] == ts:
+            return loaded.file, int(loaded.rows[i])
+        return loaded.file, None
+
     def describe(self) -> str:
         """Plain words on what data this source serves."""
         live = self.universe_now()
         first = min(f.index[0] for f in self._frames.values()).date()
-        repaired = sum(int(f.attrs.get("repaired_bars", 0)) for f in self._frames.values())
+        errors = sum(1 for f in self.findings if f.severity == "error")
         return (
             f"{self.name} files in {self.folder} as of {self.as_of}: {len(self._frames)} symbols "
             f"({self.native_timeframe} bars, {first}..{self._last}), {len(live)} trading at the as-of date"
-            + (f"; {repaired} bars had open/close outside high/low and were widened." if repaired else ".")
+            + (f"; {errors} file(s) excluded (see data quality)." if errors else ".")
         )

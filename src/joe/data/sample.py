@@ -180,6 +180,13 @@ class SampleSource(FrameSource):
         cut = int(self._syn.dates.searchsorted(as_of_cutoff(self.as_of), side="left"))
         return self._syn.dates[cut - 1] if cut > 0 else None
 
+    def locate(self, symbol: str, ts: pd.Timestamp) -> tuple[str | None, int | None]:
+        """The shipped file a real series comes from (rows are not tracked for packed files)."""
+        for spec in self._data.provenance["files"]:
+            if any(s["symbol"] == symbol for s in spec["series"]):
+                return str(spec["file"]), None
+        return ("synthetic" if symbol in self._syn_col else None), None
+
     def _raw(self, symbol: str) -> pd.DataFrame | None:
         if symbol in self._data.frames:
             return self._data.frames[symbol]

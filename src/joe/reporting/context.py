@@ -40,6 +40,48 @@ class RegimeFacts:
 
 
 @dataclass(frozen=True, slots=True)
+class RegimeInputFacts:
+    """One regime input (S&P 500, VIX): the series used, its last bar and how old it is at as-of."""
+
+    name: str
+    symbol: str | None
+    last_date: date | None
+    age_days: int | None
+    stale: bool
+    proxy: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class DataFindingFacts:
+    """One data-quality finding: "error" (symbol excluded) or "warning" (flagged), with file and row."""
+
+    symbol: str
+    severity: str
+    check: str
+    message: str
+    file: str | None = None
+    row: int | None = None
+    date: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class DataQualityFacts:
+    """The data-quality stage's result: how many series were checked and what it found."""
+
+    checked: int = 0
+    findings: list[DataFindingFacts] = field(default_factory=list)
+
+    @property
+    def excluded(self) -> list[str]:
+        return sorted({f.symbol for f in self.findings if f.severity == "error"})
+
+    @property
+    def flagged(self) -> list[str]:
+        bad = set(self.excluded)
+        return sorted({f.symbol for f in self.findings if f.severity == "warning" and f.symbol not in bad})
+
+
+@dataclass(frozen=True, slots=True)
 class ScoreFacts:
     """One scored instrument: total score (0-100), its components and the scans that found it."""
 
@@ -115,6 +157,8 @@ class ReportContext:
     warnings: list[str] = field(default_factory=list)
     # What `regime_history.spx_close` really is (the sources without an index get an equal-weight proxy).
     index_name: str = "S&P 500"
+    data_quality: DataQualityFacts = field(default_factory=DataQualityFacts)
+    regime_inputs: list[RegimeInputFacts] = field(default_factory=list)
 
     @property
     def duration_s(self) -> float:

@@ -19,6 +19,7 @@ import pandas as pd
 
 from joe.core.models import Direction, Fill, Side, Signal
 from joe.reporting.context import PositionFacts, RegimeFacts, ReportContext, ScoreFacts, SignalFacts
+from joe.reporting.data_quality import input_to_json, inputs_from_json, quality_from_json, quality_to_json
 
 FACTS_SCHEMA = "joe.facts/1"
 
@@ -245,6 +246,8 @@ def context_to_facts(ctx: ReportContext) -> dict[str, Any]:
         "stage_timings": {k: float(v) for k, v in ctx.stage_timings.items()},
         "warnings": list(ctx.warnings),
         "index_name": ctx.index_name,
+        "data_quality": quality_to_json(ctx.data_quality),
+        "regime_inputs": [input_to_json(i) for i in ctx.regime_inputs],
     }
 
 
@@ -288,6 +291,8 @@ def context_from_facts(d: dict[str, Any]) -> ReportContext:
         stage_timings=dict(d.get("stage_timings", {})),
         warnings=list(d.get("warnings", [])),
         index_name=d.get("index_name", "S&P 500"),
+        data_quality=quality_from_json(d.get("data_quality")),
+        regime_inputs=inputs_from_json(d.get("regime_inputs")),
     )
 
 

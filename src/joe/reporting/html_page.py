@@ -18,6 +18,7 @@ from joe.reporting import charts
 from joe.reporting.context import ReportContext, SignalFacts
 from joe.reporting.facts import plain_decimal
 from joe.reporting.markdown import evidence_value
+from joe.reporting.data_quality import html_regime_inputs, html_section
 from joe.reporting.runjson import reward_risk
 from joe.reporting.summary import AISummary
 
@@ -63,6 +64,8 @@ def _e(value: object) -> str:
 def _num(value: float | Decimal | None, digits: int = 2) -> str:
     if value is None:
         return ""
+    if isinstance(value, float) and value != value:  # NaN: no reading (e.g. unknown volume)
+        return "n/a"
     return f"{float(value):,.{digits}f}"
 
 
@@ -149,7 +152,7 @@ def _regime(ctx: ReportContext) -> str:
         f'<section id="regime"><h2>Market regime: <span id="regime-label" style="color:'
         f'{charts.regime_colour(r.label)}">{_e(r.label)}</span>{stressed}</h2>'
         f"<p>Confidence {r.confidence:.0%}{'; evidence: ' + evidence if evidence else ''}</p>"
-        f"{chart}</section>"
+        f"{html_regime_inputs(ctx)}{chart}</section>"
     )
 
 
@@ -329,6 +332,7 @@ def render_html(ctx: ReportContext, ai: AISummary | None = None, generated_at: d
         + _signals(ctx)
         + _scores(ctx)
         + _positions(ctx)
+        + html_section(ctx)
         + _equity(ctx)
         + _metadata(ctx)
         + f"</main><footer>{footer}</footer></body></html>"

@@ -8,6 +8,7 @@ from decimal import Decimal
 
 from joe.reporting.context import ReportContext
 from joe.reporting.facts import plain_decimal
+from joe.reporting.data_quality import markdown_lines
 from joe.reporting.runjson import reward_risk
 from joe.reporting.summary import AISummary
 
@@ -61,6 +62,7 @@ def render_markdown(ctx: ReportContext, ai: AISummary | None = None) -> str:
     evidence = [(k, evidence_value(v)) for k, v in r.evidence.items() if math.isfinite(v)]
     if evidence:
         lines += [*_table(["Evidence", "Value"], evidence), ""]
+    lines += markdown_lines(ctx)
     lines += ["## Signals", ""]
     if ctx.signals:
         rows = []

@@ -14,6 +14,7 @@ from importlib import resources
 from typing import Any
 
 from joe.reporting.context import ReportContext, SignalFacts
+from joe.reporting.data_quality import input_to_json, quality_to_json
 from joe.reporting.facts import _plain, dec, fill_to_json, iso, position_to_json
 from joe.reporting.summary import AISummary
 
@@ -94,6 +95,7 @@ def build_run_json(
             "confidence": float(ctx.regime.confidence),
             "stressed": bool(ctx.regime.stressed),
             "evidence": _plain(ctx.regime.evidence),
+            "inputs": [input_to_json(i) for i in ctx.regime_inputs],
         },
         "top_scores": [
             {
@@ -112,6 +114,7 @@ def build_run_json(
         "account": {k: _plain(v) for k, v in ctx.account.items()},
         "equity_curve": _equity_curve(ctx),
         "warnings": list(ctx.warnings),
+        "data_quality": quality_to_json(ctx.data_quality),
         "ai_summary": None
         if ai is None
         else {

@@ -9,17 +9,20 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from joe.analysis.panel import Panel
+from joe.analysis.panel import FIELDS, Panel
 from joe.brokers.base import MarketData, Sentiment
 from joe.core.logging import get_logger
 from joe.core.models import Instrument
 from joe.data.collectors import HistoryCollector
+from joe.data.quality import Finding, QualityReport, check_bars, check_frame
+from joe.data.regime_inputs import RegimeInput, describe_input
 
 log = get_logger("joe.runtime.market")
 
 INDEX_SYMBOLS = ("SPX", "SPY", "US500")
 VIX_SYMBOLS = ("VIX", "VOLX")
 MAX_CONCURRENT_HISTORY = 16
+MAX_LISTED_ERRORS = 10  # excluded symbols named one per line in the console / warnings
 
 
 @dataclass
@@ -34,17 +37,46 @@ class MarketSnapshot:
     warnings: list[str] = field(default_factory=list)
     # What `spx` really is, for the regime chart and the report.
     index_name: str = "S&P 500"
+    quality: QualityReport = field(default_factory=QualityReport)
+    regime_inputs: list[RegimeInput] = field(default_factory=list)
 
 
-async def _first_history(source: MarketData, candidates: Sequence[str]) -> tuple[str, pd.DataFrame] | None:
+async def _first_history(
+    source: MarketData, candidates: Sequence[str], report: QualityReport | None = None
+) -> tuple[str, pd.DataFrame] | None:
+    """The first candidate the source has, through the quality stage (an excluded series is skipped)."""
+    locate = getattr(source, "locate", None)
     for sym in candidates:
         try:
             df = await source.history(sym, "1d")
         except Exception:  # a source without this symbol raises its own DataError/BrokerError
             continue
-        if len(df) > 0:
-            return sym, df
+        if len(df) == 0:
+            continue
+        checked, rep = check_frame(sym, df, locate=locate)
+        if report is not None:
+            report.extend(rep)
+        if checked is not None:
+            return sym, checked
     return None
+
+
+def quality_stage(source: MarketData, panel: Panel, report: QualityReport) -> Panel:
+    """Run the data-quality checks over the panel: drop excluded symbols, apply repairs (splits)."""
+    report.extend(list(getattr(source, "findings", []) or []))
+    res = check_bars(
+        panel.dates,
+        panel.symbols,
+        {f: getattr(panel, f) for f in FIELDS},
+        locate=getattr(source, "locate", None),
+    )
+    report.extend(res.report)
+    cols = np.flatnonzero(res.keep)
+    return Panel(
+        dates=panel.dates,
+        symbols=[panel.symbols[j] for j in cols],
+        **{f: res.fields[f][:, cols] for f in FIELDS},
+    )
 
 
 def _wide_panel(source: MarketData, symbols: Sequence[str], keep: int) -> Panel | None:
@@ -76,6 +108,7 @@ async def load_snapshot(
 ) -> MarketSnapshot:
     """Universe → histories → panel (last `keep_bars` bars), plus index, VIX and client sentiment."""
     problems: list[str] = []
+    report = QualityReport()
     instruments = await source.universe(universe_scan)
     chosen = [i for i in instruments if i.symbol not in INDEX_SYMBOLS + VIX_SYMBOLS][:max_symbols]
     symbols = [i.symbol for i in chosen]
@@ -83,13 +116,25 @@ async def load_snapshot(
     if panel is None:
         got = await HistoryCollector(source, concurrency=MAX_CONCURRENT_HISTORY).collect_symbols(symbols)
         problems += [f"history for {sym} unavailable: {why}" for sym, why in got.errors.items()]
+        report.extend(
+            [
+                Finding(sym, "error", "missing", f"no history from {source.name}: {why}")
+                for sym, why in got.errors.items()
+            ]
+        )
         frames = got.frames
         if not frames:
             raise RuntimeError(f"no price history from source {source.name!r}: nothing to analyse")
         panel = Panel.from_frames({s: df.tail(keep_bars) for s, df in frames.items()})
     if panel.n_symbols == 0:
         raise RuntimeError(f"no price history from source {source.name!r}: nothing to analyse")
-    idx = await _first_history(source, INDEX_SYMBOLS)
+    panel = quality_stage(source, panel, report)
+    if panel.n_symbols == 0:
+        raise RuntimeError(
+            f"every series from {source.name!r} failed the data-quality checks: "
+            + "; ".join(f.line() for f in report.findings[:3])
+        )
+    idx = await _first_history(source, INDEX_SYMBOLS, report)
     index_name = "S&P 500"
     if idx is None:
         index_name = "equal-weight index of the universe"
@@ -99,9 +144,23 @@ async def load_snapshot(
         spx = equal_weight_index(panel)
     else:
         spx = idx[1]
-    vix_hit = await _first_history(source, VIX_SYMBOLS)
+    vix_hit = await _first_history(source, VIX_SYMBOLS, report)
     if vix_hit is None:
         problems.append("no VIX series from this source: the regime uses realised volatility only")
+    as_of = panel.dates[-1]
+    inputs = [
+        RegimeInput.of("S&P 500", idx[0] if idx else "equal-weight proxy", spx, as_of, proxy=idx is None),
+        RegimeInput.of("VIX", vix_hit[0], vix_hit[1], as_of)
+        if vix_hit
+        else RegimeInput.missing("VIX", as_of),
+    ]
+    problems += [describe_input(i) for i in inputs if i.stale and i.last_date is not None]
+    if report.findings:
+        problems.append(report.summary())
+        errors = [f for f in report.findings if f.severity == "error"]
+        problems += [f"excluded: {f.line()}" for f in errors[:MAX_LISTED_ERRORS]]
+        if len(errors) > MAX_LISTED_ERRORS:
+            problems.append(f"... and {len(errors) - MAX_LISTED_ERRORS} more exclusions (see the report)")
     try:
         sentiment = await source.sentiment(list(panel.symbols))
     except Exception as exc:
@@ -111,5 +170,5 @@ async def load_snapshot(
         sentiment = {}
     by_symbol = {i.symbol: i for i in chosen if i.symbol in panel}
     return MarketSnapshot(
-        panel, by_symbol, spx, vix_hit[1] if vix_hit else None, sentiment, problems, index_name
+        panel, by_symbol, spx, vix_hit[1] if vix_hit else None, sentiment, problems, index_name, report, inputs
     )

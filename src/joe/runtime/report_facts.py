@@ -11,7 +11,16 @@ import pandas as pd
 from joe.analysis.pipeline import AnalysisResult
 from joe.analysis.regime import RegimeDetector
 from joe.core.models import AccountInfo, Fill, Instrument, Position
-from joe.reporting.context import PositionFacts, RegimeFacts, ReportContext, ScoreFacts, SignalFacts
+from joe.reporting.context import (
+    DataFindingFacts,
+    DataQualityFacts,
+    PositionFacts,
+    RegimeFacts,
+    RegimeInputFacts,
+    ReportContext,
+    ScoreFacts,
+    SignalFacts,
+)
 from joe.runtime.market import MarketSnapshot
 
 HISTORY_DAYS = 750
@@ -137,4 +146,15 @@ def build_context(
         stage_timings=timings,
         warnings=warnings,
         index_name=snap.index_name,
+        data_quality=DataQualityFacts(
+            snap.quality.checked,
+            [
+                DataFindingFacts(f.symbol, f.severity, f.check, f.message, f.file, f.row, f.date)
+                for f in snap.quality.findings
+            ],
+        ),
+        regime_inputs=[
+            RegimeInputFacts(i.name, i.symbol, i.last_date, i.age_days, i.stale, i.proxy)
+            for i in snap.regime_inputs
+        ],
     )

@@ -1,0 +1,179 @@
+"""Reading the time column of a user's file: formats, day-first vs month-first, offsets, session dates.
+
+Rules (the README's "Your own data" section repeats them for users):
+
+* **Offsets.** A timestamp may carry a UTC offset (``2023-08-10 00:00:00+02:00``, ``...Z``). Its
+  *wall time* is what is written before the offset; its *instant* is the wall time minus the offset.
+* **Daily bars are dated by their session.** When a file's bars are daily (median spacing of at least
+  20 hours), each bar is dated by its wall-clock date as written, whatever the offset: a bar stamped
+  ``2023-08-10 00:00:00+02:00`` is the 2023-08-10 session, not 22:00 UTC on the 9th. Daily bars are
+  stored at 00:00 UTC of that date, like the sample's.
+* **Intraday bars** keep their instant, in UTC (naive times are taken to be UTC).
+* **Day-first vs month-first** (``03/01/2022``) is decided per file from the data: a first field above
+  12 means day-first, a second field above 12 means month-first (both in one file: refused). When no
+  value is above 12 both readings are valid calendars and guessing from spacing would be a coin toss
+  for monthly or short files, so the file is refused with a message naming it and the
+  ``--date-format`` option (``dayfirst``, ``monthfirst`` or any strptime format such as ``%d.%m.%Y``).
+* Epoch numbers are seconds or milliseconds (told apart by magnitude), always UTC instants.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from joe.data.errors import DataError
+
+DAILY_SPACING = pd.Timedelta(hours=20)
+DATE_FORMAT_HELP = (
+    "pass --date-format dayfirst (31/01/2022), --date-format monthfirst (01/31/2022) or a strptime "
+    "format such as --date-format %d.%m.%Y"
+)
+_OFFSET = re.compile(
+    r"^(?P<wall>.*\d{1,2}:\d{2}(?::\d{2}(?:\.\d+)?)?)\s*(?P<off>Z|UTC|GMT|[+-]\d{2}(?::?\d{2})?)$",
+    re.IGNORECASE,
+)
+_DMY = re.compile(r"^(\d{1,2})[/.\-](\d{1,2})[/.\-](\d{2}|\d{4})(?![\d])(.*)$")
+
+
+class AmbiguousDates(DataError):
+    """The file's dates read as day-first or month-first and the data cannot decide: refuse the run."""
+
+
+@dataclass(frozen=True)
+class ParsedTimes:
+    """A file's time column read two ways: `wall` (naive, as written) and `instant` (UTC)."""
+
+    wall: pd.DatetimeIndex
+    instant: pd.DatetimeIndex
+    had_offset: bool
+
+
+def _offset_minutes(text: str) -> int:
+    t = text.upper()
+    if t in ("Z", "UTC", "GMT"):
+        return 0
+    sign = -1 if t[0] == "-" else 1
+    digits = t[1:].replace(":", "")
+    hours = int(digits[:2])
+    minutes = int(digits[2:4]) if len(digits) >= 4 else 0
+    return sign * (hours * 60 + minutes)
+
+
+def _bad_row(file: str, column: str, raw: pd.Series, bad: np.ndarray, what: str = "") -> DataError:
+    i = int(np.flatnonzero(bad)[0])
+    return DataError(
+        f"{file}: row {i + 2}: cannot parse {column!r} value {raw.iloc[i]!r} as a date/time{what}; "
+        f"use ISO dates like 2024-01-31 or 2024-01-31T14:30:00Z ({int(bad.sum())} bad rows)"
+    )
+
+
+def _year(y: np.ndarray) -> np.ndarray:
+    # Two-digit years follow the POSIX strptime convention: 69-99 -> 1900s, 00-68 -> 2000s.
+    return np.where(y < 100, np.where(y >= 69, 1900 + y, 2000 + y), y)
+
+
+def decide_day_first(first: np.ndarray, second: np.ndarray, year: np.ndarray, file: str) -> bool:
+    """True when `first/second/year` fields are day/month/year, False for month/day/year.
+
+    Raises DataError naming the file when the data cannot decide (see the module docstring).
+    """
+    first_big, second_big = first > 12, second > 12
+    if first_big.any() and second_big.any():
+        i, j = int(np.flatnonzero(first_big)[0]), int(np.flatnonzero(second_big)[0])
+        raise AmbiguousDates(
+            f"{file}: dates mix day-first (row {i + 2}) and month-first (row {j + 2}) readings; "
+            f"write them one way (ISO 2022-01-31 is best) or {DATE_FORMAT_HELP}"
+        )
+    if first_big.any():
+        return True
+    if second_big.any():
+        return False
+    raise AmbiguousDates(
+        f"{file}: dates like {first[0]:02d}/{second[0]:02d}/{year[0]} could be day-first or month-first "
+        f"and the data does not say which; {DATE_FORMAT_HELP}"
+    )
+
+
+def _parse_wall(wall: pd.Series, file: str, column: str, date_format: str | None) -> pd.DatetimeIndex:
+    fmt = (date_format or "").strip()
+    key = fmt.lower().replace("-", "").replace("_", "")
+    if fmt and key not in ("dayfirst", "monthfirst", "auto"):
+        parsed = pd.to_datetime(wall, format=fmt, errors="coerce")
+        bad = parsed.isna().to_numpy() & wall.notna().to_numpy()
+        if bad.any():
+            raise _bad_row(file, column, wall, bad, f" with --date-format {fmt!r}")
+        return pd.DatetimeIndex(parsed)
+    parts = wall.str.extract(_DMY)
+    if len(wall) and parts[0].notna().all():
+        first = parts[0].astype(int).to_numpy()
+        second = parts[1].astype(int).to_numpy()
+        year = parts[2].astype(int).to_numpy()
+        if key == "dayfirst":
+            day_first = True
+        elif key == "monthfirst":
+            day_first = False
+        else:
+            day_first = decide_day_first(first, second, year, file)
+        day, month = (first, second) if day_first else (second, first)
+        y = _year(year)
+        iso = pd.Series(
+            [f"{a:04d}-{b:02d}-{c:02d}{rest}" for a, b, c, rest in zip(y, month, day, parts[3], strict=True)],
+            index=wall.index,
+        )
+        parsed = pd.to_datetime(iso.str.strip(), format="mixed", errors="coerce")
+    else:
+        parsed = pd.to_datetime(wall, format="mixed", errors="coerce")
+    if getattr(parsed.dt, "tz", None) is not None:  # e.g. "2023-08-10 CET" parsed with a zone
+        parsed = parsed.dt.tz_localize(None)
+    bad = parsed.isna().to_numpy()
+    if bad.any():
+        raise _bad_row(file, column, wall, bad)
+    return pd.DatetimeIndex(parsed)
+
+
+def parse_times(raw: pd.Series, file: str, column: str, date_format: str | None = None) -> ParsedTimes:
+    """Read a time column (strings, datetimes or epoch numbers) into wall times and UTC instants."""
+    if pd.api.types.is_datetime64_any_dtype(raw):
+        ts = pd.DatetimeIndex(raw)
+        if ts.tz is None:
+            return ParsedTimes(ts, ts.tz_localize("UTC"), False)
+        return ParsedTimes(ts.tz_localize(None), ts.tz_convert("UTC"), True)
+    if pd.api.types.is_numeric_dtype(raw):
+        # Epoch numbers: seconds or milliseconds, told apart by magnitude.
+        unit = "ms" if raw.abs().max() > 1e11 else "s"
+        inst = pd.to_datetime(raw, unit=unit, utc=True, errors="coerce")
+        bad = inst.isna().to_numpy()
+        if bad.any():
+            raise _bad_row(file, column, raw, bad)
+        idx = pd.DatetimeIndex(inst)
+        return ParsedTimes(idx.tz_localize(None), idx, False)
+    text = raw.astype("string").str.strip()
+    if text.isna().any():
+        raise _bad_row(file, column, raw, text.isna().to_numpy())
+    split = text.str.extract(_OFFSET)
+    has_off = split["off"].notna()
+    wall_text = split["wall"].where(has_off, text)
+    wall = _parse_wall(wall_text, file, column, date_format)
+    minutes = np.zeros(len(text), dtype="int64")
+    if has_off.any():
+        minutes[has_off.to_numpy()] = [_offset_minutes(o) for o in split["off"][has_off]]
+    instant = (wall - pd.to_timedelta(minutes, unit="min")).tz_localize("UTC")
+    return ParsedTimes(wall, pd.DatetimeIndex(instant), bool(has_off.any()))
+
+
+def bar_index(times: ParsedTimes) -> tuple[pd.DatetimeIndex, bool]:
+    """The index bars are stored under, and whether the file is daily.
+
+    Daily (median spacing of the wall times >= 20 h): the session date at 00:00 UTC. Intraday: the UTC
+    instant.
+    """
+    wall = times.wall.as_unit("ns")
+    u = np.unique(wall.asi8)
+    daily = len(u) < 2 or bool(np.median(np.diff(u)) >= DAILY_SPACING.value)
+    if daily:
+        return pd.DatetimeIndex(wall.normalize()).tz_localize("UTC").rename("ts"), True
+    return times.instant.as_unit("ns").rename("ts"), False

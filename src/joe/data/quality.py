@@ -1,0 +1,501 @@
+"""The data-quality stage: every source's bars pass through `check_bars` before analysis sees them.
+
+Input: aligned 2-D arrays (dates × symbols) of open/high/low/close/volume, NaN where a symbol has no
+bar. Output: the arrays with repairs applied, which symbols to keep, and per-symbol `Finding`s.
+An **error** excludes the symbol from the run; a **warning** keeps it, flagged in the report.
+
+Checks (thresholds in `QualityConfig`; the README's data section lists them for users):
+
+* ``non_finite`` (error): an infinite price or volume, or a bar with some prices and not others.
+* ``ohlc`` (warning): open or close outside high/low; the range is widened to contain them.
+* ``split`` (warning): a one-bar price ratio within 3% of a small rational p/q (p, q <= 10, at least
+  1.9x either way: 2-for-1 and beyond; a 3-for-2 is indistinguishable from a big day) *and* volume
+  scaled the other way (median volume of the 10 bars after vs the 10 before within 2x of the inverse
+  ratio) is a split: earlier bars are adjusted (prices ÷ ratio, volume × ratio).
+* ``unconfirmed_split`` (error): such a jump with volume that did *not* scale the other way. Joe
+  cannot tell a split from a crash, so the symbol is excluded until adjusted data is supplied.
+  Without any volume (close-only series, indices) it is a warning: flagged, not adjusted.
+* ``extreme_move`` (error): a one-bar move beyond 5x either way that is not a split (bad tick, wrong
+  units, a missing split adjustment).
+* ``outlier`` (warning): |log return − median| > k × 1.4826 × MAD of the symbol's log returns
+  (k = 10) and the move is at least 10%: a robust z-score far beyond normal for that symbol.
+* ``close_only`` (warning): bars carry no intrabar information (open = previous close with high/low =
+  max/min(open, close), or open = high = low = close). Range and gap risk are then estimated from
+  close-to-close volatility (`joe.analysis.features`).
+* ``volume_unknown`` (warning): no volume at all; the volume score is left out, never "neutral 50".
+* ``stale`` (warning): the last bar is more than 3 sessions before the as-of date; the symbol is
+  not scored (scans need a bar on the as-of date).
+
+Every finding names the symbol and, where the source knows it (files), the file and 1-based line.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from fractions import Fraction
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+FIELDS = ("open", "high", "low", "close", "volume")
+PRICES = ("open", "high", "low", "close")
+
+# locate(symbol, bar timestamp) -> (file name or None, 1-based line in that file or None)
+Locator = Callable[[str, pd.Timestamp], tuple[str | None, int | None]]
+
+
+@dataclass(frozen=True)
+class QualityConfig:
+    """Thresholds of the quality checks (see the module docstring)."""
+
+    outlier_k: float = 10.0
+    outlier_min_move: float = 0.10
+    extreme_ratio: float = 5.0
+    split_min_ratio: float = 1.9
+    split_max_term: int = 10
+    split_tolerance: float = 0.03
+    split_volume_factor: float = 2.0
+    split_volume_bars: int = 10
+    stale_sessions: int = 3
+    close_only_share: float = 0.95
+    max_rows_listed: int = 5
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    """One problem with one symbol's data. `severity` is "error" (excluded) or "warning" (flagged)."""
+
+    symbol: str
+    severity: str
+    check: str
+    message: str
+    file: str | None = None
+    row: int | None = None
+    date: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "symbol": self.symbol,
+            "severity": self.severity,
+            "check": self.check,
+            "message": self.message,
+            "file": self.file,
+            "row": self.row,
+            "date": self.date,
+        }
+
+    @classmethod
+    def from_json(cls, d: Mapping[str, Any]) -> Finding:
+        return cls(
+            str(d["symbol"]),
+            str(d["severity"]),
+            str(d["check"]),
+            str(d["message"]),
+            d.get("file"),
+            d.get("row"),
+            d.get("date"),
+        )
+
+    def line(self) -> str:
+        """One readable line: symbol, where, what."""
+        where = self.file or ""
+        if self.row is not None:
+            where += f" row {self.row}" if where else f"row {self.row}"
+        if self.date and not where:
+            where = self.date
+        elif self.date:
+            where += f" ({self.date})"
+        return f"{self.symbol} [{self.severity}] {self.check}: {self.message}" + (
+            f" — {where}" if where else ""
+        )
+
+
+@dataclass
+class QualityReport:
+    """All findings of a run's data, with the symbols checked."""
+
+    findings: list[Finding] = field(default_factory=list)
+    checked: int = 0
+
+    @property
+    def excluded(self) -> list[str]:
+        """Symbols with at least one error (left out of the run)."""
+        return sorted({f.symbol for f in self.findings if f.severity == "error"})
+
+    @property
+    def flagged(self) -> list[str]:
+        """Symbols kept with at least one warning."""
+        bad = set(self.excluded)
+        return sorted({f.symbol for f in self.findings if f.severity == "warning" and f.symbol not in bad})
+
+    def extend(self, other: QualityReport | Sequence[Finding]) -> None:
+        if isinstance(other, QualityReport):
+            self.findings.extend(other.findings)
+            self.checked += other.checked
+        else:
+            self.findings.extend(other)
+
+    def for_symbol(self, symbol: str) -> list[Finding]:
+        return [f for f in self.findings if f.symbol == symbol]
+
+    def summary(self) -> str:
+        """One line for the console: counts and the kinds found."""
+        if not self.findings:
+            return f"data quality: {self.checked} series checked, no findings"
+        kinds: dict[str, int] = {}
+        for f in self.findings:
+            kinds[f.check] = kinds.get(f.check, 0) + 1
+        detail = ", ".join(f"{k} {n}" for k, n in sorted(kinds.items()))
+        return (
+            f"data quality: {self.checked} series checked, {len(self.excluded)} excluded (errors), "
+            f"{len(self.flagged)} flagged (warnings): {detail}"
+        )
+
+
+@dataclass
+class QualityResult:
+    """Repaired arrays, which columns to keep, and the report."""
+
+    fields: dict[str, np.ndarray]
+    keep: np.ndarray
+    report: QualityReport
+    adjusted: dict[str, list[tuple[int, float]]] = field(default_factory=dict)
+
+
+def _ffill_index(valid: np.ndarray) -> np.ndarray:
+    """Per column, the row index of the last valid row at or before each row (-1 when none)."""
+    n = valid.shape[0]
+    idx = np.where(valid, np.arange(n)[:, None], -1)
+    return np.maximum.accumulate(idx, axis=0)
+
+
+def prev_valid(x: np.ndarray, valid: np.ndarray) -> np.ndarray:
+    """Per column, the value at the previous valid row (strictly before), NaN when none."""
+    last = _ffill_index(valid)
+    prev = np.full_like(last, -1)
+    prev[1:] = last[:-1]
+    cols = np.broadcast_to(np.arange(x.shape[1]), x.shape)
+    return np.where(prev >= 0, x[np.maximum(prev, 0), cols], np.nan)
+
+
+def log_returns(close: np.ndarray) -> np.ndarray:
+    """Log return of each valid bar against the symbol's previous valid bar (NaN elsewhere)."""
+    valid = np.isfinite(close) & (close > 0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(valid, np.log(close / prev_valid(close, valid)), np.nan)
+
+
+def _small_rationals(max_term: int, min_ratio: float) -> list[Fraction]:
+    out = {Fraction(p, q) for p in range(1, max_term + 1) for q in range(1, max_term + 1)}
+    return sorted(f for f in out if f >= min_ratio)
+
+
+class _Collector:
+    def __init__(self, dates: pd.DatetimeIndex, symbols: Sequence[str], locate: Locator | None) -> None:
+        self.dates, self.symbols, self.locate = dates, symbols, locate
+        self.findings: list[Finding] = []
+
+    def add(self, j: int, severity: str, check: str, message: str, t: int | None = None) -> None:
+        sym = self.symbols[j]
+        file = row = date = None
+        if t is not None:
+            ts = self.dates[t]
+            date = ts.date().isoformat()
+            if self.locate is not None:
+                file, row = self.locate(sym, ts)
+        elif self.locate is not None:
+            file, _ = self.locate(sym, self.dates[-1] if len(self.dates) else pd.Timestamp(0, tz="UTC"))
+        self.findings.append(Finding(sym, severity, check, message, file, row, date))
+
+
+def _rows_text(rows: np.ndarray, col: _Collector, j: int, limit: int) -> str:
+    where = []
+    for t in rows[:limit]:
+        _, line = col.locate(col.symbols[j], col.dates[t]) if col.locate else (None, None)
+        where.append(f"row {line}" if line is not None else col.dates[t].date().isoformat())
+    more = f" and {len(rows) - limit} more" if len(rows) > limit else ""
+    return ", ".join(where) + more
+
+
+def check_bars(
+    dates: pd.DatetimeIndex,
+    symbols: Sequence[str],
+    fields: Mapping[str, np.ndarray],
+    *,
+    locate: Locator | None = None,
+    config: QualityConfig | None = None,
+) -> QualityResult:
+    """Check (and repair where safe) aligned bar arrays; see the module docstring for the rules.
+
+    `fields` maps open/high/low/close/volume to float arrays of shape (len(dates), len(symbols)); the
+    inputs are not modified. The last row is the as-of date.
+    """
+    cfg = config or QualityConfig()
+    arr = {k: np.array(fields[k], dtype=np.float64, order="F", copy=True) for k in FIELDS}
+    n, m = arr["close"].shape
+    col = _Collector(dates, symbols, locate)
+    keep = np.ones(m, dtype=bool)
+    adjusted: dict[str, list[tuple[int, float]]] = {}
+    if n == 0 or m == 0:
+        return QualityResult(arr, keep, QualityReport([], m))
+
+    # -- non-finite values and partial bars (errors) ----------------------------------------------
+    price_stack: np.ndarray = np.stack([arr[k] for k in PRICES])
+    infinite = np.isinf(price_stack).any(axis=0) | np.isinf(arr["volume"])
+    present = np.isfinite(price_stack)
+    partial = present.any(axis=0) & ~present.all(axis=0)
+    nonpos = np.asarray((np.where(present, price_stack, 1.0) <= 0).any(axis=0), dtype=bool)
+    masks: tuple[tuple[np.ndarray, str], ...] = (
+        (infinite, "an infinite value"),
+        (partial, "some prices missing (a partial bar)"),
+        (nonpos, "a zero or negative price"),
+    )
+    for mask, what in masks:
+        for j in map(int, np.flatnonzero(mask.any(axis=0))):
+            rows = np.flatnonzero(mask[:, j])
+            keep[j] = False
+            col.add(
+                j,
+                "error",
+                "non_finite" if what != "a zero or negative price" else "non_positive",
+                f"{len(rows)} bar(s) with {what} ({_rows_text(rows, col, j, cfg.max_rows_listed)}); "
+                f"the symbol is excluded - fix or delete those rows",
+                int(rows[0]),
+            )
+            for k in FIELDS:
+                arr[k][:, j] = np.where(np.isfinite(arr[k][:, j]), arr[k][:, j], np.nan)
+    ok_bar = np.isfinite(arr["close"]) & keep[None, :]
+
+    # -- open/close outside high/low: widen and flag ----------------------------------------------
+    with np.errstate(invalid="ignore"):
+        body_hi = np.fmax(arr["open"], arr["close"])
+        body_lo = np.fmin(arr["open"], arr["close"])
+        outside = ok_bar & ((arr["high"] < body_hi) | (arr["low"] > body_lo))
+    for j in map(int, np.flatnonzero(outside.any(axis=0))):
+        rows = np.flatnonzero(outside[:, j])
+        col.add(
+            j,
+            "warning",
+            "ohlc",
+            f"{len(rows)} bar(s) with open/close outside high/low, range widened to contain them "
+            f"({_rows_text(rows, col, j, cfg.max_rows_listed)})",
+            int(rows[0]),
+        )
+    arr["high"] = np.where(outside, np.fmax(arr["high"], body_hi), arr["high"])
+    arr["low"] = np.where(outside, np.fmin(arr["low"], body_lo), arr["low"])
+
+    # -- splits, extreme moves and outliers -------------------------------------------------------
+    _moves(arr, keep, col, cfg, adjusted)
+
+    # -- close-only series, unknown volume, stale series ------------------------------------------
+    valid = np.isfinite(arr["close"])
+    prev_close = prev_valid(arr["close"], valid)
+    vol_known = np.asarray((np.isfinite(arr["volume"]) & valid).any(axis=0), dtype=bool)
+    with np.errstate(invalid="ignore"):
+        from_closes = (
+            np.isclose(arr["open"], prev_close, rtol=1e-9, atol=0.0)
+            & np.isclose(arr["high"], np.fmax(arr["open"], arr["close"]), rtol=1e-12, atol=0.0)
+            & np.isclose(arr["low"], np.fmin(arr["open"], arr["close"]), rtol=1e-12, atol=0.0)
+        )
+        flat = (arr["open"] == arr["close"]) & (arr["high"] == arr["close"]) & (arr["low"] == arr["close"])
+    counted = valid.copy()
+    counted[_first_valid_rows(valid), np.arange(m)] = False  # the first bar has no previous close
+    n_valid = counted.sum(axis=0)
+    share = np.where(n_valid > 0, ((from_closes | flat) & counted).sum(axis=0) / np.maximum(n_valid, 1), 0)
+    last_row = np.where(valid.any(axis=0), n - 1 - np.argmax(valid[::-1], axis=0), -1)
+    for j in range(m):
+        if not keep[j] or last_row[j] < 0:
+            continue
+        close_only = n_valid[j] >= 2 and share[j] >= cfg.close_only_share
+        if close_only:
+            col.add(
+                j,
+                "warning",
+                "close_only",
+                "close-only series (no open/high/low of its own): gap risk and range are estimated "
+                "from close-to-close volatility, not read from the bars",
+            )
+        if not vol_known[j]:
+            col.add(
+                j,
+                "warning",
+                "volume_unknown",
+                "no volume: the volume score is left out (not a neutral 50) and liquidity cannot be checked",
+            )
+        lag = n - 1 - int(last_row[j])
+        if lag > cfg.stale_sessions:
+            col.add(
+                j,
+                "warning",
+                "stale",
+                f"last bar {dates[last_row[j]].date()} is {lag} sessions before the as-of date "
+                f"{dates[-1].date()}: not scored",
+                int(last_row[j]),
+            )
+    return QualityResult(arr, keep, QualityReport(col.findings, m), adjusted)
+
+
+def _first_valid_rows(valid: np.ndarray) -> np.ndarray:
+    return np.where(valid.any(axis=0), np.argmax(valid, axis=0), 0)
+
+
+def _median_volume(v: np.ndarray, rows: np.ndarray) -> float:
+    vals = v[rows]
+    vals = vals[np.isfinite(vals) & (vals > 0)]
+    return float(np.median(vals)) if vals.size else math.nan
+
+
+def _moves(
+    arr: dict[str, np.ndarray],
+    keep: np.ndarray,
+    col: _Collector,
+    cfg: QualityConfig,
+    adjusted: dict[str, list[tuple[int, float]]],
+) -> None:
+    close, volume = arr["close"], arr["volume"]
+    r = log_returns(close)
+    r[:, ~keep] = np.nan
+    split_floor = math.log(cfg.split_min_ratio)
+    candidates = np.argwhere(np.abs(np.nan_to_num(r)) >= split_floor)
+    rationals = _small_rationals(cfg.split_max_term, cfg.split_min_ratio)
+    extreme = math.log(cfg.extreme_ratio)
+    skip: set[tuple[int, int]] = set()
+    for t, j in sorted(((int(a), int(b)) for a, b in candidates), key=lambda x: (x[1], -x[0])):
+        if not keep[j] or (t, j) in skip:
+            continue
+        valid_rows = np.flatnonzero(np.isfinite(close[:, j]))
+        pos = int(np.searchsorted(valid_rows, t))
+        prev_t = int(valid_rows[pos - 1])
+        before, after = float(close[prev_t, j]), float(close[t, j])
+        drop = before / after  # > 1 for a forward split (price falls), < 1 for a reverse split
+        big = max(drop, 1 / drop)
+        # A jump undone by the next bar is a bad tick, not a split (checked from the latest bar back, so
+        # the spike's own bar - not its reversal - is the one named).
+        if pos >= 2:
+            prev2 = float(close[int(valid_rows[pos - 2]), j])
+            if abs(math.log(prev2 / after)) <= cfg.split_tolerance * 3 and abs(r[prev_t, j]) >= split_floor:
+                skip.add((prev_t, j))
+                t, after, before = prev_t, before, prev2
+                drop = before / after
+                big = max(drop, 1 / drop)
+                if abs(math.log(big)) > extreme:
+                    keep[j] = False
+                    col.add(
+                        j,
+                        "error",
+                        "extreme_move",
+                        f"close {after:.6g} after {before:.6g} (×{after / before:.4g} for one bar, "
+                        f"undone the "
+                        f"next bar) is a bad tick beyond {cfg.extreme_ratio:g}x. The symbol is excluded",
+                        int(t),
+                    )
+                continue
+        frac = min(rationals, key=lambda f: abs(big / float(f) - 1))
+        near = abs(big / float(frac) - 1) <= cfg.split_tolerance
+        label = (
+            f"{frac.numerator}-for-{frac.denominator}"
+            if drop > 1
+            else f"{frac.denominator}-for-{frac.numerator}"
+        )
+        if near:
+            k = cfg.split_volume_bars
+            v_before = _median_volume(volume[:, j], valid_rows[max(0, pos - k) : pos])
+            v_after = _median_volume(volume[:, j], valid_rows[pos : pos + k])
+            ratio = float(frac) if drop > 1 else 1 / float(frac)
+            vol_ratio = v_after / v_before if v_before > 0 else math.nan
+            confirmed = math.isfinite(vol_ratio) and abs(math.log(vol_ratio / ratio)) <= math.log(
+                cfg.split_volume_factor
+            )
+            if confirmed:
+                for name in PRICES:
+                    arr[name][:t, j] /= ratio
+                volume[:t, j] *= ratio
+                r[t, j] = np.nan  # the jump is explained; no outlier for it
+                adjusted.setdefault(col.symbols[j], []).append((t, ratio))
+                col.add(
+                    j,
+                    "warning",
+                    "split",
+                    f"close {after:.6g} after {before:.6g} with volume ×{vol_ratio:.2f} looks like a "
+                    f"{label} split; earlier bars adjusted (prices ÷ {ratio:.4g}, volume × {ratio:.4g})",
+                    int(t),
+                )
+                continue
+            if not math.isfinite(vol_ratio) and abs(r[t, j]) <= extreme:
+                col.add(
+                    j,
+                    "warning",
+                    "unconfirmed_split",
+                    f"close {after:.6g} after {before:.6g} is a {label} jump and there is no volume to "
+                    f"tell a split from a move; not adjusted - check it",
+                    int(t),
+                )
+                continue
+            why = "no volume to confirm it" if not math.isfinite(vol_ratio) else f"volume ×{vol_ratio:.2f}"
+            keep[j] = False
+            col.add(
+                j,
+                "error",
+                "unconfirmed_split",
+                f"close {after:.6g} after {before:.6g} is a {label} jump but {why} (a split scales "
+                f"volume the other way): split or bad data cannot be told apart; supply split-adjusted "
+                f"prices. The symbol is excluded",
+                int(t),
+            )
+        elif abs(r[t, j]) > extreme:
+            keep[j] = False
+            col.add(
+                j,
+                "error",
+                "extreme_move",
+                f"close {after:.6g} after {before:.6g} (×{after / before:.4g} in one bar) is beyond "
+                f"{cfg.extreme_ratio:g}x and not a split: bad tick or wrong units? The symbol is excluded",
+                int(t),
+            )
+    # Robust outliers on what is left (after split adjustment).
+    r = log_returns(close)
+    for j, _sym in enumerate(col.symbols):
+        if not keep[j]:
+            continue
+        rj = r[:, j]
+        fin = np.isfinite(rj)
+        if fin.sum() < 20:
+            continue
+        for t, _ in adjusted.get(col.symbols[j], []):
+            fin[t] = False
+        vals = rj[fin]
+        med = float(np.median(vals))
+        mad = float(np.median(np.abs(vals - med))) * 1.4826
+        if mad <= 0:
+            continue
+        z = np.abs(rj - med) / mad
+        hit = np.flatnonzero(fin & (z > cfg.outlier_k) & (np.abs(rj) >= cfg.outlier_min_move))
+        for t in hit:
+            prev = math.exp(-rj[t]) * close[t, j]
+            col.add(
+                j,
+                "warning",
+                "outlier",
+                f"close {close[t, j]:.6g} after {prev:.6g} ({math.expm1(rj[t]):+.1%}) is {z[t]:.0f} robust "
+                f"deviations (MAD) from this symbol's usual move; check the bar",
+                int(t),
+            )
+
+
+def check_frame(
+    symbol: str,
+    frame: pd.DataFrame,
+    *,
+    locate: Locator | None = None,
+    config: QualityConfig | None = None,
+) -> tuple[pd.DataFrame | None, QualityReport]:
+    """`check_bars` for one history frame: (the repaired frame, or None when excluded; the report)."""
+    fields = {k: frame[k].to_numpy(np.float64, na_value=np.nan)[:, None] for k in FIELDS}
+    res = check_bars(pd.DatetimeIndex(frame.index), [symbol], fields, locate=locate, config=config)
+    if not res.keep[0]:
+        return None, res.report
+    out = pd.DataFrame({k: res.fields[k][:, 0] for k in FIELDS}, index=frame.index)
+    return out, res.report
