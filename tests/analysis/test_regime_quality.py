@@ -1,4 +1,4 @@
-"""Issue 14, point 2 and the regime half of point 1: honest indicators on thin, flat, stale, close-only data."""
+"""Issue 14, point 2 and the regime half of point 1: indicators on thin, flat, stale, close-only data."""
 
 from __future__ import annotations
 

@@ -473,7 +473,7 @@ def _moves(
             continue
         z = np.abs(rj - med) / mad
         hit = np.flatnonzero(fin & (z > cfg.outlier_k) & (np.abs(rj) >= cfg.outlier_min_move))
-        for t in hit:
+        for t in map(int, hit):
             prev = math.exp(-rj[t]) * close[t, j]
             col.add(
                 j,

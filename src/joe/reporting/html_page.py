@@ -16,9 +16,9 @@ from html import escape
 
 from joe.reporting import charts
 from joe.reporting.context import ReportContext, SignalFacts
+from joe.reporting.data_quality import html_regime_inputs, html_section
 from joe.reporting.facts import plain_decimal
 from joe.reporting.markdown import evidence_value
-from joe.reporting.data_quality import html_regime_inputs, html_section
 from joe.reporting.runjson import reward_risk
 from joe.reporting.summary import AISummary
 

@@ -7,8 +7,8 @@ from collections.abc import Sequence
 from decimal import Decimal
 
 from joe.reporting.context import ReportContext
-from joe.reporting.facts import plain_decimal
 from joe.reporting.data_quality import markdown_lines
+from joe.reporting.facts import plain_decimal
 from joe.reporting.runjson import reward_risk
 from joe.reporting.summary import AISummary
 

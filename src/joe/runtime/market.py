@@ -170,5 +170,13 @@ async def load_snapshot(
         sentiment = {}
     by_symbol = {i.symbol: i for i in chosen if i.symbol in panel}
     return MarketSnapshot(
-        panel, by_symbol, spx, vix_hit[1] if vix_hit else None, sentiment, problems, index_name, report, inputs
+        panel,
+        by_symbol,
+        spx,
+        vix_hit[1] if vix_hit else None,
+        sentiment,
+        problems,
+        index_name,
+        report,
+        inputs,
     )
