@@ -101,6 +101,8 @@ def test_run_once_against_ibkr_simulator(project: Path) -> None:
     doc = json.loads((html.parent / "run.json").read_text())
     assert doc["run"]["broker"] == "ibkr"
     assert len(doc["top_scores"]) > 0
+    # Broker history went through the local bar cache (tests/data/test_bar_cache.py counts requests).
+    assert len(list((project / "data/cache/bars/ibkr/1d").glob("*.parquet"))) >= len(doc["top_scores"])
 
 
 def test_live_ibkr_port_in_paper_mode_is_refused(project: Path) -> None:

@@ -45,6 +45,13 @@ def run_command(
     ] = None,
     push: Annotated[bool, typer.Option("--push", help="Send the run summary to Telegram/Discord.")] = False,
     scan: Annotated[str | None, typer.Option(help="Universe scan or watchlist name of the source.")] = None,
+    date_format: Annotated[
+        str | None,
+        typer.Option(
+            "--date-format",
+            help="Files with ambiguous dates (03/01/2022): dayfirst, monthfirst or a strptime format.",
+        ),
+    ] = None,
 ) -> None:
     """Run Regime → Scan → Score → Strategy → Risk → Signal → paper trades → report."""
     console = Console(stderr=True, log_path=False)
@@ -97,7 +104,7 @@ def run_command(
         raise typer.Exit(ExitCode.USAGE)
     progress = RichProgress(console)
     try:
-        outcome = run_once_sync(rt, RunOptions(broker, source, as_of_date, push, scan), progress)
+        outcome = run_once_sync(rt, RunOptions(broker, source, as_of_date, push, scan, date_format), progress)
     except (LiveModeUnavailable, BookRefused) as exc:
         progress.stop()
         console.print(f"[red]Refused[/]: {exc}", soft_wrap=True)

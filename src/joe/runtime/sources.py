@@ -29,13 +29,20 @@ async def open_market_data(rt: Runtime, opts: RunOptions) -> tuple[MarketData, C
         from joe.data import open_source
 
         n = rt.config.pipeline.universe_size
-        return open_source(opts.source, as_of=opts.as_of, n_synthetic=n), _noop
+        date_format = getattr(opts, "date_format", None)
+        return open_source(opts.source, as_of=opts.as_of, n_synthetic=n, date_format=date_format), _noop
+    from joe.data.cache import open_cached_history
+
+    # Broker history goes through the local bar cache (<data dir>/cache/bars): a second run fetches
+    # only the last few bars per instrument.
     if opts.broker == "capital":
         from joe.runtime.broker_capital import open_capital_market_data
 
-        return await open_capital_market_data(rt)
+        md, close = await open_capital_market_data(rt)
+        return open_cached_history(md, rt.data_dir, source_key="capital"), close
     if opts.broker == "ibkr":
         from joe.runtime.broker_ibkr import open_ibkr_market_data
 
-        return await open_ibkr_market_data(rt)
+        md, close = await open_ibkr_market_data(rt)
+        return open_cached_history(md, rt.data_dir, source_key="ibkr"), close
     raise ValueError(f"unknown broker {opts.broker!r}: choose sim, capital or ibkr")

@@ -58,6 +58,8 @@ class RunOptions:
     as_of: date | None = None
     push: bool = False
     universe_scan: str | None = None
+    # File sources: 'dayfirst', 'monthfirst' or a strptime format for ambiguous dates (joe.data.dates).
+    date_format: str | None = None
 
 
 @dataclass

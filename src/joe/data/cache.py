@@ -1,0 +1,166 @@
+"""A local bar cache for broker history: one Parquet file per (source, timeframe, symbol).
+
+Layout: ``<data dir>/cache/bars/<source>/<timeframe>/<SYMBOL>.parquet`` (columns open..volume, a UTC
+index named ts). It survives restarts and is shared by everything that reads history through
+`CachedHistory`: ``joe run`` wraps broker market data in it (`joe.runtime.sources`), and the daemon
+and ``joe backtest`` use the same `open_cached_history(market_data, data_dir)` call.
+
+Fetch rule (`CachedHistory.history`):
+
+* nothing cached, or the request starts before the first cached bar → one full request;
+* otherwise one request from the `refetch_bars`-th last cached bar onwards (default 3): the bars
+  after the last cached one *and* the last few again, because brokers correct recent bars (late
+  prints, consolidated volume). Re-fetched bars replace the cached ones, so a correction wins and
+  a bar the broker withdrew disappears;
+* a request whose `end` is before the last cached bar (a backtest window in the past) is served from
+  the cache without any request.
+
+So a second run on the same day sends one small request per instrument (a few days of bars) instead of
+two years of them, which is what IBKR's historical-data pacing needs. Files are written atomically
+(temp file + rename); an unreadable cache file is deleted and fetched again, never trusted.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+from collections.abc import Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from joe.brokers.base import HISTORY_COLUMNS, MarketData, Sentiment
+from joe.core.clock import ensure_utc
+from joe.core.models import Instrument, Quote
+
+log = logging.getLogger(__name__)
+
+REFETCH_BARS = 3
+_UNSAFE = re.compile(r"[^A-Za-z0-9._=-]")
+
+
+def _safe(part: str) -> str:
+    """A symbol or source name as a file-name component (`BRK/B` → `BRK%2FB`-like, reversible enough)."""
+    return _UNSAFE.sub(lambda m: f"%{ord(m.group()):02X}", part) or "_"
+
+
+class BarCache:
+    """Parquet files of bars under `root` (normally `<data dir>/cache/bars`)."""
+
+    def __init__(self, root: str | Path) -> None:
+        self.root = Path(root)
+
+    def path(self, source: str, symbol: str, timeframe: str) -> Path:
+        return self.root / _safe(source) / _safe(timeframe) / f"{_safe(symbol)}.parquet"
+
+    def load(self, source: str, symbol: str, timeframe: str) -> pd.DataFrame | None:
+        """The cached bars (sorted, UTC), or None when there are none or the file is unreadable."""
+        p = self.path(source, symbol, timeframe)
+        if not p.exists():
+            return None
+        try:
+            df = pd.read_parquet(p)
+        except Exception as exc:  # a torn or foreign file: drop it and fetch again
+            log.warning("bar cache: %s is unreadable (%s); fetching again", p, exc)
+            p.unlink(missing_ok=True)
+            return None
+        df.index = pd.DatetimeIndex(df.index).tz_convert("UTC").rename("ts")
+        return df.reindex(columns=list(HISTORY_COLUMNS)).astype("float64")
+
+    def save(self, source: str, symbol: str, timeframe: str, frame: pd.DataFrame) -> None:
+        """Write atomically: a crash leaves the old file or the new one, never half of one."""
+        p = self.path(source, symbol, timeframe)
+        p.parent.mkdir(parents=True, exist_ok=True)
+        tmp = p.with_name(f".{p.name}.{os.getpid()}.tmp")
+        frame.reindex(columns=list(HISTORY_COLUMNS)).astype("float64").to_parquet(tmp)
+        tmp.replace(p)
+
+
+def merge_bars(cached: pd.DataFrame, fresh: pd.DataFrame, since: pd.Timestamp | None) -> pd.DataFrame:
+    """Cached bars before `since`, then the fresh ones (which replace everything from `since` on)."""
+    keep = cached if since is None else cached.loc[cached.index < since]
+    if since is None:
+        keep = keep.loc[~keep.index.isin(fresh.index)]
+    out = pd.concat([keep, fresh.reindex(columns=list(HISTORY_COLUMNS))]).sort_index()
+    out = out[~out.index.duplicated(keep="last")]
+    out.index.name = "ts"
+    return out.astype("float64")
+
+
+class CachedHistory:
+    """A `MarketData` whose `history` goes through a `BarCache`; everything else is the inner source's."""
+
+    def __init__(
+        self,
+        inner: MarketData,
+        cache: BarCache,
+        *,
+        source_key: str | None = None,
+        refetch_bars: int = REFETCH_BARS,
+    ) -> None:
+        self.inner = inner
+        self.cache = cache
+        self.key = source_key or inner.name
+        self.refetch_bars = max(1, refetch_bars)
+        self.name = inner.name
+        self.requests = 0  # history requests sent to the inner source by this instance
+
+    def __getattr__(self, item: str) -> Any:  # describe(), extended_hours, connect... of the inner source
+        return getattr(self.inner, item)
+
+    async def universe(self, scan: str | None = None) -> list[Instrument]:
+        return await self.inner.universe(scan)
+
+    async def quotes(self, symbols: Sequence[str]) -> dict[str, Quote]:
+        return await self.inner.quotes(symbols)
+
+    async def sentiment(self, symbols: Sequence[str]) -> dict[str, Sentiment]:
+        return await self.inner.sentiment(symbols)
+
+    async def history(
+        self, symbol: str, timeframe: str = "1d", start: datetime | None = None, end: datetime | None = None
+    ) -> pd.DataFrame:
+        """Bars of `symbol` from the cache, topped up with one request (see the module docstring)."""
+        t0 = None if start is None else pd.Timestamp(ensure_utc(start))
+        t1 = None if end is None else pd.Timestamp(ensure_utc(end))
+        cached = self.cache.load(self.key, symbol, timeframe)
+        if cached is not None and cached.empty:
+            cached = None
+        in_past = t1 is not None and t1 < cached.index[-1] if cached is not None else False
+        if cached is not None and in_past and (t0 is None or t0 >= cached.index[0]):
+            return _window(cached, t0, t1)
+        if cached is None or (t0 is not None and t0 < cached.index[0]):
+            self.requests += 1
+            fresh = await self.inner.history(symbol, timeframe, start, end)
+            if cached is None:
+                merged = fresh.reindex(columns=list(HISTORY_COLUMNS))
+            else:
+                merged = merge_bars(cached, fresh, None)
+        else:
+            since = cached.index[-min(self.refetch_bars, len(cached))]
+            self.requests += 1
+            fresh = await self.inner.history(symbol, timeframe, since.to_pydatetime(), end)
+            # An empty answer is no evidence that the cached bars were withdrawn: keep them.
+            merged = cached if fresh.empty else merge_bars(cached, fresh, since)
+        if not merged.empty:
+            self.cache.save(self.key, symbol, timeframe, merged)
+        return _window(merged, t0, t1)
+
+
+def _window(df: pd.DataFrame, start: pd.Timestamp | None, end: pd.Timestamp | None) -> pd.DataFrame:
+    out = df
+    if start is not None:
+        out = out.loc[out.index >= start]
+    if end is not None:
+        out = out.loc[out.index <= end]
+    return out.copy()
+
+
+def open_cached_history(
+    market_data: MarketData, data_dir: str | Path, *, source_key: str | None = None
+) -> CachedHistory:
+    """The shared entry point: `market_data` with its history cached under `<data_dir>/cache/bars`."""
+    return CachedHistory(market_data, BarCache(Path(data_dir) / "cache" / "bars"), source_key=source_key)

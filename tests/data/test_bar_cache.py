@@ -1,0 +1,161 @@
+"""Issue 14, point 3: the local bar cache (fetch only what is new, re-fetch corrections, survive restarts)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from joe.brokers.base import HISTORY_COLUMNS
+from joe.brokers.ibkr import IBKRMarketData
+from joe.core.events import NullAudit
+from joe.core.models import Instrument, Quote
+from joe.data.cache import BarCache, CachedHistory, open_cached_history
+from joe.data.collectors import HistoryCollector
+from joe.simulators.ibkr import IBKRSimulator
+
+
+class FakeBroker:
+    """An in-memory broker history: records every request; bars can be corrected or added."""
+
+    name = "fake"
+
+    def __init__(self, n: int = 300) -> None:
+        idx = pd.bdate_range("2024-01-01", periods=n, tz="UTC", name="ts")
+        close = 100 + np.arange(n, dtype=float)
+        self.bars = pd.DataFrame(
+            {"open": close, "high": close + 1, "low": close - 1, "close": close, "volume": 1e6}, index=idx
+        )
+        self.calls: list[tuple[str, datetime | None, datetime | None]] = []
+
+    async def universe(self, scan: str | None = None) -> list[Instrument]:
+        return [Instrument(symbol="AAA")]
+
+    async def quotes(self, symbols: Sequence[str]) -> dict[str, Quote]:
+        return {}
+
+    async def sentiment(self, symbols: Sequence[str]) -> dict[str, object]:  # type: ignore[override]
+        return {}
+
+    async def history(
+        self, symbol: str, timeframe: str = "1d", start: datetime | None = None, end: datetime | None = None
+    ) -> pd.DataFrame:
+        self.calls.append((symbol, start, end))
+        out = self.bars
+        if start is not None:
+            out = out.loc[out.index >= pd.Timestamp(start)]
+        if end is not None:
+            out = out.loc[out.index <= pd.Timestamp(end)]
+        return out.copy()
+
+    def add_bar(self, close: float) -> None:
+        ts = self.bars.index[-1] + pd.offsets.BDay(1)
+        self.bars.loc[ts] = [close, close + 1, close - 1, close, 1e6]
+
+
+async def test_second_run_fetches_only_the_last_bars_and_takes_corrections(tmp_path: Path) -> None:
+    broker = FakeBroker()
+    first = open_cached_history(broker, tmp_path)  # type: ignore[arg-type]
+    got = await first.history("AAA")
+    assert len(got) == 300 and broker.calls == [("AAA", None, None)]
+
+    broker.bars.iloc[-1, 3] = 123.45  # the broker corrects the last bar...
+    broker.add_bar(500.0)  # ...and a new one arrives
+    second = open_cached_history(broker, tmp_path)  # a restart: a new object, the same folder
+    got = await second.history("AAA")
+    (_, start, _) = broker.calls[-1]
+    assert start == broker.bars.index[-4].to_pydatetime()  # the 3 last cached bars are re-fetched
+    assert len(got) == 301 and got["close"].iloc[-2] == 123.45 and got["close"].iloc[-1] == 500.0
+    assert list(got.columns) == list(HISTORY_COLUMNS)
+    pd.testing.assert_frame_equal(got, broker.bars, check_freq=False)
+
+
+async def test_a_withdrawn_recent_bar_disappears_but_an_empty_answer_keeps_the_cache(tmp_path: Path) -> None:
+    broker = FakeBroker(50)
+    cache = CachedHistory(broker, BarCache(tmp_path))  # type: ignore[arg-type]
+    await cache.history("AAA")
+    broker.bars = broker.bars.drop(broker.bars.index[-2])
+    assert len(await cache.history("AAA")) == 49
+    broker.bars = broker.bars.iloc[:0]
+    assert len(await cache.history("AAA")) == 49
+
+
+async def test_a_window_in_the_past_is_served_without_a_request(tmp_path: Path) -> None:
+    broker = FakeBroker(100)
+    cache = open_cached_history(broker, tmp_path)  # type: ignore[arg-type]
+    await cache.history("AAA")
+    n = len(broker.calls)
+    idx = broker.bars.index
+    got = await cache.history("AAA", "1d", idx[10].to_pydatetime(), idx[40].to_pydatetime())
+    assert len(got) == 31 and len(broker.calls) == n  # the backtest replays from disk
+    earlier = await cache.history("AAA", "1d", datetime(2023, 1, 2, tzinfo=UTC))
+    assert len(broker.calls) == n + 1 and len(earlier) == 100  # asked for more than cached: one full request
+
+
+async def test_an_unreadable_cache_file_is_fetched_again(tmp_path: Path) -> None:
+    broker = FakeBroker(20)
+    cache = open_cached_history(broker, tmp_path)  # type: ignore[arg-type]
+    await cache.history("AAA")
+    cache.cache.path("fake", "AAA", "1d").write_bytes(b"torn write")
+    assert len(await cache.history("AAA")) == 20 and broker.calls[-1][1] is None
+
+
+def test_cache_paths_are_safe_for_odd_symbols(tmp_path: Path) -> None:
+    c = BarCache(tmp_path)
+    p = c.path("ibkr", "BRK/B", "1d")
+    assert p.parent == tmp_path / "ibkr" / "1d" and "/" not in p.name and p.name.endswith(".parquet")
+    assert c.path("ibkr", "../../etc", "1d").resolve().is_relative_to(tmp_path.resolve())
+
+
+# -- against the IBKR simulator ----------------------------------------------------------------------
+
+N_INSTRUMENTS = 500
+
+
+def _duration_days(d: str) -> int:
+    n, unit = d.split()
+    return int(n) * {"D": 1, "W": 7, "M": 31, "Y": 366}[unit]
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(900)
+async def test_second_run_same_day_sends_one_small_request_per_instrument(tmp_path: Path) -> None:
+    """With IBKR's pacing, a second run on the same day against 500 instruments: <= 1 small request each."""
+    symbols = [f"S{i:03d}" for i in range(N_INSTRUMENTS)]
+    sim = IBKRSimulator(server_version=178, seed=7, universe=tuple(symbols))
+    await sim.start()
+    try:
+        for run, client_id in ((1, 41), (2, 42)):  # two processes: a fresh client and cache object each
+            md = IBKRMarketData(
+                "127.0.0.1", sim.port, client_id, "", "paper", NullAudit(), connect_timeout=5.0
+            )
+            await md.connect()
+            try:
+                before = len(sim.client_messages(20))
+                cached = open_cached_history(md, tmp_path, source_key="ibkr")
+                got = await HistoryCollector(cached, concurrency=16).collect_symbols(symbols)
+                assert not got.errors and len(got.frames) == N_INSTRUMENTS
+                assert all(len(f) >= 300 for f in got.frames.values())
+                requests = sim.client_messages(20)[before:]
+            finally:
+                await md.close()
+            if run == 1:
+                first_frames = got.frames
+                assert len(requests) == N_INSTRUMENTS
+        per_symbol: dict[str, int] = {}
+        for m in requests:
+            sym = m.fields[3]  # contract symbol (reqHistoricalData: id, reqId, conId, symbol, ...)
+            per_symbol[sym] = per_symbol.get(sym, 0) + 1
+        assert len(requests) == N_INSTRUMENTS and set(per_symbol.values()) == {1}
+        durations = {m.fields[17] for m in requests}
+        assert all(re.fullmatch(r"\d+ D", d) and _duration_days(d) <= 7 for d in durations), durations
+        for s in symbols[:20]:  # the cached history is the same bars (corrections aside)
+            a, b = first_frames[s], got.frames[s]
+            assert len(b) >= len(a) and (a.index[:-3] == b.index[: len(a) - 3]).all()
+    finally:
+        await sim.stop()
