@@ -184,6 +184,12 @@ class PositionMonitor:
     def __len__(self) -> int:
         return len(self._by_id)
 
+    def position_ids(self) -> list[str]:
+        return list(self._by_id)
+
+    def quantity_of(self, position_id: str) -> Decimal:
+        return self._get(position_id).qty
+
     def stop_of(self, position_id: str) -> Decimal | None:
         """The broker-confirmed stop the monitor checks against."""
         return self._get(position_id).stop
