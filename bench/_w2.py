@@ -240,6 +240,7 @@ class W2Result:
     stops: int
     take_profits: int
     seconds: float
+    cpu_seconds: float  # this process's CPU time: excludes time other processes held the cores
     batch_latencies: list[float]
     batch_sizes: list[int]
     monitor: PositionMonitor
@@ -261,14 +262,15 @@ async def run_w2(data: dict[str, np.ndarray], *, chunk: int = 1024, record_laten
                        record_latency=record_latency)  # fmt: skip
     stream.add_source(src)
     sizes = [len(b) for b in src.batches()]
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     await stream.start()
     await src.done.wait()
     seconds = time.perf_counter() - t0
+    cpu_seconds = time.process_time() - c0
     await stream.stop()
-    return W2Result(
-        stream.quotes, strategy.stops, strategy.take_profits, seconds, src.latencies or [], sizes, monitor
-    )
+    lat = src.latencies or []
+    counts = (strategy.stops, strategy.take_profits)
+    return W2Result(stream.quotes, *counts, seconds, cpu_seconds, lat, sizes, monitor)
 
 
 def run(data: dict[str, np.ndarray], **kw: object) -> W2Result:
