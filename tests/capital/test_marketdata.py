@@ -71,11 +71,14 @@ async def test_intraday_history_pages_within_limits(
 
 
 async def test_history_matches_the_wire_bars(sim: CapitalSimulator, market_data: CapitalMarketData) -> None:
+    sim.paused = True  # no price step between the request and the comparison
     frame = await market_data.history("GOLD", "DAY")
     bars = sim.history.bars("GOLD", "DAY")
-    last = bars[-1]
-    assert frame.index[-1] == pd.Timestamp(last.start)
-    assert frame["close"].iloc[-1] == pytest.approx(last.close, rel=1e-6)
+    assert frame.index[-1] == pd.Timestamp(bars[-1].start)
+    for i in (-2, -1):
+        assert frame["close"].iloc[i] == pytest.approx(float(bars[i].bid.c + bars[i].ask.c) / 2, rel=1e-12)
+    bid, ask = sim.exchange.quote("GOLD")
+    assert frame["close"].iloc[-1] == pytest.approx(float(bid + ask) / 2, rel=1e-12)  # joins the live price
 
 
 async def test_quotes_and_sentiment(sim: CapitalSimulator, market_data: CapitalMarketData) -> None:

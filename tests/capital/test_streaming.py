@@ -6,6 +6,8 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Callable
+from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any
 
 import pytest
@@ -18,6 +20,7 @@ from joe.brokers.capital.endpoints import normalise_stream_url
 from joe.brokers.capital.streaming import parse_message, parse_quote_payload
 from joe.core.events import NullAudit
 from joe.simulators.capital import CapitalSimulator
+from joe.simulators.common import SimClock
 
 from .conftest import make_client
 
@@ -144,19 +147,45 @@ async def test_garbled_frames_are_counted_not_fatal(sim: CapitalSimulator, clien
         await stream.stop()
 
 
-async def test_ohlc_bars_arrive_as_bid_ask_pairs() -> None:
-    async with CapitalSimulator(seed=5, tick_s=0.02, bar_scale=300) as sim:  # MINUTE bars of 0.2 s
+async def test_ohlc_bars_arrive_as_bid_ask_pairs_stamped_at_the_bar_start() -> None:
+    clock = SimClock.frozen(
+        datetime(2026, 11, 30, 15, 39, 5, 467000, tzinfo=UTC)
+    )  # mid-minute, like the issue
+    async with CapitalSimulator(seed=5, tick_s=0.02, clock=clock) as sim:
         client = make_client(sim)
         await client.open()
         bars: list[dict[str, Any]] = []
         stream = make_stream(client, on_bar=bars.append)
-        await stream.subscribe_ohlc(["GOLD"], ["MINUTE"])
+        await stream.subscribe_ohlc(["SILVER"], ["MINUTE", "MINUTE_5"])
         await stream.start()
         try:
-            await wait_for(lambda: len(bars) >= 4)
+            await wait_for(lambda: bool(sim.stream.conns) and bool(sim.stream.conns[0].ohlc))
+            for _ in range(6):
+                await asyncio.sleep(0.1)  # a few price steps inside the minute
+                clock.advance(60)
+            await wait_for(lambda: sum(b["resolution"] == "MINUTE_5" for b in bars) >= 2)
             assert {b["priceType"] for b in bars[:2]} == {"bid", "ask"}
-            assert all(b["epic"] == "GOLD" and b["resolution"] == "MINUTE" for b in bars)
+            assert all(b["epic"] == "SILVER" for b in bars)
             assert all(b["l"] <= b["o"] <= b["h"] and b["l"] <= b["c"] <= b["h"] for b in bars)
+            for b in bars:  # documented: t is the bar start, a multiple of the resolution
+                assert b["t"] % (60_000 if b["resolution"] == "MINUTE" else 300_000) == 0
+            first = min(b["t"] for b in bars if b["resolution"] == "MINUTE")
+            assert first == int(datetime(2026, 11, 30, 15, 39, tzinfo=UTC).timestamp() * 1000)
+            tick = Decimal("0.001")  # SILVER's grid: every candle value a multiple, no float noise
+            for b in bars:
+                for k in "ohlc":
+                    assert Decimal(repr(b[k])) % tick == 0, (k, b[k])
+            # The candles are the bars GET /prices serves for the same minutes.
+            wire = sim.history.prices("SILVER", {"resolution": "MINUTE", "max": "20"})["prices"]
+            by_start = {
+                int(datetime.fromisoformat(p["snapshotTimeUTC"]).replace(tzinfo=UTC).timestamp() * 1000): p
+                for p in wire
+            }
+            for b in (b for b in bars if b["resolution"] == "MINUTE"):
+                p = by_start[b["t"]]
+                assert (b["o"], b["h"], b["l"], b["c"]) == tuple(
+                    p[k][b["priceType"]] for k in ("openPrice", "highPrice", "lowPrice", "closePrice")
+                )
         finally:
             await stream.stop()
             await client.close()

@@ -294,7 +294,9 @@ class CapitalClient:
                 # Sent (or partly sent) but no answer: a write may have been processed.
                 self._audit(audit_base, t0, outcome="no_answer", error=type(exc).__name__)
                 raise CapitalTransient(f"{method} {path}: no answer ({type(exc).__name__})") from None
-        if auth and resp.status_code < 400:
+        if auth:
+            # Error answers carry the tokens too (recorded 4xx of authenticated endpoints): a refreshed
+            # pair on a 400/404 must not be lost, or the next request would use a dead one.
             self.session.adopt(resp.headers.get("CST"), resp.headers.get("X-SECURITY-TOKEN"))
         self.session.last_used = time.monotonic()
         if resp.status_code >= 400:

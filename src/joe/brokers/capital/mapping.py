@@ -50,16 +50,17 @@ def position_from_row(row: PositionRow, symbol: str | None = None) -> Position:
 
 
 def account_info(acc: Account) -> AccountInfo:
-    """Capital.com balance → AccountInfo: `balance` is cash, `deposit` the margin in use,
-    `profitLoss` the open P/L and `available` the funds free for new margin."""
+    """Capital.com balance → AccountInfo. The recorded answers have `balance` = `deposit` +
+    `profitLoss` (124.95 = 125.18 − 0.23): `deposit` is the cash, `balance` the equity, and
+    `available` what is left after the margin in use."""
     b = acc.balance
     return AccountInfo(
         account_id=acc.accountId,
         currency=acc.currency,
-        equity=b.balance + b.profitLoss,
-        cash=b.balance,
+        equity=b.balance,
+        cash=b.deposit,
         available_funds=b.available,
-        margin_used=b.deposit,
+        margin_used=max(b.balance - b.available, Decimal(0)),
         unrealized_pnl=b.profitLoss,
         ts=datetime.now(UTC),
         extra={"account_name": acc.accountName, "account_type": acc.accountType, "status": acc.status},

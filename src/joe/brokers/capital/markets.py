@@ -156,9 +156,24 @@ class MarketsApi:
         return [bars[k] for k in sorted(bars, key=parse_utc)]
 
     async def sentiment(self, market_ids: Sequence[str]) -> list[SentimentItem]:
+        """Sentiment for the known ids among `market_ids`; unknown ids are left out.
+
+        The service answers a whole `marketIds=` request with 404 `error.not-found.epic` when an id
+        is unknown (recorded), so a chunk that 404s is asked again one id at a time.
+        """
         out: list[SentimentItem] = []
         for chunk in _chunks(list(market_ids), MAX_EPICS):
-            body = await self.client.request("GET", "/clientsentiment", params={"marketIds": ",".join(chunk)})
+            try:
+                body = await self.client.request(
+                    "GET", "/clientsentiment", params={"marketIds": ",".join(chunk)}
+                )
+            except NotFound:
+                for market_id in chunk if len(chunk) > 1 else ():
+                    try:
+                        out.append(await self.sentiment_one(market_id))
+                    except NotFound:
+                        continue
+                continue
             out.extend(parse(SentimentsResponse, body, "clientsentiment").clientSentiments)
         return out
 

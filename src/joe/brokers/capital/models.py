@@ -5,14 +5,19 @@ Shared by the client (every REST answer is validated before use, so garbage beco
 simulator's answers against the same models. Fields the spec marks optional or "present when set"
 are optional here; unknown extra fields are allowed because the real service adds fields over time.
 Trading models use `Decimal`; market-data models use float (they feed float frames).
+
+Timestamps: fields named `…UTC` / `…Utc` and the confirm's `date` are UTC (the recorded confirm's
+`date` equals its HTTP `Date` header); the unsuffixed twins (`createdDate`, `updateTime`…) are in
+the account's time zone (`timezoneOffset`). `utc_datetime` parses the UTC ones.
 """
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError
 
 from joe.brokers.capital.errors import ProtocolError
 
@@ -33,6 +38,14 @@ def parse(model: type[M], data: Any, what: str = "") -> M:
         raise ProtocolError(
             f"{what or model.__name__}: unexpected shape ({', '.join(fields)})", code="protocol"
         ) from None
+
+
+def utc_datetime(text: str) -> datetime:
+    """A response timestamp (`YYYY-MM-DDTHH:MM:SS[.sss]`, no zone suffix) that is UTC → aware datetime.
+
+    Raises `ValueError` for any other shape.
+    """
+    return datetime.fromisoformat(text.rstrip("Z")).replace(tzinfo=UTC)
 
 
 # ------------------------------------------------------------------ errors / session / accounts
@@ -192,6 +205,11 @@ class Confirm(_M):
     profitLevel: Decimal | None = None
     profit: Decimal | None = None
 
+    @property
+    def date_utc(self) -> datetime:
+        """`date` is UTC on the wire (recorded confirm vs its HTTP `Date` header), not local time."""
+        return utc_datetime(self.date)
+
 
 class MarketSummary(_M):
     epic: str
@@ -213,6 +231,15 @@ class MarketSummary(_M):
     scalingFactor: int | None = None
     symbol: str | None = None
     marketModes: list[str] | None = None
+    # Sent by the current API (open-api.capital.com), absent from the 2022 Postman recordings:
+    # the price grid (`tickSize`, e.g. 0.001) and the pip's decimal position (e.g. 2 → 0.01).
+    pipPosition: int | None = None
+    tickSize: float | None = None
+
+    @property
+    def tick(self) -> Decimal | None:
+        """The price increment as an exact Decimal (None when the answer did not carry it)."""
+        return None if self.tickSize is None else Decimal(repr(self.tickSize))
 
 
 class PositionData(_M):
@@ -261,6 +288,7 @@ class WorkingOrderData(_M):
     stopDistance: Decimal | None = None
     profitDistance: Decimal | None = None
     trailingStop: bool | None = None
+    leverage: Decimal | None = None  # in current answers; not in the 2022 recording
 
 
 class WorkingOrderRow(_M):
@@ -293,13 +321,21 @@ class Rule(_M):
 
 
 class DealingRules(_M):
+    """Current rule names (spec §6.4); the 2022 recordings use the older names, read as aliases."""
+
     minStepDistance: Rule
     minDealSize: Rule
-    maxDealSize: Rule
+    maxDealSize: Rule | None = None  # absent from the 2022 recordings
     minSizeIncrement: Rule | None = None
-    minGuaranteedStopDistance: Rule | None = None
-    minStopOrProfitDistance: Rule | None = None
-    maxStopOrProfitDistance: Rule | None = None
+    minGuaranteedStopDistance: Rule | None = Field(
+        None, validation_alias=AliasChoices("minGuaranteedStopDistance", "minControlledRiskStopDistance")
+    )
+    minStopOrProfitDistance: Rule | None = Field(
+        None, validation_alias=AliasChoices("minStopOrProfitDistance", "minNormalStopOrLimitDistance")
+    )
+    maxStopOrProfitDistance: Rule | None = Field(
+        None, validation_alias=AliasChoices("maxStopOrProfitDistance", "maxStopOrLimitDistance")
+    )
     marketOrderPreference: str | None = None
     trailingStopsPreference: str | None = None
 
@@ -312,7 +348,9 @@ class InstrumentInfo(_M):
     symbol: str | None = None
     expiry: str | None = None
     lotSize: float | None = None
-    guaranteedStopAllowed: bool | None = None
+    guaranteedStopAllowed: bool | None = Field(
+        None, validation_alias=AliasChoices("guaranteedStopAllowed", "controlledRiskAllowed")
+    )
     streamingPricesAvailable: bool | None = None
     marginFactor: float | None = None
     marginFactorUnit: str | None = None
@@ -332,6 +370,12 @@ class Snapshot(_M):
     decimalPlacesFactor: int | None = None
     scalingFactor: int | None = None
     marketModes: list[str] | None = None
+
+    @property
+    def tick(self) -> Decimal | None:
+        """The price increment 10^-decimalPlacesFactor (None when the answer did not carry it)."""
+        f = self.decimalPlacesFactor
+        return None if f is None else Decimal(1).scaleb(-f)
 
 
 class MarketDetails(_M):

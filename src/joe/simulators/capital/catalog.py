@@ -6,19 +6,13 @@ import hashlib
 import math
 import random
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 
-RESOLUTION_SECONDS = {
-    "MINUTE": 60,
-    "MINUTE_5": 300,
-    "MINUTE_15": 900,
-    "MINUTE_30": 1800,
-    "HOUR": 3600,
-    "HOUR_4": 14400,
-    "DAY": 86400,
-    "WEEK": 604800,
-}
+from joe.simulators.capital.bars import RESOLUTION_SECONDS, bar_start
+
+__all__ = ["RESOLUTION_SECONDS", "HistBar", "MarketSpec", "generate_history", "sentiment_for"]
+
 HISTORY_DEPTH = {"DAY": 3000, "WEEK": 700}
 DEFAULT_DEPTH = 2500
 
@@ -41,6 +35,16 @@ class MarketSpec:
     min_stop_pct: Decimal = Decimal("0.1")  # minStopOrProfitDistance, PERCENTAGE
     max_stop_pct: Decimal = Decimal(75)
     weekends: bool = False
+
+    @property
+    def decimals(self) -> int:
+        """Decimal places of the price grid (`decimalPlacesFactor`): 3 for a 0.001 tick."""
+        return max(0, -int(self.tick.as_tuple().exponent))
+
+    @property
+    def pip_position(self) -> int:
+        """`pipPosition`: the pip is one digit coarser than the tick (EURUSD 0.00001 → 4, SILVER → 2)."""
+        return max(0, self.decimals - 1)
 
 
 def _m(
@@ -178,12 +182,7 @@ def generate_history(
     depth = HISTORY_DEPTH.get(resolution, DEFAULT_DEPTH)
     rng = _rng(seed, spec.epic, resolution)
     vol = 0.012 * math.sqrt(step / 86400)  # ~1.2 % daily volatility, scaled by sqrt(time)
-    epoch = int(anchor.timestamp())
-    if resolution == "WEEK":  # weeks start on Monday 00:00 UTC
-        day0 = anchor.replace(hour=0, minute=0, second=0, microsecond=0)
-        t = day0 - timedelta(days=day0.weekday())
-    else:
-        t = datetime.fromtimestamp(epoch - epoch % step, UTC)
+    t = bar_start(anchor, resolution)  # weeks start on Monday 00:00 UTC
     bars: list[HistBar] = []
     close = end_mid
     while len(bars) < depth:

@@ -167,7 +167,8 @@ class Desk:
         )
 
     def _confirm(self, ref: str, body: dict[str, Any], hide: int = 0) -> str:
-        self.confirms[ref] = {"date": fmt(self.now() + self.tz_offset), "dealReference": ref, **body}
+        # The confirm's `date` is UTC (recorded confirm vs its HTTP Date header), unlike `createdDate`.
+        self.confirms[ref] = {"date": fmt(self.now()), "dealReference": ref, **body}
         if hide:
             self.hidden_polls[ref] = hide
         return ref
@@ -209,16 +210,20 @@ class Desk:
         return (bid - p.level) * p.size if p.direction == "BUY" else (p.level - ask) * p.size
 
     def account_balance(self, acc: SimAccount) -> dict[str, float]:
-        upl = deposit = Decimal(0)
+        """As recorded: `deposit` is the cash, `profitLoss` the open P/L, `balance` = deposit +
+        profitLoss, `available` = balance − margin in use; all in cents."""
+        cent = Decimal("0.01")
+        upl = margin = Decimal(0)
         for p in acc.positions:
             bid, ask = self.quote(p.epic)
             upl += self.upl(p, bid, ask)
-            deposit += p.size * p.level * BY_EPIC[p.epic].margin_pct / 100
+            margin += p.size * p.level * BY_EPIC[p.epic].margin_pct / 100
+        deposit, pnl = acc.balance.quantize(cent), upl.quantize(cent)
         return {
-            "balance": float(acc.balance),
-            "deposit": float(round(deposit, 2)),
-            "profitLoss": float(round(upl, 2)),
-            "available": float(round(acc.balance + upl - deposit, 2)),
+            "balance": float(deposit + pnl),
+            "deposit": float(deposit),
+            "profitLoss": float(pnl),
+            "available": float(deposit + pnl - margin.quantize(cent)),
         }
 
     # ------------------------------------------------------------------ positions
@@ -407,7 +412,17 @@ class Desk:
             )
             self._attach(p)
             self._activity(
-                acc, p.epic, deal_id, "USER", "EDIT_STOP_AND_LIMIT", "ACCEPTED", dealReference="p_" + deal_id
+                acc,
+                p.epic,
+                deal_id,
+                "USER",
+                "EDIT_STOP_AND_LIMIT",
+                "ACCEPTED",
+                dealReference="p_" + deal_id,
+                size=float(p.size),
+                direction=p.direction,
+                level=float(p.level),
+                guaranteedStop=p.bracket.guaranteed,
             )
         return self._confirm(
             "p_" + deal_id,

@@ -173,7 +173,11 @@ class RestApi:
                 )
             status, out, headers = await self.handle(request, method, path, body, session)
         except ApiError as exc:
-            return _err(exc.status, exc.code)
+            # Recorded 4xx answers of authenticated endpoints echo the session tokens like a 200 does.
+            err = _err(exc.status, exc.code)
+            if session is not None and session.valid:
+                err.headers.update({"CST": session.cst, "X-SECURITY-TOKEN": session.xst})
+            return err
         if (p := self._fault("delay_response", method, path)) is not None:
             rec.fault = "delay_response"
             await asyncio.sleep(float(p.get("seconds", 1.0)))
@@ -205,7 +209,7 @@ class RestApi:
         parts = [p for p in path.split("/") if p]
         head = parts[0] if parts else ""
         if (method, path) == ("GET", "/time"):
-            return 200, {"serverTime": int(time.time() * 1000)}, {}
+            return 200, {"serverTime": int(ex.now().timestamp() * 1000)}, {}
         if head == "session":
             return self._session(request, method, parts, body, session)
         if head == "ping" and method == "GET":
@@ -352,12 +356,20 @@ class RestApi:
     def _positions(self, acc: Any, method: str, rest: list[str], body: Any, q: dict) -> tuple[int, Any, dict]:
         ex = self.ex
         if not rest and method == "GET":
-            return 200, {"positions": [position_json(ex, p, acc.currency) for p in acc.positions]}, {}
+            return (
+                200,
+                {"positions": [position_json(ex, p, acc.currency, self.sim.history) for p in acc.positions]},
+                {},
+            )
         if not rest and method == "POST":
             return 200, {"dealReference": ex.open_position(acc, body, hide=self._confirm_delay())}, {}
         if len(rest) == 1:
             if method == "GET":
-                return 200, position_json(ex, ex.find_position(acc, rest[0]), acc.currency), {}
+                return (
+                    200,
+                    position_json(ex, ex.find_position(acc, rest[0]), acc.currency, self.sim.history),
+                    {},
+                )
             if method == "PUT":
                 return 200, {"dealReference": ex.amend_position(acc, rest[0], body or {})}, {}
             if method == "DELETE":
@@ -373,7 +385,11 @@ class RestApi:
     ) -> tuple[int, Any, dict]:
         ex = self.ex
         if not rest and method == "GET":
-            return 200, {"workingOrders": [order_json(ex, o, acc.currency) for o in acc.orders]}, {}
+            return (
+                200,
+                {"workingOrders": [order_json(ex, o, acc.currency, self.sim.history) for o in acc.orders]},
+                {},
+            )
         if not rest and method == "POST":
             return 200, {"dealReference": ex.create_order(acc, body, hide=self._confirm_delay())}, {}
         if len(rest) == 1 and method == "PUT":
@@ -390,19 +406,23 @@ class RestApi:
     def _markets(self, acc: Any, method: str, rest: list[str], body: Any, q: dict) -> tuple[int, Any, dict]:
         ex = self.ex
         if rest:
-            return 200, market_details(ex, rest[0]), {}
+            return 200, market_details(ex, rest[0], self.sim.history), {}
         if "searchTerm" in q:
             term = q["searchTerm"].strip().lower()
             if not term:
                 raise ApiError(400, "error.null.searchTerm")
             hits = [m.epic for m in CATALOG if term in m.epic.lower() or term in m.name.lower()]
-            return 200, {"markets": [market_summary(ex, e) for e in hits]}, {}
+            return 200, {"markets": [market_summary(ex, e, self.sim.history) for e in hits]}, {}
         if "epics" in q:
             epics = [e for e in q["epics"].split(",") if e]
             if len(epics) > 50:
                 raise ApiError(400, "error.invalid.epics")
-            return 200, {"marketDetails": [market_details(ex, e) for e in epics if e in BY_EPIC]}, {}
-        return 200, {"markets": [market_summary(ex, m.epic) for m in CATALOG]}, {}
+            return (
+                200,
+                {"marketDetails": [market_details(ex, e, self.sim.history) for e in epics if e in BY_EPIC]},
+                {},
+            )
+        return 200, {"markets": [market_summary(ex, m.epic, self.sim.history) for m in CATALOG]}, {}
 
     def _marketnavigation(
         self, acc: Any, method: str, rest: list[str], body: Any, q: dict
@@ -420,7 +440,9 @@ class RestApi:
         if node not in known:
             raise ApiError(404, "error.not-found.nodeId")
         kids = [{"id": i, "name": n} for i, n in NAV_CHILDREN.get(node, [])]
-        markets = [market_summary(self.ex, m.epic) for m in CATALOG if m.node == node][:limit]
+        markets = [market_summary(self.ex, m.epic, self.sim.history) for m in CATALOG if m.node == node][
+            :limit
+        ]
         return 200, {"nodes": kids, "markets": markets}, {}
 
     def _prices(self, acc: Any, method: str, rest: list[str], body: Any, q: dict) -> tuple[int, Any, dict]:
@@ -439,8 +461,11 @@ class RestApi:
 
         if rest:
             return 200, one(rest[0]), {}
+        # An unknown id fails the whole request (recorded: `marketIds=NOTFOUND` → 404 error.not-found.epic).
         ids = [e for e in q.get("marketIds", "").split(",") if e]
-        return 200, {"clientSentiments": [one(e) for e in ids if e in BY_EPIC]}, {}
+        if not ids:
+            raise ApiError(400, "error.null.marketIds")
+        return 200, {"clientSentiments": [one(e) for e in ids]}, {}
 
     def _watchlists(
         self, acc: Any, method: str, rest: list[str], body: Any, q: dict

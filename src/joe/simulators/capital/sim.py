@@ -64,7 +64,6 @@ class CapitalSimulator:
         tick_s: float = 0.1,
         demo: bool = True,
         ws_idle_s: float = 600.0,
-        bar_scale: float = 1.0,
         tz_offset_h: int = 2,
         clock: Callable[[], datetime] | None = None,
     ) -> None:
@@ -82,8 +81,8 @@ class CapitalSimulator:
             limits=limits or SimLimits(), login=login or Login(), idle_s=idle_s, max_age_s=max_age_s
         )
         self.history = HistoryStore(self.exchange)
-        self.watchlists = Watchlists(self.exchange)
-        self.stream = StreamHub(self, idle_s=ws_idle_s, bar_scale=bar_scale)
+        self.watchlists = Watchlists(self.exchange, self.history)
+        self.stream = StreamHub(self, idle_s=ws_idle_s)
         self._runner: web.AppRunner | None = None
         self._pump: asyncio.Task[None] | None = None
         self.paused = False
@@ -171,6 +170,7 @@ class CapitalSimulator:
             if self.exchange.status.get(epic) != "TRADEABLE":
                 continue
             proc.step()
+            self.history.observe(epic)
             self.exchange.on_price(epic)
             moved.append(epic)
         return moved
@@ -222,6 +222,7 @@ class CapitalSimulator:
     def set_mid(self, epic: str, mid: float) -> None:
         """Script a price (tests: push through a stop or a target) and fire triggers at once."""
         self.exchange.prices[epic].set_mid(mid)
+        self.history.observe(epic)
         self.exchange.on_price(epic)
 
     async def _run_pump(self) -> None:

@@ -5,10 +5,12 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import WSMsgType, web
 
+from joe.simulators.capital.bars import QuoteBar, bar_start
 from joe.simulators.capital.catalog import BY_EPIC, RESOLUTION_SECONDS
 from joe.simulators.capital.rules import ApiError
 
@@ -27,27 +29,17 @@ class Conn:
     last_ping: float = field(default_factory=time.monotonic)
 
 
-@dataclass
-class _Bar:
-    start: float
-    o: float
-    h: float
-    l: float  # noqa: E741 - the wire name
-    c: float
-
-
 class StreamHub:
     """All WebSocket connections; `pump()` is called by the simulator after each price step."""
 
-    def __init__(self, sim: CapitalSimulator, *, idle_s: float = 600.0, bar_scale: float = 1.0) -> None:
+    def __init__(self, sim: CapitalSimulator, *, idle_s: float = 600.0) -> None:
         self.sim = sim
         self.idle_s = idle_s
-        self.bar_scale = bar_scale
         self.conns: list[Conn] = []
         self.stale_until: dict[str, float] = {}
         self.connects = 0
         self.quotes_sent = 0
-        self._bars: dict[tuple[str, str], _Bar] = {}
+        self._open_bar: dict[tuple[str, str], datetime] = {}  # (epic, resolution) -> forming bar start
 
     async def handler(self, request: web.Request) -> web.WebSocketResponse:
         ws = web.WebSocketResponse(autoping=True, heartbeat=None)
@@ -161,7 +153,7 @@ class StreamHub:
         if (p := faults.take("stale_quotes")) is not None:
             for epic in p.get("epics") or list(BY_EPIC):
                 self.stale_until[epic] = now + float(p.get("seconds", 2.0))
-        ms = int(time.time() * 1000)
+        ms = int(self.sim.exchange.now().timestamp() * 1000)
         for conn in list(self.conns):
             if now - conn.last_ping > self.idle_s:
                 self._abort(conn)
@@ -195,32 +187,29 @@ class StreamHub:
         await self._bars_step(changed, now)
 
     async def _bars_step(self, changed: list[str], now: float) -> None:
-        """Aggregate mids into bars per subscribed (epic, resolution); push bid+ask events at bar close."""
-        wanted = {(e, r) for c in self.conns for e, r, _ in c.ohlc}
-        for epic, res in wanted:
-            if epic not in changed:
-                continue
-            length = RESOLUTION_SECONDS[res] / self.bar_scale
-            mid = float(self.sim.exchange.prices[epic].quote.mid)
-            bar = self._bars.get((epic, res))
-            start = now - now % length
-            if bar is None:
-                self._bars[(epic, res)] = _Bar(start, mid, mid, mid, mid)
-                continue
-            if start > bar.start:
-                await self._push_bar(epic, res, bar)
-                self._bars[(epic, res)] = _Bar(start, mid, mid, mid, mid)
-            else:
-                bar.h, bar.l, bar.c = max(bar.h, mid), min(bar.l, mid), mid
+        """Push each subscribed bar once it has closed: bid + ask events, `t` = the bar's UTC start.
 
-    async def _push_bar(self, epic: str, res: str, bar: _Bar) -> None:
-        half = float(BY_EPIC[epic].tick)
-        t_ms = int((time.time() - (time.monotonic() - bar.start)) * 1000)
+        The values come from the live tape that `GET /prices` serves, on the instrument's grid.
+        """
+        wanted = {(e, r) for c in self.conns for e, r, _ in c.ohlc}
+        clock = self.sim.exchange.now()
+        for epic, res in wanted:
+            current = bar_start(clock, res)
+            forming = self._open_bar.get((epic, res))
+            self._open_bar[(epic, res)] = current
+            if forming is None or current <= forming:
+                continue
+            bar = self.sim.history.tape.bar(epic, res, forming)
+            if bar is not None:
+                await self._push_bar(epic, res, bar)
+
+    async def _push_bar(self, epic: str, res: str, bar: QuoteBar) -> None:
+        t_ms = int(bar.start.timestamp() * 1000)
         for conn in list(self.conns):
             for e, r, kind in conn.ohlc:
                 if e != epic or r != res:
                     continue
-                for side, sign in (("bid", -1), ("ask", 1)):
+                for side, sb in (("bid", bar.bid), ("ask", bar.ask)):
                     await self._send(
                         conn,
                         {
@@ -232,10 +221,10 @@ class StreamHub:
                                 "type": kind,
                                 "priceType": side,
                                 "t": t_ms,
-                                "o": bar.o + sign * half,
-                                "h": bar.h + sign * half,
-                                "l": bar.l + sign * half,
-                                "c": bar.c + sign * half,
+                                "o": float(sb.o),
+                                "h": float(sb.h),
+                                "l": float(sb.l),
+                                "c": float(sb.c),
                             },
                         },
                     )

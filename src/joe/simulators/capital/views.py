@@ -1,48 +1,63 @@
-"""JSON renderings of simulator state in the shapes of the wire spec (markets, positions, orders, prices)."""
+"""JSON renderings of simulator state in the shapes of the wire spec (markets, positions, orders, prices).
+
+Shapes follow the recorded answers (tests/capital/fixtures/recorded): every price sits on the
+instrument's grid (tick = 10^-decimalPlacesFactor) and is sent as the shortest float of that grid
+value, so no answer carries float noise.
+"""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
-from joe.simulators.capital.catalog import BY_EPIC, RESOLUTION_SECONDS, HistBar, generate_history
+from joe.simulators.capital.bars import LiveTape, QuoteBar, SideBar, bar_start
+from joe.simulators.capital.catalog import BY_EPIC, RESOLUTION_SECONDS, generate_history
 from joe.simulators.capital.exchange import Exchange, SimPosition, SimWorkingOrder, fmt
 from joe.simulators.capital.rules import ApiError
+from joe.simulators.common.prices import on_grid
 
 _DATE_FMT = "%Y-%m-%dT%H:%M:%S"
+LEVERAGE = 20  # what positions and working orders report (the recordings show 20)
 
 
-def market_summary(ex: Exchange, epic: str) -> dict[str, Any]:
+def market_summary(ex: Exchange, epic: str, hist: HistoryStore) -> dict[str, Any]:
+    """A market summary as `/markets`, `/marketnavigation/{id}`, `/watchlists/{id}` and the `market` /
+    `marketData` of positions and orders send it: prices on the instrument's grid, the day's range
+    and change from the same bars `GET /prices` serves, plus `pipPosition` / `tickSize`."""
     spec = BY_EPIC[epic]
     bid, ask = ex.quote(epic)
-    proc = ex.prices[epic]
-    start = spec.start
-    now = ex.now()
+    hist.observe(epic)
+    day = hist.day_bar(epic)
+    prev = hist.prev_close(epic)
+    net = bid - prev
     return {
         "delayTime": 0,
         "epic": epic,
         "symbol": epic,
-        "netChange": round(float(proc.quote.mid) - start, 5),
+        "netChange": float(net),
         "lotSize": 1,
         "expiry": "-",
         "instrumentType": spec.type,
         "instrumentName": spec.name,
-        "high": float(ask) * 1.01,
-        "low": float(bid) * 0.99,
-        "percentageChange": round((float(proc.quote.mid) / start - 1) * 100, 2),
-        **ex.dates("updateTime", now),
+        "high": float(day.bid.h),
+        "low": float(day.bid.l),
+        "percentageChange": round(float(net / prev * 100), 4) if prev else 0.0,
+        **ex.dates("updateTime", ex.now()),
         "bid": float(bid),
         "offer": float(ask),
         "streamingPricesAvailable": True,
         "marketStatus": ex.status[epic],
         "scalingFactor": 1,
         "marketModes": ["REGULAR"],
+        "pipPosition": spec.pip_position,
+        "tickSize": float(spec.tick),
     }
 
 
-def market_details(ex: Exchange, epic: str) -> dict[str, Any]:
+def market_details(ex: Exchange, epic: str, hist: HistoryStore) -> dict[str, Any]:
     spec = ex.spec(epic)
-    summary = market_summary(ex, epic)
+    summary = market_summary(ex, epic, hist)
     hours = ["00:00 - 00:00"] if spec.weekends else []
     week = ["00:00 - 23:59"]
     return {
@@ -97,14 +112,14 @@ def market_details(ex: Exchange, epic: str) -> dict[str, Any]:
             "offer": summary["offer"],
             "high": summary["high"],
             "low": summary["low"],
-            "decimalPlacesFactor": max(0, -spec.tick.as_tuple().exponent),  # type: ignore[operator]
+            "decimalPlacesFactor": spec.decimals,
             "scalingFactor": 1,
             "marketModes": ["REGULAR"],
         },
     }
 
 
-def position_json(ex: Exchange, p: SimPosition, currency: str) -> dict[str, Any]:
+def position_json(ex: Exchange, p: SimPosition, currency: str, hist: HistoryStore) -> dict[str, Any]:
     bid, ask = ex.quote(p.epic)
     pos: dict[str, Any] = {
         "contractSize": 1,
@@ -113,7 +128,7 @@ def position_json(ex: Exchange, p: SimPosition, currency: str) -> dict[str, Any]
         "dealReference": p.deal_reference or "p_" + p.deal_id,
         "workingOrderId": p.working_order_id,
         "size": float(p.size),
-        "leverage": 20,
+        "leverage": LEVERAGE,
         "upl": float(round(ex.upl(p, bid, ask), 2)),
         "direction": p.direction,
         "level": float(p.level),
@@ -127,10 +142,11 @@ def position_json(ex: Exchange, p: SimPosition, currency: str) -> dict[str, Any]
         pos["stopDistance"] = float(p.bracket.stop_distance)
     if p.bracket.profit_level is not None:
         pos["profitLevel"] = float(p.bracket.profit_level)
-    return {"position": pos, "market": market_summary(ex, p.epic)}
+    return {"position": pos, "market": market_summary(ex, p.epic, hist)}
 
 
-def order_json(ex: Exchange, o: SimWorkingOrder, currency: str) -> dict[str, Any]:
+def order_json(ex: Exchange, o: SimWorkingOrder, currency: str, hist: HistoryStore) -> dict[str, Any]:
+    tick = BY_EPIC[o.epic].tick
     data: dict[str, Any] = {
         "dealId": o.deal_id,
         "direction": o.direction,
@@ -143,6 +159,7 @@ def order_json(ex: Exchange, o: SimWorkingOrder, currency: str) -> dict[str, Any
         "trailingStop": o.body.get("trailingStop") is True,
         "orderType": o.order_type,
         "currencyCode": currency,
+        "leverage": LEVERAGE,
     }
     if o.deal_reference:  # the client's own reference (see `desk` on client-named requests)
         data["dealReference"] = o.deal_reference
@@ -152,10 +169,10 @@ def order_json(ex: Exchange, o: SimWorkingOrder, currency: str) -> dict[str, Any
     for leg, key in (("stop", "stopDistance"), ("profit", "profitDistance")):
         level = o.body.get(leg + "Level")
         if isinstance(level, int | float) and not isinstance(level, bool):
-            data[key] = round(level - float(o.level), 10)
-        elif isinstance(o.body.get(key), int | float):
-            data[key] = o.body[key]
-    return {"workingOrderData": data, "marketData": market_summary(ex, o.epic)}
+            data[key] = float(on_grid(Decimal(repr(level)) - o.level, tick))
+        elif isinstance(o.body.get(key), int | float) and not isinstance(o.body.get(key), bool):
+            data[key] = float(on_grid(o.body[key], tick))
+    return {"workingOrderData": data, "marketData": market_summary(ex, o.epic, hist)}
 
 
 def parse_qdate(value: str, code: str) -> datetime:
@@ -166,22 +183,71 @@ def parse_qdate(value: str, code: str) -> datetime:
 
 
 class HistoryStore:
-    """Generated history per (epic, resolution), anchored at the simulator's start."""
+    """Price bars per (epic, resolution): seeded history up to the bar before the simulator started,
+    then the live tape. The generated part closes exactly at the first live quote, so the series is
+    continuous and its newest (forming) bar closes at the live price."""
 
     def __init__(self, ex: Exchange) -> None:
         self.ex = ex
         self.anchor = ex.now()
-        self._cache: dict[tuple[str, str], list[HistBar]] = {}
+        self.tape = LiveTape()
+        self._opening = {epic: ex.quote(epic) for epic in ex.prices}
+        self._cache: dict[tuple[str, str], list[QuoteBar]] = {}
+        for epic in ex.prices:
+            self.observe(epic)
 
-    def bars(self, epic: str, resolution: str) -> list[HistBar]:
+    def observe(self, epic: str) -> None:
+        """Record the desk's current quote of `epic` on the live tape (call after each price change)."""
+        bid, ask = self.ex.quote(epic)
+        self.tape.observe(epic, self.ex.now(), bid, ask)
+
+    def generated(self, epic: str, resolution: str) -> list[QuoteBar]:
+        """The seeded bars before the live ones, on the instrument's grid (cached)."""
         key = (epic, resolution)
         if key not in self._cache:
             spec = self.ex.spec(epic)
-            self._cache[key] = generate_history(self.ex.seed, spec, resolution, self.anchor, spec.start)
+            proc = self.ex.prices[epic]
+            bid0, ask0 = self._opening[epic]
+            before_live = bar_start(self.anchor, resolution) - timedelta(seconds=1)
+            mids = generate_history(self.ex.seed, spec, resolution, before_live, float((bid0 + ask0) / 2))
+            out = []
+            for i, b in enumerate(mids):
+                o, h, lo, c = (proc.bid_ask(x) for x in (b.open, b.high, b.low, b.close))
+                if i == len(mids) - 1:
+                    c = (bid0, ask0)  # join the live quote exactly
+                bid = SideBar(o[0], max(h[0], o[0], c[0]), min(lo[0], o[0], c[0]), c[0])
+                ask = SideBar(o[1], max(h[1], o[1], c[1]), min(lo[1], o[1], c[1]), c[1])
+                out.append(QuoteBar(b.start, bid, ask, b.volume))
+            self._cache[key] = out
         return self._cache[key]
 
+    def bars(self, epic: str, resolution: str) -> list[QuoteBar]:
+        """Generated history followed by the live bars, oldest first, each stamped at its UTC start."""
+        return [*self.generated(epic, resolution), *self.tape.bars(epic, resolution)]
+
+    def day_bar(self, epic: str) -> QuoteBar:
+        """Today's (UTC) bar so far; the live tape always holds the current quote."""
+        now = self.ex.now()
+        bar = self.tape.bar(epic, "DAY", bar_start(now, "DAY"))
+        if bar is None:
+            bid, ask = self.ex.quote(epic)
+            bar = QuoteBar.first(bar_start(now, "DAY"), bid, ask)
+        return bar
+
+    def prev_close(self, epic: str) -> Decimal:
+        """The bid close of the last bar before today (UTC): the base of `netChange`."""
+        today = bar_start(self.ex.now(), "DAY")
+        first = self.tape.first_start(epic)
+        if first is not None and first < today:
+            before = [b for b in self.tape.bars(epic, "MINUTE") if b.start < today]
+            return before[-1].bid.c
+        return self.generated(epic, "DAY")[-1].bid.c
+
     def prices(self, epic: str, query: dict[str, str]) -> dict[str, Any]:
-        """`GET /prices/{epic}` with the reported range rules (spec §6.5)."""
+        """`GET /prices/{epic}` with the reported range rules (spec §6.5).
+
+        Without `from`/`to` the answer ends with the current (forming) bar, as recorded.
+        """
         spec = self.ex.spec(epic)
         resolution = query.get("resolution", "MINUTE")
         if resolution not in RESOLUTION_SECONDS:
@@ -202,6 +268,7 @@ class HistoryStore:
                 raise ApiError(400, "error.invalid.daterange")
             if (hi - lo).total_seconds() > (max_n - 1) * RESOLUTION_SECONDS[resolution]:
                 raise ApiError(400, "error.invalid.max.daterange")
+        self.observe(epic)  # the forming bar reaches the live quote even between price steps
         bars = self.bars(epic, resolution)
         if lo is not None:
             sel = [b for b in bars if b.start >= lo and (hi is None or b.start <= hi)][:max_n]
@@ -209,22 +276,23 @@ class HistoryStore:
             sel = [b for b in bars if hi is None or b.start <= hi][-max_n:]
         if not sel:
             raise ApiError(404, "error.prices.not-found")
-        half = float(spec.tick) * 2
-        nd = max(0, -spec.tick.as_tuple().exponent) + 1  # type: ignore[operator]
 
-        def side(x: float) -> dict[str, float]:
-            return {"bid": round(x - half, nd), "ask": round(x + half, nd)}
+        def side(i: int, b: QuoteBar) -> dict[str, float]:
+            return {
+                "bid": float((b.bid.o, b.bid.c, b.bid.h, b.bid.l)[i]),
+                "ask": float((b.ask.o, b.ask.c, b.ask.h, b.ask.l)[i]),
+            }
 
         return {
             "prices": [
                 {
                     "snapshotTime": fmt(b.start + self.ex.tz_offset, False),
                     "snapshotTimeUTC": fmt(b.start, False),
-                    "openPrice": side(b.open),
-                    "closePrice": side(b.close),
-                    "highPrice": side(b.high),
-                    "lowPrice": side(b.low),
-                    "lastTradedVolume": b.volume,
+                    "openPrice": side(0, b),
+                    "closePrice": side(1, b),
+                    "highPrice": side(2, b),
+                    "lowPrice": side(3, b),
+                    "lastTradedVolume": b.ticks,
                 }
                 for b in sel
             ],

@@ -8,7 +8,7 @@ from typing import Any
 from joe.simulators.capital.catalog import BY_EPIC, CATALOG
 from joe.simulators.capital.exchange import Exchange
 from joe.simulators.capital.rules import ApiError
-from joe.simulators.capital.views import market_summary
+from joe.simulators.capital.views import HistoryStore, market_summary
 
 
 @dataclass
@@ -23,6 +23,7 @@ class _List:
 @dataclass
 class Watchlists:
     ex: Exchange
+    hist: HistoryStore
     lists: dict[str, _List] = field(default_factory=dict)
     _next: int = 1003
 
@@ -64,7 +65,7 @@ class Watchlists:
         if len(rest) == 1 and method == "GET":
             if wl is None:
                 raise ApiError(404, "error.invalid.watchlist")
-            return 200, {"markets": [market_summary(self.ex, e) for e in wl.epics]}, {}
+            return 200, {"markets": [market_summary(self.ex, e, self.hist) for e in wl.epics]}, {}
         if wl is None:
             raise ApiError(404, "error.not-found.watchlist")
         if len(rest) == 1 and method == "PUT":

@@ -28,6 +28,16 @@ class SimQuote:
         return (self.bid + self.ask) / 2
 
 
+def on_grid(x: float | Decimal, tick: Decimal) -> Decimal:
+    """`x` rounded half-up to the nearest multiple of `tick`, as an exact Decimal.
+
+    `float(on_grid(...))` is the shortest float that prints as the grid value (24.121, never
+    24.120999999999998), so JSON answers carry no float noise.
+    """
+    d = x if isinstance(x, Decimal) else Decimal(repr(x))
+    return ((d / tick).to_integral_value(ROUND_HALF_UP) * tick).quantize(tick)
+
+
 def _stream_seed(seed: int, symbol: str) -> int:
     return int.from_bytes(hashlib.sha256(f"{seed}:{symbol}".encode()).digest()[:8], "big")
 
@@ -54,15 +64,20 @@ class PriceProcess:
         self.seq = 0
         self._quote = self._make_quote()
 
-    def _q(self, x: float) -> Decimal:
-        return (Decimal(repr(x)) / self.tick).to_integral_value(ROUND_HALF_UP) * self.tick
+    def bid_ask(self, mid: float) -> tuple[Decimal, Decimal]:
+        """The (bid, ask) this process quotes around `mid`: its spread, both on the tick grid.
 
-    def _make_quote(self) -> SimQuote:
-        half = max(self._mid * self.spread_bps / 20_000.0, float(self.tick) / 2)
-        bid = self._q(self._mid - half)
-        ask = self._q(self._mid + half)
+        Used for the live quote and for generated history, so both share one spread and grid.
+        """
+        half = max(mid * self.spread_bps / 20_000.0, float(self.tick) / 2)
+        bid = on_grid(mid - half, self.tick)
+        ask = on_grid(mid + half, self.tick)
         if ask <= bid:
             ask = bid + self.tick
+        return bid, ask
+
+    def _make_quote(self) -> SimQuote:
+        bid, ask = self.bid_ask(self._mid)
         return SimQuote(self.symbol, bid, ask, self.seq)
 
     @property
