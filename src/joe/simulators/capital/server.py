@@ -401,7 +401,8 @@ class RestApi:
     def _confirms(self, acc: Any, method: str, rest: list[str], body: Any, q: dict) -> tuple[int, Any, dict]:
         if len(rest) != 1 or method != "GET":
             raise ApiError(404, "error.not-found.path")
-        return 200, self.ex.get_confirm(rest[0]), {}
+        # Fields that do not apply are absent, not null, as in the recorded confirm.
+        return 200, {k: v for k, v in self.ex.get_confirm(rest[0]).items() if v is not None}, {}
 
     def _markets(self, acc: Any, method: str, rest: list[str], body: Any, q: dict) -> tuple[int, Any, dict]:
         ex = self.ex
@@ -443,7 +444,8 @@ class RestApi:
         markets = [market_summary(self.ex, m.epic, self.sim.history) for m in CATALOG if m.node == node][
             :limit
         ]
-        return 200, {"nodes": kids, "markets": markets}, {}
+        # A node of sub-nodes answers without `markets` (recorded); a node of markets with both keys.
+        return 200, ({"nodes": kids, "markets": markets} if markets else {"nodes": kids}), {}
 
     def _prices(self, acc: Any, method: str, rest: list[str], body: Any, q: dict) -> tuple[int, Any, dict]:
         if len(rest) != 1:
