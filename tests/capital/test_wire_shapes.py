@@ -340,3 +340,34 @@ async def test_activity_rows_and_working_orders_carry_the_details(sim: CapitalSi
     )
     data = (await wire.json("GET", "/workingorders"))["workingOrders"][0]["workingOrderData"]
     assert data["leverage"] == pos["leverage"]
+    await wire.json("PUT", f"/workingorders/{data['dealId']}", json={"level": round(level * 0.85, 3)})
+    await wire.json("DELETE", f"/workingorders/{data['dealId']}")
+    rows = (await wire.json("GET", "/history/activity", params={"detailed": "true"}))["activities"]
+    kinds = {(r["type"], r["status"]) for r in rows}
+    assert {
+        ("WORKING_ORDER", "ACCEPTED"),
+        ("WORKING_ORDER", "MODIFIED"),
+        ("WORKING_ORDER", "CANCELLED"),
+    } <= kinds
+    for r in rows:  # every kind of row carries the deal's facts, as the recorded rows do
+        assert {"size", "direction", "level", "guaranteedStop"} <= set(r["details"]), r
+        assert on_grid(r["details"]["level"], Decimal("0.001")), r
+
+
+async def test_activity_rows_other_than_positions_are_not_fills(sim: CapitalSimulator, client) -> None:  # type: ignore[no-untyped-def]
+    from joe.brokers.capital.accounts import AccountsApi
+    from joe.brokers.capital.mapping import fill_from_activity
+
+    api = MarketsApi(client)
+    bid = (await api.market("SILVER")).snapshot.bid
+    assert bid is not None
+    order = {"epic": "SILVER", "direction": "BUY", "size": 1, "level": round(bid * 0.9, 3), "type": "LIMIT"}
+    await client.request("POST", "/workingorders", json_body=order)
+    rows = await AccountsApi(client).activity(datetime.now(UTC) - timedelta(minutes=5), detailed=True)
+    assert rows and all(r.type == "WORKING_ORDER" for r in rows)
+    assert [fill_from_activity(r, "x") for r in rows] == [None] * len(rows)
+
+
+async def test_universe_instruments_carry_the_tick_size(sim: CapitalSimulator, market_data) -> None:  # type: ignore[no-untyped-def]
+    for inst in await market_data.universe():
+        assert inst.tick_size == BY_EPIC[inst.symbol].tick, inst.symbol

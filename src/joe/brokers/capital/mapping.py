@@ -70,6 +70,8 @@ def account_info(acc: Account) -> AccountInfo:
 def fill_from_activity(row: Activity, client_order_id: str, symbol: str | None = None) -> Fill | None:
     """A POSITION activity row with details → Fill (None if it carries no size/level)."""
     d = row.details
+    if row.type.upper() != "POSITION":  # working-order and stop/limit-edit rows carry sizes too
+        return None
     if d is None or d.size is None or d.level is None or d.direction is None:
         return None
     side = Side(d.direction.upper())
@@ -93,6 +95,7 @@ def instrument_from_market(m: MarketSummary) -> Instrument:
         asset_class=ASSET_CLASS.get(m.instrumentType.upper(), AssetClass.CFD),
         name=m.instrumentName,
         exchange="CAPITALCOM",
+        tick_size=m.tick if m.tick is not None else Decimal("0.01"),  # the grid orders round to
         broker_ids={"capital": m.epic},
     )
 

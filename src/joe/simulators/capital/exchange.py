@@ -7,6 +7,7 @@ shared `FillModel` on every price step (`on_price`).
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any
 
 from joe.simulators.capital.desk import Desk, SimAccount, SimPosition, SimWorkingOrder, client_ref, fmt
@@ -82,6 +83,7 @@ class Exchange(Desk):
             size=float(size),
             direction=direction,
             level=float(level),
+            guaranteedStop=flag_of(body, "guaranteedStop"),
         )
         return self._confirm(
             ref,
@@ -137,7 +139,7 @@ class Exchange(Desk):
                 self.spec(o.epic), brk, direction=o.direction, ref=o.level, size=o.size, hedging=acc.hedging
             )
             o.body = brk
-        self._activity(acc, o.epic, deal_id, "USER", "WORKING_ORDER", "MODIFIED", level=float(o.level))
+        self._activity(acc, o.epic, deal_id, "USER", "WORKING_ORDER", "MODIFIED", **order_details(o))
         return self._confirm(
             self._ref(),
             {
@@ -158,7 +160,7 @@ class Exchange(Desk):
     def delete_order(self, acc: SimAccount, deal_id: str) -> str:
         o = self.find_order(acc, deal_id)
         acc.orders.remove(o)
-        self._activity(acc, o.epic, deal_id, "USER", "WORKING_ORDER", "CANCELLED")
+        self._activity(acc, o.epic, deal_id, "USER", "WORKING_ORDER", "CANCELLED", **order_details(o))
         return self._confirm(
             self._ref(),
             {
@@ -196,14 +198,16 @@ class Exchange(Desk):
             for o in [o for o in acc.orders if o.epic == epic]:
                 if o.good_till is not None and now >= o.good_till:
                     acc.orders.remove(o)
-                    self._activity(acc, epic, o.deal_id, "SYSTEM", "WORKING_ORDER", "EXPIRED")
+                    self._activity(
+                        acc, epic, o.deal_id, "SYSTEM", "WORKING_ORDER", "EXPIRED", **order_details(o)
+                    )
                     continue
                 hit = self.fill.check(o.sim, bid, ask)
                 if hit is None:
                     continue
                 acc.orders.remove(o)
                 self._activity(
-                    acc, epic, o.deal_id, "SYSTEM", "WORKING_ORDER", "EXECUTED", level=float(hit.price)
+                    acc, epic, o.deal_id, "SYSTEM", "WORKING_ORDER", "EXECUTED", **order_details(o, hit.price)
                 )
                 try:
                     brk = parse_bracket(
@@ -227,6 +231,17 @@ class Exchange(Desk):
                     source="SYSTEM",
                     ref=o.deal_reference,
                 )
+
+
+def order_details(o: SimWorkingOrder, level: Decimal | None = None) -> dict[str, Any]:
+    """What every activity row of a working order carries in `details` (as recorded rows do)."""
+    return {
+        "dealReference": o.deal_reference or None,
+        "size": float(o.size),
+        "direction": o.direction,
+        "level": float(o.level if level is None else level),
+        "guaranteedStop": flag_of(o.body, "guaranteedStop"),
+    }
 
 
 def flag_of(body: dict[str, Any], key: str) -> bool:
