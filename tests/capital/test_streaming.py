@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 from joe.brokers.capital import CapitalClient, CapitalStream
 from joe.brokers.capital.endpoints import normalise_stream_url
-from joe.brokers.capital.streaming import parse_message, parse_quote_payload
+from joe.brokers.capital.streaming import StreamBar, parse_bar_payload, parse_message, parse_quote_payload
 from joe.core.events import NullAudit
 from joe.simulators.capital import CapitalSimulator
 from joe.simulators.common import SimClock
@@ -150,45 +150,73 @@ async def test_garbled_frames_are_counted_not_fatal(sim: CapitalSimulator, clien
 async def test_ohlc_bars_arrive_as_bid_ask_pairs_stamped_at_the_bar_start() -> None:
     clock = SimClock.frozen(
         datetime(2026, 11, 30, 15, 39, 5, 467000, tzinfo=UTC)
-    )  # mid-minute, like the issue
+    )  # mid-minute, as in the issue
     async with CapitalSimulator(seed=5, tick_s=0.02, clock=clock) as sim:
         client = make_client(sim)
         await client.open()
-        bars: list[dict[str, Any]] = []
+        bars: list[StreamBar] = []
         stream = make_stream(client, on_bar=bars.append)
         await stream.subscribe_ohlc(["SILVER"], ["MINUTE", "MINUTE_5"])
         await stream.start()
         try:
             await wait_for(lambda: bool(sim.stream.conns) and bool(sim.stream.conns[0].ohlc))
             for _ in range(6):
-                await asyncio.sleep(0.1)  # a few price steps inside the minute
+                await asyncio.sleep(0.1)
                 clock.advance(60)
-            await wait_for(lambda: sum(b["resolution"] == "MINUTE_5" for b in bars) >= 2)
-            assert {b["priceType"] for b in bars[:2]} == {"bid", "ask"}
-            assert all(b["epic"] == "SILVER" for b in bars)
-            assert all(b["l"] <= b["o"] <= b["h"] and b["l"] <= b["c"] <= b["h"] for b in bars)
+            await wait_for(lambda: sum(b.resolution == "MINUTE_5" for b in bars) >= 2)
+            assert {b.price_type for b in bars[:2]} == {"bid", "ask"}
+            assert all(b.epic == "SILVER" and b.bar_type == "classic" for b in bars)
+            assert all(b.low <= b.open <= b.high and b.low <= b.close <= b.high for b in bars)
             for b in bars:  # documented: t is the bar start, a multiple of the resolution
-                assert b["t"] % (60_000 if b["resolution"] == "MINUTE" else 300_000) == 0
-            first = min(b["t"] for b in bars if b["resolution"] == "MINUTE")
-            assert first == int(datetime(2026, 11, 30, 15, 39, tzinfo=UTC).timestamp() * 1000)
-            tick = Decimal("0.001")  # SILVER's grid: every candle value a multiple, no float noise
-            for b in bars:
-                for k in "ohlc":
-                    assert Decimal(repr(b[k])) % tick == 0, (k, b[k])
+                step = 60 if b.resolution == "MINUTE" else 300
+                assert b.start.tzinfo is UTC and int(b.start.timestamp()) % step == 0
+                for px in (b.open, b.high, b.low, b.close):  # SILVER's grid, no float noise
+                    assert px % Decimal("0.001") == 0, px
+            first = min(b.start for b in bars if b.resolution == "MINUTE")
+            assert first == datetime(2026, 11, 30, 15, 39, tzinfo=UTC)
             # The candles are the bars GET /prices serves for the same minutes.
             wire = sim.history.prices("SILVER", {"resolution": "MINUTE", "max": "20"})["prices"]
-            by_start = {
-                int(datetime.fromisoformat(p["snapshotTimeUTC"]).replace(tzinfo=UTC).timestamp() * 1000): p
-                for p in wire
-            }
-            for b in (b for b in bars if b["resolution"] == "MINUTE"):
-                p = by_start[b["t"]]
-                assert (b["o"], b["h"], b["l"], b["c"]) == tuple(
-                    p[k][b["priceType"]] for k in ("openPrice", "highPrice", "lowPrice", "closePrice")
+            by_start = {datetime.fromisoformat(p["snapshotTimeUTC"]).replace(tzinfo=UTC): p for p in wire}
+            for b in (b for b in bars if b.resolution == "MINUTE"):
+                p = by_start[b.start]
+                assert (b.open, b.high, b.low, b.close) == tuple(
+                    Decimal(repr(p[k][b.price_type]))
+                    for k in ("openPrice", "highPrice", "lowPrice", "closePrice")
                 )
         finally:
             await stream.stop()
             await client.close()
+
+
+@given(
+    st.dictionaries(
+        st.sampled_from(["epic", "resolution", "priceType", "t", "o", "h", "l", "c", "type"]),
+        st.one_of(st.none(), st.booleans(), st.integers(), st.floats(allow_nan=False), st.text(max_size=5)),
+    )
+)
+def test_bar_payload_parser_never_raises(payload: dict[str, Any]) -> None:
+    bar = parse_bar_payload(payload)
+    assert bar is None or (bar.price_type in ("bid", "ask") and bar.start.tzinfo is UTC)
+
+
+def test_bar_payload_parses_an_event_of_the_documented_shape() -> None:
+    bar = parse_bar_payload(
+        {
+            "resolution": "MINUTE",
+            "epic": "OIL_CRUDE",
+            "type": "classic",
+            "priceType": "bid",
+            "t": 1671714000000,
+            "h": 76.37,
+            "l": 76.337,
+            "o": 76.352,
+            "c": 76.363,
+        }
+    )
+    assert bar is not None and bar.start == datetime(2022, 12, 22, 13, 0, tzinfo=UTC)
+    assert (bar.open, bar.high, bar.low, bar.close) == tuple(
+        Decimal(x) for x in ("76.352", "76.37", "76.337", "76.363")
+    )
 
 
 async def test_pings_keep_the_socket_and_account_switch_drops_it() -> None:

@@ -23,6 +23,7 @@ from joe.brokers.capital.models import (
     Watchlist,
     WatchlistsResponse,
     parse,
+    utc_datetime,
 )
 
 RESOLUTION_SECONDS = {
@@ -47,9 +48,8 @@ def fmt_ts(ts: datetime) -> str:
     return ts.strftime("%Y-%m-%dT%H:%M:%S")
 
 
-def parse_utc(text: str) -> datetime:
-    """Parse a `…UTC` response field (no zone suffix, with or without milliseconds) as aware UTC."""
-    return datetime.fromisoformat(text.rstrip("Z")).replace(tzinfo=UTC)
+# Parse a `…UTC` response field (no zone suffix, with or without milliseconds) as aware UTC.
+parse_utc = utc_datetime
 
 
 def _chunks(items: Sequence[str], n: int) -> list[list[str]]:

@@ -75,6 +75,46 @@ def parse_quote_payload(p: Any) -> StreamQuote | None:
     return StreamQuote(epic, bid, ask, _num(p.get("bidQty")), _num(p.get("ofrQty")), int(ts))
 
 
+@dataclass(frozen=True, slots=True)
+class StreamBar:
+    """One `ohlc.event` (spec §7.4): one side (`price_type` "bid" or "ask") of a closed bar.
+
+    `start` is the bar's start (the wire's `t`, epoch ms, a multiple of the resolution), aware UTC;
+    prices are exact Decimals of the sent values.
+    """
+
+    epic: str
+    resolution: str
+    bar_type: str
+    price_type: str
+    start: datetime
+    open: Decimal
+    high: Decimal
+    low: Decimal
+    close: Decimal
+
+
+def parse_bar_payload(p: Any) -> StreamBar | None:
+    """Validate an `ohlc.event` payload; None when a field is missing or of the wrong type."""
+    if not isinstance(p, dict):
+        return None
+    epic, res, side, t = p.get("epic"), p.get("resolution"), p.get("priceType"), _num(p.get("t"))
+    o, h, lo, c = (_num(p.get(k)) for k in ("o", "h", "l", "c"))
+    if not (isinstance(epic, str) and isinstance(res, str) and side in ("bid", "ask")):
+        return None
+    if t is None or o is None or h is None or lo is None or c is None:
+        return None
+    kind = p.get("type")
+    return StreamBar(
+        epic,
+        res,
+        kind if isinstance(kind, str) else "classic",
+        str(side),
+        datetime.fromtimestamp(t / 1000, UTC),
+        *(Decimal(repr(x)) for x in (o, h, lo, c)),
+    )
+
+
 def parse_message(text: str | bytes) -> dict[str, Any] | None:
     """Decode one frame; None for anything that is not a JSON object."""
     try:
@@ -120,7 +160,7 @@ class CapitalStream:
         *,
         audit: AuditSink,
         on_quote: Callable[[StreamQuote], None] | None = None,
-        on_bar: Callable[[dict[str, Any]], None] | None = None,
+        on_bar: Callable[[StreamBar], None] | None = None,
         on_stale: Callable[[str, bool], None] | None = None,
         stale_after_s: float = 5.0,
         ping_interval_s: float = 60.0,
@@ -306,10 +346,10 @@ class CapitalStream:
                 return
             self._on_quote(q)
         elif dest == "ohlc.event":
-            p = msg.get("payload")
-            if isinstance(p, dict) and isinstance(p.get("epic"), str):
+            bar = parse_bar_payload(msg.get("payload"))
+            if bar is not None:
                 self.stats.bars += 1
-                self._call(self.on_bar, p)
+                self._call(self.on_bar, bar)
             else:
                 self.stats.garbled += 1
         elif msg.get("status") == "ERROR":
