@@ -38,9 +38,13 @@ class Wire:
         self.http = http
         self.headers = headers
 
-    async def call(self, method: str, path: str, **kw: Any) -> httpx.Response:
+    async def call(
+        self, method: str, path: str, headers: dict[str, str] | None = None, **kw: Any
+    ) -> httpx.Response:
         for _ in range(20):  # the (scaled) order spacing answers 429 to back-to-back orders
-            resp = await self.http.request(method, "/api/v1" + path, headers=self.headers, **kw)
+            resp = await self.http.request(
+                method, "/api/v1" + path, headers={**self.headers, **(headers or {})}, **kw
+            )
             if resp.status_code != 429:
                 break
             await asyncio.sleep(0.02)
@@ -116,8 +120,10 @@ async def test_confirm_date_is_utc_like_the_http_date(sim: CapitalSimulator, wir
 async def test_every_time_the_simulator_sends_comes_from_its_utc_clock(
     clocked: tuple[CapitalSimulator, SimClock, Wire],
 ) -> None:
-    _sim, _clock, wire = clocked
+    sim, _clock, wire = clocked
     assert (await wire.json("GET", "/time"))["serverTime"] == int(T0.timestamp() * 1000)
+    key = await wire.json("GET", "/session/encryptionKey", headers={"X-CAP-API-KEY": sim.login.api_key})
+    assert key["timeStamp"] == int(T0.timestamp() * 1000)
     m = (await wire.json("GET", "/markets/SILVER"))["snapshot"]
     assert m["updateTime"] == "2026-11-30T17:39:05.467"  # account zone = timezoneOffset (2 h)
     summary = (await wire.json("GET", "/markets", params={"searchTerm": "silver"}))["markets"][0]
@@ -307,7 +313,9 @@ async def test_balances_add_up_before_and_after_trading(sim: CapitalSimulator, w
     for b in await balances():
         assert_balance_adds_up(b)
     for row in (await wire.json("GET", "/positions"))["positions"]:
-        await wire.json("DELETE", f"/positions/{row['position']['dealId']}")
+        ref = (await wire.json("DELETE", f"/positions/{row['position']['dealId']}"))["dealReference"]
+        profit = (await wire.json("GET", f"/confirms/{ref}"))["profit"]
+        assert Decimal(repr(profit)) == Decimal(repr(profit)).quantize(Decimal("0.01")), profit  # cents
     after = await balances()
     for b in after:
         assert_balance_adds_up(b)

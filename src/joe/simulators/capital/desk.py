@@ -467,7 +467,7 @@ class Desk:
                 "direction": "SELL" if p.direction == "BUY" else "BUY",
                 "guaranteedStop": p.bracket.guaranteed,
                 "trailingStop": p.bracket.trailing,
-                "profit": float(pnl),
+                "profit": float(pnl.quantize(Decimal("0.01"))),  # money in cents, as balances
                 "profitCurrency": acc.currency,
             },
         )

@@ -72,7 +72,8 @@ class Gate:
     key_timestamp: int = 0
 
     # ------------------------------------------------------------------ password encryption
-    def encryption_key(self) -> dict[str, Any]:
+    def encryption_key(self, now_ms: int | None = None) -> dict[str, Any]:
+        """The public key and its `timeStamp` (epoch ms from the simulator's clock when given)."""
         from cryptography.hazmat.primitives import serialization
         from cryptography.hazmat.primitives.asymmetric import rsa
 
@@ -81,7 +82,7 @@ class Gate:
         der = self._key.public_key().public_bytes(
             serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
         )
-        self.key_timestamp = int(time.time() * 1000)
+        self.key_timestamp = int(time.time() * 1000) if now_ms is None else now_ms
         return {"encryptionKey": base64.b64encode(der).decode(), "timeStamp": self.key_timestamp}
 
     def _decrypt(self, value: str) -> str | None:

@@ -227,7 +227,7 @@ class RestApi:
         ex, gate = self.ex, self.gate
         if parts == ["session", "encryptionKey"] and method == "GET":
             gate.check_api_key(request.headers)
-            return 200, gate.encryption_key(), {}
+            return 200, gate.encryption_key(int(ex.now().timestamp() * 1000)), {}
         if method == "POST":
             gate.check_api_key(request.headers)
             preferred = next(a for a in ex.accounts.values() if a.preferred)
