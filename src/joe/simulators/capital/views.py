@@ -277,21 +277,18 @@ class HistoryStore:
         if not sel:
             raise ApiError(404, "error.prices.not-found")
 
-        def side(i: int, b: QuoteBar) -> dict[str, float]:
-            return {
-                "bid": float((b.bid.o, b.bid.c, b.bid.h, b.bid.l)[i]),
-                "ask": float((b.ask.o, b.ask.c, b.ask.h, b.ask.l)[i]),
-            }
+        def side(b: QuoteBar, field: str) -> dict[str, float]:
+            return {"bid": float(getattr(b.bid, field)), "ask": float(getattr(b.ask, field))}
 
         return {
             "prices": [
                 {
                     "snapshotTime": fmt(b.start + self.ex.tz_offset, False),
                     "snapshotTimeUTC": fmt(b.start, False),
-                    "openPrice": side(0, b),
-                    "closePrice": side(1, b),
-                    "highPrice": side(2, b),
-                    "lowPrice": side(3, b),
+                    "openPrice": side(b, "o"),
+                    "closePrice": side(b, "c"),
+                    "highPrice": side(b, "h"),
+                    "lowPrice": side(b, "l"),
                     "lastTradedVolume": b.ticks,
                 }
                 for b in sel
