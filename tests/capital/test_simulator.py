@@ -39,6 +39,7 @@ async def test_same_seed_same_world() -> None:
     assert c.exchange.quote("US500") != a2.exchange.quote("US500")
 
 
+@pytest.mark.parametrize("sim", ["frozen"], indirect=True)  # no price step between setting and reading
 async def test_control_endpoints(sim: CapitalSimulator, client) -> None:  # type: ignore[no-untyped-def]
     async with httpx.AsyncClient(base_url=sim.url) as h:
         armed = (
