@@ -24,6 +24,7 @@ from typing import Any
 
 import httpx
 import pytest
+import pytest_asyncio
 from pydantic import BaseModel
 
 from joe.brokers.capital import models as m
@@ -383,7 +384,7 @@ def _order(stem: str) -> int:
     return {"GET": 1, "PUT": 2, "POST": 3}.get(method, 5)
 
 
-@pytest.fixture
+@pytest_asyncio.fixture(scope="module", loop_scope="module")  # one replay serves the three tests below
 async def answers() -> AsyncIterator[dict[str, Answer]]:
     sim = CapitalSimulator(seed=18, limits=SimLimits().scaled(SCALE), tick_s=0.02)
     await sim.start()
@@ -471,6 +472,7 @@ def allowed(stem: str, finding: str) -> bool:
     return (stem, finding) in ALLOWED or ("*", finding) in ALLOWED
 
 
+@pytest.mark.asyncio(loop_scope="module")
 async def test_simulator_answers_like_the_recordings(answers: dict[str, Answer]) -> None:
     problems, used = [], set()
     for stem, fx in FIXTURES.items():
@@ -483,6 +485,7 @@ async def test_simulator_answers_like_the_recordings(answers: dict[str, Answer])
     assert set(ALLOWED) - used == set(), "allowances that no longer match anything: remove them"
 
 
+@pytest.mark.asyncio(loop_scope="module")
 async def test_simulator_answers_validate_against_the_client_models(answers: dict[str, Answer]) -> None:
     problems = []
     for stem, fx in FIXTURES.items():
@@ -496,6 +499,7 @@ async def test_simulator_answers_validate_against_the_client_models(answers: dic
     assert problems == []
 
 
+@pytest.mark.asyncio(loop_scope="module")
 async def test_simulated_summaries_carry_what_the_order_path_needs(answers: dict[str, Answer]) -> None:
     """Fields optional for the 2022 recordings but required of the simulator (the current API sends them)."""
     for stem in (

@@ -12,7 +12,7 @@ from decimal import Decimal
 from typing import Any
 
 from joe.simulators.capital.bars import LiveTape, QuoteBar, SideBar, bar_start
-from joe.simulators.capital.catalog import BY_EPIC, RESOLUTION_SECONDS, generate_history
+from joe.simulators.capital.catalog import BY_EPIC, RESOLUTION_SECONDS, HistBar, generate_history
 from joe.simulators.capital.exchange import Exchange, SimPosition, SimWorkingOrder, fmt
 from joe.simulators.capital.rules import ApiError
 from joe.simulators.common.prices import on_grid
@@ -192,7 +192,8 @@ class HistoryStore:
         self.anchor = ex.now()
         self.tape = LiveTape()
         self._opening = {epic: ex.quote(epic) for epic in ex.prices}
-        self._cache: dict[tuple[str, str], list[QuoteBar]] = {}
+        self._seeded_cache: dict[tuple[str, str], list[HistBar]] = {}
+        self._grid_cache: dict[tuple[str, str, int], QuoteBar] = {}
         for epic in ex.prices:
             self.observe(epic)
 
@@ -201,29 +202,58 @@ class HistoryStore:
         bid, ask = self.ex.quote(epic)
         self.tape.observe(epic, self.ex.now(), bid, ask)
 
-    def generated(self, epic: str, resolution: str) -> list[QuoteBar]:
-        """The seeded bars before the live ones, on the instrument's grid (cached)."""
+    def _seeded(self, epic: str, resolution: str) -> list[HistBar]:
+        """The seeded mid-price bars before the live ones (cached; cheap floats)."""
         key = (epic, resolution)
-        if key not in self._cache:
-            spec = self.ex.spec(epic)
-            proc = self.ex.prices[epic]
+        if key not in self._seeded_cache:
             bid0, ask0 = self._opening[epic]
             before_live = bar_start(self.anchor, resolution) - timedelta(seconds=1)
-            mids = generate_history(self.ex.seed, spec, resolution, before_live, float((bid0 + ask0) / 2))
-            out = []
-            for i, b in enumerate(mids):
-                o, h, lo, c = (proc.bid_ask(x) for x in (b.open, b.high, b.low, b.close))
-                if i == len(mids) - 1:
-                    c = (bid0, ask0)  # join the live quote exactly
-                bid = SideBar(o[0], max(h[0], o[0], c[0]), min(lo[0], o[0], c[0]), c[0])
-                ask = SideBar(o[1], max(h[1], o[1], c[1]), min(lo[1], o[1], c[1]), c[1])
-                out.append(QuoteBar(b.start, bid, ask, b.volume))
-            self._cache[key] = out
-        return self._cache[key]
+            self._seeded_cache[key] = generate_history(
+                self.ex.seed, self.ex.spec(epic), resolution, before_live, float((bid0 + ask0) / 2)
+            )
+        return self._seeded_cache[key]
+
+    def _quote_bar(self, epic: str, resolution: str, i: int) -> QuoteBar:
+        """Seeded bar `i` with bid/ask on the grid (the live spread); the last closes at the first quote."""
+        key = (epic, resolution, i)
+        if key not in self._grid_cache:
+            seeded = self._seeded(epic, resolution)
+            b, proc = seeded[i], self.ex.prices[epic]
+            o, h, lo, c = (proc.bid_ask(x) for x in (b.open, b.high, b.low, b.close))
+            if i == len(seeded) - 1:
+                c = self._opening[epic]  # join the live quote exactly
+            bid = SideBar(o[0], max(h[0], o[0], c[0]), min(lo[0], o[0], c[0]), c[0])
+            ask = SideBar(o[1], max(h[1], o[1], c[1]), min(lo[1], o[1], c[1]), c[1])
+            self._grid_cache[key] = QuoteBar(b.start, bid, ask, b.volume)
+        return self._grid_cache[key]
+
+    def generated(self, epic: str, resolution: str) -> list[QuoteBar]:
+        """All seeded bars before the live ones, on the instrument's grid."""
+        return [self._quote_bar(epic, resolution, i) for i in range(len(self._seeded(epic, resolution)))]
 
     def bars(self, epic: str, resolution: str) -> list[QuoteBar]:
         """Generated history followed by the live bars, oldest first, each stamped at its UTC start."""
         return [*self.generated(epic, resolution), *self.tape.bars(epic, resolution)]
+
+    def window(
+        self, epic: str, resolution: str, lo: datetime | None, hi: datetime | None, max_n: int
+    ) -> list[QuoteBar]:
+        """Bars starting in [lo, hi] (either open): the first `max_n` from `lo`, else the last `max_n`.
+
+        Only the chosen seeded bars are put on the grid, so a request costs what it returns.
+        """
+        seeded = self._seeded(epic, resolution)
+        live = [b for b in self.tape.bars(epic, resolution) if hi is None or b.start <= hi]
+        idx = [
+            i for i, b in enumerate(seeded) if (lo is None or b.start >= lo) and (hi is None or b.start <= hi)
+        ]
+        if lo is not None:
+            live = [b for b in live if b.start >= lo]
+            take = idx[:max_n]
+            return [*(self._quote_bar(epic, resolution, i) for i in take), *live[: max_n - len(take)]]
+        live = live[-max_n:]
+        take = idx[-(max_n - len(live)) :] if max_n > len(live) else []
+        return [*(self._quote_bar(epic, resolution, i) for i in take), *live]
 
     def day_bar(self, epic: str) -> QuoteBar:
         """Today's (UTC) bar so far; the live tape always holds the current quote."""
@@ -241,7 +271,7 @@ class HistoryStore:
         if first is not None and first < today:
             before = [b for b in self.tape.bars(epic, "MINUTE") if b.start < today]
             return before[-1].bid.c
-        return self.generated(epic, "DAY")[-1].bid.c
+        return self._opening[epic][0]  # = the seeded DAY history's last close
 
     def prices(self, epic: str, query: dict[str, str]) -> dict[str, Any]:
         """`GET /prices/{epic}` with the reported range rules (spec §6.5).
@@ -269,11 +299,7 @@ class HistoryStore:
             if (hi - lo).total_seconds() > (max_n - 1) * RESOLUTION_SECONDS[resolution]:
                 raise ApiError(400, "error.invalid.max.daterange")
         self.observe(epic)  # the forming bar reaches the live quote even between price steps
-        bars = self.bars(epic, resolution)
-        if lo is not None:
-            sel = [b for b in bars if b.start >= lo and (hi is None or b.start <= hi)][:max_n]
-        else:
-            sel = [b for b in bars if hi is None or b.start <= hi][-max_n:]
+        sel = self.window(epic, resolution, lo, hi, max_n)
         if not sel:
             raise ApiError(404, "error.prices.not-found")
 
