@@ -140,11 +140,6 @@ async def test_1a_second_process_same_intent_one_bracket(
     assert sim178.book.positions["AAPL"].qty == 100
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="OrderManager.submit asks the broker only for intents already in its store; a second "
-    "process with its own (empty) store sends the bracket again (issue 9 kind 1: ask before any send)",
-)
 async def test_1a_second_process_with_its_own_store_still_one_bracket(
     sim178: IBKRSimulator, make_om: Any, store: Store, other_store: Store, tmp_path: Path
 ) -> None:
