@@ -176,3 +176,23 @@ async def test_prices_are_a_function_of_seed_and_clock() -> None:
     assert runs[0] == runs[1]
     before, still, moved = runs[0]
     assert before == still and moved != before
+
+
+async def test_observations_reach_every_listener(sim: CapitalSimulator, client: CapitalClient) -> None:
+    """The OrderManager's consumer and any other listener each get every observation; the first
+    listener also gets what was reported before it subscribed."""
+    xc = adapter(client)
+    sim.exchange.status["GOLD"] = "CLOSED"
+    early = entry("sig-early", "GOLD", Side.BUY, "1")
+    await xc.submit([early])  # reported before anyone listens
+    first, second = xc.observations(), xc.observations()
+    got_first = await asyncio.wait_for(anext(first), 1)
+    late = entry("sig-late", "GOLD", Side.BUY, "1")
+    second_task = asyncio.ensure_future(anext(second))
+    await asyncio.sleep(0)  # the second listener subscribes
+    await xc.submit([late])
+    got_second = await asyncio.wait_for(second_task, 1)
+    ids = {getattr(o, "client_order_id", None) for o in (got_first, got_second)}
+    assert ids == {early.client_order_id, late.client_order_id}
+    await first.aclose()
+    await second.aclose()

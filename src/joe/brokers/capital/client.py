@@ -58,7 +58,7 @@ from joe.brokers.capital.instruments import check_intent, rules_from_market
 from joe.brokers.capital.mapping import account_info
 from joe.brokers.capital.models import Activity, Confirm
 from joe.brokers.capital.queries import CapitalQueries
-from joe.brokers.capital.trading import TradingApi, bracket, num, order_body
+from joe.brokers.capital.trading import TradingApi, bracket, entry_body, num
 from joe.brokers.capital.watch import Watcher, report_key
 from joe.core import ids
 from joe.core.events import AuditSink
@@ -102,7 +102,8 @@ class CapitalExecutionClient:
         self.confirm_interval_s = confirm_interval_s
         self.fill_wait_s = fill_wait_s
         self.clock = clock or (lambda: datetime.now(UTC))
-        self._queue: asyncio.Queue[Observation] = asyncio.Queue()
+        self._queue: asyncio.Queue[Observation] = asyncio.Queue()  # the backlog / first listener's
+        self._listeners: list[asyncio.Queue[Observation]] = []
         self._rules: dict[str, InstrumentRules] = {}
         self._sent: set[str] = set()  # ids whose request may have reached the broker: never resent
         self._children: dict[str, tuple[str, OrderLeg]] = {}  # leg id -> (entry id, leg); a hint
@@ -142,8 +143,14 @@ class CapitalExecutionClient:
         return self._rules[symbol]
 
     async def observations(self) -> AsyncIterator[Observation]:
-        while True:
-            yield await self._queue.get()
+        """Every observation, to every listener; the first listener also gets what came before it."""
+        q: asyncio.Queue[Observation] = self._queue if not self._listeners else asyncio.Queue()
+        self._listeners.append(q)
+        try:
+            while True:
+                yield await q.get()
+        finally:
+            self._listeners.remove(q)
 
     def _emit(self, obs: Observation) -> None:
         if isinstance(obs, FillReport):
@@ -152,7 +159,8 @@ class CapitalExecutionClient:
             self._seen_fills.add(obs.fill.fill_id)
         elif isinstance(obs, OrderStatusReport) and obs.client_order_id:
             self._last[obs.client_order_id] = obs
-        self._queue.put_nowait(obs)
+        for q in self._listeners or [self._queue]:
+            q.put_nowait(obs)
 
     emit = _emit  # for the `Watcher`
 
@@ -230,7 +238,7 @@ class CapitalExecutionClient:
         cid = entry.client_order_id
         if cid in self._sent:
             return await self._acks_from_broker(entry, legs)
-        path, body = self._body(entry, legs)
+        path, body = entry_body(entry, legs)
         existing = await self._existing(cid)
         if existing is not None:  # another process (or an earlier life of this one) sent it
             return await self._report_confirm(entry, legs, existing, working=path == "/workingorders")
@@ -241,21 +249,15 @@ class CapitalExecutionClient:
         if ref is None:
             return [SubmitAck(i.client_order_id, None) for i in intents]
         self._audit("capital.order.sent", cid, deal_reference=ref)
+        if ref != cid:
+            # The broker named the request itself: Joe's id is not on the order, so after a restart it
+            # can only be found through the OrderManager's store. Said loudly, once per order.
+            log.error("capital: %s was filed as %s; the broker ignored Joe's dealReference", cid, ref)
+            self._notice("joe.reference_ignored", CodeMeaning.NOTICE, "place", cid, ref)
         confirm = await self._confirm(ref)
         if confirm is None:
             return await self._acks_from_broker(entry, legs)
         return await self._report_confirm(entry, legs, confirm, working=path == "/workingorders")
-
-    @staticmethod
-    def _body(entry: OrderIntent, legs: Sequence[OrderIntent]) -> tuple[str, dict[str, Any]]:
-        stop = next((i.stop_price for i in legs if i.leg is OrderLeg.STOP_LOSS), None) or entry.stop_loss
-        target = (
-            next((i.limit_price for i in legs if i.leg is OrderLeg.TAKE_PROFIT), None) or entry.take_profit
-        )
-        path, body = order_body(entry)
-        body.update(bracket(stop_level=stop, profit_level=target, trailing_distance=entry.trailing_distance))
-        body["dealReference"] = entry.client_order_id
-        return path, body
 
     async def _existing(self, cid: str) -> Confirm | None:
         """The confirm already filed under `cid`, if any (one GET; the OrderManager's store is the
@@ -375,7 +377,7 @@ class CapitalExecutionClient:
         opened = ob.opened_deal(c)
         if not working:  # the fills first: a FILLED status then finds them already applied
             deals = [*([opened] if opened else []), *ob.closed_deals(c)]
-            await self._report_fills(deals, cid, self._of_request(cid, opened))
+            await self._report_fills(deals, cid, ob.of_request(cid, opened))
         self._emit(report)
         acks = [SubmitAck(cid, report.broker_order_id, None if working else opened)]
         for leg in legs:
@@ -405,14 +407,6 @@ class CapitalExecutionClient:
                 if fills or time.monotonic() >= deadline:
                     break
                 await asyncio.sleep(self.confirm_interval_s)
-
-    @staticmethod
-    def _of_request(cid: str, opened: str | None) -> Callable[[Activity], bool]:
-        """Rows a POST made: those naming its reference, and the opening row of the deal it opened."""
-        return lambda r: (
-            (r.details is not None and ob.own_reference(r.details.dealReference) == cid)
-            or (r.dealId == opened and ob.is_opening(r))
-        )
 
     # ------------------------------------------------------------------ exits
     async def _exit(self, intent: OrderIntent) -> list[SubmitAck]:
@@ -449,7 +443,7 @@ class CapitalExecutionClient:
                 return await self._acks_from_broker(intent, [])
             self._exits[cid] = ob.closed_deals(c)
             self._emit(ob.confirm_report(c, cid, working=False, ts=self.clock()))
-            await self._report_fills(ob.closed_deals(c), cid, self._of_request(cid, None))
+            await self._report_fills(ob.closed_deals(c), cid, ob.of_request(cid, None))
             return [SubmitAck(cid, c.dealId, None)]
         self._exits[cid] = list(plan.close)
         done = Decimal(0)
@@ -465,7 +459,7 @@ class CapitalExecutionClient:
                 await self._report_fills(
                     [deal_id],
                     cid,
-                    _not_in(before),
+                    ob.not_in(before),
                 )
         avg = sum((s * p for s, p in prices), Decimal(0)) / done if done else None
         first = plan.close[0]
@@ -607,7 +601,3 @@ class CapitalExecutionClient:
     async def mass_status(self, since: datetime | None = None) -> MassStatus:
         """Working orders, live deals with their attached legs, fills since `since`, positions, account."""
         return await self.queries.mass_status(since)
-
-
-def _not_in(seen: set[str]) -> Callable[[Activity], bool]:
-    return lambda r: ob.fill_id(r.dealId, r.dateUTC, r.source) not in seen

@@ -15,6 +15,7 @@ Identity rules (one per fact, the same on the live path and in reconciliation):
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -332,3 +333,16 @@ def describe(code: str) -> str:
 def raw_of(obj: Any) -> dict[str, Any]:
     dump = getattr(obj, "model_dump", None)
     return dump(mode="json") if dump is not None else {}
+
+
+def of_request(cid: str, opened: str | None) -> Callable[[Activity], bool]:
+    """Rows a POST made: those naming its reference, and the opening row of the deal it opened."""
+    return lambda r: (
+        (r.details is not None and own_reference(r.details.dealReference) == cid)
+        or (r.dealId == opened and is_opening(r))
+    )
+
+
+def not_in(seen: set[str]) -> Callable[[Activity], bool]:
+    """Rows whose fill id is not in `seen` (the rows a close by dealId added)."""
+    return lambda r: fill_id(r.dealId, r.dateUTC, r.source) not in seen

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Sequence
 from decimal import Decimal
 from typing import Any
 
@@ -23,7 +24,7 @@ from joe.brokers.capital.models import (
     WorkingOrdersResponse,
     parse,
 )
-from joe.core.models import OrderIntent, OrderType
+from joe.core.models import OrderIntent, OrderLeg, OrderType
 
 _NOT_YET = frozenset({"", "error.not-found.dealreference", "error.invalid.dealreference"})
 
@@ -81,6 +82,17 @@ def order_body(intent: OrderIntent) -> tuple[str, dict[str, Any]]:
     if intent.order_type is OrderType.STOP:
         return "/workingorders", {**body, "type": "STOP", "level": num(intent.stop_price)}
     raise BrokerError(f"order type {intent.order_type} is not supported by Capital.com")
+
+
+def entry_body(entry: OrderIntent, legs: Sequence[OrderIntent]) -> tuple[str, dict[str, Any]]:
+    """(path, body) for an entry and its attached legs, named by Joe's id (`dealReference`): the
+    stop leg's `stop_price` / the target leg's `limit_price` (else the entry's own levels)."""
+    stop = next((i.stop_price for i in legs if i.leg is OrderLeg.STOP_LOSS), None) or entry.stop_loss
+    target = next((i.limit_price for i in legs if i.leg is OrderLeg.TAKE_PROFIT), None) or entry.take_profit
+    path, body = order_body(entry)
+    body.update(bracket(stop_level=stop, profit_level=target, trailing_distance=entry.trailing_distance))
+    body["dealReference"] = entry.client_order_id
+    return path, body
 
 
 class TradingApi:
