@@ -54,6 +54,7 @@ async def test_control_endpoints(sim: CapitalSimulator, client) -> None:  # type
         assert (await h.get("/api/v1/accounts", headers=headers)).status_code == 200
         await h.post("/_sim/status", json={"epic": "GOLD", "status": "CLOSED"})
         assert sim.exchange.status["GOLD"] == "CLOSED"
+        sim.paused = True  # no price step between the scripted price and the assertion
         await h.post("/_sim/price", json={"epic": "SILVER", "mid": 30.0})
         assert sim.exchange.prices["SILVER"].quote.mid == pytest.approx(Decimal(30), abs=Decimal("0.01"))
         rows = (await h.get("/_sim/requests")).json()["requests"]

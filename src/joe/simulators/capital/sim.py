@@ -180,7 +180,7 @@ class CapitalSimulator:
         elapsed = (self.clock() - self._clock_start).total_seconds()
         return max(0, int(elapsed / self.tick_s) - self._steps)
 
-    def catch_up(self, max_steps: int = 25) -> list[str]:
+    def catch_up(self, max_steps: int = 5) -> list[str]:
         """Advance the markets to where the clock says they are; returns the epics that moved.
 
         At most `max_steps` per call: after a stall of the event loop (a loaded machine) the steps
