@@ -7,115 +7,18 @@ each order's state, size, filled quantity and price, and the net position.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable, Iterator
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from joe.core.events import NullAudit
 from joe.core.models import OrderType
-from joe.core.order import Order, OrderState
-from joe.execution.order_manager import OrderManager
 from joe.simulators.ibkr import IBKRSimulator
-from joe.simulators.ibkr.book import BookOrder
-from joe.store import Store, open_store
+from joe.store import Store
 
 from .helpers import bracket_intents, single, wait_for
-
-S = OrderState
-IB_LOGS = (r"Error \d+", r"Warning \d+", r"Canceled order", r"validation warning")
-_WORKING = (S.ACCEPTED, S.PARTIALLY_FILLED, S.CANCEL_PENDING)
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[Store]:
-    s = open_store(data_dir=tmp_path)
-    yield s
-    s.close()
-
-
-@pytest.fixture
-def other_store(tmp_path: Path) -> Iterator[Store]:
-    """A second process's own store (another data folder)."""
-    s = open_store(data_dir=tmp_path / "other")
-    yield s
-    s.close()
-
-
-@pytest.fixture
-async def make_om(make_client: Any, ib_log_guard: Any) -> AsyncIterator[Callable[..., Any]]:
-    """An `OrderManager` (started, consuming observations) on a fresh IBKR client against `sim`."""
-    ib_log_guard.allow(*IB_LOGS)
-    made: list[OrderManager] = []
-
-    async def factory(sim: IBKRSimulator, store: Store, **client_kw: Any) -> OrderManager:
-        client = await make_client(sim, **client_kw)
-        om = OrderManager(client, store, NullAudit(), confirm_timeout=3.0)
-        await om.start()
-        made.append(om)
-        return om
-
-    yield factory
-    for om in reversed(made):
-        await om.stop()
-
-
-def agree(sim: IBKRSimulator, store: Store, coids: list[str], symbol: str = "AAPL") -> None:
-    """Joe's stored orders and the simulator's books say the same thing."""
-    net = Decimal(0)
-    for coid in coids:
-        joe, bo = store.load_order(coid), sim.find(coid)
-        assert joe is not None, f"{coid} not in Joe's store"
-        assert bo is not None, f"{coid} not at the broker"
-        assert (joe.filled_quantity, joe.quantity) == (bo.sim.filled, bo.sim.quantity), coid
-        if bo.status == "Filled":
-            assert joe.state is S.FILLED, (coid, joe.state)
-        elif bo.status == "Cancelled":
-            assert joe.state is S.CANCELLED, (coid, joe.state)
-        else:
-            assert joe.state in _WORKING, (coid, joe.state, bo.status)
-        if bo.placed.order_type in ("STP", "STP LMT"):
-            assert joe.intent.stop_price == bo.placed.aux_price, coid
-        if bo.placed.order_type in ("LMT", "STP LMT"):
-            assert joe.intent.limit_price == bo.placed.lmt_price, coid
-        net += joe.filled_quantity * joe.intent.side.sign
-    pos = sim.book.positions.get(symbol)
-    assert net == (pos.qty if pos else 0), f"Joe's net {net} vs the broker's {pos}"
-
-
-async def settle(check: Callable[[], None], timeout: float = 5.0) -> None:
-    """Wait until `check` passes (the broker → client → OrderManager path is asynchronous)."""
-
-    def ok() -> bool:
-        try:
-            check()
-        except AssertionError:
-            return False
-        return True
-
-    try:
-        await wait_for(ok, timeout=timeout, what="Joe and the broker to agree")
-    except AssertionError:
-        check()  # fail with the real difference
-        raise
-
-
-def at_broker(sim: IBKRSimulator, coid: str) -> BookOrder:
-    bo = sim.find(coid)
-    assert bo is not None, f"{coid} not at the broker"
-    return bo
-
-
-def joe(store: Store, coid: str) -> Order:
-    o = store.load_order(coid)
-    assert o is not None, f"{coid} not in Joe's store"
-    return o
-
-
-def ids(legs: list[Any]) -> list[str]:
-    return [i.client_order_id for i in legs]
+from .truth import S, agree, at_broker, ids, joe, settle
 
 
 async def test_1a_second_process_same_intent_one_bracket(
@@ -143,6 +46,8 @@ async def test_1a_second_process_same_intent_one_bracket(
 async def test_1a_second_process_with_its_own_store_still_one_bracket(
     sim178: IBKRSimulator, make_om: Any, store: Store, other_store: Store, tmp_path: Path
 ) -> None:
+    """The same, with a second process that has its own (empty) store: the OrderManager asks the
+    broker (orderRef) before the first send and adopts the bracket it finds there."""
     sim178.set_price("AAPL", 100)
     order_ids = tmp_path / "ibkr-order-ids.json"
     legs = bracket_intents("one-b")
@@ -155,6 +60,8 @@ async def test_1a_second_process_with_its_own_store_still_one_bracket(
     await second.submit(legs)
     await asyncio.sleep(0.2)
     assert len(sim178.book.orders) == 3
+    sim178.set_price("AAPL", 98.5)
+    await settle(lambda: agree(sim178, other_store, ids(legs)))
 
 
 async def test_2a_exit_after_bracket_fill_never_reverses(
@@ -321,7 +228,6 @@ async def test_5a_partial_entry_then_cancel_resizes_protection(
     await settle(lambda: agree(sim, store, ids(legs)))
     stop = store.load_order(legs[1].client_order_id)
     assert stop is not None and (stop.quantity, stop.state) == (30, S.ACCEPTED)
-    assert not om.unprotected or om.unprotected[-1].protected == om.unprotected[-1].position
     sim.set_price("AAPL", 94)  # the resized stop fires: flat, and Joe's stop says FILLED 30/30
     await settle(lambda: agree(sim, store, ids(legs)))
     stop = store.load_order(legs[1].client_order_id)
