@@ -33,7 +33,8 @@ from joe.execution.quotes import InstrumentIndex, QuoteBatch
 
 SEED = 42
 POSITIONS_PER_INSTRUMENT = 100
-EXPECTED = (34_697, 37_281)  # stops, take-profits on the standard 1M-quote file
+EXPECTED = (34_697, 37_281)
+ONE = Decimal(1)  # stops, take-profits on the standard 1M-quote file
 
 
 def distance(k: int) -> float:
@@ -205,7 +206,7 @@ class W2Strategy:
         self._ids += 1
         self.monitor.add(
             WatchedPosition(
-                position_id=f"w2-{self._ids}", symbol=symbol, side=Side.BUY, quantity=Decimal(1),
+                position_id=f"w2-{self._ids}", symbol=symbol, side=Side.BUY, quantity=ONE,
                 entry_price=Decimal(repr(mid)), stop=Decimal(repr(mid * (1 - d))),
                 take_profit=Decimal(repr(mid * (1 + d))),
             )

@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import logging
 import os
 import subprocess
 import sys
@@ -46,6 +47,7 @@ def rss() -> str:
 async def child(port_file: str, seconds: float) -> None:
     from joe.simulators.ibkr import IBKRSimulator
 
+    logging.getLogger("asyncio").setLevel(logging.CRITICAL)  # writes to the closed client socket at the end
     sim = IBKRSimulator(seed=3)
     await sim.start()
     Path(port_file).write_text(str(sim.port))

@@ -116,26 +116,36 @@ class PositionMonitor:
 
     def add(self, position: WatchedPosition) -> None:
         """Start watching an open position (replaces a watched one with the same id)."""
-        if position.position_id in self._by_id:
-            self.close(position.position_id)
+        pid = position.position_id
+        if pid in self._by_id:
+            self.close(pid)
         inst = self.instruments.id(position.symbol)
-        self._grow(inst + 1)
-        slot = self._free.pop() if self._free else len(self._pos)
-        if slot == len(self._pos):
-            self._pos.append(None)
+        if inst >= len(self._mark):
+            self._grow(inst + 1)
+        pos = self._pos
+        slot = self._free.pop() if self._free else len(pos)
+        if slot == len(pos):
+            pos.append(None)
         sign = 1 if position.side is Side.BUY else -1
-        stop_f = float(position.stop) if position.stop is not None else math.nan
-        tp_f = float(position.take_profit) if position.take_profit is not None else math.nan
-        p = _Pos(position, slot, inst, sign, position.quantity, position.stop, stop_f, tp_f)
-        p.exit_requested = position.position_id in self._exited
-        self._pos[slot] = p
-        self._by_id[position.position_id] = slot
-        self._arm_stop(p)
-        self._arm_target(p)
+        stop, tp = position.stop, position.take_profit
+        stop_f = float(stop) if stop is not None else math.nan
+        tp_f = float(tp) if tp is not None else math.nan
+        p = _Pos(position, slot, inst, sign, position.quantity, stop, stop_f, tp_f)
+        p.exit_requested = pid in self._exited
+        pos[slot] = p
+        self._by_id[pid] = slot
+        book = self._books.get(inst)
+        if book is None:
+            book = self._books[inst] = LevelBook()
+        # a long's stop and a short's target fire from above (lower levels), the others from below
+        if stop is not None:
+            (book.arm_lower if sign > 0 else book.arm_upper)(slot, stop_f)
+        if tp is not None:
+            (book.arm_upper if sign > 0 else book.arm_lower)(slot, tp_f)
         if position.trailing is not None:
             self._trailing.add(slot)
         if position.exit_at is not None:
-            heapq.heappush(self._timed, (int(position.exit_at.timestamp() * _NS), slot, position.position_id))
+            heapq.heappush(self._timed, (int(position.exit_at.timestamp() * _NS), slot, pid))
         if self._in_batch:
             self._dirty.add(inst)
 
@@ -149,8 +159,9 @@ class PositionMonitor:
         book = self._books.get(p.inst)
         if book is not None:
             book.disarm(slot)
-        for s in (self._through, self._touched, self._trailing):
-            s.discard(slot)
+        self._through.discard(slot)
+        self._touched.discard(slot)
+        self._trailing.discard(slot)
         self._pos[slot] = None
         self._free.append(slot)
         if self._in_batch:
