@@ -116,12 +116,8 @@ class LiveTape:
             else start + timedelta(seconds=RESOLUTION_SECONDS[resolution])
         )
         out: QuoteBar | None = None
-        t = start
-        while t < end:
-            m = book.get(t)
-            t += timedelta(minutes=1)
-            if m is None:
-                continue
+        for t in sorted(k for k in book if start <= k < end):
+            m = book[t]
             if out is None:
                 out = QuoteBar(
                     start,

@@ -34,8 +34,10 @@ def on_grid(x: float | Decimal, tick: Decimal) -> Decimal:
     `float(on_grid(...))` is the shortest float that prints as the grid value (24.121, never
     24.120999999999998), so JSON answers carry no float noise.
     """
-    d = x if isinstance(x, Decimal) else Decimal(repr(x))
-    return ((d / tick).to_integral_value(ROUND_HALF_UP) * tick).quantize(tick)
+    if isinstance(x, Decimal):
+        return ((x / tick).to_integral_value(ROUND_HALF_UP) * tick).quantize(tick)
+    # Floats (the hot path: every quote and history bar): count ticks in float, then exact Decimal.
+    return Decimal(math.floor(x / float(tick) + 0.5)) * tick
 
 
 def _stream_seed(seed: int, symbol: str) -> int:
