@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from joe.audit.anchor import Anchor
+
 GENESIS = "0" * 64
 RECOVERED_EVENT = "audit.recovered"
 FILE_RE = re.compile(r"^audit-(\d{4}-\d{2}-\d{2})\.jsonl$")
@@ -108,22 +110,30 @@ class VerifyReport:
     last_seq: int
     first_break: VerifyIssue | None = None
     warnings: list[VerifyIssue] = field(default_factory=list)
+    anchor_seq: int | None = None  # the store's anchor the chain was checked against (None: none)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form (for ``joe audit verify --json``)."""
         return dataclasses.asdict(self)
 
 
-def verify(directory: Path | str) -> VerifyReport:
-    """Walk every day file in order and check hashes, the prev chain and seq continuity.
+def verify(directory: Path | str, anchor: Anchor | None = None) -> VerifyReport:
+    """Walk every day file in order and check hashes, the prev chain, seq continuity, timestamps
+    (never backwards, never in a file of a later day) and, given the store's `anchor`, the tail.
 
-    Unparseable lines directly followed by a matching ``audit.recovered`` record are warnings
+    With an anchor, a chain that ends before the anchor's seq ("tail missing") or holds another
+    record at that seq ("anchor mismatch") is broken; records after the anchor are a warning (a crash
+    between the audit write and the store commit). Unparseable lines directly followed by a matching
+    ``audit.recovered`` record are warnings
     ("torn line recovered"); unparseable lines at the very end are a "torn tail" warning (a crash
     not yet recovered). Anything else that does not chain is the first break.
     """
     files = day_files(Path(directory))
     report = VerifyReport(ok=True, records=0, files=[f.name for f in files], last_seq=0)
-    prev, seq = GENESIS, 0
+    prev, seq, last_ts = GENESIS, 0, ""
+    anchored_hash: str | None = None
+    if anchor is not None:
+        report.anchor_seq = anchor.seq
     pending: list[tuple[str, int, bytes, str]] = []  # unparseable lines awaiting a recovery record
 
     def broken(file: str, line: int, reason: str, detail: str = "") -> VerifyReport:
@@ -166,9 +176,39 @@ def verify(directory: Path | str) -> VerifyReport:
                 )
             if rec["seq"] != seq + 1:
                 return broken(path.name, lineno, "seq gap", f"expected {seq + 1}, found {rec['seq']}")
-            prev, seq = sha256_hex(line), rec["seq"]
+            ts = str(rec["ts"])
+            if ts < last_ts:
+                return broken(
+                    path.name, lineno, "timestamp went backwards", f"seq {rec['seq']}: {ts} < {last_ts}"
+                )
+            day = FILE_RE.match(path.name)
+            if day is not None and ts[:10] < day.group(1):
+                return broken(path.name, lineno, "record older than its file", f"seq {rec['seq']}: {ts}")
+            prev, seq, last_ts = sha256_hex(line), rec["seq"], ts
+            if anchor is not None and seq == anchor.seq:
+                anchored_hash = prev
             report.records += 1
             report.last_seq = seq
+    if anchor is not None:
+        last_file = report.files[-1] if report.files else ""
+        if seq < anchor.seq:
+            return broken(
+                last_file,
+                0,
+                "tail missing",
+                f"the chain ends at seq {seq} but the store's anchor says seq {anchor.seq} "
+                f"({anchor.ts}) was written: records were deleted",
+            )
+        if anchored_hash != anchor.line_hash:
+            return broken(
+                anchor.file, 0, "anchor mismatch", f"seq {anchor.seq} is not the record the store anchored"
+            )
+        if seq > anchor.seq:
+            report.warnings.append(
+                VerifyIssue(
+                    last_file, 0, "after anchor", f"{seq - anchor.seq} record(s) after the store's anchor"
+                )
+            )
     if pending:
         size = len(b"\n".join(p[2] for p in pending))
         report.warnings.append(
@@ -193,3 +233,21 @@ def tail(directory: Path | str, n: int = 20) -> list[dict[str, Any]]:
             if rec is not None:
                 out.append(rec)
     return out[::-1]
+
+
+def line_hash_at(directory: Path | str, seq: int) -> str | None:
+    """SHA-256 of the line bytes of the record with `seq` (newest files first); None if absent."""
+    for path in reversed(day_files(Path(directory))):
+        found_lower = False
+        for line in reversed(path.read_bytes().split(b"\n")):
+            rec = parse_line(line)[0] if line else None
+            if rec is None:
+                continue
+            if rec["seq"] == seq:
+                return sha256_hex(line)
+            if rec["seq"] < seq:
+                found_lower = True
+                break
+        if found_lower:
+            return None
+    return None

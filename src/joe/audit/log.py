@@ -17,44 +17,57 @@ A crash can leave a torn (partial) last line; the next writer terminates it and 
 ``audit.recovered`` record (length and SHA-256 of the torn bytes) chained to the last complete
 record, so `verify` can tell a recovered crash from tampering. Payloads are redacted
 (`joe.audit.redaction`) before they are written.
+
+Integrity beyond the chain itself: timestamps never go backwards and a clock jump is recorded, not
+followed (`joe.audit.clockguard`); an attached `AnchorStore` keeps the chain head in the store so a
+deleted tail is detected (`joe.audit.anchor`); payloads are standard JSON or refused
+(`joe.audit.encode`); a record larger than ``max_record_bytes`` is refused before the lock is taken.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import fcntl
 import json
 import logging
 import os
 import threading
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time
-from decimal import Decimal
-from enum import Enum
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from joe.audit.anchor import Anchor, AnchorStore
 from joe.audit.chain import (
     BODY_KEYS,
     GENESIS,
     RECOVERED_EVENT,
     VerifyIssue,
     VerifyReport,
+    canonical,
     content_hash,
     day_files,
+    line_hash_at,
     read_tail,
     sha256_hex,
     tail,
     verify,
 )
+from joe.audit.clockguard import CLOCK_JUMP_EVENT, ClockGuard, format_ts, parse_ts
+from joe.audit.encode import to_json_tree
+from joe.audit.errors import AuditPayloadError, AuditRecordTooLarge, AuditWriteError
 from joe.audit.redaction import redact, redact_text, register_secrets_from_env
 
 __all__ = [
+    "CLOCK_JUMP_EVENT",
+    "DEFAULT_MAX_RECORD_BYTES",
     "GENESIS",
     "RECOVERED_EVENT",
     "AuditLog",
+    "AuditPayloadError",
     "AuditRecord",
+    "AuditRecordTooLarge",
     "AuditWriteError",
     "VerifyIssue",
     "VerifyReport",
@@ -63,16 +76,11 @@ __all__ = [
 ]
 
 LOCK_FILE = ".audit.lock"
+ANCHOR_MISMATCH_EVENT = "audit.anchor_mismatch"
+# 256 KiB: far above any real record (an order event is ~1 KiB), small enough that writing one
+# never holds the cross-process lock for more than a few milliseconds.
+DEFAULT_MAX_RECORD_BYTES = 256 * 1024
 _log = logging.getLogger(__name__)
-
-
-class AuditWriteError(RuntimeError):
-    """An audit record could not be durably written; callers must fail closed."""
-
-    def __init__(self, path: Path, error: OSError) -> None:
-        self.path = path
-        self.errno = error.errno
-        super().__init__(f"audit write failed for {path}: {error.strerror or error}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,39 +95,11 @@ class AuditRecord:
     prev: str
     hash: str
     file: Path
+    line_hash: str = ""  # SHA-256 of the written line (what the next record's prev and the anchor hold)
 
     def to_dict(self) -> dict[str, Any]:
         """The record as stored on disk (without the file name)."""
         return {k: getattr(self, k) for k in (*BODY_KEYS, "hash")}
-
-
-def _jsonable(obj: Any) -> Any:
-    """Convert `obj` to plain JSON types (Decimal, datetime, Enum, dataclasses, pydantic, sets...)."""
-    if obj is None or isinstance(obj, bool | int | float | str):
-        return obj
-    if isinstance(obj, Enum):
-        return _jsonable(obj.value)
-    if isinstance(obj, Decimal):
-        return str(obj)
-    if isinstance(obj, datetime):
-        return obj.isoformat()
-    if isinstance(obj, date | time):
-        return obj.isoformat()
-    if isinstance(obj, Mapping):
-        return {k if isinstance(k, str) else str(_jsonable(k)): _jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, list | tuple):
-        return [_jsonable(v) for v in obj]
-    if isinstance(obj, set | frozenset):
-        return sorted((_jsonable(v) for v in obj), key=str)
-    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
-        return {f.name: _jsonable(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
-    if hasattr(obj, "model_dump"):  # pydantic models
-        return _jsonable(obj.model_dump(mode="json"))
-    if isinstance(obj, bytes | bytearray):
-        return bytes(obj).decode("utf-8", "replace")
-    if isinstance(obj, BaseException):
-        return f"{type(obj).__name__}: {obj}"
-    return str(obj)
 
 
 @dataclass(slots=True)
@@ -134,6 +114,7 @@ class _Tail:
     # (lines joined by newlines); None when there are none.
     torn: bytes | None = None
     needs_newline: bool = False  # the last file does not end with a newline
+    ts: datetime | None = None  # the last record's timestamp
 
 
 def _scan(files: list[Path]) -> _Tail:
@@ -156,22 +137,21 @@ def _scan(files: list[Path]) -> _Tail:
     if parts:
         state.torn = b"\n".join(reversed(parts))
     if line is not None:
-        state.seq = int(json.loads(line)["seq"])
+        rec = json.loads(line)
+        state.seq = int(rec["seq"])
         state.line_hash = sha256_hex(line)
+        state.ts = parse_ts(rec["ts"])
     return state
-
-
-def _format_ts(ts: datetime) -> str:
-    if ts.tzinfo is None:
-        ts = ts.replace(tzinfo=UTC)
-    return ts.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 class AuditLog:
     """Append-only, hash-chained audit log in `directory` (see the module docstring).
 
-    `clock` returns the current time (UTC; injectable for tests). With ``fsync=False`` records are
-    flushed to the OS but not forced to disk (tests and benchmarks only).
+    `clock` returns the current time (UTC; injectable for tests) and `monotonic` the real elapsed
+    seconds used to spot clock jumps (`time.monotonic` with the default clock; without one, only
+    backwards readings are corrected). With ``fsync=False`` records are flushed to the OS but not
+    forced to disk (tests and benchmarks only). A record whose JSON exceeds `max_record_bytes`
+    raises `AuditRecordTooLarge`.
     """
 
     def __init__(
@@ -180,11 +160,19 @@ class AuditLog:
         *,
         fsync: bool = True,
         clock: Callable[[], datetime] | None = None,
+        monotonic: Callable[[], float] | None = None,
+        max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES,
+        max_clock_jump_s: float = 60.0,
     ) -> None:
         register_secrets_from_env()  # idempotent; masks env secrets even if nobody registered them yet
         self.directory = Path(directory)
         self.fsync = fsync
-        self._clock = clock or (lambda: datetime.now(UTC))
+        self.max_record_bytes = max_record_bytes
+        if clock is None:
+            clock, monotonic = (lambda: datetime.now(UTC)), (monotonic or time.monotonic)
+        self._guard = ClockGuard(clock, monotonic, max_jump_s=max_clock_jump_s)
+        self._anchor: AnchorStore | None = None
+        self.anchor_problem: str | None = None  # why the attached anchor is frozen (None: it is in step)
         self._tlock = threading.Lock()
         self._tail: _Tail | None = None
         lock_path = self.directory / LOCK_FILE
@@ -200,26 +188,66 @@ class AuditLog:
     def record(self, event_type: str, payload: Mapping[str, Any] | None = None, **ids: Any) -> AuditRecord:
         """Append one record and fsync it; returning is the acknowledgement.
 
-        Raises `AuditWriteError` when the record could not be durably written.
+        Raises `AuditWriteError` when the record could not be durably written: its subclasses
+        `AuditPayloadError` (circular payload, keys that collide as text) and `AuditRecordTooLarge`
+        are raised before anything is written or locked.
         """
-        clean_payload = _jsonable(
-            payload if isinstance(payload, Mapping) or payload is None else {"value": payload}
-        )
-        clean_payload = redact(clean_payload or {})
-        clean_ids = redact({k: str(_jsonable(v)) for k, v in ids.items() if v is not None})
+        raw = payload if isinstance(payload, Mapping) or payload is None else {"value": payload}
+        clean_payload = redact(to_json_tree(raw or {}, self.directory))
+        clean_ids = redact({k: str(to_json_tree(v, self.directory)) for k, v in ids.items() if v is not None})
         event = redact_text(str(event_type))
+        size = len(canonical({"event": event, "ids": clean_ids, "payload": clean_payload}))
+        if size > self.max_record_bytes:
+            raise AuditRecordTooLarge(
+                self.directory,
+                f"record {event!r} is {size} bytes, over the {self.max_record_bytes}-byte cap; "
+                "store large data elsewhere (a file, the store) and audit a reference to it",
+            )
         try:
             with self._tlock, self._locked():
                 try:
                     state = self._refresh()
+                    stamp = self._guard.stamp(state.ts)
                     if state.torn is not None or state.needs_newline:
-                        self._repair(state)
-                    return self._append(state, event, clean_payload, clean_ids)
+                        self._repair(state, stamp.ts)
+                    if stamp.jump is not None:
+                        _log.warning("audit log: clock jump not followed: %s", stamp.jump)
+                        self._append(state, CLOCK_JUMP_EVENT, stamp.jump, {}, ts=stamp.ts)
+                    rec = self._append(state, event, clean_payload, clean_ids, ts=stamp.ts)
                 except BaseException:
                     self._tail = None  # re-read the files next time: we may have left a torn line
                     raise
         except OSError as e:  # reading the tail or taking the lock failed
             raise AuditWriteError(self.directory, e) from e
+        self._advance_anchor(rec)
+        return rec
+
+    def attach_anchor(self, anchor: AnchorStore) -> str | None:
+        """Keep the chain head in `anchor` from now on; returns a problem, or None when in step.
+
+        When the stored anchor is ahead of the chain or names another record at its seq (records
+        were deleted or replaced), the anchor is frozen — this writer never moves it, so every
+        `verify` keeps reporting the break — and an ``audit.anchor_mismatch`` record is written.
+        Outside the locks: the store may be waiting on another process that holds the audit lock.
+        """
+        stored = anchor.load_anchor()
+        head_seq = self.last_seq
+        problem: str | None = None
+        if stored is not None:
+            if stored.seq > head_seq:
+                problem = f"the chain ends at seq {head_seq} but the store anchored seq {stored.seq}"
+            elif line_hash_at(self.directory, stored.seq) != stored.line_hash:
+                problem = f"seq {stored.seq} is not the record the store anchored"
+        self._anchor, self.anchor_problem = anchor, problem
+        if problem is not None:
+            _log.error("audit log: %s (records deleted or replaced); the anchor stays frozen", problem)
+            self.record(ANCHOR_MISMATCH_EVENT, {"problem": problem, "anchor_seq": stored and stored.seq})
+        elif head_seq and (stored is None or stored.seq < head_seq) and (head := self._tail) is not None:
+            # Anchor the head now, so a tail deleted before our next write is caught too.
+            anchor.advance_anchor(
+                Anchor(head.seq, head.line_hash, format_ts(head.ts) if head.ts else "", head.last_file or "")
+            )
+        return problem
 
     @property
     def last_seq(self) -> int:
@@ -241,6 +269,14 @@ class AuditLog:
         self.close()
 
     # -- internals ----------------------------------------------------------------------------
+    def _advance_anchor(self, rec: AuditRecord) -> None:
+        if self._anchor is None or self.anchor_problem is not None:
+            return
+        try:
+            self._anchor.advance_anchor(Anchor(rec.seq, rec.line_hash, rec.ts, rec.file.name))
+        except Exception as e:  # the record is durable; a lagging anchor shows as a verify warning
+            _log.warning("audit log: anchor not advanced to seq %d: %s", rec.seq, type(e).__name__)
+
     def _locked(self) -> _FileLock:
         if self._lock_fd is None:
             raise AuditWriteError(self.directory / LOCK_FILE, OSError(9, "audit log is closed"))
@@ -258,7 +294,7 @@ class AuditLog:
         self._tail = _scan(files)
         return self._tail
 
-    def _repair(self, state: _Tail) -> None:
+    def _repair(self, state: _Tail, ts: datetime) -> None:
         """Terminate a torn last line and, if there were torn bytes, chain an ``audit.recovered`` record."""
         assert state.last_file is not None
         path = self.directory / state.last_file
@@ -275,7 +311,7 @@ class AuditLog:
             "after_seq": state.seq,
         }
         _log.warning("audit log: torn tail of %d bytes before %s recovered", len(torn), state.last_file)
-        self._append(state, RECOVERED_EVENT, payload, {}, file=path, prefix=prefix)
+        self._append(state, RECOVERED_EVENT, payload, {}, file=path, prefix=prefix, ts=ts)
 
     def _append(
         self,
@@ -286,16 +322,17 @@ class AuditLog:
         *,
         file: Path | None = None,
         prefix: bytes = b"",
+        ts: datetime,
     ) -> AuditRecord:
-        ts = _format_ts(self._clock())
+        ts_text = format_ts(ts)
         if file is None:
-            name = f"audit-{ts[:10]}.jsonl"
+            name = f"audit-{ts_text[:10]}.jsonl"
             # Never write to a file older than the newest one (a clock step back must not fork the order).
             if state.last_file is not None and name < state.last_file:
                 name = state.last_file
             file = self.directory / name
         body: dict[str, Any] = {
-            "ts": ts,
+            "ts": ts_text,
             "seq": state.seq + 1,
             "event": event,
             "ids": ids,
@@ -303,23 +340,27 @@ class AuditLog:
             "prev": state.line_hash,
         }
         digest = content_hash(body)
-        line = json.dumps({**body, "hash": digest}, separators=(",", ":"), ensure_ascii=True).encode()
+        line = json.dumps(
+            {**body, "hash": digest}, separators=(",", ":"), ensure_ascii=True, allow_nan=False
+        ).encode()
         size = self._write(file, prefix + line + b"\n")
-        state.seq, state.line_hash, state.last_file, state.last_size = (
+        state.seq, state.line_hash, state.last_file, state.last_size, state.ts = (
             body["seq"],
             sha256_hex(line),
             file.name,
             size,
+            parse_ts(ts_text),
         )
         return AuditRecord(
             seq=state.seq,
-            ts=ts,
+            ts=ts_text,
             event=event,
             ids=ids,
             payload=payload,
             prev=body["prev"],
             hash=digest,
             file=file,
+            line_hash=state.line_hash,
         )
 
     def _write(self, path: Path, data: bytes) -> int:

@@ -10,8 +10,13 @@ or an exception message shown to a user:
   ``password``, ``cst``, ``authorization``...) is replaced whatever it is, so a secret that was
   never registered still does not leak through a structured payload.
 
-A few well-known shapes (``Bearer <token>``, Telegram bot URLs, Discord webhook URLs,
-``password=...`` in free text) are also masked in text as a last line of defence.
+A few well-known shapes (``Bearer <token>``, ``Basic <base64>``, Telegram bot URLs, Discord
+webhook URLs, ``password=...`` in free text) are also masked in text as a last line of defence.
+
+A registered secret is matched whatever its case (an upper-cased key is still the key) and in the
+forms it takes when embedded elsewhere: URL-encoded, escaped inside JSON text (a ``"``, a backslash or a
+non-ASCII character is written differently there), and base64-encoded — alone or inside a longer
+base64 blob such as ``Basic base64(user:key)``, at each of the three byte alignments.
 
 Matching registered values uses one precompiled regular expression (rebuilt on registration),
 so ``redact_text`` is cheap enough to run on every log line.
@@ -19,6 +24,8 @@ so ``redact_text`` is cheap enough to run on every log line.
 
 from __future__ import annotations
 
+import base64
+import json
 import os
 import re
 import threading
@@ -77,6 +84,8 @@ _SECRET_FIELD_SUFFIXES = ("apikey", "password", "passwd", "secret", "token", "we
 _TEXT_PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
     # Authorization: Bearer <token>
     (re.compile(r"(?i)\b(bearer)\s+[A-Za-z0-9._~+/=-]{8,}"), r"\1 " + MASK),
+    # Authorization: Basic <base64 of user:password>
+    (re.compile(r"(?i)\b(basic)\s+[A-Za-z0-9+/_-]{6,}={0,2}"), r"\1 " + MASK),
     # Telegram bot URLs: /bot123456:AA...xyz/
     (re.compile(r"\bbot\d{3,}:[A-Za-z0-9_-]{10,}"), "bot" + MASK),
     # Discord webhook URLs: /api/webhooks/<id>/<token>
@@ -89,7 +98,7 @@ _TEXT_PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
             ((?:x[-_]?cap[-_]?api[-_]?key|api[-_]?key|password|passwd|secret|access[-_]?token|
                 x[-_]?security[-_]?token|security[-_]?token|bot[-_]?token|cst|token|authorization)
              ['"]?\s*[:=]\s*['"]?)
-            (?!\*\*\*|bearer\s)[^\s'"&,;}\]]{3,}
+            (?!\*\*\*|bearer\s|basic\s)[^\s'"&,;}\]]{3,}
             """
         ),
         r"\1" + MASK,
@@ -108,13 +117,39 @@ def _rebuild() -> None:
         return
     # Longest first so a secret that contains another is masked whole.
     ordered = sorted(_secrets, key=lambda s: (-len(s), s))
-    _pattern = re.compile("|".join(re.escape(s) for s in ordered))
+    _pattern = re.compile("|".join(re.escape(s) for s in ordered), re.IGNORECASE)
+
+
+def _json_forms(v: str) -> set[str]:
+    """How `v` looks inside JSON text: escaped with and without ``ensure_ascii``."""
+    return {json.dumps(v, ensure_ascii=ascii_only)[1:-1] for ascii_only in (True, False)}
+
+
+def _base64_forms(v: str) -> set[str]:
+    """The base64 characters that encode `v` alone and inside a longer blob, at each byte alignment.
+
+    Inside a blob, `v` starts at byte offset 0, 1 or 2 modulo 3; for each, the characters that
+    depend only on `v`'s bytes are the same wherever the blob puts it (RFC 4648 §4 and §5 alphabets).
+    """
+    raw = v.encode()
+    forms: set[str] = set()
+    for k in range(3):
+        enc = base64.b64encode(b"\0" * k + raw).decode()
+        start, end = -(-8 * k // 6), (8 * (k + len(raw))) // 6
+        middle = enc[start:end]
+        if k == 0:
+            forms.add(enc)
+            forms.add(enc.rstrip("="))
+        forms.add(middle)
+    forms |= {f.replace("+", "-").replace("/", "_") for f in forms}
+    return {f for f in forms if len(f) >= 2 * MIN_SECRET_LENGTH}
 
 
 def register_secret(value: str | None) -> None:
     """Remember `value` as a secret so it is masked wherever it appears (values < 4 chars are ignored).
 
-    The URL-encoded forms are registered too, so a password inside a query string is caught.
+    The URL-encoded, JSON-escaped and base64 forms are registered too (see the module docstring);
+    matching ignores case.
     """
     if not value or len(value.strip()) < MIN_SECRET_LENGTH:
         return
@@ -123,7 +158,8 @@ def register_secret(value: str | None) -> None:
         form
         for v in {value, value.strip()}
         if len(v) >= MIN_SECRET_LENGTH and v.strip("*")
-        for form in (v, quote(v, safe=""), quote_plus(v))
+        for form in (v, quote(v, safe=""), quote_plus(v), *_json_forms(v), *_base64_forms(v))
+        if len(form) >= MIN_SECRET_LENGTH
     }
     if not forms:
         return

@@ -11,6 +11,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from joe.audit.health import stored_anchor
 from joe.audit.log import tail, verify
 
 audit_app = typer.Typer(
@@ -33,9 +34,17 @@ def default_audit_dir() -> Path:
 
 @audit_app.command("verify")
 def verify_cmd(directory: DirOption = None, as_json: JsonOption = False) -> None:
-    """Check every record's hash, the prev chain and seq continuity; exit 1 at the first break."""
+    """Check every record's hash, the prev chain, seq continuity, timestamps and the tail against the
+    store's anchor; exit 1 at the first break."""
     path = directory or default_audit_dir()
-    report = verify(path)
+    try:
+        anchor = stored_anchor(path.parent)
+    except Exception as e:  # an unreadable store: verify the chain alone, and say so
+        Console(stderr=True, highlight=False).print(
+            f"[yellow]warning[/] store unreadable, tail not checked against its anchor: {e}"
+        )
+        anchor = None
+    report = verify(path, anchor)
     if as_json:
         typer.echo(json.dumps({"directory": str(path), **report.to_dict()}))
     else:
@@ -56,6 +65,10 @@ def verify_cmd(directory: DirOption = None, as_json: JsonOption = False) -> None
                 f"[green]OK[/] audit chain whole: {report.records} records in {len(report.files)} file(s), "
                 f"last seq {report.last_seq} ({path})"
             )
+            if anchor is None:
+                console.print("[yellow]no store anchor[/]: a deleted tail would not be detected")
+            else:
+                console.print(f"tail anchored in the store at seq {anchor.seq}")
     raise typer.Exit(0 if report.ok else 1)
 
 

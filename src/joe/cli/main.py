@@ -24,6 +24,16 @@ app = typer.Typer(
 )
 
 
+@app.callback()
+def _redact_console() -> None:
+    """Every command's console output (and an uncaught traceback) goes through secret redaction."""
+    from joe.audit import streams
+    from joe.audit.redaction import register_secrets_from_env
+
+    register_secrets_from_env()
+    streams.install()
+
+
 @app.command()
 def version() -> None:
     """Print Joe's version."""

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
 
+from joe.audit.anchor import StoreAnchor
 from joe.audit.log import AuditLog
 from joe.audit.redaction import register_secret, register_secrets_from_env
 from joe.config.loader import ConfigProblem, load_execution_config_tolerant
@@ -75,6 +76,8 @@ def bootstrap(
     for p in problems:
         log.warning("config.problem", problem=str(p))
     store = open_store(settings.database_url, data_dir=data_dir)
+    # From here on every audit record also advances the chain head kept in the store.
+    audit.attach_anchor(StoreAnchor(store))
     tr = store.paper_track_record()
     decision = resolve_mode(
         settings,

@@ -1,0 +1,82 @@
+"""An independent anchor of the audit chain's head, kept in the store.
+
+The chain alone cannot prove its own tail: delete the last records and what remains still chains.
+So every write also advances an anchor — the last record's ``seq`` and line hash — in Joe's
+database (`StoreAnchor`, the ``audit.anchor`` key of the key-value state). A write made inside
+``store.atomic()`` advances the anchor in that same transaction, so the anchor is committed with
+the state the record describes. `joe.audit.chain.verify` checks the chain against it: a chain that
+ends before the anchor, or holds a different record at the anchor's seq, is broken.
+
+An anchor that does not match the chain is never moved by a writer (see `AuditLog.attach_anchor`):
+once a tail went missing, every later `verify` keeps saying so.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from joe.store import Store
+
+ANCHOR_KEY = "audit.anchor"
+
+
+@dataclass(frozen=True, slots=True)
+class Anchor:
+    """The chain head as last committed: seq, SHA-256 of the record's line bytes, its ts and file."""
+
+    seq: int
+    line_hash: str
+    ts: str
+    file: str
+
+    @classmethod
+    def from_dict(cls, raw: Any) -> Anchor | None:
+        """Parse a stored value; None when it is missing or malformed."""
+        if not isinstance(raw, dict):
+            return None
+        try:
+            return cls(int(raw["seq"]), str(raw["line_hash"]), str(raw["ts"]), str(raw["file"]))
+        except (KeyError, TypeError, ValueError):
+            return None
+
+
+class AnchorStore(Protocol):
+    """Where the anchor lives (the store in production, a dict in unit tests)."""
+
+    def load_anchor(self) -> Anchor | None: ...
+
+    def advance_anchor(self, anchor: Anchor) -> None:
+        """Store `anchor` unless the stored one has a higher seq (several writers may race)."""
+        ...
+
+
+class StoreAnchor:
+    """`AnchorStore` on Joe's store (key ``audit.anchor`` in ``kv_state``)."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    def load_anchor(self) -> Anchor | None:
+        return Anchor.from_dict(self.store.get_state(ANCHOR_KEY))
+
+    def advance_anchor(self, anchor: Anchor) -> None:
+        with self.store.atomic():  # joins the caller's transaction when there is one
+            current = Anchor.from_dict(self.store.get_state(ANCHOR_KEY))
+            if current is None or current.seq < anchor.seq:
+                self.store.set_state(ANCHOR_KEY, asdict(anchor))
+
+
+class MemoryAnchor:
+    """An in-memory `AnchorStore` (tests, tools)."""
+
+    def __init__(self, anchor: Anchor | None = None) -> None:
+        self.anchor = anchor
+
+    def load_anchor(self) -> Anchor | None:
+        return self.anchor
+
+    def advance_anchor(self, anchor: Anchor) -> None:
+        if self.anchor is None or self.anchor.seq < anchor.seq:
+            self.anchor = anchor
