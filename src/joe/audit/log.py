@@ -193,16 +193,18 @@ class AuditLog:
         are raised before anything is written or locked.
         """
         raw = payload if isinstance(payload, Mapping) or payload is None else {"value": payload}
-        clean_payload = redact(to_json_tree(raw or {}, self.directory))
-        clean_ids = redact({k: str(to_json_tree(v, self.directory)) for k, v in ids.items() if v is not None})
+        tree = to_json_tree(raw or {}, self.directory)
+        id_tree = {k: str(to_json_tree(v, self.directory)) for k, v in ids.items() if v is not None}
         event = redact_text(str(event_type))
-        size = len(canonical({"event": event, "ids": clean_ids, "payload": clean_payload}))
+        # Measured before redaction (masks only shorten text), so a huge payload costs one dump.
+        size = len(canonical({"event": event, "ids": id_tree, "payload": tree}))
         if size > self.max_record_bytes:
             raise AuditRecordTooLarge(
                 self.directory,
                 f"record {event!r} is {size} bytes, over the {self.max_record_bytes}-byte cap; "
                 "store large data elsewhere (a file, the store) and audit a reference to it",
             )
+        clean_payload, clean_ids = redact(tree), redact(id_tree)
         try:
             with self._tlock, self._locked():
                 try:
