@@ -10,9 +10,12 @@ from joe import __version__
 from joe.cli import mode_cmd
 from joe.cli.audit_cmd import audit_app
 from joe.cli.daemon_cmd import daemon_command
+from joe.cli.kill_cmd import kill_command
 from joe.cli.report_cmd import report
+from joe.cli.resume_cmd import resume_command
 from joe.cli.run_cmd import run_command
 from joe.cli.sim_cmd import sim_app
+from joe.cli.status_cmd import status_command
 from joe.config.mode import TrackRecord
 from joe.config.settings import Settings
 from joe.core.events import AuditSink
@@ -62,6 +65,9 @@ mode_cmd.register(app, track_record_provider=_track_record, audit_factory=_audit
 app.add_typer(audit_app, name="audit")
 app.command("report")(report)
 app.add_typer(sim_app, name="sim")
+app.command("kill")(kill_command)
+app.command("resume")(resume_command)
+app.command("status")(status_command)
 
 
 if __name__ == "__main__":

@@ -79,6 +79,8 @@ def run_command(
         RunOptions,
         run_once_sync,
     )
+    from joe.safety.lock import AlreadyRunning, InstanceLock
+    from joe.safety.preflight import SafetyRefused
 
     # Real money asks the human to type the account id (JOE_LIVE_CONFIRM when unattended).
     try:
@@ -102,10 +104,18 @@ def run_command(
             soft_wrap=True,
         )
         raise typer.Exit(ExitCode.USAGE)
+    lock = InstanceLock.for_data_dir(rt.data_dir)
+    try:
+        lock.acquire()  # one Joe per data folder: a second run would corrupt the store
+    except AlreadyRunning as exc:
+        rt.audit.record("run.refused", {"reason": str(exc), "holder_pid": exc.pid})
+        rt.close()
+        console.print(f"[red]Refused[/]: {exc}", soft_wrap=True)
+        raise typer.Exit(ExitCode.REFUSED) from None
     progress = RichProgress(console)
     try:
         outcome = run_once_sync(rt, RunOptions(broker, source, as_of_date, push, scan, date_format), progress)
-    except (LiveModeUnavailable, BookRefused) as exc:
+    except (LiveModeUnavailable, BookRefused, SafetyRefused) as exc:
         progress.stop()
         console.print(f"[red]Refused[/]: {exc}", soft_wrap=True)
         raise typer.Exit(ExitCode.REFUSED) from None
@@ -127,6 +137,7 @@ def run_command(
         console.print(f"[red]Run failed[/]: {type(exc).__name__}: {exc}", soft_wrap=True)
         raise typer.Exit(ExitCode.FAILED) from None
     finally:
+        lock.release()
         rt.close()
     progress.stop()
     total = sum(v for k, v in outcome.timings.items())

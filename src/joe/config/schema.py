@@ -51,6 +51,20 @@ class RiskConfig(_Strict):
     max_position_pct: Decimal = Field(Decimal(10), gt=0, le=100)
     daily_loss_limit_pct: Decimal = Field(Decimal(3), gt=0, le=100)
     min_risk_grade: Literal["A", "B", "C", "D"] = "C"
+    # The pre-trade RiskGate (joe.safety.risk_gate); README "Safety" explains each default.
+    max_order_quantity: Decimal = Field(Decimal(100_000), gt=0)
+    max_order_notional: Decimal = Field(Decimal(1_000_000), gt=0)
+    max_symbol_exposure_pct: Decimal = Field(Decimal(10), gt=0, le=1000)
+    max_gross_exposure_pct: Decimal = Field(Decimal(150), gt=0, le=1000)
+    max_orders_per_second: int = Field(10, ge=1)
+    max_orders_per_minute: int = Field(60, ge=1)
+    price_band_pct: Decimal = Field(Decimal(5), gt=0, le=100)
+    max_quote_age_s: float = Field(5.0, gt=0)
+    check_market_hours: bool = True
+    max_drawdown_pct: Decimal = Field(Decimal(20), gt=0, le=100)
+    correlation_threshold: float = Field(0.9, gt=0, le=1)
+    correlation_lookback: int = Field(60, ge=10)
+    max_cluster_exposure_pct: Decimal = Field(Decimal(10), gt=0, le=1000)
 
 
 class PipelineConfig(_Strict):

@@ -35,6 +35,7 @@ from joe.runtime.stages import (
     trade,
     write_report,
 )
+from joe.safety.run_guard import RunGuard
 
 log = get_logger("joe.runtime.run")
 
@@ -113,6 +114,9 @@ async def run_once(
     rt.audit.record(
         "run.started", {"mode": rt.mode, "broker": opts.broker, "source": opts.source}, run_id=st.run_id
     )
+    # Kill file, trading state, audit chain (SafetyRefused stops the run); the RiskGate for `trade`.
+    st.guard = RunGuard.start(rt)
+    st.warnings += st.guard.warnings
     if rt.decision.fell_back:
         from joe.runtime.push import notify_mode_fallback
 
@@ -121,10 +125,12 @@ async def run_once(
         open_book(st)
         await load_market(st)
         await settle_book(st)
+        st.closed += await st.guard.after_marks(st)  # a pending `joe kill --flatten`
         await analyse_market(st)
         await trade(st)
         await write_report(st)
         finish(st)
+        await st.guard.finish()
     except (BookRefused, RunArgumentError) as exc:
         rt.audit.record("run.refused", {"reason": str(exc)}, run_id=st.run_id)
         if st.run_started:

@@ -32,6 +32,7 @@ from joe.runtime.bootstrap import Runtime
 from joe.runtime.market import MarketSnapshot, load_snapshot
 from joe.runtime.report_facts import build_context
 from joe.runtime.sources import open_market_data
+from joe.safety.run_guard import RunGuard
 
 log = get_logger("joe.runtime.run")
 
@@ -90,6 +91,7 @@ class RunState:
     paths: ReportPaths | None = None
     delivered: int = 0
     pushed_ok: bool = True
+    guard: RunGuard | None = None  # the safety layer's hooks (joe.safety.run_guard)
 
     @property
     def opened(self) -> int:
@@ -247,6 +249,9 @@ async def trade(st: RunState) -> None:
     st.progress.stage("trading", f"{len(approved)} approved signals → paper orders")
     t0 = time.perf_counter()
     ts = st.as_of_ts.to_pydatetime()
+    if st.guard is not None:  # the RiskGate: every intent, every mode; denials go to the signal table
+        approved, denied = await st.guard.screen_run(st, approved)
+        st.executions.update(denied)
     st.outcomes = await st.pf.submit(approved, ts)
     marks: dict[str, Mark] = {}
     for o in st.outcomes:

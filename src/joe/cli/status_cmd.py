@@ -1,0 +1,77 @@
+"""``joe status [--json]``: mode, trading state and why, breakers, margin, positions with stops,
+working orders, today's PnL vs the daily loss limit, audit chain health."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from joe.cli._safety_common import start
+from joe.cli.exit_codes import ExitCode
+
+
+def status_command(
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable JSON output.")] = False,
+) -> None:
+    """Show whether Joe may trade right now, and why."""
+    from joe.safety.control import SafetyContext
+    from joe.safety.status import status_snapshot
+
+    err = Console(stderr=True, highlight=False)
+    rt = start(err)
+    try:
+        snap = status_snapshot(rt, SafetyContext.from_runtime(rt))
+    except Exception as exc:
+        err.print(f"[red]Status failed[/]: {type(exc).__name__}: {exc}", soft_wrap=True)
+        raise typer.Exit(ExitCode.FAILED) from None
+    finally:
+        rt.close()
+    if as_json:
+        typer.echo(json.dumps(snap, default=str))
+        return
+    _render(Console(highlight=False), snap)
+
+
+def _render(c: Console, s: dict[str, Any]) -> None:
+    ts = s["trading_state"]
+    colour = {"active": "green", "reducing": "yellow", "halted": "red"}[ts["state"]]
+    c.print(f"mode: [bold]{s['mode']}[/] ({'; '.join(s['mode_reasons'])})", soft_wrap=True)
+    c.print(f"trading: [bold {colour}]{ts['state'].upper()}[/] by {ts['by']}: {ts['reason']} {ts['since']}")
+    if kf := s["kill_file"]:
+        c.print(f"[red]kill file[/] {kf['path']}: {kf['level']} {kf['reason']}")
+    if s["paper_flatten_pending"]:
+        c.print(f"[yellow]paper flatten pending[/]: {s['paper_flatten_pending']}")
+    audit = s["audit"]
+    c.print(f"audit chain: {'[green]' if audit['ok'] else '[bold red]'}{audit['summary']}[/]", soft_wrap=True)
+    breakers = s["breakers"] or {}
+    if breakers:
+        for name, b in breakers.items():
+            c.print(f"breaker {name}: {b.get('state')} {b.get('reason', '')}")
+    else:
+        c.print("breakers: none tripped")
+    c.print(f"margin: {s['margin'] or 'no reading yet'}")
+    p = s["daily_pnl"]
+    c.print(
+        f"today ({p['day']}): PnL {p['pnl']} ({p['pnl_pct']}%), "
+        f"daily loss limit -{p['daily_loss_limit_pct']}%" + (" [bold red]HIT[/]" if p["limit_hit"] else "")
+    )
+    if s["running_pid"]:
+        c.print(f"a Joe process is running on this data folder (pid {s['running_pid']})")
+    t = Table(title=f"{len(s['positions'])} open position(s)")
+    for col in ("mode", "broker", "symbol", "quantity", "avg_price", "stop", "target"):
+        t.add_column(col)
+    for row in s["positions"]:
+        t.add_row(
+            *(str(row[k]) for k in ("mode", "broker", "symbol", "quantity", "avg_price", "stop", "target"))
+        )
+    c.print(t)
+    w = Table(title=f"{len(s['working_orders'])} working order(s)")
+    for col in ("client_order_id", "symbol", "side", "leg", "quantity", "state"):
+        w.add_column(col)
+    for row in s["working_orders"]:
+        w.add_row(*(str(row[k]) for k in ("client_order_id", "symbol", "side", "leg", "quantity", "state")))
+    c.print(w)

@@ -1,0 +1,139 @@
+"""The safety operations — the one place the CLI, the dashboard and Telegram all call.
+
+Each channel only translates to and from these functions (Freqtrade's ``rpc.py`` model, see
+STYLE.md): `kill`, `resume`, `check_kill_file`, `flatten`, `entry_allowed`. State changes are
+persisted and audited by `TradingStateStore`; the kill switch itself is audited here as
+``safety.kill`` / ``safety.resume`` with who and why.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from joe.audit.redaction import redact_text
+from joe.core.clock import utcnow
+from joe.core.events import AuditSink
+from joe.core.models import OrderLeg
+from joe.safety.alerts import ExecutionAlerts
+from joe.safety.flatten import FlattenReport, FlattenVenue, flatten_venue
+from joe.safety.kill_switch import KillFile, KillLevel, read_kill_file
+from joe.safety.trading_state import ResumeRefused, StateRecord, TradingState, TradingStateStore
+
+if TYPE_CHECKING:
+    from joe.runtime.bootstrap import Runtime
+    from joe.store import Store
+
+
+@dataclass
+class SafetyContext:
+    """What the operations need: the store, the audit log, the data folder, a clock, alerts."""
+
+    store: Store
+    audit: AuditSink
+    data_dir: Path
+    clock: Callable[[], datetime] = utcnow
+    alerts: ExecutionAlerts = field(default_factory=ExecutionAlerts)
+
+    @classmethod
+    def from_runtime(cls, rt: Runtime, alerts: ExecutionAlerts | None = None) -> SafetyContext:
+        return cls(rt.store, rt.audit, rt.data_dir, alerts=alerts or ExecutionAlerts())
+
+    @property
+    def states(self) -> TradingStateStore:
+        return TradingStateStore(self.store, self.audit, self.clock)
+
+
+def kill(ctx: SafetyContext, level: KillLevel, *, reason: str, by: str) -> StateRecord:
+    """Pull the kill switch at `level` (reduce → REDUCING, halt/flatten → HALTED); returns the state.
+
+    A kill is never refused: an empty reason is recorded as "no reason given". Flattening the
+    positions is `flatten`'s job (it needs broker connections); this only moves the state.
+    """
+    why = redact_text(reason.strip()) or "no reason given"
+    ctx.audit.record("safety.kill", {"level": level.value, "reason": why, "by": by})
+    rec, changed = ctx.states.escalate(level.state, by=by, reason=f"kill --{level.value}: {why}")
+    ctx.alerts.kill(level.value, by, why, rec.state.value, changed)
+    return rec
+
+
+def resume(ctx: SafetyContext, *, reason: str, by: str) -> StateRecord:
+    """A human moves trading back to ACTIVE. Raises `ResumeRefused` (no reason, kill file present,
+    already active)."""
+    kf = read_kill_file(ctx.data_dir)
+    if kf is not None:
+        raise ResumeRefused(f"the kill file {kf.path} is present ({kf.reason}); remove it first, then resume")
+    before = ctx.states.current()
+    rec = ctx.states.resume(by=by, reason=reason)
+    ctx.audit.record("safety.resume", {"from": before.state.value, "reason": rec.reason, "by": by})
+    ctx.alerts.resumed(by, rec.reason, before.state.value)
+    return rec
+
+
+def check_kill_file(ctx: SafetyContext) -> KillFile | None:
+    """Honour ``<data dir>/KILL``: move the state to its level (if not already there); return it."""
+    kf = read_kill_file(ctx.data_dir)
+    if kf is None:
+        return None
+    rec = ctx.states.current()
+    if kf.level.state.severity > rec.state.severity:
+        kill(ctx, kf.level, reason=kf.reason, by="kill-file")
+    return kf
+
+
+def entry_allowed(ctx: SafetyContext) -> tuple[bool, StateRecord]:
+    """Whether a new entry may be sent now (checks the kill file first)."""
+    check_kill_file(ctx)
+    rec = ctx.states.current()
+    return rec.state.allows_entries(), rec
+
+
+async def flatten(
+    ctx: SafetyContext,
+    venues: Sequence[FlattenVenue],
+    *,
+    reason: str,
+    by: str,
+    attempts: int = 3,
+    pause_s: float = 1.0,
+) -> list[FlattenReport]:
+    """``kill --flatten``: HALT first, then close everything reduce-only at each venue and cancel
+    working orders, retrying within `attempts`; returns what each venue has left."""
+    kill(ctx, KillLevel.FLATTEN, reason=reason, by=by)
+
+    def is_entry(coid: str) -> bool:
+        order = ctx.store.load_order(coid)
+        return order is not None and order.intent.leg is OrderLeg.ENTRY and not order.intent.reduce_only
+
+    reports = [
+        await flatten_venue(
+            v,
+            ctx.audit,
+            reason=reason,
+            attempts=attempts,
+            pause_s=pause_s,
+            clock=ctx.clock,
+            is_entry=is_entry,
+        )
+        for v in venues
+    ]
+    for r in reports:
+        ctx.alerts.flattened(r.venue, r.flat, r.to_dict())
+    return reports
+
+
+__all__ = [
+    "KillLevel",
+    "ResumeRefused",
+    "SafetyContext",
+    "StateRecord",
+    "TradingState",
+    "check_kill_file",
+    "entry_allowed",
+    "flatten",
+    "kill",
+    "resume",
+]

@@ -1,0 +1,110 @@
+"""Single instance: one Joe process per data folder (and per live account).
+
+Two ``joe run --once`` on one data folder used to corrupt the store (``position 1 is already
+closed``) and leave a run row ``running`` forever. `InstanceLock` takes an exclusive ``flock`` on
+``<data dir>/joe.lock`` for the life of the process and writes its pid there; a second process gets
+`AlreadyRunning` naming that pid (the CLI exits 3). The kernel drops the lock when the process
+dies, so a crash never leaves a stale lock behind. `account_lock_path` gives the per-account lock
+for live/shadow (one process per broker account, whatever its data folder).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import re
+import tempfile
+from pathlib import Path
+from types import TracebackType
+
+LOCK_NAME = "joe.lock"
+
+
+class AlreadyRunning(RuntimeError):
+    """Another process holds the lock; `pid` is the holder's (None if it could not be read)."""
+
+    def __init__(self, path: Path, pid: int | None) -> None:
+        self.path = path
+        self.pid = pid
+        who = f"pid {pid}" if pid is not None else "pid unknown"
+        super().__init__(f"another Joe is running ({who}) on {path.parent}; wait for it or stop it")
+
+
+def account_lock_path(broker: str, account: str) -> Path:
+    """The lock for one broker account, shared by every data folder on this machine."""
+    safe = re.sub(r"[^A-Za-z0-9_.-]", "_", f"{broker}-{account}")
+    return Path(tempfile.gettempdir()) / "joe-locks" / f"{safe}.lock"
+
+
+class InstanceLock:
+    """An exclusive, non-blocking process lock on `path` (use as a context manager or acquire/release)."""
+
+    def __init__(self, path: Path | str) -> None:
+        self.path = Path(path)
+        self._fd: int | None = None
+
+    @classmethod
+    def for_data_dir(cls, data_dir: Path | str) -> InstanceLock:
+        return cls(Path(data_dir) / LOCK_NAME)
+
+    def acquire(self) -> InstanceLock:
+        """Take the lock or raise `AlreadyRunning`."""
+        if self._fd is not None:
+            return self
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            pid = _read_pid(fd)
+            os.close(fd)
+            raise AlreadyRunning(self.path, pid) from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        self._fd = fd
+        return self
+
+    def release(self) -> None:
+        if self._fd is not None:
+            fd, self._fd = self._fd, None
+            try:
+                os.ftruncate(fd, 0)
+            finally:
+                os.close(fd)  # closing drops the flock
+
+    @property
+    def held(self) -> bool:
+        return self._fd is not None
+
+    def __enter__(self) -> InstanceLock:
+        return self.acquire()
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.release()
+
+
+def _read_pid(fd: int) -> int | None:
+    try:
+        raw = os.pread(fd, 32, 0).decode().strip()
+        return int(raw) if raw else None
+    except (OSError, ValueError):
+        return None
+
+
+def holder_pid(data_dir: Path | str) -> int | None:
+    """The pid of the process holding the data folder's lock, or None when it is free."""
+    path = Path(data_dir) / LOCK_NAME
+    if not path.exists():
+        return None
+    fd = os.open(path, os.O_RDWR | os.O_CLOEXEC)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return _read_pid(fd) or -1
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return None
+    finally:
+        os.close(fd)

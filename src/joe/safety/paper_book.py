@@ -1,0 +1,78 @@
+"""Building the `GateBook` for a run on daily bars (paper today, backtest later) from the market
+snapshot, the paper portfolio and the equity curve in the store."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+from decimal import Decimal
+
+import numpy as np
+import pandas as pd
+
+from joe.core.models import AccountInfo, Instrument, Position
+from joe.safety.risk_gate import GateBook, QuoteMark
+from joe.store import Store
+
+
+def _last_close(dates: pd.DatetimeIndex, closes: np.ndarray, upto: int) -> QuoteMark | None:
+    """The last valid close at or before row `upto`, with its bar date."""
+    col = closes[: upto + 1]
+    valid = np.flatnonzero(~np.isnan(col))
+    if not len(valid):
+        return None
+    i = int(valid[-1])
+    return QuoteMark(Decimal(repr(round(float(col[i]), 6))), dates[i].to_pydatetime())
+
+
+def daily_book(
+    *,
+    store: Store,
+    mode: str,
+    panel: object,
+    instruments: dict[str, Instrument],
+    as_of_idx: int,
+    account: AccountInfo,
+    positions: list[Position],
+    symbols: Iterable[str],
+    lookback: int,
+) -> GateBook:
+    """The book at the close of row `as_of_idx` of `panel` (a `joe.analysis.panel.Panel`)."""
+    dates: pd.DatetimeIndex = panel.dates  # type: ignore[attr-defined]
+    now = dates[as_of_idx].to_pydatetime()
+    wanted = sorted({*symbols, *(p.symbol for p in positions)} & set(panel.symbols))  # type: ignore[attr-defined]
+    quotes: dict[str, QuoteMark] = {}
+    cols: dict[str, np.ndarray] = {}
+    for s in wanted:
+        closes = panel.close[:, panel.col(s)]  # type: ignore[attr-defined]
+        if (q := _last_close(dates, closes, as_of_idx)) is not None:
+            quotes[s] = q
+        start = max(0, as_of_idx - lookback)
+        cols[s] = closes[start : as_of_idx + 1]
+    returns = None
+    if cols:
+        frame = pd.DataFrame(cols, index=dates[max(0, as_of_idx - lookback) : as_of_idx + 1])
+        returns = frame.pct_change(fill_method=None).iloc[1:]
+    start_eq, peak = _equity_marks(store, mode, now)
+    return GateBook(
+        now=now,
+        equity=account.equity,
+        positions=positions,
+        quotes=quotes,
+        instruments=instruments,
+        day_start_equity=start_eq,
+        peak_equity=peak,
+        available_funds=account.available_funds,
+        returns=returns,
+        daily_bars=True,
+    )
+
+
+def _equity_marks(store: Store, mode: str, now: datetime) -> tuple[Decimal | None, Decimal | None]:
+    """(the equity the decision day opened with = the last mark of an earlier day, the peak so far)."""
+    curve = [p for p in store.equity_curve(mode) if p.ts <= now]
+    if not curve:
+        return None, None
+    earlier = [p for p in curve if p.ts.date() < now.date()]
+    start = earlier[-1].equity if earlier else None
+    return start, max(p.equity for p in curve)

@@ -1,0 +1,162 @@
+"""Rules on the order itself: size (quantity, notional), fat-finger price band, stale quote, market closed."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from decimal import Decimal
+from functools import lru_cache
+from typing import TYPE_CHECKING, Any
+
+from joe.core.models import AssetClass
+
+if TYPE_CHECKING:
+    from joe.safety.risk_gate import Denial, GateBook, ProposedOrder, RiskGate
+
+
+def _deny(rule: str, message: str, value: object, limit: object) -> Denial:
+    from joe.safety.risk_gate import Denial
+
+    return Denial(rule, message, str(value), str(limit))
+
+
+def _pct(x: Decimal) -> str:
+    return f"{x.quantize(Decimal('0.01'))}%"
+
+
+class MaxOrderQuantity:
+    """``risk.max_order_quantity``: no order for more units than this (a typo'd size)."""
+
+    name = "max_order_quantity"
+
+    def check(self, order: ProposedOrder, book: GateBook, gate: RiskGate) -> Denial | None:
+        limit = gate.config.max_order_quantity
+        if abs(order.quantity) > limit:
+            return _deny(self.name, f"{order.symbol} order quantity too large", abs(order.quantity), limit)
+        if order.quantity == 0:
+            return _deny(self.name, f"{order.symbol} order has no quantity", 0, "> 0")
+        return None
+
+
+class MaxOrderNotional:
+    """One order's notional: at most ``risk.max_position_pct`` % of equity (one full position) and at
+    most ``risk.max_order_notional`` in the account currency."""
+
+    name = "max_order_notional"
+
+    def check(self, order: ProposedOrder, book: GateBook, gate: RiskGate) -> Denial | None:
+        cfg = gate.config
+        if order.notional > cfg.max_order_notional:
+            return _deny(self.name, f"{order.symbol} order notional", order.notional, cfg.max_order_notional)
+        if book.equity <= 0:
+            return _deny(self.name, "no equity to size against", book.equity, "> 0")
+        pct = order.notional / book.equity * 100
+        if pct > cfg.max_position_pct:
+            return _deny(
+                self.name,
+                f"{order.symbol} order notional {order.notional}",
+                _pct(pct),
+                _pct(cfg.max_position_pct),
+            )
+        return None
+
+
+class StaleQuote:
+    """No entry on a stale price: live quotes older than ``risk.max_quote_age_s`` seconds; on daily
+    bars, a last close older than the decision day."""
+
+    name = "stale_quote"
+
+    def check(self, order: ProposedOrder, book: GateBook, gate: RiskGate) -> Denial | None:
+        q = book.quotes.get(order.symbol)
+        if q is None:
+            return _deny(self.name, f"no quote for {order.symbol}", "none", "a quote")
+        if book.daily_bars:
+            if q.ts.date() < book.now.date():
+                return _deny(
+                    self.name,
+                    f"{order.symbol} last close is from {q.ts.date()}",
+                    q.ts.date(),
+                    book.now.date(),
+                )
+            return None
+        age = (book.now - q.ts).total_seconds()
+        if age > gate.config.max_quote_age_s:
+            return _deny(
+                self.name,
+                f"{order.symbol} quote is {age:.1f}s old",
+                f"{age:.1f}s",
+                f"{gate.config.max_quote_age_s}s",
+            )
+        return None
+
+
+class PriceBand:
+    """Fat finger: the order price may be at most ``risk.price_band_pct`` % away from the last quote."""
+
+    name = "price_band"
+
+    def check(self, order: ProposedOrder, book: GateBook, gate: RiskGate) -> Denial | None:
+        q = book.quotes.get(order.symbol)
+        if q is None or q.price <= 0:
+            return None  # StaleQuote already refuses a missing quote
+        dev = abs(order.price - q.price) / q.price * 100
+        if dev > gate.config.price_band_pct:
+            return _deny(
+                self.name,
+                f"{order.symbol} price {order.price} vs last {q.price}",
+                _pct(dev),
+                _pct(gate.config.price_band_pct),
+            )
+        return None
+
+
+@lru_cache(maxsize=8)
+def _calendar(name: str) -> Any:
+    import exchange_calendars as xcals
+
+    return xcals.get_calendar(name, start="1990-01-01")
+
+
+# Exchanges Joe's instruments name, mapped to exchange-calendars codes. US listings (and anything
+# priced in USD without an exchange) follow the NYSE calendar.
+_CALENDARS = {"": "XNYS", "NYSE": "XNYS", "NASDAQ": "XNYS", "ARCA": "XNYS", "SMART": "XNYS", "LSE": "XLON"}
+
+
+def _session_open(asset: AssetClass, exchange: str, currency: str, now: datetime, daily: bool) -> bool | None:
+    """True/False when the market is open (daily: `now`'s day is a session); None when unknown."""
+    if asset is AssetClass.CRYPTO:
+        return True
+    if asset is AssetClass.FX:
+        return now.weekday() < 5  # FX trades around the clock on weekdays
+    if asset not in (AssetClass.EQUITY, AssetClass.ETF, AssetClass.INDEX):
+        return None  # CFD / commodity / future sessions differ per product: not judged here
+    code = _CALENDARS.get(exchange.upper()) if exchange or currency == "USD" else None
+    if code is None:
+        return None
+    cal = _calendar(code)
+    day = date(now.year, now.month, now.day)
+    if daily:
+        return (
+            bool(cal.is_session(day.isoformat()))
+            if cal.first_session.date() <= day <= cal.last_session.date()
+            else None
+        )
+    return bool(cal.is_open_on_minute(now.replace(second=0, microsecond=0)))
+
+
+class MarketClosed:
+    """No entry while the instrument's market is closed (exchange-calendars; ``risk.check_market_hours``)."""
+
+    name = "market_closed"
+
+    def check(self, order: ProposedOrder, book: GateBook, gate: RiskGate) -> Denial | None:
+        if not gate.config.check_market_hours:
+            return None
+        inst = book.instruments.get(order.symbol)
+        if inst is None:
+            return None
+        is_open = _session_open(inst.asset_class, inst.exchange, inst.currency, book.now, book.daily_bars)
+        if is_open is False:
+            when = book.now.date() if book.daily_bars else book.now.isoformat(timespec="minutes")
+            return _deny(self.name, f"{order.symbol} market closed at {when}", "closed", "open")
+        return None

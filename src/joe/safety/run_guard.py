@@ -1,0 +1,133 @@
+"""The safety layer's hooks into one run (``joe run --once``; the daemon will call the same ones).
+
+Three calls keep the run's own code small:
+
+* `RunGuard.start` — before anything: kill file, trading state, audit chain (`preflight`);
+  raises `SafetyRefused` when the run must not trade at all;
+* `RunGuard.after_marks` — once the paper book is marked: a pending ``kill --flatten`` closes
+  every paper position at those marks;
+* `RunGuard.screen` — every intent, in every mode: the trading state and the `RiskGate`; returns
+  the intents allowed and, for each denied one, the text the report's signal table shows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from joe.core.logging import get_logger
+from joe.core.models import AccountInfo, Position, Signal
+from joe.safety.control import SafetyContext
+from joe.safety.paper_venue import run_pending_paper_flatten
+from joe.safety.preflight import Preflight, SafetyRefused, preflight
+
+if TYPE_CHECKING:
+    from joe.runtime.bootstrap import Runtime
+    from joe.runtime.market import MarketSnapshot
+    from joe.runtime.stages import RunState
+    from joe.safety.risk_gate import GateBook, RiskGate
+
+log = get_logger("joe.safety.run")
+
+__all__ = ["RunGuard", "SafetyRefused"]
+
+
+@dataclass
+class RunGuard:
+    rt: Runtime
+    ctx: SafetyContext
+    pre: Preflight
+    warnings: list[str] = field(default_factory=list)
+    gate: RiskGate | None = None
+
+    @classmethod
+    def start(cls, rt: Runtime) -> RunGuard:
+        from joe.safety.risk_gate import RiskGate
+
+        ctx = SafetyContext.from_runtime(rt)
+        pre = preflight(rt, ctx)
+        for w in pre.warnings:
+            log.warning("safety.preflight", warning=w)
+        return cls(rt, ctx, pre, list(pre.warnings), RiskGate(rt.config.risk, rt.audit))
+
+    def daily_book(
+        self,
+        snap: MarketSnapshot,
+        as_of_idx: int,
+        account: AccountInfo,
+        positions: list[Position],
+        signals: Sequence[Signal],
+    ) -> GateBook:
+        """The gate's view of a run on daily bars, at the close of `as_of_idx`."""
+        from joe.safety.paper_book import daily_book
+
+        return daily_book(
+            store=self.rt.store,
+            mode=self.rt.mode,
+            panel=snap.panel,
+            instruments=snap.instruments,
+            as_of_idx=as_of_idx,
+            account=account,
+            positions=positions,
+            symbols=[s.symbol for s in signals],
+            lookback=self.rt.config.risk.correlation_lookback,
+        )
+
+    async def after_marks(self, st: RunState) -> int:
+        """Run a pending paper flatten at the book's marks; returns how many positions it closed."""
+        assert st.pf is not None and st.as_of_ts is not None
+        report = await run_pending_paper_flatten(self.ctx, st.pf, {}, st.as_of_ts.to_pydatetime())
+        if report is None:
+            return 0
+        note = f"kill --flatten: closed {len(report.closed)} paper position(s)" + (
+            "" if report.flat else f"; LEFT {report.left_positions}"
+        )
+        self.warnings.append(note)
+        st.warnings.append(note)
+        return len(report.closed)
+
+    async def screen_run(
+        self, st: RunState, signals: Sequence[Signal]
+    ) -> tuple[list[Signal], dict[str, str]]:
+        """`screen` with the book of a run on daily bars (see `daily_book`)."""
+        assert st.pf is not None and st.snap is not None
+        book = self.daily_book(st.snap, st.as_of_idx, await st.pf.account(), await st.pf.positions(), signals)
+        return self.screen(signals, book)
+
+    def screen(
+        self, signals: Sequence[Signal], book: GateBook | None = None
+    ) -> tuple[list[Signal], dict[str, str]]:
+        """(allowed signals, {signal_id: why denied}) — every denial audited."""
+        from joe.safety.control import entry_allowed
+
+        allowed_now, state = entry_allowed(self.ctx)  # the kill file may have appeared since start
+        if not allowed_now:
+            why = f"denied: trading_state: trading is {state.state.value} (by {state.by}: {state.reason})"
+            for s in signals:
+                self.rt.audit.record(
+                    "risk.denied",
+                    {
+                        "rule": "trading_state",
+                        "state": state.state.value,
+                        "by": state.by,
+                        "reason": state.reason,
+                    },
+                    signal_id=s.signal_id,
+                )
+            return [], {s.signal_id: why for s in signals}
+        if self.gate is None or book is None:
+            return list(signals), {}
+        return self.gate.screen(signals, book)
+
+    async def finish(self) -> int:
+        """Deliver the queued safety alerts through the configured channels."""
+        from joe.runtime.push import alert_manager
+
+        if not self.ctx.alerts.pending:
+            return 0
+        manager = alert_manager(self.rt)
+        try:
+            return await self.ctx.alerts.flush(manager if manager.enabled else None)
+        finally:
+            await manager.aclose()

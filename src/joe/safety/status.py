@@ -1,0 +1,101 @@
+"""``joe status``: one snapshot of everything that decides whether Joe may trade right now.
+
+Mode and why; trading state, who set it and why; the kill file; circuit breakers; the last margin
+reading; open positions with their stops; working orders; today's PnL against the daily loss limit;
+the audit chain's health; whether another Joe holds the data folder. Read from the store and the
+audit log only (no broker connection), so it answers even when a broker is down.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
+
+from joe.audit.anchor import StoreAnchor
+from joe.audit.health import chain_health
+from joe.core.order import TERMINAL_STATES, OrderState
+from joe.safety.control import SafetyContext
+from joe.safety.kill_switch import read_kill_file
+from joe.safety.lock import holder_pid
+from joe.safety.paper_venue import paper_flatten_pending
+
+if TYPE_CHECKING:
+    from joe.runtime.bootstrap import Runtime
+
+BREAKERS_KEY = "safety.breakers"
+MARGIN_KEY = "safety.margin"
+
+
+def daily_pnl(ctx: SafetyContext, mode: str) -> dict[str, Any]:
+    """Today's PnL (the last equity point's UTC day) against the day's opening equity."""
+    curve = ctx.store.equity_curve(mode)
+    if not curve:
+        return {"day": None, "pnl": "0", "pnl_pct": "0", "start_equity": None, "equity": None}
+    last = curve[-1]
+    day = last.ts.date()
+    before = [p for p in curve if p.ts.date() < day]
+    start = before[-1].equity if before else next(p.equity for p in curve if p.ts.date() == day)
+    pnl = last.equity - start
+    pct = (pnl / start * 100) if start else Decimal(0)
+    return {
+        "day": day.isoformat(),
+        "start_equity": str(start),
+        "equity": str(last.equity),
+        "pnl": str(pnl.quantize(Decimal("0.01"))),
+        "pnl_pct": str(pct.quantize(Decimal("0.01"))),
+    }
+
+
+def status_snapshot(rt: Runtime, ctx: SafetyContext, now: datetime | None = None) -> dict[str, Any]:
+    """The whole status as plain JSON data."""
+    state = ctx.states.current()
+    kf = read_kill_file(ctx.data_dir)
+    chain = chain_health(rt.data_dir / "audit", StoreAnchor(rt.store).load_anchor())
+    positions = []
+    for mode in ("paper", "live", "shadow"):
+        for p in rt.store.open_positions(mode):
+            positions.append(
+                {
+                    "mode": mode,
+                    "broker": p.broker,
+                    "symbol": p.symbol,
+                    "quantity": str(p.quantity),
+                    "avg_price": str(p.avg_price),
+                    "stop": None if p.stop_loss is None else str(p.stop_loss),
+                    "target": None if p.take_profit is None else str(p.take_profit),
+                    "opened_at": p.opened_at.isoformat(),
+                }
+            )
+    working_states = set(OrderState) - set(TERMINAL_STATES)
+    working = [
+        {
+            "client_order_id": o.intent.client_order_id,
+            "symbol": o.intent.symbol,
+            "side": o.intent.side.value,
+            "leg": o.intent.leg.value,
+            "quantity": str(o.intent.quantity),
+            "state": o.state.value,
+        }
+        for o in rt.store.orders(state=working_states)
+    ]
+    limit = rt.config.risk.daily_loss_limit_pct
+    pnl = daily_pnl(ctx, rt.mode)
+    pnl["daily_loss_limit_pct"] = str(limit)
+    pnl["limit_hit"] = Decimal(pnl["pnl_pct"]) <= -limit
+    return {
+        "mode": rt.mode,
+        "mode_reasons": list(rt.decision.reasons),
+        "trading_state": state.to_json(),
+        "kill_file": None
+        if kf is None
+        else {"path": str(kf.path), "level": kf.level.value, "reason": kf.reason},
+        "paper_flatten_pending": paper_flatten_pending(ctx),
+        "breakers": rt.store.get_state(BREAKERS_KEY) or {},
+        "margin": rt.store.get_state(MARGIN_KEY),
+        "positions": positions,
+        "working_orders": working,
+        "daily_pnl": pnl,
+        "audit": {"ok": chain.ok, "summary": chain.summary, "anchored": chain.anchored},
+        "running_pid": holder_pid(ctx.data_dir),
+    }

@@ -1,0 +1,142 @@
+"""`TradingState`: ACTIVE → REDUCING (exits only) → HALTED (no new orders), persisted and audited.
+
+Automated guards (kill switch, circuit breakers, margin monitor, protections, reconciliation) only
+ever move the state *down* (`TradingStateStore.escalate`); only a human with a reason moves it back
+up (`TradingStateStore.resume`, reached through ``joe resume``). The state lives in the store
+(``kv_state`` key ``safety.trading_state``) and its audit record is written inside the same
+transaction, so the store's audit anchor is committed with the state it describes, and a restart
+finds exactly the state (and why) it left. The rule comes from DESIGN.md "Trading state and the
+kill switch"; Freqtrade's ``/stopentry`` is the counter-example (lost on restart).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from datetime import datetime
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any
+
+from joe.audit.redaction import redact_text
+from joe.core.clock import utcnow
+from joe.core.events import AuditSink
+
+if TYPE_CHECKING:
+    from joe.store import Store
+
+STATE_KEY = "safety.trading_state"
+STATE_EVENT = "safety.state_changed"
+MIN_RESUME_REASON = 5
+
+
+class TradingState(StrEnum):
+    """What may be sent. Ordered by severity: ACTIVE < REDUCING < HALTED."""
+
+    ACTIVE = "active"  # everything allowed
+    REDUCING = "reducing"  # exits, reduce-only orders and cancels only
+    HALTED = "halted"  # no new orders (cancels allowed; protective stops stay at the broker)
+
+    @property
+    def severity(self) -> int:
+        return _SEVERITY[self]
+
+    def allows_entries(self) -> bool:
+        return self is TradingState.ACTIVE
+
+    def allows_exits(self) -> bool:
+        """Reduce-only exits: allowed while REDUCING; while HALTED only a human's flatten sends them."""
+        return self is not TradingState.HALTED
+
+
+_SEVERITY = {TradingState.ACTIVE: 0, TradingState.REDUCING: 1, TradingState.HALTED: 2}
+
+
+class ResumeRefused(ValueError):
+    """`resume` was called without a usable reason, or while a kill file is present."""
+
+
+@dataclass(frozen=True, slots=True)
+class StateRecord:
+    """The current state, who set it (``cli``, ``kill-file``, ``breaker:ibkr``...), why and when (UTC ISO)."""
+
+    state: TradingState
+    by: str
+    reason: str
+    since: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {**asdict(self), "state": self.state.value}
+
+    @classmethod
+    def from_json(cls, raw: Any) -> StateRecord | None:
+        if not isinstance(raw, dict):
+            return None
+        try:
+            return cls(TradingState(raw["state"]), str(raw["by"]), str(raw["reason"]), str(raw["since"]))
+        except (KeyError, ValueError):
+            return None
+
+
+INITIAL = StateRecord(TradingState.ACTIVE, "default", "never changed", "")
+
+
+class TradingStateStore:
+    """Reads and changes the persisted `TradingState` (see the module docstring)."""
+
+    def __init__(self, store: Store, audit: AuditSink, clock: Callable[[], datetime] = utcnow) -> None:
+        self.store = store
+        self.audit = audit
+        self._clock = clock
+
+    def current(self) -> StateRecord:
+        """The persisted state; an unreadable value is HALTED (fail closed), never ACTIVE."""
+        raw = self.store.get_state(STATE_KEY)
+        if raw is None:
+            return INITIAL
+        rec = StateRecord.from_json(raw)
+        if rec is None:
+            return StateRecord(TradingState.HALTED, "store", f"unreadable stored state {raw!r:.80}", "")
+        return rec
+
+    def escalate(self, to: TradingState, *, by: str, reason: str) -> tuple[StateRecord, bool]:
+        """Move to `to` if it is more severe than now; returns (state after, changed?).
+
+        Never moves the state up: an automated guard cannot undo another's halt. If the audit record
+        cannot be written the more restrictive state is still stored (failing closed), then the error
+        is raised.
+        """
+        try:
+            with self.store.atomic():
+                cur = self.current()
+                if to.severity <= cur.state.severity:
+                    return cur, False
+                return self._set(cur, to, by=by, reason=reason, action="escalate"), True
+        except Exception:
+            cur = self.current()
+            if to.severity > cur.state.severity:
+                why = redact_text(f"{reason} (audit write failed)")
+                new = StateRecord(to, redact_text(by), why, self._clock().isoformat())
+                self.store.set_state(STATE_KEY, new.to_json())
+            raise
+
+    def resume(self, *, by: str, reason: str, to: TradingState = TradingState.ACTIVE) -> StateRecord:
+        """A human moves the state back up to `to` (default ACTIVE). Raises `ResumeRefused` without a
+        reason of at least `MIN_RESUME_REASON` characters or when `to` is not less severe."""
+        if len(reason.strip()) < MIN_RESUME_REASON:
+            raise ResumeRefused(f"a resume needs a written reason (at least {MIN_RESUME_REASON} characters)")
+        with self.store.atomic():
+            cur = self.current()
+            if to.severity >= cur.state.severity:
+                raise ResumeRefused(f"trading is already {cur.state.value}; nothing to resume to {to.value}")
+            return self._set(cur, to, by=by, reason=reason.strip(), action="resume")
+
+    def _set(self, cur: StateRecord, to: TradingState, *, by: str, reason: str, action: str) -> StateRecord:
+        # Human text goes to the store as well as the audit log: the same redaction (a pasted key).
+        by, reason = redact_text(by), redact_text(reason)
+        new = StateRecord(to, by, reason, self._clock().isoformat())
+        self.store.set_state(STATE_KEY, new.to_json())
+        self.audit.record(
+            STATE_EVENT,
+            {"from": cur.state.value, "to": to.value, "by": by, "reason": reason, "action": action},
+        )
+        return new
