@@ -67,6 +67,49 @@ class RiskConfig(_Strict):
     max_cluster_exposure_pct: Decimal = Field(Decimal(10), gt=0, le=1000)
 
 
+class BreakerConfig(_Strict):
+    """Per-broker circuit breaker: any limit reached within `window_s` halts new entries."""
+
+    window_s: float = Field(300.0, gt=0)
+    max_consecutive_rejects: int = Field(5, ge=1)
+    max_timeouts: int = Field(3, ge=1)
+    max_unknown: int = Field(1, ge=1)
+    max_disconnects: int = Field(3, ge=1)
+    max_server_errors: int = Field(5, ge=1)
+
+
+class MarginConfig(_Strict):
+    """Margin cushion (excess liquidity / equity) thresholds: warn → REDUCING → HALTED."""
+
+    warn_cushion: Decimal = Field(Decimal("0.25"), gt=0, le=1)
+    reduce_cushion: Decimal = Field(Decimal("0.15"), gt=0, le=1)
+    halt_cushion: Decimal = Field(Decimal("0.08"), gt=0, le=1)
+
+
+class ProtectionsConfig(_Strict):
+    """Freqtrade-style protections: each locks a symbol or everything for a while, and says why."""
+
+    stoploss_guard_trades: int = Field(3, ge=0)
+    stoploss_guard_lookback_h: float = Field(72.0, gt=0)
+    stoploss_guard_lock_h: float = Field(24.0, gt=0)
+    cooldown_h: float = Field(24.0, ge=0)
+    max_drawdown_pct: Decimal = Field(Decimal(10), gt=0, le=100)
+    max_drawdown_lookback_h: float = Field(168.0, gt=0)
+    max_drawdown_lock_h: float = Field(48.0, gt=0)
+    low_profit_trades: int = Field(3, ge=0)
+    low_profit_lookback_h: float = Field(720.0, gt=0)
+    low_profit_min_pct: Decimal = Field(Decimal(0), ge=-100, le=100)
+    low_profit_lock_h: float = Field(168.0, gt=0)
+
+
+class SafetyConfig(_Strict):
+    breaker: BreakerConfig = BreakerConfig()
+    margin: MarginConfig = MarginConfig()
+    protections: ProtectionsConfig = ProtectionsConfig()
+    protection_deadline_s: float = Field(30.0, gt=0)
+    flatten_attempts: int = Field(3, ge=1, le=10)
+
+
 class PipelineConfig(_Strict):
     universe_size: int = Field(500, ge=1)
     history_bars: int = Field(300, ge=60)
@@ -146,6 +189,7 @@ class ExecutionConfig(_Strict):
     live: LiveConfig = LiveConfig()
     paper: PaperConfig = PaperConfig()
     risk: RiskConfig = RiskConfig()
+    safety: SafetyConfig = SafetyConfig()
     pipeline: PipelineConfig = PipelineConfig()
     ai: AIConfig = AIConfig()
     alerts: AlertsConfig = AlertsConfig()

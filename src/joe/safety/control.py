@@ -66,8 +66,11 @@ def resume(ctx: SafetyContext, *, reason: str, by: str) -> StateRecord:
     kf = read_kill_file(ctx.data_dir)
     if kf is not None:
         raise ResumeRefused(f"the kill file {kf.path} is present ({kf.reason}); remove it first, then resume")
+    from joe.safety.circuit_breaker import reset_breakers
+
     before = ctx.states.current()
     rec = ctx.states.resume(by=by, reason=reason)
+    reset_breakers(ctx, by)  # a human looked: tripped breakers are re-armed with the state
     ctx.audit.record("safety.resume", {"from": before.state.value, "reason": rec.reason, "by": by})
     ctx.alerts.resumed(by, rec.reason, before.state.value)
     return rec

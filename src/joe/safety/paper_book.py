@@ -4,13 +4,15 @@ snapshot, the paper portfolio and the equity curve in the store."""
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 
 import numpy as np
 import pandas as pd
 
+from joe.config.schema import ProtectionsConfig
 from joe.core.models import AccountInfo, Instrument, Position
+from joe.safety.protections import ClosedTrade, Lock, active_locks, default_protections
 from joe.safety.risk_gate import GateBook, QuoteMark
 from joe.store import Store
 
@@ -36,6 +38,7 @@ def daily_book(
     positions: list[Position],
     symbols: Iterable[str],
     lookback: int,
+    protections: ProtectionsConfig | None = None,
 ) -> GateBook:
     """The book at the close of row `as_of_idx` of `panel` (a `joe.analysis.panel.Panel`)."""
     dates: pd.DatetimeIndex = panel.dates  # type: ignore[attr-defined]
@@ -65,7 +68,25 @@ def daily_book(
         available_funds=account.available_funds,
         returns=returns,
         daily_bars=True,
+        locks=protection_locks(
+            store, mode, now, protections or ProtectionsConfig(), start_eq or account.equity
+        ),
     )
+
+
+def protection_locks(
+    store: Store, mode: str, now: datetime, cfg: ProtectionsConfig, equity: Decimal
+) -> list[Lock]:
+    """The protections' locks at `now`, from the trades closed in the longest lookback."""
+    hours = max(
+        cfg.stoploss_guard_lookback_h, cfg.max_drawdown_lookback_h, cfg.low_profit_lookback_h, cfg.cooldown_h
+    )
+    trades = [
+        ClosedTrade(r.symbol, r.closed_at, r.realized_pnl, abs(r.quantity) * r.avg_price, r.exit_reason or "")
+        for r in store.closed_positions(mode, since=now - timedelta(hours=hours))
+        if r.closed_at is not None and r.closed_at <= now
+    ]
+    return active_locks(default_protections(cfg, equity), trades, now)
 
 
 def _equity_marks(store: Store, mode: str, now: datetime) -> tuple[Decimal | None, Decimal | None]:

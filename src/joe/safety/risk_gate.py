@@ -27,6 +27,7 @@ from joe.config.schema import RiskConfig
 from joe.core.clock import utcnow
 from joe.core.events import AuditSink
 from joe.core.models import Instrument, Position, Signal
+from joe.safety.protections.policies import Lock
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,6 +77,7 @@ class GateBook:
     available_funds: Decimal | None = None
     returns: pd.DataFrame | None = None
     daily_bars: bool = True
+    locks: list[Lock] = field(default_factory=list)  # the protections' locks at `now`
 
     def with_order(self, o: ProposedOrder) -> GateBook:
         """The book as if `o` had filled at its price (for judging the next intent of a batch)."""

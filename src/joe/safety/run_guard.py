@@ -72,6 +72,7 @@ class RunGuard:
             positions=positions,
             symbols=[s.symbol for s in signals],
             lookback=self.rt.config.risk.correlation_lookback,
+            protections=self.rt.config.safety.protections,
         )
 
     async def after_marks(self, st: RunState) -> int:

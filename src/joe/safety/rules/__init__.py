@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 from joe.safety.rules.account import DailyLossLimit, MarginWhatIf, MaxDrawdown, OrderRate
 from joe.safety.rules.exposure import CorrelatedExposure, MaxOpenPositions, SymbolExposure, TotalExposure
 from joe.safety.rules.order import MarketClosed, MaxOrderNotional, MaxOrderQuantity, PriceBand, StaleQuote
+from joe.safety.rules.protection import ProtectionLocks
 
 if TYPE_CHECKING:
     from joe.safety.risk_gate import Rule
@@ -20,6 +21,7 @@ def default_rules() -> list[Rule]:
         StaleQuote(),
         PriceBand(),
         MarketClosed(),
+        ProtectionLocks(),
         DailyLossLimit(),
         MaxDrawdown(),
         OrderRate(),
@@ -42,6 +44,7 @@ __all__ = [
     "MaxOrderQuantity",
     "OrderRate",
     "PriceBand",
+    "ProtectionLocks",
     "StaleQuote",
     "SymbolExposure",
     "TotalExposure",

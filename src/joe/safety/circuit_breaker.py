@@ -1,0 +1,143 @@
+"""`CircuitBreaker`: per broker, trouble within a window halts new entries.
+
+Counted per broker: consecutive rejects (a fill or an accepted order resets the run), and within
+``safety.breaker.window_s``: timeouts, UNKNOWN order outcomes, disconnects, 5xx answers. The first
+limit reached trips the breaker: the trading state goes to HALTED (``by breaker:<broker>``, the
+count and the limit in the reason), the breaker's state is kept in the store (``kv_state`` key
+``safety.breakers``, shown by ``joe status``), audited (``safety.breaker_tripped``) and alerted.
+Only ``joe resume`` (a human) re-arms it. Broker exceptions map to events with `event_for`.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import Any
+
+from joe.brokers.base import BrokerUnavailable, OrderOutcomeUnknown, OrderRejected
+from joe.config.schema import BreakerConfig
+from joe.core.clock import utcnow
+from joe.safety.control import SafetyContext
+from joe.safety.trading_state import TradingState
+
+BREAKERS_KEY = "safety.breakers"
+
+
+class BreakerEvent(StrEnum):
+    OK = "ok"  # an accepted order or a fill: ends a run of rejects
+    REJECT = "reject"
+    TIMEOUT = "timeout"
+    UNKNOWN = "unknown"
+    DISCONNECT = "disconnect"
+    SERVER_ERROR = "server_error"
+
+
+def event_for(exc: BaseException) -> BreakerEvent | None:
+    """The breaker event a broker exception counts as (None: not the broker's trouble)."""
+    if isinstance(exc, OrderOutcomeUnknown):
+        return BreakerEvent.UNKNOWN
+    if isinstance(exc, OrderRejected):
+        return BreakerEvent.REJECT
+    if isinstance(exc, TimeoutError):
+        return BreakerEvent.TIMEOUT
+    if isinstance(exc, BrokerUnavailable | ConnectionError):
+        return BreakerEvent.DISCONNECT
+    status = getattr(exc, "status_code", None) or getattr(exc, "status", None)
+    if isinstance(status, int) and 500 <= status < 600:
+        return BreakerEvent.SERVER_ERROR
+    return None
+
+
+class CircuitBreaker:
+    """One broker's breaker (see the module docstring)."""
+
+    def __init__(
+        self,
+        broker: str,
+        config: BreakerConfig,
+        ctx: SafetyContext,
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
+        self.broker = broker
+        self.config = config
+        self.ctx = ctx
+        self._clock = clock
+        self.consecutive_rejects = 0
+        self._seen: dict[BreakerEvent, deque[datetime]] = {e: deque() for e in BreakerEvent}
+
+    @property
+    def tripped(self) -> bool:
+        return bool(
+            (self.ctx.store.get_state(BREAKERS_KEY) or {}).get(self.broker, {}).get("state") == "tripped"
+        )
+
+    def record(self, event: BreakerEvent, detail: str = "") -> bool:
+        """Count one event; returns True when this event tripped the breaker."""
+        now = self._clock()
+        if event is BreakerEvent.OK:
+            self.consecutive_rejects = 0
+            return False
+        if event is BreakerEvent.REJECT:
+            self.consecutive_rejects += 1
+        seen = self._seen[event]
+        seen.append(now)
+        window = timedelta(seconds=self.config.window_s)
+        while seen and now - seen[0] > window:
+            seen.popleft()
+        why = self._limit_reached(event, len(seen))
+        if why is None or self.tripped:
+            return False
+        self._trip(why, event, detail)
+        return True
+
+    def observe(self, exc: BaseException) -> bool:
+        """Count a broker exception (see `event_for`); True when it tripped the breaker."""
+        event = event_for(exc)
+        return False if event is None else self.record(event, f"{type(exc).__name__}: {exc}")
+
+    def _limit_reached(self, event: BreakerEvent, count: int) -> str | None:
+        c = self.config
+        w = f"within {c.window_s:g}s"
+        if event is BreakerEvent.REJECT and self.consecutive_rejects >= c.max_consecutive_rejects:
+            return f"{self.consecutive_rejects} consecutive rejects (limit {c.max_consecutive_rejects})"
+        limits: dict[BreakerEvent, int] = {
+            BreakerEvent.TIMEOUT: c.max_timeouts,
+            BreakerEvent.UNKNOWN: c.max_unknown,
+            BreakerEvent.DISCONNECT: c.max_disconnects,
+            BreakerEvent.SERVER_ERROR: c.max_server_errors,
+        }
+        limit = limits.get(event)
+        if limit is not None and count >= limit:
+            return f"{count} {event.value} event(s) {w} (limit {limit})"
+        return None
+
+    def _trip(self, why: str, event: BreakerEvent, detail: str) -> None:
+        at = self._clock().isoformat()
+        entry: dict[str, Any] = {
+            "state": "tripped",
+            "reason": why,
+            "event": event.value,
+            "detail": detail,
+            "at": at,
+        }
+        with self.ctx.store.atomic():
+            all_ = dict(self.ctx.store.get_state(BREAKERS_KEY) or {})
+            all_[self.broker] = entry
+            self.ctx.store.set_state(BREAKERS_KEY, all_)
+            self.ctx.audit.record("safety.breaker_tripped", {"broker": self.broker, **entry})
+        self.ctx.states.escalate(TradingState.HALTED, by=f"breaker:{self.broker}", reason=why)
+        self.ctx.alerts.breaker_tripped(self.broker, f"{why}; last: {detail}")
+
+
+def reset_breakers(ctx: SafetyContext, by: str) -> list[str]:
+    """Re-arm every tripped breaker (called by `control.resume`); returns the brokers re-armed."""
+    all_ = dict(ctx.store.get_state(BREAKERS_KEY) or {})
+    tripped = [b for b, v in all_.items() if v.get("state") == "tripped"]
+    if tripped:
+        for b in tripped:
+            all_[b] = {**all_[b], "state": "armed", "reset_by": by}
+        ctx.store.set_state(BREAKERS_KEY, all_)
+        ctx.audit.record("safety.breakers_reset", {"brokers": tripped, "by": by})
+    return tripped
