@@ -34,10 +34,14 @@ def clean_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return tmp_path
 
 
-def run(args: list[str], env: dict[str, str], the_app: typer.Typer = app) -> tuple[int, str]:
+def run(
+    args: list[str], env: dict[str, str], the_app: typer.Typer = app, *, full: bool = False
+) -> tuple[int, str]:
+    """Exit code and stdout (with `full`, stdout and stderr: where log lines go depends on whether an
+    earlier test configured logging, so a JSON parse must read stdout alone)."""
     result = CliRunner().invoke(the_app, args, env=env)
     assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
-    return result.exit_code, result.output
+    return result.exit_code, result.output if full else result.stdout
 
 
 def test_json_default_is_paper() -> None:
@@ -127,8 +131,8 @@ def test_secrets_never_printed(caplog: pytest.LogCaptureFixture) -> None:
         "CAPITAL_ACCOUNT_ID": "ACC1",
         "JOE_LIVE_CONFIRM": "ACC2",
     }
-    outputs = [run(args, env)[1] for args in ([], ["--json"])]
-    doc = json.loads(outputs[1])
+    outputs = [run(args, env, full=True)[1] for args in ([], ["--json"])]
+    doc = json.loads(run(["--json"], env)[1])
     assert (
         doc["credentials"]["CAPITAL_API_KEY"] == "set" and doc["credentials"]["DISCORD_WEBHOOK_URL"] == "set"
     )

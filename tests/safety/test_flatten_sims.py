@@ -13,12 +13,13 @@ import pytest
 from joe.audit.log import AuditLog
 from joe.audit.redaction import clear_secrets
 from joe.brokers.capital import CapitalClient, CapitalExecutor, Credentials, Limits
-from joe.brokers.ibkr import IBKRExecutor
+from joe.brokers.ibkr import IBKRExecutionClient
 from joe.core.events import NullAudit
 from joe.core.ids import client_order_id
 from joe.core.models import OrderIntent, OrderLeg, OrderType, Side
 from joe.safety.control import SafetyContext, entry_allowed, flatten
 from joe.safety.trading_state import TradingState
+from joe.safety.venues import ClientVenue
 from joe.simulators.capital import CapitalSimulator, SimLimits
 from joe.simulators.ibkr import IBKRSimulator
 from joe.store import open_store
@@ -57,26 +58,18 @@ async def capital() -> AsyncIterator[tuple[CapitalSimulator, CapitalExecutor]]:
 
 
 @pytest.fixture
-async def ibkr() -> AsyncIterator[tuple[IBKRSimulator, IBKRExecutor]]:
+async def ibkr() -> AsyncIterator[tuple[IBKRSimulator, IBKRExecutionClient]]:
     sim = IBKRSimulator(server_version=178, seed=7)
     await sim.start()
-    ex = IBKRExecutor(
-        "127.0.0.1",
-        sim.port,
-        11,
-        "",
-        "paper",
-        NullAudit(),
-        backoff_initial=0.05,
-        backoff_max=0.2,
-        connect_timeout=2.0,
-        commission_wait=0.2,
-    )
-    await ex.connect()
+    client = IBKRExecutionClient(
+        "127.0.0.1", sim.port, 31, "", "paper", NullAudit(),
+        backoff_initial=0.05, backoff_max=0.2, connect_timeout=2.0, request_timeout=3.0,
+    )  # fmt: skip
+    await client.connect()
     try:
-        yield sim, ex
+        yield sim, client
     finally:
-        await ex.close()
+        await client.close()
         await sim.stop()
 
 
@@ -113,24 +106,44 @@ async def test_flatten_capital_leaves_no_position_and_no_working_order(
     assert entry_allowed(ctx)[0] is False  # the next order is refused
 
 
+def _bracket(sig: str, symbol: str, side: Side, qty: str, stop: str, target: str) -> list[OrderIntent]:
+    exit_side = side.opposite
+    q = D(qty)
+    return [
+        OrderIntent(client_order_id(sig, "entry"), sig, OrderLeg.ENTRY, symbol, side, q),
+        OrderIntent(
+            client_order_id(sig, "stop"), sig, OrderLeg.STOP_LOSS, symbol, exit_side, q,
+            order_type=OrderType.STOP, stop_price=D(stop), reduce_only=True,
+        ),
+        OrderIntent(
+            client_order_id(sig, "target"), sig, OrderLeg.TAKE_PROFIT, symbol, exit_side, q,
+            order_type=OrderType.LIMIT, limit_price=D(target), reduce_only=True,
+        ),
+    ]  # fmt: skip
+
+
 async def test_flatten_ibkr_leaves_no_position_and_no_working_order(
-    ibkr: tuple[IBKRSimulator, IBKRExecutor], ctx: SafetyContext
+    ibkr: tuple[IBKRSimulator, IBKRExecutionClient], ctx: SafetyContext
 ) -> None:
-    sim, ex = ibkr
-    sim.set_price("AAPL", 100)
-    sim.set_price("MSFT", 200)
-    await ex.place(_entry("i1", "AAPL", Side.BUY, "100", stop_loss=D(95), take_profit=D(110)))
-    await ex.place(_entry("i2", "MSFT", Side.SELL, "30", stop_loss=D(210), take_profit=D(190)))
-    await ex.place(_entry("i3", "AAPL", Side.BUY, "10", order_type=OrderType.LIMIT, limit_price=D(80)))
+    """Through the ExecutionClient protocol the OrderManager drives (IBKRExecutionClient)."""
     import asyncio
 
+    sim, client = ibkr
+    sim.set_price("AAPL", 100)
+    sim.set_price("MSFT", 200)
+    await client.submit(_bracket("i1", "AAPL", Side.BUY, "100", stop="95", target="110"))
+    await client.submit(_bracket("i2", "MSFT", Side.SELL, "30", stop="210", target="190"))
+    await client.submit(
+        [OrderIntent(client_order_id("i3", "entry"), "i3", OrderLeg.ENTRY, "AAPL", Side.BUY, D(10),
+                     OrderType.LIMIT, limit_price=D(80))]
+    )  # fmt: skip
     for _ in range(100):
         if {s: p.qty for s, p in sim.book.positions.items() if p.qty} == {"AAPL": D(100), "MSFT": D(-30)}:
             break
         await asyncio.sleep(0.05)
     assert len(sim.book.working()) >= 5  # two stops, two targets, one resting entry
 
-    (report,) = await flatten(ctx, [ex], reason="test flatten", by="test", pause_s=0.3)
+    (report,) = await flatten(ctx, [ClientVenue(client)], reason="test flatten", by="test", pause_s=0.3)
 
     assert report.flat, report.to_dict()
     assert {s: p.qty for s, p in sim.book.positions.items() if p.qty} == {}

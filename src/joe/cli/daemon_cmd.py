@@ -41,6 +41,16 @@ def daemon_command(
         raise typer.Exit(ExitCode.FAILED) from None
     if rt.decision.fell_back:
         console.print(f"[yellow]Paper mode[/]: {'; '.join(rt.decision.reasons)}", soft_wrap=True)
+    from joe.safety.lock import AlreadyRunning, InstanceLock
+
+    lock = InstanceLock.for_data_dir(rt.data_dir)
+    try:
+        lock.acquire()  # one Joe per data folder (a run --once or another daemon)
+    except AlreadyRunning as exc:
+        rt.audit.record("daemon.refused", {"reason": str(exc), "holder_pid": exc.pid})
+        rt.close()
+        console.print(f"[red]Refused[/]: {exc}", soft_wrap=True)
+        raise typer.Exit(ExitCode.REFUSED) from None
     symbols = [s.strip() for s in watch.split(",") if s.strip()]
     try:
         asyncio.run(_run(rt, broker, symbols, stale_after, heartbeat, schedule, console))
@@ -49,6 +59,7 @@ def daemon_command(
         console.print(f"[red]Daemon failed[/]: {type(exc).__name__}: {exc}", soft_wrap=True)
         raise typer.Exit(ExitCode.FAILED) from None
     finally:
+        lock.release()
         rt.close()
     console.print("daemon stopped")
 
@@ -84,11 +95,15 @@ async def _run(
     elif symbols:
         console.print("--broker sim has no live quotes: --watch is ignored")
         symbols = []
+    from joe.safety.control import SafetyContext
+    from joe.safety.daemon_gate import DaemonSafety
+
+    safety = DaemonSafety(SafetyContext.from_runtime(rt), every_s=heartbeat or cfg.heartbeat_s)
     timings = DaemonTimings(heartbeat_s=heartbeat or cfg.heartbeat_s, settle_s=cfg.settle_s)
     daemon = Daemon(
         audit=rt.audit, state=rt.store, stream=stream, monitor=monitor, mode=rt.mode, timings=timings,
         watch=symbols, schedule=schedule_from_config(cfg.schedule) if schedule else None,
-        on_run=pipeline_runner(broker, rt.audit),
+        on_run=pipeline_runner(broker, rt.audit), safety_gate=safety.entries_allowed,
     )  # fmt: skip
     daemon.install_signal_handlers()
     console.print(f"daemon running ({rt.mode}, broker {broker}); SIGTERM or Ctrl-C stops it")

@@ -79,7 +79,7 @@ def run_command(
         RunOptions,
         run_once_sync,
     )
-    from joe.safety.lock import AlreadyRunning, InstanceLock
+    from joe.safety.lock import AlreadyRunning, InstanceLock, inherited
     from joe.safety.preflight import SafetyRefused
 
     # Real money asks the human to type the account id (JOE_LIVE_CONFIRM when unattended).
@@ -106,7 +106,8 @@ def run_command(
         raise typer.Exit(ExitCode.USAGE)
     lock = InstanceLock.for_data_dir(rt.data_dir)
     try:
-        lock.acquire()  # one Joe per data folder: a second run would corrupt the store
+        if not inherited(rt.data_dir):  # a daemon's own scheduled run works under the daemon's lock
+            lock.acquire()  # one Joe per data folder: a second run would corrupt the store
     except AlreadyRunning as exc:
         rt.audit.record("run.refused", {"reason": str(exc), "holder_pid": exc.pid})
         rt.close()

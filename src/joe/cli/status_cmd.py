@@ -18,6 +18,7 @@ def status_command(
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable JSON output.")] = False,
 ) -> None:
     """Show whether Joe may trade right now, and why."""
+    from joe.runtime.daemon import heartbeat_health
     from joe.safety.control import SafetyContext
     from joe.safety.status import status_snapshot
 
@@ -25,6 +26,7 @@ def status_command(
     rt = start(err)
     try:
         snap = status_snapshot(rt, SafetyContext.from_runtime(rt))
+        snap["daemon"] = heartbeat_health(rt.store)
     except Exception as exc:
         err.print(f"[red]Status failed[/]: {type(exc).__name__}: {exc}", soft_wrap=True)
         raise typer.Exit(ExitCode.FAILED) from None
@@ -59,6 +61,10 @@ def _render(c: Console, s: dict[str, Any]) -> None:
         f"today ({p['day']}): PnL {p['pnl']} ({p['pnl_pct']}%), "
         f"daily loss limit -{p['daily_loss_limit_pct']}%" + (" [bold red]HIT[/]" if p["limit_hit"] else "")
     )
+    d = s.get("daemon") or {}
+    if d.get("heartbeat"):
+        alive = "running" if d["running"] else "STALE" if d["stale"] else "stopped"
+        c.print(f"daemon: {alive} (last heartbeat {d['age_s']:.0f}s ago)")
     if s["running_pid"]:
         c.print(f"a Joe process is running on this data folder (pid {s['running_pid']})")
     t = Table(title=f"{len(s['positions'])} open position(s)")

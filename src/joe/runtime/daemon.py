@@ -67,6 +67,7 @@ class Daemon:
         timings: DaemonTimings | None = None,
         watch: Sequence[str] = (),
         clock: Callable[[], datetime] = utcnow,
+        safety_gate: Callable[[], bool] | None = None,
     ) -> None:
         self.audit = audit
         self.state = state
@@ -79,6 +80,8 @@ class Daemon:
         self.t = timings or DaemonTimings()
         self.clock = clock
         self.watch = list(watch)
+        # The safety layer's answer (trading state + kill file), re-read on every heartbeat.
+        self.safety_gate = safety_gate
         self.status = "starting"
         self.runs_done = 0
         self._stop = asyncio.Event()
@@ -98,7 +101,10 @@ class Daemon:
         self._stop.set()
 
     def entries_allowed(self, symbol: str) -> bool:
-        """New entries on `symbol`: not while stopping, and only on a fresh stream (not stale)."""
+        """New entries on `symbol`: not while stopping, not while the trading state or the kill file
+        forbids them, and only on a fresh stream (not stale)."""
+        if self.safety_gate is not None and not self.safety_gate():
+            return False
         return not self._stopping and self.stream.entries_allowed(symbol)
 
     def install_signal_handlers(self) -> None:

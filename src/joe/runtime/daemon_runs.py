@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import sys
 from collections.abc import Callable, Coroutine
 from typing import Any
@@ -39,8 +40,13 @@ def pipeline_runner(broker: str, audit: AuditSink) -> Callable[[ScheduledRun], C
 
     async def run(scheduled: ScheduledRun) -> None:
         cmd = [sys.executable, "-m", "joe.cli.main", "run", "--once", "--broker", broker]
+        from joe.safety.lock import child_env
+
         proc = await asyncio.create_subprocess_exec(
-            *cmd, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+            *cmd,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            env={**os.environ, **child_env()},  # runs under the daemon's single-instance lock
         )
         try:
             out, err = await proc.communicate()

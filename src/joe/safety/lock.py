@@ -18,6 +18,9 @@ from pathlib import Path
 from types import TracebackType
 
 LOCK_NAME = "joe.lock"
+# Set by a lock holder (the daemon) for the `joe run --once` it starts itself: the child runs under
+# its parent's lock instead of being refused by it.
+PARENT_ENV = "JOE_LOCK_PARENT"
 
 
 class AlreadyRunning(RuntimeError):
@@ -108,3 +111,14 @@ def holder_pid(data_dir: Path | str) -> int | None:
         return None
     finally:
         os.close(fd)
+
+
+def child_env() -> dict[str, str]:
+    """Environment for a child this lock holder runs on the same data folder (see `inherited`)."""
+    return {PARENT_ENV: str(os.getpid())}
+
+
+def inherited(data_dir: Path | str) -> bool:
+    """True when our parent holds the data folder's lock and started us to work under it."""
+    parent = os.getppid()
+    return os.environ.get(PARENT_ENV) == str(parent) and holder_pid(data_dir) == parent
