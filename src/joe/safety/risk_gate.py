@@ -78,6 +78,15 @@ class GateBook:
     returns: pd.DataFrame | None = None
     daily_bars: bool = True
     locks: list[Lock] = field(default_factory=list)  # the protections' locks at `now`
+    _corr: dict[int, pd.DataFrame] = field(default_factory=dict, repr=False)
+
+    def correlations(self, lookback: int) -> pd.DataFrame | None:
+        """Pairwise correlation of the last `lookback` daily returns (computed once per book)."""
+        cached = self._corr.get(lookback)
+        if cached is None and self.returns is not None and not self.returns.empty:
+            cached = self.returns.tail(lookback).corr(min_periods=max(10, lookback // 3))
+            self._corr[lookback] = cached
+        return cached
 
     def with_order(self, o: ProposedOrder) -> GateBook:
         """The book as if `o` had filled at its price (for judging the next intent of a batch)."""

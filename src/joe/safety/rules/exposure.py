@@ -77,17 +77,11 @@ def correlated(a: str, b: str, book: GateBook, threshold: float, lookback: int) 
     """The correlation of daily returns of `a` and `b` when it reaches `threshold` (1.0 for one company)."""
     if a == b or root(a) == root(b):
         return 1.0
-    r = book.returns
-    if r is None or a not in r or b not in r:
+    corr = book.correlations(lookback)
+    if corr is None or a not in corr.index or b not in corr.columns:
         return None
-    pair = r[[a, b]].tail(lookback).dropna()
-    if len(pair) < max(10, lookback // 3):
-        return None
-    x, y = pair[a].to_numpy(), pair[b].to_numpy()
-    if np.std(x) == 0 or np.std(y) == 0:
-        return None
-    c = float(np.corrcoef(x, y)[0, 1])
-    return c if c >= threshold else None
+    c = float(corr.at[a, b])
+    return c if not np.isnan(c) and c >= threshold else None
 
 
 class CorrelatedExposure:

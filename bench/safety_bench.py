@@ -1,0 +1,98 @@
+"""Time the safety layer's hot paths.
+
+Usage: python bench/safety_bench.py [n_records] [n_signals]
+- audit writes (fsync on and off) with the store anchor attached, per record;
+- `joe audit verify` / the run's preflight chain check over n_records, with the anchor;
+- the RiskGate screening n_signals entries (every rule, correlation over 60 bars of 500 symbols).
+"""
+
+from __future__ import annotations
+
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from decimal import Decimal
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from joe.audit.anchor import StoreAnchor
+from joe.audit.chain import verify
+from joe.audit.log import AuditLog
+from joe.config.schema import RiskConfig
+from joe.core.events import NullAudit
+from joe.core.models import Direction, Signal
+from joe.safety.risk_gate import GateBook, QuoteMark, RiskGate
+from joe.store import open_store
+
+
+def bench_audit(n: int) -> None:
+    with tempfile.TemporaryDirectory() as d:
+        for fsync in (False, True):
+            store = open_store(data_dir=Path(d) / f"data-{fsync}")
+            log = AuditLog(Path(d) / f"data-{fsync}" / "audit", fsync=fsync)
+            log.attach_anchor(StoreAnchor(store))
+            k = n if not fsync else min(n, 500)
+            t0 = time.perf_counter()
+            for i in range(k):
+                log.record(
+                    "order.fill", {"i": i, "qty": Decimal("1.5"), "px": 101.25}, client_order_id=f"c{i}"
+                )
+            dt = time.perf_counter() - t0
+            print(
+                f"audit write fsync={fsync}: {k} records, {dt / k * 1e6:.0f} µs/record (anchor in the store)"
+            )
+        anchor = StoreAnchor(store).load_anchor()
+        t0 = time.perf_counter()
+        report = verify(Path(d) / "audit-False", None)
+        dt = time.perf_counter() - t0
+        print(
+            f"verify: {report.records} records in {dt * 1000:.0f} ms ({report.records / dt:,.0f} records/s)"
+        )
+        store.close()
+        _ = anchor
+
+
+def bench_gate(n_signals: int) -> None:
+    rng = np.random.default_rng(3)
+    now = datetime(2018, 2, 2, 21, tzinfo=UTC)
+    symbols = [f"S{i:03d}" for i in range(500)]
+    returns = pd.DataFrame(rng.normal(0, 0.01, (61, 500)), columns=symbols)
+    quotes = {s: QuoteMark(Decimal(100), now) for s in symbols}
+    book = GateBook(
+        now, Decimal(10_000_000), [], quotes, returns=returns, day_start_equity=Decimal(10_000_000)
+    )
+    sigs = [
+        Signal(
+            f"x:{s}",
+            s,
+            "t",
+            Direction.LONG,
+            Decimal(100),
+            Decimal(90),
+            Decimal(120),
+            0.9,
+            "r",
+            now,
+            quantity=Decimal(10),
+        )
+        for s in symbols[:n_signals]
+    ]
+    cfg = RiskConfig(max_positions=10_000, max_orders_per_second=10_000, max_orders_per_minute=10_000)
+    gate = RiskGate(cfg, NullAudit(), clock=lambda: now)
+    t0 = time.perf_counter()
+    approved, _ = gate.screen(sigs, book)
+    dt = time.perf_counter() - t0
+    per = dt / len(sigs) * 1e6
+    print(
+        f"risk gate: {len(sigs)} entries ({len(approved)} approved) in {dt * 1000:.0f} ms, {per:.0f} µs/entry"
+    )
+
+
+if __name__ == "__main__":
+    n = int(sys.argv[1]) if len(sys.argv) > 1 else 20_000
+    m = int(sys.argv[2]) if len(sys.argv) > 2 else 100
+    bench_audit(n)
+    bench_gate(m)

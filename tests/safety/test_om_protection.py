@@ -1,0 +1,106 @@
+"""The lost-protection reaction wired to the OrderManager's `on_unprotected` callback: a new reduce-only
+stop for the uncovered size at the entry's stop level; a reduce-only exit when the stop cannot be
+placed in time. (A fake order owner stands in for the OrderManager: its own tests prove it reports
+`UnprotectedPosition` against the simulators.)"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+from joe.audit.log import tail
+from joe.core.ids import client_order_id
+from joe.core.models import OrderIntent, OrderLeg, OrderType, Side
+from joe.core.order import Order, OrderState
+from joe.execution.events import UnprotectedPosition as OMUnprotected
+from joe.safety.control import SafetyContext
+from joe.safety.om_protection import protection_reaction
+
+D = Decimal
+T = datetime(2025, 3, 4, 15, tzinfo=UTC)
+
+
+class Book:
+    def __init__(self, orders: list[Order]) -> None:
+        self.orders = orders
+
+    def signal_orders(self, signal_id: str) -> list[Order]:
+        return [o for o in self.orders if o.intent.signal_id == signal_id]
+
+
+class FakeOM:
+    def __init__(self, *, stop_works: bool) -> None:
+        entry = Order(
+            OrderIntent(client_order_id("s1", "entry"), "s1", OrderLeg.ENTRY, "AAPL", Side.BUY, D(100),
+                        stop_loss=D(95), take_profit=D(110))
+        )  # fmt: skip
+        self.book = Book([entry])
+        self.stop_works = stop_works
+        self.submitted: list[OrderIntent] = []
+        self.exits: list[str] = []
+        self.position = D(100)
+
+    async def submit(self, intents: list[OrderIntent]) -> list[Order]:
+        self.submitted += intents
+        out = []
+        for i in intents:
+            o = Order(i)
+            o.transition(OrderState.SUBMITTING, "test", ts=T)
+            o.transition(OrderState.ACCEPTED if self.stop_works else OrderState.REJECTED, "test", ts=T)
+            self.book.orders.append(o)
+            out.append(o)
+        return out
+
+    async def exit(self, signal_id: str) -> Any:
+        self.exits.append(signal_id)
+        self.position = D(0)
+        return None
+
+    def order(self, coid: str) -> Order | None:
+        return next((o for o in self.book.orders if o.client_order_id == coid), None)
+
+    def position_of(self, signal_id: str) -> Decimal:
+        return self.position
+
+
+EVENT = OMUnprotected("s1", "AAPL", D(100), D(40), "stops cover 40 of 100", T, ("joe-stop",))
+
+
+async def test_missing_stop_is_replaced_for_the_uncovered_size(ctx: SafetyContext) -> None:
+    om = FakeOM(stop_works=True)
+    await protection_reaction(om, ctx, deadline_s=5, poll_s=0.01)(EVENT)
+    (stop,) = om.submitted
+    assert (stop.leg, stop.side, stop.quantity, stop.order_type, stop.stop_price, stop.reduce_only) == (
+        OrderLeg.STOP_LOSS, Side.SELL, D(60), OrderType.STOP, D(95), True,
+    )  # fmt: skip
+    assert om.exits == []
+    assert [r["event"] for r in tail(ctx.data_dir / "audit", 5)][-2:] == [
+        "safety.protection_lost",
+        "safety.protection_restored",
+    ]
+
+
+async def test_stop_refused_until_the_deadline_exits_reduce_only(ctx: SafetyContext) -> None:
+    om = FakeOM(stop_works=False)
+    await protection_reaction(om, ctx, deadline_s=0.05, poll_s=0.01)(EVENT)
+    assert om.submitted and om.exits == ["s1"]
+    assert "safety.protection_exit" in [r["event"] for r in tail(ctx.data_dir / "audit", 10)]
+
+
+def test_order_manager_alerts_become_execution_alerts_and_trip_the_breaker(ctx: SafetyContext) -> None:
+    from joe.config.schema import BreakerConfig
+    from joe.execution.events import AlertKind, ExecutionAlert
+    from joe.safety.circuit_breaker import CircuitBreaker
+    from joe.safety.om_protection import alert_bridge
+    from joe.safety.trading_state import TradingState
+
+    breaker = CircuitBreaker("ibkr", BreakerConfig(max_unknown=1), ctx)
+    on_alert = alert_bridge(ctx, breaker)
+    on_alert(ExecutionAlert(AlertKind.LATE_FILL, "fill after cancel", T, "joe-1", "s1"))
+    assert ctx.states.current().state is TradingState.ACTIVE
+    on_alert(ExecutionAlert(AlertKind.UNRESOLVED, "submit timed out, broker silent", T, "joe-2", "s2"))
+    assert ctx.states.current().state is TradingState.HALTED
+    titles = [a.title for a in ctx.alerts.pending]
+    assert "FILL: joe-1" in titles and "UNKNOWN: joe-2" in titles
+    assert any(t.startswith("Circuit breaker tripped: ibkr") for t in titles)
