@@ -23,6 +23,8 @@ from joe.safety.control import SafetyContext
 from joe.safety.lock import AlreadyRunning, InstanceLock, holder_pid
 from joe.safety.preflight import SafetyRefused, preflight
 
+pytestmark = pytest.mark.timeout(600)  # several whole paper runs each; slow on a loaded machine
+
 CONFIG = "version: 1\npipeline:\n  universe_size: 80\nai:\n  enabled: false\n"
 
 

@@ -56,7 +56,10 @@ def _forms(value: str) -> set[str]:
     }
 
 
-def test_no_secret_reaches_any_output_of_any_command(tmp_path: Path) -> None:
+@pytest.fixture(scope="module")
+def workspace(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, str]]:
+    """One project folder the commands run in one after another (kill, then resume, ...)."""
+    tmp_path = tmp_path_factory.mktemp("secrets")
     env = {
         k: v
         for k, v in os.environ.items()
@@ -73,21 +76,11 @@ def test_no_secret_reaches_any_output_of_any_command(tmp_path: Path) -> None:
         CAPITAL_API_URL="http://127.0.0.1:9/api/v1",
     )
     (tmp_path / "execution.yaml").write_text("pipeline:\n  universe_size: 40\nalerts:\n  max_retries: 0\n")
-    exe = Path(sys.executable).with_name("joe")
-    outputs: list[str] = []
-    for args, codes in COMMANDS:
-        proc = subprocess.run(
-            [str(exe), *args], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300
-        )
-        assert proc.returncode in codes, (args, proc.returncode, proc.stderr[-1500:])
-        outputs += [proc.stdout, proc.stderr]
-    texts = list(outputs)
-    for f in (tmp_path / "data").rglob("*"):
-        if f.is_file():
-            texts.append(
-                f.read_bytes().decode("latin-1" if f.suffix.startswith(".db") else "utf-8", "replace")
-            )
-    leaks = sorted(
+    return tmp_path, env
+
+
+def _leaks(texts: list[str]) -> list[str]:
+    return sorted(
         {
             name
             for name, value in SECRETS.items()
@@ -96,7 +89,25 @@ def test_no_secret_reaches_any_output_of_any_command(tmp_path: Path) -> None:
             if any(form in t for t in texts)
         }
     )
-    assert leaks == []
+
+
+@pytest.mark.parametrize(("args", "codes"), COMMANDS, ids=[" ".join(a)[:40] for a, _ in COMMANDS])
+def test_no_secret_reaches_any_output_of_any_command(
+    workspace: tuple[Path, dict[str, str]], args: list[str], codes: set[int]
+) -> None:
+    tmp_path, env = workspace
+    exe = Path(sys.executable).with_name("joe")
+    proc = subprocess.run(
+        [str(exe), *args], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300
+    )
+    assert proc.returncode in codes, (args, proc.returncode, proc.stderr[-1500:])
+    texts = [proc.stdout, proc.stderr]
+    for f in (tmp_path / "data").rglob("*"):
+        if f.is_file():
+            texts.append(
+                f.read_bytes().decode("latin-1" if f.suffix.startswith(".db") else "utf-8", "replace")
+            )
+    assert _leaks(texts) == []
 
 
 @pytest.mark.parametrize("name", sorted(SECRETS))
