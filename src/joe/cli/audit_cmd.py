@@ -13,6 +13,7 @@ from rich.table import Table
 
 from joe.audit.health import stored_anchor
 from joe.audit.log import tail, verify
+from joe.cli.exit_codes import ExitCode
 
 audit_app = typer.Typer(
     help="Inspect the append-only, hash-chained audit log (data/audit/).", no_args_is_help=True
@@ -32,11 +33,22 @@ def default_audit_dir() -> Path:
     return Path(os.environ.get("JOE_DATA_DIR") or "data") / "audit"
 
 
+def _existing_dir(directory: Path | None) -> Path:
+    """The audit folder to read. A `--dir` that is not a folder is a bad argument (exit 2): reading it
+    as "no records" would pass off a typo as an empty, valid chain."""
+    path = directory or default_audit_dir()
+    if directory is not None and not path.is_dir():
+        what = "is a file, not a folder" if path.exists() else "does not exist"
+        typer.echo(f"--dir {path} {what}: give the audit folder (e.g. data/audit)", err=True)
+        raise typer.Exit(ExitCode.USAGE)
+    return path
+
+
 @audit_app.command("verify")
 def verify_cmd(directory: DirOption = None, as_json: JsonOption = False) -> None:
     """Check every record's hash, the prev chain, seq continuity, timestamps and the tail against the
-    store's anchor; exit 1 at the first break."""
-    path = directory or default_audit_dir()
+    store's anchor; exit 1 at the first break. Exit 2 when `--dir` is not a folder."""
+    path = _existing_dir(directory)
     try:
         anchor = stored_anchor(path.parent)
     except Exception as e:  # an unreadable store: verify the chain alone, and say so
@@ -79,7 +91,7 @@ def tail_cmd(
     as_json: JsonOption = False,
 ) -> None:
     """Show the last N audit records (oldest first)."""
-    records = tail(directory or default_audit_dir(), n)
+    records = tail(_existing_dir(directory), n)
     if as_json:
         for rec in records:
             typer.echo(json.dumps(rec, separators=(",", ":")))

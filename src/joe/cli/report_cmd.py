@@ -11,6 +11,8 @@ from pathlib import Path
 
 import typer
 
+from joe.cli.exit_codes import ExitCode
+
 
 def default_reports_root() -> Path:
     """`$JOE_DATA_DIR/reports` (default data/reports), where `joe run` writes reports."""
@@ -26,8 +28,19 @@ def locate_or_render(root: Path, run: str = "latest", rerender: bool = False) ->
     if rerender or not paths.html.exists():
         if not paths.facts.exists():
             raise FileNotFoundError(f"{report_dir} has no facts.json to render from")
-        paths = ReportGenerator(report_dir.parent).rerender(report_dir)
+        try:
+            paths = ReportGenerator(report_dir.parent).rerender(report_dir)
+        except (ValueError, KeyError, TypeError) as exc:  # json.JSONDecodeError is a ValueError
+            what = f"missing field {exc}" if isinstance(exc, KeyError) else str(exc)
+            raise ValueError(
+                f"{paths.facts} cannot be re-rendered ({what}); it is damaged or from another Joe version"
+            ) from exc
     return paths.html
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return text if isinstance(exc, FileNotFoundError | ValueError) else f"{type(exc).__name__}: {text}"
 
 
 def report(
@@ -37,11 +50,17 @@ def report(
     root: Path | None = typer.Option(None, "--root", help="Reports folder (default $JOE_DATA_DIR/reports)."),
 ) -> None:
     """Print the path of a run's HTML report (re-rendering it from its saved facts when needed)."""
+    reports = root or default_reports_root()
+    if root is not None and not root.is_dir():
+        typer.echo(
+            f"joe report: --root {root} is not a folder: give a reports folder (e.g. data/reports)", err=True
+        )
+        raise typer.Exit(code=ExitCode.USAGE)
     try:
-        html = locate_or_render(root or default_reports_root(), run, rerender)
-    except (FileNotFoundError, ValueError) as exc:
-        typer.echo(f"joe report: {exc}", err=True)
-        raise typer.Exit(code=1) from None
+        html = locate_or_render(reports, run, rerender)
+    except (FileNotFoundError, ValueError, KeyError, TypeError, OSError) as exc:
+        typer.echo(f"joe report: {_one_line(exc)}", err=True)
+        raise typer.Exit(code=ExitCode.FAILED) from None
     typer.echo(str(html))
     if open_:
         webbrowser.open(html.resolve().as_uri())

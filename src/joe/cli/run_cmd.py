@@ -88,6 +88,7 @@ def run_command(
     except Exception as exc:  # no audit log or store: nothing may run (fail closed), say why plainly
         console.print(f"[red]Cannot start[/]: {startup_error(exc)}", soft_wrap=True)
         raise typer.Exit(ExitCode.FAILED) from None
+    shown = {str(p) for p in rt.settings.problems} | {str(p) for p in rt.config_problems}
     for problem in rt.settings.problems:
         console.print(f"[yellow]settings[/]: {problem}", soft_wrap=True)
     for cp in rt.config_problems:
@@ -149,6 +150,8 @@ def run_command(
         soft_wrap=True,
     )
     for w in outcome.warnings:
+        if w in shown:
+            continue
         console.print(f"[yellow]warning[/]: {w}", soft_wrap=True)
     # The report path goes to stdout so scripts can capture it.
     sys.stdout.write(f"Report: {outcome.report.html}\n")

@@ -1,14 +1,22 @@
 """`joe sim capital|ibkr [--port N]`: start a local broker simulator that speaks the real wire protocol.
 
-For demos and manual tests: point Joe at it with `CAPITAL_API_URL` / `CAPITAL_STREAM_URL` or
-`IBKR_HOST` / `IBKR_PORT`. The simulators listen on 127.0.0.1 only.
+For demos and manual tests. Each prints what to export to point Joe at it (`CAPITAL_API_URL`,
+`CAPITAL_STREAM_URL` and the demo credentials; `IBKR_PORT`, `IBKR_ACCOUNT`). `joe sim capital`
+accepts the `CAPITAL_API_KEY` / `CAPITAL_IDENTIFIER` / `CAPITAL_PASSWORD` already in the environment,
+so an existing configuration logs in unchanged. The simulators listen on 127.0.0.1 only.
+A bad or busy port is one line: exit 2 (out of range) or 1 (cannot listen).
 """
 
 from __future__ import annotations
 
+import errno
+import os
+from collections.abc import Callable
 from typing import Annotated
 
 import typer
+
+from joe.cli.exit_codes import ExitCode
 
 sim_app = typer.Typer(
     help="Local broker simulators (Capital.com REST+WebSocket, IBKR TWS socket).",
@@ -16,16 +24,57 @@ sim_app = typer.Typer(
     add_completion=False,
 )
 
+CAPITAL_ENV = {
+    "api_key": "CAPITAL_API_KEY",
+    "identifier": "CAPITAL_IDENTIFIER",
+    "password": "CAPITAL_PASSWORD",
+}
+
+
+def _check_port(port: int) -> None:
+    if not 0 <= port <= 65535:
+        typer.echo(f"--port must be between 0 and 65535 (0 = any free port), not {port}", err=True)
+        raise typer.Exit(ExitCode.USAGE)
+
+
+def _serve(what: str, port: int, start: Callable[[], None]) -> None:
+    try:
+        start()
+    except OSError as exc:
+        if exc.errno == errno.EADDRINUSE:
+            why = "is already in use"
+        elif exc.errno == errno.EACCES:
+            why = "needs privileges to listen on"
+        else:
+            why = f"cannot be listened on ({exc.strerror or exc})"
+        typer.echo(
+            f"{what} simulator: port {port} on 127.0.0.1 {why}; choose another with --port "
+            "(--port 0 picks a free one)",
+            err=True,
+        )
+        raise typer.Exit(ExitCode.FAILED) from None
+
 
 @sim_app.command("capital")
 def capital(
     port: Annotated[int, typer.Option(help="TCP port on 127.0.0.1 (0 = any free port).")] = 8700,
     seed: Annotated[int, typer.Option(help="Seed of the simulated prices.")] = 1,
 ) -> None:
-    """Serve the Capital.com Open API (REST + streaming WebSocket) until Ctrl-C."""
+    """Serve the Capital.com Open API (REST + streaming WebSocket) until Ctrl-C.
+
+    Accepts the CAPITAL_API_KEY / CAPITAL_IDENTIFIER / CAPITAL_PASSWORD of the environment (each one
+    that is set), else the demo credentials it prints.
+    """
+    _check_port(port)
+    from joe.simulators.capital.gate import Login
     from joe.simulators.capital.sim import run_capital_sim
 
-    run_capital_sim(port, seed=seed)
+    given = {field: os.environ[name] for field, name in CAPITAL_ENV.items() if os.environ.get(name)}
+    login = Login(**given)
+    from_env = frozenset(CAPITAL_ENV[f] for f in given)
+    _serve(
+        "Capital.com", port, lambda: run_capital_sim(port, seed=seed, login=login, login_from_env=from_env)
+    )
 
 
 @sim_app.command("ibkr")
@@ -35,9 +84,10 @@ def ibkr(
     seed: Annotated[int, typer.Option(help="Seed of the simulated prices.")] = 1,
 ) -> None:
     """Serve the TWS API socket protocol (as TWS / IB Gateway would) until Ctrl-C."""
+    _check_port(port)
     if not 157 <= server_version <= 178:
         typer.echo("--server-version must be between 157 and 178 (what ib_async negotiates)", err=True)
-        raise typer.Exit(2)
+        raise typer.Exit(ExitCode.USAGE)
     from joe.simulators.ibkr.server import run_ibkr_sim
 
-    run_ibkr_sim(port, server_version, seed)
+    _serve("IBKR", port, lambda: run_ibkr_sim(port, server_version, seed))

@@ -8,6 +8,7 @@ the mode resolver can refuse live (principle 2: contradictory configuration reso
 
 from __future__ import annotations
 
+import io
 import os
 from collections.abc import Mapping
 from contextvars import ContextVar
@@ -198,13 +199,29 @@ class _TolerantEnvSource(PydanticBaseSettingsSource):
         return {**values, "problems": tuple(problems)}
 
 
+def _read_dotenv(env_file: Path, problems: list[str]) -> Mapping[str, str | None]:
+    """`.env` values, line by line: a line that is not UTF-8 is dropped and named in `problems`
+    (one bad byte must not silently drop the whole file)."""
+    good: list[str] = []
+    for n, raw in enumerate(env_file.read_bytes().splitlines(), start=1):
+        try:
+            good.append(raw.decode("utf-8"))
+        except UnicodeDecodeError as exc:
+            name = raw.split(b"=", 1)[0].strip().decode("ascii", "replace") if b"=" in raw else "?"
+            problems.append(
+                f"{env_file}: line {n} ({name}=...) is not UTF-8 (byte 0x{raw[exc.start]:02x} at column "
+                f"{exc.start + 1}); that line is ignored, save the file as UTF-8"
+            )
+    return dotenv_values(stream=io.StringIO("\n".join(good) + "\n"))
+
+
 def _collect(environ: Mapping[str, str], env_file: Path | None) -> tuple[dict[str, Any], list[str]]:
     dotenv: Mapping[str, str | None] = {}
     problems: list[str] = []
     if env_file is not None and env_file.is_file():
         try:
-            dotenv = dotenv_values(env_file)
-        except (OSError, UnicodeDecodeError) as exc:
+            dotenv = _read_dotenv(env_file, problems)
+        except OSError as exc:
             problems.append(f"{env_file}: cannot read ({type(exc).__name__}); ignored")
     raw, gather_problems = _gather(environ, dotenv)
     problems.extend(gather_problems)

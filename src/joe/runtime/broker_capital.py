@@ -5,11 +5,21 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from joe.brokers.base import MarketData
+from joe.brokers.capital.http import API_PREFIX
 from joe.config.settings import secret_value
 
 if TYPE_CHECKING:
     from joe.runtime.bootstrap import Runtime
     from joe.runtime.sources import Closer
+
+
+def rest_base_url(url: str | None) -> str | None:
+    """CAPITAL_API_URL as the client wants it: the server root. The REST root (`.../api/v1`, as the
+    simulator's banner and Capital.com's docs show it) is accepted too."""
+    if not url:
+        return None
+    root = url.strip().rstrip("/")
+    return root.removesuffix(API_PREFIX) or root
 
 
 async def open_capital_market_data(rt: Runtime) -> tuple[MarketData, Closer]:
@@ -41,7 +51,7 @@ async def open_capital_market_data(rt: Runtime) -> tuple[MarketData, Closer]:
         demo=demo,
         mode=rt.mode,
         audit=rt.audit,
-        api_url=s.capital_api_url or None,
+        api_url=rest_base_url(s.capital_api_url),
         stream_url=s.capital_stream_url or None,
         account_id=s.capital_account_id or cfg.account_id or None,
         timeout_s=cfg.request_timeout_s,

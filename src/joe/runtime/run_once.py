@@ -19,6 +19,7 @@ from datetime import date, datetime
 from joe.core.clock import utcnow
 from joe.core.ids import new_run_id
 from joe.core.logging import get_logger
+from joe.data.errors import DataError
 from joe.reporting.generator import ReportPaths
 from joe.runtime.book import BookRefused
 from joe.runtime.bootstrap import Runtime
@@ -100,7 +101,8 @@ async def run_once(
     """Run the whole pipeline once in the process's mode (paper) and write the report.
 
     Raises `LiveModeUnavailable` (mode is not paper), `BookRefused` (the as-of or source would break
-    the book's continuity), `RunArgumentError` (options outside the data), `RunFailed` (anything
+    the book's continuity), `RunArgumentError` / `DataError` (options outside the data, or a source
+    that cannot be read as given), `RunFailed` (anything
     else, with the run id and what was done). Nothing is traded in the first three cases.
     """
     if rt.mode != "paper":
@@ -131,7 +133,7 @@ async def run_once(
         await write_report(st)
         finish(st)
         await st.guard.finish()
-    except (BookRefused, RunArgumentError) as exc:
+    except (BookRefused, RunArgumentError, DataError) as exc:  # nothing done: the options don't fit
         rt.audit.record("run.refused", {"reason": str(exc)}, run_id=st.run_id)
         if st.run_started:
             rt.store.finish_run(st.run_id, "refused", {"reason": str(exc)})

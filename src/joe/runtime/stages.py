@@ -126,6 +126,8 @@ def open_book(st: RunState) -> None:
             f"--source {opts.source} applies to --broker sim only; with --broker {opts.broker} the market "
             "data comes from the broker (drop --source, or use --broker sim)"
         )
+    # What start-up noticed (a .env line dropped, an empty config file) is in the report too.
+    st.warnings += [str(p) for p in rt.settings.problems] + [str(p) for p in rt.config_problems]
     st.pf = PaperPortfolio.load(rt.store, rt.audit, rt.config, broker=opts.broker)
     st.book = BookIdentity.load(rt.store)
     st.book_source = source_identity(opts.broker, opts.source)

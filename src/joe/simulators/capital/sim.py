@@ -246,23 +246,50 @@ class CapitalSimulator:
         )
 
 
+def capital_banner(sim: CapitalSimulator, seed: int, from_env: frozenset[str] = frozenset()) -> str:
+    """What to export to point Joe at this simulator. The demo credentials are printed (they are the
+    simulator's own, not secrets); a value taken from the environment is only named, never shown."""
+    login = sim.login
+    creds = {
+        "CAPITAL_API_KEY": login.api_key,
+        "CAPITAL_IDENTIFIER": login.identifier,
+        "CAPITAL_PASSWORD": login.password,
+    }
+    lines = [
+        f"Capital.com simulator on {sim.url} (REST {sim.url}/api/v1, streaming {sim.stream_url}, "
+        f"seed {seed}); Ctrl-C stops. To point Joe at it:",
+        f"  export CAPITAL_API_URL={sim.url}",
+        f"  export CAPITAL_STREAM_URL={sim.stream_url}",
+    ]
+    for name, value in creds.items():
+        lines.append(
+            f"  # {name} is taken from your environment" if name in from_env else f"  export {name}={value}"
+        )
+    lines.append("  .venv/bin/joe run --once --broker capital")
+    return "\n".join(lines)
+
+
 def run_capital_sim(
-    port: int = 8700, *, seed: int = 1, host: str = "127.0.0.1", login: Login | None = None
+    port: int = 8700,
+    *,
+    seed: int = 1,
+    host: str = "127.0.0.1",
+    login: Login | None = None,
+    login_from_env: frozenset[str] = frozenset(),
 ) -> None:
     """Blocking entry for `joe sim capital --port N`: serve until interrupted.
 
     `login` sets the credentials the simulator accepts (default `Login()`: api key "sim-api-key",
     identifier "trader@example.com", password "sim-password"); pass the CAPITAL_* values to let an
-    existing configuration log in unchanged. Credentials are never printed.
+    existing configuration log in unchanged. The banner prints the demo credentials and the URLs to
+    export; values from the environment (`login_from_env` names them) are never printed.
+    Raises `OSError` when the port cannot be bound.
     """
 
     async def main() -> None:
         sim = CapitalSimulator(seed=seed, port=port, host=host, login=login)
         await sim.start()
-        print(
-            f"Capital.com simulator: REST {sim.url}/api/v1, streaming {sim.stream_url} (seed {seed}); "
-            "Ctrl-C stops"
-        )
+        print(capital_banner(sim, seed, login_from_env), flush=True)
         try:
             await asyncio.Event().wait()
         finally:

@@ -329,7 +329,13 @@ def _replace_exec(ex: Execution, exec_id: str, qty: Decimal) -> WireExec:
 async def _serve(port: int, server_version: int, seed: int) -> None:
     sim = IBKRSimulator(server_version=server_version, seed=seed, port=port)
     await sim.start()
-    banner = f"IBKR simulator (TWS API server version {server_version}) listening on 127.0.0.1:{sim.port}"
+    banner = (
+        f"IBKR simulator (TWS API server version {server_version}) listening on 127.0.0.1:{sim.port}; "
+        "Ctrl-C stops. To point Joe at it:\n"
+        f"  export IBKR_HOST=127.0.0.1\n  export IBKR_PORT={sim.port}\n"
+        f"  export IBKR_ACCOUNT={sim.book.account}\n"
+        "  .venv/bin/joe run --once --broker ibkr"
+    )
     print(banner, flush=True)
     try:
         await asyncio.Event().wait()

@@ -1,0 +1,275 @@
+"""Issue 15.2-15.4: one clear line and the documented exit code instead of tracebacks and silences.
+
+Exit codes (README): 1 failed, 2 bad arguments, 3 refused for safety.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from joe.cli.main import app
+
+ROOT = Path(__file__).resolve().parents[2]
+JOE = str(Path(sys.executable).with_name("joe"))
+
+
+def one_line_error(text: str) -> None:
+    assert "Traceback" not in text, text
+    assert len([ln for ln in text.splitlines() if ln.strip()]) <= 3, text
+
+
+# ------------------------------------------------------------------------------------------ config
+def test_invalid_config_stops_the_run_with_exit_2_and_trades_nothing(project: Path) -> None:
+    (project / "config/execution.yaml").write_text("risk:\n  risk_per_trade_pct: -1\n")
+    result = CliRunner().invoke(app, ["run", "--once"])
+    assert result.exit_code == 2, result.output
+    assert "Invalid config" in result.output and "risk.risk_per_trade_pct" in result.output
+    assert "nothing was traded" in result.output
+    assert not (project / "data/reports").exists()
+    mode = CliRunner().invoke(app, ["mode", "--json"])
+    assert json.loads(mode.stdout)["mode"] == "paper"  # the mode still resolves, to paper
+
+
+@pytest.mark.parametrize("text", ["", "# all defaults\n"])
+def test_an_empty_config_file_says_so(project: Path, text: str) -> None:
+    (project / "config/execution.yaml").write_text(text)
+    result = CliRunner().invoke(app, ["run", "--once"])
+    assert result.exit_code == 0, result.output
+    assert "file is empty; using the built-in defaults" in result.output
+    report = Path(result.stdout.split("Report: ")[1].strip()).parent
+    assert "file is empty" in (report / "report.md").read_text()
+
+
+def test_a_dotenv_line_with_a_non_utf8_byte_is_named_and_the_rest_is_kept(
+    project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("JOE_LOG_LEVEL", raising=False)
+    (project / ".env").write_bytes(b"JOE_LOG_LEVEL=WARNING\nTELEGRAM_CHAT_ID=4\xff2\n")
+    from joe.config.settings import load_settings
+
+    settings = load_settings()
+    assert settings.log_level == "WARNING"  # the good line is used
+    assert any("line 2 (TELEGRAM_CHAT_ID=...) is not UTF-8" in p for p in settings.problems)
+    result = CliRunner().invoke(app, ["run", "--once"])
+    assert "line 2 (TELEGRAM_CHAT_ID=...) is not UTF-8" in result.output
+
+
+# --------------------------------------------------------------------------------------- run args
+def test_as_of_outside_a_csv_source_names_the_valid_range(project: Path, tmp_path: Path) -> None:
+    folder = tmp_path / "prices"
+    folder.mkdir()
+    import pandas as pd
+
+    days = pd.bdate_range("2022-01-03", periods=260)
+    (folder / "ACME.csv").write_text(
+        "date,open,high,low,close,volume\n" + "\n".join(f"{d.date()},10,11,9,10.5,1000000" for d in days)
+    )
+    for as_of in ("2010-01-04", "2030-01-02"):
+        result = CliRunner().invoke(app, ["run", "--once", "--source", f"csv:{folder}", "--as-of", as_of])
+        assert result.exit_code == 2, result.output
+        (line,) = [ln for ln in result.output.splitlines() if ln.startswith("Bad arguments")]
+        assert "choose a date between 2022-01-03 and 2022-12-30" in line
+        assert "Traceback" not in result.output
+
+
+def test_sample_as_of_outside_the_data_is_a_bad_argument(project: Path) -> None:
+    result = CliRunner().invoke(app, ["run", "--once", "--as-of", "1990-01-02"])
+    assert result.exit_code == 2, result.output
+    assert "choose a date between 1999-01-04 and 2018-12-31" in result.output
+
+
+def test_source_with_a_broker_is_refused_not_ignored(project: Path) -> None:
+    result = CliRunner().invoke(app, ["run", "--once", "--broker", "capital", "--source", "csv:/x"])
+    assert result.exit_code == 2, result.output
+    assert "--source csv:/x applies to --broker sim only" in result.output
+
+
+@pytest.mark.parametrize(
+    ("url", "needle"),
+    [
+        ("garbage", "JOE_DB_URL is not a database URL"),
+        ("postgresql+nosuchdriver://u@127.0.0.1/joe", "Install the driver"),
+    ],
+)
+def test_store_errors_say_what_is_wrong(
+    project: Path, monkeypatch: pytest.MonkeyPatch, url: str, needle: str
+) -> None:
+    monkeypatch.setenv("JOE_DB_URL", url)
+    result = CliRunner().invoke(app, ["run", "--once"])
+    assert result.exit_code == 1, result.output
+    assert needle in result.output and "writable data folder" not in result.output
+    one_line_error(result.output.split("mode.resolved")[-1])
+
+
+def test_a_corrupt_database_is_not_called_an_unwritable_folder(project: Path) -> None:
+    (project / "data").mkdir()
+    (project / "data/joe.db").write_bytes(b"this is not a database at all" * 100)
+    result = CliRunner().invoke(app, ["run", "--once"])
+    assert result.exit_code == 1, result.output
+    assert "move it aside" in result.output and "writable data folder" not in result.output
+
+
+def test_main_py_without_the_virtualenv_says_what_to_run(tmp_path: Path) -> None:
+    # `python -S -I` hides site-packages (no typer), as a system python without Joe's dependencies.
+    r = subprocess.run(
+        [sys.executable, "-S", "-I", str(ROOT / "main.py"), "--once"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=60,
+    )
+    assert r.returncode == 1
+    assert ".venv/bin/python main.py --once" in r.stderr and "make install" in r.stderr
+    one_line_error(r.stderr)
+
+
+def test_no_python_warning_leaks_to_the_console(project: Path, tmp_path: Path) -> None:
+    folder = tmp_path / "prices"
+    folder.mkdir()
+    import pandas as pd
+
+    days = pd.bdate_range("2022-01-03", periods=260)
+    for sym, start in (("EARLY", 0), ("LATE", 200)):  # days when only one (or no) symbol trades
+        rows = [f"{d.date()},10,11,9,{10 + i % 5},1000000" for i, d in enumerate(days) if i >= start]
+        (folder / f"{sym}.csv").write_text("date,open,high,low,close,volume\n" + "\n".join(rows))
+    env = {**os.environ, "JOE_LOG_LEVEL": "WARNING", "PYTHONWARNINGS": "default"}
+    r = subprocess.run(
+        [JOE, "run", "--once", "--source", f"csv:{folder}"],
+        capture_output=True,
+        text=True,
+        cwd=project,
+        env=env,
+    )
+    assert "Warning:" not in r.stderr and "Mean of empty slice" not in r.stderr, r.stderr[-3000:]
+
+
+# ------------------------------------------------------------------------------------------ audit/report
+def test_audit_verify_on_a_missing_folder_is_a_bad_argument(project: Path) -> None:
+    for cmd in (["audit", "verify"], ["audit", "tail"]):
+        result = CliRunner().invoke(app, [*cmd, "--dir", str(project / "nonexistent/typo")])
+        assert result.exit_code == 2, result.output
+        assert "does not exist" in result.output and "no audit records" not in result.output
+
+
+def test_report_rerender_of_a_corrupt_facts_file_names_the_file(project: Path) -> None:
+    result = CliRunner().invoke(app, ["run", "--once"])
+    report_dir = Path(result.stdout.split("Report: ")[1].strip()).parent
+    (report_dir / "facts.json").write_text("{ not json")
+    r = CliRunner().invoke(app, ["report", report_dir.name, "--rerender"])
+    assert r.exit_code == 1
+    assert str(report_dir / "facts.json") in r.output and "Traceback" not in r.output
+    r = CliRunner().invoke(app, ["report", "--root", str(project / "nope")])
+    assert r.exit_code == 2 and "--root" in r.output
+
+
+# ------------------------------------------------------------------------------------------ simulators
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.mark.parametrize("kind", ["capital", "ibkr"])
+@pytest.mark.parametrize("port", ["99999", "-5"])
+def test_sim_port_out_of_range_is_one_line_exit_2(kind: str, port: str) -> None:
+    result = CliRunner().invoke(app, ["sim", kind, "--port", port])
+    assert result.exit_code == 2
+    assert f"--port must be between 0 and 65535 (0 = any free port), not {port}" in result.output
+    one_line_error(result.output)
+
+
+@pytest.mark.parametrize("kind", ["capital", "ibkr"])
+def test_sim_port_in_use_is_one_line_exit_1(kind: str) -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        result = CliRunner().invoke(app, ["sim", kind, "--port", str(port)])
+    assert result.exit_code == 1
+    assert f"port {port} on 127.0.0.1 is already in use" in result.output
+    one_line_error(result.output)
+
+
+def _start_sim(args: list[str], env: dict[str, str]) -> tuple[subprocess.Popen[str], list[str]]:
+    proc = subprocess.Popen([JOE, "sim", *args], stdout=subprocess.PIPE, text=True, env=env)
+    lines: list[str] = []
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        lines.append(line.rstrip("\n"))
+        if "joe run --once" in line:
+            break
+    return proc, lines
+
+
+@pytest.fixture
+def stop() -> Iterator[list[subprocess.Popen[str]]]:
+    procs: list[subprocess.Popen[str]] = []
+    yield procs
+    for p in procs:
+        p.terminate()
+        p.wait(timeout=10)
+
+
+def _exports(lines: list[str]) -> dict[str, str]:
+    return dict(ln.strip().removeprefix("export ").split("=", 1) for ln in lines if "export " in ln)
+
+
+@pytest.mark.parametrize("suffix", ["", "/api/v1"])
+def test_sim_capital_prints_what_to_export_and_joe_runs_against_it(
+    project: Path, monkeypatch: pytest.MonkeyPatch, stop: list[subprocess.Popen[str]], suffix: str
+) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CAPITAL_")}
+    proc, lines = _start_sim(["capital", "--port", str(_free_port())], env)
+    stop.append(proc)
+    exports = _exports(lines)
+    assert set(exports) == {
+        "CAPITAL_API_URL",
+        "CAPITAL_STREAM_URL",
+        "CAPITAL_API_KEY",
+        "CAPITAL_IDENTIFIER",
+        "CAPITAL_PASSWORD",
+    }
+    for k, v in exports.items():
+        monkeypatch.setenv(k, v + suffix if k == "CAPITAL_API_URL" else v)
+    (project / "config/execution.yaml").write_text("pipeline:\n  universe_size: 20\nai:\n  enabled: false\n")
+    result = CliRunner().invoke(app, ["run", "--once", "--broker", "capital"])
+    assert result.exit_code == 0, result.output
+
+
+def test_sim_capital_accepts_the_environments_credentials_without_printing_them(
+    project: Path, monkeypatch: pytest.MonkeyPatch, stop: list[subprocess.Popen[str]]
+) -> None:
+    creds = {
+        "CAPITAL_API_KEY": "my-own-key-123",
+        "CAPITAL_IDENTIFIER": "me@example.org",
+        "CAPITAL_PASSWORD": "my-own-pass-456",
+    }
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("CAPITAL_")}, **creds}
+    proc, lines = _start_sim(["capital", "--port", str(_free_port())], env)
+    stop.append(proc)
+    text = "\n".join(lines)
+    assert "my-own-key-123" not in text and "my-own-pass-456" not in text
+    assert "CAPITAL_API_KEY is taken from your environment" in text
+    for k, v in {**creds, **_exports(lines)}.items():
+        monkeypatch.setenv(k, v)
+    (project / "config/execution.yaml").write_text("pipeline:\n  universe_size: 20\nai:\n  enabled: false\n")
+    result = CliRunner().invoke(app, ["run", "--once", "--broker", "capital"])
+    assert result.exit_code == 0, result.output
+
+
+def test_sim_ibkr_prints_ibkr_port_and_account(stop: list[subprocess.Popen[str]]) -> None:
+    port = _free_port()
+    proc, lines = _start_sim(["ibkr", "--port", str(port)], dict(os.environ))
+    stop.append(proc)
+    exports = _exports(lines)
+    assert exports["IBKR_PORT"] == str(port)
+    assert exports["IBKR_ACCOUNT"] == "DU1234567"
