@@ -140,7 +140,9 @@ def open_book(st: RunState) -> None:
 def _resolve_as_of(st: RunState, snap: MarketSnapshot) -> None:
     dates = snap.panel.dates
     want = st.opts.as_of
-    if want is not None and (want < dates[0].date() or want > dates[-1].date()):
+    # Only "before the data" is checked here: an as-of on a holiday or weekend uses the bar before it,
+    # and local sources refuse an as-of after their data themselves (they clip at the as-of).
+    if want is not None and want < dates[0].date():
         raise RunArgumentError(
             f"--as-of {want} is outside the data of {st.opts.broker}/{st.opts.source}: choose a date "
             f"between {dates[0].date()} and {dates[-1].date()}"
