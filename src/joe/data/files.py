@@ -338,10 +338,10 @@ class FileSource(FrameSource):
         self.native_timeframe = _native_timeframe(self._frames)
         self._last = max(f.index[-1] for f in self._frames.values()).date()
         first = min(f.index[0] for f in self._frames.values()).date()
-        if as_of is not None and not first <= as_of <= self._last:
-            where = "before the data starts" if as_of < first else "after the data ends"
+        if as_of is not None and as_of < first:  # after the end is fine: the last bars are the as-of's
             raise DataError(
-                f"as-of {as_of} is {where} in {self.folder}; choose a date between {first} and {self._last}"
+                f"as-of {as_of} is before the data starts in {self.folder}; choose a date between {first} "
+                f"and {self._last}"
             )
 
     @property
