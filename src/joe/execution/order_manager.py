@@ -41,6 +41,7 @@ from joe.core.models import Fill, OrderIntent, OrderLeg, OrderType
 from joe.core.order import InvalidFill, Order, OrderState, OverfillError
 from joe.core.reports import BrokerNotice, CommissionReport, FillReport, Observation, OrderStatusReport
 from joe.execution.book import OrderBook
+from joe.execution.bracket_follower import BracketFollower
 from joe.execution.events import AlertKind, ExecutionAlert, UnprotectedPosition
 from joe.execution.exits import place_exit
 from joe.execution.increments import check_intent
@@ -51,7 +52,6 @@ from joe.execution.journal import (
     fill_payload,
     intent_payload,
 )
-from joe.execution.protective_cover import protection
 from joe.execution.reconcile_rules import Plan, plan_notice, plan_status
 from joe.store import Store
 
@@ -63,7 +63,7 @@ _WORKING = (_S.ACCEPTED, _S.PARTIALLY_FILLED)
 _CHILD_LEGS = (OrderLeg.STOP_LOSS, OrderLeg.TAKE_PROFIT)
 
 
-class OrderManager:
+class OrderManager(BracketFollower):
     """Owns every order at one broker. See the module docstring for the rules it keeps.
 
     `mode` is the store/audit trading mode ("live" or "shadow"); `on_unprotected` / `on_alert` are
@@ -540,67 +540,6 @@ class OrderManager:
             await self.journal.alert(AlertKind.BROKER_CORRECTION, a, o)
         if plan.ask_broker:
             await self.ask(o)
-
-    # ------------------------------------------------------------------ brackets and protection
-    async def _after_change(self, o: Order) -> None:
-        if o.intent.leg is OrderLeg.ENTRY and o.parent_client_order_id is None:
-            await self._follow_parent(o)
-        await self._check_protection(o.intent.signal_id)
-
-    async def _follow_parent(self, parent: Order) -> None:
-        """Keep working children at the parent's size: its filled size once it can fill no more,
-        else its (possibly modified) quantity. Asks the broker first (it may have resized them)."""
-        target = parent.filled_quantity if parent.state.is_terminal else parent.quantity
-        if target <= 0:
-            return  # nothing filled and done: the broker cancels the children with their parent
-        self._following.add(parent.intent.signal_id)
-        try:
-            await self._resize_children(parent, target)
-        finally:
-            self._following.discard(parent.intent.signal_id)
-
-    async def _resize_children(self, parent: Order, target: Decimal) -> None:
-        for c in self.book.children(parent):
-            if c.state not in _WORKING or c.quantity == target:
-                self._resize_asked.pop(c.client_order_id, None)
-                continue
-            if self._resize_asked.get(c.client_order_id) == target:
-                continue
-            await self.ask(c)
-            c = self.book.orders[c.client_order_id]
-            if c.state in _WORKING and c.quantity != target:
-                self._resize_asked[c.client_order_id] = target
-                await self.journal.order_event(
-                    "order.resize_requested", {"quantity": str(target), "parent": parent.client_order_id}, c
-                )
-                await self.client.modify(self.book.ref(c), quantity=target)
-
-    def position_of(self, signal_id: str) -> Decimal:
-        p = protection(self.book.signal_orders(signal_id))
-        return p.position if p is not None else Decimal(0)
-
-    async def _check_protection(self, signal_id: str) -> None:
-        p = protection(self.book.signal_orders(signal_id))
-        # Over-cover while Joe's own resize of the stops is in flight is expected, not a breach.
-        resizing = (
-            p is not None
-            and p.protected > p.position
-            and (signal_id in self._following or any(c in self._resize_asked for c in p.stop_ids))
-        )
-        if p is None or signal_id in self._exiting or not p.unprotected or resizing:
-            self._last_protection.pop(signal_id, None)
-            return
-        key = (p.position, p.protected)
-        if self._last_protection.get(signal_id) == key:
-            return
-        self._last_protection[signal_id] = key
-        why = (
-            "no working protective stop" if p.protected == 0 else f"stops cover {p.protected} of {p.position}"
-        )
-        event = UnprotectedPosition(
-            signal_id, p.symbol, p.position, p.protected, why, self.clock(), p.stop_ids
-        )
-        await self.journal.report_unprotected(event)
 
     # ------------------------------------------------------------------ reading
     def order(self, coid: str) -> Order | None:

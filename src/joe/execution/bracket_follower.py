@@ -1,0 +1,102 @@
+"""How the `OrderManager` keeps a bracket whole: children follow their parent's size, and an open
+position whose working stops do not cover it is reported as `UnprotectedPosition` (DESIGN.md
+"Protection is an invariant"). A mixin of `OrderManager`, split out by concept; it changes order state
+only through the `OrderManager`'s own `ask` and the client's `modify`.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from typing import TYPE_CHECKING
+
+from joe.core.models import OrderLeg
+from joe.core.order import Order, OrderState
+from joe.execution.events import UnprotectedPosition
+from joe.execution.protective_cover import protection
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from joe.brokers.base import ExecutionClient
+    from joe.execution.book import OrderBook
+    from joe.execution.journal import ExecutionJournal
+
+_WORKING = (OrderState.ACCEPTED, OrderState.PARTIALLY_FILLED)
+
+
+class BracketFollower:
+    """Bracket children and the protection invariant, for `OrderManager` (which provides the state)."""
+
+    client: ExecutionClient
+    book: OrderBook
+    journal: ExecutionJournal
+    clock: Callable[[], datetime]
+    _exiting: set[str]
+    _following: set[str]
+    _last_protection: dict[str, tuple[Decimal, Decimal]]
+    _resize_asked: dict[str, Decimal]
+
+    async def ask(self, o: Order) -> bool:
+        raise NotImplementedError  # `OrderManager.ask`: settle an order by asking the broker
+
+    async def _after_change(self, o: Order) -> None:
+        if o.intent.leg is OrderLeg.ENTRY and o.parent_client_order_id is None:
+            await self._follow_parent(o)
+        await self._check_protection(o.intent.signal_id)
+
+    async def _follow_parent(self, parent: Order) -> None:
+        """Keep working children at the parent's size: its filled size once it can fill no more,
+        else its (possibly modified) quantity. Asks the broker first (it may have resized them)."""
+        target = parent.filled_quantity if parent.state.is_terminal else parent.quantity
+        if target <= 0:
+            return  # nothing filled and done: the broker cancels the children with their parent
+        self._following.add(parent.intent.signal_id)
+        try:
+            await self._resize_children(parent, target)
+        finally:
+            self._following.discard(parent.intent.signal_id)
+
+    async def _resize_children(self, parent: Order, target: Decimal) -> None:
+        for c in self.book.children(parent):
+            if c.state not in _WORKING or c.quantity == target:
+                self._resize_asked.pop(c.client_order_id, None)
+                continue
+            if self._resize_asked.get(c.client_order_id) == target:
+                continue
+            await self.ask(c)
+            c = self.book.orders[c.client_order_id]
+            if c.state in _WORKING and c.quantity != target:
+                self._resize_asked[c.client_order_id] = target
+                await self.journal.order_event(
+                    "order.resize_requested", {"quantity": str(target), "parent": parent.client_order_id}, c
+                )
+                await self.client.modify(self.book.ref(c), quantity=target)
+
+    def position_of(self, signal_id: str) -> Decimal:
+        p = protection(self.book.signal_orders(signal_id))
+        return p.position if p is not None else Decimal(0)
+
+    async def _check_protection(self, signal_id: str) -> None:
+        p = protection(self.book.signal_orders(signal_id))
+        # Over-cover while Joe's own resize of the stops is in flight is expected, not a breach.
+        resizing = (
+            p is not None
+            and p.protected > p.position
+            and (signal_id in self._following or any(c in self._resize_asked for c in p.stop_ids))
+        )
+        if p is None or signal_id in self._exiting or not p.unprotected or resizing:
+            self._last_protection.pop(signal_id, None)
+            return
+        key = (p.position, p.protected)
+        if self._last_protection.get(signal_id) == key:
+            return
+        self._last_protection[signal_id] = key
+        why = (
+            "no working protective stop" if p.protected == 0 else f"stops cover {p.protected} of {p.position}"
+        )
+        event = UnprotectedPosition(
+            signal_id, p.symbol, p.position, p.protected, why, self.clock(), p.stop_ids
+        )
+        await self.journal.report_unprotected(event)
+
