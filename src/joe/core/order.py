@@ -15,6 +15,10 @@ Broker-truth edges (`BROKER_CORRECTIONS`; only taken by `apply_fill` or by
     CANCELLED / REJECTED / EXPIRED ─► ACCEPTED                    the broker reports it still working
     FILLED ─► PARTIALLY_FILLED                                    an execution correction (IBKR
                                                                   execId revision) lowered the fill
+    LOST ─► ACCEPTED / PARTIALLY_FILLED / FILLED / CANCELLED / EXPIRED   the broker found it after all
+
+LOST (terminal) is the Reconciler's verdict on an order Joe sent that the broker, asked a bounded
+number of times, does not know: alerted and audited, never resent.
 
 UNKNOWN is the fail-closed state for an ambiguous submit (timeout after send): the order may or may
 not exist at the broker until a query (never a resend) moves it on.
@@ -42,6 +46,7 @@ class OrderState(StrEnum):
     CANCELLED = "CANCELLED"
     REJECTED = "REJECTED"
     EXPIRED = "EXPIRED"
+    LOST = "LOST"  # Joe sent it; the broker, asked repeatedly, does not know it (Reconciler). Never resent.
 
     @property
     def is_terminal(self) -> bool:
@@ -53,29 +58,32 @@ class OrderState(StrEnum):
 
 
 TERMINAL_STATES = frozenset(
-    {OrderState.FILLED, OrderState.CANCELLED, OrderState.REJECTED, OrderState.EXPIRED}
+    {OrderState.FILLED, OrderState.CANCELLED, OrderState.REJECTED, OrderState.EXPIRED, OrderState.LOST}
 )
 
 _S = OrderState
 TRANSITIONS: dict[OrderState, frozenset[OrderState]] = {
     _S.NEW: frozenset({_S.SUBMITTING, _S.REJECTED, _S.CANCELLED}),
     _S.SUBMITTING: frozenset(
-        {_S.ACCEPTED, _S.REJECTED, _S.UNKNOWN, _S.PARTIALLY_FILLED, _S.FILLED, _S.CANCELLED}
+        {_S.ACCEPTED, _S.REJECTED, _S.UNKNOWN, _S.PARTIALLY_FILLED, _S.FILLED, _S.CANCELLED, _S.LOST}
     ),
     _S.UNKNOWN: frozenset(
-        {_S.ACCEPTED, _S.REJECTED, _S.PARTIALLY_FILLED, _S.FILLED, _S.CANCELLED, _S.EXPIRED}
+        {_S.ACCEPTED, _S.REJECTED, _S.PARTIALLY_FILLED, _S.FILLED, _S.CANCELLED, _S.EXPIRED, _S.LOST}
     ),
     _S.ACCEPTED: frozenset(
-        {_S.PARTIALLY_FILLED, _S.FILLED, _S.CANCEL_PENDING, _S.CANCELLED, _S.EXPIRED, _S.REJECTED}
+        {_S.PARTIALLY_FILLED, _S.FILLED, _S.CANCEL_PENDING, _S.CANCELLED, _S.EXPIRED, _S.REJECTED, _S.LOST}
     ),
     _S.PARTIALLY_FILLED: frozenset(
-        {_S.PARTIALLY_FILLED, _S.FILLED, _S.CANCEL_PENDING, _S.CANCELLED, _S.EXPIRED}
+        {_S.PARTIALLY_FILLED, _S.FILLED, _S.CANCEL_PENDING, _S.CANCELLED, _S.EXPIRED, _S.LOST}
     ),
-    _S.CANCEL_PENDING: frozenset({_S.CANCELLED, _S.PARTIALLY_FILLED, _S.FILLED, _S.EXPIRED, _S.ACCEPTED}),
+    _S.CANCEL_PENDING: frozenset(
+        {_S.CANCELLED, _S.PARTIALLY_FILLED, _S.FILLED, _S.EXPIRED, _S.ACCEPTED, _S.LOST}
+    ),
     _S.FILLED: frozenset(),
     _S.CANCELLED: frozenset(),
     _S.REJECTED: frozenset(),
     _S.EXPIRED: frozenset(),
+    _S.LOST: frozenset(),
 }
 
 
@@ -85,6 +93,7 @@ BROKER_CORRECTIONS: dict[OrderState, frozenset[OrderState]] = {
     _S.REJECTED: frozenset({_S.PARTIALLY_FILLED, _S.FILLED, _S.ACCEPTED}),
     _S.EXPIRED: frozenset({_S.PARTIALLY_FILLED, _S.FILLED, _S.ACCEPTED}),
     _S.FILLED: frozenset({_S.PARTIALLY_FILLED}),
+    _S.LOST: frozenset({_S.PARTIALLY_FILLED, _S.FILLED, _S.ACCEPTED, _S.CANCELLED, _S.EXPIRED}),
 }
 
 
@@ -218,30 +227,36 @@ class Order:
         self.history.append(t)
         return t
 
-    def apply_fill(self, fill: Fill, revision: int = 0, *, from_reconciliation: bool = False) -> bool:
+    def apply_fill(
+        self, fill: Fill, revision: int = 0, *, from_reconciliation: bool = False, overfill: bool = False
+    ) -> bool:
         """Apply an execution; a fill is a fact, so it is taken in any state that has been sent.
 
         Returns False (and changes nothing) for a fill id already applied at the same or a higher
         `revision`; a higher revision REPLACES the earlier fill (quantity and price adjusted, never
         added). A fill on an order Joe had as CANCELLED/REJECTED/EXPIRED moves it on along a
         broker-truth edge (the caller alerts). Raises `InvalidFill` (see `validate_fill`),
-        `OverfillError` if the total would exceed the order quantity, and `IllegalTransition` for an
-        order never sent (NEW).
+        `OverfillError` if the total would exceed the order quantity (unless `overfill`: the broker
+        says it filled more than Joe asked; the fill is a fact, so the order's quantity is raised to
+        what filled — the caller alerts), and `IllegalTransition` for an order never sent (NEW).
         """
         validate_fill(self, fill)
         previous = self.fills.get(fill.fill_id)
         if previous is not None and revision <= self.fill_revisions.get(fill.fill_id, 0):
             return False
         new_filled = self.filled_quantity + fill.quantity - (previous.quantity if previous else ZERO)
-        if new_filled > self.quantity:
+        quantity = max(self.quantity, new_filled) if overfill else self.quantity
+        if new_filled > quantity:
             raise OverfillError(
                 f"order {self.client_order_id}: fill {fill.fill_id} of {fill.quantity} would fill "
                 f"{new_filled} > {self.quantity}"
             )
-        target = OrderState.FILLED if new_filled == self.quantity else OrderState.PARTIALLY_FILLED
+        target = OrderState.FILLED if new_filled == quantity else OrderState.PARTIALLY_FILLED
         needs_move = not (target is self.state is OrderState.FILLED)
         if needs_move and not is_legal(self.state, target, correction=True):
             raise IllegalTransition(f"order {self.client_order_id}: cannot take a fill in state {self.state}")
+        if quantity != self.quantity:
+            self.intent = replace(self.intent, quantity=quantity)
         fills = dict(self.fills)
         if previous is not None and previous.commission and not fill.commission:
             fill = replace(fill, commission=previous.commission)  # keep a commission already matched

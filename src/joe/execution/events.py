@@ -16,6 +16,10 @@ class AlertKind(StrEnum):
     AUDIT_FAILED = "audit_failed"  # an audit write failed; the change is stored and re-audited
     BROKER_CORRECTION = "broker_correction"  # the broker contradicted Joe's state; Joe followed
     UNRESOLVED = "unresolved"  # an ambiguous outcome the broker could not settle yet
+    LOST = "lost"  # an order Joe sent that the broker, asked repeatedly, does not know (never resent)
+    EXTERNAL = "external"  # an order, fill or position at the broker that Joe did not place (never touched)
+    MISMATCH = "mismatch"  # the broker and Joe disagree and the Reconciler cannot explain why
+    PROTECTION_RESTORED = "protection_restored"  # a position reported unprotected is covered again
 
 
 @dataclass(frozen=True, slots=True)

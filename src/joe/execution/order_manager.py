@@ -24,7 +24,7 @@ import asyncio
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 
 from joe.brokers.base import (
@@ -52,7 +52,7 @@ from joe.execution.journal import (
     fill_payload,
     intent_payload,
 )
-from joe.execution.reconcile_rules import Plan, plan_notice, plan_status
+from joe.execution.reconcile_rules import MassPass, Plan, plan_notice, plan_status
 from joe.store import Store
 
 log = logging.getLogger(__name__)
@@ -61,6 +61,9 @@ _S = OrderState
 NON_TERMINAL = {s for s in OrderState if not s.is_terminal}
 _WORKING = (_S.ACCEPTED, _S.PARTIALLY_FILLED)
 _CHILD_LEGS = (OrderLeg.STOP_LOSS, OrderLeg.TAKE_PROFIT)
+# Executions are read from a little before an order's creation: brokers stamp them in whole seconds
+# (IBKR execution time), so a fill in the order's first second would otherwise fall before it.
+EXEC_TIME_SLACK = timedelta(seconds=60)
 
 
 class OrderManager(BracketFollower):
@@ -101,6 +104,7 @@ class OrderManager(BracketFollower):
         self._resize_asked: dict[str, Decimal] = {}
         self.changed = asyncio.Event()
         self._consumer: asyncio.Task[None] | None = None
+        self._applied: list[str] | None = None  # fill ids applied during a reconciliation pass
 
     # ------------------------------------------------------------------ lifecycle
     @property
@@ -108,11 +112,13 @@ class OrderManager(BracketFollower):
         """True when new intents are accepted (started, and no reconciliation running)."""
         return self._ready and not self._reconciling
 
-    async def start(self, *, consume: bool = True) -> None:
-        """Rebuild and reconcile every non-terminal order, then accept intents and (with `consume`)
-        apply the client's observation stream in a background task. A failed reconciliation raises
-        and the manager stays closed to intents."""
-        await self.reconcile()
+    async def start(self, *, consume: bool = True, reconcile: bool = True) -> None:
+        """Rebuild and reconcile every non-terminal order (unless `reconcile` is False: the caller's
+        `Reconciler` just did), then accept intents and (with `consume`) apply the client's
+        observation stream in a background task. A failed reconciliation raises and the manager
+        stays closed to intents."""
+        if reconcile:
+            await self.reconcile()
         self._ready = True
         if consume and self._consumer is None:
             self._consumer = asyncio.create_task(self._consume(), name=f"order-manager-{self.broker}")
@@ -135,17 +141,23 @@ class OrderManager(BracketFollower):
                 log.exception("observation %r failed", obs)
                 await self.journal.alert(AlertKind.UNRESOLVED, f"applying {type(obs).__name__} failed: {e}")
 
-    async def reconcile(self) -> None:
+    async def reconcile(self, since: datetime | None = None) -> MassPass:
         """One reconciliation pass: re-audit the fill outbox, rebuild non-terminal orders from the
-        store, apply the broker's mass status, resolve (or send, if provably never sent) orders the
-        broker did not list, and check protection. Intents are refused while it runs."""
+        store, apply the broker's mass status (executions since `since`; default: since the oldest
+        non-terminal order was created), resolve (or send, if provably never sent) orders the
+        broker did not list, and check protection. Intents are refused while it runs.
+
+        Returns what the pass saw and did (`MassPass`): the `Reconciler` builds its report on it."""
         self._reconciling = True
+        self._applied = applied = []
         try:
             self.journal.reaudit_outbox(self.store)
             mine = self.store.orders(state=NON_TERMINAL, mode=self.mode, broker=self.broker)
             for o in mine:
                 self.book.orders[o.client_order_id] = o
-            since = min((o.created_at for o in mine), default=None)
+            if since is None:
+                oldest = min((o.created_at for o in mine), default=None)
+                since = oldest - EXEC_TIME_SLACK if oldest is not None else None
             mass = await self.client.mass_status(since)
             for r in mass.orders:
                 if r.client_order_id:
@@ -155,20 +167,33 @@ class OrderManager(BracketFollower):
             for c in mass.commissions:
                 await self._on_commission(c)
             listed = {r.client_order_id for r in mass.orders}
+            missing: list[Order] = []
             for o in mine:
-                if (
-                    o.client_order_id not in listed
-                    and not self.book.orders[o.client_order_id].state.is_terminal
-                ):
-                    await self._settle_unlisted(self.book.orders[o.client_order_id])
+                cur = self.book.orders[o.client_order_id]
+                unlisted = o.client_order_id not in listed and not cur.state.is_terminal
+                if unlisted and not await self._settle_unlisted(cur):
+                    missing.append(cur)
             for sid in {o.intent.signal_id for o in mine}:
                 await self._check_protection(sid)
+            return MassPass(mass, tuple(applied), tuple(missing))
         finally:
             self._reconciling = False
+            self._applied = None
 
-    async def _settle_unlisted(self, order: Order) -> None:
+    async def mark_lost(self, o: Order, reason: str) -> None:
+        """The `Reconciler`'s verdict: Joe sent `o`, the broker does not know it after repeated checks.
+        LOST is terminal (never resent); alerted and audited. A later broker report moves it on."""
+        self.book.move(o, _S.LOST, reason)
+        if o.state is _S.LOST:
+            await self.journal.order_event("order.lost", {"reason": reason}, o)
+            await self.journal.alert(AlertKind.LOST, f"order {o.client_order_id} lost: {reason}", o)
+            await self._after_change(o)
+
+    async def _settle_unlisted(self, order: Order) -> bool:
+        """True if the broker has the order (or it was provably never sent and is sent now / is a
+        child sent with its parent); False if it stays missing at the broker."""
         if await self.ask(order):
-            return
+            return True
         if self.book.never_sent(order) and order.parent_client_order_id is None:
             # Written ahead by a process that died before (or while) sending: its connection is gone,
             # so the broker has or will never have it; it has not. Send it now, once, with its children.
@@ -177,14 +202,15 @@ class OrderManager(BracketFollower):
                 "order.resend", {"reason": "not at the broker after restart"}, order
             )
             await self.send(group)
-        elif self.book.never_sent(order):
-            pass  # a child: sent with its parent
-        else:
-            await self.journal.alert(
-                AlertKind.UNRESOLVED,
-                f"order is {order.state} in Joe's store but the broker has no such order",
-                order,
-            )
+            return True
+        if self.book.never_sent(order):
+            return True  # a child: sent with its parent
+        await self.journal.alert(
+            AlertKind.UNRESOLVED,
+            f"order is {order.state} in Joe's store but the broker has no such order",
+            order,
+        )
+        return False
 
     # ------------------------------------------------------------------ intents
     async def submit(self, intents: Sequence[OrderIntent]) -> list[Order]:
@@ -411,7 +437,8 @@ class OrderManager(BracketFollower):
         await self._apply(o, plan_notice(o, n))
         await self._after_change(o)
 
-    async def _on_fill(self, fr: FillReport) -> None:
+    async def _on_fill(self, fr: FillReport) -> bool:
+        """Apply one fill; True if it was new (or a higher revision) and is now stored."""
         fill = fr.fill
         o = self.book.get(fill.client_order_id)
         if o is None:
@@ -421,7 +448,7 @@ class OrderManager(BracketFollower):
             await self.journal.alert(
                 AlertKind.UNKNOWN_ORDER, f"fill {fill.fill_id} for an order Joe does not know"
             )
-            return
+            return False
         pending = self.store.pending_commission(fill.fill_id)
         if pending is not None and not fill.commission:
             fill = replace(fill, commission=pending.commission)
@@ -433,23 +460,26 @@ class OrderManager(BracketFollower):
                 "order.fill_invalid", fill_payload(fill, fr) | {"error": str(e)}, o
             )
             await self.journal.alert(AlertKind.INVALID_FILL, str(e), o)
-            return
+            return False
         except OverfillError:
             await self.ask(o)  # the broker may have resized the order (a modify or bracket resize)
             try:
                 changed = self._apply_fill(o, fill, fr)
             except OverfillError as e:
+                # A fill is a fact: stored, and the order's size follows what the broker filled.
+                changed = self._apply_fill(o, fill, fr, overfill=True)
                 await self.journal.order_event(
                     "order.fill_overfill", fill_payload(fill, fr) | {"error": str(e)}, o
                 )
-                await self.journal.alert(AlertKind.OVERFILL, str(e), o)
-                return
+                await self.journal.alert(AlertKind.OVERFILL, f"{e}; stored, the order now {o.quantity}", o)
         if not changed:
-            return
+            return False
         with self.store.atomic():
             self.book.save(o, pending_audit={fill.fill_id})
             if pending is not None:
                 self.store.drop_pending_commission(fill.fill_id)
+        if self._applied is not None:
+            self._applied.append(fill.fill_id)
         if await self.journal.order_event("order.fill", fill_payload(fill, fr), o):
             self.store.mark_fills_audited([fill.fill_id])
         if was.is_terminal:
@@ -458,11 +488,14 @@ class OrderManager(BracketFollower):
             )
             await self.ask(o)
         await self._after_change(o)
+        return True
 
-    def _apply_fill(self, o: Order, fill: Fill, fr: FillReport) -> bool:
+    def _apply_fill(self, o: Order, fill: Fill, fr: FillReport, *, overfill: bool = False) -> bool:
         if o.state is _S.NEW:  # sent by a process that died before recording SUBMITTING
             o.transition(_S.SUBMITTING, "fill seen", ts=self.clock(), from_reconciliation=True)
-        return o.apply_fill(fill, fr.revision, from_reconciliation=fr.from_reconciliation)
+        return o.apply_fill(
+            fill, fr.revision, from_reconciliation=fr.from_reconciliation, overfill=overfill
+        )
 
     async def _on_commission(self, c: CommissionReport) -> None:
         coid = self.store.fill_owner(c.fill_id) or next(
@@ -482,7 +515,7 @@ class OrderManager(BracketFollower):
 
     async def _fetch_fills(self, o: Order) -> None:
         try:
-            mass = await self.client.mass_status(o.created_at)
+            mass = await self.client.mass_status(o.created_at - EXEC_TIME_SLACK)
         except BrokerError as e:
             await self.journal.alert(AlertKind.UNRESOLVED, f"could not fetch executions: {e}", o)
             return

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 
 from joe.core.order import Order, OrderState, is_legal
-from joe.core.reports import BrokerNotice, CodeMeaning, OrderStatusReport, VenueOrderStatus
+from joe.core.reports import BrokerNotice, CodeMeaning, MassStatus, OrderStatusReport, VenueOrderStatus
 
 _S = OrderState
 _V = VenueOrderStatus
@@ -54,6 +54,17 @@ class Plan:
             v is not None
             for v in (self.to_state, self.quantity, self.limit_price, self.stop_price, self.broker_order_id)
         )
+
+
+@dataclass(frozen=True, slots=True)
+class MassPass:
+    """What one `OrderManager.reconcile` pass saw and did: the broker's `mass` status, the fill ids it
+    applied (new facts, each once), and Joe's sent orders the broker still does not know (`missing`,
+    after asking for each one by id)."""
+
+    mass: MassStatus
+    applied_fills: tuple[str, ...]
+    missing: tuple[Order, ...]
 
 
 def _move(

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from sqlalchemy import (
+    JSON,
     Boolean,
     Column,
     Connection,
@@ -90,6 +91,32 @@ def _v2_order_truth(conn: Connection) -> None:
     ).create(conn)
 
 
+def _v3_reconciler(conn: Connection) -> None:
+    md = MetaData(naming_convention=schema.metadata.naming_convention)
+    Table(
+        "reconcile_checkpoints",
+        md,
+        Column("broker", String(32), primary_key=True),
+        Column("mode", String(8), primary_key=True),
+        Column("checkpoint", UTCDateTime, nullable=False),
+        Column("updated_at", UTCDateTime, nullable=False),
+    ).create(conn)
+    Table(
+        "reconcile_items",
+        md,
+        Column("broker", String(32), primary_key=True),
+        Column("mode", String(8), primary_key=True),
+        Column("kind", String(24), primary_key=True),
+        Column("ref", String(128), primary_key=True),
+        Column("symbol", String(64), nullable=False),
+        Column("quantity", DecimalText, nullable=False),
+        Column("count", Integer, nullable=False),
+        Column("detail", JSON),
+        Column("first_seen", UTCDateTime, nullable=False),
+        Column("updated_at", UTCDateTime, nullable=False),
+    ).create(conn)
+
+
 MIGRATIONS: list[Migration] = [
     Migration(
         1,
@@ -103,6 +130,12 @@ MIGRATIONS: list[Migration] = [
         "execution identity with revision and an audited flag; order_events.from_reconciliation; "
         "pending_commissions",
         _v2_order_truth,
+    ),
+    Migration(
+        3,
+        "reconciler: reconcile_checkpoints (executions since a persistent checkpoint) and "
+        "reconcile_items (external orders/positions/fills, missed-order counts)",
+        _v3_reconciler,
     ),
 ]
 

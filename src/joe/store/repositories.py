@@ -13,13 +13,15 @@ from sqlalchemy import select
 from joe.store.migrations import latest_version
 from joe.store.orders import OrderRepository
 from joe.store.positions import PositionRepository
+from joe.store.reconcile import ReconcileRepository
 from joe.store.runs import RunRepository
 from joe.store.schema import schema_version
 from joe.store.state import StateRepository
 
 
-class Store(OrderRepository, PositionRepository, RunRepository, StateRepository):
-    """Joe's persistence: orders, order events, fills, positions, signals, runs, paper account, state.
+class Store(OrderRepository, PositionRepository, RunRepository, StateRepository, ReconcileRepository):
+    """Joe's persistence: orders, order events, fills, positions, signals, runs, paper account, state,
+    reconciliation checkpoints and items.
 
     Create it with `joe.store.open_store()` (which migrates the schema). Methods return frozen
     dataclasses or core domain objects, never live database objects.

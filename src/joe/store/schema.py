@@ -250,4 +250,33 @@ kv_state = Table(
     Column("updated_at", UTCDateTime, nullable=False),
 )
 
+# v3: the Reconciler's persistent checkpoint per account (executions are read from here on, with
+# an overlap; fills are unique by execution identity, so a re-read applies nothing twice).
+reconcile_checkpoints = Table(
+    "reconcile_checkpoints",
+    metadata,
+    Column("broker", String(32), primary_key=True),
+    Column("mode", String(8), primary_key=True),
+    Column("checkpoint", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+)
+
+# v3: what the Reconciler recorded about the account: orders/positions/fills Joe did not place
+# (kind "external_order" / "external_position" / "external_fill"), and how many times in a row the
+# broker did not know one of Joe's orders (kind "miss"; `count`). `ref` is the broker's id.
+reconcile_items = Table(
+    "reconcile_items",
+    metadata,
+    Column("broker", String(32), primary_key=True),
+    Column("mode", String(8), primary_key=True),
+    Column("kind", String(24), primary_key=True),
+    Column("ref", ID, primary_key=True),
+    Column("symbol", String(64), nullable=False),
+    Column("quantity", DecimalText, nullable=False),
+    Column("count", Integer, nullable=False),
+    Column("detail", JSON),
+    Column("first_seen", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+)
+
 JOE_TABLES = frozenset(metadata.tables)

@@ -1,0 +1,108 @@
+"""The Reconciler end to end at IBKR: OrderManager → IBKRExecutionClient → ib_async → TWS simulator.
+
+The simulator's books are the truth: a manual trade by the account owner (another API client, no
+orderRef) is adopted as external and never touched; a fill that happened while Joe was down is
+applied once; restarting twice applies nothing again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from ib_async import IB, LimitOrder, MarketOrder, Stock
+
+from joe.core.events import NullAudit
+from joe.execution.order_manager import OrderManager
+from joe.execution.reconciler import FindingKind, Reconciler
+from joe.safety.trading_state import TradingState, TradingStateStore
+from joe.simulators.ibkr import IBKRSimulator
+from joe.store import Store
+
+from .helpers import bracket_intents, wait_for
+from .truth import S, agree, ids, joe, settle
+
+
+@pytest.fixture
+async def owner(sim178: IBKRSimulator) -> AsyncIterator[IB]:
+    """The account owner trading on the platform: client id 0, orders without an orderRef."""
+    ib = IB()
+    await ib.connectAsync("127.0.0.1", sim178.port, clientId=0, timeout=3)
+    try:
+        yield ib
+    finally:
+        ib.disconnect()
+
+
+async def restarted(make_client: Callable[..., Any], sim: IBKRSimulator, store: Store, **kw: Any) -> Any:
+    client = await make_client(sim, client_id=61)
+    om = OrderManager(client, store, NullAudit(), confirm_timeout=3.0)
+    return Reconciler(om, **kw)
+
+
+async def test_owner_manual_trade_is_external_never_touched(
+    sim178: IBKRSimulator, make_om: Any, make_client: Any, store: Store, owner: IB
+) -> None:
+    sim178.set_price("AAPL", 100)
+    sim178.set_price("MSFT", 400)
+    om = await make_om(sim178, store, client_id=61)
+    legs = bracket_intents("rc-ext")
+    await om.submit(legs)
+    sim178.set_price("AAPL", 98.5)
+    await settle(lambda: agree(sim178, store, ids(legs)))
+    stock = Stock("MSFT", "SMART", "USD")
+    owner.placeOrder(stock, MarketOrder("BUY", 7))
+    working = owner.placeOrder(stock, LimitOrder("BUY", 3, 300))
+    await wait_for(lambda: sim178.book.positions.get("MSFT") is not None, what="manual fill")
+    await wait_for(lambda: len(sim178.book.working()) == 3, what="manual limit working")
+    placed = len(sim178.placed)
+    state = TradingStateStore(store, NullAudit())
+    r = await Reconciler(om, trading_state=state).reconcile()
+    assert r.explained, r.summary()
+    assert {(f.kind, f.instrument) for f in r.findings} >= {
+        (FindingKind.EXTERNAL_ORDER, "MSFT"),
+        (FindingKind.EXTERNAL_POSITION, "MSFT"),
+    }
+    [pos] = store.reconcile_items("ibkr", "live", "external_position")
+    assert (pos.symbol, pos.quantity) == ("MSFT", sim178.book.positions["MSFT"].qty) == ("MSFT", 7)
+    [ext] = store.reconcile_items("ibkr", "live", "external_order")
+    assert ext.ref == str(working.order.orderId) or ext.symbol == "MSFT"
+    assert state.current().state is TradingState.ACTIVE
+    again = await Reconciler(om).reconcile()
+    assert again.adopted == () and again.explained
+    assert len(sim178.placed) == placed  # Joe sent nothing, cancelled nothing
+    assert any(bo.placed.order_type == "LMT" and bo.sim.symbol == "MSFT" for bo in sim178.book.working())
+    agree(sim178, store, ids(legs))
+
+
+async def test_fill_while_down_applied_once_restart_twice_applies_nothing(
+    sim178: IBKRSimulator, make_om: Any, make_client: Any, store: Store
+) -> None:
+    sim178.set_price("AAPL", 100)
+    first = await make_om(sim178, store, client_id=61)
+    legs = bracket_intents("rc-down")
+    await first.submit(legs)
+    await settle(lambda: agree(sim178, store, ids(legs)))
+    await first.stop()
+    await first.client.close()
+    sim178.set_price("AAPL", 98.5)  # the entry fills while Joe is down
+    assert sim178.book.positions["AAPL"].qty == 100
+    assert joe(store, legs[0].client_order_id).state is S.ACCEPTED
+    rec = await restarted(make_client, sim178, store)
+    r = await rec.start()
+    assert r.explained, r.summary()
+    assert len(r.applied_fills) == 1
+    await settle(lambda: agree(sim178, store, ids(legs)))
+    assert joe(store, legs[0].client_order_id).state is S.FILLED
+    await rec.om.stop()
+    for _ in range(2):
+        await rec.om.client.close()
+        rec = await restarted(make_client, sim178, store)
+        r = await rec.start()
+        await rec.om.stop()
+        assert r.applied_fills == () and r.explained, r.summary()
+    assert len(store.fills(legs[0].client_order_id)) == 1
+    assert joe(store, legs[0].client_order_id).filled_quantity == Decimal(100)
+    agree(sim178, store, ids(legs))
