@@ -149,7 +149,8 @@ class OrderManager(BracketFollower):
 
         Returns what the pass saw and did (`MassPass`): the `Reconciler` builds its report on it."""
         self._reconciling = True
-        self._applied = applied = []
+        applied: list[str] = []
+        self._applied = applied
         try:
             self.journal.reaudit_outbox(self.store)
             mine = self.store.orders(state=NON_TERMINAL, mode=self.mode, broker=self.broker)
