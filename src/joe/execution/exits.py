@@ -135,5 +135,8 @@ async def await_terminal(om: OrderManager, coids: list[str]) -> None:
                 )
             return
         om.changed.clear()
+        # asyncio.timeout, not wait_for: 3.11's wait_for can swallow a cancellation that races the
+        # event (gh-86296), and a stopping OrderManager must not keep an exit running.
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(om.changed.wait(), timeout=min(left, 0.25))
+            async with asyncio.timeout(min(left, 0.25)):
+                await om.changed.wait()
