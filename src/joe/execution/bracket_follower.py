@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 from joe.core.models import OrderLeg
 from joe.core.order import Order, OrderState
-from joe.execution.events import UnprotectedPosition
+from joe.execution.events import ProtectionRestored, UnprotectedPosition
 from joe.execution.protective_cover import protection
 
 if TYPE_CHECKING:
@@ -36,6 +36,7 @@ class BracketFollower:
     _following: set[str]
     _last_protection: dict[str, tuple[Decimal, Decimal]]
     _resize_asked: dict[str, Decimal]
+    _over_asked: dict[str, tuple[Decimal, Decimal]]
 
     async def ask(self, o: Order) -> bool:
         raise NotImplementedError  # `OrderManager.ask`: settle an order by asking the broker
@@ -78,7 +79,18 @@ class BracketFollower:
         return p.position if p is not None else Decimal(0)
 
     async def _check_protection(self, signal_id: str) -> None:
+        """Protection is a state per signal: raised (`UnprotectedPosition`) when the working stops do
+        not cover the position, cleared (`ProtectionRestored`) when they do again or it is closed."""
         p = protection(self.book.signal_orders(signal_id))
+        if p is not None and p.unprotected and p.protected > p.position and signal_id not in self._exiting:
+            # Over-cover right after a fill of a sibling (an OCA partial target fill): the broker
+            # reduces the stop itself and its report may trail the fill. Ask before concluding.
+            key = (p.position, p.protected)
+            if self._over_asked.get(signal_id) != key:
+                self._over_asked[signal_id] = key
+                for coid in p.stop_ids:
+                    await self.ask(self.book.orders[coid])
+                p = protection(self.book.signal_orders(signal_id))
         # Over-cover while Joe's own resize of the stops is in flight is expected, not a breach.
         resizing = (
             p is not None
@@ -87,6 +99,15 @@ class BracketFollower:
         )
         if p is None or signal_id in self._exiting or not p.unprotected or resizing:
             self._last_protection.pop(signal_id, None)
+            self._over_asked.pop(signal_id, None)
+            raised = self.journal.unprotected_now.get(signal_id)
+            if raised is not None and signal_id not in self._exiting and not resizing:
+                position = p.position if p is not None else Decimal(0)
+                why = "position closed" if position <= 0 else "working stops cover the position again"
+                await self.journal.report_restored(ProtectionRestored(
+                    signal_id, raised.symbol, position, p.protected if p is not None else Decimal(0),
+                    why, self.clock(),
+                ))  # fmt: skip
             return
         key = (p.position, p.protected)
         if self._last_protection.get(signal_id) == key:

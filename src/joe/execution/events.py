@@ -46,3 +46,16 @@ class UnprotectedPosition:
     reason: str
     ts: datetime
     stop_client_order_ids: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class ProtectionRestored:
+    """The clear event of an `UnprotectedPosition`: the signal's working stops cover its position
+    again (re-placed, resized, or the position closed). `position` / `protected` as there."""
+
+    signal_id: str
+    symbol: str
+    position: Decimal
+    protected: Decimal
+    reason: str
+    ts: datetime

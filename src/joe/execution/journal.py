@@ -17,13 +17,14 @@ from joe.core.events import AuditSink
 from joe.core.models import Fill, OrderIntent
 from joe.core.order import Order
 from joe.core.reports import FillReport
-from joe.execution.events import AlertKind, ExecutionAlert, UnprotectedPosition
+from joe.execution.events import AlertKind, ExecutionAlert, ProtectionRestored, UnprotectedPosition
 from joe.store import Store
 
 log = logging.getLogger(__name__)
 
 UnprotectedHandler = Callable[[UnprotectedPosition], Awaitable[None] | None]
 AlertHandler = Callable[[ExecutionAlert], Awaitable[None] | None]
+RestoredHandler = Callable[[ProtectionRestored], Awaitable[None] | None]
 
 
 class ExecutionJournal:
@@ -37,6 +38,7 @@ class ExecutionJournal:
         clock: Callable[[], datetime],
         on_alert: AlertHandler | None = None,
         on_unprotected: UnprotectedHandler | None = None,
+        on_restored: RestoredHandler | None = None,
     ) -> None:
         self.audit = audit
         self.broker = broker
@@ -44,8 +46,11 @@ class ExecutionJournal:
         self.clock = clock
         self.on_alert = on_alert
         self.on_unprotected = on_unprotected
+        self.on_restored = on_restored
         self.alerts: list[ExecutionAlert] = []
-        self.unprotected: list[UnprotectedPosition] = []
+        self.unprotected: list[UnprotectedPosition] = []  # every report, in order (history)
+        self.unprotected_now: dict[str, UnprotectedPosition] = {}  # raised and not cleared, by signal
+        self.restored: list[ProtectionRestored] = []
 
     def record(self, event: str, payload: dict[str, Any], **ids: str | None) -> bool:
         """Write one audit record; False (logged) if the write failed."""
@@ -78,6 +83,7 @@ class ExecutionJournal:
 
     async def report_unprotected(self, event: UnprotectedPosition) -> None:
         self.unprotected.append(event)
+        self.unprotected_now[event.signal_id] = event
         self.record(
             "position.unprotected",
             {
@@ -90,6 +96,22 @@ class ExecutionJournal:
             signal_id=event.signal_id,
         )
         await _call(self.on_unprotected, event)
+
+    async def report_restored(self, event: ProtectionRestored) -> None:
+        """Clear a raised `UnprotectedPosition` (audited as ``position.protected``)."""
+        self.unprotected_now.pop(event.signal_id, None)
+        self.restored.append(event)
+        self.record(
+            "position.protected",
+            {
+                "symbol": event.symbol,
+                "position": str(event.position),
+                "protected": str(event.protected),
+                "reason": event.reason,
+            },
+            signal_id=event.signal_id,
+        )
+        await _call(self.on_restored, event)
 
     def reaudit_outbox(self, store: Store) -> int:
         """Audit every stored fill not yet confirmed audited; returns how many are now audited."""

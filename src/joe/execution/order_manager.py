@@ -48,6 +48,7 @@ from joe.execution.increments import check_intent
 from joe.execution.journal import (
     AlertHandler,
     ExecutionJournal,
+    RestoredHandler,
     UnprotectedHandler,
     fill_payload,
     intent_payload,
@@ -69,9 +70,11 @@ EXEC_TIME_SLACK = timedelta(seconds=60)
 class OrderManager(BracketFollower):
     """Owns every order at one broker. See the module docstring for the rules it keeps.
 
-    `mode` is the store/audit trading mode ("live" or "shadow"); `on_unprotected` / `on_alert` are
-    called (sync or async) for every `UnprotectedPosition` / `ExecutionAlert`, which are also kept in
-    `unprotected` / `alerts` and audited. `confirm_timeout` (seconds) bounds how long an exit waits
+    `mode` is the store/audit trading mode ("live" or "shadow"); `on_unprotected` / `on_alert` /
+    `on_restored` are called (sync or async) for every `UnprotectedPosition` / `ExecutionAlert` /
+    `ProtectionRestored` (the clear event of a raised unprotected position), which are also kept in
+    `unprotected` (and `unprotected_now` while raised) / `alerts` / `journal.restored` and audited.
+    `confirm_timeout` (seconds) bounds how long an exit waits
     for the broker to confirm the cancels of the protective orders it replaces.
     """
 
@@ -84,6 +87,7 @@ class OrderManager(BracketFollower):
         mode: str = "live",
         on_unprotected: UnprotectedHandler | None = None,
         on_alert: AlertHandler | None = None,
+        on_restored: RestoredHandler | None = None,
         confirm_timeout: float = 5.0,
         clock: Callable[[], datetime] = utcnow,
     ) -> None:
@@ -94,7 +98,9 @@ class OrderManager(BracketFollower):
         self.confirm_timeout = confirm_timeout
         self.clock = clock
         self.book = OrderBook(store, self.broker, mode)
-        self.journal = ExecutionJournal(audit, self.broker, mode, clock, on_alert, on_unprotected)
+        self.journal = ExecutionJournal(
+            audit, self.broker, mode, clock, on_alert, on_unprotected, on_restored
+        )
         self._ready = False
         self._reconciling = False
         self._sending: set[str] = set()
@@ -102,6 +108,7 @@ class OrderManager(BracketFollower):
         self._following: set[str] = set()  # signals whose children are being resized to the parent
         self._last_protection: dict[str, tuple[Decimal, Decimal]] = {}
         self._resize_asked: dict[str, Decimal] = {}
+        self._over_asked: dict[str, tuple[Decimal, Decimal]] = {}
         self.changed = asyncio.Event()
         self._consumer: asyncio.Task[None] | None = None
         self._applied: list[str] | None = None  # fill ids applied during a reconciliation pass
@@ -586,7 +593,13 @@ class OrderManager(BracketFollower):
 
     @property
     def unprotected(self) -> list[UnprotectedPosition]:
+        """Every `UnprotectedPosition` reported so far (history; see `unprotected_now`)."""
         return self.journal.unprotected
+
+    @property
+    def unprotected_now(self) -> dict[str, UnprotectedPosition]:
+        """Signals whose protection is raised and not yet cleared by a `ProtectionRestored`."""
+        return self.journal.unprotected_now
 
 
 def _text(v: Decimal | None) -> str | None:
