@@ -230,3 +230,27 @@ async def test_intents_are_refused_while_a_pass_runs(store: Store) -> None:
     venue.mass_status = during  # type: ignore[method-assign,assignment]
     await Reconciler(om).reconcile()
     assert refused == [True]
+
+
+async def test_overfill_is_stored_and_the_position_follows_the_broker(store: Store) -> None:
+    """The broker filled more than the order's size (its position shows it): the fill is a fact,
+    stored; the order's size follows what filled; alerted; the next pass finds nothing to explain."""
+    from execution.fake_venue import T0 as t0
+    from joe.core.models import Fill
+    from joe.core.reports import FillReport
+
+    venue = FakeVenue()
+    om, ids = await placed_bracket(venue, store)
+    venue.execute(ids[0], D(100))
+    await venue.deliver(om)
+    extra = Fill("0999.01", ids[0], "AAPL", Side.BUY, D(20), D(100), t0)
+    venue.net["AAPL"] += 20  # the broker's position has the extra 20
+    venue.orders[ids[0]].filled = D(120)  # of an order of 100: an overfill, not a resize
+    await om.process(FillReport("fake", extra, 1, "0999.01.01"))
+    o = state(store, ids[0])
+    assert (o.filled_quantity, o.quantity, o.state) == (120, 120, S.FILLED)
+    assert "0999.01" in {f.fill_id for f in store.fills(ids[0])}
+    assert any(a.kind is AlertKind.OVERFILL for a in om.alerts)
+    assert om.position_of("sig-1") == 120
+    r = await Reconciler(om).reconcile()
+    assert r.explained, r.summary()

@@ -106,3 +106,33 @@ async def test_fill_while_down_applied_once_restart_twice_applies_nothing(
     assert len(store.fills(legs[0].client_order_id)) == 1
     assert joe(store, legs[0].client_order_id).filled_quantity == Decimal(100)
     agree(sim178, store, ids(legs))
+
+
+async def test_overfill_is_stored_alerted_and_a_disagreeing_broker_halts(
+    sim178: IBKRSimulator, make_om: Any, store: Store
+) -> None:
+    """TWS sends one execution too many for a filled order (the simulator's `overfill` fault; its own
+    position does not have it). The fill is a fact as reported: stored, the order's size follows it,
+    alerted. The broker's position disagrees, so the Reconciler cannot explain it: HALTED, nothing
+    flattened, the stop stays."""
+    from joe.execution.events import AlertKind
+
+    sim178.set_price("AAPL", 100)
+    om = await make_om(sim178, store, client_id=62)
+    sim178.faults.arm("overfill", qty=1)
+    legs = bracket_intents("rc-over", limit=None)
+    await om.submit(legs)
+    await wait_for(lambda: joe(store, legs[0].client_order_id).filled_quantity == 101, what="overfill")
+    assert len(store.fills(legs[0].client_order_id)) == 2
+    assert any(a.kind is AlertKind.OVERFILL for a in om.alerts)
+    state = TradingStateStore(store, NullAudit())
+    r = await Reconciler(om, trading_state=state).reconcile()
+    [bad] = [f for f in r.findings if not f.explained]
+    assert (bad.kind, bad.instrument, bad.broker_qty, bad.joe_qty) == (
+        FindingKind.POSITION_MISMATCH,
+        "AAPL",
+        100,
+        101,
+    )
+    assert r.halted and state.current().state is TradingState.HALTED
+    assert sim178.book.positions["AAPL"].qty == 100 and len(sim178.placed) == 3  # nothing flattened

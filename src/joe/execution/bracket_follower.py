@@ -37,6 +37,7 @@ class BracketFollower:
     _last_protection: dict[str, tuple[Decimal, Decimal]]
     _resize_asked: dict[str, Decimal]
     _over_asked: dict[str, tuple[Decimal, Decimal]]
+    _frozen: set[str]
 
     async def ask(self, o: Order) -> bool:
         raise NotImplementedError  # `OrderManager.ask`: settle an order by asking the broker
@@ -50,7 +51,7 @@ class BracketFollower:
         """Keep working children at the parent's size: its filled size once it can fill no more,
         else its (possibly modified) quantity. Asks the broker first (it may have resized them)."""
         target = parent.filled_quantity if parent.state.is_terminal else parent.quantity
-        if target <= 0:
+        if target <= 0 or parent.intent.signal_id in self._frozen:
             return  # nothing filled and done: the broker cancels the children with their parent
         self._following.add(parent.intent.signal_id)
         try:

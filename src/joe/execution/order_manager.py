@@ -109,6 +109,7 @@ class OrderManager(BracketFollower):
         self._last_protection: dict[str, tuple[Decimal, Decimal]] = {}
         self._resize_asked: dict[str, Decimal] = {}
         self._over_asked: dict[str, tuple[Decimal, Decimal]] = {}
+        self._frozen: set[str] = set()  # signals whose children must not follow (unconfirmed overfill)
         self.changed = asyncio.Event()
         self._consumer: asyncio.Task[None] | None = None
         self._applied: list[str] | None = None  # fill ids applied during a reconciliation pass
@@ -461,6 +462,7 @@ class OrderManager(BracketFollower):
         if pending is not None and not fill.commission:
             fill = replace(fill, commission=pending.commission)
         was = o.state
+        overfilled = False
         try:
             changed = self._apply_fill(o, fill, fr)
         except InvalidFill as e:
@@ -475,7 +477,7 @@ class OrderManager(BracketFollower):
                 changed = self._apply_fill(o, fill, fr)
             except OverfillError as e:
                 # A fill is a fact: stored, and the order's size follows what the broker filled.
-                changed = self._apply_fill(o, fill, fr, overfill=True)
+                changed = overfilled = self._apply_fill(o, fill, fr, overfill=True)
                 await self.journal.order_event(
                     "order.fill_overfill", fill_payload(fill, fr) | {"error": str(e)}, o
                 )
@@ -490,13 +492,40 @@ class OrderManager(BracketFollower):
             self._applied.append(fill.fill_id)
         if await self.journal.order_event("order.fill", fill_payload(fill, fr), o):
             self.store.mark_fills_audited([fill.fill_id])
-        if was.is_terminal:
+        if overfilled:
+            await self._check_overfill(o)  # before anything can resize the children to it
+        elif was.is_terminal:
             await self.journal.alert(
                 AlertKind.LATE_FILL, f"fill {fill.fill_id} on an order Joe had as {was}", o
             )
             await self.ask(o)
         await self._after_change(o)
         return True
+
+    async def _check_overfill(self, o: Order) -> None:
+        """After an overfill Joe's position follows its fills; if the broker's position does not
+        show it, the children are not grown to it (a stop larger than the broker's position could
+        reverse it) and the mismatch is alerted (the Reconciler halts new entries on it)."""
+        sym = o.intent.symbol
+        try:
+            held = sum((p.quantity for p in await self.client.positions() if p.symbol == sym), Decimal(0))
+        except BrokerError as e:
+            self._frozen.add(o.intent.signal_id)
+            await self.journal.alert(AlertKind.UNRESOLVED, f"overfill: positions unreadable: {e}", o)
+            return
+        external = sum(
+            (i.quantity for i in self.store.reconcile_items(self.broker, self.mode, "external_position")
+             if i.symbol == sym), Decimal(0),
+        )  # fmt: skip
+        mine = self.store.net_filled(self.broker, self.mode).get(sym, Decimal(0))
+        if held != mine + external:
+            self._frozen.add(o.intent.signal_id)
+            await self.journal.alert(
+                AlertKind.MISMATCH,
+                f"overfill on {sym}: the broker holds {held}, Joe's fills say {mine} (+{external} external); "
+                "bracket children not resized",
+                o,
+            )
 
     def _apply_fill(self, o: Order, fill: Fill, fr: FillReport, *, overfill: bool = False) -> bool:
         if o.state is _S.NEW:  # sent by a process that died before recording SUBMITTING
