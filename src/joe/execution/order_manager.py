@@ -24,7 +24,7 @@ import asyncio
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import replace
-from datetime import datetime, timedelta
+from datetime import datetime
 from decimal import Decimal
 
 from joe.brokers.base import (
@@ -37,20 +37,20 @@ from joe.brokers.base import (
 )
 from joe.core.clock import utcnow
 from joe.core.events import AuditSink
-from joe.core.models import Fill, OrderIntent, OrderLeg, OrderType
-from joe.core.order import InvalidFill, Order, OrderState, OverfillError
+from joe.core.models import OrderIntent, OrderLeg, OrderType
+from joe.core.order import Order, OrderState
 from joe.core.reports import BrokerNotice, CommissionReport, FillReport, Observation, OrderStatusReport
 from joe.execution.book import OrderBook
 from joe.execution.bracket_follower import BracketFollower
 from joe.execution.events import AlertKind, ExecutionAlert, UnprotectedPosition
 from joe.execution.exits import place_exit
+from joe.execution.fill_intake import EXEC_TIME_SLACK, FillIntake
 from joe.execution.increments import check_intent
 from joe.execution.journal import (
     AlertHandler,
     ExecutionJournal,
     RestoredHandler,
     UnprotectedHandler,
-    fill_payload,
     intent_payload,
 )
 from joe.execution.reconcile_rules import MassPass, Plan, plan_notice, plan_status
@@ -62,12 +62,9 @@ _S = OrderState
 NON_TERMINAL = {s for s in OrderState if not s.is_terminal}
 _WORKING = (_S.ACCEPTED, _S.PARTIALLY_FILLED)
 _CHILD_LEGS = (OrderLeg.STOP_LOSS, OrderLeg.TAKE_PROFIT)
-# Executions are read from a little before an order's creation: brokers stamp them in whole seconds
-# (IBKR execution time), so a fill in the order's first second would otherwise fall before it.
-EXEC_TIME_SLACK = timedelta(seconds=60)
 
 
-class OrderManager(BracketFollower):
+class OrderManager(FillIntake, BracketFollower):
     """Owns every order at one broker. See the module docstring for the rules it keeps.
 
     `mode` is the store/audit trading mode ("live" or "shadow"); `on_unprotected` / `on_alert` /
@@ -445,123 +442,6 @@ class OrderManager(BracketFollower):
         await self.journal.order_event("order.notice", payload, o)
         await self._apply(o, plan_notice(o, n))
         await self._after_change(o)
-
-    async def _on_fill(self, fr: FillReport) -> bool:
-        """Apply one fill; True if it was new (or a higher revision) and is now stored."""
-        fill = fr.fill
-        o = self.book.get(fill.client_order_id)
-        if o is None:
-            self.journal.record(
-                "order.fill_unmatched", fill_payload(fill, fr), client_order_id=fill.client_order_id
-            )
-            await self.journal.alert(
-                AlertKind.UNKNOWN_ORDER, f"fill {fill.fill_id} for an order Joe does not know"
-            )
-            return False
-        pending = self.store.pending_commission(fill.fill_id)
-        if pending is not None and not fill.commission:
-            fill = replace(fill, commission=pending.commission)
-        was = o.state
-        overfilled = False
-        try:
-            changed = self._apply_fill(o, fill, fr)
-        except InvalidFill as e:
-            await self.journal.order_event(
-                "order.fill_invalid", fill_payload(fill, fr) | {"error": str(e)}, o
-            )
-            await self.journal.alert(AlertKind.INVALID_FILL, str(e), o)
-            return False
-        except OverfillError:
-            await self.ask(o)  # the broker may have resized the order (a modify or bracket resize)
-            try:
-                changed = self._apply_fill(o, fill, fr)
-            except OverfillError as e:
-                # A fill is a fact: stored, and the order's size follows what the broker filled.
-                changed = overfilled = self._apply_fill(o, fill, fr, overfill=True)
-                await self.journal.order_event(
-                    "order.fill_overfill", fill_payload(fill, fr) | {"error": str(e)}, o
-                )
-                await self.journal.alert(AlertKind.OVERFILL, f"{e}; stored, the order now {o.quantity}", o)
-        if not changed:
-            return False
-        with self.store.atomic():
-            self.book.save(o, pending_audit={fill.fill_id})
-            if pending is not None:
-                self.store.drop_pending_commission(fill.fill_id)
-        if self._applied is not None:
-            self._applied.append(fill.fill_id)
-        if await self.journal.order_event("order.fill", fill_payload(fill, fr), o):
-            self.store.mark_fills_audited([fill.fill_id])
-        if overfilled:
-            await self._check_overfill(o)  # before anything can resize the children to it
-        elif was.is_terminal:
-            await self.journal.alert(
-                AlertKind.LATE_FILL, f"fill {fill.fill_id} on an order Joe had as {was}", o
-            )
-            await self.ask(o)
-        await self._after_change(o)
-        return True
-
-    async def _check_overfill(self, o: Order) -> None:
-        """After an overfill Joe's position follows its fills; if the broker's position does not
-        show it, the children are not grown to it (a stop larger than the broker's position could
-        reverse it) and the mismatch is alerted (the Reconciler halts new entries on it)."""
-        sym = o.intent.symbol
-        try:
-            held = sum((p.quantity for p in await self.client.positions() if p.symbol == sym), Decimal(0))
-        except BrokerError as e:
-            self._frozen.add(o.intent.signal_id)
-            await self.journal.alert(AlertKind.UNRESOLVED, f"overfill: positions unreadable: {e}", o)
-            return
-        external = sum(
-            (i.quantity for i in self.store.reconcile_items(self.broker, self.mode, "external_position")
-             if i.symbol == sym), Decimal(0),
-        )  # fmt: skip
-        mine = self.store.net_filled(self.broker, self.mode).get(sym, Decimal(0))
-        if held != mine + external:
-            self._frozen.add(o.intent.signal_id)
-            await self.journal.alert(
-                AlertKind.MISMATCH,
-                f"overfill on {sym}: the broker holds {held}, Joe's fills say {mine} (+{external} external); "
-                "bracket children not resized",
-                o,
-            )
-
-    def _apply_fill(self, o: Order, fill: Fill, fr: FillReport, *, overfill: bool = False) -> bool:
-        if o.state is _S.NEW:  # sent by a process that died before recording SUBMITTING
-            o.transition(_S.SUBMITTING, "fill seen", ts=self.clock(), from_reconciliation=True)
-        return o.apply_fill(
-            fill, fr.revision, from_reconciliation=fr.from_reconciliation, overfill=overfill
-        )
-
-    async def _on_commission(self, c: CommissionReport) -> None:
-        coid = self.store.fill_owner(c.fill_id) or next(
-            (k for k, o in self.book.orders.items() if c.fill_id in o.fills), None
-        )
-        o = self.book.get(coid) if coid else None
-        if o is None or c.fill_id not in o.fills:
-            self.store.add_pending_commission(
-                c.fill_id, c.commission, broker=self.broker, currency=c.currency, ts=c.ts
-            )
-            return
-        if o.set_commission(c.fill_id, c.commission):
-            self.book.save(o)
-            await self.journal.order_event(
-                "order.commission", {"fill_id": c.fill_id, "commission": str(c.commission)}, o
-            )
-
-    async def _fetch_fills(self, o: Order) -> None:
-        try:
-            mass = await self.client.mass_status(o.created_at - EXEC_TIME_SLACK)
-        except BrokerError as e:
-            await self.journal.alert(AlertKind.UNRESOLVED, f"could not fetch executions: {e}", o)
-            return
-        for f in mass.fills:
-            if f.fill.client_order_id == o.client_order_id:
-                await self._on_fill(replace(f, from_reconciliation=True))
-        for c in mass.commissions:
-            if c.fill_id in o.fills:
-                await self._on_commission(c)
 
     async def ask(self, o: Order) -> bool:
         """Ask the broker about `o` and apply what it says; True if the broker has the order."""

@@ -1,0 +1,173 @@
+"""How the `OrderManager` takes fills and commissions (DESIGN.md "A fill is a fact"). A mixin of
+`OrderManager`, split out by concept; it changes order state only through the `Order`'s own
+`apply_fill` / `set_commission` and the `OrderManager`'s `book` and `ask`.
+
+- validated (`joe.core.order.validate_fill`), unique by execution identity, a higher revision
+  replaces; commissions before or after end up on the fill (stored as pending until it comes);
+- stored with an audit outbox flag (re-audited if the audit write failed);
+- a fill on an order Joe had as terminal moves it on and is alerted (`LATE_FILL`);
+- an overfill is stored too (the order's size follows what filled) and alerted; if the broker's
+  position does not show it the bracket children are frozen at their size (`_frozen`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import TYPE_CHECKING
+
+from joe.brokers.base import BrokerError
+from joe.core.models import Fill
+from joe.core.order import InvalidFill, Order, OrderState, OverfillError
+from joe.core.reports import CommissionReport, FillReport
+from joe.execution.events import AlertKind
+from joe.execution.journal import fill_payload
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from joe.brokers.base import ExecutionClient
+    from joe.execution.book import OrderBook
+    from joe.execution.journal import ExecutionJournal
+    from joe.store import Store
+
+# Executions are read from a little before an order's creation: brokers stamp them in whole seconds
+# (IBKR execution time), so a fill in the order's first second would otherwise fall before it.
+EXEC_TIME_SLACK = timedelta(seconds=60)
+_S = OrderState
+
+
+class FillIntake:
+    """Fills and commissions, for `OrderManager` (which provides the state)."""
+
+    client: ExecutionClient
+    store: Store
+    broker: str
+    mode: str
+    book: OrderBook
+    journal: ExecutionJournal
+    clock: Callable[[], datetime]
+    _applied: list[str] | None
+    _frozen: set[str]
+
+    if TYPE_CHECKING:  # provided by `OrderManager` / `BracketFollower` (later in the MRO)
+
+        async def ask(self, o: Order) -> bool: ...
+
+        async def _after_change(self, o: Order) -> None: ...
+
+    async def _on_fill(self, fr: FillReport) -> bool:
+        """Apply one fill; True if it was new (or a higher revision) and is now stored."""
+        fill = fr.fill
+        o = self.book.get(fill.client_order_id)
+        if o is None:
+            self.journal.record(
+                "order.fill_unmatched", fill_payload(fill, fr), client_order_id=fill.client_order_id
+            )
+            await self.journal.alert(
+                AlertKind.UNKNOWN_ORDER, f"fill {fill.fill_id} for an order Joe does not know"
+            )
+            return False
+        pending = self.store.pending_commission(fill.fill_id)
+        if pending is not None and not fill.commission:
+            fill = replace(fill, commission=pending.commission)
+        was = o.state
+        overfilled = False
+        try:
+            changed = self._apply_fill(o, fill, fr)
+        except InvalidFill as e:
+            await self.journal.order_event(
+                "order.fill_invalid", fill_payload(fill, fr) | {"error": str(e)}, o
+            )
+            await self.journal.alert(AlertKind.INVALID_FILL, str(e), o)
+            return False
+        except OverfillError:
+            await self.ask(o)  # the broker may have resized the order (a modify or bracket resize)
+            try:
+                changed = self._apply_fill(o, fill, fr)
+            except OverfillError as e:
+                # A fill is a fact: stored, and the order's size follows what the broker filled.
+                changed = overfilled = self._apply_fill(o, fill, fr, overfill=True)
+                await self.journal.order_event(
+                    "order.fill_overfill", fill_payload(fill, fr) | {"error": str(e)}, o
+                )
+                await self.journal.alert(AlertKind.OVERFILL, f"{e}; stored, the order now {o.quantity}", o)
+        if not changed:
+            return False
+        with self.store.atomic():
+            self.book.save(o, pending_audit={fill.fill_id})
+            if pending is not None:
+                self.store.drop_pending_commission(fill.fill_id)
+        if self._applied is not None:
+            self._applied.append(fill.fill_id)
+        if await self.journal.order_event("order.fill", fill_payload(fill, fr), o):
+            self.store.mark_fills_audited([fill.fill_id])
+        if overfilled:
+            await self._check_overfill(o)  # before anything can resize the children to it
+        elif was.is_terminal:
+            await self.journal.alert(
+                AlertKind.LATE_FILL, f"fill {fill.fill_id} on an order Joe had as {was}", o
+            )
+            await self.ask(o)
+        await self._after_change(o)
+        return True
+
+    async def _check_overfill(self, o: Order) -> None:
+        """After an overfill Joe's position follows its fills; if the broker's position does not
+        show it, the children are not grown to it (a stop larger than the broker's position could
+        reverse it) and the mismatch is alerted (the Reconciler halts new entries on it)."""
+        sym = o.intent.symbol
+        try:
+            held = sum((p.quantity for p in await self.client.positions() if p.symbol == sym), Decimal(0))
+        except BrokerError as e:
+            self._frozen.add(o.intent.signal_id)
+            await self.journal.alert(AlertKind.UNRESOLVED, f"overfill: positions unreadable: {e}", o)
+            return
+        external = sum(
+            (i.quantity for i in self.store.reconcile_items(self.broker, self.mode, "external_position")
+             if i.symbol == sym), Decimal(0),
+        )  # fmt: skip
+        mine = self.store.net_filled(self.broker, self.mode).get(sym, Decimal(0))
+        if held != mine + external:
+            self._frozen.add(o.intent.signal_id)
+            await self.journal.alert(
+                AlertKind.MISMATCH,
+                f"overfill on {sym}: the broker holds {held}, Joe's fills say {mine} (+{external} external); "
+                "bracket children not resized",
+                o,
+            )
+
+    def _apply_fill(self, o: Order, fill: Fill, fr: FillReport, *, overfill: bool = False) -> bool:
+        if o.state is _S.NEW:  # sent by a process that died before recording SUBMITTING
+            o.transition(_S.SUBMITTING, "fill seen", ts=self.clock(), from_reconciliation=True)
+        return o.apply_fill(fill, fr.revision, from_reconciliation=fr.from_reconciliation, overfill=overfill)
+
+    async def _on_commission(self, c: CommissionReport) -> None:
+        coid = self.store.fill_owner(c.fill_id) or next(
+            (k for k, o in self.book.orders.items() if c.fill_id in o.fills), None
+        )
+        o = self.book.get(coid) if coid else None
+        if o is None or c.fill_id not in o.fills:
+            self.store.add_pending_commission(
+                c.fill_id, c.commission, broker=self.broker, currency=c.currency, ts=c.ts
+            )
+            return
+        if o.set_commission(c.fill_id, c.commission):
+            self.book.save(o)
+            await self.journal.order_event(
+                "order.commission", {"fill_id": c.fill_id, "commission": str(c.commission)}, o
+            )
+
+    async def _fetch_fills(self, o: Order) -> None:
+        try:
+            mass = await self.client.mass_status(o.created_at - EXEC_TIME_SLACK)
+        except BrokerError as e:
+            await self.journal.alert(AlertKind.UNRESOLVED, f"could not fetch executions: {e}", o)
+            return
+        for f in mass.fills:
+            if f.fill.client_order_id == o.client_order_id:
+                await self._on_fill(replace(f, from_reconciliation=True))
+        for c in mass.commissions:
+            if c.fill_id in o.fills:
+                await self._on_commission(c)
