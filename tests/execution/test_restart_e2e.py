@@ -13,6 +13,7 @@ import sys
 from collections.abc import AsyncIterator
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -105,5 +106,80 @@ async def test_killed_process_then_restart_leaves_one_order_per_intent(
         entry = store.load_order(entry_id)
         assert entry is not None and entry.state is OrderState.FILLED and entry.filled_quantity == 1
     finally:
+        await client.close()
+        store.close()
+
+
+async def _restart(sim: CapitalSimulator, store: Any) -> tuple[Any, Any, CapitalClient]:
+    from joe.execution.reconciler import Reconciler
+
+    login = sim.login
+    client = CapitalClient(
+        sim.url,
+        Credentials(login.api_key, login.identifier, login.password),
+        audit=NullAudit(),
+        limits=Limits().scaled(10.0),
+    )
+    await client.open()
+    xc = CapitalExecutionClient(client, audit=NullAudit(), confirm_interval_s=0.02, confirm_timeout_s=2.0)
+    om = OrderManager(xc, store, NullAudit())
+    report = await Reconciler(om).start()
+    return om, report, client
+
+
+async def test_killed_after_entry_ack_legs_are_attributed_after_restart(
+    sim: CapitalSimulator, tmp_path: Path
+) -> None:
+    """SIGKILL after the broker acknowledged the entry (the legs are levels on its deal; the dead
+    process never recorded them): after a restart the stop and target are WORKING with the broker's
+    levels, attributed from the store's links (no in-memory hint survives)."""
+    await _child(sim, tmp_path, "after_send")
+    store = open_store(data_dir=tmp_path)
+    stop_id, target_id = client_order_id(SIGNAL, "stop"), client_order_id(SIGNAL, "target")
+    assert store.load_order(stop_id).state is OrderState.SUBMITTING  # type: ignore[union-attr]
+    om, report, client = await _restart(sim, store)
+    try:
+        [deal] = [p for p in sim.account().positions if p.epic == "GOLD"]
+        stop, target = store.load_order(stop_id), store.load_order(target_id)
+        assert stop is not None and target is not None
+        assert (stop.state, target.state) == (OrderState.ACCEPTED, OrderState.ACCEPTED)
+        assert stop.intent.stop_price == deal.bracket.stop_level and target.intent.limit_price == deal.bracket.profit_level
+        assert stop.broker_order_id == deal.deal_id + ":SL"
+        assert report.explained, report.summary()
+        assert om.unprotected_now == {}
+    finally:
+        await om.stop()
+        await client.close()
+        store.close()
+
+
+async def test_stop_fired_while_down_one_exit_fill_after_restart(
+    sim: CapitalSimulator, tmp_path: Path
+) -> None:
+    """SIGKILL after the entry ack, then the stop fires while Joe is down: after a restart one exit
+    fill is booked on the stop, the position is closed, both legs are terminal."""
+    await _child(sim, tmp_path, "after_send")
+    [deal] = [p for p in sim.account().positions if p.epic == "GOLD"]
+    sim.paused = True
+    sim.set_mid("GOLD", float(deal.bracket.stop_level) - 5)  # the stop fires while Joe is down
+    assert [p for p in sim.account().positions if p.epic == "GOLD"] == []
+    store = open_store(data_dir=tmp_path)
+    om, report, client = await _restart(sim, store)
+    try:
+        entry_id = client_order_id(SIGNAL, "entry")
+        stop_id, target_id = client_order_id(SIGNAL, "stop"), client_order_id(SIGNAL, "target")
+        stop, target = store.load_order(stop_id), store.load_order(target_id)
+        assert stop is not None and target is not None
+        assert stop.state is OrderState.FILLED and len(stop.fills) == 1 and stop.filled_quantity == 1
+        assert target.state.is_terminal and target.filled_quantity == 0
+        assert store.load_order(entry_id).state is OrderState.FILLED  # type: ignore[union-attr]
+        assert om.position_of(SIGNAL) == 0 and store.net_filled("capital", "live").get("GOLD") == 0
+        assert report.explained, report.summary()
+        again = await _restart(sim, store)  # and once more: nothing is applied twice
+        await again[0].stop()
+        await again[2].close()
+        assert again[1].applied_fills == () and again[1].explained
+    finally:
+        await om.stop()
         await client.close()
         store.close()

@@ -20,7 +20,7 @@ from typing import Protocol, runtime_checkable
 import pandas as pd
 
 from joe.core.events import OrderEvent
-from joe.core.models import AccountInfo, Fill, Instrument, OrderIntent, Position, Quote
+from joe.core.models import AccountInfo, Fill, Instrument, OrderIntent, OrderLeg, Position, Quote
 from joe.core.reports import InstrumentRules, MassStatus, Observation, OrderStatusReport, PositionReport
 
 
@@ -235,3 +235,25 @@ class ExecutionClient(Protocol):
     def observations(self) -> AsyncIterator[Observation]:
         """Every status change, fill, commission and notice the broker sends, in arrival order."""
         ...
+
+
+@dataclass(frozen=True, slots=True)
+class OrderLink:
+    """What Joe's store knows durably about how one of its orders relates to the broker's records,
+    handed back to an adapter after a restart (`SupportsOrderLinks`): the leg, the parent entry's
+    client order id (attached stop/target), and the broker ids recorded at acknowledgement."""
+
+    client_order_id: str
+    leg: OrderLeg
+    parent_client_order_id: str | None = None
+    broker_order_id: str | None = None
+    parent_broker_order_id: str | None = None
+
+
+@runtime_checkable
+class SupportsOrderLinks(Protocol):
+    """An adapter whose broker does not carry every order's own id (Capital.com: a stop/target is a
+    level on the entry's deal; a close by dealId names no request). The `OrderManager` hands it the
+    links from its store before asking about those orders, so attribution survives a restart."""
+
+    def link(self, links: Sequence[OrderLink]) -> None: ...

@@ -32,8 +32,10 @@ from joe.brokers.base import (
     EntriesRefused,
     ExecutionClient,
     InvalidOrder,
+    OrderLink,
     OrderOutcomeUnknown,
     SendFailed,
+    SupportsOrderLinks,
 )
 from joe.core.clock import utcnow
 from joe.core.events import AuditSink
@@ -161,6 +163,7 @@ class OrderManager(FillIntake, BracketFollower):
             mine = self.store.orders(state=NON_TERMINAL, mode=self.mode, broker=self.broker)
             for o in mine:
                 self.book.orders[o.client_order_id] = o
+            self._link(mine)
             if since is None:
                 oldest = min((o.created_at for o in mine), default=None)
                 since = oldest - EXEC_TIME_SLACK if oldest is not None else None
@@ -185,6 +188,20 @@ class OrderManager(FillIntake, BracketFollower):
         finally:
             self._reconciling = False
             self._applied = None
+
+    def _link(self, orders: Sequence[Order]) -> None:
+        """Hand the adapter the store's durable links of these orders (legs to their entry, broker
+        ids recorded at acknowledgement) when its broker cannot find them by Joe's id alone."""
+        if not isinstance(self.client, SupportsOrderLinks):
+            return
+        links = []
+        for o in orders:
+            parent = self.book.get(o.parent_client_order_id) if o.parent_client_order_id else None
+            links.append(OrderLink(
+                o.client_order_id, o.intent.leg, o.parent_client_order_id, o.broker_order_id,
+                parent.broker_order_id if parent else None,
+            ))  # fmt: skip
+        self.client.link(links)
 
     async def mark_lost(self, o: Order, reason: str) -> None:
         """The `Reconciler`'s verdict: Joe sent `o`, the broker does not know it after repeated checks.

@@ -35,6 +35,7 @@ from joe.audit.redaction import redact
 from joe.brokers.base import (
     BrokerError,
     InvalidOrder,
+    OrderLink,
     OrderOutcomeUnknown,
     SendFailed,
     SubmitAck,
@@ -167,6 +168,19 @@ class CapitalExecutionClient(OrderAmendments):
     @property
     def seen_fills(self) -> set[str]:
         return self._seen_fills
+
+    def link(self, links: Sequence[OrderLink]) -> None:
+        """Restore attribution from Joe's store after a restart (`SupportsOrderLinks`): attached legs
+        to their entry (and the entry's dealId), an exit to the deal it closed (`p_<dealId>`)."""
+        for k in links:
+            if k.leg in _CHILD_LEGS and k.parent_client_order_id:
+                self._children.setdefault(k.client_order_id, (k.parent_client_order_id, k.leg))
+                if k.parent_broker_order_id:
+                    self.queries.entry_deals.setdefault(k.parent_broker_order_id, k.parent_client_order_id)
+            elif k.leg is OrderLeg.EXIT and k.broker_order_id and k.broker_order_id.startswith("p_"):
+                self._exits.setdefault(k.client_order_id, [k.broker_order_id[2:]])
+            elif k.leg is OrderLeg.ENTRY and k.broker_order_id:
+                self.queries.entry_deals.setdefault(k.broker_order_id, k.client_order_id)
 
     def known_orders(self) -> set[str]:
         """Ids this adapter sent or attached (what the `Watcher` follows)."""

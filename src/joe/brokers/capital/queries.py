@@ -41,6 +41,7 @@ class CapitalQueries:
         self.clock = clock
         self._children = children
         self._exits = exits if exits is not None else {}
+        self.entry_deals: dict[str, str] = {}  # dealId -> Joe's entry id, from the store (`link`)
 
     async def order_status(self, client_order_id: str) -> list[OrderStatusReport]:
         """Every order at Capital.com carrying this id (confirm, positions, working orders, activity).
@@ -219,6 +220,9 @@ class CapitalQueries:
                 target_coid=legs.get(OrderLeg.TAKE_PROFIT, ""),
             )
         entry_of = {r.position.dealId: ob.own_reference(r.position.dealReference) for r in positions}
+        for deal_id, entry_cid in self.entry_deals.items():
+            if not entry_of.get(deal_id):
+                entry_of[deal_id] = entry_cid
         for a in acts:
             if ob.is_opening(a) and a.details is not None:
                 entry_of.setdefault(a.dealId, ob.own_reference(a.details.dealReference))
