@@ -143,7 +143,8 @@ async def test_killed_after_entry_ack_legs_are_attributed_after_restart(
         stop, target = store.load_order(stop_id), store.load_order(target_id)
         assert stop is not None and target is not None
         assert (stop.state, target.state) == (OrderState.ACCEPTED, OrderState.ACCEPTED)
-        assert stop.intent.stop_price == deal.bracket.stop_level and target.intent.limit_price == deal.bracket.profit_level
+        assert stop.intent.stop_price == deal.bracket.stop_level
+        assert target.intent.limit_price == deal.bracket.profit_level
         assert stop.broker_order_id == deal.deal_id + ":SL"
         assert report.explained, report.summary()
         assert om.unprotected_now == {}
