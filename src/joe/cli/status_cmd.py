@@ -1,5 +1,6 @@
-"""``joe status [--json]``: mode, trading state and why, breakers, margin, positions with stops,
-working orders, today's PnL vs the daily loss limit, audit chain health."""
+"""``joe status [--json]``: mode, trading state and why, breakers, margin, protection locks, positions
+with their (broker-side) stops, working orders, today's PnL vs the daily loss limit, audit chain
+health, the daemon's heartbeat."""
 
 from __future__ import annotations
 
@@ -55,7 +56,16 @@ def _render(c: Console, s: dict[str, Any]) -> None:
             c.print(f"breaker {name}: {b.get('state')} {b.get('reason', '')}")
     else:
         c.print("breakers: none tripped")
-    c.print(f"margin: {s['margin'] or 'no reading yet'}")
+    c.print(f"margin: {_margin(s['margin'])}")
+    locks = s.get("protection_locks") or []
+    if locks:
+        for lk in locks:
+            what = "everything" if lk["scope"] == "*" else lk["scope"]
+            c.print(
+                f"[yellow]protection lock[/] {lk['policy']} on {what} until {lk['until']}: {lk['reason']}"
+            )
+    else:
+        c.print("protection locks: none")
     p = s["daily_pnl"]
     c.print(
         f"today ({p['day']}): PnL {p['pnl']} ({p['pnl_pct']}%), "
@@ -75,9 +85,37 @@ def _render(c: Console, s: dict[str, Any]) -> None:
             *(str(row[k]) for k in ("mode", "broker", "symbol", "quantity", "avg_price", "stop", "target"))
         )
     c.print(t)
+    bp = s.get("broker_positions") or []
+    if bp:
+        b = Table(title=f"{len(bp)} position(s) at a broker, with their broker-side stops")
+        for col in ("mode", "broker", "symbol", "side", "quantity", "stops at the broker", "covered"):
+            b.add_column(col)
+        for row in bp:
+            stops = ", ".join(
+                f"{x['quantity']} @ {x['stop_price']} ({x['state']})" for x in row["broker_stops"]
+            )
+            covered = "[bold red]NO[/]" if row["unprotected"] else "yes"
+            b.add_row(
+                row["mode"],
+                row["broker"],
+                row["symbol"],
+                row["side"],
+                row["quantity"],
+                stops or "none",
+                covered,
+            )
+        c.print(b)
     w = Table(title=f"{len(s['working_orders'])} working order(s)")
     for col in ("client_order_id", "symbol", "side", "leg", "quantity", "state"):
         w.add_column(col)
     for row in s["working_orders"]:
         w.add_row(*(str(row[k]) for k in ("client_order_id", "symbol", "side", "leg", "quantity", "state")))
     c.print(w)
+
+
+def _margin(m: dict[str, Any] | None) -> str:
+    if not m:
+        return "no reading yet"
+    return (
+        f"{m.get('level', '?')} at {m.get('broker', '?')}: cushion {m.get('cushion')} (as of {m.get('at')})"
+    )

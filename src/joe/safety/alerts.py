@@ -30,6 +30,10 @@ class ExecutionAlerts:
     pending: list[Alert] = field(default_factory=list)
 
     def _add(self, level: AlertLevel, title: str, body: str, key: str) -> None:
+        # Deduplicated here as well as by the AlertManager's window: the same fact reported twice
+        # before a flush (a reject seen as an exception and as a status) is one alert.
+        if any(a.key == key for a in self.pending):
+            return
         self.pending.append(Alert(level, title, body, key=key))
         log.info("safety.alert", level=level.name.lower(), title=title)
 

@@ -44,7 +44,20 @@ class SafetyContext:
 
     @property
     def states(self) -> TradingStateStore:
-        return TradingStateStore(self.store, self.audit, self.clock)
+        return TradingStateStore(self.store, self.audit, self.clock, on_change=self._state_changed)
+
+    def _state_changed(self, before: StateRecord, after: StateRecord) -> None:
+        if after.state is not before.state:
+            self.alerts.state_changed(after.state.value, after.by, after.reason)
+
+
+def alert_on_state_changes(ctx: SafetyContext) -> Callable[[], None]:
+    """Alert through `ctx.alerts` every state change made in this process, also by guards holding their
+    own `TradingStateStore` (the reconciler); returns the remover. Changes made through `ctx.states`
+    are alerted either way; the queue's dedup key makes the two reports of one change one alert."""
+    from joe.safety.trading_state import add_state_listener
+
+    return add_state_listener(ctx._state_changed)
 
 
 def kill(ctx: SafetyContext, level: KillLevel, *, reason: str, by: str) -> StateRecord:
@@ -134,6 +147,7 @@ __all__ = [
     "SafetyContext",
     "StateRecord",
     "TradingState",
+    "alert_on_state_changes",
     "check_kill_file",
     "entry_allowed",
     "flatten",

@@ -1,9 +1,11 @@
 """``joe status``: one snapshot of everything that decides whether Joe may trade right now.
 
 Mode and why; trading state, who set it and why; the kill file; circuit breakers; the last margin
-reading; open positions with their stops; working orders; today's PnL against the daily loss limit;
-the audit chain's health; whether another Joe holds the data folder. Read from the store and the
-audit log only (no broker connection), so it answers even when a broker is down.
+reading; the protections' locks (stop-loss streak, cooldowns, drawdown, low-profit); open positions
+with their stops (for orders Joe placed at a broker: the protective stop orders working there and
+whether they cover the position); working orders; today's PnL against the daily loss limit; the
+audit chain's health; whether another Joe holds the data folder. Read from the store and the audit
+log only (no broker connection), so it answers even when a broker is down.
 """
 
 from __future__ import annotations
@@ -14,7 +16,10 @@ from typing import TYPE_CHECKING, Any
 
 from joe.audit.anchor import StoreAnchor
 from joe.audit.health import chain_health
-from joe.core.order import TERMINAL_STATES, OrderState
+from joe.core.clock import utcnow
+from joe.core.models import OrderLeg
+from joe.core.order import TERMINAL_STATES, Order, OrderState
+from joe.execution.protective_cover import protection
 from joe.safety.control import SafetyContext
 from joe.safety.kill_switch import read_kill_file
 from joe.safety.lock import holder_pid
@@ -47,6 +52,67 @@ def daily_pnl(ctx: SafetyContext, mode: str) -> dict[str, Any]:
     }
 
 
+def protection_locks_now(rt: Runtime, now: datetime | None = None) -> list[dict[str, str]]:
+    """The protections' locks holding now, for the run's mode.
+
+    A paper book keeps its own time (``--as-of`` runs may be years back): its "now" is the last equity
+    point, so a cooldown booked on 2018-02-02 shows as it did that day; live and shadow use the clock.
+    """
+    from joe.safety.paper_book import protection_locks
+
+    curve = rt.store.equity_curve(rt.mode)
+    if now is None:
+        now = curve[-1].ts if rt.mode == "paper" and curve else utcnow()
+    equity = curve[-1].equity if curve else rt.config.paper.starting_cash
+    locks = protection_locks(rt.store, rt.mode, now, rt.config.safety.protections, Decimal(equity))
+    return [
+        {"policy": lk.policy, "scope": lk.scope, "until": lk.until.isoformat(), "reason": lk.reason}
+        for lk in sorted(locks, key=lambda lk: (lk.policy, lk.scope))
+    ]
+
+
+def _stop_row(o: Order) -> dict[str, str | None]:
+    return {
+        "client_order_id": o.client_order_id,
+        "stop_price": None if o.intent.stop_price is None else str(o.intent.stop_price),
+        "quantity": str(o.remaining),
+        "state": o.state.value,
+    }
+
+
+def broker_positions(rt: Runtime) -> list[dict[str, Any]]:
+    """Positions Joe opened through the `OrderManager` (live and shadow), from its orders in the store:
+    each with the protective stop orders working at the broker and whether they cover it."""
+    out: list[dict[str, Any]] = []
+    for mode in ("live", "shadow"):
+        by_signal: dict[str, list[Order]] = {}
+        for o in rt.store.orders(mode=mode):
+            by_signal.setdefault(o.intent.signal_id, []).append(o)
+        for sid, orders in by_signal.items():
+            p = protection(orders)
+            if p is None or p.position == 0:
+                continue
+            stops = [
+                o for o in orders if o.intent.leg is OrderLeg.STOP_LOSS and o.client_order_id in p.stop_ids
+            ]
+            entry = next(o for o in orders if o.intent.leg is OrderLeg.ENTRY)
+            where = rt.store.order_context(entry.client_order_id)
+            out.append(
+                {
+                    "mode": mode,
+                    "broker": where[0] if where else "?",
+                    "signal_id": sid,
+                    "symbol": p.symbol,
+                    "side": entry.intent.side.value,
+                    "quantity": str(p.position),
+                    "protected": str(p.protected),
+                    "unprotected": p.protected < p.position,
+                    "broker_stops": [_stop_row(o) for o in stops],
+                }
+            )
+    return out
+
+
 def status_snapshot(rt: Runtime, ctx: SafetyContext, now: datetime | None = None) -> dict[str, Any]:
     """The whole status as plain JSON data."""
     state = ctx.states.current()
@@ -75,6 +141,9 @@ def status_snapshot(rt: Runtime, ctx: SafetyContext, now: datetime | None = None
             "side": o.intent.side.value,
             "leg": o.intent.leg.value,
             "quantity": str(o.intent.quantity),
+            "order_type": o.intent.order_type.value,
+            "limit_price": None if o.intent.limit_price is None else str(o.intent.limit_price),
+            "stop_price": None if o.intent.stop_price is None else str(o.intent.stop_price),
             "state": o.state.value,
         }
         for o in rt.store.orders(state=working_states)
@@ -94,6 +163,8 @@ def status_snapshot(rt: Runtime, ctx: SafetyContext, now: datetime | None = None
         "breakers": rt.store.get_state(BREAKERS_KEY) or {},
         "margin": rt.store.get_state(MARGIN_KEY),
         "positions": positions,
+        "broker_positions": broker_positions(rt),
+        "protection_locks": protection_locks_now(rt),
         "working_orders": working,
         "daily_pnl": pnl,
         "audit": {"ok": chain.ok, "summary": chain.summary, "anchored": chain.anchored},

@@ -7,10 +7,17 @@ up (`TradingStateStore.resume`, reached through ``joe resume``). The state lives
 transaction, so the store's audit anchor is committed with the state it describes, and a restart
 finds exactly the state (and why) it left. The rule comes from DESIGN.md "Trading state and the
 kill switch"; Freqtrade's ``/stopentry`` is the counter-example (lost on restart).
+
+Every persisted change is told, after its transaction, to the store's ``on_change`` callback (the
+`SafetyContext` uses it for the state-change alert) and to every process-wide listener
+(`add_state_listener`): the `HaltEnforcer` listens so that a move to HALTED by *any* guard in this
+process — breaker, margin monitor, reconciler, kill switch — cancels the working entry orders at
+once. Moves made by another process (``joe kill``, the kill file) are picked up by its poll.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import datetime
@@ -79,14 +86,43 @@ class StateRecord:
 
 INITIAL = StateRecord(TradingState.ACTIVE, "default", "never changed", "")
 
+StateListener = Callable[[StateRecord, StateRecord], None]  # (before, after); must not raise
+_listeners: list[StateListener] = []
+
+
+def add_state_listener(fn: StateListener) -> Callable[[], None]:
+    """Call `fn(before, after)` after every persisted state change in this process; returns a remover."""
+    _listeners.append(fn)
+
+    def remove() -> None:
+        if fn in _listeners:
+            _listeners.remove(fn)
+
+    return remove
+
+
+def _notify(before: StateRecord, after: StateRecord, own: StateListener | None) -> None:
+    for fn in ([own] if own is not None else []) + list(_listeners):
+        try:
+            fn(before, after)
+        except Exception:  # a listener never undoes or blocks a state change
+            logging.getLogger(__name__).exception("trading-state listener %r failed", fn)
+
 
 class TradingStateStore:
     """Reads and changes the persisted `TradingState` (see the module docstring)."""
 
-    def __init__(self, store: Store, audit: AuditSink, clock: Callable[[], datetime] = utcnow) -> None:
+    def __init__(
+        self,
+        store: Store,
+        audit: AuditSink,
+        clock: Callable[[], datetime] = utcnow,
+        on_change: StateListener | None = None,
+    ) -> None:
         self.store = store
         self.audit = audit
         self._clock = clock
+        self._on_change = on_change
 
     def current(self) -> StateRecord:
         """The persisted state; an unreadable value is HALTED (fail closed), never ACTIVE."""
@@ -110,14 +146,17 @@ class TradingStateStore:
                 cur = self.current()
                 if to.severity <= cur.state.severity:
                     return cur, False
-                return self._set(cur, to, by=by, reason=reason, action="escalate"), True
+                new = self._set(cur, to, by=by, reason=reason, action="escalate")
         except Exception:
             cur = self.current()
             if to.severity > cur.state.severity:
                 why = redact_text(f"{reason} (audit write failed)")
                 new = StateRecord(to, redact_text(by), why, self._clock().isoformat())
                 self.store.set_state(STATE_KEY, new.to_json())
+                _notify(cur, new, self._on_change)
             raise
+        _notify(cur, new, self._on_change)
+        return new, True
 
     def resume(self, *, by: str, reason: str, to: TradingState = TradingState.ACTIVE) -> StateRecord:
         """A human moves the state back up to `to` (default ACTIVE). Raises `ResumeRefused` without a
@@ -128,7 +167,9 @@ class TradingStateStore:
             cur = self.current()
             if to.severity >= cur.state.severity:
                 raise ResumeRefused(f"trading is already {cur.state.value}; nothing to resume to {to.value}")
-            return self._set(cur, to, by=by, reason=reason.strip(), action="resume")
+            new = self._set(cur, to, by=by, reason=reason.strip(), action="resume")
+        _notify(cur, new, self._on_change)
+        return new
 
     def _set(self, cur: StateRecord, to: TradingState, *, by: str, reason: str, action: str) -> StateRecord:
         # Human text goes to the store as well as the audit log: the same redaction (a pasted key).

@@ -1,0 +1,165 @@
+"""`HaltEnforcer`: HALTED means no working entry order stays at the broker.
+
+DESIGN.md "Trading state and the kill switch": HALTED = no new orders, working *entry* orders
+cancelled, protective stops (and targets) stay. The cancels go through each broker's `OrderManager`
+(the only writer of order state): `cancel_working_entries` asks it to cancel every working order
+whose leg is ENTRY and that is not reduce-only; the broker's confirmation moves the order to
+CANCELLED as for any cancel. Stops, targets and exits are never touched.
+
+How a move to HALTED reaches it, whatever moved the state:
+
+* in this process (breaker, margin monitor, reconciler, lost protection, `control.kill`): the
+  enforcer is a trading-state listener (`install`) and schedules a pass on the running loop at once;
+* from another process (``joe kill --halt``, ``touch data/KILL``): `run` polls the kill file and the
+  persisted state every `poll_s` seconds (a stat and a SQLite read).
+
+An entry still SUBMITTING or UNKNOWN cannot be cancelled yet (the broker may not know it); it is
+reported as ``pending`` and the next pass cancels it once the broker has answered. Every pass is
+audited (``safety.entries_cancelled``) with what was cancelled, what is pending and what failed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from joe.core.models import OrderLeg
+from joe.core.order import Order, OrderState
+from joe.safety.control import SafetyContext, check_kill_file
+from joe.safety.trading_state import StateRecord, TradingState, add_state_listener
+
+log = logging.getLogger(__name__)
+
+_CANCELLABLE = (OrderState.ACCEPTED, OrderState.PARTIALLY_FILLED)
+_NOT_YET = (OrderState.NEW, OrderState.SUBMITTING, OrderState.UNKNOWN)
+
+
+class EntryOwner(Protocol):
+    """What the enforcer needs of an `OrderManager`."""
+
+    broker: str
+    mode: str
+    store: Any
+
+    async def cancel(self, coid: str) -> None: ...
+
+    def order(self, coid: str) -> Order | None: ...
+
+
+def is_entry(o: Order) -> bool:
+    """An order that opens or adds to a position (never a stop, target, exit or reduce-only order)."""
+    return o.intent.leg is OrderLeg.ENTRY and not o.intent.reduce_only
+
+
+@dataclass
+class CancelReport:
+    """One pass at one broker: order ids cancel-requested, not yet cancellable, failed (id: error)."""
+
+    broker: str
+    cancelled: list[str] = field(default_factory=list)
+    pending: list[str] = field(default_factory=list)
+    failed: dict[str, str] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "broker": self.broker,
+            "cancelled": self.cancelled,
+            "pending": self.pending,
+            "failed": self.failed,
+        }
+
+
+async def cancel_working_entries(om: EntryOwner) -> CancelReport:
+    """Ask `om` to cancel every working entry order of its broker and mode (see the module docstring)."""
+    report = CancelReport(om.broker)
+    stored = om.store.orders(state=set(_CANCELLABLE) | set(_NOT_YET), mode=om.mode, broker=om.broker)
+    for o in stored:
+        current = om.order(o.client_order_id) or o  # the manager's cached copy is the newest
+        if not is_entry(current):
+            continue
+        if current.state in _NOT_YET:
+            report.pending.append(current.client_order_id)
+            continue
+        if current.state not in _CANCELLABLE:
+            continue
+        try:
+            await om.cancel(current.client_order_id)
+        except Exception as e:  # reported and retried by the next pass; never raised
+            report.failed[current.client_order_id] = f"{type(e).__name__}: {e}"
+        else:
+            report.cancelled.append(current.client_order_id)
+    return report
+
+
+class HaltEnforcer:
+    """Cancels working entry orders whenever trading is HALTED (see the module docstring)."""
+
+    def __init__(self, ctx: SafetyContext, managers: Sequence[EntryOwner], *, poll_s: float = 5.0) -> None:
+        self.ctx = ctx
+        self.managers = list(managers)
+        self.poll_s = poll_s
+        self.reports: list[CancelReport] = []
+        self._remove: Callable[[], None] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._lock = asyncio.Lock()
+
+    def install(self) -> None:
+        """Listen to trading-state changes in this process (call from the running loop)."""
+        self._loop = asyncio.get_running_loop()
+        if self._remove is None:
+            self._remove = add_state_listener(self._on_change)
+
+    def uninstall(self) -> None:
+        if self._remove is not None:
+            self._remove()
+            self._remove = None
+
+    def _on_change(self, before: StateRecord, after: StateRecord) -> None:
+        if after.state is not TradingState.HALTED or self._loop is None or self._loop.is_closed():
+            return
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is self._loop:
+            task = self._loop.create_task(self.enforce(), name="halt-enforcer")
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+        else:  # a guard running in another thread: hand the pass to the loop
+            asyncio.run_coroutine_threadsafe(self.enforce(), self._loop)
+
+    async def enforce(self) -> list[CancelReport]:
+        """One pass: when HALTED (the kill file honoured first), cancel every working entry order."""
+        check_kill_file(self.ctx)
+        rec = self.ctx.states.current()
+        if rec.state is not TradingState.HALTED:
+            return []
+        async with self._lock:  # one pass at a time: two passes would ask twice for the same cancel
+            out: list[CancelReport] = []
+            for om in self.managers:
+                r = await cancel_working_entries(om)
+                if r.cancelled or r.pending or r.failed:
+                    self.ctx.audit.record(
+                        "safety.entries_cancelled", {**r.to_dict(), "by": rec.by, "reason": rec.reason}
+                    )
+                out.append(r)
+            self.reports.extend(out)
+            return out
+
+    async def run(self) -> None:
+        """Poll until cancelled (for moves made by another process); never raises on a failed pass."""
+        while True:
+            try:
+                await self.enforce()
+            except Exception:
+                log.exception("halt enforcement pass failed; retrying next poll")
+            await asyncio.sleep(self.poll_s)
+
+    async def drain(self) -> None:
+        """Wait for the passes scheduled by state changes (tests, shutdown)."""
+        while self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
