@@ -9,6 +9,14 @@ ends before the anchor, or holds a different record at the anchor's seq, is brok
 
 An anchor that does not match the chain is never moved by a writer (see `AuditLog.attach_anchor`):
 once a tail went missing, every later `verify` keeps saying so.
+
+Cost: a write outside a transaction commits the anchor on its own, *without waiting for the disk*
+(`Store.atomic(durable=False)`). That is safe because the record itself is fsynced before the
+anchor is written, so the anchor can never be ahead of the durable chain; a power loss can only roll
+the anchor back to an older head, which `verify` accepts (a chain that goes on past its anchor is
+whole). Against deletion the anchor is as good as before: it is visible to every reader the moment
+`record` returns. Measured by ``bench/safety_bench.py`` (fsynced write with the anchor: ~21 → ~12 ms
+here under load, the audit fsync alone ~7 ms).
 """
 
 from __future__ import annotations
@@ -62,7 +70,9 @@ class StoreAnchor:
         return Anchor.from_dict(self.store.get_state(ANCHOR_KEY))
 
     def advance_anchor(self, anchor: Anchor) -> None:
-        with self.store.atomic():  # joins the caller's transaction when there is one
+        # Joins the caller's transaction when there is one (committed with the state it describes);
+        # else a commit that does not wait for the disk (see the module docstring).
+        with self.store.atomic(durable=False):
             current = Anchor.from_dict(self.store.get_state(ANCHOR_KEY))
             if current is None or current.seq < anchor.seq:
                 self.store.set_state(ANCHOR_KEY, asdict(anchor))

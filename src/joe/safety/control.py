@@ -115,10 +115,13 @@ async def flatten(
     by: str,
     attempts: int = 3,
     pause_s: float = 1.0,
+    halt: bool = True,
 ) -> list[FlattenReport]:
-    """``kill --flatten``: HALT first, then close everything reduce-only at each venue and cancel
-    working orders, retrying within `attempts`; returns what each venue has left."""
-    kill(ctx, KillLevel.FLATTEN, reason=reason, by=by)
+    """``kill --flatten``: HALT first (unless the caller did: `halt` False), then close everything
+    reduce-only at each venue and cancel working orders, retrying within `attempts`; returns what
+    each venue has left."""
+    if halt:
+        kill(ctx, KillLevel.FLATTEN, reason=reason, by=by)
 
     def is_entry(coid: str) -> bool:
         order = ctx.store.load_order(coid)

@@ -36,18 +36,18 @@ class StoreBase:
         self.url = safe_url(engine.url)
 
     @contextmanager
-    def _write(self) -> Iterator[Connection]:
+    def _write(self, durable: bool = True) -> Iterator[Connection]:
         """A write transaction committed before the block's caller proceeds.
 
         Inside `atomic()` the ambient transaction is used instead, and the commit happens when the
-        outermost `atomic()` block exits.
+        outermost `atomic()` block exits. `durable=False`: see `engine.write_transaction`.
         """
         ambient = _AMBIENT.get()
         if ambient is not None and ambient[0] is self:
             yield ambient[1]
             return
         try:
-            with write_transaction(self.engine) as conn:
+            with write_transaction(self.engine, durable=durable) as conn:
                 yield conn
         except StoreError:
             raise
@@ -67,16 +67,18 @@ class StoreBase:
             raise StoreError(f"read from {self.url} failed: {e.orig}") from e
 
     @contextmanager
-    def atomic(self) -> Iterator[None]:
+    def atomic(self, *, durable: bool = True) -> Iterator[None]:
         """Group several writes into one transaction: all are committed together, or none.
 
-        Example: a paper fill, its position change and the cash update. Nested blocks join the outer one.
+        Example: a paper fill, its position change and the cash update. Nested blocks join the outer one
+        (and its durability). `durable=False` commits without waiting for the disk: only for values a
+        power loss may harmlessly roll back (see `engine.write_transaction`).
         """
         ambient = _AMBIENT.get()
         if ambient is not None and ambient[0] is self:
             yield
             return
-        with self._write() as conn:
+        with self._write(durable) as conn:
             token = _AMBIENT.set((self, conn))
             try:
                 yield

@@ -96,16 +96,31 @@ def _enable_wal(cur: Any, busy_timeout_ms: int) -> None:
 
 
 @contextmanager
-def write_transaction(engine: Engine) -> Iterator[Connection]:
+def write_transaction(engine: Engine, *, durable: bool = True) -> Iterator[Connection]:
     """A write transaction, committed when the block exits normally (rolled back on error).
 
     On SQLite it starts with BEGIN IMMEDIATE (takes the write lock at once; waits up to the busy
     timeout for another writer).
+
+    `durable=False` commits without waiting for the disk (SQLite ``synchronous=NORMAL`` for this one
+    commit; PostgreSQL ``SET LOCAL synchronous_commit = off``): visible to every reader at once and
+    atomic, but a power loss (not a process crash) may roll the last such commits back. Only for
+    data where being rolled back to an older value is harmless (the audit anchor: see
+    `joe.audit.anchor`). A later durable commit makes earlier relaxed ones durable too (one log).
     """
     with engine.connect() as conn:
         conn.execution_options(**{_WRITE: True})
-        with conn.begin():
-            yield conn
+        relaxed = not durable and engine.dialect.name == "sqlite"
+        if relaxed:  # on the driver connection (autocommit there): outside the transaction it governs
+            conn.connection.dbapi_connection.execute("PRAGMA synchronous = NORMAL")  # type: ignore[union-attr]
+        try:
+            with conn.begin():
+                if not durable and engine.dialect.name == "postgresql":
+                    conn.exec_driver_sql("SET LOCAL synchronous_commit = off")
+                yield conn
+        finally:
+            if relaxed:
+                conn.connection.dbapi_connection.execute("PRAGMA synchronous = FULL")  # type: ignore[union-attr]
 
 
 @contextmanager

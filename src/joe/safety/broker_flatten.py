@@ -1,0 +1,200 @@
+"""``joe kill --flatten`` in live and shadow mode: flatten at the broker the mode resolved to.
+
+`flatten_at_broker(rt, ctx, reason=..., by=...)` opens the broker connection of ``JOE_BROKER``
+(IBKR through `IBKRExecutionClient`, Capital.com through `CapitalExecutionClient`, with the same
+settings a run uses), starts an `OrderManager` on it (which reconciles Joe's stored orders with the
+broker first), and runs `joe.safety.control.flatten` over an `OrderManagerVenue`:
+
+* live: every position is closed with a reduce-only market order *through the OrderManager*
+  (written ahead, audited, idempotent), working entry orders are cancelled first, then every other
+  working order; attempts repeat within ``safety.flatten_attempts``; the report lists what is left;
+* shadow: nothing is transmitted (shadow never sends orders). The broker is read and the report
+  says what a live flatten would have closed and cancelled (``transmitted: false``).
+
+Another Joe holding the data folder (a daemon with its own `OrderManager`) is refused (`Refused`):
+two managers on one account would fight over the same orders (the daemon would re-place the stops
+the flatten cancels). HALTED is set either way, which the daemon honours.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
+
+from joe.brokers.base import ExecutionClient
+from joe.core.models import OrderIntent, OrderLeg, Position, Side
+from joe.safety.control import SafetyContext, flatten, kill
+from joe.safety.flatten import FlattenReport
+from joe.safety.kill_switch import KillLevel
+from joe.safety.venues import ClientVenue
+
+if TYPE_CHECKING:
+    from joe.execution.order_manager import OrderManager
+    from joe.runtime.bootstrap import Runtime
+
+Closer = Callable[[], Awaitable[None]]
+
+
+class Refused(RuntimeError):
+    """The broker flatten was not attempted (nothing sent); the message says why and what to do."""
+
+
+class OrderManagerVenue(ClientVenue):
+    """`FlattenVenue` whose orders go through an `OrderManager`; reads ask the broker every time.
+
+    A close of a symbol first exits each of Joe's own open positions in it with `OrderManager.exit`
+    (reduce-only, capped at the broker's position, replacing that signal's protective orders, so
+    Joe's books see the position closed); only what no signal of Joe's explains (a position opened
+    outside Joe) is closed by a standalone reduce-only EXIT through `OrderManager.submit` (written
+    ahead and audited like any order), on a later attempt from a fresh broker snapshot so the two
+    can never add up to more than the position. Cancels of orders the manager owns go through
+    `OrderManager.cancel`; a working order Joe did not place is cancelled at the broker directly,
+    since flatten means all.
+    """
+
+    def __init__(self, om: OrderManager) -> None:
+        super().__init__(om.client)
+        self.om = om
+
+    def _open_signals(self, symbol: str, closing: Side) -> list[str]:
+        sids: dict[str, None] = {}
+        for o in self.om.store.orders(mode=self.om.mode, broker=self.om.broker):
+            i = o.intent
+            if i.symbol == symbol and i.leg is OrderLeg.ENTRY and i.side is closing.opposite:
+                sids[i.signal_id] = None
+        return [sid for sid in sids if self.om.position_of(sid) > 0]
+
+    async def place(self, intent: OrderIntent) -> Any:
+        exits = []
+        for sid in self._open_signals(intent.symbol, intent.side):
+            o = await self.om.exit(sid)
+            if o is not None:
+                exits.append({"client_order_id": o.client_order_id, "state": o.state.value})
+        if exits:
+            return {"signal_exits": exits}
+        orders = await self.om.submit([intent])
+        return {"client_order_id": orders[0].client_order_id, "state": orders[0].state.value}
+
+    async def cancel(self, client_order_id: str) -> None:
+        if self.om.order(client_order_id) is not None:
+            await self.om.cancel(client_order_id)
+        else:
+            await super().cancel(client_order_id)
+
+
+async def open_execution(rt: Runtime) -> tuple[ExecutionClient, Closer]:
+    """Connect the `ExecutionClient` of the configured broker (``JOE_BROKER``: ibkr or capital)."""
+    broker = rt.settings.broker
+    if broker == "ibkr":
+        from joe.brokers.ibkr.factory import create_ibkr
+
+        s, cfg = rt.settings, rt.config.brokers.ibkr
+        _md, client = create_ibkr(
+            audit=rt.audit,
+            mode=rt.mode,
+            host=s.ibkr_host or cfg.host,
+            port=s.ibkr_port if s.ibkr_port is not None else cfg.port,
+            client_id=s.ibkr_client_id if s.ibkr_client_id is not None else cfg.client_id,
+            account=s.ibkr_account or cfg.account,
+            order_ids=rt.data_dir / "ibkr-order-ids.json",
+            connect_timeout=cfg.connect_timeout_s,
+        )
+        await client.connect()
+        return client, client.close
+    if broker == "capital":
+        from joe.brokers.capital import open_capital
+        from joe.brokers.capital.client import CapitalExecutionClient
+        from joe.config.settings import secret_value
+        from joe.runtime.broker_capital import rest_base_url
+
+        s, ccfg = rt.settings, rt.config.brokers.capital
+        http, _cmd, _ex = await open_capital(
+            secret_value(s.capital_api_key) or "",
+            secret_value(s.capital_identifier) or "",
+            secret_value(s.capital_password) or "",
+            demo=ccfg.demo if s.capital_demo is None else bool(s.capital_demo),
+            mode=rt.mode,
+            audit=rt.audit,
+            api_url=rest_base_url(s.capital_api_url),
+            stream_url=s.capital_stream_url or None,
+            account_id=s.capital_account_id or ccfg.account_id or None,
+            timeout_s=ccfg.request_timeout_s,
+        )
+        return CapitalExecutionClient(http, audit=rt.audit), http.close
+    raise Refused(f"JOE_BROKER={broker}: {rt.mode} mode needs a broker (ibkr or capital) to flatten at")
+
+
+async def _shadow_report(client: ExecutionClient, ctx: SafetyContext, reason: str) -> FlattenReport:
+    venue = ClientVenue(client)
+    report = FlattenReport(venue.name)
+    positions: list[Position] = await venue.positions()
+    orders = await venue.open_orders()
+    report.left_positions = [{"symbol": p.symbol, "quantity": str(p.quantity)} for p in positions]
+    report.left_orders = [o.client_order_id for o in orders]
+    ctx.audit.record(
+        "safety.flatten_shadow",
+        {"venue": venue.name, "reason": reason, "transmitted": False, **report.to_dict()},
+    )
+    return report
+
+
+async def flatten_at_broker(
+    rt: Runtime,
+    ctx: SafetyContext,
+    *,
+    reason: str,
+    by: str,
+    pause_s: float = 1.0,
+    connect: Callable[[Runtime], Awaitable[tuple[ExecutionClient, Closer]]] = open_execution,
+) -> dict[str, Any]:
+    """HALT, then flatten at the broker (live) or report what would be flattened (shadow).
+
+    Returns ``{"mode", "broker", "transmitted", "flat", "report"}``; raises `Refused` (another Joe
+    holds the data folder, or no broker configured) with the state already HALTED.
+    """
+    from joe.safety.alert_audit import AlertingAudit
+    from joe.safety.lock import AlreadyRunning, InstanceLock
+
+    if rt.mode not in ("live", "shadow"):
+        raise Refused(f"{rt.mode} mode: nothing to flatten at a broker")
+    kill(ctx, KillLevel.FLATTEN, reason=reason, by=by)  # HALTED first, whatever happens next
+    lock = InstanceLock.for_data_dir(rt.data_dir)
+    try:
+        lock.acquire()
+    except AlreadyRunning as e:
+        raise Refused(
+            f"another Joe is running on {rt.data_dir} (pid {e.pid}); trading is HALTED, but the broker "
+            "flatten must come from one process: stop it (SIGTERM), then run `joe kill --flatten` again"
+        ) from None
+    try:
+        client, close = await connect(rt)
+        try:
+            if rt.mode == "shadow":
+                report = await _shadow_report(client, ctx, reason)
+                return {"mode": rt.mode, "broker": client.name, "transmitted": False, "flat": report.flat,
+                        "report": report.to_dict()}  # fmt: skip
+            from joe.execution.order_manager import OrderManager
+
+            om = OrderManager(client, rt.store, AlertingAudit(rt.audit, ctx.alerts), mode=rt.mode)
+            await om.start()
+            try:
+                (report,) = await flatten(
+                    ctx,
+                    [OrderManagerVenue(om)],
+                    reason=reason,
+                    by=by,
+                    attempts=rt.config.safety.flatten_attempts,
+                    pause_s=pause_s,
+                    halt=False,  # done above
+                )
+            finally:
+                await om.stop()
+            return {"mode": rt.mode, "broker": client.name, "transmitted": True, "flat": report.flat,
+                    "report": report.to_dict()}  # fmt: skip
+        finally:
+            await close()
+    finally:
+        lock.release()
+
+
+__all__ = ["OrderManagerVenue", "Refused", "flatten_at_broker", "open_execution"]
