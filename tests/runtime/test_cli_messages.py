@@ -220,12 +220,7 @@ def stop() -> Iterator[list[subprocess.Popen[str]]]:
 
 
 def _exports(lines: list[str]) -> dict[str, str]:
-    from joe.simulators.capital.gate import Login
-
-    demo = {"CAPITAL_API_KEY": Login().api_key, "CAPITAL_PASSWORD": Login().password}
-    out = dict(ln.strip().removeprefix("export ").split("=", 1) for ln in lines if "export " in ln)
-    # The console redaction masks `*KEY=` / `*PASSWORD=` values even for the simulator's demo values.
-    return {k: demo.get(k, v) if v == "***" else v for k, v in out.items()}
+    return dict(ln.strip().removeprefix("export ").split("=", 1) for ln in lines if "export " in ln)
 
 
 @pytest.mark.parametrize("suffix", ["", "/api/v1"])
@@ -243,6 +238,10 @@ def test_sim_capital_prints_what_to_export_and_joe_runs_against_it(
         "CAPITAL_IDENTIFIER",
         "CAPITAL_PASSWORD",
     }
+    # The demo credentials are printed as they are (published values, not masked as secrets).
+    assert exports["CAPITAL_API_KEY"] == "sim-api-key"
+    assert exports["CAPITAL_IDENTIFIER"] == "trader@example.com"
+    assert exports["CAPITAL_PASSWORD"] == "sim-password"
     for k, v in exports.items():
         monkeypatch.setenv(k, v + suffix if k == "CAPITAL_API_URL" else v)
     (project / "config/execution.yaml").write_text("pipeline:\n  universe_size: 20\nai:\n  enabled: false\n")

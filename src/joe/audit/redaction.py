@@ -13,6 +13,10 @@ or an exception message shown to a user:
 A few well-known shapes (``Bearer <token>``, ``Basic <base64>``, Telegram bot URLs, Discord
 webhook URLs, ``password=...`` in free text) are also masked in text as a last line of defence.
 
+The local simulators' published demo credentials (`joe.core.demo_credentials`: ``sim-api-key``,
+``sim-password``...) are not secrets: they are never registered and stay visible under a secret-looking
+name or key, so `joe sim capital` can print what to export. Only those exact values are exempt.
+
 A registered secret is matched whatever its case (an upper-cased key is still the key) and in the
 forms it takes when embedded elsewhere: URL-encoded, escaped inside JSON text (a ``"``, a backslash or a
 non-ASCII character is written differently there), and base64-encoded — alone or inside a longer
@@ -32,6 +36,8 @@ import threading
 from collections.abc import Mapping
 from typing import Any
 from urllib.parse import quote, quote_plus
+
+from joe.core.demo_credentials import is_public_demo_value
 
 MASK = "***"
 MIN_SECRET_LENGTH = 4
@@ -81,7 +87,7 @@ _SECRET_FIELDS = frozenset(
 # ...and names *ending* in one of these (gemini_api_key, telegram_bot_token, discord_webhook_url).
 _SECRET_FIELD_SUFFIXES = ("apikey", "password", "passwd", "secret", "token", "webhookurl", "privatekey")
 
-_TEXT_PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
+_TEXT_PATTERNS: tuple[tuple[re.Pattern[str], str | None], ...] = (
     # Authorization: Bearer <token>
     (re.compile(r"(?i)\b(bearer)\s+[A-Za-z0-9._~+/=-]{8,}"), r"\1 " + MASK),
     # Authorization: Basic <base64 of user:password>
@@ -101,9 +107,16 @@ _TEXT_PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
             (?!\*\*\*|bearer\s|basic\s)[^\s'"&,;}\]]{3,}
             """
         ),
-        r"\1" + MASK,
+        None,  # `_keep_demo`: a published demo value stays visible
     ),
 )
+
+
+def _keep_demo(match: re.Match[str]) -> str:
+    """`name=value` masked, unless the value is one of the simulators' published demo credentials."""
+    value = match.group(0)[len(match.group(1)) :]
+    return match.group(0) if is_public_demo_value(value) else match.group(1) + MASK
+
 
 _lock = threading.Lock()
 _secrets: set[str] = set()
@@ -148,10 +161,12 @@ def _base64_forms(v: str) -> set[str]:
 def register_secret(value: str | None) -> None:
     """Remember `value` as a secret so it is masked wherever it appears (values < 4 chars are ignored).
 
+    The simulators' published demo credentials are not secrets and are ignored.
+
     The URL-encoded, JSON-escaped and base64 forms are registered too (see the module docstring);
     matching ignores case.
     """
-    if not value or len(value.strip()) < MIN_SECRET_LENGTH:
+    if not value or len(value.strip()) < MIN_SECRET_LENGTH or is_public_demo_value(value):
         return
     # The value as given and stripped (an env value may carry a stray newline), plus URL-encoded forms.
     forms = {
@@ -206,6 +221,8 @@ def register_secrets_from_env(environ: Mapping[str, str] | None = None) -> list[
         v = value.strip()
         if len(v) < MIN_SECRET_LENGTH or v.lower() in _TRIVIAL_VALUES or (v.isdigit() and len(v) < 6):
             continue
+        if is_public_demo_value(v):  # the simulators' published demo values are not secrets
+            continue
         register_secret(value)
         names.append(name)
     return sorted(names)
@@ -226,7 +243,7 @@ def redact_text(text: str) -> str:
         while (new := pattern.sub(MASK, text)) != text:
             text = new
     for rx, repl in _TEXT_PATTERNS:
-        text = rx.sub(repl, text)
+        text = rx.sub(_keep_demo if repl is None else repl, text)
     return text
 
 
@@ -234,7 +251,7 @@ def redact(obj: Any) -> Any:
     """Deep-copy `obj` with secrets masked.
 
     Dicts, lists and tuples are copied; a value under a secret-looking key becomes ``***``
-    (``None`` stays ``None``); strings (values and keys) go through `redact_text`. Other objects
+    (``None`` and a published demo credential stay as they are); strings (values and keys) go through `redact_text`. Other objects
     are returned unchanged — render them to text and use `redact_text` when they may hold secrets.
     """
     if isinstance(obj, str):
@@ -243,7 +260,8 @@ def redact(obj: Any) -> Any:
         out: dict[Any, Any] = {}
         for k, v in obj.items():
             if isinstance(k, str) and is_secret_field(k):
-                out[redact_text(k)] = v if v is None else MASK
+                keep = v is None or (isinstance(v, str) and is_public_demo_value(v))
+                out[redact_text(k)] = v if keep else MASK
             else:
                 out[redact_text(k) if isinstance(k, str) else k] = redact(v)
         return out

@@ -13,6 +13,7 @@ from collections import deque
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from joe.core.demo_credentials import CAPITAL_SIM_API_KEY, CAPITAL_SIM_IDENTIFIER, CAPITAL_SIM_PASSWORD
 from joe.simulators.capital.rules import ApiError
 
 
@@ -49,11 +50,14 @@ class SimSession:
 
 @dataclass
 class Login:
-    """The one login the simulator knows (an API key with its custom password)."""
+    """The one login the simulator knows (an API key with its custom password).
 
-    api_key: str = "sim-api-key"
-    identifier: str = "trader@example.com"
-    password: str = "sim-password"
+    The defaults are the published demo values of `joe.core.demo_credentials` (not secrets).
+    """
+
+    api_key: str = CAPITAL_SIM_API_KEY
+    identifier: str = CAPITAL_SIM_IDENTIFIER
+    password: str = CAPITAL_SIM_PASSWORD
 
 
 @dataclass
