@@ -91,7 +91,11 @@ def test_wrong_typed_key_names_file_key_and_expected_type(tmp_path: Path) -> Non
             "expected an integer >= 1 and <= 65535",
         ),
         ("live: 3\n", "live", "expected a mapping of enabled"),
-        ("risk:\n  max_position: 5\n", "risk.max_position", "unknown key (allowed here: risk_per_trade_pct"),
+        (
+            "risk:\n  max_position: 5\n",
+            "risk.max_position",
+            "unknown key; did you mean risk.max_positions? (allowed here: risk_per_trade_pct",
+        ),
     ],
 )
 def test_schema_errors(tmp_path: Path, text: str, key: str, expected: str) -> None:

@@ -16,6 +16,8 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import difflib
+
 import annotated_types
 import yaml
 from pydantic import BaseModel, ValidationError
@@ -172,6 +174,47 @@ def _expected(loc: tuple[Any, ...]) -> str | None:
     return " ".join(words[:1]) + (" " + " and ".join(words[1:]) if len(words) > 1 else "")
 
 
+def _model_at(loc: tuple[Any, ...]) -> type[BaseModel] | None:
+    """The schema section (model) at key path `loc` (() is the whole file); None if not a section."""
+    model: Any = ExecutionConfig
+    for part in loc:
+        if not (isinstance(model, type) and issubclass(model, BaseModel)) or part not in model.model_fields:
+            return None
+        model = model.model_fields[part].annotation
+    return model if isinstance(model, type) and issubclass(model, BaseModel) else None
+
+
+def _all_key_paths(model: type[BaseModel], prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
+    """Every key path of the schema below `model`, sections included."""
+    out: list[tuple[str, ...]] = []
+    for name, info in model.model_fields.items():
+        path = (*prefix, name)
+        out.append(path)
+        sub = info.annotation
+        if isinstance(sub, type) and issubclass(sub, BaseModel):
+            out += _all_key_paths(sub, path)
+    return out
+
+
+def closest_key(loc: tuple[Any, ...]) -> str | None:
+    """The valid key path closest to the unknown key at `loc` ("did you mean"), or None.
+
+    The same name in another case, else the same name in another section (a key put under the wrong heading, e.g.
+    `risk.max_signals` → `pipeline.max_signals`), else a key of the same section spelled alike
+    (case-insensitive, difflib ratio >= 0.6).
+    """
+    name, section = str(loc[-1]).lower(), tuple(map(str, loc[:-1]))
+    parent = _model_at(loc[:-1])
+    lowered = {f.lower(): f for f in parent.model_fields} if parent is not None else {}
+    if name in lowered:  # only the case differs
+        return ".".join((*section, lowered[name]))
+    elsewhere = [p for p in _all_key_paths(ExecutionConfig) if p[-1].lower() == name]
+    if elsewhere:
+        return ".".join(elsewhere[0])
+    hit = difflib.get_close_matches(name, list(lowered), n=1, cutoff=0.6)
+    return ".".join((*section, lowered[hit[0]])) if hit else None
+
+
 def _got(value: Any) -> str:
     text = repr(value)
     return text if len(text) <= 60 else text[:57] + "..."
@@ -185,7 +228,12 @@ def _schema_problems(file: str, exc: ValidationError) -> list[ConfigProblem]:
         if err["type"] == "extra_forbidden":
             parent = _expected(loc[:-1]) if len(loc) > 1 else _describe_type(ExecutionConfig)
             allowed = parent.removeprefix("a mapping of ") if parent else "see schema"
-            message = f"unknown key (allowed here: {allowed})"
+            guess = closest_key(loc)
+            hint = f"; did you mean {guess}?" if guess else ""
+            message = f"unknown key{hint} (allowed here: {allowed})"
+        elif err["type"] == "invalid_key":
+            key = ".".join(str(p) for p in loc[:-1])
+            message = f"keys must be names, got {_got(loc[-1])}"
         else:
             expected = _expected(loc) or err["msg"]
             got = "" if err["type"] == "missing" else f", got {_got(err.get('input'))}"
