@@ -124,5 +124,6 @@ def test_joe_run_stops_on_an_unknown_nested_key_and_trades_nothing(
     monkeypatch.delenv("TRADING_MODE", raising=False)
     result = CliRunner().invoke(app, ["run", "--once"])
     assert result.exit_code == 2, result.output
-    assert f"{cfg}: safety.breaker.windo_s: unknown key; did you mean safety.breaker.window_s?" in result.output
+    said = f"{cfg}: safety.breaker.windo_s: unknown key; did you mean safety.breaker.window_s?"
+    assert said in result.output
     assert not (tmp_path / "data" / "reports").exists()

@@ -251,8 +251,9 @@ def redact(obj: Any) -> Any:
     """Deep-copy `obj` with secrets masked.
 
     Dicts, lists and tuples are copied; a value under a secret-looking key becomes ``***``
-    (``None`` and a published demo credential stay as they are); strings (values and keys) go through `redact_text`. Other objects
-    are returned unchanged — render them to text and use `redact_text` when they may hold secrets.
+    (``None`` and a published demo credential stay as they are); strings (values and keys) go
+    through `redact_text`. Other objects are returned unchanged — render them to text and use
+    `redact_text` when they may hold secrets.
     """
     if isinstance(obj, str):
         return redact_text(obj)

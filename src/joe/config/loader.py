@@ -8,6 +8,7 @@ the daemon use) returns safe defaults instead — `live.enabled` false, hence pa
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import types
 import typing
@@ -15,8 +16,6 @@ from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
-
-import difflib
 
 import annotated_types
 import yaml
@@ -199,9 +198,9 @@ def _all_key_paths(model: type[BaseModel], prefix: tuple[str, ...] = ()) -> list
 def closest_key(loc: tuple[Any, ...]) -> str | None:
     """The valid key path closest to the unknown key at `loc` ("did you mean"), or None.
 
-    The same name in another case, else the same name in another section (a key put under the wrong heading, e.g.
-    `risk.max_signals` → `pipeline.max_signals`), else a key of the same section spelled alike
-    (case-insensitive, difflib ratio >= 0.6).
+    The same name in another case, else the same name in another section (a key put under the
+    wrong heading, e.g. `risk.max_signals` → `pipeline.max_signals`), else a key of the same
+    section spelled alike (case-insensitive, difflib ratio >= 0.6).
     """
     name, section = str(loc[-1]).lower(), tuple(map(str, loc[:-1]))
     parent = _model_at(loc[:-1])
