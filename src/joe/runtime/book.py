@@ -4,12 +4,14 @@ The paper book is a track record (it unlocks real money), so it must be one cont
 - it belongs to the source it was started on (its symbols are priced by that source only);
 - its as-of date never goes back: an older as-of would mark today's positions at old prices and
   open positions dated before the ones already held.
-Exploring the past or another data set is what `joe backtest` or a separate book
-(`JOE_DATA_DIR=...`) are for. The book's identity is kept in the store's key-value state.
+Exploring the past or another data set is what a separate book (`JOE_DATA_DIR=...`, and
+`joe backtest` where installed) is for; each refusal names its own cause and that fix.
+The book's identity is kept in the store's key-value state.
 """
 
 from __future__ import annotations
 
+import shlex
 from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
@@ -57,11 +59,23 @@ class BookIdentity:
         )
 
 
-def _separate_book_hint() -> str:
-    return (
-        "to explore the past use `joe backtest`, or keep a separate paper book with its own "
-        "data folder (e.g. JOE_DATA_DIR=data-2016 joe run --once --as-of 2016-06-30)"
-    )
+def source_label(identity: str) -> str:
+    """How a user names a source: `sample`, `csv:/abs/dir`, `capital` (from `source_identity`)."""
+    return identity.removeprefix("sim:")
+
+
+def _run_flags(identity: str) -> str:
+    """The `joe run` options that select `identity` (`--source csv:/dir`, `--broker capital`)."""
+    if identity.startswith("sim:"):
+        label = source_label(identity)
+        return "" if label == "sample" else f" --source {shlex.quote(label)}"
+    return f" --broker {identity}"
+
+
+def _backtest_available() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("joe.cli.backtest_cmd") is not None
 
 
 def check_source(book: BookIdentity | None, source: str, *, has_history: bool) -> None:
@@ -71,9 +85,13 @@ def check_source(book: BookIdentity | None, source: str, *, has_history: bool) -
     """
     if book is None or book.source == source:
         return
+    kind = source_label(source).partition(":")[0]
     raise BookRefused(
-        f"this paper book belongs to source {book.source!r}, not {source!r}: its positions are priced "
-        f"by that source only. Run with that source, or {_separate_book_hint()}."
+        f"this paper book belongs to source {source_label(book.source)!r}, not {source_label(source)!r}: "
+        "a book is tied to its source and its symbols (its positions are priced by that source only). "
+        f"Continue this book with `joe run --once{_run_flags(book.source)}`; for the other source keep a "
+        "separate book in its own data folder: "
+        f"`JOE_DATA_DIR=data-{kind} joe run --once{_run_flags(source)}`."
     )
 
 
@@ -84,7 +102,10 @@ def check_forward(book: BookIdentity | None, as_of: date | datetime) -> None:
     last = book.as_of.date()
     asked = as_of.date() if isinstance(as_of, datetime) else as_of
     if asked < last:
+        past = "`joe backtest`, or " if _backtest_available() else ""
         raise BookRefused(
-            f"--as-of {asked} is earlier than this paper book's last date {last}: time only moves "
-            f"forward in one book (run a date on or after {last}); {_separate_book_hint()}."
+            f"--as-of {asked} is earlier than this paper book's last date {last}: time only moves forward "
+            f"in one book (continue it with an --as-of on or after {last}, or without --as-of). "
+            f"To explore {asked} use {past}a separate book in its own data folder: "
+            f"`JOE_DATA_DIR=data-{asked} joe run --once{_run_flags(book.source)} --as-of {asked}`."
         )

@@ -1,0 +1,69 @@
+"""Each refusal of the paper book names its own cause and its own fix (issue 15.1).
+
+A different source: the book's source, how to continue it, a separate data folder for the other source
+(never a word about dates). Time going backwards: the book's last date, how to continue, a separate
+book for the past (never a word about switching source).
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+
+import pytest
+
+from joe.runtime.book import BookIdentity, BookRefused, check_forward, check_source, source_identity
+
+SOURCES = [
+    ("sim", "sample"),
+    ("sim", "csv:/data/prices"),
+    ("sim", "parquet:/data/pq"),
+    ("capital", "sample"),
+    ("ibkr", "sample"),
+]
+FLAGS = {
+    "sim:sample": "joe run --once",
+    "sim:csv:/data/prices": "joe run --once --source csv:/data/prices",
+    "sim:parquet:/data/pq": "joe run --once --source parquet:/data/pq",
+    "capital": "joe run --once --broker capital",
+    "ibkr": "joe run --once --broker ibkr",
+}
+
+
+@pytest.mark.parametrize("book_src", SOURCES)
+@pytest.mark.parametrize("run_src", SOURCES)
+def test_another_source_is_refused_naming_both_and_how_to_keep_them_apart(
+    book_src: tuple[str, str], run_src: tuple[str, str]
+) -> None:
+    book_id, run_id = source_identity(*book_src), source_identity(*run_src)
+    book = BookIdentity(book_id, datetime(2018, 12, 31))
+    if book_id == run_id:
+        check_source(book, run_id, has_history=True)
+        return
+    with pytest.raises(BookRefused) as exc:
+        check_source(book, run_id, has_history=True)
+    msg = str(exc.value)
+    assert f"belongs to source {book_id.removeprefix('sim:')!r}, not {run_id.removeprefix('sim:')!r}" in msg
+    assert f"Continue this book with `{FLAGS[book_id]}`" in msg
+    assert f"JOE_DATA_DIR=data-{run_id.removeprefix('sim:').partition(':')[0]} {FLAGS[run_id]}`" in msg
+    assert "--as-of" not in msg and "backtest" not in msg and "past" not in msg
+
+
+@pytest.mark.parametrize("src", SOURCES)
+def test_an_earlier_as_of_is_refused_naming_the_last_date_and_a_separate_book(src: tuple[str, str]) -> None:
+    ident = source_identity(*src)
+    book = BookIdentity(ident, datetime(2018, 12, 31))
+    check_forward(book, date(2018, 12, 31))  # the same date and later dates are fine
+    check_forward(book, date(2019, 1, 2))
+    with pytest.raises(BookRefused) as exc:
+        check_forward(book, date(2016, 6, 30))
+    msg = str(exc.value)
+    assert "--as-of 2016-06-30 is earlier than this paper book's last date 2018-12-31" in msg
+    assert "on or after 2018-12-31" in msg
+    assert f"`JOE_DATA_DIR=data-2016-06-30 {FLAGS[ident]} --as-of 2016-06-30`" in msg
+    assert "belongs to" not in msg and "another source" not in msg
+
+
+def test_a_path_with_spaces_is_quoted_in_the_command_to_run() -> None:
+    book = BookIdentity("sim:sample", None)
+    with pytest.raises(BookRefused, match="--source 'csv:/my prices'"):
+        check_source(book, "sim:csv:/my prices", has_history=False)
