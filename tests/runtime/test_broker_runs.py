@@ -70,6 +70,22 @@ def report_of(out: subprocess.CompletedProcess[str]) -> Path:
     return Path(line.removeprefix("Report: "))
 
 
+def assert_labelled(project: Path, out: subprocess.CompletedProcess[str], broker: str) -> None:
+    """Every label of a broker run names the broker, never the unused default `--source sample`."""
+    doc = json.loads((report_of(out).parent / "run.json").read_text())
+    assert doc["run"]["source"] == broker
+    assert f"opening {broker}" in out.stderr and "sample" not in out.stderr, out.stderr[-2000:]
+    started = [
+        json.loads(line)
+        for f in (project / "data/audit").glob("*.jsonl")
+        for line in f.read_text().splitlines()
+        if '"run.started"' in line
+    ]
+    assert [r["payload"]["source"] for r in started] == [broker]
+    report = (report_of(out).parent / "report.md").read_text()
+    assert f"Data source: {broker}" in report and "sample" not in report.split("Data source:")[1][:40]
+
+
 def test_run_once_against_capital_simulator(project: Path) -> None:
     port = free_port()
     with simulator("capital", port):
@@ -88,6 +104,7 @@ def test_run_once_against_capital_simulator(project: Path) -> None:
     html = report_of(out)
     doc = json.loads((html.parent / "run.json").read_text())
     assert doc["run"]["broker"] == "capital"
+    assert_labelled(project, out, "capital")
     assert len(doc["top_scores"]) > 0
     audit = "".join(f.read_text() for f in (project / "data/audit").glob("*.jsonl"))
     assert "sim-password" not in audit and "sim-api-key" not in audit
@@ -100,6 +117,7 @@ def test_run_once_against_ibkr_simulator(project: Path) -> None:
     html = report_of(out)
     doc = json.loads((html.parent / "run.json").read_text())
     assert doc["run"]["broker"] == "ibkr"
+    assert_labelled(project, out, "ibkr")
     assert len(doc["top_scores"]) > 0
     # Broker history went through the local bar cache (tests/data/test_bar_cache.py counts requests).
     assert len(list((project / "data/cache/bars/ibkr/1d").glob("*.parquet"))) >= len(doc["top_scores"])

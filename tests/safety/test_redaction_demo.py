@@ -39,11 +39,8 @@ def test_demo_values_stay_visible_in_every_form(name: str, value: str) -> None:
     assert redaction.registered_secret_count() == 0
     for text in (f"export {name}={value}", f'{{"{name.lower()}": "{value}"}}', f"password={value}"):
         assert redact_text(text) == text
-    assert redact({name: value, "password": value, "X-CAP-API-KEY": value}) == {
-        name: value,
-        "password": value,
-        "X-CAP-API-KEY": value,
-    }
+    # A structured field named like a secret is masked whatever it holds (audit records of a login).
+    assert redact({"password": value, "X-CAP-API-KEY": value}) == {"password": MASK, "X-CAP-API-KEY": MASK}
 
 
 # Real secrets, including ones that merely contain, extend or re-case a demo value.

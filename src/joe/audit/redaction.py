@@ -14,8 +14,10 @@ A few well-known shapes (``Bearer <token>``, ``Basic <base64>``, Telegram bot UR
 webhook URLs, ``password=...`` in free text) are also masked in text as a last line of defence.
 
 The local simulators' published demo credentials (`joe.core.demo_credentials`: ``sim-api-key``,
-``sim-password``...) are not secrets: they are never registered and stay visible under a secret-looking
-name or key, so `joe sim capital` can print what to export. Only those exact values are exempt.
+``sim-password``...) are not secrets: they are never registered and stay visible in text after a
+secret-looking name (``CAPITAL_PASSWORD=sim-password``), so `joe sim capital` can print what to export.
+Only those exact values are exempt, and only in text: a structured field named like a secret is
+still masked whatever it holds (the audit log never stores a password, demo or not).
 
 A registered secret is matched whatever its case (an upper-cased key is still the key) and in the
 forms it takes when embedded elsewhere: URL-encoded, escaped inside JSON text (a ``"``, a backslash or a
@@ -251,8 +253,9 @@ def redact(obj: Any) -> Any:
     """Deep-copy `obj` with secrets masked.
 
     Dicts, lists and tuples are copied; a value under a secret-looking key becomes ``***``
-    (``None`` and a published demo credential stay as they are); strings (values and keys) go
-    through `redact_text`. Other objects are returned unchanged — render them to text and use
+    (``None`` stays ``None``; a structured field is masked whatever its value, demo credentials
+    included: nothing needs to show them there); strings (values and keys) go through
+    `redact_text`. Other objects are returned unchanged — render them to text and use
     `redact_text` when they may hold secrets.
     """
     if isinstance(obj, str):
@@ -261,8 +264,7 @@ def redact(obj: Any) -> Any:
         out: dict[Any, Any] = {}
         for k, v in obj.items():
             if isinstance(k, str) and is_secret_field(k):
-                keep = v is None or (isinstance(v, str) and is_public_demo_value(v))
-                out[redact_text(k)] = v if keep else MASK
+                out[redact_text(k)] = v if v is None else MASK
             else:
                 out[redact_text(k) if isinstance(k, str) else k] = redact(v)
         return out

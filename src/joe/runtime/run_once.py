@@ -114,7 +114,7 @@ async def run_once(
     started = clock()
     st = RunState(rt, opts, new_run_id(started), started, progress or _Silent(), clock)
     rt.audit.record(
-        "run.started", {"mode": rt.mode, "broker": opts.broker, "source": opts.source}, run_id=st.run_id
+        "run.started", {"mode": rt.mode, "broker": opts.broker, "source": opts.source_label}, run_id=st.run_id
     )
     # Kill file, trading state, audit chain (SafetyRefused stops the run); the RiskGate for `trade`.
     st.guard = RunGuard.start(rt)

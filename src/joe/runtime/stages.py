@@ -62,6 +62,14 @@ class RunOptions:
     # File sources: 'dayfirst', 'monthfirst' or a strptime format for ambiguous dates (joe.data.dates).
     date_format: str | None = None
 
+    @property
+    def source_label(self) -> str:
+        """Where the run's prices come from, as the user names it: `sample`, `csv:PATH`, `capital`, `ibkr`.
+
+        With a broker `source` is not used (the data comes from the broker), so the label is the broker.
+        """
+        return self.source if self.broker == "sim" else self.broker
+
 
 @dataclass
 class RunState:
@@ -144,7 +152,7 @@ def _resolve_as_of(st: RunState, snap: MarketSnapshot) -> None:
     # and local sources refuse an as-of after their data themselves (they clip at the as-of).
     if want is not None and want < dates[0].date():
         raise RunArgumentError(
-            f"--as-of {want} is outside the data of {st.opts.broker}/{st.opts.source}: choose a date "
+            f"--as-of {want} is outside the data of {st.opts.source_label}: choose a date "
             f"between {dates[0].date()} and {dates[-1].date()}"
         )
     st.as_of_idx = snap.panel.index_at(pd.Timestamp(want, tz=UTC) if want else None)
@@ -174,7 +182,7 @@ async def load_market(st: RunState) -> None:
     """Open the source, load the analysis snapshot and the held symbols' history, fix the as-of bar."""
     rt, opts = st.rt, st.opts
     t0 = time.perf_counter()
-    st.progress.stage("data", f"opening {opts.broker}/{opts.source}")
+    st.progress.stage("data", f"opening {opts.source_label}")
     source, close_source = await open_market_data(rt, opts)
     try:
         keep = max(rt.config.pipeline.history_bars, MIN_PANEL_BARS)
@@ -189,7 +197,11 @@ async def load_market(st: RunState) -> None:
     _timed(st, "data", t0)
     assert st.as_of_ts is not None
     rt.store.start_run(
-        st.run_id, mode=rt.mode, broker=opts.broker, source=opts.source, as_of=st.as_of_ts.to_pydatetime()
+        st.run_id,
+        mode=rt.mode,
+        broker=opts.broker,
+        source=opts.source_label,
+        as_of=st.as_of_ts.to_pydatetime(),
     )
     st.run_started = True
 
@@ -297,7 +309,7 @@ async def write_report(st: RunState) -> None:
         run_id=st.run_id,
         mode=rt.mode,
         broker=st.opts.broker,
-        source=st.opts.source,
+        source=st.opts.source_label,
         source_description=st.description,
         started_at=st.started,
         finished_at=st.clock(),
