@@ -100,13 +100,26 @@ def test_source_with_a_broker_is_refused_not_ignored(project: Path) -> None:
         ("postgresql+nosuchdriver://u@127.0.0.1/joe", "Install the driver"),
     ],
 )
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["run", "--once"],
+        ["status"],
+        ["kill", "--halt", "--reason", "testing the store"],
+        ["resume", "--reason", "testing the store"],
+        ["daemon"],
+    ],
+    ids=lambda c: c[0],
+)
 def test_store_errors_say_what_is_wrong(
-    project: Path, monkeypatch: pytest.MonkeyPatch, url: str, needle: str
+    project: Path, monkeypatch: pytest.MonkeyPatch, url: str, needle: str, command: list[str]
 ) -> None:
+    """Every command that opens the store explains its failure the same way (the variable, the fix)."""
     monkeypatch.setenv("JOE_DB_URL", url)
-    result = CliRunner().invoke(app, ["run", "--once"])
+    result = CliRunner().invoke(app, command)
     assert result.exit_code == 1, result.output
     assert needle in result.output and "writable data folder" not in result.output
+    assert "<unparseable database URL>" not in result.output
     one_line_error(result.output.split("mode.resolved")[-1])
 
 

@@ -17,12 +17,13 @@ if TYPE_CHECKING:
 
 def start(console: Console) -> Runtime:
     """Bootstrap the runtime, or print why not and exit 1."""
+    from joe.cli.errors import startup_error
     from joe.runtime.bootstrap import bootstrap
 
     try:
         return bootstrap()
     except Exception as exc:  # no audit log or store: nothing may change, say why plainly
-        console.print(f"[red]Cannot start[/]: {type(exc).__name__}: {exc}", soft_wrap=True)
+        console.print(f"[red]Cannot start[/]: {startup_error(exc)}", soft_wrap=True)
         raise typer.Exit(ExitCode.FAILED) from None
 
 

@@ -32,12 +32,13 @@ def daemon_command(
     if (stale_after is not None and stale_after <= 0) or (heartbeat is not None and heartbeat <= 0):
         console.print("--stale-after and --heartbeat must be positive numbers of seconds")
         raise typer.Exit(ExitCode.USAGE)
+    from joe.cli.errors import startup_error
     from joe.runtime.bootstrap import bootstrap
 
     try:
         rt = bootstrap(broker=broker)
     except Exception as exc:
-        console.print(f"[red]Cannot start[/]: {type(exc).__name__}: {exc}", soft_wrap=True)
+        console.print(f"[red]Cannot start[/]: {startup_error(exc)}", soft_wrap=True)
         raise typer.Exit(ExitCode.FAILED) from None
     if rt.decision.fell_back:
         console.print(f"[yellow]Paper mode[/]: {'; '.join(rt.decision.reasons)}", soft_wrap=True)

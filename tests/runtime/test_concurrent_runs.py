@@ -1,0 +1,105 @@
+"""Two `joe run --once` on one data folder (issue 15): the single-instance lock lets one run and
+refuses the other with "another Joe is running (pid N)", exit 3; nothing is booked twice and no run
+row is left `running`. Two real processes, as a user would start them from two terminals."""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from joe.safety.lock import holder_pid
+from joe.store import open_store
+
+JOE = str(Path(sys.executable).with_name("joe"))
+
+
+def _start(project: Path) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [JOE, "run", "--once"],
+        cwd=project,
+        env=dict(os.environ),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def _book(project: Path) -> tuple[list[tuple[str, str]], list[str], list[tuple[str, str]]]:
+    """(run id, status) of every run row; fill ids; (symbol, opened at) of every position."""
+    db = project / "data" / "joe.db"
+    with sqlite3.connect(db) as conn:
+        runs = conn.execute("SELECT run_id, status FROM pipeline_runs ORDER BY started_at").fetchall()
+    store = open_store(f"sqlite:///{db}", data_dir=project / "data")
+    try:
+        fills = [f.fill_id for f in store.fills(mode="paper")]
+        positions = [(p.symbol, str(p.opened_at)) for p in store.open_positions("paper")]
+    finally:
+        store.close()
+    return runs, fills, positions
+
+
+def _audit(project: Path) -> list[dict[str, object]]:
+    return [
+        json.loads(line)
+        for f in sorted((project / "data/audit").glob("*.jsonl"))
+        for line in f.read_text().splitlines()
+    ]
+
+
+SMALL = "version: 1\npipeline:\n  universe_size: 20\nai:\n  enabled: false\n"
+
+
+@pytest.mark.timeout(600)
+def test_two_runs_started_together_one_trades_the_other_is_refused(project: Path) -> None:
+    (project / "config/execution.yaml").write_text(SMALL)
+    a, b = _start(project), _start(project)
+    outs = {p.pid: (p, *p.communicate(timeout=600)) for p in (a, b)}
+    codes = sorted(p.returncode for p, _, _ in outs.values())
+    assert codes == [0, 3], {pid: err[-1500:] for pid, (_, _, err) in outs.items()}
+    (winner,) = [pid for pid, (p, _, _) in outs.items() if p.returncode == 0]
+    (loser,) = [pid for pid, (p, _, _) in outs.items() if p.returncode == 3]
+    err = " ".join(outs[loser][2].split())
+    assert f"Refused: another Joe is running (pid {winner})" in err
+    assert "Report:" not in outs[loser][1] and "Traceback" not in err
+    runs, fills, positions = _book(project)
+    assert [s for _, s in runs] == ["ok"]  # one run, finished; none left `running`
+    assert len(fills) == len(set(fills)) == len(positions) > 0  # each entry booked once
+    assert len({s for s, _ in positions}) == len(positions)
+    refused = [r for r in _audit(project) if r["event"] == "run.refused"]
+    assert [r["payload"]["holder_pid"] for r in refused] == [winner]  # type: ignore[index]
+
+
+@pytest.mark.timeout(600)
+def test_a_run_started_while_another_holds_the_folder_waits_for_nothing_and_changes_nothing(
+    project: Path,
+) -> None:
+    (project / "config/execution.yaml").write_text(SMALL)
+    first = _start(project)
+    deadline = time.monotonic() + 120
+    while holder_pid(project / "data") != first.pid:  # the first run holds the lock
+        assert first.poll() is None and time.monotonic() < deadline, first.communicate()[1][-1500:]
+        time.sleep(0.02)
+    second = subprocess.run(
+        [JOE, "run", "--once"], cwd=project, env=dict(os.environ), capture_output=True, text=True, timeout=300
+    )
+    _, err = first.communicate(timeout=600)
+    assert first.returncode == 0, err[-1500:]
+    assert second.returncode == 3, second.stderr[-1500:]
+    assert f"another Joe is running (pid {first.pid})" in " ".join(second.stderr.split())
+    runs, fills, positions = _book(project)
+    assert [s for _, s in runs] == ["ok"]
+    # Once the first is done, the folder is free: a rerun of the same date books nothing new.
+    again = subprocess.run(
+        [JOE, "run", "--once"], cwd=project, env=dict(os.environ), capture_output=True, text=True, timeout=300
+    )
+    assert again.returncode == 0, again.stderr[-1500:]
+    runs2, fills2, positions2 = _book(project)
+    assert [s for _, s in runs2] == ["ok", "ok"] and fills2 == fills and positions2 == positions
+    assert holder_pid(project / "data") is None
