@@ -87,10 +87,13 @@ def test_sample_as_of_outside_the_data_is_a_bad_argument(project: Path) -> None:
     assert "choose a date between 1999-01-04 and 2018-12-31" in result.output
 
 
-def test_source_with_a_broker_is_refused_not_ignored(project: Path) -> None:
-    result = CliRunner().invoke(app, ["run", "--once", "--broker", "capital", "--source", "csv:/x"])
+@pytest.mark.parametrize("broker", ["capital", "ibkr"])
+@pytest.mark.parametrize("source", ["csv:/x", "parquet:/y", "sample"])  # `sample` given explicitly too
+def test_source_with_a_broker_is_refused_not_ignored(project: Path, broker: str, source: str) -> None:
+    result = CliRunner().invoke(app, ["run", "--once", "--broker", broker, "--source", source])
     assert result.exit_code == 2, result.output
-    assert "--source csv:/x applies to --broker sim only" in result.output
+    assert f"--source {source} applies to --broker sim only" in result.output
+    assert not (project / "data").exists()  # refused before anything started
 
 
 @pytest.mark.parametrize(

@@ -38,8 +38,9 @@ def run_command(
         str, typer.Option(help="Market data and execution venue: sim, capital or ibkr.")
     ] = "sim",
     source: Annotated[
-        str, typer.Option(help="With --broker sim: sample, csv:PATH or parquet:PATH.")
-    ] = "sample",
+        str | None,
+        typer.Option(help="With --broker sim: sample (the default), csv:PATH or parquet:PATH."),
+    ] = None,
     as_of: Annotated[
         str | None, typer.Option("--as-of", help="Analyse as of this date (YYYY-MM-DD).")
     ] = None,
@@ -61,6 +62,14 @@ def run_command(
     if broker not in ("sim", "capital", "ibkr"):
         console.print(f"--broker must be sim, capital or ibkr, not {broker!r}")
         raise typer.Exit(ExitCode.USAGE)
+    if source is not None and broker != "sim":  # given explicitly, even `sample`: never ignored silently
+        console.print(
+            f"--source {source} applies to --broker sim only; with --broker {broker} the market data comes "
+            "from the broker (drop --source, or use --broker sim)",
+            soft_wrap=True,
+        )
+        raise typer.Exit(ExitCode.USAGE)
+    source = source or "sample"
     try:
         as_of_date = date.fromisoformat(as_of) if as_of else None
     except ValueError:
