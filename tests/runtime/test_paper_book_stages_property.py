@@ -244,7 +244,15 @@ def fresh_book(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.Mon
     monkeypatch.setenv("JOE_LOG_LEVEL", "WARNING")
     made: list[tuple[Runtime, Path]] = []
 
+    def drop() -> None:  # one example's book at a time
+        while made:
+            rt, folder = made.pop()
+            rt.close()
+            if str(folder).startswith("/dev/shm"):
+                shutil.rmtree(folder, ignore_errors=True)
+
     def make(frames: dict[str, pd.DataFrame]) -> Runtime:
+        drop()
         folder = _scratch(tmp_path_factory)
         (folder / "execution.yaml").write_text(CONFIG)
         monkeypatch.setenv("JOE_DATA_DIR", str(folder / "data"))
@@ -257,10 +265,7 @@ def fresh_book(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.Mon
         return rt
 
     yield make
-    for rt, folder in made:
-        rt.close()
-        if str(folder).startswith("/dev/shm"):
-            shutil.rmtree(folder, ignore_errors=True)
+    drop()
 
 
 async def _opened(source: FrameSource) -> tuple[FrameSource, Any]:
