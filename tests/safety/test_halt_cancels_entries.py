@@ -230,3 +230,68 @@ async def test_capital_halt_cancels_the_resting_entry_and_keeps_the_stop(
     assert acc.orders == []  # the working LMT entry is gone at the broker
     [pos] = acc.positions
     assert pos.stop_order is not None and pos.stop_order.stop_price == held[1].stop_price  # stop rests
+
+
+@pytest.mark.timeout(90)
+@pytest.mark.parametrize("asked_by", ["kill_file", "cli_while_running"])
+async def test_ibkr_flatten_asked_of_the_running_joe_is_done_by_its_order_managers(
+    asked_by: str, ibkr: tuple[IBKRSimulator, OrderManager], ctx: SafetyContext
+) -> None:
+    """`data/KILL` saying flatten, or `joe kill --flatten` while this process holds the data folder:
+    the process that owns the orders closes everything through its OrderManager."""
+    from joe.safety.halt_enforcer import BROKER_FLATTEN_KEY
+
+    sim, om = ibkr
+    sim.set_price("AAPL", 100)
+    sim.set_price("MSFT", 200)
+    held = _bracket("f-open", "AAPL", Side.BUY, "10", D(95), D(110), None)
+    resting = _bracket("f-rest", "MSFT", Side.BUY, "5", D(170), D(230), D(180))
+    await om.submit(held)
+    await om.submit(resting)
+    await until(lambda: _state(om, held[1].client_order_id) is S.ACCEPTED, "the open position's stop")
+    await until(lambda: _state(om, resting[0].client_order_id) is S.ACCEPTED, "the resting LMT entry")
+    if asked_by == "kill_file":
+        write_kill_file(ctx.data_dir, KillLevel.FLATTEN, "flatten everything now")
+    else:
+        kill(ctx, KillLevel.FLATTEN, reason="flatten from another shell", by="cli:other")
+        ctx.store.set_state(BROKER_FLATTEN_KEY, {"reason": "flatten from another shell", "by": "cli:other"})
+
+    enforcer = HaltEnforcer(ctx, [om], poll_s=0.05)
+    await enforcer.enforce()
+
+    assert enforcer.flattened and all(r.flat for r in enforcer.flattened), [
+        r.to_dict() for r in enforcer.flattened
+    ]
+    assert {s: p.qty for s, p in sim.book.positions.items() if p.qty} == {}
+    assert sim.book.working() == []
+    assert ctx.store.get_state(BROKER_FLATTEN_KEY) is None  # done: the request is cleared
+    # Joe's own books see the position closed by its signal's exit (not an anonymous order).
+    await until(lambda: om.position_of("f-open") == 0, "the signal's exit fill")
+    n = len(enforcer.flattened)
+    await enforcer.enforce()  # the same kill file again: nothing more to do
+    assert len(enforcer.flattened) == n
+
+
+def test_cli_flatten_while_another_joe_runs_leaves_the_request(
+    data_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import json
+
+    from typer.testing import CliRunner
+
+    from joe.cli.main import app
+    from joe.safety.lock import InstanceLock
+
+    cfg = data_dir.parent / "execution.yaml"
+    cfg.write_text("version: 1\nlive:\n  enabled: true\n")
+    live = {"TRADING_MODE": "live", "JOE_BROKER": "ibkr", "IBKR_PORT": "4002", "IBKR_ACCOUNT": "DU1234567"}
+    for k, v in (live | {"IBKR_HOST": "127.0.0.1", "IBKR_CLIENT_ID": "3"}).items():
+        monkeypatch.setenv(k, v)
+    with InstanceLock.for_data_dir(data_dir):  # "the daemon"
+        r = CliRunner().invoke(app, ["kill", "--flatten", "--reason", "get out now", "--json"])
+    assert r.exit_code == 3, r.output
+    out = json.loads(r.stdout)
+    assert out["mode"] == "live" and out["trading_state"]["state"] == "halted"
+    assert "another Joe is running" in out["flatten"]["error"] and out["flatten"]["transmitted"] is False
+    st = json.loads(CliRunner().invoke(app, ["status", "--json"]).stdout)
+    assert st["broker_flatten_pending"]["reason"] == "get out now"

@@ -46,6 +46,8 @@ def _render(c: Console, s: dict[str, Any]) -> None:
     c.print(f"trading: [bold {colour}]{ts['state'].upper()}[/] by {ts['by']}: {ts['reason']} {ts['since']}")
     if kf := s["kill_file"]:
         c.print(f"[red]kill file[/] {kf['path']}: {kf['level']} {kf['reason']}")
+    if s.get("broker_flatten_pending"):
+        c.print(f"[red]broker flatten pending[/] (for the running Joe): {s['broker_flatten_pending']}")
     if s["paper_flatten_pending"]:
         c.print(f"[yellow]paper flatten pending[/]: {s['paper_flatten_pending']}")
     audit = s["audit"]

@@ -11,9 +11,11 @@ broker first), and runs `joe.safety.control.flatten` over an `OrderManagerVenue`
 * shadow: nothing is transmitted (shadow never sends orders). The broker is read and the report
   says what a live flatten would have closed and cancelled (``transmitted: false``).
 
-Another Joe holding the data folder (a daemon with its own `OrderManager`) is refused (`Refused`):
-two managers on one account would fight over the same orders (the daemon would re-place the stops
-the flatten cancels). HALTED is set either way, which the daemon honours.
+Another Joe holding the data folder (a daemon with its own `OrderManager`s) is not raced: two
+managers on one account would fight over the same orders (the daemon would re-place the stops the
+flatten cancels). The request is left in the store (``safety.broker_flatten_pending``) for that
+process's `HaltEnforcer`, which flattens through its own managers on its next poll, and `Refused`
+says so (nothing was sent from here). HALTED is set either way.
 """
 
 from __future__ import annotations
@@ -162,9 +164,22 @@ async def flatten_at_broker(
     try:
         lock.acquire()
     except AlreadyRunning as e:
+        from joe.audit.redaction import redact_text
+        from joe.safety.halt_enforcer import BROKER_FLATTEN_KEY
+
+        asked = {
+            "reason": redact_text(reason),
+            "by": redact_text(by),
+            "at": ctx.clock().isoformat(),
+            "pid": e.pid,
+        }
+        ctx.store.set_state(BROKER_FLATTEN_KEY, asked)
+        ctx.audit.record("safety.flatten_requested", {"venue": "broker", **asked})
         raise Refused(
-            f"another Joe is running on {rt.data_dir} (pid {e.pid}); trading is HALTED, but the broker "
-            "flatten must come from one process: stop it (SIGTERM), then run `joe kill --flatten` again"
+            f"another Joe is running on {rt.data_dir} (pid {e.pid}): trading is HALTED and the flatten is "
+            "left for it (its order managers close everything on their next poll; `joe status` shows "
+            "'broker flatten pending' until it is done). If it does not trade at a broker, stop it "
+            "(SIGTERM) and run `joe kill --flatten` again"
         ) from None
     try:
         client, close = await connect(rt)

@@ -13,6 +13,12 @@ How a move to HALTED reaches it, whatever moved the state:
 * from another process (``joe kill --halt``, ``touch data/KILL``): `run` polls the kill file and the
   persisted state every `poll_s` seconds (a stat and a SQLite read).
 
+A flatten asked of this process — a kill file whose level is ``flatten``, or ``joe kill --flatten``
+run while this process held the data folder (it leaves `BROKER_FLATTEN_KEY` in the store) — is
+carried out by the same pass, through the same `OrderManager`s (`joe.safety.broker_flatten`'s
+`OrderManagerVenue`): the process that owns the orders is the one that closes them. The request is
+cleared once every broker is flat; until then each poll tries again (bounded attempts per pass).
+
 An entry still SUBMITTING or UNKNOWN cannot be cancelled yet (the broker may not know it); it is
 reported as ``pending`` and the next pass cancels it once the broker has answered. Every pass is
 audited (``safety.entries_cancelled``) with what was cancelled, what is pending and what failed.
@@ -29,10 +35,12 @@ from typing import Any, Protocol
 from joe.core.models import OrderLeg
 from joe.core.order import Order, OrderState
 from joe.safety.control import SafetyContext, check_kill_file
+from joe.safety.flatten import FlattenReport
 from joe.safety.trading_state import StateRecord, TradingState, add_state_listener
 
 log = logging.getLogger(__name__)
 
+BROKER_FLATTEN_KEY = "safety.broker_flatten_pending"
 _CANCELLABLE = (OrderState.ACCEPTED, OrderState.PARTIALLY_FILLED)
 _NOT_YET = (OrderState.NEW, OrderState.SUBMITTING, OrderState.UNKNOWN)
 
@@ -102,6 +110,8 @@ class HaltEnforcer:
         self.managers = list(managers)
         self.poll_s = poll_s
         self.reports: list[CancelReport] = []
+        self.flattened: list[FlattenReport] = []
+        self._kill_file_flat: str | None = None
         self._remove: Callable[[], None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -148,7 +158,31 @@ class HaltEnforcer:
                     )
                 out.append(r)
             self.reports.extend(out)
+            await self._flatten_if_asked()
             return out
+
+    async def _flatten_if_asked(self) -> None:
+        from joe.safety.kill_switch import KillLevel, read_kill_file
+
+        kf = read_kill_file(self.ctx.data_dir)
+        asked = self.ctx.store.get_state(BROKER_FLATTEN_KEY)
+        if not isinstance(asked, dict) and (kf is None or kf.level is not KillLevel.FLATTEN):
+            return
+        if kf is not None and kf.level is KillLevel.FLATTEN and self._kill_file_flat == kf.reason:
+            return  # this kill file's flatten is done; a new one (another reason) flattens again
+        from joe.safety.broker_flatten import OrderManagerVenue
+        from joe.safety.control import flatten
+
+        reason = str(asked.get("reason")) if isinstance(asked, dict) else (kf.reason if kf else "")
+        by = str(asked.get("by")) if isinstance(asked, dict) else "kill-file"
+        venues = [OrderManagerVenue(om) for om in self.managers]  # type: ignore[arg-type]
+        reports = await flatten(self.ctx, venues, reason=reason, by=by, halt=False, pause_s=0.5)
+        self.flattened.extend(reports)
+        if all(r.flat for r in reports):
+            if isinstance(asked, dict):
+                self.ctx.store.delete_state(BROKER_FLATTEN_KEY)
+            if kf is not None and kf.level is KillLevel.FLATTEN:
+                self._kill_file_flat = kf.reason
 
     async def run(self) -> None:
         """Poll until cancelled (for moves made by another process); never raises on a failed pass."""

@@ -21,6 +21,7 @@ from joe.core.models import OrderLeg
 from joe.core.order import TERMINAL_STATES, Order, OrderState
 from joe.execution.protective_cover import protection
 from joe.safety.control import SafetyContext
+from joe.safety.halt_enforcer import BROKER_FLATTEN_KEY
 from joe.safety.kill_switch import read_kill_file
 from joe.safety.lock import holder_pid
 from joe.safety.paper_venue import paper_flatten_pending
@@ -160,6 +161,7 @@ def status_snapshot(rt: Runtime, ctx: SafetyContext, now: datetime | None = None
         if kf is None
         else {"path": str(kf.path), "level": kf.level.value, "reason": kf.reason},
         "paper_flatten_pending": paper_flatten_pending(ctx),
+        "broker_flatten_pending": rt.store.get_state(BROKER_FLATTEN_KEY),
         "breakers": rt.store.get_state(BREAKERS_KEY) or {},
         "margin": rt.store.get_state(MARGIN_KEY),
         "positions": positions,
