@@ -295,3 +295,13 @@ def test_cli_flatten_while_another_joe_runs_leaves_the_request(
     assert "another Joe is running" in out["flatten"]["error"] and out["flatten"]["transmitted"] is False
     st = json.loads(CliRunner().invoke(app, ["status", "--json"]).stdout)
     assert st["broker_flatten_pending"]["reason"] == "get out now"
+
+
+async def test_a_process_without_order_managers_leaves_the_flatten_request(ctx: SafetyContext) -> None:
+    from joe.safety.halt_enforcer import BROKER_FLATTEN_KEY
+
+    ctx.store.set_state(BROKER_FLATTEN_KEY, {"reason": "x", "by": "cli:other"})
+    kill(ctx, KillLevel.FLATTEN, reason="x", by="cli:other")
+    enforcer = HaltEnforcer(ctx, [])
+    await enforcer.enforce()
+    assert ctx.store.get_state(BROKER_FLATTEN_KEY) is not None and enforcer.flattened == []

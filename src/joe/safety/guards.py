@@ -17,6 +17,21 @@ The checks, in order (each one a `Check` in `result.checks`, named as below):
                       live/shadow (fail closed) and is skipped in paper; skipped without a reader;
 5. ``breaker``        the broker's `CircuitBreaker` must not be tripped (`kv_state` ``safety.breakers``).
 
+Wiring the safety layer into a live (or shadow) process, in one place (the rest of this module is
+the pre-run check itself)::
+
+    ctx = SafetyContext.from_runtime(rt)
+    breaker = CircuitBreaker(client.name, cfg.safety.breaker, ctx)
+    om = OrderManager(client, rt.store, AlertingAudit(rt.audit, ctx.alerts), mode=rt.mode,
+                      on_alert=alert_bridge(ctx, breaker))   # fills/rejects/UNKNOWN alerted via the audit
+    om.journal.on_unprotected = protection_reaction(om, ctx, deadline_s=cfg.safety.protection_deadline_s)
+    stop_alerts = alert_on_state_changes(ctx)      # every state change alerted, whoever made it
+    enforcer = HaltEnforcer(ctx, [om]); enforcer.install(); asyncio.create_task(enforcer.run())
+    result = await pre_run_checks(ctx, mode=rt.mode, broker=client.name, read_account=client.account,
+                                  margin=MarginMonitor(cfg.safety.margin, ctx))
+    if result.allowed: approved, denied = RunGuard(...).screen(signals, book)  # the RiskGate, every intent
+    ...; await ctx.alerts.flush(alert_manager(rt))   # deliver the queued alerts
+
 Every check runs even after a denial, so the result lists every reason at once. The outcome is
 audited as ``safety.pre_run_checks`` (allowed, reasons, warnings). It never raises for a failed
 check: a check that crashes is itself a denial with its error (fail closed).

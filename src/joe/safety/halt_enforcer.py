@@ -164,6 +164,8 @@ class HaltEnforcer:
     async def _flatten_if_asked(self) -> None:
         from joe.safety.kill_switch import KillLevel, read_kill_file
 
+        if not self.managers:  # nothing to flatten with here: the request stays for a process that can
+            return
         kf = read_kill_file(self.ctx.data_dir)
         asked = self.ctx.store.get_state(BROKER_FLATTEN_KEY)
         if not isinstance(asked, dict) and (kf is None or kf.level is not KillLevel.FLATTEN):
