@@ -132,3 +132,21 @@ def test_atomic_commits_all_or_nothing(store: Store) -> None:
         raise RuntimeError("crash between the two writes")
     assert store.get_state("c") is None
     assert store.equity_curve("paper") == []
+
+
+def test_relaxed_commit_is_visible_atomic_and_leaves_the_connection_durable(store: Store) -> None:
+    """`atomic(durable=False)` (the audit anchor's commit): committed and visible at once, rolled back
+    whole on error, joins an enclosing durable block, and the next plain write is durable again."""
+    with store.atomic(durable=False):
+        store.set_state("relaxed", {"seq": 1})
+    assert store.get_state("relaxed") == {"seq": 1}
+    with pytest.raises(RuntimeError), store.atomic(durable=False):
+        store.set_state("relaxed", {"seq": 2})
+        raise RuntimeError("boom")
+    assert store.get_state("relaxed") == {"seq": 1}
+    with store.atomic(), store.atomic(durable=False):  # joins the outer, durable transaction
+        store.set_state("relaxed", {"seq": 3})
+    assert store.get_state("relaxed") == {"seq": 3}
+    if store.engine.dialect.name == "sqlite":
+        with store.engine.connect() as conn:  # the pooled connection is back to synchronous=FULL (2)
+            assert conn.exec_driver_sql("PRAGMA synchronous").scalar() == 2
