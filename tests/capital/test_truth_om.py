@@ -81,9 +81,10 @@ async def test_1b_unknown_outcome_is_asked_for_never_posted_twice(
     om = await manager(adapter(client), store)
     try:
         sim.faults.arm("delay_response", 1, path="/positions", method="POST", seconds=0.8)
-        # The first 8 GETs pass (instrument rules, the OrderManager's and the adapter's checks for the id
-        # before sending); every later GET (the lookup after the POST timed out) gets a 503.
-        sim.faults.arm("http_5xx", -1, skip=8, method="GET", status=503, code="error.service.unavailable")
+        # The first 4 GETs pass (instrument rules, the OrderManager's one targeted check for the id —
+        # GET /confirms/{ref} — and the netting check: preferences, positions); every later GET (the
+        # lookup after the POST timed out) gets a 503.
+        sim.faults.arm("http_5xx", -1, skip=4, method="GET", status=503, code="error.service.unavailable")
         order = entry("om-1b", "GOLD", Side.BUY, "1")
         with pytest.raises(OrderOutcomeUnknown):
             await om.submit([order])
@@ -168,3 +169,17 @@ async def test_6c_reconciling_a_503_never_adopts_the_traders_deal(
     assert o is not None and o.state is not OrderState.FILLED and o.filled_quantity == 0
     assert o.broker_order_id != trader
     assert [d for d, *_ in books(sim)] == [trader]
+
+
+async def test_presend_check_is_one_get_of_the_confirm(sim: CapitalSimulator, om: OrderManager) -> None:
+    """Before the first send the OrderManager asks one targeted question — GET /confirms/{ref} — and
+    the adapter does not repeat it (issue 9's cost point)."""
+    order = entry("om-presend", "GOLD", Side.BUY, "1")
+    start = len(sim.requests)
+    await om.submit([order])
+    sent = sim.requests[start:]
+    post = next(i for i, r in enumerate(sent) if r.method == "POST" and r.path == "/positions")
+    before = [r.path for r in sent[:post] if r.method == "GET"]
+    assert sum(1 for p in before if p.startswith("/confirms/")) == 1
+    assert not any(p.startswith("/history") or p == "/workingorders" for p in before)
+    assert posts(sim) == 1

@@ -476,3 +476,32 @@ def test_rounding_helpers_round_sizes_down_and_prices_to_the_tick() -> None:
     assert round_price(D("10.1624"), t) == D("10.16")
     assert round_price(D("10.1624"), t, "up") == D("10.17")
     assert round_price(D("10.1699"), t, "down") == D("10.16")
+
+
+async def test_commits_per_order_write_ahead_first(store: Store) -> None:
+    """Place → ack → fill → commission costs 4 store commits (write-ahead, accepted, fill,
+    commission): the broker id rides on the first report's save and the fill's audited mark on the
+    next save. The write-ahead is still committed before the send."""
+    from sqlalchemy import event
+
+    venue = FakeVenue()
+    om = await manager(venue, store)
+    commits: list[str] = []
+    event.listen(store.engine, "commit", lambda conn: commits.append("commit"))
+    real = venue.submit
+    at_send: list[int] = []
+
+    async def spy(intents: Any) -> Any:
+        at_send.append(len(commits))
+        return await real(intents)
+
+    venue.submit = spy  # type: ignore[method-assign]
+    intent = bracket()[0]
+    await om.submit([intent])
+    venue.execute(intent.client_order_id, D(100))
+    await venue.deliver(om)
+    o = state(store, intent.client_order_id)
+    assert o.state is S.FILLED and o.broker_order_id is not None and o.fills[next(iter(o.fills))].commission
+    assert at_send == [1] and len(commits) == 4
+    await om.stop()
+    assert store.unaudited_fills() == []

@@ -109,3 +109,19 @@ async def test_partial_target_shrinks_the_stop_in_joe_too(
     await settle(lambda: agree(sim178, store, ids(legs)))
     stop = joe(store, legs[1].client_order_id)
     assert (stop.quantity, stop.state) == (60, S.ACCEPTED)
+
+
+async def test_presend_check_is_open_and_completed_orders_only(
+    sim178: IBKRSimulator, make_om: Any, store: Store
+) -> None:
+    """Before the first send the OrderManager asks IBKR one targeted question — open and completed
+    orders, filtered by orderRef — not the executions (issue 9's cost point)."""
+    sim178.set_price("AAPL", 100)
+    om = await make_om(sim178, store)
+    before = {m: len(sim178.client_messages(m)) for m in (7, 99, 16)}  # executions, completed, all open
+    it = single("presend", qty=10)
+    await om.submit([it])
+    after = {m: len(sim178.client_messages(m)) for m in (7, 99, 16)}
+    assert after[7] == before[7]  # no reqExecutions on the way to the send
+    assert (after[99] - before[99], after[16] - before[16]) == (1, 1)
+    await wait_for(lambda: len(sim178.placed) == 1, what="sent once")

@@ -257,3 +257,16 @@ class SupportsOrderLinks(Protocol):
     links from its store before asking about those orders, so attribution survives a restart."""
 
     def link(self, links: Sequence[OrderLink]) -> None: ...
+
+
+@runtime_checkable
+class SupportsPresendCheck(Protocol):
+    """An adapter that can tell with one targeted query whether the broker already holds an order
+    with a client order id (IBKR: open + completed orders by orderRef; Capital.com: the confirm
+    of the dealReference). The `OrderManager` asks it before a first send and reads the full
+    `order_status` only when the answer is yes."""
+
+    async def presend_check(self, client_order_id: str) -> bool:
+        """True if the broker holds (or held) an order with this id. Raises `BrokerError` when it
+        cannot tell (the caller then asks with `order_status`)."""
+        ...

@@ -23,6 +23,10 @@ class OrderBook:
         self.mode = mode
         self.orders: dict[str, Order] = {}
         self.sent: set[str] = set()
+        # Fill ids the audit log now holds, marked in the store with the next save (one commit fewer
+        # per fill). Lost in a crash, they are audited again on restart (`reaudit_outbox`): the outbox
+        # is at-least-once, never at-most-once.
+        self.audited: list[str] = []
 
     def get(self, coid: str) -> Order | None:
         """Joe's current copy of an order (cached, else loaded from the store), or None."""
@@ -58,8 +62,26 @@ class OrderBook:
         return BrokerOrderRef(o.intent, o.broker_order_id, parent.broker_order_id if parent else None)
 
     def save(self, o: Order, pending_audit: set[str] | None = None) -> None:
-        """Persist `o` (raises `StaleOrderError` if another copy saved since)."""
-        self.store.save_order(o, broker=self.broker, mode=self.mode, pending_audit=pending_audit or ())
+        """Persist `o` (raises `StaleOrderError` if another copy saved since), with the audited
+        marks collected since the last save, in one transaction."""
+        if not self.audited:
+            self.store.save_order(o, broker=self.broker, mode=self.mode, pending_audit=pending_audit or ())
+            return
+        done, self.audited = self.audited, []
+        try:
+            with self.store.atomic():
+                self.store.mark_fills_audited(done)
+                self.store.save_order(
+                    o, broker=self.broker, mode=self.mode, pending_audit=pending_audit or ()
+                )
+        except Exception:
+            self.audited = done + self.audited
+            raise
+
+    def flush_audited(self) -> None:
+        """Mark the collected audited fills now (on stop and before a reconciliation pass)."""
+        done, self.audited = self.audited, []
+        self.store.mark_fills_audited(done)
 
     def never_sent(self, o: Order) -> bool:
         """NEW, or SUBMITTING with no acknowledgement recorded and not sent by this process: the

@@ -102,7 +102,7 @@ class FillIntake:
         if self._applied is not None:
             self._applied.append(fill.fill_id)
         if await self.journal.order_event("order.fill", fill_payload(fill, fr), o):
-            self.store.mark_fills_audited([fill.fill_id])
+            self.book.audited.append(fill.fill_id)  # marked in the store with the next save
         if overfilled:
             await self._check_overfill(o)  # before anything can resize the children to it
         elif was.is_terminal:

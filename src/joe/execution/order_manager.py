@@ -36,6 +36,7 @@ from joe.brokers.base import (
     OrderOutcomeUnknown,
     SendFailed,
     SupportsOrderLinks,
+    SupportsPresendCheck,
 )
 from joe.core.clock import utcnow
 from joe.core.events import AuditSink
@@ -132,6 +133,7 @@ class OrderManager(FillIntake, BracketFollower):
 
     async def stop(self) -> None:
         self._ready = False
+        self.book.flush_audited()
         task, self._consumer = self._consumer, None
         # Cancel until it ends: a client call in flight may swallow one cancellation and go on.
         while task is not None and not task.done():
@@ -159,6 +161,7 @@ class OrderManager(FillIntake, BracketFollower):
         applied: list[str] = []
         self._applied = applied
         try:
+            self.book.flush_audited()
             self.journal.reaudit_outbox(self.store)
             mine = self.store.orders(state=NON_TERMINAL, mode=self.mode, broker=self.broker)
             for o in mine:
@@ -272,13 +275,22 @@ class OrderManager(FillIntake, BracketFollower):
             self.book.orders[o.client_order_id] = o
             await self.journal.order_event("order.attempt", intent_payload(o.intent), o)
         # The broker may already hold this intent (placed by another process, or from another store):
-        # ask before the first send, and adopt what it has.
-        if await self.ask(orders[0]):
+        # check before the first send (one targeted query where the adapter has one), adopt what it has.
+        if await self._at_broker(orders[0]):
             for o in orders[1:]:
                 await self.ask(o)
             await self.journal.order_event("order.adopted", {"reason": "at the broker already"}, orders[0])
             return orders
         return await self.send(orders)
+
+    async def _at_broker(self, o: Order) -> bool:
+        if isinstance(self.client, SupportsPresendCheck):
+            try:
+                if not await self.client.presend_check(o.client_order_id):
+                    return False
+            except BrokerError:
+                pass  # cannot tell from the targeted query: ask the full way
+        return await self.ask(o)
 
     async def _resume(self, orders: list[Order]) -> list[Order]:
         for o in orders:
@@ -327,7 +339,11 @@ class OrderManager(FillIntake, BracketFollower):
             ack = by_id.get(o.client_order_id)
             if ack is not None and ack.broker_order_id and o.broker_order_id != ack.broker_order_id:
                 o.broker_order_id = ack.broker_order_id
-                self.book.save(o)
+                # Persisted with the broker's first report on the order (it carries the id too): one
+                # commit fewer per order. A crash before it is the "killed after send" case: the
+                # restart finds the order at the broker by Joe's id (tested by the SIGKILL tests).
+                if o.state is not _S.SUBMITTING:
+                    self.book.save(o)
             await self.journal.order_event("order.submitted", {"broker_order_id": o.broker_order_id}, o)
         return orders
 

@@ -34,6 +34,7 @@ from typing import Any
 from joe.audit.redaction import redact
 from joe.brokers.base import (
     BrokerError,
+    BrokerUnavailable,
     InvalidOrder,
     OrderLink,
     OrderOutcomeUnknown,
@@ -110,6 +111,7 @@ class CapitalExecutionClient(OrderAmendments):
         self._children: dict[str, tuple[str, OrderLeg]] = {}  # leg id -> (entry id, leg); a hint
         self._exits: dict[str, list[str]] = {}  # exit id -> deal ids it closed; a hint
         self._seen_fills: set[str] = set()
+        self._absent: set[str] = set()  # ids `presend_check` found not filed (consumed by `submit`)
         self._pending_audit: list[tuple[str, dict[str, Any], str | None]] = []
         self._last: dict[str, OrderStatusReport] = {}
         self._watcher: Watcher | None = None
@@ -168,6 +170,20 @@ class CapitalExecutionClient(OrderAmendments):
     @property
     def seen_fills(self) -> set[str]:
         return self._seen_fills
+
+    async def presend_check(self, client_order_id: str) -> bool:
+        """Whether Capital.com filed a request under this dealReference: one GET /confirms/{ref}
+        (`SupportsPresendCheck`). A "no" spares `submit` its own identical check right after."""
+        try:
+            await self.trading.confirm(client_order_id)
+        except (NotFound, InvalidRequest):
+            self._absent.add(client_order_id)
+            return False
+        except CapitalError as exc:
+            raise BrokerUnavailable(
+                f"capital: cannot check {client_order_id} ({exc.code or type(exc).__name__})"
+            ) from None
+        return True
 
     def link(self, links: Sequence[OrderLink]) -> None:
         """Restore attribution from Joe's store after a restart (`SupportsOrderLinks`): attached legs
@@ -253,7 +269,9 @@ class CapitalExecutionClient(OrderAmendments):
         if cid in self._sent:
             return await self._acks_from_broker(entry, legs)
         path, body = entry_body(entry, legs)
-        existing = await self._existing(cid)
+        # Checked absent by `presend_check` just before (the OrderManager's first send): not again.
+        existing = None if cid in self._absent else await self._existing(cid)
+        self._absent.discard(cid)
         if existing is not None:  # another process (or an earlier life of this one) sent it
             return await self._report_confirm(entry, legs, existing, working=path == "/workingorders")
         await self._refuse_netting_reversal(entry)

@@ -371,6 +371,15 @@ class IBKRExecutionClient:
                                    from_reconciliation=True))  # fmt: skip
         return out
 
+    async def presend_check(self, client_order_id: str) -> bool:
+        """Whether any order at IBKR (open, then completed) has orderRef `client_order_id`: two
+        requests, no executions (`SupportsPresendCheck`, the OrderManager's check before a send)."""
+        async with self._lock:
+            ts = self.clock()
+            if any(r.client_order_id == client_order_id for r in await self._open_reports(ts)):
+                return True
+            return any(r.client_order_id == client_order_id for r in await self._completed_reports(ts))
+
     async def order_status(self, client_order_id: str) -> list[OrderStatusReport]:
         """Every order at IBKR whose orderRef is `client_order_id` (open and completed), asked now.
 
