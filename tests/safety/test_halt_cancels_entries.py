@@ -12,6 +12,7 @@ import asyncio
 from collections.abc import AsyncIterator, Callable
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -305,3 +306,33 @@ async def test_a_process_without_order_managers_leaves_the_flatten_request(ctx: 
     enforcer = HaltEnforcer(ctx, [])
     await enforcer.enforce()
     assert ctx.store.get_state(BROKER_FLATTEN_KEY) is not None and enforcer.flattened == []
+
+
+async def test_broker_flatten_retries_the_connection_within_limits(
+    data_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from joe.runtime.bootstrap import bootstrap
+    from joe.safety.broker_flatten import flatten_at_broker
+
+    (data_dir.parent / "execution.yaml").write_text(
+        "version: 1\nlive:\n  enabled: true\nsafety:\n  flatten_attempts: 4\n"
+    )
+    live = {"TRADING_MODE": "live", "JOE_BROKER": "ibkr", "IBKR_PORT": "4002", "IBKR_ACCOUNT": "DU1234567"}
+    for k, v in live.items():
+        monkeypatch.setenv(k, v)
+    rt = bootstrap()
+    tries: list[int] = []
+
+    async def down(_rt: object) -> Any:
+        tries.append(1)
+        raise ConnectionRefusedError("gateway restarting")
+
+    try:
+        ctx = SafetyContext.from_runtime(rt)
+        with pytest.raises(ConnectionRefusedError):
+            await flatten_at_broker(rt, ctx, reason="x", by="test", pause_s=0, connect=down)
+        assert len(tries) == 4 and ctx.states.current().state is TradingState.HALTED
+        failed = [r for r in tail(data_dir / "audit", 50) if r["event"] == "safety.flatten_connect_failed"]
+        assert [r["payload"]["attempt"] for r in failed] == [1, 2, 3, 4]
+    finally:
+        rt.close()

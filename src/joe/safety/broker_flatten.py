@@ -20,6 +20,7 @@ says so (nothing was sent from here). HALTED is set either way.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
@@ -126,6 +127,28 @@ async def open_execution(rt: Runtime) -> tuple[ExecutionClient, Closer]:
     raise Refused(f"JOE_BROKER={broker}: {rt.mode} mode needs a broker (ibkr or capital) to flatten at")
 
 
+async def _connect_within_limits(
+    rt: Runtime,
+    connect: Callable[[Runtime], Awaitable[tuple[ExecutionClient, Closer]]],
+    attempts: int,
+    pause_s: float,
+) -> tuple[ExecutionClient, Closer]:
+    """Connect, retrying up to `attempts` times (a broker mid-restart); the last error is raised."""
+    for attempt in range(1, attempts + 1):
+        try:
+            return await connect(rt)
+        except Refused:
+            raise
+        except Exception as e:
+            rt.audit.record(
+                "safety.flatten_connect_failed", {"attempt": attempt, "error": f"{type(e).__name__}: {e}"}
+            )
+            if attempt == attempts:
+                raise
+            await asyncio.sleep(pause_s)
+    raise AssertionError("unreachable")
+
+
 async def _shadow_report(client: ExecutionClient, ctx: SafetyContext, reason: str) -> FlattenReport:
     venue = ClientVenue(client)
     report = FlattenReport(venue.name)
@@ -182,7 +205,7 @@ async def flatten_at_broker(
             "(SIGTERM) and run `joe kill --flatten` again"
         ) from None
     try:
-        client, close = await connect(rt)
+        client, close = await _connect_within_limits(rt, connect, rt.config.safety.flatten_attempts, pause_s)
         try:
             if rt.mode == "shadow":
                 report = await _shadow_report(client, ctx, reason)
