@@ -15,7 +15,8 @@ from joe.brokers.base import HISTORY_COLUMNS
 from joe.brokers.ibkr import IBKRMarketData
 from joe.core.events import NullAudit
 from joe.core.models import Instrument, Quote
-from joe.data.cache import BarCache, CachedHistory, open_cached_history
+from joe.data import DataError
+from joe.data.cache import BarCache, CachedHistory, load_cached_panel, open_cache_source, open_cached_history
 from joe.data.collectors import HistoryCollector
 from joe.simulators.ibkr import IBKRSimulator
 
@@ -159,3 +160,35 @@ async def test_second_run_same_day_sends_one_small_request_per_instrument(tmp_pa
             assert len(b) >= len(a) and (a.index[:-3] == b.index[: len(a) - 3]).all()
     finally:
         await sim.stop()
+
+
+# -- the cache read back without a broker (joe backtest --source cache) --------------------------------
+
+
+async def test_the_cache_reads_back_as_a_source_and_a_panel_without_requests(tmp_path: Path) -> None:
+    broker = FakeBroker(60)
+    cached = open_cached_history(broker, tmp_path, source_key="ibkr")
+    for sym in ("AAA", "BRK/B", "NESTLÉ", ".."):
+        await cached.history(sym)
+    n = len(broker.calls)
+    src = open_cache_source(tmp_path)  # the only cached source is picked
+    assert src.name == "cache:ibkr" and len(broker.calls) == n
+    assert {i.symbol for i in src.universe_now("all")} == {"AAA", "BRK/B", "NESTLÉ", ".."}
+    pd.testing.assert_frame_equal(src.history_now("BRK/B"), broker.bars, check_freq=False)
+    as_of = broker.bars.index[29].date()
+    panel = load_cached_panel(tmp_path, "ibkr", symbols=["AAA", "NESTLÉ"], as_of=as_of)
+    assert panel.symbols == ["AAA", "NESTLÉ"] and len(panel.dates) == 30  # nothing after the as-of date
+    assert panel.close[-1, 0] == broker.bars["close"].iloc[29]
+
+
+def test_reading_an_empty_or_ambiguous_cache_says_what_to_do(tmp_path: Path) -> None:
+    with pytest.raises(DataError, match="holds nothing"):
+        open_cache_source(tmp_path)
+    with pytest.raises(DataError, match=r"no cached 1d bars for source 'ibkr'.*joe run --once --broker ibkr"):
+        open_cache_source(tmp_path, "ibkr")
+    frame = FakeBroker(5).bars
+    for source in ("ibkr", "capital"):
+        BarCache(tmp_path / "cache" / "bars").save(source, "AAA", "1d", frame)
+    with pytest.raises(DataError, match=r"several sources \(capital, ibkr\); name one"):
+        open_cache_source(tmp_path)
+    assert len(load_cached_panel(tmp_path, "capital").dates) == 5

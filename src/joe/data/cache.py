@@ -5,6 +5,11 @@ index named ts). It survives restarts and is shared by everything that reads his
 `CachedHistory`: ``joe run`` wraps broker market data in it (`joe.runtime.sources`), and the daemon
 and ``joe backtest`` use the same `open_cached_history(market_data, data_dir)` call.
 
+Reading the cache without a broker (``joe backtest --source cache``): `open_cache_source(data_dir)`
+gives a `CacheSource`, an ordinary `joe.data.frames.FrameSource` over the cached files (clipped at an
+as-of date, served through the MarketData protocol, so the same quality stage and pipeline run on it),
+and `load_cached_panel(data_dir)` gives the cached bars as one `joe.analysis.panel.Panel`.
+
 Fetch rule (`CachedHistory.history`):
 
 * nothing cached, or the request starts before the first cached bar → one full request;
@@ -25,16 +30,23 @@ from __future__ import annotations
 import logging
 import os
 import re
+import urllib.parse
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import date, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
 from joe.brokers.base import HISTORY_COLUMNS, MarketData, Sentiment
 from joe.core.clock import ensure_utc
 from joe.core.models import Instrument, Quote
+from joe.data.errors import DataError
+from joe.data.files import guess_asset_class
+from joe.data.frames import FrameSource
+
+if TYPE_CHECKING:
+    from joe.analysis.panel import Panel
 
 log = logging.getLogger(__name__)
 
@@ -43,8 +55,15 @@ _UNSAFE = re.compile(r"[^A-Za-z0-9._=-]")
 
 
 def _safe(part: str) -> str:
-    """A symbol or source name as a file-name component (`BRK/B` → `BRK%2FB`-like, reversible enough)."""
-    return _UNSAFE.sub(lambda m: f"%{ord(m.group()):02X}", part) or "_"
+    """A symbol or source name as a file-name component: unsafe characters percent-encoded as UTF-8
+    (`BRK/B` → `BRK%2FB`), so `unsafe_name` gives the symbol back; `.`/`..` alone are encoded too."""
+    out = _UNSAFE.sub(lambda m: "".join(f"%{b:02X}" for b in m.group().encode()), part) or "_"
+    return out.replace(".", "%2E") if out in (".", "..") else out
+
+
+def unsafe_name(part: str) -> str:
+    """The symbol (or source name) a cache file-name component stands for (inverse of `_safe`)."""
+    return urllib.parse.unquote(part)
 
 
 class BarCache:
@@ -164,3 +183,112 @@ def open_cached_history(
 ) -> CachedHistory:
     """The shared entry point: `market_data` with its history cached under `<data_dir>/cache/bars`."""
     return CachedHistory(market_data, BarCache(Path(data_dir) / "cache" / "bars"), source_key=source_key)
+
+
+# -- reading the cache without a broker (joe backtest --source cache) ---------------------------------
+
+
+def cache_root(data_dir: str | Path) -> Path:
+    """Where `open_cached_history` keeps bars: ``<data_dir>/cache/bars``."""
+    return Path(data_dir) / "cache" / "bars"
+
+
+def cached_sources(data_dir: str | Path) -> list[str]:
+    """The sources with cached bars under `data_dir` (e.g. ``["capital", "ibkr"]``)."""
+    root = cache_root(data_dir)
+    if not root.is_dir():
+        return []
+    return sorted(unsafe_name(p.name) for p in root.iterdir() if p.is_dir() and any(p.rglob("*.parquet")))
+
+
+class CacheSource(FrameSource):
+    """A `FrameSource` over the bars `open_cached_history` saved for one source and timeframe.
+
+    Symbols are the cached files' names; asset classes are guessed from them as for CSV files.
+    Everything a `FrameSource` does applies: nothing after `as_of` is visible, `universe()` lists
+    the symbols live at `as_of`, `panel(field)` gives wide frames. No request is ever sent.
+    """
+
+    def __init__(
+        self, data_dir: str | Path, source: str, timeframe: str = "1d", *, as_of: date | None = None
+    ) -> None:
+        super().__init__(as_of)
+        self.name = f"cache:{source}"
+        self.native_timeframe = timeframe
+        self.cache = BarCache(cache_root(data_dir))
+        folder = self.cache.root / _safe(source) / _safe(timeframe)
+        self._frames: dict[str, pd.DataFrame] = {}
+        for p in sorted(folder.glob("*.parquet")):
+            sym = unsafe_name(p.name.removesuffix(".parquet"))
+            frame = self.cache.load(source, sym, timeframe)
+            if frame is None or frame.empty:
+                continue
+            self._frames[sym] = frame
+            self._instruments[sym] = Instrument(symbol=sym, asset_class=guess_asset_class(sym), name=sym)
+        if not self._frames:
+            have = cached_sources(data_dir)
+            hint = f"cached sources: {', '.join(have)}" if have else "the cache is empty"
+            raise DataError(
+                f"no cached {timeframe} bars for source {source!r} under {self.cache.root} ({hint}); "
+                f"run `joe run --once --broker {source}` first to fill it"
+            )
+        self._last = max(f.index[-1] for f in self._frames.values()).date()
+
+    @property
+    def last_date(self) -> date:
+        return self._last
+
+    def _raw(self, symbol: str) -> pd.DataFrame | None:
+        return self._frames.get(symbol)
+
+    def describe(self) -> str:
+        first = min(f.index[0] for f in self._frames.values()).date()
+        return (
+            f"bar cache {self.cache.root} ({self.name}, {self.native_timeframe}) as of {self.as_of}: "
+            f"{len(self._frames)} symbols, {first}..{self._last}"
+        )
+
+
+def open_cache_source(
+    data_dir: str | Path, source: str | None = None, timeframe: str = "1d", *, as_of: date | None = None
+) -> CacheSource:
+    """The bar cache under `data_dir` as a `CacheSource` (for ``joe backtest --source cache``).
+
+    `source` is the broker whose bars to read (``ibkr``, ``capital``); None picks the only one cached
+    and raises `DataError` naming the choices when there are several (or none).
+    """
+    if source is None:
+        have = cached_sources(data_dir)
+        if len(have) != 1:
+            raise DataError(
+                f"the bar cache under {cache_root(data_dir)} holds "
+                + (f"several sources ({', '.join(have)}); name one, e.g. cache:{have[0]}" if have else "nothing")
+            )
+        source = have[0]
+    return CacheSource(data_dir, source, timeframe, as_of=as_of)
+
+
+def load_cached_panel(
+    data_dir: str | Path,
+    source: str | None = None,
+    timeframe: str = "1d",
+    *,
+    symbols: Sequence[str] | None = None,
+    as_of: date | None = None,
+) -> Panel:
+    """The cached bars of `source` as one `Panel` (dates × symbols, NaN where a symbol has no bar).
+
+    `symbols` None means every cached symbol with a bar in the 10 days before `as_of` (the
+    `FrameSource` live universe); `as_of` None means the last cached date. Bars are as cached (the
+    broker's), not yet through the quality stage: a backtest that wants the run's checks passes the
+    `CacheSource` (`open_cache_source`) to `joe.runtime.market.load_snapshot` instead.
+    Raises `DataError` when nothing is cached for the source.
+    """
+    from joe.analysis.panel import Panel
+
+    src = open_cache_source(data_dir, source, timeframe, as_of=as_of)
+    frames = src.frames(symbols)
+    frames = {s: f for s, f in frames.items() if not f.empty}
+    if not frames:
+        raise DataError(f"{src.name}: no cached bars up to {src.as_of} for {list(symbols or [])}")
+    return Panel.from_frames(frames)
