@@ -260,7 +260,7 @@ def open_cache_source(
     if source is None:
         have = cached_sources(data_dir)
         if len(have) != 1:
-            what = f"several sources ({', '.join(have)}); name one, e.g. cache:{have[0]}" if have else "nothing"
+            what = f"several sources ({', '.join(have)}); name one" if have else "nothing"
             raise DataError(f"the bar cache under {cache_root(data_dir)} holds {what}")
         source = have[0]
     return CacheSource(data_dir, source, timeframe, as_of=as_of)
