@@ -196,7 +196,7 @@ def test_non_finite_values_from_any_source_are_errors() -> None:
 
 def test_robust_outlier_is_flagged_with_file_and_row(tmp_path: Path) -> None:
     df = ohlcv(300, seed=3)
-    df.iloc[200:, :4] *= 1.35  # a +35% day, ~20 MADs for a 1.5%-a-day stock; not a split
+    df.iloc[200:, :4] *= 1.55  # +55%, ~30 MADs for a 1.5%-a-day stock; no split ratio (3:2, 5:3 ~5% away)
     write_csv(tmp_path, "SPIK", df)
     snap = snapshot(tmp_path)
     (f,) = snap.quality.for_symbol("SPIK")

@@ -33,6 +33,7 @@ from joe.data.dates import AmbiguousDates, bar_index, parse_times
 from joe.data.errors import DataError
 from joe.data.frames import FrameSource, bars_from_closes
 from joe.data.quality import Finding
+from joe.data.splits import SPLITS_FILE, UserSplit, read_splits_file
 
 TIME_ALIASES = ("date", "datetime", "timestamp", "time", "ts", "day")
 PRICE_ALIASES = {
@@ -312,6 +313,13 @@ class FileSource(FrameSource):
                 f"file per symbol there (e.g. AAPL.csv with date, open, high, low, close, volume)"
             )
         self.findings: list[Finding] = []
+        # Splits the user confirmed (`joe.data.splits`): splits.csv beside the files is not a symbol.
+        self.user_splits: dict[str, list[UserSplit]] = {}
+        beside = self.folder.iterdir() if self.folder.is_dir() else iter(())
+        listed = [p for p in beside if p.is_file() and p.name.lower() == SPLITS_FILE]
+        paths = [p for p in paths if p not in listed]
+        if listed:
+            self.user_splits = read_splits_file(listed[0])
         self._frames: dict[str, pd.DataFrame] = {}
         self._files: dict[str, LoadedFile] = {}
         for p in paths:

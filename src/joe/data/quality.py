@@ -8,13 +8,13 @@ Checks (thresholds in `QualityConfig`; the README's data section lists them for 
 
 * ``non_finite`` (error): an infinite price or volume, or a bar with some prices and not others.
 * ``ohlc`` (warning): open or close outside high/low; the range is widened to contain them.
-* ``split`` (warning): a one-bar price ratio within 3% of a small rational p/q (p, q <= 10, at least
-  1.9x either way: 2-for-1 and beyond; a 3-for-2 is indistinguishable from a big day) *and* volume
-  scaled the other way (median volume of the 10 bars after vs the 10 before within 2x of the inverse
-  ratio) is a split: earlier bars are adjusted (prices ÷ ratio, volume × ratio).
-* ``unconfirmed_split`` (error): such a jump with volume that did *not* scale the other way. Joe
-  cannot tell a split from a crash, so the symbol is excluded until adjusted data is supplied.
-  Without any volume (close-only series, indices) it is a warning: flagged, not adjusted.
+* ``split`` (warning): a jump between two bars at a split ratio (5-for-4 ... 10-for-1 and the reverse
+  splits 1-for-2 ... 1-for-10) on an otherwise ordinary day, with volume scaled the other way or the
+  split listed in ``splits.csv`` beside the files: earlier bars are adjusted (prices ÷ ratio, volume ×
+  ratio). The rule and its tolerances are in `joe.data.splits`.
+* ``unconfirmed_split`` (error): such a jump without that confirmation (no volume, or volume that did
+  not scale). Joe cannot tell it from a crash and will not trade an unadjusted split as one: the
+  symbol is excluded, and the message says how to adjust the file or confirm the split.
 * ``extreme_move`` (error): a one-bar move beyond 5x either way that is not a split (bad tick, wrong
   units, a missing split adjustment).
 * ``outlier`` (warning): |log return − median| > k × 1.4826 × MAD of the symbol's log returns
@@ -34,11 +34,13 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from fractions import Fraction
 from typing import Any
 
 import numpy as np
 import pandas as pd
+
+from joe.data import splits
+from joe.data.splits import SPLITS_FILE, UserSplit
 
 FIELDS = ("open", "high", "low", "close", "volume")
 PRICES = ("open", "high", "low", "close")
@@ -54,11 +56,8 @@ class QualityConfig:
     outlier_k: float = 10.0
     outlier_min_move: float = 0.10
     extreme_ratio: float = 5.0
-    split_min_ratio: float = 1.9
-    split_max_term: int = 10
+    # A jump undone by the next bar within 3 × this (log) is a bad tick; split rules: joe.data.splits.
     split_tolerance: float = 0.03
-    split_volume_factor: float = 2.0
-    split_volume_bars: int = 10
     stale_sessions: int = 3
     close_only_share: float = 0.95
     max_rows_listed: int = 5
@@ -188,11 +187,6 @@ def log_returns(close: np.ndarray) -> np.ndarray:
         return np.where(valid, np.log(close / prev_valid(close, valid)), np.nan)
 
 
-def _small_rationals(max_term: int, min_ratio: float) -> list[Fraction]:
-    out = {Fraction(p, q) for p in range(1, max_term + 1) for q in range(1, max_term + 1)}
-    return sorted(f for f in out if f >= min_ratio)
-
-
 class _Collector:
     def __init__(self, dates: pd.DatetimeIndex, symbols: Sequence[str], locate: Locator | None) -> None:
         self.dates, self.symbols, self.locate = dates, symbols, locate
@@ -227,11 +221,13 @@ def check_bars(
     *,
     locate: Locator | None = None,
     config: QualityConfig | None = None,
+    user_splits: Mapping[str, Sequence[UserSplit]] | None = None,
 ) -> QualityResult:
     """Check (and repair where safe) aligned bar arrays; see the module docstring for the rules.
 
     `fields` maps open/high/low/close/volume to float arrays of shape (len(dates), len(symbols)); the
-    inputs are not modified. The last row is the as-of date.
+    inputs are not modified. The last row is the as-of date. `user_splits` are splits the user
+    confirmed (symbol -> `UserSplit`s, from ``splits.csv``).
     """
     cfg = config or QualityConfig()
     arr = {k: np.array(fields[k], dtype=np.float64, order="F", copy=True) for k in FIELDS}
@@ -288,7 +284,7 @@ def check_bars(
     arr["low"] = np.where(outside, np.fmin(arr["low"], body_lo), arr["low"])
 
     # -- splits, extreme moves and outliers -------------------------------------------------------
-    _moves(arr, keep, col, cfg, adjusted)
+    _moves(arr, keep, col, cfg, adjusted, user_splits or {})
 
     # -- close-only series, unknown volume, stale series ------------------------------------------
     valid = np.isfinite(arr["close"])
@@ -354,34 +350,36 @@ def _moves(
     col: _Collector,
     cfg: QualityConfig,
     adjusted: dict[str, list[tuple[int, float]]],
+    user_splits: Mapping[str, Sequence[UserSplit]],
 ) -> None:
     close, volume = arr["close"], arr["volume"]
     r = log_returns(close)
     r[:, ~keep] = np.nan
-    split_floor = math.log(cfg.split_min_ratio)
-    candidates = np.argwhere(np.abs(np.nan_to_num(r)) >= split_floor)
-    rationals = _small_rationals(cfg.split_max_term, cfg.split_min_ratio)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        gap = np.log(prev_valid(close, np.isfinite(close)) / arr["open"])
+    floor = math.log(splits.MIN_RATIO) - splits.TOL_MAX
+    big_move = (np.abs(np.nan_to_num(r)) >= floor) | (np.abs(np.nan_to_num(gap)) >= floor)
+    candidates = np.argwhere(big_move & keep[None, :])
     extreme = math.log(cfg.extreme_ratio)
     skip: set[tuple[int, int]] = set()
+    # Latest first: adjusting a split rescales only bars before it, which later jumps never look at.
     for t, j in sorted(((int(a), int(b)) for a, b in candidates), key=lambda x: (x[1], -x[0])):
         if not keep[j] or (t, j) in skip:
             continue
         valid_rows = np.flatnonzero(np.isfinite(close[:, j]))
         pos = int(np.searchsorted(valid_rows, t))
+        if pos == 0:
+            continue
         prev_t = int(valid_rows[pos - 1])
         before, after = float(close[prev_t, j]), float(close[t, j])
-        drop = before / after  # > 1 for a forward split (price falls), < 1 for a reverse split
-        big = max(drop, 1 / drop)
         # A jump undone by the next bar is a bad tick, not a split (checked from the latest bar back, so
         # the spike's own bar - not its reversal - is the one named).
         if pos >= 2:
             prev2 = float(close[int(valid_rows[pos - 2]), j])
-            if abs(math.log(prev2 / after)) <= cfg.split_tolerance * 3 and abs(r[prev_t, j]) >= split_floor:
+            if abs(math.log(prev2 / after)) <= cfg.split_tolerance * 3 and abs(r[prev_t, j]) >= floor:
                 skip.add((prev_t, j))
                 t, after, before = prev_t, before, prev2
-                drop = before / after
-                big = max(drop, 1 / drop)
-                if abs(math.log(big)) > extreme:
+                if abs(math.log(after / before)) > extreme:
                     keep[j] = False
                     col.add(
                         j,
@@ -393,56 +391,45 @@ def _moves(
                         int(t),
                     )
                 continue
-        frac = min(rationals, key=lambda f: abs(big / float(f) - 1))
-        near = abs(big / float(frac) - 1) <= cfg.split_tolerance
-        label = (
-            f"{frac.numerator}-for-{frac.denominator}"
-            if drop > 1
-            else f"{frac.denominator}-for-{frac.numerator}"
-        )
-        if near:
-            k = cfg.split_volume_bars
-            v_before = _median_volume(volume[:, j], valid_rows[max(0, pos - k) : pos])
-            v_after = _median_volume(volume[:, j], valid_rows[pos : pos + k])
-            ratio = float(frac) if drop > 1 else 1 / float(frac)
-            vol_ratio = v_after / v_before if v_before > 0 else math.nan
-            confirmed = math.isfinite(vol_ratio) and abs(math.log(vol_ratio / ratio)) <= math.log(
-                cfg.split_volume_factor
-            )
-            if confirmed:
+        o, h, lo, v = (arr[k][:, j] for k in ("open", "high", "low", "volume"))
+        jump = splits.assess_jump(o, h, lo, close[:, j], v, valid_rows, pos)
+        if jump.suspected:
+            day = col.dates[t].date()
+            users = [u for u in user_splits.get(col.symbols[j], ()) if u.matches(day, jump.factor)]
+            vr = jump.volume_ratio
+            vol_text = f"volume ×{vr:.2f}" if math.isfinite(vr) else "no volume"
+            if users or jump.volume_confirms:
+                ratio = jump.factor
                 for name in PRICES:
                     arr[name][:t, j] /= ratio
                 volume[:t, j] *= ratio
                 r[t, j] = np.nan  # the jump is explained; no outlier for it
                 adjusted.setdefault(col.symbols[j], []).append((t, ratio))
+                why = f"confirmed in {users[0].source}" if users else f"with {vol_text}"
                 col.add(
                     j,
                     "warning",
                     "split",
-                    f"close {after:.6g} after {before:.6g} with volume ×{vol_ratio:.2f} looks like a "
-                    f"{label} split; earlier bars adjusted (prices ÷ {ratio:.4g}, volume × {ratio:.4g})",
+                    f"close {after:.6g} after {before:.6g} {why} looks like a {jump.label} split; "
+                    f"earlier bars adjusted (prices ÷ {ratio:.4g}, volume × {ratio:.4g})",
                     int(t),
                 )
                 continue
-            if not math.isfinite(vol_ratio) and abs(r[t, j]) <= extreme:
-                col.add(
-                    j,
-                    "warning",
-                    "unconfirmed_split",
-                    f"close {after:.6g} after {before:.6g} is a {label} jump and there is no volume to "
-                    f"tell a split from a move; not adjusted - check it",
-                    int(t),
-                )
-                continue
-            why = "no volume to confirm it" if not math.isfinite(vol_ratio) else f"volume ×{vol_ratio:.2f}"
             keep[j] = False
+            want = (
+                "no volume to confirm it"
+                if not math.isfinite(vr)
+                else f"{vol_text} where a split scales it ×{jump.factor:.4g}"
+            )
             col.add(
                 j,
                 "error",
                 "unconfirmed_split",
-                f"close {after:.6g} after {before:.6g} is a {label} jump but {why} (a split scales "
-                f"volume the other way): split or bad data cannot be told apart; supply split-adjusted "
-                f"prices. The symbol is excluded",
+                f"close {after:.6g} after {before:.6g} is a {jump.label} jump between two ordinary bars but "
+                f"{want}: split or crash cannot be told apart, and an unadjusted split would be traded as "
+                f"a crash. The symbol is excluded. Fix: supply split-adjusted prices (divide the bars "
+                f"before {day} by {jump.factor:.4g}, multiply their volume by it), or confirm the split "
+                f"with a line '{col.symbols[j]},{day},{jump.label}' in {SPLITS_FILE} beside the files",
                 int(t),
             )
         elif abs(r[t, j]) > extreme:
@@ -491,10 +478,13 @@ def check_frame(
     *,
     locate: Locator | None = None,
     config: QualityConfig | None = None,
+    user_splits: Mapping[str, Sequence[UserSplit]] | None = None,
 ) -> tuple[pd.DataFrame | None, QualityReport]:
     """`check_bars` for one history frame: (the repaired frame, or None when excluded; the report)."""
     fields = {k: frame[k].to_numpy(np.float64, na_value=np.nan)[:, None] for k in FIELDS}
-    res = check_bars(pd.DatetimeIndex(frame.index), [symbol], fields, locate=locate, config=config)
+    res = check_bars(
+        pd.DatetimeIndex(frame.index), [symbol], fields, locate=locate, config=config, user_splits=user_splits
+    )
     if not res.keep[0]:
         return None, res.report
     out = pd.DataFrame({k: res.fields[k][:, 0] for k in FIELDS}, index=frame.index)

@@ -53,7 +53,7 @@ async def _first_history(
             continue
         if len(df) == 0:
             continue
-        checked, rep = check_frame(sym, df, locate=locate)
+        checked, rep = check_frame(sym, df, locate=locate, user_splits=getattr(source, "user_splits", None))
         if report is not None:
             report.extend(rep)
         if checked is not None:
@@ -69,6 +69,7 @@ def quality_stage(source: MarketData, panel: Panel, report: QualityReport) -> Pa
         panel.symbols,
         {f: getattr(panel, f) for f in FIELDS},
         locate=getattr(source, "locate", None),
+        user_splits=getattr(source, "user_splits", None),
     )
     report.extend(res.report)
     cols = np.flatnonzero(res.keep)
