@@ -6,8 +6,8 @@ as a jump with three signatures a crash does not have all of:
 1. **The ratio.** The overnight move (previous close → this open; close → close for close-only bars,
    which have no open of their own) is within tolerance of a split ratio: p/q or q/p with p <= 10,
    q <= 4 and at least 1.25 (5-for-4 ... 10-for-1, 3-for-2, 4-for-3, 5-for-2 and the reverse splits
-   1-for-2, 2-for-3, 1-for-10 ...). The tolerance is 3 robust standard deviations (1.4826 × MAD) of
-   the symbol's own overnight moves over the 60 bars before, clipped to [1%, 3.5%] (3.5% with fewer
+   1-for-2, 2-for-3, 1-for-10 ...). The tolerance is 4 robust standard deviations (1.4826 × MAD) of
+   the symbol's own overnight moves over the 60 bars before, clipped to [2%, 3.5%] (3.5% with fewer
    than 20 bars before): a split day's gap is the ratio plus an ordinary gap.
 2. **A normal day.** The jump happened between the bars, not during one: the bar's own high-low range
    is within 4× its usual (median of the 60 bars before) plus 5%. A crash that keeps falling through
@@ -19,7 +19,11 @@ A jump with 1 and 2 is a *suspected* split. It is adjusted (earlier prices ÷ ra
 a warning) when volume confirms it (3) or the user confirmed it (a ``splits.csv`` beside the files).
 Any other suspected split excludes the symbol with an error saying how to fix the file: Joe never
 trades a suspected split it has not adjusted, because reading it as a crash would put an entry on the
-wrong side. (Volume cannot *refute* a small split: ten days' median volume is too noisy to tell ×1.25
+wrong side. Close-only series (only closes: no gap, no range) are the exception for small ratios
+(below 1.9x): there a 5-for-4 cannot be told from a 20% day, so it is suspected only when the move
+is at least 12 robust standard deviations of the symbol's daily moves (a 20% day is then
+extraordinary) or volume confirms it; a volatile close-only series' 20% day is a move (an outlier
+warning). (Volume cannot *refute* a small split: ten days' median volume is too noisy to tell ×1.25
 from ×1. A genuine big move with a split-like gap on an ordinary day is excluded too - fail closed;
 a crash usually trades through the day, which rule 2 sees.)
 
@@ -47,10 +51,14 @@ MAX_NUMERATOR = 10
 MAX_DENOMINATOR = 4
 PRIOR_BARS = 60
 VOLUME_BARS = 10
-TOL_SDS = 3.0
-TOL_MIN = 0.01
+TOL_SDS = 4.0
+TOL_MIN = 0.02
 TOL_MAX = 0.035
 MIN_PRIOR_FOR_SD = 20
+# Close-only series carry no gap and no range: a small split (below 1.9x) is only told from a big day
+# when the move is extraordinary for the symbol (>= 12 robust sd of its daily moves) or volume confirms.
+SMALL_BELOW = 1.9
+CLOSE_ONLY_MIN_SDS = 12.0
 RANGE_TIMES = 4.0
 RANGE_EXTRA = 0.05
 VOLUME_MAX_FACTOR = 2.0
@@ -111,10 +119,16 @@ class Jump:
     volume_ratio: float  # NaN when the series has no volume around the jump
     tolerance: float
     distance: float
+    sds: float  # the move in robust standard deviations of the symbol's usual moves (NaN: unknown)
 
     @property
     def suspected(self) -> bool:
-        return self.ratio_match and self.normal_day
+        """A split-like jump (rules 1 and 2; for close-only series see `CLOSE_ONLY_MIN_SDS`)."""
+        if not (self.ratio_match and self.normal_day):
+            return False
+        small = abs(math.log(self.factor)) < math.log(SMALL_BELOW)
+        ordinary = self.close_only and small and self.sds < CLOSE_ONLY_MIN_SDS  # NaN: unknown, suspect
+        return not ordinary or self.volume_confirms
 
     @property
     def volume_confirms(self) -> bool:
@@ -164,7 +178,8 @@ def assess_jump(
     before = _median_positive(v[rows[max(0, pos - VOLUME_BARS) : pos]])
     after = _median_positive(v[rows[pos : pos + VOLUME_BARS]])
     vr = after / before if before > 0 and math.isfinite(after) else math.nan
-    return Jump(t, p, factor, dist <= tol, normal, close_only, vr, tol, dist)
+    sds = abs(move) / sd if math.isfinite(sd) and sd > 0 else math.nan
+    return Jump(t, p, factor, dist <= tol, normal, close_only, vr, tol, dist, sds)
 
 
 SPLITS_FILE = "splits.csv"
