@@ -154,3 +154,35 @@ async def test_a_silent_held_instrument_goes_stale_and_recovers(
         assert stream.entries_allowed("MSFT")
     finally:
         await stream.stop()
+
+
+async def test_unwatch_cancels_market_data_at_the_broker_and_survives_1101(
+    sim178: IBKRSimulator, make_market_data: Any, ib_log_guard: Any
+) -> None:
+    """Unwatching cancels the subscription in TWS (cancelMktData), not only in Joe: the simulator
+    holds no line for it, no more ticks arrive, and a 1101 re-sync does not subscribe it again."""
+    ib_log_guard.allow(r"Error 1101")
+    md = await make_market_data(sim178)
+    stream, monitor = await rig(sim178, md)
+
+    def lines() -> list[str]:
+        return sorted(sym for s in sim178.sessions for sym in s.mkt_subs.values())
+
+    try:
+        sim178.set_price("MSFT", 300)
+        await wait_for(lambda: monitor.mark("MSFT") == mid(sim178, "MSFT"), what="first quote")
+        assert lines() == ["AAPL", "MSFT"]
+        cancels = len(sim178.client_messages(2))
+        await stream.unwatch(["MSFT"])
+        await wait_for(lambda: lines() == ["AAPL"], what="MSFT line cancelled at the broker")
+        assert len(sim178.client_messages(2)) == cancels + 1
+        sim178.inject_error(1101)  # every line dropped: only what is still watched comes back
+        await wait_for(lambda: lines() == ["AAPL"] and len(sim178.client_messages(1)) >= 3,
+                       what="AAPL resubscribed")  # fmt: skip
+        before = monitor.mark("MSFT")
+        sim178.set_price("MSFT", 310)
+        sim178.set_price("AAPL", 120)
+        await wait_for(lambda: monitor.mark("AAPL") == mid(sim178, "AAPL"), what="AAPL quote")
+        assert monitor.mark("MSFT") == before and lines() == ["AAPL"]
+    finally:
+        await stream.stop()

@@ -55,7 +55,8 @@ class IBKRQuoteSource:
         await self.md.subscribe(symbols)
 
     async def unsubscribe(self, symbols: Sequence[str]) -> None:
-        self.symbols.difference_update(symbols)
+        self.symbols.difference_update(symbols)  # first: ticks already queued are dropped
+        await self.md.unsubscribe(symbols)
 
     def _on_tickers(self, tickers: Any) -> None:
         stream = self._stream

@@ -264,6 +264,15 @@ class IBKRMarketData:
             if s not in self._tickers:
                 self._subscribe(await self.contract(s))
 
+    async def unsubscribe(self, symbols: Sequence[str]) -> None:
+        """Stop streaming `symbols`: cancel their market data at the broker (`cancelMktData`, so TWS
+        frees the line and sends no more ticks) and forget them, so a reconnect or 1101 re-sync does
+        not subscribe them again. Symbols not subscribed are ignored."""
+        for s in symbols:
+            t = self._tickers.pop(s, None)
+            if t is not None and t.contract is not None and self.conn.connected:
+                self.ib.cancelMktData(t.contract)
+
     async def quotes(self, symbols: Sequence[str]) -> dict[str, Quote]:
         """Latest quote per symbol; symbols IBKR does not know (or that never quote) are left out."""
         wanted = []
