@@ -80,6 +80,8 @@ async def _run(
     from joe.runtime.daemon import Daemon, DaemonTimings
     from joe.runtime.daemon_runs import pipeline_runner, schedule_from_config
     from joe.runtime.daemon_sources import UnroutedExits, market_hours, open_quote_source
+    from joe.safety.control import SafetyContext
+    from joe.safety.daemon_gate import DaemonSafety
 
     assert isinstance(rt, Runtime)
     cfg = rt.config.daemon
@@ -88,23 +90,31 @@ async def _run(
     stream = PriceStream(stale_after_s=stale_s, audit=rt.audit, is_open=hours.is_open)
     monitor = PositionMonitor(stream.instruments, UnroutedExits(rt.audit), grace_s=cfg.backup_exit_grace_s,
                               audit=rt.audit)  # fmt: skip
+    ctx = SafetyContext.from_runtime(rt)
     closers = []
-    if broker != "sim":
+    desk = None
+    if broker != "sim" and rt.mode == "live":
+        from joe.runtime.daemon_live import build_desk
+
+        desk, close = await build_desk(rt, broker, hours, stream, monitor, ctx)
+        closers.append(close)
+    elif broker != "sim":
         source, close = await open_quote_source(rt, broker, hours)
         stream.add_source(source)
         closers.append(close)
     elif symbols:
         console.print("--broker sim has no live quotes: --watch is ignored")
         symbols = []
-    from joe.safety.control import SafetyContext
-    from joe.safety.daemon_gate import DaemonSafety
-
-    safety = DaemonSafety(SafetyContext.from_runtime(rt), every_s=heartbeat or cfg.heartbeat_s)
-    timings = DaemonTimings(heartbeat_s=heartbeat or cfg.heartbeat_s, settle_s=cfg.settle_s)
+    safety = DaemonSafety(ctx, every_s=heartbeat or cfg.heartbeat_s)
+    timings = DaemonTimings(heartbeat_s=heartbeat or cfg.heartbeat_s, settle_s=cfg.settle_s,
+                            reconcile_s=cfg.reconcile_min * 60)  # fmt: skip
     daemon = Daemon(
         audit=rt.audit, state=rt.store, stream=stream, monitor=monitor, mode=rt.mode, timings=timings,
         watch=symbols, schedule=schedule_from_config(cfg.schedule) if schedule else None,
         on_run=pipeline_runner(broker, rt.audit), safety_gate=safety.entries_allowed,
+        start=desk.start if desk else None, stop=desk.stop if desk else None,
+        reconcile=desk.reconcile if desk else None,
+        periodic=[("margin", cfg.margin_check_s, desk.check_margin)] if desk else [],
     )  # fmt: skip
     daemon.install_signal_handlers()
     console.print(f"daemon running ({rt.mode}, broker {broker}); SIGTERM or Ctrl-C stops it")

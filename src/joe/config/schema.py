@@ -179,6 +179,10 @@ class DaemonConfig(_Strict):
     stale_after_s: float = Field(30.0, gt=0)
     backup_exit_grace_s: float = Field(5.0, ge=0)
     settle_s: float = Field(10.0, ge=0)
+    reconcile_min: float = Field(5.0, gt=0, le=1440)  # minutes between reconciliation passes (live)
+    margin_check_s: float = Field(60.0, gt=0)  # seconds between account/margin reads (live, shadow)
+    trail_stops: bool = True  # trail each live position's broker stop at its initial stop distance
+    trail_step_pct: float = Field(0.5, gt=0, le=50)  # the trailed stop moves in steps of this % of entry
     schedule: ScheduleConfig = ScheduleConfig()
 
 

@@ -3,7 +3,9 @@
 - `request_exit` → `OrderManager.exit(signal_id)`: reduce-only, capped at Joe's and the broker's
   position, protective orders replaced first; the monitor asks once per position and the manager
   returns an exit already working instead of sending a second.
-- `request_stop_modify` → `OrderManager.modify(<the working stop>, stop_price=...)`; the monitor's
+- `request_stop_modify` → `OrderManager.modify(<the working stop>, stop_price=...)`, the level put on
+  the instrument's tick grid away from the price (never tighter than asked; a level that no longer
+  tightens once on the grid is refused); the monitor's
   level moves only when the manager's copy of the stop shows the new price (the broker confirmed);
   no confirmation within `confirm_timeout_s`, a refusal or no working stop → `refuse_stop_modify`.
 - `resting_stop` (the monitor's `ProtectionView`): the manager's working stops for the signal.
@@ -18,11 +20,13 @@ import contextlib
 import logging
 import time
 from collections.abc import Coroutine
+from decimal import Decimal
 from typing import Any
 
 from joe.core.events import AuditSink
-from joe.core.models import OrderLeg
+from joe.core.models import OrderLeg, Side
 from joe.core.order import Order, OrderState
+from joe.execution.increments import round_price
 from joe.execution.order_manager import OrderManager
 from joe.execution.position_monitor import PositionMonitor
 from joe.execution.protection import ExitRequest, RestingStop, StopModify
@@ -81,7 +85,11 @@ class OrderManagerBridge:
             self._refuse(req, "no working stop at the broker")
             return
         try:
-            await self.om.modify(stop.client_order_id, stop_price=req.new_stop)
+            level = await self._on_grid(stop, req.new_stop)
+            if level is None:
+                self._refuse(req, f"{req.new_stop} on the tick grid does not tighten the stop")
+                return
+            await self.om.modify(stop.client_order_id, stop_price=level)
         except Exception as exc:
             self._refuse(req, repr(exc))
             return
@@ -91,13 +99,25 @@ class OrderManagerBridge:
             if o is None or o.state.is_terminal:
                 self._refuse(req, "the stop order ended before the modify was confirmed")
                 return
-            if o.intent.stop_price == req.new_stop:
+            if o.intent.stop_price == level:
                 if self.monitor is not None and pid in self.monitor:
-                    self.monitor.confirm_stop(pid, req.new_stop)
-                self.audit.record("monitor.stop_moved", {"new_stop": str(req.new_stop)}, position_id=pid)
+                    self.monitor.confirm_stop(pid, level)
+                self.audit.record("monitor.stop_moved", {"new_stop": str(level)}, position_id=pid)
                 return
             await asyncio.sleep(self.poll_s)
         self._refuse(req, f"not confirmed by the broker within {self.confirm_timeout_s}s")
+
+    async def _on_grid(self, stop: Order, level: Decimal) -> Decimal | None:
+        """`level` on the instrument's tick grid, rounded away from the price (a long's stop down, a
+        short's up: never tighter than the monitor asked); None when that no longer tightens the
+        working stop (the trail waits for more room)."""
+        rules = await self.om.client.instrument_rules(stop.intent.symbol)
+        sells = stop.intent.side is Side.SELL  # a long position's stop
+        snapped = round_price(level, rules, "down" if sells else "up")
+        current = stop.intent.stop_price
+        if current is not None and (snapped <= current if sells else snapped >= current):
+            return None
+        return snapped
 
     def _refuse(self, req: StopModify, why: str) -> None:
         self.audit.record("monitor.stop_modify_refused", {"new_stop": str(req.new_stop), "why": why},

@@ -201,6 +201,9 @@ class PositionMonitor:
     def quantity_of(self, position_id: str) -> Decimal:
         return self._get(position_id).qty
 
+    def symbol_of(self, position_id: str) -> str:
+        return self._get(position_id).spec.symbol
+
     def stop_of(self, position_id: str) -> Decimal | None:
         """The broker-confirmed stop the monitor checks against."""
         return self._get(position_id).stop

@@ -1,12 +1,16 @@
 """`joe daemon`'s event loop (skeleton): streams prices, watches positions, runs the schedule, beats.
 
 One asyncio process. Start-up order (crash-only: every start is a recovery):
-1. `reconcile()` if given — before any stream or scheduled run (the `Reconciler` plugs in here);
+1. `start()` if given (live: the `LiveDesk` reconciles with the broker through the `Reconciler`,
+   then opens the `OrderManager`), else `reconcile()` — before any stream or scheduled run; a
+   failure propagates and nothing starts;
 2. the `PriceStream` (its sources connect and subscribe) feeding the `PositionMonitor`;
-3. tasks: monitor timer (grace periods, time exits), scheduled runs (`Schedule`, exchange time),
-   periodic reconciliation, heartbeat (written to the store: `daemon.heartbeat`).
+3. tasks: monitor timer (grace periods, time exits), scheduled runs (`Schedule`, exchange time; each
+   followed by a reconciliation, which adopts what the run placed), periodic reconciliation every
+   `reconcile_s`, the `periodic` hooks (live: the margin monitor), heartbeat (`daemon.heartbeat`).
 On SIGTERM/SIGINT (`request_stop`): new entries stop at once (`entries_allowed` is False), scheduled
-runs stop, in-flight work gets `settle_s` to finish, the stream closes, a final heartbeat says
+runs stop, in-flight work gets `settle_s` to finish, `stop()` (live: the desk settles the exits and
+modifies in flight and stops the `OrderManager`), the stream closes, a final heartbeat says
 "stopped", and `run()` returns — the CLI exits 0. Open positions keep their broker-side stops:
 nothing here cancels or flattens.
 """
@@ -68,6 +72,9 @@ class Daemon:
         watch: Sequence[str] = (),
         clock: Callable[[], datetime] = utcnow,
         safety_gate: Callable[[], bool] | None = None,
+        start: Callable[[], Awaitable[None]] | None = None,
+        stop: Callable[[], Awaitable[None]] | None = None,
+        periodic: Sequence[tuple[str, float, Callable[[], Awaitable[None]]]] = (),
     ) -> None:
         self.audit = audit
         self.state = state
@@ -82,6 +89,9 @@ class Daemon:
         self.watch = list(watch)
         # The safety layer's answer (trading state + kill file), re-read on every heartbeat.
         self.safety_gate = safety_gate
+        self.start_hook = start
+        self.stop_hook = stop
+        self.periodic = list(periodic)
         self.status = "starting"
         self.runs_done = 0
         self._stop = asyncio.Event()
@@ -102,10 +112,10 @@ class Daemon:
 
     def entries_allowed(self, symbol: str) -> bool:
         """New entries on `symbol`: not while stopping, not while the trading state or the kill file
-        forbids them, and only on a fresh stream (not stale)."""
-        if self.safety_gate is not None and not self.safety_gate():
+        forbids them, only on a fresh stream (watched, not stale) and while its market is open."""
+        if self._stopping or (self.safety_gate is not None and not self.safety_gate()):
             return False
-        return not self._stopping and self.stream.entries_allowed(symbol)
+        return self.stream.entries_allowed(symbol) and self.stream.is_open(symbol, self.stream.clock_ns())
 
     def install_signal_handlers(self) -> None:
         loop = asyncio.get_running_loop()
@@ -116,9 +126,12 @@ class Daemon:
 
     async def run(self) -> None:
         self.audit.record("daemon.started", {"pid": os.getpid(), "mode": self.mode})
-        if self.reconcile is not None:
-            self.status = "reconciling"
-            await self.reconcile()  # before anything else: a failure propagates and nothing starts
+        self.status = "reconciling"
+        if self.start_hook is not None:
+            await self.start_hook()  # before anything else: a failure propagates and nothing starts
+        elif self.reconcile is not None:
+            await self.reconcile()
+        started = self.start_hook is not None
         if self.monitor not in self.stream.consumers:
             self.stream.consumers.append(self.monitor)
         await self.stream.start()
@@ -134,6 +147,8 @@ class Daemon:
             tasks.append(asyncio.create_task(self._scheduler(), name="daemon-schedule"))
         if self.reconcile is not None:
             tasks.append(asyncio.create_task(self._reconcile_loop(), name="daemon-reconcile"))
+        for name, period, fn in self.periodic:
+            tasks.append(asyncio.create_task(self._every_async(name, period, fn), name=f"daemon-{name}"))
         try:
             await self._stop.wait()
         finally:
@@ -143,6 +158,11 @@ class Daemon:
                 with contextlib.suppress(asyncio.CancelledError):
                     await t
             await self._settle()
+            if started and self.stop_hook is not None:
+                try:
+                    await asyncio.wait_for(self.stop_hook(), max(self.t.settle_s, 0.1))
+                except Exception as exc:  # bounded: the broker-side stops protect what is open
+                    self.audit.record("daemon.settle_failed", {"error": f"{type(exc).__name__}: {exc}"})
             await self.stream.stop()
             self.status = "stopped"
             self._beat()
@@ -164,6 +184,16 @@ class Daemon:
                 fn()
             except Exception:
                 log.exception("daemon periodic task %r failed", fn)
+
+    async def _every_async(self, name: str, period: float, fn: Callable[[], Awaitable[None]]) -> None:
+        while True:
+            try:
+                await fn()
+            except Exception as exc:
+                log.exception("daemon task %s failed", name)
+                error = f"{type(exc).__name__}: {exc}"
+                self.audit.record("daemon.task_failed", {"task": name, "error": error})
+            await asyncio.sleep(period)
 
     async def _scheduler(self) -> None:
         assert self.schedule is not None and self.on_run is not None
@@ -187,15 +217,21 @@ class Daemon:
                 self.audit.record(
                     "daemon.run_failed", {"name": nxt.name, "error": f"{type(exc).__name__}: {exc}"}
                 )
+            if self.reconcile is not None and not self._stopping:
+                await self._reconcile_once()  # adopt what the run placed (its orders are in the store)
 
     async def _reconcile_loop(self) -> None:
-        assert self.reconcile is not None
         while True:
             await asyncio.sleep(self.t.reconcile_s)
-            try:
-                await self.reconcile()
-            except Exception as exc:
-                self.audit.record("daemon.reconcile_failed", {"error": f"{type(exc).__name__}: {exc}"})
+            await self._reconcile_once()
+
+    async def _reconcile_once(self) -> None:
+        assert self.reconcile is not None
+        try:
+            await self.reconcile()
+        except Exception as exc:
+            log.error("reconciliation failed: %s: %s", type(exc).__name__, exc)
+            self.audit.record("daemon.reconcile_failed", {"error": f"{type(exc).__name__}: {exc}"})
 
     def _beat(self) -> None:
         now = self.clock()

@@ -1,0 +1,287 @@
+"""The daemon's live desk: one broker connection carrying the quotes and the `OrderManager`.
+
+In live mode (`TRADING_MODE=live`, every gate passed) `joe daemon --broker ibkr|capital` builds, on
+one connection per broker (IBKR: one clientId for market data and orders; Capital.com: one session
+for REST, the WebSocket and the order path):
+- the `PriceStream` source (`joe.runtime.daemon_sources`);
+- the broker's `ExecutionClient` and the `OrderManager` over the daemon's store, with the safety
+  layer's callbacks (lost-protection reaction, execution alerts → circuit breaker);
+- the `Reconciler` (`joe.execution.reconciler`) — the first thing `LiveDesk.start` does, before the
+  `OrderManager` accepts anything; a failed pass raises and the daemon does not start;
+- the `OrderManagerBridge`: the `PositionMonitor`'s backup exits (reduce-only, once per position) and
+  trailing-stop modifies (confirmed by the broker, never loosened) go through the `OrderManager`.
+
+`LiveDesk.sync` keeps the monitor equal to the `OrderManager`'s record: every signal with an open
+position is watched (held: its instrument streams, a stale quote alerts), closed positions leave,
+resized ones follow. Shadow mode transmits nothing, so it has no desk: quotes, margin and runs only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
+
+from joe.brokers.base import ExecutionClient
+from joe.core.models import OrderLeg, Side
+from joe.core.order import Order, OrderState
+from joe.execution.monitor_bridge import OrderManagerBridge
+from joe.execution.order_manager import OrderManager
+from joe.execution.position_monitor import PositionMonitor
+from joe.execution.price_stream import PriceStream, QuoteSource
+from joe.execution.protection import TrailingStop, WatchedPosition
+
+if TYPE_CHECKING:
+    from joe.config.schema import MarginConfig
+    from joe.data.calendars import MarketHours
+    from joe.runtime.bootstrap import Runtime
+    from joe.safety.control import SafetyContext
+
+log = logging.getLogger(__name__)
+
+_ENTRY_HELD = {
+    OrderState.PARTIALLY_FILLED, OrderState.FILLED, OrderState.CANCEL_PENDING, OrderState.CANCELLED
+}  # fmt: skip
+_WORKING = (OrderState.ACCEPTED, OrderState.PARTIALLY_FILLED)
+
+
+@dataclass(frozen=True, slots=True)
+class TrailPolicy:
+    """How the daemon trails a position's stop at the broker. `enabled`: trail every position whose
+    entry carries no trailing distance of its own, at the distance of its initial stop (entry price
+    to the first stop); `step_pct`: the stop moves only in steps of this percent of the entry price
+    (at least one tick), so the broker sees a few modifies, not one per quote."""
+
+    enabled: bool = True
+    step_pct: Decimal = Decimal("0.5")
+
+
+async def open_live_connection(
+    rt: Runtime, broker: str, hours: MarketHours | None
+) -> tuple[QuoteSource, ExecutionClient, Callable[[], Awaitable[None]]]:
+    """Connect to `broker` once and return (quote source, execution client, closer)."""
+    if broker == "ibkr":
+        from joe.brokers.ibkr.factory import create_ibkr
+        from joe.execution.quote_sources import IBKRQuoteSource
+
+        s, cfg = rt.settings, rt.config.brokers.ibkr
+        md, xc = create_ibkr(
+            audit=rt.audit, mode=rt.mode, host=s.ibkr_host or cfg.host,
+            port=s.ibkr_port if s.ibkr_port is not None else cfg.port,
+            client_id=s.ibkr_client_id if s.ibkr_client_id is not None else cfg.client_id,
+            account=s.ibkr_account or cfg.account, order_ids=rt.data_dir / "ibkr-order-ids.json",
+            connect_timeout=cfg.connect_timeout_s,
+        )  # fmt: skip
+        await md.connect()
+        await xc.connect()
+
+        async def close_ibkr() -> None:
+            await xc.close()
+            await md.close()
+
+        return IBKRQuoteSource(md), xc, close_ibkr
+    if broker == "capital":
+        from joe.brokers.capital import CapitalMarketData, CapitalStream
+        from joe.brokers.capital.client import CapitalExecutionClient
+        from joe.execution.quote_sources import CapitalQuoteSource
+        from joe.runtime.broker_capital import open_capital_market_data
+
+        cmd, close = await open_capital_market_data(rt)
+        assert isinstance(cmd, CapitalMarketData)
+        url = cmd.client.stream_url
+        if not url:
+            await close()
+            raise RuntimeError("Capital.com gave no streaming host; set CAPITAL_STREAM_URL")
+        cxc = CapitalExecutionClient(cmd.client, audit=rt.audit)
+        return CapitalQuoteSource(CapitalStream(cmd.client, url, audit=rt.audit), hours), cxc, cxc.close
+    raise ValueError(f"no live desk for broker {broker!r}: use ibkr or capital")
+
+
+class LiveDesk:
+    """The `OrderManager`, its `Reconciler` and the monitor's bridge, for one broker (module docstring)."""
+
+    def __init__(
+        self,
+        om: OrderManager,
+        monitor: PositionMonitor,
+        stream: PriceStream,
+        *,
+        reconciler: Any | None = None,
+        trail: TrailPolicy | None = None,
+        confirm_timeout_s: float = 10.0,
+        account_reader: Callable[[], Awaitable[Any]] | None = None,
+        on_account: Callable[[Any], None] | None = None,
+    ) -> None:
+        self.om = om
+        self.monitor = monitor
+        self.stream = stream
+        self.reconciler = reconciler
+        self.trail = trail or TrailPolicy()
+        self.bridge = OrderManagerBridge(
+            om, om.journal.audit, monitor=monitor, confirm_timeout_s=confirm_timeout_s
+        )
+        monitor.requester = self.bridge
+        self.account_reader = account_reader
+        self.on_account = on_account
+        self.last_report: Any = None
+        self._sync_task: asyncio.Task[None] | None = None
+
+    # -- life ---------------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Reconcile (before anything else; raises if the broker cannot be read), open the
+        `OrderManager` to intents and its observation stream, then watch every open position."""
+        if self.reconciler is not None:
+            self.last_report = await self.reconciler.start()
+        else:
+            await self.om.start()
+        await self.sync()
+        self._sync_task = asyncio.create_task(self._follow(), name="desk-follow")
+
+    async def reconcile(self) -> None:
+        """One periodic pass (the daemon's reconcile loop, and after every scheduled run)."""
+        if self.reconciler is not None:
+            self.last_report = await self.reconciler.reconcile()
+        else:
+            await self.om.reconcile()
+        await self.sync()
+
+    async def check_margin(self) -> None:
+        """Read the account and hand it to the margin monitor (`on_account`)."""
+        if self.account_reader is None or self.on_account is None:
+            return
+        self.on_account(await self.account_reader())
+
+    async def stop(self) -> None:
+        """Settle the bridge's requests in flight (bounded), then stop the `OrderManager`. Nothing is
+        cancelled at the broker: the protective stops keep resting."""
+        if self._sync_task is not None:
+            self._sync_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._sync_task
+        await self.bridge.close()
+        await self.om.stop()
+
+    async def _follow(self) -> None:
+        # Every change the OrderManager applies (fill, ack, modify) is reflected promptly.
+        while True:
+            await self.om.changed.wait()
+            self.om.changed.clear()
+            try:
+                await self.sync()
+            except Exception:
+                log.exception("desk sync failed")
+            await asyncio.sleep(0.05)  # a burst of reports → one sync
+
+    # -- the monitor follows the OrderManager -------------------------------------------------------
+
+    def open_signals(self) -> dict[str, Order]:
+        """The entry order of every signal with a position open at this broker, by signal id."""
+        store = self.om.store
+        out: dict[str, Order] = {}
+        for o in store.orders(state=_ENTRY_HELD, mode=self.om.mode, broker=self.om.broker):
+            sid = o.intent.signal_id
+            if o.intent.leg is OrderLeg.ENTRY and o.filled_quantity > 0 and self.om.position_of(sid) > 0:
+                out[sid] = o
+        return out
+
+    async def sync(self) -> None:
+        """Watch new open positions, drop closed ones, resize changed ones (see the module docstring)."""
+        self.bridge.refresh()
+        open_now = self.open_signals()
+        for sid, entry in open_now.items():
+            if sid in self.monitor:
+                continue
+            wp = self.watched(entry)
+            if wp is None:
+                continue
+            await self.stream.watch([wp.symbol], held=True)
+            self.monitor.add(wp)
+            self.om.journal.record("daemon.watching", {"symbol": wp.symbol, "quantity": str(wp.quantity),
+                                   "stop": str(wp.stop), "trailing": wp.trailing is not None},
+                                   signal_id=sid)  # fmt: skip
+        held = {self.monitor.symbol_of(pid) for pid in self.monitor.position_ids()}
+        for s in list(self.stream.held):
+            if s not in held:
+                self.stream.set_held(s, False)
+
+    def watched(self, entry: Order) -> WatchedPosition | None:
+        """The monitor's view of one signal's position, from Joe's record of its orders."""
+        sid, intent = entry.intent.signal_id, entry.intent
+        qty = self.om.position_of(sid)
+        price = entry.avg_fill_price
+        if qty <= 0 or price is None or price <= 0:
+            return None
+        stop_o = self.bridge.working_stop(sid)
+        stop = stop_o.intent.stop_price if stop_o is not None else intent.stop_loss
+        target = next((o.intent.limit_price for o in self.om.book.signal_orders(sid)
+                       if o.intent.leg is OrderLeg.TAKE_PROFIT and o.state in _WORKING), None)  # fmt: skip
+        trailing = self._trailing(entry, price, stop) if stop_o is not None else None
+        long = intent.side is Side.BUY
+        if stop is not None and target is not None and (stop >= target if long else stop <= target):
+            target = None  # a stop already trailed past the target's side: watch the stop only
+        return WatchedPosition(sid, intent.symbol, intent.side, qty, price, stop=stop, take_profit=target,
+                               trailing=trailing)  # fmt: skip
+
+    def _trailing(self, entry: Order, price: Decimal, stop: Decimal | None) -> TrailingStop | None:
+        distance = entry.intent.trailing_distance
+        if distance is None and entry.intent.trailing_percent is not None:
+            distance = price * entry.intent.trailing_percent / 100
+        if distance is None and self.trail.enabled:
+            first = entry.intent.stop_loss if entry.intent.stop_loss is not None else stop
+            distance = abs(price - first) if first is not None else None
+        if distance is None or distance <= 0:
+            return None
+        step = price * self.trail.step_pct / 100
+        return TrailingStop(distance, step if step > 0 else distance)
+
+
+def margin_hook(ctx: SafetyContext, config: MarginConfig, broker: str) -> Callable[[Any], None]:
+    """`on_account` for the desk: the account reading judged by the safety layer's `MarginMonitor`
+    (`safety.margin` thresholds: alert, REDUCING, HALTED)."""
+    from joe.safety.margin_monitor import MarginMonitor, MarginReading
+
+    mm = MarginMonitor(config, ctx)
+
+    def on_account(account: Any) -> None:
+        mm.check(MarginReading.from_account(broker, account))
+
+    return on_account
+
+
+async def build_desk(
+    rt: Runtime,
+    broker: str,
+    hours: MarketHours | None,
+    stream: PriceStream,
+    monitor: PositionMonitor,
+    ctx: SafetyContext,
+) -> tuple[LiveDesk, Callable[[], Awaitable[None]]]:
+    """Connect to `broker`, attach its quotes to `stream`, and build the desk (not started yet)."""
+    import importlib
+
+    from joe.safety.circuit_breaker import CircuitBreaker
+    from joe.safety.om_protection import alert_bridge, protection_reaction
+
+    source, xc, close = await open_live_connection(rt, broker, hours)
+    stream.add_source(source)
+    safety = rt.config.safety
+    breaker = CircuitBreaker(broker, safety.breaker, ctx)
+    om = OrderManager(xc, rt.store, rt.audit, mode=rt.mode, on_alert=alert_bridge(ctx, breaker))
+    om.journal.on_unprotected = protection_reaction(om, ctx, deadline_s=safety.protection_deadline_s)
+    try:  # the Reconciler lands with the order-truth work; until then the OrderManager reconciles
+        module = importlib.import_module("joe.execution.reconciler")
+        reconciler = module.Reconciler(om, trading_state=ctx.states)
+    except ImportError:
+        reconciler = None
+    cfg = rt.config.daemon
+    desk = LiveDesk(
+        om, monitor, stream, reconciler=reconciler,
+        trail=TrailPolicy(cfg.trail_stops, Decimal(str(cfg.trail_step_pct))),
+        account_reader=xc.account, on_account=margin_hook(ctx, safety.margin, broker),
+    )  # fmt: skip
+    return desk, close

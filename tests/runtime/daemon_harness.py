@@ -1,0 +1,92 @@
+"""Shared by the live daemon tests: `joe daemon` as its own process, its heartbeat and audit log,
+and the store it leaves behind (read after it exits, or between its writes: SQLite WAL)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from joe.runtime.daemon import HEARTBEAT_KEY
+from joe.store import open_store
+
+JOE = str(Path(sys.executable).with_name("joe"))
+
+
+async def until(cond: Callable[[], bool], what: str, timeout: float = 60.0) -> None:
+    loop = asyncio.get_running_loop()
+    end = loop.time() + timeout
+    while not cond():
+        assert loop.time() < end, f"timed out waiting for {what}"
+        await asyncio.sleep(0.05)
+
+
+def read_store(data: Path, fn: Callable[[Any], Any]) -> Any:
+    store = open_store(f"sqlite:///{data / 'joe.db'}", data_dir=data)
+    try:
+        return fn(store)
+    finally:
+        store.close()
+
+
+def heartbeat(data: Path) -> dict[str, Any] | None:
+    if not (data / "joe.db").exists():
+        return None
+    beat = read_store(data, lambda s: s.get_state(HEARTBEAT_KEY))
+    return beat if isinstance(beat, dict) else None
+
+
+class DaemonProc:
+    """`joe daemon --broker <broker>` as its own process (heartbeat every 0.2 s, no schedule)."""
+
+    def __init__(self, project: Path, env: dict[str, str], broker: str, *extra: str) -> None:
+        self.project = project
+        self.data = project / "data"
+        cmd = [JOE, "daemon", "--broker", broker, "--heartbeat", "0.2", "--no-schedule", *extra]
+        self.proc = subprocess.Popen(cmd, cwd=project, env=env, stdout=subprocess.PIPE,
+                                     stderr=subprocess.PIPE, text=True)  # fmt: skip
+
+    async def beat(
+        self, pred: Callable[[dict[str, Any]], bool], what: str, timeout: float = 90
+    ) -> dict[str, Any]:
+        loop = asyncio.get_running_loop()
+        end = loop.time() + timeout
+        while loop.time() < end:
+            if self.proc.poll() is not None:
+                err = self.proc.communicate()[1][-4000:]
+                raise AssertionError(f"joe daemon exited {self.proc.returncode}: {err}")
+            b = heartbeat(self.data)
+            if b is not None and b.get("pid") == self.proc.pid and pred(b):
+                return b
+            await asyncio.sleep(0.1)
+        raise AssertionError(f"no heartbeat with {what}")
+
+    async def terminate(self) -> tuple[int, str]:
+        self.proc.send_signal(signal.SIGTERM)
+        return await self._wait()
+
+    async def kill(self) -> None:
+        self.proc.kill()
+        await self._wait()
+
+    async def _wait(self) -> tuple[int, str]:
+        while self.proc.poll() is None:  # the simulator runs on this loop: never block it
+            await asyncio.sleep(0.05)
+        _out, err = self.proc.communicate()
+        return self.proc.returncode, err
+
+
+def audit_kinds(project: Path) -> list[str]:
+    out = []
+    for f in sorted((project / "data/audit").glob("*.jsonl")):
+        for line in f.read_text().splitlines():
+            rec = json.loads(line)
+            out.append(str(rec.get("event")))
+    return out
+
+
