@@ -122,7 +122,7 @@ def assert_broker_truth(sim: IBKRSimulator, data: Path, *, open_qty: Decimal) ->
     for o in orders:
         broker = sim.find(o.client_order_id)
         assert broker is not None
-        assert o.filled_quantity == broker.sim.filled, (o.client_order_id, o.filled_quantity, broker.sim.filled)
+        assert o.filled_quantity == broker.sim.filled, (o.client_order_id, o.filled_quantity)
 
 
 @pytest.mark.timeout(300)
