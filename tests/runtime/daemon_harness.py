@@ -8,7 +8,7 @@ import json
 import signal
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -90,3 +90,26 @@ def audit_kinds(project: Path) -> list[str]:
     return out
 
 
+
+
+async def settled(
+    read: Callable[[], Any],
+    poke: Callable[[], Awaitable[None]] | None = None,
+    quiet_s: float = 1.5,
+    timeout: float = 60.0,
+) -> Any:
+    """`read()` once it has not changed for `quiet_s` seconds (e.g. a trailing stop whose last step
+    has landed at the broker); `poke` runs before each wait (e.g. one more quote at the same price:
+    the monitor reconsiders the trail on quotes)."""
+    loop = asyncio.get_running_loop()
+    end = loop.time() + timeout
+    last = read()
+    while True:
+        if poke is not None:
+            await poke()
+        await asyncio.sleep(quiet_s)
+        now = read()
+        if now == last:
+            return now
+        assert loop.time() < end, f"still changing after {timeout}s: {now}"
+        last = now

@@ -23,7 +23,7 @@ from joe.core.order import OrderState
 from joe.execution.order_manager import OrderManager
 from joe.simulators.capital import CapitalSimulator, SimLimits
 from joe.store import open_store
-from runtime.daemon_harness import DaemonProc, audit_kinds, heartbeat, read_store, until
+from runtime.daemon_harness import DaemonProc, audit_kinds, heartbeat, read_store, settled, until
 
 SIG = "daemon-live-1"
 CENT = Decimal("0.01")
@@ -109,12 +109,6 @@ async def push_price(sim: CapitalSimulator, mid: Decimal) -> None:
 
 
 @pytest.mark.timeout(300)
-@pytest.mark.xfail(
-    reason="order truth (issue 9, gap 2): a fresh Capital.com adapter cannot yet attribute the attached "
-    "stop/target legs to Joe's ids, so the daemon's modify is never confirmed and the stop fill never "
-    "booked; passes once that attribution is durable",
-    strict=False,
-)
 async def test_live_daemon_trails_the_broker_stop_exits_0_and_books_the_stop_fill_once(
     sim: CapitalSimulator, project: Path
 ) -> None:
@@ -135,8 +129,8 @@ async def test_live_daemon_trails_the_broker_stop_exits_0_and_books_the_stop_fil
             await push_price(sim, m0 * (1 + Decimal("0.005") * k))
             await asyncio.sleep(0.1)
         await until(lambda: (resting_stop(sim) or stop0) > stop0, "the stop moved at the broker")
-        await asyncio.sleep(1.0)  # let any further step land
-        moved = resting_stop(sim)
+        top = m0 * Decimal("1.03")
+        moved = await settled(lambda: resting_stop(sim), lambda: push_price(sim, top))  # every step landed
         assert moved is not None and moved > stop0 and moved < m0 * Decimal("1.03")
         # Falling back (still above the stop): the stop never loosens.
         await push_price(sim, m0 * Decimal("1.01"))

@@ -7,8 +7,12 @@ then restart: no duplicate order, no lost fill, the position protected. The simu
 from __future__ import annotations
 
 import asyncio
+import functools
+import json
 import os
 import random
+import subprocess
+import tempfile
 from collections.abc import AsyncIterator
 from decimal import Decimal
 from pathlib import Path
@@ -23,7 +27,7 @@ from joe.core.order import OrderState
 from joe.execution.order_manager import OrderManager
 from joe.simulators.ibkr import IBKRSimulator
 from joe.store import open_store
-from runtime.daemon_harness import DaemonProc, audit_kinds, heartbeat, read_store, until
+from runtime.daemon_harness import JOE, DaemonProc, audit_kinds, heartbeat, read_store, settled, until
 
 SIG = "daemon-ibkr-1"
 CLIENT_ID = 7
@@ -39,6 +43,26 @@ daemon:
   trail_step_pct: 0.5
 """
 STOP_ID, TARGET_ID = client_order_id(SIG, "stop"), client_order_id(SIG, "target")
+
+
+@functools.cache
+def gates_accept_a_simulator_port() -> bool:
+    """Do the live gates accept a paper (DU…) account on a non-standard port (the simulator's)?
+    They do once issue 10's gates land; before that, live mode falls back to paper there."""
+    with tempfile.TemporaryDirectory() as tmp:
+        cfg = Path(tmp) / "execution.yaml"
+        cfg.write_text(LIVE_CONFIG)
+        env = {**os.environ, "TRADING_MODE": "live", "JOE_BROKER": "ibkr", "IBKR_PORT": "45123",
+               "IBKR_ACCOUNT": ACCOUNT, "JOE_CONFIG": str(cfg),
+               "JOE_DATA_DIR": str(Path(tmp) / "data")}  # fmt: skip
+        out = subprocess.run([JOE, "mode", "--json"], env=env, capture_output=True, text=True, timeout=120)
+    return bool(out.returncode == 0 and json.loads(out.stdout).get("mode") == "live")
+
+
+@pytest.fixture(autouse=True)
+def _live_gates() -> None:
+    if not gates_accept_a_simulator_port():
+        pytest.skip("the live gates do not accept the TWS simulator's port for a DU account yet (issue 10)")
 
 
 @pytest.fixture
@@ -139,8 +163,10 @@ async def test_live_daemon_trails_the_ibkr_stop_exits_0_and_books_the_stop_fill_
             sim.set_price("AAPL", 100 + Decimal("0.5") * k)
             await asyncio.sleep(0.2)
         await until(lambda: (stop_at_broker(sim) or 0) > 95, "the stop moved at the broker")
-        await asyncio.sleep(1.5)  # any further step lands
-        moved = stop_at_broker(sim)
+        async def same_again() -> None:
+            sim.set_price("AAPL", 103)
+
+        moved = await settled(lambda: stop_at_broker(sim), same_again)  # every step has landed
         assert moved is not None and Decimal(95) < moved <= Decimal(98)
         sim.set_price("AAPL", 101)  # falling back, above the stop: never loosened
         await asyncio.sleep(1.0)

@@ -182,6 +182,10 @@ class PositionMonitor:
         self._arm_stop(p)
         if self._in_batch:
             self._dirty.add(p.inst)
+        elif p.slot in self._trailing and not math.isnan(p.best):
+            # The price may have gone on while the modify was in flight: catch up from the best price
+            # seen, not only at the next quote.
+            self._trail({p.inst: (p.best, p.best)}, self.clock_ns())
 
     def refuse_stop_modify(self, position_id: str) -> None:
         """The broker refused a stop modify: Joe's copy keeps the old stop; the trail asks again only

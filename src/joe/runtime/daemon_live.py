@@ -36,6 +36,7 @@ from joe.execution.price_stream import PriceStream, QuoteSource
 from joe.execution.protection import TrailingStop, WatchedPosition
 
 if TYPE_CHECKING:
+    from joe.execution.reconciler import Reconciler
     from joe.config.schema import MarginConfig
     from joe.data.calendars import MarketHours
     from joe.runtime.bootstrap import Runtime
@@ -97,6 +98,9 @@ async def open_live_connection(
             await close()
             raise RuntimeError("Capital.com gave no streaming host; set CAPITAL_STREAM_URL")
         cxc = CapitalExecutionClient(cmd.client, audit=rt.audit)
+        # Capital.com's WebSocket carries prices only: stops and targets firing at the broker, and
+        # deals closed on the platform, are seen by polling (`Watcher`), fed to the OrderManager.
+        cxc.watch(interval_s=1.0)
         return CapitalQuoteSource(CapitalStream(cmd.client, url, audit=rt.audit), hours), cxc, cxc.close
     raise ValueError(f"no live desk for broker {broker!r}: use ibkr or capital")
 
@@ -110,7 +114,7 @@ class LiveDesk:
         monitor: PositionMonitor,
         stream: PriceStream,
         *,
-        reconciler: Any | None = None,
+        reconciler: Reconciler | None = None,
         trail: TrailPolicy | None = None,
         confirm_timeout_s: float = 10.0,
         account_reader: Callable[[], Awaitable[Any]] | None = None,
@@ -262,8 +266,7 @@ async def build_desk(
     ctx: SafetyContext,
 ) -> tuple[LiveDesk, Callable[[], Awaitable[None]]]:
     """Connect to `broker`, attach its quotes to `stream`, and build the desk (not started yet)."""
-    import importlib
-
+    from joe.execution.reconciler import Reconciler
     from joe.safety.circuit_breaker import CircuitBreaker
     from joe.safety.om_protection import alert_bridge, protection_reaction
 
@@ -273,11 +276,7 @@ async def build_desk(
     breaker = CircuitBreaker(broker, safety.breaker, ctx)
     om = OrderManager(xc, rt.store, rt.audit, mode=rt.mode, on_alert=alert_bridge(ctx, breaker))
     om.journal.on_unprotected = protection_reaction(om, ctx, deadline_s=safety.protection_deadline_s)
-    try:  # the Reconciler lands with the order-truth work; until then the OrderManager reconciles
-        module = importlib.import_module("joe.execution.reconciler")
-        reconciler = module.Reconciler(om, trading_state=ctx.states)
-    except ImportError:
-        reconciler = None
+    reconciler = Reconciler(om, trading_state=ctx.states)
     cfg = rt.config.daemon
     desk = LiveDesk(
         om, monitor, stream, reconciler=reconciler,
