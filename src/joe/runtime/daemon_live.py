@@ -36,9 +36,9 @@ from joe.execution.price_stream import PriceStream, QuoteSource
 from joe.execution.protection import TrailingStop, WatchedPosition
 
 if TYPE_CHECKING:
-    from joe.execution.reconciler import Reconciler
     from joe.config.schema import MarginConfig
     from joe.data.calendars import MarketHours
+    from joe.execution.reconciler import Reconciler
     from joe.runtime.bootstrap import Runtime
     from joe.safety.control import SafetyContext
 
