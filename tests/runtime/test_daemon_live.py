@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import random
 from collections.abc import AsyncIterator
 from decimal import Decimal
 from pathlib import Path
@@ -170,3 +171,60 @@ async def test_live_daemon_trails_the_broker_stop_exits_0_and_books_the_stop_fil
     assert not [o for o in orders if o.intent.leg is OrderLeg.EXIT]  # the broker's stop did it: no bot exit
     fills = read_store(data, lambda s: s.fills(client_order_id(SIG, "stop")))
     assert len(fills) == 1
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(900)
+async def test_sigkill_at_random_moments_then_restart_keeps_one_deal_and_its_stop(
+    sim: CapitalSimulator, project: Path
+) -> None:
+    """10 seeds: the daemon is SIGKILLed at a random moment while the price trails up (stop modifies
+    in flight); a fresh daemon restarts and reconciles. At the end: one deal at the broker for the one
+    entry, one entry fill in Joe's store, the position protected by a stop Joe knows, never loosened."""
+    (project / "config/execution.yaml").write_text(LIVE_CONFIG)
+    data = project / "data"
+    data.mkdir(exist_ok=True)
+    m0 = mid_of(sim)
+    stop0, target = (m0 * Decimal("0.95")).quantize(CENT), (m0 * Decimal("1.5")).quantize(CENT)
+    await place_bracket(sim, data, stop0, target)
+    env = live_env(project, sim)
+    price, last_stop = m0, stop0
+
+    def check() -> Decimal:
+        ps = positions(sim)
+        assert len(ps) == 1 and Decimal(str(ps[0].size)) == 1, "one deal for the one entry"
+        stop = resting_stop(sim)
+        assert stop is not None and stop >= last_stop, f"stop {stop} missing or loosened (was {last_stop})"
+        orders = read_store(data, lambda s: s.orders_for_signal(SIG))
+        assert [o.intent.leg for o in orders].count(OrderLeg.ENTRY) == 1
+        assert not [o for o in orders if o.intent.leg is OrderLeg.EXIT]
+        assert len(read_store(data, lambda s: s.fills(client_order_id(SIG, "entry")))) == 1
+        return stop
+
+    for seed in range(10):
+        rng = random.Random(seed)
+        d = DaemonProc(project, env, "capital")
+        try:
+            await d.beat(lambda b: b["status"] == "running" and b["positions"] == 1, f"seed {seed} running")
+            end = asyncio.get_running_loop().time() + rng.uniform(0.0, 2.0)
+            while asyncio.get_running_loop().time() < end:
+                price += (m0 * Decimal("0.002")).quantize(CENT)
+                await push_price(sim, price)
+                await asyncio.sleep(rng.uniform(0.01, 0.2))
+        finally:
+            await d.kill()
+        last_stop = check()
+    d = DaemonProc(project, env, "capital")
+    try:
+        await d.beat(lambda b: b["status"] == "running" and b["positions"] == 1, "final restart")
+        stop = await settled(lambda: resting_stop(sim), lambda: push_price(sim, price))
+        rc, err = await d.terminate()
+    finally:
+        if d.proc.poll() is None:
+            await d.kill()
+    assert rc == 0, err[-4000:]
+    last_stop = check()
+    assert stop == last_stop and stop > stop0  # it trailed across the restarts
+    working = [o for o in read_store(data, lambda s: s.orders_for_signal(SIG))
+               if o.intent.leg is OrderLeg.STOP_LOSS and o.state is OrderState.ACCEPTED]  # fmt: skip
+    assert len(working) == 1 and working[0].intent.stop_price == stop  # Joe's record = the broker's
