@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
 import pytest
@@ -136,3 +137,82 @@ async def test_entries_refused_on_stale_unwatched_closed_and_by_the_safety_layer
     assert d.entries_allowed("BBB")  # a fresh quote clears it
     d.request_stop("test")
     assert not d.entries_allowed("AAA")
+
+
+class FakeBridge:
+    def __init__(self, log: list[str], n: int) -> None:
+        self.log, self.n = log, n
+
+    def request_exit(self, request: Any) -> None:
+        self.log.append(f"desk{self.n}.exit {request.position_id}")
+
+    def request_stop_modify(self, request: Any) -> None:
+        self.log.append(f"desk{self.n}.modify {request.position_id}")
+
+
+class FakeDesk:
+    def __init__(self, log: list[str], n: int, monitor: PositionMonitor) -> None:
+        self.log, self.n, self.monitor = log, n, monitor
+        self.bridge = FakeBridge(log, n)
+        monitor.requester = self.bridge
+
+    async def start(self) -> None:
+        self.log.append(f"desk{self.n}.start (reconcile first)")
+
+    async def stop(self) -> None:
+        self.log.append(f"desk{self.n}.stop")
+
+    async def reconcile(self) -> None:
+        self.log.append(f"desk{self.n}.reconcile")
+
+
+async def test_a_scheduled_run_gets_the_broker_to_itself_then_a_new_desk_reconciles_and_catches_up() -> None:
+    """Live: the desk stops (the run uses the same IBKR clientId / session), the run runs, a new desk
+    starts and reconciles first; an exit the monitor asked for meanwhile reaches the new desk, once."""
+    from joe.core.models import Side
+    from joe.execution.protection import ExitReason, ExitRequest
+    from joe.runtime.daemon_live import DeskHolder
+
+    log: list[str] = []
+    stream = PriceStream()
+    monitor = PositionMonitor(stream.instruments, NoExits())
+    made = [0]
+
+    async def build() -> tuple[Any, Any]:
+        made[0] += 1
+        n = made[0]
+
+        async def close() -> None:
+            log.append(f"desk{n}.close")
+
+        return FakeDesk(log, n, monitor), close
+
+    holder = DeskHolder(build, NullAudit())  # type: ignore[arg-type]
+
+    async def run(scheduled: Any) -> None:
+        log.append("run")
+        exit_req = ExitRequest("sig-1", "AAA", Side.SELL, Decimal(1), ExitReason.BACKUP_STOP, 9.0, 0)
+        monitor.requester.request_exit(exit_req)  # the monitor's grace timer fired meanwhile
+
+    await holder.start()
+    at = datetime(2026, 11, 30, 14, 45, tzinfo=UTC)
+    await holder.hand_over(run)(ScheduledRun("after_open", at, at.date()))
+    await holder.reconcile()
+    await holder.stop()
+    assert log == [
+        "desk1.start (reconcile first)", "desk1.stop", "desk1.close", "run",
+        "desk2.start (reconcile first)", "desk2.exit sig-1", "desk2.reconcile", "desk2.stop", "desk2.close",
+    ]  # fmt: skip
+
+
+async def test_replace_source_resubscribes_what_the_old_connection_carried() -> None:
+    log: list[str] = []
+    stream = PriceStream()
+    stream.add_source(Source(log))
+    await stream.start()
+    await stream.watch(["AAA", "BBB"], held=True)
+    await stream.replace_source(Source(log))
+    await stream.stop()
+    assert log == ["stream.start", "subscribe AAA,BBB", "stream.stop", "stream.start", "subscribe AAA,BBB",
+                   "stream.stop"]  # fmt: skip
+    assert stream.held == {"AAA", "BBB"}

@@ -93,11 +93,12 @@ async def _run(
     ctx = SafetyContext.from_runtime(rt)
     closers = []
     desk = None
+    on_run = pipeline_runner(broker, rt.audit)
     if broker != "sim" and rt.mode == "live":
-        from joe.runtime.daemon_live import build_desk
+        from joe.runtime.daemon_live import DeskHolder, build_desk
 
-        desk, close = await build_desk(rt, broker, hours, stream, monitor, ctx)
-        closers.append(close)
+        desk = DeskHolder(lambda: build_desk(rt, broker, hours, stream, monitor, ctx), rt.audit)
+        on_run = desk.hand_over(on_run)
     elif broker != "sim":
         source, close = await open_quote_source(rt, broker, hours)
         stream.add_source(source)
@@ -111,7 +112,7 @@ async def _run(
     daemon = Daemon(
         audit=rt.audit, state=rt.store, stream=stream, monitor=monitor, mode=rt.mode, timings=timings,
         watch=symbols, schedule=schedule_from_config(cfg.schedule) if schedule else None,
-        on_run=pipeline_runner(broker, rt.audit), safety_gate=safety.entries_allowed,
+        on_run=on_run, safety_gate=safety.entries_allowed,
         start=desk.start if desk else None, stop=desk.stop if desk else None,
         reconcile=desk.reconcile if desk else None,
         periodic=[("margin", cfg.margin_check_s, desk.check_margin)] if desk else [],
@@ -121,5 +122,7 @@ async def _run(
     try:
         await daemon.run()
     finally:
+        if desk is not None:
+            await desk.stop()  # no-op after an orderly stop; closes the connection after a failed start
         for close in closers:
             await close()

@@ -114,6 +114,18 @@ class PriceStream:
         self.sources[source.name] = source
         source.bind(self)
 
+    async def replace_source(self, source: QuoteSource) -> None:
+        """Swap the source of the same name for `source` (a new broker connection): the old one is
+        stopped, the new one started and subscribed to every symbol the old one carried."""
+        old = self.sources.pop(source.name, None)
+        if old is not None:
+            await old.stop()
+        self.add_source(source)
+        await source.start()
+        carried = [s for s, name in self.watched.items() if name == source.name]
+        if carried:
+            await source.subscribe(carried)
+
     def _source(self, name: str | None) -> QuoteSource:
         if name is None:
             if len(self.sources) != 1:

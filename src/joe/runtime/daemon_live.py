@@ -21,7 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
@@ -33,7 +33,7 @@ from joe.execution.monitor_bridge import OrderManagerBridge
 from joe.execution.order_manager import OrderManager
 from joe.execution.position_monitor import PositionMonitor
 from joe.execution.price_stream import PriceStream, QuoteSource
-from joe.execution.protection import TrailingStop, WatchedPosition
+from joe.execution.protection import ExitRequest, StopModify, TrailingStop, WatchedPosition
 
 if TYPE_CHECKING:
     from joe.config.schema import MarginConfig
@@ -257,6 +257,89 @@ def margin_hook(ctx: SafetyContext, config: MarginConfig, broker: str) -> Callab
     return on_account
 
 
+class _Deferred:
+    """The monitor's requester while no desk is connected (a hand-over): requests wait for the next
+    desk instead of failing (the monitor asks for an exit once and never again)."""
+
+    def __init__(self) -> None:
+        self.exits: list[ExitRequest] = []
+        self.modifies: list[StopModify] = []
+
+    def request_exit(self, request: ExitRequest) -> None:
+        self.exits.append(request)
+
+    def request_stop_modify(self, request: StopModify) -> None:
+        self.modifies.append(request)
+
+
+class DeskHolder:
+    """The daemon's live desk across hand-overs: `start`, `stop`, `reconcile`, `check_margin` go to
+    the current desk; `hand_over(run)` lends the broker to a scheduled `joe run --once`.
+
+    Why a hand-over: the run places its brackets through its own connection, and at IBKR an order
+    belongs to the clientId that placed it (only that client may modify or cancel it), while TWS
+    refuses a second connection with the daemon's clientId. So for the run the desk stops (in-flight
+    exits and modifies settle, the `OrderManager` stops, the connection closes; the broker-side stops
+    keep protecting), the run uses the same clientId and session, and then a new desk connects,
+    reconciles first (adopting what the run placed) and watches every position again — the same
+    path as a restart. Quotes pause during the run."""
+
+    def __init__(
+        self,
+        build: Callable[[], Awaitable[tuple[LiveDesk, Callable[[], Awaitable[None]]]]],
+        audit: Any,
+    ) -> None:
+        self.build = build
+        self.audit = audit
+        self.desk: LiveDesk | None = None
+        self._close: Callable[[], Awaitable[None]] | None = None
+        self._deferred: _Deferred | None = None
+
+    async def start(self) -> None:
+        self.desk, self._close = await self.build()
+        await self.desk.start()
+        waiting, self._deferred = self._deferred, None
+        if waiting is not None:  # what the monitor asked for while no desk was connected
+            for e in waiting.exits:
+                self.desk.bridge.request_exit(e)
+            for m in waiting.modifies:
+                self.desk.bridge.request_stop_modify(m)
+
+    async def stop(self) -> None:
+        desk, close, self.desk, self._close = self.desk, self._close, None, None
+        try:
+            if desk is not None:
+                await desk.stop()
+                self._deferred = _Deferred()
+                desk.monitor.requester = self._deferred
+        finally:
+            if close is not None:
+                await close()
+
+    async def reconcile(self) -> None:
+        if self.desk is not None:
+            await self.desk.reconcile()
+
+    async def check_margin(self) -> None:
+        if self.desk is not None:
+            await self.desk.check_margin()
+
+    def hand_over(
+        self, run: Callable[[Any], Awaitable[None]]
+    ) -> Callable[[Any], Coroutine[Any, Any, None]]:
+        """`on_run` for the daemon: stop the desk, run, start a new desk (reconcile first)."""
+
+        async def handed(scheduled: Any) -> None:
+            self.audit.record("daemon.hand_over", {"run": getattr(scheduled, "name", "?")})
+            await self.stop()
+            try:
+                await run(scheduled)
+            finally:
+                await self.start()
+
+        return handed
+
+
 async def build_desk(
     rt: Runtime,
     broker: str,
@@ -265,13 +348,17 @@ async def build_desk(
     monitor: PositionMonitor,
     ctx: SafetyContext,
 ) -> tuple[LiveDesk, Callable[[], Awaitable[None]]]:
-    """Connect to `broker`, attach its quotes to `stream`, and build the desk (not started yet)."""
+    """Connect to `broker`, attach its quotes to `stream` (replacing a previous connection's), and
+    build the desk (not started yet)."""
     from joe.execution.reconciler import Reconciler
     from joe.safety.circuit_breaker import CircuitBreaker
     from joe.safety.om_protection import alert_bridge, protection_reaction
 
     source, xc, close = await open_live_connection(rt, broker, hours)
-    stream.add_source(source)
+    if source.name in stream.sources:
+        await stream.replace_source(source)
+    else:
+        stream.add_source(source)
     safety = rt.config.safety
     breaker = CircuitBreaker(broker, safety.breaker, ctx)
     om = OrderManager(xc, rt.store, rt.audit, mode=rt.mode, on_alert=alert_bridge(ctx, breaker))
