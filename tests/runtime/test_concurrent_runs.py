@@ -103,3 +103,48 @@ def test_a_run_started_while_another_holds_the_folder_waits_for_nothing_and_chan
     runs2, fills2, positions2 = _book(project)
     assert [s for _, s in runs2] == ["ok", "ok"] and fills2 == fills and positions2 == positions
     assert holder_pid(project / "data") is None
+
+
+def _hold_empty(path: Path) -> int:
+    """Take the lock as a holder does in the instant before it writes its pid (file still empty)."""
+    import fcntl
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    os.ftruncate(fd, 0)
+    return fd
+
+
+def test_the_refusal_names_the_pid_written_just_after_the_holder_took_the_lock(tmp_path: Path) -> None:
+    import threading
+
+    from joe.safety.lock import AlreadyRunning, InstanceLock
+
+    lock = InstanceLock.for_data_dir(tmp_path)
+    fd = _hold_empty(lock.path)
+    writer = threading.Timer(0.05, lambda: os.pwrite(fd, b"4242\n", 0))
+    writer.start()
+    try:
+        with pytest.raises(AlreadyRunning, match=r"another Joe is running \(pid 4242\)"):
+            lock.acquire()
+    finally:
+        writer.join()
+        os.close(fd)
+
+
+def test_a_lock_let_go_while_its_pid_was_being_cleared_is_taken(tmp_path: Path) -> None:
+    import threading
+
+    from joe.safety.lock import InstanceLock
+
+    lock = InstanceLock.for_data_dir(tmp_path)
+    fd = _hold_empty(lock.path)  # the holder cleared its pid and is about to close
+    closer = threading.Timer(0.05, lambda: os.close(fd))
+    closer.start()
+    try:
+        lock.acquire()
+        assert lock.held and holder_pid(tmp_path) == os.getpid()
+    finally:
+        closer.join()
+        lock.release()

@@ -14,6 +14,7 @@ import fcntl
 import os
 import re
 import tempfile
+import time
 from pathlib import Path
 from types import TracebackType
 
@@ -21,6 +22,9 @@ LOCK_NAME = "joe.lock"
 # Set by a lock holder (the daemon) for the `joe run --once` it starts itself: the child runs under
 # its parent's lock instead of being refused by it.
 PARENT_ENV = "JOE_LOCK_PARENT"
+# How long a refused process waits for the holder's pid to appear (50 × 10 ms).
+PID_WAIT_TRIES = 50
+PID_WAIT_S = 0.01
 
 
 class AlreadyRunning(RuntimeError):
@@ -56,12 +60,19 @@ class InstanceLock:
             return self
         self.path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            pid = _read_pid(fd)
-            os.close(fd)
-            raise AlreadyRunning(self.path, pid) from None
+        # The holder writes its pid just after taking the lock and clears it just before letting go:
+        # an empty file while the lock is held is one of those instants, so look again briefly (the
+        # refusal should name the pid; the lock may also come free meanwhile).
+        for attempt in range(PID_WAIT_TRIES):
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                pid = _read_pid(fd)
+                if pid is not None or attempt == PID_WAIT_TRIES - 1:
+                    os.close(fd)
+                    raise AlreadyRunning(self.path, pid) from None
+                time.sleep(PID_WAIT_S)
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
         self._fd = fd
