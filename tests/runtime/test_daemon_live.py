@@ -228,3 +228,32 @@ async def test_sigkill_at_random_moments_then_restart_keeps_one_deal_and_its_sto
     working = [o for o in read_store(data, lambda s: s.orders_for_signal(SIG))
                if o.intent.leg is OrderLeg.STOP_LOSS and o.state is OrderState.ACCEPTED]  # fmt: skip
     assert len(working) == 1 and working[0].intent.stop_price == stop  # Joe's record = the broker's
+
+
+@pytest.mark.timeout(300)
+async def test_shadow_daemon_streams_and_checks_margin_but_sends_no_order(
+    sim: CapitalSimulator, project: Path
+) -> None:
+    (project / "config/execution.yaml").write_text(LIVE_CONFIG)
+    env = {**live_env(project, sim), "TRADING_MODE": "shadow"}
+    d = DaemonProc(project, env, "capital", "--watch", "GOLD")
+    try:
+        await d.beat(lambda b: b["status"] == "running" and b["mode"] == "shadow", "running in shadow")
+        for _ in range(100):  # the subscription may land after the first heartbeat: quote until seen
+            await push_price(sim, mid_of(sim) + Decimal("0.1"))
+            beat = heartbeat(project / "data")
+            if beat is not None and beat["quotes"] >= 1:
+                break
+            await asyncio.sleep(0.3)
+        await d.beat(lambda b: b["quotes"] >= 1, "a quote")
+        await until(lambda: "safety.margin" in audit_kinds(project), "a margin reading")
+        rc, err = await d.terminate()
+    finally:
+        if d.proc.poll() is None:
+            await d.kill()
+    assert rc == 0, err[-4000:]
+    assert read_store(project / "data", lambda s: s.get_state("safety.margin"))["level"] == "ok"
+    assert sim.count("/accounts", method="GET") >= 1  # the account was read (paths as recorded)
+    for path in ("/positions", "/workingorders"):  # nothing transmitted
+        assert sim.count(path, method="POST") == 0 and sim.count(path, method="PUT") == 0
+        assert sim.count(path, method="DELETE") == 0

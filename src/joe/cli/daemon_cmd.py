@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -92,6 +92,7 @@ async def _run(
                               audit=rt.audit)  # fmt: skip
     ctx = SafetyContext.from_runtime(rt)
     closers = []
+    periodic: list[tuple[str, float, Any]] = []
     desk = None
     on_run = pipeline_runner(broker, rt.audit)
     if broker != "sim" and rt.mode == "live":
@@ -99,6 +100,12 @@ async def _run(
 
         desk = DeskHolder(lambda: build_desk(rt, broker, hours, stream, monitor, ctx), rt.audit)
         on_run = desk.hand_over(on_run)
+    elif broker != "sim" and rt.mode == "shadow":
+        from joe.runtime.daemon_live import open_shadow_account
+
+        check_margin, close = await open_shadow_account(rt, broker, hours, stream, ctx)
+        periodic.append(("margin", cfg.margin_check_s, check_margin))
+        closers.append(close)
     elif broker != "sim":
         source, close = await open_quote_source(rt, broker, hours)
         stream.add_source(source)
@@ -115,7 +122,7 @@ async def _run(
         on_run=on_run, safety_gate=safety.entries_allowed,
         start=desk.start if desk else None, stop=desk.stop if desk else None,
         reconcile=desk.reconcile if desk else None,
-        periodic=[("margin", cfg.margin_check_s, desk.check_margin)] if desk else [],
+        periodic=[("margin", cfg.margin_check_s, desk.check_margin)] if desk else periodic,
     )  # fmt: skip
     daemon.install_signal_handlers()
     console.print(f"daemon running ({rt.mode}, broker {broker}); SIGTERM or Ctrl-C stops it")

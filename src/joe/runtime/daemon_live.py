@@ -62,9 +62,10 @@ class TrailPolicy:
 
 
 async def open_live_connection(
-    rt: Runtime, broker: str, hours: MarketHours | None
+    rt: Runtime, broker: str, hours: MarketHours | None, *, watch_orders: bool = True
 ) -> tuple[QuoteSource, ExecutionClient, Callable[[], Awaitable[None]]]:
-    """Connect to `broker` once and return (quote source, execution client, closer)."""
+    """Connect to `broker` once and return (quote source, execution client, closer).
+    `watch_orders`: Capital.com's order events are polled (live); shadow reads the account only."""
     if broker == "ibkr":
         from joe.brokers.ibkr.factory import create_ibkr
         from joe.execution.quote_sources import IBKRQuoteSource
@@ -100,7 +101,8 @@ async def open_live_connection(
         cxc = CapitalExecutionClient(cmd.client, audit=rt.audit)
         # Capital.com's WebSocket carries prices only: stops and targets firing at the broker, and
         # deals closed on the platform, are seen by polling (`Watcher`), fed to the OrderManager.
-        cxc.watch(interval_s=1.0)
+        if watch_orders:
+            cxc.watch(interval_s=1.0)
         return CapitalQuoteSource(CapitalStream(cmd.client, url, audit=rt.audit), hours), cxc, cxc.close
     raise ValueError(f"no live desk for broker {broker!r}: use ibkr or capital")
 
@@ -371,3 +373,18 @@ async def build_desk(
         account_reader=xc.account, on_account=margin_hook(ctx, safety.margin, broker),
     )  # fmt: skip
     return desk, close
+
+
+async def open_shadow_account(
+    rt: Runtime, broker: str, hours: MarketHours | None, stream: PriceStream, ctx: SafetyContext
+) -> tuple[Callable[[], Awaitable[None]], Callable[[], Awaitable[None]]]:
+    """Shadow: the live connection for quotes and the account (margin monitor), no order path.
+    Returns (margin check, closer); the quote source is attached to `stream`."""
+    source, xc, close = await open_live_connection(rt, broker, hours, watch_orders=False)
+    stream.add_source(source)
+    on_account = margin_hook(ctx, rt.config.safety.margin, broker)
+
+    async def check_margin() -> None:
+        on_account(await xc.account())
+
+    return check_margin, close
