@@ -123,8 +123,11 @@ async def test_live_daemon_trails_the_broker_stop_exits_0_and_books_the_stop_fil
 
     d = DaemonProc(project, env, "capital")
     try:
-        await d.beat(lambda b: b["status"] == "running" and b["mode"] == "live" and b["positions"] == 1,
-                     "the bracket watched")  # fmt: skip
+        beat = await d.beat(
+            lambda b: b["status"] == "running" and b["mode"] == "live" and b["positions"] == 1,
+            "the bracket watched",
+        )
+        assert beat["broker_connected"] and beat["reconciled"]["explained"] is True  # reconciled first
         # The price rises 3% in steps: the stop follows at the broker, in steps, confirmed.
         for k in range(1, 7):
             await push_price(sim, m0 * (1 + Decimal("0.005") * k))

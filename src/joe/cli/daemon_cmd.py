@@ -121,7 +121,7 @@ async def _run(
         watch=symbols, schedule=schedule_from_config(cfg.schedule) if schedule else None,
         on_run=on_run, safety_gate=safety.entries_allowed,
         start=desk.start if desk else None, stop=desk.stop if desk else None,
-        reconcile=desk.reconcile if desk else None,
+        reconcile=desk.reconcile if desk else None, beat_extra=desk.beat if desk else None,
         periodic=[("margin", cfg.margin_check_s, desk.check_margin)] if desk else periodic,
     )  # fmt: skip
     daemon.install_signal_handlers()

@@ -77,6 +77,10 @@ def _render(c: Console, s: dict[str, Any]) -> None:
     if d.get("heartbeat"):
         alive = "running" if d["running"] else "STALE" if d["stale"] else "stopped"
         c.print(f"daemon: {alive} (last heartbeat {d['age_s']:.0f}s ago)")
+        rec = d["heartbeat"].get("reconciled")
+        if rec:
+            mark = "" if rec["explained"] else "[bold red]UNEXPLAINED[/] "
+            c.print(f"daemon reconciliation: {mark}{rec['summary']} (at {rec['at']})", soft_wrap=True)
     if s["running_pid"]:
         c.print(f"a Joe process is running on this data folder (pid {s['running_pid']})")
     t = Table(title=f"{len(s['positions'])} open position(s)")

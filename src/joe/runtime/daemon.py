@@ -75,6 +75,7 @@ class Daemon:
         start: Callable[[], Awaitable[None]] | None = None,
         stop: Callable[[], Awaitable[None]] | None = None,
         periodic: Sequence[tuple[str, float, Callable[[], Awaitable[None]]]] = (),
+        beat_extra: Callable[[], dict[str, Any]] | None = None,
     ) -> None:
         self.audit = audit
         self.state = state
@@ -92,6 +93,7 @@ class Daemon:
         self.start_hook = start
         self.stop_hook = stop
         self.periodic = list(periodic)
+        self.beat_extra = beat_extra  # live: the broker connection and the last reconciliation
         self.status = "starting"
         self.runs_done = 0
         self._stop = asyncio.Event()
@@ -246,6 +248,11 @@ class Daemon:
             "positions": len(self.monitor),
             "runs": self.runs_done,
         }
+        if self.beat_extra is not None:
+            try:
+                beat |= self.beat_extra()
+            except Exception:
+                log.exception("heartbeat extra failed")
         try:
             self.state.set_state(HEARTBEAT_KEY, beat)
         except Exception:

@@ -322,6 +322,15 @@ class DeskHolder:
         if self.desk is not None:
             await self.desk.reconcile()
 
+    def beat(self) -> dict[str, Any]:
+        """For the heartbeat: is the broker connected, and what did the last reconciliation say."""
+        rep = self.desk.last_report if self.desk is not None else None
+        return {
+            "broker_connected": self.desk is not None,
+            "reconciled": None if rep is None else {"explained": rep.explained, "at": rep.ts.isoformat(),
+                                                    "summary": rep.summary()},
+        }  # fmt: skip
+
     async def check_margin(self) -> None:
         if self.desk is not None:
             await self.desk.check_margin()
