@@ -102,7 +102,7 @@ def test_config_problem_blocks_live() -> None:
 
 @pytest.mark.parametrize("port", ["7497", "4002"])
 def test_ibkr_paper_account_needs_no_track_record_or_confirmation(port: str) -> None:
-    env = {**IBKR_REAL, "IBKR_PORT": port, "JOE_LIVE_CONFIRM": ""}
+    env = {**IBKR_REAL, "IBKR_PORT": port, "IBKR_ACCOUNT": "DU1234567", "JOE_LIVE_CONFIRM": ""}
     decision, _ = resolve(env, record=None)
     assert decision.mode is TradingMode.LIVE and not decision.real_money
 

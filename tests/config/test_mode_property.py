@@ -1,6 +1,7 @@
-"""Default to paper: over random env vars, yaml contents and track records, the mode is live only
-when an independent oracle says every gate passes, paper otherwise (or shadow when allowed), and
-`resolve_mode` never raises."""
+"""Default to paper: over random env vars (split between the process environment and a `.env`
+file), yaml contents, accounts, ports, URLs and track records, the mode is live only when an
+independent oracle says every gate passes, paper otherwise (or shadow when allowed), real money
+only on a real-money endpoint, and `resolve_mode` never raises."""
 
 from __future__ import annotations
 
@@ -19,6 +20,28 @@ from joe.core.events import NullAudit
 
 LIVE_URL = "https://api-capital.backend-capital.com"
 DEMO_URL = "https://demo-api-capital.backend-capital.com"
+# Each URL with what an independent reading of the allow-list makes of it.
+API_URLS = {
+    LIVE_URL: "live",
+    DEMO_URL: "demo",
+    "https://API-Capital.backend-capital.com/api/v1": "live",
+    "http://127.0.0.1:8080": "loop",
+    "http://localhost:8700/api/v1": "loop",
+    "https://api-capital.backend-capital.com./": "bad",  # trailing dot (issue 10)
+    "https://demo-api-capital.backend-capital.com.": "bad",
+    "http://api-capital.backend-capital.com": "bad",  # not https
+    "https://me@demo-api-capital.backend-capital.com": "bad",  # userinfo
+    "https://demo-api-capital.backend-capital.com.evil.example": "bad",
+    "https://evil.example/api-capital.backend-capital.com": "bad",
+    "https://demo-api-capital.backend-capital.com:99999": "bad",  # port out of range
+}
+STREAM_URLS = {
+    "wss://api-streaming-capital.backend-capital.com/connect": "both",
+    "wss://demo-api-streaming-capital.backend-capital.com/connect": "demo",
+    "ws://127.0.0.1:8701/connect": "loop",
+    "wss://api-streaming-capital.backend-capital.com./connect": "bad",
+    "https://api-streaming-capital.backend-capital.com/connect": "bad",
+}
 TRUE = {"1", "on", "t", "true", "y", "yes"}
 FALSE = {"0", "off", "f", "false", "n", "no"}
 GOOD_REASON = "approved by the risk committee on 2024-05-01"
@@ -52,15 +75,30 @@ env_strategy = st.fixed_dictionaries(
         "CAPITAL_PASSWORD": opt | st.sampled_from(["pw", " "]),
         "CAPITAL_DEMO": opt
         | st.sampled_from(["true", "false", "TRUE", "False", "1", "0", "yes", "off", "maybe"]),
-        "CAPITAL_API_URL": st.none() | st.sampled_from([LIVE_URL, DEMO_URL, "http://127.0.0.1:8080"]),
+        "CAPITAL_API_URL": st.none() | st.sampled_from(sorted(API_URLS)),
+        "CAPITAL_STREAM_URL": st.none() | st.sampled_from(sorted(STREAM_URLS)),
         "CAPITAL_ACCOUNT_ID": opt | st.sampled_from(["ACC123"]),
         "IBKR_HOST": opt | st.sampled_from(["127.0.0.1"]),
-        "IBKR_PORT": opt | st.sampled_from(["7496", "7497", "4001", "4002", "1234", "abc", "0", "70000"]),
+        "IBKR_PORT": opt
+        | st.sampled_from(["7496", "7497", "4001", "4002", "1234", "17497", "abc", "0", "70000"]),
         "IBKR_CLIENT_ID": opt | st.sampled_from(["7", "-1", "x"]),
-        "IBKR_ACCOUNT": opt | st.sampled_from(["DU999"]),
-        "JOE_LIVE_CONFIRM": opt | st.sampled_from(["ACC123", "DU999", " DU999 ", "wrong"]),
+        "IBKR_ACCOUNT": opt | st.sampled_from(["DU999", "U7654321", "DF12345", "du777"]),
+        "JOE_LIVE_CONFIRM": opt | st.sampled_from(["ACC123", "DU999", " DU999 ", "U7654321", "wrong"]),
     }
 )
+
+
+# Variables the test may move from the environment into .env (the lower-case duplicate stays put).
+DOTENV_KEYS = [
+    "TRADING_MODE", "JOE_BROKER", "CAPITAL_API_KEY", "CAPITAL_IDENTIFIER", "CAPITAL_PASSWORD",
+    "CAPITAL_DEMO", "CAPITAL_API_URL", "CAPITAL_STREAM_URL", "CAPITAL_ACCOUNT_ID", "IBKR_HOST",
+    "IBKR_PORT", "IBKR_CLIENT_ID", "IBKR_ACCOUNT", "JOE_LIVE_CONFIRM",
+]  # fmt: skip
+
+
+def _dotenv_safe(value: str) -> bool:
+    """A value a single-quoted .env line carries unchanged."""
+    return value.isprintable() and "'" not in value and "\\" not in value
 
 
 @st.composite
@@ -86,10 +124,10 @@ def near_passing_env(draw: st.DrawFn) -> dict[str, str | None]:
             CAPITAL_API_URL=draw(st.sampled_from([None, LIVE_URL if real else DEMO_URL, LIVE_URL, DEMO_URL])),
         )
     else:
-        account = "DU999"
+        account = "U7654321" if real else draw(st.sampled_from(["DU999", "DF12345"]))
         env.update(
             JOE_BROKER="ibkr",
-            IBKR_PORT=draw(st.sampled_from(["7496", "4001"] if real else ["7497", "4002"])),
+            IBKR_PORT=draw(st.sampled_from(["7496", "4001"] if real else ["7497", "4002", "17497"])),
             IBKR_ACCOUNT=account,
         )
     env["JOE_LIVE_CONFIRM"] = draw(st.sampled_from([account, account, f" {account} ", "wrong", None]))
@@ -155,7 +193,7 @@ yaml_strategy = st.one_of(
                     "ibkr": st.fixed_dictionaries(
                         {
                             "port": st.sampled_from([7496, 7497, 4001, 4002, 5555]),
-                            "account": st.sampled_from(["", "DU999"]),
+                            "account": st.sampled_from(["", "DU999", "U555"]),
                         }
                     ),
                 }
@@ -176,7 +214,21 @@ def _blank(v: str | None) -> bool:
     return v is None or not v.strip()
 
 
-def oracle(env: dict[str, str], doc: Any, record: TrackRecord | None, answer: str | None) -> str:
+def _capital_endpoint(demo: bool, api: str | None, stream: str | None) -> bool:
+    kinds = [API_URLS[api]] if api else []
+    kinds += [STREAM_URLS[stream]] if stream else []
+    if "bad" in kinds:
+        return False
+    loops = [k == "loop" for k in kinds]
+    if any(loops) and not all(loops):
+        return False
+    allowed = {"demo", "loop", "both"} if demo else {"live", "both"}
+    return all(k in allowed for k in kinds)
+
+
+def oracle(
+    env: dict[str, str], doc: Any, record: TrackRecord | None, answer: str | None
+) -> tuple[str, bool]:
     """An independent statement of the rules (deliberately written differently from joe.config.mode)."""
     bad_env = False
     tm = [env[k] for k in ("TRADING_MODE", "trading_mode") if k in env]
@@ -227,41 +279,46 @@ def oracle(env: dict[str, str], doc: Any, record: TrackRecord | None, answer: st
         creds = all(val(n) for n in ("CAPITAL_API_KEY", "CAPITAL_IDENTIFIER", "CAPITAL_PASSWORD"))
         account = val("CAPITAL_ACCOUNT_ID") or cap["account_id"]
         demo = cap["demo"] if demo_env is None else demo_env
-        url = env.get("CAPITAL_API_URL")
-        endpoint_ok = not ((demo and url == LIVE_URL) or (not demo and url == DEMO_URL))
-        real = not demo
+        endpoint_ok = _capital_endpoint(demo, val("CAPITAL_API_URL"), val("CAPITAL_STREAM_URL"))
+        real = endpoint_ok and not demo
     elif broker == "ibkr":
         account = val("IBKR_ACCOUNT") or ib["account"]
         creds = bool(account)
         port = ib["port"] if port_env is None else port_env
-        endpoint_ok = port in (7496, 7497, 4001, 4002)
-        real = port not in (7497, 4002)
+        paper_account = account[:2].upper() in ("DU", "DF")
+        if port in (7496, 4001):
+            endpoint_ok = real = not paper_account
+        elif port in (7497, 4002):
+            endpoint_ok, real = paper_account or not account, False
+        else:  # a simulator: only for a paper account
+            endpoint_ok, real = paper_account, False
     else:
         creds = endpoint_ok = real = False
         account = ""
 
     confirmed = True
-    if real:
+    strict = real or not endpoint_ok  # a failed endpoint is treated as maybe real money
+    if strict:
         given = val("JOE_LIVE_CONFIRM")
         confirmed = bool(account) and (
             given == account if given else answer is not None and answer == account
         )
     tracked = True
-    if real:
-        enough = (
+    if strict:
+        enough = (  # the roadmap's 30 days / 50 trades are a floor the yaml cannot lower
             record is not None
-            and record.paper_days >= live["min_paper_days"]
-            and record.closed_paper_trades >= live["min_paper_trades"]
+            and record.paper_days >= max(live["min_paper_days"], 30)
+            and record.closed_paper_trades >= max(live["min_paper_trades"], 50)
         )
         ov = live["track_record_override"]
         tracked = enough or (ov["enabled"] and len(ov["reason"].strip()) >= 10)
 
-    base = not bad_env and config_ok and broker != "sim" and creds
-    if requested == "live" and base and live["enabled"] and endpoint_ok and confirmed and tracked:
-        return "live"
+    base = not bad_env and config_ok and broker != "sim" and creds and endpoint_ok
+    if requested == "live" and base and live["enabled"] and confirmed and tracked:
+        return "live", real
     if requested == "shadow" and base:
-        return "shadow"
-    return "paper"
+        return "shadow", real
+    return "paper", real
 
 
 @settings(max_examples=800, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -270,17 +327,28 @@ def oracle(env: dict[str, str], doc: Any, record: TrackRecord | None, answer: st
     st.one_of(yaml_strategy, passing_yaml, passing_yaml),
     record_strategy,
     confirm_strategy,
+    st.sets(st.sampled_from(DOTENV_KEYS)),
 )
 def test_mode_is_live_only_when_every_gate_passes(
-    env_spec: dict[str, str | None], yaml_spec: Any, record: TrackRecord | None, answer: str | None
+    env_spec: dict[str, str | None],
+    yaml_spec: Any,
+    record: TrackRecord | None,
+    answer: str | None,
+    in_dotenv: set[str],
 ) -> None:
     env = {k: v for k, v in env_spec.items() if v is not None}
+    # Some variables come from a .env file instead of the environment (the same values: the oracle
+    # reads the merged view; the lower-case duplicate stays in the environment).
+    in_dotenv = {k for k in in_dotenv if k in env and _dotenv_safe(env[k])}
+    process = {k: v for k, v in env.items() if k not in in_dotenv}
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "execution.yaml"
         if yaml_spec != "MISSING":
             path.write_text(yaml_spec if isinstance(yaml_spec, str) else yaml.safe_dump(yaml_spec))
         config, problems = load_execution_config_tolerant(path)
-    settings_ = load_settings(env)
+        dotenv = Path(tmp) / ".env"
+        dotenv.write_text("".join(f"{k}='{env[k]}'\n" for k in sorted(in_dotenv)))
+        settings_ = load_settings(process, dotenv)
 
     def confirm(prompt: str) -> str:
         if answer == "RAISE":
@@ -299,9 +367,14 @@ def test_mode_is_live_only_when_every_gate_passes(
     )
 
     doc = yaml_spec if isinstance(yaml_spec, dict) else None
-    expected = oracle(env, doc, record, None if answer == "RAISE" else answer)
+    expected, real = oracle(env, doc, record, None if answer == "RAISE" else answer)
     event(f"mode={expected} real_money={decision.real_money}")
     assert decision.mode.value == expected, (decision.gates, decision.reasons)
+    assert decision.real_money == real, decision.gates  # real money only on a real-money endpoint
+    for name in in_dotenv & set(decision.provenance):
+        dropped = any(p.startswith(name) for p in settings_.problems)  # invalid: the default applies
+        if env[name].strip() and not dropped and not (name == "TRADING_MODE" and "trading_mode" in process):
+            assert decision.provenance[name].startswith(".env"), (name, decision.provenance)
     assert (decision.mode is TradingMode.LIVE) == all(g.passed for g in decision.gates)
     events = [e for e, _, _ in audit.records]
     assert events[-1] in ("mode.resolved", "mode.fallback")

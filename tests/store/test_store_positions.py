@@ -6,7 +6,7 @@ from datetime import timedelta
 from decimal import Decimal
 
 import pytest
-from store_builders import T0, make_fill, make_order
+from store_builders import T0, make_signal
 
 from joe.store import DuplicatePositionError, NotFoundError, Store, StoreError, TrackRecord
 
@@ -127,17 +127,44 @@ def test_queries_filter_and_order(store: Store) -> None:
         _open(store, "zero", quantity=Decimal(0))
 
 
-def test_paper_track_record(store: Store) -> None:
+def _run(store: Store, run_id: str, started, as_of, signals: list[str]) -> None:
+    store.start_run(run_id, "paper", "sim", "sample", as_of=as_of, started_at=started)
+    store.save_signals(run_id, [make_signal(sid) for sid in signals])
+
+
+def test_paper_track_record_counts_on_the_day_runs(store: Store) -> None:
     assert store.paper_track_record(now=T0) == TrackRecord(paper_days=0, closed_paper_trades=0)
-    # A paper fill ten days before the first paper position starts the clock.
-    store.save_order(make_order(), broker="sim", mode="paper")
-    store.record_fill(make_fill("f1", minutes=-10 * 24 * 60), broker="sim", mode="paper")
+    _run(store, "r1", T0, T0, ["s0", "s1", "s2"])
     for i in range(3):
         p = _open(store, f"s{i}", opened_at=T0)
         if i < 2:
-            store.close_position(p.id, Decimal(1), "target", Decimal(1), T0)
+            store.close_position(p.id, Decimal(1), "target", Decimal(1), T0 + timedelta(days=1))
+    _run(store, "r2", T0 + timedelta(days=1, hours=3), T0 + timedelta(days=1), [])
     # Live and shadow activity does not count.
     live = _open(store, "live-1", mode="live", opened_at=T0 - timedelta(days=100))
     store.close_position(live.id, Decimal(1), "target", Decimal(1), T0)
-    rec = store.paper_track_record(now=T0 + timedelta(days=20, hours=23))
+    rec = store.paper_track_record(now=T0 + timedelta(days=30, hours=23))
     assert rec == TrackRecord(paper_days=30, closed_paper_trades=2)
+
+
+def test_back_dated_runs_make_no_track_record(store: Store) -> None:
+    """Issue 10: 13 back-dated `--as-of` runs in 45 seconds made paper_days=3246 and 100 closed trades."""
+    for n in range(13):
+        sids = [f"b{n}-{k}" for k in range(8)]
+        _run(store, f"old{n}", T0 + timedelta(seconds=3 * n), T0 - timedelta(days=3246 - 200 * n), sids)
+        for sid in sids:
+            p = _open(store, sid, opened_at=T0 - timedelta(days=3246 - 200 * n))
+            store.close_position(p.id, Decimal(1), "stop", Decimal(-1), T0 - timedelta(days=3200 - 200 * n))
+    assert store.paper_track_record(now=T0 + timedelta(seconds=45)) == TrackRecord(0, 0)
+    # An honest run today starts the clock; the trades the back-dated runs closed still do not count.
+    _run(store, "today", T0 + timedelta(minutes=5), T0, [])
+    assert store.paper_track_record(now=T0 + timedelta(days=3, hours=1)) == TrackRecord(3, 0)
+
+
+def test_trade_opened_on_the_day_but_closed_on_a_future_bar_does_not_count(store: Store) -> None:
+    _run(store, "r1", T0, T0 - timedelta(days=1), ["s0"])
+    p = _open(store, "s0", opened_at=T0 - timedelta(days=1))
+    # A forward-dated run (as-of beyond its own day) books the close: not a closed trade yet.
+    _run(store, "future", T0 + timedelta(hours=1), T0 + timedelta(days=90), [])
+    store.close_position(p.id, Decimal(1), "target", Decimal(1), T0 + timedelta(days=80))
+    assert store.paper_track_record(now=T0 + timedelta(days=2)).closed_paper_trades == 0

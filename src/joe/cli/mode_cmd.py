@@ -90,7 +90,13 @@ def render_json(settings: Settings, decision: ModeDecision, config_path: str) ->
     return json.dumps(doc, indent=2, sort_keys=True)
 
 
-def render_table(console: Console, settings: Settings, decision: ModeDecision, config_path: str) -> None:
+def render_table(
+    console: Console,
+    settings: Settings,
+    decision: ModeDecision,
+    config_path: str,
+    rollout_lines: list[str] | None = None,
+) -> None:
     """The human-readable view: mode, gates, reasons, credentials."""
     colour = {"paper": "green", "shadow": "yellow", "live": "bold red"}[decision.mode.value]
     console.print(
@@ -106,6 +112,14 @@ def render_table(console: Console, settings: Settings, decision: ModeDecision, c
     console.print(table)
     for reason in decision.reasons:
         console.print(f"- {reason}", markup=False, soft_wrap=True)
+    for warning in decision.warnings:
+        console.print(f"! {warning}", markup=False, soft_wrap=True, style="yellow")
+    if decision.provenance:
+        shown = ", ".join(f"{k}={v}" for k, v in decision.provenance.items())
+        console.print(f"settings from: {shown}", markup=False, soft_wrap=True)
+    if rollout_lines is not None:
+        for line in rollout_lines:
+            console.print(line, markup=False, soft_wrap=True)
     creds = ", ".join(f"{k}={v}" for k, v in credential_status(settings).items())
     console.print(f"credentials: {creds}", markup=False, soft_wrap=True)
 

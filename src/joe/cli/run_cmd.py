@@ -35,8 +35,9 @@ def run_command(
         bool, typer.Option("--once", help="Run the pipeline once and exit (the only mode today).")
     ] = False,
     broker: Annotated[
-        str, typer.Option(help="Market data and execution venue: sim, capital or ibkr.")
-    ] = "sim",
+        str | None,
+        typer.Option(help="Market data and execution venue: sim, capital or ibkr (default: JOE_BROKER, sim)."),
+    ] = None,
     source: Annotated[
         str | None,
         typer.Option(help="With --broker sim: sample (the default), csv:PATH or parquet:PATH."),
@@ -59,7 +60,7 @@ def run_command(
     if not once:
         console.print("`joe run` needs --once; the long-running process is `joe daemon`.")
         raise typer.Exit(ExitCode.USAGE)
-    if broker not in ("sim", "capital", "ibkr"):
+    if broker is not None and broker not in ("sim", "capital", "ibkr"):
         console.print(f"--broker must be sim, capital or ibkr, not {broker!r}")
         raise typer.Exit(ExitCode.USAGE)
     if source is not None and broker != "sim":  # given explicitly, even `sample`: never ignored silently
@@ -82,6 +83,7 @@ def run_command(
     from joe.runtime.bootstrap import bootstrap
     from joe.runtime.run_once import (
         BookRefused,
+        EndpointRefused,
         LiveModeUnavailable,
         RunArgumentError,
         RunFailed,
@@ -124,9 +126,10 @@ def run_command(
         console.print(f"[red]Refused[/]: {exc}", soft_wrap=True)
         raise typer.Exit(ExitCode.REFUSED) from None
     progress = RichProgress(console)
+    chosen = rt.settings.broker  # --broker if given, else JOE_BROKER (env or .env), else sim
     try:
-        outcome = run_once_sync(rt, RunOptions(broker, source, as_of_date, push, scan, date_format), progress)
-    except (LiveModeUnavailable, BookRefused, SafetyRefused) as exc:
+        outcome = run_once_sync(rt, RunOptions(chosen, source, as_of_date, push, scan, date_format), progress)
+    except (LiveModeUnavailable, BookRefused, SafetyRefused, EndpointRefused) as exc:
         progress.stop()
         console.print(f"[red]Refused[/]: {exc}", soft_wrap=True)
         raise typer.Exit(ExitCode.REFUSED) from None

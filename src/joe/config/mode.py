@@ -9,18 +9,22 @@
 5. `broker`        JOE_BROKER is capital or ibkr (sim has no live endpoint).
 6. `credentials`   capital: CAPITAL_API_KEY + CAPITAL_IDENTIFIER + CAPITAL_PASSWORD;
                    ibkr: host, port, client id and account (env or yaml).
-7. `endpoint`      IBKR port 7497/4002 = paper account, 7496/4001 = real money, other = contradictory;
-                   Capital CAPITAL_DEMO (env wins over yaml); a CAPITAL_API_URL on the other
-                   environment's host is contradictory.
+7. `endpoint`      (`joe.config.endpoints`) IBKR: the account agrees with the port (DU…/DF… paper
+                   accounts on 7497/4002, live accounts on 7496/4001; another port only for a paper
+                   account). Capital: CAPITAL_DEMO (env wins over yaml) picks the environment and
+                   CAPITAL_API_URL / CAPITAL_STREAM_URL must be on its host allow-list (or loopback,
+                   demo only).
 8. `confirmation`  real money only: JOE_LIVE_CONFIRM, or the interactive `confirm` answer, equals the
                    configured account id (CAPITAL_ACCOUNT_ID / IBKR_ACCOUNT, env or yaml).
 9. `track_record`  real money only: >= live.min_paper_days days and >= live.min_paper_trades closed
-                   paper trades, or `live.track_record_override` enabled with a reason of >= 10 chars
-                   (audited as `mode.override`).
+                   paper trades (never less than the roadmap's 30 / 50: a lower yaml value is raised
+                   to the floor), or `live.track_record_override` enabled with a reason of >= 10
+                   chars (audited as `mode.override`).
 
-Shadow (live prices, no live orders) needs gates 2, 3, 5 and 6. Anything not granted resolves to
-paper; a refused live/shadow request or an unknown value is logged as a WARNING and audited as
-`mode.fallback`. Every decision is audited as `mode.resolved` (no secrets).
+Shadow (live prices, no live orders) needs gates 2, 3, 5, 6 and 7. Where each setting came from
+(env, .env, yaml, default: `joe.config.provenance`) is part of the decision and its audit record.
+Anything not granted resolves to paper; a refused live/shadow request or an unknown value is
+logged as a WARNING and audited as `mode.fallback`. Every decision is audited as `mode.resolved` (no secrets).
 """
 
 from __future__ import annotations
@@ -30,7 +34,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlparse
+
+from joe.config.provenance import dotenv_selected, mode_provenance
 
 if TYPE_CHECKING:  # keep this module import-light: the store imports TrackRecord from here
     from joe.config.loader import ConfigProblem
@@ -38,11 +43,14 @@ if TYPE_CHECKING:  # keep this module import-light: the store imports TrackRecor
     from joe.config.settings import Settings
     from joe.core.events import AuditSink
 
-IBKR_LIVE_PORTS = frozenset({7496, 4001})
-IBKR_PAPER_PORTS = frozenset({7497, 4002})
-CAPITAL_LIVE_HOSTS = frozenset({"api-capital.backend-capital.com"})
-CAPITAL_DEMO_HOSTS = frozenset({"demo-api-capital.backend-capital.com"})
+from joe.config.endpoints import IBKR_LIVE_PORTS, IBKR_PAPER_PORTS, capital_endpoint, ibkr_endpoint
+
+__all__ = ["IBKR_LIVE_PORTS", "IBKR_PAPER_PORTS"]
 MIN_OVERRIDE_REASON = 10
+# The roadmap's floor for the paper track record (DESIGN.md "Mode gates for live"): a yaml value
+# below it is raised to it; only the audited `live.track_record_override` skips the gate.
+FLOOR_PAPER_DAYS = 30
+FLOOR_PAPER_TRADES = 50
 
 
 class TradingMode(StrEnum):
@@ -82,6 +90,9 @@ class ModeDecision:
     broker: str = "sim"
     account_id: str = ""
     override_used: bool = False
+    provenance: dict[str, str] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+    simulator: bool = False
 
     @property
     def fell_back(self) -> bool:
@@ -183,33 +194,15 @@ def _credentials(s: Settings, c: _Ctx) -> Gate:
     return Gate("credentials", True, f"{c.broker} credentials present")
 
 
-def _endpoint(s: Settings, c: _Ctx) -> tuple[Gate, bool]:
-    """The endpoint gate and whether the endpoint is (or may be) real money."""
+def _endpoint(s: Settings, c: _Ctx) -> tuple[Gate, bool, bool]:
+    """The endpoint gate, whether the endpoint is real money, and whether it is a local simulator."""
     if c.broker == "ibkr":
-        if c.ibkr_port in IBKR_LIVE_PORTS:
-            return Gate("endpoint", True, f"IBKR port {c.ibkr_port}: REAL-MONEY account"), True
-        if c.ibkr_port in IBKR_PAPER_PORTS:
-            return Gate("endpoint", True, f"IBKR port {c.ibkr_port}: IBKR paper account"), False
-        return Gate(
-            "endpoint",
-            False,
-            f"IBKR port {c.ibkr_port} is neither a paper (7497/4002) "
-            "nor a live (7496/4001) port: contradictory",
-        ), True
-    if c.broker == "capital":
-        host = (urlparse(s.capital_api_url).hostname or "").lower() if s.capital_api_url else ""
-        if c.capital_demo and host in CAPITAL_LIVE_HOSTS:
-            return Gate(
-                "endpoint", False, "CAPITAL_DEMO is true but CAPITAL_API_URL is the live host: contradictory"
-            ), True
-        if not c.capital_demo and host in CAPITAL_DEMO_HOSTS:
-            return Gate(
-                "endpoint", False, "CAPITAL_DEMO is false but CAPITAL_API_URL is the demo host: contradictory"
-            ), True
-        if c.capital_demo:
-            return Gate("endpoint", True, "Capital.com demo account"), False
-        return Gate("endpoint", True, "Capital.com REAL-MONEY account (CAPITAL_DEMO=false)"), True
-    return Gate("endpoint", False, "sim broker has no live endpoint"), False
+        v = ibkr_endpoint(c.ibkr_port, c.account)
+    elif c.broker == "capital":
+        v = capital_endpoint(bool(c.capital_demo), s.capital_api_url, s.capital_stream_url)
+    else:
+        return Gate("endpoint", False, "sim broker has no live endpoint"), False, False
+    return Gate("endpoint", v.ok, v.detail), v.ok and v.real_money, v.simulator
 
 
 def _confirmation(s: Settings, c: _Ctx, real_money: bool, confirm: Callable[[str], str] | None) -> Gate:
@@ -244,13 +237,22 @@ def _track_record(config: ExecutionConfig, real_money: bool, record: TrackRecord
     if not real_money:
         return Gate("track_record", True, "not required (paper/demo account)"), False
     live = config.live
-    need = f"needs >= {live.min_paper_days} days and >= {live.min_paper_trades} closed paper trades"
+    min_days = max(int(live.min_paper_days), FLOOR_PAPER_DAYS)
+    min_trades = max(int(live.min_paper_trades), FLOOR_PAPER_TRADES)
+    need = f"needs >= {min_days} days and >= {min_trades} closed paper trades"
+    if (min_days, min_trades) != (live.min_paper_days, live.min_paper_trades):
+        need += (
+            f" (yaml live.min_paper_days={live.min_paper_days} / "
+            f"live.min_paper_trades={live.min_paper_trades} is below the floor of "
+            f"{FLOOR_PAPER_DAYS} / {FLOOR_PAPER_TRADES}: the floor applies; only "
+            "live.track_record_override with a reason skips it)"
+        )
     if record is None:
         have, ok = "no store: paper track record unavailable", False
     else:
         days, trades = int(record.paper_days), int(record.closed_paper_trades)
-        ok = days >= live.min_paper_days and trades >= live.min_paper_trades
-        have = f"{days} days, {trades} closed paper trades"
+        ok = days >= min_days and trades >= min_trades
+        have = f"{days} on-the-day days, {trades} closed paper trades"
     if ok:
         return Gate("track_record", True, f"{have} ({need.removeprefix('needs ')})"), False
     override = live.track_record_override
@@ -303,12 +305,15 @@ def _evaluate(
         )
     )
     gates.append(_credentials(settings, ctx))
-    endpoint, real_money = _endpoint(settings, ctx)
+    endpoint, real_money, simulator = _endpoint(settings, ctx)
+    # Confirmation and track record are asked of anything that is, or might be, real money: an
+    # endpoint that failed its own gate is treated as real money for them (fail closed).
+    maybe_real = real_money or (not endpoint.passed and ctx.broker != "sim")
     gates.append(endpoint)
-    track, override_used = _track_record(config, real_money, track_record)
+    track, override_used = _track_record(config, maybe_real, track_record)
     # Only ask a human when everything else already allows live: never prompt for a doomed request.
     others_ok = requested == "live" and track.passed and all(g.passed for g in gates)
-    gates.append(_confirmation(settings, ctx, real_money, confirm if others_ok else None))
+    gates.append(_confirmation(settings, ctx, maybe_real, confirm if others_ok else None))
     gates.append(track)
     by_name = {g.name: g for g in gates}
 
@@ -319,7 +324,7 @@ def _evaluate(
         reasons = failed([g.name for g in gates])
         mode = TradingMode.PAPER if reasons else TradingMode.LIVE
     elif requested == "shadow":
-        reasons = failed(["settings", "config", "broker", "credentials"])
+        reasons = failed(["settings", "config", "broker", "credentials", "endpoint"])
         mode = TradingMode.PAPER if reasons else TradingMode.SHADOW
     elif requested == "paper":
         mode = TradingMode.PAPER
@@ -330,6 +335,15 @@ def _evaluate(
         reasons = [f"TRADING_MODE={settings.trading_mode.strip()[:40]!r} is not one of paper, live, shadow"]
     if mode is TradingMode.PAPER and requested in ("live", "shadow"):
         reasons.insert(0, f"{requested} requested but refused: falling back to paper")
+    provenance = mode_provenance(settings, config, ctx.broker)
+    warnings: list[str] = []
+    if simulator:
+        warnings.append(f"{ctx.broker}: {endpoint.detail}")
+    from_dotenv = dotenv_selected(provenance, ("TRADING_MODE", "JOE_BROKER", "IBKR_PORT", "CAPITAL_DEMO"))
+    if from_dotenv and requested in ("live", "shadow"):
+        where = ", ".join(f"{n} from {provenance[n]}" for n in from_dotenv)
+        money = " with REAL MONEY" if real_money else ""
+        warnings.append(f"a .env file selects {requested.upper()}{money}: {where}")
     return ModeDecision(
         requested=settings.trading_mode,
         mode=mode,
@@ -339,6 +353,9 @@ def _evaluate(
         broker=ctx.broker,
         account_id=ctx.account,
         override_used=override_used and mode is TradingMode.LIVE,
+        provenance=provenance,
+        warnings=warnings,
+        simulator=simulator,
     )
 
 
@@ -368,6 +385,8 @@ def _audit_payload(d: ModeDecision) -> dict[str, Any]:
         "account_id": d.account_id,
         "gates": [asdict(g) for g in d.gates],
         "reasons": list(d.reasons),
+        "provenance": dict(d.provenance),
+        "warnings": list(d.warnings),
     }
 
 

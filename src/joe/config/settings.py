@@ -74,6 +74,9 @@ class Settings(BaseSettings):
 
     # Filled by the loader, never from the environment: why a value was dropped or contradicted.
     problems: tuple[str, ...] = Field(default=(), validation_alias="problems")
+    # Filled by the loader: env var name -> where its value came from ("env" or ".env"); a variable
+    # not listed was not set (the yaml or the built-in default applies). See `joe.config.provenance`.
+    sources: dict[str, str] = Field(default_factory=dict, validation_alias="sources")
 
     @field_validator("broker", mode="before")
     @classmethod
@@ -111,7 +114,7 @@ def env_names() -> dict[str, str]:
     out: dict[str, str] = {}
     for name, info in Settings.model_fields.items():
         alias = info.validation_alias
-        if isinstance(alias, str) and name != "problems":
+        if isinstance(alias, str) and name not in ("problems", "sources"):
             out[name] = alias
     return out
 
@@ -121,11 +124,15 @@ SECRET_FIELDS = frozenset(
 )
 
 
-def _gather(environ: Mapping[str, str], dotenv: Mapping[str, str | None]) -> tuple[dict[str, str], list[str]]:
-    """Pick each known variable case-insensitively; the process env wins over `.env`."""
+def _gather(
+    environ: Mapping[str, str], dotenv: Mapping[str, str | None], origins: dict[str, str] | None = None
+) -> tuple[dict[str, str], list[str]]:
+    """Pick each known variable case-insensitively; the process env wins over `.env`.
+
+    `origins` (if given) receives env var name -> "env" / ".env" for every variable picked."""
     problems: list[str] = []
     merged: dict[str, str] = {}
-    for source in (dotenv, environ):  # later source wins
+    for origin, source in ((".env", dotenv), ("env", environ)):  # later source wins
         by_lower: dict[str, list[tuple[str, str]]] = {}
         for key, value in source.items():
             if value is not None:
@@ -139,6 +146,8 @@ def _gather(environ: Mapping[str, str], dotenv: Mapping[str, str | None]) -> tup
                 # e.g. both TRADING_MODE and trading_mode set, to different values.
                 problems.append(f"{env_name} is set more than once with different letter case and values")
             merged[field] = exact[0] if exact else hits[0][1]
+            if origins is not None:
+                origins[env_name] = origin
     return merged, problems
 
 
@@ -195,8 +204,9 @@ class _TolerantEnvSource(PydanticBaseSettingsSource):
     def __call__(self) -> dict[str, Any]:
         if _EXPLICIT.get():
             return {}
-        values, problems = _collect(os.environ, Path(".env"))
-        return {**values, "problems": tuple(problems)}
+        origins: dict[str, str] = {}
+        values, problems = _collect(os.environ, Path(".env"), origins)
+        return {**values, "problems": tuple(problems), "sources": origins}
 
 
 def _read_dotenv(env_file: Path, problems: list[str]) -> Mapping[str, str | None]:
@@ -215,7 +225,9 @@ def _read_dotenv(env_file: Path, problems: list[str]) -> Mapping[str, str | None
     return dotenv_values(stream=io.StringIO("\n".join(good) + "\n"))
 
 
-def _collect(environ: Mapping[str, str], env_file: Path | None) -> tuple[dict[str, Any], list[str]]:
+def _collect(
+    environ: Mapping[str, str], env_file: Path | None, origins: dict[str, str] | None = None
+) -> tuple[dict[str, Any], list[str]]:
     dotenv: Mapping[str, str | None] = {}
     problems: list[str] = []
     if env_file is not None and env_file.is_file():
@@ -223,7 +235,7 @@ def _collect(environ: Mapping[str, str], env_file: Path | None) -> tuple[dict[st
             dotenv = _read_dotenv(env_file, problems)
         except OSError as exc:
             problems.append(f"{env_file}: cannot read ({type(exc).__name__}); ignored")
-    raw, gather_problems = _gather(environ, dotenv)
+    raw, gather_problems = _gather(environ, dotenv, origins)
     problems.extend(gather_problems)
     return _build(raw, problems), problems
 
@@ -239,11 +251,17 @@ def load_settings(environ: Mapping[str, str] | None = None, env_file: Path | Non
         environ = os.environ
         if env_file is None:
             env_file = Path(".env")
-    values, problems = _collect(environ, env_file)
+    origins: dict[str, str] = {}
+    values, problems = _collect(environ, env_file, origins)
+    origins = {  # only values in use: an empty variable means "not set", a dropped value is not used
+        name: (f".env ({env_file})" if origin == ".env" else origin)
+        for name, origin in origins.items()
+        if any(env_names().get(f) == name for f in values)
+    }
     token = _EXPLICIT.set(True)
     try:
         try:
-            return Settings(**values, problems=tuple(problems))
+            return Settings(**values, problems=tuple(problems), sources=origins)
         except Exception as exc:  # belt and braces: _build already validated every field
             problems.append(f"settings invalid ({type(exc).__name__}); using defaults")
             return Settings(problems=tuple(problems))

@@ -65,7 +65,8 @@ def bootstrap(
     register_secrets_from_env(os.environ)
     settings = load_settings()
     if broker is not None and broker != settings.broker:
-        settings = settings.model_copy(update={"broker": broker})
+        sources = {**settings.sources, "JOE_BROKER": "--broker"}
+        settings = settings.model_copy(update={"broker": broker, "sources": sources})
     _register_setting_secrets(settings)
     configure_logging(settings.log_level, json=settings.log_json, stream=log_stream)
     data_dir = Path(settings.data_dir)

@@ -16,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime
 
+from joe.brokers.ibkr.ports import PortModeMismatch
 from joe.core.clock import utcnow
 from joe.core.ids import new_run_id
 from joe.core.logging import get_logger
@@ -48,6 +49,11 @@ class _Silent:
 
 class LiveModeUnavailable(RuntimeError):
     """The resolved mode needs a live/shadow portfolio, which this command does not run."""
+
+
+class EndpointRefused(RuntimeError):
+    """The broker endpoint does not fit the resolved mode (e.g. a real-money IBKR port in paper mode,
+    a Capital.com host off the allow-list): refused for safety (exit 3), nothing was sent."""
 
 
 class RunFailed(RuntimeError):
@@ -138,6 +144,11 @@ async def run_once(
         if st.run_started:
             rt.store.finish_run(st.run_id, "refused", {"reason": str(exc)})
         raise
+    except PortModeMismatch as exc:  # refused before any order: a safety refusal, not a failure
+        rt.audit.record("run.refused", {"reason": str(exc)}, run_id=st.run_id)
+        if st.run_started:
+            rt.store.finish_run(st.run_id, "refused", {"reason": str(exc)})
+        raise EndpointRefused(str(exc)) from exc
     except Exception as exc:
         raise _fail(st, exc) from exc
     assert st.paths is not None and st.result is not None and st.as_of_ts is not None
@@ -165,6 +176,7 @@ def run_once_sync(rt: Runtime, opts: RunOptions, progress: Progress | None = Non
 
 __all__ = [
     "BookRefused",
+    "EndpointRefused",
     "LiveModeUnavailable",
     "RunArgumentError",
     "RunFailed",

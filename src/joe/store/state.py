@@ -8,17 +8,22 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import RowMapping, func, select
+from sqlalchemy import RowMapping, select
 
 from joe.config.mode import TrackRecord  # one definition: the live gate reads what the store counts
 from joe.core.clock import ensure_utc, utcnow
 from joe.store._base import StoreBase, check_mode, upsert
 from joe.store.records import EquityPoint, PaperAccountRow
 from joe.store.schema import equity_history as equity_t
-from joe.store.schema import fills as fills_t
 from joe.store.schema import kv_state as kv_t
 from joe.store.schema import paper_account as account_t
+from joe.store.schema import pipeline_runs as runs_t
 from joe.store.schema import positions as pos_t
+from joe.store.schema import signals as sig_t
+
+# A run's as-of may be up to this many calendar days before the day it ran and still be "its own
+# trading day" (Friday's bar on a Monday morning before the close, or after a holiday).
+ON_THE_DAY_SLACK_DAYS = 4
 
 
 def _account(r: RowMapping) -> PaperAccountRow:
@@ -98,24 +103,48 @@ class StateRepository(StoreBase):
         return [EquityPoint(ts=r["ts"], mode=r["mode"], equity=r["equity"], cash=r["cash"]) for r in rows]
 
     def paper_track_record(self, now: datetime | None = None) -> TrackRecord:
-        """Paper days (whole days since the first paper fill or position) and closed paper trades."""
+        """The paper track record the live gate reads, counted so that back-dating cannot inflate it.
+
+        Only *on-the-day* paper runs count: runs whose as-of was their own trading day, i.e. at most
+        `ON_THE_DAY_SLACK_DAYS` calendar days before the wall-clock day the run started (a weekend or
+        holiday uses the bar before). A back-dated `joe run --once --as-of 2005-01-03` is not one.
+
+        - `paper_days`: whole wall-clock days since the first on-the-day paper run started.
+        - `closed_paper_trades`: closed paper positions opened by an on-the-day run and closed on a bar
+          no later than the newest on-the-day run's as-of (so neither end was back- or forward-dated).
+
+        Source of the rule: DESIGN.md "Mode gates for live" (30 calendar days of wall-clock paper
+        trading, 50 closed paper trades); issue 10 (13 back-dated runs made 3246 "days").
+        """
         now = ensure_utc(now) if now is not None else utcnow()
         with self._read() as conn:
-            first_fill = conn.execute(
-                select(func.min(fills_t.c.ts)).where(fills_t.c.mode == "paper")
-            ).scalar()
-            first_open = conn.execute(
-                select(func.min(pos_t.c.opened_at)).where(pos_t.c.mode == "paper")
-            ).scalar()
-            closed = conn.execute(
-                select(func.count())
-                .select_from(pos_t)
+            runs = conn.execute(
+                select(runs_t.c.run_id, runs_t.c.started_at, runs_t.c.as_of).where(
+                    runs_t.c.mode == "paper", runs_t.c.as_of.is_not(None)
+                )
+            ).all()
+            honest: dict[str, datetime] = {}
+            for run_id, started, as_of in runs:
+                started_day, as_of_day = _as_utc(started).date(), _as_utc(as_of).date()
+                if 0 <= (started_day - as_of_day).days <= ON_THE_DAY_SLACK_DAYS:
+                    honest[str(run_id)] = _as_utc(started)
+            if not honest:
+                return TrackRecord(paper_days=0, closed_paper_trades=0)
+            newest_as_of = max(_as_utc(a) for r, _, a in runs if str(r) in honest)
+            closed_rows = conn.execute(
+                select(pos_t.c.closed_at, sig_t.c.run_id)
+                .select_from(pos_t.join(sig_t, pos_t.c.signal_id == sig_t.c.signal_id))
                 .where(pos_t.c.mode == "paper", pos_t.c.status == "closed")
-            ).scalar_one()
-        # func.min bypasses the column type's result processing on some backends; normalise here.
-        starts = [_as_utc(v) for v in (first_fill, first_open) if v is not None]
-        days = max(0, (now - min(starts)).days) if starts else 0
-        return TrackRecord(paper_days=days, closed_paper_trades=int(closed))
+            ).all()
+        closed = sum(
+            1
+            for closed_at, run_id in closed_rows
+            if str(run_id) in honest
+            and closed_at is not None
+            and _as_utc(closed_at).date() <= newest_as_of.date()
+        )
+        days = max(0, (now - min(honest.values())).days)
+        return TrackRecord(paper_days=days, closed_paper_trades=closed)
 
 
 def _as_utc(v: Any) -> datetime:
