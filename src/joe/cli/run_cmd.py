@@ -36,7 +36,7 @@ def run_command(
     ] = False,
     broker: Annotated[
         str | None,
-        typer.Option(help="Market data and execution venue: sim, capital or ibkr (default: JOE_BROKER, sim)."),
+        typer.Option(help="Market data and execution venue: sim, capital or ibkr (default JOE_BROKER)."),
     ] = None,
     source: Annotated[
         str | None,
