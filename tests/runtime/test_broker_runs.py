@@ -125,7 +125,7 @@ def test_run_once_against_ibkr_simulator(project: Path) -> None:
 
 def test_live_ibkr_port_in_paper_mode_is_refused(project: Path) -> None:
     out = run_joe(project, {"IBKR_PORT": "7496"}, "--broker", "ibkr")
-    assert out.returncode == 1
+    assert out.returncode == 3  # refused for safety (issue 10: it was 1)
     assert "7496" in out.stderr
     audit = "".join(f.read_text() for f in (project / "data/audit").glob("*.jsonl"))
     assert "7496" in audit

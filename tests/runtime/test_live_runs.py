@@ -1,9 +1,23 @@
-"""`joe run --once` and the resolved mode: JOE_BROKER is honoured, safety refusals exit 3 (issue 10)."""
+"""`joe run --once` in live and shadow mode (issue 10): JOE_BROKER honoured, safety refusals exit 3, and
+end to end against both simulators."""
 
 from __future__ import annotations
 
+import json
+import os
+import socket
+import sqlite3
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
+import httpx
+import pytest
 from typer.testing import CliRunner
 
 from joe.cli.main import app
@@ -35,3 +49,201 @@ def test_broker_option_still_wins_over_joe_broker(project: Path) -> None:
 def test_bad_source_is_a_bad_argument(project: Path) -> None:
     result = CliRunner().invoke(app, ["run", "--once", "--source", "nowhere:xyz"])
     assert result.exit_code == 2, result.output
+
+
+# ---------------------------------------------------------------------------------------------------
+# End to end: the real CLI in live and shadow mode against `joe sim ibkr` / `joe sim capital`, each a
+# separate process speaking the broker's wire protocol on 127.0.0.1. The simulator's state (its
+# control port: orders, positions, the request log) is the truth the assertions compare against.
+
+JOE = str(Path(sys.executable).with_name("joe"))
+LIVE_CONFIG = "version: 1\nlive:\n  enabled: true\npipeline:\n  universe_size: 60\nai:\n  enabled: false\n"
+CAPITAL_LOGIN = {
+    "CAPITAL_API_KEY": "sim-api-key",
+    "CAPITAL_IDENTIFIER": "trader@example.com",
+    "CAPITAL_PASSWORD": "sim-password",
+}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _wait_listening(proc: subprocess.Popen[str], *ports: int) -> None:
+    deadline = time.monotonic() + 60
+    for port in ports:
+        while True:
+            if proc.poll() is not None:
+                raise AssertionError(f"simulator exited: {proc.stdout.read() if proc.stdout else ''}")
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise AssertionError(f"simulator did not listen on {port}") from None
+                time.sleep(0.1)
+
+
+@contextmanager
+def sim(kind: str) -> Iterator[tuple[dict[str, str], str]]:
+    """Start `joe sim <kind>`; yields (Joe's environment for it, the control base URL)."""
+    port = free_port()
+    extra, env, control = [], {}, f"http://127.0.0.1:{port}"
+    if kind == "ibkr":
+        cport = free_port()
+        extra = ["--control-port", str(cport)]
+        control = f"http://127.0.0.1:{cport}"
+        env = {
+            "JOE_BROKER": "ibkr",
+            "IBKR_PORT": str(port),
+            "IBKR_ACCOUNT": "DU1234567",
+            "IBKR_CLIENT_ID": "7",
+        }
+    else:
+        env = {
+            "JOE_BROKER": "capital",
+            "CAPITAL_API_URL": f"http://127.0.0.1:{port}",
+            "CAPITAL_STREAM_URL": f"ws://127.0.0.1:{port}/connect",
+            **CAPITAL_LOGIN,
+        }
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("CAPITAL_", "IBKR_"))}
+    proc = subprocess.Popen(
+        [JOE, "sim", kind, "--port", str(port), *extra],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={**clean, **CAPITAL_LOGIN} if kind == "capital" else clean,
+    )
+    try:
+        _wait_listening(proc, port, *([int(extra[1])] if extra else []))
+        yield env, control
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+def joe_run(project: Path, env_extra: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    keep = ("CAPITAL_", "IBKR_", "TRADING_MODE", "JOE_BROKER", "JOE_LIVE_CONFIRM")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(keep)}
+    env.update(
+        JOE_DATA_DIR=str(project / "data"), JOE_CONFIG=str(project / "config/execution.yaml"), **env_extra
+    )
+    return subprocess.run(
+        [JOE, "run", "--once"], cwd=project, env=env, capture_output=True, text=True, timeout=400
+    )
+
+
+def live_facts(out: subprocess.CompletedProcess[str]) -> tuple[dict[str, Any], Path]:
+    assert out.returncode == 0, out.stderr[-4000:]
+    line = [ln for ln in out.stdout.splitlines() if ln.startswith("Report: ")][-1]
+    report = Path(line.removeprefix("Report: ")).parent
+    return json.loads((report / "live.json").read_text()), report
+
+
+def get(url: str) -> Any:
+    with httpx.Client(timeout=10) as c:
+        return c.get(url).json()
+
+
+def post(url: str, body: dict[str, Any]) -> None:
+    with httpx.Client(timeout=10) as c:
+        c.post(url, json=body).raise_for_status()
+
+
+def stored_fills(project: Path, coid: str) -> int:
+    with sqlite3.connect(project / "data" / "joe.db") as db:
+        return int(db.execute("select count(*) from fills where client_order_id = ?", (coid,)).fetchone()[0])
+
+
+def _through_stop(stop: str, quantity: str) -> float:
+    """A price beyond a position's stop: below it for a long, above it for a short."""
+    return float(stop) * (0.9 if Decimal(quantity) > 0 else 1.1)
+
+
+@pytest.mark.timeout(900)
+@pytest.mark.parametrize("kind", ["ibkr", "capital"])
+def test_live_runs_open_brackets_then_book_the_stop_fill_once(project: Path, kind: str) -> None:
+    (project / "config/execution.yaml").write_text(LIVE_CONFIG)
+    with sim(kind) as (env, control):
+        env = {**env, "TRADING_MODE": "live"}
+        # Run 1: brackets at the broker (entry, broker-side stop, take-profit).
+        facts, report = live_facts(joe_run(project, env))
+        assert facts["mode"] == "live" and facts["reconciled"] is True
+        entries = [o for o in facts["orders"] if o["leg"] == "entry"]
+        assert entries and all(o["state"] == "FILLED" for o in entries)
+        for e in entries:
+            legs = {o["leg"] for o in facts["orders"] if o["symbol"] == e["symbol"]}
+            assert legs == {"entry", "stop", "target"}
+        assert len(facts["live_vs_paper"]["pairs"]) == len(entries)  # the paper twin took the same signals
+        assert "## Live at" in (report / "report.md").read_text()
+        assert "### Live vs paper" in (report / "report.md").read_text()
+        if kind == "ibkr":  # the simulator holds each bracket: a filled parent, two working children
+            at_sim = get(f"{control}/_sim/orders")["orders"]
+            for e in entries:
+                kids = [o for o in at_sim if o["symbol"] == e["symbol"] and o["parent_id"] != 0]
+                assert sorted(o["order_type"] for o in kids) == ["LMT", "STP"]
+                assert all(o["status"] == "Submitted" for o in kids)
+            held = get(f"{control}/_sim/positions")["positions"]
+        else:
+            held = {p["symbol"]: p["quantity"] for p in facts["positions"]}
+        assert {p["symbol"] for p in facts["positions"]} == {s for s, q in held.items() if Decimal(q) != 0}
+
+        # Between runs the price moves through one position's stop at the simulator: the broker fills it.
+        pos = facts["positions"][0]
+        stop_coid = next(
+            o["client_order_id"]
+            for o in facts["orders"]
+            if o["symbol"] == pos["symbol"] and o["leg"] == "stop"
+        )
+        price = _through_stop(pos["stop"], pos["quantity"])
+        if kind == "ibkr":
+            post(f"{control}/_sim/price", {"symbol": pos["symbol"], "mid": price})
+        else:
+            post(f"{control}/_sim/price", {"epic": pos["symbol"], "mid": price})
+        time.sleep(1.0)
+
+        # Run 2 sees the stop fill (reconciliation) and books it once; run 3 books nothing new.
+        facts2, _ = live_facts(joe_run(project, env))
+        assert facts2["reconciled"] is True, facts2["findings"]
+        assert [f["client_order_id"] for f in facts2["fills"]].count(stop_coid) == 1
+        assert pos["symbol"] not in {p["symbol"] for p in facts2["positions"]}
+        assert stored_fills(project, stop_coid) == 1
+        facts3, _ = live_facts(joe_run(project, env))
+        assert stop_coid not in [f["client_order_id"] for f in facts3["fills"]]
+        assert stored_fills(project, stop_coid) == 1
+        # No second bracket for the same signals: one entry per signal id at the broker.
+        if kind == "ibkr":
+            refs = [o["order_ref"] for o in get(f"{control}/_sim/orders")["orders"]]
+            assert len(refs) == len(set(refs))
+
+
+@pytest.mark.timeout(600)
+@pytest.mark.parametrize("kind", ["ibkr", "capital"])
+def test_shadow_run_sends_no_order_request(project: Path, kind: str) -> None:
+    (project / "config/execution.yaml").write_text(LIVE_CONFIG)
+    with sim(kind) as (env, control):
+        facts, report = live_facts(joe_run(project, {**env, "TRADING_MODE": "shadow"}))
+        assert facts["mode"] == "shadow" and facts["shadow_intents"], facts
+        assert "nothing was transmitted" in (report / "report.md").read_text()
+        requests = get(f"{control}/_sim/requests")["requests"]
+        if kind == "ibkr":
+            assert not [r for r in requests if r["name"] in ("placeOrder", "cancelOrder")]
+            assert get(f"{control}/_sim/orders")["orders"] == []
+            assert any(i["what_if"] for i in facts["shadow_intents"])  # the IBKR margin check ran
+        else:
+            writes = [
+                r
+                for r in requests
+                if r["method"] in ("POST", "PUT", "DELETE") and not r["path"].endswith("/session")
+            ]
+            assert writes == [], writes
+    # The shadow book filled at live quotes with the paper cost model, in its own store.
+    with sqlite3.connect(project / "data" / "twin-shadow.db") as db:
+        assert db.execute("select count(*) from fills").fetchone()[0] > 0
+    with sqlite3.connect(project / "data" / "joe.db") as db:
+        assert db.execute("select count(*) from orders").fetchone()[0] == 0

@@ -16,7 +16,7 @@ from joe.cli.resume_cmd import resume_command
 from joe.cli.run_cmd import run_command
 from joe.cli.sim_cmd import sim_app
 from joe.cli.status_cmd import status_command
-from joe.config.mode import TrackRecord
+from joe.config.mode import ModeDecision, TrackRecord
 from joe.config.settings import Settings
 from joe.core.events import AuditSink
 
@@ -53,6 +53,19 @@ def _track_record(settings: Settings) -> TrackRecord:
         store.close()
 
 
+def _rollout(settings: Settings, decision: ModeDecision) -> list[str]:
+    from joe.config.loader import load_execution_config_tolerant
+    from joe.portfolio.rollout import Rollout
+    from joe.store import open_store
+
+    config, _ = load_execution_config_tolerant(settings.config_path)
+    store = open_store(settings.database_url, data_dir=settings.data_dir)
+    try:
+        return Rollout(config, store, real_money=decision.real_money, broker=decision.broker).lines()
+    finally:
+        store.close()
+
+
 def _audit(settings: Settings) -> AuditSink:
     from joe.audit.log import AuditLog
 
@@ -61,7 +74,7 @@ def _audit(settings: Settings) -> AuditSink:
 
 app.command("run")(run_command)
 app.command("daemon")(daemon_command)
-mode_cmd.register(app, track_record_provider=_track_record, audit_factory=_audit)
+mode_cmd.register(app, track_record_provider=_track_record, audit_factory=_audit, rollout_provider=_rollout)
 app.add_typer(audit_app, name="audit")
 app.command("report")(report)
 app.add_typer(sim_app, name="sim")

@@ -24,6 +24,7 @@ from joe.config.settings import Settings, env_names, load_settings, secret_value
 from joe.core.events import AuditSink
 
 TrackRecordProvider = Callable[[Settings], TrackRecord | None]
+RolloutProvider = Callable[[Settings, ModeDecision], list[str]]
 AuditFactory = Callable[[Settings], AuditSink | None]
 
 # Credentials shown as set/missing (never their values).
@@ -132,6 +133,7 @@ def mode_command(
     environ: Mapping[str, str] | None = None,
     env_file: Path | None = None,
     console: Console | None = None,
+    rollout_provider: RolloutProvider | None = None,
 ) -> ModeDecision:
     """Resolve and print the mode. Read-only: never prompts (confirmation comes from JOE_LIVE_CONFIRM)."""
     audit: AuditSink | None = None
@@ -143,10 +145,18 @@ def mode_command(
     settings, decision, config_path = decide(
         track_record_provider=track_record_provider, audit=audit, environ=environ, env_file=env_file
     )
+    rollout: list[str] = []
+    if rollout_provider is not None and decision.broker in ("ibkr", "capital"):
+        try:
+            rollout = rollout_provider(settings, decision)
+        except Exception as exc:  # the mode is decided already; say the count is unavailable
+            rollout = [f"rollout: count unavailable ({type(exc).__name__})"]
     if json_out:
-        typer.echo(render_json(settings, decision, config_path))
+        doc = json.loads(render_json(settings, decision, config_path))
+        doc["rollout"] = rollout
+        typer.echo(json.dumps(doc, indent=2, sort_keys=True))
     else:
-        render_table(console or Console(), settings, decision, config_path)
+        render_table(console or Console(), settings, decision, config_path, rollout)
     return decision
 
 
@@ -156,12 +166,18 @@ def register(
     track_record_provider: TrackRecordProvider | None = None,
     audit_factory: AuditFactory | None = None,
     name: str = "mode",
+    rollout_provider: RolloutProvider | None = None,
 ) -> None:
     """Add the `mode` command to `app` (the lead's main `joe` app)."""
 
     @app.command(name, help="Show the resolved trading mode and each live gate with PASS/FAIL and why.")
     def _mode(json_out: bool = typer.Option(False, "--json", help="print a JSON object")) -> None:
-        mode_command(json_out, track_record_provider=track_record_provider, audit_factory=audit_factory)
+        mode_command(
+            json_out,
+            track_record_provider=track_record_provider,
+            audit_factory=audit_factory,
+            rollout_provider=rollout_provider,
+        )
 
 
 def make_app(

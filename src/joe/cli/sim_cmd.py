@@ -82,6 +82,10 @@ def ibkr(
     port: Annotated[int, typer.Option(help="TCP port on 127.0.0.1 (7497 is TWS's paper port).")] = 7497,
     server_version: Annotated[int, typer.Option(help="TWS server version to speak (157..178).")] = 178,
     seed: Annotated[int, typer.Option(help="Seed of the simulated prices.")] = 1,
+    control_port: Annotated[
+        int | None,
+        typer.Option("--control-port", help="Also serve /_sim/ (requests, orders, price) on this port."),
+    ] = None,
 ) -> None:
     """Serve the TWS API socket protocol (as TWS / IB Gateway would) until Ctrl-C."""
     _check_port(port)
@@ -90,4 +94,6 @@ def ibkr(
         raise typer.Exit(ExitCode.USAGE)
     from joe.simulators.ibkr.server import run_ibkr_sim
 
-    _serve("IBKR", port, lambda: run_ibkr_sim(port, server_version, seed))
+    if control_port is not None:
+        _check_port(control_port)
+    _serve("IBKR", port, lambda: run_ibkr_sim(port, server_version, seed, control_port))

@@ -23,11 +23,23 @@ class TrackRecordOverride(_Strict):
     reason: str = ""
 
 
+class RolloutConfig(_Strict):
+    """Small-size rollout on a real-money account: the first `trades` live entries and the first
+    `days` days of live trading are sized at `size_fraction` of the normal size and at most
+    `max_notional` each (issue 10; `joe mode` and the report show the count so far)."""
+
+    trades: int = Field(10, ge=0)
+    days: int = Field(5, ge=0)
+    size_fraction: Decimal = Field(Decimal("0.25"), gt=0, le=1)
+    max_notional: Decimal = Field(Decimal(5000), gt=0)
+
+
 class LiveConfig(_Strict):
     enabled: bool = False
     min_paper_days: int = Field(30, ge=0)
     min_paper_trades: int = Field(50, ge=0)
     track_record_override: TrackRecordOverride = TrackRecordOverride()
+    rollout: RolloutConfig = RolloutConfig()
 
 
 class PaperConfig(_Strict):

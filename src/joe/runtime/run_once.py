@@ -37,7 +37,7 @@ from joe.runtime.stages import (
     trade,
     write_report,
 )
-from joe.safety.run_guard import RunGuard
+from joe.safety.run_guard import RunGuard, SafetyRefused
 
 log = get_logger("joe.runtime.run")
 
@@ -111,12 +111,11 @@ async def run_once(
     that cannot be read as given), `RunFailed` (anything
     else, with the run id and what was done). Nothing is traded in the first three cases.
     """
+    if rt.mode not in ("paper", "live", "shadow"):  # defensive: the mode enum has three values
+        rt.audit.record("run.refused", {"mode": rt.mode, "reason": "unknown mode"})
+        raise LiveModeUnavailable(f"TRADING_MODE resolved to {rt.mode!r}; nothing was sent")
     if rt.mode != "paper":
-        rt.audit.record("run.refused", {"mode": rt.mode, "reason": "live/shadow portfolio not available"})
-        raise LiveModeUnavailable(
-            f"TRADING_MODE resolved to {rt.mode}, but `joe run --once` only trades on paper in this version; "
-            "no order was sent. Unset TRADING_MODE (or set it to paper) to run the paper pipeline."
-        )
+        return await _run_live(rt, opts, progress or _Silent(), clock)
     started = clock()
     st = RunState(rt, opts, new_run_id(started), started, progress or _Silent(), clock)
     rt.audit.record(
@@ -165,6 +164,41 @@ async def run_once(
         st.warnings,
         st.delivered,
         len(st.pf.run_fills) if st.pf else 0,
+        not st.pushed_ok,
+    )
+
+
+async def _run_live(
+    rt: Runtime, opts: RunOptions, progress: Progress, clock: Callable[[], datetime]
+) -> RunOutcome:
+    """Live or shadow (`joe.runtime.live_run`); exit-code mapping as for paper."""
+    from joe.runtime.live_run import run_live
+
+    try:
+        st = await run_live(rt, opts, progress, clock)
+    except (BookRefused, RunArgumentError, DataError, SafetyRefused):
+        raise
+    except PortModeMismatch as exc:
+        rt.audit.record("run.refused", {"reason": str(exc)})
+        raise EndpointRefused(str(exc)) from exc
+    except Exception as exc:
+        rt.audit.record("run.failed", {"error": f"{type(exc).__name__}: {exc}", "mode": rt.mode})
+        raise RunFailed("-", exc, "see the report and the audit log for what reached the broker") from exc
+    assert st.paths is not None and st.result is not None and st.as_of_ts is not None
+    fills = sum(1 for o in st.outcomes if o.fill is not None)
+    return RunOutcome(
+        st.run_id,
+        rt.mode,
+        st.paths,
+        st.as_of_ts.date(),
+        st.result.regime.label.value,
+        len(st.result.signals),
+        st.opened,
+        st.closed,
+        st.timings,
+        st.warnings,
+        st.delivered,
+        fills,
         not st.pushed_ok,
     )
 

@@ -26,7 +26,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -118,6 +118,14 @@ class CapitalExecutionClient(OrderAmendments):
         self.queries = CapitalQueries(self.trading, self.accounts, self.clock, self._children, self._exits)
 
     # ------------------------------------------------------------------ lifecycle / reads
+    def remember_children(self, links: Iterable[tuple[str, str, OrderLeg]]) -> None:
+        """(child id, entry id, leg) of brackets a previous process sent, from Joe's store: without
+        them a deal closed by its attached stop or target between runs has no owner (a new process
+        knows only the brackets it sent itself)."""
+        for child, entry, leg in links:
+            if leg in _CHILD_LEGS:
+                self._children.setdefault(child, (entry, leg))
+
     @property
     def connected(self) -> bool:
         return self.client.session.active

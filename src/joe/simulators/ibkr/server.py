@@ -326,9 +326,16 @@ def _replace_exec(ex: Execution, exec_id: str, qty: Decimal) -> WireExec:
     return replace(ex.wire, exec_id=exec_id, shares=qty, cum_qty=ex.wire.cum_qty + qty)
 
 
-async def _serve(port: int, server_version: int, seed: int) -> None:
+async def _serve(port: int, server_version: int, seed: int, control_port: int | None = None) -> None:
     sim = IBKRSimulator(server_version=server_version, seed=seed, port=port)
     await sim.start()
+    control = None
+    if control_port is not None:
+        from joe.simulators.ibkr.control import ControlServer
+
+        control = ControlServer(sim)
+        bound = await control.start(control_port)
+        print(f"IBKR simulator control port (tests and demos): http://127.0.0.1:{bound}/_sim/", flush=True)
     banner = (
         f"IBKR simulator (TWS API server version {server_version}) listening on 127.0.0.1:{sim.port}; "
         "Ctrl-C stops. To point Joe at it:\n"
@@ -340,10 +347,14 @@ async def _serve(port: int, server_version: int, seed: int) -> None:
     try:
         await asyncio.Event().wait()
     finally:
+        if control is not None:
+            await control.stop()
         await sim.stop()
 
 
-def run_ibkr_sim(port: int = 7497, server_version: int = 178, seed: int = 1) -> None:
-    """Blocking entry point for `joe sim ibkr [--port]`; stops on Ctrl-C."""
+def run_ibkr_sim(
+    port: int = 7497, server_version: int = 178, seed: int = 1, control_port: int | None = None
+) -> None:
+    """Blocking entry point for `joe sim ibkr [--port] [--control-port]`; stops on Ctrl-C."""
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(_serve(port, server_version, seed))
+        asyncio.run(_serve(port, server_version, seed, control_port))

@@ -1,0 +1,235 @@
+"""`LivePortfolio`: approved signals → broker-side brackets through the `OrderManager`.
+
+- `start()` reconciles before anything trades: the `OrderManager` rebuilds and reconciles every
+  non-terminal order with the broker (open orders, executions since the oldest, commissions), then
+  Joe's net filled quantity per symbol is compared with the broker's positions. Anything unexplained
+  (a position Joe did not open, a size that differs, an unresolved order outcome) refuses new entries
+  for the run, said in the outcome and audited as `live.entries_refused`. Exits stay allowed.
+- `submit()` turns each signal into a bracket on the instrument's increments (`joe.portfolio.intents`),
+  capped by the small-size rollout on a real-money account, and sends it through the `OrderManager`
+  (write-ahead, idempotent by client order id: a rerun never sends a second bracket).
+- Positions opened by earlier runs are managed by the `OrderManager`'s protection check during the
+  reconciliation: a position whose stop is missing is reported to `on_unprotected` (the safety layer's
+  lost-protection reaction places a new reduce-only stop). `exit()` sends a strategy exit reduce-only.
+- Positions, orders and the account are read from the broker (positions, account) and the store
+  (orders, after the reconciliation).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import defaultdict
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+
+from joe.brokers.base import BrokerError
+from joe.core.clock import utcnow
+from joe.core.events import AuditSink
+from joe.core.models import AccountInfo, Fill, OrderLeg, Position, Side, Signal
+from joe.core.order import Order, OrderState
+from joe.execution.events import AlertKind
+from joe.execution.order_manager import OrderManager
+from joe.portfolio.base import ExitReport, PortfolioManager, SignalOutcome, TrackRecordSummary
+from joe.portfolio.exits import PriceBar
+from joe.portfolio.intents import NotTradable, SizeCap, bracket_for
+from joe.store import Store
+
+MODE = "live"
+
+
+@dataclass
+class ReconcileSummary:
+    """What the start-up reconciliation found: explained or not, and each finding in words."""
+
+    explained: bool
+    findings: list[str] = field(default_factory=list)
+    broker_positions: dict[str, Decimal] = field(default_factory=dict)
+    joe_positions: dict[str, Decimal] = field(default_factory=dict)
+
+
+def net_filled(orders: Sequence[Order]) -> dict[str, Decimal]:
+    """Joe's net filled quantity per symbol (signed, > 0 long) from its own orders."""
+    net: dict[str, Decimal] = defaultdict(Decimal)
+    for o in orders:
+        q = o.filled_quantity
+        if q:
+            net[o.intent.symbol] += q if o.intent.side is Side.BUY else -q
+    return {s: q for s, q in net.items() if q != 0}
+
+
+class LivePortfolio(PortfolioManager):
+    """The live trader over one broker's `OrderManager`. Call `start()` before `submit()`."""
+
+    mode = MODE
+
+    def __init__(
+        self,
+        om: OrderManager,
+        store: Store,
+        audit: AuditSink,
+        *,
+        size_cap: Callable[[], SizeCap | None] = lambda: None,
+        fill_wait_s: float = 5.0,
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
+        self.om = om
+        self.client = om.client
+        self.store = store
+        self.audit = audit
+        self.size_cap = size_cap
+        self.fill_wait_s = fill_wait_s
+        self.clock = clock
+        self.started_at = clock()
+        self.refused: str | None = "not started: reconcile with the broker first"
+        self.reconciled: ReconcileSummary | None = None
+        self.sent: list[str] = []  # entry client order ids sent (or adopted) by this run
+        self._known_fills: set[str] = set()
+
+    # ------------------------------------------------------------------ reconciliation
+    async def start(self) -> ReconcileSummary:
+        """Reconcile with the broker; entries stay refused unless everything is explained."""
+        self.started_at = self.clock()
+        self._known_fills = {f.fill_id for f in self.store.fills(mode=MODE)}
+        findings: list[str] = []
+        remember = getattr(self.client, "remember_children", None)
+        if remember is not None:  # brackets earlier runs sent: their legs' fills need an owner
+            remember(
+                (o.client_order_id, o.parent_client_order_id, o.intent.leg)
+                for o in self.store.orders(mode=MODE, broker=self.om.broker)
+                if o.parent_client_order_id
+            )
+        try:
+            await self.om.start()
+            broker: dict[str, Decimal] = defaultdict(Decimal)
+            for p in await self.client.positions():
+                broker[p.symbol] += p.quantity
+            broker_pos = {s: q for s, q in broker.items() if q != 0}
+        except BrokerError as exc:
+            summary = ReconcileSummary(False, [f"reconciliation failed: {type(exc).__name__}: {exc}"])
+            return self._conclude(summary)
+        joe = net_filled(self.store.orders(mode=MODE, broker=self.om.broker))
+        for sym in sorted(set(broker_pos) | set(joe)):
+            have, want = broker_pos.get(sym, Decimal(0)), joe.get(sym, Decimal(0))
+            if have != want:
+                findings.append(
+                    f"{sym}: the broker holds {have}, Joe's filled orders explain {want} "
+                    "(a position Joe did not open, or a fill it has not seen)"
+                )
+        for a in self.om.alerts:
+            if a.kind is AlertKind.UNRESOLVED:
+                findings.append(f"unresolved order: {a.message}")
+        return self._conclude(ReconcileSummary(not findings, findings, broker_pos, joe))
+
+    def _conclude(self, summary: ReconcileSummary) -> ReconcileSummary:
+        self.reconciled = summary
+        self.refused = None if summary.explained else "; ".join(summary.findings)
+        self.audit.record(
+            "live.reconciled",
+            {
+                "broker": self.om.broker,
+                "explained": summary.explained,
+                "findings": summary.findings,
+                "broker_positions": {k: str(v) for k, v in summary.broker_positions.items()},
+            },
+        )
+        if not summary.explained:
+            self.audit.record("live.entries_refused", {"broker": self.om.broker, "reason": self.refused})
+        return summary
+
+    # ------------------------------------------------------------------ entries and exits
+    async def submit(self, signals: Sequence[Signal], as_of: datetime) -> list[SignalOutcome]:
+        """One bracket per signal through the `OrderManager`; refused for all when not reconciled."""
+        out: list[SignalOutcome] = []
+        for s in signals:
+            if self.refused is not None:
+                out.append(
+                    SignalOutcome(s.signal_id, s.symbol, "refused", f"entries refused: {self.refused}")
+                )
+                continue
+            out.append(await self._submit_one(s))
+        return out
+
+    async def _submit_one(self, s: Signal) -> SignalOutcome:
+        try:
+            rules = await self.client.instrument_rules(s.symbol)
+            intents = bracket_for(s, rules, self.size_cap())
+        except (NotTradable, BrokerError) as exc:
+            return SignalOutcome(s.signal_id, s.symbol, "skipped", str(exc))
+        entry_id = intents[0].client_order_id
+        try:
+            await self.om.submit(intents)
+        except BrokerError as exc:  # fail closed: say what happened, send nothing more for it
+            return SignalOutcome(
+                s.signal_id, s.symbol, "rejected", f"{type(exc).__name__}: {exc}", client_order_id=entry_id
+            )
+        self.sent.append(entry_id)
+        fill = await self._entry_fill(entry_id)
+        action = "opened" if fill is not None else "sent"
+        reason = "" if fill is not None else "entry working at the broker"
+        return SignalOutcome(s.signal_id, s.symbol, action, reason, client_order_id=entry_id, fill=fill)
+
+    async def _entry_fill(self, coid: str) -> Fill | None:
+        """Wait (bounded) for the entry's fill to be booked; None if it is still working."""
+        loop = asyncio.get_running_loop()
+        end = loop.time() + self.fill_wait_s
+        while True:
+            o = self.om.order(coid)
+            if o is not None and o.state is OrderState.FILLED:
+                fills = self.store.fills(client_order_id=coid)
+                if fills:
+                    return fills[-1]
+            if o is not None and o.state.is_terminal and o.state is not OrderState.FILLED:
+                return None
+            if loop.time() >= end:
+                return None
+            await asyncio.sleep(0.05)
+
+    async def exit(self, signal_id: str) -> Order | None:
+        """A strategy exit: reduce-only, capped at the live position (`OrderManager.exit`)."""
+        return await self.om.exit(signal_id)
+
+    async def on_prices(self, bars: Mapping[str, PriceBar], ts: datetime) -> ExitReport:
+        """Stops and targets are broker-side: nothing to evaluate here."""
+        return ExitReport()
+
+    # ------------------------------------------------------------------ views
+    async def positions(self) -> list[Position]:
+        by_signal = {
+            o.intent.symbol: o.intent
+            for o in self.store.orders(mode=MODE, broker=self.om.broker)
+            if o.intent.leg is OrderLeg.ENTRY and o.filled_quantity > 0
+        }
+        out = []
+        for p in await self.client.positions():
+            if p.quantity == 0:
+                continue
+            intent = by_signal.get(p.symbol)
+            out.append(
+                Position(
+                    p.symbol,
+                    p.quantity,
+                    p.avg_price,
+                    stop_loss=p.stop_level or (intent.stop_loss if intent else None),
+                    take_profit=p.limit_level or (intent.take_profit if intent else None),
+                    broker_position_id=p.broker_position_id,
+                    signal_id=intent.signal_id if intent else None,
+                )
+            )
+        return out
+
+    async def orders(self) -> list[Order]:
+        return self.store.orders(mode=MODE, broker=self.om.broker)
+
+    def run_fills(self) -> list[Fill]:
+        """Live fills booked since `start()` (this run's, including fills the reconciliation found,
+        such as a stop that filled at the broker between runs), oldest first."""
+        return [f for f in self.store.fills(mode=MODE) if f.fill_id not in self._known_fills]
+
+    async def account(self) -> AccountInfo:
+        return await self.client.account()
+
+    async def track_record(self, now: datetime | None = None) -> TrackRecordSummary:
+        """Live trading has no paper track record; the live gate reads the paper book's."""
+        return TrackRecordSummary(0, 0, 0.0, Decimal(0))

@@ -1,0 +1,175 @@
+"""The report's live sections: the broker's positions, orders and fills, and "live vs paper".
+
+`live_vs_paper` pairs each signal's live entry fill with its paper-twin fill: fill price against the
+model price, slippage in basis points (positive = live paid more than the model, either side), the
+orders that filled in one and not the other, and the PnL gap that slippage made (model − live, in
+the account currency). `write_live_section` writes `live.json` and appends the section to the run's
+`report.md` and `report.html`.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from joe.core.models import Fill, Position, Side
+from joe.core.order import Order
+
+BP = Decimal(10_000)
+
+
+@dataclass
+class LiveFacts:
+    """What a live or shadow run shows about the broker side."""
+
+    mode: str
+    broker: str
+    reconciled: bool = True
+    findings: list[str] = field(default_factory=list)
+    positions: list[Position] = field(default_factory=list)
+    orders: list[Order] = field(default_factory=list)
+    fills: list[Fill] = field(default_factory=list)
+    twin_fills: list[Fill] = field(default_factory=list)
+    outcomes: list[dict[str, str]] = field(default_factory=list)
+    shadow_intents: list[dict[str, Any]] = field(default_factory=list)
+    rollout: list[str] = field(default_factory=list)
+    equity: str = ""
+
+
+def live_vs_paper(live: Sequence[Fill], paper: Sequence[Fill]) -> dict[str, Any]:
+    """Pairs fills by client order id (live entry and paper-twin entry share it)."""
+    by_live = {f.client_order_id: f for f in live}
+    by_paper = {f.client_order_id: f for f in paper}
+    rows, gap = [], Decimal(0)
+    for coid in sorted(set(by_live) & set(by_paper)):
+        lf, pf = by_live[coid], by_paper[coid]
+        sign = Decimal(1) if lf.side is Side.BUY else Decimal(-1)
+        slip = (lf.price - pf.price) / pf.price * BP * sign if pf.price else Decimal(0)
+        cost = (lf.price - pf.price) * sign * lf.quantity
+        gap -= cost
+        rows.append(
+            {
+                "symbol": lf.symbol,
+                "side": lf.side.value,
+                "live_qty": str(lf.quantity),
+                "paper_qty": str(pf.quantity),
+                "live_price": str(lf.price),
+                "model_price": str(pf.price),
+                "slippage_bp": str(slip.quantize(Decimal("0.1"))),
+            }
+        )
+    return {
+        "pairs": rows,
+        "live_only": sorted(f"{by_live[c].symbol} {c}" for c in set(by_live) - set(by_paper)),
+        "paper_only": sorted(f"{by_paper[c].symbol} {c}" for c in set(by_paper) - set(by_live)),
+        "pnl_gap": str(gap.quantize(Decimal("0.01"))),
+    }
+
+
+def _table(head: Sequence[str], rows: Sequence[Sequence[object]]) -> list[str]:
+    out = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    out += ["| " + " | ".join(str(c) for c in r) + " |" for r in rows]
+    return out if rows else ["(none)"]
+
+
+def to_dict(f: LiveFacts) -> dict[str, Any]:
+    return {
+        "mode": f.mode,
+        "broker": f.broker,
+        "reconciled": f.reconciled,
+        "findings": f.findings,
+        "equity": f.equity,
+        "positions": [
+            {"symbol": p.symbol, "quantity": str(p.quantity), "avg_price": str(p.avg_price),
+             "stop": str(p.stop_loss), "target": str(p.take_profit)}
+            for p in f.positions
+        ],
+        "orders": [
+            {"client_order_id": o.client_order_id, "leg": o.intent.leg.value, "symbol": o.intent.symbol,
+             "side": o.intent.side.value, "type": o.intent.order_type.value, "quantity": str(o.quantity),
+             "state": o.state.value, "filled": str(o.filled_quantity), "broker_order_id": o.broker_order_id}
+            for o in f.orders
+        ],
+        "fills": [
+            {"client_order_id": x.client_order_id, "symbol": x.symbol, "side": x.side.value,
+             "quantity": str(x.quantity), "price": str(x.price), "ts": x.ts.isoformat()}
+            for x in f.fills
+        ],
+        "outcomes": f.outcomes,
+        "shadow_intents": f.shadow_intents,
+        "rollout": f.rollout,
+        "live_vs_paper": live_vs_paper(f.fills, f.twin_fills) if f.mode == "live" else None,
+    }  # fmt: skip
+
+
+def render_markdown(f: LiveFacts) -> str:
+    d = to_dict(f)
+    lines = [f"## {f.mode.capitalize()} at {f.broker}", ""]
+    lines.append(
+        "Reconciled with the broker: " + ("everything explained" if f.reconciled else "NOT explained")
+    )
+    lines += [f"- {x}" for x in f.findings]
+    if f.equity:
+        lines.append(f"Broker account equity: {f.equity}")
+    lines += [""] + (["Small-size rollout: " + "; ".join(f.rollout), ""] if f.rollout else [])
+    if f.mode == "shadow":
+        lines += ["### What shadow would have sent (nothing was transmitted)", ""]
+        lines += _table(
+            ["symbol", "side", "qty", "stop", "target", "live price", "what-if"],
+            [
+                [i["symbol"], i["side"], i["quantity"], i["stop"], i["target"], i["live_price"], i["what_if"]]
+                for i in f.shadow_intents
+            ],
+        )
+        return "\n".join(lines) + "\n"
+    lines += ["### Live positions", ""]
+    lines += _table(
+        ["symbol", "qty", "avg price", "stop", "target"],
+        [[p["symbol"], p["quantity"], p["avg_price"], p["stop"], p["target"]] for p in d["positions"]],
+    )
+    lines += ["", "### Live orders", ""]
+    lines += _table(
+        ["symbol", "leg", "side", "type", "qty", "state", "filled"],
+        [[o["symbol"], o["leg"], o["side"], o["type"], o["quantity"], o["state"], o["filled"]]
+         for o in d["orders"]],
+    )  # fmt: skip
+    lines += ["", "### Live fills this run", ""]
+    lines += _table(
+        ["symbol", "side", "qty", "price", "time"],
+        [[x["symbol"], x["side"], x["quantity"], x["price"], x["ts"]] for x in d["fills"]],
+    )
+    cmp = d["live_vs_paper"]
+    lines += ["", "### Live vs paper", ""]
+    lines += _table(
+        ["symbol", "side", "live qty", "paper qty", "live fill", "model price", "slippage bp"],
+        [[r["symbol"], r["side"], r["live_qty"], r["paper_qty"], r["live_price"], r["model_price"],
+          r["slippage_bp"]] for r in cmp["pairs"]],
+    )  # fmt: skip
+    lines += [
+        "",
+        f"Filled live only: {', '.join(cmp['live_only']) or 'none'}",
+        f"Filled on paper only: {', '.join(cmp['paper_only']) or 'none'}",
+        f"PnL gap (model − live, from fill prices): {cmp['pnl_gap']}",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def write_live_section(report_dir: Path, facts: LiveFacts) -> str:
+    """Write `live.json` and append the section to `report.md` / `report.html`; returns the markdown."""
+    md = render_markdown(facts)
+    (report_dir / "live.json").write_text(json.dumps(to_dict(facts), indent=2, default=str))
+    md_path = report_dir / "report.md"
+    if md_path.exists():
+        md_path.write_text(md_path.read_text() + "\n" + md)
+    html_path = report_dir / "report.html"
+    if html_path.exists():
+        page = html_path.read_text()
+        block = f'<section id="live"><pre>{html.escape(md)}</pre></section>'
+        page = page.replace("</body>", block + "</body>", 1) if "</body>" in page else page + block
+        html_path.write_text(page)
+    return md

@@ -1,0 +1,83 @@
+"""The execution side of a live or shadow run: one broker connection, its `ExecutionClient` and quotes.
+
+IBKR: `create_ibkr` (market data and execution share one socket and client id; the port/mode gate
+runs again on connect). Capital.com: one logged-in session for the `CapitalExecutionClient` and the
+market data. The endpoints are the ones the mode gate accepted (`joe.config.endpoints`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from joe.brokers.base import ExecutionClient, MarketData
+from joe.config.settings import secret_value
+
+if TYPE_CHECKING:
+    from joe.runtime.bootstrap import Runtime
+
+
+@dataclass
+class BrokerLink:
+    """An open broker connection for one run; `close()` releases it."""
+
+    client: ExecutionClient
+    market: MarketData
+    close: Callable[[], Awaitable[None]]
+
+
+async def open_broker(rt: Runtime, broker: str) -> BrokerLink:
+    """Connect to `broker` for execution (live) or read-only execution calls (shadow)."""
+    if broker == "ibkr":
+        return await _ibkr(rt)
+    if broker == "capital":
+        return await _capital(rt)
+    raise ValueError(f"broker {broker!r} has no execution side (choose capital or ibkr)")
+
+
+async def _ibkr(rt: Runtime) -> BrokerLink:
+    from joe.brokers.ibkr.factory import create_ibkr
+
+    s, cfg = rt.settings, rt.config.brokers.ibkr
+    md, client = create_ibkr(
+        audit=rt.audit,
+        mode=rt.mode,
+        host=s.ibkr_host or cfg.host,
+        port=s.ibkr_port if s.ibkr_port is not None else cfg.port,
+        client_id=s.ibkr_client_id if s.ibkr_client_id is not None else cfg.client_id,
+        account=s.ibkr_account or cfg.account,
+        order_ids=rt.data_dir / "ibkr-order-ids.json",
+        connect_timeout=cfg.connect_timeout_s,
+    )
+    await client.connect()
+    await md.connect()
+
+    async def close() -> None:
+        await md.close()
+        await client.close()
+
+    return BrokerLink(client, md, close)
+
+
+async def _capital(rt: Runtime) -> BrokerLink:
+    from joe.brokers.capital import open_capital
+    from joe.brokers.capital.client import CapitalExecutionClient
+    from joe.runtime.broker_capital import rest_base_url
+
+    s, cfg = rt.settings, rt.config.brokers.capital
+    demo = cfg.demo if s.capital_demo is None else bool(s.capital_demo)
+    client, market, _executor = await open_capital(
+        secret_value(s.capital_api_key) or "",
+        secret_value(s.capital_identifier) or "",
+        secret_value(s.capital_password) or "",
+        demo=demo,
+        mode=rt.mode,
+        audit=rt.audit,
+        api_url=rest_base_url(s.capital_api_url),
+        stream_url=s.capital_stream_url or None,
+        account_id=s.capital_account_id or cfg.account_id or None,
+        timeout_s=cfg.request_timeout_s,
+    )
+    xc = CapitalExecutionClient(client, audit=rt.audit)
+    return BrokerLink(xc, market, xc.close)

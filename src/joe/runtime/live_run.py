@@ -1,0 +1,185 @@
+"""`joe run --once` in live and shadow mode: the same stages as paper, plus the broker side.
+
+    preflight (audit chain, kill file, state) → paper-twin/shadow book: open, load market, settle,
+    analyse → connect the broker → [live] reconcile (OrderManager start + positions explained),
+    margin monitor, breaker → RiskGate screen → [live] brackets through the OrderManager, the same
+    signals to the paper twin | [shadow] intents built and checked (IBKR what-if), filled by the
+    shadow book at live quotes, nothing transmitted → report (+ live section) → finish.
+
+The paper twin (live) and the shadow book (shadow) are `PaperPortfolio`s in their own store,
+`<data dir>/twin-<mode>.db`, so they never mix with the paper track record the live gate reads.
+Which portfolio runs depends only on the resolved mode (`rt.mode`).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import replace
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+from joe.core.ids import new_run_id
+from joe.core.logging import get_logger
+from joe.execution.order_manager import OrderManager
+from joe.portfolio.live import LivePortfolio
+from joe.portfolio.rollout import Rollout
+from joe.portfolio.shadow import ShadowPortfolio
+from joe.reporting.context import OPENED_PREFIX
+from joe.reporting.live_section import LiveFacts, write_live_section
+from joe.runtime.live_broker import open_broker
+from joe.runtime.stages import (
+    Progress,
+    RunOptions,
+    RunState,
+    analyse_market,
+    finish,
+    load_market,
+    open_book,
+    settle_book,
+    write_report,
+)
+from joe.safety.run_guard import RunGuard, SafetyRefused
+from joe.store import open_store
+
+if TYPE_CHECKING:
+    from joe.runtime.bootstrap import Runtime
+
+log = get_logger("joe.runtime.live")
+
+
+class LiveRunRefused(SafetyRefused):
+    """The live/shadow run cannot trade: no broker selected, or the broker refused to connect."""
+
+
+def twin_store_url(rt: Runtime) -> str:
+    return f"sqlite:///{rt.data_dir / f'twin-{rt.mode}.db'}"
+
+
+async def run_live(
+    rt: Runtime, opts: RunOptions, progress: Progress, clock: Callable[[], datetime]
+) -> RunState:
+    """One live or shadow run; returns the run state (the caller builds the outcome)."""
+    if opts.broker not in ("ibkr", "capital"):
+        raise LiveRunRefused(
+            f"{rt.mode} needs JOE_BROKER=ibkr or capital, not {opts.broker!r}; nothing was sent"
+        )
+    started = clock()
+    run_id = new_run_id(started)
+    rt.audit.record("run.started", {"mode": rt.mode, "broker": opts.broker}, run_id=run_id)
+    guard = RunGuard.start(rt)  # audit chain, kill file, trading state: SafetyRefused stops everything
+    twin = open_store(twin_store_url(rt), data_dir=rt.data_dir)
+    st = RunState(replace(rt, store=twin), opts, run_id, started, progress, clock)
+    st.guard = guard
+    st.warnings += guard.warnings
+    try:
+        open_book(st)
+        await load_market(st)
+        assert st.as_of_ts is not None
+        as_of = st.as_of_ts.to_pydatetime()
+        rt.store.start_run(run_id, mode=rt.mode, broker=opts.broker, source=opts.source, as_of=as_of)
+        await settle_book(st)
+        await analyse_market(st)
+        facts = await _trade(rt, st, guard)
+        await write_report(st)
+        if st.paths is not None:
+            write_live_section(st.paths.dir, facts)
+        summary = finish(st)
+        rt.store.finish_run(run_id, "ok", summary, str(st.paths.dir) if st.paths else None)
+        await guard.finish()
+    except BaseException as exc:
+        try:
+            rt.store.finish_run(run_id, "failed", {"error": f"{type(exc).__name__}: {exc}"})
+        except Exception:
+            pass
+        raise
+    finally:
+        twin.close()
+    return st
+
+
+async def _trade(rt: Runtime, st: RunState, guard: RunGuard) -> LiveFacts:
+    assert st.pf is not None and st.result is not None and st.as_of_ts is not None
+    t0 = time.perf_counter()
+    cfg = rt.config.pipeline
+    approved = st.result.approved[: cfg.max_signals]
+    st.progress.stage("broker", f"connecting to {st.opts.broker} ({rt.mode})")
+    link = await open_broker(rt, st.opts.broker)
+    facts = LiveFacts(rt.mode, st.opts.broker)
+    om: OrderManager | None = None
+    try:
+        account = await link.client.account()
+        facts.equity = f"{account.equity} {account.currency}"
+        _check_margin(rt, guard, st.opts.broker, account)
+        allowed, denied = await guard.screen_run(st, approved)
+        st.executions.update(denied)
+        ts = st.as_of_ts.to_pydatetime()
+        if rt.mode == "shadow":
+            shadow = ShadowPortfolio(link.client, link.market, st.pf, rt.audit)
+            st.progress.stage("shadow", f"{len(allowed)} signals: intents checked, nothing transmitted")
+            st.outcomes = await shadow.submit(allowed, ts)
+            facts.shadow_intents = [
+                {"symbol": i.symbol, "side": i.side, "quantity": str(i.quantity), "stop": str(i.stop),
+                 "target": str(i.target), "live_price": str(i.live_price), "what_if": i.what_if}
+                for i in shadow.intents
+            ]  # fmt: skip
+        else:
+            om, live = _live_portfolio(rt, guard, link.client, st.opts.broker)
+            st.progress.stage("reconcile", f"{st.opts.broker}: orders, executions and positions")
+            rec = await live.start()
+            facts.reconciled, facts.findings = rec.explained, list(rec.findings)
+            rollout = Rollout(rt.config, rt.store, real_money=rt.decision.real_money, broker=st.opts.broker)
+            facts.rollout = rollout.lines()
+            live.size_cap = rollout.cap
+            st.progress.stage("trading", f"{len(allowed)} signals → brackets at {st.opts.broker}")
+            outcomes = await live.submit(allowed, ts)
+            twin_outcomes = await st.pf.submit(allowed, ts)  # the paper twin: the same signals
+            st.outcomes = outcomes
+            facts.outcomes = [
+                {"symbol": o.symbol, "action": o.action, "reason": o.reason, "twin": t.action}
+                for o, t in zip(outcomes, twin_outcomes, strict=True)
+            ]
+            facts.positions = await live.positions()
+            facts.orders = await live.orders()
+            facts.fills = live.run_fills()
+            facts.twin_fills = list(st.pf.run_fills)
+        for o in st.outcomes:
+            if o.fill is not None:
+                st.executions[o.signal_id] = f"{OPENED_PREFIX}{o.fill.quantity} @ {o.fill.price}"
+            else:
+                st.executions[o.signal_id] = f"{o.action}: {o.reason}"
+    finally:
+        if om is not None:
+            await om.stop()
+        await link.close()
+    st.timings["broker"] = time.perf_counter() - t0
+    return facts
+
+
+def _check_margin(rt: Runtime, guard: RunGuard, broker: str, account: object) -> None:
+    """The margin monitor, polled before entries: below its cushions it moves the trading state,
+    which the RiskGate screen then enforces (REDUCING/HALTED refuse entries)."""
+    from joe.safety.margin_monitor import MarginMonitor, MarginReading
+
+    try:
+        reading = MarginReading.from_account(broker, account)  # type: ignore[arg-type]
+    except Exception as exc:  # no reading is not an OK reading: say so
+        guard.warnings.append(f"margin: no reading from {broker} ({type(exc).__name__})")
+        return
+    MarginMonitor(rt.config.safety.margin, guard.ctx).check(reading)
+
+
+def _live_portfolio(
+    rt: Runtime, guard: RunGuard, client: object, broker: str
+) -> tuple[OrderManager, LivePortfolio]:
+    from joe.safety.circuit_breaker import CircuitBreaker
+    from joe.safety.om_protection import alert_bridge, protection_reaction
+
+    breaker = CircuitBreaker(broker, rt.config.safety.breaker, guard.ctx)
+    on_alert = alert_bridge(guard.ctx, breaker)
+    om = OrderManager(client, rt.store, rt.audit, mode="live", on_alert=on_alert)  # type: ignore[arg-type]
+    # A position whose stop is missing (found by the reconciliation): the lost-protection reaction
+    # places a new reduce-only stop, else exits reduce-only, else halts.
+    deadline = rt.config.safety.protection_deadline_s
+    om.journal.on_unprotected = protection_reaction(om, guard.ctx, deadline_s=deadline)  # type: ignore[arg-type]
+    return om, LivePortfolio(om, rt.store, rt.audit)

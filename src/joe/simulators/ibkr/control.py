@@ -1,0 +1,110 @@
+"""A loopback HTTP control port for the IBKR simulator run as its own process (`joe sim ibkr --control-port`).
+
+TWS has no such port; it exists so that end-to-end tests and demos can script the simulated market
+and read what reached it, as the Capital.com simulator's `/_sim/*` endpoints do:
+
+- `GET  /_sim/requests` — every client message received: `[{"client_id", "msg_id", "name"}]`
+  (3 = placeOrder, 4 = cancelOrder: an order-placing request is one of those);
+- `GET  /_sim/orders`   — the simulated order book: orderRef, action, type, quantity, prices, status;
+- `GET  /_sim/positions` — the account's positions per symbol;
+- `POST /_sim/price`    — `{"symbol": "AAPL", "mid": 101.5}` moves a price (orders trigger on it).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from aiohttp import web
+
+from joe.simulators.ibkr.requests import parse_place_order
+
+if TYPE_CHECKING:
+    from joe.simulators.ibkr.server import IBKRSimulator
+
+ORDER_MESSAGES = {3: "placeOrder", 4: "cancelOrder"}
+
+
+def _what_if(fields: list[str], server_version: int) -> bool:
+    try:
+        return parse_place_order(fields, server_version).what_if
+    except Exception:
+        return False
+
+
+def _msg_id(fields: tuple[str, ...]) -> int:
+    try:
+        return int(fields[0])
+    except (ValueError, IndexError):
+        return -1
+
+
+class ControlServer:
+    """The control port of one `IBKRSimulator` (127.0.0.1 only)."""
+
+    def __init__(self, sim: IBKRSimulator) -> None:
+        self.sim = sim
+        self._runner: web.AppRunner | None = None
+        self.port = 0
+
+    def app(self) -> web.Application:
+        app = web.Application()
+        app.router.add_get("/_sim/requests", self.requests)
+        app.router.add_get("/_sim/orders", self.orders)
+        app.router.add_get("/_sim/positions", self.positions)
+        app.router.add_post("/_sim/price", self.price)
+        return app
+
+    async def start(self, port: int) -> int:
+        self._runner = web.AppRunner(self.app())
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", port)
+        await site.start()
+        server = site._server
+        sockets = getattr(server, "sockets", None) or []
+        self.port = sockets[0].getsockname()[1] if sockets else port
+        return self.port
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+    async def requests(self, request: web.Request) -> web.Response:
+        rows: list[dict[str, Any]] = []
+        for m in self.sim.messages:
+            mid = _msg_id(m.fields)
+            name = ORDER_MESSAGES.get(mid, "")
+            if mid == 3 and _what_if(list(m.fields), self.sim.server_version):
+                name = "whatIf"  # a margin query on the placeOrder message: nothing is placed
+            rows.append({"client_id": m.client_id, "msg_id": mid, "name": name})
+        return web.json_response({"requests": rows})
+
+    async def orders(self, request: web.Request) -> web.Response:
+        rows = []
+        for bo in self.sim.book.orders.values():
+            p = bo.placed
+            rows.append(
+                {
+                    "order_ref": p.order_ref,
+                    "order_id": p.order_id,
+                    "parent_id": p.parent_id,
+                    "action": p.action,
+                    "order_type": p.order_type,
+                    "quantity": str(p.quantity),
+                    "lmt_price": None if p.lmt_price is None else str(p.lmt_price),
+                    "aux_price": None if p.aux_price is None else str(p.aux_price),
+                    "status": bo.status,
+                    "symbol": bo.sim.symbol,
+                    "avg_price": str(bo.avg_price),
+                }
+            )
+        return web.json_response({"orders": rows})
+
+    async def positions(self, request: web.Request) -> web.Response:
+        book = self.sim.book
+        rows = {sym: str(p.qty) for sym, p in book.positions.items()}
+        return web.json_response({"account": book.account, "positions": rows})
+
+    async def price(self, request: web.Request) -> web.Response:
+        b = await request.json()
+        self.sim.set_price(str(b["symbol"]), float(b["mid"]))
+        return web.json_response({"ok": True})
