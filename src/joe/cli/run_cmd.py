@@ -63,10 +63,15 @@ def run_command(
     if broker is not None and broker not in ("sim", "capital", "ibkr"):
         console.print(f"--broker must be sim, capital or ibkr, not {broker!r}")
         raise typer.Exit(ExitCode.USAGE)
-    if source is not None and broker != "sim":  # given explicitly, even `sample`: never ignored silently
+    effective = broker
+    if effective is None and source is not None:  # JOE_BROKER (environment or .env) chooses, as for the run
+        from joe.config.settings import load_settings
+
+        effective = load_settings().broker
+    if source is not None and effective != "sim":  # given explicitly, even `sample`: never ignored silently
         console.print(
-            f"--source {source} applies to --broker sim only; with --broker {broker} the market data comes "
-            "from the broker (drop --source, or use --broker sim)",
+            f"--source {source} applies to --broker sim only; with --broker {effective} the market data "
+            "comes from the broker (drop --source, or use --broker sim, or unset JOE_BROKER)",
             soft_wrap=True,
         )
         raise typer.Exit(ExitCode.USAGE)
