@@ -88,3 +88,28 @@ async def test_fill_while_down_applied_once_restart_twice_applies_nothing(
     o = store.load_order(order.client_order_id)
     assert o is not None and o.state is OrderState.FILLED and o.filled_quantity == size
     assert len(store.fills(order.client_order_id)) == 1 and o.broker_order_id == deal
+
+
+async def test_owner_deal_on_joes_instrument_is_external_on_a_hedging_account(
+    sim: CapitalSimulator, client: CapitalClient, store: Store
+) -> None:
+    """The owner opens a deal on the instrument Joe holds (hedging: a deal of its own, its own
+    dealReference): explained by its execution, recorded as external; Joe's bracket is untouched."""
+    sim.set_hedging(True)
+    om = await manager(adapter(client), store)
+    try:
+        stop, target = around(sim, "GOLD", "2")
+        group = bracket("rc-same", "GOLD", Side.BUY, "1", stop, target)
+        await om.submit(group)
+        await until(lambda: state(om, group[0].client_order_id) is OrderState.FILLED)
+        rec = Reconciler(om)
+        await rec.reconcile()  # checkpoint set: the owner's deal comes after it
+        sim.manual_trade("GOLD", "BUY", 2)
+        r = await rec.reconcile()
+        assert r.explained, r.summary()
+        [pos] = store.reconcile_items("capital", "live", "external_position")
+        assert (pos.symbol, pos.quantity) == ("GOLD", 2)
+        assert sorted(s for _, _, s, _ in books(sim, "GOLD")) == [1, 2]
+        assert om.unprotected_now == {}
+    finally:
+        await om.stop()

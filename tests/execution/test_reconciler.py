@@ -254,3 +254,16 @@ async def test_overfill_is_stored_and_the_position_follows_the_broker(store: Sto
     assert om.position_of("sig-1") == 120
     r = await Reconciler(om).reconcile()
     assert r.explained, r.summary()
+
+
+async def test_an_unprotected_position_is_a_finding(store: Store) -> None:
+    venue = FakeVenue()
+    om, ids = await placed_bracket(venue, store)
+    venue.execute(ids[0], D(100))
+    await venue.deliver(om)
+    venue.venue_cancel(ids[1])  # the broker cancelled the stop
+    venue.outbox.clear()  # ... while Joe was not listening
+    r = await Reconciler(om).reconcile()
+    [f] = [f for f in r.findings if f.kind is FindingKind.UNPROTECTED]
+    assert (f.instrument, f.joe_qty, f.explained) == ("AAPL", 100, True)
+    assert state(store, ids[1]).state is S.CANCELLED

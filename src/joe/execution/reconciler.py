@@ -16,10 +16,12 @@ One pass (`await Reconciler(om).reconcile()` → `ReconcileReport`):
 3. **External.** Working orders, executions and positions Joe did not place (no Joe client order id,
    and not linked by broker id to one of Joe's orders) are recorded (`reconcile_items`), alerted
    once and never touched.
-4. **Positions.** Per instrument: broker net == Joe's net filled + the external quantity already
+4. **Protection.** The `OrderManager` checks the protection invariant of every signal it rebuilt;
+   each raised `UnprotectedPosition` is listed as a finding (the safety layer acts on it).
+5. **Positions.** Per instrument: broker net == Joe's net filled + the external quantity already
    recorded + external executions seen in this pass. An instrument on which Joe holds nothing and
    has no open order is adopted whole as external. Anything else is a mismatch Joe cannot explain.
-5. **Verdict.** `explained=False` when a mismatch is unexplained or an acknowledged order was lost;
+6. **Verdict.** `explained=False` when a mismatch is unexplained or an acknowledged order was lost;
    with a `TradingStateStore` the state is escalated to HALTED (new entries stop; exits, cancels and
    the broker-side stops stay). Never flattens. The checkpoint moves to the broker's read time.
 
@@ -63,6 +65,7 @@ class FindingKind(StrEnum):
     ORDER_MISSING = "order_missing"  # a sent order the broker does not know (yet): asked again next pass
     ORDER_LOST = "order_lost"  # missing for `max_checks` passes: LOST, never resent
     POSITION_MISMATCH = "position_mismatch"  # broker and Joe disagree and nothing explains it
+    UNPROTECTED = "unprotected"  # Joe's open position whose working stops do not cover it (raised)
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,6 +165,13 @@ class Reconciler:
         new_fills, fill_ids = self._external_fills(mass, mine, boids, findings)
         adopted += fill_ids
         adopted += self._positions(mass, orders, new_fills, findings)
+        for sid, ev in sorted(self.om.unprotected_now.items()):
+            findings.append(Finding(
+                FindingKind.UNPROTECTED, ev.symbol, ",".join(ev.stop_client_order_ids) or None, None, None,
+                ev.position,
+                f"signal {sid}: {ev.reason}; reported to the safety layer (re-place the stop or reduce); "
+                "never flattened here",
+            ))  # fmt: skip
         explained = all(f.explained for f in findings)
         report = ReconcileReport(
             explained, tuple(findings), done.applied_fills, tuple(adopted), tuple(lost), mass.ts,
