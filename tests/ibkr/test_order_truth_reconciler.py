@@ -136,3 +136,23 @@ async def test_overfill_is_stored_alerted_and_a_disagreeing_broker_halts(
     )
     assert r.halted and state.current().state is TradingState.HALTED
     assert sim178.book.positions["AAPL"].qty == 100 and len(sim178.placed) == 3  # nothing flattened
+
+
+async def test_owner_trade_on_joes_instrument_explained_by_its_execution(
+    sim178: IBKRSimulator, make_om: Any, store: Store, owner: IB
+) -> None:
+    sim178.set_price("AAPL", 100)
+    om = await make_om(sim178, store, client_id=63)
+    legs = bracket_intents("rc-same", limit=None)
+    await om.submit(legs)
+    await settle(lambda: agree(sim178, store, ids(legs)))
+    rec = Reconciler(om)
+    assert (await rec.reconcile()).explained
+    owner.placeOrder(Stock("AAPL", "SMART", "USD"), MarketOrder("BUY", 5))
+    await wait_for(lambda: sim178.book.positions["AAPL"].qty == 105, what="manual fill")
+    r = await rec.reconcile()
+    assert r.explained, r.summary()
+    [pos] = store.reconcile_items("ibkr", "live", "external_position")
+    assert (pos.symbol, pos.quantity) == ("AAPL", 5)
+    assert om.position_of(legs[0].signal_id) == 100  # Joe's position is Joe's; the stop still covers it
+    assert [joe(store, c).state for c in ids(legs)] == [S.FILLED, S.ACCEPTED, S.ACCEPTED]
