@@ -156,3 +156,31 @@ async def test_owner_trade_on_joes_instrument_explained_by_its_execution(
     assert (pos.symbol, pos.quantity) == ("AAPL", 5)
     assert om.position_of(legs[0].signal_id) == 100  # Joe's position is Joe's; the stop still covers it
     assert [joe(store, c).state for c in ids(legs)] == [S.FILLED, S.ACCEPTED, S.ACCEPTED]
+
+
+async def test_working_order_the_broker_forgot_is_lost_never_resent(
+    sim178: IBKRSimulator, make_om: Any, store: Store
+) -> None:
+    """An acknowledged working order vanishes from the broker's books (a reset on its side): after
+    `max_checks` passes it is LOST, alerted, never resent, and the pass is unexplained (HALTED)."""
+    from joe.core.models import OrderType
+
+    from .helpers import single
+
+    sim178.set_price("AAPL", 100)
+    om = await make_om(sim178, store, client_id=64)
+    it = single("rc-lost", order_type=OrderType.LIMIT, limit_price=Decimal(90))
+    await om.submit([it])
+    await settle(lambda: agree(sim178, store, [it.client_order_id]))
+    bo = sim178.find(it.client_order_id)
+    assert bo is not None
+    del sim178.book.orders[next(k for k, v in sim178.book.orders.items() if v is bo)]
+    state = TradingStateStore(store, NullAudit())
+    rec = Reconciler(om, trading_state=state, max_checks=2)
+    first = await rec.reconcile()
+    assert [f.kind for f in first.findings] == [FindingKind.ORDER_MISSING] and first.explained
+    second = await rec.reconcile()
+    assert second.lost == (it.client_order_id,) and not second.explained and second.halted
+    assert joe(store, it.client_order_id).state is S.LOST
+    assert len(sim178.placed) == 1  # never resent
+    assert state.current().state is TradingState.HALTED
