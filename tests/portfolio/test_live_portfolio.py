@@ -110,17 +110,37 @@ async def _run(coro: Any) -> Any:
     return await coro
 
 
-def test_entries_refused_when_the_broker_holds_a_position_joe_did_not_open(store: Store) -> None:
+def test_entries_refused_when_the_broker_position_differs_from_joes_fills(store: Store) -> None:
     async def go() -> None:
         venue = FakeVenue()
-        venue.net["AAPL"] = Decimal(7)  # opened by hand, or by something else
-        pf, audit = live(store, venue)
+        first, _ = live(store, venue)
+        assert (await first.start()).explained
+        out = await first.submit([signal("s0")], T0)
+        venue.execute(out[0].client_order_id or "", Decimal(10))
+        await venue.deliver(first.om)
+        await first.om.stop()
+        venue.net["AAPL"] = Decimal(3)  # the broker now says 3; Joe's fills explain 10
+        pf, audit = live(store, venue)  # the next run
         rec = await pf.start()
-        assert not rec.explained and "AAPL" in rec.findings[0]
-        out = await pf.submit([signal()], T0)
-        assert out[0].action == "refused" and "AAPL" in out[0].reason
-        assert venue.sent == [] and store.orders() == []
+        assert not rec.explained and any("AAPL" in f for f in rec.findings)
+        sent = len(venue.orders)
+        res = await pf.submit([signal("s1")], T0)
+        assert res[0].action == "refused" and "AAPL" in res[0].reason
+        assert len(venue.orders) == sent  # nothing new reached the venue
         assert "live.entries_refused" in [e for e, _, _ in audit.records]
+        await pf.om.stop()
+
+    asyncio.run(go())
+
+
+def test_a_position_joe_did_not_open_is_recorded_as_external_and_entries_go_on(store: Store) -> None:
+    async def go() -> None:
+        venue = FakeVenue()
+        venue.net["MSFT"] = Decimal(7)  # opened by hand: the Reconciler records it, never touches it
+        pf, _ = live(store, venue)
+        rec = await pf.start()
+        assert rec.explained and any("MSFT" in n for n in rec.notes)
+        assert (await pf.submit([signal()], T0))[0].action in ("sent", "opened")
         await pf.om.stop()
 
     asyncio.run(go())

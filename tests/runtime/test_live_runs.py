@@ -189,6 +189,8 @@ def test_live_runs_open_brackets_then_book_the_stop_fill_once(project: Path, kin
                 assert sorted(o["order_type"] for o in kids) == ["LMT", "STP"]
                 assert all(o["status"] == "Submitted" for o in kids)
             held = get(f"{control}/_sim/positions")["positions"]
+            audit = "".join(f.read_text() for f in (project / "data/audit").glob("*.jsonl"))
+            assert '"ibkr.what_if"' in audit  # each entry's margin preview fed the RiskGate first
         else:
             held = {p["symbol"]: p["quantity"] for p in facts["positions"]}
         assert {p["symbol"] for p in facts["positions"]} == {s for s, q in held.items() if Decimal(q) != 0}

@@ -1,10 +1,10 @@
 """`LivePortfolio`: approved signals → broker-side brackets through the `OrderManager`.
 
-- `start()` reconciles before anything trades: the `OrderManager` rebuilds and reconciles every
-  non-terminal order with the broker (open orders, executions since the oldest, commissions), then
-  Joe's net filled quantity per symbol is compared with the broker's positions. Anything unexplained
-  (a position Joe did not open, a size that differs, an unresolved order outcome) refuses new entries
-  for the run, said in the outcome and audited as `live.entries_refused`. Exits stay allowed.
+- `start()` reconciles before anything trades, through the `Reconciler` (`joe.execution.reconciler`:
+  open orders, executions since the persistent checkpoint, lost and external orders, positions per
+  instrument). Anything it cannot explain refuses new entries for the run (said in the outcomes,
+  audited as `live.entries_refused`; with a `trading_state` the Reconciler also moves it to HALTED,
+  as the daemon does). Exits stay allowed.
 - `submit()` turns each signal into a bracket on the instrument's increments (`joe.portfolio.intents`),
   capped by the small-size rollout on a real-money account, and sends it through the `OrderManager`
   (write-ahead, idempotent by client order id: a rerun never sends a second bracket).
@@ -23,18 +23,22 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
+from typing import TYPE_CHECKING
 
 from joe.brokers.base import BrokerError
 from joe.core.clock import utcnow
 from joe.core.events import AuditSink
 from joe.core.models import AccountInfo, Fill, OrderLeg, Position, Side, Signal
 from joe.core.order import Order, OrderState
-from joe.execution.events import AlertKind
 from joe.execution.order_manager import OrderManager
+from joe.execution.reconciler import Reconciler
 from joe.portfolio.base import ExitReport, PortfolioManager, SignalOutcome, TrackRecordSummary
 from joe.portfolio.exits import PriceBar
 from joe.portfolio.intents import NotTradable, SizeCap, bracket_for
 from joe.store import Store
+
+if TYPE_CHECKING:
+    from joe.safety.trading_state import TradingStateStore
 
 MODE = "live"
 
@@ -47,6 +51,7 @@ class ReconcileSummary:
     findings: list[str] = field(default_factory=list)
     broker_positions: dict[str, Decimal] = field(default_factory=dict)
     joe_positions: dict[str, Decimal] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)  # explained findings (e.g. an external position)
 
 
 def net_filled(orders: Sequence[Order]) -> dict[str, Decimal]:
@@ -71,6 +76,7 @@ class LivePortfolio(PortfolioManager):
         audit: AuditSink,
         *,
         size_cap: Callable[[], SizeCap | None] = lambda: None,
+        trading_state: TradingStateStore | None = None,
         fill_wait_s: float = 5.0,
         clock: Callable[[], datetime] = utcnow,
     ) -> None:
@@ -79,6 +85,7 @@ class LivePortfolio(PortfolioManager):
         self.store = store
         self.audit = audit
         self.size_cap = size_cap
+        self.trading_state = trading_state
         self.fill_wait_s = fill_wait_s
         self.clock = clock
         self.started_at = clock()
@@ -93,6 +100,7 @@ class LivePortfolio(PortfolioManager):
         self.started_at = self.clock()
         self._known_fills = {f.fill_id for f in self.store.fills(mode=MODE)}
         findings: list[str] = []
+        notes: list[str] = []
         remember = getattr(self.client, "remember_children", None)
         if remember is not None:  # brackets earlier runs sent: their legs' fills need an owner
             remember(
@@ -101,7 +109,7 @@ class LivePortfolio(PortfolioManager):
                 if o.parent_client_order_id
             )
         try:
-            await self.om.start()
+            report = await Reconciler(self.om, trading_state=self.trading_state).start()
             broker: dict[str, Decimal] = defaultdict(Decimal)
             for p in await self.client.positions():
                 broker[p.symbol] += p.quantity
@@ -110,17 +118,13 @@ class LivePortfolio(PortfolioManager):
             summary = ReconcileSummary(False, [f"reconciliation failed: {type(exc).__name__}: {exc}"])
             return self._conclude(summary)
         joe = net_filled(self.store.orders(mode=MODE, broker=self.om.broker))
-        for sym in sorted(set(broker_pos) | set(joe)):
-            have, want = broker_pos.get(sym, Decimal(0)), joe.get(sym, Decimal(0))
-            if have != want:
-                findings.append(
-                    f"{sym}: the broker holds {have}, Joe's filled orders explain {want} "
-                    "(a position Joe did not open, or a fill it has not seen)"
-                )
-        for a in self.om.alerts:
-            if a.kind is AlertKind.UNRESOLVED:
-                findings.append(f"unresolved order: {a.message}")
-        return self._conclude(ReconcileSummary(not findings, findings, broker_pos, joe))
+        for f in report.findings:
+            text = f"{f.kind.value} {f.instrument}: {f.action}"
+            (findings if not f.explained else notes).append(text)
+        if not report.explained and not findings:
+            findings.append("the reconciliation did not explain the account (see the audit log)")
+        summary = ReconcileSummary(report.explained and not findings, findings, broker_pos, joe, notes)
+        return self._conclude(summary)
 
     def _conclude(self, summary: ReconcileSummary) -> ReconcileSummary:
         self.reconciled = summary

@@ -19,9 +19,12 @@ from dataclasses import replace
 from datetime import datetime
 from typing import TYPE_CHECKING
 
+from joe.brokers.base import WhatIfResult
 from joe.core.ids import new_run_id
 from joe.core.logging import get_logger
+from joe.core.models import Signal
 from joe.execution.order_manager import OrderManager
+from joe.portfolio.intents import NotTradable, bracket_for
 from joe.portfolio.live import LivePortfolio
 from joe.portfolio.rollout import Rollout
 from joe.portfolio.shadow import ShadowPortfolio
@@ -39,6 +42,7 @@ from joe.runtime.stages import (
     settle_book,
     write_report,
 )
+from joe.safety.risk_gate import ProposedOrder
 from joe.safety.run_guard import RunGuard, SafetyRefused
 from joe.store import open_store
 
@@ -111,6 +115,7 @@ async def _trade(rt: Runtime, st: RunState, guard: RunGuard) -> LiveFacts:
         account = await link.client.account()
         facts.equity = f"{account.equity} {account.currency}"
         _check_margin(rt, guard, st.opts.broker, account)
+        await _margin_previews(guard, link.client, approved)
         allowed, denied = await guard.screen_run(st, approved)
         st.executions.update(denied)
         ts = st.as_of_ts.to_pydatetime()
@@ -127,7 +132,7 @@ async def _trade(rt: Runtime, st: RunState, guard: RunGuard) -> LiveFacts:
             om, live = _live_portfolio(rt, guard, link.client, st.opts.broker)
             st.progress.stage("reconcile", f"{st.opts.broker}: orders, executions and positions")
             rec = await live.start()
-            facts.reconciled, facts.findings = rec.explained, list(rec.findings)
+            facts.reconciled, facts.findings = rec.explained, list(rec.findings) + list(rec.notes)
             rollout = Rollout(rt.config, rt.store, real_money=rt.decision.real_money, broker=st.opts.broker)
             facts.rollout = rollout.lines()
             live.size_cap = rollout.cap
@@ -156,6 +161,32 @@ async def _trade(rt: Runtime, st: RunState, guard: RunGuard) -> LiveFacts:
     return facts
 
 
+async def _margin_previews(guard: RunGuard, client: object, signals: list[Signal]) -> None:
+    """The broker's margin preview (IBKR whatIfOrder) of each entry, fetched before the RiskGate's
+    `MarginWhatIf` rule judges it (the gate's rules are synchronous). A preview that failed is
+    raised again by the rule, which denies the entry (fail closed); no preview API: no rule."""
+    what_if = getattr(client, "what_if", None)
+    if what_if is None or guard.gate is None:
+        return
+    results: dict[str, WhatIfResult | Exception] = {}
+    for s in signals:
+        try:
+            rules = await client.instrument_rules(s.symbol)  # type: ignore[attr-defined]
+            results[s.signal_id] = await what_if(bracket_for(s, rules)[0])
+        except NotTradable:
+            continue  # the portfolio skips it with its own reason
+        except Exception as exc:
+            results[s.signal_id] = exc
+
+    def preview(order: ProposedOrder) -> WhatIfResult | None:
+        got = results.get(order.signal_id)
+        if isinstance(got, Exception):
+            raise got
+        return got
+
+    guard.gate.whatif = preview
+
+
 def _check_margin(rt: Runtime, guard: RunGuard, broker: str, account: object) -> None:
     """The margin monitor, polled before entries: below its cushions it moves the trading state,
     which the RiskGate screen then enforces (REDUCING/HALTED refuse entries)."""
@@ -182,4 +213,5 @@ def _live_portfolio(
     # places a new reduce-only stop, else exits reduce-only, else halts.
     deadline = rt.config.safety.protection_deadline_s
     om.journal.on_unprotected = protection_reaction(om, guard.ctx, deadline_s=deadline)  # type: ignore[arg-type]
-    return om, LivePortfolio(om, rt.store, rt.audit)
+    # An unexplained reconciliation also halts new entries beyond this run (as in the daemon).
+    return om, LivePortfolio(om, rt.store, rt.audit, trading_state=guard.ctx.states)
