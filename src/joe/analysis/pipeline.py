@@ -67,11 +67,14 @@ def analyse(
     detector: RegimeDetector | None = None,
     scorer: ScoringEngine | None = None,
     engine: StrategyEngine | None = None,
+    features: Features | None = None,
 ) -> AnalysisResult:
     """Run the whole analysis at `as_of` (the panel's last date when None).
 
     `spx`/`vix` are the index history and VIX closes for the regime; `sentiment` the client
-    positioning by symbol (may be empty); `instruments` give lot sizes for sizing.
+    positioning by symbol (may be empty); `instruments` give lot sizes for sizing. `features` may be
+    a `Features` over a longer panel with the same symbols (a backtest computes every indicator once
+    over the whole history; they are causal, so reading row `t` sees nothing after it).
     """
     pcfg = config.pipeline
     timings: dict[str, float] = {}
@@ -92,7 +95,7 @@ def analyse(
     t2 = time.perf_counter()
     timings["scan"] = t2 - t1
 
-    features = Features(panel)
+    features = features if features is not None else Features(panel)
     scores = (scorer or ScoringEngine()).score(
         panel, scan.candidates, sentiment, as_of_index=t, features=features
     )

@@ -9,6 +9,7 @@ import typer
 from joe import __version__
 from joe.cli import mode_cmd
 from joe.cli.audit_cmd import audit_app
+from joe.cli.backtest_cmd import backtest_command
 from joe.cli.daemon_cmd import daemon_command
 from joe.cli.kill_cmd import kill_command
 from joe.cli.report_cmd import report
@@ -73,6 +74,7 @@ def _audit(settings: Settings) -> AuditSink:
 
 
 app.command("run")(run_command)
+app.command("backtest")(backtest_command)
 app.command("daemon")(daemon_command)
 mode_cmd.register(app, track_record_provider=_track_record, audit_factory=_audit, rollout_provider=_rollout)
 app.add_typer(audit_app, name="audit")

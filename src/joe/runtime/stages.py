@@ -19,7 +19,9 @@ from typing import Protocol
 import numpy as np
 import pandas as pd
 
+from joe.analysis.features import Features
 from joe.analysis.pipeline import AnalysisResult, analyse
+from joe.analysis.regime import RegimeDetector
 from joe.config.settings import secret_value
 from joe.core.logging import get_logger
 from joe.portfolio import PaperPortfolio, SignalOutcome
@@ -100,6 +102,10 @@ class RunState:
     delivered: int = 0
     pushed_ok: bool = True
     guard: RunGuard | None = None  # the safety layer's hooks (joe.safety.run_guard)
+    # A backtest reuses these across its days: indicators computed once over the whole history and a
+    # regime detector with its label history precomputed (joe.backtest.precompute). None: per run.
+    features: Features | None = None
+    detector: RegimeDetector | None = None
 
     @property
     def opened(self) -> int:
@@ -244,6 +250,8 @@ async def analyse_market(st: RunState) -> None:
         await st.pf.positions(),
         st.as_of_ts,
         instruments=snap.instruments,
+        features=st.features,
+        detector=st.detector,
     )
     st.timings.update({f"analysis.{k}": v for k, v in st.result.timings.items()})
     st.rt.store.save_signals(st.run_id, st.result.signals)

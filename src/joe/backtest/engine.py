@@ -1,0 +1,215 @@
+"""`run_backtest`: history replayed day by day through the stages of `joe run --once`.
+
+Each simulated day D is one run of the real stages (`joe.runtime.stages`) on a scratch paper book:
+
+    settle_book   every bar since the last day through the stops/targets (gaps filled at the open),
+                  then marks at D's closes — `PaperPortfolio.settle`, the paper cost model
+    analyse_market Regime → Scan → Score → Strategy → Risk on the market as known at D's close
+    trade         the RiskGate, then approved signals → paper fills at D's close (+ costs)
+
+What a `joe run --once` does once per process and a backtest must not redo 2,000 times — opening
+the source, the quality stage, the indicators, the regime's label history — is done once
+(`joe.backtest.precompute.History`). The report stage runs once at the end (`joe.backtest.report`).
+The simulated clock is the as-of date: every fill, exit and equity point is stamped with a bar date.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from joe.backtest.precompute import History
+from joe.backtest.scratch import scratch_runtime
+from joe.config.schema import ExecutionConfig
+from joe.core.models import Fill, Signal
+from joe.portfolio import PaperPortfolio
+from joe.portfolio.ledger import ClosedTrade
+from joe.runtime.book import source_identity
+from joe.runtime.stages import RunOptions, RunState, analyse_market, settle_book, trade
+from joe.safety.run_guard import RunGuard
+
+# Called after each simulated day with (days done, days in all, the day's date).
+ProgressFn = Callable[[int, int, date], None]
+
+
+class BacktestError(ValueError):
+    """The backtest's options do not fit the data (an empty window, too little history)."""
+
+
+@dataclass(frozen=True)
+class DayRecord:
+    """The book at the close of one simulated day."""
+
+    day: date
+    equity: float
+    cash: float
+    exposure: float  # gross value of open positions / equity
+    positions: int
+    regime: str
+    signals: int
+    opened: int
+    closed: int
+
+
+@dataclass
+class BacktestResult:
+    """Everything the report and the metrics read."""
+
+    days: list[DayRecord]
+    trades: list[ClosedTrade]
+    open_positions: int
+    signals: dict[str, Signal]  # signal_id → the signal that opened a position
+    fills_notional: float
+    fees: float
+    starting_cash: float
+    timings: dict[str, float] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+    fills: list[Fill] = field(default_factory=list)
+
+    def equity(self) -> pd.Series:
+        """Equity at each day's close (UTC dates)."""
+        return pd.Series(
+            [d.equity for d in self.days],
+            index=pd.DatetimeIndex([pd.Timestamp(d.day) for d in self.days]),
+            name="equity",
+        )
+
+
+def _gross(pf: PaperPortfolio) -> float:
+    return sum(abs(float(p.quantity) * float(p.mark or p.entry_price)) for p in pf.ledger.positions.values())
+
+
+async def replay(
+    history: History,
+    config: ExecutionConfig,
+    scratch: Path,
+    start: date | None,
+    end: date | None,
+    *,
+    source: str = "backtest",
+    progress: ProgressFn | None = None,
+) -> BacktestResult:
+    """Replay the days of `history` in [start, end] on a fresh scratch book in `scratch`.
+
+    Raises `BacktestError` when the window holds no trading day of the data.
+    """
+    days = history.days(start, end)
+    if not len(days):
+        d = history.panel.dates
+        raise BacktestError(
+            f"no trading day between {start} and {end}: the data covers {d[0].date()} to {d[-1].date()}"
+        )
+    rt = scratch_runtime(config, scratch)
+    try:
+        return await _run_days(rt, history, days, source, progress)
+    finally:
+        rt.close()
+
+
+async def _run_days(
+    rt: Any, history: History, days: Any, source: str, progress: ProgressFn | None
+) -> BacktestResult:
+    opts = RunOptions(source=source)
+    pf = PaperPortfolio.load(rt.store, rt.audit, rt.config, broker="sim")
+    guard = RunGuard.start(rt)
+    book_source = source_identity("sim", source)
+    timings: dict[str, float] = {"settle": 0.0, "analysis": 0.0, "trading": 0.0}
+    records: list[DayRecord] = []
+    opened_signals: dict[str, Signal] = {}
+    last_row = -1
+    fills_seen = 0
+    notional = 0.0
+    fees = 0.0
+    warnings: list[str] = list(history.snap.warnings)
+    total = len(days)
+    for k, t in enumerate(days.tolist()):
+        ts = history.panel.dates[t]
+        day = ts.date()
+        st = RunState(rt, opts, f"bt-{day.isoformat()}", ts.to_pydatetime(), _Quiet(), _clock(ts))
+        st.pf, st.guard, st.book_source = pf, guard, book_source
+        if guard.gate is not None:  # the order-rate limits count orders per simulated minute
+            guard.gate.clock = st.clock
+        st.features, st.detector = history.features, history.detector
+        st.snap = history.snapshot_at(t)
+        st.as_of_idx, st.as_of_ts = t, ts
+        held = {p.symbol for p in pf.ledger.positions.values()}
+        st.held_history = history.held_bars(held, last_row, t) if held else {}
+        t0 = time.perf_counter()
+        await settle_book(st)
+        t1 = time.perf_counter()
+        rt.store.start_run(st.run_id, mode="paper", broker="sim", source=source, as_of=st.started)
+        await analyse_market(st)
+        t2 = time.perf_counter()
+        await trade(st)
+        t3 = time.perf_counter()
+        timings["settle"] += t1 - t0
+        timings["analysis"] += t2 - t1
+        timings["trading"] += t3 - t2
+        for name, v in (st.result.timings if st.result else {}).items():
+            timings[f"analysis.{name}"] = timings.get(f"analysis.{name}", 0.0) + v
+        for o in st.outcomes:
+            if o.fill is not None:
+                sig = next(s for s in st.result.approved if s.signal_id == o.signal_id)  # type: ignore[union-attr]
+                opened_signals[o.signal_id] = sig
+        for f in pf.run_fills[fills_seen:]:
+            notional += float(f.quantity * f.price)
+            fees += float(f.commission)
+        fills_seen = len(pf.run_fills)
+        last_row = t
+        lg = pf.ledger
+        eq = float(lg.equity)
+        records.append(
+            DayRecord(
+                day,
+                eq,
+                float(lg.cash),
+                _gross(pf) / eq if eq > 0 else 0.0,
+                len(lg.positions),
+                st.result.regime.label.value if st.result else "",
+                len(st.result.signals) if st.result else 0,
+                st.opened,
+                st.closed,
+            )
+        )
+        if progress is not None:
+            progress(k + 1, total, day)
+    return BacktestResult(
+        records,
+        list(pf.ledger.closed),
+        len(pf.ledger.positions),
+        opened_signals,
+        notional,
+        fees,
+        float(pf.ledger.starting_cash),
+        timings,
+        warnings,
+        list(pf.run_fills),
+    )
+
+
+class _Quiet:
+    def stage(self, name: str, detail: str = "") -> None:
+        return None
+
+
+def _clock(ts: pd.Timestamp) -> Callable[[], datetime]:
+    """The simulated clock: it always reads the as-of bar's time."""
+    when = ts.to_pydatetime()
+    return lambda: when
+
+
+def replay_sync(
+    history: History, config: ExecutionConfig, scratch: Path, start: date | None, end: date | None, **kw: Any
+) -> BacktestResult:
+    """Blocking wrapper (CLI, Dask workers)."""
+    return asyncio.run(replay(history, config, scratch, start, end, **kw))
+
+
+__all__ = ["BacktestError", "BacktestResult", "DayRecord", "replay", "replay_sync"]

@@ -1,0 +1,60 @@
+"""`--set key=value`: config overrides for one backtest (or one sweep point), checked by the schema.
+
+Keys are dotted paths into `config/execution.yaml` (`risk.max_positions=5`,
+`pipeline.max_signals=3`); values are read as YAML scalars (`5`, `0.02`, `true`, `trend`). The merged
+config is validated by `ExecutionConfig`, so a typo or an out-of-range value is refused with the key.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from joe.config.schema import ExecutionConfig
+
+
+class OverrideError(ValueError):
+    """An override names no config key, or gives a value the schema refuses."""
+
+
+def parse_set(items: Iterable[str]) -> dict[str, Any]:
+    """`["a.b=1", "c=x"]` → `{"a.b": 1, "c": "x"}`; raises `OverrideError` for an item without `=`."""
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, raw = item.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise OverrideError(f"--set {item!r}: expected key=value, e.g. risk.max_positions=5")
+        try:
+            out[key] = yaml.safe_load(raw) if raw.strip() else ""
+        except yaml.YAMLError:
+            out[key] = raw
+    return out
+
+
+def apply_overrides(config: ExecutionConfig, overrides: Mapping[str, Any]) -> ExecutionConfig:
+    """A copy of `config` with each dotted key set; raises `OverrideError` naming the key."""
+    if not overrides:
+        return config
+    data = config.model_dump(mode="python")
+    for key, value in overrides.items():
+        node: Any = data
+        parts = key.split(".")
+        for depth, part in enumerate(parts):
+            if not isinstance(node, dict) or part not in node:
+                where = ".".join(parts[:depth]) or "the top level"
+                known = ", ".join(sorted(node)) if isinstance(node, dict) else "(not a section)"
+                raise OverrideError(f"--set {key}: no key {part!r} in {where} (known: {known})")
+            if depth == len(parts) - 1:
+                node[part] = value
+            else:
+                node = node[part]
+    try:
+        return ExecutionConfig.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        raise OverrideError(f"--set: {where}: {first['msg']}") from None

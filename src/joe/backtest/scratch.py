@@ -1,0 +1,36 @@
+"""A backtest's own scratch book: a temporary data folder, store and audit log, always paper.
+
+A backtest must never touch the user's paper book (`data/joe.db`, `data/audit/`): it replays the past,
+which the real book refuses (time only moves forward in one book). So it runs the same
+`PaperPortfolio` against a throwaway store in a folder of its own. The store is an in-memory SQLite
+database (nothing to clean up, nothing to lock); the audit log is a real hash-chained log in the
+scratch folder, written without fsync (a crash loses only a backtest, which is rerun).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from joe.audit.log import AuditLog
+from joe.config.mode import ModeDecision, TradingMode
+from joe.config.schema import ExecutionConfig
+from joe.config.settings import Settings
+from joe.runtime.bootstrap import Runtime
+from joe.store import open_store
+
+SCRATCH_DB_URL = "sqlite://"  # in-memory: the scratch book lives as long as the backtest
+
+
+def scratch_runtime(config: ExecutionConfig, folder: Path) -> Runtime:
+    """A paper `Runtime` whose store and audit log live in `folder` (created), never the user's.
+
+    The mode is paper whatever `TRADING_MODE` says: a backtest sends no order anywhere.
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    settings = Settings(data_dir=folder, db_url=SCRATCH_DB_URL)  # type: ignore[call-arg]
+    audit = AuditLog(folder / "audit", fsync=False)
+    store = open_store(SCRATCH_DB_URL, data_dir=folder)
+    decision = ModeDecision(
+        requested="paper", mode=TradingMode.PAPER, reasons=["backtest: a scratch paper book"]
+    )
+    return Runtime(settings, config, [], audit, store, decision, folder)

@@ -1,0 +1,132 @@
+"""`joe backtest`: replay history through the pipeline on a scratch paper book; sweeps on Dask."""
+
+from __future__ import annotations
+
+import sys
+from datetime import date
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from joe.cli.exit_codes import ExitCode
+
+
+def _date(value: str | None, flag: str, console: Console) -> date | None:
+    if value is None:
+        return None
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        console.print(f"{flag} must be a date like 2018-12-31, not {value!r}")
+        raise typer.Exit(ExitCode.USAGE) from None
+
+
+def backtest_command(
+    start: Annotated[
+        str | None, typer.Option("--from", help="First day to trade (YYYY-MM-DD; default: the data's first).")
+    ] = None,
+    end: Annotated[
+        str | None, typer.Option("--to", help="Last day (YYYY-MM-DD; default: the data's last).")
+    ] = None,
+    source: Annotated[
+        str, typer.Option(help="sample, csv:PATH, parquet:PATH or cache[:SOURCE] (the bar cache).")
+    ] = "sample",
+    universe: Annotated[
+        str | None, typer.Option(help="Universe scan or watchlist name of the source (as `run --scan`).")
+    ] = None,
+    set_: Annotated[
+        list[str] | None,
+        typer.Option("--set", help="Config override key=value (repeatable), e.g. risk.max_positions=5."),
+    ] = None,
+    out: Annotated[
+        Path | None, typer.Option("--out", help="Report root (default $JOE_DATA_DIR/backtests).")
+    ] = None,
+    date_format: Annotated[
+        str | None,
+        typer.Option("--date-format", help="Files with ambiguous dates: dayfirst, monthfirst, or a format."),
+    ] = None,
+) -> None:
+    """Replay history day by day through Regime → Scan → Score → Strategy → Risk → paper fills."""
+    console = Console(stderr=True, log_path=False)
+    from joe.backtest.engine import BacktestError
+    from joe.backtest.overrides import OverrideError, parse_set
+    from joe.backtest.runner import BacktestOptions, run_backtest
+    from joe.config.loader import load_execution_config_tolerant
+    from joe.config.settings import load_settings
+    from joe.data.errors import DataError
+
+    first, last = _date(start, "--from", console), _date(end, "--to", console)
+    if first and last and first > last:
+        console.print(f"--from {first} is after --to {last}")
+        raise typer.Exit(ExitCode.USAGE)
+    settings = load_settings()
+    config, problems = load_execution_config_tolerant(settings.config_path)
+    for p in problems:
+        console.print(f"[yellow]config[/]: {p}", soft_wrap=True)
+    root = (out or Path(settings.data_dir) / "backtests").expanduser()
+    try:
+        overrides = parse_set(set_ or [])
+        opts = BacktestOptions(source, first, last, universe, overrides, date_format)
+        with _ProgressBar(console) as bar:
+            outcome = run_backtest(opts, config, root, progress=bar.update)
+    except (BacktestError, OverrideError, DataError) as exc:
+        console.print(f"[red]Bad arguments[/]: {exc}", soft_wrap=True)
+        raise typer.Exit(ExitCode.USAGE) from None
+    m = outcome.metrics
+    console.print(
+        f"[green]Done[/] {outcome.id}: {m['start']} to {m['end']} ({m['days']} days), "
+        f"return {_pct(m['total_return'])}, CAGR {_pct(m['cagr'])}, Sharpe {_num(m['sharpe'])}, "
+        f"max drawdown {_pct(m['max_drawdown'])}, {int(m['trades'] or 0)} trades "
+        f"(load {outcome.timings['load']:.1f}s, replay {outcome.timings['replay']:.1f}s, "
+        f"report {outcome.timings['report']:.1f}s)",
+        soft_wrap=True,
+    )
+    for w in outcome.result.warnings:
+        console.print(f"[yellow]warning[/]: {w}", soft_wrap=True)
+    sys.stdout.write(f"Backtest: {outcome.paths.dir}\n")
+    for path in outcome.paths.all():
+        sys.stdout.write(f"  {path}\n")
+
+
+def _pct(v: object) -> str:
+    return f"{float(v) * 100:.2f}%" if isinstance(v, int | float) else "—"
+
+
+def _num(v: object) -> str:
+    return f"{float(v):.2f}" if isinstance(v, int | float) else "—"
+
+
+class _ProgressBar:
+    """A rich progress bar over the simulated days (on stderr; silent when not a terminal)."""
+
+    def __init__(self, console: Console) -> None:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+        self.progress = Progress(
+            TextColumn("backtest {task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeRemainingColumn(),
+            console=console,
+            transient=True,
+        )
+        self.task = self.progress.add_task("", total=None)
+        self.console = console
+        self._step = 0
+
+    def __enter__(self) -> _ProgressBar:
+        self.progress.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.progress.stop()
+
+    def update(self, done: int, total: int, day: date) -> None:
+        self.progress.update(self.task, completed=done, total=total, description=str(day))
+        # Without a terminal the bar is invisible: a line every 10% keeps a long run's log alive.
+        step = done * 10 // max(total, 1)
+        if not self.console.is_terminal and step > self._step:
+            self._step = step
+            self.console.print(f"backtest: {done}/{total} days ({day})")

@@ -1,0 +1,61 @@
+"""`joe backtest` on the command line: the report folder and every path printed, the user's paper
+book untouched, bad options refused with exit 2 and a message naming the option."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+from typer.testing import CliRunner
+
+from joe.cli.main import app
+
+
+def test_backtest_writes_its_report_and_leaves_the_paper_book_alone(project: Path, market_dir: Path) -> None:
+    res = CliRunner().invoke(
+        app,
+        ["backtest", "--source", f"csv:{market_dir}", "--from", "2021-01-04", "--to", "2021-02-26",
+         "--set", "pipeline.max_signals=4"],
+    )  # fmt: skip
+    assert res.exit_code == 0, res.output
+    lines = res.stdout.splitlines()
+    folder = Path(lines[0].removeprefix("Backtest: ").strip())
+    assert folder.parent == project / "data" / "backtests"
+    names = {"report.html", "report.md", "trades.csv", "equity.csv", "metrics.json"}
+    assert {Path(x.strip()).name for x in lines[1:]} == names
+    assert all((folder / n).is_file() for n in names)
+    html = (folder / "report.html").read_text()
+    for section in ("Equity", "Drawdown", "Monthly", "Exposure", "Returns per regime", "Trades"):
+        assert section in html
+    payload = json.loads((folder / "metrics.json").read_text())
+    assert payload["options"]["overrides"] == {"pipeline.max_signals": 4}
+    for key in ("cagr", "volatility", "sharpe", "sortino", "max_drawdown", "max_drawdown_days", "win_rate",
+                "profit_factor", "avg_r_multiple", "turnover", "exposure", "fees"):  # fmt: skip
+        assert key in payload["metrics"]
+    trades = pd.read_csv(folder / "trades.csv")
+    assert len(trades) == payload["metrics"]["trades"] > 0
+    assert trades["entry_reason"].str.len().min() > 0 and trades["exit_reason"].str.len().min() > 0
+    equity = pd.read_csv(folder / "equity.csv")
+    assert equity["date"].iloc[0] == "2021-01-04" and equity["date"].iloc[-1] == "2021-02-26"
+    # The scratch book was never the user's: no store, no audit log in the data folder.
+    assert not (project / "data" / "joe.db").exists()
+    assert not (project / "data" / "audit").exists()
+
+
+def test_bad_options_are_refused_with_exit_2(project: Path, market_dir: Path) -> None:
+    run = CliRunner().invoke
+    src = f"csv:{market_dir}"
+    cases = {
+        ("--set", "risk.max_positionz=3"): "max_positionz",
+        ("--set", "risk.max_positions=-1"): "risk.max_positions",
+        ("--set", "novalue"): "key=value",
+        ("--from", "2021-03-01", "--to", "2021-02-01"): "after --to",
+        ("--from", "2031-01-01"): "no trading day",
+        ("--from", "01/02/2021"): "--from must be a date",
+    }
+    for args, words in cases.items():
+        res = run(app, ["backtest", "--source", src, *args])
+        assert res.exit_code == 2, (args, res.output)
+        assert words in res.output.replace("\n", ""), (args, res.output)
+    assert not (project / "data" / "backtests").exists()
