@@ -53,6 +53,8 @@ def test_bad_options_are_refused_with_exit_2(project: Path, market_dir: Path) ->
         ("--from", "2021-03-01", "--to", "2021-02-01"): "after --to",
         ("--from", "2031-01-01"): "no trading day",
         ("--from", "01/02/2021"): "--from must be a date",
+        ("--walk-forward",): "--sweep",
+        ("--sweep", "nowhere.yaml"): "cannot read sweep file",
     }
     for args, words in cases.items():
         res = run(app, ["backtest", "--source", src, *args])

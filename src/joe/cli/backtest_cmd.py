@@ -40,6 +40,18 @@ def backtest_command(
         list[str] | None,
         typer.Option("--set", help="Config override key=value (repeatable), e.g. risk.max_positions=5."),
     ] = None,
+    sweep: Annotated[
+        Path | None,
+        typer.Option("--sweep", help="Sweep file (YAML): a grid or random search over config keys."),
+    ] = None,
+    walk_forward: Annotated[
+        bool, typer.Option("--walk-forward", help="With --sweep: rolling in-sample/out-of-sample windows.")
+    ] = False,
+    scheduler: Annotated[
+        str | None,
+        typer.Option("--scheduler", help="Dask scheduler address (tcp://host:8786); default a LocalCluster."),
+    ] = None,
+    workers: Annotated[int, typer.Option("--workers", help="LocalCluster worker processes (sweeps).")] = 2,
     out: Annotated[
         Path | None, typer.Option("--out", help="Report root (default $JOE_DATA_DIR/backtests).")
     ] = None,
@@ -61,6 +73,14 @@ def backtest_command(
     if first and last and first > last:
         console.print(f"--from {first} is after --to {last}")
         raise typer.Exit(ExitCode.USAGE)
+    if walk_forward and sweep is None:
+        console.print("--walk-forward needs --sweep FILE (the parameters to choose in each window)")
+        raise typer.Exit(ExitCode.USAGE)
+    if workers < 1:
+        console.print(f"--workers must be at least 1, not {workers}")
+        raise typer.Exit(ExitCode.USAGE)
+    from joe.backtest.sweep import SweepError
+
     settings = load_settings()
     config, problems = load_execution_config_tolerant(settings.config_path)
     for p in problems:
@@ -69,9 +89,14 @@ def backtest_command(
     try:
         overrides = parse_set(set_ or [])
         opts = BacktestOptions(source, first, last, universe, overrides, date_format)
+        if sweep is not None:
+            from joe.cli.backtest_sweep import run_sweep_command
+
+            run_sweep_command(console, opts, config, root, sweep, walk_forward, scheduler, workers)
+            return
         with _ProgressBar(console) as bar:
             outcome = run_backtest(opts, config, root, progress=bar.update)
-    except (BacktestError, OverrideError, DataError) as exc:
+    except (BacktestError, OverrideError, SweepError, DataError) as exc:
         console.print(f"[red]Bad arguments[/]: {exc}", soft_wrap=True)
         raise typer.Exit(ExitCode.USAGE) from None
     m = outcome.metrics

@@ -1,0 +1,96 @@
+"""Joe's own workload (issue 17): the full daily pipeline backtested over `daily_500.parquet`
+(500 instruments × 2,000 days, `../shared/bench/PEERS.md`), through `joe backtest`'s engine.
+
+Usage: python bench/backtest_daily500.py [--days N] [--profile]
+The long-format file is split once into one parquet file per symbol (a `parquet:` source folder, not
+timed), then timed: loading (the source, the quality stage, the panel), the day loop, split per stage
+(settle = exits and marks, the analysis stages, trading = RiskGate + paper fills), and the report.
+Goal: ≤ 10 s for the whole run on 2 cores.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import sys
+import tempfile
+import time
+from datetime import date
+from pathlib import Path
+
+import pandas as pd
+
+from joe.backtest.loading import load_history_sync
+from joe.backtest.report import write_report
+from joe.backtest.runner import BacktestOptions, run_on_history
+from joe.config.schema import ExecutionConfig
+
+sys.path.insert(0, str(Path(__file__).parent))
+from _machine import machine
+
+PEERS = Path(__file__).resolve().parents[1].parent / "shared" / "bench" / "peer_workloads.py"
+
+
+def daily_500() -> Path:
+    spec = importlib.util.spec_from_file_location("peer_workloads", PEERS)
+    if spec is None or spec.loader is None:
+        raise SystemExit(f"cannot find the standard workloads at {PEERS}")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    path = mod.data_dir() / "daily_500.parquet"
+    if not path.exists():
+        raise SystemExit(f"{path} is missing: run `.venv/bin/python {PEERS}` first")
+    return path
+
+
+def split(path: Path, folder: Path) -> None:
+    long = pd.read_parquet(path)
+    for sym, g in long.groupby("symbol", sort=True):
+        g.drop(columns=["symbol"]).to_parquet(folder / f"{sym}.parquet", index=False)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--days", type=int, default=0, help="only the last N days (0: all)")
+    ap.add_argument("--profile", action="store_true", help="cProfile the day loop (top 25 by own time)")
+    args = ap.parse_args()
+    print(f"backtest over daily_500 — {machine()}")
+    with tempfile.TemporaryDirectory(prefix="joe-daily500-") as tmp:
+        folder = Path(tmp) / "prices"
+        folder.mkdir()
+        split(daily_500(), folder)
+        cfg = ExecutionConfig()
+        t0 = time.perf_counter()
+        history = load_history_sync(f"parquet:{folder}", cfg)
+        t1 = time.perf_counter()
+        dates = history.panel.dates
+        first: date | None = dates[-args.days].date() if args.days else None
+        opts = BacktestOptions(f"parquet:{folder}", first, None)
+        if args.profile:
+            import cProfile
+            import pstats
+
+            prof = cProfile.Profile()
+            prof.enable()
+        result = run_on_history(history, cfg, opts)
+        t2 = time.perf_counter()
+        if args.profile:
+            prof.disable()
+            pstats.Stats(prof).sort_stats("tottime").print_stats(25)
+        _, metrics = write_report(result, Path(tmp) / "report", "daily_500", opts.describe())
+        t3 = time.perf_counter()
+    n_days = len(result.days)
+    print(f"  {history.panel.n_symbols} instruments × {history.panel.n_dates} bars; {n_days} days simulated")
+    print(f"  load (source, quality stage, panel, indicators lazily): {t1 - t0:6.2f} s")
+    print(f"  day loop:                                               {t2 - t1:6.2f} s "
+          f"({(t2 - t1) / n_days * 1e3:.2f} ms/day)")  # fmt: skip
+    for name, sec in sorted(result.timings.items()):
+        print(f"    {name:<20} {sec:7.2f} s")
+    print(f"  report:                                                 {t3 - t2:6.2f} s")
+    print(f"  total:                                                  {t3 - t0:6.2f} s (goal ≤ 10 s)")
+    print(f"  {int(metrics['trades'] or 0)} trades, {len(result.fills)} fills, final equity "
+          f"{metrics['final_equity']:.2f}, CAGR {metrics['cagr']}")  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,84 @@
+"""A sweep's report folder: `sweep.csv` (every point), `heatmaps.html` (the metric per parameter pair,
+averaged over the other parameters), and for walk-forward `walk_forward.csv` + `in_sample.csv`."""
+
+from __future__ import annotations
+
+import html
+import itertools
+from pathlib import Path
+
+import pandas as pd
+
+from joe.backtest.report import _png, _table_html
+
+
+def pair_tables(table: pd.DataFrame, keys: list[str], metric: str) -> list[tuple[str, str, pd.DataFrame]]:
+    """(row key, column key, mean metric pivot) for each pair of swept keys (one key: against itself)."""
+    cols = [f"param:{k}" for k in keys]
+    data = table.copy()
+    data[metric] = pd.to_numeric(data[metric], errors="coerce")
+    pairs = list(itertools.combinations(cols, 2)) or [(cols[0], cols[0])]
+    out = []
+    for a, b in pairs:
+        if a == b:
+            pivot = data.groupby(a)[metric].mean().to_frame(metric).T
+        else:
+            pivot = data.pivot_table(index=a, columns=b, values=metric, aggfunc="mean")
+        out.append((a.removeprefix("param:"), b.removeprefix("param:"), pivot))
+    return out
+
+
+def _heatmap(pivot: pd.DataFrame, ylabel: str, xlabel: str, metric: str) -> str:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    vals = pivot.to_numpy(dtype=float)
+    fig, ax = plt.subplots(figsize=(1.2 + 1.0 * vals.shape[1], 1.0 + 0.6 * vals.shape[0]))
+    im = ax.imshow(vals, cmap="RdYlGn", aspect="auto")
+    ax.set_xticks(range(vals.shape[1]), [str(c) for c in pivot.columns])
+    ax.set_yticks(range(vals.shape[0]), [str(i) for i in pivot.index])
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    for i in range(vals.shape[0]):
+        for j in range(vals.shape[1]):
+            if pd.notna(vals[i, j]):
+                ax.text(j, i, f"{vals[i, j]:.3g}", ha="center", va="center", fontsize=8)
+    fig.colorbar(im, ax=ax, label=metric)
+    return _png(fig)
+
+
+def write_sweep_report(
+    folder: Path,
+    table: pd.DataFrame,
+    keys: list[str],
+    metric: str,
+    walk: tuple[pd.DataFrame, pd.DataFrame] | None = None,
+) -> list[Path]:
+    """Write the sweep's files into `folder` (created); returns their paths."""
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = [folder / "sweep.csv", folder / "heatmaps.html"]
+    table.to_csv(paths[0], index=False)
+    parts = [f"<h1>Sweep: {html.escape(metric)} per parameter pair</h1>"]
+    if walk is not None:
+        all_in, best = walk
+        all_in.to_csv(folder / "in_sample.csv", index=False)
+        best.to_csv(folder / "walk_forward.csv", index=False)
+        paths += [folder / "in_sample.csv", folder / "walk_forward.csv"]
+        parts.append(f"<h2>Walk-forward: the best set per window, out of sample</h2>{_table_html(best)}")
+    for a, b, pivot in pair_tables(table, keys, metric):
+        if pivot.empty:
+            continue
+        img = _heatmap(pivot, a, b if a != b else "", metric)
+        parts.append(f'<h2>{html.escape(a)} × {html.escape(b)}</h2><img src="data:image/png;base64,{img}">')
+    parts.append(f"<h2>Every point</h2>{_table_html(table)}")
+    page = (
+        "<!doctype html><html><head><meta charset='utf-8'><title>Sweep</title><style>"
+        "body{font-family:system-ui,sans-serif;margin:2em}table{border-collapse:collapse;font-size:12px}"
+        "td,th{border:1px solid #ccc;padding:2px 5px}</style></head><body>"
+        + "".join(parts)
+        + "</body></html>"
+    )
+    paths[1].write_text(page, encoding="utf-8")
+    return paths
