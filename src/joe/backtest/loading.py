@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 from datetime import date
+from pathlib import Path
+from typing import Any
 
 from joe.backtest.precompute import History
 from joe.config.schema import ExecutionConfig
@@ -24,14 +26,27 @@ async def load_history(
     end: date | None = None,
     universe: str | None = None,
     date_format: str | None = None,
+    data_dir: Path | None = None,
 ) -> History:
     """The market of `spec` up to `end` with its precomputed parts.
 
+    `cache[:SOURCE]` reads the bar cache under `data_dir` (default `$JOE_DATA_DIR`).
     Raises `joe.data.errors.DataError` for a source that cannot be read (named in the message).
     """
     from joe.data import open_source
 
-    source = open_source(spec, as_of=end, n_synthetic=config.pipeline.universe_size, date_format=date_format)
+    kind, _, arg = spec.partition(":")
+    source: Any
+    if kind.strip().lower() == "cache":
+        from joe.backtest.cache_source import CacheSource
+        from joe.config.settings import load_settings
+
+        root = Path(data_dir) if data_dir is not None else Path(load_settings().data_dir)
+        source = CacheSource(root, arg.strip() or None, end)
+    else:
+        source = open_source(
+            spec, as_of=end, n_synthetic=config.pipeline.universe_size, date_format=date_format
+        )
     snap = await load_snapshot(source, universe, config.pipeline.universe_size, ALL_BARS)
     return History.build(snap)
 

@@ -101,8 +101,9 @@ class History:
             if last < 0:
                 continue
             lo = min(after + 1, last)
-            sl = slice(lo, t + 1)
-            out[sym] = pd.DataFrame(
-                {f: getattr(panel, f)[sl, j] for f in FIELDS}, index=panel.dates[sl]
-            ).dropna(subset=["close"])
+            rows = np.arange(lo, t + 1)
+            rows = rows[np.isfinite(panel.close[lo : t + 1, j])]
+            # One 2-D block: far cheaper to build than a frame from five separate columns.
+            block = np.column_stack([getattr(panel, f)[rows, j] for f in FIELDS])
+            out[sym] = pd.DataFrame(block, index=panel.dates[rows], columns=list(FIELDS))
         return out

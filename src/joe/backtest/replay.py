@@ -122,7 +122,10 @@ def replay_target_positions(
         cash_at[k + 1] = float(ledger.cash)
         held_at[k + 1] = held * float(size)
     # Between events the cash and the position are constant: step functions over the bars.
-    seg = np.searchsorted(events + 1, np.arange(n), side="right")
+    # seg[i] = how many fills happened at or before bar i (a cumulative count: linear, no search).
+    step = np.zeros(n, dtype=np.intp)
+    step[events + 1] = 1
+    seg = np.cumsum(step)
     position = held_at[seg]
     equity = cash_at[seg] + position * np.asarray(close, dtype=np.float64)
     return ReplayResult(fills, list(ledger.closed), equity, position, ledger, entries)

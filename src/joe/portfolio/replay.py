@@ -44,7 +44,16 @@ def _clean(frame: pd.DataFrame) -> pd.DataFrame:
     """OHLC rows with all four prices, UTC-indexed and sorted."""
     if frame.empty or not set(OHLC) <= set(frame.columns):
         return pd.DataFrame(columns=list(OHLC))
-    f = frame[list(OHLC)].dropna()
+    f = frame[list(OHLC)]
+    idx = f.index
+    if (
+        isinstance(idx, pd.DatetimeIndex)
+        and str(idx.tz) == "UTC"
+        and idx.is_monotonic_increasing
+        and not f.isna().to_numpy().any()
+    ):
+        return f  # already clean (a panel's rows, a backtest's day): skip the copies below
+    f = f.dropna()
     idx = pd.DatetimeIndex(f.index)
     f.index = idx.tz_localize("UTC") if idx.tz is None else idx.tz_convert("UTC")
     return f.sort_index()
