@@ -45,11 +45,11 @@ def test_cache_backtest_equals_the_files_backtest(tmp_path: Path, market_dir: Pa
 
 def test_cache_problems_say_what_to_do(tmp_path: Path, market_dir: Path) -> None:
     cfg = ExecutionConfig()
-    with pytest.raises(DataError, match="joe run --once --broker"):
+    with pytest.raises(DataError, match="holds nothing"):
         load_history_sync("cache", cfg, data_dir=tmp_path)
     _fill_cache(market_dir, tmp_path, "capital")
     _fill_cache(market_dir, tmp_path, "ibkr")
-    with pytest.raises(DataError, match="cache:capital"):
+    with pytest.raises(DataError, match=r"several sources \(capital, ibkr\); name one"):
         load_history_sync("cache", cfg, data_dir=tmp_path)
-    with pytest.raises(DataError, match="no daily bars of 'nope'"):
+    with pytest.raises(DataError, match="joe run --once --broker nope"):
         load_history_sync("cache:nope", cfg, data_dir=tmp_path)

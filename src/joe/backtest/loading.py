@@ -38,11 +38,11 @@ async def load_history(
     kind, _, arg = spec.partition(":")
     source: Any
     if kind.strip().lower() == "cache":
-        from joe.backtest.cache_source import CacheSource
         from joe.config.settings import load_settings
+        from joe.data.cache import open_cache_source
 
         root = Path(data_dir) if data_dir is not None else Path(load_settings().data_dir)
-        source = CacheSource(root, arg.strip() or None, end)
+        source = open_cache_source(root, arg.strip() or None, as_of=end)
     else:
         source = open_source(
             spec, as_of=end, n_synthetic=config.pipeline.universe_size, date_format=date_format
