@@ -18,6 +18,7 @@ Shapes: every array has one value per bar (float64 prices in the quote currency;
 
 from __future__ import annotations
 
+import gc
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -87,6 +88,30 @@ def replay_target_positions(
         raise ValueError("ts, open, close and target must have one value per bar")
     events = target_events(target)
     events = events[events < n - 1]  # the last bar's decision has no next open to fill at
+    # The cyclic GC's older-generation passes walk every object still alive — here every fill and
+    # closed trade booked so far — so left on, its cost grows with the trades already made (W1 at
+    # 1M bars ran at 0.82× the 100k throughput). The replay makes no reference cycles: pause it.
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        return _replay_events(symbol, ts, open_, close, target, size, ledger, costs, events)
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
+def _replay_events(
+    symbol: str,
+    ts: np.ndarray,
+    open_: np.ndarray,
+    close: np.ndarray,
+    target: np.ndarray,
+    size: Decimal,
+    ledger: PaperLedger,
+    costs: CostModel | None,
+    events: np.ndarray,
+) -> ReplayResult:
+    n = len(open_)
     fills: list[ReplayFill] = []
     cash_at = np.empty(len(events) + 1)
     held_at = np.empty(len(events) + 1)
