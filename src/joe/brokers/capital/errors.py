@@ -68,6 +68,23 @@ _NEVER_RELOGIN = frozenset(
 )
 
 
+KEY_HINT = (
+    "check CAPITAL_API_KEY: the key shown in Capital.com Settings > API integrations, enabled, not "
+    "expired, and made for this environment (a demo key is refused live and a live key on demo)"
+)
+LOGIN_HINT = (
+    "check CAPITAL_IDENTIFIER (the account's login e-mail) and CAPITAL_PASSWORD (the API key's own "
+    "custom password, not the account password)"
+)
+
+
+def is_api_key_code(code: str) -> bool:
+    """A code about the API key itself (`error.invalid.api.key`, `error.null.api.key`, spellings
+    like `api-key` / `apikey` in other variants): never a session problem, never fixed by a re-login."""
+    low = code.lower()
+    return any(k in low for k in ("api.key", "api-key", "apikey", "api_key"))
+
+
 def split_code(error_code: str) -> tuple[str, str]:
     """Split `code: value` at the first colon; returns (code, value) stripped."""
     code, sep, value = error_code.partition(":")
@@ -77,7 +94,7 @@ def split_code(error_code: str) -> tuple[str, str]:
 def is_session_error(status: int | None, code: str) -> bool:
     """Spec §3.8 client rule: re-login on 401 or a session-looking code, never on login errors."""
     low = code.lower()
-    if low in _NEVER_RELOGIN:
+    if low in _NEVER_RELOGIN or is_api_key_code(low):
         return False
     if (
         low.startswith("error.security.")
@@ -89,8 +106,41 @@ def is_session_error(status: int | None, code: str) -> bool:
     return status == 401 and not low.startswith("error.invalid.api")
 
 
-def map_error(status: int, body: bytes | str | None, *, path: str = "") -> CapitalError:
-    """Turn a non-2xx answer into the matching typed exception (never raises itself)."""
+def _auth_error(status: int, code: str, value: str, where: str, *, login: bool) -> CapitalAuthError | None:
+    """The clear login error for an answer about the credentials, else None. Names what to check,
+    never the values (no key, identifier or password in the message)."""
+    shown = code or "no errorCode"
+    if is_api_key_code(code):
+        return CapitalAuthError(
+            f"API key rejected ({shown}, HTTP {status}){where}: {KEY_HINT}",
+            status=status,
+            code=code,
+            value=value,
+        )
+    if code.lower() == "error.invalid.details":
+        return CapitalAuthError(
+            f"login refused ({shown}, HTTP {status}){where}: {LOGIN_HINT}",
+            status=status,
+            code=code,
+            value=value,
+        )
+    if login and status in (401, 403):
+        # A refused login is about the credentials whatever the body says; never "session expired".
+        return CapitalAuthError(
+            f"login refused ({shown}, HTTP {status}){where}: {KEY_HINT}; {LOGIN_HINT}",
+            status=status,
+            code=code,
+            value=value,
+        )
+    return None
+
+
+def map_error(status: int, body: bytes | str | None, *, path: str = "", login: bool = False) -> CapitalError:
+    """Turn a non-2xx answer into the matching typed exception (never raises itself).
+
+    `login`: the request was a login step (`POST /session`, `GET /session/encryptionKey`), so a
+    401/403 is a credentials problem (`CapitalAuthError` naming what to check), not an expired session.
+    """
     where = f" on {path}" if path else ""
     text = body.decode("utf-8", "replace") if isinstance(body, bytes) else (body or "")
     error_code: str | None = None
@@ -105,6 +155,8 @@ def map_error(status: int, body: bytes | str | None, *, path: str = "") -> Capit
         # Non-JSON (HTML 504 page) or an undocumented body: transient if 5xx or unknown shape.
         if status == 429:
             return RateLimited(f"HTTP 429{where}", status=status, code="error.too-many.requests")
+        if (auth := _auth_error(status, "", "", where, login=login)) is not None:
+            return auth
         if status in (401, 403):
             return SessionExpired(f"HTTP {status} without errorCode{where}", status=status)
         if status == 404:
@@ -116,8 +168,8 @@ def map_error(status: int, body: bytes | str | None, *, path: str = "") -> Capit
         return CapitalTransient(msg, status=status, code=code, value=value)
     if status == 429 or code == "error.too-many.requests":
         return RateLimited(msg, status=status, code=code, value=value)
-    if code.lower() in _NEVER_RELOGIN and code.lower() != "error.invalid.accountid":
-        return CapitalAuthError(msg, status=status, code=code, value=value)
+    if (auth := _auth_error(status, code, value, where, login=login)) is not None:
+        return auth
     if is_session_error(status, code):
         return SessionExpired(msg, status=status, code=code, value=value)
     if "currently closed" in code.lower() or code.lower() == "market_closed":

@@ -300,7 +300,7 @@ class CapitalClient:
             self.session.adopt(resp.headers.get("CST"), resp.headers.get("X-SECURITY-TOKEN"))
         self.session.last_used = time.monotonic()
         if resp.status_code >= 400:
-            mapped = map_error(resp.status_code, resp.content, path=path)
+            mapped = map_error(resp.status_code, resp.content, path=path, login=not auth)
             self._audit(
                 audit_base,
                 t0,

@@ -11,7 +11,15 @@ from decimal import Decimal
 from typing import Any
 
 from joe.simulators.capital.desk import Desk, SimAccount, SimPosition, SimWorkingOrder, client_ref, fmt
-from joe.simulators.capital.rules import ApiError, Bracket, check_size, dec, direction_of, parse_bracket
+from joe.simulators.capital.rules import (
+    ApiError,
+    Bracket,
+    check_size,
+    dec,
+    direction_of,
+    on_tick,
+    parse_bracket,
+)
 from joe.simulators.common import SimOrder, SimOrderType
 
 __all__ = ["Exchange", "SimAccount", "SimPosition", "SimWorkingOrder", "fmt"]
@@ -33,6 +41,7 @@ class Exchange(Desk):
         if "level" not in body:
             raise ApiError(400, "error.invalid.level")
         level = dec(body["level"], "error.invalid.level")
+        on_tick(spec, level, "error.invalid.level")
         otype = body.get("type")
         if otype not in ("LIMIT", "STOP"):
             raise ApiError(400, "error.invalid.type")
@@ -126,7 +135,9 @@ class Exchange(Desk):
         if not isinstance(body, dict):
             raise ApiError(400, "error.invalid.request")
         if "level" in body:
-            o.level = dec(body["level"], "error.invalid.level")
+            level = dec(body["level"], "error.invalid.level")
+            on_tick(self.spec(o.epic), level, "error.invalid.level")
+            o.level = level
             if o.order_type == "LIMIT":
                 o.sim.limit_price = o.level
             else:

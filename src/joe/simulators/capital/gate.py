@@ -143,6 +143,14 @@ class Gate:
         s.last_used = now
         return s
 
+    def peek(self, cst: str | None, xst: str | None) -> SimSession | None:
+        """The live session these tokens name (also through a rotation alias), else None; no side
+        effects (no expiry check, no use recorded): for stamping an answer's headers."""
+        s = self.sessions.get(cst or "")
+        if s is None and cst in self.aliases and self.aliases[cst][0] == xst:
+            return self.aliases[cst][1] if self.aliases[cst][1].valid else None
+        return s if s is not None and s.xst == xst and s.valid else None
+
     def rotate_all(self) -> None:
         """Issue new tokens to every session (the answer carries them); old ones stay usable for now."""
         for s in list(self.sessions.values()):

@@ -70,6 +70,20 @@ def q(spec: MarketSpec, x: Decimal) -> Decimal:
     return (x / spec.tick).to_integral_value(ROUND_HALF_UP) * spec.tick
 
 
+def on_tick(spec: MarketSpec, value: Decimal | None, code: str) -> Decimal | None:
+    """`value` unchanged when it is a multiple of the market's tick (`minStepDistance`), else a 400
+    `code` (e.g. `error.invalid.stoplevel`).
+
+    The simulator refuses an off-grid price or distance the client sent rather than rounding it:
+    the Capital.com docs state no rounding rule (spec §10 quirk 8: "prices on minStepDistance"), and
+    a refusal is the answer that cannot hide a client that forgot to round. Levels the server derives
+    itself (from `stopAmount` / `profitAmount`) are rounded to the grid instead (`q`).
+    """
+    if value is not None and value % spec.tick != 0:
+        raise ApiError(400, code)
+    return value
+
+
 @dataclass
 class Bracket:
     """Resolved stop/profit legs of a request."""
@@ -91,12 +105,20 @@ def parse_bracket(
     """
     guaranteed = flag(body, "guaranteedStop")
     trailing = flag(body, "trailingStop")
-    stop_level = opt_dec(body, "stopLevel")
-    stop_distance = opt_dec(body, "stopDistance")
+    stop_level = on_tick(spec, opt_dec(body, "stopLevel"), "error.invalid.stoplevel")
+    stop_distance = on_tick(spec, opt_dec(body, "stopDistance"), "error.invalid.stopdistance")
     stop_amount = opt_dec(body, "stopAmount")
-    profit_level = opt_dec(body, "profitLevel")
-    profit_distance = opt_dec(body, "profitDistance")
+    profit_level = on_tick(spec, opt_dec(body, "profitLevel"), "error.invalid.profitlevel")
+    profit_distance = on_tick(spec, opt_dec(body, "profitDistance"), "error.invalid.profitdistance")
     profit_amount = opt_dec(body, "profitAmount")
+    for key, x in (
+        ("stopdistance", stop_distance),
+        ("profitdistance", profit_distance),
+        ("stopamount", stop_amount),
+        ("profitamount", profit_amount),
+    ):
+        if x is not None and x <= 0:  # a distance or amount is a size, never negative
+            raise ApiError(400, f"error.invalid.{key}")
     if guaranteed and trailing:
         raise ApiError(400, "error.invalid.request.guaranteedstop.trailingstop")
     if trailing and stop_distance is None:

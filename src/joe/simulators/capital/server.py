@@ -33,8 +33,38 @@ _GATEWAY_HTML = (
 )
 
 
+# The first path segment of every authenticated route, with the methods it answers. Anything else
+# under /api/v1 is an unknown path: 404 before the session check, as a router answers it.
+_ROUTES: dict[str, frozenset[str]] = {
+    "accounts": frozenset({"GET", "PUT", "POST"}),
+    "history": frozenset({"GET"}),
+    "positions": frozenset({"GET", "POST", "PUT", "DELETE"}),
+    "workingorders": frozenset({"GET", "POST", "PUT", "DELETE"}),
+    "confirms": frozenset({"GET"}),
+    "markets": frozenset({"GET"}),
+    "marketnavigation": frozenset({"GET"}),
+    "prices": frozenset({"GET"}),
+    "clientsentiment": frozenset({"GET"}),
+    "watchlists": frozenset({"GET", "POST", "PUT", "DELETE"}),
+    "session": frozenset({"GET", "POST", "PUT", "DELETE"}),
+    "ping": frozenset({"GET"}),
+    "time": frozenset({"GET"}),
+}
+
+
 def _err(status: int, code: str) -> web.Response:
     return web.json_response({"errorCode": code}, status=status)
+
+
+def route_error(method: str, path: str) -> tuple[int, str] | None:
+    """(404, error.not-found.path) for an unknown path, (405, error.method) for a known path asked
+    with a method it does not answer; None when the route exists."""
+    head = path.strip("/").split("/", 1)[0]
+    if head not in _ROUTES:
+        return 404, "error.not-found.path"
+    if method not in _ROUTES[head]:
+        return 405, "error.method"
+    return None
 
 
 class RestApi:
@@ -141,9 +171,30 @@ class RestApi:
                 rec.error_code = ""
         return resp
 
+    def _tokens(self, request: web.Request, method: str, path: str) -> dict[str, str]:
+        """The session tokens an answer to this request carries: those of its session when the route
+        is authenticated and the session is alive (recorded 4xx answers carry them like a 200)."""
+        if (method, path) in _NO_AUTH:
+            return {}
+        s = self.gate.peek(request.headers.get("CST"), request.headers.get("X-SECURITY-TOKEN"))
+        return {} if s is None else {"CST": s.cst, "X-SECURITY-TOKEN": s.xst}
+
     async def _pipeline(
         self, request: web.Request, rec: RecordedRequest, method: str, path: str, body: Any
     ) -> web.Response:
+        resp = await self._answer(request, rec, method, path, body)
+        if resp.status >= 400:
+            # Every error answer of an authenticated route with a live session carries its tokens,
+            # whatever produced it (validation, rate limit, an injected 5xx / 429 / gateway page).
+            for k, v in self._tokens(request, method, path).items():
+                resp.headers.setdefault(k, v)
+        return resp
+
+    async def _answer(
+        self, request: web.Request, rec: RecordedRequest, method: str, path: str, body: Any
+    ) -> web.Response:
+        if (route := route_error(method, path)) is not None:
+            return _err(*route)
         if (p := self._fault("latency", method, path)) is not None:
             rec.fault = "latency"
             await asyncio.sleep(float(p.get("seconds", 0.2)))
@@ -173,11 +224,7 @@ class RestApi:
                 )
             status, out, headers = await self.handle(request, method, path, body, session)
         except ApiError as exc:
-            # Recorded 4xx answers of authenticated endpoints echo the session tokens like a 200 does.
-            err = _err(exc.status, exc.code)
-            if session is not None and session.valid:
-                err.headers.update({"CST": session.cst, "X-SECURITY-TOKEN": session.xst})
-            return err
+            return _err(exc.status, exc.code)  # `_pipeline` adds the tokens of a live session
         if (p := self._fault("delay_response", method, path)) is not None:
             rec.fault = "delay_response"
             await asyncio.sleep(float(p.get("seconds", 1.0)))

@@ -165,13 +165,16 @@ def order_json(ex: Exchange, o: SimWorkingOrder, currency: str, hist: HistorySto
         data["dealReference"] = o.deal_reference
     if o.good_till:
         data.update(ex.dates("goodTillDate", o.good_till))
-    # Levels are reported back as distances from the order level (spec §5.7).
-    for leg, key in (("stop", "stopDistance"), ("profit", "profitDistance")):
+    # Legs are reported as signed offsets from the order level (spec §5.7; the recorded
+    # `GET /workingorders` has a BUY SILVER limit at 20 with `stopDistance: -3, profitDistance: 3`):
+    # orderLevel + offset is the leg's level, so a BUY's stop is negative and a SELL's positive.
+    sign = 1 if o.direction == "BUY" else -1
+    for leg, key, side in (("stop", "stopDistance", -1), ("profit", "profitDistance", 1)):
         level = o.body.get(leg + "Level")
         if isinstance(level, int | float) and not isinstance(level, bool):
             data[key] = float(on_grid(Decimal(repr(level)) - o.level, tick))
         elif isinstance(o.body.get(key), int | float) and not isinstance(o.body.get(key), bool):
-            data[key] = float(on_grid(o.body[key], tick))
+            data[key] = float(on_grid(side * sign * abs(Decimal(repr(o.body[key]))), tick))
     return {"workingOrderData": data, "marketData": market_summary(ex, o.epic, hist)}
 
 
