@@ -60,11 +60,12 @@ async def test_intraday_history_pages_within_limits(
 ) -> None:
     end = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
     start = end - timedelta(hours=2400)
-    frame = await market_data.history("US500", "1h", start, end)
+    # BTCUSD trades every day: its hours are contiguous (an index has no weekend bars)
+    frame = await market_data.history("BTCUSD", "1h", start, end)
     assert len(frame) in (2400, 2401)  # both ends inclusive; 2400 if an hour ticked over mid-test
     gaps = frame.index.to_series().diff().dropna()
     assert (gaps == pd.Timedelta(hours=1)).all()  # contiguous across page boundaries, no duplicates
-    price_calls = [r for r in sim.requests if r.path == "/prices/US500"]
+    price_calls = [r for r in sim.requests if r.path == "/prices/BTCUSD"]
     assert len(price_calls) == 3
     assert all(int(r.query["max"]) <= 1000 for r in price_calls)
     assert sim.count("/prices", status=400) == 0

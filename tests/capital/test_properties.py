@@ -64,9 +64,18 @@ def test_accepted_brackets_sit_on_the_protective_side(
     try:
         b = parse_bracket(spec, body, direction=direction, ref=ref, size=Decimal(1), hedging=False)
     except ApiError as exc:
+        # off the 0.01 grid → error.invalid.stoplevel / profitlevel; on it, the bounds decide
         assert exc.status == 400 and exc.code.startswith(
-            ("error.invalid.stoploss", "error.invalid.takeprofit")
+            (
+                "error.invalid.stoploss",
+                "error.invalid.takeprofit",
+                "error.invalid.stoplevel",
+                "error.invalid.profitlevel",
+            )
         )
+        if exc.code in ("error.invalid.stoplevel", "error.invalid.profitlevel"):
+            key = "stopLevel" if exc.code.endswith("stoplevel") else "profitLevel"
+            assert Decimal(repr(body[key])) % spec.tick != 0
         return
     min_d = ref * spec.min_stop_pct / 100
     sign = 1 if direction == "BUY" else -1

@@ -180,11 +180,14 @@ async def test_history_prices_are_on_the_grid_and_join_the_live_price(
             assert b["highPrice"]["bid"] >= max(b["openPrice"]["bid"], b["closePrice"]["bid"])
         bid, ask = sim.exchange.quote(epic)
         assert (bars[-1]["closePrice"]["bid"], bars[-1]["closePrice"]["ask"]) == (float(bid), float(ask))
-    # continuous: the seeded history closes exactly where the live tape opens
+    # continuous: the seeded minutes close exactly where the live tape opens, and at every
+    # resolution the last seeded bar closes where the next bar opens
+    seeded, live = sim.history.generated(epic, "MINUTE"), sim.history.tape.bars(epic, "MINUTE")
+    assert (seeded[-1].bid.c, seeded[-1].ask.c) == (live[0].bid.o, live[0].ask.o)
     for resolution in RESOLUTION_SECONDS:
-        seeded, live = sim.history.generated(epic, resolution), sim.history.tape.bars(epic, resolution)
-        assert (seeded[-1].bid.c, seeded[-1].ask.c) == (live[0].bid.o, live[0].ask.o)
-        assert seeded[-1].start < live[0].start
+        seeded, joined = sim.history.generated(epic, resolution), sim.history.live(epic, resolution)
+        assert (seeded[-1].bid.c, seeded[-1].ask.c) == (joined[0].bid.o, joined[0].ask.o), resolution
+        assert seeded[-1].start < joined[0].start
 
 
 async def test_market_prices_are_on_the_grid_everywhere(sim: CapitalSimulator, wire: Wire) -> None:

@@ -2,13 +2,14 @@
 
 Every bar is stamped at its start in UTC, a multiple of its resolution (weeks start on Monday
 00:00 UTC), as the real service does (recorded `GET /prices` bars start on the minute; `ohlc.event`
-`t` is the bar start, spec §6.5 / §7.4). `LiveTape` aggregates the bid/ask the desk quotes into
-MINUTE bars and folds coarser bars from them, so `GET /prices` and the streamed candles tell the
-same story and the newest history bar is the forming one, closing at the live price.
+`t` is the bar start, spec §6.5 / §7.4). `LiveTape` folds every bid/ask the desk quotes into the
+forming bar of each resolution (bounded ring buffers), so `GET /prices` and the streamed candles
+tell the same story and the newest history bar is the forming one, closing at the live price.
 """
 
 from __future__ import annotations
 
+from collections import deque
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -65,68 +66,79 @@ class QuoteBar:
     def first(cls, start: datetime, bid: Decimal, ask: Decimal, ticks: int = 1) -> QuoteBar:
         return cls(start, SideBar(bid, bid, bid, bid), SideBar(ask, ask, ask, ask), ticks)
 
+    def copy(self, start: datetime | None = None) -> QuoteBar:
+        b, a = self.bid, self.ask
+        return QuoteBar(
+            self.start if start is None else start,
+            SideBar(b.o, b.h, b.l, b.c),
+            SideBar(a.o, a.h, a.l, a.c),
+            self.ticks,
+        )
+
+    def merge(self, later: QuoteBar) -> QuoteBar:
+        """This bar followed by `later`, as a new bar stamped at this one's start."""
+        out = self.copy()
+        out.bid.merge(later.bid)
+        out.ask.merge(later.ask)
+        out.ticks += later.ticks
+        return out
+
+
+MAX_LIVE_BARS = 1000  # per (epic, resolution): the most `GET /prices` serves (`max` ≤ 1000, spec §6.5)
+
 
 class LiveTape:
-    """MINUTE bars of every observed quote, per epic; coarser resolutions are folded on demand."""
+    """The bars of every observed quote, per epic and resolution, each kept in a ring buffer.
 
-    def __init__(self) -> None:
-        self._minutes: dict[str, dict[datetime, QuoteBar]] = {}
+    Every quote is folded into the forming bar of each resolution at once, so coarse bars need no
+    minutes kept: memory is bounded by `max_bars` per (epic, resolution) however long the
+    simulator runs (the oldest bars fall off; the seeded history covers earlier times).
+    """
+
+    def __init__(self, max_bars: int = MAX_LIVE_BARS) -> None:
+        self.max_bars = max_bars
+        self._bars: dict[str, dict[str, deque[QuoteBar]]] = {}
+        self._spans: dict[str, dict[str, tuple[float, float]]] = {}  # forming bar: [start, end) epoch s
 
     def observe(self, epic: str, ts: datetime, bid: Decimal, ask: Decimal) -> None:
-        start = bar_start(ts, "MINUTE")
-        book = self._minutes.setdefault(epic, {})
-        bar = book.get(start)
-        if bar is None:
-            book[start] = QuoteBar.first(start, bid, ask)
-            return
-        bar.bid.add(bid)
-        bar.ask.add(ask)
-        bar.ticks += 1
-
-    def first_start(self, epic: str) -> datetime | None:
-        book = self._minutes.get(epic)
-        return min(book) if book else None
+        book = self._bars.get(epic)
+        if book is None:
+            book = self._bars[epic] = {r: deque(maxlen=self.max_bars) for r in RESOLUTION_SECONDS}
+            self._spans[epic] = {}
+        spans = self._spans[epic]
+        t = ts.timestamp()
+        for resolution, ring in book.items():
+            span = spans.get(resolution)
+            if span is not None and span[0] <= t < span[1]:  # the forming bar (the hot path)
+                last = ring[-1]
+                last.bid.add(bid)
+                last.ask.add(ask)
+                last.ticks += 1
+                continue
+            start = bar_start(ts, resolution)
+            if ring and start <= ring[-1].start:
+                continue  # an older stamp (a clock that went back) changes nothing
+            ring.append(QuoteBar.first(start, bid, ask))
+            end = start + (
+                timedelta(days=7)
+                if resolution == "WEEK"
+                else timedelta(seconds=RESOLUTION_SECONDS[resolution])
+            )
+            spans[resolution] = (start.timestamp(), end.timestamp())
 
     def bars(self, epic: str, resolution: str) -> list[QuoteBar]:
-        """Every bar of `epic` at `resolution`, oldest first (copies: callers may keep them)."""
-        out: dict[datetime, QuoteBar] = {}
-        for start in sorted(self._minutes.get(epic, {})):
-            m = self._minutes[epic][start]
-            key = bar_start(start, resolution)
-            bar = out.get(key)
-            if bar is None:
-                out[key] = QuoteBar(
-                    key,
-                    SideBar(m.bid.o, m.bid.h, m.bid.l, m.bid.c),
-                    SideBar(m.ask.o, m.ask.h, m.ask.l, m.ask.c),
-                    m.ticks,
-                )
-            else:
-                bar.bid.merge(m.bid)
-                bar.ask.merge(m.ask)
-                bar.ticks += m.ticks
-        return list(out.values())
+        """The kept bars of `epic` at `resolution`, oldest first (copies: callers may keep them)."""
+        return [b.copy() for b in self._bars.get(epic, {}).get(resolution, ())]
 
     def bar(self, epic: str, resolution: str, start: datetime) -> QuoteBar | None:
-        """The `resolution` bar that starts at `start`, folded from its minutes (None if no quote)."""
-        book = self._minutes.get(epic, {})
-        end = (
-            start + timedelta(days=7)
-            if resolution == "WEEK"
-            else start + timedelta(seconds=RESOLUTION_SECONDS[resolution])
-        )
-        out: QuoteBar | None = None
-        for t in sorted(k for k in book if start <= k < end):
-            m = book[t]
-            if out is None:
-                out = QuoteBar(
-                    start,
-                    SideBar(m.bid.o, m.bid.h, m.bid.l, m.bid.c),
-                    SideBar(m.ask.o, m.ask.h, m.ask.l, m.ask.c),
-                    m.ticks,
-                )
-            else:
-                out.bid.merge(m.bid)
-                out.ask.merge(m.ask)
-                out.ticks += m.ticks
-        return out
+        """A copy of the `resolution` bar that starts at `start` (None if not kept or no quote)."""
+        for b in reversed(self._bars.get(epic, {}).get(resolution, ())):
+            if b.start == start:
+                return b.copy()
+            if b.start < start:
+                break
+        return None
+
+    def size(self) -> int:
+        """How many bars are kept in all (a memory measure)."""
+        return sum(len(r) for book in self._bars.values() for r in book.values())

@@ -1,20 +1,16 @@
-"""The simulator's market catalogue: epics, navigation tree, dealing rules and seeded price history."""
+"""The simulator's market catalogue: epics, navigation tree and dealing rules (prices: `path`, `history`)."""
 
 from __future__ import annotations
 
 import hashlib
-import math
 import random
 from dataclasses import dataclass
-from datetime import datetime, timedelta
 from decimal import Decimal
 
-from joe.simulators.capital.bars import RESOLUTION_SECONDS, bar_start
+from joe.simulators.capital.bars import RESOLUTION_SECONDS
 
-__all__ = ["RESOLUTION_SECONDS", "HistBar", "MarketSpec", "generate_history", "sentiment_for"]
+__all__ = ["RESOLUTION_SECONDS", "MarketSpec", "sentiment_for"]
 
-HISTORY_DEPTH = {"DAY": 3000, "WEEK": 700}
-DEFAULT_DEPTH = 2500
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,49 +152,6 @@ BY_EPIC = {m.epic: m for m in CATALOG}
 def _rng(seed: int, *parts: str) -> random.Random:
     digest = hashlib.sha256(":".join([str(seed), *parts]).encode()).digest()
     return random.Random(int.from_bytes(digest[:8], "big"))
-
-
-@dataclass(frozen=True, slots=True)
-class HistBar:
-    """A generated bar (mid prices; the server adds the spread)."""
-
-    start: datetime
-    open: float
-    high: float
-    low: float
-    close: float
-    volume: int
-
-
-def generate_history(
-    seed: int, spec: MarketSpec, resolution: str, anchor: datetime, end_mid: float
-) -> list[HistBar]:
-    """Deterministic bars ending at `anchor` (floored to the resolution) with the last close `end_mid`.
-
-    Built backwards as a random walk so the newest bar meets the live price. DAY bars skip weekends
-    for markets that do not trade them.
-    """
-    step = RESOLUTION_SECONDS[resolution]
-    depth = HISTORY_DEPTH.get(resolution, DEFAULT_DEPTH)
-    rng = _rng(seed, spec.epic, resolution)
-    vol = 0.012 * math.sqrt(step / 86400)  # ~1.2 % daily volatility, scaled by sqrt(time)
-    t = bar_start(anchor, resolution)  # weeks start on Monday 00:00 UTC
-    bars: list[HistBar] = []
-    close = end_mid
-    while len(bars) < depth:
-        if resolution == "DAY" and not spec.weekends and t.weekday() >= 5:
-            t -= timedelta(seconds=step)
-            continue
-        ret = rng.gauss(0.0002, vol)
-        open_ = close / math.exp(ret)
-        spread = abs(rng.gauss(0, vol / 2))
-        high = max(open_, close) * (1 + spread)
-        low = min(open_, close) * (1 - spread)
-        bars.append(HistBar(t, open_, high, low, close, rng.randint(500, 50_000)))
-        close = open_
-        t -= timedelta(seconds=step)
-    bars.reverse()
-    return bars
 
 
 def sentiment_for(seed: int, epic: str) -> tuple[float, float]:

@@ -137,6 +137,12 @@ class Exchange(Desk):
         if "level" in body:
             level = dec(body["level"], "error.invalid.level")
             on_tick(self.spec(o.epic), level, "error.invalid.level")
+            # The legs are kept as offsets from the order level (that is how `GET /workingorders`
+            # reports them), so moving the level moves a stop/profit sent as a level with it.
+            for key in ("stopLevel", "profitLevel"):
+                leg = o.body.get(key)
+                if isinstance(leg, int | float) and not isinstance(leg, bool) and key not in body:
+                    o.body[key] = float(Decimal(repr(leg)) + level - o.level)
             o.level = level
             if o.order_type == "LIMIT":
                 o.sim.limit_price = o.level

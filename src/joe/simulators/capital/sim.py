@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 from collections.abc import Callable
 from datetime import datetime
 from decimal import Decimal
@@ -39,8 +40,10 @@ from typing import Any
 
 from aiohttp import web
 
+from joe.simulators.capital.catalog import CATALOG
 from joe.simulators.capital.exchange import Exchange
 from joe.simulators.capital.gate import Gate, Login, SimLimits
+from joe.simulators.capital.path import daily_vol
 from joe.simulators.capital.server import RecordedRequest, RestApi
 from joe.simulators.capital.stream import StreamHub
 from joe.simulators.capital.views import HistoryStore
@@ -77,6 +80,8 @@ class CapitalSimulator:
         self._clock_start = self.clock()
         self._steps = 0
         self.exchange = Exchange(seed, tz_offset_h=tz_offset_h, now=self.clock)
+        for spec in CATALOG:  # a realistic step: a minute moves ~ daily vol / sqrt(1440), not 1-3 %
+            self.exchange.prices[spec.epic].vol = daily_vol(spec) * math.sqrt(tick_s / 86400)
         self.gate = Gate(
             limits=limits or SimLimits(), login=login or Login(), idle_s=idle_s, max_age_s=max_age_s
         )

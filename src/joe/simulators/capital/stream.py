@@ -199,7 +199,7 @@ class StreamHub:
             self._open_bar[(epic, res)] = current
             if forming is None or current <= forming:
                 continue
-            bar = self.sim.history.tape.bar(epic, res, forming)
+            bar = self.sim.history.bar(epic, res, forming)
             if bar is not None:
                 await self._push_bar(epic, res, bar)
 

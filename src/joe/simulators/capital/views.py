@@ -7,17 +7,16 @@ value, so no answer carries float noise.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from joe.simulators.capital.bars import LiveTape, QuoteBar, SideBar, bar_start
-from joe.simulators.capital.catalog import BY_EPIC, RESOLUTION_SECONDS, HistBar, generate_history
-from joe.simulators.capital.exchange import Exchange, SimPosition, SimWorkingOrder, fmt
-from joe.simulators.capital.rules import ApiError
+from joe.simulators.capital.catalog import BY_EPIC
+from joe.simulators.capital.exchange import Exchange, SimPosition, SimWorkingOrder
+from joe.simulators.capital.history import HistoryStore, parse_qdate
 from joe.simulators.common.prices import on_grid
 
-_DATE_FMT = "%Y-%m-%dT%H:%M:%S"
+__all__ = ["HistoryStore", "market_details", "market_summary", "order_json", "parse_qdate", "position_json"]
+
 LEVERAGE = 20  # what positions and working orders report (the recordings show 20)
 
 
@@ -176,151 +175,3 @@ def order_json(ex: Exchange, o: SimWorkingOrder, currency: str, hist: HistorySto
         elif isinstance(o.body.get(key), int | float) and not isinstance(o.body.get(key), bool):
             data[key] = float(on_grid(side * sign * abs(Decimal(repr(o.body[key]))), tick))
     return {"workingOrderData": data, "marketData": market_summary(ex, o.epic, hist)}
-
-
-def parse_qdate(value: str, code: str) -> datetime:
-    try:
-        return datetime.strptime(value, _DATE_FMT).replace(tzinfo=UTC)
-    except ValueError:
-        raise ApiError(400, code) from None
-
-
-class HistoryStore:
-    """Price bars per (epic, resolution): seeded history up to the bar before the simulator started,
-    then the live tape. The generated part closes exactly at the first live quote, so the series is
-    continuous and its newest (forming) bar closes at the live price."""
-
-    def __init__(self, ex: Exchange) -> None:
-        self.ex = ex
-        self.anchor = ex.now()
-        self.tape = LiveTape()
-        self._opening = {epic: ex.quote(epic) for epic in ex.prices}
-        self._seeded_cache: dict[tuple[str, str], list[HistBar]] = {}
-        self._grid_cache: dict[tuple[str, str, int], QuoteBar] = {}
-        for epic in ex.prices:
-            self.observe(epic)
-
-    def observe(self, epic: str) -> None:
-        """Record the desk's current quote of `epic` on the live tape (call after each price change)."""
-        bid, ask = self.ex.quote(epic)
-        self.tape.observe(epic, self.ex.now(), bid, ask)
-
-    def _seeded(self, epic: str, resolution: str) -> list[HistBar]:
-        """The seeded mid-price bars before the live ones (cached; cheap floats)."""
-        key = (epic, resolution)
-        if key not in self._seeded_cache:
-            bid0, ask0 = self._opening[epic]
-            before_live = bar_start(self.anchor, resolution) - timedelta(seconds=1)
-            self._seeded_cache[key] = generate_history(
-                self.ex.seed, self.ex.spec(epic), resolution, before_live, float((bid0 + ask0) / 2)
-            )
-        return self._seeded_cache[key]
-
-    def _quote_bar(self, epic: str, resolution: str, i: int) -> QuoteBar:
-        """Seeded bar `i` with bid/ask on the grid (the live spread); the last closes at the first quote."""
-        key = (epic, resolution, i)
-        if key not in self._grid_cache:
-            seeded = self._seeded(epic, resolution)
-            b, proc = seeded[i], self.ex.prices[epic]
-            o, h, lo, c = (proc.bid_ask(x) for x in (b.open, b.high, b.low, b.close))
-            if i == len(seeded) - 1:
-                c = self._opening[epic]  # join the live quote exactly
-            bid = SideBar(o[0], max(h[0], o[0], c[0]), min(lo[0], o[0], c[0]), c[0])
-            ask = SideBar(o[1], max(h[1], o[1], c[1]), min(lo[1], o[1], c[1]), c[1])
-            self._grid_cache[key] = QuoteBar(b.start, bid, ask, b.volume)
-        return self._grid_cache[key]
-
-    def generated(self, epic: str, resolution: str) -> list[QuoteBar]:
-        """All seeded bars before the live ones, on the instrument's grid."""
-        return [self._quote_bar(epic, resolution, i) for i in range(len(self._seeded(epic, resolution)))]
-
-    def bars(self, epic: str, resolution: str) -> list[QuoteBar]:
-        """Generated history followed by the live bars, oldest first, each stamped at its UTC start."""
-        return [*self.generated(epic, resolution), *self.tape.bars(epic, resolution)]
-
-    def window(
-        self, epic: str, resolution: str, lo: datetime | None, hi: datetime | None, max_n: int
-    ) -> list[QuoteBar]:
-        """Bars starting in [lo, hi] (either open): the first `max_n` from `lo`, else the last `max_n`.
-
-        Only the chosen seeded bars are put on the grid, so a request costs what it returns.
-        """
-        seeded = self._seeded(epic, resolution)
-        live = [b for b in self.tape.bars(epic, resolution) if hi is None or b.start <= hi]
-        idx = [
-            i for i, b in enumerate(seeded) if (lo is None or b.start >= lo) and (hi is None or b.start <= hi)
-        ]
-        if lo is not None:
-            live = [b for b in live if b.start >= lo]
-            take = idx[:max_n]
-            return [*(self._quote_bar(epic, resolution, i) for i in take), *live[: max_n - len(take)]]
-        live = live[-max_n:]
-        take = idx[-(max_n - len(live)) :] if max_n > len(live) else []
-        return [*(self._quote_bar(epic, resolution, i) for i in take), *live]
-
-    def day_bar(self, epic: str) -> QuoteBar:
-        """Today's (UTC) bar so far; the live tape always holds the current quote."""
-        now = self.ex.now()
-        bar = self.tape.bar(epic, "DAY", bar_start(now, "DAY"))
-        if bar is None:
-            bid, ask = self.ex.quote(epic)
-            bar = QuoteBar.first(bar_start(now, "DAY"), bid, ask)
-        return bar
-
-    def prev_close(self, epic: str) -> Decimal:
-        """The bid close of the last bar before today (UTC): the base of `netChange`."""
-        today = bar_start(self.ex.now(), "DAY")
-        first = self.tape.first_start(epic)
-        if first is not None and first < today:
-            before = [b for b in self.tape.bars(epic, "MINUTE") if b.start < today]
-            return before[-1].bid.c
-        return self._opening[epic][0]  # = the seeded DAY history's last close
-
-    def prices(self, epic: str, query: dict[str, str]) -> dict[str, Any]:
-        """`GET /prices/{epic}` with the reported range rules (spec §6.5).
-
-        Without `from`/`to` the answer ends with the current (forming) bar, as recorded.
-        """
-        spec = self.ex.spec(epic)
-        resolution = query.get("resolution", "MINUTE")
-        if resolution not in RESOLUTION_SECONDS:
-            raise ApiError(400, "error.invalid.resolution")
-        try:
-            max_n = int(query.get("max", "10"))
-        except ValueError:
-            raise ApiError(400, "error.invalid.max") from None
-        if not 1 <= max_n <= 1000:
-            raise ApiError(400, "error.invalid.max")
-        lo = parse_qdate(query["from"], "error.invalid.from") if "from" in query else None
-        hi = parse_qdate(query["to"], "error.invalid.to") if "to" in query else None
-        now = self.ex.now()
-        if hi is not None and hi > now:
-            raise ApiError(400, "error.invalid.daterange")
-        if lo is not None and hi is not None:
-            if lo > hi:
-                raise ApiError(400, "error.invalid.daterange")
-            if (hi - lo).total_seconds() > (max_n - 1) * RESOLUTION_SECONDS[resolution]:
-                raise ApiError(400, "error.invalid.max.daterange")
-        self.observe(epic)  # the forming bar reaches the live quote even between price steps
-        sel = self.window(epic, resolution, lo, hi, max_n)
-        if not sel:
-            raise ApiError(404, "error.prices.not-found")
-
-        def side(b: QuoteBar, field: str) -> dict[str, float]:
-            return {"bid": float(getattr(b.bid, field)), "ask": float(getattr(b.ask, field))}
-
-        return {
-            "prices": [
-                {
-                    "snapshotTime": fmt(b.start + self.ex.tz_offset, False),
-                    "snapshotTimeUTC": fmt(b.start, False),
-                    "openPrice": side(b, "o"),
-                    "closePrice": side(b, "c"),
-                    "highPrice": side(b, "h"),
-                    "lowPrice": side(b, "l"),
-                    "lastTradedVolume": b.ticks,
-                }
-                for b in sel
-            ],
-            "instrumentType": spec.type,
-        }

@@ -87,6 +87,11 @@ class PriceProcess:
         """The current quote (does not advance)."""
         return self._quote
 
+    @property
+    def mid(self) -> float:
+        """The process's current mid (its quote is `bid_ask(mid)`)."""
+        return self._mid
+
     def step(self) -> SimQuote:
         """Advance one tick and return the new quote."""
         self.seq += 1
