@@ -6,6 +6,7 @@ a user would run them: the simulator started by `joe sim`, Joe configured by env
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import socket
@@ -108,6 +109,18 @@ def test_run_once_against_capital_simulator(project: Path) -> None:
     assert len(doc["top_scores"]) > 0
     audit = "".join(f.read_text() for f in (project / "data/audit").glob("*.jsonl"))
     assert "sim-password" not in audit and "sim-api-key" not in audit
+    # Paper prices of Capital instruments sit on their tickSize grid (issue 18, point 6).
+    from decimal import Decimal
+
+    from joe.simulators.capital.catalog import BY_EPIC
+
+    with (html.parent / "positions.csv").open() as fh:
+        rows = list(csv.DictReader(fh))
+    for row in rows:
+        tick = BY_EPIC[row["symbol"]].tick
+        for key in ("avg_price", "stop_loss", "take_profit"):
+            if row[key]:
+                assert Decimal(row[key]) % tick == 0, (row["symbol"], key, row[key], tick)
 
 
 def test_run_once_against_ibkr_simulator(project: Path) -> None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime
-from decimal import Decimal
+from decimal import ROUND_CEILING, ROUND_FLOOR, ROUND_HALF_EVEN, Decimal
 from typing import TYPE_CHECKING, Any
 
 from joe.config.schema import ExecutionConfig
@@ -62,6 +62,20 @@ class PaperPortfolio(PortfolioManager):
         self.marks: dict[str, Mark] = {}
         # Fills booked by this object (one run): what "N fill(s) this run" counts.
         self.run_fills: list[Fill] = []
+        # symbol -> price tick, for instruments whose broker states its grid (see `set_ticks`).
+        self.ticks: dict[str, Decimal] = {}
+
+    def set_ticks(self, ticks: Mapping[str, Decimal]) -> None:
+        """Price grids of instruments with known rules (e.g. Capital.com `tickSize`): paper fills,
+        stops, targets and trail distances of those symbols are put on the grid as the broker would
+        require (fills never better than the cost model, stops never tighter). Others are unchanged."""
+        self.ticks = {sym: t for sym, t in ticks.items() if t > 0}
+
+    def _grid(self, symbol: str, price: Decimal, rounding: str) -> Decimal:
+        tick = self.ticks.get(symbol)
+        if tick is None:
+            return price
+        return ((price / tick).to_integral_value(rounding) * tick).quantize(tick)
 
     @classmethod
     def load(
@@ -124,6 +138,19 @@ class PaperPortfolio(PortfolioManager):
 
     def _submit_one(self, s: Signal, as_of: datetime) -> SignalOutcome:
         risk = self.config.risk
+        if s.symbol in self.ticks:  # the broker's grid: a long's stop down / a short's up (never tighter)
+            away = ROUND_FLOOR if s.direction.entry_side is Side.BUY else ROUND_CEILING
+            try:
+                s = replace(
+                    s,
+                    stop_loss=self._grid(s.symbol, s.stop_loss, away),
+                    take_profit=self._grid(s.symbol, s.take_profit, ROUND_HALF_EVEN),
+                    trailing_distance=None
+                    if s.trailing_distance is None
+                    else self._grid(s.symbol, s.trailing_distance, ROUND_CEILING),
+                )
+            except ValueError as e:  # the levels collapse onto the entry on the broker's grid
+                return self._skip(s, f"levels do not fit the {self.ticks[s.symbol]} price grid: {e}")
         if self.store.position_for_signal(MODE, self.broker, s.signal_id) is not None:
             return SignalOutcome(s.signal_id, s.symbol, "skipped", "already traded this signal")
         coid = client_order_id(s.signal_id, OrderLeg.ENTRY.value)
@@ -160,7 +187,7 @@ class PaperPortfolio(PortfolioManager):
         order.transition(OrderState.SUBMITTING, "paper submit")
         self.store.save_order(order, broker=self.broker, mode=MODE)
 
-        price = self.costs.fill_price(side, s.entry)
+        price = self._fill(s.symbol, side, s.entry)
         commission = self.costs.commission(s.quantity, price)
         qty_signed = s.quantity * side.sign
         pos = PaperPosition(
@@ -232,6 +259,10 @@ class PaperPortfolio(PortfolioManager):
             decision = check_exit(pos, bar)
             if decision is None:
                 newpos = ratchet(pos, bar)
+                moved = newpos.stop_loss
+                if moved is not None and moved != pos.stop_loss and pos.symbol in self.ticks:  # a trail
+                    away = ROUND_FLOOR if pos.quantity > 0 else ROUND_CEILING
+                    newpos = replace(newpos, stop_loss=self._grid(pos.symbol, moved, away))
                 self.ledger.update(newpos)
                 if persist_levels:
                     self._persist_levels(pos, newpos)
@@ -285,11 +316,16 @@ class PaperPortfolio(PortfolioManager):
         v = self.store.get_state(LAST_BAR_KEY)
         return datetime.fromisoformat(v) if isinstance(v, str) else None
 
+    def _fill(self, symbol: str, side: Side, level: Decimal) -> Decimal:
+        """The cost model's fill price, on the symbol's grid when known (a buy up, a sell down)."""
+        price = self.costs.fill_price(side, level)
+        return self._grid(symbol, price, ROUND_CEILING if side is Side.BUY else ROUND_FLOOR)
+
     def _close(self, pos: PaperPosition, level: Decimal, reason: str, ts: datetime) -> None:
         side = Side.SELL if pos.quantity > 0 else Side.BUY
         # The same cost model as entries: the exit level is the mid, so a sell gives up half the
         # spread plus slippage and a buy-to-cover pays them (costs.py's docstring).
-        price = self.costs.fill_price(side, level)
+        price = self._fill(pos.symbol, side, level)
         qty = abs(pos.quantity)
         commission = self.costs.commission(qty, price)
         coid = client_order_id(pos.signal_id or pos.position_id, OrderLeg.EXIT.value)
