@@ -16,9 +16,12 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +34,8 @@ from joe.brokers.capital import models as m
 from joe.brokers.capital.errors import map_error, split_code
 from joe.brokers.capital.session import encrypt_password
 from joe.simulators.capital import CapitalSimulator, SimLimits
+from joe.simulators.capital.bars import bar_start
+from joe.simulators.capital.catalog import BY_EPIC
 
 from .conftest import SCALE
 
@@ -512,3 +517,150 @@ async def test_simulated_summaries_carry_what_the_order_path_needs(answers: dict
             assert parsed.tick is not None and parsed.pipPosition is not None, stem
     rows = answers["all-working-orders--successful-response"].body["workingOrders"]
     assert all(m.parse(m.WorkingOrderRow, r).workingOrderData.leverage is not None for r in rows)
+
+
+# ------------------------------------------------------------------ values, not only shapes
+# The checks below run on the recorded answers too (they must hold there: they describe the real
+# service) and on the simulator's answers to the same requests.
+_TS = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?$")
+# UTC stamps that are never after the answer (HTTP Date, whole seconds): the quote's time, a deal's
+# time. In the simulator the quote is always fresh, so `updateTimeUTC` is the answer's own time.
+_PAST_KEYS = ("updateTimeUTC", "dateUTC", "dateUtc", "createdDateUTC")
+
+
+def _nodes(x: Any) -> Iterator[dict[str, Any]]:
+    if isinstance(x, dict):
+        yield x
+        for v in x.values():
+            yield from _nodes(v)
+    elif isinstance(x, list):
+        for v in x:
+            yield from _nodes(v)
+
+
+def _stamps(x: Any) -> Iterator[tuple[str, str]]:
+    for node in _nodes(x):
+        for k, v in node.items():
+            if isinstance(v, str) and re.match(r"^\d{4}-\d\d-\d\dT", v):
+                yield k, v
+
+
+def _mask(v: str) -> str:
+    return re.sub(r"\d", "9", v)
+
+
+def _d(x: Any) -> Decimal:
+    return Decimal(repr(x))
+
+
+def value_findings(
+    stem: str, fx: dict[str, Any], got: Answer, *, tz_hours: int | None, tick: Decimal | None, sim: bool
+) -> Iterator[str]:
+    """What is wrong with the values of one answer (`got`; `fx` is the recording it answers)."""
+    body, date_hdr = got.body, got.headers.get("Date")
+    http_date = parsedate_to_datetime(date_hdr) if date_hdr else None
+    formats = {k: _mask(v) for k, v in _stamps(fx["body"])}
+    for k, v in _stamps(body):
+        if not _TS.match(v):
+            yield f"{k}={v!r}: not a naive ISO stamp (UTC without an offset, as recorded)"
+        elif k in formats and _mask(v) != formats[k]:
+            yield f"{k}={v!r}: format differs from the recorded {formats[k]!r}"
+    for node in _nodes(body):
+        # a local stamp and its UTC twin differ by the account's whole-hour zone offset
+        for k in [k for k in node if isinstance(node[k], str) and _TS.match(node[k])]:
+            for twin in (k + "UTC", k + "Utc"):
+                if isinstance(node.get(twin), str) and _TS.match(node[twin]):
+                    diff = datetime.fromisoformat(node[k]) - datetime.fromisoformat(node[twin])
+                    hours = diff.total_seconds() / 3600
+                    if hours != int(hours) or (tz_hours is not None and hours != tz_hours):
+                        yield f"{k}-{twin} = {diff}: not the account zone ({tz_hours} h)"
+        for k in (*_PAST_KEYS, "date"):
+            if k == "date" and ("dateUTC" in node or "dateUtc" in node):
+                continue  # a local stamp (its UTC twin is checked)
+            if http_date is not None and isinstance(node.get(k), str) and _TS.match(node[k]):
+                t = datetime.fromisoformat(node[k]).replace(tzinfo=UTC)
+                late = (t - http_date).total_seconds()
+                if late >= 1.0:
+                    yield f"{k}={node[k]} is after the answer (HTTP Date {date_hdr}): not UTC"
+                elif sim and k == "updateTimeUTC" and late < -1.5:
+                    yield f"{k}={node[k]} is not the answer's time (HTTP Date {date_hdr})"
+        # balances: cents, and balance = deposit + profitLoss (recorded examples)
+        if {"balance", "deposit", "profitLoss"} <= set(node):
+            vals = {k: node[k] for k in ("balance", "deposit", "profitLoss", "available") if k in node}
+            for k, v in vals.items():
+                if _d(v) != _d(v).quantize(Decimal("0.01")):
+                    yield f"balance {k}={v!r}: more than 2 decimals"
+            if _d(node["balance"]) != _d(node["deposit"]) + _d(node["profitLoss"]):
+                yield f"balance {node['balance']} != deposit {node['deposit']} + P/L {node['profitLoss']}"
+        # a market's day: low <= bid <= high, bid <= offer
+        # (the recordings break this one: a NATURALGAS summary has bid 6.223 over high 6.212)
+        day = [node.get(k) for k in ("low", "bid", "high", "offer")]
+        if (
+            sim
+            and all(isinstance(x, int | float) for x in day)
+            and not (day[0] <= day[1] <= day[2] and day[1] <= day[3])
+        ):
+            yield f"snapshot low/bid/high/offer out of order: {day}"
+        # prices on the instrument's grid (the simulator's catalogue ticks)
+        if tick is not None:
+            epic_tick = (
+                BY_EPIC[node["epic"]].tick
+                if isinstance(node.get("epic"), str) and node["epic"] in BY_EPIC
+                else tick
+            )
+            for k in (
+                "bid",
+                "offer",
+                "high",
+                "low",
+                "netChange",
+                "level",
+                "stopLevel",
+                "profitLevel",
+                "orderLevel",
+            ):
+                if isinstance(node.get(k), int | float) and _d(node[k]) % epic_tick != 0:
+                    yield f"{k}={node[k]!r} is off the {epic_tick} grid"
+            for k in ("openPrice", "closePrice", "highPrice", "lowPrice"):
+                for side, v in (node.get(k) or {}).items():
+                    if _d(v) % epic_tick != 0:
+                        yield f"{k}.{side}={v!r} is off the {epic_tick} grid"
+    # bars: stamped at a multiple of their resolution; high >= open/close >= low on both sides
+    if isinstance(body, dict) and isinstance(body.get("prices"), list):
+        res = fx["request"]["query"].get("resolution", "MINUTE")
+        for bar in body["prices"]:
+            t = datetime.fromisoformat(bar["snapshotTimeUTC"]).replace(tzinfo=UTC)
+            start = bar_start(t, res)
+            if t != start:
+                yield f"bar {bar['snapshotTimeUTC']} is not at the start of its {res} bar ({start:%H:%M:%S})"
+            for side in ("bid", "ask"):
+                o, c = bar["openPrice"][side], bar["closePrice"][side]
+                if not bar["lowPrice"][side] <= min(o, c) <= max(o, c) <= bar["highPrice"][side]:
+                    yield f"bar {bar['snapshotTimeUTC']} {side}: high/low do not hold open/close"
+
+
+def test_the_value_checks_hold_on_the_recordings() -> None:
+    """The real answers pass the value checks (so they describe the real service), except the
+    simulator-only ones: a fresh quote time and low <= bid <= high (see `value_findings`)."""
+    problems = []
+    for stem, fx in FIXTURES.items():
+        rec = Answer(fx["status"], httpx.Headers(fx["headers"]), fx["body"])
+        problems += [
+            f"{stem}: {f}" for f in value_findings(stem, fx, rec, tz_hours=None, tick=None, sim=False)
+        ]
+    assert problems == [], "\n".join(problems)
+
+
+@pytest.mark.asyncio(loop_scope="module")
+async def test_simulator_values_like_the_real_service(answers: dict[str, Answer]) -> None:
+    """Prices on the grid, UTC stamps in the recorded formats (local = UTC + the account zone),
+    "now" stamps agreeing with the HTTP Date, bars at their start, balances that add up in cents,
+    and the day's range holding the quote, in every simulated answer to a recorded request."""
+    problems = []
+    for stem, fx in FIXTURES.items():
+        got = answers[stem]
+        if got.status >= 400 or got.body is None:
+            continue
+        found = value_findings(stem, fx, got, tz_hours=2, tick=BY_EPIC["SILVER"].tick, sim=True)
+        problems += [f"{stem}: {f}" for f in found]
+    assert problems == [], "\n".join(problems)
