@@ -279,3 +279,33 @@ async def test_working_order_offsets_are_signed_as_recorded(sim: CapitalSimulato
         assert_on_grid(rows)
     finally:
         await http.aclose()
+
+
+@pytest.mark.parametrize(
+    "field", ["limit_price", "stop_price", "stop_loss", "take_profit", "trailing_distance"]
+)
+def test_joes_capital_client_refuses_an_off_grid_price_before_sending(field: str) -> None:
+    """Nothing off the grid reaches the wire: the client names the field, the value and the grid
+    (`trailing_distance`, sent as `stopDistance`, was the unchecked case)."""
+    from joe.brokers.base import InvalidOrder
+    from joe.brokers.capital.instruments import check_intent
+    from joe.core.models import OrderIntent, OrderLeg, OrderType, Side
+    from joe.core.reports import InstrumentRules
+
+    rules = InstrumentRules("GOLD", Decimal("0.01"), Decimal("0.01"), Decimal("0.01"), None)
+    kind = {"limit_price": OrderType.LIMIT, "stop_price": OrderType.STOP}.get(field, OrderType.MARKET)
+    base: dict[str, Any] = {"limit_price": Decimal("1900.10")} if kind is OrderType.LIMIT else {}
+    if kind is OrderType.STOP:
+        base = {"stop_price": Decimal("2100.10")}
+    ok = OrderIntent("c1", "s1", OrderLeg.ENTRY, "GOLD", Side.BUY, Decimal(1), kind, **base)
+    check_intent(ok, rules)
+    off = {
+        "limit_price": Decimal("1900.123456"),
+        "stop_price": Decimal("2100.005"),
+        "stop_loss": Decimal("1850.001"),
+        "take_profit": Decimal("2050.0001"),
+        "trailing_distance": Decimal("12.345"),
+    }[field]
+    bad = OrderIntent("c1", "s1", OrderLeg.ENTRY, "GOLD", Side.BUY, Decimal(1), kind, **{**base, field: off})
+    with pytest.raises(InvalidOrder, match=f"{field} {off} GOLD is not on the tick grid 0.01"):
+        check_intent(bad, rules)

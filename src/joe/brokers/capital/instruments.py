@@ -75,7 +75,8 @@ def check_intent(intent: OrderIntent, rules: InstrumentRules) -> None:
             f"capital: {cid} quantity {q} {sym} is not a multiple of minSizeIncrement "
             f"{rules.size_increment}; round it down (to {fix})"
         )
-    for name in ("limit_price", "stop_price", "stop_loss", "take_profit"):
+    # a trailing stop's distance is sent as `stopDistance`: on the grid too (the server refuses it)
+    for name in ("limit_price", "stop_price", "stop_loss", "take_profit", "trailing_distance"):
         px = getattr(intent, name)
         if px is not None and not _on_grid(px, rules.tick_size):
             raise InvalidOrder(
