@@ -199,8 +199,8 @@ async def load_market(st: RunState) -> None:
     finally:
         await close_source()
     st.snap = snap
-    if st.pf is not None:  # paper prices on the broker's grid where the broker states it
-        st.pf.set_ticks({sym: i.tick_size for sym, i in snap.instruments.items() if i.broker_ids})
+    if st.pf is not None:  # paper prices on the grid a broker states (Capital.com `tickSize`)
+        st.pf.set_ticks({s: i.tick_size for s, i in snap.instruments.items() if "capital" in i.broker_ids})
     st.warnings += snap.warnings
     _timed(st, "data", t0)
     assert st.as_of_ts is not None
