@@ -197,6 +197,17 @@ def test_no_answer_carries_an_off_grid_price_or_a_negative_distance(orders: list
                 ex.amend_order(acc, wo.deal_id, {"level": float(wo.level + o["amend"] * tick)})
             except ApiError:
                 pass
+        if o["amend"] is not None and acc.positions:  # PUT /positions: a new stop, maybe off the grid
+            p = acc.positions[-1]
+            spec = BY_EPIC[p.epic]
+            away = -1 if p.direction == "BUY" else 1
+            stop = p.level + away * o["amend"] * spec.tick
+            noise = Decimal(repr(o["noise"])) * spec.tick if o["noise"] is not None else Decimal(0)
+            try:
+                ex.amend_position(acc, p.deal_id, {"stopLevel": float(stop + noise)})
+                assert noise == 0, f"off-grid stopLevel {stop + noise} was accepted by PUT /positions"
+            except ApiError as exc:
+                assert noise == 0 or exc.code == "error.invalid.stoplevel", exc.code
         for _ in range(o["steps"]):  # prices move: stops, targets and working orders may fire
             for epic, proc in ex.prices.items():
                 proc.step()
