@@ -61,3 +61,15 @@ def test_bad_options_are_refused_with_exit_2(project: Path, market_dir: Path) ->
         assert res.exit_code == 2, (args, res.output)
         assert words in res.output.replace("\n", ""), (args, res.output)
     assert not (project / "data" / "backtests").exists()
+
+
+def test_without_from_it_starts_on_the_first_day_the_regime_can_be_labelled(
+    project: Path, market_dir: Path
+) -> None:
+    res = CliRunner().invoke(app, ["backtest", "--source", f"csv:{market_dir}", "--to", "2020-10-16"])
+    assert res.exit_code == 0, res.output
+    assert "first day the regime can be labelled" in res.output.replace("\n", " ")
+    folder = Path(res.stdout.splitlines()[0].removeprefix("Backtest: ").strip())
+    equity = pd.read_csv(folder / "equity.csv")
+    assert equity["date"].iloc[0] == "2020-10-07" and equity["date"].iloc[-1] == "2020-10-16"
+    assert (equity["regime"].str.len() > 0).all()

@@ -101,6 +101,17 @@ async def replay(
     Raises `BacktestError` when the window holds no trading day of the data.
     """
     days = history.days(start, end)
+    warnings: list[str] = []
+    ready = history.first_regime_row()
+    if len(days) and days[0] < ready:
+        # The regime needs ~200 bars of index history: the pipeline cannot run before that.
+        if ready < history.panel.n_dates:
+            first_ok = history.panel.dates[ready].date()
+            warnings.append(
+                f"the backtest starts on {first_ok}, the first day the regime can be labelled "
+                f"(it needs ~200 bars of index history), not {history.panel.dates[days[0]].date()}"
+            )
+        days = days[days >= ready]
     if not len(days):
         d = history.panel.dates
         raise BacktestError(
@@ -108,7 +119,9 @@ async def replay(
         )
     rt = scratch_runtime(config, scratch)
     try:
-        return await _run_days(rt, history, days, source, progress)
+        result = await _run_days(rt, history, days, source, progress)
+        result.warnings[:0] = warnings
+        return result
     finally:
         rt.close()
 

@@ -74,6 +74,13 @@ class History:
     def panel(self) -> Panel:
         return self.snap.panel
 
+    def first_regime_row(self) -> int:
+        """The first panel row on which the regime can be labelled (n_dates when never)."""
+        labelled = self.detector._full.index
+        if not len(labelled):
+            return self.panel.n_dates
+        return int(self.panel.dates.searchsorted(labelled[0], side="left"))
+
     def days(self, start: date | None, end: date | None) -> np.ndarray:
         """Row indices of the panel's dates within [start, end] (the whole panel when None)."""
         d = self.panel.dates
