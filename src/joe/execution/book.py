@@ -61,9 +61,18 @@ class OrderBook:
         parent = self.get(o.parent_client_order_id) if o.parent_client_order_id else None
         return BrokerOrderRef(o.intent, o.broker_order_id, parent.broker_order_id if parent else None)
 
-    def save(self, o: Order, pending_audit: set[str] | None = None) -> None:
+    def save(self, o: Order, pending_audit: set[str] | None = None, *, durable: bool = True) -> None:
         """Persist `o` (raises `StaleOrderError` if another copy saved since), with the audited
-        marks collected since the last save, in one transaction."""
+        marks collected since the last save, in one transaction.
+
+        `durable=False` (no fsync wait; survives a process crash, not a power loss) is for what Joe
+        learned from the broker — a status, a fill, a commission — which the startup reconciliation
+        reads from the broker again. Joe's own decisions (the write-ahead before a send, a cancel
+        request, a send's failure) stay durable."""
+        if not durable:
+            with self.store.atomic(durable=False):
+                self.save(o, pending_audit)
+            return
         if not self.audited:
             self.store.save_order(o, broker=self.broker, mode=self.mode, pending_audit=pending_audit or ())
             return

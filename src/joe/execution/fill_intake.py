@@ -95,7 +95,7 @@ class FillIntake:
                 await self.journal.alert(AlertKind.OVERFILL, f"{e}; stored, the order now {o.quantity}", o)
         if not changed:
             return False
-        with self.store.atomic():
+        with self.store.atomic(durable=False):  # a fact at the broker: read again on restart
             self.book.save(o, pending_audit={fill.fill_id})
             if pending is not None:
                 self.store.drop_pending_commission(fill.fill_id)
@@ -154,7 +154,7 @@ class FillIntake:
             )
             return
         if o.set_commission(c.fill_id, c.commission):
-            self.book.save(o)
+            self.book.save(o, durable=False)
             await self.journal.order_event(
                 "order.commission", {"fill_id": c.fill_id, "commission": str(c.commission)}, o
             )

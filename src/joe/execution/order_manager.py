@@ -505,7 +505,7 @@ class OrderManager(FillIntake, BracketFollower):
                     correction=plan.correction,
                     from_reconciliation=plan.from_reconciliation,
                 )
-            self.book.save(o)
+            self.book.save(o, durable=False)  # the broker's word: read again on restart
             await self.journal.order_event(
                 "order.state" if plan.to_state else "order.amended",
                 {
