@@ -220,8 +220,8 @@ def test_a_series_that_stops_updating_is_flagged_stale(tmp_path: Path) -> None:
     write_csv(tmp_path, "GONE", ohlcv(294, seed=4))  # stops 6 sessions before the as-of date
     snap = snapshot(tmp_path)
     (f,) = snap.quality.for_symbol("GONE")
-    assert (f.severity, f.check) == ("warning", "stale")
-    assert "6 sessions before the as-of date" in f.message
+    assert (f.severity, f.check, f.file) == ("error", "stale", "GONE.csv")  # excluded, named
+    assert "stale 6 sessions" in f.message and "GONE" not in snap.panel
 
 
 def test_close_only_and_unknown_volume_are_flagged(tmp_path: Path) -> None:

@@ -209,6 +209,8 @@ class CacheSource(FrameSource):
     the symbols live at `as_of`, `panel(field)` gives wide frames. No request is ever sent.
     """
 
+    account_for_unstarted = True
+
     def __init__(
         self, data_dir: str | Path, source: str, timeframe: str = "1d", *, as_of: date | None = None
     ) -> None:

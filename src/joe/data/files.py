@@ -284,6 +284,8 @@ class FileSource(FrameSource):
     message names the file and the `--date-format` option.
     """
 
+    account_for_unstarted = True
+
     def __init__(
         self,
         folder: str | Path,

@@ -119,6 +119,9 @@ class FrameSource:
 
     name = "frames"
     native_timeframe = "1d"
+    # True when every symbol is the user's (files, cache): one not started at the as-of date is named
+    # in the run's data-quality findings (`joe.data.coverage`) instead of being left out silently.
+    account_for_unstarted = False
 
     def __init__(self, as_of: date | None) -> None:
         self._instruments: dict[str, Instrument] = {}
@@ -163,6 +166,15 @@ class FrameSource:
             f"{self.name}: unknown symbol {symbol!r} (the source has {len(self._instruments)} symbols; "
             f"see `universe(scan='all')`)"
         )
+
+    def known_symbols(self) -> list[str]:
+        """Every symbol the source holds, whatever its dates (the universe lists only live ones)."""
+        return list(self._instruments)
+
+    def first_bar(self, symbol: str) -> pd.Timestamp | None:
+        """Timestamp of the symbol's first bar in the whole source (not clipped at as_of)."""
+        raw = self._raw(self.resolve(symbol))
+        return None if raw is None or raw.empty else raw.index[0]
 
     def instrument(self, symbol: str) -> Instrument:
         return self._instruments[self.resolve(symbol)]

@@ -23,8 +23,9 @@ Checks (thresholds in `QualityConfig`; the README's data section lists them for 
   max/min(open, close), or open = high = low = close). Range and gap risk are then estimated from
   close-to-close volatility (`joe.analysis.features`).
 * ``volume_unknown`` (warning): no volume at all; the volume score is left out, never "neutral 50".
-* ``stale`` (warning): the last bar is more than 3 sessions before the as-of date; the symbol is
-  not scored (scans need a bar on the as-of date).
+* ``stale`` (error): the last bar is more than 3 sessions before the as-of date; the symbol is
+  excluded (scans need a bar on the as-of date; a stale series must not silently change decisions).
+  Series older still never reach this stage: `joe.data.coverage` names them.
 
 Every finding names the symbol and, where the source knows it (files), the file and 1-based line.
 """
@@ -222,12 +223,14 @@ def check_bars(
     locate: Locator | None = None,
     config: QualityConfig | None = None,
     user_splits: Mapping[str, Sequence[UserSplit]] | None = None,
+    check_stale: bool = True,
 ) -> QualityResult:
     """Check (and repair where safe) aligned bar arrays; see the module docstring for the rules.
 
     `fields` maps open/high/low/close/volume to float arrays of shape (len(dates), len(symbols)); the
     inputs are not modified. The last row is the as-of date. `user_splits` are splits the user
-    confirmed (symbol -> `UserSplit`s, from ``splits.csv``).
+    confirmed (symbol -> `UserSplit`s, from ``splits.csv``). `check_stale` False for the regime's
+    inputs, whose age `joe.data.regime_inputs` reports (a stale VIX lowers confidence, it is kept).
     """
     cfg = config or QualityConfig()
     arr = {k: np.array(fields[k], dtype=np.float64, order="F", copy=True) for k in FIELDS}
@@ -322,13 +325,14 @@ def check_bars(
                 "no volume: the volume score is left out (not a neutral 50) and liquidity cannot be checked",
             )
         lag = n - 1 - int(last_row[j])
-        if lag > cfg.stale_sessions:
+        if check_stale and lag > cfg.stale_sessions:
+            keep[j] = False
             col.add(
                 j,
-                "warning",
+                "error",
                 "stale",
-                f"last bar {dates[last_row[j]].date()} is {lag} sessions before the as-of date "
-                f"{dates[-1].date()}: not scored",
+                f"stale {lag} sessions: last bar {dates[last_row[j]].date()} is {lag} sessions before the "
+                f"as-of date {dates[-1].date()}; not scored - update the file or remove it",
                 int(last_row[j]),
             )
     return QualityResult(arr, keep, QualityReport(col.findings, m), adjusted)
@@ -480,10 +484,17 @@ def check_frame(
     config: QualityConfig | None = None,
     user_splits: Mapping[str, Sequence[UserSplit]] | None = None,
 ) -> tuple[pd.DataFrame | None, QualityReport]:
-    """`check_bars` for one history frame: (the repaired frame, or None when excluded; the report)."""
+    """`check_bars` for one regime input's frame (no stale check: `joe.data.regime_inputs` reports its
+    age): (the repaired frame, or None when excluded; the report)."""
     fields = {k: frame[k].to_numpy(np.float64, na_value=np.nan)[:, None] for k in FIELDS}
     res = check_bars(
-        pd.DatetimeIndex(frame.index), [symbol], fields, locate=locate, config=config, user_splits=user_splits
+        pd.DatetimeIndex(frame.index),
+        [symbol],
+        fields,
+        locate=locate,
+        config=config,
+        user_splits=user_splits,
+        check_stale=False,
     )
     if not res.keep[0]:
         return None, res.report

@@ -14,6 +14,7 @@ from joe.brokers.base import MarketData, Sentiment
 from joe.core.logging import get_logger
 from joe.core.models import Instrument
 from joe.data.collectors import HistoryCollector
+from joe.data.coverage import left_out_findings
 from joe.data.quality import Finding, QualityReport, check_bars, check_frame
 from joe.data.regime_inputs import RegimeInput, describe_input
 
@@ -130,6 +131,11 @@ async def load_snapshot(
     if panel.n_symbols == 0:
         raise RuntimeError(f"no price history from source {source.name!r}: nothing to analyse")
     panel = quality_stage(source, panel, report)
+    # Every symbol of a file/cache source is analysed or named: stale, not started, capped.
+    capped = [i.symbol for i in instruments if i.symbol not in INDEX_SYMBOLS + VIX_SYMBOLS][max_symbols:]
+    report.extend(
+        left_out_findings(source, [*symbols, *INDEX_SYMBOLS, *VIX_SYMBOLS], panel.dates, capped=capped)
+    )
     if panel.n_symbols == 0:
         raise RuntimeError(
             f"every series from {source.name!r} failed the data-quality checks: "
