@@ -323,7 +323,10 @@ class RegimeDetector:
             vix = v[v.index <= to_utc_timestamp(as_of)]
         hist = self.label_history(spx_close, vix)
         if hist.empty:
-            raise ValueError("not enough index history to label the regime (need ~200 bars)")
+            raise ValueError(
+                f"not enough index history to label the regime: {len(spx_close)} bars of the index up to "
+                f"the as-of date, it needs about 200 (give a longer SPX file or a later --as-of)"
+            )
         row = hist.iloc[-1]
         when = to_utc_timestamp(as_of) if as_of is not None else pd.Timestamp(hist.index[-1])
         spx_age = float((when.normalize() - pd.Timestamp(hist.index[-1]).normalize()).days)

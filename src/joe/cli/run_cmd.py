@@ -48,10 +48,11 @@ def run_command(
     push: Annotated[bool, typer.Option("--push", help="Send the run summary to Telegram/Discord.")] = False,
     scan: Annotated[str | None, typer.Option(help="Universe scan or watchlist name of the source.")] = None,
     date_format: Annotated[
-        str | None,
+        list[str] | None,
         typer.Option(
             "--date-format",
-            help="Files with ambiguous dates (03/01/2022): dayfirst, monthfirst or a strptime format.",
+            help="Files whose dates the data cannot decide (03/01/2022): dayfirst, monthfirst or a strptime "
+            "format; FILE=FORMAT for one file (repeatable). ISO dates are always ISO.",
         ),
     ] = None,
 ) -> None:
@@ -130,10 +131,11 @@ def run_command(
         rt.close()
         console.print(f"[red]Refused[/]: {exc}", soft_wrap=True)
         raise typer.Exit(ExitCode.REFUSED) from None
+    formats = "\n".join(date_format or ()) or None  # repeated --date-format: one entry a line
     progress = RichProgress(console)
     chosen = rt.settings.broker  # --broker if given, else JOE_BROKER (env or .env), else sim
     try:
-        outcome = run_once_sync(rt, RunOptions(chosen, source, as_of_date, push, scan, date_format), progress)
+        outcome = run_once_sync(rt, RunOptions(chosen, source, as_of_date, push, scan, formats), progress)
     except (LiveModeUnavailable, BookRefused, SafetyRefused, EndpointRefused) as exc:
         progress.stop()
         console.print(f"[red]Refused[/]: {exc}", soft_wrap=True)

@@ -14,6 +14,10 @@ Rules (the README's "Your own data" section repeats them for users):
   value is above 12 both readings are valid calendars and guessing from spacing would be a coin toss
   for monthly or short files, so the file is refused with a message naming it and the
   ``--date-format`` option (``dayfirst``, ``monthfirst`` or any strptime format such as ``%d.%m.%Y``).
+* **``--date-format`` decides only what the data cannot** (`DateFormats`): ISO dates are always ISO,
+  and a file whose data decides day- or month-first keeps the data's reading; a strptime format is
+  used for a file when it reads every row of it. ``--date-format FILE=FORMAT`` (the file name or its
+  symbol, repeatable) gives one file its format, and then it must read every row of that file.
 * Epoch numbers are seconds or milliseconds (told apart by magnitude), always UTC instants.
 """
 
@@ -37,6 +41,59 @@ _OFFSET = re.compile(
     re.IGNORECASE,
 )
 _DMY = re.compile(r"^(\d{1,2})[/.\-](\d{1,2})[/.\-](\d{2}|\d{4})(?![\d])(.*)$")
+
+
+_ISO = re.compile(r"^\d{4}-\d{1,2}-\d{1,2}(?:[T ]|$)")
+KEYWORDS = ("dayfirst", "monthfirst", "auto")
+
+
+def _keyword(fmt: str) -> str:
+    return fmt.strip().lower().replace("-", "").replace("_", "")
+
+
+@dataclass(frozen=True)
+class DateFormats:
+    """The ``--date-format`` option(s): one default and per-file formats (``AAPL.csv=%d.%m.%Y``).
+
+    `parse(spec)` reads the option: entries separated by newlines (the CLI joins repeated options
+    so), each ``FORMAT`` or ``FILE=FORMAT``. A file is matched by its name or its symbol, in any case.
+    """
+
+    default: str | None = None
+    per_file: tuple[tuple[str, str], ...] = ()
+
+    @classmethod
+    def parse(cls, spec: str | None) -> DateFormats:
+        default: str | None = None
+        per_file: list[tuple[str, str]] = []
+        for raw in (spec or "").splitlines():
+            entry = raw.strip()
+            if not entry:
+                continue
+            name, eq, fmt = entry.partition("=")
+            if eq and name.strip() and not name.strip().startswith("%"):
+                per_file.append((name.strip().lower(), fmt.strip()))
+            elif default is not None:
+                raise DataError(
+                    f"--date-format given twice without a file ({default!r} and {entry!r}); give one "
+                    f"default, and FILE=FORMAT for files that need another"
+                )
+            else:
+                default = entry
+        return cls(default, tuple(per_file))
+
+    def for_file(self, file: str, symbol: str) -> tuple[str | None, bool]:
+        """(the format for `file`, True when the user named this file)."""
+        keys = {file.lower(), symbol.lower()}
+        for name, fmt in self.per_file:
+            if name in keys:
+                return fmt, True
+        return self.default, False
+
+    def unused(self, files: list[str], symbols: list[str]) -> list[str]:
+        """Per-file entries that match no file (a typo the user should hear about)."""
+        known = {f.lower() for f in files} | {s.lower() for s in symbols}
+        return [name for name, _ in self.per_file if name not in known]
 
 
 class AmbiguousDates(DataError):
@@ -94,30 +151,60 @@ def decide_day_first(first: np.ndarray, second: np.ndarray, year: np.ndarray, fi
         return False
     raise AmbiguousDates(
         f"{file}: dates like {first[0]:02d}/{second[0]:02d}/{year[0]} could be day-first or month-first "
-        f"and the data does not say which; {DATE_FORMAT_HELP}"
+        f"and the data does not say which (no day above 12); {DATE_FORMAT_HELP}, or for this file only "
+        f"--date-format {file}=dayfirst"
     )
 
 
-def _parse_wall(wall: pd.Series, file: str, column: str, date_format: str | None) -> pd.DatetimeIndex:
+def _strptime(wall: pd.Series, fmt: str) -> tuple[pd.DatetimeIndex, np.ndarray]:
+    parsed = pd.to_datetime(wall, format=fmt, errors="coerce")
+    return pd.DatetimeIndex(parsed), parsed.isna().to_numpy() & wall.notna().to_numpy()
+
+
+def _parse_wall(
+    wall: pd.Series, file: str, column: str, date_format: str | None, named: bool = False
+) -> pd.DatetimeIndex:
+    """Wall times of a text column; `date_format` decides only what the data cannot (module docstring).
+
+    `named`: the user gave this format for this file (``FILE=FORMAT``): it must then read every row.
+    """
     fmt = (date_format or "").strip()
-    key = fmt.lower().replace("-", "").replace("_", "")
-    if fmt and key not in ("dayfirst", "monthfirst", "auto"):
-        parsed = pd.to_datetime(wall, format=fmt, errors="coerce")
-        bad = parsed.isna().to_numpy() & wall.notna().to_numpy()
+    key = _keyword(fmt)
+    if len(wall) and wall.str.match(_ISO).all():
+        parsed = pd.to_datetime(wall, format="mixed", errors="coerce")
+        if getattr(parsed.dt, "tz", None) is not None:
+            parsed = parsed.dt.tz_localize(None)
+        bad = parsed.isna().to_numpy()
         if bad.any():
-            raise _bad_row(file, column, wall, bad, f" with --date-format {fmt!r}")
+            raise _bad_row(file, column, wall, bad)
         return pd.DatetimeIndex(parsed)
+    if fmt and key not in KEYWORDS:
+        parsed_fmt, bad = _strptime(wall, fmt)
+        if not bad.any():
+            return parsed_fmt
+        if named:
+            raise _bad_row(file, column, wall, bad, f" with --date-format {file}={fmt}")
     parts = wall.str.extract(_DMY)
     if len(wall) and parts[0].notna().all():
         first = parts[0].astype(int).to_numpy()
         second = parts[1].astype(int).to_numpy()
         year = parts[2].astype(int).to_numpy()
-        if key == "dayfirst":
-            day_first = True
-        elif key == "monthfirst":
-            day_first = False
-        else:
+        try:
             day_first = decide_day_first(first, second, year, file)
+        except AmbiguousDates:
+            if key == "dayfirst":
+                day_first = True
+            elif key == "monthfirst":
+                day_first = False
+            else:
+                raise
+        else:
+            if named and key in ("dayfirst", "monthfirst") and day_first != (key == "dayfirst"):
+                raise AmbiguousDates(
+                    f"{file}: --date-format {file}={fmt} but the data is "
+                    f"{'day' if day_first else 'month'}-first (a field above 12); drop the option for "
+                    f"this file or fix its dates"
+                )
         day, month = (first, second) if day_first else (second, first)
         y = _year(year)
         iso = pd.Series(
@@ -131,12 +218,19 @@ def _parse_wall(wall: pd.Series, file: str, column: str, date_format: str | None
         parsed = parsed.dt.tz_localize(None)
     bad = parsed.isna().to_numpy()
     if bad.any():
-        raise _bad_row(file, column, wall, bad)
+        extra = f" (nor with --date-format {fmt!r})" if fmt and key not in KEYWORDS else ""
+        raise _bad_row(file, column, wall, bad, extra)
     return pd.DatetimeIndex(parsed)
 
 
-def parse_times(raw: pd.Series, file: str, column: str, date_format: str | None = None) -> ParsedTimes:
-    """Read a time column (strings, datetimes or epoch numbers) into wall times and UTC instants."""
+def parse_times(
+    raw: pd.Series, file: str, column: str, date_format: str | None = None, named: bool = False
+) -> ParsedTimes:
+    """Read a time column (strings, datetimes or epoch numbers) into wall times and UTC instants.
+
+    `date_format` decides only what the data cannot; `named` (a ``FILE=FORMAT`` option) makes it
+    binding for this file (see the module docstring).
+    """
     if pd.api.types.is_datetime64_any_dtype(raw):
         ts = pd.DatetimeIndex(raw)
         if ts.tz is None:
@@ -157,7 +251,7 @@ def parse_times(raw: pd.Series, file: str, column: str, date_format: str | None 
     split = text.str.extract(_OFFSET)
     has_off = split["off"].notna()
     wall_text = split["wall"].where(has_off, text)
-    wall = _parse_wall(wall_text, file, column, date_format)
+    wall = _parse_wall(wall_text, file, column, date_format, named)
     minutes = np.zeros(len(text), dtype="int64")
     if has_off.any():
         minutes[has_off.to_numpy()] = [_offset_minutes(o) for o in split["off"][has_off]]

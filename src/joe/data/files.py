@@ -19,6 +19,7 @@ the symbol (BTC-USD → crypto, EURUSD → fx, otherwise equity).
 from __future__ import annotations
 
 import fnmatch
+import gzip
 import re
 from dataclasses import dataclass, field
 from datetime import date
@@ -29,7 +30,7 @@ import pandas as pd
 
 from joe.brokers.base import HISTORY_COLUMNS
 from joe.core.models import AssetClass, Instrument
-from joe.data.dates import AmbiguousDates, bar_index, parse_times
+from joe.data.dates import AmbiguousDates, DateFormats, bar_index, parse_times
 from joe.data.errors import DataError
 from joe.data.frames import FrameSource, bars_from_closes
 from joe.data.quality import Finding
@@ -94,18 +95,52 @@ def _pick(columns: dict[str, str], aliases: tuple[str, ...]) -> str | None:
     return None
 
 
-def _read(path: Path) -> pd.DataFrame:
+SEPARATORS = {";": "semicolon ';'", "\t": "tab", "|": "pipe '|'"}
+_DECIMAL_COMMA = re.compile(r"^-?\d+,\d+$")
+
+
+def sniff_separator(path: Path) -> tuple[str, bool]:
+    """(the field separator of a CSV file, whether its numbers use decimal commas), from its first lines.
+
+    A comma in the header means ','; otherwise the most frequent of ';', tab and '|'. Decimal commas
+    (``12,5``) are only possible with another separator.
+    """
+    opener = gzip.open if path.name.lower().endswith(".gz") else open
+    try:
+        with opener(path, "rt", encoding="utf-8", errors="replace") as fh:
+            lines = [fh.readline() for _ in range(6)]
+    except OSError:
+        return ",", False
+    header = lines[0]
+    counts = {sep: header.count(sep) for sep in SEPARATORS}
+    best = max(counts, key=lambda k: counts[k])
+    if "," in header or counts[best] == 0:
+        return ",", False
+    fields = [f.strip().strip('"') for line in lines[1:] for f in line.split(best)]
+    return best, any(_DECIMAL_COMMA.match(f) for f in fields)
+
+
+def _read(path: Path) -> tuple[pd.DataFrame, str | None]:
+    """The file as a frame, and a note when it is not a plain comma-separated CSV."""
+    note = None
     try:
         if path.name.lower().endswith((".parquet", ".pq")):
             df = pd.read_parquet(path)
             if isinstance(df.index, pd.DatetimeIndex):
                 df = df.reset_index(names=df.index.name or "date")
-            return df
-        return pd.read_csv(path)
+            return df, None
+        sep, decimal_comma = sniff_separator(path)
+        if sep != ",":
+            note = f"read as a {SEPARATORS[sep]}-separated file" + (
+                " with decimal commas (12,5 = 12.5)" if decimal_comma else ""
+            )
+        return pd.read_csv(path, sep=sep, decimal="," if decimal_comma else "."), note
     except Exception as exc:  # any reader failure becomes a message about this file
         raise DataError(
             f"{path.name}: cannot be read as {'Parquet' if 'parq' in path.name else 'CSV'} "
-            f"({type(exc).__name__}: {exc}); check the file is not truncated or mislabelled"
+            f"({type(exc).__name__}: {exc}"
+            + (f"; {note}" if note else "")
+            + "); check the file is not truncated or mislabelled"
         ) from exc
 
 
@@ -125,13 +160,13 @@ def _first_bad(mask: np.ndarray) -> int:
     return int(np.flatnonzero(mask)[0])
 
 
-def read_file(path: Path, date_format: str | None = None) -> LoadedFile:
+def read_file(path: Path, date_format: str | DateFormats | None = None) -> LoadedFile:
     """Read and validate one file (see the module docstring); DataError names the file and row at fault.
 
     Daily bars are dated by their session date whatever the UTC offset (`joe.data.dates`). Bars whose
     open/close lie outside high/low are widened to contain them and reported as a warning with rows.
     """
-    df = _read(path)
+    df, note = _read(path)
     f = path.name
     sym = _symbol_of(path)
     if df.empty:
@@ -141,7 +176,9 @@ def read_file(path: Path, date_format: str | None = None) -> LoadedFile:
     if tcol is None:
         raise DataError(
             f"{f}: no date/time column (looked for {', '.join(TIME_ALIASES)}; found "
-            f"{', '.join(map(str, df.columns))}); name the time column 'date' or 'timestamp'"
+            f"{', '.join(map(str, df.columns))}"
+            + (f"; {note}" if note else "")
+            + "); name the time column 'date' or 'timestamp'"
         )
     close_col = _pick(cols, PRICE_ALIASES["close"]) or _pick(cols, ADJ_CLOSE)
     if close_col is None:
@@ -158,7 +195,9 @@ def read_file(path: Path, date_format: str | None = None) -> LoadedFile:
             f"open/high/low, or none of them (bars are then derived from closes)"
         )
 
-    times = parse_times(df[tcol], f, str(tcol), date_format)
+    formats = date_format if isinstance(date_format, DateFormats) else DateFormats.parse(date_format)
+    fmt, named = formats.for_file(f, sym)
+    times = parse_times(df[tcol], f, str(tcol), fmt, named)
     index, daily = bar_index(times)
     out = pd.DataFrame(index=index)
     numeric = {"close": close_col, **{k: v for k, v in ohl.items() if v is not None}}
@@ -199,6 +238,8 @@ def read_file(path: Path, date_format: str | None = None) -> LoadedFile:
         i = _first_bad((out["volume"] < 0).to_numpy())
         raise DataError(f"{f}: row {i + 2}: negative volume {out['volume'].iloc[i]}; volumes must be >= 0")
     findings: list[Finding] = []
+    if note:
+        findings.append(Finding(sym, "warning", "separator", f"{note}; CSV files are comma-separated", f))
     lines = np.arange(len(out)) + 2
     if "high" in out:
         inverted = (out["high"] < out["low"]).to_numpy()
@@ -252,7 +293,7 @@ def read_file(path: Path, date_format: str | None = None) -> LoadedFile:
     return LoadedFile(sym, f, frame, lines, findings, daily)
 
 
-def load_bars(path: Path, date_format: str | None = None) -> pd.DataFrame:
+def load_bars(path: Path, date_format: str | DateFormats | None = None) -> pd.DataFrame:
     """Read and validate one file into a history frame (HISTORY_COLUMNS, sorted UTC index named ts)."""
     return read_file(path, date_format).frame
 
@@ -324,12 +365,19 @@ class FileSource(FrameSource):
             self.user_splits = read_splits_file(listed[0])
         self._frames: dict[str, pd.DataFrame] = {}
         self._files: dict[str, LoadedFile] = {}
+        formats = DateFormats.parse(date_format)
+        typos = formats.unused([p.name for p in paths], [_symbol_of(p) for p in paths])
+        if typos:
+            raise DataError(
+                f"--date-format names {', '.join(typos)}, which is no file in {self.folder}; use a file name "
+                f"(AAPL.csv) or its symbol"
+            )
         for p in paths:
             sym = _symbol_of(p)
             if sym in self._frames or any(f.symbol == sym and f.severity == "error" for f in self.findings):
                 raise DataError(f"{p.name}: symbol {sym} appears in two files in {self.folder}; keep one")
             try:
-                loaded = read_file(p, date_format)
+                loaded = read_file(p, formats)
             except AmbiguousDates:
                 raise
             except DataError as exc:
