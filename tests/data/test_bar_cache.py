@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +16,15 @@ from joe.brokers.ibkr import IBKRMarketData
 from joe.core.events import NullAudit
 from joe.core.models import Instrument, Quote
 from joe.data import DataError
-from joe.data.cache import BarCache, CachedHistory, load_cached_panel, open_cache_source, open_cached_history
+from joe.data.cache import (
+    BarCache,
+    CachedHistory,
+    ContractIdCache,
+    contract_id_cache,
+    load_cached_panel,
+    open_cache_source,
+    open_cached_history,
+)
 from joe.data.collectors import HistoryCollector
 from joe.simulators.ibkr import IBKRSimulator
 
@@ -138,11 +146,13 @@ async def test_second_run_same_day_sends_one_small_request_per_instrument(tmp_pa
             await md.connect()
             try:
                 before = len(sim.client_messages(20))
+                details_before = len(sim.client_messages(REQ_CONTRACT_DETAILS))
                 cached = open_cached_history(md, tmp_path, source_key="ibkr")
                 got = await HistoryCollector(cached, concurrency=16).collect_symbols(symbols)
                 assert not got.errors and len(got.frames) == N_INSTRUMENTS
                 assert all(len(f) >= 300 for f in got.frames.values())
                 requests = sim.client_messages(20)[before:]
+                details = len(sim.client_messages(REQ_CONTRACT_DETAILS)) - details_before
             finally:
                 await md.close()
             if run == 1:
@@ -153,6 +163,7 @@ async def test_second_run_same_day_sends_one_small_request_per_instrument(tmp_pa
             sym = m.fields[3]  # contract symbol (reqHistoricalData: id, reqId, conId, symbol, ...)
             per_symbol[sym] = per_symbol.get(sym, 0) + 1
         assert len(requests) == N_INSTRUMENTS and set(per_symbol.values()) == {1}
+        assert details == 0  # run 2: every conId from the contract-id cache
         durations = {m.fields[17] for m in requests}
         assert all(re.fullmatch(r"\d+ D", d) and _duration_days(d) <= 7 for d in durations), durations
         for s in symbols[:20]:  # the cached history is the same bars (corrections aside)
@@ -192,3 +203,71 @@ def test_reading_an_empty_or_ambiguous_cache_says_what_to_do(tmp_path: Path) -> 
     with pytest.raises(DataError, match=r"several sources \(capital, ibkr\); name one"):
         open_cache_source(tmp_path)
     assert len(load_cached_panel(tmp_path, "capital").dates) == 5
+
+
+# -- contract ids: run 2 sends no contract-details request for known instruments ------------------------
+
+REQ_CONTRACT_DETAILS, REQ_HISTORICAL_DATA = 9, 20
+
+
+async def _ibkr_run(sim: IBKRSimulator, data_dir: Path, symbols: list[str], client_id: int, **kw: object):  # type: ignore[no-untyped-def]
+    md = IBKRMarketData("127.0.0.1", sim.port, client_id, "", "paper", NullAudit(), connect_timeout=5.0)
+    await md.connect()
+    try:
+        cached = open_cached_history(md, data_dir, source_key="ibkr")
+        if "ids" in kw:
+            md.use_contract_ids(kw["ids"])  # type: ignore[arg-type]
+        before = (
+            len(sim.client_messages(REQ_CONTRACT_DETAILS)),
+            len(sim.client_messages(REQ_HISTORICAL_DATA)),
+        )
+        got = await HistoryCollector(cached, concurrency=8).collect_symbols(symbols)
+        details = len(sim.client_messages(REQ_CONTRACT_DETAILS)) - before[0]
+        history = len(sim.client_messages(REQ_HISTORICAL_DATA)) - before[1]
+        return got, details, history
+    finally:
+        await md.close()
+
+
+@pytest.mark.timeout(300)
+async def test_second_ibkr_run_sends_no_contract_details_for_known_instruments(tmp_path: Path) -> None:
+    symbols = [f"C{i:02d}" for i in range(20)]
+    sim = IBKRSimulator(server_version=178, seed=3, universe=tuple(symbols))
+    await sim.start()
+    try:
+        got, details, history = await _ibkr_run(sim, tmp_path, symbols, 51)
+        assert not got.errors and (details, history) == (20, 20)
+        ids = contract_id_cache(tmp_path, "ibkr")
+        assert all(ids.get(s) is not None for s in symbols)
+        got, details, history = await _ibkr_run(sim, tmp_path, symbols, 52)  # a restart: new process state
+        assert not got.errors and (details, history) == (0, 20)  # the conIds came from the cache
+        # An id TWS rejects is forgotten and looked up once more (here TWS no longer knows the symbol).
+        sim.unknown_symbols.add("C07")
+        got, details, _ = await _ibkr_run(sim, tmp_path, symbols, 53)
+        assert set(got.errors) == {"C07"} and details == 1
+        assert contract_id_cache(tmp_path, "ibkr").get("C07") is None
+        assert contract_id_cache(tmp_path, "ibkr").get("C08") is not None
+        # Refresh rule: ids older than 7 days are looked up again.
+        later = ContractIdCache(ids.path, now=lambda: datetime.now(UTC) + timedelta(days=8))
+        _, details, _ = await _ibkr_run(sim, tmp_path, symbols, 54, ids=later)
+        assert details == 20
+    finally:
+        await sim.stop()
+
+
+def test_contract_id_cache_survives_restarts_and_distrusts_a_damaged_file(tmp_path: Path) -> None:
+    t0 = datetime(2026, 1, 5, tzinfo=UTC)
+    now = [t0]
+    ids = ContractIdCache(tmp_path / "ids.json", now=lambda: now[0])
+    ids.put("brk b", 72063691, primary_exchange="NYSE")
+    again = ContractIdCache(tmp_path / "ids.json", now=lambda: now[0])
+    assert again.get("BRK B") == {
+        "con_id": 72063691,
+        "primary_exchange": "NYSE",
+        "fetched_at": t0.isoformat(),
+    }
+    assert again.get("BRK B", currency="EUR") is None  # the key is symbol, exchange and currency
+    now[0] = t0 + timedelta(days=7, seconds=1)
+    assert again.get("BRK B") is None  # too old: looked up again
+    (tmp_path / "ids.json").write_text("{torn")
+    assert ContractIdCache(tmp_path / "ids.json").get("BRK B") is None

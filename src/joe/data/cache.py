@@ -21,25 +21,28 @@ Fetch rule (`CachedHistory.history`):
   the cache without any request.
 
 So a second run on the same day sends one small request per instrument (a few days of bars) instead of
-two years of them, which is what IBKR's historical-data pacing needs. Files are written atomically
+two years of them, which is what IBKR's historical-data pacing needs. Contract ids are cached too
+(`ContractIdCache`, ``<data dir>/cache/contracts/<source>.json``): the second run sends no
+contract-details request for an instrument it already knows. Files are written atomically
 (temp file + rename); an unreadable cache file is deleted and fetched again, never trusted.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import re
 import urllib.parse
-from collections.abc import Sequence
-from datetime import date, datetime
+from collections.abc import Callable, Sequence
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
 from joe.brokers.base import HISTORY_COLUMNS, MarketData, Sentiment
-from joe.core.clock import ensure_utc
+from joe.core.clock import ensure_utc, utcnow
 from joe.core.models import Instrument, Quote
 from joe.data.errors import DataError
 from joe.data.files import guess_asset_class
@@ -181,8 +184,106 @@ def _window(df: pd.DataFrame, start: pd.Timestamp | None, end: pd.Timestamp | No
 def open_cached_history(
     market_data: MarketData, data_dir: str | Path, *, source_key: str | None = None
 ) -> CachedHistory:
-    """The shared entry point: `market_data` with its history cached under `<data_dir>/cache/bars`."""
+    """The shared entry point: `market_data` with its history cached under `<data_dir>/cache/bars`.
+
+    A source that looks contracts up (IBKR: `use_contract_ids`) also gets the contract-id cache
+    (`contract_id_cache`), so a second run sends no contract-details request for known instruments.
+    """
+    key = source_key or market_data.name
+    use_ids = getattr(market_data, "use_contract_ids", None)
+    if callable(use_ids):
+        use_ids(contract_id_cache(data_dir, key))
     return CachedHistory(market_data, BarCache(Path(data_dir) / "cache" / "bars"), source_key=source_key)
+
+
+# -- contract ids (IBKR conId) --------------------------------------------------------------------------
+
+CONTRACT_ID_MAX_AGE = timedelta(days=7)
+
+
+class ContractIdCache:
+    """Broker contract ids (IBKR ``conId``) by instrument, in ``<data dir>/cache/contracts/<source>.json``.
+
+    Key: ``SYMBOL|EXCHANGE|CURRENCY`` (e.g. ``AAPL|SMART|USD``); value: the id, the primary exchange and
+    when the broker gave it. A second run then sends no contract-details request for a known
+    instrument. Refresh rule: an entry older than `max_age` (7 days: ids change on corporate actions
+    such as a merger or a symbol change) is looked up again, and a caller drops (`forget`) an entry the
+    broker rejected and looks it up once more. The file is written atomically; an unreadable file is
+    treated as empty (the ids are fetched again), never trusted.
+    """
+
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        max_age: timedelta = CONTRACT_ID_MAX_AGE,
+        now: Callable[[], datetime] = utcnow,
+    ) -> None:
+        self.path = Path(path)
+        self.max_age = max_age
+        self.now = now
+        self._entries: dict[str, dict[str, Any]] | None = None
+
+    @staticmethod
+    def key(symbol: str, exchange: str = "SMART", currency: str = "USD") -> str:
+        return f"{symbol.upper()}|{exchange.upper()}|{currency.upper()}"
+
+    def _load(self) -> dict[str, dict[str, Any]]:
+        if self._entries is None:
+            try:
+                raw = json.loads(self.path.read_text(encoding="utf-8")) if self.path.exists() else {}
+                self._entries = {str(k): dict(v) for k, v in raw.items()} if isinstance(raw, dict) else {}
+            except (OSError, ValueError, TypeError, AttributeError) as exc:
+                log.warning(
+                    "contract id cache %s is unreadable (%s); looking the ids up again", self.path, exc
+                )
+                self._entries = {}
+        return self._entries
+
+    def get(self, symbol: str, exchange: str = "SMART", currency: str = "USD") -> dict[str, Any] | None:
+        """``{"con_id": int, "primary_exchange": str, "fetched_at": iso}`` when known and fresh, else None."""
+        entry = self._load().get(self.key(symbol, exchange, currency))
+        if not entry:
+            return None
+        try:
+            age = self.now() - datetime.fromisoformat(str(entry["fetched_at"]))
+            con_id = int(entry["con_id"])
+        except (KeyError, ValueError, TypeError):
+            return None
+        return entry if con_id > 0 and abs(age) <= self.max_age else None  # a clock step back is no age
+
+    def put(
+        self,
+        symbol: str,
+        con_id: int,
+        *,
+        exchange: str = "SMART",
+        currency: str = "USD",
+        primary_exchange: str = "",
+    ) -> None:
+        entries = self._load()
+        entries[self.key(symbol, exchange, currency)] = {
+            "con_id": int(con_id),
+            "primary_exchange": primary_exchange,
+            "fetched_at": self.now().isoformat(),
+        }
+        self._save(entries)
+
+    def forget(self, symbol: str, exchange: str = "SMART", currency: str = "USD") -> None:
+        entries = self._load()
+        if entries.pop(self.key(symbol, exchange, currency), None) is not None:
+            self._save(entries)
+
+    def _save(self, entries: dict[str, dict[str, Any]]) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(entries, sort_keys=True, indent=0), encoding="utf-8")
+        tmp.replace(self.path)
+
+
+def contract_id_cache(data_dir: str | Path, source: str) -> ContractIdCache:
+    """The contract-id cache of `source` under `data_dir` (``cache/contracts/<source>.json``)."""
+    return ContractIdCache(Path(data_dir) / "cache" / "contracts" / f"{_safe(source)}.json")
 
 
 # -- reading the cache without a broker (joe backtest --source cache) ---------------------------------

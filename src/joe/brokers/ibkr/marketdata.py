@@ -14,7 +14,7 @@ import logging
 import math
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 import pandas as pd
 from ib_async import Contract, RequestError, ScannerSubscription, Ticker
@@ -57,6 +57,14 @@ def duration_for(timeframe: str, start: datetime | None, end: datetime | None) -
 def _utc(ts: datetime) -> pd.Timestamp:
     t = pd.Timestamp(ts)
     return t.tz_localize("UTC") if t.tzinfo is None else t.tz_convert("UTC")
+
+
+class ContractIds(Protocol):
+    """Where conIds are kept across runs (`joe.data.cache.ContractIdCache`)."""
+
+    def get(self, symbol: str) -> dict[str, Any] | None: ...
+    def put(self, symbol: str, con_id: int, *, primary_exchange: str = "") -> None: ...
+    def forget(self, symbol: str) -> None: ...
 
 
 class QuoteHandler:
@@ -131,6 +139,8 @@ class IBKRMarketData:
         self.handler = QuoteHandler()
         self._contracts: dict[str, Contract] = {}
         self._tickers: dict[str, Ticker] = {}
+        self.contract_ids: ContractIds | None = None  # conIds kept across runs (joe.data.cache)
+        self._from_ids: set[str] = set()  # symbols whose contract came from contract_ids, not TWS
         self.conn.add_resync_hook(self._resync)
         self.ib.pendingTickersEvent += self.handler.on_tickers
 
@@ -156,9 +166,21 @@ class IBKRMarketData:
         if not self.conn.connected:
             raise BrokerUnavailable("IBKR not connected")
 
+    def use_contract_ids(self, ids: ContractIds) -> None:
+        """Keep conIds across runs in `ids` (a `joe.data.cache.ContractIdCache`): a known instrument
+        needs no contract-details request; an id TWS rejects is forgotten and looked up again."""
+        self.contract_ids = ids
+
     async def contract(self, symbol: str) -> Contract:
         """The qualified stock contract for `symbol` (cached; needs a conId for market data)."""
         c = self._contracts.get(symbol)
+        known = self.contract_ids.get(symbol) if c is None and self.contract_ids is not None else None
+        if known is not None:
+            c = stock(symbol)
+            c.conId = int(known["con_id"])
+            c.primaryExchange = str(known.get("primary_exchange") or "")
+            self._contracts[symbol] = c
+            self._from_ids.add(symbol)
         if c is None:
             self._require()
             c = stock(symbol)
@@ -169,6 +191,8 @@ class IBKRMarketData:
             if not c.conId:
                 raise BrokerError(f"IBKR does not know {symbol}")
             self._contracts[symbol] = c
+            if self.contract_ids is not None:
+                self.contract_ids.put(symbol, c.conId, primary_exchange=c.primaryExchange or "")
         return c
 
     # -- universe -----------------------------------------------------------------------------------
@@ -206,6 +230,21 @@ class IBKRMarketData:
 
     async def history(
         self, symbol: str, timeframe: str = "1d", start: datetime | None = None, end: datetime | None = None
+    ) -> pd.DataFrame:
+        try:
+            return await self._history(symbol, timeframe, start, end)
+        except BrokerError:
+            if symbol not in self._from_ids or self.contract_ids is None:
+                raise
+            # The cached conId may be outdated (a corporate action): forget it, look it up once more.
+            log.warning("IBKR rejected the cached contract id of %s; looking it up again", symbol)
+            self._from_ids.discard(symbol)
+            self._contracts.pop(symbol, None)
+            self.contract_ids.forget(symbol)
+            return await self._history(symbol, timeframe, start, end)
+
+    async def _history(
+        self, symbol: str, timeframe: str, start: datetime | None, end: datetime | None
     ) -> pd.DataFrame:
         bar_size = BAR_SIZES.get(timeframe)
         if bar_size is None:
