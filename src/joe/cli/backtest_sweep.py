@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import sys
 from contextlib import ExitStack
 from pathlib import Path
@@ -17,11 +18,20 @@ from joe.core.clock import utcnow
 def _client(stack: ExitStack, scheduler: str | None, workers: int, console: Console) -> Any:
     from distributed import Client, LocalCluster
 
+    logging.getLogger("distributed").setLevel(logging.WARNING)  # not the scheduler's life story
     if scheduler:
         console.print(f"sweep: connecting to the Dask scheduler at {scheduler}")
         return stack.enter_context(Client(scheduler, timeout="10s"))
     cluster = stack.enter_context(
-        LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None)
+        # Worker shutdown logs closed-connection tracebacks that are not errors; a failing task still
+        # raises here through gather().
+        LocalCluster(
+            n_workers=workers,
+            threads_per_worker=1,
+            processes=True,
+            dashboard_address=None,
+            silence_logs=logging.CRITICAL,
+        )
     )
     console.print(f"sweep: Dask LocalCluster with {workers} worker process(es)")
     return stack.enter_context(Client(cluster))
@@ -63,7 +73,7 @@ def run_sweep_command(
             console.print(f"window {row['window']}: {row}", soft_wrap=True)
     else:
         best = table.sort_values(spec.metric, ascending=False, na_position="last").iloc[0]
-        params = {k: best[f"param:{k}"] for k in spec.keys}
+        params = {k: getattr(best[f"param:{k}"], "item", lambda v=best[f"param:{k}"]: v)() for k in spec.keys}
         console.print(f"best {spec.metric} {best[spec.metric]}: {params}", soft_wrap=True)
     sys.stdout.write(f"Sweep: {folder}\n")
     for p in paths:
