@@ -96,7 +96,12 @@ def _via_other_process_cli(ctx: SafetyContext) -> None:  # other process: `joe k
     ctx.store.set_state(STATE_KEY, rec.to_json())
 
 
+def _via_reduce(ctx: SafetyContext) -> None:  # REDUCING is "exits only": a resting entry goes too
+    kill(ctx, KillLevel.REDUCE, reason="test: exits only", by="test")
+
+
 HALTS = {
+    "reduce": _via_reduce,
     "control": _via_control,
     "breaker": _via_breaker,
     "margin": _via_margin,
@@ -162,7 +167,8 @@ async def _enforce(how: str, ctx: SafetyContext, om: OrderManager) -> HaltEnforc
         stop_alerting()
         if poller is not None:
             poller.cancel()
-    assert ctx.states.current().state is TradingState.HALTED
+    want = TradingState.REDUCING if how == "reduce" else TradingState.HALTED
+    assert ctx.states.current().state is want
     return enforcer
 
 
@@ -200,12 +206,12 @@ async def test_ibkr_halt_cancels_the_resting_entry_and_keeps_the_stop(
     assert recs and entry_id in recs[-1]["payload"]["cancelled"]
     titles = [a.title for a in ctx.alerts.pending]
     assert "FILL: AAPL" in titles  # execution alerts, end to end
-    if how != "other_process_cli":  # that process alerts its own state change
+    if how not in ("other_process_cli", "reduce"):  # another process alerts its own state change
         assert "Trading state: HALTED" in titles
 
 
 @pytest.mark.timeout(90)
-@pytest.mark.parametrize("how", ["control", "breaker", "kill_file", "other_process_cli"])
+@pytest.mark.parametrize("how", ["control", "reduce", "breaker", "kill_file", "other_process_cli"])
 async def test_capital_halt_cancels_the_resting_entry_and_keeps_the_stop(
     how: str, capital: tuple[CapitalSimulator, OrderManager], ctx: SafetyContext
 ) -> None:

@@ -1,12 +1,14 @@
-"""`HaltEnforcer`: HALTED means no working entry order stays at the broker.
+"""`HaltEnforcer`: HALTED (and REDUCING) means no working entry order stays at the broker.
 
 DESIGN.md "Trading state and the kill switch": HALTED = no new orders, working *entry* orders
-cancelled, protective stops (and targets) stay. The cancels go through each broker's `OrderManager`
-(the only writer of order state): `cancel_working_entries` asks it to cancel every working order
+cancelled, protective stops (and targets) stay. REDUCING is "exits only", so a resting entry that
+could still fill is cancelled there too (it would be a new position, the kind REDUCING forbids).
+The cancels go through each broker's `OrderManager` (the only writer of order state):
+`cancel_working_entries` asks it to cancel every working order
 whose leg is ENTRY and that is not reduce-only; the broker's confirmation moves the order to
 CANCELLED as for any cancel. Stops, targets and exits are never touched.
 
-How a move to HALTED reaches it, whatever moved the state:
+How a move to HALTED (or REDUCING) reaches it, whatever moved the state:
 
 * in this process (breaker, margin monitor, reconciler, lost protection, `control.kill`): the
   enforcer is a trading-state listener (`install`) and schedules a pass on the running loop at once;
@@ -36,7 +38,7 @@ from joe.core.models import OrderLeg
 from joe.core.order import Order, OrderState
 from joe.safety.control import SafetyContext, check_kill_file
 from joe.safety.flatten import FlattenReport
-from joe.safety.trading_state import StateRecord, TradingState, add_state_listener
+from joe.safety.trading_state import StateRecord, add_state_listener
 
 log = logging.getLogger(__name__)
 
@@ -129,7 +131,7 @@ class HaltEnforcer:
             self._remove = None
 
     def _on_change(self, before: StateRecord, after: StateRecord) -> None:
-        if after.state is not TradingState.HALTED or self._loop is None or self._loop.is_closed():
+        if after.state.allows_entries() or self._loop is None or self._loop.is_closed():
             return
         try:
             running = asyncio.get_running_loop()
@@ -143,10 +145,11 @@ class HaltEnforcer:
             asyncio.run_coroutine_threadsafe(self.enforce(), self._loop)
 
     async def enforce(self) -> list[CancelReport]:
-        """One pass: when HALTED (the kill file honoured first), cancel every working entry order."""
+        """One pass: when HALTED or REDUCING (the kill file honoured first), cancel every working entry
+        order; then carry out a flatten asked of this process."""
         check_kill_file(self.ctx)
         rec = self.ctx.states.current()
-        if rec.state is not TradingState.HALTED:
+        if rec.state.allows_entries():
             return []
         async with self._lock:  # one pass at a time: two passes would ask twice for the same cancel
             out: list[CancelReport] = []
