@@ -169,3 +169,9 @@ def test_max_positions_accepts_exactly_non_negative_integers(value: Any) -> None
     else:
         # What YAML gave is that whole number (2, "2", 2.0 and "0.0" alike): nothing else is taken.
         assert config.risk.max_positions >= 0 and float(value) == config.risk.max_positions
+
+
+def test_an_unfinished_sequence_names_its_key_without_an_index(tmp_path: Path) -> None:
+    message = error_of(write(tmp_path, "live: {}\nrisk: [\n"))
+    assert message.startswith(f"{tmp_path / 'execution.yaml'}: risk: malformed YAML at line"), message
+    assert "[-1]" not in message

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from joe.brokers.base import HISTORY_COLUMNS, MarketData
 from joe.core.models import AssetClass
 from joe.data import DataError, FileSource
-from joe.data.files import guess_asset_class
+from joe.data.files import STALE_SESSIONS, _sessions_between, guess_asset_class
 
 
 def _bars(n: int = 30, start: str = "2024-01-02", freq: str = "B", seed: int = 0) -> pd.DataFrame:
@@ -184,6 +184,11 @@ def test_file_history_never_passes_as_of(tmp_path: Path, cut: int, n: int) -> No
     folder.mkdir(exist_ok=True)
     _bars(n=n).to_csv(folder / "Z.csv", index=False)
     as_of = (pd.Timestamp("2024-01-02") + pd.Timedelta(days=cut)).date()
+    last = pd.date_range("2024-01-02", periods=n, freq="B")[-1].date()
+    if _sessions_between(last, as_of) > STALE_SESSIONS:  # every series would be stale: refused
+        with pytest.raises(DataError, match=r"after the data in .* ends"):
+            FileSource(folder, as_of=as_of)
+        return
     src = FileSource(folder, as_of=as_of)
     f = asyncio.run(src.history("Z"))
     assert f.empty or f.index[-1].date() <= as_of

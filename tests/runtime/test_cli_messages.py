@@ -58,9 +58,9 @@ def test_a_dotenv_line_with_a_non_utf8_byte_is_named_and_the_rest_is_kept(
 
     settings = load_settings()
     assert settings.log_level == "WARNING"  # the good line is used
-    assert any("line 2 (TELEGRAM_CHAT_ID=...) is not UTF-8" in p for p in settings.problems)
+    assert any("line 2 (variable TELEGRAM_CHAT_ID) is not UTF-8" in p for p in settings.problems)
     result = CliRunner().invoke(app, ["run", "--once"])
-    assert "line 2 (TELEGRAM_CHAT_ID=...) is not UTF-8" in result.output
+    assert "line 2 (variable TELEGRAM_CHAT_ID) is not UTF-8" in result.output
 
 
 # --------------------------------------------------------------------------------------- run args
@@ -79,6 +79,45 @@ def test_as_of_outside_a_csv_source_names_the_valid_range(project: Path, tmp_pat
         (line,) = [ln for ln in result.output.splitlines() if ln.startswith("Bad arguments")]
         assert "choose a date between 2022-01-03 and 2022-12-30" in line
         assert "Traceback" not in result.output
+
+
+def test_as_of_long_after_a_csv_source_ends_names_the_range(project: Path, tmp_path: Path) -> None:
+    """Past the stale limit every series would be excluded: a bad argument naming the range, not a crash."""
+    folder = tmp_path / "prices"
+    folder.mkdir()
+    import pandas as pd
+
+    days = pd.bdate_range("2022-01-03", periods=300)
+    (folder / "ACME.csv").write_text(
+        "date,open,high,low,close,volume\n" + "\n".join(f"{d.date()},10,11,9,10.5,1000000" for d in days)
+    )
+    last = days[-1].date()
+    for as_of in ("2030-01-01", str((days[-1] + pd.offsets.BDay(4)).date())):
+        result = CliRunner().invoke(app, ["run", "--once", "--source", f"csv:{folder}", "--as-of", as_of])
+        assert result.exit_code == 2, result.output
+        (line,) = [ln for ln in result.output.splitlines() if ln.startswith("Bad arguments")]
+        assert f"after the data in {folder} ends ({last}" in line
+        assert f"choose a date between 2022-01-03 and {last}" in line
+        assert "Error:" not in line and "Traceback" not in result.output
+
+
+def test_too_short_an_index_history_is_a_bad_argument_without_a_class_name(
+    project: Path, tmp_path: Path
+) -> None:
+    folder = tmp_path / "prices"
+    folder.mkdir()
+    import pandas as pd
+
+    days = pd.bdate_range("2022-01-03", periods=120)
+    for sym in ("ACME", "SPX"):
+        (folder / f"{sym}.csv").write_text(
+            "date,open,high,low,close,volume\n"
+            + "\n".join(f"{d.date()},10,11,9,{10 + i % 3},1000000" for i, d in enumerate(days))
+        )
+    result = CliRunner().invoke(app, ["run", "--once", "--source", f"csv:{folder}"])
+    assert result.exit_code == 2, result.output
+    assert "not enough index history to label the regime" in result.output
+    assert "ValueError" not in result.output and "Traceback" not in result.output
 
 
 def test_sample_as_of_outside_the_data_is_a_bad_argument(project: Path) -> None:
@@ -124,6 +163,20 @@ def test_store_errors_say_what_is_wrong(
     assert needle in result.output and "writable data folder" not in result.output
     assert "<unparseable database URL>" not in result.output
     one_line_error(result.output.split("mode.resolved")[-1])
+
+
+def test_an_unreachable_database_server_is_not_called_damaged(
+    project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pytest.importorskip("psycopg")
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    monkeypatch.setenv("JOE_DB_URL", f"postgresql+psycopg://u:pw@127.0.0.1:{port}/x")
+    result = CliRunner().invoke(app, ["status"])
+    assert result.exit_code == 1, result.output
+    assert "cannot be reached" in result.output and "damaged" not in result.output
+    assert "pw@" not in result.output
 
 
 def test_a_corrupt_database_is_not_called_an_unwritable_folder(project: Path) -> None:
@@ -201,6 +254,13 @@ def test_sim_port_out_of_range_is_one_line_exit_2(kind: str, port: str) -> None:
     assert result.exit_code == 2
     assert f"--port must be between 0 and 65535 (0 = any free port), not {port}" in result.output
     one_line_error(result.output)
+
+
+def test_sim_control_port_out_of_range_names_that_option() -> None:
+    result = CliRunner().invoke(app, ["sim", "ibkr", "--control-port", "99999"])
+    assert result.exit_code == 2
+    assert "--control-port must be between 0 and 65535" in result.output
+    assert "--port must" not in result.output.replace("--control-port must", "")
 
 
 @pytest.mark.parametrize("kind", ["capital", "ibkr"])

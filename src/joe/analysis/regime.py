@@ -51,6 +51,7 @@ import pandas as pd
 
 from joe.analysis import indicators as ind
 from joe.analysis.panel import to_utc_index, to_utc_timestamp
+from joe.data.errors import InsufficientHistory
 
 
 class RegimeLabel(StrEnum):
@@ -323,7 +324,7 @@ class RegimeDetector:
             vix = v[v.index <= to_utc_timestamp(as_of)]
         hist = self.label_history(spx_close, vix)
         if hist.empty:
-            raise ValueError(
+            raise InsufficientHistory(
                 f"not enough index history to label the regime: {len(spx_close)} bars of the index up to "
                 f"the as-of date, it needs about 200 (give a longer SPX file or a later --as-of)"
             )

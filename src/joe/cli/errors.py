@@ -19,6 +19,22 @@ def _db_hint() -> str:
     return f"the default database is <JOE_DATA_DIR>/joe.db ({ENV_URL} overrides it)"
 
 
+_UNREACHABLE = (
+    "connection refused",
+    "could not connect",
+    "connection failed",
+    "timeout expired",
+    "could not translate host name",
+    "name or service not known",
+    "no route to host",
+)
+
+
+def _unreachable(text: str) -> bool:
+    low = text.lower()
+    return any(words in low for words in _UNREACHABLE)
+
+
 def startup_error(exc: BaseException) -> str:
     """The one-line explanation of a start-up failure (what, where, what to do)."""
     text = str(exc)
@@ -36,6 +52,12 @@ def startup_error(exc: BaseException) -> str:
             )
         if isinstance(exc, SchemaError) or "newer" in text or "not a Joe database" in text:
             return f"{text}. Use the Joe version that wrote it, or {_db_hint()}"
+        if _unreachable(text):
+            where = ENV_URL if os.environ.get(ENV_URL) else "the database URL"
+            return (
+                f"{text}. The database server cannot be reached: start it, or check the host and port "
+                f"in {where}; {_db_hint()}"
+            )
         if "cannot create directory" in text or "readonly" in text.lower() or "permission" in text.lower():
             return f"{text}. Joe needs a writable data folder (JOE_DATA_DIR, default ./data)"
         return (

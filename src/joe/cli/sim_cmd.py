@@ -31,9 +31,9 @@ CAPITAL_ENV = {
 }
 
 
-def _check_port(port: int) -> None:
+def _check_port(port: int, option: str = "--port") -> None:
     if not 0 <= port <= 65535:
-        typer.echo(f"--port must be between 0 and 65535 (0 = any free port), not {port}", err=True)
+        typer.echo(f"{option} must be between 0 and 65535 (0 = any free port), not {port}", err=True)
         raise typer.Exit(ExitCode.USAGE)
 
 
@@ -95,5 +95,5 @@ def ibkr(
     from joe.simulators.ibkr.server import run_ibkr_sim
 
     if control_port is not None:
-        _check_port(control_port)
+        _check_port(control_port, "--control-port")
     _serve("IBKR", port, lambda: run_ibkr_sim(port, server_version, seed, control_port))

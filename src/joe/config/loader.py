@@ -109,7 +109,8 @@ def _yaml_key_path(text: str, stop: int) -> str:
     parts = [
         str(key) if is_map else f"[{key}]"
         for is_map, key, expecting in stack
-        if key is not None and not (is_map and expecting)
+        # a sequence whose first item has not started yet has index -1: no item to name
+        if key is not None and not (is_map and expecting) and not (not is_map and key == -1)
     ]
     return ".".join(parts).replace(".[", "[")
 

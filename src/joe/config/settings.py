@@ -219,7 +219,7 @@ def _read_dotenv(env_file: Path, problems: list[str]) -> Mapping[str, str | None
         except UnicodeDecodeError as exc:
             name = raw.split(b"=", 1)[0].strip().decode("ascii", "replace") if b"=" in raw else "?"
             problems.append(
-                f"{env_file}: line {n} ({name}=...) is not UTF-8 (byte 0x{raw[exc.start]:02x} at column "
+                f"{env_file}: line {n} (variable {name}) is not UTF-8 (byte 0x{raw[exc.start]:02x} at column "
                 f"{exc.start + 1}); that line is ignored, save the file as UTF-8"
             )
     return dotenv_values(stream=io.StringIO("\n".join(good) + "\n"))

@@ -9,3 +9,9 @@ from __future__ import annotations
 
 class DataError(Exception):
     """A market-data problem the user can fix (bad file, unknown symbol, unsupported timeframe...)."""
+
+
+class InsufficientHistory(DataError, ValueError):
+    """Too few bars for a calculation that needs a minimum history (e.g. the regime's ~200 index bars).
+
+    Also a `ValueError`, which is what callers that only compute caught before it had a name."""

@@ -33,7 +33,7 @@ from joe.core.models import AssetClass, Instrument
 from joe.data.dates import AmbiguousDates, DateFormats, bar_index, parse_times
 from joe.data.errors import DataError
 from joe.data.frames import FrameSource, bars_from_closes
-from joe.data.quality import Finding
+from joe.data.quality import Finding, QualityConfig
 from joe.data.splits import SPLITS_FILE, UserSplit, read_splits_file
 
 TIME_ALIASES = ("date", "datetime", "timestamp", "time", "ts", "day")
@@ -316,6 +316,16 @@ def _native_timeframe(frames: dict[str, pd.DataFrame]) -> str:
     return f"{minutes // 60}h" if minutes % 60 == 0 else f"{minutes}m"
 
 
+STALE_SESSIONS = QualityConfig().stale_sessions  # the quality stage's stale limit, in weekday sessions
+
+
+def _sessions_between(last: date, as_of: date) -> int:
+    """Weekday sessions after `last` up to and including `as_of` (0 when `as_of` <= `last`)."""
+    if as_of <= last:
+        return 0
+    return int(np.busday_count(np.datetime64(last, "D") + 1, np.datetime64(as_of, "D") + 1))
+
+
 class FileSource(FrameSource):
     """MarketData over a folder (or one file) of CSV/Parquet bars, validated on load, clipped at as_of.
 
@@ -396,10 +406,18 @@ class FileSource(FrameSource):
         self.native_timeframe = _native_timeframe(self._frames)
         self._last = max(f.index[-1] for f in self._frames.values()).date()
         first = min(f.index[0] for f in self._frames.values()).date()
-        if as_of is not None and as_of < first:  # after the end is fine: the last bars are the as-of's
+        if as_of is not None and as_of < first:
             raise DataError(
                 f"as-of {as_of} is before the data starts in {self.folder}; choose a date between {first} "
                 f"and {self._last}"
+            )
+        # Shortly after the end is fine (the last bars are the as-of's: a Monday run on Friday's file);
+        # past the stale limit every series would be excluded, so say what the data covers instead.
+        if as_of is not None and _sessions_between(self._last, as_of) > STALE_SESSIONS:
+            raise DataError(
+                f"as-of {as_of} is after the data in {self.folder} ends ({self._last}, "
+                f"{_sessions_between(self._last, as_of)} sessions earlier: every series would be stale); "
+                f"choose a date between {first} and {self._last}, or add the missing bars to the files"
             )
 
     @property

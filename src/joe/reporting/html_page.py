@@ -206,11 +206,16 @@ def _signal_row(sf: SignalFacts) -> list[str]:
     ]
 
 
+def _dim(value: float) -> str:
+    """A risk dimension's score; one the data cannot give (no volume → no liquidity) reads n/a."""
+    return f"{value:.2f}" if math.isfinite(value) else "n/a"
+
+
 def _signal_card(sf: SignalFacts, n: int) -> str:
     s = sf.signal
     svg = charts.signal_chart(sf, salt=f"signal-{n}")
     chart = f'<figure class="signal-chart">{inline_svg(svg)}</figure>' if svg else ""
-    dims = ", ".join(f"{_e(k)} {v:.2f}" for k, v in sorted(sf.risk_dimensions.items()))
+    dims = ", ".join(f"{_e(k)} {_dim(v)}" for k, v in sorted(sf.risk_dimensions.items()))
     return (
         f'<div class="signal" id="signal-{n}">{chart}<p><b>{_e(s.symbol)}</b> {_e(s.direction.value)} · '
         f"grade {_grade(sf.risk_grade)}{' · <b>vetoed</b>: ' + _e(sf.veto_reason) if sf.vetoed else ''}</p>"
