@@ -148,6 +148,18 @@ def _gather(
             merged[field] = exact[0] if exact else hits[0][1]
             if origins is not None:
                 origins[env_name] = origin
+    # Spellings that differ in case across the two sources contradict each other too (e.g. .env has
+    # TRADING_MODE=shadow, the shell trading_mode=live): the same name in both is the normal override.
+    for env_name in env_names().values():
+        spelled: dict[str, set[str]] = {}
+        for source in (dotenv, environ):
+            for key, value in source.items():
+                if value is not None and key.lower() == env_name.lower():
+                    spelled.setdefault(key, set()).add(value)
+        values = set().union(*spelled.values()) if spelled else set()
+        clash = f"{env_name} is set more than once with different letter case and values"
+        if len(spelled) > 1 and len(values) > 1 and clash not in problems:
+            problems.append(clash)
     return merged, problems
 
 
