@@ -67,17 +67,10 @@ async def open_live_connection(
     """Connect to `broker` once and return (quote source, execution client, closer).
     `watch_orders`: Capital.com's order events are polled (live); shadow reads the account only."""
     if broker == "ibkr":
-        from joe.brokers.ibkr.factory import create_ibkr
         from joe.execution.quote_sources import IBKRQuoteSource
+        from joe.runtime.broker_ibkr import create_ibkr_from_settings
 
-        s, cfg = rt.settings, rt.config.brokers.ibkr
-        md, xc = create_ibkr(
-            audit=rt.audit, mode=rt.mode, host=s.ibkr_host or cfg.host,
-            port=s.ibkr_port if s.ibkr_port is not None else cfg.port,
-            client_id=s.ibkr_client_id if s.ibkr_client_id is not None else cfg.client_id,
-            account=s.ibkr_account or cfg.account, order_ids=rt.data_dir / "ibkr-order-ids.json",
-            connect_timeout=cfg.connect_timeout_s,
-        )  # fmt: skip
+        md, xc = create_ibkr_from_settings(rt)
         await md.connect()
         await xc.connect()
 

@@ -37,19 +37,9 @@ async def open_broker(rt: Runtime, broker: str) -> BrokerLink:
 
 
 async def _ibkr(rt: Runtime) -> BrokerLink:
-    from joe.brokers.ibkr.factory import create_ibkr
+    from joe.runtime.broker_ibkr import create_ibkr_from_settings
 
-    s, cfg = rt.settings, rt.config.brokers.ibkr
-    md, client = create_ibkr(
-        audit=rt.audit,
-        mode=rt.mode,
-        host=s.ibkr_host or cfg.host,
-        port=s.ibkr_port if s.ibkr_port is not None else cfg.port,
-        client_id=s.ibkr_client_id if s.ibkr_client_id is not None else cfg.client_id,
-        account=s.ibkr_account or cfg.account,
-        order_ids=rt.data_dir / "ibkr-order-ids.json",
-        connect_timeout=cfg.connect_timeout_s,
-    )
+    md, client = create_ibkr_from_settings(rt)
     await client.connect()
     await md.connect()
 

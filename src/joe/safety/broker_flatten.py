@@ -89,19 +89,9 @@ async def open_execution(rt: Runtime) -> tuple[ExecutionClient, Closer]:
     """Connect the `ExecutionClient` of the configured broker (``JOE_BROKER``: ibkr or capital)."""
     broker = rt.settings.broker
     if broker == "ibkr":
-        from joe.brokers.ibkr.factory import create_ibkr
+        from joe.runtime.broker_ibkr import create_ibkr_from_settings
 
-        s, cfg = rt.settings, rt.config.brokers.ibkr
-        _md, client = create_ibkr(
-            audit=rt.audit,
-            mode=rt.mode,
-            host=s.ibkr_host or cfg.host,
-            port=s.ibkr_port if s.ibkr_port is not None else cfg.port,
-            client_id=s.ibkr_client_id if s.ibkr_client_id is not None else cfg.client_id,
-            account=s.ibkr_account or cfg.account,
-            order_ids=rt.data_dir / "ibkr-order-ids.json",
-            connect_timeout=cfg.connect_timeout_s,
-        )
+        _md, client = create_ibkr_from_settings(rt)
         await client.connect()
         return client, client.close
     if broker == "capital":
