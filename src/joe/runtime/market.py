@@ -165,9 +165,7 @@ async def load_snapshot(
     if report.findings:
         problems.append(report.summary())
         errors = [f for f in report.findings if f.severity == "error"]
-        problems += [f"excluded: {f.line()}" for f in errors[:MAX_LISTED_ERRORS]]
-        if len(errors) > MAX_LISTED_ERRORS:
-            problems.append(f"... and {len(errors) - MAX_LISTED_ERRORS} more exclusions (see the report)")
+        problems += excluded_lines(errors)
     try:
         sentiment = await source.sentiment(list(panel.symbols))
     except Exception as exc:
@@ -187,3 +185,30 @@ async def load_snapshot(
         report,
         inputs,
     )
+
+
+def excluded_lines(errors: list[Finding], limit: int = MAX_LISTED_ERRORS) -> list[str]:
+    """Console lines for excluded symbols: one per finding, but findings that differ only by symbol
+    (e.g. 27 symbols left out by the universe cap) fold into one line naming the first few symbols.
+
+    At most `limit` lines; the rest is counted, with a pointer to the report that lists every one.
+    """
+    groups: dict[tuple[str, str, str | None], list[Finding]] = {}
+    for f in errors:
+        where = f.file if f.row is None else f"{f.file}:{f.row}"
+        groups.setdefault((f.check, f.message, where), []).append(f)
+    lines: list[str] = []
+    shown = 0
+    for group in groups.values():
+        if len(lines) == limit:
+            break
+        if len(group) == 1:
+            lines.append(f"excluded: {group[0].line()}")
+        else:
+            names = ", ".join(f.symbol for f in group[:5]) + (", …" if len(group) > 5 else "")
+            first = group[0]
+            lines.append(f"excluded: {len(group)} symbols ({names}) {first.check}: {first.message}")
+        shown += len(group)
+    if shown < len(errors):
+        lines.append(f"... and {len(errors) - shown} more exclusions (see the report)")
+    return lines
