@@ -42,6 +42,8 @@ COMMANDS: list[tuple[list[str], set[int]]] = [
     (["run", "--once", "--broker", "capital"], {1}),
     (["run", "--bogus"], {2}),
     (["kill", "--reason", ""], {2}),
+    (["doctor", "--json", "--timeout", "2"], {0, 1}),
+    (["doctor", "--offline"], {0, 1}),
 ]
 
 

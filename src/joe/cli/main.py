@@ -11,6 +11,7 @@ from joe.cli import mode_cmd
 from joe.cli.audit_cmd import audit_app
 from joe.cli.backtest_cmd import backtest_command
 from joe.cli.daemon_cmd import daemon_command
+from joe.cli.doctor_cmd import doctor_command
 from joe.cli.kill_cmd import kill_command
 from joe.cli.report_cmd import report
 from joe.cli.resume_cmd import resume_command
@@ -83,6 +84,7 @@ app.add_typer(sim_app, name="sim")
 app.command("kill")(kill_command)
 app.command("resume")(resume_command)
 app.command("status")(status_command)
+app.command("doctor")(doctor_command)
 
 
 if __name__ == "__main__":
