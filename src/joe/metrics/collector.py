@@ -1,0 +1,243 @@
+"""`StoreCollector`: Joe's metrics read from the store at scrape time.
+
+Reading the store (not counting in one process's memory) makes the numbers the same whichever
+process serves them (the daemon, `joe web`), survive restarts, and count what `joe run --once`
+did in its own process. Counters are monotonic because the rows they count are never deleted
+(fills, order events); gauges are the state now.
+
+Metric names (all prefixed ``joe_``):
+- ``orders{mode,broker,state}`` gauge — orders by their current state;
+- ``fills_total{mode,broker}``, ``order_rejects_total{mode,broker}``, ``order_unknown_total{mode,broker}``
+  (transitions into REJECTED / UNKNOWN), ``reconciled_events_total{mode,broker}`` (changes learned by
+  asking the broker) counters;
+- ``order_latency_seconds{broker,stage}`` histogram — submit → ack (``ack``) and submit → first fill
+  (``fill``), from the order events' timestamps;
+- ``reconciliation_items{mode,broker,kind}`` gauge — external / lost / missed items the reconciler holds;
+- ``trading_state{state}`` (1 for the current one) and ``trading_halted`` gauges;
+- ``breaker_tripped{broker}``, ``margin_cushion{broker}``, ``equity{mode}`` gauges;
+- ``daemon_heartbeat_age_seconds``, ``daemon_up``, ``quotes_total{broker}``, ``quote_stale_instruments``,
+  ``quote_age_seconds`` (the daemon's last quote age) from the daemon's heartbeat;
+- ``audit_records`` (last chain seq, anchored) gauge.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Iterator
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from prometheus_client import CollectorRegistry
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
+from prometheus_client.registry import Collector
+from sqlalchemy import func, select
+
+from joe.core.clock import utcnow
+
+if TYPE_CHECKING:
+    from joe.store import Store
+
+#: Order latency buckets, seconds: a market order acks in tens of ms; a limit may rest for hours.
+LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 3600.0)
+STATES = ("active", "reducing", "halted")
+
+
+class StoreCollector(Collector):
+    """Collects the metrics above from `store` on every scrape."""
+
+    def __init__(self, store: Store, clock: Callable[[], datetime] = utcnow) -> None:
+        self.store = store
+        self.clock = clock
+
+    def collect(self) -> Iterator[Metric]:
+        yield from self._orders()
+        yield from self._events()
+        yield from self._fills()
+        yield from self._reconciliation()
+        yield from self._safety()
+        yield from self._daemon()
+
+    # -- orders, fills, events ----------------------------------------------------------------------
+
+    def _rows(self, q: Any) -> list[Any]:
+        from joe.store.engine import read_connection
+
+        with read_connection(self.store.engine) as conn:
+            return list(conn.execute(q).all())
+
+    def _orders(self) -> Iterable[Metric]:
+        from joe.store.schema import orders
+
+        g = GaugeMetricFamily("joe_orders", "Orders by current state", labels=["mode", "broker", "state"])
+        q = select(orders.c.mode, orders.c.broker, orders.c.state, func.count()).group_by(
+            orders.c.mode, orders.c.broker, orders.c.state
+        )
+        for mode, broker, state, n in self._rows(q):
+            g.add_metric([mode, broker, str(state).lower()], n)
+        yield g
+
+    def _fills(self) -> Iterable[Metric]:
+        from joe.store.schema import fills
+
+        c = CounterMetricFamily(
+            "joe_fills", "Fills booked (unique by broker execution)", labels=["mode", "broker"]
+        )
+        q = select(fills.c.mode, fills.c.broker, func.count()).group_by(fills.c.mode, fills.c.broker)
+        for mode, broker, n in self._rows(q):
+            c.add_metric([mode, broker], n)
+        yield c
+
+    def _events(self) -> Iterable[Metric]:
+        from joe.store.schema import order_events, orders
+
+        q = (
+            select(
+                orders.c.client_order_id,
+                orders.c.mode,
+                orders.c.broker,
+                order_events.c.ts,
+                order_events.c.to_state,
+                order_events.c.from_reconciliation,
+            )
+            .join(orders, orders.c.client_order_id == order_events.c.client_order_id)
+            .order_by(order_events.c.client_order_id, order_events.c.seq)
+        )
+        rejects: dict[tuple[str, str], int] = defaultdict(int)
+        unknown: dict[tuple[str, str], int] = defaultdict(int)
+        reconciled: dict[tuple[str, str], int] = defaultdict(int)
+        submitted: dict[str, datetime] = {}
+        acked: set[str] = set()
+        filled: set[str] = set()
+        latency: dict[tuple[str, str], list[float]] = defaultdict(list)
+        for coid, mode, broker, ts, to_state, from_rec in self._rows(q):
+            key = (mode, broker)
+            to = str(to_state).upper()
+            if from_rec:
+                reconciled[key] += 1
+            if to == "REJECTED":
+                rejects[key] += 1
+            elif to == "UNKNOWN":
+                unknown[key] += 1
+            elif to == "SUBMITTING":
+                submitted.setdefault(coid, ts)
+            elif to == "ACCEPTED" and coid in submitted and coid not in acked:
+                acked.add(coid)
+                latency[(broker, "ack")].append((ts - submitted[coid]).total_seconds())
+            if to in ("PARTIALLY_FILLED", "FILLED") and coid in submitted and coid not in filled:
+                filled.add(coid)
+                latency[(broker, "fill")].append((ts - submitted[coid]).total_seconds())
+        for name, doc, data in (
+            ("joe_order_rejects", "Order transitions into REJECTED", rejects),
+            ("joe_order_unknown", "Order transitions into UNKNOWN (ambiguous outcome)", unknown),
+            ("joe_reconciled_events", "Order changes learned from the broker by reconciliation", reconciled),
+        ):
+            c = CounterMetricFamily(name, doc, labels=["mode", "broker"])
+            for (mode, broker), n in sorted(data.items()):
+                c.add_metric([mode, broker], n)
+            yield c
+        h = HistogramMetricFamily(
+            "joe_order_latency_seconds",
+            "Submit to ack / first fill, from order events",
+            labels=["broker", "stage"],
+        )
+        for (broker, stage), values in sorted(latency.items()):
+            buckets = [(str(b), sum(1 for v in values if v <= b)) for b in LATENCY_BUCKETS]
+            buckets.append(("+Inf", len(values)))
+            h.add_metric([broker, stage], buckets, sum(values))
+        yield h
+
+    def _reconciliation(self) -> Iterable[Metric]:
+        from joe.store.schema import reconcile_items
+
+        g = GaugeMetricFamily(
+            "joe_reconciliation_items",
+            "Items the reconciler holds (external orders/fills/positions, missed orders)",
+            labels=["mode", "broker", "kind"],
+        )
+        q = select(
+            reconcile_items.c.mode, reconcile_items.c.broker, reconcile_items.c.kind, func.count()
+        ).group_by(reconcile_items.c.mode, reconcile_items.c.broker, reconcile_items.c.kind)
+        for mode, broker, kind, n in self._rows(q):
+            g.add_metric([mode, broker, kind], n)
+        yield g
+
+    # -- safety ---------------------------------------------------------------------------------------
+
+    def _safety(self) -> Iterable[Metric]:
+        from joe.safety.status import BREAKERS_KEY, MARGIN_KEY
+        from joe.safety.trading_state import STATE_KEY
+
+        raw = self.store.get_state(STATE_KEY) or {}
+        current = str(raw.get("state", "active")).lower() if isinstance(raw, dict) else "active"
+        g = GaugeMetricFamily("joe_trading_state", "1 for the current trading state", labels=["state"])
+        for s in STATES:
+            g.add_metric([s], 1.0 if s == current else 0.0)
+        yield g
+        yield GaugeMetricFamily(
+            "joe_trading_halted",
+            "1 while no new entries are allowed (REDUCING or HALTED)",
+            value=0.0 if current == "active" else 1.0,
+        )
+        b = GaugeMetricFamily(
+            "joe_breaker_tripped", "1 while the broker's circuit breaker is tripped", labels=["broker"]
+        )
+        breakers = self.store.get_state(BREAKERS_KEY) or {}
+        for name, info in sorted(breakers.items()) if isinstance(breakers, dict) else []:
+            tripped = isinstance(info, dict) and str(info.get("state", "")).lower() in ("tripped", "open")
+            b.add_metric([str(name)], 1.0 if tripped else 0.0)
+        yield b
+        m = GaugeMetricFamily("joe_margin_cushion", "Last margin cushion reading (0..1)", labels=["broker"])
+        margin = self.store.get_state(MARGIN_KEY)
+        if isinstance(margin, dict) and margin.get("cushion") is not None:
+            try:
+                m.add_metric([str(margin.get("broker", "?"))], float(margin["cushion"]))
+            except (TypeError, ValueError):
+                pass
+        yield m
+        e = GaugeMetricFamily("joe_equity", "Last equity point", labels=["mode"])
+        for mode in ("paper", "live", "shadow"):
+            curve = self.store.equity_curve(mode)
+            if curve:
+                e.add_metric([mode], float(curve[-1].equity))
+        yield e
+
+    def _daemon(self) -> Iterable[Metric]:
+        from joe.runtime.daemon import HEARTBEAT_KEY, heartbeat_health
+
+        h = heartbeat_health(self.store, now=self.clock())
+        yield GaugeMetricFamily(
+            "joe_daemon_up", "1 while the daemon's heartbeat is fresh", value=float(h["running"])
+        )
+        age = GaugeMetricFamily("joe_daemon_heartbeat_age_seconds", "Age of the daemon's last heartbeat")
+        quotes = CounterMetricFamily(
+            "joe_quotes", "Quotes the daemon received (this daemon run)", labels=["broker"]
+        )
+        stale = GaugeMetricFamily("joe_quote_stale_instruments", "Watched instruments without a fresh quote")
+        beat: dict[str, Any] = self.store.get_state(HEARTBEAT_KEY) or {}
+        if h["age_s"] is not None:
+            age.add_metric([], float(h["age_s"]))
+        if isinstance(beat, dict) and beat:
+            n = beat.get("quotes")
+            if isinstance(n, int | float):
+                quotes.add_metric([str(beat.get("broker") or "none")], float(n))
+            st = beat.get("stale")
+            stale.add_metric([], float(len(st) if isinstance(st, list | dict) else (st or 0)))
+        yield age
+        yield quotes
+        yield stale
+
+
+def metrics_registry(
+    store: Store, *extra: Collector, clock: Callable[[], datetime] = utcnow
+) -> CollectorRegistry:
+    """A registry with the store collector (and `extra` collectors, e.g. `AuditLatency`)."""
+    reg = CollectorRegistry(auto_describe=False)
+    reg.register(StoreCollector(store, clock))
+    for c in extra:
+        reg.register(c)
+    return reg
