@@ -1,0 +1,66 @@
+"""``joe web [--host 127.0.0.1] [--port 8080]``: serve the dashboard, its JSON API, /metrics and /health.
+
+The token is generated on first start into ``<data dir>/web-token`` (0600); the command prints where it
+is, never the token itself. A host other than a loopback address is allowed but said loudly: the
+dashboard can halt and flatten the account.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from joe.cli._safety_common import start
+from joe.cli.exit_codes import ExitCode
+
+
+def _loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def web_command(
+    host: Annotated[
+        str, typer.Option("--host", help="Address to listen on (default loopback only).")
+    ] = "127.0.0.1",
+    port: Annotated[
+        int, typer.Option("--port", help="TCP port (0 picks a free one).", min=0, max=65535)
+    ] = 8080,
+) -> None:
+    """Serve the dashboard (token in <data dir>/web-token), the JSON API under /api, /metrics and /health."""
+    import uvicorn
+
+    from joe.web.app import create_app
+    from joe.web.auth import load_or_create_token, token_path
+
+    err = Console(stderr=True, highlight=False)
+    rt = start(err)
+    try:
+        token, created = load_or_create_token(rt.data_dir)
+        app = create_app(rt, token)
+        where = token_path(rt.data_dir)
+        err.print(
+            f"dashboard token {'created in' if created else 'in'} {where} (0600; paste it on the login page)"
+        )
+        if not _loopback(host):
+            err.print(
+                f"[bold red]listening on {host}, not loopback[/]: anyone reaching it with the token can "
+                "halt and flatten; put it behind TLS and a firewall"
+            )
+        rt.audit.record("web.started", {"host": host, "port": port, "mode": rt.mode})
+        config = uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False)
+        server = uvicorn.Server(config)
+        err.print(f"Joe dashboard on http://{host}:{port}/ (mode {rt.mode})")
+        server.run()
+    except OSError as exc:
+        err.print(f"[red]Cannot listen on {host}:{port}[/]: {exc.strerror or exc}")
+        raise typer.Exit(ExitCode.FAILED) from None
+    finally:
+        rt.close()

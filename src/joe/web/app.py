@@ -1,0 +1,245 @@
+"""`create_app`: the dashboard (server-rendered pages), its JSON API under ``/api/`` (OpenAPI schema at
+``/openapi.json``), ``/metrics`` (Prometheus) and ``/health``.
+
+Every route but ``/health``, ``/login`` and the chart library needs the token (`joe.web.auth`); the
+controls call `joe.safety.operator` through `joe.web.controls`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+from fastapi import FastAPI, Form, HTTPException, Query, Request
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse, Response
+from fastapi.templating import Jinja2Templates
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from joe import __version__
+from joe.metrics import AuditLatency, health, metrics_registry
+from joe.safety.control import SafetyContext
+from joe.web import data
+from joe.web.auth import COOKIE, Caller, TokenAuth
+from joe.web.controls import Action, ControlRefused, ControlRequest, perform
+
+if TYPE_CHECKING:
+    from joe.runtime.bootstrap import Runtime
+
+TEMPLATES = Path(__file__).with_name("templates")
+OPEN_PATHS = frozenset({"/health", "/login", "/static/plotly.min.js"})
+
+
+def plotly_js() -> Path:
+    """plotly.min.js as the plotly package ships it (served locally: the dashboard works offline)."""
+    import plotly
+
+    return Path(plotly.__file__).with_name("package_data") / "plotly.min.js"
+
+
+def create_app(rt: Runtime, token: str, ctx: SafetyContext | None = None) -> FastAPI:
+    ctx = ctx or SafetyContext.from_runtime(rt)
+    auth = TokenAuth(token, rt.audit)
+    latency = AuditLatency()
+    latency.instrument(rt.audit)
+    registry = metrics_registry(rt.store, latency)
+    templates = Jinja2Templates(directory=str(TEMPLATES))
+    app = FastAPI(
+        title="Joe",
+        version=__version__,
+        description="Joe's dashboard API: status, positions, orders, fills, equity, audit tail and the kill "
+        "switch. Every call needs the token (`Authorization: Bearer <token>`, from `<data dir>/web-token`).",
+        docs_url="/docs",
+        redoc_url=None,
+    )
+
+    @app.middleware("http")
+    async def require_token(request: Request, call_next: Any) -> Response:
+        path = request.url.path
+        if path in OPEN_PATHS:
+            return await call_next(request)  # type: ignore[no-any-return]
+        caller = auth.caller(request)
+        if caller is None:
+            if path.startswith(("/api", "/metrics", "/openapi", "/docs")):
+                return JSONResponse(
+                    {"detail": "a valid token is required"},
+                    status_code=401,
+                    headers={"WWW-Authenticate": "Bearer"},
+                )
+            return RedirectResponse("/login", status_code=303)
+        request.state.caller = caller
+        return await call_next(request)  # type: ignore[no-any-return]
+
+    def page(request: Request, name: str, **ctx_vars: Any) -> HTMLResponse:
+        st = ctx.states.current()
+        base = {
+            "mode": rt.mode,
+            "state": st.to_json(),
+            "csrf": auth.csrf,
+            "active": name,
+            "version": __version__,
+        }
+        return templates.TemplateResponse(request, f"{name}.html", {**base, **ctx_vars})
+
+    # -- open ----------------------------------------------------------------------------------------
+
+    @app.get(
+        "/health", tags=["ops"], summary="Liveness: the store answers and the daemon's heartbeat is fresh"
+    )
+    async def get_health() -> JSONResponse:
+        code, body = health(rt.store)
+        return JSONResponse(body, status_code=code)
+
+    @app.get("/static/plotly.min.js", include_in_schema=False)
+    async def plotly_bundle() -> FileResponse:
+        return FileResponse(plotly_js(), media_type="application/javascript")
+
+    @app.get("/login", include_in_schema=False)
+    async def login_form(request: Request) -> HTMLResponse:
+        return templates.TemplateResponse(request, "login.html", {"error": None, "mode": rt.mode})
+
+    @app.post("/login", include_in_schema=False)
+    async def login(request: Request, token: Annotated[str, Form()]) -> Response:
+        if not auth.matches(token.strip()):
+            auth.wrong(request, via="login")
+            return templates.TemplateResponse(
+                request, "login.html", {"error": "wrong token", "mode": rt.mode}, status_code=401
+            )
+        resp = RedirectResponse("/", status_code=303)
+        resp.set_cookie(COOKIE, token.strip(), httponly=True, samesite="strict", path="/")
+        return resp
+
+    @app.post("/logout", include_in_schema=False)
+    async def logout() -> Response:
+        resp = RedirectResponse("/login", status_code=303)
+        resp.delete_cookie(COOKIE, path="/")
+        return resp
+
+    # -- metrics -------------------------------------------------------------------------------------
+
+    @app.get("/metrics", tags=["ops"], summary="Prometheus text exposition")
+    async def metrics() -> Response:
+        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+
+    # -- JSON API ------------------------------------------------------------------------------------
+
+    @app.get(
+        "/api/status", tags=["api"], summary="joe status: mode, trading state, breakers, margin, PnL, daemon"
+    )
+    async def api_status() -> dict[str, Any]:
+        return data.overview(rt, ctx)
+
+    @app.get("/api/positions", tags=["api"], summary="Open positions with their stop and its distance")
+    async def api_positions() -> dict[str, Any]:
+        return data.positions(rt, ctx)
+
+    @app.get(
+        "/api/orders", tags=["api"], summary="Orders, newest first (filters: mode, state|working, symbol)"
+    )
+    async def api_orders(
+        mode: str | None = None,
+        state: str | None = None,
+        symbol: str | None = None,
+        broker: str | None = None,
+    ) -> list[dict[str, Any]]:
+        return data.orders(rt, mode=mode, state=state, symbol=symbol, broker=broker)
+
+    @app.get("/api/fills", tags=["api"], summary="Fills, newest first (filters: mode, symbol)")
+    async def api_fills(mode: str | None = None, symbol: str | None = None) -> list[dict[str, Any]]:
+        return data.fills(rt, mode=mode, symbol=symbol)
+
+    @app.get("/api/equity", tags=["api"], summary="Equity curve and drawdown (%) of a mode")
+    async def api_equity(mode: str | None = None) -> dict[str, Any]:
+        return data.equity(rt, mode)
+
+    @app.get("/api/audit", tags=["api"], summary="The newest audit records, newest first")
+    async def api_audit(n: Annotated[int, Query(ge=1, le=1000)] = 50) -> list[dict[str, Any]]:
+        return data.audit_tail(rt, n)
+
+    @app.get("/api/report", tags=["api"], summary="The latest run: id, summary, report folder")
+    async def api_report() -> dict[str, Any]:
+        run = data.latest_run(rt)
+        if run is None:
+            raise HTTPException(404, "no finished run yet")
+        return run
+
+    @app.post(
+        "/api/control/{action}", tags=["api"], summary="halt | reduce | flatten | resume (typed confirm)"
+    )
+    async def api_control(action: Action, body: ControlRequest, request: Request) -> JSONResponse:
+        caller: Caller = request.state.caller
+        if not auth.csrf_ok(caller, request):
+            return JSONResponse({"detail": "cookie-authenticated requests need the X-Joe-CSRF header"}, 403)
+        try:
+            out = await perform(rt, ctx, action, body, caller.by)
+        except ControlRefused as exc:
+            return JSONResponse({"detail": str(exc)}, status_code=exc.status)
+        code = {0: 200, 1: 502, 3: 423}.get(int(out.get("exit_code", 0)), 200)
+        return JSONResponse(out, status_code=code)
+
+    # -- pages ---------------------------------------------------------------------------------------
+
+    @app.get("/", response_class=HTMLResponse, include_in_schema=False)
+    async def overview_page(request: Request) -> HTMLResponse:
+        return page(request, "overview", s=data.overview(rt, ctx))
+
+    @app.get("/positions", response_class=HTMLResponse, include_in_schema=False)
+    async def positions_page(request: Request) -> HTMLResponse:
+        return page(request, "positions", p=data.positions(rt, ctx))
+
+    @app.get("/orders", response_class=HTMLResponse, include_in_schema=False)
+    async def orders_page(
+        request: Request, mode: str = "", state: str = "", symbol: str = ""
+    ) -> HTMLResponse:
+        f = {"mode": mode, "state": state, "symbol": symbol}
+        return page(
+            request,
+            "orders",
+            f=f,
+            orders=data.orders(rt, mode=mode, state=state, symbol=symbol),
+            fills=data.fills(rt, mode=mode, symbol=symbol),
+        )
+
+    @app.get("/chart", response_class=HTMLResponse, include_in_schema=False)
+    async def chart_page(request: Request, mode: str = "") -> HTMLResponse:
+        return page(request, "chart", eq=data.equity(rt, mode or None))
+
+    @app.get("/report", response_class=HTMLResponse, include_in_schema=False)
+    async def report_page(request: Request) -> HTMLResponse:
+        return page(request, "report", run=data.latest_run(rt), has_html=data.report_html(rt) is not None)
+
+    @app.get("/report/html", include_in_schema=False)
+    async def report_file() -> FileResponse:
+        path = data.report_html(rt)
+        if path is None:
+            raise HTTPException(404, "no report yet")
+        return FileResponse(path, media_type="text/html")
+
+    @app.get("/audit", response_class=HTMLResponse, include_in_schema=False)
+    async def audit_page(request: Request, n: int = 100) -> HTMLResponse:
+        return page(request, "audit", records=data.audit_tail(rt, max(1, min(n, 1000))))
+
+    @app.get("/controls", response_class=HTMLResponse, include_in_schema=False)
+    async def controls_page(request: Request) -> HTMLResponse:
+        return page(request, "controls", result=None, error=None)
+
+    @app.post("/controls", response_class=HTMLResponse, include_in_schema=False)
+    async def controls_post(
+        request: Request,
+        action: Annotated[Action, Form()],
+        reason: Annotated[str, Form()],
+        confirm: Annotated[str, Form()],
+        csrf: Annotated[str, Form()] = "",
+    ) -> HTMLResponse:
+        caller: Caller = request.state.caller
+        if not auth.csrf_ok(caller, request, form_value=csrf):
+            return page(
+                request, "controls", result=None, error="refused: the form's CSRF value is missing or wrong"
+            )
+        try:
+            req = ControlRequest.model_construct(reason=reason, confirm=confirm)
+            out = await perform(rt, ctx, action, req, caller.by)
+        except ControlRefused as exc:
+            return page(request, "controls", result=None, error=str(exc))
+        return page(request, "controls", result=out, error=None)
+
+    return app

@@ -1,0 +1,118 @@
+"""The dashboard's token: generated on first start, kept in ``<data dir>/web-token`` (0600), never logged.
+
+Every request but ``/health`` and the login page carries it, one of three ways: ``Authorization: Bearer``
+(scripts, Prometheus), the ``X-Joe-Token`` header, or the ``joe_token`` cookie the login form sets
+(HttpOnly, SameSite=Strict). Mutations are CSRF-safe: a request authenticated by the cookie (the one
+thing a browser attaches by itself) must also carry the CSRF value — the ``csrf`` form field of the
+page's forms or the ``X-Joe-CSRF`` header; a header token cannot be sent cross-site without CORS, which
+the app never grants. A wrong token is audited (``web.auth_failed``: path, client, how it came; never
+the value).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+
+from fastapi import Request
+
+from joe.audit.redaction import register_secret
+from joe.core.events import AuditSink
+
+TOKEN_FILE = "web-token"
+COOKIE = "joe_token"
+CSRF_HEADER = "X-Joe-CSRF"
+TOKEN_HEADER = "X-Joe-Token"
+
+
+def token_path(data_dir: Path) -> Path:
+    return Path(data_dir) / TOKEN_FILE
+
+
+def load_or_create_token(data_dir: Path) -> tuple[str, bool]:
+    """(token, created). Creates the file with 0600 (exclusive create: two first starts cannot both
+    write); an existing file readable by others is narrowed to 0600. The token is registered for
+    redaction so no log line or audit record can show it."""
+    path = token_path(data_dir)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    created = False
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        pass
+    else:
+        with os.fdopen(fd, "w") as f:
+            f.write(secrets.token_urlsafe(32) + "\n")
+        created = True
+    if path.stat().st_mode & 0o077:
+        os.chmod(path, 0o600)
+    token = path.read_text().strip()
+    if len(token) < 16:
+        raise ValueError(
+            f"{path} holds no usable token (under 16 characters): delete it to generate a new one"
+        )
+    register_secret(token)
+    return token, created
+
+
+def csrf_value(token: str) -> str:
+    """The CSRF value of a token: derived, so it proves the page was served to a token holder."""
+    return hmac.new(token.encode(), b"joe-web-csrf", hashlib.sha256).hexdigest()[:40]
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Who made an authenticated request, and how (``bearer``, ``header`` or ``cookie``)."""
+
+    via: str
+    client: str
+
+    @property
+    def by(self) -> str:
+        return f"web:{self.client}"
+
+
+class TokenAuth:
+    def __init__(self, token: str, audit: AuditSink) -> None:
+        self._token = token
+        self.audit = audit
+        self.csrf = csrf_value(token)
+
+    def matches(self, supplied: str | None) -> bool:
+        return supplied is not None and hmac.compare_digest(supplied.encode(), self._token.encode())
+
+    def caller(self, request: Request) -> Caller | None:
+        """The caller if the request carries the right token; None (the wrong one audited) otherwise."""
+        client = request.client.host if request.client else "?"
+        auth = request.headers.get("authorization", "")
+        supplied: list[tuple[str, str]] = []
+        if auth.lower().startswith("bearer "):
+            supplied.append(("bearer", auth[7:].strip()))
+        if TOKEN_HEADER in request.headers:
+            supplied.append(("header", request.headers[TOKEN_HEADER]))
+        if COOKIE in request.cookies:
+            supplied.append(("cookie", request.cookies[COOKIE]))
+        for via, value in supplied:
+            if self.matches(value):
+                return Caller(via, client)
+        if supplied:
+            self.wrong(request, via=supplied[0][0])
+        return None
+
+    def wrong(self, request: Request, *, via: str) -> None:
+        client = request.client.host if request.client else "?"
+        self.audit.record(
+            "web.auth_failed",
+            {"path": request.url.path, "method": request.method, "client": client, "via": via},
+        )
+
+    def csrf_ok(self, caller: Caller, request: Request, form_value: str | None = None) -> bool:
+        """A cookie-authenticated mutation must prove it came from Joe's own page."""
+        if caller.via != "cookie":
+            return True
+        value = form_value if form_value is not None else request.headers.get(CSRF_HEADER)
+        return value is not None and hmac.compare_digest(value.encode(), self.csrf.encode())

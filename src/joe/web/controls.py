@@ -1,0 +1,81 @@
+"""The dashboard's and the API's control actions: halt / reduce / flatten / resume, each with a reason
+and a typed confirmation (the action's name, e.g. ``HALT``). They call the same functions as
+`joe kill` and `joe resume` (`joe.safety.operator`); nothing else here changes state."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any
+
+from pydantic import BaseModel, Field
+
+from joe.safety.kill_switch import KillLevel
+
+if TYPE_CHECKING:
+    from joe.runtime.bootstrap import Runtime
+    from joe.safety.control import SafetyContext
+
+MIN_REASON = 5  # as `joe resume` (joe.safety.trading_state)
+
+
+class Action(StrEnum):
+    HALT = "halt"
+    REDUCE = "reduce"
+    FLATTEN = "flatten"
+    RESUME = "resume"
+
+
+class ControlRequest(BaseModel):
+    """A control request: why (audited) and the action's name typed again, in capitals."""
+
+    reason: str = Field(min_length=MIN_REASON, max_length=500, description="Why (recorded in the audit log).")
+    confirm: str = Field(description="The action typed again in capitals (HALT, REDUCE, FLATTEN, RESUME).")
+
+
+class ControlRefused(Exception):
+    """The request was not carried out; `status` is the HTTP status to answer with."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def check_request(action: Action, req: ControlRequest) -> None:
+    if req.confirm.strip() != action.value.upper():
+        raise ControlRefused(
+            400, f"confirmation must be {action.value.upper()!r} (typed), got {req.confirm!r}"
+        )
+    if len(req.reason.strip()) < MIN_REASON:
+        raise ControlRefused(400, f"reason must say why in at least {MIN_REASON} characters")
+
+
+async def perform(
+    rt: Runtime, ctx: SafetyContext, action: Action, req: ControlRequest, by: str
+) -> dict[str, Any]:
+    """Carry out `action` through `joe.safety.operator`; returns the outcome as JSON data.
+
+    Raises `ControlRefused` (400 bad confirmation/reason, 409 resume refused, 502 a broker flatten that
+    failed or left something, 423 one left for the running Joe)."""
+    from joe.safety.operator import deliver_alerts, pull_kill_switch_async, resume_trading
+    from joe.safety.trading_state import ResumeRefused
+
+    check_request(action, req)
+    if action is Action.RESUME:
+        try:
+            rec = resume_trading(ctx, reason=req.reason, by=by)
+        except ResumeRefused as exc:
+            raise ControlRefused(409, str(exc)) from None
+        out: dict[str, Any] = {"action": action.value, "trading_state": rec.to_json()}
+    else:
+        outcome = await pull_kill_switch_async(rt, ctx, KillLevel(action.value), reason=req.reason, by=by)
+        out = {
+            "action": action.value,
+            **outcome.to_json(),
+            "errors": outcome.errors,
+            "exit_code": outcome.code,
+        }
+    try:
+        await deliver_alerts(rt, ctx)
+    except Exception as exc:  # the action is done and audited; a channel failing must not hide that
+        out["alerts_error"] = f"{type(exc).__name__}"
+    return out
