@@ -1,0 +1,227 @@
+"""`TelegramControl`: what each Telegram command answers and does, independent of the transport.
+
+Commands: ``/status /positions /orders /pnl /daily /report /mode /help`` (read-only) and ``/halt /reduce
+/flatten /resume <reason>`` (mutating). A mutating command is not carried out at once: Joe answers with
+a one-time code, and only ``/confirm <code>`` from the same chat within `confirm_timeout_s` does it,
+through the same functions as `joe kill` / `joe resume` (`joe.safety.operator`). A chat that is not on the
+allow-list gets no answer at all; its message is audited (``telegram.ignored``). Every command of an
+allowed chat is audited (``telegram.command``) with the chat id and its outcome.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
+
+from joe.safety.kill_switch import KillLevel
+
+if TYPE_CHECKING:
+    from joe.runtime.bootstrap import Runtime
+    from joe.safety.control import SafetyContext
+
+MUTATING = ("halt", "reduce", "flatten", "resume")
+READ_ONLY = ("status", "positions", "orders", "pnl", "daily", "report", "mode", "help")
+MIN_REASON = 5
+HELP = (
+    "/status — mode, trading state, today's PnL\n/positions — open positions and their stops\n"
+    "/orders — working orders\n/pnl — today's PnL vs the daily loss limit\n/daily — equity per day (7 days)\n"
+    "/report — the latest run\n/mode — the trading mode and why\n"
+    "/halt <reason> — no new orders\n/reduce <reason> — exits only\n"
+    "/flatten <reason> — halt and close everything\n"
+    "/resume <reason> — back to ACTIVE\n/confirm <code> — confirm one of the four above"
+)
+
+
+@dataclass
+class Pending:
+    action: str
+    reason: str
+    code: str
+    deadline: float
+
+
+class TelegramControl:
+    """Answers one chat message at a time (`handle`). `clock` is monotonic seconds (injectable)."""
+
+    def __init__(
+        self,
+        rt: Runtime,
+        ctx: SafetyContext,
+        allowed_chats: set[int],
+        *,
+        confirm_timeout_s: float = 60.0,
+        clock: Callable[[], float] | None = None,
+    ) -> None:
+        import time
+
+        self.rt = rt
+        self.ctx = ctx
+        self.allowed = set(allowed_chats)
+        self.confirm_timeout_s = confirm_timeout_s
+        self.clock = clock or time.monotonic
+        self.pending: dict[int, Pending] = {}
+
+    def audit(self, event: str, payload: dict[str, Any]) -> None:
+        self.rt.audit.record(event, payload)
+
+    async def handle(self, chat_id: int, text: str) -> str | None:
+        """The answer to `text` from `chat_id`, or None when the chat is not allowed (no answer)."""
+        command, _, rest = text.strip().partition(" ")
+        name = command.lstrip("/").split("@", 1)[0].lower()
+        if chat_id not in self.allowed:
+            self.audit("telegram.ignored", {"chat_id": chat_id, "command": name[:32]})
+            return None
+        arg = rest.strip()
+        try:
+            if name == "confirm":
+                answer, outcome = await self._confirm(chat_id, arg)
+            elif name in MUTATING:
+                answer, outcome = self._ask(chat_id, name, arg)
+            elif name in READ_ONLY:
+                answer, outcome = getattr(self, f"_{name}")(), "answered"
+            else:
+                answer, outcome = f"unknown command {command!r}\n\n{HELP}", "unknown"
+        except Exception as exc:  # a failing read must say so, not go silent
+            answer, outcome = f"failed: {type(exc).__name__}: {exc}", "failed"
+        self.audit("telegram.command", {"chat_id": chat_id, "command": name, "outcome": outcome})
+        return answer
+
+    # -- mutating: ask, then confirm -----------------------------------------------------------------
+
+    def _ask(self, chat_id: int, action: str, reason: str) -> tuple[str, str]:
+        if len(reason) < MIN_REASON:
+            return f"/{action} needs a reason of at least {MIN_REASON} characters: /{action} <why>", "refused"
+        code = f"{secrets.randbelow(10**6):06d}"
+        self.pending[chat_id] = Pending(action, reason, code, self.clock() + self.confirm_timeout_s)
+        return (
+            f"Confirm {action.upper()} ({reason}): reply /confirm {code} "
+            f"within {self.confirm_timeout_s:.0f} s",
+            f"confirmation asked: {action}",
+        )
+
+    async def _confirm(self, chat_id: int, code: str) -> tuple[str, str]:
+        from joe.safety.operator import deliver_alerts, pull_kill_switch_async, resume_trading
+        from joe.safety.trading_state import ResumeRefused
+
+        p = self.pending.get(chat_id)
+        if p is None:
+            return "nothing to confirm", "no pending action"
+        if self.clock() > p.deadline:
+            del self.pending[chat_id]
+            return (
+                f"{p.action.upper()} expired: nothing was done; send /{p.action} again",
+                f"expired: {p.action}",
+            )
+        if code != p.code:
+            return "wrong code: nothing was done", f"wrong code: {p.action}"
+        del self.pending[chat_id]
+        by = f"telegram:{chat_id}"
+        if p.action == "resume":
+            try:
+                rec = resume_trading(self.ctx, reason=p.reason, by=by)
+            except ResumeRefused as exc:
+                return f"resume refused: {exc}", "refused: resume"
+            answer = f"Trading is {rec.state.value.upper()} (by {rec.by}: {rec.reason})"
+        else:
+            out = await pull_kill_switch_async(self.rt, self.ctx, KillLevel(p.action), reason=p.reason, by=by)
+            answer = f"Trading is {out.state.state.value.upper()} (by {out.state.by}: {out.state.reason})"
+            if isinstance(out.flatten, str):
+                answer += f"\nflatten {out.flatten}"
+            elif isinstance(out.flatten, dict):
+                flat = "FLAT" if out.flatten.get("flat") else out.flatten.get("error", "INCOMPLETE")
+                answer += f"\nflatten: {flat}"
+            for e in out.errors:
+                answer += f"\n{e}"
+        try:
+            await deliver_alerts(self.rt, self.ctx)
+        except Exception:
+            pass  # done and audited; the alert channel failing must not hide it
+        return answer, f"done: {p.action}"
+
+    # -- read-only ---------------------------------------------------------------------------------------
+
+    def _snapshot(self) -> dict[str, Any]:
+        from joe.safety.status import status_snapshot
+
+        return status_snapshot(self.rt, self.ctx)
+
+    def _help(self) -> str:
+        return HELP
+
+    def _mode(self) -> str:
+        d = self.rt.decision
+        return f"mode: {d.mode.value} ({'; '.join(d.reasons)})"
+
+    def _status(self) -> str:
+        s = self._snapshot()
+        ts, p = s["trading_state"], s["daily_pnl"]
+        lines = [
+            f"mode: {s['mode']}",
+            f"trading: {ts['state'].upper()} (by {ts['by']}: {ts['reason']})",
+            f"today: PnL {p['pnl']} ({p['pnl_pct']}%), limit -{p['daily_loss_limit_pct']}%"
+            + (" HIT" if p["limit_hit"] else ""),
+            f"positions: {len(s['positions']) + len(s['broker_positions'])}, "
+            f"working orders: {len(s['working_orders'])}",
+            f"audit: {s['audit']['summary']}",
+        ]
+        if s["kill_file"]:
+            lines.append(f"kill file: {s['kill_file']['level']} {s['kill_file']['reason']}")
+        return "\n".join(lines)
+
+    def _positions(self) -> str:
+        from joe.web.data import positions
+
+        p = positions(self.rt, self.ctx)
+        lines = []
+        for r in p["positions"]:
+            dist = f" ({r['stop_distance_pct']}% away)" if r["stop_distance_pct"] else ""
+            lines.append(
+                f"{r['mode']} {r['symbol']} {r['quantity']} @ {r['avg_price']} "
+                f"stop {r['stop'] or 'none'}{dist}"
+            )
+        for r in p["broker_positions"]:
+            stops = ", ".join(f"{x['quantity']} @ {x['stop_price']}" for x in r["broker_stops"]) or "NONE"
+            lines.append(
+                f"{r['mode']} {r['broker']} {r['symbol']} {r['side']} {r['quantity']}: stops {stops}"
+            )
+        return "\n".join(lines) or "no open positions"
+
+    def _orders(self) -> str:
+        from joe.web.data import orders
+
+        rows = orders(self.rt, state="working", limit=30)
+        return (
+            "\n".join(
+                f"{o['symbol']} {o['side']} {o['leg']} {o['quantity']} {o['order_type']} {o['state']}"
+                for o in rows
+            )
+            or "no working orders"
+        )
+
+    def _pnl(self) -> str:
+        p = self._snapshot()["daily_pnl"]
+        return (
+            f"{p['day']}: equity {p['equity']}, PnL {p['pnl']} ({p['pnl_pct']}%) from {p['start_equity']}; "
+            f"daily loss limit -{p['daily_loss_limit_pct']}%" + (" HIT" if p["limit_hit"] else "")
+        )
+
+    def _daily(self) -> str:
+        curve = self.rt.store.equity_curve(self.rt.mode)
+        last_by_day: dict[str, Decimal] = {}
+        for pt in curve:
+            last_by_day[pt.ts.date().isoformat()] = pt.equity
+        days = sorted(last_by_day)[-7:]
+        return "\n".join(f"{d}: {last_by_day[d]}" for d in days) or f"no {self.rt.mode} equity yet"
+
+    def _report(self) -> str:
+        from joe.web.data import latest_run
+
+        run = latest_run(self.rt)
+        if run is None:
+            return "no finished run yet"
+        summary = ", ".join(f"{k} {v}" for k, v in run["summary"].items())
+        head = f"run {run['run_id']} ({run['mode']}, {run['source']}, as of {run['as_of']})"
+        return f"{head}: {summary}\n{run['report_dir']}"
