@@ -18,6 +18,8 @@ from joe.cli.resume_cmd import resume_command
 from joe.cli.run_cmd import run_command
 from joe.cli.sim_cmd import sim_app
 from joe.cli.status_cmd import status_command
+from joe.cli.telegram_cmd import telegram_command
+from joe.cli.web_cmd import web_command
 from joe.config.mode import ModeDecision, TrackRecord
 from joe.config.settings import Settings
 from joe.core.events import AuditSink
@@ -85,6 +87,8 @@ app.command("kill")(kill_command)
 app.command("resume")(resume_command)
 app.command("status")(status_command)
 app.command("doctor")(doctor_command)
+app.command("web")(web_command)
+app.command("telegram")(telegram_command)
 
 
 if __name__ == "__main__":
