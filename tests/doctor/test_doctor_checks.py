@@ -221,3 +221,16 @@ async def test_alert_channels_reachable_or_failing(
         assert "401" in bad.detail and "wrong-token" not in json.dumps(summary(checks))
     finally:
         await runner.cleanup()
+
+
+def test_dashboard_token_readable_by_others_fails(runtime: Callable[[], Runtime]) -> None:
+    from joe.web.auth import load_or_create_token, token_path
+
+    rt = runtime()
+    load_or_create_token(rt.data_dir)
+    assert by_name(run_checks(rt, network=False))["web_token"].status is Status.PASS
+    token_path(rt.data_dir).chmod(0o644)
+    checks = run_checks(rt, network=False)
+    assert failing(checks) == ["web_token"]
+    assert "0644" in by_name(checks)["web_token"].detail
+    assert token_path(rt.data_dir).read_text().strip() not in json.dumps(summary(checks))

@@ -309,6 +309,23 @@ def check_credentials(rt: Runtime) -> Check:
     return ok("credentials", f"{broker}: {', '.join(present)} present (values not shown)")
 
 
+def check_web_token(data_dir: Path) -> Check:
+    """The dashboard token (`joe web`) must be readable by its owner only: it can halt and flatten."""
+    from joe.web.auth import token_path
+
+    path = token_path(data_dir)
+    if not path.exists():
+        return ok("web_token", "no dashboard token yet (`joe web` creates it, 0600)")
+    mode = path.stat().st_mode & 0o777
+    if mode & 0o077:
+        return fail(
+            "web_token",
+            f"{path} has mode {mode:04o}: other users can read the dashboard token",
+            f"chmod 600 {path} (or delete it: `joe web` makes a new one)",
+        )
+    return ok("web_token", f"{path} mode 0600 (value not shown)")
+
+
 def check_daemon(rt: Runtime, now: datetime) -> Check:
     from joe.runtime.daemon import heartbeat_health
     from joe.safety.lock import holder_pid

@@ -34,6 +34,7 @@ from joe.cli.doctor_checks import (
     check_mode,
     check_packages,
     check_python,
+    check_web_token,
     disk_usage,
     fail,
 )
@@ -82,6 +83,7 @@ async def run_checks_async(
         check_audit(rt),
         check_calendar(rt, now),
         check_credentials(rt),
+        check_web_token(rt.data_dir),
         check_daemon(rt, now),
     ]
     if network:
