@@ -48,7 +48,7 @@ def create_app(rt: Runtime, token: str, ctx: SafetyContext | None = None) -> Fas
         version=__version__,
         description="Joe's dashboard API: status, positions, orders, fills, equity, audit tail and the kill "
         "switch. Every call needs the token (`Authorization: Bearer <token>`, from `<data dir>/web-token`).",
-        docs_url="/docs",
+        docs_url=None,  # Swagger UI loads its JS from a CDN; the schema itself is at /openapi.json
         redoc_url=None,
     )
 
@@ -59,7 +59,7 @@ def create_app(rt: Runtime, token: str, ctx: SafetyContext | None = None) -> Fas
             return await call_next(request)  # type: ignore[no-any-return]
         caller = auth.caller(request)
         if caller is None:
-            if path.startswith(("/api", "/metrics", "/openapi", "/docs")):
+            if path.startswith(("/api", "/metrics", "/openapi")):
                 return JSONResponse(
                     {"detail": "a valid token is required"},
                     status_code=401,
