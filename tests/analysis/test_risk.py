@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime
 from decimal import Decimal
 
@@ -101,6 +102,21 @@ def test_fractional_quantities_for_crypto_and_fx() -> None:
     assert a.quantity == Decimal("0.1666")  # 5 / 30, rounded down to 0.0001
     eq = prof.assess(sig, _panel(), Decimal(1_000), [], _regime(RegimeLabel.BULL_QUIET))
     assert eq.veto and "rounds to zero" in eq.veto_reason and eq.quantity == 0
+
+
+def test_broker_stated_size_rules_floor_and_veto_below_the_minimum() -> None:
+    """An instrument whose broker states its rules (Capital.com USDJPY: step 100, min 100) is sized
+    on that step, never the FX default 0.0001, and vetoed with the minimum named when below it."""
+    prof = RiskProfiler(cfg(max_position_pct=Decimal(10)))
+    sig = _signal(entry="150", stop="147.3", target="155.4")
+    fx = Instrument("A", AssetClass.FX, lot_size=Decimal(100), min_size=Decimal(100))
+    assert lot_step(fx) == Decimal(100) and lot_step(replace(fx, lot_size=Decimal(1))) == Decimal(1)
+    a = prof.assess(sig, _panel(), Decimal(100_000), [], _regime(RegimeLabel.BULL_QUIET), instrument=fx)
+    assert a.veto and a.quantity == 0  # 66.66 (10% of equity / 150) floors to 0 on a 100 step
+    assert "minimum deal size 100" in a.veto_reason and "size step 100" in a.veto_reason
+    crypto = Instrument("A", AssetClass.CRYPTO, lot_size=Decimal("0.01"), min_size=Decimal("0.01"))
+    b = prof.assess(sig, _panel(), Decimal(100_000), [], _regime(RegimeLabel.BULL_QUIET), instrument=crypto)
+    assert b.quantity == Decimal("66.66") and not b.veto  # the broker's 0.01 step, not 0.0001
 
 
 def test_long_in_crisis_is_vetoed_short_is_not() -> None:

@@ -35,6 +35,17 @@ async def test_universe_sources(market_data: CapitalMarketData) -> None:
         await market_data.universe("no such list")
 
 
+async def test_universe_carries_each_markets_dealing_rules(market_data: CapitalMarketData) -> None:
+    """Every instrument carries the broker's size step, minimum and tick (from `/markets?epics=`),
+    so paper and risk size on them (review 2 of issue 18: USDJPY was sized 66.66 with min 100)."""
+    from joe.simulators.capital.catalog import BY_EPIC
+
+    for inst in await market_data.universe():
+        spec = BY_EPIC[inst.symbol]
+        assert inst.broker_rules, inst
+        assert (inst.lot_size, inst.min_size, inst.tick_size) == (spec.size_increment, spec.min_size, spec.tick)
+
+
 async def test_universe_falls_back_to_navigation(
     sim: CapitalSimulator, market_data: CapitalMarketData
 ) -> None:

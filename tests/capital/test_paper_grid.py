@@ -135,3 +135,79 @@ async def test_levels_that_collapse_on_the_grid_are_skipped_not_crashed(tmp_path
     out = (await pf.submit([s], T0))[0]
     assert out.action == "skipped" and "0.1 price grid" in out.reason
     assert pf.ledger.positions == {}
+
+
+# ----------------------------------------------------------- sizes on the broker's size grid (review 2)
+RULE_TICKS = [D("0.5"), D("0.25"), D("0.1"), D("0.01"), D("0.001"), D("0.0001"), D("0.00001")]
+RULE_STEPS = [D("100"), D("10"), D("1"), D("0.5"), D("0.1"), D("0.01"), D("0.001")]
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    tick=st.sampled_from(RULE_TICKS),
+    step=st.sampled_from(RULE_STEPS),
+    min_steps=st.integers(min_value=1, max_value=5),
+    direction=st.sampled_from([Direction.LONG, Direction.SHORT]),
+    entry=st.decimals(min_value=D("0.5"), max_value=D("70000"), places=6),
+    quantity=st.decimals(min_value=D("0.0001"), max_value=D("5000"), places=4),
+    marks=st.lists(st.decimals(min_value=D("-0.02"), max_value=D("0.02"), places=6), min_size=1, max_size=4),
+)
+def test_paper_sizes_floor_to_the_size_step_and_refuse_below_the_minimum(
+    tmp_path_factory: object,
+    tick: D,
+    step: D,
+    min_steps: int,
+    direction: Direction,
+    entry: D,
+    quantity: D,
+    marks: list[D],
+) -> None:
+    """Any instrument's rules: the booked size is the signal's floored to the step (>= the minimum),
+    or the signal is refused naming the minimum; every stored price, fill and mark is on the tick."""
+    import asyncio
+
+    from joe.core.reports import InstrumentRules
+
+    quantity = max(min(quantity, (D(100000) / entry).quantize(D("0.0001"))), D("0.0001"))  # buying power
+    tmp = tmp_path_factory.mktemp("pf")  # type: ignore[attr-defined]
+    store = open_store(f"sqlite:///{tmp / 'joe.db'}", data_dir=tmp)
+    pf = PaperPortfolio.load(store, NullAudit(), ExecutionConfig(), broker="capital")
+    min_size = step * min_steps
+    pf.set_rules({"XAU": InstrumentRules("XAU", tick, min_size, step)})
+    d = 1 if direction is Direction.LONG else -1
+    gap = max(entry * D("0.05"), 4 * tick)
+    s = Signal(
+        "s1",
+        "XAU",
+        "t",
+        direction,
+        entry,
+        entry - d * gap,
+        entry + d * 2 * gap,
+        0.9,
+        "t",
+        T0,
+        quantity=quantity,
+    )
+    out = asyncio.run(pf.submit([s], T0))[0]
+    floored = (quantity / step).to_integral_value(rounding="ROUND_DOWN") * step
+    if floored < min_size:
+        assert (
+            out.action == "skipped"
+            and "minimum deal size" in out.reason
+            and f"{min_size.normalize():f}" in out.reason
+        )
+        assert pf.ledger.positions == {} and pf.store.fills(mode="paper") == []
+        return
+    assert out.action == "opened", out.reason
+    for i, r in enumerate(marks):
+        pf.mark({"XAU": entry * (1 + r)}, T0 + timedelta(hours=i + 1))
+    row = pf.store.open_positions("paper", "capital")[0]  # what positions.csv and the report read
+    assert abs(row.quantity) == floored and abs(row.quantity) % step == 0
+    pos = next(iter(pf.ledger.positions.values()))
+    for price in (row.avg_price, row.stop_loss, row.take_profit, pos.mark):
+        assert price is not None and price % tick == 0, (price, tick)
+    for f in pf.store.fills(mode="paper"):
+        assert f.price % tick == 0 and f.quantity % step == 0 and f.quantity >= min_size, f
+    shown = asyncio.run(pf.positions())[0]
+    assert shown.market_price is not None and shown.market_price % tick == 0

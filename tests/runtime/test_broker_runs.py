@@ -118,9 +118,20 @@ def test_run_once_against_capital_simulator(project: Path) -> None:
         rows = list(csv.DictReader(fh))
     for row in rows:
         tick = BY_EPIC[row["symbol"]].tick
-        for key in ("avg_price", "stop_loss", "take_profit"):
+        for key in ("avg_price", "market_price", "stop_loss", "take_profit"):
             if row[key]:
                 assert Decimal(row[key]) % tick == 0, (row["symbol"], key, row[key], tick)
+        spec = BY_EPIC[row["symbol"]]  # sizes on the broker's size step, never below its minimum
+        qty = abs(Decimal(row["quantity"]))
+        assert qty % spec.size_increment == 0 and qty >= spec.min_size, (row["symbol"], qty)
+    with (html.parent / "signals.csv").open() as fh:
+        signals = list(csv.DictReader(fh))
+    for sig in signals:  # what the report's signals table shows
+        spec = BY_EPIC[sig["symbol"]]
+        for key in ("entry", "stop_loss", "take_profit"):
+            assert Decimal(sig[key]) % spec.tick == 0, (sig["symbol"], key, sig[key])
+        qty = Decimal(sig["quantity"] or 0)
+        assert qty % spec.size_increment == 0 and (qty == 0 or qty >= spec.min_size), (sig["symbol"], qty)
 
 
 def test_run_once_against_ibkr_simulator(project: Path) -> None:

@@ -6,6 +6,7 @@ risk profiler's quantity and grade filled in; `approved` holds the ones not veto
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import time
 from collections.abc import Mapping, Sequence
@@ -24,6 +25,7 @@ from joe.analysis.scoring import InstrumentScore, ScoringEngine
 from joe.analysis.strategies.engine import StrategyEngine
 from joe.brokers.base import Sentiment
 from joe.config.schema import ExecutionConfig
+from joe.core.grid import signal_on_grid
 from joe.core.models import Instrument, Position, Signal
 
 STAGES: tuple[str, ...] = ("regime", "scan", "score", "strategy", "risk")
@@ -114,13 +116,17 @@ def analyse(
     # Approved signals join the book as the run goes, so later ones see their concentration.
     book = list(open_positions)
     for sig in raw_signals:
+        inst = instruments.get(sig.symbol)
+        if inst is not None and inst.broker_rules:  # the broker's price grid, before sizing on it
+            with contextlib.suppress(ValueError):  # levels collapsing on the grid: the book refuses it
+                sig = signal_on_grid(sig, inst.tick_size)
         a = profiler.assess(
             sig,
             panel,
             equity,
             book,
             regime,
-            instrument=instruments.get(sig.symbol),
+            instrument=inst,
             as_of_index=t,
             features=features,
         )

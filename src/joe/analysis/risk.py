@@ -20,7 +20,9 @@ Grade from the mean score: A < 25 <= B < 45 <= C < 65 <= D. A grade worse than
 
 Size: risk amount = equity × `risk_per_trade_pct`%; quantity = risk amount / stop distance,
 capped at `max_position_pct`% of equity in notional, rounded *down* to the lot size (1 share by
-default; crypto and FX allow fractions: step 0.0001 unless the instrument sets its own lot).
+default; crypto and FX allow fractions: step 0.0001 unless the instrument sets its own lot). An
+instrument whose broker states its rules (`Instrument.broker_rules`) is sized on the broker's step
+and vetoed below its minimum deal size (Capital.com `dealingRules`, spec §6.4).
 """
 
 from __future__ import annotations
@@ -93,6 +95,8 @@ def lot_step(instrument: Instrument | None) -> Decimal:
     """The quantity step: the instrument's lot, fractional for crypto/FX left at the default lot."""
     if instrument is None:
         return Decimal(1)
+    if instrument.broker_rules:  # the broker's own size step (Capital.com `minSizeIncrement`)
+        return instrument.lot_size
     if instrument.asset_class in (AssetClass.CRYPTO, AssetClass.FX) and instrument.lot_size == Decimal(1):
         return FRACTIONAL_STEP
     return instrument.lot_size
@@ -150,7 +154,13 @@ class RiskProfiler:
         vetoes = [f"{k}: {d.detail}" for k, d in dims.items() if d.veto]
         if GRADES.index(grade) > GRADES.index(cfg.min_risk_grade):
             vetoes.append(f"grade {grade} is below the minimum {cfg.min_risk_grade}")
-        if qty <= 0:
+        min_size = instrument.min_size if instrument is not None else None
+        if min_size is not None and stop_dist > 0 and qty < min_size:  # the broker's minimum deal size
+            vetoes.append(
+                f"size {qty} is below the broker's minimum deal size {min_size} (size step {step}; "
+                f"risk {risk_amount}, stop distance {stop_dist:.6g})"
+            )
+        elif qty <= 0:
             vetoes.append(
                 f"size rounds to zero (risk {risk_amount}, stop distance {stop_dist:.6g}, lot {step})"
             )

@@ -96,6 +96,14 @@ class Instrument:
     lot_size: Decimal = Decimal(1)
     synthetic: bool = False
     broker_ids: dict[str, str] = field(default_factory=dict, hash=False, compare=False)
+    # Set only when a broker states the instrument's dealing rules (Capital.com `minDealSize`):
+    # then `lot_size` is its size step and `tick_size` its price grid, and Joe sizes and prices on them.
+    min_size: Decimal | None = None
+
+    @property
+    def broker_rules(self) -> bool:
+        """True when the broker stated this instrument's size and price grids (see `min_size`)."""
+        return self.min_size is not None
 
 
 @dataclass(frozen=True, slots=True)

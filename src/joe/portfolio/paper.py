@@ -17,9 +17,11 @@ from typing import TYPE_CHECKING, Any
 from joe.config.schema import ExecutionConfig
 from joe.core.clock import utcnow
 from joe.core.events import AuditSink
+from joe.core.grid import floor_size, on_grid, size_refusal
 from joe.core.ids import client_order_id
 from joe.core.models import AccountInfo, Fill, OrderIntent, OrderLeg, OrderType, Position, Side, Signal
 from joe.core.order import Order, OrderState
+from joe.core.reports import InstrumentRules
 from joe.portfolio.base import ExitReport, PortfolioManager, SignalOutcome, TrackRecordSummary
 from joe.portfolio.costs import CostModel
 from joe.portfolio.exits import PriceBar, check_exit, ratchet
@@ -62,20 +64,26 @@ class PaperPortfolio(PortfolioManager):
         self.marks: dict[str, Mark] = {}
         # Fills booked by this object (one run): what "N fill(s) this run" counts.
         self.run_fills: list[Fill] = []
-        # symbol -> price tick, for instruments whose broker states its grid (see `set_ticks`).
+        # symbol -> price tick / size rules, for instruments whose broker states them (`set_rules`).
         self.ticks: dict[str, Decimal] = {}
+        self.sizes: dict[str, InstrumentRules] = {}
 
     def set_ticks(self, ticks: Mapping[str, Decimal]) -> None:
         """Price grids of instruments with known rules (e.g. Capital.com `tickSize`): paper fills,
-        stops, targets and trail distances of those symbols are put on the grid as the broker would
-        require (fills never better than the cost model, stops never tighter). Others are unchanged."""
+        stops, targets, trail distances and marks of those symbols are put on the grid as the broker
+        would require (fills never better than the cost model, stops never tighter). Others are
+        unchanged."""
         self.ticks = {sym: t for sym, t in ticks.items() if t > 0}
+
+    def set_rules(self, rules: Mapping[str, InstrumentRules]) -> None:
+        """The broker's dealing rules (Capital.com `dealingRules`, spec §6.4): prices on `tick_size`
+        as `set_ticks`, and sizes floored to `size_increment`, refused below `min_size`."""
+        self.set_ticks({sym: r.tick_size for sym, r in rules.items()})
+        self.sizes = {sym: r for sym, r in rules.items() if r.size_increment > 0 or r.min_size > 0}
 
     def _grid(self, symbol: str, price: Decimal, rounding: str) -> Decimal:
         tick = self.ticks.get(symbol)
-        if tick is None:
-            return price
-        return ((price / tick).to_integral_value(rounding) * tick).quantize(tick)
+        return price if tick is None else on_grid(price, tick, rounding)
 
     @classmethod
     def load(
@@ -161,6 +169,13 @@ class PaperPortfolio(PortfolioManager):
             )
         if s.quantity is None or s.quantity <= 0:
             return self._skip(s, "no position size (risk sizing gave 0)")
+        rules = self.sizes.get(s.symbol)
+        if rules is not None:  # the broker's size grid: floored, never more risk than sized
+            refused = size_refusal(s.symbol, s.quantity, rules.size_increment, rules.min_size)
+            if refused is not None:
+                return self._skip(s, refused)
+            s = replace(s, quantity=floor_size(s.quantity, rules.size_increment, rules.min_size))
+        assert s.quantity is not None  # checked above; `replace` loses mypy's narrowing
         if len(self.ledger.positions) >= risk.max_positions:
             return self._skip(s, f"max positions reached ({risk.max_positions})")
         on_symbol = sum(1 for p in self.ledger.positions.values() if p.symbol == s.symbol)
@@ -373,8 +388,10 @@ class PaperPortfolio(PortfolioManager):
         """
         for pid, pos in self.ledger.positions.items():
             if pos.symbol in marks:
-                self.ledger.mark(pid, marks[pos.symbol].price)
-                self.marks[pid] = marks[pos.symbol]
+                m = marks[pos.symbol]  # a mid between bid and ask: the nearest tick of the grid
+                m = Mark(self._grid(pos.symbol, m.price, ROUND_HALF_EVEN), m.ts)
+                self.ledger.mark(pid, m.price)
+                self.marks[pid] = m
         self.store.set_state(
             MARKS_KEY,
             {

@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
+from decimal import Decimal
 from typing import Protocol
 
 import numpy as np
@@ -24,6 +25,7 @@ from joe.analysis.pipeline import AnalysisResult, analyse
 from joe.analysis.regime import RegimeDetector
 from joe.config.settings import secret_value
 from joe.core.logging import get_logger
+from joe.core.reports import InstrumentRules
 from joe.portfolio import PaperPortfolio, SignalOutcome
 from joe.portfolio.replay import Mark, to_decimal
 from joe.reporting.ai_analyst import AIAnalyst
@@ -199,8 +201,19 @@ async def load_market(st: RunState) -> None:
     finally:
         await close_source()
     st.snap = snap
-    if st.pf is not None:  # paper prices on the grid a broker states (Capital.com `tickSize`)
-        st.pf.set_ticks({s: i.tick_size for s, i in snap.instruments.items() if "capital" in i.broker_ids})
+    if st.pf is not None:  # paper prices and sizes on the grids a broker states (Capital.com)
+        st.pf.set_rules(
+            {
+                s: InstrumentRules(
+                    s,
+                    i.tick_size,
+                    i.min_size or Decimal(0),
+                    i.lot_size if i.broker_rules else Decimal(0),
+                )
+                for s, i in snap.instruments.items()
+                if i.broker_rules or "capital" in i.broker_ids
+            }
+        )
     st.warnings += snap.warnings
     _timed(st, "data", t0)
     assert st.as_of_ts is not None

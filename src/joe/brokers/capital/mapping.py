@@ -2,11 +2,21 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime
 from decimal import Decimal
 
+from joe.brokers.base import InvalidOrder
+from joe.brokers.capital.instruments import rules_from_market
 from joe.brokers.capital.markets import parse_utc
-from joe.brokers.capital.models import Account, Activity, Confirm, MarketSummary, PositionRow
+from joe.brokers.capital.models import (
+    Account,
+    Activity,
+    Confirm,
+    MarketDetails,
+    MarketSummary,
+    PositionRow,
+)
 from joe.core.models import AccountInfo, AssetClass, Fill, Instrument, Position, Quote, Side
 
 ASSET_CLASS = {
@@ -97,6 +107,20 @@ def instrument_from_market(m: MarketSummary) -> Instrument:
         exchange="CAPITALCOM",
         tick_size=m.tick if m.tick is not None else Decimal("0.01"),  # the grid orders round to
         broker_ids={"capital": m.epic},
+    )
+
+
+def with_dealing_rules(inst: Instrument, d: MarketDetails, tick: Decimal | None) -> Instrument:
+    """`inst` with the market's size grid (`minSizeIncrement` as `lot_size`, `minDealSize` as
+    `min_size`) and its price grid (`tick` from the summary's `tickSize`, else as
+    `rules_from_market` reads the details), so paper and risk size and price as the broker would
+    accept (spec §6.4). A market stating no minDealSize in POINTS is left without broker rules."""
+    try:
+        rules = rules_from_market(inst.symbol, d.model_dump(mode="json"))
+    except InvalidOrder:
+        return inst
+    return replace(
+        inst, tick_size=tick or rules.tick_size, lot_size=rules.size_increment, min_size=rules.min_size
     )
 
 

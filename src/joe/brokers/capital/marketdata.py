@@ -18,7 +18,7 @@ import pandas as pd
 from joe.brokers.base import HISTORY_COLUMNS, Sentiment
 from joe.brokers.capital.errors import NotFound
 from joe.brokers.capital.http import CapitalClient
-from joe.brokers.capital.mapping import instrument_from_market, quote_from_market
+from joe.brokers.capital.mapping import instrument_from_market, quote_from_market, with_dealing_rules
 from joe.brokers.capital.markets import RESOLUTION_SECONDS, MarketsApi, parse_utc
 from joe.brokers.capital.models import MarketSummary, PriceBar
 from joe.brokers.capital.streaming import CapitalStream
@@ -91,10 +91,18 @@ class CapitalMarketData:
 
     async def universe(self, scan: str | None = None) -> list[Instrument]:
         markets = await self._scan(scan)
-        seen: dict[str, Instrument] = {}
+        seen: dict[str, MarketSummary] = {}
         for m in markets:
-            seen.setdefault(m.epic, instrument_from_market(m))
-        out = list(seen.values())[: self.max_universe]
+            seen.setdefault(m.epic, m)
+        chosen = list(seen.values())[: self.max_universe]
+        # Summaries carry no dealing rules: the details do (sizes Joe must floor to, spec §6.4).
+        details = {d.instrument.epic: d for d in await self.markets.details([m.epic for m in chosen])}
+        out = [
+            with_dealing_rules(instrument_from_market(m), details[m.epic], m.tick)
+            if m.epic in details
+            else instrument_from_market(m)
+            for m in chosen
+        ]
         self.audit.record("capital.universe", {"scan": scan, "count": len(out)})
         return out
 
