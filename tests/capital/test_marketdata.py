@@ -43,7 +43,8 @@ async def test_universe_carries_each_markets_dealing_rules(market_data: CapitalM
     for inst in await market_data.universe():
         spec = BY_EPIC[inst.symbol]
         assert inst.broker_rules, inst
-        assert (inst.lot_size, inst.min_size, inst.tick_size) == (spec.size_increment, spec.min_size, spec.tick)
+        rules = (inst.lot_size, inst.min_size, inst.tick_size)
+        assert rules == (spec.size_increment, spec.min_size, spec.tick), inst.symbol
 
 
 async def test_universe_falls_back_to_navigation(
