@@ -12,7 +12,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal as D
 from pathlib import Path
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from joe.config.schema import ExecutionConfig
@@ -168,6 +168,7 @@ def test_paper_sizes_floor_to_the_size_step_and_refuse_below_the_minimum(
 
     from joe.core.reports import InstrumentRules
 
+    assume(entry >= 10 * tick)  # a price a few ticks wide has no room for a stop and a target
     quantity = max(min(quantity, (D(100000) / entry).quantize(D("0.0001"))), D("0.0001"))  # buying power
     tmp = tmp_path_factory.mktemp("pf")  # type: ignore[attr-defined]
     store = open_store(f"sqlite:///{tmp / 'joe.db'}", data_dir=tmp)

@@ -334,7 +334,10 @@ class PaperPortfolio(PortfolioManager):
     def _fill(self, symbol: str, side: Side, level: Decimal) -> Decimal:
         """The cost model's fill price, on the symbol's grid when known (a buy up, a sell down)."""
         price = self.costs.fill_price(side, level)
-        return self._grid(symbol, price, ROUND_CEILING if side is Side.BUY else ROUND_FLOOR)
+        on = self._grid(symbol, price, ROUND_CEILING if side is Side.BUY else ROUND_FLOOR)
+        if on <= 0 and symbol in self.ticks:  # a price under one tick sells at the first tick
+            return self.ticks[symbol]
+        return on
 
     def _close(self, pos: PaperPosition, level: Decimal, reason: str, ts: datetime) -> None:
         side = Side.SELL if pos.quantity > 0 else Side.BUY

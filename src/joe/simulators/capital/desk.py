@@ -58,7 +58,7 @@ class SimWorkingOrder:
     order_type: str
     created: datetime
     good_till: datetime | None
-    body: dict[str, Any]
+    bracket: Bracket  # legs resolved around `level` (every form: level, distance, amount)
     sim: SimOrder
     deal_reference: str = ""
 
@@ -342,6 +342,8 @@ class Desk:
                 direction=direction,
                 level=float(level),
                 guaranteedStop=bracket.guaranteed,
+                trailingStop=bracket.trailing or None,  # only when set, as the levels
+                **bracket.levels_json(),
                 workingOrderId=request_id,
             )
         return affected
@@ -387,8 +389,7 @@ class Desk:
                 "direction": direction,
                 "guaranteedStop": bracket.guaranteed,
                 "trailingStop": bracket.trailing,
-                "stopLevel": None if bracket.stop_level is None else float(bracket.stop_level),
-                "profitLevel": None if bracket.profit_level is None else float(bracket.profit_level),
+                **bracket.levels_json(),
             },
             hide,
         )
@@ -423,6 +424,8 @@ class Desk:
                 direction=p.direction,
                 level=float(p.level),
                 guaranteedStop=p.bracket.guaranteed,
+                trailingStop=p.bracket.trailing or None,
+                **p.bracket.levels_json(),
             )
         return self._confirm(
             "p_" + deal_id,
@@ -438,6 +441,7 @@ class Desk:
                 "direction": p.direction,
                 "guaranteedStop": p.bracket.guaranteed,
                 "trailingStop": p.bracket.trailing,
+                **p.bracket.levels_json(),
             },
         )
 

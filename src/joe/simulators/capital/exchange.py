@@ -13,7 +13,6 @@ from typing import Any
 from joe.simulators.capital.desk import Desk, SimAccount, SimPosition, SimWorkingOrder, client_ref, fmt
 from joe.simulators.capital.rules import (
     ApiError,
-    Bracket,
     check_size,
     dec,
     direction_of,
@@ -46,7 +45,8 @@ class Exchange(Desk):
         if otype not in ("LIMIT", "STOP"):
             raise ApiError(400, "error.invalid.type")
         good_till = self._good_till(body)
-        parse_bracket(spec, body, direction=direction, ref=level, size=size, hedging=acc.hedging)
+        # Every protection form resolves once, around the order level: what every view shows.
+        bracket = parse_bracket(spec, body, direction=direction, ref=level, size=size, hedging=acc.hedging)
         own = client_ref(body)
         ref = own or self._ref()
         bid, ask = self.quote(epic)
@@ -76,7 +76,7 @@ class Exchange(Desk):
                 otype,
                 self.now(),
                 good_till,
-                {k: v for k, v in body.items() if k.startswith(("stop", "profit", "trailing", "guaranteed"))},
+                bracket,
                 sim,
                 deal_reference=own,
             )
@@ -88,11 +88,7 @@ class Exchange(Desk):
             "USER",
             "WORKING_ORDER",
             "ACCEPTED",
-            dealReference=own or None,
-            size=float(size),
-            direction=direction,
-            level=float(level),
-            guaranteedStop=flag_of(body, "guaranteedStop"),
+            **order_details(acc.orders[-1]),
         )
         return self._confirm(
             ref,
@@ -106,8 +102,9 @@ class Exchange(Desk):
                 "level": float(level),
                 "size": float(size),
                 "direction": direction,
-                "guaranteedStop": flag_of(body, "guaranteedStop"),
-                "trailingStop": flag_of(body, "trailingStop"),
+                "guaranteedStop": bracket.guaranteed,
+                "trailingStop": bracket.trailing,
+                **bracket.levels_json(),
             },
             hide,
         )
@@ -137,12 +134,9 @@ class Exchange(Desk):
         if "level" in body:
             level = dec(body["level"], "error.invalid.level")
             on_tick(self.spec(o.epic), level, "error.invalid.level")
-            # The legs are kept as offsets from the order level (that is how `GET /workingorders`
-            # reports them), so moving the level moves a stop/profit sent as a level with it.
-            for key in ("stopLevel", "profitLevel"):
-                leg = o.body.get(key)
-                if isinstance(leg, int | float) and not isinstance(leg, bool) and key not in body:
-                    o.body[key] = float(Decimal(repr(leg)) + level - o.level)
+            # The legs are offsets from the order level (that is how `GET /workingorders` reports
+            # them), so moving the level moves every leg with it, whatever form it was sent in.
+            o.bracket = o.bracket.shifted(level - o.level)
             o.level = level
             if o.order_type == "LIMIT":
                 o.sim.limit_price = o.level
@@ -152,10 +146,9 @@ class Exchange(Desk):
             o.good_till = self._good_till(body)
         brk = {k: v for k, v in body.items() if k.startswith(("stop", "profit", "trailing", "guaranteed"))}
         if brk:
-            parse_bracket(
+            o.bracket = parse_bracket(
                 self.spec(o.epic), brk, direction=o.direction, ref=o.level, size=o.size, hedging=acc.hedging
             )
-            o.body = brk
         self._activity(acc, o.epic, deal_id, "USER", "WORKING_ORDER", "MODIFIED", **order_details(o))
         return self._confirm(
             self._ref(),
@@ -169,8 +162,9 @@ class Exchange(Desk):
                 "level": float(o.level),
                 "size": float(o.size),
                 "direction": o.direction,
-                "guaranteedStop": False,
-                "trailingStop": False,
+                "guaranteedStop": o.bracket.guaranteed,
+                "trailingStop": o.bracket.trailing,
+                **o.bracket.levels_json(),
             },
         )
 
@@ -190,8 +184,9 @@ class Exchange(Desk):
                 "level": float(o.level),
                 "size": float(o.size),
                 "direction": o.direction,
-                "guaranteedStop": False,
-                "trailingStop": False,
+                "guaranteedStop": o.bracket.guaranteed,
+                "trailingStop": o.bracket.trailing,
+                **o.bracket.levels_json(),
             },
         )
 
@@ -226,24 +221,13 @@ class Exchange(Desk):
                 self._activity(
                     acc, epic, o.deal_id, "SYSTEM", "WORKING_ORDER", "EXECUTED", **order_details(o, hit.price)
                 )
-                try:
-                    brk = parse_bracket(
-                        self.spec(epic),
-                        o.body,
-                        direction=o.direction,
-                        ref=hit.price,
-                        size=o.size,
-                        hedging=acc.hedging,
-                    )
-                except ApiError:
-                    brk = Bracket()
                 self.execute(
                     acc,
                     epic,
                     o.direction,
                     o.size,
                     hit.price,
-                    brk,
+                    o.bracket.shifted(hit.price - o.level),  # the legs' offsets, from the fill
                     o.deal_id,
                     source="SYSTEM",
                     ref=o.deal_reference,
@@ -251,15 +235,15 @@ class Exchange(Desk):
 
 
 def order_details(o: SimWorkingOrder, level: Decimal | None = None) -> dict[str, Any]:
-    """What every activity row of a working order carries in `details` (as recorded rows do)."""
+    """What every activity row of a working order carries in `details` (as recorded rows do), with
+    its legs as levels around the order level (or around the fill `level` once executed)."""
+    at = o.level if level is None else level
     return {
         "dealReference": o.deal_reference or None,
         "size": float(o.size),
         "direction": o.direction,
-        "level": float(o.level if level is None else level),
-        "guaranteedStop": flag_of(o.body, "guaranteedStop"),
+        "level": float(at),
+        "guaranteedStop": o.bracket.guaranteed,
+        "trailingStop": o.bracket.trailing or None,  # only when set (recorded rows have none)
+        **o.bracket.shifted(at - o.level).levels_json(),
     }
-
-
-def flag_of(body: dict[str, Any], key: str) -> bool:
-    return body.get(key) is True

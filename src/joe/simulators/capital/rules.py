@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any
 
@@ -93,6 +93,35 @@ class Bracket:
     trailing: bool = False
     stop_distance: Decimal | None = None
     guaranteed: bool = False
+
+    def shifted(self, delta: Decimal) -> Bracket:
+        """The same legs around a reference moved by `delta` (a working order's legs are offsets
+        from its level: moving the level or filling away from it moves every leg with it)."""
+        return replace(
+            self,
+            stop_level=None if self.stop_level is None else self.stop_level + delta,
+            profit_level=None if self.profit_level is None else self.profit_level + delta,
+        )
+
+    def levels_json(self) -> dict[str, Any]:
+        """The legs as confirms and activity rows send them: `stopLevel` (a trailing stop's current
+        level too) and `profitLevel`; a leg not set is left out (the recorded confirm has neither)."""
+        out: dict[str, Any] = {}
+        if self.stop_level is not None:
+            out["stopLevel"] = float(self.stop_level)
+        if self.profit_level is not None:
+            out["profitLevel"] = float(self.profit_level)
+        return out
+
+    def offsets_json(self, level: Decimal) -> dict[str, Any]:
+        """The legs as `GET /workingorders` sends them: signed offsets from the order `level`
+        (spec §5.7, the recorded BUY SILVER limit at 20 with stop 17 → `stopDistance: -3`)."""
+        out: dict[str, Any] = {}
+        if self.stop_level is not None:
+            out["stopDistance"] = float(self.stop_level - level)
+        if self.profit_level is not None:
+            out["profitDistance"] = float(self.profit_level - level)
+        return out
 
 
 def parse_bracket(

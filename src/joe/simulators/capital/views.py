@@ -7,13 +7,11 @@ value, so no answer carries float noise.
 
 from __future__ import annotations
 
-from decimal import Decimal
 from typing import Any
 
 from joe.simulators.capital.catalog import BY_EPIC
 from joe.simulators.capital.exchange import Exchange, SimPosition, SimWorkingOrder
 from joe.simulators.capital.history import HistoryStore, parse_qdate
-from joe.simulators.common.prices import on_grid
 
 __all__ = ["HistoryStore", "market_details", "market_summary", "order_json", "parse_qdate", "position_json"]
 
@@ -145,7 +143,6 @@ def position_json(ex: Exchange, p: SimPosition, currency: str, hist: HistoryStor
 
 
 def order_json(ex: Exchange, o: SimWorkingOrder, currency: str, hist: HistoryStore) -> dict[str, Any]:
-    tick = BY_EPIC[o.epic].tick
     data: dict[str, Any] = {
         "dealId": o.deal_id,
         "direction": o.direction,
@@ -154,8 +151,8 @@ def order_json(ex: Exchange, o: SimWorkingOrder, currency: str, hist: HistorySto
         "orderLevel": float(o.level),
         "timeInForce": "GOOD_TILL_DATE" if o.good_till else "GOOD_TILL_CANCELLED",
         **ex.dates("createdDate", o.created),
-        "guaranteedStop": o.body.get("guaranteedStop") is True,
-        "trailingStop": o.body.get("trailingStop") is True,
+        "guaranteedStop": o.bracket.guaranteed,
+        "trailingStop": o.bracket.trailing,
         "orderType": o.order_type,
         "currencyCode": currency,
         "leverage": LEVERAGE,
@@ -166,12 +163,6 @@ def order_json(ex: Exchange, o: SimWorkingOrder, currency: str, hist: HistorySto
         data.update(ex.dates("goodTillDate", o.good_till))
     # Legs are reported as signed offsets from the order level (spec §5.7; the recorded
     # `GET /workingorders` has a BUY SILVER limit at 20 with `stopDistance: -3, profitDistance: 3`):
-    # orderLevel + offset is the leg's level, so a BUY's stop is negative and a SELL's positive.
-    sign = 1 if o.direction == "BUY" else -1
-    for leg, key, side in (("stop", "stopDistance", -1), ("profit", "profitDistance", 1)):
-        level = o.body.get(leg + "Level")
-        if isinstance(level, int | float) and not isinstance(level, bool):
-            data[key] = float(on_grid(Decimal(repr(level)) - o.level, tick))
-        elif isinstance(o.body.get(key), int | float) and not isinstance(o.body.get(key), bool):
-            data[key] = float(on_grid(side * sign * abs(Decimal(repr(o.body[key]))), tick))
+    # orderLevel + offset is the leg's level, whatever form (level, distance, amount) it was sent in.
+    data.update(o.bracket.offsets_json(o.level))
     return {"workingOrderData": data, "marketData": market_summary(ex, o.epic, hist)}
