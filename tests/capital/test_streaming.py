@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -319,3 +319,51 @@ async def test_consumer_callback_bugs_do_not_kill_the_stream(
         assert stream.stats.connects == 1 and "GOLD" in stream.latest
     finally:
         await stream.stop()
+
+
+async def test_heikin_ashi_candles_are_computed_from_the_classic_bars() -> None:
+    """`type: "heikin-ashi"` candles (spec §7.3) are heikin-ashi of the classic bars, not copies:
+    close = (o+h+l+c)/4 of the classic bar, open = the mean of the previous candle's open and close,
+    high/low the extremes of the bar and those two, all on the grid (second review of issue 18)."""
+    clock = SimClock.frozen(datetime(2026, 11, 30, 15, 39, 5, 467000, tzinfo=UTC))
+    tick = Decimal("0.001")  # SILVER
+
+    def grid(x: Decimal) -> Decimal:
+        return (x / tick).to_integral_value() * tick
+
+    async with CapitalSimulator(seed=5, tick_s=0.02, clock=clock) as sim:
+        client = make_client(sim)
+        await client.open()
+        classic: list[StreamBar] = []
+        ha: list[StreamBar] = []
+        s1 = make_stream(client, on_bar=classic.append)
+        s2 = make_stream(client, on_bar=ha.append)
+        await s1.subscribe_ohlc(["SILVER"], ["MINUTE"])
+        await s2.subscribe_ohlc(["SILVER"], ["MINUTE"], bar_type="heikin-ashi")
+        await s1.start()
+        await s2.start()
+        try:
+            await wait_for(lambda: len(sim.stream.conns) == 2 and all(c.ohlc for c in sim.stream.conns))
+            for _ in range(6):
+                await asyncio.sleep(0.1)
+                clock.advance(60)
+            await wait_for(lambda: len(ha) >= 8 and len(classic) >= 8)
+            assert all(b.bar_type == "heikin-ashi" for b in ha)
+            by_key = {(b.start, b.price_type): b for b in classic}
+            differs = 0
+            for side in ("bid", "ask"):
+                candles = sorted((b for b in ha if b.price_type == side), key=lambda b: b.start)
+                for prev, b in zip([None, *candles], candles, strict=False):
+                    c = by_key[(b.start, side)]
+                    assert b.close == grid((c.open + c.high + c.low + c.close) / 4), (b, c)
+                    if prev is not None and b.start - prev.start == timedelta(minutes=1):
+                        assert b.open == grid((prev.open + prev.close) / 2), (prev, b)
+                    assert b.high == max(c.high, b.open, b.close) and b.low == min(c.low, b.open, b.close)
+                    for px in (b.open, b.high, b.low, b.close):
+                        assert px % tick == 0, px
+                    differs += (b.open, b.high, b.low, b.close) != (c.open, c.high, c.low, c.close)
+            assert differs > 0  # not the classic bars again
+        finally:
+            await s1.stop()
+            await s2.stop()
+            await client.close()

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal
+from decimal import ROUND_HALF_EVEN, Decimal
 
 RESOLUTION_SECONDS = {
     "MINUTE": 60,
@@ -142,3 +142,36 @@ class LiveTape:
     def size(self) -> int:
         """How many bars are kept in all (a memory measure)."""
         return sum(len(r) for book in self._bars.values() for r in book.values())
+
+
+HA_WARMUP = 30  # bars before the pushed one: each halves the seed's weight, 2^-30 is far below a tick
+
+
+def _ha_side(sides: list[SideBar], tick: Decimal) -> SideBar:
+    """Heikin-ashi of the last of `sides` (oldest first): close = (o+h+l+c)/4, open = the mean of
+    the previous candle's heikin-ashi open and close (the first seeded at (o+c)/2), high/low the
+    extremes of the bar and those two; every value on the `tick` grid."""
+
+    def grid(x: Decimal) -> Decimal:
+        return (x / tick).to_integral_value(ROUND_HALF_EVEN) * tick
+
+    ha_o = grid((sides[0].o + sides[0].c) / 2)
+    ha_c = grid((sides[0].o + sides[0].h + sides[0].l + sides[0].c) / 4)
+    for s in sides[1:]:
+        ha_o = grid((ha_o + ha_c) / 2)
+        ha_c = grid((s.o + s.h + s.l + s.c) / 4)
+    last = sides[-1]
+    return SideBar(ha_o, max(last.h, ha_o, ha_c), min(last.l, ha_o, ha_c), ha_c)
+
+
+def heikin_ashi(bars: list[QuoteBar], tick: Decimal) -> QuoteBar:
+    """The heikin-ashi candle of the last of `bars` (classic bars, oldest first, not empty), bid and
+    ask each from their own side; stamped at the last bar's start. Source of the formulas: the
+    standard heikin-ashi definition (spec §7.3/§7.4: `type: "heikin-ashi"` candles of the same bars)."""
+    last = bars[-1]
+    return QuoteBar(
+        last.start,
+        _ha_side([b.bid for b in bars], tick),
+        _ha_side([b.ask for b in bars], tick),
+        last.ticks,
+    )

@@ -9,7 +9,7 @@ closes at the live price, and the snapshot's high/low is the day's range so far.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -75,7 +75,14 @@ class HistoryStore:
         bars = self.tape.bars(epic, resolution)
         if bars and bars[0].start == bar_start(self.anchor, resolution):
             bars[0] = self._joined(epic, resolution, bars[0])
-        return bars
+        return [self._volume(epic, resolution, b) for b in bars]
+
+    def _volume(self, epic: str, resolution: str, b: QuoteBar) -> QuoteBar:
+        """`b` with the epic's one volume path over its span so far (seeded and live minutes alike;
+        `SeededPath.volume`), not the count of the simulator's own price steps."""
+        end = min(b.start + timedelta(seconds=RESOLUTION_SECONDS[resolution]), self.ex.now())
+        b.ticks = self.path(epic).volume(b.start, end)
+        return b
 
     def _joined(self, epic: str, resolution: str, live: QuoteBar) -> QuoteBar:
         prefix = self.path(epic).prefix(resolution)
@@ -86,7 +93,7 @@ class HistoryStore:
         bar = self.tape.bar(epic, resolution, start)
         if bar is not None and start == bar_start(self.anchor, resolution):
             bar = self._joined(epic, resolution, bar)
-        return bar
+        return None if bar is None else self._volume(epic, resolution, bar)
 
     def bars(self, epic: str, resolution: str) -> list[QuoteBar]:
         """Seeded history followed by the live bars, oldest first, each stamped at its UTC start."""

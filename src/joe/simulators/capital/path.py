@@ -106,6 +106,7 @@ class SeededPath:
         self._index: dict[datetime, int] = {}
         self._bars: dict[str, list[MidBar]] = {}
         self.minutes = lru_cache(maxsize=64)(self._minutes)
+        self.day_volumes = lru_cache(maxsize=64)(self._day_volumes)
         self.day = lru_cache(maxsize=8192)(self._day)
 
     # ------------------------------------------------------------------ segments
@@ -155,8 +156,43 @@ class SeededPath:
         reach = np.abs(rng.normal(0.0, sd / 2, (2, n)))  # the minute's excursion past its open/close
         h = np.maximum(o, c) * np.exp(reach[0])
         lo = np.minimum(o, c) * np.exp(-reach[1])
-        vol = rng.integers(1, 60, n)
-        return o, h, lo, c, vol
+        return o, h, lo, c, self.day_volumes(day)[:n]
+
+    # ------------------------------------------------------------------ the one volume path
+    def _day_volumes(self, day: datetime) -> np.ndarray:
+        """The traded volume of each of the day's 1440 minutes (zeros on a day the market is shut).
+
+        One array per (seed, epic, day), for seeded and live minutes alike: a bar's volume is the
+        sum of its minutes' wherever the simulator's start falls, so there is no jump at the seam.
+        """
+        if not self.trades(day):
+            return np.zeros(MINUTES_PER_DAY, dtype=np.int64)
+        rng = _rng(self.seed, self.spec.epic, "volume", day.date().isoformat())
+        return rng.integers(1, 60, MINUTES_PER_DAY).astype(np.int64)
+
+    def volume(self, start: datetime, end: datetime) -> int:
+        """The volume traded in [start, end): whole minutes summed, a forming minute pro rata (so a
+        forming bar's volume only grows, and reaches its full value when the bar closes)."""
+        total = 0.0
+        day = bar_start(start, "DAY")
+        while day < end:
+            lo = max(start, day)
+            hi = min(end, day + timedelta(days=1))
+            if hi > lo:
+                vols = self.day_volumes(day)
+                a = (lo - day).total_seconds() / 60
+                b = (hi - day).total_seconds() / 60
+                ia, ib = math.ceil(a), math.floor(b)
+                if ib < ia:  # inside one minute
+                    total += float(vols[ib]) * (b - a)
+                else:
+                    total += float(vols[ia:ib].sum())
+                    if a < ia:
+                        total += float(vols[ia - 1]) * (ia - a)
+                    if b > ib and ib < MINUTES_PER_DAY:
+                        total += float(vols[ib]) * (b - ib)
+            day += timedelta(days=1)
+        return int(total)
 
     def _groups(self, k: int, minutes_per_bar: int) -> list[MidBar]:
         """Segment k folded into bars of `minutes_per_bar` minutes (the last may be partial)."""

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import WSMsgType, web
 
-from joe.simulators.capital.bars import QuoteBar, bar_start
+from joe.simulators.capital.bars import HA_WARMUP, QuoteBar, bar_start, heikin_ashi
 from joe.simulators.capital.catalog import BY_EPIC, RESOLUTION_SECONDS
 from joe.simulators.capital.rules import ApiError
 
@@ -205,11 +205,18 @@ class StreamHub:
 
     async def _push_bar(self, epic: str, res: str, bar: QuoteBar) -> None:
         t_ms = int(bar.start.timestamp() * 1000)
+        candles = {"classic": bar}
+        if any(e == epic and r == res and k == "heikin-ashi" for c in self.conns for e, r, k in c.ohlc):
+            # Heikin-ashi candles are computed from the same classic bars `GET /prices` serves.
+            recent = self.sim.history.window(epic, res, None, bar.start, HA_WARMUP + 1)
+            before = [b for b in recent if b.start < bar.start]
+            candles["heikin-ashi"] = heikin_ashi([*before, bar], BY_EPIC[epic].tick)
         for conn in list(self.conns):
             for e, r, kind in conn.ohlc:
                 if e != epic or r != res:
                     continue
-                for side, sb in (("bid", bar.bid), ("ask", bar.ask)):
+                candle = candles[kind]
+                for side, sb in (("bid", candle.bid), ("ask", candle.ask)):
                     await self._send(
                         conn,
                         {
