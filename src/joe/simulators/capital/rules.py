@@ -193,3 +193,36 @@ def parse_bracket(
             raise ApiError(400, f"error.invalid.stoploss.mindistance: {q(spec, lo_d)}")
         stop_level = q(spec, ref - sign * stop_distance)
     return Bracket(stop_level, profit_level, trailing, stop_distance if trailing else None, guaranteed)
+
+
+# Leverage choices per asset group, as the recorded `GET /accounts/preferences` lists them.
+LEVERAGE_AVAILABLE: dict[str, tuple[int, ...]] = {
+    "SHARES": (1, 2, 3, 5),
+    "CURRENCIES": (1, 10, 20, 30),
+    "INDICES": (1, 10, 20),
+    "CRYPTOCURRENCIES": (1, 2),
+    "COMMODITIES": (1, 5, 10, 20),
+}
+
+
+def check_preferences(body: Any) -> tuple[dict[str, int], bool | None]:
+    """`PUT /accounts/preferences` body → (leverages to set, hedging mode or None), all checked
+    before anything changes (spec §4.3). A group the account does not have, or a value that is not
+    one of the group's `available` integers (a bool, a string, 600 as recorded), is the recorded
+    400 `error.invalid.leverage.value`; a `hedgingMode` that is not a boolean is 400
+    `error.invalid.hedgingMode`; a body that is not an object, `error.invalid.request`."""
+    if not isinstance(body, dict):
+        raise ApiError(400, "error.invalid.request")
+    raw = body.get("leverages")
+    if raw is not None and not isinstance(raw, dict):
+        raise ApiError(400, "error.invalid.leverage.value")
+    leverages: dict[str, int] = {}
+    for group, value in (raw or {}).items():
+        ok = LEVERAGE_AVAILABLE.get(group, ())
+        if isinstance(value, bool) or not isinstance(value, int) or value not in ok:
+            raise ApiError(400, "error.invalid.leverage.value")
+        leverages[group] = value
+    hedging = body.get("hedgingMode")
+    if hedging is not None and not isinstance(hedging, bool):
+        raise ApiError(400, "error.invalid.hedgingMode")
+    return leverages, hedging

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 
 from joe.simulators.capital.catalog import BY_EPIC, CATALOG, NAV_CHILDREN, NAV_ROOT, sentiment_for
-from joe.simulators.capital.rules import ApiError
+from joe.simulators.capital.rules import LEVERAGE_AVAILABLE, ApiError, check_preferences
 from joe.simulators.capital.views import (
     market_details,
     market_summary,
@@ -343,21 +343,17 @@ class RestApi:
                 {
                     "hedgingMode": acc.hedging,
                     "leverages": {
-                        k: {"current": v, "available": [1, 2, 5, 10, 20, 30, 100]}
+                        k: {"current": v, "available": list(LEVERAGE_AVAILABLE[k])}
                         for k, v in acc.leverages.items()
                     },
                 },
                 {},
             )
         if rest == ["preferences"] and method == "PUT":
-            if not isinstance(body, dict):
-                raise ApiError(400, "error.invalid.request")
-            for k, v in (body.get("leverages") or {}).items():
-                if v not in (1, 2, 5, 10, 20, 30, 100):
-                    raise ApiError(400, "error.invalid.leverage.value")
-                acc.leverages[k] = v
-            if isinstance(body.get("hedgingMode"), bool):
-                acc.hedging = body["hedgingMode"]
+            leverages, hedging = check_preferences(body)
+            acc.leverages.update(leverages)
+            if hedging is not None:
+                acc.hedging = hedging
             return 200, {"status": "SUCCESS"}, {}
         if rest == ["topUp"] and method == "POST":
             amount = body.get("amount") if isinstance(body, dict) else None
