@@ -212,3 +212,22 @@ def test_paper_sizes_floor_to_the_size_step_and_refuse_below_the_minimum(
         assert f.price % tick == 0 and f.quantity % step == 0 and f.quantity >= min_size, f
     shown = asyncio.run(pf.positions())[0]
     assert shown.market_price is not None and shown.market_price % tick == 0
+
+
+def test_paper_rules_come_only_from_what_a_broker_states() -> None:
+    """`joe run` and the backtest give the paper book the broker's grids: tick, size step and
+    minimum where stated; a Capital.com instrument without dealing rules keeps its tick only;
+    an instrument from a file or Yahoo gets none (its default tick is nobody's rule)."""
+    from joe.core.models import Instrument
+    from joe.core.reports import InstrumentRules
+    from joe.runtime.stages import paper_rules
+
+    fx = Instrument(
+        "USDJPY", tick_size=D("0.001"), lot_size=D(100), min_size=D(100), broker_ids={"capital": "USDJPY"}
+    )
+    bare = Instrument("GOLD", tick_size=D("0.01"), broker_ids={"capital": "GOLD"})
+    csv = Instrument("AAPL")
+    assert paper_rules({i.symbol: i for i in (fx, bare, csv)}) == {
+        "USDJPY": InstrumentRules("USDJPY", D("0.001"), D(100), D(100)),
+        "GOLD": InstrumentRules("GOLD", D("0.01"), D(0), D(0)),
+    }

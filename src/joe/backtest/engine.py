@@ -32,7 +32,7 @@ from joe.core.models import Fill, Signal
 from joe.portfolio import PaperPortfolio
 from joe.portfolio.ledger import ClosedTrade
 from joe.runtime.book import source_identity
-from joe.runtime.stages import RunOptions, RunState, analyse_market, settle_book, trade
+from joe.runtime.stages import RunOptions, RunState, analyse_market, paper_rules, settle_book, trade
 from joe.safety.run_guard import RunGuard
 
 # Called after each simulated day with (days done, days in all, the day's date).
@@ -131,6 +131,7 @@ async def _run_days(
 ) -> BacktestResult:
     opts = RunOptions(source=source)
     pf = PaperPortfolio.load(rt.store, rt.audit, rt.config, broker="sim")
+    pf.set_rules(paper_rules(history.snap.instruments))  # a broker's grids, as a paper run books
     guard = RunGuard.start(rt)
     book_source = source_identity("sim", source)
     timings: dict[str, float] = {"settle": 0.0, "analysis": 0.0, "trading": 0.0}

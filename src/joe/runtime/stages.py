@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -25,6 +25,7 @@ from joe.analysis.pipeline import AnalysisResult, analyse
 from joe.analysis.regime import RegimeDetector
 from joe.config.settings import secret_value
 from joe.core.logging import get_logger
+from joe.core.models import Instrument
 from joe.core.reports import InstrumentRules
 from joe.portfolio import PaperPortfolio, SignalOutcome
 from joe.portfolio.replay import Mark, to_decimal
@@ -186,6 +187,21 @@ async def _held_history(st: RunState, source: object, snap: MarketSnapshot) -> N
             )
 
 
+def paper_rules(instruments: Mapping[str, Instrument]) -> dict[str, InstrumentRules]:
+    """The dealing rules a paper book applies: the broker's tick, size step and minimum where it
+    states them (`Instrument.broker_rules`), the tick alone for other Capital.com instruments."""
+    return {
+        s: InstrumentRules(
+            s,
+            i.tick_size,
+            i.min_size or Decimal(0),
+            i.lot_size if i.broker_rules else Decimal(0),
+        )
+        for s, i in instruments.items()
+        if i.broker_rules or "capital" in i.broker_ids
+    }
+
+
 async def load_market(st: RunState) -> None:
     """Open the source, load the analysis snapshot and the held symbols' history, fix the as-of bar."""
     rt, opts = st.rt, st.opts
@@ -202,18 +218,7 @@ async def load_market(st: RunState) -> None:
         await close_source()
     st.snap = snap
     if st.pf is not None:  # paper prices and sizes on the grids a broker states (Capital.com)
-        st.pf.set_rules(
-            {
-                s: InstrumentRules(
-                    s,
-                    i.tick_size,
-                    i.min_size or Decimal(0),
-                    i.lot_size if i.broker_rules else Decimal(0),
-                )
-                for s, i in snap.instruments.items()
-                if i.broker_rules or "capital" in i.broker_ids
-            }
-        )
+        st.pf.set_rules(paper_rules(snap.instruments))
     st.warnings += snap.warnings
     _timed(st, "data", t0)
     assert st.as_of_ts is not None
