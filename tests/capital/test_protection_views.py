@@ -171,3 +171,66 @@ async def views_of(
     check("POSITION activity", legs(await activity(wire, pos[0]["dealId"], "POSITION")), fill)
     await wire.json("DELETE", f"/positions/{pos[0]['dealId']}")
     return failures
+
+
+async def position_views_of(
+    sim: CapitalSimulator,
+    wire: Wire,
+    direction: str,
+    form: tuple[str, dict[str, Any], bool, bool, bool, bool],
+) -> list[str]:
+    """The same form on a market deal (`POST /positions`) and on its edit (`PUT /positions`): the
+    confirm, the position and the activity rows name the legs around the deal's level."""
+    name, fields, has_stop, has_profit, guaranteed, trailing = form
+    s = 1 if direction == "BUY" else -1
+    failures: list[str] = []
+
+    def check(view: str, got: tuple[D | None, D | None, bool, bool], at: D) -> None:
+        want = (
+            at - s * STOP if has_stop else None,
+            at + s * PROFIT if has_profit else None,
+            guaranteed,
+            trailing,
+        )
+        if got != want:
+            failures.append(f"{direction} {name}: {view} shows {got}, want {want}")
+
+    sim.set_mid("GOLD", 2000.0)
+    quote = (await wire.json("GET", "/markets/GOLD"))["snapshot"]
+    at = D(repr(quote["offer"] if direction == "BUY" else quote["bid"]))  # where a market deal fills
+    deal_body = {"epic": "GOLD", "direction": direction, "size": SIZE} | body_for(fields, direction, at)
+    ref = (await wire.json("POST", "/positions", json=deal_body))["dealReference"]
+    confirm = await wire.json("GET", f"/confirms/{ref}")
+    if confirm.get("dealStatus") != "ACCEPTED":
+        return [f"{direction} {name}: POST /positions {confirm.get('reason')}"]
+    deal = confirm["affectedDeals"][0]["dealId"]
+    fill = D(repr(confirm["level"]))
+    check("POST /positions confirm", legs(confirm), fill)
+    rows = (await wire.json("GET", "/positions"))["positions"]
+    pos = next(p["position"] for p in rows if p["position"]["dealId"] == deal)
+    check("GET /positions", legs(pos), fill)
+    check("POSITION activity", legs(await activity(wire, deal, "POSITION")), fill)
+    # PUT /positions with the same form, around the current touch the simulator measures from
+    quote = (await wire.json("GET", "/markets/GOLD"))["snapshot"]
+    touch = D(repr(quote["bid"] if direction == "BUY" else quote["offer"]))
+    edit = (await wire.json("PUT", f"/positions/{deal}", json=body_for(fields, direction, touch)))[
+        "dealReference"
+    ]
+    check("PUT /positions confirm", legs(await wire.json("GET", f"/confirms/{edit}")), touch)
+    rows = (await wire.json("GET", "/positions"))["positions"]
+    pos = next(p["position"] for p in rows if p["position"]["dealId"] == deal)
+    check("GET /positions after PUT", legs(pos), touch)
+    check("EDIT_STOP_AND_LIMIT activity", legs(await activity(wire, deal, "EDIT_STOP_AND_LIMIT")), touch)
+    await wire.json("DELETE", f"/positions/{deal}")
+    return failures
+
+
+@pytest.mark.parametrize("sim", ["frozen"], indirect=True)
+@pytest.mark.parametrize("direction", ["BUY", "SELL"])
+async def test_every_protection_form_on_a_deal_and_its_edit(
+    sim: CapitalSimulator, wire: Wire, direction: str
+) -> None:
+    failures: list[str] = []
+    for form in FORMS:
+        failures += await position_views_of(sim, wire, direction, form)
+    assert not failures, "\n".join(failures)
