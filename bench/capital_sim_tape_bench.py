@@ -43,6 +43,10 @@ def main() -> None:
         t0 = time.perf_counter()
         sim.history.path("GOLD").bars(res)
         print(f"seeded {res} history of GOLD built in {(time.perf_counter() - t0) * 1000:.0f} ms")
+    for res in ("MINUTE", "HOUR"):  # live bars' volumes come from the one volume path (sums per bar)
+        t0 = time.perf_counter()
+        n = len(sim.history.prices("GOLD", {"resolution": res, "max": "1000"})["prices"])
+        print(f"GET /prices GOLD {res} max=1000 ({n} bars) served in {(time.perf_counter() - t0) * 1000:.0f} ms")
 
 
 if __name__ == "__main__":

@@ -23,7 +23,7 @@ from __future__ import annotations
 import hashlib
 import math
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 
 import numpy as np
@@ -107,6 +107,7 @@ class SeededPath:
         self._bars: dict[str, list[MidBar]] = {}
         self.minutes = lru_cache(maxsize=64)(self._minutes)
         self.day_volumes = lru_cache(maxsize=64)(self._day_volumes)
+        self.day_sums = lru_cache(maxsize=16)(self._day_sums)
         self.day = lru_cache(maxsize=8192)(self._day)
 
     # ------------------------------------------------------------------ segments
@@ -170,28 +171,32 @@ class SeededPath:
         rng = _rng(self.seed, self.spec.epic, "volume", day.date().isoformat())
         return rng.integers(1, 60, MINUTES_PER_DAY).astype(np.int64)
 
+    def _day_sums(self, day_s: int) -> tuple[list[int], list[int]]:
+        """(minute volumes, prefix sums) of the UTC day starting at epoch second `day_s`, as ints."""
+        vols = self.day_volumes(datetime.fromtimestamp(day_s, UTC))
+        return [int(v) for v in vols], [0, *(int(x) for x in np.cumsum(vols))]
+
     def volume(self, start: datetime, end: datetime) -> int:
         """The volume traded in [start, end): whole minutes summed, a forming minute pro rata (so a
         forming bar's volume only grows, and reaches its full value when the bar closes)."""
+        t0, t1 = start.timestamp(), end.timestamp()
         total = 0.0
-        day = bar_start(start, "DAY")
-        while day < end:
-            lo = max(start, day)
-            hi = min(end, day + timedelta(days=1))
-            if hi > lo:
-                vols = self.day_volumes(day)
-                a = (lo - day).total_seconds() / 60
-                b = (hi - day).total_seconds() / 60
+        day_s = int(t0 // 86400) * 86400
+        while day_s < t1:
+            a = (max(t0, day_s) - day_s) / 60  # minutes into the day
+            b = (min(t1, day_s + 86400) - day_s) / 60
+            if b > a:
+                vols, cum = self.day_sums(day_s)
                 ia, ib = math.ceil(a), math.floor(b)
                 if ib < ia:  # inside one minute
-                    total += float(vols[ib]) * (b - a)
+                    total += vols[ib] * (b - a)
                 else:
-                    total += float(vols[ia:ib].sum())
+                    total += cum[ib] - cum[ia]
                     if a < ia:
-                        total += float(vols[ia - 1]) * (ia - a)
+                        total += vols[ia - 1] * (ia - a)
                     if b > ib and ib < MINUTES_PER_DAY:
-                        total += float(vols[ib]) * (b - ib)
-            day += timedelta(days=1)
+                        total += vols[ib] * (b - ib)
+            day_s += 86400
         return int(total)
 
     def _groups(self, k: int, minutes_per_bar: int) -> list[MidBar]:
