@@ -8,6 +8,7 @@ import socket
 import subprocess
 import sys
 import time
+from datetime import UTC, datetime
 from decimal import Decimal
 
 import httpx
@@ -19,12 +20,16 @@ from joe.brokers.capital import RateLimited, open_capital
 from joe.core.events import NullAudit
 from joe.simulators.capital import CapitalSimulator, SimLimits
 from joe.simulators.capital.rules import ApiError
+from joe.simulators.common import SimClock
 
 ACC = "12345678901234567"
 
 
 async def test_same_seed_same_world() -> None:
-    a, b = CapitalSimulator(seed=42), CapitalSimulator(seed=42)
+    # One instant for both: a forming bar's volume grows with the clock (`SeededPath.volume`).
+    t0 = datetime(2026, 12, 1, 0, 7, 30, tzinfo=UTC)
+    a = CapitalSimulator(seed=42, clock=SimClock.frozen(t0))
+    b = CapitalSimulator(seed=42, clock=SimClock.frozen(t0))
     for _ in range(50):
         a.step()
         b.step()
