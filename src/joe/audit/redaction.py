@@ -20,25 +20,24 @@ Only those exact values are exempt, and only in text: a structured field named l
 still masked whatever it holds (the audit log never stores a password, demo or not).
 
 A registered secret is matched whatever its case (an upper-cased key is still the key) and in the
-forms it takes when embedded elsewhere: URL-encoded, escaped inside JSON text (a ``"``, a backslash or a
-non-ASCII character is written differently there), and base64-encoded — alone or inside a longer
-base64 blob such as ``Basic base64(user:key)``, at each of the three byte alignments.
+forms it takes when embedded elsewhere — every composition of up to two encoders (JSON escapes,
+``repr``, URL quoting, base64 at each byte alignment, hex, case folding...; see
+`joe.audit.secret_forms`) — and whatever layout a renderer inserted inside it (a console wrapping the
+value across two lines with indentation, ANSI colour codes, NUL bytes).
 
-Matching registered values uses one precompiled regular expression (rebuilt on registration),
-so ``redact_text`` is cheap enough to run on every log line.
+Matching uses one precompiled prefix-trie regular expression (rebuilt on registration) over the text
+with its layout removed, so ``redact_text`` is cheap enough to run on every log line.
 """
 
 from __future__ import annotations
 
-import base64
-import json
 import os
 import re
 import threading
 from collections.abc import Mapping
 from typing import Any
-from urllib.parse import quote, quote_plus
 
+from joe.audit.secret_forms import LayoutBlindMatcher, secret_forms, truncated_forms
 from joe.core.demo_credentials import is_public_demo_value
 
 MASK = "***"
@@ -122,42 +121,12 @@ def _keep_demo(match: re.Match[str]) -> str:
 
 _lock = threading.Lock()
 _secrets: set[str] = set()
-_pattern: re.Pattern[str] | None = None
+_matcher: LayoutBlindMatcher | None = None
 
 
 def _rebuild() -> None:
-    global _pattern
-    if not _secrets:
-        _pattern = None
-        return
-    # Longest first so a secret that contains another is masked whole.
-    ordered = sorted(_secrets, key=lambda s: (-len(s), s))
-    _pattern = re.compile("|".join(re.escape(s) for s in ordered), re.IGNORECASE)
-
-
-def _json_forms(v: str) -> set[str]:
-    """How `v` looks inside JSON text: escaped with and without ``ensure_ascii``."""
-    return {json.dumps(v, ensure_ascii=ascii_only)[1:-1] for ascii_only in (True, False)}
-
-
-def _base64_forms(v: str) -> set[str]:
-    """The base64 characters that encode `v` alone and inside a longer blob, at each byte alignment.
-
-    Inside a blob, `v` starts at byte offset 0, 1 or 2 modulo 3; for each, the characters that
-    depend only on `v`'s bytes are the same wherever the blob puts it (RFC 4648 §4 and §5 alphabets).
-    """
-    raw = v.encode()
-    forms: set[str] = set()
-    for k in range(3):
-        enc = base64.b64encode(b"\0" * k + raw).decode()
-        start, end = -(-8 * k // 6), (8 * (k + len(raw))) // 6
-        middle = enc[start:end]
-        if k == 0:
-            forms.add(enc)
-            forms.add(enc.rstrip("="))
-        forms.add(middle)
-    forms |= {f.replace("+", "-").replace("/", "_") for f in forms}
-    return {f for f in forms if len(f) >= 2 * MIN_SECRET_LENGTH}
+    global _matcher
+    _matcher = LayoutBlindMatcher(_secrets) if _secrets else None
 
 
 def register_secret(value: str | None) -> None:
@@ -165,19 +134,17 @@ def register_secret(value: str | None) -> None:
 
     The simulators' published demo credentials are not secrets and are ignored.
 
-    The URL-encoded, JSON-escaped and base64 forms are registered too (see the module docstring);
-    matching ignores case.
+    Every form `joe.audit.secret_forms.secret_forms` generates is registered too (case changes,
+    JSON / repr / URL / HTML escapes, base64, hex, and their compositions up to depth 2), plus the
+    value cut short by an ellipsis; matching ignores case and layout inserted inside the value.
     """
     if not value or len(value.strip()) < MIN_SECRET_LENGTH or is_public_demo_value(value):
         return
-    # The value as given and stripped (an env value may carry a stray newline), plus URL-encoded forms.
-    forms = {
-        form
-        for v in {value, value.strip()}
-        if len(v) >= MIN_SECRET_LENGTH and v.strip("*")
-        for form in (v, quote(v, safe=""), quote_plus(v), *_json_forms(v), *_base64_forms(v))
-        if len(form) >= MIN_SECRET_LENGTH
-    }
+    # The value as given and stripped (an env value may carry a stray newline).
+    values = {v for v in {value, value.strip()} if len(v) >= MIN_SECRET_LENGTH and v.strip("*")}
+    forms: set[str] = set()
+    for v in values:
+        forms |= secret_forms(v) | truncated_forms(v)
     if not forms:
         return
     with _lock:
@@ -238,11 +205,11 @@ def is_secret_field(name: str) -> bool:
 
 def redact_text(text: str) -> str:
     """Return `text` with every registered secret and well-known secret shape replaced by ``***``."""
-    pattern = _pattern
-    if pattern is not None:
+    matcher = _matcher
+    if matcher is not None:
         # Repeat while it changes: a secret containing '*' can re-form across a mask. This ends
         # because every match replaces at least one non-'*' character (all-'*' secrets are refused).
-        while (new := pattern.sub(MASK, text)) != text:
+        while (new := matcher.sub(text, MASK)) != text:
             text = new
     for rx, repl in _TEXT_PATTERNS:
         text = rx.sub(_keep_demo if repl is None else repl, text)
