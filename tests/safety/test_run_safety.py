@@ -150,3 +150,20 @@ def test_a_second_joe_on_the_same_data_folder_exits_3(project: Path) -> None:
     assert holder_pid(data) is None
     with InstanceLock.for_data_dir(data):  # free again once the holder is gone
         pass
+
+
+@pytest.mark.parametrize("kill_form", ["halt file", "dangling symlink"])
+def test_paper_run_refusing_entries_exits_3_with_the_message(project: Path, kill_form: str) -> None:
+    """README: `joe run --once` exits 3 when the kill file or the state forbids trading — paper too —
+    after its exits and report (review of issue 11, points 5 and 8)."""
+    kill = project / "data" / "KILL"
+    kill.parent.mkdir(parents=True, exist_ok=True)
+    if kill_form == "halt file":
+        kill.write_text("halt operator on the phone\n")
+    else:
+        kill.symlink_to(project / "nowhere")
+    r = CliRunner().invoke(app, ["run", "--once"])
+    assert r.exit_code == 3, r.output
+    assert "Refused" in r.output and "new entries refused: trading is HALTED (by kill-file" in r.output
+    assert "0 opened" in r.output and "Report:" in r.output  # the run itself was done
+    assert _open_positions(project) == 0

@@ -13,6 +13,7 @@ import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,14 @@ RECOVERED_EVENT = "audit.recovered"
 FILE_RE = re.compile(r"^audit-(\d{4}-\d{2}-\d{2})\.jsonl$")
 BODY_KEYS = ("ts", "seq", "event", "ids", "payload", "prev")
 _CHUNK = 64 * 1024
+# How far after the verifier's clock a record may be dated: clocks of two machines differ by seconds,
+# a day is generous and still catches any far-future reading.
+FUTURE_TOLERANCE = timedelta(days=1)
+
+
+def format_day(ts: datetime) -> str:
+    """``YYYY-MM-DD`` of `ts` in UTC (the day part of a record's ``ts`` and of a file name)."""
+    return ts.astimezone(UTC).strftime("%Y-%m-%d")
 
 
 def canonical(obj: Any) -> bytes:
@@ -117,9 +126,13 @@ class VerifyReport:
         return dataclasses.asdict(self)
 
 
-def verify(directory: Path | str, anchor: Anchor | None = None) -> VerifyReport:
+def verify(
+    directory: Path | str, anchor: Anchor | None = None, *, now: datetime | None = None
+) -> VerifyReport:
     """Walk every day file in order and check hashes, the prev chain, seq continuity, timestamps
-    (never backwards, never in a file of a later day) and, given the store's `anchor`, the tail.
+    (never backwards, on the day its file is named after — a file renamed to another day breaks —, and
+    not after `now` + `FUTURE_TOLERANCE`: a far-future file is reported) and, given the store's
+    `anchor`, the tail.
 
     With an anchor, a chain that ends before the anchor's seq ("tail missing") or holds another
     record at that seq ("anchor mismatch") is broken; records after the anchor are a warning (a crash
@@ -129,6 +142,7 @@ def verify(directory: Path | str, anchor: Anchor | None = None) -> VerifyReport:
     not yet recovered). Anything else that does not chain is the first break.
     """
     files = day_files(Path(directory))
+    horizon = format_day((now or datetime.now(UTC)) + FUTURE_TOLERANCE)
     report = VerifyReport(ok=True, records=0, files=[f.name for f in files], last_seq=0)
     prev, seq, last_ts = GENESIS, 0, ""
     anchored_hash: str | None = None
@@ -141,6 +155,9 @@ def verify(directory: Path | str, anchor: Anchor | None = None) -> VerifyReport:
         return report
 
     for path in files:
+        named = FILE_RE.match(path.name)
+        if named is not None and named.group(1) > horizon:
+            return broken(path.name, 0, "future-dated file", f"named after {named.group(1)}, after today")
         lines = path.read_bytes().split(b"\n")
         if lines[-1] == b"":
             lines.pop()
@@ -184,6 +201,19 @@ def verify(directory: Path | str, anchor: Anchor | None = None) -> VerifyReport:
             day = FILE_RE.match(path.name)
             if day is not None and ts[:10] < day.group(1):
                 return broken(path.name, lineno, "record older than its file", f"seq {rec['seq']}: {ts}")
+            if day is not None and ts[:10] > day.group(1):
+                return broken(
+                    path.name, lineno, "record newer than its file", f"seq {rec['seq']}: {ts} (file renamed?)"
+                )
+            if ts[:10] > horizon:
+                return broken(
+                    path.name,
+                    lineno,
+                    "future-dated record",
+                    f"seq {rec['seq']}: {ts} is after today ({horizon} with a day's tolerance): "
+                    "a wrong clock "
+                    "was followed or the record was forged",
+                )
             prev, seq, last_ts = sha256_hex(line), rec["seq"], ts
             if anchor is not None and seq == anchor.seq:
                 anchored_hash = prev

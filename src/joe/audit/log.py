@@ -54,7 +54,7 @@ from joe.audit.chain import (
     tail,
     verify,
 )
-from joe.audit.clockguard import CLOCK_JUMP_EVENT, ClockGuard, format_ts, parse_ts
+from joe.audit.clockguard import CLOCK_JUMP_EVENT, DEFAULT_MAX_GAP_DAYS, ClockGuard, format_ts, parse_ts
 from joe.audit.encode import to_json_tree
 from joe.audit.errors import AuditPayloadError, AuditRecordTooLarge, AuditWriteError
 from joe.audit.redaction import redact, redact_text, register_secrets_from_env
@@ -163,6 +163,7 @@ class AuditLog:
         monotonic: Callable[[], float] | None = None,
         max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES,
         max_clock_jump_s: float = 60.0,
+        max_clock_gap_days: float = DEFAULT_MAX_GAP_DAYS,
     ) -> None:
         register_secrets_from_env()  # idempotent; masks env secrets even if nobody registered them yet
         self.directory = Path(directory)
@@ -170,7 +171,9 @@ class AuditLog:
         self.max_record_bytes = max_record_bytes
         if clock is None:
             clock, monotonic = (lambda: datetime.now(UTC)), (monotonic or time.monotonic)
-        self._guard = ClockGuard(clock, monotonic, max_jump_s=max_clock_jump_s)
+        self._guard = ClockGuard(
+            clock, monotonic, max_jump_s=max_clock_jump_s, max_gap_days=max_clock_gap_days
+        )
         self._anchor: AnchorStore | None = None
         self.anchor_problem: str | None = None  # why the attached anchor is frozen (None: it is in step)
         self._tlock = threading.Lock()
@@ -313,7 +316,12 @@ class AuditLog:
             "after_seq": state.seq,
         }
         _log.warning("audit log: torn tail of %d bytes before %s recovered", len(torn), state.last_file)
-        self._append(state, RECOVERED_EVENT, payload, {}, file=path, prefix=prefix, ts=ts)
+        if format_ts(ts)[:10] == state.last_file[6:16]:
+            self._append(state, RECOVERED_EVENT, payload, {}, file=path, prefix=prefix, ts=ts)
+        else:  # a record is filed under its own day (verify checks it): terminate the line, go on there
+            if prefix:
+                state.last_size = self._write(path, prefix)
+            self._append(state, RECOVERED_EVENT, payload, {}, ts=ts)
 
     def _append(
         self,

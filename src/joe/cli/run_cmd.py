@@ -184,3 +184,7 @@ def run_command(
                 soft_wrap=True,
             )
             raise typer.Exit(ExitCode.FAILED)
+    if outcome.entries_refused:
+        # Exits, marks and the report were done; no new entry was sent: a safety refusal (README).
+        console.print(f"[red]Refused[/]: {outcome.entries_refused}", soft_wrap=True)
+        raise typer.Exit(ExitCode.REFUSED)

@@ -82,6 +82,8 @@ class RunOutcome:
     alerts_delivered: int = 0
     fills: int = 0
     push_failed: bool = False
+    # Set when the kill file or the trading state refused new entries (the CLI exits 3 with it).
+    entries_refused: str | None = None
 
 
 def _fail(st: RunState, exc: BaseException) -> RunFailed:
@@ -165,6 +167,7 @@ async def run_once(
         st.delivered,
         len(st.pf.run_fills) if st.pf else 0,
         not st.pushed_ok,
+        st.guard.entries_refused,
     )
 
 
@@ -200,6 +203,7 @@ async def _run_live(
         st.delivered,
         fills,
         not st.pushed_ok,
+        st.guard.entries_refused if st.guard is not None else None,
     )
 
 

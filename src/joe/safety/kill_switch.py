@@ -12,6 +12,8 @@ level (``reduce``, ``halt`` — the default — or ``flatten``); the rest is the
 
 from __future__ import annotations
 
+import os
+import stat
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
@@ -21,6 +23,7 @@ from joe.safety.trading_state import TradingState
 
 KILL_FILE = "KILL"
 MAX_REASON = 500
+MAX_READ = 4096
 
 
 class KillLevel(StrEnum):
@@ -47,14 +50,41 @@ def kill_file_path(data_dir: Path | str) -> Path:
 
 
 def read_kill_file(data_dir: Path | str) -> KillFile | None:
-    """The kill file of `data_dir`, or None. An unreadable or odd file still means HALT (fail closed)."""
+    """The kill file of `data_dir`, or None when there is no ``KILL`` entry at all.
+
+    Fail closed: ANY directory entry called ``KILL`` is a kill — a dangling symlink, a directory, a
+    fifo, a socket, a device — and so is one that cannot be looked at or read (permissions, I/O error,
+    a data folder that is not a directory). Only a regular file (or a symlink to one) is read, at most
+    `MAX_READ` bytes and without blocking, for its level and reason; anything else is HALT, the reason
+    naming what was found.
+    """
     path = kill_file_path(data_dir)
-    if not path.exists():
-        return None
     try:
-        text = path.read_text(errors="replace").strip()
+        st = os.lstat(path)  # lexists: a dangling symlink exists
+    except FileNotFoundError:
+        return None
+    except OSError as e:
+        return KillFile(path, KillLevel.HALT, f"kill file cannot be checked ({e.strerror}): fail closed")
+    if stat.S_ISLNK(st.st_mode):
+        try:
+            target = os.stat(path)
+        except OSError as e:
+            return KillFile(
+                path, KillLevel.HALT, f"kill file is a symlink that cannot be followed ({e.strerror})"
+            )
+        if not stat.S_ISREG(target.st_mode):
+            return KillFile(path, KillLevel.HALT, f"kill file is a symlink to a {_kind(target.st_mode)}")
+    elif not stat.S_ISREG(st.st_mode):
+        return KillFile(path, KillLevel.HALT, f"kill file is a {_kind(st.st_mode)}")
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        try:
+            raw = os.read(fd, MAX_READ)
+        finally:
+            os.close(fd)
     except OSError as e:
         return KillFile(path, KillLevel.HALT, f"kill file present but unreadable ({e.strerror})")
+    text = raw.decode("utf-8", errors="replace").strip()
     first, _, rest = text.partition(" ")
     try:
         level = KillLevel(first.lower())
@@ -63,6 +93,19 @@ def read_kill_file(data_dir: Path | str) -> KillFile | None:
         level, reason = KillLevel.HALT, text
     reason = redact_text(reason)[:MAX_REASON] or "kill file present"
     return KillFile(path, level, reason)
+
+
+def _kind(mode: int) -> str:
+    for test, name in (
+        (stat.S_ISDIR, "directory"),
+        (stat.S_ISFIFO, "fifo"),
+        (stat.S_ISSOCK, "socket"),
+        (stat.S_ISCHR, "character device"),
+        (stat.S_ISBLK, "block device"),
+    ):
+        if test(mode):
+            return name
+    return "special file"
 
 
 def write_kill_file(data_dir: Path | str, level: KillLevel, reason: str) -> Path:

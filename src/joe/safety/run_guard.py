@@ -21,6 +21,7 @@ from joe.core.models import AccountInfo, Position, Signal
 from joe.safety.control import SafetyContext
 from joe.safety.paper_venue import run_pending_paper_flatten
 from joe.safety.preflight import Preflight, SafetyRefused, preflight
+from joe.safety.trading_state import StateRecord
 
 if TYPE_CHECKING:
     from joe.runtime.bootstrap import Runtime
@@ -40,6 +41,9 @@ class RunGuard:
     pre: Preflight
     warnings: list[str] = field(default_factory=list)
     gate: RiskGate | None = None
+    # Why new entries were refused in this run (the kill file or the trading state), None when they
+    # were not: `joe run --once` then still does its exits and its report, and exits 3 saying so.
+    entries_refused: str | None = None
 
     @classmethod
     def start(cls, rt: Runtime) -> RunGuard:
@@ -49,7 +53,10 @@ class RunGuard:
         pre = preflight(rt, ctx)
         for w in pre.warnings:
             log.warning("safety.preflight", warning=w)
-        return cls(rt, ctx, pre, list(pre.warnings), RiskGate(rt.config.risk, rt.audit))
+        guard = cls(rt, ctx, pre, list(pre.warnings), RiskGate(rt.config.risk, rt.audit))
+        if not pre.entries_allowed:
+            guard.entries_refused = _refusal(pre.state, pre.kill_file is not None)
+        return guard
 
     def daily_book(
         self,
@@ -104,6 +111,7 @@ class RunGuard:
 
         allowed_now, state = entry_allowed(self.ctx)  # the kill file may have appeared since start
         if not allowed_now:
+            self.entries_refused = _refusal(state, state.by == "kill-file")
             why = f"denied: trading_state: trading is {state.state.value} (by {state.by}: {state.reason})"
             for s in signals:
                 self.rt.audit.record(
@@ -132,3 +140,11 @@ class RunGuard:
             return await self.ctx.alerts.flush(manager if manager.enabled else None)
         finally:
             await manager.aclose()
+
+
+def _refusal(state: StateRecord, kill_file: bool) -> str:
+    return (
+        f"new entries refused: trading is {state.state.value.upper()} (by {state.by}: {state.reason})"
+        + ("; the kill file is present — remove it, then" if kill_file else ";")
+        + " `joe resume --reason ...` to trade again"
+    )

@@ -125,13 +125,47 @@ class TradingStateStore:
         self._on_change = on_change
 
     def current(self) -> StateRecord:
-        """The persisted state; an unreadable value is HALTED (fail closed), never ACTIVE."""
-        raw = self.store.get_state(STATE_KEY)
+        """The persisted state; an unreadable value is HALTED (fail closed), never ACTIVE.
+
+        Unreadable means not JSON at all (a damaged row, a hand edit) or JSON that is not a state
+        record (``{"state": "paused"}``). Such a value is replaced by a HALTED record saying so, and
+        audited, once (`_unreadable`); ``joe resume --reason …`` is the way back, as for any halt.
+        """
+        try:
+            raw = self.store.get_state(STATE_KEY)
+        except ValueError as e:  # json.JSONDecodeError from the store's JSON column
+            return self._unreadable(f"not JSON ({type(e).__name__}: {e})")
         if raw is None:
             return INITIAL
         rec = StateRecord.from_json(raw)
         if rec is None:
-            return StateRecord(TradingState.HALTED, "store", f"unreadable stored state {raw!r:.80}", "")
+            return self._unreadable(f"not a trading state: {raw!r:.80}")
+        return rec
+
+    def _unreadable(self, why: str) -> StateRecord:
+        """Store and audit HALTED in place of an unreadable value; returns it even if that fails."""
+        reason = redact_text(
+            f"unreadable stored state ({STATE_KEY}): {why}; trading is halted until a human checks the "
+            "data folder and runs `joe resume --reason ...`"
+        )
+        rec = StateRecord(TradingState.HALTED, "store", reason, self._clock().isoformat())
+        try:
+            with self.store.atomic():
+                self.store.set_state(STATE_KEY, rec.to_json())
+                self.audit.record(
+                    STATE_EVENT,
+                    {
+                        "from": "unreadable",
+                        "to": rec.state.value,
+                        "by": rec.by,
+                        "reason": reason,
+                        "action": "repair",
+                    },
+                )
+        except Exception as e:  # a read-only store, a failing audit: still HALTED, said in the log
+            logging.getLogger(__name__).error(
+                "trading state: could not store the repair: %s", type(e).__name__
+            )
         return rec
 
     def escalate(self, to: TradingState, *, by: str, reason: str) -> tuple[StateRecord, bool]:
