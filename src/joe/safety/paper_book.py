@@ -39,8 +39,15 @@ def daily_book(
     symbols: Iterable[str],
     lookback: int,
     protections: ProtectionsConfig | None = None,
+    opening_equity: Decimal | None = None,
 ) -> GateBook:
-    """The book at the close of row `as_of_idx` of `panel` (a `joe.analysis.panel.Panel`)."""
+    """The book at the close of row `as_of_idx` of `panel` (a `joe.analysis.panel.Panel`).
+
+    The day's starting equity (what ``risk.daily_loss_limit_pct`` is measured from) is the last equity
+    mark of an earlier day; on the book's first day, the first mark of the day; with no mark at all,
+    `opening_equity` (the paper book's starting cash), else the account's equity now — never "none",
+    so day one has a limit too.
+    """
     dates: pd.DatetimeIndex = panel.dates  # type: ignore[attr-defined]
     now = dates[as_of_idx].to_pydatetime()
     wanted = sorted({*symbols, *(p.symbol for p in positions)} & set(panel.symbols))  # type: ignore[attr-defined]
@@ -57,6 +64,10 @@ def daily_book(
         frame = pd.DataFrame(cols, index=dates[max(0, as_of_idx - lookback) : as_of_idx + 1])
         returns = frame.pct_change(fill_method=None).iloc[1:]
     start_eq, peak = _equity_marks(store, mode, now)
+    if start_eq is None:
+        start_eq = opening_equity if opening_equity is not None else account.equity
+    if peak is None or peak < start_eq:
+        peak = start_eq
     return GateBook(
         now=now,
         equity=account.equity,
@@ -68,9 +79,7 @@ def daily_book(
         available_funds=account.available_funds,
         returns=returns,
         daily_bars=True,
-        locks=protection_locks(
-            store, mode, now, protections or ProtectionsConfig(), start_eq or account.equity
-        ),
+        locks=protection_locks(store, mode, now, protections or ProtectionsConfig(), start_eq),
     )
 
 
@@ -90,10 +99,11 @@ def protection_locks(
 
 
 def _equity_marks(store: Store, mode: str, now: datetime) -> tuple[Decimal | None, Decimal | None]:
-    """(the equity the decision day opened with = the last mark of an earlier day, the peak so far)."""
+    """(the equity the decision day opened with = the last mark of an earlier day, else the day's first
+    mark; the peak so far)."""
     curve = [p for p in store.equity_curve(mode) if p.ts <= now]
     if not curve:
         return None, None
     earlier = [p for p in curve if p.ts.date() < now.date()]
-    start = earlier[-1].equity if earlier else None
+    start = earlier[-1].equity if earlier else curve[0].equity
     return start, max(p.equity for p in curve)

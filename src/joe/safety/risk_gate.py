@@ -84,7 +84,7 @@ class GateBook:
         """Pairwise correlation of the last `lookback` daily returns (computed once per book)."""
         cached = self._corr.get(lookback)
         if cached is None and self.returns is not None and not self.returns.empty:
-            cached = self.returns.tail(lookback).corr(min_periods=max(10, lookback // 3))
+            cached = self.returns.tail(lookback).corr(min_periods=max(10, lookback // 3))  # = min_history
             self._corr[lookback] = cached
         return cached
 

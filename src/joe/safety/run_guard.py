@@ -80,6 +80,7 @@ class RunGuard:
             symbols=[s.symbol for s in signals],
             lookback=self.rt.config.risk.correlation_lookback,
             protections=self.rt.config.safety.protections,
+            opening_equity=self.rt.config.paper.starting_cash if self.rt.mode == "paper" else None,
         )
 
     async def after_marks(self, st: RunState) -> int:

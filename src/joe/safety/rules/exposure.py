@@ -74,40 +74,87 @@ def root(symbol: str) -> str:
 
 
 def correlated(a: str, b: str, book: GateBook, threshold: float, lookback: int) -> float | None:
-    """The correlation of daily returns of `a` and `b` when it reaches `threshold` (1.0 for one company)."""
+    """The correlation of daily returns of `a` and `b` when its size reaches `threshold` (1.0 for one
+    company; negative for an inverse pair), else None — also when it is unknown (see `correlation`)."""
+    c = correlation(a, b, book, lookback)
+    return c if c is not None and abs(c) >= threshold else None
+
+
+def correlation(a: str, b: str, book: GateBook, lookback: int) -> float | None:
+    """The correlation of `a` and `b` over the last `lookback` daily returns; None when unknown (too
+    little common history: fewer than `min_history(lookback)` bars)."""
     if a == b or root(a) == root(b):
         return 1.0
     corr = book.correlations(lookback)
     if corr is None or a not in corr.index or b not in corr.columns:
         return None
     c = float(corr.at[a, b])
-    return c if not np.isnan(c) and c >= threshold else None
+    return None if np.isnan(c) else c
+
+
+def min_history(lookback: int) -> int:
+    """Daily returns needed before a correlation counts (`GateBook.correlations` uses the same)."""
+    return max(10, lookback // 3)
+
+
+def history(symbol: str, book: GateBook, lookback: int) -> int:
+    """How many of the last `lookback` daily returns of `symbol` the book has."""
+    if book.returns is None or symbol not in book.returns.columns:
+        return 0
+    return int(book.returns[symbol].tail(lookback).notna().sum())
 
 
 class CorrelatedExposure:
-    """``risk.max_cluster_exposure_pct``: instruments whose daily returns correlate at or above
-    ``risk.correlation_threshold`` over ``risk.correlation_lookback`` bars — and listings of one company —
-    are one exposure: their net notional, after this order, at most this % of equity."""
+    """``risk.max_cluster_exposure_pct``: instruments whose daily returns correlate — positively or
+    negatively — at or beyond ``risk.correlation_threshold`` over ``risk.correlation_lookback`` bars, and
+    listings of one company, are one exposure: after this order, their net notional in the order's terms
+    (each position's signed notional times the sign of its correlation: long SPY and short SPXU are the
+    same bet, long both is a hedge) at most this % of equity.
+
+    An unknown correlation (too little history for either symbol, fewer than `min_history` bars) is not
+    taken as "uncorrelated": that position is counted as correlated in the direction that adds to the
+    order (fail closed), and a denial names the history lengths.
+    """
 
     name = "correlated_exposure"
 
     def check(self, order: ProposedOrder, book: GateBook, gate: RiskGate) -> Denial | None:
         cfg = gate.config
-        members = [
-            p
-            for p in book.positions
-            if p.quantity != 0
-            and correlated(order.symbol, p.symbol, book, cfg.correlation_threshold, cfg.correlation_lookback)
-        ]
-        if not members:
+        lookback = cfg.correlation_lookback
+        order_notional = order.quantity * order.price
+        side = Decimal(1) if order_notional >= 0 else Decimal(-1)
+        net = order_notional
+        members: list[str] = []
+        unknown: list[str] = []
+        for p in book.positions:
+            if p.quantity == 0:
+                continue
+            c = correlation(order.symbol, p.symbol, book, lookback)
+            if c is None:
+                net += side * abs(_notional(p))  # unknown: assume the worst, it adds to the order
+                unknown.append(p.symbol)
+            elif abs(c) >= cfg.correlation_threshold:
+                net += _notional(p) * (Decimal(1) if c > 0 else Decimal(-1))
+                members.append(p.symbol if c > 0 else f"{p.symbol} (inverse, {c:+.2f})")
+        if not members and not unknown:
             return None
-        net = abs(sum((_notional(p) for p in members), Decimal(0)) + order.quantity * order.price)
-        pct = net / book.equity * 100 if book.equity > 0 else Decimal(100)
+        exposure = abs(net)
+        pct = exposure / book.equity * 100 if book.equity > 0 else Decimal(100)
         if pct > cfg.max_cluster_exposure_pct:
-            names = ", ".join(sorted({p.symbol for p in members}))
+            parts = []
+            if members:
+                parts.append(f"{order.symbol} moves with {', '.join(sorted(set(members)))}")
+            if unknown:
+                need = min_history(lookback)
+                have = history(order.symbol, book, lookback)
+                lengths = ", ".join(f"{s} {history(s, book, lookback)}" for s in sorted(set(unknown)))
+                parts.append(
+                    f"correlation of {order.symbol} ({have} bars) with {lengths} bars unknown "
+                    f"(needs {need} bars of history), counted as correlated"
+                )
             return _deny(
                 self.name,
-                f"{order.symbol} moves with {names}: cluster exposure {net}",
+                "; ".join(parts) + f": cluster exposure {exposure}",
                 _pct(pct),
                 _pct(cfg.max_cluster_exposure_pct),
             )
