@@ -26,7 +26,7 @@ _CHILD = textwrap.dedent(
     from datetime import datetime, timedelta, UTC
     from joe.audit.log import AuditLog
     d, minutes, offset_days, bad, n, tag = sys.argv[1:7]
-    base = datetime.fromisoformat("%s") + timedelta(minutes=float(minutes))
+    base = datetime.fromisoformat("T0") + timedelta(minutes=float(minutes))
     t0, calls = time.monotonic(), [0]
     def clock():
         calls[0] += 1
@@ -36,8 +36,7 @@ _CHILD = textwrap.dedent(
     for i in range(int(n)):
         log.record("test.event", {"proc": tag, "i": i})
     """
-    % T0.isoformat()
-)
+).replace("T0", T0.isoformat())
 
 
 def _process(d: Path, minutes: float, *, offset_days: float = 0, bad: int = 0, n: int = 3, tag: str) -> None:
