@@ -10,6 +10,11 @@ ends before the anchor, or holds a different record at the anchor's seq, is brok
 An anchor that does not match the chain is never moved by a writer (see `AuditLog.attach_anchor`):
 once a tail went missing, every later `verify` keeps saying so.
 
+A second copy of the head lives beside the day files, in ``<audit dir>/audit.anchor`` (`FileAnchor`),
+rewritten in place and fsynced after every record under the audit lock: deleting the store (or its
+anchor row) together with the tail is still detected, and a chain that has records but no anchor
+file is broken (`verify`) — a writer never recreates a missing one, so the gap stays visible.
+
 Cost: a write outside a transaction commits the anchor on its own, *without waiting for the disk*
 (`Store.atomic(durable=False)`). That is safe because the record itself is fsynced before the
 anchor is written, so the anchor can never be ahead of the durable chain; a power loss can only roll
@@ -21,13 +26,19 @@ here under load, the audit fsync alone ~7 ms).
 
 from __future__ import annotations
 
+import json
+import os
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     from joe.store import Store
 
 ANCHOR_KEY = "audit.anchor"
+# The second copy, beside the day files (not matching their name pattern): survives a deleted store.
+ANCHOR_FILE = "audit.anchor"
+_ANCHOR_FILE_SIZE = 512  # rewritten in place at offset 0: one sector, no rename, no directory fsync
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,3 +101,46 @@ class MemoryAnchor:
     def advance_anchor(self, anchor: Anchor) -> None:
         if self.anchor is None or self.anchor.seq < anchor.seq:
             self.anchor = anchor
+
+
+class FileAnchor:
+    """The chain head in ``<audit dir>/audit.anchor`` (see the module docstring).
+
+    `load` returns (exists?, anchor or None when unreadable); `write` rewrites it in place and
+    fsyncs (``fsync=False`` for tests and benchmarks).
+    """
+
+    def __init__(self, directory: Path | str) -> None:
+        self.path = Path(directory) / ANCHOR_FILE
+
+    def load(self) -> tuple[bool, Anchor | None]:
+        try:
+            raw = self.path.read_bytes()
+        except FileNotFoundError:
+            return os.path.lexists(self.path), None
+        except OSError:
+            return True, None
+        try:
+            return True, Anchor.from_dict(json.loads(raw.decode("utf-8").strip() or "null"))
+        except (UnicodeDecodeError, ValueError):
+            return True, None
+
+    def write(self, anchor: Anchor, *, fsync: bool = True) -> None:
+        data = json.dumps(asdict(anchor), separators=(",", ":")).encode()
+        data = data.ljust(_ANCHOR_FILE_SIZE - 1) + b"\n"
+        created = not self.path.exists()
+        fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o640)
+        try:
+            os.pwrite(fd, data, 0)
+            if os.fstat(fd).st_size > len(data):
+                os.ftruncate(fd, len(data))
+            if fsync:
+                os.fsync(fd)
+        finally:
+            os.close(fd)
+        if created and fsync:
+            dfd = os.open(self.path.parent, os.O_RDONLY)
+            try:
+                os.fsync(dfd)
+            finally:
+                os.close(dfd)

@@ -17,7 +17,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from joe.audit.anchor import Anchor
+from joe.audit.anchor import ANCHOR_FILE, Anchor, FileAnchor
 
 GENESIS = "0" * 64
 RECOVERED_EVENT = "audit.recovered"
@@ -146,6 +146,8 @@ def verify(
     report = VerifyReport(ok=True, records=0, files=[f.name for f in files], last_seq=0)
     prev, seq, last_ts = GENESIS, 0, ""
     anchored_hash: str | None = None
+    file_present, file_anchor = FileAnchor(directory).load()
+    file_anchored_hash: str | None = None
     if anchor is not None:
         report.anchor_seq = anchor.seq
     pending: list[tuple[str, int, bytes, str]] = []  # unparseable lines awaiting a recovery record
@@ -217,6 +219,8 @@ def verify(
             prev, seq, last_ts = sha256_hex(line), rec["seq"], ts
             if anchor is not None and seq == anchor.seq:
                 anchored_hash = prev
+            if file_anchor is not None and seq == file_anchor.seq:
+                file_anchored_hash = prev
             report.records += 1
             report.last_seq = seq
     if anchor is not None:
@@ -237,6 +241,39 @@ def verify(
             report.warnings.append(
                 VerifyIssue(
                     last_file, 0, "after anchor", f"{seq - anchor.seq} record(s) after the store's anchor"
+                )
+            )
+    # The copy beside the day files: it must exist once there are records, and match like the store's.
+    if report.records and not file_present:
+        return broken(
+            ANCHOR_FILE,
+            0,
+            "anchor file missing",
+            f"{report.records} records but no {ANCHOR_FILE} (the chain head kept beside them): records may "
+            "have been deleted with it; a folder written before anchor files existed shows this too",
+        )
+    if file_present and file_anchor is None:
+        return broken(ANCHOR_FILE, 0, "anchor file unreadable", f"{ANCHOR_FILE} is not an anchor")
+    if file_anchor is not None:
+        if seq < file_anchor.seq:
+            return broken(
+                report.files[-1] if report.files else "",
+                0,
+                "tail missing",
+                f"the chain ends at seq {seq} but {ANCHOR_FILE} says seq {file_anchor.seq} "
+                f"({file_anchor.ts}) was written: records were deleted",
+            )
+        if file_anchored_hash != file_anchor.line_hash:
+            return broken(
+                file_anchor.file,
+                0,
+                "anchor mismatch",
+                f"seq {file_anchor.seq} is not the record {ANCHOR_FILE} holds",
+            )
+        if seq > file_anchor.seq + 1:  # one record ahead: a crash between the record and its anchor
+            report.warnings.append(
+                VerifyIssue(
+                    ANCHOR_FILE, 0, "after anchor file", f"{seq - file_anchor.seq} record(s) after it"
                 )
             )
     if pending:

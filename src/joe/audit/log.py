@@ -38,7 +38,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from joe.audit.anchor import Anchor, AnchorStore
+from joe.audit.anchor import ANCHOR_FILE, Anchor, AnchorStore, FileAnchor
 from joe.audit.chain import (
     BODY_KEYS,
     GENESIS,
@@ -183,9 +183,14 @@ class AuditLog:
             self.directory.mkdir(parents=True, exist_ok=True)
             self._lock_fd: int | None = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
             with self._tlock, self._locked():
-                self._refresh()  # find the chain's end now, so a broken directory fails at start-up
+                head = self._refresh()  # find the chain's end now, so a broken directory fails at start-up
+                self._file_anchor = FileAnchor(self.directory)
+                self.file_anchor_problem = self._check_file_anchor(head)
         except OSError as e:
             raise AuditWriteError(lock_path, e) from e
+        if self.file_anchor_problem is not None:
+            _log.error("audit log: %s; %s stays as it is", self.file_anchor_problem, ANCHOR_FILE)
+            self.record(ANCHOR_MISMATCH_EVENT, {"problem": self.file_anchor_problem, "anchor": ANCHOR_FILE})
 
     # -- public API ---------------------------------------------------------------------------
     def record(self, event_type: str, payload: Mapping[str, Any] | None = None, **ids: Any) -> AuditRecord:
@@ -219,6 +224,10 @@ class AuditLog:
                         _log.warning("audit log: clock jump not followed: %s", stamp.jump)
                         self._append(state, CLOCK_JUMP_EVENT, stamp.jump, {}, ts=stamp.ts)
                     rec = self._append(state, event, clean_payload, clean_ids, ts=stamp.ts)
+                    if self.file_anchor_problem is None:
+                        self._file_anchor.write(
+                            Anchor(rec.seq, rec.line_hash, rec.ts, rec.file.name), fsync=self.fsync
+                        )
                 except BaseException:
                     self._tail = None  # re-read the files next time: we may have left a torn line
                     raise
@@ -274,6 +283,23 @@ class AuditLog:
         self.close()
 
     # -- internals ----------------------------------------------------------------------------
+    def _check_file_anchor(self, head: _Tail) -> str | None:
+        """Why ``audit.anchor`` does not describe this chain (None: it does, or there is nothing yet).
+
+        A missing file where records exist is a problem, never repaired: recreating it would hide a tail
+        deleted together with it. So is an anchor past the chain's end or naming another record.
+        """
+        present, anchor = self._file_anchor.load()
+        if not present:
+            return None if head.seq == 0 else f"{head.seq} records but no {ANCHOR_FILE}"
+        if anchor is None:
+            return f"{ANCHOR_FILE} is unreadable"
+        if anchor.seq > head.seq:
+            return f"the chain ends at seq {head.seq} but {ANCHOR_FILE} says seq {anchor.seq}"
+        if line_hash_at(self.directory, anchor.seq) != anchor.line_hash:
+            return f"seq {anchor.seq} is not the record {ANCHOR_FILE} holds"
+        return None
+
     def _advance_anchor(self, rec: AuditRecord) -> None:
         if self._anchor is None or self.anchor_problem is not None:
             return
