@@ -3,7 +3,8 @@
 Usage: python bench/safety_bench.py [n_records] [n_signals]
 - audit writes (fsync on and off) with the store anchor attached, per record;
 - `joe audit verify` / the run's preflight chain check over n_records, with the anchor;
-- the RiskGate screening n_signals entries (every rule, correlation over 60 bars of 500 symbols).
+- the RiskGate screening n_signals entries (every rule, correlation over 60 bars of 500 symbols);
+- `redact_text` on a log line with five registered secrets (every two-step form, layout-blind matching).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import pandas as pd
 from joe.audit.anchor import StoreAnchor
 from joe.audit.chain import verify
 from joe.audit.log import AuditLog
+from joe.audit.redaction import redact_text
 from joe.config.schema import RiskConfig
 from joe.core.events import NullAudit
 from joe.core.models import Direction, Signal
@@ -99,8 +101,39 @@ def bench_gate(n_signals: int) -> None:
     )
 
 
+def bench_redaction(n_lines: int = 2000) -> None:
+    """Per-line cost of `redact_text` (what every console line, log line and audit payload string pays)."""
+    from joe.audit.redaction import clear_secrets, register_secret, registered_secret_count
+
+    clear_secrets()
+    t0 = time.perf_counter()
+    for s in (
+        "Sup3rSecretValue123",
+        'pa"ss\\wörd-Secret1',
+        "straßeSecret99",
+        "x" * 40 + "tok",
+        "abcd-efgh-1234",
+    ):
+        register_secret(s)
+    reg = time.perf_counter() - t0
+    line = (
+        "2026-11-30 12:00:00 INFO joe.run: opened 3 positions SPY 100 @ 412.33 with stop 400.12, order id "
+        "joe-2b1c-entry, account DU123456, report data/reports/2026-11-30/run.html"
+    )
+    t0 = time.perf_counter()
+    for _ in range(n_lines):
+        redact_text(line)
+    per = (time.perf_counter() - t0) / n_lines
+    print(
+        f"redaction: 5 secrets -> {registered_secret_count()} forms registered in {reg * 1000:.0f} ms; "
+        f"redact_text {per * 1e6:.0f} us per {len(line)}-char line"
+    )
+    clear_secrets()
+
+
 if __name__ == "__main__":
     n = int(sys.argv[1]) if len(sys.argv) > 1 else 20_000
     m = int(sys.argv[2]) if len(sys.argv) > 2 else 100
     bench_audit(n)
     bench_gate(m)
+    bench_redaction()

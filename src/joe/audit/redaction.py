@@ -122,11 +122,23 @@ def _keep_demo(match: re.Match[str]) -> str:
 _lock = threading.Lock()
 _secrets: set[str] = set()
 _matcher: LayoutBlindMatcher | None = None
+_stale = False
 
 
 def _rebuild() -> None:
-    global _matcher
-    _matcher = LayoutBlindMatcher(_secrets) if _secrets else None
+    """Mark the matcher stale; `_current_matcher` builds it once, on the next use (registering five
+    secrets at start-up must not compile the pattern five times)."""
+    global _matcher, _stale
+    _matcher, _stale = None, bool(_secrets)
+
+
+def _current_matcher() -> LayoutBlindMatcher | None:
+    global _matcher, _stale
+    if _stale:
+        with _lock:
+            if _stale:
+                _matcher, _stale = LayoutBlindMatcher(_secrets), False
+    return _matcher
 
 
 def register_secret(value: str | None) -> None:
@@ -205,7 +217,7 @@ def is_secret_field(name: str) -> bool:
 
 def redact_text(text: str) -> str:
     """Return `text` with every registered secret and well-known secret shape replaced by ``***``."""
-    matcher = _matcher
+    matcher = _current_matcher()
     if matcher is not None:
         # Repeat while it changes: a secret containing '*' can re-form across a mask. This ends
         # because every match replaces at least one non-'*' character (all-'*' secrets are refused).
