@@ -153,7 +153,9 @@ def secret_forms(value: str, depth: int = 2) -> set[str]:
         nxt -= out
         out |= nxt
         level = nxt
-    return {f for f in (strip_layout(f) for f in out) if len(f) >= MIN_FORM_LENGTH and f.strip("*")}
+    # Length is judged before the layout is stripped: "a b *" is a 5-character secret even if its
+    # layout-free form is shorter.
+    return {s for s in (strip_layout(f) for f in out if len(f) >= MIN_FORM_LENGTH) if s.strip("*")}
 
 
 def truncated_forms(value: str) -> set[str]:
