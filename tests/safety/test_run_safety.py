@@ -167,3 +167,26 @@ def test_paper_run_refusing_entries_exits_3_with_the_message(project: Path, kill
     assert "Refused" in r.output and "new entries refused: trading is HALTED (by kill-file" in r.output
     assert "0 opened" in r.output and "Report:" in r.output  # the run itself was done
     assert _open_positions(project) == 0
+
+
+def test_daily_loss_denies_every_entry_of_a_paper_run(project: Path) -> None:
+    """The daily loss limit at run time (review of issue 11, point 10): the book opened the day far above
+    today's equity, so each entry of the next run is denied by `daily_loss_limit`, in the signal table."""
+    from datetime import UTC, date, datetime, timedelta
+    from decimal import Decimal
+
+    assert _run(as_of=date(2018, 11, 30)).opened > 0
+    later = date(2018, 12, 14)  # a Friday session, two weeks on
+    rt = bootstrap()
+    try:  # the last mark of the day before, just before midnight: far above what the book is worth
+        eve = datetime.combine(later - timedelta(days=1), datetime.max.time(), tzinfo=UTC)
+        rt.store.record_equity(eve, "paper", Decimal(1_000_000), Decimal(1_000_000))
+    finally:
+        rt.close()
+    second = _run(as_of=later)
+    assert second.opened == 0
+    rows = [row for row in _signal_rows(second) if not row["vetoed"]]
+    denied = [
+        row["execution"] for row in rows if row.get("execution", "").startswith("denied: daily_loss_limit: ")
+    ]
+    assert rows and len(denied) == len(rows), rows
