@@ -104,6 +104,8 @@ def test_env_registration() -> None:
         ("PATH", False),
         ("AWS_SECRET_ACCESS_KEY", True),
         ("db_passwd", True),
+        ("MY_BROKER_PASS", True),  # review of issue 11: a custom name without "PASSWORD"
+        ("GPG_PASSPHRASE", True),
         ("TRADING_MODE", False),
     ],
 )

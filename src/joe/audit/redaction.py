@@ -44,7 +44,8 @@ MASK = "***"
 MIN_SECRET_LENGTH = 4
 
 # Environment variable names whose values are secret (substring match on the upper-cased name).
-_SECRET_ENV_MARKERS = ("KEY", "SECRET", "PASSWORD", "PASSWD", "TOKEN", "CST", "WEBHOOK", "CREDENTIAL")
+# "PASS" covers MY_BROKER_PASS, DB_PASS, PASSPHRASE, PASSWORD: a false positive only masks a value.
+_SECRET_ENV_MARKERS = ("KEY", "SECRET", "PASS", "TOKEN", "CST", "WEBHOOK", "CREDENTIAL")
 # Names containing these markers are switches/confirmations, not secrets (e.g. JOE_CONFIRM_LIVE).
 _NON_SECRET_ENV_MARKERS = ("CONFIRM",)
 # The secrets Joe knows it handles; always treated as secret whatever the rules above say.
