@@ -94,3 +94,18 @@ def test_position_pnl_signs() -> None:
     assert long.unrealized_pnl == Decimal(100)
     assert short.unrealized_pnl == Decimal(-100)
     assert long.direction is Direction.LONG and short.direction is Direction.SHORT
+
+
+@given(text, text, st.integers(0, 5))
+def test_every_client_order_id_is_recognised_as_joes(sig: str, leg: str, attempt: int) -> None:
+    from joe.core.ids import is_client_order_id
+
+    assert is_client_order_id(client_order_id(sig, leg, attempt))
+
+
+@pytest.mark.parametrize("other", ["", "0", "abc", "joe-", "joe-XYZ", "joe-" + "A" * 24, "jo-" + "a" * 24,
+                                   "joe-" + "a" * 23, "joe-" + "a" * 25, "p_12345"])  # fmt: skip
+def test_an_owner_or_broker_reference_is_not_joes(other: str) -> None:
+    from joe.core.ids import is_client_order_id
+
+    assert not is_client_order_id(other)

@@ -95,10 +95,14 @@ async def _run(
     periodic: list[tuple[str, float, Any]] = []
     desk = None
     on_run = pipeline_runner(broker, rt.audit)
+    safety = DaemonSafety(ctx, every_s=heartbeat or cfg.heartbeat_s)
     if broker != "sim" and rt.mode == "live":
         from joe.runtime.daemon_live import DeskHolder, build_desk
 
-        desk = DeskHolder(lambda: build_desk(rt, broker, hours, stream, monitor, ctx), rt.audit)
+        def build() -> Any:
+            return build_desk(rt, broker, hours, stream, monitor, ctx, lambda _r: safety.recheck())
+
+        desk = DeskHolder(build, rt.audit)
         on_run = desk.hand_over(on_run)
     elif broker != "sim" and rt.mode == "shadow":
         from joe.runtime.daemon_live import open_shadow_account
@@ -113,7 +117,6 @@ async def _run(
     elif symbols:
         console.print("--broker sim has no live quotes: --watch is ignored")
         symbols = []
-    safety = DaemonSafety(ctx, every_s=heartbeat or cfg.heartbeat_s)
     timings = DaemonTimings(heartbeat_s=heartbeat or cfg.heartbeat_s, settle_s=cfg.settle_s,
                             reconcile_s=cfg.reconcile_min * 60)  # fmt: skip
     daemon = Daemon(

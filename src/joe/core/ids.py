@@ -44,6 +44,13 @@ def client_order_id(signal_id: str, leg: str, attempt: int = 0) -> str:
     return f"{_PREFIX}-{digest}"
 
 
+def is_client_order_id(value: str) -> bool:
+    """Whether `value` has the shape of an id `client_order_id` makes (`joe-` + 24 lowercase hex):
+    an execution without one (an owner's trade on the platform) cannot be one of Joe's orders."""
+    head, _, digest = value.partition("-")
+    return head == _PREFIX and len(digest) == _DIGEST_HEX and all(c in "0123456789abcdef" for c in digest)
+
+
 def _escape(part: str) -> str:
     return part.replace("%", "%25").replace(":", "%3A")
 

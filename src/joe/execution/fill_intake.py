@@ -18,6 +18,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING
 
 from joe.brokers.base import BrokerError
+from joe.core.ids import is_client_order_id
 from joe.core.models import Fill
 from joe.core.order import InvalidFill, Order, OrderState, OverfillError
 from joe.core.reports import CommissionReport, FillReport
@@ -61,6 +62,14 @@ class FillIntake:
         """Apply one fill; True if it was new (or a higher revision) and is now stored."""
         fill = fr.fill
         o = self.book.get(fill.client_order_id)
+        if o is None and not is_client_order_id(fill.client_order_id) and (
+            self.book.by_broker_id(fill.broker_order_id) is None
+        ):
+            # Not Joe's id and not Joe's broker order: someone else's trade on the account (the
+            # owner on the platform). The Reconciler adopts it as external and alerts once; it is
+            # not an unknown order of Joe's (which trips the circuit breaker).
+            self.journal.record("order.fill_external", fill_payload(fill, fr))
+            return False
         if o is None:
             self.journal.record(
                 "order.fill_unmatched", fill_payload(fill, fr), client_order_id=fill.client_order_id

@@ -119,6 +119,13 @@ class Daemon:
             return False
         return self.stream.entries_allowed(symbol) and self.stream.is_open(symbol, self.stream.clock_ns())
 
+    def _entries_now(self) -> bool:
+        """For the heartbeat: may new entries be taken at all (not stopping, the safety gate open)."""
+        try:
+            return not self._stopping and (self.safety_gate is None or self.safety_gate())
+        except Exception:
+            return False
+
     def install_signal_handlers(self) -> None:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
@@ -247,6 +254,7 @@ class Daemon:
             "stale": sorted(self.stream.stale),
             "positions": len(self.monitor),
             "runs": self.runs_done,
+            "entries": self._entries_now(),
         }
         if self.beat_extra is not None:
             try:

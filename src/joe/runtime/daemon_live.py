@@ -38,7 +38,7 @@ from joe.execution.protection import ExitRequest, StopModify, TrailingStop, Watc
 if TYPE_CHECKING:
     from joe.config.schema import MarginConfig
     from joe.data.calendars import MarketHours
-    from joe.execution.reconciler import Reconciler
+    from joe.execution.reconciler import Reconciler, ReconcileReport
     from joe.runtime.bootstrap import Runtime
     from joe.safety.control import SafetyContext
 
@@ -114,6 +114,7 @@ class LiveDesk:
         confirm_timeout_s: float = 10.0,
         account_reader: Callable[[], Awaitable[Any]] | None = None,
         on_account: Callable[[Any], None] | None = None,
+        on_unexplained: Callable[[ReconcileReport], None] | None = None,
     ) -> None:
         self.om = om
         self.monitor = monitor
@@ -126,7 +127,8 @@ class LiveDesk:
         monitor.requester = self.bridge
         self.account_reader = account_reader
         self.on_account = on_account
-        self.last_report: Any = None
+        self.on_unexplained = on_unexplained  # the daemon: re-read the safety gate now
+        self.last_report: ReconcileReport | None = None
         self._sync_task: asyncio.Task[None] | None = None
 
     # -- life ---------------------------------------------------------------------------------------
@@ -135,19 +137,34 @@ class LiveDesk:
         """Reconcile (before anything else; raises if the broker cannot be read), open the
         `OrderManager` to intents and its observation stream, then watch every open position."""
         if self.reconciler is not None:
-            self.last_report = await self.reconciler.start()
+            await self._verdict(await self.reconciler.start(), "start")
         else:
             await self.om.start()
         await self.sync()
         self._sync_task = asyncio.create_task(self._follow(), name="desk-follow")
 
     async def reconcile(self) -> None:
-        """One periodic pass (the daemon's reconcile loop, and after every scheduled run)."""
+        """One periodic pass (the daemon's reconcile loop, and after every scheduled run): the same
+        `Reconciler` and the same verdict path as at start (`_verdict`)."""
         if self.reconciler is not None:
-            self.last_report = await self.reconciler.reconcile()
+            await self._verdict(await self.reconciler.reconcile(), "periodic")
         else:
             await self.om.reconcile()
         await self.sync()
+
+    async def _verdict(self, report: ReconcileReport, when: str) -> None:
+        """Every pass's report, start or periodic, ends here: kept for the heartbeat (`joe status`),
+        audited as `daemon.reconciled`, and an unexplained one (the `Reconciler` has already moved the
+        trading state to HALTED and alerted) is said loudly and handed to `on_unexplained` so the
+        daemon stops entries at once rather than at its next safety check. Nothing is flattened or
+        cancelled: the broker-side stops stay."""
+        self.last_report = report
+        self.om.journal.record("daemon.reconciled", {"when": when, "explained": report.explained,
+                               "halted": report.halted, "summary": report.summary()})  # fmt: skip
+        if not report.explained:
+            log.error("reconciliation (%s) unexplained: %s; new entries halted", when, report.summary())
+            if self.on_unexplained is not None:
+                self.on_unexplained(report)
 
     async def check_margin(self) -> None:
         """Read the account and hand it to the margin monitor (`on_account`)."""
@@ -351,9 +368,10 @@ async def build_desk(
     stream: PriceStream,
     monitor: PositionMonitor,
     ctx: SafetyContext,
+    on_unexplained: Callable[[ReconcileReport], None] | None = None,
 ) -> tuple[LiveDesk, Callable[[], Awaitable[None]]]:
     """Connect to `broker`, attach its quotes to `stream` (replacing a previous connection's), and
-    build the desk (not started yet)."""
+    build the desk (not started yet). `on_unexplained`: see `LiveDesk._verdict`."""
     from joe.execution.reconciler import Reconciler
     from joe.safety.circuit_breaker import CircuitBreaker
     from joe.safety.om_protection import alert_bridge, protection_reaction
@@ -373,6 +391,7 @@ async def build_desk(
         om, monitor, stream, reconciler=reconciler,
         trail=TrailPolicy(cfg.trail_stops, Decimal(str(cfg.trail_step_pct))),
         account_reader=xc.account, on_account=margin_hook(ctx, safety.margin, broker),
+        on_unexplained=on_unexplained,
     )  # fmt: skip
     return desk, close
 

@@ -27,6 +27,11 @@ class DaemonSafety:
         self._checked_at: float | None = None
         self._allowed = False  # fail closed until the first check
 
+    def recheck(self) -> None:
+        """Read the trading state and the kill file again on the next `entries_allowed` (e.g. right
+        after a reconciliation moved the state to HALTED)."""
+        self._checked_at = None
+
     def entries_allowed(self) -> bool:
         now = self._mono()
         if self._checked_at is None or now - self._checked_at >= self.every_s:
