@@ -42,12 +42,16 @@ def heartbeat(data: Path) -> dict[str, Any] | None:
 
 
 class DaemonProc:
-    """`joe daemon --broker <broker>` as its own process (heartbeat every 0.2 s, no schedule)."""
+    """`joe daemon --broker <broker>` as its own process (heartbeat every 0.2 s; no schedule unless
+    `schedule`)."""
 
-    def __init__(self, project: Path, env: dict[str, str], broker: str, *extra: str) -> None:
+    def __init__(
+        self, project: Path, env: dict[str, str], broker: str, *extra: str, schedule: bool = False
+    ) -> None:
         self.project = project
         self.data = project / "data"
-        cmd = [JOE, "daemon", "--broker", broker, "--heartbeat", "0.2", "--no-schedule", *extra]
+        sched = [] if schedule else ["--no-schedule"]
+        cmd = [JOE, "daemon", "--broker", broker, "--heartbeat", "0.2", *sched, *extra]
         self.proc = subprocess.Popen(cmd, cwd=project, env=env, stdout=subprocess.PIPE,
                                      stderr=subprocess.PIPE, text=True)  # fmt: skip
 
@@ -82,11 +86,17 @@ class DaemonProc:
 
 
 def audit_kinds(project: Path) -> list[str]:
+    return [str(rec.get("event")) for rec in audit_records(project)]
+
+
+def audit_records(project: Path, event: str | None = None) -> list[dict[str, Any]]:
+    """The audit log's records in order (only `event`'s when given)."""
     out = []
     for f in sorted((project / "data/audit").glob("*.jsonl")):
         for line in f.read_text().splitlines():
             rec = json.loads(line)
-            out.append(str(rec.get("event")))
+            if event is None or rec.get("event") == event:
+                out.append(rec)
     return out
 
 

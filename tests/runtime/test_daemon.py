@@ -235,3 +235,36 @@ def test_joe_daemon_streams_from_the_ibkr_simulator(project: Path) -> None:
             rc, err = _stop(proc)
     assert rc == 0, err[-3000:]
     assert _heartbeat(project)["status"] == "stopped"  # type: ignore[index]
+
+
+def test_clock_from_starts_at_the_instant_and_runs_at_its_rate() -> None:
+    from joe.core.clock import clock_from
+
+    t = [100.0]
+    start = datetime(2026, 12, 1, 14, 44, 56, tzinfo=UTC)
+    clock = clock_from(start, monotonic=lambda: t[0])
+    assert clock() == start
+    t[0] += 4.5
+    assert clock() == start + timedelta(seconds=4.5)
+    fast = clock_from(datetime(2026, 12, 1), rate=60, monotonic=lambda: t[0])  # naive: UTC
+    t[0] += 1
+    assert fast() == datetime(2026, 12, 1, 0, 1, tzinfo=UTC)
+
+
+def test_clock_start_is_refused_against_a_real_endpoint_and_must_be_an_instant(project: Path) -> None:
+    """A shifted schedule on a real account would trade at the wrong hours: only paper or a local
+    simulator may rehearse with --clock-start."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("IBKR_", "CAPITAL_", "TRADING_"))}
+    base = [JOE, "daemon", "--heartbeat", "0.2", "--no-schedule"]
+    bad = subprocess.run([*base, "--clock-start", "tomorrow 9am"], cwd=project, env=env,
+                         capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert bad.returncode == 2 and "--clock-start must be an ISO 8601 instant" in bad.stderr
+    real = {**env, "TRADING_MODE": "shadow", "JOE_BROKER": "ibkr", "IBKR_PORT": "7497",
+            "IBKR_ACCOUNT": "DU1234567"}  # a paper account at a real TWS port: not a simulator
+    out = subprocess.run([*base, "--broker", "ibkr", "--clock-start", "2026-12-01T14:44:56Z"], cwd=project,
+                         env=real, capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert out.returncode == 3, out.stderr[-2000:]
+    assert "--clock-start is for paper or a local simulator" in out.stderr
+    kinds = [json.loads(ln)["event"] for f in (project / "data/audit").glob("*.jsonl")
+             for ln in f.read_text().splitlines()]  # fmt: skip
+    assert "daemon.refused" in kinds and "daemon.started" not in kinds

@@ -22,6 +22,11 @@ def daemon_command(
         float | None, typer.Option(help="Seconds between heartbeats in the store [daemon.heartbeat_s].")
     ] = None,
     schedule: Annotated[bool, typer.Option(help="Run the pipeline on daemon.schedule.")] = True,
+    clock_start: Annotated[
+        str | None,
+        typer.Option(help="Rehearsal: the schedule's clock starts at this UTC instant (ISO 8601, e.g. "
+                     "2026-12-01T14:44:50Z) and runs at wall speed. Paper or a local simulator only."),
+    ] = None,
 ) -> None:
     """Run until SIGTERM/SIGINT: stream quotes, watch positions, write a heartbeat; then stop entries,
     settle, persist and exit 0 (open positions keep their broker-side stops)."""
@@ -32,6 +37,18 @@ def daemon_command(
     if (stale_after is not None and stale_after <= 0) or (heartbeat is not None and heartbeat <= 0):
         console.print("--stale-after and --heartbeat must be positive numbers of seconds")
         raise typer.Exit(ExitCode.USAGE)
+    start_at = None
+    if clock_start is not None:
+        from datetime import datetime
+
+        from joe.core.clock import ensure_utc
+
+        try:
+            start_at = ensure_utc(datetime.fromisoformat(clock_start))
+        except ValueError:
+            console.print(f"--clock-start must be an ISO 8601 instant such as 2026-12-01T14:44:50Z, "
+                          f"not {clock_start[:40]!r}")  # fmt: skip
+            raise typer.Exit(ExitCode.USAGE) from None
     from joe.cli.errors import startup_error
     from joe.runtime.bootstrap import bootstrap
 
@@ -42,6 +59,13 @@ def daemon_command(
         raise typer.Exit(ExitCode.FAILED) from None
     if rt.decision.fell_back:
         console.print(f"[yellow]Paper mode[/]: {'; '.join(rt.decision.reasons)}", soft_wrap=True)
+    if start_at is not None and rt.mode != "paper" and not rt.decision.simulator:
+        # A shifted schedule would trade at the wrong hours on a real account: rehearsals only.
+        rt.audit.record("daemon.refused", {"reason": "--clock-start against a real broker endpoint"})
+        rt.close()
+        console.print(f"[red]Refused[/]: --clock-start is for paper or a local simulator; {rt.mode} mode "
+                      f"here talks to a real {rt.decision.broker} endpoint", soft_wrap=True)  # fmt: skip
+        raise typer.Exit(ExitCode.REFUSED)
     from joe.safety.lock import AlreadyRunning, InstanceLock
 
     lock = InstanceLock.for_data_dir(rt.data_dir)
@@ -54,7 +78,7 @@ def daemon_command(
         raise typer.Exit(ExitCode.REFUSED) from None
     symbols = [s.strip() for s in watch.split(",") if s.strip()]
     try:
-        asyncio.run(_run(rt, broker, symbols, stale_after, heartbeat, schedule, console))
+        asyncio.run(_run(rt, broker, symbols, stale_after, heartbeat, schedule, console, start_at))
     except Exception as exc:
         rt.audit.record("daemon.failed", {"error": f"{type(exc).__name__}: {exc}"})
         console.print(f"[red]Daemon failed[/]: {type(exc).__name__}: {exc}", soft_wrap=True)
@@ -73,7 +97,9 @@ async def _run(
     heartbeat: float | None,
     schedule: bool,
     console: Console,
+    clock_start: Any = None,
 ) -> None:
+    from joe.core.clock import clock_from
     from joe.execution.position_monitor import PositionMonitor
     from joe.execution.price_stream import PriceStream
     from joe.runtime.bootstrap import Runtime
@@ -126,7 +152,11 @@ async def _run(
         start=desk.start if desk else None, stop=desk.stop if desk else None,
         reconcile=desk.reconcile if desk else None, beat_extra=desk.beat if desk else None,
         periodic=[("margin", cfg.margin_check_s, desk.check_margin)] if desk else periodic,
+        schedule_clock=clock_from(clock_start) if clock_start is not None else None,
     )  # fmt: skip
+    if clock_start is not None:
+        rt.audit.record("daemon.clock", {"start": clock_start.isoformat(), "rate": 1.0})
+        console.print(f"schedule clock starts at {clock_start.isoformat()} (rehearsal)")
     daemon.install_signal_handlers()
     console.print(f"daemon running ({rt.mode}, broker {broker}); SIGTERM or Ctrl-C stops it")
     try:

@@ -76,6 +76,7 @@ class Daemon:
         stop: Callable[[], Awaitable[None]] | None = None,
         periodic: Sequence[tuple[str, float, Callable[[], Awaitable[None]]]] = (),
         beat_extra: Callable[[], dict[str, Any]] | None = None,
+        schedule_clock: Callable[[], datetime] | None = None,
     ) -> None:
         self.audit = audit
         self.state = state
@@ -87,6 +88,8 @@ class Daemon:
         self.reconcile = reconcile
         self.t = timings or DaemonTimings()
         self.clock = clock
+        # The schedule's time (default `clock`); `joe daemon --clock-start` rehearses it elsewhere.
+        self.schedule_clock = schedule_clock or clock
         self.watch = list(watch)
         # The safety layer's answer (trading state + kill file), re-read on every heartbeat.
         self.safety_gate = safety_gate
@@ -207,10 +210,10 @@ class Daemon:
     async def _scheduler(self) -> None:
         assert self.schedule is not None and self.on_run is not None
         while not self._stopping:
-            nxt = self.schedule.next_run(self.clock())
+            nxt = self.schedule.next_run(self.schedule_clock())
             if nxt is None:
                 return
-            delay = (nxt.at - self.clock()).total_seconds()
+            delay = (nxt.at - self.schedule_clock()).total_seconds()
             if delay > 0:
                 await asyncio.sleep(delay)
             if self._stopping:
