@@ -150,3 +150,87 @@ async def test_replay_source_maps_its_instruments_and_pushes_everything() -> Non
     assert syms == ["Y", "X", "Y"]
     with pytest.raises(ValueError, match="only 1 symbols"):
         ReplaySource(["X"], np.array([1]), np.array([1]), np.ones(1), np.ones(1))
+
+
+async def test_a_stale_instrument_is_subscribed_again_with_doubling_gaps_until_it_quotes() -> None:
+    """A line the broker dropped silently (the connection lives): the stream subscribes it again."""
+
+    class Logged(Source):
+        def __init__(self) -> None:
+            super().__init__()
+            self.calls: list[tuple[str, tuple[str, ...]]] = []
+
+        async def subscribe(self, symbols: Sequence[str]) -> None:
+            self.calls.append(("sub", tuple(symbols)))
+            await super().subscribe(symbols)
+
+        async def unsubscribe(self, symbols: Sequence[str]) -> None:
+            self.calls.append(("unsub", tuple(symbols)))
+            await super().unsubscribe(symbols)
+
+    clock = Clock()
+    audit = NullAudit()
+    s = PriceStream(stale_after_s=10, monotonic=clock, audit=audit)
+    src = Logged()
+    s.add_source(src)
+    await s.watch(["AAA", "BBB"])
+    src.calls.clear()
+    s.push("AAA", 1.0, 1.1)
+    s.push("BBB", 1.0, 1.1)
+    s.flush()
+    assert await s.resubscribe_stale() == []  # nothing stale, nothing touched
+    clock.t += 11
+    s.push("BBB", 1.0, 1.1)  # BBB keeps quoting, AAA went silent
+    s.flush()
+    s.check_staleness()
+    assert s.stale == {"AAA"}
+    assert await s.resubscribe_stale() == ["AAA"]
+    assert src.calls == [("unsub", ("AAA",)), ("sub", ("AAA",))] and "AAA" in src.subscribed
+    assert await s.resubscribe_stale() == []  # not again before the gap
+    gaps = []
+    for _ in range(7):  # still silent: again after 10 s, then 20, 40, ... capped
+        before = clock.t
+        while not await s.resubscribe_stale():
+            clock.t += 1
+        gaps.append(clock.t - before)
+    assert gaps == [10, 20, 40, 80, 160, 300, 300]
+    s.push("AAA", 1.0, 1.1)  # it quotes again: fresh, no more resubscriptions
+    s.flush()
+    assert s.stale == set()
+    clock.t += 1000
+    s.push("AAA", 1.0, 1.1)
+    s.push("BBB", 1.0, 1.1)
+    s.flush()
+    s.check_staleness()
+    assert await s.resubscribe_stale() == []
+    kinds = [r[0] for r in audit.records]
+    assert kinds.count("stream.resubscribed") == 8 and s.watched == {"AAA": "fake", "BBB": "fake"}
+
+
+async def test_a_flapping_instrument_keeps_its_resubscription_gap() -> None:
+    """A resubscription answered by one snapshot and then silence again must not churn every
+    `stale_after_s`: the gap keeps doubling; it resets only after quoting for a whole gap."""
+    clock = Clock()
+    s = PriceStream(stale_after_s=10, monotonic=clock)
+    src = Source()
+    s.add_source(src)
+    await s.watch(["AAA"])
+    at: list[float] = []
+    for _ in range(60):  # 60 s a step: AAA answers each resubscription with one quote, then nothing
+        clock.t += 1
+        s.check_staleness()
+        if await s.resubscribe_stale():
+            at.append(clock.t)
+            s.push("AAA", 1.0, 1.1)  # the snapshot
+            s.flush()
+    assert [b - a for a, b in zip(at, at[1:], strict=False)] == [11, 20, 40][: len(at) - 1]
+    for _ in range(200):  # now it quotes steadily: the backoff is forgotten
+        clock.t += 1
+        s.push("AAA", 1.0, 1.1)
+        s.flush()
+        s.check_staleness()
+        await s.resubscribe_stale()
+    clock.t += 11
+    s.check_staleness()
+    before = clock.t
+    assert await s.resubscribe_stale() == ["AAA"] and clock.t == before  # at once again, gap reset

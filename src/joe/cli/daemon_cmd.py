@@ -113,14 +113,22 @@ async def _run(
     cfg = rt.config.daemon
     stale_s = stale_after if stale_after is not None else cfg.stale_after_s
     hours = market_hours(broker)
-    stream = PriceStream(stale_after_s=stale_s, audit=rt.audit, is_open=hours.is_open)
+    rehearsal = clock_from(clock_start) if clock_start is not None else None
+
+    def rehearsed_open(symbol: str, _now_ns: int) -> bool:
+        assert rehearsal is not None
+        return hours.is_open(symbol, int(rehearsal().timestamp() * 1e9))
+
+    # With --clock-start the market hours (staleness, entries) follow the rehearsed day too.
+    is_open = hours.is_open if rehearsal is None else rehearsed_open
+    stream = PriceStream(stale_after_s=stale_s, audit=rt.audit, is_open=is_open)
     monitor = PositionMonitor(stream.instruments, UnroutedExits(rt.audit), grace_s=cfg.backup_exit_grace_s,
                               audit=rt.audit)  # fmt: skip
     ctx = SafetyContext.from_runtime(rt)
     closers = []
     periodic: list[tuple[str, float, Any]] = []
     desk = None
-    on_run = pipeline_runner(broker, rt.audit)
+    on_run = pipeline_runner(broker, rt.audit, no_entries=lambda: stream.stale)
     safety = DaemonSafety(ctx, every_s=heartbeat or cfg.heartbeat_s)
     if broker != "sim" and rt.mode == "live":
         from joe.runtime.daemon_live import DeskHolder, build_desk
@@ -152,7 +160,7 @@ async def _run(
         start=desk.start if desk else None, stop=desk.stop if desk else None,
         reconcile=desk.reconcile if desk else None, beat_extra=desk.beat if desk else None,
         periodic=[("margin", cfg.margin_check_s, desk.check_margin)] if desk else periodic,
-        schedule_clock=clock_from(clock_start) if clock_start is not None else None,
+        schedule_clock=rehearsal,
     )  # fmt: skip
     if clock_start is not None:
         rt.audit.record("daemon.clock", {"start": clock_start.isoformat(), "rate": 1.0})

@@ -55,6 +55,11 @@ def run_command(
             "format; FILE=FORMAT for one file (repeatable). ISO dates are always ISO.",
         ),
     ] = None,
+    no_entry: Annotated[
+        str,
+        typer.Option("--no-entry", help="Comma-separated symbols on which this run takes no entry "
+                     "(a daemon passes its stale instruments)."),
+    ] = "",
 ) -> None:
     """Run Regime → Scan → Score → Strategy → Risk → Signal → paper trades → report."""
     console = Console(stderr=True, log_path=False)
@@ -132,10 +137,12 @@ def run_command(
         console.print(f"[red]Refused[/]: {exc}", soft_wrap=True)
         raise typer.Exit(ExitCode.REFUSED) from None
     formats = "\n".join(date_format or ()) or None  # repeated --date-format: one entry a line
+    blocked = tuple(sorted({x.strip() for x in no_entry.split(",") if x.strip()}))
     progress = RichProgress(console)
     chosen = rt.settings.broker  # --broker if given, else JOE_BROKER (env or .env), else sim
     try:
-        outcome = run_once_sync(rt, RunOptions(chosen, source, as_of_date, push, scan, formats), progress)
+        opts = RunOptions(chosen, source, as_of_date, push, scan, formats, blocked)
+        outcome = run_once_sync(rt, opts, progress)
     except (LiveModeUnavailable, BookRefused, SafetyRefused, EndpointRefused) as exc:
         progress.stop()
         console.print(f"[red]Refused[/]: {exc}", soft_wrap=True)

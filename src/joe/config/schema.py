@@ -170,6 +170,8 @@ class CapitalConfig(_Strict):
     account_id: str = ""
     stale_quote_s: float = Field(5.0, gt=0)
     request_timeout_s: float = Field(10.0, gt=0)
+    # Seconds between pings on each streaming WebSocket: Capital.com closes a socket idle for 10 min.
+    stream_ping_s: float = Field(60.0, gt=0, le=540)
 
 
 class BrokersConfig(_Strict):

@@ -12,7 +12,11 @@ are audited.
 
 Reconnects and resubscription belong to the sources (each broker's rules differ: IBKR 1101 loses
 the subscriptions, Capital.com drops idle sockets after 10 minutes); `watch` only records what the
-stream must carry and asks the source once.
+stream must carry and asks the source once. One case no source can see is a line that goes silent
+while the connection lives (a subscription the broker dropped without a word): a stale instrument is
+therefore subscribed again by the stream itself (unsubscribe + subscribe at its source), at once and
+then, while it stays or goes stale again, with gaps doubling from `stale_after_s` up to
+`RESUBSCRIBE_MAX_S` (reset once it has quoted for a whole gap), audited `stream.resubscribed`.
 """
 
 from __future__ import annotations
@@ -30,6 +34,9 @@ from joe.core.events import AuditSink, NullAudit
 from joe.execution.quotes import InstrumentIndex, QuoteBatch
 
 log = logging.getLogger(__name__)
+
+
+RESUBSCRIBE_MAX_S = 300.0  # the longest gap between two resubscriptions of a stale instrument
 
 
 class QuoteConsumer(Protocol):
@@ -98,6 +105,7 @@ class PriceStream:
         self.batches = 0
         self.consumer_errors = 0
         self._since: dict[str, float] = {}  # symbol -> monotonic time its staleness clock started
+        self._resub: dict[str, tuple[float, float]] = {}  # stale symbol -> (next attempt, gap) monotonic
         self._last_seen = np.zeros(16)  # per instrument id, monotonic seconds
         self._b_inst: list[int] = []
         self._b_ts: list[int] = []
@@ -159,6 +167,7 @@ class PriceStream:
             self.held.discard(s)
             self.stale.discard(s)
             self._since.pop(s, None)
+            self._resub.pop(s, None)
         for name, syms in by_source.items():
             await self.sources[name].unsubscribe(syms)
 
@@ -269,6 +278,9 @@ class PriceStream:
                 self._since[s] = now  # a closed market is not stale; the clock restarts at the open
                 continue
             self.stale.add(s)
+            # Subscribe it again at the next watchdog pass; one that flaps (a snapshot on resubscribing,
+            # then silence) keeps its doubling gap rather than churning every `stale_after_s`.
+            self._resub.setdefault(s, (now, self.stale_after_s))
             held = s in self.held
             self.audit.record("stream.stale", {"symbol": s, "held": held, "silent_s": round(now - ref, 3)})
             log.warning("no quote for %s for %.1fs: stale (entries refused)", s, now - ref)
@@ -296,7 +308,38 @@ class PriceStream:
         except Exception:
             log.exception("stream alert hook failed")
 
+    async def resubscribe_stale(self) -> list[str]:
+        """Subscribe again, at their sources, the stale instruments whose next attempt is due (see
+        the module docstring); returns them. A source error is logged and retried at the next gap."""
+        now = self.monotonic()
+        for s, (at, gap) in list(self._resub.items()):
+            if s not in self.stale and now >= at + gap:  # fresh for a whole gap past its due time
+                del self._resub[s]
+        due = [s for s, (at, _gap) in self._resub.items() if at <= now and s in self.stale]
+        for s in due:
+            _at, gap = self._resub[s]
+            self._resub[s] = (now + gap, min(gap * 2, RESUBSCRIBE_MAX_S))
+            name = self.watched.get(s)
+            src = self.sources.get(name) if name is not None else None
+            if src is None:
+                continue
+            try:
+                await src.unsubscribe([s])
+                await src.subscribe([s])
+            except Exception as exc:
+                log.warning("resubscribing stale %s at %s failed: %s", s, name, exc)
+                self.audit.record("stream.resubscribe_failed", {"symbol": s, "source": name,
+                                  "error": f"{type(exc).__name__}: {exc}"})  # fmt: skip
+                continue
+            self.audit.record("stream.resubscribed", {"symbol": s, "source": name, "next_gap_s": gap})
+            log.info("stale %s subscribed again at %s", s, name)
+        return due
+
     async def _watch_staleness(self) -> None:
         while True:
             await asyncio.sleep(self.stale_after_s / 4)
             self.check_staleness()
+            try:
+                await self.resubscribe_stale()
+            except Exception:
+                log.exception("resubscribing stale instruments failed")

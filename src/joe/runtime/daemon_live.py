@@ -96,7 +96,9 @@ async def open_live_connection(
         # deals closed on the platform, are seen by polling (`Watcher`), fed to the OrderManager.
         if watch_orders:
             cxc.watch(interval_s=1.0)
-        return CapitalQuoteSource(CapitalStream(cmd.client, url, audit=rt.audit), hours), cxc, cxc.close
+        ping = rt.config.brokers.capital.stream_ping_s  # below the 10-minute idle limit
+        ws = CapitalStream(cmd.client, url, audit=rt.audit, ping_interval_s=ping)
+        return CapitalQuoteSource(ws, hours), cxc, cxc.close
     raise ValueError(f"no live desk for broker {broker!r}: use ibkr or capital")
 
 

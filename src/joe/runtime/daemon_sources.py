@@ -42,7 +42,9 @@ async def open_quote_source(
         if not url:
             await close()
             raise RuntimeError("Capital.com gave no streaming host; set CAPITAL_STREAM_URL")
-        return CapitalQuoteSource(CapitalStream(cmd.client, url, audit=rt.audit), hours), close
+        ping = rt.config.brokers.capital.stream_ping_s  # below the 10-minute idle limit
+        ws = CapitalStream(cmd.client, url, audit=rt.audit, ping_interval_s=ping)
+        return CapitalQuoteSource(ws, hours), close
     raise ValueError(f"no streaming quotes for broker {broker!r}: use ibkr or capital")
 
 

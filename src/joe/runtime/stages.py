@@ -66,6 +66,8 @@ class RunOptions:
     universe_scan: str | None = None
     # File sources: 'dayfirst', 'monthfirst' or a strptime format for ambiguous dates (joe.data.dates).
     date_format: str | None = None
+    # Symbols on which this run takes no entry (the daemon's stale instruments: `--no-entry`).
+    no_entries: tuple[str, ...] = ()
 
     @property
     def source_label(self) -> str:

@@ -340,7 +340,8 @@ class Session:
             self.send(C.error(self.sv, req_id, 200, NO_SECDEF))
             return
         self.send(C.market_data_type(req_id, 1))
-        self.send_quote(req_id, c.symbol, with_last=True)
+        if not self.sim.connectivity_lost:  # like TWS: while IB is unreachable (1100) no data flows
+            self.send_quote(req_id, c.symbol, with_last=True)
         if snapshot:
             self.send(C.tick_snapshot_end(req_id))
         else:
