@@ -128,7 +128,7 @@ async def _run(
     closers = []
     periodic: list[tuple[str, float, Any]] = []
     desk = None
-    on_run = pipeline_runner(broker, rt.audit, no_entries=lambda: stream.stale)
+    on_run = pipeline_runner(broker, rt.audit)
     safety = DaemonSafety(ctx, every_s=heartbeat or cfg.heartbeat_s)
     if broker != "sim" and rt.mode == "live":
         from joe.runtime.daemon_live import DeskHolder, build_desk

@@ -23,7 +23,7 @@ import logging
 import os
 import signal
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
@@ -218,7 +218,10 @@ class Daemon:
                 await asyncio.sleep(delay)
             if self._stopping:
                 return
-            self.audit.record("daemon.run", {"name": nxt.name, "at": nxt.at.isoformat()})
+            # What is stale now, before a hand-over pauses the quotes: the run takes no entry there.
+            nxt = replace(nxt, no_entries=tuple(sorted(self.stream.stale)))
+            self.audit.record("daemon.run", {"name": nxt.name, "at": nxt.at.isoformat(),
+                                             "no_entries": list(nxt.no_entries)})  # fmt: skip
             task: asyncio.Task[None] = asyncio.create_task(self.on_run(nxt), name=f"run-{nxt.name}")
             self._inflight.add(task)
             task.add_done_callback(self._inflight.discard)

@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 import os
 import sys
-from collections.abc import Callable, Coroutine, Iterable
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 from joe.core.events import AuditSink
@@ -35,19 +35,14 @@ def schedule_from_config(cfg: Any) -> Schedule:
     return Schedule(calendar, rules)
 
 
-def pipeline_runner(
-    broker: str, audit: AuditSink, no_entries: Callable[[], Iterable[str]] | None = None
-) -> Callable[[ScheduledRun], Coroutine[Any, Any, None]]:
+def pipeline_runner(broker: str, audit: AuditSink) -> Callable[[ScheduledRun], Coroutine[Any, Any, None]]:
     """`on_run` for the `Daemon`: runs `joe run --once --broker <broker>` and audits the outcome.
-    `no_entries()`: the symbols the run must not enter, read when it starts (the daemon's stale
-    instruments), passed as `--no-entry`."""
+    The run's `no_entries` (the daemon's stale instruments when it fired) go as `--no-entry`."""
 
     async def run(scheduled: ScheduledRun) -> None:
         cmd = [sys.executable, "-m", "joe.cli.main", "run", "--once", "--broker", broker]
-        blocked = sorted(no_entries()) if no_entries is not None else []
-        if blocked:
-            cmd += ["--no-entry", ",".join(blocked)]
-            audit.record("daemon.run_no_entries", {"name": scheduled.name, "symbols": blocked})
+        if scheduled.no_entries:
+            cmd += ["--no-entry", ",".join(scheduled.no_entries)]
         from joe.safety.lock import child_env
 
         proc = await asyncio.create_subprocess_exec(

@@ -40,6 +40,7 @@ from joe.runtime.stages import (
     load_market,
     open_book,
     settle_book,
+    without_no_entries,
     write_report,
 )
 from joe.safety.risk_gate import ProposedOrder
@@ -118,7 +119,7 @@ async def _trade(rt: Runtime, st: RunState, guard: RunGuard) -> LiveFacts:
         await _margin_previews(guard, link.client, approved)
         allowed, denied = await guard.screen_run(st, approved)
         st.executions.update(denied)
-        allowed = _fresh_only(rt, st, allowed)
+        allowed = without_no_entries(st, allowed)
         ts = st.as_of_ts.to_pydatetime()
         if rt.mode == "shadow":
             shadow = ShadowPortfolio(link.client, link.market, st.pf, rt.audit)
@@ -160,22 +161,6 @@ async def _trade(rt: Runtime, st: RunState, guard: RunGuard) -> LiveFacts:
         await link.close()
     st.timings["broker"] = time.perf_counter() - t0
     return facts
-
-
-def _fresh_only(rt: Runtime, st: RunState, signals: list[Signal]) -> list[Signal]:
-    """No entry on a symbol the caller named in `no_entries` (the daemon's stale instruments: no
-    fresh quote, so no price to trust); each one refused is audited and said in the report."""
-    blocked = set(st.opts.no_entries)
-    out = []
-    for s in signals:
-        if s.symbol not in blocked:
-            out.append(s)
-            continue
-        why = f"refused: no fresh quotes for {s.symbol} in the daemon (stale); no entry"
-        st.executions[s.signal_id] = why
-        rt.audit.record("run.entry_refused", {"symbol": s.symbol, "reason": "stale quotes"},
-                        run_id=st.run_id, signal_id=s.signal_id)  # fmt: skip
-    return out
 
 
 async def _margin_previews(guard: RunGuard, client: object, signals: list[Signal]) -> None:

@@ -45,6 +45,8 @@ class ScheduledRun:
     name: str
     at: datetime  # UTC
     day: date  # the session's exchange-local date
+    # Symbols the run must not enter: the daemon's stale instruments when the run fired.
+    no_entries: tuple[str, ...] = ()
 
 
 class Schedule:

@@ -25,7 +25,7 @@ from joe.analysis.pipeline import AnalysisResult, analyse
 from joe.analysis.regime import RegimeDetector
 from joe.config.settings import secret_value
 from joe.core.logging import get_logger
-from joe.core.models import Instrument
+from joe.core.models import Instrument, Signal
 from joe.core.reports import InstrumentRules
 from joe.portfolio import PaperPortfolio, SignalOutcome
 from joe.portfolio.replay import Mark, to_decimal
@@ -287,6 +287,23 @@ def _close_at(snap: MarketSnapshot, symbol: str, t: int) -> float | None:
     return None if np.isnan(v) else v
 
 
+def without_no_entries(st: RunState, signals: list[Signal]) -> list[Signal]:
+    """`signals` less those on a symbol of `opts.no_entries` (the daemon's stale instruments: no fresh
+    quote, so no price to trust); each one left out is audited `run.entry_refused` and said in the
+    report's signal table."""
+    blocked = set(st.opts.no_entries)
+    out = []
+    for s in signals:
+        if s.symbol not in blocked:
+            out.append(s)
+            continue
+        why = f"refused: no fresh quotes for {s.symbol} in the daemon (stale); no entry"
+        st.executions[s.signal_id] = why
+        st.rt.audit.record("run.entry_refused", {"symbol": s.symbol, "reason": "stale quotes"},
+                           run_id=st.run_id, signal_id=s.signal_id)  # fmt: skip
+    return out
+
+
 async def trade(st: RunState) -> None:
     """Approved signals → paper orders; new positions are marked at the as-of close, like the rest."""
     assert st.pf is not None and st.result is not None and st.snap is not None and st.as_of_ts is not None
@@ -298,6 +315,7 @@ async def trade(st: RunState) -> None:
     if st.guard is not None:  # the RiskGate: every intent, every mode; denials go to the signal table
         approved, denied = await st.guard.screen_run(st, approved)
         st.executions.update(denied)
+    approved = without_no_entries(st, approved)
     st.outcomes = await st.pf.submit(approved, ts)
     marks: dict[str, Mark] = {}
     for o in st.outcomes:
