@@ -8,11 +8,13 @@ broker's stop fill exactly once. The simulator's books are the truth."""
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -20,7 +22,7 @@ from joe.core.models import OrderLeg, Side
 from joe.core.order import Order, OrderState
 from joe.simulators.capital import CapitalSimulator, SimLimits
 from joe.simulators.ibkr import IBKRSimulator
-from runtime.daemon_harness import DaemonProc, audit_records, read_store, settled, until
+from runtime.daemon_harness import JOE, DaemonProc, audit_records, read_store, settled, until
 from runtime.test_daemon_live_ibkr import ACCOUNT, gates_accept_a_simulator_port
 from runtime.test_daemon_live_ibkr import live_env as ibkr_env
 
@@ -208,3 +210,88 @@ async def test_scheduled_live_run_in_the_daemon_at_the_capital_simulator(
     capital: Venue, project: Path
 ) -> None:
     await scheduled_run_opens_trails_and_books_once(capital, project)
+
+
+async def joe_run_once(project: Path, env: dict[str, str]) -> dict[str, Any]:
+    """`joe run --once` as a child of this loop (the simulator runs here); returns its live.json."""
+    pipe = asyncio.subprocess.PIPE
+    proc = await asyncio.create_subprocess_exec(JOE, "run", "--once", cwd=project, env=env, stdout=pipe,
+                                                stderr=pipe)  # fmt: skip
+    out, err = await proc.communicate()
+    assert proc.returncode == 0, err.decode()[-4000:]
+    line = [ln for ln in out.decode().splitlines() if ln.startswith("Report: ")][-1]
+    facts: dict[str, Any] = json.loads((Path(line.removeprefix("Report: ")).parent / "live.json").read_text())
+    return facts
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(900)
+async def test_a_stale_instrument_gets_no_entry_from_a_scheduled_run_while_the_others_do(
+    tmp_path: Path, project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """First a plain live run at one simulator shows which instruments today's data signals. Then, at a
+    fresh simulator with the same seed, the daemon streams them; one quotes no more on the daemon's
+    line (stale), the others tick. The scheduled run takes no entry on the stale one — no order
+    reaches the simulator for it — and enters the others."""
+    if not gates_accept_a_simulator_port():
+        pytest.skip("the live gates do not accept the TWS simulator's port for a DU account yet")
+    first = tmp_path / "first"
+    (first / "config").mkdir(parents=True)
+    (first / "config/execution.yaml").write_text(CONFIG)
+    sim = IBKRSimulator(server_version=178, seed=7, account=ACCOUNT)
+    await sim.start()
+    try:
+        facts = await joe_run_once(first, ibkr_env(first, sim))
+    finally:
+        await sim.stop()
+    signalled = sorted({o["symbol"] for o in facts["orders"] if o["leg"] == "entry"})
+    assert len(signalled) >= 2, f"today's data signals too few instruments for this test: {signalled}"
+    stale, fresh = signalled[0], signalled[1:]
+
+    from joe.simulators.ibkr import session as tws_session
+
+    muted = {stale}
+    send_quote = tws_session.Session.send_quote
+
+    def maybe_send(self: Any, req_id: int, symbol: str, with_last: bool = False) -> None:
+        if symbol not in muted:
+            send_quote(self, req_id, symbol, with_last)
+
+    monkeypatch.setattr(tws_session.Session, "send_quote", maybe_send)
+    (project / "config/execution.yaml").write_text(CONFIG)
+    sim = IBKRSimulator(server_version=178, seed=7, account=ACCOUNT)
+    await sim.start()
+    base = {s: sim.prices.quote(s).mid for s in signalled}
+
+    async def tick() -> None:
+        n = 0
+        while True:
+            n += 1
+            for s, px in base.items():
+                sim.set_price(s, Decimal(str(px)) * (1 + Decimal("0.0001") * (n % 5)))
+            if muted and audit_records(project, "daemon.run"):
+                muted.clear()  # the daemon has taken its snapshot: the run itself gets every quote
+            await asyncio.sleep(0.1)
+
+    ticker = asyncio.create_task(tick())
+    d = DaemonProc(project, ibkr_env(project, sim), "ibkr", "--watch", ",".join(signalled), "--stale-after",
+                   "1.5", "--clock-start", "2026-12-01T14:44:30Z", schedule=True)  # fmt: skip
+    try:
+        await d.beat(lambda b: b["status"] == "running" and b["stale"] == [stale], f"{stale} alone stale")
+        await until(lambda: bool(audit_records(project, "daemon.run_finished")), "the scheduled run", 600)
+        [run] = audit_records(project, "daemon.run")
+        assert run["payload"]["no_entries"] == [stale]
+        [done] = audit_records(project, "daemon.run_finished")
+        assert done["payload"]["rc"] == 0, done["payload"]
+        rc, err = await d.terminate()
+    finally:
+        ticker.cancel()
+        if d.proc.poll() is None:
+            await d.kill()
+        await sim.stop()
+    assert rc == 0, err[-4000:]
+    at_broker = {o.placed.contract.symbol for o in sim.book.orders.values()}
+    assert stale not in at_broker  # no order reached the simulator for the stale instrument
+    assert set(fresh) & at_broker  # the others were entered
+    refused = [r["payload"]["symbol"] for r in audit_records(project, "run.entry_refused")]
+    assert refused == [stale]
