@@ -155,3 +155,46 @@ async def test_a_stop_cancelled_at_the_broker_mid_session_is_replaced_and_the_po
     orders = {o.client_order_id: o for o in read_store(project / "data", lambda s: s.orders_for_signal(SIG))}
     assert orders[STOP_ID].state is OrderState.CANCELLED
     assert orders[replace].state is OrderState.ACCEPTED
+
+
+@pytest.mark.timeout(300)
+async def test_capital_periodic_reconciliation_adopts_an_owner_deal_and_entries_go_on(project: Path) -> None:
+    """The same at Capital.com (httpx + WebSocket, the simulator's platform trade): the owner's deal on
+    another market is adopted as external at the next pass, never touched; no halt, entries go on;
+    Joe's bracket and its stop stay as they were."""
+    from joe.simulators.capital import CapitalSimulator, SimLimits
+    from runtime import test_daemon_live as capital_live
+
+    sim = CapitalSimulator(seed=11, limits=SimLimits().scaled(10.0), tick_s=0.05)
+    await sim.start()
+    sim.paused = True
+    try:
+        (project / "config/execution.yaml").write_text(capital_live.LIVE_CONFIG + "  reconcile_min: 0.02\n")
+        data = project / "data"
+        data.mkdir(exist_ok=True)
+        m0 = capital_live.mid_of(sim)
+        stop0 = (m0 * Decimal("0.95")).quantize(capital_live.CENT)
+        await capital_live.place_bracket(sim, data, stop0, (m0 * Decimal("1.3")).quantize(capital_live.CENT))
+        d = DaemonProc(project, capital_live.live_env(project, sim), "capital", "--stale-after", "60")
+        try:
+            beat = await d.beat(lambda b: b["status"] == "running" and b["positions"] == 1, "watching")
+            assert beat["entries"] is True
+            deal = sim.manual_trade("AAPL", "BUY", 3)["affectedDeals"][0]["dealId"]
+            n = len(reconciled(project))
+            await periodic_passes_after(project, n)
+            ext = read_store(data, lambda s: s.reconcile_items("capital", "live", "external_position"))
+            assert [(i.symbol, i.quantity) for i in ext] == [("AAPL", Decimal(3))]
+            assert all(r["explained"] for r in reconciled(project))
+            beat = await d.beat(lambda b: b["reconciled"]["explained"] is True, "still explained")
+            assert beat["entries"] is True and beat["positions"] == 1
+            state = read_store(data, lambda s: s.get_state(STATE_KEY)) or {}
+            assert state.get("state", "active") == "active"
+            rc, err = await d.terminate()
+        finally:
+            if d.proc.poll() is None:
+                await d.kill()
+        assert rc == 0, err[-4000:]
+        assert [p.deal_id for p in sim.account().positions if p.epic == "AAPL"] == [deal]  # never touched
+        assert capital_live.resting_stop(sim) == stop0
+    finally:
+        await sim.stop()
