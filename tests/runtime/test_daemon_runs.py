@@ -37,3 +37,36 @@ async def test_a_scheduled_run_is_joe_run_once_in_a_child_process(project: Path)
     assert kind == "daemon.run_finished" and payload["rc"] == 0 and payload["name"] == "after_open"
     report = Path(payload["report"])
     assert report.exists() and report.is_relative_to(project)
+
+
+
+def test_no_entry_refuses_those_symbols_by_name_and_enters_the_rest(project: Path) -> None:
+    """`joe run --once --no-entry` (what the daemon passes for its stale instruments): a signal on a
+    named symbol is refused, audited and said in the report; the other signals are entered."""
+    import csv
+    import json
+    import shutil
+    import subprocess
+    import sys
+
+    joe = str(Path(sys.executable).with_name("joe"))
+
+    def run(*extra: str) -> tuple[set[str], list[str], str]:
+        out = subprocess.run([joe, "run", "--once", *extra], cwd=project, capture_output=True, text=True,
+                             timeout=600)  # fmt: skip
+        assert out.returncode == 0, out.stderr[-3000:]
+        report = Path([ln for ln in out.stdout.splitlines() if ln.startswith("Report: ")][-1][8:]).parent
+        with (report / "positions.csv").open() as f:
+            held = {row["symbol"] for row in csv.DictReader(f)}
+        records = [json.loads(ln) for a in sorted((project / "data/audit").glob("*.jsonl"))
+                   for ln in a.read_text().splitlines()]  # fmt: skip
+        refused = [r["payload"]["symbol"] for r in records if r["event"] == "run.entry_refused"]
+        return held, refused, (report / "report.md").read_text()
+
+    held, refused, _ = run()
+    assert len(held) >= 2 and refused == []
+    blocked = sorted(held)[0]
+    shutil.rmtree(project / "data")  # the same run again from a fresh book: the same signals
+    held2, refused2, md = run("--no-entry", f"{blocked},NOTASYMBOL")
+    assert refused2 == [blocked] and held2 == held - {blocked}
+    assert f"no fresh quotes for {blocked} in the daemon (stale)" in md
