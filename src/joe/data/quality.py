@@ -8,13 +8,14 @@ Checks (thresholds in `QualityConfig`; the README's data section lists them for 
 
 * ``non_finite`` (error): an infinite price or volume, or a bar with some prices and not others.
 * ``ohlc`` (warning): open or close outside high/low; the range is widened to contain them.
-* ``split`` (warning): a jump between two bars at a split ratio (5-for-4 ... 10-for-1 and the reverse
-  splits 1-for-2 ... 1-for-10) on an otherwise ordinary day, with volume scaled the other way or the
-  split listed in ``splits.csv`` beside the files: earlier bars are adjusted (prices ÷ ratio, volume ×
-  ratio). The rule and its tolerances are in `joe.data.splits`.
-* ``unconfirmed_split`` (error): such a jump without that confirmation (no volume, or volume that did
-  not scale). Joe cannot tell it from a crash and will not trade an unadjusted split as one: the
-  symbol is excluded, and the message says how to adjust the file or confirm the split.
+* ``split`` (warning): a jump between two bars that a real split ratio explains (5-for-4 ... 50-for-1
+  and the reverse 1-for-2 ... 1-for-100), with the split day's own move within ±12%, on an otherwise
+  ordinary day, the ratio picked by volume (scaled the other way for good) or listed in ``splits.csv``
+  beside the files: earlier bars are adjusted (prices ÷ ratio, volume × ratio). The rule and its
+  tolerances are in `joe.data.splits`.
+* ``unconfirmed_split`` (error): a split-like jump nothing confirms (no volume, or volume that cannot
+  tell the ratio or split from none). Joe cannot tell it from a crash and will not trade an unadjusted
+  split as one: the symbol is excluded, and the message says how to adjust the file or confirm it.
 * ``extreme_move`` (error): a one-bar move beyond 5x either way that is not a split (bad tick, wrong
   units, a missing split adjustment).
 * ``outlier`` (warning): |log return − median| > k × 1.4826 × MAD of the symbol's log returns
@@ -361,7 +362,7 @@ def _moves(
     r[:, ~keep] = np.nan
     with np.errstate(divide="ignore", invalid="ignore"):
         gap = np.log(prev_valid(close, np.isfinite(close)) / arr["open"])
-    floor = math.log(splits.MIN_RATIO) - splits.TOL_MAX
+    floor = splits.FLOOR
     big_move = (np.abs(np.nan_to_num(r)) >= floor) | (np.abs(np.nan_to_num(gap)) >= floor)
     candidates = np.argwhere(big_move & keep[None, :])
     extreme = math.log(cfg.extreme_ratio)
@@ -397,43 +398,46 @@ def _moves(
                 continue
         o, h, lo, v = (arr[k][:, j] for k in ("open", "high", "low", "volume"))
         jump = splits.assess_jump(o, h, lo, close[:, j], v, valid_rows, pos)
-        if jump.suspected:
-            day = col.dates[t].date()
-            users = [u for u in user_splits.get(col.symbols[j], ()) if u.matches(day, jump.factor)]
-            vr = jump.volume_ratio
-            vol_text = f"volume ×{vr:.2f}" if math.isfinite(vr) else "no volume"
-            if users or jump.volume_confirms:
-                ratio = jump.factor
-                for name in PRICES:
-                    arr[name][:t, j] /= ratio
-                volume[:t, j] *= ratio
-                r[t, j] = np.nan  # the jump is explained; no outlier for it
-                adjusted.setdefault(col.symbols[j], []).append((t, ratio))
-                why = f"confirmed in {users[0].source}" if users else f"with {vol_text}"
-                col.add(
-                    j,
-                    "warning",
-                    "split",
-                    f"close {after:.6g} after {before:.6g} {why} looks like a {jump.label} split; "
-                    f"earlier bars adjusted (prices ÷ {ratio:.4g}, volume × {ratio:.4g})",
-                    int(t),
-                )
-                continue
-            keep[j] = False
-            want = (
-                "no volume to confirm it"
-                if not math.isfinite(vr)
-                else f"{vol_text} where a split scales it ×{jump.factor:.4g}"
+        day = col.dates[t].date()
+        users = [u for u in user_splits.get(col.symbols[j], ()) if u.matches(day, jump.move)]
+        verdict = jump.verdict()
+        if users and abs(jump.move) >= splits.FLOOR:
+            factor = users[0].factor or (verdict.factor if verdict.action != "move" else jump.factor)
+            verdict = splits.Verdict("adjust", factor, f"confirmed in {users[0].source}")
+        if verdict.action == "adjust":
+            ratio = verdict.factor
+            for name in PRICES:
+                arr[name][:t, j] /= ratio
+            volume[:t, j] *= ratio
+            r[t, j] = np.nan  # the jump is explained; no outlier for it
+            adjusted.setdefault(col.symbols[j], []).append((t, ratio))
+            rest = math.log(ratio) - jump.move
+            gap = f" and a {math.expm1(rest):+.1%} move of its own" if abs(rest) > jump.tolerance else ""
+            col.add(
+                j,
+                "warning",
+                "split",
+                f"close {after:.6g} after {before:.6g} {verdict.why} looks like a "
+                f"{splits.split_label(ratio)} split{gap}; earlier bars adjusted (prices ÷ {ratio:.4g}, "
+                f"volume × {ratio:.4g})",
+                int(t),
             )
+            continue
+        # Beyond the extreme ratio with volume that did not scale: a bad tick or wrong units, said so.
+        too_far = abs(r[t, j]) > extreme and jump.posterior().get(1.0, 0.0) >= 0.5
+        if verdict.action == "unconfirmed" and not too_far:
+            keep[j] = False
+            label = splits.split_label(verdict.factor)
             col.add(
                 j,
                 "error",
                 "unconfirmed_split",
-                f"close {after:.6g} after {before:.6g} is a {jump.label} jump between two ordinary bars but "
-                f"{want}: split or crash cannot be told apart, and an unadjusted split would be traded as "
-                f"a crash. The symbol is excluded. Fix: supply split-adjusted prices (divide the bars "
-                f"before {day} by {jump.factor:.4g}, multiply their volume by it), or confirm the split "
-                f"with a line '{col.symbols[j]},{day},{jump.label}' in {SPLITS_FILE} beside the files",
+                f"close {after:.6g} after {before:.6g} is a {label} jump between two ordinary bars but "
+                f"{verdict.why}: split or crash cannot be told apart, and an unadjusted split would be "
+                f"traded as a crash. The symbol is excluded. Fix: supply split-adjusted prices (divide the "
+                f"bars before {day} by the split ratio, {verdict.factor:.4g} for a {label}, multiply their "
+                f"volume by it), or confirm the split with a line '{col.symbols[j]},{day},{label}' in "
+                f"{SPLITS_FILE} beside the files",
                 int(t),
             )
         elif abs(r[t, j]) > extreme:

@@ -1,35 +1,54 @@
 """Telling a stock split from a crash in one symbol's bars (used by `joe.data.quality`).
 
-A p-for-q split divides every later price by p/q and multiplies volume by p/q. In the bars it shows
-as a jump with three signatures a crash does not have all of:
+A p-for-q split divides every later price by p/q and multiplies volume by p/q. On the split day the
+stock also moves like on any other day - sometimes a lot - so the jump between the two bars is the
+split ratio *times* an ordinary gap. The rule:
 
-1. **The ratio.** The overnight move (previous close → this open; close → close for close-only bars,
-   which have no open of their own) is within tolerance of a split ratio: p/q or q/p with p <= 10,
-   q <= 4 and at least 1.25 (5-for-4 ... 10-for-1, 3-for-2, 4-for-3, 5-for-2 and the reverse splits
-   1-for-2, 2-for-3, 1-for-10 ...). The tolerance is 4 robust standard deviations (1.4826 × MAD) of
-   the symbol's own overnight moves over the 60 bars before, clipped to [2%, 3.5%] (3.5% with fewer
-   than 20 bars before): a split day's gap is the ratio plus an ordinary gap.
-2. **A normal day.** The jump happened between the bars, not during one: the bar's own high-low range
+1. **Real split ratios only** (`FORWARD`, `REVERSE`): 5-for-4, 4-for-3, 3-for-2, 2, 5-for-2, 3, 4, 5,
+   6, 7, 8, 10, 15, 20, 25, 30, 50-for-1 and the reverse 1-for-2 ... 1-for-10, 1-for-15 ... 1-for-100.
+   Invented ratios (9-for-4, 7-for-4) are never used: a ratio that is not in the list must be given
+   in ``splits.csv``.
+2. **The jump.** The overnight move (previous close → this open; close → close for close-only bars,
+   which have no open of their own), as a log factor ``m`` (> 0 when prices fell). A ratio ``r`` is
+   *plausible* when the rest of the move, the split day's own gap ``log r − m``, is within ±12%
+   (`GAP_MAX`, a same-day move of ±10% and some); it is *clean* when that rest is within 4 robust
+   standard deviations (1.4826 × MAD) of the symbol's own moves over the 60 bars before, clipped to
+   [2%, 8%] (8% with fewer than 20 bars before).
+3. **A normal day.** The jump happened between the bars, not during one: the bar's own high-low range
    is within 4× its usual (median of the 60 bars before) plus 5%. A crash that keeps falling through
    the day fails this and is a move, not a split. (Close-only bars carry no range: not checked.)
-3. **Volume scaled the other way.** When the series has volume, the median volume of the 10 bars from
-   the jump on over the 10 bars before is closer (in log terms) to the ratio than to 1, and within 2×.
+4. **Volume picks the ratio.** A split multiplies volume by the ratio for good (a news spike fades): the
+   median volume of the 20 bars from the 6th after the jump on (from the jump when fewer bars follow)
+   over the 20 bars before, ``v``, is compared with every
+   plausible ratio and with 1 (no split). Each hypothesis gets the likelihood of ``log v`` under a
+   normal error whose size comes from the symbol's own volume dispersion (the noise of two medians,
+   at least 2.5%); the prior says the split day's own move is an ordinary one or, half the time, any
+   move within ±12% (`Jump.posterior`, `NEWS_SHARE`). A hypothesis is *decided* at 90% when volume
+   also fits it (within 3 noise sd) and does not itself prefer another ratio; a ratio that needs a
+   move of its own beyond tolerance also needs volume 20 times likelier under it than under "no
+   split".
 
-A jump with 1 and 2 is a *suspected* split. It is adjusted (earlier prices ÷ ratio, volume × ratio,
-a warning) when volume confirms it (3) or the user confirmed it (a ``splits.csv`` beside the files).
-Any other suspected split excludes the symbol with an error saying how to fix the file: Joe never
-trades a suspected split it has not adjusted, because reading it as a crash would put an entry on the
-wrong side. Close-only series (only closes: no gap, no range) are the exception for small ratios
-(below 1.9x): there a 5-for-4 cannot be told from a 20% day, so it is suspected only when the move
-is at least 12 robust standard deviations of the symbol's daily moves (a 20% day is then
-extraordinary) or volume confirms it; a volatile close-only series' 20% day is a move (an outlier
-warning). (Volume cannot *refute* a small split: ten days' median volume is too noisy to tell ×1.25
-from ×1. A genuine big move with a split-like gap on an ordinary day is excluded too - fail closed;
-a crash usually trades through the day, which rule 2 sees.)
+A jump of at least 10% (the smallest ratio with the largest gap) on a normal day is a **suspected**
+split when it is clean, or extraordinary for the symbol (12 robust sd, `JUMP_SDS`), or when volume
+decides for a split. A suspected split is **adjusted** (earlier prices ÷ ratio, volume × ratio, a
+warning) by the ratio volume decided; failing that, by the clean ratio when volume moved towards it
+(closer to it than to 1), still gives it at least 25% and leaves no other real ratio above 10%
+(volume too noisy to say "split" for sure, but it can only be this one); or by the ratio the
+user listed in ``splits.csv``. A jump that is not clean where volume decides for "no split" is a
+move. Anything else is an **unconfirmed split**: the symbol is excluded (it is never traded - an
+unadjusted split read as a crash puts an entry on the wrong side), and the message says how to fix
+the file or confirm the split. This covers close-only series whatever their volatility: a jump at a
+split ratio within tolerance is suspected even when a 20% day is ordinary for the name, and without
+volume it cannot be confirmed.
+
+What cannot be seen: a small split whose same-day gap offsets it (5-for-4 with a +10% day is a net
+-12%) on a series *without* volume, or with volume too noisy to decide, looks like an ordinary big
+day; so does a real crash with a split-sized gap, an ordinary range and volume that rose by a split
+ratio for weeks. ``splits.csv`` settles either.
 
 The splits file: ``splits.csv`` in the data folder, columns ``symbol,date[,ratio]`` (ISO date, ratio
-like ``4:1``, ``3-for-2`` or ``1:10``); a listed split within 4 days (and the same ratio, when given)
-of a suspected one confirms it.
+like ``4:1``, ``3-for-2`` or ``1:10``); a listed split within 4 days of a suspected one confirms it
+(with the listed ratio, when that ratio is plausible for the jump; without a ratio, the detected one).
 """
 
 from __future__ import annotations
@@ -46,56 +65,62 @@ import pandas as pd
 
 from joe.data.errors import DataError
 
+# Price factors of the splits companies really do (> 1: a forward split, prices fall).
+FORWARD: tuple[Fraction, ...] = tuple(
+    sorted(
+        {Fraction(5, 4), Fraction(4, 3), Fraction(3, 2), Fraction(5, 2)}
+        | {Fraction(n) for n in (2, 3, 4, 5, 6, 7, 8, 10, 15, 20, 25, 30, 50)}
+    )
+)
+# Reverse splits are 1-for-N (prices rise N times).
+REVERSE: tuple[Fraction, ...] = tuple(
+    sorted(Fraction(1, n) for n in (2, 3, 4, 5, 6, 7, 8, 10, 15, 20, 25, 30, 40, 50, 100))
+)
+RATIOS: tuple[Fraction, ...] = tuple(sorted(REVERSE + FORWARD))
+_LOG_RATIOS = np.log(np.array([float(r) for r in RATIOS]))
 MIN_RATIO = 1.25
-MAX_NUMERATOR = 10
-MAX_DENOMINATOR = 4
+GAP_MAX = 0.12  # the split day's own move, log: a ±10% day and some
+FLOOR = math.log(MIN_RATIO) - GAP_MAX  # the smallest jump a split can make (~10%)
 PRIOR_BARS = 60
-VOLUME_BARS = 10
+VOLUME_BARS = 20
 TOL_SDS = 4.0
 TOL_MIN = 0.02
-TOL_MAX = 0.035
+TOL_MAX = 0.08
 MIN_PRIOR_FOR_SD = 20
-# Close-only series carry no gap and no range: a small split (below 1.9x) is only told from a big day
-# when the move is extraordinary for the symbol (>= 12 robust sd of its daily moves) or volume confirms.
-SMALL_BELOW = 1.9
-CLOSE_ONLY_MIN_SDS = 12.0
+JUMP_SDS = 12.0
 RANGE_TIMES = 4.0
 RANGE_EXTRA = 0.05
+VOLUME_SD_MIN = 0.025
+SPIKE_BARS = 5  # volume after a jump is read from the 6th bar on when there are enough bars
+DECIDED = 0.90  # posterior at which volume decides between the hypotheses
+NOT_AGAINST = 0.25  # a clean ratio is kept when volume gives it at least this much
+RIVAL_MAX = 0.10  # ... and no other plausible ratio keeps more than this
+NEWS_SHARE = 0.5  # share of split days with a news-sized move of their own (prior, see `Jump.posterior`)
+FIT_SDS = 3.0  # the volume's pick must also fit it: within 3 noise sd of the ratio
 VOLUME_MAX_FACTOR = 2.0
-# How far (in sessions) a splits.csv date may be from the jump (vendors date a split on the ex-date
-# or the day before).
+# How far (in days) a splits.csv date may be from the jump (vendors date a split on the ex-date or
+# the day before).
 CONFIRM_WINDOW_DAYS = 4
 
 
-def split_ratios(
-    max_numerator: int = MAX_NUMERATOR, max_denominator: int = MAX_DENOMINATOR, min_ratio: float = MIN_RATIO
-) -> tuple[Fraction, ...]:
-    """Split price factors p/q > 1 (a forward split; a reverse split is the inverse), ascending."""
-    out = {
-        Fraction(p, q)
-        for q in range(1, max_denominator + 1)
-        for p in range(q + 1, max_numerator + 1)
-        if Fraction(p, q) >= Fraction(min_ratio).limit_denominator(1000)
-    }
-    return tuple(sorted(out))
-
-
-RATIOS = split_ratios()
-_LOG_RATIOS = np.log(np.array([float(r) for r in RATIOS]))
-
-
 def split_label(ratio: float) -> str:
-    """`3-for-2` for a price factor of 1.5 (prices fall), `1-for-10` for 0.1 (a reverse split)."""
-    fr = Fraction(ratio).limit_denominator(MAX_NUMERATOR)
+    """`3-for-2` for a price factor of 1.5 (prices fall), `1-for-10` for 0.1 (a reverse split); a factor
+    that is no simple ratio reads `1.751-for-1`."""
+    fr = Fraction(ratio).limit_denominator(100)
+    if abs(float(fr) / ratio - 1) > 1e-9:
+        return f"{ratio:.4g}-for-1"
     return f"{fr.numerator}-for-{fr.denominator}"
 
 
+def plausible_ratios(log_move: float, gap_max: float = GAP_MAX) -> tuple[float, ...]:
+    """Real split factors r with |log r − log_move| <= gap_max (log_move > 0: prices fell)."""
+    return tuple(float(RATIOS[k]) for k in np.flatnonzero(np.abs(_LOG_RATIOS - log_move) <= gap_max))
+
+
 def nearest_ratio(log_move: float) -> tuple[float, float]:
-    """(signed split factor closest to exp(log_move), |log distance| to it). Factor > 1: prices fell."""
-    k = int(np.argmin(np.abs(_LOG_RATIOS - abs(log_move))))
-    dist = abs(abs(log_move) - float(_LOG_RATIOS[k]))
-    factor = float(RATIOS[k])
-    return (factor if log_move > 0 else 1 / factor), dist
+    """(the real split factor closest to exp(log_move), |log distance| to it). Factor > 1: prices fell."""
+    k = int(np.argmin(np.abs(_LOG_RATIOS - log_move)))
+    return float(RATIOS[k]), abs(log_move - float(_LOG_RATIOS[k]))
 
 
 def robust_sd(x: np.ndarray) -> float:
@@ -107,45 +132,194 @@ def robust_sd(x: np.ndarray) -> float:
 
 
 @dataclass(frozen=True)
+class Verdict:
+    """What to do with a jump: "move" (not a split), "adjust" (by `factor`) or "unconfirmed"."""
+
+    action: str
+    factor: float = 1.0
+    why: str = ""
+
+
+@dataclass(frozen=True)
 class Jump:
     """What the bars say about the jump into bar `t` (row indices into the symbol's arrays)."""
 
     t: int
     prev: int
-    factor: float  # signed split factor: previous close / this bar, > 1 when prices fell
-    ratio_match: bool
+    move: float  # log(previous close / this open), close → close for close-only bars; > 0: prices fell
     normal_day: bool
     close_only: bool
-    volume_ratio: float  # NaN when the series has no volume around the jump
+    volume_ratio: float  # median volume after / before; NaN when the series has no volume around it
+    volume_sd: float  # the noise of log(volume_ratio) (NaN without volume)
     tolerance: float
-    distance: float
     sds: float  # the move in robust standard deviations of the symbol's usual moves (NaN: unknown)
+    usual_sd: float = TOL_MAX / TOL_SDS  # the symbol's usual move (log sd) on the jump's scale
 
     @property
-    def suspected(self) -> bool:
-        """A split-like jump (rules 1 and 2; for close-only series see `CLOSE_ONLY_MIN_SDS`)."""
-        if not (self.ratio_match and self.normal_day):
-            return False
-        small = abs(math.log(self.factor)) < math.log(SMALL_BELOW)
-        ordinary = self.close_only and small and self.sds < CLOSE_ONLY_MIN_SDS  # NaN: unknown, suspect
-        return not ordinary or self.volume_confirms
+    def candidates(self) -> tuple[float, ...]:
+        """Real split factors that explain the jump with a same-day move within ±`GAP_MAX`."""
+        return plausible_ratios(self.move)
 
     @property
-    def volume_confirms(self) -> bool:
-        vr = self.volume_ratio
-        if not (math.isfinite(vr) and vr > 0):
-            return False
-        lf, lv = math.log(self.factor), math.log(vr)
-        return abs(lv - lf) < abs(lv) and abs(lv - lf) <= math.log(VOLUME_MAX_FACTOR)
+    def clean(self) -> float | None:
+        """The real split factor within tolerance of the jump (no gap of its own), if any."""
+        factor, dist = nearest_ratio(self.move)
+        return factor if dist <= self.tolerance else None
+
+    @property
+    def factor(self) -> float:
+        """The split factor the jump is read as: the volume's pick, else clean, else the nearest."""
+        verdict = self.verdict()
+        if verdict.action != "move":
+            return verdict.factor
+        return nearest_ratio(self.move)[0]
 
     @property
     def label(self) -> str:
         return split_label(self.factor)
 
+    def posterior(self) -> dict[float, float]:
+        """P(hypothesis | jump, volume) over the plausible factors and 1.0 (no split); {} without volume.
+
+        Prior of a factor: the split day's own move ``log r − m`` is an ordinary one (normal, the
+        symbol's usual sd) or, `NEWS_SHARE` of the time, any move within ±`GAP_MAX`; "no split" is as
+        likely as the latter. Likelihood: ``log v`` normal around ``log r`` with sd `volume_sd`.
+        """
+        vr = self.volume_ratio
+        if not (math.isfinite(vr) and vr > 0 and math.isfinite(self.volume_sd)):
+            return {}
+        hyps = (*self.candidates, 1.0)
+        lv = math.log(vr)
+        flat = NEWS_SHARE / (2 * GAP_MAX)
+        sg = self.usual_sd
+        logp = []
+        for h in hyps:
+            rest = math.log(h) - self.move
+            prior = flat
+            if h != 1.0:
+                prior += (1 - NEWS_SHARE) * math.exp(-0.5 * (rest / sg) ** 2) / (sg * math.sqrt(2 * math.pi))
+            logp.append(math.log(prior) - 0.5 * ((lv - math.log(h)) / self.volume_sd) ** 2)
+        ll = np.array(logp)
+        w = np.exp(ll - ll.max())
+        w /= w.sum()
+        return dict(zip(hyps, (float(x) for x in w), strict=True))
+
+    def volume_towards(self, factor: float) -> bool:
+        """Volume moved towards `factor`: closer (log) to it than to 1, and within 2× of it."""
+        vr = self.volume_ratio
+        if not (math.isfinite(vr) and vr > 0):
+            return False
+        lf, lv = math.log(factor), math.log(vr)
+        return abs(lv - lf) < abs(lv) and abs(lv - lf) <= math.log(VOLUME_MAX_FACTOR)
+
+    @property
+    def suspected(self) -> bool:
+        """A split-like jump (see the module docstring)."""
+        if abs(self.move) < FLOOR or not self.normal_day:
+            return False
+        if self.clean is not None or (math.isfinite(self.sds) and self.sds >= JUMP_SDS):
+            return True
+        post = self.posterior()
+        return any(p >= DECIDED and self._fits(h) for h, p in post.items() if h != 1.0)
+
+    def verdict(self) -> Verdict:
+        """Adjust (and by which factor), a move, or an unconfirmed split (module docstring)."""
+        if not self.suspected:
+            return Verdict("move")
+        post = self.posterior()
+        vr = self.volume_ratio
+        vol_text = f"volume ×{vr:.2f}" if math.isfinite(vr) else "no volume"
+        if post:
+            best = max(post, key=lambda h: post[h])
+            if best != 1.0 and post[best] >= DECIDED and self._fits(best) and self._volume_backs(best):
+                return Verdict("adjust", best, f"with {vol_text}")
+        clean = self.clean
+        rivals = max((p for h, p in post.items() if h not in (1.0, clean)), default=0.0)
+        if (
+            clean is not None
+            and self.volume_towards(clean)
+            and post.get(clean, 0.0) >= NOT_AGAINST
+            and rivals <= RIVAL_MAX  # no other real ratio that volume would still allow
+            and self._fits(clean)
+            and self._volume_backs(clean)
+        ):
+            return Verdict("adjust", clean, f"with {vol_text}")
+        if clean is None and post and self._volume_flat():
+            return Verdict("move")  # volume did not move: a real jump, not a split
+        cands = self.candidates
+        if clean is not None:
+            factor = clean
+        elif cands:
+            factor = min(cands, key=lambda f: abs(math.log(f) - self.move))
+        else:  # no usual split ratio explains it: name the jump itself
+            factor = math.exp(self.move)
+        return Verdict("unconfirmed", factor, self._unconfirmed_why(post, factor))
+
+    def _volume_lik(self, factor: float) -> float:
+        return math.exp(-0.5 * (math.log(self.volume_ratio / factor) / self.volume_sd) ** 2)
+
+    def _volume_backs(self, factor: float) -> bool:
+        """Volume itself does not prefer another plausible ratio (likelihood at least 0.8 of the best's);
+        and when the split needs a move of its own beyond tolerance, volume makes "no split" at
+        least 20 times less likely than it (a crash with a split-sized gap stays a crash)."""
+        lik = self._volume_lik(factor)
+        if lik < 0.8 * max(self._volume_lik(h) for h in self.candidates):
+            return False
+        own_move = abs(math.log(factor) - self.move) > self.tolerance
+        return not own_move or self._volume_lik(1.0) <= lik / 20
+
+    def _fits(self, factor: float) -> bool:
+        """Volume within `FIT_SDS` noise sd of `factor`."""
+        return abs(math.log(self.volume_ratio / factor)) <= FIT_SDS * self.volume_sd
+
+    def _volume_flat(self) -> bool:
+        """Volume closer to unchanged than to any plausible ratio, and within 2 noise sd of it."""
+        lv = abs(math.log(self.volume_ratio))
+        nearest = min((abs(math.log(self.volume_ratio / h)) for h in self.candidates), default=math.inf)
+        return lv < nearest and lv <= 2 * self.volume_sd
+
+    def _unconfirmed_why(self, post: dict[float, float], factor: float) -> str:
+        vr = self.volume_ratio
+        if not self.candidates:
+            return "no usual split ratio explains it" + ("" if post else " and there is no volume")
+        if not post:
+            near = [
+                h for h in self.candidates if h != factor and abs(math.log(h) - self.move) <= self.tolerance
+            ]
+            also = f" ({' or '.join(split_label(h) for h in near)} would fit too)" if near else ""
+            return f"no volume to confirm it{also}"
+        others = [h for h in post if h not in (1.0, factor) and post[h] >= 0.05]
+        if others:
+            alt = " or ".join(split_label(h) for h in [factor, *others])
+            return f"volume ×{vr:.2f} cannot tell {alt} (or no split) apart"
+        if self.volume_towards(factor):
+            return f"volume ×{vr:.2f} fits no split ratio that explains it"
+        return f"volume ×{vr:.2f} where a split scales it ×{factor:.4g}"
+
 
 def _median_positive(v: np.ndarray) -> float:
     v = v[np.isfinite(v) & (v > 0)]
     return float(np.median(v)) if v.size else math.nan
+
+
+def _volume(v: np.ndarray, rows: np.ndarray, pos: int) -> tuple[float, float]:
+    """(median volume after / before the jump, the noise of its log); NaNs without volume."""
+    before_rows = rows[max(0, pos - VOLUME_BARS) : pos]
+    after_rows = rows[pos : pos + SPIKE_BARS + VOLUME_BARS]
+    if after_rows.size >= SPIKE_BARS + VOLUME_BARS // 2:
+        after_rows = after_rows[SPIKE_BARS:]  # a news spike fades within days; a split's volume stays
+    before, after = _median_positive(v[before_rows]), _median_positive(v[after_rows])
+    if not (before > 0 and math.isfinite(after)):
+        return math.nan, math.nan
+    nb = int((np.isfinite(v[before_rows]) & (v[before_rows] > 0)).sum())
+    na = int((np.isfinite(v[after_rows]) & (v[after_rows] > 0)).sum())
+    hist = v[rows[max(0, pos - PRIOR_BARS) : pos]]
+    spread = robust_sd(np.log(hist[np.isfinite(hist) & (hist > 0)]))
+    if not math.isfinite(spread):
+        spread = 0.5  # too little history to know: assume very noisy volume
+    # The median of n values has about 1.2533 σ/√n noise; the ratio of two medians adds both.
+    sd = max(VOLUME_SD_MIN, 1.2533 * spread * math.sqrt(1 / max(nb, 1) + 1 / max(na, 1)))
+    return after / before, sd
 
 
 def assess_jump(
@@ -169,17 +343,15 @@ def assess_jump(
     # Fewer than 20 bars before: no trustworthy estimate of the usual gap, take the widest tolerance.
     few = hist.size < MIN_PRIOR_FOR_SD or not math.isfinite(sd)
     tol = TOL_MAX if few else min(TOL_MAX, max(TOL_MIN, TOL_SDS * sd))
-    factor, dist = nearest_ratio(move)
     normal = True
     if not close_only:
         ranges = np.log(h[prior] / low[prior])
         usual = float(np.median(ranges[np.isfinite(ranges)])) if np.isfinite(ranges).any() else 0.0
         normal = bool(math.log(h[t] / low[t]) <= RANGE_TIMES * usual + RANGE_EXTRA)
-    before = _median_positive(v[rows[max(0, pos - VOLUME_BARS) : pos]])
-    after = _median_positive(v[rows[pos : pos + VOLUME_BARS]])
-    vr = after / before if before > 0 and math.isfinite(after) else math.nan
-    sds = abs(move) / sd if math.isfinite(sd) and sd > 0 else math.nan
-    return Jump(t, p, factor, dist <= tol, normal, close_only, vr, tol, dist, sds)
+    vr, vsd = _volume(v, rows, pos)
+    sds = abs(move) / sd if math.isfinite(sd) and sd > 0 and not few else math.nan
+    usual = TOL_MAX / TOL_SDS if few else max(sd, TOL_MIN / TOL_SDS)
+    return Jump(t, p, move, normal, close_only, vr, vsd, tol, sds, usual)
 
 
 SPLITS_FILE = "splits.csv"
@@ -194,10 +366,11 @@ class UserSplit:
     factor: float | None
     source: str  # "splits.csv row 3", for the finding
 
-    def matches(self, day: date, factor: float) -> bool:
-        """Within `CONFIRM_WINDOW_DAYS` of the jump, and the same ratio (2%) when one was given."""
+    def matches(self, day: date, log_move: float) -> bool:
+        """Within `CONFIRM_WINDOW_DAYS` of the jump, and, when a ratio was given, one that explains the
+        jump (log_move, > 0 when prices fell) with a same-day move within ±`GAP_MAX`."""
         close_in_time = abs((self.day - day).days) <= CONFIRM_WINDOW_DAYS
-        return close_in_time and (self.factor is None or abs(math.log(self.factor / factor)) <= 0.02)
+        return close_in_time and (self.factor is None or abs(math.log(self.factor) - log_move) <= GAP_MAX)
 
 
 def parse_ratio(text: str) -> float:
