@@ -18,7 +18,11 @@ Rules (the README's "Your own data" section repeats them for users):
   and a file whose data decides day- or month-first keeps the data's reading; a strptime format is
   used for a file when it reads every row of it. ``--date-format FILE=FORMAT`` (the file name or its
   symbol, repeatable) gives one file its format, and then it must read every row of that file.
-* Epoch numbers are seconds or milliseconds (told apart by magnitude), always UTC instants.
+* Whole numbers that all read as ``YYYYMMDD`` dates (``20230810``) are dates; other numbers are epoch
+  seconds or milliseconds (told apart by magnitude), always UTC instants.
+* **A wrong ``--date-format`` is refused, naming the file** (`WrongDateFormat`, exit 2): a
+  ``FILE=FORMAT`` that does not parse every row, or a format or ``dayfirst``/``monthfirst`` that puts
+  rows out of order where the other reading keeps them in order. No file's rows are dropped for it.
 """
 
 from __future__ import annotations
@@ -100,6 +104,21 @@ class AmbiguousDates(DataError):
     """The file's dates read as day-first or month-first and the data cannot decide: refuse the run."""
 
 
+class WrongDateFormat(AmbiguousDates):
+    """A ``--date-format`` misreads the file (rows that do not parse, or land out of order while the
+    other reading keeps them in order): refuse the run naming the file, never drop its rows."""
+
+
+def first_out_of_order(values: np.ndarray) -> int | None:
+    """Index of the first row out of order when `values` are neither ascending nor descending (a
+    shuffled file is fine only when no reading is ordered), else None."""
+    d = np.diff(values.astype("int64"))
+    if (d >= 0).all() or (d <= 0).all():
+        return None
+    asc = (d >= 0).sum() >= (d <= 0).sum()
+    return int(np.flatnonzero(d < 0 if asc else d > 0)[0]) + 1
+
+
 @dataclass(frozen=True)
 class ParsedTimes:
     """A file's time column read two ways: `wall` (naive, as written) and `instant` (UTC)."""
@@ -156,6 +175,59 @@ def decide_day_first(first: np.ndarray, second: np.ndarray, year: np.ndarray, fi
     )
 
 
+def _dmy(
+    first: np.ndarray, second: np.ndarray, year: np.ndarray, rest: pd.Series, day_first: bool, index: pd.Index
+) -> pd.DatetimeIndex | None:
+    """The d/m/y (or m/d/y) fields as wall times; None when some row is no calendar date that way."""
+    day, month = (first, second) if day_first else (second, first)
+    iso = pd.Series(
+        [f"{a:04d}-{b:02d}-{c:02d}{r}" for a, b, c, r in zip(_year(year), month, day, rest, strict=True)],
+        index=index,
+    )
+    parsed = pd.to_datetime(iso.str.strip(), format="mixed", errors="coerce")
+    if parsed.isna().any():
+        return None
+    if getattr(parsed.dt, "tz", None) is not None:
+        parsed = parsed.dt.tz_localize(None)
+    return pd.DatetimeIndex(parsed)
+
+
+def _other_readings(wall: pd.Series) -> dict[str, pd.DatetimeIndex | None]:
+    """The day-first and month-first readings of a d/m/y-like column (empty when it is not one)."""
+    parts = wall.str.extract(_DMY)
+    if not (len(wall) and parts[0].notna().all()):
+        return {}
+    f, sec, y = (parts[k].astype(int).to_numpy() for k in (0, 1, 2))
+    return {
+        "dayfirst": _dmy(f, sec, y, parts[3], True, wall.index),
+        "monthfirst": _dmy(f, sec, y, parts[3], False, wall.index),
+    }
+
+
+def _check_order(
+    chosen: pd.DatetimeIndex | None,
+    wall: pd.Series,
+    file: str,
+    fmt: str,
+    others: dict[str, pd.DatetimeIndex | None],
+) -> None:
+    """Raise `WrongDateFormat` when `chosen` puts rows out of order and another reading keeps them in
+    order: the option misreads the file (a shuffled file, out of order every way, is fine)."""
+    if chosen is None:
+        return
+    i = first_out_of_order(chosen.asi8)
+    if i is None:
+        return
+    for name, other in others.items():
+        if other is not None and first_out_of_order(other.asi8) is None:
+            raise WrongDateFormat(
+                f"{file}: --date-format {fmt} misreads this file: row {i + 2} ({wall.iloc[i]!r} read as "
+                f"{chosen[i].date()}) lands before row {i + 1} ({wall.iloc[i - 1]!r} read as "
+                f"{chosen[i - 1].date()}), while read {name} every row is in order; use --date-format "
+                f"{file}={name} (or drop the option for this file)"
+            )
+
+
 def _strptime(wall: pd.Series, fmt: str) -> tuple[pd.DatetimeIndex, np.ndarray]:
     parsed = pd.to_datetime(wall, format=fmt, errors="coerce")
     return pd.DatetimeIndex(parsed), parsed.isna().to_numpy() & wall.notna().to_numpy()
@@ -181,9 +253,11 @@ def _parse_wall(
     if fmt and key not in KEYWORDS:
         parsed_fmt, bad = _strptime(wall, fmt)
         if not bad.any():
+            _check_order(parsed_fmt, wall, file, fmt, _other_readings(wall))
             return parsed_fmt
         if named:
-            raise _bad_row(file, column, wall, bad, f" with --date-format {file}={fmt}")
+            err = _bad_row(file, column, wall, bad, f" with --date-format {file}={fmt}")
+            raise WrongDateFormat(f"{err}; that format misreads this file - fix or drop it for {file}")
     parts = wall.str.extract(_DMY)
     if len(wall) and parts[0].notna().all():
         first = parts[0].astype(int).to_numpy()
@@ -198,6 +272,11 @@ def _parse_wall(
                 day_first = False
             else:
                 raise
+            # Both readings are calendars: the option decides, unless it scrambles rows the other
+            # reading keeps in order (then the option misreads this file).
+            chosen = _dmy(first, second, year, parts[3], day_first, wall.index)
+            other = _dmy(first, second, year, parts[3], not day_first, wall.index)
+            _check_order(chosen, wall, file, fmt, {"dayfirst" if not day_first else "monthfirst": other})
         else:
             if named and key in ("dayfirst", "monthfirst") and day_first != (key == "dayfirst"):
                 raise AmbiguousDates(
@@ -223,6 +302,21 @@ def _parse_wall(
     return pd.DatetimeIndex(parsed)
 
 
+def _yyyymmdd(raw: pd.Series) -> bool:
+    """Whole numbers that all read as calendar dates YYYYMMDD between 1900 and 2199 (20230810).
+
+    As epoch seconds they would all fall in Aug 1970 - Sep 1970; as milliseconds, in the first 15 hours
+    of 1970: no bar data is dated so, so the calendar reading wins.
+    """
+    vals = raw.to_numpy(dtype="float64", na_value=np.nan)
+    if not len(vals) or not np.isfinite(vals).all() or (vals != np.round(vals)).any():
+        return False
+    if vals.min() < 19000101 or vals.max() > 21991231:
+        return False
+    parsed = pd.to_datetime(pd.Series(vals.astype("int64").astype(str)), format="%Y%m%d", errors="coerce")
+    return not bool(parsed.isna().any())
+
+
 def parse_times(
     raw: pd.Series, file: str, column: str, date_format: str | None = None, named: bool = False
 ) -> ParsedTimes:
@@ -236,6 +330,9 @@ def parse_times(
         if ts.tz is None:
             return ParsedTimes(ts, ts.tz_localize("UTC"), False)
         return ParsedTimes(ts.tz_localize(None), ts.tz_convert("UTC"), True)
+    if pd.api.types.is_numeric_dtype(raw) and _yyyymmdd(raw):
+        wall = pd.DatetimeIndex(pd.to_datetime(raw.astype("int64").astype(str), format="%Y%m%d"))
+        return ParsedTimes(wall, wall.tz_localize("UTC"), False)
     if pd.api.types.is_numeric_dtype(raw):
         # Epoch numbers: seconds or milliseconds, told apart by magnitude.
         unit = "ms" if raw.abs().max() > 1e11 else "s"

@@ -22,17 +22,18 @@ import fnmatch
 import gzip
 import re
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from joe.brokers.base import HISTORY_COLUMNS
+from joe.core import clock
 from joe.core.models import AssetClass, Instrument
-from joe.data.dates import AmbiguousDates, DateFormats, bar_index, parse_times
+from joe.data.dates import AmbiguousDates, DateFormats, WrongDateFormat, bar_index, parse_times
 from joe.data.errors import DataError
-from joe.data.frames import FrameSource, bars_from_closes
+from joe.data.frames import FrameSource, as_of_cutoff, bars_from_closes
 from joe.data.quality import Finding, QualityConfig
 from joe.data.splits import SPLITS_FILE, UserSplit, read_splits_file
 
@@ -326,6 +327,28 @@ def _sessions_between(last: date, as_of: date) -> int:
     return int(np.busday_count(np.datetime64(last, "D") + 1, np.datetime64(as_of, "D") + 1))
 
 
+FUTURE_LEAP = pd.Timedelta(days=10)  # a gap this long into bars past the consensus marks a typo
+
+
+def _leap(dates: pd.DatetimeIndex, i: int) -> bool:
+    """The bar at `i` comes more than `FUTURE_LEAP` after the one before it (or is the first)."""
+    return i == 0 or bool(dates[i] - dates[i - 1] > FUTURE_LEAP)
+
+
+def future_limit(last_dates: list[date], today: date) -> date:
+    """The last date a file's bars may reach: `STALE_SESSIONS` weekday sessions after the newest date
+    at least two files reach (the consensus; one file: its own), and never after today + 1 day (a
+    session date east of UTC).
+
+    A date past it is a typo or a clock error in that file: taking it as the run's as-of would call
+    every other file stale.
+    """
+    ordered = sorted(last_dates, reverse=True)
+    consensus = ordered[1] if len(ordered) >= 2 else ordered[0]
+    ahead = np.busday_offset(np.datetime64(consensus, "D"), STALE_SESSIONS, roll="forward")
+    return min(date.fromisoformat(str(ahead)), today + timedelta(days=1))
+
+
 class FileSource(FrameSource):
     """MarketData over a folder (or one file) of CSV/Parquet bars, validated on load, clipped at as_of.
 
@@ -345,8 +368,10 @@ class FileSource(FrameSource):
         as_of: date | None = None,
         kind: str | None = None,
         date_format: str | None = None,
+        today: date | None = None,
     ) -> None:
         super().__init__(as_of)
+        today = today or clock.utcnow().date()
         patterns = (pattern,) if isinstance(pattern, str) else pattern
         if kind is None:
             kind = "parquet" if any(".parq" in p or p.endswith(".pq") for p in patterns) else "csv"
@@ -382,14 +407,16 @@ class FileSource(FrameSource):
                 f"--date-format names {', '.join(typos)}, which is no file in {self.folder}; use a file name "
                 f"(AAPL.csv) or its symbol"
             )
+        refused: list[str] = []
         for p in paths:
             sym = _symbol_of(p)
             if sym in self._frames or any(f.symbol == sym and f.severity == "error" for f in self.findings):
                 raise DataError(f"{p.name}: symbol {sym} appears in two files in {self.folder}; keep one")
             try:
                 loaded = read_file(p, formats)
-            except AmbiguousDates:
-                raise
+            except AmbiguousDates as exc:  # the run is refused; name every such file, not the first
+                refused.append(str(exc))
+                continue
             except DataError as exc:
                 self.findings.append(
                     Finding(sym, "error", "unreadable", f"{exc}; the symbol is excluded", p.name)
@@ -399,10 +426,17 @@ class FileSource(FrameSource):
             self._files[sym] = loaded
             self._frames[sym] = loaded.frame
             self._instruments[sym] = Instrument(symbol=sym, asset_class=guess_asset_class(sym), name=sym)
+        if refused:
+            raise (WrongDateFormat if formats.default or formats.per_file else AmbiguousDates)(
+                "\n".join(refused)
+            )
         if not self._frames:
             first = self.findings[0].message.removesuffix("; the symbol is excluded")
             more = f" (and {len(self.findings) - 1} more files)" if len(self.findings) > 1 else ""
             raise DataError(f"{first}{more}")
+        self._drop_future_dates(today)
+        if not self._frames:
+            raise DataError(f"{self.findings[-1].message.removesuffix('; the symbol is excluded')}")
         self.native_timeframe = _native_timeframe(self._frames)
         self._last = max(f.index[-1] for f in self._frames.values()).date()
         first = min(f.index[0] for f in self._frames.values()).date()
@@ -419,6 +453,43 @@ class FileSource(FrameSource):
                 f"{_sessions_between(self._last, as_of)} sessions earlier: every series would be stale); "
                 f"choose a date between {first} and {self._last}, or add the missing bars to the files"
             )
+
+    def _drop_future_dates(self, today: date) -> None:
+        """Exclude files with bars past what the data agrees on (a typed 2033 for 2023), see
+        `future_limit`: an error naming the file and first such row; the as-of then comes from the rest."""
+        limit = future_limit([f.index[-1].date() for f in self._frames.values()], today)
+        tomorrow = as_of_cutoff(today + timedelta(days=1))
+        for sym in list(self._frames):
+            loaded = self._files[sym]
+            dates = loaded.frame.index
+            bad = np.flatnonzero(dates >= as_of_cutoff(limit))
+            # Past the consensus, only a leap is a typo: a file whose bars run on, day by day, is just
+            # more recent than the others (which are then stale); past tomorrow is always wrong.
+            if bad.size and not (dates[bad[0]] >= tomorrow or _leap(dates, int(bad[0]))):
+                bad = np.flatnonzero(dates >= tomorrow)
+            if not bad.size:
+                continue
+            i = int(bad[0])
+            when = dates[i].date()
+            why = (
+                f"after today ({today})"
+                if when > today + timedelta(days=1)
+                else f"more than {STALE_SESSIONS} sessions after the newest date the other files reach"
+            )
+            self.findings.append(
+                Finding(
+                    sym,
+                    "error",
+                    "future_date",
+                    f"row {int(loaded.rows[i])}: date {when} is {why} ({len(bad)} such row(s)) - a typo? The "
+                    f"symbol is excluded (it would make every other file look stale); fix the date or delete "
+                    f"the row",
+                    loaded.file,
+                    int(loaded.rows[i]),
+                    when.isoformat(),
+                )
+            )
+            del self._frames[sym], self._files[sym], self._instruments[sym]
 
     @property
     def last_date(self) -> date:
