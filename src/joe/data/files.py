@@ -14,8 +14,8 @@ exactly as for the sample's close-only series. File extensions match in any case
 problem with one file raises `DataError` naming the file, the column or row, and what to do;
 `FileSource` turns it into an error finding that excludes that symbol. A file leaping past the date
 the other files agree on, or past today, is a ``future_date`` error (`future_limit`); a wrong
-``--date-format`` refuses the run naming every file it misreads (`joe.data.dates.WrongDateFormat`). Asset class is guessed from
-the symbol (BTC-USD → crypto, EURUSD → fx, otherwise equity).
+``--date-format`` refuses the run naming every file it misreads (`joe.data.dates.WrongDateFormat`).
+Asset class is guessed from the symbol (BTC-USD → crypto, EURUSD → fx, otherwise equity).
 """
 
 from __future__ import annotations

@@ -34,7 +34,7 @@ Every finding names the symbol and, where the source knows it (files), the file 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -225,6 +225,7 @@ def check_bars(
     config: QualityConfig | None = None,
     user_splits: Mapping[str, Sequence[UserSplit]] | None = None,
     check_stale: bool = True,
+    no_splits: Collection[str] = (),
 ) -> QualityResult:
     """Check (and repair where safe) aligned bar arrays; see the module docstring for the rules.
 
@@ -232,6 +233,7 @@ def check_bars(
     inputs are not modified. The last row is the as-of date. `user_splits` are splits the user
     confirmed (symbol -> `UserSplit`s, from ``splits.csv``). `check_stale` False for the regime's
     inputs, whose age `joe.data.regime_inputs` reports (a stale VIX lowers confidence, it is kept).
+    `no_splits`: symbols that cannot split (indices, FX, crypto): their jumps are moves, never splits.
     """
     cfg = config or QualityConfig()
     arr = {k: np.array(fields[k], dtype=np.float64, order="F", copy=True) for k in FIELDS}
@@ -288,7 +290,7 @@ def check_bars(
     arr["low"] = np.where(outside, np.fmin(arr["low"], body_lo), arr["low"])
 
     # -- splits, extreme moves and outliers -------------------------------------------------------
-    _moves(arr, keep, col, cfg, adjusted, user_splits or {})
+    _moves(arr, keep, col, cfg, adjusted, user_splits or {}, set(no_splits))
 
     # -- close-only series, unknown volume, stale series ------------------------------------------
     valid = np.isfinite(arr["close"])
@@ -356,6 +358,7 @@ def _moves(
     cfg: QualityConfig,
     adjusted: dict[str, list[tuple[int, float]]],
     user_splits: Mapping[str, Sequence[UserSplit]],
+    no_splits: set[str],
 ) -> None:
     close, volume = arr["close"], arr["volume"]
     r = log_returns(close)
@@ -400,7 +403,7 @@ def _moves(
         jump = splits.assess_jump(o, h, lo, close[:, j], v, valid_rows, pos)
         day = col.dates[t].date()
         users = [u for u in user_splits.get(col.symbols[j], ()) if u.matches(day, jump.move)]
-        verdict = jump.verdict()
+        verdict = jump.verdict() if col.symbols[j] not in no_splits else splits.Verdict("move")
         if users and abs(jump.move) >= splits.FLOOR:
             factor = users[0].factor or (verdict.factor if verdict.action != "move" else jump.factor)
             verdict = splits.Verdict("adjust", factor, f"confirmed in {users[0].source}")
@@ -487,9 +490,11 @@ def check_frame(
     locate: Locator | None = None,
     config: QualityConfig | None = None,
     user_splits: Mapping[str, Sequence[UserSplit]] | None = None,
+    can_split: bool = True,
 ) -> tuple[pd.DataFrame | None, QualityReport]:
     """`check_bars` for one regime input's frame (no stale check: `joe.data.regime_inputs` reports its
-    age): (the repaired frame, or None when excluded; the report)."""
+    age; `can_split` False for an index such as the VIX): (the repaired frame, or None when excluded;
+    the report)."""
     fields = {k: frame[k].to_numpy(np.float64, na_value=np.nan)[:, None] for k in FIELDS}
     res = check_bars(
         pd.DatetimeIndex(frame.index),
@@ -499,6 +504,7 @@ def check_frame(
         config=config,
         user_splits=user_splits,
         check_stale=False,
+        no_splits=() if can_split else (symbol,),
     )
     if not res.keep[0]:
         return None, res.report

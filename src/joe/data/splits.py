@@ -13,7 +13,7 @@ split ratio *times* an ordinary gap. The rule:
    *plausible* when the rest of the move, the split day's own gap ``log r − m``, is within ±12%
    (`GAP_MAX`, a same-day move of ±10% and some); it is *clean* when that rest is within 4 robust
    standard deviations (1.4826 × MAD) of the symbol's own moves over the 60 bars before, clipped to
-   [2%, 8%] (8% with fewer than 20 bars before).
+   [2%, 5%] (5% with fewer than 20 bars before).
 3. **A normal day.** The jump happened between the bars, not during one: the bar's own high-low range
    is within 4× its usual (median of the 60 bars before) plus 5%. A crash that keeps falling through
    the day fails this and is a move, not a split. (Close-only bars carry no range: not checked.)
@@ -28,11 +28,12 @@ split ratio *times* an ordinary gap. The rule:
    move of its own beyond tolerance also needs volume 20 times likelier under it than under "no
    split".
 
-A jump of at least 10% (the smallest ratio with the largest gap) on a normal day is a **suspected**
-split when it is clean, or extraordinary for the symbol (12 robust sd, `JUMP_SDS`), or when volume
-decides for a split. A suspected split is **adjusted** (earlier prices ÷ ratio, volume × ratio, a
-warning) by the ratio volume decided; failing that, by the clean ratio when volume moved towards it
-(closer to it than to 1), still gives it at least 25% and leaves no other real ratio above 10%
+A jump of at least 10% (the smallest ratio with the largest gap) on a normal day that some real
+ratio explains is a **suspected** split when it is clean; or, when the series has volume, when it is
+extraordinary for the symbol (12 robust sd, `JUMP_SDS`) or volume decides for a split. Indices, FX,
+crypto and commodities never split (`joe.data.quality.check_bars` ``no_splits``). A suspected split
+is **adjusted** (earlier prices ÷ ratio, volume × ratio, a warning) by the ratio volume decided;
+failing that, by the clean ratio when volume moved towards it (closer to it than to 1), still gives it at least 25% and leaves no other real ratio above 10%
 (volume too noisy to say "split" for sure, but it can only be this one); or by the ratio the
 user listed in ``splits.csv``. A jump that is not clean where volume decides for "no split" is a
 move. Anything else is an **unconfirmed split**: the symbol is excluded (it is never traded - an
@@ -85,7 +86,7 @@ PRIOR_BARS = 60
 VOLUME_BARS = 20
 TOL_SDS = 4.0
 TOL_MIN = 0.02
-TOL_MAX = 0.08
+TOL_MAX = 0.05
 MIN_PRIOR_FOR_SD = 20
 JUMP_SDS = 12.0
 RANGE_TIMES = 4.0
@@ -215,11 +216,15 @@ class Jump:
     @property
     def suspected(self) -> bool:
         """A split-like jump (see the module docstring)."""
-        if abs(self.move) < FLOOR or not self.normal_day:
+        if abs(self.move) < FLOOR or not self.normal_day or not self.candidates:
             return False
-        if self.clean is not None or (math.isfinite(self.sds) and self.sds >= JUMP_SDS):
+        if self.clean is not None:
             return True
         post = self.posterior()
+        if not post:  # without volume only a clean ratio can be seen (module docstring)
+            return False
+        if math.isfinite(self.sds) and self.sds >= JUMP_SDS:
+            return True
         return any(p >= DECIDED and self._fits(h) for h, p in post.items() if h != 1.0)
 
     def verdict(self) -> Verdict:

@@ -12,7 +12,7 @@ import pandas as pd
 from joe.analysis.panel import FIELDS, Panel
 from joe.brokers.base import MarketData, Sentiment
 from joe.core.logging import get_logger
-from joe.core.models import Instrument
+from joe.core.models import AssetClass, Instrument
 from joe.data.collectors import HistoryCollector
 from joe.data.coverage import left_out_findings
 from joe.data.quality import Finding, QualityReport, check_bars, check_frame
@@ -54,12 +54,28 @@ async def _first_history(
             continue
         if len(df) == 0:
             continue
-        checked, rep = check_frame(sym, df, locate=locate, user_splits=getattr(source, "user_splits", None))
+        checked, rep = check_frame(  # regime inputs are indices (S&P 500, VIX): they never split
+            sym, df, locate=locate, user_splits=getattr(source, "user_splits", None), can_split=False
+        )
         if report is not None:
             report.extend(rep)
         if checked is not None:
             return sym, checked
     return None
+
+
+def _cannot_split(source: MarketData, symbols: Sequence[str]) -> list[str]:
+    """Symbols the source knows as indices, FX, crypto or commodities: only shares and funds split."""
+    lookup = getattr(source, "instrument", None)
+    out = []
+    for sym in symbols if callable(lookup) else ():
+        try:
+            kind = lookup(sym).asset_class
+        except Exception:  # unknown to the source: assume it can split (the stricter reading)
+            continue
+        if kind not in (AssetClass.EQUITY, AssetClass.ETF):
+            out.append(sym)
+    return out
 
 
 def quality_stage(source: MarketData, panel: Panel, report: QualityReport) -> Panel:
@@ -71,6 +87,7 @@ def quality_stage(source: MarketData, panel: Panel, report: QualityReport) -> Pa
         {f: getattr(panel, f) for f in FIELDS},
         locate=getattr(source, "locate", None),
         user_splits=getattr(source, "user_splits", None),
+        no_splits=_cannot_split(source, panel.symbols),
     )
     report.extend(res.report)
     cols = np.flatnonzero(res.keep)
