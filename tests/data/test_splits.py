@@ -411,7 +411,7 @@ def test_a_volatile_close_only_series_with_a_small_split_is_kept_out(tmp_path: P
     for seed in range(4):
         truth = bars(seed=40 + seed, sigma=0.03)
         day_move = math.log(truth["close"].iloc[at] / truth["close"].iloc[at - 1])
-        truth.iloc[at:, :4] *= math.exp(max(-0.05, min(0.05, day_move)) - day_move)  # within tolerance
+        truth.iloc[at:, :4] *= math.exp(max(-0.04, min(0.04, day_move)) - day_move)  # within tolerance
         write_csv(tmp_path, "CO", close_only(split_at(truth, at, p / q)))
         write_csv(tmp_path, "OK", bars(seed=99))
         snap = snapshot(tmp_path)

@@ -45,20 +45,16 @@ def test_stops_touched_years_ago_are_booked_on_the_day_at_the_stop(project: Path
     """The issue's example: UNH short 1,665 @ 4.6861, stop 4.9872, touched 1999-10-27 (high 5.004)."""
     (project / "config/execution.yaml").write_text(FULL_UNIVERSE)
     first = run(date(1999, 10, 20))
-    assert first.opened == 8
+    # Issue 14 round 3 (kind 2): UNH and AMD are close-only series whose September 1999 drop (-19.5%,
+    # -18.9%) is a clean 5-for-4 ratio with no volume to tell it from a split: they are kept out
+    # (unconfirmed_split) rather than shorted on what may be an unadjusted split.
+    assert first.opened == 6
+    assert any("'UNH,1999-09-30,5-for-4'" in w for w in first.warnings), first.warnings
     second = run(date(2018, 2, 9))
-    assert second.closed == 8
+    assert second.closed == 6
     with store_of(project) as s:
         closed = {p.symbol: p for p in s.closed_positions("paper")}
-    unh = closed["UNH"]
-    # UNH is a close-only series: since issue 14 its ATR (and so the 2×ATR stop) is estimated from
-    # close-to-close volatility instead of the close-only bars' half-size range, so the short is about
-    # half the issue-15 example's 1,665 shares with a stop about twice as far, still risking ~0.5%.
-    assert unh.quantity == D(-833) and unh.avg_price == D("4.6861")
-    assert unh.closed_at is not None and unh.closed_at.date() == date(1999, 11, 1)
-    assert unh.exit_reason == "trailing stop"  # at the stop, not a 2016 "gap"
-    assert D("5.28") <= unh.exit_price <= D("5.29")  # type: ignore[operator]
-    assert D(-530) < unh.realized_pnl < D(-490)  # about -509, not -202,704.60
+    assert "UNH" not in closed and "AMD" not in closed
     hd = closed["HD"]
     assert hd.closed_at is not None and hd.closed_at.date() == date(1999, 11, 18)
     assert hd.exit_reason == "take profit" and D(900) < hd.realized_pnl < D(1000)  # not a 2016 take-profit

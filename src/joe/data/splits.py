@@ -13,7 +13,7 @@ split ratio *times* an ordinary gap. The rule:
    *plausible* when the rest of the move, the split day's own gap ``log r − m``, is within ±12%
    (`GAP_MAX`, a same-day move of ±10% and some); it is *clean* when that rest is within 4 robust
    standard deviations (1.4826 × MAD) of the symbol's own moves over the 60 bars before, clipped to
-   [2%, 5%] (5% with fewer than 20 bars before).
+   [2%, 5%] (3.5% with fewer than 20 bars before).
 3. **A normal day.** The jump happened between the bars, not during one: the bar's own high-low range
    is within 4× its usual (median of the 60 bars before) plus 5%. A crash that keeps falling through
    the day fails this and is a move, not a split. (Close-only bars carry no range: not checked.)
@@ -29,18 +29,19 @@ split ratio *times* an ordinary gap. The rule:
    split".
 
 A jump of at least 10% (the smallest ratio with the largest gap) on a normal day that some real
-ratio explains is a **suspected** split when it is clean; or, when the series has volume, when it is
-extraordinary for the symbol (12 robust sd, `JUMP_SDS`) or volume decides for a split. Indices, FX,
+ratio explains is a **suspected** split when it is clean; when it is extraordinary for the symbol (12
+robust sd, `JUMP_SDS`) and the series has volume or the jump is at least ×1.5 (`BIG_WITHOUT_VOLUME`,
+a 2-for-1 on a +8% day); or when volume decides for a split. Indices, FX,
 crypto and commodities never split (`joe.data.quality.check_bars` ``no_splits``). A suspected split
 is **adjusted** (earlier prices ÷ ratio, volume × ratio, a warning) by the ratio volume decided;
-failing that, by the clean ratio when volume moved towards it (closer to it than to 1), still gives it at least 25% and leaves no other real ratio above 10%
-(volume too noisy to say "split" for sure, but it can only be this one); or by the ratio the
-user listed in ``splits.csv``. A jump that is not clean where volume decides for "no split" is a
-move. Anything else is an **unconfirmed split**: the symbol is excluded (it is never traded - an
-unadjusted split read as a crash puts an entry on the wrong side), and the message says how to fix
-the file or confirm the split. This covers close-only series whatever their volatility: a jump at a
-split ratio within tolerance is suspected even when a 20% day is ordinary for the name, and without
-volume it cannot be confirmed.
+failing that, by the clean ratio when volume moved towards it (closer to it than to 1), still gives
+it at least 25% and leaves no other real ratio above 10% (volume too noisy to say "split" for sure,
+but it can only be this one); or by the ratio the user listed in ``splits.csv``. A jump that is not
+clean where volume decides for "no split" is a move. Anything else is an **unconfirmed split**: the
+symbol is excluded (it is never traded - an unadjusted split read as a crash puts an entry on the
+wrong side), and the message says how to fix the file or confirm the split. This covers close-only
+series whatever their volatility: a jump at a split ratio within tolerance is suspected even when a
+20% day is ordinary for the name, and without volume it cannot be confirmed.
 
 What cannot be seen: a small split whose same-day gap offsets it (5-for-4 with a +10% day is a net
 -12%) on a series *without* volume, or with volume too noisy to decide, looks like an ordinary big
@@ -87,8 +88,11 @@ VOLUME_BARS = 20
 TOL_SDS = 4.0
 TOL_MIN = 0.02
 TOL_MAX = 0.05
+TOL_FEW = 0.035  # with fewer than 20 bars before
 MIN_PRIOR_FOR_SD = 20
 JUMP_SDS = 12.0
+ORDINARY_SDS = 4.0  # a clean jump within 4 robust sd of the symbol's usual moves is an ordinary day
+BIG_WITHOUT_VOLUME = math.log(1.5)  # without volume, a non-clean jump must also be this big (33% down)
 RANGE_TIMES = 4.0
 RANGE_EXTRA = 0.05
 VOLUME_SD_MIN = 0.025
@@ -216,15 +220,22 @@ class Jump:
     @property
     def suspected(self) -> bool:
         """A split-like jump (see the module docstring)."""
-        if abs(self.move) < FLOOR or not self.normal_day or not self.candidates:
+        if abs(self.move) < FLOOR or not self.normal_day:
             return False
-        if self.clean is not None:
-            return True
         post = self.posterior()
-        if not post:  # without volume only a clean ratio can be seen (module docstring)
-            return False
-        if math.isfinite(self.sds) and self.sds >= JUMP_SDS:
+        if not self.candidates:  # no real ratio explains it: a move, unless extraordinary and volume moved
+            huge = math.isfinite(self.sds) and self.sds >= JUMP_SDS and abs(self.move) >= FLOOR + 2 * GAP_MAX
+            return huge and ((bool(post) and not self._volume_flat()) or abs(self.move) >= BIG_WITHOUT_VOLUME)
+        if self.clean is not None:  # unless a move this size is ordinary for the symbol (not a one-off)
+            return not (math.isfinite(self.sds) and self.sds < ORDINARY_SDS)
+        if (
+            math.isfinite(self.sds)
+            and self.sds >= JUMP_SDS
+            and (post or abs(self.move) >= BIG_WITHOUT_VOLUME)
+        ):
             return True
+        if not post:  # without volume: a clean ratio, or a huge jump (module docstring)
+            return False
         return any(p >= DECIDED and self._fits(h) for h, p in post.items() if h != 1.0)
 
     def verdict(self) -> Verdict:
@@ -347,14 +358,14 @@ def assess_jump(
     sd = robust_sd(hist)
     # Fewer than 20 bars before: no trustworthy estimate of the usual gap, take the widest tolerance.
     few = hist.size < MIN_PRIOR_FOR_SD or not math.isfinite(sd)
-    tol = TOL_MAX if few else min(TOL_MAX, max(TOL_MIN, TOL_SDS * sd))
+    tol = TOL_FEW if few else min(TOL_MAX, max(TOL_MIN, TOL_SDS * sd))
     normal = True
     if not close_only:
         ranges = np.log(h[prior] / low[prior])
         usual = float(np.median(ranges[np.isfinite(ranges)])) if np.isfinite(ranges).any() else 0.0
         normal = bool(math.log(h[t] / low[t]) <= RANGE_TIMES * usual + RANGE_EXTRA)
     vr, vsd = _volume(v, rows, pos)
-    sds = abs(move) / sd if math.isfinite(sd) and sd > 0 and not few else math.nan
+    sds = abs(move) / sd if math.isfinite(sd) and sd > 0 else math.nan
     usual = TOL_MAX / TOL_SDS if few else max(sd, TOL_MIN / TOL_SDS)
     return Jump(t, p, move, normal, close_only, vr, vsd, tol, sds, usual)
 
