@@ -67,8 +67,10 @@ async def _first_history(
 def _cannot_split(source: MarketData, symbols: Sequence[str]) -> list[str]:
     """Symbols the source knows as indices, FX, crypto or commodities: only shares and funds split."""
     lookup = getattr(source, "instrument", None)
+    if not callable(lookup):
+        return []
     out = []
-    for sym in symbols if callable(lookup) else ():
+    for sym in symbols:
         try:
             kind = lookup(sym).asset_class
         except Exception:  # unknown to the source: assume it can split (the stricter reading)
