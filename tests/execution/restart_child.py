@@ -1,7 +1,8 @@
 """A Joe process for the restart tests: places one bracket through the OrderManager against a broker
 simulator and SIGKILLs itself at a chosen point (run by tests/execution/test_restart_e2e.py).
 
-argv: <sim url> <api key> <identifier> <password> <data dir> <kill point: after_write | after_send | none>
+argv: <sim url> <api key> <identifier> <password> <data dir>
+      <kill point: after_write | in_flight | after_send | none>
 """
 
 from __future__ import annotations
@@ -61,8 +62,8 @@ async def run(url: str, key: str, ident: str, pw: str, data: str, kill: str, sto
     real_submit = xc.submit
 
     async def submit(intents: Any) -> Any:
-        if kill == "after_write":  # the intent is committed as SUBMITTING; nothing sent yet
-            os.kill(os.getpid(), signal.SIGKILL)
+        if kill == "in_flight":  # the POST is on the wire (the broker is slow, armed by the test)
+            asyncio.get_running_loop().call_later(0.3, os.kill, os.getpid(), signal.SIGKILL)
         acks = await real_submit(intents)
         if kill == "after_send":  # the broker has it; Joe never records the acknowledgement
             os.kill(os.getpid(), signal.SIGKILL)
@@ -71,6 +72,14 @@ async def run(url: str, key: str, ident: str, pw: str, data: str, kill: str, sto
     xc.submit = submit  # type: ignore[method-assign]
     store = open_store(data_dir=Path(data))
     om = OrderManager(xc, store, NullAudit())
+    real_send = om.send
+
+    async def send(orders: Any) -> Any:
+        if kill == "after_write":  # the intent is committed (NEW); SUBMITTING not yet, nothing sent
+            os.kill(os.getpid(), signal.SIGKILL)
+        return await real_send(orders)
+
+    om.send = send  # type: ignore[method-assign]
     await om.start()
     await om.submit(bracket(Decimal(stop), Decimal(target)))
     await om.stop()

@@ -1,7 +1,7 @@
 """A Joe process for the IBKR restart test: places one limit bracket through the OrderManager and
 `IBKRExecutionClient` against the IBKR simulator, and SIGKILLs itself at a chosen point.
 
-argv: <sim port> <client id> <data dir> <kill point: after_write | after_send>
+argv: <sim port> <client id> <data dir> <kill point: after_write | in_flight | after_send>
 """
 
 from __future__ import annotations
@@ -84,8 +84,8 @@ async def run(port: str, client_id: str, data: str, kill: str) -> None:
     real_submit = xc.submit
 
     async def submit(intents: Any) -> Any:
-        if kill == "after_write":  # the intents are committed as SUBMITTING; nothing sent yet
-            os.kill(os.getpid(), signal.SIGKILL)
+        if kill == "in_flight":  # the request is on the wire (TWS is slow, armed by the test)
+            asyncio.get_running_loop().call_later(0.3, os.kill, os.getpid(), signal.SIGKILL)
         acks = await real_submit(intents)
         await asyncio.sleep(0.3)  # let the bytes reach TWS
         if kill == "after_send":  # TWS has the bracket; Joe never records the acknowledgement
@@ -95,6 +95,14 @@ async def run(port: str, client_id: str, data: str, kill: str) -> None:
     xc.submit = submit  # type: ignore[method-assign]
     store = open_store(data_dir=Path(data))
     om = OrderManager(xc, store, NullAudit())
+    real_send = om.send
+
+    async def send(orders: Any) -> Any:
+        if kill == "after_write":  # the intent is committed (NEW); SUBMITTING not yet, nothing sent
+            os.kill(os.getpid(), signal.SIGKILL)
+        return await real_send(orders)
+
+    om.send = send  # type: ignore[method-assign]
     await om.start()
     await om.submit(bracket())
 

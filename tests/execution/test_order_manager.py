@@ -121,15 +121,45 @@ async def test_one_intent_is_one_order_across_retries_and_restarts(store: Store)
 
 async def test_crash_between_store_write_and_send_sends_once_after_restart(store: Store) -> None:
     venue = FakeVenue()
-    for o in (Order(i) for i in bracket()):  # what a process that died before sending left behind
+    for o in (Order(i) for i in bracket()):  # a process that died before sending left them NEW
         o.parent_client_order_id = None if o.intent.leg is OrderLeg.ENTRY else bracket()[0].client_order_id
-        o.transition(S.SUBMITTING, "write-ahead")
         store.save_order(o, broker="fake", mode="live")
     om = await manager(venue, store)
     await venue.deliver(om)
     assert venue.sent == [i.client_order_id for i in bracket()]
     await (await manager(venue, store)).submit(bracket())
     assert len(venue.sent) == 3
+
+
+async def test_crash_while_sending_is_asked_for_never_resent(store: Store) -> None:
+    """SUBMITTING (committed right before the broker call) means the send may have happened: the
+    restart asks over its in-doubt window, leaves the orders UNKNOWN, alerts, refuses new entries
+    on the instrument, and never resends (review r9 finding 2)."""
+    venue = FakeVenue()
+    for o in (Order(i) for i in bracket()):
+        o.parent_client_order_id = None if o.intent.leg is OrderLeg.ENTRY else bracket()[0].client_order_id
+        o.transition(S.SUBMITTING, "write-ahead: sending")
+        store.save_order(o, broker="fake", mode="live")
+    om = await manager(venue, store, in_doubt_window=0.05, in_doubt_interval=0.01)
+    assert venue.sent == []
+    assert {state(store, i.client_order_id).state for i in bracket()} == {S.UNKNOWN}
+    assert any("never resent" in a.message for a in om.alerts)
+    with pytest.raises(OrderOutcomeUnknown):
+        await om.submit(bracket())
+    with pytest.raises(EntriesRefused, match="AAPL"):
+        await om.submit(bracket("sig-other"))
+    assert venue.sent == []
+
+
+async def test_broker_unreadable_before_the_first_send_sends_nothing(store: Store) -> None:
+    """The pre-send check cannot ask the broker whether it holds the id: "cannot say" is not
+    "absent"; nothing is sent and the orders are REJECTED (provably not sent by Joe)."""
+    venue = FakeVenue(status_unavailable=True)
+    om = await manager(venue, store)
+    with pytest.raises(SendFailed, match="could not be asked"):
+        await om.submit(bracket())
+    assert venue.sent == []
+    assert {state(store, i.client_order_id).state for i in bracket()} == {S.REJECTED}
 
 
 async def test_crash_between_send_and_ack_adopts_the_broker_order(store: Store) -> None:
@@ -152,7 +182,14 @@ async def test_outcome_unknown_is_resolved_by_asking_never_by_resending(store: S
     om = await manager(venue, store)
     await om.submit(bracket())  # the order is there: the query settles it
     assert [state(store, c).state for c in venue.sent] == [S.ACCEPTED] * 3
-    venue2 = FakeVenue(unknown_after_send=True, status_unavailable=True)
+    venue2 = FakeVenue(unknown_after_send=True)
+    real = venue2.submit
+
+    async def then_unreadable(intents: Any) -> Any:  # the status endpoint fails from the send on
+        venue2.status_unavailable = True
+        return await real(intents)
+
+    venue2.submit = then_unreadable  # type: ignore[method-assign]
     om2 = await manager(venue2, open_store("sqlite://"))
     with pytest.raises(OrderOutcomeUnknown):
         await om2.submit(bracket("sig-2"))
@@ -479,9 +516,10 @@ def test_rounding_helpers_round_sizes_down_and_prices_to_the_tick() -> None:
 
 
 async def test_commits_per_order_write_ahead_first(store: Store) -> None:
-    """Place → ack → fill → commission costs 4 store commits (write-ahead, accepted, fill,
-    commission): the broker id rides on the first report's save and the fill's audited mark on the
-    next save. The write-ahead is still committed before the send."""
+    """Place → ack → fill → commission costs 5 store commits (write-ahead NEW, SUBMITTING right
+    before the send, accepted, fill, commission): the broker id rides on the first report's save
+    and the fill's audited mark on the next save. Both write-ahead marks precede the send: NEW
+    (never sent: a restart may send it) and SUBMITTING (may be sent: a restart only asks)."""
     from sqlalchemy import event
 
     venue = FakeVenue()
@@ -502,6 +540,6 @@ async def test_commits_per_order_write_ahead_first(store: Store) -> None:
     await venue.deliver(om)
     o = state(store, intent.client_order_id)
     assert o.state is S.FILLED and o.broker_order_id is not None and o.fills[next(iter(o.fills))].commission
-    assert at_send == [1] and len(commits) == 4
+    assert at_send == [2] and len(commits) == 5
     await om.stop()
     assert store.unaudited_fills() == []

@@ -93,15 +93,11 @@ class OrderBook:
         self.store.mark_fills_audited(done)
 
     def never_sent(self, o: Order) -> bool:
-        """NEW, or SUBMITTING with no acknowledgement recorded and not sent by this process: the
-        write-ahead happened but the send provably did not complete (its process is gone)."""
-        if o.state is OrderState.NEW:
-            return True
-        return (
-            o.state is OrderState.SUBMITTING
-            and o.broker_order_id is None
-            and o.client_order_id not in self.sent
-        )
+        """NEW only: the intent is committed and SUBMITTING (the durable mark written right before
+        the broker call) is not, so no send can have started. A SUBMITTING order, from this process
+        or a dead one, may be at the broker (its request may still be in flight): it is asked for,
+        never resent."""
+        return o.state is OrderState.NEW
 
     def move(self, o: Order, to: OrderState, reason: str) -> None:
         """Transition and save; an edge the order no longer has (a report moved it meanwhile) is skipped."""

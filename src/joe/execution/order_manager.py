@@ -75,7 +75,10 @@ class OrderManager(FillIntake, BracketFollower):
     `ProtectionRestored` (the clear event of a raised unprotected position), which are also kept in
     `unprotected` (and `unprotected_now` while raised) / `alerts` / `journal.restored` and audited.
     `confirm_timeout` (seconds) bounds how long an exit waits
-    for the broker to confirm the cancels of the protective orders it replaces.
+    for the broker to confirm the cancels of the protective orders it replaces. `in_doubt_window`
+    (seconds; asked every `in_doubt_interval`) is how long a reconciliation keeps asking the broker
+    for an order whose send may have happened before it is left UNKNOWN (a request still in flight
+    when its process died can be processed late); it is never resent.
     """
 
     def __init__(
@@ -89,6 +92,8 @@ class OrderManager(FillIntake, BracketFollower):
         on_alert: AlertHandler | None = None,
         on_restored: RestoredHandler | None = None,
         confirm_timeout: float = 5.0,
+        in_doubt_window: float = 10.0,
+        in_doubt_interval: float = 0.5,
         clock: Callable[[], datetime] = utcnow,
     ) -> None:
         self.client = client
@@ -96,6 +101,8 @@ class OrderManager(FillIntake, BracketFollower):
         self.mode = mode
         self.broker = client.name
         self.confirm_timeout = confirm_timeout
+        self.in_doubt_window = in_doubt_window
+        self.in_doubt_interval = in_doubt_interval
         self.clock = clock
         self.book = OrderBook(store, self.broker, mode)
         self.journal = ExecutionJournal(
@@ -217,10 +224,12 @@ class OrderManager(FillIntake, BracketFollower):
 
     async def _settle_unlisted(self, order: Order) -> bool:
         """True if the broker has the order (or it was provably never sent and is sent now / is a
-        child sent with its parent); False if it stays missing at the broker."""
-        if await self.ask(order):
-            return True
-        if self.book.never_sent(order) and order.parent_client_order_id is None:
+        child sent with its parent); False if it stays missing at the broker (never resent)."""
+        if not self.book.never_sent(order):
+            return await self.resolve_in_doubt(order)
+        if await self.lookup(order) is not False:
+            return True  # at the broker; or it cannot say: sent at the next pass, never blindly
+        if order.parent_client_order_id is None:
             # Written ahead by a process that died before (or while) sending: its connection is gone,
             # so the broker has or will never have it; it has not. Send it now, once, with its children.
             group = [order, *(c for c in self.book.children(order) if self.book.never_sent(c))]
@@ -228,15 +237,56 @@ class OrderManager(FillIntake, BracketFollower):
                 "order.resend", {"reason": "not at the broker after restart"}, order
             )
             await self.send(group)
+        return True  # a child: sent with its parent
+
+    async def resolve_in_doubt(self, order: Order) -> bool:
+        """An order whose send may have happened (SUBMITTING / UNKNOWN, or acknowledged) that the
+        broker did not list: ask by id, again and again over `in_doubt_window` seconds (a request
+        still in flight when its process died may be processed late). True once the broker has it.
+        Else it becomes UNKNOWN (entries on its instrument are refused while it is), is alerted and
+        stays for the `Reconciler` to ask again (LOST after repeated misses) — never resent."""
+        if order.client_order_id in self._sending:
+            return True  # this process's send is in progress: it settles the order
+        loop = asyncio.get_running_loop()
+        in_flight = order.state in (_S.SUBMITTING, _S.UNKNOWN) and order.broker_order_id is None
+        deadline = loop.time() + (self.in_doubt_window if in_flight else 0.0)
+        found = await self.lookup(order)
+        while not found and not order.state.is_terminal and loop.time() < deadline:
+            await asyncio.sleep(min(self.in_doubt_interval, max(deadline - loop.time(), 0)))
+            found = await self.lookup(order)
+        if found or order.state.is_terminal:
             return True
-        if self.book.never_sent(order):
-            return True  # a child: sent with its parent
+        if order.state is _S.SUBMITTING:
+            self.book.move(order, _S.UNKNOWN, "send may have happened; the broker does not list it")
+            why = {"reason": "not at the broker after restart"}
+            await self.journal.order_event("order.unknown", why, order)
+        asked = "could not be asked" if found is None else "has no such order"
         await self.journal.alert(
             AlertKind.UNRESOLVED,
-            f"order is {order.state} in Joe's store but the broker has no such order",
+            f"order is {order.state} in Joe's store and the broker {asked}"
+            + (f" after {self.in_doubt_window:g}s; never resent, new entries on "
+               f"{order.intent.symbol} refused until it is settled" if in_flight else ""),
             order,
-        )
+        )  # fmt: skip
         return False
+
+    def _check_in_doubt(self, intents: Sequence[OrderIntent]) -> None:
+        """Refuse a new entry on an instrument where an order's outcome is UNKNOWN: it may be at the
+        broker, and a second entry could double the position (fail closed; exits stay allowed)."""
+        first = intents[0]
+        if first.reduce_only or first.leg is OrderLeg.EXIT:
+            return
+        mine = {i.client_order_id for i in intents}
+        doubt = [
+            o.client_order_id
+            for o in self.store.orders(state={_S.UNKNOWN}, mode=self.mode, broker=self.broker)
+            if o.intent.symbol == first.symbol and o.client_order_id not in mine
+        ]
+        if doubt:
+            raise EntriesRefused(
+                f"{self.broker}: new entries on {first.symbol} refused: the outcome of {', '.join(doubt)} "
+                "is unknown (it may be at the broker); reconciliation keeps asking until it is settled"
+            )
 
     # ------------------------------------------------------------------ intents
     async def submit(self, intents: Sequence[OrderIntent]) -> list[Order]:
@@ -259,29 +309,37 @@ class OrderManager(FillIntake, BracketFollower):
         existing = [self.book.get(i.client_order_id) for i in intents]
         if any(o is not None for o in existing):
             return await self._resume([o for o in existing if o is not None])
+        self._check_in_doubt(intents)
         parent = intents[0].client_order_id if len(intents) > 1 else None
         orders: list[Order] = []
         with self.store.atomic():
             for i in intents:
+                # Committed NEW: the intent, provably not sent. `send` commits SUBMITTING (the send
+                # may happen from then on) right before the broker call.
                 o = Order(
                     i,
                     parent_client_order_id=parent if i.leg in _CHILD_LEGS else None,
                     created_at=self.clock(),
                 )
-                o.transition(_S.SUBMITTING, "write-ahead", ts=self.clock())
                 self.book.save(o)
                 orders.append(o)
-        for o in orders:
-            self.book.orders[o.client_order_id] = o
-            await self.journal.order_event("order.attempt", intent_payload(o.intent), o)
-        # The broker may already hold this intent (placed by another process, or from another store):
-        # check before the first send (one targeted query where the adapter has one), adopt what it has.
-        if await self._at_broker(orders[0]):
-            for o in orders[1:]:
-                await self.ask(o)
-            await self.journal.order_event("order.adopted", {"reason": "at the broker already"}, orders[0])
-            return orders
-        return await self.send(orders)
+        ids = [o.client_order_id for o in orders]
+        self._sending.update(ids)  # a concurrent submit of the same intent waits on the broker's word
+        try:
+            for o in orders:
+                self.book.orders[o.client_order_id] = o
+                await self.journal.order_event("order.attempt", intent_payload(o.intent), o)
+            # The broker may already hold this intent (placed by another process, or from another
+            # store): check before the first send (one targeted query where the adapter has one).
+            if await self._at_broker(orders[0]):
+                for o in orders[1:]:
+                    await self.ask(o)
+                adopted = {"reason": "at the broker already"}
+                await self.journal.order_event("order.adopted", adopted, orders[0])
+                return orders
+            return await self.send(orders)
+        finally:
+            self._sending.difference_update(ids)
 
     async def _at_broker(self, o: Order) -> bool:
         if isinstance(self.client, SupportsPresendCheck):
@@ -290,18 +348,30 @@ class OrderManager(FillIntake, BracketFollower):
                     return False
             except BrokerError:
                 pass  # cannot tell from the targeted query: ask the full way
-        return await self.ask(o)
+        found = await self.lookup(o)
+        if found is None:
+            # Not sent, but the broker cannot say whether another process placed this id: sending
+            # could make it two. Refused (fail closed), provably not sent by Joe.
+            why = "not sent: the broker could not be asked whether it already holds this id"
+            group = [o, *self.book.children(o)]
+            for g in group:
+                self.book.move(g, _S.REJECTED, why)
+                await self.journal.order_event("order.rejected", {"reason": why}, g)
+            raise SendFailed(f"order {o.client_order_id}: {why}")
+        return found
 
     async def _resume(self, orders: list[Order]) -> list[Order]:
         for o in orders:
             if o.client_order_id in self._sending or o.state not in (_S.NEW, _S.SUBMITTING, _S.UNKNOWN):
                 continue
-            if await self.ask(o):
+            found = await self.lookup(o)
+            if found:
                 continue
-            if not self.book.never_sent(o):
+            if found is None or not self.book.never_sent(o):
                 raise OrderOutcomeUnknown(
-                    f"order {o.client_order_id}: outcome still unknown and the broker has no such order yet; "
-                    "it is never resent, reconciliation keeps asking"
+                    f"order {o.client_order_id} is {o.state}: its send may have happened and the broker "
+                    f"{'could not be asked' if found is None else 'has no such order yet'}; it is never "
+                    "resent, reconciliation keeps asking"
                 )
             if o.parent_client_order_id is None:
                 await self.send([o, *(c for c in self.book.children(o) if self.book.never_sent(c))])
@@ -309,12 +379,16 @@ class OrderManager(FillIntake, BracketFollower):
 
     async def send(self, orders: list[Order]) -> list[Order]:
         ids = [o.client_order_id for o in orders]
-        self._sending.update(ids)
+        mine = [i for i in ids if i not in self._sending]  # a caller may hold them already
+        self._sending.update(mine)
         try:
-            for o in orders:
-                if o.state is _S.NEW:
-                    o.transition(_S.SUBMITTING, "write-ahead", ts=self.clock())
-                    self.book.save(o)
+            # The second write-ahead, durable before the broker call: from here the send may have
+            # happened, so a restart asks the broker and never resends (`resolve_in_doubt`).
+            with self.store.atomic():
+                for o in orders:
+                    if o.state is _S.NEW:
+                        o.transition(_S.SUBMITTING, "write-ahead: sending", ts=self.clock())
+                        self.book.save(o)
             acks = await self.client.submit([o.intent for o in orders])
         except (SendFailed, InvalidOrder) as e:
             for o in orders:
@@ -325,14 +399,14 @@ class OrderManager(FillIntake, BracketFollower):
             for o in orders:
                 self.book.move(o, _S.UNKNOWN, f"outcome unknown: {e}")
                 await self.journal.order_event("order.unknown", {"reason": str(e)}, o)
-            settled = [await self.ask(o) for o in orders]
+            settled = [await self.lookup(o) for o in orders]
             if not all(settled):
                 if isinstance(e, OrderOutcomeUnknown):
                     raise
                 raise OrderOutcomeUnknown(f"orders {ids}: {e}") from e
             return orders
         finally:
-            self._sending.difference_update(ids)
+            self._sending.difference_update(mine)
         self.book.sent.update(ids)
         by_id = {a.client_order_id: a for a in acks}
         for o in orders:
@@ -431,6 +505,28 @@ class OrderManager(FillIntake, BracketFollower):
         finally:
             self._exiting.discard(signal_id)
 
+    async def settle_signal(self, signal_id: str, since: datetime) -> None:
+        """Make Joe's copies of one signal's orders equal the broker's now: apply the broker's
+        status and executions (since `since`) of those orders, then ask for each one still open
+        that the broker did not list. A broker that cannot be read is alerted, not guessed."""
+        mine = {o.client_order_id for o in self.book.signal_orders(signal_id)}
+        try:
+            mass = await self.client.mass_status(since - EXEC_TIME_SLACK)
+        except BrokerError as e:
+            await self.journal.alert(AlertKind.UNRESOLVED, f"signal {signal_id}: broker unreadable: {e}")
+            return
+        listed = set()
+        for r in mass.orders:
+            if r.client_order_id in mine:
+                listed.add(r.client_order_id)
+                await self._on_status(replace(r, from_reconciliation=True))
+        for f in mass.fills:
+            if f.fill.client_order_id in mine:
+                await self._on_fill(replace(f, from_reconciliation=True))
+        for o in self.book.signal_orders(signal_id):
+            if not o.state.is_terminal and o.client_order_id not in listed:
+                await self.ask(o)
+
     # ------------------------------------------------------------------ observations
     async def process(self, obs: Observation) -> None:
         """Apply one broker observation (the consumer task calls this for every one)."""
@@ -477,12 +573,18 @@ class OrderManager(FillIntake, BracketFollower):
         await self._after_change(o)
 
     async def ask(self, o: Order) -> bool:
-        """Ask the broker about `o` and apply what it says; True if the broker has the order."""
+        """Ask the broker about `o` and apply what it says; True if the broker has the order (False
+        also when it could not be asked: use `lookup` where "absent" would lead to a send)."""
+        return bool(await self.lookup(o))
+
+    async def lookup(self, o: Order) -> bool | None:
+        """Ask the broker about `o` and apply what it says: True if it has the order, False if it
+        answered without it, None if it could not be asked (a `BrokerError`: never "absent")."""
         try:
             reports = await self.client.order_status(o.client_order_id)
         except BrokerError as e:
             await self.journal.alert(AlertKind.UNRESOLVED, f"order_status failed: {e}", o)
-            return False
+            return None
         found = [r for r in reports if r.status.value != "NOT_FOUND"]
         for r in found:
             await self._on_status(replace(r, from_reconciliation=True))

@@ -11,6 +11,9 @@ client message for assertions. Faults (names for `sim.faults.arm(...)`):
   the remaining fills still happen at the "broker" and are only visible through reqExecutions.
 - ``hist_pacing``: the next historical request gets error 162 (pacing violation).
 - ``ignore_next``: the next placeOrder is silently dropped (no acknowledgement of any kind).
+- ``place_latency`` (seconds=1.0): TWS is busy: the next placeOrder (and every message after it on
+  that socket) is processed `seconds` late — even when the client has gone meanwhile (a request in
+  flight when its process died).
 - ``correct_exec`` (qty=..., price=...): right after the next live execution, TWS corrects it: the
   same execId up to its last dot with the next suffix, the new quantity/price; the book follows.
 - ``commission_first``: the next live execution's commissionReport is sent before its execDetails.

@@ -104,6 +104,10 @@ class Session:
             await self.writer.drain()
             while not self.closed:
                 for fields in C.split_frames(buf):
+                    if fields and as_int(fields[0], -1) == 3:
+                        lag = self.sim.faults.take("place_latency")
+                        if lag is not None:  # TWS busy: this and what follows are processed late,
+                            await asyncio.sleep(float(lag.get("seconds", 1.0)))  # even if the client is gone
                     self.handle(fields)
                 await self.writer.drain()
                 chunk = await self.reader.read(65536)
