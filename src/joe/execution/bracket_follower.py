@@ -50,18 +50,25 @@ class BracketFollower:
     async def _follow_parent(self, parent: Order) -> None:
         """Keep working children at the parent's size: its filled size once it can fill no more,
         else its (possibly modified) quantity. Asks the broker first (it may have resized them)."""
+        sid = parent.intent.signal_id
         target = parent.filled_quantity if parent.state.is_terminal else parent.quantity
-        if target <= 0 or parent.intent.signal_id in self._frozen:
+        exits = [o for o in self.book.signal_orders(sid) if o.intent.leg is OrderLeg.EXIT]
+        if sid in self._exiting or any(not o.state.is_terminal for o in exits):
+            return  # the exit sizes the children (from the broker's position)
+        target -= sum((o.filled_quantity for o in exits), Decimal(0))
+        if target <= 0 or sid in self._frozen:
             return  # nothing filled and done: the broker cancels the children with their parent
-        self._following.add(parent.intent.signal_id)
+        self._following.add(sid)
         try:
-            await self._resize_children(parent, target)
+            # After an exit the children were fitted to the broker's position (which may be smaller
+            # than Joe's fills say: the owner traded elsewhere): from then on they only shrink.
+            await self._resize_children(parent, target, grow=not exits)
         finally:
-            self._following.discard(parent.intent.signal_id)
+            self._following.discard(sid)
 
-    async def _resize_children(self, parent: Order, target: Decimal) -> None:
+    async def _resize_children(self, parent: Order, target: Decimal, *, grow: bool = True) -> None:
         for c in self.book.children(parent):
-            if c.state not in _WORKING or c.quantity == target:
+            if c.state not in _WORKING or c.quantity == target or (not grow and c.quantity < target):
                 self._resize_asked.pop(c.client_order_id, None)
                 continue
             if self._resize_asked.get(c.client_order_id) == target:

@@ -77,22 +77,23 @@ async def place_exit(
     if size.quantity <= 0:
         om.journal.record("order.exit_skipped", {"reason": size.reason}, signal_id=sid)
         return None
-    remaining = joe_pos - size.quantity
+    # What stays open after the exit, from the BROKER's position (asked above, never inferred from
+    # Joe's fills: the owner may have traded the instrument elsewhere): no protective leg may be
+    # larger, or its fill would reverse the position.
+    remaining = guard_size(side, joe_pos, net, size.quantity)
     guards = [o for o in orders if o.intent.leg in _CHILD_LEGS and o.state in _WORKING]
-    for g in guards:
-        if remaining <= 0:
-            await om.cancel(g.client_order_id)
-        elif g.remaining != remaining:
-            await om.modify(g.client_order_id, quantity=g.filled_quantity + remaining)
-    if remaining <= 0 and guards:
-        await await_terminal(om, [g.client_order_id for g in guards])
-    # The position may have moved while the guards were cancelled (a stop or target filled).
+    await fit_guards(om, guards, remaining)
+    # The position may have moved while the guards were changed (a stop or target filled, the owner
+    # traded): size again from the broker, and shrink the guards again if it went down meanwhile.
     net = broker_position(await om.client.positions(), symbol, entry.client_order_id)
     size = size_exit(side, om.position_of(sid), net, quantity)
     qty = round_size_down(size.quantity, rules)
     if qty <= 0:
         om.journal.record("order.exit_skipped", {"reason": size.reason}, signal_id=sid)
         return None
+    after = guard_size(side, om.position_of(sid), net, qty)
+    if after < remaining:
+        await fit_guards(om, [g for g in guards if g.state in _WORKING], after)
     coid = client_order_id(sid, OrderLeg.EXIT.value, attempt)
     intent = OrderIntent(
         coid,
@@ -113,7 +114,29 @@ async def place_exit(
     om.book.orders[coid] = o
     await om.journal.order_event("order.attempt", intent_payload(intent) | {"reason": size.reason}, o)
     await om.send([o])
+    # Joe's copies must equal the broker's at the end of the exit (guards cancelled or resized by
+    # the broker, a part closed elsewhere): one targeted pass over this signal's orders.
+    await om.settle_signal(sid, entry.created_at)
     return o
+
+
+def guard_size(entry_side: Side, joe_position: Decimal, broker_net: Decimal, exit_qty: Decimal) -> Decimal:
+    """The size protective legs may keep once an exit of `exit_qty` is done: what Joe holds for the
+    signal and the broker holds in the entry's direction (the smaller), less the exit; never < 0."""
+    held = min(joe_position, max(broker_net * entry_side.sign, ZERO))
+    return max(held - exit_qty, ZERO)
+
+
+async def fit_guards(om: OrderManager, guards: Sequence[Order], remaining: Decimal) -> None:
+    """Cancel the working protective legs (`remaining` 0, confirmed by the broker before returning)
+    or shrink them to `remaining` open. Never grows a leg."""
+    for g in guards:
+        if remaining <= 0:
+            await om.cancel(g.client_order_id)
+        elif g.remaining > remaining:
+            await om.modify(g.client_order_id, quantity=g.filled_quantity + remaining)
+    if remaining <= 0 and guards:
+        await await_terminal(om, [g.client_order_id for g in guards])
 
 
 async def await_terminal(om: OrderManager, coids: list[str]) -> None:
