@@ -253,6 +253,30 @@ async def test_5b_modify_parent_quantity_resizes_children(
     assert sim178.book.positions["AAPL"].qty == 0
 
 
+@pytest.mark.parametrize("qty", [200, 50])
+async def test_5b_refused_parent_modify_leaves_children_unchanged(
+    sim178: IBKRSimulator, make_om: Any, store: Store, qty: int
+) -> None:
+    """Review r9 finding 4: TWS refuses the parent's resize (201): the children keep their size at
+    the broker and in Joe (they follow only a CONFIRMED parent size); the stop then closes exactly
+    the position (no reversal). Grow and shrink alike."""
+    sim178.set_price("AAPL", 100)
+    om = await make_om(sim178, store)
+    legs = bracket_intents(f"refused-{qty}")
+    await om.submit(legs)
+    await settle(lambda: agree(sim178, store, ids(legs)))
+    sim178.faults.arm("refuse_modify", code=201, message="Order rejected - reason: simulated margin refusal")
+    await om.modify(legs[0].client_order_id, quantity=Decimal(qty))
+    await wait_for(lambda: any(a for a in sim178.faults.fired if a[0] == "refuse_modify"), what="refused")
+    await asyncio.sleep(0.3)
+    assert [at_broker(sim178, c).sim.quantity for c in ids(legs)] == [100, 100, 100]
+    await settle(lambda: agree(sim178, store, ids(legs)))
+    sim178.set_price("AAPL", 98.5)  # the entry fills its real size
+    sim178.set_price("AAPL", 94)  # the stop fires
+    await settle(lambda: agree(sim178, store, ids(legs)))
+    assert sim178.book.positions["AAPL"].qty == 0
+
+
 async def test_5c_broker_cancels_the_stop_unprotected_reported(
     sim178: IBKRSimulator, make_om: Any, store: Store
 ) -> None:

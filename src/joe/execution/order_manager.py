@@ -437,8 +437,9 @@ class OrderManager(FillIntake, BracketFollower):
         stop_price: Decimal | None = None,
     ) -> None:
         """Ask the broker to change a working order. Joe's copy changes only when a status report
-        shows the new values; a refusal changes nothing. A bracket parent's new quantity is also
-        asked of its working children (protection follows the size)."""
+        shows the new values; a refusal changes nothing. A bracket parent's children are not asked
+        here: they follow the parent's size once the broker CONFIRMS it (`_follow_parent`), so a
+        refused parent modify leaves them unchanged and they never exceed the confirmed parent."""
         o = self.book.require(coid)
         if o.state not in (*_WORKING, _S.SUBMITTING):
             raise InvalidOrder(f"order {coid} is {o.state}; only a working order can be modified")
@@ -452,10 +453,6 @@ class OrderManager(FillIntake, BracketFollower):
         await self.client.modify(
             self.book.ref(o), quantity=quantity, limit_price=limit_price, stop_price=stop_price
         )
-        if quantity is not None:
-            for c in self.book.children(o):
-                if c.state in _WORKING and c.quantity != quantity:
-                    await self.modify(c.client_order_id, quantity=quantity)
 
     async def cancel(self, coid: str) -> None:
         """Ask the broker to cancel; the order is CANCEL_PENDING until the broker confirms (a refusal
