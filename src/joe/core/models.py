@@ -6,6 +6,7 @@ execution or a broker is converted to these types first.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
@@ -177,6 +178,15 @@ class Signal:
             )
 
 
+def _finite(value: object) -> bool:
+    """True for an int or a finite `Decimal` / float (not NaN, not ±Infinity)."""
+    if isinstance(value, Decimal):
+        return value.is_finite()
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return False
+    return math.isfinite(value)
+
+
 @dataclass(frozen=True, slots=True)
 class OrderIntent:
     """What the portfolio wants the execution layer to do; becomes one `Order` per leg."""
@@ -198,8 +208,18 @@ class OrderIntent:
     reduce_only: bool = False
 
     def __post_init__(self) -> None:
-        if self.quantity <= 0:
-            raise ValueError(f"intent {self.client_order_id}: quantity must be > 0, got {self.quantity}")
+        # NaN must not reach a comparison (Decimal raises a bare InvalidOperation), nor Infinity a size.
+        if not _finite(self.quantity) or self.quantity <= 0:
+            raise ValueError(
+                f"intent {self.client_order_id}: quantity must be a finite number > 0, got {self.quantity!r}"
+            )
+        for name in ("limit_price", "stop_price", "trailing_distance", "trailing_percent", "stop_loss",
+                     "take_profit"):  # fmt: skip
+            value = getattr(self, name)
+            if value is not None and not _finite(value):
+                raise ValueError(
+                    f"intent {self.client_order_id}: {name} must be a finite number, got {value!r}"
+                )
         if self.order_type in (OrderType.LIMIT, OrderType.STOP_LIMIT) and self.limit_price is None:
             raise ValueError(f"intent {self.client_order_id}: {self.order_type} needs limit_price")
         if self.order_type in (OrderType.STOP, OrderType.STOP_LIMIT) and self.stop_price is None:

@@ -92,7 +92,8 @@ BROKER_CORRECTIONS: dict[OrderState, frozenset[OrderState]] = {
     _S.CANCELLED: frozenset({_S.PARTIALLY_FILLED, _S.FILLED, _S.ACCEPTED}),
     _S.REJECTED: frozenset({_S.PARTIALLY_FILLED, _S.FILLED, _S.ACCEPTED}),
     _S.EXPIRED: frozenset({_S.PARTIALLY_FILLED, _S.FILLED, _S.ACCEPTED}),
-    _S.FILLED: frozenset({_S.PARTIALLY_FILLED}),
+    _S.FILLED: frozenset({_S.PARTIALLY_FILLED, _S.ACCEPTED}),  # an execution corrected down / busted
+    _S.PARTIALLY_FILLED: frozenset({_S.ACCEPTED}),  # its only execution busted (corrected to 0)
     _S.LOST: frozenset({_S.PARTIALLY_FILLED, _S.FILLED, _S.ACCEPTED, _S.CANCELLED, _S.EXPIRED}),
 }
 
@@ -118,14 +119,19 @@ class InvalidFill(ValueError):
     other symbol, other order). Never applied; the caller audits and alerts."""
 
 
-def validate_fill(order: Order, fill: Fill) -> None:
+def validate_fill(order: Order, fill: Fill, *, correction: bool = False) -> None:
     """Check that `fill` can be an execution of `order`.
 
-    Rules: price and quantity finite and > 0; `fill.side`, `fill.symbol` and `fill.client_order_id`
-    equal the order's; commission finite. Raises `InvalidFill` naming the field and both values.
+    Rules: price and quantity finite and > 0 — except that a `correction` (a later revision of an
+    execution, IBKR "execution correction") may have quantity 0: the broker busted it; `fill.side`,
+    `fill.symbol` and `fill.client_order_id` equal the order's; commission finite. Raises
+    `InvalidFill` naming the field and both values.
     """
     where = f"fill {fill.fill_id} for order {order.client_order_id}"
+    bust = correction and isinstance(fill.quantity, Decimal) and fill.quantity == 0
     for name, value in (("price", fill.price), ("quantity", fill.quantity)):
+        if bust and name == "quantity":
+            continue
         if not isinstance(value, Decimal) or not value.is_finite() or value <= 0:
             raise InvalidFill(f"{where}: {name} must be a finite number > 0, got {value!r}")
     if not isinstance(fill.commission, Decimal) or not fill.commission.is_finite():
@@ -240,7 +246,7 @@ class Order:
         says it filled more than Joe asked; the fill is a fact, so the order's quantity is raised to
         what filled — the caller alerts), and `IllegalTransition` for an order never sent (NEW).
         """
-        validate_fill(self, fill)
+        validate_fill(self, fill, correction=revision > 0)
         previous = self.fills.get(fill.fill_id)
         if previous is not None and revision <= self.fill_revisions.get(fill.fill_id, 0):
             return False
@@ -251,8 +257,13 @@ class Order:
                 f"order {self.client_order_id}: fill {fill.fill_id} of {fill.quantity} would fill "
                 f"{new_filled} > {self.quantity}"
             )
-        target = OrderState.FILLED if new_filled == quantity else OrderState.PARTIALLY_FILLED
-        needs_move = not (target is self.state is OrderState.FILLED)
+        if new_filled == quantity:
+            target = OrderState.FILLED
+        elif new_filled > 0:
+            target = OrderState.PARTIALLY_FILLED
+        else:  # every execution busted: the order works again with nothing filled (the broker's word)
+            target = OrderState.ACCEPTED
+        needs_move = target is not self.state or target is OrderState.PARTIALLY_FILLED
         if needs_move and not is_legal(self.state, target, correction=True):
             raise IllegalTransition(f"order {self.client_order_id}: cannot take a fill in state {self.state}")
         if quantity != self.quantity:
@@ -265,7 +276,7 @@ class Order:
         self.fill_revisions[fill.fill_id] = revision
         self.filled_quantity = new_filled
         value = sum((f.price * f.quantity for f in fills.values()), ZERO)
-        self.avg_fill_price = value / new_filled
+        self.avg_fill_price = value / new_filled if new_filled else None
         why = f"fill {fill.fill_id}" + (f" revision {revision}" if previous is not None else "")
         if needs_move:
             self.transition(

@@ -3,7 +3,9 @@
 `apply_fill` / `set_commission` and the `OrderManager`'s `book` and `ask`.
 
 - validated (`joe.core.order.validate_fill`), unique by execution identity, a higher revision
-  replaces; commissions before or after end up on the fill (stored as pending until it comes);
+  replaces (quantity 0 = busted: the order's filled size goes down with the broker's; audited as
+  `order.fill_corrected` and alerted); commissions before or after end up on the fill (stored as
+  pending until it comes);
 - stored with an audit outbox flag (re-audited if the audit write failed);
 - a fill on an order Joe had as terminal moves it on and is alerted (`LATE_FILL`);
 - an overfill is stored too (the order's size follows what filled) and alerted; if the broker's
@@ -82,6 +84,7 @@ class FillIntake:
         if pending is not None and not fill.commission:
             fill = replace(fill, commission=pending.commission)
         was = o.state
+        before = o.fills.get(fill.fill_id)
         overfilled = False
         try:
             changed = self._apply_fill(o, fill, fr)
@@ -112,9 +115,24 @@ class FillIntake:
             self._applied.append(fill.fill_id)
         if await self.journal.order_event("order.fill", fill_payload(fill, fr), o):
             self.book.audited.append(fill.fill_id)  # marked in the store with the next save
+        if before is not None:  # a correction replaced (or busted, quantity 0) an execution
+            corrected = {
+                "fill_id": fill.fill_id, "revision": fr.revision,
+                "from_quantity": str(before.quantity), "to_quantity": str(fill.quantity),
+                "from_price": str(before.price), "to_price": str(fill.price),
+                "filled": str(o.filled_quantity),
+            }  # fmt: skip
+            await self.journal.order_event("order.fill_corrected", corrected, o)
+            what = "busted" if fill.quantity == 0 else f"corrected to {fill.quantity} @ {fill.price}"
+            await self.journal.alert(
+                AlertKind.BROKER_CORRECTION,
+                f"execution {fill.fill_id} ({before.quantity} @ {before.price}) {what}; the order has "
+                f"filled {o.filled_quantity}",
+                o,
+            )
         if overfilled:
             await self._check_overfill(o)  # before anything can resize the children to it
-        elif was.is_terminal:
+        elif was.is_terminal and before is None:
             await self.journal.alert(
                 AlertKind.LATE_FILL, f"fill {fill.fill_id} on an order Joe had as {was}", o
             )

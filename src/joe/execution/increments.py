@@ -55,7 +55,9 @@ def check_intent(intent: OrderIntent, rules: InstrumentRules) -> None:
     """
     where = f"order {intent.client_order_id} ({intent.symbol})"
     q = intent.quantity
-    if not q.is_finite() or q < rules.min_size:
+    if not isinstance(q, Decimal) or not q.is_finite():
+        raise InvalidOrder(f"{where}: quantity must be a finite number, got {q!r}")
+    if q < rules.min_size:
         raise InvalidOrder(f"{where}: quantity {q} is below the minimum size {rules.min_size}")
     if not _on_grid(q, rules.size_increment):
         raise InvalidOrder(

@@ -448,7 +448,11 @@ class OrderManager(FillIntake, BracketFollower):
             for k, v in (("quantity", quantity), ("limit_price", limit_price), ("stop_price", stop_price))
             if v is not None
         }
-        check_intent(replace(o.intent, **changes), await self.client.instrument_rules(o.intent.symbol))  # type: ignore[arg-type]
+        try:
+            changed = replace(o.intent, **changes)  # type: ignore[arg-type]
+        except ValueError as e:  # NaN, Infinity, a size <= 0: named by the intent's own check
+            raise InvalidOrder(f"modify of {coid}: {e}") from None
+        check_intent(changed, await self.client.instrument_rules(o.intent.symbol))
         await self.journal.order_event("order.modify_requested", {k: str(v) for k, v in changes.items()}, o)
         await self.client.modify(
             self.book.ref(o), quantity=quantity, limit_price=limit_price, stop_price=stop_price
