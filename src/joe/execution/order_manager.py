@@ -1,8 +1,10 @@
 """`OrderManager`: the only place that changes an `Order`'s state (DESIGN.md "Order truth").
 
-- Write-ahead: an intent and its deterministic `client_order_id` are committed to the store (state
-  SUBMITTING) before `ExecutionClient.submit`. Before any (re)send the store AND the broker
-  (`order_status`) are checked; an order the broker has is adopted, never sent again.
+- Write-ahead: an intent and its deterministic `client_order_id` are committed to the store (NEW:
+  provably not sent), then SUBMITTING right before `ExecutionClient.submit` (the send may have
+  happened). Before any send the store AND the broker (`order_status`) are checked; an order the
+  broker has is adopted, never sent again; "the broker could not be asked" is never "absent". Only
+  NEW is ever (re)sent; SUBMITTING/UNKNOWN are asked for (`resolve_in_doubt`), never resent.
 - Observations (`ExecutionClient.observations()`) are applied through the pure rules in
   `reconcile_rules`; anything ambiguous is settled by asking the broker, never by resending.
 - On `start` every non-terminal order is rebuilt from the store and reconciled with the broker
@@ -45,6 +47,7 @@ from joe.core.order import Order, OrderState
 from joe.core.reports import BrokerNotice, CommissionReport, FillReport, Observation, OrderStatusReport
 from joe.execution.book import OrderBook
 from joe.execution.bracket_follower import BracketFollower
+from joe.execution.broker_queries import BrokerQueries
 from joe.execution.events import AlertKind, ExecutionAlert, UnprotectedPosition
 from joe.execution.exits import place_exit
 from joe.execution.fill_intake import EXEC_TIME_SLACK, FillIntake
@@ -67,7 +70,7 @@ _WORKING = (_S.ACCEPTED, _S.PARTIALLY_FILLED)
 _CHILD_LEGS = (OrderLeg.STOP_LOSS, OrderLeg.TAKE_PROFIT)
 
 
-class OrderManager(FillIntake, BracketFollower):
+class OrderManager(FillIntake, BrokerQueries, BracketFollower):
     """Owns every order at one broker. See the module docstring for the rules it keeps.
 
     `mode` is the store/audit trading mode ("live" or "shadow"); `on_unprotected` / `on_alert` /
@@ -238,55 +241,6 @@ class OrderManager(FillIntake, BracketFollower):
             )
             await self.send(group)
         return True  # a child: sent with its parent
-
-    async def resolve_in_doubt(self, order: Order) -> bool:
-        """An order whose send may have happened (SUBMITTING / UNKNOWN, or acknowledged) that the
-        broker did not list: ask by id, again and again over `in_doubt_window` seconds (a request
-        still in flight when its process died may be processed late). True once the broker has it.
-        Else it becomes UNKNOWN (entries on its instrument are refused while it is), is alerted and
-        stays for the `Reconciler` to ask again (LOST after repeated misses) — never resent."""
-        if order.client_order_id in self._sending:
-            return True  # this process's send is in progress: it settles the order
-        loop = asyncio.get_running_loop()
-        in_flight = order.state in (_S.SUBMITTING, _S.UNKNOWN) and order.broker_order_id is None
-        deadline = loop.time() + (self.in_doubt_window if in_flight else 0.0)
-        found = await self.lookup(order)
-        while not found and not order.state.is_terminal and loop.time() < deadline:
-            await asyncio.sleep(min(self.in_doubt_interval, max(deadline - loop.time(), 0)))
-            found = await self.lookup(order)
-        if found or order.state.is_terminal:
-            return True
-        if order.state is _S.SUBMITTING:
-            self.book.move(order, _S.UNKNOWN, "send may have happened; the broker does not list it")
-            why = {"reason": "not at the broker after restart"}
-            await self.journal.order_event("order.unknown", why, order)
-        asked = "could not be asked" if found is None else "has no such order"
-        await self.journal.alert(
-            AlertKind.UNRESOLVED,
-            f"order is {order.state} in Joe's store and the broker {asked}"
-            + (f" after {self.in_doubt_window:g}s; never resent, new entries on "
-               f"{order.intent.symbol} refused until it is settled" if in_flight else ""),
-            order,
-        )  # fmt: skip
-        return False
-
-    def _check_in_doubt(self, intents: Sequence[OrderIntent]) -> None:
-        """Refuse a new entry on an instrument where an order's outcome is UNKNOWN: it may be at the
-        broker, and a second entry could double the position (fail closed; exits stay allowed)."""
-        first = intents[0]
-        if first.reduce_only or first.leg is OrderLeg.EXIT:
-            return
-        mine = {i.client_order_id for i in intents}
-        doubt = [
-            o.client_order_id
-            for o in self.store.orders(state={_S.UNKNOWN}, mode=self.mode, broker=self.broker)
-            if o.intent.symbol == first.symbol and o.client_order_id not in mine
-        ]
-        if doubt:
-            raise EntriesRefused(
-                f"{self.broker}: new entries on {first.symbol} refused: the outcome of {', '.join(doubt)} "
-                "is unknown (it may be at the broker); reconciliation keeps asking until it is settled"
-            )
 
     # ------------------------------------------------------------------ intents
     async def submit(self, intents: Sequence[OrderIntent]) -> list[Order]:
@@ -484,11 +438,18 @@ class OrderManager(FillIntake, BracketFollower):
         """Close (part of) the position one signal opened, reduce-only.
 
         The size is capped at Joe's open position and at the broker's live position in the entry's
-        direction (rounded down to the size step); None when there is nothing to exit. The protective
-        orders it replaces are cancelled (full exit) or resized (partial) first, so no leg can reverse
-        the position. An exit already working is returned, not duplicated; an exit that was rejected
-        or cancelled can be retried (attempt n+1, a new deterministic id). Exits are allowed while
-        entries are refused, except during a reconciliation (raises `EntriesRefused`).
+        direction, asked from the broker (rounded down to the size step); None when there is nothing
+        to exit. The protective legs are sized from the same broker position, not from Joe's fills
+        (the owner may have traded the instrument elsewhere): cancelled — confirmed by the broker
+        before the exit is sent — when nothing stays open, else shrunk to what stays (never grown;
+        after an exit they no longer follow the parent up), so no leg is larger than the position
+        and none can reverse it. The position is read again right before the send and the legs shrunk
+        again if it fell meanwhile. At the end one targeted pass (`settle_signal`) makes Joe's copies
+        of the signal's orders and fills equal the broker's. An exit already working is returned,
+        not duplicated; an exit that was rejected or cancelled can be retried (attempt n+1, a new
+        deterministic id). Exits are allowed while entries are refused, except during a
+        reconciliation (raises `EntriesRefused`). Raises `BrokerError` when a leg's cancel is not
+        confirmed in `confirm_timeout` (the exit is then not sent: retry it).
         """
         if self._reconciling:
             raise EntriesRefused(f"{self.broker}: reconciliation running; retry the exit when it ends")
@@ -505,28 +466,6 @@ class OrderManager(FillIntake, BracketFollower):
             return await place_exit(self, entry, orders, len(attempts), quantity, order_type, limit_price)
         finally:
             self._exiting.discard(signal_id)
-
-    async def settle_signal(self, signal_id: str, since: datetime) -> None:
-        """Make Joe's copies of one signal's orders equal the broker's now: apply the broker's
-        status and executions (since `since`) of those orders, then ask for each one still open
-        that the broker did not list. A broker that cannot be read is alerted, not guessed."""
-        mine = {o.client_order_id for o in self.book.signal_orders(signal_id)}
-        try:
-            mass = await self.client.mass_status(since - EXEC_TIME_SLACK)
-        except BrokerError as e:
-            await self.journal.alert(AlertKind.UNRESOLVED, f"signal {signal_id}: broker unreadable: {e}")
-            return
-        listed = set()
-        for r in mass.orders:
-            if r.client_order_id in mine:
-                listed.add(r.client_order_id)
-                await self._on_status(replace(r, from_reconciliation=True))
-        for f in mass.fills:
-            if f.fill.client_order_id in mine:
-                await self._on_fill(replace(f, from_reconciliation=True))
-        for o in self.book.signal_orders(signal_id):
-            if not o.state.is_terminal and o.client_order_id not in listed:
-                await self.ask(o)
 
     # ------------------------------------------------------------------ observations
     async def process(self, obs: Observation) -> None:
@@ -572,24 +511,6 @@ class OrderManager(FillIntake, BracketFollower):
         await self.journal.order_event("order.notice", payload, o)
         await self._apply(o, plan_notice(o, n))
         await self._after_change(o)
-
-    async def ask(self, o: Order) -> bool:
-        """Ask the broker about `o` and apply what it says; True if the broker has the order (False
-        also when it could not be asked: use `lookup` where "absent" would lead to a send)."""
-        return bool(await self.lookup(o))
-
-    async def lookup(self, o: Order) -> bool | None:
-        """Ask the broker about `o` and apply what it says: True if it has the order, False if it
-        answered without it, None if it could not be asked (a `BrokerError`: never "absent")."""
-        try:
-            reports = await self.client.order_status(o.client_order_id)
-        except BrokerError as e:
-            await self.journal.alert(AlertKind.UNRESOLVED, f"order_status failed: {e}", o)
-            return None
-        found = [r for r in reports if r.status.value != "NOT_FOUND"]
-        for r in found:
-            await self._on_status(replace(r, from_reconciliation=True))
-        return bool(found)
 
     async def _apply(self, o: Order, plan: Plan) -> None:
         if plan.changes_anything:
