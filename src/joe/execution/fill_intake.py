@@ -80,6 +80,17 @@ class FillIntake:
                 AlertKind.UNKNOWN_ORDER, f"fill {fill.fill_id} for an order Joe does not know"
             )
             return False
+        owner = None if fill.fill_id in o.fills else self.store.fill_owner(fill.fill_id)
+        if owner is not None and owner != o.client_order_id:
+            # One execution, one fill: the broker's report names another of Joe's orders for an
+            # execution Joe already booked (an attribution that can differ between the live path and
+            # a later query, e.g. two exits of one Capital deal). Counting it twice would invent a
+            # position; it stays where it was booked, audited.
+            self.journal.record(
+                "order.fill_elsewhere", fill_payload(fill, fr) | {"booked_on": owner},
+                client_order_id=o.client_order_id,
+            )  # fmt: skip
+            return False
         pending = self.store.pending_commission(fill.fill_id)
         if pending is not None and not fill.commission:
             fill = replace(fill, commission=pending.commission)
