@@ -116,6 +116,20 @@ def test_exposition_parses_and_moves_with_the_store(rt: Runtime) -> None:
     assert value(after, "joe_quotes_total", broker="none") == 1234.0
     assert value(after, "joe_quote_stale_instruments") == 1.0
     assert value(after, "joe_daemon_up") == 1.0
+    assert value(after, "joe_reconciliation_unexplained") is None  # no live daemon has reconciled
+    rt.store.set_state(
+        HEARTBEAT_KEY,
+        {
+            "ts": datetime.now(UTC).isoformat(),
+            "status": "running",
+            "pid": 1,
+            "broker_connected": True,
+            "reconciled": {"explained": False},
+        },
+    )
+    live = scrape(reg)
+    assert value(live, "joe_reconciliation_unexplained") == 1.0
+    assert value(live, "joe_daemon_broker_connected") == 1.0
     # The kill's audit records were timed.
     assert (value(after, "joe_audit_write_seconds_count") or 0) >= 2
 

@@ -17,7 +17,7 @@ Metric names (all prefixed ``joe_``):
 - ``breaker_tripped{broker}``, ``margin_cushion{broker}``, ``equity{mode}`` gauges;
 - ``daemon_heartbeat_age_seconds``, ``daemon_up``, ``quotes_total{broker}``, ``quote_stale_instruments``,
   ``quote_age_seconds`` (the daemon's last quote age) from the daemon's heartbeat;
-- ``audit_records`` (last chain seq, anchored) gauge.
+- ``daemon_broker_connected``, ``reconciliation_unexplained`` (the live daemon's last reconciliation) gauges.
 """
 
 from __future__ import annotations
@@ -227,9 +227,23 @@ class StoreCollector(Collector):
                 quotes.add_metric([str(beat.get("broker") or "none")], float(n))
             st = beat.get("stale")
             stale.add_metric([], float(len(st) if isinstance(st, list | dict) else (st or 0)))
+        connected = GaugeMetricFamily(
+            "joe_daemon_broker_connected", "1 while the live daemon's broker is connected"
+        )
+        unexplained = GaugeMetricFamily(
+            "joe_reconciliation_unexplained",
+            "1 when the daemon's last reconciliation found an unexplained mismatch",
+        )
+        if isinstance(beat, dict) and "broker_connected" in beat:
+            connected.add_metric([], 1.0 if beat.get("broker_connected") else 0.0)
+        rec = beat.get("reconciled") if isinstance(beat, dict) else None
+        if isinstance(rec, dict):
+            unexplained.add_metric([], 0.0 if rec.get("explained") else 1.0)
         yield age
         yield quotes
         yield stale
+        yield connected
+        yield unexplained
 
 
 def metrics_registry(
