@@ -216,3 +216,23 @@ async def test_mutating_commands_need_a_confirmation_within_the_time_limit(
     assert "done: halt" in outcomes and "expired: resume" in outcomes and "done: resume" in outcomes
     kills = [e["payload"] for e in audit_events(rt) if e["event"] == "safety.kill"]
     assert kills and kills[-1]["by"] == f"telegram:{ALLOWED}"
+
+
+async def test_reduce_and_flatten_go_through_the_kill_switch(
+    bot: tuple[Harness, TelegramControl, Clock], rt: Runtime
+) -> None:
+    h, _control, _clock = bot
+    states = SafetyContext.from_runtime(rt).states
+    ask = await h.send(ALLOWED, "/reduce exits only for now") or ""
+    assert "Trading is REDUCING" in (
+        await h.send(ALLOWED, f"/confirm {ask.split('/confirm ')[1].split()[0]}") or ""
+    )
+    assert states.current().state is TradingState.REDUCING
+    ask = await h.send(ALLOWED, "/flatten close the paper book") or ""
+    done = await h.send(ALLOWED, f"/confirm {ask.split('/confirm ')[1].split()[0]}") or ""
+    # Paper mode: halted now, and the next paper run closes every position (as `joe kill --flatten`).
+    assert "Trading is HALTED" in done and "pending: the next paper run closes" in done
+    assert states.current().state is TradingState.HALTED
+    from joe.safety.paper_venue import paper_flatten_pending
+
+    assert paper_flatten_pending(SafetyContext.from_runtime(rt))

@@ -155,3 +155,20 @@ def test_openapi_schema_lists_every_api_endpoint(client: TestClient, token: str)
 def test_plotly_is_served_locally(client: TestClient) -> None:
     r = client.get("/static/plotly.min.js")
     assert r.status_code == 200 and len(r.content) > 1_000_000 and b"plotly" in r.content[:2000].lower()
+
+
+def test_report_endpoint_and_page_follow_the_latest_finished_run(
+    client: TestClient, rt: Runtime, token: str
+) -> None:
+    assert client.get("/api/report", headers=bearer(token)).status_code == 404
+    report = rt.data_dir / "reports" / "run-9"
+    report.mkdir(parents=True)
+    (report / "report.html").write_text("<html><body><h1 id='r'>the report</h1></body></html>")
+    rt.store.start_run("run-9", "paper", "sim", "sample")
+    rt.store.finish_run("run-9", "ok", {"signals": 2, "regime": "bull", "timings": {"x": 1}}, str(report))
+    body = client.get("/api/report", headers=bearer(token)).json()
+    assert body["run_id"] == "run-9" and body["summary"] == {"signals": 2, "regime": "bull"}
+    client.cookies.set(COOKIE, token)
+    assert "regime: bull" in client.get("/report").text
+    assert "the report" in client.get("/report/html").text
+    assert client.get("/api/status", headers=bearer(token)).json()["regime"] == "bull"
