@@ -15,8 +15,9 @@ Metric names (all prefixed ``joe_``):
 - ``reconciliation_items{mode,broker,kind}`` gauge — external / lost / missed items the reconciler holds;
 - ``trading_state{state}`` (1 for the current one) and ``trading_halted`` gauges;
 - ``breaker_tripped{broker}``, ``margin_cushion{broker}``, ``equity{mode}`` gauges;
-- ``daemon_heartbeat_age_seconds``, ``daemon_up``, ``quotes_total{broker}``, ``quote_stale_instruments``,
-  ``quote_age_seconds`` (the daemon's last quote age) from the daemon's heartbeat;
+- ``daemon_heartbeat_age_seconds``, ``daemon_up``, ``quotes_total{broker}`` (its ``rate()`` is the quote
+  rate), ``quote_stale_instruments`` from the daemon's heartbeat (the heartbeat names no broker today, so
+  ``broker`` reads ``none`` unless it does);
 - ``daemon_broker_connected``, ``reconciliation_unexplained`` (the live daemon's last reconciliation) gauges.
 """
 
