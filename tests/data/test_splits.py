@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from test_data_quality import ohlcv, snapshot, write_csv
 from typer.testing import CliRunner
@@ -208,6 +208,9 @@ def test_a_crash_with_a_crash_signature_is_not_called_a_split(gap: float, intrad
     at=st.integers(5, 299),
     shape=st.sampled_from(["ohlcv", "ohlc", "close_only", "close_volume"]),
 )
+# Found by this property: a clean 8-for-1 whose volume came out x5.35 (a 3.4-sd draw) was read as a
+# 7-for-1 with an -11% move of its own, leaving a jump; overruling a clean match now needs 99%.
+@example(seed=1905, sigma=0.015625, pq=(8, 1), at=73, shape="ohlcv")
 def test_property_a_split_is_adjusted_or_excluded_never_a_one_bar_jump(
     seed: int, sigma: float, pq: tuple[int, int], at: int, shape: str
 ) -> None:

@@ -280,8 +280,9 @@ def test_dashboard_in_headless_chromium(desk: dict[str, Any]) -> None:
         text=True,
         timeout=600,
     )
-    # A halted live run still reconciles (exits and stops stay allowed) but refuses every entry.
-    assert run.returncode == 0, run.stderr[-3000:]
+    # A halted live run still reconciles (exits and stops stay allowed) but refuses every entry:
+    # exit 3, as any run whose entries the trading state refuses (README, "joe run --once").
+    assert run.returncode == 3, run.stderr[-3000:]
     assert "new entries refused" in run.stderr and "0 opened" in run.stderr + run.stdout
     assert len(sim_get(control, "orders")) == len(at_sim)  # nothing new reached the broker
     audit = "".join(p.read_text() for p in sorted((desk["project"] / "data/audit").glob("*.jsonl")))

@@ -98,6 +98,7 @@ RANGE_EXTRA = 0.05
 VOLUME_SD_MIN = 0.025
 SPIKE_BARS = 5  # volume after a jump is read from the 6th bar on when there are enough bars
 DECIDED = 0.90  # posterior at which volume decides between the hypotheses
+OVERRULE_CLEAN = 0.99  # ... and at which it picks another ratio than a clean price match
 NOT_AGAINST = 0.25  # a clean ratio is kept when volume gives it at least this much
 RIVAL_MAX = 0.10  # ... and no other plausible ratio keeps more than this
 NEWS_SHARE = 0.5  # share of split days with a news-sized move of their own (prior, see `Jump.posterior`)
@@ -247,7 +248,10 @@ class Jump:
         vol_text = f"volume ×{vr:.2f}" if math.isfinite(vr) else "no volume"
         if post:
             best = max(post, key=lambda h: post[h])
-            if best != 1.0 and post[best] >= DECIDED and self._fits(best) and self._volume_backs(best):
+            # Overruling a clean price match takes stronger volume evidence than confirming one: the
+            # volume of two 20-bar medians has tails, and a wrong ratio leaves a jump in the history.
+            need = DECIDED if self.clean in (None, best) else OVERRULE_CLEAN
+            if best != 1.0 and post[best] >= need and self._fits(best) and self._volume_backs(best):
                 return Verdict("adjust", best, f"with {vol_text}")
         clean = self.clean
         rivals = max((p for h, p in post.items() if h not in (1.0, clean)), default=0.0)
