@@ -177,6 +177,23 @@ def test_before_start_nothing_is_sent(store: Store) -> None:
 
 
 # ------------------------------------------------------------------ rollout
+def _filled_entry(store: Store, rollout: Rollout, sid: str, venue: FakeVenue | None = None) -> None:
+    """One live entry sent through a `LivePortfolio` wired to `rollout` (as the live run wires it), filled."""
+
+    at = venue or FakeVenue()
+
+    async def go() -> None:
+        pf, _ = live(store, at)
+        pf.on_entry = rollout.record_entry
+        await pf.start()
+        out = await pf.submit([signal(sid)], T0)
+        at.execute(out[0].client_order_id or "", Decimal(10))
+        await at.deliver(pf.om)
+        await pf.om.stop()
+
+    asyncio.run(go())
+
+
 def test_rollout_caps_only_real_money_and_count_live_entries(store: Store) -> None:
     cfg = ExecutionConfig.model_validate({"live": {"rollout": {"trades": 1, "days": 2}}})
     demo = Rollout(cfg, store, real_money=False, broker="fake", clock=lambda: T0)
@@ -184,22 +201,39 @@ def test_rollout_caps_only_real_money_and_count_live_entries(store: Store) -> No
     real = Rollout(cfg, store, real_money=True, broker="fake", clock=lambda: T0)
     assert real.cap() == SizeCap(Decimal("0.25"), Decimal(5000)) and "ACTIVE" in real.lines()[0]
 
-    async def one_filled_entry() -> None:
-        venue = FakeVenue()
-        pf, _ = live(store, venue)
-        await pf.start()
-        out = await pf.submit([signal()], T0)
-        venue.execute(out[0].client_order_id or "", Decimal(10))
-        await venue.deliver(pf.om)
-        await pf.om.stop()
-
-    asyncio.run(one_filled_entry())
+    _filled_entry(store, real, "s1")
     assert real.progress()[0] == 1
     assert real.active()  # one trade done, but still inside the first two days
     later = Rollout(
         cfg, store, real_money=True, broker="fake", clock=lambda: datetime.now(UTC) + timedelta(days=3)
     )
     assert later.cap() is None and "done" in later.lines()[0]
+    assert later.state() | {"days": 3} == {
+        "real_money": True, "active": False, "trades": 1, "days": 3, "trades_cap": 1, "days_cap": 2,
+        "size_fraction": "0.25", "max_notional": "5000",
+    }  # fmt: skip
+
+
+def test_demo_trades_do_not_advance_the_real_money_rollout(store: Store) -> None:
+    """Before: the rollout counted every filled live entry at the broker, demo-account ones included,
+    so trades on a demo account lifted the caps of a real-money account. Now only entries sent to a
+    real-money account count; demo and untagged entries never shorten the caps."""
+    cfg = ExecutionConfig.model_validate({"live": {"rollout": {"trades": 2, "days": 0}}})
+    demo = Rollout(cfg, store, real_money=False, broker="fake", clock=lambda: T0)
+    venue = FakeVenue()
+    for sid in ("d1", "d2", "d3"):
+        _filled_entry(store, demo, sid, venue)
+    assert len([o for o in store.orders(mode="live") if o.intent.leg is OrderLeg.ENTRY]) == 3
+    real = Rollout(cfg, store, real_money=True, broker="fake", clock=lambda: T0 + timedelta(days=10))
+    assert real.progress() == (0, 0) and real.active()
+    assert real.cap() == SizeCap(Decimal("0.25"), Decimal(5000))
+    assert "so far 0 real-money live trade(s)" in real.lines()[0]
+    _filled_entry(store, real, "r1", venue)
+    assert real.progress()[0] == 1 and real.active()
+    _filled_entry(store, real, "r2", venue)
+    assert real.progress()[0] == 2 and not real.active() and real.cap() is None
+    demo.record_entry(next(o.client_order_id for o in store.orders() if o.intent.signal_id == "r1"))
+    assert real.progress()[0] == 2  # a rerun's tag never rewrites the first send's account
 
 
 # ------------------------------------------------------------------ shadow

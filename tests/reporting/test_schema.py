@@ -142,6 +142,41 @@ class AIRef(_M):
     file: Literal["ai_summary.md"]
 
 
+class LiveAccount(_M):
+    currency: str
+    equity: DecStr
+    cash: DecStr
+    available_funds: DecStr
+    margin_used: DecStr
+    excess_liquidity: DecStr | None
+    buying_power: DecStr | None
+
+
+class LivePosition(_M):
+    symbol: str
+    quantity: DecStr
+    avg_price: DecStr
+    stop: DecStr | None
+    target: DecStr | None
+
+
+class LiveSection(_M):
+    mode: Literal["live", "shadow"]
+    broker: str
+    reconciled: bool
+    findings: list[str]
+    equity: str
+    account: LiveAccount | None
+    positions: list[LivePosition]
+    orders: list[dict[str, Any]]
+    fills: list[dict[str, Any]]
+    outcomes: list[dict[str, str]]
+    shadow_intents: list[dict[str, Any]]
+    rollout: list[str]
+    rollout_state: dict[str, Any] | None
+    live_vs_paper: dict[str, Any] | None
+
+
 class RunJson(_M):
     schema_: Literal["joe.report/1"] = Field(alias="schema")
     generated_at: datetime
@@ -155,6 +190,7 @@ class RunJson(_M):
     equity_curve: list[EquityPoint]
     warnings: list[str]
     data_quality: DataQuality | None = None
+    live: LiveSection | None = None
     ai_summary: AIRef | None
 
 
@@ -187,7 +223,12 @@ def test_json_schema_file_matches_the_mirror() -> None:
     props = schema["properties"]
     # Fields added compatibly within joe.report/1 are optional in both the schema and the mirror.
     assert set(props) == {f.alias or n for n in RunJson.model_fields for f in [RunJson.model_fields[n]]}
-    pairs: dict[str, type[BaseModel]] = {"run": Run, "regime": Regime, "data_quality": DataQuality}
+    pairs: dict[str, type[BaseModel]] = {
+        "run": Run,
+        "regime": Regime,
+        "data_quality": DataQuality,
+        "live": LiveSection,
+    }
     for name, model in pairs.items():
         fields = {f.alias or n for n, f in model.model_fields.items() if f.is_required()}
         assert set(props[name]["required"]) == fields, name
@@ -216,6 +257,44 @@ def test_run_json_validates_against_json_schema(tmp_path: Path, ctx: ReportConte
     assert list(validator.iter_errors(build_run_json(minimal_context()))) == []
     broken = _written(tmp_path, ctx) | {"extra": 1}
     assert list(validator.iter_errors(broken))
+
+
+def _with_live(tmp_path: Path, ctx: ReportContext) -> dict[str, Any]:
+    """A live run's folder: the report, then the live section added by `write_live_section`."""
+    from joe.core.models import AccountInfo, Position
+    from joe.reporting.live_section import LiveFacts, write_live_section
+
+    paths = ReportGenerator(tmp_path).write(ctx, AISummary("text", "gemini", "gemini-2.5-flash"))
+    facts = LiveFacts(
+        "live",
+        "ibkr",
+        reconciled=False,
+        findings=["position AAPL: unexplained"],
+        positions=[Position("AAPL", Decimal(10), Decimal("101.5"), stop_loss=Decimal(95))],
+        account=AccountInfo("DU1", "USD", Decimal("50000.5"), Decimal(40000), Decimal(30000)),
+        rollout=["rollout caps ACTIVE"],
+        rollout_state={"real_money": True, "active": True, "trades": 0, "days": 0},
+    )
+    write_live_section(paths.dir, facts)
+    return json.loads(paths.json.read_text())  # type: ignore[no-any-return]
+
+
+def test_live_section_is_in_run_json_and_validates(tmp_path: Path, ctx: ReportContext) -> None:
+    """Before: the live section (broker positions, orders, fills, account, rollout, reconciliation
+    verdict, live vs twin) was only in live.json and the md/html report, not in run.json."""
+    doc = _with_live(tmp_path, ctx)
+    live = RunJson.model_validate(doc).live
+    assert live is not None and live.reconciled is False and live.findings == ["position AAPL: unexplained"]
+    assert live.account is not None and live.account.equity == "50000.5"
+    assert live.positions[0].stop == "95" and live.positions[0].target is None
+    assert live.rollout_state == {"real_money": True, "active": True, "trades": 0, "days": 0}
+    assert live.live_vs_paper == {"pairs": [], "live_only": [], "paper_only": [], "pnl_gap": "0.00"}
+    assert "DU1" not in json.dumps(doc["live"])  # the account id stays out of the report
+    jsonschema = pytest.importorskip("jsonschema")
+    validator = jsonschema.Draft202012Validator(
+        load_json_schema(), format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER
+    )
+    assert list(validator.iter_errors(doc)) == []
 
 
 def test_schema_is_documented() -> None:

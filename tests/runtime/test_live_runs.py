@@ -182,6 +182,10 @@ def test_live_runs_open_brackets_then_book_the_stop_fill_once(project: Path, kin
         assert len(facts["live_vs_paper"]["pairs"]) == len(entries)  # the paper twin took the same signals
         assert "## Live at" in (report / "report.md").read_text()
         assert "### Live vs paper" in (report / "report.md").read_text()
+        run_json = json.loads((report / "run.json").read_text())
+        assert run_json["live"] == facts  # the live section is in run.json too (gap 4)
+        assert facts["account"]["currency"] and Decimal(facts["account"]["equity"]) > 0
+        assert facts["rollout_state"]["real_money"] is False  # demo accounts: caps do not apply
         if kind == "ibkr":  # the simulator holds each bracket: a filled parent, two working children
             at_sim = get(f"{control}/_sim/orders")["orders"]
             for e in entries:
@@ -231,6 +235,7 @@ def test_shadow_run_sends_no_order_request(project: Path, kind: str) -> None:
     with sim(kind) as (env, control):
         facts, report = live_facts(joe_run(project, {**env, "TRADING_MODE": "shadow"}))
         assert facts["mode"] == "shadow" and facts["shadow_intents"], facts
+        assert json.loads((report / "run.json").read_text())["live"] == facts
         assert "nothing was transmitted" in (report / "report.md").read_text()
         requests = get(f"{control}/_sim/requests")["requests"]
         if kind == "ibkr":

@@ -6,8 +6,9 @@
   audited as `live.entries_refused`; with a `trading_state` the Reconciler also moves it to HALTED,
   as the daemon does). Exits stay allowed.
 - `submit()` turns each signal into a bracket on the instrument's increments (`joe.portfolio.intents`),
-  capped by the small-size rollout on a real-money account, and sends it through the `OrderManager`
-  (write-ahead, idempotent by client order id: a rerun never sends a second bracket).
+  capped by the small-size rollout on a real-money account (`on_entry` tags each entry with the kind
+  of account it goes to, so only real-money trades advance the rollout), and sends it through the
+  `OrderManager` (write-ahead, idempotent by client order id: a rerun never sends a second bracket).
 - Positions opened by earlier runs are managed by the `OrderManager`'s protection check during the
   reconciliation: a position whose stop is missing is reported to `on_unprotected` (the safety layer's
   lost-protection reaction places a new reduce-only stop). `exit()` sends a strategy exit reduce-only.
@@ -76,6 +77,7 @@ class LivePortfolio(PortfolioManager):
         audit: AuditSink,
         *,
         size_cap: Callable[[], SizeCap | None] = lambda: None,
+        on_entry: Callable[[str], None] = lambda coid: None,
         trading_state: TradingStateStore | None = None,
         fill_wait_s: float = 5.0,
         clock: Callable[[], datetime] = utcnow,
@@ -85,6 +87,7 @@ class LivePortfolio(PortfolioManager):
         self.store = store
         self.audit = audit
         self.size_cap = size_cap
+        self.on_entry = on_entry  # told each entry's client order id before it is sent (rollout tag)
         self.trading_state = trading_state
         self.fill_wait_s = fill_wait_s
         self.clock = clock
@@ -162,6 +165,7 @@ class LivePortfolio(PortfolioManager):
         except (NotTradable, BrokerError) as exc:
             return SignalOutcome(s.signal_id, s.symbol, "skipped", str(exc))
         entry_id = intents[0].client_order_id
+        self.on_entry(entry_id)
         try:
             await self.om.submit(intents)
         except BrokerError as exc:  # fail closed: say what happened, send nothing more for it

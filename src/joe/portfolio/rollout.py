@@ -2,15 +2,21 @@
 
 The first `trades` live entries and every entry in the first `days` days since the first live entry
 are capped at `size_fraction` of the normal size and at `max_notional`. Only on a real-money
-endpoint: against a broker's paper/demo account the caps do not apply (they say so). The count so
-far comes from the store (live entry orders that filled), so it survives restarts.
+endpoint: against a broker's paper/demo account the caps do not apply (they say so).
+
+Only real-money trades count toward the caps: a trade on a demo account says nothing about how Joe
+does with real money, so a hundred demo trades leave a new real-money account at the start of its
+rollout. Each live entry is tagged with the kind of account it was sent to when it is sent
+(`record_entry`, kept in the store's key-value state under `ROLLOUT_KEY`, so it survives restarts);
+the count is the filled entries tagged real-money. An entry without a tag (sent before tagging
+existed) is not counted: not knowing its account means keeping the caps longer, never shorter.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from joe.core.clock import utcnow
 from joe.core.models import OrderLeg
@@ -19,6 +25,8 @@ from joe.portfolio.intents import SizeCap
 if TYPE_CHECKING:
     from joe.config.schema import ExecutionConfig
     from joe.store import Store
+
+ROLLOUT_KEY = "live.rollout.entries"  # {client order id: {"real_money": bool, "broker": str}}
 
 
 class Rollout:
@@ -39,12 +47,26 @@ class Rollout:
         self.broker = broker
         self.clock = clock
 
+    def _tags(self) -> dict[str, Any]:
+        return dict(self.store.get_state(ROLLOUT_KEY) or {})
+
+    def record_entry(self, client_order_id: str) -> None:
+        """Tag a live entry with the kind of account it goes to (call before sending it)."""
+        tags = self._tags()
+        if client_order_id in tags:  # a rerun of the same signal: the first send's account decides
+            return
+        tags[client_order_id] = {"real_money": self.real_money, "broker": self.broker}
+        self.store.set_state(ROLLOUT_KEY, tags)
+
     def progress(self) -> tuple[int, int]:
-        """(live entries filled so far, whole days since the first one)."""
+        """(real-money live entries filled so far, whole days since the first one)."""
+        tags = self._tags()
         entries = [
             o
             for o in self.store.orders(mode="live", broker=self.broker)
-            if o.intent.leg is OrderLeg.ENTRY and o.filled_quantity > 0
+            if o.intent.leg is OrderLeg.ENTRY
+            and o.filled_quantity > 0
+            and (tags.get(o.client_order_id) or {}).get("real_money") is True
         ]
         if not entries:
             return 0, 0
@@ -62,6 +84,21 @@ class Rollout:
             return None
         return SizeCap(self.cfg.size_fraction, self.cfg.max_notional)
 
+    def state(self) -> dict[str, Any]:
+        """The caps and the count so far, for the report's JSON (decimals as strings)."""
+        c = self.cfg
+        trades, days = self.progress()
+        return {
+            "real_money": self.real_money,
+            "active": self.active(),
+            "trades": trades,
+            "days": days,
+            "trades_cap": c.trades,
+            "days_cap": c.days,
+            "size_fraction": str(c.size_fraction),
+            "max_notional": str(c.max_notional),
+        }
+
     def lines(self) -> list[str]:
         """What `joe mode` and the report say about the rollout."""
         c = self.cfg
@@ -73,4 +110,7 @@ class Rollout:
         if not self.real_money:
             return [f"rollout caps ({caps}) apply on a real-money account only; not on this one"]
         state = "ACTIVE" if self.active() else "done"
-        return [f"rollout caps {state}: {caps}; so far {trades} live trade(s) over {days} day(s)"]
+        return [
+            f"rollout caps {state}: {caps}; so far {trades} real-money live trade(s) over {days} day(s) "
+            "(demo-account trades do not count)"
+        ]

@@ -3,8 +3,8 @@
 `live_vs_paper` pairs each signal's live entry fill with its paper-twin fill: fill price against the
 model price, slippage in basis points (positive = live paid more than the model, either side), the
 orders that filled in one and not the other, and the PnL gap that slippage made (model − live, in
-the account currency). `write_live_section` writes `live.json` and appends the section to the run's
-`report.md` and `report.html`.
+the account currency). `write_live_section` writes `live.json`, adds the same document to the run's
+`run.json` (key `live`, docs/report-schema.md) and appends the section to `report.md` and `report.html`.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from joe.core.models import Fill, Position, Side
+from joe.core.models import AccountInfo, Fill, Position, Side
 from joe.core.order import Order
 
 BP = Decimal(10_000)
@@ -38,7 +38,9 @@ class LiveFacts:
     outcomes: list[dict[str, str]] = field(default_factory=list)
     shadow_intents: list[dict[str, Any]] = field(default_factory=list)
     rollout: list[str] = field(default_factory=list)
+    rollout_state: dict[str, Any] | None = None  # `Rollout.state()`: caps and the count so far
     equity: str = ""
+    account: AccountInfo | None = None  # the broker's account as read after the reconciliation
 
 
 def live_vs_paper(live: Sequence[Fill], paper: Sequence[Fill]) -> dict[str, Any]:
@@ -77,16 +79,37 @@ def _table(head: Sequence[str], rows: Sequence[Sequence[object]]) -> list[str]:
     return out if rows else ["(none)"]
 
 
+def _dec(v: Decimal | None) -> str | None:
+    return None if v is None else str(v)
+
+
+def account_to_dict(a: AccountInfo | None) -> dict[str, Any] | None:
+    """The broker account's figures (decimal strings, in `currency`); the account id is left out."""
+    if a is None:
+        return None
+    return {
+        "currency": a.currency,
+        "equity": str(a.equity),
+        "cash": str(a.cash),
+        "available_funds": str(a.available_funds),
+        "margin_used": str(a.margin_used),
+        "excess_liquidity": _dec(a.excess_liquidity),
+        "buying_power": _dec(a.buying_power),
+    }
+
+
 def to_dict(f: LiveFacts) -> dict[str, Any]:
+    """The live section as JSON (`live.json`, and `run.json`'s `live`): decimals as strings."""
     return {
         "mode": f.mode,
         "broker": f.broker,
         "reconciled": f.reconciled,
         "findings": f.findings,
         "equity": f.equity,
+        "account": account_to_dict(f.account),
         "positions": [
             {"symbol": p.symbol, "quantity": str(p.quantity), "avg_price": str(p.avg_price),
-             "stop": str(p.stop_loss), "target": str(p.take_profit)}
+             "stop": _dec(p.stop_loss), "target": _dec(p.take_profit)}
             for p in f.positions
         ],
         "orders": [
@@ -103,6 +126,7 @@ def to_dict(f: LiveFacts) -> dict[str, Any]:
         "outcomes": f.outcomes,
         "shadow_intents": f.shadow_intents,
         "rollout": f.rollout,
+        "rollout_state": f.rollout_state,
         "live_vs_paper": live_vs_paper(f.fills, f.twin_fills) if f.mode == "live" else None,
     }  # fmt: skip
 
@@ -114,7 +138,13 @@ def render_markdown(f: LiveFacts) -> str:
         "Reconciled with the broker: " + ("everything explained" if f.reconciled else "NOT explained")
     )
     lines += [f"- {x}" for x in f.findings]
-    if f.equity:
+    if f.account is not None:
+        a = f.account
+        lines.append(
+            f"Broker account: equity {a.equity} {a.currency}, available funds {a.available_funds}, "
+            f"margin used {a.margin_used} (sizes and risk checks use these figures)"
+        )
+    elif f.equity:
         lines.append(f"Broker account equity: {f.equity}")
     lines += [""] + (["Small-size rollout: " + "; ".join(f.rollout), ""] if f.rollout else [])
     if f.mode == "shadow":
@@ -159,10 +189,23 @@ def render_markdown(f: LiveFacts) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _write(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text, encoding="utf-8")
+    tmp.replace(path)  # a reader never sees half a file
+
+
 def write_live_section(report_dir: Path, facts: LiveFacts) -> str:
-    """Write `live.json` and append the section to `report.md` / `report.html`; returns the markdown."""
+    """Write `live.json`, add it to `run.json` as `live`, append the section to `report.md` /
+    `report.html`; returns the markdown."""
     md = render_markdown(facts)
-    (report_dir / "live.json").write_text(json.dumps(to_dict(facts), indent=2, default=str))
+    doc = to_dict(facts)
+    _write(report_dir / "live.json", json.dumps(doc, indent=2, default=str))
+    run_json = report_dir / "run.json"
+    if run_json.exists():
+        run = json.loads(run_json.read_text(encoding="utf-8"))
+        run["live"] = doc
+        _write(run_json, json.dumps(run, indent=2, default=str) + "\n")
     md_path = report_dir / "report.md"
     if md_path.exists():
         md_path.write_text(md_path.read_text() + "\n" + md)

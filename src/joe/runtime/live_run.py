@@ -114,7 +114,7 @@ async def _trade(rt: Runtime, st: RunState, guard: RunGuard) -> LiveFacts:
     om: OrderManager | None = None
     try:
         account = await link.client.account()
-        facts.equity = f"{account.equity} {account.currency}"
+        facts.equity, facts.account = f"{account.equity} {account.currency}", account
         _check_margin(rt, guard, st.opts.broker, account)
         await _margin_previews(guard, link.client, approved)
         allowed, denied = await guard.screen_run(st, approved)
@@ -137,7 +137,7 @@ async def _trade(rt: Runtime, st: RunState, guard: RunGuard) -> LiveFacts:
             facts.reconciled, facts.findings = rec.explained, list(rec.findings) + list(rec.notes)
             rollout = Rollout(rt.config, rt.store, real_money=rt.decision.real_money, broker=st.opts.broker)
             facts.rollout = rollout.lines()
-            live.size_cap = rollout.cap
+            live.size_cap, live.on_entry = rollout.cap, rollout.record_entry
             st.progress.stage("trading", f"{len(allowed)} signals → brackets at {st.opts.broker}")
             outcomes = await live.submit(allowed, ts)
             twin_outcomes = await st.pf.submit(allowed, ts)  # the paper twin: the same signals
@@ -150,6 +150,7 @@ async def _trade(rt: Runtime, st: RunState, guard: RunGuard) -> LiveFacts:
             facts.orders = await live.orders()
             facts.fills = live.run_fills()
             facts.twin_fills = list(st.pf.run_fills)
+            facts.rollout_state = rollout.state()
         for o in st.outcomes:
             if o.fill is not None:
                 st.executions[o.signal_id] = f"{OPENED_PREFIX}{o.fill.quantity} @ {o.fill.price}"
