@@ -172,6 +172,8 @@ class LiveSection(_M):
     fills: list[dict[str, Any]]
     outcomes: list[dict[str, str]]
     shadow_intents: list[dict[str, Any]]
+    exits: list[dict[str, str]]
+    universe: list[str]
     rollout: list[str]
     rollout_state: dict[str, Any] | None
     live_vs_paper: dict[str, Any] | None

@@ -25,6 +25,9 @@ log = logging.getLogger(__name__)
 UnprotectedHandler = Callable[[UnprotectedPosition], Awaitable[None] | None]
 AlertHandler = Callable[[ExecutionAlert], Awaitable[None] | None]
 RestoredHandler = Callable[[ProtectionRestored], Awaitable[None] | None]
+# Every order event as audited: (event name, payload, the order). The safety layer's `BreakerFeed`
+# counts the outcomes (rejects, fills, timeouts, unresolved sends) for the broker's circuit breaker.
+OrderEventHandler = Callable[[str, dict[str, Any], Order], None]
 
 
 class ExecutionJournal:
@@ -47,6 +50,7 @@ class ExecutionJournal:
         self.on_alert = on_alert
         self.on_unprotected = on_unprotected
         self.on_restored = on_restored
+        self.on_event: OrderEventHandler | None = None
         self.alerts: list[ExecutionAlert] = []
         self.unprotected: list[UnprotectedPosition] = []  # every report, in order (history)
         self.unprotected_now: dict[str, UnprotectedPosition] = {}  # raised and not cleared, by signal
@@ -64,6 +68,11 @@ class ExecutionJournal:
     async def order_event(self, event: str, payload: dict[str, Any], o: Order) -> bool:
         """Audit an event of order `o`; a failed write raises an `AUDIT_FAILED` alert."""
         ok = self.record(event, payload, client_order_id=o.client_order_id, signal_id=o.intent.signal_id)
+        if self.on_event is not None:
+            try:
+                self.on_event(event, payload, o)
+            except Exception:  # an observer must never stop the order's own processing
+                log.exception("order event observer failed on %s", event)
         if not ok:
             await self.alert(
                 AlertKind.AUDIT_FAILED, f"audit write of {event} failed; stored, re-audited later", o

@@ -55,6 +55,7 @@ from joe.execution.increments import check_intent
 from joe.execution.journal import (
     AlertHandler,
     ExecutionJournal,
+    OrderEventHandler,
     RestoredHandler,
     UnprotectedHandler,
     intent_payload,
@@ -94,6 +95,7 @@ class OrderManager(FillIntake, BrokerQueries, BracketFollower):
         on_unprotected: UnprotectedHandler | None = None,
         on_alert: AlertHandler | None = None,
         on_restored: RestoredHandler | None = None,
+        on_event: OrderEventHandler | None = None,
         confirm_timeout: float = 5.0,
         in_doubt_window: float = 10.0,
         in_doubt_interval: float = 0.5,
@@ -111,6 +113,7 @@ class OrderManager(FillIntake, BrokerQueries, BracketFollower):
         self.journal = ExecutionJournal(
             audit, self.broker, mode, clock, on_alert, on_unprotected, on_restored
         )
+        self.journal.on_event = on_event
         self._ready = False
         self._reconciling = False
         self._sending: set[str] = set()
@@ -352,8 +355,15 @@ class OrderManager(FillIntake, BrokerQueries, BracketFollower):
         except Exception as e:  # OrderOutcomeUnknown, a dropped connection, anything: it may be there
             for o in orders:
                 self.book.move(o, _S.UNKNOWN, f"outcome unknown: {e}")
-                await self.journal.order_event("order.unknown", {"reason": str(e)}, o)
+                await self.journal.order_event(
+                    "order.unknown", {"reason": str(e), "timeout": _timed_out(e)}, o
+                )
             settled = [await self.lookup(o) for o in orders]
+            for o, found in zip(orders, settled, strict=True):
+                if not found:  # asked, and the broker could not say: an unresolved outcome
+                    await self.journal.order_event(
+                        "order.unresolved", {"reason": f"outcome unknown after asking: {e}"}, o
+                    )
             if not all(settled):
                 if isinstance(e, OrderOutcomeUnknown):
                     raise
@@ -566,6 +576,11 @@ class OrderManager(FillIntake, BrokerQueries, BracketFollower):
     def unprotected_now(self) -> dict[str, UnprotectedPosition]:
         """Signals whose protection is raised and not yet cleared by a `ProtectionRestored`."""
         return self.journal.unprotected_now
+
+
+def _timed_out(e: BaseException) -> bool:
+    """Whether a send failed by a timeout (the exception or what it was raised from)."""
+    return isinstance(e, TimeoutError) or isinstance(e.__cause__ or e.__context__, TimeoutError)
 
 
 def _text(v: Decimal | None) -> str | None:

@@ -36,6 +36,7 @@ from joe.execution.reconciler import Reconciler
 from joe.portfolio.base import ExitReport, PortfolioManager, SignalOutcome, TrackRecordSummary
 from joe.portfolio.exits import PriceBar
 from joe.portfolio.intents import NotTradable, SizeCap, bracket_for
+from joe.portfolio.strategy_exits import StrategyExit
 from joe.store import Store
 
 if TYPE_CHECKING:
@@ -150,13 +151,23 @@ class LivePortfolio(PortfolioManager):
         """One bracket per signal through the `OrderManager`; refused for all when not reconciled."""
         out: list[SignalOutcome] = []
         for s in signals:
-            if self.refused is not None:
-                out.append(
-                    SignalOutcome(s.signal_id, s.symbol, "refused", f"entries refused: {self.refused}")
-                )
+            halted = self._entries_halted()
+            if self.refused is not None or halted is not None:
+                why = self.refused if self.refused is not None else halted
+                out.append(SignalOutcome(s.signal_id, s.symbol, "refused", f"entries refused: {why}"))
                 continue
             out.append(await self._submit_one(s))
         return out
+
+    def _entries_halted(self) -> str | None:
+        """Why entries stopped during this run (the circuit breaker tripped on the last outcomes, a
+        kill), from the trading state; None while entries are allowed."""
+        if self.trading_state is None:
+            return None
+        rec = self.trading_state.current()
+        if rec.state.allows_entries():
+            return None
+        return f"trading is {rec.state.value} (by {rec.by}: {rec.reason})"
 
     async def _submit_one(self, s: Signal) -> SignalOutcome:
         try:
@@ -174,9 +185,15 @@ class LivePortfolio(PortfolioManager):
             )
         self.sent.append(entry_id)
         fill = await self._entry_fill(entry_id)
-        action = "opened" if fill is not None else "sent"
-        reason = "" if fill is not None else "entry working at the broker"
-        return SignalOutcome(s.signal_id, s.symbol, action, reason, client_order_id=entry_id, fill=fill)
+        if fill is not None:
+            return SignalOutcome(s.signal_id, s.symbol, "opened", "", client_order_id=entry_id, fill=fill)
+        o = self.om.order(entry_id)
+        if o is not None and o.state in (OrderState.REJECTED, OrderState.CANCELLED, OrderState.EXPIRED):
+            why = f"{o.state.value} by {self.om.broker}: {o.reject_reason or 'no reason given'}"
+            return SignalOutcome(s.signal_id, s.symbol, "rejected", why, client_order_id=entry_id)
+        return SignalOutcome(
+            s.signal_id, s.symbol, "sent", "entry working at the broker", client_order_id=entry_id
+        )
 
     async def _entry_fill(self, coid: str) -> Fill | None:
         """Wait (bounded) for the entry's fill to be booked; None if it is still working."""
@@ -192,6 +209,41 @@ class LivePortfolio(PortfolioManager):
                 return None
             if loop.time() >= end:
                 return None
+            await asyncio.sleep(0.05)
+
+    async def strategy_exit(self, exits: Sequence[StrategyExit]) -> list[dict[str, str]]:
+        """Send each strategy exit reduce-only through the `OrderManager` (once: an exit already
+        working is returned, a filled one leaves nothing to exit); allowed while entries are refused.
+        Returns one row per exit for the report (symbol, reason, order id, quantity, state or error)."""
+        rows: list[dict[str, str]] = []
+        for x in exits:
+            row = {"symbol": x.symbol, "signal_id": x.signal_id, "reason": x.reason}
+            try:
+                order = await self.om.exit(x.signal_id)
+            except BrokerError as exc:  # fail closed: said and audited, never retried blindly here
+                row |= {"state": "failed", "error": f"{type(exc).__name__}: {exc}"}
+            else:
+                if order is None:
+                    row |= {"state": "nothing to exit"}
+                else:
+                    done = await self._settled(order.client_order_id)
+                    row |= {
+                        "client_order_id": order.client_order_id,
+                        "quantity": str(order.quantity),
+                        "state": (done or order).state.value,
+                    }
+            self.audit.record("live.strategy_exit", {"broker": self.om.broker} | row, signal_id=x.signal_id)
+            rows.append(row)
+        return rows
+
+    async def _settled(self, coid: str) -> Order | None:
+        """The order once terminal (bounded wait, as for entries), else its current copy."""
+        loop = asyncio.get_running_loop()
+        end = loop.time() + self.fill_wait_s
+        while True:
+            o = self.om.order(coid)
+            if o is None or o.state.is_terminal or loop.time() >= end:
+                return o
             await asyncio.sleep(0.05)
 
     async def exit(self, signal_id: str) -> Order | None:

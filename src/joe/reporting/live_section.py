@@ -37,6 +37,8 @@ class LiveFacts:
     twin_fills: list[Fill] = field(default_factory=list)
     outcomes: list[dict[str, str]] = field(default_factory=list)
     shadow_intents: list[dict[str, Any]] = field(default_factory=list)
+    exits: list[dict[str, str]] = field(default_factory=list)  # strategy exits sent (reduce-only)
+    universe: list[str] = field(default_factory=list)  # the run's universe (a held symbol outside it exits)
     rollout: list[str] = field(default_factory=list)
     rollout_state: dict[str, Any] | None = None  # `Rollout.state()`: caps and the count so far
     equity: str = ""
@@ -125,6 +127,8 @@ def to_dict(f: LiveFacts) -> dict[str, Any]:
         ],
         "outcomes": f.outcomes,
         "shadow_intents": f.shadow_intents,
+        "exits": f.exits,
+        "universe": f.universe,
         "rollout": f.rollout,
         "rollout_state": f.rollout_state,
         "live_vs_paper": live_vs_paper(f.fills, f.twin_fills) if f.mode == "live" else None,
@@ -161,6 +165,11 @@ def render_markdown(f: LiveFacts) -> str:
     lines += _table(
         ["symbol", "qty", "avg price", "stop", "target"],
         [[p["symbol"], p["quantity"], p["avg_price"], p["stop"], p["target"]] for p in d["positions"]],
+    )
+    lines += ["", "### Strategy exits (reduce-only)", ""]
+    lines += _table(
+        ["symbol", "reason", "qty", "state"],
+        [[x["symbol"], x["reason"], x.get("quantity", ""), x.get("error") or x["state"]] for x in f.exits],
     )
     lines += ["", "### Live orders", ""]
     lines += _table(

@@ -375,6 +375,7 @@ async def build_desk(
     """Connect to `broker`, attach its quotes to `stream` (replacing a previous connection's), and
     build the desk (not started yet). `on_unexplained`: see `LiveDesk._verdict`."""
     from joe.execution.reconciler import Reconciler
+    from joe.safety.breaker_feed import BreakerFeed
     from joe.safety.circuit_breaker import CircuitBreaker
     from joe.safety.om_protection import alert_bridge, protection_reaction
 
@@ -384,8 +385,10 @@ async def build_desk(
     else:
         stream.add_source(source)
     safety = rt.config.safety
-    breaker = CircuitBreaker(broker, safety.breaker, ctx)
-    om = OrderManager(xc, rt.store, rt.audit, mode=rt.mode, on_alert=alert_bridge(ctx, breaker))
+    feed = BreakerFeed(CircuitBreaker(broker, safety.breaker, ctx))  # every order outcome counts
+    om = OrderManager(
+        xc, rt.store, rt.audit, mode=rt.mode, on_alert=alert_bridge(ctx, feed), on_event=feed.on_event
+    )
     om.journal.on_unprotected = protection_reaction(om, ctx, deadline_s=safety.protection_deadline_s)
     reconciler = Reconciler(om, trading_state=ctx.states)
     cfg = rt.config.daemon

@@ -1,10 +1,18 @@
 """`joe run --once` in live and shadow mode: the same stages as paper, plus the broker side.
 
-    preflight (audit chain, kill file, state) → paper-twin/shadow book: open, load market, settle,
-    analyse → connect the broker → [live] reconcile (OrderManager start + positions explained),
-    margin monitor, breaker → RiskGate screen → [live] brackets through the OrderManager, the same
-    signals to the paper twin | [shadow] intents built and checked (IBKR what-if), filled by the
-    shadow book at live quotes, nothing transmitted → report (+ live section) → finish.
+    preflight (audit chain, kill file, state) → paper-twin/shadow book: open, load market, settle →
+    connect the broker → [live] reconcile (OrderManager start + positions explained) → the broker's
+    account (and, live, its positions) → analyse, sized on that account → [live] strategy exits
+    (reduce-only) → margin monitor, RiskGate screen on the broker's figures → [live] brackets through
+    the OrderManager, the same signals to the paper twin | [shadow] intents built and checked (IBKR
+    what-if), filled by the shadow book at live quotes, nothing transmitted → report (+ live section).
+
+Sizes, exposure, drawdown and daily-loss checks use the BROKER ACCOUNT's figures (equity = net
+liquidation, available funds), in the account currency, read after the reconciliation; each run
+records the broker's equity (`record_equity`, mode live/shadow) so the next run's day-start and peak
+equity are the broker's too. A signal on an instrument quoted in another currency than the account
+is not sent (no FX rate to size it with): said per signal. Shadow sizes on the live account as well
+(its positions are the shadow book's: nothing was transmitted).
 
 The paper twin (live) and the shadow book (shadow) are `PaperPortfolio`s in their own store,
 `<data dir>/twin-<mode>.db`, so they never mix with the paper track record the live gate reads.
@@ -14,7 +22,7 @@ Which portfolio runs depends only on the resolved mode (`rt.mode`).
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from datetime import datetime
 from typing import TYPE_CHECKING
@@ -22,15 +30,16 @@ from typing import TYPE_CHECKING
 from joe.brokers.base import WhatIfResult
 from joe.core.ids import new_run_id
 from joe.core.logging import get_logger
-from joe.core.models import Signal
+from joe.core.models import AccountInfo, Position, Signal
 from joe.execution.order_manager import OrderManager
 from joe.portfolio.intents import NotTradable, bracket_for
 from joe.portfolio.live import LivePortfolio
 from joe.portfolio.rollout import Rollout
 from joe.portfolio.shadow import ShadowPortfolio
+from joe.portfolio.strategy_exits import held_against, strategy_exits
 from joe.reporting.context import OPENED_PREFIX
 from joe.reporting.live_section import LiveFacts, write_live_section
-from joe.runtime.live_broker import open_broker
+from joe.runtime.live_broker import BrokerLink, open_broker
 from joe.runtime.stages import (
     Progress,
     RunOptions,
@@ -84,8 +93,7 @@ async def run_live(
         as_of = st.as_of_ts.to_pydatetime()
         rt.store.start_run(run_id, mode=rt.mode, broker=opts.broker, source=opts.source, as_of=as_of)
         await settle_book(st)
-        await analyse_market(st)
-        facts = await _trade(rt, st, guard)
+        facts = await _trade(rt, st, guard)  # connect, reconcile, analyse on the broker's account, trade
         await write_report(st)
         if st.paths is not None:
             write_live_section(st.paths.dir, facts)
@@ -104,53 +112,44 @@ async def run_live(
 
 
 async def _trade(rt: Runtime, st: RunState, guard: RunGuard) -> LiveFacts:
-    assert st.pf is not None and st.result is not None and st.as_of_ts is not None
+    assert st.pf is not None and st.as_of_ts is not None
     t0 = time.perf_counter()
-    cfg = rt.config.pipeline
-    approved = st.result.approved[: cfg.max_signals]
     st.progress.stage("broker", f"connecting to {st.opts.broker} ({rt.mode})")
     link = await open_broker(rt, st.opts.broker)
     facts = LiveFacts(rt.mode, st.opts.broker)
     om: OrderManager | None = None
     try:
-        account = await link.client.account()
-        facts.equity, facts.account = f"{account.equity} {account.currency}", account
-        _check_margin(rt, guard, st.opts.broker, account)
-        await _margin_previews(guard, link.client, approved)
-        allowed, denied = await guard.screen_run(st, approved)
-        st.executions.update(denied)
-        allowed = without_no_entries(st, allowed)
-        ts = st.as_of_ts.to_pydatetime()
-        if rt.mode == "shadow":
-            shadow = ShadowPortfolio(link.client, link.market, st.pf, rt.audit)
-            st.progress.stage("shadow", f"{len(allowed)} signals: intents checked, nothing transmitted")
-            st.outcomes = await shadow.submit(allowed, ts)
-            facts.shadow_intents = [
-                {"symbol": i.symbol, "side": i.side, "quantity": str(i.quantity), "stop": str(i.stop),
-                 "target": str(i.target), "live_price": str(i.live_price), "what_if": i.what_if}
-                for i in shadow.intents
-            ]  # fmt: skip
-        else:
+        live: LivePortfolio | None = None
+        if rt.mode == "live":
             om, live = _live_portfolio(rt, guard, link.client, st.opts.broker)
             st.progress.stage("reconcile", f"{st.opts.broker}: orders, executions and positions")
             rec = await live.start()
             facts.reconciled, facts.findings = rec.explained, list(rec.findings) + list(rec.notes)
-            rollout = Rollout(rt.config, rt.store, real_money=rt.decision.real_money, broker=st.opts.broker)
-            facts.rollout = rollout.lines()
-            live.size_cap, live.on_entry = rollout.cap, rollout.record_entry
-            st.progress.stage("trading", f"{len(allowed)} signals → brackets at {st.opts.broker}")
-            outcomes = await live.submit(allowed, ts)
-            twin_outcomes = await st.pf.submit(allowed, ts)  # the paper twin: the same signals
-            st.outcomes = outcomes
-            facts.outcomes = [
-                {"symbol": o.symbol, "action": o.action, "reason": o.reason, "twin": t.action}
-                for o, t in zip(outcomes, twin_outcomes, strict=True)
-            ]
-            facts.positions = await live.positions()
-            facts.orders = await live.orders()
-            facts.fills = live.run_fills()
-            facts.twin_fills = list(st.pf.run_fills)
-            facts.rollout_state = rollout.state()
+            account, held = await live.account(), await live.positions()
+        else:  # shadow: the live account's figures, the shadow book's positions (nothing was sent)
+            account, held = await link.client.account(), await st.pf.positions()
+        facts.equity, facts.account = f"{account.equity} {account.currency}", account
+        ts = st.as_of_ts.to_pydatetime()
+        rt.store.record_equity(ts, rt.mode, account.equity, account.cash)  # next run's day start / peak
+        await analyse_market(st, account=account, positions=held)  # sized on the broker's equity
+        assert st.result is not None
+        approved = _in_account_currency(st, account, st.result.approved[: rt.config.pipeline.max_signals])
+        facts.universe = list(st.snap.universe) if st.snap else []
+        if live is not None:
+            exits = strategy_exits(held, approved, facts.universe)
+            facts.exits = await live.strategy_exit(exits)
+            approved = _no_reversal(st, held, approved)
+        _check_margin(rt, guard, st.opts.broker, account)
+        await _margin_previews(guard, link.client, approved)
+        assert st.snap is not None
+        book = guard.daily_book(st.snap, st.as_of_idx, account, held, approved)
+        allowed, denied = guard.screen(approved, book)
+        st.executions.update(denied)
+        allowed = without_no_entries(st, allowed)  # the daemon's stale instruments (--no-entry)
+        if live is None:
+            await _shadow(rt, st, link, allowed, facts)
+        else:
+            await _live(rt, st, live, allowed, facts)
         for o in st.outcomes:
             if o.fill is not None:
                 st.executions[o.signal_id] = f"{OPENED_PREFIX}{o.fill.quantity} @ {o.fill.price}"
@@ -162,6 +161,77 @@ async def _trade(rt: Runtime, st: RunState, guard: RunGuard) -> LiveFacts:
         await link.close()
     st.timings["broker"] = time.perf_counter() - t0
     return facts
+
+
+async def _shadow(
+    rt: Runtime, st: RunState, link: BrokerLink, allowed: list[Signal], facts: LiveFacts
+) -> None:
+    assert st.pf is not None and st.as_of_ts is not None
+    shadow = ShadowPortfolio(link.client, link.market, st.pf, rt.audit)
+    st.progress.stage("shadow", f"{len(allowed)} signals: intents checked, nothing transmitted")
+    st.outcomes = await shadow.submit(allowed, st.as_of_ts.to_pydatetime())
+    facts.shadow_intents = [
+        {"symbol": i.symbol, "side": i.side, "quantity": str(i.quantity), "stop": str(i.stop),
+         "target": str(i.target), "live_price": str(i.live_price), "what_if": i.what_if}
+        for i in shadow.intents
+    ]  # fmt: skip
+
+
+async def _live(
+    rt: Runtime, st: RunState, live: LivePortfolio, allowed: list[Signal], facts: LiveFacts
+) -> None:
+    assert st.pf is not None and st.as_of_ts is not None
+    ts = st.as_of_ts.to_pydatetime()
+    broker = st.opts.broker
+    rollout = Rollout(rt.config, rt.store, real_money=rt.decision.real_money, broker=broker)
+    facts.rollout = rollout.lines()
+    live.size_cap, live.on_entry = rollout.cap, rollout.record_entry
+    st.progress.stage("trading", f"{len(allowed)} signals → brackets at {broker}")
+    outcomes = await live.submit(allowed, ts)
+    twin_outcomes = await st.pf.submit(allowed, ts)  # the paper twin: the same signals
+    st.outcomes = outcomes
+    facts.outcomes = [
+        {"symbol": o.symbol, "action": o.action, "reason": o.reason, "twin": t.action}
+        for o, t in zip(outcomes, twin_outcomes, strict=True)
+    ]
+    facts.positions = await live.positions()
+    facts.orders = await live.orders()
+    facts.fills = live.run_fills()
+    facts.twin_fills = list(st.pf.run_fills)
+    facts.rollout_state = rollout.state()
+
+
+def _in_account_currency(st: RunState, account: AccountInfo, signals: Sequence[Signal]) -> list[Signal]:
+    """The signals on instruments quoted in the account currency; the others are not sent (sized in the
+    account currency against prices in another, with no FX rate to convert): said per signal."""
+    assert st.snap is not None
+    keep: list[Signal] = []
+    for s in signals:
+        inst = st.snap.instruments.get(s.symbol)
+        cur = inst.currency if inst is not None else account.currency
+        if cur and account.currency and cur.upper() != account.currency.upper():
+            st.executions[s.signal_id] = (
+                f"skipped: {s.symbol} is quoted in {cur} and the {st.opts.broker} account in "
+                f"{account.currency}; Joe has no FX rate to size it in the account currency, nothing sent"
+            )
+            continue
+        keep.append(s)
+    return keep
+
+
+def _no_reversal(st: RunState, held: Sequence[Position], signals: Sequence[Signal]) -> list[Signal]:
+    """Drop entries against a held position (its strategy exit goes first; never reverse in one step)."""
+    keep: list[Signal] = []
+    for s in signals:
+        p = held_against(held, s)
+        if p is None:
+            keep.append(s)
+            continue
+        st.executions[s.signal_id] = (
+            f"skipped: {s.symbol} is held {p.direction.value} {p.quantity}; the position is exited "
+            f"reduce-only first, a {s.direction.value} entry would reverse it"
+        )
+    return keep
 
 
 async def _margin_previews(guard: RunGuard, client: object, signals: list[Signal]) -> None:
@@ -206,12 +276,20 @@ def _check_margin(rt: Runtime, guard: RunGuard, broker: str, account: object) ->
 def _live_portfolio(
     rt: Runtime, guard: RunGuard, client: object, broker: str
 ) -> tuple[OrderManager, LivePortfolio]:
+    from joe.safety.breaker_feed import BreakerFeed
     from joe.safety.circuit_breaker import CircuitBreaker
     from joe.safety.om_protection import alert_bridge, protection_reaction
 
-    breaker = CircuitBreaker(broker, rt.config.safety.breaker, guard.ctx)
-    on_alert = alert_bridge(guard.ctx, breaker)
-    om = OrderManager(client, rt.store, rt.audit, mode="live", on_alert=on_alert)  # type: ignore[arg-type]
+    # Every order outcome (rejects, fills, timeouts, unresolved sends, alerts) counts at the breaker.
+    feed = BreakerFeed(CircuitBreaker(broker, rt.config.safety.breaker, guard.ctx))
+    om = OrderManager(
+        client,  # type: ignore[arg-type]
+        rt.store,
+        rt.audit,
+        mode="live",
+        on_alert=alert_bridge(guard.ctx, feed),
+        on_event=feed.on_event,
+    )
     # A position whose stop is missing (found by the reconciliation): the lost-protection reaction
     # places a new reduce-only stop, else exits reduce-only, else halts.
     deadline = rt.config.safety.protection_deadline_s

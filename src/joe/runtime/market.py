@@ -40,6 +40,9 @@ class MarketSnapshot:
     index_name: str = "S&P 500"
     quality: QualityReport = field(default_factory=QualityReport)
     regime_inputs: list[RegimeInput] = field(default_factory=list)
+    # The run's universe: the source's instruments up to `pipeline.universe_size` (analysed or not,
+    # e.g. excluded by the data-quality stage). A held symbol outside it has left the universe.
+    universe: list[str] = field(default_factory=list)
 
 
 async def _first_history(
@@ -203,6 +206,7 @@ async def load_snapshot(
         index_name,
         report,
         inputs,
+        symbols,
     )
 
 

@@ -25,7 +25,7 @@ from joe.analysis.pipeline import AnalysisResult, analyse
 from joe.analysis.regime import RegimeDetector
 from joe.config.settings import secret_value
 from joe.core.logging import get_logger
-from joe.core.models import Instrument, Signal
+from joe.core.models import AccountInfo, Instrument, Position, Signal
 from joe.core.reports import InstrumentRules
 from joe.portfolio import PaperPortfolio, SignalOutcome
 from joe.portfolio.replay import Mark, to_decimal
@@ -256,12 +256,18 @@ async def settle_book(st: RunState) -> None:
 
 
 # --------------------------------------------------------------------------------------------- analyse
-async def analyse_market(st: RunState) -> None:
-    """Regime → Scan → Score → Strategy → Risk → Signal on the snapshot as of the run's bar."""
+async def analyse_market(
+    st: RunState, *, account: AccountInfo | None = None, positions: list[Position] | None = None
+) -> None:
+    """Regime → Scan → Score → Strategy → Risk → Signal on the snapshot as of the run's bar.
+
+    Sized on `account`'s equity and judged against `positions` (a live run passes the broker's);
+    by default the paper book's."""
     assert st.pf is not None and st.snap is not None and st.as_of_ts is not None
     snap = st.snap
     st.progress.stage("analysis", f"{snap.panel.n_symbols} instruments as of {st.as_of_ts.date()}")
-    account = await st.pf.account()
+    if account is None:
+        account = await st.pf.account()
     st.result = analyse(
         snap.panel,
         snap.spx,
@@ -269,7 +275,7 @@ async def analyse_market(st: RunState) -> None:
         snap.sentiment,
         st.rt.config,
         account.equity,
-        await st.pf.positions(),
+        await st.pf.positions() if positions is None else positions,
         st.as_of_ts,
         instruments=snap.instruments,
         features=st.features,

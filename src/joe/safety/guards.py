@@ -21,9 +21,9 @@ Wiring the safety layer into a live (or shadow) process, in one place (the rest 
 the pre-run check itself)::
 
     ctx = SafetyContext.from_runtime(rt)
-    breaker = CircuitBreaker(client.name, cfg.safety.breaker, ctx)
+    feed = BreakerFeed(CircuitBreaker(client.name, cfg.safety.breaker, ctx))  # every order outcome
     om = OrderManager(client, rt.store, AlertingAudit(rt.audit, ctx.alerts), mode=rt.mode,
-                      on_alert=alert_bridge(ctx, breaker))   # fills/rejects/UNKNOWN alerted via the audit
+                      on_alert=alert_bridge(ctx, feed), on_event=feed.on_event)
     om.journal.on_unprotected = protection_reaction(om, ctx, deadline_s=cfg.safety.protection_deadline_s)
     stop_alerts = alert_on_state_changes(ctx)      # every state change alerted, whoever made it
     enforcer = HaltEnforcer(ctx, [om]); enforcer.install(); asyncio.create_task(enforcer.run())

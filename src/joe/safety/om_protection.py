@@ -111,7 +111,9 @@ def protection_reaction(
 def alert_bridge(ctx: SafetyContext, breaker: Any | None = None) -> Callable[[Any], None]:
     """The ``on_alert`` callback for the `OrderManager`: each `ExecutionAlert` becomes an execution
     alert (late fills and corrections as fills/warnings, unresolved outcomes as UNKNOWN, CRITICAL), and
-    an unresolved outcome also counts against the broker's `CircuitBreaker` when one is given."""
+    an unresolved outcome also counts against the broker's `CircuitBreaker` when one is given (a
+    `joe.safety.breaker_feed.BreakerFeed` also given to the `OrderManager` as ``on_event`` counts each
+    order once across its events and alerts)."""
     from joe.safety.circuit_breaker import BreakerEvent
 
     kinds = {"late_fill": "fill", "broker_correction": "reject", "invalid_fill": "reject"}
@@ -124,7 +126,9 @@ def alert_bridge(ctx: SafetyContext, breaker: Any | None = None) -> Callable[[An
             f"{kind}: {alert.message}",
             f"{kind}|{alert.client_order_id}",
         )
-        if breaker is not None and kind in ("unresolved", "unknown_order"):
+        if breaker is not None and hasattr(breaker, "on_alert"):  # a BreakerFeed: one count per order
+            breaker.on_alert(alert)
+        elif breaker is not None and kind in ("unresolved", "unknown_order"):
             breaker.record(BreakerEvent.UNKNOWN, alert.message)
 
     return on_alert

@@ -6,6 +6,7 @@ import asyncio
 import json
 import time
 from datetime import timedelta
+from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
@@ -85,6 +86,7 @@ class RestApi:
         r.add_get("/_sim/requests", self.ctl_requests)
         r.add_post("/_sim/price", self.ctl_price)
         r.add_post("/_sim/status", self.ctl_status)
+        r.add_post("/_sim/account", self.ctl_account)
         return app
 
     # ------------------------------------------------------------------ control endpoints
@@ -116,6 +118,17 @@ class RestApi:
         b = await request.json()
         self.sim.set_mid(b["epic"], float(b["mid"]))
         return web.json_response({"ok": True})
+
+    async def ctl_account(self, request: web.Request) -> web.Response:
+        """`{"balance": "25000"}` sets the preferred (or `accountId`) account's deposit."""
+        b = await request.json()
+        acc = next(
+            a
+            for a in self.ex.accounts.values()
+            if (a.account_id == b["accountId"] if "accountId" in b else a.preferred)
+        )
+        acc.balance = Decimal(str(b["balance"]))
+        return web.json_response({"balance": str(acc.balance)})
 
     async def ctl_status(self, request: web.Request) -> web.Response:
         b = await request.json()

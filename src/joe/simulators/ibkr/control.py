@@ -7,11 +7,15 @@ and read what reached it, as the Capital.com simulator's `/_sim/*` endpoints do:
   (3 = placeOrder, 4 = cancelOrder: an order-placing request is one of those);
 - `GET  /_sim/orders`   — the simulated order book: orderRef, action, type, quantity, prices, status;
 - `GET  /_sim/positions` — the account's positions per symbol;
-- `POST /_sim/price`    — `{"symbol": "AAPL", "mid": 101.5}` moves a price (orders trigger on it).
+- `POST /_sim/price`    — `{"symbol": "AAPL", "mid": 101.5}` moves a price (orders trigger on it);
+- `POST /_sim/faults`   — `{"name", "count", "skip", "params"}` arms a fault (`reject_next`, ...),
+  `DELETE /_sim/faults[?name=]` disarms;
+- `POST /_sim/account`  — `{"cash": "250000"}` sets the account's cash.
 """
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
@@ -52,6 +56,9 @@ class ControlServer:
         app.router.add_get("/_sim/orders", self.orders)
         app.router.add_get("/_sim/positions", self.positions)
         app.router.add_post("/_sim/price", self.price)
+        app.router.add_post("/_sim/faults", self.arm)
+        app.router.add_delete("/_sim/faults", self.disarm)
+        app.router.add_post("/_sim/account", self.account)
         return app
 
     async def start(self, port: int) -> int:
@@ -103,6 +110,24 @@ class ControlServer:
         book = self.sim.book
         rows = {sym: str(p.qty) for sym, p in book.positions.items()}
         return web.json_response({"account": book.account, "positions": rows})
+
+    async def arm(self, request: web.Request) -> web.Response:
+        """`{"name": "reject_next", "count": -1, "skip": 0, "params": {...}}` arms a fault (see faults.py)."""
+        b = await request.json()
+        self.sim.faults.arm(
+            str(b["name"]), int(b.get("count", 1)), skip=int(b.get("skip", 0)), **b.get("params", {})
+        )
+        return web.json_response({"armed": self.sim.faults.snapshot()})
+
+    async def disarm(self, request: web.Request) -> web.Response:
+        self.sim.faults.disarm(request.query.get("name"))
+        return web.json_response({"armed": self.sim.faults.snapshot()})
+
+    async def account(self, request: web.Request) -> web.Response:
+        """`{"cash": "250000"}` sets the account's cash (net liquidation = cash + positions' value)."""
+        b = await request.json()
+        self.sim.book.cash = Decimal(str(b["cash"]))
+        return web.json_response({"cash": str(self.sim.book.cash)})
 
     async def price(self, request: web.Request) -> web.Response:
         b = await request.json()
