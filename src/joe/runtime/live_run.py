@@ -54,9 +54,10 @@ from joe.runtime.stages import (
 )
 from joe.safety.risk_gate import ProposedOrder
 from joe.safety.run_guard import RunGuard, SafetyRefused
-from joe.store import open_store
+from joe.store import Store, open_store
 
 if TYPE_CHECKING:
+    from joe.config.schema import ExecutionConfig
     from joe.runtime.bootstrap import Runtime
 
 log = get_logger("joe.runtime.live")
@@ -83,7 +84,12 @@ async def run_live(
     rt.audit.record("run.started", {"mode": rt.mode, "broker": opts.broker}, run_id=run_id)
     guard = RunGuard.start(rt)  # audit chain, kill file, trading state: SafetyRefused stops everything
     twin = open_store(twin_store_url(rt), data_dir=rt.data_dir)
-    st = RunState(replace(rt, store=twin), opts, run_id, started, progress, clock)
+    try:
+        config = await _twin_config(rt, opts.broker, twin)
+    except BaseException:
+        twin.close()
+        raise
+    st = RunState(replace(rt, store=twin, config=config), opts, run_id, started, progress, clock)
     st.guard = guard
     st.warnings += guard.warnings
     try:
@@ -93,7 +99,12 @@ async def run_live(
         as_of = st.as_of_ts.to_pydatetime()
         rt.store.start_run(run_id, mode=rt.mode, broker=opts.broker, source=opts.source, as_of=as_of)
         await settle_book(st)
-        facts = await _trade(rt, st, guard)  # connect, reconcile, analyse on the broker's account, trade
+        progress.stage("broker", f"connecting to {opts.broker} ({rt.mode})")
+        link = await open_broker(rt, opts.broker)
+        try:  # reconcile, analyse on the broker's account, trade
+            facts = await _trade(rt, st, guard, link)
+        finally:
+            await link.close()
         await write_report(st)
         if st.paths is not None:
             write_live_section(st.paths.dir, facts)
@@ -111,11 +122,25 @@ async def run_live(
     return st
 
 
-async def _trade(rt: Runtime, st: RunState, guard: RunGuard) -> LiveFacts:
+async def _twin_config(rt: Runtime, broker: str, twin: Store) -> ExecutionConfig:
+    """The config the paper twin / shadow book runs with: when the book is created (its first run), the
+    paper section starts at the broker account's equity and currency, read over a short connection
+    (closed before the market data opens its own). The book takes the same signals, sized on that
+    account, so it must be able to hold them; afterwards its ledger carries on from its own fills."""
+    if twin.get_paper_account() is not None:
+        return rt.config
+    link = await open_broker(rt, broker)
+    try:
+        account = await link.client.account()
+    finally:
+        await link.close()
+    paper = rt.config.paper.model_copy(update={"starting_cash": account.equity, "currency": account.currency})
+    return rt.config.model_copy(update={"paper": paper})
+
+
+async def _trade(rt: Runtime, st: RunState, guard: RunGuard, link: BrokerLink) -> LiveFacts:
     assert st.pf is not None and st.as_of_ts is not None
     t0 = time.perf_counter()
-    st.progress.stage("broker", f"connecting to {st.opts.broker} ({rt.mode})")
-    link = await open_broker(rt, st.opts.broker)
     facts = LiveFacts(rt.mode, st.opts.broker)
     om: OrderManager | None = None
     try:
@@ -158,7 +183,6 @@ async def _trade(rt: Runtime, st: RunState, guard: RunGuard) -> LiveFacts:
     finally:
         if om is not None:
             await om.stop()
-        await link.close()
     st.timings["broker"] = time.perf_counter() - t0
     return facts
 
