@@ -1,6 +1,6 @@
-"""What a backtest day hands `PaperPortfolio.settle` — only the held symbols' rows since the last
-processed bar (plus the last close) — gives the same exits and marks as the symbols' full histories,
-which is what `joe run --once` hands it."""
+"""What a backtest day hands `PaperPortfolio.settle_bars` — the held symbols' bars since the last
+processed bar and their last closes, read from the panel's arrays — is exactly what `settle` derives
+from the symbols' full histories, which is what `joe run --once` hands it."""
 
 from __future__ import annotations
 
@@ -22,26 +22,26 @@ from joe.portfolio.replay import bars_between, last_closes
 def history(market_dir: Path) -> History:
     h = load_history_sync(f"csv:{market_dir}", ExecutionConfig(), end=date(2021, 3, 31))
     # Holes: a symbol with no bar on some days (halted), so "the last close" reaches back.
-    close = h.panel.close
-    close[200:205, 0] = np.nan
-    close[250, 1] = np.nan
-    h.last_valid[:] = np.maximum.accumulate(
-        np.where(np.isfinite(close), np.arange(h.panel.n_dates)[:, None], -1), axis=0
-    )
+    h.panel.close[200:205, 0] = np.nan
+    h.panel.close[250, 1] = np.nan
+    h.panel.low[230, 2] = np.nan  # a bar missing one price is no bar for the exits
+    h.refresh_rows()
     return h
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(after=st.integers(-1, 300), gap=st.integers(0, 8), cols=st.sets(st.integers(0, 5), min_size=1))
-def test_held_bars_settle_like_full_histories(history: History, after: int, gap: int, cols: set[int]) -> None:
+def test_held_price_bars_equal_settle_on_full_histories(
+    history: History, after: int, gap: int, cols: set[int]
+) -> None:
     panel = history.panel
     t = min(after + 1 + gap, panel.n_dates - 1)
     if t <= after:
         return
     symbols = {panel.symbols[j] for j in cols}
-    sliced = history.held_bars(symbols, after, t)
     full = {s: panel.frame(s) for s in symbols}
     since = None if after < 0 else panel.dates[after].to_pydatetime()
     until = panel.dates[t].to_pydatetime()
-    assert list(bars_between(sliced, since, until)) == list(bars_between(full, since, until))
-    assert last_closes(sliced, until) == last_closes(full, until)
+    bars, closes = history.held_price_bars(symbols, since, t)
+    assert bars == list(bars_between(full, since, until))
+    assert closes == last_closes(full, until)

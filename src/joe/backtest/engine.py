@@ -137,7 +137,6 @@ async def _run_days(
     timings: dict[str, float] = {"settle": 0.0, "analysis": 0.0, "trading": 0.0}
     records: list[DayRecord] = []
     opened_signals: dict[str, Signal] = {}
-    last_row = -1
     fills_seen = 0
     notional = 0.0
     fees = 0.0
@@ -154,7 +153,7 @@ async def _run_days(
         st.snap = history.snapshot_at(t)
         st.as_of_idx, st.as_of_ts = t, ts
         held = {p.symbol for p in pf.ledger.positions.values()}
-        st.held_history = history.held_bars(held, last_row, t) if held else {}
+        st.held_bars = history.held_price_bars(held, pf.last_bar_ts(), t) if held else ([], {})
         t0 = time.perf_counter()
         await settle_book(st)
         t1 = time.perf_counter()
@@ -176,7 +175,6 @@ async def _run_days(
             notional += float(f.quantity * f.price)
             fees += float(f.commission)
         fills_seen = len(pf.run_fills)
-        last_row = t
         lg = pf.ledger
         eq = float(lg.equity)
         records.append(

@@ -6,8 +6,8 @@
   causal — `joe.analysis.indicators` — so its value at row t depends on rows ≤ t only);
 * the regime: the detector's label history computed once (vectorised and causal, like the
   indicators), each day reading its as-of row;
-* the held symbols' bars: per-symbol arrays, from which each day hands `PaperPortfolio.settle` only
-  the rows since the last processed bar.
+* the held symbols' bars: each day hands `PaperPortfolio.settle_bars` the held symbols' bars since
+  the last processed one and their last closes, read straight from the panel's arrays.
 
 Each day's analysis sees `panel.head(t + 1)`: rows after the as-of date are not even in the
 panel it reads, so a stage that looked ahead would fail the no-look-ahead test instead of cheating.
@@ -15,16 +15,27 @@ panel it reads, so a stage that looked ahead would fail the no-look-ahead test i
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, replace
-from datetime import date
+from datetime import date, datetime
 
 import numpy as np
 import pandas as pd
 
 from joe.analysis.features import Features
-from joe.analysis.panel import FIELDS, Panel
+from joe.analysis.panel import Panel, to_utc_timestamp
 from joe.analysis.regime import RegimeDetector, _close
+from joe.portfolio.exits import PriceBar
+from joe.portfolio.replay import OHLC, Mark, to_decimal
 from joe.runtime.market import MarketSnapshot
+
+
+def _ohlc_rows(panel: Panel) -> tuple[np.ndarray, np.ndarray]:
+    ok = np.ones(panel.close.shape, dtype=bool)
+    for name in OHLC:
+        ok &= np.isfinite(getattr(panel, name))
+    rows = np.arange(panel.n_dates)[:, None]
+    return ok, np.maximum.accumulate(np.where(ok, rows, -1), axis=0)
 
 
 class PrecomputedRegime(RegimeDetector):
@@ -59,16 +70,22 @@ class History:
     snap: MarketSnapshot
     features: Features
     detector: PrecomputedRegime
-    # last_valid[t, j]: the last row <= t where symbol j has a close (-1 before its first bar).
-    last_valid: np.ndarray
+    # ohlc_ok[t, j]: symbol j has all four prices on row t (a bar the exits can use);
+    # last_ok[t, j]: the last such row <= t (-1 before its first bar).
+    ohlc_ok: np.ndarray
+    last_ok: np.ndarray
+    pydates: list[datetime]  # the panel's dates as UTC datetimes (converted once)
 
     @classmethod
     def build(cls, snap: MarketSnapshot) -> History:
         panel = snap.panel
-        rows = np.arange(panel.n_dates)[:, None]
-        has = np.isfinite(panel.close)
-        last_valid = np.maximum.accumulate(np.where(has, rows, -1), axis=0)
-        return cls(snap, Features(panel), PrecomputedRegime(snap.spx, snap.vix), last_valid)
+        ok, last_ok = _ohlc_rows(panel)
+        dates = list(panel.dates.to_pydatetime())
+        return cls(snap, Features(panel), PrecomputedRegime(snap.spx, snap.vix), ok, last_ok, dates)
+
+    def refresh_rows(self) -> None:
+        """Recompute `ohlc_ok`/`last_ok` after the panel's arrays were changed in place (tests)."""
+        self.ohlc_ok, self.last_ok = _ohlc_rows(self.panel)
 
     @property
     def panel(self) -> Panel:
@@ -92,25 +109,36 @@ class History:
         """The snapshot as it was known at the close of row `t`: the panel cut after that row."""
         return replace(self.snap, panel=self.panel.head(t + 1))
 
-    def held_bars(self, symbols: set[str], after: int, t: int) -> dict[str, pd.DataFrame]:
-        """Each held symbol's bars in rows (`after`, `t`], plus its last bar at or before `t`.
+    def held_price_bars(self, symbols: Iterable[str], after: datetime | None, t: int) -> HeldBars:
+        """What `PaperPortfolio.settle_bars` reads for `symbols` at row `t`, straight from the arrays.
 
-        That is all `PaperPortfolio.settle` reads: the bars since the last processed one (exits) and
-        the last known close (the mark).
+        (each bar time in (`after`, row `t`], oldest first, with the bars of the symbols that have
+        one, and each symbol's last close on or before row `t`) — exactly `bars_between` and
+        `last_closes` over the symbols' full histories (a row counts when all four prices are known),
+        without building a frame per symbol per day (test: tests/backtest/test_held_bars.py).
         """
-        panel = self.panel
-        out: dict[str, pd.DataFrame] = {}
+        panel, dates = self.panel, self.pydates
+        lo = 0 if after is None else int(panel.dates.searchsorted(to_utc_timestamp(after), side="right"))
+        by_row: dict[int, dict[str, PriceBar]] = {}
+        closes: dict[str, Mark] = {}
         for sym in symbols:
             if sym not in panel:
                 continue
             j = panel.col(sym)
-            last = int(self.last_valid[t, j])
+            last = int(self.last_ok[t, j])
             if last < 0:
                 continue
-            lo = min(after + 1, last)
-            rows = np.arange(lo, t + 1)
-            rows = rows[np.isfinite(panel.close[lo : t + 1, j])]
-            # One 2-D block: far cheaper to build than a frame from five separate columns.
-            block = np.column_stack([getattr(panel, f)[rows, j] for f in FIELDS])
-            out[sym] = pd.DataFrame(block, index=panel.dates[rows], columns=list(FIELDS))
-        return out
+            closes[sym] = Mark(to_decimal(panel.close[last, j]), dates[last])
+            for r in range(max(lo, 0), last + 1):
+                if self.ohlc_ok[r, j]:
+                    by_row.setdefault(r, {})[sym] = PriceBar(
+                        to_decimal(panel.open[r, j]),
+                        to_decimal(panel.high[r, j]),
+                        to_decimal(panel.low[r, j]),
+                        to_decimal(panel.close[r, j]),
+                    )
+        return [(dates[r], by_row[r]) for r in sorted(by_row)], closes
+
+
+# (bar time, symbol → bar) oldest first, and symbol → last close: `PaperPortfolio.settle_bars`' input.
+HeldBars = tuple[list[tuple[datetime, dict[str, PriceBar]]], dict[str, Mark]]

@@ -8,7 +8,7 @@ The ledger in memory is rebuilt from the store on start, so the store is the tru
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime
 from decimal import ROUND_CEILING, ROUND_FLOOR, ROUND_HALF_EVEN, Decimal
@@ -308,19 +308,33 @@ class PaperPortfolio(PortfolioManager):
         replays from the last processed bar, which is deterministic). Then each position is marked at
         its last known close on or before `until`, and an equity point is recorded at `until`.
         """
+        bars = bars_between(history, self.last_bar_ts(), until)
+        return self.settle_bars(bars, last_closes(history, until), until)
+
+    def settle_bars(
+        self,
+        bars: Iterable[tuple[datetime, Mapping[str, PriceBar]]],
+        closes: Mapping[str, Mark],
+        until: datetime,
+    ) -> ExitReport:
+        """`settle` from bars already cut to (last processed bar, `until`] and the marks at `until`.
+
+        `bars`: each bar time, oldest first, with the bars of the held symbols that have one; `closes`:
+        symbol → its last known close on or before `until`. A backtest builds both straight from its
+        arrays (`joe.backtest.precompute`); the rules applied are `settle`'s, in this one place.
+        """
         report = ExitReport()
         before = dict(self.ledger.positions)
-        for ts, bars in bars_between(history, self.last_bar_ts(), until):
+        for ts, day_bars in bars:
             if not self.ledger.positions:
                 break
-            report.closed += self._apply_bar(bars, ts, persist_levels=False).closed
+            report.closed += self._apply_bar(day_bars, ts, persist_levels=False).closed
         for pid, pos in self.ledger.positions.items():
             if pid in before:
                 self._persist_levels(before[pid], pos)
         last = self.last_bar_ts()
         if last is None or until > last:
             self.store.set_state(LAST_BAR_KEY, until.isoformat())
-        closes = last_closes(history, until)
         self.mark_at(
             {p.symbol: closes[p.symbol] for p in self.ledger.positions.values() if p.symbol in closes}, until
         )

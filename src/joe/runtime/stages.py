@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -28,6 +28,7 @@ from joe.core.logging import get_logger
 from joe.core.models import AccountInfo, Instrument, Position, Signal
 from joe.core.reports import InstrumentRules
 from joe.portfolio import PaperPortfolio, SignalOutcome
+from joe.portfolio.exits import PriceBar
 from joe.portfolio.replay import Mark, to_decimal
 from joe.reporting.ai_analyst import AIAnalyst
 from joe.reporting.context import OPENED_PREFIX
@@ -96,6 +97,9 @@ class RunState:
     snap: MarketSnapshot | None = None
     description: str = ""
     held_history: dict[str, pd.DataFrame] = field(default_factory=dict)
+    # A backtest hands the settle stage its held bars ready-cut (`PaperPortfolio.settle_bars`' input:
+    # (bar time, symbol → bar) since the last processed bar, symbol → last close); None: from held_history.
+    held_bars: tuple[Sequence[tuple[datetime, Mapping[str, PriceBar]]], Mapping[str, Mark]] | None = None
     as_of_ts: pd.Timestamp | None = None
     as_of_idx: int = -1
     run_started: bool = False
@@ -243,7 +247,10 @@ async def settle_book(st: RunState) -> None:
     st.progress.stage("portfolio", "checking stops and targets on every bar since the last run")
     t0 = time.perf_counter()
     until = st.as_of_ts.to_pydatetime()
-    st.closed = len((await st.pf.settle(st.held_history, until)).closed)
+    if st.held_bars is not None:
+        st.closed = len(st.pf.settle_bars(*st.held_bars, until).closed)
+    else:
+        st.closed = len((await st.pf.settle(st.held_history, until)).closed)
     for p in st.pf.ledger.positions.values():
         seen = st.pf.marked_at(p.position_id)
         if seen is not None and seen.date() < until.date():
