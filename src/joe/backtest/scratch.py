@@ -2,23 +2,26 @@
 
 A backtest must never touch the user's paper book (`data/joe.db`, `data/audit/`): it replays the past,
 which the real book refuses (time only moves forward in one book). So it runs the same
-`PaperPortfolio` against a throwaway store in a folder of its own. The store is an in-memory SQLite
-database (nothing to clean up, nothing to lock); the audit log is a real hash-chained log in the
-scratch folder, written without fsync (a crash loses only a backtest, which is rerun).
+`PaperPortfolio` against a throwaway store in a folder of its own. The store is a `MemoryStore`
+(`joe.backtest.memstore`: the store calls of the day loop as dict/list operations, nothing to clean up
+or lock); the audit log is a real hash-chained log in the scratch folder, written without fsync (a
+crash loses only a backtest, which is rerun).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import cast
 
 from joe.audit.log import AuditLog
+from joe.backtest.memstore import MemoryStore
 from joe.config.mode import ModeDecision, TradingMode
 from joe.config.schema import ExecutionConfig
 from joe.config.settings import Settings
 from joe.runtime.bootstrap import Runtime
-from joe.store import open_store
+from joe.store import Store
 
-SCRATCH_DB_URL = "sqlite://"  # in-memory: the scratch book lives as long as the backtest
+SCRATCH_DB_URL = "sqlite://"  # what the scratch Settings name; the book itself is a MemoryStore
 
 
 def scratch_runtime(config: ExecutionConfig, folder: Path) -> Runtime:
@@ -29,7 +32,7 @@ def scratch_runtime(config: ExecutionConfig, folder: Path) -> Runtime:
     folder.mkdir(parents=True, exist_ok=True)
     settings = Settings(data_dir=folder, db_url=SCRATCH_DB_URL)  # type: ignore[call-arg]
     audit = AuditLog(folder / "audit", fsync=False)
-    store = open_store(SCRATCH_DB_URL, data_dir=folder)
+    store = cast(Store, MemoryStore())  # the Store calls of the day loop, in memory
     decision = ModeDecision(
         requested="paper", mode=TradingMode.PAPER, reasons=["backtest: a scratch paper book"]
     )
