@@ -130,9 +130,12 @@ async def _run_days(
     rt: Any, history: History, days: Any, source: str, progress: ProgressFn | None
 ) -> BacktestResult:
     opts = RunOptions(source=source)
-    pf = PaperPortfolio.load(rt.store, rt.audit, rt.config, broker="sim")
+    clock = SimClock(history.pydates[int(days[0])])
+    # One simulated clock read by everything that asks the time: the book, the safety layer (the
+    # RiskGate's order-rate limits count orders per simulated minute) and the run state.
+    pf = PaperPortfolio.load(rt.store, rt.audit, rt.config, broker="sim", clock=clock)
     pf.set_rules(paper_rules(history.snap.instruments))  # a broker's grids, as a paper run books
-    guard = RunGuard.start(rt)
+    guard = RunGuard.start(rt, clock=clock)
     book_source = source_identity("sim", source)
     timings: dict[str, float] = {"settle": 0.0, "analysis": 0.0, "trading": 0.0}
     records: list[DayRecord] = []
@@ -145,10 +148,9 @@ async def _run_days(
     for k, t in enumerate(days.tolist()):
         ts = history.panel.dates[t]
         day = ts.date()
-        st = RunState(rt, opts, f"bt-{day.isoformat()}", ts.to_pydatetime(), _Quiet(), _clock(ts))
+        clock.now = history.pydates[t]
+        st = RunState(rt, opts, f"bt-{day.isoformat()}", clock.now, _Quiet(), clock)
         st.pf, st.guard, st.book_source = pf, guard, book_source
-        if guard.gate is not None:  # the order-rate limits count orders per simulated minute
-            guard.gate.clock = st.clock
         st.features, st.detector = history.features, history.detector
         st.snap = history.snapshot_at(t)
         st.as_of_idx, st.as_of_ts = t, ts
@@ -211,10 +213,14 @@ class _Quiet:
         return None
 
 
-def _clock(ts: pd.Timestamp) -> Callable[[], datetime]:
-    """The simulated clock: it always reads the as-of bar's time."""
-    when = ts.to_pydatetime()
-    return lambda: when
+class SimClock:
+    """The simulated clock: it reads the as-of bar's time of the day being replayed (set by the loop)."""
+
+    def __init__(self, now: datetime) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
 
 
 def replay_sync(

@@ -12,10 +12,12 @@ Three calls keep the run's own code small:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import TYPE_CHECKING
 
+from joe.core.clock import utcnow
 from joe.core.logging import get_logger
 from joe.core.models import AccountInfo, Position, Signal
 from joe.safety.control import SafetyContext
@@ -46,14 +48,18 @@ class RunGuard:
     entries_refused: str | None = None
 
     @classmethod
-    def start(cls, rt: Runtime) -> RunGuard:
+    def start(cls, rt: Runtime, clock: Callable[[], datetime] = utcnow) -> RunGuard:
+        """`clock`: the time the safety layer reads (trading-state changes, the RiskGate's order-rate
+        limits); a backtest passes its simulated clock, so the limits count orders per simulated
+        minute, not per second of the replay."""
         from joe.safety.risk_gate import RiskGate
 
         ctx = SafetyContext.from_runtime(rt)
+        ctx.clock = clock
         pre = preflight(rt, ctx)
         for w in pre.warnings:
             log.warning("safety.preflight", warning=w)
-        guard = cls(rt, ctx, pre, list(pre.warnings), RiskGate(rt.config.risk, rt.audit))
+        guard = cls(rt, ctx, pre, list(pre.warnings), RiskGate(rt.config.risk, rt.audit, clock=clock))
         if not pre.entries_allowed:
             guard.entries_refused = _refusal(pre.state, pre.kill_file is not None)
         return guard
