@@ -145,17 +145,20 @@ async def _run_days(
     fees = 0.0
     warnings: list[str] = list(history.snap.warnings)
     total = len(days)
-    for k, t in enumerate(days.tolist()):
-        ts = history.panel.dates[t]
+    for k, row in enumerate(days.tolist()):
+        ts = history.panel.dates[row]
         day = ts.date()
-        clock.now = history.pydates[t]
+        # The market as the quality stage saw it on this day (loading.py: causal quality).
+        h = history.as_of(ts)
+        t = row if h is history else int(h.panel.dates.searchsorted(ts, side="right")) - 1
+        clock.now = history.pydates[row]
         st = RunState(rt, opts, f"bt-{day.isoformat()}", clock.now, _Quiet(), clock)
         st.pf, st.guard, st.book_source = pf, guard, book_source
-        st.features, st.detector = history.features, history.detector
-        st.snap = history.snapshot_at(t)
+        st.features, st.detector = h.features, h.detector
+        st.snap = h.snapshot_at(t)
         st.as_of_idx, st.as_of_ts = t, ts
         held = {p.symbol for p in pf.ledger.positions.values()}
-        st.held_bars = history.held_price_bars(held, pf.last_bar_ts(), t) if held else ([], {})
+        st.held_bars = h.held_price_bars(held, pf.last_bar_ts(), t) if held else ([], {})
         t0 = time.perf_counter()
         await settle_book(st)
         t1 = time.perf_counter()

@@ -1,8 +1,15 @@
-"""Opening a backtest's data: `--source sample | csv:PATH | parquet:PATH | cache[:SOURCE]`, once.
+"""Opening a backtest's data: `--source sample | csv:PATH | parquet:PATH | cache[:SOURCE]`.
 
 The market goes through the same `load_snapshot` as `joe run --once` (universe, the data-quality
 stage, index and VIX), with the source clipped at `--to` (nothing after it is loaded) and every bar
 kept (a run keeps only the newest few hundred; a backtest needs the whole history).
+
+The quality stage is causal by construction: a run on day D sees the stage's verdict on data that ends
+at D. A finding dated after D — a split (earlier bars adjusted), an exclusion (unconfirmed split,
+extreme move, broken bar) or a series going stale — changes what D would see, so the days before it
+replay on the market loaded again up to the day before it (`History.earlier`, one load per such
+finding inside the window; clean data loads once). Warnings that change no number (outliers, close-only
+or volume notes) need nothing: analysis does not read them (tests/backtest/test_no_lookahead.py).
 """
 
 from __future__ import annotations
@@ -12,11 +19,16 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
+
 from joe.backtest.precompute import History
 from joe.config.schema import ExecutionConfig
+from joe.data.quality import QualityConfig
 from joe.runtime.market import load_snapshot
 
 ALL_BARS = 10**7
+# Warnings that change numbers analysis reads (errors all do: the symbol is left out).
+CHANGES = frozenset({"split"})
 
 
 async def load_history(
@@ -27,10 +39,12 @@ async def load_history(
     universe: str | None = None,
     date_format: str | None = None,
     data_dir: Path | None = None,
+    start: date | None = None,
 ) -> History:
     """The market of `spec` up to `end` with its precomputed parts.
 
-    `cache[:SOURCE]` reads the bar cache under `data_dir` (default `$JOE_DATA_DIR`).
+    `cache[:SOURCE]` reads the bar cache under `data_dir` (default `$JOE_DATA_DIR`). `start`: the first
+    day to be replayed (quality changes before it concern no replayed day; None: the data's first).
     Raises `joe.data.errors.DataError` for a source that cannot be read (named in the message).
     """
     from joe.data import open_source
@@ -48,7 +62,46 @@ async def load_history(
             spec, as_of=end, n_synthetic=config.pipeline.universe_size, date_format=date_format
         )
     snap = await load_snapshot(source, universe, config.pipeline.universe_size, ALL_BARS)
-    return History.build(snap)
+    history = History.build(snap)
+    first_change = _latest_change(history, start)
+    if first_change is not None:
+        dates = history.panel.dates
+        i = int(dates.searchsorted(first_change, side="left"))
+        if i > 0:
+            history.known_from = dates[i]
+            history.earlier = await load_history(
+                spec,
+                config,
+                end=dates[i - 1].date(),
+                universe=universe,
+                date_format=date_format,
+                data_dir=data_dir,
+                start=start,
+            )
+    return history
+
+
+def _latest_change(history: History, start: date | None) -> pd.Timestamp | None:
+    """The date of the latest quality change inside the window that not every day could have seen.
+
+    A split's or an exclusion's finding is dated at its bar: from that day on the stage knows it. A
+    stale series is excluded from the first day its last bar is more than `stale_sessions` old.
+    """
+    dates = history.panel.dates
+    lo = pd.Timestamp(start, tz="UTC") if start is not None else dates[0]
+    found: list[pd.Timestamp] = []
+    for f in history.snap.quality.findings:
+        if f.date is None or not (f.severity == "error" or f.check in CHANGES):
+            continue
+        ts = pd.Timestamp(f.date, tz="UTC")
+        if f.check == "stale":
+            k = int(dates.searchsorted(ts, side="left")) + QualityConfig().stale_sessions + 1
+            if k >= len(dates):
+                continue
+            ts = dates[k]
+        if ts > lo:
+            found.append(ts)
+    return max(found) if found else None
 
 
 def load_history_sync(spec: str, config: ExecutionConfig, **kw: object) -> History:

@@ -75,6 +75,11 @@ class History:
     ohlc_ok: np.ndarray
     last_ok: np.ndarray
     pydates: list[datetime]  # the panel's dates as UTC datetimes (converted once)
+    # The market as known before the data-quality stage changed it (see `joe.backtest.loading`): the
+    # history loaded up to the day before `known_from`, which the days before it replay on. None: this
+    # history is what every one of its days saw.
+    earlier: History | None = None
+    known_from: pd.Timestamp | None = None
 
     @classmethod
     def build(cls, snap: MarketSnapshot) -> History:
@@ -82,6 +87,14 @@ class History:
         ok, last_ok = _ohlc_rows(panel)
         dates = list(panel.dates.to_pydatetime())
         return cls(snap, Features(panel), PrecomputedRegime(snap.spx, snap.vix), ok, last_ok, dates)
+
+    def as_of(self, ts: pd.Timestamp) -> History:
+        """The history day `ts` replays on: the one loaded with data ending before the first quality
+        change (split adjustment, exclusion) that `ts` could not have seen."""
+        h = self
+        while h.earlier is not None and h.known_from is not None and ts < h.known_from:
+            h = h.earlier
+        return h
 
     def refresh_rows(self) -> None:
         """Recompute `ohlc_ok`/`last_ok` after the panel's arrays were changed in place (tests)."""
