@@ -18,7 +18,6 @@ The equality test (tests/backtest/test_backtest_equals_runs.py: a backtest = a l
 from __future__ import annotations
 
 import bisect
-import copy
 import json
 from collections.abc import Collection, Iterable, Iterator
 from contextlib import contextmanager
@@ -165,13 +164,13 @@ class MemoryStore:
         if stored is not None and len(order.history) < len(stored.history):
             raise StaleOrderError(f"order {coid}: history is behind the stored one; load the stored order")
         order.version += 1
-        self._orders[coid] = copy.deepcopy(order)
+        self._orders[coid] = _snapshot(order)
         for f in order.fills.values():
             self._fills.setdefault(f.fill_id, (f, broker, mode))
 
     def load_order(self, client_order_id: str) -> Order | None:
         o = self._orders.get(client_order_id)
-        return copy.deepcopy(o) if o is not None else None
+        return _snapshot(o) if o is not None else None
 
     def record_fill(self, fill: Fill, *, broker: str, mode: str) -> bool:
         if fill.client_order_id not in self._orders:
@@ -303,3 +302,11 @@ class MemoryStore:
         key = (mode, broker, signal_id)
         pid = self._open_by_signal.get(key) or self._last_by_signal.get(key)
         return self._positions[pid] if pid is not None else None
+
+
+def _snapshot(order: Order) -> Order:
+    """A copy the caller's later mutations cannot reach (intent, fills and transitions are never changed
+    in place; the containers are copied). A deep copy costs ~10x more per order."""
+    return replace(
+        order, fills=dict(order.fills), history=list(order.history), fill_revisions=dict(order.fill_revisions)
+    )
