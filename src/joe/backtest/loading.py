@@ -99,7 +99,7 @@ def _latest_change(history: History, start: date | None) -> pd.Timestamp | None:
             if k >= len(dates):
                 continue
             ts = dates[k]
-        if ts > lo:
+        if lo < ts <= dates[-1]:  # a date past the data (a series not started yet) changes no replayed day
             found.append(ts)
     return max(found) if found else None
 
