@@ -124,11 +124,9 @@ async def _ibkr(rt: Runtime, clock: Clock, timeout_s: float) -> list[Check]:
 
 
 async def _capital(rt: Runtime, clock: Clock, timeout_s: float) -> list[Check]:
-    from joe.brokers.capital import open_capital
     from joe.brokers.capital.accounts import AccountsApi
     from joe.config.endpoints import capital_endpoint
-    from joe.config.settings import secret_value
-    from joe.runtime.broker_capital import rest_base_url
+    from joe.runtime.broker_capital import capital_credentials, open_capital_from_settings
 
     s, cfg = rt.settings, rt.config.brokers.capital
     demo = cfg.demo if s.capital_demo is None else bool(s.capital_demo)
@@ -146,29 +144,14 @@ async def _capital(rt: Runtime, clock: Clock, timeout_s: float) -> list[Check]:
             )
         ]
     out.append(ok("endpoint", f"{verdict.detail}; mode {rt.mode}"))
-    key, ident, pw = (
-        secret_value(s.capital_api_key) or "",
-        s.capital_identifier or "",
-        secret_value(s.capital_password) or "",
-    )
+    key, ident, pw = capital_credentials(rt)
     if not (key and ident and pw):
         out.append(
             fail("broker", "cannot log in: credentials missing (see the credentials line)", "set them")
         )
         return out
     try:
-        client, _md, _ex = await open_capital(
-            key,
-            ident,
-            pw,
-            demo=demo,
-            mode=rt.mode,
-            audit=rt.audit,
-            api_url=rest_base_url(s.capital_api_url),
-            stream_url=s.capital_stream_url or None,
-            account_id=s.capital_account_id or cfg.account_id or None,
-            timeout_s=min(timeout_s, cfg.request_timeout_s),
-        )
+        client, _md, _ex = await open_capital_from_settings(rt, timeout_s=timeout_s)
     except Exception as exc:
         out.append(
             fail(

@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from joe.brokers.base import ExecutionClient, MarketData
-from joe.config.settings import secret_value
 
 if TYPE_CHECKING:
     from joe.runtime.bootstrap import Runtime
@@ -51,23 +50,9 @@ async def _ibkr(rt: Runtime) -> BrokerLink:
 
 
 async def _capital(rt: Runtime) -> BrokerLink:
-    from joe.brokers.capital import open_capital
     from joe.brokers.capital.client import CapitalExecutionClient
-    from joe.runtime.broker_capital import rest_base_url
+    from joe.runtime.broker_capital import open_capital_from_settings
 
-    s, cfg = rt.settings, rt.config.brokers.capital
-    demo = cfg.demo if s.capital_demo is None else bool(s.capital_demo)
-    client, market, _executor = await open_capital(
-        secret_value(s.capital_api_key) or "",
-        secret_value(s.capital_identifier) or "",
-        secret_value(s.capital_password) or "",
-        demo=demo,
-        mode=rt.mode,
-        audit=rt.audit,
-        api_url=rest_base_url(s.capital_api_url),
-        stream_url=s.capital_stream_url or None,
-        account_id=s.capital_account_id or cfg.account_id or None,
-        timeout_s=cfg.request_timeout_s,
-    )
+    client, market, _executor = await open_capital_from_settings(rt)
     xc = CapitalExecutionClient(client, audit=rt.audit)
     return BrokerLink(xc, market, xc.close)

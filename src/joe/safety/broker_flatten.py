@@ -95,24 +95,10 @@ async def open_execution(rt: Runtime) -> tuple[ExecutionClient, Closer]:
         await client.connect()
         return client, client.close
     if broker == "capital":
-        from joe.brokers.capital import open_capital
         from joe.brokers.capital.client import CapitalExecutionClient
-        from joe.config.settings import secret_value
-        from joe.runtime.broker_capital import rest_base_url
+        from joe.runtime.broker_capital import open_capital_from_settings
 
-        s, ccfg = rt.settings, rt.config.brokers.capital
-        http, _cmd, _ex = await open_capital(
-            secret_value(s.capital_api_key) or "",
-            secret_value(s.capital_identifier) or "",
-            secret_value(s.capital_password) or "",
-            demo=ccfg.demo if s.capital_demo is None else bool(s.capital_demo),
-            mode=rt.mode,
-            audit=rt.audit,
-            api_url=rest_base_url(s.capital_api_url),
-            stream_url=s.capital_stream_url or None,
-            account_id=s.capital_account_id or ccfg.account_id or None,
-            timeout_s=ccfg.request_timeout_s,
-        )
+        http, _cmd, _ex = await open_capital_from_settings(rt)
         return CapitalExecutionClient(http, audit=rt.audit), http.close
     raise Refused(f"JOE_BROKER={broker}: {rt.mode} mode needs a broker (ibkr or capital) to flatten at")
 
