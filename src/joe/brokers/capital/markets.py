@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from joe.brokers.capital.errors import NotFound
+from joe.brokers.capital.errors import CapitalError, InvalidRequest, NotFound
 from joe.brokers.capital.http import CapitalClient
 from joe.brokers.capital.models import (
     CreateWatchlistResponse,
@@ -19,6 +19,7 @@ from joe.brokers.capital.models import (
     PricesResponse,
     SentimentItem,
     SentimentsResponse,
+    ServerTime,
     StatusResponse,
     Watchlist,
     WatchlistsResponse,
@@ -39,6 +40,9 @@ RESOLUTION_SECONDS = {
 MAX_PRICES = 1000
 MAX_EPICS = 50
 MAX_NAV_LIMIT = 500
+# How far behind the service's clock the newest `to` is asked: covers the `/time` round trip's
+# uncertainty and the service's whole-second truncation (spec §6.5: a future `to` is a 400).
+TO_MARGIN = timedelta(seconds=1)
 
 
 def fmt_ts(ts: datetime) -> str:
@@ -61,6 +65,28 @@ class MarketsApi:
 
     def __init__(self, client: CapitalClient) -> None:
         self.client = client
+        # Service clock minus this host's clock, learnt from `GET /time` on first need.
+        self._clock_offset: timedelta | None = None
+
+    async def server_now(self, *, refresh: bool = False) -> datetime:
+        """Now by Capital.com's clock (aware UTC, whole seconds), less `TO_MARGIN`.
+
+        The service refuses a `to` later than its own now with 400 `error.invalid.daterange`
+        (spec §6.5), so a host clock ahead of the service's by a second or more would otherwise
+        lose every history request. The offset is read once from `GET /time` (no session needed);
+        if that fails the host clock is used as it is.
+        """
+        if self._clock_offset is None or refresh:
+            try:
+                body = await self.client.request("GET", "/time")
+                after = datetime.now(UTC)
+                server = datetime.fromtimestamp(parse(ServerTime, body, "time").serverTime / 1000, UTC)
+                # The stamp was taken somewhere in [before, after]: `server - after` is the
+                # smallest offset it allows, so the `to` built from it is never in the future.
+                self._clock_offset = server - after
+            except CapitalError:
+                self._clock_offset = timedelta(0)
+        return (datetime.now(UTC) + self._clock_offset - TO_MARGIN).replace(microsecond=0)
 
     async def search(self, term: str) -> list[MarketSummary]:
         body = await self.client.request("GET", "/markets", params={"searchTerm": term})
@@ -122,13 +148,14 @@ class MarketsApi:
 
         With both bounds the span of one request is at most (max − 1) × resolution. Without `start`
         the window is `count` (default 1000) resolution steps of calendar time before `end`, so
-        markets closed at weekends return fewer bars. `end` is clamped to now (a future `to` is
-        rejected by the service).
+        markets closed at weekends return fewer bars. `end` is clamped to now by the service's
+        clock (`server_now`: a future `to` is rejected, spec §6.5); a page refused as a future
+        range is asked once more after re-reading the service's clock.
         """
         step = RESOLUTION_SECONDS.get(resolution)
         if step is None:
             raise ValueError(f"unknown resolution {resolution!r}")
-        now = datetime.now(UTC).replace(microsecond=0)
+        now = await self.server_now()
         end = min(end.astimezone(UTC), now) if end else now
         if start is None:
             start = end - timedelta(seconds=step * ((count or MAX_PRICES) - 1))
@@ -145,7 +172,7 @@ class MarketsApi:
                 "to": fmt_ts(hi),
             }
             try:
-                body = await self.client.request("GET", f"/prices/{epic}", params=params)
+                body = await self._prices_page(epic, params, hi)
             except NotFound as exc:
                 if exc.code not in ("", "error.prices.not-found"):
                     raise
@@ -154,6 +181,19 @@ class MarketsApi:
                 bars[bar.snapshotTimeUTC] = bar
             lo = hi + timedelta(seconds=step)
         return [bars[k] for k in sorted(bars, key=parse_utc)]
+
+    async def _prices_page(self, epic: str, params: dict[str, Any], hi: datetime) -> Any:
+        try:
+            return await self.client.request("GET", f"/prices/{epic}", params=params)
+        except InvalidRequest as exc:
+            # Only a page ending at "now" can be in the service's future: the clocks moved apart
+            # since the offset was read. Re-read it once; any other refusal is the caller's.
+            if exc.code != "error.invalid.daterange":
+                raise
+            now = await self.server_now(refresh=True)
+            if hi <= now:
+                raise
+            return await self.client.request("GET", f"/prices/{epic}", params={**params, "to": fmt_ts(now)})
 
     async def sentiment(self, market_ids: Sequence[str]) -> list[SentimentItem]:
         """Sentiment for the known ids among `market_ids`; unknown ids are left out.

@@ -20,12 +20,18 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 from joe.simulators.capital.catalog import BY_EPIC, CATALOG, MarketSpec
 from joe.simulators.capital.rules import ApiError, Bracket, check_size, direction_of, parse_bracket
 from joe.simulators.common import FillModel, PriceProcess, SimOrder, SimOrderType
+
+
+def cents(amount: Decimal) -> Decimal:
+    """Money as the account shows it: whole cents, half up (our pick; the spec does not say),
+    never a negative zero (`-0.00` would print as `-0.0` in JSON)."""
+    return amount.quantize(Decimal("0.01"), rounding=ROUND_HALF_UP) + 0
 
 
 def fmt(ts: datetime, millis: bool = True) -> str:
@@ -212,18 +218,17 @@ class Desk:
     def account_balance(self, acc: SimAccount) -> dict[str, float]:
         """As recorded: `deposit` is the cash, `profitLoss` the open P/L, `balance` = deposit +
         profitLoss, `available` = balance − margin in use; all in cents."""
-        cent = Decimal("0.01")
         upl = margin = Decimal(0)
         for p in acc.positions:
             bid, ask = self.quote(p.epic)
             upl += self.upl(p, bid, ask)
             margin += p.size * p.level * BY_EPIC[p.epic].margin_pct / 100
-        deposit, pnl = acc.balance.quantize(cent), upl.quantize(cent)
+        deposit, pnl = cents(acc.balance), cents(upl)
         return {
             "balance": float(deposit + pnl),
             "deposit": float(deposit),
             "profitLoss": float(pnl),
-            "available": float(deposit + pnl - margin.quantize(cent)),
+            "available": float(deposit + pnl - cents(margin)),
         }
 
     # ------------------------------------------------------------------ positions
@@ -254,7 +259,9 @@ class Desk:
     def _realise(
         self, acc: SimAccount, p: SimPosition, size: Decimal, price: Decimal, source: str, ref: str = ""
     ) -> Decimal:
-        pnl = ((price - p.level) if p.direction == "BUY" else (p.level - price)) * size
+        # Booked in cents, as the confirm's `profit` and the transaction show it: the cash must
+        # equal the sum of what the broker reports, not drift by fractions of a cent per trade.
+        pnl = cents(((price - p.level) if p.direction == "BUY" else (p.level - price)) * size)
         acc.balance += pnl
         acc.transactions.append(
             {
@@ -471,7 +478,7 @@ class Desk:
                 "direction": "SELL" if p.direction == "BUY" else "BUY",
                 "guaranteedStop": p.bracket.guaranteed,
                 "trailingStop": p.bracket.trailing,
-                "profit": float(pnl.quantize(Decimal("0.01"))),  # money in cents, as balances
+                "profit": float(pnl),  # money in cents, as balances
                 "profitCurrency": acc.currency,
             },
         )

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from joe.simulators.capital.catalog import BY_EPIC
+from joe.simulators.capital.desk import cents
 from joe.simulators.capital.exchange import Exchange, SimPosition, SimWorkingOrder
 from joe.simulators.capital.history import HistoryStore, parse_qdate
 
@@ -126,7 +127,7 @@ def position_json(ex: Exchange, p: SimPosition, currency: str, hist: HistoryStor
         "workingOrderId": p.working_order_id,
         "size": float(p.size),
         "leverage": LEVERAGE,
-        "upl": float(round(ex.upl(p, bid, ask), 2)),
+        "upl": float(cents(ex.upl(p, bid, ask))),
         "direction": p.direction,
         "level": float(p.level),
         "currency": currency,
