@@ -248,6 +248,7 @@ class OrderLink:
     parent_client_order_id: str | None = None
     broker_order_id: str | None = None
     parent_broker_order_id: str | None = None
+    signal_id: str | None = None  # a stop placed alone for a held position belongs to its signal's entry
 
 
 @runtime_checkable

@@ -215,7 +215,7 @@ class OrderManager(FillIntake, BrokerQueries, BracketFollower):
             parent = self.book.get(o.parent_client_order_id) if o.parent_client_order_id else None
             links.append(OrderLink(
                 o.client_order_id, o.intent.leg, o.parent_client_order_id, o.broker_order_id,
-                parent.broker_order_id if parent else None,
+                parent.broker_order_id if parent else None, o.intent.signal_id,
             ))  # fmt: skip
         self.client.link(links)
 

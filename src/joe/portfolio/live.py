@@ -11,7 +11,8 @@
   `OrderManager` (write-ahead, idempotent by client order id: a rerun never sends a second bracket).
 - Positions opened by earlier runs are managed by the `OrderManager`'s protection check during the
   reconciliation: a position whose stop is missing is reported to `on_unprotected` (the safety layer's
-  lost-protection reaction places a new reduce-only stop). `exit()` sends a strategy exit reduce-only.
+  lost-protection reaction places a new reduce-only stop; `start()` waits for it before the run goes
+  on). `exit()` sends a strategy exit reduce-only.
 - Positions, orders and the account are read from the broker (positions, account) and the store
   (orders, after the reconciliation).
 """
@@ -29,6 +30,7 @@ from typing import TYPE_CHECKING
 from joe.brokers.base import BrokerError
 from joe.core.clock import utcnow
 from joe.core.events import AuditSink
+from joe.core.ids import client_order_id
 from joe.core.models import AccountInfo, Fill, OrderLeg, Position, Side, Signal
 from joe.core.order import Order, OrderState
 from joe.execution.order_manager import OrderManager
@@ -64,6 +66,20 @@ def net_filled(orders: Sequence[Order]) -> dict[str, Decimal]:
         if q:
             net[o.intent.symbol] += q if o.intent.side is Side.BUY else -q
     return {s: q for s, q in net.items() if q != 0}
+
+
+def _child_links(orders: Sequence[Order]) -> list[tuple[str, str, OrderLeg]]:
+    """(leg id, entry id, leg) of every stop/target Joe placed, oldest first: a bracket's legs, and a
+    stop re-placed alone for a held position (the lost-protection reaction: no parent; it belongs to
+    its signal's entry, and being later it takes the leg over from the stop it replaces)."""
+    out = []
+    for o in orders:
+        if o.parent_client_order_id:
+            out.append((o.client_order_id, o.parent_client_order_id, o.intent.leg))
+        elif o.intent.leg is OrderLeg.STOP_LOSS and o.intent.reduce_only:
+            entry = client_order_id(o.intent.signal_id, OrderLeg.ENTRY.value)
+            out.append((o.client_order_id, entry, o.intent.leg))
+    return out
 
 
 class LivePortfolio(PortfolioManager):
@@ -107,13 +123,10 @@ class LivePortfolio(PortfolioManager):
         notes: list[str] = []
         remember = getattr(self.client, "remember_children", None)
         if remember is not None:  # brackets earlier runs sent: their legs' fills need an owner
-            remember(
-                (o.client_order_id, o.parent_client_order_id, o.intent.leg)
-                for o in self.store.orders(mode=MODE, broker=self.om.broker)
-                if o.parent_client_order_id
-            )
+            remember(_child_links(self.store.orders(mode=MODE, broker=self.om.broker)))
         try:
             report = await Reconciler(self.om, trading_state=self.trading_state).start()
+            await self._protection_settled()
             broker: dict[str, Decimal] = defaultdict(Decimal)
             for p in await self.client.positions():
                 broker[p.symbol] += p.quantity
@@ -129,6 +142,16 @@ class LivePortfolio(PortfolioManager):
             findings.append("the reconciliation did not explain the account (see the audit log)")
         summary = ReconcileSummary(report.explained and not findings, findings, broker_pos, joe, notes)
         return self._conclude(summary)
+
+    async def _protection_settled(self) -> None:
+        """Wait for the lost-protection reaction to a position the reconciliation found without its stop
+        (`joe.safety.om_protection.ProtectionReaction`: it acts once the manager accepts intents again):
+        the stop is re-placed (else the position exited, else trading HALTED) before this run trades,
+        reports, and closes the connection its orders depend on. Bounded by the reaction's deadline."""
+        reaction = self.om.journal.on_unprotected
+        settle = getattr(reaction, "settle", None)
+        if settle is not None:
+            await settle(float(getattr(reaction, "deadline_s", 30.0)) + 35.0)
 
     def _conclude(self, summary: ReconcileSummary) -> ReconcileSummary:
         self.reconciled = summary

@@ -31,6 +31,7 @@ from joe.portfolio.replay import Mark, bars_between, last_closes
 if TYPE_CHECKING:
     import pandas as pd
 
+    from joe.portfolio.strategy_exits import StrategyExit
     from joe.store import Store
 
 MODE = "paper"
@@ -384,6 +385,30 @@ class PaperPortfolio(PortfolioManager):
             {"symbol": pos.symbol, "price": price, "reason": reason, "pnl": trade.pnl},
             **ids,
         )
+
+    def strategy_exit(
+        self, exits: Sequence[StrategyExit], prices: Mapping[str, Decimal], ts: datetime
+    ) -> list[dict[str, str]]:
+        """Close each position a strategy exit names (`joe.portfolio.strategy_exits`) at `prices[symbol]`
+        (the mid: the cost model adds half the spread and slippage, as for every paper fill) at `ts`.
+        The paper twin and the shadow book follow the same strategy exits as live this way. Returns one
+        row per exit for the report (symbol, signal id, reason, quantity, price, state); a position
+        already closed, or a symbol without a price, is said and left as it is."""
+        rows: list[dict[str, str]] = []
+        for x in exits:
+            row = {"symbol": x.symbol, "signal_id": x.signal_id, "reason": x.reason}
+            pos = next((p for p in self.ledger.positions.values() if p.signal_id == x.signal_id), None)
+            price = prices.get(x.symbol)
+            if pos is None:
+                row["state"] = "nothing to exit"
+            elif price is None or price <= 0:
+                row["state"] = "no price: kept"
+            else:
+                self._close(pos, price, f"strategy exit: {x.reason}", ts)
+                fill = self.run_fills[-1]
+                row |= {"quantity": str(fill.quantity), "price": str(fill.price), "state": "FILLED"}
+            rows.append(row)
+        return rows
 
     def _save_account(self) -> None:
         self.store.save_paper_account(

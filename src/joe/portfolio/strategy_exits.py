@@ -3,9 +3,12 @@
 Stops and targets stay with the broker (they are working orders there). On top of them the strategy
 asks to leave a position when, in this run:
 
-* **the signal reversed**: an approved signal on the same instrument points the other way. The held
-  position is exited reduce-only and the reversed entry is NOT sent in the same run (an entry
-  against an open position would net it away or flip it: never reverse a position in one step);
+* **the signal reversed**: the strategies' call on the held instrument this run points the other way
+  (`StrategyEngine.calls` on the held symbols: whether or not the risk stage would approve it as an
+  entry, which it never does on a held symbol under `risk.max_positions_per_symbol: 1`, and whatever
+  its rank among the run's entries). The held position is exited reduce-only and the reversed entry
+  is NOT sent in the same run (an entry against an open position would net it away or flip it: never
+  reverse a position in one step);
 * **the instrument left the universe**: it is not among the instruments the run's universe holds
   (`pipeline.universe_size` of the source's list, the scan), so nothing analyses it any more.
 
@@ -20,6 +23,10 @@ from __future__ import annotations
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
+from joe.analysis.features import Features
+from joe.analysis.panel import Panel
+from joe.analysis.regime import Regime
+from joe.analysis.strategies.engine import StrategyEngine
 from joe.core.models import Position, Signal
 
 
@@ -33,11 +40,13 @@ class StrategyExit:
 
 
 def strategy_exits(
-    positions: Sequence[Position], approved: Sequence[Signal], universe: Collection[str]
+    positions: Sequence[Position], calls: Sequence[Signal], universe: Collection[str]
 ) -> list[StrategyExit]:
-    """The exits the strategy asks for (see the module docstring); `universe` empty: not judged."""
+    """The exits the strategy asks for (see the module docstring). `calls`: the strategies' signals this
+    run (at least their call on each held symbol; the first per symbol counts); `universe` empty: not
+    judged. Positions without a signal id (external) are never named."""
     by_symbol: dict[str, Signal] = {}
-    for s in approved:
+    for s in calls:
         by_symbol.setdefault(s.symbol, s)
     out: list[StrategyExit] = []
     for p in positions:
@@ -53,6 +62,18 @@ def strategy_exits(
         elif universe and p.symbol not in universe:
             out.append(StrategyExit(p.signal_id, p.symbol, "instrument left the universe"))
     return out
+
+
+def held_calls(
+    engine: StrategyEngine, panel: Panel, positions: Sequence[Position], regime: Regime, t: int,
+    features: Features | None = None,
+) -> list[Signal]:
+    """The strategies' call at row `t` on each held symbol the panel has (`StrategyEngine.calls`)."""
+    held = sorted({p.symbol for p in positions if p.quantity != 0})
+    if not held:
+        return []
+    calls = engine.calls(panel, held, regime, t, features or Features(panel))
+    return [calls[s] for s in held if s in calls]
 
 
 def held_against(positions: Sequence[Position], s: Signal) -> Position | None:

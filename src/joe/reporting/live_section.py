@@ -38,6 +38,7 @@ class LiveFacts:
     outcomes: list[dict[str, str]] = field(default_factory=list)
     shadow_intents: list[dict[str, Any]] = field(default_factory=list)
     exits: list[dict[str, str]] = field(default_factory=list)  # strategy exits sent (reduce-only)
+    book_exits: list[dict[str, str]] = field(default_factory=list)  # the twin's / shadow book's
     universe: list[str] = field(default_factory=list)  # the run's universe (a held symbol outside it exits)
     rollout: list[str] = field(default_factory=list)
     rollout_state: dict[str, Any] | None = None  # `Rollout.state()`: caps and the count so far
@@ -128,11 +129,20 @@ def to_dict(f: LiveFacts) -> dict[str, Any]:
         "outcomes": f.outcomes,
         "shadow_intents": f.shadow_intents,
         "exits": f.exits,
+        "book_exits": f.book_exits,
         "universe": f.universe,
         "rollout": f.rollout,
         "rollout_state": f.rollout_state,
         "live_vs_paper": live_vs_paper(f.fills, f.twin_fills) if f.mode == "live" else None,
     }  # fmt: skip
+
+
+def _book_exits(f: LiveFacts) -> list[str]:
+    rows = [
+        [x["symbol"], x["reason"], x.get("quantity", ""), x.get("price", ""), x["state"]]
+        for x in f.book_exits
+    ]
+    return _table(["symbol", "reason", "qty", "price", "state"], rows)
 
 
 def render_markdown(f: LiveFacts) -> str:
@@ -160,6 +170,7 @@ def render_markdown(f: LiveFacts) -> str:
                 for i in f.shadow_intents
             ],
         )
+        lines += ["", "### Shadow book strategy exits (nothing was transmitted)", "", *_book_exits(f)]
         return "\n".join(lines) + "\n"
     lines += ["### Live positions", ""]
     lines += _table(
@@ -171,6 +182,7 @@ def render_markdown(f: LiveFacts) -> str:
         ["symbol", "reason", "qty", "state"],
         [[x["symbol"], x["reason"], x.get("quantity", ""), x.get("error") or x["state"]] for x in f.exits],
     )
+    lines += ["", "### Paper twin strategy exits", "", *_book_exits(f)]
     lines += ["", "### Live orders", ""]
     lines += _table(
         ["symbol", "leg", "side", "type", "qty", "state", "filled"],

@@ -21,22 +21,26 @@ Which portfolio runs depends only on the resolved mode (`rt.mode`).
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from datetime import datetime
+from decimal import Decimal
 from typing import TYPE_CHECKING
 
+from joe.analysis.strategies.engine import StrategyEngine
 from joe.brokers.base import WhatIfResult
 from joe.core.ids import new_run_id
 from joe.core.logging import get_logger
 from joe.core.models import AccountInfo, Position, Signal
 from joe.execution.order_manager import OrderManager
+from joe.portfolio.base import SignalOutcome
 from joe.portfolio.intents import NotTradable, bracket_for
 from joe.portfolio.live import LivePortfolio
 from joe.portfolio.rollout import Rollout
 from joe.portfolio.shadow import ShadowPortfolio
-from joe.portfolio.strategy_exits import held_against, strategy_exits
+from joe.portfolio.strategy_exits import held_against, held_calls, strategy_exits
 from joe.reporting.context import OPENED_PREFIX
 from joe.reporting.live_section import LiveFacts, write_live_section
 from joe.runtime.live_broker import BrokerLink, open_broker
@@ -161,9 +165,11 @@ async def _trade(rt: Runtime, st: RunState, guard: RunGuard, link: BrokerLink) -
         approved = _in_account_currency(st, account, st.result.approved[: rt.config.pipeline.max_signals])
         facts.universe = list(st.snap.universe) if st.snap else []
         if live is not None:
-            exits = strategy_exits(held, approved, facts.universe)
+            exits = strategy_exits(held, _held_calls(st, held), facts.universe)
             facts.exits = await live.strategy_exit(exits)
-            approved = _no_reversal(st, held, approved)
+        # The paper twin / shadow book follows the same strategy exits on its own positions.
+        facts.book_exits = await _book_exits(st, link if live is None else None, facts.universe)
+        approved = _no_reversal(st, held, approved)
         _check_margin(rt, guard, st.opts.broker, account)
         await _margin_previews(guard, link.client, approved)
         assert st.snap is not None
@@ -212,7 +218,15 @@ async def _live(
     live.size_cap, live.on_entry = rollout.cap, rollout.record_entry
     st.progress.stage("trading", f"{len(allowed)} signals → brackets at {broker}")
     outcomes = await live.submit(allowed, ts)
-    twin_outcomes = await st.pf.submit(allowed, ts)  # the paper twin: the same signals
+    # The paper twin: the same signals (one against a position the twin holds, not live, is not a
+    # reversal it may take either: said in its outcome).
+    twin_held = await st.pf.positions()
+    twin_outcomes = [
+        SignalOutcome(s.signal_id, s.symbol, "skipped", "the paper twin holds the other side")
+        if held_against(twin_held, s) is not None
+        else (await st.pf.submit([s], ts))[0]
+        for s in allowed
+    ]
     st.outcomes = outcomes
     facts.outcomes = [
         {"symbol": o.symbol, "action": o.action, "reason": o.reason, "twin": t.action}
@@ -241,6 +255,33 @@ def _in_account_currency(st: RunState, account: AccountInfo, signals: Sequence[S
             continue
         keep.append(s)
     return keep
+
+
+def _held_calls(st: RunState, held: Sequence[Position]) -> list[Signal]:
+    """The strategies' call this run on each held symbol (`StrategyEngine.calls`, the run's regime and
+    as-of bar): what a reversal is judged on, whatever the risk stage made of it as an entry."""
+    assert st.snap is not None and st.result is not None
+    engine = StrategyEngine.from_config(st.rt.config.pipeline)
+    return held_calls(engine, st.snap.panel, held, st.result.regime, st.as_of_idx, st.features)
+
+
+async def _book_exits(st: RunState, link: BrokerLink | None, universe: list[str]) -> list[dict[str, str]]:
+    """The strategy exits of the paper twin (live) or the shadow book (shadow) on its own positions, at
+    the as-of close it is marked at (live's twin, as its entries) or, in shadow, at the live quote's mid
+    (as its entries; the mark when there is none)."""
+    assert st.pf is not None and st.as_of_ts is not None
+    book = await st.pf.positions()
+    exits = strategy_exits(book, _held_calls(st, book), universe)
+    if not exits:
+        return []
+    prices = {p.symbol: p.market_price for p in book if p.market_price is not None}
+    if link is not None:
+        with contextlib.suppress(Exception):  # no quote: the mark
+            quotes = await link.market.quotes(sorted({x.symbol for x in exits}))
+            for sym, q in quotes.items():
+                if q.bid > 0 and q.ask > 0:
+                    prices[sym] = Decimal(str(q.mid))
+    return st.pf.strategy_exit(exits, prices, st.as_of_ts.to_pydatetime())
 
 
 def _no_reversal(st: RunState, held: Sequence[Position], signals: Sequence[Signal]) -> list[Signal]:

@@ -10,7 +10,7 @@ asks the `OrderManager` for a reduce-only exit and counts it done once the posit
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from decimal import Decimal
 from typing import Any, Protocol
 
@@ -88,24 +88,55 @@ class OrderManagerPort:
 
 def protection_reaction(
     om: OrderOwner, ctx: SafetyContext, *, deadline_s: float = 30.0, poll_s: float = 0.2
-) -> Callable[[Any], Awaitable[None]]:
+) -> ProtectionReaction:
     """The ``on_unprotected`` callback for the `OrderManager` (see the module docstring)."""
-    handler = LostProtectionHandler(ctx, OrderManagerPort(om, poll_s=poll_s), deadline_s=deadline_s)
+    return ProtectionReaction(om, ctx, deadline_s=deadline_s, poll_s=poll_s)
 
-    async def on_unprotected(event: Any) -> None:
-        entry = OrderManagerPort(om)._entry(event.signal_id)
-        stop = entry.intent.stop_loss if entry is not None else None
-        await handler.on_unprotected(
-            UnprotectedPosition(
-                event.symbol,
-                Decimal(event.position) - Decimal(event.protected),
-                stop,
-                event.reason,
-                position_ref=event.signal_id,
-            )
+
+class ProtectionReaction:
+    """The ``on_unprotected`` callback: runs `LostProtectionHandler` for each reported position.
+
+    A position found unprotected by the `OrderManager`'s reconciliation is reported from inside it,
+    while the manager refuses intents (`accepting` is False until the pass ends): re-placing the stop
+    there would wait for itself until the deadline, then exit (refused too) and HALT with the stop
+    never placed. Such a report is acted on in a task once the manager accepts intents again (bounded
+    by the deadline: still closed then, the handler's own refusal path runs: exit, else HALT);
+    `settle()` waits for those tasks, so a run can finish its protection before it goes on."""
+
+    def __init__(self, om: OrderOwner, ctx: SafetyContext, *, deadline_s: float, poll_s: float) -> None:
+        self.om = om
+        self.deadline_s = deadline_s
+        self.poll_s = poll_s
+        self.handler = LostProtectionHandler(ctx, OrderManagerPort(om, poll_s=poll_s), deadline_s=deadline_s)
+        self.pending: set[asyncio.Task[None]] = set()
+
+    async def __call__(self, event: Any) -> None:
+        entry = OrderManagerPort(self.om)._entry(event.signal_id)
+        p = UnprotectedPosition(
+            event.symbol,
+            Decimal(event.position) - Decimal(event.protected),
+            entry.intent.stop_loss if entry is not None else None,
+            event.reason,
+            position_ref=event.signal_id,
         )
+        if getattr(self.om, "accepting", True):
+            await self.handler.on_unprotected(p)
+            return
+        task = asyncio.create_task(self._once_accepting(p), name=f"protection-{event.symbol}")
+        self.pending.add(task)
+        task.add_done_callback(self.pending.discard)
 
-    return on_unprotected
+    async def _once_accepting(self, p: UnprotectedPosition) -> None:
+        loop = asyncio.get_running_loop()
+        end = loop.time() + self.deadline_s
+        while not getattr(self.om, "accepting", True) and loop.time() < end:
+            await asyncio.sleep(self.poll_s)
+        await self.handler.on_unprotected(p)
+
+    async def settle(self, timeout: float | None = None) -> None:
+        """Wait (at most `timeout` s) for the reactions deferred past a reconciliation."""
+        if self.pending:
+            await asyncio.wait(set(self.pending), timeout=timeout)
 
 
 def alert_bridge(ctx: SafetyContext, breaker: Any | None = None) -> Callable[[Any], None]:

@@ -69,13 +69,23 @@ class StrategyEngine:
         ranked = sorted((s for s in scored if s.total >= self.min_score), key=lambda s: (-s.total, s.symbol))
         chosen = ranked[: self.top_n]
         score_of = {s.symbol: s.total for s in chosen}
-        symbols = [s.symbol for s in chosen]
+        calls = self.calls(panel, [s.symbol for s in chosen], regime, t, f)
+        out = [dataclasses.replace(sig, score=score_of[sym]) for sym, sig in calls.items()]
+        out.sort(key=lambda s: (-(s.confidence * (s.score or 0.0)), s.symbol))
+        return out[: self.max_signals]
+
+    def calls(
+        self, panel: Panel, symbols: Sequence[str], regime: Regime, t: int, features: Features
+    ) -> dict[str, Signal]:
+        """The strategies' call on each of `symbols` at row `t`: symbol → the most confident signal
+        of the active strategies, when they agree on a direction (no entry when none fires or they
+        disagree). No score threshold and no cap: `run` applies those to pick entries; the strategy
+        exits of held positions (`joe.portfolio.strategy_exits`) read the calls on what is held."""
         by_symbol: dict[str, list[Signal]] = {}
         for strat in self.active(regime):
-            for sig in strat.generate(panel, symbols, t, f):
+            for sig in strat.generate(panel, [s for s in symbols if s in panel], t, features):
                 by_symbol.setdefault(sig.symbol, []).append(sig)
-
-        out: list[Signal] = []
+        out: dict[str, Signal] = {}
         for sym, sigs in by_symbol.items():
             if len({s.direction for s in sigs}) > 1:
                 continue
@@ -83,6 +93,5 @@ class StrategyEngine:
             meta = dict(best.meta)
             meta["regime"] = regime.label.value
             meta["agreeing"] = sorted(s.strategy for s in sigs if s is not best)
-            out.append(dataclasses.replace(best, score=score_of[sym], meta=meta))
-        out.sort(key=lambda s: (-(s.confidence * (s.score or 0.0)), s.symbol))
-        return out[: self.max_signals]
+            out[sym] = dataclasses.replace(best, meta=meta)
+        return out

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from decimal import Decimal
+from functools import partial
 from typing import Any
 
-from joe.brokers.base import BrokerOrderRef, InvalidOrder
+from joe.brokers.base import BrokerOrderRef, InvalidOrder, SendFailed, SubmitAck
 from joe.brokers.capital import observe as ob
 from joe.brokers.capital.errors import (
     AmbiguousWrite,
@@ -22,7 +23,8 @@ from joe.brokers.capital.errors import (
 )
 from joe.brokers.capital.models import Confirm
 from joe.brokers.capital.trading import TradingApi, bracket, num
-from joe.core.models import OrderLeg, OrderType
+from joe.core import ids
+from joe.core.models import OrderIntent, OrderLeg, OrderType
 from joe.core.reports import CodeMeaning, InstrumentRules, Observation, OrderStatusReport
 
 _CHILD_LEGS = (OrderLeg.STOP_LOSS, OrderLeg.TAKE_PROFIT)
@@ -32,6 +34,7 @@ class OrderAmendments:
     """`modify`/`cancel` of `CapitalExecutionClient` (which provides the transport and reporting)."""
 
     trading: TradingApi
+    _children: dict[str, tuple[str, OrderLeg]]
 
     def _emit(self, obs: Observation) -> None:
         raise NotImplementedError
@@ -104,6 +107,38 @@ class OrderAmendments:
             return
         await self._write(i.client_order_id, "cancel", lambda: self.trading.delete_working_order(
             order.broker_order_id or ""))  # fmt: skip
+
+    async def attach_stop(self, intent: OrderIntent) -> list[SubmitAck]:
+        """A protective stop for a position Joe holds, sent alone (the lost-protection reaction's
+        reduce-only STOP after the bracket's stop went missing). At Capital.com a stop is the
+        position's `stopLevel`, not an order: it is attached to the live deal(s) of the signal's entry
+        (PUT, the take-profit kept; it covers the deal's whole size, as the broker holds it) and
+        followed as that entry's stop leg from then on. It never opens or closes a deal.
+
+        Raises `InvalidOrder` (nothing sent) when the entry has no live deal."""
+        cid = intent.client_order_id
+        entry_cid = ids.client_order_id(intent.signal_id, OrderLeg.ENTRY.value)
+        if intent.stop_price is None:
+            raise InvalidOrder(f"capital: stop {cid} has no stop price")
+        try:
+            rows = [
+                r
+                for r in await self.trading.positions()
+                if ob.own_reference(r.position.dealReference) == entry_cid and r.market.epic == intent.symbol
+            ]
+        except (InvalidRequest, NotFound, RateLimited, CapitalAuthError, SessionExpired) as exc:
+            raise SendFailed(f"capital: positions unreadable; stop {cid} not sent ({exc.code})") from None
+        if not rows:
+            raise InvalidOrder(
+                f"capital: stop {cid}: no live deal of entry {entry_cid} on {intent.symbol}; "
+                "nothing to protect"
+            )
+        self._children[cid] = (entry_cid, OrderLeg.STOP_LOSS)  # its fate is read as the entry's stop leg
+        for r in rows:
+            deal, profit = r.position.dealId, r.position.profitLevel
+            body = bracket(stop_level=intent.stop_price, profit_level=profit, explicit_nulls=True)
+            await self._write(cid, "place", partial(self.trading.amend_position, deal, body))
+        return [SubmitAck(cid, rows[0].position.dealId + ob.STOP_SUFFIX)]
 
     async def _set_leg(
         self, order: BrokerOrderRef, leg: OrderLeg, level: Decimal | None, request: str

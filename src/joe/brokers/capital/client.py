@@ -197,7 +197,11 @@ class CapitalExecutionClient(OrderAmendments):
         """Restore attribution from Joe's store after a restart (`SupportsOrderLinks`): attached legs
         to their entry (and the entry's dealId), an exit to the deal it closed (`p_<dealId>`)."""
         for k in links:
-            if k.leg in _CHILD_LEGS and k.parent_client_order_id:
+            if k.leg is OrderLeg.STOP_LOSS and not k.parent_client_order_id and k.signal_id:
+                # A stop attached alone to a held position (`attach_stop`): its signal's entry's stop leg.
+                entry = ids.client_order_id(k.signal_id, OrderLeg.ENTRY.value)
+                self._children.setdefault(k.client_order_id, (entry, k.leg))
+            elif k.leg in _CHILD_LEGS and k.parent_client_order_id:
                 self._children.setdefault(k.client_order_id, (k.parent_client_order_id, k.leg))
                 if k.parent_broker_order_id:
                     self.queries.entry_deals.setdefault(k.parent_broker_order_id, k.parent_client_order_id)
@@ -268,6 +272,8 @@ class CapitalExecutionClient(OrderAmendments):
             raise SendFailed(f"capital: market rules unreadable ({exc.code or type(exc).__name__})") from None
         for intent in intents:
             check_intent(intent, rules)
+        if entry.reduce_only and entry.leg is OrderLeg.STOP_LOSS and not legs:
+            return await self.attach_stop(entry)  # a position's stop is its stopLevel: never a close
         if entry.reduce_only:
             return await self._exit(entry)
         for leg in legs:

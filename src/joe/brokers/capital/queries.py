@@ -116,6 +116,12 @@ class CapitalQueries:
             for r in await self.trading.positions()
             if ob.own_reference(r.position.dealReference) == entry_cid
         ]
+        newest = [c for c, (e, lg) in self._children.items() if e == entry_cid and lg is leg][-1:]
+        if rows and newest and newest[0] != cid:  # the deal's leg now belongs to a later one (re-placed)
+            p = rows[0].position
+            suffix = ob.STOP_SUFFIX if leg is OrderLeg.STOP_LOSS else ob.TARGET_SUFFIX
+            return [self._leg_fate(cid, leg, p.dealId + suffix, rows[0].market.epic, p.direction, p.size,
+                                   VenueOrderStatus.CANCELLED, "REPLACED", now)]  # fmt: skip
         for r in rows:
             kids = ob.child_reports(r, now, reconciling=True, stop_coid=stop_cid, target_coid=target_cid)
             mine = [k for k in kids if k.leg is leg]

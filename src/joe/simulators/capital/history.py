@@ -38,6 +38,8 @@ class HistoryStore:
         self.tape = LiveTape()
         self._start_mid = {epic: proc.mid for epic, proc in ex.prices.items()}
         self._paths: dict[str, SeededPath] = {}
+        # Epics whose seeded history is served upside down (`POST /_sim/history`): the market turned.
+        self.mirrored: set[str] = set()
         for epic in ex.prices:
             self.observe(epic)
 
@@ -58,6 +60,8 @@ class HistoryStore:
     def quoted(self, epic: str, b: MidBar) -> QuoteBar:
         """A seeded mid bar as bid/ask on the instrument's grid (the live spread; a monotone map)."""
         proc = self.ex.prices[epic]
+        if epic in self.mirrored:
+            b = self._mirror(epic, b)
         o, h, lo, c = (proc.bid_ask(x) for x in (b.open, b.high, b.low, b.close))
         return QuoteBar(
             b.start,
@@ -65,6 +69,12 @@ class HistoryStore:
             SideBar(o[1], h[1], lo[1], c[1]),
             b.volume,
         )
+
+    def _mirror(self, epic: str, b: MidBar) -> MidBar:
+        """`b` turned upside down around the seeded path's end E (x → E²/x, high and low swap): every
+        return negated, the path still ending at E where the live tape goes on."""
+        e2 = self._start_mid[epic] ** 2
+        return MidBar(b.start, e2 / b.open, e2 / b.low, e2 / b.high, e2 / b.close, b.volume)
 
     def generated(self, epic: str, resolution: str, n: int | None = None) -> list[QuoteBar]:
         """The newest `n` (default all) complete seeded bars before the start's bar, on the grid."""
@@ -142,7 +152,10 @@ class HistoryStore:
         before = [b for b in self.tape.bars(epic, "DAY") if b.start < today]
         if before:
             return before[-1].bid.c
-        return self.ex.prices[epic].bid_ask(self.path(epic).last_close_before(today))[0]
+        close = self.path(epic).last_close_before(today)
+        if epic in self.mirrored:
+            close = self._start_mid[epic] ** 2 / close
+        return self.ex.prices[epic].bid_ask(close)[0]
 
     # ------------------------------------------------------------------ GET /prices
     def prices(self, epic: str, query: dict[str, str]) -> dict[str, Any]:

@@ -87,6 +87,8 @@ class RestApi:
         r.add_post("/_sim/price", self.ctl_price)
         r.add_post("/_sim/status", self.ctl_status)
         r.add_post("/_sim/account", self.ctl_account)
+        r.add_post("/_sim/history", self.ctl_history)
+        r.add_post("/_sim/remove_stop", self.ctl_remove_stop)
         return app
 
     # ------------------------------------------------------------------ control endpoints
@@ -129,6 +131,25 @@ class RestApi:
         )
         acc.balance = Decimal(str(b["balance"]))
         return web.json_response({"balance": str(acc.balance)})
+
+    async def ctl_history(self, request: web.Request) -> web.Response:
+        """`{"epic": "AAPL", "mirror": true}` serves the epic's seeded history upside down from now on
+        (every return negated, still ending where the live prices go on: the market turned); false
+        restores it."""
+        b = await request.json()
+        epic = str(b["epic"])
+        if epic not in self.ex.prices:
+            return web.json_response({"error": f"unknown epic {epic}"}, status=404)
+        if b.get("mirror", True):
+            self.sim.history.mirrored.add(epic)
+        else:
+            self.sim.history.mirrored.discard(epic)
+        return web.json_response({"mirrored": sorted(self.sim.history.mirrored)})
+
+    async def ctl_remove_stop(self, request: web.Request) -> web.Response:
+        """`{"epic": "GOLD"}`: the owner removes the stop of the epic's positions on the platform."""
+        b = await request.json()
+        return web.json_response({"dealIds": self.sim.manual_remove_stop(str(b["epic"]))})
 
     async def ctl_status(self, request: web.Request) -> web.Response:
         b = await request.json()

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import math
 from collections.abc import Callable
 from datetime import datetime
@@ -223,6 +224,23 @@ class CapitalSimulator:
         """The account owner closes one deal on the platform."""
         ref = self.exchange.close_position(self.account(account_id), deal_id)
         return self.exchange.get_confirm(ref)
+
+    def manual_remove_stop(self, epic: str, *, account_id: str | None = None) -> list[str]:
+        """The account owner removes the stop of each of `epic`'s positions on the platform (the
+        take-profit stays): an amend that replaces the leg set (`PUT /positions/{dealId}`'s rule),
+        recorded in the activity as the user's. Returns the deal ids changed."""
+        acc = self.account(account_id)
+        changed = []
+        for p in [p for p in acc.positions if p.epic == epic and p.bracket.stop_level is not None]:
+            keep = {k: v for k, v in p.bracket.levels_json().items() if k == "profitLevel"}
+            if keep:
+                self.exchange.amend_position(acc, p.deal_id, keep)
+            else:  # no take-profit: an empty amend changes nothing, so the legs are cleared directly
+                b = p.bracket
+                p.bracket = dataclasses.replace(b, stop_level=None, stop_distance=None, trailing=False)
+                self.exchange._attach(p)
+            changed.append(p.deal_id)
+        return changed
 
     def set_mid(self, epic: str, mid: float) -> None:
         """Script a price (tests: push through a stop or a target) and fire triggers at once."""

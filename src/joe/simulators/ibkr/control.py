@@ -10,7 +10,10 @@ and read what reached it, as the Capital.com simulator's `/_sim/*` endpoints do:
 - `POST /_sim/price`    — `{"symbol": "AAPL", "mid": 101.5}` moves a price (orders trigger on it);
 - `POST /_sim/faults`   — `{"name", "count", "skip", "params"}` arms a fault (`reject_next`, ...),
   `DELETE /_sim/faults[?name=]` disarms;
-- `POST /_sim/account`  — `{"cash": "250000"}` sets the account's cash.
+- `POST /_sim/account`  — `{"cash": "250000"}` sets the account's cash;
+- `POST /_sim/history`  — `{"symbol": "AAPL", "mirror": true}` serves its history upside down (the
+  market turned);
+- `POST /_sim/cancel`   — `{"order_ref": "joe-..."}` the broker cancels a working order on its own.
 """
 
 from __future__ import annotations
@@ -59,6 +62,8 @@ class ControlServer:
         app.router.add_post("/_sim/faults", self.arm)
         app.router.add_delete("/_sim/faults", self.disarm)
         app.router.add_post("/_sim/account", self.account)
+        app.router.add_post("/_sim/history", self.history)
+        app.router.add_post("/_sim/cancel", self.cancel)
         return app
 
     async def start(self, port: int) -> int:
@@ -128,6 +133,27 @@ class ControlServer:
         b = await request.json()
         self.sim.book.cash = Decimal(str(b["cash"]))
         return web.json_response({"cash": str(self.sim.book.cash)})
+
+    async def cancel(self, request: web.Request) -> web.Response:
+        """`{"order_ref": "joe-...", "reason": "..."}`: the broker (or the owner in TWS) cancels a working
+        order on its own, e.g. a protective stop (`IBKRSimulator.broker_cancel`); 404 if none works."""
+        b = await request.json()
+        try:
+            self.sim.broker_cancel(str(b["order_ref"]), reason=str(b.get("reason", "cancelled in TWS")))
+        except KeyError as exc:
+            return web.json_response({"error": str(exc)}, status=404)
+        return web.json_response({"ok": True})
+
+    async def history(self, request: web.Request) -> web.Response:
+        """`{"symbol": "AAPL", "mirror": true}` serves the symbol's history upside down from now on
+        (every return negated, ending at the current price: the market turned); false restores it."""
+        b = await request.json()
+        sym = str(b["symbol"])
+        if b.get("mirror", True):
+            self.sim.mirrored.add(sym)
+        else:
+            self.sim.mirrored.discard(sym)
+        return web.json_response({"mirrored": sorted(self.sim.mirrored)})
 
     async def price(self, request: web.Request) -> web.Response:
         b = await request.json()

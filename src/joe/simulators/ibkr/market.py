@@ -131,6 +131,20 @@ def make_bars(
     return bars
 
 
+def mirrored(bars: list[SimBar]) -> list[SimBar]:
+    """`bars` turned upside down around their last close L: each price x becomes L²/x (high and low
+    swap), so every return is negated and the series still ends at L. A market that turned: the test
+    control `POST /_sim/history {"symbol", "mirror": true}` serves a symbol's history this way."""
+    if not bars:
+        return bars
+    last = float(bars[-1].close)
+
+    def m(x: Decimal) -> Decimal:
+        return _d(last * last / float(x)) if x > 0 else x
+
+    return [SimBar(b.date, m(b.open), m(b.low), m(b.high), m(b.close), b.volume) for b in bars]
+
+
 def parse_end(end: str) -> datetime:
     """Parse the endDateTime of a historical request ("" = now)."""
     if not end:

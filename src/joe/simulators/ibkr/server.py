@@ -93,6 +93,7 @@ class IBKRSimulator:
         self.placed: list[PlacedOrder] = []
         self.sessions: set[Session] = set()
         self.unknown_symbols: set[str] = {"NOSUCH"}
+        self.mirrored: set[str] = set()  # symbols whose history is served upside down (market.mirrored)
         self.accepting = True
         self.connectivity_lost = False  # between an injected 1100 and 1101/1102: no quotes flow
         self._server: asyncio.Server | None = None

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 from joe.simulators.ibkr import codec as C
 from joe.simulators.ibkr.book import CANCELLED, FILLED, BookOrder, Execution
 from joe.simulators.ibkr.codec_orders import completed_order, exec_details, open_order
-from joe.simulators.ibkr.market import bars_for_duration, make_bars, parse_end, rank
+from joe.simulators.ibkr.market import bars_for_duration, make_bars, mirrored, parse_end, rank
 from joe.simulators.ibkr.requests import (
     ReqContract,
     as_int,
@@ -384,6 +384,8 @@ class Session:
         n = bars_for_duration(duration_days(h.duration), h.bar_size)
         last = float(self.sim.prices.quote(h.contract.symbol).mid)
         bars = make_bars(self.sim.seed, h.contract.symbol, last, h.bar_size, n, end)
+        if h.contract.symbol in self.sim.mirrored:
+            bars = mirrored(bars)
         start = bars[0].date if bars else ""
         self.send(C.historical_data(h.req_id, start, end.strftime("%Y%m%d %H:%M:%S"), bars))
 
