@@ -173,6 +173,7 @@ class LiveSection(_M):
     outcomes: list[dict[str, str]]
     shadow_intents: list[dict[str, Any]]
     exits: list[dict[str, str]]
+    book_exits: list[dict[str, str]] = []  # optional: absent in reports written before it
     universe: list[str]
     rollout: list[str]
     rollout_state: dict[str, Any] | None

@@ -198,3 +198,54 @@ async def test_capital_periodic_reconciliation_adopts_an_owner_deal_and_entries_
         assert capital_live.resting_stop(sim) == stop0
     finally:
         await sim.stop()
+
+
+@pytest.mark.timeout(300)
+async def test_capital_periodic_reconciliation_halts_on_an_unexplained_change_keeping_the_stop(
+    project: Path,
+) -> None:
+    """The HALT half at Capital.com: mid-session the broker's deal shrinks with no activity anyone can see
+    (Joe holds 1 GOLD; the broker now says 0.4). The next periodic pass cannot explain it → HALTED by the
+    reconciler, entries stop at once, the daemon keeps running and watching; the deal's stop stays
+    resting, nothing is sent, closed or cancelled."""
+    from joe.simulators.capital import CapitalSimulator, SimLimits
+    from runtime import test_daemon_live as capital_live
+
+    sim = CapitalSimulator(seed=11, limits=SimLimits().scaled(10.0), tick_s=0.05)
+    await sim.start()
+    sim.paused = True
+    try:
+        (project / "config/execution.yaml").write_text(capital_live.LIVE_CONFIG + "  reconcile_min: 0.02\n")
+        data = project / "data"
+        data.mkdir(exist_ok=True)
+        m0 = capital_live.mid_of(sim)
+        stop0 = (m0 * Decimal("0.95")).quantize(capital_live.CENT)
+        await capital_live.place_bracket(sim, data, stop0, (m0 * Decimal("1.3")).quantize(capital_live.CENT))
+        d = DaemonProc(project, capital_live.live_env(project, sim), "capital", "--stale-after", "60")
+        try:
+            beat = await d.beat(lambda b: b["status"] == "running" and b["positions"] == 1, "watching")
+            assert beat["entries"] is True and beat["reconciled"]["explained"] is True
+            writes = sim.count("/positions", method="POST") + sim.count("/positions", method="DELETE")
+            [deal] = capital_live.positions(sim)
+            deal.size = Decimal("0.4")  # no activity row, no confirm: nothing explains it
+            await d.beat(lambda b: b["reconciled"]["explained"] is False, "an unexplained pass", timeout=60)
+            beat = await d.beat(lambda b: b["entries"] is False, "entries stopped")
+            assert beat["status"] == "running" and beat["positions"] == 1  # still watching it
+            bad = [r for r in reconciled(project) if not r["explained"]]
+            assert bad and bad[0]["when"] == "periodic" and "unexplained" in bad[0]["summary"], bad
+            state = read_store(data, lambda s: s.get_state(STATE_KEY))
+            assert state["state"] == "halted" and state["by"] == "reconciler:capital"
+            await asyncio.sleep(2.0)  # more passes: still nothing sent, nothing cancelled
+            assert capital_live.resting_stop(sim) == stop0
+            assert sim.count("/positions", method="POST") + sim.count("/positions", method="DELETE") == writes
+            rc, err = await d.terminate()
+        finally:
+            if d.proc.poll() is None:
+                await d.kill()
+        assert rc == 0, err[-4000:]
+        [deal] = capital_live.positions(sim)
+        assert deal.size == Decimal("0.4") and capital_live.resting_stop(sim) == stop0  # never flattened
+        orders = read_store(data, lambda s: s.orders_for_signal(capital_live.SIG))
+        assert not [o for o in orders if o.intent.leg is OrderLeg.EXIT]
+    finally:
+        await sim.stop()
