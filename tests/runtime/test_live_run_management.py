@@ -39,22 +39,25 @@ def _turn(kind: str, control: str, project: Path, symbols: set[str]) -> None:
 def capital_deals(base: str) -> list[dict[str, Any]]:
     """The simulator's open positions through its own REST API (a separate login): the broker's truth."""
     with httpx.Client(base_url=base + "/api/v1", timeout=10) as c:
-        r = c.post(
-            "/session",
-            headers={"X-CAP-API-KEY": CAPITAL_LOGIN["CAPITAL_API_KEY"]},
-            json={
-                "identifier": CAPITAL_LOGIN["CAPITAL_IDENTIFIER"],
-                "password": CAPITAL_LOGIN["CAPITAL_PASSWORD"],
-            },
+
+        def patient(method: str, path: str, **kw: Any) -> httpx.Response:
+            for _ in range(60):  # the simulator's rate limits answer 429 (logins: 1/s)
+                r = c.request(method, path, **kw)
+                if r.status_code != 429:
+                    break
+                time.sleep(0.5)
+            r.raise_for_status()
+            return r
+
+        creds = {
+            "identifier": CAPITAL_LOGIN["CAPITAL_IDENTIFIER"],
+            "password": CAPITAL_LOGIN["CAPITAL_PASSWORD"],
+        }
+        r = patient(
+            "POST", "/session", headers={"X-CAP-API-KEY": CAPITAL_LOGIN["CAPITAL_API_KEY"]}, json=creds
         )
-        r.raise_for_status()
         auth = {"CST": r.headers["CST"], "X-SECURITY-TOKEN": r.headers["X-SECURITY-TOKEN"]}
-        for _ in range(50):  # the simulator's rate limit answers 429 to back-to-back requests
-            got = c.get("/positions", headers=auth)
-            if got.status_code != 429:
-                break
-            time.sleep(0.2)
-        got.raise_for_status()
+        got = patient("GET", "/positions", headers=auth)
         return list(got.json()["positions"])
 
 
