@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: run test lint bench install clean
+.PHONY: run test lint bench chaos install clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -23,6 +23,13 @@ lint: $(STAMP)
 
 test: lint
 	$(BIN)/pytest -n 2 --dist loadfile -q
+
+# The chaos suite (issue 13): SEEDS=A:B scenarios (default the full thousand), WORKERS processes.
+# A failing seed prints the one-line command that replays it alone.
+SEEDS ?= 0:1000
+WORKERS ?= 2
+chaos: $(STAMP)
+	$(BIN)/pytest tests/chaos/test_chaos.py -q -n $(WORKERS) --dist load --chaos-seeds $(SEEDS)
 
 bench: $(STAMP)
 	@set -e; for f in bench/[!_]*.py; do echo "== $$f"; $(BIN)/python $$f; done

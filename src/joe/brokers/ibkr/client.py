@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import replace
 from datetime import datetime
 from decimal import Decimal
@@ -325,19 +325,22 @@ class IBKRExecutionClient:
 
     # -- asking the broker ----------------------------------------------------------------------------
 
-    async def _ask(self, request: Any, what: str) -> Any:
+    async def _ask(self, request: Callable[[], Awaitable[Any]], what: str) -> Any:
+        """Run one read (`request` makes it: ib_async writes the request to the socket as it is
+        made, so a socket that dropped raises there) → its answer; raises `BrokerUnavailable` when
+        not connected, on a timeout or on a dropped connection."""
         if not self.conn.connected:
             raise BrokerUnavailable(f"IBKR not connected; cannot read {what}")
         try:
             # asyncio.timeout, not wait_for: 3.11's wait_for can swallow a cancellation (gh-86296),
             # which would leave a cancelled caller (an OrderManager stopping) running on.
             async with asyncio.timeout(self.request_timeout):
-                return await request
+                return await request()
         except (TimeoutError, ConnectionError) as exc:
             raise BrokerUnavailable(f"IBKR {what} failed: {exc!r}") from exc
 
     async def _open_trades(self) -> list[Trade]:
-        trades: list[Trade] = await self._ask(self.ib.reqAllOpenOrdersAsync(), "open orders")
+        trades: list[Trade] = await self._ask(self.ib.reqAllOpenOrdersAsync, "open orders")
         return trades
 
     async def _open_reports(self, ts: datetime) -> list[OrderStatusReport]:
@@ -351,7 +354,9 @@ class IBKRExecutionClient:
         return out
 
     async def _completed_reports(self, ts: datetime) -> list[OrderStatusReport]:
-        trades: list[Trade] = await self._ask(self.ib.reqCompletedOrdersAsync(False), "completed orders")
+        trades: list[Trade] = await self._ask(
+            lambda: self.ib.reqCompletedOrdersAsync(False), "completed orders"
+        )
         out = []
         for t in trades:
             # completedOrder carries no order id: take it from an earlier sighting of the permId.
@@ -363,7 +368,7 @@ class IBKRExecutionClient:
         return out
 
     async def _executions(self) -> list[FillReport]:
-        fills = await self._ask(self.ib.reqExecutionsAsync(ExecutionFilter()), "executions")
+        fills = await self._ask(lambda: self.ib.reqExecutionsAsync(ExecutionFilter()), "executions")
         out = []
         for f in fills:
             rep = self.tap.commissions.get(f.execution.execId)
@@ -430,11 +435,11 @@ class IBKRExecutionClient:
 
     async def positions(self) -> list[PositionReport]:
         """Net positions at IBKR now (reqPositions), non-zero only."""
-        raw = await self._ask(self.ib.reqPositionsAsync(), "positions")
+        raw = await self._ask(self.ib.reqPositionsAsync, "positions")
         return read_positions(raw, self.conn.account, self.clock())
 
     async def account(self) -> AccountInfo:
-        values = await self._ask(self.ib.accountSummaryAsync(self.conn.account), "account summary")
+        values = await self._ask(lambda: self.ib.accountSummaryAsync(self.conn.account), "account summary")
         return read_account(values, self.ib.accountValues(self.conn.account), self.conn.account, self.clock())
 
 

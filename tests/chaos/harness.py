@@ -1,0 +1,401 @@
+"""Runs one chaos `Scenario` against a broker simulator and returns what the invariants need.
+
+`JoeProcess` is one Joe process's live order path, wired like the daemon's desk (`runtime.daemon_live.
+build_desk`): the store and the hash-chained audit log in a data folder, the safety context (trading
+state, alerts), the `OrderManager` with the breaker feed and the lost-protection reaction, and the
+`Reconciler` that halts on an unexplained mismatch. A crash drops it without any goodbye; a restart
+builds a new one on the same folder (startup reconciliation first). SIGKILL runs the order flow in a
+real child process (`kill_child.py`) that kills itself at a point of the flow.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sys
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from decimal import ROUND_DOWN, Decimal
+from pathlib import Path
+from typing import Any
+
+from chaos.scenario import Scenario, Step
+from chaos.worlds import CapitalWorld, FaultContext, IbkrWorld, World
+from joe.audit.anchor import StoreAnchor
+from joe.audit.log import AuditLog
+from joe.brokers.base import BrokerError, EntriesRefused, InvalidOrder, OrderOutcomeUnknown, SendFailed
+from joe.core.clock import utcnow
+from joe.core.ids import client_order_id
+from joe.core.models import OrderIntent, OrderLeg, OrderType, Side
+from joe.execution.order_manager import OrderManager
+from joe.execution.reconciler import Reconciler, ReconcileReport
+from joe.store import Store, open_store
+
+CHILD = Path(__file__).with_name("kill_child.py")
+ZERO = Decimal(0)
+# What the order path may answer under faults (each a documented outcome, never a crash).
+EXPECTED = (EntriesRefused, SendFailed, OrderOutcomeUnknown, InvalidOrder, BrokerError, TimeoutError)
+TICK = {"GOLD": Decimal("0.01"), "US100": Decimal("0.1")}
+
+
+def make_world(sc: Scenario) -> World:
+    if sc.broker == "ibkr":
+        return IbkrWorld(sc.seed, int(sc.variant), sc.symbols)
+    return CapitalWorld(sc.seed, sc.variant == "hedging", sc.symbols)
+
+
+def on_tick(price: Decimal, symbol: str) -> Decimal:
+    t = TICK.get(symbol, Decimal("0.01"))
+    return (price / t).to_integral_value(ROUND_DOWN) * t
+
+
+def bracket(signal: str, symbol: str, qty: int, price: Decimal) -> list[OrderIntent]:
+    """A long bracket as the portfolio builds it (`portfolio.intents.bracket_for`): a market entry
+    carrying its stop and target, a reduce-only stop 5% below and a reduce-only target 5% above."""
+    q = Decimal(qty)
+    stop, target = on_tick(price * Decimal("0.95"), symbol), on_tick(price * Decimal("1.05"), symbol)
+    return [
+        OrderIntent(client_order_id(signal, OrderLeg.ENTRY.value), signal, OrderLeg.ENTRY, symbol,
+                    Side.BUY, q, stop_loss=stop, take_profit=target),
+        OrderIntent(client_order_id(signal, OrderLeg.STOP_LOSS.value), signal, OrderLeg.STOP_LOSS, symbol,
+                    Side.SELL, q, order_type=OrderType.STOP, stop_price=stop, reduce_only=True),
+        OrderIntent(client_order_id(signal, OrderLeg.TAKE_PROFIT.value), signal, OrderLeg.TAKE_PROFIT,
+                    symbol, Side.SELL, q, order_type=OrderType.LIMIT, limit_price=target, reduce_only=True),
+    ]  # fmt: skip
+
+
+class JoeProcess:
+    """One Joe process's order path on `data_dir` (see the module docstring)."""
+
+    def __init__(self, world: World, data_dir: Path, skew: timedelta = timedelta(0)) -> None:
+        self.world = world
+        self.data_dir = data_dir
+        self.skew = skew
+        self.reports: list[ReconcileReport] = []
+
+    def clock(self) -> datetime:
+        return utcnow() + self.skew
+
+    async def open(self) -> None:
+        from joe.config.schema import ExecutionConfig
+        from joe.safety.alert_audit import AlertingAudit
+        from joe.safety.breaker_feed import BreakerFeed
+        from joe.safety.circuit_breaker import CircuitBreaker
+        from joe.safety.control import SafetyContext
+        from joe.safety.om_protection import alert_bridge, protection_reaction
+
+        self._before = set(asyncio.all_tasks())
+        self.store: Store = open_store(data_dir=self.data_dir)
+        self.audit = AuditLog(self.data_dir / "audit", fsync=False)
+        self.audit.attach_anchor(StoreAnchor(self.store))
+        self.ctx = SafetyContext(self.store, self.audit, self.data_dir, clock=self.clock)
+        self.xc: Any = await self.world.client(self.audit, self.data_dir, self.clock)
+        safety = ExecutionConfig().safety
+        feed = BreakerFeed(CircuitBreaker(self.world.broker, safety.breaker, self.ctx))
+        self.om = OrderManager(
+            self.xc, self.store, AlertingAudit(self.audit, self.ctx.alerts), mode="live",
+            on_alert=alert_bridge(self.ctx, feed), on_event=feed.on_event,
+            confirm_timeout=2.0, in_doubt_window=1.0, in_doubt_interval=0.1, clock=self.clock,
+        )  # fmt: skip
+        self.om.journal.on_unprotected = protection_reaction(self.om, self.ctx, deadline_s=3.0, poll_s=0.05)
+        self.rec = Reconciler(self.om, trading_state=self.ctx.states)
+        self.reports.append(await self.rec.start())
+
+    async def reconcile(self) -> None:
+        self.reports.append(await self.rec.reconcile())
+
+    def entries_allowed(self) -> bool:
+        from joe.safety.control import entry_allowed
+
+        return entry_allowed(self.ctx)[0]
+
+    async def _drop(self, graceful: bool) -> None:
+        if graceful:
+            await self.om.stop()
+        else:  # a crash: the consumer dies with the process, nothing is flushed or said
+            task = self.om._consumer
+            if task is not None:
+                task.cancel()
+        try:
+            await self.world.close_client(self.xc)
+        finally:
+            await self._end_tasks()
+            self.store.close()
+            self.audit.close()
+
+    async def _end_tasks(self) -> None:
+        """A process that ends takes its tasks with it (a lost-protection reaction, a reconnect loop):
+        in one test process they must not outlive it and write to the next process's store."""
+        me = asyncio.current_task()
+        mine = [t for t in asyncio.all_tasks() if t not in self._before and t is not me and _is_joes(t)]
+        for t in mine:
+            t.cancel()
+        if mine:
+            await asyncio.wait(mine, timeout=2.0)
+
+    async def crash(self) -> None:
+        await self._drop(graceful=False)
+
+    async def close(self) -> None:
+        await self._drop(graceful=True)
+
+
+@dataclass
+class Outcome:
+    """What a scenario run left: the final (closed) process's folder, the owner's trades, the notes."""
+
+    scenario: Scenario
+    data_dir: Path
+    owner_net: dict[str, Decimal] = field(default_factory=dict)
+    reports: list[ReconcileReport] = field(default_factory=list)
+    alerts: list[Any] = field(default_factory=list)
+    queued_alerts: list[Any] = field(default_factory=list)
+    outcomes: list[str] = field(default_factory=list)  # expected refusals/unknowns met on the way
+    min_joe_position: Decimal = ZERO  # the lowest Joe-held quantity seen at the broker (< 0: reversed)
+    trading_state: str = ""
+    child_output: list[str] = field(default_factory=list)
+
+
+class Runner:
+    def __init__(self, sc: Scenario, world: World, data_dir: Path) -> None:
+        self.sc, self.world, self.data_dir = sc, world, data_dir
+        self.out = Outcome(sc, data_dir)
+        self.signals: dict[str, str] = {}  # signal id -> symbol
+        self.pending_kill: str | None = None
+        self.pending_partial = False
+        self.skew = timedelta(0)
+        self.halted: set[str] = set()
+
+    async def run(self) -> Outcome:
+        self.joe = JoeProcess(self.world, self.data_dir, self.skew)
+        await self.joe.open()
+        try:
+            for step in self.sc.steps:
+                await self.step(step)
+                self._watch_reversal()
+            if self.pending_kill is not None:  # no entry followed: the process dies between steps
+                await self._restart(crash=True)
+            await self.settle()
+        finally:
+            self._collect()
+            await self.joe.close()
+        return self.out
+
+    def _collect(self) -> None:
+        self.out.owner_net = dict(self.world.owner_net)
+        self.out.reports.extend(self.joe.reports)
+        self.out.alerts.extend(self.joe.om.alerts)
+        self.out.queued_alerts.extend(getattr(self.joe.ctx.alerts, "pending", []) or [])
+        self.out.trading_state = self.joe.ctx.states.current().state.value
+
+    def _watch_reversal(self) -> None:
+        pos = self.world.positions()
+        for s in self.sc.symbols:
+            joes = pos.get(s, ZERO) - self.world.owner_net.get(s, ZERO)
+            self.out.min_joe_position = min(self.out.min_joe_position, joes)
+
+    def _ctx(self) -> FaultContext:
+        entries, stops = {}, {}
+        for o in self.joe.store.orders(mode="live"):
+            if o.intent.leg is OrderLeg.ENTRY:
+                entries[o.intent.symbol] = o.client_order_id
+            elif o.intent.leg is OrderLeg.STOP_LOSS and not o.state.is_terminal:
+                stops[o.intent.symbol] = o.client_order_id
+        return FaultContext(entries, stops, self.joe.clock())
+
+    async def _end(self, crash: bool) -> None:
+        self.out.reports.extend(self.joe.reports)
+        self.out.alerts.extend(self.joe.om.alerts)
+        if crash:
+            await self.joe.crash()
+        else:
+            await self.joe.close()
+
+    async def _restart(self, crash: bool) -> None:
+        await self._end(crash)
+        self.joe = JoeProcess(self.world, self.data_dir, self.skew)
+        await self.joe.open()
+
+    async def _quiet(self, seconds: float = 0.15) -> None:
+        await asyncio.sleep(seconds)
+
+    async def step(self, step: Step) -> None:
+        a = step.args
+        if step.kind == "day":
+            await self.day(a["paths"])
+        elif step.kind == "entry":
+            await self.entry(a["signal"], int(a["qty"]))
+        elif step.kind == "exit":
+            await self.exit(a["signal"], bool(a["part"]))
+        elif step.kind == "fault":
+            await self.fault(a["name"], a)
+        elif step.kind == "reconcile":
+            pass  # the final settle does it
+
+    async def day(self, paths: dict[str, str]) -> None:
+        for s in list(self.halted):
+            if isinstance(self.world, CapitalWorld):
+                self.world.halt(s, False)
+        self.halted.clear()
+        for symbol, path in paths.items():
+            p = self.world.price(symbol)
+            orders = self.joe.store.orders(mode="live")
+            stops = [o.intent.stop_price for o in orders if o.intent.symbol == symbol and o.intent.stop_price]
+            if path == "drift":
+                new = p * Decimal("1.01") if len(self.signals) % 2 else p * Decimal("0.99")
+            elif path == "gap_down":  # opens through every stop
+                new = min([p, *stops]) * Decimal("0.97")
+            elif path == "limit_up":  # through every target
+                new = p * Decimal("1.08")
+            else:  # halt: no trade on the symbol today, the price stands
+                self.halted.add(symbol)
+                if isinstance(self.world, CapitalWorld):
+                    self.world.halt(symbol, True)
+                continue
+            self.world.set_price(symbol, on_tick(new, symbol))
+        await self._quiet(0.3)
+        await self._guard(self.joe.reconcile(), "reconcile")  # the daemon's periodic pass
+
+    async def _guard(self, coro: Any, what: str) -> Any:
+        try:
+            return await asyncio.wait_for(coro, timeout=20)
+        except EXPECTED as e:
+            self.out.outcomes.append(f"{what}: {type(e).__name__}")
+            return None
+
+    async def entry(self, signal: str, qty: int) -> None:
+        symbol = signal.rsplit("-", 1)[1]
+        self.signals[signal] = symbol
+        intents = bracket(signal, symbol, qty, self.world.price(symbol))
+        if self.pending_kill is not None:
+            point, self.pending_kill = self.pending_kill, None
+            await self._end(crash=True)  # the process that will be killed is the next one
+            await self._child(point, intents)
+            self.joe = JoeProcess(self.world, self.data_dir, self.skew)
+            await self.joe.open()
+            # The restarted process meets the same signal again: one intent, never two orders.
+        if not self.joe.entries_allowed():
+            self.out.outcomes.append("entry: refused by the trading state")
+            return
+        if self.pending_partial and isinstance(self.world, IbkrWorld):
+            self.pending_partial = False
+            price = on_tick(self.world.price(symbol) * Decimal("1.001"), symbol)
+            first = intents[0]
+            intents[0] = OrderIntent(
+                first.client_order_id, first.signal_id, first.leg, first.symbol, first.side,
+                first.quantity + 2, OrderType.LIMIT, limit_price=price,
+                stop_loss=first.stop_loss, take_profit=first.take_profit,
+            )  # fmt: skip
+            await self._guard(self.joe.om.submit(intents), "entry")
+            await self._quiet(0.3)
+            self.world.disarm()
+            o = self.joe.om.order(first.client_order_id)
+            if o is not None and not o.state.is_terminal:
+                await self._guard(self.joe.om.cancel(first.client_order_id), "cancel")
+            await self._quiet()
+            return
+        await self._guard(self.joe.om.submit(intents), "entry")
+        await self._quiet()
+
+    async def exit(self, signal: str, part: bool) -> None:
+        held = self.joe.om.position_of(signal)
+        if held <= 0:
+            return
+        qty = None
+        if part:
+            step = Decimal(1) if isinstance(self.world, IbkrWorld) else Decimal("0.01")
+            qty = (held / 2 / step).to_integral_value(ROUND_DOWN) * step
+            if qty <= 0:
+                qty = None
+        await self._guard(self.joe.om.exit(signal, quantity=qty), "exit")
+        await self._quiet()
+
+    async def fault(self, name: str, a: dict[str, Any]) -> None:
+        if name == "crash_restart":
+            await self._restart(crash=True)
+        elif name == "sigkill_restart":
+            self.pending_kill = str(a["point"])
+        elif name == "clock_skew":
+            self.skew = timedelta(seconds=int(a["seconds"]))
+            await self._restart(crash=False)  # the new process runs on a skewed clock
+        elif name == "owner_trade":
+            symbol = str(a["symbol"])
+            qty = Decimal(2)
+            await self.world.owner_trade(symbol, "BUY", qty)
+        elif name == "partial_then_cancel":
+            self.pending_partial = await self.world.fault(name, a, self._ctx())
+        elif not await self.world.fault(name, a, self._ctx()):
+            raise AssertionError(f"the {self.world.broker} world has no fault {name!r}")
+
+    async def _child(self, point: str, intents: list[OrderIntent]) -> None:
+        payload = json.dumps([_intent_json(i) for i in intents])
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+        if point == "in_flight" and isinstance(self.world, IbkrWorld):
+            self.world.sim.faults.arm("place_latency", seconds=0.8)
+        elif point == "in_flight":
+            self.world.sim.faults.arm("latency", method="POST", path="/positions", seconds=0.8)
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, str(CHILD), str(self.data_dir), point, payload, *self.world.child_args(),
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=env,
+        )  # fmt: skip
+        out, err = await asyncio.wait_for(proc.communicate(), timeout=120)
+        self.out.child_output.append(out.decode() + err.decode())
+        if proc.returncode != -9:
+            raise AssertionError(
+                f"the Joe child was to be SIGKILLed at {point}, it exited {proc.returncode}: "
+                f"{err.decode()[-1500:]}"
+            )
+        await asyncio.sleep(1.0 if point == "in_flight" else 0.1)  # a request in flight lands late
+
+    async def settle(self) -> None:
+        """The end of the scenario: the faults stop, the market trades again, Joe reconciles until
+        the broker's reports are all in (a restart would do the same)."""
+        self.world.disarm()
+        self.halted.clear()
+        await self._quiet(0.5)
+        loop = asyncio.get_running_loop()
+        end, passes = loop.time() + 15, 0
+        while passes < 2:  # two good passes: the second sees what the first one's actions caused
+            try:
+                await asyncio.wait_for(self.joe.reconcile(), timeout=20)
+                passes += 1
+            except BrokerError as e:  # still reconnecting (a nightly reset refuses for a while)
+                if loop.time() > end:
+                    self.out.outcomes.append(f"settle: {type(e).__name__}")
+                    return
+            await self._quiet(0.3)
+
+
+_JOE_SRC = str(Path(__import__("joe").__file__).parent)
+_SIM_SRC = str(Path(_JOE_SRC) / "simulators")
+
+
+def _is_joes(task: asyncio.Task[Any]) -> bool:
+    """A task of Joe's own code (not a simulator's, not a client library's)."""
+    code = getattr(task.get_coro(), "cr_code", None)
+    name = code.co_filename if code is not None else ""
+    return name.startswith(_JOE_SRC) and not name.startswith(_SIM_SRC)
+
+
+def _intent_json(i: OrderIntent) -> dict[str, Any]:
+    return {
+        "client_order_id": i.client_order_id, "signal_id": i.signal_id, "leg": i.leg.value,
+        "symbol": i.symbol, "side": i.side.value, "quantity": str(i.quantity),
+        "order_type": i.order_type.value,
+        **{k: str(getattr(i, k)) for k in ("limit_price", "stop_price", "stop_loss", "take_profit")
+           if getattr(i, k) is not None},
+        "reduce_only": i.reduce_only,
+    }  # fmt: skip
+
+
+async def run_scenario(sc: Scenario, data_dir: Path) -> tuple[Outcome, World]:
+    """Run `sc` on a fresh simulator; returns the outcome and the (stopped) world for the checks."""
+    world = make_world(sc)
+    await world.start()
+    try:
+        out = await Runner(sc, world, data_dir).run()
+    except BaseException:
+        await world.stop()
+        raise
+    return out, world

@@ -1,0 +1,93 @@
+"""A Joe process for the chaos suite's SIGKILL faults: it opens the data folder (store, audit log),
+connects to the broker simulator through the real client, places one bracket through the
+`OrderManager` and SIGKILLs itself at the chosen point of the order flow.
+
+argv: <data dir> <point: after_write | in_flight | after_send> <intents JSON> <broker> <broker args...>
+(ibkr: <port> <client id>; capital: <url> <api key> <identifier> <password>).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import sys
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from joe.audit.anchor import StoreAnchor
+from joe.audit.log import AuditLog
+from joe.core.models import OrderIntent, OrderLeg, OrderType, Side
+from joe.execution.order_manager import OrderManager
+from joe.store import open_store
+
+
+def _intent(d: dict[str, Any]) -> OrderIntent:
+    dec = {k: Decimal(d[k]) for k in ("limit_price", "stop_price", "stop_loss", "take_profit") if k in d}
+    return OrderIntent(
+        d["client_order_id"], d["signal_id"], OrderLeg(d["leg"]), d["symbol"], Side(d["side"]),
+        Decimal(d["quantity"]), OrderType(d["order_type"]), reduce_only=bool(d["reduce_only"]), **dec,
+    )  # fmt: skip
+
+
+async def _client(broker: str, args: list[str], audit: Any, data: Path) -> Any:
+    if broker == "ibkr":
+        from joe.brokers.ibkr.client import IBKRExecutionClient
+
+        xc = IBKRExecutionClient(
+            "127.0.0.1", int(args[0]), int(args[1]), "", "paper", audit, data / "ibkr-order-ids.json",
+            backoff_initial=0.05, backoff_max=0.2, connect_timeout=2.0, request_timeout=3.0,
+        )  # fmt: skip
+        await xc.connect()
+        return xc
+    from joe.brokers.capital import CapitalClient, Credentials, Limits
+    from joe.brokers.capital.client import CapitalExecutionClient
+
+    http = CapitalClient(args[0], Credentials(args[1], args[2], args[3]), audit=audit,
+                         limits=Limits().scaled(10.0), backoff_s=0.01)  # fmt: skip
+    await http.open()
+    return CapitalExecutionClient(http, audit=audit, confirm_interval_s=0.02, confirm_timeout_s=0.6,
+                                  fill_wait_s=0.5)  # fmt: skip
+
+
+def _die() -> None:
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+async def run(data: str, point: str, intents_json: str, broker: str, *args: str) -> None:
+    folder = Path(data)
+    store = open_store(data_dir=folder)
+    audit = AuditLog(folder / "audit", fsync=False)
+    audit.attach_anchor(StoreAnchor(store))
+    xc = await _client(broker, list(args), audit, folder)
+    real_submit = xc.submit
+
+    async def submit(intents: Any) -> Any:
+        if point == "in_flight":  # the request is on the wire; the simulator is slow (armed by the runner)
+            asyncio.get_running_loop().call_later(0.3, _die)
+        acks = await real_submit(intents)
+        await asyncio.sleep(0.3)  # let the bytes reach the broker
+        if point == "after_send":  # the broker has it; Joe never records the acknowledgement
+            _die()
+        return acks
+
+    xc.submit = submit
+    om = OrderManager(xc, store, audit, mode="live")
+    real_send = om.send
+
+    async def send(orders: Any) -> Any:
+        if point == "after_write":  # the intent is committed (NEW); nothing sent
+            _die()
+        return await real_send(orders)
+
+    om.send = send  # type: ignore[method-assign]
+    await om.start()
+    await om.submit([_intent(d) for d in json.loads(intents_json)])
+    await asyncio.sleep(3)
+    _die()  # the flow ended before its point (refused, say): die anyway, as the fault says
+
+
+if __name__ == "__main__":
+    asyncio.run(run(*sys.argv[1:]))
