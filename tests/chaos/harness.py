@@ -217,7 +217,7 @@ class Runner:
         self.joe = JoeProcess(self.world, self.data_dir, self.skew)
         await self.joe.open()
 
-    async def _quiet(self, seconds: float = 0.15) -> None:
+    async def _quiet(self, seconds: float = 0.05) -> None:
         await asyncio.sleep(seconds)
 
     async def step(self, step: Step) -> None:
@@ -254,7 +254,7 @@ class Runner:
                     self.world.halt(symbol, True)
                 continue
             self.world.set_price(symbol, on_tick(new, symbol))
-        await self._quiet(0.3)
+        await self._quiet(0.15)
         await self._guard(self.joe.reconcile(), "reconcile")  # the daemon's periodic pass
 
     async def _guard(self, coro: Any, what: str) -> Any:
@@ -353,7 +353,7 @@ class Runner:
         the broker's reports are all in (a restart would do the same)."""
         self.world.disarm()
         self.halted.clear()
-        await self._quiet(0.5)
+        await self._quiet(0.3)
         loop = asyncio.get_running_loop()
         end, passes = loop.time() + 15, 0
         while passes < 2:  # two good passes: the second sees what the first one's actions caused
@@ -364,7 +364,7 @@ class Runner:
                 if loop.time() > end:
                     self.out.outcomes.append(f"settle: {type(e).__name__}")
                     return
-            await self._quiet(0.3)
+            await self._quiet(0.15)
 
 
 _JOE_SRC = str(Path(__import__("joe").__file__).parent)
