@@ -172,7 +172,7 @@ class TelegramControl:
         return "\n".join(lines)
 
     def _positions(self) -> str:
-        from joe.web.data import positions
+        from joe.runtime.read_model import positions
 
         p = positions(self.rt, self.ctx)
         lines = []
@@ -190,7 +190,7 @@ class TelegramControl:
         return "\n".join(lines) or "no open positions"
 
     def _orders(self) -> str:
-        from joe.web.data import orders
+        from joe.runtime.read_model import orders
 
         rows = orders(self.rt, state="working", limit=30)
         return (
@@ -217,7 +217,7 @@ class TelegramControl:
         return "\n".join(f"{d}: {last_by_day[d]}" for d in days) or f"no {self.rt.mode} equity yet"
 
     def _report(self) -> str:
-        from joe.web.data import latest_run
+        from joe.runtime.read_model import latest_run
 
         run = latest_run(self.rt)
         if run is None:

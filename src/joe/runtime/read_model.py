@@ -1,6 +1,8 @@
-"""What the dashboard and its JSON API show, as plain JSON data — read from the same places as
-`joe status` (`joe.safety.status.status_snapshot`), the store and the audit log; nothing computed
-twice. Each function takes the runtime and returns dicts/lists ready for a template or JSON."""
+"""The operator read model: what the dashboard, its JSON API and Telegram show, as plain JSON data —
+read from the same places as `joe status` (`joe.safety.status.status_snapshot`), the store and the
+audit log; nothing computed twice. Each function takes the runtime and returns dicts/lists ready for a
+template, JSON or a chat line. It sits below both outside channels (`joe.web`, `joe.telegram`) so
+neither imports the other (Freqtrade's ``rpc.py`` split: channels translate, one place reads)."""
 
 from __future__ import annotations
 
