@@ -235,3 +235,32 @@ async def test_a_flapping_instrument_keeps_its_resubscription_gap() -> None:
     s.check_staleness()
     before = clock.t
     assert await s.resubscribe_stale() == ["AAA"] and clock.t == before  # at once again, gap reset
+
+
+async def test_source_stats_give_each_broker_its_quotes_newest_age_and_stale_count() -> None:
+    class Other(Source):
+        name = "other"
+
+    clock = Clock()
+    s = PriceStream(stale_after_s=10, monotonic=clock)
+    a, b = Source(), Other()
+    s.add_source(a)
+    s.add_source(b)
+    assert s.source_stats() == {
+        "fake": {"quotes": 0, "quote_age_s": None, "watched": 0, "stale": 0},
+        "other": {"quotes": 0, "quote_age_s": None, "watched": 0, "stale": 0},
+    }
+    await s.watch(["AAA", "BBB"], source="fake")
+    await s.watch(["CCC"], source="other")
+    for sym in ("AAA", "AAA", "BBB"):  # one batch with a repeated instrument: each quote counts
+        s.push(sym, 1.0, 1.1)
+    s.flush()
+    clock.t += 4
+    s.push("CCC", 2.0, 2.1)
+    s.flush()
+    clock.t += 7
+    stats = s.source_stats()
+    assert stats["fake"] == {"quotes": 3, "quote_age_s": 11.0, "watched": 2, "stale": 0}
+    assert stats["other"] == {"quotes": 1, "quote_age_s": 7.0, "watched": 1, "stale": 0}
+    s.check_staleness()  # 11 s > 10 s: fake's two go stale, other's one is fresh
+    assert s.source_stats()["fake"]["stale"] == 2 and s.source_stats()["other"]["stale"] == 0

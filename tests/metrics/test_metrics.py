@@ -114,7 +114,7 @@ def test_exposition_parses_and_moves_with_the_store(rt: Runtime) -> None:
     assert value(after, "joe_order_latency_seconds_bucket", broker="ibkr", stage="fill", le="0.25") == 0.0
     assert value(after, "joe_order_latency_seconds_bucket", broker="ibkr", stage="fill", le="0.5") == 1.0
     assert value(after, "joe_quotes_total", broker="none") == 1234.0
-    assert value(after, "joe_quote_stale_instruments") == 1.0
+    assert value(after, "joe_quote_stale_instruments", broker="none") == 1.0
     assert value(after, "joe_daemon_up") == 1.0
     assert value(after, "joe_reconciliation_unexplained") is None  # no live daemon has reconciled
     rt.store.set_state(
@@ -129,9 +129,33 @@ def test_exposition_parses_and_moves_with_the_store(rt: Runtime) -> None:
     )
     live = scrape(reg)
     assert value(live, "joe_reconciliation_unexplained") == 1.0
+    assert value(live, "joe_quotes_total", broker="none") is None  # this heartbeat counts no quotes
     assert value(live, "joe_daemon_broker_connected") == 1.0
     # The kill's audit records were timed.
     assert (value(after, "joe_audit_write_seconds_count") or 0) >= 2
+
+
+def test_quote_rate_age_and_staleness_per_broker_from_the_heartbeat(rt: Runtime) -> None:
+    """The daemon's heartbeat carries its PriceStream's `source_stats`; the quote age on /metrics is
+    the age at the heartbeat plus the heartbeat's own age (clock injected)."""
+    beat_at = T0
+    sources = {
+        "ibkr": {"quotes": 120, "quote_age_s": 0.5, "watched": 3, "stale": 0},
+        "capital": {"quotes": 7, "quote_age_s": 42.0, "watched": 2, "stale": 1},
+        "idle": {"quotes": 0, "quote_age_s": None, "watched": 0, "stale": 0},
+    }
+    beat = {"ts": beat_at.isoformat(), "status": "running", "pid": 1, "quotes": 127, "stale": ["GOLD"]}
+    rt.store.set_state(HEARTBEAT_KEY, {**beat, "sources": sources})
+    reg = metrics_registry(rt.store, clock=lambda: beat_at + timedelta(seconds=2))
+    got = scrape(reg)
+    assert value(got, "joe_quotes_total", broker="ibkr") == 120.0
+    assert value(got, "joe_quotes_total", broker="capital") == 7.0
+    assert value(got, "joe_quotes_total", broker="none") is None
+    assert value(got, "joe_quote_age_seconds", broker="ibkr") == 2.5
+    assert value(got, "joe_quote_age_seconds", broker="capital") == 44.0
+    assert value(got, "joe_quote_age_seconds", broker="idle") is None  # no quote yet: no age
+    assert value(got, "joe_quote_stale_instruments", broker="capital") == 1.0
+    assert value(got, "joe_quote_stale_instruments", broker="ibkr") == 0.0
 
 
 def test_health_goes_down_with_a_stale_heartbeat(rt: Runtime) -> None:

@@ -107,6 +107,7 @@ class PriceStream:
         self._since: dict[str, float] = {}  # symbol -> monotonic time its staleness clock started
         self._resub: dict[str, tuple[float, float]] = {}  # stale symbol -> (next attempt, gap) monotonic
         self._last_seen = np.zeros(16)  # per instrument id, monotonic seconds
+        self._counts = np.zeros(16, dtype=np.int64)  # per instrument id, quotes received
         self._b_inst: list[int] = []
         self._b_ts: list[int] = []
         self._b_bid: list[float] = []
@@ -233,8 +234,11 @@ class PriceStream:
         self.batches += 1
         top = int(batch.inst.max()) + 1
         if top > len(self._last_seen):
-            self._last_seen = np.concatenate((self._last_seen, np.zeros(max(top, 2 * len(self._last_seen)))))
+            grow = max(top, 2 * len(self._last_seen))
+            self._last_seen = np.concatenate((self._last_seen, np.zeros(grow)))
+            self._counts = np.concatenate((self._counts, np.zeros(grow, dtype=np.int64)))
         self._last_seen[batch.inst] = self.monotonic()
+        np.add.at(self._counts, batch.inst, 1)  # repeated ids count each time (plain += would not)
         if self.stale:
             self._clear_fresh()
         for c in self.consumers:
@@ -261,6 +265,24 @@ class PriceStream:
         if i is None or i >= len(self._last_seen) or self._last_seen[i] == 0:
             return None
         return float(self._last_seen[i])
+
+    def source_stats(self) -> dict[str, dict[str, float | int | None]]:
+        """Per attached source (a broker): quotes received on the instruments it carries, the age in
+        seconds of its newest quote (None before its first), and how many of its instruments are
+        watched and stale. The daemon's heartbeat carries it; `/metrics` reads it per broker."""
+        now = self.monotonic()
+        out: dict[str, dict[str, float | int | None]] = {}
+        for name in self.sources:
+            ids = [i for s, src in self.watched.items() if src == name
+                   for i in [self.instruments.get(s)] if i is not None and i < len(self._counts)]  # fmt: skip
+            seen = max((float(self._last_seen[i]) for i in ids if self._last_seen[i]), default=None)
+            out[name] = {
+                "quotes": int(self._counts[ids].sum()) if ids else 0,
+                "quote_age_s": None if seen is None else round(now - seen, 3),
+                "watched": sum(1 for src in self.watched.values() if src == name),
+                "stale": sum(1 for s in self.stale if self.watched.get(s) == name),
+            }
+        return out
 
     def check_staleness(self) -> None:
         """Mark watched instruments stale (open market, no quote for `stale_after_s`); the watchdog

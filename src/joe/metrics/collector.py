@@ -15,9 +15,11 @@ Metric names (all prefixed ``joe_``):
 - ``reconciliation_items{mode,broker,kind}`` gauge — external / lost / missed items the reconciler holds;
 - ``trading_state{state}`` (1 for the current one) and ``trading_halted`` gauges;
 - ``breaker_tripped{broker}``, ``margin_cushion{broker}``, ``equity{mode}`` gauges;
-- ``daemon_heartbeat_age_seconds``, ``daemon_up``, ``quotes_total{broker}`` (its ``rate()`` is the quote
-  rate), ``quote_stale_instruments`` from the daemon's heartbeat (the heartbeat names no broker today, so
-  ``broker`` reads ``none`` unless it does);
+- ``daemon_heartbeat_age_seconds``, ``daemon_up``; per broker (each quote source of the daemon's
+  `PriceStream`, from its heartbeat's ``sources``): ``quotes_total{broker}`` (its ``rate()`` is the quote
+  rate; it counts the instruments watched now, so an unwatch is a counter reset), ``quote_age_seconds``
+  (the newest quote's age now) and ``quote_stale_instruments``; a daemon without a quote source
+  (``--broker sim``) reports ``broker="none"``;
 - ``daemon_broker_connected``, ``reconciliation_unexplained`` (the live daemon's last reconciliation) gauges.
 """
 
@@ -218,16 +220,33 @@ class StoreCollector(Collector):
         quotes = CounterMetricFamily(
             "joe_quotes", "Quotes the daemon received (this daemon run)", labels=["broker"]
         )
-        stale = GaugeMetricFamily("joe_quote_stale_instruments", "Watched instruments without a fresh quote")
+        stale = GaugeMetricFamily(
+            "joe_quote_stale_instruments", "Watched instruments without a fresh quote", labels=["broker"]
+        )
+        quote_age = GaugeMetricFamily(
+            "joe_quote_age_seconds",
+            "Age of the broker's newest quote now (its age at the heartbeat plus the heartbeat's age)",
+            labels=["broker"],
+        )
         beat: dict[str, Any] = self.store.get_state(HEARTBEAT_KEY) or {}
         if h["age_s"] is not None:
             age.add_metric([], float(h["age_s"]))
-        if isinstance(beat, dict) and beat:
+        sources = beat.get("sources") if isinstance(beat, dict) else None
+        if isinstance(sources, dict) and sources:
+            for broker, src in sorted(sources.items()):
+                if not isinstance(src, dict):
+                    continue
+                quotes.add_metric([str(broker)], _num(src.get("quotes")))
+                stale.add_metric([str(broker)], _num(src.get("stale")))
+                q_age = src.get("quote_age_s")
+                if isinstance(q_age, int | float) and h["age_s"] is not None:
+                    quote_age.add_metric([str(broker)], float(q_age) + max(0.0, float(h["age_s"])))
+        elif isinstance(beat, dict) and beat:  # a daemon without a quote source (--broker sim)
             n = beat.get("quotes")
             if isinstance(n, int | float):
-                quotes.add_metric([str(beat.get("broker") or "none")], float(n))
+                quotes.add_metric(["none"], float(n))
             st = beat.get("stale")
-            stale.add_metric([], float(len(st) if isinstance(st, list | dict) else (st or 0)))
+            stale.add_metric(["none"], float(len(st) if isinstance(st, list | dict) else (st or 0)))
         connected = GaugeMetricFamily(
             "joe_daemon_broker_connected", "1 while the live daemon's broker is connected"
         )
@@ -243,8 +262,13 @@ class StoreCollector(Collector):
         yield age
         yield quotes
         yield stale
+        yield quote_age
         yield connected
         yield unexplained
+
+
+def _num(v: Any) -> float:
+    return float(v) if isinstance(v, int | float) else 0.0
 
 
 def metrics_registry(

@@ -258,6 +258,7 @@ class Daemon:
             "quotes": self.stream.quotes,
             "watched": len(self.stream.watched),
             "stale": sorted(self.stream.stale),
+            "sources": self.stream.source_stats(),  # per broker: quotes, newest quote's age, stale
             "positions": len(self.monitor),
             "runs": self.runs_done,
             "entries": self._entries_now(),

@@ -17,8 +17,8 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from joe import __version__
 from joe.metrics import AuditLatency, health, metrics_registry
-from joe.safety.control import SafetyContext
 from joe.runtime import read_model as data
+from joe.safety.control import SafetyContext
 from joe.web.auth import COOKIE, Caller, TokenAuth
 from joe.web.controls import Action, ControlRefused, ControlRequest, perform
 
