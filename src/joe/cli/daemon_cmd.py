@@ -1,4 +1,6 @@
-"""`joe daemon`: the long-running process (skeleton: streams, monitor, heartbeat, orderly stop)."""
+"""`joe daemon`: the long-running process (streams, monitor, schedule, heartbeat, orderly stop), and with
+``--web`` the dashboard served by the same process (`joe.web.serve.EmbeddedWeb`: same runtime, same
+safety state, same token and auth rules as `joe web`)."""
 
 from __future__ import annotations
 
@@ -27,6 +29,16 @@ def daemon_command(
         typer.Option(help="Rehearsal: the schedule's clock starts at this UTC instant (ISO 8601, e.g. "
                      "2026-12-01T14:44:50Z) and runs at wall speed. Paper or a local simulator only."),
     ] = None,
+    web: Annotated[
+        bool, typer.Option("--web/--no-web", help="Also serve the dashboard, /api, /metrics and /health.")
+    ] = False,
+    web_host: Annotated[
+        str, typer.Option("--web-host", help="The dashboard's address (default loopback only).")
+    ] = "127.0.0.1",
+    web_port: Annotated[
+        int, typer.Option("--web-port", help="The dashboard's TCP port (0 picks a free one).", min=0,
+                          max=65535),
+    ] = 8080,
 ) -> None:
     """Run until SIGTERM/SIGINT: stream quotes, watch positions, write a heartbeat; then stop entries,
     settle, persist and exit 0 (open positions keep their broker-side stops)."""
@@ -78,7 +90,12 @@ def daemon_command(
         raise typer.Exit(ExitCode.REFUSED) from None
     symbols = [s.strip() for s in watch.split(",") if s.strip()]
     try:
-        asyncio.run(_run(rt, broker, symbols, stale_after, heartbeat, schedule, console, start_at))
+        listen = (web_host, web_port) if web else None
+        asyncio.run(_run(rt, broker, symbols, stale_after, heartbeat, schedule, console, start_at, listen))
+    except WebRefused as exc:
+        rt.audit.record("daemon.refused", {"reason": str(exc)})
+        console.print(f"[red]Refused[/]: {exc}", soft_wrap=True)
+        raise typer.Exit(ExitCode.FAILED) from None
     except Exception as exc:
         rt.audit.record("daemon.failed", {"error": f"{type(exc).__name__}: {exc}"})
         console.print(f"[red]Daemon failed[/]: {type(exc).__name__}: {exc}", soft_wrap=True)
@@ -87,6 +104,34 @@ def daemon_command(
         lock.release()
         rt.close()
     console.print("daemon stopped")
+
+
+class WebRefused(Exception):
+    """The dashboard could not listen where asked (the daemon does not start without it)."""
+
+
+async def _start_web(rt: Any, ctx: Any, listen: tuple[str, int], on_control: Any, console: Console) -> Any:
+    from joe.web.app import create_app
+    from joe.web.auth import load_or_create_token, token_path
+    from joe.web.serve import EmbeddedWeb, is_loopback
+
+    host, port = listen
+    token, created = load_or_create_token(rt.data_dir)
+    app = create_app(rt, token, ctx, on_control=on_control)
+    try:
+        web = await EmbeddedWeb.start(app, host, port)
+    except (OSError, RuntimeError) as exc:
+        why = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise WebRefused(f"the dashboard cannot listen on {host}:{port}: {why}") from None
+    where = token_path(rt.data_dir)
+    console.print(f"dashboard token {'created in' if created else 'in'} {where} (0600; paste it on the "
+                  "login page)")  # fmt: skip
+    if not is_loopback(host):
+        console.print(f"[bold red]dashboard listening on {host}, not loopback[/]: anyone reaching it with "
+                      "the token can halt and flatten; put it behind TLS and a firewall")  # fmt: skip
+    rt.audit.record("web.started", {"host": host, "port": web.port, "mode": rt.mode, "in": "daemon"})
+    console.print(f"Joe dashboard on {web.url} (in the daemon, mode {rt.mode})")
+    return web
 
 
 async def _run(
@@ -98,6 +143,7 @@ async def _run(
     schedule: bool,
     console: Console,
     clock_start: Any = None,
+    web_listen: tuple[str, int] | None = None,
 ) -> None:
     from joe.core.clock import clock_from
     from joe.execution.position_monitor import PositionMonitor
@@ -166,10 +212,17 @@ async def _run(
         rt.audit.record("daemon.clock", {"start": clock_start.isoformat(), "rate": 1.0})
         console.print(f"schedule clock starts at {clock_start.isoformat()} (rehearsal)")
     daemon.install_signal_handlers()
-    console.print(f"daemon running ({rt.mode}, broker {broker}); SIGTERM or Ctrl-C stops it")
+    web = None
     try:
+        if web_listen is not None:
+            # Before the start-up reconciliation: the operator can see (and halt) a slow start.
+            web = await _start_web(rt, ctx, web_listen, safety.recheck, console)
+        console.print(f"daemon running ({rt.mode}, broker {broker}); SIGTERM or Ctrl-C stops it")
         await daemon.run()
     finally:
+        if web is not None:
+            await web.stop()  # after the daemon's orderly stop: its last state stays visible until then
+            rt.audit.record("web.stopped", {"port": web.port, "in": "daemon"})
         if desk is not None:
             await desk.stop()  # no-op after an orderly stop; closes the connection after a failed start
         for close in closers:

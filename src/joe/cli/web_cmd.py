@@ -7,7 +7,6 @@ dashboard can halt and flatten the account.
 
 from __future__ import annotations
 
-import ipaddress
 from typing import Annotated
 
 import typer
@@ -15,15 +14,6 @@ from rich.console import Console
 
 from joe.cli._safety_common import start
 from joe.cli.exit_codes import ExitCode
-
-
-def _loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def web_command(
@@ -39,6 +29,7 @@ def web_command(
 
     from joe.web.app import create_app
     from joe.web.auth import load_or_create_token, token_path
+    from joe.web.serve import is_loopback
 
     err = Console(stderr=True, highlight=False)
     rt = start(err)
@@ -49,7 +40,7 @@ def web_command(
         err.print(
             f"dashboard token {'created in' if created else 'in'} {where} (0600; paste it on the login page)"
         )
-        if not _loopback(host):
+        if not is_loopback(host):
             err.print(
                 f"[bold red]listening on {host}, not loopback[/]: anyone reaching it with the token can "
                 "halt and flatten; put it behind TLS and a firewall"

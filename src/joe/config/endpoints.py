@@ -95,7 +95,8 @@ def ibkr_endpoint(port: int | None, account: str) -> EndpointVerdict:
     )
 
 
-def _is_loopback(host: str) -> bool:
+def is_loopback(host: str) -> bool:
+    """True for ``localhost`` and loopback addresses (127.0.0.0/8, ::1): the dashboard binds, simulators."""
     if host == "localhost":
         return True
     try:
@@ -116,7 +117,7 @@ def _check_url(url: str, what: str, env: str, var: str) -> tuple[bool, bool, str
         return False, False, f"{var} carries a user/password part: refused"
     if not host:
         return False, False, f"{var} has no host"
-    if _is_loopback(host):
+    if is_loopback(host):
         if parts.scheme not in _LOOPBACK_SCHEMES[what]:
             return False, True, f"{var} scheme {parts.scheme!r} is not one of {_LOOPBACK_SCHEMES[what]}"
         return True, True, f"{var} is the local simulator ({host})"

@@ -7,13 +7,15 @@ controls call `joe.safety.operator` through `joe.web.controls`.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 from fastapi import FastAPI, Form, HTTPException, Query, Request
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.concurrency import run_in_threadpool
 
 from joe import __version__
 from joe.metrics import AuditLatency, health, metrics_registry
@@ -26,6 +28,7 @@ if TYPE_CHECKING:
     from joe.runtime.bootstrap import Runtime
 
 TEMPLATES = Path(__file__).with_name("templates")
+T = TypeVar("T")
 OPEN_PATHS = frozenset({"/health", "/login", "/static/plotly.min.js"})
 
 
@@ -36,7 +39,17 @@ def plotly_js() -> Path:
     return Path(plotly.__file__).with_name("package_data") / "plotly.min.js"
 
 
-def create_app(rt: Runtime, token: str, ctx: SafetyContext | None = None) -> FastAPI:
+def create_app(
+    rt: Runtime,
+    token: str,
+    ctx: SafetyContext | None = None,
+    on_control: Callable[[], None] | None = None,
+) -> FastAPI:
+    """The app over `rt` (and its `ctx`, shared when the daemon serves it). `on_control` runs after
+    every control action (the daemon: re-read the trading state now, not at the next heartbeat).
+
+    Reads run in a worker thread (the store is thread-safe): an audit chain check or a large order
+    list never stalls the event loop, which in ``joe daemon --web`` is the one that handles quotes."""
     ctx = ctx or SafetyContext.from_runtime(rt)
     auth = TokenAuth(token, rt.audit)
     latency = AuditLatency()
@@ -69,6 +82,16 @@ def create_app(rt: Runtime, token: str, ctx: SafetyContext | None = None) -> Fas
         request.state.caller = caller
         return await call_next(request)  # type: ignore[no-any-return]
 
+    async def read(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        return await run_in_threadpool(fn, *args, **kwargs)
+
+    def controlled() -> None:
+        if on_control is not None:
+            try:
+                on_control()
+            except Exception:  # the action is done and audited; a failing hook must not hide it
+                pass
+
     def page(request: Request, name: str, **ctx_vars: Any) -> HTMLResponse:
         st = ctx.states.current()
         base = {
@@ -86,7 +109,7 @@ def create_app(rt: Runtime, token: str, ctx: SafetyContext | None = None) -> Fas
         "/health", tags=["ops"], summary="Liveness: the store answers and the daemon's heartbeat is fresh"
     )
     async def get_health() -> JSONResponse:
-        code, body = health(rt.store)
+        code, body = await read(health, rt.store)
         return JSONResponse(body, status_code=code)
 
     @app.get("/static/plotly.min.js", include_in_schema=False)
@@ -118,7 +141,7 @@ def create_app(rt: Runtime, token: str, ctx: SafetyContext | None = None) -> Fas
 
     @app.get("/metrics", tags=["ops"], summary="Prometheus text exposition")
     async def metrics() -> Response:
-        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+        return Response(await read(generate_latest, registry), media_type=CONTENT_TYPE_LATEST)
 
     # -- JSON API ------------------------------------------------------------------------------------
 
@@ -126,11 +149,11 @@ def create_app(rt: Runtime, token: str, ctx: SafetyContext | None = None) -> Fas
         "/api/status", tags=["api"], summary="joe status: mode, trading state, breakers, margin, PnL, daemon"
     )
     async def api_status() -> dict[str, Any]:
-        return data.overview(rt, ctx)
+        return await read(data.overview, rt, ctx)
 
     @app.get("/api/positions", tags=["api"], summary="Open positions with their stop and its distance")
     async def api_positions() -> dict[str, Any]:
-        return data.positions(rt, ctx)
+        return await read(data.positions, rt, ctx)
 
     @app.get(
         "/api/orders", tags=["api"], summary="Orders, newest first (filters: mode, state|working, symbol)"
@@ -141,23 +164,23 @@ def create_app(rt: Runtime, token: str, ctx: SafetyContext | None = None) -> Fas
         symbol: str | None = None,
         broker: str | None = None,
     ) -> list[dict[str, Any]]:
-        return data.orders(rt, mode=mode, state=state, symbol=symbol, broker=broker)
+        return await read(data.orders, rt, mode=mode, state=state, symbol=symbol, broker=broker)
 
     @app.get("/api/fills", tags=["api"], summary="Fills, newest first (filters: mode, symbol)")
     async def api_fills(mode: str | None = None, symbol: str | None = None) -> list[dict[str, Any]]:
-        return data.fills(rt, mode=mode, symbol=symbol)
+        return await read(data.fills, rt, mode=mode, symbol=symbol)
 
     @app.get("/api/equity", tags=["api"], summary="Equity curve and drawdown (%) of a mode")
     async def api_equity(mode: str | None = None) -> dict[str, Any]:
-        return data.equity(rt, mode)
+        return await read(data.equity, rt, mode)
 
     @app.get("/api/audit", tags=["api"], summary="The newest audit records, newest first")
     async def api_audit(n: Annotated[int, Query(ge=1, le=1000)] = 50) -> list[dict[str, Any]]:
-        return data.audit_tail(rt, n)
+        return await read(data.audit_tail, rt, n)
 
     @app.get("/api/report", tags=["api"], summary="The latest run: id, summary, report folder")
     async def api_report() -> dict[str, Any]:
-        run = data.latest_run(rt)
+        run = await read(data.latest_run, rt)
         if run is None:
             raise HTTPException(404, "no finished run yet")
         return run
@@ -173,6 +196,8 @@ def create_app(rt: Runtime, token: str, ctx: SafetyContext | None = None) -> Fas
             out = await perform(rt, ctx, action, body, caller.by)
         except ControlRefused as exc:
             return JSONResponse({"detail": str(exc)}, status_code=exc.status)
+        finally:
+            controlled()
         code = {0: 200, 1: 502, 3: 423}.get(int(out.get("exit_code", 0)), 200)
         return JSONResponse(out, status_code=code)
 
@@ -180,11 +205,11 @@ def create_app(rt: Runtime, token: str, ctx: SafetyContext | None = None) -> Fas
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     async def overview_page(request: Request) -> HTMLResponse:
-        return page(request, "overview", s=data.overview(rt, ctx))
+        return page(request, "overview", s=await read(data.overview, rt, ctx))
 
     @app.get("/positions", response_class=HTMLResponse, include_in_schema=False)
     async def positions_page(request: Request) -> HTMLResponse:
-        return page(request, "positions", p=data.positions(rt, ctx))
+        return page(request, "positions", p=await read(data.positions, rt, ctx))
 
     @app.get("/orders", response_class=HTMLResponse, include_in_schema=False)
     async def orders_page(
@@ -195,28 +220,29 @@ def create_app(rt: Runtime, token: str, ctx: SafetyContext | None = None) -> Fas
             request,
             "orders",
             f=f,
-            orders=data.orders(rt, mode=mode, state=state, symbol=symbol),
-            fills=data.fills(rt, mode=mode, symbol=symbol),
+            orders=await read(data.orders, rt, mode=mode, state=state, symbol=symbol),
+            fills=await read(data.fills, rt, mode=mode, symbol=symbol),
         )
 
     @app.get("/chart", response_class=HTMLResponse, include_in_schema=False)
     async def chart_page(request: Request, mode: str = "") -> HTMLResponse:
-        return page(request, "chart", eq=data.equity(rt, mode or None))
+        return page(request, "chart", eq=await read(data.equity, rt, mode or None))
 
     @app.get("/report", response_class=HTMLResponse, include_in_schema=False)
     async def report_page(request: Request) -> HTMLResponse:
-        return page(request, "report", run=data.latest_run(rt), has_html=data.report_html(rt) is not None)
+        run, html = await read(data.latest_run, rt), await read(data.report_html, rt)
+        return page(request, "report", run=run, has_html=html is not None)
 
     @app.get("/report/html", include_in_schema=False)
     async def report_file() -> FileResponse:
-        path = data.report_html(rt)
+        path = await read(data.report_html, rt)
         if path is None:
             raise HTTPException(404, "no report yet")
         return FileResponse(path, media_type="text/html")
 
     @app.get("/audit", response_class=HTMLResponse, include_in_schema=False)
     async def audit_page(request: Request, n: int = 100) -> HTMLResponse:
-        return page(request, "audit", records=data.audit_tail(rt, max(1, min(n, 1000))))
+        return page(request, "audit", records=await read(data.audit_tail, rt, max(1, min(n, 1000))))
 
     @app.get("/controls", response_class=HTMLResponse, include_in_schema=False)
     async def controls_page(request: Request) -> HTMLResponse:
@@ -240,6 +266,8 @@ def create_app(rt: Runtime, token: str, ctx: SafetyContext | None = None) -> Fas
             out = await perform(rt, ctx, action, req, caller.by)
         except ControlRefused as exc:
             return page(request, "controls", result=None, error=str(exc))
+        finally:
+            controlled()
         return page(request, "controls", result=out, error=None)
 
     return app

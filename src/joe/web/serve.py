@@ -1,0 +1,104 @@
+"""Serving the dashboard inside a running event loop: `EmbeddedWeb` (``joe daemon --web``).
+
+The daemon serves `create_app(rt, token, ctx)` on its own asyncio loop, so the pages read the same
+runtime and `SafetyContext` the daemon trades with, and a control moves the state the daemon's
+`DaemonSafety` reads (re-read at once through `on_control`). Same app, same auth rules as `joe web`.
+
+uvicorn normally takes SIGTERM/SIGINT for itself; here the daemon owns them (its orderly stop), so the
+embedded server installs no signal handler and is stopped by the daemon after it has stopped. The
+socket is bound here before uvicorn starts, so a busy port is an `OSError` the caller reports, never
+uvicorn's ``sys.exit`` inside a task.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import uvicorn
+
+from joe.config.endpoints import is_loopback
+
+__all__ = ["EmbeddedWeb", "bind", "is_loopback"]
+
+START_TIMEOUT_S = 30.0
+STOP_TIMEOUT_S = 10.0
+
+
+class _QuietServer(uvicorn.Server):
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield  # the daemon owns SIGTERM/SIGINT; uvicorn must not replace its handlers
+
+
+def bind(host: str, port: int) -> socket.socket:
+    """A TCP socket bound to (host, port); port 0 picks a free one. Raises OSError (busy port, bad host)."""
+    infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    family, _type, _proto, _name, address = infos[0]
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
+@dataclass
+class EmbeddedWeb:
+    """A running dashboard: where it listens, and how to stop it."""
+
+    server: uvicorn.Server
+    task: asyncio.Task[None]
+    host: str
+    port: int
+
+    @classmethod
+    async def start(cls, app: Any, host: str, port: int) -> EmbeddedWeb:
+        """Bind, then serve `app` on the running loop until `stop`. Raises OSError when the address
+        cannot be bound, RuntimeError when the server does not come up within START_TIMEOUT_S."""
+        sock = bind(host, port)
+        bound = int(sock.getsockname()[1])
+        config = uvicorn.Config(
+            app,
+            log_level="warning",
+            access_log=False,  # an access log would carry query strings; the audit log has what matters
+            log_config=None,  # Joe's logging stays as the daemon set it
+            lifespan="off",
+            timeout_graceful_shutdown=5,
+        )
+        server = _QuietServer(config)
+        task = asyncio.create_task(server.serve(sockets=[sock]), name="daemon-web")
+        loop = asyncio.get_running_loop()
+        end = loop.time() + START_TIMEOUT_S
+        while not server.started:
+            if task.done():
+                sock.close()
+                exc = task.exception()
+                raise RuntimeError(f"the dashboard did not start: {exc!r}") from exc
+            if loop.time() > end:
+                server.should_exit = True
+                raise RuntimeError(f"the dashboard did not start within {START_TIMEOUT_S:.0f} s")
+            await asyncio.sleep(0.02)
+        return cls(server, task, host, bound)
+
+    @property
+    def url(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}/"
+
+    async def stop(self) -> None:
+        """Stop serving (open requests get a bounded grace period)."""
+        self.server.should_exit = True
+        try:
+            await asyncio.wait_for(asyncio.shield(self.task), STOP_TIMEOUT_S)
+        except TimeoutError:
+            self.server.force_exit = True
+            self.task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self.task
