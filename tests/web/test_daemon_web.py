@@ -122,7 +122,8 @@ def test_the_daemon_serves_the_dashboard_with_its_own_state(project: Path) -> No
                 assert health.status_code == 200 and health.json()["daemon"] == "running"
                 assert c.get("/api/status").status_code == 401
                 assert c.get("/metrics").status_code == 401
-                assert c.get("/api/status", headers={"Authorization": "Bearer wrong-token"}).status_code == 401
+                wrong = {"Authorization": "Bearer wrong-token"}
+                assert c.get("/api/status", headers=wrong).status_code == 401
                 assert audit(project, "web.auth_failed")[-1]["payload"]["path"] == "/api/status"
 
                 status = c.get("/api/status", headers=bearer).json()
