@@ -80,7 +80,11 @@ def test_systemd_unit_has_restart_and_watchdog_and_verifies() -> None:
         "KillSignal=SIGTERM",
     ):
         assert line in text
-    assert "joe.metrics.watchdog -- " in text
+    assert "joe.metrics.watchdog --max-restarts 5 --window 600 -- " in text
+    # The watchdog's give-up code is the one systemd is told not to restart on (no slower crash loop).
+    from joe.metrics.supervisor import GAVE_UP
+
+    assert f"RestartPreventExitStatus={GAVE_UP}" in text
     exe = shutil.which("systemd-analyze")
     if exe is None:
         pytest.skip("systemd-analyze is not installed")

@@ -1,25 +1,27 @@
 """A systemd watchdog on the daemon's heartbeat: ``python -m joe.metrics.watchdog -- joe daemon ...``.
 
-Runs the daemon as its child and, every ``WATCHDOG_USEC / 2`` (systemd sets it from ``WatchdogSec=``),
-reads the heartbeat the daemon writes to the store: only a fresh heartbeat (younger than the watchdog
-interval, status not ``stopped``) is passed on to systemd as ``WATCHDOG=1`` (``READY=1`` at the first
-one). A daemon that hangs stops writing heartbeats, the pings stop, and systemd restarts the unit
-(``Restart=on-failure``) — the daemon is crash-only, so a restart is always safe. SIGTERM / SIGINT are
-forwarded to the daemon; the exit code is the daemon's. Protocol: sd_notify(3), a datagram to
-``$NOTIFY_SOCKET`` (a leading ``@`` is the abstract namespace).
+Runs the daemon as its child (`joe.metrics.supervisor`: a child that dies is restarted, audited and
+alerted; a crash loop makes it give up loudly, exit 4) and, every ``WATCHDOG_USEC / 2`` (systemd sets
+it from ``WatchdogSec=``), reads the heartbeat the daemon writes to the store: only a fresh heartbeat
+(younger than the watchdog interval, status not ``stopped``) is passed on to systemd as ``WATCHDOG=1``
+(``READY=1`` at the first one). A daemon that hangs stops writing heartbeats, the pings stop, and
+systemd restarts the unit (``Restart=on-failure``) — the daemon is crash-only, so a restart is always
+safe. SIGTERM / SIGINT are forwarded to the daemon (no restart follows); the exit code is the
+daemon's. Protocol: sd_notify(3), a datagram to ``$NOTIFY_SOCKET`` (a leading ``@`` is the abstract
+namespace).
 """
 
 from __future__ import annotations
 
+import argparse
 import os
 import signal
 import socket
-import subprocess
 import sys
 import time
 from collections.abc import Callable
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from joe.core.clock import utcnow
 
@@ -60,32 +62,121 @@ def watch_once(
     return True
 
 
-def main(argv: list[str]) -> int:
-    from joe.config.settings import load_settings
-    from joe.store import open_store
+def _parse(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
+    split = argv.index("--") if "--" in argv else len(argv)
+    p = argparse.ArgumentParser(prog="python -m joe.metrics.watchdog", description=__doc__.split("\n")[0])
+    p.add_argument("--max-restarts", type=int, default=5, help="restarts allowed within --window (5)")
+    p.add_argument("--window", type=float, default=600.0, help="seconds of the crash-loop window (600)")
+    p.add_argument("--backoff", type=float, default=1.0, help="first restart delay, s; doubles up to 60")
+    return p.parse_args(argv[:split]), argv[split + 1 :]
 
-    cmd = argv[argv.index("--") + 1 :] if "--" in argv else argv
+
+OnEvent = Callable[[str, dict[str, Any]], None]
+
+
+def _reporter(log: Callable[[str], None]) -> tuple[OnEvent, Any, Callable[[], None]]:
+    """(on_event, store or None, close): audit and alert each supervisor event. Without a usable runtime
+    (a broken config the daemon itself will report) events still go to stderr."""
+    from joe.runtime.bootstrap import bootstrap
+
+    try:
+        rt = bootstrap()
+    except Exception as exc:
+        log(f"watchdog: no audit log or alert channel ({type(exc).__name__}); events go to stderr only")
+        return (lambda kind, payload: log(f"watchdog: {kind} {payload}")), None, lambda: None
+    last_exit: dict[str, Any] = {}
+
+    def on_event(kind: str, payload: dict[str, Any]) -> None:
+        try:
+            rt.audit.record(kind, payload)
+        except Exception as exc:  # the supervisor keeps the daemon running whatever the log does
+            log(f"watchdog: audit write failed: {type(exc).__name__}: {exc}")
+        if kind == "watchdog.child_exited":
+            last_exit.update(payload)
+            log(f"watchdog: the daemon (pid {payload['pid']}) {payload['how']}")
+            return
+        alert = _alert(kind, payload, last_exit)
+        if alert is not None:
+            _send(rt, alert, log)
+
+    return on_event, rt.store, rt.close
+
+
+def _alert(kind: str, payload: dict[str, Any], last_exit: dict[str, Any]) -> Any:
+    from joe.reporting.alerts import Alert, AlertLevel
+
+    if kind == "watchdog.child_restarted":
+        how = last_exit.get("how", "died")
+        return Alert(AlertLevel.WARNING, "Joe's daemon was restarted",
+                     f"The daemon {how}; the watchdog started it again (pid {payload['pid']}, start "
+                     f"{payload['start']}). It reconciles with the broker before trading.",
+                     key=f"watchdog-restart-{payload['start']}")  # fmt: skip
+    if kind == "watchdog.gave_up":
+        return Alert(AlertLevel.CRITICAL, "Joe's daemon is DOWN: the watchdog gave up",
+                     f"{payload['reason']}. Nothing restarts it; open positions keep their broker-side "
+                     "stops. Check `joe status` and the audit log.", key="watchdog-gave-up")  # fmt: skip
+    return None
+
+
+def _send(rt: Any, alert: Any, log: Callable[[str], None]) -> None:
+    import asyncio
+
+    from joe.runtime.push import alert_manager
+
+    async def go() -> None:
+        manager = alert_manager(rt)
+        try:
+            if manager.enabled:
+                await manager.send(alert)
+        finally:
+            await manager.aclose()
+
+    try:
+        asyncio.run(go())
+    except Exception as exc:  # an alert channel failing never stops the supervision
+        log(f"watchdog: alert not delivered: {type(exc).__name__}")
+
+
+def main(argv: list[str]) -> int:
+    from joe.metrics.supervisor import RestartPolicy, Supervisor
+
+    opts, cmd = _parse(argv)
     if not cmd:
-        print("usage: python -m joe.metrics.watchdog -- joe daemon [options]", file=sys.stderr)
+        print("usage: python -m joe.metrics.watchdog [--max-restarts N] [--window S] [--backoff S] -- "
+              "joe daemon [options]", file=sys.stderr)  # fmt: skip
+        return 2
+    try:
+        policy = RestartPolicy(max_restarts=opts.max_restarts, window_s=opts.window, backoff_s=opts.backoff)
+    except ValueError as exc:
+        print(f"watchdog: {exc}", file=sys.stderr)
         return 2
     interval_s = int(os.environ.get("WATCHDOG_USEC", "60000000")) / 1e6
-    settings = load_settings()
-    child = subprocess.Popen(cmd)
+
+    def log(text: str) -> None:
+        print(text, file=sys.stderr, flush=True)
+
+    on_event, store, close = _reporter(log)
+    state = {"ready": False, "next_ping": 0.0}
+
+    def tick() -> None:
+        now = time.monotonic()
+        if store is None or now < state["next_ping"]:
+            return
+        state["next_ping"] = now + max(0.5, interval_s / 2)
+        try:
+            state["ready"] = watch_once(store, sd_notify, max_age_s=interval_s, ready=bool(state["ready"]))
+        except Exception as exc:  # an unreadable store is a missed ping, never a crash of the watchdog
+            log(f"watchdog: heartbeat unreadable: {type(exc).__name__}: {exc}")
+
+    sup = Supervisor(cmd, policy, on_event, tick=tick)
     for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda s, _f: child.send_signal(s))
-    store = open_store(settings.database_url, data_dir=settings.data_dir)
-    ready = False
+        signal.signal(sig, lambda s, _f: sup.stop(s))
     try:
-        while child.poll() is None:
-            try:
-                ready = watch_once(store, sd_notify, max_age_s=interval_s, ready=ready)
-            except Exception as exc:  # an unreadable store is a missed ping, never a crash of the watchdog
-                print(f"watchdog: heartbeat unreadable: {type(exc).__name__}: {exc}", file=sys.stderr)
-            time.sleep(max(0.5, interval_s / 2))
+        code = sup.run()
     finally:
-        store.close()
-    sd_notify("STOPPING=1")
-    return child.wait()
+        sd_notify("STOPPING=1")
+        close()
+    return code
 
 
 if __name__ == "__main__":

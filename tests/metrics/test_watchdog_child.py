@@ -1,0 +1,171 @@
+"""The watchdog's child loop end to end: `python -m joe.metrics.watchdog -- joe daemon ...` as its own
+process, with systemd's notify socket and the Telegram Bot API faked locally.
+
+Killing the daemon (SIGKILL) → it is started again (a new pid beats), the death and the restart are
+audited and the restart is sent to Telegram; SIGTERM to the watchdog → the daemon stops in order, exit 0,
+no restart. A daemon that cannot start (its broker refuses connections) → restarted up to the budget,
+then the watchdog gives up: exit 4, ``watchdog.gave_up`` audited, a CRITICAL alert, a loud stderr line."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from joe.runtime.daemon import HEARTBEAT_KEY
+from joe.store import open_store
+from telegram_control.fake_bot_api import FakeBotApi
+
+JOE = str(Path(sys.executable).with_name("joe"))
+BOT_TOKEN = "123456:watchdog-test-token"
+CHAT = 4242
+
+
+@pytest.fixture
+def notify_socket(tmp_path: Path) -> Iterator[tuple[str, socket.socket]]:
+    path = str(tmp_path / "notify.sock")
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    s.bind(path)
+    s.setblocking(False)
+    yield path, s
+    s.close()
+
+
+def env_for(project: Path, bot: FakeBotApi, notify: str, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("CAPITAL_", "IBKR_", "TRADING_MODE", "TELEGRAM_", "DISCORD_", "JOE_"))}  # fmt: skip
+    env.update(JOE_DATA_DIR=str(project / "data"), JOE_CONFIG=str(project / "execution.yaml"),
+               TELEGRAM_BOT_TOKEN=BOT_TOKEN, TELEGRAM_CHAT_ID=str(CHAT), TELEGRAM_API_URL=bot.url,
+               NOTIFY_SOCKET=notify, WATCHDOG_USEC="2000000", **extra)  # fmt: skip
+    return env
+
+
+def audit(project: Path, event: str) -> list[dict[str, Any]]:
+    out = []
+    for f in sorted((project / "data/audit").glob("*.jsonl")):
+        out += [r for r in map(json.loads, f.read_text().splitlines()) if r.get("event") == event]
+    return out
+
+
+def beat(project: Path) -> dict[str, Any]:
+    if not (project / "data/joe.db").exists():
+        return {}
+    store = open_store(f"sqlite:///{project / 'data/joe.db'}", data_dir=project / "data")
+    try:
+        b = store.get_state(HEARTBEAT_KEY)
+    finally:
+        store.close()
+    return b if isinstance(b, dict) else {}
+
+
+async def until(cond: Callable[[], Any], what: str, proc: subprocess.Popen[str], timeout: float = 90) -> Any:
+    loop = asyncio.get_running_loop()
+    end = loop.time() + timeout
+    while loop.time() < end:
+        got = cond()
+        if got:
+            return got
+        if proc.poll() is not None:
+            raise AssertionError(f"watchdog exited {proc.returncode}: {proc.communicate()[1][-3000:]}")
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def received(sock: socket.socket) -> list[str]:
+    out = []
+    while True:
+        try:
+            out.append(sock.recv(4096).decode())
+        except BlockingIOError:
+            return out
+
+
+async def finish(proc: subprocess.Popen[str], timeout: float = 60) -> tuple[int, str]:
+    loop = asyncio.get_running_loop()
+    end = loop.time() + timeout
+    while proc.poll() is None:  # the fake Bot API runs on this loop: never block it
+        assert loop.time() < end, "the watchdog did not exit"
+        await asyncio.sleep(0.05)
+    _out, err = proc.communicate()
+    return proc.returncode, err
+
+
+@pytest.mark.timeout(240)
+async def test_a_killed_daemon_is_restarted_audited_and_alerted(
+    tmp_path: Path, notify_socket: tuple[str, socket.socket]
+) -> None:
+    (tmp_path / "execution.yaml").write_text("version: 1\nai:\n  enabled: false\n")
+    bot = FakeBotApi(BOT_TOKEN)
+    await bot.start()
+    path, sock = notify_socket
+    cmd = [sys.executable, "-m", "joe.metrics.watchdog", "--backoff", "0.2", "--",
+           JOE, "daemon", "--heartbeat", "0.2", "--no-schedule"]  # fmt: skip
+    proc = subprocess.Popen(cmd, cwd=tmp_path, env=env_for(tmp_path, bot, path), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)  # fmt: skip
+    try:
+        first = await until(lambda: beat(tmp_path).get("status") == "running" and beat(tmp_path)["pid"],
+                            "the first daemon's heartbeat", proc)  # fmt: skip
+        await until(lambda: "READY=1" in received(sock), "READY=1 to systemd", proc)
+        os.kill(first, signal.SIGKILL)
+        second = await until(lambda: beat(tmp_path).get("pid") not in (None, first)
+                             and beat(tmp_path).get("status") == "running" and beat(tmp_path)["pid"],
+                             "a restarted daemon", proc)  # fmt: skip
+        await until(lambda: any("restarted" in m["text"] for m in bot.sent), "the restart alert", proc)
+        await until(lambda: "WATCHDOG=1" in received(sock), "pings for the new daemon", proc)
+        proc.send_signal(signal.SIGTERM)
+        code, err = await finish(proc)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        await bot.stop()
+    assert code == 0, err[-3000:]
+    exited = audit(tmp_path, "watchdog.child_exited")
+    assert [(e["payload"]["pid"], e["payload"]["how"]) for e in exited] == [(first, "killed by SIGKILL")]
+    restarted = audit(tmp_path, "watchdog.child_restarted")
+    assert [r["payload"]["pid"] for r in restarted] == [second]
+    assert beat(tmp_path)["status"] == "stopped" and beat(tmp_path)["pid"] == second  # orderly, not killed
+    assert not audit(tmp_path, "watchdog.gave_up")
+    alert = next(m for m in bot.sent if "restarted" in m["text"])
+    assert str(alert["chat_id"]) == str(CHAT) and "killed by SIGKILL" in alert["text"]
+    assert BOT_TOKEN not in err
+
+
+@pytest.mark.timeout(240)
+async def test_a_crash_loop_makes_the_watchdog_give_up_loudly(
+    tmp_path: Path, notify_socket: tuple[str, socket.socket]
+) -> None:
+    (tmp_path / "execution.yaml").write_text("version: 1\nai:\n  enabled: false\n")
+    with socket.socket() as s:  # a port nobody listens on: the daemon's broker connection fails
+        s.bind(("127.0.0.1", 0))
+        closed = s.getsockname()[1]
+    bot = FakeBotApi(BOT_TOKEN)
+    await bot.start()
+    path, _sock = notify_socket
+    cmd = [sys.executable, "-m", "joe.metrics.watchdog", "--max-restarts", "2", "--backoff", "0.1", "--",
+           JOE, "daemon", "--broker", "ibkr", "--no-schedule"]  # fmt: skip
+    env = env_for(tmp_path, bot, path, IBKR_PORT=str(closed))
+    proc = subprocess.Popen(cmd, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)  # fmt: skip
+    try:
+        code, err = await finish(proc, timeout=200)
+        await asyncio.sleep(0)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        await bot.stop()
+    assert code == 4, err[-3000:]
+    assert len(audit(tmp_path, "watchdog.child_exited")) == 3
+    assert len(audit(tmp_path, "watchdog.child_restarted")) == 2
+    (gave_up,) = audit(tmp_path, "watchdog.gave_up")
+    assert "died 3 times" in gave_up["payload"]["reason"] and "crash loop" in gave_up["payload"]["reason"]
+    assert "GAVE UP" in err and "NOT running" in err
+    assert any("DOWN" in m["text"] and "crash loop" in m["text"] for m in bot.sent)
