@@ -40,7 +40,9 @@ class Clock:
         self.t += s
 
 
-def harness(codes: Sequence[int], policy: RestartPolicy, lives: int = 3) -> tuple[Supervisor, list[Any], Clock]:
+def harness(
+    codes: Sequence[int], policy: RestartPolicy, lives: int = 3
+) -> tuple[Supervisor, list[Any], Clock]:
     clock = Clock()
     events: list[Any] = []
     children: list[FakeChild] = []
@@ -107,7 +109,8 @@ def test_a_stop_asked_of_the_watchdog_is_forwarded_and_never_restarted() -> None
 
 
 def test_describe() -> None:
-    assert describe(1) == "exit 1" and describe(-15) == "killed by SIGTERM" and describe(-99) == "killed by signal 99"
+    assert describe(1) == "exit 1" and describe(-15) == "killed by SIGTERM"
+    assert describe(-99) == "killed by signal 99"
 
 
 @given(

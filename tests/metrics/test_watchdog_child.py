@@ -41,8 +41,8 @@ def notify_socket(tmp_path: Path) -> Iterator[tuple[str, socket.socket]]:
 
 
 def env_for(project: Path, bot: FakeBotApi, notify: str, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("CAPITAL_", "IBKR_", "TRADING_MODE", "TELEGRAM_", "DISCORD_", "JOE_"))}  # fmt: skip
+    cleared = ("CAPITAL_", "IBKR_", "TRADING_MODE", "TELEGRAM_", "DISCORD_", "JOE_")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(cleared)}
     env.update(JOE_DATA_DIR=str(project / "data"), JOE_CONFIG=str(project / "execution.yaml"),
                TELEGRAM_BOT_TOKEN=BOT_TOKEN, TELEGRAM_CHAT_ID=str(CHAT), TELEGRAM_API_URL=bot.url,
                NOTIFY_SOCKET=notify, WATCHDOG_USEC="2000000", **extra)  # fmt: skip
