@@ -9,25 +9,33 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeVar
 
 from fastapi import FastAPI, Form, HTTPException, Query, Request
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
 from joe import __version__
+from joe.core.order import OrderState
 from joe.metrics import AuditLatency, health, metrics_registry
 from joe.runtime import read_model as data
 from joe.safety.control import SafetyContext
 from joe.web.auth import COOKIE, Caller, TokenAuth
-from joe.web.controls import Action, ControlRefused, ControlRequest, perform
+from joe.web.controls import Action, ControlRefused, ControlRequest, control_problem, perform
 
 if TYPE_CHECKING:
     from joe.runtime.bootstrap import Runtime
 
 TEMPLATES = Path(__file__).with_name("templates")
+# The API's filters are checked (a typo is a 422 naming the parameter, not an empty list that reads as
+# "no orders"); the pages' filter forms stay lenient (an empty field means "all").
+ModeFilter = Annotated[Literal["paper", "live", "shadow"] | None, Query(description="paper, live or shadow")]
+SymbolFilter = Annotated[str | None, Query(max_length=64, pattern=r"^[A-Za-z0-9._:/ -]*$")]
+STATE_NAMES = ", ".join(m.lower() for m in OrderState.__members__)
+STATE_HELP = f"'working' (every non-final state) or one of: {STATE_NAMES}"
 T = TypeVar("T")
 OPEN_PATHS = frozenset({"/health", "/login", "/static/plotly.min.js"})
 
@@ -64,6 +72,7 @@ def create_app(
         docs_url=None,  # Swagger UI loads its JS from a CDN; the schema itself is at /openapi.json
         redoc_url=None,
     )
+    app.state.auth = auth  # the token check, reachable for its clock in tests
 
     @app.middleware("http")
     async def require_token(request: Request, call_next: Any) -> Response:
@@ -159,19 +168,21 @@ def create_app(
         "/api/orders", tags=["api"], summary="Orders, newest first (filters: mode, state|working, symbol)"
     )
     async def api_orders(
-        mode: str | None = None,
-        state: str | None = None,
-        symbol: str | None = None,
-        broker: str | None = None,
+        mode: ModeFilter = None,
+        state: Annotated[str | None, Query(max_length=32, description=STATE_HELP)] = None,
+        symbol: SymbolFilter = None,
+        broker: Annotated[str | None, Query(max_length=32, pattern=r"^[a-z0-9_-]*$")] = None,
     ) -> list[dict[str, Any]]:
+        if state and state.lower() != "working" and state.upper() not in OrderState.__members__:
+            raise HTTPException(422, f"state must be 'working' or one of {STATE_NAMES}, not {state!r}")
         return await read(data.orders, rt, mode=mode, state=state, symbol=symbol, broker=broker)
 
     @app.get("/api/fills", tags=["api"], summary="Fills, newest first (filters: mode, symbol)")
-    async def api_fills(mode: str | None = None, symbol: str | None = None) -> list[dict[str, Any]]:
+    async def api_fills(mode: ModeFilter = None, symbol: SymbolFilter = None) -> list[dict[str, Any]]:
         return await read(data.fills, rt, mode=mode, symbol=symbol)
 
     @app.get("/api/equity", tags=["api"], summary="Equity curve and drawdown (%) of a mode")
-    async def api_equity(mode: str | None = None) -> dict[str, Any]:
+    async def api_equity(mode: ModeFilter = None) -> dict[str, Any]:
         return await read(data.equity, rt, mode)
 
     @app.get("/api/audit", tags=["api"], summary="The newest audit records, newest first")
@@ -262,7 +273,10 @@ def create_app(
                 request, "controls", result=None, error="refused: the form's CSRF value is missing or wrong"
             )
         try:
-            req = ControlRequest.model_construct(reason=reason, confirm=confirm)
+            req = ControlRequest(reason=reason, confirm=confirm)  # the API's limits, not bypassed
+        except ValidationError as exc:
+            return page(request, "controls", result=None, error=f"refused: {control_problem(exc)}")
+        try:
             out = await perform(rt, ctx, action, req, caller.by)
         except ControlRefused as exc:
             return page(request, "controls", result=None, error=str(exc))

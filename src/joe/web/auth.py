@@ -15,6 +15,8 @@ import hashlib
 import hmac
 import os
 import secrets
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,6 +29,8 @@ TOKEN_FILE = "web-token"
 COOKIE = "joe_token"
 CSRF_HEADER = "X-Joe-CSRF"
 TOKEN_HEADER = "X-Joe-Token"
+AUDIT_BURST = 20  # wrong-token records per client per window; the rest are counted in the next one
+AUDIT_WINDOW_S = 60.0
 
 
 def token_path(data_dir: Path) -> Path:
@@ -77,10 +81,14 @@ class Caller:
 
 
 class TokenAuth:
-    def __init__(self, token: str, audit: AuditSink) -> None:
+    def __init__(
+        self, token: str, audit: AuditSink, monotonic: Callable[[], float] = time.monotonic
+    ) -> None:
         self._token = token
         self.audit = audit
         self.csrf = csrf_value(token)
+        self.monotonic = monotonic
+        self._failures: dict[str, tuple[float, int, int]] = {}  # client -> (window start, written, left out)
 
     def matches(self, supplied: str | None) -> bool:
         return supplied is not None and hmac.compare_digest(supplied.encode(), self._token.encode())
@@ -104,11 +112,30 @@ class TokenAuth:
         return None
 
     def wrong(self, request: Request, *, via: str) -> None:
+        """Audit a wrong token. A flood from one client (a script retrying, a scan) is summarised: at
+        most `AUDIT_BURST` records per client per `AUDIT_WINDOW_S`; the next one after the window says
+        how many were left out (``suppressed``), so every attempt is still counted and the audit log
+        (an fsync per record, on the daemon's loop with ``joe daemon --web``) cannot be flooded."""
         client = request.client.host if request.client else "?"
-        self.audit.record(
-            "web.auth_failed",
-            {"path": request.url.path, "method": request.method, "client": client, "via": via},
-        )
+        now = self.monotonic()
+        start, written, suppressed = self._failures.get(client, (now, 0, 0))
+        if now - start >= AUDIT_WINDOW_S:
+            start, written = now, 0
+        if written >= AUDIT_BURST:
+            self._failures[client] = (start, written, suppressed + 1)
+            return
+        payload: dict[str, str | int] = {
+            "path": request.url.path[:200],
+            "method": request.method,
+            "client": client,
+            "via": via,
+        }
+        if suppressed:
+            payload["suppressed"] = suppressed
+        self._failures[client] = (start, written + 1, 0)
+        if len(self._failures) > 10_000:  # bounded memory whatever the number of clients
+            self._failures.pop(next(iter(self._failures)))
+        self.audit.record("web.auth_failed", payload)
 
     def csrf_ok(self, caller: Caller, request: Request, form_value: str | None = None) -> bool:
         """A cookie-authenticated mutation must prove it came from Joe's own page."""

@@ -7,7 +7,7 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, ValidationError
 
 from joe.safety.kill_switch import KillLevel
 
@@ -38,6 +38,15 @@ class ControlRefused(Exception):
     def __init__(self, status: int, message: str) -> None:
         super().__init__(message)
         self.status = status
+
+
+def control_problem(exc: ValidationError) -> str:
+    """One line naming each bad field of a control request and what it needs."""
+    parts = []
+    for e in exc.errors():
+        field = ".".join(str(x) for x in e.get("loc", ())) or "request"
+        parts.append(f"{field}: {e.get('msg', 'invalid')}")
+    return "; ".join(parts)
 
 
 def check_request(action: Action, req: ControlRequest) -> None:
