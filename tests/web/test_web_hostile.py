@@ -81,7 +81,7 @@ def test_unknown_actions_and_bodies_are_refused(client: TestClient, rt: Runtime,
 def test_a_wrong_token_flood_is_counted_not_written_one_by_one(rt: Runtime, token: str) -> None:
     now = [0.0]
     app = create_app(rt, token)
-    app.state.auth.monotonic = lambda: now[0]
+    app.state.auth.throttle.monotonic = lambda: now[0]
     with TestClient(app, base_url="http://127.0.0.1") as c:
         for _ in range(AUDIT_BURST + 30):
             assert c.get("/api/status", headers=bearer("wrong-" * 4)).status_code == 401

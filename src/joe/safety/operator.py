@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from joe.safety.control import SafetyContext, kill, resume
+from joe.safety.kill_switch import MAX_REASON as KILL_MAX_REASON
 from joe.safety.kill_switch import KillLevel
 from joe.safety.trading_state import StateRecord
 
@@ -20,6 +21,10 @@ if TYPE_CHECKING:
     from joe.runtime.bootstrap import Runtime
 
 OK, FAILED, REFUSED = 0, 1, 3  # the CLI's exit codes (joe.cli.exit_codes), for every channel
+# Every channel's reason: at least MIN_REASON characters (as `joe resume`), at most MAX_REASON (the
+# kill switch keeps no more).
+MIN_REASON = 5
+MAX_REASON = KILL_MAX_REASON
 
 
 @dataclass

@@ -27,5 +27,6 @@ def build_application(control: TelegramControl, token: str, base_url: str = TELE
         if answer is not None:
             await context.bot.send_message(chat_id=chat.id, text=answer[:4000])
 
-    app.add_handler(MessageHandler(filters.TEXT, on_message))
+    # New messages only: an edited old "/halt ..." or "/confirm ..." must not act again.
+    app.add_handler(MessageHandler(filters.TEXT & filters.UpdateType.MESSAGE, on_message))
     return app

@@ -4,8 +4,10 @@ Commands: ``/status /positions /orders /pnl /daily /report /mode /help`` (read-o
 /flatten /resume <reason>`` (mutating). A mutating command is not carried out at once: Joe answers with
 a one-time code, and only ``/confirm <code>`` from the same chat within `confirm_timeout_s` does it,
 through the same functions as `joe kill` / `joe resume` (`joe.safety.operator`). A chat that is not on the
-allow-list gets no answer at all; its message is audited (``telegram.ignored``). Every command of an
-allowed chat is audited (``telegram.command``) with the chat id and its outcome.
+allow-list gets no answer at all; its message is audited (``telegram.ignored``; a flood from one chat
+is summarised by `AuditThrottle`). Every command of an allowed chat is audited (``telegram.command``)
+with the chat id and its outcome. A reason is 5..500 characters (as the dashboard's); three wrong
+codes cancel the pending action; answers are redacted like every other output.
 """
 
 from __future__ import annotations
@@ -16,7 +18,10 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
+from joe.audit.redaction import redact_text
+from joe.audit.throttle import AuditThrottle
 from joe.safety.kill_switch import KillLevel
+from joe.safety.operator import MAX_REASON, MIN_REASON
 
 if TYPE_CHECKING:
     from joe.runtime.bootstrap import Runtime
@@ -24,7 +29,7 @@ if TYPE_CHECKING:
 
 MUTATING = ("halt", "reduce", "flatten", "resume")
 READ_ONLY = ("status", "positions", "orders", "pnl", "daily", "report", "mode", "help")
-MIN_REASON = 5
+MAX_WRONG_CODES = 3  # then the pending action is dropped: a code is not guessed by trying
 HELP = (
     "/status — mode, trading state, today's PnL\n/positions — open positions and their stops\n"
     "/orders — working orders\n/pnl — today's PnL vs the daily loss limit\n/daily — equity per day (7 days)\n"
@@ -41,6 +46,7 @@ class Pending:
     reason: str
     code: str
     deadline: float
+    wrong: int = 0
 
 
 class TelegramControl:
@@ -63,6 +69,7 @@ class TelegramControl:
         self.confirm_timeout_s = confirm_timeout_s
         self.clock = clock or time.monotonic
         self.pending: dict[int, Pending] = {}
+        self.ignored = AuditThrottle(monotonic=self.clock)  # a stranger's flood is summarised
 
     def audit(self, event: str, payload: dict[str, Any]) -> None:
         self.rt.audit.record(event, payload)
@@ -70,9 +77,14 @@ class TelegramControl:
     async def handle(self, chat_id: int, text: str) -> str | None:
         """The answer to `text` from `chat_id`, or None when the chat is not allowed (no answer)."""
         command, _, rest = text.strip().partition(" ")
-        name = command.lstrip("/").split("@", 1)[0].lower()
+        name = command.lstrip("/").split("@", 1)[0].lower()[:32]
         if chat_id not in self.allowed:
-            self.audit("telegram.ignored", {"chat_id": chat_id, "command": name[:32]})
+            suppressed = self.ignored.admit(str(chat_id))
+            if suppressed is not None:
+                payload: dict[str, Any] = {"chat_id": chat_id, "command": name}
+                if suppressed:
+                    payload["suppressed"] = suppressed
+                self.audit("telegram.ignored", payload)
             return None
         arg = rest.strip()
         try:
@@ -87,13 +99,15 @@ class TelegramControl:
         except Exception as exc:  # a failing read must say so, not go silent
             answer, outcome = f"failed: {type(exc).__name__}: {exc}", "failed"
         self.audit("telegram.command", {"chat_id": chat_id, "command": name, "outcome": outcome})
-        return answer
+        return redact_text(answer)  # a chat is an outside channel: no secret leaves through it
 
     # -- mutating: ask, then confirm -----------------------------------------------------------------
 
     def _ask(self, chat_id: int, action: str, reason: str) -> tuple[str, str]:
         if len(reason) < MIN_REASON:
             return f"/{action} needs a reason of at least {MIN_REASON} characters: /{action} <why>", "refused"
+        if len(reason) > MAX_REASON:
+            return f"/{action}: the reason is {len(reason)} characters; at most {MAX_REASON}", "refused"
         code = f"{secrets.randbelow(10**6):06d}"
         self.pending[chat_id] = Pending(action, reason, code, self.clock() + self.confirm_timeout_s)
         return (
@@ -116,6 +130,14 @@ class TelegramControl:
                 f"expired: {p.action}",
             )
         if code != p.code:
+            p.wrong += 1
+            if p.wrong >= MAX_WRONG_CODES:
+                del self.pending[chat_id]
+                return (
+                    f"wrong code {MAX_WRONG_CODES} times: {p.action.upper()} cancelled, nothing was done; "
+                    f"send /{p.action} again",
+                    f"cancelled after wrong codes: {p.action}",
+                )
             return "wrong code: nothing was done", f"wrong code: {p.action}"
         del self.pending[chat_id]
         by = f"telegram:{chat_id}"

@@ -15,14 +15,13 @@ import hashlib
 import hmac
 import os
 import secrets
-import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from fastapi import Request
 
 from joe.audit.redaction import register_secret
+from joe.audit.throttle import AuditThrottle
 from joe.core.events import AuditSink
 
 TOKEN_FILE = "web-token"
@@ -81,14 +80,11 @@ class Caller:
 
 
 class TokenAuth:
-    def __init__(
-        self, token: str, audit: AuditSink, monotonic: Callable[[], float] = time.monotonic
-    ) -> None:
+    def __init__(self, token: str, audit: AuditSink, throttle: AuditThrottle | None = None) -> None:
         self._token = token
         self.audit = audit
         self.csrf = csrf_value(token)
-        self.monotonic = monotonic
-        self._failures: dict[str, tuple[float, int, int]] = {}  # client -> (window start, written, left out)
+        self.throttle = throttle or AuditThrottle(AUDIT_BURST, AUDIT_WINDOW_S)
 
     def matches(self, supplied: str | None) -> bool:
         return supplied is not None and hmac.compare_digest(supplied.encode(), self._token.encode())
@@ -112,17 +108,11 @@ class TokenAuth:
         return None
 
     def wrong(self, request: Request, *, via: str) -> None:
-        """Audit a wrong token. A flood from one client (a script retrying, a scan) is summarised: at
-        most `AUDIT_BURST` records per client per `AUDIT_WINDOW_S`; the next one after the window says
-        how many were left out (``suppressed``), so every attempt is still counted and the audit log
-        (an fsync per record, on the daemon's loop with ``joe daemon --web``) cannot be flooded."""
+        """Audit a wrong token (`AuditThrottle`: a flood from one client is summarised, every attempt
+        still counted; the audit log and, with ``joe daemon --web``, the daemon's loop stay free)."""
         client = request.client.host if request.client else "?"
-        now = self.monotonic()
-        start, written, suppressed = self._failures.get(client, (now, 0, 0))
-        if now - start >= AUDIT_WINDOW_S:
-            start, written = now, 0
-        if written >= AUDIT_BURST:
-            self._failures[client] = (start, written, suppressed + 1)
+        suppressed = self.throttle.admit(client)
+        if suppressed is None:
             return
         payload: dict[str, str | int] = {
             "path": request.url.path[:200],
@@ -132,9 +122,6 @@ class TokenAuth:
         }
         if suppressed:
             payload["suppressed"] = suppressed
-        self._failures[client] = (start, written + 1, 0)
-        if len(self._failures) > 10_000:  # bounded memory whatever the number of clients
-            self._failures.pop(next(iter(self._failures)))
         self.audit.record("web.auth_failed", payload)
 
     def csrf_ok(self, caller: Caller, request: Request, form_value: str | None = None) -> bool:

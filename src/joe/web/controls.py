@@ -10,12 +10,12 @@ from typing import TYPE_CHECKING, Any
 from pydantic import BaseModel, Field, ValidationError
 
 from joe.safety.kill_switch import KillLevel
+from joe.safety.operator import MAX_REASON, MIN_REASON
 
 if TYPE_CHECKING:
     from joe.runtime.bootstrap import Runtime
     from joe.safety.control import SafetyContext
 
-MIN_REASON = 5  # as `joe resume` (joe.safety.trading_state)
 
 
 class Action(StrEnum):
@@ -28,7 +28,9 @@ class Action(StrEnum):
 class ControlRequest(BaseModel):
     """A control request: why (audited) and the action's name typed again, in capitals."""
 
-    reason: str = Field(min_length=MIN_REASON, max_length=500, description="Why (recorded in the audit log).")
+    reason: str = Field(
+        min_length=MIN_REASON, max_length=MAX_REASON, description="Why (recorded in the audit log)."
+    )
     confirm: str = Field(description="The action typed again in capitals (HALT, REDUCE, FLATTEN, RESUME).")
 
 
