@@ -93,3 +93,12 @@ def test_a_wrong_token_flood_is_counted_not_written_one_by_one(rt: Runtime, toke
     failed = [json.loads(x) for x in audit_text(rt).splitlines() if '"web.auth_failed"' in x]
     assert len(failed) == AUDIT_BURST + 1 and failed[-1]["payload"]["suppressed"] == 30
     assert "wrong-wrong" not in audit_text(rt)
+
+
+@pytest.mark.parametrize("path", ["/", "/controls", "/api/status", "/login", "/health", "/metrics"])
+def test_every_answer_refuses_framing_and_caching(client: TestClient, token: str, path: str) -> None:
+    for headers in ({}, bearer(token)):
+        r = client.get(path, headers=headers, follow_redirects=False)
+        assert r.headers["x-frame-options"] == "DENY"
+        assert "frame-ancestors 'none'" in r.headers["content-security-policy"]
+        assert r.headers["cache-control"] == "no-store" and r.headers["referrer-policy"] == "no-referrer"

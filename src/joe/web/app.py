@@ -37,7 +37,25 @@ SymbolFilter = Annotated[str | None, Query(max_length=64, pattern=r"^[A-Za-z0-9.
 STATE_NAMES = ", ".join(m.lower() for m in OrderState.__members__)
 STATE_HELP = f"'working' (every non-final state) or one of: {STATE_NAMES}"
 T = TypeVar("T")
-OPEN_PATHS = frozenset({"/health", "/login", "/static/plotly.min.js"})
+PLOTLY_PATH = "/static/plotly.min.js"
+OPEN_PATHS = frozenset({"/health", "/login", PLOTLY_PATH})
+
+
+SECURITY_HEADERS = {
+    # Never framed (the controls page cannot be clickjacked), never cached (positions, PnL and the CSRF
+    # value stay out of shared caches and the back button), no referrer to other sites, no sniffing.
+    "X-Frame-Options": "DENY",
+    "Content-Security-Policy": "frame-ancestors 'none'",
+    "Cache-Control": "no-store",
+    "Referrer-Policy": "no-referrer",
+    "X-Content-Type-Options": "nosniff",
+}
+
+
+def harden(response: Response) -> Response:
+    for k, v in SECURITY_HEADERS.items():
+        response.headers.setdefault(k, v)
+    return response
 
 
 def plotly_js() -> Path:
@@ -78,18 +96,23 @@ def create_app(
     async def require_token(request: Request, call_next: Any) -> Response:
         path = request.url.path
         if path in OPEN_PATHS:
-            return await call_next(request)  # type: ignore[no-any-return]
+            response = await call_next(request)
+            if path == PLOTLY_PATH:  # the chart library is public and large: cacheable
+                response.headers["Cache-Control"] = "public, max-age=86400"
+            return harden(response)
         caller = auth.caller(request)
         if caller is None:
             if path.startswith(("/api", "/metrics", "/openapi")):
-                return JSONResponse(
-                    {"detail": "a valid token is required"},
-                    status_code=401,
-                    headers={"WWW-Authenticate": "Bearer"},
+                return harden(
+                    JSONResponse(
+                        {"detail": "a valid token is required"},
+                        status_code=401,
+                        headers={"WWW-Authenticate": "Bearer"},
+                    )
                 )
-            return RedirectResponse("/login", status_code=303)
+            return harden(RedirectResponse("/login", status_code=303))
         request.state.caller = caller
-        return await call_next(request)  # type: ignore[no-any-return]
+        return harden(await call_next(request))
 
     async def read(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         return await run_in_threadpool(fn, *args, **kwargs)
