@@ -128,12 +128,6 @@ async def test_2b_netting_exit_capped_at_the_live_position(sim: CapitalSimulator
     assert om.position_of("om-2b") == 0  # Joe == broker
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known defect: the owner's close of part of Joe's deal is booked on Joe's exit (reads 2, an "
-    "overfill) so that Joe's position equals the broker's; it should be an outside change to the "
-    "signal's position and the exit should read 1",
-)
 async def test_2b_owner_close_is_not_booked_on_joes_exit(sim: CapitalSimulator, om: OrderManager) -> None:
     stop, target = around(sim, "GOLD", "2")
     group = bracket("om-2b2", "GOLD", Side.BUY, "2", stop, target)

@@ -79,13 +79,17 @@ class OrderStatusReport:
 class FillReport:
     """One execution. `fill.fill_id` is the broker's execution identity with any correction suffix
     removed (IBKR execId `A.B.C.01.01` → `A.B.C.01`); `revision` orders corrections of that id
-    (a higher revision replaces a lower one; it never adds)."""
+    (a higher revision replaces a lower one; it never adds). `changes`: for an execution that is
+    not one of Joe's orders, the client order id of Joe's entry whose position (deal) the broker
+    says it changed (Capital.com: the owner's close of a deal Joe opened); "" when the broker does
+    not say (see `joe.execution.outside`)."""
 
     broker: str
     fill: Fill
     revision: int = 0
     raw_exec_id: str = ""
     from_reconciliation: bool = False
+    changes: str = ""
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,15 +14,13 @@ log = logging.getLogger(__name__)
 
 
 class OrderBook:
-    """Cached `Order` copies backed by the store. `sent` holds the ids this process submitted
-    (provably at the broker: never resent)."""
+    """Cached `Order` copies backed by the store."""
 
     def __init__(self, store: Store, broker: str, mode: str) -> None:
         self.store = store
         self.broker = broker
         self.mode = mode
         self.orders: dict[str, Order] = {}
-        self.sent: set[str] = set()
         # Fill ids the audit log now holds, marked in the store with the next save (one commit fewer
         # per fill). Lost in a crash, they are audited again on restart (`reaudit_outbox`): the outbox
         # is at-least-once, never at-most-once.

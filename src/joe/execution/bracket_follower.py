@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from joe.brokers.base import ExecutionClient
     from joe.execution.book import OrderBook
     from joe.execution.journal import ExecutionJournal
+    from joe.execution.outside import OutsideLedger
 
 _WORKING = (OrderState.ACCEPTED, OrderState.PARTIALLY_FILLED)
 
@@ -38,6 +39,7 @@ class BracketFollower:
     _resize_asked: dict[str, Decimal]
     _over_asked: dict[str, tuple[Decimal, Decimal]]
     _frozen: set[str]
+    outside: OutsideLedger
 
     async def ask(self, o: Order) -> bool:
         raise NotImplementedError  # `OrderManager.ask`: settle an order by asking the broker
@@ -56,13 +58,15 @@ class BracketFollower:
         if sid in self._exiting or any(not o.state.is_terminal for o in exits):
             return  # the exit sizes the children (from the broker's position)
         target -= sum((o.filled_quantity for o in exits), Decimal(0))
+        outside = self.outside.of_signal(sid) * parent.intent.side.sign  # < 0: closed elsewhere
+        target += outside
         if target <= 0 or sid in self._frozen:
             return  # nothing filled and done: the broker cancels the children with their parent
         self._following.add(sid)
         try:
-            # After an exit the children were fitted to the broker's position (which may be smaller
-            # than Joe's fills say: the owner traded elsewhere): from then on they only shrink.
-            await self._resize_children(parent, target, grow=not exits)
+            # After an exit or an outside change the children were fitted to the broker's position
+            # (the owner traded elsewhere): from then on they only shrink.
+            await self._resize_children(parent, target, grow=not exits and outside == 0)
         finally:
             self._following.discard(sid)
 
@@ -83,13 +87,15 @@ class BracketFollower:
                 await self.client.modify(self.book.ref(c), quantity=target)
 
     def position_of(self, signal_id: str) -> Decimal:
-        p = protection(self.book.signal_orders(signal_id))
+        """Units the signal holds open in its entry's direction: Joe's fills of its orders plus its
+        outside changes (`joe.execution.outside`); 0 without a filled entry."""
+        p = protection(self.book.signal_orders(signal_id), self.outside.of_signal(signal_id))
         return p.position if p is not None else Decimal(0)
 
     async def _check_protection(self, signal_id: str) -> None:
         """Protection is a state per signal: raised (`UnprotectedPosition`) when the working stops do
         not cover the position, cleared (`ProtectionRestored`) when they do again or it is closed."""
-        p = protection(self.book.signal_orders(signal_id))
+        p = protection(self.book.signal_orders(signal_id), self.outside.of_signal(signal_id))
         if p is not None and p.unprotected and p.protected > p.position and signal_id not in self._exiting:
             # Over-cover right after a fill of a sibling (an OCA partial target fill): the broker
             # reduces the stop itself and its report may trail the fill. Ask before concluding.
@@ -98,7 +104,7 @@ class BracketFollower:
                 self._over_asked[signal_id] = key
                 for coid in p.stop_ids:
                     await self.ask(self.book.orders[coid])
-                p = protection(self.book.signal_orders(signal_id))
+                p = protection(self.book.signal_orders(signal_id), self.outside.of_signal(signal_id))
         # Over-cover while Joe's own resize of the stops is in flight is expected, not a breach.
         resizing = (
             p is not None

@@ -7,7 +7,8 @@ A mixin of `OrderManager`, split out by concept; it changes order state only thr
   did not list is asked for over `in_doubt_window` seconds (a request in flight when its process died
   can be processed late), then left UNKNOWN and alerted — never resent.
 - `_check_in_doubt`: new entries on an instrument with an UNKNOWN order are refused (fail closed).
-- `settle_signal`: one targeted pass that makes Joe's copies of a signal's orders equal the broker's.
+- `settle_signal`: one targeted pass that makes Joe's copies of a signal's orders equal the broker's
+  (and books the owner's executions that changed its position as outside changes).
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from joe.execution.fill_intake import EXEC_TIME_SLACK
 
 if TYPE_CHECKING:
     from joe.brokers.base import ExecutionClient
-    from joe.core.reports import FillReport, OrderStatusReport
+    from joe.core.reports import FillReport, MassStatus, OrderStatusReport
     from joe.execution.book import OrderBook
     from joe.execution.journal import ExecutionJournal
     from joe.store import Store
@@ -52,6 +53,8 @@ class BrokerQueries:
         async def _on_status(self, r: OrderStatusReport) -> None: ...
 
         async def _on_fill(self, fr: FillReport) -> bool: ...
+
+        async def attribute_outside(self, mass: MassStatus, symbols: set[str] | None = None) -> None: ...
 
     async def ask(self, o: Order) -> bool:
         """Ask the broker about `o` and apply what it says; True if the broker has the order (False
@@ -136,8 +139,11 @@ class BrokerQueries:
                 listed.add(r.client_order_id)
                 await self._on_status(replace(r, from_reconciliation=True))
         for f in mass.fills:
-            if f.fill.client_order_id in mine:
+            if f.fill.client_order_id in mine or f.changes in mine:
                 await self._on_fill(replace(f, from_reconciliation=True))
+        symbol = next((o.intent.symbol for o in self.book.signal_orders(signal_id)), None)
+        if symbol is not None:  # the owner's executions that changed this instrument's positions
+            await self.attribute_outside(mass, {symbol})
         for o in self.book.signal_orders(signal_id):
             if not o.state.is_terminal and o.client_order_id not in listed:
                 await self.ask(o)

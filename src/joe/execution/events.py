@@ -19,6 +19,9 @@ class AlertKind(StrEnum):
     LOST = "lost"  # an order Joe sent that the broker, asked repeatedly, does not know (never resent)
     EXTERNAL = "external"  # an order, fill or position at the broker that Joe did not place (never touched)
     MISMATCH = "mismatch"  # the broker and Joe disagree and the Reconciler cannot explain why
+    # an execution Joe did not place (the owner on the platform, a broker close-out) changed a position
+    # Joe opened: booked as an outside change of the signal, never as a fill of Joe's orders
+    OWNER_TRADE = "owner_trade"
     PROTECTION_RESTORED = "protection_restored"  # a position reported unprotected is covered again
 
 

@@ -7,6 +7,7 @@
   `order.fill_corrected` and alerted); commissions before or after end up on the fill (stored as
   pending until it comes);
 - stored with an audit outbox flag (re-audited if the audit write failed);
+- an execution recorded as an outside change (`joe.execution.outside`) is never also Joe's fill;
 - a fill on an order Joe had as terminal moves it on and is alerted (`LATE_FILL`);
 - an overfill is stored too (the order's size follows what filled) and alerted; if the broker's
   position does not show it the bracket children are frozen at their size (`_frozen`).
@@ -60,9 +61,25 @@ class FillIntake:
 
         async def _after_change(self, o: Order) -> None: ...
 
+        async def on_outside(self, fr: FillReport) -> bool: ...
+
+        def _classified_outside(self, fill_id: str) -> bool: ...
+
+        def _outside_on(self, symbol: str) -> Decimal: ...
+
     async def _on_fill(self, fr: FillReport) -> bool:
         """Apply one fill; True if it was new (or a higher revision) and is now stored."""
         fill = fr.fill
+        if fr.changes and await self.on_outside(fr):
+            return False  # not Joe's order: an outside change of the signal's position
+        if self._classified_outside(fill.fill_id):
+            # Booked once as an outside change (the owner's execution): never also a fill of Joe's
+            # (a later report may name one of Joe's orders for it, e.g. an exit of the same deal).
+            self.journal.record(
+                "order.fill_elsewhere", fill_payload(fill, fr) | {"booked_on": "outside_change"},
+                client_order_id=fill.client_order_id or None,
+            )  # fmt: skip
+            return False
         o = self.book.get(fill.client_order_id)
         if o is None and not is_client_order_id(fill.client_order_id) and (
             self.book.by_broker_id(fill.broker_order_id) is None
@@ -167,6 +184,7 @@ class FillIntake:
              if i.symbol == sym), Decimal(0),
         )  # fmt: skip
         mine = self.store.net_filled(self.broker, self.mode).get(sym, Decimal(0))
+        mine += self._outside_on(sym)
         if held != mine + external:
             self._frozen.add(o.intent.signal_id)
             await self.journal.alert(

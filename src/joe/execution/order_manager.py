@@ -60,6 +60,7 @@ from joe.execution.journal import (
     UnprotectedHandler,
     intent_payload,
 )
+from joe.execution.outside import OutsideChanges, OutsideLedger
 from joe.execution.reconcile_rules import MassPass, Plan, plan_notice, plan_status
 from joe.store import Store
 
@@ -71,7 +72,7 @@ _WORKING = (_S.ACCEPTED, _S.PARTIALLY_FILLED)
 _CHILD_LEGS = (OrderLeg.STOP_LOSS, OrderLeg.TAKE_PROFIT)
 
 
-class OrderManager(FillIntake, BrokerQueries, BracketFollower):
+class OrderManager(FillIntake, BrokerQueries, OutsideChanges, BracketFollower):
     """Owns every order at one broker. See the module docstring for the rules it keeps.
 
     `mode` is the store/audit trading mode ("live" or "shadow"); `on_unprotected` / `on_alert` /
@@ -110,6 +111,7 @@ class OrderManager(FillIntake, BrokerQueries, BracketFollower):
         self.in_doubt_interval = in_doubt_interval
         self.clock = clock
         self.book = OrderBook(store, self.broker, mode)
+        self.outside = OutsideLedger(store, self.broker, mode)
         self.journal = ExecutionJournal(
             audit, self.broker, mode, clock, on_alert, on_unprotected, on_restored
         )
@@ -191,6 +193,7 @@ class OrderManager(FillIntake, BrokerQueries, BracketFollower):
                 await self._on_fill(replace(f, from_reconciliation=True))
             for c in mass.commissions:
                 await self._on_commission(c)
+            await self.attribute_outside(mass)  # the owner's executions that changed Joe's positions
             listed = {r.client_order_id for r in mass.orders}
             missing: list[Order] = []
             for o in mine:
@@ -371,7 +374,6 @@ class OrderManager(FillIntake, BrokerQueries, BracketFollower):
             return orders
         finally:
             self._sending.difference_update(mine)
-        self.book.sent.update(ids)
         by_id = {a.client_order_id: a for a in acks}
         for o in orders:
             ack = by_id.get(o.client_order_id)

@@ -15,7 +15,8 @@ _PROTECTING = (OrderState.ACCEPTED, OrderState.PARTIALLY_FILLED, OrderState.SUBM
 
 @dataclass(frozen=True, slots=True)
 class Protection:
-    """`position`: units open in the entry's direction (from Joe's fills of every leg of the signal);
+    """`position`: units open in the entry's direction (from Joe's fills of every leg of the signal
+    and its outside changes);
     `protected`: units covered by working stops; `entry_done`: the entry can fill no more;
     `exiting`: an exit of this signal is in flight (its protective orders are being replaced)."""
 
@@ -38,13 +39,14 @@ class Protection:
         return self.entry_done and self.protected != self.position
 
 
-def protection(orders: Sequence[Order]) -> Protection | None:
-    """The protection state of one signal's orders (None without a filled entry)."""
+def protection(orders: Sequence[Order], outside: Decimal = ZERO) -> Protection | None:
+    """The protection state of one signal's orders (None without a filled entry). `outside`: the
+    signal's recorded outside changes, signed as a trade (`joe.execution.outside`)."""
     entries = [o for o in orders if o.intent.leg is OrderLeg.ENTRY]
     if not entries or all(o.filled_quantity == 0 for o in entries):
         return None
     direction = entries[0].intent.side.sign
-    net = sum((o.filled_quantity * o.intent.side.sign for o in orders), ZERO) * direction
+    net = (sum((o.filled_quantity * o.intent.side.sign for o in orders), ZERO) + outside) * direction
     stops = [o for o in orders if o.intent.leg is OrderLeg.STOP_LOSS and o.state in _PROTECTING]
     return Protection(
         signal_id=entries[0].intent.signal_id,

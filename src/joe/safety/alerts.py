@@ -85,8 +85,10 @@ class ExecutionAlerts:
         )
 
     def order_event(self, kind: str, symbol: str, detail: str, key: str) -> None:
-        """Fills (TRADE), rejects (WARNING), UNKNOWN outcomes (CRITICAL)."""
-        level = {"fill": AlertLevel.TRADE, "reject": AlertLevel.WARNING}.get(kind, AlertLevel.CRITICAL)
+        """Fills (TRADE), rejects and the owner's trades on Joe's positions (WARNING), UNKNOWN
+        outcomes (CRITICAL)."""
+        levels = {"fill": AlertLevel.TRADE, "reject": AlertLevel.WARNING, "owner": AlertLevel.WARNING}
+        level = levels.get(kind, AlertLevel.CRITICAL)
         self._add(level, f"{kind.upper()}: {symbol}", detail, f"order|{kind}|{key}")
 
     def denied(self, rule: str, symbol: str, detail: str) -> None:

@@ -147,7 +147,9 @@ def alert_bridge(ctx: SafetyContext, breaker: Any | None = None) -> Callable[[An
     order once across its events and alerts)."""
     from joe.safety.circuit_breaker import BreakerEvent
 
-    kinds = {"late_fill": "fill", "broker_correction": "reject", "invalid_fill": "reject"}
+    kinds = {
+        "late_fill": "fill", "broker_correction": "reject", "invalid_fill": "reject", "owner_trade": "owner",
+    }
 
     def on_alert(alert: Any) -> None:
         kind = str(getattr(alert.kind, "value", alert.kind))

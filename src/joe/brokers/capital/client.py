@@ -110,12 +110,16 @@ class CapitalExecutionClient(OrderAmendments):
         self._sent: set[str] = set()  # ids whose request may have reached the broker: never resent
         self._children: dict[str, tuple[str, OrderLeg]] = {}  # leg id -> (entry id, leg); a hint
         self._exits: dict[str, list[str]] = {}  # exit id -> deal ids it closed; a hint
+        self._preclose: dict[str, set[str]] = {}  # exit by dealId -> its deals' fill ids before it
+        self._netted: set[str] = set()  # exits sent as a netting POST named by their id
         self._seen_fills: set[str] = set()
         self._absent: set[str] = set()  # ids `presend_check` found not filed (consumed by `submit`)
         self._pending_audit: list[tuple[str, dict[str, Any], str | None]] = []
         self._last: dict[str, OrderStatusReport] = {}
         self._watcher: Watcher | None = None
-        self.queries = CapitalQueries(self.trading, self.accounts, self.clock, self._children, self._exits)
+        self.queries = CapitalQueries(
+            self.trading, self.accounts, self.clock, self._children, self._exits, self._preclose, self._netted
+        )
 
     # ------------------------------------------------------------------ lifecycle / reads
     def remember_children(self, links: Iterable[tuple[str, str, OrderLeg]]) -> None:
@@ -488,6 +492,7 @@ class CapitalExecutionClient(OrderAmendments):
             if c is None:
                 return await self._acks_from_broker(intent, [])
             self._exits[cid] = ob.closed_deals(c)
+            self._netted.add(cid)
             self._emit(ob.confirm_report(c, cid, working=False, ts=self.clock()))
             await self._report_fills(ob.closed_deals(c), cid, ob.of_request(cid, None))
             return [SubmitAck(cid, c.dealId, None)]
@@ -497,6 +502,7 @@ class CapitalExecutionClient(OrderAmendments):
         for deal_id in plan.close:
             size = next(r.position.size for r in rows if r.position.dealId == deal_id)
             before = {ob.fill_id(r.dealId, r.dateUTC, r.source) for r in await self._deal_rows(deal_id)}
+            self._preclose.setdefault(cid, set()).update(before)
             c = await self._close_deal(cid, deal_id)
             if c is not None and c.dealStatus.upper() == "ACCEPTED":
                 done += size

@@ -9,6 +9,7 @@ that shows nothing gives [] ("the broker has none").
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from datetime import datetime, timedelta
 from decimal import Decimal
 
@@ -26,7 +27,10 @@ class CapitalQueries:
     """The read side of `CapitalExecutionClient`. `children` maps an attached leg's id to
     (entry id, leg) and `exits` an exit's id to the deals it closed — hints from `submit` (a close
     by dealId names no request at Capital.com). Without them a leg is found by broker id in
-    `mass_status` (`<dealId>:SL` / `:TP`) and a close by `p_<dealId>`."""
+    `mass_status` (`<dealId>:SL` / `:TP`) and a close by `p_<dealId>`. `preclose` maps an exit that
+    closed deals by id to the fill ids those deals had before its DELETE: a reference-less close
+    row among them is not the exit's (the owner closed part of the deal on the platform); `netted`
+    holds the exits sent as a netting POST named by their id (their rows carry it)."""
 
     def __init__(
         self,
@@ -35,12 +39,16 @@ class CapitalQueries:
         clock: Callable[[], datetime],
         children: dict[str, tuple[str, OrderLeg]],
         exits: dict[str, list[str]] | None = None,
+        preclose: dict[str, set[str]] | None = None,
+        netted: set[str] | None = None,
     ) -> None:
         self.trading = trading
         self.accounts = accounts
         self.clock = clock
         self._children = children
         self._exits = exits if exits is not None else {}
+        self._preclose = preclose if preclose is not None else {}
+        self._netted = netted if netted is not None else set()
         self.entry_deals: dict[str, str] = {}  # dealId -> Joe's entry id, from the store (`link`)
 
     async def order_status(self, client_order_id: str) -> list[OrderStatusReport]:
@@ -172,8 +180,37 @@ class CapitalQueries:
             leg = OrderLeg.STOP_LOSS if source == "SL" else OrderLeg.TAKE_PROFIT
             return kids.get(entry, {}).get(leg, "")
         if not ob.is_opening(row):
-            return next((c for c, deals in self._exits.items() if row.dealId in deals), "")
+            return next((c for c in self._exits if self.is_exit_row(c, row)), "")
         return ""
+
+    def is_exit_row(self, cid: str, row: Activity) -> bool:
+        """Whether a closing row is exit `cid`'s own: it names the exit's reference (a netting exit
+        sent as a POST), or — for an exit that closed deals by id, whose close rows name no request —
+        it is a reference-less close of one of its deals that was not there before its DELETE. A
+        reference-less row of an exit sent by reference is someone else's (the owner on the platform)."""
+        if ob.is_opening(row) or row.source.upper() in ("SL", "TP"):
+            return False
+        ref = ob.own_reference(row.details.dealReference if row.details else None)
+        if ref:
+            return ref == cid
+        if row.dealId not in self._exits.get(cid, ()):
+            return False
+        if cid in self._netted:
+            return False
+        before = self._preclose.get(cid)
+        # Without a hint (after a restart) the store still refuses a row booked once elsewhere.
+        return before is None or ob.fill_id(row.dealId, row.dateUTC, row.source) not in before
+
+    @staticmethod
+    def _fill(row: Activity, owner: str, entry_of: dict[str, str]) -> FillReport | None:
+        """A row as a fill; a close no order of Joe's made (no reference, not a stop's or a target's,
+        not an exit's) on a deal Joe's entry opened names that entry in `changes`: the owner (or the
+        broker's close-out) changed Joe's position — an outside change, never Joe's fill."""
+        f = ob.fill_from_activity(row, owner)
+        if f is None or f.fill.client_order_id or ob.is_opening(row) or row.source.upper() in ("SL", "TP"):
+            return f
+        entry = entry_of.get(row.dealId, "")
+        return replace(f, changes=entry) if entry else f
 
     async def _exit_status(self, cid: str, deal_ids: list[str]) -> list[OrderStatusReport]:
         """An exit that closed deals by id: FILLED by the closing rows that are not a stop's or a
@@ -184,10 +221,9 @@ class CapitalQueries:
         for deal_id in deal_ids:
             rows = await self.accounts.activity(deal_id=deal_id, last_period_s=86400, fiql="type==POSITION")
             opening = next((r for r in rows if ob.is_opening(r)), None)
-            closes = [
-                f.fill for f in (ob.fill_from_activity(r, cid) for r in rows if not ob.is_opening(r)) if f
-            ]
-            mine = [f for f in closes if f.broker_order_id == "p_" + deal_id]
+            # Only this exit's own close rows: a close by the owner on the platform is not its fill.
+            reports = (ob.fill_from_activity(r, cid) for r in rows if self.is_exit_row(cid, r))
+            mine = [f.fill for f in reports if f]
             done = sum((f.quantity for f in mine), Decimal(0))
             if deal_id in live:
                 status = VenueOrderStatus.WORKING
@@ -234,7 +270,7 @@ class CapitalQueries:
                 entry_of.setdefault(a.dealId, ob.own_reference(a.details.dealReference))
         fills = [
             f
-            for f in (ob.fill_from_activity(a, self._owner(a, kids, entry_of)) for a in acts)
+            for f in (self._fill(a, self._owner(a, kids, entry_of), entry_of) for a in acts)
             if f is not None
         ]
         return MassStatus(
@@ -249,4 +285,4 @@ class CapitalQueries:
 
 
 def _reconciled(f: FillReport) -> FillReport:
-    return FillReport(f.broker, f.fill, f.revision, f.raw_exec_id, from_reconciliation=True)
+    return replace(f, from_reconciliation=True)

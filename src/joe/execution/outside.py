@@ -1,0 +1,268 @@
+"""Outside changes: an execution that is not one of Joe's orders but changes a position Joe opened
+(the account owner closing part of it on the platform or from another API client, a broker
+close-out). DESIGN.md "Order truth": the broker's word is the truth and a fill is a fact — but a fact
+of *whose* order. Such an execution is never booked as a fill of Joe's orders (an exit would read
+"2 filled of 1"); it is recorded, once, as an *outside change* of the signal's position, audited
+(`order.outside_change`) and alerted (`AlertKind.OWNER_TRADE`), and Joe's position for the signal
+(`OrderManager.position_of`, the protection check, the Reconciler's per-instrument sum) includes it.
+
+Persisted as `reconcile_items` of kind `outside_change`: `ref` the broker's execution id (the fill
+id: one execution is classified once, across restarts), `symbol`, `quantity` signed as a trade
+(a SELL that closes part of a long is negative), `detail` with the signal, its entry, price and time.
+
+Attribution (which signal an outside execution changed):
+- exact where the broker says it: a report naming the entry whose deal it changed
+  (`FillReport.changes`: Capital.com, a close row of a deal Joe's entry opened);
+- otherwise (IBKR: one net position per instrument) by *shortfall*, on a consistent broker snapshot
+  after Joe's own fills of it are applied: only the part of an opposite execution that takes the
+  broker's position below what Joe holds is Joe's; the rest is the owner's own (external). Oldest
+  signal first, as a netting broker closes oldest first.
+Only reductions are outside changes (capped at the signal's position, never reversing it); an
+execution that adds is the owner's own position (external, never Joe's).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import TYPE_CHECKING
+
+from joe.core.models import ZERO, Fill, OrderLeg
+from joe.core.order import Order, OrderState
+from joe.execution.events import AlertKind
+
+if TYPE_CHECKING:
+    from joe.brokers.base import ExecutionClient
+    from joe.core.reports import FillReport, MassStatus
+    from joe.execution.book import OrderBook
+    from joe.execution.journal import ExecutionJournal
+    from joe.store import Store
+
+KIND = "outside_change"
+_SECOND = timedelta(seconds=1)
+_CHILD_LEGS = (OrderLeg.STOP_LOSS, OrderLeg.TAKE_PROFIT)
+_WORKING = (OrderState.ACCEPTED, OrderState.PARTIALLY_FILLED)
+
+
+@dataclass(frozen=True, slots=True)
+class OutsideChange:
+    """One outside execution's effect on one signal. `quantity`: signed as a trade (units)."""
+
+    fill_id: str
+    signal_id: str
+    entry_client_order_id: str
+    symbol: str
+    quantity: Decimal
+    price: Decimal
+    ts: datetime
+    reason: str
+
+
+class OutsideLedger:
+    """The recorded outside changes of one account (broker, mode), cached by signal."""
+
+    def __init__(self, store: Store, broker: str, mode: str) -> None:
+        self.store = store
+        self.broker = broker
+        self.mode = mode
+        self._by_fill: dict[str, tuple[str, str, Decimal]] | None = None  # fill id -> (signal, symbol, qty)
+
+    def _load(self) -> dict[str, tuple[str, str, Decimal]]:
+        if self._by_fill is None:
+            self._by_fill = {
+                i.ref: (str((i.detail or {}).get("signal_id", "")), i.symbol, i.quantity)
+                for i in self.store.reconcile_items(self.broker, self.mode, KIND)
+            }
+        return self._by_fill
+
+    def has(self, fill_id: str) -> bool:
+        return fill_id in self._load()
+
+    def of_fill(self, fill_id: str) -> Decimal:
+        """Signed quantity of this execution booked as an outside change (0 if none)."""
+        hit = self._load().get(fill_id)
+        return hit[2] if hit else ZERO
+
+    def of_signal(self, signal_id: str) -> Decimal:
+        """Signed (trade) sum of the outside changes of one signal."""
+        return sum((q for s, _, q in self._load().values() if s == signal_id), ZERO)
+
+    def by_symbol(self) -> dict[str, Decimal]:
+        out: dict[str, Decimal] = {}
+        for _, sym, q in self._load().values():
+            out[sym] = out.get(sym, ZERO) + q
+        return out
+
+    def record(self, c: OutsideChange) -> bool:
+        """Persist `c` (durable); False if this execution was already classified."""
+        if self.has(c.fill_id):
+            return False
+        self.store.put_reconcile_item(
+            self.broker, self.mode, KIND, c.fill_id, symbol=c.symbol, quantity=c.quantity,
+            detail={"signal_id": c.signal_id, "entry": c.entry_client_order_id, "price": str(c.price),
+                    "ts": c.ts.isoformat(), "reason": c.reason},
+        )  # fmt: skip
+        self._load()[c.fill_id] = (c.signal_id, c.symbol, c.quantity)
+        return True
+
+
+def outside_by_signal(store: Store, broker: str, mode: str) -> dict[str, Decimal]:
+    """Signed outside change per signal at one account (for read-only views)."""
+    out: dict[str, Decimal] = {}
+    for i in store.reconcile_items(broker, mode, KIND):
+        sid = str((i.detail or {}).get("signal_id", ""))
+        out[sid] = out.get(sid, ZERO) + i.quantity
+    return out
+
+
+def shortfall_allocation(
+    fill_qty: Decimal, broker_net: Decimal, signals: Sequence[tuple[str, int, Decimal]]
+) -> list[tuple[str, Decimal]]:
+    """How much of an outside execution of `fill_qty` units (reducing positions of direction `d`)
+    was Joe's: `signals` are (signal id, direction sign, Joe's open units), oldest first, all of the
+    direction the execution reduces; `broker_net` the broker's signed position after it. Joe's part is
+    what takes the broker below Joe's total (never more than the execution, never more than a signal
+    holds), allocated oldest first. Pure."""
+    if not signals or fill_qty <= 0:
+        return []
+    d = signals[0][1]
+    total = sum((p for _, _, p in signals), ZERO)
+    short = min(fill_qty, total - max(broker_net * d, ZERO))
+    out: list[tuple[str, Decimal]] = []
+    for sid, _, pos in signals:
+        if short <= 0:
+            break
+        take = min(pos, short)
+        if take > 0:
+            out.append((sid, take))
+            short -= take
+    return out
+
+
+class OutsideChanges:
+    """Outside changes, for `OrderManager` (a mixin, split out by concept; it changes order state
+    only through the `OrderManager`'s `cancel` / `modify` of the protective legs)."""
+
+    client: ExecutionClient
+    store: Store
+    broker: str
+    mode: str
+    book: OrderBook
+    journal: ExecutionJournal
+    clock: Callable[[], datetime]
+    outside: OutsideLedger
+    _exiting: set[str]
+
+    if TYPE_CHECKING:  # provided by `OrderManager` / `BracketFollower`
+
+        def position_of(self, signal_id: str) -> Decimal: ...
+
+        async def cancel(self, coid: str) -> None: ...
+
+        async def modify(self, coid: str, *, quantity: Decimal | None = None) -> None: ...
+
+        async def _check_protection(self, signal_id: str) -> None: ...
+
+    def _classified(self, f: Fill) -> bool:
+        """Already Joe's fill, or already an outside change: never classified again."""
+        return self.outside.has(f.fill_id) or self.store.fill_owner(f.fill_id) is not None
+
+    def _classified_outside(self, fill_id: str) -> bool:
+        return self.outside.has(fill_id)
+
+    def _outside_on(self, symbol: str) -> Decimal:
+        return self.outside.by_symbol().get(symbol, ZERO)
+
+    async def on_outside(self, fr: FillReport) -> bool:
+        """An execution the broker says changed the position of Joe's entry `fr.changes` (not one of
+        Joe's orders): booked as an outside change of that signal. True if it is (or already was)."""
+        f = fr.fill
+        if self.outside.has(f.fill_id):
+            return True
+        entry = self.book.get(fr.changes) if fr.changes else None
+        if entry is None or self.store.fill_owner(f.fill_id) is not None:
+            return False
+        d = entry.intent.side.sign
+        if f.side.sign == d:
+            return False  # adds to the deal: not a reduction of Joe's position (the owner's own)
+        take = min(f.quantity, self.position_of(entry.intent.signal_id))
+        if take <= 0:
+            return False
+        await self._book_outside(entry, f, take, "the broker reports it on the deal this entry opened")
+        return True
+
+    async def attribute_outside(self, mass: MassStatus, symbols: set[str] | None = None) -> None:
+        """Shortfall attribution (module docstring) of the executions in `mass` that are not Joe's,
+        against `mass.positions`. Call after Joe's own fills of `mass` are applied."""
+        loose = [
+            fr for fr in mass.fills
+            if not fr.changes and (symbols is None or fr.fill.symbol in symbols)
+            and self.book.get(fr.fill.client_order_id) is None and not self._classified(fr.fill)
+            and self.store.reconcile_item(self.broker, self.mode, "external_fill", fr.fill.fill_id) is None
+        ]  # fmt: skip
+        if not loose:
+            return
+        held: dict[str, Decimal] = {}
+        for p in mass.positions:
+            held[p.symbol] = held.get(p.symbol, ZERO) + p.quantity
+        open_by_symbol = self._open_signals({fr.fill.symbol for fr in loose})
+        for fr in sorted(loose, key=lambda x: x.fill.ts):
+            f = fr.fill
+            entries = [e for e in open_by_symbol.get(f.symbol, []) if e.intent.side.sign != f.side.sign]
+            # Brokers stamp executions in whole seconds: one in the entry's own second may precede it.
+            entries = [e for e in entries if e.created_at - _SECOND <= f.ts]
+            by_sid = {e.intent.signal_id: e for e in entries}
+            signals = [(sid, e.intent.side.sign, self.position_of(sid)) for sid, e in by_sid.items()]
+            why = "the broker's position fell below Joe's by an execution Joe did not place"
+            for sid, take in shortfall_allocation(f.quantity, held.get(f.symbol, ZERO), signals):
+                await self._book_outside(by_sid[sid], f, take, why)
+
+    def _open_signals(self, symbols: set[str]) -> dict[str, list[Order]]:
+        """Joe's filled entries with an open position, per symbol, oldest first."""
+        out: dict[str, list[Order]] = {}
+        for o in self.store.orders(mode=self.mode, broker=self.broker):
+            if o.intent.leg is not OrderLeg.ENTRY or o.intent.symbol not in symbols or o.filled_quantity <= 0:
+                continue
+            if self.position_of(o.intent.signal_id) > 0:
+                out.setdefault(o.intent.symbol, []).append(self.book.get(o.client_order_id) or o)
+        return out
+
+    async def _book_outside(self, entry: Order, f: Fill, take: Decimal, why: str) -> None:
+        sid = entry.intent.signal_id
+        change = OutsideChange(
+            f.fill_id, sid, entry.client_order_id, f.symbol, take * f.side.sign, f.price, f.ts, why
+        )
+        if not self.outside.record(change):
+            return
+        left = self.position_of(sid)
+        payload = {
+            "fill_id": f.fill_id, "symbol": f.symbol, "side": f.side.value, "quantity": str(take),
+            "execution_quantity": str(f.quantity), "price": str(f.price), "ts": f.ts.isoformat(),
+            "broker_order_id": f.broker_order_id, "position": str(left), "reason": why,
+        }  # fmt: skip
+        await self.journal.order_event("order.outside_change", payload, entry)
+        await self.journal.alert(
+            AlertKind.OWNER_TRADE,
+            f"{f.side.value} {take} {f.symbol} @ {f.price} not placed by Joe changed signal {sid}'s "
+            f"position (now {left}); booked as an outside change, not as a fill of Joe's orders",
+            entry,
+        )
+        await self._fit_legs(sid, left)
+        await self._check_protection(sid)
+
+    async def _fit_legs(self, signal_id: str, left: Decimal) -> None:
+        """Protective legs larger than what stays open would reverse the position when they fill:
+        shrink them (cancel at 0). Requests only (the broker's reports move Joe's copies); never
+        while an exit of the signal sizes them."""
+        if signal_id in self._exiting:
+            return
+        for g in self.book.signal_orders(signal_id):
+            if g.intent.leg not in _CHILD_LEGS or g.state not in _WORKING or g.remaining <= left:
+                continue
+            if left <= 0:
+                await self.cancel(g.client_order_id)
+            else:
+                await self.modify(g.client_order_id, quantity=g.filled_quantity + left)
+
