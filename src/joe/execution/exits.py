@@ -76,6 +76,8 @@ async def place_exit(
     size = size_exit(side, joe_pos, net, quantity)
     if size.quantity <= 0:
         om.journal.record("order.exit_skipped", {"reason": size.reason}, signal_id=sid)
+        if joe_pos > 0:  # closed without Joe (its stop or target, the owner): Joe's copies follow
+            await om.settle_signal(sid, entry.created_at)
         return None
     # What stays open after the exit, from the BROKER's position (asked above, never inferred from
     # Joe's fills: the owner may have traded the instrument elsewhere): no protective leg may be

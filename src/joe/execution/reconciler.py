@@ -18,9 +18,11 @@ One pass (`await Reconciler(om).reconcile()` → `ReconcileReport`):
    once and never touched.
 4. **Protection.** The `OrderManager` checks the protection invariant of every signal it rebuilt;
    each raised `UnprotectedPosition` is listed as a finding (the safety layer acts on it).
-5. **Positions.** Per instrument: broker net == Joe's net filled + the external quantity already
-   recorded + external executions seen in this pass. An instrument on which Joe holds nothing and
-   has no open order is adopted whole as external. Anything else is a mismatch Joe cannot explain.
+5. **Positions.** Per instrument: broker net == Joe's net filled + Joe's outside changes (the
+   owner's executions that closed part of Joe's positions, `joe.execution.outside`) + the external
+   quantity already recorded + external executions seen in this pass. An instrument on which Joe
+   holds nothing and has no open order is adopted whole as external. Anything else is a mismatch
+   Joe cannot explain.
 6. **Verdict.** `explained=False` when a mismatch is unexplained or an acknowledged order was lost;
    with a `TradingStateStore` the state is escalated to HALTED (new entries stop; exits, cancels and
    the broker-side stops stay). Never flattens. The checkpoint moves to the broker's read time.
@@ -276,7 +278,10 @@ class Reconciler:
                 continue
             if self.store.reconcile_item(self.broker, self.mode, "external_fill", f.fill_id) is not None:
                 continue
-            signed = f.quantity * f.side.sign
+            # The part booked as an outside change of one of Joe's signals is Joe's, not external.
+            signed = f.quantity * f.side.sign - self.om.outside.of_fill(f.fill_id)
+            if signed == 0:
+                continue
             self.store.put_reconcile_item(
                 self.broker, self.mode, "external_fill", f.fill_id, symbol=f.symbol, quantity=signed,
                 detail={"price": str(f.price), "ts": f.ts.isoformat(), "broker_order_id": f.broker_order_id},
@@ -300,6 +305,8 @@ class Reconciler:
         for p in mass.positions:
             broker[p.symbol] = broker.get(p.symbol, ZERO) + p.quantity
         joe = self.store.net_filled(self.broker, self.mode)
+        for sym, q in self.om.outside.by_symbol().items():  # the owner's closes of Joe's positions
+            joe[sym] = joe.get(sym, ZERO) + q
         recorded = {
             i.ref: i.quantity for i in self.store.reconcile_items(self.broker, self.mode, "external_position")
         }

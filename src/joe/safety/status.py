@@ -19,6 +19,7 @@ from joe.audit.health import chain_health
 from joe.core.clock import utcnow
 from joe.core.models import OrderLeg
 from joe.core.order import TERMINAL_STATES, Order, OrderState
+from joe.execution.outside import outside_by_signal
 from joe.execution.protective_cover import protection
 from joe.safety.control import SafetyContext
 from joe.safety.halt_enforcer import BROKER_FLATTEN_KEY
@@ -89,15 +90,22 @@ def broker_positions(rt: Runtime) -> list[dict[str, Any]]:
         by_signal: dict[str, list[Order]] = {}
         for o in rt.store.orders(mode=mode):
             by_signal.setdefault(o.intent.signal_id, []).append(o)
+        outside: dict[str, dict[str, Decimal]] = {}  # per broker: the owner's closes, per signal
         for sid, orders in by_signal.items():
             p = protection(orders)
-            if p is None or p.position == 0:
+            if p is None or p.position == 0:  # outside changes only reduce: nothing open either way
+                continue
+            entry = next(o for o in orders if o.intent.leg is OrderLeg.ENTRY)
+            where = rt.store.order_context(entry.client_order_id)
+            broker = where[0] if where else "?"
+            if broker not in outside:
+                outside[broker] = outside_by_signal(rt.store, broker, mode)
+            p = protection(orders, outside[broker].get(sid, Decimal(0)))
+            if p is None or p.position <= 0:
                 continue
             stops = [
                 o for o in orders if o.intent.leg is OrderLeg.STOP_LOSS and o.client_order_id in p.stop_ids
             ]
-            entry = next(o for o in orders if o.intent.leg is OrderLeg.ENTRY)
-            where = rt.store.order_context(entry.client_order_id)
             out.append(
                 {
                     "mode": mode,

@@ -1,0 +1,173 @@
+"""The owner's trades on Joe's Capital.com position (issue 9, "a fill is a fact" — of whose order):
+a close of Joe's deal on the platform is an *outside change* of the signal's position (recorded once,
+audited, alerted as an owner trade), never a fill of Joe's exit; an owner's new deal is the owner's
+own. The simulator's books are the truth; Joe's position for the signal must equal them."""
+
+from __future__ import annotations
+
+import asyncio
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from capital.conftest import *  # noqa: F403  (sim, client, audit)
+from capital.test_truth_om import manager, state, until
+from capital.truth_helpers import adapter, around, books, bracket
+from joe.brokers.capital import CapitalClient
+from joe.core.models import OrderIntent, Side
+from joe.core.order import OrderState
+from joe.execution.events import AlertKind
+from joe.execution.order_manager import OrderManager
+from joe.execution.reconciler import Reconciler
+from joe.simulators.capital import CapitalSimulator
+from joe.store import Store, open_store
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Store:
+    s = open_store(data_dir=tmp_path)
+    yield s  # type: ignore[misc]
+    s.close()
+
+
+def _held(sim: CapitalSimulator) -> Decimal:
+    return sum((s if d == "BUY" else -s for _, d, s, _ in books(sim, "GOLD")), Decimal(0))
+
+
+def _outside(store: Store) -> list[tuple[str, Decimal]]:
+    items = store.reconcile_items("capital", "live", "outside_change")
+    return [(str((i.detail or {})["signal_id"]), i.quantity) for i in items]
+
+
+def _kinds(om: OrderManager) -> list[AlertKind]:
+    return [a.kind for a in om.alerts]
+
+
+async def _long(sim: CapitalSimulator, om: OrderManager, sig: str, qty: str = "2") -> list[OrderIntent]:
+    stop, target = around(sim, "GOLD", "2")
+    group = bracket(sig, "GOLD", Side.BUY, qty, stop, target)
+    await om.submit(group)
+    await until(lambda: state(om, group[0].client_order_id) is OrderState.FILLED)
+    return group
+
+
+async def test_owner_partial_close_is_an_outside_change_not_joes_fill(
+    sim: CapitalSimulator, client: CapitalClient, store: Store
+) -> None:
+    """The reviewer's case (netting: owner closes 1 of Joe's 2, Joe exits the rest): the exit reads
+    1 of 1 (the simulator closes hedging deals whole only: that case is the full close below)."""
+    om = await manager(adapter(client), store)
+    try:
+        sig = "out-part"
+        await _long(sim, om, sig)
+        deal = books(sim, "GOLD")[0][0]
+        sim.manual_trade("GOLD", "SELL", 1)
+        assert [(d, s) for d, _, s, _ in books(sim, "GOLD")] == [(deal, 1)]
+        ex = await om.exit(sig)
+        assert ex is not None
+        await until(lambda: state(om, ex.client_order_id) is OrderState.FILLED)
+        await asyncio.sleep(0.2)
+        o = om.order(ex.client_order_id)
+        assert o is not None and (o.quantity, o.filled_quantity) == (1, 1)  # never "2 filled of 1"
+        assert _held(sim) == 0 and om.position_of(sig) == 0
+        assert _outside(store) == [(sig, Decimal(-1))]
+        assert AlertKind.OWNER_TRADE in _kinds(om) and AlertKind.OVERFILL not in _kinds(om)
+        report = await Reconciler(om).reconcile()
+        assert report.explained, report.summary()
+        assert _outside(store) == [(sig, Decimal(-1))]  # recorded once
+    finally:
+        await om.stop()
+
+
+@pytest.mark.parametrize("hedging", [False, True])
+async def test_owner_full_close_learned_by_reconciliation_and_at_exit(
+    sim: CapitalSimulator, client: CapitalClient, store: Store, hedging: bool
+) -> None:
+    sim.set_hedging(hedging)
+    om = await manager(adapter(client), store)
+    try:
+        sig = f"out-full-{hedging}"
+        group = await _long(sim, om, sig)
+        [(deal, *_)] = books(sim, "GOLD")
+        sim.manual_close(deal)  # the owner closes Joe's whole deal on the platform
+        assert await om.exit(sig) is None  # nothing left to exit; Joe's copies follow the broker
+        assert om.position_of(sig) == 0 == _held(sim)
+        assert _outside(store) == [(sig, Decimal(-2))]
+        for i in group[1:]:
+            o = om.order(i.client_order_id)
+            assert o is not None and o.state.is_terminal, (i.leg, o.state if o else None)
+        entry = om.order(group[0].client_order_id)
+        assert entry is not None and entry.filled_quantity == 2  # Joe's own fill is unchanged
+        assert (await Reconciler(om).reconcile()).explained
+        assert om.unprotected_now == {}
+    finally:
+        await om.stop()
+
+
+async def test_owner_full_close_found_by_a_reconciliation_pass(
+    sim: CapitalSimulator, client: CapitalClient, store: Store
+) -> None:
+    om = await manager(adapter(client), store)
+    try:
+        await _long(sim, om, "out-rec")
+        [(deal, *_)] = books(sim, "GOLD")
+        sim.manual_trade("GOLD", "SELL", 2)  # netting: the owner's opposite deal closes Joe's
+        report = await Reconciler(om).reconcile()
+        assert report.explained, report.summary()
+        assert om.position_of("out-rec") == 0 == _held(sim)
+        assert _outside(store) == [("out-rec", Decimal(-2))]
+        assert deal not in [d for d, *_ in books(sim)]
+    finally:
+        await om.stop()
+
+
+@pytest.mark.parametrize("hedging", [False, True])
+async def test_owner_increase_is_the_owners_not_joes(
+    sim: CapitalSimulator, client: CapitalClient, store: Store, hedging: bool
+) -> None:
+    sim.set_hedging(hedging)
+    om = await manager(adapter(client), store)
+    try:
+        sig = f"out-inc-{hedging}"
+        await _long(sim, om, sig)
+        owner = sim.manual_trade("GOLD", "BUY", 1)["affectedDeals"][0]["dealId"]
+        await om.reconcile()
+        assert om.position_of(sig) == 2 and _outside(store) == []
+        ex = await om.exit(sig)
+        assert ex is not None
+        await until(lambda: state(om, ex.client_order_id) is OrderState.FILLED)
+        await asyncio.sleep(0.2)
+        assert [(d, s) for d, _, s, _ in books(sim, "GOLD")] == [(owner, 1)]  # the owner's deal stays
+        assert om.position_of(sig) == 0 and _outside(store) == []
+        o = om.order(ex.client_order_id)
+        assert o is not None and o.filled_quantity == 2
+    finally:
+        await om.stop()
+
+
+async def test_restart_does_not_book_the_owners_close_on_joes_exit(
+    sim: CapitalSimulator, client: CapitalClient, tmp_path: Path
+) -> None:
+    """After a restart the adapter has no hint of which close rows were the exit's: the outside
+    change recorded before keeps the owner's row off Joe's exit."""
+    store = open_store(data_dir=tmp_path / "r")
+    om = await manager(adapter(client), store)
+    try:
+        await _long(sim, om, "out-rst", "3")
+        sim.manual_trade("GOLD", "SELL", 1)
+        ex = await om.exit("out-rst")
+        assert ex is not None
+        await until(lambda: state(om, ex.client_order_id) is OrderState.FILLED)
+    finally:
+        await om.stop()
+    om2 = await manager(adapter(client), store)
+    try:
+        await Reconciler(om2).reconcile()
+        o = om2.order(ex.client_order_id)
+        assert o is not None and o.filled_quantity == 2
+        assert om2.position_of("out-rst") == 0 == _held(sim)
+        assert _outside(store) == [("out-rst", Decimal(-1))]
+    finally:
+        await om2.stop()
+        store.close()
