@@ -29,6 +29,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING
 
+from joe.brokers.base import BrokerError, InvalidOrder
 from joe.core.models import ZERO, Fill, OrderLeg
 from joe.core.order import Order, OrderState
 from joe.execution.events import AlertKind
@@ -249,20 +250,34 @@ class OutsideChanges:
             f"position (now {left}); booked as an outside change, not as a fill of Joe's orders",
             entry,
         )
-        await self._fit_legs(sid, left)
+        try:
+            await self._fit_legs(sid, left)
+        except (BrokerError, InvalidOrder) as e:  # the protection check below reports what stays
+            await self.journal.alert(AlertKind.UNRESOLVED, f"resizing {sid}'s orders to {left}: {e}", entry)
         await self._check_protection(sid)
 
     async def _fit_legs(self, signal_id: str, left: Decimal) -> None:
-        """Protective legs larger than what stays open would reverse the position when they fill:
-        shrink them (cancel at 0). Requests only (the broker's reports move Joe's copies); never
-        while an exit of the signal sizes them."""
+        """Orders larger than what stays open would reverse the position when they fill: a working
+        exit is shrunk to `left`, the protective legs to what the exit leaves (cancelled at 0).
+        Requests only (the broker's reports move Joe's copies); never while an exit of the signal is
+        being placed (it sizes them itself from the broker's position)."""
         if signal_id in self._exiting:
             return
-        for g in self.book.signal_orders(signal_id):
-            if g.intent.leg not in _CHILD_LEGS or g.state not in _WORKING or g.remaining <= left:
+        orders = [o for o in self.book.signal_orders(signal_id) if o.state in _WORKING]
+        exits = [o for o in orders if o.intent.leg is OrderLeg.EXIT]
+        exiting = ZERO
+        for x in exits:
+            keep = min(x.remaining, max(left - exiting, ZERO))
+            exiting += keep
+            if keep <= 0:
+                await self.cancel(x.client_order_id)
+            elif keep < x.remaining:
+                await self.modify(x.client_order_id, quantity=x.filled_quantity + keep)
+        cap = max(left - exiting, ZERO)
+        for g in orders:
+            if g.intent.leg not in _CHILD_LEGS or g.remaining <= cap:
                 continue
-            if left <= 0:
+            if cap <= 0:
                 await self.cancel(g.client_order_id)
             else:
-                await self.modify(g.client_order_id, quantity=g.filled_quantity + left)
-
+                await self.modify(g.client_order_id, quantity=g.filled_quantity + cap)
