@@ -171,3 +171,24 @@ async def test_restart_does_not_book_the_owners_close_on_joes_exit(
     finally:
         await om2.stop()
         store.close()
+
+
+async def test_owners_opposite_deal_on_a_hedging_account_is_not_joes(
+    sim: CapitalSimulator, client: CapitalClient, store: Store
+) -> None:
+    """Hedging: the owner's SELL opens a deal of its own (Joe's deal is untouched): the net position
+    falls, but nothing of Joe's changed — no outside change, Joe's exit closes Joe's whole deal."""
+    sim.set_hedging(True)
+    om = await manager(adapter(client), store)
+    try:
+        await _long(sim, om, "out-hedge")
+        hedge = sim.manual_trade("GOLD", "SELL", 1)["affectedDeals"][0]["dealId"]
+        assert (await Reconciler(om).reconcile()).explained
+        assert om.position_of("out-hedge") == 2 and _outside(store) == []
+        ex = await om.exit("out-hedge")
+        assert ex is not None
+        await until(lambda: state(om, ex.client_order_id) is OrderState.FILLED)
+        assert [(d, s) for d, _, s, _ in books(sim, "GOLD")] == [(hedge, 1)]
+        assert om.position_of("out-hedge") == 0 and _outside(store) == []
+    finally:
+        await om.stop()

@@ -4,8 +4,8 @@ the owner closing part of the position on the platform, Joe's exits (full and pa
 the target trading, a close answered late, and reconciliation passes. After every step, once Joe has
 applied what the broker reports: the broker is never short (no exit or leg reversed it), there is at
 most one deal per Joe id, no leg is working without a deal, and Joe's position for the signal equals
-the broker's — except between the owner's close of part of Joe's deal and Joe's next exit (an
-external change: the Reconciler records it; the exit's own pass attributes it). Few examples,
+the broker's — except between the owner's close of part of Joe's deal and Joe's next exit or
+reconciliation pass (either books it as an outside change of the signal, never as Joe's fill). Few examples,
 derandomized."""
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from capital.truth_helpers import adapter, around, books, bracket
 from joe.core.events import NullAudit
 from joe.core.models import Side
 from joe.core.order import OrderState
+from joe.execution.events import AlertKind
 from joe.execution.order_manager import OrderManager
 from joe.simulators.capital import CapitalSimulator, SimLimits
 from joe.store import open_store
@@ -41,10 +42,22 @@ def _held(sim: CapitalSimulator) -> Decimal:
     return sum((s if d == "BUY" else -s for _, d, s, _ in books(sim, "GOLD")), Decimal(0))
 
 
-async def _settle(sim: CapitalSimulator, om: OrderManager, timeout: float = 4.0) -> None:
+async def _settle(
+    sim: CapitalSimulator, om: OrderManager, legs: list[str] | None = None, timeout: float = 4.0
+) -> None:
+    """Until Joe's position equals the broker's and, once the broker is flat, no leg is working
+    (the poller reports a fill before the status of the other leg)."""
+
+    def done() -> bool:
+        if om.position_of(SIG) != _held(sim):
+            return False
+        return _held(sim) != 0 or all(
+            (o := om.order(c)) is None or o.state is not OrderState.ACCEPTED for c in legs or []
+        )
+
     loop = asyncio.get_running_loop()
     end = loop.time() + timeout
-    while om.position_of(SIG) != _held(sim) and loop.time() < end:
+    while not done() and loop.time() < end:
         await asyncio.sleep(0.05)
 
 
@@ -79,12 +92,15 @@ async def _scenario(steps: list[tuple[str, Any]]) -> None:
                 await asyncio.sleep(0.3)
             elif kind == "reconcile":
                 await om.reconcile()
-            await _settle(sim, om)
+                owner_pending = False  # the pass books the owner's close as an outside change
+            await _settle(sim, om, [i.client_order_id for i in group[1:]])
             where = f"after steps {steps[: n + 1]}"
             assert _held(sim) >= 0, f"{where}: the broker is short {_held(sim)}"
             if not owner_pending:
                 joe = om.position_of(SIG)
                 assert joe == _held(sim), f"{where}: Joe {joe} vs broker {_held(sim)}"
+            over = [a.message for a in om.alerts if a.kind is AlertKind.OVERFILL]
+            assert not over, f"{where}: an execution booked on an order that did not make it: {over}"
             refs = [r for _, _, _, r in books(sim, "GOLD") if r]
             assert len(refs) == len(set(refs)), f"{where}: two deals for one id: {refs}"
             if _held(sim) == 0:

@@ -71,6 +71,15 @@ async def place_exit(
 ) -> Order | None:
     sid, symbol, side = entry.intent.signal_id, entry.intent.symbol, entry.intent.side
     rules = await om.client.instrument_rules(symbol)
+    if quantity is None:
+        # Closing the signal: an entry still working (a resting limit partly filled) would add to the
+        # position after the exit, with its protective legs gone. Cancelled — confirmed by the broker
+        # — before the exit is sized, so the exit closes everything that filled.
+        working = [o for o in orders if o.intent.leg is OrderLeg.ENTRY and o.state in _WORKING[:2]]
+        for o in working:
+            await om.cancel(o.client_order_id)
+        if working:
+            await await_terminal(om, [o.client_order_id for o in working])
     joe_pos = om.position_of(sid)
     net = broker_position(await om.client.positions(), symbol, entry.client_order_id)
     size = size_exit(side, joe_pos, net, quantity)

@@ -196,7 +196,12 @@ class OutsideChanges:
 
     async def attribute_outside(self, mass: MassStatus, symbols: set[str] | None = None) -> None:
         """Shortfall attribution (module docstring) of the executions in `mass` that are not Joe's,
-        against `mass.positions`. Call after Joe's own fills of `mass` are applied."""
+        against `mass.positions`. Call after Joe's own fills of `mass` are applied. Not for an adapter
+        that names the position each execution changed (`names_changed_positions`: Capital.com): its
+        attribution is exact, and a net sum over its deals would read the owner's own hedge as a
+        change of Joe's."""
+        if getattr(self.client, "names_changed_positions", False):
+            return
         loose = [
             fr for fr in mass.fills
             if not fr.changes and (symbols is None or fr.fill.symbol in symbols)
@@ -260,9 +265,10 @@ class OutsideChanges:
         """Orders larger than what stays open would reverse the position when they fill: a working
         exit is shrunk to `left`, the protective legs to what the exit leaves (cancelled at 0).
         Requests only (the broker's reports move Joe's copies); never while an exit of the signal is
-        being placed (it sizes them itself from the broker's position)."""
-        if signal_id in self._exiting:
-            return
+        being placed (it sizes them itself from the broker's position), nor where the broker resizes
+        attached legs with their deal (`legs_follow_position` on the adapter: Capital.com)."""
+        if signal_id in self._exiting or getattr(self.client, "legs_follow_position", False):
+            return  # an exit sizes them itself; or the broker resizes attached legs with the deal
         orders = [o for o in self.book.signal_orders(signal_id) if o.state in _WORKING]
         exits = [o for o in orders if o.intent.leg is OrderLeg.EXIT]
         exiting = ZERO

@@ -19,7 +19,9 @@ from joe.store.schema import reconcile_items as items_t
 
 @dataclass(frozen=True, slots=True)
 class ReconcileItem:
-    """One recorded item. `kind`: "external_order" | "external_position" | "external_fill" | "miss";
+    """One recorded item. `kind`: "external_order" | "external_position" | "external_fill" | "miss" |
+    "outside_change" (an execution Joe did not place that closed part of a signal's position,
+    `joe.execution.outside`; `detail` names the signal);
     `ref`: the broker's id (order id, deal id or symbol, execution id, Joe's client order id for a
     miss); `quantity` signed for positions; `count` how many passes saw it (misses: in a row)."""
 

@@ -84,6 +84,13 @@ _CHILD_LEGS = (OrderLeg.STOP_LOSS, OrderLeg.TAKE_PROFIT)
 class CapitalExecutionClient(OrderAmendments):
     """`ExecutionClient` for Capital.com over one logged-in `CapitalClient` (see module docstring)."""
 
+    # An attached stop/target is always its deal's size: the broker resizes it with the deal (a
+    # partial close by the owner included), so the OrderManager never asks to resize one.
+    legs_follow_position = True
+    # Every close names the deal it changed (`FillReport.changes`): the OrderManager attributes the
+    # owner's executions exactly, never by the net position (a hedging account's own deals differ).
+    names_changed_positions = True
+
     name = "capital"
 
     def __init__(
