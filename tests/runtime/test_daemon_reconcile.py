@@ -249,3 +249,47 @@ async def test_capital_periodic_reconciliation_halts_on_an_unexplained_change_ke
         assert not [o for o in orders if o.intent.leg is OrderLeg.EXIT]
     finally:
         await sim.stop()
+
+
+@pytest.mark.timeout(300)
+async def test_capital_a_stop_removed_mid_session_is_set_again_never_closed(project: Path) -> None:
+    """The stop half at Capital.com: the owner removes the deal's stop on the platform mid-session. The
+    daemon finds the position unprotected and sets its stop again on the same deal (Capital.com's stop
+    is the position's stop level). Before: the re-placed stop, a reduce-only order, was sent as a
+    close, so the position was closed at market instead of protected."""
+    from joe.simulators.capital import CapitalSimulator, SimLimits
+    from runtime import test_daemon_live as capital_live
+
+    sim = CapitalSimulator(seed=11, limits=SimLimits().scaled(10.0), tick_s=0.05)
+    await sim.start()
+    sim.paused = True
+    try:
+        (project / "config/execution.yaml").write_text(capital_live.LIVE_CONFIG + "  reconcile_min: 0.02\n")
+        data = project / "data"
+        data.mkdir(exist_ok=True)
+        m0 = capital_live.mid_of(sim)
+        stop0 = (m0 * Decimal("0.95")).quantize(capital_live.CENT)
+        await capital_live.place_bracket(sim, data, stop0, (m0 * Decimal("1.3")).quantize(capital_live.CENT))
+        [deal] = capital_live.positions(sim)
+        d = DaemonProc(project, capital_live.live_env(project, sim), "capital", "--stale-after", "60")
+        try:
+            await d.beat(lambda b: b["status"] == "running" and b["positions"] == 1, "watching")
+            closes = sim.count("/positions", method="DELETE")
+            assert sim.manual_remove_stop("GOLD") == [deal.deal_id]
+            assert capital_live.resting_stop(sim) is None
+            await until(lambda: capital_live.resting_stop(sim) is not None, "the stop set again", timeout=60)
+            n = len(reconciled(project))
+            await periodic_passes_after(project, n)
+            assert capital_live.resting_stop(sim) == stop0  # at the entry's stop level
+            assert [p.deal_id for p in capital_live.positions(sim)] == [deal.deal_id]  # the same deal, held
+            assert sim.count("/positions", method="DELETE") == closes  # nothing closed
+            state = read_store(data, lambda s: s.get_state(STATE_KEY)) or {}
+            assert state.get("state", "active") == "active"
+            rc, err = await d.terminate()
+        finally:
+            if d.proc.poll() is None:
+                await d.kill()
+        assert rc == 0, err[-4000:]
+        assert capital_live.resting_stop(sim) == stop0
+    finally:
+        await sim.stop()
