@@ -4,13 +4,25 @@ alone, on each broker simulator that has an `ExecutionClient`. Run: `python benc
 
 Prints, per simulator: p50 / p99 latency of one market order from the call to Joe holding its fill,
 and sequential orders per second, for the adapter alone and through the OrderManager; the
-difference is the cost of the write-ahead, the reconciliation rules and the store.
+difference is the cost of the write-ahead, the reconciliation rules and the store. The machine's
+1-minute load average is printed with it: on a shared 2-core machine others' work dominates.
+
+Last measured (2026-12-01 04:45 UTC, `--orders 100`, AMD EPYC 2 cores, load average 28 — ~14 runnable
+tasks per core, so absolute figures are inflated several times; compare runs at equal load only):
+
+    Capital.com sim  adapter alone  p50  37.8 ms  p99  73.4 ms  23.2 orders/s
+                     OrderManager   p50 115.3 ms  p99 181.8 ms   8.6 orders/s   cost +77 ms at p50
+    IBKR sim (178)   adapter alone  p50  20.7 ms  p99 252.3 ms  36.9 orders/s
+                     OrderManager   p50 138.8 ms  p99 634.6 ms   5.4 orders/s   cost +118 ms at p50
+
+(c7deeb3 measured +44 ms Capital / +95 ms IBKR with `--orders 50` at a lower, unrecorded load.)
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import statistics
 import tempfile
 import time
@@ -143,7 +155,7 @@ def _report(title: str, alone: list[float], managed: list[float]) -> None:
 
 
 async def main(n: int) -> None:
-    print(f"machine: {machine()}")
+    print(f"machine: {machine()}, load average {os.getloadavg()[0]:.1f}")
     runs: list[Callable[[int], Awaitable[None]]] = [capital, ibkr]
     for run in runs:
         await run(n)
