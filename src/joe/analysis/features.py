@@ -3,7 +3,12 @@
 Scoring, the strategies and the risk profiler all read the same handful of indicators for the
 same few candidates; computing each (symbol, indicator, parameters) once and sharing it keeps a
 pipeline run to one TA-Lib call per series. Every series is as long as the panel (NaN on dates
-where the symbol has no bar) and causal, so a value at row t only depends on rows <= t.
+where the symbol has no bar) and causal, so a value at row t only depends on rows <= t — the
+close-only flag included (measured on the bars up to t, `close_only_series`).
+
+`matrix(name, *params)` stacks one indicator for every symbol into a (dates × symbols) array, so a
+stage that reads many symbols at one row (scoring) gathers them with one indexing operation; its
+columns are the per-symbol series themselves (the same memo, no second copy).
 """
 
 from __future__ import annotations
@@ -34,6 +39,7 @@ class Features:
     def __init__(self, panel: Panel) -> None:
         self.panel = panel
         self._cache: dict[_Key, np.ndarray] = {}
+        self._rows: dict[str, dict[str, np.ndarray]] = {}
 
     def _get(
         self, symbol: str, name: str, params: tuple[object, ...], make: Callable[[], np.ndarray]
@@ -53,6 +59,26 @@ class Features:
     def close(self, symbol: str) -> np.ndarray:
         return self.panel.close[:, self.panel.col(symbol)]
 
+    def matrix(self, name: str, *params: object) -> np.ndarray:
+        """Indicator `name` (a method of this class taking `(symbol, *params)` and returning a series)
+        for every symbol, shape (dates, symbols), column-major; `close`/`volume` are the panel's arrays.
+
+        `params` must be spelt out as the per-symbol method keys them (`matrix("atr", 14)`, not
+        `matrix("atr")`), so both share one memo. Raises `AttributeError` for an unknown name.
+        """
+        if name in ("close", "volume"):
+            return getattr(self.panel, name)  # type: ignore[no-any-return]
+        key = ("*", name, params)
+        got = self._cache.get(key)
+        if got is None:
+            make = getattr(self, name)
+            got = np.empty((self.panel.n_dates, self.panel.n_symbols), order="F")
+            for j, sym in enumerate(self.panel.symbols):
+                got[:, j] = make(sym, *params)
+                self._cache[(sym, name, params)] = got[:, j]  # the column is the series: one copy
+            self._cache[key] = got
+        return got
+
     def sma(self, symbol: str, period: int) -> np.ndarray:
         return self._get(symbol, "sma", (period,), lambda: ind.sma(self.close(symbol), period))
 
@@ -65,27 +91,57 @@ class Features:
     def macd_hist(self, symbol: str) -> np.ndarray:
         return self._get(symbol, "macd_hist", (), lambda: ind.macd(self.close(symbol))[2])
 
-    def close_only(self, symbol: str) -> bool:
-        """True when the bars carry no intrabar information (built from closes, or o = h = l = c)."""
+    def scan_metrics(self, t: int) -> dict[str, np.ndarray]:
+        """`joe.analysis.scanner.scan_metrics(panel, t)`, read from the metrics of every row, which are
+        computed once on first use (a backtest scans each of its days; a run scans one row)."""
+        from joe.analysis.scanner import scan_metrics_rows
+
+        rows = self._rows.get("scan")
+        if rows is None:
+            rows = self._rows["scan"] = scan_metrics_rows(self.panel, 0, self.panel.n_dates)
+        return {k: a[t] for k, a in rows.items()}
+
+    def close_only_series(self, symbol: str) -> np.ndarray:
+        """Per row t, 1.0 when the bars up to t carry no intrabar information, else 0.0.
+
+        A bar "from closes" opens at the previous close with high/low = max/min(open, close); a flat bar
+        has o = h = l = c. The flag is set when at least `CLOSE_ONLY_SHARE` of the consecutive pairs of
+        the symbol's bars up to t are such bars (three bars at least). Measured on the bars up to t
+        only (an expanding share), so a later change of the data's kind never reaches back.
+        """
 
         def make() -> np.ndarray:
             o, h, lo, c, _ = self._ohlcv(symbol)
-            ok = np.isfinite(c)
-            o, h, lo, c = o[ok], h[ok], lo[ok], c[ok]
-            if len(c) < 3:
-                return np.array([0.0])
+            n = len(c)
+            rows = np.flatnonzero(np.isfinite(c))
+            out = np.zeros(n)
+            if len(rows) < 3:
+                return out
+            o, h, lo, c = o[rows], h[rows], lo[rows], c[rows]
             from_closes = (
                 np.isclose(o[1:], c[:-1], rtol=1e-9, atol=0.0)
                 & (h[1:] == np.maximum(o[1:], c[1:]))
                 & (lo[1:] == np.minimum(o[1:], c[1:]))
             )
             flat = (o[1:] == c[1:]) & (h[1:] == c[1:]) & (lo[1:] == c[1:])
-            return np.array([float(np.mean(from_closes | flat) >= CLOSE_ONLY_SHARE)])
+            share = np.cumsum(from_closes | flat) / np.arange(1, len(rows))  # pairs up to each bar
+            flag = np.zeros(len(rows))
+            flag[1:] = share >= CLOSE_ONLY_SHARE
+            flag[:2] = 0.0  # fewer than three bars: not judged
+            # Rows between bars keep the flag of the last bar before them.
+            out[rows[0] :] = flag[np.searchsorted(rows, np.arange(rows[0], n), side="right") - 1]
+            return out
 
-        return bool(self._get(symbol, "close_only", (), make)[0])
+        return self._get(symbol, "close_only_series", (), make)
+
+    def close_only(self, symbol: str, t: int | None = None) -> bool:
+        """`close_only_series` at row `t` (the last row when None)."""
+        s = self.close_only_series(symbol)
+        return bool(s[len(s) - 1 if t is None else t]) if len(s) else False
 
     def atr(self, symbol: str, period: int = 14) -> np.ndarray:
-        """Average true range in price units; for a close-only series, estimated from closes.
+        """Average true range in price units; on rows where the series is close-only (as known at that
+        row, `close_only_series`), estimated from closes.
 
         Close-only: `RANGE_PER_SIGMA` × the `period`-bar close-to-close σ × close (see above), since
         the range of a bar built from closes is about half the real one.
@@ -93,10 +149,14 @@ class Features:
 
         def make() -> np.ndarray:
             _, h, lo, c, _ = self._ohlcv(symbol)
-            if self.close_only(symbol):
-                sigma = ind.realised_vol(c, period, periods_per_year=1)
-                return np.asarray(RANGE_PER_SIGMA * sigma * c)
-            return ind.atr(h, lo, c, period)
+            flag = self.close_only_series(symbol)
+            if not flag.any():
+                return ind.atr(h, lo, c, period)
+            sigma = ind.realised_vol(c, period, periods_per_year=1)
+            estimated = np.asarray(RANGE_PER_SIGMA * sigma * c)
+            if flag.all():
+                return estimated
+            return np.where(flag > 0, estimated, ind.atr(h, lo, c, period))
 
         return self._get(symbol, "atr", (period,), make)
 
@@ -106,7 +166,7 @@ class Features:
         Close-only series have no opens: the estimate is 1.96 × σ_daily × sqrt(overnight share), σ
         from the last `window` close-to-close log returns. NaN when there are fewer than 10 gaps.
         """
-        if self.close_only(symbol):
+        if self.close_only(symbol, t):
             r = self.log_returns(symbol)[max(0, t - window + 1) : t + 1]
             r = r[np.isfinite(r)]
             if r.size < 10:
@@ -190,7 +250,9 @@ class Features:
         return self._get(symbol, "pct_change", (period,), lambda: ind.pct_change(self.close(symbol), period))
 
     def realised_vol(self, symbol: str, period: int = 20) -> np.ndarray:
-        return self._get(symbol, "rv", (period,), lambda: ind.realised_vol(self.close(symbol), period))
+        return self._get(
+            symbol, "realised_vol", (period,), lambda: ind.realised_vol(self.close(symbol), period)
+        )
 
     def gaps(self, symbol: str) -> np.ndarray:
         def make() -> np.ndarray:
@@ -200,7 +262,7 @@ class Features:
         return self._get(symbol, "gaps", (), make)
 
     def log_returns(self, symbol: str) -> np.ndarray:
-        return self._get(symbol, "logret", (), lambda: ind.log_returns(self.close(symbol)))
+        return self._get(symbol, "log_returns", (), lambda: ind.log_returns(self.close(symbol)))
 
     def dollar_volume(self, symbol: str, period: int = 20) -> np.ndarray:
         """Average close × volume over the last `period` bars with a known volume (today included)."""

@@ -93,7 +93,10 @@ def analyse(
         min_price=float(pcfg.min_price),
         min_avg_dollar_volume=float(pcfg.min_avg_dollar_volume),
     )
-    scan = scanner.scan(panel, scans=scans, as_of=date)
+    # With a backtest's `features` (over the whole history), the scan reads row t of metrics computed
+    # once for every row; a run computes its one row.
+    metrics = features.scan_metrics(t) if features is not None else None
+    scan = scanner.scan(panel, scans=scans, as_of=date, metrics=metrics)
     t2 = time.perf_counter()
     timings["scan"] = t2 - t1
 

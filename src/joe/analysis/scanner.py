@@ -15,7 +15,9 @@ Labels that name a window need the window: a symbol with less than 52 weeks of h
 prior bars with a known volume.
 
 Everything is computed for all symbols at once from a row slice of the panel ending at the scan
-date (at most 253 rows), so scanning is cheap and uses no bar after the scan date.
+date (at most 253 rows), so scanning is cheap and uses no bar after the scan date. A backtest computes
+the metrics of every row at once (`scan_metrics_rows`, kept by `Features.scan_metrics`) and each
+simulated day reads its row.
 """
 
 from __future__ import annotations
@@ -105,70 +107,91 @@ class ScanResult:
         return [c.symbol for c in self.candidates]
 
 
-def _last_valid(block: np.ndarray) -> np.ndarray:
-    """Per column, the last finite value of `block` (rows = dates); NaN when none."""
-    n = block.shape[0]
-    if n == 0:
-        return np.full(block.shape[1], np.nan)
-    idx = np.where(np.isfinite(block), np.arange(n)[:, None], -1).max(axis=0)
-    cols = np.arange(block.shape[1])
-    return np.where(idx >= 0, block[np.maximum(idx, 0), cols], np.nan)
-
-
-def _nanmean(block: np.ndarray) -> np.ndarray:
-    ok = np.isfinite(block)
-    cnt = ok.sum(axis=0)
-    tot = np.where(ok, block, 0.0).sum(axis=0)
+def _window_nanmean(x: np.ndarray, window: int, lag: int) -> np.ndarray:
+    """Per row i, the mean of the finite values of `x` on rows i-lag-window+1 .. i-lag (rows before
+    the first are absent); NaN when there is none. Summed oldest row first, one row at a time, so a
+    row's value is the same whichever rows are computed with it."""
+    n = x.shape[0]
+    ok = np.isfinite(x)
+    tot = np.zeros(x.shape)
+    cnt = np.zeros(x.shape)
+    for k in range(window - 1 + lag, lag - 1, -1):  # the oldest row of each window first
+        if k >= n:
+            continue
+        tot[k:] += np.where(ok[: n - k], x[: n - k], 0.0)
+        cnt[k:] += ok[: n - k]
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(cnt > 0, tot / np.maximum(cnt, 1), np.nan)
 
 
-def _nanext(block: np.ndarray, fn: str) -> np.ndarray:
+def _prior_ext(x: np.ndarray, window: int, fn: str) -> np.ndarray:
+    """Per row i, the max (`fn="max"`) or min of the finite values of `x` on the `window` rows before
+    it (i-window .. i-1, rows before the first absent); NaN when there is none."""
     fill = -np.inf if fn == "max" else np.inf
-    filled = np.where(np.isfinite(block), block, fill)
-    out = filled.max(axis=0) if fn == "max" else filled.min(axis=0)
+    padded = np.full((x.shape[0] + window, x.shape[1]), fill)
+    padded[window:] = np.where(np.isfinite(x), x, fill)
+    windows = np.lib.stride_tricks.sliding_window_view(padded[:-1], window, axis=0)
+    out = windows.max(axis=-1) if fn == "max" else windows.min(axis=-1)
     return np.where(np.isfinite(out), out, np.nan)
 
 
-def _history_days(panel: Panel, t: int) -> np.ndarray:
-    """Calendar days from each symbol's first bar to row `t` (-1 when it has none)."""
-    seen = np.isfinite(panel.close[: t + 1])
-    first = np.argmax(seen, axis=0)
-    days = (panel.dates[t] - panel.dates[first]).days.to_numpy()
-    return np.where(seen.any(axis=0), days, -1)
+def _prior_last(x: np.ndarray, window: int) -> np.ndarray:
+    """Per row i, the last finite value of `x` on the `window` rows before it; NaN when there is none."""
+    rows = np.arange(x.shape[0])[:, None]
+    last = np.maximum.accumulate(np.where(np.isfinite(x), rows, -1), axis=0)
+    prior = np.full(x.shape, -1)
+    prior[1:] = last[:-1]
+    ok = (prior >= 0) & (prior >= rows - window)
+    return np.where(ok, x[np.maximum(prior, 0), np.arange(x.shape[1])], np.nan)
+
+
+def _history_days(panel: Panel, hi: int) -> np.ndarray:
+    """Per row t < `hi`, calendar days from each symbol's first bar to row t (-1 before its first bar)."""
+    seen = np.isfinite(panel.close[:hi])
+    first = np.where(seen.any(axis=0), np.argmax(seen, axis=0), hi)
+    ns = panel.dates.as_unit("ns").asi8[:hi]
+    days = (ns[:, None] - ns[np.minimum(first, hi - 1)][None, :]) // 86_400_000_000_000
+    return np.where(np.arange(hi)[:, None] >= first[None, :], days, -1)
+
+
+def scan_metrics_rows(panel: Panel, lo: int, hi: int) -> dict[str, np.ndarray]:
+    """Every scan metric for every symbol on rows `lo` .. `hi`-1: arrays of shape (hi - lo, symbols).
+
+    A row's values depend on that row and the `LOOKBACK_52W` rows before it only (and each symbol's
+    first bar), never on later rows or on which other rows are computed (property test:
+    tests/analysis/test_scan_rows.py): a backtest computes every row once, a run only its as-of row.
+    """
+    s = max(0, lo - LOOKBACK_52W)
+    o, h, lw, c, v = (getattr(panel, k)[s:hi] for k in ("open", "high", "low", "close", "volume"))
+    valid = np.isfinite(c)
+    prior_close = _prior_last(c, LOOKBACK_52W)
+    dv = c * v  # NaN where volume is unknown (close-only series); ignored by the mean
+    # A label that names a window needs the whole window of prior bars (no "52-week high" on 40 bars).
+    full_year = _history_days(panel, hi)[s:] >= YEAR_DAYS
+    known = (valid & np.isfinite(v)).astype(np.int64)
+    known_n = np.zeros(c.shape, dtype=np.int64)
+    for k in range(1, min(AVG_WINDOW, len(c) - 1) + 1):  # rows i-20 .. i-1 with a bar and a volume
+        known_n[k:] += known[: len(c) - k]
+    prior_v = np.where(valid, np.nan_to_num(v, nan=0.0), np.nan)
+    vol_t = np.nan_to_num(v, nan=0.0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        avg_vol = np.where(known_n >= AVG_WINDOW, _window_nanmean(prior_v, AVG_WINDOW, 1), np.nan)
+        out = {
+            "close": c,
+            "pct_change": c / prior_close - 1.0,
+            "gap": o / prior_close - 1.0,
+            "dollar_volume": c * vol_t,
+            "avg_dollar_volume": _window_nanmean(dv, AVG_WINDOW, 0),
+            "rel_volume": vol_t / avg_vol,
+            "high_vs_52w": np.where(full_year, h / _prior_ext(h, LOOKBACK_52W, "max"), np.nan),
+            "low_vs_52w": np.where(full_year, lw / _prior_ext(lw, LOOKBACK_52W, "min"), np.nan),
+        }
+    return {k: a[lo - s :] for k, a in out.items()}
 
 
 def scan_metrics(panel: Panel, t: int) -> dict[str, np.ndarray]:
     """Every scan metric for every symbol at row `t` (1-D arrays over symbols)."""
-    lo = max(0, t - LOOKBACK_52W)
-    o, h, lw, c = (
-        panel.open[lo : t + 1],
-        panel.high[lo : t + 1],
-        panel.low[lo : t + 1],
-        panel.close[lo : t + 1],
-    )
-    v = panel.volume[lo : t + 1]
-    close_t, open_t, vol_t = c[-1], o[-1], np.nan_to_num(v[-1], nan=0.0)
-    prior_close = _last_valid(c[:-1])
-    prior_valid = np.isfinite(c[:-1])
-    prior_v = np.where(prior_valid, np.nan_to_num(v[:-1], nan=0.0), np.nan)
-    dv = c * v  # NaN where volume is unknown (close-only series); ignored by the mean
-    # A label that names a window needs the whole window of prior bars (no "52-week high" on 40 bars).
-    full_year = _history_days(panel, t) >= YEAR_DAYS
-    known_v = (prior_valid & np.isfinite(v[:-1]))[-AVG_WINDOW:].sum(axis=0) >= AVG_WINDOW
-    with np.errstate(invalid="ignore", divide="ignore"):
-        avg_vol = np.where(known_v, _nanmean(prior_v[-AVG_WINDOW:]), np.nan)
-        out = {
-            "close": close_t,
-            "pct_change": close_t / prior_close - 1.0,
-            "gap": open_t / prior_close - 1.0,
-            "dollar_volume": close_t * vol_t,
-            "avg_dollar_volume": _nanmean(dv[-AVG_WINDOW:]),
-            "rel_volume": vol_t / avg_vol,
-            "high_vs_52w": np.where(full_year, h[-1] / _nanext(h[:-1], "max"), np.nan),
-            "low_vs_52w": np.where(full_year, lw[-1] / _nanext(lw[:-1], "min"), np.nan),
-        }
-    return out
+    return {k: a[0] for k, a in scan_metrics_rows(panel, t, t + 1).items()}
 
 
 class MarketScanner:
@@ -191,17 +214,20 @@ class MarketScanner:
         panel: Panel,
         scans: Sequence[str] | None = None,
         as_of: datetime | pd.Timestamp | str | None = None,
+        metrics: dict[str, np.ndarray] | None = None,
     ) -> ScanResult:
         """Run `scans` (names; all registered scans when None) and the watchlists at `as_of`.
 
-        Candidates are ordered by the number of scans that hit them, then by symbol.
+        `metrics`: `scan_metrics(panel, t)` when the caller has it already (a backtest reads it from the
+        metrics of every row computed once). Candidates are ordered by the number of scans that hit
+        them, then by symbol.
         """
         t = panel.index_at(as_of)
         names = list(scans) if scans is not None else list(self.scans)
         unknown = [n for n in names if n not in self.scans]
         if unknown:
             raise KeyError(f"unknown scan(s): {unknown}; known: {sorted(self.scans)}")
-        m = scan_metrics(panel, t)
+        m = metrics if metrics is not None else scan_metrics(panel, t)
         has_bar = np.isfinite(m["close"])
         price_ok = has_bar & (np.nan_to_num(m["close"], nan=-1.0) >= self.min_price)
         adv = m["avg_dollar_volume"]

@@ -32,7 +32,7 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
-from joe.analysis.features import Features, at, finite
+from joe.analysis.features import Features
 from joe.analysis.panel import Panel
 from joe.analysis.scanner import ScanCandidate
 from joe.brokers.base import Sentiment
@@ -58,21 +58,6 @@ class InstrumentScore:
     as_of: pd.Timestamp
     hits: tuple[str, ...] = ()
     details: dict[str, float] = field(default_factory=dict)
-
-
-def _clip1(x: float) -> float:
-    return max(-1.0, min(1.0, x))
-
-
-def _band(x: float, zero_lo: float, full_lo: float, full_hi: float, zero_hi: float) -> float:
-    """1 inside [full_lo, full_hi], falling linearly to 0 at zero_lo and zero_hi."""
-    if x <= zero_lo or x >= zero_hi:
-        return 0.0
-    if x < full_lo:
-        return (x - zero_lo) / (full_lo - zero_lo)
-    if x > full_hi:
-        return (zero_hi - x) / (zero_hi - full_hi)
-    return 1.0
 
 
 class ScoringEngine:
@@ -103,106 +88,168 @@ class ScoringEngine:
     ) -> list[InstrumentScore]:
         """Score each candidate at row `as_of_index` (the last row when None), best first.
 
-        Candidates without a bar on that date or without 50 bars of history are skipped.
+        Candidates without a bar on that date or without 50 bars of history are skipped. All
+        candidates are scored at once: one gather per indicator (`Features.matrix`) and array
+        arithmetic, each element computed exactly as the one-instrument formulas in the module
+        docstring (tests/analysis/test_scoring_vectorised.py holds them as the reference).
         """
         t = panel.n_dates - 1 if as_of_index is None else as_of_index
         f = features or Features(panel)
         sentiment = sentiment or {}
+        picked = [(c, ()) if isinstance(c, str) else (c.symbol, c.hits) for c in candidates]
+        picked = [(sym, hits) for sym, hits in picked if sym in panel]
+        if not picked:
+            return []
+        cols = np.fromiter((f.panel.col(sym) for sym, _ in picked), dtype=np.intp, count=len(picked))
+        long_short = np.array(
+            [_sentiment_pair(sentiment.get(sym)) for sym, _ in picked], dtype=np.float64
+        ).reshape(len(picked), 2)
+        r = _readings(f, cols, t)
+        r["sentiment_net_long"] = _net_long(long_short)
+        with np.errstate(all="ignore"):  # rows not scored (no bar, no SMA) may divide by NaN or zero
+            total, sign, comps = self._score_rows(r)
+        names = list(comps)
+        comp_rows = np.column_stack([comps[k] for k in names]).tolist()
+        detail_rows = np.column_stack([r[k] for k in DETAILS]).tolist()
+        when = panel.dates[t]
         out: list[InstrumentScore] = []
-        for cand in candidates:
-            sym, hits = (cand, ()) if isinstance(cand, str) else (cand.symbol, cand.hits)
-            if sym not in panel:
+        ok = r["ok"].tolist()
+        for i, (sym, hits) in enumerate(picked):
+            if not ok[i]:
                 continue
-            s = self._score_one(f, sym, t, sentiment.get(sym))
-            if s is not None:
-                out.append(
-                    InstrumentScore(
-                        symbol=sym,
-                        total=s[0],
-                        direction=s[1],
-                        components=s[2],
-                        as_of=panel.dates[t],
-                        hits=tuple(hits),
-                        details=s[3],
-                    )
+            out.append(
+                InstrumentScore(
+                    symbol=sym,
+                    total=round(float(total[i]), 4),
+                    direction=Direction.LONG if sign[i] > 0 else Direction.SHORT,
+                    components={k: round(v, 4) for k, v in zip(names, comp_rows[i], strict=True)},
+                    as_of=when,
+                    hits=tuple(hits),
+                    details=dict(zip(DETAILS, detail_rows[i], strict=True)),
                 )
+            )
         out.sort(key=lambda x: (-x.total, x.symbol))
         return out
 
-    def _score_one(
-        self, f: Features, sym: str, t: int, sent: Sentiment | None
-    ) -> tuple[float, Direction, dict[str, float], dict[str, float]] | None:
-        close = at(f.close(sym), t)
-        sma50 = at(f.sma(sym, 50), t)
-        if not finite(close, sma50) or close <= 0:
-            return None
-        sma200 = at(f.sma(sym, 200), t)
-        ema20 = at(f.ema(sym, 20), t)
-        adx = at(f.adx(sym), t)
-        rsi = at(f.rsi(sym), t)
-        atr = at(f.atr(sym), t)
-        hist = at(f.macd_hist(sym), t)
-        ret63 = at(f.pct_change(sym, 63), t)
-        rv = at(f.realised_vol(sym, 63), t)
+    def _score_rows(self, r: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
+        """(total, direction sign ±1.0, components) per row of the readings `r` (see `_readings`).
 
+        Rows where `r["ok"]` is False get meaningless values (the caller drops them). Every operation
+        is the scalar formula's, in the same order, so each element is bit-for-bit what scoring that
+        instrument alone gives (IEEE arithmetic is the same in numpy and in Python floats).
+        """
+        close, sma50, sma200, ema20 = r["close"], r["sma50"], r["sma200"], r["ema20"]
+        adx, rsi, atr, hist, ret63, rv = r["adx"], r["rsi"], r["atr"], r["macd_hist"], r["ret63"], r["rv"]
+        fin = np.isfinite
         # -- directional raw readings in -1..1 --
-        slow = (sma50 / sma200 - 1.0) if finite(sma200) else (ema20 / sma50 - 1.0)
-        trend_raw = _clip1(((close / sma50 - 1.0) / 0.05 + (slow if finite(slow) else 0.0) / 0.05) / 2.0)
-        strength = 0.5 + 0.5 * min(1.0, max(0.0, (adx - 15.0) / 25.0)) if finite(adx) else 0.5
-        trend_raw *= strength
-        mom_parts = []
-        if finite(rsi):
-            mom_parts.append(_clip1((rsi - 50.0) / 25.0))
-        if finite(hist, atr) and atr > 0:
-            mom_parts.append(_clip1(hist / (0.5 * atr)))
-        if finite(ret63, rv) and rv > 0:
-            mom_parts.append(_clip1(ret63 / (rv * math.sqrt(63 / 252)) / 2.0))
-        mom_raw = float(np.mean(mom_parts)) if mom_parts else 0.0
-        direction = Direction.LONG if trend_raw + mom_raw >= 0 else Direction.SHORT
-        d = direction.sign
+        slow = np.where(fin(sma200), sma50 / sma200 - 1.0, ema20 / sma50 - 1.0)
+        trend_raw = _clip1v(((close / sma50 - 1.0) / 0.05 + np.where(fin(slow), slow, 0.0) / 0.05) / 2.0)
+        strength = np.where(fin(adx), 0.5 + 0.5 * np.minimum(1.0, np.maximum(0.0, (adx - 15.0) / 25.0)), 0.5)
+        trend_raw = trend_raw * strength
+        # The mean of the momentum parts present, summed in order as numpy's mean of a short list does.
+        acc = np.full(len(close), -0.0)
+        n = np.zeros(len(close))
+        for present, part in (
+            (fin(rsi), lambda: (rsi - 50.0) / 25.0),
+            (fin(hist) & fin(atr) & (atr > 0), lambda: hist / (0.5 * atr)),
+            (fin(ret63) & fin(rv) & (rv > 0), lambda: ret63 / (rv * math.sqrt(63 / 252)) / 2.0),
+        ):
+            acc = np.where(present, acc + _clip1v(part()), acc)
+            n += present
+        mom_raw = np.where(n > 0, acc / np.maximum(n, 1.0), 0.0)
+        d = np.where(trend_raw + mom_raw >= 0, 1.0, -1.0)
 
-        atr_pct = atr / close if finite(atr) else math.nan
-        vol_score = 100.0 * _band(atr_pct, 0.002, 0.01, 0.03, 0.08) if finite(atr_pct) else 50.0
-        obv_slope = at(f.obv_slope(sym), t)
-        avg_v = at(f.avg_volume(sym), t)
-        v_t = at(f.volume(sym), t)
-        rel_vol = v_t / avg_v if finite(v_t, avg_v) and avg_v > 0 else 1.0
-        volume_score = 50.0
-        if finite(obv_slope):
-            volume_score += 25.0 * _clip1(d * obv_slope * 2.0)
-        volume_score += 25.0 * _clip1((rel_vol - 1.0) / 1.5)
-        if not f.volume_known(sym, t):
-            volume_score = math.nan  # unknown volume is no reading, not a neutral 50
+        atr_pct = np.where(fin(atr), atr / close, np.nan)
+        vol_score = np.where(fin(atr_pct), 100.0 * _bandv(atr_pct, 0.002, 0.01, 0.03, 0.08), 50.0)
+        obv_slope = r["obv_slope"]
+        volume_score = np.where(fin(obv_slope), 50.0 + 25.0 * _clip1v(d * obv_slope * 2.0), 50.0)
+        volume_score = volume_score + 25.0 * _clip1v((r["rel_volume"] - 1.0) / 1.5)
+        # unknown volume is no reading, not a neutral 50
+        volume_score = np.where(r["volume_known"], volume_score, np.nan)
 
-        sent_score = 50.0
-        net = math.nan
-        if sent is not None and (sent.long_pct + sent.short_pct) > 0:
-            net = (sent.long_pct - sent.short_pct) / (sent.long_pct + sent.short_pct)
-            raw = -net if self.sentiment_mode == "contrarian" else net
-            sent_score = 50.0 + 50.0 * _clip1(d * raw / 0.6)
+        net = r["sentiment_net_long"]
+        raw = -net if self.sentiment_mode == "contrarian" else net
+        sent_score = np.where(fin(net), 50.0 + 50.0 * _clip1v(d * raw / 0.6), 50.0)
 
         comps = {
             "trend": 50.0 + 50.0 * d * trend_raw,
             "momentum": 50.0 + 50.0 * d * mom_raw,
             "volatility": vol_score,
-            "volume": max(0.0, min(100.0, volume_score)) if finite(volume_score) else math.nan,
+            "volume": np.where(fin(volume_score), np.maximum(0.0, np.minimum(100.0, volume_score)), np.nan),
             "sentiment": sent_score,
         }
         # Components without a reading (NaN: unknown volume) drop out; the others are re-weighted.
-        known = {k: v for k, v in comps.items() if finite(v)}
-        total = sum(self.weights[k] * v for k, v in known.items()) / sum(self.weights[k] for k in known)
-        details = {
-            "close": close,
-            "sma50": sma50,
-            "sma200": sma200,
-            "adx": adx,
-            "rsi": rsi,
-            "atr": atr,
-            "atr_pct": atr_pct,
-            "macd_hist": hist,
-            "ret63": ret63,
-            "rel_volume": rel_vol,
-            "obv_slope": obv_slope,
-            "sentiment_net_long": net,
-        }
-        return round(total, 4), direction, {k: round(v, 4) for k, v in comps.items()}, details
+        num = np.zeros(len(close))
+        den = np.zeros(len(close))
+        for k, v in comps.items():
+            known = fin(v)
+            num = np.where(known, num + self.weights[k] * v, num)
+            den = np.where(known, den + self.weights[k], den)
+        return num / den, d, comps
+
+
+# The readings shown with a score (keys of `_readings`, plus the sentiment's net long share).
+DETAILS: tuple[str, ...] = (
+    "close", "sma50", "sma200", "adx", "rsi", "atr", "atr_pct", "macd_hist", "ret63", "rel_volume",
+    "obv_slope", "sentiment_net_long",
+)  # fmt: skip
+
+
+def _readings(f: Features, cols: np.ndarray, t: int) -> dict[str, np.ndarray]:
+    """The indicator values scoring reads, for columns `cols` at row `t` (1-D arrays over `cols`).
+
+    `ok`: a bar with a positive close and a 50-day SMA (the others are not scored)."""
+    r = {
+        "close": f.matrix("close")[t, cols],
+        "sma50": f.matrix("sma", 50)[t, cols],
+        "sma200": f.matrix("sma", 200)[t, cols],
+        "ema20": f.matrix("ema", 20)[t, cols],
+        "adx": f.matrix("adx", 14)[t, cols],
+        "rsi": f.matrix("rsi", 14)[t, cols],
+        "atr": f.matrix("atr", 14)[t, cols],
+        "macd_hist": f.matrix("macd_hist")[t, cols],
+        "ret63": f.matrix("pct_change", 63)[t, cols],
+        "rv": f.matrix("realised_vol", 63)[t, cols],
+        "obv_slope": f.matrix("obv_slope", 20)[t, cols],
+        "avg_volume": f.matrix("avg_volume", 20)[t, cols],
+        "volume": f.matrix("volume")[t, cols],
+    }
+    fin = np.isfinite
+    with np.errstate(invalid="ignore", divide="ignore"):
+        r["ok"] = fin(r["close"]) & fin(r["sma50"]) & (r["close"] > 0)
+        r["atr_pct"] = np.where(fin(r["atr"]), r["atr"] / r["close"], np.nan)
+        v_t, avg_v = r["volume"], r["avg_volume"]
+        r["rel_volume"] = np.where(fin(v_t) & fin(avg_v) & (avg_v > 0), v_t / avg_v, 1.0)
+    # A volume on at least one of the last 20 bars (`Features.volume_known`).
+    recent = f.matrix("volume")[max(0, t - 19) : t + 1, cols]
+    r["volume_known"] = np.isfinite(recent).any(axis=0)
+    return r
+
+
+def _sentiment_pair(s: Sentiment | None) -> tuple[float, float]:
+    if s is None:
+        return (math.nan, math.nan)
+    return (float(s.long_pct), float(s.short_pct))
+
+
+def _net_long(long_short: np.ndarray) -> np.ndarray:
+    """Net long share (long − short) / (long + short) per row; NaN without a usable sentiment."""
+    lp, sp = long_short[:, 0], long_short[:, 1]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        tot = lp + sp
+        return np.where(np.isfinite(tot) & (tot > 0), (lp - sp) / tot, np.nan)
+
+
+def _clip1v(x: np.ndarray) -> np.ndarray:
+    """`_clip1` on every element (NaN stays NaN: callers only pass it where a reading exists)."""
+    return np.maximum(-1.0, np.minimum(1.0, x))
+
+
+def _bandv(x: np.ndarray, zero_lo: float, full_lo: float, full_hi: float, zero_hi: float) -> np.ndarray:
+    """`_band` on every element."""
+    with np.errstate(invalid="ignore", divide="ignore"):
+        up = (x - zero_lo) / (full_lo - zero_lo)
+        down = (zero_hi - x) / (zero_hi - full_hi)
+    return np.where(
+        (x <= zero_lo) | (x >= zero_hi), 0.0, np.where(x < full_lo, up, np.where(x > full_hi, down, 1.0))
+    )
