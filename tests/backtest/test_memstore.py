@@ -10,11 +10,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from joe.backtest.memstore import MemoryStore
 from joe.core.models import Fill, OrderIntent, OrderLeg, Side
 from joe.core.order import Order, OrderState
 from joe.store import DuplicatePositionError, NotFoundError, StaleOrderError, StoreError, open_store
+from joe.store.records import equity_marks_of
 
 T0 = datetime(2024, 3, 1, tzinfo=UTC)
 
@@ -89,6 +92,16 @@ def _scenario(store: Any) -> list[object]:
         store.record_equity(_day(n), "paper", Decimal(eq), Decimal(50))
     out.append([(p.ts, p.equity) for p in store.equity_curve("paper")])
     out.append([(p.ts, p.equity) for p in store.equity_curve("paper", since=_day(1))])
+    store.record_equity(_day(2) + timedelta(hours=20), "paper", Decimal("97"), Decimal(50))  # same day
+    for now in (
+        _day(-1),
+        _day(0),
+        _day(1) + timedelta(hours=3),
+        _day(2),
+        _day(2) + timedelta(hours=21),
+        _day(9),
+    ):
+        out.append(store.equity_marks("paper", now))  # the RiskGate's day start and peak
     store.set_state("k", {"a": [1, "x", None]})
     out.append(store.get_state("k"))
     out.append(store.get_state("missing", 7))
@@ -116,3 +129,22 @@ def test_memory_store_answers_like_the_sql_store(tmp_path: Path) -> None:
 def test_a_call_the_memory_store_does_not_keep_is_refused_by_name() -> None:
     with pytest.raises(NotImplementedError, match="paper_track_record"):
         MemoryStore().paper_track_record()
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    points=st.lists(st.tuples(st.integers(0, 24 * 12), st.integers(50, 150)), max_size=30),
+    nows=st.lists(st.integers(-12, 24 * 14), min_size=1, max_size=5),
+)
+def test_equity_marks_kept_incrementally_equal_a_pass_over_the_curve(
+    points: list[tuple[int, int]], nows: list[int]
+) -> None:
+    """Day start and peak read in O(log n) are those of the whole curve up to `now`, whatever the order
+    the points came in (a point back in time rebuilds the index)."""
+    store = MemoryStore()
+    for hours, eq in points:
+        store.record_equity(T0 + timedelta(hours=hours), "paper", Decimal(eq), Decimal(0))
+        for h in nows:
+            now = T0 + timedelta(hours=h)
+            assert store.equity_marks("paper", now) == equity_marks_of(store.equity_curve("paper"), now)
+    assert store.equity_marks("live", T0) == (None, None)

@@ -4,8 +4,8 @@ A backtest must never touch the user's paper book (`data/joe.db`, `data/audit/`)
 which the real book refuses (time only moves forward in one book). So it runs the same
 `PaperPortfolio` against a throwaway store in a folder of its own. The store is a `MemoryStore`
 (`joe.backtest.memstore`: the store calls of the day loop as dict/list operations, nothing to clean up
-or lock); the audit log is a real hash-chained log in the scratch folder, written without fsync (a
-crash loses only a backtest, which is rerun).
+or lock); the audit sink is a `MemoryAudit` (`joe.backtest.memaudit`: the records in a list — a
+scratch audit log is deleted with the scratch folder, unread, and writing it cost a fifth of the loop).
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import cast
 
 from joe.audit.log import AuditLog
+from joe.backtest.memaudit import MemoryAudit
 from joe.backtest.memstore import MemoryStore
 from joe.config.mode import ModeDecision, TradingMode
 from joe.config.schema import ExecutionConfig
@@ -31,7 +32,7 @@ def scratch_runtime(config: ExecutionConfig, folder: Path) -> Runtime:
     """
     folder.mkdir(parents=True, exist_ok=True)
     settings = Settings(data_dir=folder, db_url=SCRATCH_DB_URL)  # type: ignore[call-arg]
-    audit = AuditLog(folder / "audit", fsync=False)
+    audit = cast(AuditLog, MemoryAudit())  # every layer writes through `record` (the AuditSink protocol)
     store = cast(Store, MemoryStore())  # the Store calls of the day loop, in memory
     decision = ModeDecision(
         requested="paper", mode=TradingMode.PAPER, reasons=["backtest: a scratch paper book"]

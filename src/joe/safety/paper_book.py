@@ -63,7 +63,7 @@ def daily_book(
     if cols:
         frame = pd.DataFrame(cols, index=dates[max(0, as_of_idx - lookback) : as_of_idx + 1])
         returns = frame.pct_change(fill_method=None).iloc[1:]
-    start_eq, peak = _equity_marks(store, mode, now)
+    start_eq, peak = store.equity_marks(mode, now)
     if start_eq is None:
         start_eq = opening_equity if opening_equity is not None else account.equity
     if peak is None or peak < start_eq:
@@ -96,14 +96,3 @@ def protection_locks(
         if r.closed_at is not None and r.closed_at <= now
     ]
     return active_locks(default_protections(cfg, equity), trades, now)
-
-
-def _equity_marks(store: Store, mode: str, now: datetime) -> tuple[Decimal | None, Decimal | None]:
-    """(the equity the decision day opened with = the last mark of an earlier day, else the day's first
-    mark; the peak so far)."""
-    curve = [p for p in store.equity_curve(mode) if p.ts <= now]
-    if not curve:
-        return None, None
-    earlier = [p for p in curve if p.ts.date() < now.date()]
-    start = earlier[-1].equity if earlier else curve[0].equity
-    return start, max(p.equity for p in curve)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -75,3 +76,18 @@ class EquityPoint:
     mode: str
     equity: Decimal
     cash: Decimal
+
+
+def equity_marks_of(curve: Sequence[EquityPoint], now: datetime) -> tuple[Decimal | None, Decimal | None]:
+    """(the equity the day of `now` opened with, the peak so far) from a curve in time order.
+
+    The day's opening equity is the last mark of an earlier day, else the day's first mark; the peak is
+    the highest mark at or before `now`. (None, None) without a mark at or before `now`. Read by the
+    RiskGate's daily book (``risk.daily_loss_limit_pct``, the drawdown rule).
+    """
+    upto = [p for p in curve if p.ts <= now]
+    if not upto:
+        return None, None
+    earlier = [p for p in upto if p.ts.date() < now.date()]
+    start = earlier[-1].equity if earlier else upto[0].equity
+    return start, max(p.equity for p in upto)

@@ -13,7 +13,7 @@ from sqlalchemy import RowMapping, select
 from joe.config.mode import TrackRecord  # one definition: the live gate reads what the store counts
 from joe.core.clock import ensure_utc, utcnow
 from joe.store._base import StoreBase, check_mode, upsert
-from joe.store.records import EquityPoint, PaperAccountRow
+from joe.store.records import EquityPoint, PaperAccountRow, equity_marks_of
 from joe.store.schema import equity_history as equity_t
 from joe.store.schema import kv_state as kv_t
 from joe.store.schema import paper_account as account_t
@@ -101,6 +101,11 @@ class StateRepository(StoreBase):
         with self._read() as conn:
             rows = conn.execute(q.order_by(equity_t.c.ts, equity_t.c.id)).mappings().all()
         return [EquityPoint(ts=r["ts"], mode=r["mode"], equity=r["equity"], cash=r["cash"]) for r in rows]
+
+    def equity_marks(self, mode: str, now: datetime) -> tuple[Decimal | None, Decimal | None]:
+        """(the equity the day of `now` opened with, the peak so far) of `mode`'s curve
+        (`joe.store.records.equity_marks_of`)."""
+        return equity_marks_of(self.equity_curve(mode), now)
 
     def paper_track_record(self, now: datetime | None = None) -> TrackRecord:
         """The paper track record the live gate reads, counted so that back-dating cannot inflate it.
