@@ -56,6 +56,7 @@ class Panel:
     close: np.ndarray
     volume: np.ndarray
     _col: dict[str, int] = field(init=False, repr=False)
+    _pydates: dict[int, datetime] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         dates = to_utc_index(self.dates)
@@ -72,6 +73,7 @@ class Panel:
                 raise ValueError(f"panel field {name} has shape {arr.shape}, expected {shape}")
             object.__setattr__(self, name, arr)
         object.__setattr__(self, "_col", {s: j for j, s in enumerate(self.symbols)})
+        object.__setattr__(self, "_pydates", {})
 
     # -- construction -------------------------------------------------------------------------
 
@@ -125,6 +127,14 @@ class Panel:
     def col(self, symbol: str) -> int:
         """Column index of `symbol` (KeyError if absent)."""
         return self._col[symbol]
+
+    def date_at(self, t: int) -> datetime:
+        """The date of row `t` as an aware UTC `datetime` (memoised: every signal of a run is dated by
+        the same row, and indexing a DatetimeIndex costs tens of microseconds)."""
+        got = self._pydates.get(t)
+        if got is None:
+            got = self._pydates[t] = self.dates[t].to_pydatetime()
+        return got
 
     def __contains__(self, symbol: object) -> bool:
         return symbol in self._col

@@ -102,7 +102,7 @@ def build_signal(
         trailing = to_price((params.trail_multiple or params.atr_stop_multiple) * atr, q)
         if trailing <= 0:
             trailing = None
-    as_of = panel.dates[t].to_pydatetime()
+    as_of = panel.date_at(t)
     info = {"atr": atr, "stop_distance": risk}
     info.update(meta or {})
     return Signal(
