@@ -4,7 +4,9 @@
 Usage: python bench/backtest_daily500.py [--days N] [--profile]
 The long-format file is split once into one parquet file per symbol (a `parquet:` source folder, not
 timed), then timed: loading (the source, the quality stage, the panel), the day loop, split per stage
-(settle = exits and marks, the analysis stages, trading = RiskGate + paper fills), and the report.
+(settle = exits and marks, the analysis stages, trading = RiskGate + paper fills; wall and CPU seconds,
+the analysis sub-stages wall only), and the report; the load average before and after says how much of
+the wall clock was other people's work on the shared machine.
 Goal: ≤ 10 s for the whole run on 2 cores.
 """
 
@@ -12,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
+import os
 import sys
 import tempfile
 import time
@@ -55,6 +58,7 @@ def main() -> None:
     ap.add_argument("--profile", action="store_true", help="cProfile the day loop (top 25 by own time)")
     args = ap.parse_args()
     print(f"backtest over daily_500 — {machine()}")
+    load_before = os.getloadavg()
     with tempfile.TemporaryDirectory(prefix="joe-daily500-") as tmp:
         folder = Path(tmp) / "prices"
         folder.mkdir()
@@ -80,6 +84,7 @@ def main() -> None:
         _, metrics = write_report(result, Path(tmp) / "report", "daily_500", opts.describe())
         t3, c3 = time.perf_counter(), time.process_time()
     n_days = len(result.days)
+    load_after = os.getloadavg()
     print(f"  {history.panel.n_symbols} instruments × {history.panel.n_dates} bars; {n_days} days simulated")
     # CPU seconds beside wall seconds: on a shared machine the wall clock includes other people's work.
     print(f"  {'':<55} {'wall s':>7} {'CPU s':>7}")
@@ -87,12 +92,16 @@ def main() -> None:
     wall_ms, cpu_ms = (t2 - t1) / n_days * 1e3, (c2 - c1) / n_days * 1e3
     print(f"  {'day loop':<55} {t2 - t1:7.2f} {c2 - c1:7.2f}  ({wall_ms:.1f} / {cpu_ms:.1f} ms per day)")
     for name, sec in sorted(result.timings.items()):
-        print(f"    {name:<53} {sec:7.2f}")
+        cpu = result.cpu_timings.get(name)
+        print(f"    {name:<53} {sec:7.2f} {'' if cpu is None else f'{cpu:7.2f}'}")
     print(f"  {'report':<55} {t3 - t2:7.2f} {c3 - c2:7.2f}")
     print(f"  {'total':<55} {t3 - t0:7.2f} {c3 - c0:7.2f}  (goal ≤ 10 s)")
     if args.days:
         whole = (c1 - c0) + cpu_ms / 1e3 * history.panel.n_dates
         print(f"  all {history.panel.n_dates} days at this rate: ~{whole:.0f} s CPU")
+    # The machine is shared (2 cores): more than 2 runnable processes means the wall column waited.
+    print(f"  load average (1/5/15 min) before {'/'.join(f'{x:.1f}' for x in load_before)}, "
+          f"after {'/'.join(f'{x:.1f}' for x in load_after)}")  # fmt: skip
     print(f"  {int(metrics['trades'] or 0)} trades, {len(result.fills)} fills, final equity "
           f"{metrics['final_equity']:.2f}, CAGR {metrics['cagr']}")  # fmt: skip
 

@@ -263,13 +263,15 @@ class MarketScanner:
             for s in rankings[tag]:
                 hits.setdefault(panel.col(s), []).append(tag)
 
+        names = list(m)
+        picked = list(hits)
+        # One gather per metric, then plain floats per candidate (the same values as float(a[j])).
+        rows = np.column_stack([m[k][picked] for k in names]).tolist() if picked else []
         cands = [
             ScanCandidate(
-                symbol=panel.symbols[j],
-                hits=tuple(h),
-                metrics={k: float(a[j]) for k, a in m.items()},
+                symbol=panel.symbols[j], hits=tuple(hits[j]), metrics=dict(zip(names, row, strict=True))
             )
-            for j, h in hits.items()
+            for j, row in zip(picked, rows, strict=True)
         ]
         cands.sort(key=lambda c: (-len(c.hits), c.symbol))
         return ScanResult(

@@ -69,9 +69,11 @@ class BacktestResult:
     fills_notional: float
     fees: float
     starting_cash: float
-    timings: dict[str, float] = field(default_factory=dict)
+    timings: dict[str, float] = field(default_factory=dict)  # wall seconds per stage of the day loop
     warnings: list[str] = field(default_factory=list)
     fills: list[Fill] = field(default_factory=list)
+    # CPU seconds of this process per stage (on a shared machine the wall clock holds others' work too).
+    cpu_timings: dict[str, float] = field(default_factory=dict)
 
     def equity(self) -> pd.Series:
         """Equity at each day's close (UTC dates)."""
@@ -138,6 +140,7 @@ async def _run_days(
     guard = RunGuard.start(rt, clock=clock)
     book_source = source_identity("sim", source)
     timings: dict[str, float] = {"settle": 0.0, "analysis": 0.0, "trading": 0.0}
+    cpu: dict[str, float] = {"settle": 0.0, "analysis": 0.0, "trading": 0.0}
     records: list[DayRecord] = []
     opened_signals: dict[str, Signal] = {}
     fills_seen = 0
@@ -159,17 +162,20 @@ async def _run_days(
         st.as_of_idx, st.as_of_ts = t, ts
         held = {p.symbol for p in pf.ledger.positions.values()}
         st.held_bars = h.held_price_bars(held, pf.last_bar_ts(), t) if held else ([], {})
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         await settle_book(st)
-        t1 = time.perf_counter()
+        t1, c1 = time.perf_counter(), time.process_time()
         rt.store.start_run(st.run_id, mode="paper", broker="sim", source=source, as_of=st.started)
         await analyse_market(st)
-        t2 = time.perf_counter()
+        t2, c2 = time.perf_counter(), time.process_time()
         await trade(st)
-        t3 = time.perf_counter()
+        t3, c3 = time.perf_counter(), time.process_time()
         timings["settle"] += t1 - t0
         timings["analysis"] += t2 - t1
         timings["trading"] += t3 - t2
+        cpu["settle"] += c1 - c0
+        cpu["analysis"] += c2 - c1
+        cpu["trading"] += c3 - c2
         for name, v in (st.result.timings if st.result else {}).items():
             timings[f"analysis.{name}"] = timings.get(f"analysis.{name}", 0.0) + v
         for o in st.outcomes:
@@ -208,6 +214,7 @@ async def _run_days(
         timings,
         warnings,
         list(pf.run_fills),
+        cpu,
     )
 
 
