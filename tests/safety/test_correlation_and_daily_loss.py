@@ -91,7 +91,7 @@ def test_an_unknown_correlation_counts_as_correlated_and_says_why() -> None:
 
 
 class _Panel:
-    """The three things `daily_book` reads from a `joe.analysis.panel.Panel`."""
+    """What `daily_book` reads from a `joe.analysis.panel.Panel`."""
 
     def __init__(self) -> None:
         self.dates = pd.DatetimeIndex([NOW - timedelta(days=1), NOW])
@@ -100,6 +100,9 @@ class _Panel:
 
     def col(self, s: str) -> int:
         return self.symbols.index(s)
+
+    def date_at(self, t: int) -> datetime:
+        return self.dates[t].to_pydatetime()
 
 
 def _account(equity: str) -> AccountInfo:

@@ -17,14 +17,17 @@ from joe.safety.risk_gate import GateBook, QuoteMark
 from joe.store import Store
 
 
-def _last_close(dates: pd.DatetimeIndex, closes: np.ndarray, upto: int) -> QuoteMark | None:
+def _last_close(panel: object, closes: np.ndarray, upto: int) -> QuoteMark | None:
     """The last valid close at or before row `upto`, with its bar date."""
-    col = closes[: upto + 1]
-    valid = np.flatnonzero(~np.isnan(col))
-    if not len(valid):
-        return None
-    i = int(valid[-1])
-    return QuoteMark(Decimal(repr(round(float(col[i]), 6))), dates[i].to_pydatetime())
+    if upto >= 0 and not np.isnan(closes[upto]):
+        i = upto  # the usual case: a bar on the day (no pass over the whole history)
+    else:
+        valid = np.flatnonzero(~np.isnan(closes[: upto + 1]))
+        if not len(valid):
+            return None
+        i = int(valid[-1])
+    when = panel.date_at(i)  # type: ignore[attr-defined]
+    return QuoteMark(Decimal(repr(round(float(closes[i]), 6))), when)
 
 
 def daily_book(
@@ -49,13 +52,13 @@ def daily_book(
     so day one has a limit too.
     """
     dates: pd.DatetimeIndex = panel.dates  # type: ignore[attr-defined]
-    now = dates[as_of_idx].to_pydatetime()
+    now = panel.date_at(as_of_idx)  # type: ignore[attr-defined]
     wanted = sorted({*symbols, *(p.symbol for p in positions)} & set(panel.symbols))  # type: ignore[attr-defined]
     quotes: dict[str, QuoteMark] = {}
     cols: dict[str, np.ndarray] = {}
     for s in wanted:
         closes = panel.close[:, panel.col(s)]  # type: ignore[attr-defined]
-        if (q := _last_close(dates, closes, as_of_idx)) is not None:
+        if (q := _last_close(panel, closes, as_of_idx)) is not None:
             quotes[s] = q
         start = max(0, as_of_idx - lookback)
         cols[s] = closes[start : as_of_idx + 1]
