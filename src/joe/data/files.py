@@ -276,7 +276,9 @@ def read_file(path: Path, date_format: str | DateFormats | None = None) -> Loade
             )
         out["high"] = np.maximum(out["high"], body_hi)
         out["low"] = np.minimum(out["low"], body_lo)
-    order = np.argsort(out.index.to_numpy(), kind="stable")
+    # Sorted on the index's integer time (one unit, UTC): `to_numpy()` of a tz-aware index builds a
+    # Timestamp object per bar (~2.5 µs each; a third of a 500-file load went there).
+    order = np.argsort(out.index.asi8, kind="stable")
     out, lines = out.iloc[order], lines[order]
     dup = out.index.duplicated(keep=False)
     if dup.any():
