@@ -22,6 +22,11 @@ Integrity beyond the chain itself: timestamps never go backwards and a clock jum
 followed (`joe.audit.clockguard`); an attached `AnchorStore` keeps the chain head in the store so a
 deleted tail is detected (`joe.audit.anchor`); payloads are standard JSON or refused
 (`joe.audit.encode`); a record larger than ``max_record_bytes`` is refused before the lock is taken.
+
+Listeners (`add_listener`) hear every acknowledged record, after the write and outside the locks: the
+safety layer reads the brokers' own wire records (5xx and 429 answers, lost connections) this way,
+whichever client wrote them. A record written by a listener is not heard again by listeners (no
+feedback loop), and a failing listener never fails the write it follows.
 """
 
 from __future__ import annotations
@@ -175,6 +180,8 @@ class AuditLog:
             clock, monotonic, max_jump_s=max_clock_jump_s, max_gap_days=max_clock_gap_days
         )
         self._anchor: AnchorStore | None = None
+        self._listeners: list[Callable[[AuditRecord], None]] = []
+        self._in_listener = threading.local()
         self.anchor_problem: str | None = None  # why the attached anchor is frozen (None: it is in step)
         self._tlock = threading.Lock()
         self._tail: _Tail | None = None
@@ -234,7 +241,32 @@ class AuditLog:
         except OSError as e:  # reading the tail or taking the lock failed
             raise AuditWriteError(self.directory, e) from e
         self._advance_anchor(rec)
+        self._tell(rec)
         return rec
+
+    def add_listener(self, listener: Callable[[AuditRecord], None]) -> Callable[[], None]:
+        """Call `listener(record)` after every acknowledged record (see the module docstring);
+        returns the remover."""
+        self._listeners.append(listener)
+
+        def remove() -> None:
+            if listener in self._listeners:
+                self._listeners.remove(listener)
+
+        return remove
+
+    def _tell(self, rec: AuditRecord) -> None:
+        if not self._listeners or getattr(self._in_listener, "on", False):
+            return
+        self._in_listener.on = True
+        try:
+            for listener in list(self._listeners):
+                try:
+                    listener(rec)
+                except Exception as e:  # the record is durable; a listener's failure is only logged
+                    _log.warning("audit log: listener failed on %s: %s", rec.event, type(e).__name__)
+        finally:
+            self._in_listener.on = False
 
     def attach_anchor(self, anchor: AnchorStore) -> str | None:
         """Keep the chain head in `anchor` from now on; returns a problem, or None when in step.

@@ -88,6 +88,7 @@ class BreakerConfig(_Strict):
     max_unknown: int = Field(1, ge=1)
     max_disconnects: int = Field(3, ge=1)
     max_server_errors: int = Field(5, ge=1)
+    max_rate_limited: int = Field(10, ge=1)
 
 
 class MarginConfig(_Strict):

@@ -375,21 +375,30 @@ async def build_desk(
     """Connect to `broker`, attach its quotes to `stream` (replacing a previous connection's), and
     build the desk (not started yet). `on_unexplained`: see `LiveDesk._verdict`."""
     from joe.execution.reconciler import Reconciler
-    from joe.safety.breaker_feed import BreakerFeed
-    from joe.safety.circuit_breaker import CircuitBreaker
-    from joe.safety.om_protection import alert_bridge, protection_reaction
+    from joe.safety.broker_safety import BrokerSafety
 
-    source, xc, close = await open_live_connection(rt, broker, hours)
+    # Every guard around the OrderManager in one place: breaker (order outcomes and the broker's wire
+    # trouble), execution alerts, lost-protection reaction, HALT cancels working entries.
+    guards = BrokerSafety(ctx, broker, rt.config.safety)
+    try:
+        source, xc, close_connection = await open_live_connection(rt, broker, hours)
+    except BaseException:
+        await guards.close()
+        raise
     if source.name in stream.sources:
         await stream.replace_source(source)
     else:
         stream.add_source(source)
     safety = rt.config.safety
-    feed = BreakerFeed(CircuitBreaker(broker, safety.breaker, ctx))  # every order outcome counts
-    om = OrderManager(
-        xc, rt.store, rt.audit, mode=rt.mode, on_alert=alert_bridge(ctx, feed), on_event=feed.on_event
-    )
-    om.journal.on_unprotected = protection_reaction(om, ctx, deadline_s=safety.protection_deadline_s)
+    om = guards.order_manager(xc, rt.store, mode=rt.mode)
+    guards.enforce(om, poll_s=5.0)
+
+    async def close() -> None:
+        try:
+            await guards.close()
+        finally:
+            await close_connection()
+
     reconciler = Reconciler(om, trading_state=ctx.states)
     cfg = rt.config.daemon
     desk = LiveDesk(

@@ -56,6 +56,7 @@ from joe.runtime.stages import (
     without_no_entries,
     write_report,
 )
+from joe.safety.broker_safety import BrokerSafety
 from joe.safety.risk_gate import ProposedOrder
 from joe.safety.run_guard import RunGuard, SafetyRefused
 from joe.store import Store, open_store
@@ -147,10 +148,12 @@ async def _trade(rt: Runtime, st: RunState, guard: RunGuard, link: BrokerLink) -
     t0 = time.perf_counter()
     facts = LiveFacts(rt.mode, st.opts.broker)
     om: OrderManager | None = None
+    safety: BrokerSafety | None = None
     try:
         live: LivePortfolio | None = None
         if rt.mode == "live":
-            om, live = _live_portfolio(rt, guard, link.client, st.opts.broker)
+            om, live, safety = _live_portfolio(rt, guard, link.client, st.opts.broker)
+            safety.enforce(om)
             st.progress.stage("reconcile", f"{st.opts.broker}: orders, executions and positions")
             rec = await live.start()
             facts.reconciled, facts.findings = rec.explained, list(rec.findings) + list(rec.notes)
@@ -189,6 +192,8 @@ async def _trade(rt: Runtime, st: RunState, guard: RunGuard, link: BrokerLink) -
     finally:
         if om is not None:
             await om.stop()
+        if safety is not None:
+            await safety.close()
     st.timings["broker"] = time.perf_counter() - t0
     return facts
 
@@ -340,24 +345,12 @@ def _check_margin(rt: Runtime, guard: RunGuard, broker: str, account: object) ->
 
 def _live_portfolio(
     rt: Runtime, guard: RunGuard, client: object, broker: str
-) -> tuple[OrderManager, LivePortfolio]:
-    from joe.safety.breaker_feed import BreakerFeed
-    from joe.safety.circuit_breaker import CircuitBreaker
-    from joe.safety.om_protection import alert_bridge, protection_reaction
-
-    # Every order outcome (rejects, fills, timeouts, unresolved sends, alerts) counts at the breaker.
-    feed = BreakerFeed(CircuitBreaker(broker, rt.config.safety.breaker, guard.ctx))
-    om = OrderManager(
-        client,  # type: ignore[arg-type]
-        rt.store,
-        rt.audit,
-        mode="live",
-        on_alert=alert_bridge(guard.ctx, feed),
-        on_event=feed.on_event,
-    )
-    # A position whose stop is missing (found by the reconciliation): the lost-protection reaction
-    # places a new reduce-only stop, else exits reduce-only, else halts.
-    deadline = rt.config.safety.protection_deadline_s
-    om.journal.on_unprotected = protection_reaction(om, guard.ctx, deadline_s=deadline)  # type: ignore[arg-type]
+) -> tuple[OrderManager, LivePortfolio, BrokerSafety]:
+    # Every guard around the OrderManager in one place (joe.safety.broker_safety): the breaker counts
+    # every order outcome and the broker's wire trouble (5xx, 429, lost connections); fills, rejects
+    # and UNKNOWN outcomes alert; a position whose stop is missing gets the lost-protection reaction;
+    # a HALT cancels working entries.
+    safety = BrokerSafety(guard.ctx, broker, rt.config.safety)
+    om = safety.order_manager(client, rt.store, mode="live")
     # An unexplained reconciliation also halts new entries beyond this run (as in the daemon).
-    return om, LivePortfolio(om, rt.store, rt.audit, trading_state=guard.ctx.states)
+    return om, LivePortfolio(om, rt.store, rt.audit, trading_state=guard.ctx.states), safety

@@ -1,7 +1,9 @@
 """`CircuitBreaker`: per broker, trouble within a window halts new entries.
 
 Counted per broker: consecutive rejects (a fill or an accepted order resets the run), and within
-``safety.breaker.window_s``: timeouts, UNKNOWN order outcomes, disconnects, 5xx answers. The first
+``safety.breaker.window_s``: timeouts, UNKNOWN order outcomes, disconnects, 5xx answers, 429 answers.
+Order outcomes arrive from the `OrderManager` (`joe.safety.breaker_feed`), wire trouble from the
+brokers' audit records (`joe.safety.broker_health`). The first
 limit reached trips the breaker: the trading state goes to HALTED (``by breaker:<broker>``, the
 count and the limit in the reason), the breaker's state is kept in the store (``kv_state`` key
 ``safety.breakers``, shown by ``joe status``), audited (``safety.breaker_tripped``) and alerted.
@@ -32,6 +34,7 @@ class BreakerEvent(StrEnum):
     UNKNOWN = "unknown"
     DISCONNECT = "disconnect"
     SERVER_ERROR = "server_error"
+    RATE_LIMITED = "rate_limited"  # HTTP 429: the broker throttles this account
 
 
 def event_for(exc: BaseException) -> BreakerEvent | None:
@@ -45,6 +48,8 @@ def event_for(exc: BaseException) -> BreakerEvent | None:
     if isinstance(exc, BrokerUnavailable | ConnectionError):
         return BreakerEvent.DISCONNECT
     status = getattr(exc, "status_code", None) or getattr(exc, "status", None)
+    if status == 429:
+        return BreakerEvent.RATE_LIMITED
     if isinstance(status, int) and 500 <= status < 600:
         return BreakerEvent.SERVER_ERROR
     return None
@@ -107,6 +112,7 @@ class CircuitBreaker:
             BreakerEvent.UNKNOWN: c.max_unknown,
             BreakerEvent.DISCONNECT: c.max_disconnects,
             BreakerEvent.SERVER_ERROR: c.max_server_errors,
+            BreakerEvent.RATE_LIMITED: c.max_rate_limited,
         }
         limit = limits.get(event)
         if limit is not None and count >= limit:

@@ -10,7 +10,7 @@ and read what reached it, as the Capital.com simulator's `/_sim/*` endpoints do:
 - `POST /_sim/price`    — `{"symbol": "AAPL", "mid": 101.5}` moves a price (orders trigger on it);
 - `POST /_sim/faults`   — `{"name", "count", "skip", "params"}` arms a fault (`reject_next`, ...),
   `DELETE /_sim/faults[?name=]` disarms;
-- `POST /_sim/account`  — `{"cash": "250000"}` sets the account's cash;
+- `POST /_sim/account`  — `{"cash": "250000"}` sets the account's cash (subscribers get the new values);
 - `POST /_sim/history`  — `{"symbol": "AAPL", "mirror": true}` serves its history upside down (the
   market turned);
 - `POST /_sim/cancel`   — `{"order_ref": "joe-..."}` the broker cancels a working order on its own.
@@ -131,7 +131,7 @@ class ControlServer:
     async def account(self, request: web.Request) -> web.Response:
         """`{"cash": "250000"}` sets the account's cash (net liquidation = cash + positions' value)."""
         b = await request.json()
-        self.sim.book.cash = Decimal(str(b["cash"]))
+        self.sim.set_cash(Decimal(str(b["cash"])))
         return web.json_response({"cash": str(self.sim.book.cash)})
 
     async def cancel(self, request: web.Request) -> web.Response:

@@ -233,6 +233,13 @@ class IBKRSimulator:
 
     # -- scripting hooks ----------------------------------------------------------------------------
 
+    def set_cash(self, cash: Decimal | int | str) -> None:
+        """Set the account's cash (net liquidation = cash + the positions' value) and push the changed
+        account values to every subscribed session, as TWS does when the account moves."""
+        self.book.cash = Decimal(str(cash))
+        for s in list(self.sessions):
+            s.push_account_changes()
+
     def set_price(self, symbol: str, mid: float | Decimal) -> None:
         """Move a symbol's mid, stream the quote to subscribers and run the order book against it."""
         self.prices.process(symbol).set_mid(float(mid))

@@ -40,6 +40,12 @@ TICK_TEXT = "The price does not conform to the minimum price variation for this 
 NOTICE_10349 = "Order TIF was set to DAY based on order preset."
 
 
+
+def account_text(tag: str, val: Decimal) -> str:
+    """An account value as TWS writes it: money to the cent, the ``Cushion`` ratio to 6 places (TWS
+    sends e.g. ``0.962459``; to the cent every cushion above 0.995 would read as 1.00)."""
+    return f"{val:.6f}" if tag == "Cushion" else f"{val:.2f}"
+
 class Session:
     """Server side of one TWS API connection."""
 
@@ -185,7 +191,7 @@ class Session:
         """Account values + portfolio (TWS pushes changes to an active reqAccountUpdates subscription)."""
         book = self.sim.book
         for key, val in book.account_values().items():
-            self.send(C.account_value(key, f"{val:.2f}", "USD", book.account))
+            self.send(C.account_value(key, account_text(key, val), "USD", book.account))
         for sym, pos in book.positions.items():
             if pos.qty:
                 px = book.prices.quote(sym).mid
@@ -197,7 +203,7 @@ class Session:
     def _account_updates_multi(self, f: list[str]) -> None:
         req_id, book = as_int(f[2]), self.sim.book
         for key, val in book.account_values().items():
-            self.send(C.account_update_multi(req_id, book.account, key, f"{val:.2f}", "USD"))
+            self.send(C.account_update_multi(req_id, book.account, key, account_text(key, val), "USD"))
         self.send(C.account_update_multi_end(req_id))
 
     def _executions(self, f: list[str]) -> None:
@@ -238,7 +244,7 @@ class Session:
         vals = book.account_values()
         for tag, val in vals.items():
             if not tags or tag in tags:
-                self.send(C.account_summary(req_id, book.account, tag, f"{val:.2f}", "USD"))
+                self.send(C.account_summary(req_id, book.account, tag, account_text(tag, val), "USD"))
         if not tags or "AccountType" in tags:
             self.send(C.account_summary(req_id, book.account, "AccountType", "INDIVIDUAL", ""))
 
