@@ -149,7 +149,9 @@ class Desk:
         q = D("0.01") if self.kind == "capital" else D(1)
         legs = bracket(sig, sym, Side.BUY, qty, (mid * D("0.95")).quantize(q), (mid * D("1.05")).quantize(q))
         await self.om.submit(legs)
-        await until(lambda: self.state(legs[1].client_order_id) is OrderState.ACCEPTED, f"{sig}: stop working")
+        await until(
+            lambda: self.state(legs[1].client_order_id) is OrderState.ACCEPTED, f"{sig}: stop working"
+        )
         await until(lambda: self.om.position_of(sig) == D(qty), f"{sig}: entry filled")
         return legs
 
@@ -158,9 +160,13 @@ class Desk:
         sym = SYMBOL[self.kind]
         q = D("0.01") if self.kind == "capital" else D(1)
         low = (self.mid(sym) * D("0.90")).quantize(q)
-        legs = bracket(sig, sym, Side.BUY, qty, (low * D("0.95")).quantize(q), (low * D("1.10")).quantize(q), low)
+        legs = bracket(
+            sig, sym, Side.BUY, qty, (low * D("0.95")).quantize(q), (low * D("1.10")).quantize(q), low
+        )
         await self.om.submit(legs)
-        await until(lambda: self.state(legs[0].client_order_id) is OrderState.ACCEPTED, f"{sig}: entry resting")
+        await until(
+            lambda: self.state(legs[0].client_order_id) is OrderState.ACCEPTED, f"{sig}: entry resting"
+        )
         return legs
 
 

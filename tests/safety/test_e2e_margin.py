@@ -85,7 +85,9 @@ async def test_margin_use_rising_at_the_broker_warns_then_reduces_then_halts(
         assert rec.state is TradingState.HALTED and rec.by == f"margin:{kind}"
         titles = {a.title for a in ctx.alerts.pending}
         assert {f"Margin reduce: {kind}", f"Margin halt: {kind}", "Trading state: HALTED"} <= titles
-        levels = [r["payload"]["level"] for r in tail(ctx.data_dir / "audit", 2000) if r["event"] == "safety.margin"]
+        levels = [
+            r["payload"]["level"] for r in tail(ctx.data_dir / "audit", 2000) if r["event"] == "safety.margin"
+        ]
         assert levels == ["ok", "warn", "reduce", "halt"]  # every level change audited, once
 
         # The position keeps its stop at the broker, and an exit still goes through.
