@@ -142,9 +142,10 @@ class Desk:
         o = self.om.order(coid)
         return None if o is None else o.state
 
-    async def open_position(self, sig: str, qty: str = "10") -> list[OrderIntent]:
+    async def open_position(self, sig: str, qty: str | None = None) -> list[OrderIntent]:
         """A filled market entry with its stop (5 % away) and target resting at the broker."""
         sym = SYMBOL[self.kind]
+        qty = qty or ("10" if self.kind == "ibkr" else "1")
         mid = self.mid(sym)
         q = D("0.01") if self.kind == "capital" else D(1)
         legs = bracket(sig, sym, Side.BUY, qty, (mid * D("0.95")).quantize(q), (mid * D("1.05")).quantize(q))
@@ -172,7 +173,12 @@ class Desk:
 
 @asynccontextmanager
 async def live_desk(
-    kind: str, ctx: SafetyContext, config: SafetyConfig | None = None, *, watch_s: float = 0.1
+    kind: str,
+    ctx: SafetyContext,
+    config: SafetyConfig | None = None,
+    *,
+    watch_s: float = 0.1,
+    poll_s: float | None = 0.2,
 ) -> AsyncIterator[Desk]:
     """A connected desk at a fresh `kind` simulator; the broker clients write to `ctx.audit` (so the
     breaker hears their wire trouble, as in a live process)."""
@@ -210,7 +216,7 @@ async def live_desk(
 
     om = safety.order_manager(client, ctx.store, mode="live", confirm_timeout=2.0)
     await om.start()
-    safety.enforce(om)
+    safety.enforce(om, poll_s=poll_s)  # as the daemon's desk: a state change, and a poll
     try:
         yield Desk(kind, sim, om, safety, ctx, client)
     finally:

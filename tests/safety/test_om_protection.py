@@ -67,9 +67,19 @@ class FakeOM:
 EVENT = OMUnprotected("s1", "AAPL", D(100), D(40), "stops cover 40 of 100", T, ("joe-stop",))
 
 
+async def react(om: FakeOM, ctx: SafetyContext, deadline_s: float) -> None:
+    """Report EVENT and wait for the reaction, which runs as its own task (the callback returns at once:
+    the OrderManager calls it from the loop that applies the very reports the reaction waits for)."""
+    on_unprotected = protection_reaction(om, ctx, deadline_s=deadline_s, poll_s=0.01)
+    await on_unprotected(EVENT)
+    await on_unprotected(EVENT)  # reported again while it runs: one reaction per position
+    assert len(on_unprotected.pending) == 1
+    await on_unprotected.settle()
+
+
 async def test_missing_stop_is_replaced_for_the_uncovered_size(ctx: SafetyContext) -> None:
     om = FakeOM(stop_works=True)
-    await protection_reaction(om, ctx, deadline_s=5, poll_s=0.01)(EVENT)
+    await react(om, ctx, 5)
     (stop,) = om.submitted
     assert (stop.leg, stop.side, stop.quantity, stop.order_type, stop.stop_price, stop.reduce_only) == (
         OrderLeg.STOP_LOSS, Side.SELL, D(60), OrderType.STOP, D(95), True,
@@ -83,7 +93,7 @@ async def test_missing_stop_is_replaced_for_the_uncovered_size(ctx: SafetyContex
 
 async def test_stop_refused_until_the_deadline_exits_reduce_only(ctx: SafetyContext) -> None:
     om = FakeOM(stop_works=False)
-    await protection_reaction(om, ctx, deadline_s=0.05, poll_s=0.01)(EVENT)
+    await react(om, ctx, 0.05)
     assert om.submitted and om.exits == ["s1"]
     assert "safety.protection_exit" in [r["event"] for r in tail(ctx.data_dir / "audit", 10)]
 

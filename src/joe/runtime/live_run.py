@@ -190,6 +190,8 @@ async def _trade(rt: Runtime, st: RunState, guard: RunGuard, link: BrokerLink) -
             else:
                 st.executions[o.signal_id] = f"{o.action}: {o.reason}"
     finally:
+        if safety is not None:
+            await safety.settle()  # a lost-protection reaction in flight finishes first
         if om is not None:
             await om.stop()
         if safety is not None:

@@ -15,6 +15,7 @@ through `BrokerSafety.order_manager`, so every live process gets the same guards
   (``joe kill``, ``data/KILL``; polled when `poll` is set), cancels the working entry orders
   through the `OrderManager`; stops and targets stay at the broker.
 
+`settle()` waits for the lost-protection reactions still running (before the `OrderManager` stops);
 `close()` removes the listeners and stops the enforcer's poll (call it when the connection ends).
 """
 
@@ -51,6 +52,7 @@ class BrokerSafety:
         self.health = BrokerHealth(self.breaker)
         self.audit = AlertingAudit(ctx.audit, ctx.alerts)
         self.enforcer: HaltEnforcer | None = None
+        self.reaction: Callable[[Any], Any] | None = None
         self._removers: list[Callable[[], None]] = [alert_on_state_changes(ctx)]
         add = getattr(ctx.audit, "add_listener", None)
         if add is not None:
@@ -65,10 +67,16 @@ class BrokerSafety:
             client, store, self.audit, mode=mode,
             on_alert=alert_bridge(self.ctx, self.feed), on_event=self.feed.on_event, **kwargs,
         )  # fmt: skip
-        om.journal.on_unprotected = protection_reaction(
-            om, self.ctx, deadline_s=self.config.protection_deadline_s
-        )
+        self.reaction = protection_reaction(om, self.ctx, deadline_s=self.config.protection_deadline_s)
+        om.journal.on_unprotected = self.reaction
         return om
+
+    async def settle(self) -> None:
+        """Wait for the lost-protection reactions still running (each bounded by its deadline and its
+        exit); call before stopping the `OrderManager` they act through."""
+        settle = getattr(self.reaction, "settle", None)
+        if settle is not None:
+            await settle()
 
     def enforce(self, om: OrderManager, *, poll_s: float | None = None) -> HaltEnforcer:
         """Install the `HaltEnforcer` over `om` (call from the running loop); with `poll_s` it also

@@ -10,6 +10,7 @@ asks the `OrderManager` for a reduce-only exit and counts it done once the posit
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Callable
 from decimal import Decimal
 from typing import Any, Protocol
@@ -19,6 +20,8 @@ from joe.core.models import OrderIntent, OrderLeg, OrderType
 from joe.core.order import Order, OrderState
 from joe.safety.control import SafetyContext
 from joe.safety.lost_protection import LostProtectionHandler, UnprotectedPosition
+
+log = logging.getLogger(__name__)
 
 _WORKING = {OrderState.ACCEPTED, OrderState.PARTIALLY_FILLED}
 
@@ -78,10 +81,15 @@ class OrderManagerPort:
             await asyncio.sleep(self.poll_s)
 
     async def exit_reduce_only(self, p: UnprotectedPosition) -> bool:
-        await self.om.exit(p.position_ref)
+        """True once the position is flat; False when the exit ends (rejected, cancelled) or 30 s pass
+        with the position still open."""
+        order = await self.om.exit(p.position_ref)
         for _ in range(int(30 / self.poll_s)):
             if self.om.position_of(p.position_ref) == 0:
                 return True
+            current = self.om.order(order.client_order_id) if order is not None else None
+            if order is None or (current is not None and current.state.is_terminal):
+                return self.om.position_of(p.position_ref) == 0
             await asyncio.sleep(self.poll_s)
         return False
 
@@ -96,12 +104,16 @@ def protection_reaction(
 class ProtectionReaction:
     """The ``on_unprotected`` callback: runs `LostProtectionHandler` for each reported position.
 
-    A position found unprotected by the `OrderManager`'s reconciliation is reported from inside it,
-    while the manager refuses intents (`accepting` is False until the pass ends): re-placing the stop
-    there would wait for itself until the deadline, then exit (refused too) and HALT with the stop
-    never placed. Such a report is acted on in a task once the manager accepts intents again (bounded
-    by the deadline: still closed then, the handler's own refusal path runs: exit, else HALT);
-    `settle()` waits for those tasks, so a run can finish its protection before it goes on."""
+    The reaction always runs as its own task and the callback returns at once. The `OrderManager`
+    reports an unprotected position from the loop that applies the broker's reports (a stop the
+    broker cancelled) or from inside its reconciliation (while it refuses intents: `accepting` is
+    False until the pass ends); the reaction waits for exactly what those loops deliver (the new stop
+    acknowledged, the exit filled), so awaited inline it would wait for itself until the deadline,
+    then exit (refused too) and HALT with the stop never placed. The task starts once the manager
+    accepts intents (bounded by the deadline: still closed then, the handler's own refusal path runs:
+    exit, else HALT). One reaction per position at a time: the same position reported again while
+    its reaction runs adds nothing. `settle()` waits for the running reactions, so a run can finish
+    its protection before it goes on (and before its `OrderManager` stops)."""
 
     def __init__(self, om: OrderOwner, ctx: SafetyContext, *, deadline_s: float, poll_s: float) -> None:
         self.om = om
@@ -109,8 +121,12 @@ class ProtectionReaction:
         self.poll_s = poll_s
         self.handler = LostProtectionHandler(ctx, OrderManagerPort(om, poll_s=poll_s), deadline_s=deadline_s)
         self.pending: set[asyncio.Task[None]] = set()
+        self.running: dict[str, asyncio.Task[None]] = {}  # by signal id
 
     async def __call__(self, event: Any) -> None:
+        running = self.running.get(event.signal_id)
+        if running is not None and not running.done():
+            return
         entry = OrderManagerPort(self.om)._entry(event.signal_id)
         p = UnprotectedPosition(
             event.symbol,
@@ -119,12 +135,15 @@ class ProtectionReaction:
             event.reason,
             position_ref=event.signal_id,
         )
-        if getattr(self.om, "accepting", True):
-            await self.handler.on_unprotected(p)
-            return
         task = asyncio.create_task(self._once_accepting(p), name=f"protection-{event.symbol}")
         self.pending.add(task)
-        task.add_done_callback(self.pending.discard)
+        self.running[event.signal_id] = task
+        task.add_done_callback(self._done)
+
+    def _done(self, task: asyncio.Task[None]) -> None:
+        self.pending.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("lost-protection reaction failed: %r", task.exception())
 
     async def _once_accepting(self, p: UnprotectedPosition) -> None:
         loop = asyncio.get_running_loop()
@@ -134,7 +153,7 @@ class ProtectionReaction:
         await self.handler.on_unprotected(p)
 
     async def settle(self, timeout: float | None = None) -> None:
-        """Wait (at most `timeout` s) for the reactions deferred past a reconciliation."""
+        """Wait (at most `timeout` s) for the reactions still running."""
         if self.pending:
             await asyncio.wait(set(self.pending), timeout=timeout)
 

@@ -16,6 +16,7 @@ from joe.brokers.capital import observe as ob
 from joe.brokers.capital.errors import (
     AmbiguousWrite,
     CapitalAuthError,
+    CapitalTransient,
     InvalidRequest,
     NotFound,
     RateLimited,
@@ -171,6 +172,10 @@ class OrderAmendments:
         except AmbiguousWrite:
             self._notice("joe.answer_lost", CodeMeaning.AMBIGUOUS, request, cid)
             return False
+        except CapitalTransient as exc:
+            if getattr(exc, "not_sent", False):  # provably never reached the broker: the caller may retry
+                raise SendFailed(f"Capital.com {request} of {cid} not sent: {exc}") from exc
+            raise
         c = await self._confirm(ref)
         if c is None or c.dealStatus.upper() != "ACCEPTED":
             code = "joe.unconfirmed" if c is None else (c.rejectReason or c.reason or "REJECTED")

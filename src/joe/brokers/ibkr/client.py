@@ -284,7 +284,7 @@ class IBKRExecutionClient:
         with the new values, or a notice (110 → REQUEST_REFUSED; the order keeps its old values)."""
         coid = order.intent.client_order_id
         if not self.conn.connected:
-            raise BrokerUnavailable("IBKR not connected; modify not sent")
+            raise SendFailed("IBKR not connected; modify not sent")
         rules = await self.instrument_rules(order.intent.symbol)
         if quantity is not None:
             check_size(rules, quantity, coid)
@@ -311,12 +311,17 @@ class IBKRExecutionClient:
     async def cancel(self, order: BrokerOrderRef) -> None:
         """Send a cancel. Only TWS's answer (orderStatus Cancelled, or 10148/10147...) says what happened."""
         coid = order.intent.client_order_id
+        # Not connected, or the lookup below failing: provably nothing sent (`SendFailed`), so the
+        # OrderManager puts the order back to working and a later cancel tries again.
         if not self.conn.connected:
-            raise BrokerUnavailable("IBKR not connected; cancel not sent")
+            raise SendFailed("IBKR not connected; cancel not sent")
         ids = [int(order.broker_order_id)] if order.broker_order_id else []
         if not ids:  # placed by an earlier process and never acknowledged to Joe: find it by orderRef
             live = ("WORKING", "PENDING_SUBMIT", "PENDING_CANCEL", "INACTIVE")
-            reports = await self.order_status(coid)
+            try:
+                reports = await self.order_status(coid)
+            except BrokerUnavailable as exc:
+                raise SendFailed(f"IBKR unavailable before the cancel was sent: {exc}") from exc
             ids = [int(r.broker_order_id) for r in reports if r.broker_order_id and r.status.name in live]
         for oid in ids:
             self.audit.record("ibkr.cancel", {}, client_order_id=coid, broker_order_id=str(oid))

@@ -3,7 +3,8 @@
 It owns the price book, the order book, the fault plan and the live sessions; it records every
 client message for assertions. Faults (names for `sim.faults.arm(...)`):
 
-- ``reject_next`` (code=201, reason=...): the next placeOrder is rejected with an error message.
+- ``reject_next`` (code=201, reason=..., order_type=...): the next placeOrder (of that order type, e.g.
+  ``STP``, when given) is rejected with an error message.
 - ``delay_fills`` (seconds=...): matching after an order arrives is deferred.
 - ``duplicate_exec``: the next live execDetails is sent twice.
 - ``overfill`` (qty=1): after an order fills completely, one bogus extra execution is sent for it.

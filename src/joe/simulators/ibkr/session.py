@@ -303,7 +303,10 @@ class Session:
             return
         if self.sim.faults.take("ignore_next") is not None:
             return  # lost on the way: no acknowledgement at all (the client must not assume either way)
-        reject = self.sim.faults.take("reject_next")
+        armed = self.sim.faults.snapshot().get("reject_next") or {}
+        # `order_type` (e.g. "STP") narrows the fault to orders of that type; others pass untouched.
+        only = armed.get("order_type")
+        reject = self.sim.faults.take("reject_next") if only in (None, p.order_type) else None
         if reject is not None:
             reason = str(reject.get("reason", "Order rejected - reason: simulated rejection"))
             self.send(C.error(self.sv, p.order_id, int(reject.get("code", 201)), reason, '{"simulated":1}'))
