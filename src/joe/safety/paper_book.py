@@ -89,13 +89,19 @@ def daily_book(
 def protection_locks(
     store: Store, mode: str, now: datetime, cfg: ProtectionsConfig, equity: Decimal
 ) -> list[Lock]:
-    """The protections' locks at `now`, from the trades closed in the longest lookback."""
+    """The protections' locks at `now`, from the trades closed in the longest lookback: the paper book's
+    closed positions, and in live the trades of the `OrderManager`'s record (`live_closed_trades`)."""
     hours = max(
         cfg.stoploss_guard_lookback_h, cfg.max_drawdown_lookback_h, cfg.low_profit_lookback_h, cfg.cooldown_h
     )
+    since = now - timedelta(hours=hours)
     trades = [
         ClosedTrade(r.symbol, r.closed_at, r.realized_pnl, abs(r.quantity) * r.avg_price, r.exit_reason or "")
-        for r in store.closed_positions(mode, since=now - timedelta(hours=hours))
+        for r in store.closed_positions(mode, since=since)
         if r.closed_at is not None and r.closed_at <= now
     ]
+    if mode == "live":  # a live account's trades are the OrderManager's orders and fills
+        from joe.safety.live_trades import live_closed_trades
+
+        trades += [t for t in live_closed_trades(store, mode, since) if t.closed_at <= now]
     return active_locks(default_protections(cfg, equity), trades, now)
