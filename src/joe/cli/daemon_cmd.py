@@ -172,7 +172,12 @@ async def _run(
                               audit=rt.audit)  # fmt: skip
     ctx = SafetyContext.from_runtime(rt)
     closers = []
-    periodic: list[tuple[str, float, Any]] = []
+    from joe.runtime.push import alert_manager
+    from joe.safety.alert_pump import AlertPump
+
+    # The safety layer's alerts (margin, breaker, lost stop, fills...) go out as they come.
+    pump = AlertPump(ctx, lambda: alert_manager(rt))
+    periodic: list[tuple[str, float, Any]] = [("alerts", 5.0, pump)]
     desk = None
     on_run = pipeline_runner(broker, rt.audit)
     safety = DaemonSafety(ctx, every_s=heartbeat or cfg.heartbeat_s)
@@ -205,7 +210,7 @@ async def _run(
         on_run=on_run, safety_gate=safety.entries_allowed,
         start=desk.start if desk else None, stop=desk.stop if desk else None,
         reconcile=desk.reconcile if desk else None, beat_extra=desk.beat if desk else None,
-        periodic=[("margin", cfg.margin_check_s, desk.check_margin)] if desk else periodic,
+        periodic=[("margin", cfg.margin_check_s, desk.check_margin), *periodic] if desk else periodic,
         schedule_clock=rehearsal,
     )  # fmt: skip
     if clock_start is not None:
@@ -227,3 +232,4 @@ async def _run(
             await desk.stop()  # no-op after an orderly stop; closes the connection after a failed start
         for close in closers:
             await close()
+        await pump.close()
