@@ -89,6 +89,7 @@ class RestApi:
         r.add_post("/_sim/account", self.ctl_account)
         r.add_post("/_sim/history", self.ctl_history)
         r.add_post("/_sim/remove_stop", self.ctl_remove_stop)
+        r.add_get("/_sim/account", self.ctl_account_values)
         return app
 
     # ------------------------------------------------------------------ control endpoints
@@ -150,6 +151,10 @@ class RestApi:
         """`{"epic": "GOLD"}`: the owner removes the stop of the epic's positions on the platform."""
         b = await request.json()
         return web.json_response({"dealIds": self.sim.manual_remove_stop(str(b["epic"]))})
+    async def ctl_account_values(self, request: web.Request) -> web.Response:
+        """The preferred account's money as `GET /accounts` reports it (deposit, balance, available)."""
+        acc = next(a for a in self.ex.accounts.values() if a.preferred)
+        return web.json_response({k: str(v) for k, v in self.ex.account_balance(acc).items()})
 
     async def ctl_status(self, request: web.Request) -> web.Response:
         b = await request.json()

@@ -13,7 +13,8 @@ and read what reached it, as the Capital.com simulator's `/_sim/*` endpoints do:
 - `POST /_sim/account`  — `{"cash": "250000"}` sets the account's cash (subscribers get the new values);
 - `POST /_sim/history`  — `{"symbol": "AAPL", "mirror": true}` serves its history upside down (the
   market turned);
-- `POST /_sim/cancel`   — `{"order_ref": "joe-..."}` the broker cancels a working order on its own.
+- `POST /_sim/cancel`   — `{"order_ref": "joe-..."}` the broker cancels a working order on its own;
+- `GET  /_sim/account`  — the account values TWS would report (NetLiquidation, ExcessLiquidity, Cushion...).
 """
 
 from __future__ import annotations
@@ -64,6 +65,7 @@ class ControlServer:
         app.router.add_post("/_sim/account", self.account)
         app.router.add_post("/_sim/history", self.history)
         app.router.add_post("/_sim/cancel", self.cancel)
+        app.router.add_get("/_sim/account", self.account_values)
         return app
 
     async def start(self, port: int) -> int:
@@ -154,6 +156,9 @@ class ControlServer:
         else:
             self.sim.mirrored.discard(sym)
         return web.json_response({"mirrored": sorted(self.sim.mirrored)})
+    async def account_values(self, request: web.Request) -> web.Response:
+        vals = self.sim.book.account_values()
+        return web.json_response({k: str(v) for k, v in vals.items()})
 
     async def price(self, request: web.Request) -> web.Response:
         b = await request.json()
