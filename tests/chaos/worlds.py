@@ -8,6 +8,7 @@ to the real simulators through the same client code a user runs (ib_async on the
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime
@@ -171,11 +172,11 @@ class IbkrWorld(World):
             client_order_id("owner", str(self._owner_n)), "owner", OrderLeg.ENTRY, symbol, Side(side), qty
         )
         await self._owner.submit([it])
-        self.owned(symbol, sign * qty)
         for _ in range(100):  # the owner's market order fills at once
             if self.positions().get(symbol, ZERO) == before + sign * qty:
                 break
             await asyncio.sleep(0.02)
+        self.owned(symbol, self.positions().get(symbol, ZERO) - before)
 
     async def fault(self, name: str, args: dict[str, Any], ctx: FaultContext) -> bool:
         f, sim = self.sim.faults, self.sim
@@ -318,8 +319,12 @@ class CapitalWorld(World):
         self.sim.set_mid(symbol, float(price))
 
     async def owner_trade(self, symbol: str, side: str, qty: Decimal) -> None:
-        self.sim.manual_trade(symbol, side, qty)
-        self.owned(symbol, qty if side == "BUY" else -qty)
+        from joe.simulators.capital.rules import ApiError
+
+        before = self.positions().get(symbol, ZERO)
+        with contextlib.suppress(ApiError):  # refused on a halted market: nothing changes
+            self.sim.manual_trade(symbol, side, qty)
+        self.owned(symbol, self.positions().get(symbol, ZERO) - before)
 
     async def fault(self, name: str, args: dict[str, Any], ctx: FaultContext) -> bool:
         f = self.sim.faults
@@ -347,7 +352,12 @@ class CapitalWorld(World):
             refs = set(ctx.entry_refs.values())
             deal = next((p for p in self.sim.account().positions if p.deal_reference in refs), None)
             if deal is not None:
-                self.sim.manual_close(deal.deal_id)
+                from joe.simulators.capital.rules import ApiError
+
+                try:
+                    self.sim.manual_close(deal.deal_id)
+                except ApiError:  # the market is closed (a halt): the owner's close is refused
+                    return True
                 self.owned(deal.epic, -deal.size if deal.direction == "BUY" else deal.size)
         else:
             return False

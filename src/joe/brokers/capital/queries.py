@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import replace
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 from joe.brokers.capital import observe as ob
@@ -239,10 +239,18 @@ class CapitalQueries:
             ))  # fmt: skip
         return out
 
+    async def broker_now(self) -> datetime:
+        """The broker's clock (`GET /time`). A read is windowed and stamped on it, never on Joe's
+        clock: with Joe's clock behind, an execution stamped after Joe's "now" fell outside the
+        window, and ahead, before the next window's start (found by the chaos suite, clock skew)."""
+        ms = await self.accounts.server_time()
+        return datetime.fromtimestamp(ms / 1000, UTC)
+
     async def mass_status(self, since: datetime | None = None) -> MassStatus:
         """Working orders, live deals (as filled entries with their attached legs), fills since `since`
-        (default: the last 10 minutes; at most one day per request), positions and the account."""
-        now = self.clock()
+        (default: the last 10 minutes; at most one day per request), positions and the account.
+        `ts` (and the window's end) is the broker's time (`broker_now`); `since` should be too."""
+        now = await self.broker_now()
         positions = await self.trading.positions()
         orders = await self.trading.working_orders()
         start = since or now - timedelta(minutes=10)

@@ -43,9 +43,8 @@ class Watcher:
     async def poll(self) -> int:
         """One round; returns how many observations it emitted. A failed read raises (nothing emitted)."""
         xc = self.xc
-        now = xc.clock()
-        since = (self._since or now - timedelta(minutes=10)) - _OVERLAP
-        mass = await xc.mass_status(since)
+        # On the broker's clock: the last read's own time (`mass.ts`), never Joe's clock.
+        mass = await xc.mass_status(None if self._since is None else self._since - _OVERLAP)
         emitted = 0
         for f in mass.fills:
             if f.fill.fill_id not in xc.seen_fills:
@@ -61,7 +60,7 @@ class Watcher:
             if xc.last_key(r.client_order_id) != report_key(r):
                 xc.emit(r)
                 emitted += 1
-        self._since = now
+        self._since = mass.ts
         return emitted
 
     def start(self) -> None:

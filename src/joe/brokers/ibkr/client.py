@@ -418,9 +418,12 @@ class IBKRExecutionClient:
         return out
 
     async def mass_status(self, since: datetime | None = None) -> MassStatus:
-        """Open + completed orders, executions since `since` (with commissions), positions, account."""
+        """Open + completed orders, executions since `since` (with commissions), positions, account;
+        `ts` is TWS's time (`reqCurrentTime`), and `since` should be on it too."""
         async with self._lock:
-            ts = self.clock()
+            # The broker's clock: executions carry TWS's times, so `since` (a checkpoint of an earlier
+            # read's `ts`) must be on it too; Joe's clock ahead by more than the overlap hid them.
+            ts = ensure_utc(await self._ask(self.ib.reqCurrentTimeAsync, "current time"))
             orders = await self._open_reports(ts)
             open_perms = {r.raw.get("perm_id") for r in orders}
             orders += [r for r in await self._completed_reports(ts) if r.raw.get("perm_id") not in open_perms]
