@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -10,6 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from joe.cli.mode_cmd import app
+from joe.config.graduation import DemoRecord
 from joe.config.mode import TrackRecord, TradingMode, resolve_mode
 from joe.config.schema import ExecutionConfig
 from joe.config.settings import env_names, load_settings
@@ -17,6 +19,8 @@ from joe.core.events import NullAudit
 
 REPO = Path(__file__).resolve().parents[2]
 NO_RECORD = TrackRecord(paper_days=0, closed_paper_trades=0)
+# A clean demo-live record (issue 19): the gates under test here are the others.
+CLEAN = DemoRecord("any", tuple(date(2026, 11, 1) + timedelta(days=i) for i in range(10)))
 
 
 @pytest.fixture(autouse=True)
@@ -35,7 +39,7 @@ def resolve(
     env: dict[str, str], config: ExecutionConfig | None = None, record: TrackRecord = NO_RECORD
 ) -> Any:
     audit = NullAudit()
-    return resolve_mode(load_settings(env), config or cfg(), record, audit=audit), audit
+    return resolve_mode(load_settings(env), config or cfg(), record, audit=audit, demo_record=CLEAN), audit
 
 
 def gate(decision: Any, name: str) -> Any:
@@ -78,9 +82,8 @@ def test_floor_is_met_by_a_real_record_and_skipped_only_by_the_audited_override(
         cfg(min_paper_days=0, min_paper_trades=0, track_record_override={"enabled": True, "reason": reason}),
     )
     assert over.mode is TradingMode.LIVE and over.override_used
-    assert ("mode.override", {"reason": reason, "broker": "ibkr", "account_id": "U7654321"}) in [
-        (e, p) for e, p, _ in audit.records
-    ]
+    expected = {"gate": "track_record", "reason": reason, "broker": "ibkr", "account_id": "U7654321"}
+    assert ("mode.override", expected) in [(e, p) for e, p, _ in audit.records]
 
 
 # ------------------------------------------------------------------ IBKR account <-> port
@@ -163,7 +166,7 @@ def test_provenance_names_env_dotenv_yaml_and_default(clean_env: Path) -> None:
 
     config, _ = load_execution_config_tolerant(settings.config_path)
     audit = NullAudit()
-    decision = resolve_mode(settings, config, TrackRecord(90, 90), audit=audit)
+    decision = resolve_mode(settings, config, TrackRecord(90, 90), audit=audit, demo_record=CLEAN)
     p = decision.provenance
     assert p["TRADING_MODE"].startswith(".env") and p["IBKR_PORT"].startswith(".env")
     assert p["JOE_BROKER"] == "env" and p["JOE_LIVE_CONFIRM"] == "env"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
@@ -11,6 +12,7 @@ import typer
 from typer.testing import CliRunner
 
 from joe.cli.mode_cmd import app, make_app, register
+from joe.config.graduation import DemoRecord
 from joe.config.mode import TrackRecord
 from joe.config.settings import Settings, env_names
 from joe.core.events import NullAudit
@@ -59,6 +61,7 @@ def test_json_default_is_paper() -> None:
         "endpoint",
         "confirmation",
         "track_record",
+        "demo_record",
     ]
     assert doc["credentials"]["CAPITAL_API_KEY"] == "missing"
 
@@ -86,7 +89,11 @@ def test_track_record_provider_and_audit_factory(clean_env: Path) -> None:
         seen.append(settings)
         return TrackRecord(paper_days=31, closed_paper_trades=51)
 
-    the_app = make_app(track_record_provider=provider, audit_factory=lambda s: audit)
+    clean = DemoRecord("ibkr", tuple(date(2026, 11, 1) + timedelta(days=i) for i in range(10)))
+    app_ = typer.Typer(add_completion=False)
+    register(app_, track_record_provider=provider, audit_factory=lambda s: audit,
+             demo_record_provider=lambda s: clean)  # fmt: skip
+    the_app = app_
     env = {
         "JOE_CONFIG": str(cfg),
         "TRADING_MODE": "live",

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import logging
+from datetime import date, timedelta
 from typing import Any
 
 import pytest
 
+from joe.config.graduation import DemoRecord
 from joe.config.loader import ConfigProblem
 from joe.config.mode import TrackRecord, TradingMode, mask_account, resolve_mode
 from joe.config.schema import ExecutionConfig
@@ -14,6 +16,8 @@ from joe.config.settings import load_settings
 from joe.core.events import NullAudit
 
 GOOD = TrackRecord(paper_days=45, closed_paper_trades=80)
+# A clean demo-live record (issue 19): 10 days, no incident, nothing UNKNOWN.
+CLEAN = DemoRecord("any", tuple(date(2026, 11, 1) + timedelta(days=i) for i in range(10)))
 REASON = "approved by the risk committee, ticket RISK-42"
 
 IBKR_REAL = {
@@ -48,6 +52,7 @@ def resolve(
     env: dict[str, str], config: ExecutionConfig | None = None, record: TrackRecord | None = GOOD, **kw: Any
 ) -> Any:
     audit = kw.pop("audit", NullAudit())
+    kw.setdefault("demo_record", CLEAN)
     decision = resolve_mode(load_settings(env), config or cfg(), record, audit=audit, **kw)
     return decision, audit
 

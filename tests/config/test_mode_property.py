@@ -6,6 +6,7 @@ only on a real-money endpoint, and `resolve_mode` never raises."""
 from __future__ import annotations
 
 import tempfile
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +14,7 @@ import yaml
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
+from joe.config.graduation import UNEXPLAINED, DemoRecord, Incident
 from joe.config.loader import load_execution_config_tolerant
 from joe.config.mode import TrackRecord, TradingMode, resolve_mode
 from joe.config.settings import load_settings
@@ -146,7 +148,13 @@ passing_yaml = st.fixed_dictionaries(
                 "track_record_override": st.fixed_dictionaries(
                     {"enabled": st.booleans(), "reason": st.sampled_from(["", "short", GOOD_REASON])}
                 ),
-            }
+            },
+            optional={
+                "min_demo_days": st.integers(1, 14),
+                "demo_record_override": st.fixed_dictionaries(
+                    {"enabled": st.booleans(), "reason": st.sampled_from(["", "short", GOOD_REASON])}
+                ),
+            },
         ),
         "brokers": st.fixed_dictionaries(
             {
@@ -210,6 +218,21 @@ record_strategy = st.one_of(
 confirm_strategy = st.sampled_from([None, "ACC123", "DU999", "nope", "RAISE"])
 
 
+@st.composite
+def demo_strategy(draw: st.DrawFn) -> DemoRecord | None:
+    """A demo-live record: N days from 2026-11-01, maybe an incident on one, maybe an UNKNOWN order."""
+    if draw(st.integers(0, 5)) == 0:
+        return None
+    n = draw(st.integers(0, 16))
+    days = tuple(date(2026, 11, 1) + timedelta(days=i) for i in range(n))
+    incidents: tuple[Incident, ...] = ()
+    if n and draw(st.booleans()):
+        incidents = (Incident(days[draw(st.integers(0, n - 1))], UNEXPLAINED, "x"),)
+    unknown = ("cid-1",) if draw(st.integers(0, 4)) == 0 else ()
+    problem = "audit chain BROKEN" if draw(st.integers(0, 9)) == 0 else None
+    return DemoRecord("any", days, incidents, unknown, problem=problem)
+
+
 def _blank(v: str | None) -> bool:
     return v is None or not v.strip()
 
@@ -227,7 +250,7 @@ def _capital_endpoint(demo: bool, api: str | None, stream: str | None) -> bool:
 
 
 def oracle(
-    env: dict[str, str], doc: Any, record: TrackRecord | None, answer: str | None
+    env: dict[str, str], doc: Any, record: TrackRecord | None, answer: str | None, drec: DemoRecord | None
 ) -> tuple[str, bool]:
     """An independent statement of the rules (deliberately written differently from joe.config.mode)."""
     bad_env = False
@@ -312,9 +335,19 @@ def oracle(
         )
         ov = live["track_record_override"]
         tracked = enough or (ov["enabled"] and len(ov["reason"].strip()) >= 10)
+    demoed = True
+    if strict:  # issue 19: min_demo_days clean days after the last incident, nothing UNKNOWN, readable
+        need = int(live.get("min_demo_days", 10))
+        clean = 0
+        if drec is not None and drec.problem is None:
+            last = max((i.day for i in drec.incidents), default=None)
+            clean = sum(1 for d in drec.days if last is None or d > last)
+        enough = drec is not None and drec.problem is None and clean >= need and not drec.unresolved_unknown
+        dov = live.get("demo_record_override", {"enabled": False, "reason": ""})
+        demoed = enough or (dov["enabled"] and len(dov["reason"].strip()) >= 10)
 
     base = not bad_env and config_ok and broker != "sim" and creds and endpoint_ok
-    if requested == "live" and base and live["enabled"] and confirmed and tracked:
+    if requested == "live" and base and live["enabled"] and confirmed and tracked and demoed:
         return "live", real
     if requested == "shadow" and base:
         return "shadow", real
@@ -328,6 +361,7 @@ def oracle(
     record_strategy,
     confirm_strategy,
     st.sets(st.sampled_from(DOTENV_KEYS)),
+    demo_strategy(),
 )
 def test_mode_is_live_only_when_every_gate_passes(
     env_spec: dict[str, str | None],
@@ -335,6 +369,7 @@ def test_mode_is_live_only_when_every_gate_passes(
     record: TrackRecord | None,
     answer: str | None,
     in_dotenv: set[str],
+    demo: DemoRecord | None,
 ) -> None:
     env = {k: v for k, v in env_spec.items() if v is not None}
     # Some variables come from a .env file instead of the environment (the same values: the oracle
@@ -364,10 +399,11 @@ def test_mode_is_live_only_when_every_gate_passes(
         confirm=None if answer is None else confirm,
         audit=audit,
         config_problems=problems,
+        demo_record=demo,
     )
 
     doc = yaml_spec if isinstance(yaml_spec, dict) else None
-    expected, real = oracle(env, doc, record, None if answer == "RAISE" else answer)
+    expected, real = oracle(env, doc, record, None if answer == "RAISE" else answer, demo)
     event(f"mode={expected} real_money={decision.real_money}")
     assert decision.mode.value == expected, (decision.gates, decision.reasons)
     assert decision.real_money == real, decision.gates  # real money only on a real-money endpoint

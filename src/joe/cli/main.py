@@ -20,6 +20,7 @@ from joe.cli.sim_cmd import sim_app
 from joe.cli.status_cmd import status_command
 from joe.cli.telegram_cmd import telegram_command
 from joe.cli.web_cmd import web_command
+from joe.config.graduation import DemoRecord
 from joe.config.mode import ModeDecision, TrackRecord
 from joe.config.settings import Settings
 from joe.core.events import AuditSink
@@ -79,7 +80,19 @@ def _audit(settings: Settings) -> AuditSink:
 app.command("run")(run_command)
 app.command("backtest")(backtest_command)
 app.command("daemon")(daemon_command)
-mode_cmd.register(app, track_record_provider=_track_record, audit_factory=_audit, rollout_provider=_rollout)
+def _demo_record(settings: Settings) -> DemoRecord | None:
+    from joe.safety.demo_record import demo_record_for
+
+    return demo_record_for(settings, settings.broker)
+
+
+mode_cmd.register(
+    app,
+    track_record_provider=_track_record,
+    audit_factory=_audit,
+    rollout_provider=_rollout,
+    demo_record_provider=_demo_record,
+)
 app.add_typer(audit_app, name="audit")
 app.command("report")(report)
 app.add_typer(sim_app, name="sim")

@@ -18,12 +18,15 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from joe.config.graduation import DemoRecord
 from joe.config.loader import load_execution_config_tolerant
 from joe.config.mode import ModeDecision, TrackRecord, mask_account, resolve_mode
 from joe.config.settings import Settings, env_names, load_settings, secret_value
 from joe.core.events import AuditSink
 
 TrackRecordProvider = Callable[[Settings], TrackRecord | None]
+# The broker's demo-live record (issue 19), read from the store and the audit log.
+DemoRecordProvider = Callable[[Settings], DemoRecord | None]
 RolloutProvider = Callable[[Settings, ModeDecision], list[str]]
 AuditFactory = Callable[[Settings], AuditSink | None]
 
@@ -68,8 +71,11 @@ def decide(
     confirm: Callable[[str], str] | None = None,
     environ: Mapping[str, str] | None = None,
     env_file: Path | None = None,
+    demo_record_provider: DemoRecordProvider | None = None,
+    demo_lines: list[str] | None = None,
 ) -> tuple[Settings, ModeDecision, str]:
-    """Load settings and the tolerant config, get the track record, resolve. Never raises."""
+    """Load settings and the tolerant config, get the track and demo-live records, resolve. Never
+    raises. `demo_lines`, when given, receives what the demo-live record holds and lacks."""
     settings = load_settings(environ, env_file)
     config, problems = load_execution_config_tolerant(settings.config_path, audit=audit)
     record: TrackRecord | None = None
@@ -78,7 +84,18 @@ def decide(
             record = track_record_provider(settings)
         except Exception:
             record = None  # the track-record gate then fails with "no store"
-    decision = resolve_mode(settings, config, record, confirm=confirm, audit=audit, config_problems=problems)
+    demo: DemoRecord | None = None
+    if demo_record_provider is not None:
+        try:
+            demo = demo_record_provider(settings)
+        except Exception as exc:  # the demo_record gate then fails with "no store"
+            if demo_lines is not None:
+                demo_lines.append(f"demo-live record unavailable ({type(exc).__name__})")
+    if demo is not None and demo_lines is not None:
+        demo_lines += demo.lines(config.live.min_demo_days)
+    decision = resolve_mode(
+        settings, config, record, confirm=confirm, audit=audit, config_problems=problems, demo_record=demo
+    )
     return settings, decision, str(settings.config_path)
 
 
@@ -134,6 +151,7 @@ def mode_command(
     env_file: Path | None = None,
     console: Console | None = None,
     rollout_provider: RolloutProvider | None = None,
+    demo_record_provider: DemoRecordProvider | None = None,
 ) -> ModeDecision:
     """Resolve and print the mode. Read-only: never prompts (confirmation comes from JOE_LIVE_CONFIRM)."""
     audit: AuditSink | None = None
@@ -142,8 +160,14 @@ def mode_command(
             audit = audit_factory(load_settings(environ, env_file))
         except Exception:
             audit = None
+    demo_lines: list[str] = []
     settings, decision, config_path = decide(
-        track_record_provider=track_record_provider, audit=audit, environ=environ, env_file=env_file
+        track_record_provider=track_record_provider,
+        audit=audit,
+        environ=environ,
+        env_file=env_file,
+        demo_record_provider=demo_record_provider,
+        demo_lines=demo_lines,
     )
     rollout: list[str] = []
     if rollout_provider is not None and decision.broker in ("ibkr", "capital"):
@@ -154,9 +178,10 @@ def mode_command(
     if json_out:
         doc = json.loads(render_json(settings, decision, config_path))
         doc["rollout"] = rollout
+        doc["demo_record"] = demo_lines
         typer.echo(json.dumps(doc, indent=2, sort_keys=True))
     else:
-        render_table(console or Console(), settings, decision, config_path, rollout)
+        render_table(console or Console(), settings, decision, config_path, demo_lines + rollout)
     return decision
 
 
@@ -167,6 +192,7 @@ def register(
     audit_factory: AuditFactory | None = None,
     name: str = "mode",
     rollout_provider: RolloutProvider | None = None,
+    demo_record_provider: DemoRecordProvider | None = None,
 ) -> None:
     """Add the `mode` command to `app` (the lead's main `joe` app)."""
 
@@ -177,6 +203,7 @@ def register(
             track_record_provider=track_record_provider,
             audit_factory=audit_factory,
             rollout_provider=rollout_provider,
+            demo_record_provider=demo_record_provider,
         )
 
 

@@ -20,6 +20,10 @@
                    paper trades (never less than the roadmap's 30 / 50: a lower yaml value is raised
                    to the floor), or `live.track_record_override` enabled with a reason of >= 10
                    chars (audited as `mode.override`).
+10. `demo_record`  real money only: the demo-live record of the same broker (`joe.config.graduation`:
+                   >= live.min_demo_days clean days, no UNKNOWN order unresolved), or
+                   `live.demo_record_override` with a reason (audited as `mode.override`, gate
+                   demo_record). Issue 19.
 
 Shadow (live prices, no live orders) needs gates 2, 3, 5, 6 and 7. Where each setting came from
 (env, .env, yaml, default: `joe.config.provenance`) is part of the decision and its audit record.
@@ -38,6 +42,7 @@ from typing import TYPE_CHECKING, Any
 from joe.config.provenance import dotenv_selected, mode_provenance
 
 if TYPE_CHECKING:  # keep this module import-light: the store imports TrackRecord from here
+    from joe.config.graduation import DemoRecord
     from joe.config.loader import ConfigProblem
     from joe.config.schema import ExecutionConfig
     from joe.config.settings import Settings
@@ -90,6 +95,7 @@ class ModeDecision:
     broker: str = "sim"
     account_id: str = ""
     override_used: bool = False
+    overrides: list[str] = field(default_factory=list)  # gates passed only by an override
     provenance: dict[str, str] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
     simulator: bool = False
@@ -268,12 +274,37 @@ def _track_record(config: ExecutionConfig, real_money: bool, record: TrackRecord
     return Gate("track_record", False, f"{have}; {need}"), False
 
 
+def _demo_record(config: ExecutionConfig, real_money: bool, record: DemoRecord | None) -> tuple[Gate, bool]:
+    """The demo-live record gate (issue 19) and whether it passed only thanks to the override."""
+    if not real_money:
+        return Gate("demo_record", True, "not required (paper/demo account)"), False
+    min_days = int(config.live.min_demo_days)
+    if record is None:
+        ok, have, missing = False, "no store: demo-live record unavailable", [f">= {min_days} clean days"]
+    else:
+        ok, have, missing = record.verdict(min_days)
+    if ok:
+        return Gate("demo_record", True, f"{have} (needs >= {min_days})"), False
+    override = config.live.demo_record_override
+    if override.enabled and len(override.reason.strip()) >= MIN_OVERRIDE_REASON:
+        return Gate("demo_record", True, f"OVERRIDDEN ({have}): {override.reason.strip()}"), True
+    if override.enabled:
+        return Gate(
+            "demo_record",
+            False,
+            f"{have}; override enabled but its reason is missing or "
+            f"shorter than {MIN_OVERRIDE_REASON} characters",
+        ), False
+    return Gate("demo_record", False, f"{have}; missing: " + "; ".join(missing)), False
+
+
 def _evaluate(
     settings: Settings,
     config: ExecutionConfig,
     track_record: TrackRecord | None,
     confirm: Callable[[str], str] | None,
     config_problems: Sequence[ConfigProblem | str],
+    demo_record: DemoRecord | None = None,
 ) -> ModeDecision:
     requested = normalise(settings.trading_mode)
     ctx = _Ctx(settings, config)
@@ -311,10 +342,12 @@ def _evaluate(
     maybe_real = real_money or (not endpoint.passed and ctx.broker != "sim")
     gates.append(endpoint)
     track, override_used = _track_record(config, maybe_real, track_record)
+    demo, demo_override = _demo_record(config, maybe_real, demo_record)
     # Only ask a human when everything else already allows live: never prompt for a doomed request.
-    others_ok = requested == "live" and track.passed and all(g.passed for g in gates)
+    others_ok = requested == "live" and track.passed and demo.passed and all(g.passed for g in gates)
     gates.append(_confirmation(settings, ctx, maybe_real, confirm if others_ok else None))
     gates.append(track)
+    gates.append(demo)
     by_name = {g.name: g for g in gates}
 
     def failed(names: Sequence[str]) -> list[str]:
@@ -352,7 +385,10 @@ def _evaluate(
         real_money=real_money if ctx.broker != "sim" else False,
         broker=ctx.broker,
         account_id=ctx.account,
-        override_used=override_used and mode is TradingMode.LIVE,
+        override_used=(override_used or demo_override) and mode is TradingMode.LIVE,
+        overrides=[n for n, used in (("track_record", override_used), ("demo_record", demo_override)) if used]
+        if mode is TradingMode.LIVE
+        else [],
         provenance=provenance,
         warnings=warnings,
         simulator=simulator,
@@ -381,6 +417,7 @@ def _audit_payload(d: ModeDecision) -> dict[str, Any]:
         "requested": d.requested[:40],
         "mode": d.mode.value,
         "real_money": d.real_money,
+        "simulator": d.simulator,
         "broker": d.broker,
         "account_id": d.account_id,
         "gates": [asdict(g) for g in d.gates],
@@ -398,11 +435,15 @@ def resolve_mode(
     confirm: Callable[[str], str] | None = None,
     audit: AuditSink | None = None,
     config_problems: Sequence[ConfigProblem | str] = (),
+    demo_record: DemoRecord | None = None,
 ) -> ModeDecision:
-    """Decide the process's mode. Never raises; anything unexpected resolves to paper."""
+    """Decide the process's mode. Never raises; anything unexpected resolves to paper.
+
+    `demo_record` is the broker's demo-live record (`joe.safety.demo_record.read_demo_record`);
+    None fails the real-money `demo_record` gate (unless overridden)."""
     requested_raw = str(getattr(settings, "trading_mode", "") or "")
     try:
-        decision = _evaluate(settings, config, track_record, confirm, config_problems)
+        decision = _evaluate(settings, config, track_record, confirm, config_problems, demo_record)
     except Exception as exc:
         detail = _redact(f"{type(exc).__name__}: {exc}", settings)[:200]
         decision = ModeDecision(
@@ -413,11 +454,14 @@ def resolve_mode(
         )
     if audit is not None:
         try:
-            if decision.override_used:
+            for gate in decision.overrides:
+                live = config.live
+                over = live.track_record_override if gate == "track_record" else live.demo_record_override
                 audit.record(
                     "mode.override",
                     {
-                        "reason": config.live.track_record_override.reason.strip(),
+                        "gate": gate,
+                        "reason": over.reason.strip(),
                         "broker": decision.broker,
                         "account_id": decision.account_id,
                     },
@@ -428,6 +472,7 @@ def resolve_mode(
                 decision.reasons.append(f"audit failed ({type(exc).__name__}): falling back to paper")
                 decision.mode = TradingMode.PAPER
                 decision.override_used = False
+                decision.overrides = []
     if decision.fell_back:
         _log(
             "warning",

@@ -33,6 +33,8 @@ _YAML_ONLY = (
     "live.min_paper_days",
     "live.min_paper_trades",
     "live.track_record_override.enabled",
+    "live.min_demo_days",
+    "live.demo_record_override.enabled",
     "live.rollout.trades",
     "live.rollout.days",
     "live.rollout.size_fraction",

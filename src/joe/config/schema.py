@@ -34,11 +34,22 @@ class RolloutConfig(_Strict):
     max_notional: Decimal = Field(Decimal(5000), gt=0)
 
 
+class DemoRecordOverride(_Strict):
+    """Skip the demo-live record gate for real money (issue 19). Needs a written reason; audited."""
+
+    enabled: bool = False
+    reason: str = ""
+
+
 class LiveConfig(_Strict):
     enabled: bool = False
     min_paper_days: int = Field(30, ge=0)
     min_paper_trades: int = Field(50, ge=0)
     track_record_override: TrackRecordOverride = TrackRecordOverride()
+    # The demo-live record (issue 19): clean days of live/shadow runs at the same broker's demo/paper
+    # account that a real-money account needs (`joe.config.graduation`).
+    min_demo_days: int = Field(10, ge=1)
+    demo_record_override: DemoRecordOverride = DemoRecordOverride()
     rollout: RolloutConfig = RolloutConfig()
 
 

@@ -17,10 +17,11 @@ from joe.audit.anchor import StoreAnchor
 from joe.audit.log import AuditLog
 from joe.audit.redaction import register_secret, register_secrets_from_env
 from joe.config.loader import ConfigProblem, load_execution_config_tolerant
-from joe.config.mode import ModeDecision, resolve_mode
+from joe.config.mode import ModeDecision, normalise, resolve_mode
 from joe.config.schema import ExecutionConfig
 from joe.config.settings import SECRET_FIELDS, Settings, load_settings, secret_value
 from joe.core.logging import configure_logging, get_logger
+from joe.safety.demo_record import read_demo_record
 from joe.store import Store, open_store
 
 log = get_logger("joe.runtime")
@@ -80,6 +81,10 @@ def bootstrap(
     # From here on every audit record also advances the chain head kept in the store.
     audit.attach_anchor(StoreAnchor(store))
     tr = store.paper_track_record()
+    demo = None
+    if normalise(settings.trading_mode) == "live" and settings.broker in ("ibkr", "capital"):
+        # Only a live request can need the demo-live record (real money): reading it walks the audit log.
+        demo = read_demo_record(store, data_dir / "audit", settings.broker)
     decision = resolve_mode(
         settings,
         config,
@@ -87,5 +92,6 @@ def bootstrap(
         confirm=confirm,
         audit=audit,
         config_problems=problems,
+        demo_record=demo,
     )
     return Runtime(settings, config, problems, audit, store, decision, data_dir)

@@ -86,7 +86,14 @@ async def run_live(
         )
     started = clock()
     run_id = new_run_id(started)
-    rt.audit.record("run.started", {"mode": rt.mode, "broker": opts.broker}, run_id=run_id)
+    # real_money / simulator: the account kind this run trades, read back by the demo-live record
+    # (joe.safety.demo_record, issue 19).
+    rt.audit.record(
+        "run.started",
+        {"mode": rt.mode, "broker": opts.broker, "real_money": rt.decision.real_money,
+         "simulator": rt.decision.simulator},
+        run_id=run_id,
+    )  # fmt: skip
     guard = RunGuard.start(rt)  # audit chain, kill file, trading state: SafetyRefused stops everything
     twin = open_store(twin_store_url(rt), data_dir=rt.data_dir)
     try:
