@@ -41,7 +41,7 @@ def schema_keys(model: type[BaseModel], prefix: str = "") -> set[str]:
 def yaml_keys(doc: dict[str, Any], prefix: str = "") -> set[str]:
     keys = set()
     for name, value in doc.items():
-        if isinstance(value, dict):
+        if isinstance(value, dict) and value:  # an empty mapping ({}) is a key's value, not a section
             keys |= yaml_keys(value, f"{prefix}{name}.")
         else:
             keys.add(prefix + name)

@@ -81,6 +81,7 @@ def _render(c: Console, s: dict[str, Any]) -> None:
         if rec:
             mark = "" if rec["explained"] else "[bold red]UNEXPLAINED[/] "
             c.print(f"daemon reconciliation: {mark}{rec['summary']} (at {rec['at']})", soft_wrap=True)
+    _prices(c, s.get("prices") or {})
     if s["running_pid"]:
         c.print(f"a Joe process is running on this data folder (pid {s['running_pid']})")
     t = Table(title=f"{len(s['positions'])} open position(s)")
@@ -117,6 +118,21 @@ def _render(c: Console, s: dict[str, Any]) -> None:
     for row in s["working_orders"]:
         w.add_row(*(str(row[k]) for k in ("client_order_id", "symbol", "side", "leg", "quantity", "state")))
     c.print(w)
+
+
+def _prices(c: Console, p: dict[str, Any]) -> None:
+    """Broker failover: brokers down now, and where the latest run's prices came from."""
+    for broker, d in (p.get("down") or {}).items():
+        why = f"broker {broker} DOWN since {d.get('down_since')}: {d.get('reason', '')}"
+        c.print(why, markup=False, soft_wrap=True, style="bold red")
+    sources = p.get("sources") or {}
+    if not sources:
+        return
+    by: dict[str, list[str]] = {}
+    for sym, src in sorted(sources.items()):
+        by.setdefault(src, []).append(sym)
+    parts = [f"{src}: {', '.join(syms[:12])}{' …' if len(syms) > 12 else ''}" for src, syms in by.items()]
+    c.print(f"prices of run {p.get('run_id')} from: " + "; ".join(parts), markup=False, soft_wrap=True)
 
 
 def _margin(m: dict[str, Any] | None) -> str:

@@ -186,9 +186,22 @@ class CapitalConfig(_Strict):
     stream_ping_s: float = Field(60.0, gt=0, le=540)
 
 
+class FailoverConfig(_Strict):
+    """Broker failover (issue 19): when the run's broker cannot give data, instruments both brokers carry
+    take their prices from the other one, through `instruments` (IBKR symbol -> Capital.com epic), and
+    only when the two agree within `price_tolerance_pct` (a CFD priced on another basis is never taken
+    for the cash instrument). `joe.data.failover` holds the rules."""
+
+    enabled: bool = False
+    price_tolerance_pct: Decimal = Field(Decimal(1), gt=0, le=50)
+    request_timeout_s: float = Field(60.0, gt=0)  # a primary request slower than this counts as down
+    instruments: dict[str, str] = Field(default_factory=dict)
+
+
 class BrokersConfig(_Strict):
     ibkr: IBKRConfig = IBKRConfig()
     capital: CapitalConfig = CapitalConfig()
+    failover: FailoverConfig = FailoverConfig()
 
 
 class ScheduleConfig(_Strict):

@@ -31,18 +31,27 @@ async def open_market_data(rt: Runtime, opts: RunOptions) -> tuple[MarketData, C
         n = rt.config.pipeline.universe_size
         date_format = getattr(opts, "date_format", None)
         return open_source(opts.source, as_of=opts.as_of, n_synthetic=n, date_format=date_format), _noop
+    if opts.broker in ("capital", "ibkr") and rt.config.brokers.failover.enabled:
+        from joe.runtime.failover import open_failover_market_data
+
+        return await open_failover_market_data(rt, opts.broker)
+    return await open_broker_market_data(rt, opts.broker)
+
+
+async def open_broker_market_data(rt: Runtime, broker: str) -> tuple[MarketData, Closer]:
+    """One broker's market data through the bar cache, and its closer."""
     from joe.data.cache import open_cached_history
 
     # Broker history goes through the local bar cache (<data dir>/cache/bars): a second run fetches
     # only the last few bars per instrument.
-    if opts.broker == "capital":
+    if broker == "capital":
         from joe.runtime.broker_capital import open_capital_market_data
 
         md, close = await open_capital_market_data(rt)
         return open_cached_history(md, rt.data_dir, source_key="capital"), close
-    if opts.broker == "ibkr":
+    if broker == "ibkr":
         from joe.runtime.broker_ibkr import open_ibkr_market_data
 
         md, close = await open_ibkr_market_data(rt)
         return open_cached_history(md, rt.data_dir, source_key="ibkr"), close
-    raise ValueError(f"unknown broker {opts.broker!r}: choose sim, capital or ibkr")
+    raise ValueError(f"unknown broker {broker!r}: choose sim, capital or ibkr")

@@ -27,6 +27,7 @@ from joe.config.settings import secret_value
 from joe.core.logging import get_logger
 from joe.core.models import AccountInfo, Instrument, Position, Signal
 from joe.core.reports import InstrumentRules
+from joe.data.failover import FailoverMarketData
 from joe.portfolio import PaperPortfolio, SignalOutcome
 from joe.portfolio.exits import PriceBar
 from joe.portfolio.replay import Mark, to_decimal
@@ -115,6 +116,10 @@ class RunState:
     # regime detector with its label history precomputed (joe.backtest.precompute). None: per run.
     features: Features | None = None
     detector: RegimeDetector | None = None
+    # Broker failover (joe.data.failover): where each symbol's price came from, and the symbols that
+    # take no entry because their broker was down (symbol -> why).
+    price_sources: dict[str, str] = field(default_factory=dict)
+    failover_blocked: dict[str, str] = field(default_factory=dict)
 
     @property
     def opened(self) -> int:
@@ -220,6 +225,9 @@ async def load_market(st: RunState) -> None:
         st.description = source.describe() if hasattr(source, "describe") else source.name
         _resolve_as_of(st, snap)
         await _held_history(st, source, snap)
+        if isinstance(source, FailoverMarketData):
+            await source.refresh_references()
+        _failover_facts(st, source)
     finally:
         await close_source()
     st.snap = snap
@@ -236,6 +244,20 @@ async def load_market(st: RunState) -> None:
         as_of=st.as_of_ts.to_pydatetime(),
     )
     st.run_started = True
+
+
+def _failover_facts(st: RunState, source: object) -> None:
+    """With `brokers.failover`: where prices came from (report, run summary, `joe status`), and in
+    live/shadow no entry on an instrument priced by the other broker (its own broker is down)."""
+    if not isinstance(source, FailoverMarketData):
+        return
+    st.price_sources = dict(source.sources)
+    st.warnings += source.lines()
+    if source.failed_over and st.rt.mode != "paper":
+        down = source.primary_name
+        for sym, src in source.sources.items():
+            if src != down:
+                st.failover_blocked[sym] = f"priced from {src} (failover): no entry goes to {down}"
 
 
 # ---------------------------------------------------------------------------------------------- settle
@@ -307,6 +329,12 @@ def without_no_entries(st: RunState, signals: list[Signal]) -> list[Signal]:
     blocked = set(st.opts.no_entries)
     out = []
     for s in signals:
+        failover = st.failover_blocked.get(s.symbol)
+        if failover is not None:
+            st.executions[s.signal_id] = f"refused: {failover}"
+            st.rt.audit.record("run.entry_refused", {"symbol": s.symbol, "reason": failover},
+                               run_id=st.run_id, signal_id=s.signal_id)  # fmt: skip
+            continue
         if s.symbol not in blocked:
             out.append(s)
             continue
@@ -408,6 +436,8 @@ def finish(st: RunState) -> dict[str, object]:
         "regime": st.result.regime.label.value,
         "timings": st.timings,
     }
+    if st.price_sources:  # broker failover: which broker each price came from (`joe status`)
+        summary["price_sources"] = dict(st.price_sources)
     st.rt.store.finish_run(st.run_id, "ok", summary, str(st.paths.dir))
     st.rt.audit.record(
         "run.finished",

@@ -19,6 +19,7 @@ from joe.audit.health import chain_health
 from joe.core.clock import utcnow
 from joe.core.models import OrderLeg
 from joe.core.order import TERMINAL_STATES, Order, OrderState
+from joe.data.failover import HEALTH_KEY
 from joe.execution.outside import outside_by_signal
 from joe.execution.protective_cover import protection
 from joe.safety.control import SafetyContext
@@ -179,4 +180,15 @@ def status_snapshot(rt: Runtime, ctx: SafetyContext, now: datetime | None = None
         "daily_pnl": pnl,
         "audit": {"ok": chain.ok, "summary": chain.summary, "anchored": chain.anchored},
         "running_pid": holder_pid(ctx.data_dir),
+        "prices": price_sources(rt),
     }
+
+
+def price_sources(rt: Runtime) -> dict[str, Any]:
+    """Which broker each price of the latest finished run came from, and the brokers down now
+    (broker failover, issue 19: `joe.data.failover`)."""
+    run = rt.store.latest_run(status="ok")
+    sources = dict((run.summary or {}).get("price_sources") or {}) if run is not None else {}
+    down = rt.store.get_state(HEALTH_KEY) or {}
+    return {"run_id": run.run_id if run else None, "broker": run.broker if run else None,
+            "sources": sources, "down": down}  # fmt: skip
