@@ -30,7 +30,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING
 
 from joe.analysis.strategies.engine import StrategyEngine
-from joe.brokers.base import WhatIfResult
+from joe.brokers.base import BrokerUnavailable, WhatIfResult
 from joe.core.ids import new_run_id
 from joe.core.logging import get_logger
 from joe.core.models import AccountInfo, Position, Signal
@@ -112,7 +112,7 @@ async def run_live(
         rt.store.start_run(run_id, mode=rt.mode, broker=opts.broker, source=opts.source, as_of=as_of)
         await settle_book(st)
         progress.stage("broker", f"connecting to {opts.broker} ({rt.mode})")
-        link = await open_broker(rt, opts.broker)
+        link = await _connect(rt, opts.broker, run_id)
         try:  # reconcile, analyse on the broker's account, trade
             facts = await _trade(rt, st, guard, link)
         finally:
@@ -132,6 +132,21 @@ async def run_live(
     finally:
         twin.close()
     return st
+
+
+async def _connect(rt: Runtime, broker: str, run_id: str) -> BrokerLink:
+    """The run's broker connection; a broker that is down refuses the run (exit 3): nothing is sent, its
+    positions keep their broker-side stops, and the next run that reaches it reconciles before any order
+    (issue 19: new entries only to a healthy broker, never to the other one)."""
+    try:
+        return await open_broker(rt, broker)
+    except (BrokerUnavailable, OSError, TimeoutError) as exc:
+        why = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+        rt.audit.record("live.broker_unavailable", {"broker": broker, "reason": why[:300]}, run_id=run_id)
+        raise LiveRunRefused(
+            f"{broker} is unavailable ({why[:200]}): no order was sent; its positions keep their broker-side "
+            "stops; the next run reconciles with it before any new order"
+        ) from exc
 
 
 async def _twin_config(rt: Runtime, broker: str, twin: Store) -> ExecutionConfig:
