@@ -6,8 +6,10 @@ Rules (the README's "Your own data" section repeats them for users):
   *wall time* is what is written before the offset; its *instant* is the wall time minus the offset.
 * **Daily bars are dated by their session.** When a file's bars are daily (median spacing of at least
   20 hours), each bar is dated by its wall-clock date as written, whatever the offset: a bar stamped
-  ``2023-08-10 00:00:00+02:00`` is the 2023-08-10 session, not 22:00 UTC on the 9th. Daily bars are
-  stored at 00:00 UTC of that date, like the sample's.
+  ``2023-08-10 00:00:00+02:00`` is the 2023-08-10 session, not 22:00 UTC on the 9th. A local midnight
+  east of UTC written *in* UTC (``2023-08-09T22:00:00Z`` for Berlin, Tokyo midnights as epoch seconds:
+  afternoon/evening stamps that fall on weekends as written and not a day later) is dated the next day
+  (`session_dates`). Daily bars are stored at 00:00 UTC of that date, like the sample's.
 * **Intraday bars** keep their instant, in UTC (naive times are taken to be UTC).
 * **Day-first vs month-first** (``03/01/2022``) is decided per file from the data: a first field above
   12 means day-first, a second field above 12 means month-first (both in one file: refused). When no
@@ -233,6 +235,32 @@ def _strptime(wall: pd.Series, fmt: str) -> tuple[pd.DatetimeIndex, np.ndarray]:
     return pd.DatetimeIndex(parsed), parsed.isna().to_numpy() & wall.notna().to_numpy()
 
 
+def _refuse_mixed_shapes(wall: pd.Series, file: str, column: str, fmt: str | None) -> None:
+    """Raise `DataError` when one file writes its dates in two shapes (ISO 2022-01-03 in some rows,
+    03/01/2023 in others): no single reading fits it, and reading each row its own way would guess
+    day- vs month-first row by row. The message names the file, both shapes and a row of each. A
+    strptime `fmt` that reads every row settles it (the caller tries it)."""
+    if not len(wall):
+        return
+    iso = wall.str.match(_ISO).to_numpy(dtype=bool)
+    parts = wall.str.extract(_DMY)
+    a = pd.to_numeric(parts[0], errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
+    b = pd.to_numeric(parts[1], errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
+    # a date one of the two readings can make (a '31/31/2024' is just a bad row, said as such)
+    dmy = (np.fmin(a, b) >= 1) & (np.fmin(a, b) <= 12) & (np.fmax(a, b) <= 31)
+    if not (iso.any() and dmy.any()):
+        return
+    if fmt is not None and not pd.to_datetime(wall, format=fmt, errors="coerce").isna().any():
+        return
+    i, j = int(np.flatnonzero(iso)[0]), int(np.flatnonzero(dmy)[0])
+    raise DataError(
+        f"{file}: column {column!r} mixes two date formats: ISO dates (row {i + 2}: {wall.iloc[i]!r}, "
+        f"{int(iso.sum())} rows) and slashed/dotted dates (row {j + 2}: {wall.iloc[j]!r}, {int(dmy.sum())} "
+        f"rows), whose day/month order cannot be read row by row; rewrite the file in one format (ISO "
+        f"2022-01-31 is best)"
+    )
+
+
 def _parse_wall(
     wall: pd.Series, file: str, column: str, date_format: str | None, named: bool = False
 ) -> pd.DatetimeIndex:
@@ -242,6 +270,7 @@ def _parse_wall(
     """
     fmt = (date_format or "").strip()
     key = _keyword(fmt)
+    _refuse_mixed_shapes(wall, file, column, fmt if fmt and key not in KEYWORDS else None)
     if len(wall) and wall.str.match(_ISO).all():
         parsed = pd.to_datetime(wall, format="mixed", errors="coerce")
         if getattr(parsed.dt, "tz", None) is not None:
@@ -366,5 +395,38 @@ def bar_index(times: ParsedTimes) -> tuple[pd.DatetimeIndex, bool]:
     u = np.unique(wall.asi8)
     daily = len(u) < 2 or bool(np.median(np.diff(u)) >= DAILY_SPACING.value)
     if daily:
-        return pd.DatetimeIndex(wall.normalize()).tz_localize("UTC").rename("ts"), True
+        return session_dates(wall).tz_localize("UTC").rename("ts"), True
     return times.instant.as_unit("ns").rename("ts"), False
+
+
+def is_daily_spacing(days: pd.DatetimeIndex) -> bool:
+    """Bars about a day apart (median spacing at most 4 days): daily, not weekly or monthly bars, whose
+    labels may fall on any weekday."""
+    u = np.unique(days.asi8)
+    return len(u) < 2 or bool(np.median(np.diff(u)) <= pd.Timedelta(days=4).value)
+
+
+def _weekend_days(days: pd.DatetimeIndex) -> int:
+    return int((days.day_of_week >= 5).sum())
+
+
+def session_dates(wall: pd.DatetimeIndex) -> pd.DatetimeIndex:
+    """Daily bars' session dates from their wall times (naive), whatever the representation.
+
+    A date as written is the session's, except for a daily file whose stamps sit in the afternoon or
+    evening (12:00-23:59) that read as weekend days where the next day's date would not: a local
+    midnight east of UTC written in UTC (Berlin 22:00/23:00 Z, Tokyo 15:00 Z as epoch seconds) or an FX
+    day opened on Sunday evening. Those bars are dated the next day - the reading that puts (nearly)
+    no bar on a Saturday or Sunday, at most 1% of them. A close-stamped file (New York 16:00 = 20:00 or
+    21:00 UTC, Monday-Friday as written) and a 7-day series (crypto: as many weekend bars either way)
+    keep their dates.
+    """
+    days = pd.DatetimeIndex(wall.normalize())
+    late = (wall - days) >= pd.Timedelta(hours=12)
+    if not late.any() or not is_daily_spacing(days):
+        return days
+    shifted = pd.DatetimeIndex(np.where(late, days + pd.Timedelta(days=1), days))
+    as_written, next_day = _weekend_days(days), _weekend_days(shifted)
+    if next_day < as_written and next_day <= 0.01 * len(days):
+        return shifted
+    return days

@@ -33,7 +33,14 @@ import pandas as pd
 from joe.brokers.base import HISTORY_COLUMNS
 from joe.core import clock
 from joe.core.models import AssetClass, Instrument
-from joe.data.dates import AmbiguousDates, DateFormats, WrongDateFormat, bar_index, parse_times
+from joe.data.dates import (
+    AmbiguousDates,
+    DateFormats,
+    WrongDateFormat,
+    bar_index,
+    is_daily_spacing,
+    parse_times,
+)
 from joe.data.errors import DataError
 from joe.data.frames import FrameSource, as_of_cutoff, bars_from_closes
 from joe.data.quality import Finding, QualityConfig
@@ -298,6 +305,44 @@ def read_file(path: Path, date_format: str | DateFormats | None = None) -> Loade
     return LoadedFile(sym, f, frame, lines, findings, daily)
 
 
+def drop_non_session_bars(loaded: LoadedFile, kind: AssetClass) -> LoadedFile:
+    """A share's or fund's daily bars on a Saturday or Sunday are no session's: they are left out with
+    a `non_session` warning naming the rows, so one stray weekend row can neither move the run's as-of
+    date (and leave every other file a session behind) nor feed a signal. FX and crypto trade then;
+    exchange holidays are not checked (a file does not say its exchange)."""
+    if not loaded.daily or kind not in (AssetClass.EQUITY, AssetClass.ETF) or loaded.frame.empty:
+        return loaded
+    if not is_daily_spacing(pd.DatetimeIndex(loaded.frame.index)):  # weekly/monthly labels: any weekday
+        return loaded
+    weekend = np.asarray(loaded.frame.index.day_of_week >= 5)
+    if not weekend.any():
+        return loaded
+    lines = loaded.rows[weekend]
+    days = loaded.frame.index[weekend]
+    listed = ", ".join(
+        f"row {int(r)} ({d.date()}, {d.day_name()})" for r, d in zip(lines[:5], days[:5], strict=False)
+    )
+    more = f" and {len(lines) - 5} more" if len(lines) > 5 else ""
+    note = Finding(
+        loaded.symbol,
+        "warning",
+        "non_session",
+        f"{len(lines)} daily bar(s) on a weekend, when shares do not trade ({listed}{more}): left out (they "
+        f"do not move the as-of date); a time zone shifted by a day, or a wrong date? Check those rows",
+        loaded.file,
+        int(lines[0]),
+        days[0].date().isoformat(),
+    )
+    return LoadedFile(
+        loaded.symbol,
+        loaded.file,
+        loaded.frame.loc[~weekend],
+        loaded.rows[~weekend],
+        [*loaded.findings, note],
+        loaded.daily,
+    )
+
+
 def load_bars(path: Path, date_format: str | DateFormats | None = None) -> pd.DataFrame:
     """Read and validate one file into a history frame (HISTORY_COLUMNS, sorted UTC index named ts)."""
     return read_file(path, date_format).frame
@@ -426,6 +471,7 @@ class FileSource(FrameSource):
                     Finding(sym, "error", "unreadable", f"{exc}; the symbol is excluded", p.name)
                 )
                 continue
+            loaded = drop_non_session_bars(loaded, guess_asset_class(sym))
             self.findings.extend(loaded.findings)
             self._files[sym] = loaded
             self._frames[sym] = loaded.frame

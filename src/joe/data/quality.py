@@ -17,7 +17,12 @@ Checks (thresholds in `QualityConfig`; the README's data section lists them for 
   tell the ratio or split from none). Joe cannot tell it from a crash and will not trade an unadjusted
   split as one: the symbol is excluded, and the message says how to adjust the file or confirm it.
 * ``extreme_move`` (error): a one-bar move beyond 5x either way that is not a split (bad tick, wrong
-  units, a missing split adjustment).
+  units, a missing split adjustment), or a one-bar excursion undone the next bar that is beyond
+  ``outlier_k`` robust sd of the symbol's moves (a bad tick).
+* ``last_bar_outlier`` (error): an ``outlier`` on the as-of bar of a traded symbol: nothing confirms it
+  yet and every signal would be read from it (regime inputs keep it as a warning).
+* ``volume_missing`` (error on the last bar, else warning): NaN or zero volume in a series with volume.
+* ``behind`` (warning): the last bar is 1-3 sessions before the as-of date: not scored this run.
 * ``outlier`` (warning): |log return − median| > k × 1.4826 × MAD of the symbol's log returns
   (k = 10) and the move is at least 10%: a robust z-score far beyond normal for that symbol.
 * ``close_only`` (warning): bars carry no intrabar information (open = previous close with high/low =
@@ -290,7 +295,8 @@ def check_bars(
     arr["low"] = np.where(outside, np.fmin(arr["low"], body_lo), arr["low"])
 
     # -- splits, extreme moves and outliers -------------------------------------------------------
-    _moves(arr, keep, col, cfg, adjusted, user_splits or {}, set(no_splits))
+    # Regime inputs (check_stale False) are kept on a wild last bar: a VIX +100% day is the news.
+    _moves(arr, keep, col, cfg, adjusted, user_splits or {}, set(no_splits), strict_last=check_stale)
 
     # -- close-only series, unknown volume, stale series ------------------------------------------
     valid = np.isfinite(arr["close"])
@@ -327,7 +333,21 @@ def check_bars(
                 "volume_unknown",
                 "no volume: the volume score is left out (not a neutral 50) and liquidity cannot be checked",
             )
+        if vol_known[j] and check_stale and symbols[j] not in no_splits:  # traded shares and funds
+            _volume_gaps(arr["volume"][:, j], valid[:, j], int(last_row[j]), j, col, cfg, keep)
         lag = n - 1 - int(last_row[j])
+        if check_stale and 0 < lag <= cfg.stale_sessions:
+            # Not stale enough to exclude, but a scan needs the as-of bar: say so instead of leaving the
+            # symbol silently unscored while the run counts it as trading.
+            col.add(
+                j,
+                "warning",
+                "behind",
+                f"{lag} session(s) behind: last bar {dates[last_row[j]].date()}, as-of date "
+                f"{dates[-1].date()}; "
+                f"not scored this run (signals need a bar on the as-of date) - update the file",
+                int(last_row[j]),
+            )
         if check_stale and lag > cfg.stale_sessions:
             keep[j] = False
             col.add(
@@ -341,8 +361,47 @@ def check_bars(
     return QualityResult(arr, keep, QualityReport(col.findings, m), adjusted)
 
 
+def _robust_return_sd(rj: np.ndarray) -> float:
+    """1.4826 × MAD of one symbol's finite log returns (at least 0.5%, a floor for flat series)."""
+    sd = splits.robust_sd(rj)
+    return max(sd, 0.005) if math.isfinite(sd) else 0.05
+
+
 def _first_valid_rows(valid: np.ndarray) -> np.ndarray:
     return np.where(valid.any(axis=0), np.argmax(valid, axis=0), 0)
+
+
+def _volume_gaps(
+    v: np.ndarray, valid: np.ndarray, last: int, j: int, col: _Collector, cfg: QualityConfig, keep: np.ndarray
+) -> None:
+    """Bars with a missing (NaN) or zero volume in a series that has volume: the last bar's is an error
+    (the decision bar's relative volume and liquidity would read 0 - an incomplete or halted bar), any
+    other's a warning listing the rows."""
+    gaps = valid & ~(np.isfinite(v) & (v > 0))
+    if not gaps.any() or gaps.sum() * 2 > valid.sum():  # mostly without volume: `volume_unknown`'s case
+        return
+    rows = np.flatnonzero(gaps)
+    if gaps[last]:
+        keep[j] = False
+        col.add(
+            j,
+            "error",
+            "volume_missing",
+            f"the last bar (the as-of date) has {'no' if not np.isfinite(v[last]) else 'zero'} volume while "
+            f"the series has volume: an incomplete or halted bar, whose volume score and liquidity would "
+            f"read 0. The symbol is excluded - complete the bar or delete it",
+            last,
+        )
+        rows = rows[:-1]
+    if rows.size:
+        col.add(
+            j,
+            "warning",
+            "volume_missing",
+            f"{rows.size} bar(s) with a missing or zero volume "
+            f"({_rows_text(rows, col, j, cfg.max_rows_listed)}); volume medians skip them",
+            int(rows[0]),
+        )
 
 
 def _median_volume(v: np.ndarray, rows: np.ndarray) -> float:
@@ -359,6 +418,8 @@ def _moves(
     adjusted: dict[str, list[tuple[int, float]]],
     user_splits: Mapping[str, Sequence[UserSplit]],
     no_splits: set[str],
+    *,
+    strict_last: bool = True,
 ) -> None:
     close, volume = arr["close"], arr["volume"]
     r = log_returns(close)
@@ -387,15 +448,18 @@ def _moves(
             if abs(math.log(prev2 / after)) <= cfg.split_tolerance * 3 and abs(r[prev_t, j]) >= floor:
                 skip.add((prev_t, j))
                 t, after, before = prev_t, before, prev2
-                if abs(math.log(after / before)) > extreme:
+                # A one-bar excursion undone by the next bar that is an outlier for the symbol (or beyond
+                # the extreme ratio) is a bad tick: it would feed ATR, volatility and any signal on it.
+                z = abs(math.log(after / before)) / _robust_return_sd(r[:, j])
+                if abs(math.log(after / before)) > extreme or z > cfg.outlier_k:
                     keep[j] = False
                     col.add(
                         j,
                         "error",
                         "extreme_move",
-                        f"close {after:.6g} after {before:.6g} (×{after / before:.4g} for one bar, "
-                        f"undone the "
-                        f"next bar) is a bad tick beyond {cfg.extreme_ratio:g}x. The symbol is excluded",
+                        f"close {after:.6g} after {before:.6g} (×{after / before:.4g} for one bar, undone "
+                        f"the next bar: {z:.0f} robust deviations) is a bad tick. The symbol is excluded - "
+                        f"fix or delete that row",
                         int(t),
                     )
                 continue
@@ -427,7 +491,11 @@ def _moves(
             )
             continue
         # Beyond the extreme ratio with volume that did not scale: a bad tick or wrong units, said so.
-        too_far = abs(r[t, j]) > extreme and jump.posterior().get(1.0, 0.0) >= 0.5
+        # (also when the jump is too recent for volume to say anything: no split can be read into it)
+        post = jump.posterior()
+        too_far = abs(r[t, j]) > extreme and (
+            post.get(1.0, 0.0) >= 0.5 or (not post and jump.has_volume and jump.bars_after < 9)
+        )
         if verdict.action == "unconfirmed" and not too_far:
             keep[j] = False
             label = splits.split_label(verdict.factor)
@@ -471,16 +539,28 @@ def _moves(
             continue
         z = np.abs(rj - med) / mad
         hit = np.flatnonzero(fin & (z > cfg.outlier_k) & (np.abs(rj) >= cfg.outlier_min_move))
+        last = int(np.flatnonzero(np.isfinite(close[:, j]))[-1])
         for t in map(int, hit):
             prev = math.exp(-rj[t]) * close[t, j]
-            col.add(
-                j,
-                "warning",
-                "outlier",
+            what = (
                 f"close {close[t, j]:.6g} after {prev:.6g} ({math.expm1(rj[t]):+.1%}) is {z[t]:.0f} robust "
-                f"deviations (MAD) from this symbol's usual move; check the bar",
-                int(t),
+                f"deviations (MAD) from this symbol's usual move"
             )
+            if t == last and strict_last:
+                # The decision bar itself: no later bar can show whether it was real, and every signal
+                # of the run would be read from it. Excluded, never traded on.
+                keep[j] = False
+                col.add(
+                    j,
+                    "error",
+                    "last_bar_outlier",
+                    f"{what} on the last bar (the as-of date): no later bar confirms it, and a signal "
+                    f"would be read from it. The symbol is excluded - check the bar (a real move is "
+                    f"scored once the next bar confirms it)",
+                    t,
+                )
+            else:
+                col.add(j, "warning", "outlier", f"{what}; check the bar", t)
 
 
 def check_frame(

@@ -18,8 +18,9 @@ split ratio *times* an ordinary gap. The rule:
    is within 4× its usual (median of the 60 bars before) plus 5%. A crash that keeps falling through
    the day fails this and is a move, not a split. (Close-only bars carry no range: not checked.)
 4. **Volume picks the ratio.** A split multiplies volume by the ratio for good (a news spike fades): the
-   median volume of the 20 bars from the 6th after the jump on (from the jump when fewer bars follow)
-   over the 20 bars before, ``v``, is compared with every
+   median volume of the (up to) 20 bars from the 6th after the jump on (the jump bar is the 1st; at
+   least 5 such bars, `MIN_AFTER_BARS`: a jump in the last 9 bars has no volume evidence yet, and the
+   crash day's own spike is none) over the 20 bars before, ``v``, is compared with every
    plausible ratio and with 1 (no split). Each hypothesis gets the likelihood of ``log v`` under a
    normal error whose size comes from the symbol's own volume dispersion (the noise of two medians,
    at least 2.5%); the prior says the split day's own move is an ordinary one or, half the time, any
@@ -45,8 +46,10 @@ series whatever their volatility: a jump at a split ratio within tolerance is su
 
 What cannot be seen: a small split whose same-day gap offsets it (5-for-4 with a +10% day is a net
 -12%) on a series *without* volume, or with volume too noisy to decide, looks like an ordinary big
-day; so does a real crash with a split-sized gap, an ordinary range and volume that rose by a split
-ratio for weeks. ``splits.csv`` settles either.
+day; a real crash with a split-sized gap, an ordinary range and volume that stayed up by a split ratio
+from the 6th bar after it on looks like a split. A split in the last 9 bars cannot be confirmed by
+volume yet: it is an unconfirmed split (the symbol excluded) until enough bars follow or ``splits.csv``
+lists it. ``splits.csv`` settles all of these.
 
 The splits file: ``splits.csv`` in the data folder, columns ``symbol,date[,ratio]`` (ISO date, ratio
 like ``4:1``, ``3-for-2`` or ``1:10``); a listed split within 4 days of a suspected one confirms it
@@ -96,7 +99,8 @@ BIG_WITHOUT_VOLUME = math.log(1.5)  # without volume, a non-clean jump must also
 RANGE_TIMES = 4.0
 RANGE_EXTRA = 0.05
 VOLUME_SD_MIN = 0.025
-SPIKE_BARS = 5  # volume after a jump is read from the 6th bar on when there are enough bars
+SPIKE_BARS = 5  # volume after a jump is read from the 6th bar on (the jump bar is the 1st) ...
+MIN_AFTER_BARS = 5  # ... and needs at least 5 such bars: a jump in the last 9 bars is not confirmed by volume
 DECIDED = 0.90  # posterior at which volume decides between the hypotheses
 OVERRULE_CLEAN = 0.99  # ... and at which it picks another ratio than a clean price match
 NOT_AGAINST = 0.25  # a clean ratio is kept when volume gives it at least this much
@@ -160,6 +164,8 @@ class Jump:
     tolerance: float
     sds: float  # the move in robust standard deviations of the symbol's usual moves (NaN: unknown)
     usual_sd: float = TOL_MAX / TOL_SDS  # the symbol's usual move (log sd) on the jump's scale
+    bars_after: int = 10**9  # bars after the jump bar (the series' end is that close)
+    has_volume: bool = False  # the series has volume around the jump (it may be too recent to read)
 
     @property
     def candidates(self) -> tuple[float, ...]:
@@ -229,10 +235,10 @@ class Jump:
             return huge and ((bool(post) and not self._volume_flat()) or abs(self.move) >= BIG_WITHOUT_VOLUME)
         if self.clean is not None:  # unless a move this size is ordinary for the symbol (not a one-off)
             return not (math.isfinite(self.sds) and self.sds < ORDINARY_SDS)
-        if (
-            math.isfinite(self.sds)
-            and self.sds >= JUMP_SDS
-            and (post or abs(self.move) >= BIG_WITHOUT_VOLUME)
+        # Too few bars before to know the symbol's moves (sds unknown): a split-sized jump is taken as
+        # extraordinary - the stricter reading (found by the split property: a 2-for-1 at bar 5).
+        if (not math.isfinite(self.sds) or self.sds >= JUMP_SDS) and (
+            post or abs(self.move) >= BIG_WITHOUT_VOLUME
         ):
             return True
         if not post:  # without volume: a clean ratio, or a huge jump (module docstring)
@@ -302,6 +308,12 @@ class Jump:
         vr = self.volume_ratio
         if not self.candidates:
             return "no usual split ratio explains it" + ("" if post else " and there is no volume")
+        if not post and self.has_volume and self.bars_after < SPIKE_BARS + MIN_AFTER_BARS - 1:
+            return (
+                f"only {self.bars_after} bar(s) follow it: volume from the 6th bar after the jump on "
+                f"(at least {MIN_AFTER_BARS} bars) is what tells a split from a crash, and it does not exist "
+                f"yet (a crash-day volume spike is no evidence)"
+            )
         if not post:
             near = [
                 h for h in self.candidates if h != factor and abs(math.log(h) - self.move) <= self.tolerance
@@ -323,11 +335,14 @@ def _median_positive(v: np.ndarray) -> float:
 
 
 def _volume(v: np.ndarray, rows: np.ndarray, pos: int) -> tuple[float, float]:
-    """(median volume after / before the jump, the noise of its log); NaNs without volume."""
+    """(median volume after / before the jump, the noise of its log); NaNs without volume, and NaNs
+    when fewer than `MIN_AFTER_BARS` bars exist from the 6th after the jump on: the crash day's own
+    volume (a spike of 2-3x is common) is no evidence of a split, so it is never read as one."""
     before_rows = rows[max(0, pos - VOLUME_BARS) : pos]
-    after_rows = rows[pos : pos + SPIKE_BARS + VOLUME_BARS]
-    if after_rows.size >= SPIKE_BARS + VOLUME_BARS // 2:
-        after_rows = after_rows[SPIKE_BARS:]  # a news spike fades within days; a split's volume stays
+    # A news spike fades within days; a split's volume stays: read from the 6th bar on, only.
+    after_rows = rows[pos + SPIKE_BARS : pos + SPIKE_BARS + VOLUME_BARS]
+    if after_rows.size < MIN_AFTER_BARS:
+        return math.nan, math.nan
     before, after = _median_positive(v[before_rows]), _median_positive(v[after_rows])
     if not (before > 0 and math.isfinite(after)):
         return math.nan, math.nan
@@ -371,7 +386,11 @@ def assess_jump(
     vr, vsd = _volume(v, rows, pos)
     sds = abs(move) / sd if math.isfinite(sd) and sd > 0 else math.nan
     usual = TOL_MAX / TOL_SDS if few else max(sd, TOL_MIN / TOL_SDS)
-    return Jump(t, p, move, normal, close_only, vr, vsd, tol, sds, usual)
+    near = v[rows[max(0, pos - VOLUME_BARS) : pos + 1]]
+    has_volume = bool((np.isfinite(near) & (near > 0)).any())
+    return Jump(
+        t, p, move, normal, close_only, vr, vsd, tol, sds, usual, int(rows.size - 1 - pos), has_volume
+    )
 
 
 SPLITS_FILE = "splits.csv"
