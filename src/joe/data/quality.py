@@ -52,6 +52,11 @@ from joe.data.splits import SPLITS_FILE, UserSplit
 FIELDS = ("open", "high", "low", "close", "volume")
 PRICES = ("open", "high", "low", "close")
 
+# Error checks that name a bar whose prices cannot be trusted (a held position is not settled on it).
+BAR_REJECTS = frozenset(
+    {"unconfirmed_split", "extreme_move", "last_bar_outlier", "non_finite", "non_positive", "volume_missing"}
+)
+
 # locate(symbol, bar timestamp) -> (file name or None, 1-based line in that file or None)
 Locator = Callable[[str, pd.Timestamp], tuple[str | None, int | None]]
 
@@ -125,6 +130,8 @@ class QualityReport:
 
     findings: list[Finding] = field(default_factory=list)
     checked: int = 0
+    # Splits the history was adjusted for: (symbol, ISO date of the first post-split bar, price factor).
+    splits: list[tuple[str, str, float]] = field(default_factory=list)
 
     @property
     def excluded(self) -> list[str]:
@@ -141,8 +148,17 @@ class QualityReport:
         if isinstance(other, QualityReport):
             self.findings.extend(other.findings)
             self.checked += other.checked
+            self.splits.extend(other.splits)
         else:
             self.findings.extend(other)
+
+    def rejected_bars(self) -> dict[str, str]:
+        """Symbol -> ISO date of the first bar an error finding refused to trust (`BAR_REJECTS`)."""
+        out: dict[str, str] = {}
+        for f in self.findings:
+            if f.severity == "error" and f.check in BAR_REJECTS and f.date is not None:
+                out[f.symbol] = min(out.get(f.symbol, f.date), f.date)
+        return out
 
     def for_symbol(self, symbol: str) -> list[Finding]:
         return [f for f in self.findings if f.symbol == symbol]
@@ -358,7 +374,8 @@ def check_bars(
                 f"as-of date {dates[-1].date()}; not scored - update the file or remove it",
                 int(last_row[j]),
             )
-    return QualityResult(arr, keep, QualityReport(col.findings, m), adjusted)
+    events = [(sym, dates[t].date().isoformat(), ratio) for sym, got in adjusted.items() for t, ratio in got]
+    return QualityResult(arr, keep, QualityReport(col.findings, m, events), adjusted)
 
 
 def _robust_return_sd(rj: np.ndarray) -> float:

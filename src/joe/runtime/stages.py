@@ -36,6 +36,7 @@ from joe.reporting.context import OPENED_PREFIX
 from joe.reporting.generator import ReportGenerator, ReportPaths
 from joe.runtime.book import BookIdentity, check_forward, check_source, source_identity
 from joe.runtime.bootstrap import Runtime
+from joe.runtime.held_quality import follow_data_quality
 from joe.runtime.market import MarketSnapshot, load_snapshot
 from joe.runtime.report_facts import build_context
 from joe.runtime.sources import open_market_data
@@ -272,6 +273,10 @@ async def settle_book(st: RunState) -> None:
     if st.held_bars is not None:
         st.closed = len(st.pf.settle_bars(*st.held_bars, until).closed)
     else:
+        if st.snap is not None:
+            st.warnings += follow_data_quality(
+                st.pf, st.held_history, st.snap.quality, st.rt.store, st.rt.audit
+            )
         st.closed = len((await st.pf.settle(st.held_history, until)).closed)
     for p in st.pf.ledger.positions.values():
         seen = st.pf.marked_at(p.position_id)
