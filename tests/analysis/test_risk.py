@@ -231,3 +231,29 @@ def test_unknown_symbol_is_vetoed() -> None:
             [],
             _regime(RegimeLabel.BULL_QUIET),
         )
+
+
+@pytest.mark.parametrize(("fresh", "qty"), [(1.0, 250), (0.8, 200), (0.5, 125), (0.31, 77)])
+def test_stale_regime_inputs_shrink_the_size_by_their_freshness(fresh: float, qty: int) -> None:
+    """r14b #5: a stale input lowers the regime's confidence, and that means a smaller position (the
+    risk amount × the inputs' freshness), said in the regime dimension - never the same size."""
+    prof = RiskProfiler(cfg(risk_per_trade_pct=Decimal("0.5"), max_position_pct=Decimal(100)))
+    regime = Regime(RegimeLabel.BULL_QUIET, 0.9 * fresh, DATES[-1], {"stress": 0.1, "freshness": fresh})
+    a = prof.assess(_signal(), _panel(), Decimal(100_000), [], regime)
+    assert a.quantity == Decimal(qty) and not a.veto
+    assert (fresh < 1) == ("stale regime inputs: size" in a.dimensions["regime_alignment"].detail)
+
+
+@pytest.mark.parametrize("fresh", [0.3, 0.25])
+def test_regime_inputs_at_the_staleness_floor_allow_no_new_entries(fresh: float) -> None:
+    prof = RiskProfiler(cfg(risk_per_trade_pct=Decimal("0.5"), max_position_pct=Decimal(100)))
+    regime = Regime(RegimeLabel.BULL_QUIET, 0.25, DATES[-1], {"stress": 0.1, "freshness": fresh})
+    for direction, stop in ((Direction.LONG, "98"), (Direction.SHORT, "102")):
+        a = prof.assess(
+            _signal(direction=direction, stop=stop, target="96" if stop == "102" else "104"),
+            _panel(),
+            Decimal(100_000),
+            [],
+            regime,
+        )
+        assert a.veto and a.quantity == 0 and "no new entries" in a.veto_reason

@@ -14,7 +14,11 @@ Each dimension scores 0 (benign) .. 100 (extreme) and vetoes the trade when extr
     close-only series has no opens (every gap 0): its gap is estimated from close-to-close
     volatility (`Features.gap_p95`).
   * regime_alignment: direction against the regime (a LONG in a bear market, a SHORT in a quiet
-    bull) scores high; a LONG in a CRISIS is vetoed.
+    bull) scores high; a LONG in a CRISIS is vetoed. A low-confidence label pulls it toward 50.
+    Stale regime inputs (S&P 500, VIX older than 4 days) mean more caution, not less: the risk
+    amount is multiplied by their freshness factor (`Regime.evidence["freshness"]`, 1 .. 0.25, the
+    factor the regime's confidence took), and at or below `MIN_REGIME_FRESHNESS` the signal is
+    vetoed - no new entries while the regime is read from inputs weeks old.
 Grade from the mean score: A < 25 <= B < 45 <= C < 65 <= D. A grade worse than
 `config.min_risk_grade` is a veto too.
 
@@ -42,6 +46,9 @@ from joe.core.models import ZERO, AssetClass, Direction, Instrument, Position, S
 
 DIMENSIONS: tuple[str, ...] = ("volatility", "liquidity", "concentration", "gap_event", "regime_alignment")
 GRADES: tuple[str, ...] = ("A", "B", "C", "D")
+# At or below this freshness of the regime inputs (an input about 25 days stale or more, whose factor
+# sits at the 0.25 floor) the regime is too blind to enter on: no new entries.
+MIN_REGIME_FRESHNESS = 0.30
 FRACTIONAL_STEP = Decimal("0.0001")
 
 
@@ -78,6 +85,13 @@ def _lin(x: float, lo: float, hi: float) -> float:
     if not math.isfinite(x):
         return 50.0
     return 100.0 * max(0.0, min(1.0, (x - lo) / (hi - lo)))
+
+
+def regime_freshness(regime: Regime) -> float:
+    """The regime inputs' freshness (1 fresh .. 0.25 at the floor; `joe.analysis.regime.freshness`),
+    from its evidence; 1 when unknown."""
+    f = float(regime.evidence.get("freshness", 1.0))
+    return min(1.0, max(0.0, f)) if math.isfinite(f) else 1.0
 
 
 def grade_for(mean_score: float) -> str:
@@ -128,7 +142,11 @@ class RiskProfiler:
         stop_dist = float(abs(signal.entry - signal.stop_loss))
 
         # -- size first: liquidity and concentration look at the resulting position --
-        risk_amount = (equity * cfg.risk_per_trade_pct / Decimal(100)).quantize(Decimal("0.01"), ROUND_DOWN)
+        # Stale regime inputs: the risk taken shrinks with their freshness (module docstring).
+        fresh = regime_freshness(regime)
+        risk_amount = (equity * cfg.risk_per_trade_pct / Decimal(100) * Decimal(f"{fresh:.4f}")).quantize(
+            Decimal("0.01"), ROUND_DOWN
+        )
         step = lot_step(instrument)
         qty = ZERO
         if stop_dist > 0 and equity > 0:
@@ -148,6 +166,17 @@ class RiskProfiler:
         dims["concentration"] = self._concentration(f, panel, sym, t, open_positions)
         dims["regime_alignment"] = self._regime(signal, regime)
 
+        if fresh < 1.0:
+            d = dims["regime_alignment"]
+            stale_note = f"; stale regime inputs: size × {fresh:.2f}"
+            if fresh <= MIN_REGIME_FRESHNESS:
+                dims["regime_alignment"] = DimensionScore(
+                    100.0,
+                    f"{d.detail}; regime inputs too stale (freshness {fresh:.2f}): no new entries",
+                    True,
+                )
+            else:
+                dims["regime_alignment"] = DimensionScore(d.score, d.detail + stale_note, d.veto)
         known = [dims[k].score for k in DIMENSIONS if math.isfinite(dims[k].score)]
         mean = float(np.mean(known)) if known else 100.0
         grade = grade_for(mean)
