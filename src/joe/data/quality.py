@@ -467,15 +467,15 @@ def _moves(
                 t, after, before = prev_t, before, prev2
                 # A one-bar excursion undone by the next bar that is an outlier for the symbol (or beyond
                 # the extreme ratio) is a bad tick: it would feed ATR, volatility and any signal on it.
-                z = abs(math.log(after / before)) / _robust_return_sd(r[:, j])
-                if abs(math.log(after / before)) > extreme or z > cfg.outlier_k:
+                z_tick = abs(math.log(after / before)) / _robust_return_sd(r[:, j])
+                if abs(math.log(after / before)) > extreme or z_tick > cfg.outlier_k:
                     keep[j] = False
                     col.add(
                         j,
                         "error",
                         "extreme_move",
                         f"close {after:.6g} after {before:.6g} (×{after / before:.4g} for one bar, undone "
-                        f"the next bar: {z:.0f} robust deviations) is a bad tick. The symbol is excluded - "
+                        f"the next bar: {z_tick:.0f} robust deviations) is a bad tick. The symbol is excluded - "
                         f"fix or delete that row",
                         int(t),
                     )
