@@ -16,7 +16,9 @@ Fetch rule (`CachedHistory.history`):
 * otherwise one request from the `refetch_bars`-th last cached bar onwards (default 3): the bars
   after the last cached one *and* the last few again, because brokers correct recent bars (late
   prints, consolidated volume). Re-fetched bars replace the cached ones, so a correction wins and
-  a bar the broker withdrew disappears;
+  a bar the broker withdrew disappears. When *every* re-fetched bar comes back rescaled by one factor
+  (`rescaled`: the broker adjusted its history for a split or dividend), the cached bars are in the old
+  units: they are dropped and the whole history fetched again (a second request), never joined;
 * a request whose `end` is before the last cached bar (a backtest window in the past) is served from
   the cache without any request.
 
@@ -24,7 +26,9 @@ So a second run on the same day sends one small request per instrument (a few da
 two years of them, which is what IBKR's historical-data pacing needs. Contract ids are cached too
 (`ContractIdCache`, ``<data dir>/cache/contracts/<source>.json``): the second run sends no
 contract-details request for an instrument it already knows. Files are written atomically
-(temp file + rename); an unreadable cache file is deleted and fetched again, never trusted.
+(temp file + rename); an unreadable cache file - or one that is not what the cache writes (`_not_ours`:
+a naive index, the time as a column, prices stored as text) - is deleted and fetched again, never
+trusted.
 """
 
 from __future__ import annotations
@@ -85,8 +89,11 @@ class BarCache:
             return None
         try:
             df = pd.read_parquet(p)
+            why = _not_ours(df)
         except Exception as exc:  # a torn or foreign file: drop it and fetch again
-            log.warning("bar cache: %s is unreadable (%s); fetching again", p, exc)
+            why = f"{type(exc).__name__}: {exc}"
+        if why is not None:
+            log.warning("bar cache: %s is unreadable (%s); fetching again", p, why)
             p.unlink(missing_ok=True)
             return None
         df.index = pd.DatetimeIndex(df.index).tz_convert("UTC").rename("ts")
@@ -99,6 +106,42 @@ class BarCache:
         tmp = p.with_name(f".{p.name}.{os.getpid()}.tmp")
         frame.reindex(columns=list(HISTORY_COLUMNS)).astype("float64").to_parquet(tmp)
         tmp.replace(p)
+
+
+def _not_ours(df: pd.DataFrame) -> str | None:
+    """Why a Parquet file is not what `BarCache.save` writes (None when it is): a UTC-zoned datetime
+    index, the price columns as floats, sorted, one bar per time. Anything else is refetched."""
+    if not isinstance(df.index, pd.DatetimeIndex) or df.index.tz is None:
+        return (
+            f"its index is {type(df.index).__name__}{'' if df.index.dtype.kind != 'M' else ' without a zone'}"
+        )
+    missing = [c for c in HISTORY_COLUMNS if c not in df.columns]
+    if missing:
+        return f"no {', '.join(missing)} column"
+    wrong = [c for c in HISTORY_COLUMNS if df[c].dtype.kind != "f"]
+    if wrong:
+        return f"{', '.join(wrong)} not stored as numbers"
+    if not df.index.is_monotonic_increasing or df.index.has_duplicates:
+        return "bars out of order or duplicated"
+    return None
+
+
+def rescaled(cached: pd.DataFrame, fresh: pd.DataFrame, tol: float = 0.001) -> float | None:
+    """The factor by which the broker rescaled bars already cached (a split or dividend adjustment of
+    its history: every re-fetched bar's close × the same factor, beyond `tol`), or None.
+
+    A correction of one recent bar (a late print) changes that bar only: not a rescale.
+    """
+    both = cached.index.intersection(fresh.index)
+    if not len(both):
+        return None
+    ratio = (fresh.loc[both, "close"] / cached.loc[both, "close"]).to_numpy("float64")
+    ratio = ratio[pd.notna(ratio)]
+    if not ratio.size or (abs(ratio - 1) <= tol).any():
+        return None
+    if ratio.max() / ratio.min() - 1 > tol:
+        return None
+    return float(ratio.mean())
 
 
 def merge_bars(cached: pd.DataFrame, fresh: pd.DataFrame, since: pd.Timestamp | None) -> pd.DataFrame:
@@ -165,8 +208,25 @@ class CachedHistory:
             since = cached.index[-min(self.refetch_bars, len(cached))]
             self.requests += 1
             fresh = await self.inner.history(symbol, timeframe, since.to_pydatetime(), end)
-            # An empty answer is no evidence that the cached bars were withdrawn: keep them.
-            merged = cached if fresh.empty else merge_bars(cached, fresh, since)
+            factor = None if fresh.empty else rescaled(cached, fresh)
+            if factor is not None:
+                # The broker adjusted its history (a split: IBKR and Capital.com serve adjusted bars):
+                # the cached bars are in the old units, so joining them would leave a false jump at
+                # the join. Drop them and fetch the whole history again (one more request).
+                log.warning(
+                    "bar cache: %s %s bars re-fetched ×%.6g of the cached ones (the broker adjusted its "
+                    "history); fetching the whole history again",
+                    symbol,
+                    timeframe,
+                    factor,
+                )
+                self.requests += 1
+                merged = (await self.inner.history(symbol, timeframe, start, end)).reindex(
+                    columns=list(HISTORY_COLUMNS)
+                )
+            else:
+                # An empty answer is no evidence that the cached bars were withdrawn: keep them.
+                merged = cached if fresh.empty else merge_bars(cached, fresh, since)
         if not merged.empty:
             self.cache.save(self.key, symbol, timeframe, merged)
         return _window(merged, t0, t1)
