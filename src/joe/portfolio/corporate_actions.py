@@ -15,10 +15,14 @@ before the bars since the last run are settled:
   position keeps its last mark and the run warns about it, loudly, until the split is confirmed
   (``splits.csv``) or the file is fixed.
 
-Live positions are the broker's: the broker adjusts their size and its own resting stop orders on the
-split (IBKR and Capital.com adjust or cancel them on corporate actions); Joe sends no exit for a
-split-like jump, because a symbol with an unconfirmed jump is excluded from the run (no signal, no
-strategy exit) and a confirmed one is analysed on adjusted history.
+Live positions are the broker's, and this module does not change them. What Joe does on a split of a
+live holding: a daily run sends no strategy exit for it (a symbol with an unconfirmed jump is excluded
+from the run - no signal, no reversal; a confirmed one is analysed on adjusted history, where there
+is no jump); the broker re-sizes the position, and the `Reconciler` sees the size Joe did not book as
+an unexplained mismatch and halts new entries (fail closed; it never flattens) until it is resolved.
+Not yet guarded: the daemon's bot-side backup stop (`joe.execution.position_monitor`) compares the
+pre-split stop Joe recorded with post-split quotes, so a split while the daemon runs can still ask
+for its one reduce-only backup exit if the broker's own stop did not fire first.
 """
 
 from __future__ import annotations
