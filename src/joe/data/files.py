@@ -563,8 +563,10 @@ class FileSource(FrameSource):
         live = self.universe_now()
         first = min(f.index[0] for f in self._frames.values()).date()
         errors = sum(1 for f in self.findings if f.severity == "error")
+        on_day = sum(1 for i in live if (b := self.last_bar(i.symbol)) is not None and b.date() == self.as_of)
+        behind = f" ({len(live) - on_day} more a few sessions behind)" if len(live) > on_day else ""
         return (
             f"{self.name} files in {self.folder} as of {self.as_of}: {len(self._frames)} symbols "
-            f"({self.native_timeframe} bars, {first}..{self._last}), {len(live)} trading at the as-of date"
-            + (f"; {errors} file(s) excluded (see data quality)." if errors else ".")
+            f"({self.native_timeframe} bars, {first}..{self._last}), {on_day} with a bar on the as-of "
+            f"date{behind}" + (f"; {errors} file(s) excluded (see data quality)." if errors else ".")
         )
