@@ -475,7 +475,8 @@ def _moves(
                         "error",
                         "extreme_move",
                         f"close {after:.6g} after {before:.6g} (×{after / before:.4g} for one bar, undone "
-                        f"the next bar: {z_tick:.0f} robust deviations) is a bad tick. The symbol is excluded - "
+                        f"the next bar: {z_tick:.0f} robust deviations) is a bad tick. The symbol is "
+                        f"excluded - "
                         f"fix or delete that row",
                         int(t),
                     )
