@@ -5,6 +5,7 @@ API's limits), and a flood of wrong tokens is counted without flooding the audit
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
@@ -102,3 +103,33 @@ def test_every_answer_refuses_framing_and_caching(client: TestClient, token: str
         assert r.headers["x-frame-options"] == "DENY"
         assert "frame-ancestors 'none'" in r.headers["content-security-policy"]
         assert r.headers["cache-control"] == "no-store" and r.headers["referrer-policy"] == "no-referrer"
+
+
+def test_a_flatten_left_for_this_very_daemon_says_so(
+    client: TestClient, rt: Runtime, token: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Served by `joe daemon --web`, the Joe holding the data folder is this process: the 423 must not
+    advise stopping "the other Joe"; when another process holds it, its refusal is passed on as is."""
+    import joe.safety.operator as operator
+    from joe.safety.kill_switch import KillLevel
+    from joe.safety.lock import InstanceLock
+    from joe.web.controls import IN_DAEMON_FLATTEN
+
+    refusal = "another Joe is running on data (pid 1): stop it (SIGTERM) and run `joe kill --flatten` again"
+
+    async def left_pending(
+        rt_: Runtime, ctx: SafetyContext, level: KillLevel, *, reason: str, by: str
+    ) -> Any:
+        rec = operator.kill(ctx, level, reason=reason, by=by)
+        return operator.KillOutcome(rec, level, "live", {"error": refusal, "transmitted": False}, 3,
+                                    [f"Broker flatten refused: {refusal}"])  # fmt: skip
+
+    monkeypatch.setattr(operator, "pull_kill_switch_async", left_pending)
+    body = {"reason": "get out now", "confirm": "FLATTEN"}
+    other = client.post("/api/control/flatten", json=body, headers=bearer(token))
+    assert other.status_code == 423 and other.json()["errors"] == [f"Broker flatten refused: {refusal}"]
+    with InstanceLock.for_data_dir(rt.data_dir):  # this process holds it, as the daemon does
+        ours = client.post("/api/control/flatten", json=body, headers=bearer(token))
+    assert ours.status_code == 423
+    assert ours.json()["errors"] == [IN_DAEMON_FLATTEN]
+    assert ours.json()["flatten"]["error"] == IN_DAEMON_FLATTEN

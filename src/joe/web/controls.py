@@ -4,13 +4,14 @@ and a typed confirmation (the action's name, e.g. ``HALT``). They call the same 
 
 from __future__ import annotations
 
+import os
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, Field, ValidationError
 
 from joe.safety.kill_switch import KillLevel
-from joe.safety.operator import MAX_REASON, MIN_REASON
+from joe.safety.operator import MAX_REASON, MIN_REASON, REFUSED
 
 if TYPE_CHECKING:
     from joe.runtime.bootstrap import Runtime
@@ -32,6 +33,21 @@ class ControlRequest(BaseModel):
         min_length=MIN_REASON, max_length=MAX_REASON, description="Why (recorded in the audit log)."
     )
     confirm: str = Field(description="The action typed again in capitals (HALT, REDUCE, FLATTEN, RESUME).")
+
+
+IN_DAEMON_FLATTEN = (
+    "trading is HALTED; this daemon holds the broker connection, so its own order managers close every "
+    "position on their next poll (`joe status` shows 'broker flatten pending' until it is done)"
+)
+
+
+def _lock_is_ours(rt: Runtime) -> bool:
+    from joe.safety.lock import holder_pid
+
+    try:
+        return holder_pid(rt.data_dir) == os.getpid()
+    except OSError:
+        return False
 
 
 class ControlRefused(Exception):
@@ -85,6 +101,12 @@ async def perform(
             "errors": outcome.errors,
             "exit_code": outcome.code,
         }
+        if action is Action.FLATTEN and outcome.code == REFUSED and _lock_is_ours(rt):
+            # Served by the daemon (`joe daemon --web`): the Joe holding the data folder is this process,
+            # so "stop the other Joe" would be wrong advice; its own order managers do the flatten.
+            out["errors"] = [IN_DAEMON_FLATTEN]
+            if isinstance(out.get("flatten"), dict):
+                out["flatten"]["error"] = IN_DAEMON_FLATTEN
     try:
         await deliver_alerts(rt, ctx)
     except Exception as exc:  # the action is done and audited; a channel failing must not hide that
