@@ -46,12 +46,6 @@ async def test_an_ibkr_read_on_a_socket_that_just_dropped_is_broker_unavailable(
         await world.stop()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="defect (seed 20; joe/safety/om_protection + joe/execution bracket follower): the stop the "
-    "lost-protection reaction places outside the bracket's OCA group is not cancelled when another "
-    "leg (the target) closes the position; the broker later fills it and the position is reversed",
-)
 async def test_a_replacement_stop_never_outlives_its_position(tmp_path: Path) -> None:
     """The broker cancels Joe's stop (202); the reaction places a replacement; the target then closes
     the position. Nothing of Joe's may still rest at the broker: a later gap must not sell short."""
@@ -68,7 +62,7 @@ async def test_a_replacement_stop_never_outlives_its_position(tmp_path: Path) ->
         await _until(lambda: any(s.ref != legs[1].client_order_id for s in world.stops()))
         world.set_price("AAPL", Decimal(106))  # through the target: the position closes
         await _until(lambda: world.positions() == {})
-        await asyncio.sleep(0.5)  # time for Joe to cancel what protected the closed position
+        await _until(lambda: world.stops() == [])  # Joe cancels what protected the closed position
         world.set_price("AAPL", Decimal(90))  # a gap down through every stop level
         await asyncio.sleep(0.5)
         assert world.positions() == {}, f"the position was reversed: {world.positions()}"

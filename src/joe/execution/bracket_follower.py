@@ -6,13 +6,15 @@ only through the `OrderManager`'s own `ask` and the client's `modify`.
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from datetime import datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING
 
 from joe.core.models import OrderLeg
 from joe.core.order import Order, OrderState
-from joe.execution.events import ProtectionRestored, UnprotectedPosition
+from joe.execution.events import AlertKind, ProtectionRestored, UnprotectedPosition
 from joe.execution.protective_cover import protection
 
 if TYPE_CHECKING:
@@ -24,6 +26,7 @@ if TYPE_CHECKING:
     from joe.execution.outside import OutsideLedger
 
 _WORKING = (OrderState.ACCEPTED, OrderState.PARTIALLY_FILLED)
+log = logging.getLogger(__name__)
 
 
 class BracketFollower:
@@ -39,7 +42,15 @@ class BracketFollower:
     _resize_asked: dict[str, Decimal]
     _over_asked: dict[str, tuple[Decimal, Decimal]]
     _frozen: set[str]
+    _trims: dict[str, asyncio.Task[None]]
+    trim_grace_s: float = 0.2  # seconds
     outside: OutsideLedger
+
+    if TYPE_CHECKING:  # provided by `OrderManager`
+
+        async def cancel(self, coid: str) -> None: ...
+
+        async def modify(self, coid: str, *, quantity: Decimal | None = None) -> None: ...
 
     async def ask(self, o: Order) -> bool:
         raise NotImplementedError  # `OrderManager.ask`: settle an order by asking the broker
@@ -86,6 +97,54 @@ class BracketFollower:
                 )
                 await self.client.modify(self.book.ref(c), quantity=target)
 
+    def _schedule_trim(self, signal_id: str) -> None:
+        running = self._trims.get(signal_id)
+        if running is None or running.done():
+            task = asyncio.create_task(self._trim_guards(signal_id), name=f"trim-{signal_id}")
+            self._trims[signal_id] = task
+
+    async def _trim_guards(self, signal_id: str) -> None:
+        """No working protective leg of a done entry may stay larger than the signal's position: a
+        stop or target left working once the position closed elsewhere opens one the other way when
+        it fills (a replacement stop outside the bracket's OCA group after the target filled, or the
+        target after a replacement stop filled — chaos seed 20). Runs as its own task, after
+        `trim_grace_s` (the broker's own OCA cancel usually reports first) and after asking the
+        broker; then shrinks them, cancels them at 0. Not where the broker resizes attached legs
+        with their deal (`legs_follow_position`: Capital.com). A failure is alerted; the protection
+        check reports what stays."""
+        await asyncio.sleep(self.trim_grace_s)
+        if signal_id in self._exiting or signal_id in self._following:
+            return
+
+        def oversized() -> list[Order]:
+            keep = max(self.position_of(signal_id), Decimal(0))
+            return [
+                o for o in self.book.signal_orders(signal_id)
+                if o.intent.leg in (OrderLeg.STOP_LOSS, OrderLeg.TAKE_PROFIT)
+                and o.state in _WORKING and o.remaining > keep
+            ]  # fmt: skip
+
+        try:
+            for g in oversized():
+                await self.ask(g)
+            guards = oversized()
+            if not guards or signal_id in self._exiting:
+                return
+            keep = max(self.position_of(signal_id), Decimal(0))
+            await self.journal.order_event(
+                "order.guard_trimmed",
+                {"position": str(keep), "legs": [g.client_order_id for g in guards]},
+                guards[0],
+            )
+            for g in guards:
+                if keep <= 0:
+                    await self.cancel(g.client_order_id)
+                else:
+                    await self.modify(g.client_order_id, quantity=g.filled_quantity + keep)
+        except Exception as exc:  # alerted; the protection check reports what stays
+            log.error("trimming %s's protective legs failed: %r", signal_id, exc)
+            await self.journal.alert(AlertKind.UNRESOLVED, f"trimming {signal_id}'s protective legs: {exc}")
+
     def position_of(self, signal_id: str) -> Decimal:
         """Units the signal holds open in its entry's direction: Joe's fills of its orders plus its
         outside changes (`joe.execution.outside`); 0 without a filled entry."""
@@ -96,7 +155,8 @@ class BracketFollower:
         """Protection is a state per signal: raised (`UnprotectedPosition`) when the working stops do
         not cover the position, cleared (`ProtectionRestored`) when they do again or it is closed."""
         p = protection(self.book.signal_orders(signal_id), self.outside.of_signal(signal_id))
-        if p is not None and p.unprotected and p.protected > p.position and signal_id not in self._exiting:
+        over = p is not None and p.protected > p.position and (p.unprotected or p.entry_done)
+        if over and p is not None and signal_id not in self._exiting:
             # Over-cover right after a fill of a sibling (an OCA partial target fill): the broker
             # reduces the stop itself and its report may trail the fill. Ask before concluding.
             key = (p.position, p.protected)
@@ -106,6 +166,23 @@ class BracketFollower:
                     await self.ask(self.book.orders[coid])
                 p = protection(self.book.signal_orders(signal_id), self.outside.of_signal(signal_id))
         # Over-cover while Joe's own resize of the stops is in flight is expected, not a breach.
+        in_flight = signal_id in self._following or (
+            p is not None and any(c in self._resize_asked for c in p.stop_ids)
+        )
+        if (
+            p is not None
+            and p.entry_done
+            and signal_id not in self._exiting
+            and not in_flight
+            and not getattr(self.client, "legs_follow_position", False)
+            and any(
+                o.intent.leg in (OrderLeg.STOP_LOSS, OrderLeg.TAKE_PROFIT)
+                and o.state in _WORKING
+                and o.remaining > max(p.position, Decimal(0))
+                for o in self.book.signal_orders(signal_id)
+            )
+        ):
+            self._schedule_trim(signal_id)
         resizing = (
             p is not None
             and p.protected > p.position

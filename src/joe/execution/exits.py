@@ -85,6 +85,10 @@ async def place_exit(
     size = size_exit(side, joe_pos, net, quantity)
     if size.quantity <= 0:
         om.journal.record("order.exit_skipped", {"reason": size.reason}, signal_id=sid)
+        # Nothing to sell, but a protective leg larger than what the broker holds would open a
+        # position the other way when it fills (the owner sold in TWS before the reconciliation saw
+        # it): fitted to the broker's position, cancelled at 0 (review r9c, finding 1).
+        await _fit_to_broker(om, side, joe_pos, net, orders)
         if joe_pos > 0:  # closed without Joe (its stop or target, the owner): Joe's copies follow
             await om.settle_signal(sid, entry.created_at)
         return None
@@ -101,6 +105,8 @@ async def place_exit(
     qty = round_size_down(size.quantity, rules)
     if qty <= 0:
         om.journal.record("order.exit_skipped", {"reason": size.reason}, signal_id=sid)
+        current = [om.book.orders[g.client_order_id] for g in guards]
+        await _fit_to_broker(om, side, om.position_of(sid), net, current)
         return None
     after = guard_size(side, om.position_of(sid), net, qty)
     if after < remaining:
@@ -129,6 +135,25 @@ async def place_exit(
     # the broker, a part closed elsewhere): one targeted pass over this signal's orders.
     await om.settle_signal(sid, entry.created_at)
     return o
+
+
+async def _fit_to_broker(
+    om: OrderManager, side: Side, joe_position: Decimal, broker_net: Decimal, orders: Sequence[Order]
+) -> None:
+    """Shrink (cancel at 0) the working protective legs to what the broker holds for the signal
+    plus the rest of an entry still working. Not where the broker resizes attached legs with their
+    deal (`legs_follow_position`: Capital.com)."""
+    if getattr(om.client, "legs_follow_position", False):
+        return
+    resting = sum(
+        (o.remaining for o in orders if o.intent.leg is OrderLeg.ENTRY and o.state in _WORKING[:2]), ZERO
+    )
+    keep = guard_size(side, joe_position, broker_net, ZERO) + resting
+    guards = [
+        o for o in orders if o.intent.leg in _CHILD_LEGS and o.state in _WORKING[:2] and o.remaining > keep
+    ]
+    if guards:
+        await fit_guards(om, guards, keep)
 
 
 def guard_size(entry_side: Side, joe_position: Decimal, broker_net: Decimal, exit_qty: Decimal) -> Decimal:

@@ -125,6 +125,7 @@ class OrderManager(FillIntake, BrokerQueries, OutsideChanges, BracketFollower):
         self._resize_asked: dict[str, Decimal] = {}
         self._over_asked: dict[str, tuple[Decimal, Decimal]] = {}
         self._frozen: set[str] = set()  # signals whose children must not follow (unconfirmed overfill)
+        self._trims: dict[str, asyncio.Task[None]] = {}  # legs outliving their position (`_trim_guards`)
         self.changed = asyncio.Event()
         self._consumer: asyncio.Task[None] | None = None
         self._applied: list[str] | None = None  # fill ids applied during a reconciliation pass
@@ -149,6 +150,8 @@ class OrderManager(FillIntake, BrokerQueries, OutsideChanges, BracketFollower):
     async def stop(self) -> None:
         self._ready = False
         self.book.flush_audited()
+        for trim in self._trims.values():
+            trim.cancel()
         task, self._consumer = self._consumer, None
         # Cancel until it ends: a client call in flight may swallow one cancellation and go on.
         while task is not None and not task.done():

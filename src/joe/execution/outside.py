@@ -279,7 +279,10 @@ class OutsideChanges:
                 await self.cancel(x.client_order_id)
             elif keep < x.remaining:
                 await self.modify(x.client_order_id, quantity=x.filled_quantity + keep)
-        cap = max(left - exiting, ZERO)
+        # An entry still working (a resting limit partly filled) adds its rest to the position when
+        # it fills: its children keep covering that rest, or the rest would fill unprotected.
+        resting = sum((o.remaining for o in orders if o.intent.leg is OrderLeg.ENTRY), ZERO)
+        cap = max(left - exiting, ZERO) + resting
         for g in orders:
             if g.intent.leg not in _CHILD_LEGS or g.remaining <= cap:
                 continue
