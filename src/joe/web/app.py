@@ -42,10 +42,11 @@ OPEN_PATHS = frozenset({"/health", "/login", PLOTLY_PATH})
 
 
 SECURITY_HEADERS = {
-    # Never framed (the controls page cannot be clickjacked), never cached (positions, PnL and the CSRF
-    # value stay out of shared caches and the back button), no referrer to other sites, no sniffing.
-    "X-Frame-Options": "DENY",
-    "Content-Security-Policy": "frame-ancestors 'none'",
+    # Framed by no other site (the controls page cannot be clickjacked; the report page frames its own
+    # /report/html), never cached (positions, PnL and the CSRF value stay out of shared caches and the
+    # back button), no referrer to other sites, no sniffing.
+    "X-Frame-Options": "SAMEORIGIN",
+    "Content-Security-Policy": "frame-ancestors 'self'",
     "Cache-Control": "no-store",
     "Referrer-Policy": "no-referrer",
     "X-Content-Type-Options": "nosniff",
