@@ -257,6 +257,7 @@ def _gap_day(truth: pd.DataFrame, at: int, gap: float) -> pd.DataFrame:
 
 
 @settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@example(seed=0, sigma=0.015625, vol_sd=0.0625, pq=(1, 5), gap=0.0, at=299)  # CI: 1-for-5 + noise > 5x
 @given(
     seed=st.integers(0, 10_000),
     sigma=st.floats(0.005, 0.02),
@@ -277,12 +278,15 @@ def test_property_a_split_on_a_day_the_stock_also_moves_is_adjusted_by_its_ratio
     """
     factor = pq[0] / pq[1]
     truth = _gap_day(bars(seed, 300, sigma, vol_sd=vol_sd), at, math.log1p(gap))
-    got, rep = check_frame("SPLT", split_at(truth, at, factor))
+    split = split_at(truth, at, factor)
+    got, rep = check_frame("SPLT", split)
     found = [f for f in rep.findings if f.check in SPLIT_CHECKS]
     if got is None:
         errors = [f.check for f in rep.findings if f.severity == "error"]
-        # r14b: beyond 5x in the last 9 bars (no volume evidence yet) it is named an extreme move
-        recent_big = at >= 300 - 9 and abs(math.log(factor)) > math.log(5)
+        # r14b: beyond 5x in the last 9 bars (no volume evidence yet) it is named an extreme move. The
+        # observed one-bar move, not the ratio: a 1-for-5 plus the day's own noise can be beyond 5x.
+        moved = abs(math.log(float(split["close"].iloc[at]) / float(split["close"].iloc[at - 1])))
+        recent_big = at >= 300 - 9 and moved > math.log(5)
         assert errors == ["unconfirmed_split"] or (recent_big and errors == ["extreme_move"]), found
         return
     assert [f.date for f in found if f.check == "split"] == [truth.index[at].date().isoformat()], found
