@@ -9,7 +9,6 @@ then the watchdog gives up: exit 4, ``watchdog.gave_up`` audited, a CRITICAL ale
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import signal
 import socket
@@ -21,8 +20,8 @@ from typing import Any
 
 import pytest
 
-from joe.runtime.daemon import HEARTBEAT_KEY
-from joe.store import open_store
+from daemon_proc import audit_events as audit
+from daemon_proc import read_heartbeat as beat
 from telegram_control.fake_bot_api import FakeBotApi
 
 JOE = str(Path(sys.executable).with_name("joe"))
@@ -47,24 +46,6 @@ def env_for(project: Path, bot: FakeBotApi, notify: str, **extra: str) -> dict[s
                TELEGRAM_BOT_TOKEN=BOT_TOKEN, TELEGRAM_CHAT_ID=str(CHAT), TELEGRAM_API_URL=bot.url,
                NOTIFY_SOCKET=notify, WATCHDOG_USEC="2000000", **extra)  # fmt: skip
     return env
-
-
-def audit(project: Path, event: str) -> list[dict[str, Any]]:
-    out = []
-    for f in sorted((project / "data/audit").glob("*.jsonl")):
-        out += [r for r in map(json.loads, f.read_text().splitlines()) if r.get("event") == event]
-    return out
-
-
-def beat(project: Path) -> dict[str, Any]:
-    if not (project / "data/joe.db").exists():
-        return {}
-    store = open_store(f"sqlite:///{project / 'data/joe.db'}", data_dir=project / "data")
-    try:
-        b = store.get_state(HEARTBEAT_KEY)
-    finally:
-        store.close()
-    return b if isinstance(b, dict) else {}
 
 
 async def until(cond: Callable[[], Any], what: str, proc: subprocess.Popen[str], timeout: float = 90) -> Any:

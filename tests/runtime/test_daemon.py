@@ -7,16 +7,15 @@ import asyncio
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from daemon_proc import free_port, ibkr_simulator
 from joe.core.events import NullAudit
 from joe.data.calendars import calendar_for
 from joe.execution.position_monitor import PositionMonitor
@@ -27,32 +26,6 @@ from joe.runtime.schedule import Anchor, Schedule, ScheduledRun, ScheduleRule
 from joe.store import open_store
 
 JOE = str(Path(sys.executable).with_name("joe"))
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@contextmanager
-def ibkr_simulator(port: int) -> Iterator[None]:
-    """`joe sim ibkr` as its own process, listening on `port`."""
-    proc = subprocess.Popen([JOE, "sim", "ibkr", "--port", str(port)], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)  # fmt: skip
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            assert proc.poll() is None and time.monotonic() < deadline, "joe sim ibkr did not start"
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                break
-            except OSError:
-                time.sleep(0.1)
-        yield
-    finally:
-        proc.terminate()
-        proc.wait(10)
 
 
 class State:

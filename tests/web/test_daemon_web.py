@@ -7,15 +7,13 @@ busy port refuses to start, said plainly."""
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -23,16 +21,11 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from joe.runtime.daemon import HEARTBEAT_KEY
-from joe.store import open_store
+from daemon_proc import audit_events as audit
+from daemon_proc import free_port, ibkr_simulator
+from daemon_proc import read_heartbeat as heartbeat
 
 JOE = str(Path(sys.executable).with_name("joe"))
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def wait(cond: Callable[[], Any], what: str, proc: subprocess.Popen[str], timeout: float = 90) -> Any:
@@ -47,48 +40,11 @@ def wait(cond: Callable[[], Any], what: str, proc: subprocess.Popen[str], timeou
     raise AssertionError(f"timed out waiting for {what}")
 
 
-@contextmanager
-def ibkr_simulator(port: int) -> Iterator[None]:
-    proc = subprocess.Popen([JOE, "sim", "ibkr", "--port", str(port)], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)  # fmt: skip
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            assert proc.poll() is None and time.monotonic() < deadline, "joe sim ibkr did not start"
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                break
-            except OSError:
-                time.sleep(0.1)
-        yield
-    finally:
-        proc.terminate()
-        proc.wait(10)
-
-
 def env_for(project: Path, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items()
            if not k.startswith(("CAPITAL_", "IBKR_", "TRADING_MODE", "TELEGRAM_", "DISCORD_"))}  # fmt: skip
     env.update(JOE_DATA_DIR=str(project / "data"), JOE_CONFIG=str(project / "execution.yaml"), **extra)
     return env
-
-
-def audit(project: Path, event: str) -> list[dict[str, Any]]:
-    out = []
-    for f in sorted((project / "data/audit").glob("*.jsonl")):
-        out += [r for r in map(json.loads, f.read_text().splitlines()) if r.get("event") == event]
-    return out
-
-
-def heartbeat(project: Path) -> dict[str, Any]:
-    if not (project / "data/joe.db").exists():
-        return {}
-    store = open_store(f"sqlite:///{project / 'data/joe.db'}", data_dir=project / "data")
-    try:
-        beat = store.get_state(HEARTBEAT_KEY)
-    finally:
-        store.close()
-    return beat if isinstance(beat, dict) else {}
 
 
 def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
