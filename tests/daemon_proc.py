@@ -47,10 +47,12 @@ def ibkr_simulator(port: int) -> Iterator[None]:
 
 
 def audit_events(project: Path, event: str) -> list[dict[str, Any]]:
-    """Every audit record named `event` in `project/data/audit`, oldest first."""
+    """Every audit record named `event` in `project/data/audit`, oldest first. A last line without its
+    newline is a record the daemon is still writing: left for the next read."""
     out = []
     for f in sorted((project / "data/audit").glob("*.jsonl")):
-        out += [r for r in map(json.loads, f.read_text().splitlines()) if r.get("event") == event]
+        complete = filter(None, f.read_text().split("\n")[:-1])
+        out += [r for r in map(json.loads, complete) if r.get("event") == event]
     return out
 
 

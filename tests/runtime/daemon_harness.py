@@ -90,10 +90,13 @@ def audit_kinds(project: Path) -> list[str]:
 
 
 def audit_records(project: Path, event: str | None = None) -> list[dict[str, Any]]:
-    """The audit log's records in order (only `event`'s when given)."""
+    """The audit log's records in order (only `event`'s when given). Read while the daemon writes: a
+    last line without its newline is a record still being written, not yet one to read."""
     out = []
     for f in sorted((project / "data/audit").glob("*.jsonl")):
-        for line in f.read_text().splitlines():
+        text = f.read_text()
+        lines = text.split("\n")[:-1]  # complete lines only (each record ends with a newline)
+        for line in filter(None, lines):
             rec = json.loads(line)
             if event is None or rec.get("event") == event:
                 out.append(rec)
