@@ -19,6 +19,14 @@ from joe.portfolio import PaperPortfolio
 from joe.portfolio.corporate_actions import HeldSplit, apply_splits, held_cut
 
 
+def follow_splits(pf: PaperPortfolio, quality: QualityReport, store: Any, audit: AuditSink) -> list[str]:
+    """Adjust held positions opened before a confirmed split of their symbol (the split the history
+    was adjusted for); returns the warnings to show. A backtest day calls this alone: its held bars
+    come from the quality-checked panel, where a rejected symbol has no bars to settle on."""
+    splits = [HeldSplit(sym, date.fromisoformat(day), ratio) for sym, day, ratio in quality.splits]
+    return apply_splits(pf.ledger, pf.marks, splits, store, audit)
+
+
 def follow_data_quality(
     pf: PaperPortfolio,
     held_history: dict[str, pd.DataFrame],
@@ -28,8 +36,7 @@ def follow_data_quality(
 ) -> list[str]:
     """Adjust held positions for confirmed splits and cut `held_history` (in place) before rejected
     bars; returns the warnings to show."""
-    splits = [HeldSplit(sym, date.fromisoformat(day), ratio) for sym, day, ratio in quality.splits]
-    lines = apply_splits(pf.ledger, pf.marks, splits, store, audit)
+    lines = follow_splits(pf, quality, store, audit)
     held = {p.symbol for p in pf.ledger.positions.values()}
     rejected = {sym: date.fromisoformat(day) for sym, day in quality.rejected_bars().items()}
     for sym, day in held_cut(held, rejected, pf.last_bar_ts()).items():

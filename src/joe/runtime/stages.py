@@ -36,7 +36,7 @@ from joe.reporting.context import OPENED_PREFIX
 from joe.reporting.generator import ReportGenerator, ReportPaths
 from joe.runtime.book import BookIdentity, check_forward, check_source, source_identity
 from joe.runtime.bootstrap import Runtime
-from joe.runtime.held_quality import follow_data_quality
+from joe.runtime.held_quality import follow_data_quality, follow_splits
 from joe.runtime.market import MarketSnapshot, load_snapshot
 from joe.runtime.report_facts import build_context
 from joe.runtime.sources import open_market_data
@@ -270,7 +270,9 @@ async def settle_book(st: RunState) -> None:
     st.progress.stage("portfolio", "checking stops and targets on every bar since the last run")
     t0 = time.perf_counter()
     until = st.as_of_ts.to_pydatetime()
-    if st.held_bars is not None:
+    if st.held_bars is not None:  # a backtest day: its bars are the quality stage's, cut at the panel
+        if st.snap is not None:
+            st.warnings += follow_splits(st.pf, st.snap.quality, st.rt.store, st.rt.audit)
         st.closed = len(st.pf.settle_bars(*st.held_bars, until).closed)
     else:
         if st.snap is not None:
