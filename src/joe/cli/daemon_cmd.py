@@ -151,7 +151,7 @@ async def _run(
     from joe.runtime.bootstrap import Runtime
     from joe.runtime.daemon import Daemon, DaemonTimings
     from joe.runtime.daemon_runs import pipeline_runner, schedule_from_config
-    from joe.runtime.daemon_sources import UnroutedExits, market_hours, open_quote_source
+    from joe.runtime.daemon_sources import UnroutedExits, attach_source, market_hours, open_quote_source
     from joe.safety.control import SafetyContext
     from joe.safety.daemon_gate import DaemonSafety
 
@@ -185,7 +185,9 @@ async def _run(
         from joe.runtime.daemon_live import DeskHolder, build_desk
 
         def build() -> Any:
-            return build_desk(rt, broker, hours, stream, monitor, ctx, lambda _r: safety.recheck())
+            assert desk is not None
+            return build_desk(rt, broker, hours, stream, monitor, ctx, lambda _r: safety.recheck(),
+                              on_recovered=desk.reconcile)  # fmt: skip
 
         desk = DeskHolder(build, rt.audit)
         on_run = desk.hand_over(on_run)
@@ -197,7 +199,7 @@ async def _run(
         closers.append(close)
     elif broker != "sim":
         source, close = await open_quote_source(rt, broker, hours)
-        stream.add_source(source)
+        await attach_source(rt, source, stream)  # behind brokers.failover when enabled
         closers.append(close)
     elif symbols:
         console.print("--broker sim has no live quotes: --watch is ignored")

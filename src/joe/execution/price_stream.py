@@ -43,13 +43,25 @@ class QuoteConsumer(Protocol):
     def on_batch(self, batch: QuoteBatch) -> None: ...
 
 
+class QuoteSink(Protocol):
+    """What a source pushes into: the `PriceStream` itself, or a broker-failover tap in front of it
+    (`joe.execution.quote_failover`)."""
+
+    @property
+    def instruments(self) -> InstrumentIndex: ...
+
+    def push(self, symbol: str, bid: float, ask: float, ts_ns: int | None = None) -> None: ...
+
+    def push_batch(self, batch: QuoteBatch) -> None: ...
+
+
 class QuoteSource(Protocol):
-    """A broker's streaming quotes. `bind` gives it the stream to push into; `subscribe` is
+    """A broker's streaming quotes. `bind` gives it the sink to push into; `subscribe` is
     idempotent; the source keeps its subscriptions alive across reconnects by itself."""
 
     name: str
 
-    def bind(self, stream: PriceStream) -> None: ...
+    def bind(self, stream: QuoteSink) -> None: ...
 
     async def start(self) -> None: ...
 
@@ -101,6 +113,11 @@ class PriceStream:
         self.watched: dict[str, str] = {}  # symbol -> source name
         self.held: set[str] = set()
         self.stale: set[str] = set()
+        # Broker failover (`joe.execution.quote_failover`): symbol -> where its quotes come from now
+        # ("capital (AAPL)") while its own broker's stream is down, and symbol -> why no entry may be
+        # taken on it (quotes borrowed from the other broker, or its broker back but not yet reconciled).
+        self.borrowed: dict[str, str] = {}
+        self.no_entry: dict[str, str] = {}
         self.quotes = 0
         self.batches = 0
         self.consumer_errors = 0
@@ -256,8 +273,14 @@ class PriceStream:
         return symbol in self.stale
 
     def entries_allowed(self, symbol: str) -> bool:
-        """No entries on an instrument that is not streamed, or is stale."""
-        return symbol in self.watched and symbol not in self.stale
+        """No entries on an instrument that is not streamed, is stale, or whose own broker's stream is
+        down (`no_entry`: its quotes come from the other broker, or its broker is not reconciled yet)."""
+        return symbol in self.watched and symbol not in self.stale and symbol not in self.no_entry
+
+    def price_sources(self) -> dict[str, str]:
+        """Where each watched instrument's quotes come from now: its source's name (a broker), or the
+        other broker's ("capital (AAPL)") while failed over."""
+        return {s: self.borrowed.get(s, name) for s, name in sorted(self.watched.items())}
 
     def last_seen(self, symbol: str) -> float | None:
         """Monotonic time of the last quote for `symbol`, or None."""

@@ -27,7 +27,7 @@ from joe.brokers.capital.streaming import CapitalStream, StreamQuote
 from joe.brokers.ibkr.marketdata import IBKRMarketData
 from joe.data.calendars import MarketHours
 from joe.data.opening_hours import OpeningHours
-from joe.execution.price_stream import PriceStream
+from joe.execution.price_stream import QuoteSink
 from joe.execution.quotes import QuoteBatch
 
 
@@ -39,9 +39,9 @@ class IBKRQuoteSource:
     def __init__(self, market_data: IBKRMarketData) -> None:
         self.md = market_data
         self.symbols: set[str] = set()
-        self._stream: PriceStream | None = None
+        self._stream: QuoteSink | None = None
 
-    def bind(self, stream: PriceStream) -> None:
+    def bind(self, stream: QuoteSink) -> None:
         self._stream = stream
 
     async def start(self) -> None:
@@ -85,9 +85,9 @@ class CapitalQuoteSource:
     def __init__(self, stream: CapitalStream, hours: MarketHours | None = None) -> None:
         self.cs = stream
         self.hours = hours
-        self._stream: PriceStream | None = None
+        self._stream: QuoteSink | None = None
 
-    def bind(self, stream: PriceStream) -> None:
+    def bind(self, stream: QuoteSink) -> None:
         self._stream = stream
         self.cs.on_quote = self._on_quote
 
@@ -161,11 +161,11 @@ class ReplaySource:
         self.chunk = chunk
         self.latencies: list[float] | None = [] if record_latency else None  # seconds per batch
         self.done = asyncio.Event()
-        self._stream: PriceStream | None = None
+        self._stream: QuoteSink | None = None
         self._task: asyncio.Task[None] | None = None
         self._data: QuoteBatch | None = None
 
-    def bind(self, stream: PriceStream) -> None:
+    def bind(self, stream: QuoteSink) -> None:
         self._stream = stream
         lut = np.array([stream.instruments.id(s) for s in self.symbols], dtype=np.int32)
         r = self.raw

@@ -219,7 +219,10 @@ class Daemon:
             if self._stopping:
                 return
             # What is stale now, before a hand-over pauses the quotes: the run takes no entry there.
-            nxt = replace(nxt, no_entries=tuple(sorted(self.stream.stale)))
+            # So is an instrument whose broker's stream is down (failover: quotes from the other broker)
+            # or back but not reconciled yet: no entry goes to a broker that is not healthy.
+            blocked = self.stream.stale | set(self.stream.no_entry)
+            nxt = replace(nxt, no_entries=tuple(sorted(blocked)))
             self.audit.record("daemon.run", {"name": nxt.name, "at": nxt.at.isoformat(),
                                              "no_entries": list(nxt.no_entries)})  # fmt: skip
             task: asyncio.Task[None] = asyncio.create_task(self.on_run(nxt), name=f"run-{nxt.name}")
@@ -259,6 +262,10 @@ class Daemon:
             "watched": len(self.stream.watched),
             "stale": sorted(self.stream.stale),
             "sources": self.stream.source_stats(),  # per broker: quotes, newest quote's age, stale
+            # broker failover: where each watched instrument's quotes come from now, and which take
+            # no entry and why (`joe status`)
+            "price_sources": self.stream.price_sources(),
+            "no_entry": dict(self.stream.no_entry),
             "positions": len(self.monitor),
             "runs": self.runs_done,
             "entries": self._entries_now(),

@@ -371,10 +371,13 @@ async def build_desk(
     monitor: PositionMonitor,
     ctx: SafetyContext,
     on_unexplained: Callable[[ReconcileReport], None] | None = None,
+    on_recovered: Callable[[], Awaitable[None]] | None = None,
 ) -> tuple[LiveDesk, Callable[[], Awaitable[None]]]:
-    """Connect to `broker`, attach its quotes to `stream` (replacing a previous connection's), and
-    build the desk (not started yet). `on_unexplained`: see `LiveDesk._verdict`."""
+    """Connect to `broker`, attach its quotes to `stream` (replacing a previous connection's; behind
+    `brokers.failover`, whose `on_recovered` reconciles the returning broker before it takes entries),
+    and build the desk (not started yet). `on_unexplained`: see `LiveDesk._verdict`."""
     from joe.execution.reconciler import Reconciler
+    from joe.runtime.daemon_sources import attach_source
     from joe.safety.broker_safety import BrokerSafety
 
     # Every guard around the OrderManager in one place: breaker (order outcomes and the broker's wire
@@ -385,10 +388,7 @@ async def build_desk(
     except BaseException:
         await guards.close()
         raise
-    if source.name in stream.sources:
-        await stream.replace_source(source)
-    else:
-        stream.add_source(source)
+    await attach_source(rt, source, stream, on_recovered)
     safety = rt.config.safety
     om = guards.order_manager(xc, rt.store, mode=rt.mode)
     guards.enforce(om, poll_s=5.0)
@@ -415,8 +415,10 @@ async def open_shadow_account(
 ) -> tuple[Callable[[], Awaitable[None]], Callable[[], Awaitable[None]]]:
     """Shadow: the live connection for quotes and the account (margin monitor), no order path.
     Returns (margin check, closer); the quote source is attached to `stream`."""
+    from joe.runtime.daemon_sources import attach_source
+
     source, xc, close = await open_live_connection(rt, broker, hours, watch_orders=False)
-    stream.add_source(source)
+    await attach_source(rt, source, stream)
     on_account = margin_hook(ctx, rt.config.safety.margin, broker)
 
     async def check_margin() -> None:

@@ -4,11 +4,12 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
 from joe.core.events import AuditSink
 from joe.data.calendars import MarketHours
-from joe.execution.price_stream import QuoteSource
+from joe.execution.price_stream import PriceStream, QuoteSource
 from joe.execution.protection import ExitRequest, StopModify
 
 if TYPE_CHECKING:
@@ -46,6 +47,54 @@ async def open_quote_source(
         ws = CapitalStream(cmd.client, url, audit=rt.audit, ping_interval_s=ping)
         return CapitalQuoteSource(ws, hours), close
     raise ValueError(f"no streaming quotes for broker {broker!r}: use ibkr or capital")
+
+
+def with_failover(
+    rt: Runtime,
+    source: QuoteSource,
+    stream: PriceStream,
+    on_recovered: Callable[[], Awaitable[None]] | None = None,
+) -> QuoteSource:
+    """`source` (the daemon broker's quotes) behind `brokers.failover` when it is enabled: the other
+    broker's quotes for mapped instruments while this one is silent (`joe.execution.quote_failover`),
+    its quote source opened on first need without market hours (the primary's calendar rules)."""
+    fo = rt.config.brokers.failover
+    if not fo.enabled:
+        return source
+    from joe.data.failover import BrokerHealth, InstrumentMap
+    from joe.execution.quote_failover import FailoverQuotes
+    from joe.runtime.failover import alert_notify, cached_reference, other_broker
+
+    secondary = other_broker(source.name)
+
+    async def open_secondary() -> tuple[QuoteSource, Closer]:
+        return await open_quote_source(rt, secondary, None)
+
+    return FailoverQuotes(
+        source, secondary, open_secondary, InstrumentMap(dict(fo.instruments)), fo.price_tolerance_pct,
+        BrokerHealth(rt.store, rt.audit, notify=alert_notify(rt)), silent_after_s=stream.stale_after_s,
+        reference=cached_reference(rt.data_dir, source.name), on_recovered=on_recovered,
+    )  # fmt: skip
+
+
+async def attach_source(
+    rt: Runtime,
+    source: QuoteSource,
+    stream: PriceStream,
+    on_recovered: Callable[[], Awaitable[None]] | None = None,
+) -> None:
+    """Attach the daemon broker's quote source to `stream` (behind failover, `with_failover`); a new
+    connection of the same broker (the live desk after a hand-over) replaces the old one, keeping the
+    failover's state."""
+    from joe.execution.quote_failover import FailoverQuotes
+
+    existing = stream.sources.get(source.name)
+    if isinstance(existing, FailoverQuotes):
+        await existing.replace_primary(source)
+    elif existing is not None:
+        await stream.replace_source(source)
+    else:
+        stream.add_source(with_failover(rt, source, stream, on_recovered))
 
 
 def market_hours(broker: str) -> MarketHours:
