@@ -179,13 +179,15 @@ class FailoverQuotes:
         await self.primary.subscribe(symbols)
 
     async def unsubscribe(self, symbols: Sequence[str]) -> None:
-        for s in symbols:
+        """Unsubscribe at the primary. The stream's own resubscription of a stale instrument
+        (unsubscribe + subscribe, still watched) leaves its failover as it is; an unwatched one ends it."""
+        await self.primary.unsubscribe(symbols)
+        gone = [s for s in symbols if s not in self.stream.watched]
+        for s in gone:
             self.symbols.discard(s)
             self._since.pop(s, None)
-        await self.primary.unsubscribe(symbols)
-        gone = [s for s in symbols if s in self.borrowed and s not in self.symbols]
-        if gone:
-            await self._give_back(gone, reason="unwatched")
+        if [s for s in gone if s in self.borrowed]:
+            await self._give_back([s for s in gone if s in self.borrowed], reason="unwatched")
 
     async def replace_primary(self, source: QuoteSource) -> None:
         """A new connection to the primary (the live desk's hand-over): the old source stops, the new
@@ -312,16 +314,23 @@ class FailoverQuotes:
 
     async def _resubscribe(self, now: float) -> None:
         """A failed-over instrument's line is asked of the primary again (the stream no longer sees it
-        stale, so this is the only way a silently dropped line comes back)."""
+        stale, so this is the only way a silently dropped line comes back), in its own task bounded by
+        `silent_after_s`: a primary that hangs never stalls the checks."""
+        due = []
         for s, b in list(self.borrowed.items()):
             if now < b.next_resub:
                 continue
             b.next_resub, b.gap = now + b.gap, min(b.gap * 2, RESUBSCRIBE_MAX_S)
-            try:
-                await self.primary.unsubscribe([s])
-                await self.primary.subscribe([s])
-            except Exception as exc:  # the primary is down: its own reconnect resubscribes
-                log.info("failover: resubscribing %s at %s failed: %s", s, self.name, exc)
+            due.append(s)
+        if due:
+            self._spawn(self._resubscribe_at_primary(due))
+
+    async def _resubscribe_at_primary(self, symbols: list[str]) -> None:
+        try:
+            await asyncio.wait_for(self.primary.unsubscribe(symbols), self.silent_after_s)
+            await asyncio.wait_for(self.primary.subscribe(symbols), self.silent_after_s)
+        except Exception as exc:  # the primary is down: its own reconnect resubscribes
+            log.info("failover: resubscribing %s at %s failed: %s", symbols, self.name, exc)
 
     async def _give_back(self, symbols: list[str], *, reason: str) -> None:
         await self._after_return(self._return(symbols, reason=reason))
