@@ -9,6 +9,7 @@ from joe.brokers.base import BrokerOrderRef, InvalidOrder
 from joe.core.clock import utcnow
 from joe.core.order import IllegalTransition, Order, OrderState
 from joe.store import Store
+from joe.store.errors import StaleOrderError
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +35,16 @@ class OrderBook:
             if o is not None:
                 self.orders[coid] = o
         return o
+
+    def adopt(self, stored: Order) -> Order:
+        """The one copy to work on, given a copy just read from the store: the cached one when it is
+        at least as new (a task of this process may hold it across an await: replacing it would
+        leave two copies that save over each other), else the stored one, now cached."""
+        cached = self.orders.get(stored.client_order_id)
+        if cached is not None and cached.version >= stored.version:
+            return cached
+        self.orders[stored.client_order_id] = stored
+        return stored
 
     def require(self, coid: str) -> Order:
         o = self.get(coid)
@@ -67,9 +78,20 @@ class OrderBook:
         learned from the broker — a status, a fill, a commission — which the startup reconciliation
         reads from the broker again. Joe's own decisions (the write-ahead before a send, a cancel
         request, a send's failure) stay durable."""
+        try:
+            self._save(o, pending_audit, durable=durable)
+        except StaleOrderError:
+            # Another writer saved since (another process, or another `OrderManager` on this store):
+            # the stored copy replaces the cached one, so the caller's retry works on the truth.
+            fresh = self.store.load_order(o.client_order_id)
+            if fresh is not None and self.orders.get(o.client_order_id, o) is o:
+                self.orders[o.client_order_id] = fresh
+            raise
+
+    def _save(self, o: Order, pending_audit: set[str] | None, *, durable: bool) -> None:
         if not durable:
             with self.store.atomic(durable=False):
-                self.save(o, pending_audit)
+                self._save(o, pending_audit, durable=True)
             return
         if not self.audited:
             self.store.save_order(o, broker=self.broker, mode=self.mode, pending_audit=pending_audit or ())

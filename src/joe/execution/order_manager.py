@@ -24,10 +24,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import replace
 from datetime import datetime
 from decimal import Decimal
+from typing import TypeVar
 
 from joe.brokers.base import (
     BrokerError,
@@ -63,8 +64,11 @@ from joe.execution.journal import (
 from joe.execution.outside import OutsideChanges, OutsideLedger
 from joe.execution.reconcile_rules import MassPass, Plan, plan_notice, plan_status
 from joe.store import Store
+from joe.store.errors import StaleOrderError
 
 log = logging.getLogger(__name__)
+_T = TypeVar("_T")
+_R = TypeVar("_R")
 
 _S = OrderState
 NON_TERMINAL = {s for s in OrderState if not s.is_terminal}
@@ -163,7 +167,7 @@ class OrderManager(FillIntake, BrokerQueries, OutsideChanges, BracketFollower):
     async def _consume(self) -> None:
         async for obs in self.client.observations():
             try:
-                await self.process(obs)
+                await self._fresh(self.process, obs)
             except Exception as e:  # one bad observation must not stop the stream; it is alerted
                 log.exception("observation %r failed", obs)
                 await self.journal.alert(AlertKind.UNRESOLVED, f"applying {type(obs).__name__} failed: {e}")
@@ -181,9 +185,14 @@ class OrderManager(FillIntake, BrokerQueries, OutsideChanges, BracketFollower):
         try:
             self.book.flush_audited()
             self.journal.reaudit_outbox(self.store)
-            mine = self.store.orders(state=NON_TERMINAL, mode=self.mode, broker=self.broker)
-            for o in mine:
-                self.book.orders[o.client_order_id] = o
+            # One copy per order in this process: a cached copy at least as new as the store's is
+            # kept (a submit or an exit still holds it across its awaits; replacing it made the two
+            # copies save over each other - `StaleOrderError`, chaos seeds 6, 7, 16, 83...); a newer
+            # stored one (saved by another process) replaces it.
+            mine = [
+                self.book.adopt(o)
+                for o in self.store.orders(state=NON_TERMINAL, mode=self.mode, broker=self.broker)
+            ]
             self._link(mine)
             if since is None:
                 oldest = min((o.created_at for o in mine), default=None)
@@ -191,9 +200,9 @@ class OrderManager(FillIntake, BrokerQueries, OutsideChanges, BracketFollower):
             mass = await self.client.mass_status(since)
             for r in mass.orders:
                 if r.client_order_id:
-                    await self._on_status(replace(r, from_reconciliation=True))
+                    await self._fresh(self._on_status, replace(r, from_reconciliation=True))
             for f in mass.fills:
-                await self._on_fill(replace(f, from_reconciliation=True))
+                await self._fresh(self._on_fill, replace(f, from_reconciliation=True))
             for c in mass.commissions:
                 await self._on_commission(c)
             await self.attribute_outside(mass)  # the owner's executions that changed Joe's positions
@@ -202,10 +211,10 @@ class OrderManager(FillIntake, BrokerQueries, OutsideChanges, BracketFollower):
             for o in mine:
                 cur = self.book.orders[o.client_order_id]
                 unlisted = o.client_order_id not in listed and not cur.state.is_terminal
-                if unlisted and not await self._settle_unlisted(cur):
-                    missing.append(cur)
+                if unlisted and await self._fresh(self._settle_unlisted, cur.client_order_id) is False:
+                    missing.append(self.book.orders[o.client_order_id])
             for sid in {o.intent.signal_id for o in mine}:
-                await self._check_protection(sid)
+                await self._fresh(self._check_protection, sid)
             return MassPass(mass, tuple(applied), tuple(missing))
         finally:
             self._reconciling = False
@@ -234,9 +243,28 @@ class OrderManager(FillIntake, BrokerQueries, OutsideChanges, BracketFollower):
             await self.journal.alert(AlertKind.LOST, f"order {o.client_order_id} lost: {reason}", o)
             await self._after_change(o)
 
-    async def _settle_unlisted(self, order: Order) -> bool:
+    async def _fresh(self, step: Callable[[_T], Awaitable[_R]], arg: _T) -> _R | None:
+        """Run one step of a pass (apply a report, settle an order, check a signal); a copy another
+        writer saved over (`StaleOrderError`: another process or `OrderManager` on this store) is
+        re-read from the store and the step run once more. If it is stale again the step is alerted
+        and skipped (None): the pass goes on, the next one retries it, the order stays as the store
+        and the broker have it (its protective stop is not touched)."""
+        for attempt in (1, 2):
+            try:
+                return await step(arg)
+            except StaleOrderError as e:  # `OrderBook.save` has put the stored copy in the cache
+                if attempt == 2:
+                    log.warning("stale order copy twice in a pass: %s", e)
+                    await self.journal.alert(AlertKind.UNRESOLVED, f"skipped for this pass: {e}")
+        return None
+
+    async def _settle_unlisted(self, coid: str) -> bool:
         """True if the broker has the order (or it was provably never sent and is sent now / is a
-        child sent with its parent); False if it stays missing at the broker (never resent)."""
+        child sent with its parent, or another task of this process is sending it); False if it stays
+        missing at the broker (never resent)."""
+        order = self.book.orders[coid]
+        if coid in self._sending:
+            return True  # a submit (the lost-protection reaction's...) is sending it right now
         if not self.book.never_sent(order):
             return await self.resolve_in_doubt(order)
         if await self.lookup(order) is not False:
