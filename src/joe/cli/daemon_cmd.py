@@ -171,6 +171,8 @@ async def _run(
     monitor = PositionMonitor(stream.instruments, UnroutedExits(rt.audit), grace_s=cfg.backup_exit_grace_s,
                               audit=rt.audit)  # fmt: skip
     ctx = SafetyContext.from_runtime(rt)
+    # A split-like jump on a watched instrument holds its backup stop (monitor_splits): say so at once.
+    monitor.split_listeners.append(lambda s: ctx.alerts.order_event("split", s.symbol, s.message, s.symbol))
     closers = []
     from joe.runtime.push import alert_manager
     from joe.safety.alert_pump import AlertPump

@@ -9,7 +9,10 @@ Per quote batch (`QuoteBatch`, from the `PriceStream`) it:
   filled), it asks the `ExitRequester` for one reduce-only exit — exactly one per position id, ever;
 - trailing stops: asks the broker to move the stop in whole `step`s behind the best price, only ever
   tightening, one modify in flight at a time; the level it checks is the broker-confirmed one;
-- time-based exits: at `exit_at`, one reduce-only exit.
+- time-based exits: at `exit_at`, one reduce-only exit;
+- splits (`joe.execution.monitor_splits`): a split-like jump holds the instrument's positions (no
+  backup exit, no trail; the broker-side stop stays) until `apply_split` adjusts them (quantity × r,
+  levels ÷ r) or the price comes back, so a pre-split stop never meets a post-split quote.
 
 Prices on the hot path are floats (a crossing check); the levels and quantities it reports are the
 `Decimal`s it was given. Timestamps are int nanoseconds UTC: the batches' quote times, or
@@ -33,6 +36,7 @@ import numpy.typing as npt
 from joe.core.events import AuditSink, NullAudit
 from joe.core.models import Side
 from joe.execution.levels import LevelBook
+from joe.execution.monitor_splits import SPLIT_TOL, SplitSuspect, exact_ratio, split_watched, suspects
 from joe.execution.protection import (
     ExitReason,
     ExitRequest,
@@ -69,6 +73,7 @@ class _Pos:
     modify_pending: Decimal | None = None
     refused_stop: Decimal | None = None
     best: float = math.nan  # trailing: best mid since added
+    split_ref: float = math.nan  # a suspected split's reference price: held while set (monitor_splits)
 
 
 class PositionMonitor:
@@ -95,6 +100,7 @@ class PositionMonitor:
         self.audit: AuditSink = audit if audit is not None else NullAudit()
         self.clock_ns = clock_ns
         self.listeners: list[Callable[[Trigger], None]] = []
+        self.split_listeners: list[Callable[[SplitSuspect], None]] = []  # called once per suspected split
         self.quotes_seen = 0
         self.triggers = {TriggerKind.STOP: 0, TriggerKind.TAKE_PROFIT: 0}
         self._pos: list[_Pos | None] = []
@@ -104,6 +110,7 @@ class PositionMonitor:
         self._through: set[int] = set()  # slots through their stop, awaiting the broker's fill
         self._touched: set[int] = set()  # slots at/through their target, awaiting the fill
         self._trailing: set[int] = set()
+        self._split_held: set[int] = set()  # slots held by a suspected split (monitor_splits)
         self._timed: list[tuple[int, int, str]] = []  # (exit_at ns, slot, position id)
         self._exited: set[str] = set()  # position ids an exit was requested for (never a second)
         cap = max(16, len(instruments))
@@ -162,6 +169,7 @@ class PositionMonitor:
         self._through.discard(slot)
         self._touched.discard(slot)
         self._trailing.discard(slot)
+        self._split_held.discard(slot)
         self._pos[slot] = None
         self._free.append(slot)
         if self._in_batch:
@@ -192,6 +200,33 @@ class PositionMonitor:
         once the price allows a stop beyond the refused one (no retry loop at quote rate)."""
         p = self._get(position_id)
         p.refused_stop, p.modify_pending = p.modify_pending, None
+
+    def apply_split(self, symbol: str, ratio: float | Decimal) -> list[str]:
+        """A split of `symbol` took effect: every watched position of it becomes quantity × `ratio`,
+        entry/stop/target/trail ÷ `ratio` (4 for a 4-for-1, 0.1 for a 1-for-10), its suspected-split
+        hold is lifted and the levels are re-armed against the post-split quotes. Audited
+        (``monitor.split_adjusted``); returns the adjusted position ids. Raises ValueError for a ratio
+        that is not > 0."""
+        r = exact_ratio(ratio)
+        done = []
+        for p in [q for q in self._pos if q is not None and q.spec.symbol == symbol]:
+            pid, old, best = p.spec.position_id, p.spec, p.best
+            self.close(pid)
+            self.add(split_watched(old, r))
+            q = self._get(pid)
+            q.best = best / float(r)  # never updated while held: still in pre-split units
+            done.append(pid)
+            self.audit.record(
+                "monitor.split_adjusted",
+                {"symbol": symbol, "ratio": str(r), "quantity": {"from": str(old.quantity), "to": str(q.qty)},
+                 "stop": {"from": str(old.stop), "to": str(q.stop)}},
+                position_id=pid,
+            )  # fmt: skip
+        return done
+
+    def split_held(self, position_id: str) -> bool:
+        """True while a suspected split holds the position's backup exit and trailing."""
+        return not math.isnan(self._get(position_id).split_ref)
 
     def __contains__(self, position_id: object) -> bool:
         return position_id in self._by_id
@@ -264,6 +299,7 @@ class PositionMonitor:
             gidx = order[s:e]
             groups[u] = (gidx, mid[gidx])
         if self._books:
+            self._split_jumps(groups)
             self._crossings(groups, ts)
         last = order[ends - 1]
         self._mark[ids] = mid[last]
@@ -286,6 +322,38 @@ class PositionMonitor:
             self._recheck(now)
         if self._timed:
             self._time_exits(now)
+
+    def _split_jumps(self, groups: dict[int, tuple[IdxArray, FloatArray]]) -> None:
+        """Hold the positions of an instrument whose first quote jumped by a split's factor from the
+        previous mark (the entry price before any mark); release held ones whose price came back."""
+        for u, (_, mids) in groups.items():
+            if u not in self._books:
+                continue
+            first, prev = float(mids[0]), float(self._mark[u])
+            back = False
+            for slot in [k for k in self._split_held if self._pos[k].inst == u]:  # type: ignore[union-attr]
+                p = self._pos[slot]
+                assert p is not None
+                if abs(math.log(first / p.split_ref)) <= SPLIT_TOL:  # back: a bad tick, not a split
+                    p.split_ref, back = math.nan, True
+                    self._split_held.discard(slot)
+            if back or (not math.isnan(prev) and abs(first / prev - 1) < 0.3):
+                continue
+            mine = [p for p in self._pos if p is not None and p.inst == u and math.isnan(p.split_ref)]
+            no_mark = math.isnan(prev)
+            refs = [(p.spec.position_id, float(p.spec.entry_price) if no_mark else prev) for p in mine]
+            for s in suspects(mine[0].spec.symbol, refs, first) if mine else ():
+                for pid in s.positions:
+                    q = self._get(pid)
+                    q.split_ref = s.reference
+                    self._split_held.add(q.slot)
+                log.error("suspected split: %s", s.message)
+                self.audit.record("monitor.split_suspected", s.to_json())
+                for fn in self.split_listeners:
+                    try:
+                        fn(s)
+                    except Exception as exc:  # a listener's bug must not stop the quote path
+                        log.error("split listener failed: %r", exc)
 
     def _crossings(self, groups: dict[int, tuple[IdxArray, FloatArray]], ts: TsArray) -> None:
         """Visit every crossing quote in arrival order across instruments: one candidate (the next
@@ -393,7 +461,7 @@ class PositionMonitor:
                 p.through_since = None
                 self._through.discard(slot)
                 self._arm_stop(p)
-            elif not p.exit_requested and now - p.through_since >= self.grace_ns:
+            elif not p.exit_requested and now - p.through_since >= self.grace_ns and math.isnan(p.split_ref):
                 self._request_exit(p, ExitReason.BACKUP_STOP, float(m), now)
         for slot in list(self._touched):
             p = self._pos[slot]
@@ -409,6 +477,8 @@ class PositionMonitor:
             p = self._pos[slot]
             assert p is not None and p.spec.trailing is not None and p.stop is not None
             ext = extremes.get(p.inst)
+            if not math.isnan(p.split_ref):  # a suspected split: the best price is in the other units
+                continue
             if ext is None or p.exit_requested or p.modify_pending is not None or p.through_since is not None:
                 if ext is not None:
                     p.best = _better(p.best, ext[0] if p.sign > 0 else ext[1], p.sign)

@@ -20,9 +20,10 @@ live holding: a daily run sends no strategy exit for it (a symbol with an unconf
 from the run - no signal, no reversal; a confirmed one is analysed on adjusted history, where there
 is no jump); the broker re-sizes the position, and the `Reconciler` sees the size Joe did not book as
 an unexplained mismatch and halts new entries (fail closed; it never flattens) until it is resolved.
-Not yet guarded: the daemon's bot-side backup stop (`joe.execution.position_monitor`) compares the
-pre-split stop Joe recorded with post-split quotes, so a split while the daemon runs can still ask
-for its one reduce-only backup exit if the broker's own stop did not fire first.
+The daemon's bot-side backup stop (`joe.execution.position_monitor`) holds a position whose quotes jump
+by a split's factor (no backup exit against a pre-split stop; the broker's stop stays) until the split
+is applied to it (`PositionMonitor.apply_split`): `joe.execution.monitor_splits`. A backtest day applies
+confirmed splits like a paper run (`joe.runtime.held_quality.follow_splits`).
 """
 
 from __future__ import annotations
