@@ -18,6 +18,17 @@ zero-width characters and ANSI escape sequences — so a secret wrapped across l
 wrapped at 76 columns, is still one match. A match is masked in the original text over its whole span
 (the inserted layout included). Case is ignored (``re.IGNORECASE``; the case encoders add what simple
 case folding cannot match).
+
+Removing layout is context-free for single characters (whitespace, NUL, zero-width) but not for
+escape sequences: ``"\\x1b[" + "Secret"`` reads as the CSI sequence ``\\x1b[S`` followed by ``ecret``,
+and ``"\\\\" + "n0pe"`` as an escaped line break followed by ``0pe``. So matching runs in layers:
+
+1. over the text without single-character layout (`LAYOUT_CHARS`) — whatever precedes or follows a
+   form, this view holds it intact, so every form present verbatim (or wrapped by whitespace) is
+   masked whatever its neighbours are;
+2. over the text without any layout (`IGNORABLE`) — a form with escape sequences inside it;
+3. as 2, for each form with the edge an escape sequence of the neighbouring text can swallow cut
+   off (`edge_trimmed`), accepted only next to such a sequence, which is then masked too.
 """
 
 from __future__ import annotations
@@ -29,6 +40,8 @@ import re
 from bisect import bisect_right
 from collections.abc import Callable, Iterable
 
+# Single characters a renderer may insert inside a secret; removing them is context-free.
+LAYOUT_CHARS = re.compile(r"[\s\x00\u00ad\u200b-\u200d\u2060\ufeff]+")
 # Characters a renderer may insert inside a secret without changing what a reader sees as "the value".
 IGNORABLE = re.compile(
     r"(?:\s|\x00|[\u00ad\u200b-\u200d\u2060\ufeff]"
@@ -46,6 +59,33 @@ MIN_TRUNCATED_PREFIX = 6
 def strip_layout(text: str) -> str:
     """`text` without the characters in `IGNORABLE`."""
     return IGNORABLE.sub("", text)
+
+
+# Text that, placed just before a form, can open an escape sequence that swallows the form's first
+# characters ("\x1b[" + "Secret" -> CSI "\x1b[S"); the characters that, inside a form, can open one
+# that swallows its last characters together with the following text ("...\\" + "n").
+_EDGE_OPENERS = ("\x1b", "\x1b[", "\x1b[ ", "\x1b]", "\\", "%", "%0", "%2")
+_ESCAPE_STARTS = frozenset("\x1b\\%")
+# How far from a form's end an escape sequence opened inside it may start (an unfinished CSI).
+_MAX_TAIL = 16
+
+
+def edge_trimmed(form: str) -> set[str]:
+    """`form` with a leading and/or trailing part an escape sequence could swallow cut off.
+
+    Leading: for each opener in `_EDGE_OPENERS`, what `IGNORABLE` consumes of `form` after it.
+    Trailing: the form cut at each escape-opening character in its last `_MAX_TAIL` characters.
+    Returns only proper cuts (never `form` itself), possibly empty.
+    """
+    heads = {0}
+    for opener in _EDGE_OPENERS:
+        m = IGNORABLE.match(opener + form)
+        if m and m.end() > len(opener):
+            heads.add(min(m.end() - len(opener), len(form)))
+    tails = {len(form)} | {
+        i for i in range(max(1, len(form) - _MAX_TAIL), len(form)) if form[i] in _ESCAPE_STARTS
+    }
+    return {form[h:t] for h in heads for t in tails if (h, t) != (0, len(form)) and t > h}
 
 
 def _base64_forms(v: str) -> set[str]:
@@ -137,12 +177,15 @@ ENCODERS: dict[str, Callable[[str], set[str]]] = {
     "base64": _base64_forms,
     "hex": _hex,
     "utf16": _utf16,
+    # The UTF-8 bytes read as Latin-1: composed with "repr" this is repr(bytes) (b'p\\xc3\\xa4ss'),
+    # with "url" the percent-encoding of the bytes.
+    "utf8_bytes": lambda v: {v.encode("utf-8", "surrogatepass").decode("latin-1")},
 }
 _CASE_ENCODERS = ("upper", "lower", "casefold")  # one form each (truncated_forms takes .pop())
 
 
 def secret_forms(value: str, depth: int = 2) -> set[str]:
-    """`value` and every composition of up to `depth` `ENCODERS` applied to it (layout stripped)."""
+    """`value` and every composition of up to `depth` `ENCODERS` applied to it (layout kept)."""
     level = {value}
     out = set(level)
     for _ in range(depth):
@@ -154,8 +197,9 @@ def secret_forms(value: str, depth: int = 2) -> set[str]:
         out |= nxt
         level = nxt
     # Length is judged before the layout is stripped: "a b *" is a 5-character secret even if its
-    # layout-free form is shorter.
-    return {s for s in (strip_layout(f) for f in out if len(f) >= MIN_FORM_LENGTH) if s.strip("*")}
+    # layout-free form is shorter. Forms are returned as generated: `LayoutBlindMatcher` strips
+    # each layer's layout itself.
+    return {f for f in out if len(f) >= MIN_FORM_LENGTH and strip_layout(f).strip("*")}
 
 
 def truncated_forms(value: str) -> set[str]:
@@ -204,50 +248,120 @@ def trie_pattern(words: Iterable[str]) -> str:
     return build(trie)
 
 
-class LayoutBlindMatcher:
-    """Masks any of a set of strings in text, ignoring `IGNORABLE` characters inside a match."""
+class _View:
+    """`text` with the parts `layout` matches removed, and the way back to positions in `text`."""
 
-    def __init__(self, words: Iterable[str]) -> None:
-        stripped = {strip_layout(w) for w in words}
-        stripped.discard("")
-        self.pattern = re.compile(trie_pattern(stripped), re.IGNORECASE) if stripped else None
-
-    def sub(self, text: str, mask: str) -> str:
-        """`text` with every match (over its original span, inserted layout included) replaced by `mask`."""
-        if self.pattern is None or not text:
-            return text
-        # The text without layout, and for each kept run its start in the original and in the view.
+    def __init__(self, text: str, layout: re.Pattern[str]) -> None:
         kept: list[str] = []
-        orig_starts: list[int] = []
-        view_starts: list[int] = []
+        self.orig_starts: list[int] = []
+        self.view_starts: list[int] = []
+        # For each kept run: the span in `text` of the layout just before it / just after it, if any.
+        self.gap_before: list[tuple[int, int] | None] = []
+        self.gap_after: list[tuple[int, int] | None] = []
         pos = view = 0
-        for m in IGNORABLE.finditer(text):
+        prev_gap: tuple[int, int] | None = None
+        for m in layout.finditer(text):
             if m.start() > pos:
                 kept.append(text[pos : m.start()])
-                orig_starts.append(pos)
-                view_starts.append(view)
+                self.orig_starts.append(pos)
+                self.view_starts.append(view)
+                self.gap_before.append(prev_gap)
+                self.gap_after.append(m.span())
                 view += m.start() - pos
+            elif self.gap_after:  # two layout matches back to back: one gap
+                last = self.gap_after[-1]
+                self.gap_after[-1] = (last[0] if last else m.start(), m.end())
+            prev_gap = m.span() if prev_gap is None or prev_gap[1] != m.start() else (prev_gap[0], m.end())
             pos = m.end()
         if pos < len(text):
             kept.append(text[pos:])
-            orig_starts.append(pos)
-            view_starts.append(view)
-        flat = "".join(kept)
+            self.orig_starts.append(pos)
+            self.view_starts.append(view)
+            self.gap_before.append(prev_gap)
+            self.gap_after.append(None)
+        self.flat = "".join(kept)
 
-        def to_orig(i: int) -> int:
-            k = bisect_right(view_starts, i) - 1
-            return orig_starts[k] + (i - view_starts[k])
+    def run_of(self, i: int) -> int:
+        return bisect_right(self.view_starts, i) - 1
 
-        out: list[str] = []
-        last = 0
-        for m in self.pattern.finditer(flat):
+    def to_orig(self, i: int) -> int:
+        k = self.run_of(i)
+        return self.orig_starts[k] + (i - self.view_starts[k])
+
+
+def _is_escape(text: str, span: tuple[int, int] | None) -> bool:
+    """True when `span` of `text` holds an escape sequence (not only single-character layout)."""
+    return span is not None and bool(LAYOUT_CHARS.sub("", text[span[0] : span[1]]))
+
+
+class LayoutBlindMatcher:
+    """Masks any of a set of strings in text, ignoring layout inside a match (see the module doc)."""
+
+    def __init__(self, words: Iterable[str]) -> None:
+        words = set(words)
+        plain = {LAYOUT_CHARS.sub("", w) for w in words} - {""}
+        stripped = {strip_layout(w) for w in words}
+        stripped.discard("")
+        # A cut form counts only next to an escape sequence, but must still be a form's length.
+        trimmed = {
+            t for w in words for t in (strip_layout(c) for c in edge_trimmed(w)) if len(t) >= MIN_FORM_LENGTH
+        } - stripped
+        self.plain = self._compile(plain)
+        self.pattern = self._compile(stripped)
+        self.trimmed = self._compile(trimmed)
+
+    @staticmethod
+    def _compile(words: set[str]) -> re.Pattern[str] | None:
+        return re.compile(trie_pattern(words), re.IGNORECASE) if words else None
+
+    def sub(self, text: str, mask: str) -> str:
+        """`text` with every match (over its original span, inserted layout included) replaced by `mask`."""
+        if not text:
+            return text
+        text = self._sub(text, mask, self.plain, LAYOUT_CHARS, edges=False)
+        if not _ESCAPE_STARTS.intersection(text):
+            return text  # no escape sequence: layers 2 and 3 see what layer 1 saw
+        text = self._sub(text, mask, self.pattern, IGNORABLE, edges=False)
+        return self._sub(text, mask, self.trimmed, IGNORABLE, edges=True)
+
+    @staticmethod
+    def _sub(
+        text: str, mask: str, pattern: re.Pattern[str] | None, layout: re.Pattern[str], *, edges: bool
+    ) -> str:
+        """One layer: match `pattern` over `text` without `layout`. With `edges`, a match counts only
+        when an escape sequence touches it, and its span grows over that sequence."""
+        if pattern is None:
+            return text
+        view = _View(text, layout)
+        spans: list[tuple[int, int]] = []
+        for m in pattern.finditer(view.flat):
             if m.end() == m.start():
                 continue
-            start, end = to_orig(m.start()), to_orig(m.end() - 1) + 1
-            out.append(text[last:start])
-            out.append(mask)
-            last = end
-        if not out:
+            start, end = view.to_orig(m.start()), view.to_orig(m.end() - 1) + 1
+            if edges:
+                first, last = view.run_of(m.start()), view.run_of(m.end() - 1)
+                before = view.gap_before[first] if m.start() == view.view_starts[first] else None
+                run_end = view.view_starts[last + 1] if last + 1 < len(view.view_starts) else len(view.flat)
+                after = view.gap_after[last] if m.end() == run_end else None
+                hit_before, hit_after = _is_escape(text, before), _is_escape(text, after)
+                if not (hit_before or hit_after):
+                    continue
+                # Grow over the escape sequence, not over the whitespace around it.
+                if hit_before and before is not None:
+                    gap = text[before[0] : before[1]]
+                    start = before[0] + len(gap) - len(gap.lstrip())
+                if hit_after and after is not None:
+                    gap = text[after[0] : after[1]]
+                    end = after[1] - (len(gap) - len(gap.rstrip()))
+            spans.append((start, end))
+        if not spans:
             return text
-        out.append(text[last:])
+        out: list[str] = []
+        last_end = 0
+        for start, end in spans:
+            start = max(start, last_end)
+            out.append(text[last_end:start])
+            out.append(mask)
+            last_end = end
+        out.append(text[last_end:])
         return "".join(out)
