@@ -265,3 +265,56 @@ def test_the_basis_check_takes_a_quote_exactly_within_the_tolerance(
         assert ok == (gap < tol), detail
     assert f"tolerance {tol}%" in detail
     assert make().basis("X", "Y", mid)[0] is False  # no primary price at all: never used
+
+
+async def test_a_scheduled_run_takes_no_entry_on_failed_over_or_stale_instruments(
+    tmp_path: Path,
+) -> None:
+    """The daemon's entry gate with failover: its scheduled run (`joe run --once --no-entry ...`) gets
+    every instrument whose broker is not healthy for it: failed over (AAPL, NVDA) or silent with no
+    mapping (ONLY: stale); the heartbeat says where each price comes from and why no entry."""
+    from joe.data.calendars import calendar_for
+    from joe.execution.position_monitor import PositionMonitor
+    from joe.runtime.daemon import HEARTBEAT_KEY, Daemon, DaemonTimings
+    from joe.runtime.schedule import Anchor, Schedule, ScheduledRun, ScheduleRule
+    from runtime.test_daemon import NoExits, State
+
+    w = World(tmp_path)
+    base = pd.Timestamp("2026-11-27T14:44:58.5Z").to_pydatetime()
+    t0 = [0.0]
+
+    def clock() -> Any:
+        return base + pd.Timedelta(seconds=asyncio.get_running_loop().time() - t0[0])
+
+    runs: list[tuple[str, ...]] = []
+
+    async def on_run(run: ScheduledRun) -> None:
+        runs.append(run.no_entries)
+
+    state = State()
+    d = Daemon(audit=w.audit, state=state, stream=w.stream, monitor=PositionMonitor(w.stream.instruments,
+               NoExits()), mode="live", timings=DaemonTimings(heartbeat_s=0.05, tick_s=0.05),
+               schedule=Schedule(calendar_for("XNYS"), [ScheduleRule("after_open", Anchor.OPEN, 15)]),
+               on_run=on_run, clock=clock, watch=["AAPL", "NVDA", "ONLY"])  # fmt: skip
+    t0[0] = asyncio.get_running_loop().time()
+    task = asyncio.create_task(d.run())
+    while len(w.stream.watched) < 3:
+        await asyncio.sleep(0.01)
+    for s, mid in (("AAPL", 190.0), ("NVDA", 100.0), ("ONLY", 50.0)):
+        w.primary.quote(s, mid)
+    w.stream.flush()
+    assert all(d.entries_allowed(s) for s in ("AAPL", "NVDA", "ONLY"))
+    await w.advance(11)  # the primary is silent: AAPL and NVDA fail over, ONLY (unmapped) goes stale
+    w.stream.check_staleness()
+    w.secondary.quote("AAPL_CFD", 190.2)
+    w.stream.flush()
+    assert not any(d.entries_allowed(s) for s in ("AAPL", "NVDA", "ONLY"))
+    while not runs:
+        await asyncio.sleep(0.01)
+    d.request_stop("test")
+    await asyncio.wait_for(task, 5)
+    assert runs == [("AAPL", "NVDA", "ONLY")]
+    beat = state.kv[HEARTBEAT_KEY]
+    assert beat["price_sources"] == {"AAPL": "capital (AAPL_CFD)", "NVDA": "ibkr", "ONLY": "ibkr"}
+    assert sorted(beat["no_entry"]) == ["AAPL", "NVDA"] and beat["stale"] == ["NVDA", "ONLY"]
+    w.store.close()
