@@ -317,4 +317,11 @@ async def test_a_scheduled_run_takes_no_entry_on_failed_over_or_stale_instrument
     beat = state.kv[HEARTBEAT_KEY]
     assert beat["price_sources"] == {"AAPL": "capital (AAPL_CFD)", "NVDA": "ibkr", "ONLY": "ibkr"}
     assert sorted(beat["no_entry"]) == ["AAPL", "NVDA"] and beat["stale"] == ["NVDA", "ONLY"]
+    from joe.cli.status_cmd import daemon_price_lines  # what `joe status` prints of it
+
+    assert daemon_price_lines(beat) == [
+        "daemon quotes from: capital (AAPL_CFD): AAPL; ibkr: NVDA, ONLY",
+        "daemon: no entry on AAPL: ibkr not quoting: prices from capital (AAPL_CFD)",
+        "daemon: no entry on NVDA: ibkr not quoting: prices from capital (NVDA_CFD)",
+    ]
     w.store.close()

@@ -37,6 +37,7 @@ class Run(_M):
     finished_at: datetime
     duration_s: Annotated[float, Field(ge=0)]
     stage_timings: dict[str, float]
+    price_sources: dict[str, str] = {}  # added compatibly in /1 (broker failover, issue 19)
 
 
 class RegimeInput(_M):
@@ -308,3 +309,25 @@ def test_schema_is_documented() -> None:
     for model in (SignalRow, PositionRow, FillRow):
         for field in model.model_fields:
             assert f"`{field}`" in text, field
+
+
+def test_price_sources_say_which_broker_each_price_came_from_in_every_format(tmp_path: Path) -> None:
+    """Broker failover (issue 19): run.json, Markdown and HTML name each instrument's price source."""
+    from dataclasses import replace
+
+    from joe.reporting.html_page import render_html
+    from joe.reporting.markdown import render_markdown
+
+    ctx = replace(minimal_context(), broker="ibkr",
+                  price_sources={"MSFT": "ibkr", "AAPL": "capital (AAPL)", "AMD": "ibkr"})  # fmt: skip
+    doc = build_run_json(ctx)
+    assert doc["run"]["price_sources"] == {"AAPL": "capital (AAPL)", "AMD": "ibkr", "MSFT": "ibkr"}
+    RunJson.model_validate(doc)
+    jsonschema = pytest.importorskip("jsonschema")
+    assert list(jsonschema.Draft202012Validator(load_json_schema()).iter_errors(doc)) == []
+    md = render_markdown(ctx)
+    assert "- Prices from ibkr: AMD, MSFT\n- Prices from capital (AAPL): AAPL" in md
+    html = render_html(ctx)
+    assert "<th>Prices from capital (AAPL)</th><td>AAPL</td>" in html
+    assert "<th>Prices from ibkr</th><td>AMD, MSFT</td>" in html
+    assert "Prices from" not in render_markdown(minimal_context())  # no prices: no line

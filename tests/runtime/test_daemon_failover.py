@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import signal
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -83,7 +84,8 @@ async def test_daemon_streams_the_other_brokers_quotes_while_its_own_is_killed_t
             b = await d.beat(lambda b: b["price_sources"] == borrowed, "AAPL and MSFT from the other broker")
             q = b["quotes"]
             flowing = "the other broker's quotes flow"
-            b = await d.beat(lambda b: b["quotes"] > q + 20 and "NVDA" in b["stale"], flowing)
+            b = await d.beat(lambda b: b["quotes"] > q + 20 and "NVDA" in b["stale"]
+                             and set(b["no_entry"]) == set(WATCH), flowing)  # fmt: skip
             assert "AAPL" not in b["stale"] and "MSFT" not in b["stale"]  # fresh, from the other broker
             assert set(b["no_entry"]) == set(WATCH)  # no entry while its broker is down
             started = events(project, "failover.started")
@@ -104,6 +106,80 @@ async def test_daemon_streams_the_other_brokers_quotes_while_its_own_is_killed_t
             d = None
             assert rc == 0, err[-3000:]
     finally:
+        if d is not None:
+            await d.kill()
+        await asyncio.to_thread(sims.stop)
+
+
+@pytest.mark.timeout(900)
+async def test_live_daemon_ibkr_hangs_capital_quotes_take_over_ibkr_untouched_and_reconciled_on_return(
+    project: Path,
+) -> None:
+    """Live (demo): run 1 places brackets at IBKR; the live daemon holds them. TWS hangs mid-session
+    (SIGSTOP: its book intact): the mapped instruments stream Capital.com's quotes, none takes an entry,
+    nothing is sent to Capital.com, IBKR's positions are untouched; TWS answers again (SIGCONT): the
+    outage ends with its duration and the desk reconciles with IBKR (audited after the recovery) before
+    its instruments take entries again."""
+    from runtime.test_failover_live import LIVE
+    from runtime.test_failover_runs import joe
+    from runtime.test_live_runs import get
+
+    (project / "config/execution.yaml").write_text(LIVE)
+    sims = Sims()
+    d: DaemonProc | None = None
+    stopped = False
+    try:
+        await asyncio.to_thread(sims.start, "ibkr")
+        await asyncio.to_thread(sims.start, "capital")
+        env = {**sims.env("ibkr"), "TRADING_MODE": "live"}
+        out = await asyncio.to_thread(joe, project, env, "run", "--once")  # run 1: brackets at IBKR
+        assert out.returncode == 0, out.stderr[-3000:]
+        control = f"http://127.0.0.1:{sims.ibkr_control}"
+        held = get(f"{control}/_sim/positions")["positions"]
+        assert get(f"{control}/_sim/orders")["orders"], "run 1 placed nothing at IBKR: proves nothing"
+        keep = ("CAPITAL_", "IBKR_", "TRADING_MODE")
+        denv = {k: v for k, v in os.environ.items() if not k.startswith(keep)}
+        denv |= env | {"JOE_DATA_DIR": str(project / "data"),
+                       "JOE_CONFIG": str(project / "config/execution.yaml")}  # fmt: skip
+        async with ibkr_ticking(sims):
+            d = DaemonProc(project, denv, "ibkr", "--watch", ",".join(WATCH), "--stale-after", "1.5",
+                           "--clock-start", MID_SESSION)  # fmt: skip
+            own = {s: "ibkr" for s in WATCH}
+            await d.beat(lambda b: b["mode"] == "live" and bool(b.get("broker_connected")) and not b["stale"]
+                         and own.items() <= b["price_sources"].items(), "live, quoting", 180)  # fmt: skip
+            cap_before = get(f"http://127.0.0.1:{sims.ports['capital']}/_sim/requests")["requests"]
+
+            os.kill(sims.procs["ibkr"].pid, signal.SIGSTOP)  # TWS hangs mid-session
+            stopped = True
+            capital = {"AAPL": "capital (AAPL)", "MSFT": "capital (MSFT)"}
+            await d.beat(lambda b: capital.items() <= b["price_sources"].items()
+                         and set(WATCH) <= set(b["no_entry"]), "Capital.com quotes, no entry")  # fmt: skip
+            cap = get(f"http://127.0.0.1:{sims.ports['capital']}/_sim/requests")["requests"]
+            cap = cap[len(cap_before) :]
+            trades = ("/positions", "/workingorders")
+            assert not [r for r in cap if r["method"] != "GET" and any(t in r["path"] for t in trades)]
+
+            await asyncio.sleep(2)  # an outage of a few seconds, quotes from Capital.com all along
+            os.kill(sims.procs["ibkr"].pid, signal.SIGCONT)  # TWS answers again
+            stopped = False
+            own = {s: "ibkr" for s in WATCH}
+            await d.beat(lambda b: own.items() <= b["price_sources"].items() and not b["no_entry"],
+                         "IBKR quoting and reconciled", timeout=120)  # fmt: skip
+            recs = audit_records(project)
+            recovered = [r for r in recs if r["event"] == "failover.recovered"]
+            assert len(recovered) == 1 and recovered[0]["payload"]["down_s"] > 2
+            after = [r for r in recs if r["seq"] > recovered[0]["seq"]]
+            reconciled = [r for r in after if r["event"] == "daemon.reconciled"]
+            assert reconciled and reconciled[0]["payload"]["explained"] is True
+            now = get(f"{control}/_sim/positions")["positions"]
+            for sym, qty in held.items():  # IBKR's positions were never touched by the outage
+                assert now.get(sym) == qty, (sym, qty, now.get(sym))
+            rc, err = await d.terminate()
+            d = None
+            assert rc == 0, err[-3000:]
+    finally:
+        if stopped:
+            os.kill(sims.procs["ibkr"].pid, signal.SIGCONT)
         if d is not None:
             await d.kill()
         await asyncio.to_thread(sims.stop)

@@ -81,6 +81,9 @@ def _render(c: Console, s: dict[str, Any]) -> None:
         if rec:
             mark = "" if rec["explained"] else "[bold red]UNEXPLAINED[/] "
             c.print(f"daemon reconciliation: {mark}{rec['summary']} (at {rec['at']})", soft_wrap=True)
+        if d["running"]:
+            for line in daemon_price_lines(d["heartbeat"]):
+                c.print(line, markup=False, soft_wrap=True)
     _prices(c, s.get("prices") or {})
     if s["running_pid"]:
         c.print(f"a Joe process is running on this data folder (pid {s['running_pid']})")
@@ -118,6 +121,20 @@ def _render(c: Console, s: dict[str, Any]) -> None:
     for row in s["working_orders"]:
         w.add_row(*(str(row[k]) for k in ("client_order_id", "symbol", "side", "leg", "quantity", "state")))
     c.print(w)
+
+
+def daemon_price_lines(beat: dict[str, Any]) -> list[str]:
+    """The running daemon's quotes: which broker each watched instrument's come from now (broker
+    failover: "capital (AAPL)"), and the instruments that take no entry, with why."""
+    by: dict[str, list[str]] = {}
+    for sym, src in sorted((beat.get("price_sources") or {}).items()):
+        by.setdefault(src, []).append(sym)
+    out = []
+    if by:
+        groups = "; ".join(f"{src}: {', '.join(syms)}" for src, syms in by.items())
+        out.append(f"daemon quotes from: {groups}")
+    out += [f"daemon: no entry on {sym}: {why}" for sym, why in sorted((beat.get("no_entry") or {}).items())]
+    return out
 
 
 def _prices(c: Console, p: dict[str, Any]) -> None:

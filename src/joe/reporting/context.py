@@ -159,6 +159,16 @@ class ReportContext:
     index_name: str = "S&P 500"
     data_quality: DataQualityFacts = field(default_factory=DataQualityFacts)
     regime_inputs: list[RegimeInputFacts] = field(default_factory=list)
+    # symbol -> where its price came from: "ibkr", "capital", a data source, or under broker failover
+    # the other broker and its name for the instrument ("capital (AAPL)")
+    price_sources: dict[str, str] = field(default_factory=dict)
+
+    def price_source_groups(self) -> list[tuple[str, list[str]]]:
+        """`price_sources` grouped: (source, its symbols sorted), the run's own broker first."""
+        by: dict[str, list[str]] = {}
+        for sym, src in sorted(self.price_sources.items()):
+            by.setdefault(src, []).append(sym)
+        return sorted(by.items(), key=lambda kv: (kv[0] != self.broker, kv[0]))
 
     @property
     def duration_s(self) -> float:

@@ -122,6 +122,8 @@ def _metadata(ctx: ReportContext) -> str:
         ("Finished", _ts(ctx.finished_at)),
         ("Duration", f"{ctx.duration_s:.2f} s"),
     ]
+    for src, syms in ctx.price_source_groups():  # which broker each price came from (failover)
+        rows.append((f"Prices from {src}", _e(", ".join(syms))))
     timings = ", ".join(f"{_e(k)} {v:.2f} s" for k, v in ctx.stage_timings.items())
     if timings:
         rows.append(("Stage timings", timings))

@@ -47,6 +47,7 @@ def render_markdown(ctx: ReportContext, ai: AISummary | None = None) -> str:
         f"- Data source: {ctx.source} — {ctx.source_description}",
         f"- Started {ctx.started_at.isoformat()} · finished {ctx.finished_at.isoformat()}"
         f" · {ctx.duration_s:.2f} s",
+        *[f"- Prices from {src}: {', '.join(syms)}" for src, syms in ctx.price_source_groups()],
         "",
     ]
     if ctx.warnings:

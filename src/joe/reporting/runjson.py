@@ -89,6 +89,7 @@ def build_run_json(
             "finished_at": iso(ctx.finished_at),
             "duration_s": round(ctx.duration_s, 3),
             "stage_timings": {k: round(float(v), 4) for k, v in ctx.stage_timings.items()},
+            "price_sources": dict(sorted(ctx.price_sources.items())),
         },
         "regime": {
             "label": ctx.regime.label,

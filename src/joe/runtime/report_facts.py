@@ -70,6 +70,7 @@ def build_context(
     top_n: int,
     executions: dict[str, str] | None = None,
     marked_at: dict[str, datetime | None] | None = None,
+    price_sources: dict[str, str] | None = None,
 ) -> ReportContext:
     """Map the run's results onto reporting's plain facts."""
     reg = analysis.regime
@@ -157,4 +158,5 @@ def build_context(
             RegimeInputFacts(i.name, i.symbol, i.last_date, i.age_days, i.stale, i.proxy)
             for i in snap.regime_inputs
         ],
+        price_sources=dict(price_sources or {}),
     )

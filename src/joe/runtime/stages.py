@@ -420,6 +420,7 @@ async def write_report(st: RunState) -> None:
         top_n=rt.config.pipeline.top_n,
         executions=st.executions,
         marked_at={p.position_id: st.pf.marked_at(p.position_id) for p in st.pf.ledger.positions.values()},
+        price_sources=run_price_sources(st),
     )
     analyst = AIAnalyst(rt.config.ai, secret_value(rt.settings.gemini_api_key), rt.settings.gemini_base_url)
     summary, notes = await asyncio.gather(analyst.summarize(ctx), analyst.analyse_trades(ctx.signals))
@@ -430,6 +431,15 @@ async def write_report(st: RunState) -> None:
         from joe.runtime.push import push_summary
 
         st.delivered, st.pushed_ok = await push_summary(rt, ctx, summary, st.paths)
+
+
+def run_price_sources(st: RunState) -> dict[str, str]:
+    """Where each analysed instrument's price came from: the run's broker (or its data source), or
+    under broker failover the other broker and its name for it (`FailoverMarketData.sources`)."""
+    if st.snap is None:
+        return dict(st.price_sources)
+    own = st.opts.broker if st.opts.broker in ("ibkr", "capital") else st.opts.source_label
+    return {s: st.price_sources.get(s, own) for s in sorted(st.snap.panel.symbols)}
 
 
 def finish(st: RunState) -> dict[str, object]:
@@ -443,8 +453,9 @@ def finish(st: RunState) -> dict[str, object]:
         "regime": st.result.regime.label.value,
         "timings": st.timings,
     }
-    if st.price_sources:  # broker failover: which broker each price came from (`joe status`)
-        summary["price_sources"] = dict(st.price_sources)
+    sources = run_price_sources(st)
+    if sources:  # which broker each price came from (`joe status`; broker failover)
+        summary["price_sources"] = sources
     st.rt.store.finish_run(st.run_id, "ok", summary, str(st.paths.dir))
     st.rt.audit.record(
         "run.finished",
