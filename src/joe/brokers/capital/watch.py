@@ -15,6 +15,7 @@ import logging
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
+from joe.audit.errors import AuditWriteError
 from joe.brokers.base import BrokerError
 from joe.core.reports import OrderStatusReport, VenueOrderStatus
 
@@ -78,7 +79,11 @@ class Watcher:
         while True:
             try:
                 await self.poll()
-            except BrokerError as exc:  # the next round tries again; reconciliation covers the gap
+            except (BrokerError, AuditWriteError) as exc:
+                # The next round tries again; reconciliation covers the gap. A round whose requests
+                # cannot be audited (the audit disk is full) emits nothing and must not end the
+                # watch: the stops and targets that trade later would go unseen (chaos suite,
+                # audit_full, seed 2).
                 self.errors += 1
                 log.info("capital watch: round failed (%s)", type(exc).__name__)
             await asyncio.sleep(self.interval_s)
