@@ -27,7 +27,7 @@ test: lint
 # The chaos suite (issue 13): SEEDS=A:B scenarios (default the full thousand), WORKERS processes.
 # A failing seed prints the one-line command that replays it alone.
 SEEDS ?= 0:1000
-WORKERS ?= 2
+WORKERS ?= 6
 chaos: $(STAMP)
 	$(BIN)/pytest tests/chaos/test_chaos.py -q -n $(WORKERS) --dist load --chaos-seeds $(SEEDS)
 

@@ -1,11 +1,11 @@
 """The chaos suite's seeds and its run summary (issue 13).
 
-Seeds: `--chaos-seeds A:B` runs seeds A..B-1 (`make chaos` runs 0:1000), `--chaos-seed N` replays one,
-and without either the fixed smoke subset `SMOKE` runs (it is part of `make test`). Each scenario's
-result is appended to `test-artifacts/chaos/results.jsonl` (`JOE_CHAOS_ARTIFACTS`: another folder); at
-the end of the session the controller
-writes `test-artifacts/chaos/summary.json` (scenarios by broker and fault kind, invariant checks,
-failures with their seeds, time).
+Seeds: `--chaos-seeds A:B` runs seeds A..B-1 (`make chaos` runs 0:1000), one pytest item per seed;
+`--chaos-seed N` replays one. Without either, the fixed smoke subset `SMOKE` runs as one test, its
+scenarios concurrently (`test_chaos.test_the_smoke_subset`, part of `make test`). Each scenario's result
+is appended to `test-artifacts/chaos/results.jsonl` (`JOE_CHAOS_ARTIFACTS`: another folder than
+`test-artifacts`); at the end of the session the controller writes `test-artifacts/chaos-summary.json`
+and `.md` (`summary.py`); the smoke subset writes `chaos-smoke-summary.json` and `.md`.
 """
 
 from __future__ import annotations
@@ -13,16 +13,18 @@ from __future__ import annotations
 import json
 import os
 import time
-from collections import Counter
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from chaos.summary import summarize, write
+
 ROOT = Path(__file__).resolve().parents[2]
-ARTIFACTS = Path(os.environ.get("JOE_CHAOS_ARTIFACTS") or ROOT / "test-artifacts" / "chaos")
-RESULTS = ARTIFACTS / "results.jsonl"
-SMOKE = (0, 1, 2, 4)  # part of `make test` (IBKR 178/157, Capital hedging); `make chaos` runs the thousand
+ARTIFACTS = Path(os.environ.get("JOE_CHAOS_ARTIFACTS") or ROOT / "test-artifacts")
+RESULTS = ARTIFACTS / "chaos" / "results.jsonl"
+SUMMARY = ARTIFACTS / "chaos-summary"  # .json and .md
+SMOKE_SUMMARY = ARTIFACTS / "chaos-smoke-summary"
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -32,6 +34,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 def seeds(config: pytest.Config) -> list[int]:
+    """The seeds asked for on the command line (none: the smoke subset runs instead)."""
     one = config.getoption("--chaos-seed", None)
     if one is not None:
         return [int(one)]
@@ -39,7 +42,7 @@ def seeds(config: pytest.Config) -> list[int]:
     if span:
         a, _, b = str(span).partition(":")
         return list(range(int(a), int(b)))
-    return list(SMOKE)
+    return []
 
 
 # Seeds that meet a defect of code others own (joe/execution, joe/safety), named here until fixed.
@@ -59,6 +62,12 @@ KNOWN_DEFECTS: dict[int, str] = {
     "stays ACCEPTED with nothing at the broker; the position rests naked and trading stays ACTIVE",
 }
 
+# Seeds of the defects under repair in joe/execution (StaleOrderError escaping a reconciliation pass;
+# a Capital exit left ACCEPTED with nothing at the broker): left out of the smoke subset, not of `make chaos`.
+OPEN_DEFECT_SEEDS = frozenset({6, 7, 16, 20, 62, 83, 95, 98, 101})
+# The fixed subset in `make test`: the first seeds, less those above (103 scenarios, every variant).
+SMOKE: tuple[int, ...] = tuple(s for s in range(112) if s not in OPEN_DEFECT_SEEDS and s not in KNOWN_DEFECTS)
+
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "chaos_seed" in metafunc.fixturenames:
@@ -77,7 +86,7 @@ def _controller(config: pytest.Config) -> bool:
 
 def pytest_sessionstart(session: pytest.Session) -> None:
     if _controller(session.config) and _chaos_selected(session.config):
-        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        RESULTS.parent.mkdir(parents=True, exist_ok=True)
         RESULTS.unlink(missing_ok=True)
         session.config._chaos_t0 = time.monotonic()  # type: ignore[attr-defined]
 
@@ -90,19 +99,9 @@ def _chaos_selected(config: pytest.Config) -> bool:
 
 def record(result: dict[str, Any]) -> None:
     """Append one scenario's result (one short line: O_APPEND keeps parallel workers' lines whole)."""
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
     with RESULTS.open("a") as fh:
         fh.write(json.dumps(result) + "\n")
-
-
-def _failure_kinds(rows: list[dict[str, Any]]) -> dict[str, dict[str, int]]:
-    """For each broken invariant: how many failed scenarios drew each fault kind (where to look)."""
-    out: dict[str, Counter[str]] = {}
-    for r in rows:
-        for name, n in r["violations"].items():
-            if n:
-                out.setdefault(name, Counter()).update(set(r["faults"]) or {"none"})
-    return {k: dict(v.most_common()) for k, v in sorted(out.items())}
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
@@ -110,33 +109,12 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if not _controller(session.config) or t0 is None or not RESULTS.exists():
         return
     rows = [json.loads(x) for x in RESULTS.read_text().splitlines() if x.strip()]
-    by_fault: Counter[str] = Counter()
-    by_broker: Counter[str] = Counter()
-    checks: Counter[str] = Counter()
-    violated: Counter[str] = Counter()
-    for r in rows:
-        by_broker[r["broker"]] += 1
-        by_fault.update(set(r["faults"]))
-        for name, n in r["violations"].items():
-            checks[name] += 1
-            if n:
-                violated[name] += 1
-    summary = {
-        "scenarios": len(rows),
-        "failed_seeds": sorted(r["seed"] for r in rows if not r["ok"] and not r.get("known_defect")),
-        "failed_known_defect_seeds": sorted(r["seed"] for r in rows if not r["ok"] and r.get("known_defect")),
-        "failures_by_invariant_and_fault": _failure_kinds(rows),
-        "by_broker": dict(sorted(by_broker.items())),
-        "by_fault_kind": dict(sorted(by_fault.items())),
-        "invariant_checks": dict(sorted(checks.items())),
-        "invariant_violations": dict(sorted(violated.items())),
-        "scenario_seconds_total": round(sum(r["seconds"] for r in rows), 1),
-        "wall_seconds": round(time.monotonic() - t0, 1),
-    }
-    (ARTIFACTS / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    workers = getattr(session.config.option, "numprocesses", None)
+    summary = summarize(rows, time.monotonic() - t0, workers)
+    write(summary, SUMMARY)
     tr = session.config.pluginmanager.get_plugin("terminalreporter")
     if tr is not None:
         tr.write_line(
             f"chaos: {summary['scenarios']} scenarios, {len(summary['failed_seeds'])} failed, "
-            f"{summary['wall_seconds']} s; summary in {ARTIFACTS / 'summary.json'}"
+            f"{summary['wall_seconds']} s; summary in {SUMMARY.with_suffix('.json')} (and .md)"
         )

@@ -11,6 +11,7 @@ real child process (`kill_child.py`) that kills itself at a point of the flow.
 from __future__ import annotations
 
 import asyncio
+import errno
 import json
 import os
 import sys
@@ -20,14 +21,17 @@ from decimal import ROUND_DOWN, Decimal
 from pathlib import Path
 from typing import Any
 
+from chaos import timing
 from chaos.scenario import Scenario, Step
 from chaos.worlds import CapitalWorld, FaultContext, IbkrWorld, World
 from joe.audit.anchor import StoreAnchor
+from joe.audit.errors import AuditWriteError
 from joe.audit.log import AuditLog
 from joe.brokers.base import BrokerError, EntriesRefused, InvalidOrder, OrderOutcomeUnknown, SendFailed
 from joe.core.clock import utcnow
 from joe.core.ids import client_order_id
-from joe.core.models import OrderIntent, OrderLeg, OrderType, Side
+from joe.core.models import Fill, OrderIntent, OrderLeg, OrderType, Side
+from joe.core.order import Order, OrderState
 from joe.execution.order_manager import OrderManager
 from joe.execution.reconciler import Reconciler, ReconcileReport
 from joe.store import Store, open_store
@@ -65,6 +69,18 @@ def bracket(signal: str, symbol: str, qty: int, price: Decimal) -> list[OrderInt
     ]  # fmt: skip
 
 
+class DiskAuditLog(AuditLog):
+    """The audit log on a disk that can fill: while `full`, every append fails as the OS fails it
+    (ENOSPC from the write, wrapped by the log as `AuditWriteError`); nothing is written."""
+
+    full = False
+
+    def _write(self, path: Path, data: bytes) -> int:
+        if self.full:
+            raise AuditWriteError(path, OSError(errno.ENOSPC, os.strerror(errno.ENOSPC)))
+        return super()._write(path, data)
+
+
 class JoeProcess:
     """One Joe process's order path on `data_dir` (see the module docstring)."""
 
@@ -87,7 +103,7 @@ class JoeProcess:
 
         self._before = set(asyncio.all_tasks())
         self.store: Store = open_store(data_dir=self.data_dir)
-        self.audit = AuditLog(self.data_dir / "audit", fsync=False)
+        self.audit = DiskAuditLog(self.data_dir / "audit", fsync=False)
         self.audit.attach_anchor(StoreAnchor(self.store))
         self.ctx = SafetyContext(self.store, self.audit, self.data_dir, clock=self.clock)
         try:
@@ -101,7 +117,7 @@ class JoeProcess:
         self.om = OrderManager(
             self.xc, self.store, AlertingAudit(self.audit, self.ctx.alerts), mode="live",
             on_alert=alert_bridge(self.ctx, feed), on_event=feed.on_event,
-            confirm_timeout=2.0, in_doubt_window=1.0, in_doubt_interval=0.1, clock=self.clock,
+            clock=self.clock, **timing.OM,
         )  # fmt: skip
         self.om.journal.on_unprotected = protection_reaction(self.om, self.ctx, deadline_s=3.0, poll_s=0.05)
         self.rec = Reconciler(self.om, trading_state=self.ctx.states)
@@ -150,6 +166,29 @@ class JoeProcess:
         await self._drop(graceful=True)
 
 
+class PaperTwin:
+    """The live run's paper twin (`runtime.live_run`: `<data dir>/twin-live.db`): it takes every signal
+    Joe is given, filled at once at the model price (the quote's mid at the signal) under the same
+    client order id, so `joe report --divergence` can compare intended with actual."""
+
+    def __init__(self, data_dir: Path) -> None:
+        self.store = open_store(f"sqlite:///{data_dir / 'twin-live.db'}", data_dir=data_dir)
+        self.n = 0
+
+    def take(self, entry: OrderIntent, price: Decimal, broker: str) -> None:
+        now = utcnow()
+        o = Order(entry, created_at=now)
+        o.transition(OrderState.SUBMITTING, ts=now)
+        o.transition(OrderState.ACCEPTED, ts=now)
+        self.n += 1
+        o.apply_fill(Fill(f"twin-{self.n}", entry.client_order_id, entry.symbol, entry.side, entry.quantity,
+                          price, now))  # fmt: skip
+        self.store.save_order(o, broker=broker, mode="paper")
+
+    def close(self) -> None:
+        self.store.close()
+
+
 @dataclass
 class Outcome:
     """What a scenario run left: the final (closed) process's folder, the owner's trades, the notes."""
@@ -164,6 +203,10 @@ class Outcome:
     min_joe_position: Decimal = ZERO  # the lowest Joe-held quantity seen at the broker (< 0: reversed)
     trading_state: str = ""
     child_output: list[str] = field(default_factory=list)
+    # While the audit disk was full: the entries Joe was asked for (client order ids) and the exits
+    # (signal, whether an order of Joe's reached the broker during the exit).
+    full_entries: list[str] = field(default_factory=list)
+    full_exits: list[tuple[str, bool]] = field(default_factory=list)
 
 
 class Runner:
@@ -173,6 +216,10 @@ class Runner:
         self.signals: dict[str, str] = {}  # signal id -> symbol
         self.pending_kill: str | None = None
         self.pending_partial = False
+        self.pending_full = False  # the audit disk fills before the next action
+        self.pending_ack_drop = False  # IBKR: the sockets drop right after the next entry's ack
+        self.full = False
+        self.twin = PaperTwin(data_dir)
         self.skew = timedelta(0)
         self.halted: set[str] = set()
 
@@ -182,11 +229,11 @@ class Runner:
         for attempt in range(6):
             joe = JoeProcess(self.world, self.data_dir, self.skew)
             try:
-                await asyncio.wait_for(joe.open(), timeout=30)
+                await asyncio.wait_for(joe.open(), timeout=60)  # a loaded machine starts slowly
                 return joe
             except EXPECTED as e:
                 self.out.outcomes.append(f"start {attempt + 1} refused: {type(e).__name__}")
-                await asyncio.sleep(1.0)
+                await asyncio.sleep(timing.RESTART_PAUSE_S)
         raise AssertionError(f"Joe could not start after 6 attempts: {self.out.outcomes[-6:]}")
 
     async def run(self) -> Outcome:
@@ -200,6 +247,7 @@ class Runner:
             await self.settle()
         finally:
             self._collect()
+            self.twin.close()
             await self.joe.close()
         return self.out
 
@@ -241,6 +289,17 @@ class Runner:
         await asyncio.sleep(seconds)
 
     async def step(self, step: Step) -> None:
+        if self.pending_full and step.kind in ("entry", "exit", "day"):
+            self.pending_full = False
+            self.full = self.joe.audit.full = True  # the disk fills: every audit append fails
+            try:
+                await self._step(step)
+            finally:  # the operator frees space; the same process carries on
+                self.full = self.joe.audit.full = False
+            return
+        await self._step(step)
+
+    async def _step(self, step: Step) -> None:
         a = step.args
         if step.kind == "day":
             await self.day(a["paths"])
@@ -278,9 +337,10 @@ class Runner:
         await self._guard(self.joe.reconcile(), "reconcile")  # the daemon's periodic pass
 
     async def _guard(self, coro: Any, what: str) -> Any:
+        expected = (*EXPECTED, AuditWriteError) if self.full else EXPECTED  # refused: the disk is full
         try:
             return await asyncio.wait_for(coro, timeout=20)
-        except EXPECTED as e:
+        except expected as e:
             self.out.outcomes.append(f"{what}: {type(e).__name__}")
             return None
 
@@ -288,6 +348,7 @@ class Runner:
         symbol = signal.rsplit("-", 1)[1]
         self.signals[signal] = symbol
         intents = bracket(signal, symbol, qty, self.world.price(symbol))
+        self.twin.take(intents[0], self.world.price(symbol), self.world.broker)
         if self.pending_kill is not None:
             point, self.pending_kill = self.pending_kill, None
             await self._end(crash=True)  # the process that will be killed is the next one
@@ -314,7 +375,15 @@ class Runner:
                 await self._guard(self.joe.om.cancel(first.client_order_id), "cancel")
             await self._quiet()
             return
+        if self.full:
+            self.out.full_entries += [i.client_order_id for i in intents]
+        ack_drop = self.pending_ack_drop and isinstance(self.world, IbkrWorld)
+        if ack_drop:  # the fills come late; the sockets drop once the entry is acknowledged
+            self.pending_ack_drop = False
+            self.world.sim.faults.arm("delay_fills", seconds=0.4)
         await self._guard(self.joe.om.submit(intents), "entry")
+        if ack_drop:
+            self.world.sim.drop_connections()
         await self._quiet()
 
     async def exit(self, signal: str, part: bool) -> None:
@@ -327,7 +396,10 @@ class Runner:
             qty = (held / 2 / step).to_integral_value(ROUND_DOWN) * step
             if qty <= 0:
                 qty = None
+        before = sum(self.world.placements().values())
         await self._guard(self.joe.om.exit(signal, quantity=qty), "exit")
+        if self.full:
+            self.out.full_exits.append((signal, sum(self.world.placements().values()) > before))
         await self._quiet()
 
     async def fault(self, name: str, a: dict[str, Any]) -> None:
@@ -342,6 +414,10 @@ class Runner:
             symbol = str(a["symbol"])
             qty = Decimal(2)
             await self.world.owner_trade(symbol, "BUY", qty)
+        elif name == "audit_full":
+            self.pending_full = True
+        elif name == "disconnect_after_ack":
+            self.pending_ack_drop = True
         elif name == "partial_then_cancel":
             self.pending_partial = await self.world.fault(name, a, self._ctx())
         elif not await self.world.fault(name, a, self._ctx()):

@@ -34,6 +34,8 @@ INVARIANTS = (
     "audit_chain",
     "order_events_audited",
     "no_secret",
+    "audit_full_fails_closed",
+    "divergence_consistent",
 )
 # Audit events that announce an order's state (besides `order.state` / `order.amended` with "to").
 _STATE_EVENTS = {
@@ -59,6 +61,11 @@ class Facts:
             self.state = _state(store)
         finally:
             store.close()
+        twin = open_store(f"sqlite:///{out.data_dir / 'twin-live.db'}", data_dir=out.data_dir)
+        try:
+            self.twin_fills = twin.fills(mode="paper")
+        finally:
+            twin.close()
         self.records = _records(out)
         self.joes = {o.client_order_id for o in self.orders}
 
@@ -211,6 +218,52 @@ def no_secret(out: Outcome, w: World, f: Facts) -> list[str]:
     return [f"a secret ({s[:2]}…) appears in Joe's output" for s in w.secrets() if any(s in t for t in texts)]
 
 
+def audit_full_fails_closed(out: Outcome, w: World, f: Facts) -> list[str]:
+    """While the audit log's disk is full Joe fails closed: no entry it was asked for reaches the
+    broker, every exit it was asked for does (exits stay allowed); nothing is lost (the other
+    invariants: every order and fill audited once the disk has room, the store equal to the broker)."""
+    placed = w.placements()
+    bad = [f"entry {c} reached the broker while the audit disk was full"
+           for c in out.full_entries if placed[c]]  # fmt: skip
+    bad += [f"the exit of {sig} was not sent while the audit disk was full (exits stay allowed)"
+            for sig, sent in out.full_exits if not sent]  # fmt: skip
+    return bad
+
+
+def divergence_consistent(out: Outcome, w: World, f: Facts) -> list[str]:
+    """`joe report --divergence` is computed from Joe's store and its paper twin, and agrees with the
+    broker: every signal the twin took is intended; an entry counts as filled exactly when the broker
+    executed it, with the broker's quantity; filled + missed + extra = intended; one latency sample
+    per filled order; the gap is the sum of the orders' gaps."""
+    from joe.reporting.divergence import from_live, to_markdown
+
+    d = from_live(f.orders, f.fills, f.twin_fills)
+    doc, bad = d.to_dict(), []
+    to_markdown(d)  # renders
+    twin = {x.client_order_id for x in f.twin_fills}
+    if not twin <= set(d.intended):
+        bad.append(f"twin entries not intended: {sorted(twin - set(d.intended))}")
+    broker_qty: dict[str, Decimal] = {}
+    for b in w.fills():
+        if b.joes and b.ref in twin and b.signed_qty > 0:
+            broker_qty[b.ref] = broker_qty.get(b.ref, ZERO) + b.signed_qty
+    matched = {m.client_order_id: m.actual_qty for m in d.matches}
+    if matched != broker_qty:
+        bad.append(f"divergence filled {matched}, the broker executed {broker_qty}")
+    extra_intended = [c for c in d.extra if c in d.intended]
+    if doc["filled"] + doc["missed"] + len(extra_intended) != doc["intended"]:
+        bad.append(f"filled {doc['filled']} + missed {doc['missed']} + extra {len(extra_intended)} "
+                   f"!= intended {doc['intended']}")  # fmt: skip
+    filled_orders = {x.client_order_id for x in f.fills} & {o.client_order_id for o in f.orders}
+    if doc["latency_s"]["signal_to_fill"]["n"] != len(filled_orders):
+        bad.append(
+            f"{doc['latency_s']['signal_to_fill']['n']} latency samples for {len(filled_orders)} orders"
+        )
+    if d.pnl_gap != sum((m.pnl_gap for m in d.matches), ZERO):
+        bad.append("the PnL gap is not the sum of the orders' gaps")
+    return bad
+
+
 CHECKS: dict[str, Callable[[Outcome, World, Facts], list[str]]] = {
     "no_duplicate_order": no_duplicate_order,
     "every_fill_once": every_fill_once,
@@ -222,6 +275,8 @@ CHECKS: dict[str, Callable[[Outcome, World, Facts], list[str]]] = {
     "audit_chain": audit_chain,
     "order_events_audited": order_events_audited,
     "no_secret": no_secret,
+    "audit_full_fails_closed": audit_full_fails_closed,
+    "divergence_consistent": divergence_consistent,
 }
 
 

@@ -17,6 +17,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from chaos import timing
 from joe.audit.anchor import StoreAnchor
 from joe.audit.log import AuditLog
 from joe.core.models import OrderIntent, OrderLeg, OrderType, Side
@@ -38,7 +39,7 @@ async def _client(broker: str, args: list[str], audit: Any, data: Path) -> Any:
 
         xc = IBKRExecutionClient(
             "127.0.0.1", int(args[0]), int(args[1]), "", "paper", audit, data / "ibkr-order-ids.json",
-            backoff_initial=0.05, backoff_max=0.2, connect_timeout=2.0, request_timeout=3.0,
+            **timing.IBKR,
         )  # fmt: skip
         await xc.connect()
         return xc
@@ -46,10 +47,9 @@ async def _client(broker: str, args: list[str], audit: Any, data: Path) -> Any:
     from joe.brokers.capital.client import CapitalExecutionClient
 
     http = CapitalClient(args[0], Credentials(args[1], args[2], args[3]), audit=audit,
-                         limits=Limits().scaled(10.0), backoff_s=0.01)  # fmt: skip
+                         limits=Limits().scaled(timing.CAPITAL_SCALE), **timing.CAPITAL_HTTP)  # fmt: skip
     await http.open()
-    return CapitalExecutionClient(http, audit=audit, confirm_interval_s=0.02, confirm_timeout_s=0.6,
-                                  fill_wait_s=0.5)  # fmt: skip
+    return CapitalExecutionClient(http, audit=audit, **timing.CAPITAL_XC)
 
 
 def _die() -> None:
@@ -74,7 +74,7 @@ async def run(data: str, point: str, intents_json: str, broker: str, *args: str)
         return acks
 
     xc.submit = submit
-    om = OrderManager(xc, store, audit, mode="live")
+    om = OrderManager(xc, store, audit, mode="live", **timing.OM)  # the same order path as the harness
     real_send = om.send
 
     async def send(orders: Any) -> Any:
@@ -85,7 +85,7 @@ async def run(data: str, point: str, intents_json: str, broker: str, *args: str)
     om.send = send  # type: ignore[method-assign]
     await om.start()
     await om.submit([_intent(d) for d in json.loads(intents_json)])
-    await asyncio.sleep(3)
+    await asyncio.sleep(1.0)  # an in-flight point's timer (0.3 s) fires first
     _die()  # the flow ended before its point (refused, say): die anyway, as the fault says
 
 

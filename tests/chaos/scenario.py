@@ -5,8 +5,9 @@ a hedging or a netting account), the instruments, and a list of `Step`s over sim
 day opens with a price path per instrument (a drift, a gap down through the stops, a limit-up move
 through the targets, a halt), then Joe's signals (brackets) and exits, the account owner's own
 trades, and faults drawn from the broker simulator's fault plan (plus the common ones: a hard crash
-of the Joe process, SIGKILL at a point of the order flow, clock skew), each armed right before a
-random order action so it lands at a random point of the flow. Nothing here touches a network:
+of the Joe process, SIGKILL at a point of the order flow, clock skew, the audit log's disk full), each
+armed right before a random order action so it lands at a random point of the flow. Nothing here
+touches a network:
 `generate(seed)` is the whole definition, so a seed is a complete replay.
 """
 
@@ -59,6 +60,13 @@ CAPITAL_FAULTS: tuple[str, ...] = (
     "owner_closes_deal",  # the account owner closes Joe's deal on the platform
 )
 COMMON_FAULTS: tuple[str, ...] = ("crash_restart", "sigkill_restart", "clock_skew", "owner_trade")
+# Fault kinds added after the first thousand seeds were fixed: drawn from a second random stream, so
+# a seed's scenario is its old one plus at most one of these (`EXTRA_RATE` of the scenarios).
+EXTRA_FAULTS: dict[str, tuple[str, ...]] = {
+    "ibkr": ("audit_full", "disconnect_after_ack"),  # after ack: the fills come while Joe is away
+    "capital": ("audit_full",),
+}
+EXTRA_RATE = 0.2
 SIGKILL_POINTS: tuple[str, ...] = ("after_write", "in_flight", "after_send")
 
 PATHS: tuple[str, ...] = ("drift", "drift", "gap_down", "limit_up", "halt")
@@ -138,6 +146,10 @@ def generate(seed: int) -> Scenario:
             args["symbol"] = rng.choice(symbols)
         steps.insert(at, Step("fault", args))
         actions = [i for i, s in enumerate(steps) if s.kind in ("entry", "exit", "day")]
+    extra = random.Random(f"joe-chaos-extra-{seed}")
+    if extra.random() < EXTRA_RATE:  # the audit disk fills (or the socket drops) before a random action
+        at = extra.choice(actions)
+        steps.insert(at, Step("fault", {"name": extra.choice(EXTRA_FAULTS[broker])}))
     steps.append(Step("reconcile"))
     return Scenario(seed, broker, variant, symbols, tuple(steps))
 

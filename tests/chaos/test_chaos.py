@@ -1,24 +1,30 @@
 """Issue 13: seeded fault scenarios across both brokers; after each one every invariant of
 `invariants.py` must hold against the simulator's books. A failure prints the seed, the scenario and
-the one-line command that replays it alone."""
+the one-line command that replays it alone.
+
+`make chaos` runs one pytest item per seed (`--chaos-seeds A:B`, processes in parallel); `make test`
+runs the fixed subset `SMOKE` as one test whose scenarios run side by side in threads (each its own
+event loop, simulator and data folder): a scenario mostly waits on sockets, so they overlap.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from chaos.conftest import KNOWN_DEFECTS, record
+from chaos.conftest import KNOWN_DEFECTS, SMOKE, SMOKE_SUMMARY, record, seeds
 from chaos.harness import run_scenario
 from chaos.invariants import check
 from chaos.scenario import generate
+from chaos.summary import replay_command, summarize, write
 
-
-def replay_command(seed: int) -> str:
-    return f".venv/bin/pytest tests/chaos/test_chaos.py -q -p no:randomly --chaos-seed {seed}"
+SMOKE_THREADS = 4
 
 
 async def _run(seed: int, data_dir: Path) -> dict[str, list[str]]:
@@ -30,29 +36,54 @@ async def _run(seed: int, data_dir: Path) -> dict[str, list[str]]:
         await world.stop()
 
 
-@pytest.mark.timeout(300)
-def test_invariants_hold_after_the_scenario(chaos_seed: int, tmp_path: Path) -> None:
-    logging.getLogger("ib_async").setLevel(logging.CRITICAL)  # dropped sockets are the point here
-    sc = generate(chaos_seed)
-    t0 = time.monotonic()
+def run_one(seed: int, data_dir: Path) -> tuple[dict[str, Any], str]:
+    """Run the scenario of `seed` in its own event loop; (its result row, the failure text or "")."""
+    sc = generate(seed)
+    t0, cpu0 = time.monotonic(), time.thread_time()
     error = ""
     try:
-        violations = asyncio.run(_run(chaos_seed, tmp_path))
+        violations = asyncio.run(_run(seed, data_dir))
     except Exception as e:  # the run itself broke: that is a finding too, reported with the seed
         violations = {"run": [f"{type(e).__name__}: {e}"]}
         error = repr(e)
     failed = {k: v for k, v in violations.items() if v}
-    record({
-        "seed": chaos_seed, "broker": f"{sc.broker}/{sc.variant}", "faults": sc.faults,
-        "ok": not failed, "known_defect": chaos_seed in KNOWN_DEFECTS,
+    row = {
+        "seed": seed, "broker": f"{sc.broker}/{sc.variant}", "faults": sc.faults,
+        "ok": not failed, "known_defect": seed in KNOWN_DEFECTS,
         "violations": {k: len(v) for k, v in violations.items()},
         "seconds": round(time.monotonic() - t0, 2), "error": error[:300],
-    })  # fmt: skip
-    if failed:
-        lines = [f"{k}: {m}" for k, v in failed.items() for m in v[:5]]
-        pytest.fail(
-            f"chaos seed {chaos_seed} broke {sorted(failed)}\n  {sc.describe()}\n  "
-            + "\n  ".join(lines)
-            + f"\nreplay: {replay_command(chaos_seed)}",
-            pytrace=False,
-        )
+        "cpu_seconds": round(time.thread_time() - cpu0, 2),  # this thread: Joe and the simulator
+    }  # fmt: skip
+    record(row)
+    if not failed:
+        return row, ""
+    lines = [f"{k}: {m}" for k, v in failed.items() for m in v[:5]]
+    text = (
+        f"chaos seed {seed} broke {sorted(failed)}\n  {sc.describe()}\n  "
+        + "\n  ".join(lines)
+        + f"\nreplay: {replay_command(seed)}"
+    )
+    return row, text
+
+
+@pytest.mark.timeout(600)
+def test_invariants_hold_after_the_scenario(chaos_seed: int, tmp_path: Path) -> None:
+    logging.getLogger("ib_async").setLevel(logging.CRITICAL)  # dropped sockets are the point here
+    _row, failure = run_one(chaos_seed, tmp_path)
+    if failure:
+        pytest.fail(failure, pytrace=False)
+
+
+@pytest.mark.timeout(1800)
+def test_the_smoke_subset(request: pytest.FixtureRequest, tmp_path: Path) -> None:
+    """The fixed subset (≥ 100 seeds, every broker variant) in `make test`, side by side in threads."""
+    if seeds(request.config):
+        pytest.skip("seeds given on the command line: they run one by one instead")
+    assert len(SMOKE) >= 100
+    logging.getLogger("ib_async").setLevel(logging.CRITICAL)
+    t0 = time.monotonic()
+    with ThreadPoolExecutor(SMOKE_THREADS, thread_name_prefix="chaos") as pool:
+        results = list(pool.map(lambda s: run_one(s, tmp_path / f"seed-{s}"), SMOKE))
+    write(summarize([r for r, _ in results], time.monotonic() - t0, SMOKE_THREADS), SMOKE_SUMMARY)
+    failures = [text for _, text in results if text]
+    assert not failures, f"{len(failures)} of {len(SMOKE)} scenarios failed:\n" + "\n".join(failures)

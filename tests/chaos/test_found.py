@@ -111,3 +111,31 @@ async def test_a_skewed_clock_hides_no_execution(tmp_path: Path, broker: str, sk
     finally:
         await joe.close()
         await world.stop()
+
+
+async def test_the_capital_watch_outlives_a_full_audit_disk(tmp_path: Path) -> None:
+    """Seed 2 (audit_full): while the audit disk was full every Capital request failed to be audited
+    (`AuditWriteError`); the watch that polls for stops and targets died on the first such round, so
+    a stop that fired later went unseen until a reconciliation (and its exception surfaced only when
+    the client closed). A round that cannot be audited fails like a broker error: the watch goes on,
+    and once the disk has room it books the stop's fill by itself (no reconciliation here)."""
+    world = CapitalWorld(2, True, ("GOLD",))
+    await world.start()
+    joe = JoeProcess(world, tmp_path)
+    await joe.open()
+    try:
+        legs = bracket("found-full-GOLD", "GOLD", 2, world.price("GOLD"))
+        await joe.om.submit(legs)
+        await _until(lambda: world.positions() == {"GOLD": Decimal(2)})
+        watcher = joe.xc._watcher
+        errors = watcher.errors
+        joe.audit.full = True
+        await _until(lambda: watcher.errors > errors)  # rounds failed on the full disk
+        joe.audit.full = False
+        world.set_price("GOLD", legs[1].stop_price * Decimal("0.97"))  # type: ignore[operator]
+        await _until(lambda: world.positions() == {})
+        stop_fills = {b.fill_id for b in world.fills() if b.signed_qty < 0}
+        await _until(lambda: stop_fills <= {f.fill_id for f in joe.store.fills(mode="live")})
+    finally:
+        await joe.close()
+        await world.stop()

@@ -16,6 +16,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from chaos import timing
 from joe.brokers.base import ExecutionClient
 from joe.core.clock import utcnow
 from joe.core.events import AuditSink
@@ -23,7 +24,7 @@ from joe.core.events import AuditSink
 ZERO = Decimal(0)
 IB_CLIENT_ID = 11
 IB_OWNER_ID = 77
-CAPITAL_SCALE = 10.0
+CAPITAL_SCALE = timing.CAPITAL_SCALE
 
 
 @dataclass(frozen=True)
@@ -135,7 +136,7 @@ class IbkrWorld(World):
         return IBKRExecutionClient(
             "127.0.0.1", self.sim.port, client_id, "", "paper", audit,
             data_dir / "ibkr-order-ids.json" if data_dir else None, clock=clock,
-            backoff_initial=0.05, backoff_max=0.2, connect_timeout=2.0, request_timeout=3.0,
+            **timing.IBKR,
         )  # fmt: skip
 
     async def client(self, audit: AuditSink, data_dir: Path, clock: Any = utcnow) -> ExecutionClient:
@@ -294,12 +295,10 @@ class CapitalWorld(World):
         login = self.sim.login
         http = CapitalClient(
             self.sim.url, Credentials(login.api_key, login.identifier, login.password), audit=audit,
-            limits=Limits().scaled(CAPITAL_SCALE), backoff_s=0.01,
+            limits=Limits().scaled(CAPITAL_SCALE), **timing.CAPITAL_HTTP,
         )  # fmt: skip
         await http.open()
-        xc = CapitalExecutionClient(
-            http, audit=audit, confirm_interval_s=0.02, confirm_timeout_s=0.6, fill_wait_s=0.5, clock=clock
-        )
+        xc = CapitalExecutionClient(http, audit=audit, clock=clock, **timing.CAPITAL_XC)
         xc.watch(0.1)  # its poller reports stops and targets that trade
         return xc
 
