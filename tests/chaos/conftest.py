@@ -61,6 +61,23 @@ KNOWN_DEFECTS: dict[int, str] = {
     62: "joe/execution (Capital exit): an exit that cancelled the deal's stop, then did not complete, "
     "stays ACCEPTED with nothing at the broker; the position rests naked and trading stays ACTIVE",
 }
+# Fault kinds that meet a defect of others' code in any scenario that draws them (before the action
+# the fault precedes); strict, deterministic: test_found.py.
+KNOWN_FAULT_DEFECTS: dict[str, str] = {
+    "audit_full": "joe/execution + joe/brokers: with the audit disk full an exit is not sent (its first "
+    "step, cancelling the protective legs, fails on the audit write); strict: test_found.py",
+}
+
+
+def known_defect(seed: int) -> str | None:
+    """Why the scenario of `seed` is expected to meet a known defect (None: it is not)."""
+    if seed in KNOWN_DEFECTS:
+        return KNOWN_DEFECTS[seed]
+    from chaos.scenario import generate
+
+    kinds = [k for k in generate(seed).faults if k in KNOWN_FAULT_DEFECTS]
+    return KNOWN_FAULT_DEFECTS[kinds[0]] if kinds else None
+
 
 # Seeds of the defects under repair in joe/execution (StaleOrderError escaping a reconciliation pass;
 # a Capital exit left ACCEPTED with nothing at the broker): left out of the smoke subset, not of `make chaos`.
@@ -72,8 +89,8 @@ SMOKE: tuple[int, ...] = tuple(s for s in range(112) if s not in OPEN_DEFECT_SEE
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "chaos_seed" in metafunc.fixturenames:
         params = [
-            pytest.param(s, marks=pytest.mark.xfail(reason=KNOWN_DEFECTS[s], strict=False))
-            if s in KNOWN_DEFECTS
+            pytest.param(s, marks=pytest.mark.xfail(reason=why, strict=False))
+            if (why := known_defect(s)) is not None
             else s
             for s in seeds(metafunc.config)
         ]
@@ -92,9 +109,8 @@ def pytest_sessionstart(session: pytest.Session) -> None:
 
 
 def _chaos_selected(config: pytest.Config) -> bool:
-    return any("chaos" in str(a) for a in config.args) or bool(
-        config.getoption("--chaos-seeds", None) or config.getoption("--chaos-seed", None) is not None
-    )
+    """A `make chaos` style run (seeds on the command line): its results file starts empty."""
+    return bool(seeds(config))
 
 
 def record(result: dict[str, Any]) -> None:

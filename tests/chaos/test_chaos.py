@@ -12,13 +12,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+import warnings
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from chaos.conftest import KNOWN_DEFECTS, SMOKE, SMOKE_SUMMARY, record, seeds
+from chaos.conftest import SMOKE, SMOKE_SUMMARY, known_defect, record, seeds
 from chaos.harness import run_scenario
 from chaos.invariants import check
 from chaos.scenario import generate
@@ -49,7 +50,7 @@ def run_one(seed: int, data_dir: Path) -> tuple[dict[str, Any], str]:
     failed = {k: v for k, v in violations.items() if v}
     row = {
         "seed": seed, "broker": f"{sc.broker}/{sc.variant}", "faults": sc.faults,
-        "ok": not failed, "known_defect": seed in KNOWN_DEFECTS,
+        "ok": not failed, "known_defect": known_defect(seed) is not None,
         "violations": {k: len(v) for k, v in violations.items()},
         "seconds": round(time.monotonic() - t0, 2), "error": error[:300],
         "cpu_seconds": round(time.thread_time() - cpu0, 2),  # this thread: Joe and the simulator
@@ -85,5 +86,8 @@ def test_the_smoke_subset(request: pytest.FixtureRequest, tmp_path: Path) -> Non
     with ThreadPoolExecutor(SMOKE_THREADS, thread_name_prefix="chaos") as pool:
         results = list(pool.map(lambda s: run_one(s, tmp_path / f"seed-{s}"), SMOKE))
     write(summarize([r for r, _ in results], time.monotonic() - t0, SMOKE_THREADS), SMOKE_SUMMARY)
-    failures = [text for _, text in results if text]
+    known = [r["seed"] for r, text in results if text and r["known_defect"]]
+    failures = [text for r, text in results if text and not r["known_defect"]]
     assert not failures, f"{len(failures)} of {len(SMOKE)} scenarios failed:\n" + "\n".join(failures)
+    if known:
+        warnings.warn(f"chaos seeds {known} met known defects (tests/chaos/conftest.py)", stacklevel=1)
