@@ -41,6 +41,7 @@ to 0..1), so a label barely over a boundary has confidence ~0.5.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
@@ -328,11 +329,22 @@ class RegimeDetector:
                 f"not enough index history to label the regime: {len(spx_close)} bars of the index up to "
                 f"the as-of date, it needs about 200 (give a longer SPX file or a later --as-of)"
             )
-        row = hist.iloc[-1]
-        when = to_utc_timestamp(as_of) if as_of is not None else pd.Timestamp(hist.index[-1])
-        spx_age = float((when.normalize() - pd.Timestamp(hist.index[-1]).normalize()).days)
+        return self.regime_at(hist.iloc[-1], pd.Timestamp(hist.index[-1]), as_of, vix is not None)
+
+    def regime_at(
+        self,
+        row: Mapping[str, Any],
+        labelled: pd.Timestamp,
+        as_of: datetime | pd.Timestamp | str | None,
+        has_vix: bool,
+    ) -> Regime:
+        """The `Regime` of one row of `label_history` (dated `labelled`), read on `as_of` (None: on
+        `labelled`): the index's age and the VIX's age discount the row's confidence. `has_vix`: a VIX
+        series was given (its age then adds the index's)."""
+        when = to_utc_timestamp(as_of) if as_of is not None else labelled
+        spx_age = float((when.normalize() - labelled.normalize()).days)
         vix_age = float(row["vix_age_days"])
-        if vix is not None and np.isfinite(vix_age):
+        if has_vix and np.isfinite(vix_age):
             vix_age += spx_age  # the VIX value used is older still when the index itself is stale
         evidence: dict[str, Any] = {
             k: float(row[k])
@@ -360,7 +372,7 @@ class RegimeDetector:
         return Regime(
             label=RegimeLabel(row["label"]),
             confidence=conf,
-            as_of=pd.Timestamp(hist.index[-1]),
+            as_of=labelled,
             evidence=evidence,
             stress_threshold=self.config.stress_volatile,
         )

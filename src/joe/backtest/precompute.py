@@ -18,13 +18,15 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from datetime import date, datetime
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from joe.analysis.features import Features
-from joe.analysis.panel import Panel, to_utc_timestamp
-from joe.analysis.regime import RegimeDetector, _close
+from joe.analysis.panel import Panel, to_utc_index, to_utc_timestamp
+from joe.analysis.regime import Regime, RegimeDetector, _close
+from joe.data.errors import InsufficientHistory
 from joe.portfolio.exits import PriceBar
 from joe.portfolio.replay import OHLC, Mark, to_decimal
 from joe.runtime.market import MarketSnapshot
@@ -50,6 +52,36 @@ class PrecomputedRegime(RegimeDetector):
         super().__init__()
         self._full = RegimeDetector.label_history(self, spx, vix)
         self._index = self._full.index
+        # For `detect` on these very inputs: the dates of the index's finite closes, and each labelled
+        # row as a plain mapping (reading a DataFrame row costs more than the rest of a day's regime).
+        self._spx, self._vix = spx, vix
+        close = _close(spx)
+        finite = close[np.isfinite(close.to_numpy())]
+        self._finite_dates = to_utc_index(finite.index)
+        self._rows: list[dict[str, Any]] = self._full.to_dict("records")
+
+    def detect(
+        self,
+        spx: pd.DataFrame | pd.Series,
+        vix: pd.DataFrame | pd.Series | None = None,
+        as_of: datetime | pd.Timestamp | str | None = None,
+    ) -> Regime:
+        """`RegimeDetector.detect` without filtering the whole index history again each day: on the
+        inputs this was built from, the row is found by two binary searches (the last finite close on or
+        before `as_of`, then its label row) and read by the same `regime_at`. Other inputs: the parent's."""
+        ordered = self._finite_dates.is_monotonic_increasing
+        if spx is not self._spx or vix is not self._vix or as_of is None or not ordered:
+            return super().detect(spx, vix, as_of)
+        n = int(self._finite_dates.searchsorted(to_utc_timestamp(as_of), side="right"))
+        k = 0
+        if n:
+            k = int(self._index.searchsorted(self._finite_dates[n - 1], side="right"))
+        if k == 0:  # what `label_history` gives for the closes up to `as_of`: no labelled row
+            raise InsufficientHistory(
+                f"not enough index history to label the regime: {n} bars of the index up to "
+                f"the as-of date, it needs about 200 (give a longer SPX file or a later --as-of)"
+            )
+        return self.regime_at(self._rows[k - 1], self._index[k - 1], as_of, vix is not None)
 
     def label_history(
         self, spx: pd.DataFrame | pd.Series, vix: pd.DataFrame | pd.Series | None = None
