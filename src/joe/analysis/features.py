@@ -31,6 +31,8 @@ RANGE_PER_SIGMA = math.sqrt(8 / math.pi)
 # A close-only series has no opens, so its gap risk is estimated from close-to-close volatility.
 OVERNIGHT_VARIANCE_SHARE = 1 / 3
 CLOSE_ONLY_SHARE = 0.95
+# Rows per batch of `Features.gap_p95` (the risk stage's 95th-percentile gap, computed a block at a time).
+GAP_BLOCK = 16
 
 
 class Features:
@@ -172,11 +174,47 @@ class Features:
             if r.size < 10:
                 return math.nan, True
             return float(1.96 * np.std(r, ddof=1) * math.sqrt(OVERNIGHT_VARIANCE_SHARE)), True
+        if t >= 0:
+            block, i = divmod(t, GAP_BLOCK)
+            full, p95 = self._gap_p95_block(symbol, window, block)
+            if i < len(full) and full[i]:
+                return float(p95[i]), False
         g = self.gaps(symbol)[max(0, t - window + 1) : t + 1]
         g = np.abs(g[np.isfinite(g)])
         if g.size < 10:
             return math.nan, False
         return float(np.percentile(g, 95)), False
+
+    def _gap_p95_block(self, symbol: str, window: int, block: int) -> tuple[np.ndarray, np.ndarray]:
+        """(full, p95) for the rows of block `block` (rows `block × GAP_BLOCK` onwards, `GAP_BLOCK` of
+        them): `full[i]` when the `window` gaps up to that row all exist, `p95[i]` their 95th percentile.
+
+        One `np.percentile` over the block's windows costs about one call on one window, and the risk
+        stage asks for the same symbol on neighbouring days (a trend signals day after day). Along an
+        axis `np.percentile` picks the same order statistics and interpolates them with the same
+        arithmetic as on each window alone: every value is the one-window call's, bit for bit
+        (tests/analysis/test_features_gap_p95.py). Other rows (a gap missing, the first `window − 1`)
+        are left to the caller's per-window computation.
+        """
+
+        def make() -> np.ndarray:
+            g = self.gaps(symbol)
+            start = block * GAP_BLOCK
+            stop = min(start + GAP_BLOCK, len(g))
+            out = np.zeros((2, max(0, stop - start)))
+            lo = max(start, window - 1)  # the first row with `window` gaps up to it
+            if lo >= stop:
+                return out
+            win = np.lib.stride_tricks.sliding_window_view(np.abs(g[lo - window + 1 : stop]), window)
+            ok = np.isfinite(win).all(axis=1)
+            if ok.any():
+                rows = np.flatnonzero(ok) + (lo - start)
+                out[0, rows] = 1.0
+                out[1, rows] = np.percentile(win[ok], 95, axis=1)
+            return out
+
+        both = self._get(symbol, "gap_p95_block", (window, block), make)
+        return both[0] > 0, both[1]
 
     def volume_known(self, symbol: str, t: int, period: int = 20) -> bool:
         """True when the symbol has a volume on at least one of the last `period` bars."""

@@ -258,19 +258,29 @@ class RiskProfiler:
 
     @staticmethod
     def _correlations(f: Features, panel: Panel, sym: str, t: int, others: set[str]) -> Mapping[str, float]:
+        """Correlation of `sym`'s last 60 log returns with each of `others`' over the days both have
+        one (at least 20, neither constant); `pearson` gives `np.corrcoef`'s value bit for bit."""
         if sym not in panel:
             return {}
         lo = max(0, t - 59)
         mine = f.log_returns(sym)[lo : t + 1]
+        mine_ok = np.isfinite(mine)
+        # The usual case, every day has a return: `sym`'s side is the same for every other symbol.
+        mine_flat = bool(mine_ok.all()) and np.std(mine) == 0
         out: dict[str, float] = {}
         for o in sorted(others - {sym}):
             if o not in panel:
                 continue
             theirs = f.log_returns(o)[lo : t + 1]
-            ok = np.isfinite(mine) & np.isfinite(theirs)
-            if ok.sum() < 20 or np.std(mine[ok]) == 0 or np.std(theirs[ok]) == 0:
+            ok = mine_ok & np.isfinite(theirs)
+            if ok.all():
+                x, y, x_flat = mine, theirs, mine_flat
+            else:
+                x, y = mine[ok], theirs[ok]
+                x_flat = len(x) >= 20 and np.std(x) == 0
+            if len(x) < 20 or x_flat or np.std(y) == 0:
                 continue
-            out[o] = float(np.corrcoef(mine[ok], theirs[ok])[0, 1])
+            out[o] = pearson(x, y)
         return out
 
     @staticmethod
@@ -294,3 +304,23 @@ class RiskProfiler:
         score = 50.0 + (base - 50.0) * c
         side = "long" if long else "short"
         return DimensionScore(score, f"{side} in a {lab.value} regime (confidence {c:.2f})")
+
+
+def pearson(x: np.ndarray, y: np.ndarray) -> float:
+    """`float(np.corrcoef(x, y)[0, 1])` for two 1-D float64 arrays of one length, computed by the same
+    operations in the same order (mean per row, centred, `dot(X, X.T.conj())`, scaled by 1/(n−1),
+    divided by both standard deviations, clipped to ±1) without `np.cov`'s argument handling, which
+    is most of its cost on 60 values. tests/analysis/test_risk_pearson.py holds it to `np.corrcoef`.
+    """
+    n = len(x)
+    xy = np.empty((2, n))
+    xy[0], xy[1] = x, y
+    xy -= xy.mean(axis=1)[:, None]
+    c = np.dot(xy, xy.T.conj())
+    c *= np.true_divide(1, n - 1)
+    sd = np.sqrt(np.diag(c))
+    c /= sd[:, None]
+    c /= sd[None, :]
+    np.clip(c, -1, 1, out=c)
+    return float(c[0, 1])
+

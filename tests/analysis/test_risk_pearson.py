@@ -1,0 +1,67 @@
+"""The risk profiler's concentration dimension reads `pearson`, a lower-overhead `np.corrcoef`: it must
+give np.corrcoef's value to the last bit (a grade boundary must not move), and `_correlations` must pick
+the same pairs (≥ 20 common days, neither series constant) as the per-pair masking it replaced."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
+
+from joe.analysis.features import Features
+from joe.analysis.panel import Panel
+from joe.analysis.risk import RiskProfiler, pearson
+
+finite = st.floats(-0.2, 0.2, allow_nan=False, allow_infinity=False)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.integers(2, 80).flatmap(lambda n: st.tuples(arrays(np.float64, n, elements=finite),
+                                                      arrays(np.float64, n, elements=finite))))  # fmt: skip
+def test_pearson_is_corrcoef_bit_for_bit(xy: tuple[np.ndarray, np.ndarray]) -> None:
+    x, y = xy
+    with np.errstate(all="ignore"):
+        want = float(np.corrcoef(x, y)[0, 1])
+        got = pearson(x, y)
+    assert got == want or (math.isnan(got) and math.isnan(want))
+
+
+def _reference(f: Features, sym: str, t: int, others: set[str]) -> dict[str, float]:
+    """The per-pair form `_correlations` had (mask each pair, np.std, np.corrcoef)."""
+    lo = max(0, t - 59)
+    mine = f.log_returns(sym)[lo : t + 1]
+    out: dict[str, float] = {}
+    for o in sorted(others - {sym}):
+        theirs = f.log_returns(o)[lo : t + 1]
+        ok = np.isfinite(mine) & np.isfinite(theirs)
+        if ok.sum() < 20 or np.std(mine[ok]) == 0 or np.std(theirs[ok]) == 0:
+            continue
+        out[o] = float(np.corrcoef(mine[ok], theirs[ok])[0, 1])
+    return out
+
+
+def test_correlations_equal_the_per_pair_form_with_gaps_and_flat_series() -> None:
+    rng = np.random.default_rng(5)
+    n, m = 160, 8
+    close = 50 * np.exp(np.cumsum(rng.normal(0, 0.02, (n, m)), axis=0))
+    close[rng.random((n, m)) < 0.04] = np.nan  # missing bars: pairs masked differently
+    close[:, 3] = 42.0  # a constant series: no correlation with it
+    close[:130, 5] = np.nan  # a late listing: fewer than 20 common days early on
+    close[100:140, 6] = 7.0  # flat for a while, then moving
+    panel = Panel(pd.bdate_range("2021-01-01", periods=n, tz="UTC"), [f"S{j}" for j in range(m)],
+                  close, close, close, close, np.ones((n, m)))  # fmt: skip
+    f = Features(panel)
+    seen = 0
+    for t in range(0, n, 3):
+        for sym in panel.symbols:
+            others = set(panel.symbols) | {"NOT_LISTED"}
+            got = RiskProfiler._correlations(f, panel, sym, t, others)
+            want = _reference(f, sym, t, others - {"NOT_LISTED"})
+            assert list(got) == list(want)
+            assert all(got[k] == want[k] for k in want)
+            seen += len(want)
+    assert seen > 500
