@@ -179,16 +179,20 @@ async def live_desk(
     *,
     watch_s: float = 0.1,
     poll_s: float | None = 0.2,
+    sim: Any = None,
 ) -> AsyncIterator[Desk]:
-    """A connected desk at a fresh `kind` simulator; the broker clients write to `ctx.audit` (so the
-    breaker hears their wire trouble, as in a live process)."""
+    """A connected desk at a fresh `kind` simulator (or at `sim`, left running: a rebuilt desk at the
+    same broker); the broker clients write to `ctx.audit` (so the breaker hears their wire trouble,
+    as in a live process)."""
     config = config or SafetyConfig()
     safety = BrokerSafety(ctx, kind, config)
+    own_sim = sim is None
     if kind == "ibkr":
-        sim = IBKRSimulator(server_version=178, seed=7)
-        await sim.start()
-        sim.set_price("AAPL", 100)
-        sim.set_price("MSFT", 200)
+        if sim is None:
+            sim = IBKRSimulator(server_version=178, seed=7)
+            await sim.start()
+            sim.set_price("AAPL", 100)
+            sim.set_price("MSFT", 200)
         client = IBKRExecutionClient(
             "127.0.0.1", sim.port, 61, "", "paper", ctx.audit, ctx.data_dir / "ids.json",
             backoff_initial=0.05, backoff_max=0.2, connect_timeout=2.0, request_timeout=3.0,
@@ -197,10 +201,12 @@ async def live_desk(
 
         async def close() -> None:
             await client.close()
-            await sim.stop()
+            if own_sim:
+                await sim.stop()
     else:
-        sim = CapitalSimulator(seed=7, limits=SimLimits().scaled(10.0), tick_s=0.02)
-        await sim.start()
+        if sim is None:
+            sim = CapitalSimulator(seed=7, limits=SimLimits().scaled(10.0), tick_s=0.02)
+            await sim.start()
         creds = Credentials(sim.login.api_key, sim.login.identifier, sim.login.password, False)
         http = CapitalClient(sim.url, creds, audit=ctx.audit, limits=Limits().scaled(10.0), backoff_s=0.01)
         await http.open()
@@ -212,7 +218,8 @@ async def live_desk(
         async def close() -> None:
             await client.close()
             await http.close()
-            await sim.stop()
+            if own_sim:
+                await sim.stop()
 
     om = safety.order_manager(client, ctx.store, mode="live", confirm_timeout=2.0)
     await om.start()

@@ -7,6 +7,11 @@ signal to a paper book at the live quote's mid, which fills it with the paper co
 spread plus slippage, and the commission). Each would-be order is audited as `shadow.intent`.
 The execution client is used only for reads: `submit`, `modify` and `cancel` are never called
 (a test asserts the simulators' request logs hold no order-placing request).
+
+With a `trading_state`, each signal first asks it, as `LivePortfolio` does: once trading leaves
+ACTIVE during the run (the broker's circuit breaker tripped on its wire trouble, a kill), the rest
+are refused with the same reason live gives, audited as ``shadow.entry_refused`` — shadow shows what
+live would have halted.
 """
 
 from __future__ import annotations
@@ -15,7 +20,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from joe.brokers.base import BrokerError, ExecutionClient, MarketData
 from joe.core.events import AuditSink
@@ -25,6 +30,9 @@ from joe.portfolio.base import ExitReport, PortfolioManager, SignalOutcome, Trac
 from joe.portfolio.exits import PriceBar
 from joe.portfolio.intents import NotTradable, bracket_for
 from joe.portfolio.paper import PaperPortfolio
+
+if TYPE_CHECKING:
+    from joe.safety.trading_state import TradingStateStore
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,19 +55,41 @@ class ShadowPortfolio(PortfolioManager):
     mode = "shadow"
 
     def __init__(
-        self, client: ExecutionClient, market: MarketData, book: PaperPortfolio, audit: AuditSink
+        self,
+        client: ExecutionClient,
+        market: MarketData,
+        book: PaperPortfolio,
+        audit: AuditSink,
+        trading_state: TradingStateStore | None = None,
     ) -> None:
         self.client = client
         self.market = market
         self.book = book
         self.audit = audit
+        self.trading_state = trading_state
         self.intents: list[ShadowIntent] = []
 
     async def submit(self, signals: Sequence[Signal], as_of: datetime) -> list[SignalOutcome]:
         out: list[SignalOutcome] = []
         for s in signals:
+            halted = self._entries_halted()
+            if halted is not None:
+                self.audit.record(
+                    "shadow.entry_refused", {"symbol": s.symbol, "reason": halted}, signal_id=s.signal_id
+                )
+                out.append(SignalOutcome(s.signal_id, s.symbol, "refused", f"entries refused: {halted}"))
+                continue
             out.append(await self._one(s, as_of))
         return out
+
+    def _entries_halted(self) -> str | None:
+        """Why entries stopped (read before each signal); None while they are allowed."""
+        if self.trading_state is None:
+            return None
+        rec = self.trading_state.current()
+        if rec.state.allows_entries():
+            return None
+        return f"trading is {rec.state.value} (by {rec.by}: {rec.reason})"
 
     async def _one(self, s: Signal, as_of: datetime) -> SignalOutcome:
         try:

@@ -413,15 +413,27 @@ async def build_desk(
 async def open_shadow_account(
     rt: Runtime, broker: str, hours: MarketHours | None, stream: PriceStream, ctx: SafetyContext
 ) -> tuple[Callable[[], Awaitable[None]], Callable[[], Awaitable[None]]]:
-    """Shadow: the live connection for quotes and the account (margin monitor), no order path.
+    """Shadow: the live connection for quotes and the account (margin monitor), no order path; the
+    broker's wire trouble (dropped connections, 5xx, 429) feeds its circuit breaker as in live
+    (`watch_broker_health`), so a storm HALTs the shadow daemon where it would halt a live one.
     Returns (margin check, closer); the quote source is attached to `stream`."""
     from joe.runtime.daemon_sources import attach_source
+    from joe.safety.broker_health import watch_broker_health
 
-    source, xc, close = await open_live_connection(rt, broker, hours, watch_orders=False)
+    _, unwatch = watch_broker_health(ctx, broker, rt.config.safety.breaker)
+    try:
+        source, xc, close_connection = await open_live_connection(rt, broker, hours, watch_orders=False)
+    except BaseException:
+        unwatch()
+        raise
     await attach_source(rt, source, stream)
     on_account = margin_hook(ctx, rt.config.safety.margin, broker)
 
     async def check_margin() -> None:
         on_account(await xc.account())
+
+    async def close() -> None:
+        unwatch()
+        await close_connection()
 
     return check_margin, close

@@ -56,6 +56,7 @@ from joe.runtime.stages import (
     without_no_entries,
     write_report,
 )
+from joe.safety.broker_health import watch_broker_health
 from joe.safety.broker_safety import BrokerSafety
 from joe.safety.risk_gate import ProposedOrder
 from joe.safety.run_guard import RunGuard, SafetyRefused
@@ -171,6 +172,7 @@ async def _trade(rt: Runtime, st: RunState, guard: RunGuard, link: BrokerLink) -
     facts = LiveFacts(rt.mode, st.opts.broker)
     om: OrderManager | None = None
     safety: BrokerSafety | None = None
+    unwatch: Callable[[], None] | None = None
     try:
         live: LivePortfolio | None = None
         if rt.mode == "live":
@@ -181,6 +183,8 @@ async def _trade(rt: Runtime, st: RunState, guard: RunGuard, link: BrokerLink) -
             facts.reconciled, facts.findings = rec.explained, list(rec.findings) + list(rec.notes)
             account, held = await live.account(), await live.positions()
         else:  # shadow: the live account's figures, the shadow book's positions (nothing was sent)
+            # The broker's wire trouble feeds its breaker as in live: shadow halts where live would.
+            _, unwatch = watch_broker_health(guard.ctx, st.opts.broker, rt.config.safety.breaker)
             account, held = await link.client.account(), await st.pf.positions()
         facts.equity, facts.account = f"{account.equity} {account.currency}", account
         ts = st.as_of_ts.to_pydatetime()
@@ -203,7 +207,7 @@ async def _trade(rt: Runtime, st: RunState, guard: RunGuard, link: BrokerLink) -
         st.executions.update(denied)
         allowed = without_no_entries(st, allowed)  # the daemon's stale instruments (--no-entry)
         if live is None:
-            await _shadow(rt, st, link, allowed, facts)
+            await _shadow(rt, st, link, allowed, facts, guard)
         else:
             await _live(rt, st, live, allowed, facts)
         for o in st.outcomes:
@@ -212,6 +216,8 @@ async def _trade(rt: Runtime, st: RunState, guard: RunGuard, link: BrokerLink) -
             else:
                 st.executions[o.signal_id] = f"{o.action}: {o.reason}"
     finally:
+        if unwatch is not None:
+            unwatch()
         if safety is not None:
             await safety.settle()  # a lost-protection reaction in flight finishes first
         if om is not None:
@@ -223,10 +229,10 @@ async def _trade(rt: Runtime, st: RunState, guard: RunGuard, link: BrokerLink) -
 
 
 async def _shadow(
-    rt: Runtime, st: RunState, link: BrokerLink, allowed: list[Signal], facts: LiveFacts
+    rt: Runtime, st: RunState, link: BrokerLink, allowed: list[Signal], facts: LiveFacts, guard: RunGuard
 ) -> None:
     assert st.pf is not None and st.as_of_ts is not None
-    shadow = ShadowPortfolio(link.client, link.market, st.pf, rt.audit)
+    shadow = ShadowPortfolio(link.client, link.market, st.pf, rt.audit, trading_state=guard.ctx.states)
     st.progress.stage("shadow", f"{len(allowed)} signals: intents checked, nothing transmitted")
     st.outcomes = await shadow.submit(allowed, st.as_of_ts.to_pydatetime())
     facts.shadow_intents = [

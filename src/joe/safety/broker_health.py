@@ -19,7 +19,13 @@ audit record (written by the broker client)            breaker event
 
 One outage is one disconnect: every connection of a broker (IBKR's market data and order
 clients, Capital.com's REST session and price stream) sees the same drop, so disconnects of one
-broker closer together than `coalesce_s` count once.
+broker closer together than `coalesce_s` count once — also across a rebuilt desk: a new feed's
+first disconnect is checked against the breaker's persisted last one.
+
+`watch_broker_health` wires one broker's breaker to the audit log. Live gets it through
+`joe.safety.broker_safety.BrokerSafety`; shadow (``joe run --once`` and the daemon's shadow
+connection) calls it directly: shadow sends no order, but it reads the same broker over the same
+clients, so the same wire trouble trips the same breaker and HALTs trading as live would have.
 """
 
 from __future__ import annotations
@@ -28,7 +34,9 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from joe.config.schema import BreakerConfig
 from joe.safety.circuit_breaker import BreakerEvent, CircuitBreaker
+from joe.safety.control import SafetyContext
 
 _DISCONNECT_EVENTS = {
     "capital.stream.drop",
@@ -91,9 +99,18 @@ class BrokerHealth:
             now = self._mono()
             if self._last_disconnect is not None and now - self._last_disconnect < self.coalesce_s:
                 return
+            if self._last_disconnect is None and self._same_outage_as_stored():
+                self._last_disconnect = now
+                return
             self._last_disconnect = now
         self.counted.append((event, kind))
         self.breaker.record(kind, _detail(event, payload))
+
+    def _same_outage_as_stored(self) -> bool:
+        """A fresh feed (the daemon rebuilt its desk after the drop this record reports): the breaker's
+        persisted last disconnect, closer than `coalesce_s` by its clock, is the same outage."""
+        last = self.breaker.last_seen(BreakerEvent.DISCONNECT)
+        return last is not None and (self.breaker.now() - last).total_seconds() < self.coalesce_s
 
 
 def _detail(event: str, p: Mapping[str, Any]) -> str:
@@ -102,3 +119,16 @@ def _detail(event: str, p: Mapping[str, Any]) -> str:
         where = f"{p.get('method', '')} {p.get('path', '')}"
         return f"{where}:{status} {p.get('outcome', '')} {p.get('error', '')}".strip()
     return f"{event} {p.get('error') or p.get('message') or ''}".strip()
+
+
+def watch_broker_health(
+    ctx: SafetyContext, broker: str, config: BreakerConfig
+) -> tuple[BrokerHealth, Callable[[], None]]:
+    """`broker`'s `CircuitBreaker` fed by its wire records in ``ctx.audit``: (the feed, its remover).
+
+    With an audit sink that has no ``add_listener`` (a test's `NullAudit`) nothing is heard and the
+    remover does nothing."""
+    health = BrokerHealth(CircuitBreaker(broker, config, ctx, clock=ctx.clock))
+    add = getattr(ctx.audit, "add_listener", None)
+    remove: Callable[[], None] = add(health.on_record) if add is not None else (lambda: None)
+    return health, remove

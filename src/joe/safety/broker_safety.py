@@ -55,7 +55,7 @@ class BrokerSafety:
         self.reaction: Callable[[Any], Any] | None = None
         self._removers: list[Callable[[], None]] = [alert_on_state_changes(ctx)]
         add = getattr(ctx.audit, "add_listener", None)
-        if add is not None:
+        if add is not None:  # as `broker_health.watch_broker_health`, over this breaker
             self._removers.append(add(self.health.on_record))
         self._poll: asyncio.Task[None] | None = None
 
