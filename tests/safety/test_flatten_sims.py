@@ -149,3 +149,64 @@ async def test_flatten_ibkr_leaves_no_position_and_no_working_order(
     assert {s: p.qty for s, p in sim.book.positions.items() if p.qty} == {}
     assert sim.book.working() == []
     assert ctx.states.current().state is TradingState.HALTED
+
+
+async def _ibkr_position_with_its_stop(sim: IBKRSimulator, client: IBKRExecutionClient) -> None:
+    import asyncio
+
+    sim.set_price("AAPL", 100)
+    await client.submit(_bracket("k1", "AAPL", Side.BUY, "50", stop="95", target="110"))
+    for _ in range(100):
+        if {s: p.qty for s, p in sim.book.positions.items() if p.qty} == {"AAPL": D(50)}:
+            break
+        await asyncio.sleep(0.05)
+    assert _stops(sim) == [(D(50), D(95))]
+
+
+def _stops(sim: IBKRSimulator) -> list[tuple[D, D]]:
+    working = sim.book.working()
+    return [(bo.sim.quantity, bo.sim.stop_price) for bo in working if bo.placed.order_type == "STP"]
+
+
+async def test_a_close_the_broker_keeps_rejecting_leaves_the_position_its_stop(
+    ibkr: tuple[IBKRSimulator, IBKRExecutionClient], ctx: SafetyContext
+) -> None:
+    """#11 review: step 3 cancelled every order left after the closes — also the protective stop of a
+    position whose close the broker had just rejected, leaving it naked at the broker. Now an
+    order is cancelled only once its instrument is flat; the report says what is left."""
+    sim, client = ibkr
+    await _ibkr_position_with_its_stop(sim, client)
+    sim.faults.arm("reject_next", -1, order_type="MKT")  # every close refused (the market order)
+
+    venue = ClientVenue(client)
+    (report,) = await flatten(ctx, [venue], reason="get out", by="test", attempts=2, pause_s=0.2)
+
+    assert not report.flat and report.attempts == 2
+    assert report.left_positions == [{"symbol": "AAPL", "quantity": "50"}]
+    # The truth at the broker: the position is still there, and so is its stop.
+    assert {s: p.qty for s, p in sim.book.positions.items() if p.qty} == {"AAPL": D(50)}
+    assert _stops(sim) == [(D(50), D(95))]
+    assert ctx.states.current().state is TradingState.HALTED
+
+    # The broker takes orders again: a second flatten closes it, and only then cancels its orders.
+    sim.faults.disarm("reject_next")
+    (again,) = await flatten(ctx, [ClientVenue(client)], reason="again", by="test", pause_s=0.3)
+    assert again.flat, again.to_dict()
+    assert {s: p.qty for s, p in sim.book.positions.items() if p.qty} == {}
+    assert sim.book.working() == []
+
+
+async def test_one_rejected_close_is_retried_within_the_attempts(
+    ibkr: tuple[IBKRSimulator, IBKRExecutionClient], ctx: SafetyContext
+) -> None:
+    sim, client = ibkr
+    await _ibkr_position_with_its_stop(sim, client)
+    sim.faults.arm("reject_next", 1, order_type="MKT")  # the first close refused, the retry accepted
+
+    venue = ClientVenue(client)
+    (report,) = await flatten(ctx, [venue], reason="get out", by="test", attempts=3, pause_s=0.3)
+
+    assert report.flat, report.to_dict()
+    assert report.attempts >= 2  # (IBKR rejects after the send: the next snapshot still holds it)
+    assert {s: p.qty for s, p in sim.book.positions.items() if p.qty} == {}
+    assert sim.book.working() == []

@@ -127,6 +127,10 @@ async def flatten(
         order = ctx.store.load_order(coid)
         return order is not None and order.intent.leg is OrderLeg.ENTRY and not order.intent.reduce_only
 
+    def symbol_of(coid: str) -> str | None:
+        order = ctx.store.load_order(coid)
+        return None if order is None else order.intent.symbol
+
     reports = [
         await flatten_venue(
             v,
@@ -136,6 +140,7 @@ async def flatten(
             pause_s=pause_s,
             clock=ctx.clock,
             is_entry=is_entry,
+            symbol_of=symbol_of,
         )
         for v in venues
     ]

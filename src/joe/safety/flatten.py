@@ -5,8 +5,11 @@ the `OrderManager` will take this role when it lands). Each attempt:
 
 1. cancel working *entry* orders (nothing new may open while we close);
 2. close every position with a reduce-only market order for exactly its size, opposite side;
-3. cancel every remaining working order (the protective stops and targets of the closed positions,
-   only now: cancelling them first would leave a position unprotected if the close fails);
+3. cancel the remaining working orders of every instrument now flat (the protective stops and
+   targets of the closed positions, only now: cancelling them first would leave a position
+   unprotected if the close fails). An instrument still held — its close rejected, not filled yet,
+   or the positions unreadable — keeps its orders: its broker-side stop stays until the position
+   is gone (an order whose instrument is unknown is kept while any position is left);
 4. read positions and orders again.
 
 Attempts repeat, up to ``attempts`` with a pause between, while anything is left (a close rejected,
@@ -83,11 +86,15 @@ async def flatten_venue(
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     clock: Callable[[], datetime] = utcnow,
     is_entry: Callable[[str], bool] = lambda coid: False,
+    symbol_of: Callable[[str], str | None] = lambda coid: None,
 ) -> FlattenReport:
     """Flatten `venue` (see the module docstring). Never raises; errors are in the report.
 
     `is_entry(client_order_id)` tells entry orders from protective ones (the store knows each
     order's leg); orders it does not recognise are cancelled after the closes, in step 3.
+    `symbol_of(client_order_id)`: the order's instrument (the store knows it; else the broker's
+    ``raw["symbol"]`` or Capital.com's ``raw["epic"]``), so step 3 keeps the orders of an
+    instrument still held.
     """
     report = FlattenReport(venue.name)
     stamp = clock().strftime("%Y%m%dT%H%M%S%f")
@@ -105,8 +112,14 @@ async def flatten_venue(
                 await _cancel(venue, audit, o.client_order_id, report)
         for p in positions:
             await _close(venue, audit, p, report, f"flatten:{stamp}:{attempt}:{p.symbol}")
-        _, rest = await _snapshot(venue, report)
+        held_now, rest = await _snapshot(venue, report)
         for o in rest or []:
+            if held_now is None:
+                break  # the positions could not be read: every stop stays
+            held = {p.symbol for p in held_now}
+            symbol = symbol_of(o.client_order_id) or o.raw.get("symbol") or o.raw.get("epic")
+            if held and (symbol is None or symbol in held):
+                continue  # its instrument is still held: the broker-side stop stays
             await _cancel(venue, audit, o.client_order_id, report)
         await sleep(pause_s)
     positions, orders = await _snapshot(venue, report)

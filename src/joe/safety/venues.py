@@ -61,7 +61,10 @@ class ClientVenue:
         ms = await self.client.mass_status()
         self._open = {r.client_order_id: r for r in ms.orders if r.status in _OPEN and r.client_order_id}
         return [
-            OrderEvent(OrderEventType.ACCEPTED, r.client_order_id, r.ts, r.broker_order_id)
+            # raw["symbol"]: flatten keeps the orders of an instrument still held (its stop stays).
+            OrderEvent(
+                OrderEventType.ACCEPTED, r.client_order_id, r.ts, r.broker_order_id, raw={"symbol": r.symbol}
+            )
             for r in self._open.values()
         ]
 
