@@ -1,7 +1,8 @@
 """The daemon's quote-stream failover (`FailoverQuotes`, issue 19) on fake sources and a fake clock:
 a silent primary's mapped instruments take the secondary's quotes under their own symbol, within the
-price-basis tolerance only; no entry while failed over, nor after recovery until the returning broker
-is reconciled; audited with durations; the primary's first quote switches back."""
+price-basis tolerance only (never handed to the position monitor: no exit or stop move on them); no
+entry while failed over, nor after recovery until the returning broker is reconciled; audited with
+durations; the primary's first quote switches back."""
 
 from __future__ import annotations
 
@@ -160,8 +161,12 @@ async def test_a_silent_primary_fails_over_mapped_instruments_within_the_basis_a
     w.secondary.quote("AAPL_CFD", 191.0)  # 0.53% from the primary's last mid: used, as AAPL
     w.secondary.quote("NVDA_CFD", 800.0)  # 700% apart: a CFD on another basis, never used
     w.secondary.quote("NVDA_CFD", 801.0)
+    quotes = w.stream.quotes
     w.stream.flush()
-    assert w.mids("AAPL")[-1] == pytest.approx(191.0) and w.mids("NVDA") == [pytest.approx(100.0)]
+    # AAPL's borrowed quote keeps it fresh (NVDA's refused one does not reach the stream at all), but the
+    # consumers (the PositionMonitor: backup exits, trailing) act on the holding broker's prices only.
+    assert w.stream.quotes == quotes + 1 and w.stream.last_seen("AAPL") == w.t
+    assert w.mids("AAPL") == [pytest.approx(190.0)] and w.mids("NVDA") == [pytest.approx(100.0)]
     refused = w.events("failover.basis_refused")
     assert [r["symbol"] for r in refused] == ["NVDA"] and "700.00% apart" in refused[0]["detail"]
     assert w.stream.price_sources() == {"AAPL": "capital (AAPL_CFD)", "NVDA": "ibkr", "ONLY": "ibkr"}

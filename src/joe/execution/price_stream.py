@@ -10,6 +10,9 @@ is open (`is_open(symbol, now_ns)`, e.g. `joe.runtime.schedule`) is *stale*: `en
 False for it, and if it is held an alert is raised. The next quote clears it. Stale/fresh changes
 are audited.
 
+Broker failover (`joe.execution.quote_failover`): quotes borrowed from another broker (`borrowed`)
+keep an instrument fresh but are not handed to the consumers, and `no_entry` instruments take no entry.
+
 Reconnects and resubscription belong to the sources (each broker's rules differ: IBKR 1101 loses
 the subscriptions, Capital.com drops idle sockets after 10 minutes); `watch` only records what the
 stream must carry and asks the source once. One case no source can see is a line that goes silent
@@ -258,6 +261,10 @@ class PriceStream:
         np.add.at(self._counts, batch.inst, 1)  # repeated ids count each time (plain += would not)
         if self.stale:
             self._clear_fresh()
+        if self.borrowed:
+            batch = self._own_quotes(batch)
+            if len(batch) == 0:
+                return
         for c in self.consumers:
             try:
                 c.on_batch(batch)
@@ -266,6 +273,17 @@ class PriceStream:
                 self.consumer_errors += 1
                 log.exception("quote consumer %r failed on a batch of %d quotes", c, n)
                 self.audit.record("stream.consumer_error", {"consumer": type(c).__name__, "error": repr(exc)})
+
+    def _own_quotes(self, batch: QuoteBatch) -> QuoteBatch:
+        """`batch` without the quotes borrowed from another broker (failover): they keep an instrument
+        fresh and show its price, but the consumers (the `PositionMonitor`: backup exits, trailing
+        modifies) act on the holding broker's own prices only — a stop is never moved, nor a position
+        exited, on a CFD's price; its broker-side stop stays the protection meanwhile."""
+        ids = [i for s in self.borrowed for i in [self.instruments.get(s)] if i is not None]
+        keep = ~np.isin(batch.inst, np.array(ids, dtype=batch.inst.dtype))
+        if keep.all():
+            return batch
+        return QuoteBatch(batch.inst[keep], batch.ts[keep], batch.bid[keep], batch.ask[keep])
 
     # -- staleness ----------------------------------------------------------------------------------
 

@@ -19,7 +19,9 @@ outage: a long one in a moving market refuses rather than guesses (fail closed).
 healthy. When the primary quotes again, its instruments stay without entries until `on_recovered`
 (the live daemon: a reconciliation with the returning broker) has returned; a failing hook keeps them
 so and is tried again at the next check. Nothing here sends an order: positions stay managed at the
-broker that holds them (the monitor's exits go to its `OrderManager`, never to the secondary).
+broker that holds them (the monitor's exits go to its `OrderManager`, never to the secondary), and
+borrowed quotes never reach the monitor (`PriceStream.borrowed`): no backup exit or trailing modify is
+decided on another broker's price; the broker-side stop protects meanwhile.
 
 **Audit and alerts, with durations.** Per instrument `failover.quotes_borrowed` (symbol, other broker
 and name, silent seconds) and `failover.quotes_returned` (borrowed seconds); per outage, through
