@@ -22,6 +22,7 @@ import pytest
 
 from runtime.daemon_harness import DaemonProc, audit_records
 from runtime.test_failover_runs import CONFIG, Sims
+from runtime.test_live_runs import get
 
 MID_SESSION = "2026-12-01T16:00:00Z"
 WATCH = ["AAPL", "MSFT", "NVDA"]
@@ -111,18 +112,32 @@ async def test_daemon_streams_the_other_brokers_quotes_while_its_own_is_killed_t
         await asyncio.to_thread(sims.stop)
 
 
+def trades_at_capital(sims: Sims) -> list[dict[str, Any]]:
+    """Every request that opens, changes or closes something at the Capital.com simulator."""
+    reqs = get(f"http://127.0.0.1:{sims.ports['capital']}/_sim/requests")["requests"]
+    trading = ("/positions", "/workingorders")
+    return [r for r in reqs if r["method"] != "GET" and any(t in r["path"] for t in trading)]
+
+
+def ibkr_book(sims: Sims) -> tuple[list[str], dict[str, Any]]:
+    """The IBKR simulator's orders (their refs) and positions per symbol."""
+    control = f"http://127.0.0.1:{sims.ibkr_control}"
+    orders = sorted(str(o.get("order_ref")) for o in get(f"{control}/_sim/orders")["orders"])
+    return orders, get(f"{control}/_sim/positions")["positions"]
+
+
 @pytest.mark.timeout(900)
-async def test_live_daemon_ibkr_hangs_capital_quotes_take_over_ibkr_untouched_and_reconciled_on_return(
-    project: Path,
+@pytest.mark.parametrize(("primary", "secondary"), [("ibkr", "capital"), ("capital", "ibkr")])
+async def test_live_daemon_broker_hangs_the_others_quotes_take_over_nothing_moves_and_it_is_reconciled(
+    project: Path, primary: str, secondary: str
 ) -> None:
-    """Live (demo): run 1 places brackets at IBKR; the live daemon holds them. TWS hangs mid-session
-    (SIGSTOP: its book intact): the mapped instruments stream Capital.com's quotes, none takes an entry,
-    nothing is sent to Capital.com, IBKR's positions are untouched; TWS answers again (SIGCONT): the
-    outage ends with its duration and the desk reconciles with IBKR (audited after the recovery) before
-    its instruments take entries again."""
+    """Live (demo): run 1 places brackets at the daemon's broker; the live daemon holds them. The broker
+    hangs mid-session (SIGSTOP: its book intact): the mapped instruments stream the other broker's
+    quotes, none takes an entry, nothing is sent to the other broker, the broker's own book is
+    untouched; it answers again (SIGCONT): the outage ends with its duration and the desk reconciles
+    with it (audited after the recovery) before its instruments take entries again."""
     from runtime.test_failover_live import LIVE
     from runtime.test_failover_runs import joe
-    from runtime.test_live_runs import get
 
     (project / "config/execution.yaml").write_text(LIVE)
     sims = Sims()
@@ -131,55 +146,54 @@ async def test_live_daemon_ibkr_hangs_capital_quotes_take_over_ibkr_untouched_an
     try:
         await asyncio.to_thread(sims.start, "ibkr")
         await asyncio.to_thread(sims.start, "capital")
-        env = {**sims.env("ibkr"), "TRADING_MODE": "live"}
-        out = await asyncio.to_thread(joe, project, env, "run", "--once")  # run 1: brackets at IBKR
+        env = {**sims.env(primary), "TRADING_MODE": "live"}
+        out = await asyncio.to_thread(joe, project, env, "run", "--once")  # run 1: brackets at the primary
         assert out.returncode == 0, out.stderr[-3000:]
-        control = f"http://127.0.0.1:{sims.ibkr_control}"
-        held = get(f"{control}/_sim/positions")["positions"]
-        assert get(f"{control}/_sim/orders")["orders"], "run 1 placed nothing at IBKR: proves nothing"
+        ib_orders, ib_held = ibkr_book(sims)
+        cap_trades = trades_at_capital(sims)
+        assert (ib_orders if primary == "ibkr" else cap_trades), "run 1 placed nothing: proves nothing"
+        assert (cap_trades if primary == "ibkr" else ib_orders) == []
         keep = ("CAPITAL_", "IBKR_", "TRADING_MODE")
         denv = {k: v for k, v in os.environ.items() if not k.startswith(keep)}
         denv |= env | {"JOE_DATA_DIR": str(project / "data"),
                        "JOE_CONFIG": str(project / "config/execution.yaml")}  # fmt: skip
         async with ibkr_ticking(sims):
-            d = DaemonProc(project, denv, "ibkr", "--watch", ",".join(WATCH), "--stale-after", "1.5",
+            d = DaemonProc(project, denv, primary, "--watch", ",".join(WATCH), "--stale-after", "1.5",
                            "--clock-start", MID_SESSION)  # fmt: skip
-            own = {s: "ibkr" for s in WATCH}
+            own = {s: primary for s in WATCH}
             await d.beat(lambda b: b["mode"] == "live" and bool(b.get("broker_connected")) and not b["stale"]
                          and own.items() <= b["price_sources"].items(), "live, quoting", 180)  # fmt: skip
-            cap_before = get(f"http://127.0.0.1:{sims.ports['capital']}/_sim/requests")["requests"]
+            cap_trades = trades_at_capital(sims)
 
-            os.kill(sims.procs["ibkr"].pid, signal.SIGSTOP)  # TWS hangs mid-session
+            os.kill(sims.procs[primary].pid, signal.SIGSTOP)  # the broker hangs mid-session
             stopped = True
-            capital = {"AAPL": "capital (AAPL)", "MSFT": "capital (MSFT)"}
-            await d.beat(lambda b: capital.items() <= b["price_sources"].items()
-                         and set(WATCH) <= set(b["no_entry"]), "Capital.com quotes, no entry")  # fmt: skip
-            cap = get(f"http://127.0.0.1:{sims.ports['capital']}/_sim/requests")["requests"]
-            cap = cap[len(cap_before) :]
-            trades = ("/positions", "/workingorders")
-            assert not [r for r in cap if r["method"] != "GET" and any(t in r["path"] for t in trades)]
-
-            await asyncio.sleep(2)  # an outage of a few seconds, quotes from Capital.com all along
-            os.kill(sims.procs["ibkr"].pid, signal.SIGCONT)  # TWS answers again
+            other = {"AAPL": f"{secondary} (AAPL)", "MSFT": f"{secondary} (MSFT)"}
+            await d.beat(lambda b: other.items() <= b["price_sources"].items()
+                         and set(WATCH) <= set(b["no_entry"]), "the other's quotes, no entry")  # fmt: skip
+            await asyncio.sleep(2)  # an outage of a few seconds, quotes from the other broker all along
+            if primary == "ibkr":  # nothing was sent to Capital.com (it answers: ask it now)
+                assert trades_at_capital(sims) == cap_trades
+            else:
+                assert ibkr_book(sims) == (ib_orders, ib_held)
+            os.kill(sims.procs[primary].pid, signal.SIGCONT)  # it answers again
             stopped = False
-            own = {s: "ibkr" for s in WATCH}
             await d.beat(lambda b: own.items() <= b["price_sources"].items() and not b["no_entry"],
-                         "IBKR quoting and reconciled", timeout=120)  # fmt: skip
+                         f"{primary} quoting and reconciled", timeout=120)  # fmt: skip
             recs = audit_records(project)
             recovered = [r for r in recs if r["event"] == "failover.recovered"]
             assert len(recovered) == 1 and recovered[0]["payload"]["down_s"] > 2
             after = [r for r in recs if r["seq"] > recovered[0]["seq"]]
             reconciled = [r for r in after if r["event"] == "daemon.reconciled"]
             assert reconciled and reconciled[0]["payload"]["explained"] is True
-            now = get(f"{control}/_sim/positions")["positions"]
-            for sym, qty in held.items():  # IBKR's positions were never touched by the outage
-                assert now.get(sym) == qty, (sym, qty, now.get(sym))
+            # The broker's own book was never touched by the outage, the other broker never traded.
+            assert trades_at_capital(sims) == cap_trades
+            assert ibkr_book(sims) == (ib_orders, ib_held)
             rc, err = await d.terminate()
             d = None
             assert rc == 0, err[-3000:]
     finally:
         if stopped:
-            os.kill(sims.procs["ibkr"].pid, signal.SIGCONT)
+            os.kill(sims.procs[primary].pid, signal.SIGCONT)
         if d is not None:
             await d.kill()
         await asyncio.to_thread(sims.stop)
