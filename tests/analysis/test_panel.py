@@ -74,3 +74,26 @@ def test_rejects_bad_shapes_and_duplicates() -> None:
         Panel(d, ["A", "A"], ok, ok, ok, ok, ok)
     with pytest.raises(ValueError, match="increasing"):
         Panel(d[::-1], ["A", "B"], ok, ok, ok, ok, ok)
+
+
+def test_head_is_the_panel_built_from_the_first_rows() -> None:
+    """`head` skips the constructor's checks (a backtest cuts the panel every day): it must still be
+    exactly the panel the constructor makes from those rows."""
+    rng = np.random.default_rng(3)
+    n, m = 30, 4
+    arrs = {k: np.asfortranarray(rng.random((n, m))) for k in ("open", "high", "low", "close", "volume")}
+    dates = pd.bdate_range("2024-01-01", periods=n, tz="UTC")
+    full = Panel(dates, ["A", "B", "C", "D"], **arrs)
+    for k in (0, 1, 17, n, n + 5):
+        got = full.head(k)
+        want = Panel(dates[:k], ["A", "B", "C", "D"], **{f: a[:k] for f, a in arrs.items()})
+        assert got.dates.equals(want.dates) and str(got.dates.tz) == str(want.dates.tz) == "UTC"
+        assert got.symbols == want.symbols and got.symbols is not full.symbols
+        for f in ("open", "high", "low", "close", "volume"):
+            a, b = getattr(got, f), getattr(want, f)
+            assert a.shape == b.shape and np.array_equal(a, b) and a.strides[0] == a.itemsize
+        assert [got.col(s) for s in "ABCD"] == [0, 1, 2, 3] and "E" not in got
+        if 0 < k < n:
+            assert got.date_at(k - 1) == want.date_at(k - 1) == dates[k - 1].to_pydatetime()
+            with pytest.raises(IndexError):
+                got.date_at(k)  # a row past the cut is not there

@@ -156,12 +156,22 @@ class Panel:
         return self.head(n)
 
     def head(self, n: int) -> Panel:
-        """The first `n` rows."""
-        return Panel(
-            dates=self.dates[:n],
-            symbols=self.symbols,
-            **{name: getattr(self, name)[:n] for name in FIELDS},
-        )
+        """The first `n` rows.
+
+        Built without `__post_init__`'s checks and conversions: a prefix of this panel's dates is still
+        UTC, unique and increasing, its symbols and their columns are the same, and a row slice of a
+        column-major array still has contiguous columns. (A backtest cuts the panel once a day; the
+        checks cost more than the rest of a day's scan.) The symbol → column map is shared: it is the
+        same for every prefix.
+        """
+        out = object.__new__(Panel)
+        object.__setattr__(out, "dates", self.dates[:n])
+        object.__setattr__(out, "symbols", list(self.symbols))
+        for name in FIELDS:
+            object.__setattr__(out, name, getattr(self, name)[:n])
+        object.__setattr__(out, "_col", self._col)
+        object.__setattr__(out, "_pydates", {})
+        return out
 
     def select(self, symbols: Sequence[str]) -> Panel:
         """A panel with only `symbols` (in that order)."""
