@@ -17,6 +17,7 @@ from typing import Protocol
 from zoneinfo import ZoneInfo
 
 import exchange_calendars as xcals
+import numpy as np
 import pandas as pd
 
 ALIASES: dict[str, str] = {
@@ -148,3 +149,111 @@ class MarketHours:
     def is_open(self, symbol: str, now_ns: int) -> bool:
         """The `PriceStream.is_open` hook: `now_ns` is int ns UTC."""
         return self.calendar(symbol).is_open(datetime.fromtimestamp(now_ns / 1e9, UTC))
+
+
+# -- daily bars' sessions: which calendar a symbol's bars follow ------------------------------------
+# Yahoo-style suffixes of non-US listings → their exchange (a file names its symbol, not its exchange).
+SUFFIXES: dict[str, str] = {
+    "L": "XLON", "DE": "XETR", "F": "XFRA", "PA": "XPAR", "AS": "XAMS", "BR": "XBRU", "MI": "XMIL",
+    "MC": "XMAD", "SW": "XSWX", "TO": "XTSE", "T": "XTKS", "HK": "XHKG", "AX": "XASX", "ST": "XSTO",
+    "OL": "XOSL", "CO": "XCSE", "HE": "XHEL", "IR": "XDUB", "LS": "XLIS", "VI": "XWBO",
+}  # fmt: skip
+_SESSION_CLASSES = ("equity", "etf", "index")  # FX trades 24/5, crypto 24/7: no holidays to check
+
+
+def exchange_of(symbol: str, asset_class: str = "equity", exchange: str = "") -> str | None:
+    """The calendar (ISO MIC) whose sessions `symbol`'s daily bars follow, or None for FX, crypto and
+    commodities (no exchange holidays). A listing suffix decides (``VOD.L`` → XLON, ``SAP.DE`` → XETR),
+    then the instrument's own `exchange` when it is a known calendar, else XNYS (shares, funds and
+    indices without a suffix are taken as US listings: the sample, the S&P 500 and the VIX)."""
+    if asset_class.lower() not in _SESSION_CLASSES:
+        return None
+    head, dot, suffix = symbol.rpartition(".")
+    if dot and head and suffix.upper() in SUFFIXES:
+        return SUFFIXES[suffix.upper()]
+    if exchange:
+        code = ALIASES.get(exchange.upper(), exchange.upper())
+        if code in xcals.get_calendar_names():
+            return code
+    return "XNYS"
+
+
+@lru_cache(maxsize=32)
+def _session_days(code: str) -> tuple[np.ndarray, np.datetime64, np.datetime64]:
+    """Every session date of `code`'s calendar (datetime64[D], sorted) and the calendar's bounds."""
+    cal = calendar_for(code)._cal
+    days = np.asarray(cal.sessions.values, dtype="datetime64[D]")
+    return days, np.datetime64(cal.first_session.date(), "D"), np.datetime64(cal.last_session.date(), "D")
+
+
+def sessions_after(code: str, last: date, as_of: date) -> int:
+    """Sessions of `code` in (`last`, `as_of`]: how many sessions a series whose last bar is `last`
+    missed at `as_of` (0 when `as_of` <= `last`, or when every day between was a holiday or weekend).
+    Outside the calendar's range (exchange-calendars covers about the last 20 years) weekdays count."""
+    if as_of <= last:
+        return 0
+    days, first, end = _session_days(code)
+    lo, hi = np.datetime64(last, "D"), np.datetime64(as_of, "D")
+    if lo < first or hi > end:
+        return int(np.busday_count(lo + 1, hi + 1))
+    return int(np.searchsorted(days, hi, side="right") - np.searchsorted(days, lo, side="right"))
+
+
+def non_sessions(code: str, stamps: pd.DatetimeIndex) -> np.ndarray:
+    """True where a daily bar's date is no session of `code`: a weekend, or a weekday holiday (within the
+    calendar's range; older dates are checked for weekends only)."""
+    d = np.asarray(stamps.tz_localize(None) if stamps.tz is not None else stamps, dtype="datetime64[D]")
+    days, first, end = _session_days(code)
+    weekend = ~np.is_busday(d)
+    inside = (d >= first) & (d <= end)
+    pos = np.searchsorted(days, d)
+    hit = (pos < len(days)) & (days[np.minimum(pos, len(days) - 1)] == d)
+    return weekend | (inside & ~hit)
+
+
+def holiday_name(code: str, day: date) -> str | None:
+    """The name the calendar gives a weekday holiday ("July 4th", "Summer Bank Holiday"), if any."""
+    cal = calendar_for(code)._cal
+    ts = pd.Timestamp(day)
+    for rule in (cal.regular_holidays,):
+        if rule is None:
+            continue
+        names = rule.holidays(ts, ts, return_name=True)
+        if len(names):
+            return str(names.iloc[0])
+    return None
+
+
+def nth_session_after(code: str, day: date, n: int) -> date:
+    """The date of the `n`-th session of `code` after `day` (weekdays outside the calendar's range)."""
+    days, first, _ = _session_days(code)
+    d = np.datetime64(day, "D")
+    i = int(np.searchsorted(days, d, side="right")) + n - 1
+    if d < first or i >= len(days):
+        return date.fromisoformat(str(np.busday_offset(d, n, roll="forward")))
+    return date.fromisoformat(str(days[i]))
+
+
+def sessions_between(code: str, first: np.datetime64, last: np.datetime64) -> np.ndarray:
+    """The session dates of `code` in [`first`, `last`] (datetime64[D]) that the calendar covers."""
+    days, _, _ = _session_days(code)
+    return days[np.searchsorted(days, first, side="left") : np.searchsorted(days, last, side="right")]
+
+
+def keeps_holidays(code: str, stamps: pd.DatetimeIndex) -> bool:
+    """True when a daily series follows `code`'s holidays: it has a bar on at most half of the weekday
+    holidays within its span (real exchange data; a stray holiday bar is then an error in the file).
+    False for a weekday-calendar series - synthetic, or a vendor filling holidays - which has a bar on
+    most of them: its holiday bars are its calendar, and its sessions are counted as its rows."""
+    if len(stamps) < 2:
+        return True
+    d = np.asarray(stamps.tz_localize(None) if stamps.tz is not None else stamps, dtype="datetime64[D]")
+    days, first, end = _session_days(code)
+    lo, hi = max(d[0], first), min(d[-1], end)
+    if lo > hi:
+        return True
+    holidays = int(np.busday_count(lo, hi + 1)) - len(sessions_between(code, lo, hi))
+    weekday = np.is_busday(d) & (d >= lo) & (d <= hi)
+    pos = np.searchsorted(days, d)
+    on = int((weekday & ~((pos < len(days)) & (days[np.minimum(pos, len(days) - 1)] == d))).sum())
+    return holidays <= 0 or on * 2 <= holidays

@@ -33,17 +33,18 @@ import pandas as pd
 from joe.brokers.base import HISTORY_COLUMNS
 from joe.core import clock
 from joe.core.models import AssetClass, Instrument
+from joe.data.calendars import nth_session_after, sessions_after
 from joe.data.dates import (
     AmbiguousDates,
     DateFormats,
     WrongDateFormat,
     bar_index,
-    is_daily_spacing,
     parse_times,
 )
 from joe.data.errors import DataError
 from joe.data.frames import FrameSource, as_of_cutoff, bars_from_closes
 from joe.data.quality import Finding, QualityConfig
+from joe.data.sessions import drop_non_session_bars
 from joe.data.splits import SPLITS_FILE, UserSplit, read_splits_file
 
 TIME_ALIASES = ("date", "datetime", "timestamp", "time", "ts", "day")
@@ -109,6 +110,18 @@ SEPARATORS = {";": "semicolon ';'", "\t": "tab", "|": "pipe '|'"}
 _DECIMAL_COMMA = re.compile(r"^-?\d+,\d+$")
 
 
+def text_encoding(path: Path) -> str:
+    """utf-16 for a file that starts with a UTF-16 byte-order mark (Excel's "Unicode Text"), else utf-8
+    (a UTF-8 byte-order mark is skipped)."""
+    opener = gzip.open if path.name.lower().endswith(".gz") else open
+    try:
+        with opener(path, "rb") as fh:
+            head = fh.read(2)
+    except OSError:
+        return "utf-8"
+    return "utf-16" if head in (b"\xff\xfe", b"\xfe\xff") else "utf-8-sig"
+
+
 def sniff_separator(path: Path) -> tuple[str, bool]:
     """(the field separator of a CSV file, whether its numbers use decimal commas), from its first lines.
 
@@ -117,7 +130,7 @@ def sniff_separator(path: Path) -> tuple[str, bool]:
     """
     opener = gzip.open if path.name.lower().endswith(".gz") else open
     try:
-        with opener(path, "rt", encoding="utf-8", errors="replace") as fh:
+        with opener(path, "rt", encoding=text_encoding(path), errors="replace") as fh:
             lines = [fh.readline() for _ in range(6)]
     except OSError:
         return ",", False
@@ -144,7 +157,8 @@ def _read(path: Path) -> tuple[pd.DataFrame, str | None]:
             note = f"read as a {SEPARATORS[sep]}-separated file" + (
                 " with decimal commas (12,5 = 12.5)" if decimal_comma else ""
             )
-        return pd.read_csv(path, sep=sep, decimal="," if decimal_comma else "."), note
+        encoding = text_encoding(path)
+        return pd.read_csv(path, sep=sep, decimal="," if decimal_comma else ".", encoding=encoding), note
     except Exception as exc:  # any reader failure becomes a message about this file
         raise DataError(
             f"{path.name}: cannot be read as {'Parquet' if 'parq' in path.name else 'CSV'} "
@@ -323,44 +337,6 @@ def read_file(path: Path, date_format: str | DateFormats | None = None) -> Loade
     return LoadedFile(sym, f, frame, lines, findings, daily)
 
 
-def drop_non_session_bars(loaded: LoadedFile, kind: AssetClass) -> LoadedFile:
-    """A share's or fund's daily bars on a Saturday or Sunday are no session's: they are left out with
-    a `non_session` warning naming the rows, so one stray weekend row can neither move the run's as-of
-    date (and leave every other file a session behind) nor feed a signal. FX and crypto trade then;
-    exchange holidays are not checked (a file does not say its exchange)."""
-    if not loaded.daily or kind not in (AssetClass.EQUITY, AssetClass.ETF) or loaded.frame.empty:
-        return loaded
-    if not is_daily_spacing(pd.DatetimeIndex(loaded.frame.index)):  # weekly/monthly labels: any weekday
-        return loaded
-    weekend = np.asarray(loaded.frame.index.day_of_week >= 5)
-    if not weekend.any():
-        return loaded
-    lines = loaded.rows[weekend]
-    days = loaded.frame.index[weekend]
-    listed = ", ".join(
-        f"row {int(r)} ({d.date()}, {d.day_name()})" for r, d in zip(lines[:5], days[:5], strict=False)
-    )
-    more = f" and {len(lines) - 5} more" if len(lines) > 5 else ""
-    note = Finding(
-        loaded.symbol,
-        "warning",
-        "non_session",
-        f"{len(lines)} daily bar(s) on a weekend, when shares do not trade ({listed}{more}): left out (they "
-        f"do not move the as-of date); a time zone shifted by a day, or a wrong date? Check those rows",
-        loaded.file,
-        int(lines[0]),
-        days[0].date().isoformat(),
-    )
-    return LoadedFile(
-        loaded.symbol,
-        loaded.file,
-        loaded.frame.loc[~weekend],
-        loaded.rows[~weekend],
-        [*loaded.findings, note],
-        loaded.daily,
-    )
-
-
 def load_bars(path: Path, date_format: str | DateFormats | None = None) -> pd.DataFrame:
     """Read and validate one file into a history frame (HISTORY_COLUMNS, sorted UTC index named ts)."""
     return read_file(path, date_format).frame
@@ -384,14 +360,14 @@ def _native_timeframe(frames: dict[str, pd.DataFrame]) -> str:
     return f"{minutes // 60}h" if minutes % 60 == 0 else f"{minutes}m"
 
 
-STALE_SESSIONS = QualityConfig().stale_sessions  # the quality stage's stale limit, in weekday sessions
+STALE_SESSIONS = QualityConfig().stale_sessions  # the quality stage's stale limit, in sessions
+SOURCE_CALENDAR = "XNYS"  # a folder's own limits (as-of past the data, future dates) count NYSE sessions
 
 
 def _sessions_between(last: date, as_of: date) -> int:
-    """Weekday sessions after `last` up to and including `as_of` (0 when `as_of` <= `last`)."""
-    if as_of <= last:
-        return 0
-    return int(np.busday_count(np.datetime64(last, "D") + 1, np.datetime64(as_of, "D") + 1))
+    """NYSE sessions after `last` up to and including `as_of` (0 when `as_of` <= `last`): holidays are
+    not missed sessions (`joe.data.calendars.sessions_after`)."""
+    return sessions_after(SOURCE_CALENDAR, last, as_of)
 
 
 FUTURE_LEAP = pd.Timedelta(days=10)  # a gap this long into bars past the consensus marks a typo
@@ -403,7 +379,7 @@ def _leap(dates: pd.DatetimeIndex, i: int) -> bool:
 
 
 def future_limit(last_dates: list[date], today: date) -> date:
-    """The last date a file's bars may reach: `STALE_SESSIONS` weekday sessions after the newest date
+    """The last date a file's bars may reach: `STALE_SESSIONS` NYSE sessions after the newest date
     at least two files reach (the consensus; one file: its own), and never after today + 1 day (a
     session date east of UTC).
 
@@ -412,8 +388,8 @@ def future_limit(last_dates: list[date], today: date) -> date:
     """
     ordered = sorted(last_dates, reverse=True)
     consensus = ordered[1] if len(ordered) >= 2 else ordered[0]
-    ahead = np.busday_offset(np.datetime64(consensus, "D"), STALE_SESSIONS, roll="forward")
-    return min(date.fromisoformat(str(ahead)), today + timedelta(days=1))
+    ahead = nth_session_after(SOURCE_CALENDAR, consensus, STALE_SESSIONS)
+    return min(ahead, today + timedelta(days=1))
 
 
 class FileSource(FrameSource):

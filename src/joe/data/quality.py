@@ -23,6 +23,12 @@ Checks (thresholds in `QualityConfig`; the README's data section lists them for 
   yet and every signal would be read from it (regime inputs keep it as a warning).
 * ``volume_missing`` (error on the last bar, else warning): NaN or zero volume in a series with volume.
 * ``behind`` (warning): the last bar is 1-3 sessions before the as-of date: not scored this run.
+  Sessions are the symbol's exchange's (`calendars`, `joe.data.calendars`): a holiday is no missed
+  session. Without a calendar (FX, crypto, or none given) the panel's dates count.
+* ``no_session`` (warning): no bar on the as-of date because the symbol's exchange had no session
+  then (a holiday there while other markets traded): not scored this run, nothing to fix.
+* ``missing_sessions`` (warning): sessions of the symbol's exchange between its first and last bar
+  without a bar (daily data; holidays and weekends are not missing): the rows are named.
 * ``outlier`` (warning): |log return − median| > k × 1.4826 × MAD of the symbol's log returns
   (k = 10) and the move is at least 10%: a robust z-score far beyond normal for that symbol.
 * ``close_only`` (warning): bars carry no intrabar information (open = previous close with high/low =
@@ -45,6 +51,7 @@ import numpy as np
 import pandas as pd
 
 from joe.data import splits
+from joe.data.calendars import holiday_name, keeps_holidays, sessions_after, sessions_between
 from joe.data.findings import FIELDS, PRICES, Finding, Locator, QualityConfig, QualityReport, QualityResult
 from joe.data.splits import SPLITS_FILE, UserSplit
 
@@ -114,6 +121,7 @@ def check_bars(
     user_splits: Mapping[str, Sequence[UserSplit]] | None = None,
     check_stale: bool = True,
     no_splits: Collection[str] = (),
+    calendars: Mapping[str, str | None] | None = None,
 ) -> QualityResult:
     """Check (and repair where safe) aligned bar arrays; see the module docstring for the rules.
 
@@ -122,6 +130,8 @@ def check_bars(
     confirmed (symbol -> `UserSplit`s, from ``splits.csv``). `check_stale` False for the regime's
     inputs, whose age `joe.data.regime_inputs` reports (a stale VIX lowers confidence, it is kept).
     `no_splits`: symbols that cannot split (indices, FX, crypto): their jumps are moves, never splits.
+    `calendars`: symbol -> exchange calendar code (`joe.data.calendars.exchange_of`) whose sessions
+    count a daily series' lag and missing bars; None or absent: the panel's dates count.
     """
     cfg = config or QualityConfig()
     arr = {k: np.array(fields[k], dtype=np.float64, order="F", copy=True) for k in FIELDS}
@@ -197,6 +207,7 @@ def check_bars(
     n_valid = counted.sum(axis=0)
     share = np.where(n_valid > 0, ((from_closes | flat) & counted).sum(axis=0) / np.maximum(n_valid, 1), 0)
     last_row = np.where(valid.any(axis=0), n - 1 - np.argmax(valid[::-1], axis=0), -1)
+    daily = calendars is not None and n > 2 and _daily(dates)
     for j in range(m):
         if not keep[j] or last_row[j] < 0:
             continue
@@ -219,6 +230,22 @@ def check_bars(
         if vol_known[j] and check_stale and symbols[j] not in no_splits:  # traded shares and funds
             _volume_gaps(arr["volume"][:, j], valid[:, j], int(last_row[j]), j, col, cfg, keep)
         lag = n - 1 - int(last_row[j])
+        code = (calendars or {}).get(symbols[j]) if daily else None
+        if code is not None and not keeps_holidays(code, dates[valid[:, j]]):
+            code = None  # a weekday-calendar series: its rows are its sessions
+        if code is not None and check_stale:
+            _missing_sessions(code, dates[valid[:, j]], j, col, cfg)
+            behind_rows, lag = lag, sessions_after(code, dates[last_row[j]].date(), dates[-1].date())
+            if behind_rows and not lag:
+                col.add(
+                    j,
+                    "warning",
+                    "no_session",
+                    f"no bar on the as-of date {dates[-1].date()}: {code} had no session then "
+                    f"({holiday_name(code, dates[-1].date()) or 'a holiday or weekend'}) while other markets "
+                    f"traded; not scored this run - nothing to fix",
+                    int(last_row[j]),
+                )
         if check_stale and 0 < lag <= cfg.stale_sessions:
             # Not stale enough to exclude, but a scan needs the as-of bar: say so instead of leaving the
             # symbol silently unscored while the run counts it as trading.
@@ -243,6 +270,33 @@ def check_bars(
             )
     events = [(sym, dates[t].date().isoformat(), ratio) for sym, got in adjusted.items() for t, ratio in got]
     return QualityResult(arr, keep, QualityReport(col.findings, m, events), adjusted)
+
+
+def _daily(dates: pd.DatetimeIndex) -> bool:
+    """Daily bars: a median spacing from 20 hours to 4 days (weekends and holidays included)."""
+    step = float(np.median(np.diff(dates.asi8)))
+    return pd.Timedelta(hours=20).value <= step <= pd.Timedelta(days=4).value
+
+
+def _missing_sessions(code: str, have: pd.DatetimeIndex, j: int, col: _Collector, cfg: QualityConfig) -> None:
+    """A `missing_sessions` warning for the sessions of `code` between a daily series' first and last
+    bar (inside the calendar's range) that have no bar."""
+    if len(have) < 2:
+        return
+    d = np.asarray(have.tz_localize(None) if have.tz is not None else have, dtype="datetime64[D]")
+    want = sessions_between(code, d[0], d[-1])
+    gone = want[~np.isin(want, d)]
+    if not gone.size:
+        return
+    listed = ", ".join(str(x) for x in gone[: cfg.max_rows_listed])
+    more = f" and {gone.size - cfg.max_rows_listed} more" if gone.size > cfg.max_rows_listed else ""
+    col.add(
+        j,
+        "warning",
+        "missing_sessions",
+        f"{gone.size} {code} session(s) without a bar between its first and last bar ({listed}{more}); "
+        f"holidays and weekends are not counted - a gap in the file? Indicators read across it",
+    )
 
 
 def _robust_return_sd(rj: np.ndarray) -> float:

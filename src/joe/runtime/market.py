@@ -13,6 +13,7 @@ from joe.analysis.panel import FIELDS, Panel
 from joe.brokers.base import MarketData, Sentiment
 from joe.core.logging import get_logger
 from joe.core.models import AssetClass, Instrument
+from joe.data.calendars import exchange_of
 from joe.data.collectors import HistoryCollector
 from joe.data.coverage import left_out_findings
 from joe.data.quality import Finding, QualityReport, check_bars, check_frame
@@ -83,6 +84,23 @@ def _cannot_split(source: MarketData, symbols: Sequence[str]) -> list[str]:
     return out
 
 
+def _calendars(source: MarketData, symbols: Sequence[str]) -> dict[str, str | None]:
+    """Each symbol's exchange calendar (`joe.data.calendars.exchange_of`: its listing suffix, the
+    instrument's exchange, else the NYSE; None for FX and crypto), from what the source knows of it."""
+    lookup = getattr(source, "instrument", None)
+    out: dict[str, str | None] = {}
+    for sym in symbols:
+        kind, exchange = "equity", ""
+        if callable(lookup):
+            try:
+                inst = lookup(sym)
+                kind, exchange = inst.asset_class.value, inst.exchange
+            except Exception:  # unknown to the source: a share on the NYSE, the common case
+                pass
+        out[sym] = exchange_of(sym, kind, exchange)
+    return out
+
+
 def quality_stage(source: MarketData, panel: Panel, report: QualityReport) -> Panel:
     """Run the data-quality checks over the panel: drop excluded symbols, apply repairs (splits)."""
     report.extend(list(getattr(source, "findings", []) or []))
@@ -93,6 +111,7 @@ def quality_stage(source: MarketData, panel: Panel, report: QualityReport) -> Pa
         locate=getattr(source, "locate", None),
         user_splits=getattr(source, "user_splits", None),
         no_splits=_cannot_split(source, panel.symbols),
+        calendars=_calendars(source, panel.symbols),
     )
     report.extend(res.report)
     cols = np.flatnonzero(res.keep)
