@@ -240,14 +240,21 @@ def sessions_between(code: str, first: np.datetime64, last: np.datetime64) -> np
     return days[np.searchsorted(days, first, side="left") : np.searchsorted(days, last, side="right")]
 
 
-def keeps_holidays(code: str, stamps: pd.DatetimeIndex) -> bool:
+def day_array(stamps: pd.DatetimeIndex | np.ndarray) -> np.ndarray:
+    """Dates as datetime64[D] (an aware index is taken at its UTC date: daily bars sit at 00:00 UTC)."""
+    if isinstance(stamps, pd.DatetimeIndex):
+        stamps = stamps.tz_convert(None) if stamps.tz is not None else stamps
+    return np.asarray(stamps).astype("datetime64[D]")
+
+
+def keeps_holidays(code: str, stamps: pd.DatetimeIndex | np.ndarray) -> bool:
     """True when a daily series follows `code`'s holidays: it has a bar on at most half of the weekday
     holidays within its span (real exchange data; a stray holiday bar is then an error in the file).
     False for a weekday-calendar series - synthetic, or a vendor filling holidays - which has a bar on
     most of them: its holiday bars are its calendar, and its sessions are counted as its rows."""
     if len(stamps) < 2:
         return True
-    d = np.asarray(stamps.tz_localize(None) if stamps.tz is not None else stamps, dtype="datetime64[D]")
+    d = day_array(stamps)
     days, first, end = _session_days(code)
     lo, hi = max(d[0], first), min(d[-1], end)
     if lo > hi:

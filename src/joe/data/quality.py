@@ -51,7 +51,7 @@ import numpy as np
 import pandas as pd
 
 from joe.data import splits
-from joe.data.calendars import holiday_name, keeps_holidays, sessions_after, sessions_between
+from joe.data.calendars import day_array, holiday_name, keeps_holidays, sessions_after, sessions_between
 from joe.data.findings import FIELDS, PRICES, Finding, Locator, QualityConfig, QualityReport, QualityResult
 from joe.data.splits import SPLITS_FILE, UserSplit
 
@@ -208,6 +208,7 @@ def check_bars(
     share = np.where(n_valid > 0, ((from_closes | flat) & counted).sum(axis=0) / np.maximum(n_valid, 1), 0)
     last_row = np.where(valid.any(axis=0), n - 1 - np.argmax(valid[::-1], axis=0), -1)
     daily = calendars is not None and n > 2 and _daily(dates)
+    all_days = day_array(dates) if daily else None
     for j in range(m):
         if not keep[j] or last_row[j] < 0:
             continue
@@ -231,10 +232,11 @@ def check_bars(
             _volume_gaps(arr["volume"][:, j], valid[:, j], int(last_row[j]), j, col, cfg, keep)
         lag = n - 1 - int(last_row[j])
         code = (calendars or {}).get(symbols[j]) if daily else None
-        if code is not None and not keeps_holidays(code, dates[valid[:, j]]):
+        mine = all_days[valid[:, j]] if code is not None and all_days is not None else None
+        if code is not None and not keeps_holidays(code, mine):
             code = None  # a weekday-calendar series: its rows are its sessions
         if code is not None and check_stale:
-            _missing_sessions(code, dates[valid[:, j]], j, col, cfg)
+            _missing_sessions(code, mine, j, col, cfg)
             behind_rows, lag = lag, sessions_after(code, dates[last_row[j]].date(), dates[-1].date())
             if behind_rows and not lag:
                 col.add(
@@ -278,12 +280,11 @@ def _daily(dates: pd.DatetimeIndex) -> bool:
     return pd.Timedelta(hours=20).value <= step <= pd.Timedelta(days=4).value
 
 
-def _missing_sessions(code: str, have: pd.DatetimeIndex, j: int, col: _Collector, cfg: QualityConfig) -> None:
+def _missing_sessions(code: str, d: np.ndarray | None, j: int, col: _Collector, cfg: QualityConfig) -> None:
     """A `missing_sessions` warning for the sessions of `code` between a daily series' first and last
     bar (inside the calendar's range) that have no bar."""
-    if len(have) < 2:
+    if d is None or len(d) < 2:
         return
-    d = np.asarray(have.tz_localize(None) if have.tz is not None else have, dtype="datetime64[D]")
     want = sessions_between(code, d[0], d[-1])
     gone = want[~np.isin(want, d)]
     if not gone.size:
