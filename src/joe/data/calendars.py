@@ -248,19 +248,26 @@ def day_array(stamps: pd.DatetimeIndex | np.ndarray) -> np.ndarray:
 
 
 def keeps_holidays(code: str, stamps: pd.DatetimeIndex | np.ndarray) -> bool:
-    """True when a daily series follows `code`'s holidays: it has a bar on at most half of the weekday
-    holidays within its span (real exchange data; a stray holiday bar is then an error in the file).
-    False for a weekday-calendar series - synthetic, or a vendor filling holidays - which has a bar on
-    most of them: its holiday bars are its calendar, and its sessions are counted as its rows."""
-    if len(stamps) < 2:
+    """True when a daily series follows `code`'s holidays: of the weekday holidays it could show - those
+    whose previous and next sessions both have a bar - it has a bar on at most half (real exchange
+    data; a stray holiday bar is then an error in the file). False for a weekday-calendar series -
+    synthetic, or a vendor filling holidays - which has a bar on most of them: its holiday bars are its
+    calendar, and its rows count as its sessions. True when no holiday can be seen."""
+    d = np.unique(day_array(stamps))
+    if len(d) < 2:
         return True
-    d = day_array(stamps)
     days, first, end = _session_days(code)
     lo, hi = max(d[0], first), min(d[-1], end)
     if lo > hi:
         return True
-    holidays = int(np.busday_count(lo, hi + 1)) - len(sessions_between(code, lo, hi))
-    weekday = np.is_busday(d) & (d >= lo) & (d <= hi)
-    pos = np.searchsorted(days, d)
-    on = int((weekday & ~((pos < len(days)) & (days[np.minimum(pos, len(days) - 1)] == d))).sum())
-    return holidays <= 0 or on * 2 <= holidays
+    span = np.arange(lo, hi + np.timedelta64(1, "D"))
+    holidays = span[np.is_busday(span) & ~np.isin(span, days)]
+    if not holidays.size:
+        return True
+    k = np.searchsorted(days, holidays)
+    seen = (k > 0) & (k < len(days))
+    prev, nxt = days[np.maximum(k - 1, 0)], days[np.minimum(k, len(days) - 1)]
+    seen &= np.isin(prev, d) & np.isin(nxt, d)
+    if not seen.any():
+        return True
+    return int(np.isin(holidays[seen], d).sum()) * 2 <= int(seen.sum())
