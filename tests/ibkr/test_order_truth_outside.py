@@ -94,8 +94,10 @@ async def test_owner_sells_part_legs_shrink_and_joe_equals_broker(
     await wait_for(lambda: legs_left() == [60, 60], what="Joe's legs at 60")
     sim.set_price("AAPL", 90)  # the stop fires
     await wait_for(lambda: _held(sim) == 0, what="stop filled")
+    # Joe catches up with the broker's reports (it asks the broker on some): waited for, not slept.
+    await wait_for(lambda: om.position_of("oc-part") == 0, timeout=10, what="Joe flat")
     await asyncio.sleep(0.3)
-    assert _held(sim) == 0 and om.position_of("oc-part") == 0
+    assert _held(sim) == 0  # flat at the broker, never short
     assert (await Reconciler(om).reconcile()).explained
     assert _outside(store) == [("oc-part", Decimal(-40))]  # once
 
@@ -153,8 +155,10 @@ async def test_owner_sells_while_joes_exit_is_working(
     await wait_for(lambda: _working(sim) == [("LMT", Decimal(30))], what="exit 30 alone")
     sim.set_price("AAPL", 106)
     await wait_for(lambda: _held(sim) == 0, what="exit filled")
+    # Joe catches up with the broker's reports (it asks the broker on some): waited for, not slept.
+    await wait_for(lambda: om.position_of("oc-work") == 0, timeout=10, what="Joe flat")
     await asyncio.sleep(0.3)
-    assert _held(sim) == 0 and om.position_of("oc-work") == 0
+    assert _held(sim) == 0  # flat at the broker, never short
     o = om.order(ex.client_order_id)
     assert o is not None and o.filled_quantity == 30
     assert [om.order(i.client_order_id).state for i in legs[1:]] == [OrderState.CANCELLED] * 2  # type: ignore[union-attr]

@@ -149,8 +149,11 @@ class MassStatus:
     account: AccountInfo | None = None
 
 
-Observation = OrderStatusReport | FillReport | CommissionReport | BrokerNotice
-"""What an adapter's `observations()` stream yields."""
+Observation = OrderStatusReport | FillReport | CommissionReport | BrokerNotice | PositionReport
+"""What an adapter's `observations()` stream yields. A `PositionReport` on it is a live position
+update (IBKR `position`, pushed for every change of the account's position, whoever traded): the
+only live sign at IBKR of a trade the owner made in TWS (its execDetails go to the client that
+placed it, never to Joe's)."""
 
 
 @dataclass(frozen=True, slots=True)

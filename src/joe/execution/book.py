@@ -4,6 +4,8 @@ read and write of them against the store (optimistic concurrency: a save carries
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
 
 from joe.brokers.base import BrokerOrderRef, InvalidOrder
 from joe.core.clock import utcnow
@@ -12,6 +14,25 @@ from joe.store import Store
 from joe.store.errors import StaleOrderError
 
 log = logging.getLogger(__name__)
+_T = TypeVar("_T")
+_R = TypeVar("_R")
+
+
+async def retry_stale(
+    step: Callable[[_T], Awaitable[_R]], arg: _T, give_up: Callable[[StaleOrderError], Awaitable[None]]
+) -> _R | None:
+    """Run one step of a pass (apply a report, settle an order, check a signal); a copy another
+    writer saved over (`StaleOrderError`: another process or `OrderManager` on this store) has been
+    replaced in the cache by the stored one (`OrderBook.save`), so the step is run once more. Stale
+    again: `give_up` (alert) and None — the pass goes on, the next one retries; the order stays as
+    the store and the broker have it (its protective stop is not touched)."""
+    for attempt in (1, 2):
+        try:
+            return await step(arg)
+        except StaleOrderError as e:
+            if attempt == 2:
+                await give_up(e)
+    return None
 
 
 class OrderBook:

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import TYPE_CHECKING
 
-from joe.brokers.base import BrokerError
+from joe.brokers.base import BrokerError, EntriesRefused, InvalidOrder
 from joe.core.ids import client_order_id
 from joe.core.models import ZERO, OrderIntent, OrderLeg, OrderType, Side, TimeInForce
 from joe.core.order import Order, OrderState
@@ -60,6 +60,46 @@ def size_exit(
     return ExitSize(max(cap, ZERO), why)
 
 
+async def run_exit(
+    om: OrderManager,
+    signal_id: str,
+    quantity: Decimal | None,
+    order_type: OrderType,
+    limit_price: Decimal | None,
+) -> Order | None:
+    """`OrderManager.exit` (its docstring says what it guarantees): the attempt bookkeeping around
+    `place_exit`, and what protects the position once the exit is placed or has failed."""
+    if om._reconciling:
+        raise EntriesRefused(f"{om.broker}: reconciliation running; retry the exit when it ends")
+    orders = om.book.signal_orders(signal_id)
+    entry = next((o for o in orders if o.intent.leg is OrderLeg.ENTRY), None)
+    if entry is None:
+        raise InvalidOrder(f"signal {signal_id}: no entry order, nothing to exit")
+    attempts = [o for o in orders if o.intent.leg is OrderLeg.EXIT]
+    live = [o for o in attempts if not o.state.is_terminal]
+    if live:
+        return live[-1]
+    om._exiting.add(signal_id)
+    try:
+        placed = await place_exit(om, entry, orders, len(attempts), quantity, order_type, limit_price)
+    except Exception:
+        om._exiting.discard(signal_id)
+        await om._check_protection(signal_id)
+        raise
+    finally:
+        om._exiting.discard(signal_id)
+    # The exit may have ended while it was being placed (refused at once: error 201, a close
+    # refused on a closed market) after it cancelled the protective legs, and the checks its
+    # reports ran were held while it was placed: what protects the position now is reported at
+    # once (the safety layer re-places the stop, or reduces, or halts), never left until the
+    # next broker report (chaos defect 5).
+    if signal_id in om._refit:  # the owner traded while the exit was placed: legs fitted now
+        om._refit.discard(signal_id)
+        await om._fit_legs(signal_id, om.position_of(signal_id))
+    await om._check_protection(signal_id)
+    return placed
+
+
 async def place_exit(
     om: OrderManager,
     entry: Order,
@@ -96,7 +136,12 @@ async def place_exit(
     # Joe's fills: the owner may have traded the instrument elsewhere): no protective leg may be
     # larger, or its fill would reverse the position.
     remaining = guard_size(side, joe_pos, net, size.quantity)
-    guards = [o for o in orders if o.intent.leg in _CHILD_LEGS and o.state in _WORKING]
+    # Where the broker resizes attached legs with their deal (`legs_follow_position`: Capital.com) they
+    # are never removed before the exit: a close takes them with the deal, and if the exit fails the
+    # position keeps its stop (chaos seeds 62, 98, 170, 191: the stop removed, then the close refused,
+    # left the deal naked while trading stayed ACTIVE).
+    follow = getattr(om.client, "legs_follow_position", False)
+    guards = [] if follow else [o for o in orders if o.intent.leg in _CHILD_LEGS and o.state in _WORKING]
     await fit_guards(om, guards, remaining)
     # The position may have moved while the guards were changed (a stop or target filled, the owner
     # traded): size again from the broker, and shrink the guards again if it went down meanwhile.

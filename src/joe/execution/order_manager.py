@@ -45,12 +45,19 @@ from joe.core.clock import utcnow
 from joe.core.events import AuditSink
 from joe.core.models import OrderIntent, OrderLeg, OrderType
 from joe.core.order import Order, OrderState
-from joe.core.reports import BrokerNotice, CommissionReport, FillReport, Observation, OrderStatusReport
-from joe.execution.book import OrderBook
+from joe.core.reports import (
+    BrokerNotice,
+    CommissionReport,
+    FillReport,
+    Observation,
+    OrderStatusReport,
+    PositionReport,
+)
+from joe.execution.book import OrderBook, retry_stale
 from joe.execution.bracket_follower import BracketFollower
 from joe.execution.broker_queries import BrokerQueries
 from joe.execution.events import AlertKind, ExecutionAlert, UnprotectedPosition
-from joe.execution.exits import place_exit
+from joe.execution.exits import run_exit
 from joe.execution.fill_intake import EXEC_TIME_SLACK, FillIntake
 from joe.execution.increments import check_intent
 from joe.execution.journal import (
@@ -129,6 +136,9 @@ class OrderManager(FillIntake, BrokerQueries, OutsideChanges, BracketFollower):
         self._resize_asked: dict[str, Decimal] = {}
         self._over_asked: dict[str, tuple[Decimal, Decimal]] = {}
         self._frozen: set[str] = set()  # signals whose children must not follow (unconfirmed overfill)
+        self._refit: set[str] = set()
+        self._position_seen: dict[str, Decimal] = {}
+        self._outside_lock = asyncio.Lock()
         self._trims: dict[str, asyncio.Task[None]] = {}  # legs outliving their position (`_trim_guards`)
         self.changed = asyncio.Event()
         self._consumer: asyncio.Task[None] | None = None
@@ -244,19 +254,13 @@ class OrderManager(FillIntake, BrokerQueries, OutsideChanges, BracketFollower):
             await self._after_change(o)
 
     async def _fresh(self, step: Callable[[_T], Awaitable[_R]], arg: _T) -> _R | None:
-        """Run one step of a pass (apply a report, settle an order, check a signal); a copy another
-        writer saved over (`StaleOrderError`: another process or `OrderManager` on this store) is
-        re-read from the store and the step run once more. If it is stale again the step is alerted
-        and skipped (None): the pass goes on, the next one retries it, the order stays as the store
-        and the broker have it (its protective stop is not touched)."""
-        for attempt in (1, 2):
-            try:
-                return await step(arg)
-            except StaleOrderError as e:  # `OrderBook.save` has put the stored copy in the cache
-                if attempt == 2:
-                    log.warning("stale order copy twice in a pass: %s", e)
-                    await self.journal.alert(AlertKind.UNRESOLVED, f"skipped for this pass: {e}")
-        return None
+        """`retry_stale` (one step of a pass, re-run once on a re-read copy), alerted if it gives up."""
+
+        async def give_up(e: StaleOrderError) -> None:
+            log.warning("stale order copy twice in a pass: %s", e)
+            await self.journal.alert(AlertKind.UNRESOLVED, f"skipped for this pass: {e}")
+
+        return await retry_stale(step, arg, give_up)
 
     async def _settle_unlisted(self, coid: str) -> bool:
         """True if the broker has the order (or it was provably never sent and is sent now / is a
@@ -494,21 +498,7 @@ class OrderManager(FillIntake, BrokerQueries, OutsideChanges, BracketFollower):
         reconciliation (raises `EntriesRefused`). Raises `BrokerError` when a leg's cancel is not
         confirmed in `confirm_timeout` (the exit is then not sent: retry it).
         """
-        if self._reconciling:
-            raise EntriesRefused(f"{self.broker}: reconciliation running; retry the exit when it ends")
-        orders = self.book.signal_orders(signal_id)
-        entry = next((o for o in orders if o.intent.leg is OrderLeg.ENTRY), None)
-        if entry is None:
-            raise InvalidOrder(f"signal {signal_id}: no entry order, nothing to exit")
-        attempts = [o for o in orders if o.intent.leg is OrderLeg.EXIT]
-        live = [o for o in attempts if not o.state.is_terminal]
-        if live:
-            return live[-1]
-        self._exiting.add(signal_id)
-        try:
-            return await place_exit(self, entry, orders, len(attempts), quantity, order_type, limit_price)
-        finally:
-            self._exiting.discard(signal_id)
+        return await run_exit(self, signal_id, quantity, order_type, limit_price)
 
     # ------------------------------------------------------------------ observations
     async def process(self, obs: Observation) -> None:
@@ -521,6 +511,8 @@ class OrderManager(FillIntake, BrokerQueries, OutsideChanges, BracketFollower):
             await self._on_commission(obs)
         elif isinstance(obs, BrokerNotice):
             await self._on_notice(obs)
+        elif isinstance(obs, PositionReport):
+            await self.on_position(obs)
         self.changed.set()
 
     async def _on_status(self, r: OrderStatusReport) -> None:

@@ -23,8 +23,9 @@ execution that adds is the owner's own position (external, never Joe's).
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING
@@ -33,10 +34,11 @@ from joe.brokers.base import BrokerError, InvalidOrder
 from joe.core.models import ZERO, Fill, OrderLeg
 from joe.core.order import Order, OrderState
 from joe.execution.events import AlertKind
+from joe.execution.fill_intake import EXEC_TIME_SLACK
 
 if TYPE_CHECKING:
     from joe.brokers.base import ExecutionClient
-    from joe.core.reports import FillReport, MassStatus
+    from joe.core.reports import FillReport, MassStatus, PositionReport
     from joe.execution.book import OrderBook
     from joe.execution.journal import ExecutionJournal
     from joe.store import Store
@@ -155,6 +157,9 @@ class OutsideChanges:
     clock: Callable[[], datetime]
     outside: OutsideLedger
     _exiting: set[str]
+    _refit: set[str]  # signals whose legs an outside change met while their exit was being placed
+    _position_seen: dict[str, Decimal]  # symbol -> the last live position update acted on
+    _outside_lock: asyncio.Lock  # one live attribution at a time
 
     if TYPE_CHECKING:  # provided by `OrderManager` / `BracketFollower`
 
@@ -165,6 +170,8 @@ class OutsideChanges:
         async def modify(self, coid: str, *, quantity: Decimal | None = None) -> None: ...
 
         async def _check_protection(self, signal_id: str) -> None: ...
+
+        async def _on_fill(self, fr: FillReport) -> bool: ...
 
     def _classified(self, f: Fill) -> bool:
         """Already Joe's fill, or already an outside change: never classified again."""
@@ -193,6 +200,44 @@ class OutsideChanges:
             return False
         await self._book_outside(entry, f, take, "the broker reports it on the deal this entry opened")
         return True
+
+    async def on_position(self, p: PositionReport) -> None:
+        """A live position update (IBKR's `position` stream; the owner's execDetails in TWS reach
+        only the client that placed them). When the broker's position in `p.symbol` is below what
+        Joe's open signals hold in that direction, the executions are read (one `mass_status`), Joe's
+        own fills in them applied first (an update may precede its execDetails), and the rest
+        attributed by shortfall (`attribute_outside`): an owner's sale in TWS is booked as an outside
+        change and the protective legs are shrunk at once, not at the next reconciliation or exit.
+        Not where the adapter names the position each close changed (`names_changed_positions`:
+        Capital.com, whose order watcher reports the owner's closes as fills with `changes`). An
+        update equal to the last one acted on is skipped (a `mass_status` re-reads the positions
+        itself). A failed read is alerted; the next update or reconciliation tries again."""
+        if getattr(self.client, "names_changed_positions", False):
+            return
+        if self._position_seen.get(p.symbol) == p.quantity:
+            return
+        self._position_seen[p.symbol] = p.quantity
+        opened = self._open_signals({p.symbol}).get(p.symbol, [])
+        held: dict[int, Decimal] = {}
+        for e in opened:
+            d = e.intent.side.sign
+            held[d] = held.get(d, ZERO) + self.position_of(e.intent.signal_id)
+        if not any(p.quantity * d < joe for d, joe in held.items()):
+            return  # Joe's signals are all there (what else moved is the owner's own)
+        async with self._outside_lock:
+            try:
+                mass = await self.client.mass_status(min(e.created_at for e in opened) - EXEC_TIME_SLACK)
+            except BrokerError as e:
+                self._position_seen.pop(p.symbol, None)
+                await self.journal.alert(
+                    AlertKind.UNRESOLVED, f"{p.symbol}: the broker's position fell to {p.quantity}, "
+                    f"below Joe's; executions unreadable ({e}); the next reconciliation looks again",
+                )  # fmt: skip
+                return
+            for fr in mass.fills:
+                if fr.fill.symbol == p.symbol and self.book.get(fr.fill.client_order_id) is not None:
+                    await self._on_fill(replace(fr, from_reconciliation=True))
+            await self.attribute_outside(mass, {p.symbol})
 
     async def attribute_outside(self, mass: MassStatus, symbols: set[str] | None = None) -> None:
         """Shortfall attribution (module docstring) of the executions in `mass` that are not Joe's,
@@ -267,8 +312,11 @@ class OutsideChanges:
         Requests only (the broker's reports move Joe's copies); never while an exit of the signal is
         being placed (it sizes them itself from the broker's position), nor where the broker resizes
         attached legs with their deal (`legs_follow_position` on the adapter: Capital.com)."""
-        if signal_id in self._exiting or getattr(self.client, "legs_follow_position", False):
-            return  # an exit sizes them itself; or the broker resizes attached legs with the deal
+        if getattr(self.client, "legs_follow_position", False):
+            return  # the broker resizes attached legs with the deal
+        if signal_id in self._exiting:
+            self._refit.add(signal_id)  # fitted again once the exit is placed (`OrderManager.exit`)
+            return  # the exit sizes them itself from the broker's position
         orders = [o for o in self.book.signal_orders(signal_id) if o.state in _WORKING]
         exits = [o for o in orders if o.intent.leg is OrderLeg.EXIT]
         exiting = ZERO

@@ -95,7 +95,7 @@ class IBKRExecutionClient:
         self.order_ids = as_store(order_ids)
         self.request_timeout = request_timeout
         self.clock = clock
-        self.tap = WireTap(self.ib, clock)
+        self.tap = WireTap(self.ib, clock, lambda: self.conn.account)
         self._rules: dict[str, InstrumentRules] = {}
         self._contracts: dict[str, Contract] = {}
         self._lock = asyncio.Lock()  # one multi-message request (order_status / mass_status) at a time

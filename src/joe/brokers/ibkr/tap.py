@@ -3,11 +3,11 @@
 ib_async 2.1 cannot be trusted for order state: its `Wrapper.error` marks a trade Cancelled for every
 code outside a short warning set (10349, 10148, 201 on a live stop...), and it silently drops a
 commission report that arrives before its execution. So the tap wraps the decoder's wrapper calls
-(`openOrder`, `completedOrder`, `orderStatus`, `execDetails`, `commissionReport`, `error`) on the
-`IB` instance, turns each raw message into a report (`joe.core.reports`), and then lets ib_async run
-as usual. It keeps only the broker's latest copy of each order (`OrderView`, to give an orderStatus
-its symbol and prices) and which request was last sent for an order id (to classify a code); it
-never decides an order's state.
+(`openOrder`, `completedOrder`, `orderStatus`, `execDetails`, `commissionReport`, `error`,
+`position`) on the `IB` instance, turns each raw message into a report (`joe.core.reports`), and
+then lets ib_async run as usual. It keeps only the broker's latest copy of each order (`OrderView`,
+to give an orderStatus its symbol and prices) and which request was last sent for an order id (to
+classify a code); it never decides an order's state.
 """
 
 from __future__ import annotations
@@ -26,12 +26,13 @@ from joe.brokers.ibkr.translate import (
     BROKER,
     OrderView,
     commission_report,
+    decimal,
     fill_report,
     status_report,
 )
 from joe.core.clock import utcnow
 from joe.core.models import OrderLeg
-from joe.core.reports import BrokerNotice, CommissionReport, Observation
+from joe.core.reports import BrokerNotice, CommissionReport, Observation, PositionReport
 
 log = logging.getLogger(__name__)
 
@@ -51,9 +52,12 @@ class SentOrder:
 class WireTap:
     """Observation stream of one `IB` connection (install once per `IB`)."""
 
-    def __init__(self, ib: IB, clock: Callable[[], Any] = utcnow) -> None:
+    def __init__(
+        self, ib: IB, clock: Callable[[], Any] = utcnow, account: Callable[[], str] = lambda: ""
+    ) -> None:
         self.ib = ib
         self.clock = clock
+        self.account = account  # the account whose positions are reported ("" = every account)
         # Every `stream()` gets every observation from the moment it starts; what arrives while no one
         # listens (e.g. executions re-read on connect) is kept for the first listener.
         self._listeners: list[asyncio.Queue[Observation]] = []
@@ -144,6 +148,7 @@ class WireTap:
             "execDetails",
             "commissionReport",
             "error",
+            "position",
         ):
             original = getattr(w, name)
             mine = getattr(self, f"_on_{name}")
@@ -199,6 +204,18 @@ class WireTap:
         rep = commission_report(report, self.clock())
         self.commissions[report.execId] = rep
         self.emit(rep)
+
+    def _on_position(self, account: str, contract: Any, pos: float, avg_cost: float) -> None:
+        """A position update (the reqPositions subscription ib_async opens on connect): reported with
+        the symbol's signed quantity, so the OrderManager sees a change it did not make (the owner
+        selling in TWS) at once, not at the next reconciliation."""
+        mine = self.account()
+        if mine and account != mine:
+            return
+        self.emit(PositionReport(
+            broker=BROKER, symbol=contract.symbol, quantity=decimal(pos), avg_price=decimal(avg_cost),
+            ts=self.clock(), broker_position_id=str(contract.conId),
+        ))  # fmt: skip
 
     def _on_error(self, req_id: int, code: int, message: str, advanced: str = "") -> None:
         sent = self.sent.get(req_id)
