@@ -54,17 +54,17 @@ from joe.brokers.capital.errors import (
     RateLimited,
     SessionExpired,
 )
-from joe.brokers.capital.exits import plan_exit
+from joe.brokers.capital.exit_flow import ExitFlow
 from joe.brokers.capital.http import CapitalClient
 from joe.brokers.capital.instruments import check_intent, rules_from_market
 from joe.brokers.capital.mapping import account_info
 from joe.brokers.capital.models import Activity, Confirm
 from joe.brokers.capital.queries import CapitalQueries
-from joe.brokers.capital.trading import TradingApi, entry_body, num
+from joe.brokers.capital.trading import TradingApi, entry_body
 from joe.brokers.capital.watch import Watcher, report_key
 from joe.core import ids
 from joe.core.events import AuditSink
-from joe.core.models import AccountInfo, OrderIntent, OrderLeg, OrderType
+from joe.core.models import AccountInfo, OrderIntent, OrderLeg
 from joe.core.reports import (
     BrokerNotice,
     CodeMeaning,
@@ -81,7 +81,7 @@ log = logging.getLogger(__name__)
 _CHILD_LEGS = (OrderLeg.STOP_LOSS, OrderLeg.TAKE_PROFIT)
 
 
-class CapitalExecutionClient(OrderAmendments):
+class CapitalExecutionClient(OrderAmendments, ExitFlow):
     """`ExecutionClient` for Capital.com over one logged-in `CapitalClient` (see module docstring)."""
 
     # An attached stop/target is always its deal's size: the broker resizes it with the deal (a
@@ -464,98 +464,6 @@ class CapitalExecutionClient(OrderAmendments):
                 if fills or time.monotonic() >= deadline:
                     break
                 await asyncio.sleep(self.confirm_interval_s)
-
-    # ------------------------------------------------------------------ exits
-    async def _exit(self, intent: OrderIntent) -> list[SubmitAck]:
-        cid = intent.client_order_id
-        entry_cid = ids.client_order_id(intent.signal_id, OrderLeg.ENTRY.value)
-        if cid in self._sent:
-            raise OrderOutcomeUnknown(f"capital: exit {cid} was already sent; ask order_status, never resend")
-        try:
-            hedging = (await self.accounts.preferences()).hedgingMode
-            rows = await self.trading.positions()
-        except CapitalError as exc:
-            raise SendFailed(f"capital: positions unreadable; exit {cid} not sent ({exc.code})") from None
-        plan = plan_exit(rows, intent, entry_cid, hedging=hedging)
-        if plan.capped:
-            self._emit(BrokerNotice(
-                "capital", "joe.exit.capped", f"exit of {intent.quantity} capped at the live {plan.live}",
-                CodeMeaning.NOTICE, self.clock(), cid, request="place",
-            ))  # fmt: skip
-        self._sent.add(cid)
-        self._audit(
-            "capital.exit.submit", cid, entry=entry_cid, close=plan.close, net_size=str(plan.net_size),
-            quantity=str(plan.quantity), live=str(plan.live),
-        )  # fmt: skip
-        if plan.net_size is not None:
-            existing = await self._existing(cid)  # a netting exit is a POST named by its id: asked first
-            if existing is not None:
-                self._emit(ob.confirm_report(existing, cid, working=False, ts=self.clock()))
-                return [SubmitAck(cid, existing.dealId, None)]
-            body = {"epic": intent.symbol, "direction": intent.side.value, "size": num(plan.net_size),
-                    "dealReference": cid}  # fmt: skip
-            ref = await self._send_order(intent, [], "/positions", body)
-            c = await self._confirm(ref) if ref else None
-            if c is None:
-                return await self._acks_from_broker(intent, [])
-            self._exits[cid] = ob.closed_deals(c)
-            self._netted.add(cid)
-            self._emit(ob.confirm_report(c, cid, working=False, ts=self.clock()))
-            await self._report_fills(ob.closed_deals(c), cid, ob.of_request(cid, None))
-            return [SubmitAck(cid, c.dealId, None)]
-        self._exits[cid] = list(plan.close)
-        done = Decimal(0)
-        prices: list[tuple[Decimal, Decimal]] = []
-        for deal_id in plan.close:
-            size = next(r.position.size for r in rows if r.position.dealId == deal_id)
-            before = {ob.fill_id(r.dealId, r.dateUTC, r.source) for r in await self._deal_rows(deal_id)}
-            self._preclose.setdefault(cid, set()).update(before)
-            c = await self._close_deal(cid, deal_id)
-            if c is not None and c.dealStatus.upper() == "ACCEPTED":
-                done += size
-                prices.append((size, c.level or Decimal(0)))
-                # The close row names no request (`p_<dealId>`): ours is the one that was not there before.
-                await self._report_fills(
-                    [deal_id],
-                    cid,
-                    ob.not_in(before),
-                )
-        avg = sum((s * p for s, p in prices), Decimal(0)) / done if done else None
-        first = plan.close[0]
-        self._emit(OrderStatusReport(
-            "capital", cid, "p_" + first, intent.symbol, intent.side, plan.quantity,
-            VenueOrderStatus.FILLED if done == plan.quantity else VenueOrderStatus.WORKING, self.clock(),
-            filled_quantity=done, avg_fill_price=avg, order_type=OrderType.MARKET, leg=intent.leg,
-            raw_status="CLOSED", reason="capped at the live position" if plan.capped else "",
-        ))  # fmt: skip
-        return [SubmitAck(cid, "p_" + first, first)]
-
-    async def _close_deal(self, cid: str, deal_id: str) -> Confirm | None:
-        """DELETE one deal. An answer that may have been lost is resolved by asking whether it exists."""
-        try:
-            ref = await self.trading.close_position(deal_id)
-        except NotFound:
-            self._notice("error.not-found.dealId", CodeMeaning.AMBIGUOUS, "place", cid, deal_id)
-            return None
-        except (InvalidRequest, CapitalAuthError, RateLimited, SessionExpired) as exc:
-            code = exc.code or type(exc).__name__
-            self._notice(code, ob.code_meaning(code, request="place"), "place", cid, deal_id)
-            return None
-        except CapitalTransient:
-            ref = "p_" + deal_id  # where a close of this deal is filed; an amend files there too
-        c = await self._confirm(ref)
-        if c is not None and deal_id in ob.closed_deals(c):
-            return c
-        # No confirm that this deal closed (lost, or an older amend's): the positions say.
-        try:
-            live = {r.position.dealId for r in await self.trading.positions()}
-        except CapitalError:
-            live = {deal_id}
-        if deal_id in live:
-            raise OrderOutcomeUnknown(f"capital: close of deal {deal_id} for {cid} could not be confirmed")
-        # Gone, by this close or by its stop/target: the activity rows settle it (order_status).
-        self._notice("joe.close_unconfirmed", CodeMeaning.AMBIGUOUS, "place", cid, deal_id)
-        return None
 
     # ------------------------------------------------------------------ asking the broker
     async def order_status(self, client_order_id: str) -> list[OrderStatusReport]:

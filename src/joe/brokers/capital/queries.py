@@ -50,6 +50,8 @@ class CapitalQueries:
         self._preclose = preclose if preclose is not None else {}
         self._netted = netted if netted is not None else set()
         self.entry_deals: dict[str, str] = {}  # dealId -> Joe's entry id, from the store (`link`)
+        self.closing: set[str] = set()  # exits whose DELETEs are being sent now (their deals may be live)
+        self.refused: dict[str, set[str]] = {}  # exit id -> deals its close did not close (no longer its)
 
     async def order_status(self, client_order_id: str) -> list[OrderStatusReport]:
         """Every order at Capital.com carrying this id (confirm, positions, working orders, activity).
@@ -193,7 +195,7 @@ class CapitalQueries:
         ref = ob.own_reference(row.details.dealReference if row.details else None)
         if ref:
             return ref == cid
-        if row.dealId not in self._exits.get(cid, ()):
+        if row.dealId not in self._exits.get(cid, ()) or row.dealId in self.refused.get(cid, ()):
             return False
         if cid in self._netted:
             return False
@@ -214,7 +216,8 @@ class CapitalQueries:
 
     async def _exit_status(self, cid: str, deal_ids: list[str]) -> list[OrderStatusReport]:
         """An exit that closed deals by id: FILLED by the closing rows that are not a stop's or a
-        target's (those closed the deal instead), WORKING while a deal is still live."""
+        target's (those closed the deal instead); CANCELLED (with what it filled) when a deal is
+        still live once its DELETEs were sent, WORKING while they are being sent."""
         now = self.clock()
         live = {r.position.dealId for r in await self.trading.positions()}
         out = []
@@ -225,8 +228,14 @@ class CapitalQueries:
             reports = (ob.fill_from_activity(r, cid) for r in rows if self.is_exit_row(cid, r))
             mine = [f.fill for f in reports if f]
             done = sum((f.quantity for f in mine), Decimal(0))
-            if deal_id in live:
-                status = VenueOrderStatus.WORKING
+            refused = deal_id in self.refused.get(cid, ())
+            if deal_id in live and cid in self.closing and not refused:
+                status = VenueOrderStatus.WORKING  # its DELETE is being sent right now
+            elif deal_id in live or refused:
+                # A close by dealId rests nowhere: a deal still open after the exit was sent was not
+                # closed by it (refused, or never reached the broker). Over (REJECTED, or CANCELLED
+                # with what it filled); never WORKING with nothing working (the exit can be retried).
+                status = VenueOrderStatus.CANCELLED if done else VenueOrderStatus.REJECTED
             else:
                 status = VenueOrderStatus.FILLED if mine else VenueOrderStatus.CANCELLED
             side = mine[0].side if mine else Side.SELL
