@@ -11,7 +11,9 @@ broker first), and runs `joe.safety.control.flatten` over an `OrderManagerVenue`
 * shadow: nothing is transmitted (shadow never sends orders). The broker is read and the report
   says what a live flatten would have closed and cancelled (``transmitted: false``).
 
-Another Joe holding the data folder (a daemon with its own `OrderManager`s) is not raced: two
+A second flatten of the same data folder while one runs in this process (a double click on the
+dashboard) is refused and leaves nothing behind (`joe.safety.flatten_route`). Another Joe holding
+the data folder (a daemon with its own `OrderManager`s) is not raced: two
 managers on one account would fight over the same orders (the daemon would re-place the stops the
 flatten cancels). The request is left in the store (``safety.broker_flatten_pending``) for that
 process's `HaltEnforcer`, which flattens through its own managers on its next poll, and `Refused`
@@ -21,11 +23,13 @@ says so (nothing was sent from here). HALTED is set either way.
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from joe.brokers.base import ExecutionClient
 from joe.core.models import OrderIntent, OrderLeg, Position, Side
+from joe.safety import flatten_route
 from joe.safety.control import SafetyContext, flatten, kill
 from joe.safety.flatten import FlattenReport
 from joe.safety.kill_switch import KillLevel
@@ -153,62 +157,79 @@ async def flatten_at_broker(
     Returns ``{"mode", "broker", "transmitted", "flat", "report"}``; raises `Refused` (another Joe
     holds the data folder, or no broker configured) with the state already HALTED.
     """
-    from joe.safety.alert_audit import AlertingAudit
     from joe.safety.lock import AlreadyRunning, InstanceLock
 
     if rt.mode not in ("live", "shadow"):
         raise Refused(f"{rt.mode} mode: nothing to flatten at a broker")
     kill(ctx, KillLevel.FLATTEN, reason=reason, by=by)  # HALTED first, whatever happens next
+
+    if flatten_route.running_here(rt.data_dir):
+        raise Refused(
+            "a flatten of this data folder is already running in this process (a second click?): trading "
+            "is HALTED; its answer says what was closed. Nothing more was asked; see `joe status`"
+        )
     lock = InstanceLock.for_data_dir(rt.data_dir)
     try:
         lock.acquire()
     except AlreadyRunning as e:
-        from joe.audit.redaction import redact_text
-        from joe.safety.halt_enforcer import BROKER_FLATTEN_KEY
-
-        asked = {
-            "reason": redact_text(reason),
-            "by": redact_text(by),
-            "at": ctx.clock().isoformat(),
-            "pid": e.pid,
-        }
-        ctx.store.set_state(BROKER_FLATTEN_KEY, asked)
-        ctx.audit.record("safety.flatten_requested", {"venue": "broker", **asked})
+        if e.pid == os.getpid() and not flatten_route.flattens_here():
+            raise Refused(
+                f"this process holds {rt.data_dir} but runs no order managers: trading is HALTED, nothing "
+                "was sent. Stop it and run `joe kill --flatten`"
+            ) from None
+        flatten_route.leave_for_holder(ctx, reason=reason, by=by, pid=e.pid, asked_mode=rt.mode)
         raise Refused(
             f"another Joe is running on {rt.data_dir} (pid {e.pid}): trading is HALTED and the flatten is "
             "left for it (its order managers close everything on their next poll; `joe status` shows "
             "'broker flatten pending' until it is done). If it does not trade at a broker, stop it "
             "(SIGTERM) and run `joe kill --flatten` again"
         ) from None
-    try:
-        client, close = await _connect_within_limits(rt, connect, rt.config.safety.flatten_attempts, pause_s)
+    with flatten_route.running(rt.data_dir):
         try:
-            if rt.mode == "shadow":
-                report = await _shadow_report(client, ctx, reason)
-                return {"mode": rt.mode, "broker": client.name, "transmitted": False, "flat": report.flat,
-                        "report": report.to_dict()}  # fmt: skip
-            from joe.execution.order_manager import OrderManager
-
-            om = OrderManager(client, rt.store, AlertingAudit(rt.audit, ctx.alerts), mode=rt.mode)
-            await om.start()
-            try:
-                (report,) = await flatten(
-                    ctx,
-                    [OrderManagerVenue(om)],
-                    reason=reason,
-                    by=by,
-                    attempts=rt.config.safety.flatten_attempts,
-                    pause_s=pause_s,
-                    halt=False,  # done above
-                )
-            finally:
-                await om.stop()
-            return {"mode": rt.mode, "broker": client.name, "transmitted": True, "flat": report.flat,
-                    "report": report.to_dict()}  # fmt: skip
+            return await _flatten_holding_lock(rt, ctx, reason, by, pause_s, connect)
         finally:
-            await close()
+            lock.release()
+
+
+async def _flatten_holding_lock(
+    rt: Runtime,
+    ctx: SafetyContext,
+    reason: str,
+    by: str,
+    pause_s: float,
+    connect: Callable[[Runtime], Awaitable[tuple[ExecutionClient, Closer]]],
+) -> dict[str, Any]:
+    from joe.safety.alert_audit import AlertingAudit
+
+    client, close = await _connect_within_limits(rt, connect, rt.config.safety.flatten_attempts, pause_s)
+    try:
+        if rt.mode == "shadow":
+            report = await _shadow_report(client, ctx, reason)
+            return {"mode": rt.mode, "broker": client.name, "transmitted": False, "flat": report.flat,
+                    "report": report.to_dict()}  # fmt: skip
+        from joe.execution.order_manager import OrderManager
+
+        om = OrderManager(client, rt.store, AlertingAudit(rt.audit, ctx.alerts), mode=rt.mode)
+        await om.start()
+        try:
+            (report,) = await flatten(
+                ctx,
+                [OrderManagerVenue(om)],
+                reason=reason,
+                by=by,
+                attempts=rt.config.safety.flatten_attempts,
+                pause_s=pause_s,
+                halt=False,  # done above
+            )
+        finally:
+            await om.stop()
+        if report.flat and ctx.store.get_state(flatten_route.BROKER_FLATTEN_KEY) is not None:
+            # Flat at the broker: a request left earlier (for this very flatten) is done too.
+            flatten_route.clear_requests_broker(ctx, by=by, why="flat after a flatten from this process")
+        return {"mode": rt.mode, "broker": client.name, "transmitted": True, "flat": report.flat,
+                "report": report.to_dict()}  # fmt: skip
     finally:
-        lock.release()
+        await close()
 
 
 __all__ = ["OrderManagerVenue", "Refused", "flatten_at_broker", "open_execution"]

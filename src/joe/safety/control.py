@@ -14,6 +14,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from joe.audit.errors import AuditWriteError
 from joe.audit.redaction import redact_text
 from joe.core.clock import utcnow
 from joe.core.events import AuditSink
@@ -60,22 +61,98 @@ def alert_on_state_changes(ctx: SafetyContext) -> Callable[[], None]:
     return add_state_listener(ctx._state_changed)
 
 
+class KillDegraded(AuditWriteError):
+    """The kill took effect but could not be fully recorded (a full or failing data disk).
+
+    An `AuditWriteError` (callers fail closed on that one type). `state` is the trading state after it
+    (None when the store could not be read either) and `kill_file` the ``KILL`` file written as the
+    fallback (None when the store took the move). The message says what happened and what to do; the
+    callers (CLI, dashboard, Telegram) show it."""
+
+    def __init__(
+        self, message: str, state: StateRecord | None, kill_file: Path | None, where: Path | None = None
+    ) -> None:
+        RuntimeError.__init__(self, message)
+        self.path = where or Path(".")
+        self.errno = None
+        self.state = state
+        self.kill_file = kill_file
+
+
 def kill(ctx: SafetyContext, level: KillLevel, *, reason: str, by: str) -> StateRecord:
     """Pull the kill switch at `level` (reduce → REDUCING, halt/flatten → HALTED); returns the state.
 
     A kill is never refused: an empty reason is recorded as "no reason given". Flattening the
     positions is `flatten`'s job (it needs broker connections); this only moves the state.
+
+    Fail closed (review r16, defect 6): the state moves even when the audit record cannot be written,
+    and when the store cannot take the move either the ``KILL`` file is written (it needs at most one
+    block; an empty one is HALT). Either way `KillDegraded` is raised afterwards, saying so.
     """
     why = redact_text(reason.strip()) or "no reason given"
-    ctx.audit.record("safety.kill", {"level": level.value, "reason": why, "by": by})
-    rec, changed = ctx.states.escalate(level.state, by=by, reason=f"kill --{level.value}: {why}")
-    ctx.alerts.kill(level.value, by, why, rec.state.value, changed)
-    return rec
+    failures: list[str] = []
+    try:
+        ctx.audit.record("safety.kill", {"level": level.value, "reason": why, "by": by})
+    except Exception as exc:
+        failures.append(f"audit: {type(exc).__name__}: {exc}")
+    rec: StateRecord | None = None
+    changed = False
+    try:
+        rec, changed = ctx.states.escalate(level.state, by=by, reason=f"kill --{level.value}: {why}")
+    except Exception as exc:
+        failures.append(f"state: {type(exc).__name__}: {exc}")
+        try:
+            rec = ctx.states.current()
+        except Exception:
+            rec = None
+    if not failures and rec is not None:
+        ctx.alerts.kill(level.value, by, why, rec.state.value, changed)
+        return rec
+    kill_file = None
+    if rec is None or rec.state.severity < level.state.severity:
+        kill_file = _fallback_kill_file(ctx.data_dir, level, why)
+    message = _degraded_message(ctx.data_dir, level, rec, kill_file, failures)
+    raise KillDegraded(message, rec, kill_file, ctx.data_dir)
+
+
+def _fallback_kill_file(data_dir: Path, level: KillLevel, why: str) -> Path | None:
+    """Write ``KILL`` (level and reason; an empty file when even that block is not free: HALT)."""
+    import os
+
+    from joe.safety.kill_switch import kill_file_path, write_kill_file
+
+    try:
+        return write_kill_file(data_dir, level, why)
+    except OSError:
+        pass
+    path = kill_file_path(data_dir)
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o644))
+        return path
+    except OSError:
+        return None
+
+
+def _degraded_message(
+    data_dir: Path, level: KillLevel, rec: StateRecord | None, kill_file: Path | None, failures: list[str]
+) -> str:
+    held = rec is not None and rec.state.severity >= level.state.severity
+    did = (
+        f"trading is {rec.state.value.upper()}" if held and rec is not None
+        else f"the kill file {kill_file} was written: every Joe on this data folder halts"
+        if kill_file is not None
+        else "NOTHING could be recorded: stop Joe (SIGTERM) now"
+    )  # fmt: skip
+    return (
+        f"{level.value.upper()}: {did}, but the kill could not be fully recorded ({'; '.join(failures)}). "
+        f"Is the disk of {data_dir} full? `touch {data_dir / 'KILL'}` halts without free space; free "
+        "space, then check `joe status` and `joe audit verify`"
+    )
 
 
 def resume(ctx: SafetyContext, *, reason: str, by: str) -> StateRecord:
-    """A human moves trading back to ACTIVE. Raises `ResumeRefused` (no reason, kill file present,
-    already active)."""
+    """A human moves trading back to ACTIVE and clears every pending flatten request (broker and
+    paper). Raises `ResumeRefused` (no reason, kill file present, already active)."""
     kf = read_kill_file(ctx.data_dir)
     if kf is not None:
         raise ResumeRefused(f"the kill file {kf.path} is present ({kf.reason}); remove it first, then resume")
@@ -84,6 +161,10 @@ def resume(ctx: SafetyContext, *, reason: str, by: str) -> StateRecord:
     before = ctx.states.current()
     rec = ctx.states.resume(by=by, reason=reason)
     reset_breakers(ctx, by)  # a human looked: tripped breakers are re-armed with the state
+    from joe.safety.flatten_route import clear_requests
+
+    # No flatten asked before the resume may outlive it (a later ordinary HALT must not flatten).
+    clear_requests(ctx, by=by, why="resume")
     ctx.audit.record("safety.resume", {"from": before.state.value, "reason": rec.reason, "by": by})
     ctx.alerts.resumed(by, rec.reason, before.state.value)
     return rec
@@ -150,6 +231,7 @@ async def flatten(
 
 
 __all__ = [
+    "KillDegraded",
     "KillLevel",
     "ResumeRefused",
     "SafetyContext",

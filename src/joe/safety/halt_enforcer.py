@@ -38,11 +38,15 @@ from joe.core.models import OrderLeg
 from joe.core.order import Order, OrderState
 from joe.safety.control import SafetyContext, check_kill_file
 from joe.safety.flatten import FlattenReport
+from joe.safety.flatten_route import BROKER_FLATTEN_KEY, request_is_current
 from joe.safety.trading_state import StateRecord, add_state_listener
 
 log = logging.getLogger(__name__)
 
-BROKER_FLATTEN_KEY = "safety.broker_flatten_pending"
+
+# Enforcers installed in this process (a daemon's): `installed_with_managers` tells the dashboard
+# served by that daemon that a flatten left in the store is carried out right here.
+_installed: set[HaltEnforcer] = set()
 _CANCELLABLE = (OrderState.ACCEPTED, OrderState.PARTIALLY_FILLED)
 _NOT_YET = (OrderState.NEW, OrderState.SUBMITTING, OrderState.UNKNOWN)
 
@@ -124,8 +128,10 @@ class HaltEnforcer:
         self._loop = asyncio.get_running_loop()
         if self._remove is None:
             self._remove = add_state_listener(self._on_change)
+        _installed.add(self)
 
     def uninstall(self) -> None:
+        _installed.discard(self)
         if self._remove is not None:
             self._remove()
             self._remove = None
@@ -171,6 +177,14 @@ class HaltEnforcer:
             return
         kf = read_kill_file(self.ctx.data_dir)
         asked = self.ctx.store.get_state(BROKER_FLATTEN_KEY)
+        if isinstance(asked, dict) and not request_is_current(asked, self.ctx.states.current()):
+            # A request from an earlier HALT (resumed since): never flatten on an ordinary HALT.
+            self.ctx.store.delete_state(BROKER_FLATTEN_KEY)
+            self.ctx.audit.record(
+                "safety.flatten_request_cleared",
+                {"key": BROKER_FLATTEN_KEY, "request": asked, "by": "halt-enforcer", "why": "stale"},
+            )
+            asked = None
         if not isinstance(asked, dict) and (kf is None or kf.level is not KillLevel.FLATTEN):
             return
         if kf is not None and kf.level is KillLevel.FLATTEN and self._kill_file_flat == kf.reason:
@@ -202,3 +216,8 @@ class HaltEnforcer:
         """Wait for the passes scheduled by state changes (tests, shutdown)."""
         while self._tasks:
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
+
+def installed_with_managers() -> bool:
+    """True when a `HaltEnforcer` with order managers is installed in this process."""
+    return any(e.managers for e in _installed)

@@ -3,7 +3,9 @@
 
 `pull_kill_switch` moves the state (`control.kill`) and, for ``flatten``, does what the mode allows:
 live/shadow flatten at the broker (`broker_flatten.flatten_at_broker`: through the OrderManager, or left
-pending for the running Joe; shadow transmits nothing), paper asks the next paper run to close the book.
+pending for the running Joe; shadow transmits nothing), paper asks the next paper run to close the book —
+and, when another Joe holds the data folder or the store has open live positions, leaves the flatten
+for that Joe or refuses loudly (`joe.safety.flatten_route`; a paper-resolved shell beside a live daemon).
 """
 
 from __future__ import annotations
@@ -64,7 +66,47 @@ async def pull_kill_switch_async(
         # The paper book has no prices of its own: the next paper run closes everything first.
         request_paper_flatten(ctx, reason=reason, by=by)
         out.flatten = "pending: the next paper run closes every paper position at its marks"
+        _route_beyond_paper(rt, ctx, out, reason=reason, by=by)
     return out
+
+
+def _route_beyond_paper(rt: Runtime, ctx: SafetyContext, out: KillOutcome, *, reason: str, by: str) -> None:
+    """A flatten asked from a surface that resolved paper must still reach the Joe holding the broker,
+    or refuse loudly (`joe.safety.flatten_route`): never a quiet paper-only "pending"."""
+    from joe.safety import flatten_route
+
+    why = "; ".join(getattr(rt.decision, "reasons", []) or []) or "TRADING_MODE is not live"
+    pid = flatten_route.other_holder(rt.data_dir)
+    exposure = flatten_route.live_exposure(ctx)
+    if pid is not None and flatten_route.holder_mode(ctx, pid) == "paper" and not exposure:
+        pid = None  # a paper daemon: the paper flatten left for it is the whole job
+    if pid is not None:
+        asked = flatten_route.leave_for_holder(ctx, reason=reason, by=by, pid=pid, asked_mode=rt.mode)
+        out.flatten = {"error": "left for the running Joe", "transmitted": False, "pending": asked,
+                       "paper": out.flatten}  # fmt: skip
+        out.code = REFUSED
+        out.errors.append(
+            f"this process resolved {rt.mode.upper()} ({why}) but another Joe (pid {pid}) holds "
+            f"{rt.data_dir}: trading is HALTED and the flatten is left for it (a live daemon's order "
+            "managers close every position on their next poll; `joe status` shows 'broker flatten "
+            "pending' until it is done). Nothing was closed from here; check the broker"
+        )
+    elif exposure:
+        held = "; ".join(f"{b}: {', '.join(sorted(s))}" for b, s in sorted(exposure.items()))
+        out.flatten = {"error": "live positions not flattened", "transmitted": False, "live": exposure,
+                       "paper": out.flatten}  # fmt: skip
+        out.code = REFUSED
+        out.errors.append(
+            f"this process resolved {rt.mode.upper()} ({why}) but the store holds open LIVE positions or "
+            f"working orders ({held}) and no Joe is running on {rt.data_dir}: trading is HALTED, nothing "
+            "was closed at the broker. Run `joe kill --flatten` again with the live settings "
+            "(TRADING_MODE=live, JOE_BROKER, the broker's host/port/account) or close them at the broker"
+        )
+    if out.code == REFUSED:
+        ctx.audit.record(
+            "safety.flatten_refused",
+            {"mode": rt.mode, "holder_pid": pid, "live": exposure, "by": by, "errors": out.errors},
+        )
 
 
 def pull_kill_switch(

@@ -10,13 +10,14 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, Field, ValidationError
 
+from joe.audit.errors import AuditWriteError
+from joe.safety.control import KillDegraded
 from joe.safety.kill_switch import KillLevel
 from joe.safety.operator import MAX_REASON, MIN_REASON, REFUSED
 
 if TYPE_CHECKING:
     from joe.runtime.bootstrap import Runtime
     from joe.safety.control import SafetyContext
-
 
 
 class Action(StrEnum):
@@ -42,10 +43,14 @@ IN_DAEMON_FLATTEN = (
 
 
 def _lock_is_ours(rt: Runtime) -> bool:
+    """True only when this very process is the Joe that carries out a flatten left in the store: it
+    holds the data folder *and* runs a `HaltEnforcer` with order managers (``joe daemon --web``). A
+    plain ``joe web`` holding the lock for a moment (its own flatten running) is not that."""
+    from joe.safety.flatten_route import flattens_here
     from joe.safety.lock import holder_pid
 
     try:
-        return holder_pid(rt.data_dir) == os.getpid()
+        return holder_pid(rt.data_dir) == os.getpid() and flattens_here()
     except OSError:
         return False
 
@@ -81,12 +86,29 @@ async def perform(
 ) -> dict[str, Any]:
     """Carry out `action` through `joe.safety.operator`; returns the outcome as JSON data.
 
-    Raises `ControlRefused` (400 bad confirmation/reason, 409 resume refused, 502 a broker flatten that
-    failed or left something, 423 one left for the running Joe)."""
+    Raises `ControlRefused` (400 bad confirmation/reason, 409 resume refused, 503 the data disk could not
+    record it — a halt still took effect where it could, the message says how). A broker flatten that
+    failed or left something, or one left for the running Joe, is answered with exit code 1 / 3."""
+    check_request(action, req)
+    try:
+        return await _perform(rt, ctx, action, req, by)
+    except ControlRefused:
+        raise
+    except (KillDegraded, AuditWriteError) as exc:
+        # A full or failing data disk: the halt took effect where it could; say what, and the way
+        # that needs no free space (review r16, defect 6).
+        hint = "" if isinstance(exc, KillDegraded) else (
+            f" — is the disk of {rt.data_dir} full? `touch {rt.data_dir / 'KILL'}` halts without free space"
+        )  # fmt: skip
+        raise ControlRefused(503, f"{action.value}: {exc}{hint}") from None
+
+
+async def _perform(
+    rt: Runtime, ctx: SafetyContext, action: Action, req: ControlRequest, by: str
+) -> dict[str, Any]:
     from joe.safety.operator import deliver_alerts, pull_kill_switch_async, resume_trading
     from joe.safety.trading_state import ResumeRefused
 
-    check_request(action, req)
     if action is Action.RESUME:
         try:
             rec = resume_trading(ctx, reason=req.reason, by=by)
