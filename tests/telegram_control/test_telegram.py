@@ -150,7 +150,7 @@ async def test_only_allow_listed_chats_are_answered(
     ignored = [e["payload"] for e in events if e["event"] == "telegram.ignored"]
     assert [i["chat_id"] for i in ignored] == [STRANGER, STRANGER]
     answered = [e["payload"] for e in events if e["event"] == "telegram.command"]
-    assert answered == [{"chat_id": ALLOWED, "command": "status", "outcome": "answered"}]
+    assert answered == [{"chat_id": ALLOWED, "user_id": ALLOWED, "command": "status", "outcome": "answered"}]
     assert TOKEN not in "".join(json.dumps(e) for e in events)
 
 
@@ -230,8 +230,10 @@ async def test_reduce_and_flatten_go_through_the_kill_switch(
     assert states.current().state is TradingState.REDUCING
     ask = await h.send(ALLOWED, "/flatten close the paper book") or ""
     done = await h.send(ALLOWED, f"/confirm {ask.split('/confirm ')[1].split()[0]}") or ""
-    # Paper mode: halted now, and the next paper run closes every position (as `joe kill --flatten`).
+    # Paper mode: halted now, and the next paper run closes every position (as `joe kill --flatten`);
+    # the seeded store also holds a working LIVE order no process here can cancel: said loudly (r16, 1).
     assert "Trading is HALTED" in done and "pending: the next paper run closes" in done
+    assert "LIVE positions or working orders" in done and "TRADING_MODE=live" in done
     assert states.current().state is TradingState.HALTED
     from joe.safety.paper_venue import paper_flatten_pending
 

@@ -14,7 +14,7 @@ from joe.cli._safety_common import start
 from joe.cli.exit_codes import ExitCode
 
 
-def _chat_ids(raw: str) -> set[int]:
+def _chat_ids(raw: str, what: str = "chat") -> set[int]:
     out = set()
     for part in raw.split(","):
         part = part.strip()
@@ -22,7 +22,7 @@ def _chat_ids(raw: str) -> set[int]:
             try:
                 out.add(int(part))
             except ValueError:
-                raise typer.BadParameter(f"{part!r} is not a Telegram chat id (an integer)") from None
+                raise typer.BadParameter(f"{part!r} is not a Telegram {what} id (an integer)") from None
     return out
 
 
@@ -37,6 +37,14 @@ def telegram_command(
         float,
         typer.Option("--confirm-timeout", help="Seconds to confirm /halt /reduce /flatten /resume.", min=5),
     ] = 60.0,
+    users: Annotated[
+        str | None,
+        typer.Option(
+            "--users",
+            help="Comma-separated Telegram user ids allowed to ask/confirm mutating commands "
+            "(default TELEGRAM_USER_IDS; unset: any member of an allowed chat, confirming only their own).",
+        ),
+    ] = None,
 ) -> None:
     """Answer Telegram commands from allow-listed chats; mutating ones need /confirm <code>."""
     from joe.config.settings import secret_value
@@ -56,12 +64,24 @@ def telegram_command(
         if not chats:
             err.print("no chat is allowed: set TELEGRAM_CHAT_ID or pass --allow CHAT_ID[,CHAT_ID...]")
             raise typer.Exit(ExitCode.USAGE)
+        people = _chat_ids(users if users is not None else (s.telegram_user_ids or ""), "user")
         control = TelegramControl(
-            rt, SafetyContext.from_runtime(rt), chats, confirm_timeout_s=confirm_timeout
-        )
+            rt, SafetyContext.from_runtime(rt), chats, confirm_timeout_s=confirm_timeout,
+            allowed_users=people or None,
+        )  # fmt: skip
         app = build_application(control, token, base_url=s.telegram_api_url or TELEGRAM_API)
-        rt.audit.record("telegram.started", {"allowed_chats": sorted(chats), "mode": rt.mode})
+        rt.audit.record(
+            "telegram.started",
+            {"allowed_chats": sorted(chats), "allowed_users": sorted(people), "mode": rt.mode},
+        )
+        if any(c < 0 for c in chats) and not people:
+            err.print(
+                "[yellow]warning[/]: a group chat is allowed and TELEGRAM_USER_IDS is not set: any member "
+                "of the group may ask /halt /flatten ... (only the asker can confirm). Set TELEGRAM_USER_IDS"
+            )
         err.print(f"Joe on Telegram: answering {len(chats)} chat(s) (mode {rt.mode}); Ctrl-C stops")
-        app.run_polling(drop_pending_updates=True)
+        # A network error at start (Telegram unreachable for a while) is retried, not an exit: the bot
+        # is how an operator halts from a phone. A refused token still stops it at once.
+        app.run_polling(drop_pending_updates=True, bootstrap_retries=-1)
     finally:
         rt.close()

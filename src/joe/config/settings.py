@@ -69,6 +69,9 @@ class Settings(BaseSettings):
     gemini_base_url: str | None = _env("GEMINI_BASE_URL")
     telegram_bot_token: SecretStr | None = _env("TELEGRAM_BOT_TOKEN")
     telegram_chat_id: str | None = _env("TELEGRAM_CHAT_ID")
+    # `joe telegram`: comma-separated Telegram user ids allowed to ask/confirm /halt /reduce /flatten
+    # /resume (unset: any member of an allowed chat, confirming only their own request)
+    telegram_user_ids: str | None = _env("TELEGRAM_USER_IDS")
     telegram_api_url: str | None = _env("TELEGRAM_API_URL")
     discord_webhook_url: SecretStr | None = _env("DISCORD_WEBHOOK_URL")
 

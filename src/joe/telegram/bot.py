@@ -1,6 +1,7 @@
 """`build_application`: python-telegram-bot's `Application` around a `TelegramControl`.
 
-Every text message (commands included) goes to `TelegramControl.handle`; its answer, if any, is sent
+Every text message (commands included) goes to `TelegramControl.handle` with its sender's user id
+and Joe's own username (from ``getMe``, to recognise ``/cmd@JoeBot``); its answer, if any, is sent
 back to the same chat as plain text. `base_url` points the library at another Bot API server (the
 tests' local fake; `TELEGRAM_API_URL`)."""
 
@@ -23,7 +24,10 @@ def build_application(control: TelegramControl, token: str, base_url: str = TELE
         chat = update.effective_chat
         if msg is None or chat is None or not msg.text:
             return
-        answer = await control.handle(chat.id, msg.text)
+        if control.bot_username is None:
+            control.bot_username = context.bot.username  # from getMe at start-up
+        user = update.effective_user
+        answer = await control.handle(chat.id, msg.text, user.id if user is not None else None)
         if answer is not None:
             await context.bot.send_message(chat_id=chat.id, text=answer[:4000])
 

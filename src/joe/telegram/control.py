@@ -1,13 +1,17 @@
 """`TelegramControl`: what each Telegram command answers and does, independent of the transport.
 
 Commands: ``/status /positions /orders /pnl /daily /report /mode /help`` (read-only) and ``/halt /reduce
-/flatten /resume <reason>`` (mutating). A mutating command is not carried out at once: Joe answers with
-a one-time code, and only ``/confirm <code>`` from the same chat within `confirm_timeout_s` does it,
-through the same functions as `joe kill` / `joe resume` (`joe.safety.operator`). A chat that is not on the
-allow-list gets no answer at all; its message is audited (``telegram.ignored``; a flood from one chat
-is summarised by `AuditThrottle`). Every command of an allowed chat is audited (``telegram.command``)
-with the chat id and its outcome. A reason is 5..500 characters (as the dashboard's); three wrong
-codes cancel the pending action; answers are redacted like every other output.
+/flatten /resume <reason>`` (mutating). A mutating command is not carried out at once: Joe answers with a
+one-time code, and only ``/confirm <code>`` from the same chat *and the same person* (Telegram's
+``from.id``) within `confirm_timeout_s` does it, through the same functions as `joe kill` / `joe resume`
+(`joe.safety.operator`). In a group every member sees the code, so a confirmation from anyone else is
+refused; with `allowed_users` (``TELEGRAM_USER_IDS``) only those people may ask or confirm a mutating
+command at all. A command addressed to another bot (``/halt@OtherBot``) is not Joe's and is ignored
+(review r16, defect 5); an ``@`` suffix is accepted only when it is Joe's own username. A chat that is
+not on the allow-list gets no answer at all; its message is audited (``telegram.ignored``; a flood from
+one chat is summarised by `AuditThrottle`). Every command of an allowed chat is audited
+(``telegram.command``) with the chat id and its outcome. A reason is 5..500 characters (as the
+dashboard's); three wrong codes cancel the pending action; answers are redacted like every other output.
 """
 
 from __future__ import annotations
@@ -60,24 +64,32 @@ class TelegramControl:
         *,
         confirm_timeout_s: float = 60.0,
         clock: Callable[[], float] | None = None,
+        allowed_users: set[int] | None = None,
+        bot_username: str | None = None,
     ) -> None:
         import time
 
         self.rt = rt
         self.ctx = ctx
         self.allowed = set(allowed_chats)
+        # None: any member of an allowed chat may ask (and confirm their own request); a set: only these.
+        self.allowed_users = set(allowed_users) if allowed_users else None
+        self.bot_username = bot_username  # Joe's own @username (getMe); set by `build_application`
         self.confirm_timeout_s = confirm_timeout_s
         self.clock = clock or time.monotonic
-        self.pending: dict[int, Pending] = {}
+        self.pending: dict[tuple[int, int], Pending] = {}  # (chat id, user id) -> the action asked
         self.ignored = AuditThrottle(monotonic=self.clock)  # a stranger's flood is summarised
 
     def audit(self, event: str, payload: dict[str, Any]) -> None:
         self.rt.audit.record(event, payload)
 
-    async def handle(self, chat_id: int, text: str) -> str | None:
-        """The answer to `text` from `chat_id`, or None when the chat is not allowed (no answer)."""
+    async def handle(self, chat_id: int, text: str, user_id: int | None = None) -> str | None:
+        """The answer to `text` from `user_id` in `chat_id` (a private chat's user is the chat: the
+        default), or None when the chat is not allowed or the command is another bot's (no answer)."""
+        user = chat_id if user_id is None else user_id
         command, _, rest = text.strip().partition(" ")
-        name = command.lstrip("/").split("@", 1)[0].lower()[:32]
+        name, _, addressee = command.lstrip("/").partition("@")
+        name = name.lower()[:32]
         if chat_id not in self.allowed:
             suppressed = self.ignored.admit(str(chat_id))
             if suppressed is not None:
@@ -86,45 +98,69 @@ class TelegramControl:
                     payload["suppressed"] = suppressed
                 self.audit("telegram.ignored", payload)
             return None
+        if addressee and (self.bot_username is None or addressee.lower() != self.bot_username.lower()):
+            # "/halt@OtherBot" in a group is for another bot: not Joe's to act on or answer.
+            self.audit(
+                "telegram.not_for_joe",
+                {"chat_id": chat_id, "user_id": user, "command": name, "addressee": addressee[:64]},
+            )
+            return None
         arg = rest.strip()
         try:
-            if name == "confirm":
-                answer, outcome = await self._confirm(chat_id, arg)
+            if name in (*MUTATING, "confirm") and not self._may_act(user):
+                answer, outcome = (
+                    f"user {user} may not ask or confirm /{name} here (TELEGRAM_USER_IDS)",
+                    "refused: user not allowed",
+                )
+            elif name == "confirm":
+                answer, outcome = await self._confirm(chat_id, user, arg)
             elif name in MUTATING:
-                answer, outcome = self._ask(chat_id, name, arg)
+                answer, outcome = self._ask(chat_id, user, name, arg)
             elif name in READ_ONLY:
                 answer, outcome = getattr(self, f"_{name}")(), "answered"
             else:
                 answer, outcome = f"unknown command {command!r}\n\n{HELP}", "unknown"
         except Exception as exc:  # a failing read must say so, not go silent
             answer, outcome = f"failed: {type(exc).__name__}: {exc}", "failed"
-        self.audit("telegram.command", {"chat_id": chat_id, "command": name, "outcome": outcome})
+        self.audit(
+            "telegram.command", {"chat_id": chat_id, "user_id": user, "command": name, "outcome": outcome}
+        )
         return redact_text(answer)  # a chat is an outside channel: no secret leaves through it
+
+    def _may_act(self, user: int) -> bool:
+        return self.allowed_users is None or user in self.allowed_users
 
     # -- mutating: ask, then confirm -----------------------------------------------------------------
 
-    def _ask(self, chat_id: int, action: str, reason: str) -> tuple[str, str]:
+    def _ask(self, chat_id: int, user: int, action: str, reason: str) -> tuple[str, str]:
         if len(reason) < MIN_REASON:
             return f"/{action} needs a reason of at least {MIN_REASON} characters: /{action} <why>", "refused"
         if len(reason) > MAX_REASON:
             return f"/{action}: the reason is {len(reason)} characters; at most {MAX_REASON}", "refused"
         code = f"{secrets.randbelow(10**6):06d}"
-        self.pending[chat_id] = Pending(action, reason, code, self.clock() + self.confirm_timeout_s)
+        self.pending[(chat_id, user)] = Pending(action, reason, code, self.clock() + self.confirm_timeout_s)
+        who = "" if user == chat_id else f" (only user {user} can confirm)"
         return (
             f"Confirm {action.upper()} ({reason}): reply /confirm {code} "
-            f"within {self.confirm_timeout_s:.0f} s",
+            f"within {self.confirm_timeout_s:.0f} s{who}",
             f"confirmation asked: {action}",
         )
 
-    async def _confirm(self, chat_id: int, code: str) -> tuple[str, str]:
+    async def _confirm(self, chat_id: int, user: int, code: str) -> tuple[str, str]:
         from joe.safety.operator import deliver_alerts, pull_kill_switch_async, resume_trading
         from joe.safety.trading_state import ResumeRefused
 
-        p = self.pending.get(chat_id)
+        key = (chat_id, user)
+        p = self.pending.get(key)
         if p is None:
+            if any(c == chat_id for c, _u in self.pending):
+                return (
+                    "nothing of yours to confirm: only the person who asked can confirm it",
+                    "refused: confirm by another user",
+                )
             return "nothing to confirm", "no pending action"
         if self.clock() > p.deadline:
-            del self.pending[chat_id]
+            del self.pending[key]
             return (
                 f"{p.action.upper()} expired: nothing was done; send /{p.action} again",
                 f"expired: {p.action}",
@@ -132,15 +168,15 @@ class TelegramControl:
         if code != p.code:
             p.wrong += 1
             if p.wrong >= MAX_WRONG_CODES:
-                del self.pending[chat_id]
+                del self.pending[key]
                 return (
                     f"wrong code {MAX_WRONG_CODES} times: {p.action.upper()} cancelled, nothing was done; "
                     f"send /{p.action} again",
                     f"cancelled after wrong codes: {p.action}",
                 )
             return "wrong code: nothing was done", f"wrong code: {p.action}"
-        del self.pending[chat_id]
-        by = f"telegram:{chat_id}"
+        del self.pending[key]
+        by = f"telegram:{chat_id}" if user == chat_id else f"telegram:{chat_id}:user:{user}"
         if p.action == "resume":
             try:
                 rec = resume_trading(self.ctx, reason=p.reason, by=by)
@@ -155,6 +191,8 @@ class TelegramControl:
             elif isinstance(out.flatten, dict):
                 flat = "FLAT" if out.flatten.get("flat") else out.flatten.get("error", "INCOMPLETE")
                 answer += f"\nflatten: {flat}"
+                if isinstance(out.flatten.get("paper"), str):
+                    answer += f"\nflatten (paper) {out.flatten['paper']}"
             for e in out.errors:
                 answer += f"\n{e}"
         try:
