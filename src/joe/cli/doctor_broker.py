@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from joe.cli.doctor_checks import Check, fail, ok, warn
 
@@ -180,6 +180,15 @@ async def _capital(rt: Runtime, clock: Clock, timeout_s: float) -> list[Check]:
     return out
 
 
+def _json_object(r: Any) -> dict[str, Any]:
+    """The response's JSON object, or {} when it is not JSON or not an object (a proxy's HTML page)."""
+    try:
+        body = r.json()
+    except ValueError:
+        return {}
+    return body if isinstance(body, dict) else {}
+
+
 async def alert_checks(rt: Runtime, timeout_s: float = 10.0) -> list[Check]:
     """Telegram `getMe` and Discord webhook `GET`, for each configured channel."""
     import httpx
@@ -204,9 +213,10 @@ async def alert_checks(rt: Runtime, timeout_s: float = 10.0) -> list[Check]:
             base = (s.telegram_api_url or TELEGRAM_API).rstrip("/")
             try:
                 r = await http.get(f"{base}/bot{token}/getMe")
-                body = r.json() if r.headers.get("content-type", "").startswith("application/json") else {}
-                if r.is_success and body.get("ok"):
-                    name = (body.get("result") or {}).get("username", "?")
+                body = _json_object(r)
+                result = body.get("result")
+                if r.is_success and body.get("ok") is True and isinstance(result, dict):
+                    name = str(result.get("username", "?"))[:64]
                     if s.telegram_chat_id:
                         out.append(ok("alerts.telegram", f"Telegram bot @{name} reachable"))
                     else:
@@ -218,10 +228,11 @@ async def alert_checks(rt: Runtime, timeout_s: float = 10.0) -> list[Check]:
                             )
                         )
                 else:
+                    what = "" if body else " (not a Bot API answer: a proxy or captive portal?)"
                     out.append(
                         fail(
                             "alerts.telegram",
-                            f"getMe answered HTTP {r.status_code}",
+                            f"getMe answered HTTP {r.status_code}{what}",
                             "check TELEGRAM_BOT_TOKEN (from @BotFather)",
                         )
                     )

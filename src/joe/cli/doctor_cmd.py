@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -72,24 +72,51 @@ async def run_checks_async(
     from joe.cli.doctor_broker import alert_checks, broker_checks
 
     now = clock()
-    checks = [
-        check_python(),
-        check_packages(),
-        check_config(rt),
-        check_mode(rt),
-        check_data_dir(rt.data_dir),
-        check_disk(rt.data_dir, free_space),
-        check_database(rt),
-        check_audit(rt),
-        check_calendar(rt, now),
-        check_credentials(rt),
-        check_web_token(rt.data_dir),
-        check_daemon(rt, now),
+    local: list[tuple[str, Callable[[], Check]]] = [
+        ("python", check_python),
+        ("packages", check_packages),
+        ("config", lambda: check_config(rt)),
+        ("mode", lambda: check_mode(rt)),
+        ("data_dir", lambda: check_data_dir(rt.data_dir)),
+        ("disk", lambda: check_disk(rt.data_dir, free_space)),
+        ("database", lambda: check_database(rt)),
+        ("audit", lambda: check_audit(rt)),
+        ("calendar", lambda: check_calendar(rt, now)),
+        ("credentials", lambda: check_credentials(rt)),
+        ("web_token", lambda: check_web_token(rt.data_dir)),
+        ("daemon", lambda: check_daemon(rt, now)),
     ]
+    checks = [guarded(name, fn) for name, fn in local]
     if network:
-        checks += await broker_checks(rt, clock, timeout_s)
-        checks += await alert_checks(rt, timeout_s)
+        checks += await guarded_async("broker", lambda: broker_checks(rt, clock, timeout_s))
+        checks += await guarded_async("alerts", lambda: alert_checks(rt, timeout_s))
     return checks
+
+
+def _crashed(name: str, exc: Exception) -> Check:
+    from joe.audit.redaction import redact_text
+
+    return fail(
+        name,
+        redact_text(f"the check itself failed: {type(exc).__name__}: {exc}")[:300],
+        "an unexpected answer or state: fix what it names and run `joe doctor` again",
+    )
+
+
+def guarded(name: str, fn: Callable[[], Check]) -> Check:
+    """`fn()`, or a FAIL line naming the error: every check is a line, never a traceback."""
+    try:
+        return fn()
+    except Exception as exc:
+        return _crashed(name, exc)
+
+
+async def guarded_async(name: str, fn: Callable[[], Awaitable[list[Check]]]) -> list[Check]:
+    """`await fn()`, or one FAIL line naming the error (see `guarded`)."""
+    try:
+        return await fn()
+    except Exception as exc:
+        return [_crashed(name, exc)]
 
 
 def summary(checks: list[Check]) -> dict[str, Any]:

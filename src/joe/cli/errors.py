@@ -35,9 +35,45 @@ def _unreachable(text: str) -> bool:
     return any(words in low for words in _UNREACHABLE)
 
 
+_DISK_FULL = ("database or disk is full", "no space left on device", "disk i/o error", "disk quota exceeded")
+
+
+def disk_full(exc: BaseException) -> bool:
+    """True when `exc` (or what caused it) is a full or failing disk: ENOSPC / EDQUOT / EIO, SQLite's
+    ``SQLITE_FULL`` / ``SQLITE_IOERR`` — not a damaged database (review r16, defect 7)."""
+    import errno
+
+    seen: BaseException | None = exc
+    for _ in range(6):
+        if seen is None:
+            break
+        if getattr(seen, "errno", None) in (errno.ENOSPC, errno.EDQUOT, errno.EIO):
+            return True
+        if any(words in str(seen).lower() for words in _DISK_FULL):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
+def _disk_full_message(exc: BaseException) -> str:
+    from joe.config.settings import load_settings
+
+    try:
+        where = str(load_settings().data_dir)
+    except Exception:
+        where = "the data folder (JOE_DATA_DIR, default ./data)"
+    return (
+        f"{type(exc).__name__}: {exc}. The disk holding {where} is full (or failing): the database is "
+        f"most likely fine — do NOT move it aside. Free space there (`df -h {where}`), then run the command "
+        f"again; `touch {where}/KILL` halts every Joe on it without needing free space"
+    )
+
+
 def startup_error(exc: BaseException) -> str:
     """The one-line explanation of a start-up failure (what, where, what to do)."""
     text = str(exc)
+    if disk_full(exc):
+        return _disk_full_message(exc)
     if isinstance(exc, StoreError):
         if "invalid database URL" in text:
             where = ENV_URL if os.environ.get(ENV_URL) else "the database URL"

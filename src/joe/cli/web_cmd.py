@@ -28,15 +28,27 @@ def web_command(
     import uvicorn
 
     from joe.web.app import create_app
-    from joe.web.auth import load_or_create_token, token_path
-    from joe.web.serve import is_loopback
+    from joe.web.auth import TokenFileError, load_or_create_token, token_path
+    from joe.web.serve import bind, is_loopback
 
     err = Console(stderr=True, highlight=False)
     rt = start(err)
     try:
-        token, created = load_or_create_token(rt.data_dir)
+        try:
+            token, created = load_or_create_token(rt.data_dir)
+        except (TokenFileError, OSError) as exc:
+            err.print(f"[red]Cannot start the dashboard[/]: {exc}", soft_wrap=True)
+            raise typer.Exit(ExitCode.FAILED) from None
         app = create_app(rt, token)
         where = token_path(rt.data_dir)
+        try:
+            # Bound here, before uvicorn: a busy port is our message and exit code, not uvicorn's
+            # exit 3, and nothing is audited as started when nothing listens.
+            sock = bind(host, port)
+        except OSError as exc:
+            err.print(f"[red]Cannot listen on {host}:{port}[/]: {exc.strerror or exc}")
+            raise typer.Exit(ExitCode.FAILED) from None
+        bound = int(sock.getsockname()[1])
         err.print(
             f"dashboard token {'created in' if created else 'in'} {where} (0600; paste it on the login page)"
         )
@@ -45,13 +57,10 @@ def web_command(
                 f"[bold red]listening on {host}, not loopback[/]: anyone reaching it with the token can "
                 "halt and flatten; put it behind TLS and a firewall"
             )
-        rt.audit.record("web.started", {"host": host, "port": port, "mode": rt.mode})
-        config = uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False)
+        rt.audit.record("web.started", {"host": host, "port": bound, "mode": rt.mode})
+        config = uvicorn.Config(app, log_level="warning", access_log=False)
         server = uvicorn.Server(config)
-        err.print(f"Joe dashboard on http://{host}:{port}/ (mode {rt.mode})")
-        server.run()
-    except OSError as exc:
-        err.print(f"[red]Cannot listen on {host}:{port}[/]: {exc.strerror or exc}")
-        raise typer.Exit(ExitCode.FAILED) from None
+        err.print(f"Joe dashboard on http://{host}:{bound}/ (mode {rt.mode})")
+        server.run(sockets=[sock])
     finally:
         rt.close()

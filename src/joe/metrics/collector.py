@@ -173,10 +173,11 @@ class StoreCollector(Collector):
 
     def _safety(self) -> Iterable[Metric]:
         from joe.safety.status import BREAKERS_KEY, MARGIN_KEY
-        from joe.safety.trading_state import STATE_KEY
+        from joe.safety.trading_state import read_stored_state
 
-        raw = self.store.get_state(STATE_KEY) or {}
-        current = str(raw.get("state", "active")).lower() if isinstance(raw, dict) else "active"
+        # Joe's own rule: a stored state that cannot be read is HALTED (never exported as active).
+        rec, _why = read_stored_state(self.store)
+        current = rec.state.value if rec is not None else "halted"
         g = GaugeMetricFamily("joe_trading_state", "1 for the current trading state", labels=["state"])
         for s in STATES:
             g.add_metric([s], 1.0 if s == current else 0.0)

@@ -109,6 +109,22 @@ def _notify(before: StateRecord, after: StateRecord, own: StateListener | None) 
             logging.getLogger(__name__).exception("trading-state listener %r failed", fn)
 
 
+def read_stored_state(store: Store) -> tuple[StateRecord | None, str]:
+    """The stored state without side effects: ``(record, "")``, or ``(None, why)`` when it is unreadable
+    (which every reader treats as HALTED; `TradingStateStore.current` also repairs it). The one rule,
+    shared by Joe and its read-only exporters (``/metrics``)."""
+    try:
+        raw = store.get_state(STATE_KEY)
+    except ValueError as e:  # json.JSONDecodeError from the store's JSON column
+        return None, f"not JSON ({type(e).__name__}: {e})"
+    if raw is None:
+        return INITIAL, ""
+    rec = StateRecord.from_json(raw)
+    if rec is None:
+        return None, f"not a trading state: {raw!r:.80}"
+    return rec, ""
+
+
 class TradingStateStore:
     """Reads and changes the persisted `TradingState` (see the module docstring)."""
 
@@ -131,16 +147,8 @@ class TradingStateStore:
         record (``{"state": "paused"}``). Such a value is replaced by a HALTED record saying so, and
         audited, once (`_unreadable`); ``joe resume --reason …`` is the way back, as for any halt.
         """
-        try:
-            raw = self.store.get_state(STATE_KEY)
-        except ValueError as e:  # json.JSONDecodeError from the store's JSON column
-            return self._unreadable(f"not JSON ({type(e).__name__}: {e})")
-        if raw is None:
-            return INITIAL
-        rec = StateRecord.from_json(raw)
-        if rec is None:
-            return self._unreadable(f"not a trading state: {raw!r:.80}")
-        return rec
+        rec, why = read_stored_state(self.store)
+        return rec if rec is not None else self._unreadable(why)
 
     def _unreadable(self, why: str) -> StateRecord:
         """Store and audit HALTED in place of an unreadable value; returns it even if that fails."""

@@ -36,26 +36,40 @@ def token_path(data_dir: Path) -> Path:
     return Path(data_dir) / TOKEN_FILE
 
 
+class TokenFileError(ValueError):
+    """The web-token file cannot be used; the message names the file and what to do."""
+
+
 def load_or_create_token(data_dir: Path) -> tuple[str, bool]:
     """(token, created). Creates the file with 0600 (exclusive create: two first starts cannot both
     write); an existing file readable by others is narrowed to 0600. The token is registered for
-    redaction so no log line or audit record can show it."""
+    redaction so no log line or audit record can show it.
+
+    A first start that could not finish writing (a full disk) leaves no file behind; an *empty* file
+    (such a start from an older version, killed mid-write) is replaced by a new token. A file with a
+    short, non-empty token raises `TokenFileError` (someone wrote it: Joe does not overwrite it)."""
     path = token_path(data_dir)
     path.parent.mkdir(parents=True, exist_ok=True)
     created = False
     try:
+        if path.exists() and not path.read_text().strip():
+            path.unlink()  # an empty leftover of an interrupted first start: start over
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except FileExistsError:
         pass
     else:
-        with os.fdopen(fd, "w") as f:
-            f.write(secrets.token_urlsafe(32) + "\n")
+        try:
+            with os.fdopen(fd, "w") as f:
+                f.write(secrets.token_urlsafe(32) + "\n")
+        except OSError:
+            path.unlink(missing_ok=True)  # never leave an empty token file behind
+            raise
         created = True
     if path.stat().st_mode & 0o077:
         os.chmod(path, 0o600)
     token = path.read_text().strip()
     if len(token) < 16:
-        raise ValueError(
+        raise TokenFileError(
             f"{path} holds no usable token (under 16 characters): delete it to generate a new one"
         )
     register_secret(token)
