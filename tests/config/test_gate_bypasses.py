@@ -104,12 +104,40 @@ def test_ibkr_paper_port_with_live_account_is_not_live_even_in_shadow() -> None:
 
 
 @pytest.mark.parametrize("mode", ["paper", "live"])
-def test_non_standard_port_is_a_paper_account_simulator_said_so(mode: str) -> None:
+def test_non_standard_port_is_allowed_for_a_paper_account_and_never_called_a_simulator(mode: str) -> None:
+    """Review r16, defect 4: a port never says "simulator" (the simulator says so on the wire)."""
     env = {**IBKR_LIVE, "TRADING_MODE": mode, "IBKR_PORT": "17497", "IBKR_ACCOUNT": "DU1234567"}
     decision, _ = resolve(env)
-    assert not decision.real_money and decision.simulator
+    assert not decision.real_money and not decision.simulator
     assert decision.mode.value == mode
-    assert any("17497" in w and "simulator" in w for w in decision.warnings)
+    detail = gate(decision, "endpoint").detail
+    assert "17497" in detail and "not a standard" in detail
+
+
+@pytest.mark.parametrize(
+    ("port", "account", "ok", "real_money"),
+    [
+        (4004, "DU1234567", True, False),  # the compose gateway image's paper relay
+        (4003, "U1234567", True, True),  # its live relay
+        (4003, "DU1234567", False, False),  # live relay, paper account: contradictory
+        (4004, "U1234567", False, False),  # paper relay, live account: contradictory
+        (7497, "DU1234567", True, False),
+    ],
+)
+def test_gateway_image_relay_ports(port: int, account: str, ok: bool, real_money: bool) -> None:
+    from joe.config.endpoints import ibkr_endpoint
+
+    v = ibkr_endpoint(port, account)
+    assert (v.ok, v.real_money, v.simulator) == (ok, real_money, False), v.detail
+
+
+def test_the_simulator_notice_is_recognised_and_nothing_else() -> None:
+    from joe.config.endpoints import IBKR_SIMULATOR_FARM, is_ibkr_simulator_notice
+
+    assert is_ibkr_simulator_notice(-1, 2104, f"Market data farm connection is OK:{IBKR_SIMULATOR_FARM}")
+    assert not is_ibkr_simulator_notice(-1, 2104, "Market data farm connection is OK:usfarm")
+    assert not is_ibkr_simulator_notice(7, 2104, f"Market data farm connection is OK:{IBKR_SIMULATOR_FARM}")
+    assert not is_ibkr_simulator_notice(-1, 2106, f"HMDS data farm connection is OK:{IBKR_SIMULATOR_FARM}x")
 
 
 # ------------------------------------------------------------------ Capital host allow-list

@@ -254,6 +254,18 @@ def test_shadow_run_sends_no_order_request(project: Path, kind: str) -> None:
         assert db.execute("select count(*) from fills").fetchone()[0] > 0
     with sqlite3.connect(project / "data" / "joe.db") as db:
         assert db.execute("select count(*) from orders").fetchone()[0] == 0
+    # A run against the simulator is never a demo-live day (review r16, defect 4): the IBKR simulator
+    # said what it is on the wire (the port no longer decides), the Capital one is on loopback.
+    from joe.safety.demo_record import read_demo_record
+    from joe.store import open_store
+
+    store = open_store(f"sqlite:///{project / 'data' / 'joe.db'}", data_dir=project / "data")
+    try:
+        rec = read_demo_record(store, project / "data" / "audit", kind)
+    finally:
+        store.close()
+    assert rec.days == () and rec.simulator_days == 1, rec
+    assert '"run.venue"' in "".join(p.read_text() for p in (project / "data" / "audit").glob("*.jsonl"))
 
 
 # ---------------------------------------------------------------------------------------------------

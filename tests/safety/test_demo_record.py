@@ -54,7 +54,8 @@ class World:
         self.n = 0
 
     def run(self, day: int, *, broker: str = "ibkr", mode: str = "live", real_money: bool = False,
-            simulator: bool = False, status: str = "ok", legacy: bool = False) -> str:  # fmt: skip
+            simulator: bool = False, status: str = "ok", legacy: bool = False,
+            wire_simulator: bool | None = None) -> str:  # fmt: skip
         """One live/shadow run on day `day` as `joe run --once` records it."""
         self.now = DAY0 + timedelta(days=day)
         self.n += 1
@@ -63,6 +64,9 @@ class World:
         if not legacy:
             payload |= {"real_money": real_money, "simulator": simulator}
         self.audit.record("run.started", payload, run_id=run_id)
+        if not legacy:  # what the connection said the far end is (`run.venue`)
+            wire = simulator if wire_simulator is None else wire_simulator
+            self.audit.record("run.venue", {"broker": broker, "simulator": wire}, run_id=run_id)
         self.store.start_run(run_id, mode=mode, broker=broker, source=broker, started_at=self.now)
         self.store.finish_run(run_id, status, {}, finished_at=self.now + timedelta(minutes=3))
         return run_id
@@ -264,3 +268,21 @@ def test_joe_mode_shows_the_record_and_what_is_missing(
     assert "incident 2026-11-04 unexplained_mismatch" in out
     doc = json.loads(CliRunner().invoke(app, ["m", "--json"], env=env).stdout)
     assert doc["mode"] == "paper" and any("5 more clean day(s)" in line for line in doc["demo_record"])
+
+
+def test_the_wire_not_the_port_says_simulator(world: World) -> None:
+    """Review r16, defect 4: a run on a standard paper port (7497) whose connection announced Joe's
+    simulator is a simulator day; a run whose connection left no `run.venue` proves nothing."""
+    for d in range(10):
+        world.run(d, simulator=False, wire_simulator=True)  # `joe sim ibkr` on 7497: port looked real
+    rid = world.run(11)
+    rec = world.record("ibkr")
+    assert rec.days == (DAY0.date() + timedelta(days=11),) and rec.simulator_days == 10
+    assert rid
+    # the same run without its venue record: not evidence
+    world.now = DAY0 + timedelta(days=12)
+    world.audit.record("run.started", {"mode": "live", "broker": "ibkr", "real_money": False,
+                                       "simulator": False}, run_id="no-venue")  # fmt: skip
+    world.store.start_run("no-venue", mode="live", broker="ibkr", source="ibkr", started_at=world.now)
+    world.store.finish_run("no-venue", "ok", {}, finished_at=world.now + timedelta(minutes=3))
+    assert len(world.record("ibkr").days) == 1

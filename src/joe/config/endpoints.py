@@ -3,9 +3,17 @@
 Pure functions, no I/O; `joe.config.mode` turns their verdicts into the `endpoint` gate.
 
 IBKR (TWS / IB Gateway defaults): 7496 / 4001 serve the real-money login, 7497 / 4002 the paper
-login. Paper accounts are the `DU…` (individual) and `DF…` (advisor) ids IBKR gives paper logins.
-The account must agree with the port; a non-standard port (a local simulator, a tunnel) is
-accepted only for a paper account, because nothing else tells us what is behind it.
+login; 4003 / 4004 are the relays the IB Gateway docker image (``ghcr.io/gnzsnz/ib-gateway``, the one
+``deploy/docker-compose.yml`` runs) puts in front of its live / paper API ports. Paper accounts are the
+`DU…` (individual) and `DF…` (advisor) ids IBKR gives paper logins. The account must agree with the
+port; a non-standard port (a tunnel, another relay) is accepted only for a paper account, because
+nothing else tells us what is behind it.
+
+A port never says "simulator" (review r16, defect 4): Joe's IBKR simulator identifies itself on the
+wire — among its start-up data-farm notices it announces the farm `IBKR_SIMULATOR_FARM` — and the
+connection records it (`IBKRConnection.simulator`, audited in ``ibkr.connected`` and the run's
+``run.venue``). The demo-live record counts only runs whose connection was not the simulator. The
+Capital.com simulator is recognised by its loopback URLs (a real Capital.com host is never loopback).
 
 Capital.com: the REST and streaming hosts must be on the allow-list of the chosen environment
 (demo, live) or be a loopback address (the local simulator, demo only). Hosts are compared exactly
@@ -20,8 +28,11 @@ import ipaddress
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-IBKR_LIVE_PORTS = frozenset({7496, 4001})
-IBKR_PAPER_PORTS = frozenset({7497, 4002})
+IBKR_LIVE_PORTS = frozenset({7496, 4001, 4003})  # 4003: the gateway image's relay of 4001
+IBKR_PAPER_PORTS = frozenset({7497, 4002, 4004})  # 4004: the gateway image's relay of 4002
+# The data farm Joe's IBKR simulator announces at start-up (notice 2104 "...is OK:joe-simulator"); no
+# real TWS / IB Gateway has a farm by that name.
+IBKR_SIMULATOR_FARM = "joe-simulator"
 IBKR_PAPER_PREFIXES = ("DU", "DF")
 
 CAPITAL_REST_HOSTS = {
@@ -48,6 +59,11 @@ class EndpointVerdict:
     simulator: bool = False
 
 
+def is_ibkr_simulator_notice(req_id: int, code: int, message: str) -> bool:
+    """True for the start-up notice by which Joe's IBKR simulator identifies itself."""
+    return req_id == -1 and code == 2104 and message.rsplit(":", 1)[-1].strip() == IBKR_SIMULATOR_FARM
+
+
 def is_ibkr_paper_account(account: str) -> bool:
     """True for an IBKR paper login's account id (`DU…`, `DF…`)."""
     return account.strip().upper().startswith(IBKR_PAPER_PREFIXES)
@@ -65,7 +81,7 @@ def ibkr_endpoint(port: int | None, account: str) -> EndpointVerdict:
                 False,
                 False,
                 f"IBKR port {port} is a REAL-MONEY port but IBKR_ACCOUNT {shown} is a paper account: "
-                "contradictory (use 7497/4002 for a paper account)",
+                "contradictory (use 7497/4002/4004 for a paper account)",
             )
         return EndpointVerdict(True, True, f"IBKR port {port}, {kind} {shown}: REAL MONEY")
     if port in IBKR_PAPER_PORTS:
@@ -83,14 +99,14 @@ def ibkr_endpoint(port: int | None, account: str) -> EndpointVerdict:
         return EndpointVerdict(
             True,
             False,
-            f"IBKR port {port} is not a standard TWS/Gateway port (a local simulator?): allowed only "
+            f"IBKR port {port} is not a standard TWS/Gateway port (a tunnel or relay): allowed only "
             f"because IBKR_ACCOUNT {shown} is a paper account; no real money",
-            simulator=True,
         )
     return EndpointVerdict(
         False,
         False,
-        f"IBKR port {port} is neither a paper (7497/4002) nor a live (7496/4001) port, and IBKR_ACCOUNT "
+        f"IBKR port {port} is neither a paper (7497/4002/4004) nor a live (7496/4001/4003) port, and "
+        "IBKR_ACCOUNT "
         f"{shown} is not a paper (DU…/DF…) account: contradictory",
     )
 

@@ -24,6 +24,9 @@ class BrokerLink:
     client: ExecutionClient
     market: MarketData
     close: Callable[[], Awaitable[None]]
+    # The far end is Joe's own simulator: IBKR's announced itself on the wire, Capital.com's is on
+    # loopback (`joe.config.endpoints`); recorded as the run's ``run.venue`` for the demo-live record.
+    simulator: bool = False
 
 
 async def open_broker(rt: Runtime, broker: str) -> BrokerLink:
@@ -46,7 +49,7 @@ async def _ibkr(rt: Runtime) -> BrokerLink:
         await md.close()
         await client.close()
 
-    return BrokerLink(client, md, close)
+    return BrokerLink(client, md, close, simulator=bool(getattr(client.conn, "simulator", False)))
 
 
 async def _capital(rt: Runtime) -> BrokerLink:
@@ -55,4 +58,4 @@ async def _capital(rt: Runtime) -> BrokerLink:
 
     client, market, _executor = await open_capital_from_settings(rt)
     xc = CapitalExecutionClient(client, audit=rt.audit)
-    return BrokerLink(xc, market, xc.close)
+    return BrokerLink(xc, market, xc.close, simulator=bool(rt.decision.simulator))

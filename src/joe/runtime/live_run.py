@@ -114,6 +114,9 @@ async def run_live(
         await settle_book(st)
         progress.stage("broker", f"connecting to {opts.broker} ({rt.mode})")
         link = await _connect(rt, opts.broker, run_id)
+        # What the connection says the far end is (never the port): the demo-live record counts only
+        # runs whose venue was not the simulator (joe.safety.demo_record, review r16 defect 4).
+        rt.audit.record("run.venue", {"broker": opts.broker, "simulator": link.simulator}, run_id=run_id)
         try:  # reconcile, analyse on the broker's account, trade
             facts = await _trade(rt, st, guard, link)
         finally:

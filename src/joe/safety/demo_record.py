@@ -5,9 +5,11 @@ person keeps: the audit chain is verified first (against the store's anchor) and
 makes the record unavailable (the gate then fails). From the audit log:
 
 - **days**: the UTC day of each `run.started` of a live or shadow run at `broker` whose payload says
-  `real_money: false` and `simulator: false`, and whose run row in the store finished `ok`.
-  A run against a local simulator is counted apart (`simulator_days`) and never toward the gate;
-  a run without those fields (written before this version) does not count either.
+  `real_money: false` and `simulator: false`, whose connection's `run.venue` record says
+  `simulator: false` (what the far end said it is on the wire, never the port: review r16 defect 4),
+  and whose run row in the store finished `ok`. A run against Joe's simulator (either record says
+  so) is counted apart (`simulator_days`) and never toward the gate; a run without those fields or
+  without its `run.venue` (written before this version) does not count either.
 - **incidents** at `broker` (a record without a broker counts against every broker: fail closed):
   `reconcile.report`, `live.reconciled` or `daemon.reconciled` with `explained: false` (an
   unexplained reconciliation mismatch); `position.unprotected` (a position left without its full
@@ -77,7 +79,15 @@ def read_demo_record(store: Store, audit_dir: Path | str, broker: str) -> DemoRe
     real: set[date] = set()
     sim: set[date] = set()
     incidents: list[tuple[date, str, str]] = []
-    for rec in _records(audit_dir):
+    records = list(_records(audit_dir))
+    venue: dict[str, bool] = {}  # run id -> the connection said "simulator"
+    for rec in records:
+        if rec.get("event") == "run.venue":
+            rid = str((rec.get("ids") or {}).get("run_id", ""))
+            sim_flag = (rec.get("payload") or {}).get("simulator")
+            if rid and isinstance(sim_flag, bool):
+                venue[rid] = venue.get(rid, False) or sim_flag
+    for rec in records:
         day = _day(rec)
         if day is None:
             continue
@@ -90,10 +100,11 @@ def read_demo_record(store: Store, audit_dir: Path | str, broker: str) -> DemoRe
                 continue
             if payload.get("real_money") is not False or "simulator" not in payload:
                 continue  # written before the record existed: not evidence either way
-            run = store.get_run(str((rec.get("ids") or {}).get("run_id", "")))
-            if run is None or run.status != "ok":
-                continue  # a run that failed or never finished proves nothing
-            (sim if payload.get("simulator") else demo).add(day)
+            run_id = str((rec.get("ids") or {}).get("run_id", ""))
+            run = store.get_run(run_id)
+            if run is None or run.status != "ok" or run_id not in venue:
+                continue  # failed, never finished, or no word from the connection: proves nothing
+            (sim if payload.get("simulator") or venue[run_id] else demo).add(day)
             continue
         found = _incident(rec)
         if found is None:

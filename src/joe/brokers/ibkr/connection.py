@@ -19,6 +19,7 @@ from ib_async import IB
 
 from joe.brokers.base import BrokerError, BrokerUnavailable
 from joe.brokers.ibkr.ports import PortModeMismatch, check_port, normalise_mode
+from joe.config.endpoints import is_ibkr_simulator_notice
 from joe.core.events import AuditSink
 
 log = logging.getLogger(__name__)
@@ -74,6 +75,8 @@ class IBKRConnection:
         self.reconnects = 0
         self.ib.disconnectedEvent += self._on_disconnected
         self.ib.errorEvent += self._on_error
+        # True once the far end announced itself as Joe's simulator (`joe.config.endpoints`)
+        self.simulator = False
 
     # -- state --------------------------------------------------------------------------------------
 
@@ -147,7 +150,8 @@ class IBKRConnection:
         self.audit.record(
             "ibkr.connected",
             {"host": self.host, "port": self.port, "client_id": self.client_id, "account": self.account,
-             "mode": self.mode, "server_version": self.ib.client.serverVersion()},
+             "mode": self.mode, "server_version": self.ib.client.serverVersion(),
+             "simulator": self.simulator},
         )  # fmt: skip
         try:
             await self._resync("connect")
@@ -213,6 +217,8 @@ class IBKRConnection:
             self._reconnect_task = None
 
     def _on_error(self, req_id: int, code: int, msg: str, contract: Any) -> None:
+        if is_ibkr_simulator_notice(req_id, code, msg):
+            self.simulator = True
         if code == CONNECTIVITY_LOST:
             self._ready.clear()
             self.audit.record("ibkr.connectivity_lost", {"code": code, "message": msg})

@@ -1,6 +1,7 @@
 """Which TWS / IB Gateway port may be used in which trading mode.
 
-IBKR's defaults: TWS live 7496, TWS paper 7497; IB Gateway live 4001, paper 4002. A live port is
+IBKR's defaults: TWS live 7496, TWS paper 7497; IB Gateway live 4001, paper 4002 (relayed on 4003 /
+4004 by the IB Gateway docker image). A live port is
 accepted only when the resolved trading mode is ``live``; any other mode (paper, shadow, or an
 unknown value, which resolves to paper) connecting to a live port is refused. Paper ports and other
 ports (e.g. a local simulator) are allowed in every mode: live trading against IBKR's own paper
@@ -15,9 +16,12 @@ TWS_LIVE_PORT = 7496
 TWS_PAPER_PORT = 7497
 GATEWAY_LIVE_PORT = 4001
 GATEWAY_PAPER_PORT = 4002
+# The IB Gateway docker image (deploy/docker-compose.yml) relays 4001 on 4003 and 4002 on 4004.
+GATEWAY_IMAGE_LIVE_RELAY = 4003
+GATEWAY_IMAGE_PAPER_RELAY = 4004
 
-LIVE_PORTS = frozenset({TWS_LIVE_PORT, GATEWAY_LIVE_PORT})
-PAPER_PORTS = frozenset({TWS_PAPER_PORT, GATEWAY_PAPER_PORT})
+LIVE_PORTS = frozenset({TWS_LIVE_PORT, GATEWAY_LIVE_PORT, GATEWAY_IMAGE_LIVE_RELAY})
+PAPER_PORTS = frozenset({TWS_PAPER_PORT, GATEWAY_PAPER_PORT, GATEWAY_IMAGE_PAPER_RELAY})
 MODES = frozenset({"paper", "live", "shadow"})
 
 

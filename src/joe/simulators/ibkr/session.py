@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING
 
+from joe.config.endpoints import IBKR_SIMULATOR_FARM
 from joe.simulators.ibkr import codec as C
 from joe.simulators.ibkr.book import CANCELLED, FILLED, BookOrder, Execution
 from joe.simulators.ibkr.codec_orders import completed_order, exec_details, open_order
@@ -151,7 +152,9 @@ class Session:
         self.send(C.next_valid_id(self.sim.next_order_id()))
         for code, farm in ((2104, "Market data farm connection is OK:usfarm"),
                            (2106, "HMDS data farm connection is OK:ushmds"),
-                           (2158, "Sec-def data farm connection is OK:secdefnj")):  # fmt: skip
+                           (2158, "Sec-def data farm connection is OK:secdefnj"),
+                           # the simulator says what it is (joe.config.endpoints: never the port)
+                           (2104, f"Market data farm connection is OK:{IBKR_SIMULATOR_FARM}")):  # fmt: skip
             self.send(C.error(self.sv, -1, code, farm))
 
     def _positions(self, f: list[str]) -> None:
