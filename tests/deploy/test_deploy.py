@@ -141,6 +141,24 @@ def test_cloud_run_job_runs_the_roadmap_batch_and_holds_no_secret() -> None:
     for e in c["env"]:
         if any(s in e["name"] for s in ("KEY", "PASSWORD", "TOKEN", "IDENTIFIER")):
             assert "valueFrom" in e and "value" not in e, e["name"]
+    # Review r16, defect 10: no store or audit chain on a bucket (no locks, no appends): the data folder
+    # is the task's local disk and the job is pinned to paper (stateless; results leave by --push).
+    volumes = task["volumes"]
+    assert all("csi" not in v and "nfs" not in v for v in volumes), volumes
+    data = next(v for v in volumes if v["name"] == "joe-data")
+    assert "emptyDir" in data
+    env = {e["name"]: e.get("value") for e in c["env"]}
+    assert env["TRADING_MODE"] == "paper" and env["JOE_DATA_DIR"] == "/data"
+
+
+def test_every_compose_joe_service_shares_the_daemons_environment() -> None:
+    """Review r16, defect 1: the dashboard and the Telegram bot resolve the daemon's mode and broker."""
+    services = yaml.safe_load((DEPLOY / "docker-compose.yml").read_text())["services"]
+    joe_services = [n for n, s in services.items() if s.get("build")]
+    assert {"joe", "joe-web", "joe-telegram"} <= set(joe_services)
+    for name in joe_services:
+        assert services[name]["environment"] == services["joe"]["environment"], name
+        assert services[name]["env_file"] == services["joe"]["env_file"], name
 
 
 def test_readme_documents_each_deployment_file() -> None:
