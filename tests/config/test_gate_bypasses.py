@@ -214,6 +214,6 @@ def test_joe_mode_prints_provenance_and_simulator_port(clean_env: Path) -> None:
     assert result.exit_code == 0
     assert "real money=no" in out  # before: real money=yes on a non-standard port
     assert "settings from:" in out and "TRADING_MODE=.env" in out and "JOE_BROKER=env" in out
-    assert "17497" in out and "simulator" in out
+    assert "17497" in out and "not a standard" in out  # a port never says "simulator" (review r16, 4)
     doc = json.loads(CliRunner().invoke(app, ["--json"], env=env).stdout)
     assert doc["provenance"]["IBKR_PORT"] == "env" and doc["real_money"] is False

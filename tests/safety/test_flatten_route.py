@@ -188,3 +188,54 @@ def test_cli_flatten_from_a_paper_shell_with_live_positions_stored_refuses(
     out = json.loads(r.stdout)
     assert out["flatten"]["live"] == {"ibkr": ["AAPL"]} and out["trading_state"]["state"] == "halted"
     assert "TRADING_MODE=live" in r.output
+
+
+# --- 12: a flatten killed mid-way leaves a durable record ------------------------------------------------
+
+
+async def test_a_flatten_is_on_record_while_it_runs_and_cleared_when_it_answers(
+    data_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from typing import Any
+
+    from joe.runtime.bootstrap import bootstrap
+    from joe.safety.broker_flatten import flatten_at_broker
+    from joe.safety.flatten_route import IN_PROGRESS_KEY
+
+    (data_dir.parent / "execution.yaml").write_text("version: 1\nlive:\n  enabled: true\n")
+    live = {"TRADING_MODE": "live", "JOE_BROKER": "ibkr", "IBKR_PORT": "4002", "IBKR_ACCOUNT": "DU1234567"}
+    for k, v in live.items():
+        monkeypatch.setenv(k, v)
+    rt = bootstrap()
+    seen: list[Any] = []
+
+    async def down(_rt: object) -> Any:
+        seen.append(rt.store.get_state(IN_PROGRESS_KEY))
+        raise ConnectionRefusedError("gateway restarting")
+
+    try:
+        ctx = SafetyContext.from_runtime(rt)
+        with pytest.raises(ConnectionRefusedError):
+            await flatten_at_broker(rt, ctx, reason="get out now", by="test", pause_s=0, connect=down)
+        assert seen and all(isinstance(s, dict) and s["reason"] == "get out now" for s in seen)
+        assert rt.store.get_state(IN_PROGRESS_KEY) is None  # it answered: nothing unfinished
+    finally:
+        rt.audit.close()
+        rt.close()
+
+
+def test_status_names_a_flatten_whose_process_died(data_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import subprocess
+    import sys
+
+    from joe.safety.flatten_route import IN_PROGRESS_KEY
+
+    _paper_shell(data_dir, monkeypatch)
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()  # its pid no longer runs: as after a SIGKILL mid-flatten
+    store = open_store(data_dir=data_dir)
+    store.set_state(IN_PROGRESS_KEY, {"pid": dead.pid, "by": "web:127.0.0.1", "reason": "x", "at": "t"})
+    store.close()
+    st = json.loads(CliRunner().invoke(app, ["status", "--json"]).stdout)
+    assert st["flatten_unfinished"]["by"] == "web:127.0.0.1"
+    assert "flatten NOT FINISHED" in CliRunner().invoke(app, ["status"]).output

@@ -48,6 +48,13 @@ def _render(c: Console, s: dict[str, Any]) -> None:
         c.print(f"[red]kill file[/] {kf['path']}: {kf['level']} {kf['reason']}")
     if s.get("broker_flatten_pending"):
         c.print(f"[red]broker flatten pending[/] (for the running Joe): {s['broker_flatten_pending']}")
+    if un := s.get("flatten_unfinished"):
+        c.print(
+            f"[bold red]flatten NOT FINISHED[/]: started by {un.get('by')} at {un.get('at')} "
+            f"(pid {un.get('pid')}, no longer running): positions and working orders may remain - "
+            "check the broker, then `joe kill --flatten` again",
+            soft_wrap=True,
+        )
     if s["paper_flatten_pending"]:
         c.print(f"[yellow]paper flatten pending[/]: {s['paper_flatten_pending']}")
     audit = s["audit"]

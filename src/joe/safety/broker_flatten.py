@@ -184,7 +184,7 @@ async def flatten_at_broker(
             "'broker flatten pending' until it is done). If it does not trade at a broker, stop it "
             "(SIGTERM) and run `joe kill --flatten` again"
         ) from None
-    with flatten_route.running(rt.data_dir):
+    with flatten_route.running(rt.data_dir, ctx, reason=reason, by=by):
         try:
             return await _flatten_holding_lock(rt, ctx, reason, by, pause_s, connect)
         finally:

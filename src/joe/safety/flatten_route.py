@@ -39,6 +39,9 @@ if TYPE_CHECKING:
     from joe.safety.control import SafetyContext
 
 BROKER_FLATTEN_KEY = "safety.broker_flatten_pending"
+# Written before a broker flatten connects, deleted when it answers (whatever the answer): one still there
+# whose pid is gone is a flatten killed mid-way (SIGKILL, OOM, a power cut) - positions may remain.
+IN_PROGRESS_KEY = "safety.flatten_in_progress"
 _WORKING = {
     OrderState.NEW, OrderState.SUBMITTING, OrderState.UNKNOWN,
     OrderState.ACCEPTED, OrderState.PARTIALLY_FILLED, OrderState.CANCEL_PENDING,
@@ -154,14 +157,41 @@ def running_here(data_dir: Path) -> bool:
 
 
 @contextmanager
-def running(data_dir: Path) -> Iterator[None]:
-    """Mark a broker flatten of `data_dir` as running in this process for the block."""
+def running(
+    data_dir: Path, ctx: SafetyContext | None = None, *, reason: str = "", by: str = ""
+) -> Iterator[None]:
+    """Mark a broker flatten of `data_dir` as running in this process for the block; with `ctx`, also
+    durably in the store (`IN_PROGRESS_KEY`) until the block ends, so a process killed mid-flatten
+    leaves a record `unfinished_flatten` reports."""
     key = Path(data_dir).resolve()
     _running.add(key)
+    if ctx is not None:
+        note = {"pid": os.getpid(), "by": redact_text(by), "reason": redact_text(reason),
+                "at": ctx.clock().isoformat()}  # fmt: skip
+        ctx.store.set_state(IN_PROGRESS_KEY, note)
     try:
         yield
     finally:
         _running.discard(key)
+        if ctx is not None:
+            ctx.store.delete_state(IN_PROGRESS_KEY)
+
+
+def unfinished_flatten(ctx: SafetyContext) -> dict[str, Any] | None:
+    """A broker flatten whose process died before it answered (its pid no longer runs), or None."""
+    note = ctx.store.get_state(IN_PROGRESS_KEY)
+    if not isinstance(note, dict):
+        return None
+    pid = note.get("pid")
+    if isinstance(pid, int) and pid > 0:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return note
+        except PermissionError:
+            return None  # alive, another user's
+        return None  # still running
+    return note
 
 
 __all__ = [
@@ -176,4 +206,5 @@ __all__ = [
     "request_is_current",
     "running",
     "running_here",
+    "unfinished_flatten",
 ]

@@ -23,6 +23,7 @@ from joe.data.failover import HEALTH_KEY
 from joe.execution.outside import outside_by_signal
 from joe.execution.protective_cover import protection
 from joe.safety.control import SafetyContext
+from joe.safety.flatten_route import unfinished_flatten
 from joe.safety.halt_enforcer import BROKER_FLATTEN_KEY
 from joe.safety.kill_switch import read_kill_file
 from joe.safety.lock import holder_pid
@@ -171,6 +172,7 @@ def status_snapshot(rt: Runtime, ctx: SafetyContext, now: datetime | None = None
         else {"path": str(kf.path), "level": kf.level.value, "reason": kf.reason},
         "paper_flatten_pending": paper_flatten_pending(ctx),
         "broker_flatten_pending": rt.store.get_state(BROKER_FLATTEN_KEY),
+        "flatten_unfinished": unfinished_flatten(ctx),
         "breakers": rt.store.get_state(BREAKERS_KEY) or {},
         "margin": rt.store.get_state(MARGIN_KEY),
         "positions": positions,
