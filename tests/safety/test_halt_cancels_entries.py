@@ -294,7 +294,10 @@ def test_cli_flatten_while_another_joe_runs_leaves_the_request(
     live = {"TRADING_MODE": "live", "JOE_BROKER": "ibkr", "IBKR_PORT": "4002", "IBKR_ACCOUNT": "DU1234567"}
     for k, v in (live | {"IBKR_HOST": "127.0.0.1", "IBKR_CLIENT_ID": "3"}).items():
         monkeypatch.setenv(k, v)
-    with InstanceLock.for_data_dir(data_dir):  # "the daemon"
+    import os
+
+    with InstanceLock.for_data_dir(data_dir) as lock:  # "the daemon": another process's pid holds it
+        lock.path.write_text(f"{os.getpid() + 100000}\n")
         r = CliRunner().invoke(app, ["kill", "--flatten", "--reason", "get out now", "--json"])
     assert r.exit_code == 3, r.output
     out = json.loads(r.stdout)
