@@ -351,9 +351,11 @@ class Runner:
         self.twin.take(intents[0], self.world.price(symbol), self.world.broker)
         if self.pending_kill is not None:
             point, self.pending_kill = self.pending_kill, None
+            self.joe.audit.full = False  # a disk that fills in this step fills for the restarted process
             await self._end(crash=True)  # the process that will be killed is the next one
             await self._child(point, intents)
             self.joe = await self._start()
+            self.joe.audit.full = self.full
             # The restarted process meets the same signal again: one intent, never two orders.
         if not self.joe.entries_allowed():
             self.out.outcomes.append("entry: refused by the trading state")
