@@ -28,14 +28,22 @@ from joe.audit.anchor import StoreAnchor
 from joe.audit.errors import AuditWriteError
 from joe.audit.log import AuditLog
 from joe.brokers.base import BrokerError, EntriesRefused, InvalidOrder, OrderOutcomeUnknown, SendFailed
+from joe.config.schema import ExecutionConfig
 from joe.core.clock import utcnow
 from joe.core.ids import client_order_id
 from joe.core.models import Fill, OrderIntent, OrderLeg, OrderType, Side
 from joe.core.order import Order, OrderState
 from joe.execution.order_manager import OrderManager
 from joe.execution.reconciler import Reconciler, ReconcileReport
+from joe.safety.alert_audit import AlertingAudit
+from joe.safety.breaker_feed import BreakerFeed
+from joe.safety.circuit_breaker import CircuitBreaker
+from joe.safety.control import SafetyContext
+from joe.safety.om_protection import alert_bridge, protection_reaction
 from joe.store import Store, open_store
 
+# The safety layer is imported above, not in `JoeProcess.open`: a process's start is timed (a
+# supervisor's patience) and a first import can take seconds on a loaded machine.
 CHILD = Path(__file__).with_name("kill_child.py")
 ZERO = Decimal(0)
 # What the order path may answer under faults (each a documented outcome, never a crash).
@@ -94,13 +102,6 @@ class JoeProcess:
         return utcnow() + self.skew
 
     async def open(self) -> None:
-        from joe.config.schema import ExecutionConfig
-        from joe.safety.alert_audit import AlertingAudit
-        from joe.safety.breaker_feed import BreakerFeed
-        from joe.safety.circuit_breaker import CircuitBreaker
-        from joe.safety.control import SafetyContext
-        from joe.safety.om_protection import alert_bridge, protection_reaction
-
         self._before = set(asyncio.all_tasks())
         self.store: Store = open_store(data_dir=self.data_dir)
         self.audit = DiskAuditLog(self.data_dir / "audit", fsync=False)
@@ -229,7 +230,7 @@ class Runner:
         for attempt in range(6):
             joe = JoeProcess(self.world, self.data_dir, self.skew)
             try:
-                await asyncio.wait_for(joe.open(), timeout=60)  # a loaded machine starts slowly
+                await asyncio.wait_for(joe.open(), timeout=120)  # a loaded machine starts slowly
                 return joe
             except EXPECTED as e:
                 self.out.outcomes.append(f"start {attempt + 1} refused: {type(e).__name__}")
