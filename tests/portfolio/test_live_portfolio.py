@@ -194,8 +194,40 @@ def _filled_entry(store: Store, rollout: Rollout, sid: str, venue: FakeVenue | N
     asyncio.run(go())
 
 
+# Caps below the rollout's floors (10 trades, 5 days) need the audited override (test_rollout_floors).
+SMALL_CAPS_OVERRIDE = {"track_record_override": {"enabled": True, "reason": "small caps to test the count"}}
+
+
+@pytest.mark.parametrize(
+    "looser",
+    [{"trades": 0}, {"days": 0}, {"size_fraction": "1"}, {"max_notional": "1000000000000000"},
+     {"trades": 0, "days": 0, "size_fraction": "1", "max_notional": "1e15"}],
+)  # fmt: skip
+def test_rollout_floors_apply_unless_the_audited_override_says_otherwise(
+    store: Store, looser: dict[str, object]
+) -> None:
+    """Review r1012 finding 5: `live.rollout` could be switched off from the yaml with no override."""
+    from joe.core.events import NullAudit
+
+    cfg = ExecutionConfig.model_validate({"live": {"rollout": looser}})
+    audit = NullAudit()
+    real = Rollout(cfg, store, real_money=True, broker="fake", clock=lambda: T0, audit=audit)
+    assert (real.cfg.trades, real.cfg.days) == (10, 5)
+    assert real.cap() == SizeCap(Decimal("0.25"), Decimal(5000))
+    assert "the floors apply" in " ".join(real.lines())
+    assert [k for k, _p, _ in audit.records] == ["rollout.floored"]
+    over = ExecutionConfig.model_validate({"live": {"rollout": looser, **SMALL_CAPS_OVERRIDE}})
+    audit = NullAudit()
+    chosen = Rollout(over, store, real_money=True, broker="fake", clock=lambda: T0, audit=audit)
+    assert chosen.cfg == over.live.rollout and "OVERRIDDEN" in " ".join(chosen.lines())
+    assert [k for k, _p, _ in audit.records] == ["mode.override"]
+    stricter = ExecutionConfig.model_validate({"live": {"rollout": {"trades": 20, "size_fraction": "0.1"}}})
+    assert Rollout(stricter, store, real_money=True, broker="fake").cfg == stricter.live.rollout
+
+
 def test_rollout_caps_only_real_money_and_count_live_entries(store: Store) -> None:
-    cfg = ExecutionConfig.model_validate({"live": {"rollout": {"trades": 1, "days": 2}}})
+    live = {"rollout": {"trades": 1, "days": 2}, **SMALL_CAPS_OVERRIDE}
+    cfg = ExecutionConfig.model_validate({"live": live})
     demo = Rollout(cfg, store, real_money=False, broker="fake", clock=lambda: T0)
     assert demo.cap() is None and "real-money account only" in demo.lines()[0]
     real = Rollout(cfg, store, real_money=True, broker="fake", clock=lambda: T0)
@@ -218,7 +250,8 @@ def test_demo_trades_do_not_advance_the_real_money_rollout(store: Store) -> None
     """Before: the rollout counted every filled live entry at the broker, demo-account ones included,
     so trades on a demo account lifted the caps of a real-money account. Now only entries sent to a
     real-money account count; demo and untagged entries never shorten the caps."""
-    cfg = ExecutionConfig.model_validate({"live": {"rollout": {"trades": 2, "days": 0}}})
+    live = {"rollout": {"trades": 2, "days": 0}, **SMALL_CAPS_OVERRIDE}
+    cfg = ExecutionConfig.model_validate({"live": live})
     demo = Rollout(cfg, store, real_money=False, broker="fake", clock=lambda: T0)
     venue = FakeVenue()
     for sid in ("d1", "d2", "d3"):

@@ -15,6 +15,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from daemon_proc import free_port, ibkr_simulator
 from joe.core.events import NullAudit
 from joe.data.calendars import calendar_for
@@ -241,3 +243,85 @@ def test_clock_start_is_refused_against_a_real_endpoint_and_must_be_an_instant(p
     kinds = [json.loads(ln)["event"] for f in (project / "data/audit").glob("*.jsonl")
              for ln in f.read_text().splitlines()]  # fmt: skip
     assert "daemon.refused" in kinds and "daemon.started" not in kinds
+
+
+# -- review r1012 finding 6: an unreadable heartbeat is reported, the cut-off follows the interval -----
+
+
+class _OneBeat:
+    def __init__(self, v: object) -> None:
+        self.v = v
+
+    def get_state(self, key: str) -> object:
+        assert key == HEARTBEAT_KEY
+        return self.v
+
+    def set_state(self, key: str, v: object) -> None:
+        self.v = v
+
+
+@pytest.mark.parametrize(
+    "beat",
+    [
+        {"status": "running"},  # ts missing
+        {"status": "running", "ts": "yesterday"},
+        {"status": "running", "ts": "2026-12-01T10:00:00"},  # naive
+        {"status": "running", "ts": 1764583200},  # a number
+        ["not", "a", "record"],
+    ],
+)
+def test_unreadable_heartbeat_is_a_stale_problem_not_an_exception(beat: object) -> None:
+    out = heartbeat_health(_OneBeat(beat), now=datetime(2026, 12, 1, 11, tzinfo=UTC))  # type: ignore[arg-type]
+    assert out["stale"] and not out["running"] and out["problem"]
+
+
+@pytest.mark.parametrize(
+    ("every", "age", "stale"),
+    [(60, 45, False), (60, 179, False), (60, 181, True), (0.2, 29, False), (0.2, 31, True), (None, 31, True)],
+)
+def test_stale_cut_off_follows_the_heartbeat_interval(every: float | None, age: float, stale: bool) -> None:
+    now = datetime(2026, 12, 1, 11, tzinfo=UTC)
+    beat = {"status": "running", "ts": (now - timedelta(seconds=age)).isoformat(), "every_s": every}
+    out = heartbeat_health(_OneBeat(beat), now=now)  # type: ignore[arg-type]
+    assert out["stale"] is stale and out["running"] is not stale
+
+
+def test_joe_status_names_an_unreadable_heartbeat_and_still_shows_the_trading_state(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from typer.testing import CliRunner
+
+    from joe.cli.main import app
+    from joe.store import open_store
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("JOE_DATA_DIR", str(tmp_path / "data"))
+    (tmp_path / "data").mkdir()
+    store = open_store(f"sqlite:///{tmp_path / 'data/joe.db'}", data_dir=tmp_path / "data")
+    store.set_state(HEARTBEAT_KEY, {"status": "running", "ts": "yesterday"})
+    store.close()
+    out = CliRunner().invoke(app, ["status"])
+    assert out.exit_code == 0, out.output
+    assert "UNKNOWN" in out.output and "yesterday" in out.output and "trading" in out.output.lower()
+
+
+def test_runs_missed_while_no_daemon_ran_are_reported_not_caught_up() -> None:
+    """Review r1012 finding 3: a daemon down over scheduled runs says so at start (audited
+    daemon.runs_missed, caught_up false); none of them is run late."""
+    from joe.config.schema import ScheduleConfig
+    from joe.runtime.daemon_runs import schedule_from_config
+
+    now = datetime(2026, 12, 2, 15, 0, tzinfo=UTC)  # Wednesday 10:00 New York
+    d, state, _audit = rig([], schedule=schedule_from_config(ScheduleConfig()), schedule_clock=lambda: now)
+    state.set_state(HEARTBEAT_KEY, {"ts": "2026-12-01T14:30:00+00:00", "status": "running"})  # killed Tue
+    missed = [(r.name, r.at.isoformat()) for r in d.missed_runs()]
+    assert missed == [
+        ("after_open", "2026-12-01T14:45:00+00:00"),
+        ("pre_close", "2026-12-01T20:45:00+00:00"),
+        ("pre_open_scan", "2026-12-02T14:00:00+00:00"),
+        ("after_open", "2026-12-02T14:45:00+00:00"),
+    ]
+    state.set_state(HEARTBEAT_KEY, {"ts": "2026-12-02T14:59:00+00:00", "status": "stopped"})
+    assert d.missed_runs() == []
+    state.set_state(HEARTBEAT_KEY, {"ts": "garbage"})
+    assert d.missed_runs() == []  # unreadable: nothing claimed

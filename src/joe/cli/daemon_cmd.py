@@ -181,7 +181,9 @@ async def _run(
     pump = AlertPump(ctx, lambda: alert_manager(rt))
     periodic: list[tuple[str, float, Any]] = [("alerts", 5.0, pump)]
     desk = None
-    on_run = pipeline_runner(broker, rt.audit)
+    daemon: Any = None  # bound below; the runner and the desk read whether it is stopping
+    on_run = pipeline_runner(broker, rt.audit, stopping=lambda: daemon is not None and daemon.stopping,
+                             clock=rehearsal)  # fmt: skip
     safety = DaemonSafety(ctx, every_s=heartbeat or cfg.heartbeat_s)
     if broker != "sim" and rt.mode == "live":
         from joe.runtime.daemon_live import DeskHolder, build_desk
@@ -191,7 +193,11 @@ async def _run(
             return build_desk(rt, broker, hours, stream, monitor, ctx, lambda _r: safety.recheck(),
                               on_recovered=desk.reconcile)  # fmt: skip
 
-        desk = DeskHolder(build, rt.audit)
+        from joe.safety.margin_blind import BlindMargin, blind_bound_s
+
+        watch = BlindMargin(ctx, broker, blind_bound_s(cfg.margin_check_s), positions=lambda: len(monitor))
+        desk = DeskHolder(build, rt.audit, stopping=lambda: daemon is not None and daemon.stopping,
+                          margin_watch=watch)  # fmt: skip
         on_run = desk.hand_over(on_run)
     elif broker != "sim" and rt.mode == "shadow":
         from joe.runtime.daemon_live import open_shadow_account

@@ -138,8 +138,12 @@ def render_table(
     if rollout_lines is not None:
         for line in rollout_lines:
             console.print(line, markup=False, soft_wrap=True)
-    creds = ", ".join(f"{k}={v}" for k, v in credential_status(settings).items())
-    console.print(f"credentials: {creds}", markup=False, soft_wrap=True)
+    # Grouped by state, names only: "NAME=value" is what the output redaction masks (then every
+    # credential read "***" whether set or missing).
+    status = credential_status(settings)
+    for state in ("set", "missing"):
+        names = ", ".join(k for k, v in status.items() if v == state) or "none"
+        console.print(f"credentials {state}: {names}", markup=False, soft_wrap=True)
 
 
 def mode_command(

@@ -60,6 +60,12 @@ def run_command(
         typer.Option("--no-entry", help="Comma-separated symbols on which this run takes no entry "
                      "(a daemon passes its stale instruments)."),
     ] = "",
+    clock_start: Annotated[
+        str | None,
+        typer.Option("--clock-start", envvar="JOE_CLOCK_START",
+                     help="Rehearsal (paper or a local simulator only): live/shadow entries are judged "
+                     "for market hours as if the run started at this UTC instant (ISO 8601)."),
+    ] = None,
 ) -> None:
     """Run Regime → Scan → Score → Strategy → Risk → Signal → paper trades → report."""
     console = Console(stderr=True, log_path=False)
@@ -87,6 +93,16 @@ def run_command(
     except ValueError:
         console.print(f"--as-of must be a date like 2018-12-31, not {as_of!r}")
         raise typer.Exit(ExitCode.USAGE) from None
+    market_clock_start = None
+    if clock_start:
+        from joe.core.clock import ensure_utc
+
+        try:
+            market_clock_start = ensure_utc(datetime.fromisoformat(clock_start))
+        except ValueError:
+            console.print(f"--clock-start (JOE_CLOCK_START) must be an ISO 8601 instant such as "
+                          f"2026-12-01T15:00:00Z, not {clock_start[:40]!r}")  # fmt: skip
+            raise typer.Exit(ExitCode.USAGE) from None
     # Imported here so `joe --help` and `joe version` stay instant.
     from joe.cli.errors import startup_error
     from joe.cli.mode_cmd import tty_confirm
@@ -127,6 +143,16 @@ def run_command(
             soft_wrap=True,
         )
         raise typer.Exit(ExitCode.USAGE)
+    if market_clock_start is not None and rt.mode != "paper" and not rt.decision.simulator:
+        # A shifted clock could open a market that is closed on a real account: the real clock judges.
+        rt.audit.record("run.clock_ignored", {"reason": "--clock-start against a real broker endpoint"})
+        console.print(
+            f"[yellow]warning[/]: --clock-start / JOE_CLOCK_START ignored: {rt.mode} mode here talks to a "
+            f"real {rt.decision.broker} endpoint, whose market hours are judged by the real clock",
+            soft_wrap=True,
+        )
+        market_clock_start = None
+    _handle_sigterm()  # before `inherited`: a child whose daemon is gone gets SIGTERM at once
     lock = InstanceLock.for_data_dir(rt.data_dir)
     try:
         if not inherited(rt.data_dir):  # a daemon's own scheduled run works under the daemon's lock
@@ -141,7 +167,7 @@ def run_command(
     progress = RichProgress(console)
     chosen = rt.settings.broker  # --broker if given, else JOE_BROKER (env or .env), else sim
     try:
-        opts = RunOptions(chosen, source, as_of_date, push, scan, formats, blocked)
+        opts = RunOptions(chosen, source, as_of_date, push, scan, formats, blocked, market_clock_start)
         outcome = run_once_sync(rt, opts, progress)
     except (LiveModeUnavailable, BookRefused, SafetyRefused, EndpointRefused) as exc:
         progress.stop()
@@ -195,3 +221,20 @@ def run_command(
         # Exits, marks and the report were done; no new entry was sent: a safety refusal (README).
         console.print(f"[red]Refused[/]: {outcome.entries_refused}", soft_wrap=True)
         raise typer.Exit(ExitCode.REFUSED)
+
+
+def _handle_sigterm() -> None:
+    """SIGTERM to `joe run --once` (the daemon stopping, the daemon's death, an operator): no new entry
+    from now on, exits, report and records finish (exit as usual); a second SIGTERM aborts the run
+    (`RunTerminated`: recorded ``run.failed``, exit 1). Broker-side stops stay either way."""
+    import signal
+
+    from joe.safety.run_guard import RunTerminated, entries_stopped, stop_entries
+
+    def on_term(_signum: int, _frame: object) -> None:
+        if entries_stopped() is None:
+            stop_entries("SIGTERM: the run was asked to stop (no new entries; exits and records finish)")
+            return
+        raise RunTerminated("a second SIGTERM stopped the run")
+
+    signal.signal(signal.SIGTERM, on_term)

@@ -81,7 +81,9 @@ def _render(c: Console, s: dict[str, Any]) -> None:
         f"daily loss limit -{p['daily_loss_limit_pct']}%" + (" [bold red]HIT[/]" if p["limit_hit"] else "")
     )
     d = s.get("daemon") or {}
-    if d.get("heartbeat"):
+    if d.get("problem"):  # a heartbeat Joe cannot read: said, never a crash hiding the trading state
+        c.print(f"daemon: [bold red]UNKNOWN[/] ({d['problem']})", soft_wrap=True)
+    elif d.get("heartbeat"):
         alive = "running" if d["running"] else "STALE" if d["stale"] else "stopped"
         c.print(f"daemon: {alive} (last heartbeat {d['age_s']:.0f}s ago)")
         rec = d["heartbeat"].get("reconciled")

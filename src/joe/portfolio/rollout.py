@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime
+from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from joe.core.clock import utcnow
@@ -23,10 +24,42 @@ from joe.core.models import OrderLeg
 from joe.portfolio.intents import SizeCap
 
 if TYPE_CHECKING:
-    from joe.config.schema import ExecutionConfig
+    from joe.config.schema import ExecutionConfig, LiveConfig, RolloutConfig
+    from joe.core.events import AuditSink
     from joe.store import Store
 
 ROLLOUT_KEY = "live.rollout.entries"  # {client order id: {"real_money": bool, "broker": str}}
+
+# The rollout's floors (issue 10's defaults): the yaml may make the rollout stricter, never looser —
+# as `live.min_paper_days/trades` — except through the audited `live.track_record_override` with a
+# reason (`joe.config.mode.MIN_OVERRIDE_REASON`).
+FLOOR_TRADES = 10
+FLOOR_DAYS = 5
+CEILING_SIZE_FRACTION = Decimal("0.25")
+CEILING_MAX_NOTIONAL = Decimal(5000)
+
+
+def effective_rollout(live: LiveConfig) -> tuple[RolloutConfig, str | None]:
+    """(the rollout that applies, a note when the yaml's was looser than the floors). Without a valid
+    override the floors apply; with one the yaml's values apply and the note says so."""
+    from joe.config.mode import MIN_OVERRIDE_REASON
+
+    y = live.rollout
+    floored = y.model_copy(update={
+        "trades": max(y.trades, FLOOR_TRADES), "days": max(y.days, FLOOR_DAYS),
+        "size_fraction": min(y.size_fraction, CEILING_SIZE_FRACTION),
+        "max_notional": min(y.max_notional, CEILING_MAX_NOTIONAL),
+    })  # fmt: skip
+    if floored == y:
+        return y, None
+    yaml = (f"yaml live.rollout trades={y.trades} days={y.days} size_fraction={y.size_fraction} "
+            f"max_notional={y.max_notional}")  # fmt: skip
+    override = live.track_record_override
+    if override.enabled and len(override.reason.strip()) >= MIN_OVERRIDE_REASON:
+        return y, f"{yaml} is looser than the floors: OVERRIDDEN ({override.reason.strip()})"
+    return floored, (f"{yaml} is looser than the floors ({FLOOR_TRADES} trades, {FLOOR_DAYS} days, size "
+                     f"<= {CEILING_SIZE_FRACTION}, notional <= {CEILING_MAX_NOTIONAL}): the floors apply; "
+                     "only live.track_record_override with a reason skips them")  # fmt: skip
 
 
 class Rollout:
@@ -40,8 +73,13 @@ class Rollout:
         real_money: bool,
         broker: str,
         clock: Callable[[], datetime] = utcnow,
+        audit: AuditSink | None = None,
     ) -> None:
-        self.cfg = config.live.rollout
+        self.cfg, self.note = effective_rollout(config.live)
+        if self.note is not None and audit is not None and real_money:
+            overridden = "OVERRIDDEN" in self.note
+            audit.record("mode.override" if overridden else "rollout.floored", {"gate": "rollout",
+                         "detail": self.note})  # fmt: skip
         self.store = store
         self.real_money = real_money
         self.broker = broker
@@ -107,10 +145,12 @@ class Rollout:
             f"first {c.trades} live trades and first {c.days} days at {c.size_fraction} of normal size, "
             f"max notional {c.max_notional}"
         )
+        note = [f"rollout: {self.note}"] if self.note else []
         if not self.real_money:
-            return [f"rollout caps ({caps}) apply on a real-money account only; not on this one"]
+            return [f"rollout caps ({caps}) apply on a real-money account only; not on this one", *note]
         state = "ACTIVE" if self.active() else "done"
         return [
             f"rollout caps {state}: {caps}; so far {trades} real-money live trade(s) over {days} day(s) "
-            "(demo-account trades do not count)"
+            "(demo-account trades do not count)",
+            *note,
         ]

@@ -115,6 +115,11 @@ class Daemon:
         log.info("daemon stopping (%s): no new entries", reason)
         self._stop.set()
 
+    @property
+    def stopping(self) -> bool:
+        """True from `request_stop` on: no scheduled run starts, a running one is told to stop entries."""
+        return self._stopping
+
     def entries_allowed(self, symbol: str) -> bool:
         """New entries on `symbol`: not while stopping, not while the trading state or the kill file
         forbids them, only on a fresh stream (watched, not stale) and while its market is open."""
@@ -136,7 +141,38 @@ class Daemon:
 
     # -- the loop -----------------------------------------------------------------------------------
 
+    def missed_runs(self) -> list[ScheduledRun]:
+        """Scheduled runs that fell while no daemon ran: after the last heartbeat in the store (the
+        previous daemon's, read before this one writes its first) and before now (schedule clock). They
+        are not caught up — a run late by hours would trade on a stale decision (entries at the wrong
+        session) — but audited ``daemon.runs_missed`` and logged at start; the next scheduled run (or
+        `joe run --once` by hand) trades on the day's data."""
+        if self.schedule is None:
+            return []
+        try:
+            beat = self.state.get_state(HEARTBEAT_KEY)
+            last = _beat_time(beat) if isinstance(beat, dict) else None
+        except Exception:
+            return []
+        now = self.schedule_clock()
+        if last is None or last >= now:
+            return []
+        out: list[ScheduledRun] = []
+        t = last
+        while len(out) < 50 and (nxt := self.schedule.next_run(t)) is not None and nxt.at <= now:
+            out.append(nxt)
+            t = nxt.at
+        return out
+
     async def run(self) -> None:
+        missed = self.missed_runs()
+        if missed:
+            self.audit.record("daemon.runs_missed", {
+                "runs": [{"name": r.name, "at": r.at.isoformat()} for r in missed],
+                "caught_up": False,
+            })  # fmt: skip
+            log.warning("daemon: %d scheduled run(s) missed while no daemon ran (not caught up): %s",
+                        len(missed), ", ".join(f"{r.name}@{r.at.isoformat()}" for r in missed))  # fmt: skip
         self.audit.record("daemon.started", {"pid": os.getpid(), "mode": self.mode})
         self.status = "reconciling"
         if self.start_hook is not None:
@@ -256,6 +292,7 @@ class Daemon:
         beat = {
             "pid": os.getpid(),
             "ts": now.isoformat(),
+            "every_s": self.t.heartbeat_s,  # the stale cut-off follows it (heartbeat_health)
             "status": self.status,
             "mode": self.mode,
             "quotes": self.stream.quotes,
@@ -281,19 +318,55 @@ class Daemon:
             log.exception("heartbeat write failed")
 
 
+BEAT_MISSES = 3  # a heartbeat is stale after this many intervals without one (and never under 30 s)
+
+
+def _beat_time(beat: dict[str, Any]) -> datetime | None:
+    """The heartbeat's aware UTC time, or None when its ``ts`` is missing or not an ISO 8601 instant
+    with a timezone (a naive time, a number, free text)."""
+    raw = beat.get("ts")
+    if not isinstance(raw, str):
+        return None
+    try:
+        ts = datetime.fromisoformat(raw)
+    except ValueError:
+        return None
+    return ts.astimezone(UTC) if ts.tzinfo is not None else None
+
+
 def heartbeat_health(
-    state: StateStore, now: datetime | None = None, max_age_s: float = 30.0
+    state: StateStore, now: datetime | None = None, max_age_s: float | None = None
 ) -> dict[str, Any]:
     """The daemon's last heartbeat and whether it is stale (for `joe status`).
 
-    Returns {"running": bool, "stale": bool, "age_s": float | None, "heartbeat": dict | None}.
-    A heartbeat older than `max_age_s` while its status is not "stopped" means the daemon died or hangs.
+    Returns {"running": bool, "stale": bool, "age_s": float | None, "heartbeat": dict | None}, plus
+    "problem": str when the stored heartbeat cannot be read (then stale, never an exception: the
+    caller still shows the trading state). A heartbeat older than the cut-off while its status is not
+    "stopped" means the daemon died or hangs. Cut-off: `max_age_s` (default 30 s), but at least
+    `BEAT_MISSES` × the interval the daemon wrote in its heartbeat (``every_s``; ``daemon.heartbeat_s``
+    or ``--heartbeat``), so a daemon beating every 60 s is not stale between beats.
     """
-    beat = state.get_state(HEARTBEAT_KEY)
-    if not isinstance(beat, dict):
+    try:
+        beat = state.get_state(HEARTBEAT_KEY)
+    except Exception as exc:
+        return {"running": False, "stale": True, "age_s": None, "heartbeat": None,
+                "problem": f"heartbeat unreadable: {type(exc).__name__}"}  # fmt: skip
+    if beat is None:
         return {"running": False, "stale": False, "age_s": None, "heartbeat": None}
+    if not isinstance(beat, dict):
+        return {"running": False, "stale": True, "age_s": None, "heartbeat": None,
+                "problem": f"heartbeat is a {type(beat).__name__}, not a record"}  # fmt: skip
     now = now or datetime.now(UTC)
-    age = (now - datetime.fromisoformat(str(beat["ts"]))).total_seconds()
+    ts = _beat_time(beat)
+    if ts is None:
+        why = f"heartbeat ts {str(beat.get('ts'))[:40]!r} is not an ISO 8601 UTC instant"
+        return {"running": False, "stale": True, "age_s": None, "heartbeat": beat, "problem": why}
+    every = beat.get("every_s")
+    interval = 0.0
+    if isinstance(every, int | float) and not isinstance(every, bool) and every > 0:
+        interval = float(every)
+    cutoff = max(30.0 if max_age_s is None else max_age_s, BEAT_MISSES * interval)
+    age = (now - ts).total_seconds()
     stopped = beat.get("status") == "stopped"
-    return {"running": not stopped and age <= max_age_s, "stale": not stopped and age > max_age_s,
+    return {"running": not stopped and age <= cutoff, "stale": not stopped and age > cutoff,
             "age_s": age, "heartbeat": beat}  # fmt: skip

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
-from joe.brokers.base import ExecutionClient
+from joe.brokers.base import BrokerUnavailable, ExecutionClient
 from joe.core.models import OrderLeg, Side
 from joe.core.order import Order, OrderState
 from joe.execution.monitor_bridge import OrderManagerBridge
@@ -41,6 +41,7 @@ if TYPE_CHECKING:
     from joe.execution.reconciler import Reconciler, ReconcileReport
     from joe.runtime.bootstrap import Runtime
     from joe.safety.control import SafetyContext
+    from joe.safety.margin_blind import BlindMargin
 
 log = logging.getLogger(__name__)
 
@@ -302,9 +303,17 @@ class DeskHolder:
         self,
         build: Callable[[], Awaitable[tuple[LiveDesk, Callable[[], Awaitable[None]]]]],
         audit: Any,
+        stopping: Callable[[], bool] = lambda: False,
+        margin_watch: BlindMargin | None = None,
     ) -> None:
         self.build = build
         self.audit = audit
+        # Failed margin reads while positions are open: alert, then REDUCING (joe.safety.margin_blind).
+        self.margin_watch = margin_watch
+        self.lent = False  # a scheduled run holds the broker (it checks the margin itself)
+        # The daemon is stopping: after a hand-over no new desk starts (nothing reconnects, reconciles
+        # or replays exits after the stop sequence; the next start reconciles first).
+        self.stopping = stopping
         self.desk: LiveDesk | None = None
         self._close: Callable[[], Awaitable[None]] | None = None
         self._deferred: _Deferred | None = None
@@ -344,8 +353,23 @@ class DeskHolder:
         }  # fmt: skip
 
     async def check_margin(self) -> None:
-        if self.desk is not None:
+        """The desk's margin check. During a hand-over it is the run's (`joe run --once` checks the
+        margin before its entries), not a failure; with no desk otherwise, or a failed read, the
+        margin monitor is blind (`BlindMargin`: alert, then REDUCING) and the error is raised."""
+        if self.desk is None:
+            if self.lent:
+                return
+            if self.margin_watch is not None:
+                self.margin_watch.blind("no broker connection")
+            raise BrokerUnavailable("margin check: no broker connection")
+        try:
             await self.desk.check_margin()
+        except Exception as exc:
+            if self.margin_watch is not None:
+                self.margin_watch.blind(f"{type(exc).__name__}: {exc}")
+            raise
+        if self.margin_watch is not None:
+            self.margin_watch.seen()
 
     def hand_over(
         self, run: Callable[[Any], Awaitable[None]]
@@ -354,11 +378,16 @@ class DeskHolder:
 
         async def handed(scheduled: Any) -> None:
             self.audit.record("daemon.hand_over", {"run": getattr(scheduled, "name", "?")})
+            self.lent = True
             await self.stop()
             try:
                 await run(scheduled)
             finally:
-                await self.start()
+                self.lent = False
+                if self.stopping():
+                    self.audit.record("daemon.desk_not_restarted", {"reason": "daemon stopping"})
+                else:
+                    await self.start()
 
         return handed
 

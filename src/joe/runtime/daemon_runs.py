@@ -1,8 +1,9 @@
 """The daemon's scheduled pipeline runs: the very `joe run --once` stages, in a child process.
 
 A child process keeps the quote path responsive while the (CPU-heavy) analysis runs, contains a
-crash, and guarantees the daemon and `joe run --once` share one pipeline. A child refused for
-safety (exit 3, e.g. live mode, which the batch pipeline does not trade) or failing is audited.
+crash, and guarantees the daemon and `joe run --once` share one pipeline. The child trades in the
+daemon's mode (paper, shadow or live: the very `joe run --once` path); a child refused for safety
+(exit 3) or failing is audited.
 """
 
 from __future__ import annotations
@@ -10,13 +11,20 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import signal
 import sys
+import tempfile
+import uuid
 from collections.abc import Callable, Coroutine
+from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from joe.core.events import AuditSink
 from joe.data.calendars import calendar_for
 from joe.runtime.schedule import Anchor, Schedule, ScheduledRun, ScheduleRule
+from joe.safety.lock import child_fds
+from joe.safety.run_guard import STOP_FILE_ENV
 
 
 def schedule_from_config(cfg: Any) -> Schedule:
@@ -35,31 +43,77 @@ def schedule_from_config(cfg: Any) -> Schedule:
     return Schedule(calendar, rules)
 
 
-def pipeline_runner(broker: str, audit: AuditSink) -> Callable[[ScheduledRun], Coroutine[Any, Any, None]]:
+def pipeline_runner(
+    broker: str,
+    audit: AuditSink,
+    *,
+    stopping: Callable[[], bool] = lambda: False,
+    clock: Callable[[], datetime] | None = None,
+    poll_s: float = 0.2,
+    grace_s: float = 10.0,
+) -> Callable[[ScheduledRun], Coroutine[Any, Any, None]]:
     """`on_run` for the `Daemon`: runs `joe run --once --broker <broker>` and audits the outcome.
-    The run's `no_entries` (the daemon's stale instruments when it fired) go as `--no-entry`."""
+
+    The run's `no_entries` (the daemon's stale instruments when it fired) go as `--no-entry`; a
+    rehearsal `clock` (``joe daemon --clock-start``) goes as ``--clock-start`` (the minute the run's
+    RiskGate judges market hours at). While the daemon is `stopping`: a run not started yet does not
+    start (audited ``daemon.run_skipped``); a running child gets SIGTERM, which makes `joe run --once`
+    refuse new entries and finish its exits, report and records (``daemon.run_entries_stopped``; the
+    signal is the stop file named by `STOP_FILE_ENV`, which the child reads before screening and just
+    before sending — no race with the child's start-up).
+    Cancelled (the daemon's settle bound ran out): a second SIGTERM aborts the child, which records
+    ``run.failed`` and its run row; SIGKILL after `grace_s` seconds if it is still there.
+    Raises RuntimeError when the child exits non-zero."""
 
     async def run(scheduled: ScheduledRun) -> None:
+        if stopping():
+            audit.record("daemon.run_skipped", {"name": scheduled.name, "reason": "daemon stopping"})
+            return
         cmd = [sys.executable, "-m", "joe.cli.main", "run", "--once", "--broker", broker]
         if scheduled.no_entries:
             cmd += ["--no-entry", ",".join(scheduled.no_entries)]
+        if clock is not None:
+            cmd += ["--clock-start", clock().isoformat()]
         from joe.safety.lock import child_env
 
+        stop_file = Path(tempfile.gettempdir()) / f"joe-stop-entries-{os.getpid()}-{uuid.uuid4().hex}"
         proc = await asyncio.create_subprocess_exec(
             *cmd,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
-            env={**os.environ, **child_env()},  # runs under the daemon's single-instance lock
+            # runs under the daemon's single-instance lock; the stop file tells it to stop entries
+            env={**os.environ, **child_env(), STOP_FILE_ENV: str(stop_file)},
+            pass_fds=child_fds(),  # the lock's descriptor: the child holds the flock too
         )
+        talk = asyncio.ensure_future(proc.communicate())
+        told = False
         try:
-            out, err = await proc.communicate()
+            while not talk.done():
+                if not told and stopping():
+                    told = True
+                    stop_file.write_text(f"daemon {os.getpid()} stopping\n")  # no new entries
+                    audit.record("daemon.run_entries_stopped", {"name": scheduled.name, "pid": proc.pid})
+                await asyncio.wait({talk}, timeout=poll_s)
+            out, err = talk.result()
         except asyncio.CancelledError:
             with contextlib.suppress(ProcessLookupError):
-                proc.terminate()
-            await proc.wait()
+                stop_file.write_text("aborted\n")
+                proc.send_signal(signal.SIGTERM)  # entries stopped already: this one aborts
+                await asyncio.sleep(0.05)
+                proc.send_signal(signal.SIGTERM)  # (the first stops entries if the file was not read)
+            try:
+                await asyncio.wait_for(asyncio.shield(talk), grace_s)
+            except (TimeoutError, asyncio.CancelledError):
+                with contextlib.suppress(ProcessLookupError):
+                    proc.kill()
+                await proc.wait()
+            audit.record("daemon.run_aborted", {"name": scheduled.name, "rc": proc.returncode})
             raise
+        finally:
+            stop_file.unlink(missing_ok=True)
         report = [ln for ln in out.decode(errors="replace").splitlines() if ln.startswith("Report: ")]
-        payload = {"name": scheduled.name, "rc": proc.returncode, "report": report[-1][8:] if report else ""}
+        payload = {"name": scheduled.name, "rc": proc.returncode, "report": report[-1][8:] if report else "",
+                   "entries_stopped": told}  # fmt: skip
         audit.record("daemon.run_finished", payload)
         if proc.returncode != 0:
             tail = err.decode(errors="replace").strip().splitlines()[-3:]

@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING
 
 from joe.analysis.strategies.engine import StrategyEngine
 from joe.brokers.base import BrokerUnavailable, WhatIfResult
+from joe.core.clock import clock_from
 from joe.core.ids import new_run_id
 from joe.core.logging import get_logger
 from joe.core.models import AccountInfo, Position, Signal
@@ -58,6 +59,7 @@ from joe.runtime.stages import (
 )
 from joe.safety.broker_health import watch_broker_health
 from joe.safety.broker_safety import BrokerSafety
+from joe.safety.live_book import fetch_live_book
 from joe.safety.risk_gate import ProposedOrder
 from joe.safety.run_guard import RunGuard, SafetyRefused
 from joe.store import Store, open_store
@@ -206,9 +208,16 @@ async def _trade(rt: Runtime, st: RunState, guard: RunGuard, link: BrokerLink) -
         await _margin_previews(guard, link.client, approved)
         assert st.snap is not None
         book = guard.daily_book(st.snap, st.as_of_idx, account, held, approved)
+        # An entry fills NOW: market hours at this minute and a fresh live quote (joe.safety.live_book).
+        start = st.opts.market_clock_start
+        book = await fetch_live_book(
+            book, link.market, [s.symbol for s in approved], clock_from(start) if start else st.clock
+        )
         allowed, denied = guard.screen(approved, book)
         st.executions.update(denied)
         allowed = without_no_entries(st, allowed)  # the daemon's stale instruments (--no-entry)
+        allowed, stopped = guard.last_look(allowed)  # SIGTERM since the screen: no entry
+        st.executions.update(stopped)
         if live is None:
             await _shadow(rt, st, link, allowed, facts, guard)
         else:
@@ -251,7 +260,7 @@ async def _live(
     assert st.pf is not None and st.as_of_ts is not None
     ts = st.as_of_ts.to_pydatetime()
     broker = st.opts.broker
-    rollout = Rollout(rt.config, rt.store, real_money=rt.decision.real_money, broker=broker)
+    rollout = Rollout(rt.config, rt.store, real_money=rt.decision.real_money, broker=broker, audit=rt.audit)
     facts.rollout = rollout.lines()
     live.size_cap, live.on_entry = rollout.cap, rollout.record_entry
     st.progress.stage("trading", f"{len(allowed)} signals → brackets at {broker}")

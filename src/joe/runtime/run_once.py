@@ -152,6 +152,9 @@ async def run_once(
         raise EndpointRefused(str(exc)) from exc
     except Exception as exc:
         raise _fail(st, exc) from exc
+    except (asyncio.CancelledError, KeyboardInterrupt) as exc:  # aborted: recorded, then passed on
+        _fail(st, exc)
+        raise
     assert st.paths is not None and st.result is not None and st.as_of_ts is not None
     return RunOutcome(
         st.run_id,

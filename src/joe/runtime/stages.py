@@ -71,6 +71,9 @@ class RunOptions:
     date_format: str | None = None
     # Symbols on which this run takes no entry (the daemon's stale instruments: `--no-entry`).
     no_entries: tuple[str, ...] = ()
+    # Live/shadow: the minute the RiskGate judges market hours at starts here instead of now
+    # (`--clock-start`, a rehearsal on paper or a local simulator only; the daemon passes its clock).
+    market_clock_start: datetime | None = None
 
     @property
     def source_label(self) -> str:

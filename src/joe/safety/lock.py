@@ -22,6 +22,10 @@ LOCK_NAME = "joe.lock"
 # Set by a lock holder (the daemon) for the `joe run --once` it starts itself: the child runs under
 # its parent's lock instead of being refused by it.
 PARENT_ENV = "JOE_LOCK_PARENT"
+# The lock's descriptor, passed to that child (`child_fds`): the child holds the very flock (one open
+# file description), so it stays locked while an orphaned child runs after its daemon was SIGKILLed.
+FD_ENV = "JOE_LOCK_FD"
+_HELD: dict[Path, int] = {}  # this process's held locks: path → fd
 # How long a refused process waits for the holder's pid to appear (50 × 10 ms).
 PID_WAIT_TRIES = 50
 PID_WAIT_S = 0.01
@@ -76,11 +80,13 @@ class InstanceLock:
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
         self._fd = fd
+        _HELD[self.path.resolve()] = fd
         return self
 
     def release(self) -> None:
         if self._fd is not None:
             fd, self._fd = self._fd, None
+            _HELD.pop(self.path.resolve(), None)
             try:
                 os.ftruncate(fd, 0)
             finally:
@@ -126,10 +132,59 @@ def holder_pid(data_dir: Path | str) -> int | None:
 
 def child_env() -> dict[str, str]:
     """Environment for a child this lock holder runs on the same data folder (see `inherited`)."""
-    return {PARENT_ENV: str(os.getpid())}
+    env = {PARENT_ENV: str(os.getpid())}
+    if _HELD:
+        env[FD_ENV] = str(next(iter(_HELD.values())))
+    return env
+
+
+def child_fds() -> tuple[int, ...]:
+    """The held locks' descriptors, for `subprocess`'s ``pass_fds`` (with `child_env`)."""
+    return tuple(_HELD.values())
 
 
 def inherited(data_dir: Path | str) -> bool:
-    """True when our parent holds the data folder's lock and started us to work under it."""
-    parent = os.getppid()
-    return os.environ.get(PARENT_ENV) == str(parent) and holder_pid(data_dir) == parent
+    """True when our parent started us to work under its lock on `data_dir`.
+
+    With the lock's descriptor passed down (`FD_ENV`, `child_fds`), this process holds the flock itself:
+    it stays held if the parent dies. The child also asks the kernel for SIGTERM when its parent dies
+    (Linux ``PR_SET_PDEATHSIG``; `joe run --once` takes SIGTERM as "no new entries, finish exits and
+    records"), and one whose parent is already gone gets it at once."""
+    parent = os.environ.get(PARENT_ENV)
+    if parent is None or not parent.isdigit():
+        return False
+    if _fd_holds(data_dir):
+        _die_with_parent(int(parent))
+        return True
+    return parent == str(os.getppid()) and holder_pid(data_dir) == os.getppid()
+
+
+def _fd_holds(data_dir: Path | str) -> bool:
+    """True when `FD_ENV` names an open descriptor of `data_dir`'s lock file (the parent's flock)."""
+    raw = os.environ.get(FD_ENV, "")
+    if not raw.isdigit():
+        return False
+    try:
+        mine, theirs = os.fstat(int(raw)), os.stat(Path(data_dir) / LOCK_NAME)
+    except OSError:
+        return False
+    if (mine.st_dev, mine.st_ino) != (theirs.st_dev, theirs.st_ino):
+        return False
+    fd = int(raw)
+    os.set_inheritable(fd, False)  # not passed on further
+    _HELD[(Path(data_dir) / LOCK_NAME).resolve()] = fd
+    return True
+
+
+def _die_with_parent(parent: int) -> None:
+    import signal
+
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, int(signal.SIGTERM), 0, 0, 0)  # PR_SET_PDEATHSIG = 1
+    except (OSError, AttributeError):
+        pass  # not Linux: the lock still holds; the orphan finishes its run
+    if os.getppid() != parent:  # the parent died before the request: same as its death now
+        os.kill(os.getpid(), signal.SIGTERM)

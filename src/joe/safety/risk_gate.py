@@ -78,6 +78,9 @@ class GateBook:
     returns: pd.DataFrame | None = None
     daily_bars: bool = True
     locks: list[Lock] = field(default_factory=list)  # the protections' locks at `now`
+    # {symbol: tradeable now} where the broker reports a market's own status (Capital.com marketStatus);
+    # it rules over the exchange calendar for those symbols (live books only: `joe.safety.live_book`).
+    market_open: Mapping[str, bool] = field(default_factory=dict)
     _corr: dict[int, pd.DataFrame] = field(default_factory=dict, repr=False)
 
     def correlations(self, lookback: int) -> pd.DataFrame | None:

@@ -12,6 +12,7 @@ Three calls keep the run's own code small:
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -33,7 +34,32 @@ if TYPE_CHECKING:
 
 log = get_logger("joe.safety.run")
 
-__all__ = ["RunGuard", "SafetyRefused"]
+__all__ = ["STOP_FILE_ENV", "RunGuard", "RunTerminated", "SafetyRefused", "entries_stopped", "stop_entries"]
+
+# Set by `stop_entries` (a signal handler: SIGTERM to `joe run --once`, which the daemon sends its
+# scheduled run when it stops, or the kernel when the daemon died): from then on the run sends no new
+# entry; its exits, report and records still finish.
+_STOPPED: list[str] = []
+# A file whose existence stops entries the same way: the daemon names one for its scheduled run and
+# creates it when it stops (a signal could arrive before the child's handler is installed).
+STOP_FILE_ENV = "JOE_STOP_ENTRIES_FILE"
+
+
+class RunTerminated(Exception):
+    """A second SIGTERM: the run stops where it is (recorded ``run.failed``; broker-side stops stay)."""
+
+
+def stop_entries(reason: str) -> None:
+    """No new entry from now on in this process (safe from a signal handler: sets a flag only)."""
+    if not _STOPPED:
+        _STOPPED.append(reason)
+
+
+def entries_stopped() -> str | None:
+    """Why new entries were stopped in this process (SIGTERM, or the daemon's stop file), or None."""
+    if not _STOPPED and (path := os.environ.get(STOP_FILE_ENV)) and os.path.exists(path):
+        stop_entries("the daemon that started this run is stopping (no new entries; exits finish)")
+    return _STOPPED[0] if _STOPPED else None
 
 
 @dataclass
@@ -116,6 +142,8 @@ class RunGuard:
         """(allowed signals, {signal_id: why denied}) — every denial audited."""
         from joe.safety.control import entry_allowed
 
+        if (stopped := entries_stopped()) is not None:
+            return self.refuse_stopped(signals, stopped)
         allowed_now, state = entry_allowed(self.ctx)  # the kill file may have appeared since start
         if not allowed_now:
             self.entries_refused = _refusal(state, state.by == "kill-file")
@@ -135,6 +163,20 @@ class RunGuard:
         if self.gate is None or book is None:
             return list(signals), {}
         return self.gate.screen(signals, book)
+
+    def refuse_stopped(self, signals: Sequence[Signal], why: str) -> tuple[list[Signal], dict[str, str]]:
+        """Every signal denied because the run was told to stop entries (audited ``risk.denied``)."""
+        for s in signals:
+            self.rt.audit.record(
+                "risk.denied", {"rule": "run_stopping", "reason": why}, signal_id=s.signal_id
+            )
+        return [], {s.signal_id: f"denied: run_stopping: {why}" for s in signals}
+
+    def last_look(self, signals: Sequence[Signal]) -> tuple[list[Signal], dict[str, str]]:
+        """Just before sending: `signals` unless entries were stopped meanwhile."""
+        if (stopped := entries_stopped()) is not None and signals:
+            return self.refuse_stopped(signals, stopped)
+        return list(signals), {}
 
     async def finish(self) -> int:
         """Deliver the queued safety alerts through the configured channels."""

@@ -145,12 +145,21 @@ def _session_open(asset: AssetClass, exchange: str, currency: str, now: datetime
 
 
 class MarketClosed:
-    """No entry while the instrument's market is closed (exchange-calendars; ``risk.check_market_hours``)."""
+    """No entry while the instrument's market is closed (``risk.check_market_hours``): the broker's own
+    status where the book has one (Capital.com marketStatus), else the exchange calendar — the day on
+    daily bars, the minute on a live book."""
 
     name = "market_closed"
 
     def check(self, order: ProposedOrder, book: GateBook, gate: RiskGate) -> Denial | None:
         if not gate.config.check_market_hours:
+            return None
+        status = book.market_open.get(order.symbol)
+        if status is not None and not book.daily_bars:
+            if not status:
+                return _deny(self.name, f"{order.symbol} market not tradeable at "
+                             f"{book.now.isoformat(timespec='minutes')} (broker status)",
+                             "closed", "open")  # fmt: skip
             return None
         inst = book.instruments.get(order.symbol)
         if inst is None:
