@@ -175,3 +175,15 @@ def test_an_unfinished_sequence_names_its_key_without_an_index(tmp_path: Path) -
     message = error_of(write(tmp_path, "live: {}\nrisk: [\n"))
     assert message.startswith(f"{tmp_path / 'execution.yaml'}: risk: malformed YAML at line"), message
     assert "[-1]" not in message
+
+
+@pytest.mark.parametrize("code", ["XXXX", "MOON", ""])
+def test_an_unknown_schedule_exchange_is_a_config_error_naming_the_key(code: str) -> None:
+    """Review r1012 README (f): it passed the config gate and crashed the daemon at start."""
+    from joe.config.loader import ConfigError, parse_execution_config
+
+    with pytest.raises(ConfigError) as info:
+        parse_execution_config(f"version: 1\ndaemon:\n  schedule:\n    exchange: '{code}'\n")
+    assert "daemon.schedule.exchange" in str(info.value) and "unknown exchange" in str(info.value)
+    for ok in ("XNYS", "NYSE", "XLON", "nasdaq"):
+        parse_execution_config(f"version: 1\ndaemon:\n  schedule:\n    exchange: {ok}\n")

@@ -25,8 +25,10 @@ def test_default_schedule_is_pre_open_after_open_and_pre_close_in_new_york_time(
 def test_null_disables_a_run_and_a_bad_exchange_names_the_key() -> None:
     sched = schedule_from_config(ScheduleConfig(pre_open_scan_min=None, pre_close_min=None))
     assert [r.name for r in sched.runs_on(date(2026, 12, 1))] == ["after_open"]
+    with pytest.raises(ValueError, match=r"unknown exchange 'MOON'"):
+        ScheduleConfig(exchange="MOON")  # the config model refuses it (exit 2 naming the key)
     with pytest.raises(ValueError, match=r"daemon\.schedule\.exchange: unknown exchange 'MOON'"):
-        schedule_from_config(ScheduleConfig(exchange="MOON"))
+        schedule_from_config(ScheduleConfig.model_construct(exchange="MOON"))  # and the daemon still would
 
 
 async def test_a_scheduled_run_is_joe_run_once_in_a_child_process(project: Path) -> None:

@@ -234,6 +234,8 @@ def _schema_problems(file: str, exc: ValidationError) -> list[ConfigProblem]:
         elif err["type"] == "invalid_key":
             key = ".".join(str(p) for p in loc[:-1])
             message = f"keys must be names, got {_got(loc[-1])}"
+        elif err["type"] == "value_error":  # a validator's own words (e.g. an unknown exchange)
+            message = str(err["msg"]).removeprefix("Value error, ")
         else:
             expected = _expected(loc) or err["msg"]
             got = "" if err["type"] == "missing" else f", got {_got(err.get('input'))}"

@@ -9,7 +9,7 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 
 class _Strict(BaseModel):
@@ -208,6 +208,22 @@ class ScheduleConfig(_Strict):
     """Scheduled pipeline runs of the daemon, in the exchange's time (null disables one)."""
 
     exchange: str = "XNYS"
+
+    @field_validator("exchange")
+    @classmethod
+    def _known_exchange(cls, v: str) -> str:
+        """An exchange exchange-calendars knows (a MIC such as XNYS, or one of Joe's aliases such as NYSE):
+        an unknown one is a config error (exit 2 naming daemon.schedule.exchange), not a daemon crash."""
+        import exchange_calendars as xcals
+
+        from joe.data.calendars import ALIASES
+
+        mic = ALIASES.get(v.upper(), v.upper())
+        if mic not in xcals.get_calendar_names(include_aliases=True):
+            raise ValueError(f"unknown exchange {v!r}: use a MIC such as XNYS or XLON, or one of "
+                             f"{', '.join(sorted(ALIASES))}")  # fmt: skip
+        return v
+
     pre_open_scan_min: int | None = Field(30, ge=0, le=720)  # minutes before the open
     after_open_min: int | None = Field(15, ge=0, le=720)  # minutes after the open
     pre_close_min: int | None = Field(15, ge=0, le=720)  # minutes before the (possibly early) close
