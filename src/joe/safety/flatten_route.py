@@ -51,15 +51,19 @@ _running: set[Path] = set()
 
 
 def other_holder(data_dir: Path) -> int | None:
-    """The pid of *another* process holding the data folder's lock (-1 when held but unreadable),
-    None when it is free or held by this process."""
+    """The pid of the process holding the data folder's lock (-1 when held but unreadable), None when
+    it is free or held by this process as a broker-flattening daemon (its own enforcer does the work).
+    This process holding it otherwise counts as a holder too: a paper daemon is told apart by its
+    heartbeat (`holder_mode`), anything else gets the request and the loud answer."""
     from joe.safety.lock import holder_pid
 
     try:
         pid = holder_pid(data_dir)
     except OSError:
         return None
-    return None if pid is None or pid == os.getpid() else pid
+    if pid is None or (pid == os.getpid() and flattens_here()):
+        return None
+    return pid
 
 
 def holder_mode(ctx: SafetyContext, pid: int) -> str | None:
