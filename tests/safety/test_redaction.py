@@ -223,7 +223,8 @@ _openers = st.sampled_from(["\x1b", "\x1b[", "\x1b[1;", "\x1b]", "\x1b]8;;", "\\
 around = st.lists(st.one_of(st.text(max_size=8), _openers), max_size=4).map("".join)
 
 
-@settings(max_examples=500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@pytest.mark.timeout(900)  # each example compiles a secret's matcher
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(around, st.text(alphabet=secret_chars, min_size=4, max_size=20), around)
 @example("\x1b", "@Sup3rSecret", "")
 @example("\x1b[", "Secret-Value", "")

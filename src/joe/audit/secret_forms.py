@@ -37,6 +37,7 @@ import base64
 import html
 import json
 import re
+import unicodedata
 from bisect import bisect_right
 from collections.abc import Callable, Iterable
 
@@ -179,7 +180,14 @@ ENCODERS: dict[str, Callable[[str], set[str]]] = {
     "utf16": _utf16,
     # The UTF-8 bytes read as Latin-1: composed with "repr" this is repr(bytes) (b'p\\xc3\\xa4ss'),
     # with "url" the percent-encoding of the bytes.
-    "utf8_bytes": lambda v: {v.encode("utf-8", "surrogatepass").decode("latin-1")},
+    # (composed and decomposed: repr(bytes) of a macOS path is NFD's bytes)
+    "utf8_bytes": lambda v: {
+        n.encode("utf-8", "surrogatepass").decode("latin-1")
+        for n in (v, unicodedata.normalize("NFC", v), unicodedata.normalize("NFD", v))
+    },
+    # Unicode normal forms: a path from macOS (HFS+/APFS keep names decomposed, NFD), text from a
+    # system that composes (NFC) or folds compatibility characters (NFKC/NFKD: "ﬁ" -> "fi").
+    "unicode_nf": lambda v: {unicodedata.normalize(f, v) for f in ("NFC", "NFD", "NFKC", "NFKD")},
 }
 _CASE_ENCODERS = ("upper", "lower", "casefold")  # one form each (truncated_forms takes .pop())
 
