@@ -65,7 +65,8 @@ KNOWN_DEFECTS: dict[int, str] = {
 # the fault precedes); strict, deterministic: test_found.py.
 KNOWN_FAULT_DEFECTS: dict[str, str] = {
     "audit_full": "joe/execution + joe/brokers: with the audit disk full an exit is not sent (its first "
-    "step, cancelling the protective legs, fails on the audit write); strict: test_found.py",
+    "step, cancelling the protective legs, fails on the audit write; strict: test_found.py); an entry is "
+    "stored, not sent, and its order.attempt is never audited once the disk has room (seed 169)",
 }
 
 
