@@ -143,15 +143,8 @@ def run_command(
             soft_wrap=True,
         )
         raise typer.Exit(ExitCode.USAGE)
-    if market_clock_start is not None and rt.mode != "paper" and not rt.decision.simulator:
-        # A shifted clock could open a market that is closed on a real account: the real clock judges.
-        rt.audit.record("run.clock_ignored", {"reason": "--clock-start against a real broker endpoint"})
-        console.print(
-            f"[yellow]warning[/]: --clock-start / JOE_CLOCK_START ignored: {rt.mode} mode here talks to a "
-            f"real {rt.decision.broker} endpoint, whose market hours are judged by the real clock",
-            soft_wrap=True,
-        )
-        market_clock_start = None
+    # Whether --clock-start may apply is decided once connected: only Joe's own simulator (as its wire
+    # says, never the port) may have its market hours judged at a rehearsal minute (joe.runtime.live_run).
     _handle_sigterm()  # before `inherited`: a child whose daemon is gone gets SIGTERM at once
     lock = InstanceLock.for_data_dir(rt.data_dir)
     try:

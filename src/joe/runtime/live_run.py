@@ -119,6 +119,13 @@ async def run_live(
         # What the connection says the far end is (never the port): the demo-live record counts only
         # runs whose venue was not the simulator (joe.safety.demo_record, review r16 defect 4).
         rt.audit.record("run.venue", {"broker": opts.broker, "simulator": link.simulator}, run_id=run_id)
+        if opts.market_clock_start is not None and not link.simulator:
+            # A shifted clock could open a market that is closed on a real account: the real clock judges.
+            why = f"--clock-start / JOE_CLOCK_START ignored: {opts.broker} here is not Joe's simulator"
+            rt.audit.record("run.clock_ignored", {"reason": why}, run_id=run_id)
+            log.warning("run.clock_ignored", reason=why)
+            st.warnings.append(why + "; market hours are judged by the real clock")
+            st.opts = replace(st.opts, market_clock_start=None)
         try:  # reconcile, analyse on the broker's account, trade
             facts = await _trade(rt, st, guard, link)
         finally:
