@@ -8,7 +8,8 @@
 - Observations (`ExecutionClient.observations()`) are applied through the pure rules in
   `reconcile_rules`; anything ambiguous is settled by asking the broker, never by resending.
 - On `start` every non-terminal order is rebuilt from the store and reconciled with the broker
-  (`mass_status`) before any intent is accepted; intents are refused while a reconciliation runs.
+  (`mass_status`, `joe.execution.reconcile_pass`) before any intent is accepted; intents are
+  refused while a reconciliation runs.
 - A fill is a fact: validated (`joe.core.order.validate_fill`), unique by execution identity, a
   higher revision replaces, commissions before or after end up on it; stored with an audit outbox.
 - Exits are reduce-only (capped at the broker's live position) and replace the protective orders;
@@ -24,21 +25,18 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from datetime import datetime
 from decimal import Decimal
-from typing import TypeVar
 
 from joe.brokers.base import (
     BrokerError,
     EntriesRefused,
     ExecutionClient,
     InvalidOrder,
-    OrderLink,
     OrderOutcomeUnknown,
     SendFailed,
-    SupportsOrderLinks,
     SupportsPresendCheck,
 )
 from joe.core.clock import utcnow
@@ -53,12 +51,12 @@ from joe.core.reports import (
     OrderStatusReport,
     PositionReport,
 )
-from joe.execution.book import OrderBook, retry_stale
+from joe.execution.book import OrderBook
 from joe.execution.bracket_follower import BracketFollower
 from joe.execution.broker_queries import BrokerQueries
 from joe.execution.events import AlertKind, ExecutionAlert, UnprotectedPosition
 from joe.execution.exits import run_exit
-from joe.execution.fill_intake import EXEC_TIME_SLACK, FillIntake
+from joe.execution.fill_intake import FillIntake
 from joe.execution.increments import check_intent
 from joe.execution.journal import (
     AlertHandler,
@@ -69,21 +67,18 @@ from joe.execution.journal import (
     intent_payload,
 )
 from joe.execution.outside import OutsideChanges, OutsideLedger
-from joe.execution.reconcile_rules import MassPass, Plan, plan_notice, plan_status
+from joe.execution.reconcile_pass import ReconcilePass
+from joe.execution.reconcile_rules import Plan, plan_notice, plan_status
 from joe.store import Store
-from joe.store.errors import StaleOrderError
 
 log = logging.getLogger(__name__)
-_T = TypeVar("_T")
-_R = TypeVar("_R")
 
 _S = OrderState
-NON_TERMINAL = {s for s in OrderState if not s.is_terminal}
 _WORKING = (_S.ACCEPTED, _S.PARTIALLY_FILLED)
 _CHILD_LEGS = (OrderLeg.STOP_LOSS, OrderLeg.TAKE_PROFIT)
 
 
-class OrderManager(FillIntake, BrokerQueries, OutsideChanges, BracketFollower):
+class OrderManager(ReconcilePass, FillIntake, BrokerQueries, OutsideChanges, BracketFollower):
     """Owns every order at one broker. See the module docstring for the rules it keeps.
 
     `mode` is the store/audit trading mode ("live" or "shadow"); `on_unprotected` / `on_alert` /
@@ -181,107 +176,6 @@ class OrderManager(FillIntake, BrokerQueries, OutsideChanges, BracketFollower):
             except Exception as e:  # one bad observation must not stop the stream; it is alerted
                 log.exception("observation %r failed", obs)
                 await self.journal.alert(AlertKind.UNRESOLVED, f"applying {type(obs).__name__} failed: {e}")
-
-    async def reconcile(self, since: datetime | None = None) -> MassPass:
-        """One reconciliation pass: re-audit the fill outbox, rebuild non-terminal orders from the
-        store, apply the broker's mass status (executions since `since`; default: since the oldest
-        non-terminal order was created), resolve (or send, if provably never sent) orders the
-        broker did not list, and check protection. Intents are refused while it runs.
-
-        Returns what the pass saw and did (`MassPass`): the `Reconciler` builds its report on it."""
-        self._reconciling = True
-        applied: list[str] = []
-        self._applied = applied
-        try:
-            self.book.flush_audited()
-            self.journal.reaudit_outbox(self.store)
-            # One copy per order in this process: a cached copy at least as new as the store's is
-            # kept (a submit or an exit still holds it across its awaits; replacing it made the two
-            # copies save over each other - `StaleOrderError`, chaos seeds 6, 7, 16, 83...); a newer
-            # stored one (saved by another process) replaces it.
-            mine = [
-                self.book.adopt(o)
-                for o in self.store.orders(state=NON_TERMINAL, mode=self.mode, broker=self.broker)
-            ]
-            self._link(mine)
-            if since is None:
-                oldest = min((o.created_at for o in mine), default=None)
-                since = oldest - EXEC_TIME_SLACK if oldest is not None else None
-            mass = await self.client.mass_status(since)
-            for r in mass.orders:
-                if r.client_order_id:
-                    await self._fresh(self._on_status, replace(r, from_reconciliation=True))
-            for f in mass.fills:
-                await self._fresh(self._on_fill, replace(f, from_reconciliation=True))
-            for c in mass.commissions:
-                await self._on_commission(c)
-            await self.attribute_outside(mass)  # the owner's executions that changed Joe's positions
-            listed = {r.client_order_id for r in mass.orders}
-            missing: list[Order] = []
-            for o in mine:
-                cur = self.book.orders[o.client_order_id]
-                unlisted = o.client_order_id not in listed and not cur.state.is_terminal
-                if unlisted and await self._fresh(self._settle_unlisted, cur.client_order_id) is False:
-                    missing.append(self.book.orders[o.client_order_id])
-            for sid in {o.intent.signal_id for o in mine}:
-                await self._fresh(self._check_protection, sid)
-            return MassPass(mass, tuple(applied), tuple(missing))
-        finally:
-            self._reconciling = False
-            self._applied = None
-
-    def _link(self, orders: Sequence[Order]) -> None:
-        """Hand the adapter the store's durable links of these orders (legs to their entry, broker
-        ids recorded at acknowledgement) when its broker cannot find them by Joe's id alone."""
-        if not isinstance(self.client, SupportsOrderLinks):
-            return
-        links = []
-        for o in orders:
-            parent = self.book.get(o.parent_client_order_id) if o.parent_client_order_id else None
-            links.append(OrderLink(
-                o.client_order_id, o.intent.leg, o.parent_client_order_id, o.broker_order_id,
-                parent.broker_order_id if parent else None, o.intent.signal_id,
-            ))  # fmt: skip
-        self.client.link(links)
-
-    async def mark_lost(self, o: Order, reason: str) -> None:
-        """The `Reconciler`'s verdict: Joe sent `o`, the broker does not know it after repeated checks.
-        LOST is terminal (never resent); alerted and audited. A later broker report moves it on."""
-        self.book.move(o, _S.LOST, reason)
-        if o.state is _S.LOST:
-            await self.journal.order_event("order.lost", {"reason": reason}, o)
-            await self.journal.alert(AlertKind.LOST, f"order {o.client_order_id} lost: {reason}", o)
-            await self._after_change(o)
-
-    async def _fresh(self, step: Callable[[_T], Awaitable[_R]], arg: _T) -> _R | None:
-        """`retry_stale` (one step of a pass, re-run once on a re-read copy), alerted if it gives up."""
-
-        async def give_up(e: StaleOrderError) -> None:
-            log.warning("stale order copy twice in a pass: %s", e)
-            await self.journal.alert(AlertKind.UNRESOLVED, f"skipped for this pass: {e}")
-
-        return await retry_stale(step, arg, give_up)
-
-    async def _settle_unlisted(self, coid: str) -> bool:
-        """True if the broker has the order (or it was provably never sent and is sent now / is a
-        child sent with its parent, or another task of this process is sending it); False if it stays
-        missing at the broker (never resent)."""
-        order = self.book.orders[coid]
-        if coid in self._sending:
-            return True  # a submit (the lost-protection reaction's...) is sending it right now
-        if not self.book.never_sent(order):
-            return await self.resolve_in_doubt(order)
-        if await self.lookup(order) is not False:
-            return True  # at the broker; or it cannot say: sent at the next pass, never blindly
-        if order.parent_client_order_id is None:
-            # Written ahead by a process that died before (or while) sending: its connection is gone,
-            # so the broker has or will never have it; it has not. Send it now, once, with its children.
-            group = [order, *(c for c in self.book.children(order) if self.book.never_sent(c))]
-            await self.journal.order_event(
-                "order.resend", {"reason": "not at the broker after restart"}, order
-            )
-            await self.send(group)
-        return True  # a child: sent with its parent
 
     # ------------------------------------------------------------------ intents
     async def submit(self, intents: Sequence[OrderIntent]) -> list[Order]:

@@ -8,7 +8,8 @@ Per quote batch (`QuoteBatch`, from the `PriceStream`) it:
   price has stayed through a stop for `grace_s` and the position is still open (the broker has not
   filled), it asks the `ExitRequester` for one reduce-only exit — exactly one per position id, ever;
 - trailing stops: asks the broker to move the stop in whole `step`s behind the best price, only ever
-  tightening, one modify in flight at a time; the level it checks is the broker-confirmed one;
+  tightening, one modify in flight at a time; the level it checks is the broker-confirmed one
+  (the arithmetic: `joe.execution.trailing`);
 - time-based exits: at `exit_at`, one reduce-only exit;
 - splits (`joe.execution.monitor_splits`): a split-like jump holds the instrument's positions (no
   backup exit, no trail; the broker-side stop stays) until `apply_split` adjusts them (quantity × r,
@@ -49,6 +50,7 @@ from joe.execution.protection import (
     WatchedPosition,
 )
 from joe.execution.quotes import FloatArray, InstrumentIndex, QuoteBatch, TsArray
+from joe.execution.trailing import better, tightened_stop
 
 log = logging.getLogger(__name__)
 
@@ -479,23 +481,13 @@ class PositionMonitor:
             ext = extremes.get(p.inst)
             if not math.isnan(p.split_ref):  # a suspected split: the best price is in the other units
                 continue
-            if ext is None or p.exit_requested or p.modify_pending is not None or p.through_since is not None:
-                if ext is not None:
-                    p.best = _better(p.best, ext[0] if p.sign > 0 else ext[1], p.sign)
+            if ext is None:
                 continue
-            p.best = _better(p.best, ext[0] if p.sign > 0 else ext[1], p.sign)
-            tr = p.spec.trailing
-            # How many whole steps the stop may tighten: stop + k*step <= best - distance (long).
-            room = (
-                (p.best - float(tr.distance) - p.stop_f)
-                if p.sign > 0
-                else (p.stop_f - p.best - float(tr.distance))
-            )
-            k = math.floor(room / float(tr.step) + 1e-9)
-            if k < 1:
-                continue
-            new = p.stop + p.sign * k * tr.step
-            if p.refused_stop is not None and (new - p.refused_stop) * p.sign <= 0:
+            p.best = better(p.best, ext[0] if p.sign > 0 else ext[1], p.sign)
+            if p.exit_requested or p.modify_pending is not None or p.through_since is not None:
+                continue  # the best price is kept; the stop moves once nothing is in flight
+            new = tightened_stop(p.stop, p.stop_f, p.best, p.sign, p.spec.trailing, p.refused_stop)
+            if new is None:
                 continue
             p.modify_pending = new
             req = StopModify(p.spec.position_id, p.spec.symbol, p.stop, new, now)
@@ -599,9 +591,3 @@ class PositionMonitor:
         new = max(n, 2 * cap)
         self._mark = np.concatenate((self._mark, np.full(new - cap, np.nan)))
         self._mark_ts = np.concatenate((self._mark_ts, np.zeros(new - cap, dtype=np.int64)))
-
-
-def _better(best: float, price: float, sign: int) -> float:
-    if math.isnan(best):
-        return price
-    return max(best, price) if sign > 0 else min(best, price)
