@@ -164,6 +164,9 @@ def _prices(c: Console, p: dict[str, Any]) -> None:
 def _margin(m: dict[str, Any] | None) -> str:
     if not m:
         return "no reading yet"
+    if m.get("unreadable"):
+        at = f"{m.get('level', '?')} at {m.get('broker', '?')}"
+        return f"{at}: UNREADABLE — {m['unreadable']} (as of {m.get('at')})"
     return (
         f"{m.get('level', '?')} at {m.get('broker', '?')}: cushion {m.get('cushion')} (as of {m.get('at')})"
     )

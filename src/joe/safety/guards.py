@@ -139,7 +139,7 @@ async def pre_run_checks(
     async def margin_check() -> Check:
         if read_account is None or margin is None:
             return Check("margin", "skip", "no account reader")
-        from joe.safety.margin_monitor import MarginLevel, MarginReading
+        from joe.safety.margin_monitor import MarginLevel, MarginReading, describe
 
         try:
             account = await read_account()
@@ -149,7 +149,7 @@ async def pre_run_checks(
             return Check("margin", "skip", f"account read failed in paper: {type(e).__name__}")
         reading = MarginReading.from_account(broker or "?", account)
         level = margin.check(reading)
-        detail = f"{level.value}: cushion {reading.cushion}"
+        detail = f"{level.value}: {describe(reading, margin.config)}"
         if level in (MarginLevel.REDUCE, MarginLevel.HALT):
             return Check("margin", "deny", f"margin {detail}")
         return Check("margin", "warn" if level is MarginLevel.WARN else "pass", f"margin {detail}")

@@ -31,30 +31,68 @@ class MarginLevel(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class MarginReading:
-    """One account reading; `cushion` in 0..1 (None when the broker gave nothing to compute it from)."""
+    """One account reading; `cushion` in 0..1, `equity` in the account currency.
+
+    `unreadable` says why the numbers cannot be trusted (None when they can): a field missing or not
+    a finite number, or equity zero or negative (a blown account, or the broker sending garbage). An
+    unreadable reading is judged HALT, never OK (review r1119 finding 5: fail closed on the live path).
+    """
 
     broker: str
-    equity: Decimal
+    equity: Decimal | None
     excess_liquidity: Decimal | None
     maint_margin: Decimal | None
     cushion: Decimal | None
+    unreadable: str | None = None
 
     @classmethod
-    def from_account(cls, broker: str, a: AccountInfo) -> MarginReading:
-        extra = {k.lower(): v for k, v in (a.extra or {}).items()}
-        excess = a.excess_liquidity if a.excess_liquidity is not None else a.available_funds
-        maint = _dec(extra.get("maintmarginreq"))
-        cushion = _dec(extra.get("cushion"))
-        if cushion is None and excess is not None and a.equity > 0:
-            cushion = excess / a.equity
-        return cls(broker, a.equity, excess, maint, cushion)
+    def from_account(cls, broker: str, a: object) -> MarginReading:
+        """The reading of `a` (an `AccountInfo`); never raises: anything it cannot read is `unreadable`."""
+        try:
+            return _read(broker, a)
+        except Exception as e:  # a malformed account object is an unreadable margin, not a crash
+            why = f"account not readable ({type(e).__name__})"
+            return cls(broker, None, None, None, None, unreadable=why)
 
 
-def _dec(v: str | None) -> Decimal | None:
+def _read(broker: str, a: object) -> MarginReading:
+    if not isinstance(a, AccountInfo):
+        return MarginReading(broker, None, None, None, None, unreadable=f"no account ({type(a).__name__})")
+    extra = {str(k).lower(): v for k, v in (a.extra or {}).items()}
+    maint = _finite(_dec(extra.get("maintmarginreq")))
+
+    def bad(why: str, equity: Decimal | None = None) -> MarginReading:
+        return MarginReading(broker, equity, None, maint, None, unreadable=why)
+
+    # The broker's raw text wins over the mapped field (IBKR maps garbage and missing tags to 0).
+    for tag in ("netliquidation", "excessliquidity", "cushion"):
+        if tag in extra and _finite(_dec(extra[tag])) is None:
+            return bad(f"{tag} {extra[tag]!r} is not a number")
+    equity = _finite(a.equity if isinstance(a.equity, Decimal) else _dec(a.equity))
+    if equity is None:
+        return bad(f"equity {a.equity!r} is not a number")
+    if equity <= 0:
+        return bad(f"equity {equity} <= 0 (account blown, or the broker's numbers are garbage)", equity)
+    excess_raw = a.excess_liquidity if a.excess_liquidity is not None else a.available_funds
+    excess = _finite(excess_raw if isinstance(excess_raw, Decimal) else _dec(excess_raw))
+    cushion = _finite(_dec(extra.get("cushion")))
+    if cushion is None:
+        if excess is None:
+            return bad(f"excess liquidity / available funds {excess_raw!r} missing or not a number", equity)
+        cushion = excess / equity
+    return MarginReading(broker, equity, excess, maint, cushion)
+
+
+def _dec(v: object) -> Decimal | None:
     try:
         return None if v in (None, "") else Decimal(str(v))
     except ArithmeticError:
-        return None
+        return Decimal("NaN")  # present but garbage: not the same as missing
+
+
+def _finite(d: Decimal | None) -> Decimal | None:
+    """`d` when a finite number, else None (NaN, sNaN and ±Infinity are no reading)."""
+    return d if d is not None and d.is_finite() else None
 
 
 class MarginMonitor:
@@ -66,8 +104,8 @@ class MarginMonitor:
 
     def level(self, r: MarginReading) -> MarginLevel:
         c = r.cushion
-        if c is None:
-            return MarginLevel.OK
+        if r.unreadable is not None or c is None:
+            return MarginLevel.HALT  # unknown margin is not healthy margin (fail closed)
         if c < self.config.halt_cushion:
             return MarginLevel.HALT
         if c < self.config.reduce_cushion:
@@ -86,12 +124,7 @@ class MarginMonitor:
         self.ctx.store.set_state(MARGIN_KEY, data)
         if lvl.value != previous:
             self.ctx.audit.record("safety.margin", data)
-        detail = (
-            f"cushion {r.cushion:.3f} (warn < {self.config.warn_cushion}, reduce < "
-            if r.cushion is not None
-            else ""
-        )
-        detail += f"{self.config.reduce_cushion}, halt < {self.config.halt_cushion})" if detail else ""
+        detail = describe(r, self.config)
         if lvl is MarginLevel.OK:
             return lvl
         self.ctx.alerts.margin(lvl.value, r.broker, detail)
@@ -100,3 +133,14 @@ class MarginMonitor:
         elif lvl is MarginLevel.HALT:
             self.ctx.states.escalate(TradingState.HALTED, by=f"margin:{r.broker}", reason=detail)
         return lvl
+
+
+def describe(r: MarginReading, config: MarginConfig) -> str:
+    """One line for alerts, the trading state's reason and `joe status`."""
+    if r.unreadable is not None or r.cushion is None:
+        why = r.unreadable or "no cushion"
+        return f"margin unreadable: {why} — HALTED until the account reads right and `joe resume`"
+    return (
+        f"cushion {r.cushion:.3f} (warn < {config.warn_cushion}, reduce < {config.reduce_cushion}, "
+        f"halt < {config.halt_cushion})"
+    )
