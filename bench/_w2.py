@@ -213,6 +213,8 @@ class W2Strategy:
         )  # fmt: skip
 
     def on_batch(self, batch: QuoteBatch) -> None:
+        if len(self.opened) == len(self.monitor.instruments):
+            return  # every instrument has had its first quote
         fresh = np.setdiff1d(
             np.unique(batch.inst), np.fromiter(self.opened, dtype=np.int32, count=len(self.opened))
         )
@@ -242,13 +244,16 @@ class W2Result:
     take_profits: int
     seconds: float
     cpu_seconds: float  # this process's CPU time: excludes time other processes held the cores
-    batch_latencies: list[float]
+    quote_latencies: np.ndarray  # seconds per quote, arrival → end of its batch (ReplaySource)
     batch_sizes: list[int]
     monitor: PositionMonitor
 
 
-async def run_w2(data: dict[str, np.ndarray], *, chunk: int = 1024, record_latency: bool = True) -> W2Result:
-    """Replay `data` through PriceStream → PositionMonitor with the W2 strategy; time the whole run."""
+async def run_w2(
+    data: dict[str, np.ndarray], *, chunk: int = 1024, record_latency: bool = True, rate: float | None = None
+) -> W2Result:
+    """Replay `data` through PriceStream → PositionMonitor with the W2 strategy; time the whole run.
+    `rate` (quotes/s) paces the replay open-loop (`ReplaySource`), else it runs as fast as it can."""
     import time
 
     n_inst = int(data["inst"].max()) + 1
@@ -260,18 +265,17 @@ async def run_w2(data: dict[str, np.ndarray], *, chunk: int = 1024, record_laten
     monitor.listeners.append(strategy.on_trigger)
     stream.consumers.extend([strategy, monitor])
     src = ReplaySource(symbols, data["inst"], data["ts"], data["bid"], data["ask"], chunk=chunk,
-                       record_latency=record_latency)  # fmt: skip
+                       record_latency=record_latency, rate=rate)  # fmt: skip
     stream.add_source(src)
-    sizes = [len(b) for b in src.batches()]
     t0, c0 = time.perf_counter(), time.process_time()
     await stream.start()
     await src.done.wait()
     seconds = time.perf_counter() - t0
     cpu_seconds = time.process_time() - c0
     await stream.stop()
-    lat = src.latencies or []
+    lat = src.quote_latencies if src.quote_latencies is not None else np.zeros(0)
     counts = (strategy.stops, strategy.take_profits)
-    return W2Result(stream.quotes, *counts, seconds, cpu_seconds, lat, sizes, monitor)
+    return W2Result(stream.quotes, *counts, seconds, cpu_seconds, lat, src.batch_sizes, monitor)
 
 
 def run(data: dict[str, np.ndarray], **kw: object) -> W2Result:

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import heapq
 import math
-from collections.abc import Iterator
 
 
 class LevelBook:
@@ -33,17 +32,19 @@ class LevelBook:
         return len(self._lower_armed) + len(self._upper_armed)
 
     def arm_lower(self, slot: int, level: float) -> None:
-        self._token += 1
-        self._lower_armed[slot] = self._token
-        heapq.heappush(self._lower, (-level, self._token, slot))
-        if len(self._lower) > 64 and len(self._lower) > 4 * len(self._lower_armed):
+        self._token = token = self._token + 1
+        self._lower_armed[slot] = token
+        h = self._lower
+        heapq.heappush(h, (-level, token, slot))
+        if len(h) > 64 and len(h) > 4 * len(self._lower_armed):
             self._compact()
 
     def arm_upper(self, slot: int, level: float) -> None:
-        self._token += 1
-        self._upper_armed[slot] = self._token
-        heapq.heappush(self._upper, (level, self._token, slot))
-        if len(self._upper) > 64 and len(self._upper) > 4 * len(self._upper_armed):
+        self._token = token = self._token + 1
+        self._upper_armed[slot] = token
+        h = self._upper
+        heapq.heappush(h, (level, token, slot))
+        if len(h) > 64 and len(h) > 4 * len(self._upper_armed):
             self._compact()
 
     def disarm(self, slot: int) -> None:
@@ -71,8 +72,10 @@ class LevelBook:
             heapq.heappop(h)
         return h[0][0] if h else math.inf
 
-    def pop_lower_crossed(self, price: float) -> Iterator[int]:
-        """Disarm and yield every slot whose lower level is >= `price`, highest level first."""
+    def pop_crossed(self, price: float) -> tuple[list[int], list[int]]:
+        """Disarm every slot `price` crossed: (lower levels >= price, highest first; upper levels <=
+        price, lowest first). The quote path's one call per crossing (no generators)."""
+        lower: list[int] = []
         h, armed = self._lower, self._lower_armed
         while h:
             neg, token, slot = h[0]
@@ -81,12 +84,10 @@ class LevelBook:
             elif -neg >= price:
                 heapq.heappop(h)
                 del armed[slot]
-                yield slot
+                lower.append(slot)
             else:
-                return
-
-    def pop_upper_crossed(self, price: float) -> Iterator[int]:
-        """Disarm and yield every slot whose upper level is <= `price`, lowest level first."""
+                break
+        upper: list[int] = []
         h, armed = self._upper, self._upper_armed
         while h:
             level, token, slot = h[0]
@@ -95,9 +96,10 @@ class LevelBook:
             elif level <= price:
                 heapq.heappop(h)
                 del armed[slot]
-                yield slot
+                upper.append(slot)
             else:
-                return
+                break
+        return lower, upper
 
     def _compact(self) -> None:
         # Dead entries are dropped when they reach the top; rebuild only if they dominate the heap,

@@ -32,10 +32,10 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 import numpy as np
-import numpy.typing as npt
 
 from joe.core.events import AuditSink, NullAudit
 from joe.core.models import Side
+from joe.execution.crossings import IdxArray, visit_crossings
 from joe.execution.levels import LevelBook
 from joe.execution.monitor_splits import SPLIT_TOL, SplitSuspect, exact_ratio, split_watched, suspects
 from joe.execution.protection import (
@@ -49,14 +49,14 @@ from joe.execution.protection import (
     TriggerKind,
     WatchedPosition,
 )
-from joe.execution.quotes import FloatArray, InstrumentIndex, QuoteBatch, TsArray
+from joe.execution.quotes import FloatArray, InstrumentIndex, IntArray, QuoteBatch, TsArray
 from joe.execution.trailing import better, tightened_stop
 
 log = logging.getLogger(__name__)
 
 _NS = 1_000_000_000
-IdxArray = npt.NDArray[np.intp]
-_PEEK = 24  # quotes scanned in Python before a vectorised search
+_BUY = Side.BUY  # an enum member read through its class costs a descriptor call on CPython 3.11
+_STOP, _TAKE_PROFIT = TriggerKind.STOP, TriggerKind.TAKE_PROFIT
 
 
 @dataclass(slots=True)
@@ -120,37 +120,52 @@ class PositionMonitor:
         self._mark_ts = np.zeros(cap, dtype=np.int64)
         self._in_batch = False
         self._dirty: set[int] = set()
+        self._inst_ids = instruments._ids  # symbol -> id, read directly on the quote path
 
     # -- positions ----------------------------------------------------------------------------------
 
     def add(self, position: WatchedPosition) -> None:
         """Start watching an open position (replaces a watched one with the same id)."""
+        # On the quote path (a strategy re-opens from a trigger listener): plain locals, no helper calls.
         pid = position.position_id
         if pid in self._by_id:
             self.close(pid)
-        inst = self.instruments.id(position.symbol)
+        sym = position.symbol
+        inst = self._inst_ids.get(sym)
+        if inst is None:
+            inst = self.instruments.id(sym)
         if inst >= len(self._mark):
             self._grow(inst + 1)
         pos = self._pos
-        slot = self._free.pop() if self._free else len(pos)
-        if slot == len(pos):
+        free = self._free
+        if free:
+            slot = free.pop()
+        else:
+            slot = len(pos)
             pos.append(None)
-        sign = 1 if position.side is Side.BUY else -1
+        sign = 1 if position.side is _BUY else -1
         stop, tp = position.stop, position.take_profit
         stop_f = float(stop) if stop is not None else math.nan
         tp_f = float(tp) if tp is not None else math.nan
         p = _Pos(position, slot, inst, sign, position.quantity, stop, stop_f, tp_f)
-        p.exit_requested = pid in self._exited
+        if self._exited and pid in self._exited:
+            p.exit_requested = True
         pos[slot] = p
         self._by_id[pid] = slot
         book = self._books.get(inst)
         if book is None:
             book = self._books[inst] = LevelBook()
         # a long's stop and a short's target fire from above (lower levels), the others from below
-        if stop is not None:
-            (book.arm_lower if sign > 0 else book.arm_upper)(slot, stop_f)
-        if tp is not None:
-            (book.arm_upper if sign > 0 else book.arm_lower)(slot, tp_f)
+        if sign > 0:
+            if stop is not None:
+                book.arm_lower(slot, stop_f)
+            if tp is not None:
+                book.arm_upper(slot, tp_f)
+        else:
+            if stop is not None:
+                book.arm_upper(slot, stop_f)
+            if tp is not None:
+                book.arm_lower(slot, tp_f)
         if position.trailing is not None:
             self._trailing.add(slot)
         if position.exit_at is not None:
@@ -168,10 +183,14 @@ class PositionMonitor:
         book = self._books.get(p.inst)
         if book is not None:
             book.disarm(slot)
-        self._through.discard(slot)
-        self._touched.discard(slot)
-        self._trailing.discard(slot)
-        self._split_held.discard(slot)
+        if self._through:
+            self._through.discard(slot)
+        if self._touched:
+            self._touched.discard(slot)
+        if self._trailing:
+            self._trailing.discard(slot)
+        if self._split_held:
+            self._split_held.discard(slot)
         self._pos[slot] = None
         self._free.append(slot)
         if self._in_batch:
@@ -282,7 +301,11 @@ class PositionMonitor:
     # -- the hot path -------------------------------------------------------------------------------
 
     def on_batch(self, batch: QuoteBatch) -> None:
-        """Process quotes in arrival order (see the module docstring)."""
+        """Process quotes in arrival order (see the module docstring).
+
+        Per batch, a fixed number of numpy calls (sort by instrument, each instrument's first/last/
+        lowest/highest mid) whatever the number of instruments; Python work only for instruments whose
+        quotes reach a level (or jump like a split), and per crossing."""
         n = len(batch)
         if n == 0:
             return
@@ -291,18 +314,17 @@ class PositionMonitor:
         self.quotes_seen += n
         order = np.argsort(inst, kind="stable")
         sinst = inst[order]
+        smid = mid[order]
         cuts = np.flatnonzero(sinst[1:] != sinst[:-1]) + 1
         starts = np.concatenate(([0], cuts))
         ends = np.concatenate((cuts, [n]))
         ids = sinst[starts]
         self._grow(int(ids[-1]) + 1)
-        groups: dict[int, tuple[IdxArray, FloatArray]] = {}
-        for u, s, e in zip(ids.tolist(), starts.tolist(), ends.tolist(), strict=True):
-            gidx = order[s:e]
-            groups[u] = (gidx, mid[gidx])
         if self._books:
-            self._split_jumps(groups)
-            self._crossings(groups, ts)
+            lo = np.minimum.reduceat(smid, starts)
+            hi = np.maximum.reduceat(smid, starts)
+            self._split_jumps(ids, smid[starts], starts, ends, smid)
+            self._crossings(ids, starts, ends, order, smid, lo, hi, ts)
         last = order[ends - 1]
         self._mark[ids] = mid[last]
         self._mark_ts[ids] = ts[last]
@@ -310,10 +332,10 @@ class PositionMonitor:
         if self._through or self._touched:
             self._recheck(now)
         if self._trailing:
-            smid = mid[order]
-            hi = np.maximum.reduceat(smid, starts)
-            lo = np.minimum.reduceat(smid, starts)
-            self._trail(dict(zip(ids.tolist(), zip(hi.tolist(), lo.tolist(), strict=True), strict=True)), now)
+            hi_t = np.maximum.reduceat(smid, starts)
+            lo_t = np.minimum.reduceat(smid, starts)
+            ext = dict(zip(ids.tolist(), zip(hi_t.tolist(), lo_t.tolist(), strict=True), strict=True))
+            self._trail(ext, now)
         if self._timed:
             self._time_exits(now)
 
@@ -325,130 +347,100 @@ class PositionMonitor:
         if self._timed:
             self._time_exits(now)
 
-    def _split_jumps(self, groups: dict[int, tuple[IdxArray, FloatArray]]) -> None:
+    def _split_jumps(
+        self, ids: IntArray, firsts: FloatArray, starts: IdxArray, ends: IdxArray, smid: FloatArray
+    ) -> None:
         """Hold the positions of an instrument whose first quote jumped by a split's factor from the
-        previous mark (the entry price before any mark); release held ones whose price came back."""
-        for u, (_, mids) in groups.items():
+        previous mark (the entry price before any mark); release held ones whose price came back.
+        `ids`: the batch's instruments; `firsts`: each one's first mid (both in instrument order)."""
+        prev = self._mark[ids]
+        with np.errstate(invalid="ignore"):
+            jumped = ~(np.abs(firsts / prev - 1) < 0.3)  # no mark yet (nan) counts as a jump
+        if not self._split_held and not jumped.any():
+            return  # the common case: one vectorised test per batch
+        held_insts = {p.inst for k in self._split_held for p in [self._pos[k]] if p is not None}
+        for u, first, mark in zip(ids.tolist(), firsts.tolist(), prev.tolist(), strict=True):
             if u not in self._books:
                 continue
-            first, prev = float(mids[0]), float(self._mark[u])
             back = False
-            for slot in [k for k in self._split_held if self._pos[k].inst == u]:  # type: ignore[union-attr]
-                p = self._pos[slot]
-                assert p is not None
-                if abs(math.log(first / p.split_ref)) <= SPLIT_TOL:  # back: a bad tick, not a split
-                    p.split_ref, back = math.nan, True
-                    self._split_held.discard(slot)
-            if back or (not math.isnan(prev) and abs(first / prev - 1) < 0.3):
+            if u in held_insts:
+                for slot in [k for k in self._split_held if self._pos[k].inst == u]:  # type: ignore[union-attr]
+                    p = self._pos[slot]
+                    assert p is not None
+                    if abs(math.log(first / p.split_ref)) <= SPLIT_TOL:  # back: a bad tick, not a split
+                        p.split_ref, back = math.nan, True
+                        self._split_held.discard(slot)
+            if back or (not math.isnan(mark) and abs(first / mark - 1) < 0.3):
                 continue
             mine = [p for p in self._pos if p is not None and p.inst == u and math.isnan(p.split_ref)]
-            no_mark = math.isnan(prev)
-            refs = [(p.spec.position_id, float(p.spec.entry_price) if no_mark else prev) for p in mine]
-            for s in suspects(mine[0].spec.symbol, refs, first) if mine else ():
-                for pid in s.positions:
+            no_mark = math.isnan(mark)
+            refs = [(p.spec.position_id, float(p.spec.entry_price) if no_mark else mark) for p in mine]
+            for sp in suspects(mine[0].spec.symbol, refs, first) if mine else ():
+                for pid in sp.positions:
                     q = self._get(pid)
-                    q.split_ref = s.reference
+                    q.split_ref = sp.reference
                     self._split_held.add(q.slot)
-                log.error("suspected split: %s", s.message)
-                self.audit.record("monitor.split_suspected", s.to_json())
+                log.error("suspected split: %s", sp.message)
+                self.audit.record("monitor.split_suspected", sp.to_json())
                 for fn in self.split_listeners:
                     try:
-                        fn(s)
+                        fn(sp)
                     except Exception as exc:  # a listener's bug must not stop the quote path
                         log.error("split listener failed: %r", exc)
 
-    def _crossings(self, groups: dict[int, tuple[IdxArray, FloatArray]], ts: TsArray) -> None:
-        """Visit every crossing quote in arrival order across instruments: one candidate (the next
-        crossing quote) per instrument in a heap keyed by batch position; after a crossing, the
-        instrument (and any whose levels a listener changed) looks again from the next quote."""
-        epoch: dict[int, int] = {}
-        cand: list[tuple[int, int, int, int]] = []  # (batch index, inst, index in group, epoch)
-        lists: dict[int, list[float]] = {}
-
-        def schedule(u: int, start: int) -> None:
-            epoch[u] = epoch.get(u, 0) + 1
-            book = self._books.get(u)
-            if book is None or not len(book):
-                return
-            gidx, m = groups[u]
-            n = len(m)
-            if start >= n:
-                return
-            lo, hi = book.lower_top(), book.upper_top()
-            if start == 0 and lo < m.min() and m.max() < hi:
-                return  # the common case: nothing in this batch comes near a level
-            # Crossings cluster (one often follows another): peek at a few quotes in Python, where
-            # numpy's per-call cost would dominate, then search the rest vectorised.
-            ml = lists.get(u)
-            if ml is None:
-                ml = lists[u] = m.tolist()
-            stop = min(n, start + _PEEK)
-            for j in range(start, stop):
-                x = ml[j]
-                if x <= lo or x >= hi:
-                    heapq.heappush(cand, (int(gidx[j]), u, j, epoch[u]))
-                    return
-            if stop < n:
-                seg = m[stop:]
-                hit = (seg <= lo) | (seg >= hi)
-                k = int(hit.argmax())
-                if hit[k]:
-                    heapq.heappush(cand, (int(gidx[stop + k]), u, stop + k, epoch[u]))
-
-        for u in groups:
-            schedule(u, 0)
+    def _crossings(
+        self,
+        ids: IntArray,
+        starts: IdxArray,
+        ends: IdxArray,
+        order: IdxArray,
+        smid: FloatArray,
+        lo: FloatArray,
+        hi: FloatArray,
+        ts: TsArray,
+    ) -> None:
+        """Every crossing quote in arrival order (`joe.execution.crossings`); listeners may add/close."""
         self._in_batch = True
-        dirty = self._dirty
         try:
-            while cand:
-                g, u, j, ep = heapq.heappop(cand)
-                if ep != epoch[u]:
-                    continue
-                dirty.clear()
-                self._cross(u, lists[u][j], int(ts[g]))
-                schedule(u, j + 1)
-                if dirty:
-                    for k in list(dirty):
-                        if k != u and k in groups:
-                            schedule(k, int(np.searchsorted(groups[k][0], g, side="right")))
+            visit_crossings(self._books, ids, starts, ends, order, smid, lo, hi, ts, self._cross, self._dirty)
         finally:
             self._in_batch = False
-            dirty.clear()
+            self._dirty.clear()
 
     def _cross(self, inst: int, price: float, ts: int) -> None:
-        book = self._books[inst]
         pos = self._pos
         stops: list[_Pos] = []
         targets: list[_Pos] = []
-        for slot in book.pop_lower_crossed(price):  # long stops, short targets
+        lower, upper = self._books[inst].pop_crossed(price)
+        for slot in lower:  # long stops, short targets
             p = pos[slot]
             assert p is not None
             (stops if p.sign > 0 else targets).append(p)
-        for slot in book.pop_upper_crossed(price):  # long targets, short stops
+        for slot in upper:  # long targets, short stops
             p = pos[slot]
             assert p is not None
             (targets if p.sign > 0 else stops).append(p)
+        through, touched = self._through, self._touched
         for p in stops:
             p.through_since = ts
-            self._through.add(p.slot)
+            through.add(p.slot)
         for p in targets:
             p.tp_touched = True
-            self._touched.add(p.slot)
-        self.triggers[TriggerKind.STOP] += len(stops)
-        self.triggers[TriggerKind.TAKE_PROFIT] += len(targets)
+            touched.add(p.slot)
+        self.triggers[_STOP] += len(stops)
+        self.triggers[_TAKE_PROFIT] += len(targets)
         listeners = self.listeners
         if not listeners:
             return
         for p in stops:
             assert p.stop is not None
-            t = Trigger(p.spec.position_id, p.spec.symbol, TriggerKind.STOP, p.stop, price, ts)
+            t = Trigger(p.spec.position_id, p.spec.symbol, _STOP, p.stop, price, ts)
             for fn in listeners:
                 fn(t)
         for p in targets:
-            assert p.spec.take_profit is not None
-            t = Trigger(
-                p.spec.position_id, p.spec.symbol, TriggerKind.TAKE_PROFIT, p.spec.take_profit, price, ts
-            )
+            tp = p.spec.take_profit
+            assert tp is not None
+            t = Trigger(p.spec.position_id, p.spec.symbol, _TAKE_PROFIT, tp, price, ts)
             for fn in listeners:
                 fn(t)
 

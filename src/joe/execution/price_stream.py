@@ -258,7 +258,7 @@ class PriceStream:
             self._last_seen = np.concatenate((self._last_seen, np.zeros(grow)))
             self._counts = np.concatenate((self._counts, np.zeros(grow, dtype=np.int64)))
         self._last_seen[batch.inst] = self.monotonic()
-        np.add.at(self._counts, batch.inst, 1)  # repeated ids count each time (plain += would not)
+        self._counts[:top] += np.bincount(batch.inst, minlength=top)  # repeated ids count each time
         if self.stale:
             self._clear_fresh()
         if self.borrowed:

@@ -17,6 +17,9 @@ from typing import NamedTuple, Protocol
 from joe.core.ids import client_order_id
 from joe.core.models import Side
 
+_ZERO = Decimal(0)
+_BUY = Side.BUY
+
 
 class TriggerKind(StrEnum):
     STOP = "stop"
@@ -62,18 +65,20 @@ class WatchedPosition:
     exit_at: datetime | None = None
 
     def __post_init__(self) -> None:
+        # Made once per position opened, on the quote path when a strategy re-opens from a trigger:
+        # Decimal constants and a module-level enum member (reading `Side.BUY` costs a descriptor call).
         if not self.position_id:
             raise ValueError("position_id must not be empty")
-        if self.quantity <= 0:
+        if self.quantity <= _ZERO:
             raise ValueError(
                 f"{self.position_id}: quantity must be > 0 (side gives the direction), got {self.quantity}"
             )
-        if self.entry_price <= 0:
+        if self.entry_price <= _ZERO:
             raise ValueError(f"{self.position_id}: entry_price must be > 0, got {self.entry_price}")
         if self.trailing is not None and self.stop is None:
             raise ValueError(f"{self.position_id}: a trailing stop needs a resting stop to move")
         if self.stop is not None and self.take_profit is not None:
-            wrong = self.stop >= self.take_profit if self.side is Side.BUY else self.stop <= self.take_profit
+            wrong = self.stop >= self.take_profit if self.side is _BUY else self.stop <= self.take_profit
             if wrong:
                 where = "below" if self.side is Side.BUY else "above"
                 msg = f"{self.position_id}: the stop {self.stop} must be {where} the take-profit"

@@ -1,4 +1,4 @@
-"""The `PriceStream`'s sources: IBKR streaming market data, Capital.com's WebSocket, array replay.
+"""The `PriceStream`'s sources: IBKR streaming market data, Capital.com's WebSocket (replay: `replay_source`).
 
 Each adapter reuses the broker client Joe already has and only translates its callbacks into
 `PriceStream.push` calls; reconnecting and resubscribing stay where the broker's rules live:
@@ -12,14 +12,9 @@ Quotes are stamped with the stream's clock on arrival, so grace periods and stal
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import math
-import time
 from collections.abc import Sequence
 from typing import Any
-
-import numpy as np
 
 from joe.brokers.capital.errors import CapitalError
 from joe.brokers.capital.markets import MarketsApi
@@ -28,7 +23,7 @@ from joe.brokers.ibkr.marketdata import IBKRMarketData
 from joe.data.calendars import MarketHours
 from joe.data.opening_hours import OpeningHours
 from joe.execution.price_stream import QuoteSink
-from joe.execution.quotes import QuoteBatch
+from joe.execution.replay_source import ReplaySource as ReplaySource  # re-exported
 
 
 class IBKRQuoteSource:
@@ -128,89 +123,3 @@ class CapitalQuoteSource:
     def _on_quote(self, q: StreamQuote) -> None:
         if self._stream is not None and q.bid > 0 and q.ask > 0:
             self._stream.push(q.epic, q.bid, q.ask)
-
-
-class ReplaySource:
-    """Replays recorded quotes (arrays, e.g. read from parquet) into the stream in chunks of
-    `chunk` quotes, yielding to the event loop between chunks like a live source would.
-
-    `symbols[k]` names the file's instrument k; `ts` are the recorded int ns times.
-    """
-
-    name = "replay"
-
-    def __init__(
-        self,
-        symbols: Sequence[str],
-        inst: np.ndarray,
-        ts: np.ndarray,
-        bid: np.ndarray,
-        ask: np.ndarray,
-        *,
-        chunk: int = 1024,
-        record_latency: bool = False,
-    ) -> None:
-        if chunk < 1:
-            raise ValueError(f"chunk must be >= 1, got {chunk}")
-        self.symbols = list(symbols)
-        self.raw = QuoteBatch.of(inst, ts, bid, ask)
-        if len(self.raw) and int(self.raw.inst.max()) >= len(self.symbols):
-            raise ValueError(
-                f"replay has instrument {int(self.raw.inst.max())} but only {len(self.symbols)} symbols"
-            )
-        self.chunk = chunk
-        self.latencies: list[float] | None = [] if record_latency else None  # seconds per batch
-        self.done = asyncio.Event()
-        self._stream: QuoteSink | None = None
-        self._task: asyncio.Task[None] | None = None
-        self._data: QuoteBatch | None = None
-
-    def bind(self, stream: QuoteSink) -> None:
-        self._stream = stream
-        lut = np.array([stream.instruments.id(s) for s in self.symbols], dtype=np.int32)
-        r = self.raw
-        self._data = QuoteBatch(lut[r.inst], r.ts, r.bid, r.ask)
-
-    async def subscribe(self, symbols: Sequence[str]) -> None:
-        return None  # a replay carries what it recorded
-
-    async def unsubscribe(self, symbols: Sequence[str]) -> None:
-        return None
-
-    async def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.create_task(self.run(), name="replay-source")
-
-    async def stop(self) -> None:
-        if self._task is not None and not self._task.done():
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-        self._task = None
-
-    def batches(self) -> list[QuoteBatch]:
-        """The replay cut into chunks (views, no copies)."""
-        d = self._data
-        if d is None:
-            raise RuntimeError("bind the source to a PriceStream first")
-        return [
-            QuoteBatch(d.inst[i : i + self.chunk], d.ts[i : i + self.chunk], d.bid[i : i + self.chunk],
-                       d.ask[i : i + self.chunk])
-            for i in range(0, len(d), self.chunk)
-        ]  # fmt: skip
-
-    async def run(self) -> None:
-        """Push every chunk, then set `done`."""
-        stream = self._stream
-        if stream is None:
-            raise RuntimeError("bind the source to a PriceStream first")
-        lat = self.latencies
-        for b in self.batches():
-            if lat is None:
-                stream.push_batch(b)
-            else:
-                t0 = time.perf_counter()
-                stream.push_batch(b)
-                lat.append(time.perf_counter() - t0)
-            await asyncio.sleep(0)
-        self.done.set()

@@ -1,0 +1,145 @@
+"""`ReplaySource`: recorded quotes (arrays, e.g. read from parquet) replayed into a `PriceStream`.
+
+Two ways to replay, both through the stream's real `push_batch`:
+- *as fast as possible* (`rate=None`): the quotes are handed on in chunks of `chunk`, yielding to the
+  event loop between chunks like a live source would. This measures throughput. Every quote of a chunk
+  is taken as arriving when its chunk is handed on, so its latency is the whole chunk's handling time
+  (the first quote of a chunk waits for all the others);
+- *paced* (`rate` quotes per second, open loop): quote i arrives at `start + i / rate` on `clock`,
+  whether or not the stream keeps up. Each pass hands on every quote that has arrived by then (at most
+  `chunk`), as a live source hands on what the socket delivered; a quote's latency runs from its
+  arrival to the end of the `push_batch` that carried it, so it includes the wait behind the quotes
+  before it in its batch and any backlog when the consumers fall behind.
+
+With `record_latency`, `quote_latencies` (seconds, float64, one per quote, in replay order) and
+`batch_sizes` are filled in place: no per-quote Python object is made on the way.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Callable, Sequence
+
+import numpy as np
+
+from joe.execution.price_stream import QuoteSink
+from joe.execution.quotes import FloatArray, QuoteBatch
+
+
+class ReplaySource:
+    """Replays `symbols[k]`'s recorded quotes (`inst` = k, `ts` int ns, `bid`, `ask`) into the stream.
+
+    Raises `ValueError` when `chunk` < 1, `rate` is not > 0, or an instrument has no symbol.
+    """
+
+    name = "replay"
+
+    def __init__(
+        self,
+        symbols: Sequence[str],
+        inst: np.ndarray,
+        ts: np.ndarray,
+        bid: np.ndarray,
+        ask: np.ndarray,
+        *,
+        chunk: int = 1024,
+        record_latency: bool = False,
+        rate: float | None = None,
+        clock: Callable[[], float] = time.perf_counter,
+    ) -> None:
+        if chunk < 1:
+            raise ValueError(f"chunk must be >= 1, got {chunk}")
+        if rate is not None and not rate > 0:
+            raise ValueError(f"rate must be > 0 quotes per second, got {rate}")
+        self.symbols = list(symbols)
+        self.raw = QuoteBatch.of(inst, ts, bid, ask)
+        if len(self.raw) and int(self.raw.inst.max()) >= len(self.symbols):
+            raise ValueError(
+                f"replay has instrument {int(self.raw.inst.max())} but only {len(self.symbols)} symbols"
+            )
+        self.chunk = chunk
+        self.rate = rate
+        self.clock = clock
+        n = len(self.raw)
+        # seconds from each quote's arrival to the end of the push_batch that carried it
+        self.quote_latencies: FloatArray | None = np.zeros(n) if record_latency else None
+        self.batch_sizes: list[int] = []
+        self.done = asyncio.Event()
+        self._stream: QuoteSink | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._data: QuoteBatch | None = None
+
+    def bind(self, stream: QuoteSink) -> None:
+        self._stream = stream
+        lut = np.array([stream.instruments.id(s) for s in self.symbols], dtype=np.int32)
+        r = self.raw
+        self._data = QuoteBatch(lut[r.inst], r.ts, r.bid, r.ask)
+
+    async def subscribe(self, symbols: Sequence[str]) -> None:
+        return None  # a replay carries what it recorded
+
+    async def unsubscribe(self, symbols: Sequence[str]) -> None:
+        return None
+
+    async def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.create_task(self.run(), name="replay-source")
+
+    async def stop(self) -> None:
+        if self._task is not None and not self._task.done():
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        self._task = None
+
+    def _slice(self, i: int, k: int) -> QuoteBatch:
+        d = self._data
+        if d is None:
+            raise RuntimeError("bind the source to a PriceStream first")
+        return QuoteBatch(d.inst[i:k], d.ts[i:k], d.bid[i:k], d.ask[i:k])  # views, no copies
+
+    def batches(self) -> list[QuoteBatch]:
+        """The unpaced replay cut into chunks (views, no copies)."""
+        n = len(self.raw)
+        return [self._slice(i, min(n, i + self.chunk)) for i in range(0, n, self.chunk)]
+
+    async def run(self) -> None:
+        """Push every quote, then set `done`."""
+        if self._stream is None:
+            raise RuntimeError("bind the source to a PriceStream first")
+        if self.rate is None:
+            await self._run_unpaced(self._stream)
+        else:
+            await self._run_paced(self._stream, self.rate)
+        self.done.set()
+
+    async def _run_unpaced(self, stream: QuoteSink) -> None:
+        lat, clock, n = self.quote_latencies, self.clock, len(self.raw)
+        for i in range(0, n, self.chunk):
+            k = min(n, i + self.chunk)
+            b = self._slice(i, k)
+            t0 = clock()
+            stream.push_batch(b)
+            if lat is not None:
+                lat[i:k] = clock() - t0  # every quote of the chunk arrived when it was handed on
+            self.batch_sizes.append(k - i)
+            await asyncio.sleep(0)
+
+    async def _run_paced(self, stream: QuoteSink, rate: float) -> None:
+        lat, clock, n = self.quote_latencies, self.clock, len(self.raw)
+        start = clock()
+        i = 0
+        while i < n:
+            arrived = int((clock() - start) * rate) + 1  # quotes 0 .. arrived-1 have arrived
+            k = min(n, i + self.chunk, arrived)
+            if k <= i:
+                await asyncio.sleep(0)  # the next quote has not arrived: let the loop run
+                continue
+            stream.push_batch(self._slice(i, k))
+            if lat is not None:
+                lat[i:k] = clock() - (start + np.arange(i, k) / rate)
+            self.batch_sizes.append(k - i)
+            i = k
+            await asyncio.sleep(0)
