@@ -212,7 +212,7 @@ def test_joe_mode_prints_provenance_and_simulator_port(clean_env: Path) -> None:
     result = CliRunner().invoke(app, [], env=env)
     out = result.stdout
     assert result.exit_code == 0
-    assert "real money=no" in out  # before: real money=yes on a non-standard port
+    assert "endpoint: a paper/demo account" in out  # before: real money=yes on a non-standard port
     assert "settings from:" in out and "TRADING_MODE=.env" in out and "JOE_BROKER=env" in out
     assert "17497" in out and "not a standard" in out  # a port never says "simulator" (review r16, 4)
     doc = json.loads(CliRunner().invoke(app, ["--json"], env=env).stdout)

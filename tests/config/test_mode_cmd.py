@@ -159,3 +159,65 @@ def test_register_mounts_on_another_app() -> None:
     doc = json.loads(run(["mode", "--json"], {"TRADING_MODE": "nonsense"}, main)[1])
     assert doc["mode"] == "paper" and doc["fell_back"] is True
     assert "not one of paper, live, shadow" in doc["reasons"][0]
+
+
+def test_shadow_marks_live_only_gates_not_needed(clean_env: Path) -> None:
+    """Shadow needs settings/config/broker/credentials/endpoint: the live-only gates (TRADING_MODE=live,
+    live.enabled, confirmation, records) show n/a, never FAIL (review r1012 README c)."""
+    env = {"TRADING_MODE": "shadow", "JOE_BROKER": "ibkr", "IBKR_PORT": "7497", "IBKR_ACCOUNT": "DU1234567"}
+    code, out = run([], env)
+    assert code == 0 and "Mode: SHADOW" in out
+    assert "gates for shadow" in out
+    rows = {line.split("│")[1].strip(): line for line in out.splitlines() if line.count("│") >= 3}
+    for live_only in ("trading_mode", "live_enabled"):
+        assert "n/a" in rows[live_only] and "FAIL" not in rows[live_only], rows[live_only]
+    for needed in ("settings", "config", "broker", "credentials", "endpoint"):
+        assert "PASS" in rows[needed], rows[needed]
+    assert "FAIL" not in out
+    doc = json.loads(run(["--json"], env)[1])
+    needed = {g["name"]: g["needed"] for g in doc["gates"]}
+    assert needed["trading_mode"] is False and needed["live_enabled"] is False
+    assert needed["endpoint"] is True and needed["credentials"] is True
+    # a shadow refused for a shadow gate still shows that gate as FAIL, and falls back to paper
+    code, out = run([], {**env, "IBKR_ACCOUNT": "U7654321"})  # a live account on a paper port
+    assert "Mode: PAPER" in out
+    rows = {line.split("│")[1].strip(): line for line in out.splitlines() if line.count("│") >= 3}
+    assert "FAIL" in rows["endpoint"]
+
+
+def test_paper_against_a_real_money_endpoint_says_what_it_means(clean_env: Path) -> None:
+    """No "PAPER … real money=yes": the first line names the endpoint, and a line says PAPER sends it
+    no order (review r1012 README d)."""
+    env = {"TRADING_MODE": "paper", "JOE_BROKER": "ibkr", "IBKR_PORT": "7496", "IBKR_ACCOUNT": "U7654321"}
+    code, out = run([], env)
+    assert code == 0 and "Mode: PAPER" in out
+    assert "real money=" not in out
+    assert "endpoint: a real-money account" in out
+    assert "PAPER sends it no order" in out and "what TRADING_MODE=live would need" in out
+    code, out = run([], {**env, "TRADING_MODE": "", "IBKR_PORT": "7497", "IBKR_ACCOUNT": "DU1234567"})
+    assert "endpoint: a paper/demo account" in out and "sends it no order" not in out
+    code, out = run([], {})
+    assert "endpoint: none (sim broker)" in out
+
+
+def test_broker_from_the_command_line_is_named_as_such(clean_env: Path) -> None:
+    """`--broker sim` with JOE_BROKER=ibkr: the broker gate says --broker=sim, not JOE_BROKER=sim
+    (review r1012 README e)."""
+    from joe.config.loader import load_execution_config_tolerant
+    from joe.config.mode import resolve_mode
+    from joe.config.settings import load_settings
+
+    env = {"TRADING_MODE": "live", "JOE_BROKER": "ibkr"}
+    settings = load_settings(env)
+    config, _ = load_execution_config_tolerant(settings.config_path)
+    from_env = resolve_mode(settings, config, TrackRecord(0, 0))
+    broker_gate = next(g for g in from_env.gates if g.name == "broker")
+    assert broker_gate.detail == "JOE_BROKER=ibkr"
+    flag = settings.model_copy(
+        update={"broker": "sim", "sources": {**settings.sources, "JOE_BROKER": "--broker"}}
+    )
+    decision = resolve_mode(flag, config, TrackRecord(0, 0))
+    broker_gate = next(g for g in decision.gates if g.name == "broker")
+    assert broker_gate.detail == "--broker=sim (sim cannot trade live)" and not broker_gate.passed
+    assert any(r.startswith("broker: --broker=sim") for r in decision.reasons)
+    assert not any("JOE_BROKER=sim" in r for r in decision.reasons)

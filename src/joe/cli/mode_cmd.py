@@ -20,7 +20,7 @@ from rich.text import Text
 
 from joe.config.graduation import DemoRecord
 from joe.config.loader import load_execution_config_tolerant
-from joe.config.mode import ModeDecision, TrackRecord, mask_account, resolve_mode
+from joe.config.mode import ModeDecision, TrackRecord, mask_account, normalise, resolve_mode
 from joe.config.settings import Settings, env_names, load_settings, secret_value
 from joe.core.events import AuditSink
 
@@ -117,15 +117,28 @@ def render_table(
 ) -> None:
     """The human-readable view: mode, gates, reasons, credentials."""
     colour = {"paper": "green", "shadow": "yellow", "live": "bold red"}[decision.mode.value]
+    mode = decision.mode.value.upper()
     console.print(
-        f"Mode: [{colour}]{decision.mode.value.upper()}[/]  (TRADING_MODE={decision.requested[:40]!r}, "
-        f"broker={decision.broker}, real money={'yes' if decision.real_money else 'no'}, "
-        f"config={config_path})",
+        f"Mode: [{colour}]{mode}[/]  (TRADING_MODE={decision.requested[:40]!r}, "
+        f"broker={decision.broker}, endpoint: {decision.endpoint_label}, config={config_path})",
         soft_wrap=True,
     )
-    table = Table("gate", "result", "why", title="live gates")
+    if decision.real_money and decision.mode.value != "live":
+        what = "reads it but sends no order" if mode == "SHADOW" else "sends it no order"
+        console.print(
+            f"The endpoint is a real-money account; {mode} {what}. Only TRADING_MODE=live with every gate "
+            "below passed trades it.",
+            markup=False,
+            soft_wrap=True,
+        )
+    asked = normalise(decision.requested)
+    title = "gates for shadow (n/a: live only)" if asked == "shadow" else "live gates"
+    if asked not in ("live", "shadow"):
+        title += " (what TRADING_MODE=live would need)"
+    table = Table("gate", "result", "why", title=title)
     for gate in decision.gates:
         result = "[green]PASS[/]" if gate.passed else "[red]FAIL[/]"
+        result = result if gate.needed else "[dim]n/a[/]"
         table.add_row(gate.name, result, Text(gate.detail))
     console.print(table)
     for reason in decision.reasons:

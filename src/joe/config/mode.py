@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
@@ -74,13 +74,20 @@ class TrackRecord:
     closed_paper_trades: int
 
 
+# The gates `TRADING_MODE=shadow` needs (live needs every gate): shadow transmits nothing, so the switch
+# itself, `live.enabled`, the confirmation and the records are live-only.
+SHADOW_GATES = ("settings", "config", "broker", "credentials", "endpoint")
+
+
 @dataclass(frozen=True, slots=True)
 class Gate:
-    """One live gate: its name, whether it passed, and why."""
+    """One live gate: its name, whether it passed, and why. `needed` is False for a gate the requested
+    mode does not ask for (a live-only gate in shadow): shown as n/a, never as a failure."""
 
     name: str
     passed: bool
     detail: str
+    needed: bool = True
 
 
 @dataclass(slots=True)
@@ -99,6 +106,20 @@ class ModeDecision:
     provenance: dict[str, str] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
     simulator: bool = False
+
+    @property
+    def endpoint_label(self) -> str:
+        """What the configured broker endpoint is, in words (`joe mode`'s first line)."""
+        if self.broker == "sim":
+            return "none (sim broker)"
+        if self.simulator:
+            return "a local simulator"
+        if self.real_money:
+            return "a real-money account"
+        endpoint = next((g for g in self.gates if g.name == "endpoint"), None)
+        if endpoint is not None and not endpoint.passed:
+            return "not verified (see the endpoint gate)"
+        return "a paper/demo account"
 
     @property
     def fell_back(self) -> bool:
@@ -165,6 +186,12 @@ class _Ctx:
             self.account = (settings.capital_account_id or cap.account_id or "").strip()
         else:
             self.account = ""
+
+
+def _broker_origin(settings: Settings) -> str:
+    """How the broker was chosen, as the user wrote it: `--broker` (the command line) or JOE_BROKER."""
+    sources = getattr(settings, "sources", None) or {}
+    return "--broker" if sources.get("JOE_BROKER") == "--broker" else "JOE_BROKER"
 
 
 def _secret_set(value: Any) -> bool:
@@ -332,7 +359,8 @@ def _evaluate(
         Gate(
             "broker",
             ctx.broker in ("capital", "ibkr"),
-            f"JOE_BROKER={ctx.broker}" + ("" if ctx.broker != "sim" else " (sim cannot trade live)"),
+            f"{_broker_origin(settings)}={ctx.broker}"
+            + ("" if ctx.broker != "sim" else " (sim cannot trade live)"),
         )
     )
     gates.append(_credentials(settings, ctx))
@@ -357,8 +385,9 @@ def _evaluate(
         reasons = failed([g.name for g in gates])
         mode = TradingMode.PAPER if reasons else TradingMode.LIVE
     elif requested == "shadow":
-        reasons = failed(["settings", "config", "broker", "credentials", "endpoint"])
+        reasons = failed(SHADOW_GATES)
         mode = TradingMode.PAPER if reasons else TradingMode.SHADOW
+        gates = [g if g.name in SHADOW_GATES else replace(g, needed=False) for g in gates]
     elif requested == "paper":
         mode = TradingMode.PAPER
     elif requested == "":
