@@ -8,15 +8,15 @@ import os
 import pytest
 from hypothesis import settings
 
+from market_clock import OPEN_MINUTE
+
 settings.register_profile("ci", derandomize=True, database=None, print_blob=True)
 if os.environ.get("CI"):
     settings.load_profile("ci")
 
 
-# Live and shadow runs judge market hours at the minute (joe.safety.live_book): without this, whether a
-# test's run may enter would depend on the wall-clock hour. Every test runs with the clock of a
-# Tuesday 10:00 New York (NYSE open); tests of the closed market set their own.
-OPEN_MINUTE = "2026-12-01T15:00:00+00:00"
+# Every test runs with the clock of a Tuesday 10:00 New York (tests/market_clock.py); tests of the closed
+# market set their own.
 
 
 @pytest.fixture(autouse=True)

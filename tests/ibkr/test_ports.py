@@ -53,7 +53,9 @@ def test_invalid_port(port: int) -> None:
 
 def test_defaults_are_paper_ports() -> None:
     assert default_port() == 7497 and default_port(gateway=True) == 4002
-    assert {default_port(), default_port(True)} == PAPER_PORTS
+    # The defaults are paper ports; 4004 is the IB Gateway docker image's relay of 4002 (deploy/), also paper.
+    assert {default_port(), default_port(True)} | {4004} == PAPER_PORTS
+    assert not PAPER_PORTS & LIVE_PORTS
 
 
 def test_factory_refuses_live_port_in_paper_mode() -> None:

@@ -42,7 +42,10 @@ daemon:
     after_open_min: 15
     pre_close_min: null
 """
-CLOCK_START = "2026-12-01T14:44:56Z"  # NYSE opens 14:30 UTC in December: after_open fires at 14:45
+# NYSE opens 14:30 UTC in December: after_open fires at 14:45. The rehearsal clock starts before the
+# daemon has connected and reconciled: 25 s leaves room for a slow start on a loaded machine (the run is
+# not "missed").
+CLOCK_START = "2026-12-01T14:44:35Z"
 RUN_AT = "2026-12-01T14:45:00+00:00"
 
 

@@ -26,6 +26,8 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from market_clock import OPEN_MINUTE
+
 JOE = str(Path(sys.executable).with_name("joe"))
 REPO_ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = REPO_ROOT / "test-artifacts"
@@ -91,6 +93,9 @@ def desk(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
         "IBKR_PORT": str(port),
         "IBKR_ACCOUNT": "DU1234567",
         "IBKR_CLIENT_ID": "7",
+        # The run judges market hours at a Tuesday 10:00 New York (the suite's autouse clock does not reach a
+        # module fixture, and JOE_ is kept out above): without it, fills would depend on the wall clock.
+        "JOE_CLOCK_START": OPEN_MINUTE,
     }
     procs: list[subprocess.Popen[bytes]] = []
     try:

@@ -128,8 +128,19 @@ def test_a_flatten_left_for_this_very_daemon_says_so(
     body = {"reason": "get out now", "confirm": "FLATTEN"}
     other = client.post("/api/control/flatten", json=body, headers=bearer(token))
     assert other.status_code == 423 and other.json()["errors"] == [f"Broker flatten refused: {refusal}"]
-    with InstanceLock.for_data_dir(rt.data_dir):  # this process holds it, as the daemon does
-        ours = client.post("/api/control/flatten", json=body, headers=bearer(token))
+    import joe.safety.halt_enforcer as halt_enforcer
+
+    with InstanceLock.for_data_dir(rt.data_dir):  # this process holds it, but runs no order managers
+        shell = client.post("/api/control/flatten", json=body, headers=bearer(token))
+    assert shell.status_code == 423 and shell.json()["errors"] == [f"Broker flatten refused: {refusal}"]
+    # As `joe daemon --web`: this process holds the data folder AND runs a HaltEnforcer with order managers.
+    enforcer = halt_enforcer.HaltEnforcer(SafetyContext.from_runtime(rt), [object()])  # type: ignore[list-item]
+    halt_enforcer._installed.add(enforcer)
+    try:
+        with InstanceLock.for_data_dir(rt.data_dir):
+            ours = client.post("/api/control/flatten", json=body, headers=bearer(token))
+    finally:
+        halt_enforcer._installed.discard(enforcer)
     assert ours.status_code == 423
     assert ours.json()["errors"] == [IN_DAEMON_FLATTEN]
     assert ours.json()["flatten"]["error"] == IN_DAEMON_FLATTEN

@@ -49,18 +49,9 @@ def daemon_command(
     if (stale_after is not None and stale_after <= 0) or (heartbeat is not None and heartbeat <= 0):
         console.print("--stale-after and --heartbeat must be positive numbers of seconds")
         raise typer.Exit(ExitCode.USAGE)
-    start_at = None
-    if clock_start is not None:
-        from datetime import datetime
+    from joe.cli.errors import parse_clock_start
 
-        from joe.core.clock import ensure_utc
-
-        try:
-            start_at = ensure_utc(datetime.fromisoformat(clock_start))
-        except ValueError:
-            console.print(f"--clock-start must be an ISO 8601 instant such as 2026-12-01T14:44:50Z, "
-                          f"not {clock_start[:40]!r}")  # fmt: skip
-            raise typer.Exit(ExitCode.USAGE) from None
+    start_at = parse_clock_start(clock_start, console)
     from joe.cli.errors import startup_error
     from joe.runtime.bootstrap import bootstrap
 
@@ -71,7 +62,7 @@ def daemon_command(
         raise typer.Exit(ExitCode.FAILED) from None
     if rt.decision.fell_back:
         console.print(f"[yellow]Paper mode[/]: {'; '.join(rt.decision.reasons)}", soft_wrap=True)
-    if start_at is not None and rt.mode != "paper" and not rt.decision.simulator:
+    if start_at is not None and rt.mode != "paper" and not _rehearsal_venue(rt, broker, console):
         # A shifted schedule would trade at the wrong hours on a real account: rehearsals only.
         rt.audit.record("daemon.refused", {"reason": "--clock-start against a real broker endpoint"})
         rt.close()
@@ -104,6 +95,24 @@ def daemon_command(
         lock.release()
         rt.close()
     console.print("daemon stopped")
+
+
+def _rehearsal_venue(rt: Any, broker: str, console: Console) -> bool:
+    """True when the daemon's broker is Joe's local simulator, as its wire says (asked once, before the
+    daemon starts): only then may `--clock-start` shift the schedule of a live or shadow daemon. A
+    broker that cannot be reached cannot prove it is the simulator: refused."""
+    if rt.decision.simulator:
+        return True
+    if broker == "sim":
+        return False
+    from joe.runtime.daemon_sources import venue_is_simulator
+
+    try:
+        return asyncio.run(venue_is_simulator(rt, broker))
+    except Exception as exc:
+        console.print(f"--clock-start: cannot ask {broker} whether it is Joe's simulator: "
+                      f"{type(exc).__name__}: {exc}", soft_wrap=True)  # fmt: skip
+        return False
 
 
 class WebRefused(Exception):

@@ -7,6 +7,8 @@ shows a secret (database URLs are shown with their password hidden).
 from __future__ import annotations
 
 import os
+from datetime import datetime
+from typing import Any
 
 from joe.audit.log import AuditWriteError
 from joe.store.db import ENV_URL
@@ -110,3 +112,21 @@ def startup_error(exc: BaseException) -> str:
     if isinstance(exc, OSError):
         return f"{type(exc).__name__}: {exc}. Check the data folder (JOE_DATA_DIR, default ./data)"
     return f"{type(exc).__name__}: {exc}"
+
+
+def parse_clock_start(value: str | None, console: Any, flag: str = "--clock-start") -> datetime | None:
+    """`--clock-start`'s ISO 8601 instant as a UTC datetime (None when not given). A value that is not
+    an instant is a usage error: said on `console`, naming `flag` and an example, then `typer.Exit(2)`."""
+    if value is None or not value.strip():
+        return None
+    import typer
+
+    from joe.cli.exit_codes import ExitCode
+    from joe.core.clock import ensure_utc
+
+    try:
+        return ensure_utc(datetime.fromisoformat(value.strip()))
+    except ValueError:
+        console.print(f"{flag} must be an ISO 8601 instant such as 2026-12-01T15:00:00Z, "
+                      f"not {value[:40]!r}")  # fmt: skip
+        raise typer.Exit(ExitCode.USAGE) from None

@@ -93,16 +93,9 @@ def run_command(
     except ValueError:
         console.print(f"--as-of must be a date like 2018-12-31, not {as_of!r}")
         raise typer.Exit(ExitCode.USAGE) from None
-    market_clock_start = None
-    if clock_start:
-        from joe.core.clock import ensure_utc
+    from joe.cli.errors import parse_clock_start
 
-        try:
-            market_clock_start = ensure_utc(datetime.fromisoformat(clock_start))
-        except ValueError:
-            console.print(f"--clock-start (JOE_CLOCK_START) must be an ISO 8601 instant such as "
-                          f"2026-12-01T15:00:00Z, not {clock_start[:40]!r}")  # fmt: skip
-            raise typer.Exit(ExitCode.USAGE) from None
+    market_clock_start = parse_clock_start(clock_start, console, "--clock-start (JOE_CLOCK_START)")
     # Imported here so `joe --help` and `joe version` stay instant.
     from joe.cli.errors import startup_error
     from joe.cli.mode_cmd import tty_confirm

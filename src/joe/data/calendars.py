@@ -9,11 +9,12 @@ closed). Daylight-saving time is the library's: session times are exact UTC inst
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from functools import lru_cache
-from typing import Protocol
+from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
 import exchange_calendars as xcals
@@ -25,6 +26,20 @@ ALIASES: dict[str, str] = {
     "SMART": "XNYS", "US": "XNYS", "LSE": "XLON", "XETRA": "XETR", "IBIS": "XETR", "FWB": "XETR",
     "FX": "24/5", "IDEALPRO": "24/5", "CURRENCIES": "24/5", "CRYPTO": "24/7", "PAXOS": "24/7",
 }  # fmt: skip
+
+
+def load_exchange_calendar(mic: str, **kwargs: Any) -> Any:
+    """`exchange_calendars.get_calendar(mic, **kwargs)` without the library's own deprecation noise.
+
+    exchange-calendars builds its tables with `Series.values` on tz-aware columns, which pandas 3.1
+    deprecates (Pandas4Warning) — a warning about the library's code, not about the user's data, and one
+    that would land on the console of every run. Raises `exchange_calendars.errors.InvalidCalendarName`.
+    """
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r"Series\.values returning an ndarray")
+        warnings.filterwarnings("ignore", category=DeprecationWarning, module=r"exchange_calendars")
+        warnings.filterwarnings("ignore", category=FutureWarning, module=r"exchange_calendars")
+        return xcals.get_calendar(mic, **kwargs)
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,7 +58,7 @@ class MarketCalendar:
     def __init__(self, code: str) -> None:
         mic = ALIASES.get(code.upper(), code.upper())
         try:
-            self._cal = xcals.get_calendar(mic)
+            self._cal = load_exchange_calendar(mic)
         except xcals.errors.InvalidCalendarName:
             known = ", ".join(sorted(ALIASES))
             raise ValueError(

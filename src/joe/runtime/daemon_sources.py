@@ -19,6 +19,22 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
+async def venue_is_simulator(rt: Runtime, broker: str) -> bool:
+    """Whether `broker`'s far end is Joe's own simulator, asked of the wire: IBKR's simulator announces
+    itself in its start-up notices (`joe.config.endpoints.IBKR_SIMULATOR_FARM`) — a port never says
+    so; Capital.com's simulator is known by its loopback URLs (`rt.decision.simulator`). Opens and
+    closes one market-data connection for IBKR. Raises what connecting raises (`BrokerUnavailable`...)."""
+    if broker != "ibkr":
+        return bool(rt.decision.simulator)
+    from joe.runtime.broker_ibkr import open_ibkr_market_data
+
+    md, close = await open_ibkr_market_data(rt)
+    try:
+        return bool(getattr(getattr(md, "conn", None), "simulator", False))
+    finally:
+        await close()
+
+
 async def open_quote_source(
     rt: Runtime, broker: str, hours: MarketHours | None = None
 ) -> tuple[QuoteSource, Closer]:

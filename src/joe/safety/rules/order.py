@@ -112,9 +112,9 @@ class PriceBand:
 
 @lru_cache(maxsize=8)
 def _calendar(name: str) -> Any:
-    import exchange_calendars as xcals
+    from joe.data.calendars import load_exchange_calendar
 
-    return xcals.get_calendar(name, start="1990-01-01")
+    return load_exchange_calendar(name, start="1990-01-01")
 
 
 # Exchanges Joe's instruments name, mapped to exchange-calendars codes. US listings (and anything
