@@ -13,41 +13,20 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import pytest
 
 from joe.backtest.loading import load_history_sync
 from joe.backtest.runner import BacktestOptions, run_on_history
 from joe.config.loader import load_execution_config
+from split_series import series, write_csvs
 
 SPLIT_ROW = 400
 
 
-def _series(seed: int, n: int = 420, price: float = 100.0) -> pd.DataFrame:
-    """tests/data/test_held_split.py's generator: seeds 0-7 open longs and shorts before the split."""
-    rng = np.random.default_rng(seed)
-    c = price * np.exp(np.cumsum(rng.normal(0.0004, 0.015, n)))
-    o = c * np.exp(rng.normal(0, 0.004, n))
-    o[1:] = c[:-1] * np.exp(rng.normal(0, 0.004, n - 1))
-    h = np.maximum(o, c) * (1 + np.abs(rng.normal(0, 0.006, n)))
-    lo = np.minimum(o, c) * (1 - np.abs(rng.normal(0, 0.006, n)))
-    v = rng.integers(800000, 1200000, n).astype(float)
-    idx = pd.bdate_range("2022-01-03", periods=n)
-    return pd.DataFrame({"open": o, "high": h, "low": lo, "close": c, "volume": v}, index=idx)
-
-
-def _write(folder: Path, frames: dict[str, pd.DataFrame]) -> None:
-    folder.mkdir(parents=True, exist_ok=True)
-    for sym, df in frames.items():
-        out = df.copy()
-        out.insert(0, "date", [d.strftime("%Y-%m-%d") for d in df.index])
-        out.to_csv(folder / f"{sym}.csv", index=False)
-
-
 def _market(folder: Path, ratio: float, *, confirm: bool) -> pd.Timestamp:
-    frames = {f"S{i}": _series(i) for i in range(8)}
-    frames["SPX"] = _series(99, price=4000)
+    frames = {f"S{i}": series(i) for i in range(8)}
+    frames["SPX"] = series(99, price=4000)
     # Unconfirmed, half the shares split (every series excluded would leave nothing to run on).
     splitting = [f"S{i}" for i in range(8 if confirm else 4)]
     for sym, df in frames.items():
@@ -55,7 +34,7 @@ def _market(folder: Path, ratio: float, *, confirm: bool) -> pd.Timestamp:
             df.iloc[SPLIT_ROW:, :4] /= ratio
             if confirm:
                 df.iloc[SPLIT_ROW:, 4] *= ratio
-    _write(folder, frames)
+    write_csvs(folder, frames)
     day = frames["S0"].index[SPLIT_ROW]
     if confirm:
         label = f"{ratio.as_integer_ratio()[0]}:{ratio.as_integer_ratio()[1]}"

@@ -6,7 +6,8 @@ are exercised by dedicated smaller tests.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -16,6 +17,7 @@ from joe.brokers.capital import CapitalClient, CapitalExecutor, CapitalMarketDat
 from joe.core.events import NullAudit
 from joe.simulators.capital import CapitalSimulator, SimLimits
 from joe.simulators.common import SimClock
+from joe.store import Store, open_store
 
 SCALE = 10.0
 
@@ -78,3 +80,11 @@ async def executor(executor_factory: Callable[..., CapitalExecutor]) -> CapitalE
 @pytest.fixture
 def market_data(client: CapitalClient, audit: NullAudit) -> CapitalMarketData:
     return CapitalMarketData(client, audit=audit)
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[Store]:
+    """A fresh store (SQLite) in the test's folder, closed after it."""
+    s = open_store(data_dir=tmp_path)
+    yield s
+    s.close()

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -18,14 +17,7 @@ from joe.brokers.capital import CapitalClient
 from joe.core.models import Side
 from joe.core.order import OrderState
 from joe.simulators.capital import CapitalSimulator
-from joe.store import Store, open_store
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Store:
-    s = open_store(data_dir=tmp_path)
-    yield s  # type: ignore[misc]
-    s.close()
+from joe.store import Store
 
 
 @pytest.mark.parametrize(("owner", "part"), [(1, "2"), (1, None), (2, "2"), (1, "1")])

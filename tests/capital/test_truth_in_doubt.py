@@ -9,7 +9,6 @@ be asked" as "absent". The simulator's books are the truth.
 from __future__ import annotations
 
 import asyncio
-from pathlib import Path
 
 import pytest
 
@@ -22,14 +21,7 @@ from joe.core.models import Side
 from joe.core.order import OrderState
 from joe.execution.order_manager import OrderManager
 from joe.simulators.capital import CapitalSimulator
-from joe.store import Store, open_store
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Store:
-    s = open_store(data_dir=tmp_path)
-    yield s  # type: ignore[misc]
-    s.close()
+from joe.store import Store
 
 
 async def _posted(sim: CapitalSimulator) -> None:

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Callable
-from pathlib import Path
 
 import pytest
 
@@ -22,7 +21,7 @@ from joe.core.models import Side
 from joe.core.order import OrderState
 from joe.execution.order_manager import OrderManager
 from joe.simulators.capital import CapitalSimulator
-from joe.store import Store, open_store
+from joe.store import Store
 
 
 async def until(pred: Callable[[], bool], timeout: float = 3.0) -> None:
@@ -33,12 +32,6 @@ async def until(pred: Callable[[], bool], timeout: float = 3.0) -> None:
         await asyncio.sleep(0.02)
     assert pred()
 
-
-@pytest.fixture
-def store(tmp_path: Path) -> Store:
-    s = open_store(data_dir=tmp_path)
-    yield s  # type: ignore[misc]
-    s.close()
 
 
 async def manager(xc: CapitalExecutionClient, store: Store) -> OrderManager:

@@ -13,7 +13,7 @@ import pytest
 
 from capital.conftest import *  # noqa: F403  (sim, client, audit)
 from capital.test_truth_om import manager, state, until
-from capital.truth_helpers import adapter, around, books, bracket
+from capital.truth_helpers import adapter, around, books, bracket, held, outside_changes
 from joe.brokers.capital import CapitalClient
 from joe.core.models import OrderIntent, Side
 from joe.core.order import OrderState
@@ -22,22 +22,6 @@ from joe.execution.order_manager import OrderManager
 from joe.execution.reconciler import Reconciler
 from joe.simulators.capital import CapitalSimulator
 from joe.store import Store, open_store
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Store:
-    s = open_store(data_dir=tmp_path)
-    yield s  # type: ignore[misc]
-    s.close()
-
-
-def _held(sim: CapitalSimulator) -> Decimal:
-    return sum((s if d == "BUY" else -s for _, d, s, _ in books(sim, "GOLD")), Decimal(0))
-
-
-def _outside(store: Store) -> list[tuple[str, Decimal]]:
-    items = store.reconcile_items("capital", "live", "outside_change")
-    return [(str((i.detail or {})["signal_id"]), i.quantity) for i in items]
 
 
 def _kinds(om: OrderManager) -> list[AlertKind]:
@@ -70,12 +54,12 @@ async def test_owner_partial_close_is_an_outside_change_not_joes_fill(
         await asyncio.sleep(0.2)
         o = om.order(ex.client_order_id)
         assert o is not None and (o.quantity, o.filled_quantity) == (1, 1)  # never "2 filled of 1"
-        assert _held(sim) == 0 and om.position_of(sig) == 0
-        assert _outside(store) == [(sig, Decimal(-1))]
+        assert held(sim) == 0 and om.position_of(sig) == 0
+        assert outside_changes(store) == [(sig, Decimal(-1))]
         assert AlertKind.OWNER_TRADE in _kinds(om) and AlertKind.OVERFILL not in _kinds(om)
         report = await Reconciler(om).reconcile()
         assert report.explained, report.summary()
-        assert _outside(store) == [(sig, Decimal(-1))]  # recorded once
+        assert outside_changes(store) == [(sig, Decimal(-1))]  # recorded once
     finally:
         await om.stop()
 
@@ -92,8 +76,8 @@ async def test_owner_full_close_learned_by_reconciliation_and_at_exit(
         [(deal, *_)] = books(sim, "GOLD")
         sim.manual_close(deal)  # the owner closes Joe's whole deal on the platform
         assert await om.exit(sig) is None  # nothing left to exit; Joe's copies follow the broker
-        assert om.position_of(sig) == 0 == _held(sim)
-        assert _outside(store) == [(sig, Decimal(-2))]
+        assert om.position_of(sig) == 0 == held(sim)
+        assert outside_changes(store) == [(sig, Decimal(-2))]
         for i in group[1:]:
             o = om.order(i.client_order_id)
             assert o is not None and o.state.is_terminal, (i.leg, o.state if o else None)
@@ -115,8 +99,8 @@ async def test_owner_full_close_found_by_a_reconciliation_pass(
         sim.manual_trade("GOLD", "SELL", 2)  # netting: the owner's opposite deal closes Joe's
         report = await Reconciler(om).reconcile()
         assert report.explained, report.summary()
-        assert om.position_of("out-rec") == 0 == _held(sim)
-        assert _outside(store) == [("out-rec", Decimal(-2))]
+        assert om.position_of("out-rec") == 0 == held(sim)
+        assert outside_changes(store) == [("out-rec", Decimal(-2))]
         assert deal not in [d for d, *_ in books(sim)]
     finally:
         await om.stop()
@@ -133,13 +117,13 @@ async def test_owner_increase_is_the_owners_not_joes(
         await _long(sim, om, sig)
         owner = sim.manual_trade("GOLD", "BUY", 1)["affectedDeals"][0]["dealId"]
         await om.reconcile()
-        assert om.position_of(sig) == 2 and _outside(store) == []
+        assert om.position_of(sig) == 2 and outside_changes(store) == []
         ex = await om.exit(sig)
         assert ex is not None
         await until(lambda: state(om, ex.client_order_id) is OrderState.FILLED)
         await asyncio.sleep(0.2)
         assert [(d, s) for d, _, s, _ in books(sim, "GOLD")] == [(owner, 1)]  # the owner's deal stays
-        assert om.position_of(sig) == 0 and _outside(store) == []
+        assert om.position_of(sig) == 0 and outside_changes(store) == []
         o = om.order(ex.client_order_id)
         assert o is not None and o.filled_quantity == 2
     finally:
@@ -166,8 +150,8 @@ async def test_restart_does_not_book_the_owners_close_on_joes_exit(
         await Reconciler(om2).reconcile()
         o = om2.order(ex.client_order_id)
         assert o is not None and o.filled_quantity == 2
-        assert om2.position_of("out-rst") == 0 == _held(sim)
-        assert _outside(store) == [("out-rst", Decimal(-1))]
+        assert om2.position_of("out-rst") == 0 == held(sim)
+        assert outside_changes(store) == [("out-rst", Decimal(-1))]
     finally:
         await om2.stop()
         store.close()
@@ -184,11 +168,11 @@ async def test_owners_opposite_deal_on_a_hedging_account_is_not_joes(
         await _long(sim, om, "out-hedge")
         hedge = sim.manual_trade("GOLD", "SELL", 1)["affectedDeals"][0]["dealId"]
         assert (await Reconciler(om).reconcile()).explained
-        assert om.position_of("out-hedge") == 2 and _outside(store) == []
+        assert om.position_of("out-hedge") == 2 and outside_changes(store) == []
         ex = await om.exit("out-hedge")
         assert ex is not None
         await until(lambda: state(om, ex.client_order_id) is OrderState.FILLED)
         assert [(d, s) for d, _, s, _ in books(sim, "GOLD")] == [(hedge, 1)]
-        assert om.position_of("out-hedge") == 0 and _outside(store) == []
+        assert om.position_of("out-hedge") == 0 and outside_changes(store) == []
     finally:
         await om.stop()

@@ -8,37 +8,18 @@ signal, never a second fill of the exit (which would count 2 closed of a deal of
 from __future__ import annotations
 
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
-
-import pytest
 
 from capital.conftest import *  # noqa: F403  (sim, client, audit)
 from capital.test_truth_om import manager, state, until
-from capital.truth_helpers import adapter, around, books, bracket
+from capital.truth_helpers import adapter, around, books, bracket, held, outside_changes
 from joe.brokers.capital import CapitalClient
 from joe.core.models import Side
 from joe.core.order import OrderState
 from joe.execution.events import AlertKind
 from joe.execution.reconciler import Reconciler
 from joe.simulators.capital import CapitalSimulator
-from joe.store import Store, open_store
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Store:
-    s = open_store(data_dir=tmp_path)
-    yield s  # type: ignore[misc]
-    s.close()
-
-
-def _held(sim: CapitalSimulator) -> Decimal:
-    return sum((s if d == "BUY" else -s for _, d, s, _ in books(sim, "GOLD")), Decimal(0))
-
-
-def _outside(store: Store) -> list[tuple[str, Decimal]]:
-    items = store.reconcile_items("capital", "live", "outside_change")
-    return [(str((i.detail or {})["signal_id"]), i.quantity) for i in items]
+from joe.store import Store
 
 
 async def test_the_owners_partial_close_racing_joes_close_is_not_the_exits_fill(
@@ -62,15 +43,15 @@ async def test_the_owners_partial_close_racing_joes_close_is_not_the_exits_fill(
         ex = await om.exit(sig)
         assert ex is not None
         await until(lambda: state(om, ex.client_order_id) is OrderState.FILLED)
-        assert _held(sim) == 0 and books(sim, "GOLD") == []
+        assert held(sim) == 0 and books(sim, "GOLD") == []
         o = om.order(ex.client_order_id)
         assert o is not None and (o.quantity, o.filled_quantity) == (1, 1)  # never "2 filled of 1"
         report = await Reconciler(om).reconcile()
         assert report.explained, report.summary()
-        assert _outside(store) == [(sig, Decimal(-1))]  # the owner's close, booked once
+        assert outside_changes(store) == [(sig, Decimal(-1))]  # the owner's close, booked once
         o = om.order(ex.client_order_id)
         assert o is not None and o.filled_quantity == 1
-        assert om.position_of(sig) == 0 == _held(sim)
+        assert om.position_of(sig) == 0 == held(sim)
         kinds = [a.kind for a in om.alerts]
         assert AlertKind.OWNER_TRADE in kinds and AlertKind.OVERFILL not in kinds
     finally:

@@ -7,11 +7,6 @@ nothing again.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from pathlib import Path
-
-import pytest
-
 from capital.conftest import make_client
 from capital.test_truth_om import manager, state, until
 from capital.truth_helpers import adapter, around, books, bracket, entry
@@ -23,14 +18,7 @@ from joe.execution.order_manager import OrderManager
 from joe.execution.reconciler import FindingKind, Reconciler
 from joe.safety.trading_state import TradingState, TradingStateStore
 from joe.simulators.capital import CapitalSimulator
-from joe.store import Store, open_store
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> AsyncIterator[Store]:
-    s = open_store(data_dir=tmp_path)
-    yield s  # type: ignore[misc]
-    s.close()
+from joe.store import Store
 
 
 async def test_owner_manual_deal_is_external_never_touched(

@@ -14,6 +14,7 @@ from joe.core.events import NullAudit
 from joe.core.models import OrderIntent, OrderLeg, OrderType, Side
 from joe.core.reports import Observation
 from joe.simulators.capital import CapitalSimulator
+from joe.store import Store
 
 
 def adapter(client: CapitalClient, audit: Any = None, **kw: Any) -> CapitalExecutionClient:
@@ -114,3 +115,14 @@ def around(sim: CapitalSimulator, epic: str, pct: str, step: str = "0.01") -> tu
 
 def seq(x: Sequence[Any]) -> list[Any]:
     return list(x)
+
+
+def held(sim: CapitalSimulator, epic: str = "GOLD") -> Decimal:
+    """The net size of `epic` at the simulator (BUY +, SELL -), over every open position."""
+    return sum((s if d == "BUY" else -s for _, d, s, _ in books(sim, epic)), Decimal(0))
+
+
+def outside_changes(store: Store) -> list[tuple[str, Decimal]]:
+    """(signal id, quantity) of each outside change the Capital.com live reconciliation booked."""
+    items = store.reconcile_items("capital", "live", "outside_change")
+    return [(str((i.detail or {})["signal_id"]), i.quantity) for i in items]

@@ -13,7 +13,6 @@ from datetime import date
 from decimal import Decimal
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import pytest
 from hypothesis import given, settings
@@ -25,27 +24,7 @@ from joe.portfolio.ledger import PaperLedger, PaperPosition
 from joe.runtime.bootstrap import bootstrap
 from joe.runtime.run_once import run_once_sync
 from joe.runtime.stages import RunOptions
-
-
-def _series(seed: int, n: int = 420, price: float = 100.0) -> pd.DataFrame:
-    """The reviewer's generator (repro/gen.py): its S2 and S3 give a SHORT and a LONG on run 1."""
-    rng = np.random.default_rng(seed)
-    c = price * np.exp(np.cumsum(rng.normal(0.0004, 0.015, n)))
-    o = c * np.exp(rng.normal(0, 0.004, n))
-    o[1:] = c[:-1] * np.exp(rng.normal(0, 0.004, n - 1))
-    h = np.maximum(o, c) * (1 + np.abs(rng.normal(0, 0.006, n)))
-    lo = np.minimum(o, c) * (1 - np.abs(rng.normal(0, 0.006, n)))
-    v = rng.integers(800000, 1200000, n).astype(float)
-    idx = pd.bdate_range("2022-01-03", periods=n)
-    return pd.DataFrame({"open": o, "high": h, "low": lo, "close": c, "volume": v}, index=idx)
-
-
-def _write(folder: Path, frames: dict[str, pd.DataFrame]) -> None:
-    folder.mkdir(parents=True, exist_ok=True)
-    for sym, df in frames.items():
-        out = df.copy()
-        out.insert(0, "date", [d.strftime("%Y-%m-%d") for d in df.index])
-        out.to_csv(folder / f"{sym}.csv", index=False)
+from split_series import series, write_csvs
 
 
 def _run(folder: Path):  # type: ignore[no-untyped-def]
@@ -76,10 +55,10 @@ def _audit(project: Path, kind: str) -> list[dict[str, object]]:
 def _scenario(
     project: Path,
 ) -> tuple[Path, dict[str, pd.DataFrame], dict[str, tuple[Decimal, Decimal, Decimal | None]]]:
-    frames = {f"S{i}": _series(i) for i in range(4)}
-    frames["SPX"] = _series(99, price=4000)
+    frames = {f"S{i}": series(i) for i in range(4)}
+    frames["SPX"] = series(99, price=4000)
     folder = project / "bars"
-    _write(folder, frames)
+    write_csvs(folder, frames)
     _run(folder)
     held = _book(project)
     assert held, "run 1 opened no position: the scenario needs one"
@@ -104,7 +83,7 @@ def _next_bar_with_splits(
 def test_a_confirmed_split_on_a_held_position_is_followed_not_stopped(project: Path, ratio: float) -> None:
     folder, frames, held = _scenario(project)
     after = _next_bar_with_splits(frames, set(held), ratio)
-    _write(folder, after)
+    write_csvs(folder, after)
     day = after["S0"].index[-1].date()
     label = f"{int(ratio)}:1"
     (folder / "splits.csv").write_text("symbol,date,ratio\n" + "".join(f"{s},{day},{label}\n" for s in held))
@@ -132,7 +111,7 @@ def test_a_confirmed_split_on_a_held_position_is_followed_not_stopped(project: P
 
 def test_an_unconfirmed_split_on_a_held_position_holds_it_and_says_so(project: Path) -> None:
     folder, frames, held = _scenario(project)
-    _write(folder, _next_bar_with_splits(frames, set(held), 2.0))
+    write_csvs(folder, _next_bar_with_splits(frames, set(held), 2.0))
     second = _run(folder)
     assert second.closed == 0 and _book(project) == held  # held at its last mark, not stopped out
     for sym in held:

@@ -70,6 +70,20 @@ def _stored(data_dir: Path, key: str) -> object:
 # --- 2: a leftover request never turns a later HALT into a flatten ------------------------------------
 
 
+async def _hold_then_halt(
+    sim: IBKRSimulator, om: OrderManager, ctx: SafetyContext, signal: str, why: str
+) -> HaltEnforcer:
+    """10 AAPL held under a working stop at the simulator, then a plain HALT (`why`) enforced once."""
+    sim.set_price("AAPL", 100)
+    held = _bracket(signal, "AAPL", Side.BUY, "10", D(95), D(110), None)
+    await om.submit(held)
+    await until(lambda: _state(om, held[1].client_order_id) is S.ACCEPTED, "the position's stop")
+    kill(ctx, KillLevel.HALT, reason=why, by="breaker:ibkr")
+    enforcer = HaltEnforcer(ctx, [om], poll_s=0.05)
+    await enforcer.enforce()
+    return enforcer
+
+
 async def test_a_halt_after_resume_does_not_flatten(
     ibkr: tuple[IBKRSimulator, OrderManager],  # noqa: F811
     ctx: SafetyContext,
@@ -80,13 +94,7 @@ async def test_a_halt_after_resume_does_not_flatten(
     ctx.store.set_state(PENDING_KEY, {"reason": "flatten asked on monday", "by": "web:127.0.0.1"})
     resume(ctx, reason="looked at it, all good", by="cli:owner")
     assert ctx.store.get_state(BROKER_FLATTEN_KEY) is None and ctx.store.get_state(PENDING_KEY) is None
-    sim.set_price("AAPL", 100)
-    held = _bracket("tue-open", "AAPL", Side.BUY, "10", D(95), D(110), None)
-    await om.submit(held)
-    await until(lambda: _state(om, held[1].client_order_id) is S.ACCEPTED, "the new position's stop")
-    kill(ctx, KillLevel.HALT, reason="breaker: 3 rejects in a row", by="breaker:ibkr")
-    enforcer = HaltEnforcer(ctx, [om], poll_s=0.05)
-    await enforcer.enforce()
+    enforcer = await _hold_then_halt(sim, om, ctx, "tue-open", "breaker: 3 rejects in a row")
     assert {s: p.qty for s, p in sim.book.positions.items() if p.qty} == {"AAPL": 10}
     assert enforcer.flattened == []
     # the broker-side stop stays
@@ -105,13 +113,7 @@ async def test_a_request_from_an_earlier_halt_is_dropped_not_carried_out(
     old_since = ctx.states.current().since
     resume(ctx, reason="looked at it, all good", by="cli:owner")
     ctx.store.set_state(BROKER_FLATTEN_KEY, {"reason": "old", "by": "cli:a", "halt_since": old_since})
-    sim.set_price("AAPL", 100)
-    held = _bracket("w-open", "AAPL", Side.BUY, "10", D(95), D(110), None)
-    await om.submit(held)
-    await until(lambda: _state(om, held[1].client_order_id) is S.ACCEPTED, "the stop")
-    kill(ctx, KillLevel.HALT, reason="margin monitor", by="margin")
-    enforcer = HaltEnforcer(ctx, [om], poll_s=0.05)
-    await enforcer.enforce()
+    enforcer = await _hold_then_halt(sim, om, ctx, "w-open", "margin monitor")
     assert sim.book.positions["AAPL"].qty == 10 and enforcer.flattened == []
     assert ctx.store.get_state(BROKER_FLATTEN_KEY) is None
 

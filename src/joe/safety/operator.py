@@ -82,10 +82,9 @@ def _route_beyond_paper(rt: Runtime, ctx: SafetyContext, out: KillOutcome, *, re
         pid = None  # a paper daemon: the paper flatten left for it is the whole job
     if pid is not None:
         asked = flatten_route.leave_for_holder(ctx, reason=reason, by=by, pid=pid, asked_mode=rt.mode)
-        out.flatten = {"error": "left for the running Joe", "transmitted": False, "pending": asked,
-                       "paper": out.flatten}  # fmt: skip
-        out.code = REFUSED
-        out.errors.append(
+        _refuse(
+            out,
+            {"error": "left for the running Joe", "pending": asked},
             f"this process resolved {rt.mode.upper()} ({why}) but another Joe (pid {pid}) holds "
             f"{rt.data_dir}: trading is HALTED and the flatten is left for it (a live daemon's order "
             "managers close every position on their next poll; `joe status` shows 'broker flatten "
@@ -93,10 +92,9 @@ def _route_beyond_paper(rt: Runtime, ctx: SafetyContext, out: KillOutcome, *, re
         )
     elif exposure:
         held = "; ".join(f"{b}: {', '.join(sorted(s))}" for b, s in sorted(exposure.items()))
-        out.flatten = {"error": "live positions not flattened", "transmitted": False, "live": exposure,
-                       "paper": out.flatten}  # fmt: skip
-        out.code = REFUSED
-        out.errors.append(
+        _refuse(
+            out,
+            {"error": "live positions not flattened", "live": exposure},
             f"this process resolved {rt.mode.upper()} ({why}) but the store holds open LIVE positions or "
             f"working orders ({held}) and no Joe is running on {rt.data_dir}: trading is HALTED, nothing "
             "was closed at the broker. Run `joe kill --flatten` again with the live settings "
@@ -108,6 +106,13 @@ def _route_beyond_paper(rt: Runtime, ctx: SafetyContext, out: KillOutcome, *, re
             {"mode": rt.mode, "holder_pid": pid, "live": exposure, "by": by, "errors": out.errors},
         )
 
+
+
+def _refuse(out: KillOutcome, flatten: dict[str, Any], message: str) -> None:
+    """Mark `out` refused: nothing transmitted, the paper part kept under ``paper``, `message` said."""
+    out.flatten = {**flatten, "transmitted": False, "paper": out.flatten}
+    out.code = REFUSED
+    out.errors.append(message)
 
 def pull_kill_switch(
     rt: Runtime, ctx: SafetyContext, level: KillLevel, *, reason: str, by: str
