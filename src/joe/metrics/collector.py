@@ -25,7 +25,6 @@ Metric names (all prefixed ``joe_``):
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -41,12 +40,11 @@ from prometheus_client.registry import Collector
 from sqlalchemy import func, select
 
 from joe.core.clock import utcnow
+from joe.metrics.event_tally import LATENCY_BUCKETS, EventTally
 
 if TYPE_CHECKING:
     from joe.store import Store
 
-#: Order latency buckets, seconds: a market order acks in tens of ms; a limit may rest for hours.
-LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 3600.0)
 STATES = ("active", "reducing", "halted")
 
 
@@ -56,6 +54,7 @@ class StoreCollector(Collector):
     def __init__(self, store: Store, clock: Callable[[], datetime] = utcnow) -> None:
         self.store = store
         self.clock = clock
+        self._events_state = EventTally()
 
     def collect(self) -> Iterator[Metric]:
         yield from self._orders()
@@ -96,48 +95,20 @@ class StoreCollector(Collector):
         yield c
 
     def _events(self) -> Iterable[Metric]:
-        from joe.store.schema import order_events, orders
-
-        q = (
-            select(
-                orders.c.client_order_id,
-                orders.c.mode,
-                orders.c.broker,
-                order_events.c.ts,
-                order_events.c.to_state,
-                order_events.c.from_reconciliation,
-            )
-            .join(orders, orders.c.client_order_id == order_events.c.client_order_id)
-            .order_by(order_events.c.client_order_id, order_events.c.seq)
-        )
-        rejects: dict[tuple[str, str], int] = defaultdict(int)
-        unknown: dict[tuple[str, str], int] = defaultdict(int)
-        reconciled: dict[tuple[str, str], int] = defaultdict(int)
-        submitted: dict[str, datetime] = {}
-        acked: set[str] = set()
-        filled: set[str] = set()
-        latency: dict[tuple[str, str], list[float]] = defaultdict(list)
-        for coid, mode, broker, ts, to_state, from_rec in self._rows(q):
-            key = (mode, broker)
-            to = str(to_state).upper()
-            if from_rec:
-                reconciled[key] += 1
-            if to == "REJECTED":
-                rejects[key] += 1
-            elif to == "UNKNOWN":
-                unknown[key] += 1
-            elif to == "SUBMITTING":
-                submitted.setdefault(coid, ts)
-            elif to == "ACCEPTED" and coid in submitted and coid not in acked:
-                acked.add(coid)
-                latency[(broker, "ack")].append((ts - submitted[coid]).total_seconds())
-            if to in ("PARTIALLY_FILLED", "FILLED") and coid in submitted and coid not in filled:
-                filled.add(coid)
-                latency[(broker, "fill")].append((ts - submitted[coid]).total_seconds())
+        """Counters and latencies from the order events, read incrementally: each scrape reads only the
+        rows added since the last one (by `order_events.id`, re-reading the last `EVENT_OVERLAP` ids so
+        a row whose transaction committed late is still counted, once). Memory is bounded: per order
+        only while it is not terminal; histograms are bucket counts."""
+        self._events_state.update(self._rows, self.clock())
+        ev = self._events_state
         for name, doc, data in (
-            ("joe_order_rejects", "Order transitions into REJECTED", rejects),
-            ("joe_order_unknown", "Order transitions into UNKNOWN (ambiguous outcome)", unknown),
-            ("joe_reconciled_events", "Order changes learned from the broker by reconciliation", reconciled),
+            ("joe_order_rejects", "Order transitions into REJECTED", ev.rejects),
+            ("joe_order_unknown", "Order transitions into UNKNOWN (ambiguous outcome)", ev.unknown),
+            (
+                "joe_reconciled_events",
+                "Order changes learned from the broker by reconciliation",
+                ev.reconciled,
+            ),
         ):
             c = CounterMetricFamily(name, doc, labels=["mode", "broker"])
             for (mode, broker), n in sorted(data.items()):
@@ -148,10 +119,10 @@ class StoreCollector(Collector):
             "Submit to ack / first fill, from order events",
             labels=["broker", "stage"],
         )
-        for (broker, stage), values in sorted(latency.items()):
-            buckets = [(str(b), sum(1 for v in values if v <= b)) for b in LATENCY_BUCKETS]
-            buckets.append(("+Inf", len(values)))
-            h.add_metric([broker, stage], buckets, sum(values))
+        for (broker, stage), (counts, total, n) in sorted(ev.latency.items()):
+            buckets = [(str(b), k) for b, k in zip(LATENCY_BUCKETS, counts, strict=True)]
+            buckets.append(("+Inf", n))
+            h.add_metric([broker, stage], buckets, total)
         yield h
 
     def _reconciliation(self) -> Iterable[Metric]:
@@ -203,12 +174,24 @@ class StoreCollector(Collector):
             except (TypeError, ValueError):
                 pass
         yield m
+        yield self._equity()
+
+    def _equity(self) -> Metric:
+        """The last equity point per mode: one row each (never the whole curve)."""
+        from joe.store.schema import equity_history as equity_t
+
         e = GaugeMetricFamily("joe_equity", "Last equity point", labels=["mode"])
         for mode in ("paper", "live", "shadow"):
-            curve = self.store.equity_curve(mode)
-            if curve:
-                e.add_metric([mode], float(curve[-1].equity))
-        yield e
+            q = (
+                select(equity_t.c.equity)
+                .where(equity_t.c.mode == mode)
+                .order_by(equity_t.c.ts.desc(), equity_t.c.id.desc())
+                .limit(1)
+            )
+            rows = self._rows(q)
+            if rows:
+                e.add_metric([mode], float(rows[0][0]))
+        return e
 
     def _daemon(self) -> Iterable[Metric]:
         from joe.runtime.daemon import HEARTBEAT_KEY, heartbeat_health
