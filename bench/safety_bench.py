@@ -90,7 +90,10 @@ def bench_gate(n_signals: int) -> None:
         )
         for s in symbols[:n_signals]
     ]
-    cfg = RiskConfig(max_positions=10_000, max_orders_per_second=10_000, max_orders_per_minute=10_000)
+    # Limits past the yaml's bounds so that every signal is judged by every rule (a bench, not a config).
+    cfg = RiskConfig().model_copy(
+        update={"max_positions": 10_000, "max_orders_per_second": 10_000, "max_orders_per_minute": 10_000}
+    )
     gate = RiskGate(cfg, NullAudit(), clock=lambda: now)
     t0 = time.perf_counter()
     approved, _ = gate.screen(sigs, book)

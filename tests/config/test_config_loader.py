@@ -76,7 +76,7 @@ def error_of(path: Path) -> str:
 
 def test_wrong_typed_key_names_file_key_and_expected_type(tmp_path: Path) -> None:
     path = write(tmp_path, "risk:\n  max_positions: ten\n")
-    assert error_of(path) == f"{path}: risk.max_positions: expected an integer >= 0, got 'ten'"
+    assert error_of(path) == f"{path}: risk.max_positions: expected an integer >= 0 and <= 1000, got 'ten'"
 
 
 @pytest.mark.parametrize(

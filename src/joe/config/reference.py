@@ -24,10 +24,19 @@ def yaml_keys(
             yield key, value, field.description or ""
 
 
+def allowed(key: str) -> str:
+    """The allowed range of a numeric key as the schema bounds it (">= 1 and <= 300"), "" otherwise."""
+    from joe.config.loader import _expected
+
+    words = _expected(tuple(key.split("."))) or ""  # "an integer >= 0 and <= 1000"
+    at = min((i for i in (words.find(" >"), words.find(" <")) if i >= 0), default=-1)
+    return words[at + 1 :] if at >= 0 else ""
+
+
 def markdown_table() -> str:
-    """The yaml key table as Markdown."""
-    rows = ["| key | default |", "|---|---|"]
-    rows += [f"| `{k}` | `{v}` |" for k, v, _ in yaml_keys()]
+    """The yaml key table as Markdown (a number's allowed range in the third column)."""
+    rows = ["| key | default | allowed |", "|---|---|---|"]
+    rows += [f"| `{k}` | `{v}` | {allowed(k)} |".replace(" |  |", " | |") for k, v, _ in yaml_keys()]
     return "\n".join(rows)
 
 

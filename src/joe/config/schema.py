@@ -6,14 +6,20 @@ Sections: live (the gate), paper (paper fills and costs), risk (sizing and limit
 
 from __future__ import annotations
 
+import re
 from decimal import Decimal
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+# Every safety/risk/daemon/breaker/margin number has a lower AND an upper bound, and no number anywhere
+# may be inf or nan (review r1119 finding 8: `.inf` or `1e-9` in the yaml switched a limit off while the
+# config gate said PASS). tests/config/test_safety_bounds.py walks the schema and holds every such field
+# to this; the loader's error names the key and the allowed range.
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class TrackRecordOverride(_Strict):
@@ -28,10 +34,10 @@ class RolloutConfig(_Strict):
     `days` days of live trading are sized at `size_fraction` of the normal size and at most
     `max_notional` each (issue 10; `joe mode` and the report show the count so far)."""
 
-    trades: int = Field(10, ge=0)
-    days: int = Field(5, ge=0)
+    trades: int = Field(10, ge=0, le=10_000)
+    days: int = Field(5, ge=0, le=365)
     size_fraction: Decimal = Field(Decimal("0.25"), gt=0, le=1)
-    max_notional: Decimal = Field(Decimal(5000), gt=0)
+    max_notional: Decimal = Field(Decimal(5000), gt=0, le=10_000_000)
 
 
 class DemoRecordOverride(_Strict):
@@ -69,68 +75,80 @@ class PaperConfig(_Strict):
 
 class RiskConfig(_Strict):
     risk_per_trade_pct: Decimal = Field(Decimal("0.5"), gt=0, le=5)
-    max_positions: int = Field(10, ge=0)
-    max_positions_per_symbol: int = Field(1, ge=0)
+    max_positions: int = Field(10, ge=0, le=1000)
+    max_positions_per_symbol: int = Field(1, ge=0, le=100)
     max_position_pct: Decimal = Field(Decimal(10), gt=0, le=100)
-    daily_loss_limit_pct: Decimal = Field(Decimal(3), gt=0, le=100)
+    daily_loss_limit_pct: Decimal = Field(Decimal(3), gt=0, le=50)
     min_risk_grade: Literal["A", "B", "C", "D"] = "C"
     # The pre-trade RiskGate (joe.safety.risk_gate); README "Safety" explains each default.
-    max_order_quantity: Decimal = Field(Decimal(100_000), gt=0)
-    max_order_notional: Decimal = Field(Decimal(1_000_000), gt=0)
+    max_order_quantity: Decimal = Field(Decimal(100_000), gt=0, le=10_000_000)
+    max_order_notional: Decimal = Field(Decimal(1_000_000), gt=0, le=100_000_000)
     max_symbol_exposure_pct: Decimal = Field(Decimal(10), gt=0, le=1000)
     max_gross_exposure_pct: Decimal = Field(Decimal(150), gt=0, le=1000)
-    max_orders_per_second: int = Field(10, ge=1)
-    max_orders_per_minute: int = Field(60, ge=1)
-    price_band_pct: Decimal = Field(Decimal(5), gt=0, le=100)
-    max_quote_age_s: float = Field(5.0, gt=0)
+    max_orders_per_second: int = Field(10, ge=1, le=100)
+    max_orders_per_minute: int = Field(60, ge=1, le=6000)
+    price_band_pct: Decimal = Field(Decimal(5), gt=0, le=50)
+    max_quote_age_s: float = Field(5.0, ge=0.1, le=300)
     check_market_hours: bool = True
     max_drawdown_pct: Decimal = Field(Decimal(20), gt=0, le=100)
     correlation_threshold: float = Field(0.9, gt=0, le=1)
-    correlation_lookback: int = Field(60, ge=10)
+    correlation_lookback: int = Field(60, ge=10, le=2000)
     max_cluster_exposure_pct: Decimal = Field(Decimal(10), gt=0, le=1000)
 
 
 class BreakerConfig(_Strict):
     """Per-broker circuit breaker: any limit reached within `window_s` halts new entries."""
 
-    window_s: float = Field(300.0, gt=0)
-    max_consecutive_rejects: int = Field(5, ge=1)
-    max_timeouts: int = Field(3, ge=1)
-    max_unknown: int = Field(1, ge=1)
-    max_disconnects: int = Field(3, ge=1)
-    max_server_errors: int = Field(5, ge=1)
-    max_rate_limited: int = Field(10, ge=1)
+    window_s: float = Field(300.0, ge=10, le=86_400)
+    max_consecutive_rejects: int = Field(5, ge=1, le=1000)
+    max_timeouts: int = Field(3, ge=1, le=1000)
+    max_unknown: int = Field(1, ge=1, le=1000)
+    max_disconnects: int = Field(3, ge=1, le=1000)
+    max_server_errors: int = Field(5, ge=1, le=1000)
+    max_rate_limited: int = Field(10, ge=1, le=1000)
 
 
 class MarginConfig(_Strict):
-    """Margin cushion (excess liquidity / equity) thresholds: warn → REDUCING → HALTED."""
+    """Margin cushion (excess liquidity / equity) thresholds: warn → REDUCING → HALTED.
 
-    warn_cushion: Decimal = Field(Decimal("0.25"), gt=0, le=1)
-    reduce_cushion: Decimal = Field(Decimal("0.15"), gt=0, le=1)
-    halt_cushion: Decimal = Field(Decimal("0.08"), gt=0, le=1)
+    Each at least 0.05 (below it the broker's own liquidation comes first: IBKR liquidates at a cushion
+    of 0) and halt <= reduce <= warn."""
+
+    warn_cushion: Decimal = Field(Decimal("0.25"), ge=Decimal("0.05"), le=1)
+    reduce_cushion: Decimal = Field(Decimal("0.15"), ge=Decimal("0.05"), le=1)
+    halt_cushion: Decimal = Field(Decimal("0.08"), ge=Decimal("0.05"), le=1)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> MarginConfig:
+        if not self.halt_cushion <= self.reduce_cushion <= self.warn_cushion:
+            raise ValueError(
+                f"needs halt_cushion <= reduce_cushion <= warn_cushion, got {self.halt_cushion} / "
+                f"{self.reduce_cushion} / {self.warn_cushion}"
+            )
+        return self
 
 
 class ProtectionsConfig(_Strict):
     """Freqtrade-style protections: each locks a symbol or everything for a while, and says why."""
 
-    stoploss_guard_trades: int = Field(3, ge=0)
-    stoploss_guard_lookback_h: float = Field(72.0, gt=0)
-    stoploss_guard_lock_h: float = Field(24.0, gt=0)
-    cooldown_h: float = Field(24.0, ge=0)
+    stoploss_guard_trades: int = Field(3, ge=0, le=100)
+    stoploss_guard_lookback_h: float = Field(72.0, gt=0, le=8760)
+    stoploss_guard_lock_h: float = Field(24.0, gt=0, le=8760)
+    cooldown_h: float = Field(24.0, ge=0, le=8760)
     max_drawdown_pct: Decimal = Field(Decimal(10), gt=0, le=100)
-    max_drawdown_lookback_h: float = Field(168.0, gt=0)
-    max_drawdown_lock_h: float = Field(48.0, gt=0)
-    low_profit_trades: int = Field(3, ge=0)
-    low_profit_lookback_h: float = Field(720.0, gt=0)
+    max_drawdown_lookback_h: float = Field(168.0, gt=0, le=8760)
+    max_drawdown_lock_h: float = Field(48.0, gt=0, le=8760)
+    low_profit_trades: int = Field(3, ge=0, le=100)
+    low_profit_lookback_h: float = Field(720.0, gt=0, le=8760)
     low_profit_min_pct: Decimal = Field(Decimal(0), ge=-100, le=100)
-    low_profit_lock_h: float = Field(168.0, gt=0)
+    low_profit_lock_h: float = Field(168.0, gt=0, le=8760)
 
 
 class SafetyConfig(_Strict):
     breaker: BreakerConfig = BreakerConfig()
     margin: MarginConfig = MarginConfig()
     protections: ProtectionsConfig = ProtectionsConfig()
-    protection_deadline_s: float = Field(30.0, gt=0)
+    protection_deadline_s: float = Field(30.0, ge=1, le=300)
     flatten_attempts: int = Field(3, ge=1, le=10)
 
 
@@ -172,16 +190,16 @@ class AlertsConfig(_Strict):
 class IBKRConfig(_Strict):
     host: str = "127.0.0.1"
     port: int = Field(7497, ge=1, le=65535)
-    client_id: int = Field(1, ge=0)
-    connect_timeout_s: float = Field(10.0, gt=0)
+    client_id: int = Field(1, ge=0, le=2_147_483_647)
+    connect_timeout_s: float = Field(10.0, gt=0, le=300)
     account: str = ""
 
 
 class CapitalConfig(_Strict):
     demo: bool = True
     account_id: str = ""
-    stale_quote_s: float = Field(5.0, gt=0)
-    request_timeout_s: float = Field(10.0, gt=0)
+    stale_quote_s: float = Field(5.0, ge=0.1, le=300)
+    request_timeout_s: float = Field(10.0, gt=0, le=300)
     # Seconds between pings on each streaming WebSocket: Capital.com closes a socket idle for 10 min.
     stream_ping_s: float = Field(60.0, gt=0, le=540)
 
@@ -194,8 +212,37 @@ class FailoverConfig(_Strict):
 
     enabled: bool = False
     price_tolerance_pct: Decimal = Field(Decimal(1), gt=0, le=50)
-    request_timeout_s: float = Field(60.0, gt=0)  # a primary request slower than this counts as down
+    request_timeout_s: float = Field(60.0, ge=1, le=600)  # a primary request slower than this counts as down
     instruments: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("instruments")
+    @classmethod
+    def _instrument_map(cls, v: dict[str, str]) -> dict[str, str]:
+        """A one-to-one map of real names: prices are taken across it both ways (`InstrumentMap.other`),
+        so an empty name, two symbols on one epic, or an epic that is another mapped IBKR symbol would
+        price one instrument with another's quotes."""
+        epics: dict[str, str] = {}
+        for symbol, epic in v.items():
+            for what, name in (("IBKR symbol", symbol), ("Capital.com epic", epic)):
+                if not _INSTRUMENT.fullmatch(str(name)):
+                    raise ValueError(
+                        f"{what} {name!r} (in {symbol!r}: {epic!r}) is not a name: 1-40 letters, digits, "
+                        "'.', '_', '-', '/', ' ' (no leading/trailing space)"
+                    )
+            if epic in epics:
+                raise ValueError(
+                    f"{epics[epic]!r} and {symbol!r} both map to the epic {epic!r}: one epic each"
+                )
+            epics[epic] = symbol
+            if epic in v and epic != symbol:
+                raise ValueError(
+                    f"{symbol!r} maps to the epic {epic!r}, which is itself the IBKR symbol mapped to "
+                    f"{v[epic]!r}: the two would price each other"
+                )
+        return v
+
+
+_INSTRUMENT = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9._/ -]{0,38}[A-Za-z0-9.])?")
 
 
 class BrokersConfig(_Strict):
@@ -230,12 +277,12 @@ class ScheduleConfig(_Strict):
 
 
 class DaemonConfig(_Strict):
-    heartbeat_s: float = Field(5.0, gt=0)
-    stale_after_s: float = Field(30.0, gt=0)
-    backup_exit_grace_s: float = Field(5.0, ge=0)
-    settle_s: float = Field(10.0, ge=0)
+    heartbeat_s: float = Field(5.0, ge=0.5, le=300)
+    stale_after_s: float = Field(30.0, ge=1, le=3600)
+    backup_exit_grace_s: float = Field(5.0, ge=0, le=300)
+    settle_s: float = Field(10.0, ge=0, le=600)
     reconcile_min: float = Field(5.0, gt=0, le=1440)  # minutes between reconciliation passes (live)
-    margin_check_s: float = Field(60.0, gt=0)  # seconds between account/margin reads (live, shadow)
+    margin_check_s: float = Field(60.0, ge=1, le=3600)  # seconds between account/margin reads (live, shadow)
     trail_stops: bool = True  # trail each live position's broker stop at its initial stop distance
     trail_step_pct: float = Field(0.5, gt=0, le=50)  # the trailed stop moves in steps of this % of entry
     schedule: ScheduleConfig = ScheduleConfig()
