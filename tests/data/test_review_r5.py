@@ -110,13 +110,10 @@ def test_a_stale_vix_is_named_with_its_age_and_kept(tmp_path: Path) -> None:
     assert any("VIX" in w and "stale" in w and "28 days" in w for w in s.warnings)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known defect (found by hypothesis in test_splits' property, on main): a 3-for-2 five bars "
-    "into a close+volume series with a -3.6% day of its own is flagged an outlier, not a suspected "
-    "split, and the jump reaches analysis",
-)
 def test_a_3_for_2_five_bars_into_a_close_volume_series_is_adjusted_or_excluded() -> None:
+    """Found by hypothesis (session 5): 5 bars of volume history read as precise; volume x1.13 was
+    taken as 'no split' and the -36% jump kept as an outlier. With fewer than 20 bars the volume is
+    taken as noisy, and a jump volume cannot decide is an unconfirmed split (excluded, fix named)."""
     import math
 
     from test_splits import bars as split_bars
@@ -137,3 +134,6 @@ def test_a_3_for_2_five_bars_into_a_close_volume_series_is_adjusted_or_excluded(
     if got is not None:
         c = got["close"].to_numpy()
         assert abs(math.log(c[at] / c[at - 1])) < 0.1, [f.line() for f in rep.findings]
+    else:
+        (f,) = [f for f in rep.findings if f.severity == "error"]
+        assert f.check == "unconfirmed_split" and "3-for-2" in f.message and "splits.csv" in f.message

@@ -23,11 +23,18 @@ split ratio *times* an ordinary gap. The rule:
    crash day's own spike is none) over the 20 bars before, ``v``, is compared with every
    plausible ratio and with 1 (no split). Each hypothesis gets the likelihood of ``log v`` under a
    normal error whose size comes from the symbol's own volume dispersion (the noise of two medians,
-   at least 2.5%); the prior says the split day's own move is an ordinary one or, half the time, any
+   at least 2.5%; with fewer than 20 bars of volume history the dispersion is taken as at least 0.5,
+   very noisy); the prior says the split day's own move is an ordinary one or, half the time, any
    move within ±12% (`Jump.posterior`, `NEWS_SHARE`). A hypothesis is *decided* at 90% when volume
    also fits it (within 3 noise sd) and does not itself prefer another ratio; a ratio that needs a
    move of its own beyond tolerance also needs volume 20 times likelier under it than under "no
    split".
+5. **Rivals are ruled out by volume alone.** Two real ratios can explain the same jump (a 4-for-3 on a
+   +6% day moves prices exactly like a 5-for-4 on a flat day) and the price cannot say which: a ratio
+   is only used when volume is more than 4 noise sd (`RULE_OUT_SDS`) from every *other* real ratio
+   that explains the jump. Otherwise the symbol is excluded and the message names the ratios volume
+   cannot tell apart (a wrong ratio leaves a 6-12% jump in the history, read as a crash). Found by
+   the split property (a 4-for-3 on a +6% day adjusted as a 5-for-4; issue 14, session 6).
 
 A jump of at least 10% (the smallest ratio with the largest gap) on a normal day that some real
 ratio explains is a **suspected** split when it is clean; when it is extraordinary for the symbol (12
@@ -37,12 +44,16 @@ crypto and commodities never split (`joe.data.quality.check_bars` ``no_splits``)
 is **adjusted** (earlier prices ÷ ratio, volume × ratio, a warning) by the ratio volume decided;
 failing that, by the clean ratio when volume moved towards it (closer to it than to 1), still gives
 it at least 25% and leaves no other real ratio above 10% (volume too noisy to say "split" for sure,
-but it can only be this one); or by the ratio the user listed in ``splits.csv``. A jump that is not
-clean where volume decides for "no split" is a move. Anything else is an **unconfirmed split**: the
-symbol is excluded (it is never traded - an unadjusted split read as a crash puts an entry on the
-wrong side), and the message says how to fix the file or confirm the split. This covers close-only
-series whatever their volatility: a jump at a split ratio within tolerance is suspected even when a
-20% day is ordinary for the name, and without volume it cannot be confirmed.
+but it can only be this one); either way only when volume rules out every other real ratio (rule 5);
+or by the ratio the user listed in ``splits.csv``. A jump that is not clean where volume decides
+for "no split" (posterior at least 90%, within 2 noise sd of unchanged) is a move; volume too noisy
+to decide either way leaves it an unconfirmed split (found by the split property: a 3-for-2 five
+bars in, with 5 bars of volume history, was kept as a -36% "outlier"). Anything else is an
+**unconfirmed split**: the symbol is excluded (it is never traded - an unadjusted split read as a
+crash puts an entry on the wrong side), and the message says how to fix the file or confirm the
+split. This covers close-only series whatever their volatility: a jump at a split ratio within
+tolerance is suspected even when a 20% day is ordinary for the name, and without volume it cannot be
+confirmed.
 
 What cannot be seen: a small split whose same-day gap offsets it (5-for-4 with a +10% day is a net
 -12%) on a series *without* volume, or with volume too noisy to decide, looks like an ordinary big
@@ -107,6 +118,8 @@ NOT_AGAINST = 0.25  # a clean ratio is kept when volume gives it at least this m
 RIVAL_MAX = 0.10  # ... and no other plausible ratio keeps more than this
 NEWS_SHARE = 0.5  # share of split days with a news-sized move of their own (prior, see `Jump.posterior`)
 FIT_SDS = 3.0  # the volume's pick must also fit it: within 3 noise sd of the ratio
+RULE_OUT_SDS = 4.0  # ... and be beyond 4 noise sd from every other real ratio that explains the jump
+VOLUME_SPREAD_FEW = 0.5  # log-volume dispersion assumed (at least) with fewer than 20 bars of history
 VOLUME_MAX_FACTOR = 2.0
 # How far (in days) a splits.csv date may be from the jump (vendors date a split on the ex-date or
 # the day before).
@@ -257,7 +270,13 @@ class Jump:
             # Overruling a clean price match takes stronger volume evidence than confirming one: the
             # volume of two 20-bar medians has tails, and a wrong ratio leaves a jump in the history.
             need = DECIDED if self.clean in (None, best) else OVERRULE_CLEAN
-            if best != 1.0 and post[best] >= need and self._fits(best) and self._volume_backs(best):
+            if (
+                best != 1.0
+                and post[best] >= need
+                and self._fits(best)
+                and self._volume_backs(best)
+                and not self.rivals(best)
+            ):
                 return Verdict("adjust", best, f"with {vol_text}")
         clean = self.clean
         rivals = max((p for h, p in post.items() if h not in (1.0, clean)), default=0.0)
@@ -268,6 +287,7 @@ class Jump:
             and rivals <= RIVAL_MAX  # no other real ratio that volume would still allow
             and self._fits(clean)
             and self._volume_backs(clean)
+            and not self.rivals(clean)
         ):
             return Verdict("adjust", clean, f"with {vol_text}")
         if clean is None and post and self._volume_flat():
@@ -280,6 +300,14 @@ class Jump:
         else:  # no usual split ratio explains it: name the jump itself
             factor = math.exp(self.move)
         return Verdict("unconfirmed", factor, self._unconfirmed_why(post, factor))
+
+    def rivals(self, factor: float) -> tuple[float, ...]:
+        """The other real ratios that explain the jump and that volume does not rule out (within
+        `RULE_OUT_SDS` noise sd of the volume ratio); all of them without volume (rule 5)."""
+        vr, sd = self.volume_ratio, self.volume_sd
+        if not (math.isfinite(vr) and vr > 0 and math.isfinite(sd)):
+            return tuple(h for h in self.candidates if h != factor)
+        return tuple(h for h in self.candidates if h != factor and abs(math.log(vr / h)) <= RULE_OUT_SDS * sd)
 
     def _volume_lik(self, factor: float) -> float:
         return math.exp(-0.5 * (math.log(self.volume_ratio / factor) / self.volume_sd) ** 2)
@@ -299,10 +327,12 @@ class Jump:
         return abs(math.log(self.volume_ratio / factor)) <= FIT_SDS * self.volume_sd
 
     def _volume_flat(self) -> bool:
-        """Volume closer to unchanged than to any plausible ratio, and within 2 noise sd of it."""
+        """Volume decides for "no split" (posterior at least `DECIDED`, or no real ratio explains the
+        jump), is closer to unchanged than to any plausible ratio, and within 2 noise sd of it."""
         lv = abs(math.log(self.volume_ratio))
         nearest = min((abs(math.log(self.volume_ratio / h)) for h in self.candidates), default=math.inf)
-        return lv < nearest and lv <= 2 * self.volume_sd
+        decided = not self.candidates or self.posterior().get(1.0, 0.0) >= DECIDED
+        return decided and lv < nearest and lv <= 2 * self.volume_sd
 
     def _unconfirmed_why(self, post: dict[float, float], factor: float) -> str:
         vr = self.volume_ratio
@@ -321,6 +351,7 @@ class Jump:
             also = f" ({' or '.join(split_label(h) for h in near)} would fit too)" if near else ""
             return f"no volume to confirm it{also}"
         others = [h for h in post if h not in (1.0, factor) and post[h] >= 0.05]
+        others += [h for h in self.rivals(factor) if h not in others]
         if others:
             alt = " or ".join(split_label(h) for h in [factor, *others])
             return f"volume ×{vr:.2f} cannot tell {alt} (or no split) apart"
@@ -350,8 +381,9 @@ def _volume(v: np.ndarray, rows: np.ndarray, pos: int) -> tuple[float, float]:
     na = int((np.isfinite(v[after_rows]) & (v[after_rows] > 0)).sum())
     hist = v[rows[max(0, pos - PRIOR_BARS) : pos]]
     spread = robust_sd(np.log(hist[np.isfinite(hist) & (hist > 0)]))
-    if not math.isfinite(spread):
-        spread = 0.5  # too little history to know: assume very noisy volume
+    if not math.isfinite(spread) or hist.size < MIN_PRIOR_FOR_SD:
+        # Too little history to know (a dispersion read from 5 values can be far too small): noisy.
+        spread = max(spread, VOLUME_SPREAD_FEW) if math.isfinite(spread) else VOLUME_SPREAD_FEW
     # The median of n values has about 1.2533 σ/√n noise; the ratio of two medians adds both.
     sd = max(VOLUME_SD_MIN, 1.2533 * spread * math.sqrt(1 / max(nb, 1) + 1 / max(na, 1)))
     return after / before, sd
