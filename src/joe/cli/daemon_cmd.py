@@ -26,8 +26,10 @@ def daemon_command(
     schedule: Annotated[bool, typer.Option(help="Run the pipeline on daemon.schedule.")] = True,
     clock_start: Annotated[
         str | None,
-        typer.Option(help="Rehearsal: the schedule's clock starts at this UTC instant (ISO 8601, e.g. "
-                     "2026-12-01T14:44:50Z) and runs at wall speed. Paper or a local simulator only."),
+        typer.Option(
+            help="Rehearsal: the schedule's clock starts at this UTC instant (ISO 8601, e.g. "
+            "2026-12-01T14:44:50Z) and runs at wall speed. Paper or a local simulator only."
+        ),
     ] = None,
     web: Annotated[
         bool, typer.Option("--web/--no-web", help="Also serve the dashboard, /api, /metrics and /health.")
@@ -36,8 +38,8 @@ def daemon_command(
         str, typer.Option("--web-host", help="The dashboard's address (default loopback only).")
     ] = "127.0.0.1",
     web_port: Annotated[
-        int, typer.Option("--web-port", help="The dashboard's TCP port (0 picks a free one).", min=0,
-                          max=65535),
+        int,
+        typer.Option("--web-port", help="The dashboard's TCP port (0 picks a free one).", min=0, max=65535),
     ] = 8080,
 ) -> None:
     """Run until SIGTERM/SIGINT: stream quotes, watch positions, write a heartbeat; then stop entries,
@@ -182,13 +184,26 @@ async def _run(
     ctx = SafetyContext.from_runtime(rt)
     # A split-like jump on a watched instrument holds its backup stop (monitor_splits): say so at once.
     monitor.split_listeners.append(lambda s: ctx.alerts.order_event("split", s.symbol, s.message, s.symbol))
+    # ... and apply it to the watched positions once <data_dir>/splits.csv confirms it (daemon_splits).
+    from datetime import UTC, datetime
+
+    from joe.runtime.daemon_splits import SplitFollower
+
+    def today() -> Any:
+        return (rehearsal() if rehearsal is not None else datetime.now(UTC)).date()
+
+    def split_alert(sym: str, text: str) -> None:
+        ctx.alerts.order_event("split", sym, text, sym)
+
+    follower = SplitFollower.in_data_dir(monitor, rt.audit, rt.data_dir, today, split_alert)
+    monitor.split_listeners.append(follower.on_suspect)
     closers = []
     from joe.runtime.push import alert_manager
     from joe.safety.alert_pump import AlertPump
 
     # The safety layer's alerts (margin, breaker, lost stop, fills...) go out as they come.
     pump = AlertPump(ctx, lambda: alert_manager(rt))
-    periodic: list[tuple[str, float, Any]] = [("alerts", 5.0, pump)]
+    periodic: list[tuple[str, float, Any]] = [("alerts", 5.0, pump), follower.periodic()]
     desk = None
     daemon: Any = None  # bound below; the runner and the desk read whether it is stopping
     on_run = pipeline_runner(broker, rt.audit, stopping=lambda: daemon is not None and daemon.stopping,
