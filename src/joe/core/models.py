@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 from enum import StrEnum
 from typing import Any
@@ -121,9 +121,14 @@ class Bar:
     timeframe: str = "1d"
 
 
+# The time of a quote whose source gave none (or garbage): its age is unknown, so it is stale
+# (review r1119 finding 6). Anything at or before it is "no time" to the stale-quote rule.
+UNDATED = datetime(1970, 1, 1, tzinfo=UTC)
+
+
 @dataclass(frozen=True, slots=True)
 class Quote:
-    """Top of book at a moment (UTC)."""
+    """Top of book at a moment (UTC); `ts` is `UNDATED` when the source gave no trustworthy time."""
 
     symbol: str
     ts: datetime

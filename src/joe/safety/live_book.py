@@ -8,7 +8,8 @@ shadow run's entries are judged against the run's clock and the broker's quotes:
   (exchange-calendars, per the instrument's exchange); where the broker reports the market's own
   status (Capital.com ``marketStatus``, CFDs have their own hours), anything but ``TRADEABLE`` is
   closed — and a status Joe could not read is closed too (fail closed: no entry, exits unaffected);
-* ``stale_quote``: a live quote no older than ``risk.max_quote_age_s``; no quote → no entry.
+* ``stale_quote``: a live quote no older than ``risk.max_quote_age_s``; no quote → no entry; a quote
+  without a time (``UNDATED``) or dated more than ``MAX_FUTURE_SKEW_S`` ahead of us → no entry.
 
 Quote timestamps are stamped by the wall clock (the broker's or the receiving client's); their age is
 measured against the wall clock and carried over to the run's clock (`now`), so a rehearsal clock
@@ -24,7 +25,7 @@ from datetime import datetime
 from typing import Any
 
 from joe.core.clock import utcnow
-from joe.core.models import Quote
+from joe.core.models import UNDATED, Quote
 from joe.safety.risk_gate import GateBook, QuoteMark
 
 TRADEABLE = "TRADEABLE"  # Capital.com's marketStatus of an open market (others: CLOSED, EDITS_ONLY, ...)
@@ -49,7 +50,8 @@ def live_book(
     for sym, q in quotes.items():
         if q.bid is None or q.ask is None or q.bid <= 0 or q.ask < q.bid:
             continue
-        marks[sym] = QuoteMark(q.mid, now - (wall - q.ts))
+        # An undated quote keeps no time (unknown age: `StaleQuote` denies it); a dated one its age.
+        marks[sym] = QuoteMark(q.mid, UNDATED if q.ts <= UNDATED else now - (wall - q.ts))
     return replace(book, now=now, quotes=marks, daily_bars=False, market_open=dict(market_open or {}))
 
 

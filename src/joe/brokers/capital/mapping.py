@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 from joe.brokers.base import InvalidOrder
@@ -17,7 +17,7 @@ from joe.brokers.capital.models import (
     MarketSummary,
     PositionRow,
 )
-from joe.core.models import AccountInfo, AssetClass, Fill, Instrument, Position, Quote, Side
+from joe.core.models import UNDATED, AccountInfo, AssetClass, Fill, Instrument, Position, Quote, Side
 
 ASSET_CLASS = {
     "SHARES": AssetClass.EQUITY,
@@ -125,7 +125,31 @@ def with_dealing_rules(inst: Instrument, d: MarketDetails, tick: Decimal | None)
 
 
 def quote_from_market(m: MarketSummary) -> Quote | None:
+    """The market's bid/offer as a `Quote` at the broker's `updateTimeUTC`; without a readable time the
+    quote is `UNDATED` (unknown age: stale to the RiskGate), never stamped with our own clock."""
     if m.bid is None or m.offer is None:
         return None
-    ts = parse_utc(m.updateTimeUTC) if m.updateTimeUTC else datetime.now(UTC)
+    ts = quote_time(m.updateTimeUTC)
     return Quote(symbol=m.epic, ts=ts, bid=Decimal(str(m.bid)), ask=Decimal(str(m.offer)))
+
+
+def quote_time(update_utc: str | None) -> datetime:
+    """A `…UTC` quote time as aware UTC; `UNDATED` when missing or not a time."""
+    if not update_utc:
+        return UNDATED
+    try:
+        return parse_utc(update_utc)
+    except (TypeError, ValueError):
+        return UNDATED
+
+
+def snapshot_utc(update_time: str | None, tz_offset_h: object) -> str | None:
+    """A market snapshot's `updateTime` (the account's zone) as a `…UTC` text, using the session's
+    `timezoneOffset` (hours); None when either is missing or unreadable (the quote is then UNDATED)."""
+    if not update_time or isinstance(tz_offset_h, bool) or not isinstance(tz_offset_h, int | float):
+        return None
+    try:
+        local = datetime.fromisoformat(update_time.rstrip("Z"))
+    except ValueError:
+        return None
+    return (local - timedelta(hours=float(tz_offset_h))).isoformat(timespec="milliseconds")

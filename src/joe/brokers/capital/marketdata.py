@@ -18,7 +18,12 @@ import pandas as pd
 from joe.brokers.base import HISTORY_COLUMNS, Sentiment
 from joe.brokers.capital.errors import NotFound
 from joe.brokers.capital.http import CapitalClient
-from joe.brokers.capital.mapping import instrument_from_market, quote_from_market, with_dealing_rules
+from joe.brokers.capital.mapping import (
+    instrument_from_market,
+    quote_from_market,
+    snapshot_utc,
+    with_dealing_rules,
+)
 from joe.brokers.capital.markets import RESOLUTION_SECONDS, MarketsApi, parse_utc
 from joe.brokers.capital.models import MarketSummary, PriceBar
 from joe.brokers.capital.streaming import CapitalStream
@@ -146,6 +151,9 @@ class CapitalMarketData:
                     out[s] = sq.to_quote()
         missing = [s for s in symbols if s not in out]
         if missing:
+            # The snapshot's updateTime is in the account's zone: the session's timezoneOffset makes it UTC.
+            session = getattr(self.markets.client, "session", None)
+            tz = (getattr(session, "login_body", None) or {}).get("timezoneOffset")
             for d in await self.markets.details(missing):
                 snap = d.snapshot
                 if snap.bid is None or snap.offer is None:
@@ -157,6 +165,7 @@ class CapitalMarketData:
                     marketStatus=snap.marketStatus,
                     bid=snap.bid,
                     offer=snap.offer,
+                    updateTimeUTC=snapshot_utc(snap.updateTime, tz),
                 )
                 q = quote_from_market(summary)
                 if q is not None:

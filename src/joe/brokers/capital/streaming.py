@@ -31,7 +31,7 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 from joe.brokers.capital.errors import CapitalError, is_session_error
 from joe.brokers.capital.http import CapitalClient
 from joe.core.events import AuditSink
-from joe.core.models import Quote
+from joe.core.models import UNDATED, Quote
 
 MAX_EPICS_PER_CONNECTION = 40
 
@@ -48,9 +48,14 @@ class StreamQuote:
     ts_ms: int
 
     def to_quote(self) -> Quote:
+        """Joe's `Quote`; a `timestamp` of 0, negative or out of range is `UNDATED` (unknown age: stale)."""
+        try:
+            ts = datetime.fromtimestamp(self.ts_ms / 1000, UTC) if self.ts_ms > 0 else UNDATED
+        except (OverflowError, OSError, ValueError):
+            ts = UNDATED
         return Quote(
             symbol=self.epic,
-            ts=datetime.fromtimestamp(self.ts_ms / 1000, UTC),
+            ts=ts,
             bid=Decimal(repr(self.bid)),
             ask=Decimal(repr(self.ask)),
             bid_size=None if self.bid_qty is None else Decimal(repr(self.bid_qty)),

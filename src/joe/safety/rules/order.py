@@ -7,7 +7,7 @@ from decimal import Decimal
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
-from joe.core.models import AssetClass
+from joe.core.models import UNDATED, AssetClass
 
 if TYPE_CHECKING:
     from joe.safety.risk_gate import Denial, GateBook, ProposedOrder, RiskGate
@@ -60,9 +60,16 @@ class MaxOrderNotional:
         return None
 
 
+# How far ahead of our clock a quote's own time may be (clock skew between the broker and this host; `joe
+# doctor` measures it). Beyond it the time is not trusted: a negative age would be "fresh" forever.
+MAX_FUTURE_SKEW_S = 2.0
+
+
 class StaleQuote:
     """No entry on a stale price: live quotes older than ``risk.max_quote_age_s`` seconds; on daily
-    bars, a last close older than the decision day."""
+    bars, a last close older than the decision day. A quote without a trustworthy time is not fresh
+    (review r1119 finding 6): no time (`UNDATED`) is an unknown age, and a live quote dated more than
+    `MAX_FUTURE_SKEW_S` after now is refused."""
 
     name = "stale_quote"
 
@@ -70,6 +77,9 @@ class StaleQuote:
         q = book.quotes.get(order.symbol)
         if q is None:
             return _deny(self.name, f"no quote for {order.symbol}", "none", "a quote")
+        if q.ts <= UNDATED:
+            why = f"{order.symbol} quote has no time (unknown age)"
+            return _deny(self.name, why, "no time", "a dated quote")
         if book.daily_bars:
             if q.ts.date() < book.now.date():
                 return _deny(
@@ -80,6 +90,13 @@ class StaleQuote:
                 )
             return None
         age = (book.now - q.ts).total_seconds()
+        if age < -MAX_FUTURE_SKEW_S:
+            return _deny(
+                self.name,
+                f"{order.symbol} quote is dated {-age:.1f}s in the future (clock skew or a bad time)",
+                f"{age:.1f}s",
+                f">= -{MAX_FUTURE_SKEW_S}s",
+            )
         if age > gate.config.max_quote_age_s:
             return _deny(
                 self.name,
