@@ -337,7 +337,7 @@ def oracle(
         tracked = enough or (ov["enabled"] and len(ov["reason"].strip()) >= 10)
     demoed = True
     if strict:  # issue 19: min_demo_days clean days after the last incident, nothing UNKNOWN, readable
-        need = int(live.get("min_demo_days", 10))
+        need = max(int(live.get("min_demo_days", 10)), 10)  # the floor the yaml cannot lower
         clean = 0
         if drec is not None and drec.problem is None:
             last = max((i.day for i in drec.incidents), default=None)

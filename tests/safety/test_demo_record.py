@@ -132,8 +132,12 @@ def test_clean_demo_record_lets_real_money_through(world: World) -> None:
     decision, _ = resolve(short.record())
     assert decision.mode is TradingMode.PAPER and not gate(decision).passed
     assert "1 more clean day(s)" in gate(decision).detail
-    # The yaml sets N (default 10).
-    assert resolve(short.record(), cfg(min_demo_days=9))[0].mode is TradingMode.LIVE
+    # The yaml sets N (default 10) but cannot lower it below the floor of 10 (review r1119 finding 7):
+    # 9 is raised to 10 and said; only the audited override passes a shorter record.
+    lowered, _ = resolve(short.record(), cfg(min_demo_days=9))
+    assert lowered.mode is TradingMode.PAPER and not gate(lowered).passed
+    assert "yaml live.min_demo_days=9 is below the floor of 10: the floor applies" in gate(lowered).detail
+    assert resolve(world.record(), cfg(min_demo_days=11))[0].mode is TradingMode.PAPER  # raising works
     assert ExecutionConfig().live.min_demo_days == 10
 
 
@@ -230,6 +234,12 @@ def test_override_is_audited_and_needs_a_reason(world: World) -> None:
     )
     assert ("mode.override", {"gate": "demo_record", "reason": reason, "broker": "ibkr",
             "account_id": "U1234567"}) in [(e, p) for e, p, _ in audit.records]  # fmt: skip
+    # Lowering min_demo_days below the floor passes only through the same audited override.
+    lowered = cfg(min_demo_days=1, demo_record_override={"enabled": True, "reason": reason})
+    decision, audit = resolve(world.record(), lowered)
+    assert decision.mode is TradingMode.LIVE and decision.overrides == ["demo_record"]
+    assert "mode.override" in [e for e, _, _ in audit.records]
+    assert resolve(world.record(), cfg(min_demo_days=1))[0].mode is TradingMode.PAPER
     short = cfg(demo_record_override={"enabled": True, "reason": "ok"})
     decision, audit = resolve(world.record(), short)
     assert decision.mode is TradingMode.PAPER and "shorter than 10 characters" in gate(decision).detail

@@ -92,7 +92,9 @@ def decide(
             if demo_lines is not None:
                 demo_lines.append(f"demo-live record unavailable ({type(exc).__name__})")
     if demo is not None and demo_lines is not None:
-        demo_lines += demo.lines(config.live.min_demo_days)
+        from joe.config.mode import demo_days_needed
+
+        demo_lines += demo.lines(demo_days_needed(config))
     decision = resolve_mode(
         settings, config, record, confirm=confirm, audit=audit, config_problems=problems, demo_record=demo
     )

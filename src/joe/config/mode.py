@@ -21,7 +21,8 @@
                    to the floor), or `live.track_record_override` enabled with a reason of >= 10
                    chars (audited as `mode.override`).
 10. `demo_record`  real money only: the demo-live record of the same broker (`joe.config.graduation`:
-                   >= live.min_demo_days clean days, no UNKNOWN order unresolved), or
+                   >= live.min_demo_days clean days, never less than the floor of 10: a lower yaml
+                   value is raised to it; no UNKNOWN order unresolved), or
                    `live.demo_record_override` with a reason (audited as `mode.override`, gate
                    demo_record). Issue 19.
 
@@ -56,6 +57,14 @@ MIN_OVERRIDE_REASON = 10
 # below it is raised to it; only the audited `live.track_record_override` skips the gate.
 FLOOR_PAPER_DAYS = 30
 FLOOR_PAPER_TRADES = 50
+# The same for the demo-live record (issue 19; review r1119 finding 7): `live.min_demo_days` below it is
+# raised to it; only the audited `live.demo_record_override` skips the gate.
+FLOOR_DEMO_DAYS = 10
+
+
+def demo_days_needed(config: ExecutionConfig) -> int:
+    """The clean demo-live days real money needs: `live.min_demo_days`, never below `FLOOR_DEMO_DAYS`."""
+    return max(int(config.live.min_demo_days), FLOOR_DEMO_DAYS)
 
 
 class TradingMode(StrEnum):
@@ -305,13 +314,19 @@ def _demo_record(config: ExecutionConfig, real_money: bool, record: DemoRecord |
     """The demo-live record gate (issue 19) and whether it passed only thanks to the override."""
     if not real_money:
         return Gate("demo_record", True, "not required (paper/demo account)"), False
-    min_days = int(config.live.min_demo_days)
+    min_days = demo_days_needed(config)
+    floor = ""
+    if min_days != config.live.min_demo_days:
+        floor = (
+            f" (yaml live.min_demo_days={config.live.min_demo_days} is below the floor of {FLOOR_DEMO_DAYS}: "
+            "the floor applies; only live.demo_record_override with a reason skips it)"
+        )
     if record is None:
         ok, have, missing = False, "no store: demo-live record unavailable", [f">= {min_days} clean days"]
     else:
         ok, have, missing = record.verdict(min_days)
     if ok:
-        return Gate("demo_record", True, f"{have} (needs >= {min_days})"), False
+        return Gate("demo_record", True, f"{have} (needs >= {min_days}){floor}"), False
     override = config.live.demo_record_override
     if override.enabled and len(override.reason.strip()) >= MIN_OVERRIDE_REASON:
         return Gate("demo_record", True, f"OVERRIDDEN ({have}): {override.reason.strip()}"), True
@@ -322,7 +337,7 @@ def _demo_record(config: ExecutionConfig, real_money: bool, record: DemoRecord |
             f"{have}; override enabled but its reason is missing or "
             f"shorter than {MIN_OVERRIDE_REASON} characters",
         ), False
-    return Gate("demo_record", False, f"{have}; missing: " + "; ".join(missing)), False
+    return Gate("demo_record", False, f"{have}; missing: " + "; ".join(missing) + floor), False
 
 
 def _evaluate(
