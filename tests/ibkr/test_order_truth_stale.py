@@ -50,6 +50,8 @@ async def test_a_pass_during_a_submit_neither_resends_nor_forks_the_order(
     legs = bracket_intents("stale-pass", limit=None)
     await om.submit(legs)
     await settle(lambda: agree(sim, store, ids(legs)))
+    sim.broker_cancel(legs[1].client_order_id)  # what the replacement replaces (never two stops)
+    await wait_for(lambda: "stale-pass" in om.unprotected_now, what="reported unprotected")
     # The replacement's submit is held inside its pre-send check: committed NEW, not yet sent.
     held, release = asyncio.Event(), asyncio.Event()
     check = om.client.presend_check

@@ -26,6 +26,8 @@ if TYPE_CHECKING:
     from joe.execution.outside import OutsideLedger
 
 _WORKING = (OrderState.ACCEPTED, OrderState.PARTIALLY_FILLED)
+# A leg in these states may fill at the broker (the send of SUBMITTING/UNKNOWN may have happened).
+_COVERING = (*_WORKING, OrderState.CANCEL_PENDING, OrderState.SUBMITTING, OrderState.UNKNOWN)
 log = logging.getLogger(__name__)
 
 
@@ -61,10 +63,15 @@ class BracketFollower:
         await self._check_protection(o.intent.signal_id)
 
     async def _follow_parent(self, parent: Order) -> None:
-        """Keep working children at the parent's size: its filled size once it can fill no more,
-        else its (possibly modified) quantity. Asks the broker first (it may have resized them)."""
+        """Keep working children at the parent's size: its filled size once it can fill no more or
+        once the broker has activated them, else its (possibly modified) quantity (the broker holds
+        the legs of a working parent inactive, ready to cover its rest). Active legs never exceed
+        the filled size: an execution correction that cuts a filled entry 5 -> 1 puts the parent
+        back to work with its legs active at 5, which would sell 4 short when they fill (chaos seed
+        101); they grow again with its later fills. Asks the broker first (it may have resized them)."""
         sid = parent.intent.signal_id
-        target = parent.filled_quantity if parent.state.is_terminal else parent.quantity
+        active = parent.state.is_terminal or _was_filled(parent)
+        target = parent.filled_quantity if active else parent.quantity
         exits = [o for o in self.book.signal_orders(sid) if o.intent.leg is OrderLeg.EXIT]
         if sid in self._exiting or any(not o.state.is_terminal for o in exits):
             return  # the exit sizes the children (from the broker's position)
@@ -145,6 +152,37 @@ class BracketFollower:
             log.error("trimming %s's protective legs failed: %r", signal_id, exc)
             await self.journal.alert(AlertKind.UNRESOLVED, f"trimming {signal_id}'s protective legs: {exc}")
 
+    def leg_overreach(self, legs: list[Order]) -> str | None:
+        """Why standalone protective legs (a replacement stop; not a bracket's, sent with its entry)
+        must not be sent, or None. A stop or target fills against the position it protects: sent
+        for a signal that holds nothing, while an exit of it is in flight, or larger than what the
+        signal holds less what its working legs of the same kind already cover, its fill opens or
+        grows a position the other way (chaos seed 220: a lost-protection replacement stop, still
+        being checked when the reaction's exit closed the position, was sent after it and sold 2
+        short; seed 129: two replacement stops and the bracket's own all filled)."""
+        if not legs or any(o.intent.leg not in (OrderLeg.STOP_LOSS, OrderLeg.TAKE_PROFIT) for o in legs):
+            return None
+        sid = legs[0].intent.signal_id
+        orders = self.book.signal_orders(sid)
+        if sid in self._exiting or any(
+            o.intent.leg is OrderLeg.EXIT and not o.state.is_terminal for o in orders
+        ):
+            return f"an exit of {sid} is in flight: it replaces the protective orders"
+        held = self.position_of(sid)
+        if held <= 0:
+            return f"{sid} holds nothing to protect (position {held})"
+        mine = {o.client_order_id for o in legs}
+        for leg in {o.intent.leg for o in legs}:
+            covered = sum(
+                (o.remaining for o in orders
+                 if o.intent.leg is leg and o.client_order_id not in mine and o.state in _COVERING),
+                Decimal(0),
+            )  # fmt: skip
+            asked = sum((o.remaining for o in legs if o.intent.leg is leg), Decimal(0))
+            if covered + asked > held:
+                return f"{leg.value} legs would cover {covered + asked} of a position of {held}"
+        return None
+
     def position_of(self, signal_id: str) -> Decimal:
         """Units the signal holds open in its entry's direction: Joe's fills of its orders plus its
         outside changes (`joe.execution.outside`); 0 without a filled entry."""
@@ -212,3 +250,8 @@ class BracketFollower:
         )
         await self.journal.report_unprotected(event)
 
+
+def _was_filled(parent: Order) -> bool:
+    """The parent was complete once (a broker correction reopened it): the broker activated its
+    children then (IBKR activates a bracket's legs when the parent fills) and they stay active."""
+    return any(t.to_state is OrderState.FILLED for t in parent.history)

@@ -23,6 +23,9 @@ class AlertKind(StrEnum):
     # Joe opened: booked as an outside change of the signal, never as a fill of Joe's orders
     OWNER_TRADE = "owner_trade"
     PROTECTION_RESTORED = "protection_restored"  # a position reported unprotected is covered again
+    # a protective order's price level changed at the broker without Joe asking (the account owner in
+    # TWS / on the platform): Joe's copy follows the broker, the change is audited and alerted
+    OUTSIDE_AMEND = "outside_amend"
 
 
 @dataclass(frozen=True, slots=True)

@@ -210,7 +210,13 @@ def guard_size(entry_side: Side, joe_position: Decimal, broker_net: Decimal, exi
 
 async def fit_guards(om: OrderManager, guards: Sequence[Order], remaining: Decimal) -> None:
     """Cancel the working protective legs (`remaining` 0, confirmed by the broker before returning)
-    or shrink them to `remaining` open. Never grows a leg."""
+    or shrink them to `remaining` open. Never grows a leg. A leg still being sent (SUBMITTING: a
+    lost-protection replacement stop racing the exit) is waited for until the broker has it, then
+    cancelled too: left out, it would outlive the position the exit closes (chaos seed 220)."""
+    sending = [g.client_order_id for g in guards if g.state is OrderState.SUBMITTING]
+    if sending:
+        await _await_sent(om, sending)
+    guards = [om.book.orders[g.client_order_id] for g in guards]
     for g in guards:
         if remaining <= 0:
             await om.cancel(g.client_order_id)
@@ -218,6 +224,29 @@ async def fit_guards(om: OrderManager, guards: Sequence[Order], remaining: Decim
             await om.modify(g.client_order_id, quantity=g.filled_quantity + remaining)
     if remaining <= 0 and guards:
         await await_terminal(om, [g.client_order_id for g in guards])
+
+
+async def _await_sent(om: OrderManager, coids: list[str]) -> None:
+    """Wait (at most `confirm_timeout`, then ask the broker) until none of `coids` is SUBMITTING;
+    raises `BrokerError` (the exit is not sent) if one still is."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + om.confirm_timeout
+    while any(om.book.orders[c].state is OrderState.SUBMITTING for c in coids):
+        left = deadline - loop.time()
+        if left <= 0:
+            for c in coids:
+                await om.ask(om.book.orders[c])
+            still = [c for c in coids if om.book.orders[c].state is OrderState.SUBMITTING]
+            if still:
+                raise BrokerError(
+                    f"exit held: protective orders {still} are being sent and the broker has not "
+                    "acknowledged them; the exit is not sent so it cannot reverse the position — retry it"
+                )
+            return
+        om.changed.clear()
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(min(left, 0.25)):
+                await om.changed.wait()
 
 
 async def await_terminal(om: OrderManager, coids: list[str]) -> None:

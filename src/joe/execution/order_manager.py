@@ -133,6 +133,7 @@ class OrderManager(ReconcilePass, FillIntake, BrokerQueries, OutsideChanges, Bra
         self._frozen: set[str] = set()  # signals whose children must not follow (unconfirmed overfill)
         self._refit: set[str] = set()
         self._position_seen: dict[str, Decimal] = {}
+        self._levels_asked: dict[str, set[tuple[str, Decimal]]] = {}  # price levels Joe asked, by order
         self._outside_lock = asyncio.Lock()
         self._trims: dict[str, asyncio.Task[None]] = {}  # legs outliving their position (`_trim_guards`)
         self.changed = asyncio.Event()
@@ -268,6 +269,16 @@ class OrderManager(ReconcilePass, FillIntake, BrokerQueries, OutsideChanges, Bra
 
     async def send(self, orders: list[Order]) -> list[Order]:
         ids = [o.client_order_id for o in orders]
+        # Checked with no await before the broker call: a protective leg sent alone may not outlive,
+        # outgrow or race the position it protects (an exit starting later sees it SUBMITTING).
+        overreach = self.leg_overreach([o for o in orders if o.state is _S.NEW])
+        if overreach is not None and all(o.state is _S.NEW for o in orders):
+            why = f"not sent: {overreach}"
+            for o in orders:  # Joe's own refusal, not the broker's: no reject for the circuit breaker
+                self.book.move(o, _S.REJECTED, why)
+                await self.journal.order_event("order.not_sent", {"to": o.state.value, "reason": why}, o)
+            await self._check_protection(orders[0].intent.signal_id)
+            raise SendFailed(f"orders {ids}: {why}")
         mine = [i for i in ids if i not in self._sending]  # a caller may hold them already
         self._sending.update(mine)
         try:
@@ -349,6 +360,8 @@ class OrderManager(ReconcilePass, FillIntake, BrokerQueries, OutsideChanges, Bra
             raise InvalidOrder(f"modify of {coid}: {e}") from None
         check_intent(changed, await self.client.instrument_rules(o.intent.symbol))
         await self.journal.order_event("order.modify_requested", {k: str(v) for k, v in changes.items()}, o)
+        asked = self._levels_asked.setdefault(coid, set())
+        asked.update((k, v) for k, v in changes.items() if k != "quantity")
         await self.client.modify(
             self.book.ref(o), quantity=quantity, limit_price=limit_price, stop_price=stop_price
         )
@@ -361,11 +374,19 @@ class OrderManager(ReconcilePass, FillIntake, BrokerQueries, OutsideChanges, Bra
             return
         before = o.state
         self.book.move(o, _S.CANCEL_PENDING, "cancel requested")
-        await self.journal.order_event("order.cancel_requested", {}, o)
+        # The record names the state it stores (every stored state is announced in the audit log).
+        await self.journal.order_event(
+            "order.cancel_requested", {"from": before.value, "to": o.state.value}, o
+        )
         try:
             await self.client.cancel(self.book.ref(o))
         except SendFailed as e:
             self.book.move(o, before, f"cancel not sent: {e}")
+            await self.journal.order_event(
+                "order.cancel_not_sent",
+                {"from": _S.CANCEL_PENDING.value, "to": o.state.value, "reason": str(e)},
+                o,
+            )
             raise
 
     async def exit(
@@ -442,6 +463,7 @@ class OrderManager(ReconcilePass, FillIntake, BrokerQueries, OutsideChanges, Bra
         await self._after_change(o)
 
     async def _apply(self, o: Order, plan: Plan) -> None:
+        outside = self._outside_levels(o, plan)
         if plan.changes_anything:
             if plan.quantity is not None or plan.limit_price is not None or plan.stop_price is not None:
                 o.apply_broker_values(
@@ -476,6 +498,38 @@ class OrderManager(ReconcilePass, FillIntake, BrokerQueries, OutsideChanges, Bra
             await self.journal.alert(AlertKind.BROKER_CORRECTION, a, o)
         if plan.ask_broker:
             await self.ask(o)
+        if outside:
+            text = ", ".join(f"{k} {was} -> {now}" for k, was, now in outside)
+            await self.journal.order_event(
+                "order.changed_outside", {k: {"from": _text(a), "to": str(b)} for k, a, b in outside}, o
+            )
+            await self.journal.alert(
+                AlertKind.OUTSIDE_AMEND,
+                f"{o.intent.leg.value} {o.client_order_id} ({o.intent.symbol}) changed at the broker, not by "
+                f"Joe: {text}; Joe follows the broker's values",
+                o,
+            )
+
+    def _outside_levels(self, o: Order, plan: Plan) -> list[tuple[str, Decimal | None, Decimal]]:
+        """The price levels of a protective leg that `plan` changes and Joe never asked for (the account
+        owner moved Joe's stop or target in TWS / on the platform): (field, Joe's, the broker's). A
+        level Joe asked for is consumed when the broker confirms it. The broker moves no other level of
+        a plain stop or target by itself (a trailing stop's does: not checked)."""
+        if o.intent.leg not in _CHILD_LEGS or o.intent.order_type is OrderType.TRAILING_STOP:
+            return []
+        asked = self._levels_asked.get(o.client_order_id, set())
+        out: list[tuple[str, Decimal | None, Decimal]] = []
+        for field, new, old in (
+            ("stop_price", plan.stop_price, o.intent.stop_price),
+            ("limit_price", plan.limit_price, o.intent.limit_price),
+        ):
+            if new is None or new == old:
+                continue
+            if (field, new) in asked:
+                asked.discard((field, new))
+            else:
+                out.append((field, old, new))
+        return out
 
     # ------------------------------------------------------------------ reading
     def order(self, coid: str) -> Order | None:

@@ -18,7 +18,7 @@ from dataclasses import replace
 from datetime import datetime
 from typing import TYPE_CHECKING, TypeVar
 
-from joe.brokers.base import OrderLink, SupportsOrderLinks
+from joe.brokers.base import OrderLink, SendFailed, SupportsOrderLinks
 from joe.core.order import Order, OrderState
 from joe.execution.book import retry_stale
 from joe.execution.events import AlertKind
@@ -171,5 +171,8 @@ class ReconcilePass:
             await self.journal.order_event(
                 "order.resend", {"reason": "not at the broker after restart"}, order
             )
-            await self.send(group)
+            try:
+                await self.send(group)
+            except SendFailed as e:  # refused before any send (REJECTED, audited): nothing at the broker
+                log.warning("not resent after restart: %s", e)
         return True  # a child: sent with its parent

@@ -1,0 +1,52 @@
+"""Protective legs never exceed the filled position (issue 9, chaos seed 101), end to end at IBKR
+(OrderManager → IBKRExecutionClient → ib_async → TWS simulator; the simulator's books are the truth).
+
+An execution correction cuts a filled bracket entry 5 → 1: TWS puts the other 4 back to work while the
+stop and target, activated by the first fill, stay active at 5. A stop of 5 on a position of 1 sells
+4 short when it fires. Joe shrinks the legs to the filled size and grows them with the later fills."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+from joe.simulators.ibkr import IBKRSimulator
+from joe.store import Store
+
+from .helpers import bracket_intents, wait_for
+from .truth import agree, at_broker, ids, settle
+
+
+async def test_a_corrected_entry_shrinks_its_active_legs_to_the_filled_size(
+    sim178: IBKRSimulator, make_om: Any, store: Store
+) -> None:
+    sim = sim178
+    sim.set_price("AAPL", 100)
+    om = await make_om(sim, store)
+    legs = bracket_intents("fit-corr", 5, limit="99")
+    entry, stop, target = ids(legs)
+    await om.submit(legs)
+    await settle(lambda: agree(sim, store, ids(legs)))
+    sim.fill(entry, 5, 99)  # filled: the legs go active at 5
+    await settle(lambda: agree(sim, store, ids(legs)))
+    bo = at_broker(sim, entry)
+    [ex] = [e for e in sim.book.executions if e.wire.order_id == bo.order_id]
+    sim.dispatch(sim.book.correct(bo, ex, Decimal(1), Decimal(99)))  # TWS: 1, not 5; 4 work again
+    assert at_broker(sim, entry).status == "Submitted" and at_broker(sim, stop).active
+    await wait_for(
+        lambda: at_broker(sim, stop).sim.quantity == at_broker(sim, target).sim.quantity == 1,
+        what="the active legs shrunk to the filled 1",
+    )
+    await settle(lambda: agree(sim, store, ids(legs)))
+    assert sim.book.positions["AAPL"].qty == 1
+    sim.fill(entry, 2, 99)  # the entry goes on filling: the legs follow it up
+    await wait_for(lambda: at_broker(sim, stop).sim.quantity == 3, what="the legs grown to 3")
+    await settle(lambda: agree(sim, store, ids(legs)))
+    sim.fill(entry, 2, 99)  # and fills: the legs protect all 5
+    await wait_for(lambda: at_broker(sim, stop).sim.quantity == 5, what="the legs grown to 5")
+    await settle(lambda: agree(sim, store, ids(legs)))
+    sim.set_price("AAPL", 94)  # through the stop: it sells what is held, never more
+    await wait_for(lambda: at_broker(sim, stop).status == "Filled", what="the stop filled")
+    assert sim.book.positions["AAPL"].qty == 0  # closed, not reversed
+    await om.exit(legs[0].signal_id)  # nothing left to exit or protect at the broker
+    assert all(o.done for o in sim.book.orders.values() if o.placed.order_ref in (stop, target))
