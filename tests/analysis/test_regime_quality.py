@@ -102,7 +102,33 @@ def test_a_stale_index_keeps_its_label_with_lower_confidence() -> None:
     later = RegimeDetector().detect(spx, None, spx.index[-1] + pd.Timedelta(days=30))
     assert later.label == at_end.label
     assert later.evidence["spx_age_days"] == 30
-    assert later.confidence == pytest.approx(at_end.confidence * max(0.25, 1 - (30 - 4) / 30))
+    # 2018-06-29 + 30 days: 19 NYSE sessions missed (July 4 is none); a month of sessions is the floor.
+    assert later.evidence["spx_age_sessions"] == 19
+    assert later.confidence == pytest.approx(at_end.confidence * max(0.25, 1 - 19 / 21))
+
+
+def test_regime_freshness_counts_exchange_sessions_not_calendar_days() -> None:
+    """Session 6: a holiday is no missed session, one missing trading day is (it read 'fresh' when
+    ages were calendar days with 4 allowed)."""
+    spx = _full_spx().loc[:"2018-07-06"]
+    vix = _vix(spx)
+    det = RegimeDetector()
+    # VIX stops on Tuesday 2018-07-03; Wednesday 4 July is a holiday, Thursday a session it missed.
+    r = det.detect(spx.loc[:"2018-07-05"], vix.loc[:"2018-07-03"], "2018-07-05")
+    assert (r.evidence["vix_age_days"], r.evidence["vix_age_sessions"]) == (2, 1)
+    assert r.evidence["freshness"] == pytest.approx(1 - 1 / 21)
+    # The index's last bar Tuesday, read on the holiday: nothing missed, full confidence.
+    h = det.detect(spx.loc[:"2018-07-03"], vix.loc[:"2018-07-03"], "2018-07-04")
+    assert (h.evidence["spx_age_days"], h.evidence["spx_age_sessions"], h.evidence["freshness"]) == (
+        1,
+        0,
+        1.0,
+    )
+    # Friday's VIX with Monday's index bar: Monday missed; read over the weekend: fresh.
+    fri = det.detect(spx.loc[:"2018-07-09"], vix.loc[:"2018-07-06"], "2018-07-09")
+    assert fri.evidence["vix_age_sessions"] == 1  # Monday's index bar exists, Monday's VIX does not
+    same = det.detect(spx.loc[:"2018-07-06"], vix.loc[:"2018-07-06"], "2018-07-08")
+    assert (same.evidence["vix_age_sessions"], same.evidence["freshness"]) == (0, 1.0)
 
 
 # -- indicators on thin history ---------------------------------------------------------------------

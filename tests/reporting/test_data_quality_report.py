@@ -87,7 +87,7 @@ def test_html_and_markdown_show_file_row_and_freshness() -> None:
     assert "1 excluded</b>" in html
     md = render_markdown(ctx)
     assert "## Data quality" in md and "| JUMP | error | extreme_move | JUMP.csv row 301 2023-03-01 |" in md
-    assert "| VIX | VIX | 2023-02-10 | 19 | STALE |" in md
+    assert "| VIX | VIX | 2023-02-10 | 19 days | STALE |" in md
 
 
 def test_a_context_without_quality_facts_renders_as_before() -> None:

@@ -45,6 +45,7 @@ class RegimeInput(_M):
     symbol: str | None
     last_date: date | None
     age_days: int | None
+    age_sessions: int | None = None
     stale: bool
     proxy: bool
 
@@ -236,7 +237,9 @@ def test_json_schema_file_matches_the_mirror() -> None:
     for name, model in pairs.items():
         fields = {f.alias or n for n, f in model.model_fields.items() if f.is_required()}
         assert set(props[name]["required"]) == fields, name
-    assert set(props["regime"]["properties"]["inputs"]["items"]["required"]) == set(RegimeInput.model_fields)
+    assert set(props["regime"]["properties"]["inputs"]["items"]["required"]) == {
+        n for n, f in RegimeInput.model_fields.items() if f.is_required()
+    }
     finding_fields = {f.alias or n for n, f in Finding.model_fields.items()}
     assert set(props["data_quality"]["properties"]["findings"]["items"]["required"]) == finding_fields
     items: dict[str, type[BaseModel]] = {

@@ -17,9 +17,11 @@ in Jun–Jul 2009 (no VIX in the sample before 2014) 35 of 39 days with the S&P 
 
 Freshness: VIX is aligned to the index dates by carrying its last close forward (so a VIX that stops
 updating never flips the label silently) and each date records ``vix_age_days``. `detect` also
-records ``spx_age_days`` (the index's last bar vs the as-of date). An input older than
-`stale_after_days` (4 calendar days: a weekend plus a holiday) multiplies the confidence by
-``max(0.25, 1 − (age − 4) / 30)``; the runtime warns about it and the report shows each input's age.
+records ``spx_age_days`` (the index's last bar vs the as-of date), and both as ``*_age_sessions``:
+New York Stock Exchange sessions missed (exchange-calendars; weekends and holidays are none). An
+input more than `stale_after_sessions` (0) sessions old multiplies the confidence by
+``max(0.25, 1 − (sessions − 0) / 21)`` (21 sessions ≈ a month); the runtime warns about it and the
+report shows each input's age. A long weekend never lowers confidence; one missed session does.
 
 A *stress* score in 0..1 is the weighted mean of five sub-scores, each mapped linearly onto 0..1
 between a calm and a stressed anchor (VIX 12→30, VIX percentile 0.5→1, VIX 5-day change 0→+50%,
@@ -52,7 +54,9 @@ import pandas as pd
 
 from joe.analysis import indicators as ind
 from joe.analysis.panel import to_utc_index, to_utc_timestamp
+from joe.data.calendars import sessions_after_many
 from joe.data.errors import InsufficientHistory
+from joe.data.regime_inputs import REGIME_CALENDAR
 
 
 class RegimeLabel(StrEnum):
@@ -90,8 +94,8 @@ class RegimeConfig:
     stress_crisis: float = 0.70
     stress_volatile: float = 0.40
     recovery_rally: float = 0.20  # a 20% rally off the trough removes the drawdown's stress
-    stale_after_days: int = 4  # same rule as joe.data.regime_inputs.STALE_AFTER_DAYS
-    stale_full_days: int = 30
+    stale_after_sessions: int = 0  # same rule as joe.data.regime_inputs.STALE_AFTER_SESSIONS
+    stale_full_sessions: int = 21  # NYSE sessions (about a month) to the lowest factor
     stale_min_factor: float = 0.25
     trend_full: float = 0.05  # 5% from the 200-day SMA = full trend conviction
     slope_full: float = 0.02  # 2% move of the 50-day SMA over the slope window = full conviction
@@ -157,11 +161,21 @@ def trough_since_peak(close: np.ndarray, window: int) -> np.ndarray:
     return np.where(np.isfinite(trough), trough, np.nan)
 
 
-def freshness(age_days: float, cfg: RegimeConfig) -> float:
-    """Confidence multiplier for an input `age_days` old (1 while fresh; NaN age = unknown → 1)."""
-    if not np.isfinite(age_days) or age_days <= cfg.stale_after_days:
+def freshness(age_sessions: float, cfg: RegimeConfig) -> float:
+    """Confidence multiplier for an input `age_sessions` NYSE sessions old (1 while fresh; NaN age =
+    unknown → 1)."""
+    if not np.isfinite(age_sessions) or age_sessions <= cfg.stale_after_sessions:
         return 1.0
-    return max(cfg.stale_min_factor, 1.0 - (age_days - cfg.stale_after_days) / cfg.stale_full_days)
+    return max(
+        cfg.stale_min_factor, 1.0 - (age_sessions - cfg.stale_after_sessions) / cfg.stale_full_sessions
+    )
+
+
+def session_age(last: pd.DatetimeIndex | pd.Timestamp, when: pd.DatetimeIndex | pd.Timestamp) -> np.ndarray:
+    """NYSE sessions in (`last`, `when`] element-wise (float, NaN where `last` is NaT)."""
+    lo = np.atleast_1d(np.asarray(pd.DatetimeIndex(np.atleast_1d(last)).tz_localize(None), "datetime64[D]"))
+    hi = np.atleast_1d(np.asarray(pd.DatetimeIndex(np.atleast_1d(when)).tz_localize(None), "datetime64[D]"))
+    return sessions_after_many(REGIME_CALENDAR, lo, hi)
 
 
 def _close(frame: pd.DataFrame | pd.Series) -> pd.Series:
@@ -202,9 +216,11 @@ class RegimeDetector:
             vix_arr = v.reindex(both).ffill().reindex(dates).to_numpy(np.float64)
             seen_at = pd.DatetimeIndex(seen.reindex(both).ffill().reindex(dates))
             vix_age = np.asarray((dates - seen_at) / pd.Timedelta(days=1), dtype=np.float64)
+            vix_sessions = session_age(seen_at, dates)
         else:
             vix_arr = np.full(len(close), np.nan)
             vix_age = np.full(len(close), np.nan)
+            vix_sessions = np.full(len(close), np.nan)
 
         sma_t = ind.sma(close, cfg.trend_sma)
         sma_s = ind.sma(close, cfg.slope_sma)
@@ -276,7 +292,7 @@ class RegimeDetector:
             default=1.0 - np.maximum(t_strength, s_strength),
         )
         confidence = 0.5 + 0.5 * np.nan_to_num(margin, nan=0.0)
-        confidence = confidence * np.array([freshness(a, cfg) for a in vix_age])
+        confidence = confidence * np.array([freshness(a, cfg) for a in vix_sessions])
 
         out = pd.DataFrame(
             {
@@ -295,6 +311,7 @@ class RegimeDetector:
                 "rally_from_trough": rally,
                 "drawdown_stress": dd_stress,
                 "vix_age_days": vix_age,
+                "vix_age_sessions": vix_sessions,
             },
             index=dates,
         )
@@ -343,9 +360,12 @@ class RegimeDetector:
         series was given (its age then adds the index's)."""
         when = to_utc_timestamp(as_of) if as_of is not None else labelled
         spx_age = float((when.normalize() - labelled.normalize()).days)
+        spx_sessions = float(session_age(labelled, when)[0])
         vix_age = float(row["vix_age_days"])
+        vix_sessions = float(row["vix_age_sessions"])
         if has_vix and np.isfinite(vix_age):
             vix_age += spx_age  # the VIX value used is older still when the index itself is stale
+            vix_sessions += spx_sessions
         evidence: dict[str, Any] = {
             k: float(row[k])
             for k in (
@@ -365,10 +385,13 @@ class RegimeDetector:
         }
         evidence["spx_age_days"] = spx_age
         evidence["vix_age_days"] = vix_age
+        evidence["spx_age_sessions"] = spx_sessions
+        evidence["vix_age_sessions"] = vix_sessions
         # label_history applied the VIX freshness at its own date; the index's age adds to it here.
-        conf = float(row["confidence"]) / freshness(float(row["vix_age_days"]), self.config)
-        conf *= freshness(spx_age, self.config) * freshness(vix_age, self.config)
-        evidence["freshness"] = freshness(spx_age, self.config) * freshness(vix_age, self.config)
+        conf = float(row["confidence"]) / freshness(float(row["vix_age_sessions"]), self.config)
+        fresh = freshness(spx_sessions, self.config) * freshness(vix_sessions, self.config)
+        conf *= fresh
+        evidence["freshness"] = fresh
         return Regime(
             label=RegimeLabel(row["label"]),
             confidence=conf,

@@ -214,6 +214,24 @@ def sessions_after(code: str, last: date, as_of: date) -> int:
     return int(np.searchsorted(days, hi, side="right") - np.searchsorted(days, lo, side="right"))
 
 
+def sessions_after_many(code: str, last: np.ndarray, as_of: np.ndarray) -> np.ndarray:
+    """`sessions_after` element-wise for datetime64[D] arrays (float; NaN where `last` or `as_of` is
+    NaT; 0 where `as_of` <= `last`). Outside the calendar's range weekdays count, as there."""
+    lo = np.asarray(last, dtype="datetime64[D]")
+    hi = np.asarray(as_of, dtype="datetime64[D]")
+    out = np.full(np.broadcast(lo, hi).shape, np.nan)
+    ok = ~(np.isnat(lo) | np.isnat(hi))
+    if not ok.any():
+        return out
+    days, first, end = _session_days(code)
+    lo_ok, hi_ok = np.broadcast_to(lo, out.shape)[ok], np.broadcast_to(hi, out.shape)[ok]
+    inside = (lo_ok >= first) & (hi_ok <= end)
+    counted = np.searchsorted(days, hi_ok, side="right") - np.searchsorted(days, lo_ok, side="right")
+    weekdays = np.busday_count(lo_ok + 1, np.maximum(hi_ok, lo_ok) + 1)
+    out[ok] = np.maximum(np.where(inside, counted, weekdays), 0)
+    return out
+
+
 def non_sessions(code: str, stamps: pd.DatetimeIndex) -> np.ndarray:
     """True where a daily bar's date is no session of `code`: a weekend, or a weekday holiday (within the
     calendar's range; older dates are checked for weekends only)."""

@@ -1,9 +1,13 @@
 """How fresh the regime's inputs (S&P 500, VIX) are at the as-of date.
 
-A series is *stale* when its last bar is more than `STALE_AFTER_DAYS` calendar days before the as-of
-date (4 days covers a weekend plus a one-day holiday). The regime detector lowers its confidence
-for a stale input by the same rule (`joe.analysis.regime.RegimeConfig.stale_after_days`), and the
-run's warnings, `run.json` and the report say how old each input is.
+A series is *stale* when it misses a session: its last bar is more than `STALE_AFTER_SESSIONS` (0)
+sessions of the New York Stock Exchange (`REGIME_CALENDAR`, exchange-calendars) before the as-of date.
+A long weekend or a holiday (Good Friday, Thanksgiving) is no missed session, so never stale; one
+missing trading day is. The regime detector lowers its confidence by the same count
+(`joe.analysis.regime.RegimeConfig.stale_after_sessions`), and the run's warnings, `run.json` and
+the report say how old each input is (sessions, and calendar days).
+(Until issue 14 session 6 the age was calendar days with 4 allowed: a missed Monday after a Friday
+read fresh, and a series that missed two sessions of a Tuesday-Wednesday was not stale.)
 """
 
 from __future__ import annotations
@@ -14,7 +18,10 @@ from typing import Any
 
 import pandas as pd
 
-STALE_AFTER_DAYS = 4
+from joe.data.calendars import sessions_after
+
+STALE_AFTER_SESSIONS = 0
+REGIME_CALENDAR = "XNYS"  # the S&P 500 and the VIX are New York series
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,10 +40,17 @@ class RegimeInput:
         return None if self.last_date is None else (self.as_of - self.last_date).days
 
     @property
+    def age_sessions(self) -> int | None:
+        """NYSE sessions after the last bar up to and including the as-of date (None when missing)."""
+        if self.last_date is None:
+            return None
+        return sessions_after(REGIME_CALENDAR, self.last_date, self.as_of)
+
+    @property
     def stale(self) -> bool:
-        """Missing, or last bar more than `STALE_AFTER_DAYS` days before the as-of date."""
-        age = self.age_days
-        return age is None or age > STALE_AFTER_DAYS
+        """Missing, or more than `STALE_AFTER_SESSIONS` sessions behind the as-of date."""
+        age = self.age_sessions
+        return age is None or age > STALE_AFTER_SESSIONS
 
     @classmethod
     def of(
@@ -57,6 +71,7 @@ class RegimeInput:
             "symbol": self.symbol,
             "last_date": None if self.last_date is None else self.last_date.isoformat(),
             "age_days": self.age_days,
+            "age_sessions": self.age_sessions,
             "stale": self.stale,
             "proxy": self.proxy,
         }
@@ -67,6 +82,7 @@ def describe_input(i: RegimeInput) -> str:
     if i.last_date is None:
         return f"regime input {i.name}: missing from this source"
     return (
-        f"regime input {i.name} ({i.symbol}) is stale: last bar {i.last_date}, {i.age_days} days before "
-        f"the as-of date {i.as_of}; its last value is carried and the regime's confidence is lowered"
+        f"regime input {i.name} ({i.symbol}) is stale: last bar {i.last_date}, {i.age_sessions} NYSE "
+        f"session(s) ({i.age_days} days) before the as-of date {i.as_of}; its last value is carried and "
+        f"the regime's confidence is lowered"
     )

@@ -49,6 +49,7 @@ class RegimeInputFacts:
     age_days: int | None
     stale: bool
     proxy: bool = False
+    age_sessions: int | None = None  # NYSE sessions missed (the staleness rule); None: not known
 
 
 @dataclass(frozen=True, slots=True)

@@ -60,6 +60,15 @@ def quality_from_json(d: dict[str, Any] | None) -> DataQualityFacts:
     )
 
 
+def _age(i: RegimeInputFacts) -> str:
+    """'2 sessions (4 days)' (sessions missed decide staleness); days alone when sessions are unknown."""
+    if i.age_days is None:
+        return ""
+    if i.age_sessions is None:
+        return f"{i.age_days} days"
+    return f"{i.age_sessions} session{'s' if i.age_sessions != 1 else ''} ({i.age_days} days)"
+
+
 def input_to_json(i: RegimeInputFacts) -> dict[str, Any]:
     return {
         "name": i.name,
@@ -68,7 +77,7 @@ def input_to_json(i: RegimeInputFacts) -> dict[str, Any]:
         "age_days": i.age_days,
         "stale": i.stale,
         "proxy": i.proxy,
-    }
+    } | ({} if i.age_sessions is None else {"age_sessions": i.age_sessions})
 
 
 def inputs_from_json(items: list[dict[str, Any]] | None) -> list[RegimeInputFacts]:
@@ -80,6 +89,7 @@ def inputs_from_json(items: list[dict[str, Any]] | None) -> list[RegimeInputFact
             i.get("age_days"),
             bool(i.get("stale")),
             bool(i.get("proxy", False)),
+            i.get("age_sessions"),
         )
         for i in items or []
     ]
@@ -100,14 +110,13 @@ def markdown_lines(ctx: ReportContext) -> list[str]:
         lines += [
             "## Regime inputs",
             "",
-            "| Input | Series | Last bar | Age (days) | Fresh |",
+            "| Input | Series | Last bar | Age | Fresh |",
             "|---|---|---|---|---|",
         ]
         for i in ctx.regime_inputs:
             series = (i.symbol or "missing") + (" (proxy)" if i.proxy else "")
             lines.append(
-                f"| {i.name} | {series} | {i.last_date or ''} | {'' if i.age_days is None else i.age_days} "
-                f"| {'STALE' if i.stale else 'yes'} |"
+                f"| {i.name} | {series} | {i.last_date or ''} | {_age(i)} | {'STALE' if i.stale else 'yes'} |"
             )
         lines.append("")
     q = ctx.data_quality
@@ -144,13 +153,13 @@ def html_regime_inputs(ctx: ReportContext) -> str:
     rows = "".join(
         f'<tr class="{"stale" if i.stale else ""}"><td>{_e(i.name)}</td>'
         f"<td>{_e(i.symbol or 'missing')}{' (proxy)' if i.proxy else ''}</td><td>{_e(i.last_date or '')}</td>"
-        f'<td class="num">{_e("" if i.age_days is None else i.age_days)}</td>'
+        f'<td class="num">{_e(_age(i))}</td>'
         f"<td>{'<b>STALE</b>' if i.stale else 'fresh'}</td></tr>"
         for i in ctx.regime_inputs
     )
     return (
         '<table id="regime-inputs"><thead><tr><th>Input</th><th>Series</th><th>Last bar</th>'
-        f'<th class="num">Age (days)</th><th>Freshness</th></tr></thead><tbody>{rows}</tbody></table>'
+        f'<th class="num">Age</th><th>Freshness</th></tr></thead><tbody>{rows}</tbody></table>'
     )
 
 

@@ -155,7 +155,7 @@ def build_context(
             ],
         ),
         regime_inputs=[
-            RegimeInputFacts(i.name, i.symbol, i.last_date, i.age_days, i.stale, i.proxy)
+            RegimeInputFacts(i.name, i.symbol, i.last_date, i.age_days, i.stale, i.proxy, i.age_sessions)
             for i in snap.regime_inputs
         ],
         price_sources=dict(price_sources or {}),
