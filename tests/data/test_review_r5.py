@@ -137,3 +137,18 @@ def test_a_3_for_2_five_bars_into_a_close_volume_series_is_adjusted_or_excluded(
     else:
         (f,) = [f for f in rep.findings if f.severity == "error"]
         assert f.check == "unconfirmed_split" and "3-for-2" in f.message and "splits.csv" in f.message
+
+
+@pytest.mark.parametrize(("cell", "shown"), [(-np.inf, "-inf"), (np.inf, "inf")])
+def test_an_infinite_price_is_named_as_written_with_file_and_row(
+    tmp_path: Path, cell: float, shown: str
+) -> None:
+    """Session 6: a numeric -inf was named 'np.float64(-inf)' (numpy's repr) in the message."""
+    df = ohlcv(300, seed=9)
+    df.iloc[120, 3] = cell
+    write_csv(tmp_path, "X", df)
+    write_csv(tmp_path, "OK", ohlcv(300, seed=1))
+    s = snap(tmp_path)
+    (f,) = [f for f in s.quality.findings if f.symbol == "X" and f.severity == "error"]
+    assert f"X.csv: row 122: 'close' value {shown} is not a finite number" in f.message
+    assert "np.float64" not in f.message and "X" not in s.panel.symbols

@@ -180,6 +180,11 @@ class LoadedFile:
     daily: bool = True
 
 
+def _shown(value: object) -> str:
+    """A cell as the user wrote it: text quoted ('n/a'), a number as a number (-inf, not np.float64(-inf))."""
+    return repr(value) if isinstance(value, str) else str(value)
+
+
 def _first_bad(mask: np.ndarray) -> int:
     return int(np.flatnonzero(mask)[0])
 
@@ -244,14 +249,14 @@ def read_file(path: Path, date_format: str | DateFormats | None = None) -> Loade
         if bad.any():
             i = _first_bad(bad)
             raise DataError(
-                f"{f}: row {i + 2}: {str(col)!r} value {df[col].iloc[i]!r} is not a number; "
+                f"{f}: row {i + 2}: {str(col)!r} value {_shown(df[col].iloc[i])} is not a number; "
                 f"fix or delete that row"
             )
         inf = np.isinf(vals)
         if inf.any():
             i = _first_bad(inf)
             raise DataError(
-                f"{f}: row {i + 2}: {str(col)!r} value {df[col].iloc[i]!r} is not a finite number "
+                f"{f}: row {i + 2}: {str(col)!r} value {_shown(df[col].iloc[i])} is not a finite number "
                 f"({int(inf.sum())} such rows); fix or delete that row"
             )
         out[name] = vals
