@@ -186,6 +186,10 @@ def test_live_runs_open_brackets_then_book_the_stop_fill_once(project: Path, kin
         assert run_json["live"] == facts  # the live section is in run.json too (gap 4)
         assert facts["account"]["currency"] and Decimal(facts["account"]["equity"]) > 0
         assert facts["rollout_state"]["real_money"] is False  # demo accounts: caps do not apply
+        # The run's prices came from the broker: stored (and shown by the dashboard) as that broker,
+        # never as "sample" (review r16: a live IBKR run was labelled sample).
+        with sqlite3.connect(project / "data" / "joe.db") as db:
+            assert db.execute("select source from runs").fetchall() == [(kind,)]
         if kind == "ibkr":  # the simulator holds each bracket: a filled parent, two working children
             at_sim = get(f"{control}/_sim/orders")["orders"]
             for e in entries:

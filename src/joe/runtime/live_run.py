@@ -112,7 +112,7 @@ async def run_live(
         await load_market(st)
         assert st.as_of_ts is not None
         as_of = st.as_of_ts.to_pydatetime()
-        rt.store.start_run(run_id, mode=rt.mode, broker=opts.broker, source=opts.source, as_of=as_of)
+        rt.store.start_run(run_id, mode=rt.mode, broker=opts.broker, source=opts.source_label, as_of=as_of)
         await settle_book(st)
         progress.stage("broker", f"connecting to {opts.broker} ({rt.mode})")
         link = await _connect(rt, opts.broker, run_id)
