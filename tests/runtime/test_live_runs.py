@@ -189,7 +189,7 @@ def test_live_runs_open_brackets_then_book_the_stop_fill_once(project: Path, kin
         # The run's prices came from the broker: stored (and shown by the dashboard) as that broker,
         # never as "sample" (review r16: a live IBKR run was labelled sample).
         with sqlite3.connect(project / "data" / "joe.db") as db:
-            assert db.execute("select source from runs").fetchall() == [(kind,)]
+            assert db.execute("select source from pipeline_runs").fetchall() == [(kind,)]
         if kind == "ibkr":  # the simulator holds each bracket: a filled parent, two working children
             at_sim = get(f"{control}/_sim/orders")["orders"]
             for e in entries:
