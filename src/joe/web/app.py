@@ -19,11 +19,12 @@ from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
 from joe import __version__
+from joe.core.logging import get_logger
 from joe.core.order import OrderState
 from joe.metrics import AuditLatency, health, metrics_registry
 from joe.runtime import read_model as data
 from joe.safety.control import SafetyContext
-from joe.web.auth import COOKIE, Caller, TokenAuth
+from joe.web.auth import COOKIE, METRICS_PATH, Caller, TokenAuth
 from joe.web.controls import Action, ControlRefused, ControlRequest, control_problem, perform
 
 if TYPE_CHECKING:
@@ -66,6 +67,21 @@ def plotly_js() -> Path:
     return Path(plotly.__file__).with_name("package_data") / "plotly.min.js"
 
 
+log = get_logger("joe.web")
+
+
+def _metrics_token(rt: Runtime) -> str | None:
+    """The scrape-only token of `rt`'s data folder, created on first start; None (said in the log)
+    when it cannot be made — /metrics then takes the web token only."""
+    from joe.web.auth import TokenFileError, load_or_create_metrics_token
+
+    try:
+        return load_or_create_metrics_token(rt.data_dir)[0]
+    except (OSError, TokenFileError) as exc:
+        log.warning("web.metrics_token_unavailable", error=str(exc))
+        return None
+
+
 def create_app(
     rt: Runtime,
     token: str,
@@ -78,7 +94,7 @@ def create_app(
     Reads run in a worker thread (the store is thread-safe): an audit chain check or a large order
     list never stalls the event loop, which in ``joe daemon --web`` is the one that handles quotes."""
     ctx = ctx or SafetyContext.from_runtime(rt)
-    auth = TokenAuth(token, rt.audit)
+    auth = TokenAuth(token, rt.audit, metrics_token=_metrics_token(rt))
     latency = AuditLatency()
     latency.instrument(rt.audit)
     registry = metrics_registry(rt.store, latency)
@@ -112,6 +128,12 @@ def create_app(
                     )
                 )
             return harden(RedirectResponse("/login", status_code=303))
+        if caller.via == "metrics" and not (path == METRICS_PATH and request.method in ("GET", "HEAD")):
+            # The scrape-only token reads /metrics and nothing else: no page, no API, no control.
+            auth.wrong(request, via="metrics")
+            return harden(
+                JSONResponse({"detail": "the metrics token only reads GET /metrics"}, status_code=403)
+            )
         request.state.caller = caller
         return harden(await call_next(request))
 

@@ -25,6 +25,9 @@ from joe.audit.throttle import AuditThrottle
 from joe.core.events import AuditSink
 
 TOKEN_FILE = "web-token"
+METRICS_TOKEN_FILE = "metrics-token"
+METRICS_MODE = 0o640
+METRICS_PATH = "/metrics"
 COOKIE = "joe_token"
 CSRF_HEADER = "X-Joe-CSRF"
 TOKEN_HEADER = "X-Joe-Token"
@@ -40,6 +43,17 @@ class TokenFileError(ValueError):
     """The web-token file cannot be used; the message names the file and what to do."""
 
 
+def metrics_token_path(data_dir: Path) -> Path:
+    return Path(data_dir) / METRICS_TOKEN_FILE
+
+
+def load_or_create_metrics_token(data_dir: Path) -> tuple[str, bool]:
+    """The scrape-only token (``<data dir>/metrics-token``, 0640: a Prometheus in the file's group may
+    read it): it opens ``GET /metrics`` and nothing else — never a page, the API or a control. Created
+    like the web token (`load_or_create_token`); registered for redaction."""
+    return _load_or_create(metrics_token_path(data_dir), METRICS_MODE)
+
+
 def load_or_create_token(data_dir: Path) -> tuple[str, bool]:
     """(token, created). Creates the file with 0600 (exclusive create: two first starts cannot both
     write); an existing file readable by others is narrowed to 0600. The token is registered for
@@ -48,13 +62,16 @@ def load_or_create_token(data_dir: Path) -> tuple[str, bool]:
     A first start that could not finish writing (a full disk) leaves no file behind; an *empty* file
     (such a start from an older version, killed mid-write) is replaced by a new token. A file with a
     short, non-empty token raises `TokenFileError` (someone wrote it: Joe does not overwrite it)."""
-    path = token_path(data_dir)
+    return _load_or_create(token_path(data_dir), 0o600)
+
+
+def _load_or_create(path: Path, mode: int) -> tuple[str, bool]:
     path.parent.mkdir(parents=True, exist_ok=True)
     created = False
     try:
         if path.exists() and not path.read_text().strip():
             path.unlink()  # an empty leftover of an interrupted first start: start over
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
     except FileExistsError:
         pass
     else:
@@ -65,8 +82,8 @@ def load_or_create_token(data_dir: Path) -> tuple[str, bool]:
             path.unlink(missing_ok=True)  # never leave an empty token file behind
             raise
         created = True
-    if path.stat().st_mode & 0o077:
-        os.chmod(path, 0o600)
+    if path.stat().st_mode & 0o777 & ~mode:
+        os.chmod(path, mode)
     token = path.read_text().strip()
     if len(token) < 16:
         raise TokenFileError(
@@ -83,7 +100,8 @@ def csrf_value(token: str) -> str:
 
 @dataclass(frozen=True)
 class Caller:
-    """Who made an authenticated request, and how (``bearer``, ``header`` or ``cookie``)."""
+    """Who made an authenticated request, and how (``bearer``, ``header``, ``cookie``, or ``metrics``:
+    the scrape-only token, good for ``GET /metrics`` alone)."""
 
     via: str
     client: str
@@ -94,8 +112,18 @@ class Caller:
 
 
 class TokenAuth:
-    def __init__(self, token: str, audit: AuditSink, throttle: AuditThrottle | None = None) -> None:
+    """The web token opens everything; the optional scrape-only `metrics_token` only ``GET /metrics``
+    (`caller` then answers via ``metrics``; the app refuses it anywhere else)."""
+
+    def __init__(
+        self,
+        token: str,
+        audit: AuditSink,
+        throttle: AuditThrottle | None = None,
+        metrics_token: str | None = None,
+    ) -> None:
         self._token = token
+        self._metrics_token = metrics_token
         self.audit = audit
         self.csrf = csrf_value(token)
         self.throttle = throttle or AuditThrottle(AUDIT_BURST, AUDIT_WINDOW_S)
@@ -117,6 +145,10 @@ class TokenAuth:
         for via, value in supplied:
             if self.matches(value):
                 return Caller(via, client)
+        metrics = self._metrics_token
+        for _via, value in supplied:
+            if metrics and value is not None and hmac.compare_digest(value.encode(), metrics.encode()):
+                return Caller("metrics", client)
         if supplied:
             self.wrong(request, via=supplied[0][0])
         return None
