@@ -7,6 +7,7 @@ neither imports the other (Freqtrade's ``rpc.py`` split: channels translate, one
 from __future__ import annotations
 
 import csv
+import json
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -67,9 +68,30 @@ def _marks(run: dict[str, Any] | None) -> dict[str, Decimal]:
     return out
 
 
+def _broker_marks(run: dict[str, Any] | None) -> dict[str, Decimal]:
+    """The broker's market price by symbol from the latest live/shadow run's live.json (its positions
+    as the broker reported them), when that run was a broker run."""
+    if not run or run.get("mode") not in ("live", "shadow") or not run.get("report_dir"):
+        return {}
+    try:
+        doc = json.loads((Path(run["report_dir"]) / "live.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    out: dict[str, Decimal] = {}
+    for p in doc.get("positions") or [] if isinstance(doc, dict) else []:
+        try:
+            price = Decimal(str(p["market_price"]))
+        except (KeyError, TypeError, InvalidOperation):
+            continue
+        if price.is_finite() and price > 0:
+            out[str(p["symbol"])] = price
+    return out
+
+
 def positions(rt: Runtime, ctx: SafetyContext) -> dict[str, Any]:
     """Open positions with their stop and its distance (from the last mark when known, else from the
-    entry price, said in `distance_from`), and positions at a broker with their broker-side stops."""
+    entry price, said in `distance_from`), and positions at a broker with their broker-side stops and
+    their distance from the broker's last market price (else from the entry, said the same way)."""
     from joe.safety.status import broker_positions
 
     marks = _marks(latest_run(rt))
@@ -96,12 +118,19 @@ def positions(rt: Runtime, ctx: SafetyContext) -> dict[str, Any]:
                 }
             )
     at_broker = broker_positions(rt)
+    live_marks = _broker_marks(latest_run(rt))
     for row in at_broker:
-        # The distance of each broker-side stop from the entry's average fill (no live mark is stored).
+        # Each broker-side stop's distance from the current price: the broker's market price of the
+        # latest live/shadow run; only when none is known, from the entry's average fill (said in
+        # `distance_from`).
         legs = rt.store.orders_for_signal(row["signal_id"])
         entry = next((o for o in legs if o.intent.leg.value == "entry"), None)
-        price = entry.avg_fill_price if entry is not None else None
-        row["entry_price"] = None if price is None else str(price)
+        entry_price = entry.avg_fill_price if entry is not None else None
+        row["entry_price"] = None if entry_price is None else str(entry_price)
+        mark = live_marks.get(row["symbol"])
+        price = mark if mark is not None else entry_price
+        row["price"] = None if price is None else str(price)
+        row["distance_from"] = "mark" if mark is not None else "entry"
         for stop in row["broker_stops"]:
             sp = stop.get("stop_price")
             dist = abs(price - Decimal(sp)) / price * 100 if price and sp else None
