@@ -71,11 +71,10 @@ def daemon_command(
         console.print(f"[red]Refused[/]: --clock-start is for paper or a local simulator; {rt.mode} mode "
                       f"here talks to a real {rt.decision.broker} endpoint", soft_wrap=True)  # fmt: skip
         raise typer.Exit(ExitCode.REFUSED)
-    from joe.safety.lock import AlreadyRunning, InstanceLock
+    from joe.safety.lock import AlreadyRunning, hold_instance
 
-    lock = InstanceLock.for_data_dir(rt.data_dir)
     try:
-        lock.acquire()  # one Joe per data folder (a run --once or another daemon)
+        lock = hold_instance(rt)  # one Joe per data folder and, live/shadow, per broker account
     except AlreadyRunning as exc:
         rt.audit.record("daemon.refused", {"reason": str(exc), "holder_pid": exc.pid})
         rt.close()

@@ -110,7 +110,7 @@ def run_command(
         RunOptions,
         run_once_sync,
     )
-    from joe.safety.lock import AlreadyRunning, InstanceLock, inherited
+    from joe.safety.lock import AlreadyRunning, hold_instance
     from joe.safety.preflight import SafetyRefused
 
     # Real money asks the human to type the account id (JOE_LIVE_CONFIRM when unattended).
@@ -139,10 +139,10 @@ def run_command(
     # Whether --clock-start may apply is decided once connected: only Joe's own simulator (as its wire
     # says, never the port) may have its market hours judged at a rehearsal minute (joe.runtime.live_run).
     _handle_sigterm()  # before `inherited`: a child whose daemon is gone gets SIGTERM at once
-    lock = InstanceLock.for_data_dir(rt.data_dir)
     try:
-        if not inherited(rt.data_dir):  # a daemon's own scheduled run works under the daemon's lock
-            lock.acquire()  # one Joe per data folder: a second run would corrupt the store
+        # One Joe per data folder (a second run would corrupt the store) and, live/shadow, per broker
+        # account; a daemon's own scheduled run works under the daemon's locks.
+        lock = hold_instance(rt)
     except AlreadyRunning as exc:
         rt.audit.record("run.refused", {"reason": str(exc), "holder_pid": exc.pid})
         rt.close()

@@ -1,0 +1,165 @@
+"""Single instance (issue 11 point 8): one Joe per data folder AND, live/shadow, per broker account; a
+lock descriptor handed to a child must be proven to hold the flock (review r1119, findings 2 and 9).
+
+The end-to-end proof of the account lock (two live runs from two folders against the IBKR simulator)
+is ``tests/runtime/test_operator_reach.py``."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+
+from joe.config.schema import ExecutionConfig
+from joe.safety.lock import (
+    FD_ENV,
+    LOCK_NAME,
+    PARENT_ENV,
+    AlreadyRunning,
+    InstanceLock,
+    account_lock,
+    child_env,
+    hold_instance,
+)
+
+JOE = str(Path(sys.executable).with_name("joe"))
+HOLDER = (
+    "import sys, time\n"
+    "from joe.safety.lock import InstanceLock\n"
+    "InstanceLock(sys.argv[1]).acquire()\n"
+    "open(sys.argv[2], 'w').close()\n"
+    "time.sleep(120)\n"
+)
+CHILD = (
+    "import sys\nfrom pathlib import Path\nfrom joe.safety.lock import _inherited_lock\n"
+    "print(*[_inherited_lock(Path(p)) for p in sys.argv[1:]])"
+)
+
+
+def _rt(data_dir: Path, mode: str = "live", broker: str = "ibkr", **settings: Any) -> Any:
+    base = dict(
+        broker=broker, ibkr_host=None, ibkr_port=4002, ibkr_account="DU1234567", capital_demo=None,
+        capital_api_url=None, capital_account_id=None, capital_identifier="me@example.com",
+        capital_api_key=None, capital_password=None,
+    )  # fmt: skip
+    return SimpleNamespace(
+        mode=mode,
+        data_dir=data_dir,
+        settings=SimpleNamespace(**{**base, **settings}),
+        config=ExecutionConfig(),
+    )
+
+
+@pytest.fixture
+def holder(tmp_path: Path) -> Any:
+    """Another process holding a lock file: yields a function(path) that starts one."""
+    procs: list[subprocess.Popen[bytes]] = []
+
+    def start(path: Path) -> int:
+        ready = tmp_path / f"ready-{len(procs)}"
+        p = subprocess.Popen([sys.executable, "-c", HOLDER, str(path), str(ready)])
+        procs.append(p)
+        for _ in range(600):
+            if ready.exists():
+                return p.pid
+            assert p.poll() is None, "the holder died"
+            import time
+
+            time.sleep(0.05)
+        raise AssertionError("holder did not take the lock")
+
+    yield start
+    for p in procs:
+        p.terminate()
+        p.wait(10)
+
+
+def test_a_forged_lock_descriptor_does_not_bypass_the_lock(tmp_path: Path, holder: Any) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    pid = holder(data / LOCK_NAME)
+    fd = os.open(data / LOCK_NAME, os.O_RDONLY)  # any process may open the lock file
+    try:
+        env = {**os.environ, PARENT_ENV: str(os.getpid()), FD_ENV: str(fd), "JOE_DATA_DIR": str(data)}
+        env.pop("TRADING_MODE", None)
+        child = subprocess.run(
+            [sys.executable, "-c", CHILD, str(data / LOCK_NAME)], env=env, pass_fds=(fd,),
+            capture_output=True, text=True,
+        )  # fmt: skip
+        run = subprocess.run(
+            [JOE, "run", "--once"], cwd=tmp_path, env=env, pass_fds=(fd,), capture_output=True, text=True,
+            timeout=170,
+        )  # fmt: skip
+    finally:
+        os.close(fd)
+    assert child.stdout.split() == ["False"], child.stderr[-800:]
+    assert run.returncode == 3, run.stderr[-1500:]
+    assert f"another Joe is running (pid {pid})" in run.stderr
+
+
+def test_a_childs_inherited_descriptors_each_hold_their_lock(tmp_path: Path, holder: Any) -> None:
+    folder, account = tmp_path / LOCK_NAME, tmp_path / "account.lock"
+    with InstanceLock(folder), InstanceLock(account):
+        env = {**os.environ, **child_env()}
+        fds = tuple(int(x) for x in env[FD_ENV].split(","))
+        ok = subprocess.run(
+            [sys.executable, "-c", CHILD, str(folder), str(account)], env=env, pass_fds=fds,
+            capture_output=True, text=True,
+        )  # fmt: skip
+    assert ok.stdout.split() == ["True", "True"], ok.stderr[-800:]
+    # The account lock held by ANOTHER process, its file opened here: not inherited.
+    holder(account)
+    forged = os.open(account, os.O_RDONLY)
+    try:
+        env = {**os.environ, PARENT_ENV: str(os.getpid()), FD_ENV: str(forged)}
+        bad = subprocess.run(
+            [sys.executable, "-c", CHILD, str(account)], env=env, pass_fds=(forged,), capture_output=True,
+            text=True,
+        )  # fmt: skip
+    finally:
+        os.close(forged)
+    assert bad.stdout.split() == ["False"], bad.stderr[-800:]
+
+
+def test_the_account_lock_names_one_account_whatever_the_data_folder(tmp_path: Path) -> None:
+    a, b = account_lock(_rt(tmp_path / "a")), account_lock(_rt(tmp_path / "b", mode="shadow"))
+    assert a is not None and b is not None and a.path == b.path
+    other_account = account_lock(_rt(tmp_path / "a", ibkr_account="U7654321"))
+    other_gateway = account_lock(_rt(tmp_path / "a", ibkr_port=4001))
+    assert other_account is not None and other_account.path != a.path
+    assert other_gateway is not None and other_gateway.path != a.path
+    assert account_lock(_rt(tmp_path / "a", mode="paper")) is None
+    assert account_lock(_rt(tmp_path / "a", broker="sim")) is None
+    cap = account_lock(_rt(tmp_path / "a", broker="capital", capital_api_url="http://127.0.0.1:9"))
+    assert cap is not None and "example" not in cap.path.name  # no login in a file name
+
+
+def test_a_second_process_on_the_same_account_is_refused_and_holds_nothing(
+    tmp_path: Path, holder: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv(PARENT_ENV, raising=False)
+    monkeypatch.setenv("TMPDIR", str(tmp_path / "tmp"))
+    (tmp_path / "tmp").mkdir()
+    import tempfile
+
+    monkeypatch.setattr(tempfile, "tempdir", None)  # re-read TMPDIR: the lock folder is ours alone
+    first = _rt(tmp_path / "a")
+    lock = account_lock(first)
+    assert lock is not None and str(tmp_path / "tmp") in str(lock.path)
+    lock.path.parent.mkdir(parents=True)
+    pid = holder(lock.path)
+    second = _rt(tmp_path / "b")
+    (tmp_path / "b").mkdir()
+    with pytest.raises(AlreadyRunning) as e:
+        hold_instance(second)
+    assert e.value.pid == pid
+    assert "IBKR account DU1234567 at 127.0.0.1:4002" in str(e.value)
+    # The folder lock it took first was let go: a paper run on folder b is free to start.
+    held = hold_instance(_rt(tmp_path / "b", mode="paper"))
+    assert [x.path for x in held.locks] == [tmp_path / "b" / LOCK_NAME]
+    held.release()
