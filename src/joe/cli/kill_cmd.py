@@ -1,19 +1,27 @@
 """``joe kill [--reduce | --halt | --flatten] --reason ...``: pull the kill switch (persisted, audited).
 
 Exit codes: 0 done (live flatten: flat); 1 failed or a live flatten left something (listed); 3 the
-broker flatten was refused (another Joe holds the data folder; the state is HALTED regardless)."""
+broker flatten was refused (another Joe holds the data folder; the state is HALTED regardless).
+
+When the store or the audit log cannot be opened (PostgreSQL down, a damaged ``joe.db``, a full
+disk) the kill is never lost: the ``KILL`` file is written at the level asked (an empty one, HALT,
+when not even one block is free), which every Joe on the data folder honours on its next check, and
+the answer says so with exit 1 (review r1119, finding 3)."""
 
 from __future__ import annotations
 
 import asyncio
 import json
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
 
-from joe.cli._safety_common import start, who
+from joe.cli._safety_common import who
 from joe.cli.exit_codes import ExitCode
+
+if TYPE_CHECKING:
+    from joe.safety.kill_switch import KillLevel
 
 
 def kill_command(
@@ -43,7 +51,13 @@ def kill_command(
         console.print("--reason must say why (it is recorded in the audit log)")
         raise typer.Exit(ExitCode.USAGE)
     level = KillLevel.REDUCE if reduce else KillLevel.FLATTEN if flatten else KillLevel.HALT
-    rt = start(console)
+    from joe.runtime.bootstrap import bootstrap
+
+    try:
+        rt = bootstrap()
+    except Exception as exc:  # no store / audit log: the kill still leaves its trace (the KILL file)
+        _kill_without_store(console, level, reason, exc)
+        raise typer.Exit(ExitCode.FAILED) from None
     try:
         ctx = SafetyContext.from_runtime(rt)
         outcome = pull_kill_switch(rt, ctx, level, reason=reason, by=who())
@@ -90,3 +104,48 @@ def _flatten_lines(fl: dict[str, Any]) -> list[str]:
     ]
     lines += [f"error: {e}" for e in r["errors"][:10]]
     return lines
+
+
+def _kill_without_store(console: Console, level: KillLevel, reason: str, exc: Exception) -> None:
+    """Write the ``KILL`` file (never weaker than one already there) and say what happened."""
+    from pathlib import Path
+
+    from joe.audit.redaction import redact_text
+    from joe.cli.errors import startup_error
+    from joe.config.settings import load_settings
+    from joe.safety.control import write_fallback_kill_file
+    from joe.safety.kill_switch import kill_file_path, read_kill_file
+
+    console.print(f"[red]Cannot open the store or the audit log[/]: {startup_error(exc)}", soft_wrap=True)
+    try:
+        data_dir = Path(load_settings().data_dir)
+    except Exception:
+        data_dir = Path("data")
+    why = redact_text(reason.strip()) or "no reason given"
+    try:
+        existing = read_kill_file(data_dir)
+    except Exception:
+        existing = None
+    if existing is not None and existing.level.state.severity >= level.state.severity:
+        path: Path | None = existing.path
+    else:
+        path = write_fallback_kill_file(data_dir, level, f"{why} (store down; by {who()})")
+    found = read_kill_file(data_dir) if path is not None else None
+    if found is None:
+        kf = kill_file_path(data_dir)
+        console.print(
+            f"[bold red]{level.value.upper()} NOT RECORDED[/]: the kill file {kf} could not be written "
+            f"either. Stop Joe (SIGTERM) now, or `touch {kf}` as a user who may write there",
+            soft_wrap=True,
+        )
+        return
+    said = found.level.value
+    if found.level is not level:
+        said += f" (asked {level.value}: no room for more)"
+    console.print(
+        f"[bold yellow]{level.value.upper()} by kill file[/]: {found.path} says {said}; every Joe on "
+        f"{data_dir} honours it on its next check (a running one within seconds; a live flatten is carried "
+        "out by the Joe holding the broker). Nothing is in the store or the audit log until they open: fix "
+        "them, then check `joe status`; remove the file and `joe resume --reason ...` to trade again",
+        soft_wrap=True,
+    )

@@ -47,7 +47,12 @@ def _render(c: Console, s: dict[str, Any]) -> None:
     if kf := s["kill_file"]:
         c.print(f"[red]kill file[/] {kf['path']}: {kf['level']} {kf['reason']}")
     if s.get("broker_flatten_pending"):
-        c.print(f"[red]broker flatten pending[/] (for the running Joe): {s['broker_flatten_pending']}")
+        c.print(
+            "[red]broker flatten pending[/] (the Joe holding the broker carries it out on its next poll; "
+            "a live `joe run --once` or daemon started later does it first): "
+            f"{s['broker_flatten_pending']}",
+            soft_wrap=True,
+        )
     if un := s.get("flatten_unfinished"):
         c.print(
             f"[bold red]flatten NOT FINISHED[/]: started by {un.get('by')} at {un.get('at')} "

@@ -136,6 +136,7 @@ async def run_live(
         summary = finish(st)
         rt.store.finish_run(run_id, "ok", summary, str(st.paths.dir) if st.paths else None)
         await guard.finish()
+        await _pending_flatten(rt, guard, st)
     except BaseException as exc:
         try:
             rt.store.finish_run(run_id, "failed", {"error": f"{type(exc).__name__}: {exc}"})
@@ -145,6 +146,27 @@ async def run_live(
     finally:
         twin.close()
     return st
+
+
+async def _pending_flatten(rt: Runtime, guard: RunGuard, st: RunState) -> None:
+    """A ``joe kill --flatten`` asked after the run's last enforcement pass (while it wrote its report)
+    is still this run's job: it holds the data folder until it returns (joe.safety.broker_flatten)."""
+    from joe.safety.broker_flatten import carry_out_pending
+
+    try:
+        done = await carry_out_pending(rt, guard.ctx)
+    except Exception as exc:  # HALTED already; the request stays for the next live Joe
+        why = f"{type(exc).__name__}: {exc}"
+        note = f"kill --flatten asked during the run: NOT DONE ({why}); it stays pending"
+        rt.audit.record("safety.flatten_failed", {"error": note[:500]}, run_id=st.run_id)
+        st.warnings.append(note)
+        return
+    if done is not None:
+        r, head = done["report"], "FLAT" if done["flat"] else "INCOMPLETE"
+        st.warnings.append(
+            f"kill --flatten asked during the run: carried out at its end: {head}; positions left: "
+            f"{r['left_positions'] or 'none'}; working orders left: {r['left_orders'] or 'none'}"
+        )
 
 
 async def _connect(rt: Runtime, broker: str, run_id: str) -> BrokerLink:
@@ -193,6 +215,9 @@ async def _trade(rt: Runtime, st: RunState, guard: RunGuard, link: BrokerLink) -
             st.progress.stage("reconcile", f"{st.opts.broker}: orders, executions and positions")
             rec = await live.start()
             facts.reconciled, facts.findings = rec.explained, list(rec.findings) + list(rec.notes)
+            # A flatten left pending (for a Joe since ended, or a KILL file at flatten) is carried out
+            # first; then the run polls for `joe kill` / data/KILL from other processes while it lasts.
+            await safety.start_polling()
             account, held = await live.account(), await live.positions()
         else:  # shadow: the live account's figures, the shadow book's positions (nothing was sent)
             # The broker's wire trouble feeds its breaker as in live: shadow halts where live would.
@@ -234,6 +259,8 @@ async def _trade(rt: Runtime, st: RunState, guard: RunGuard, link: BrokerLink) -
                 st.executions[o.signal_id] = f"{OPENED_PREFIX}{o.fill.quantity} @ {o.fill.price}"
             else:
                 st.executions[o.signal_id] = f"{o.action}: {o.reason}"
+        if safety is not None:
+            await safety.final_pass()  # a kill asked since the last poll is done by this run
     finally:
         if unwatch is not None:
             unwatch()

@@ -157,7 +157,7 @@ async def flatten_at_broker(
     Returns ``{"mode", "broker", "transmitted", "flat", "report"}``; raises `Refused` (another Joe
     holds the data folder, or no broker configured) with the state already HALTED.
     """
-    from joe.safety.lock import AlreadyRunning, InstanceLock
+    from joe.safety.lock import AlreadyRunning, InstanceLock, account_lock
 
     if rt.mode not in ("live", "shadow"):
         raise Refused(f"{rt.mode} mode: nothing to flatten at a broker")
@@ -184,11 +184,39 @@ async def flatten_at_broker(
             "'broker flatten pending' until it is done). If it does not trade at a broker, stop it "
             "(SIGTERM) and run `joe kill --flatten` again"
         ) from None
+    account = account_lock(rt)
+    try:
+        if account is not None:
+            account.acquire()
+    except AlreadyRunning as e:  # a Joe on ANOTHER data folder trades this account: never race it
+        lock.release()
+        raise Refused(
+            f"{e}: trading is HALTED on {rt.data_dir} only and nothing was sent. That Joe keeps its own "
+            "state: run `joe kill --flatten` with its data folder (JOE_DATA_DIR), or stop it first"
+        ) from None
     with flatten_route.running(rt.data_dir, ctx, reason=reason, by=by):
         try:
             return await _flatten_holding_lock(rt, ctx, reason, by, pause_s, connect)
         finally:
+            if account is not None:
+                account.release()
             lock.release()
+
+
+async def carry_out_pending(rt: Runtime, ctx: SafetyContext) -> dict[str, Any] | None:
+    """For a live process that holds the data folder and is about to let go of it (the end of a live
+    ``joe run --once``): a broker flatten still pending for this HALT (``joe kill --flatten`` asked
+    after the run's last enforcement pass) is carried out now, over a fresh connection and
+    `OrderManager`, instead of being left for a process that has ended (review r1119, finding 1).
+    Returns the flatten result as `flatten_at_broker`, or None when nothing was pending."""
+    asked = ctx.store.get_state(flatten_route.BROKER_FLATTEN_KEY)
+    if rt.mode != "live" or not isinstance(asked, dict):
+        return None
+    if not flatten_route.request_is_current(asked, ctx.states.current()):
+        return None  # an earlier HALT's request: the next enforcement pass drops it
+    reason, by = str(asked.get("reason") or ""), str(asked.get("by") or "kill")
+    with flatten_route.running(rt.data_dir, ctx, reason=reason, by=by):
+        return await _flatten_holding_lock(rt, ctx, reason, by, 1.0, open_execution)
 
 
 async def _flatten_holding_lock(
@@ -232,4 +260,4 @@ async def _flatten_holding_lock(
         await close()
 
 
-__all__ = ["OrderManagerVenue", "Refused", "flatten_at_broker", "open_execution"]
+__all__ = ["OrderManagerVenue", "Refused", "carry_out_pending", "flatten_at_broker", "open_execution"]

@@ -13,7 +13,8 @@ through `BrokerSafety.order_manager`, so every live process gets the same guards
   ``safety.protection_deadline_s``, else exit reduce-only, else HALT);
 * the `HaltEnforcer`: a move to HALTED or REDUCING, by any guard here or by another process
   (``joe kill``, ``data/KILL``; polled when `poll` is set), cancels the working entry orders
-  through the `OrderManager`; stops and targets stay at the broker.
+  through the `OrderManager`; stops and targets stay at the broker. `joe run --once` also calls
+  `start_polling` once reconciled (a pending flatten first, then a poll) and `final_pass` at its end.
 
 `settle()` waits for the lost-protection reactions still running (before the `OrderManager` stops);
 `close()` removes the listeners and stops the enforcer's poll (call it when the connection ends).
@@ -37,6 +38,10 @@ from joe.safety.om_protection import alert_bridge, protection_reaction
 if TYPE_CHECKING:
     from joe.config.schema import SafetyConfig
     from joe.execution.order_manager import OrderManager
+
+# How often a live process polls for moves made by another process (``joe kill``, ``data/KILL``):
+# seconds, the daemon's and `joe run --once`'s (a stat and a store read per pass).
+HALT_POLL_S = 5.0
 
 
 class BrokerSafety:
@@ -92,6 +97,34 @@ class BrokerSafety:
 
             self._poll = asyncio.get_running_loop().create_task(poll(), name="halt-enforcer")
         return self.enforcer
+
+    async def start_polling(self, poll_s: float = HALT_POLL_S) -> None:
+        """For `joe run --once` once its `OrderManager` has started (reconciled): one enforcement pass
+        now — a flatten asked before this run began (``safety.broker_flatten_pending`` left for a Joe
+        that has since ended, a ``KILL`` file at ``flatten``) is carried out before anything else —
+        then a pass every `poll_s` seconds while the run lasts, so ``joe kill`` / ``data/KILL`` from
+        another process reach this run (review r1119, finding 1). Call `final_pass` before the end."""
+        enforcer = self.enforcer
+        if enforcer is None:
+            raise RuntimeError("start_polling needs enforce(om) first")
+        await enforcer.enforce()
+
+        async def poll() -> None:
+            await asyncio.sleep(poll_s)
+            await enforcer.run()
+
+        self._poll = asyncio.get_running_loop().create_task(poll(), name="halt-enforcer")
+
+    async def final_pass(self) -> None:
+        """One last enforcement pass before the run lets go of the broker: a kill or flatten asked
+        since the last poll is carried out by this run, not left for a process that has ended."""
+        if self._poll is not None:
+            self._poll.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._poll
+            self._poll = None
+        if self.enforcer is not None:
+            await self.enforcer.enforce()
 
     async def close(self) -> None:
         for remove in self._removers:

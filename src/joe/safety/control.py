@@ -110,13 +110,14 @@ def kill(ctx: SafetyContext, level: KillLevel, *, reason: str, by: str) -> State
         return rec
     kill_file = None
     if rec is None or rec.state.severity < level.state.severity:
-        kill_file = _fallback_kill_file(ctx.data_dir, level, why)
+        kill_file = write_fallback_kill_file(ctx.data_dir, level, why)
     message = _degraded_message(ctx.data_dir, level, rec, kill_file, failures)
     raise KillDegraded(message, rec, kill_file, ctx.data_dir)
 
 
-def _fallback_kill_file(data_dir: Path, level: KillLevel, why: str) -> Path | None:
-    """Write ``KILL`` (level and reason; an empty file when even that block is not free: HALT)."""
+def write_fallback_kill_file(data_dir: Path, level: KillLevel, why: str) -> Path | None:
+    """Write ``KILL`` (level and reason; an empty file when even that block is not free: HALT); the
+    path, or None when not even an empty file could be created. Creates the data folder if needed."""
     import os
 
     from joe.safety.kill_switch import kill_file_path, write_kill_file
@@ -127,6 +128,7 @@ def _fallback_kill_file(data_dir: Path, level: KillLevel, why: str) -> Path | No
         pass
     path = kill_file_path(data_dir)
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
         os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o644))
         return path
     except OSError:
