@@ -22,34 +22,19 @@ from joe.brokers.capital.errors import (
     RateLimited,
     SessionExpired,
 )
-from joe.brokers.capital.models import Confirm
-from joe.brokers.capital.trading import TradingApi, bracket, num
+from joe.brokers.capital.port import ClientPort
+from joe.brokers.capital.trading import bracket, num
 from joe.core import ids
 from joe.core.models import OrderIntent, OrderLeg, OrderType
-from joe.core.reports import CodeMeaning, InstrumentRules, Observation, OrderStatusReport
+from joe.core.reports import CodeMeaning, InstrumentRules, OrderStatusReport
 
 _CHILD_LEGS = (OrderLeg.STOP_LOSS, OrderLeg.TAKE_PROFIT)
 
 
-class OrderAmendments:
+class OrderAmendments(ClientPort):
     """`modify`/`cancel` of `CapitalExecutionClient` (which provides the transport and reporting)."""
 
-    trading: TradingApi
     _children: dict[str, tuple[str, OrderLeg]]
-
-    def _emit(self, obs: Observation) -> None:
-        raise NotImplementedError
-
-    def _notice(
-        self, code: str, meaning: CodeMeaning, request: str, cid: str | None, bid: str | None = None
-    ) -> None:
-        raise NotImplementedError
-
-    def _audit(self, event: str, cid: str | None, **payload: Any) -> None:
-        raise NotImplementedError
-
-    async def _confirm(self, ref: str) -> Confirm | None:
-        raise NotImplementedError
 
     async def instrument_rules(self, symbol: str) -> InstrumentRules:
         raise NotImplementedError
@@ -166,8 +151,7 @@ class OrderAmendments:
         try:
             ref = await send()
         except (InvalidRequest, NotFound, RateLimited, CapitalAuthError, SessionExpired) as exc:
-            code = exc.code or type(exc).__name__
-            self._notice(code, ob.code_meaning(code, request=request), request, cid)
+            self._refused(exc, request, cid)
             return False
         except AmbiguousWrite:
             self._notice("joe.answer_lost", CodeMeaning.AMBIGUOUS, request, cid)

@@ -53,6 +53,7 @@ from joe.brokers.capital.errors import (
     NotFound,
     RateLimited,
     SessionExpired,
+    error_code,
 )
 from joe.brokers.capital.exit_flow import ExitFlow
 from joe.brokers.capital.http import CapitalClient
@@ -200,7 +201,7 @@ class CapitalExecutionClient(OrderAmendments, ExitFlow):
             return False
         except CapitalError as exc:
             raise BrokerUnavailable(
-                f"capital: cannot check {client_order_id} ({exc.code or type(exc).__name__})"
+                f"capital: cannot check {client_order_id} ({error_code(exc)})"
             ) from None
         return True
 
@@ -280,7 +281,7 @@ class CapitalExecutionClient(OrderAmendments, ExitFlow):
                 f"capital: unknown market {entry.symbol} for {entry.client_order_id}"
             ) from None
         except CapitalError as exc:
-            raise SendFailed(f"capital: market rules unreadable ({exc.code or type(exc).__name__})") from None
+            raise SendFailed(f"capital: market rules unreadable ({error_code(exc)})") from None
         for intent in intents:
             check_intent(intent, rules)
         if entry.reduce_only and entry.leg is OrderLeg.STOP_LOSS and not legs:
@@ -325,7 +326,7 @@ class CapitalExecutionClient(OrderAmendments, ExitFlow):
             return None
         except CapitalError as exc:
             raise SendFailed(
-                f"capital: cannot check {cid} before sending ({exc.code or type(exc).__name__})"
+                f"capital: cannot check {cid} before sending ({error_code(exc)})"
             ) from None
 
     async def _refuse_netting_reversal(self, entry: OrderIntent) -> None:
@@ -335,7 +336,7 @@ class CapitalExecutionClient(OrderAmendments, ExitFlow):
             rows = [] if hedging else await self.trading.positions()
         except CapitalError as exc:
             raise SendFailed(
-                f"capital: account state unreadable ({exc.code or type(exc).__name__})"
+                f"capital: account state unreadable ({error_code(exc)})"
             ) from None
         opposite = [
             r
@@ -370,7 +371,7 @@ class CapitalExecutionClient(OrderAmendments, ExitFlow):
                 raise SendFailed(f"capital: rate limited; {cid} was not processed") from None
             except (InvalidRequest, NotFound, CapitalAuthError) as exc:
                 self._sent.discard(cid)  # refused as sent: sending it again cannot make a second order
-                code = exc.code or type(exc).__name__
+                code = error_code(exc)
                 self._audit("capital.order.refused", cid, code=code, value=exc.value)
                 self._notice(code, ob.code_meaning(code, request="place"), "place", cid)
                 for i in [entry, *legs]:

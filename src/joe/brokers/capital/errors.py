@@ -27,6 +27,12 @@ class CapitalError(BrokerError):
         self.relogged = False
 
 
+def error_code(exc: CapitalError) -> str:
+    """The broker's error code of `exc` (``error.invalid.size``), else its class name (a transport
+    failure has no code): what notices, audit records and messages name."""
+    return exc.code or type(exc).__name__
+
+
 class CapitalAuthError(CapitalError):
     """Login refused (bad identifier/password, unknown or missing API key). Never retried."""
 

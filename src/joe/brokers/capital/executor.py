@@ -35,6 +35,7 @@ from joe.brokers.capital.errors import (
     NotFound,
     RateLimited,
     SessionExpired,
+    error_code,
 )
 from joe.brokers.capital.http import CapitalClient
 from joe.brokers.capital.mapping import account_info, fill_from_activity, opened_deal_id, position_from_row
@@ -179,7 +180,7 @@ class CapitalExecutor:
                     continue  # a 401 proves the request was not processed; safe to send once more
                 return self._rejected(intent, f"session: {exc.code}")
             except (RateLimited, InvalidRequest, NotFound, CapitalAuthError) as exc:
-                return self._rejected(intent, exc.code or type(exc).__name__)
+                return self._rejected(intent, error_code(exc))
             except AmbiguousWrite as exc:
                 self._record("capital.order.ambiguous", intent, error=type(exc).__name__, code=exc.code)
                 break

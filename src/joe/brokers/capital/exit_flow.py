@@ -35,17 +35,17 @@ from joe.brokers.capital.errors import (
 )
 from joe.brokers.capital.exits import ExitPlan, plan_exit
 from joe.brokers.capital.models import Activity, Confirm, PositionRow
+from joe.brokers.capital.port import ClientPort
 from joe.brokers.capital.queries import CapitalQueries
-from joe.brokers.capital.trading import TradingApi, num
+from joe.brokers.capital.trading import num
 from joe.core import ids
 from joe.core.models import OrderIntent, OrderLeg, OrderType
-from joe.core.reports import BrokerNotice, CodeMeaning, Observation, OrderStatusReport, VenueOrderStatus
+from joe.core.reports import BrokerNotice, CodeMeaning, OrderStatusReport, VenueOrderStatus
 
 
-class ExitFlow:
+class ExitFlow(ClientPort):
     """The exit side of `CapitalExecutionClient` (which provides the transport and reporting)."""
 
-    trading: TradingApi
     accounts: AccountsApi
     queries: CapitalQueries
     clock: Callable[[], datetime]
@@ -55,20 +55,6 @@ class ExitFlow:
     _exits: dict[str, list[str]]
     _preclose: dict[str, set[str]]
     _netted: set[str]
-
-    def _emit(self, obs: Observation) -> None:
-        raise NotImplementedError
-
-    def _notice(
-        self, code: str, meaning: CodeMeaning, request: str, cid: str | None, bid: str | None = None
-    ) -> None:
-        raise NotImplementedError
-
-    def _audit(self, event: str, cid: str | None, **payload: Any) -> None:
-        raise NotImplementedError
-
-    async def _confirm(self, ref: str) -> Confirm | None:
-        raise NotImplementedError
 
     async def _existing(self, cid: str) -> Confirm | None:
         raise NotImplementedError
@@ -226,8 +212,7 @@ class ExitFlow:
             self._notice("error.not-found.dealId", CodeMeaning.AMBIGUOUS, "place", cid, deal_id)
             return None
         except (InvalidRequest, CapitalAuthError, RateLimited, SessionExpired) as exc:
-            code = exc.code or type(exc).__name__
-            self._notice(code, ob.code_meaning(code, request="place"), "place", cid, deal_id)
+            self._refused(exc, "place", cid, deal_id)
             return None
         except CapitalTransient:
             ref = "p_" + deal_id  # where a close of this deal is filed; an amend files there too
