@@ -108,7 +108,10 @@ class MemoryStore:
         self._accounts[name] = row
         return row
 
-    def record_equity(self, ts: datetime, mode: str, equity: Decimal, cash: Decimal) -> None:
+    def record_equity(
+        self, ts: datetime, mode: str, equity: Decimal, cash: Decimal, account: str = ""
+    ) -> None:
+        """`Store.record_equity`; a backtest has one account (the paper book), so `account` is not kept."""
         curve = self._equity.setdefault(mode, [])
         times = self._equity_ts.setdefault(mode, [])
         peaks = self._equity_peak.setdefault(mode, [])
@@ -124,9 +127,11 @@ class MemoryStore:
             times[:] = [p.ts for p in curve]
             peaks[:] = list(itertools.accumulate((p.equity for p in curve), max))
 
-    def equity_marks(self, mode: str, now: datetime) -> tuple[Decimal | None, Decimal | None]:
+    def equity_marks(
+        self, mode: str, now: datetime, account: str = ""
+    ) -> tuple[Decimal | None, Decimal | None]:
         """`Store.equity_marks` in O(log n): the points at or before `now` are a prefix of the curve;
-        those of an earlier (UTC) day a shorter one."""
+        those of an earlier (UTC) day a shorter one. One account per backtest: `account` is not used."""
         curve = self._equity.get(mode, [])
         times = self._equity_ts.get(mode, [])
         n = bisect.bisect_right(times, now)

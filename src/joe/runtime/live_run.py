@@ -225,7 +225,12 @@ async def _trade(rt: Runtime, st: RunState, guard: RunGuard, link: BrokerLink) -
             account, held = await link.client.account(), await st.pf.positions()
         facts.equity, facts.account = f"{account.equity} {account.currency}", account
         ts = st.as_of_ts.to_pydatetime()
-        rt.store.record_equity(ts, rt.mode, account.equity, account.cash)  # next run's day start / peak
+        # The next run's day start / peak, of THIS broker account (a demo and a real account, or two
+        # brokers, share a data folder; their baselines never mix).
+        from joe.store.records import equity_account
+
+        marks_of = equity_account(st.opts.broker, account.account_id)
+        rt.store.record_equity(ts, rt.mode, account.equity, account.cash, marks_of)
         await analyse_market(st, account=account, positions=held)  # sized on the broker's equity
         assert st.result is not None
         approved = _in_account_currency(st, account, st.result.approved[: rt.config.pipeline.max_signals])
@@ -239,7 +244,7 @@ async def _trade(rt: Runtime, st: RunState, guard: RunGuard, link: BrokerLink) -
         _check_margin(rt, guard, st.opts.broker, account)
         await _margin_previews(guard, link.client, approved)
         assert st.snap is not None
-        book = guard.daily_book(st.snap, st.as_of_idx, account, held, approved)
+        book = guard.daily_book(st.snap, st.as_of_idx, account, held, approved, equity_account=marks_of)
         # An entry fills NOW: market hours at this minute and a fresh live quote (joe.safety.live_book).
         start = st.opts.market_clock_start
         book = await fetch_live_book(

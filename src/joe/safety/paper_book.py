@@ -43,13 +43,15 @@ def daily_book(
     lookback: int,
     protections: ProtectionsConfig | None = None,
     opening_equity: Decimal | None = None,
+    equity_account: str = "",
 ) -> GateBook:
     """The book at the close of row `as_of_idx` of `panel` (a `joe.analysis.panel.Panel`).
 
     The day's starting equity (what ``risk.daily_loss_limit_pct`` is measured from) is the last equity
     mark of an earlier day; on the book's first day, the first mark of the day; with no mark at all,
     `opening_equity` (the paper book's starting cash), else the account's equity now — never "none",
-    so day one has a limit too.
+    so day one has a limit too. The marks are `equity_account`'s only ("broker:account_id" of a
+    live/shadow run; "" for the paper book): another account's never count.
     """
     dates: pd.DatetimeIndex = panel.dates  # type: ignore[attr-defined]
     now = panel.date_at(as_of_idx)  # type: ignore[attr-defined]
@@ -66,7 +68,7 @@ def daily_book(
     if cols:
         frame = pd.DataFrame(cols, index=dates[max(0, as_of_idx - lookback) : as_of_idx + 1])
         returns = frame.pct_change(fill_method=None).iloc[1:]
-    start_eq, peak = store.equity_marks(mode, now)
+    start_eq, peak = store.equity_marks(mode, now, equity_account)  # this account's marks only
     if start_eq is None:
         start_eq = opening_equity if opening_equity is not None else account.equity
     if peak is None or peak < start_eq:

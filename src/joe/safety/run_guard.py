@@ -97,8 +97,10 @@ class RunGuard:
         account: AccountInfo,
         positions: list[Position],
         signals: Sequence[Signal],
+        equity_account: str = "",
     ) -> GateBook:
-        """The gate's view of a run on daily bars, at the close of `as_of_idx`."""
+        """The gate's view of a run on daily bars, at the close of `as_of_idx`; `equity_account`: whose
+        daily-loss/drawdown marks (`joe.store.records.equity_account`; "" for the paper book)."""
         from joe.safety.paper_book import daily_book
 
         return daily_book(
@@ -113,6 +115,7 @@ class RunGuard:
             lookback=self.rt.config.risk.correlation_lookback,
             protections=self.rt.config.safety.protections,
             opening_equity=self.rt.config.paper.starting_cash if self.rt.mode == "paper" else None,
+            equity_account=equity_account,
         )
 
     async def after_marks(self, st: RunState) -> int:

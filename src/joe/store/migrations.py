@@ -117,6 +117,12 @@ def _v3_reconciler(conn: Connection) -> None:
     ).create(conn)
 
 
+def _v4_equity_account(conn: Connection) -> None:
+    # Rows before v4 get "": their account is unknown, so no broker account takes them as its baseline.
+    column: Column[object] = Column("account", String(160), nullable=False, server_default=text("''"))
+    _add_column(conn, "equity_history", column)
+
+
 MIGRATIONS: list[Migration] = [
     Migration(
         1,
@@ -136,6 +142,12 @@ MIGRATIONS: list[Migration] = [
         "reconciler: reconcile_checkpoints (executions since a persistent checkpoint) and "
         "reconcile_items (external orders/positions/fills, missed-order counts)",
         _v3_reconciler,
+    ),
+    Migration(
+        4,
+        "equity_history.account: the daily-loss and drawdown baselines per broker account "
+        "(broker:account_id), not per mode only; older rows keep account '' (unknown, never a baseline)",
+        _v4_equity_account,
     ),
 ]
 

@@ -76,6 +76,13 @@ class EquityPoint:
     mode: str
     equity: Decimal
     cash: Decimal
+    account: str = ""  # "broker:account_id" of a broker account; "" for the paper book (or unknown)
+
+
+def equity_account(broker: str, account_id: str) -> str:
+    """The key of a broker account's equity marks ("ibkr:U1234567"): the daily-loss and drawdown baselines are
+    per account, so a demo and a real account (or two brokers) in one data folder never share them."""
+    return f"{broker}:{account_id}"
 
 
 def equity_marks_of(curve: Sequence[EquityPoint], now: datetime) -> tuple[Decimal | None, Decimal | None]:

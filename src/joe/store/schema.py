@@ -238,6 +238,9 @@ equity_history = Table(
     Column("mode", String(8), nullable=False),
     Column("equity", DecimalText, nullable=False),
     Column("cash", DecimalText, nullable=False),
+    # Whose equity (v4): "broker:account_id" for a broker account (live/shadow), "" for the paper book and
+    # for rows written before v4 (their account is unknown: never any account's loss/drawdown baseline).
+    Column("account", String(160), nullable=False, server_default=""),
     CheckConstraint(_MODE_CHECK, name="mode"),
     Index("ix_equity_history_mode_ts", "mode", "ts"),
 )

@@ -88,24 +88,41 @@ class StateRepository(StoreBase):
             upsert(conn, account_t, values, ["name"], keep=["created_at"])
             return _account(conn.execute(select(account_t).where(account_t.c.name == name)).mappings().one())
 
-    def record_equity(self, ts: datetime, mode: str, equity: Decimal, cash: Decimal) -> None:
-        """Append one point to the equity curve of `mode`."""
+    def record_equity(
+        self, ts: datetime, mode: str, equity: Decimal, cash: Decimal, account: str = ""
+    ) -> None:
+        """Append one point to the equity curve of `mode` for `account` (`records.equity_account`; "" for
+        the paper book)."""
         with self._write() as conn:
-            conn.execute(equity_t.insert().values(ts=ts, mode=check_mode(mode), equity=equity, cash=cash))
+            conn.execute(
+                equity_t.insert().values(
+                    ts=ts, mode=check_mode(mode), equity=equity, cash=cash, account=account
+                )
+            )
 
-    def equity_curve(self, mode: str, since: datetime | None = None) -> list[EquityPoint]:
-        """The equity curve of `mode` in time order."""
+    def equity_curve(
+        self, mode: str, since: datetime | None = None, account: str | None = None
+    ) -> list[EquityPoint]:
+        """The equity curve of `mode` in time order: every account's points, or only `account`'s."""
         q = select(equity_t).where(equity_t.c.mode == check_mode(mode))
         if since is not None:
             q = q.where(equity_t.c.ts >= since)
+        if account is not None:
+            q = q.where(equity_t.c.account == account)
         with self._read() as conn:
             rows = conn.execute(q.order_by(equity_t.c.ts, equity_t.c.id)).mappings().all()
-        return [EquityPoint(ts=r["ts"], mode=r["mode"], equity=r["equity"], cash=r["cash"]) for r in rows]
+        return [
+            EquityPoint(ts=r["ts"], mode=r["mode"], equity=r["equity"], cash=r["cash"], account=r["account"])
+            for r in rows
+        ]
 
-    def equity_marks(self, mode: str, now: datetime) -> tuple[Decimal | None, Decimal | None]:
-        """(the equity the day of `now` opened with, the peak so far) of `mode`'s curve
-        (`joe.store.records.equity_marks_of`)."""
-        return equity_marks_of(self.equity_curve(mode), now)
+    def equity_marks(
+        self, mode: str, now: datetime, account: str = ""
+    ) -> tuple[Decimal | None, Decimal | None]:
+        """(the equity the day of `now` opened with, the peak so far) of `account`'s curve in `mode`
+        (`joe.store.records.equity_marks_of`); another account's marks, or rows of unknown account
+        (before schema v4), never count."""
+        return equity_marks_of(self.equity_curve(mode, account=account), now)
 
     def paper_track_record(self, now: datetime | None = None) -> TrackRecord:
         """The paper track record the live gate reads, counted so that back-dating cannot inflate it.
