@@ -87,3 +87,5 @@ def test_status_json_shows_locks_broker_stops_and_guards(ctx: SafetyContext, dat
 def test_status_without_locks_says_none(data_dir: Path) -> None:
     r = CliRunner().invoke(app, ["status"])
     assert r.exit_code == 0 and "protection locks: none" in r.stdout
+    # A fresh folder has no equity marked: said so, not "today (None): PnL 0 (0%)" (review r1119).
+    assert "today: no equity recorded yet" in r.stdout and "None" not in r.stdout

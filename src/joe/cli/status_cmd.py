@@ -81,10 +81,14 @@ def _render(c: Console, s: dict[str, Any]) -> None:
     else:
         c.print("protection locks: none")
     p = s["daily_pnl"]
-    c.print(
-        f"today ({p['day']}): PnL {p['pnl']} ({p['pnl_pct']}%), "
-        f"daily loss limit -{p['daily_loss_limit_pct']}%" + (" [bold red]HIT[/]" if p["limit_hit"] else "")
-    )
+    if p.get("day") is None:  # a fresh data folder: no equity marked yet, so there is no day to speak of
+        c.print(f"today: no equity recorded yet (daily loss limit -{p['daily_loss_limit_pct']}%)")
+    else:
+        hit = " [bold red]HIT[/]" if p["limit_hit"] else ""
+        c.print(
+            f"today ({p['day']}): PnL {p['pnl']} ({p['pnl_pct']}%), "
+            f"daily loss limit -{p['daily_loss_limit_pct']}%{hit}"
+        )
     d = s.get("daemon") or {}
     if d.get("problem"):  # a heartbeat Joe cannot read: said, never a crash hiding the trading state
         c.print(f"daemon: [bold red]UNKNOWN[/] ({d['problem']})", soft_wrap=True)
