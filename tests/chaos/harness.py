@@ -15,6 +15,7 @@ import errno
 import json
 import os
 import sys
+import threading
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import ROUND_DOWN, Decimal
@@ -27,6 +28,7 @@ from chaos.worlds import CapitalWorld, FaultContext, IbkrWorld, World
 from joe.audit.anchor import StoreAnchor
 from joe.audit.errors import AuditWriteError
 from joe.audit.log import AuditLog
+from joe.audit.redaction import clear_secrets
 from joe.brokers.base import BrokerError, EntriesRefused, InvalidOrder, OrderOutcomeUnknown, SendFailed
 from joe.config.schema import ExecutionConfig
 from joe.core.clock import utcnow
@@ -36,6 +38,7 @@ from joe.core.order import Order, OrderState
 from joe.execution.order_manager import OrderManager
 from joe.execution.reconciler import Reconciler, ReconcileReport
 from joe.safety.alert_audit import AlertingAudit
+from joe.safety.audit_disk import entry_gate, guard_audit_disk
 from joe.safety.breaker_feed import BreakerFeed
 from joe.safety.circuit_breaker import CircuitBreaker
 from joe.safety.control import SafetyContext
@@ -78,15 +81,43 @@ def bracket(signal: str, symbol: str, qty: int, price: Decimal) -> list[OrderInt
 
 
 class DiskAuditLog(AuditLog):
-    """The audit log on a disk that can fill: while `full`, every append fails as the OS fails it
-    (ENOSPC from the write, wrapped by the log as `AuditWriteError`); nothing is written."""
+    """The audit log on a disk that can fill. Setting `full` fills the disk: from then on an append
+    fails as the OS fails it (ENOSPC from the write, wrapped by the log as `AuditWriteError`, nothing
+    written) unless it fits in the space the log frees by deleting its reserve (`joe.audit.reserve`),
+    and the reserve cannot be made again; clearing `full` frees space (the operator)."""
 
-    full = False
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self._full = False
+        self.free = 0  # bytes left on the full disk
+        super().__init__(*args, **kwargs)
 
-    def _write(self, path: Path, data: bytes) -> int:
-        if self.full:
-            raise AuditWriteError(path, OSError(errno.ENOSPC, os.strerror(errno.ENOSPC)))
-        return super()._write(path, data)
+    @property
+    def full(self) -> bool:
+        return self._full
+
+    @full.setter
+    def full(self, value: bool) -> None:
+        self._full, self.free = value, 0
+
+    def fill_past_reserve(self) -> None:
+        """Fill the disk with the reserve already used up: every append fails."""
+        super()._free_reserve()
+        self.full = True
+
+    def _append_bytes(self, path: Path, data: bytes) -> int:
+        if self._full:
+            if len(data) > self.free:
+                raise AuditWriteError(path, OSError(errno.ENOSPC, os.strerror(errno.ENOSPC)))
+            self.free -= len(data)
+        return super()._append_bytes(path, data)
+
+    def _free_reserve(self) -> int:
+        held = super()._free_reserve()
+        self.free += held
+        return held
+
+    def _make_reserve(self) -> bool:
+        return False if self._full else super()._make_reserve()
 
 
 class JoeProcess:
@@ -104,9 +135,12 @@ class JoeProcess:
     async def open(self) -> None:
         self._before = set(asyncio.all_tasks())
         self.store: Store = open_store(data_dir=self.data_dir)
-        self.audit = DiskAuditLog(self.data_dir / "audit", fsync=False)
+        # A quarter of the real reserve: room for a scenario's exits, and a thousand scenarios' data
+        # folders on tmpfs do not hold a gigabyte of memory.
+        self.audit = DiskAuditLog(self.data_dir / "audit", fsync=False, reserve_bytes=256 * 1024)
         self.audit.attach_anchor(StoreAnchor(self.store))
         self.ctx = SafetyContext(self.store, self.audit, self.data_dir, clock=self.clock)
+        self._unguard = guard_audit_disk(self.ctx)  # as `BrokerSafety`: a full disk moves to REDUCING
         try:
             self.xc: Any = await self.world.client(self.audit, self.data_dir, self.clock)
         except BaseException:
@@ -121,6 +155,7 @@ class JoeProcess:
             clock=self.clock, **timing.OM,
         )  # fmt: skip
         self.om.journal.on_unprotected = protection_reaction(self.om, self.ctx, deadline_s=3.0, poll_s=0.05)
+        self.om.entry_gate = entry_gate(self.ctx)
         self.rec = Reconciler(self.om, trading_state=self.ctx.states)
         try:
             self.reports.append(await self.rec.start())
@@ -147,6 +182,7 @@ class JoeProcess:
             await self.world.close_client(self.xc)
         finally:
             await self._end_tasks()
+            self._unguard()
             self.store.close()
             self.audit.close()
 
@@ -295,10 +331,22 @@ class Runner:
             self.full = self.joe.audit.full = True  # the disk fills: every audit append fails
             try:
                 await self._step(step)
-            finally:  # the operator frees space; the same process carries on
+            finally:  # the operator frees space and resumes; the same process carries on
                 self.full = self.joe.audit.full = False
+                self._resume_after_full()
             return
         await self._step(step)
+
+    def _resume_after_full(self) -> None:
+        """`joe resume`, as the operator does once the disk has room, if the full disk (and nothing
+        else) moved the trading state."""
+        from joe.safety.audit_disk import BY
+        from joe.safety.trading_state import TradingState
+
+        rec = self.joe.ctx.states.current()
+        if rec.state is TradingState.REDUCING and rec.by == BY:
+            self.joe.ctx.states.resume(by="operator", reason="freed space on the audit disk")
+            self.out.outcomes.append("resumed after the audit disk was full")
 
     async def _step(self, step: Step) -> None:
         a = step.args
@@ -437,7 +485,12 @@ class Runner:
             sys.executable, str(CHILD), str(self.data_dir), point, payload, *self.world.child_args(),
             stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=env,
         )  # fmt: skip
-        out, err = await asyncio.wait_for(proc.communicate(), timeout=120)
+        try:
+            out, err = await asyncio.wait_for(proc.communicate(), timeout=120)
+        finally:  # a child that hangs (or a scenario cancelled meanwhile) must not outlive the step
+            if proc.returncode is None:
+                proc.kill()
+                await proc.wait()
         self.out.child_output.append(out.decode() + err.decode())
         if proc.returncode != -9:
             raise AssertionError(
@@ -453,12 +506,13 @@ class Runner:
         self.halted.clear()
         await self._quiet(0.3)
         loop = asyncio.get_running_loop()
-        end, passes = loop.time() + 15, 0
+        end, passes = loop.time() + 60, 0
         while passes < 2:  # two good passes: the second sees what the first one's actions caused
             try:
-                await asyncio.wait_for(self.joe.reconcile(), timeout=20)
+                await asyncio.wait_for(self.joe.reconcile(), timeout=30)
                 passes += 1
-            except BrokerError as e:  # still reconnecting (a nightly reset refuses for a while)
+            except (BrokerError, TimeoutError) as e:  # still reconnecting (a nightly reset refuses for
+                # a while); a pass slower than its timeout on a loaded machine (seeds 11, 15, 19, 26)
                 if loop.time() > end:
                     self.out.outcomes.append(f"settle: {type(e).__name__}")
                     return
@@ -487,8 +541,38 @@ def _intent_json(i: OrderIntent) -> dict[str, Any]:
     }  # fmt: skip
 
 
+_active_lock = threading.Lock()
+_active = 0
+
+
+def _enter() -> None:
+    """A scenario starts. The first of a process's scenarios running at once forgets the secrets the
+    earlier ones registered (their brokers' logins, every rotated session token): a Joe process starts
+    with none, and a worker that ran sixty scenarios would otherwise rebuild a matcher of thousands
+    of secret forms at every login and run it over every audit line (the full run's CPU doubled)."""
+    global _active
+    with _active_lock:
+        if _active == 0:
+            clear_secrets()
+        _active += 1
+
+
+def _leave() -> None:
+    global _active
+    with _active_lock:
+        _active -= 1
+
+
 async def run_scenario(sc: Scenario, data_dir: Path) -> tuple[Outcome, World]:
     """Run `sc` on a fresh simulator; returns the outcome and the (stopped) world for the checks."""
+    _enter()
+    try:
+        return await _run_scenario(sc, data_dir)
+    finally:
+        _leave()
+
+
+async def _run_scenario(sc: Scenario, data_dir: Path) -> tuple[Outcome, World]:
     world = make_world(sc)
     await world.start()
     try:

@@ -13,6 +13,7 @@ import json
 import os
 import signal
 import sys
+import traceback
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -59,7 +60,7 @@ def _die() -> None:
 async def run(data: str, point: str, intents_json: str, broker: str, *args: str) -> None:
     folder = Path(data)
     store = open_store(data_dir=folder)
-    audit = AuditLog(folder / "audit", fsync=False)
+    audit = AuditLog(folder / "audit", fsync=False, reserve_bytes=256 * 1024)  # as the harness
     audit.attach_anchor(StoreAnchor(store))
     xc = await _client(broker, list(args), audit, folder)
     real_submit = xc.submit
@@ -89,5 +90,17 @@ async def run(data: str, point: str, intents_json: str, broker: str, *args: str)
     _die()  # the flow ended before its point (refused, say): die anyway, as the fault says
 
 
+def main() -> None:
+    """Run the flow and die by SIGKILL whatever happens: a flow that raised (a client's error before
+    its point, seed 379) still ends the way the fault says, its traceback on stderr for the record."""
+    try:
+        asyncio.run(run(*sys.argv[1:]))
+    except BaseException:
+        traceback.print_exc()
+    finally:
+        sys.stderr.flush()
+        _die()
+
+
 if __name__ == "__main__":
-    asyncio.run(run(*sys.argv[1:]))
+    main()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from datetime import timedelta
 from decimal import Decimal
@@ -13,8 +14,11 @@ import pytest
 
 from chaos.harness import JoeProcess, bracket
 from chaos.worlds import CapitalWorld, IbkrWorld, World
-from joe.brokers.base import BrokerError
+from joe.audit.chain import verify
+from joe.brokers.base import BrokerError, EntriesRefused
 from joe.core.events import NullAudit
+from joe.core.order import OrderState
+from joe.safety.trading_state import TradingState
 
 
 async def test_an_ibkr_read_on_a_socket_that_just_dropped_is_broker_unavailable(tmp_path: Path) -> None:
@@ -129,7 +133,7 @@ async def test_the_capital_watch_outlives_a_full_audit_disk(tmp_path: Path) -> N
         await _until(lambda: world.positions() == {"GOLD": Decimal(2)})
         watcher = joe.xc._watcher
         errors = watcher.errors
-        joe.audit.full = True
+        joe.audit.fill_past_reserve()  # the reserve used up too: every record fails
         await _until(lambda: watcher.errors > errors)  # rounds failed on the full disk
         joe.audit.full = False
         world.set_price("GOLD", legs[1].stop_price * Decimal("0.97"))  # type: ignore[operator]
@@ -141,16 +145,13 @@ async def test_the_capital_watch_outlives_a_full_audit_disk(tmp_path: Path) -> N
         await world.stop()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="joe/execution + joe/brokers: an exit first cancels the position's protective legs; the IBKR "
-    "client audits `ibkr.cancel` before sending it and the AuditWriteError of the full disk ends the exit: "
-    "nothing is sent (exits must stay allowed; the records belong in an outbox written once there is room)",
-)
-async def test_an_exit_is_sent_while_the_audit_disk_is_full(tmp_path: Path) -> None:
-    """audit_full (issue 13): with the audit log's disk full Joe fails closed — no new entry is sent — but
-    an exit of a held position still reaches the broker and closes it; nothing is lost (its records are
-    written once the disk has room)."""
+@pytest.mark.parametrize("first", ["entry", "exit"])
+async def test_an_exit_is_sent_while_the_audit_disk_is_full(tmp_path: Path, first: str) -> None:
+    """audit_full (issue 13, seed 169): with the audit log's disk full Joe fails closed — no new entry is
+    sent — but an exit of a held position still reaches the broker and closes it; nothing is lost: the
+    records land in the space the log's reserve gave back (`joe.audit.reserve`), the trading state moves
+    to REDUCING with an alert, the refused entry is stored REJECTED and audited. `first`: which action
+    meets the full disk first (the entry's own write-ahead, or the exit's cancel of its stop)."""
     logging.getLogger("ib_async").setLevel(logging.CRITICAL)
     world = IbkrWorld(23, 178, ("AAPL", "MSFT"))
     await world.start()
@@ -162,14 +163,29 @@ async def test_an_exit_is_sent_while_the_audit_disk_is_full(tmp_path: Path) -> N
         await _until(lambda: world.positions() == {"AAPL": Decimal(2)})
         joe.audit.full = True
         entry = bracket("found-full-MSFT", "MSFT", 1, Decimal(150))
-        with pytest.raises(Exception):  # noqa: B017 - refused, whichever way it says so
-            await joe.om.submit(entry)
-        assert world.placements()[entry[0].client_order_id] == 0  # fail closed: the entry was not sent
         try:
-            await joe.om.exit("found-full-AAPL")
+            if first == "exit":
+                await joe.om.exit("found-full-AAPL")
+            with pytest.raises(EntriesRefused):  # refused at the last look, written ahead first
+                await joe.om.submit(entry)
+            if first == "entry":
+                await joe.om.exit("found-full-AAPL")
+            await _until(lambda: world.positions() == {}, timeout=5.0)
         finally:
             joe.audit.full = False
-        await _until(lambda: world.positions() == {}, timeout=5.0)
+        assert world.placements()[entry[0].client_order_id] == 0  # fail closed: the entry was not sent
+        rec = joe.ctx.states.current()
+        assert (rec.state, rec.by) == (TradingState.REDUCING, "audit-disk")
+        assert "audit disk is full" in rec.reason
+        assert any("reducing" in f"{a.title} {a.body}".lower() for a in joe.ctx.alerts.pending)
+        stored = joe.store.load_order(entry[0].client_order_id)
+        assert stored is not None and stored.state is OrderState.REJECTED
+        events = [json.loads(x) for f in sorted((tmp_path / "audit").glob("audit-*.jsonl"))
+                  for x in f.read_text().splitlines()]  # fmt: skip
+        of_entry = [e["event"] for e in events if e["ids"].get("client_order_id") == entry[0].client_order_id]
+        assert "order.attempt" in of_entry and "order.rejected" in of_entry
+        assert [e["event"] for e in events].count("audit.disk_full") == 1
+        assert verify(tmp_path / "audit").ok
     finally:
         await joe.close()
         await world.stop()

@@ -23,6 +23,12 @@ followed (`joe.audit.clockguard`); an attached `AnchorStore` keeps the chain hea
 deleted tail is detected (`joe.audit.anchor`); payloads are standard JSON or refused
 (`joe.audit.encode`); a record larger than ``max_record_bytes`` is refused before the lock is taken.
 
+A full disk: an append that meets ``ENOSPC`` truncates its torn bytes and frees the space reserve kept
+in the directory (`joe.audit.reserve`, 1 MiB), writes again and chains an ``audit.disk_full`` record
+after it; the disk-full listeners (`add_disk_full_listener`: the trading state moves to REDUCING,
+`joe.safety.audit_disk`) hear of it once, outside the locks. Exits and cancels keep being audited in
+the freed space; the reserve is made again (``audit.disk_space_back``) once the disk has room.
+
 Listeners (`add_listener`) hear every acknowledged record, after the write and outside the locks: the
 safety layer reads the brokers' own wire records (5xx and 429 answers, lost connections) this way,
 whichever client wrote them. A record written by a listener is not heard again by listeners (no
@@ -31,6 +37,8 @@ feedback loop), and a failing listener never fails the write it follows.
 
 from __future__ import annotations
 
+import contextlib
+import errno as _errno
 import fcntl
 import json
 import logging
@@ -63,6 +71,7 @@ from joe.audit.clockguard import CLOCK_JUMP_EVENT, DEFAULT_MAX_GAP_DAYS, ClockGu
 from joe.audit.encode import to_json_tree
 from joe.audit.errors import AuditPayloadError, AuditRecordTooLarge, AuditWriteError
 from joe.audit.redaction import redact, redact_text, register_secrets_from_env
+from joe.audit.reserve import DEFAULT_RESERVE_BYTES, NO_SPACE, REARM_INTERVAL_S, SpaceReserve
 
 __all__ = [
     "CLOCK_JUMP_EVENT",
@@ -82,6 +91,8 @@ __all__ = [
 
 LOCK_FILE = ".audit.lock"
 ANCHOR_MISMATCH_EVENT = "audit.anchor_mismatch"
+DISK_FULL_EVENT = "audit.disk_full"
+DISK_SPACE_BACK_EVENT = "audit.disk_space_back"
 # 256 KiB: far above any real record (an order event is ~1 KiB), small enough that writing one
 # never holds the cross-process lock for more than a few milliseconds.
 DEFAULT_MAX_RECORD_BYTES = 256 * 1024
@@ -156,7 +167,8 @@ class AuditLog:
     seconds used to spot clock jumps (`time.monotonic` with the default clock; without one, only
     backwards readings are corrected). With ``fsync=False`` records are flushed to the OS but not
     forced to disk (tests and benchmarks only). A record whose JSON exceeds `max_record_bytes`
-    raises `AuditRecordTooLarge`.
+    raises `AuditRecordTooLarge`. `reserve_bytes` is the size of the space reserve freed when the
+    disk fills (0: none; see the module docstring).
     """
 
     def __init__(
@@ -169,6 +181,7 @@ class AuditLog:
         max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES,
         max_clock_jump_s: float = 60.0,
         max_clock_gap_days: float = DEFAULT_MAX_GAP_DAYS,
+        reserve_bytes: int = DEFAULT_RESERVE_BYTES,
     ) -> None:
         register_secrets_from_env()  # idempotent; masks env secrets even if nobody registered them yet
         self.directory = Path(directory)
@@ -185,6 +198,12 @@ class AuditLog:
         self.anchor_problem: str | None = None  # why the attached anchor is frozen (None: it is in step)
         self._tlock = threading.Lock()
         self._tail: _Tail | None = None
+        self._reserve = SpaceReserve(self.directory, reserve_bytes)
+        self._disk_full_listeners: list[Callable[[str], None]] = []
+        self._space_freed: dict[str, Any] | None = None  # the reserve was just freed: not yet said
+        self._reserve_used = False  # freed and not made again
+        self._rearm_at = 0.0
+        self.rearm_interval_s = REARM_INTERVAL_S
         lock_path = self.directory / LOCK_FILE
         try:
             self.directory.mkdir(parents=True, exist_ok=True)
@@ -193,6 +212,10 @@ class AuditLog:
                 head = self._refresh()  # find the chain's end now, so a broken directory fails at start-up
                 self._file_anchor = FileAnchor(self.directory)
                 self.file_anchor_problem = self._check_file_anchor(head)
+            if self._reserve.size and not self._make_reserve():
+                self._reserve_used = True  # a full disk at start: said at the first record's rearm try
+                _log.error("audit log: no room for the %d-byte space reserve in %s", self._reserve.size,
+                           self.directory)  # fmt: skip
         except OSError as e:
             raise AuditWriteError(lock_path, e) from e
         if self.file_anchor_problem is not None:
@@ -230,19 +253,84 @@ class AuditLog:
                     if stamp.jump is not None:
                         _log.warning("audit log: clock jump not followed: %s", stamp.jump)
                         self._append(state, CLOCK_JUMP_EVENT, stamp.jump, {}, ts=stamp.ts)
-                    rec = self._append(state, event, clean_payload, clean_ids, ts=stamp.ts)
+                    rec = last = self._append(state, event, clean_payload, clean_ids, ts=stamp.ts)
+                    freed, self._space_freed = self._space_freed, None
+                    if freed is not None:  # this append met the full disk: chained right after it
+                        last = self._append(state, DISK_FULL_EVENT, {**freed, "at_seq": rec.seq}, {},
+                                            ts=stamp.ts)  # fmt: skip
                     if self.file_anchor_problem is None:
                         self._file_anchor.write(
-                            Anchor(rec.seq, rec.line_hash, rec.ts, rec.file.name), fsync=self.fsync
+                            Anchor(last.seq, last.line_hash, last.ts, last.file.name), fsync=self.fsync
                         )
                 except BaseException:
                     self._tail = None  # re-read the files next time: we may have left a torn line
                     raise
         except OSError as e:  # reading the tail or taking the lock failed
             raise AuditWriteError(self.directory, e) from e
-        self._advance_anchor(rec)
+        except AuditWriteError:
+            freed, self._space_freed = self._space_freed, None
+            if freed is not None:  # full beyond the reserve: still said, once
+                self._tell_disk_full(freed)
+            raise
+        self._advance_anchor(last)
         self._tell(rec)
+        if freed is not None:
+            self._tell_disk_full(freed)
+        elif self._reserve_used:
+            self._try_rearm()
         return rec
+
+    # -- a full disk ----------------------------------------------------------------------------
+    @property
+    def disk_full(self) -> bool:
+        """True from the append that met a full disk (the reserve freed) until the reserve is made again."""
+        return self._reserve_used
+
+    def add_disk_full_listener(self, listener: Callable[[str], None]) -> Callable[[], None]:
+        """Call `listener(reason)` once each time an append meets a full disk (after the record, outside
+        the locks; a failing listener is logged); returns the remover."""
+        self._disk_full_listeners.append(listener)
+
+        def remove() -> None:
+            if listener in self._disk_full_listeners:
+                self._disk_full_listeners.remove(listener)
+
+        return remove
+
+    def _tell_disk_full(self, freed: dict[str, Any]) -> None:
+        reason = (
+            f"the audit disk is full ({freed['error']} writing {freed['file']}): "
+            f"the {freed['reserve_bytes']}-byte reserve was freed so exits and cancels can still be audited"
+        )
+        _log.error("audit log: %s", reason)
+        for listener in list(self._disk_full_listeners):
+            try:
+                listener(reason)
+            except Exception as e:
+                _log.warning("audit log: disk-full listener failed: %s", type(e).__name__)
+
+    def _try_rearm(self) -> None:
+        """Make the reserve again once the disk has room (at most every `rearm_interval_s`)."""
+        now = time.monotonic()
+        if now < self._rearm_at:
+            return
+        self._rearm_at = now + self.rearm_interval_s
+        try:
+            made = self._make_reserve()
+        except OSError as e:
+            _log.warning("audit log: space reserve not made: %s", e)
+            return
+        if made:
+            self._reserve_used = False
+            self.record(DISK_SPACE_BACK_EVENT, {"reserve_bytes": self._reserve.size})
+
+    def _make_reserve(self) -> bool:
+        """Create the reserve file (False: no room for it)."""
+        return self._reserve.ensure(fsync=self.fsync)
+
+    def _free_reserve(self) -> int:
+        """Delete the reserve; the bytes it held (0: there was none)."""
+        return self._reserve.release()
 
     def add_listener(self, listener: Callable[[AuditRecord], None]) -> Callable[[], None]:
         """Call `listener(record)` after every acknowledged record (see the module docstring);
@@ -432,16 +520,41 @@ class AuditLog:
         )
 
     def _write(self, path: Path, data: bytes) -> int:
-        """Append `data` to `path` completely, fsync, and return the new file size."""
+        """Append `data` to `path` completely, fsync, and return the new file size. On a full disk
+        the torn bytes are cut off, the space reserve is freed and the append is made again, once."""
+        try:
+            return self._append_bytes(path, data)
+        except AuditWriteError as e:
+            if e.errno not in NO_SPACE or self._space_freed is not None:
+                raise
+            try:
+                held = self._free_reserve()
+            except OSError:
+                held = 0
+            if not held:
+                raise
+            self._reserve_used = True
+            self._space_freed = {"file": path.name, "error": errno_name(e.errno), "reserve_bytes": held}
+            self._rearm_at = time.monotonic() + self.rearm_interval_s
+            return self._append_bytes(path, data)
+
+    def _append_bytes(self, path: Path, data: bytes) -> int:
+        """One try of `_write`: a failed write leaves the file as it was (its torn bytes cut off)."""
         try:
             created = not path.exists()
             fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o640)
             try:
-                view = memoryview(data)
-                while view:
-                    view = view[os.write(fd, view) :]
-                if self.fsync:
-                    os.fsync(fd)
+                before = os.fstat(fd).st_size
+                try:
+                    view = memoryview(data)
+                    while view:
+                        view = view[os.write(fd, view) :]
+                    if self.fsync:
+                        os.fsync(fd)
+                except OSError:
+                    with contextlib.suppress(OSError):
+                        os.ftruncate(fd, before)  # no torn record left behind
+                    raise
                 size = os.fstat(fd).st_size
             finally:
                 os.close(fd)
@@ -454,6 +567,11 @@ class AuditLog:
             return size
         except OSError as e:
             raise AuditWriteError(path, e) from e
+
+
+def errno_name(code: int | None) -> str:
+    """``ENOSPC`` for 28 (the code as text when it has no name)."""
+    return _errno.errorcode.get(code or 0, str(code))
 
 
 class _FileLock:

@@ -54,6 +54,7 @@ from joe.core.reports import (
 from joe.execution.book import OrderBook
 from joe.execution.bracket_follower import BracketFollower
 from joe.execution.broker_queries import BrokerQueries
+from joe.execution.entry_gate import EntryGate, refuse_if_closed
 from joe.execution.events import AlertKind, ExecutionAlert, UnprotectedPosition
 from joe.execution.exits import run_exit
 from joe.execution.fill_intake import FillIntake
@@ -139,6 +140,7 @@ class OrderManager(ReconcilePass, FillIntake, BrokerQueries, OutsideChanges, Bra
         self.changed = asyncio.Event()
         self._consumer: asyncio.Task[None] | None = None
         self._applied: list[str] | None = None  # fill ids applied during a reconciliation pass
+        self.entry_gate: EntryGate | None = None  # asked right before an entry is sent (`entry_gate`)
 
     # ------------------------------------------------------------------ lifecycle
     @property
@@ -183,7 +185,8 @@ class OrderManager(ReconcilePass, FillIntake, BrokerQueries, OutsideChanges, Bra
         """Place one order or one bracket (entry first, then its stop and target, linked to it).
 
         Idempotent by `client_order_id`: an intent already stored is never sent again; one the
-        broker has is adopted. Raises `EntriesRefused` before start or during a reconciliation,
+        broker has is adopted. Raises `EntriesRefused` before start or during a reconciliation, or when
+        `entry_gate` refuses an entry at the last moment (stored REJECTED, `joe.execution.entry_gate`),
         `InvalidOrder` for a non-conforming intent (nothing stored or sent), `SendFailed` (order
         REJECTED, provably not at the broker) and `OrderOutcomeUnknown` (order UNKNOWN, queried
         and not settled; never resent).
@@ -219,6 +222,7 @@ class OrderManager(ReconcilePass, FillIntake, BrokerQueries, OutsideChanges, Bra
             for o in orders:
                 self.book.orders[o.client_order_id] = o
                 await self.journal.order_event("order.attempt", intent_payload(o.intent), o)
+            await refuse_if_closed(self, orders)  # the state may have moved while it was written
             # The broker may already hold this intent (placed by another process, or from another
             # store): check before the first send (one targeted query where the adapter has one).
             if await self._at_broker(orders[0]):

@@ -11,6 +11,8 @@ through `BrokerSafety.order_manager`, so every live process gets the same guards
   `OrderManager`'s audit sink) and for every trading-state change made in this process;
 * the lost-protection reaction (`protection_reaction`: re-place the stop within
   ``safety.protection_deadline_s``, else exit reduce-only, else HALT);
+* a full audit disk moves the state to REDUCING (`joe.safety.audit_disk`), and the `OrderManager`
+  asks the trading state right before it sends an entry (`entry_gate`);
 * the `HaltEnforcer`: a move to HALTED or REDUCING, by any guard here or by another process
   (``joe kill``, ``data/KILL``; polled when `poll` is set), cancels the working entry orders
   through the `OrderManager`; stops and targets stay at the broker. `joe run --once` also calls
@@ -28,6 +30,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from joe.safety.alert_audit import AlertingAudit
+from joe.safety.audit_disk import entry_gate, guard_audit_disk
 from joe.safety.breaker_feed import BreakerFeed
 from joe.safety.broker_health import BrokerHealth
 from joe.safety.circuit_breaker import CircuitBreaker
@@ -58,7 +61,8 @@ class BrokerSafety:
         self.audit = AlertingAudit(ctx.audit, ctx.alerts)
         self.enforcer: HaltEnforcer | None = None
         self.reaction: Callable[[Any], Any] | None = None
-        self._removers: list[Callable[[], None]] = [alert_on_state_changes(ctx)]
+        # Every state change alerted; a full audit disk moves to REDUCING (`joe.safety.audit_disk`).
+        self._removers: list[Callable[[], None]] = [alert_on_state_changes(ctx), guard_audit_disk(ctx)]
         add = getattr(ctx.audit, "add_listener", None)
         if add is not None:  # as `broker_health.watch_broker_health`, over this breaker
             self._removers.append(add(self.health.on_record))
@@ -74,6 +78,7 @@ class BrokerSafety:
         )  # fmt: skip
         self.reaction = protection_reaction(om, self.ctx, deadline_s=self.config.protection_deadline_s)
         om.journal.on_unprotected = self.reaction
+        om.entry_gate = entry_gate(self.ctx)  # the last look before an entry is sent
         return om
 
     async def settle(self) -> None:
