@@ -241,7 +241,7 @@ class Outcome:
     trading_state: str = ""
     child_output: list[str] = field(default_factory=list)
     # While the audit disk was full: the entries Joe was asked for (client order ids) and the exits
-    # (signal, whether an order of Joe's reached the broker during the exit).
+    # (signal, whether an order request of Joe's reached the broker during the exit).
     full_entries: list[str] = field(default_factory=list)
     full_exits: list[tuple[str, bool]] = field(default_factory=list)
 
@@ -447,10 +447,10 @@ class Runner:
             qty = (held / 2 / step).to_integral_value(ROUND_DOWN) * step
             if qty <= 0:
                 qty = None
-        before = sum(self.world.placements().values())
+        before = self.world.order_requests()
         await self._guard(self.joe.om.exit(signal, quantity=qty), "exit")
-        if self.full:
-            self.out.full_exits.append((signal, sum(self.world.placements().values()) > before))
+        if self.full:  # sent: the broker may still refuse it (a halted market, seed 191)
+            self.out.full_exits.append((signal, self.world.order_requests() > before))
         await self._quiet()
 
     async def fault(self, name: str, a: dict[str, Any]) -> None:

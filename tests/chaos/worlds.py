@@ -86,6 +86,11 @@ class World:
         """How many broker orders / deals each of Joe's client order ids created."""
         raise NotImplementedError
 
+    def order_requests(self) -> int:
+        """How many order requests (place, modify, cancel, close) Joe's connection sent the broker,
+        whatever the broker answered: an exit the broker refused (a halted market) was still sent."""
+        raise NotImplementedError
+
     def child_args(self) -> list[str]:
         """What a SIGKILLed Joe process needs to reach this broker (see `kill_child.py`)."""
         raise NotImplementedError
@@ -257,6 +262,12 @@ class IbkrWorld(World):
             bo.placed.order_ref for bo in self.sim.book.orders.values() if bo.client_id == IB_CLIENT_ID
         )
 
+    def order_requests(self) -> int:
+        from joe.simulators.ibkr.control import ORDER_MESSAGES
+
+        return sum(1 for m in self.sim.messages if m.client_id == IB_CLIENT_ID and m.fields
+                   and m.fields[0] in {str(k) for k in ORDER_MESSAGES})  # fmt: skip
+
     def child_args(self) -> list[str]:
         return ["ibkr", str(self.sim.port), str(IB_CLIENT_ID)]
 
@@ -409,6 +420,10 @@ class CapitalWorld(World):
             if r.method == "POST" and r.path in ("/positions", "/workingorders") and ref and r.status == 200:
                 c[str(ref)] += 1
         return c
+
+    def order_requests(self) -> int:
+        return sum(1 for r in self.sim.requests if r.method in ("POST", "PUT", "DELETE")
+                   and r.path.startswith(("/positions", "/workingorders")))  # fmt: skip
 
     def child_args(self) -> list[str]:
         login = self.sim.login
