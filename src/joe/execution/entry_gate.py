@@ -11,30 +11,47 @@ orders, protective legs sent on their own and cancels never ask it.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from joe.brokers.base import EntriesRefused
 from joe.core.models import OrderLeg
 from joe.core.order import Order, OrderState
 
 if TYPE_CHECKING:
-    from joe.execution.order_manager import OrderManager
+    from joe.execution.book import OrderBook
+    from joe.execution.journal import ExecutionJournal
 
 EntryGate = Callable[[], "str | None"]
 
 
-async def refuse_if_closed(om: OrderManager, group: Sequence[Order]) -> None:
-    """Raise `EntriesRefused` (the group stored REJECTED and audited) when `group` opens a position
-    and `om.entry_gate` says no; return otherwise."""
+class Gated(Protocol):
+    """What the gate needs of an `OrderManager` (and of its `ReconcilePass` part)."""
+
+    broker: str
+    book: OrderBook
+    journal: ExecutionJournal
+    entry_gate: EntryGate | None
+
+
+async def refused(om: Gated, group: Sequence[Order]) -> str | None:
+    """Why `group` may not be sent (stored REJECTED and audited), when it opens a position and
+    `om.entry_gate` says no; None otherwise (send it)."""
     gate = om.entry_gate
     first = group[0]
     if gate is None or first.intent.leg is not OrderLeg.ENTRY or first.intent.reduce_only:
-        return
+        return None
     why = gate()
     if why is None:
-        return
+        return None
     reason = f"not sent: entries refused ({why})"
     for o in group:
         om.book.move(o, OrderState.REJECTED, reason)
         await om.journal.order_event("order.rejected", {"reason": reason}, o)
-    raise EntriesRefused(f"{om.broker}: order {first.client_order_id} {reason}")
+    return f"{om.broker}: order {first.client_order_id} {reason}"
+
+
+async def refuse_if_closed(om: Gated, group: Sequence[Order]) -> None:
+    """`refused`, raising `EntriesRefused` when it refuses."""
+    why = await refused(om, group)
+    if why is not None:
+        raise EntriesRefused(why)

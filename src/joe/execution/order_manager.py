@@ -267,8 +267,11 @@ class OrderManager(ReconcilePass, FillIntake, BrokerQueries, OutsideChanges, Bra
                     f"{'could not be asked' if found is None else 'has no such order yet'}; it is never "
                     "resent, reconciliation keeps asking"
                 )
-            if o.parent_client_order_id is None:
-                await self.send([o, *(c for c in self.book.children(o) if self.book.never_sent(c))])
+            if o.parent_client_order_id is None:  # written ahead by a process that died before sending
+                group = [o, *(c for c in self.book.children(o) if self.book.never_sent(c))]
+                await self.journal.order_event("order.resend", {"reason": "written ahead, never sent"}, o)
+                await refuse_if_closed(self, group)  # the resend's record may have met a full disk
+                await self.send(group)
         return orders
 
     async def send(self, orders: list[Order]) -> list[Order]:

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, TypeVar
 from joe.brokers.base import OrderLink, SendFailed, SupportsOrderLinks
 from joe.core.order import Order, OrderState
 from joe.execution.book import retry_stale
+from joe.execution.entry_gate import EntryGate, refused
 from joe.execution.events import AlertKind
 from joe.execution.fill_intake import EXEC_TIME_SLACK
 from joe.execution.reconcile_rules import MassPass
@@ -49,6 +50,7 @@ class ReconcilePass:
     mode: str
     book: OrderBook
     journal: ExecutionJournal
+    entry_gate: EntryGate | None
     _reconciling: bool
     _sending: set[str]
     _applied: list[str] | None
@@ -171,8 +173,9 @@ class ReconcilePass:
             await self.journal.order_event(
                 "order.resend", {"reason": "not at the broker after restart"}, order
             )
-            try:
-                await self.send(group)
-            except SendFailed as e:  # refused before any send (REJECTED, audited): nothing at the broker
-                log.warning("not resent after restart: %s", e)
+            if await refused(self, group) is None:  # an entry while trading is not ACTIVE: REJECTED
+                try:
+                    await self.send(group)
+                except SendFailed as e:  # refused before any send (REJECTED, audited): nothing at the broker
+                    log.warning("not resent after restart: %s", e)
         return True  # a child: sent with its parent
