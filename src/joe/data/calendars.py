@@ -280,27 +280,46 @@ def day_array(stamps: pd.DatetimeIndex | np.ndarray) -> np.ndarray:
     return np.asarray(stamps).astype("datetime64[D]")
 
 
+def _in_sorted(a: np.ndarray, sorted_b: np.ndarray) -> np.ndarray:
+    """`np.isin(a, sorted_b)` for a sorted `sorted_b` by binary search (`np.isin` sorts both sides on
+    every call: ~4 ms a file when a 500-file folder is loaded, most of the file source's time)."""
+    if not len(sorted_b):
+        return np.zeros(len(a), dtype=bool)
+    pos = np.minimum(np.searchsorted(sorted_b, a), len(sorted_b) - 1)
+    return np.asarray(sorted_b[pos] == a)
+
+
+@lru_cache(maxsize=32)
+def _weekday_holidays(code: str) -> np.ndarray:
+    """Every weekday of `code`'s calendar range that is no session (datetime64[D], sorted)."""
+    days, first, end = _session_days(code)
+    span = np.arange(first, end + np.timedelta64(1, "D"))
+    return span[np.is_busday(span) & ~_in_sorted(span, days)]
+
+
 def keeps_holidays(code: str, stamps: pd.DatetimeIndex | np.ndarray) -> bool:
     """True when a daily series follows `code`'s holidays: of the weekday holidays it could show - those
     whose previous and next sessions both have a bar - it has a bar on at most half (real exchange
     data; a stray holiday bar is then an error in the file). False for a weekday-calendar series -
     synthetic, or a vendor filling holidays - which has a bar on most of them: its holiday bars are its
     calendar, and its rows count as its sessions. True when no holiday can be seen."""
-    d = np.unique(day_array(stamps))
+    d = day_array(stamps)
+    if len(d) < 2 or not bool(np.all(d[1:] > d[:-1])):  # sorted and unique already: the usual file
+        d = np.unique(d)
     if len(d) < 2:
         return True
     days, first, end = _session_days(code)
     lo, hi = max(d[0], first), min(d[-1], end)
     if lo > hi:
         return True
-    span = np.arange(lo, hi + np.timedelta64(1, "D"))
-    holidays = span[np.is_busday(span) & ~np.isin(span, days)]
+    every = _weekday_holidays(code)
+    holidays = every[np.searchsorted(every, lo, side="left") : np.searchsorted(every, hi, side="right")]
     if not holidays.size:
         return True
     k = np.searchsorted(days, holidays)
     seen = (k > 0) & (k < len(days))
     prev, nxt = days[np.maximum(k - 1, 0)], days[np.minimum(k, len(days) - 1)]
-    seen &= np.isin(prev, d) & np.isin(nxt, d)
+    seen &= _in_sorted(prev, d) & _in_sorted(nxt, d)
     if not seen.any():
         return True
-    return int(np.isin(holidays[seen], d).sum()) * 2 <= int(seen.sum())
+    return int(_in_sorted(holidays[seen], d).sum()) * 2 <= int(seen.sum())
