@@ -30,6 +30,18 @@ def _last_close(panel: object, closes: np.ndarray, upto: int) -> QuoteMark | Non
     return QuoteMark(Decimal(repr(round(float(closes[i]), 6))), when)
 
 
+def _returns(cols: dict[str, np.ndarray], index: pd.DatetimeIndex) -> pd.DataFrame:
+    """Daily returns of the closes `cols` (symbol → closes on the rows of `index`): the frame
+    `DataFrame(cols, index).pct_change(fill_method=None).iloc[1:]` by the same arithmetic (each close
+    over the one before, minus one; a missing close gives NaN) without pandas' frame operations, which
+    cost more than the rest of the book on every backtest day (test: tests/safety/test_paper_book_returns.py).
+    """
+    closes = np.column_stack(list(cols.values())) if len(index) else np.empty((0, len(cols)))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        r = closes[1:] / closes[:-1] - 1
+    return pd.DataFrame(r, index=index[1:], columns=list(cols))
+
+
 def daily_book(
     *,
     store: Store,
@@ -66,8 +78,7 @@ def daily_book(
         cols[s] = closes[start : as_of_idx + 1]
     returns = None
     if cols:
-        frame = pd.DataFrame(cols, index=dates[max(0, as_of_idx - lookback) : as_of_idx + 1])
-        returns = frame.pct_change(fill_method=None).iloc[1:]
+        returns = _returns(cols, dates[max(0, as_of_idx - lookback) : as_of_idx + 1])
     start_eq, peak = store.equity_marks(mode, now, equity_account)  # this account's marks only
     if start_eq is None:
         start_eq = opening_equity if opening_equity is not None else account.equity
