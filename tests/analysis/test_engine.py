@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -10,7 +11,7 @@ import pandas as pd
 from joe.analysis.features import Features
 from joe.analysis.panel import Panel
 from joe.analysis.regime import Regime, RegimeLabel
-from joe.analysis.scoring import InstrumentScore
+from joe.analysis.scoring import InstrumentScore, ScoringEngine
 from joe.analysis.strategies import StrategyEngine, StrategyParams, build_signal
 from joe.config.schema import PipelineConfig
 from joe.core.models import Direction, Signal
@@ -104,3 +105,33 @@ def test_from_config_carries_exit_geometry() -> None:
         params = s.params  # type: ignore[attr-defined]
         assert params.atr_stop_multiple == 3.0 and params.reward_risk == 1.5
     assert isinstance(P.dates, pd.DatetimeIndex)
+
+
+def _run_reference(eng: StrategyEngine, panel: Panel, scored: list[InstrumentScore], regime: Regime,
+                   t: int, f: Features) -> list[Signal]:  # fmt: skip
+    """`run` as it was before the ranking moved ahead of the copies: every call copied, then ranked."""
+    ranked = sorted((s for s in scored if s.total >= eng.min_score), key=lambda s: (-s.total, s.symbol))
+    chosen = ranked[: eng.top_n]
+    score_of = {s.symbol: s.total for s in chosen}
+    calls = eng.calls(panel, [s.symbol for s in chosen], regime, t, f)
+    out = [dataclasses.replace(sig, score=score_of[sym]) for sym, sig in calls.items()]
+    out.sort(key=lambda s: (-(s.confidence * (s.score or 0.0)), s.symbol))
+    return out[: eng.max_signals]
+
+
+def test_run_equals_copying_every_call_then_ranking() -> None:
+    panel = random_walk_panel(5, n_dates=400, n_symbols=40)
+    f = Features(panel)
+    scorer = ScoringEngine()
+    compared = 0
+    for label in RegimeLabel:
+        for max_signals in (1, 3, 10):
+            eng = StrategyEngine(min_score=50, top_n=25, max_signals=max_signals)
+            for t in range(210, 400, 23):
+                regime = Regime(label, 0.8, panel.dates[t], {"stress": 0.2})
+                scored = scorer.score(panel, panel.symbols, as_of_index=t, features=f)
+                got = eng.run(panel, scored, regime, as_of_index=t, features=f)
+                want = _run_reference(eng, panel, scored, regime, t, f)
+                assert [(s, s.meta, s.score) for s in got] == [(s, s.meta, s.score) for s in want]
+                compared += len(got)
+    assert compared > 50, "the comparison must see signals"

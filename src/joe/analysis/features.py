@@ -32,7 +32,7 @@ RANGE_PER_SIGMA = math.sqrt(8 / math.pi)
 OVERNIGHT_VARIANCE_SHARE = 1 / 3
 CLOSE_ONLY_SHARE = 0.95
 # Rows per batch of `Features.gap_p95` (the risk stage's 95th-percentile gap, computed a block at a time).
-GAP_BLOCK = 16
+GAP_BLOCK = 128
 
 
 class Features:

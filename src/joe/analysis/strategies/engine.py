@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Sequence
+from typing import Any
 
 from joe.analysis.features import Features
 from joe.analysis.panel import Panel
@@ -69,10 +70,16 @@ class StrategyEngine:
         ranked = sorted((s for s in scored if s.total >= self.min_score), key=lambda s: (-s.total, s.symbol))
         chosen = ranked[: self.top_n]
         score_of = {s.symbol: s.total for s in chosen}
-        calls = self.calls(panel, [s.symbol for s in chosen], regime, t, f)
-        out = [dataclasses.replace(sig, score=score_of[sym]) for sym, sig in calls.items()]
-        out.sort(key=lambda s: (-(s.confidence * (s.score or 0.0)), s.symbol))
-        return out[: self.max_signals]
+        best = self._best(panel, [s.symbol for s in chosen], regime, t, f)
+        # Ranked by confidence × score before any signal is copied; only the kept ones are (with their
+        # meta and score at once): the same signals, in the same order, as copying every call first.
+        ranked_calls = sorted(
+            best.items(), key=lambda kv: (-(kv[1][0].confidence * (score_of[kv[0]] or 0.0)), kv[0])
+        )
+        return [
+            dataclasses.replace(sig, meta=meta, score=score_of[sym])
+            for sym, (sig, meta) in ranked_calls[: self.max_signals]
+        ]
 
     def calls(
         self, panel: Panel, symbols: Sequence[str], regime: Regime, t: int, features: Features
@@ -81,11 +88,21 @@ class StrategyEngine:
         of the active strategies, when they agree on a direction (no entry when none fires or they
         disagree). No score threshold and no cap: `run` applies those to pick entries; the strategy
         exits of held positions (`joe.portfolio.strategy_exits`) read the calls on what is held."""
+        return {
+            sym: dataclasses.replace(sig, meta=meta)
+            for sym, (sig, meta) in self._best(panel, symbols, regime, t, features).items()
+        }
+
+    def _best(
+        self, panel: Panel, symbols: Sequence[str], regime: Regime, t: int, features: Features
+    ) -> dict[str, tuple[Signal, dict[str, Any]]]:
+        """`calls` before the chosen signal is copied: symbol → (the most confident signal, the meta
+        its call carries: its own, the regime and the agreeing strategies)."""
         by_symbol: dict[str, list[Signal]] = {}
         for strat in self.active(regime):
             for sig in strat.generate(panel, [s for s in symbols if s in panel], t, features):
                 by_symbol.setdefault(sig.symbol, []).append(sig)
-        out: dict[str, Signal] = {}
+        out: dict[str, tuple[Signal, dict[str, Any]]] = {}
         for sym, sigs in by_symbol.items():
             if len({s.direction for s in sigs}) > 1:
                 continue
@@ -93,5 +110,5 @@ class StrategyEngine:
             meta = dict(best.meta)
             meta["regime"] = regime.label.value
             meta["agreeing"] = sorted(s.strategy for s in sigs if s is not best)
-            out[sym] = dataclasses.replace(best, meta=meta)
+            out[sym] = (best, meta)
         return out
