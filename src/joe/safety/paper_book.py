@@ -37,7 +37,7 @@ def _returns(cols: dict[str, np.ndarray], index: pd.DatetimeIndex) -> pd.DataFra
     cost more than the rest of the book on every backtest day (test: tests/safety/test_paper_book_returns.py).
     """
     closes = np.column_stack(list(cols.values())) if len(index) else np.empty((0, len(cols)))
-    with np.errstate(divide="ignore", invalid="ignore"):
+    with np.errstate(all="ignore"):  # as pandas' arithmetic: inf and NaN are values, not warnings
         r = closes[1:] / closes[:-1] - 1
     return pd.DataFrame(r, index=index[1:], columns=list(cols))
 
