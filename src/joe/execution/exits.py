@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import TYPE_CHECKING
@@ -227,44 +227,41 @@ async def fit_guards(om: OrderManager, guards: Sequence[Order], remaining: Decim
 
 
 async def _await_sent(om: OrderManager, coids: list[str]) -> None:
-    """Wait (at most `confirm_timeout`, then ask the broker) until none of `coids` is SUBMITTING;
-    raises `BrokerError` (the exit is not sent) if one still is."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + om.confirm_timeout
-    while any(om.book.orders[c].state is OrderState.SUBMITTING for c in coids):
-        left = deadline - loop.time()
-        if left <= 0:
-            for c in coids:
-                await om.ask(om.book.orders[c])
-            still = [c for c in coids if om.book.orders[c].state is OrderState.SUBMITTING]
-            if still:
-                raise BrokerError(
-                    f"exit held: protective orders {still} are being sent and the broker has not "
-                    "acknowledged them; the exit is not sent so it cannot reverse the position — retry it"
-                )
-            return
-        om.changed.clear()
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(min(left, 0.25)):
-                await om.changed.wait()
+    """Wait until none of `coids` is SUBMITTING (see `_await_orders`)."""
+    await _await_orders(
+        om, coids, lambda o: o.state is not OrderState.SUBMITTING,
+        "are being sent and the broker has not acknowledged them",
+    )  # fmt: skip
 
 
 async def await_terminal(om: OrderManager, coids: list[str]) -> None:
+    """Wait until every one of `coids` is terminal (see `_await_orders`)."""
+    await _await_orders(
+        om, coids, lambda o: o.state.is_terminal, "are still working at the broker"
+    )  # fmt: skip
+
+
+async def _await_orders(
+    om: OrderManager, coids: list[str], settled: Callable[[Order], bool], held: str
+) -> None:
+    """Wait (at most `om.confirm_timeout`, then ask the broker about each one left) until every order of
+    `coids` is `settled`; raises `BrokerError` naming those still not (`held` says how) — the exit is then
+    not sent, so it cannot reverse the position."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + om.confirm_timeout
     while True:
-        pending = [c for c in coids if not om.book.orders[c].state.is_terminal]
+        pending = [c for c in coids if not settled(om.book.orders[c])]
         if not pending:
             return
         left = deadline - loop.time()
         if left <= 0:
             for c in pending:
                 await om.ask(om.book.orders[c])
-            still = [c for c in pending if not om.book.orders[c].state.is_terminal]
+            still = [c for c in pending if not settled(om.book.orders[c])]
             if still:
                 raise BrokerError(
-                    f"exit held: protective orders {still} are still working at the broker; "
-                    "the exit is not sent so it cannot reverse the position — retry it"
+                    f"exit held: protective orders {still} {held}; the exit is not sent so it cannot "
+                    "reverse the position — retry it"
                 )
             return
         om.changed.clear()
