@@ -4,38 +4,19 @@ order/fill/reject/UNKNOWN counters and latency histograms with the OrderManager'
 
 from __future__ import annotations
 
-import os
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from pathlib import Path
 
-import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from joe.core.ids import client_order_id
 from joe.core.models import Fill, OrderIntent, OrderLeg, Side
 from joe.core.order import Order, OrderState
 from joe.metrics import AuditLatency, health, metrics_registry
-from joe.runtime.bootstrap import Runtime, bootstrap
+from joe.runtime.bootstrap import Runtime
 from joe.runtime.daemon import HEARTBEAT_KEY
 from joe.safety.control import SafetyContext, kill
 from joe.safety.kill_switch import KillLevel
-
-CLEARED = ("CAPITAL_", "IBKR_", "TELEGRAM_", "DISCORD_", "GEMINI_", "TRADING_MODE", "JOE_")
-
-
-@pytest.fixture
-def rt(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Runtime]:
-    for k in list(os.environ):
-        if k.startswith(CLEARED):
-            monkeypatch.delenv(k)
-    monkeypatch.setenv("JOE_DATA_DIR", str(tmp_path / "data"))
-    monkeypatch.setenv("JOE_CONFIG", str(tmp_path / "execution.yaml"))
-    r = bootstrap()
-    yield r
-    r.audit.close()
-    r.close()
 
 
 def scrape(registry: object) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:

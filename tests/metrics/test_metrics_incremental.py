@@ -4,34 +4,15 @@ count whatever the order of scrapes and writes. Equity is read as one row per mo
 
 from __future__ import annotations
 
-import os
-from collections.abc import Iterator
-from pathlib import Path
-
-import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from joe.core.order import OrderState
 from joe.metrics import metrics_registry
 from joe.metrics.event_tally import EVENT_OVERLAP
-from joe.runtime.bootstrap import Runtime, bootstrap
+from joe.runtime.bootstrap import Runtime
 
-from .test_metrics import CLEARED, _order, scrape, value
-
-
-@pytest.fixture
-def rt(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Runtime]:
-    for k in list(os.environ):
-        if k.startswith(CLEARED):
-            monkeypatch.delenv(k)
-    monkeypatch.setenv("JOE_DATA_DIR", str(tmp_path / "data"))
-    monkeypatch.setenv("JOE_CONFIG", str(tmp_path / "execution.yaml"))
-    r = bootstrap()
-    yield r
-    r.audit.close()
-    r.close()
-
+from .test_metrics import _order, scrape, value
 
 PATHS = [
     [(OrderState.SUBMITTING, 0), (OrderState.ACCEPTED, 0.04), (OrderState.FILLED, 0.3)],

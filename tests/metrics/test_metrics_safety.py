@@ -23,12 +23,10 @@ from joe.safety.control import SafetyContext
 from joe.safety.margin_monitor import MarginMonitor, MarginReading
 from joe.safety.trading_state import STATE_KEY, TradingStateStore
 
-from .test_metrics import rt  # noqa: F401 (fixture)
-
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 
 
-def scrape(rt: Runtime) -> Samples:  # noqa: F811
+def scrape(rt: Runtime) -> Samples:
     text = generate_latest(metrics_registry(rt.store)).decode()
     return {
         (s.name, tuple(sorted(s.labels.items()))): s.value
@@ -38,7 +36,7 @@ def scrape(rt: Runtime) -> Samples:  # noqa: F811
 
 
 @pytest.mark.parametrize("raw", ["garbage", ["halted"], {"by": "x"}, {"state": "paused"}])
-def test_an_unreadable_state_is_exported_as_halted(rt: Runtime, raw: object) -> None:  # noqa: F811
+def test_an_unreadable_state_is_exported_as_halted(rt: Runtime, raw: object) -> None:
     rt.store.set_state(STATE_KEY, raw)
     m = scrape(rt)  # before any Joe process re-read (and repaired) the state
     assert rt.store.get_state(STATE_KEY) == raw  # the scrape wrote nothing
@@ -48,14 +46,14 @@ def test_an_unreadable_state_is_exported_as_halted(rt: Runtime, raw: object) -> 
     assert TradingStateStore(rt.store, rt.audit).current().state.value == "halted"  # what Joe does
 
 
-def test_a_readable_state_is_exported_as_it_is(rt: Runtime) -> None:  # noqa: F811
+def test_a_readable_state_is_exported_as_it_is(rt: Runtime) -> None:
     assert scrape(rt)[("joe_trading_halted", ())] == 0.0  # never changed: active
     rt.store.set_state(STATE_KEY, {"state": "reducing", "by": "cli", "reason": "r", "since": "x"})
     m = scrape(rt)
     assert m[("joe_trading_halted", ())] == 1.0 and m[("joe_trading_state", (("state", "reducing"),))] == 1.0
 
 
-def test_breaker_margin_and_equity_gauges_move(rt: Runtime) -> None:  # noqa: F811
+def test_breaker_margin_and_equity_gauges_move(rt: Runtime) -> None:
     before = scrape(rt)
     assert ("joe_breaker_tripped", (("broker", "ibkr"),)) not in before
     ctx = SafetyContext.from_runtime(rt)
