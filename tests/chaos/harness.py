@@ -233,6 +233,7 @@ class Outcome:
     scenario: Scenario
     data_dir: Path
     owner_net: dict[str, Decimal] = field(default_factory=dict)
+    owner_closed: dict[str, Decimal] = field(default_factory=dict)  # of owner_net: Joe's deals closed
     reports: list[ReconcileReport] = field(default_factory=list)
     alerts: list[Any] = field(default_factory=list)
     queued_alerts: list[Any] = field(default_factory=list)
@@ -290,6 +291,7 @@ class Runner:
 
     def _collect(self) -> None:
         self.out.owner_net = dict(self.world.owner_net)
+        self.out.owner_closed = dict(self.world.owner_closed)
         self.out.reports.extend(self.joe.reports)
         self.out.alerts.extend(self.joe.om.alerts)
         self.out.queued_alerts.extend(getattr(self.joe.ctx.alerts, "pending", []) or [])
@@ -298,7 +300,7 @@ class Runner:
     def _watch_reversal(self) -> None:
         pos = self.world.positions()
         for s in self.sc.symbols:
-            joes = pos.get(s, ZERO) - self.world.owner_net.get(s, ZERO)
+            joes = pos.get(s, ZERO) - self.world.owner_net.get(s, ZERO) + self.world.owner_closed.get(s, ZERO)
             self.out.min_joe_position = min(self.out.min_joe_position, joes)
 
     def _ctx(self) -> FaultContext:

@@ -153,7 +153,9 @@ def protected_or_halted(out: Outcome, w: World, f: Facts) -> list[str]:
             stops[st.symbol] = stops.get(st.symbol, ZERO) + st.signed_qty
     bad = []
     for s in sorted(set(broker) | set(stops)):
-        joes = broker.get(s, ZERO) - out.owner_net.get(s, ZERO)
+        # What Joe holds there now: the owner's own trades are not Joe's, but an owner's close of one of
+        # Joe's deals took that part away from Joe (and its stop with it).
+        joes = broker.get(s, ZERO) - out.owner_net.get(s, ZERO) + out.owner_closed.get(s, ZERO)
         if stops.get(s, ZERO) == joes:
             continue
         why = f"{s}: Joe holds {joes} at the broker, its resting stops cover {stops.get(s, ZERO)}"

@@ -53,9 +53,17 @@ class World:
     symbols: tuple[str, ...]
     start_prices: dict[str, Decimal]
     owner_net: dict[str, Decimal]  # the account owner's own trades, signed, by symbol (external to Joe)
+    # Of those, the owner's closes of Joe's own deals (signed): they left Joe holding less, so what Joe must
+    # protect is the broker's position less only the owner's other trades (chaos seeds 250, 315).
+    owner_closed: dict[str, Decimal]
 
     def owned(self, symbol: str, signed_qty: Decimal) -> None:
         self.owner_net[symbol] = self.owner_net.get(symbol, ZERO) + signed_qty
+
+    def closed_for_joe(self, symbol: str, signed_qty: Decimal) -> None:
+        """The owner closed `signed_qty` of Joe's own position (an owner trade that shrank Joe's)."""
+        self.owned(symbol, signed_qty)
+        self.owner_closed[symbol] = self.owner_closed.get(symbol, ZERO) + signed_qty
 
     async def start(self) -> None: ...
     async def stop(self) -> None: ...
@@ -119,6 +127,7 @@ class IbkrWorld(World):
         self.symbols = symbols
         self.start_prices = {s: Decimal(100 + 50 * i) for i, s in enumerate(symbols)}
         self.owner_net = {}
+        self.owner_closed = {}
         self._owner: Any = None
         self._owner_n = 0
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -290,6 +299,7 @@ class CapitalWorld(World):
         self.symbols = symbols
         self.start_prices: dict[str, Decimal] = {}
         self.owner_net = {}
+        self.owner_closed = {}
 
     async def start(self) -> None:
         await self.sim.start()
@@ -368,7 +378,7 @@ class CapitalWorld(World):
                     self.sim.manual_close(deal.deal_id)
                 except ApiError:  # the market is closed (a halt): the owner's close is refused
                     return True
-                self.owned(deal.epic, -deal.size if deal.direction == "BUY" else deal.size)
+                self.closed_for_joe(deal.epic, -deal.size if deal.direction == "BUY" else deal.size)
         else:
             return False
         return True
