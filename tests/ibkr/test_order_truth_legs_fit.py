@@ -50,3 +50,33 @@ async def test_a_corrected_entry_shrinks_its_active_legs_to_the_filled_size(
     assert sim.book.positions["AAPL"].qty == 0  # closed, not reversed
     await om.exit(legs[0].signal_id)  # nothing left to exit or protect at the broker
     assert all(o.done for o in sim.book.orders.values() if o.placed.order_ref in (stop, target))
+
+
+async def test_a_correction_to_zero_cancels_the_entrys_rest_and_its_active_legs(
+    sim178: IBKRSimulator, make_om: Any, store: Store
+) -> None:
+    """A correction that takes every filled share away leaves nothing for the active legs to protect:
+    there is no filled size for them to follow (IBKR refuses a quantity of 0), and a stop of 5 on a flat
+    position would sell 5 short. Joe cancels the entry's rest, and its legs with it: flat, nothing active."""
+    sim = sim178
+    sim.set_price("AAPL", 100)
+    om = await make_om(sim, store)
+    legs = bracket_intents("fit-zero", 5, limit="99")
+    entry, stop, target = ids(legs)
+    await om.submit(legs)
+    await settle(lambda: agree(sim, store, ids(legs)))
+    sim.fill(entry, 5, 99)
+    await settle(lambda: agree(sim, store, ids(legs)))
+    bo = at_broker(sim, entry)
+    [ex] = [e for e in sim.book.executions if e.wire.order_id == bo.order_id]
+    sim.dispatch(sim.book.correct(bo, ex, Decimal(0), Decimal(99)))  # TWS: none of it filled after all
+    assert at_broker(sim, entry).status == "Submitted" and at_broker(sim, stop).active
+    await wait_for(
+        lambda: all(at_broker(sim, c).done for c in (entry, stop, target)),
+        what="the entry's rest and its active legs cancelled",
+    )
+    await settle(lambda: agree(sim, store, ids(legs)))
+    assert sim.book.positions["AAPL"].qty == 0
+    sim.set_price("AAPL", 94)  # where the stop would have fired: nothing sells short
+    await settle(lambda: agree(sim, store, ids(legs)))
+    assert sim.book.positions["AAPL"].qty == 0

@@ -78,7 +78,19 @@ class BracketFollower:
         target -= sum((o.filled_quantity for o in exits), Decimal(0))
         outside = self.outside.of_signal(sid) * parent.intent.side.sign  # < 0: closed elsewhere
         target += outside
-        if target <= 0 or sid in self._frozen:
+        if sid in self._frozen:
+            return
+        if target <= 0:
+            legs_active = any(c.state in _WORKING for c in self.book.children(parent))
+            if active and parent.state in _WORKING and not exits and outside == 0 and legs_active:
+                # A correction took every filled share away while the legs are active: there is no
+                # filled size to follow (IBKR refuses a quantity of 0) and a stop on a flat position
+                # would sell short. Cancel the entry's rest; the broker cancels its legs with it.
+                await self.journal.alert(
+                    AlertKind.UNRESOLVED,
+                    f"{sid}: a correction left the entry unfilled with its legs active: entry cancelled",
+                )
+                await self.cancel(parent.client_order_id)
             return  # nothing filled and done: the broker cancels the children with their parent
         self._following.add(sid)
         try:
