@@ -133,6 +133,19 @@ def test_login_sets_an_httponly_strict_cookie_and_audits_a_wrong_token(
     assert "httponly" in cookie and "samesite=strict" in cookie
 
 
+def test_logout_drops_the_cookie_and_the_pages_ask_for_the_token_again(
+    client: TestClient, token: str
+) -> None:
+    assert client.post("/login", data={"token": token}, follow_redirects=False).status_code == 303
+    assert client.get("/", follow_redirects=False).status_code == 200  # the cookie opens the pages
+    out = client.post("/logout", follow_redirects=False)
+    assert out.status_code == 303 and out.headers["location"] == "/login"
+    assert "max-age=0" in out.headers["set-cookie"].lower()  # the browser forgets it
+    client.cookies.clear()  # as the browser does on that answer
+    again = client.get("/", follow_redirects=False)
+    assert again.status_code in (303, 307) and again.headers["location"].startswith("/login")
+
+
 def test_openapi_schema_lists_every_api_endpoint(client: TestClient, token: str) -> None:
     assert client.get("/openapi.json").status_code == 401
     schema = client.get("/openapi.json", headers=bearer(token)).json()
