@@ -49,17 +49,8 @@ def seeds(config: pytest.Config) -> list[int]:
 # Not strict: a chaos scenario's path depends on timing, so a seed may miss its defect on a given run;
 # each deterministic case has a strict xfail in test_found.py.
 KNOWN_DEFECTS: dict[int, str] = {
-    6: "joe/execution: a reconciliation's resend of a NEW order (a lost-protection replacement stop) "
-    "races the lost-protection reaction's submit of the same order; StaleOrderError escapes the pass",
-    20: "joe/safety + joe/execution: a lost-protection replacement stop outlives its position (the "
-    "target closed it) and a gap sells short (strict: test_found.py)",
-    129: "joe/safety + joe/execution: two lost-protection replacement stops and the bracket's stop all "
-    "fill after a partial entry, a partial exit and a restart; the position is reversed to short",
-    83: "joe/execution: StaleOrderError escapes a reconciliation pass (as seed 6)",
-    146: "joe/execution: StaleOrderError escapes a reconciliation pass (as seed 6)",
-    7: "joe/execution: StaleOrderError escapes a reconciliation pass (as seed 6; met after the merge)",
-    62: "joe/execution (Capital exit): an exit that cancelled the deal's stop, then did not complete, "
-    "stays ACCEPTED with nothing at the broker; the position rests naked and trading stays ACTIVE",
+    43: "joe/execution + joe/audit (Capital.com netting; latency, sigkill_restart, audit_full): after the "
+    "restart an entry reaches the broker while the audit disk is full (audit_full_fails_closed); open",
 }
 # Fault kinds that meet a defect of others' code in any scenario that draws them (before the action
 # the fault precedes); each strict and deterministic in test_found.py. None open: audit_full (an exit
@@ -80,7 +71,7 @@ def known_defect(seed: int) -> str | None:
 
 # Seeds of the defects under repair in joe/execution: left out of the smoke subset, not of `make chaos`.
 # None open: 6 7 16 20 62 83 95 98 101 (and 129 146 220 253 477) pass since truth6 (each replayed once,
-# 16 95 98 101 220 twice).
+# 16 95 98 101 220 twice); 250 and 315 since the owner-close miscount in protected_or_halted was mended.
 OPEN_DEFECT_SEEDS: frozenset[int] = frozenset()
 # The fixed subset in `make test`: the first 100 seeds less those above (every variant; seeds 0-111).
 SMOKE: tuple[int, ...] = tuple(
