@@ -112,7 +112,8 @@ def test_too_short_an_index_history_is_a_bad_argument_without_a_class_name(
     for sym in ("ACME", "SPX"):
         (folder / f"{sym}.csv").write_text(
             "date,open,high,low,close,volume\n"
-            + "\n".join(f"{d.date()},10,11,9,{10 + i % 3},1000000" for i, d in enumerate(days))
+            # Clean bars (close within high/low, small moves): only the index history is too short.
+            + "\n".join(f"{d.date()},10,11,9,{10 + (i % 3) / 10},1000000" for i, d in enumerate(days))
         )
     result = CliRunner().invoke(app, ["run", "--once", "--source", f"csv:{folder}"])
     assert result.exit_code == 2, result.output
