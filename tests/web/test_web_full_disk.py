@@ -101,11 +101,10 @@ def tmpfs(tmp_path: Path) -> Iterator[Path]:
 
 
 def _fill(d: Path) -> None:
-    with open(d / "filler", "wb") as f:
+    with open(d / "filler", "wb", buffering=0) as f:  # unbuffered: closing it has nothing left to write
         try:
             while True:
                 f.write(b"\0" * 65536)
-                f.flush()
         except OSError:
             pass
     for i in range(1000):  # the last blocks
