@@ -276,6 +276,7 @@ async def _opened(source: FrameSource) -> tuple[FrameSource, Any]:
     return source, close
 
 
+@pytest.mark.timeout(900)  # 30 forward runs through the real stages: over the suite's 180 s on a busy machine
 @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(
     seed=st.integers(0, 2**16),
