@@ -17,18 +17,24 @@ from .helpers import bracket_intents, wait_for
 from .truth import agree, at_broker, ids, settle
 
 
+async def _filled_bracket(sim: IBKRSimulator, make_om: Any, store: Store, name: str) -> tuple[Any, list[Any]]:
+    """A 5-share AAPL bracket submitted through a fresh OrderManager and filled in full at 99."""
+    sim.set_price("AAPL", 100)
+    om = await make_om(sim, store)
+    legs = bracket_intents(name, 5, limit="99")
+    await om.submit(legs)
+    await settle(lambda: agree(sim, store, ids(legs)))
+    sim.fill(ids(legs)[0], 5, 99)
+    await settle(lambda: agree(sim, store, ids(legs)))
+    return om, legs
+
+
 async def test_a_corrected_entry_shrinks_its_active_legs_to_the_filled_size(
     sim178: IBKRSimulator, make_om: Any, store: Store
 ) -> None:
     sim = sim178
-    sim.set_price("AAPL", 100)
-    om = await make_om(sim, store)
-    legs = bracket_intents("fit-corr", 5, limit="99")
+    om, legs = await _filled_bracket(sim, make_om, store, "fit-corr")  # filled: the legs go active at 5
     entry, stop, target = ids(legs)
-    await om.submit(legs)
-    await settle(lambda: agree(sim, store, ids(legs)))
-    sim.fill(entry, 5, 99)  # filled: the legs go active at 5
-    await settle(lambda: agree(sim, store, ids(legs)))
     bo = at_broker(sim, entry)
     [ex] = [e for e in sim.book.executions if e.wire.order_id == bo.order_id]
     sim.dispatch(sim.book.correct(bo, ex, Decimal(1), Decimal(99)))  # TWS: 1, not 5; 4 work again
@@ -59,14 +65,8 @@ async def test_a_correction_to_zero_cancels_the_entrys_rest_and_its_active_legs(
     there is no filled size for them to follow (IBKR refuses a quantity of 0), and a stop of 5 on a flat
     position would sell 5 short. Joe cancels the entry's rest, and its legs with it: flat, nothing active."""
     sim = sim178
-    sim.set_price("AAPL", 100)
-    om = await make_om(sim, store)
-    legs = bracket_intents("fit-zero", 5, limit="99")
+    _om, legs = await _filled_bracket(sim, make_om, store, "fit-zero")  # keeps working in the background
     entry, stop, target = ids(legs)
-    await om.submit(legs)
-    await settle(lambda: agree(sim, store, ids(legs)))
-    sim.fill(entry, 5, 99)
-    await settle(lambda: agree(sim, store, ids(legs)))
     bo = at_broker(sim, entry)
     [ex] = [e for e in sim.book.executions if e.wire.order_id == bo.order_id]
     sim.dispatch(sim.book.correct(bo, ex, Decimal(0), Decimal(99)))  # TWS: none of it filled after all
