@@ -334,8 +334,9 @@ def _close_at(snap: MarketSnapshot, symbol: str, t: int) -> float | None:
 
 def without_no_entries(st: RunState, signals: list[Signal]) -> list[Signal]:
     """`signals` less those on a symbol of `opts.no_entries` (the daemon's stale instruments: no fresh
-    quote, so no price to trust); each one left out is audited `run.entry_refused` and said in the
-    report's signal table."""
+    quote, so no price to trust), priced from a failover source, or without an as-of bar in the
+    panel (excluded by data quality, or missing that day); each one left out is audited
+    `run.entry_refused` and said in the report's signal table."""
     blocked = set(st.opts.no_entries)
     out = []
     for s in signals:
@@ -343,6 +344,14 @@ def without_no_entries(st: RunState, signals: list[Signal]) -> list[Signal]:
         if failover is not None:
             st.executions[s.signal_id] = f"refused: {failover}"
             st.rt.audit.record("run.entry_refused", {"symbol": s.symbol, "reason": failover},
+                               run_id=st.run_id, signal_id=s.signal_id)  # fmt: skip
+            continue
+        if st.snap is not None and _close_at(st.snap, s.symbol, st.as_of_idx) is None:
+            # Excluded by data quality or without a bar on the as-of date: no price to size, fill or mark
+            # the entry at (found by the forward-runs property: an entry was booked with no mark).
+            why = f"no as-of bar for {s.symbol} in this run's market data (excluded or missing)"
+            st.executions[s.signal_id] = f"refused: {why}; no entry"
+            st.rt.audit.record("run.entry_refused", {"symbol": s.symbol, "reason": why},
                                run_id=st.run_id, signal_id=s.signal_id)  # fmt: skip
             continue
         if s.symbol not in blocked:
