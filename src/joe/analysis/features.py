@@ -14,7 +14,7 @@ columns are the per-symbol series themselves (the same memo, no second copy).
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
@@ -38,8 +38,12 @@ GAP_BLOCK = 128
 class Features:
     """Lazy, memoised indicator series for the symbols of one panel."""
 
-    def __init__(self, panel: Panel) -> None:
+    def __init__(self, panel: Panel, *, every_row: bool = False) -> None:
+        """`every_row`: the caller will read (nearly) every row for many symbols (a backtest), so
+        `values_at` computes an indicator for every symbol at once (`matrix`) the first time it is read;
+        a run reading one row leaves it False and computes only the symbols it reads."""
         self.panel = panel
+        self.every_row = every_row
         self._cache: dict[_Key, np.ndarray] = {}
         self._rows: dict[str, dict[str, np.ndarray]] = {}
 
@@ -80,6 +84,30 @@ class Features:
                 self._cache[(sym, name, params)] = got[:, j]  # the column is the series: one copy
             self._cache[key] = got
         return got
+
+    def values_at(self, name: str, t: int, symbols: Sequence[str], *params: object) -> list[float]:
+        """`at(getattr(self, name)(sym, *params), t)` for each of `symbols`, as Python floats (NaN when
+        `t` is out of range): one gather from `matrix(name, *params)` when that matrix exists (or
+        `every_row`), else one memoised series per symbol — the same values either way, since the
+        matrix's columns are the per-symbol series. Raises `KeyError` for a symbol not in the panel."""
+        if t < 0 or t >= self.panel.n_dates:
+            return [math.nan] * len(symbols)
+        m = self._cache.get(("*", name, params))
+        if m is None and (self.every_row or name in ("close", "volume")):
+            m = self.matrix(name, *params)
+        if m is not None:
+            col = self.panel.col
+            return m[t, [col(s) for s in symbols]].tolist()  # type: ignore[no-any-return]
+        make = getattr(self, name)
+        return [float(make(s, *params)[t]) for s in symbols]
+
+    def bb_upper(self, symbol: str, period: int = 20, nbdev: float = 2.0) -> np.ndarray:
+        """The upper Bollinger band (`bbands`' first series)."""
+        return self.bbands(symbol, period, nbdev)[0]
+
+    def bb_lower(self, symbol: str, period: int = 20, nbdev: float = 2.0) -> np.ndarray:
+        """The lower Bollinger band (`bbands`' second series)."""
+        return self.bbands(symbol, period, nbdev)[1]
 
     def sma(self, symbol: str, period: int) -> np.ndarray:
         return self._get(symbol, "sma", (period,), lambda: ind.sma(self.close(symbol), period))

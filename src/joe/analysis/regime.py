@@ -360,7 +360,9 @@ class RegimeDetector:
         series was given (its age then adds the index's)."""
         when = to_utc_timestamp(as_of) if as_of is not None else labelled
         spx_age = float((when.normalize() - labelled.normalize()).days)
-        spx_sessions = float(session_age(labelled, when)[0])
+        # Read on its own day (every backtest day, most runs): no session in between, no calendar look-up.
+        same_day = spx_age == 0.0 and when.normalize() == labelled.normalize()
+        spx_sessions = 0.0 if same_day else float(session_age(labelled, when)[0])
         vix_age = float(row["vix_age_days"])
         vix_sessions = float(row["vix_age_sessions"])
         if has_vix and np.isfinite(vix_age):

@@ -118,7 +118,8 @@ class History:
         panel = snap.panel
         ok, last_ok = _ohlc_rows(panel)
         dates = list(panel.dates.to_pydatetime())
-        return cls(snap, Features(panel), PrecomputedRegime(snap.spx, snap.vix), ok, last_ok, dates)
+        features = Features(panel, every_row=True)  # every day reads its row of every indicator
+        return cls(snap, features, PrecomputedRegime(snap.spx, snap.vix), ok, last_ok, dates)
 
     def as_of(self, ts: pd.Timestamp) -> History:
         """The history day `ts` replays on: the one loaded with data ending before the first quality

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from joe.analysis.features import Features, at, finite
+from joe.analysis.features import Features, finite
 from joe.analysis.panel import Panel
 from joe.analysis.regime import RegimeLabel
 from joe.analysis.strategies.base import StrategyParams, build_signal, clamp01, px
@@ -35,12 +35,19 @@ class Breakout:
         f = features or Features(panel)
         t = as_of_index
         out: list[Signal] = []
-        for sym in symbols:
-            close = at(f.close(sym), t)
-            hi, lo = at(f.prior_high(sym, self.channel), t), at(f.prior_low(sym, self.channel), t)
-            vol, avg_vol = at(f.volume(sym), t), at(f.avg_volume(sym), t)
-            atr = at(f.atr(sym, self.params.atr_period), t)
-            adx = at(f.adx(sym, self.params.atr_period), t)
+        period = self.params.atr_period
+        readings = zip(
+            symbols,
+            f.values_at("close", t, symbols),
+            f.values_at("prior_high", t, symbols, self.channel),
+            f.values_at("prior_low", t, symbols, self.channel),
+            f.values_at("volume", t, symbols),
+            f.values_at("avg_volume", t, symbols, 20),
+            f.values_at("atr", t, symbols, period),
+            f.values_at("adx", t, symbols, period),
+            strict=True,
+        )
+        for sym, close, hi, lo, vol, avg_vol, atr, adx in readings:
             if not finite(close, hi, lo, vol, avg_vol, atr) or avg_vol <= 0:
                 continue
             rel_vol = vol / avg_vol

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from joe.analysis.features import Features, at, finite
+from joe.analysis.features import Features, finite
 from joe.analysis.panel import Panel
 from joe.analysis.regime import RegimeLabel
 from joe.analysis.strategies.base import StrategyParams, build_signal, clamp01, px
@@ -35,12 +35,17 @@ class MeanReversion:
         f = features or Features(panel)
         t = as_of_index
         out: list[Signal] = []
-        for sym in symbols:
-            close = at(f.close(sym), t)
-            upper_s, lower_s = f.bbands(sym, self.band_period, self.band_dev)
-            upper, lower = at(upper_s, t), at(lower_s, t)
-            rsi = at(f.rsi(sym), t)
-            atr = at(f.atr(sym, self.params.atr_period), t)
+        bands = (self.band_period, self.band_dev)
+        readings = zip(
+            symbols,
+            f.values_at("close", t, symbols),
+            f.values_at("bb_upper", t, symbols, *bands),
+            f.values_at("bb_lower", t, symbols, *bands),
+            f.values_at("rsi", t, symbols, 14),
+            f.values_at("atr", t, symbols, self.params.atr_period),
+            strict=True,
+        )
+        for sym, close, upper, lower, rsi, atr in readings:
             if not finite(close, upper, lower, rsi, atr) or atr <= 0:
                 continue
             if close < lower and rsi <= self.rsi_low:

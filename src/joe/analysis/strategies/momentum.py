@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from joe.analysis.features import Features, at, finite
+from joe.analysis.features import Features, finite
 from joe.analysis.panel import Panel
 from joe.analysis.regime import RegimeLabel
 from joe.analysis.strategies.base import StrategyParams, build_signal, clamp01, px
@@ -35,13 +35,17 @@ class Momentum:
         f = features or Features(panel)
         t = as_of_index
         out: list[Signal] = []
-        for sym in symbols:
-            close = at(f.close(sym), t)
-            ret = at(f.pct_change(sym, self.lookback), t)
-            sma = at(f.sma(sym, 50), t)
-            hist = at(f.macd_hist(sym), t)
-            rsi = at(f.rsi(sym), t)
-            atr = at(f.atr(sym, self.params.atr_period), t)
+        readings = zip(
+            symbols,
+            f.values_at("close", t, symbols),
+            f.values_at("pct_change", t, symbols, self.lookback),
+            f.values_at("sma", t, symbols, 50),
+            f.values_at("macd_hist", t, symbols),
+            f.values_at("rsi", t, symbols, 14),
+            f.values_at("atr", t, symbols, self.params.atr_period),
+            strict=True,
+        )
+        for sym, close, ret, sma, hist, rsi, atr in readings:
             if not finite(close, ret, sma, hist, rsi, atr) or atr <= 0:
                 continue
             if ret >= self.min_return and close > sma and hist > 0 and 50.0 <= rsi <= 75.0:

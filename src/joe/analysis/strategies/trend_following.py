@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from joe.analysis.features import Features, at, finite
+from joe.analysis.features import Features, finite
 from joe.analysis.panel import Panel
 from joe.analysis.regime import RegimeLabel
 from joe.analysis.strategies.base import StrategyParams, build_signal, clamp01, px
@@ -35,13 +35,18 @@ class TrendFollowing:
         f = features or Features(panel)
         t = as_of_index
         out: list[Signal] = []
-        for sym in symbols:
-            close = at(f.close(sym), t)
-            ema_s = f.ema(sym, self.fast)
-            fast, fast_prev = at(ema_s, t), at(ema_s, t - 5)
-            slow = at(f.sma(sym, self.slow), t)
-            adx = at(f.adx(sym, self.params.atr_period), t)
-            atr = at(f.atr(sym, self.params.atr_period), t)
+        period = self.params.atr_period
+        readings = zip(
+            symbols,
+            f.values_at("close", t, symbols),
+            f.values_at("ema", t, symbols, self.fast),
+            f.values_at("ema", t - 5, symbols, self.fast),
+            f.values_at("sma", t, symbols, self.slow),
+            f.values_at("adx", t, symbols, period),
+            f.values_at("atr", t, symbols, period),
+            strict=True,
+        )
+        for sym, close, fast, fast_prev, slow, adx, atr in readings:
             if not finite(close, fast, fast_prev, slow, adx, atr) or adx < self.adx_min:
                 continue
             if close > fast > slow and fast > fast_prev:
