@@ -48,10 +48,10 @@ def seeds(config: pytest.Config) -> list[int]:
 # Seeds that meet a defect of code others own (joe/execution, joe/safety), named here until fixed.
 # Not strict: a chaos scenario's path depends on timing, so a seed may miss its defect on a given run;
 # each deterministic case has a strict xfail in test_found.py.
-KNOWN_DEFECTS: dict[int, str] = {
-    43: "joe/execution + joe/audit (Capital.com netting; latency, sigkill_restart, audit_full): after the "
-    "restart an entry reaches the broker while the audit disk is full (audit_full_fails_closed); open",
-}
+# None open: 43 (a restart on a full audit disk resent the killed process's entry) since truth7
+# (test_found.test_a_restart_on_a_full_audit_disk_sends_no_entry and
+# test_an_entry_whose_write_ahead_record_fails_is_not_sent).
+KNOWN_DEFECTS: dict[int, str] = {}
 # Fault kinds that meet a defect of others' code in any scenario that draws them (before the action
 # the fault precedes); each strict and deterministic in test_found.py. None open: audit_full (an exit
 # not sent while the audit disk was full, seed 169's entry never audited) is fixed by the audit log's

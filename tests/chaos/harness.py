@@ -84,10 +84,12 @@ class DiskAuditLog(AuditLog):
     """The audit log on a disk that can fill. Setting `full` fills the disk: from then on an append
     fails as the OS fails it (ENOSPC from the write, wrapped by the log as `AuditWriteError`, nothing
     written) unless it fits in the space the log frees by deleting its reserve (`joe.audit.reserve`),
-    and the reserve cannot be made again; clearing `full` frees space (the operator)."""
+    and the reserve cannot be made again; clearing `full` frees space (the operator). `full=True` at
+    construction: a process that starts on the full disk (a reserve file left by an earlier process
+    is still there to be freed; none can be made)."""
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        self._full = False
+    def __init__(self, *args: Any, full: bool = False, **kwargs: Any) -> None:
+        self._full = full
         self.free = 0  # bytes left on the full disk
         super().__init__(*args, **kwargs)
 
@@ -117,16 +119,21 @@ class DiskAuditLog(AuditLog):
         return held
 
     def _make_reserve(self) -> bool:
-        return False if self._full else super()._make_reserve()
+        if self._full:  # no room to make one; one already there is there (as `SpaceReserve.ensure`)
+            return self._reserve.present()
+        return super()._make_reserve()
 
 
 class JoeProcess:
     """One Joe process's order path on `data_dir` (see the module docstring)."""
 
-    def __init__(self, world: World, data_dir: Path, skew: timedelta = timedelta(0)) -> None:
+    def __init__(
+        self, world: World, data_dir: Path, skew: timedelta = timedelta(0), *, disk_full: bool = False
+    ) -> None:
         self.world = world
         self.data_dir = data_dir
         self.skew = skew
+        self.disk_full = disk_full  # the process starts on a full audit disk
         self.reports: list[ReconcileReport] = []
 
     def clock(self) -> datetime:
@@ -137,7 +144,9 @@ class JoeProcess:
         self.store: Store = open_store(data_dir=self.data_dir)
         # A quarter of the real reserve: room for a scenario's exits, and a thousand scenarios' data
         # folders on tmpfs do not hold a gigabyte of memory.
-        self.audit = DiskAuditLog(self.data_dir / "audit", fsync=False, reserve_bytes=256 * 1024)
+        self.audit = DiskAuditLog(
+            self.data_dir / "audit", fsync=False, reserve_bytes=256 * 1024, full=self.disk_full
+        )
         self.audit.attach_anchor(StoreAnchor(self.store))
         self.ctx = SafetyContext(self.store, self.audit, self.data_dir, clock=self.clock)
         self._unguard = guard_audit_disk(self.ctx)  # as `BrokerSafety`: a full disk moves to REDUCING
@@ -261,11 +270,12 @@ class Runner:
         self.skew = timedelta(0)
         self.halted: set[str] = set()
 
-    async def _start(self) -> JoeProcess:
+    async def _start(self, disk_full: bool = False) -> JoeProcess:
         """Start a Joe process the way a supervisor does: a start whose reconciliation cannot finish
-        (the broker unreachable, an order in doubt) ends the process; it is started again shortly."""
+        (the broker unreachable, an order in doubt) ends the process; it is started again shortly.
+        `disk_full`: it starts on the full audit disk."""
         for attempt in range(6):
-            joe = JoeProcess(self.world, self.data_dir, self.skew)
+            joe = JoeProcess(self.world, self.data_dir, self.skew, disk_full=disk_full)
             try:
                 await asyncio.wait_for(joe.open(), timeout=120)  # a loaded machine starts slowly
                 return joe
@@ -405,8 +415,9 @@ class Runner:
             self.joe.audit.full = False  # a disk that fills in this step fills for the restarted process
             await self._end(crash=True)  # the process that will be killed is the next one
             await self._child(point, intents)
-            self.joe = await self._start()
-            self.joe.audit.full = self.full
+            # The restart meets the full disk from its first record (its startup reconciliation
+            # included: seed 43's resend of the killed process's entry went out on a disk with room).
+            self.joe = await self._start(disk_full=self.full)
             # The restarted process meets the same signal again: one intent, never two orders.
         if not self.joe.entries_allowed():
             self.out.outcomes.append("entry: refused by the trading state")

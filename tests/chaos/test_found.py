@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 from datetime import timedelta
@@ -15,6 +16,7 @@ import pytest
 from chaos.harness import JoeProcess, bracket
 from chaos.worlds import CapitalWorld, IbkrWorld, World
 from joe.audit.chain import verify
+from joe.audit.errors import AuditWriteError
 from joe.brokers.base import BrokerError, EntriesRefused
 from joe.core.events import NullAudit
 from joe.core.order import OrderState
@@ -189,3 +191,126 @@ async def test_an_exit_is_sent_while_the_audit_disk_is_full(tmp_path: Path, firs
     finally:
         await joe.close()
         await world.stop()
+
+
+class _Died(BaseException):
+    """The process dies here (SIGKILL): nothing after this point runs."""
+
+
+async def _written_ahead_then_killed(world: World, data_dir: Path, legs: list[Any]) -> None:
+    """A Joe process commits a bracket's intent (NEW, `order.attempt` audited) and dies before the
+    send (`kill_child.py`'s ``after_write`` point, in process)."""
+    joe = JoeProcess(world, data_dir)
+    await joe.open()
+
+    async def die(orders: Any) -> Any:
+        raise _Died
+
+    joe.om.send = die  # type: ignore[method-assign]
+    try:
+        with pytest.raises(_Died):
+            await joe.om.submit(legs)
+    finally:
+        await joe.crash()
+    stored = joe_store_state(data_dir, legs[0].client_order_id)
+    assert stored is OrderState.NEW  # written ahead, never sent
+
+
+def joe_store_state(data_dir: Path, coid: str) -> OrderState | None:
+    from joe.store import open_store
+
+    store = open_store(data_dir=data_dir)
+    try:
+        o = store.load_order(coid)
+        return None if o is None else o.state
+    finally:
+        store.close()
+
+
+@pytest.mark.parametrize("reserve", ["left", "used_up"])
+async def test_a_restart_on_a_full_audit_disk_sends_no_entry(tmp_path: Path, reserve: str) -> None:
+    """Seed 43 (Capital.com netting; SIGKILL after the write-ahead, then the audit disk full): the
+    restarted process's startup reconciliation resends the entry the killed process wrote ahead and
+    never sent. On a full audit disk it must not: the entry is stored REJECTED and never reaches the
+    broker, the trading state is REDUCING (audit-disk). `reserve`: the space reserve file the killed
+    process left is still there to be freed (the first record meets the full disk and frees it), or
+    it was used up already (no record can be written at all: the broker client cannot audit its
+    login, so the process cannot start, and the trading state is REDUCING from the start — before the
+    fix a log that started with no room for its reserve told nobody). Before the harness fix the
+    restart ran on a disk with room and resent the entry (the seed's failure); the kind in a running
+    process is `test_an_entry_whose_write_ahead_record_fails_is_not_sent`."""
+    logging.getLogger("ib_async").setLevel(logging.CRITICAL)
+    world = IbkrWorld(43, 178, ("AAPL",))
+    await world.start()
+    legs = bracket("found-43-AAPL", "AAPL", 2, Decimal(100))
+    try:
+        await _written_ahead_then_killed(world, tmp_path, legs)
+        if reserve == "used_up":
+            (tmp_path / "audit" / ".audit.reserve").unlink()
+        joe = JoeProcess(world, tmp_path, disk_full=True)
+        if reserve == "used_up":  # the client cannot audit its login: the process cannot start
+            with pytest.raises(AuditWriteError):
+                await joe.open()
+            assert world.placements()[legs[0].client_order_id] == 0
+            assert _stored_state(tmp_path) == (TradingState.REDUCING, "audit-disk")  # said at start
+            return
+        await joe.open()  # the startup reconciliation finds the NEW entry
+        try:
+            await joe.reconcile()
+            assert world.placements()[legs[0].client_order_id] == 0  # fail closed: never sent
+            assert not joe.entries_allowed()
+            rec = joe.ctx.states.current()
+            assert (rec.state, rec.by) == (TradingState.REDUCING, "audit-disk")
+            stored = joe.store.load_order(legs[0].client_order_id)
+            assert stored is not None and stored.state is OrderState.REJECTED
+            with contextlib.suppress(EntriesRefused):  # the same signal again: never sent
+                await joe.om.submit(legs)
+            assert world.placements()[legs[0].client_order_id] == 0
+        finally:
+            joe.audit.full = False
+            await joe.close()
+    finally:
+        await world.stop()
+
+
+async def test_an_entry_whose_write_ahead_record_fails_is_not_sent(tmp_path: Path) -> None:
+    """The kind of seed 43 in a running process: the audit disk is full past the space reserve (no
+    record can be written, and the log has not said so yet). An entry's `order.attempt` fails: before
+    the fix the failure was only logged and the entry sent with no audit record of its intent. It is
+    refused (stored REJECTED, never sent). (Exits need the reserve's room: the broker clients refuse a
+    request they cannot audit; `test_an_exit_is_sent_while_the_audit_disk_is_full`.)"""
+    logging.getLogger("ib_async").setLevel(logging.CRITICAL)
+    world = IbkrWorld(431, 178, ("AAPL", "MSFT"))
+    await world.start()
+    joe = JoeProcess(world, tmp_path)
+    await joe.open()
+    try:
+        held = bracket("found-431-AAPL", "AAPL", 2, Decimal(100))
+        await joe.om.submit(held)
+        await _until(lambda: world.positions() == {"AAPL": Decimal(2)})
+        joe.audit.fill_past_reserve()
+        entry = bracket("found-431-MSFT", "MSFT", 1, Decimal(150))
+        try:
+            with pytest.raises(EntriesRefused):
+                await joe.om.submit(entry)
+            assert world.placements()[entry[0].client_order_id] == 0
+            stored = joe.store.load_order(entry[0].client_order_id)
+            assert stored is not None and stored.state is OrderState.REJECTED
+            assert world.positions() == {"AAPL": Decimal(2)}  # the held position and its stop stay
+        finally:
+            joe.audit.full = False
+    finally:
+        await joe.close()
+        await world.stop()
+
+
+def _stored_state(data_dir: Path) -> tuple[TradingState, str]:
+    from joe.safety.trading_state import TradingStateStore
+    from joe.store import open_store
+
+    store = open_store(data_dir=data_dir)
+    try:
+        rec = TradingStateStore(store, NullAudit()).current()
+        return rec.state, rec.by
+    finally:
+        store.close()

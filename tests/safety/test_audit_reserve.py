@@ -158,3 +158,51 @@ def test_space_reserve_release_and_ensure(tmp_path: Path) -> None:
     assert r.ensure(fsync=False) and r.present() and r.ensure(fsync=False)
     assert r.release() == 1000 and not r.present()
     assert not SpaceReserve(tmp_path, 0).ensure()
+
+
+def test_a_used_up_reserve_is_said_once_and_closes_the_entry_gate_until_space_is_back(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 13, seed 43: the reserve is gone (used up by an earlier process, or never made: the disk
+    was full at start) and the disk is full. The append fails (nothing written), the full disk is still
+    said once, and the entry gate refuses until the disk has room again (`AuditLog.has_room` makes the
+    reserve again at once, without waiting for a record's rearm interval)."""
+    store = open_store(data_dir=tmp_path)
+    log = AuditLog(tmp_path / "audit", fsync=False, reserve_bytes=8192)
+    ctx = SafetyContext(store, log, tmp_path)  # no guard: the gate alone, the state stays ACTIVE
+    gate = entry_gate(ctx)
+    heard: list[str] = []
+    log.add_disk_full_listener(heard.append)
+    disk = FullDisk(monkeypatch)
+    (tmp_path / "audit" / RESERVE_FILE).unlink()
+    disk.free = 0
+    for _ in range(2):
+        with pytest.raises(audit_mod.AuditWriteError):
+            log.record("order.attempt")
+    assert len(heard) == 1 and "no space reserve was left to free" in heard[0]
+    assert log.disk_full and not log.has_room()
+    assert ctx.states.current().state is TradingState.ACTIVE
+    why = gate()
+    assert why is not None and "audit disk is full" in why  # closed: the disk has no room
+    disk.free = None  # the operator frees space
+    assert gate() is None and log.has_room() and (tmp_path / "audit" / RESERVE_FILE).exists()
+    assert [e["event"] for e in _events(tmp_path / "audit")] == [DISK_SPACE_BACK_EVENT]
+    store.close()
+
+
+def test_a_process_started_on_a_full_disk_is_reducing_at_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No room for the reserve at start (said before any listener was there): installing the guard
+    moves the trading state to REDUCING at once, and the entry gate refuses."""
+    store = open_store(data_dir=tmp_path)
+    disk = FullDisk(monkeypatch)
+    disk.free = 0
+    log = AuditLog(tmp_path / "audit", fsync=False, reserve_bytes=8192)
+    ctx = SafetyContext(store, log, tmp_path)
+    remove = guard_audit_disk(ctx)  # its move's record cannot be written; the state is stored
+    rec = ctx.states.current()
+    assert (rec.state, rec.by) == (TradingState.REDUCING, BY) and "no room" in rec.reason
+    assert entry_gate(ctx)() is not None
+    remove()
+    store.close()

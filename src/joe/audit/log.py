@@ -297,11 +297,23 @@ class AuditLog:
 
         return remove
 
+    def has_room(self) -> bool:
+        """False while the disk is full: the space reserve is used up (freed by an append that met a
+        full disk, or no room for it at start) and cannot be made again now. Asked before an entry is
+        sent (`joe.safety.audit_disk.entry_gate`); tries to make the reserve again at once (an operator
+        may have freed space), not every `rearm_interval_s` as a record does."""
+        if self._reserve_used:
+            self._rearm_at = 0.0
+            self._try_rearm()
+        return not self._reserve_used
+
     def _tell_disk_full(self, freed: dict[str, Any]) -> None:
-        reason = (
-            f"the audit disk is full ({freed['error']} writing {freed['file']}): "
+        left = (
             f"the {freed['reserve_bytes']}-byte reserve was freed so exits and cancels can still be audited"
+            if freed["reserve_bytes"]
+            else "no space reserve was left to free: nothing more can be audited until space is freed"
         )
+        reason = f"the audit disk is full ({freed['error']} writing {freed['file']}): {left}"
         _log.error("audit log: %s", reason)
         for listener in list(self._disk_full_listeners):
             try:
@@ -531,11 +543,15 @@ class AuditLog:
                 held = self._free_reserve()
             except OSError:
                 held = 0
-            if not held:
-                raise
-            self._reserve_used = True
-            self._space_freed = {"file": path.name, "error": errno_name(e.errno), "reserve_bytes": held}
+            if not held and not self._reserve.size:
+                raise  # no reserve kept (`reserve_bytes=0`): nothing to free, nothing to make again
+            first, self._reserve_used = not self._reserve_used, True
             self._rearm_at = time.monotonic() + self.rearm_interval_s
+            if not held:  # the reserve is used up: the record is lost, the full disk still said once
+                if first:
+                    self._space_freed = {"file": path.name, "error": errno_name(e.errno), "reserve_bytes": 0}
+                raise
+            self._space_freed = {"file": path.name, "error": errno_name(e.errno), "reserve_bytes": held}
             return self._append_bytes(path, data)
 
     def _append_bytes(self, path: Path, data: bytes) -> int:

@@ -6,6 +6,10 @@ went to REDUCING from inside that write, `joe.safety.audit_disk`) must still sto
 callable returning None (send) or why not; an entry it refuses is stored REJECTED with that reason,
 audited (``order.rejected``), and `EntriesRefused` is raised: provably never sent. Exits, reduce-only
 orders, protective legs sent on their own and cancels never ask it.
+
+An entry whose own write-ahead audit record (``order.attempt``, ``order.resend``) could not be written
+is refused the same way, whatever the gate says (principle 4: nothing is sent that the audit log does
+not hold; a full disk with no space reserve left to free, an I/O error, a lost mount). Issue 13, seed 43.
 """
 
 from __future__ import annotations
@@ -33,14 +37,18 @@ class Gated(Protocol):
     entry_gate: EntryGate | None
 
 
-async def refused(om: Gated, group: Sequence[Order]) -> str | None:
+async def refused(om: Gated, group: Sequence[Order], *, audited: bool = True) -> str | None:
     """Why `group` may not be sent (stored REJECTED and audited), when it opens a position and
-    `om.entry_gate` says no; None otherwise (send it)."""
+    `om.entry_gate` says no or its write-ahead record was not written (`audited` False); None
+    otherwise (send it)."""
     gate = om.entry_gate
     first = group[0]
-    if gate is None or first.intent.leg is not OrderLeg.ENTRY or first.intent.reduce_only:
+    if first.intent.leg is not OrderLeg.ENTRY or first.intent.reduce_only:
         return None
-    why = gate()
+    if not audited:
+        why: str | None = "its write-ahead audit record could not be written"
+    else:
+        why = gate() if gate is not None else None
     if why is None:
         return None
     reason = f"not sent: entries refused ({why})"
@@ -50,8 +58,8 @@ async def refused(om: Gated, group: Sequence[Order]) -> str | None:
     return f"{om.broker}: order {first.client_order_id} {reason}"
 
 
-async def refuse_if_closed(om: Gated, group: Sequence[Order]) -> None:
+async def refuse_if_closed(om: Gated, group: Sequence[Order], *, audited: bool = True) -> None:
     """`refused`, raising `EntriesRefused` when it refuses."""
-    why = await refused(om, group)
+    why = await refused(om, group, audited=audited)
     if why is not None:
         raise EntriesRefused(why)

@@ -219,10 +219,12 @@ class OrderManager(ReconcilePass, FillIntake, BrokerQueries, OutsideChanges, Bra
         ids = [o.client_order_id for o in orders]
         self._sending.update(ids)  # a concurrent submit of the same intent waits on the broker's word
         try:
+            audited = True
             for o in orders:
                 self.book.orders[o.client_order_id] = o
-                await self.journal.order_event("order.attempt", intent_payload(o.intent), o)
-            await refuse_if_closed(self, orders)  # the state may have moved while it was written
+                audited &= await self.journal.order_event("order.attempt", intent_payload(o.intent), o)
+            # The state may have moved while it was written; an entry not audited is never sent.
+            await refuse_if_closed(self, orders, audited=audited)
             # The broker may already hold this intent (placed by another process, or from another
             # store): check before the first send (one targeted query where the adapter has one).
             if await self._at_broker(orders[0]):
@@ -269,8 +271,9 @@ class OrderManager(ReconcilePass, FillIntake, BrokerQueries, OutsideChanges, Bra
                 )
             if o.parent_client_order_id is None:  # written ahead by a process that died before sending
                 group = [o, *(c for c in self.book.children(o) if self.book.never_sent(c))]
-                await self.journal.order_event("order.resend", {"reason": "written ahead, never sent"}, o)
-                await refuse_if_closed(self, group)  # the resend's record may have met a full disk
+                resend = {"reason": "written ahead, never sent"}
+                audited = await self.journal.order_event("order.resend", resend, o)
+                await refuse_if_closed(self, group, audited=audited)  # it may have met a full disk
                 await self.send(group)
         return orders
 

@@ -170,10 +170,11 @@ class ReconcilePass:
             # Written ahead by a process that died before (or while) sending: its connection is gone,
             # so the broker has or will never have it; it has not. Send it now, once, with its children.
             group = [order, *(c for c in self.book.children(order) if self.book.never_sent(c))]
-            await self.journal.order_event(
+            audited = await self.journal.order_event(
                 "order.resend", {"reason": "not at the broker after restart"}, order
             )
-            if await refused(self, group) is None:  # an entry while trading is not ACTIVE: REJECTED
+            # An entry while trading is not ACTIVE, or whose record was not written: REJECTED.
+            if await refused(self, group, audited=audited) is None:
                 try:
                     await self.send(group)
                 except SendFailed as e:  # refused before any send (REJECTED, audited): nothing at the broker
