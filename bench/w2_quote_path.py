@@ -1,18 +1,19 @@
 """W2 (the standard quote-path workload, ../shared/bench/PEERS.md) through Joe's real quote path:
 ReplaySource → PriceStream → PositionMonitor, with the W2 strategy re-opening every closed position.
 
-Usage: python bench/w2_quote_path.py [--runs 3] [--chunk 1024] [--rate 120000] [--quotes N]
+Usage: python bench/w2_quote_path.py [--runs 3] [--chunk 64] [--rate 500000] [--paced-chunk 64] [--quotes N]
 
 Reads `$PEERS_DATA_DIR/quotes_10.parquet` (default <temp>/peerdata) when `peer_workloads.py` wrote it,
 else generates the identical quotes. Asserts the reference counts (34,697 stops / 37,281 take-profits)
 on the full file. Prints:
-- throughput, replaying as fast as it can in chunks (default 256 and 1024 quotes): quotes/s over the
+- throughput, replaying as fast as it can in chunks (default 32, 64 and 1024 quotes): quotes/s over the
   whole replay (median and best of --runs, each a fresh stream and monitor), by wall time and by this
   process's CPU time (on a shared machine the wall figure includes the time other processes held the
   cores; the CPU figure does not). A chunk's quotes are all handed on together, so each one's latency
   is the chunk's whole handling time: per-quote p50 / p99 / max are over quotes, not over chunks;
 - latency, paced (open loop, default 60k, 120k, 250k and 500k quotes/s offered): quote i arrives at
-  start + i / rate whether or not Joe keeps up, each pass hands on what has arrived (at most --chunk),
+  start + i / rate whether or not Joe keeps up, each pass hands on what has arrived (at most
+  --paced-chunk, default 64),
   and a quote's latency runs from its arrival to the end of the batch that carried it (its wait in
   the batch and any backlog included). Prints the rate achieved and p50 / p99 / p99.9 / max;
 - the plain-Python heap loop and the asyncio.Queue baseline of PEERS.md in the same sitting, so the
@@ -48,14 +49,15 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument(
-        "--chunk", type=int, action="append", help="quotes per batch (repeatable); default 256 and 1024"
+        "--chunk", type=int, action="append", help="quotes per batch (repeatable); default 32, 64 and 1024"
     )
+    ap.add_argument("--paced-chunk", type=int, default=64, help="most quotes per pass when paced")
     ap.add_argument(
         "--rate", type=float, action="append", help="paced quotes/s (repeatable); default 60k 120k 250k 500k"
     )
     ap.add_argument("--quotes", type=int, default=0, help="use only the first N quotes (no count check)")
     args = ap.parse_args()
-    chunks = args.chunk or [256, 1024]
+    chunks = args.chunk or [32, 64, 1024]
     rates_offered = args.rate or [60_000, 120_000, 250_000, 500_000]
     print(f"machine: {machine()}; load average {os.getloadavg()[0]:.1f} (other processes on these cores)")
     t0 = time.perf_counter()
@@ -103,13 +105,14 @@ def main() -> None:
             f"{cpu / 120_000:.2f}× NautilusTrader's 120k)"
         )
         print(f"      per quote (arrival → its chunk handled): {pcts(np.concatenate(lats))}")
-    print(f"latency, paced open loop (each pass hands on what has arrived, at most {chunks[-1]}):")
+    print(f"latency, paced open loop (each pass hands on what has arrived, at most {args.paced_chunk}):")
     for rate in rates_offered:
-        r = _w2.run(data, chunk=chunks[-1], record_latency=True, rate=rate)
+        r = _w2.run(data, chunk=args.paced_chunk, record_latency=True, rate=rate)
         check(r)
         sizes = np.array(r.batch_sizes)
         print(
-            f"  offered {rate:>9,.0f}/s: achieved {r.quotes / r.seconds:>9,.0f}/s, "
+            f"  offered {rate:>9,.0f}/s: achieved {r.quotes / r.seconds:>9,.0f}/s "
+            f"(on a core {r.cpu_seconds / r.seconds:.0%} of the time), "
             f"batches median {int(np.median(sizes))} max {sizes.max()} quotes; "
             f"per quote {pcts(r.quote_latencies)}"
         )

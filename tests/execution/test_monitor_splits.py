@@ -175,3 +175,30 @@ def test_property_no_backup_exit_on_any_guarded_split(
 
 def test_trigger_kinds_unchanged() -> None:  # the split guard adds no trigger kind
     assert {t.value for t in TriggerKind} >= {"stop", "take_profit"}
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    k=st.integers(0, len(GUARDED) - 1),
+    steps=st.lists(st.floats(-0.09, 0.09), min_size=1, max_size=30),
+    cut=st.integers(1, 40),
+)
+def test_property_a_split_jump_after_any_drift_is_caught_wherever_it_falls_in_a_batch(
+    k: int, steps: list[float], cut: int
+) -> None:
+    """The monitor looks only at quotes outside its nearest levels (narrowed to a band around the
+    mark they were set at): after a drift of small moves that never left that band on their own, a
+    split-sized jump from the previous quote is still checked, even in the middle of a batch."""
+    ratio = GUARDED[k]
+    mon, req, seen, _ = make(grace_s=0)
+    mon.add(pos("p", entry="100", stop="0.001"))  # a stop no drift or split reaches
+    mids = [100.0]
+    for s in steps:
+        mids.append(mids[-1] * math.exp(s))
+    mids.append(mids[-1] / ratio)
+    quotes = [("AAA", m, i + 1) for i, m in enumerate(mids)]
+    for i in range(0, len(quotes), cut):
+        mon.on_batch(batch(mon.instruments, quotes[i : i + cut]))
+    assert [s.ratio for s in seen] == [ratio]
+    assert seen[0].reference == pytest.approx(mids[-2])
+    assert mon.split_held("p") and req.exits == []

@@ -2,8 +2,10 @@
 
 Per quote batch (`QuoteBatch`, from the `PriceStream`) it:
 - updates each instrument's mark (the last mid) and so every position's unrealised PnL;
-- finds, in quote order, every quote that crosses a resting stop or take-profit (`LevelBook`: one
-  vectorised comparison per instrument per stretch of quotes between crossings) and emits a `Trigger`;
+- finds, in quote order, every quote that crosses a resting stop or take-profit and emits a `Trigger`:
+  per instrument it keeps only the nearest levels (`_lo`: the highest armed lower level, `_hi`: the
+  lowest armed upper level, from its `LevelBook`), so a quote is two float comparisons in plain Python
+  and only a quote that reaches one walks the sorted levels (`LevelBook.pop_crossed`);
 - bot-side backup (DESIGN, "Protection is an invariant"): broker-side stops are primary. When the
   price has stayed through a stop for `grace_s` and the position is still open (the broker has not
   filled), it asks the `ExitRequester` for one reduce-only exit — exactly one per position id, ever;
@@ -31,11 +33,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
 
-import numpy as np
-
 from joe.core.events import AuditSink, NullAudit
 from joe.core.models import Side
-from joe.execution.crossings import IdxArray, visit_crossings
 from joe.execution.levels import LevelBook
 from joe.execution.monitor_splits import SPLIT_TOL, SplitSuspect, exact_ratio, split_watched, suspects
 from joe.execution.protection import (
@@ -49,7 +48,7 @@ from joe.execution.protection import (
     TriggerKind,
     WatchedPosition,
 )
-from joe.execution.quotes import FloatArray, InstrumentIndex, IntArray, QuoteBatch, TsArray
+from joe.execution.quotes import InstrumentIndex, QuoteBatch
 from joe.execution.trailing import better, tightened_stop
 
 log = logging.getLogger(__name__)
@@ -57,6 +56,11 @@ log = logging.getLogger(__name__)
 _NS = 1_000_000_000
 _BUY = Side.BUY  # an enum member read through its class costs a descriptor call on CPython 3.11
 _STOP, _TAKE_PROFIT = TriggerKind.STOP, TriggerKind.TAKE_PROFIT
+_JUMP = 0.3  # a first quote this far (relative) from the previous mark is checked for a split
+# A quote more than this factor from the mark its instrument's `_lo`/`_hi` were set at goes to the slow
+# path. With the previous quote inside that band, any jump of `_JUMP` or more leaves it as long as
+# _BAND**2 <= 1 + _JUMP and (1 - _JUMP) * _BAND**2 <= 1 (1.1**2 = 1.21): no split is missed.
+_BAND = 1.1
 
 
 @dataclass(slots=True)
@@ -116,10 +120,13 @@ class PositionMonitor:
         self._timed: list[tuple[int, int, str]] = []  # (exit_at ns, slot, position id)
         self._exited: set[str] = set()  # position ids an exit was requested for (never a second)
         cap = max(16, len(instruments))
-        self._mark = np.full(cap, np.nan)
-        self._mark_ts = np.zeros(cap, dtype=np.int64)
+        # per instrument id: the last mid, and the nearest levels a quote must reach to need a look
+        self._mark: list[float] = [math.nan] * cap
+        self._lo: list[float] = [-math.inf] * cap
+        self._hi: list[float] = [math.inf] * cap
+        self._ext: dict[int, tuple[float, float]] = {}  # trailing instruments: (high, low) mid this batch
         self._in_batch = False
-        self._dirty: set[int] = set()
+        self._dirty: set[int] = set()  # instruments whose `_lo`/`_hi` need recomputing
         self._inst_ids = instruments._ids  # symbol -> id, read directly on the quote path
 
     # -- positions ----------------------------------------------------------------------------------
@@ -170,8 +177,7 @@ class PositionMonitor:
             self._trailing.add(slot)
         if position.exit_at is not None:
             heapq.heappush(self._timed, (int(position.exit_at.timestamp() * _NS), slot, pid))
-        if self._in_batch:
-            self._dirty.add(inst)
+        self._dirty.add(inst)
 
     def close(self, position_id: str) -> None:
         """The position is flat (the broker filled its exit): stop watching it. Unknown ids are ignored."""
@@ -193,8 +199,7 @@ class PositionMonitor:
             self._split_held.discard(slot)
         self._pos[slot] = None
         self._free.append(slot)
-        if self._in_batch:
-            self._dirty.add(p.inst)
+        self._dirty.add(p.inst)
 
     def resize(self, position_id: str, quantity: Decimal) -> None:
         """A partial fill changed the open quantity (> 0; use `close` when flat)."""
@@ -209,9 +214,7 @@ class PositionMonitor:
         self._through.discard(p.slot)
         p.through_since = None
         self._arm_stop(p)
-        if self._in_batch:
-            self._dirty.add(p.inst)
-        elif p.slot in self._trailing and not math.isnan(p.best):
+        if not self._in_batch and p.slot in self._trailing and not math.isnan(p.best):
             # The price may have gone on while the modify was in flight: catch up from the best price
             # seen, not only at the next quote.
             self._trail({p.inst: (p.best, p.best)}, self.clock_ns())
@@ -303,41 +306,46 @@ class PositionMonitor:
     def on_batch(self, batch: QuoteBatch) -> None:
         """Process quotes in arrival order (see the module docstring).
 
-        Per batch, a fixed number of numpy calls (sort by instrument, each instrument's first/last/
-        lowest/highest mid) whatever the number of instruments; Python work only for instruments whose
-        quotes reach a level (or jump like a split), and per crossing."""
+        One pure-Python pass over the batch: a quote costs two float comparisons against its
+        instrument's nearest levels (`_lo`/`_hi`: the highest lower and lowest upper armed level,
+        narrowed to ±`_BAND` of the previous mark so a split-sized jump is never missed). Only a quote
+        outside them goes to `_quote` (split check, trailing extremes, crossing). No numpy call per
+        batch beyond the mid and two `tolist`s, so small batches stay cheap."""
         n = len(batch)
         if n == 0:
             return
-        inst, ts = batch.inst, batch.ts
-        mid = batch.mid
+        il = batch.inst.tolist()
+        ml = ((batch.bid + batch.ask) * 0.5).tolist()
         self.quotes_seen += n
-        order = np.argsort(inst, kind="stable")
-        sinst = inst[order]
-        smid = mid[order]
-        cuts = np.flatnonzero(sinst[1:] != sinst[:-1]) + 1
-        starts = np.concatenate(([0], cuts))
-        ends = np.concatenate((cuts, [n]))
-        ids = sinst[starts]
-        self._grow(int(ids[-1]) + 1)
-        if self._books:
-            lo = np.minimum.reduceat(smid, starts)
-            hi = np.maximum.reduceat(smid, starts)
-            self._split_jumps(ids, smid[starts], starts, ends, smid)
-            self._crossings(ids, starts, ends, order, smid, lo, hi, ts)
-        last = order[ends - 1]
-        self._mark[ids] = mid[last]
-        self._mark_ts[ids] = ts[last]
-        now = int(ts.max())
-        if self._through or self._touched:
-            self._recheck(now)
-        if self._trailing:
-            hi_t = np.maximum.reduceat(smid, starts)
-            lo_t = np.minimum.reduceat(smid, starts)
-            ext = dict(zip(ids.tolist(), zip(hi_t.tolist(), lo_t.tolist(), strict=True), strict=True))
-            self._trail(ext, now)
-        if self._timed:
-            self._time_exits(now)
+        top = max(il) + 1
+        if top > len(self._mark):
+            self._grow(top)
+        if self._dirty:
+            self._refresh_dirty()
+        lo, hi, marks = self._lo, self._hi, self._mark
+        ext = self._ext
+        tl: list[int] | None = None
+        self._in_batch = True
+        try:
+            for j, u in enumerate(il):
+                m = ml[j]
+                if m <= lo[u] or m >= hi[u]:
+                    if tl is None:
+                        tl = batch.ts.tolist()
+                    self._quote(u, m, tl[j])
+                else:
+                    marks[u] = m
+        finally:
+            self._in_batch = False
+        if self._through or self._touched or self._trailing or self._timed:
+            now = int(batch.ts.max())
+            if self._through or self._touched:
+                self._recheck(now)
+            if self._trailing:
+                self._trail(ext, now)
+            if self._timed:
+                self._time_exits(now)
+        ext.clear()
 
     def tick(self, now_ns: int | None = None) -> None:
         """Grace periods and time exits when no quote arrives (the daemon calls this every second)."""
@@ -347,65 +355,78 @@ class PositionMonitor:
         if self._timed:
             self._time_exits(now)
 
-    def _split_jumps(
-        self, ids: IntArray, firsts: FloatArray, starts: IdxArray, ends: IdxArray, smid: FloatArray
-    ) -> None:
-        """Hold the positions of an instrument whose first quote jumped by a split's factor from the
-        previous mark (the entry price before any mark); release held ones whose price came back.
-        `ids`: the batch's instruments; `firsts`: each one's first mid (both in instrument order)."""
-        prev = self._mark[ids]
-        with np.errstate(invalid="ignore"):
-            jumped = ~(np.abs(firsts / prev - 1) < 0.3)  # no mark yet (nan) counts as a jump
-        if not self._split_held and not jumped.any():
-            return  # the common case: one vectorised test per batch
-        held_insts = {p.inst for k in self._split_held for p in [self._pos[k]] if p is not None}
-        for u, first, mark in zip(ids.tolist(), firsts.tolist(), prev.tolist(), strict=True):
-            if u not in self._books:
-                continue
-            back = False
-            if u in held_insts:
-                for slot in [k for k in self._split_held if self._pos[k].inst == u]:  # type: ignore[union-attr]
-                    p = self._pos[slot]
-                    assert p is not None
-                    if abs(math.log(first / p.split_ref)) <= SPLIT_TOL:  # back: a bad tick, not a split
-                        p.split_ref, back = math.nan, True
-                        self._split_held.discard(slot)
-            if back or (not math.isnan(mark) and abs(first / mark - 1) < 0.3):
-                continue
-            mine = [p for p in self._pos if p is not None and p.inst == u and math.isnan(p.split_ref)]
-            no_mark = math.isnan(mark)
-            refs = [(p.spec.position_id, float(p.spec.entry_price) if no_mark else mark) for p in mine]
-            for sp in suspects(mine[0].spec.symbol, refs, first) if mine else ():
-                for pid in sp.positions:
-                    q = self._get(pid)
-                    q.split_ref = sp.reference
-                    self._split_held.add(q.slot)
-                log.error("suspected split: %s", sp.message)
-                self.audit.record("monitor.split_suspected", sp.to_json())
-                for fn in self.split_listeners:
-                    try:
-                        fn(sp)
-                    except Exception as exc:  # a listener's bug must not stop the quote path
-                        log.error("split listener failed: %r", exc)
+    def _quote(self, u: int, m: float, ts: int) -> None:
+        """One quote outside its instrument's `_lo`/`_hi`: split check against the previous mark,
+        trailing extremes, then every level it crosses (`_cross`); listeners may add/close."""
+        marks = self._mark
+        book = self._books.get(u)
+        if book is not None:
+            self._split_check(u, m, marks[u])
+        marks[u] = m
+        if self._trailing:
+            e = self._ext.get(u)
+            self._ext[u] = (m, m) if e is None else (max(e[0], m), min(e[1], m))
+        if book is not None and (m <= book.lower_top() or m >= book.upper_top()):
+            self._cross(u, m, ts)
+        dirty = self._dirty
+        dirty.add(u)
+        self._refresh_dirty()
 
-    def _crossings(
-        self,
-        ids: IntArray,
-        starts: IdxArray,
-        ends: IdxArray,
-        order: IdxArray,
-        smid: FloatArray,
-        lo: FloatArray,
-        hi: FloatArray,
-        ts: TsArray,
-    ) -> None:
-        """Every crossing quote in arrival order (`joe.execution.crossings`); listeners may add/close."""
-        self._in_batch = True
-        try:
-            visit_crossings(self._books, ids, starts, ends, order, smid, lo, hi, ts, self._cross, self._dirty)
-        finally:
-            self._in_batch = False
-            self._dirty.clear()
+    def _refresh_dirty(self) -> None:
+        """Recompute `_lo`/`_hi` of the instruments whose levels, positions or mark moved."""
+        lo, hi, marks, books = self._lo, self._hi, self._mark, self._books
+        for u in self._dirty:
+            book = books.get(u)
+            ref = marks[u]
+            if book is None:
+                lo[u], hi[u] = -math.inf, math.inf  # no position ever: nothing to check
+            elif math.isnan(ref) or self._forced(u):
+                lo[u], hi[u] = math.inf, -math.inf  # every quote goes to `_quote`
+            else:
+                lo[u] = max(book.lower_top(), ref / _BAND)
+                hi[u] = min(book.upper_top(), ref * _BAND)
+        self._dirty.clear()
+
+    def _forced(self, u: int) -> bool:
+        """Instruments whose every quote needs `_quote`: a trailing stop's best price, or a held split
+        waiting for the price to come back."""
+        for slots in (self._trailing, self._split_held):
+            for k in slots:
+                p = self._pos[k]
+                if p is not None and p.inst == u:
+                    return True
+        return False
+
+    def _split_check(self, u: int, first: float, mark: float) -> None:
+        """Hold the positions of instrument `u` when quote `first` jumped by a split's factor from the
+        previous mark `mark` (the entry price before any mark); release held ones whose price came back."""
+        back = False
+        if self._split_held:
+            for slot in [k for k in self._split_held if self._pos[k].inst == u]:  # type: ignore[union-attr]
+                p = self._pos[slot]
+                assert p is not None
+                if abs(math.log(first / p.split_ref)) <= SPLIT_TOL:  # back: a bad tick, not a split
+                    p.split_ref, back = math.nan, True
+                    self._split_held.discard(slot)
+                    self._dirty.add(u)
+        if back or (not math.isnan(mark) and abs(first / mark - 1) < _JUMP):
+            return
+        mine = [p for p in self._pos if p is not None and p.inst == u and math.isnan(p.split_ref)]
+        no_mark = math.isnan(mark)
+        refs = [(p.spec.position_id, float(p.spec.entry_price) if no_mark else mark) for p in mine]
+        for sp in suspects(mine[0].spec.symbol, refs, first) if mine else ():
+            for pid in sp.positions:
+                q = self._get(pid)
+                q.split_ref = sp.reference
+                self._split_held.add(q.slot)
+                self._dirty.add(u)
+            log.error("suspected split: %s", sp.message)
+            self.audit.record("monitor.split_suspected", sp.to_json())
+            for fn in self.split_listeners:
+                try:
+                    fn(sp)
+                except Exception as exc:  # a listener's bug must not stop the quote path
+                    log.error("split listener failed: %r", exc)
 
     def _cross(self, inst: int, price: float, ts: int) -> None:
         pos = self._pos
@@ -563,6 +584,7 @@ class PositionMonitor:
     def _arm_stop(self, p: _Pos) -> None:
         if math.isnan(p.stop_f):
             return
+        self._dirty.add(p.inst)
         if p.sign > 0:
             self._book(p.inst).arm_lower(p.slot, p.stop_f)
         else:
@@ -571,6 +593,7 @@ class PositionMonitor:
     def _arm_target(self, p: _Pos) -> None:
         if math.isnan(p.tp_f):
             return
+        self._dirty.add(p.inst)
         if p.sign > 0:
             self._book(p.inst).arm_upper(p.slot, p.tp_f)
         else:
@@ -580,6 +603,7 @@ class PositionMonitor:
         cap = len(self._mark)
         if n <= cap:
             return
-        new = max(n, 2 * cap)
-        self._mark = np.concatenate((self._mark, np.full(new - cap, np.nan)))
-        self._mark_ts = np.concatenate((self._mark_ts, np.zeros(new - cap, dtype=np.int64)))
+        more = max(n, 2 * cap) - cap
+        self._mark.extend([math.nan] * more)
+        self._lo.extend([-math.inf] * more)
+        self._hi.extend([math.inf] * more)
