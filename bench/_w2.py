@@ -18,6 +18,8 @@ import asyncio
 import heapq
 import os
 import tempfile
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
@@ -250,11 +252,17 @@ class W2Result:
 
 
 async def run_w2(
-    data: dict[str, np.ndarray], *, chunk: int = 1024, record_latency: bool = True, rate: float | None = None
+    data: dict[str, np.ndarray],
+    *,
+    chunk: int = 1024,
+    record_latency: bool = True,
+    rate: float | None = None,
+    clock: Callable[[], float] = time.perf_counter,
 ) -> W2Result:
     """Replay `data` through PriceStream → PositionMonitor with the W2 strategy; time the whole run.
-    `rate` (quotes/s) paces the replay open-loop (`ReplaySource`), else it runs as fast as it can."""
-    import time
+    `rate` (quotes/s) paces the replay open-loop (`ReplaySource`), else it runs as fast as it can.
+    `clock` (seconds) is the replay's: arrivals and latencies are on it. `time.thread_time` (this
+    thread's CPU time) replays as if on a core of its own: time other processes hold it does not pass."""
 
     n_inst = int(data["inst"].max()) + 1
     symbols = [f"W2-{i}" for i in range(n_inst)]
@@ -265,7 +273,7 @@ async def run_w2(
     monitor.listeners.append(strategy.on_trigger)
     stream.consumers.extend([strategy, monitor])
     src = ReplaySource(symbols, data["inst"], data["ts"], data["bid"], data["ask"], chunk=chunk,
-                       record_latency=record_latency, rate=rate)  # fmt: skip
+                       record_latency=record_latency, rate=rate, clock=clock)  # fmt: skip
     stream.add_source(src)
     t0, c0 = time.perf_counter(), time.process_time()
     await stream.start()

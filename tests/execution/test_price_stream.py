@@ -8,6 +8,8 @@ from collections.abc import Sequence
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from joe.core.events import NullAudit
 from joe.execution.price_stream import PriceStream
@@ -264,3 +266,39 @@ async def test_source_stats_give_each_broker_its_quotes_newest_age_and_stale_cou
     assert stats["other"] == {"quotes": 1, "quote_age_s": 7.0, "watched": 1, "stale": 0}
     s.check_staleness()  # 11 s > 10 s: fake's two go stale, other's one is fresh
     assert s.source_stats()["fake"]["stale"] == 2 and s.source_stats()["other"]["stale"] == 0
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    batches=st.lists(
+        st.tuples(st.lists(st.integers(0, 5), min_size=1, max_size=12), st.floats(0.0, 3.0)),
+        min_size=1,
+        max_size=200,
+    ),
+    peek=st.integers(0, 199),
+)
+def test_last_seen_and_counts_are_those_of_every_batch_booked_at_once(
+    batches: list[tuple[list[int], float]], peek: int
+) -> None:
+    """The stream notes each batch's instruments and books them into its per-instrument figures a few
+    dozen batches at a time: whenever they are read (here also once midway), they are what booking
+    every batch at its arrival gives - the last batch's time per instrument, each quote counted."""
+    clock = Clock()
+    s = PriceStream(stale_after_s=1e9, monotonic=clock)
+    syms = [f"S{i}" for i in range(6)]
+    for sym in syms:
+        s.instruments.id(sym)
+    seen: dict[str, float] = {}
+    counts = dict.fromkeys(syms, 0)
+    for k, (ids, dt) in enumerate(batches):
+        clock.t += dt
+        s.push_batch(QuoteBatch.of(ids, [0] * len(ids), [1.0] * len(ids), [1.1] * len(ids)))
+        for i in ids:
+            seen[syms[i]] = clock.t
+            counts[syms[i]] += 1
+        if k == peek:
+            assert {x: s.last_seen(x) for x in syms} == {x: seen.get(x) for x in syms}
+    assert {x: s.last_seen(x) for x in syms} == {x: seen.get(x) for x in syms}
+    s.sources["fake"] = Source()
+    s.watched = dict.fromkeys(syms, "fake")
+    assert s.source_stats()["fake"]["quotes"] == sum(counts.values()) == s.quotes

@@ -40,6 +40,10 @@ log = logging.getLogger(__name__)
 
 
 RESUBSCRIBE_MAX_S = 300.0  # the longest gap between two resubscriptions of a stale instrument
+# Batches whose (arrival time, instruments) are noted before `_fold` books them into the per-instrument
+# last-seen times and counts: a few vectorised calls per this many batches, not per batch (small batches
+# keep the per-quote latency low). Anything that reads those figures folds first.
+_FOLD_BATCHES = 64
 
 
 class QuoteConsumer(Protocol):
@@ -128,6 +132,7 @@ class PriceStream:
         self._resub: dict[str, tuple[float, float]] = {}  # stale symbol -> (next attempt, gap) monotonic
         self._last_seen = np.zeros(16)  # per instrument id, monotonic seconds
         self._counts = np.zeros(16, dtype=np.int64)  # per instrument id, quotes received
+        self._unfolded: list[tuple[float, np.ndarray]] = []  # (monotonic s, batch.inst) not in the two yet
         self._b_inst: list[int] = []
         self._b_ts: list[int] = []
         self._b_bid: list[float] = []
@@ -252,15 +257,12 @@ class PriceStream:
             return
         self.quotes += n
         self.batches += 1
-        top = int(batch.inst.max()) + 1
-        if top > len(self._last_seen):
-            grow = max(top, 2 * len(self._last_seen))
-            self._last_seen = np.concatenate((self._last_seen, np.zeros(grow)))
-            self._counts = np.concatenate((self._counts, np.zeros(grow, dtype=np.int64)))
-        self._last_seen[batch.inst] = self.monotonic()
-        self._counts[:top] += np.bincount(batch.inst, minlength=top)  # repeated ids count each time
+        unfolded = self._unfolded
+        unfolded.append((self.monotonic(), batch.inst))
         if self.stale:
-            self._clear_fresh()
+            self._clear_fresh()  # folds first
+        elif len(unfolded) >= _FOLD_BATCHES:
+            self._fold()
         if self.borrowed:
             batch = self._own_quotes(batch)
             if len(batch) == 0:
@@ -273,6 +275,24 @@ class PriceStream:
                 self.consumer_errors += 1
                 log.exception("quote consumer %r failed on a batch of %d quotes", c, n)
                 self.audit.record("stream.consumer_error", {"consumer": type(c).__name__, "error": repr(exc)})
+
+    def _fold(self) -> None:
+        """Book the noted batches into `_last_seen` (each instrument: the time of the last batch that
+        carried it) and `_counts` (repeated ids count each time)."""
+        unfolded = self._unfolded
+        if not unfolded:
+            return
+        self._unfolded = []
+        insts = unfolded[0][1] if len(unfolded) == 1 else np.concatenate([i for _, i in unfolded])
+        top = int(insts.max()) + 1
+        if top > len(self._last_seen):
+            grow = max(top, 2 * len(self._last_seen))
+            self._last_seen = np.concatenate((self._last_seen, np.zeros(grow)))
+            self._counts = np.concatenate((self._counts, np.zeros(grow, dtype=np.int64)))
+        times = np.repeat(np.array([t for t, _ in unfolded]), [len(i) for _, i in unfolded])
+        ids, first_from_end = np.unique(insts[::-1], return_index=True)
+        self._last_seen[ids] = times[len(insts) - 1 - first_from_end]
+        self._counts[:top] += np.bincount(insts, minlength=top)
 
     def _own_quotes(self, batch: QuoteBatch) -> QuoteBatch:
         """`batch` without the quotes borrowed from another broker (failover): they keep an instrument
@@ -302,6 +322,8 @@ class PriceStream:
 
     def last_seen(self, symbol: str) -> float | None:
         """Monotonic time of the last quote for `symbol`, or None."""
+        if self._unfolded:
+            self._fold()
         i = self.instruments.get(symbol)
         if i is None or i >= len(self._last_seen) or self._last_seen[i] == 0:
             return None
@@ -312,6 +334,7 @@ class PriceStream:
         seconds of its newest quote (None before its first), and how many of its instruments are
         watched and stale. The daemon's heartbeat carries it; `/metrics` reads it per broker."""
         now = self.monotonic()
+        self._fold()
         out: dict[str, dict[str, float | int | None]] = {}
         for name in self.sources:
             ids = [i for s, src in self.watched.items() if src == name
