@@ -5,16 +5,16 @@ best price). After a 4-for-1 split every quote is a quarter of them, so every lo
 (and a short's target looks reached): the bot-side backup stop would sell the whole position at market
 for nothing. Two guards, both per instrument:
 
-* **Suspected split** (`split_like`): the first quote after the previous mark (or, with no mark yet,
-  the position's entry price) jumped by a factor within `SPLIT_TOL` (log, 5%) of a real split ratio
-  (`joe.data.splits.RATIOS`: 3-for-2 ... 50-for-1 and 1-for-2 ... 1-for-100) of at least `MIN_FACTOR`
-  (3-for-2) either way. The instrument's positions are then *held*: no backup exit, no trailing
-  modify, until `PositionMonitor.apply_split` adjusts them or the price comes back within `SPLIT_TOL`
-  of the reference (a bad tick). The broker-side stop stays the protection: a real crash that looks
-  like a split is still stopped out by the broker (DESIGN: broker-side stops are primary). Audited
-  (``monitor.split_suspected``) and handed to `PositionMonitor.split_listeners` (the daemon alerts).
-  5-for-4 and 4-for-3 splits (a 20-25% jump) are not guarded: that size of gap is a real move too
-  often to switch the backup stop off for it.
+* **Suspected split** (`split_like`): a quote jumped from the previous quote of its instrument (or, with
+  no quote yet, from the position's entry price) by a factor within `SPLIT_TOL` (log, 5%) of a real
+  split ratio (`joe.data.splits.RATIOS`: 3-for-2 ... 50-for-1 and 1-for-2 ... 1-for-100) of at least
+  `MIN_FACTOR` (3-for-2) either way. The instrument's positions are then *held*: no backup exit, no
+  trailing modify, until `PositionMonitor.apply_split` adjusts them or the price comes back within
+  `SPLIT_TOL` of the reference (a bad tick). The broker-side stop stays the protection: a real crash
+  that looks like a split is still stopped out by the broker (DESIGN: broker-side stops are primary).
+  Audited (``monitor.split_suspected``) and handed to `PositionMonitor.split_listeners` (the daemon
+  alerts). 5-for-4 and 4-for-3 splits (a 20-25% jump) are not guarded: that size of gap is a real move
+  too often to switch the backup stop off for it.
 * **Known split** (`split_watched`): quantity × r, entry, stop, target, trail distance and step ÷ r
   (r = the price factor, 4 for a 4-for-1, 0.1 for a 1-for-10), as the paper book does
   (`joe.portfolio.corporate_actions`). Levels are exact (not rounded to the tick): the broker's own
