@@ -12,7 +12,9 @@ Two ways to replay, both through the stream's real `push_batch`:
   before it in its batch and any backlog when the consumers fall behind.
 
 With `record_latency`, `quote_latencies` (seconds, float64, one per quote, in replay order) and
-`batch_sizes` are filled in place: no per-quote Python object is made on the way.
+`batch_sizes` are filled: each pass notes only its end time (one clock reading, a list append) and the
+per-quote figures are computed from those once the replay ends (or is stopped), so the measuring adds
+no numpy call to the passes it measures.
 """
 
 from __future__ import annotations
@@ -66,6 +68,9 @@ class ReplaySource:
         # seconds from each quote's arrival to the end of the push_batch that carried it
         self.quote_latencies: FloatArray | None = np.zeros(n) if record_latency else None
         self.batch_sizes: list[int] = []
+        self._ends: list[float] = []  # per pass: its end on `clock` (the end of its push_batch)
+        self._starts: list[float] = []  # unpaced: per pass, when it was handed on
+        self._t0 = 0.0  # paced: the clock when quote 0 arrived
         self.done = asyncio.Event()
         self._stream: QuoteSink | None = None
         self._task: asyncio.Task[None] | None = None
@@ -109,27 +114,45 @@ class ReplaySource:
         """Push every quote, then set `done`."""
         if self._stream is None:
             raise RuntimeError("bind the source to a PriceStream first")
-        if self.rate is None:
-            await self._run_unpaced(self._stream)
-        else:
-            await self._run_paced(self._stream, self.rate)
+        try:
+            if self.rate is None:
+                await self._run_unpaced(self._stream)
+            else:
+                await self._run_paced(self._stream, self.rate)
+        finally:
+            self._fill_latencies()
         self.done.set()
 
+    def _fill_latencies(self) -> None:
+        lat = self.quote_latencies
+        if lat is None or not self._ends:
+            return
+        sizes = self.batch_sizes[: len(self._ends)]
+        k = sum(sizes)
+        ends = np.repeat(np.array(self._ends), sizes)
+        if self.rate is None:  # every quote of a chunk arrived when the chunk was handed on
+            lat[:k] = ends - np.repeat(np.array(self._starts), sizes)
+        else:
+            lat[:k] = ends - (self._t0 + np.arange(k) / self.rate)
+
     async def _run_unpaced(self, stream: QuoteSink) -> None:
-        lat, clock, n = self.quote_latencies, self.clock, len(self.raw)
+        record, clock, n = self.quote_latencies is not None, self.clock, len(self.raw)
+        starts, ends, sizes = self._starts, self._ends, self.batch_sizes
         for i in range(0, n, self.chunk):
             k = min(n, i + self.chunk)
             b = self._slice(i, k)
             t0 = clock()
             stream.push_batch(b)
-            if lat is not None:
-                lat[i:k] = clock() - t0  # every quote of the chunk arrived when it was handed on
-            self.batch_sizes.append(k - i)
+            if record:
+                ends.append(clock())
+                starts.append(t0)
+            sizes.append(k - i)
             await asyncio.sleep(0)
 
     async def _run_paced(self, stream: QuoteSink, rate: float) -> None:
-        lat, clock, n = self.quote_latencies, self.clock, len(self.raw)
-        start = clock()
+        record, clock, n = self.quote_latencies is not None, self.clock, len(self.raw)
+        ends, sizes = self._ends, self.batch_sizes
+        self._t0 = start = clock()
         i = 0
         while i < n:
             arrived = int((clock() - start) * rate) + 1  # quotes 0 .. arrived-1 have arrived
@@ -138,8 +161,8 @@ class ReplaySource:
                 await asyncio.sleep(0)  # the next quote has not arrived: let the loop run
                 continue
             stream.push_batch(self._slice(i, k))
-            if lat is not None:
-                lat[i:k] = clock() - (start + np.arange(i, k) / rate)
-            self.batch_sizes.append(k - i)
+            if record:
+                ends.append(clock())
+            sizes.append(k - i)
             i = k
             await asyncio.sleep(0)
