@@ -543,3 +543,82 @@ async def test_commits_per_order_write_ahead_first(store: Store) -> None:
     assert at_send == [2] and len(commits) == 5
     await om.stop()
     assert store.unaudited_fills() == []
+
+
+# ---------------------------------------------------------------- audited before stored (issue 13)
+class _Crash(BaseException):
+    """The process dies here: nothing after this point runs."""
+
+
+def _crash_after_storing(store: Store, states: set[OrderState]) -> None:
+    """The process dies right after the store commits an order in one of `states`."""
+    real = store.save_order
+
+    def save(o: Order, **kw: Any) -> Any:
+        out = real(o, **kw)
+        if o.state in states:
+            raise _Crash
+        return out
+
+    store.save_order = save  # type: ignore[method-assign]
+
+
+def _unannounced(store: Store, audit: NullAudit, coids: list[str]) -> list[str]:
+    """The stored orders whose state no audit record announces (its `to`, or its own event)."""
+    events = {
+        S.NEW: "order.attempt",
+        S.CANCEL_PENDING: "order.cancel_requested",
+        S.REJECTED: "order.rejected",
+    }
+    bad = []
+    for c in coids:
+        st = state(store, c).state
+        recs = [(e, p) for e, p, ids in audit.records if ids.get("client_order_id") == c]
+        if not any(p.get("to") == st.value or e == events.get(st) for e, p in recs):
+            bad.append(f"{c}: {st.value} stored, not audited")
+    return bad
+
+
+async def test_a_cancel_request_is_audited_before_it_is_stored(store: Store) -> None:
+    """`order.cancel_requested` was written after CANCEL_PENDING was stored: a crash between left a
+    stored state without its audit record. Audited first (as a submit's write-ahead): a crash right
+    after the store's commit finds the record already written."""
+    venue = FakeVenue()
+    audit = NullAudit()
+    om, (entry, stop, target) = await placed_bracket(venue, store, audit=audit)
+    _crash_after_storing(store, {S.CANCEL_PENDING})
+    with pytest.raises(_Crash):
+        await om.cancel(entry)
+    assert state(store, entry).state is S.CANCEL_PENDING
+    assert _unannounced(store, audit, [entry, stop, target]) == []
+
+
+async def test_a_refused_cancel_moving_back_is_audited_before_it_is_stored(store: Store) -> None:
+    venue = FakeVenue()
+    audit = NullAudit()
+    om, (entry, _, _) = await placed_bracket(venue, store, audit=audit)
+
+    async def refuse(ref: Any) -> None:
+        raise SendFailed("not connected")
+
+    venue.cancel = refuse  # type: ignore[method-assign]
+    _crash_after_storing(store, {S.ACCEPTED})
+    with pytest.raises(_Crash):
+        await om.cancel(entry)
+    assert state(store, entry).state is S.ACCEPTED
+    assert any(e == "order.cancel_not_sent" for e, _, _ in audit.records)
+
+
+async def test_an_entry_refused_by_the_gate_is_audited_before_it_is_stored(store: Store) -> None:
+    venue = FakeVenue()
+    audit = NullAudit()
+    om = await manager(venue, store, audit=audit)
+    om.entry_gate = lambda: "trading is reducing: test"
+    intents = bracket()
+    _crash_after_storing(store, {S.REJECTED})
+    with pytest.raises(_Crash):
+        await om.submit(intents)
+    assert venue.sent == []
+    stored = [i.client_order_id for i in intents if store.load_order(i.client_order_id) is not None]
+    assert state(store, intents[0].client_order_id).state is S.REJECTED
+    assert _unannounced(store, audit, stored) == []

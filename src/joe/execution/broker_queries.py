@@ -92,9 +92,11 @@ class BrokerQueries:
         if found or order.state.is_terminal:
             return True
         if order.state is _S.SUBMITTING:
-            self.book.move(order, _S.UNKNOWN, "send may have happened; the broker does not list it")
             why = {"reason": "not at the broker after restart"}
-            await self.journal.order_event("order.unknown", why, order)
+            await self.journal.move_audited(
+                self.book, order, _S.UNKNOWN, "send may have happened; the broker does not list it",
+                "order.unknown", why,
+            )  # fmt: skip
         asked = "could not be asked" if found is None else "has no such order"
         await self.journal.alert(
             AlertKind.UNRESOLVED,

@@ -52,9 +52,10 @@ async def refused(om: Gated, group: Sequence[Order], *, audited: bool = True) ->
     if why is None:
         return None
     reason = f"not sent: entries refused ({why})"
-    for o in group:
-        om.book.move(o, OrderState.REJECTED, reason)
-        await om.journal.order_event("order.rejected", {"reason": reason}, o)
+    for o in group:  # audited, then stored (`ExecutionJournal.move_audited`)
+        await om.journal.move_audited(
+            om.book, o, OrderState.REJECTED, reason, "order.rejected", {"reason": reason}
+        )
     return f"{om.broker}: order {first.client_order_id} {reason}"
 
 

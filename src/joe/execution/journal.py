@@ -2,6 +2,12 @@
 
 An audit write that fails never loses a fact: the store holds it (fills carry an outbox flag and are
 re-audited by `reaudit_outbox`), and the failure itself becomes an `AUDIT_FAILED` alert.
+
+`move_audited` is how the `OrderManager` stores a state it decides or is told outside the broker's
+report stream (a cancel requested, a send refused or in doubt, an order lost): audited first, then
+stored — as the submit's write-ahead (``order.attempt`` before the send). A crash between the two
+leaves the record of a move the store does not hold yet (the restart asks the broker), never a stored
+state without its record (issue 13 invariant ``order_events_audited``).
 """
 
 from __future__ import annotations
@@ -11,14 +17,17 @@ import logging
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from joe.core.events import AuditSink
 from joe.core.models import Fill, OrderIntent
-from joe.core.order import Order
+from joe.core.order import Order, OrderState
 from joe.core.reports import FillReport
 from joe.execution.events import AlertKind, ExecutionAlert, ProtectionRestored, UnprotectedPosition
 from joe.store import Store
+
+if TYPE_CHECKING:
+    from joe.execution.book import OrderBook
 
 log = logging.getLogger(__name__)
 
@@ -78,6 +87,18 @@ class ExecutionJournal:
                 AlertKind.AUDIT_FAILED, f"audit write of {event} failed; stored, re-audited later", o
             )
         return ok
+
+    async def move_audited(
+        self, book: OrderBook, o: Order, to: OrderState, reason: str, event: str, payload: dict[str, Any]
+    ) -> bool:
+        """Audit `event` for `o`, then store its move to `to` (`OrderBook.move`); False, nothing written,
+        when `o` can no longer make that move (a report moved it meanwhile)."""
+        if not o.can_transition(to):
+            log.warning("order %s: %s -> %s skipped (%s)", o.client_order_id, o.state, to, reason)
+            return False
+        await self.order_event(event, payload, o)
+        book.move(o, to, reason)
+        return o.state is to
 
     async def alert(self, kind: AlertKind, message: str, o: Order | None = None) -> None:
         a = ExecutionAlert(

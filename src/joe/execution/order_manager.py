@@ -251,8 +251,9 @@ class OrderManager(ReconcilePass, FillIntake, BrokerQueries, OutsideChanges, Bra
             why = "not sent: the broker could not be asked whether it already holds this id"
             group = [o, *self.book.children(o)]
             for g in group:
-                self.book.move(g, _S.REJECTED, why)
-                await self.journal.order_event("order.rejected", {"reason": why}, g)
+                await self.journal.move_audited(
+                    self.book, g, _S.REJECTED, why, "order.rejected", {"reason": why}
+                )
             raise SendFailed(f"order {o.client_order_id}: {why}")
         return found
 
@@ -285,8 +286,8 @@ class OrderManager(ReconcilePass, FillIntake, BrokerQueries, OutsideChanges, Bra
         if overreach is not None and all(o.state is _S.NEW for o in orders):
             why = f"not sent: {overreach}"
             for o in orders:  # Joe's own refusal, not the broker's: no reject for the circuit breaker
-                self.book.move(o, _S.REJECTED, why)
-                await self.journal.order_event("order.not_sent", {"to": o.state.value, "reason": why}, o)
+                payload = {"to": _S.REJECTED.value, "reason": why}
+                await self.journal.move_audited(self.book, o, _S.REJECTED, why, "order.not_sent", payload)
             await self._check_protection(orders[0].intent.signal_id)
             raise SendFailed(f"orders {ids}: {why}")
         mine = [i for i in ids if i not in self._sending]  # a caller may hold them already
@@ -302,15 +303,17 @@ class OrderManager(ReconcilePass, FillIntake, BrokerQueries, OutsideChanges, Bra
             acks = await self.client.submit([o.intent for o in orders])
         except (SendFailed, InvalidOrder) as e:
             for o in orders:
-                self.book.move(o, _S.REJECTED, f"not sent: {e}")
-                await self.journal.order_event("order.rejected", {"reason": f"not sent: {e}"}, o)
+                why = f"not sent: {e}"
+                await self.journal.move_audited(
+                    self.book, o, _S.REJECTED, why, "order.rejected", {"reason": why}
+                )
             raise
         except Exception as e:  # OrderOutcomeUnknown, a dropped connection, anything: it may be there
             for o in orders:
-                self.book.move(o, _S.UNKNOWN, f"outcome unknown: {e}")
-                await self.journal.order_event(
-                    "order.unknown", {"reason": str(e), "timeout": _timed_out(e)}, o
-                )
+                await self.journal.move_audited(
+                    self.book, o, _S.UNKNOWN, f"outcome unknown: {e}",
+                    "order.unknown", {"reason": str(e), "timeout": _timed_out(e)},
+                )  # fmt: skip
             settled = [await self.lookup(o) for o in orders]
             for o, found in zip(orders, settled, strict=True):
                 if not found:  # asked, and the broker could not say: an unresolved outcome
@@ -383,19 +386,17 @@ class OrderManager(ReconcilePass, FillIntake, BrokerQueries, OutsideChanges, Bra
         if o.state not in _WORKING:
             return
         before = o.state
-        self.book.move(o, _S.CANCEL_PENDING, "cancel requested")
-        # The record names the state it stores (every stored state is announced in the audit log).
-        await self.journal.order_event(
-            "order.cancel_requested", {"from": before.value, "to": o.state.value}, o
+        # Audited, then stored (write-ahead, as a submit): the record names the state it stores.
+        asked = {"from": before.value, "to": _S.CANCEL_PENDING.value}
+        await self.journal.move_audited(
+            self.book, o, _S.CANCEL_PENDING, "cancel requested", "order.cancel_requested", asked
         )
         try:
             await self.client.cancel(self.book.ref(o))
         except SendFailed as e:
-            self.book.move(o, before, f"cancel not sent: {e}")
-            await self.journal.order_event(
-                "order.cancel_not_sent",
-                {"from": _S.CANCEL_PENDING.value, "to": o.state.value, "reason": str(e)},
-                o,
+            back = {"from": _S.CANCEL_PENDING.value, "to": before.value, "reason": str(e)}
+            await self.journal.move_audited(
+                self.book, o, before, f"cancel not sent: {e}", "order.cancel_not_sent", back
             )
             raise
 

@@ -140,9 +140,7 @@ class ReconcilePass:
     async def mark_lost(self, o: Order, reason: str) -> None:
         """The `Reconciler`'s verdict: Joe sent `o`, the broker does not know it after repeated checks.
         LOST is terminal (never resent); alerted and audited. A later broker report moves it on."""
-        self.book.move(o, _S.LOST, reason)
-        if o.state is _S.LOST:
-            await self.journal.order_event("order.lost", {"reason": reason}, o)
+        if await self.journal.move_audited(self.book, o, _S.LOST, reason, "order.lost", {"reason": reason}):
             await self.journal.alert(AlertKind.LOST, f"order {o.client_order_id} lost: {reason}", o)
             await self._after_change(o)
 
