@@ -46,6 +46,7 @@ class Features:
         self.every_row = every_row
         self._cache: dict[_Key, np.ndarray] = {}
         self._rows: dict[str, dict[str, np.ndarray]] = {}
+        self._flat: dict[tuple[str, int, int], bool] = {}
 
     def _get(
         self, symbol: str, name: str, params: tuple[object, ...], make: Callable[[], np.ndarray]
@@ -243,6 +244,17 @@ class Features:
 
         both = self._get(symbol, "gap_p95_block", (window, block), make)
         return both[0] > 0, both[1]
+
+    def window_flat(self, symbol: str, t: int, window: int) -> bool:
+        """`np.std(log_returns(symbol)[max(0, t - window + 1) : t + 1]) == 0` (the risk stage's test for a
+        constant return window), memoised per (symbol, t, window): the risk profiler asks it of each
+        held symbol for every signal of a day."""
+        key = (symbol, t, window)
+        got = self._flat.get(key)
+        if got is None:
+            r = self.log_returns(symbol)[max(0, t - window + 1) : t + 1]
+            got = self._flat[key] = bool(np.std(r) == 0)
+        return got
 
     def volume_known(self, symbol: str, t: int, period: int = 20) -> bool:
         """True when the symbol has a volume on at least one of the last `period` bars."""

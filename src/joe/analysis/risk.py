@@ -266,7 +266,7 @@ class RiskProfiler:
         mine = f.log_returns(sym)[lo : t + 1]
         mine_ok = np.isfinite(mine)
         # The usual case, every day has a return: `sym`'s side is the same for every other symbol.
-        mine_flat = bool(mine_ok.all()) and np.std(mine) == 0
+        mine_flat = bool(mine_ok.all()) and f.window_flat(sym, t, 60)
         out: dict[str, float] = {}
         for o in sorted(others - {sym}):
             if o not in panel:
@@ -275,10 +275,13 @@ class RiskProfiler:
             ok = mine_ok & np.isfinite(theirs)
             if ok.all():
                 x, y, x_flat = mine, theirs, mine_flat
+                # the held symbols' windows are the same for every signal of the day: memoised
+                y_flat = len(x) >= 20 and not x_flat and f.window_flat(o, t, 60)
             else:
                 x, y = mine[ok], theirs[ok]
                 x_flat = len(x) >= 20 and np.std(x) == 0
-            if len(x) < 20 or x_flat or np.std(y) == 0:
+                y_flat = len(x) >= 20 and not x_flat and np.std(y) == 0
+            if len(x) < 20 or x_flat or y_flat:
                 continue
             out[o] = pearson(x, y)
         return out
