@@ -308,6 +308,15 @@ def keeps_holidays(code: str, stamps: pd.DatetimeIndex | np.ndarray) -> bool:
         d = np.unique(d)
     if len(d) < 2:
         return True
+    # Files of one folder mostly share their dates (and the data-quality stage asks again): one answer
+    # per (calendar, dates).
+    return _keeps_holidays(code, d.tobytes())
+
+
+@lru_cache(maxsize=64)
+def _keeps_holidays(code: str, day_bytes: bytes) -> bool:
+    """`keeps_holidays` for sorted unique days (datetime64[D], at least two) given as their bytes."""
+    d = np.frombuffer(day_bytes, dtype="datetime64[D]")
     days, first, end = _session_days(code)
     lo, hi = max(d[0], first), min(d[-1], end)
     if lo > hi:

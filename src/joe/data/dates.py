@@ -385,6 +385,14 @@ def parse_times(
     return ParsedTimes(wall, pd.DatetimeIndex(instant), bool(has_off.any()))
 
 
+def sorted_unique(a: np.ndarray) -> np.ndarray:
+    """`np.unique(a)` for a 1-D array, without its sort when `a` is already strictly increasing (the
+    usual file: one bar per date, in order)."""
+    if len(a) < 2 or bool(np.all(a[1:] > a[:-1])):
+        return a
+    return np.unique(a)
+
+
 def bar_index(times: ParsedTimes) -> tuple[pd.DatetimeIndex, bool]:
     """The index bars are stored under, and whether the file is daily.
 
@@ -392,7 +400,7 @@ def bar_index(times: ParsedTimes) -> tuple[pd.DatetimeIndex, bool]:
     instant.
     """
     wall = times.wall.as_unit("ns")
-    u = np.unique(wall.asi8)
+    u = sorted_unique(wall.asi8)
     daily = len(u) < 2 or bool(np.median(np.diff(u)) >= DAILY_SPACING.value)
     if daily:
         return session_dates(wall).tz_localize("UTC").rename("ts"), True
@@ -402,7 +410,7 @@ def bar_index(times: ParsedTimes) -> tuple[pd.DatetimeIndex, bool]:
 def is_daily_spacing(days: pd.DatetimeIndex) -> bool:
     """Bars about a day apart (median spacing at most 4 days): daily, not weekly or monthly bars, whose
     labels may fall on any weekday."""
-    u = np.unique(days.asi8)
+    u = sorted_unique(days.asi8)
     return len(u) < 2 or bool(np.median(np.diff(u)) <= pd.Timedelta(days=4).value)
 
 
