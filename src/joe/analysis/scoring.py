@@ -109,23 +109,25 @@ class ScoringEngine:
         with np.errstate(all="ignore"):  # rows not scored (no bar, no SMA) may divide by NaN or zero
             total, sign, comps = self._score_rows(r)
         names = list(comps)
-        comp_rows = np.column_stack([comps[k] for k in names]).tolist()
-        detail_rows = np.column_stack([r[k] for k in DETAILS]).tolist()
+        # Only the scored rows become Python floats (one conversion per array, not per element).
+        rows = np.flatnonzero(r["ok"])
+        comp_rows = np.column_stack([comps[k][rows] for k in names]).tolist()
+        detail_rows = np.column_stack([r[k][rows] for k in DETAILS]).tolist()
+        totals, signs = total[rows].tolist(), sign[rows].tolist()
         when = panel.dates[t]
         out: list[InstrumentScore] = []
-        ok = r["ok"].tolist()
-        for i, (sym, hits) in enumerate(picked):
-            if not ok[i]:
-                continue
+        long, short = Direction.LONG, Direction.SHORT
+        for n, i in enumerate(rows.tolist()):
+            sym, hits = picked[i]
             out.append(
                 InstrumentScore(
                     symbol=sym,
-                    total=round(float(total[i]), 4),
-                    direction=Direction.LONG if sign[i] > 0 else Direction.SHORT,
-                    components={k: round(v, 4) for k, v in zip(names, comp_rows[i], strict=True)},
+                    total=round(totals[n], 4),
+                    direction=long if signs[n] > 0 else short,
+                    components={k: round(v, 4) for k, v in zip(names, comp_rows[n], strict=True)},
                     as_of=when,
                     hits=tuple(hits),
-                    details=dict(zip(DETAILS, detail_rows[i], strict=True)),
+                    details=dict(zip(DETAILS, detail_rows[n], strict=True)),
                 )
             )
         out.sort(key=lambda x: (-x.total, x.symbol))
