@@ -320,6 +320,14 @@ def pearson(x: np.ndarray, y: np.ndarray) -> float:
     xy[0], xy[1] = x, y
     xy -= xy.mean(axis=1)[:, None]
     c = np.dot(xy, xy.T.conj())
+    # The rest on the three numbers needed, as Python floats (IEEE: the same roundings as numpy's
+    # element-wise operations): scaled, divided by the row's then the column's deviation, clipped.
+    (c00, c01), (_, c11) = c.tolist()
+    scale = 1 / (n - 1) if n > 1 else math.nan
+    v0, v1 = c00 * scale, c11 * scale
+    if v0 > 0 and v1 > 0:  # else a 0/0 or x/0 (or NaN): numpy's answer and warning, as before
+        r = c01 * scale / math.sqrt(v0) / math.sqrt(v1)
+        return r if r != r else (1.0 if r > 1 else -1.0 if r < -1 else r)  # NaN stays NaN, as np.clip
     c *= np.true_divide(1, n - 1)
     sd = np.sqrt(np.diag(c))
     c /= sd[:, None]
