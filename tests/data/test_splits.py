@@ -25,7 +25,7 @@ from typer.testing import CliRunner
 from joe.cli.main import app
 from joe.data import DataError, FileSource
 from joe.data.quality import check_bars, check_frame
-from joe.data.splits import GAP_MAX, RATIOS, parse_ratio
+from joe.data.splits import BIG_WITHOUT_VOLUME, GAP_MAX, MIN_AFTER_BARS, RATIOS, SPIKE_BARS, parse_ratio
 
 SPLITS = [
     (2, 1),
@@ -404,6 +404,12 @@ def test_property_a_crash_off_the_split_ratios_is_never_called_a_split(
     # split when volume moved by the ratio for weeks (here: by chance, the documented limit of
     # `joe.data.splits`), excluded when volume cannot tell; anything else is a move, never a split.
     split_like = intraday == -move - gap and any(abs(math.log(float(r)) + gap) <= GAP_MAX for r in RATIOS)
+    # In the last 9 bars volume says nothing yet: a jump of ×1.5 or more is excluded until it does (never
+    # adjusted as a split), the documented limit (found by this property: seed 0, a ×3.5 gap 8 bars in).
+    too_recent = len(df) - 1 - at < SPIKE_BARS + MIN_AFTER_BARS - 1 and abs(gap) >= BIG_WITHOUT_VOLUME
+    if too_recent and not split_like:
+        assert not [f for f in found if f.check == "split"], [f.line() for f in found]
+        return
     assert not found or split_like, [f.line() for f in found]
 
 

@@ -245,7 +245,11 @@ class Jump:
         post = self.posterior()
         if not self.candidates:  # no real ratio explains it: a move, unless extraordinary and volume moved
             huge = math.isfinite(self.sds) and self.sds >= JUMP_SDS and abs(self.move) >= FLOOR + 2 * GAP_MAX
-            return huge and ((bool(post) and not self._volume_flat()) or abs(self.move) >= BIG_WITHOUT_VOLUME)
+            # With readable volume, volume decides; the ×1.5 size rule is for series without it (a flat
+            # volume under a 3.5× crash called it a split: found by the crash property, seed 0).
+            if post:
+                return huge and not self._volume_flat()
+            return huge and abs(self.move) >= BIG_WITHOUT_VOLUME
         if self.clean is not None:  # unless a move this size is ordinary for the symbol (not a one-off)
             return not (math.isfinite(self.sds) and self.sds < ORDINARY_SDS)
         # Too few bars before to know the symbol's moves (sds unknown): a split-sized jump is taken as
