@@ -19,6 +19,7 @@ from joe.audit.chain import verify
 from joe.audit.errors import AuditWriteError
 from joe.brokers.base import BrokerError, EntriesRefused
 from joe.core.events import NullAudit
+from joe.core.models import OrderIntent, OrderType
 from joe.core.order import OrderState
 from joe.safety.trading_state import TradingState
 
@@ -314,3 +315,44 @@ def _stored_state(data_dir: Path) -> tuple[TradingState, str]:
         return rec.state, rec.by
     finally:
         store.close()
+
+
+async def test_no_replacement_stop_on_top_of_a_stop_resize_in_flight(tmp_path: Path) -> None:
+    """Seed 220 (partial_then_cancel): a limit entry of 4 carries stop and target legs of 2 and
+    fills 4; Joe asks the broker to grow the legs to 4 (TWS is slow: the modify is in flight) while
+    its protection check sees "stops cover 2 of 4" and the lost-protection reaction places a
+    replacement stop of 2 — both land, 6 units of stops on a position of 4: a gap down through them
+    sold 2 short (in the seed: 1 of 3, 5 units of stops on 4). The replacement is sized counting the
+    resize in flight (nothing to place here; the reaction looks again until the resize lands, then
+    the position is protected) and `leg_overreach` counts it too: the gap closes the position and
+    nothing is reversed. Here TWS is slow on every request after the resize, so before the fix the
+    replacement met `leg_overreach` after the resize landed and the reaction, refused until its
+    deadline, closed the protected position."""
+    logging.getLogger("ib_async").setLevel(logging.CRITICAL)
+    world = IbkrWorld(220, 178, ("AAPL",))
+    await world.start()
+    joe = JoeProcess(world, tmp_path)
+    await joe.open()
+    try:
+        legs = bracket("found-220-AAPL", "AAPL", 2, Decimal(100))
+        e = legs[0]
+        legs[0] = OrderIntent(e.client_order_id, e.signal_id, e.leg, e.symbol, e.side, Decimal(4),
+                              OrderType.LIMIT, limit_price=Decimal("100.10"), stop_loss=e.stop_loss,
+                              take_profit=e.take_profit)  # fmt: skip
+        await joe.om.submit(legs)
+        world.sim.faults.arm("place_latency", seconds=1.5)  # the legs' resize will be in flight
+        await _until(lambda: world.positions() == {"AAPL": Decimal(4)})
+        await _until(lambda: sum(s.signed_qty for s in world.stops()) >= 4, timeout=15.0)
+        await asyncio.sleep(3.5)  # the reaction's deadline (3 s) passes: whatever it placed, landed
+        # Protected by the resized stop: no replacement on top of it, and no exit of a protected
+        # position (before the fix the reaction's replacement was refused as over-cover once the
+        # resize landed, it retried until its deadline and closed the position).
+        assert world.positions() == {"AAPL": Decimal(4)}
+        assert [s.signed_qty for s in world.stops()] == [Decimal(4)]
+        world.set_price("AAPL", Decimal(90))  # a gap down through every stop
+        await _until(lambda: world.positions() == {}, timeout=10.0)
+        await asyncio.sleep(1.0)
+        assert world.positions() == {}, f"the position was reversed: {world.positions()}"
+    finally:
+        await joe.close()
+        await world.stop()

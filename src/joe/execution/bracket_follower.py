@@ -171,7 +171,10 @@ class BracketFollower:
         signal holds less what its working legs of the same kind already cover, its fill opens or
         grows a position the other way (chaos seed 220: a lost-protection replacement stop, still
         being checked when the reaction's exit closed the position, was sent after it and sold 2
-        short; seed 129: two replacement stops and the bracket's own all filled)."""
+        short; seed 129: two replacement stops and the bracket's own all filled). A leg Joe is
+        resizing counts at the size asked (seed 220 again: a replacement for the 1 unit a partly
+        filled entry's stop lacked, sent while that stop's resize to the whole entry was in flight,
+        sold 1 short when both filled)."""
         if not legs or any(o.intent.leg not in (OrderLeg.STOP_LOSS, OrderLeg.TAKE_PROFIT) for o in legs):
             return None
         sid = legs[0].intent.signal_id
@@ -186,7 +189,7 @@ class BracketFollower:
         mine = {o.client_order_id for o in legs}
         for leg in {o.intent.leg for o in legs}:
             covered = sum(
-                (o.remaining for o in orders
+                (self._will_cover(o) for o in orders
                  if o.intent.leg is leg and o.client_order_id not in mine and o.state in _COVERING),
                 Decimal(0),
             )  # fmt: skip
@@ -194,6 +197,21 @@ class BracketFollower:
             if covered + asked > held:
                 return f"{leg.value} legs would cover {covered + asked} of a position of {held}"
         return None
+
+    def _will_cover(self, o: Order) -> Decimal:
+        """What a working leg covers once Joe's resize of it in flight lands (its rest until then)."""
+        asked = self._resize_asked.get(o.client_order_id)
+        return o.remaining if asked is None else max(o.remaining, asked - o.filled_quantity)
+
+    def stop_cover(self, signal_id: str) -> tuple[Decimal, Decimal, Decimal]:
+        """(units the signal holds, units its working stops cover now, units they cover once Joe's
+        resizes in flight land) — what a lost-protection reaction sizes a replacement stop from."""
+        stops = [
+            o for o in self.book.signal_orders(signal_id)
+            if o.intent.leg is OrderLeg.STOP_LOSS and o.state in _COVERING
+        ]  # fmt: skip
+        now = sum((o.remaining for o in stops), Decimal(0))
+        return self.position_of(signal_id), now, sum((self._will_cover(o) for o in stops), Decimal(0))
 
     def position_of(self, signal_id: str) -> Decimal:
         """Units the signal holds open in its entry's direction: Joe's fills of its orders plus its

@@ -54,10 +54,25 @@ class OrderManagerPort:
         )
 
     async def replace_stop(self, p: UnprotectedPosition) -> bool:
+        """Place a reduce-only stop for what the working stops lack; True once it works, or when
+        they cover the position again. Sized from the stops' cover right now, counting Joe's resizes
+        in flight at their asked size (chaos seed 220: a stop being grown to a partly filled entry's
+        final size, plus a replacement for the unit it lacked, sold 1 short when both filled); when
+        those cover it, nothing is placed and False asks the caller to look again (until its
+        deadline: a resize that never lands ends in its exit)."""
         signal_id = p.position_ref
         entry = self._entry(signal_id)
         if entry is None or entry.intent.stop_loss is None or p.quantity <= 0:
             return False
+        quantity = p.quantity
+        cover = getattr(self.om, "stop_cover", None)
+        if cover is not None:
+            held, now, pending = cover(signal_id)
+            if now >= held:
+                return True  # covered again (or closed): nothing to place
+            quantity = min(quantity, held - pending)
+            if quantity <= 0:
+                return False  # a resize in flight covers it: look again
         n = self._attempt.get(signal_id, 0) + 1
         self._attempt[signal_id] = n
         intent = OrderIntent(
@@ -66,7 +81,7 @@ class OrderManagerPort:
             OrderLeg.STOP_LOSS,
             p.symbol,
             entry.intent.side.opposite,
-            p.quantity,
+            quantity,
             OrderType.STOP,
             stop_price=p.stop_price or entry.intent.stop_loss,
             reduce_only=True,
