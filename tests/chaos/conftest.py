@@ -52,9 +52,9 @@ def seeds(config: pytest.Config) -> list[int]:
 # (test_found.test_a_restart_on_a_full_audit_disk_sends_no_entry and
 # test_an_entry_whose_write_ahead_record_fails_is_not_sent).
 KNOWN_DEFECTS: dict[int, str] = {
-    75: "joe/execution (Capital.com netting; crash_restart, ws_drop, audit_full): a crash before a slow exit's "
-    "outcome is recorded, then the broker's close is booked as an outside change on the entry instead of the "
-    "exit's fill (the exit goes UNKNOWN then LOST); met only when the machine is loaded; open",
+    75: "joe/execution (Capital.com netting; crash_restart, ws_drop, audit_full): a crash before a slow "
+    "exit's outcome is recorded, then the broker's close is booked as an outside change on the entry "
+    "instead of the exit's fill (the exit goes UNKNOWN then LOST); met only under load; open",
 }
 # Fault kinds that meet a defect of others' code in any scenario that draws them (before the action
 # the fault precedes); each strict and deterministic in test_found.py. None open: audit_full (an exit
