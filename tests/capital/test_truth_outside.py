@@ -12,10 +12,11 @@ from pathlib import Path
 import pytest
 
 from capital.conftest import *  # noqa: F403  (sim, client, audit)
+from capital.conftest import make_client
 from capital.test_truth_om import manager, state, until
 from capital.truth_helpers import adapter, around, books, bracket, held, outside_changes
 from joe.brokers.capital import CapitalClient
-from joe.core.models import OrderIntent, Side
+from joe.core.models import OrderIntent, OrderLeg, Side
 from joe.core.order import OrderState
 from joe.execution.events import AlertKind
 from joe.execution.order_manager import OrderManager
@@ -176,3 +177,51 @@ async def test_owners_opposite_deal_on_a_hedging_account_is_not_joes(
         assert om.position_of("out-hedge") == 0 and outside_changes(store) == []
     finally:
         await om.stop()
+
+
+@pytest.mark.parametrize("hedging", [False, True])
+async def test_restart_books_the_in_doubt_exits_close_as_its_fill_not_outside(
+    sim: CapitalSimulator, store: Store, hedging: bool
+) -> None:
+    """Chaos seed 75: Joe's exit closed its deal by dealId (DELETE: the close row names no request),
+    then the process died before reading the confirm — the exit is stored in doubt, with no broker
+    id. After a restart the close is the exit's fill (matched through the exit's signal to the
+    entry's deal, before anything is called an outside change), never an owner trade; the exit is
+    FILLED, not UNKNOWN and then LOST."""
+    sim.set_hedging(hedging)
+    sig = f"out-doubt-{hedging}"
+    c1 = make_client(sim)
+    await c1.open()
+    om1 = await manager(adapter(c1), store)
+    await _long(sim, om1, sig)
+    [(deal, *_)] = books(sim, "GOLD")
+    sim.faults.arm("latency", 1, path=f"/confirms/p_{deal}", method="GET", seconds=3.0)
+    t = asyncio.create_task(om1.exit(sig))
+    for _ in range(500):  # until the close is done at the broker and its confirm is being read
+        if not books(sim) and any(r.path == f"/confirms/p_{deal}" for r in sim.requests):
+            break
+        await asyncio.sleep(0.01)
+    assert books(sim) == [] and not t.done()
+    t.cancel()  # the process dies before the close's confirm is read
+    await asyncio.gather(t, return_exceptions=True)
+    await om1.stop()
+    [ex] = [o for o in store.orders() if o.intent.leg is OrderLeg.EXIT]
+    assert not ex.state.is_terminal and ex.broker_order_id is None  # stored in doubt
+    c2 = make_client(sim)
+    await c2.open()
+    om2 = await manager(adapter(c2), store)
+    try:
+        await Reconciler(om2).reconcile()
+        o = om2.order(ex.client_order_id)
+        assert o is not None and (o.state, o.filled_quantity) == (OrderState.FILLED, 2)
+        assert om2.position_of(sig) == 0 == held(sim)
+        assert outside_changes(store) == []
+        assert AlertKind.OWNER_TRADE not in _kinds(om2) and AlertKind.LOST not in _kinds(om2)
+        report = await Reconciler(om2).reconcile()
+        assert report.explained, report.summary()
+        assert outside_changes(store) == []
+        assert om2.order(ex.client_order_id).filled_quantity == 2  # type: ignore[union-attr]
+    finally:
+        await om2.stop()
+        await c2.close()
+        await c1.close()

@@ -50,12 +50,11 @@ def seeds(config: pytest.Config) -> list[int]:
 # each deterministic case has a strict xfail in test_found.py.
 # None open: 43 (a restart on a full audit disk resent the killed process's entry) since truth7
 # (test_found.test_a_restart_on_a_full_audit_disk_sends_no_entry and
-# test_an_entry_whose_write_ahead_record_fails_is_not_sent).
-KNOWN_DEFECTS: dict[int, str] = {
-    75: "joe/execution (Capital.com netting; crash_restart, ws_drop, audit_full): a crash before a slow "
-    "exit's outcome is recorded, then the broker's close is booked as an outside change on the entry "
-    "instead of the exit's fill (the exit goes UNKNOWN then LOST); met only under load; open",
-}
+# test_an_entry_whose_write_ahead_record_fails_is_not_sent); 75 (a crash before a slow exit's outcome
+# was recorded: after the restart the broker's close was booked as an outside change on the entry,
+# the exit went UNKNOWN then LOST) since truth8
+# (tests/capital/test_truth_outside.test_restart_books_the_in_doubt_exits_close_as_its_fill_not_outside).
+KNOWN_DEFECTS: dict[int, str] = {}
 # Fault kinds that meet a defect of others' code in any scenario that draws them (before the action
 # the fault precedes); each strict and deterministic in test_found.py. None open: audit_full (an exit
 # not sent while the audit disk was full, seed 169's entry never audited) is fixed by the audit log's

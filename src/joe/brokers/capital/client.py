@@ -207,7 +207,8 @@ class CapitalExecutionClient(OrderAmendments, ExitFlow):
 
     def link(self, links: Sequence[OrderLink]) -> None:
         """Restore attribution from Joe's store after a restart (`SupportsOrderLinks`): attached legs
-        to their entry (and the entry's dealId), an exit to the deal it closed (`p_<dealId>`)."""
+        to their entry (and the entry's dealId), an exit to the deal it closed (`p_<dealId>`), or — an
+        exit sent but never acknowledged (no broker id) — to its signal's entry (`in_doubt`)."""
         for k in links:
             if k.leg is OrderLeg.STOP_LOSS and not k.parent_client_order_id and k.signal_id:
                 # A stop attached alone to a held position (`attach_stop`): its signal's entry's stop leg.
@@ -219,6 +220,11 @@ class CapitalExecutionClient(OrderAmendments, ExitFlow):
                     self.queries.entry_deals.setdefault(k.parent_broker_order_id, k.parent_client_order_id)
             elif k.leg is OrderLeg.EXIT and k.broker_order_id and k.broker_order_id.startswith("p_"):
                 self._exits.setdefault(k.client_order_id, [k.broker_order_id[2:]])
+            elif k.leg is OrderLeg.EXIT and not k.broker_order_id and k.signal_id:
+                # Sent (or about to be) but never acknowledged: a close by dealId names no request,
+                # so the exit is known by its signal's entry (`CapitalQueries._claim`).
+                entry = ids.client_order_id(k.signal_id, OrderLeg.ENTRY.value)
+                self.queries.in_doubt.setdefault(k.client_order_id, entry)
             elif k.leg is OrderLeg.ENTRY and k.broker_order_id:
                 self.queries.entry_deals.setdefault(k.broker_order_id, k.client_order_id)
 

@@ -52,6 +52,7 @@ class CapitalQueries:
         self.entry_deals: dict[str, str] = {}  # dealId -> Joe's entry id, from the store (`link`)
         self.closing: set[str] = set()  # exits whose DELETEs are being sent now (their deals may be live)
         self.refused: dict[str, set[str]] = {}  # exit id -> deals its close did not close (no longer its)
+        self.in_doubt: dict[str, str] = {}  # exit id -> its entry's id: sent, no broker id stored (`link`)
 
     async def order_status(self, client_order_id: str) -> list[OrderStatusReport]:
         """Every order at Capital.com carrying this id (confirm, positions, working orders, activity).
@@ -69,6 +70,10 @@ class CapitalQueries:
         except (NotFound, InvalidRequest):
             confirm = None
         positions = await self.trading.positions()
+        if confirm is None and cid in self.in_doubt:
+            acts = await self.accounts.activity(last_period_s=86400, fiql="type==POSITION")
+            if self._claim(cid, positions, acts):
+                return await self._exit_status(cid, self._exits[cid])
         orders = await self.trading.working_orders()
         out = [ob.working_order_report(r, now, reconciling=True) for r in orders
                if ob.own_reference(getattr(r.workingOrderData, "dealReference", None)) == cid]  # fmt: skip
@@ -92,6 +97,31 @@ class CapitalQueries:
             "capital", cid, f0.broker_order_id, f0.symbol, f0.side, qty, VenueOrderStatus.FILLED, now,
             filled_quantity=qty, avg_fill_price=f0.price, raw_status="ACTIVITY", from_reconciliation=True,
         )]  # fmt: skip
+
+    def _claim(self, cid: str, positions: Sequence[PositionRow], acts: Sequence[Activity]) -> bool:
+        """Whether in-doubt exit `cid` closed deals by id: its entry's deals (found by the entry's
+        dealReference in the activity's opening rows, or from the store's links) that are gone
+        from `positions` and not claimed by another exit become its deals (`_exits`), so their
+        reference-less close rows are its fills (`is_exit_row`), never outside changes.
+
+        The exit was stored before its DELETE was sent and the process died before the confirm was
+        read (chaos seed 75), so no broker id names the deal. A deal still live was not closed by
+        it: nothing is claimed and the exit is asked for as before (never resent). A close row of
+        a claimed deal from the owner on the platform cannot be told apart from the exit's close
+        (neither names a request); the stop's and target's rows can (`source`) and are not claimed."""
+        entry = self.in_doubt[cid]
+        live = {r.position.dealId for r in positions}
+        deals = {d for d, e in self.entry_deals.items() if e == entry}
+        deals |= {
+            a.dealId for a in acts
+            if ob.is_opening(a) and a.details and ob.own_reference(a.details.dealReference) == entry
+        }  # fmt: skip
+        taken = {d for c, ds in self._exits.items() if c != cid for d in ds}
+        gone = sorted(d for d in deals if d not in live and d not in taken)
+        if not gone:
+            return False
+        self._exits[cid] = gone
+        return True
 
     async def _settled(self, c: Confirm, cid: str, now: datetime) -> OrderStatusReport:
         """A confirmed request no longer live: a market deal filled; a working order's fate is in activity."""
@@ -285,6 +315,8 @@ class CapitalQueries:
         for a in acts:
             if ob.is_opening(a) and a.details is not None:
                 entry_of.setdefault(a.dealId, ob.own_reference(a.details.dealReference))
+        for cid in [c for c in self.in_doubt if c not in self._exits]:
+            self._claim(cid, positions, acts)  # before a close row is called an outside change
         fills = [
             f
             for f in (self._fill(a, self._owner(a, kids, entry_of), entry_of) for a in acts)
