@@ -622,3 +622,66 @@ async def test_an_entry_refused_by_the_gate_is_audited_before_it_is_stored(store
     stored = [i.client_order_id for i in intents if store.load_order(i.client_order_id) is not None]
     assert state(store, intents[0].client_order_id).state is S.REJECTED
     assert _unannounced(store, audit, stored) == []
+
+
+def _crash_when_auditing(audit: NullAudit, event: str) -> None:
+    """The process dies as it starts writing the audit record `event` (nothing of it is written)."""
+    real = audit.record
+
+    def record(event_type: str, payload: dict[str, Any] | None = None, **ids: str | None) -> None:
+        if event_type == event:
+            raise _Crash
+        real(event_type, payload, **ids)
+
+    audit.record = record  # type: ignore[method-assign]
+
+
+async def test_a_submit_is_audited_before_it_is_stored(store: Store) -> None:
+    """`order.attempt` was written after NEW was stored: a crash between left stored orders without
+    their audit record. Audited first: a crash as the record is written leaves nothing stored and
+    nothing sent; a crash right after the store's commit finds every record already written."""
+    venue = FakeVenue()
+    audit = NullAudit()
+    om = await manager(venue, store, audit=audit)
+    intents = bracket("sig-audit-first")
+    coids = [i.client_order_id for i in intents]
+    _crash_when_auditing(audit, "order.attempt")
+    with pytest.raises(_Crash):
+        await om.submit(intents)
+    assert venue.sent == []
+    assert [c for c in coids if store.load_order(c) is not None] == []
+    assert _unannounced(store, audit, [c for c in coids if store.load_order(c) is not None]) == []
+
+    venue2, audit2 = FakeVenue(), NullAudit()
+    om2 = await manager(venue2, store, audit=audit2)
+    _crash_after_storing(store, {S.SUBMITTING})  # after NEW's commit, before the broker call
+    with pytest.raises(_Crash):
+        await om2.submit(intents)
+    assert venue2.sent == []  # the write-ahead: stored before any send
+    assert all(store.load_order(c) is not None for c in coids)
+    assert _unannounced(store, audit2, coids) == []
+
+
+async def test_a_submit_is_stored_before_the_broker_is_asked(store: Store) -> None:
+    """Audit first does not move the write-ahead: when the broker request goes out, every order of
+    the group is in the store (SUBMITTING) and its attempt is audited."""
+    venue = FakeVenue()
+    audit = NullAudit()
+    om = await manager(venue, store, audit=audit)
+    intents = bracket("sig-write-ahead")
+    seen: list[tuple[str, S | None, bool]] = []
+    real = venue.submit
+
+    async def submit(group: Any) -> Any:
+        for i in group:
+            o = store.load_order(i.client_order_id)
+            attempted = any(
+                e == "order.attempt" and ids.get("client_order_id") == i.client_order_id
+                for e, _, ids in audit.records
+            )
+            seen.append((i.client_order_id, o.state if o else None, attempted))
+        return await real(group)
+
+    venue.submit = submit  # type: ignore[method-assign]
+    await om.submit(intents)
+    assert seen == [(i.client_order_id, S.SUBMITTING, True) for i in intents]

@@ -204,25 +204,30 @@ class OrderManager(ReconcilePass, FillIntake, BrokerQueries, OutsideChanges, Bra
             return await self._resume([o for o in existing if o is not None])
         self._check_in_doubt(intents)
         parent = intents[0].client_order_id if len(intents) > 1 else None
-        orders: list[Order] = []
-        with self.store.atomic():
-            for i in intents:
-                # Committed NEW: the intent, provably not sent. `send` commits SUBMITTING (the send
-                # may happen from then on) right before the broker call.
-                o = Order(
-                    i,
-                    parent_client_order_id=parent if i.leg in _CHILD_LEGS else None,
-                    created_at=self.clock(),
-                )
-                self.book.save(o)
-                orders.append(o)
+        orders = [
+            Order(i, parent_client_order_id=parent if i.leg in _CHILD_LEGS else None, created_at=self.clock())
+            for i in intents
+        ]
         ids = [o.client_order_id for o in orders]
         self._sending.update(ids)  # a concurrent submit of the same intent waits on the broker's word
+        for o in orders:  # what that submit finds (`book.get`) while the attempt is being audited
+            self.book.orders[o.client_order_id] = o
+        stored = False
         try:
+            # Audited first, then stored (as every move of Joe's own: `move_audited`): a crash right
+            # after the store's commit finds `order.attempt` written; a crash between leaves a record
+            # of an attempt with nothing stored and nothing sent.
             audited = True
             for o in orders:
-                self.book.orders[o.client_order_id] = o
                 audited &= await self.journal.order_event("order.attempt", intent_payload(o.intent), o)
+            with self.store.atomic():
+                for o in orders:
+                    # Committed NEW: the intent, provably not sent. `send` commits SUBMITTING (the
+                    # send may happen from then on) right before the broker call.
+                    self.book.save(o)
+            stored = True
+            for o in orders:
+                self.book.orders[o.client_order_id] = o
             # The state may have moved while it was written; an entry not audited is never sent.
             await refuse_if_closed(self, orders, audited=audited)
             # The broker may already hold this intent (placed by another process, or from another
@@ -235,6 +240,9 @@ class OrderManager(ReconcilePass, FillIntake, BrokerQueries, OutsideChanges, Bra
                 return orders
             return await self.send(orders)
         finally:
+            for o in orders if not stored else ():  # no copy of an unstored order may be found later
+                if self.book.orders.get(o.client_order_id) is o:
+                    del self.book.orders[o.client_order_id]
             self._sending.difference_update(ids)
 
     async def _at_broker(self, o: Order) -> bool:
