@@ -22,11 +22,10 @@ lint: $(STAMP)
 	$(BIN)/mypy src
 
 # Workers: 4 on 2 cores (most tests wait on sockets and child processes); one xdist group per file,
-# longest first (tests/conftest.py, tests/durations.json; --no-loadscope-reorder keeps that order, which
-# xdist would otherwise replace by the number of tests per group).
+# longest first (tests/conftest.py, tests/durations.json).
 TEST_WORKERS ?= 4
 test: lint
-	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadgroup --no-loadscope-reorder -q
+	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadgroup -q
 
 # The chaos suite (issue 13): SEEDS=A:B scenarios (default the full thousand), WORKERS processes.
 # A failing seed prints the one-line command that replays it alone.

@@ -44,9 +44,7 @@ def _weights() -> dict[str, float]:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    # A worker sees `loadgroup` (xdist sets its own `dist` to "no"); the controller sees `dist`.
-    opt = config.option
-    if not (getattr(opt, "loadgroup", False) or getattr(opt, "dist", "no") == "loadgroup"):
+    if getattr(config.option, "dist", "no") != "loadgroup":
         return
     weights = _weights()
     group_of: dict[pytest.Item, str] = {}
