@@ -22,39 +22,3 @@ if os.environ.get("CI"):
 @pytest.fixture(autouse=True)
 def _market_open_clock(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("JOE_CLOCK_START", OPEN_MINUTE)
-
-
-# -- scheduling under xdist (`make test`: --dist loadgroup) ---------------------------------------------
-# Each test file is one xdist group (as --dist loadfile: a file's module fixtures are built once), unless
-# a test names its own group (the chaos smoke subset's chunks). Groups are handed out longest first
-# (the file's seconds in a clean-clone run, tests/durations.json), so the suite does not end waiting on
-# one long file that started last.
-_DURATIONS = os.path.join(os.path.dirname(__file__), "durations.json")
-
-
-def _weights() -> dict[str, float]:
-    import json
-
-    try:
-        with open(_DURATIONS) as fh:
-            data = json.load(fh)
-    except (OSError, ValueError):
-        return {}
-    return {str(k): float(v) for k, v in data.items()}
-
-
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    if getattr(config.option, "dist", "no") != "loadgroup":
-        return
-    weights = _weights()
-    group_of: dict[pytest.Item, str] = {}
-    for item in items:
-        own = item.get_closest_marker("xdist_group")
-        if own is None:
-            name = item.nodeid.split("::", 1)[0]
-            item.add_marker(pytest.mark.xdist_group(name))
-        else:
-            name = str(own.args[0] if own.args else own.kwargs.get("name", ""))
-        group_of[item] = name
-    order = {name: k for k, name in enumerate(dict.fromkeys(group_of[i] for i in items))}
-    items.sort(key=lambda i: (-weights.get(group_of[i], 0.0), order[group_of[i]]))

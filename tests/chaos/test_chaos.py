@@ -3,10 +3,10 @@
 the one-line command that replays it alone.
 
 `make chaos` runs one pytest item per seed (`--chaos-seeds A:B`, processes in parallel); `make test`
-runs the fixed subset `SMOKE` as `SMOKE_CHUNKS` tests, each its own xdist group (so the suite's
-workers share them out and start them first, `tests/conftest.py`): a chunk runs its seeds in one
-spawned process, side by side in `SMOKE_THREADS` threads (each scenario its own event loop, simulator
-and data folder): a scenario mostly waits on sockets, so they overlap.
+runs the fixed subset `SMOKE` as one test: `SMOKE_PROCESSES` processes (`make test` gives a whole
+test file to one worker, so the subset's own processes are what use both cores), each running its
+share side by side in `SMOKE_THREADS` threads (each scenario its own event loop, simulator and data
+folder): a scenario mostly waits on sockets, so they overlap.
 """
 
 from __future__ import annotations
@@ -30,8 +30,8 @@ from chaos.invariants import check
 from chaos.scenario import generate
 from chaos.summary import replay_command, summarize, write
 
-SMOKE_CHUNKS = 4
-SMOKE_THREADS = 2  # per chunk: 4 chunks at once make the 8 side by side the subset was proven with
+SMOKE_PROCESSES = 2
+SMOKE_THREADS = 4  # per process
 
 
 async def _run(seed: int, data_dir: Path) -> dict[str, list[str]]:
@@ -106,25 +106,21 @@ def _run_kept_if_failed(seed: int, data_dir: Path) -> tuple[dict[str, Any], str]
 
 
 @pytest.mark.timeout(1800)
-@pytest.mark.parametrize(
-    "chunk", [pytest.param(k, marks=pytest.mark.xdist_group(f"chaos-smoke-{k}")) for k in range(SMOKE_CHUNKS)]
-)
-def test_the_smoke_subset(request: pytest.FixtureRequest, tmp_path: Path, chunk: int) -> None:
-    """The fixed subset (`SMOKE`, every broker variant) in `make test`: chunk `chunk` of `SMOKE_CHUNKS`,
-    its scenarios side by side in threads of one spawned process."""
+def test_the_smoke_subset(request: pytest.FixtureRequest, tmp_path: Path) -> None:
+    """The fixed subset (`SMOKE`, every broker variant) in `make test`, side by side in threads."""
     if seeds(request.config):
         pytest.skip("seeds given on the command line: they run one by one instead")
     assert len(SMOKE) >= 100
     assert {generate(s).variant for s in SMOKE} >= {"178", "157", "hedging", "netting"}
-    share = list(SMOKE[chunk::SMOKE_CHUNKS])
     t0 = time.monotonic()
+    shares = [SMOKE[i::SMOKE_PROCESSES] for i in range(SMOKE_PROCESSES)]
     spawn = multiprocessing.get_context("spawn")  # no fork of a process with threads and loops
-    with ProcessPoolExecutor(1, mp_context=spawn, initializer=_die_with_parent) as procs:
-        results = procs.submit(run_share, share, str(tmp_path)).result()
-    out = SMOKE_SUMMARY.with_name(f"{SMOKE_SUMMARY.name}-{chunk + 1}of{SMOKE_CHUNKS}")
-    write(summarize([r for r, _ in results], time.monotonic() - t0, SMOKE_THREADS), out)
+    with ProcessPoolExecutor(SMOKE_PROCESSES, mp_context=spawn, initializer=_die_with_parent) as procs:
+        results = [r for share in procs.map(run_share, shares, [str(tmp_path)] * len(shares)) for r in share]
+    workers = SMOKE_PROCESSES * SMOKE_THREADS
+    write(summarize([r for r, _ in results], time.monotonic() - t0, workers), SMOKE_SUMMARY)
     known = [r["seed"] for r, text in results if text and r["known_defect"]]
     failures = [text for r, text in results if text and not r["known_defect"]]
-    assert not failures, f"{len(failures)} of {len(share)} scenarios failed:\n" + "\n".join(failures)
+    assert not failures, f"{len(failures)} of {len(SMOKE)} scenarios failed:\n" + "\n".join(failures)
     if known:
         warnings.warn(f"chaos seeds {known} met known defects (tests/chaos/conftest.py)", stacklevel=1)
