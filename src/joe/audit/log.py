@@ -62,11 +62,11 @@ from joe.audit.chain import (
     content_hash,
     day_files,
     line_hash_at,
-    read_tail,
     sha256_hex,
     tail,
     verify,
 )
+from joe.audit.chain_end import ChainEnd, scan_chain_end
 from joe.audit.clockguard import CLOCK_JUMP_EVENT, DEFAULT_MAX_GAP_DAYS, ClockGuard, format_ts, parse_ts
 from joe.audit.encode import to_json_tree
 from joe.audit.errors import AuditPayloadError, AuditRecordTooLarge, AuditWriteError
@@ -118,48 +118,6 @@ class AuditRecord:
         return {k: getattr(self, k) for k in (*BODY_KEYS, "hash")}
 
 
-@dataclass(slots=True)
-class _Tail:
-    """Where the chain ends now, and what must be repaired before the next append."""
-
-    seq: int = 0
-    line_hash: str = GENESIS
-    last_file: str | None = None
-    last_size: int = 0
-    # Unparseable bytes after the last complete record, normalised the way `verify` sees them
-    # (lines joined by newlines); None when there are none.
-    torn: bytes | None = None
-    needs_newline: bool = False  # the last file does not end with a newline
-    ts: datetime | None = None  # the last record's timestamp
-
-
-def _scan(files: list[Path]) -> _Tail:
-    if not files:
-        return _Tail()
-    last = files[-1]
-    state = _Tail(last_file=last.name, last_size=last.stat().st_size)
-    if state.last_size:
-        with last.open("rb") as f:
-            f.seek(-1, os.SEEK_END)
-            state.needs_newline = f.read(1) != b"\n"
-    parts: list[bytes] = []
-    line = None
-    for path in reversed(files):  # normally only the last file is read
-        line, trailing = read_tail(path)
-        if trailing:
-            parts.append(trailing[:-1] if trailing.endswith(b"\n") else trailing)
-        if line is not None:
-            break
-    if parts:
-        state.torn = b"\n".join(reversed(parts))
-    if line is not None:
-        rec = json.loads(line)
-        state.seq = int(rec["seq"])
-        state.line_hash = sha256_hex(line)
-        state.ts = parse_ts(rec["ts"])
-    return state
-
-
 class AuditLog:
     """Append-only, hash-chained audit log in `directory` (see the module docstring).
 
@@ -197,7 +155,7 @@ class AuditLog:
         self._in_listener = threading.local()
         self.anchor_problem: str | None = None  # why the attached anchor is frozen (None: it is in step)
         self._tlock = threading.Lock()
-        self._tail: _Tail | None = None
+        self._tail: ChainEnd | None = None
         self._reserve = SpaceReserve(self.directory, reserve_bytes)
         self._disk_full_listeners: list[Callable[[str], None]] = []
         self._space_freed: dict[str, Any] | None = None  # the reserve was just freed: not yet said
@@ -415,7 +373,7 @@ class AuditLog:
         self.close()
 
     # -- internals ----------------------------------------------------------------------------
-    def _check_file_anchor(self, head: _Tail) -> str | None:
+    def _check_file_anchor(self, head: ChainEnd) -> str | None:
         """Why ``audit.anchor`` does not describe this chain (None: it does, or there is nothing yet).
 
         A missing file where records exist is a problem, never repaired: recreating it would hide a tail
@@ -445,7 +403,7 @@ class AuditLog:
             raise AuditWriteError(self.directory / LOCK_FILE, OSError(9, "audit log is closed"))
         return _FileLock(self._lock_fd)
 
-    def _refresh(self) -> _Tail:
+    def _refresh(self) -> ChainEnd:
         """Return the chain state, re-reading the files when another writer appended meanwhile."""
         files = day_files(self.directory)
         t = self._tail
@@ -454,10 +412,10 @@ class AuditLog:
                 return t
             if files and files[-1].name == t.last_file and files[-1].stat().st_size == t.last_size:
                 return t
-        self._tail = _scan(files)
+        self._tail = scan_chain_end(files)
         return self._tail
 
-    def _repair(self, state: _Tail, ts: datetime) -> None:
+    def _repair(self, state: ChainEnd, ts: datetime) -> None:
         """Terminate a torn last line and, if there were torn bytes, chain an ``audit.recovered`` record."""
         assert state.last_file is not None
         path = self.directory / state.last_file
@@ -483,7 +441,7 @@ class AuditLog:
 
     def _append(
         self,
-        state: _Tail,
+        state: ChainEnd,
         event: str,
         payload: dict[str, Any],
         ids: dict[str, str],

@@ -47,6 +47,7 @@ from joe.execution.protection import (
     Trigger,
     TriggerKind,
     WatchedPosition,
+    protection_gaps,
 )
 from joe.execution.quotes import InstrumentIndex, QuoteBatch
 from joe.execution.trailing import better, tightened_stop
@@ -552,18 +553,8 @@ class PositionMonitor:
 
     def check_protection(self, view: ProtectionView) -> list[ProtectionGap]:
         """Every watched position must have a resting broker stop of its full size (DESIGN)."""
-        gaps = []
-        for pid, slot in self._by_id.items():
-            p = self._pos[slot]
-            assert p is not None
-            rs = view.resting_stop(pid)
-            if rs is None:
-                gaps.append(ProtectionGap(pid, p.spec.symbol, "no resting stop at the broker"))
-            elif rs.quantity != p.qty:
-                gaps.append(
-                    ProtectionGap(pid, p.spec.symbol, f"stop size {rs.quantity} != position size {p.qty}")
-                )
-        return gaps
+        held = ((pid, p.spec.symbol, p.qty) for pid, slot in self._by_id.items() if (p := self._pos[slot]))
+        return protection_gaps(held, view)
 
     # -- internals ----------------------------------------------------------------------------------
 

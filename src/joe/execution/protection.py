@@ -8,6 +8,7 @@ reduce-only exit or for a broker-side stop to be moved; the broker's confirmatio
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -166,3 +167,16 @@ class ProtectionGap:
     position_id: str
     symbol: str
     problem: str
+
+
+def protection_gaps(held: Iterable[tuple[str, str, Decimal]], view: ProtectionView) -> list[ProtectionGap]:
+    """The gaps among `held` (position id, symbol, quantity in units/contracts): no resting stop at the
+    broker, or one whose size is not the position's (DESIGN, "Protection is an invariant")."""
+    gaps = []
+    for pid, symbol, qty in held:
+        rs = view.resting_stop(pid)
+        if rs is None:
+            gaps.append(ProtectionGap(pid, symbol, "no resting stop at the broker"))
+        elif rs.quantity != qty:
+            gaps.append(ProtectionGap(pid, symbol, f"stop size {rs.quantity} != position size {qty}"))
+    return gaps
