@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import json
 import logging
+from collections.abc import AsyncIterator
 from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -148,6 +149,25 @@ async def test_the_capital_watch_outlives_a_full_audit_disk(tmp_path: Path) -> N
         await world.stop()
 
 
+@contextlib.asynccontextmanager
+async def _holding_aapl(
+    seed: int, data_dir: Path, prefix: str
+) -> AsyncIterator[tuple[IbkrWorld, JoeProcess]]:
+    """An IBKR world (AAPL, MSFT) and a Joe that holds 2 AAPL through bracket `{prefix}-AAPL`."""
+    logging.getLogger("ib_async").setLevel(logging.CRITICAL)
+    world = IbkrWorld(seed, 178, ("AAPL", "MSFT"))
+    await world.start()
+    joe = JoeProcess(world, data_dir)
+    await joe.open()
+    try:
+        await joe.om.submit(bracket(f"{prefix}-AAPL", "AAPL", 2, Decimal(100)))
+        await _until(lambda: world.positions() == {"AAPL": Decimal(2)})
+        yield world, joe
+    finally:
+        await joe.close()
+        await world.stop()
+
+
 @pytest.mark.parametrize("first", ["entry", "exit"])
 async def test_an_exit_is_sent_while_the_audit_disk_is_full(tmp_path: Path, first: str) -> None:
     """audit_full (issue 13, seed 169): with the audit log's disk full Joe fails closed — no new entry is
@@ -155,15 +175,7 @@ async def test_an_exit_is_sent_while_the_audit_disk_is_full(tmp_path: Path, firs
     records land in the space the log's reserve gave back (`joe.audit.reserve`), the trading state moves
     to REDUCING with an alert, the refused entry is stored REJECTED and audited. `first`: which action
     meets the full disk first (the entry's own write-ahead, or the exit's cancel of its stop)."""
-    logging.getLogger("ib_async").setLevel(logging.CRITICAL)
-    world = IbkrWorld(23, 178, ("AAPL", "MSFT"))
-    await world.start()
-    joe = JoeProcess(world, tmp_path)
-    await joe.open()
-    try:
-        legs = bracket("found-full-AAPL", "AAPL", 2, Decimal(100))
-        await joe.om.submit(legs)
-        await _until(lambda: world.positions() == {"AAPL": Decimal(2)})
+    async with _holding_aapl(23, tmp_path, "found-full") as (world, joe):
         joe.audit.full = True
         entry = bracket("found-full-MSFT", "MSFT", 1, Decimal(150))
         try:
@@ -189,9 +201,6 @@ async def test_an_exit_is_sent_while_the_audit_disk_is_full(tmp_path: Path, firs
         assert "order.attempt" in of_entry and "order.rejected" in of_entry
         assert [e["event"] for e in events].count("audit.disk_full") == 1
         assert verify(tmp_path / "audit").ok
-    finally:
-        await joe.close()
-        await world.stop()
 
 
 class _Died(BaseException):
@@ -280,15 +289,7 @@ async def test_an_entry_whose_write_ahead_record_fails_is_not_sent(tmp_path: Pat
     the fix the failure was only logged and the entry sent with no audit record of its intent. It is
     refused (stored REJECTED, never sent). (Exits need the reserve's room: the broker clients refuse a
     request they cannot audit; `test_an_exit_is_sent_while_the_audit_disk_is_full`.)"""
-    logging.getLogger("ib_async").setLevel(logging.CRITICAL)
-    world = IbkrWorld(431, 178, ("AAPL", "MSFT"))
-    await world.start()
-    joe = JoeProcess(world, tmp_path)
-    await joe.open()
-    try:
-        held = bracket("found-431-AAPL", "AAPL", 2, Decimal(100))
-        await joe.om.submit(held)
-        await _until(lambda: world.positions() == {"AAPL": Decimal(2)})
+    async with _holding_aapl(431, tmp_path, "found-431") as (world, joe):
         joe.audit.fill_past_reserve()
         entry = bracket("found-431-MSFT", "MSFT", 1, Decimal(150))
         try:
@@ -300,9 +301,6 @@ async def test_an_entry_whose_write_ahead_record_fails_is_not_sent(tmp_path: Pat
             assert world.positions() == {"AAPL": Decimal(2)}  # the held position and its stop stay
         finally:
             joe.audit.full = False
-    finally:
-        await joe.close()
-        await world.stop()
 
 
 def _stored_state(data_dir: Path) -> tuple[TradingState, str]:
