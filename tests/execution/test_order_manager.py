@@ -299,17 +299,31 @@ async def test_a_refused_modify_never_changes_joes_copy(store: Store) -> None:
 
 
 # ---------------------------------------------------------------- fills are facts
-async def test_a_late_fill_moves_a_cancelled_order_on_and_alerts(store: Store) -> None:
-    venue = FakeVenue()
-    om, (entry, _, _) = await placed_bracket(venue, store)
+@pytest.mark.parametrize("concluded", [S.CANCELLED, S.REJECTED])
+@pytest.mark.parametrize("filled", [D(100), D(30)])
+async def test_a_late_fill_moves_a_cancelled_or_rejected_order_on_and_alerts(
+    store: Store, concluded: S, filled: D
+) -> None:
+    """Issue 9, kind 4b: a fill is a fact. An order Joe concluded was cancelled or rejected (a notice
+    read as a refusal, a lost cancel race) that the broker then fills is moved on by the fill, never
+    dropped; the fill is stored and audited once and a LATE_FILL alert names the order."""
+    venue, audit = FakeVenue(), NullAudit()
+    om, (entry, _, _) = await placed_bracket(venue, store, audit=audit)
     o = om.order(entry)
     assert o is not None
-    o.transition(S.CANCELLED, "Joe wrongly concluded cancelled")
+    o.transition(concluded, f"Joe wrongly concluded {concluded.value}")
     store.save_order(o, broker="fake", mode="live")
-    venue.execute(entry, D(100))
+    venue.execute(entry, filled)
     await venue.deliver(om)
-    assert state(store, entry).state is S.FILLED and state(store, entry).filled_quantity == 100
-    assert any(a.kind is AlertKind.LATE_FILL for a in om.alerts)
+    after = state(store, entry)
+    assert after.filled_quantity == filled == venue.orders[entry].filled  # the broker's count
+    assert after.state is (S.FILLED if filled == 100 else S.PARTIALLY_FILLED)
+    assert [f.quantity for f in store.fills(entry)] == [filled]
+    late = [a for a in om.alerts if a.kind is AlertKind.LATE_FILL]
+    assert len(late) == 1 and late[0].client_order_id == entry
+    fills = [(p, ids) for e, p, ids in audit.records if e == "order.fill"]
+    assert len(fills) == 1 and fills[0][1]["client_order_id"] == entry
+    assert fills[0][0]["quantity"] == str(filled)
 
 
 async def test_an_execution_correction_replaces_the_fill(store: Store) -> None:
