@@ -7,7 +7,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from joe.brokers.ibkr.translate import BROKER, decimal, price
+from joe.brokers.ibkr.translate import BROKER, decimal, joe_symbol, price
 from joe.core.models import AccountInfo
 from joe.core.reports import PositionReport
 
@@ -44,7 +44,8 @@ def read_account(summary: Iterable[Any], values: Iterable[Any], account: str, ts
 
 
 def read_positions(raw: Iterable[Any], account: str, ts: datetime) -> list[PositionReport]:
-    """Non-zero ib_async `Position`s of `account` (all accounts when empty) as `PositionReport`s."""
+    """Non-zero ib_async `Position`s of `account` (all accounts when empty) as `PositionReport`s; a
+    contract other than the stock Joe trades keeps its own symbol key (`translate.joe_symbol`)."""
     out = []
     for p in raw:
         if account and p.account != account:
@@ -52,7 +53,7 @@ def read_positions(raw: Iterable[Any], account: str, ts: datetime) -> list[Posit
         if p.position:
             out.append(
                 PositionReport(
-                    broker=BROKER, symbol=p.contract.symbol, quantity=decimal(p.position),
+                    broker=BROKER, symbol=joe_symbol(p.contract), quantity=decimal(p.position),
                     avg_price=decimal(p.avgCost), ts=ts, broker_position_id=str(p.contract.conId),
                 )
             )  # fmt: skip

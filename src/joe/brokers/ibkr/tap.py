@@ -28,6 +28,7 @@ from joe.brokers.ibkr.translate import (
     commission_report,
     decimal,
     fill_report,
+    joe_symbol,
     status_report,
 )
 from joe.core.clock import utcnow
@@ -213,7 +214,7 @@ class WireTap:
         if mine and account != mine:
             return
         self.emit(PositionReport(
-            broker=BROKER, symbol=contract.symbol, quantity=decimal(pos), avg_price=decimal(avg_cost),
+            broker=BROKER, symbol=joe_symbol(contract), quantity=decimal(pos), avg_price=decimal(avg_cost),
             ts=self.clock(), broker_position_id=str(contract.conId),
         ))  # fmt: skip
 

@@ -9,6 +9,8 @@ Facts used (`../shared/specs/ibkr-tws.md`, `ibkr-message-codes.md`):
 - An execution correction resends the execution with an execId that differs only after its last dot
   (`0000e0d5.6553e2a1.01.01` → `….01.02`); the later one replaces the earlier.
 - Unset doubles arrive as 1.7976931348623157E308 (`UNSET_DOUBLE`).
+- Every contract on one underlying carries the underlying's `symbol` (an AAPL option, CFD or future
+  says `symbol=AAPL`); `secType`, `currency` and `conId` tell them apart (`joe_symbol`).
 """
 
 from __future__ import annotations
@@ -45,6 +47,24 @@ _TYPES = {
     "STP LMT": OrderType.STOP_LIMIT,
     "TRAIL": OrderType.TRAILING_STOP,
 }
+
+
+# What Joe trades at IBKR (`orders.stock`): a stock in US dollars. Only such a contract is Joe's symbol.
+JOE_SEC_TYPE = "STK"
+JOE_CURRENCY = "USD"
+
+
+def joe_symbol(contract: Any) -> str:
+    """The symbol Joe knows `contract` by: the plain `symbol` for the contract Joe trades (a USD stock,
+    `orders.stock`), else a key naming the contract (`AAPL:OPT:USD:<conId>`), so the account owner's
+    option, CFD or future on a stock Joe holds is never read as that stock (its position netted
+    against Joe's, its executions booked as changes of Joe's position). A missing secType or currency
+    (an unqualified contract Joe built) counts as Joe's."""
+    sec = getattr(contract, "secType", "") or JOE_SEC_TYPE
+    cur = getattr(contract, "currency", "") or JOE_CURRENCY
+    if sec == JOE_SEC_TYPE and cur == JOE_CURRENCY:
+        return str(contract.symbol)
+    return f"{contract.symbol}:{sec}:{cur}:{getattr(contract, 'conId', 0) or 0}"
 
 
 def decimal(x: float | int | str | Decimal) -> Decimal:
@@ -122,7 +142,7 @@ class OrderView:
             fq = decimal(raw) if raw is not None and price(raw) is not None else ZERO
         return cls(
             order_id=int(order.orderId), client_id=int(order.clientId), perm_id=int(order.permId),
-            symbol=contract.symbol, action=order.action, quantity=decimal(order.totalQuantity),
+            symbol=joe_symbol(contract), action=order.action, quantity=decimal(order.totalQuantity),
             order_type=kind, limit_price=lmt, stop_price=stop, parent_id=int(order.parentId or 0),
             oca_group=order.ocaGroup or "", order_ref=order.orderRef or "", status=status, filled=fq,
             tif=order.tif or "",
@@ -184,7 +204,7 @@ def fill_report(
     fill_id, revision = split_exec_id(execution.execId)
     ts = execution.time if isinstance(execution.time, datetime) else utcnow()
     fill = Fill(
-        fill_id=fill_id, client_order_id=execution.orderRef or "", symbol=contract.symbol,
+        fill_id=fill_id, client_order_id=execution.orderRef or "", symbol=joe_symbol(contract),
         side=side_of(execution.side), quantity=decimal(execution.shares), price=decimal(execution.price),
         ts=ensure_utc(ts), commission=commission if commission is not None else ZERO,
         broker_order_id=str(execution.orderId),

@@ -97,6 +97,9 @@ class IBKRSimulator:
         self.mirrored: set[str] = set()  # symbols whose history is served upside down (market.mirrored)
         self.accepting = True
         self.connectivity_lost = False  # between an injected 1100 and 1101/1102: no quotes flow
+        # The account owner's positions in other contracts (an option or a CFD on a stock Joe trades,
+        # which TWS reports with the same `symbol`), by conId: (contract, quantity, average cost).
+        self.other_positions: dict[int, tuple[C.SimContract, Decimal, Decimal]] = {}
         self._server: asyncio.Server | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._live_execs = 0
@@ -320,6 +323,15 @@ class IBKRSimulator:
             if code == 1101:
                 s.mkt_subs.clear()
             s.send(C.error(self.server_version, req_id, code, text))
+
+    def owner_holds(self, contract: C.SimContract, qty: Decimal | int, avg_cost: Decimal | int = 0) -> None:
+        """The account owner holds `qty` of another contract (e.g. an option on a stock Joe trades:
+        same `symbol`, its own secType and conId). Reported by reqPositions and pushed as a position
+        update to every subscribed session, as TWS does."""
+        self.other_positions[contract.con_id] = (contract, Decimal(qty), Decimal(avg_cost))
+        for s in list(self.sessions):
+            if s.positions_subscribed:
+                s.send(C.position(self.book.account, contract, Decimal(qty), Decimal(avg_cost)))
 
     def drop_connections(self) -> None:
         """Close every client socket (network failure)."""

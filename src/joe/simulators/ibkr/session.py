@@ -162,6 +162,8 @@ class Session:
         book = self.sim.book
         for sym, pos in book.positions.items():
             self.send(C.position(book.account, book.contract(sym), pos.qty, pos.avg_cost))
+        for c, qty, avg in self.sim.other_positions.values():
+            self.send(C.position(book.account, c, qty, avg))
         self.send(C.position_end())
 
     def _open_orders(self, f: list[str]) -> None:
