@@ -7,10 +7,22 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 
-from joe.core.models import ZERO, OrderLeg
+from joe.core.models import ZERO, OrderLeg, OrderType
 from joe.core.order import Order, OrderState
 
 _PROTECTING = (OrderState.ACCEPTED, OrderState.PARTIALLY_FILLED, OrderState.SUBMITTING, OrderState.UNKNOWN)
+_UNACKED = (OrderState.NEW, OrderState.SUBMITTING, OrderState.UNKNOWN)
+
+
+def replaces_protection(exit_order: Order) -> bool:
+    """Whether a non-terminal exit stands in for the protective orders it replaced: a market exit
+    (it closes the position at once) or any exit not yet acknowledged (being sent). A resting exit the
+    broker acknowledged — a limit above the market — may rest for ever while the price falls through
+    the stop it replaced: the position it has not closed is unprotected and is reported (review r9,
+    finding 2: a limit exit cancelled the stop and target, and nothing said the 100 shares were naked)."""
+    if exit_order.state.is_terminal:
+        return False
+    return exit_order.intent.order_type is OrderType.MARKET or exit_order.state in _UNACKED
 
 
 @dataclass(frozen=True, slots=True)
@@ -18,7 +30,8 @@ class Protection:
     """`position`: units open in the entry's direction (from Joe's fills of every leg of the signal
     and its outside changes);
     `protected`: units covered by working stops; `entry_done`: the entry can fill no more;
-    `exiting`: an exit of this signal is in flight (its protective orders are being replaced)."""
+    `exiting`: an exit of this signal is in flight (its protective orders are being replaced; a
+    resting acknowledged non-market exit is not: `replaces_protection`)."""
 
     signal_id: str
     symbol: str
@@ -55,5 +68,5 @@ def protection(orders: Sequence[Order], outside: Decimal = ZERO) -> Protection |
         protected=sum((o.remaining for o in stops), ZERO),
         stop_ids=tuple(o.client_order_id for o in stops),
         entry_done=all(o.state.is_terminal for o in entries),
-        exiting=any(o.intent.leg is OrderLeg.EXIT and not o.state.is_terminal for o in orders),
+        exiting=any(o.intent.leg is OrderLeg.EXIT and replaces_protection(o) for o in orders),
     )
