@@ -19,6 +19,8 @@ Checks (thresholds in `QualityConfig`; the README's data section lists them for 
 * ``extreme_move`` (error): a one-bar move beyond 5x either way that is not a split (bad tick, wrong
   units, a missing split adjustment), or a one-bar excursion undone the next bar that is beyond
   ``outlier_k`` robust sd of the symbol's moves (a bad tick).
+* ``bar_outlier`` (warning) / ``extreme_move`` (error beyond 5x) / ``last_bar_outlier`` (error, on the
+  as-of bar): an open, high or low far outside the rest of its bar (`joe.data.wicks`).
 * ``last_bar_outlier`` (error): an ``outlier`` on the as-of bar of a traded symbol: nothing confirms it
   yet and every signal would be read from it (regime inputs keep it as a warning).
 * ``volume_missing`` (error on the last bar, else warning): NaN or zero volume in a series with volume.
@@ -54,6 +56,7 @@ from joe.data import splits
 from joe.data.calendars import day_array, holiday_name, keeps_holidays, sessions_after, sessions_between
 from joe.data.findings import FIELDS, PRICES, Finding, Locator, QualityConfig, QualityReport, QualityResult
 from joe.data.splits import SPLITS_FILE, UserSplit
+from joe.data.wicks import check_wicks
 
 # The stage's vocabulary (`joe.data.findings`) is re-exported for its callers.
 __all__ = [
@@ -190,6 +193,15 @@ def check_bars(
     # -- splits, extreme moves and outliers -------------------------------------------------------
     # Regime inputs (check_stale False) are kept on a wild last bar: a VIX +100% day is the news.
     _moves(arr, keep, col, cfg, adjusted, user_splits or {}, set(no_splits), strict_last=check_stale)
+    # Bad ticks inside a bar (an open, high or low no move of the symbol explains): `joe.data.wicks`.
+    check_wicks(
+        arr,
+        keep,
+        col.add,
+        lambda rows, j: _rows_text(rows, col, j, cfg.max_rows_listed),
+        cfg,
+        strict_last=check_stale,
+    )
 
     # -- close-only series, unknown volume, stale series ------------------------------------------
     valid = np.isfinite(arr["close"])

@@ -1,0 +1,149 @@
+"""Bad ticks inside a bar: an open, high or low far beyond what the symbol's own moves allow.
+
+The close-to-close checks (`joe.data.quality._moves`) never look inside a bar, yet the paper book runs
+every bar's low and high through its stops and targets (a long is stopped on a bar's low, a gap "fills
+at the open"), and ATR, range and gap risk read them. So for each bar of a series with intrabar data:
+
+* the **excursion** is the largest of: the high above the body, log(high / max(open, close)); the low
+  below it, log(min(open, close) / low); and an open away from *both* the previous close and its own
+  close, min(|log(open / previous close)|, |log(open / close)|) (a gap that held is no excursion);
+* **beyond the extreme ratio** (5×: a low of 0.01 under a close of 60, a high of 1e308): a bad tick or
+  wrong units → ``extreme_move`` error naming the row; the symbol is excluded (fix or delete the row) and
+  a held position is not settled on that bar (`joe.data.findings.BAR_REJECTS`);
+* **beyond `outlier_k` robust sd of the symbol's close-to-close log returns and at least
+  `outlier_min_move`** (10 × 1.4826 × MAD and 10%: the close outlier's rule): on the as-of bar of a traded
+  symbol a ``last_bar_outlier`` error (nothing confirms it and the run would settle and score on it; the
+  regime inputs keep it as a warning), on earlier bars a ``bar_outlier`` warning listing the rows.
+
+Real extremes exist (AAPL's 2010-05-06 flash-crash low is 21% under its body, 9.9 robust sd; MSFT's
+2008-07-01 low 15%, 11 sd in the sample data): they are warnings, never errors, unless on the as-of bar.
+Close-only series (bars built from closes) have no excursions by construction.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import numpy as np
+
+from joe.data import splits
+from joe.data.findings import QualityConfig
+
+__all__ = ["check_wicks", "excursions"]
+
+
+def excursions(o: np.ndarray, h: np.ndarray, lo: np.ndarray, c: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per bar (1-D arrays of one symbol, NaN where there is no bar): the excursion (log, >= 0; NaN
+    without a full bar) and which part gives it (0 high, 1 low, 2 open)."""
+    valid = np.flatnonzero(np.isfinite(c))
+    prev = np.full(len(c), np.nan)
+    prev[valid[1:]] = c[valid[:-1]]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        parts = np.vstack(
+            [
+                np.log(h / np.fmax(o, c)),
+                np.log(np.fmin(o, c) / lo),
+                np.fmin(np.abs(np.log(o / prev)), np.abs(np.log(o / c))),
+            ]
+        )
+    parts = np.where(np.isfinite(parts), np.maximum(parts, 0.0), np.nan)
+    full = np.isfinite(parts[:2]).all(axis=0)
+    best = np.nanmax(np.where(np.isfinite(parts), parts, -1.0), axis=0)
+    which = np.argmax(np.where(np.isfinite(parts), parts, -1.0), axis=0)
+    return np.where(full & (best >= 0), best, np.nan), which
+
+
+def _scale(c: np.ndarray) -> float:
+    """1.4826 × MAD of the symbol's close-to-close log returns, at least 0.5% (as the close outlier's)."""
+    x = c[np.isfinite(c)]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        r = np.diff(np.log(x))
+    sd = splits.robust_sd(r[np.isfinite(r)]) if r.size else math.nan
+    return max(sd, 0.005) if math.isfinite(sd) else 0.05
+
+
+_PART = ("high", "low", "open")
+# One symbol's open, high, low, close, excursion, part index (`excursions`) and its scale (`_scale`).
+_Bar = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, float]
+
+
+def _what(bar: _Bar, t: int) -> str:
+    """Bar `t`'s bad part in words: which price, the bar it sits on, how far out."""
+    o, h, lo, c, e, which, s = bar
+    part = _PART[int(which[t])]
+    value = {"high": h, "low": lo, "open": o}[part][t]
+    x = float(e[t])
+    return (
+        f"{part} {value:.6g} on a bar that opened {o[t]:.6g} and closed {c[t]:.6g} "
+        f"(×{math.exp(min(x, 700.0)):.4g} beyond the rest of the bar, {x / s:.0f} robust deviations of "
+        f"this symbol's daily moves)"
+    )
+
+
+# add(symbol column, severity, check, message, row index) - `joe.data.quality._Collector.add`
+Add = Callable[[int, str, str, str, int], None]
+# rows_text(row indices, symbol column) -> "row 12 (2023-01-03), ..." as the quality stage lists rows
+RowsText = Callable[[np.ndarray, int], str]
+
+
+def check_wicks(
+    arr: dict[str, np.ndarray],
+    keep: np.ndarray,
+    add: Add,
+    rows_text: RowsText,
+    cfg: QualityConfig,
+    *,
+    strict_last: bool = True,
+) -> None:
+    """Add the findings of the module docstring through `add` and clear `keep` for excluded symbols;
+    `arr` (dates × symbols arrays of open/high/low/close) is not changed."""
+    extreme = math.log(cfg.extreme_ratio)
+    for j in map(int, np.flatnonzero(keep)):
+        o, h, lo, c = (arr[k][:, j] for k in ("open", "high", "low", "close"))
+        e, which = excursions(o, h, lo, c)
+        if not np.isfinite(e).any():
+            continue
+        s = _scale(c)
+        last = int(np.flatnonzero(np.isfinite(c))[-1])
+        bar = (o, h, lo, c, e, which, s)
+        with np.errstate(invalid="ignore"):
+            wild = np.flatnonzero(e > extreme)
+            odd = np.flatnonzero((e > cfg.outlier_k * s) & (e >= cfg.outlier_min_move))
+        if wild.size:
+            t = int(wild[0])
+            keep[j] = False
+            add(
+                j,
+                "error",
+                "extreme_move",
+                f"{_what(bar, t)} is beyond {cfg.extreme_ratio:g}x: a bad tick or wrong units "
+                f"({wild.size} such bar(s)). The symbol is excluded and no stop or target is settled on "
+                f"it - fix or delete that row",
+                t,
+            )
+            continue
+        if not odd.size:
+            continue
+        if odd[-1] == last and strict_last:
+            keep[j] = False
+            add(
+                j,
+                "error",
+                "last_bar_outlier",
+                f"{_what(bar, last)} on the last bar (the as-of date): no later bar shows whether it was "
+                f"real, and the run would score and settle stops on it. The symbol is excluded - check "
+                f"the bar",
+                last,
+            )
+            continue
+        listed = rows_text(odd, j)
+        add(
+            j,
+            "warning",
+            "bar_outlier",
+            f"{len(odd)} bar(s) with an open, high or low far outside the symbol's usual moves ({listed}); "
+            f"first: {_what(bar, int(odd[0]))}. Check those bars: ATR and range read them, and stops "
+            f"settle on them",
+            int(odd[0]),
+        )
