@@ -46,18 +46,32 @@ def _pct(xs: list[float], p: float) -> float:
     return xs[min(len(xs) - 1, round(p / 100 * (len(xs) - 1)))]
 
 
-def _intent(tag: str, i: int, symbol: str, qty: Decimal) -> OrderIntent:
+def _intent(tag: str, i: int, symbol: str, qty: Decimal, round_trips: bool = False) -> OrderIntent:
+    """Order `i`: alternately a BUY and a SELL entry, each its own signal (a hedging account keeps
+    them as separate deals); with `round_trips` (a netting account: IBKR) the odd orders are the
+    reduce-only exits of the previous entry, so Joe's open signals always match the broker's
+    position (alternating entries would leave Joe long and short the same symbol, which a netting
+    broker holds as flat: every position update would then read as an outside change)."""
+    if round_trips:
+        sig = f"bench-{tag}-{i // 2}"
+        if i % 2:
+            return OrderIntent(
+                client_order_id(sig, "exit"), sig, OrderLeg.EXIT, symbol, Side.SELL, qty, reduce_only=True
+            )
+        return OrderIntent(client_order_id(sig, "entry"), sig, OrderLeg.ENTRY, symbol, Side.BUY, qty)
     sig = f"bench-{tag}-{i}"
     return OrderIntent(
         client_order_id(sig, "entry"), sig, OrderLeg.ENTRY, symbol, Side.BUY if i % 2 == 0 else Side.SELL, qty
     )
 
 
-async def _adapter_alone(xc, n: int, symbol: str, qty: Decimal) -> list[float]:  # type: ignore[no-untyped-def]
+async def _adapter_alone(  # type: ignore[no-untyped-def]
+    xc, n: int, symbol: str, qty: Decimal, round_trips: bool = False
+) -> list[float]:
     stream = xc.observations()
     times = []
     for i in range(n):
-        intent = _intent("a", i, symbol, qty)
+        intent = _intent("a", i, symbol, qty, round_trips)
         t0 = time.perf_counter()
         await xc.submit([intent])
         while True:
@@ -68,14 +82,16 @@ async def _adapter_alone(xc, n: int, symbol: str, qty: Decimal) -> list[float]: 
     return times
 
 
-async def _through_manager(xc, n: int, symbol: str, qty: Decimal, folder: Path) -> list[float]:  # type: ignore[no-untyped-def]
+async def _through_manager(  # type: ignore[no-untyped-def]
+    xc, n: int, symbol: str, qty: Decimal, folder: Path, round_trips: bool = False
+) -> list[float]:
     store = open_store(data_dir=folder)
     om = OrderManager(xc, store, NullAudit())
     await om.start()
     times = []
     try:
         for i in range(n):
-            intent = _intent("m", i, symbol, qty)
+            intent = _intent("m", i, symbol, qty, round_trips)
             t0 = time.perf_counter()
             [order] = await om.submit([intent])
             while order.state is not OrderState.FILLED:
@@ -132,13 +148,13 @@ async def ibkr(n: int) -> None:
             xc = IBKRExecutionClient("127.0.0.1", sim.port, 51, "", "paper", NullAudit(), ids)
             await xc.connect()
             try:
-                alone = await _adapter_alone(xc, n, "AAPL", Decimal(10))
+                alone = await _adapter_alone(xc, n, "AAPL", Decimal(10), round_trips=True)
             finally:
                 await xc.close()
             xc2 = IBKRExecutionClient("127.0.0.1", sim.port, 52, "", "paper", NullAudit(), ids)
             await xc2.connect()
             try:
-                managed = await _through_manager(xc2, n, "AAPL", Decimal(10), Path(d))
+                managed = await _through_manager(xc2, n, "AAPL", Decimal(10), Path(d), round_trips=True)
             finally:
                 await xc2.close()
     finally:

@@ -84,8 +84,20 @@ class OrderBook:
         ]
 
     def signal_orders(self, signal_id: str) -> list[Order]:
-        """Every order of one signal (all legs and attempts), as the cached copies."""
-        return [self.orders.setdefault(o.client_order_id, o) for o in self.store.orders_for_signal(signal_id)]
+        """Every order of one signal (all legs and attempts), as the cached copies. The store is
+        asked which orders the signal has (another process may have added one); only the copies not
+        cached yet are loaded (a cached copy is Joe's current one: the store's is never preferred)."""
+        return self.signals_orders([signal_id])[signal_id]
+
+    def signals_orders(self, signal_ids: list[str]) -> dict[str, list[Order]]:
+        """`signal_orders` of many signals with one read of their order ids (and one of the copies
+        not cached yet): signal id -> its orders, oldest first."""
+        ids = self.store.order_ids_for_signals(signal_ids)
+        missing = [c for coids in ids.values() for c in coids if c not in self.orders]
+        if missing:
+            for o in self.store.load_orders(missing):
+                self.orders.setdefault(o.client_order_id, o)
+        return {sid: [self.orders[c] for c in coids if c in self.orders] for sid, coids in ids.items()}
 
     def ref(self, o: Order) -> BrokerOrderRef:
         parent = self.get(o.parent_client_order_id) if o.parent_client_order_id else None

@@ -216,8 +216,15 @@ class BracketFollower:
     def position_of(self, signal_id: str) -> Decimal:
         """Units the signal holds open in its entry's direction: Joe's fills of its orders plus its
         outside changes (`joe.execution.outside`); 0 without a filled entry."""
-        p = protection(self.book.signal_orders(signal_id), self.outside.of_signal(signal_id))
-        return p.position if p is not None else Decimal(0)
+        return self.positions_of([signal_id])[signal_id]
+
+    def positions_of(self, signal_ids: list[str]) -> dict[str, Decimal]:
+        """`position_of` of many signals, their orders read at once."""
+        out: dict[str, Decimal] = {}
+        for sid, orders in self.book.signals_orders(signal_ids).items():
+            p = protection(orders, self.outside.of_signal(sid))
+            out[sid] = p.position if p is not None else Decimal(0)
+        return out
 
     async def _check_protection(self, signal_id: str) -> None:
         """Protection is a state per signal: raised (`UnprotectedPosition`) when the working stops do

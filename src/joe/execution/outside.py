@@ -165,6 +165,8 @@ class OutsideChanges:
 
         def position_of(self, signal_id: str) -> Decimal: ...
 
+        def positions_of(self, signal_ids: list[str]) -> dict[str, Decimal]: ...
+
         async def cancel(self, coid: str) -> None: ...
 
         async def modify(self, coid: str, *, quantity: Decimal | None = None) -> None: ...
@@ -218,10 +220,11 @@ class OutsideChanges:
             return
         self._position_seen[p.symbol] = p.quantity
         opened = self._open_signals({p.symbol}).get(p.symbol, [])
+        now = self.positions_of([e.intent.signal_id for e in opened])
         held: dict[int, Decimal] = {}
         for e in opened:
             d = e.intent.side.sign
-            held[d] = held.get(d, ZERO) + self.position_of(e.intent.signal_id)
+            held[d] = held.get(d, ZERO) + now[e.intent.signal_id]
         if not any(p.quantity * d < joe for d, joe in held.items()):
             return  # Joe's signals are all there (what else moved is the owner's own)
         async with self._outside_lock:
@@ -271,12 +274,16 @@ class OutsideChanges:
                 await self._book_outside(by_sid[sid], f, take, why)
 
     def _open_signals(self, symbols: set[str]) -> dict[str, list[Order]]:
-        """Joe's filled entries with an open position, per symbol, oldest first."""
+        """Joe's filled entries with an open position, per symbol, oldest first (the entries read
+        with one query, their signals' positions with one more: this runs on every position update)."""
+        stored = self.store.orders(
+            mode=self.mode, broker=self.broker, symbols=symbols, legs={OrderLeg.ENTRY.value}
+        )
+        filled = [o for o in stored if o.intent.leg is OrderLeg.ENTRY and o.filled_quantity > 0]
+        held = self.positions_of(list(dict.fromkeys(o.intent.signal_id for o in filled)))
         out: dict[str, list[Order]] = {}
-        for o in self.store.orders(mode=self.mode, broker=self.broker):
-            if o.intent.leg is not OrderLeg.ENTRY or o.intent.symbol not in symbols or o.filled_quantity <= 0:
-                continue
-            if self.position_of(o.intent.signal_id) > 0:
+        for o in filled:
+            if held[o.intent.signal_id] > 0:
                 out.setdefault(o.intent.symbol, []).append(self.book.get(o.client_order_id) or o)
         return out
 

@@ -314,6 +314,40 @@ class OrderRepository(StoreBase):
             .order_by(orders_t.c.created_at, orders_t.c.client_order_id)
         )
 
+    def order_ids_for_signal(self, signal_id: str) -> list[str]:
+        """The client order ids of one signal's orders, in `orders_for_signal`'s order (ids only: a
+        caller holding cached copies loads just the ones it lacks, with `load_orders`)."""
+        with self._read() as conn:
+            rows = conn.execute(
+                select(orders_t.c.client_order_id)
+                .where(orders_t.c.signal_id == signal_id)
+                .order_by(orders_t.c.created_at, orders_t.c.client_order_id)
+            ).all()
+        return [r[0] for r in rows]
+
+    def order_ids_for_signals(self, signal_ids: list[str]) -> dict[str, list[str]]:
+        """`order_ids_for_signal` of many signals in one read: signal id -> its order ids (a signal
+        without orders maps to [])."""
+        out: dict[str, list[str]] = {sid: [] for sid in signal_ids}
+        with self._read() as conn:
+            for i in range(0, len(signal_ids), 500):  # under SQLite's bound-parameter limit
+                rows = conn.execute(
+                    select(orders_t.c.signal_id, orders_t.c.client_order_id)
+                    .where(orders_t.c.signal_id.in_(signal_ids[i : i + 500]))
+                    .order_by(orders_t.c.created_at, orders_t.c.client_order_id)
+                ).all()
+                for sid, coid in rows:
+                    out[sid].append(coid)
+        return out
+
+    def load_orders(self, client_order_ids: list[str]) -> list[Order]:
+        """The stored orders of `client_order_ids` (unknown ids are left out), oldest first."""
+        out: list[Order] = []
+        for i in range(0, len(client_order_ids), 500):  # under SQLite's bound-parameter limit
+            chunk = client_order_ids[i : i + 500]
+            out += self._load(select(orders_t).where(orders_t.c.client_order_id.in_(chunk)))
+        return sorted(out, key=lambda o: (o.created_at, o.client_order_id))
+
     def fill_owner(self, fill_id: str) -> str | None:
         """The client order id a stored fill belongs to, or None."""
         with self._read() as conn:
@@ -334,12 +368,23 @@ class OrderRepository(StoreBase):
         return found[0] if found else None
 
     def orders(
-        self, state: set[OrderState] | None = None, mode: str | None = None, broker: str | None = None
+        self,
+        state: set[OrderState] | None = None,
+        mode: str | None = None,
+        broker: str | None = None,
+        *,
+        symbols: set[str] | None = None,
+        legs: set[str] | None = None,
     ) -> list[Order]:
-        """Stored orders, oldest first, optionally filtered by state(s), mode and broker."""
+        """Stored orders, oldest first, optionally filtered by state(s), mode, broker, symbol(s) and
+        leg(s) (`OrderLeg` values)."""
         q = select(orders_t)
         if state is not None:
             q = q.where(orders_t.c.state.in_([s.value for s in state]))
+        if symbols is not None:
+            q = q.where(orders_t.c.symbol.in_(sorted(symbols)))
+        if legs is not None:
+            q = q.where(orders_t.c.leg.in_(sorted(legs)))
         if mode is not None:
             q = q.where(orders_t.c.mode == check_mode(mode))
         if broker is not None:
