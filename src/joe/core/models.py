@@ -237,7 +237,9 @@ class OrderIntent:
 
 @dataclass(frozen=True, slots=True)
 class Fill:
-    """One execution. `fill_id` is the broker's execution id (unique); fills are idempotent by it."""
+    """One execution. `fill_id` is the broker's execution id (unique); fills are idempotent by it.
+    `commission` is in `commission_currency` ("" = not stated: the instrument's quote currency); a
+    broker may charge in another currency than the instrument's (IBKR commissionReport.currency)."""
 
     fill_id: str
     client_order_id: str
@@ -248,6 +250,7 @@ class Fill:
     ts: datetime
     commission: Decimal = ZERO
     broker_order_id: str | None = None
+    commission_currency: str = ""
 
 
 @dataclass(frozen=True, slots=True)

@@ -270,7 +270,10 @@ class Order:
             self.intent = replace(self.intent, quantity=quantity)
         fills = dict(self.fills)
         if previous is not None and previous.commission and not fill.commission:
-            fill = replace(fill, commission=previous.commission)  # keep a commission already matched
+            # keep a commission already matched (and its currency)
+            fill = replace(
+                fill, commission=previous.commission, commission_currency=previous.commission_currency
+            )
         fills[fill.fill_id] = fill
         self.fills = fills
         self.fill_revisions[fill.fill_id] = revision
@@ -286,12 +289,13 @@ class Order:
             self.updated_at = fill.ts
         return True
 
-    def set_commission(self, fill_id: str, commission: Decimal) -> bool:
-        """Put the broker's commission on an applied fill; False if the fill is unknown or already has it."""
+    def set_commission(self, fill_id: str, commission: Decimal, currency: str = "") -> bool:
+        """Put the broker's commission (in `currency`; "" = not stated) on an applied fill; False if
+        the fill is unknown or already has it."""
         f = self.fills.get(fill_id)
-        if f is None or f.commission == commission:
+        if f is None or (f.commission, f.commission_currency) == (commission, currency):
             return False
-        self.fills[fill_id] = replace(f, commission=commission)
+        self.fills[fill_id] = replace(f, commission=commission, commission_currency=currency)
         return True
 
     def apply_broker_values(

@@ -110,7 +110,7 @@ class FillIntake:
             return False
         pending = self.store.pending_commission(fill.fill_id)
         if pending is not None and not fill.commission:
-            fill = replace(fill, commission=pending.commission)
+            fill = replace(fill, commission=pending.commission, commission_currency=pending.currency)
         was = o.state
         before = o.fills.get(fill.fill_id)
         overfilled = False
@@ -209,10 +209,12 @@ class FillIntake:
                 c.fill_id, c.commission, broker=self.broker, currency=c.currency, ts=c.ts
             )
             return
-        if o.set_commission(c.fill_id, c.commission):
+        if o.set_commission(c.fill_id, c.commission, c.currency):
             self.book.save(o, durable=False)
             await self.journal.order_event(
-                "order.commission", {"fill_id": c.fill_id, "commission": str(c.commission)}, o
+                "order.commission",
+                {"fill_id": c.fill_id, "commission": str(c.commission), "currency": c.currency},
+                o,
             )
 
     async def _fetch_fills(self, o: Order) -> None:

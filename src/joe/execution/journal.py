@@ -190,6 +190,7 @@ def fill_payload(f: Fill, fr: FillReport | None) -> dict[str, Any]:
         "quantity": str(f.quantity),
         "price": str(f.price),
         "commission": str(f.commission),
+        "commission_currency": f.commission_currency,
         "ts": f.ts.isoformat(),
         "revision": fr.revision if fr else None,
         "raw_exec_id": fr.raw_exec_id if fr else None,

@@ -123,6 +123,14 @@ def _v4_equity_account(conn: Connection) -> None:
     _add_column(conn, "equity_history", column)
 
 
+def _v5_commission_currency(conn: Connection) -> None:
+    # Rows before v5 get "": their commission's currency was not kept (the instrument's, as read then).
+    column: Column[object] = Column(
+        "commission_currency", String(8), nullable=False, server_default=text("''")
+    )
+    _add_column(conn, "fills", column)
+
+
 MIGRATIONS: list[Migration] = [
     Migration(
         1,
@@ -148,6 +156,12 @@ MIGRATIONS: list[Migration] = [
         "equity_history.account: the daily-loss and drawdown baselines per broker account "
         "(broker:account_id), not per mode only; older rows keep account '' (unknown, never a baseline)",
         _v4_equity_account,
+    ),
+    Migration(
+        5,
+        "fills.commission_currency: the currency a commission is charged in (IBKR may charge a USD "
+        "stock's commission in the account's base currency); older rows keep '' (not stated)",
+        _v5_commission_currency,
     ),
 ]
 

@@ -76,6 +76,7 @@ def _fill_values(
         "quantity": fill.quantity,
         "price": fill.price,
         "commission": fill.commission,
+        "commission_currency": fill.commission_currency,
         "ts": fill.ts,
         "broker": broker,
         "broker_order_id": fill.broker_order_id,
@@ -97,6 +98,7 @@ def _fill_from_row(r: RowMapping) -> Fill:
         ts=r["ts"],
         commission=r["commission"],
         broker_order_id=r["broker_order_id"],
+        commission_currency=r["commission_currency"] or "",
     )
 
 
@@ -215,7 +217,9 @@ class OrderRepository(StoreBase):
         stored = {
             r["fill_id"]: r
             for r in conn.execute(
-                select(fills_t.c.fill_id, fills_t.c.revision, fills_t.c.commission).where(
+                select(
+                    fills_t.c.fill_id, fills_t.c.revision, fills_t.c.commission, fills_t.c.commission_currency
+                ).where(
                     fills_t.c.client_order_id == order.client_order_id
                 )
             ).mappings()
@@ -230,8 +234,12 @@ class OrderRepository(StoreBase):
                 vals = _fill_values(f, broker, mode, rev, audited)
                 del vals["fill_id"]
                 conn.execute(update(fills_t).where(fills_t.c.fill_id == fid).values(**vals))
-            elif f.commission != row["commission"]:
-                conn.execute(update(fills_t).where(fills_t.c.fill_id == fid).values(commission=f.commission))
+            elif (f.commission, f.commission_currency) != (row["commission"], row["commission_currency"]):
+                conn.execute(
+                    update(fills_t)
+                    .where(fills_t.c.fill_id == fid)
+                    .values(commission=f.commission, commission_currency=f.commission_currency)
+                )
 
     def unaudited_fills(self) -> list[tuple[Fill, str, str]]:
         """(fill, broker, mode) of every stored fill whose audit record was not confirmed written,

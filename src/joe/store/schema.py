@@ -125,6 +125,8 @@ fills = Table(
     Column("revision", Integer, nullable=False, server_default=text("0")),
     Column("raw_exec_id", String(128)),
     Column("audited", Boolean, nullable=False, server_default=text("true")),
+    # v5: the currency the commission is in ("" = not stated: the instrument's quote currency).
+    Column("commission_currency", String(8), nullable=False, server_default=text("''")),
     CheckConstraint(_MODE_CHECK, name="mode"),
 )
 

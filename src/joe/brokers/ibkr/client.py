@@ -378,6 +378,7 @@ class IBKRExecutionClient:
         for f in fills:
             rep = self.tap.commissions.get(f.execution.execId)
             out.append(fill_report(f.contract, f.execution, commission=rep.commission if rep else None,
+                                   commission_currency=rep.currency if rep else "",
                                    from_reconciliation=True))  # fmt: skip
         return out
 

@@ -197,8 +197,9 @@ def status_report(
 
 
 def fill_report(
-    contract: Any, execution: Any, *, commission: Decimal | None = None, from_reconciliation: bool = False
-) -> FillReport:
+    contract: Any, execution: Any, *, commission: Decimal | None = None, commission_currency: str = "",
+    from_reconciliation: bool = False,
+) -> FillReport:  # fmt: skip
     """A `FillReport` from an ib_async `Contract` + `Execution`; fill_id is the execId without its
     correction suffix, `revision` the correction number."""
     fill_id, revision = split_exec_id(execution.execId)
@@ -208,6 +209,7 @@ def fill_report(
         side=side_of(execution.side), quantity=decimal(execution.shares), price=decimal(execution.price),
         ts=ensure_utc(ts), commission=commission if commission is not None else ZERO,
         broker_order_id=str(execution.orderId),
+        commission_currency=commission_currency if commission is not None else "",
     )  # fmt: skip
     return FillReport(
         broker=BROKER,

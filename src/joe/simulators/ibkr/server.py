@@ -18,6 +18,8 @@ client message for assertions. Faults (names for `sim.faults.arm(...)`):
 - ``correct_exec`` (qty=..., price=...): right after the next live execution, TWS corrects it: the
   same execId up to its last dot with the next suffix, the new quantity/price; the book follows.
 - ``commission_first``: the next live execution's commissionReport is sent before its execDetails.
+- ``commission_currency`` (currency, default EUR): the next live execution's commission is charged in
+  that currency (an account whose base currency is not the stock's).
 - ``notice_10349``: the next accepted placeOrder is answered, after its acknowledgement, with the
   notice 10349 "TIF set to DAY based on order preset"; the order works on (tif DAY) and fills.
   Use ``skip=n`` to hit a bracket child.
@@ -100,6 +102,7 @@ class IBKRSimulator:
         # The account owner's positions in other contracts (an option or a CFD on a stock Joe trades,
         # which TWS reports with the same `symbol`), by conId: (contract, quantity, average cost).
         self.other_positions: dict[int, tuple[C.SimContract, Decimal, Decimal]] = {}
+        self.commission_currencies: dict[str, str] = {}  # execId → currency, where not USD
         self._server: asyncio.Server | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._live_execs = 0
@@ -188,8 +191,12 @@ class IBKRSimulator:
         final = ex.wire.cum_qty >= bo.sim.quantity
         dup = self.faults.take("duplicate_exec") is not None
         commission_first = self.faults.take("commission_first") is not None
+        charged_in = self.faults.take("commission_currency")  # e.g. the account's base currency
+        currency = str(charged_in.get("currency", "EUR")) if charged_in is not None else "USD"
+        if charged_in is not None:
+            self.commission_currencies[ex.wire.exec_id] = currency  # reqExecutions says it again
         if commission_first:
-            s.send(C.commission_report(ex.wire.exec_id, ex.commission))
+            s.send(C.commission_report(ex.wire.exec_id, ex.commission, currency))
         s.push_fill(ex, dup)
         s.send(
             C.order_status(
@@ -201,7 +208,7 @@ class IBKRSimulator:
         if final:
             s.push_done_order(bo)
         if not commission_first:
-            s.send(C.commission_report(ex.wire.exec_id, ex.commission))
+            s.send(C.commission_report(ex.wire.exec_id, ex.commission, currency))
         correction = self.faults.take("correct_exec")
         if correction is not None:
             qty = Decimal(str(correction.get("qty", ex.wire.shares)))

@@ -217,7 +217,8 @@ class Session:
             if client_filter and ex.wire.client_id != client_filter:
                 continue
             self.send(exec_details(self.sv, req_id, ex.contract, ex.wire))
-            self.send(C.commission_report(ex.wire.exec_id, ex.commission))
+            currency = self.sim.commission_currencies.get(ex.wire.exec_id, "USD")
+            self.send(C.commission_report(ex.wire.exec_id, ex.commission, currency))
         self.send(C.exec_details_end(req_id))
 
     def _cancel_account_summary(self, f: list[str]) -> None:
