@@ -21,6 +21,7 @@ from joe.simulators.capital.views import (
     position_json,
 )
 from joe.simulators.capital.wire import RecordedRequest, corrupt, fiql_ok
+from joe.simulators.common import clock_move
 
 if TYPE_CHECKING:
     from joe.simulators.capital.sim import CapitalSimulator
@@ -90,6 +91,8 @@ class RestApi:
         r.add_post("/_sim/history", self.ctl_history)
         r.add_post("/_sim/remove_stop", self.ctl_remove_stop)
         r.add_get("/_sim/account", self.ctl_account_values)
+        r.add_get("/_sim/clock", self.ctl_clock)
+        r.add_post("/_sim/clock", self.ctl_move_clock)
         return app
 
     # ------------------------------------------------------------------ control endpoints
@@ -151,6 +154,20 @@ class RestApi:
         """`{"epic": "GOLD"}`: the owner removes the stop of the epic's positions on the platform."""
         b = await request.json()
         return web.json_response({"dealIds": self.sim.manual_remove_stop(str(b["epic"]))})
+
+    async def ctl_clock(self, request: web.Request) -> web.Response:
+        return web.json_response({"now": self.sim.clock().isoformat()})
+
+    async def ctl_move_clock(self, request: web.Request) -> web.Response:
+        """`{"to": "<ISO instant>"}` | `{"advance_s": seconds}` moves the clock forward
+        (`CapitalSimulator.move_clock`); 400 `{"error": ...}` for a move back or a bad body."""
+        try:
+            body = await request.json()
+            now = self.sim.move_clock(clock_move(body, self.sim.clock()))
+        except ValueError as exc:  # a JSON error is a ValueError too
+            return web.json_response({"error": str(exc)}, status=400)
+        return web.json_response({"now": now.isoformat()})
+
     async def ctl_account_values(self, request: web.Request) -> web.Response:
         """The preferred account's money as `GET /accounts` reports it (deposit, balance, available)."""
         acc = next(a for a in self.ex.accounts.values() if a.preferred)

@@ -242,6 +242,20 @@ class CapitalSimulator:
             changed.append(p.deal_id)
         return changed
 
+    def move_clock(self, when: datetime) -> datetime:
+        """Move the clock forward to `when` (aware UTC; ValueError if before now, or if the clock is a
+        plain callable). Every tradeable market is quoted at the new time at once, so the live tape
+        (the bars `GET /prices` serves) opens the new session's bar at the price it had; open
+        positions keep their stops and limits. The pump skips the price steps of the jump."""
+        if not isinstance(self.clock, SimClock):
+            raise ValueError("this simulator's clock is not movable (a plain callable was given)")
+        now = self.clock.move_to(when)
+        self._steps += self.steps_due()  # a jump is not a burst of steps: prices resume from here
+        for epic in self.exchange.prices:
+            if self.exchange.status.get(epic) == "TRADEABLE":
+                self.history.observe(epic)
+        return now
+
     def set_mid(self, epic: str, mid: float) -> None:
         """Script a price (tests: push through a stop or a target) and fire triggers at once."""
         self.exchange.prices[epic].set_mid(mid)

@@ -6,8 +6,11 @@
 
 from __future__ import annotations
 
+import math
 import time
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 
 class SimClock:
@@ -30,7 +33,53 @@ class SimClock:
         self._advanced += timedelta(seconds=seconds)
         return self()
 
+    def move_to(self, when: datetime) -> datetime:
+        """Move the clock forward to `when` (aware) and return it (a running clock goes on from
+        there); ValueError if that is before now."""
+        now = self()
+        if when < now:
+            raise ValueError(
+                f"the simulator's clock never goes back: it is {now.isoformat()}, asked {when.isoformat()}"
+            )
+        self._advanced += when - now
+        return when
+
     @classmethod
     def frozen(cls, start: datetime | None = None) -> SimClock:
         """A clock that stands still at `start` (default: a fixed instant) until advanced."""
         return cls(start or datetime(2026, 1, 5, 12, 0, tzinfo=UTC), rate=0.0)
+
+
+def clock_move(body: Mapping[str, Any], now: datetime) -> datetime:
+    """The instant a control request `POST /_sim/clock` asks for, from the clock's `now`.
+
+    `body` is `{"to": "<ISO 8601 instant with an offset>"}` or `{"advance_s": <seconds >= 0>}`
+    (exactly one). Raises ValueError with a message naming the field for anything else, and for an
+    instant before `now`: a simulator's clock never goes back (orders, fills and bars stay ordered).
+    """
+    if not isinstance(body, Mapping) or ("to" in body) == ("advance_s" in body):
+        raise ValueError('give exactly one of "to" (an ISO 8601 UTC instant) or "advance_s" (seconds)')
+    if "to" in body:
+        try:
+            when = datetime.fromisoformat(str(body["to"]).replace("Z", "+00:00"))
+        except ValueError:
+            raise ValueError(f'"to" must be an ISO 8601 instant, not {body["to"]!r}') from None
+        if when.tzinfo is None:
+            raise ValueError(f'"to" needs a UTC offset (e.g. {body["to"]}Z), not a naive time')
+        when = when.astimezone(UTC)
+    else:
+        try:
+            seconds = float(body["advance_s"])
+        except (TypeError, ValueError):
+            raise ValueError(f'"advance_s" must be a number of seconds, not {body["advance_s"]!r}') from None
+        if not (seconds >= 0 and math.isfinite(seconds)):  # also refuses NaN and infinity
+            raise ValueError(f'"advance_s" must be >= 0 (the clock never goes back), not {seconds}')
+        try:
+            when = now + timedelta(seconds=seconds)
+        except OverflowError:
+            raise ValueError(f'"advance_s" {seconds} is beyond any date') from None
+    if when < now:
+        raise ValueError(
+            f"the simulator's clock never goes back: it is {now.isoformat()}, asked {when.isoformat()}"
+        )
+    return when

@@ -8,6 +8,7 @@ for the owning session. Prices come from the shared `PriceBook`, triggering from
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -116,6 +117,7 @@ class Book:
     max_order_id: int = 0
     realized: Decimal = ZERO
     min_ticks: dict[str, Decimal] = field(default_factory=dict)  # per symbol; default DEFAULT_TICK
+    now: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))  # the simulator's clock
     _perm_seq: int = 9_000_000
     _exec_seq: int = 0
 
@@ -290,7 +292,7 @@ class Book:
         ex = WireExec(
             exec_id=f"0000{c.con_id:x}.{bo.perm_id:08x}.{self._exec_seq:02d}.01", order_id=bo.order_id,
             client_id=bo.client_id, perm_id=bo.perm_id,
-            time=datetime.now(UTC).strftime("%Y%m%d %H:%M:%S UTC"), account=bo.placed.account or self.account,
+            time=self.now().strftime("%Y%m%d %H:%M:%S UTC"), account=bo.placed.account or self.account,
             side="BOT" if bo.sim.is_buy else "SLD", shares=qty, price=price, cum_qty=bo.sim.filled,
             avg_price=bo.avg_price.quantize(Decimal("0.0001")), order_ref=bo.placed.order_ref,
         )  # fmt: skip

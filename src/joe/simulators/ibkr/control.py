@@ -14,7 +14,11 @@ and read what reached it, as the Capital.com simulator's `/_sim/*` endpoints do:
 - `POST /_sim/history`  — `{"symbol": "AAPL", "mirror": true}` serves its history upside down (the
   market turned);
 - `POST /_sim/cancel`   — `{"order_ref": "joe-..."}` the broker cancels a working order on its own;
-- `GET  /_sim/account`  — the account values TWS would report (NetLiquidation, ExcessLiquidity, Cushion...).
+- `GET  /_sim/account`  — the account values TWS would report (NetLiquidation, ExcessLiquidity, Cushion...);
+- `GET  /_sim/clock`    — `{"now": "<UTC ISO>"}`, the simulator's clock (every timestamp it sends);
+- `POST /_sim/clock`    — `{"to": "2026-12-02T15:00:00Z"}` or `{"advance_s": 86400}` moves it forward
+  (never back: 400 with the reason); a later day closes the session left and starts a new daily bar,
+  working orders (GTC stops, targets) stay working.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
+from joe.simulators.common import clock_move
 from joe.simulators.ibkr.requests import parse_place_order
 
 if TYPE_CHECKING:
@@ -66,6 +71,8 @@ class ControlServer:
         app.router.add_post("/_sim/history", self.history)
         app.router.add_post("/_sim/cancel", self.cancel)
         app.router.add_get("/_sim/account", self.account_values)
+        app.router.add_get("/_sim/clock", self.clock)
+        app.router.add_post("/_sim/clock", self.move_clock)
         return app
 
     async def start(self, port: int) -> int:
@@ -156,6 +163,20 @@ class ControlServer:
         else:
             self.sim.mirrored.discard(sym)
         return web.json_response({"mirrored": sorted(self.sim.mirrored)})
+
+    async def clock(self, request: web.Request) -> web.Response:
+        return web.json_response({"now": self.sim.clock().isoformat()})
+
+    async def move_clock(self, request: web.Request) -> web.Response:
+        """`{"to": "<ISO instant>"}` | `{"advance_s": seconds}`: the clock moves forward (`move_clock`);
+        400 `{"error": ...}` for a move back or a body that says neither."""
+        try:
+            body = await request.json()
+            now = self.sim.move_clock(clock_move(body, self.sim.clock()))
+        except ValueError as exc:  # a JSON error is a ValueError too
+            return web.json_response({"error": str(exc)}, status=400)
+        return web.json_response({"now": now.isoformat()})
+
     async def account_values(self, request: web.Request) -> web.Response:
         vals = self.sim.book.account_values()
         return web.json_response({k: str(v) for k, v in vals.items()})

@@ -145,10 +145,11 @@ def mirrored(bars: list[SimBar]) -> list[SimBar]:
     return [SimBar(b.date, m(b.open), m(b.low), m(b.high), m(b.close), b.volume) for b in bars]
 
 
-def parse_end(end: str) -> datetime:
-    """Parse the endDateTime of a historical request ("" = now)."""
+def parse_end(end: str, now: datetime | None = None) -> datetime:
+    """Parse the endDateTime of a historical request ("" = `now`, the simulator's clock)."""
+    now = now or datetime.now(UTC)
     if not end:
-        return datetime.now(UTC)
+        return now
     parts = end.split()
     try:
         if len(parts[0]) == 8 and len(parts) == 1:
@@ -156,7 +157,7 @@ def parse_end(end: str) -> datetime:
             return datetime(d.year, d.month, d.day, 23, 59, 59, tzinfo=UTC)
         return datetime.strptime(parts[0] + parts[1], "%Y%m%d%H:%M:%S").replace(tzinfo=UTC)
     except (ValueError, IndexError):
-        return datetime.now(UTC)
+        return now
 
 
 def bars_for_duration(duration_days: int, bar_size: str) -> int:

@@ -37,16 +37,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Callable
 from dataclasses import dataclass, replace
+from datetime import datetime
 from decimal import Decimal
 
-from joe.simulators.common import FaultPlan, FillModel, PriceBook
+from joe.simulators.common import FaultPlan, FillModel, PriceBook, SimClock
 from joe.simulators.ibkr import codec as C
 from joe.simulators.ibkr.book import Book, BookEvent, BookOrder, Execution
 from joe.simulators.ibkr.codec_orders import WireExec
 from joe.simulators.ibkr.market import DEFAULT_UNIVERSE
 from joe.simulators.ibkr.requests import PlacedOrder
 from joe.simulators.ibkr.session import Session
+from joe.simulators.ibkr.sessions import SessionCloses
 
 SUPPORTED_VERSIONS = range(157, 179)
 
@@ -81,6 +84,7 @@ class IBKRSimulator:
         host: str = "127.0.0.1",
         account: str = "DU1234567",
         universe: tuple[str, ...] = DEFAULT_UNIVERSE,
+        clock: Callable[[], datetime] | None = None,
     ) -> None:
         if server_version not in SUPPORTED_VERSIONS:
             raise ValueError(f"server_version must be in 157..178, got {server_version}")
@@ -89,8 +93,12 @@ class IBKRSimulator:
         self.host = host
         self._port = port
         self.universe = universe
+        # Every timestamp the simulator sends (handshake, executions, currentTime, history's "now")
+        # reads this clock: the wall clock by default; `move_clock` (POST /_sim/clock) moves it on.
+        self.clock = clock or SimClock()
         self.prices = PriceBook(seed)
-        self.book = Book(self.prices, account=account, fill_model=FillModel())
+        self.book = Book(self.prices, account=account, fill_model=FillModel(), now=self.clock)
+        self.session_closes = SessionCloses()  # daily closes of the sessions the clock left
         self.faults = FaultPlan()
         self.messages: list[ClientMessage] = []
         self.placed: list[PlacedOrder] = []
@@ -255,6 +263,22 @@ class IBKRSimulator:
         """Move a symbol's mid, stream the quote to subscribers and run the order book against it."""
         self.prices.process(symbol).set_mid(float(mid))
         self._price_moved(symbol)
+
+    def move_clock(self, when: datetime) -> datetime:
+        """Move the clock forward to `when` (aware UTC; ValueError if before now). Leaving a day
+        records every priced symbol's mid as the close of the session left (`sessions.py`), so the
+        daily history continues into the new session; working orders (GTC stops) stay working."""
+        if not isinstance(self.clock, SimClock):
+            raise ValueError("this simulator's clock is not movable (a plain callable was given)")
+        old = self.clock()
+        if when < old:
+            raise ValueError(
+                f"the simulator's clock never goes back: it is {old.isoformat()}, asked {when.isoformat()}"
+            )
+        symbols = dict.fromkeys([*self.universe, *self.prices.symbols])
+        mids = [(sym, float(self.prices.quote(sym).mid)) for sym in symbols]
+        self.session_closes.leave(old, when, mids)
+        return self.clock.move_to(when)
 
     def step(self, n: int = 1) -> None:
         """Advance every known price process `n` ticks (streams quotes, triggers orders)."""

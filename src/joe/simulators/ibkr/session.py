@@ -10,10 +10,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
 from collections.abc import Callable
 from dataclasses import replace
-from datetime import UTC, datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING
 
@@ -106,7 +104,7 @@ class Session:
             if not self.sim.accepting:
                 self.close()
                 return
-            now = datetime.now(UTC).strftime("%Y%m%d %H:%M:%S UTC")
+            now = self.sim.clock().strftime("%Y%m%d %H:%M:%S UTC")
             self.send(C.handshake(self.sv, now))
             await self.writer.drain()
             while not self.closed:
@@ -179,7 +177,7 @@ class Session:
 
     def _completed_orders(self, f: list[str]) -> None:
         book = self.sim.book
-        stamp = datetime.now(UTC).strftime("%Y%m%d %H:%M:%S UTC")
+        stamp = self.sim.clock().strftime("%Y%m%d %H:%M:%S UTC")
         for bo in book.orders.values():
             if bo.done and bo.client_id == self.client_id:
                 c = book.contract(bo.sim.symbol)
@@ -203,7 +201,7 @@ class Session:
                 upnl = (px - pos.avg_cost) * pos.qty
                 c = book.contract(sym)
                 self.send(C.portfolio_value(c, pos.qty, px, pos.avg_cost, upnl, book.account))
-        self.send(C.account_time(datetime.now(UTC).strftime("%H:%M")))
+        self.send(C.account_time(self.sim.clock().strftime("%H:%M")))
 
     def _account_updates_multi(self, f: list[str]) -> None:
         req_id, book = as_int(f[2]), self.sim.book
@@ -236,7 +234,7 @@ class Session:
         self.send(C.next_valid_id(self.sim.next_order_id()))
 
     def _current_time(self, f: list[str]) -> None:
-        self.send(C.current_time(int(time.time())))
+        self.send(C.current_time(int(self.sim.clock().timestamp())))
 
     def _account_summary(self, f: list[str]) -> None:
         req_id = as_int(f[2])
@@ -395,10 +393,14 @@ class Session:
         if h.contract.symbol in self.sim.unknown_symbols:
             self.send(C.error(self.sv, h.req_id, 200, NO_SECDEF))
             return
-        end = parse_end(h.end)
+        end = parse_end(h.end, self.sim.clock())
         n = bars_for_duration(duration_days(h.duration), h.bar_size)
         last = float(self.sim.prices.quote(h.contract.symbol).mid)
-        bars = make_bars(self.sim.seed, h.contract.symbol, last, h.bar_size, n, end)
+        bars = None
+        if h.bar_size == "1 day":  # across clock moves: the sessions left keep their closes
+            bars = self.sim.session_closes.daily_bars(self.sim.seed, h.contract.symbol, last, n, end)
+        if bars is None:
+            bars = make_bars(self.sim.seed, h.contract.symbol, last, h.bar_size, n, end)
         if h.contract.symbol in self.sim.mirrored:
             bars = mirrored(bars)
         start = bars[0].date if bars else ""
