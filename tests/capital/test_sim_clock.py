@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 import httpx
 import pytest
 
+from joe.brokers.capital import CapitalMarketData
 from joe.simulators.capital import CapitalSimulator
 
 ACC = "12345678901234567"
@@ -43,3 +44,18 @@ async def test_the_clock_moves_forward_only_and_the_day_goes_on(sim: CapitalSimu
     assert [p.bracket.stop_level for p in acc.positions if p.epic == "AAPL"] == [190]
     sim.set_mid("AAPL", 180.0)
     assert [p for p in acc.positions if p.epic == "AAPL"] == []
+
+
+@pytest.mark.parametrize("sim", ["frozen"], indirect=True)
+async def test_history_ends_at_the_brokers_clock_not_a_local_one_behind_it(
+    sim: CapitalSimulator, market_data: CapitalMarketData
+) -> None:
+    """Before: `history()` without `end` anchored its window at the local wall clock, so a broker whose
+    clock differs (the simulator moved to the next session; any skew) served a window that was not
+    the newest `lookback_bars`: ahead of us its newest bars were cut off, behind us the window was
+    short. Now the window ends at the service's clock (`GET /time`) and spans the lookback."""
+    sim.paused = True
+    sim.move_clock(datetime(2026, 1, 6, 15, 0, tzinfo=UTC))  # the next day for the simulator
+    frame = await market_data.history("AAPL")
+    assert frame.index[-1].to_pydatetime() == datetime(2026, 1, 6, tzinfo=UTC)
+    assert len(frame) >= market_data.lookback_bars

@@ -12,15 +12,19 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
 from typer.testing import CliRunner
 
 from joe.cli.main import app
+from joe.data.calendars import nth_session_after
+from joe.simulators.ibkr.sessions import session_on_or_before
 
 
 def test_joe_broker_is_honoured_by_joe_run(project: Path) -> None:
@@ -160,6 +164,31 @@ def stored_fills(project: Path, coid: str) -> int:
         return int(db.execute("select count(*) from fills where client_order_id = ?", (coid,)).fetchone()[0])
 
 
+def _post(url: str, body: dict[str, Any]) -> Any:
+    with httpx.Client(timeout=10) as c:
+        r = c.post(url, json=body)
+        assert r.status_code == 200, r.text
+        return r.json()
+
+
+def _as_of(report: Path) -> date:
+    """The run's as-of date as run.json states it."""
+    return date.fromisoformat(json.loads((report / "run.json").read_text())["run"]["as_of"][:10])
+
+
+def _run_days(project: Path) -> list[date]:
+    """Each stored pipeline run's as-of date, in run order."""
+    with sqlite3.connect(project / "data" / "joe.db") as db:
+        rows = db.execute("select as_of from pipeline_runs order by started_at").fetchall()
+    return [date.fromisoformat(str(r[0])[:10]) for r in rows]
+
+
+def _open_minute(day: date) -> str:
+    """10:00 New York on `day` as a UTC ISO instant (the suite's open minute, tests/market_clock.py)."""
+    local = datetime(day.year, day.month, day.day, 10, 0, tzinfo=ZoneInfo("America/New_York"))
+    return local.astimezone(UTC).isoformat()
+
+
 def _through_stop(stop: str, quantity: str) -> float:
     """A price beyond a position's stop: below it for a long, above it for a short."""
     return float(stop) * (0.9 if Decimal(quantity) > 0 else 1.1)
@@ -203,7 +232,17 @@ def test_live_runs_open_brackets_then_book_the_stop_fill_once(project: Path, kin
             held = {p["symbol"]: p["quantity"] for p in facts["positions"]}
         assert {p["symbol"] for p in facts["positions"]} == {s for s, q in held.items() if Decimal(q) != 0}
 
-        # Between runs the price moves through one position's stop at the simulator: the broker fills it.
+        # Run 1 is on session D: the simulator's day (its clock; the last NYSE session for IBKR's bars).
+        day1 = _as_of(report)
+        sim_now = datetime.fromisoformat(get(f"{control}/_sim/clock")["now"])
+        assert [day1] == _run_days(project) == [session_on_or_before(sim_now.date())]
+
+        # Overnight: the simulators' clocks move to D+1 (the next NYSE session, exchange-calendars: a
+        # Friday goes to Monday), and D+1 opens through one position's stop: the broker fills it.
+        day2 = nth_session_after("XNYS", day1, 1)
+        open2 = _open_minute(day2)
+        moved = _post(f"{control}/_sim/clock", {"to": open2})
+        assert moved["now"] == open2
         pos = facts["positions"][0]
         stop_coid = next(
             o["client_order_id"]
@@ -213,17 +252,36 @@ def test_live_runs_open_brackets_then_book_the_stop_fill_once(project: Path, kin
         price = _through_stop(pos["stop"], pos["quantity"])
         if kind == "ibkr":
             post(f"{control}/_sim/price", {"symbol": pos["symbol"], "mid": price})
+            assert Decimal(get(f"{control}/_sim/positions")["positions"][pos["symbol"]]) == 0
         else:
             post(f"{control}/_sim/price", {"epic": pos["symbol"], "mid": price})
         time.sleep(1.0)
 
-        # Run 2 sees the stop fill (reconciliation) and books it once; run 3 books nothing new.
-        facts2, _ = live_facts(joe_run(project, env))
+        # Run 2, the next day (Joe's clock at D+1's open minute), sees the stop fill (reconciliation)
+        # and books it once; run 3 on the same D+1 books nothing new.
+        env2 = {**env, "JOE_CLOCK_START": open2}
+        facts2, report2 = live_facts(joe_run(project, env2))
+        assert _as_of(report2) == day2 and _run_days(project) == [day1, day2]
         assert facts2["reconciled"] is True, facts2["findings"]
         assert [f["client_order_id"] for f in facts2["fills"]].count(stop_coid) == 1
         assert pos["symbol"] not in {p["symbol"] for p in facts2["positions"]}
         assert stored_fills(project, stop_coid) == 1
-        facts3, _ = live_facts(joe_run(project, env))
+        stop_fill = next(f for f in facts2["fills"] if f["client_order_id"] == stop_coid)
+        assert stop_fill["ts"].startswith(day2.isoformat())  # filled on D+1, at the simulator's time
+        assert "### Live fills this run" in (report2 / "report.md").read_text()
+        if kind == "ibkr":  # the simulator's book: flat in that symbol, the stop filled, the target gone
+            assert Decimal(get(f"{control}/_sim/positions")["positions"][pos["symbol"]]) == 0
+            kids = {
+                o["order_type"]: o["status"]
+                for o in get(f"{control}/_sim/orders")["orders"]
+                if o["symbol"] == pos["symbol"] and o["parent_id"] != 0
+            }
+            assert kids == {"STP": "Filled", "LMT": "Cancelled"}, kids
+        else:  # Capital.com: no open position in that epic at the broker
+            held_at_sim = {p["symbol"] for p in facts2["positions"]}
+            assert pos["symbol"] not in held_at_sim
+        facts3, report3 = live_facts(joe_run(project, env2))
+        assert _as_of(report3) == day2
         assert stop_coid not in [f["client_order_id"] for f in facts3["fills"]]
         assert stored_fills(project, stop_coid) == 1
         # No second bracket for the same signals: one entry per signal id at the broker.

@@ -3,15 +3,18 @@
 * `universe(scan)`: `scan` names a watchlist (by id or name), `nav:<nodeId>` a market-navigation
   node, `search:<term>` a search; None = every watchlist's markets, or the navigation tree when
   there are no watchlists. Instruments use the epic as Joe's symbol.
-* `history`: bars from `/prices` at the matching resolution, mid of bid/ask, paged within limits.
+* `history`: bars from `/prices` at the matching resolution, mid of bid/ask, paged within limits;
+  without `end`, up to the service's clock (`GET /time`), so a local clock behind the broker's
+  cannot drop the newest bar.
 * `quotes`: REST snapshots (`/markets?epics=`), or the live stream's latest quote when one runs.
 * `sentiment`: `/clientsentiment?marketIds=`.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 import pandas as pd
 
@@ -134,11 +137,14 @@ class CapitalMarketData:
         self, symbol: str, timeframe: str = "1d", start: datetime | None = None, end: datetime | None = None
     ) -> pd.DataFrame:
         resolution = resolution_for(timeframe)
-        end = end or datetime.now(UTC)
         if start is None:
             # Calendar span for `lookback_bars` bars; DAY/HOUR bars skip weekends on most markets.
             factor = 1.5 if resolution in ("DAY", "HOUR", "HOUR_4") else 1.0
-            start = end - timedelta(seconds=RESOLUTION_SECONDS[resolution] * self.lookback_bars * factor)
+            steps = math.ceil(self.lookback_bars * factor)
+            if end is None:  # up to the service's clock (`server_now`), never a local clock behind it
+                bars = await self.markets.prices(symbol, resolution, None, None, count=steps + 1)
+                return bars_to_frame(bars)
+            start = end - timedelta(seconds=RESOLUTION_SECONDS[resolution] * steps)
         bars = await self.markets.prices(symbol, resolution, start, end)
         return bars_to_frame(bars)
 
