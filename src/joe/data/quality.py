@@ -36,7 +36,8 @@ Checks (thresholds in `QualityConfig`; the README's data section lists them for 
 * ``close_only`` (warning): bars carry no intrabar information (open = previous close with high/low =
   max/min(open, close), or open = high = low = close). Range and gap risk are then estimated from
   close-to-close volatility (`joe.analysis.features`).
-* ``volume_unknown`` (warning): no volume at all; the volume score is left out, never "neutral 50".
+* ``volume_unknown`` (warning): no volume at all, or a volume zero/empty on at least half the bars
+  (read as none: set to NaN); the volume score is left out, never "neutral 50".
 * ``stale`` (error): the last bar is more than 3 sessions before the as-of date; the symbol is
   excluded (scans need a bar on the as-of date; a stale series must not silently change decisions).
   Series older still never reach this stage: `joe.data.coverage` names them.
@@ -171,6 +172,9 @@ def check_bars(
             for k in FIELDS:
                 arr[k][:, j] = np.where(np.isfinite(arr[k][:, j]), arr[k][:, j], np.nan)
     ok_bar = np.isfinite(arr["close"]) & keep[None, :]
+    # A volume column that is zero (or empty) on most bars is no volume - indices and FX from many
+    # vendors write 0 -, not a known volume of 0: read as unknown (NaN), said below as `volume_unknown`.
+    zeroed = _zero_volume(arr["volume"], ok_bar)
 
     # -- open/close outside high/low: widen and flag ----------------------------------------------
     with np.errstate(invalid="ignore"):
@@ -234,11 +238,17 @@ def check_bars(
                 "from close-to-close volatility, not read from the bars",
             )
         if not vol_known[j]:
+            why = (
+                f"volume zero or missing on {zeroed[j]} of {int(valid[:, j].sum())} bars: read as "
+                if j in zeroed
+                else ""
+            )
             col.add(
                 j,
                 "warning",
                 "volume_unknown",
-                "no volume: the volume score is left out (not a neutral 50) and liquidity cannot be checked",
+                f"{why}no volume: the volume score is left out (not a neutral 50) and liquidity cannot be "
+                f"checked",
             )
         if vol_known[j] and check_stale and symbols[j] not in no_splits:  # traded shares and funds
             _volume_gaps(arr["volume"][:, j], valid[:, j], int(last_row[j]), j, col, cfg, keep)
@@ -284,6 +294,20 @@ def check_bars(
             )
     events = [(sym, dates[t].date().isoformat(), ratio) for sym, got in adjusted.items() for t, ratio in got]
     return QualityResult(arr, keep, QualityReport(col.findings, m, events), adjusted)
+
+
+def _zero_volume(volume: np.ndarray, bars: np.ndarray) -> dict[int, int]:
+    """Columns whose volume is positive on at most half of their `bars` while some bar has a (zero)
+    volume: their volume is set to NaN in place; returns column -> number of bars without a volume."""
+    with np.errstate(invalid="ignore"):
+        positive = (np.isfinite(volume) & (volume > 0) & bars).sum(axis=0)
+    written = (np.isfinite(volume) & bars).any(axis=0)
+    n = bars.sum(axis=0)
+    out: dict[int, int] = {}
+    for j in map(int, np.flatnonzero(written & (n > 0) & (positive * 2 <= n))):
+        volume[:, j] = np.nan
+        out[j] = int(n[j] - positive[j])
+    return out
 
 
 def _daily(dates: pd.DatetimeIndex) -> bool:
