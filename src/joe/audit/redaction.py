@@ -25,19 +25,21 @@ forms it takes when embedded elsewhere — every composition of up to two encode
 `joe.audit.secret_forms`) — and whatever layout a renderer inserted inside it (a console wrapping the
 value across two lines with indentation, ANSI colour codes, NUL bytes).
 
-Matching uses one precompiled prefix-trie regular expression (rebuilt on registration) over the text
-with its layout removed, so ``redact_text`` is cheap enough to run on every log line.
+Matching uses precompiled prefix-trie regular expressions over the text with its layout removed, so
+``redact_text`` is cheap enough to run on every log line. Each registration adds its own matcher
+(merged log-structured, never one rebuilt from every form), and a rotating session token stays
+registered only while it is one of the last few of its kind: see `joe.audit.secret_segments`.
 """
 
 from __future__ import annotations
 
 import os
 import re
-import threading
 from collections.abc import Mapping
 from typing import Any
 
-from joe.audit.secret_forms import LayoutBlindMatcher, secret_forms, truncated_forms
+from joe.audit.secret_forms import secret_forms, sub_union, truncated_forms
+from joe.audit.secret_segments import SecretSegments
 from joe.core.demo_credentials import is_public_demo_value
 
 MASK = "***"
@@ -120,29 +122,10 @@ def _keep_demo(match: re.Match[str]) -> str:
     return match.group(0) if is_public_demo_value(value) else match.group(1) + MASK
 
 
-_lock = threading.Lock()
-_secrets: set[str] = set()
-_matcher: LayoutBlindMatcher | None = None
-_stale = False
+_segments = SecretSegments()
 
 
-def _rebuild() -> None:
-    """Mark the matcher stale; `_current_matcher` builds it once, on the next use (registering five
-    secrets at start-up must not compile the pattern five times)."""
-    global _matcher, _stale
-    _matcher, _stale = None, bool(_secrets)
-
-
-def _current_matcher() -> LayoutBlindMatcher | None:
-    global _matcher, _stale
-    if _stale:
-        with _lock:
-            if _stale:
-                _matcher, _stale = LayoutBlindMatcher(_secrets), False
-    return _matcher
-
-
-def register_secret(value: str | None) -> None:
+def register_secret(value: str | None, *, slot: str | None = None) -> None:
     """Remember `value` as a secret so it is masked wherever it appears (values < 4 chars are ignored).
 
     The simulators' published demo credentials are not secrets and are ignored.
@@ -150,6 +133,10 @@ def register_secret(value: str | None) -> None:
     Every form `joe.audit.secret_forms.secret_forms` generates is registered too (case changes,
     JSON / repr / URL / HTML escapes, base64, hex, and their compositions up to depth 2), plus the
     value cut short by an ellipsis; matching ignores case and layout inserted inside the value.
+
+    `slot` names a secret that rotates (a broker session token: ``"capital.cst"``): only the last
+    `joe.audit.secret_segments.SESSION_TOKENS_KEPT` values of a slot stay registered. Without it the
+    secret stays registered for the process's life.
     """
     if not value or len(value.strip()) < MIN_SECRET_LENGTH or is_public_demo_value(value):
         return
@@ -158,25 +145,22 @@ def register_secret(value: str | None) -> None:
     forms: set[str] = set()
     for v in values:
         forms |= secret_forms(v) | truncated_forms(v)
-    if not forms:
-        return
-    with _lock:
-        if forms <= _secrets:
-            return
-        _secrets.update(forms)
-        _rebuild()
+    _segments.add(forms, slot)
 
 
 def clear_secrets() -> None:
     """Forget every registered secret (for tests; production code never needs this)."""
-    with _lock:
-        _secrets.clear()
-        _rebuild()
+    _segments.clear()
 
 
 def registered_secret_count() -> int:
     """How many secret forms are registered (never the values themselves)."""
-    return len(_secrets)
+    return _segments.form_count()
+
+
+def matcher_count() -> int:
+    """How many matchers mask each text (see `joe.audit.secret_segments`; bounded by design)."""
+    return _segments.segment_count()
 
 
 def is_secret_env_name(name: str) -> bool:
@@ -218,11 +202,11 @@ def is_secret_field(name: str) -> bool:
 
 def redact_text(text: str) -> str:
     """Return `text` with every registered secret and well-known secret shape replaced by ``***``."""
-    matcher = _current_matcher()
-    if matcher is not None:
+    matchers = _segments.matchers()
+    if matchers:
         # Repeat while it changes: a secret containing '*' can re-form across a mask. This ends
         # because every match replaces at least one non-'*' character (all-'*' secrets are refused).
-        while (new := matcher.sub(text, MASK)) != text:
+        while (new := sub_union(matchers, text, MASK)) != text:
             text = new
     for rx, repl in _TEXT_PATTERNS:
         text = rx.sub(_keep_demo if repl is None else repl, text)

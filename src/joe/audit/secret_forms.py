@@ -39,7 +39,7 @@ import json
 import re
 import unicodedata
 from bisect import bisect_right
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator, Sequence
 
 # Single characters a renderer may insert inside a secret; removing them is context-free.
 LAYOUT_CHARS = re.compile(r"[\s\x00\u00ad\u200b-\u200d\u2060\ufeff]+")
@@ -226,6 +226,11 @@ def _fold(ch: str) -> str:
     return low if len(low) == 1 else ch
 
 
+def _folded(word: str) -> str:
+    """`word` with each letter folded to lower case where that keeps it one character (see `_fold`)."""
+    return word.lower() if word.isascii() else "".join(_fold(ch) for ch in word)
+
+
 def trie_pattern(words: Iterable[str]) -> str:
     """One regular expression matching any of `words`, longest first, as a prefix trie.
 
@@ -236,18 +241,18 @@ def trie_pattern(words: Iterable[str]) -> str:
     trie: dict[str, dict] = {}  # type: ignore[type-arg]
     for w in words:
         node = trie
-        for ch in w:
-            node = node.setdefault(_fold(ch), {})
+        for ch in _folded(w):
+            node = node.setdefault(ch, {})
         node[""] = {}
 
     def build(node: dict) -> str:  # type: ignore[type-arg]
         alts = []
         for ch in sorted(k for k in node if k):
-            run, child = re.escape(ch), node[ch]
+            run, child = [ch], node[ch]
             while len(child) == 1 and "" not in child:  # a chain without branches: one literal
                 ((c2, child),) = child.items()
-                run += re.escape(c2)
-            alts.append(run + build(child))
+                run.append(c2)
+            alts.append(re.escape("".join(run)) + build(child))
         if not alts:
             return ""
         body = alts[0] if len(alts) == 1 else "(?:" + "|".join(alts) + ")"
@@ -303,20 +308,41 @@ def _is_escape(text: str, span: tuple[int, int] | None) -> bool:
 
 
 class LayoutBlindMatcher:
-    """Masks any of a set of strings in text, ignoring layout inside a match (see the module doc)."""
+    """Masks any of a set of strings in text, ignoring layout inside a match (see the module doc).
+
+    Only layer 1's pattern is compiled up front; layers 2 and 3 are compiled the first time a text
+    holds an escape-sequence opener (most texts never do, and compiling is most of the build cost).
+    Several matchers can mask together (`sub_union`): the spans each finds are unioned per layer.
+    """
 
     def __init__(self, words: Iterable[str]) -> None:
-        words = set(words)
-        plain = {LAYOUT_CHARS.sub("", w) for w in words} - {""}
-        stripped = {strip_layout(w) for w in words}
-        stripped.discard("")
-        # A cut form counts only next to an escape sequence, but must still be a form's length.
-        trimmed = {
-            t for w in words for t in (strip_layout(c) for c in edge_trimmed(w)) if len(t) >= MIN_FORM_LENGTH
-        } - stripped
+        self.words = frozenset(words)
+        plain = {LAYOUT_CHARS.sub("", w) for w in self.words} - {""}
         self.plain = self._compile(plain)
-        self.pattern = self._compile(stripped)
-        self.trimmed = self._compile(trimmed)
+        self._escaped: tuple[re.Pattern[str] | None, re.Pattern[str] | None] | None = None
+
+    def escaped_layers(self) -> tuple[re.Pattern[str] | None, re.Pattern[str] | None]:
+        """Layers 2 and 3: the forms without any layout, and their edge-trimmed cuts (built once)."""
+        if self._escaped is None:
+            stripped = {strip_layout(w) for w in self.words}
+            stripped.discard("")
+            # A cut form counts only next to an escape sequence, but must still be a form's length.
+            trimmed = {
+                t
+                for w in self.words
+                for t in (strip_layout(c) for c in edge_trimmed(w))
+                if len(t) >= MIN_FORM_LENGTH
+            } - stripped
+            self._escaped = (self._compile(stripped), self._compile(trimmed))
+        return self._escaped
+
+    @property
+    def pattern(self) -> re.Pattern[str] | None:
+        return self.escaped_layers()[0]
+
+    @property
+    def trimmed(self) -> re.Pattern[str] | None:
+        return self.escaped_layers()[1]
 
     @staticmethod
     def _compile(words: set[str]) -> re.Pattern[str] | None:
@@ -324,27 +350,53 @@ class LayoutBlindMatcher:
 
     def sub(self, text: str, mask: str) -> str:
         """`text` with every match (over its original span, inserted layout included) replaced by `mask`."""
-        if not text:
-            return text
-        text = self._sub(text, mask, self.plain, LAYOUT_CHARS, edges=False)
-        if not _ESCAPE_STARTS.intersection(text):
-            return text  # no escape sequence: layers 2 and 3 see what layer 1 saw
-        text = self._sub(text, mask, self.pattern, IGNORABLE, edges=False)
-        return self._sub(text, mask, self.trimmed, IGNORABLE, edges=True)
+        return sub_union((self,), text, mask)
 
-    @staticmethod
-    def _sub(
-        text: str, mask: str, pattern: re.Pattern[str] | None, layout: re.Pattern[str], *, edges: bool
-    ) -> str:
-        """One layer: match `pattern` over `text` without `layout`. With `edges`, a match counts only
-        when an escape sequence touches it, and its span grows over that sequence."""
-        if pattern is None:
-            return text
-        view = _View(text, layout)
-        spans: list[tuple[int, int]] = []
-        for m in pattern.finditer(view.flat):
-            if m.end() == m.start():
-                continue
+
+def sub_union(matchers: Sequence[LayoutBlindMatcher], text: str, mask: str) -> str:
+    """`text` with every match of any of `matchers` replaced by `mask`, layer by layer.
+
+    Each layer's view of the text is built once; every matcher reports its longest match at every
+    position where one starts (overlapping ones included, see `_layer_spans`), and the union of
+    those spans is masked. So several matchers mask at least what one matcher built from all their
+    words masks on each layer: that one's matches are each some word's longest match at its start.
+    """
+    if not text or not matchers:
+        return text
+    text = _sub(text, mask, [m.plain for m in matchers], LAYOUT_CHARS, edges=False)
+    if not _ESCAPE_STARTS.intersection(text):
+        return text  # no escape sequence: layers 2 and 3 see what layer 1 saw
+    layers = [m.escaped_layers() for m in matchers]
+    text = _sub(text, mask, [p for p, _ in layers], IGNORABLE, edges=False)
+    return _sub(text, mask, [t for _, t in layers], IGNORABLE, edges=True)
+
+
+def _matches(pattern: re.Pattern[str], flat: str) -> Iterator[re.Match[str]]:
+    """`pattern`'s longest match at every position where one starts (overlapping; empty ones skipped).
+
+    ``finditer`` would resume after a match and miss a form starting inside it; a union of several
+    matchers must not, or it could miss what one combined matcher finds.
+    """
+    pos = 0
+    while (m := pattern.search(flat, pos)) is not None:
+        if m.end() > m.start():
+            yield m
+        pos = m.start() + 1
+
+
+def layer_spans(
+    text: str, patterns: Sequence[re.Pattern[str] | None], layout: re.Pattern[str], *, edges: bool
+) -> list[tuple[int, int]]:
+    """One layer: the spans of `text` (sorted, overlapping ones merged) where any of `patterns`
+    matches `text` without `layout`. With `edges`, a match counts only when an escape sequence
+    touches it, and its span grows over that sequence."""
+    live = [p for p in patterns if p is not None]
+    if not live:
+        return []
+    view = _View(text, layout)
+    spans: list[tuple[int, int]] = []
+    for pattern in live:
+        for m in _matches(pattern, view.flat):
             start, end = view.to_orig(m.start()), view.to_orig(m.end() - 1) + 1
             if edges:
                 first, last = view.run_of(m.start()), view.run_of(m.end() - 1)
@@ -362,14 +414,27 @@ class LayoutBlindMatcher:
                     gap = text[after[0] : after[1]]
                     end = after[1] - (len(gap) - len(gap.rstrip()))
             spans.append((start, end))
-        if not spans:
-            return text
-        out: list[str] = []
-        last_end = 0
-        for start, end in spans:
-            start = max(start, last_end)
-            out.append(text[last_end:start])
-            out.append(mask)
-            last_end = end
-        out.append(text[last_end:])
-        return "".join(out)
+    merged: list[tuple[int, int]] = []
+    for start, end in sorted(spans):
+        if merged and start < merged[-1][1]:  # overlapping (touching spans stay two masks)
+            merged[-1] = (merged[-1][0], max(merged[-1][1], end))
+        else:
+            merged.append((start, end))
+    return merged
+
+
+def _sub(
+    text: str, mask: str, patterns: Sequence[re.Pattern[str] | None], layout: re.Pattern[str], *, edges: bool
+) -> str:
+    """One layer: `text` with the `layer_spans` replaced by `mask`."""
+    spans = layer_spans(text, patterns, layout, edges=edges)
+    if not spans:
+        return text
+    out: list[str] = []
+    last_end = 0
+    for start, end in spans:
+        out.append(text[last_end:start])
+        out.append(mask)
+        last_end = end
+    out.append(text[last_end:])
+    return "".join(out)

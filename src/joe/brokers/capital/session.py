@@ -66,14 +66,18 @@ class SessionState:
         return bool(self.cst and self.security_token)
 
     def adopt(self, cst: str | None, security_token: str | None) -> bool:
-        """Take refreshed tokens from response headers; returns True if anything changed."""
+        """Take refreshed tokens from response headers; returns True if anything changed.
+
+        Each token is registered as a rotating secret (its slot keeps the last few values masked, see
+        `joe.audit.secret_segments.SESSION_TOKENS_KEPT`), so weeks of re-logins do not grow the matcher.
+        """
         changed = False
         if cst and cst != self.cst:
-            register_secret(cst)
+            register_secret(cst, slot="capital.cst")
             self.cst = cst
             changed = True
         if security_token and security_token != self.security_token:
-            register_secret(security_token)
+            register_secret(security_token, slot="capital.security_token")
             self.security_token = security_token
             changed = True
         return changed
