@@ -98,9 +98,9 @@ async def test_timeout_then_503_is_unknown_and_never_posted_twice(sim: CapitalSi
     try:
         xc = adapter(client)
         sim.faults.arm("delay_response", 1, path="/positions", method="POST", seconds=0.8)
-        # The four pre-send reads (rules, confirm, preferences, positions) pass; every read after the
-        # POST answers 503 (GET /positions, the confirm, the activity history).
-        sim.faults.arm("http_5xx", -1, skip=4, method="GET", status=503, code="error.service.unavailable")
+        # The five pre-send reads (rules, confirm, preferences, positions, working orders) pass; every
+        # read after the POST answers 503 (GET /positions, the confirm, the activity history).
+        sim.faults.arm("http_5xx", -1, skip=5, method="GET", status=503, code="error.service.unavailable")
         order = entry("sig-1b", "GOLD", Side.BUY, "1")
         with pytest.raises(OrderOutcomeUnknown):
             await xc.submit([order])

@@ -336,10 +336,14 @@ class CapitalExecutionClient(OrderAmendments, ExitFlow):
             ) from None
 
     async def _refuse_netting_reversal(self, entry: OrderIntent) -> None:
-        """On a netting account an entry against an open opposite position would close it (spec §5.1)."""
+        """On a netting account an entry against an open opposite position would close it (spec §5.1),
+        and an opposite working order on the epic (Joe's resting limit entry of another signal, or the
+        owner's) would close the new position when it fills instead of opening its own: Joe would
+        book two positions while the broker holds none (review r9, finding 4). Both refused."""
         try:
             hedging = (await self.accounts.preferences()).hedgingMode
             rows = [] if hedging else await self.trading.positions()
+            working = [] if hedging else await self.trading.working_orders()
         except CapitalError as exc:
             raise SendFailed(
                 f"capital: account state unreadable ({error_code(exc)})"
@@ -349,13 +353,26 @@ class CapitalExecutionClient(OrderAmendments, ExitFlow):
             for r in rows
             if r.market.epic == entry.symbol and r.position.direction.upper() != entry.side.value
         ]
+        where = f"capital: {entry.client_order_id} {entry.side} {entry.quantity} {entry.symbol} refused"
         if opposite:
             held = sum((r.position.size for r in opposite), Decimal(0))
             raise InvalidOrder(
-                f"capital: {entry.client_order_id} {entry.side} {entry.quantity} {entry.symbol} refused: "
-                f"this netting account holds {opposite[0].position.direction} {held}, which the deal would "
-                "close instead of opening a new position; exit that position first (reduce-only) or use "
-                "a hedging account"
+                f"{where}: this netting account holds {opposite[0].position.direction} {held}, which the "
+                "deal would close instead of opening a new position; exit that position first (reduce-only) "
+                "or use a hedging account"
+            )
+        against = [
+            w.workingOrderData
+            for w in working
+            if w.workingOrderData.epic == entry.symbol
+            and w.workingOrderData.direction.upper() != entry.side.value
+        ]
+        if against:
+            w = against[0]
+            raise InvalidOrder(
+                f"{where}: this netting account has a working {w.direction} order {w.dealId} of "
+                f"{w.orderSize} at {w.orderLevel}, which would close the new position when it fills instead "
+                "of opening its own; cancel that order first or use a hedging account"
             )
 
     async def _send_order(
