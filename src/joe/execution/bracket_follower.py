@@ -57,6 +57,31 @@ class BracketFollower:
     async def ask(self, o: Order) -> bool:
         raise NotImplementedError  # `OrderManager.ask`: settle an order by asking the broker
 
+    async def _inactive_leg(self, o: Order) -> None:
+        """A protective leg the broker reports Inactive (IBKR: received, then rejected or held by the
+        system — a stop refused for a short-sale restriction, error 201 with the order still listed)
+        no longer protects anything, yet Joe had it working and counted it as cover: a price through
+        the stop sold nothing, with no alert (review r9, finding 5). Once its entry can fill no more
+        (a bracket's legs wait on their parent), it is alerted and cancelled — cancels are always
+        allowed — so its end is the broker's word, and the position's lost protection is reported
+        and reacted to like any stop the broker cancelled."""
+        if o.intent.leg not in (OrderLeg.STOP_LOSS, OrderLeg.TAKE_PROFIT) or o.state not in _WORKING:
+            return
+        parent = self.book.get(o.parent_client_order_id) if o.parent_client_order_id else None
+        if parent is not None and not parent.state.is_terminal:
+            return
+        await self.journal.alert(
+            AlertKind.BROKER_CORRECTION,
+            f"{o.intent.leg.value} {o.client_order_id} ({o.intent.symbol}) is Inactive at the broker: it no "
+            "longer works; cancelled, and the position's protection is checked again",
+            o,
+        )
+        try:
+            await self.cancel(o.client_order_id)
+        except Exception as exc:  # alerted; the protection check still reports the position
+            why = f"cancel of inactive {o.client_order_id}: {exc}"
+            await self.journal.alert(AlertKind.UNRESOLVED, why, o)
+
     async def _after_change(self, o: Order) -> None:
         if o.intent.leg is OrderLeg.ENTRY and o.parent_client_order_id is None:
             await self._follow_parent(o)

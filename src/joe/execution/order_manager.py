@@ -50,6 +50,7 @@ from joe.core.reports import (
     Observation,
     OrderStatusReport,
     PositionReport,
+    VenueOrderStatus,
 )
 from joe.execution.book import OrderBook
 from joe.execution.bracket_follower import BracketFollower
@@ -465,6 +466,8 @@ class OrderManager(ReconcilePass, FillIntake, BrokerQueries, OutsideChanges, Bra
             await self._apply(o, plan_status(o, r))
         if plan.fetch_fills:
             await self._fetch_fills(o)
+        if r.status is VenueOrderStatus.INACTIVE:
+            await self._inactive_leg(o)
         await self._after_change(o)
 
     async def _on_notice(self, n: BrokerNotice) -> None:

@@ -325,6 +325,20 @@ class IBKRSimulator:
             text = message or f"Order rejected - reason: simulated {code} on a working order"
             s.send(C.error(self.server_version, bo.order_id, code, text))
 
+    def deactivate(self, order_ref: str, code: int = 201, message: str = "") -> None:
+        """The broker stops working an order without cancelling it (IB status "Inactive": received,
+        but rejected or held by the system — e.g. a stop refused for a short-sale restriction): `code`
+        is sent about it, then its status Inactive; it no longer fills (until cancelled)."""
+        bo = self.find(order_ref)
+        if bo is None or bo.done:
+            raise KeyError(f"no working order with orderRef {order_ref!r}")
+        bo.status, bo.active = "Inactive", False
+        s = self.session_for(bo.client_id)
+        if s is not None:
+            text = message or "Order rejected - reason: simulated; the order is Inactive"
+            s.send(C.error(self.server_version, bo.order_id, code, text))
+            s.send_order_state(bo)
+
     def broker_cancel(self, order_ref: str, reason: str = "simulated broker cancel") -> None:
         """The broker cancels a working order on its own (e.g. a protective stop): 202 + Cancelled."""
         bo = self.find(order_ref)
