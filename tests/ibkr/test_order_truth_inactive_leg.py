@@ -49,3 +49,24 @@ async def test_a_leg_waiting_on_a_working_parent_is_left_alone(
     assert at_broker(sim178, legs[1].client_order_id).status == "Inactive"  # not cancelled by Joe
     assert joe(store, legs[1].client_order_id).state is S.ACCEPTED
     assert not om.unprotected_now  # nothing filled, nothing to protect
+
+
+async def test_an_inactive_market_exit_no_longer_hides_the_position(
+    sim178: IBKRSimulator, make_om: Any, store: Store
+) -> None:
+    """The exit cancelled the stop and target; the broker acknowledges it, then leaves it Inactive."""
+    sim178.set_price("AAPL", 100)
+    om = await make_om(sim178, store)
+    legs = bracket_intents("inactive-x", limit=None)
+    await om.submit(legs)
+    await settle(lambda: agree(sim178, store, ids(legs)))
+    sim178.faults.arm("delay_fills", seconds=1.0)  # the market exit rests a moment before it matches
+    ex = await om.exit("inactive-x")
+    assert ex is not None
+    sim178.deactivate(ex.client_order_id)
+    await wait_for(lambda: at_broker(sim178, ex.client_order_id).status == "Cancelled", what="exit cancelled")
+    await asyncio.sleep(1.2)  # the delayed match finds nothing to fill
+    await settle(lambda: agree(sim178, store, [*ids(legs), ex.client_order_id]))
+    assert sim178.book.positions["AAPL"].qty == 100  # still long: the exit never worked
+    raised = om.unprotected_now.get("inactive-x")
+    assert raised is not None and (raised.position, raised.protected) == (100, 0)

@@ -64,8 +64,12 @@ class BracketFollower:
         the stop sold nothing, with no alert (review r9, finding 5). Once its entry can fill no more
         (a bracket's legs wait on their parent), it is alerted and cancelled — cancels are always
         allowed — so its end is the broker's word, and the position's lost protection is reported
-        and reacted to like any stop the broker cancelled."""
-        if o.intent.leg not in (OrderLeg.STOP_LOSS, OrderLeg.TAKE_PROFIT) or o.state not in _WORKING:
+        and reacted to like any stop the broker cancelled. The same for an exit: a market exit stands in
+        for the legs it replaced while it works (`protective_cover.replaces_protection`), so an inactive
+        one would hide the naked position for ever."""
+        if o.intent.leg not in (OrderLeg.STOP_LOSS, OrderLeg.TAKE_PROFIT, OrderLeg.EXIT):
+            return  # an inactive entry opens nothing; its legs wait on it
+        if o.state not in _WORKING:
             return
         parent = self.book.get(o.parent_client_order_id) if o.parent_client_order_id else None
         if parent is not None and not parent.state.is_terminal:
