@@ -70,3 +70,23 @@ async def test_an_inactive_market_exit_no_longer_hides_the_position(
     assert sim178.book.positions["AAPL"].qty == 100  # still long: the exit never worked
     raised = om.unprotected_now.get("inactive-x")
     assert raised is not None and (raised.position, raised.protected) == (100, 0)
+
+
+async def test_a_refused_cancel_of_an_inactive_stop_is_not_repeated(
+    sim178: IBKRSimulator, make_om: Any, store: Store
+) -> None:
+    """TWS refuses the cancel (10148): the stop comes back ACCEPTED and Inactive — asked once, not in a
+    loop of cancels; the alert says what happened."""
+    sim178.set_price("AAPL", 100)
+    om = await make_om(sim178, store)
+    legs = bracket_intents("inactive-r", limit=None)
+    await om.submit(legs)
+    await settle(lambda: agree(sim178, store, ids(legs)))
+    cancels = len(sim178.client_messages(4))  # cancelOrder
+    sim178.faults.arm("refuse_cancel", count=5, state="Inactive")
+    sim178.deactivate(legs[1].client_order_id)
+    await wait_for(lambda: bool(sim178.faults.fired), what="the cancel refused")
+    await asyncio.sleep(0.5)
+    assert len(sim178.client_messages(4)) == cancels + 1
+    assert joe(store, legs[1].client_order_id).state is S.ACCEPTED  # the broker's word: still listed
+    assert sum("Inactive" in a.message for a in om.alerts) == 1

@@ -45,6 +45,7 @@ class BracketFollower:
     _over_asked: dict[str, tuple[Decimal, Decimal]]
     _frozen: set[str]
     _trims: dict[str, asyncio.Task[None]]
+    _inactive_asked: set[str]  # legs cancelled once for being Inactive at the broker
     trim_grace_s: float = 0.2  # seconds
     outside: OutsideLedger
 
@@ -74,6 +75,9 @@ class BracketFollower:
         parent = self.book.get(o.parent_client_order_id) if o.parent_client_order_id else None
         if parent is not None and not parent.state.is_terminal:
             return
+        if o.client_order_id in self._inactive_asked:
+            return  # asked once (a refused cancel brings the order back here): no cancel ping-pong
+        self._inactive_asked.add(o.client_order_id)
         await self.journal.alert(
             AlertKind.BROKER_CORRECTION,
             f"{o.intent.leg.value} {o.client_order_id} ({o.intent.symbol}) is Inactive at the broker: it no "

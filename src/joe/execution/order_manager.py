@@ -138,6 +138,7 @@ class OrderManager(ReconcilePass, FillIntake, BrokerQueries, OutsideChanges, Bra
         self._levels_asked: dict[str, set[tuple[str, Decimal]]] = {}  # price levels Joe asked, by order
         self._outside_lock = asyncio.Lock()
         self._trims: dict[str, asyncio.Task[None]] = {}  # legs outliving their position (`_trim_guards`)
+        self._inactive_asked: set[str] = set()  # legs cancelled once for being Inactive (`_inactive_leg`)
         self.changed = asyncio.Event()
         self._consumer: asyncio.Task[None] | None = None
         self._applied: list[str] | None = None  # fill ids applied during a reconciliation pass
