@@ -372,6 +372,11 @@ class OrderManager(ReconcilePass, FillIntake, BrokerQueries, OutsideChanges, Bra
         o = self.book.require(coid)
         if o.state not in (*_WORKING, _S.SUBMITTING):
             raise InvalidOrder(f"order {coid} is {o.state}; only a working order can be modified")
+        if quantity is not None and quantity.is_finite() and quantity < o.filled_quantity:
+            raise InvalidOrder(  # a size is the order's total: below what filled, no broker can take it
+                f"modify of {coid}: quantity {quantity} is below the {o.filled_quantity} already filled "
+                "(the size is the order's total, fills included); cancel the rest instead"
+            )
         changes = {
             k: v
             for k, v in (("quantity", quantity), ("limit_price", limit_price), ("stop_price", stop_price))
