@@ -21,7 +21,8 @@ Rules (the README's "Your own data" section repeats them for users):
   used for a file when it reads every row of it. ``--date-format FILE=FORMAT`` (the file name or its
   symbol, repeatable) gives one file its format, and then it must read every row of that file.
 * Whole numbers that all read as ``YYYYMMDD`` dates (``20230810``) are dates; other numbers are epoch
-  seconds or milliseconds (told apart by magnitude), always UTC instants.
+  seconds, milli-, micro- or nanoseconds (told apart by magnitude), always UTC instants; numbers too
+  small for any (spreadsheet day serials such as 45148, row numbers, years) are refused naming the file.
 * **A wrong ``--date-format`` is refused, naming the file** (`WrongDateFormat`, exit 2): a
   ``FILE=FORMAT`` that does not parse every row, or a format or ``dayfirst``/``monthfirst`` that puts
   rows out of order where the other reading keeps them in order. No file's rows are dropped for it.
@@ -346,6 +347,31 @@ def _yyyymmdd(raw: pd.Series) -> bool:
     return not bool(parsed.isna().any())
 
 
+EPOCH_MIN = 1e8  # 1973-03-03 as epoch seconds: smaller numbers are no epoch time of real bars
+
+
+def _epoch_unit(raw: pd.Series, file: str, column: str) -> str:
+    """The unit of epoch numbers by magnitude (s < 1e11 <= ms < 1e14 <= us < 1e17 <= ns: each reads
+    as 1973-5138). Numbers too small to be any (every stamp before 1973 as seconds) are refused naming
+    the file - spreadsheet day serials (Excel's 45148 is 2023-08-10) read as seconds would put every
+    bar in the first hours of 1970."""
+    top = float(raw.abs().max())
+    if top >= EPOCH_MIN:
+        return "s" if top < 1e11 else "ms" if top < 1e14 else "us" if top < 1e17 else "ns"
+    low = float(raw.min())
+    serial = low >= 10_000 and top <= 80_000
+    hint = (
+        " - they look like spreadsheet day numbers (Excel's 45148 is 2023-08-10)"
+        if serial
+        else " - row numbers or years?"
+    )
+    raise DataError(
+        f"{file}: the {column!r} column holds numbers ({low:g} to {top:g}) that are neither YYYYMMDD dates "
+        f"nor epoch seconds or milliseconds (those are at least {EPOCH_MIN:g}){hint}; write ISO dates like "
+        f"2024-01-31 (in a spreadsheet, format the column as yyyy-mm-dd before saving as CSV)"
+    )
+
+
 def parse_times(
     raw: pd.Series, file: str, column: str, date_format: str | None = None, named: bool = False
 ) -> ParsedTimes:
@@ -363,8 +389,8 @@ def parse_times(
         wall = pd.DatetimeIndex(pd.to_datetime(raw.astype("int64").astype(str), format="%Y%m%d"))
         return ParsedTimes(wall, wall.tz_localize("UTC"), False)
     if pd.api.types.is_numeric_dtype(raw):
-        # Epoch numbers: seconds or milliseconds, told apart by magnitude.
-        unit = "ms" if raw.abs().max() > 1e11 else "s"
+        # Epoch numbers: seconds, milli-, micro- or nanoseconds, told apart by magnitude.
+        unit = _epoch_unit(raw, file, column)
         inst = pd.to_datetime(raw, unit=unit, utc=True, errors="coerce")
         bad = inst.isna().to_numpy()
         if bad.any():
@@ -410,7 +436,7 @@ def bar_index(times: ParsedTimes) -> tuple[pd.DatetimeIndex, bool]:
 def is_daily_spacing(days: pd.DatetimeIndex) -> bool:
     """Bars about a day apart (median spacing at most 4 days): daily, not weekly or monthly bars, whose
     labels may fall on any weekday."""
-    u = sorted_unique(days.asi8)
+    u = sorted_unique(days.as_unit("ns").asi8)  # in ns, as `Timedelta.value`, whatever the unit
     return len(u) < 2 or bool(np.median(np.diff(u)) <= pd.Timedelta(days=4).value)
 
 

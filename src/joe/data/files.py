@@ -46,6 +46,7 @@ from joe.data.frames import FrameSource, as_of_cutoff, bars_from_closes
 from joe.data.quality import Finding, QualityConfig
 from joe.data.sessions import drop_non_session_bars
 from joe.data.splits import SPLITS_FILE, UserSplit, read_splits_file
+from joe.data.timeframes import bar_size, odd_timeframes
 
 TIME_ALIASES = ("date", "datetime", "timestamp", "time", "ts", "day")
 PRICE_ALIASES = {
@@ -479,6 +480,9 @@ class FileSource(FrameSource):
             raise (WrongDateFormat if formats.default or formats.per_file else AmbiguousDates)(
                 "\n".join(refused)
             )
+        for odd in odd_timeframes({s: (f.file, bar_size(f.frame, f.daily)) for s, f in self._files.items()}):
+            self.findings.append(odd)  # one bar size per folder (`joe.data.timeframes`)
+            del self._frames[odd.symbol], self._files[odd.symbol], self._instruments[odd.symbol]
         if not self._frames:
             first = self.findings[0].message.removesuffix("; the symbol is excluded")
             more = f" (and {len(self.findings) - 1} more files)" if len(self.findings) > 1 else ""

@@ -255,10 +255,11 @@ def check_bars(
         lag = n - 1 - int(last_row[j])
         code = (calendars or {}).get(symbols[j]) if daily else None
         mine = all_days[valid[:, j]] if code is not None and all_days is not None else None
+        if code is not None and check_stale:  # any daily series, weekday-calendar ones too
+            _missing_sessions(code, mine, j, col, cfg)
         if code is not None and not keeps_holidays(code, mine):
             code = None  # a weekday-calendar series: its rows are its sessions
         if code is not None and check_stale:
-            _missing_sessions(code, mine, j, col, cfg)
             behind_rows, lag = lag, sessions_after(code, dates[last_row[j]].date(), dates[-1].date())
             if behind_rows and not lag:
                 col.add(
@@ -312,7 +313,7 @@ def _zero_volume(volume: np.ndarray, bars: np.ndarray) -> dict[int, int]:
 
 def _daily(dates: pd.DatetimeIndex) -> bool:
     """Daily bars: a median spacing from 20 hours to 4 days (weekends and holidays included)."""
-    step = float(np.median(np.diff(dates.asi8)))
+    step = float(np.median(np.diff(dates.as_unit("ns").asi8)))  # in ns, whatever the index's unit
     return pd.Timedelta(hours=20).value <= step <= pd.Timedelta(days=4).value
 
 
