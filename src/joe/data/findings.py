@@ -36,6 +36,8 @@ class QualityConfig:
     split_tolerance: float = 0.03
     stale_sessions: int = 3
     close_only_share: float = 0.95
+    # Scoring needs a 50-bar average (`joe.analysis.scoring._readings`): fewer bars are never scored.
+    min_scored_bars: int = 50
     max_rows_listed: int = 5
 
 

@@ -36,6 +36,7 @@ Checks (thresholds in `QualityConfig`; the README's data section lists them for 
 * ``close_only`` (warning): bars carry no intrabar information (open = previous close with high/low =
   max/min(open, close), or open = high = low = close). Range and gap risk are then estimated from
   close-to-close volatility (`joe.analysis.features`).
+* ``thin_history`` (warning): fewer than `min_scored_bars` (50) bars: never scored yet, said so.
 * ``volume_unknown`` (warning): no volume at all, or a volume zero/empty on at least half the bars
   (read as none: set to NaN); the volume score is left out, never "neutral 50".
 * ``stale`` (error): the last bar is more than 3 sessions before the as-of date; the symbol is
@@ -236,6 +237,14 @@ def check_bars(
                 "close_only",
                 "close-only series (no open/high/low of its own): gap risk and range are estimated "
                 "from close-to-close volatility, not read from the bars",
+            )
+        if check_stale and n_valid[j] + 1 < cfg.min_scored_bars:
+            col.add(
+                j,
+                "warning",
+                "thin_history",
+                f"only {n_valid[j] + 1} bar(s): not scored until it has {cfg.min_scored_bars} (the score's "
+                f"{cfg.min_scored_bars}-bar average) - add earlier history to the file",
             )
         if not vol_known[j]:
             why = (
