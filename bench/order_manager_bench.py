@@ -7,15 +7,15 @@ and sequential orders per second, for the adapter alone and through the OrderMan
 difference is the cost of the write-ahead, the reconciliation rules and the store. The machine's
 1-minute load average is printed with it: on a shared 2-core machine others' work dominates.
 
-Last measured (2026-12-01 04:45 UTC, `--orders 100`, AMD EPYC 2 cores, load average 28 — ~14 runnable
-tasks per core, so absolute figures are inflated several times; compare runs at equal load only):
+Last measured (2026-12-01 22:17 UTC, `--orders 100`, AMD EPYC 2 cores, load average 2.0; IBKR orders as
+entry/exit round trips since e63e892):
 
-    Capital.com sim  adapter alone  p50  37.8 ms  p99  73.4 ms  23.2 orders/s
-                     OrderManager   p50 115.3 ms  p99 181.8 ms   8.6 orders/s   cost +77 ms at p50
-    IBKR sim (178)   adapter alone  p50  20.7 ms  p99 252.3 ms  36.9 orders/s
-                     OrderManager   p50 138.8 ms  p99 634.6 ms   5.4 orders/s   cost +118 ms at p50
+    Capital.com sim  adapter alone  p50  19.0 ms  p99  26.6 ms  48.0 orders/s
+                     OrderManager   p50  47.5 ms  p99  63.4 ms  20.8 orders/s   cost +28 ms at p50
+    IBKR sim (178)   adapter alone  p50   5.8 ms  p99 487.6 ms  42.5 orders/s
+                     OrderManager   p50  69.6 ms  p99 297.5 ms  11.1 orders/s   cost +64 ms at p50
 
-(c7deeb3 measured +44 ms Capital / +95 ms IBKR with `--orders 50` at a lower, unrecorded load.)
+(2026-12-01 04:45 UTC at load 28, alternating IBKR entries: Capital +77 ms, IBKR +118 ms at p50.)
 """
 
 from __future__ import annotations
