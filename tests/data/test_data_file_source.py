@@ -127,7 +127,11 @@ def _write(tmp_path: Path, name: str, df: pd.DataFrame) -> Path:
             "row 5: empty 'Close'",
         ),
         (lambda d: d.drop(columns=["High"]), "no high column"),
-        (lambda d: pd.concat([d, d.iloc[[0]]]), "duplicate timestamp"),
+        # two different bars at one time (an exact repeat is kept once: tests/data/test_duplicate_rows.py)
+        (
+            lambda d: pd.concat([d, d.iloc[[0]].assign(Close=d["Close"].iloc[0] * 1.01)]),
+            "duplicate timestamp",
+        ),
         (lambda d: d.iloc[0:0], "no rows"),
         (lambda d: d.assign(Volume=-d["Volume"]), "negative volume"),
     ],

@@ -41,6 +41,7 @@ from joe.data.dates import (
     bar_index,
     parse_times,
 )
+from joe.data.duplicates import drop_repeats
 from joe.data.errors import DataError
 from joe.data.frames import FrameSource, as_of_cutoff, bars_from_closes
 from joe.data.quality import Finding, QualityConfig
@@ -324,6 +325,11 @@ def read_file(path: Path, date_format: str | DateFormats | None = None) -> Loade
     else:
         ordered, lines = index[order], lines[order]
         out = {k: v[order] for k, v in out.items()}
+    ordered, lines, out, repeats = drop_repeats(ordered, lines, out)
+    if repeats.size:
+        shown = ", ".join(str(int(r)) for r in sorted(repeats)[:5]) + (" ..." if repeats.size > 5 else "")
+        note = f"{repeats.size} row(s) repeat an earlier bar exactly (rows {shown}): each kept once"
+        findings.append(Finding(sym, "warning", "duplicate_rows", note, f, int(min(repeats))))
     dup = ordered.duplicated(keep=False)
     if dup.any():
         rows = sorted(int(r) for r in lines[dup][:2])
