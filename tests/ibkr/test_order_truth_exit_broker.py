@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from ibkr.helpers import bracket_intents, wait_for
-from ibkr.truth import agree, ids, settle
+from ibkr.helpers import wait_for
+from ibkr.truth import filled_bracket
 from joe.core.ids import client_order_id
 from joe.core.models import OrderIntent, OrderLeg, Side
 from joe.core.order import OrderState
@@ -32,20 +32,11 @@ def _working(sim: Any) -> list[tuple[str, Decimal]]:
     return sorted((w.placed.order_type, w.sim.quantity - w.sim.filled) for w in sim.book.working())
 
 
-async def _filled_bracket(sim: Any, make_om: Any, store: Any, sig: str) -> tuple[Any, list[Any]]:
-    sim.set_price("AAPL", 100)
-    om = await make_om(sim, store)
-    legs = bracket_intents(sig, limit=None)
-    await om.submit(legs)
-    await settle(lambda: agree(sim, store, ids(legs)))
-    return om, legs
-
-
 async def test_full_exit_after_owner_sold_part_cancels_every_leg(
     sim178: Any, make_om: Any, make_client: Any, store: Any
 ) -> None:
     sim = sim178
-    om, legs = await _filled_bracket(sim, make_om, store, "xb-full")
+    om, legs = await filled_bracket(sim, make_om, store, "xb-full")
     await _owner_sells(make_client, sim, 40)  # broker long 60; Joe's fills say 100
     ex = await om.exit(legs[0].signal_id)
     assert ex is not None and ex.quantity == 60  # capped at the broker's position
@@ -65,7 +56,7 @@ async def test_partial_exit_after_owner_sold_part_legs_fit_the_broker_position(
     """Owner sells `owner`, Joe exits `part`: the legs keep `left` = broker position − exit; a leg
     never exceeds the broker's position, and the target then filling leaves the position flat."""
     sim = sim178
-    om, legs = await _filled_bracket(sim, make_om, store, f"xb-part-{owner}-{part}")
+    om, legs = await filled_bracket(sim, make_om, store, f"xb-part-{owner}-{part}")
     await _owner_sells(make_client, sim, owner)
     await om.exit(legs[0].signal_id, quantity=Decimal(part))
     held = 100 - owner - min(part, 100 - owner)

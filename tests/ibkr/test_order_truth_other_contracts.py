@@ -18,25 +18,15 @@ from joe.simulators.ibkr import IBKRSimulator
 from joe.simulators.ibkr.codec import SimContract
 from joe.store import Store
 
-from .helpers import bracket_intents
-from .truth import S, agree, at_broker, ids, joe, settle
+from .truth import S, agree, at_broker, filled_bracket, ids, joe, settle
 
 CALLS = SimContract(777001, "AAPL", sec_type="OPT")  # the owner's AAPL calls: same symbol, own conId
-
-
-async def _long_bracket(sim: IBKRSimulator, make_om: Any, store: Store, sig: str) -> tuple[Any, list[Any]]:
-    sim.set_price("AAPL", 100)
-    om = await make_om(sim, store)
-    legs = bracket_intents(sig, limit=None)
-    await om.submit(legs)
-    await settle(lambda: agree(sim, store, ids(legs)))
-    return om, legs
 
 
 async def test_exit_closes_joes_shares_whatever_the_owners_options(
     sim178: IBKRSimulator, make_om: Any, store: Store
 ) -> None:
-    om, legs = await _long_bracket(sim178, make_om, store, "opt-exit")
+    om, legs = await filled_bracket(sim178, make_om, store, "opt-exit")
     sim178.owner_holds(CALLS, -100, 250)  # short 100 calls: netted by symbol, the account "held 0 AAPL"
     await asyncio.sleep(0.3)  # the position push reaches Joe's client
     assert [joe(store, c).state for c in ids(legs)[1:]] == [S.ACCEPTED, S.ACCEPTED]  # legs untouched
@@ -51,7 +41,7 @@ async def test_exit_closes_joes_shares_whatever_the_owners_options(
 async def test_the_owners_options_are_not_an_outside_change_of_joes_shares(
     sim178: IBKRSimulator, make_om: Any, store: Store
 ) -> None:
-    om, legs = await _long_bracket(sim178, make_om, store, "opt-live")
+    om, legs = await filled_bracket(sim178, make_om, store, "opt-live")
     sim178.owner_holds(CALLS, -40, 250)
     await asyncio.sleep(0.5)
     assert store.reconcile_items("ibkr", "live", "outside_change") == []

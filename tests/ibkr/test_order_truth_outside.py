@@ -23,8 +23,8 @@ from joe.execution.reconciler import Reconciler
 from joe.simulators.ibkr import IBKRSimulator
 from joe.store import Store
 
-from .helpers import bracket_intents, wait_for
-from .truth import agree, ids, settle
+from .helpers import wait_for
+from .truth import filled_bracket
 
 
 @pytest.fixture
@@ -64,15 +64,6 @@ def _outside(store: Store) -> list[tuple[str, Decimal]]:
     return [(str((i.detail or {})["signal_id"]), i.quantity) for i in items]
 
 
-async def _long(sim: IBKRSimulator, make_om: Any, store: Store, sig: str) -> tuple[OrderManager, list[Any]]:
-    sim.set_price("AAPL", 100)
-    om = await make_om(sim, store)
-    legs = bracket_intents(sig, limit=None)
-    await om.submit(legs)
-    await settle(lambda: agree(sim, store, ids(legs)))
-    return om, legs
-
-
 async def test_owner_sells_part_legs_shrink_and_joe_equals_broker(
     sim178: IBKRSimulator, make_om: Any, store: Store, owner: IB
 ) -> None:
@@ -80,7 +71,7 @@ async def test_owner_sells_part_legs_shrink_and_joe_equals_broker(
     Joe's stop and target (100 at the broker: TWS does not resize them) shrink to 60, so the stop
     firing leaves the account flat, not short 40."""
     sim = sim178
-    om, legs = await _long(sim, make_om, store, "oc-part")
+    om, legs = await filled_bracket(sim, make_om, store, "oc-part")
     await _trade(sim, owner, "SELL", 40)
     report = await Reconciler(om).reconcile()
     assert report.explained, report.summary()
@@ -106,7 +97,7 @@ async def test_owner_sells_part_then_joe_exits_the_rest(
     sim178: IBKRSimulator, make_om: Any, store: Store, owner: IB
 ) -> None:
     sim = sim178
-    om, _ = await _long(sim, make_om, store, "oc-exit")
+    om, _ = await filled_bracket(sim, make_om, store, "oc-exit")
     await _trade(sim, owner, "SELL", 40)
     ex = await om.exit("oc-exit")  # Joe learns the owner's sale with its exit
     assert ex is not None and ex.quantity == 60
@@ -125,7 +116,7 @@ async def test_owner_closes_own_part_first_then_part_of_joes(
     """The owner buys 50 (the owner's own: external), then sells 80: 50 closes the owner's own, 30
     Joe's. Joe books −30; nothing stays external; the account and Joe agree."""
     sim = sim178
-    om, _ = await _long(sim, make_om, store, "oc-mix")
+    om, _ = await filled_bracket(sim, make_om, store, "oc-mix")
     rec = Reconciler(om)
     await _trade(sim, owner, "BUY", 50)
     r1 = await rec.reconcile()
@@ -145,7 +136,7 @@ async def test_owner_sells_while_joes_exit_is_working(
     """Joe's limit exit of 60 rests; the owner sells 70 in TWS: 30 stays, so the working exit shrinks
     to 30 and the legs (40 while the exit rested) are cancelled — no order can reverse the account."""
     sim = sim178
-    om, legs = await _long(sim, make_om, store, "oc-work")
+    om, legs = await filled_bracket(sim, make_om, store, "oc-work")
     ex = await om.exit("oc-work", quantity=Decimal(60), order_type=OrderType.LIMIT, limit_price=Decimal(105))
     assert ex is not None
     await wait_for(lambda: ("LMT", Decimal(60)) in _working(sim), what="exit resting")

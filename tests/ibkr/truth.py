@@ -11,7 +11,7 @@ from joe.simulators.ibkr import IBKRSimulator
 from joe.simulators.ibkr.book import BookOrder
 from joe.store import Store
 
-from .helpers import wait_for
+from .helpers import bracket_intents, wait_for
 
 S = OrderState
 _WORKING = (S.ACCEPTED, S.PARTIALLY_FILLED, S.CANCEL_PENDING)
@@ -71,3 +71,14 @@ def joe(store: Store, coid: str) -> Order:
 
 def ids(legs: list[Any]) -> list[str]:
     return [i.client_order_id for i in legs]
+
+
+async def filled_bracket(sim: IBKRSimulator, make_om: Any, store: Store, sig: str) -> tuple[Any, list[Any]]:
+    """A long AAPL bracket (market entry at 100) through a fresh OrderManager, settled: Joe's store and
+    the simulator agree on every leg. (OrderManager, the bracket's intents)."""
+    sim.set_price("AAPL", 100)
+    om = await make_om(sim, store)
+    legs = bracket_intents(sig, limit=None)
+    await om.submit(legs)
+    await settle(lambda: agree(sim, store, ids(legs)))
+    return om, legs

@@ -21,7 +21,7 @@ from joe.simulators.capital.views import (
     position_json,
 )
 from joe.simulators.capital.wire import RecordedRequest, corrupt, fiql_ok
-from joe.simulators.common import clock_move
+from joe.simulators.common import move_clock_response
 
 if TYPE_CHECKING:
     from joe.simulators.capital.sim import CapitalSimulator
@@ -161,12 +161,7 @@ class RestApi:
     async def ctl_move_clock(self, request: web.Request) -> web.Response:
         """`{"to": "<ISO instant>"}` | `{"advance_s": seconds}` moves the clock forward
         (`CapitalSimulator.move_clock`); 400 `{"error": ...}` for a move back or a bad body."""
-        try:
-            body = await request.json()
-            now = self.sim.move_clock(clock_move(body, self.sim.clock()))
-        except ValueError as exc:  # a JSON error is a ValueError too
-            return web.json_response({"error": str(exc)}, status=400)
-        return web.json_response({"now": now.isoformat()})
+        return await move_clock_response(request, self.sim.clock, self.sim.move_clock)
 
     async def ctl_account_values(self, request: web.Request) -> web.Response:
         """The preferred account's money as `GET /accounts` reports it (deposit, balance, available)."""

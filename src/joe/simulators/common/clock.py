@@ -8,9 +8,12 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from aiohttp import web
 
 
 class SimClock:
@@ -83,3 +86,20 @@ def clock_move(body: Mapping[str, Any], now: datetime) -> datetime:
             f"the simulator's clock never goes back: it is {now.isoformat()}, asked {when.isoformat()}"
         )
     return when
+
+
+async def move_clock_response(
+    request: web.Request, now: Callable[[], datetime], move: Callable[[datetime], datetime]
+) -> web.Response:
+    """The `POST /_sim/clock` handler both simulators share: `{"to": "<ISO instant>"}` |
+    `{"advance_s": seconds}` (`clock_move`) moves the clock with `move` (the simulator's own, which
+    also moves what hangs on its clock: bars, the tape); 400 `{"error": ...}` for a move back or a
+    body that says neither; else 200 `{"now": <the new instant>}`."""
+    from aiohttp import web
+
+    try:
+        body = await request.json()
+        moved = move(clock_move(body, now()))
+    except ValueError as exc:  # a JSON error is a ValueError too
+        return web.json_response({"error": str(exc)}, status=400)
+    return web.json_response({"now": moved.isoformat()})

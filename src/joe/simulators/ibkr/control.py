@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
-from joe.simulators.common import clock_move
+from joe.simulators.common import move_clock_response
 from joe.simulators.ibkr.requests import parse_place_order
 
 if TYPE_CHECKING:
@@ -170,12 +170,7 @@ class ControlServer:
     async def move_clock(self, request: web.Request) -> web.Response:
         """`{"to": "<ISO instant>"}` | `{"advance_s": seconds}`: the clock moves forward (`move_clock`);
         400 `{"error": ...}` for a move back or a body that says neither."""
-        try:
-            body = await request.json()
-            now = self.sim.move_clock(clock_move(body, self.sim.clock()))
-        except ValueError as exc:  # a JSON error is a ValueError too
-            return web.json_response({"error": str(exc)}, status=400)
-        return web.json_response({"now": now.isoformat()})
+        return await move_clock_response(request, self.sim.clock, self.sim.move_clock)
 
     async def account_values(self, request: web.Request) -> web.Response:
         vals = self.sim.book.account_values()
