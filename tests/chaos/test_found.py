@@ -354,3 +354,43 @@ async def test_no_replacement_stop_on_top_of_a_stop_resize_in_flight(tmp_path: P
     finally:
         await joe.close()
         await world.stop()
+
+
+async def test_an_exit_a_correction_puts_back_to_work_leaves_no_naked_position_while_active(
+    tmp_path: Path,
+) -> None:
+    """Seed 672 (correct_exec before a full exit, on a halted day): the market exit of 2 (its stop and
+    target cancelled first) fills 2, then TWS corrects the execution to 1 and puts the exit's rest
+    back to work; the market does not trade (a halt), so the rest rests and 1 share is held with no
+    stop. Joe counted the working market exit as standing in for the stop ("it closes at once"), so
+    nothing was reported and trading stayed ACTIVE. An exit once complete and reopened does not
+    stand in: the position is reported unprotected, and since no stop can be re-placed while that
+    exit works (both could fill), trading moves to REDUCING at once with an alert naming the exit.
+    When the market trades again the rest fills: flat, nothing reversed, nothing left resting."""
+    logging.getLogger("ib_async").setLevel(logging.CRITICAL)
+    world = IbkrWorld(672, 178, ("MSFT",))
+    await world.start()
+    joe = JoeProcess(world, tmp_path)
+    await joe.open()
+    try:
+        legs = bracket("found-672-MSFT", "MSFT", 2, Decimal(100))
+        await joe.om.submit(legs)
+        await _until(lambda: world.positions() == {"MSFT": Decimal(2)})
+        await _until(lambda: [s.signed_qty for s in world.stops()] == [Decimal(2)])
+        world.sim.faults.arm("correct_exec", qty=1)  # the exit's execution is corrected 2 -> 1
+        await joe.om.exit("found-672-MSFT")
+        await _until(lambda: joe.om.position_of("found-672-MSFT") == 1)
+        assert world.positions() == {"MSFT": Decimal(1)} and world.stops() == []  # naked at the broker
+        await _until(lambda: joe.ctx.states.current().state is not TradingState.ACTIVE, timeout=5.0)
+        rec = joe.ctx.states.current()
+        assert rec.state is TradingState.REDUCING and rec.by == "protection:MSFT"
+        assert "has no stop while exit" in rec.reason
+        assert not joe.entries_allowed()
+        world.set_price("MSFT", Decimal("100.50"))  # the market trades again: the exit's rest fills
+        await _until(lambda: world.positions() == {})
+        await asyncio.sleep(0.5)
+        assert world.positions() == {} and world.stops() == []
+        assert joe.om.position_of("found-672-MSFT") == 0
+    finally:
+        await joe.close()
+        await world.stop()

@@ -63,3 +63,30 @@ def test_which_exits_stand_in_for_the_protection() -> None:
         p = protection([entry, exit_order])
         why = (exit_order.state, exit_order.intent.order_type)
         assert p is not None and p.unprotected is unprotected, why
+
+
+def test_a_market_exit_a_correction_put_back_to_work_does_not_stand_in() -> None:
+    """Chaos seed 672: a market exit the broker reported complete, then reopened (an execution
+    correction cut its fill 2 -> 1; its rest works again, and rests while the market does not trade)
+    no longer stands in for the stop it replaced; a market exit partly filled on its way to complete
+    still does."""
+    entry = _order(OrderLeg.ENTRY, Side.BUY, 2, OrderState.FILLED, 2)
+
+    def market_exit(reopened: bool) -> Order:
+        o = _order(OrderLeg.EXIT, Side.SELL, 2, OrderState.NEW)
+        for to in (OrderState.SUBMITTING, OrderState.ACCEPTED):
+            o.transition(to, "test")
+        o.filled_quantity = Decimal(2 if reopened else 1)
+        if reopened:
+            o.transition(OrderState.FILLED, "fill")
+            o.filled_quantity = Decimal(1)
+            o.transition(OrderState.PARTIALLY_FILLED, "fill revision 1", correction=True)
+        else:
+            o.transition(OrderState.PARTIALLY_FILLED, "fill")
+        return o
+
+    reopened = protection([entry, market_exit(reopened=True)])
+    assert reopened is not None and (reopened.position, reopened.protected) == (1, 0)
+    assert reopened.unprotected and not reopened.exiting
+    partly = protection([entry, market_exit(reopened=False)])
+    assert partly is not None and partly.position == 1 and partly.exiting and not partly.unprotected

@@ -16,6 +16,7 @@ from joe.core.order import Order, OrderState
 from joe.execution.events import UnprotectedPosition as OMUnprotected
 from joe.safety.control import SafetyContext
 from joe.safety.om_protection import protection_reaction
+from joe.safety.trading_state import TradingState
 
 D = Decimal
 T = datetime(2025, 3, 4, 15, tzinfo=UTC)
@@ -114,3 +115,41 @@ def test_order_manager_alerts_become_execution_alerts_and_trip_the_breaker(ctx: 
     titles = [a.title for a in ctx.alerts.pending]
     assert "FILL: joe-1" in titles and "UNKNOWN: joe-2" in titles
     assert any(t.startswith("Circuit breaker tripped: ibkr") for t in titles)
+
+
+def _exit(reopened: bool) -> Order:
+    """A working market exit of s1: reopened by a correction (complete once, then cut to 60 of 100)
+    or still on its way (60 of 100 filled)."""
+    o = Order(OrderIntent(client_order_id("s1", "exit"), "s1", OrderLeg.EXIT, "AAPL", Side.SELL, D(100)))
+    o.transition(OrderState.SUBMITTING, "test", ts=T)
+    o.transition(OrderState.ACCEPTED, "test", ts=T)
+    if reopened:
+        o.filled_quantity = D(100)
+        o.transition(OrderState.FILLED, "fill", ts=T)
+        o.filled_quantity = D(60)
+        o.transition(OrderState.PARTIALLY_FILLED, "fill revision 1", ts=T, correction=True)
+    else:
+        o.filled_quantity = D(60)
+        o.transition(OrderState.PARTIALLY_FILLED, "fill", ts=T)
+    return o
+
+
+async def test_an_exit_that_does_not_stand_in_moves_trading_to_reducing_at_once(ctx: SafetyContext) -> None:
+    """Chaos seed 672: the uncovered part has an exit working that does not stand in for its stop (a
+    correction put a market exit's rest back to work): no stop can be re-placed while it works, so
+    trading is REDUCING from the start of the reaction, by ``protection:<symbol>``, alerted."""
+    om = FakeOM(stop_works=False)
+    om.book.orders.append(_exit(reopened=True))
+    await react(om, ctx, 0.05)
+    rec = ctx.states.current()
+    assert rec.state is TradingState.REDUCING and rec.by == "protection:AAPL"
+    assert client_order_id("s1", "exit") in rec.reason
+    assert any(a.title == "Lost stop on AAPL: REDUCING" for a in ctx.alerts.pending)
+
+
+async def test_no_reducing_without_an_exit_or_with_one_that_stands_in(ctx: SafetyContext) -> None:
+    for orders in ([], [_exit(reopened=False)]):
+        om = FakeOM(stop_works=True)
+        om.book.orders += orders
+        await react(om, ctx, 5)
+        assert ctx.states.current().state is TradingState.ACTIVE

@@ -19,10 +19,16 @@ def replaces_protection(exit_order: Order) -> bool:
     (it closes the position at once) or any exit not yet acknowledged (being sent). A resting exit the
     broker acknowledged — a limit above the market — may rest for ever while the price falls through
     the stop it replaced: the position it has not closed is unprotected and is reported (review r9,
-    finding 2: a limit exit cancelled the stop and target, and nothing said the 100 shares were naked)."""
+    finding 2: a limit exit cancelled the stop and target, and nothing said the 100 shares were naked).
+    Nor does a market exit the broker reported complete and then put back to work (an execution
+    correction cut its fill, IBKR): it did not close the position at once, and its rest may rest for
+    ever (a halted market) while the part the correction left open has no stop (chaos seed 672)."""
     if exit_order.state.is_terminal:
         return False
-    return exit_order.intent.order_type is OrderType.MARKET or exit_order.state in _UNACKED
+    if exit_order.state in _UNACKED:
+        return True
+    reopened = any(t.to_state is OrderState.FILLED for t in exit_order.history)
+    return exit_order.intent.order_type is OrderType.MARKET and not reopened
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,8 +18,10 @@ from typing import Any, Protocol
 from joe.core.ids import client_order_id
 from joe.core.models import OrderIntent, OrderLeg, OrderType
 from joe.core.order import Order, OrderState
+from joe.execution.protective_cover import replaces_protection
 from joe.safety.control import SafetyContext
 from joe.safety.lost_protection import LostProtectionHandler, UnprotectedPosition
+from joe.safety.trading_state import TradingState
 
 log = logging.getLogger(__name__)
 
@@ -134,6 +136,7 @@ class ProtectionReaction:
         self.om = om
         self.deadline_s = deadline_s
         self.poll_s = poll_s
+        self.ctx = ctx
         self.handler = LostProtectionHandler(ctx, OrderManagerPort(om, poll_s=poll_s), deadline_s=deadline_s)
         self.pending: set[asyncio.Task[None]] = set()
         self.running: dict[str, asyncio.Task[None]] = {}  # by signal id
@@ -165,7 +168,33 @@ class ProtectionReaction:
         end = loop.time() + self.deadline_s
         while not getattr(self.om, "accepting", True) and loop.time() < end:
             await asyncio.sleep(self.poll_s)
+        self._reduce_while_exit_works(p)
         await self.handler.on_unprotected(p)
+
+    def _reduce_while_exit_works(self, p: UnprotectedPosition) -> None:
+        """An exit of the position still works at the broker but does not stand in for its stop (a
+        resting limit exit; a market exit a correction put back to work, chaos seed 672): no stop can
+        be re-placed while it works (both could fill and reverse the position), and it may rest for
+        ever (a halted market). Trading moves to REDUCING at once (by ``protection:<symbol>``; exits
+        and cancels stay allowed), with a CRITICAL alert naming the exit, so nothing new opens while
+        the position is naked; `joe resume` once it is closed or protected. The handler then runs as
+        for any naked position (its exit step waits on that exit; HALTED if it never closes)."""
+        working = [
+            o for o in self.om.book.signal_orders(p.position_ref)
+            if o.intent.leg is OrderLeg.EXIT and not o.state.is_terminal and not replaces_protection(o)
+        ]  # fmt: skip
+        if not working:
+            return
+        exit_ = working[-1]
+        why = (
+            f"{p.symbol}: {p.quantity} of {p.position_ref} has no stop while exit {exit_.client_order_id} "
+            f"({exit_.intent.order_type.value}, {exit_.state.value}, filled {exit_.filled_quantity} of "
+            f"{exit_.quantity}) works; a stop cannot be re-placed until it ends ({p.why})"
+        )
+        _, changed = self.ctx.states.escalate(TradingState.REDUCING, by=f"protection:{p.symbol}", reason=why)
+        if changed:
+            detail = f"{why}: entries refused until `joe resume`"
+            self.ctx.alerts.lost_protection(p.symbol, "REDUCING", detail)
 
     async def settle(self, timeout: float | None = None) -> None:
         """Wait (at most `timeout` s) for the reactions still running."""
