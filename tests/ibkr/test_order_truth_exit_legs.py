@@ -16,8 +16,8 @@ from typing import Any
 import pytest
 
 from ibkr.helpers import bracket_intents, wait_for
-from ibkr.test_order_truth_outside import _held, _long, _trade, _working, owner  # noqa: F401
-from ibkr.truth import agree, ids, settle
+from ibkr.test_order_truth_outside import _held, _trade, _working, owner  # noqa: F401
+from ibkr.truth import agree, filled_bracket, ids, settle
 from joe.execution.reconciler import Reconciler
 
 
@@ -43,7 +43,7 @@ async def _fall_and_check_flat(sim: Any) -> None:
 async def test_an_exit_with_nothing_to_sell_cancels_the_legs(
     sim178: Any, make_om: Any, store: Any, owner: Any, exit_qty: Decimal | None  # noqa: F811
 ) -> None:
-    om, _legs = await _long(sim178, make_om, store, "x-all")
+    om, _legs = await filled_bracket(sim178, make_om, store, "x-all")
     await _trade(sim178, owner, "SELL", 100)
     assert await om.exit("x-all", quantity=exit_qty) is None
     await _fall_and_check_flat(sim178)

@@ -21,7 +21,8 @@ from joe.simulators.ibkr import IBKRSimulator
 from joe.store import Store
 
 from .helpers import wait_for
-from .test_order_truth_outside import _held, _long, _outside, _remaining, _trade, _working, owner
+from .test_order_truth_outside import _held, _outside, _remaining, _trade, _working, owner
+from .truth import filled_bracket
 
 __all__ = ["owner"]  # the fixture, shared with the reconciliation-time tests
 D60, D105 = Decimal(60), Decimal(105)
@@ -31,7 +32,7 @@ async def test_the_owners_sale_is_booked_and_the_legs_shrink_without_a_reconcili
     sim178: IBKRSimulator, make_om: Any, store: Store, owner: IB
 ) -> None:
     sim = sim178
-    om, legs = await _long(sim, make_om, store, "live-part")
+    om, legs = await filled_bracket(sim, make_om, store, "live-part")
     await _trade(sim, owner, "SELL", 40)
     await wait_for(lambda: _outside(store) == [("live-part", Decimal(-40))], what="the sale booked live")
     assert om.position_of("live-part") == 60 == _held(sim)
@@ -55,7 +56,7 @@ async def test_the_owners_own_buy_is_not_joes_and_a_later_sale_takes_only_the_sh
     sim178: IBKRSimulator, make_om: Any, store: Store, owner: IB
 ) -> None:
     sim = sim178
-    om, _ = await _long(sim, make_om, store, "live-mix")
+    om, _ = await filled_bracket(sim, make_om, store, "live-mix")
     await _trade(sim, owner, "BUY", 50)  # adds: the owner's own position, nothing of Joe's changed
     await asyncio.sleep(0.3)
     assert _outside(store) == [] and om.position_of("live-mix") == 100
@@ -70,7 +71,7 @@ async def test_the_owners_sale_shrinks_a_resting_exit_and_cancels_the_legs(
     sim178: IBKRSimulator, make_om: Any, store: Store, owner: IB
 ) -> None:
     sim = sim178
-    om, legs = await _long(sim, make_om, store, "live-exit")
+    om, legs = await filled_bracket(sim, make_om, store, "live-exit")
     ex = await om.exit("live-exit", quantity=D60, order_type=OrderType.LIMIT, limit_price=D105)
     assert ex is not None
     await wait_for(lambda: ("LMT", Decimal(60)) in _working(sim), what="exit resting")
@@ -93,7 +94,7 @@ async def test_the_owners_sale_while_joes_exit_is_being_placed_is_fitted_after_i
     """The sale lands between the exit's sizing and its send (the exit is sized for 60 of 100 and
     the legs shrunk to 40): once the exit is placed, it and the legs are fitted to what stays (30)."""
     sim = sim178
-    om, legs = await _long(sim, make_om, store, "live-race")
+    om, legs = await filled_bracket(sim, make_om, store, "live-race")
     send = om.client.submit
     sold = asyncio.Event()
 
