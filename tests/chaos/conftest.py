@@ -5,7 +5,8 @@ Seeds: `--chaos-seeds A:B` runs seeds A..B-1 (`make chaos` runs 0:1000), one pyt
 scenarios concurrently (`test_chaos.test_the_smoke_subset`, part of `make test`). Each scenario's result
 is appended to `test-artifacts/chaos/results.jsonl` (`JOE_CHAOS_ARTIFACTS`: another folder than
 `test-artifacts`); at the end of the session the controller writes `test-artifacts/chaos-summary.json`
-and `.md` (`summary.py`); the smoke subset writes `chaos-smoke-summary.json` and `.md`.
+and `.md` (`summary.py`); the smoke subset writes `chaos-smoke-summary.json` and `.md`, a replay
+(`--chaos-seed N`) `chaos-replay-summary.json` and `.md` (the full run's summary stays).
 """
 
 from __future__ import annotations
@@ -97,6 +98,15 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 
 def _controller(config: pytest.Config) -> bool:
     return not hasattr(config, "workerinput")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """A replay (`--chaos-seed N`) keeps its rows and summary apart (`chaos/replay-results.jsonl`,
+    `chaos-replay-summary`): replaying a failed seed must not overwrite the full run's summary."""
+    global RESULTS, SUMMARY
+    if config.getoption("--chaos-seed", None) is not None:
+        RESULTS = ARTIFACTS / "chaos" / "replay-results.jsonl"
+        SUMMARY = ARTIFACTS / "chaos-replay-summary"
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:
