@@ -136,3 +136,19 @@ def test_a_held_long_is_not_stopped_out_on_a_bad_low_print(project: Path) -> Non
         held_lines = [w for w in second.warnings if w.startswith(f"HELD {sym}:")]
         assert held_lines and "extreme_move" in held_lines[0], second.warnings
     assert all(q != Decimal(0) for q, _, _ in _book(project).values())
+
+
+def test_a_symbol_whose_every_bar_spans_a_wide_range_is_read_by_its_own_norm() -> None:
+    """Every bar opens 10, spans 9-11 and closes 10.0-10.2 (quiet closes, wide ranges: an illiquid
+    name): no wick is an outlier against the symbol's usual wick, so nothing is flagged, the last bar
+    included - while one bar whose low is far beyond that usual range still is."""
+    n = 120
+    idx = pd.bdate_range("2022-01-03", periods=n)
+    df = pd.DataFrame(
+        {"open": 10.0, "high": 11.0, "low": 9.0, "close": 10.0 + (np.arange(n) % 3) / 10, "volume": 1e6},
+        index=idx,
+    )
+    assert [(f.check, f.severity) for f in _check(df).report.findings if "outlier" in f.check] == []
+    df.iloc[60, df.columns.get_loc("low")] = 3.0  # 3.3x under the bar: far beyond its usual 10 %
+    found = [(f.check, f.severity, f.row) for f in _check(df).report.findings if "outlier" in f.check]
+    assert [(c, sev) for c, sev, _ in found] == [("bar_outlier", "warning")]

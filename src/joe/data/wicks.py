@@ -10,8 +10,11 @@ at the open"), and ATR, range and gap risk read them. So for each bar of a serie
 * **beyond the extreme ratio** (5×: a low of 0.01 under a close of 60, a high of 1e308): a bad tick or
   wrong units → ``extreme_move`` error naming the row; the symbol is excluded (fix or delete the row) and
   a held position is not settled on that bar (`joe.data.findings.BAR_REJECTS`);
-* **beyond `outlier_k` robust sd of the symbol's close-to-close log returns and at least
-  `outlier_min_move`** (10 × 1.4826 × MAD and 10%: the close outlier's rule): on the as-of bar of a traded
+* **beyond `outlier_k` robust sd of the symbol's close-to-close log returns, at least
+  `outlier_min_move`, and beyond `TYPICAL_MULT` times the symbol's median excursion** (10 × 1.4826 × MAD,
+  10%: the close outlier's rule; 5× the usual wick, so a symbol whose every bar spans a wide range around
+  quiet closes — an illiquid name, a bond fund's intraday prints — is read by its own norm, not flagged on
+  every bar): on the as-of bar of a traded
   symbol a ``last_bar_outlier`` error (nothing confirms it and the run would settle and score on it; the
   regime inputs keep it as a warning), on earlier bars a ``bar_outlier`` warning listing the rows.
 
@@ -30,7 +33,10 @@ import numpy as np
 from joe.data import splits
 from joe.data.findings import QualityConfig
 
-__all__ = ["check_wicks", "excursions"]
+__all__ = ["TYPICAL_MULT", "check_wicks", "excursions"]
+
+# A bar's excursion must also exceed this many times the symbol's median excursion to be an outlier.
+TYPICAL_MULT = 5.0
 
 
 def excursions(o: np.ndarray, h: np.ndarray, lo: np.ndarray, c: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -109,7 +115,8 @@ def check_wicks(
         bar = (o, h, lo, c, e, which, s)
         with np.errstate(invalid="ignore"):
             wild = np.flatnonzero(e > extreme)
-            odd = np.flatnonzero((e > cfg.outlier_k * s) & (e >= cfg.outlier_min_move))
+            usual = TYPICAL_MULT * float(np.nanmedian(e))
+            odd = np.flatnonzero((e > cfg.outlier_k * s) & (e >= cfg.outlier_min_move) & (e > usual))
         if wild.size:
             t = int(wild[0])
             keep[j] = False
