@@ -15,17 +15,13 @@ from joe.simulators.ibkr import IBKRSimulator
 from joe.store import Store
 
 from .helpers import bracket_intents, wait_for
-from .truth import S, agree, at_broker, ids, joe, settle
+from .truth import S, agree, at_broker, filled_bracket, ids, joe, settle
 
 
 async def test_an_inactive_stop_is_cancelled_and_the_position_reported(
     sim178: IBKRSimulator, make_om: Any, store: Store
 ) -> None:
-    sim178.set_price("AAPL", 100)
-    om = await make_om(sim178, store)
-    legs = bracket_intents("inactive", limit=None)
-    await om.submit(legs)
-    await settle(lambda: agree(sim178, store, ids(legs)))
+    om, legs = await filled_bracket(sim178, make_om, store, "inactive")
     assert not om.unprotected_now
     sim178.deactivate(legs[1].client_order_id, 201, "Order rejected - reason: short sale restriction")
     await wait_for(lambda: at_broker(sim178, legs[1].client_order_id).status == "Cancelled", what="cancelled")
@@ -55,11 +51,7 @@ async def test_an_inactive_market_exit_no_longer_hides_the_position(
     sim178: IBKRSimulator, make_om: Any, store: Store
 ) -> None:
     """The exit cancelled the stop and target; the broker acknowledges it, then leaves it Inactive."""
-    sim178.set_price("AAPL", 100)
-    om = await make_om(sim178, store)
-    legs = bracket_intents("inactive-x", limit=None)
-    await om.submit(legs)
-    await settle(lambda: agree(sim178, store, ids(legs)))
+    om, legs = await filled_bracket(sim178, make_om, store, "inactive-x")
     sim178.faults.arm("delay_fills", seconds=1.0)  # the market exit rests a moment before it matches
     ex = await om.exit("inactive-x")
     assert ex is not None
@@ -77,11 +69,7 @@ async def test_a_refused_cancel_of_an_inactive_stop_is_not_repeated(
 ) -> None:
     """TWS refuses the cancel (10148): the stop comes back ACCEPTED and Inactive — asked once, not in a
     loop of cancels; the alert says what happened."""
-    sim178.set_price("AAPL", 100)
-    om = await make_om(sim178, store)
-    legs = bracket_intents("inactive-r", limit=None)
-    await om.submit(legs)
-    await settle(lambda: agree(sim178, store, ids(legs)))
+    om, legs = await filled_bracket(sim178, make_om, store, "inactive-r")
     cancels = len(sim178.client_messages(4))  # cancelOrder
     sim178.faults.arm("refuse_cancel", count=5, state="Inactive")
     sim178.deactivate(legs[1].client_order_id)

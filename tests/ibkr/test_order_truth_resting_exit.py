@@ -16,18 +16,14 @@ from joe.execution.protective_cover import protection
 from joe.simulators.ibkr import IBKRSimulator
 from joe.store import Store
 
-from .helpers import bracket_intents, wait_for
-from .truth import agree, at_broker, ids, settle
+from .helpers import wait_for
+from .truth import agree, at_broker, filled_bracket, ids, settle
 
 
 async def test_a_resting_limit_exit_reports_the_position_unprotected(
     sim178: IBKRSimulator, make_om: Any, store: Store
 ) -> None:
-    sim178.set_price("AAPL", 100)
-    om = await make_om(sim178, store)
-    legs = bracket_intents("rest-x", limit=None)
-    await om.submit(legs)
-    await settle(lambda: agree(sim178, store, ids(legs)))
+    om, legs = await filled_bracket(sim178, make_om, store, "rest-x")
     assert not om.unprotected_now
     ex = await om.exit("rest-x", order_type=OrderType.LIMIT, limit_price=Decimal(105))
     assert ex is not None
