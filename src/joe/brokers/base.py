@@ -20,7 +20,7 @@ from typing import Protocol, runtime_checkable
 import pandas as pd
 
 from joe.core.events import OrderEvent
-from joe.core.models import AccountInfo, Fill, Instrument, OrderIntent, OrderLeg, Position, Quote
+from joe.core.models import AccountInfo, Fill, Instrument, OrderIntent, OrderLeg, Position, Quote, Side
 from joe.core.reports import InstrumentRules, MassStatus, Observation, OrderStatusReport, PositionReport
 
 
@@ -249,6 +249,11 @@ class OrderLink:
     broker_order_id: str | None = None
     parent_broker_order_id: str | None = None
     signal_id: str | None = None  # a stop placed alone for a held position belongs to its signal's entry
+    # The order's own instrument, side and size (units), so its fate can be reported when the
+    # broker's history no longer shows the deal it was attached to (Capital.com keeps 1 day).
+    symbol: str | None = None
+    side: Side | None = None
+    quantity: Decimal | None = None
 
 
 @runtime_checkable

@@ -134,6 +134,7 @@ class ReconcilePass:
             links.append(OrderLink(
                 o.client_order_id, o.intent.leg, o.parent_client_order_id, o.broker_order_id,
                 parent.broker_order_id if parent else None, o.intent.signal_id,
+                o.intent.symbol, o.intent.side, o.intent.quantity,
             ))  # fmt: skip
         self.client.link(links)
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from decimal import Decimal
 from functools import partial
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from joe.brokers.base import BrokerOrderRef, InvalidOrder, SendFailed, SubmitAck
 from joe.brokers.capital import observe as ob
@@ -28,6 +28,9 @@ from joe.core import ids
 from joe.core.models import OrderIntent, OrderLeg, OrderType
 from joe.core.reports import CodeMeaning, InstrumentRules, OrderStatusReport
 
+if TYPE_CHECKING:
+    from joe.brokers.capital.queries import CapitalQueries
+
 _CHILD_LEGS = (OrderLeg.STOP_LOSS, OrderLeg.TAKE_PROFIT)
 
 
@@ -35,6 +38,7 @@ class OrderAmendments(ClientPort):
     """`modify`/`cancel` of `CapitalExecutionClient` (which provides the transport and reporting)."""
 
     _children: dict[str, tuple[str, OrderLeg]]
+    queries: CapitalQueries
 
     async def instrument_rules(self, symbol: str) -> InstrumentRules:
         raise NotImplementedError
@@ -120,6 +124,7 @@ class OrderAmendments(ClientPort):
                 "nothing to protect"
             )
         self._children[cid] = (entry_cid, OrderLeg.STOP_LOSS)  # its fate is read as the entry's stop leg
+        self.queries.leg_facts[cid] = (intent.symbol, intent.side, intent.quantity)
         for r in rows:
             deal, profit = r.position.dealId, r.position.profitLevel
             body = bracket(stop_level=intent.stop_price, profit_level=profit, explicit_nulls=True)

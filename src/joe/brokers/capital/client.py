@@ -210,6 +210,8 @@ class CapitalExecutionClient(OrderAmendments, ExitFlow):
         to their entry (and the entry's dealId), an exit to the deal it closed (`p_<dealId>`), or — an
         exit sent but never acknowledged (no broker id) — to its signal's entry (`in_doubt`)."""
         for k in links:
+            if k.leg in _CHILD_LEGS and k.symbol and k.side and k.quantity is not None:
+                self.queries.leg_facts.setdefault(k.client_order_id, (k.symbol, k.side, k.quantity))
             if k.leg is OrderLeg.STOP_LOSS and not k.parent_client_order_id and k.signal_id:
                 # A stop attached alone to a held position (`attach_stop`): its signal's entry's stop leg.
                 entry = ids.client_order_id(k.signal_id, OrderLeg.ENTRY.value)
@@ -297,6 +299,7 @@ class CapitalExecutionClient(OrderAmendments, ExitFlow):
         for leg in legs:
             if leg.leg in _CHILD_LEGS:
                 self._children[leg.client_order_id] = (entry.client_order_id, leg.leg)
+                self.queries.leg_facts[leg.client_order_id] = (leg.symbol, leg.side, leg.quantity)
         cid = entry.client_order_id
         if cid in self._sent:
             return await self._acks_from_broker(entry, legs)

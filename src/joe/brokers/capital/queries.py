@@ -53,6 +53,9 @@ class CapitalQueries:
         self.closing: set[str] = set()  # exits whose DELETEs are being sent now (their deals may be live)
         self.refused: dict[str, set[str]] = {}  # exit id -> deals its close did not close (no longer its)
         self.in_doubt: dict[str, str] = {}  # exit id -> its entry's id: sent, no broker id stored (`link`)
+        # attached leg id -> (epic, the leg's side, size in units): its fate needs them once the
+        # history (1 day deep) no longer shows the deal it was on
+        self.leg_facts: dict[str, tuple[str, Side, Decimal]] = {}
 
     async def order_status(self, client_order_id: str) -> list[OrderStatusReport]:
         """Every order at Capital.com carrying this id (confirm, positions, working orders, activity).
@@ -173,21 +176,31 @@ class CapitalQueries:
             return [self._leg_fate(cid, leg, p.dealId + suffix, rows[0].market.epic, p.direction, p.size,
                                    VenueOrderStatus.CANCELLED, "DETACHED", now)]  # fmt: skip
         acts = await self.accounts.activity(last_period_s=86400, fiql="type==POSITION")
-        deals = {
-            a.dealId: a
-            for a in acts
+        # The entry's deals: from the store's links (its dealId at acknowledgement) and the history's
+        # opening rows. The history is one day deep (spec 4.5): a deal opened before that, gone now,
+        # still has a fate — a stop that fired two days after the entry left its target DEAL_CLOSED.
+        deals = {d for d, e in self.entry_deals.items() if e == entry_cid}
+        deals |= {
+            a.dealId for a in acts
             if ob.is_opening(a) and a.details and ob.own_reference(a.details.dealReference) == entry_cid
-        }
+        }  # fmt: skip
+        facts = self.leg_facts.get(cid)
         out = []
-        for deal_id, opening in deals.items():
-            assert opening.details is not None
-            closes = [a for a in acts if a.dealId == deal_id and not ob.is_opening(a)]
-            fired = [a for a in closes if a.source.upper() == suffix[1:]]
-            status = VenueOrderStatus.FILLED if fired else VenueOrderStatus.CANCELLED
+        for deal_id in sorted(deals):
+            hist = [a for a in acts if a.dealId == deal_id]
+            opening = next((a for a in hist if ob.is_opening(a) and a.details), None)
+            fired = [a for a in hist if not ob.is_opening(a) and a.source.upper() == suffix[1:]]
             size = sum((a.details.size or Decimal(0) for a in fired if a.details), Decimal(0))
+            if opening is not None and opening.details is not None:
+                epic, deal_dir = opening.epic, opening.details.direction or "BUY"
+                deal_size = opening.details.size or Decimal(0)
+            elif facts is not None:  # the opening is older than the history: the leg's own facts
+                epic, deal_dir, deal_size = facts[0], facts[1].opposite.value, facts[2]
+            else:
+                continue  # nothing says which instrument: asked again on the next pass
             out.append(self._leg_fate(
-                cid, leg, deal_id + suffix, opening.epic, opening.details.direction or "BUY",
-                size or (opening.details.size or Decimal(0)), status,
+                cid, leg, deal_id + suffix, epic, deal_dir, size or deal_size,
+                VenueOrderStatus.FILLED if fired else VenueOrderStatus.CANCELLED,
                 "FIRED" if fired else "DEAL_CLOSED", now, filled=size,
             ))  # fmt: skip
         return out
