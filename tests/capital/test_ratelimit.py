@@ -138,3 +138,35 @@ async def test_a_request_still_in_flight_never_leaves_the_window() -> None:
     await asyncio.gather(*holders)
     await eleventh
     assert clock.t >= answered_at + lim.general.window - 1e-6
+
+
+async def test_two_clients_of_one_login_share_the_limit() -> None:
+    """A run opens Capital.com twice (market data, then the portfolio's executor): the broker counts
+    requests per user, so both clients draw on one budget. With one limiter each, the second client's
+    first reads arrived within the first's second and were refused (429s that tripped the breaker)."""
+    from joe.brokers.capital import open_capital
+    from joe.core.events import NullAudit
+    from joe.simulators.capital import CapitalSimulator
+    from joe.simulators.capital.gate import SimLimits
+
+    scale = 4.0
+    sim = CapitalSimulator(seed=3, limits=SimLimits().scaled(scale))
+    await sim.start()
+    opened = []
+    try:
+        for _ in range(2):
+            client, _md, _xc = await open_capital(
+                sim.login.api_key, sim.login.identifier, sim.login.password, demo=True, mode="paper",
+                audit=NullAudit(), api_url=sim.url, limits=Limits().scaled(scale),
+            )  # fmt: skip
+            opened.append(client)
+        a, b = opened
+        assert a.limiter is b.limiter
+        for _ in range(12):  # 48 reads, alternating clients, as fast as the limits allow
+            await asyncio.gather(*(c.request("GET", "/accounts") for c in (a, b, a, b)))
+        statuses = [r.status for r in sim.requests]
+        assert statuses.count(429) == 0 and statuses.count(200) >= 50  # 2 logins + 48 reads + ...
+    finally:
+        for c in opened:
+            await c.close()
+        await sim.stop()

@@ -41,7 +41,7 @@ from joe.brokers.capital.errors import (
 from joe.brokers.capital.executor import CapitalExecutor
 from joe.brokers.capital.http import CapitalClient
 from joe.brokers.capital.marketdata import CapitalMarketData
-from joe.brokers.capital.ratelimit import Limits, RateLimiter
+from joe.brokers.capital.ratelimit import Limits, RateLimiter, shared_limiter
 from joe.brokers.capital.session import Credentials
 from joe.brokers.capital.streaming import CapitalStream, StreamQuote
 from joe.core.events import AuditSink
@@ -73,7 +73,7 @@ async def open_capital(
         Credentials(api_key, identifier, password, encrypted_password),
         audit=audit,
         demo=not ep.live,
-        limits=limits,
+        limiter=shared_limiter(ep.api_url, api_key, identifier, limits=limits, demo=not ep.live),
         timeout_s=timeout_s,
         account_id=account_id or None,
     )

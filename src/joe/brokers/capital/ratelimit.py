@@ -16,7 +16,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import time
+import weakref
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, replace
@@ -195,3 +197,26 @@ class RateLimiter:
                 self.hourly.stamp(now)
             self.waited_s += now - t0
             return cell
+
+
+# One RateLimiter per login per event loop: Capital.com counts requests per user, not per
+# connection, so a run's market-data client and its execution client must share one budget (two
+# budgets of 10/s each sent 14 requests in one second and the second client's first reads got 429s).
+_SHARED: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[tuple[object, ...], RateLimiter]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def shared_limiter(
+    api_url: str, api_key: str, identifier: str, *, limits: Limits | None, demo: bool
+) -> RateLimiter:
+    """The `RateLimiter` every client of this login on the running event loop uses (created on
+    first use). The key and identifier are kept only as a digest. Call from inside the loop."""
+    loop = asyncio.get_running_loop()
+    login = hashlib.sha256(f"{api_url}\0{api_key}\0{identifier}".encode()).hexdigest()
+    per_loop = _SHARED.setdefault(loop, {})
+    key = (login, demo, limits or Limits())
+    limiter = per_loop.get(key)
+    if limiter is None:
+        limiter = per_loop[key] = RateLimiter(limits, demo=demo)
+    return limiter
