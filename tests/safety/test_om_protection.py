@@ -117,6 +117,21 @@ def test_order_manager_alerts_become_execution_alerts_and_trip_the_breaker(ctx: 
     assert any(t.startswith("Circuit breaker tripped: ibkr") for t in titles)
 
 
+def test_a_broker_correction_is_alerted_as_a_correction_not_a_reject(ctx: SafetyContext) -> None:
+    """A bust or a fill revision is the broker changing what Joe had: a warning titled CORRECTION
+    (it read "REJECT: ..." before, which sent the operator looking for a refused order)."""
+    from joe.execution.events import AlertKind, ExecutionAlert
+    from joe.safety.alerts import AlertLevel
+    from joe.safety.om_protection import alert_bridge
+
+    on_alert = alert_bridge(ctx)
+    on_alert(ExecutionAlert(AlertKind.BROKER_CORRECTION, "execution busted", T, "joe-3", "s3"))
+    on_alert(ExecutionAlert(AlertKind.INVALID_FILL, "fill for an unknown order", T, "joe-4", "s4"))
+    got = {a.title: a.level for a in ctx.alerts.pending}
+    assert got == {"CORRECTION: joe-3": AlertLevel.WARNING, "INVALID_FILL: joe-4": AlertLevel.WARNING}
+    assert ctx.states.current().state.value == "active"  # a warning, not a halt
+
+
 def _exit(reopened: bool) -> Order:
     """A working market exit of s1: reopened by a correction (complete once, then cut to 60 of 100)
     or still on its way (60 of 100 filled)."""

@@ -85,9 +85,12 @@ class ExecutionAlerts:
         )
 
     def order_event(self, kind: str, symbol: str, detail: str, key: str) -> None:
-        """Fills (TRADE), rejects and the owner's trades on Joe's positions (WARNING), UNKNOWN
-        outcomes (CRITICAL)."""
-        levels = {"fill": AlertLevel.TRADE, "reject": AlertLevel.WARNING, "owner": AlertLevel.WARNING}
+        """Fills (TRADE); rejects, broker corrections, invalid fills and the owner's trades on Joe's
+        positions (WARNING); UNKNOWN outcomes and anything else (CRITICAL). Title: "KIND: id"."""
+        levels = {
+            "fill": AlertLevel.TRADE, "reject": AlertLevel.WARNING, "owner": AlertLevel.WARNING,
+            "correction": AlertLevel.WARNING, "invalid_fill": AlertLevel.WARNING,
+        }  # fmt: skip
         level = levels.get(kind, AlertLevel.CRITICAL)
         self._add(level, f"{kind.upper()}: {symbol}", detail, f"order|{kind}|{key}")
 

@@ -204,14 +204,16 @@ class ProtectionReaction:
 
 def alert_bridge(ctx: SafetyContext, breaker: Any | None = None) -> Callable[[Any], None]:
     """The ``on_alert`` callback for the `OrderManager`: each `ExecutionAlert` becomes an execution
-    alert (late fills and corrections as fills/warnings, unresolved outcomes as UNKNOWN, CRITICAL), and
-    an unresolved outcome also counts against the broker's `CircuitBreaker` when one is given (a
-    `joe.safety.breaker_feed.BreakerFeed` also given to the `OrderManager` as ``on_event`` counts each
-    order once across its events and alerts)."""
+    alert (late fills as fills; corrections, invalid fills and the owner's trades as warnings;
+    unresolved outcomes as UNKNOWN, CRITICAL), and an unresolved outcome also counts against the
+    broker's `CircuitBreaker` when one is given (a `joe.safety.breaker_feed.BreakerFeed` also given
+    to the `OrderManager` as ``on_event`` counts each order once across its events and alerts)."""
     from joe.safety.circuit_breaker import BreakerEvent
 
     kinds = {
-        "late_fill": "fill", "broker_correction": "reject", "invalid_fill": "reject", "owner_trade": "owner",
+        # A correction is the broker changing a fill or a state Joe had (Joe followed it): not a reject.
+        "late_fill": "fill", "broker_correction": "correction", "invalid_fill": "invalid_fill",
+        "owner_trade": "owner",
     }
 
     def on_alert(alert: Any) -> None:
