@@ -26,6 +26,7 @@ from joe.data.cache import (
     open_cached_history,
 )
 from joe.data.collectors import HistoryCollector
+from joe.simulators.common import SimClock
 from joe.simulators.ibkr import IBKRSimulator
 
 
@@ -94,6 +95,22 @@ async def test_a_withdrawn_recent_bar_disappears_but_an_empty_answer_keeps_the_c
     assert len(await cache.history("AAA")) == 49
 
 
+async def test_an_answer_shorter_than_asked_keeps_the_cached_bars_before_it(tmp_path: Path) -> None:
+    """The refetch asks from the 3rd last cached bar; an answer that starts one bar later (the broker
+    counted the duration in its own days) says nothing about that bar: it stays. A bar missing inside
+    the answer is withdrawn and goes."""
+    broker = FakeBroker(50)
+    cache = CachedHistory(broker, BarCache(tmp_path))  # type: ignore[arg-type]
+    await cache.history("AAA")
+    full = broker.bars
+    broker.bars = full.drop(full.index[-3])  # the answer to "from index[-3]" starts at index[-2]
+    got = await cache.history("AAA")
+    assert broker.calls[-1][1] == full.index[-3].to_pydatetime()
+    pd.testing.assert_frame_equal(got, full, check_freq=False)  # nothing lost
+    broker.bars = full.drop(full.index[-2])
+    assert full.index[-2] not in (await cache.history("AAA")).index  # withdrawn between fresh bars
+
+
 async def test_a_window_in_the_past_is_served_without_a_request(tmp_path: Path) -> None:
     broker = FakeBroker(100)
     cache = open_cached_history(broker, tmp_path)  # type: ignore[arg-type]
@@ -136,12 +153,15 @@ def _duration_days(d: str) -> int:
 async def test_second_run_same_day_sends_one_small_request_per_instrument(tmp_path: Path) -> None:
     """With IBKR's pacing, a second run on the same day against 500 instruments: <= 1 small request each."""
     symbols = [f"S{i:03d}" for i in range(N_INSTRUMENTS)]
-    sim = IBKRSimulator(server_version=178, seed=7, universe=tuple(symbols))
+    # The clock of both runs is pinned at 00:40 UTC on a Wednesday, the hour this test once failed at
+    # (run 2's re-fetch of its last 3 bars got 2: one bar lost): not the wall clock's hour.
+    clock = SimClock.frozen(datetime(2026, 12, 2, 0, 40, tzinfo=UTC))
+    sim = IBKRSimulator(server_version=178, seed=7, universe=tuple(symbols), clock=clock)
     await sim.start()
     try:
         for run, client_id in ((1, 41), (2, 42)):  # two processes: a fresh client and cache object each
             md = IBKRMarketData(
-                "127.0.0.1", sim.port, client_id, "", "paper", NullAudit(), connect_timeout=5.0
+                "127.0.0.1", sim.port, client_id, "", "paper", NullAudit(), connect_timeout=5.0, clock=clock
             )
             await md.connect()
             try:

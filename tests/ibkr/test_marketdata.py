@@ -7,13 +7,17 @@ from typing import Any
 
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from joe.brokers.base import HISTORY_COLUMNS, BrokerError, MarketData
 from joe.brokers.ibkr import IBKRMarketData
 from joe.brokers.ibkr.marketdata import SCANS, QuoteHandler, duration_for
 from joe.brokers.ibkr.pacing import HistoricalPacer
+from joe.data.calendars import calendar_for
+from joe.simulators.common import SimClock
 from joe.simulators.ibkr import IBKRSimulator
-from joe.simulators.ibkr.market import rank
+from joe.simulators.ibkr.market import bars_for_duration, make_bars, rank
 
 from .helpers import wait_for
 
@@ -113,6 +117,45 @@ def test_duration_for() -> None:
     assert duration_for("1d", None, None) == "2 Y"
     assert duration_for("1d", now - timedelta(days=10), now) == "10 D"
     assert duration_for("1d", now - timedelta(days=800), now) == "3 Y"
+    # an open end is measured to the caller's clock, not the machine's (which is years later here)
+    assert duration_for("1d", now - timedelta(days=2, hours=1), None, now) == "3 D"
+
+
+# 00:40 UTC on Wednesday 2 December 2026 (19:40 Tuesday in New York): the instant the suite once failed at.
+WED_0040_UTC = datetime(2026, 12, 2, 0, 40, tzinfo=UTC)
+
+
+async def test_a_short_history_request_gets_every_session_since_its_start(make_market_data: Any) -> None:
+    """A request from Monday's bar at 00:40 UTC on Wednesday ("3 D") gets Monday's bar: the bar cache's
+    second run re-fetches its last 3 bars this way, and lost the oldest of them when the simulator
+    served 3 * 5 // 7 = 2 bars (tests/data/test_bar_cache.py failed after 00:00 UTC)."""
+    sim = IBKRSimulator(server_version=178, seed=7, clock=SimClock.frozen(WED_0040_UTC))
+    await sim.start()
+    try:
+        md = await make_market_data(sim, clock=sim.clock)
+        monday = datetime(2026, 11, 30, tzinfo=UTC)
+        got = await md.history("AAPL", "1d", monday)
+        assert sim.client_messages(20)[-1].fields[17] == "3 D"  # the duration from the injected clock
+        assert got.index[0] == pd.Timestamp(monday) and pd.Timestamp("2026-12-01", tz="UTC") in got.index
+        await md.close()
+    finally:
+        await sim.stop()
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    end=st.datetimes(
+        min_value=datetime(2020, 1, 1), max_value=datetime(2030, 12, 31), timezones=st.just(UTC)
+    ),
+    days=st.integers(min_value=1, max_value=40),
+)
+def test_simulated_daily_history_covers_every_session_of_the_window(end: datetime, days: int) -> None:
+    """Whatever the hour and weekday: the daily bars the simulator serves for "<days> D" ending at `end`
+    include every NYSE session dated inside the window (the client filters the bars before its start)."""
+    n = bars_for_duration(days, "1 day", end)
+    served = {b.date for b in make_bars(7, "AAPL", 100.0, "1 day", n, end)}
+    window = calendar_for("XNYS").sessions((end - timedelta(days=days)).date(), end.date())
+    assert {s.day.strftime("%Y%m%d") for s in window} <= served
 
 
 def test_quote_handler_skips_incomplete_tickers() -> None:

@@ -16,7 +16,9 @@ Fetch rule (`CachedHistory.history`):
 * otherwise one request from the `refetch_bars`-th last cached bar onwards (default 3): the bars
   after the last cached one *and* the last few again, because brokers correct recent bars (late
   prints, consolidated volume). Re-fetched bars replace the cached ones, so a correction wins and
-  a bar the broker withdrew disappears. When *every* re-fetched bar comes back rescaled by one factor
+  a bar the broker withdrew disappears; cached bars before the answer's first bar stay (an answer
+  that starts later than asked does not say they were withdrawn: `merge_bars`). When *every*
+  re-fetched bar comes back rescaled by one factor
   (`rescaled`: the broker adjusted its history for a split or dividend), the cached bars are in the old
   units: they are dropped and the whole history fetched again (a second request), never joined;
 * a request whose `end` is before the last cached bar (a backtest window in the past) is served from
@@ -145,8 +147,16 @@ def rescaled(cached: pd.DataFrame, fresh: pd.DataFrame, tol: float = 0.001) -> f
 
 
 def merge_bars(cached: pd.DataFrame, fresh: pd.DataFrame, since: pd.Timestamp | None) -> pd.DataFrame:
-    """Cached bars before `since`, then the fresh ones (which replace everything from `since` on)."""
-    keep = cached if since is None else cached.loc[cached.index < since]
+    """Cached bars before `since`, then the fresh ones (which replace everything from `since` on).
+
+    The fresh answer replaces only what it covers: cached bars before its first bar stay even when
+    they are after `since`. An answer that starts later than asked (the broker's window was shorter
+    than the request meant: a duration counted in its own days) is no evidence that those bars were
+    withdrawn; a bar missing *between* fresh bars or after the last one is withdrawn and goes."""
+    cut = since
+    if since is not None and not fresh.empty and fresh.index[0] > since:
+        cut = fresh.index[0]
+    keep = cached if cut is None else cached.loc[cached.index < cut]
     if since is None:
         keep = keep.loc[~keep.index.isin(fresh.index)]
     out = pd.concat([keep, fresh.reindex(columns=list(HISTORY_COLUMNS))]).sort_index()

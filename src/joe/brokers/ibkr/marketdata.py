@@ -24,6 +24,7 @@ from joe.brokers.ibkr.connection import IBKRConnection
 from joe.brokers.ibkr.orders import stock
 from joe.brokers.ibkr.pacing import HistoricalPacer, HistRequest
 from joe.brokers.ibkr.translate import decimal
+from joe.core.clock import utcnow
 from joe.core.events import AuditSink
 from joe.core.models import AssetClass, Instrument, Quote
 
@@ -46,11 +47,18 @@ DEFAULT_DURATION = {"1d": "2 Y", "1w": "5 Y", "1h": "60 D", "4h": "120 D"}
 PACING_VIOLATION = 162
 
 
-def duration_for(timeframe: str, start: datetime | None, end: datetime | None) -> str:
-    """IBKR duration string covering [start, end] (defaults give >= 300 daily bars)."""
+def duration_for(
+    timeframe: str, start: datetime | None, end: datetime | None, now: datetime | None = None
+) -> str:
+    """IBKR duration string covering [start, end] (defaults give >= 300 daily bars).
+
+    An open `end` (None: "up to now") is measured to `now`, the caller's clock (`IBKRMarketData.clock`,
+    so a run against a simulator on its own clock asks for the window it means); `datetime.now(UTC)`
+    only when no clock is given. Whole calendar days, rounded up; over a year in whole years."""
     if start is None:
         return DEFAULT_DURATION.get(timeframe, "10 D")
-    days = max(1, math.ceil(((end or datetime.now(UTC)) - start).total_seconds() / 86400))
+    to = end or now or datetime.now(UTC)
+    days = max(1, math.ceil((to - start).total_seconds() / 86400))
     return f"{math.ceil(days / 365)} Y" if days > 365 else f"{days} D"
 
 
@@ -122,10 +130,12 @@ class IBKRMarketData:
         quote_timeout: float = 2.0,
         pacing_backoff: float = 10.0,
         history_retries: int = 2,
+        clock: Callable[[], datetime] = utcnow,
         **conn_options: Any,
     ) -> None:
         if audit is None:
             raise ValueError("IBKRMarketData needs an audit sink")
+        self.clock = clock  # "now" for an open-ended history request's duration (duration_for)
         self.conn = connection or IBKRConnection(host, port, client_id, account, mode, audit, **conn_options)
         self.ib = self.conn.ib
         self.pacer = pacer or HistoricalPacer()
@@ -250,7 +260,7 @@ class IBKRMarketData:
         if bar_size is None:
             raise ValueError(f"unsupported timeframe {timeframe!r}; use one of {sorted(BAR_SIZES)}")
         contract = await self.contract(symbol)
-        duration = duration_for(timeframe, start, end)
+        duration = duration_for(timeframe, start, end, self.clock())
         end_str = end.astimezone(UTC).strftime("%Y%m%d %H:%M:%S UTC") if end else ""
         req = HistRequest(str(contract.conId), contract.exchange, "TRADES", bar_size, duration, end_str)
         bars: Any = []

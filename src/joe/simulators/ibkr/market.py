@@ -12,6 +12,8 @@ import random
 from datetime import UTC, date, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 
+import numpy as np
+
 from joe.data.calendars import calendar_for
 from joe.simulators.ibkr.codec import SimBar
 
@@ -160,11 +162,23 @@ def parse_end(end: str, now: datetime | None = None) -> datetime:
         return now
 
 
-def bars_for_duration(duration_days: int, bar_size: str) -> int:
-    """How many bars a duration covers (trading days for daily bars, 6.5 h sessions intraday)."""
+def bars_for_duration(duration_days: int, bar_size: str, end: datetime | None = None) -> int:
+    """How many bars a duration ending at `end` covers (trading days for daily bars, 6.5 h sessions
+    intraday).
+
+    Daily bars: 5/7 of the calendar days, but never fewer than the weekdays from `end - duration`'s
+    date to `end`'s date, so every session inside the window is served (a "3 D" request at 00:40 UTC
+    on a Wednesday reaches back to Sunday: Monday, Tuesday and Wednesday; 3 * 5 // 7 alone is 2 bars,
+    and the client that asked from Monday's bar lost it). A bar or two before the window is harmless:
+    the client keeps the bars from its start on."""
     step = BAR_SECONDS.get(bar_size, 86400)
     if step >= 7 * 86400:
         return max(1, duration_days // 7)
     if step >= 86400:
-        return max(1, duration_days * 5 // 7)
+        approx = max(1, duration_days * 5 // 7)
+        if end is None:
+            return approx
+        first, last = (end - timedelta(days=duration_days)).date(), end.date()
+        weekdays = int(np.busday_count(first, last + timedelta(days=1)))  # first..last, both included
+        return max(approx, weekdays)
     return max(1, int(duration_days * 5 / 7 * 6.5 * 3600 // step))

@@ -394,7 +394,7 @@ class Session:
             self.send(C.error(self.sv, h.req_id, 200, NO_SECDEF))
             return
         end = parse_end(h.end, self.sim.clock())
-        n = bars_for_duration(duration_days(h.duration), h.bar_size)
+        n = bars_for_duration(duration_days(h.duration), h.bar_size, end)
         last = float(self.sim.prices.quote(h.contract.symbol).mid)
         bars = None
         if h.bar_size == "1 day":  # across clock moves: the sessions left keep their closes
