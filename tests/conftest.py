@@ -9,6 +9,8 @@ import pytest
 from hypothesis import settings
 
 from market_clock import OPEN_MINUTE
+from wall_clock import ENV as WALL_CLOCK_ENV
+from wall_clock import WallClockShift, parse_instant
 
 settings.register_profile("ci", derandomize=True, database=None, print_blob=True)
 if os.environ.get("CI"):
@@ -22,3 +24,25 @@ if os.environ.get("CI"):
 @pytest.fixture(autouse=True)
 def _market_open_clock(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("JOE_CLOCK_START", OPEN_MINUTE)
+
+
+# A test-only switch (tests/wall_clock.py): JOE_TEST_WALL_CLOCK=<ISO instant> runs the session as if the
+# wall clock read that instant (datetime.now / date.today in src/joe and tests/, simulators on the wall
+# clock included), to find tests that pass or fail by the hour, weekday or date the suite runs at.
+_WALL_CLOCK = (
+    WallClockShift(parse_instant(os.environ[WALL_CLOCK_ENV])) if os.environ.get(WALL_CLOCK_ENV) else None
+)
+
+
+@pytest.fixture(autouse=True)
+def _shifted_wall_clock() -> None:
+    if _WALL_CLOCK is not None:
+        _WALL_CLOCK.apply()
+
+
+def pytest_report_header() -> str | None:
+    return (
+        None
+        if _WALL_CLOCK is None
+        else f"{WALL_CLOCK_ENV}: wall clock shifted to {_WALL_CLOCK.instant.isoformat()}"
+    )
