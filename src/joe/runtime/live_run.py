@@ -244,12 +244,14 @@ async def _trade(rt: Runtime, st: RunState, guard: RunGuard, link: BrokerLink) -
         _check_margin(rt, guard, st.opts.broker, account)
         await _margin_previews(guard, link.client, approved)
         assert st.snap is not None
-        book = guard.daily_book(st.snap, st.as_of_idx, account, held, approved, equity_account=marks_of)
-        # An entry fills NOW: market hours at this minute and a fresh live quote (joe.safety.live_book).
+        # An entry fills NOW: market hours at this minute and a fresh live quote (joe.safety.live_book),
+        # and the protections' locks at this minute (a stop-out at the broker this morning counts).
         start = st.opts.market_clock_start
-        book = await fetch_live_book(
-            book, link.market, [s.symbol for s in approved], clock_from(start) if start else st.clock
+        run_clock = clock_from(start) if start else st.clock
+        book = guard.daily_book(
+            st.snap, st.as_of_idx, account, held, approved, equity_account=marks_of, minute=run_clock()
         )
+        book = await fetch_live_book(book, link.market, [s.symbol for s in approved], run_clock)
         allowed, denied = guard.screen(approved, book)
         st.executions.update(denied)
         allowed = without_no_entries(st, allowed)  # the daemon's stale instruments (--no-entry)

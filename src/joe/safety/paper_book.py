@@ -56,8 +56,14 @@ def daily_book(
     protections: ProtectionsConfig | None = None,
     opening_equity: Decimal | None = None,
     equity_account: str = "",
+    minute: datetime | None = None,
 ) -> GateBook:
     """The book at the close of row `as_of_idx` of `panel` (a `joe.analysis.panel.Panel`).
+
+    `minute` (aware UTC): the instant a live or shadow run trades at (its clock), where the
+    protections' locks are judged — a stop-out at the broker earlier that day is a closed trade by
+    then, while the bar's date (00:00 UTC of the session) is before it; None: the bar's date (paper,
+    backtest: the decision is at the close).
 
     The day's starting equity (what ``risk.daily_loss_limit_pct`` is measured from) is the last equity
     mark of an earlier day; on the book's first day, the first mark of the day; with no mark at all,
@@ -95,7 +101,7 @@ def daily_book(
         available_funds=account.available_funds,
         returns=returns,
         daily_bars=True,
-        locks=protection_locks(store, mode, now, protections or ProtectionsConfig(), start_eq),
+        locks=protection_locks(store, mode, minute or now, protections or ProtectionsConfig(), start_eq),
     )
 
 

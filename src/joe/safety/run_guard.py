@@ -98,9 +98,11 @@ class RunGuard:
         positions: list[Position],
         signals: Sequence[Signal],
         equity_account: str = "",
+        minute: datetime | None = None,
     ) -> GateBook:
         """The gate's view of a run on daily bars, at the close of `as_of_idx`; `equity_account`: whose
-        daily-loss/drawdown marks (`joe.store.records.equity_account`; "" for the paper book)."""
+        daily-loss/drawdown marks (`joe.store.records.equity_account`; "" for the paper book); `minute`:
+        a live/shadow run's clock, where the protections' locks are judged (`paper_book.daily_book`)."""
         from joe.safety.paper_book import daily_book
 
         return daily_book(
@@ -116,6 +118,7 @@ class RunGuard:
             protections=self.rt.config.safety.protections,
             opening_equity=self.rt.config.paper.starting_cash if self.rt.mode == "paper" else None,
             equity_account=equity_account,
+            minute=minute,
         )
 
     async def after_marks(self, st: RunState) -> int:
