@@ -5,6 +5,7 @@ scan is such a run). The run's minute is injected (``JOE_CLOCK_START``), never t
 from __future__ import annotations
 
 import json
+import warnings
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -111,3 +112,13 @@ def test_no_live_quote_means_no_entry() -> None:
     daily = GateBook(now=NYSE_OPEN, equity=Decimal(1), positions=[], quotes={}, instruments={"AAPL": AAPL})
     book = live_book(daily, now=NYSE_OPEN, quotes={})
     assert StaleQuote().check(ORDER, book, _gate()) is not None
+
+
+def test_the_minute_check_is_silent_on_the_newest_pandas() -> None:
+    """Before: exchange_calendars' `is_open_on_minute` raised pandas 3.1's Pandas4Warning
+    (`DatetimeIndex.values` on a tz-aware index) on every live/shadow run's market-hours check, on
+    the user's console. Now the check says open/closed and nothing else (review r10days #2)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert MarketClosed().check(ORDER, _book(NYSE_OPEN, 1.0), _gate()) is None
+        assert MarketClosed().check(ORDER, _book(NYSE_OPEN.replace(hour=21, minute=1), 1.0), _gate())

@@ -42,6 +42,15 @@ def load_exchange_calendar(mic: str, **kwargs: Any) -> Any:
         return xcals.get_calendar(mic, **kwargs)
 
 
+def open_on_minute(cal: Any, minute: datetime) -> bool:
+    """`cal.is_open_on_minute(minute)` (an exchange_calendars calendar, `minute` aware UTC) without the
+    Pandas4Warning its lookup raises on pandas 3.1 (`DatetimeIndex.values` on a tz-aware index, inside
+    the library): it landed on the console of every live/shadow run's market-hours check."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r"(Series|DatetimeIndex)\.values returning an ndarray")
+        return bool(cal.is_open_on_minute(minute))
+
+
 @dataclass(frozen=True, slots=True)
 class Session:
     """One trading session: its date (exchange-local), open and close as UTC instants."""

@@ -158,7 +158,9 @@ def _session_open(asset: AssetClass, exchange: str, currency: str, now: datetime
             if cal.first_session.date() <= day <= cal.last_session.date()
             else None
         )
-    return bool(cal.is_open_on_minute(now.replace(second=0, microsecond=0)))
+    from joe.data.calendars import open_on_minute
+
+    return open_on_minute(cal, now.replace(second=0, microsecond=0))
 
 
 class MarketClosed:
