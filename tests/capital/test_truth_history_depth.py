@@ -7,12 +7,15 @@ the truth: the deal is gone, the stop filled it, the target went with it."""
 
 from __future__ import annotations
 
+import asyncio
 from decimal import Decimal
 
 import pytest
 
+from capital.conftest import make_client
+from capital.test_truth_in_doubt import _posted
 from capital.test_truth_om import state, until
-from capital.truth_helpers import adapter, around, books, bracket
+from capital.truth_helpers import adapter, around, books, bracket, posts
 from joe.brokers.capital import CapitalClient
 from joe.brokers.capital.client import CapitalExecutionClient
 from joe.core.events import NullAudit
@@ -59,3 +62,52 @@ async def test_a_stop_firing_days_after_the_entry_settles_both_legs_after_a_rest
         assert again.unprotected == []
     finally:
         await again.stop()
+
+
+@pytest.mark.parametrize("sim", ["frozen"], indirect=True)
+@pytest.mark.parametrize("days_later", [0.75, 2.5])
+async def test_an_entry_killed_mid_post_whose_stop_fired_days_ago_settles_both_legs(
+    sim: CapitalSimulator, store: Store, days_later: float
+) -> None:
+    """Review r10days #3: the process dies with the bracket's POST on the wire (no dealId stored:
+    no acknowledgement), the broker opens the deal, its stop fires 7 h later, and the next run comes
+    `days_later` after that (the next day's run; a Friday kill and a Monday run): the opening row has
+    left the day-deep history. Before: the stop was booked from the fills since the checkpoint but the
+    target had no deal to ask about — UNKNOWN, UNRESOLVED, entries on GOLD refused. Now the deal comes
+    from the fills' opening row (and else the entry's confirm); the simulator is the truth."""
+    stop, target = around(sim, "GOLD", "2")
+    group = bracket("deep-k", "GOLD", Side.BUY, "1", stop, target)
+    entry_id, stop_id, target_id = (i.client_order_id for i in group)
+    c1 = make_client(sim)
+    await c1.open()
+    om1 = await manager(adapter(c1), store, sim)
+    sim.faults.arm("latency", 1, path="/positions", method="POST", seconds=0.5)
+    t = asyncio.create_task(om1.submit(group))
+    await _posted(sim)
+    t.cancel()  # the process dies here
+    await asyncio.gather(t, return_exceptions=True)
+    await om1.stop()
+    await until(lambda: len(books(sim)) == 1)  # the broker executed the POST late
+    sim.clock.advance(0.3 * 86400)
+    sim.set_mid("GOLD", float(stop * Decimal("0.99")))  # through the stop: the broker closes the deal
+    assert books(sim) == []
+    sim.clock.advance(days_later * 86400)
+
+    c2 = make_client(sim)
+    await c2.open()
+    again = OrderManager(adapter(c2), store, NullAudit(), confirm_timeout=2.0, clock=sim.clock,
+                         in_doubt_window=1.0, in_doubt_interval=0.1)  # fmt: skip
+    await again.start()
+    try:
+        await until(lambda: state(again, target_id) not in (OrderState.ACCEPTED, None), timeout=5.0)
+        assert state(again, entry_id) is OrderState.FILLED
+        assert state(again, stop_id) is OrderState.FILLED
+        assert state(again, target_id) is OrderState.CANCELLED
+        fills = store.fills(stop_id)  # booked once, at the broker's price through the stop
+        assert len(fills) == 1 and fills[0].quantity == 1 and fills[0].price < stop, fills
+        assert [a for a in again.alerts if a.kind is AlertKind.UNRESOLVED] == []
+        assert posts(sim) == 1  # asked for, never resent
+    finally:
+        await again.stop()
+        await c2.close()
+        await c1.close()

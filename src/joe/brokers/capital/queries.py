@@ -184,6 +184,8 @@ class CapitalQueries:
             a.dealId for a in acts
             if ob.is_opening(a) and a.details and ob.own_reference(a.details.dealReference) == entry_cid
         }  # fmt: skip
+        if not deals:
+            deals = await self._confirmed_deals(entry_cid)
         facts = self.leg_facts.get(cid)
         out = []
         for deal_id in sorted(deals):
@@ -204,6 +206,22 @@ class CapitalQueries:
                 "FIRED" if fired else "DEAL_CLOSED", now, filled=size,
             ))  # fmt: skip
         return out
+
+    async def _confirmed_deals(self, entry_cid: str) -> set[str]:
+        """The deals the entry's own confirm (GET /confirms/{dealReference}) names, remembered in
+        `entry_deals`: for an entry whose dealId no acknowledgement stored (the process died with its
+        POST on the wire) and whose opening row has left the one-day activity history (a restart two
+        days later). {} when the broker has no confirm (or no accepted deal) for it."""
+        try:
+            c = await self.trading.confirm(entry_cid)
+        except (NotFound, InvalidRequest):
+            return set()
+        if (c.dealStatus or "").upper() != "ACCEPTED" or not c.dealId:
+            return set()
+        deals = {c.dealId} | {d.dealId for d in c.affectedDeals if d.status.upper() == "OPENED"}
+        for d in deals:
+            self.entry_deals.setdefault(d, entry_cid)
+        return deals
 
     @staticmethod
     def _leg_fate(
@@ -327,7 +345,10 @@ class CapitalQueries:
                 entry_of[deal_id] = entry_cid
         for a in acts:
             if ob.is_opening(a) and a.details is not None:
-                entry_of.setdefault(a.dealId, ob.own_reference(a.details.dealReference))
+                ref = ob.own_reference(a.details.dealReference)
+                entry_of.setdefault(a.dealId, ref)
+                if ref:  # the broker says Joe's entry opened this deal: its legs' fate needs it later,
+                    self.entry_deals.setdefault(a.dealId, ref)  # when the row is out of the day-deep history
         for cid in [c for c in self.in_doubt if c not in self._exits]:
             self._claim(cid, positions, acts)  # before a close row is called an outside change
         fills = [
