@@ -304,6 +304,63 @@ def test_live_runs_open_brackets_then_book_the_stop_fill_once(project: Path, kin
             assert len(refs) == len(set(refs))
 
 
+@pytest.mark.timeout(900)
+def test_an_ibkr_stop_that_filled_after_run_1_is_booked_by_the_next_day_run(project: Path) -> None:
+    """The daily batch case: run 1 on D opens brackets; a stop fires later on D; run 2 on D+1. TWS
+    returns the current day's executions only (the simulator models it), so the stop's execution is
+    gone: only the completed order (Filled, filledQuantity) and the flat position say what happened.
+    Before: the stop stayed working in Joe's books and run 2 did not reconcile. Now it is booked once,
+    an estimate at its stop price (audited as such), and the target is cancelled by OCA."""
+    (project / "config/execution.yaml").write_text(LIVE_CONFIG)
+    with sim("ibkr") as (env, control):
+        env = {**env, "TRADING_MODE": "live"}
+        facts, report = live_facts(joe_run(project, env))
+        day1 = _as_of(report)
+        pos = facts["positions"][0]
+        stop = next(o for o in facts["orders"] if o["symbol"] == pos["symbol"] and o["leg"] == "stop")
+        # Later on D (the simulator's own clock): the price goes through the stop; the broker fills it.
+        through = _through_stop(pos["stop"], pos["quantity"])
+        post(f"{control}/_sim/price", {"symbol": pos["symbol"], "mid": through})
+        assert Decimal(get(f"{control}/_sim/positions")["positions"][pos["symbol"]]) == 0
+        # Overnight to D+1's open: D's executions are no longer returned by reqExecutions.
+        day2 = nth_session_after("XNYS", day1, 1)
+        open2 = _open_minute(day2)
+        assert _post(f"{control}/_sim/clock", {"to": open2})["now"] == open2
+        env2 = {**env, "JOE_CLOCK_START": open2}
+        facts2, _ = live_facts(joe_run(project, env2))
+        assert facts2["reconciled"] is True, facts2["findings"]
+        # Joe's positions are the broker's (run 2 may open a new bracket on the same symbol).
+        held = {s: Decimal(q) for s, q in get(f"{control}/_sim/positions")["positions"].items() if Decimal(q)}
+        assert {p["symbol"]: Decimal(p["quantity"]) for p in facts2["positions"]} == held
+        assert stored_fills(project, stop["client_order_id"]) == 1
+        booked = [f for f in facts2["fills"] if f["client_order_id"] == stop["client_order_id"]]
+        assert len(booked) == 1 and Decimal(booked[0]["price"]) == Decimal(pos["stop"])
+        bracket = {o["client_order_id"]: o["leg"] for o in facts["orders"] if o["symbol"] == pos["symbol"]}
+        with sqlite3.connect(project / "data" / "joe.db") as db:
+            rows = db.execute("select client_order_id, state from orders where mode = 'live'").fetchall()
+        states = dict(rows)
+        assert {bracket[c]: states[c] for c in bracket} == {
+            "entry": "FILLED", "stop": "FILLED", "target": "CANCELLED"
+        }, states
+        audit = [
+            json.loads(ln)
+            for f in (project / "data/audit").glob("*.jsonl")
+            for ln in f.read_text().splitlines()
+            if '"order.fill_estimated"' in ln
+        ]
+        assert [a["payload"]["price_source"] for a in audit] == ["stop_price"], audit
+        # The simulator's book: flat, the stop filled, the target cancelled.
+        kids = {
+            o["order_type"]: o["status"]
+            for o in get(f"{control}/_sim/orders")["orders"]
+            if o["order_ref"] in bracket and o["parent_id"] != 0
+        }
+        assert kids == {"STP": "Filled", "LMT": "Cancelled"}, kids
+        facts3, _ = live_facts(joe_run(project, env2))  # another run that day books nothing new
+        assert facts3["reconciled"] is True, facts3["findings"]
+        assert stored_fills(project, stop["client_order_id"]) == 1
+
+
 @pytest.mark.timeout(600)
 @pytest.mark.parametrize("kind", ["ibkr", "capital"])
 def test_shadow_run_sends_no_order_request(project: Path, kind: str) -> None:

@@ -10,7 +10,10 @@
 - an execution recorded as an outside change (`joe.execution.outside`) is never also Joe's fill;
 - a fill on an order Joe had as terminal moves it on and is alerted (`LATE_FILL`);
 - an overfill is stored too (the order's size follows what filled) and alerted; if the broker's
-  position does not show it the bracket children are frozen at their size (`_frozen`).
+  position does not show it the bracket children are frozen at their size (`_frozen`);
+- an order the broker (asked) says is Filled beyond the executions it still returns gets an
+  estimated fill for the rest (`joe.execution.estimated_fills`: bounded execution history), which a
+  later real execution of the order replaces.
 """
 
 from __future__ import annotations
@@ -23,8 +26,9 @@ from typing import TYPE_CHECKING
 from joe.brokers.base import BrokerError
 from joe.core.ids import is_client_order_id
 from joe.core.models import Fill
-from joe.core.order import InvalidFill, Order, OrderState, OverfillError
-from joe.core.reports import CommissionReport, FillReport
+from joe.core.order import InvalidFill, Order, OrderState, OverfillError, validate_fill
+from joe.core.reports import CommissionReport, FillReport, OrderStatusReport, VenueOrderStatus
+from joe.execution.estimated_fills import estimate_id, estimated_fill, shrunk_estimate
 from joe.execution.events import AlertKind
 from joe.execution.journal import fill_payload
 
@@ -54,6 +58,7 @@ class FillIntake:
     clock: Callable[[], datetime]
     _applied: list[str] | None
     _frozen: set[str]
+    _estimating_off: set[str]  # orders whose execution is being applied (no estimate meanwhile)
 
     if TYPE_CHECKING:  # provided by `OrderManager` / `BracketFollower` (later in the MRO)
 
@@ -114,6 +119,7 @@ class FillIntake:
         was = o.state
         before = o.fills.get(fill.fill_id)
         overfilled = False
+        shrunk = self._replace_estimate(o, fill, fr)
         try:
             changed = self._apply_fill(o, fill, fr)
         except InvalidFill as e:
@@ -123,7 +129,13 @@ class FillIntake:
             await self.journal.alert(AlertKind.INVALID_FILL, str(e), o)
             return False
         except OverfillError:
-            await self.ask(o)  # the broker may have resized the order (a modify or bracket resize)
+            # The broker may have resized the order (a modify or bracket resize). Its answer must not
+            # book an estimate for the very execution being applied here (`_book_unseen_fills`).
+            self._estimating_off.add(o.client_order_id)
+            try:
+                await self.ask(o)
+            finally:
+                self._estimating_off.discard(o.client_order_id)
             try:
                 changed = self._apply_fill(o, fill, fr)
             except OverfillError as e:
@@ -143,6 +155,11 @@ class FillIntake:
             self._applied.append(fill.fill_id)
         if await self.journal.order_event("order.fill", fill_payload(fill, fr), o):
             self.book.audited.append(fill.fill_id)  # marked in the store with the next save
+        if shrunk is not None:
+            await self.journal.order_event(
+                "order.fill_estimate_replaced",
+                {"estimate": shrunk.fill_id, "by": fill.fill_id, "estimate_left": str(shrunk.quantity)}, o,
+            )  # fmt: skip
         if before is not None:  # a correction replaced (or busted, quantity 0) an execution
             corrected = {
                 "fill_id": fill.fill_id, "revision": fr.revision,
@@ -160,7 +177,7 @@ class FillIntake:
             )
         if overfilled:
             await self._check_overfill(o)  # before anything can resize the children to it
-        elif was.is_terminal and before is None:
+        elif was.is_terminal and before is None and shrunk is None:  # (an estimate replaced: no news)
             await self.journal.alert(
                 AlertKind.LATE_FILL, f"fill {fill.fill_id} on an order Joe had as {was}", o
             )
@@ -193,6 +210,52 @@ class FillIntake:
                 "bracket children not resized",
                 o,
             )
+
+    def _replace_estimate(self, o: Order, fill: Fill, fr: FillReport) -> Fill | None:
+        """A real execution of an order with an estimated fill (`estimated_fills`): the estimate
+        shrinks by it first (unsaved; saved with the execution), so nothing is counted twice. Returns
+        the shrunk estimate, or None. An execution that cannot be the order's changes nothing."""
+        try:
+            validate_fill(o, fill, correction=fr.revision > 0)
+        except InvalidFill:
+            return None  # refused by `_apply_fill` next
+        shrunk = shrunk_estimate(o, fill)
+        if shrunk is None:
+            return None
+        est, revision = shrunk
+        o.apply_fill(est, revision, from_reconciliation=True)
+        return est
+
+    async def _book_unseen_fills(self, o: Order, r: OrderStatusReport) -> None:
+        """The broker, asked, says `o` is Filled, and the executions it returns (just fetched) show
+        less: they are older than its execution history reaches (IBKR: the current day). The rest is
+        booked as an estimated fill (`joe.execution.estimated_fills`), audited as
+        `order.fill_estimated` with its price source; with no price evidence it is alerted instead."""
+        if r.status is not VenueOrderStatus.FILLED or not r.from_reconciliation:
+            return
+        said = r.filled_quantity if r.filled_quantity > 0 else r.quantity
+        if o.filled_quantity >= said or said > o.quantity or o.state is _S.NEW:
+            return  # nothing missing; or an overfill (the executions settle it, `_check_overfill`)
+        if o.client_order_id in self._estimating_off:
+            return  # asked while one of its executions is being applied: that one is the news
+        made = estimated_fill(o, replace(r, filled_quantity=said))
+        if made is None:
+            await self.journal.alert(
+                AlertKind.UNRESOLVED,
+                f"the broker says {said} filled, its executions show {o.filled_quantity} and it gives no "
+                "price (a market order): not booked; check the broker's statement",
+                o,
+            )  # fmt: skip
+            return
+        fr, source = made
+        await self.journal.order_event(
+            "order.fill_estimated",
+            {"fill_id": estimate_id(o.client_order_id), "quantity": str(fr.fill.quantity),
+             "price": str(fr.fill.price), "price_source": source, "broker_filled": str(said),
+             "reason": "the broker's execution history no longer reaches this order's executions"},
+            o,
+        )  # fmt: skip
+        await self._on_fill(fr)
 
     def _apply_fill(self, o: Order, fill: Fill, fr: FillReport, *, overfill: bool = False) -> bool:
         if o.state is _S.NEW:  # sent by a process that died before recording SUBMITTING

@@ -133,6 +133,7 @@ class OrderManager(ReconcilePass, FillIntake, BrokerQueries, OutsideChanges, Bra
         self._resize_asked: dict[str, Decimal] = {}
         self._over_asked: dict[str, tuple[Decimal, Decimal]] = {}
         self._frozen: set[str] = set()  # signals whose children must not follow (unconfirmed overfill)
+        self._estimating_off: set[str] = set()  # `FillIntake._book_unseen_fills` paused for these orders
         self._refit: set[str] = set()
         self._position_seen: dict[str, Decimal] = {}
         self._levels_asked: dict[str, set[tuple[str, Decimal]]] = {}  # price levels Joe asked, by order
@@ -472,6 +473,7 @@ class OrderManager(ReconcilePass, FillIntake, BrokerQueries, OutsideChanges, Bra
             await self._apply(o, plan_status(o, r))
         if plan.fetch_fills:
             await self._fetch_fills(o)
+            await self._book_unseen_fills(o, r)
         if r.status is VenueOrderStatus.INACTIVE:
             await self._inactive_leg(o)
         await self._after_change(o)

@@ -87,6 +87,11 @@ class Execution:
     wire: WireExec
     commission: Decimal
 
+    @property
+    def at(self) -> datetime:
+        """When it executed (UTC), read from the wire time `YYYYMMDD HH:MM:SS UTC`."""
+        return datetime.strptime(self.wire.time, "%Y%m%d %H:%M:%S UTC").replace(tzinfo=UTC)
+
 
 @dataclass(frozen=True, slots=True)
 class BookEvent:

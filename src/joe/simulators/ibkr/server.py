@@ -28,6 +28,13 @@ client message for assertions. Faults (names for `sim.faults.arm(...)`):
 - ``refuse_modify`` (code=110, message=...): the next modification is refused; the order keeps its
   old values. (A price off the contract's minTick is always refused with 110, new or modify.)
 
+Execution history: reqExecutions answers only the executions of the current day — on or after
+midnight in the TWS login's time zone (`tws_zone`, New York by default) — as TWS does by default
+(IB TWS API docs, "Executions and Commissions": the current day's executions; the TWS Trade Log
+setting "show trades for" extends it to up to 7 days: `execution_days=7`). reqCompletedOrders keeps
+every completed order (see /work/notes/ibhist-findings.md: secondary sources say it is current-day
+only too; not modelled).
+
 Scripting hooks: `set_price`, `step`, `fill`, `inject_error`, `drop_connections`, `nightly_reset`,
 `set_min_tick`, `order_error` (a code on a live order that stays live), `broker_cancel` (the broker
 cancels an order, e.g. a protective stop, with 202).
@@ -39,8 +46,9 @@ import asyncio
 import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
+from zoneinfo import ZoneInfo
 
 from joe.simulators.common import FaultPlan, FillModel, PriceBook, SimClock
 from joe.simulators.ibkr import codec as C
@@ -85,9 +93,15 @@ class IBKRSimulator:
         account: str = "DU1234567",
         universe: tuple[str, ...] = DEFAULT_UNIVERSE,
         clock: Callable[[], datetime] | None = None,
+        execution_days: int = 1,
+        tws_zone: str = "America/New_York",
     ) -> None:
         if server_version not in SUPPORTED_VERSIONS:
             raise ValueError(f"server_version must be in 157..178, got {server_version}")
+        if not 1 <= execution_days <= 7:
+            raise ValueError(f"execution_days must be 1..7 (TWS Trade Log setting), got {execution_days}")
+        self.execution_days = execution_days
+        self.tws_zone = ZoneInfo(tws_zone)
         self.server_version = server_version
         self.seed = seed
         self.host = host
@@ -114,6 +128,13 @@ class IBKRSimulator:
         self._server: asyncio.Server | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._live_execs = 0
+
+    def execution_history_start(self) -> datetime:
+        """The oldest moment reqExecutions still reaches: midnight (in `tws_zone`) of the current day,
+        or of the day `execution_days - 1` days before it (the TWS Trade Log setting)."""
+        local = self.clock().astimezone(self.tws_zone)
+        day = local.date() - timedelta(days=self.execution_days - 1)
+        return datetime(day.year, day.month, day.day, tzinfo=self.tws_zone)
 
     # -- lifecycle ----------------------------------------------------------------------------------
 

@@ -210,9 +210,14 @@ class Session:
         self.send(C.account_update_multi_end(req_id))
 
     def _executions(self, f: list[str]) -> None:
+        """reqExecutions: the executions TWS still holds — those on or after `IBKRSimulator.
+        execution_history_start` (the current day by default; older ones are gone from the API)."""
         req_id, client_filter = as_int(f[2]), as_int(f[3])
+        start = self.sim.execution_history_start()
         for ex in self.sim.book.executions:
             if client_filter and ex.wire.client_id != client_filter:
+                continue
+            if ex.at < start:
                 continue
             self.send(exec_details(self.sv, req_id, ex.contract, ex.wire))
             currency = self.sim.commission_currencies.get(ex.wire.exec_id, "USD")
