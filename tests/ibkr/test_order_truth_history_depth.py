@@ -128,3 +128,14 @@ async def test_with_a_seven_day_trade_log_the_real_execution_is_booked(
     assert estimate_id(stop.client_order_id) not in stop.fills
     [ex] = [e for e in day_sim.book.executions if e.wire.order_ref == legs[1].client_order_id]
     assert stop.avg_fill_price == ex.wire.price
+
+
+def test_the_simulator_refuses_a_trade_log_setting_tws_does_not_have() -> None:
+    from typer.testing import CliRunner
+
+    from joe.cli.main import app
+
+    out = CliRunner().invoke(app, ["sim", "ibkr", "--port", "0", "--execution-days", "8"])
+    assert out.exit_code == 2 and "--execution-days must be between 1 and 7" in out.output
+    with pytest.raises(ValueError, match=r"execution_days must be 1\.\.7"):
+        IBKRSimulator(execution_days=0)

@@ -86,14 +86,22 @@ def ibkr(
         int | None,
         typer.Option("--control-port", help="Also serve /_sim/ (requests, orders, price) on this port."),
     ] = None,
+    execution_days: Annotated[
+        int,
+        typer.Option(help="Days of executions reqExecutions returns (1: TWS's default, the current day; 7: "
+                     "the TWS Trade Log setting's maximum)."),
+    ] = 1,
 ) -> None:
     """Serve the TWS API socket protocol (as TWS / IB Gateway would) until Ctrl-C."""
     _check_port(port)
     if not 157 <= server_version <= 178:
         typer.echo("--server-version must be between 157 and 178 (what ib_async negotiates)", err=True)
         raise typer.Exit(ExitCode.USAGE)
+    if not 1 <= execution_days <= 7:
+        typer.echo("--execution-days must be between 1 and 7 (the TWS Trade Log setting)", err=True)
+        raise typer.Exit(ExitCode.USAGE)
     from joe.simulators.ibkr.server import run_ibkr_sim
 
     if control_port is not None:
         _check_port(control_port, "--control-port")
-    _serve("IBKR", port, lambda: run_ibkr_sim(port, server_version, seed, control_port))
+    _serve("IBKR", port, lambda: run_ibkr_sim(port, server_version, seed, control_port, execution_days))

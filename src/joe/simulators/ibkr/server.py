@@ -32,8 +32,8 @@ Execution history: reqExecutions answers only the executions of the current day 
 midnight in the TWS login's time zone (`tws_zone`, New York by default) — as TWS does by default
 (IB TWS API docs, "Executions and Commissions": the current day's executions; the TWS Trade Log
 setting "show trades for" extends it to up to 7 days: `execution_days=7`). reqCompletedOrders keeps
-every completed order (see /work/notes/ibhist-findings.md: secondary sources say it is current-day
-only too; not modelled).
+every completed order; secondary sources (wboayue/rust-ibapi#299, the InteractiveTradeR docs) say
+real TWS lists the current day's only too — not modelled.
 
 Scripting hooks: `set_price`, `step`, `fill`, `inject_error`, `drop_connections`, `nightly_reset`,
 `set_min_tick`, `order_error` (a code on a live order that stays live), `broker_cancel` (the broker
@@ -416,8 +416,10 @@ def _replace_exec(ex: Execution, exec_id: str, qty: Decimal) -> WireExec:
     return replace(ex.wire, exec_id=exec_id, shares=qty, cum_qty=ex.wire.cum_qty + qty)
 
 
-async def _serve(port: int, server_version: int, seed: int, control_port: int | None = None) -> None:
-    sim = IBKRSimulator(server_version=server_version, seed=seed, port=port)
+async def _serve(
+    port: int, server_version: int, seed: int, control_port: int | None = None, execution_days: int = 1
+) -> None:
+    sim = IBKRSimulator(server_version=server_version, seed=seed, port=port, execution_days=execution_days)
     await sim.start()
     control = None
     if control_port is not None:
@@ -443,8 +445,10 @@ async def _serve(port: int, server_version: int, seed: int, control_port: int | 
 
 
 def run_ibkr_sim(
-    port: int = 7497, server_version: int = 178, seed: int = 1, control_port: int | None = None
-) -> None:
-    """Blocking entry point for `joe sim ibkr [--port] [--control-port]`; stops on Ctrl-C."""
+    port: int = 7497, server_version: int = 178, seed: int = 1, control_port: int | None = None,
+    execution_days: int = 1,
+) -> None:  # fmt: skip
+    """Blocking entry point for `joe sim ibkr [--port] [--control-port] [--execution-days]`; stops on
+    Ctrl-C."""
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(_serve(port, server_version, seed, control_port))
+        asyncio.run(_serve(port, server_version, seed, control_port, execution_days))
