@@ -5,6 +5,7 @@ Separate processes against `joe sim ibkr`, as `test_live_runs.py`; the simulator
 
 from __future__ import annotations
 
+import sqlite3
 import time
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -79,3 +80,43 @@ def test_stop_outs_between_runs_lock_the_next_days_entries(project: Path) -> Non
         assert facts2["outcomes"] == []
         parents_after = [o for o in get(f"{control}/_sim/orders")["orders"] if o["parent_id"] == 0]
         assert len(parents_after) == len(parents_before)  # nothing new reached the broker
+
+
+@pytest.mark.timeout(900)
+def test_shadow_stop_outs_lock_the_next_days_shadow_entries(project: Path) -> None:
+    """Before: a shadow run's protections read the main store's closed positions of mode "shadow",
+    where nothing is ever closed (the shadow book keeps its own store, twin-shadow.db): its own
+    stop-outs never locked its next entries, so shadow showed entries live would have been refused.
+    Now its book's closed trades are judged: a stop-out of the shadow book at D+1's open locks every
+    entry of the D+1 shadow run (stoploss_guard_trades: as many as it held), and nothing is sent."""
+    config = LIVE_CONFIG.replace("universe_size: 60\n", "universe_size: 60\n  max_signals: 2\n")
+    (project / "config/execution.yaml").write_text(config)
+    book = project / "data" / "twin-shadow.db"
+    with sim("ibkr") as (env, control):
+        env = {**env, "TRADING_MODE": "shadow"}
+        _, report = live_facts(joe_run(project, env))
+        with sqlite3.connect(book) as db:
+            held = db.execute(
+                "select symbol, quantity, stop_loss from positions where status = 'open'"
+            ).fetchall()
+        assert held  # the shadow book filled the would-be brackets
+        (project / "config/execution.yaml").write_text(
+            config + f"safety:\n  protections:\n    stoploss_guard_trades: {len(held)}\n"
+        )
+        day2 = nth_session_after("XNYS", _as_of(report), 1)
+        open2 = _open_minute(day2)
+        _post(f"{control}/_sim/clock", {"to": open2})
+        for sym, qty, stop in held:  # D+1 opens through the shadow book's stops
+            post(f"{control}/_sim/price", {"symbol": sym, "mid": _through_stop(str(stop), str(qty))})
+        later = (datetime.fromisoformat(open2) + timedelta(hours=1)).isoformat()
+        _, report2 = live_facts(joe_run(project, {**env, "JOE_CLOCK_START": later}))
+        with sqlite3.connect(book) as db:
+            closed = db.execute(
+                "select symbol, exit_reason from positions where status = 'closed'"
+            ).fetchall()
+        assert {s for s, _ in closed} == {s for s, _, _ in held} and all("stop" in r for _, r in closed)
+        executions = [s["execution"] for s in _signals(report2).values() if not s["vetoed"]]
+        assert executions, "run 2 has signals to judge"
+        assert all("stoploss_guard" in e for e in executions), executions
+        requests = get(f"{control}/_sim/requests")["requests"]
+        assert not [r for r in requests if r["name"] == "placeOrder"]  # shadow: nothing sent, ever

@@ -249,8 +249,9 @@ async def _trade(rt: Runtime, st: RunState, guard: RunGuard, link: BrokerLink) -
         start = st.opts.market_clock_start
         run_clock = clock_from(start) if start else st.clock
         book = guard.daily_book(
-            st.snap, st.as_of_idx, account, held, approved, equity_account=marks_of, minute=run_clock()
-        )
+            st.snap, st.as_of_idx, account, held, approved, equity_account=marks_of, minute=run_clock(),
+            shadow_book=st.rt.store if live is None else None,  # shadow: its book's own stop-outs lock too
+        )  # fmt: skip
         book = await fetch_live_book(book, link.market, [s.symbol for s in approved], run_clock)
         allowed, denied = guard.screen(approved, book)
         st.executions.update(denied)

@@ -57,13 +57,16 @@ def daily_book(
     opening_equity: Decimal | None = None,
     equity_account: str = "",
     minute: datetime | None = None,
+    shadow_book: Store | None = None,
 ) -> GateBook:
     """The book at the close of row `as_of_idx` of `panel` (a `joe.analysis.panel.Panel`).
 
     `minute` (aware UTC): the instant a live or shadow run trades at (its clock), where the
     protections' locks are judged — a stop-out at the broker earlier that day is a closed trade by
     then, while the bar's date (00:00 UTC of the session) is before it; None: the bar's date (paper,
-    backtest: the decision is at the close).
+    backtest: the decision is at the close). `shadow_book`: a shadow run's book (`twin-shadow.db`,
+    its positions in mode "paper"): its closed trades are the ones its locks judge, as a live
+    account's are the OrderManager's — shadow shows what live would do, locks included.
 
     The day's starting equity (what ``risk.daily_loss_limit_pct`` is measured from) is the last equity
     mark of an earlier day; on the book's first day, the first mark of the day; with no mark at all,
@@ -101,15 +104,24 @@ def daily_book(
         available_funds=account.available_funds,
         returns=returns,
         daily_bars=True,
-        locks=protection_locks(store, mode, minute or now, protections or ProtectionsConfig(), start_eq),
+        locks=protection_locks(
+            store, mode, minute or now, protections or ProtectionsConfig(), start_eq, shadow_book=shadow_book
+        ),
     )
 
 
 def protection_locks(
-    store: Store, mode: str, now: datetime, cfg: ProtectionsConfig, equity: Decimal
+    store: Store,
+    mode: str,
+    now: datetime,
+    cfg: ProtectionsConfig,
+    equity: Decimal,
+    *,
+    shadow_book: Store | None = None,
 ) -> list[Lock]:
     """The protections' locks at `now`, from the trades closed in the longest lookback: the paper book's
-    closed positions, and in live the trades of the `OrderManager`'s record (`live_closed_trades`)."""
+    closed positions, in live the trades of the `OrderManager`'s record (`live_closed_trades`), and in
+    shadow the closed positions of `shadow_book` (the shadow book's own store, mode "paper")."""
     hours = max(
         cfg.stoploss_guard_lookback_h, cfg.max_drawdown_lookback_h, cfg.low_profit_lookback_h, cfg.cooldown_h
     )
@@ -119,6 +131,14 @@ def protection_locks(
         for r in store.closed_positions(mode, since=since)
         if r.closed_at is not None and r.closed_at <= now
     ]
+    if shadow_book is not None:  # a shadow run's trades are its book's, kept in its own store
+        trades += [
+            ClosedTrade(
+                r.symbol, r.closed_at, r.realized_pnl, abs(r.quantity) * r.avg_price, r.exit_reason or ""
+            )
+            for r in shadow_book.closed_positions("paper", since=since)
+            if r.closed_at is not None and r.closed_at <= now
+        ]
     if mode == "live":  # a live account's trades are the OrderManager's orders and fills
         from joe.safety.live_trades import live_closed_trades
 

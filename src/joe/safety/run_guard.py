@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from joe.runtime.market import MarketSnapshot
     from joe.runtime.stages import RunState
     from joe.safety.risk_gate import GateBook, RiskGate
+    from joe.store import Store
 
 log = get_logger("joe.safety.run")
 
@@ -99,10 +100,12 @@ class RunGuard:
         signals: Sequence[Signal],
         equity_account: str = "",
         minute: datetime | None = None,
+        shadow_book: Store | None = None,
     ) -> GateBook:
         """The gate's view of a run on daily bars, at the close of `as_of_idx`; `equity_account`: whose
         daily-loss/drawdown marks (`joe.store.records.equity_account`; "" for the paper book); `minute`:
-        a live/shadow run's clock, where the protections' locks are judged (`paper_book.daily_book`)."""
+        a live/shadow run's clock, where the protections' locks are judged, and `shadow_book` a shadow run's
+        book, whose closed trades they judge (`paper_book.daily_book`)."""
         from joe.safety.paper_book import daily_book
 
         return daily_book(
@@ -119,6 +122,7 @@ class RunGuard:
             opening_equity=self.rt.config.paper.starting_cash if self.rt.mode == "paper" else None,
             equity_account=equity_account,
             minute=minute,
+            shadow_book=shadow_book,
         )
 
     async def after_marks(self, st: RunState) -> int:
