@@ -15,7 +15,7 @@ import pytest
 from capital.conftest import make_client
 from capital.test_truth_in_doubt import _posted
 from capital.test_truth_om import state, until
-from capital.truth_helpers import adapter, around, books, bracket, posts
+from capital.truth_helpers import adapter, around, books, bracket, entry, exit_intent, posts
 from joe.brokers.capital import CapitalClient
 from joe.brokers.capital.client import CapitalExecutionClient
 from joe.core.events import NullAudit
@@ -107,6 +107,50 @@ async def test_an_entry_killed_mid_post_whose_stop_fired_days_ago_settles_both_l
         assert len(fills) == 1 and fills[0].quantity == 1 and fills[0].price < stop, fills
         assert [a for a in again.alerts if a.kind is AlertKind.UNRESOLVED] == []
         assert posts(sim) == 1  # asked for, never resent
+    finally:
+        await again.stop()
+        await c2.close()
+        await c1.close()
+
+
+@pytest.mark.parametrize("sim", ["frozen"], indirect=True)
+@pytest.mark.parametrize("days_later", [0.2, 1.5, 3.5])
+async def test_an_exit_killed_mid_delete_is_filled_when_the_next_run_comes_days_later(
+    sim: CapitalSimulator, store: Store, days_later: float
+) -> None:
+    """Review r10days #5: the process dies with an exit's DELETE on the wire; the broker closes the deal;
+    the next run comes `days_later` after (the next day; after a weekend). Before: past one day the close
+    row had left the day-deep `lastPeriod` history, so the exit was CANCELLED with nothing filled and Joe
+    still held the long the broker had closed. Now a gone deal's close is looked for over a week of
+    one-day windows: the exit is FILLED, once, and no second DELETE is sent."""
+    c1 = make_client(sim)
+    await c1.open()
+    om1 = await manager(adapter(c1), store, sim)
+    e = entry("deep-x", "GOLD", Side.BUY, "1")
+    await om1.submit([e])
+    await until(lambda: state(om1, e.client_order_id) is OrderState.FILLED)
+    x = exit_intent("deep-x", "GOLD", Side.SELL, "1")
+    sim.faults.arm("latency", 1, path="/positions/", method="DELETE", seconds=0.5)
+    t = asyncio.create_task(om1.submit([x]))
+    await until(lambda: any(r.method == "DELETE" for r in sim.requests))
+    t.cancel()  # the process dies here
+    await asyncio.gather(t, return_exceptions=True)
+    await om1.stop()
+    await until(lambda: books(sim) == [])  # the broker closed the deal late
+    sim.clock.advance(days_later * 86400)
+
+    c2 = make_client(sim)
+    await c2.open()
+    again = OrderManager(adapter(c2), store, NullAudit(), confirm_timeout=2.0, clock=sim.clock,
+                         in_doubt_window=1.0, in_doubt_interval=0.1)  # fmt: skip
+    await again.start()
+    try:
+        await until(lambda: state(again, x.client_order_id) not in (OrderState.SUBMITTING, None), timeout=5.0)
+        o = again.order(x.client_order_id)
+        assert o is not None and o.state is OrderState.FILLED and o.filled_quantity == 1, o
+        assert sum(f.quantity for f in store.fills(x.client_order_id)) == 1
+        assert sum(1 for r in sim.requests if r.method == "DELETE") == 1  # asked for, never resent
+        assert [a for a in again.alerts if a.kind is AlertKind.UNRESOLVED] == []
     finally:
         await again.stop()
         await c2.close()

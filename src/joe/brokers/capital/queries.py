@@ -22,6 +22,10 @@ from joe.brokers.capital.trading import TradingApi
 from joe.core.models import OrderLeg, OrderType, Side
 from joe.core.reports import FillReport, MassStatus, OrderStatusReport, VenueOrderStatus
 
+# How far back a gone deal's close is looked for (seven one-day requests, only when the last day has
+# none): a week of skipped daily runs.
+DEAL_LOOKBACK = timedelta(days=7)
+
 
 class CapitalQueries:
     """The read side of `CapitalExecutionClient`. `children` maps an attached leg's id to
@@ -284,6 +288,8 @@ class CapitalQueries:
         out = []
         for deal_id in deal_ids:
             rows = await self.accounts.activity(deal_id=deal_id, last_period_s=86400, fiql="type==POSITION")
+            if deal_id not in live and not any(not ob.is_opening(r) for r in rows):
+                rows = await self._older_rows(deal_id)  # closed before the day-deep window
             opening = next((r for r in rows if ob.is_opening(r)), None)
             # Only this exit's own close rows: a close by the owner on the platform is not its fill.
             reports = (ob.fill_from_activity(r, cid) for r in rows if self.is_exit_row(cid, r))
@@ -308,6 +314,15 @@ class CapitalQueries:
                 order_type=OrderType.MARKET, leg=OrderLeg.EXIT, raw_status="CLOSE", from_reconciliation=True,
             ))  # fmt: skip
         return out
+
+    async def _older_rows(self, deal_id: str) -> list[Activity]:
+        """A gone deal's activity over the last `DEAL_LOOKBACK` (one-day windows on the broker's clock,
+        spec §4.5): its close is older than `lastPeriod`'s day when the run after the close came a day
+        or more later (an exit whose process died mid-DELETE, re-run the next day or after a weekend)."""
+        now = await self.broker_now()
+        return await self.accounts.activity(
+            now - DEAL_LOOKBACK, now + timedelta(seconds=1), deal_id=deal_id, fiql="type==POSITION"
+        )
 
     async def broker_now(self) -> datetime:
         """The broker's clock (`GET /time`). A read is windowed and stamped on it, never on Joe's
