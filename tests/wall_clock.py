@@ -9,8 +9,11 @@ date the suite happens to run at (UTC vs New York midnight, weekends, NYSE hours
 directory at e.g. 00:10 UTC on a Wednesday, Saturday noon and 31 Dec 23:50, and compare.
 
 Not shifted: `time.time()`, `time.monotonic()`, `pd.Timestamp.now()`, and child processes (a `joe`
-subprocess gets JOE_CLOCK_START from conftest for its market hours, not this shift). Unset (the
-default), nothing is patched.
+subprocess gets JOE_CLOCK_START from conftest for its market hours, not this shift). So a few tests fail
+under the switch by construction, not by the hour: tests/capital's two that compare the simulator's dates
+with aiohttp's HTTP `Date` header (time.time), and a daemon subprocess that judges an in-process
+simulator's quotes "in the future" (tests/runtime/test_daemon_scheduled.py). Unset (the default),
+nothing is patched.
 """
 
 from __future__ import annotations
