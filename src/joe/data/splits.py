@@ -254,8 +254,13 @@ class Jump:
             return not (math.isfinite(self.sds) and self.sds < ORDINARY_SDS)
         # Too few bars before to know the symbol's moves (sds unknown): a split-sized jump is taken as
         # extraordinary - the stricter reading (found by the split property: a 2-for-1 at bar 5).
+        # A series with volume whose jump is too recent for it (the last 9 bars) is read like one whose
+        # volume is readable, never like a series without volume: volume will decide once enough bars
+        # follow, and until then the jump is an unconfirmed split (a 3-for-2 on a +6% day 9 bars before
+        # the end was kept as an ordinary -30% day: found by the split property).
+        too_recent = self.has_volume and self.bars_after < SPIKE_BARS + MIN_AFTER_BARS - 1
         if (not math.isfinite(self.sds) or self.sds >= JUMP_SDS) and (
-            post or abs(self.move) >= BIG_WITHOUT_VOLUME
+            post or too_recent or abs(self.move) >= BIG_WITHOUT_VOLUME
         ):
             return True
         if not post:  # without volume: a clean ratio, or a huge jump (module docstring)
