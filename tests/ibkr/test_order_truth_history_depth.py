@@ -139,3 +139,35 @@ def test_the_simulator_refuses_a_trade_log_setting_tws_does_not_have() -> None:
     assert out.exit_code == 2 and "--execution-days must be between 1 and 7" in out.output
     with pytest.raises(ValueError, match=r"execution_days must be 1\.\.7"):
         IBKRSimulator(execution_days=0)
+
+
+async def test_no_estimate_when_the_executions_could_not_be_read(
+    day_sim: IBKRSimulator, make_client: Any, store: Store
+) -> None:
+    """The broker says Filled, but reading its executions failed: their absence proves nothing, so no
+    estimated fill is booked (the stop stays open in Joe's books, alerted, asked again next pass)."""
+    from joe.brokers.base import BrokerUnavailable
+
+    legs = await _yesterdays_stop(day_sim, make_client, store, "unread")
+    client = await make_client(day_sim, client_id=31)
+    listed = client.mass_status
+    calls = 0
+
+    async def first_then_fail(*a: Any, **kw: Any) -> Any:
+        nonlocal calls
+        calls += 1
+        if calls > 1:  # the pass's own listing works; the per-order read of executions fails
+            raise BrokerUnavailable("ibkr: executions unreadable (test)")
+        return await listed(*a, **kw)
+
+    client.mass_status = first_then_fail  # type: ignore[method-assign]
+    om = OrderManager(client, store, NullAudit(), confirm_timeout=3.0, clock=day_sim.clock)
+    try:
+        await om.start()
+        stop = joe(store, legs[1].client_order_id)
+        assert calls > 1  # the executions were asked for
+        assert estimate_id(stop.client_order_id) not in stop.fills and not stop.state.is_terminal
+        assert any("could not fetch executions" in a.message for a in om.alerts)
+    finally:
+        await om.stop()
+        await client.close()

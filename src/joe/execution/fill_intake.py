@@ -280,15 +280,18 @@ class FillIntake:
                 o,
             )
 
-    async def _fetch_fills(self, o: Order) -> None:
+    async def _fetch_fills(self, o: Order) -> bool:
+        """Apply the broker's executions (and commissions) of `o`; False when they could not be read
+        (alerted): then nothing may be inferred from their absence (no estimated fill)."""
         try:
             mass = await self.client.mass_status(o.created_at - EXEC_TIME_SLACK)
         except BrokerError as e:
             await self.journal.alert(AlertKind.UNRESOLVED, f"could not fetch executions: {e}", o)
-            return
+            return False
         for f in mass.fills:
             if f.fill.client_order_id == o.client_order_id:
                 await self._on_fill(replace(f, from_reconciliation=True))
         for c in mass.commissions:
             if c.fill_id in o.fills:
                 await self._on_commission(c)
+        return True

@@ -471,8 +471,8 @@ class OrderManager(ReconcilePass, FillIntake, BrokerQueries, OutsideChanges, Bra
         await self._apply(o, plan)
         if plan.to_state is _S.SUBMITTING:  # NEW -> SUBMITTING, then what the report says
             await self._apply(o, plan_status(o, r))
-        if plan.fetch_fills:
-            await self._fetch_fills(o)
+        # Executions read (not failed): what they lack is beyond the broker's history (an estimate).
+        if plan.fetch_fills and await self._fetch_fills(o):
             await self._book_unseen_fills(o, r)
         if r.status is VenueOrderStatus.INACTIVE:
             await self._inactive_leg(o)
