@@ -123,7 +123,10 @@ class IbkrWorld(World):
     def __init__(self, seed: int, server_version: int, symbols: tuple[str, ...]) -> None:
         from joe.simulators.ibkr import IBKRSimulator
 
-        self.sim = IBKRSimulator(server_version=server_version, seed=seed)
+        # The Trade Log at 7 days: a scenario on the wall clock that straddles midnight New York would
+        # otherwise lose the earlier day's executions on a reconnect (estimated fills, which have their
+        # own tests): a scenario's outcome must not depend on the hour the suite runs at.
+        self.sim = IBKRSimulator(server_version=server_version, seed=seed, execution_days=7)
         self.symbols = symbols
         self.start_prices = {s: Decimal(100 + 50 * i) for i, s in enumerate(symbols)}
         self.owner_net = {}
