@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: run test lint bench chaos install clean
+.PHONY: run test e2e lint bench chaos install clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -21,8 +21,13 @@ lint: $(STAMP)
 	$(BIN)/ruff check src tests bench scripts
 	$(BIN)/mypy src
 
+# `make test`: lint, types and every test but the end-to-end suite; `make e2e`: that suite (whole runs
+# of `joe` against the simulators, the daemon, the chaos smoke subset). CI runs both.
 test: lint
-	$(BIN)/pytest -n 2 --dist loadfile -q
+	$(BIN)/pytest -n 2 --dist loadfile -q -m "not e2e"
+
+e2e: $(STAMP)
+	$(BIN)/pytest -n 2 --dist loadfile -q -m e2e
 
 # The chaos suite (issue 13): SEEDS=A:B scenarios (default the full thousand), WORKERS processes.
 # A failing seed prints the one-line command that replays it alone.

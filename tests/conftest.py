@@ -19,6 +19,28 @@ if not os.environ.get("JOE_HYPOTHESIS_EXPLORE"):
     settings.load_profile("ci")
 
 
+# The end-to-end suite (`make e2e`): the runtime layer's tests (whole runs, the CLI and the daemon,
+# most as separate `joe` processes against the simulators), the other tests that run `joe` commands as
+# processes, and the chaos smoke subset. `make test` runs everything else (under 15 minutes on 2 cores);
+# CI (`.ci/run`) runs both, so every test still gates a change.
+E2E_DIRS = ("runtime/",)
+E2E_FILES = frozenset({
+    "safety/test_secrets_every_command.py", "safety/test_run_safety.py", "safety/test_kill_flatten_cli.py",
+    "doctor/test_doctor_sims.py", "execution/test_restart_e2e.py",
+})  # fmt: skip
+E2E_TESTS = frozenset({"chaos/test_chaos.py::test_the_smoke_subset"})
+_TESTS_DIR = os.path.dirname(os.path.abspath(__file__))
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark the end-to-end suite `e2e` (selected by `make e2e`, left out by `make test`)."""
+    for item in items:
+        rel = os.path.relpath(str(item.fspath), _TESTS_DIR).replace(os.sep, "/")
+        name = f"{rel}::{item.name.split('[')[0]}"
+        if rel.startswith(E2E_DIRS) or rel in E2E_FILES or name in E2E_TESTS:
+            item.add_marker(pytest.mark.e2e)
+
+
 # Every test runs with the clock of a Tuesday 10:00 New York (tests/market_clock.py); tests of the closed
 # market set their own.
 

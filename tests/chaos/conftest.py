@@ -2,7 +2,7 @@
 
 Seeds: `--chaos-seeds A:B` runs seeds A..B-1 (`make chaos` runs 0:1000), one pytest item per seed;
 `--chaos-seed N` replays one. Without either, the fixed smoke subset `SMOKE` runs as one test, its
-scenarios concurrently (`test_chaos.test_the_smoke_subset`, part of `make test`). Each scenario's result
+scenarios concurrently (`test_chaos.test_the_smoke_subset`, part of `make e2e`). Each scenario's result
 is appended to `test-artifacts/chaos/results.jsonl` (`JOE_CHAOS_ARTIFACTS`: another folder than
 `test-artifacts`); at the end of the session the controller writes `test-artifacts/chaos-summary.json`
 and `.md` (`summary.py`); the smoke subset writes `chaos-smoke-summary.json` and `.md`, a replay
