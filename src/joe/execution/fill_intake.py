@@ -59,6 +59,8 @@ class FillIntake:
     _applied: list[str] | None
     _frozen: set[str]
     _estimating_off: set[str]  # orders whose execution is being applied (no estimate meanwhile)
+    _pass_fills: set[str]  # orders with executions in the running reconciliation pass (applied next)
+    _deferred_estimates: dict[str, OrderStatusReport]  # their Filled reports, re-checked after them
 
     if TYPE_CHECKING:  # provided by `OrderManager` / `BracketFollower` (later in the MRO)
 
@@ -236,6 +238,9 @@ class FillIntake:
         said = r.filled_quantity if r.filled_quantity > 0 else r.quantity
         if o.filled_quantity >= said or said > o.quantity or o.state is _S.NEW:
             return  # nothing missing; or an overfill (the executions settle it, `_check_overfill`)
+        if o.client_order_id in self._pass_fills:  # the pass holds executions of it, applied next
+            self._deferred_estimates[o.client_order_id] = r  # then what they still lack is estimated
+            return
         if o.client_order_id in self._estimating_off:
             return  # asked while one of its executions is being applied: that one is the news
         made = estimated_fill(o, replace(r, filled_quantity=said))

@@ -134,6 +134,8 @@ class OrderManager(ReconcilePass, FillIntake, BrokerQueries, OutsideChanges, Bra
         self._over_asked: dict[str, tuple[Decimal, Decimal]] = {}
         self._frozen: set[str] = set()  # signals whose children must not follow (unconfirmed overfill)
         self._estimating_off: set[str] = set()  # `FillIntake._book_unseen_fills` paused for these orders
+        self._pass_fills: set[str] = set()  # orders whose executions the running reconciliation applies
+        self._deferred_estimates: dict[str, OrderStatusReport] = {}  # `ReconcilePass.reconcile`
         self._refit: set[str] = set()
         self._position_seen: dict[str, Decimal] = {}
         self._levels_asked: dict[str, set[tuple[str, Decimal]]] = {}  # price levels Joe asked, by order

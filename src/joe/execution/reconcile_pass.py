@@ -54,10 +54,14 @@ class ReconcilePass:
     _reconciling: bool
     _sending: set[str]
     _applied: list[str] | None
+    _pass_fills: set[str]
+    _deferred_estimates: dict[str, OrderStatusReport]
 
     if TYPE_CHECKING:  # provided by `OrderManager` and its other mixins (later in the MRO)
 
         async def _on_status(self, r: OrderStatusReport) -> None: ...
+
+        async def _book_unseen_fills(self, o: Order, r: OrderStatusReport) -> None: ...
 
         async def _on_fill(self, fr: FillReport) -> bool: ...
 
@@ -101,11 +105,20 @@ class ReconcilePass:
                 oldest = min((o.created_at for o in mine), default=None)
                 since = oldest - EXEC_TIME_SLACK if oldest is not None else None
             mass = await self.client.mass_status(since)
+            # Statuses are applied before executions: an order this pass has executions of is not
+            # estimated meanwhile (`FillIntake._book_unseen_fills`); once they are applied, what
+            # they still lack of the broker's Filled is (`_deferred_estimates`).
+            self._pass_fills = {f.fill.client_order_id for f in mass.fills}
             for r in mass.orders:
                 if r.client_order_id:
                     await self._fresh(self._on_status, replace(r, from_reconciliation=True))
             for f in mass.fills:
                 await self._fresh(self._on_fill, replace(f, from_reconciliation=True))
+            self._pass_fills = set()
+            deferred, self._deferred_estimates = self._deferred_estimates, {}
+            for cid, report in deferred.items():
+                if (o := self.book.get(cid)) is not None:
+                    await self._book_unseen_fills(o, report)
             for c in mass.commissions:
                 await self._on_commission(c)
             await self.attribute_outside(mass)  # the owner's executions that changed Joe's positions
@@ -122,6 +135,7 @@ class ReconcilePass:
         finally:
             self._reconciling = False
             self._applied = None
+            self._pass_fills = set()
 
     def _link(self, orders: Sequence[Order]) -> None:
         """Hand the adapter the store's durable links of these orders (legs to their entry, broker
