@@ -34,6 +34,17 @@ async def manager(xc: CapitalExecutionClient, store: Store, sim: CapitalSimulato
     return om
 
 
+async def _next_run(sim: CapitalSimulator, store: Store) -> tuple[CapitalClient, OrderManager]:
+    """The next run's process: a fresh client and a started OrderManager on the same store, on the
+    simulator's clock, asking about in-doubt orders for 1 s (a short window, for the test)."""
+    client = make_client(sim)
+    await client.open()
+    om = OrderManager(adapter(client), store, NullAudit(), confirm_timeout=2.0, clock=sim.clock,
+                      in_doubt_window=1.0, in_doubt_interval=0.1)  # fmt: skip
+    await om.start()
+    return client, om
+
+
 @pytest.mark.parametrize("sim", ["frozen"], indirect=True)
 @pytest.mark.parametrize("days_later", [0.5, 1.6, 4.0])
 async def test_a_stop_firing_days_after_the_entry_settles_both_legs_after_a_restart(
@@ -93,11 +104,7 @@ async def test_an_entry_killed_mid_post_whose_stop_fired_days_ago_settles_both_l
     assert books(sim) == []
     sim.clock.advance(days_later * 86400)
 
-    c2 = make_client(sim)
-    await c2.open()
-    again = OrderManager(adapter(c2), store, NullAudit(), confirm_timeout=2.0, clock=sim.clock,
-                         in_doubt_window=1.0, in_doubt_interval=0.1)  # fmt: skip
-    await again.start()
+    c2, again = await _next_run(sim, store)
     try:
         await until(lambda: state(again, target_id) not in (OrderState.ACCEPTED, None), timeout=5.0)
         assert state(again, entry_id) is OrderState.FILLED
@@ -139,11 +146,7 @@ async def test_an_exit_killed_mid_delete_is_filled_when_the_next_run_comes_days_
     await until(lambda: books(sim) == [])  # the broker closed the deal late
     sim.clock.advance(days_later * 86400)
 
-    c2 = make_client(sim)
-    await c2.open()
-    again = OrderManager(adapter(c2), store, NullAudit(), confirm_timeout=2.0, clock=sim.clock,
-                         in_doubt_window=1.0, in_doubt_interval=0.1)  # fmt: skip
-    await again.start()
+    c2, again = await _next_run(sim, store)
     try:
         await until(lambda: state(again, x.client_order_id) not in (OrderState.SUBMITTING, None), timeout=5.0)
         o = again.order(x.client_order_id)
