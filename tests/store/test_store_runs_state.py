@@ -58,6 +58,24 @@ def test_runs_lifecycle(store: Store) -> None:
     latest_ok = store.latest_run(status="ok")
     assert latest_ok is not None and latest_ok.run_id == "r1"
     assert store.get_run("zzz") is None
+
+
+def test_runs_left_running_by_a_dead_process_are_marked_interrupted_once(store: Store) -> None:
+    store.start_run("done", "paper", "sim", "sample", started_at=T0)
+    store.finish_run("done", "ok", finished_at=T0 + timedelta(minutes=1))
+    store.start_run("killed-1", "live", "ibkr", "ibkr", started_at=T0 + timedelta(hours=1))
+    store.start_run("killed-2", "paper", "sim", "sample", started_at=T0 + timedelta(hours=2))
+    at = T0 + timedelta(days=1)
+    gone = store.interrupt_unfinished_runs(finished_at=at)
+    assert sorted((r.run_id, r.status, r.mode) for r in gone) == [
+        ("killed-1", "interrupted", "live"),
+        ("killed-2", "interrupted", "paper"),
+    ]
+    assert all(r.finished_at == at for r in gone)
+    done = store.get_run("done")
+    assert done is not None and done.status == "ok" and done.finished_at == T0 + timedelta(minutes=1)
+    assert store.interrupt_unfinished_runs(finished_at=at + timedelta(hours=1)) == []  # once
+    assert store.latest_run(status="running") is None
     dated = store.start_run("r3", "shadow", "sim", "csv", as_of=date(2024, 3, 1), started_at=T0)
     assert dated.as_of == datetime(2024, 3, 1, tzinfo=UTC)  # a date is its midnight UTC
     with pytest.raises(NotFoundError):

@@ -108,6 +108,7 @@ def run_command(
         RunArgumentError,
         RunFailed,
         RunOptions,
+        close_interrupted_runs,
         run_once_sync,
     )
     from joe.safety.lock import AlreadyRunning, hold_instance
@@ -148,6 +149,9 @@ def run_command(
         rt.close()
         console.print(f"[red]Refused[/]: {exc}", soft_wrap=True)
         raise typer.Exit(ExitCode.REFUSED) from None
+    if lock.sole_holder:
+        for gone in close_interrupted_runs(rt):
+            console.print(f"[yellow]Interrupted[/]: run {gone} was stopped half-way (marked interrupted)")
     formats = "\n".join(date_format or ()) or None  # repeated --date-format: one entry a line
     blocked = tuple(sorted({x.strip() for x in no_entry.split(",") if x.strip()}))
     progress = RichProgress(console)
@@ -210,17 +214,24 @@ def run_command(
 
 
 def _handle_sigterm() -> None:
-    """SIGTERM to `joe run --once` (the daemon stopping, the daemon's death, an operator): no new entry
+    """SIGTERM (the daemon stopping, the daemon's death, an operator) or SIGHUP (its terminal closed)
+    to `joe run --once`: no new entry
     from now on, exits, report and records finish (exit as usual); a second SIGTERM aborts the run
     (`RunTerminated`: recorded ``run.failed``, exit 1). Broker-side stops stay either way."""
     import signal
 
     from joe.safety.run_guard import RunTerminated, entries_stopped, stop_entries
 
-    def on_term(_signum: int, _frame: object) -> None:
+    def on_term(signum: int, _frame: object) -> None:
+        name = signal.Signals(signum).name
         if entries_stopped() is None:
-            stop_entries("SIGTERM: the run was asked to stop (no new entries; exits and records finish)")
+            why = "the terminal hung up" if signum == signal.SIGHUP else "the run was asked to stop"
+            stop_entries(f"{name}: {why} (no new entries; exits and records finish)")
             return
-        raise RunTerminated("a second SIGTERM stopped the run")
+        raise RunTerminated(f"a second {name} stopped the run")
 
     signal.signal(signal.SIGTERM, on_term)
+    # A closed terminal or ssh session (SIGHUP) is the console going away, not an order to abandon
+    # orders half-way: it stops entries like SIGTERM (console writes are then dropped, see
+    # joe.audit.streams).
+    signal.signal(signal.SIGHUP, on_term)

@@ -44,6 +44,20 @@ class _RedactingFormatter(structlog.stdlib.ProcessorFormatter):
         return redact_text(super().format(record))
 
 
+class _CurrentStderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to whatever ``sys.stderr`` is at each record, not the one at configuration time: a
+    logger configured at import still goes through `joe.audit.streams` (redaction, and a console
+    that went away does not stop the run)."""
+
+    @property  # type: ignore[override]
+    def stream(self) -> TextIO:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _value: TextIO) -> None:
+        pass
+
+
 CHATTY_LIBRARIES = ("httpx", "httpcore", "websockets", "ib_async", "aiohttp.access")
 
 
@@ -85,7 +99,7 @@ def configure_logging(
             renderer,
         ],
     )
-    handler = logging.StreamHandler(stream if stream is not None else sys.stderr)
+    handler: logging.Handler = _CurrentStderrHandler() if stream is None else logging.StreamHandler(stream)
     handler.set_name(_HANDLER_NAME)
     handler.setFormatter(formatter)
 

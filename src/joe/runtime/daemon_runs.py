@@ -77,15 +77,32 @@ def pipeline_runner(
         from joe.safety.lock import child_env
 
         stop_file = Path(tempfile.gettempdir()) / f"joe-stop-entries-{os.getpid()}-{uuid.uuid4().hex}"
-        proc = await asyncio.create_subprocess_exec(
-            *cmd,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-            # runs under the daemon's single-instance lock; the stop file tells it to stop entries
-            env={**os.environ, **child_env(), STOP_FILE_ENV: str(stop_file)},
-            pass_fds=child_fds(),  # the lock's descriptor: the child holds the flock too
-        )
-        talk = asyncio.ensure_future(proc.communicate())
+        # The child writes its console to unnamed files, not pipes: a pipe would break when the daemon
+        # dies and take the orphan's console with it mid-run; a file outlives its reader.
+        with tempfile.TemporaryFile() as out_f, tempfile.TemporaryFile() as err_f:
+            proc = await asyncio.create_subprocess_exec(
+                *cmd,
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=out_f,
+                stderr=err_f,
+                # runs under the daemon's single-instance lock; the stop file tells it to stop entries
+                env={**os.environ, **child_env(), STOP_FILE_ENV: str(stop_file)},
+                pass_fds=child_fds(),  # the lock's descriptor: the child holds the flock too
+            )
+            told = await _supervise(proc, scheduled, stop_file)
+            out, err = _read_back(out_f), _read_back(err_f)
+        report = [ln for ln in out.splitlines() if ln.startswith("Report: ")]
+        payload = {"name": scheduled.name, "rc": proc.returncode, "report": report[-1][8:] if report else "",
+                   "entries_stopped": told}  # fmt: skip
+        audit.record("daemon.run_finished", payload)
+        if proc.returncode != 0:
+            tail = err.strip().splitlines()[-3:]
+            raise RuntimeError(f"joe run --once exited {proc.returncode}: {' | '.join(tail)}")
+
+    async def _supervise(proc: asyncio.subprocess.Process, scheduled: ScheduledRun, stop_file: Path) -> bool:
+        """Wait for the child; tell it to stop entries once the daemon is stopping. Returns whether it
+        was told. Cancelled: aborts the child (see `pipeline_runner`)."""
+        talk = asyncio.ensure_future(proc.wait())
         told = False
         try:
             while not talk.done():
@@ -94,7 +111,6 @@ def pipeline_runner(
                     stop_file.write_text(f"daemon {os.getpid()} stopping\n")  # no new entries
                     audit.record("daemon.run_entries_stopped", {"name": scheduled.name, "pid": proc.pid})
                 await asyncio.wait({talk}, timeout=poll_s)
-            out, err = talk.result()
         except asyncio.CancelledError:
             with contextlib.suppress(ProcessLookupError):
                 stop_file.write_text("aborted\n")
@@ -111,12 +127,13 @@ def pipeline_runner(
             raise
         finally:
             stop_file.unlink(missing_ok=True)
-        report = [ln for ln in out.decode(errors="replace").splitlines() if ln.startswith("Report: ")]
-        payload = {"name": scheduled.name, "rc": proc.returncode, "report": report[-1][8:] if report else "",
-                   "entries_stopped": told}  # fmt: skip
-        audit.record("daemon.run_finished", payload)
-        if proc.returncode != 0:
-            tail = err.decode(errors="replace").strip().splitlines()[-3:]
-            raise RuntimeError(f"joe run --once exited {proc.returncode}: {' | '.join(tail)}")
+        return told
 
     return run
+
+
+def _read_back(f: Any, limit: int = 1 << 20) -> str:
+    """The last `limit` bytes a child wrote to `f` (its report line and error tail are at the end)."""
+    size = f.seek(0, os.SEEK_END)
+    f.seek(max(0, size - limit))
+    return str(f.read().decode(errors="replace"))

@@ -210,6 +210,18 @@ async def _run_live(
     )
 
 
+def close_interrupted_runs(rt: Runtime) -> list[str]:
+    """Mark the runs a SIGKILL or power loss stopped half-way as "interrupted" (audited
+    ``run.interrupted`` each) and return their ids. Call only as the data folder's sole lock holder
+    (`HeldLocks.sole_holder`): a run left "running" then belongs to a dead process. Their orders need
+    nothing here: the order manager rebuilds and reconciles them from the store on start."""
+    rows = rt.store.interrupt_unfinished_runs()
+    for row in rows:
+        rt.audit.record("run.interrupted", {"started_at": row.started_at.isoformat(), "mode": row.mode,
+                                            "broker": row.broker}, run_id=row.run_id)  # fmt: skip
+    return [r.run_id for r in rows]
+
+
 def run_once_sync(rt: Runtime, opts: RunOptions, progress: Progress | None = None) -> RunOutcome:
     """Blocking wrapper for the CLI."""
     return asyncio.run(run_once(rt, opts, progress))

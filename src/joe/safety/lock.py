@@ -245,6 +245,9 @@ class HeldLocks:
     """The locks `hold_instance` took (inherited ones are the parent's to release)."""
 
     locks: list[InstanceLock] = field(default_factory=list)
+    sole_holder: bool = False
+    """True when this process took the data folder's lock itself (not inherited from a daemon whose
+    other children may be running): then no other Joe process is working on the folder."""
 
     def release(self) -> None:
         for lock in reversed(self.locks):
@@ -260,6 +263,7 @@ def hold_instance(rt: Runtime) -> HeldLocks:
     try:
         if not inherited(rt.data_dir):
             held.locks.append(InstanceLock.for_data_dir(rt.data_dir).acquire())
+            held.sole_holder = True
         account = account_lock(rt)
         if account is not None and not _inherited_lock(account.path):
             held.locks.append(account.acquire())

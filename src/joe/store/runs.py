@@ -142,6 +142,23 @@ class RunRepository(StoreBase):
                 conn.execute(select(runs_t).where(runs_t.c.run_id == run_id)).mappings().one()
             )
 
+    def interrupt_unfinished_runs(self, finished_at: datetime | None = None) -> list[RunRow]:
+        """Mark every run still "running" as "interrupted" (a SIGKILL or power loss stopped it before
+        `finish_run`) and return them as they are now. Only for a process that holds the data folder's
+        lock alone: then no run of those is alive."""
+        at = finished_at or utcnow()
+        with self._write() as conn:
+            ids = [r for (r,) in conn.execute(select(runs_t.c.run_id).where(runs_t.c.status == "running"))]
+            if not ids:
+                return []
+            conn.execute(
+                update(runs_t)
+                .where(runs_t.c.run_id.in_(ids), runs_t.c.status == "running")
+                .values(status="interrupted", finished_at=at)
+            )
+            rows = conn.execute(select(runs_t).where(runs_t.c.run_id.in_(ids))).mappings().all()
+        return [_run_from_row(r) for r in rows]
+
     def get_run(self, run_id: str) -> RunRow | None:
         """One run, or None."""
         with self._read() as conn:

@@ -1,0 +1,116 @@
+"""`joe run --once` outlives its console and its own crash (the CI failure of 2026-12-02: a daemon killed
+mid-run broke its child's stderr pipe, the orphan died at its next log line and left its run "running").
+
+* stdout and stderr a pipe nobody reads (``joe run --once | head``, a killed daemon): the run finishes,
+  exit 0, its row "ok" and its report written (old code: exit 1 before the run began);
+* SIGHUP (the terminal closed) mid-run: no new entry, exits, report and records finish (old code: killed,
+  row left "running");
+* SIGKILL mid-run: the next run that takes the data folder's lock marks the row "interrupted" and audits
+  ``run.interrupted`` (old code: "running" forever)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+JOE = str(Path(sys.executable).with_name("joe"))
+
+
+def _audit(project: Path, event: str) -> list[dict[str, Any]]:
+    out = []
+    for f in sorted((project / "data/audit").glob("*.jsonl")):
+        complete = filter(None, f.read_text().split("\n")[:-1])
+        out += [r for r in map(json.loads, complete) if r.get("event") == event]
+    return out
+
+
+def _runs(project: Path) -> list[tuple[str, str]]:
+    db = project / "data/joe.db"
+    try:
+        with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as conn:
+            return [(str(a), str(b)) for a, b in conn.execute("select run_id, status from pipeline_runs")]
+    except sqlite3.OperationalError:  # no database or no table yet
+        return []
+
+
+def _wait(pred: Any, proc: subprocess.Popen[bytes], what: str, limit_s: float = 120) -> None:
+    deadline = time.monotonic() + limit_s
+    while not pred():
+        assert proc.poll() is None, f"the run ended before {what}"
+        assert time.monotonic() < deadline, f"no {what} in {limit_s} s"
+        time.sleep(0.02)
+
+
+@pytest.mark.timeout(300)
+def test_a_run_whose_console_pipe_is_closed_finishes_and_records_itself(project: Path) -> None:
+    r, w = os.pipe()
+    os.close(r)  # nobody will ever read the console
+    try:
+        proc = subprocess.run([JOE, "run", "--once"], cwd=project, stdout=w, stderr=w, timeout=240)
+    finally:
+        os.close(w)
+    assert proc.returncode == 0
+    [(run_id, status)] = _runs(project)
+    assert status == "ok"
+    [finished] = _audit(project, "run.finished")
+    assert finished["ids"]["run_id"] == run_id
+    assert list((project / "data/reports" / run_id).glob("report.html"))
+
+
+@pytest.mark.timeout(300)
+def test_sighup_mid_run_stops_entries_and_the_run_still_records_itself(project: Path) -> None:
+    proc = subprocess.Popen(
+        [JOE, "run", "--once"], cwd=project, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    try:
+        _wait(
+            lambda: (project / "data/audit").exists() and bool(_audit(project, "run.started")),
+            proc,
+            "run.started",
+        )
+        proc.send_signal(signal.SIGHUP)
+        out, err = proc.communicate(timeout=240)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, err.decode()[-2000:]
+    assert [s for _r, s in _runs(project)] == ["ok"]
+    denied = [d for d in _audit(project, "risk.denied") if d["payload"].get("rule") == "run_stopping"]
+    assert denied and "SIGHUP" in denied[0]["payload"]["reason"]
+    assert not _audit(project, "order.attempt")  # a fresh book: nothing to exit, and no entry was sent
+    assert b"Report: " in out
+
+
+@pytest.mark.timeout(300)
+def test_a_run_killed_half_way_is_marked_interrupted_by_the_next_run(project: Path) -> None:
+    proc = subprocess.Popen(
+        [JOE, "run", "--once"], cwd=project, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    try:
+        _wait(lambda: any(s == "running" for _r, s in _runs(project)), proc, "a run row")
+        proc.kill()  # SIGKILL: no handler, no finally
+        proc.wait(30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    [(killed, status)] = _runs(project)
+    assert status == "running"
+    second = subprocess.run([JOE, "run", "--once"], cwd=project, capture_output=True, text=True, timeout=240)
+    assert second.returncode == 0, second.stderr[-2000:]
+    assert f"run {killed} was stopped half-way" in second.stdout + second.stderr
+    runs = dict(_runs(project))
+    assert runs.pop(killed) == "interrupted" and list(runs.values()) == ["ok"]
+    [note] = _audit(project, "run.interrupted")
+    assert note["ids"]["run_id"] == killed and note["payload"]["mode"] == "paper"
+    third = subprocess.run([JOE, "run", "--once"], cwd=project, capture_output=True, text=True, timeout=240)
+    assert third.returncode == 0 and "stopped half-way" not in third.stdout + third.stderr
+    assert len(_audit(project, "run.interrupted")) == 1
