@@ -195,6 +195,28 @@ def test_joe_daemon_paper_process_beats_and_exits_0_on_sigterm(project: Path) ->
         assert kind in audit
 
 
+def test_joe_daemon_stops_orderly_when_its_terminal_hangs_up(project: Path) -> None:
+    """A closed terminal or ssh session (SIGHUP) used to kill `joe daemon` on the spot (the default
+    action): no orderly stop, entries not stopped first, the heartbeat left saying "running". It is
+    the console going away: the daemon stops as on SIGTERM and exits 0."""
+    cmd = [JOE, "daemon", "--heartbeat", "0.2", "--no-schedule"]
+    pipe = subprocess.PIPE
+    proc = subprocess.Popen(cmd, cwd=project, env=_env(project), stdout=pipe, stderr=pipe, text=True)
+    try:
+        _wait_beat(project, proc, lambda b: b["status"] == "running")
+        proc.send_signal(signal.SIGHUP)
+        _out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            _stop(proc)
+    assert proc.returncode == 0, err[-3000:]
+    assert _heartbeat(project)["status"] == "stopped"  # type: ignore[index]
+    audit = project / "data/audit"
+    events = [json.loads(ln) for f in audit.glob("*.jsonl") for ln in f.read_text().splitlines()]
+    stopping = [e for e in events if e["event"] == "daemon.stopping"]
+    assert stopping and "SIGHUP" in json.dumps(stopping[0]), stopping
+
+
 def test_joe_daemon_streams_from_the_ibkr_simulator(project: Path) -> None:
     port = free_port()
     with ibkr_simulator(port):

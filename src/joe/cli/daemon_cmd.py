@@ -255,7 +255,7 @@ async def _run(
         if web_listen is not None:
             # Before the start-up reconciliation: the operator can see (and halt) a slow start.
             web = await _start_web(rt, ctx, web_listen, safety.recheck, console)
-        console.print(f"daemon running ({rt.mode}, broker {broker}); SIGTERM or Ctrl-C stops it")
+        console.print(f"daemon running ({rt.mode}, broker {broker}); SIGTERM, Ctrl-C or a hang-up stops it")
         await daemon.run()
     finally:
         if web is not None:

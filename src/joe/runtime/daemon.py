@@ -8,7 +8,7 @@ One asyncio process. Start-up order (crash-only: every start is a recovery):
 3. tasks: monitor timer (grace periods, time exits), scheduled runs (`Schedule`, exchange time; each
    followed by a reconciliation, which adopts what the run placed), periodic reconciliation every
    `reconcile_s`, the `periodic` hooks (live: the margin monitor), heartbeat (`daemon.heartbeat`).
-On SIGTERM/SIGINT (`request_stop`): new entries stop at once (`entries_allowed` is False), scheduled
+On SIGTERM/SIGINT/SIGHUP (`request_stop`): new entries stop at once (`entries_allowed` is False), scheduled
 runs stop, in-flight work gets `settle_s` to finish, `stop()` (live: the desk settles the exits and
 modifies in flight and stops the `OrderManager`), the stream closes, a final heartbeat says
 "stopped", and `run()` returns — the CLI exits 0. Open positions keep their broker-side stops:
@@ -135,8 +135,10 @@ class Daemon:
             return False
 
     def install_signal_handlers(self) -> None:
+        """SIGTERM, SIGINT (Ctrl-C) and SIGHUP (its terminal or ssh session closed; the default action
+        would kill the daemon mid-work, heartbeat left "running") each begin the orderly stop."""
         loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
+        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             loop.add_signal_handler(sig, self.request_stop, signal.Signals(sig).name)
 
     # -- the loop -----------------------------------------------------------------------------------
