@@ -25,6 +25,7 @@ from joe.safety.lock import (
     account_lock,
     child_env,
     hold_instance,
+    store_lock,
 )
 
 JOE = str(Path(sys.executable).with_name("joe"))
@@ -45,7 +46,7 @@ def _rt(data_dir: Path, mode: str = "live", broker: str = "ibkr", **settings: An
     base = dict(
         broker=broker, ibkr_host=None, ibkr_port=4002, ibkr_account="DU1234567", capital_demo=None,
         capital_api_url=None, capital_account_id=None, capital_identifier="me@example.com",
-        capital_api_key=None, capital_password=None,
+        capital_api_key=None, capital_password=None, database_url=f"sqlite:///{data_dir / 'joe.db'}",
     )  # fmt: skip
     return SimpleNamespace(
         mode=mode,
@@ -163,3 +164,88 @@ def test_a_second_process_on_the_same_account_is_refused_and_holds_nothing(
     held = hold_instance(_rt(tmp_path / "b", mode="paper"))
     assert [x.path for x in held.locks] == [tmp_path / "b" / LOCK_NAME]
     held.release()
+
+
+# -- hostile review: a store shared by two data folders is one Joe ---------------------------------------
+
+
+@pytest.fixture
+def lock_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The machine-wide lock folder, ours alone (TMPDIR re-read)."""
+    import tempfile
+
+    d = tmp_path / "tmp"
+    d.mkdir()
+    monkeypatch.delenv(PARENT_ENV, raising=False)
+    monkeypatch.setenv("TMPDIR", str(d))
+    monkeypatch.setattr(tempfile, "tempdir", None)
+    return d
+
+
+def test_two_data_folders_on_one_store_are_one_instance(tmp_path: Path, lock_dir: Path) -> None:
+    """The folder lock alone let two data folders write one store (JOE_DB_URL) at once: orders and
+    positions of both in one book, and one folder's run marking the other's live run interrupted."""
+    shared = f"sqlite:///{tmp_path / 'shared' / 'joe.db'}"
+    first = hold_instance(_rt(tmp_path / "a", mode="paper", database_url=shared))
+    try:
+        assert first.sole_holder and len(first.locks) == 2
+        with pytest.raises(AlreadyRunning) as e:
+            hold_instance(_rt(tmp_path / "b", mode="paper", database_url=shared))
+        assert f"the store {shared} (another data folder?)" in str(e.value)
+        assert e.value.pid == os.getpid()
+        # b's folder lock, taken first, was let go: b on its own store starts.
+        own = hold_instance(_rt(tmp_path / "b", mode="paper"))
+        assert [x.path for x in own.locks] == [tmp_path / "b" / LOCK_NAME]  # its own joe.db: no store lock
+        own.release()
+    finally:
+        first.release()
+
+
+def test_a_server_store_is_named_by_host_port_and_database_never_by_login(
+    tmp_path: Path, lock_dir: Path
+) -> None:
+    def lock(url: str) -> InstanceLock:
+        got = store_lock(_rt(tmp_path / "a", mode="paper", database_url=url))
+        assert got is not None
+        return got
+
+    base = lock("postgresql+psycopg://joe:s3cret@db.example:5432/joe")
+    assert lock("postgresql+psycopg2://other:pw@db.example:5432/joe").path == base.path  # same database
+    assert lock("postgresql+psycopg://joe:s3cret@db.example:5432/joe2").path != base.path
+    assert lock("postgresql+psycopg://joe:s3cret@db2.example:5432/joe").path != base.path
+    assert "s3cret" not in str(base.path) and "joe:" not in base.path.name
+    assert base.label is not None and "s3cret" not in base.label
+    assert store_lock(_rt(tmp_path / "a", mode="paper", database_url="sqlite://")) is None  # in memory
+
+
+def test_a_run_on_another_folder_sharing_the_store_neither_runs_nor_interrupts_the_live_run(
+    tmp_path: Path, lock_dir: Path, holder: Any
+) -> None:
+    """`joe run --once` as its folder's sole lock holder marks every run still "running" interrupted: on
+    a store another data folder's Joe is using, that was the other's live run."""
+    from joe.store import open_store
+
+    shared = f"sqlite:///{tmp_path / 'shared' / 'joe.db'}"
+    (tmp_path / "shared").mkdir()
+    store = open_store(shared, data_dir=tmp_path / "a")
+    try:
+        store.start_run("live-on-a", mode="paper", broker="sim", source="test")
+    finally:
+        store.close()
+    lock = store_lock(_rt(tmp_path / "a", mode="paper", database_url=shared))
+    assert lock is not None
+    lock.path.parent.mkdir(parents=True, exist_ok=True)
+    pid = holder(lock.path)  # folder a's Joe, mid-run
+    (tmp_path / "b").mkdir()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("TRADING_", "JOE_", "IBKR_", "CAPITAL_"))}
+    env.update(TMPDIR=str(lock_dir), JOE_DATA_DIR=str(tmp_path / "b"), JOE_DB_URL=shared)
+    run = subprocess.run([JOE, "run", "--once"], cwd=tmp_path, env=env, capture_output=True, text=True,
+                         timeout=170)  # fmt: skip
+    assert run.returncode == 3, run.stderr[-1500:]
+    assert f"another Joe is running (pid {pid})" in run.stderr and "the store" in run.stderr
+    store = open_store(shared, data_dir=tmp_path / "a")
+    try:
+        row = store.get_run("live-on-a")
+    finally:
+        store.close()
+    assert row is not None and row.status == "running"

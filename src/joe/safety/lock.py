@@ -11,7 +11,9 @@ per account AND data folder): two data folders trading one account would each se
 book and enter twice (review r1119, finding 2). The account is named by the broker, the endpoint
 and the account id (IBKR: host:port and ``IBKR_ACCOUNT``; Capital.com: the API URL and
 ``CAPITAL_ACCOUNT_ID``, else the login), so the lock file lives in one machine-wide folder
-(``<tmp>/joe-locks``). `hold_instance` takes both for `joe run` and `joe daemon`.
+(``<tmp>/joe-locks``). A store that is not the folder's own ``joe.db`` (``JOE_DB_URL``) has its own
+lock there too (`store_lock`): two data folders on one store are one Joe. `hold_instance` takes them
+all for `joe run` and `joe daemon`.
 
 A child started by a lock holder (the daemon's own `joe run --once`) gets the held descriptors
 (`child_env`, `child_fds`) and must prove each one holds its flock (`_fd_holds`: a non-blocking
@@ -91,6 +93,37 @@ def account_lock(rt: Runtime) -> InstanceLock | None:
     else:
         return None
     return InstanceLock(account_lock_path(s.broker, ident), label=f"{label} (another data folder?)")
+
+
+def store_lock(rt: Runtime) -> InstanceLock | None:
+    """The (not yet taken) lock of the store when it is not the data folder's own ``joe.db``
+    (``JOE_DB_URL`` naming a SQLite file elsewhere or a database server); None for the folder's own
+    file, which the folder's lock already covers. Two data folders sharing one store are one Joe: both
+    write its orders, positions and runs, and a run left "running" by the other folder's live process
+    would be marked interrupted (`joe.runtime.run_once.close_interrupted_runs`). The lock file lives in
+    the machine-wide lock folder, named by a hash of the store (backend, host, port and database: no
+    user or password in a file name); stores shared across machines are not covered."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    from joe.store.engine import is_memory_sqlite, safe_url
+
+    try:
+        url = make_url(rt.settings.database_url)
+    except ArgumentError:
+        return None  # the store did not open either: nothing to share
+    if is_memory_sqlite(url):
+        return None
+    if url.get_backend_name() == "sqlite":
+        db = Path(str(url.database)).resolve()
+        if db == (Path(rt.data_dir) / "joe.db").resolve():
+            return None
+        ident = f"sqlite:{db}"
+    else:
+        ident = f"{url.get_backend_name()}://{url.host or ''}:{url.port or ''}/{url.database or ''}"
+    digest = hashlib.sha256(ident.encode()).hexdigest()[:20]
+    path = Path(tempfile.gettempdir()) / "joe-locks" / f"store-{digest}.lock"
+    return InstanceLock(path, label=f"the store {safe_url(url)} (another data folder?)")
 
 
 class InstanceLock:
@@ -246,8 +279,9 @@ class HeldLocks:
 
     locks: list[InstanceLock] = field(default_factory=list)
     sole_holder: bool = False
-    """True when this process took the data folder's lock itself (not inherited from a daemon whose
-    other children may be running): then no other Joe process is working on the folder."""
+    """True when this process took the data folder's lock (and a shared store's, `store_lock`) itself,
+    not inherited from a daemon whose other children may be running: then no other Joe process is
+    working on the folder or its store."""
 
     def release(self) -> None:
         for lock in reversed(self.locks):
@@ -256,14 +290,20 @@ class HeldLocks:
 
 
 def hold_instance(rt: Runtime) -> HeldLocks:
-    """Take the data folder's lock and, live/shadow, the broker account's (`account_lock`), unless the
-    parent that started this process holds them (`inherited`). Raises `AlreadyRunning` naming the
-    holder (then nothing is held)."""
+    """Take the data folder's lock, the store's when it is not the folder's own (`store_lock`) and,
+    live/shadow, the broker account's (`account_lock`), unless the parent that started this process
+    holds them (`inherited`). Raises `AlreadyRunning` naming the holder (then nothing is held)."""
     held = HeldLocks()
     try:
         if not inherited(rt.data_dir):
             held.locks.append(InstanceLock.for_data_dir(rt.data_dir).acquire())
             held.sole_holder = True
+        store = store_lock(rt)
+        if store is not None:
+            if _inherited_lock(store.path):
+                held.sole_holder = False
+            else:
+                held.locks.append(store.acquire())
         account = account_lock(rt)
         if account is not None and not _inherited_lock(account.path):
             held.locks.append(account.acquire())
