@@ -150,3 +150,118 @@ async def test_a_crash_loop_makes_the_watchdog_give_up_loudly(
     assert "died 3 times" in gave_up["payload"]["reason"] and "crash loop" in gave_up["payload"]["reason"]
     assert "GAVE UP" in err and "NOT running" in err
     assert any("DOWN" in m["text"] and "crash loop" in m["text"] for m in bot.sent)
+
+
+# -- hostile review: the watchdog's own life (its console, its terminal, its death) ------------------------
+
+
+def _pid_gone(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    try:  # a zombie (reaped by init later) is gone too
+        return Path(f"/proc/{pid}/stat").read_text().split(") ")[1].startswith("Z")
+    except (OSError, IndexError):
+        return True
+
+
+def _watchdog(project: Path, bot: FakeBotApi, notify: str) -> subprocess.Popen[str]:
+    (project / "execution.yaml").write_text("version: 1\nai:\n  enabled: false\n")
+    cmd = [sys.executable, "-m", "joe.metrics.watchdog", "--backoff", "0.2", "--",
+           JOE, "daemon", "--heartbeat", "0.2", "--no-schedule"]  # fmt: skip
+    return subprocess.Popen(cmd, cwd=project, env=env_for(project, bot, notify), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)  # fmt: skip
+
+
+@pytest.mark.timeout(240)
+async def test_a_watchdog_killed_takes_its_daemon_down_in_order(
+    tmp_path: Path, notify_socket: tuple[str, socket.socket]
+) -> None:
+    """SIGKILL to the watchdog (the OOM killer, `kill -9`) left its daemon orphaned, trading unsupervised
+    (no systemd pings, no restarts) and holding the data folder's lock: the next watchdog's daemon was
+    refused (exit 3) and the watchdog said "GAVE UP ... Joe is NOT running" while the orphan ran. The
+    daemon now gets SIGTERM when its watchdog dies (orderly stop, heartbeat "stopped")."""
+    bot = FakeBotApi(BOT_TOKEN)
+    await bot.start()
+    proc = _watchdog(tmp_path, bot, notify_socket[0])
+    daemon = None
+    try:
+        daemon = await until(lambda: beat(tmp_path).get("status") == "running" and beat(tmp_path)["pid"],
+                             "the daemon's heartbeat", proc)  # fmt: skip
+        proc.kill()
+        proc.wait(30)
+        loop = asyncio.get_running_loop()
+        end = loop.time() + 90
+        while not _pid_gone(daemon) and loop.time() < end:
+            await asyncio.sleep(0.1)
+        assert _pid_gone(daemon), "the daemon outlived its watchdog"
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        if daemon is not None and not _pid_gone(daemon):
+            os.kill(daemon, signal.SIGKILL)  # the orphan this test started
+        await bot.stop()
+    assert beat(tmp_path)["status"] == "stopped"  # in order, not killed
+    assert any(e["payload"].get("reason") == "SIGTERM" for e in audit(tmp_path, "daemon.stopping"))
+
+
+@pytest.mark.timeout(240)
+async def test_a_watchdog_hung_up_stops_its_daemon_in_order_and_restarts_nothing(
+    tmp_path: Path, notify_socket: tuple[str, socket.socket]
+) -> None:
+    """SIGHUP (its terminal closed) killed the watchdog on the spot (the default action)."""
+    bot = FakeBotApi(BOT_TOKEN)
+    await bot.start()
+    proc = _watchdog(tmp_path, bot, notify_socket[0])
+    daemon = None
+    try:
+        daemon = await until(lambda: beat(tmp_path).get("status") == "running" and beat(tmp_path)["pid"],
+                             "the daemon's heartbeat", proc)  # fmt: skip
+        proc.send_signal(signal.SIGHUP)
+        code, err = await finish(proc)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        if daemon is not None and not _pid_gone(daemon):
+            os.kill(daemon, signal.SIGKILL)
+        await bot.stop()
+    assert code == 0, err[-3000:]
+    assert beat(tmp_path)["status"] == "stopped" and beat(tmp_path)["pid"] == daemon
+    assert not audit(tmp_path, "watchdog.child_restarted")
+
+
+@pytest.mark.timeout(240)
+async def test_a_watchdog_whose_console_went_away_still_restarts_its_daemon(
+    tmp_path: Path, notify_socket: tuple[str, socket.socket]
+) -> None:
+    """The watchdog's stderr a closed pipe (`... 2>&1 | tee log`, tee gone): its first log line (the
+    daemon died) raised BrokenPipeError and took the watchdog down with the daemon it should restart."""
+    bot = FakeBotApi(BOT_TOKEN)
+    await bot.start()
+    proc = _watchdog(tmp_path, bot, notify_socket[0])
+    assert proc.stderr is not None and proc.stdout is not None
+    proc.stderr.close()  # the reader is gone
+    proc.stdout.close()
+    first = second = None
+    try:
+        first = await until(lambda: beat(tmp_path).get("status") == "running" and beat(tmp_path)["pid"],
+                            "the first daemon's heartbeat", proc)  # fmt: skip
+        os.kill(first, signal.SIGKILL)
+        second = await until(lambda: beat(tmp_path).get("pid") not in (None, first)
+                             and beat(tmp_path).get("status") == "running" and beat(tmp_path)["pid"],
+                             "a restarted daemon", proc)  # fmt: skip
+        proc.send_signal(signal.SIGTERM)
+        loop = asyncio.get_running_loop()
+        end = loop.time() + 60
+        while proc.poll() is None and loop.time() < end:
+            await asyncio.sleep(0.05)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        for pid in (first, second):
+            if pid is not None and not _pid_gone(pid):
+                os.kill(pid, signal.SIGKILL)
+        await bot.stop()
+    assert proc.returncode == 0
+    assert beat(tmp_path)["status"] == "stopped" and beat(tmp_path)["pid"] == second

@@ -2,7 +2,7 @@
 
 `Supervisor.run` starts the child command and watches it. When the child exits:
 
-* code 0, or after a stop was asked (SIGTERM/SIGINT forwarded to it): the supervisor returns its code
+* code 0, or after a stop was asked (SIGTERM/SIGINT/SIGHUP forwarded to it): the supervisor returns its code
   (an orderly stop is intentional; nothing to restart);
 * code 2 (usage) or 3 (refused for safety, e.g. another Joe holds the data folder): restarting cannot
   help, so it gives up at once (`GAVE_UP`);
@@ -12,6 +12,8 @@
 
 Each exit, restart and the giving up is audited (``watchdog.child_exited``, ``watchdog.child_restarted``,
 ``watchdog.gave_up``) and sent to the alert channels (`on_event`), and the giving up is printed to stderr.
+The child gets SIGTERM when the supervisor itself dies (`spawn_bound`), so a killed watchdog never
+leaves an unsupervised daemon behind.
 The daemon is crash-only (it reconciles with the broker first on every start), so a restart never sends
 an order twice; open positions keep their broker-side stops meanwhile. `GAVE_UP` is listed in the
 systemd unit's ``RestartPreventExitStatus`` so systemd does not turn a loop it gave up on into a slower
@@ -81,6 +83,30 @@ def describe(code: int) -> str:
     return f"exit {code}"
 
 
+def spawn_bound(cmd: Sequence[str]) -> subprocess.Popen[bytes]:
+    """Start `cmd` bound to this process's life: Linux sends it SIGTERM when the supervisor dies
+    (``PR_SET_PDEATHSIG``; a killed watchdog used to leave its daemon orphaned — unsupervised, holding
+    the data folder's lock so the next watchdog's daemon was refused and it "gave up"). SIGTERM is the
+    daemon's orderly stop. Elsewhere (not Linux) a plain child."""
+    import os
+
+    parent = os.getpid()
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        prctl = libc.prctl
+    except (OSError, AttributeError):
+        return subprocess.Popen(list(cmd))
+
+    def bind() -> None:  # in the child, between fork and exec
+        prctl(1, int(signal.SIGTERM), 0, 0, 0)  # PR_SET_PDEATHSIG = 1
+        if os.getppid() != parent:  # the supervisor died before the request: same as its death now
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    return subprocess.Popen(list(cmd), preexec_fn=bind)  # single-threaded here: safe between fork and exec
+
+
 class Supervisor:
     """Runs `cmd` until it stops for good (see the module docstring). `tick` runs every `poll_s` while a
     child lives (the systemd ping); `on_event(kind, payload)` audits and alerts; `spawn`, `monotonic`
@@ -94,7 +120,7 @@ class Supervisor:
         *,
         tick: Callable[[], None] = lambda: None,
         poll_s: float = 0.2,
-        spawn: Callable[[Sequence[str]], Child] = lambda c: subprocess.Popen(list(c)),
+        spawn: Callable[[Sequence[str]], Child] = lambda c: spawn_bound(c),
         monotonic: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:

@@ -138,8 +138,14 @@ def _send(rt: Any, alert: Any, log: Callable[[str], None]) -> None:
 
 
 def main(argv: list[str]) -> int:
+    from joe.audit import streams
+    from joe.audit.redaction import register_secrets_from_env
     from joe.metrics.supervisor import RestartPolicy, Supervisor
 
+    # As every `joe` command: redacted console, and a console that went away (a closed pipe, a hung-up
+    # terminal) drops the watchdog's lines instead of raising out of the supervision loop.
+    register_secrets_from_env()
+    streams.install()
     opts, cmd = _parse(argv)
     if not cmd:
         print("usage: python -m joe.metrics.watchdog [--max-restarts N] [--window S] [--backoff S] -- "
@@ -169,7 +175,9 @@ def main(argv: list[str]) -> int:
             log(f"watchdog: heartbeat unreadable: {type(exc).__name__}: {exc}")
 
     sup = Supervisor(cmd, policy, on_event, tick=tick)
-    for sig in (signal.SIGTERM, signal.SIGINT):
+    # SIGHUP (its terminal closed) too: forwarded, the daemon stops in order; the default would kill the
+    # watchdog on the spot.
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         signal.signal(sig, lambda s, _f: sup.stop(s))
     try:
         code = sup.run()
