@@ -169,3 +169,74 @@ def _alive(pid: int) -> bool:
         return False
     with open(f"/proc/{pid}/stat") as f:
         return f.read().split()[2] != "Z"
+
+
+# -- hostile review: a run the daemon's killed child left "running" is closed by the daemon -------------
+
+
+async def test_a_child_killed_mid_run_has_its_run_marked_interrupted_by_the_daemon(project: Path) -> None:
+    """The OOM killer (or a SIGKILL) takes the daemon's child mid-run: its row stayed "running" forever,
+    since every later run is the daemon's child too (not the folder's sole holder). The daemon, whose
+    runs are one at a time, closes it once the child is gone (`after_child`)."""
+    from types import SimpleNamespace
+
+    from joe.runtime.run_once import close_interrupted_runs
+    from joe.store import open_store
+
+    audit = NullAudit()
+    closed: list[list[str]] = []
+
+    def after_child() -> None:
+        store = open_store(data_dir=project / "data")
+        try:
+            closed.append(close_interrupted_runs(SimpleNamespace(store=store, audit=audit)))  # type: ignore[arg-type]
+        finally:
+            store.close()
+
+    task = asyncio.create_task(pipeline_runner("sim", audit, after_child=after_child)(RUN))
+    deadline = time.monotonic() + 120
+    while not (project / "data/audit").exists() or not _audit(project, "run.started") or not _runs(project):
+        assert time.monotonic() < deadline and not task.done(), "the child never started its run"
+        await asyncio.sleep(0.05)  # its row is in the store
+    ps = subprocess.run(["ps", "-o", "pid=", "--ppid", str(os.getpid())], capture_output=True, text=True)
+    children = [int(p) for p in ps.stdout.split()]
+    for pid in children:
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                cmdline = f.read()
+        except FileNotFoundError:  # ps itself, gone
+            continue
+        if b"--once" in cmdline:
+            os.kill(pid, 9)  # the child this test's runner started
+    with pytest.raises(RuntimeError, match="exited -9"):
+        await task
+    runs = _runs(project)
+    assert runs and [s for _r, s in runs] == ["interrupted"], runs
+    assert closed == [[runs[0][0]]]
+    assert [k for k, _p, _ in audit.records if k == "run.interrupted"] == ["run.interrupted"]
+
+
+def test_a_daemon_starting_closes_the_runs_a_dead_process_left_running(project: Path) -> None:
+    """`joe daemon` is the long-lived sole holder (systemd restarts it, `joe run --once` by hand is
+    refused while it runs): if it did not close a run a SIGKILL left "running", nobody would."""
+    from joe.store import open_store
+
+    store = open_store(data_dir=project / "data")
+    try:
+        store.start_run("killed-earlier", mode="paper", broker="sim", source="test")
+    finally:
+        store.close()
+    cmd = [JOE, "daemon", "--heartbeat", "0.2", "--no-schedule"]
+    proc = subprocess.Popen(cmd, cwd=project, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while not _audit(project, "daemon.started"):
+            assert time.monotonic() < deadline and proc.poll() is None, "the daemon did not start"
+            time.sleep(0.1)
+    finally:
+        proc.terminate()
+        out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err[-2000:]
+    assert _runs(project) == [("killed-earlier", "interrupted")]
+    assert [r["ids"]["run_id"] for r in _audit(project, "run.interrupted")] == ["killed-earlier"]
+    assert "run killed-earlier was stopped half-way" in out + err

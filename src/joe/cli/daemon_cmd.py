@@ -5,6 +5,7 @@ safety state, same token and auth rules as `joe web`)."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from typing import Annotated, Any
 
 import typer
@@ -80,10 +81,23 @@ def daemon_command(
         rt.close()
         console.print(f"[red]Refused[/]: {exc}", soft_wrap=True)
         raise typer.Exit(ExitCode.REFUSED) from None
+    from joe.runtime.run_once import close_interrupted_runs
+
+    # The data folder's sole holder, its runs one at a time: a run left "running" belongs to a dead
+    # process (a SIGKILL or power loss stopped it, or this daemon's killed child). Closed at start and
+    # after each child that did not exit cleanly; no later run would, each being the daemon's child.
+    def close_dead() -> None:
+        for gone in close_interrupted_runs(rt):
+            console.print(f"[yellow]Interrupted[/]: run {gone} was stopped half-way (marked interrupted)")
+
     symbols = [s.strip() for s in watch.split(",") if s.strip()]
     try:
+        if lock.sole_holder:
+            close_dead()
         listen = (web_host, web_port) if web else None
-        asyncio.run(_run(rt, broker, symbols, stale_after, heartbeat, schedule, console, start_at, listen))
+        after_child = close_dead if lock.sole_holder else None
+        asyncio.run(_run(rt, broker, symbols, stale_after, heartbeat, schedule, console, start_at, listen,
+                         after_child))  # fmt: skip
     except WebRefused as exc:
         rt.audit.record("daemon.refused", {"reason": str(exc)})
         console.print(f"[red]Refused[/]: {exc}", soft_wrap=True)
@@ -154,6 +168,7 @@ async def _run(
     console: Console,
     clock_start: Any = None,
     web_listen: tuple[str, int] | None = None,
+    after_child: Callable[[], object] | None = None,
 ) -> None:
     from joe.core.clock import clock_from
     from joe.execution.position_monitor import PositionMonitor
@@ -206,7 +221,7 @@ async def _run(
     desk = None
     daemon: Any = None  # bound below; the runner and the desk read whether it is stopping
     on_run = pipeline_runner(broker, rt.audit, stopping=lambda: daemon is not None and daemon.stopping,
-                             clock=rehearsal)  # fmt: skip
+                             clock=rehearsal, after_child=after_child)  # fmt: skip
     safety = DaemonSafety(ctx, every_s=heartbeat or cfg.heartbeat_s)
     if broker != "sim" and rt.mode == "live":
         from joe.runtime.daemon_live import DeskHolder, build_desk

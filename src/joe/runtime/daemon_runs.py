@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 import signal
 import sys
@@ -25,6 +26,8 @@ from joe.data.calendars import calendar_for
 from joe.runtime.schedule import Anchor, Schedule, ScheduledRun, ScheduleRule
 from joe.safety.lock import child_fds
 from joe.safety.run_guard import STOP_FILE_ENV
+
+log = logging.getLogger(__name__)
 
 
 def schedule_from_config(cfg: Any) -> Schedule:
@@ -51,6 +54,7 @@ def pipeline_runner(
     clock: Callable[[], datetime] | None = None,
     poll_s: float = 0.2,
     grace_s: float = 10.0,
+    after_child: Callable[[], object] | None = None,
 ) -> Callable[[ScheduledRun], Coroutine[Any, Any, None]]:
     """`on_run` for the `Daemon`: runs `joe run --once --broker <broker>` and audits the outcome.
 
@@ -63,6 +67,11 @@ def pipeline_runner(
     before sending — no race with the child's start-up).
     Cancelled (the daemon's settle bound ran out): a second SIGTERM aborts the child, which records
     ``run.failed`` and its run row; SIGKILL after `grace_s` seconds if it is still there.
+    `after_child` is called once a child that did not exit 0 is gone (killed — the OOM killer, a
+    SIGKILL — or aborted): the daemon, the data folder's sole lock holder whose runs are one at a
+    time, marks the run it left "running" interrupted (`joe.runtime.run_once.close_interrupted_runs`);
+    no later run would, as every later run is the daemon's child too. Its failure is logged, never
+    raised over the child's outcome.
     Raises RuntimeError when the child exits non-zero."""
 
     async def run(scheduled: ScheduledRun) -> None:
@@ -89,7 +98,11 @@ def pipeline_runner(
                 env={**os.environ, **child_env(), STOP_FILE_ENV: str(stop_file)},
                 pass_fds=child_fds(),  # the lock's descriptor: the child holds the flock too
             )
-            told = await _supervise(proc, scheduled, stop_file)
+            try:
+                told = await _supervise(proc, scheduled, stop_file)
+            finally:
+                if proc.returncode not in (None, 0):  # gone, not cleanly
+                    _after_child()
             out, err = _read_back(out_f), _read_back(err_f)
         report = [ln for ln in out.splitlines() if ln.startswith("Report: ")]
         payload = {"name": scheduled.name, "rc": proc.returncode, "report": report[-1][8:] if report else "",
@@ -98,6 +111,14 @@ def pipeline_runner(
         if proc.returncode != 0:
             tail = err.strip().splitlines()[-3:]
             raise RuntimeError(f"joe run --once exited {proc.returncode}: {' | '.join(tail)}")
+
+    def _after_child() -> None:
+        if after_child is None:
+            return
+        try:
+            after_child()
+        except Exception as exc:  # the store down: the next start (or `joe run --once`) closes it
+            log.error("closing the runs a dead child left running failed: %s: %s", type(exc).__name__, exc)
 
     async def _supervise(proc: asyncio.subprocess.Process, scheduled: ScheduledRun, stop_file: Path) -> bool:
         """Wait for the child; tell it to stop entries once the daemon is stopping. Returns whether it
