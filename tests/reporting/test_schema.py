@@ -334,3 +334,37 @@ def test_price_sources_say_which_broker_each_price_came_from_in_every_format(tmp
     assert "<th>Prices from capital (AAPL)</th><td>AAPL</td>" in html
     assert "<th>Prices from ibkr</th><td>AMD, MSFT</td>" in html
     assert "Prices from" not in render_markdown(minimal_context())  # no prices: no line
+
+
+def test_a_full_disk_adding_the_live_section_never_empties_the_report(
+    tmp_path: Path, ctx: ReportContext, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Hostile review: the live section was appended by rewriting report.md and report.html in place
+    (truncate, then write): a full disk or a SIGKILL between the two left the run's report EMPTY, not
+    just without its live section. Now each is written beside and renamed (a reader sees old or new)."""
+    import errno
+
+    from joe.core.models import AccountInfo
+    from joe.reporting.live_section import LiveFacts, write_live_section
+
+    paths = ReportGenerator(tmp_path).write(ctx, AISummary("text", "gemini", "gemini-2.5-flash"))
+    md, page = (paths.dir / "report.md").read_text(), (paths.dir / "report.html").read_text()
+    assert md and page
+    facts = LiveFacts("live", "ibkr", reconciled=True, findings=[], positions=[],
+                      account=AccountInfo("DU1", "USD", Decimal(1), Decimal(1), Decimal(1)))  # fmt: skip
+
+    real_write = Path.write_text
+
+    def disk_full(self: Path, *a: Any, **k: Any) -> int:
+        if not self.name.startswith("report."):  # live.json and run.json still fit
+            return real_write(self, *a, **k)
+        with open(self, "w"):  # truncated, as open(..., "w") does, and then no room
+            pass
+        raise OSError(errno.ENOSPC, "No space left on device", str(self))
+
+    monkeypatch.setattr(Path, "write_text", disk_full)
+    with pytest.raises(OSError):
+        write_live_section(paths.dir, facts)
+    monkeypatch.undo()
+    assert (paths.dir / "report.md").read_text() == md
+    assert (paths.dir / "report.html").read_text() == page

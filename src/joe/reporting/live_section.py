@@ -229,11 +229,11 @@ def write_live_section(report_dir: Path, facts: LiveFacts) -> str:
         _write(run_json, json.dumps(run, indent=2, default=str) + "\n")
     md_path = report_dir / "report.md"
     if md_path.exists():
-        md_path.write_text(md_path.read_text() + "\n" + md)
+        _write(md_path, md_path.read_text() + "\n" + md)  # never in place: a full disk would empty it
     html_path = report_dir / "report.html"
     if html_path.exists():
         page = html_path.read_text()
         block = f'<section id="live"><pre>{html.escape(md)}</pre></section>'
         page = page.replace("</body>", block + "</body>", 1) if "</body>" in page else page + block
-        html_path.write_text(page)
+        _write(html_path, page)
     return md
