@@ -144,11 +144,7 @@ def test_a_second_process_on_the_same_account_is_refused_and_holds_nothing(
     tmp_path: Path, holder: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.delenv(PARENT_ENV, raising=False)
-    monkeypatch.setenv("TMPDIR", str(tmp_path / "tmp"))
-    (tmp_path / "tmp").mkdir()
-    import tempfile
-
-    monkeypatch.setattr(tempfile, "tempdir", None)  # re-read TMPDIR: the lock folder is ours alone
+    monkeypatch.setenv("JOE_LOCK_DIR", str(tmp_path / "tmp"))  # the lock folder is ours alone
     first = _rt(tmp_path / "a")
     lock = account_lock(first)
     assert lock is not None and str(tmp_path / "tmp") in str(lock.path)
@@ -171,14 +167,11 @@ def test_a_second_process_on_the_same_account_is_refused_and_holds_nothing(
 
 @pytest.fixture
 def lock_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """The machine-wide lock folder, ours alone (TMPDIR re-read)."""
-    import tempfile
-
+    """The machine-wide lock folder, ours alone (JOE_LOCK_DIR)."""
     d = tmp_path / "tmp"
     d.mkdir()
     monkeypatch.delenv(PARENT_ENV, raising=False)
-    monkeypatch.setenv("TMPDIR", str(d))
-    monkeypatch.setattr(tempfile, "tempdir", None)
+    monkeypatch.setenv("JOE_LOCK_DIR", str(d))
     return d
 
 
@@ -238,7 +231,7 @@ def test_a_run_on_another_folder_sharing_the_store_neither_runs_nor_interrupts_t
     pid = holder(lock.path)  # folder a's Joe, mid-run
     (tmp_path / "b").mkdir()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("TRADING_", "JOE_", "IBKR_", "CAPITAL_"))}
-    env.update(TMPDIR=str(lock_dir), JOE_DATA_DIR=str(tmp_path / "b"), JOE_DB_URL=shared)
+    env.update(JOE_LOCK_DIR=str(lock_dir), JOE_DATA_DIR=str(tmp_path / "b"), JOE_DB_URL=shared)
     run = subprocess.run([JOE, "run", "--once"], cwd=tmp_path, env=env, capture_output=True, text=True,
                          timeout=170)  # fmt: skip
     assert run.returncode == 3, run.stderr[-1500:]
@@ -249,3 +242,28 @@ def test_a_run_on_another_folder_sharing_the_store_neither_runs_nor_interrupts_t
     finally:
         store.close()
     assert row is not None and row.status == "running"
+
+
+def test_the_account_lock_is_shared_by_processes_with_private_tmp_folders(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """deploy/joe.service runs the daemon with systemd's PrivateTmp=true: its /tmp is its own. The
+    account lock lived in <tmp>/joe-locks, so a `joe run --once` from an SSH shell on another data
+    folder (the shell's /tmp) never saw it and traded the same account beside the daemon."""
+    import tempfile
+
+    if not os.access("/run/lock", os.W_OK | os.X_OK):
+        pytest.skip("no writable /run/lock on this machine (then JOE_LOCK_DIR names the shared folder)")
+    monkeypatch.delenv("JOE_LOCK_DIR", raising=False)
+    paths = []
+    for private in ("unit-tmp", "shell-tmp"):  # the daemon's private /tmp, the operator's shell's
+        (tmp_path / private).mkdir()
+        monkeypatch.setenv("TMPDIR", str(tmp_path / private))
+        monkeypatch.setattr(tempfile, "tempdir", None)
+        lock = account_lock(_rt(tmp_path / private / "data"))
+        assert lock is not None
+        paths.append(lock.path)
+    assert paths[0] == paths[1] and not str(paths[0]).startswith(str(tmp_path))
+    monkeypatch.setenv("JOE_LOCK_DIR", str(tmp_path / "locks"))
+    lock = account_lock(_rt(tmp_path / "a"))
+    assert lock is not None and lock.path.parent == tmp_path / "locks"

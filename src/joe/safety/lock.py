@@ -11,9 +11,10 @@ per account AND data folder): two data folders trading one account would each se
 book and enter twice (review r1119, finding 2). The account is named by the broker, the endpoint
 and the account id (IBKR: host:port and ``IBKR_ACCOUNT``; Capital.com: the API URL and
 ``CAPITAL_ACCOUNT_ID``, else the login), so the lock file lives in one machine-wide folder
-(``<tmp>/joe-locks``). A store that is not the folder's own ``joe.db`` (``JOE_DB_URL``) has its own
-lock there too (`store_lock`): two data folders on one store are one Joe. `hold_instance` takes them
-all for `joe run` and `joe daemon`.
+(`machine_lock_dir`: ``/run/lock/joe-locks``, which systemd's PrivateTmp does not hide). A store
+that is not the folder's own ``joe.db`` (``JOE_DB_URL``) has its own lock there too (`store_lock`):
+two data folders on one store are one Joe. `hold_instance` takes them all for `joe run` and
+`joe daemon`.
 
 A child started by a lock holder (the daemon's own `joe run --once`) gets the held descriptors
 (`child_env`, `child_fds`) and must prove each one holds its flock (`_fd_holds`: a non-blocking
@@ -61,12 +62,28 @@ class AlreadyRunning(RuntimeError):
         super().__init__(f"another Joe is running ({who}) on {where}; wait for it or stop it")
 
 
+LOCK_DIR_ENV = "JOE_LOCK_DIR"
+
+
+def machine_lock_dir() -> Path:
+    """The machine-wide folder of the account and store locks: `JOE_LOCK_DIR`, else ``/run/lock/joe-locks``
+    when ``/run/lock`` is writable, else ``<tmp>/joe-locks``. Not ``/tmp`` first: systemd's
+    ``PrivateTmp=true`` (deploy/joe.service) gives the daemon a /tmp of its own, so a `joe run` from a
+    shell on another data folder never saw the daemon's account lock and traded the same account."""
+    if env := os.environ.get(LOCK_DIR_ENV, "").strip():
+        return Path(env)
+    run_lock = Path("/run/lock")
+    if run_lock.is_dir() and os.access(run_lock, os.W_OK | os.X_OK):
+        return run_lock / "joe-locks"
+    return Path(tempfile.gettempdir()) / "joe-locks"
+
+
 def account_lock_path(broker: str, account: str) -> Path:
     """The lock for one broker account (`account`: its endpoint and id), shared by every data folder on
     this machine. The file name is the broker and a hash of `account` (no login in a file name)."""
     digest = hashlib.sha256(f"{broker}\n{account}".encode()).hexdigest()[:20]
     safe = re.sub(r"[^A-Za-z0-9_.-]", "_", broker)
-    return Path(tempfile.gettempdir()) / "joe-locks" / f"{safe}-{digest}.lock"
+    return machine_lock_dir() / f"{safe}-{digest}.lock"
 
 
 def account_lock(rt: Runtime) -> InstanceLock | None:
@@ -122,7 +139,7 @@ def store_lock(rt: Runtime) -> InstanceLock | None:
     else:
         ident = f"{url.get_backend_name()}://{url.host or ''}:{url.port or ''}/{url.database or ''}"
     digest = hashlib.sha256(ident.encode()).hexdigest()[:20]
-    path = Path(tempfile.gettempdir()) / "joe-locks" / f"store-{digest}.lock"
+    path = machine_lock_dir() / f"store-{digest}.lock"
     return InstanceLock(path, label=f"the store {safe_url(url)} (another data folder?)")
 
 
