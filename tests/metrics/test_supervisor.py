@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -92,12 +93,16 @@ def test_crashes_spread_wider_than_the_window_are_restarted_forever() -> None:
     assert kinds(events).count("watchdog.child_restarted") == 8 and "watchdog.gave_up" not in kinds(events)
 
 
-def test_usage_and_refusal_exits_give_up_at_once() -> None:
+def test_usage_and_refusal_exits_give_up_at_once(capsys: pytest.CaptureFixture[str]) -> None:
     for code, why in ((2, "usage error"), (3, "refused for safety")):
         sup, events, _clock = harness([code], RestartPolicy())
         assert sup.run() == GAVE_UP
         assert kinds(events) == ["watchdog.child_exited", "watchdog.gave_up"]
         assert why in events[-1][1]["reason"]
+        err = capsys.readouterr().err
+        # Refused (exit 3) is mostly "another Joe is running": never claim that Joe is not running.
+        assert ("Joe is NOT running" in err) is (code == 2), err
+        assert ("another Joe may be" in err) is (code == 3), err
 
 
 def test_a_stop_asked_of_the_watchdog_is_forwarded_and_never_restarted() -> None:

@@ -157,7 +157,8 @@ class Supervisor:
             how = describe(code)
             self.on_event("watchdog.child_exited", {"pid": self.child.pid, "code": code, "how": how})
             if code in NOT_RESTARTABLE:
-                return self._give_up(f"the daemon {how} ({NOT_RESTARTABLE[code]}): restarting cannot help")
+                why = f"the daemon {how} ({NOT_RESTARTABLE[code]}): restarting cannot help"
+                return self._give_up(why, refused=code == 3)
             delay = self.policy.next_delay(self.monotonic())
             if delay is None:
                 p = self.policy
@@ -174,9 +175,14 @@ class Supervisor:
         while not self.stopping and self.monotonic() < end:
             self.sleep(min(self.poll_s, max(0.0, end - self.monotonic())))
 
-    def _give_up(self, why: str) -> int:
+    def _give_up(self, why: str, *, refused: bool = False) -> int:
+        """`refused` (exit 3): most often another Joe holds the data folder or the account — then Joe IS
+        running, just not this daemon; saying "Joe is NOT running" would send the operator the wrong
+        way (an orphaned daemon, a hand-run `joe run --once`)."""
         self.on_event("watchdog.gave_up", {"reason": why, "starts": self.starts})
-        print(f"watchdog: GAVE UP: {why}. Joe is NOT running; open positions keep their broker-side "
+        state = ("This watchdog's daemon is not running; another Joe may be (its refusal above names the "
+                 "pid holding the data folder or account)") if refused else "Joe is NOT running"  # fmt: skip
+        print(f"watchdog: GAVE UP: {why}. {state}; open positions keep their broker-side "
               "stops. Read `joe status` and the audit log, fix the cause, then start it again.",
               file=sys.stderr)  # fmt: skip
         return GAVE_UP
