@@ -46,12 +46,14 @@ pytestmark = pytest.mark.timeout(180)
 
 
 @contextmanager
-def sim_process(kind: str, port: int, creds: dict[str, str] | None = None) -> Iterator[dict[str, str]]:
+def sim_process(
+    kind: str, port: int, creds: dict[str, str] | None = None, args: tuple[str, ...] = ()
+) -> Iterator[dict[str, str]]:
     """`joe sim <kind> --port N` as its own process; yields what its banner says to export (and
     `creds`: the CAPITAL_* login it accepts, given through its environment since the banner masks
     secrets)."""
     proc = subprocess.Popen(
-        [JOE, "sim", kind, "--port", str(port)],
+        [JOE, "sim", kind, "--port", str(port), *args],
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
         text=True,
@@ -287,3 +289,53 @@ async def _gold_mid(http: CapitalClient) -> D:
     snap = (await MarketsApi(http).market("GOLD")).snapshot
     assert snap.bid is not None and snap.offer is not None
     return D(str((snap.bid + snap.offer) / 2))
+
+
+async def test_kill_flatten_hung_up_mid_way_still_ends_flat(data_dir: Path) -> None:
+    """Hostile review: the operator's ssh session drops (SIGHUP) while `joe kill --flatten` is sending
+    (the simulator slowed down: each order is processed a second late). The default action killed the
+    command half-way — positions left open, its in-progress marker behind. It finishes, exit 0, flat."""
+    import signal
+    import time
+    import urllib.request
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        control = s.getsockname()[1]
+    with sim_process("ibkr", _ibkr_live_port(), args=("--control-port", str(control))) as exports:
+        held = _bracket("h-held", "AAPL", Side.BUY, "10", D(50), D(10000), None)
+        resting = _bracket("h-rest", "MSFT", Side.BUY, "5", D(1), D(10000), D("2.00"))
+        client = _ibkr_client(exports, data_dir, 7, "live")
+        await client.connect()
+        try:
+            await _leave_trades(client, data_dir, "live", held, resting)
+        finally:
+            await client.close()
+        arm = json.dumps({"name": "place_latency", "count": -1, "params": {"seconds": 0.5}}).encode()
+        req = urllib.request.Request(f"http://127.0.0.1:{control}/_sim/faults", data=arm, method="POST",
+                                     headers={"Content-Type": "application/json"})  # fmt: skip
+        with urllib.request.urlopen(req, timeout=10) as r:
+            assert r.status == 200
+        env = _env(data_dir, "live", "ibkr", exports) | {"IBKR_CLIENT_ID": "7"}
+        proc = subprocess.Popen([JOE, "kill", "--flatten", "--reason", "hung up", "--json"], env=env,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+        try:
+            deadline = time.monotonic() + 120
+            while not any(x["event"] == "safety.flatten_started" for x in tail(data_dir / "audit", 500)):
+                assert time.monotonic() < deadline and proc.poll() is None, "the flatten never started"
+                await asyncio.sleep(0.05)
+            proc.send_signal(signal.SIGHUP)  # mid-flatten: the session is gone
+            out, err = proc.communicate(timeout=150)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+        assert proc.returncode == 0, err[-3000:]
+        assert json.loads(out)["flatten"]["flat"] is True
+        urllib.request.urlopen(urllib.request.Request(f"http://127.0.0.1:{control}/_sim/faults",
+                                                      method="DELETE"), timeout=10).close()  # fmt: skip
+        reader = _ibkr_client(exports, data_dir, 8, "live")
+        await reader.connect()
+        try:
+            assert await _broker_books(reader) == ({}, [])  # the simulator is the truth
+        finally:
+            await reader.close()

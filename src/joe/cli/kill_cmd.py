@@ -51,6 +51,12 @@ def kill_command(
         console.print("--reason must say why (it is recorded in the audit log)")
         raise typer.Exit(ExitCode.USAGE)
     level = KillLevel.REDUCE if reduce else KillLevel.FLATTEN if flatten else KillLevel.HALT
+    import signal
+
+    # A closed terminal or ssh session (SIGHUP) must not stop the kill switch half-way — a flatten with
+    # some positions closed and the rest not, its in-progress marker left behind: the command finishes
+    # (its console output is then dropped, see joe.audit.streams). SIGTERM/Ctrl-C still stop it.
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
     from joe.runtime.bootstrap import bootstrap
 
     try:
