@@ -89,3 +89,24 @@ def test_status_without_locks_says_none(data_dir: Path) -> None:
     assert r.exit_code == 0 and "protection locks: none" in r.stdout
     # A fresh folder has no equity marked: said so, not "today (None): PnL 0 (0%)" (review r1119).
     assert "today: no equity recorded yet" in r.stdout and "None" not in r.stdout
+
+
+def test_a_fresh_heartbeat_with_no_process_on_the_folder_is_not_a_running_daemon(
+    ctx: SafetyContext, data_dir: Path
+) -> None:
+    """Hostile review: a daemon SIGKILLed (or OOM-killed) a moment ago left a heartbeat younger than the
+    stale cut-off (3 × its interval: minutes with a 60 s heartbeat), and `joe status` said "daemon:
+    running" while no process held the data folder. The folder's lock is the proof of life."""
+    from joe.runtime.daemon import HEARTBEAT_KEY
+    from joe.safety.lock import InstanceLock
+
+    ctx.store.set_state(HEARTBEAT_KEY, {"ts": datetime.now(UTC).isoformat(), "status": "running",
+                                        "pid": 2**22 + 7, "mode": "paper", "every_s": 600})  # fmt: skip
+    r = CliRunner().invoke(app, ["status"])
+    assert r.exit_code == 0, r.output
+    assert "daemon: running" not in r.stdout and "daemon: GONE" in r.stdout
+    doc = json.loads(CliRunner().invoke(app, ["status", "--json"]).stdout)
+    assert doc["daemon"]["running"] is False and doc["daemon"]["gone"] is True
+    with InstanceLock.for_data_dir(data_dir):  # a process holds the folder: the beat is believed
+        held = CliRunner().invoke(app, ["status"])
+    assert "daemon: running" in held.stdout, held.output

@@ -27,7 +27,7 @@ def status_command(
     rt = start(err)
     try:
         snap = status_snapshot(rt, SafetyContext.from_runtime(rt))
-        snap["daemon"] = heartbeat_health(rt.store)
+        snap["daemon"] = _alive_only_with_a_holder(heartbeat_health(rt.store), snap["running_pid"])
     except Exception as exc:
         err.print(f"[red]Status failed[/]: {type(exc).__name__}: {exc}", soft_wrap=True)
         raise typer.Exit(ExitCode.FAILED) from None
@@ -37,6 +37,14 @@ def status_command(
         typer.echo(json.dumps(snap, default=str))
         return
     _render(Console(highlight=False), snap)
+
+
+def _alive_only_with_a_holder(d: dict[str, Any], holder: int | None) -> dict[str, Any]:
+    """A heartbeat younger than its stale cut-off while no process holds the data folder's lock: the
+    daemon died a moment ago (SIGKILL, the OOM killer, a power cut) — not running. Marked ``gone``."""
+    if d.get("running") and holder is None:
+        return {**d, "running": False, "stale": True, "gone": True}
+    return d
 
 
 def _render(c: Console, s: dict[str, Any]) -> None:
@@ -93,7 +101,8 @@ def _render(c: Console, s: dict[str, Any]) -> None:
     if d.get("problem"):  # a heartbeat Joe cannot read: said, never a crash hiding the trading state
         c.print(f"daemon: [bold red]UNKNOWN[/] ({d['problem']})", soft_wrap=True)
     elif d.get("heartbeat"):
-        alive = "running" if d["running"] else "STALE" if d["stale"] else "stopped"
+        alive = ("running" if d["running"] else "GONE: no process holds the data folder (killed?)"
+                 if d.get("gone") else "STALE" if d["stale"] else "stopped")  # fmt: skip
         c.print(f"daemon: {alive} (last heartbeat {d['age_s']:.0f}s ago)")
         rec = d["heartbeat"].get("reconciled")
         if rec:
