@@ -114,3 +114,30 @@ def test_a_run_killed_half_way_is_marked_interrupted_by_the_next_run(project: Pa
     third = subprocess.run([JOE, "run", "--once"], cwd=project, capture_output=True, text=True, timeout=240)
     assert third.returncode == 0 and "stopped half-way" not in third.stdout + third.stderr
     assert len(_audit(project, "run.interrupted")) == 1
+
+
+@pytest.mark.timeout(300)
+def test_a_hang_up_delivered_twice_never_aborts_the_run(project: Path) -> None:
+    """Hostile review: a closing terminal sends SIGHUP to the foreground job, and the login shell sends
+    it to its jobs again as it exits: two hang-ups. The second was taken as "a second SIGTERM" and
+    aborted the run half-way (run.failed, exit 1). Only a second SIGTERM aborts; a hang-up never does."""
+    proc = subprocess.Popen(
+        [JOE, "run", "--once"], cwd=project, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    try:
+        _wait(
+            lambda: (project / "data/audit").exists() and bool(_audit(project, "run.started")),
+            proc,
+            "run.started",
+        )
+        proc.send_signal(signal.SIGHUP)  # the terminal
+        time.sleep(0.3)
+        proc.send_signal(signal.SIGHUP)  # the shell, passing it on
+        out, err = proc.communicate(timeout=240)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, err.decode()[-2000:]
+    assert [s for _r, s in _runs(project)] == ["ok"]
+    assert not _audit(project, "run.failed")
+    assert b"Report: " in out

@@ -215,9 +215,9 @@ def run_command(
 
 def _handle_sigterm() -> None:
     """SIGTERM (the daemon stopping, the daemon's death, an operator) or SIGHUP (its terminal closed)
-    to `joe run --once`: no new entry
-    from now on, exits, report and records finish (exit as usual); a second SIGTERM aborts the run
-    (`RunTerminated`: recorded ``run.failed``, exit 1). Broker-side stops stay either way."""
+    to `joe run --once`: no new entry from now on, exits, report and records finish (exit as usual); a
+    second SIGTERM (never a second SIGHUP) aborts the run (`RunTerminated`: recorded ``run.failed``,
+    exit 1). Broker-side stops stay either way."""
     import signal
 
     from joe.safety.run_guard import RunTerminated, entries_stopped, stop_entries
@@ -227,6 +227,10 @@ def _handle_sigterm() -> None:
         if entries_stopped() is None:
             why = "the terminal hung up" if signum == signal.SIGHUP else "the run was asked to stop"
             stop_entries(f"{name}: {why} (no new entries; exits and records finish)")
+            return
+        if signum == signal.SIGHUP:
+            # A hang-up comes twice (the terminal, then the exiting shell passing it on to its jobs)
+            # and is never an order to abandon exits half-way: only a second SIGTERM aborts.
             return
         raise RunTerminated(f"a second {name} stopped the run")
 
