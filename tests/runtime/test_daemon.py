@@ -179,6 +179,30 @@ def _stop(proc: subprocess.Popen[str]) -> tuple[int, str]:
     return proc.returncode, err
 
 
+async def test_a_stop_whose_audit_write_fails_still_stops_the_daemon() -> None:
+    """Hostile review: `request_stop` marked the daemon stopping, then audited ``daemon.stopping``; a
+    failed audit write (a full disk, the audit folder gone) raised before the stop event was set — the
+    loop swallowed it in the signal callback, the daemon never stopped, and every later SIGTERM returned
+    early ("already stopping"): only SIGKILL ended it (seen: an orphaned test daemon whose data folder
+    was deleted ignored SIGTERM)."""
+    log: list[str] = []
+    d, state, audit = rig(log, watch=["AAA"])
+    real = audit.record
+
+    def record(kind: str, *a: Any, **k: Any) -> Any:
+        if kind == "daemon.stopping":
+            raise OSError(28, "No space left on device")
+        return real(kind, *a, **k)
+
+    audit.record = record  # type: ignore[method-assign]
+    task = asyncio.create_task(d.run())
+    while state.writes < 3:
+        await asyncio.sleep(0.01)
+    d.request_stop("SIGTERM")  # a signal handler's callback: it must not raise
+    await asyncio.wait_for(task, 5)
+    assert state.kv[HEARTBEAT_KEY]["status"] == "stopped" and log[-1] == "stream.stop"
+
+
 def test_joe_daemon_paper_process_beats_and_exits_0_on_sigterm(project: Path) -> None:
     cmd = [JOE, "daemon", "--heartbeat", "0.2", "--no-schedule"]
     pipe = subprocess.PIPE

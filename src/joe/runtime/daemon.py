@@ -111,9 +111,12 @@ class Daemon:
             return
         self._stopping = True
         self.status = "stopping"
-        self.audit.record("daemon.stopping", {"reason": reason})
+        self._stop.set()  # first: a failing audit write below must not leave a daemon that never stops
+        try:
+            self.audit.record("daemon.stopping", {"reason": reason})
+        except Exception as exc:  # a full disk, the audit folder gone: the stop goes on regardless
+            log.error("daemon stopping (%s): audit write failed: %s: %s", reason, type(exc).__name__, exc)
         log.info("daemon stopping (%s): no new entries", reason)
-        self._stop.set()
 
     @property
     def stopping(self) -> bool:
