@@ -141,3 +141,24 @@ def test_a_hang_up_delivered_twice_never_aborts_the_run(project: Path) -> None:
     assert [s for _r, s in _runs(project)] == ["ok"]
     assert not _audit(project, "run.failed")
     assert b"Report: " in out
+
+
+def test_a_store_failing_while_closing_interrupted_runs_is_a_run_failed_not_a_traceback(
+    project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from typer.testing import CliRunner
+
+    from joe.cli.main import app
+    from joe.store import Store, StoreError
+
+    def broken(_self: Store, finished_at: Any = None) -> list[Any]:
+        raise StoreError("database is locked (test)")
+
+    monkeypatch.setattr(Store, "interrupt_unfinished_runs", broken)
+    r = CliRunner().invoke(app, ["run", "--once"])
+    assert r.exit_code == 1, r.output
+    assert "Run failed" in r.output and "database is locked (test)" in r.output
+    assert r.exception is None or isinstance(r.exception, SystemExit)
+    assert [a["payload"]["error"] for a in _audit(project, "run.failed")] == [
+        "StoreError: database is locked (test)"
+    ]

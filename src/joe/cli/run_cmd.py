@@ -149,14 +149,14 @@ def run_command(
         rt.close()
         console.print(f"[red]Refused[/]: {exc}", soft_wrap=True)
         raise typer.Exit(ExitCode.REFUSED) from None
-    if lock.sole_holder:
-        for gone in close_interrupted_runs(rt):
-            console.print(f"[yellow]Interrupted[/]: run {gone} was stopped half-way (marked interrupted)")
     formats = "\n".join(date_format or ()) or None  # repeated --date-format: one entry a line
     blocked = tuple(sorted({x.strip() for x in no_entry.split(",") if x.strip()}))
     progress = RichProgress(console)
     chosen = rt.settings.broker  # --broker if given, else JOE_BROKER (env or .env), else sim
     try:
+        if lock.sole_holder:  # inside: a store that fails here is "Run failed", the lock released
+            for gone in close_interrupted_runs(rt):
+                console.print(f"[yellow]Interrupted[/]: run {gone} was stopped half-way (marked interrupted)")
         opts = RunOptions(chosen, source, as_of_date, push, scan, formats, blocked, market_clock_start)
         outcome = run_once_sync(rt, opts, progress)
     except (LiveModeUnavailable, BookRefused, SafetyRefused, EndpointRefused) as exc:

@@ -25,6 +25,8 @@ def web_command(
     ] = 8080,
 ) -> None:
     """Serve the dashboard (token in <data dir>/web-token), the JSON API under /api, /metrics and /health."""
+    import signal
+
     import uvicorn
 
     from joe.web.app import create_app
@@ -61,6 +63,14 @@ def web_command(
         config = uvicorn.Config(app, log_level="warning", access_log=False)
         server = uvicorn.Server(config)
         err.print(f"Joe dashboard on http://{host}:{bound}/ (mode {rt.mode})")
+
+        def hang_up(_signum: int, _frame: object) -> None:
+            # A closed terminal or ssh session: uvicorn's orderly stop, as on SIGTERM (requests in
+            # flight, such as a FLATTEN, finish first); the default action killed it mid-request.
+            server.should_exit = True
+
+        signal.signal(signal.SIGHUP, hang_up)
         server.run(sockets=[sock])
+        rt.audit.record("web.stopped", {"port": bound, "in": "web"})
     finally:
         rt.close()
