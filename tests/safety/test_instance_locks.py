@@ -267,3 +267,43 @@ def test_the_account_lock_is_shared_by_processes_with_private_tmp_folders(
     monkeypatch.setenv("JOE_LOCK_DIR", str(tmp_path / "locks"))
     lock = account_lock(_rt(tmp_path / "a"))
     assert lock is not None and lock.path.parent == tmp_path / "locks"
+
+
+def test_a_status_probe_over_a_dead_runs_pid_never_refuses_a_starting_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`holder_pid` (joe status, the dashboard) takes the folder's lock for an instant; the file still
+    names a run a SIGKILL ended. A run starting in that instant waits it out instead of being refused
+    as "another Joe is running (pid <dead>)"."""
+    import fcntl
+
+    import joe.safety.lock as lock_mod
+
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    lock = InstanceLock.for_data_dir(tmp_path)
+    lock.path.parent.mkdir(parents=True, exist_ok=True)
+    lock.path.write_text(f"{gone.pid}\n")  # what a SIGKILLed holder leaves
+    probe = os.open(lock.path, os.O_RDWR)
+    fcntl.flock(probe, fcntl.LOCK_EX | fcntl.LOCK_NB)  # the probe's instant, frozen
+    slept: list[float] = []
+
+    def probe_lets_go(s: float) -> None:
+        slept.append(s)
+        fcntl.flock(probe, fcntl.LOCK_UN)  # the probe is done by the time the run looks again
+
+    monkeypatch.setattr(lock_mod.time, "sleep", probe_lets_go)
+    try:
+        lock.acquire()
+        assert lock.held and len(slept) == 1
+        assert lock.path.read_text() == f"{os.getpid()}\n"
+    finally:
+        lock.release()
+        os.close(probe)
+
+
+def test_a_living_holder_is_refused_by_its_pid(tmp_path: Path, holder: Any) -> None:
+    pid = holder(tmp_path / LOCK_NAME)
+    with pytest.raises(AlreadyRunning) as refused:
+        InstanceLock.for_data_dir(tmp_path).acquire()
+    assert refused.value.pid == pid

@@ -163,14 +163,16 @@ class InstanceLock:
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
         # The holder writes its pid just after taking the lock and clears it just before letting go:
         # an empty file while the lock is held is one of those instants, so look again briefly (the
-        # refusal should name the pid; the lock may also come free meanwhile).
+        # refusal should name the pid; the lock may also come free meanwhile). A pid of no living
+        # process is a probe's instant (`holder_pid`, e.g. `joe status` or the dashboard, holds the
+        # lock for microseconds over a file a SIGKILLed run left its pid in): look again too.
         for attempt in range(PID_WAIT_TRIES):
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
                 break
             except BlockingIOError:
                 pid = _read_pid(fd)
-                if pid is not None or attempt == PID_WAIT_TRIES - 1:
+                if (pid is not None and _pid_alive(pid)) or attempt == PID_WAIT_TRIES - 1:
                     os.close(fd)
                     raise AlreadyRunning(self.path, pid, self.label) from None
                 time.sleep(PID_WAIT_S)
@@ -200,6 +202,17 @@ class InstanceLock:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.release()
+
+
+def _pid_alive(pid: int) -> bool:
+    """Whether a process `pid` exists (one of another user counts as alive)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _read_pid(fd: int) -> int | None:
