@@ -185,3 +185,22 @@ def test_report_endpoint_and_page_follow_the_latest_finished_run(
     assert "regime: bull" in client.get("/report").text
     assert "the report" in client.get("/report/html").text
     assert client.get("/api/status", headers=bearer(token)).json()["regime"] == "bull"
+
+
+def test_the_dashboard_shows_a_daemon_killed_a_moment_ago_as_gone(
+    client: TestClient, rt: Runtime, token: str
+) -> None:
+    """Hostile review: a fresh heartbeat with no process on the data folder (SIGKILL, OOM killer) is not
+    a running daemon on the dashboard either (as in `joe status`); the folder's lock is the proof of life."""
+    from datetime import UTC, datetime
+
+    from joe.runtime.daemon import HEARTBEAT_KEY
+    from joe.safety.lock import InstanceLock
+
+    rt.store.set_state(HEARTBEAT_KEY, {"ts": datetime.now(UTC).isoformat(), "status": "running",
+                                       "pid": 2**22 + 7, "mode": "paper", "every_s": 600})  # fmt: skip
+    gone = client.get("/api/status", headers=bearer(token)).json()["daemon"]
+    assert gone["running"] is False and gone["gone"] is True and gone["stale"] is True
+    with InstanceLock.for_data_dir(rt.data_dir):
+        alive = client.get("/api/status", headers=bearer(token)).json()["daemon"]
+    assert alive["running"] is True and "gone" not in alive

@@ -19,7 +19,7 @@ def status_command(
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable JSON output.")] = False,
 ) -> None:
     """Show whether Joe may trade right now, and why."""
-    from joe.runtime.daemon import heartbeat_health
+    from joe.runtime.daemon import alive_only_with_a_holder, heartbeat_health
     from joe.safety.control import SafetyContext
     from joe.safety.status import status_snapshot
 
@@ -27,7 +27,7 @@ def status_command(
     rt = start(err)
     try:
         snap = status_snapshot(rt, SafetyContext.from_runtime(rt))
-        snap["daemon"] = _alive_only_with_a_holder(heartbeat_health(rt.store), snap["running_pid"])
+        snap["daemon"] = alive_only_with_a_holder(heartbeat_health(rt.store), snap["running_pid"])
     except Exception as exc:
         err.print(f"[red]Status failed[/]: {type(exc).__name__}: {exc}", soft_wrap=True)
         raise typer.Exit(ExitCode.FAILED) from None
@@ -37,14 +37,6 @@ def status_command(
         typer.echo(json.dumps(snap, default=str))
         return
     _render(Console(highlight=False), snap)
-
-
-def _alive_only_with_a_holder(d: dict[str, Any], holder: int | None) -> dict[str, Any]:
-    """A heartbeat younger than its stale cut-off while no process holds the data folder's lock: the
-    daemon died a moment ago (SIGKILL, the OOM killer, a power cut) — not running. Marked ``gone``."""
-    if d.get("running") and holder is None:
-        return {**d, "running": False, "stale": True, "gone": True}
-    return d
 
 
 def _render(c: Console, s: dict[str, Any]) -> None:

@@ -339,6 +339,15 @@ def _beat_time(beat: dict[str, Any]) -> datetime | None:
     return ts.astimezone(UTC) if ts.tzinfo is not None else None
 
 
+def alive_only_with_a_holder(health: dict[str, Any], holder: int | None) -> dict[str, Any]:
+    """`heartbeat_health`'s answer given the data folder lock's `holder` (`joe.safety.lock.holder_pid`):
+    a heartbeat younger than its stale cut-off while no process holds the folder means the daemon died a
+    moment ago (SIGKILL, the OOM killer, a power cut) — not running; marked ``gone`` (and stale)."""
+    if health.get("running") and holder is None:
+        return {**health, "running": False, "stale": True, "gone": True}
+    return health
+
+
 def heartbeat_health(
     state: StateStore, now: datetime | None = None, max_age_s: float | None = None
 ) -> dict[str, Any]:

@@ -39,11 +39,11 @@ def latest_run(rt: Runtime) -> dict[str, Any] | None:
 
 def overview(rt: Runtime, ctx: SafetyContext) -> dict[str, Any]:
     """`joe status`'s snapshot plus the daemon's heartbeat, the latest run and its regime."""
-    from joe.runtime.daemon import heartbeat_health
+    from joe.runtime.daemon import alive_only_with_a_holder, heartbeat_health
     from joe.safety.status import status_snapshot
 
     snap = status_snapshot(rt, ctx)
-    snap["daemon"] = heartbeat_health(rt.store)
+    snap["daemon"] = alive_only_with_a_holder(heartbeat_health(rt.store), snap["running_pid"])
     run = latest_run(rt)
     snap["latest_run"] = run
     snap["regime"] = (run or {}).get("summary", {}).get("regime")
