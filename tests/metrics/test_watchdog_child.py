@@ -61,6 +61,20 @@ async def until(cond: Callable[[], Any], what: str, proc: subprocess.Popen[str],
     raise AssertionError(f"timed out waiting for {what}")
 
 
+async def running_daemon(
+    project: Path, proc: subprocess.Popen[str], what: str, not_pid: int | None = None
+) -> int:
+    """The pid in the daemon's heartbeat once it says "running" (a pid other than `not_pid`: a restarted
+    daemon), waiting as `until` does."""
+
+    def pid() -> Any:
+        b = beat(project)
+        return b.get("status") == "running" and b.get("pid") not in (None, not_pid) and b["pid"]
+
+    found: int = await until(pid, what, proc)
+    return found
+
+
 def received(sock: socket.socket) -> list[str]:
     out = []
     while True:
@@ -93,13 +107,10 @@ async def test_a_killed_daemon_is_restarted_audited_and_alerted(
     proc = subprocess.Popen(cmd, cwd=tmp_path, env=env_for(tmp_path, bot, path), stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)  # fmt: skip
     try:
-        first = await until(lambda: beat(tmp_path).get("status") == "running" and beat(tmp_path)["pid"],
-                            "the first daemon's heartbeat", proc)  # fmt: skip
+        first = await running_daemon(tmp_path, proc, "the first daemon's heartbeat")
         await until(lambda: "READY=1" in received(sock), "READY=1 to systemd", proc)
         os.kill(first, signal.SIGKILL)
-        second = await until(lambda: beat(tmp_path).get("pid") not in (None, first)
-                             and beat(tmp_path).get("status") == "running" and beat(tmp_path)["pid"],
-                             "a restarted daemon", proc)  # fmt: skip
+        second = await running_daemon(tmp_path, proc, "a restarted daemon", not_pid=first)
         await until(lambda: any("restarted" in m["text"] for m in bot.sent), "the restart alert", proc)
         await until(lambda: "WATCHDOG=1" in received(sock), "pings for the new daemon", proc)
         proc.send_signal(signal.SIGTERM)
@@ -187,8 +198,7 @@ async def test_a_watchdog_killed_takes_its_daemon_down_in_order(
     proc = _watchdog(tmp_path, bot, notify_socket[0])
     daemon = None
     try:
-        daemon = await until(lambda: beat(tmp_path).get("status") == "running" and beat(tmp_path)["pid"],
-                             "the daemon's heartbeat", proc)  # fmt: skip
+        daemon = await running_daemon(tmp_path, proc, "the daemon's heartbeat")
         proc.kill()
         proc.wait(30)
         loop = asyncio.get_running_loop()
@@ -216,8 +226,7 @@ async def test_a_watchdog_hung_up_stops_its_daemon_in_order_and_restarts_nothing
     proc = _watchdog(tmp_path, bot, notify_socket[0])
     daemon = None
     try:
-        daemon = await until(lambda: beat(tmp_path).get("status") == "running" and beat(tmp_path)["pid"],
-                             "the daemon's heartbeat", proc)  # fmt: skip
+        daemon = await running_daemon(tmp_path, proc, "the daemon's heartbeat")
         proc.send_signal(signal.SIGHUP)
         code, err = await finish(proc)
     finally:
@@ -245,12 +254,9 @@ async def test_a_watchdog_whose_console_went_away_still_restarts_its_daemon(
     proc.stdout.close()
     first = second = None
     try:
-        first = await until(lambda: beat(tmp_path).get("status") == "running" and beat(tmp_path)["pid"],
-                            "the first daemon's heartbeat", proc)  # fmt: skip
+        first = await running_daemon(tmp_path, proc, "the first daemon's heartbeat")
         os.kill(first, signal.SIGKILL)
-        second = await until(lambda: beat(tmp_path).get("pid") not in (None, first)
-                             and beat(tmp_path).get("status") == "running" and beat(tmp_path)["pid"],
-                             "a restarted daemon", proc)  # fmt: skip
+        second = await running_daemon(tmp_path, proc, "a restarted daemon", not_pid=first)
         proc.send_signal(signal.SIGTERM)
         loop = asyncio.get_running_loop()
         end = loop.time() + 60

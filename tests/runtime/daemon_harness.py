@@ -105,6 +105,18 @@ def audit_records(project: Path, event: str | None = None) -> list[dict[str, Any
 
 
 
+def run_rows(project: Path) -> list[tuple[str, str]]:
+    """(run_id, status) of every pipeline run in the project's store, read-only; [] before the store
+    or its table exists (a run still starting)."""
+    import sqlite3
+
+    try:
+        with sqlite3.connect(f"file:{project / 'data/joe.db'}?mode=ro", uri=True) as conn:
+            return [(str(a), str(b)) for a, b in conn.execute("select run_id, status from pipeline_runs")]
+    except sqlite3.OperationalError:
+        return []
+
+
 async def settled(
     read: Callable[[], Any],
     poke: Callable[[], Awaitable[None]] | None = None,

@@ -6,9 +6,7 @@ stop, and an orphaned child keeps the data folder's lock (a second Joe is refuse
 from __future__ import annotations
 
 import asyncio
-import json
 import os
-import sqlite3
 import subprocess
 import sys
 import textwrap
@@ -23,29 +21,16 @@ from joe.core.events import NullAudit
 from joe.runtime.daemon_live import DeskHolder
 from joe.runtime.daemon_runs import pipeline_runner
 from joe.runtime.schedule import ScheduledRun
+from runtime.daemon_harness import JOE, audit_records, run_rows
 
 RUN = ScheduledRun("after_open", datetime(2026, 12, 1, 14, 45, tzinfo=UTC), date(2026, 12, 1))
-JOE = str(Path(sys.executable).with_name("joe"))
-
-
-def _audit(project: Path, event: str) -> list[dict[str, Any]]:
-    out = []
-    for f in sorted((project / "data/audit").glob("*.jsonl")):
-        complete = filter(None, f.read_text().split("\n")[:-1])
-        out += [r for r in map(json.loads, complete) if r.get("event") == event]
-    return out
-
-
-def _runs(project: Path) -> list[tuple[str, str]]:
-    with sqlite3.connect(project / "data/joe.db") as db:
-        return [(str(a), str(b)) for a, b in db.execute("select run_id, status from pipeline_runs")]
 
 
 async def test_no_scheduled_run_starts_once_the_daemon_is_stopping(project: Path) -> None:
     audit = NullAudit()
     await pipeline_runner("sim", audit, stopping=lambda: True)(RUN)
     assert [k for k, _p, _ in audit.records] == ["daemon.run_skipped"]
-    assert not (project / "data/joe.db").exists() or _runs(project) == []
+    assert not (project / "data/joe.db").exists() or run_rows(project) == []
 
 
 async def test_a_running_child_takes_no_new_entry_after_stop_and_still_records_its_run(project: Path) -> None:
@@ -58,10 +43,10 @@ async def test_a_running_child_takes_no_new_entry_after_stop_and_still_records_i
     assert kinds == ["daemon.run_entries_stopped", "daemon.run_finished"]
     finished = audit.records[-1][1]
     assert finished["rc"] == 0 and finished["entries_stopped"] is True
-    denied = [r for r in _audit(project, "risk.denied") if r["payload"].get("rule") == "run_stopping"]
+    denied = [r for r in audit_records(project, "risk.denied") if r["payload"].get("rule") == "run_stopping"]
     assert denied, "the child's signals were refused because the daemon is stopping"
-    assert not _audit(project, "order.attempt")  # a fresh book: no exit to make, and no entry was sent
-    assert [s for _r, s in _runs(project)] == ["ok"]
+    assert not audit_records(project, "order.attempt")  # a fresh book: no exit to make, and no entry was sent
+    assert [s for _r, s in run_rows(project)] == ["ok"]
 
 
 async def test_a_child_the_daemon_gives_up_on_records_run_failed(project: Path) -> None:
@@ -69,14 +54,14 @@ async def test_a_child_the_daemon_gives_up_on_records_run_failed(project: Path) 
     audit = NullAudit()
     task = asyncio.create_task(pipeline_runner("sim", audit, grace_s=60)(RUN))
     deadline = time.monotonic() + 120
-    while not (project / "data/audit").exists() or not _audit(project, "run.started"):
+    while not audit_records(project, "run.started"):
         assert time.monotonic() < deadline and not task.done(), "the child never started its run"
         await asyncio.sleep(0.05)
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
-    assert _audit(project, "run.failed"), "the aborted run is recorded"
-    assert all(s == "failed" for _r, s in _runs(project))  # no row left "running" (none if not begun)
+    assert audit_records(project, "run.failed"), "the aborted run is recorded"
+    assert all(s == "failed" for _r, s in run_rows(project))  # no row left "running" (none if not begun)
     assert [k for k, _p, _ in audit.records][-1] == "daemon.run_aborted"
 
 
@@ -138,7 +123,7 @@ def test_an_orphaned_child_keeps_the_lock_and_stops_entries_when_its_daemon_is_k
     parent = subprocess.Popen([sys.executable, "-c", HOLDER, str(data)], cwd=project)
     try:
         deadline = time.monotonic() + 120
-        while not (data / "audit").exists() or not _audit(project, "run.started"):
+        while not audit_records(project, "run.started"):
             assert time.monotonic() < deadline and parent.poll() is None, "the scheduled child never started"
             time.sleep(0.05)
         ps = subprocess.run(["ps", "-o", "pid=", "--ppid", str(parent.pid)], capture_output=True, text=True)
@@ -156,7 +141,7 @@ def test_an_orphaned_child_keeps_the_lock_and_stops_entries_when_its_daemon_is_k
     finally:
         if parent.poll() is None:
             parent.kill()
-    runs = sorted(_runs(project))
+    runs = sorted(run_rows(project))
     # The orphan (the first run) recorded its own end: it was not killed by its console (CI, 2026-12-02:
     # its stderr was a pipe to the killed daemon) nor marked "interrupted" by the second run.
     assert runs and runs[0][1] == "ok" and all(s == "ok" for _r, s in runs), runs
@@ -195,7 +180,7 @@ async def test_a_child_killed_mid_run_has_its_run_marked_interrupted_by_the_daem
 
     task = asyncio.create_task(pipeline_runner("sim", audit, after_child=after_child)(RUN))
     deadline = time.monotonic() + 120
-    while not (project / "data/audit").exists() or not _audit(project, "run.started") or not _runs(project):
+    while not audit_records(project, "run.started") or not run_rows(project):
         assert time.monotonic() < deadline and not task.done(), "the child never started its run"
         await asyncio.sleep(0.05)  # its row is in the store
     ps = subprocess.run(["ps", "-o", "pid=", "--ppid", str(os.getpid())], capture_output=True, text=True)
@@ -210,7 +195,7 @@ async def test_a_child_killed_mid_run_has_its_run_marked_interrupted_by_the_daem
             os.kill(pid, 9)  # the child this test's runner started
     with pytest.raises(RuntimeError, match="exited -9"):
         await task
-    runs = _runs(project)
+    runs = run_rows(project)
     assert runs and [s for _r, s in runs] == ["interrupted"], runs
     assert closed == [[runs[0][0]]]
     assert [k for k, _p, _ in audit.records if k == "run.interrupted"] == ["run.interrupted"]
@@ -230,13 +215,13 @@ def test_a_daemon_starting_closes_the_runs_a_dead_process_left_running(project: 
     proc = subprocess.Popen(cmd, cwd=project, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         deadline = time.monotonic() + 120
-        while not _audit(project, "daemon.started"):
+        while not audit_records(project, "daemon.started"):
             assert time.monotonic() < deadline and proc.poll() is None, "the daemon did not start"
             time.sleep(0.1)
     finally:
         proc.terminate()
         out, err = proc.communicate(timeout=60)
     assert proc.returncode == 0, err[-2000:]
-    assert _runs(project) == [("killed-earlier", "interrupted")]
-    assert [r["ids"]["run_id"] for r in _audit(project, "run.interrupted")] == ["killed-earlier"]
+    assert run_rows(project) == [("killed-earlier", "interrupted")]
+    assert [r["ids"]["run_id"] for r in audit_records(project, "run.interrupted")] == ["killed-earlier"]
     assert "run killed-earlier was stopped half-way" in out + err

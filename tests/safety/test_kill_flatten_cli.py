@@ -169,6 +169,13 @@ def _ibkr_client(exports: dict[str, str], data_dir: Path, client_id: int, mode: 
     )  # fmt: skip
 
 
+def _ibkr_held_and_resting(prefix: str) -> tuple[list[OrderIntent], list[OrderIntent]]:
+    """The two IBKR trades each flatten test leaves: 10 AAPL bought with stop 50 / target 10,000 (held),
+    and a 5 MSFT entry limited at 2.00 (resting, never filled)."""
+    return (_bracket(f"{prefix}-held", "AAPL", Side.BUY, "10", D(50), D(10000), None),
+            _bracket(f"{prefix}-rest", "MSFT", Side.BUY, "5", D(1), D(10000), D("2.00")))  # fmt: skip
+
+
 def _ibkr_live_port() -> int:
     for port in (4002, 7497):  # live mode accepts IBKR's paper ports only (the endpoint gate)
         if _free(port):
@@ -178,8 +185,7 @@ def _ibkr_live_port() -> int:
 
 async def test_kill_flatten_live_at_ibkr_leaves_nothing_at_the_simulator(data_dir: Path) -> None:
     with sim_process("ibkr", _ibkr_live_port()) as exports:
-        held = _bracket("k-held", "AAPL", Side.BUY, "10", D(50), D(10000), None)
-        resting = _bracket("k-rest", "MSFT", Side.BUY, "5", D(1), D(10000), D("2.00"))
+        held, resting = _ibkr_held_and_resting("k")
         client = _ibkr_client(exports, data_dir, 7, "live")
         await client.connect()
         try:
@@ -208,8 +214,7 @@ async def test_kill_flatten_live_at_ibkr_leaves_nothing_at_the_simulator(data_di
 
 async def test_kill_flatten_shadow_transmits_nothing_and_says_so(data_dir: Path) -> None:
     with sim_process("ibkr", 0) as exports:
-        held = _bracket("s-held", "AAPL", Side.BUY, "10", D(50), D(10000), None)
-        resting = _bracket("s-rest", "MSFT", Side.BUY, "5", D(1), D(10000), D("2.00"))
+        held, resting = _ibkr_held_and_resting("s")
         client = _ibkr_client(exports, data_dir, 9, "paper")
         await client.connect()
         try:
@@ -303,8 +308,7 @@ async def test_kill_flatten_hung_up_mid_way_still_ends_flat(data_dir: Path) -> N
         s.bind(("127.0.0.1", 0))
         control = s.getsockname()[1]
     with sim_process("ibkr", _ibkr_live_port(), args=("--control-port", str(control))) as exports:
-        held = _bracket("h-held", "AAPL", Side.BUY, "10", D(50), D(10000), None)
-        resting = _bracket("h-rest", "MSFT", Side.BUY, "5", D(1), D(10000), D("2.00"))
+        held, resting = _ibkr_held_and_resting("h")
         client = _ibkr_client(exports, data_dir, 7, "live")
         await client.connect()
         try:
