@@ -87,24 +87,14 @@ def spawn_bound(cmd: Sequence[str]) -> subprocess.Popen[bytes]:
     """Start `cmd` bound to this process's life: Linux sends it SIGTERM when the supervisor dies
     (``PR_SET_PDEATHSIG``; a killed watchdog used to leave its daemon orphaned — unsupervised, holding
     the data folder's lock so the next watchdog's daemon was refused and it "gave up"). SIGTERM is the
-    daemon's orderly stop. Elsewhere (not Linux) a plain child."""
+    daemon's orderly stop (`joe.core.process.parent_death_binder`)."""
     import os
 
-    parent = os.getpid()
-    try:
-        import ctypes
+    from joe.core.process import parent_death_binder
 
-        libc = ctypes.CDLL(None, use_errno=True)
-        prctl = libc.prctl
-    except (OSError, AttributeError):
-        return subprocess.Popen(list(cmd))
-
-    def bind() -> None:  # in the child, between fork and exec
-        prctl(1, int(signal.SIGTERM), 0, 0, 0)  # PR_SET_PDEATHSIG = 1
-        if os.getppid() != parent:  # the supervisor died before the request: same as its death now
-            os.kill(os.getpid(), signal.SIGTERM)
-
-    return subprocess.Popen(list(cmd), preexec_fn=bind)  # single-threaded here: safe between fork and exec
+    parent, bind = os.getpid(), parent_death_binder()  # prctl looked up here, not in the child
+    # single-threaded here: safe between fork and exec
+    return subprocess.Popen(list(cmd), preexec_fn=lambda: bind(parent))
 
 
 class Supervisor:

@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any
 
 from joe.audit.redaction import redact_text
 from joe.core.order import OrderState
+from joe.core.process import pid_alive
 from joe.safety.trading_state import StateRecord, TradingState
 
 if TYPE_CHECKING:
@@ -188,13 +189,7 @@ def unfinished_flatten(ctx: SafetyContext) -> dict[str, Any] | None:
         return None
     pid = note.get("pid")
     if isinstance(pid, int) and pid > 0:
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return note
-        except PermissionError:
-            return None  # alive, another user's
-        return None  # still running
+        return None if pid_alive(pid) else note  # alive (another user's too): still running
     return note
 
 

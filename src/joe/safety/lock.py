@@ -35,6 +35,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING
 
+from joe.core.process import parent_death_binder, pid_alive
+
 if TYPE_CHECKING:
     from joe.runtime.bootstrap import Runtime
 
@@ -172,7 +174,7 @@ class InstanceLock:
                 break
             except BlockingIOError:
                 pid = _read_pid(fd)
-                if (pid is not None and _pid_alive(pid)) or attempt == PID_WAIT_TRIES - 1:
+                if (pid is not None and pid_alive(pid)) or attempt == PID_WAIT_TRIES - 1:
                     os.close(fd)
                     raise AlreadyRunning(self.path, pid, self.label) from None
                 time.sleep(PID_WAIT_S)
@@ -202,17 +204,6 @@ class InstanceLock:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.release()
-
-
-def _pid_alive(pid: int) -> bool:
-    """Whether a process `pid` exists (one of another user counts as alive)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _read_pid(fd: int) -> int | None:
@@ -271,7 +262,7 @@ def _inherited_lock(path: Path) -> bool:
     if parent is None or not parent.isdigit():
         return False
     if _fd_holds(path):
-        _die_with_parent(int(parent))
+        parent_death_binder()(int(parent))  # not Linux: the lock still holds; the orphan finishes
         return True
     return parent == str(os.getppid()) and _holder_of(path) == os.getppid()
 
@@ -341,17 +332,3 @@ def hold_instance(rt: Runtime) -> HeldLocks:
         held.release()
         raise
     return held
-
-
-def _die_with_parent(parent: int) -> None:
-    import signal
-
-    try:
-        import ctypes
-
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(1, int(signal.SIGTERM), 0, 0, 0)  # PR_SET_PDEATHSIG = 1
-    except (OSError, AttributeError):
-        pass  # not Linux: the lock still holds; the orphan finishes its run
-    if os.getppid() != parent:  # the parent died before the request: same as its death now
-        os.kill(os.getpid(), signal.SIGTERM)
