@@ -35,14 +35,23 @@ class _QuietServer(uvicorn.Server):
         yield  # the daemon owns SIGTERM/SIGINT; uvicorn must not replace its handlers
 
 
+LISTEN_BACKLOG = 2048  # uvicorn's default backlog
+
+
 def bind(host: str, port: int) -> socket.socket:
-    """A TCP socket bound to (host, port); port 0 picks a free one. Raises OSError (busy port, bad host)."""
+    """A TCP socket bound to (host, port) and already listening; port 0 picks a free one.
+
+    Listening here, not when uvicorn starts serving, is what makes the printed URL true at once: a
+    browser or script that connects the moment ``Joe dashboard on ...`` appears is queued by the
+    kernel and answered when the server is up, never refused. Raises OSError (busy port, bad host).
+    """
     infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
     family, _type, _proto, _name, address = infos[0]
     sock = socket.socket(family, socket.SOCK_STREAM)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind(address)
+        sock.listen(LISTEN_BACKLOG)
     except OSError:
         sock.close()
         raise
