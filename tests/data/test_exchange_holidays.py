@@ -24,6 +24,7 @@ from joe.data import open_source
 from joe.data.calendars import (
     SUFFIXES,
     exchange_of,
+    load_exchange_calendar,
     non_sessions,
     nth_session_after,
     sessions_after,
@@ -34,7 +35,7 @@ from joe.runtime.market import load_snapshot
 
 
 def sessions(code: str, start: str, end: str) -> pd.DatetimeIndex:
-    return pd.DatetimeIndex(xcals.get_calendar(code).sessions_in_range(start, end))
+    return pd.DatetimeIndex(load_exchange_calendar(code).sessions_in_range(start, end))
 
 
 def bars(idx: pd.DatetimeIndex, seed: int = 0, price: float = 100.0) -> pd.DataFrame:
