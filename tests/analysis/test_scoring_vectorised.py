@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -158,3 +159,41 @@ def test_vectorised_scores_equal_one_at_a_time(
         assert s.components.keys() == want[2].keys() and s.details.keys() == want[3].keys()
         assert all(_same(s.components[k], round(v, 4)) for k, v in want[2].items()), s.components
         assert all(_same(s.details[k], v) for k, v in want[3].items()), (s.details, want[3])
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    seed=st.integers(0, 10_000),
+    n_dates=st.integers(60, 260),
+    nan_frac=st.sampled_from([0.0, 0.3]),
+    limit=st.integers(0, 12),
+    data=st.data(),
+)
+def test_a_limit_keeps_the_head_of_the_full_list(
+    seed: int, n_dates: int, nan_frac: float, limit: int, data: st.DataObject
+) -> None:
+    # The pipeline builds only the scores anything reads: they must be the full list's first ones,
+    # equal field by field (ties on the rounded total broken by symbol, as in the full sort).
+    panel = random_walk_panel(seed, n_dates, 10, nan_frac)
+    t = data.draw(st.integers(0, n_dates - 1), label="row")
+    eng = ScoringEngine()
+    full = eng.score(panel, panel.symbols, as_of_index=t)
+    head = eng.score(panel, panel.symbols, as_of_index=t, limit=limit)
+    assert len(head) == min(limit, len(full))
+    for a, b in zip(head, full, strict=False):
+        assert (a.symbol, a.total, a.direction, a.hits, a.as_of) == (
+            b.symbol,
+            b.total,
+            b.direction,
+            b.hits,
+            b.as_of,
+        )
+        assert all(_same(a.components[k], v) for k, v in b.components.items())
+        assert all(_same(a.details[k], v) for k, v in b.details.items())
+    assert [s.total for s in full] == sorted((s.total for s in full), reverse=True)
+
+
+def test_a_negative_limit_is_refused() -> None:
+    panel = random_walk_panel(1, 80, 3, 0.0)
+    with pytest.raises(ValueError, match="limit"):
+        ScoringEngine().score(panel, panel.symbols, limit=-1)

@@ -38,7 +38,7 @@ class AnalysisResult:
     as_of: pd.Timestamp
     regime: Regime
     scan: ScanResult
-    scores: list[InstrumentScore]
+    scores: list[InstrumentScore]  # the best max(pipeline.top_n, the strategies' top_n), best first
     signals: list[Signal]
     assessments: dict[str, RiskAssessment]
     timings: dict[str, float] = field(default_factory=dict)
@@ -101,13 +101,20 @@ def analyse(
     timings["scan"] = t2 - t1
 
     features = features if features is not None else Features(panel)
+    strat = engine or StrategyEngine.from_config(pcfg)
+    # Only the best scores are read (the strategies' top_n, the report's pipeline.top_n): only they
+    # are built, the same as the head of the full list.
     scores = (scorer or ScoringEngine()).score(
-        panel, scan.candidates, sentiment, as_of_index=t, features=features
+        panel,
+        scan.candidates,
+        sentiment,
+        as_of_index=t,
+        features=features,
+        limit=max(strat.top_n, pcfg.top_n),
     )
     t3 = time.perf_counter()
     timings["score"] = t3 - t2
 
-    strat = engine or StrategyEngine.from_config(pcfg)
     raw_signals = strat.run(panel, scores, regime, as_of_index=t, features=features)
     t4 = time.perf_counter()
     timings["strategy"] = t4 - t3

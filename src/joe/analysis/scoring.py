@@ -85,6 +85,7 @@ class ScoringEngine:
         sentiment: Mapping[str, Sentiment] | None = None,
         as_of_index: int | None = None,
         features: Features | None = None,
+        limit: int | None = None,
     ) -> list[InstrumentScore]:
         """Score each candidate at row `as_of_index` (the last row when None), best first.
 
@@ -92,7 +93,12 @@ class ScoringEngine:
         candidates are scored at once: one gather per indicator (`Features.matrix`) and array
         arithmetic, each element computed exactly as the one-instrument formulas in the module
         docstring (tests/analysis/test_scoring_vectorised.py holds them as the reference).
+        `limit`: only the best `limit` scores (the first `limit` of the full list, the same objects'
+        values); every candidate is still scored and ranked, but only those are built (a backtest
+        day scores ~120 candidates and reads the best 20). Raises `ValueError` for a negative limit.
         """
+        if limit is not None and limit < 0:
+            raise ValueError(f"limit must be >= 0, got {limit}")
         t = panel.n_dates - 1 if as_of_index is None else as_of_index
         f = features or Features(panel)
         sentiment = sentiment or {}
@@ -111,26 +117,32 @@ class ScoringEngine:
         names = list(comps)
         # Only the scored rows become Python floats (one conversion per array, not per element).
         rows = np.flatnonzero(r["ok"])
-        comp_rows = np.column_stack([comps[k][rows] for k in names]).tolist()
-        detail_rows = np.column_stack([r[k][rows] for k in DETAILS]).tolist()
-        totals, signs = total[rows].tolist(), sign[rows].tolist()
+        # The order of the full list — (-rounded total, symbol) — decided before any object is built.
+        totals = [round(x, 4) for x in total[rows].tolist()]
+        syms = [picked[i][0] for i in rows.tolist()]
+        order = sorted(range(len(rows)), key=lambda n: (-totals[n], syms[n]))
+        if limit is not None:
+            order = order[:limit]
+        keep = rows[order]
+        comp_rows = np.column_stack([comps[k][keep] for k in names]).tolist()
+        detail_rows = np.column_stack([r[k][keep] for k in DETAILS]).tolist()
+        signs = sign[keep].tolist()
         when = panel.dates[t]
         out: list[InstrumentScore] = []
         long, short = Direction.LONG, Direction.SHORT
-        for n, i in enumerate(rows.tolist()):
+        for m, (n, i) in enumerate(zip(order, keep.tolist(), strict=True)):
             sym, hits = picked[i]
             out.append(
                 InstrumentScore(
                     symbol=sym,
-                    total=round(totals[n], 4),
-                    direction=long if signs[n] > 0 else short,
-                    components={k: round(v, 4) for k, v in zip(names, comp_rows[n], strict=True)},
+                    total=totals[n],
+                    direction=long if signs[m] > 0 else short,
+                    components={k: round(v, 4) for k, v in zip(names, comp_rows[m], strict=True)},
                     as_of=when,
                     hits=tuple(hits),
-                    details=dict(zip(DETAILS, detail_rows[n], strict=True)),
+                    details=dict(zip(DETAILS, detail_rows[m], strict=True)),
                 )
             )
-        out.sort(key=lambda x: (-x.total, x.symbol))
         return out
 
     def _score_rows(self, r: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
