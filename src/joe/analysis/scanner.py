@@ -113,13 +113,15 @@ def _window_nanmean(x: np.ndarray, window: int, lag: int) -> np.ndarray:
     row's value is the same whichever rows are computed with it."""
     n = x.shape[0]
     ok = np.isfinite(x)
+    xz = np.where(ok, x, 0.0)  # once, not once per shift: the same addends
+    okf = ok.astype(np.float64)
     tot = np.zeros(x.shape)
     cnt = np.zeros(x.shape)
     for k in range(window - 1 + lag, lag - 1, -1):  # the oldest row of each window first
         if k >= n:
             continue
-        tot[k:] += np.where(ok[: n - k], x[: n - k], 0.0)
-        cnt[k:] += ok[: n - k]
+        tot[k:] += xz[: n - k]
+        cnt[k:] += okf[: n - k]
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(cnt > 0, tot / np.maximum(cnt, 1), np.nan)
 
