@@ -4,10 +4,7 @@ the `open_capital` factory against it, and the blocking `run_capital_sim` entry.
 from __future__ import annotations
 
 import asyncio
-import socket
-import subprocess
 import sys
-import time
 from datetime import UTC, datetime
 from decimal import Decimal
 
@@ -16,6 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from daemon_proc import announced
 from joe.brokers.capital import RateLimited, open_capital
 from joe.core.events import NullAudit
 from joe.simulators.capital import CapitalSimulator, SimLimits
@@ -158,30 +156,14 @@ async def test_demo_hourly_order_cap_on_the_server() -> None:
             await client.close()
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def test_run_capital_sim_entry_point() -> None:
-    port = _free_port()
-    code = f"from joe.simulators.capital import run_capital_sim; run_capital_sim({port})"
-    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    try:
-        deadline = time.monotonic() + 15
-        while True:
-            try:
-                r = httpx.get(f"http://127.0.0.1:{port}/api/v1/time", timeout=0.5)
-                break
-            except httpx.HTTPError:
-                if time.monotonic() > deadline or proc.poll() is not None:
-                    raise
-                time.sleep(0.1)
+    """`run_capital_sim(0)`: the OS picks the port, the banner names it, and it serves once printed."""
+    code = "from joe.simulators.capital import run_capital_sim; run_capital_sim(0)"
+    with announced(
+        [sys.executable, "-c", code], r"Capital\.com simulator on (http://127\.0\.0\.1:\d+) "
+    ) as sim:
+        r = httpx.get(f"{sim.match.group(1)}/api/v1/time", timeout=30)
         assert r.status_code == 200 and r.json()["serverTime"] > 0
-    finally:
-        proc.terminate()
-        proc.wait(10)
 
 
 async def test_sim_closes_idle_websockets() -> None:

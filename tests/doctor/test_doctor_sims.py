@@ -6,15 +6,14 @@ the `endpoint` line (and the command exits 1), and only that line among the brok
 from __future__ import annotations
 
 import json
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from daemon_proc import refused_port, sim_process
 from joe.core.demo_credentials import CAPITAL_SIM_API_KEY, CAPITAL_SIM_IDENTIFIER, CAPITAL_SIM_PASSWORD
 
 from .conftest import clean_env
@@ -22,32 +21,11 @@ from .conftest import clean_env
 JOE = str(Path(sys.executable).with_name("joe"))
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @contextmanager
 def simulator(kind: str) -> Iterator[int]:
-    port = free_port()
-    proc = subprocess.Popen(
-        [JOE, "sim", kind, "--port", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            assert proc.poll() is None, f"joe sim {kind} exited"
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                break
-            except OSError:
-                assert time.monotonic() < deadline, f"joe sim {kind} did not listen"
-                time.sleep(0.1)
-        yield port
-    finally:
-        proc.terminate()
-        proc.wait(10)
+    """`joe sim <kind>` on a port the OS picked; yields that port."""
+    with sim_process(kind) as sim:
+        yield sim.port
 
 
 def doctor(project: Path, **env: str) -> tuple[int, dict[str, Any]]:
@@ -98,7 +76,8 @@ def test_doctor_against_the_ibkr_simulator(project: Path) -> None:
     assert code == 1 and failing(doc) == ["endpoint"]
     assert "7496" in lines(doc)["endpoint"]["detail"]
     # Nothing listening: the broker line fails, saying what to start.
-    code, doc = doctor(project, JOE_BROKER="ibkr", IBKR_PORT=str(free_port()), IBKR_ACCOUNT="DU1234567")
+    with refused_port() as nobody:
+        code, doc = doctor(project, JOE_BROKER="ibkr", IBKR_PORT=str(nobody), IBKR_ACCOUNT="DU1234567")
     assert code == 1 and failing(doc) == ["broker"]
     assert "TWS" in lines(doc)["broker"]["fix"]
 

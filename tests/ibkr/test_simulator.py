@@ -123,19 +123,18 @@ async def test_delay_fills_fault(sim: IBKRSimulator, ib: IB) -> None:
 
 async def test_run_ibkr_sim_entry_point_serves_until_stopped() -> None:
     """The blocking entry point behind `joe sim ibkr --port N` (run in a child process, then stopped)."""
-    import socket
+    import re
     import subprocess
     import sys
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    code = f"from joe.simulators.ibkr import run_ibkr_sim; run_ibkr_sim({port}, 157)"
+    code = "from joe.simulators.ibkr import run_ibkr_sim; run_ibkr_sim(0, 157)"  # 0: the OS picks the port
     proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
     try:
         assert proc.stdout is not None
         line = await asyncio.get_running_loop().run_in_executor(None, proc.stdout.readline)
-        assert f"127.0.0.1:{port}" in line and "157" in line
+        listening = re.search(r"version 157\) listening on 127\.0\.0\.1:(\d+);", line)
+        assert listening is not None, line
+        port = int(listening.group(1))
         client = IB()
         await client.connectAsync("127.0.0.1", port, clientId=1, timeout=3)
         assert client.client.serverVersion() == 157

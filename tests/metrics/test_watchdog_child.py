@@ -22,6 +22,7 @@ import pytest
 
 from daemon_proc import audit_events as audit
 from daemon_proc import read_heartbeat as beat
+from daemon_proc import refused_port
 from telegram_control.fake_bot_api import FakeBotApi
 
 JOE = str(Path(sys.executable).with_name("joe"))
@@ -136,24 +137,24 @@ async def test_a_crash_loop_makes_the_watchdog_give_up_loudly(
     tmp_path: Path, notify_socket: tuple[str, socket.socket]
 ) -> None:
     (tmp_path / "execution.yaml").write_text("version: 1\nai:\n  enabled: false\n")
-    with socket.socket() as s:  # a port nobody listens on: the daemon's broker connection fails
-        s.bind(("127.0.0.1", 0))
-        closed = s.getsockname()[1]
-    bot = FakeBotApi(BOT_TOKEN)
-    await bot.start()
-    path, _sock = notify_socket
-    cmd = [sys.executable, "-m", "joe.metrics.watchdog", "--max-restarts", "2", "--backoff", "0.1", "--",
-           JOE, "daemon", "--broker", "ibkr", "--no-schedule"]  # fmt: skip
-    env = env_for(tmp_path, bot, path, IBKR_PORT=str(closed))
-    proc = subprocess.Popen(cmd, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True)  # fmt: skip
-    try:
-        code, err = await finish(proc, timeout=200)
-        await asyncio.sleep(0)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-        await bot.stop()
+    # A port nobody listens on: the daemon's broker connection fails. Held (bound, not listening) for the
+    # whole test: closed at once, another xdist worker's simulator could take it and the daemon then ran.
+    with refused_port() as closed:
+        bot = FakeBotApi(BOT_TOKEN)
+        await bot.start()
+        path, _sock = notify_socket
+        cmd = [sys.executable, "-m", "joe.metrics.watchdog", "--max-restarts", "2", "--backoff", "0.1", "--",
+               JOE, "daemon", "--broker", "ibkr", "--no-schedule"]  # fmt: skip
+        env = env_for(tmp_path, bot, path, IBKR_PORT=str(closed))
+        proc = subprocess.Popen(cmd, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                text=True)  # fmt: skip
+        try:
+            code, err = await finish(proc, timeout=200)
+            await asyncio.sleep(0)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+            await bot.stop()
     assert code == 4, err[-3000:]
     assert len(audit(tmp_path, "watchdog.child_exited")) == 3
     assert len(audit(tmp_path, "watchdog.child_restarted")) == 2

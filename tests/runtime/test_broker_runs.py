@@ -9,50 +9,13 @@ from __future__ import annotations
 import csv
 import json
 import os
-import socket
 import subprocess
 import sys
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
+from daemon_proc import sim_process
+
 JOE = str(Path(sys.executable).with_name("joe"))
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@contextmanager
-def simulator(kind: str, port: int, *extra: str) -> Iterator[subprocess.Popen[str]]:
-    proc = subprocess.Popen(
-        [JOE, "sim", kind, "--port", str(port), *extra],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            if proc.poll() is not None:
-                raise AssertionError(f"joe sim {kind} exited: {proc.stdout.read() if proc.stdout else ''}")
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                break
-            except OSError:
-                time.sleep(0.1)
-        else:
-            raise AssertionError(f"joe sim {kind} did not listen on {port}")
-        yield proc
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
 
 
 def run_joe(project: Path, env_extra: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
@@ -88,8 +51,8 @@ def assert_labelled(project: Path, out: subprocess.CompletedProcess[str], broker
 
 
 def test_run_once_against_capital_simulator(project: Path) -> None:
-    port = free_port()
-    with simulator("capital", port):
+    with sim_process("capital") as sim:
+        port = sim.port
         out = run_joe(
             project,
             {
@@ -135,9 +98,8 @@ def test_run_once_against_capital_simulator(project: Path) -> None:
 
 
 def test_run_once_against_ibkr_simulator(project: Path) -> None:
-    port = free_port()
-    with simulator("ibkr", port):
-        out = run_joe(project, {"IBKR_PORT": str(port)}, "--broker", "ibkr")
+    with sim_process("ibkr") as sim:
+        out = run_joe(project, {"IBKR_PORT": str(sim.port)}, "--broker", "ibkr")
     html = report_of(out)
     doc = json.loads((html.parent / "run.json").read_text())
     assert doc["run"]["broker"] == "ibkr"

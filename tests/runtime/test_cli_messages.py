@@ -11,11 +11,13 @@ import socket
 import subprocess
 import sys
 from collections.abc import Iterator
+from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
+from daemon_proc import refused_port, sim_process
 from joe.cli.main import app
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -170,11 +172,9 @@ def test_an_unreachable_database_server_is_not_called_damaged(
     project: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     pytest.importorskip("psycopg")
-    with socket.socket() as s:  # a port nobody listens on
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    monkeypatch.setenv("JOE_DB_URL", f"postgresql+psycopg://u:pw@127.0.0.1:{port}/x")
-    result = CliRunner().invoke(app, ["status"])
+    with refused_port() as port:  # nobody listens on it, and no other test's server can take it meanwhile
+        monkeypatch.setenv("JOE_DB_URL", f"postgresql+psycopg://u:pw@127.0.0.1:{port}/x")
+        result = CliRunner().invoke(app, ["status"])
     assert result.exit_code == 1, result.output
     assert "cannot be reached" in result.output and "damaged" not in result.output
     assert "pw@" not in result.output
@@ -242,12 +242,6 @@ def test_report_rerender_of_a_corrupt_facts_file_names_the_file(project: Path) -
 
 
 # ------------------------------------------------------------------------------------------ simulators
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.mark.parametrize("kind", ["capital", "ibkr"])
 @pytest.mark.parametrize("port", ["99999", "-5"])
 def test_sim_port_out_of_range_is_one_line_exit_2(kind: str, port: str) -> None:
@@ -276,24 +270,11 @@ def test_sim_port_in_use_is_one_line_exit_1(kind: str) -> None:
     one_line_error(result.output)
 
 
-def _start_sim(args: list[str], env: dict[str, str]) -> tuple[subprocess.Popen[str], list[str]]:
-    proc = subprocess.Popen([JOE, "sim", *args], stdout=subprocess.PIPE, text=True, env=env)
-    lines: list[str] = []
-    assert proc.stdout is not None
-    for line in proc.stdout:
-        lines.append(line.rstrip("\n"))
-        if "joe run --once" in line:
-            break
-    return proc, lines
-
-
 @pytest.fixture
-def stop() -> Iterator[list[subprocess.Popen[str]]]:
-    procs: list[subprocess.Popen[str]] = []
-    yield procs
-    for p in procs:
-        p.terminate()
-        p.wait(timeout=10)
+def sims() -> Iterator[ExitStack]:
+    """Simulators started in a test (`sims.enter_context(sim_process(...))`), stopped after it."""
+    with ExitStack() as stack:
+        yield stack
 
 
 def _exports(lines: list[str]) -> dict[str, str]:
@@ -302,11 +283,10 @@ def _exports(lines: list[str]) -> dict[str, str]:
 
 @pytest.mark.parametrize("suffix", ["", "/api/v1"])
 def test_sim_capital_prints_what_to_export_and_joe_runs_against_it(
-    project: Path, monkeypatch: pytest.MonkeyPatch, stop: list[subprocess.Popen[str]], suffix: str
+    project: Path, monkeypatch: pytest.MonkeyPatch, sims: ExitStack, suffix: str
 ) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("CAPITAL_")}
-    proc, lines = _start_sim(["capital", "--port", str(_free_port())], env)
-    stop.append(proc)
+    lines = sims.enter_context(sim_process("capital", env=env)).run.lines
     exports = _exports(lines)
     assert set(exports) == {
         "CAPITAL_API_URL",
@@ -327,7 +307,7 @@ def test_sim_capital_prints_what_to_export_and_joe_runs_against_it(
 
 
 def test_sim_capital_accepts_the_environments_credentials_without_printing_them(
-    project: Path, monkeypatch: pytest.MonkeyPatch, stop: list[subprocess.Popen[str]]
+    project: Path, monkeypatch: pytest.MonkeyPatch, sims: ExitStack
 ) -> None:
     creds = {
         "CAPITAL_API_KEY": "my-own-key-123",
@@ -335,8 +315,7 @@ def test_sim_capital_accepts_the_environments_credentials_without_printing_them(
         "CAPITAL_PASSWORD": "my-own-pass-456",
     }
     env = {**{k: v for k, v in os.environ.items() if not k.startswith("CAPITAL_")}, **creds}
-    proc, lines = _start_sim(["capital", "--port", str(_free_port())], env)
-    stop.append(proc)
+    lines = sims.enter_context(sim_process("capital", env=env)).run.lines
     text = "\n".join(lines)
     assert "my-own-key-123" not in text and "my-own-pass-456" not in text
     assert "CAPITAL_API_KEY is taken from your environment" in text
@@ -347,10 +326,10 @@ def test_sim_capital_accepts_the_environments_credentials_without_printing_them(
     assert result.exit_code == 0, result.output
 
 
-def test_sim_ibkr_prints_ibkr_port_and_account(stop: list[subprocess.Popen[str]]) -> None:
-    port = _free_port()
-    proc, lines = _start_sim(["ibkr", "--port", str(port)], dict(os.environ))
-    stop.append(proc)
-    exports = _exports(lines)
-    assert exports["IBKR_PORT"] == str(port)
+def test_sim_ibkr_prints_ibkr_port_and_account(sims: ExitStack) -> None:
+    """`--port 0`: the port the OS picked is the one printed, and the simulator is listening on it."""
+    sim = sims.enter_context(sim_process("ibkr", env=dict(os.environ)))
+    exports = _exports(sim.run.lines)
+    assert exports["IBKR_PORT"] == str(sim.port) and sim.port != 0
+    socket.create_connection(("127.0.0.1", sim.port), timeout=10).close()
     assert exports["IBKR_ACCOUNT"] == "DU1234567"

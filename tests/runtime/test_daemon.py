@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from daemon_proc import free_port, ibkr_simulator
+from daemon_proc import ibkr_simulator
 from joe.core.events import NullAudit
 from joe.data.calendars import calendar_for
 from joe.execution.position_monitor import PositionMonitor
@@ -242,8 +242,7 @@ def test_joe_daemon_stops_orderly_when_its_terminal_hangs_up(project: Path) -> N
 
 
 def test_joe_daemon_streams_from_the_ibkr_simulator(project: Path) -> None:
-    port = free_port()
-    with ibkr_simulator(port):
+    with ibkr_simulator() as port:
         proc = subprocess.Popen(
             [JOE, "daemon", "--broker", "ibkr", "--watch", "AAPL,MSFT", "--heartbeat", ".2", "--no-schedule"],
             cwd=project, env=_env(project, IBKR_PORT=str(port)),

@@ -11,13 +11,14 @@ import os
 import sqlite3
 import subprocess
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from runtime.test_live_runs import CAPITAL_LOGIN, JOE, _wait_listening, free_port, post
+from daemon_proc import sim_process
+from runtime.test_live_runs import CAPITAL_LOGIN, JOE, post
 
 CONFIG = """\
 version: 1
@@ -40,26 +41,34 @@ ALIGNED = {"AAPL": 190.0, "MSFT": 410.0}
 
 
 class Sims:
-    """Both simulators on fixed ports, each startable and killable on its own."""
+    """Both simulators, each startable and killable on its own. The first start takes a port the OS
+    picked (read from the banner); a restart asks for that same port again (the run's environment names
+    it), so only a restart can find it taken, as a broker coming back on its address would."""
 
     def __init__(self) -> None:
-        self.ports = {"ibkr": free_port(), "capital": free_port()}
-        self.ibkr_control = free_port()
+        self.ports: dict[str, int] = {"ibkr": 0, "capital": 0}
+        self.ibkr_control = 0
+        self.running: dict[str, ExitStack] = {}
         self.procs: dict[str, subprocess.Popen[str]] = {}
 
     def start(self, kind: str) -> None:
-        port = self.ports[kind]
-        extra = ["--control-port", str(self.ibkr_control)] if kind == "ibkr" else []
+        extra = ("--control-port", str(self.ibkr_control)) if kind == "ibkr" else ()
         clean = {k: v for k, v in os.environ.items() if not k.startswith(("CAPITAL_", "IBKR_"))}
-        proc = subprocess.Popen(
-            [JOE, "sim", kind, "--port", str(port), *extra],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            text=True,
-            env={**clean, **CAPITAL_LOGIN} if kind == "capital" else clean,
+        stack = ExitStack()
+        sim = stack.enter_context(
+            sim_process(
+                kind,
+                *extra,
+                port=self.ports[kind],
+                env={**clean, **CAPITAL_LOGIN} if kind == "capital" else clean,
+            )
         )
-        self.procs[kind] = proc
-        _wait_listening(proc, port, *([self.ibkr_control] if extra else []))
+        self.running[kind] = stack
+        self.ports[kind] = sim.port
+        if kind == "ibkr":
+            assert sim.control_port is not None
+            self.ibkr_control = sim.control_port
+        self.procs[kind] = sim.proc
         self.align(kind)
 
     def align(self, kind: str) -> None:
@@ -71,9 +80,8 @@ class Sims:
                 post(f"http://127.0.0.1:{self.ports['capital']}/_sim/price", {"epic": sym, "mid": mid})
 
     def kill(self, kind: str) -> None:
-        proc = self.procs.pop(kind)
-        proc.kill()
-        proc.wait(10)
+        self.procs.pop(kind).kill()
+        self.running.pop(kind).close()
 
     def env(self, broker: str) -> dict[str, str]:
         return {

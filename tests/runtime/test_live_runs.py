@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -22,6 +21,7 @@ import httpx
 import pytest
 from typer.testing import CliRunner
 
+from daemon_proc import sim_process
 from joe.cli.main import app
 from joe.data.calendars import nth_session_after
 from joe.simulators.ibkr.sessions import session_on_or_before
@@ -82,66 +82,29 @@ CAPITAL_LOGIN = {
 }
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _wait_listening(proc: subprocess.Popen[str], *ports: int) -> None:
-    deadline = time.monotonic() + 60
-    for port in ports:
-        while True:
-            if proc.poll() is not None:
-                raise AssertionError(f"simulator exited: {proc.stdout.read() if proc.stdout else ''}")
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                break
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise AssertionError(f"simulator did not listen on {port}") from None
-                time.sleep(0.1)
-
-
 @contextmanager
 def sim(kind: str) -> Iterator[tuple[dict[str, str], str]]:
-    """Start `joe sim <kind>`; yields (Joe's environment for it, the control base URL)."""
-    port = free_port()
-    extra, env, control = [], {}, f"http://127.0.0.1:{port}"
-    if kind == "ibkr":
-        cport = free_port()
-        extra = ["--control-port", str(cport)]
-        control = f"http://127.0.0.1:{cport}"
-        env = {
-            "JOE_BROKER": "ibkr",
-            "IBKR_PORT": str(port),
-            "IBKR_ACCOUNT": "DU1234567",
-            "IBKR_CLIENT_ID": "7",
-        }
-    else:
-        env = {
-            "JOE_BROKER": "capital",
-            "CAPITAL_API_URL": f"http://127.0.0.1:{port}",
-            "CAPITAL_STREAM_URL": f"ws://127.0.0.1:{port}/connect",
-            **CAPITAL_LOGIN,
-        }
+    """Start `joe sim <kind>` on ports the OS picked; yields (Joe's environment for it, the control
+    base URL)."""
     clean = {k: v for k, v in os.environ.items() if not k.startswith(("CAPITAL_", "IBKR_"))}
-    proc = subprocess.Popen(
-        [JOE, "sim", kind, "--port", str(port), *extra],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        env={**clean, **CAPITAL_LOGIN} if kind == "capital" else clean,
-    )
-    try:
-        _wait_listening(proc, port, *([int(extra[1])] if extra else []))
-        yield env, control
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+    if kind == "ibkr":
+        with sim_process("ibkr", "--control-port", "0", env=clean) as s:
+            env = {
+                "JOE_BROKER": "ibkr",
+                "IBKR_PORT": str(s.port),
+                "IBKR_ACCOUNT": "DU1234567",
+                "IBKR_CLIENT_ID": "7",
+            }
+            yield env, s.control
+    else:
+        with sim_process("capital", env={**clean, **CAPITAL_LOGIN}) as s:
+            env = {
+                "JOE_BROKER": "capital",
+                "CAPITAL_API_URL": s.url,
+                "CAPITAL_STREAM_URL": f"ws://127.0.0.1:{s.port}/connect",
+                **CAPITAL_LOGIN,
+            }
+            yield env, s.control
 
 
 def joe_run(project: Path, env_extra: dict[str, str]) -> subprocess.CompletedProcess[str]:
@@ -340,7 +303,9 @@ def test_an_ibkr_stop_that_filled_after_run_1_is_booked_by_the_next_day_run(proj
             rows = db.execute("select client_order_id, state from orders where mode = 'live'").fetchall()
         states = dict(rows)
         assert {bracket[c]: states[c] for c in bracket} == {
-            "entry": "FILLED", "stop": "FILLED", "target": "CANCELLED"
+            "entry": "FILLED",
+            "stop": "FILLED",
+            "target": "CANCELLED",
         }, states
         audit = [
             json.loads(ln)

@@ -51,7 +51,7 @@ def sim_process(
 ) -> Iterator[dict[str, str]]:
     """`joe sim <kind> --port N` as its own process; yields what its banner says to export (and
     `creds`: the CAPITAL_* login it accepts, given through its environment since the banner masks
-    secrets)."""
+    secrets; SIM_CONTROL_PORT: the IBKR control port it printed, when asked for one)."""
     proc = subprocess.Popen(
         [JOE, "sim", kind, "--port", str(port), *args],
         stdout=subprocess.PIPE,
@@ -65,6 +65,8 @@ def sim_process(
         for line in proc.stdout:
             if m := re.match(r"\s*export (\w+)=(\S+)", line):
                 exports[m.group(1)] = m.group(2)
+            if m := re.search(r"control port .*http://127\.0\.0\.1:(\d+)/_sim/", line):
+                exports["SIM_CONTROL_PORT"] = m.group(1)  # the port the OS picked for `--control-port 0`
             if "joe run --once" in line:
                 break
         exports |= creds or {}
@@ -237,19 +239,13 @@ async def test_kill_flatten_shadow_transmits_nothing_and_says_so(data_dir: Path)
             await client.close()
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 async def test_kill_flatten_live_at_capital_leaves_nothing_at_the_simulator(data_dir: Path) -> None:
     login = {
         "CAPITAL_API_KEY": "flat-key-1",
         "CAPITAL_IDENTIFIER": "t@example.com",
         "CAPITAL_PASSWORD": "flat-pw-1",
     }
-    with sim_process("capital", _free_port(), login) as exports:
+    with sim_process("capital", 0, login) as exports:
         creds = Credentials(
             exports["CAPITAL_API_KEY"], exports["CAPITAL_IDENTIFIER"], exports["CAPITAL_PASSWORD"], False
         )
@@ -304,10 +300,8 @@ async def test_kill_flatten_hung_up_mid_way_still_ends_flat(data_dir: Path) -> N
     import time
     import urllib.request
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        control = s.getsockname()[1]
-    with sim_process("ibkr", _ibkr_live_port(), args=("--control-port", str(control))) as exports:
+    with sim_process("ibkr", _ibkr_live_port(), args=("--control-port", "0")) as exports:
+        control = exports["SIM_CONTROL_PORT"]
         held, resting = _ibkr_held_and_resting("h")
         client = _ibkr_client(exports, data_dir, 7, "live")
         await client.connect()

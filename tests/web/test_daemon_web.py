@@ -22,7 +22,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from daemon_proc import audit_events as audit
-from daemon_proc import free_port, ibkr_simulator
+from daemon_proc import ibkr_simulator
 from daemon_proc import read_heartbeat as heartbeat
 
 JOE = str(Path(sys.executable).with_name("joe"))
@@ -57,8 +57,7 @@ def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
 
 @pytest.mark.timeout(240)
 def test_the_daemon_serves_the_dashboard_with_its_own_state(project: Path) -> None:
-    sim_port = free_port()
-    with ibkr_simulator(sim_port):
+    with ibkr_simulator() as sim_port:
         cmd = [JOE, "daemon", "--broker", "ibkr", "--watch", "AAPL,MSFT", "--heartbeat", "0.2",
                "--no-schedule", "--web", "--web-port", "0"]  # fmt: skip
         proc = subprocess.Popen(cmd, cwd=project, env=env_for(project, IBKR_PORT=str(sim_port)),

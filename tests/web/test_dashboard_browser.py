@@ -14,11 +14,10 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +25,7 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from daemon_proc import announced, sim_process
 from market_clock import OPEN_MINUTE
 
 JOE = str(Path(sys.executable).with_name("joe"))
@@ -43,24 +43,6 @@ CHROMIUM_ARGS = [
     "--disable-extensions",
 ]
 KEEP_OUT = ("CAPITAL_", "IBKR_", "TELEGRAM_", "DISCORD_", "GEMINI_", "TRADING_MODE", "JOE_")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def wait_port(proc: subprocess.Popen[bytes], port: int, what: str) -> None:
-    deadline = time.monotonic() + 120
-    while True:
-        assert proc.poll() is None, f"{what} exited"
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            return
-        except OSError:
-            assert time.monotonic() < deadline, f"{what} did not listen on {port}"
-            time.sleep(0.2)
 
 
 def metrics(url: str, token: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
@@ -82,42 +64,33 @@ def desk(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     project = tmp_path_factory.mktemp("desk")
     (project / "config").mkdir()
     (project / "config/execution.yaml").write_text(LIVE_CONFIG)
-    port, cport, wport = free_port(), free_port(), free_port()
     base = {k: v for k, v in os.environ.items() if not k.startswith(KEEP_OUT)}
-    env = {
-        **base,
-        "JOE_DATA_DIR": str(project / "data"),
-        "JOE_CONFIG": str(project / "config/execution.yaml"),
-        "TRADING_MODE": "live",
-        "JOE_BROKER": "ibkr",
-        "IBKR_PORT": str(port),
-        "IBKR_ACCOUNT": "DU1234567",
-        "IBKR_CLIENT_ID": "7",
-        # The run judges market hours at a Tuesday 10:00 New York (the suite's autouse clock does not reach a
-        # module fixture, and JOE_ is kept out above): without it, fills would depend on the wall clock.
-        "JOE_CLOCK_START": OPEN_MINUTE,
-    }
-    procs: list[subprocess.Popen[bytes]] = []
-    try:
-        sim = subprocess.Popen(
-            [JOE, "sim", "ibkr", "--port", str(port), "--control-port", str(cport)],
-            env=base,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
+    with ExitStack() as procs:
+        sim = procs.enter_context(sim_process("ibkr", "--control-port", "0", env=base))
+        env = {
+            **base,
+            "JOE_DATA_DIR": str(project / "data"),
+            "JOE_CONFIG": str(project / "config/execution.yaml"),
+            "TRADING_MODE": "live",
+            "JOE_BROKER": "ibkr",
+            "IBKR_PORT": str(sim.port),
+            "IBKR_ACCOUNT": "DU1234567",
+            "IBKR_CLIENT_ID": "7",
+            # The run judges market hours at a Tuesday 10:00 New York (the suite's autouse clock does not
+            # reach a module fixture, and JOE_ is kept out above): without it, fills would depend on the
+            # wall clock.
+            "JOE_CLOCK_START": OPEN_MINUTE,
+        }
+        # `joe web --port 0` prints its URL once its socket listens (joe.web.serve.bind).
+        web = procs.enter_context(
+            announced(
+                [JOE, "web", "--port", "0"],
+                r"Joe dashboard on (http://127\.0\.0\.1:\d+)/",
+                env=env,
+                cwd=project,
+            )
         )
-        procs.append(sim)
-        wait_port(sim, port, "joe sim ibkr")
-        wait_port(sim, cport, "joe sim ibkr control")
-        web = subprocess.Popen(
-            [JOE, "web", "--port", str(wport)],
-            cwd=project,
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-        )
-        procs.append(web)
-        wait_port(web, wport, "joe web")
-        url = f"http://127.0.0.1:{wport}"
+        url = web.match.group(1)
         token = (project / "data" / "web-token").read_text().strip()
         before = metrics(url, token)
         run = subprocess.run(
@@ -130,18 +103,11 @@ def desk(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
             "env": env,
             "url": url,
             "token": token,
-            "control": f"http://127.0.0.1:{cport}",
+            "control": sim.control,
             "before": before,
             "after": after,
-            "web": web,
+            "web": web.proc,
         }
-    finally:
-        for p in reversed(procs):
-            p.terminate()
-            try:
-                p.wait(10)
-            except subprocess.TimeoutExpired:
-                p.kill()
 
 
 def _v(samples: dict[Any, float], name: str, **labels: str) -> float:
