@@ -57,11 +57,24 @@ class PgServer:
         data = str(root / "data")
         initdb = [str(bin_dir / "initdb"), "-D", data, "-U", "joe", "--auth=trust", "-E", "UTF8", "--no-sync"]
         subprocess.run(srv._cmd(initdb), check=True, capture_output=True, timeout=120)
-        opts = f"-c listen_addresses=127.0.0.1 -p {srv.port} -c unix_socket_directories={root} -c fsync=off"
-        log = str(root / "log")
-        start = [str(bin_dir / "pg_ctl"), "-D", data, "-o", opts, "-l", log, "-w", "-t", "60", "start"]
-        subprocess.run(srv._cmd(start), check=True, capture_output=True, timeout=120)
-        return srv
+        log = root / "log"
+        # PostgreSQL cannot listen on port 0 and report the port, so the port is found free here and can
+        # be taken by another process (an xdist worker's simulator) before the server binds it: then
+        # the server exits "could not bind"; it is started again on another port (not a slow machine's
+        # symptom, so no longer wait would help).
+        for attempt in range(5):
+            opts = f"-c listen_addresses=127.0.0.1 -p {srv.port} -c unix_socket_directories={root}"
+            opts += " -c fsync=off"
+            start = [str(bin_dir / "pg_ctl"), "-D", data, "-o", opts, "-l", str(log), "-w", "-t", "60"]
+            start.append("start")
+            done = subprocess.run(srv._cmd(start), capture_output=True, timeout=120)
+            if done.returncode == 0:
+                return srv
+            said = log.read_text(errors="replace") if log.exists() else ""
+            if "could not bind" not in said or attempt == 4:
+                raise RuntimeError(f"pg_ctl start failed on port {srv.port}: {done.stderr!r}\n{said[-2000:]}")
+            srv.port = _free_port()
+        raise AssertionError("unreachable")
 
     @property
     def admin_url(self) -> str:
