@@ -88,9 +88,12 @@ def test_flatten_asked_during_a_live_run_is_carried_out_by_that_run(tmp_path: Pa
             stderr=subprocess.PIPE,
         )
         lock = folder / "data/joe.lock"
-        for _ in range(1200):
-            if lock.exists() and lock.read_text().strip() == str(second.pid):
-                break
+        deadline = time.monotonic() + 60
+        while not (lock.exists() and lock.read_text().strip() == str(second.pid)):
+            # Before: after 60 s the test went on without the run holding the folder, and the kill then
+            # flattened by itself (exit 0): a confusing failure of the assertion below, not this one.
+            assert second.poll() is None, f"the run exited {second.returncode} before taking the lock"
+            assert time.monotonic() < deadline, "the run did not take the data folder's lock in 60 s"
             time.sleep(0.05)
         kill = _joe(["kill", "--flatten", "--reason", "flatten while a run holds the folder"], folder, env)
         _, err = second.communicate(timeout=400)
