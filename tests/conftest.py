@@ -50,6 +50,18 @@ def _market_open_clock(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("JOE_CLOCK_START", OPEN_MINUTE)
 
 
+# The account and store locks live in one machine-wide folder (joe.safety.lock.machine_lock_dir:
+# /run/lock/joe-locks), shared by every xdist worker and every other suite on the machine: two tests trading
+# the same account (say IBKR 127.0.0.1:4002/DU1234567) at once refused each other ("another Joe trades
+# this account"). Each test gets a folder of its own (JOE_LOCK_DIR), which its `joe` processes inherit;
+# a test of the machine-wide default deletes it.
+
+
+@pytest.fixture(autouse=True)
+def _lock_dir_of_this_test(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory) -> None:
+    monkeypatch.setenv("JOE_LOCK_DIR", str(tmp_path_factory.mktemp("locks")))
+
+
 # A test-only switch (tests/wall_clock.py): JOE_TEST_WALL_CLOCK=<ISO instant> runs the session as if the
 # wall clock read that instant (datetime.now / date.today in src/joe and tests/, simulators on the wall
 # clock included), to find tests that pass or fail by the hour, weekday or date the suite runs at.
