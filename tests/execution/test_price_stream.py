@@ -271,7 +271,7 @@ async def test_source_stats_give_each_broker_its_quotes_newest_age_and_stale_cou
 @settings(max_examples=40, deadline=None)
 @given(
     batches=st.lists(
-        st.tuples(st.lists(st.integers(0, 5), min_size=1, max_size=12), st.floats(0.0, 3.0)),
+        st.tuples(st.lists(st.integers(0, 5), min_size=1, max_size=12), st.floats(-1.0, 3.0)),
         min_size=1,
         max_size=200,
     ),
@@ -282,7 +282,8 @@ def test_last_seen_and_counts_are_those_of_every_batch_booked_at_once(
 ) -> None:
     """The stream notes each batch's instruments and books them into its per-instrument figures a few
     dozen batches at a time: whenever they are read (here also once midway), they are what booking
-    every batch at its arrival gives - the last batch's time per instrument, each quote counted."""
+    every batch at its arrival gives - the last batch's time per instrument, each quote counted. The
+    injected clock also steps back at times: the last batch still decides, not the latest time."""
     clock = Clock()
     s = PriceStream(stale_after_s=1e9, monotonic=clock)
     syms = [f"S{i}" for i in range(6)]
@@ -302,3 +303,16 @@ def test_last_seen_and_counts_are_those_of_every_batch_booked_at_once(
     s.sources["fake"] = Source()
     s.watched = dict.fromkeys(syms, "fake")
     assert s.source_stats()["fake"]["quotes"] == sum(counts.values()) == s.quotes
+
+
+def test_last_seen_is_the_last_batch_even_when_the_clock_went_back_between_bookings() -> None:
+    clock = Clock()
+    s = PriceStream(stale_after_s=1e9, monotonic=clock)
+    s.push_batch(QuoteBatch.of([s.instruments.id("A")], [0], [1.0], [1.1]))
+    assert s.last_seen("A") == 1000.0  # booked now
+    clock.t = 990.0  # an injected clock stepped back
+    s.push_batch(QuoteBatch.of([0, 0], [0, 0], [1.0, 1.0], [1.1, 1.1]))
+    assert s.last_seen("A") == 990.0
+    clock.t = 995.0
+    s.push_batch(QuoteBatch.of([0], [0], [1.0], [1.1]))
+    assert s.last_seen("A") == 995.0

@@ -31,20 +31,20 @@ class LevelBook:
     def __len__(self) -> int:
         return len(self._lower_armed) + len(self._upper_armed)
 
-    def arm_lower(self, slot: int, level: float) -> None:
-        self._token = token = self._token + 1
-        self._lower_armed[slot] = token
-        h = self._lower
-        heapq.heappush(h, (-level, token, slot))
-        if len(h) > 64 and len(h) > 4 * len(self._lower_armed):
-            self._compact()
-
-    def arm_upper(self, slot: int, level: float) -> None:
-        self._token = token = self._token + 1
-        self._upper_armed[slot] = token
-        h = self._upper
-        heapq.heappush(h, (level, token, slot))
-        if len(h) > 64 and len(h) > 4 * len(self._upper_armed):
+    def arm(self, slot: int, lower: float, upper: float) -> None:
+        """Arm (or move) `slot`'s lower and upper level; NaN leaves that one as it is. One call for both,
+        as a new position needs on the quote path (a strategy re-opening from a trigger)."""
+        token = self._token
+        if lower == lower:
+            self._token = token = token + 1
+            self._lower_armed[slot] = token
+            heapq.heappush(self._lower, (-lower, token, slot))
+        if upper == upper:
+            self._token = token = token + 1
+            self._upper_armed[slot] = token
+            heapq.heappush(self._upper, (upper, token, slot))
+        lo, up = len(self._lower), len(self._upper)
+        if (lo > 64 and lo > 4 * len(self._lower_armed)) or (up > 64 and up > 4 * len(self._upper_armed)):
             self._compact()
 
     def disarm(self, slot: int) -> None:

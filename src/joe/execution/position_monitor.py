@@ -57,6 +57,7 @@ log = logging.getLogger(__name__)
 _NS = 1_000_000_000
 _BUY = Side.BUY  # an enum member read through its class costs a descriptor call on CPython 3.11
 _STOP, _TAKE_PROFIT = TriggerKind.STOP, TriggerKind.TAKE_PROFIT
+_tuple_new = tuple.__new__
 _JUMP = 0.3  # a first quote this far (relative) from the previous mark is checked for a split
 # A quote more than this factor from the mark its instrument's `_lo`/`_hi` were set at goes to the slow
 # path. With the previous quote inside that band, any jump of `_JUMP` or more leaves it as long as
@@ -125,6 +126,8 @@ class PositionMonitor:
         self._mark: list[float] = [math.nan] * cap
         self._lo: list[float] = [-math.inf] * cap
         self._hi: list[float] = [math.inf] * cap
+        self._top_lo: list[float] = [-math.inf] * cap  # the book's own nearest levels (no band), as of
+        self._top_hi: list[float] = [math.inf] * cap  # the last `_refresh_dirty`
         self._ext: dict[int, tuple[float, float]] = {}  # trailing instruments: (high, low) mid this batch
         self._in_batch = False
         self._dirty: set[int] = set()  # instruments whose `_lo`/`_hi` need recomputing
@@ -165,15 +168,9 @@ class PositionMonitor:
             book = self._books[inst] = LevelBook()
         # a long's stop and a short's target fire from above (lower levels), the others from below
         if sign > 0:
-            if stop is not None:
-                book.arm_lower(slot, stop_f)
-            if tp is not None:
-                book.arm_upper(slot, tp_f)
+            book.arm(slot, stop_f, tp_f)
         else:
-            if stop is not None:
-                book.arm_upper(slot, stop_f)
-            if tp is not None:
-                book.arm_lower(slot, tp_f)
+            book.arm(slot, tp_f, stop_f)
         if position.trailing is not None:
             self._trailing.add(slot)
         if position.exit_at is not None:
@@ -362,30 +359,40 @@ class PositionMonitor:
         marks = self._mark
         book = self._books.get(u)
         if book is not None:
-            self._split_check(u, m, marks[u])
+            mark = marks[u]  # the split check's fast exit inline: held positions, no mark yet, or a jump
+            if self._split_held or mark != mark or abs(m / mark - 1) >= _JUMP:
+                self._split_check(u, m, mark)
         marks[u] = m
         if self._trailing:
             e = self._ext.get(u)
             self._ext[u] = (m, m) if e is None else (max(e[0], m), min(e[1], m))
-        if book is not None and (m <= book.lower_top() or m >= book.upper_top()):
+        if self._dirty:
+            self._refresh_dirty()
+        if book is not None and (m <= self._top_lo[u] or m >= self._top_hi[u]):
             self._cross(u, m, ts)
-        dirty = self._dirty
-        dirty.add(u)
+        self._dirty.add(u)
         self._refresh_dirty()
 
     def _refresh_dirty(self) -> None:
         """Recompute `_lo`/`_hi` of the instruments whose levels, positions or mark moved."""
         lo, hi, marks, books = self._lo, self._hi, self._mark, self._books
+        forcing = self._trailing or self._split_held
         for u in self._dirty:
             book = books.get(u)
-            ref = marks[u]
             if book is None:
                 lo[u], hi[u] = -math.inf, math.inf  # no position ever: nothing to check
-            elif math.isnan(ref) or self._forced(u):
+                self._top_lo[u], self._top_hi[u] = -math.inf, math.inf
+                continue
+            self._top_lo[u] = low = book.lower_top()
+            self._top_hi[u] = high = book.upper_top()
+            ref = marks[u]
+            if ref != ref or (forcing and self._forced(u)):  # no mark yet (NaN), or forced
                 lo[u], hi[u] = math.inf, -math.inf  # every quote goes to `_quote`
             else:
-                lo[u] = max(book.lower_top(), ref / _BAND)
-                hi[u] = min(book.upper_top(), ref * _BAND)
+                band = ref / _BAND
+                lo[u] = low if low > band else band
+                band = ref * _BAND
+                hi[u] = high if high < band else band
         self._dirty.clear()
 
     def _forced(self, u: int) -> bool:
@@ -454,15 +461,14 @@ class PositionMonitor:
         listeners = self.listeners
         if not listeners:
             return
-        for p in stops:
-            assert p.stop is not None
-            t = Trigger(p.spec.position_id, p.spec.symbol, _STOP, p.stop, price, ts)
+        for p in stops:  # `_tuple_new`: Trigger's own __new__ is a Python frame, one per trigger
+            q = p.spec
+            t = _tuple_new(Trigger, (q.position_id, q.symbol, _STOP, p.stop, price, ts))
             for fn in listeners:
                 fn(t)
         for p in targets:
-            tp = p.spec.take_profit
-            assert tp is not None
-            t = Trigger(p.spec.position_id, p.spec.symbol, _TAKE_PROFIT, tp, price, ts)
+            q = p.spec
+            t = _tuple_new(Trigger, (q.position_id, q.symbol, _TAKE_PROFIT, q.take_profit, price, ts))
             for fn in listeners:
                 fn(t)
 
@@ -573,22 +579,15 @@ class PositionMonitor:
         return book
 
     def _arm_stop(self, p: _Pos) -> None:
-        if math.isnan(p.stop_f):
-            return
-        self._dirty.add(p.inst)
-        if p.sign > 0:
-            self._book(p.inst).arm_lower(p.slot, p.stop_f)
-        else:
-            self._book(p.inst).arm_upper(p.slot, p.stop_f)
+        self._arm(p, p.stop_f, p.sign > 0)  # a long's stop is a lower level, a short's an upper one
 
     def _arm_target(self, p: _Pos) -> None:
-        if math.isnan(p.tp_f):
-            return
-        self._dirty.add(p.inst)
-        if p.sign > 0:
-            self._book(p.inst).arm_upper(p.slot, p.tp_f)
-        else:
-            self._book(p.inst).arm_lower(p.slot, p.tp_f)
+        self._arm(p, p.tp_f, p.sign < 0)
+
+    def _arm(self, p: _Pos, level: float, lower: bool) -> None:
+        if not math.isnan(level):
+            self._dirty.add(p.inst)
+            self._book(p.inst).arm(p.slot, level if lower else math.nan, math.nan if lower else level)
 
     def _grow(self, n: int) -> None:
         cap = len(self._mark)
@@ -598,3 +597,5 @@ class PositionMonitor:
         self._mark.extend([math.nan] * more)
         self._lo.extend([-math.inf] * more)
         self._hi.extend([math.inf] * more)
+        self._top_lo.extend([-math.inf] * more)
+        self._top_hi.extend([math.inf] * more)

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -133,6 +134,7 @@ class PriceStream:
         self._last_seen = np.zeros(16)  # per instrument id, monotonic seconds
         self._counts = np.zeros(16, dtype=np.int64)  # per instrument id, quotes received
         self._unfolded: list[tuple[float, np.ndarray]] = []  # (monotonic s, batch.inst) not in the two yet
+        self._folded_upto = 0.0  # the latest batch time folded so far (`_last_seen`: 0 is never)
         self._b_inst: list[int] = []
         self._b_ts: list[int] = []
         self._b_bid: list[float] = []
@@ -289,10 +291,19 @@ class PriceStream:
             grow = max(top, 2 * len(self._last_seen))
             self._last_seen = np.concatenate((self._last_seen, np.zeros(grow)))
             self._counts = np.concatenate((self._counts, np.zeros(grow, dtype=np.int64)))
-        times = np.repeat(np.array([t for t, _ in unfolded]), [len(i) for _, i in unfolded])
-        ids, first_from_end = np.unique(insts[::-1], return_index=True)
-        self._last_seen[ids] = times[len(insts) - 1 - first_from_end]
+        stamps = [t for t, _ in unfolded]
+        times = np.repeat(np.array(stamps), [len(i) for _, i in unfolded])
+        rising = all(a <= b for a, b in itertools.pairwise(stamps))
+        if rising and stamps[0] >= self._folded_upto:
+            # the usual case (a monotonic clock): the last batch's time is the latest, and no earlier
+            # fold saw a later one, so a max per instrument is its last-seen time — one `maximum.at`,
+            # no sort (`np.unique`) per fold
+            np.maximum.at(self._last_seen, insts, times)
+        else:  # a clock that went back (an injected one): the last batch decides, as documented
+            ids, first_from_end = np.unique(insts[::-1], return_index=True)
+            self._last_seen[ids] = times[len(insts) - 1 - first_from_end]
         self._counts[:top] += np.bincount(insts, minlength=top)
+        self._folded_upto = max(self._folded_upto, stamps[-1])
 
     def _own_quotes(self, batch: QuoteBatch) -> QuoteBatch:
         """`batch` without the quotes borrowed from another broker (failover): they keep an instrument
