@@ -5,7 +5,9 @@ with `@example`."""
 
 from __future__ import annotations
 
+import itertools
 import os
+from pathlib import Path
 
 import pytest
 from hypothesis import settings
@@ -57,9 +59,18 @@ def _market_open_clock(monkeypatch: pytest.MonkeyPatch) -> None:
 # a test of the machine-wide default deletes it.
 
 
+_TESTS_SO_FAR = itertools.count()
+
+
+@pytest.fixture(scope="session")
+def _lock_dirs(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("locks")  # one per xdist worker (each has its own base folder)
+
+
 @pytest.fixture(autouse=True)
-def _lock_dir_of_this_test(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory) -> None:
-    monkeypatch.setenv("JOE_LOCK_DIR", str(tmp_path_factory.mktemp("locks")))
+def _lock_dir_of_this_test(monkeypatch: pytest.MonkeyPatch, _lock_dirs: Path) -> None:
+    # Made by the first lock taken in it (InstanceLock.acquire), so a test that takes none costs nothing.
+    monkeypatch.setenv("JOE_LOCK_DIR", str(_lock_dirs / str(next(_TESTS_SO_FAR))))
 
 
 # A test-only switch (tests/wall_clock.py): JOE_TEST_WALL_CLOCK=<ISO instant> runs the session as if the
