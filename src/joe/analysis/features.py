@@ -17,6 +17,7 @@ import math
 from collections.abc import Callable, Sequence
 
 import numpy as np
+import pandas as pd
 
 from joe.analysis import indicators as ind
 from joe.analysis.panel import Panel
@@ -203,7 +204,11 @@ class Features:
             if r.size < 10:
                 return math.nan, True
             return float(1.96 * np.std(r, ddof=1) * math.sqrt(OVERNIGHT_VARIANCE_SHARE)), True
-        if t >= 0:
+        if t >= 0 and self.every_row:  # a backtest: every row of every symbol, computed once
+            v = float(self._gap_p95_rows(window)[t, self.panel.col(symbol)])
+            if math.isfinite(v):
+                return v, False
+        elif t >= 0:
             block, i = divmod(t, GAP_BLOCK)
             full, p95 = self._gap_p95_block(symbol, window, block)
             if i < len(full) and full[i]:
@@ -213,6 +218,16 @@ class Features:
         if g.size < 10:
             return math.nan, False
         return float(np.percentile(g, 95)), False
+
+    def _gap_p95_rows(self, window: int) -> np.ndarray:
+        """`window_percentile(|gaps|, window, 95)` for every symbol (dates × symbols): the value of each
+        row whose `window` gaps all exist, NaN elsewhere (the caller computes those one window at a
+        time, as with blocks)."""
+        key: _Key = ("*", "gap_p95_rows", (window,))
+        got = self._cache.get(key)
+        if got is None:
+            got = self._cache[key] = window_percentile(np.abs(self.matrix("gaps")), window, 95)
+        return got
 
     def _gap_p95_block(self, symbol: str, window: int, block: int) -> tuple[np.ndarray, np.ndarray]:
         """(full, p95) for the rows of block `block` (rows `block × GAP_BLOCK` onwards, `GAP_BLOCK` of
@@ -350,6 +365,30 @@ class Features:
             return ind.sma(c * v, period)
 
         return self._get(symbol, "dollar_volume", (period,), make)
+
+
+def window_percentile(x: np.ndarray, window: int, q: float) -> np.ndarray:
+    """Per row i and column j, `np.percentile(x[i - window + 1 : i + 1, j], q)` (numpy's default
+    "linear" method) where those `window` values are all finite, else NaN. Shape (rows, cols), float64.
+
+    The two order statistics the percentile interpolates come from pandas' rolling quantile ("lower",
+    "higher": elements of the window, by a sorted window kept as it slides, O(rows × log window) per
+    column instead of a partition of every window), then numpy's interpolation on them: the virtual
+    index (window − 1) × q/100, its fraction γ, and `_lerp`'s arithmetic (a + (b − a)·γ, or
+    b − (b − a)·(1 − γ) when γ ≥ 0.5). Bit for bit np.percentile's value on each window
+    (tests/analysis/test_features_gap_p95.py). Raises `ValueError` for a window < 1 or q outside 0..100.
+    """
+    if window < 1 or not 0 <= q <= 100:
+        raise ValueError(f"window must be >= 1 and q within 0..100, got window={window}, q={q}")
+    a = np.where(np.isfinite(x), x, np.nan)
+    quantile = np.true_divide(q, 100)  # as np.percentile converts q
+    rolling = pd.DataFrame(a).rolling(window, min_periods=window)
+    lo = rolling.quantile(quantile, interpolation="lower").to_numpy(dtype=np.float64)
+    hi = rolling.quantile(quantile, interpolation="higher").to_numpy(dtype=np.float64)
+    virtual = (window - 1) * quantile
+    gamma = virtual - math.floor(virtual)
+    d = hi - lo
+    return lo + d * gamma if gamma < 0.5 else hi - d * (1 - gamma)
 
 
 def at(series: np.ndarray, t: int) -> float:
