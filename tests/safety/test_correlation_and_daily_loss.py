@@ -47,6 +47,23 @@ def _book(*positions: Position) -> GateBook:
     return GateBook(now=NOW, equity=D(100_000), positions=list(positions), quotes={}, returns=_returns())
 
 
+def test_a_pair_read_from_the_book_is_the_correlation_frames_cell() -> None:
+    book = _book()
+    corr = book.correlations(60)
+    assert corr is not None
+    for a in corr.index:
+        for b in corr.columns:
+            got, want = book.correlation_between(a, b, 60), float(corr.at[a, b])
+            assert got == want or (got is not None and np.isnan(got) and np.isnan(want)), (a, b)
+    assert book.correlation_between("SPY", "NOPE", 60) is None
+    assert book.correlation_between("NOPE", "SPY", 60) is None
+    # the book as if an order filled shares the cache (the returns did not change)
+    after = book.with_order(ProposedOrder("s", "VOO", D(1), D(100)))
+    assert after.correlation_between("SPY", "VOO", 60) == float(corr.at["SPY", "VOO"])
+    no_returns = GateBook(now=NOW, equity=D(100_000), positions=[], quotes={})
+    assert no_returns.correlation_between("SPY", "VOO", 60) is None
+
+
 SPY_LONG = Position("SPY", D(90), D(100), market_price=D(100))  # 9 % of equity
 SPY_SHORT = Position("SPY", D(-90), D(100), market_price=D(100))
 

@@ -20,6 +20,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Protocol
 
+import numpy as np
 import pandas as pd
 
 from joe.brokers.base import WhatIfResult
@@ -82,6 +83,11 @@ class GateBook:
     # it rules over the exchange calendar for those symbols (live books only: `joe.safety.live_book`).
     market_open: Mapping[str, bool] = field(default_factory=dict)
     _corr: dict[int, pd.DataFrame] = field(default_factory=dict, repr=False)
+    # Per lookback: symbol → row, symbol → column and the matrix of `correlations` (a pandas `.at` costs
+    # more than the rest of a rule's check; the gate reads one pair per held position per intent).
+    _corr_at: dict[int, tuple[dict[str, int], dict[str, int], np.ndarray]] = field(
+        default_factory=dict, repr=False
+    )
 
     def correlations(self, lookback: int) -> pd.DataFrame | None:
         """Pairwise correlation of the last `lookback` daily returns (computed once per book)."""
@@ -90,6 +96,21 @@ class GateBook:
             cached = self.returns.tail(lookback).corr(min_periods=max(10, lookback // 3))  # = min_history
             self._corr[lookback] = cached
         return cached
+
+    def correlation_between(self, a: str, b: str, lookback: int) -> float | None:
+        """`float(correlations(lookback).at[a, b])` (NaN included); None when there is no correlation
+        matrix or `a` is not among its rows or `b` among its columns."""
+        got = self._corr_at.get(lookback)
+        if got is None:
+            corr = self.correlations(lookback)
+            if corr is None:
+                return None
+            rows = {s: i for i, s in enumerate(corr.index)}
+            cols = {s: j for j, s in enumerate(corr.columns)}
+            got = self._corr_at[lookback] = (rows, cols, corr.to_numpy(dtype=np.float64))
+        rows, cols, m = got
+        i, j = rows.get(a), cols.get(b)
+        return None if i is None or j is None else float(m[i, j])
 
     def with_order(self, o: ProposedOrder) -> GateBook:
         """The book as if `o` had filled at its price (for judging the next intent of a batch)."""

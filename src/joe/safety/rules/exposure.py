@@ -85,11 +85,8 @@ def correlation(a: str, b: str, book: GateBook, lookback: int) -> float | None:
     little common history: fewer than `min_history(lookback)` bars)."""
     if a == b or root(a) == root(b):
         return 1.0
-    corr = book.correlations(lookback)
-    if corr is None or a not in corr.index or b not in corr.columns:
-        return None
-    c = float(corr.at[a, b])
-    return None if np.isnan(c) else c
+    c = book.correlation_between(a, b, lookback)
+    return None if c is None or np.isnan(c) else c
 
 
 def min_history(lookback: int) -> int:
