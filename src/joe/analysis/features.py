@@ -400,4 +400,4 @@ def at(series: np.ndarray, t: int) -> float:
 
 def finite(*values: float) -> bool:
     """True when every value is a finite number."""
-    return all(math.isfinite(v) for v in values)
+    return all(map(math.isfinite, values))  # no generator frame: asked of every candidate, every day

@@ -134,6 +134,12 @@ def _calendar(name: str) -> Any:
     return load_exchange_calendar(name, start="1990-01-01")
 
 
+@lru_cache(maxsize=8)
+def _sessions(name: str) -> frozenset[date]:
+    """The session days of calendar `name` (what `is_session` answers, as one set lookup per day)."""
+    return frozenset(ts.date() for ts in _calendar(name).sessions)
+
+
 # Exchanges Joe's instruments name, mapped to exchange-calendars codes. US listings (and anything
 # priced in USD without an exchange) follow the NYSE calendar.
 _CALENDARS = {"": "XNYS", "NYSE": "XNYS", "NASDAQ": "XNYS", "ARCA": "XNYS", "SMART": "XNYS", "LSE": "XLON"}
@@ -153,11 +159,7 @@ def _session_open(asset: AssetClass, exchange: str, currency: str, now: datetime
     cal = _calendar(code)
     day = date(now.year, now.month, now.day)
     if daily:
-        return (
-            bool(cal.is_session(day.isoformat()))
-            if cal.first_session.date() <= day <= cal.last_session.date()
-            else None
-        )
+        return day in _sessions(code) if cal.first_session.date() <= day <= cal.last_session.date() else None
     from joe.data.calendars import open_on_minute
 
     return open_on_minute(cal, now.replace(second=0, microsecond=0))
