@@ -31,7 +31,7 @@ def web_command(
 
     from joe.web.app import create_app
     from joe.web.auth import TokenFileError, load_or_create_token, token_path
-    from joe.web.serve import bind, is_loopback
+    from joe.web.serve import bind, is_loopback, url
 
     err = Console(stderr=True, highlight=False)
     rt = start(err)
@@ -62,7 +62,7 @@ def web_command(
         rt.audit.record("web.started", {"host": host, "port": bound, "mode": rt.mode})
         config = uvicorn.Config(app, log_level="warning", access_log=False)
         server = uvicorn.Server(config)
-        err.print(f"Joe dashboard on http://{host}:{bound}/ (mode {rt.mode})")
+        err.print(f"Joe dashboard on {url(host, bound)} (mode {rt.mode})")
 
         def hang_up(_signum: int, _frame: object) -> None:
             # A closed terminal or ssh session: uvicorn's orderly stop, as on SIGTERM (requests in

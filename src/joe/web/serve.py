@@ -23,7 +23,7 @@ import uvicorn
 
 from joe.config.endpoints import is_loopback
 
-__all__ = ["EmbeddedWeb", "bind", "is_loopback"]
+__all__ = ["EmbeddedWeb", "bind", "is_loopback", "url"]
 
 START_TIMEOUT_S = 30.0
 STOP_TIMEOUT_S = 10.0
@@ -56,6 +56,12 @@ def bind(host: str, port: int) -> socket.socket:
         sock.close()
         raise
     return sock
+
+
+def url(host: str, port: int) -> str:
+    """The dashboard's address as a browser takes it: ``http://host:port/``, an IPv6 host in brackets
+    (``http://[::1]:8080/``; ``http://::1:8080/`` is no URL)."""
+    return f"http://[{host}]:{port}/" if ":" in host else f"http://{host}:{port}/"
 
 
 @dataclass
@@ -91,15 +97,20 @@ class EmbeddedWeb:
                 exc = task.exception()
                 raise RuntimeError(f"the dashboard did not start: {exc!r}") from exc
             if loop.time() > end:
+                # The socket listens since `bind`: left open (with uvicorn's task pending) a client is
+                # queued on a port nothing answers until the process ends. Nothing is left behind.
                 server.should_exit = True
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
+                sock.close()
                 raise RuntimeError(f"the dashboard did not start within {START_TIMEOUT_S:.0f} s")
             await asyncio.sleep(0.02)
         return cls(server, task, host, bound)
 
     @property
     def url(self) -> str:
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"http://{host}:{self.port}/"
+        return url(self.host, self.port)
 
     async def stop(self) -> None:
         """Stop serving (open requests get a bounded grace period)."""
