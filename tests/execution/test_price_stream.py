@@ -305,6 +305,21 @@ def test_last_seen_and_counts_are_those_of_every_batch_booked_at_once(
     assert s.source_stats()["fake"]["quotes"] == sum(counts.values()) == s.quotes
 
 
+def test_last_seen_is_the_last_batch_when_the_clock_went_back_inside_one_booking() -> None:
+    # Two batches booked together, the clock stepping back between them: the next booking must not take
+    # the per-instrument maximum (A's 1000 is later than anything since), the last batch decides.
+    clock = Clock()
+    s = PriceStream(stale_after_s=1e9, monotonic=clock)
+    a, b = s.instruments.id("A"), s.instruments.id("B")
+    s.push_batch(QuoteBatch.of([a], [0], [1.0], [1.1]))  # at 1000
+    clock.t = 990.0
+    s.push_batch(QuoteBatch.of([b], [0], [1.0], [1.1]))
+    assert (s.last_seen("A"), s.last_seen("B")) == (1000.0, 990.0)  # both booked at once
+    clock.t = 995.0
+    s.push_batch(QuoteBatch.of([a], [0], [1.0], [1.1]))
+    assert s.last_seen("A") == 995.0
+
+
 def test_last_seen_is_the_last_batch_even_when_the_clock_went_back_between_bookings() -> None:
     clock = Clock()
     s = PriceStream(stale_after_s=1e9, monotonic=clock)

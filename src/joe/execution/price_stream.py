@@ -134,7 +134,7 @@ class PriceStream:
         self._last_seen = np.zeros(16)  # per instrument id, monotonic seconds
         self._counts = np.zeros(16, dtype=np.int64)  # per instrument id, quotes received
         self._unfolded: list[tuple[float, np.ndarray]] = []  # (monotonic s, batch.inst) not in the two yet
-        self._folded_upto = 0.0  # the latest batch time folded so far (`_last_seen`: 0 is never)
+        self._folded_upto = 0.0  # the latest batch time folded so far, the bound of every `_last_seen`
         self._b_inst: list[int] = []
         self._b_ts: list[int] = []
         self._b_bid: list[float] = []
@@ -303,7 +303,9 @@ class PriceStream:
             ids, first_from_end = np.unique(insts[::-1], return_index=True)
             self._last_seen[ids] = times[len(insts) - 1 - first_from_end]
         self._counts[:top] += np.bincount(insts, minlength=top)
-        self._folded_upto = max(self._folded_upto, stamps[-1])
+        # the latest time of any fold, not its last batch's: with the clock stepped back inside a fold,
+        # an earlier batch of it set a later time than its last one
+        self._folded_upto = max(self._folded_upto, *stamps)
 
     def _own_quotes(self, batch: QuoteBatch) -> QuoteBatch:
         """`batch` without the quotes borrowed from another broker (failover): they keep an instrument
