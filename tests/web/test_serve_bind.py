@@ -54,7 +54,7 @@ async def test_a_dashboard_that_never_starts_leaves_no_listening_socket(
         bound.append(bind(host, port))
         return bound[-1]
 
-    monkeypatch.setattr(serve._QuietServer, "serve", never_starts)
+    monkeypatch.setattr(serve.QuietServer, "serve", never_starts)
     monkeypatch.setattr(serve, "START_TIMEOUT_S", 0.05)
     monkeypatch.setattr(serve, "bind", spy)
     before = set(asyncio.all_tasks())

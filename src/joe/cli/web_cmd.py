@@ -31,7 +31,7 @@ def web_command(
 
     from joe.web.app import create_app
     from joe.web.auth import TokenFileError, load_or_create_token, token_path
-    from joe.web.serve import bind, is_loopback, url
+    from joe.web.serve import QuietServer, bind, is_loopback, url
 
     err = Console(stderr=True, highlight=False)
     rt = start(err)
@@ -61,16 +61,23 @@ def web_command(
             )
         rt.audit.record("web.started", {"host": host, "port": bound, "mode": rt.mode})
         config = uvicorn.Config(app, log_level="warning", access_log=False)
-        server = uvicorn.Server(config)
+        server = QuietServer(config)  # the stop signals are handled here, not re-raised by uvicorn
         err.print(f"Joe dashboard on {url(host, bound)} (mode {rt.mode})")
 
-        def hang_up(_signum: int, _frame: object) -> None:
-            # A closed terminal or ssh session: uvicorn's orderly stop, as on SIGTERM (requests in
-            # flight, such as a FLATTEN, finish first); the default action killed it mid-request.
+        def stop(signum: int, _frame: object) -> None:
+            # SIGTERM, Ctrl-C, or a closed terminal / ssh session (SIGHUP, whose default action killed
+            # it mid-request): uvicorn's orderly stop (requests in flight, such as a FLATTEN, finish
+            # first), then `web.stopped` and exit 0. A second Ctrl-C does not wait for them.
+            if server.should_exit and signum == signal.SIGINT:
+                server.force_exit = True
             server.should_exit = True
 
-        signal.signal(signal.SIGHUP, hang_up)
-        server.run(sockets=[sock])
+        before = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)}
+        try:
+            server.run(sockets=[sock])
+        finally:
+            for sig, handler in before.items():  # as found (an in-process caller keeps its own)
+                signal.signal(sig, handler)
         rt.audit.record("web.stopped", {"port": bound, "in": "web"})
     finally:
         rt.close()

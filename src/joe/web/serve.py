@@ -23,16 +23,21 @@ import uvicorn
 
 from joe.config.endpoints import is_loopback
 
-__all__ = ["EmbeddedWeb", "bind", "is_loopback", "url"]
+__all__ = ["EmbeddedWeb", "QuietServer", "bind", "is_loopback", "url"]
 
 START_TIMEOUT_S = 30.0
 STOP_TIMEOUT_S = 10.0
 
 
-class _QuietServer(uvicorn.Server):
+class QuietServer(uvicorn.Server):
+    """A uvicorn server that leaves the signals to its caller (the daemon, or `joe web`'s own handlers).
+
+    uvicorn's own handlers re-raise a caught SIGTERM/SIGINT after its orderly stop (0.29+), so the
+    process died of it before anything after `run` (``web.stopped``) happened."""
+
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:
-        yield  # the daemon owns SIGTERM/SIGINT; uvicorn must not replace its handlers
+        yield  # the caller owns SIGTERM/SIGINT; uvicorn must not replace its handlers
 
 
 LISTEN_BACKLOG = 2048  # uvicorn's default backlog
@@ -87,7 +92,7 @@ class EmbeddedWeb:
             lifespan="off",
             timeout_graceful_shutdown=5,
         )
-        server = _QuietServer(config)
+        server = QuietServer(config)
         task = asyncio.create_task(server.serve(sockets=[sock]), name="daemon-web")
         loop = asyncio.get_running_loop()
         end = loop.time() + START_TIMEOUT_S
