@@ -30,12 +30,12 @@ import logging
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from decimal import Decimal
 
 from joe.core.events import AuditSink, NullAudit
 from joe.core.models import Side
 from joe.execution.levels import LevelBook
+from joe.execution.monitor_slot import MonitorSlot
 from joe.execution.monitor_splits import SPLIT_TOL, SplitSuspect, exact_ratio, split_watched, suspects
 from joe.execution.protection import (
     ExitReason,
@@ -65,25 +65,6 @@ _JUMP = 0.3  # a first quote this far (relative) from the previous mark is check
 _BAND = 1.1
 
 
-@dataclass(slots=True)
-class _Pos:
-    spec: WatchedPosition
-    slot: int
-    inst: int
-    sign: int  # +1 long, -1 short
-    qty: Decimal
-    stop: Decimal | None  # broker-confirmed
-    stop_f: float
-    tp_f: float
-    through_since: int | None = None  # ns: first quote through the stop (broker fill awaited)
-    tp_touched: bool = False
-    exit_requested: bool = False
-    modify_pending: Decimal | None = None
-    refused_stop: Decimal | None = None
-    best: float = math.nan  # trailing: best mid since added
-    split_ref: float = math.nan  # a suspected split's reference price: held while set (monitor_splits)
-
-
 class PositionMonitor:
     """Marks, unrealised PnL, stop/target crossings, backup exits, trailing stops and time exits.
 
@@ -111,7 +92,7 @@ class PositionMonitor:
         self.split_listeners: list[Callable[[SplitSuspect], None]] = []  # called once per suspected split
         self.quotes_seen = 0
         self.triggers = {TriggerKind.STOP: 0, TriggerKind.TAKE_PROFIT: 0}
-        self._pos: list[_Pos | None] = []
+        self._pos: list[MonitorSlot | None] = []
         self._free: list[int] = []
         self._by_id: dict[str, int] = {}
         self._books: dict[int, LevelBook] = {}
@@ -158,7 +139,7 @@ class PositionMonitor:
         stop, tp = position.stop, position.take_profit
         stop_f = float(stop) if stop is not None else math.nan
         tp_f = float(tp) if tp is not None else math.nan
-        p = _Pos(position, slot, inst, sign, position.quantity, stop, stop_f, tp_f)
+        p = MonitorSlot(position, slot, inst, sign, position.quantity, stop, stop_f, tp_f)
         if self._exited and pid in self._exited:
             p.exit_requested = True
         pos[slot] = p
@@ -438,8 +419,8 @@ class PositionMonitor:
 
     def _cross(self, inst: int, price: float, ts: int) -> None:
         pos = self._pos
-        stops: list[_Pos] = []
-        targets: list[_Pos] = []
+        stops: list[MonitorSlot] = []
+        targets: list[MonitorSlot] = []
         lower, upper = self._books[inst].pop_crossed(price)
         for slot in lower:  # long stops, short targets
             p = pos[slot]
@@ -534,7 +515,7 @@ class PositionMonitor:
             m = self._mark[p.inst]
             self._request_exit(p, ExitReason.TIME, float(m), now)
 
-    def _request_exit(self, p: _Pos, reason: ExitReason, price: float, now: int) -> None:
+    def _request_exit(self, p: MonitorSlot, reason: ExitReason, price: float, now: int) -> None:
         pid = p.spec.position_id
         if p.exit_requested or pid in self._exited:
             p.exit_requested = True
@@ -564,7 +545,7 @@ class PositionMonitor:
 
     # -- internals ----------------------------------------------------------------------------------
 
-    def _get(self, position_id: str) -> _Pos:
+    def _get(self, position_id: str) -> MonitorSlot:
         slot = self._by_id.get(position_id)
         if slot is None:
             raise KeyError(f"position {position_id!r} is not watched")
@@ -578,13 +559,13 @@ class PositionMonitor:
             book = self._books[inst] = LevelBook()
         return book
 
-    def _arm_stop(self, p: _Pos) -> None:
+    def _arm_stop(self, p: MonitorSlot) -> None:
         self._arm(p, p.stop_f, p.sign > 0)  # a long's stop is a lower level, a short's an upper one
 
-    def _arm_target(self, p: _Pos) -> None:
+    def _arm_target(self, p: MonitorSlot) -> None:
         self._arm(p, p.tp_f, p.sign < 0)
 
-    def _arm(self, p: _Pos, level: float, lower: bool) -> None:
+    def _arm(self, p: MonitorSlot, level: float, lower: bool) -> None:
         if not math.isnan(level):
             self._dirty.add(p.inst)
             self._book(p.inst).arm(p.slot, level if lower else math.nan, math.nan if lower else level)
