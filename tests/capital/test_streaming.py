@@ -367,3 +367,34 @@ async def test_heikin_ashi_candles_are_computed_from_the_classic_bars() -> None:
             await s1.stop()
             await s2.stop()
             await client.close()
+
+
+async def test_an_unexpected_error_in_the_connection_loop_is_a_drop_not_a_dead_stream(
+    sim: CapitalSimulator, client: CapitalClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A relogin that fails with something other than a CapitalError used to end the shard's task:
+    its epics went silent for good, with nothing to bring them back. Now it is a drop: reconnect,
+    resubscribe."""
+    calls = 0
+    real = client.relogin
+
+    async def odd_relogin(generation: int) -> None:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            raise RuntimeError("a library surprise")
+        await real(generation)
+
+    monkeypatch.setattr(client, "relogin", odd_relogin)
+    stream = make_stream(client, ping_interval_s=0.05, backoff_base_s=0.05, backoff_max_s=0.05)
+    await stream.subscribe(["GOLD"])
+    await stream.start()
+    try:
+        await wait_for(lambda: "GOLD" in stream.latest)
+        sim.gate.invalidate_all()
+        await wait_for(lambda: stream.stats.unexpected == 1 and stream.stats.connects >= 2)
+        seen = stream.stats.quotes
+        await wait_for(lambda: stream.stats.quotes > seen + 3)  # quotes flow again after the drop
+        assert calls >= 2 and stream.stats.drops >= 1
+    finally:
+        await stream.stop()

@@ -140,6 +140,7 @@ class StreamStats:
     errors: int = 0
     relogins: int = 0
     callback_errors: int = 0
+    unexpected: int = 0  # drops for a reason other than the network's (each audited)
 
 
 @dataclass
@@ -324,6 +325,16 @@ class CapitalStream:
                         pinger.cancel()
             except (ConnectionClosed, OSError, TimeoutError, InvalidHandshake, InvalidURI) as exc:
                 self.audit.record("capital.stream.drop", {"shard": shard.index, "error": type(exc).__name__})
+            except Exception as exc:
+                # Anything else (a relogin that fails oddly, a library surprise) is a drop too: the
+                # connection loop is the stream's only life, and a dead task would leave every epic of
+                # this shard silent for good while the rest of the daemon believes it is subscribed.
+                self.stats.unexpected += 1
+                with contextlib.suppress(Exception):
+                    self.audit.record(
+                        "capital.stream.drop",
+                        {"shard": shard.index, "error": type(exc).__name__, "unexpected": True},
+                    )
             finally:
                 shard.ws = None
             if not self._running:
