@@ -162,3 +162,41 @@ def test_a_run_failing_after_it_traded_is_marked_failed_and_says_what_was_done(
     assert failed and failed[0]["ids"] == {"run_id": err.run_id}
     assert result.exit_code == 1, result.output
     assert "Run failed" in result.output and "nothing was traded" in result.output
+
+
+def test_a_run_failing_half_way_through_its_entries_counts_them_and_the_next_run_resolves_the_stuck_one(
+    project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Hostile review 2026-12-02: on a nearly full disk the third entry's booking failed; the failure said
+    "0 position(s) opened" although two were booked and audited, and the third order stayed SUBMITTING —
+    a working order in `joe status` forever."""
+    from joe.core.order import OrderState
+    from joe.portfolio import PaperPortfolio
+
+    real, calls = PaperPortfolio._save_account, []
+
+    def third_fails(self: PaperPortfolio) -> None:
+        calls.append(1)
+        if len(calls) == 3:
+            raise OSError(28, "No space left on device")
+        real(self)
+
+    with monkeypatch.context() as m:
+        m.setattr(PaperPortfolio, "_save_account", third_fails)
+        with pytest.raises(RunFailed) as info:
+            run(date(2018, 12, 31))
+    assert "2 position(s) opened and 0 closed (2 fill(s))" in str(info.value)
+    with store_of(project) as s:
+        row = s.get_run(info.value.run_id)
+        assert row is not None and row.summary is not None and row.summary["opened"] == 2
+        assert [o.state for o in s.orders(mode="paper")].count(OrderState.SUBMITTING) == 1
+
+    second = run(date(2018, 12, 31))
+    assert any("never booked: marked REJECTED" in w for w in second.warnings), second.warnings
+    with store_of(project) as s:
+        states = [o.state for o in s.orders(mode="paper")]
+        assert OrderState.SUBMITTING not in states and OrderState.NEW not in states
+        assert states.count(OrderState.REJECTED) == 1
+        assert len(s.open_positions("paper")) == 2 + second.opened
+    stuck = [e for e in audit_events(project) if e["event"] == "order.rejected"]
+    assert len(stuck) == 1 and stuck[0]["payload"]["interrupted"] is True  # type: ignore[index]

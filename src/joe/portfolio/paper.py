@@ -63,8 +63,11 @@ class PaperPortfolio(PortfolioManager):
         self.costs = CostModel.from_config(config.paper)
         self._clock = clock
         self.marks: dict[str, Mark] = {}
-        # Fills booked by this object (one run): what "N fill(s) this run" counts.
+        # Fills booked by this object (one run): what "N fill(s) this run" counts; of them, the
+        # positions opened and closed (a failed run's message says both, `RunState.done_so_far`).
         self.run_fills: list[Fill] = []
+        self.run_opened = 0
+        self.run_closed = 0
         # symbol -> price tick / size rules, for instruments whose broker states them (`set_rules`).
         self.ticks: dict[str, Decimal] = {}
         self.sizes: dict[str, InstrumentRules] = {}
@@ -136,6 +139,30 @@ class PaperPortfolio(PortfolioManager):
         pf = cls(store, audit, config, ledger, broker=broker, clock=clock)
         pf.marks = marks
         return pf
+
+    def resolve_interrupted(self) -> list[str]:
+        """Close out the paper orders a stopped run left half-way; returns their client order ids.
+
+        A paper order is written ahead (NEW, then SUBMITTING for an entry) and then filled, booked
+        and saved FILLED in one transaction, so one still NEW or SUBMITTING when a run opens the book
+        is an order whose process died (SIGKILL, power loss) or whose booking failed (a full disk)
+        between the two: nothing of it was booked and, with no broker, nothing will ever fill it.
+        It is REJECTED (audited `order.rejected`, `interrupted: true`) instead of showing as a working
+        order forever; its position, if it was an exit, is still open and is settled again by this
+        run (`_close` takes the next attempt's id). Call only as the data folder's lock holder, before
+        the run trades (`joe.runtime.stages.open_book`)."""
+        out: list[str] = []
+        stuck = self.store.orders({OrderState.NEW, OrderState.SUBMITTING}, mode=MODE, broker=self.broker)
+        for order in stuck:
+            reason = "interrupted: the run stopped before its fill was booked; nothing was filled"
+            if order.state is OrderState.NEW:
+                order.transition(OrderState.SUBMITTING, "paper submit (interrupted)")
+            order.transition(OrderState.REJECTED, reason)
+            self.store.save_order(order, broker=self.broker, mode=MODE)
+            ids = {"client_order_id": order.client_order_id, "signal_id": order.intent.signal_id}
+            self.audit.record("order.rejected", {"mode": MODE, "reason": reason, "interrupted": True}, **ids)
+            out.append(order.client_order_id)
+        return out
 
     # ------------------------------------------------------------------ entries
     async def submit(self, signals: Sequence[Signal], as_of: datetime) -> list[SignalOutcome]:
@@ -250,6 +277,7 @@ class PaperPortfolio(PortfolioManager):
             self.ledger.open(replace(pos, position_id=str(row.id)))
             self._save_account()
         self.run_fills.append(fill)
+        self.run_opened += 1
         self.audit.record("order.ack", {"state": order.state.value}, **ids)
         self.audit.record("order.fill", _fill_payload(fill), **ids)
         self.audit.record(
@@ -361,7 +389,11 @@ class PaperPortfolio(PortfolioManager):
         price = self._fill(pos.symbol, side, level)
         qty = abs(pos.quantity)
         commission = self.costs.commission(qty, price)
-        coid = client_order_id(pos.signal_id or pos.position_id, OrderLeg.EXIT.value)
+        key, attempt = pos.signal_id or pos.position_id, 0
+        coid = client_order_id(key, OrderLeg.EXIT.value)
+        while self.store.load_order(coid) is not None:  # an earlier exit interrupted before booking
+            attempt += 1
+            coid = client_order_id(key, OrderLeg.EXIT.value, attempt)
         intent = OrderIntent(coid, pos.signal_id, OrderLeg.EXIT, pos.symbol, side, qty, reduce_only=True)
         order = Order(intent)
         ids = {"client_order_id": coid, "signal_id": pos.signal_id}
@@ -379,6 +411,7 @@ class PaperPortfolio(PortfolioManager):
             self._save_account()
         self.marks.pop(pos.position_id, None)
         self.run_fills.append(fill)
+        self.run_closed += 1
         self.audit.record("order.fill", _fill_payload(fill), **ids)
         self.audit.record(
             "position.closed",

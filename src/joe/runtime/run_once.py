@@ -88,11 +88,12 @@ class RunOutcome:
 
 def _fail(st: RunState, exc: BaseException) -> RunFailed:
     done = st.done_so_far()
+    opened, closed = st.booked()
     payload = {
         "error": f"{type(exc).__name__}: {exc}",
         "done": done,
-        "opened": st.opened,
-        "closed": st.closed,
+        "opened": opened,
+        "closed": closed,
     }
     if st.run_started:
         try:
@@ -214,7 +215,8 @@ def close_interrupted_runs(rt: Runtime) -> list[str]:
     """Mark the runs a SIGKILL or power loss stopped half-way as "interrupted" (audited
     ``run.interrupted`` each) and return their ids. Call only as the data folder's sole lock holder
     (`HeldLocks.sole_holder`): a run left "running" then belongs to a dead process. Their orders need
-    nothing here: the order manager rebuilds and reconciles them from the store on start."""
+    nothing here: the order manager rebuilds and reconciles them from the store on start, and a paper
+    book resolves its own half-written orders when a run opens it (`PaperPortfolio.resolve_interrupted`)."""
     rows = rt.store.interrupt_unfinished_runs()
     for row in rows:
         rt.audit.record("run.interrupted", {"started_at": row.started_at.isoformat(), "mode": row.mode,

@@ -134,10 +134,20 @@ class RunState:
         fills = len(self.pf.run_fills) if self.pf else 0
         if not fills:
             return "nothing was traded"
+        opened, closed = self.booked()
         return (
-            f"{self.opened} position(s) opened and {self.closed} closed ({fills} fill(s)) are booked "
+            f"{opened} position(s) opened and {closed} closed ({fills} fill(s)) are booked "
             "in the paper book and the audit log"
         )
+
+    def booked(self) -> tuple[int, int]:
+        """(opened, closed) positions the paper book has booked so far this run — counted by the book
+        as it books them (entries, stops and targets, strategy exits, a flatten), so a run that fails
+        half-way through its trades still counts those it made: `outcomes` are only set once every
+        signal is through."""
+        if self.pf is None:
+            return self.opened, self.closed
+        return self.pf.run_opened, self.pf.run_closed
 
 
 def _need(value: object, what: str) -> None:
@@ -161,6 +171,8 @@ def open_book(st: RunState) -> None:
     # What start-up noticed (a .env line dropped, an empty config file) is in the report too.
     st.warnings += [str(p) for p in rt.settings.problems] + [str(p) for p in rt.config_problems]
     st.pf = PaperPortfolio.load(rt.store, rt.audit, rt.config, broker=opts.broker)
+    for coid in st.pf.resolve_interrupted():  # a killed or failed earlier run's half-written order
+        st.warnings.append(f"order {coid} of an interrupted run was never booked: marked REJECTED")
     st.book = BookIdentity.load(rt.store)
     st.book_source = source_identity(opts.broker, opts.source)
     check_source(st.book, st.book_source, has_history=bool(st.pf.ledger.positions))
