@@ -47,12 +47,15 @@ class TrailingStop:
             raise ValueError(f"trailing step must be > 0, got {self.step}")
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, init=False)
 class WatchedPosition:
     """An open position handed to the monitor. `side` is the entry side (BUY = long).
 
     `stop` is the protective stop resting at the broker (the level the broker confirmed);
     `take_profit` the resting target, if any; `exit_at` a time-based exit (UTC).
+    Frozen; made once per position opened, on the quote path when a strategy re-opens from a trigger,
+    so `__init__` is written out (the dataclass one's nine `object.__setattr__` calls and a separate
+    `__post_init__` frame cost about a third more; the fields are set through their slots directly).
     """
 
     position_id: str
@@ -65,28 +68,52 @@ class WatchedPosition:
     trailing: TrailingStop | None = None
     exit_at: datetime | None = None
 
-    def __post_init__(self) -> None:
-        # Made once per position opened, on the quote path when a strategy re-opens from a trigger:
+    def __init__(
+        self,
+        position_id: str,
+        symbol: str,
+        side: Side,
+        quantity: Decimal,
+        entry_price: Decimal,
+        stop: Decimal | None = None,
+        take_profit: Decimal | None = None,
+        trailing: TrailingStop | None = None,
+        exit_at: datetime | None = None,
+    ) -> None:
         # Decimal constants and a module-level enum member (reading `Side.BUY` costs a descriptor call).
-        if not self.position_id:
+        if not position_id:
             raise ValueError("position_id must not be empty")
-        if self.quantity <= _ZERO:
+        if quantity <= _ZERO:
             raise ValueError(
-                f"{self.position_id}: quantity must be > 0 (side gives the direction), got {self.quantity}"
+                f"{position_id}: quantity must be > 0 (side gives the direction), got {quantity}"
             )
-        if self.entry_price <= _ZERO:
-            raise ValueError(f"{self.position_id}: entry_price must be > 0, got {self.entry_price}")
-        if self.trailing is not None and self.stop is None:
-            raise ValueError(f"{self.position_id}: a trailing stop needs a resting stop to move")
-        if self.stop is not None and self.take_profit is not None:
-            wrong = self.stop >= self.take_profit if self.side is _BUY else self.stop <= self.take_profit
-            if wrong:
-                where = "below" if self.side is Side.BUY else "above"
-                msg = f"{self.position_id}: the stop {self.stop} must be {where} the take-profit"
-                msg += f" {self.take_profit}"
-                raise ValueError(msg)
-        if self.exit_at is not None and self.exit_at.tzinfo is None:
-            raise ValueError(f"{self.position_id}: exit_at must be timezone-aware (UTC)")
+        if entry_price <= _ZERO:
+            raise ValueError(f"{position_id}: entry_price must be > 0, got {entry_price}")
+        if trailing is not None and stop is None:
+            raise ValueError(f"{position_id}: a trailing stop needs a resting stop to move")
+        if (
+            stop is not None
+            and take_profit is not None
+            and (stop >= take_profit if side is _BUY else stop <= take_profit)
+        ):
+            where = "below" if side is _BUY else "above"
+            raise ValueError(f"{position_id}: the stop {stop} must be {where} the take-profit {take_profit}")
+        if exit_at is not None and exit_at.tzinfo is None:
+            raise ValueError(f"{position_id}: exit_at must be timezone-aware (UTC)")
+        s = _WP_SET
+        s[0](self, position_id)
+        s[1](self, symbol)
+        s[2](self, side)
+        s[3](self, quantity)
+        s[4](self, entry_price)
+        s[5](self, stop)
+        s[6](self, take_profit)
+        s[7](self, trailing)
+        s[8](self, exit_at)
+
+
+# The slots' own setters, in field order: they bypass the frozen class's __setattr__ (which refuses).
+_WP_SET = tuple(getattr(WatchedPosition, f).__set__ for f in WatchedPosition.__dataclass_fields__)
 
 
 class Trigger(NamedTuple):

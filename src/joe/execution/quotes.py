@@ -50,19 +50,28 @@ class InstrumentIndex:
         return symbol in self._ids
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, init=False)
 class QuoteBatch:
     """Quotes in arrival order. Shapes: all four arrays 1-D of the same length n.
 
     - `inst`: int32 instrument ids (`InstrumentIndex`);
     - `ts`: int64 nanoseconds since the epoch, UTC (the broker's time when it gives one, else arrival);
     - `bid`, `ask`: float64 prices (the hot path compares floats; orders carry `Decimal`).
+
+    Frozen; made once per batch on the quote path, so `__init__` sets the slots directly (the
+    dataclass one calls `object.__setattr__` per field). Use `of` to convert and check arrays.
     """
 
     inst: IntArray
     ts: TsArray
     bid: FloatArray
     ask: FloatArray
+
+    def __init__(self, inst: IntArray, ts: TsArray, bid: FloatArray, ask: FloatArray) -> None:
+        _set_inst(self, inst)
+        _set_ts(self, ts)
+        _set_bid(self, bid)
+        _set_ask(self, ask)
 
     @classmethod
     def of(
@@ -96,3 +105,9 @@ class QuoteBatch:
     def mid(self) -> FloatArray:
         """(bid + ask) / 2 per quote."""
         return (self.bid + self.ask) * 0.5
+
+
+# The slots' own setters: they bypass the frozen class's __setattr__ (which refuses).
+_set_inst, _set_ts, _set_bid, _set_ask = (
+    getattr(QuoteBatch, f).__set__ for f in QuoteBatch.__dataclass_fields__
+)
