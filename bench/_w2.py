@@ -43,6 +43,10 @@ def distance(k: int) -> float:
     return 0.0005 + 0.0001 * ((k % 97) % 26)
 
 
+_DISTANCES = [distance(k) for k in range(97)]  # distance(k) == _DISTANCES[k % 97], the same floats
+_BUY = Side.BUY  # an enum member read through its class costs a descriptor call
+
+
 def peers_file() -> Path:
     d = os.environ.get("PEERS_DATA_DIR") or os.path.join(tempfile.gettempdir(), "peerdata")
     return Path(d) / "quotes_10.parquet"
@@ -201,20 +205,21 @@ class W2Strategy:
         self.stops = 0
         self.take_profits = 0
         self._ids = 0
+        self.batch_triggers: list[int] = []  # per batch handed on: the triggers its quotes fired
 
     def open(self, symbol: str, mid: float) -> None:
-        d = distance(self.k)
+        d = _DISTANCES[self.k % 97]
         self.k += 1
         self._ids += 1
         self.monitor.add(
             WatchedPosition(
-                position_id=f"w2-{self._ids}", symbol=symbol, side=Side.BUY, quantity=ONE,
-                entry_price=Decimal(repr(mid)), stop=Decimal(repr(mid * (1 - d))),
-                take_profit=Decimal(repr(mid * (1 + d))),
+                f"w2-{self._ids}", symbol, _BUY, ONE, Decimal(repr(mid)), Decimal(repr(mid * (1 - d))),
+                Decimal(repr(mid * (1 + d))),
             )
         )  # fmt: skip
 
     def on_batch(self, batch: QuoteBatch) -> None:
+        self.batch_triggers.append(0)  # this consumer runs before the monitor: its triggers count here
         if len(self.opened) == len(self.monitor.instruments):
             return  # every instrument has had its first quote
         fresh = np.setdiff1d(
@@ -235,6 +240,7 @@ class W2Strategy:
             self.stops += 1
         else:
             self.take_profits += 1
+        self.batch_triggers[-1] += 1
         self.monitor.close(t.position_id)
         self.open(t.symbol, t.price)
 
@@ -248,6 +254,7 @@ class W2Result:
     cpu_seconds: float  # this process's CPU time: excludes time other processes held the cores
     quote_latencies: np.ndarray  # seconds per quote, arrival → end of its batch (ReplaySource)
     batch_sizes: list[int]
+    batch_triggers: list[int]  # per batch, in the order handed on: the stops and take-profits it fired
     monitor: PositionMonitor
 
 
@@ -283,7 +290,9 @@ async def run_w2(
     await stream.stop()
     lat = src.quote_latencies if src.quote_latencies is not None else np.zeros(0)
     counts = (strategy.stops, strategy.take_profits)
-    return W2Result(stream.quotes, *counts, seconds, cpu_seconds, lat, src.batch_sizes, monitor)
+    return W2Result(
+        stream.quotes, *counts, seconds, cpu_seconds, lat, src.batch_sizes, strategy.batch_triggers, monitor
+    )
 
 
 def run(data: dict[str, np.ndarray], **kw: object) -> W2Result:

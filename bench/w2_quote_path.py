@@ -47,6 +47,28 @@ def pcts(lat_s: np.ndarray) -> str:
     return f"p50 {p50:8.1f} µs  p99 {p99:8.1f} µs  p99.9 {p999:8.1f} µs  max {us.max():8.1f} µs"
 
 
+def crossings(r: _w2.W2Result) -> str:
+    """What the per-quote figures are made of: a batch's handling time against the stops and take-profits
+    it fired (each one a close and a re-open by the W2 strategy, synchronously in the monitor's listener)."""
+    trig = np.array(r.batch_triggers)
+    sizes = np.array(r.batch_sizes)
+    if len(trig) != len(sizes):
+        return "(batches and trigger counts differ: no breakdown)"
+    per_quote = np.repeat(trig, sizes)
+    lat = r.quote_latencies[: len(per_quote)]
+    firsts = np.concatenate(([0], np.cumsum(sizes)[:-1]))
+    batch_s = r.quote_latencies[firsts]  # every quote of a batch has the batch's time
+    fit = np.linalg.lstsq(np.vstack([np.ones(len(trig)), trig]).T, batch_s * 1e6, rcond=None)[0]
+    calm = lat[per_quote == 0]
+    median = int(np.median(trig[trig > 0])) if (trig > 0).any() else 0
+    calm_p99 = f"{np.percentile(calm, 99) * 1e6:.1f} µs" if len(calm) else "-"
+    return (
+        f"batches with a crossing: {np.mean(trig > 0):.0%} (median {median}, "
+        f"max {trig.max()} triggers); quotes in batches without one: p99 {calm_p99}; "
+        f"a batch ≈ {fit[0]:.1f} µs + {fit[1]:.1f} µs per trigger (least squares)"
+    )
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--runs", type=int, default=3)
@@ -107,6 +129,10 @@ def main() -> None:
             f"{cpu / 120_000:.2f}× NautilusTrader's 120k)"
         )
         print(f"      per quote (arrival → its chunk handled): {pcts(np.concatenate(lats))}")
+        r = _w2.run(data, chunk=chunk, record_latency=True, clock=time.thread_time)
+        check(r)
+        print(f"      the same on this thread's CPU clock (one more run): {pcts(r.quote_latencies)}")
+        print(f"      {crossings(r)}")
     print(f"latency, paced open loop (each pass hands on what has arrived, at most {args.paced_chunk}):")
     clocks = [("wall clock", time.perf_counter), ("CPU clock", time.thread_time)]
     for name, clock in clocks:

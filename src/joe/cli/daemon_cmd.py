@@ -192,7 +192,9 @@ async def _run(
 
     # With --clock-start the market hours (staleness, entries) follow the rehearsed day too.
     is_open = hours.is_open if rehearsal is None else rehearsed_open
-    stream = PriceStream(stale_after_s=stale_s, audit=rt.audit, is_open=is_open)
+    stream = PriceStream(
+        stale_after_s=stale_s, max_batch=cfg.quote_batch_max, audit=rt.audit, is_open=is_open
+    )
     monitor = PositionMonitor(stream.instruments, UnroutedExits(rt.audit), grace_s=cfg.backup_exit_grace_s,
                               audit=rt.audit)  # fmt: skip
     ctx = SafetyContext.from_runtime(rt)
