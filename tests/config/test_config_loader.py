@@ -187,3 +187,14 @@ def test_an_unknown_schedule_exchange_is_a_config_error_naming_the_key(code: str
     assert "daemon.schedule.exchange" in str(info.value) and "unknown exchange" in str(info.value)
     for ok in ("XNYS", "NYSE", "XLON", "nasdaq"):
         parse_execution_config(f"version: 1\ndaemon:\n  schedule:\n    exchange: {ok}\n")
+
+
+def test_a_duplicate_top_level_key_after_a_nested_block_is_named_as_itself() -> None:
+    """Hostile review 2026-12-02: `risk:` given twice was reported as `risk.risk` (the first block's end
+    is marked at the second key, so the key path still had the first block open)."""
+    with pytest.raises(ConfigError) as info:
+        parse_execution_config("risk:\n  max_positions: 5\nrisk:\n  max_positions: 500\n")
+    assert str(info.value).startswith("config/execution.yaml: risk: malformed YAML at line 3, column 1:")
+    with pytest.raises(ConfigError) as info:
+        parse_execution_config("daemon:\n  schedule:\n    exchange: XNYS\n  heartbeat_s: 5\n  heartbeat_s: 6\n")
+    assert str(info.value).startswith("config/execution.yaml: daemon.heartbeat_s: malformed YAML at line 5")

@@ -88,7 +88,11 @@ def _yaml_key_path(text: str, stop: int) -> str:
 
     try:
         for event in yaml.parse(text, Loader=yaml.SafeLoader):
-            if event.start_mark is not None and event.start_mark.index >= stop:
+            at = event.start_mark.index if event.start_mark is not None else -1
+            # A block's end is marked at the token after it: one marked at `stop` ended before it
+            # (a duplicate top-level key after a nested block is not inside that block).
+            ends = isinstance(event, yaml.MappingEndEvent | yaml.SequenceEndEvent)
+            if at > stop or (at == stop and not ends):
                 break
             if isinstance(event, yaml.ScalarEvent | yaml.AliasEvent):
                 if stack and stack[-1][0] and stack[-1][2]:

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import re
 from decimal import Decimal
-from typing import Literal
+from typing import Any, Literal, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
+from pydantic_core import PydanticCustomError
 
 # Every safety/risk/daemon/breaker/margin number has a lower AND an upper bound, and no number anywhere
 # may be inf or nan (review r1119 finding 8: `.inf` or `1e-9` in the yaml switched a limit off while the
@@ -20,6 +21,24 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_bool_for_number(cls, value: Any, info: ValidationInfo) -> Any:
+        """A number is never a boolean and a switch is never a number or text. YAML reads an unquoted
+        `yes`, `no`, `on`, `off`, `true`, `false` as booleans, and pydantic would take them as 1 and 0
+        (`pipeline.max_signals: on` was 1 signal, `risk.max_positions: off` 0 positions); `live.enabled:
+        1` or `"yes"` would switch live on. Both are wrong-typed keys, reported as such (hostile
+        review 2026-12-02; README "Configuration": a wrong-typed key is reported)."""
+        if info.field_name is None:
+            return value
+        annotation = cls.model_fields[info.field_name].annotation
+        kinds = set(get_args(annotation)) or {annotation}
+        if isinstance(value, bool) and bool not in kinds and kinds & {int, float, Decimal}:
+            raise PydanticCustomError("bool_for_number", "a boolean where a number is expected")
+        if bool in kinds and value is not None and not isinstance(value, bool):
+            raise PydanticCustomError("not_bool", "a switch takes true or false")
+        return value
 
 
 class TrackRecordOverride(_Strict):
