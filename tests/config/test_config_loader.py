@@ -196,5 +196,7 @@ def test_a_duplicate_top_level_key_after_a_nested_block_is_named_as_itself() -> 
         parse_execution_config("risk:\n  max_positions: 5\nrisk:\n  max_positions: 500\n")
     assert str(info.value).startswith("config/execution.yaml: risk: malformed YAML at line 3, column 1:")
     with pytest.raises(ConfigError) as info:
-        parse_execution_config("daemon:\n  schedule:\n    exchange: XNYS\n  heartbeat_s: 5\n  heartbeat_s: 6\n")
+        parse_execution_config(
+            "daemon:\n  schedule:\n    exchange: XNYS\n  heartbeat_s: 5\n  heartbeat_s: 6\n"
+        )
     assert str(info.value).startswith("config/execution.yaml: daemon.heartbeat_s: malformed YAML at line 5")

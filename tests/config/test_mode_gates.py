@@ -284,3 +284,20 @@ def test_audit_and_reasons_hold_no_secrets() -> None:
     text = repr(decision.to_dict()) + repr(audit.records)
     for secret in ("k-secret-1", "p-secret-2"):
         assert secret not in text
+
+
+@pytest.mark.parametrize("spelled", ["paper", ""])
+def test_a_contradictory_trading_mode_is_paper_loudly_whatever_spelling_won(
+    spelled: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Hostile review 2026-12-02: `TRADING_MODE=paper` (or empty) beside `trading_mode=live` resolved to paper
+    quietly — INFO, `reasons=[]`, no `mode.fallback`, no alert — although the other spelling asked for live
+    (DESIGN principle 2: contradictory configuration resolves to paper, loudly)."""
+    caplog.set_level(logging.INFO)
+    decision, audit = resolve({**IBKR_REAL, "TRADING_MODE": spelled, "trading_mode": "live"})
+    assert decision.mode is TradingMode.PAPER and decision.fell_back and "settings" in failed(decision)
+    assert decision.reasons == [
+        "TRADING_MODE is set more than once with different letter case and values: contradictory, so paper"
+    ]
+    assert [r for r in caplog.records if r.levelno == logging.WARNING and "mode.fallback" in r.getMessage()]
+    assert [e for e, _, _ in audit.records] == ["mode.resolved", "mode.fallback"]

@@ -50,6 +50,7 @@ if TYPE_CHECKING:  # keep this module import-light: the store imports TrackRecor
     from joe.core.events import AuditSink
 
 from joe.config.endpoints import IBKR_LIVE_PORTS, IBKR_PAPER_PORTS, capital_endpoint, ibkr_endpoint
+from joe.config.settings import clash_problem
 
 __all__ = ["IBKR_LIVE_PORTS", "IBKR_PAPER_PORTS"]
 MIN_OVERRIDE_REASON = 10
@@ -115,6 +116,9 @@ class ModeDecision:
     provenance: dict[str, str] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
     simulator: bool = False
+    # TRADING_MODE itself was contradictory (set twice in different letter case to different values):
+    # paper, and said as loudly as a refused live request (principle 2).
+    contradictory: bool = False
 
     @property
     def endpoint_label(self) -> str:
@@ -134,10 +138,11 @@ class ModeDecision:
     def fell_back(self) -> bool:
         """True when a mode other than the resolved one was asked for (shout about it).
 
-        Unset/empty TRADING_MODE is the documented default (paper), not a fallback.
+        Unset/empty TRADING_MODE is the documented default (paper), not a fallback; a contradictory
+        one (`TRADING_MODE=paper` beside `trading_mode=live`) is, whatever value won.
         """
         asked = normalise(self.requested)
-        return asked != "" and asked != self.mode.value
+        return self.contradictory or (asked != "" and asked != self.mode.value)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form (no secrets are ever held here)."""
@@ -412,6 +417,11 @@ def _evaluate(
         reasons = [f"TRADING_MODE={settings.trading_mode.strip()[:40]!r} is not one of paper, live, shadow"]
     if mode is TradingMode.PAPER and requested in ("live", "shadow"):
         reasons.insert(0, f"{requested} requested but refused: falling back to paper")
+    # A live or shadow request already fails the settings gate on it; a paper or empty one must not
+    # hide that another spelling asked for something else (hostile review 2026-12-02).
+    contradictory = clash_problem("TRADING_MODE") in settings.problems
+    if contradictory and requested not in ("live", "shadow"):
+        reasons = [f"{clash_problem('TRADING_MODE')}: contradictory, so paper"]
     provenance = mode_provenance(settings, config, ctx.broker)
     warnings: list[str] = []
     if simulator:
@@ -430,6 +440,7 @@ def _evaluate(
         broker=ctx.broker,
         account_id=ctx.account,
         override_used=(override_used or demo_override) and mode is TradingMode.LIVE,
+        contradictory=contradictory,
         overrides=[n for n, used in (("track_record", override_used), ("demo_record", demo_override)) if used]
         if mode is TradingMode.LIVE
         else [],

@@ -127,6 +127,12 @@ SECRET_FIELDS = frozenset(
 )
 
 
+def clash_problem(env_name: str) -> str:
+    """The problem said when `env_name` is set more than once in different letter case to different
+    values (`TRADING_MODE=paper` beside `trading_mode=live`): contradictory configuration."""
+    return f"{env_name} is set more than once with different letter case and values"
+
+
 def _gather(
     environ: Mapping[str, str], dotenv: Mapping[str, str | None], origins: dict[str, str] | None = None
 ) -> tuple[dict[str, str], list[str]]:
@@ -147,7 +153,7 @@ def _gather(
             exact = [v for k, v in hits if k == env_name]
             if len({v for _, v in hits}) > 1:
                 # e.g. both TRADING_MODE and trading_mode set, to different values.
-                problems.append(f"{env_name} is set more than once with different letter case and values")
+                problems.append(clash_problem(env_name))
             merged[field] = exact[0] if exact else hits[0][1]
             if origins is not None:
                 origins[env_name] = origin
@@ -160,7 +166,7 @@ def _gather(
                 if value is not None and key.lower() == env_name.lower():
                     spelled.setdefault(key, set()).add(value)
         values = set().union(*spelled.values()) if spelled else set()
-        clash = f"{env_name} is set more than once with different letter case and values"
+        clash = clash_problem(env_name)
         if len(spelled) > 1 and len(values) > 1 and clash not in problems:
             problems.append(clash)
     return merged, problems
