@@ -3,14 +3,17 @@ of an exit with the owner, netting account): the owner's partial close lands bet
 the deal and its DELETE. The DELETE closes what is left (1 of 2); the exit must read 1 of 1 — the
 broker's confirm, not the size read before — and the owner's close is an outside change of the
 signal, never a second fill of the exit (which would count 2 closed of a deal of 2 plus the owner's
-1: a short position that exists nowhere). The simulator's books are the truth."""
+1: a short position that exists nowhere). The simulator's books are the truth.
+
+The two closes often land in one millisecond (the DELETE follows the owner's trade at once): two
+rows with one key, once booked as one fill (about 1 run in 7, `position_mismatch GOLD broker 0 Joe
+1`); each is now a row of its own (`joe.brokers.capital.rows`; made deterministic, with the clock
+frozen, in `test_truth_same_instant.py`)."""
 
 from __future__ import annotations
 
 from decimal import Decimal
 from typing import Any
-
-import pytest
 
 from capital.conftest import *  # noqa: F403  (sim, client, audit)
 from capital.test_truth_om import manager, state, until
@@ -24,13 +27,6 @@ from joe.simulators.capital import CapitalSimulator
 from joe.store import Store
 
 
-# Open defect (2026-12-02): about 1 run in 7, alone on a quiet machine, the Reconciler right after the exit
-# reports "position_mismatch GOLD broker 0 Joe 1" - the owner's partial close is not yet booked as an outside
-# change and the reconciliation does not adopt it (suspected: the activity read's `since` bound at second
-# precision missing a same-second owner trade). Not strict until fixed; issue 9 stays open for it.
-@pytest.mark.xfail(
-    strict=False, reason="open: an owner's same-moment partial close is at times not booked before reconcile"
-)
 async def test_the_owners_partial_close_racing_joes_close_is_not_the_exits_fill(
     sim: CapitalSimulator, client: CapitalClient, store: Store
 ) -> None:

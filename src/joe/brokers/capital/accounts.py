@@ -21,6 +21,7 @@ from joe.brokers.capital.models import (
     TransactionsResponse,
     parse,
 )
+from joe.brokers.capital.rows import merge_reads, number_rows
 
 MAX_ACTIVITY_SPAN = timedelta(days=1)
 
@@ -79,7 +80,13 @@ class AccountsApi:
         deal_id: str | None = None,
         fiql: str | None = None,
     ) -> list[Activity]:
-        """Activity history; a range longer than one day is fetched one day at a time (spec §4.5)."""
+        """Activity history, each row numbered by its identity (`rows`: a row has no id of its own).
+
+        `start`..`end`: both bounds inclusive, in whole seconds (the query's precision, spec §2: a
+        bound with a fraction is floored, so a row in `start`'s own second is read); a range longer
+        than one day is fetched one day at a time (spec §4.5), the windows sharing their boundary
+        second, and the answers merged by identity: a row on a boundary is neither lost nor read
+        twice. Without `start`: the last `last_period_s` seconds (default 600, at most a day)."""
         base: dict[str, Any] = {"detailed": "true" if detailed else "false"}
         if deal_id:
             base["dealId"] = deal_id
@@ -88,17 +95,20 @@ class AccountsApi:
         if start is None:
             params = dict(base, lastPeriod=min(max(last_period_s or 600, 1), 86400))
             body = await self.client.request("GET", "/history/activity", params=params)
-            return parse(ActivityResponse, body, "activity").activities
-        out: list[Activity] = []
-        end = end or datetime.now(UTC).replace(microsecond=0)
-        lo = start
-        while lo < end:
+            return number_rows(parse(ActivityResponse, body, "activity").activities)
+        reads: list[list[Activity]] = []
+        end = end or datetime.now(UTC)
+        lo = start.replace(microsecond=0)
+        if lo > end:
+            return []
+        while True:
             hi = min(lo + MAX_ACTIVITY_SPAN, end)
             params = dict(base, **{"from": fmt_ts(lo), "to": fmt_ts(hi)})
             body = await self.client.request("GET", "/history/activity", params=params)
-            out.extend(parse(ActivityResponse, body, "activity").activities)
+            reads.append(parse(ActivityResponse, body, "activity").activities)
+            if hi >= end:
+                return merge_reads(reads)
             lo = hi
-        return out
 
     async def transactions(
         self,

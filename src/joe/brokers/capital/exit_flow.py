@@ -88,7 +88,8 @@ class ExitFlow(ClientPort):
                 if ob.not_in(before)(r) and not ob.is_opening(r) and r.source.upper() not in ("SL", "TP")
             ]  # fmt: skip
             mine, got = [], Decimal(0)
-            for r in sorted(rows, key=lambda r: r.dateUTC, reverse=True):
+            # Newest first; of rows in one millisecond, the later listed (`occurrence`) is taken as newer.
+            for r in sorted(rows, key=lambda r: (r.dateUTC, r.occurrence), reverse=True):
                 f = ob.fill_from_activity(r, cid) if got < size else None
                 if f is not None:
                     mine.append((r, f))
@@ -97,9 +98,7 @@ class ExitFlow(ClientPort):
                 break
             await asyncio.sleep(self.confirm_interval_s)
         taken = {id(r) for r, _ in mine}
-        self._preclose.setdefault(cid, set()).update(
-            ob.fill_id(r.dealId, r.dateUTC, r.source) for r in rows if id(r) not in taken
-        )
+        self._preclose.setdefault(cid, set()).update(ob.row_fill_id(r) for r in rows if id(r) not in taken)
         for _, f in mine:
             self._emit(f)
 
@@ -157,7 +156,7 @@ class ExitFlow(ClientPort):
         closed: set[str] = set()
         for deal_id in plan.close:
             size = next(r.position.size for r in rows if r.position.dealId == deal_id)
-            before = {ob.fill_id(r.dealId, r.dateUTC, r.source) for r in await self._deal_rows(deal_id)}
+            before = {ob.row_fill_id(r) for r in await self._deal_rows(deal_id)}
             self._preclose.setdefault(cid, set()).update(before)
             c = await self._close_deal(cid, deal_id)
             if c is not None and c.dealStatus.upper() == "ACCEPTED":

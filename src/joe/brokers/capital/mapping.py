@@ -17,6 +17,7 @@ from joe.brokers.capital.models import (
     MarketSummary,
     PositionRow,
 )
+from joe.brokers.capital.rows import row_fill_id
 from joe.core.models import UNDATED, AccountInfo, AssetClass, Fill, Instrument, Position, Quote, Side
 
 ASSET_CLASS = {
@@ -88,7 +89,7 @@ def fill_from_activity(row: Activity, client_order_id: str, symbol: str | None =
     if row.source.upper() in _CLOSING_SOURCES:
         side = side.opposite  # TP/SL rows carry the position's direction, not the closing trade's
     return Fill(
-        fill_id=f"capital:{row.dealId}:{row.dateUTC}:{row.source}",
+        fill_id=row_fill_id(row),
         client_order_id=client_order_id,
         symbol=symbol or row.epic,
         side=side,

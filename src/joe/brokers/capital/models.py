@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, TypeVar
 
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
 
 from joe.brokers.capital.errors import ProtocolError
 
@@ -155,6 +155,19 @@ class Activity(_M):
     type: str
     status: str
     details: ActivityDetails | None = None
+    # Not on the wire: the n-th row of its key in the answer (`joe.brokers.capital.rows`).
+    _occurrence: int = PrivateAttr(default=1)
+
+    @property
+    def occurrence(self) -> int:
+        """1 for the first row of its (dealId, dateUTC, source, type) in the broker's listing, n for
+        the n-th (set by `rows.number_rows` when the answer is read)."""
+        return self._occurrence
+
+    def numbered(self, occurrence: int) -> Activity:
+        """This row as the `occurrence`-th of its key (returns itself)."""
+        self._occurrence = occurrence
+        return self
 
 
 class ActivityResponse(_M):

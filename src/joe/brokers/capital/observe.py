@@ -6,9 +6,10 @@ Identity rules (one per fact, the same on the live path and in reconciliation):
   `dealReference`, and the confirm, the position or working order it creates, and their activity
   rows carry it. A row whose reference is the broker's own (`o_…` / `p_…`) is *not* Joe's, whatever
   its size: nothing here ever matches by size.
-* A fill is one `POSITION` activity row: `fill_id = capital:<dealId>:<dateUTC>:<source>`. The live
-  path reads the same rows (`GET /history/activity?dealId=…`) after a confirm, so a fill seen live
-  and the same fill seen by `mass_status` are one fill.
+* A fill is one `POSITION` activity row: `fill_id = capital:<dealId>:<dateUTC>:<source>`, `#n` for
+  the n-th row of that key (two closes of a deal in one millisecond; `rows`). The live path reads
+  the same rows (`GET /history/activity?dealId=…`) after a confirm, so a fill seen live and the same
+  fill seen by `mass_status` are one fill.
 * The attached stop and target of a position are reported as orders of their own with broker id
   `<dealId>:SL` / `<dealId>:TP` (Capital.com has no separate order for them).
 """
@@ -22,10 +23,10 @@ from typing import Any
 
 from joe.brokers.capital.markets import parse_utc
 from joe.brokers.capital.models import Activity, Confirm, PositionRow, WorkingOrderRow
+from joe.brokers.capital.rows import BROKER, row_fill_id
 from joe.core.models import Fill, OrderIntent, OrderLeg, OrderType, Side
 from joe.core.reports import CodeMeaning, FillReport, OrderStatusReport, PositionReport, VenueOrderStatus
 
-BROKER = "capital"
 _BROKER_REF_PREFIXES = ("o_", "p_")
 _CLOSING_SOURCES = frozenset({"SL", "TP", "CLOSE_OUT"})
 STOP_SUFFIX, TARGET_SUFFIX = ":SL", ":TP"
@@ -36,11 +37,6 @@ def own_reference(ref: str | None) -> str:
     if not ref or ref.startswith(_BROKER_REF_PREFIXES):
         return ""
     return ref
-
-
-def fill_id(deal_id: str, date_utc: str, source: str) -> str:
-    """The one identity of a Capital.com fill (see the module docstring)."""
-    return f"{BROKER}:{deal_id}:{date_utc}:{source.upper()}"
 
 
 def is_opening(row: Activity) -> bool:
@@ -74,7 +70,7 @@ def fill_from_activity(row: Activity, client_order_id: str = "") -> FillReport |
         )
     cid = own_reference(d.dealReference) or client_order_id
     fill = Fill(
-        fill_id=fill_id(row.dealId, row.dateUTC, source),
+        fill_id=row_fill_id(row),
         client_order_id=cid,
         symbol=row.epic,
         side=side,
@@ -83,7 +79,7 @@ def fill_from_activity(row: Activity, client_order_id: str = "") -> FillReport |
         ts=parse_utc(row.dateUTC),
         broker_order_id=broker_order_id,
     )
-    return FillReport(BROKER, fill, raw_exec_id=f"{row.dealId}:{row.dateUTC}:{source}")
+    return FillReport(BROKER, fill, raw_exec_id=fill.fill_id.removeprefix(f"{BROKER}:"))
 
 
 def position_report(row: PositionRow, ts: datetime) -> PositionReport:
@@ -345,4 +341,4 @@ def of_request(cid: str, opened: str | None) -> Callable[[Activity], bool]:
 
 def not_in(seen: set[str]) -> Callable[[Activity], bool]:
     """Rows whose fill id is not in `seen` (the rows a close by dealId added)."""
-    return lambda r: fill_id(r.dealId, r.dateUTC, r.source) not in seen
+    return lambda r: row_fill_id(r) not in seen

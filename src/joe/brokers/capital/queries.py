@@ -266,7 +266,7 @@ class CapitalQueries:
             return False
         before = self._preclose.get(cid)
         # Without a hint (after a restart) the store still refuses a row booked once elsewhere.
-        return before is None or ob.fill_id(row.dealId, row.dateUTC, row.source) not in before
+        return before is None or ob.row_fill_id(row) not in before
 
     @staticmethod
     def _fill(row: Activity, owner: str, entry_of: dict[str, str]) -> FillReport | None:

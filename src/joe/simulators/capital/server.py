@@ -430,7 +430,8 @@ class RestApi:
                 raise ApiError(400, "error.invalid.lastPeriod") from None
             if not 0 < period <= 86400:
                 raise ApiError(400, "error.invalid.lastPeriod")
-            lo, hi = now - timedelta(seconds=period), now
+            # Whole seconds, as the date bounds: a row in the window's first second is in it.
+            lo, hi = (now - timedelta(seconds=period)).replace(microsecond=0), now
         key = "dateUTC" if rest == ["activity"] else "dateUtc"
         rows = acc.activity if rest == ["activity"] else acc.transactions
         sel = [r for r in rows if lo <= parse_qdate(r[key][:19], "x").replace() <= hi]
