@@ -430,7 +430,9 @@ class IBKRExecutionClient:
             orders += [r for r in await self._completed_reports(ts) if r.raw.get("perm_id") not in open_perms]
             fills = await self._executions()
         if since is not None:
-            cutoff = ensure_utc(since)
+            # Inclusive, in whole seconds: TWS stamps executions in whole seconds, so one in the
+            # cutoff's own second (stamped before a cutoff with a fraction) is still "since" it.
+            cutoff = ensure_utc(since).replace(microsecond=0)
             fills = [f for f in fills if f.fill.ts >= cutoff]
         commissions: list[CommissionReport] = []
         for f in fills:

@@ -1,0 +1,51 @@
+"""`IBKRExecutionClient.mass_status(since)`: executions since a checkpoint, inclusive at its second.
+
+Joe asks TWS for every execution (`reqExecutions` with an empty filter) and keeps those at or after
+`since`. TWS stamps an execution in whole seconds (`yyyyMMdd HH:mm:ss`), while a checkpoint (an
+order's creation, a broker read time less an overlap) may carry a fraction: an execution in the
+checkpoint's own second was stamped *before* it and was dropped. The cutoff is floored to the second."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from joe.core.reports import VenueOrderStatus
+from joe.simulators.common import SimClock
+from joe.simulators.ibkr import IBKRSimulator
+
+from .helpers import single, wait_for
+
+# A Monday in the NYSE session, a quarter of a second into the minute.
+T = datetime(2026, 1, 5, 15, 0, 0, 250_000, tzinfo=UTC)
+
+
+@pytest.fixture
+async def frozen() -> AsyncIterator[IBKRSimulator]:
+    """The TWS simulator with its clock standing at `T` (every execution stamped in T's second)."""
+    s = IBKRSimulator(server_version=178, seed=7, clock=SimClock.frozen(T))
+    await s.start()
+    try:
+        yield s
+    finally:
+        await s.stop()
+
+
+async def test_an_execution_in_the_checkpoints_own_second_is_since_it(
+    frozen: IBKRSimulator, make_client: Any
+) -> None:
+    frozen.set_price("AAPL", 100)
+    client = await make_client(frozen)
+    it = single("since-1")
+    await client.submit([it])
+    rec = client.recorder
+    await wait_for(lambda: rec.state(it.client_order_id) is VenueOrderStatus.FILLED, what="fill")
+    [f] = [x.fill for x in (await client.mass_status()).fills]
+    assert f.ts == T.replace(microsecond=0)  # stamped in whole seconds: before T
+    for since in (T, T.replace(microsecond=999_999), T.replace(microsecond=0)):
+        ms = await client.mass_status(since)
+        assert [x.fill.fill_id for x in ms.fills] == [f.fill_id], since
+    assert (await client.mass_status(T + timedelta(seconds=1))).fills == []  # the next second: after it
