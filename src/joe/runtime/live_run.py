@@ -100,9 +100,10 @@ async def run_live(
     guard = RunGuard.start(rt)  # audit chain, kill file, trading state: SafetyRefused stops everything
     twin = open_store(twin_store_url(rt), data_dir=rt.data_dir)
     try:
-        config = await _twin_config(rt, opts.broker, twin)
-    except BaseException:
+        config = await _twin_config(rt, opts.broker, twin)  # reads the broker's account
+    except BaseException as exc:
         twin.close()
+        _name_run(exc, run_id)
         raise
     st = RunState(replace(rt, store=twin, config=config), opts, run_id, started, progress, clock)
     st.guard = guard
@@ -142,6 +143,7 @@ async def run_live(
             rt.store.finish_run(run_id, "failed", {"error": f"{type(exc).__name__}: {exc}"})
         except Exception:
             pass
+        _name_run(exc, run_id)
         raise
     finally:
         twin.close()
@@ -182,6 +184,12 @@ async def _connect(rt: Runtime, broker: str, run_id: str) -> BrokerLink:
             f"{broker} is unavailable ({why[:200]}): no order was sent; its positions keep their broker-side "
             "stops; the next run reconciles with it before any new order"
         ) from exc
+
+
+def _name_run(exc: BaseException, run_id: str) -> None:
+    """Let a failure name the run it ended (`joe.runtime.run_once` audits `run.failed` with it)."""
+    with contextlib.suppress(AttributeError):
+        exc.joe_run_id = run_id  # type: ignore[attr-defined]
 
 
 async def _twin_config(rt: Runtime, broker: str, twin: Store) -> ExecutionConfig:

@@ -189,8 +189,13 @@ async def _run_live(
         rt.audit.record("run.refused", {"reason": str(exc)})
         raise EndpointRefused(str(exc)) from exc
     except Exception as exc:
-        rt.audit.record("run.failed", {"error": f"{type(exc).__name__}: {exc}", "mode": rt.mode})
-        raise RunFailed("-", exc, "see the report and the audit log for what reached the broker") from exc
+        # The run's id once it has one (`run_live` names it on the exception), so `run.failed` pairs
+        # with its `run.started` and the message names a run the user can look up.
+        run_id = getattr(exc, "joe_run_id", None)
+        payload = {"error": f"{type(exc).__name__}: {exc}", "mode": rt.mode}
+        rt.audit.record("run.failed", payload, run_id=run_id)
+        done = "`joe audit tail` shows what reached the broker"
+        raise RunFailed(run_id or "-", exc, done) from exc
     assert st.paths is not None and st.result is not None and st.as_of_ts is not None
     fills = sum(1 for o in st.outcomes if o.fill is not None)
     return RunOutcome(
