@@ -121,3 +121,16 @@ def test_random_search_is_seeded(tmp_path: Path) -> None:
     a = load_spec(_spec(tmp_path, text), ExecutionConfig()).points
     b = load_spec(_spec(tmp_path, text), ExecutionConfig()).points
     assert a == b and len(a) == 5 and all(2 <= p["risk.max_positions"] <= 9 for p in a)
+
+
+def test_an_unknown_metric_is_refused_before_any_backtest_runs(tmp_path: Path) -> None:
+    """Hostile review 2026-12-02: `metric: bogus` (or a typo such as `sharp`) ran every backtest of the sweep,
+    then died with a KeyError traceback writing the heat maps; under --walk-forward every set scored -inf,
+    so the "best" in-sample set was silently the first one."""
+    text = "metric: sharp\nparameters:\n  risk.max_positions: [3, 8]\n"
+    with pytest.raises(SweepError, match=r"sweep\.yaml: metric 'sharp' is not a backtest metric") as exc:
+        load_spec(_spec(tmp_path, text), ExecutionConfig())
+    assert "sharpe" in str(exc.value) and "total_return" in str(exc.value)
+    for metric in ("sharpe", "cagr", "max_drawdown", "total_return"):
+        spec = load_spec(_spec(tmp_path, text.replace("sharp", metric)), ExecutionConfig())
+        assert spec.metric == metric

@@ -33,6 +33,7 @@ from typing import Any
 import pandas as pd
 import yaml
 
+from joe.backtest.metrics import compute_metrics
 from joe.backtest.overrides import OverrideError, apply_overrides
 from joe.backtest.precompute import History
 from joe.backtest.report import result_metrics
@@ -113,7 +114,19 @@ def load_spec(path: Path, config: ExecutionConfig) -> SweepSpec:
             _int(wf.get("in_sample"), "walk_forward.in_sample", path),
             _int(wf.get("out_of_sample"), "walk_forward.out_of_sample", path),
         )
-    return SweepSpec(points, keys, str(raw.get("metric", "sharpe")), walk)
+    metric = str(raw.get("metric", "sharpe"))
+    known = metric_names()
+    if metric not in known:  # a typo would rank every set -inf: walk-forward would pick the first one
+        raise SweepError(
+            f"{path}: metric {metric!r} is not a backtest metric; choose one of {', '.join(known)}"
+        )
+    return SweepSpec(points, keys, metric, walk)
+
+
+def metric_names() -> list[str]:
+    """The metrics a backtest reports (`joe.backtest.metrics.compute_metrics`' keys), sorted."""
+    empty = pd.Series([], dtype=float, index=pd.DatetimeIndex([]))
+    return sorted(compute_metrics(empty, [], {}))
 
 
 def _draw(rng: random.Random, values: Any) -> Any:
