@@ -219,3 +219,21 @@ async def test_trade_notes_keep_at_most_four_calls_in_flight(
     notes = await a.analyse_trades(signals)
     assert [n.note.text for n in notes] == [sf.signal.symbol for sf in signals]  # in the trades' order
     assert peak == 4
+
+
+def test_the_rule_based_summary_says_what_happened_to_each_signal_that_passed_risk(
+    ctx: ReportContext,
+) -> None:
+    """Hostile review 2026-12-02: a shadow run before the open listed "5 signal(s) passed risk:" with their
+    entries, stops and targets, while the RiskGate had denied every one (market_closed) and nothing traded."""
+    active = [sf for sf in ctx.signals if not sf.vetoed]
+    denied = "accepted; denied: market_closed: AAPL market closed at 2026-12-02T11:13+00:00"
+    signals = [replace(sf, execution=denied) if not sf.vetoed else sf for sf in ctx.signals]
+    text = rule_based_summary(replace(ctx, signals=signals), "x").text
+    assert f"{len(active)} signal(s) passed risk, 0 opened:" in text
+    assert text.count(f" — {denied}") == len(active)
+    opened = [replace(sf, execution="opened 10 @ 100.00") if not sf.vetoed else sf for sf in ctx.signals]
+    assert (
+        f"{len(active)} signal(s) passed risk, {len(active)} opened:"
+        in rule_based_summary(replace(ctx, signals=opened), "x").text
+    )

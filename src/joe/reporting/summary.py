@@ -56,8 +56,11 @@ def rule_based_summary(ctx: ReportContext, reason: str) -> AISummary:
     active = ctx.active_signals
     vetoed = [s for s in ctx.signals if s.vetoed]
     if active:
-        lines.append(f"{len(active)} signal(s) passed risk:")
-        lines += [f"- {_signal_line(sf)}" for sf in active]
+        # Passing the risk stage is not trading: the RiskGate (market closed, limits), the book or the
+        # broker may still refuse; each line says what happened, and the header how many opened.
+        opened = sum(1 for sf in active if sf.opened)
+        lines.append(f"{len(active)} signal(s) passed risk, {opened} opened:")
+        lines += [f"- {_signal_line(sf)}" + (f" — {sf.execution}" if sf.execution else "") for sf in active]
     else:
         lines.append("No signal passed risk this run.")
     if vetoed:
