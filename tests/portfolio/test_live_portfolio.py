@@ -297,3 +297,50 @@ def test_shadow_fills_the_paper_book_at_the_live_mid_and_never_sends(store: Stor
         assert shadow.intents[0].side == Side.BUY.value and shadow.intents[0].live_price == Decimal(100)
 
     asyncio.run(go())
+
+
+def test_an_entry_whose_outcome_is_unknown_is_sent_never_rejected(store: Store) -> None:
+    """Hostile review 2026-12-02: a submit that timed out after sending (OrderOutcomeUnknown: it may be at
+    the broker, even filled) was reported "rejected" — an operator reading the report would place it
+    again by hand. An unacknowledged entry (IBKR dropping the placeOrder) read "entry working at the
+    broker" although the broker never said it held it."""
+
+    async def go() -> None:
+        venue = FakeVenue(unknown_after_send=True)
+        pf, _ = live(store, venue)
+        assert (await pf.start()).explained
+        real = venue.submit
+
+        async def then_unreadable(intents: Any) -> Any:  # the status endpoint fails from the send on
+            venue.status_unavailable = True
+            return await real(intents)
+
+        venue.submit = then_unreadable  # type: ignore[method-assign]
+        out = (await pf.submit([signal()], T0))[0]
+        assert out.action == "sent" and "not acknowledged by the broker" in out.reason, out
+        assert "never resent" in out.reason and out.client_order_id in venue.sent
+        again = await pf.submit([signal()], T0)  # a rerun sends nothing new for it
+        assert again[0].client_order_id == out.client_order_id and len(venue.orders) == 3
+        await pf.om.stop()
+
+    asyncio.run(go())
+
+
+def test_an_acknowledged_entry_still_working_says_so(store: Store) -> None:
+    async def go() -> None:
+        venue = FakeVenue()
+        pf, _ = live(store, venue)
+        assert (await pf.start()).explained
+
+        async def stream() -> None:  # the broker's status reports arrive while the run waits for a fill
+            while True:
+                await venue.deliver(pf.om)
+                await asyncio.sleep(0.01)
+
+        pump = asyncio.create_task(stream())
+        out = (await pf.submit([signal()], T0))[0]
+        pump.cancel()
+        assert (out.action, out.reason) == ("sent", "entry working at the broker")
+        await pf.om.stop()
+
+    asyncio.run(go())

@@ -27,7 +27,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING
 
-from joe.brokers.base import BrokerError
+from joe.brokers.base import BrokerError, OrderOutcomeUnknown
 from joe.core.clock import utcnow
 from joe.core.events import AuditSink
 from joe.core.ids import client_order_id
@@ -45,6 +45,10 @@ if TYPE_CHECKING:
     from joe.safety.trading_state import TradingStateStore
 
 MODE = "live"
+# An entry sent whose fate the broker has not confirmed: it may be working or even filled there, so
+# it is never reported "rejected" (an operator would place it again by hand); the OrderManager never
+# resends it and the next reconciliation settles it (hostile review 2026-12-02).
+UNACKNOWLEDGED = "entry sent, not acknowledged by the broker: may be working or filled there; never resent"
 
 
 @dataclass
@@ -202,6 +206,10 @@ class LivePortfolio(PortfolioManager):
         self.on_entry(entry_id)
         try:
             await self.om.submit(intents)
+        except OrderOutcomeUnknown as exc:  # it may be at the broker, even filled: never "rejected"
+            self.sent.append(entry_id)
+            why = f"{UNACKNOWLEDGED}: {exc}"
+            return SignalOutcome(s.signal_id, s.symbol, "sent", why, client_order_id=entry_id)
         except BrokerError as exc:  # fail closed: say what happened, send nothing more for it
             return SignalOutcome(
                 s.signal_id, s.symbol, "rejected", f"{type(exc).__name__}: {exc}", client_order_id=entry_id
@@ -214,9 +222,11 @@ class LivePortfolio(PortfolioManager):
         if o is not None and o.state in (OrderState.REJECTED, OrderState.CANCELLED, OrderState.EXPIRED):
             why = f"{o.state.value} by {self.om.broker}: {o.reject_reason or 'no reason given'}"
             return SignalOutcome(s.signal_id, s.symbol, "rejected", why, client_order_id=entry_id)
-        return SignalOutcome(
-            s.signal_id, s.symbol, "sent", "entry working at the broker", client_order_id=entry_id
-        )
+        if o is not None and o.state.is_working:
+            why = "entry working at the broker"
+        else:  # not acknowledged (SUBMITTING, UNKNOWN): the broker has not said it holds it
+            why = f"{UNACKNOWLEDGED} (state {o.state.value if o is not None else 'not stored'})"
+        return SignalOutcome(s.signal_id, s.symbol, "sent", why, client_order_id=entry_id)
 
     async def _entry_fill(self, coid: str) -> Fill | None:
         """Wait (bounded) for the entry's fill to be booked; None if it is still working."""
