@@ -42,7 +42,8 @@ def status_command(
 def _render(c: Console, s: dict[str, Any]) -> None:
     ts = s["trading_state"]
     colour = {"active": "green", "reducing": "yellow", "halted": "red"}[ts["state"]]
-    c.print(f"mode: [bold]{s['mode']}[/] ({'; '.join(s['mode_reasons'])})", soft_wrap=True)
+    why = "; ".join(s["mode_reasons"]) or "every gate passed"  # a live/shadow mode has no reasons
+    c.print(f"mode: [bold]{s['mode']}[/] ({why})", soft_wrap=True)
     c.print(f"trading: [bold {colour}]{ts['state'].upper()}[/] by {ts['by']}: {ts['reason']} {ts['since']}")
     if kf := s["kill_file"]:
         c.print(f"[red]kill file[/] {kf['path']}: {kf['level']} {kf['reason']}")
