@@ -75,7 +75,7 @@ _NEVER_RELOGIN = frozenset(
 
 
 KEY_HINT = (
-    "check CAPITAL_API_KEY: the key shown in Capital.com Settings > API integrations, enabled, not "
+    "check CAPITAL_API_KEY (the key shown in Capital.com Settings > API integrations): enabled, not "
     "expired, and made for this environment (a demo key is refused live and a live key on demo)"
 )
 LOGIN_HINT = (
