@@ -47,6 +47,7 @@ from joe.reporting.live_section import LiveFacts, write_live_section
 from joe.runtime.live_broker import BrokerLink, open_broker
 from joe.runtime.stages import (
     Progress,
+    RunArgumentError,
     RunOptions,
     RunState,
     analyse_market,
@@ -86,6 +87,15 @@ async def run_live(
     if opts.broker not in ("ibkr", "capital"):
         raise LiveRunRefused(
             f"{rt.mode} needs JOE_BROKER=ibkr or capital, not {opts.broker!r}; nothing was sent"
+        )
+    if opts.as_of is not None:
+        # A live/shadow run sends (or checks) orders now, at today's prices: a back-dated analysis
+        # would send a decision weeks old (stops and targets from old bars), as the daemon never does
+        # with a missed run (hostile review 2026-12-02: `--as-of` three weeks back sent a live short).
+        raise RunArgumentError(
+            f"--as-of {opts.as_of}: a {rt.mode} run trades at {opts.broker} now, on the latest bars, and "
+            "takes no --as-of (an older date would send an old decision at today's prices); nothing was "
+            "sent. Drop --as-of; for a past date use `joe backtest` or a paper book (TRADING_MODE=paper)"
         )
     started = clock()
     run_id = new_run_id(started)
