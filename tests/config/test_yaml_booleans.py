@@ -46,3 +46,10 @@ def test_yaml_booleans_for_switches_and_plain_numbers_still_load() -> None:
     assert cfg.live.enabled is True and cfg.risk.check_market_hours is False
     assert cfg.risk.max_positions == 5 and str(cfg.risk.price_band_pct) == "2.5"
     assert cfg.daemon.trail_stops is False and cfg.daemon.heartbeat_s == 2.0
+
+
+def test_a_file_for_another_schema_version_is_refused_not_half_read() -> None:
+    """Hostile review 2026-12-02: `version: 2` loaded silently as this Joe's version 1."""
+    with pytest.raises(ConfigError, match=r"config/execution\.yaml: version: expected one of 1, got 2"):
+        parse_execution_config("version: 2\n")
+    assert parse_execution_config("version: 1\n").version == 1

@@ -312,7 +312,8 @@ class DaemonConfig(_Strict):
 class ExecutionConfig(_Strict):
     """The whole `config/execution.yaml`."""
 
-    version: int = 1
+    # The schema version this Joe reads: a file written for another one is refused, never half-read.
+    version: Literal[1] = 1
     live: LiveConfig = LiveConfig()
     paper: PaperConfig = PaperConfig()
     risk: RiskConfig = RiskConfig()
