@@ -27,6 +27,9 @@ client message for assertions. Faults (names for `sim.faults.arm(...)`):
   state: <state>" (default: the order's status) and the order stays live.
 - ``refuse_modify`` (code=110, message=...): the next modification is refused; the order keeps its
   old values. (A price off the contract's minTick is always refused with 110, new or modify.)
+- ``hold_modify`` (seconds=1.0): the next modification of a working order is processed `seconds` late
+  while every other message goes on (TWS slow on a revision); it meets the order as it is then (one
+  done meanwhile answers 103, as any order id reused).
 
 Execution history: reqExecutions answers only the executions of the current day — on or after
 midnight in the TWS login's time zone (`tws_zone`, New York by default) — as TWS does by default

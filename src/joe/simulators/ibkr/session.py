@@ -272,17 +272,23 @@ class Session:
             )
         )
 
-    def _place_order(self, f: list[str]) -> None:
+    def _place_order(self, f: list[str], *, held: bool = False) -> None:
         assert self.client_id is not None
         p = parse_place_order(f, self.sv)
-        self.sim.placed.append(p)
         book = self.sim.book
+        existing = book.get(self.client_id, p.order_id)
+        if not held and not p.what_if and existing is not None and not existing.done:
+            hold = self.sim.faults.take("hold_modify")
+            if hold is not None:  # this revision lands late; other messages go on meanwhile
+                loop = asyncio.get_running_loop()
+                loop.call_later(float(hold.get("seconds", 1.0)), self._place_held, f)
+                return
+        self.sim.placed.append(p)
         if p.what_if:
             st = book.what_if(p)
             wire = book.place_preview(self.client_id, p)
             self.send(open_order(self.sv, book.contract(p.contract.symbol), wire, "PreSubmitted", st))
             return
-        existing = book.get(self.client_id, p.order_id)
         if existing is not None and not existing.done:
             refused = self.sim.faults.take("refuse_modify")
             off = book.off_tick(p)
@@ -335,6 +341,11 @@ class Session:
         if notice is not None:
             self.send(C.error(self.sv, p.order_id, 10349, NOTICE_10349))
         self.sim.after_order_activity(p.contract.symbol)
+
+    def _place_held(self, f: list[str]) -> None:
+        """A revision `hold_modify` held, processed now (its order may have filled meanwhile)."""
+        if not self.closed:
+            self._place_order(f, held=True)
 
     def _cancel_order(self, f: list[str]) -> None:
         order_id = as_int(f[2])
