@@ -54,14 +54,11 @@ def seeds(config: pytest.Config) -> list[int]:
 # test_an_entry_whose_write_ahead_record_fails_is_not_sent); 75 (a crash before a slow exit's outcome
 # was recorded: after the restart the broker's close was booked as an outside change on the entry,
 # the exit went UNKNOWN then LOST) since truth8
-# (tests/capital/test_truth_outside.test_restart_books_the_in_doubt_exits_close_as_its_fill_not_outside).
-KNOWN_DEFECTS: dict[int, str] = {
-    # Open (2026-12-02, 6/10 under load ~10, 0/3 alone; also on the code before that day's changes): an
-    # entry's execution corrected smaller (the broker re-works the entry) while its take-profit is still
-    # sized to the first fill: the target fills the whole first size before Joe's resize lands (the modify
-    # is refused, 103), and the broker ends short. Not in SMOKE (seeds 0-111).
-    477: "no_reversal: a take-profit sized to an entry's corrected-away fill fills before its resize lands",
-}
+# (tests/capital/test_truth_outside.test_restart_books_the_in_doubt_exits_close_as_its_fill_not_outside);
+# 477 (a take-profit sized to an entry's corrected-away fill filled in full before its modify down
+# landed, the broker ended short) since truth477: an over-sized target is cancelled and replaced, never
+# modified down (test_found.test_a_target_larger_than_a_corrected_entry_never_reverses_the_position).
+KNOWN_DEFECTS: dict[int, str] = {}
 # Fault kinds that meet a defect of others' code in any scenario that draws them (before the action
 # the fault precedes); each strict and deterministic in test_found.py. None open: audit_full (an exit
 # not sent while the audit disk was full, seed 169's entry never audited) is fixed by the audit log's

@@ -394,3 +394,72 @@ async def test_an_exit_a_correction_puts_back_to_work_leaves_no_naked_position_w
     finally:
         await joe.close()
         await world.stop()
+
+
+async def test_a_target_larger_than_a_corrected_entry_never_reverses_the_position(tmp_path: Path) -> None:
+    """Seed 477 (correct_exec): an entry of 3 fills 3, its stop and target become active, then TWS
+    corrects the execution to 1 (the entry's rest works again, below the market). Joe asked TWS to
+    shrink both legs to 1 with a modify each; the target sold 3 before its modify landed and the
+    broker ended short (the late modify then came back 103). Here every modify lands a second late.
+    The target must not outgrow the position while that happens: Joe cancels it and, once TWS
+    confirms, places a target of 1 in the bracket's OCA group; the stop is shrunk by a modify and
+    protects meanwhile. The price through the target closes the 1 unit: nothing reversed, the stop
+    cancelled by the OCA fill, the late modify's refusal settled by asking TWS — no order UNKNOWN,
+    trading not halted."""
+    logging.getLogger("ib_async").setLevel(logging.CRITICAL)
+    world = IbkrWorld(477, 157, ("AAPL",))
+    await world.start()
+    joe = JoeProcess(world, tmp_path)
+    await joe.open()
+    try:
+        legs = bracket("found-477-AAPL", "AAPL", 3, Decimal(100))  # stop 95, target 105
+        e = legs[0]
+        # A limit below the market, filled by TWS's hand: its rest, put back to work by the
+        # correction, stays below the market (only the legs act on the position).
+        legs[0] = OrderIntent(e.client_order_id, e.signal_id, e.leg, e.symbol, e.side, e.quantity,
+                              OrderType.LIMIT, limit_price=Decimal("99.00"), stop_loss=e.stop_loss,
+                              take_profit=e.take_profit)  # fmt: skip
+        world.sim.faults.arm("hold_modify", -1, seconds=1.0)  # every revision lands a second late
+        await joe.om.submit(legs)
+        await _until(lambda: world.sim.find(legs[2].client_order_id) is not None)
+        world.sim.faults.arm("correct_exec", qty=1)
+        world.sim.fill(legs[0].client_order_id, 3, Decimal("99.00"))  # legs active, then 3 -> 1
+        assert world.positions() == {"AAPL": Decimal(1)}
+        target = legs[2].client_order_id
+
+        def held() -> int:
+            return sum(1 for name, _ in world.sim.faults.fired if name == "hold_modify")
+
+        def target_gone() -> bool:
+            bo = world.sim.find(target)
+            return bo is not None and bo.done
+
+        # Joe has acted on the over-sized target: it is gone at TWS, or both legs' resizes are held.
+        await _until(lambda: target_gone() or held() >= 2)
+        if target_gone():  # its replacement, sized to the position, in the bracket's OCA group
+            await _until(lambda: any(
+                bo.placed.order_type == "LMT" and bo.sim.remaining == 1 and not bo.done
+                and bo.placed.oca_group == f"oca-{legs[0].client_order_id}"
+                for bo in world.sim.book.working(None)
+            ))  # fmt: skip
+        world.set_price("AAPL", Decimal(106))  # through the target, before any modify lands
+        assert world.positions().get("AAPL", Decimal(0)) >= 0, f"reversed: {world.positions()}"
+        await _until(lambda: world.positions() == {})
+        await asyncio.sleep(1.5)  # the held modify lands on a done order (103): Joe asks TWS
+        assert world.positions() == {}, f"the position was reversed: {world.positions()}"
+        assert world.stops() == []
+        orders = {o.client_order_id: o for o in joe.store.orders(mode="live")}
+        assert not [c for c, o in orders.items() if o.state is OrderState.UNKNOWN]
+        assert orders[legs[1].client_order_id].state is OrderState.CANCELLED  # by the OCA fill
+        assert joe.om.position_of("found-477-AAPL") == 0
+        assert joe.ctx.states.current().state is TradingState.ACTIVE
+        events = [json.loads(x) for f in sorted((tmp_path / "audit").glob("audit-*.jsonl"))
+                  for x in f.read_text().splitlines()]  # fmt: skip
+        refused = [e for e in events if e["event"] == "order.notice" and e["payload"]["request"] == "modify"]
+        assert refused and all(e["ids"]["client_order_id"] == legs[1].client_order_id for e in refused)
+        assert not [
+            e for e in events if e["event"] == "ibkr.modify" and e["ids"]["client_order_id"] == target
+        ]
+    finally:
+        await joe.close()
+        await world.stop()

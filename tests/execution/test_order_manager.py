@@ -4,6 +4,7 @@ Each test ends by comparing Joe's store with the venue's state (the venue is the
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
@@ -430,6 +431,49 @@ async def test_a_reduce_only_exit_replaces_the_bracket_and_never_reverses(store:
     assert state(store, ex.client_order_id).state is S.FILLED
 
 
+async def test_a_partial_exit_shrinks_the_target_by_cancel_and_replace(store: Store) -> None:
+    """A partial exit never modifies the target down (it could fill in full before the modify lands,
+    and with the exit reverse the position: chaos seed 477's kind): cancelled, confirmed before the
+    exit is sent, then replaced at what stays; the stop is shrunk by a modify. When the broker refuses
+    that cancel (10148, chaos seed 93) the modify down is the only request left: sent instead, and the
+    exit goes on; a refused cancel is no unresolved outcome (it would trip the breaker)."""
+    for refuse in (False, True):
+        venue = FakeVenue()
+        s = open_store("sqlite://")
+        om, (entry, stop, target) = await placed_bracket(venue, s, confirm_timeout=2.0)
+        venue.execute(entry, D(100))
+        await venue.deliver(om)
+        venue.refuse_cancel = refuse
+
+        async def pump(v: FakeVenue = venue, m: OrderManager = om) -> None:
+            while True:
+                await v.deliver(m)
+                await asyncio.sleep(0.005)
+
+        task = asyncio.create_task(pump())
+        try:
+            ex = await om.exit("sig-1", quantity=D(40))
+            assert ex is not None
+            venue.execute(ex.client_order_id, D(40))
+            for _ in range(100):  # the replacement is placed by its own task once the exit is done
+                if refuse or len(venue.sent) == 5:
+                    break
+                await asyncio.sleep(0.01)
+        finally:
+            task.cancel()
+        await venue.deliver(om)
+        assert ex is not None and ex.quantity == 40
+        assert venue.orders[stop].quantity == 60
+        targets = [o for o in s.orders() if o.intent.leg is OrderLeg.TAKE_PROFIT]
+        if refuse:
+            assert [(t.client_order_id, t.quantity, t.state) for t in targets] == [(target, 60, S.ACCEPTED)]
+        else:
+            assert state(s, target).state is S.CANCELLED
+            [new] = [t for t in targets if t.client_order_id != target]
+            assert (new.quantity, new.state, new.intent.reduce_only) == (60, S.ACCEPTED, True)
+        assert not [a for a in om.alerts if a.kind is AlertKind.UNRESOLVED]
+
+
 async def test_an_exit_is_capped_at_the_live_broker_position(store: Store) -> None:
     venue = FakeVenue()
     om, (entry, _, _) = await placed_bracket(venue, store, confirm_timeout=0.01)
@@ -458,6 +502,9 @@ async def test_a_rejected_exit_can_be_retried(store: Store) -> None:
 
 
 async def test_a_partial_entry_then_cancel_resizes_the_children(store: Store) -> None:
+    """The broker resizes the legs of a partly filled parent it cancels (TWS), or Joe does: the stop
+    by a modify (it protects meanwhile), the target — active, it could fill in full before a modify
+    lands (chaos seed 477) — cancelled and, once that is confirmed, replaced at the filled 30."""
     for broker_resizes in (True, False):
         venue = FakeVenue(resize_children=broker_resizes)
         s = open_store("sqlite://")
@@ -467,9 +514,20 @@ async def test_a_partial_entry_then_cancel_resizes_the_children(store: Store) ->
         await om.cancel(entry)
         await venue.deliver(om)
         await venue.deliver(om)
-        for c in (stop, target):
-            assert venue.orders[c].quantity == 30, broker_resizes
-            assert state(s, c).quantity == 30 and state(s, c).state is S.ACCEPTED
+        assert venue.orders[stop].quantity == 30, broker_resizes
+        assert state(s, stop).quantity == 30 and state(s, stop).state is S.ACCEPTED
+        if broker_resizes:
+            assert state(s, target).quantity == 30 and state(s, target).state is S.ACCEPTED
+        else:
+            assert state(s, target).state is S.CANCELLED and state(s, target).quantity == 100
+            for _ in range(20):  # the replacement is placed by its own task
+                await asyncio.sleep(0.01)
+                await venue.deliver(om)
+            [new] = [
+                o for o in s.orders() if o.intent.leg is OrderLeg.TAKE_PROFIT and o.client_order_id != target
+            ]
+            assert (new.quantity, new.state, new.intent.reduce_only) == (30, S.ACCEPTED, True)
+            assert new.intent.limit_price == state(s, target).intent.limit_price
         assert state(s, entry).state is S.CANCELLED and state(s, entry).filled_quantity == 30
         assert om.unprotected == [] or om.unprotected[-1].protected < 30  # at most transient
 

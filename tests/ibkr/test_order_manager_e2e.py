@@ -202,8 +202,9 @@ async def test_refused_modify_110_never_changes_joes_copy(
 
 
 async def test_correction_replaces_and_commission_first_ends_on_the_fill(
-    sim178: IBKRSimulator, om_factory: Any
+    sim178: IBKRSimulator, om_factory: Any, ib_log_guard: Any
 ) -> None:
+    ib_log_guard.allow(*IB_NOISE)  # the target, active at 100 on 50, is cancelled and replaced (202)
     sim178.set_price("AAPL", 100)
     om = await om_factory(sim178)
     entry, _, _ = await placed(sim178, om)

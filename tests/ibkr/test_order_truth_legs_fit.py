@@ -3,7 +3,9 @@
 
 An execution correction cuts a filled bracket entry 5 → 1: TWS puts the other 4 back to work while the
 stop and target, activated by the first fill, stay active at 5. A stop of 5 on a position of 1 sells
-4 short when it fires. Joe shrinks the legs to the filled size and grows them with the later fills."""
+4 short when it fires. Joe shrinks the legs to the filled size and grows them with the later fills:
+the stop by modifies (it protects meanwhile); the target, which could fill in full before a modify
+down lands (chaos seed 477), is cancelled and replaced at the filled size, and the replacement grows."""
 
 from __future__ import annotations
 
@@ -29,6 +31,15 @@ async def _filled_bracket(sim: IBKRSimulator, make_om: Any, store: Store, name: 
     return om, legs
 
 
+def _targets(sim: IBKRSimulator) -> list[Decimal]:
+    """The sizes of the sell limits working at the broker (the signal's take-profits)."""
+    return [
+        o.sim.quantity
+        for o in sim.book.working()
+        if o.placed.order_type == "LMT" and o.placed.action == "SELL"
+    ]
+
+
 async def test_a_corrected_entry_shrinks_its_active_legs_to_the_filled_size(
     sim178: IBKRSimulator, make_om: Any, store: Store
 ) -> None:
@@ -40,16 +51,22 @@ async def test_a_corrected_entry_shrinks_its_active_legs_to_the_filled_size(
     sim.dispatch(sim.book.correct(bo, ex, Decimal(1), Decimal(99)))  # TWS: 1, not 5; 4 work again
     assert at_broker(sim, entry).status == "Submitted" and at_broker(sim, stop).active
     await wait_for(
-        lambda: at_broker(sim, stop).sim.quantity == at_broker(sim, target).sim.quantity == 1,
-        what="the active legs shrunk to the filled 1",
+        lambda: (
+            at_broker(sim, stop).sim.quantity == 1 and at_broker(sim, target).done and _targets(sim) == [1]
+        ),
+        what="the active legs shrunk to the filled 1 (the target replaced)",
     )
     await settle(lambda: agree(sim, store, ids(legs)))
     assert sim.book.positions["AAPL"].qty == 1
     sim.fill(entry, 2, 99)  # the entry goes on filling: the legs follow it up
-    await wait_for(lambda: at_broker(sim, stop).sim.quantity == 3, what="the legs grown to 3")
+    await wait_for(
+        lambda: at_broker(sim, stop).sim.quantity == 3 and _targets(sim) == [3], what="the legs grown to 3"
+    )
     await settle(lambda: agree(sim, store, ids(legs)))
     sim.fill(entry, 2, 99)  # and fills: the legs protect all 5
-    await wait_for(lambda: at_broker(sim, stop).sim.quantity == 5, what="the legs grown to 5")
+    await wait_for(
+        lambda: at_broker(sim, stop).sim.quantity == 5 and _targets(sim) == [5], what="the legs grown to 5"
+    )
     await settle(lambda: agree(sim, store, ids(legs)))
     sim.set_price("AAPL", 94)  # through the stop: it sells what is held, never more
     await wait_for(lambda: at_broker(sim, stop).status == "Filled", what="the stop filled")

@@ -43,6 +43,7 @@ class BracketFollower:
     _last_protection: dict[str, tuple[Decimal, Decimal]]
     _resize_asked: dict[str, Decimal]
     _over_asked: dict[str, tuple[Decimal, Decimal]]
+    _over_asking: set[str]  # signals whose stops `_check_protection` is asking about now
     _frozen: set[str]
     _trims: dict[str, asyncio.Task[None]]
     _inactive_asked: set[str]  # legs cancelled once for being Inactive at the broker
@@ -54,6 +55,12 @@ class BracketFollower:
         async def cancel(self, coid: str) -> None: ...
 
         async def modify(self, coid: str, *, quantity: Decimal | None = None) -> None: ...
+
+        def refits_targets(self, o: Order) -> bool: ...
+
+        async def refit_target(self, o: Order, size: Decimal, why: str) -> bool: ...
+
+        async def _after_refit(self, o: Order) -> None: ...
 
     async def ask(self, o: Order) -> bool:
         raise NotImplementedError  # `OrderManager.ask`: settle an order by asking the broker
@@ -91,6 +98,8 @@ class BracketFollower:
             await self.journal.alert(AlertKind.UNRESOLVED, why, o)
 
     async def _after_change(self, o: Order) -> None:
+        if o.intent.leg is OrderLeg.TAKE_PROFIT:
+            await self._after_refit(o)
         if o.intent.leg is OrderLeg.ENTRY and o.parent_client_order_id is None:
             await self._follow_parent(o)
         await self._check_protection(o.intent.signal_id)
@@ -129,25 +138,59 @@ class BracketFollower:
         try:
             # After an exit or an outside change the children were fitted to the broker's position
             # (the owner traded elsewhere): from then on they only shrink.
-            await self._resize_children(parent, target, grow=not exits and outside == 0)
+            await self._resize_children(parent, target, grow=not exits and outside == 0, active=active)
         finally:
             self._following.discard(sid)
 
-    async def _resize_children(self, parent: Order, target: Decimal, *, grow: bool = True) -> None:
-        for c in self.book.children(parent):
-            if c.state not in _WORKING or c.quantity == target or (not grow and c.quantity < target):
+    async def _resize_children(
+        self, parent: Order, target: Decimal, *, grow: bool = True, active: bool = True
+    ) -> None:
+        """Children to `target` (their total size). An `active` take-profit (its parent filled once:
+        the broker works it) that must shrink is cancelled and replaced (`TargetRefit`: a modify down
+        can land after it filled in full, chaos seed 477), first; stops are modified (they keep
+        protecting while the modify is in flight), as are the inactive legs of a working parent
+        (they cannot fill before it does). Each is asked about first (the broker may have resized
+        it already) but a target over a working parent's corrected fill. A target that replaced one
+        of them follows too, less what the targets before it filled."""
+        for c, size in self._legs_of(parent, target):
+            if c.state not in _WORKING or c.quantity == size or (not grow and c.quantity < size):
                 self._resize_asked.pop(c.client_order_id, None)
                 continue
-            if self._resize_asked.get(c.client_order_id) == target:
+            if self._resize_asked.get(c.client_order_id) == size or size <= 0:
                 continue
-            await self.ask(c)
-            c = self.book.orders[c.client_order_id]
-            if c.state in _WORKING and c.quantity != target:
-                self._resize_asked[c.client_order_id] = target
+            # The broker may have resized it: TWS does when it cancels a partly filled parent. Not
+            # asked first for a target over its parent's corrected fill (the parent works on): no one
+            # resizes that one, and the round trip is time in which it can fill in full.
+            oversized = active and c.quantity > size and self.refits_targets(c)
+            if not (oversized and not parent.state.is_terminal):
+                await self.ask(c)
+                c = self.book.orders[c.client_order_id]
+            if active and c.quantity > size and self.refits_targets(c):
+                why = f"larger than its parent's {target}"
+                await self.refit_target(c, size - c.filled_quantity, why)
+                continue
+            if c.state in _WORKING and c.quantity != size:
+                self._resize_asked[c.client_order_id] = size
                 await self.journal.order_event(
-                    "order.resize_requested", {"quantity": str(target), "parent": parent.client_order_id}, c
+                    "order.resize_requested", {"quantity": str(size), "parent": parent.client_order_id}, c
                 )
-                await self.client.modify(self.book.ref(c), quantity=target)
+                await self.client.modify(self.book.ref(c), quantity=size)
+
+    def _legs_of(self, parent: Order, target: Decimal) -> list[tuple[Order, Decimal]]:
+        """The legs following `parent` at `target` and the total size each should have, targets
+        first: its children, and the targets Joe placed alone to replace one (`TargetRefit`), each
+        at `target` less what the signal's other targets filled."""
+        legs = [(c, target) for c in self.book.children(parent)]
+        targets = [
+            o
+            for o in self.book.signal_orders(parent.intent.signal_id)
+            if o.intent.leg is OrderLeg.TAKE_PROFIT
+        ]
+        for r in targets:
+            if r.parent_client_order_id is None and r.state in _WORKING:
+                filled = sum((t.filled_quantity for t in targets if t is not r), Decimal(0))
+                legs.append((r, target - filled))
+        return sorted(legs, key=lambda leg: leg[0].intent.leg is not OrderLeg.TAKE_PROFIT)
 
     def _schedule_trim(self, signal_id: str) -> None:
         running = self._trims.get(signal_id)
@@ -188,9 +231,11 @@ class BracketFollower:
                 {"position": str(keep), "legs": [g.client_order_id for g in guards]},
                 guards[0],
             )
-            for g in guards:
+            for g in sorted(guards, key=lambda g: g.intent.leg is not OrderLeg.TAKE_PROFIT):
                 if keep <= 0:
                     await self.cancel(g.client_order_id)
+                elif self.refits_targets(g):  # cancelled and replaced: a modify down may land too late
+                    await self.refit_target(g, keep, f"larger than the position of {keep}")
                 else:
                     await self.modify(g.client_order_id, quantity=g.filled_quantity + keep)
         except Exception as exc:  # alerted; the protection check reports what stays
@@ -268,10 +313,16 @@ class BracketFollower:
             # Over-cover right after a fill of a sibling (an OCA partial target fill): the broker
             # reduces the stop itself and its report may trail the fill. Ask before concluding.
             key = (p.position, p.protected)
-            if self._over_asked.get(signal_id) != key:
+            # Once per state, and not from inside its own asking: each answer comes back here, and a
+            # nested pass that cleared the key would ask again, without end (two stops: chaos seed 93).
+            if self._over_asked.get(signal_id) != key and signal_id not in self._over_asking:
                 self._over_asked[signal_id] = key
-                for coid in p.stop_ids:
-                    await self.ask(self.book.orders[coid])
+                self._over_asking.add(signal_id)
+                try:
+                    for coid in p.stop_ids:
+                        await self.ask(self.book.orders[coid])
+                finally:
+                    self._over_asking.discard(signal_id)
                 p = protection(self.book.signal_orders(signal_id), self.outside.of_signal(signal_id))
         # Over-cover while Joe's own resize of the stops is in flight is expected, not a breach.
         in_flight = signal_id in self._following or (

@@ -217,13 +217,24 @@ async def fit_guards(om: OrderManager, guards: Sequence[Order], remaining: Decim
     if sending:
         await _await_sent(om, sending)
     guards = [om.book.orders[g.client_order_id] for g in guards]
-    for g in guards:
+    refit: list[str] = []
+    for g in sorted(guards, key=lambda g: g.intent.leg is not OrderLeg.TAKE_PROFIT):
         if remaining <= 0:
             await om.cancel(g.client_order_id)
+        elif g.remaining > remaining and om.refits_targets(g):
+            # A target is cancelled (confirmed below, before the exit is sent) and replaced at the
+            # size that stays once the exit is done: a modify down could land after it filled in
+            # full, and with the exit that would reverse the position (chaos seed 477's kind).
+            if await om.refit_target(g, remaining, f"an exit leaves {remaining}"):
+                refit.append(g.client_order_id)
         elif g.remaining > remaining:
             await om.modify(g.client_order_id, quantity=g.filled_quantity + remaining)
     if remaining <= 0 and guards:
         await await_terminal(om, [g.client_order_id for g in guards])
+    elif refit:  # cancelled, or refused and shrunk by a modify instead (`TargetRefit`)
+        await _await_orders(
+            om, refit, lambda o: o.state is not OrderState.CANCEL_PENDING, "have a cancel not yet answered"
+        )
 
 
 async def _await_sent(om: OrderManager, coids: list[str]) -> None:

@@ -71,6 +71,7 @@ from joe.execution.journal import (
 from joe.execution.outside import OutsideChanges, OutsideLedger
 from joe.execution.reconcile_pass import ReconcilePass
 from joe.execution.reconcile_rules import Plan, plan_notice, plan_status
+from joe.execution.target_refit import TargetRefit
 from joe.store import Store
 
 log = logging.getLogger(__name__)
@@ -80,7 +81,7 @@ _WORKING = (_S.ACCEPTED, _S.PARTIALLY_FILLED)
 _CHILD_LEGS = (OrderLeg.STOP_LOSS, OrderLeg.TAKE_PROFIT)
 
 
-class OrderManager(ReconcilePass, FillIntake, BrokerQueries, OutsideChanges, BracketFollower):
+class OrderManager(ReconcilePass, FillIntake, BrokerQueries, OutsideChanges, BracketFollower, TargetRefit):
     """Owns every order at one broker. See the module docstring for the rules it keeps.
 
     `mode` is the store/audit trading mode ("live" or "shadow"); `on_unprotected` / `on_alert` /
@@ -132,6 +133,7 @@ class OrderManager(ReconcilePass, FillIntake, BrokerQueries, OutsideChanges, Bra
         self._last_protection: dict[str, tuple[Decimal, Decimal]] = {}
         self._resize_asked: dict[str, Decimal] = {}
         self._over_asked: dict[str, tuple[Decimal, Decimal]] = {}
+        self._over_asking: set[str] = set()
         self._frozen: set[str] = set()  # signals whose children must not follow (unconfirmed overfill)
         self._estimating_off: set[str] = set()  # `FillIntake._book_unseen_fills` paused for these orders
         self._pass_fills: set[str] = set()  # orders whose executions the running reconciliation applies
@@ -142,6 +144,9 @@ class OrderManager(ReconcilePass, FillIntake, BrokerQueries, OutsideChanges, Bra
         self._outside_lock = asyncio.Lock()
         self._trims: dict[str, asyncio.Task[None]] = {}  # legs outliving their position (`_trim_guards`)
         self._inactive_asked: set[str] = set()  # legs cancelled once for being Inactive (`_inactive_leg`)
+        self._refits: dict[str, tuple[Decimal, int]] = {}  # targets cancelled to be replaced (`TargetRefit`)
+        self._refit_refused: set[str] = set()
+        self._refit_tasks: dict[str, asyncio.Task[None]] = {}
         self.changed = asyncio.Event()
         self._consumer: asyncio.Task[None] | None = None
         self._applied: list[str] | None = None  # fill ids applied during a reconciliation pass
@@ -169,6 +174,7 @@ class OrderManager(ReconcilePass, FillIntake, BrokerQueries, OutsideChanges, Bra
         self.book.flush_audited()
         for trim in self._trims.values():
             trim.cancel()
+        self.stop_refits()
         task, self._consumer = self._consumer, None
         # Cancel until it ends: a client call in flight may swallow one cancellation and go on.
         while task is not None and not task.done():

@@ -45,7 +45,7 @@ from joe.brokers.ibkr.account import num as _num
 from joe.brokers.ibkr.account import read_account, read_positions
 from joe.brokers.ibkr.connection import IBKRConnection
 from joe.brokers.ibkr.orderids import OrderIdStore, as_store
-from joe.brokers.ibkr.orders import OCA_REDUCE_WITH_BLOCK, base_order, stock
+from joe.brokers.ibkr.orders import OCA_REDUCE_WITH_BLOCK, base_order, lone_leg_oca, oca_group, stock
 from joe.brokers.ibkr.rules import check_intent, check_price, check_size, rules_from_details
 from joe.brokers.ibkr.tap import WireTap
 from joe.brokers.ibkr.translate import BROKER, OrderView, fill_report, status_report
@@ -229,12 +229,15 @@ class IBKRExecutionClient:
             check_intent(rules, it)
         orders = [base_order(it, self.conn.account) for it in intents]
         ids = [self._next_order_id() for _ in orders]
-        oca = f"oca-{parent.client_order_id}"
+        oca = oca_group(parent.client_order_id)
         for i, (o, oid) in enumerate(zip(orders, ids, strict=True)):
             o.orderId, o.clientId = oid, self.tap.client_id
             o.transmit = i == len(orders) - 1
             if i > 0:
                 o.parentId, o.ocaGroup, o.ocaType = ids[0], oca, OCA_REDUCE_WITH_BLOCK
+        lone = lone_leg_oca(parent) if len(orders) == 1 else None
+        if lone is not None:  # a replacement target: one-cancels-the-other with its bracket's stop
+            orders[0].ocaGroup, orders[0].ocaType = lone, OCA_REDUCE_WITH_BLOCK
         acks: list[SubmitAck] = []
         for n, (it, o) in enumerate(zip(intents, orders, strict=True)):
             self.audit.record(

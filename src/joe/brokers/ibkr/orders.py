@@ -2,7 +2,9 @@
 
 Brackets are linked by `IBKRExecutionClient.submit`: the parent (transmit=0), then its children with
 `parentId`, one OCA group (ocaType 2: a sibling is reduced by each fill and cancelled when one fills
-completely) and transmit=1 on the last, which releases the group at TWS.
+completely) and transmit=1 on the last, which releases the group at TWS. A take-profit placed
+alone later (the replacement of an over-sized one, `joe.execution.target_refit`) joins its bracket's
+OCA group (`lone_leg_oca`), so a fill of it or of the stop still cancels the other at the broker.
 """
 
 from __future__ import annotations
@@ -11,9 +13,26 @@ from decimal import Decimal
 
 from ib_async import Contract, Order, Stock
 
-from joe.core.models import OrderIntent, OrderType, TimeInForce
+from joe.core.ids import client_order_id
+from joe.core.models import OrderIntent, OrderLeg, OrderType, TimeInForce
 
 OCA_REDUCE_WITH_BLOCK = 2
+
+
+def oca_group(parent_client_order_id: str) -> str:
+    """The OCA group of a bracket's children, named after its parent (Joe's entry id)."""
+    return f"oca-{parent_client_order_id}"
+
+
+def lone_leg_oca(intent: OrderIntent) -> str | None:
+    """The OCA group a protective leg sent alone joins, or None: a reduce-only take-profit joins its
+    signal's bracket group (the entry's id is derived from the signal: `portfolio.intents`), so the
+    stop and it stay one-cancels-the-other. IB adds an order to a group by name; a group whose other
+    members are done leaves it alone, and one already filled refuses it (201, "OCA group")."""
+    if intent.leg is OrderLeg.TAKE_PROFIT and intent.reduce_only:
+        return oca_group(client_order_id(intent.signal_id, OrderLeg.ENTRY.value))
+    return None
+
 
 _TIF = {TimeInForce.DAY: "DAY", TimeInForce.GTC: "GTC", TimeInForce.IOC: "IOC"}
 
