@@ -25,6 +25,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import replace
 from datetime import datetime
 from decimal import Decimal
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +45,7 @@ from joe.brokers.base import (
 from joe.brokers.ibkr.account import num as _num
 from joe.brokers.ibkr.account import read_account, read_positions
 from joe.brokers.ibkr.connection import IBKRConnection
+from joe.brokers.ibkr.order_lane import OrderLane
 from joe.brokers.ibkr.orderids import OrderIdStore, as_store
 from joe.brokers.ibkr.orders import OCA_REDUCE_WITH_BLOCK, base_order, lone_leg_oca, oca_group, stock
 from joe.brokers.ibkr.rules import check_intent, check_price, check_size, rules_from_details
@@ -96,6 +98,7 @@ class IBKRExecutionClient:
         self.request_timeout = request_timeout
         self.clock = clock
         self.tap = WireTap(self.ib, clock, lambda: self.conn.account)
+        self.lane = OrderLane(self.ib.client)  # order messages ahead of queued reads (`order_lane`)
         self._rules: dict[str, InstrumentRules] = {}
         self._contracts: dict[str, Contract] = {}
         self._lock = asyncio.Lock()  # one multi-message request (order_status / mass_status) at a time
@@ -251,7 +254,7 @@ class IBKRExecutionClient:
             self.tap.register(contract, o)
             self.tap.note(o.orderId, "place", it.client_order_id, it.leg)
             try:
-                self.ib.placeOrder(contract, o)
+                self.lane.send(partial(self.ib.placeOrder, contract, o))
             except ConnectionError as exc:
                 if n == 0:
                     raise SendFailed(f"IBKR connection lost before {it.client_order_id} was sent") from exc
@@ -309,7 +312,7 @@ class IBKRExecutionClient:
         self.audit.record("ibkr.modify", changes, client_order_id=coid, broker_order_id=str(o.orderId))
         self.tap.note(o.orderId, "modify", coid)
         # Straight to the socket: ib_async's placeOrder asserts on a trade it wrongly marked done.
-        self.ib.client.placeOrder(o.orderId, contract, o)
+        self.lane.send(partial(self.ib.client.placeOrder, o.orderId, contract, o))
 
     async def cancel(self, order: BrokerOrderRef) -> None:
         """Send a cancel. Only TWS's answer (orderStatus Cancelled, or 10148/10147...) says what happened."""
@@ -329,7 +332,7 @@ class IBKRExecutionClient:
         for oid in ids:
             self.audit.record("ibkr.cancel", {}, client_order_id=coid, broker_order_id=str(oid))
             self.tap.note(oid, "cancel", coid)
-            self.ib.client.cancelOrder(oid, "")
+            self.lane.send(partial(self.ib.client.cancelOrder, oid, ""))
 
     # -- asking the broker ----------------------------------------------------------------------------
 
