@@ -60,6 +60,11 @@ class OrderState(StrEnum):
 TERMINAL_STATES = frozenset(
     {OrderState.FILLED, OrderState.CANCELLED, OrderState.REJECTED, OrderState.EXPIRED, OrderState.LOST}
 )
+# Acknowledged by the broker and not done: the order rests there and may fill.
+LIVE_STATES = (OrderState.ACCEPTED, OrderState.PARTIALLY_FILLED)
+# The order may still fill at the broker: live, being cancelled, or sent with its outcome not yet known
+# (a SUBMITTING or UNKNOWN send may have reached it). Protection and over-cover checks count these.
+MAY_FILL_STATES = (*LIVE_STATES, OrderState.CANCEL_PENDING, OrderState.SUBMITTING, OrderState.UNKNOWN)
 
 _S = OrderState
 TRANSITIONS: dict[OrderState, frozenset[OrderState]] = {

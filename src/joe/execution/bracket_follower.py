@@ -13,6 +13,8 @@ from decimal import Decimal
 from typing import TYPE_CHECKING
 
 from joe.core.models import OrderLeg
+from joe.core.order import LIVE_STATES as _WORKING
+from joe.core.order import MAY_FILL_STATES as _COVERING
 from joe.core.order import Order, OrderState
 from joe.execution.events import AlertKind, ProtectionRestored, UnprotectedPosition
 from joe.execution.protective_cover import protection
@@ -25,9 +27,6 @@ if TYPE_CHECKING:
     from joe.execution.journal import ExecutionJournal
     from joe.execution.outside import OutsideLedger
 
-_WORKING = (OrderState.ACCEPTED, OrderState.PARTIALLY_FILLED)
-# A leg in these states may fill at the broker (the send of SUBMITTING/UNKNOWN may have happened).
-_COVERING = (*_WORKING, OrderState.CANCEL_PENDING, OrderState.SUBMITTING, OrderState.UNKNOWN)
 log = logging.getLogger(__name__)
 
 

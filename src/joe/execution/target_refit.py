@@ -25,6 +25,8 @@ from typing import TYPE_CHECKING
 
 from joe.core.ids import client_order_id
 from joe.core.models import OrderIntent, OrderLeg, OrderType
+from joe.core.order import LIVE_STATES as _WORKING
+from joe.core.order import MAY_FILL_STATES as _COVERING
 from joe.core.order import Order, OrderState
 from joe.execution.events import AlertKind
 
@@ -36,9 +38,6 @@ if TYPE_CHECKING:
     from joe.execution.journal import ExecutionJournal
 
 _S = OrderState
-_WORKING = (_S.ACCEPTED, _S.PARTIALLY_FILLED)
-# A target in these states may still fill at the broker.
-_COVERING = (*_WORKING, _S.CANCEL_PENDING, _S.SUBMITTING, _S.UNKNOWN)
 log = logging.getLogger(__name__)
 
 
