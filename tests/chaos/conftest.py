@@ -56,20 +56,17 @@ def seeds(config: pytest.Config) -> list[int]:
 # the exit went UNKNOWN then LOST) since truth8
 # (tests/capital/test_truth_outside.test_restart_books_the_in_doubt_exits_close_as_its_fill_not_outside).
 # Seed 477's Joe side (a target modified down could fill in full before the modify landed) is fixed:
-# test_found.test_a_target_larger_than_a_corrected_entry_never_reverses_the_position; see below for
-# what is left.
-KNOWN_DEFECTS: dict[int, str] = {
-    # Narrowed, not closed (2026-12-02, truth477): an over-sized target is now cancelled and replaced at
-    # once (never modified down) and order messages pass queued reads: 0/20 fail with 10 copies in
-    # parallel (the code before: 5/10 in the same sitting), but 10/15 with 15 copies beside a 2-worker
-    # chaos run. What is left is the world's timing: the price runs through the target ~50 ms of wall
-    # time after TWS corrects the entry 3 -> 1; under that load Joe's cancel, sent 0.1-0.3 s after the
-    # correction, reaches the simulated TWS after the target filled. The -1 itself is the world's: the
-    # entry's rest (a market order the correction put back to work, resting until the next price move)
-    # fills 2 in the same matching pass as the target's 3, and the second correct_exec cuts that refill
-    # 2 -> 1 after the target sold against it. Not in SMOKE (seeds 0-111).
-    477: "no_reversal under heavy load: the price runs through an over-sized target before the cancel lands",
-}
+# test_found.test_a_target_larger_than_a_corrected_entry_never_reverses_the_position. What was left
+# (2026-12-02, truth477) was the invariant's, not Joe's: under heavy load the price could run through
+# the over-sized target ~50 ms of wall time after TWS corrected the entry 3 -> 1, before Joe's cancel
+# (sent 0.1-0.3 s after the correction) reached the simulated TWS. The entry's rest (a market order
+# the correction put back to work) then filled 2 in the same matching pass as the target's 3: the
+# target sold 3 against a position of 3, flat. The second correct_exec cut that refill 2 -> 1 AFTER
+# the target filled, leaving the account at -1: TWS's act, which no client can prevent. `no_reversal`
+# judged the end state and called it a reversal; it now judges each exit in the broker's timeline
+# (`chaos.timeline`, tests in test_timeline.py) and `correction_short_known` requires such a short
+# to be known to Joe. Seed 477 is no longer a known defect.
+KNOWN_DEFECTS: dict[int, str] = {}
 # Fault kinds that meet a defect of others' code in any scenario that draws them (before the action
 # the fault precedes); each strict and deterministic in test_found.py. None open: audit_full (an exit
 # not sent while the audit disk was full, seed 169's entry never audited) is fixed by the audit log's

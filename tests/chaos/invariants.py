@@ -14,6 +14,7 @@ from decimal import Decimal
 from typing import Any
 
 from chaos.harness import Outcome
+from chaos.timeline import as_stored, walk
 from chaos.worlds import World
 from joe.audit.chain import day_files, verify
 from joe.audit.health import stored_anchor
@@ -31,6 +32,7 @@ INVARIANTS = (
     "positions_equal",
     "protected_or_halted",
     "no_reversal",
+    "correction_short_known",
     "halted_after_unexplained",
     "audit_chain",
     "order_events_audited",
@@ -171,10 +173,41 @@ def protected_or_halted(out: Outcome, w: World, f: Facts) -> list[str]:
 
 
 def no_reversal(out: Outcome, w: World, f: Facts) -> list[str]:
-    """No exit or leg ever reversed a position (Joe only opens longs here)."""
-    if out.min_joe_position < 0:
-        return [f"Joe's position at the broker went to {out.min_joe_position}"]
-    return [f"{s}: Joe's fills net {q}" for s, q in joe_net(f).items() if q < 0]
+    """No exit or leg ever reversed a position (Joe only opens longs here). Where the broker keeps a
+    timeline of executions with corrections (IBKR), judged in it (`chaos.timeline`): a sell of Joe's
+    that left Joe short when it filled, at the broker and in Joe's stored fills placed in the broker's
+    order; a short a later correction made is the broker's act (`correction_short_known`). Elsewhere
+    (Capital: no corrections) by the Joe-held position sampled after each step and Joe's fills' net."""
+    tl = w.timeline()
+    if tl is None:
+        if out.min_joe_position < 0:
+            return [f"Joe's position at the broker went to {out.min_joe_position}"]
+        return [f"{s}: Joe's fills net {q}" for s, q in joe_net(f).items() if q < 0]
+    bad = [f"at the broker: {r}" for r in walk(tl).reversals]
+    return bad + [f"in Joe's store: {r}" for r in walk(as_stored(tl, f.fills)).reversals]
+
+
+def correction_short_known(out: Outcome, w: World, f: Facts) -> list[str]:
+    """A position a broker's correction left short (`no_reversal`: not an exit's reversal) is known
+    to Joe, never silently left: Joe's fills net to the broker's Joe-held quantity, or trading is
+    HALTED/REDUCING with an alert naming the symbol. Judged on every short Joe-held position at the
+    end of the run (one an exit made is also `no_reversal`'s); brokers without a timeline: none."""
+    tl = w.timeline()
+    if tl is None:
+        return []
+    broker = walk(tl)
+    net, bad = joe_net(f), []
+    said = [repr(a) for a in (*out.alerts, *out.queued_alerts)]
+    for s, held in sorted(broker.held.items()):
+        if held >= 0 or net.get(s, ZERO) == held:
+            continue
+        how = "; ".join(broker.shorted.get(s, [])) or "no correction: see no_reversal"
+        why = f"{s}: Joe short {held} at the broker ({how}), Joe's fills net {net.get(s, ZERO)}"
+        if f.state not in (TradingState.REDUCING, TradingState.HALTED):
+            bad.append(f"{why}; trading is {f.state.value}")
+        elif not any(s in a for a in said):
+            bad.append(f"{why}; {f.state.value} but no alert names {s}")
+    return bad
 
 
 def halted_after_unexplained(out: Outcome, w: World, f: Facts) -> list[str]:
@@ -276,6 +309,7 @@ CHECKS: dict[str, Callable[[Outcome, World, Facts], list[str]]] = {
     "positions_equal": positions_equal,
     "protected_or_halted": protected_or_halted,
     "no_reversal": no_reversal,
+    "correction_short_known": correction_short_known,
     "halted_after_unexplained": halted_after_unexplained,
     "audit_chain": audit_chain,
     "order_events_audited": order_events_audited,

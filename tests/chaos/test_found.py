@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from chaos.harness import JoeProcess, bracket
+from chaos.timeline import as_stored, walk
 from chaos.worlds import CapitalWorld, IbkrWorld, World
 from joe.audit.chain import verify
 from joe.audit.errors import AuditWriteError
@@ -447,6 +448,9 @@ async def test_a_target_larger_than_a_corrected_entry_never_reverses_the_positio
         await _until(lambda: world.positions() == {})
         await asyncio.sleep(1.5)  # the held modify lands on a done order (103): Joe asks TWS
         assert world.positions() == {}, f"the position was reversed: {world.positions()}"
+        timeline = walk(world.timeline())  # the chaos suite's no_reversal, in TWS's own order
+        assert timeline.reversals == [] and timeline.shorted == {}
+        assert walk(as_stored(world.timeline(), joe.store.fills(mode="live"))).reversals == []
         assert world.stops() == []
         orders = {o.client_order_id: o for o in joe.store.orders(mode="live")}
         assert not [c for c, o in orders.items() if o.state is OrderState.UNKNOWN]

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from chaos import timing
+from chaos.timeline import Exec
 from joe.brokers.base import ExecutionClient
 from joe.core.clock import utcnow
 from joe.core.events import AuditSink
@@ -89,6 +90,12 @@ class World:
 
     def stops(self) -> list[RestingStop]:
         raise NotImplementedError
+
+    def timeline(self) -> list[Exec] | None:
+        """Every execution at the broker in the broker's order, corrections as later revisions
+        (`chaos.timeline`); None: this broker has no such timeline (no corrections: Capital), its
+        reversals are judged by Joe-held positions sampled after each step."""
+        return None
 
     def placements(self) -> Counter[str]:
         """How many broker orders / deals each of Joe's client order ids created."""
@@ -258,6 +265,20 @@ class IbkrWorld(World):
             out.append(BrokerFill(
                 fid, ex.wire.order_ref, ex.contract.symbol, sign * ex.wire.shares, joes, ex.commission
             ))  # fmt: skip
+        return out
+
+    def timeline(self) -> list[Exec]:
+        """`sim.book.executions` in order: `Book.execute` appends each new execution, `Book.correct`
+        appends a correction as the next revision of the same execId base (the original stays)."""
+        from joe.brokers.ibkr.translate import split_exec_id
+
+        out, seen = [], set()
+        for ex in self.sim.book.executions:
+            fid, _rev = split_exec_id(ex.wire.exec_id)
+            sign = 1 if ex.wire.side in ("BOT", "BUY") else -1
+            out.append(Exec(fid, ex.contract.symbol, sign * ex.wire.shares, ex.wire.client_id == IB_CLIENT_ID,
+                            correction=fid in seen, ref=ex.wire.order_ref))  # fmt: skip
+            seen.add(fid)
         return out
 
     def stops(self) -> list[RestingStop]:
