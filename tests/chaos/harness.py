@@ -523,9 +523,15 @@ class Runner:
         loop = asyncio.get_running_loop()
         end, passes = loop.time() + 60, 0
         while passes < 2:  # two good passes: the second sees what the first one's actions caused
+            # Joe's own work after a pass (a take-profit's replacement waiting for an exit or a
+            # reconciliation to end, then sent) is part of what the passes must see: a pass counts only
+            # when none is pending before and after it (seed 701: a replacement sent after the last pass
+            # filled at the broker with Joe gone).
+            while self.joe.om.refits_pending and loop.time() < end:
+                await asyncio.sleep(0.05)
             try:
                 await asyncio.wait_for(self.joe.reconcile(), timeout=30)
-                passes += 1
+                passes = 0 if self.joe.om.refits_pending and loop.time() < end else passes + 1
             except (BrokerError, TimeoutError) as e:  # still reconnecting (a nightly reset refuses for
                 # a while); a pass slower than its timeout on a loaded machine (seeds 11, 15, 19, 26)
                 if loop.time() > end:

@@ -66,6 +66,7 @@ class FakeVenue:
     refuse_cancel: bool = False
     resize_children: bool = True
     status_unavailable: bool = False
+    answer_delay_s: float = 0.0  # seconds between the venue taking an order and its answer (a slow ack)
     _n: int = 0
     _q: asyncio.Queue[Observation] = field(default_factory=asyncio.Queue)
 
@@ -95,8 +96,11 @@ class FakeVenue:
             self.sent.append(i.client_order_id)
             if parent is None:
                 parent = i.client_order_id
-            self._status(i.client_order_id)
             acks.append(SubmitAck(i.client_order_id, boid))
+        if self.answer_delay_s:  # the venue has the orders; what it says of them comes later
+            await asyncio.sleep(self.answer_delay_s)
+        for a in acks:
+            self._status(a.client_order_id)
         if self.unknown_after_send:
             self.unknown_after_send = False
             raise OrderOutcomeUnknown("timeout after send")

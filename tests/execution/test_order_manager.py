@@ -474,6 +474,44 @@ async def test_a_partial_exit_shrinks_the_target_by_cancel_and_replace(store: St
         assert not [a for a in om.alerts if a.kind is AlertKind.UNRESOLVED]
 
 
+async def test_a_stop_lets_a_replacement_target_in_flight_be_answered(store: Store) -> None:
+    """The OrderManager stopping while a replacement take-profit's order is on its way (at the venue,
+    not yet answered) waits for the answer (bounded) instead of cancelling the send half-way: cancelled,
+    the order rested at the broker with nothing of it recorded but the write-ahead (no broker id: the
+    next start had to find it by its client id). Seed 701's kind: Joe's work going on after a stop."""
+    venue = FakeVenue()
+    s = open_store("sqlite://")
+    om, (entry, _stop, target) = await placed_bracket(venue, s, confirm_timeout=2.0)
+    venue.execute(entry, D(100))
+    await venue.deliver(om)
+
+    async def pump() -> None:
+        while True:
+            await venue.deliver(om)
+            await asyncio.sleep(0.005)
+
+    task = asyncio.create_task(pump())
+    try:
+        ex = await om.exit("sig-1", quantity=D(40))
+        assert ex is not None
+        venue.answer_delay_s = 0.3  # the replacement's answer is slow
+        venue.execute(ex.client_order_id, D(40))
+        for _ in range(200):  # its own task sends the replacement once the exit is done
+            if len(venue.sent) == 5:
+                break
+            await asyncio.sleep(0.01)
+        assert len(venue.sent) == 5 and om.refits_pending  # at the venue, its answer on the way
+        await om.stop()
+    finally:
+        task.cancel()
+    [new] = [o for o in s.orders() if o.intent.leg is OrderLeg.TAKE_PROFIT and o.client_order_id != target]
+    assert new.client_order_id == venue.sent[-1]
+    # The venue's answer taken (its order id), not a send cut off half-way.
+    mine = om.book.get(new.client_order_id)
+    assert new.quantity == 60 and mine is not None
+    assert mine.broker_order_id == venue.orders[new.client_order_id].broker_order_id
+
+
 async def test_an_exit_is_capped_at_the_live_broker_position(store: Store) -> None:
     venue = FakeVenue()
     om, (entry, _, _) = await placed_bracket(venue, store, confirm_timeout=0.01)

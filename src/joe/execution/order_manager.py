@@ -147,6 +147,7 @@ class OrderManager(ReconcilePass, FillIntake, BrokerQueries, OutsideChanges, Bra
         self._refits: dict[str, tuple[Decimal, int]] = {}  # targets cancelled to be replaced (`TargetRefit`)
         self._refit_refused: set[str] = set()
         self._refit_tasks: dict[str, asyncio.Task[None]] = {}
+        self._refit_placing: set[str] = set()
         self.changed = asyncio.Event()
         self._consumer: asyncio.Task[None] | None = None
         self._applied: list[str] | None = None  # fill ids applied during a reconciliation pass
@@ -174,7 +175,7 @@ class OrderManager(ReconcilePass, FillIntake, BrokerQueries, OutsideChanges, Bra
         self.book.flush_audited()
         for trim in self._trims.values():
             trim.cancel()
-        self.stop_refits()
+        await self.stop_refits()
         task, self._consumer = self._consumer, None
         # Cancel until it ends: a client call in flight may swallow one cancellation and go on.
         while task is not None and not task.done():

@@ -52,6 +52,7 @@ class TargetRefit:
     _refits: dict[str, tuple[Decimal, int]]
     _refit_refused: set[str]
     _refit_tasks: dict[str, asyncio.Task[None]]
+    _refit_placing: set[str]  # signals whose replacement is being sent (`stop_refits` lets it finish)
     refit_wait_s: float = 10.0  # seconds a replacement waits for an exit in flight or a reconciliation
     refit_poll_s: float = 0.05  # seconds between those checks
 
@@ -193,7 +194,11 @@ class TargetRefit:
             await self.journal.order_event(
                 "order.target_replaced", {"by": intent.client_order_id, "quantity": str(size)}, old
             )
-            await self.submit([intent])
+            self._refit_placing.add(sid)
+            try:
+                await self.submit([intent])
+            finally:
+                self._refit_placing.discard(sid)
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # the stop still protects: a missing target is alerted, not fatal
@@ -213,7 +218,18 @@ class TargetRefit:
             "order.target_refit_ended", {"state": old.state.value, "reason": why}, old
         )
 
-    def stop_refits(self) -> None:
-        """Cancel the replacements still running (the `OrderManager` stops)."""
+    @property
+    def refits_pending(self) -> bool:
+        """A replacement take-profit is still waiting to be placed or being placed."""
+        return any(not t.done() for t in self._refit_tasks.values())
+
+    async def stop_refits(self, grace_s: float = 5.0) -> None:
+        """Stop the replacements (the `OrderManager` stops). One already sending its order gets up to
+        `grace_s` seconds to have it answered: cancelled mid-send, the order could rest (and fill) at the
+        broker with nothing of it recorded until the next start's reconciliation (chaos seed 701). One
+        still waiting for an exit or a reconciliation is cancelled at once (the stop still protects)."""
+        placing = [t for sid, t in self._refit_tasks.items() if sid in self._refit_placing and not t.done()]
+        if placing:
+            await asyncio.wait(placing, timeout=grace_s)
         for task in self._refit_tasks.values():
             task.cancel()
