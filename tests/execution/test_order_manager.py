@@ -5,7 +5,8 @@ Each test ends by comparing Joe's store with the venue's state (the venue is the
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
+import contextlib
+from collections.abc import AsyncIterator, Iterator
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -84,6 +85,22 @@ def state(store: Store, coid: str) -> Order:
     o = store.load_order(coid)
     assert o is not None
     return o
+
+
+@contextlib.asynccontextmanager
+async def delivering(venue: FakeVenue, om: OrderManager) -> AsyncIterator[None]:
+    """The venue's reports delivered to `om` every 5 ms while the block runs (its own tasks act on them)."""
+
+    async def pump() -> None:
+        while True:
+            await venue.deliver(om)
+            await asyncio.sleep(0.005)
+
+    task = asyncio.create_task(pump())
+    try:
+        yield
+    finally:
+        task.cancel()
 
 
 async def placed_bracket(venue: FakeVenue, store: Store, **kw: Any) -> tuple[OrderManager, list[str]]:
@@ -445,13 +462,7 @@ async def test_a_partial_exit_shrinks_the_target_by_cancel_and_replace(store: St
         await venue.deliver(om)
         venue.refuse_cancel = refuse
 
-        async def pump(v: FakeVenue = venue, m: OrderManager = om) -> None:
-            while True:
-                await v.deliver(m)
-                await asyncio.sleep(0.005)
-
-        task = asyncio.create_task(pump())
-        try:
+        async with delivering(venue, om):
             ex = await om.exit("sig-1", quantity=D(40))
             assert ex is not None
             venue.execute(ex.client_order_id, D(40))
@@ -459,8 +470,6 @@ async def test_a_partial_exit_shrinks_the_target_by_cancel_and_replace(store: St
                 if refuse or len(venue.sent) == 5:
                     break
                 await asyncio.sleep(0.01)
-        finally:
-            task.cancel()
         await venue.deliver(om)
         assert ex is not None and ex.quantity == 40
         assert venue.orders[stop].quantity == 60
@@ -485,13 +494,7 @@ async def test_a_stop_lets_a_replacement_target_in_flight_be_answered(store: Sto
     venue.execute(entry, D(100))
     await venue.deliver(om)
 
-    async def pump() -> None:
-        while True:
-            await venue.deliver(om)
-            await asyncio.sleep(0.005)
-
-    task = asyncio.create_task(pump())
-    try:
+    async with delivering(venue, om):
         ex = await om.exit("sig-1", quantity=D(40))
         assert ex is not None
         venue.answer_delay_s = 0.3  # the replacement's answer is slow
@@ -502,8 +505,6 @@ async def test_a_stop_lets_a_replacement_target_in_flight_be_answered(store: Sto
             await asyncio.sleep(0.01)
         assert len(venue.sent) == 5 and om.refits_pending  # at the venue, its answer on the way
         await om.stop()
-    finally:
-        task.cancel()
     [new] = [o for o in s.orders() if o.intent.leg is OrderLeg.TAKE_PROFIT and o.client_order_id != target]
     assert new.client_order_id == venue.sent[-1]
     # The venue's answer taken (its order id), not a send cut off half-way.
