@@ -523,21 +523,27 @@ class Runner:
         loop = asyncio.get_running_loop()
         end, passes = loop.time() + 60, 0
         while passes < 2:  # two good passes: the second sees what the first one's actions caused
-            # Joe's own work after a pass (a take-profit's replacement waiting for an exit or a
-            # reconciliation to end, then sent) is part of what the passes must see: a pass counts only
-            # when none is pending before and after it (seed 701: a replacement sent after the last pass
-            # filled at the broker with Joe gone).
-            while self.joe.om.refits_pending and loop.time() < end:
+            # Joe's own work still under way is part of what the passes must see: a pass counts only
+            # when none is pending before and after it — a take-profit's replacement waiting for an
+            # exit or a reconciliation, then sent (seed 701: sent after the last pass, it filled with
+            # Joe gone); a lost-protection reaction retrying a refused stop until its deadline, then
+            # exiting or halting (seed 812: judged 1 s into its 3 s, the position was still naked).
+            while self._joe_busy() and loop.time() < end:
                 await asyncio.sleep(0.05)
             try:
                 await asyncio.wait_for(self.joe.reconcile(), timeout=30)
-                passes = 0 if self.joe.om.refits_pending and loop.time() < end else passes + 1
+                passes = 0 if self._joe_busy() and loop.time() < end else passes + 1
             except (BrokerError, TimeoutError) as e:  # still reconnecting (a nightly reset refuses for
                 # a while); a pass slower than its timeout on a loaded machine (seeds 11, 15, 19, 26)
                 if loop.time() > end:
                     self.out.outcomes.append(f"settle: {type(e).__name__}")
                     return
             await self._quiet(0.15)
+
+    def _joe_busy(self) -> bool:
+        """Joe's own work is under way: a take-profit replacement or a lost-protection reaction."""
+        reaction = self.joe.om.journal.on_unprotected
+        return self.joe.om.refits_pending or bool(getattr(reaction, "pending", None))
 
 
 _JOE_SRC = str(Path(__import__("joe").__file__).parent)
