@@ -35,8 +35,8 @@ from joe.execution.quotes import InstrumentIndex, QuoteBatch
 
 SEED = 42
 POSITIONS_PER_INSTRUMENT = 100
-EXPECTED = (34_697, 37_281)
-ONE = Decimal(1)  # stops, take-profits on the standard 1M-quote file
+EXPECTED = (34_697, 37_281)  # stops, take-profits on the standard 1M-quote file
+ONE = Decimal(1)
 
 
 def distance(k: int) -> float:
@@ -45,6 +45,7 @@ def distance(k: int) -> float:
 
 _DISTANCES = [distance(k) for k in range(97)]  # distance(k) == _DISTANCES[k % 97], the same floats
 _BUY = Side.BUY  # an enum member read through its class costs a descriptor call
+_STOP = TriggerKind.STOP
 
 
 def peers_file() -> Path:
@@ -205,15 +206,23 @@ class W2Strategy:
         self.stops = 0
         self.take_profits = 0
         self._ids = 0
+        self._mid = float("nan")  # the last mid a position opened at, and its Decimal
+        self._mid_d = ONE
         self.batch_triggers: list[int] = []  # per batch handed on: the triggers its quotes fired
 
     def open(self, symbol: str, mid: float) -> None:
+        """Open the next long at `mid`: entry, stop `mid * (1 - d)` and take-profit `mid * (1 + d)` as
+        floats (PEERS.md's arithmetic: the counts depend on these very floats), each made a `Decimal`
+        through its shortest repr (exact: it converts back to the same float). The entry's is made
+        once per mid: the positions a quote closes all re-open at its mid."""
         d = _DISTANCES[self.k % 97]
         self.k += 1
-        self._ids += 1
+        self._ids = n = self._ids + 1
+        if mid != self._mid:
+            self._mid, self._mid_d = mid, Decimal(repr(mid))
         self.monitor.add(
             WatchedPosition(
-                f"w2-{self._ids}", symbol, _BUY, ONE, Decimal(repr(mid)), Decimal(repr(mid * (1 - d))),
+                "w2-" + str(n), symbol, _BUY, ONE, self._mid_d, Decimal(repr(mid * (1 - d))),
                 Decimal(repr(mid * (1 + d))),
             )
         )  # fmt: skip
@@ -236,7 +245,7 @@ class W2Strategy:
                 self.open(self.monitor.instruments.symbol(u), float(mid[j]))
 
     def on_trigger(self, t: Trigger) -> None:
-        if t.kind is TriggerKind.STOP:
+        if t.kind is _STOP:
             self.stops += 1
         else:
             self.take_profits += 1
