@@ -7,7 +7,7 @@ import pandas as pd
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from joe.data.calendars import _in_sorted, _session_days, day_array, keeps_holidays
+from joe.data.calendars import _session_days, day_array, in_sorted, keeps_holidays
 
 
 def reference(code: str, stamps: pd.DatetimeIndex) -> bool:
@@ -63,4 +63,4 @@ def test_keeps_holidays_equals_the_isin_form(stamps: pd.DatetimeIndex, code: str
 def test_in_sorted_is_isin(a: list[int], b: list[int]) -> None:
     sb = np.unique(np.array(b, dtype=np.int64))
     aa = np.array(a, dtype=np.int64)
-    assert _in_sorted(aa, sb).tolist() == np.isin(aa, sb).tolist()
+    assert in_sorted(aa, sb).tolist() == np.isin(aa, sb).tolist()

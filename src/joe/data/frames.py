@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 import zlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import ROUND_CEILING, ROUND_FLOOR, ROUND_HALF_EVEN, Decimal
 
@@ -331,11 +331,48 @@ class FrameSource:
         frames = self.frames(symbols)
         if not frames:
             return pd.DataFrame(index=pd.DatetimeIndex([], tz="UTC", name="ts"))
-        out = pd.concat({s: f[field] for s, f in frames.items()}, axis=1, sort=True)
+        columns = {s: f[field] for s, f in frames.items()}
+        out = wide_frame(columns)
+        if out is None:
+            out = pd.concat(columns, axis=1, sort=True)
         out.index.name = "ts"
         if symbols is None:
             self._panels[field] = out
         return out
+
+
+def wide_frame(columns: Mapping[str, pd.Series]) -> pd.DataFrame | None:
+    """`pd.concat(columns, axis=1, sort=True)` for float64 series on sorted, unique time indexes of one
+    dtype (what a source's frames are), built as one array: the union of the times, each series written
+    into its rows (NaN elsewhere). pandas aligns each series on its own (~2 ms a symbol and field: half a
+    second for 500 symbols). None for any other input (the caller concatenates). Test:
+    tests/data/test_wide_frame.py (equal to the concat, property-based)."""
+    series = list(columns.values())
+    if not series:
+        return None
+    first = series[0].index
+    for x in series:
+        ix = x.index
+        if not (
+            isinstance(ix, pd.DatetimeIndex)
+            and ix.dtype == first.dtype
+            and x.dtype == np.float64
+            and ix.is_monotonic_increasing
+            and ix.is_unique
+        ):
+            return None
+    stamps = [np.asarray(x.index.asi8) for x in series]
+    if all(len(t) == len(stamps[0]) and np.array_equal(t, stamps[0]) for t in stamps[1:]):
+        index = first
+        data = np.column_stack([x.to_numpy() for x in series])
+    else:
+        union = np.unique(np.concatenate(stamps))
+        index = pd.DatetimeIndex(union.view(f"M8[{first.unit}]"))
+        index = index.tz_localize(first.tz) if first.tz is not None else index
+        data = np.full((len(union), len(series)), np.nan)
+        for k, (t, x) in enumerate(zip(stamps, series, strict=True)):
+            data[np.searchsorted(union, t), k] = x.to_numpy()
+    return pd.DataFrame(data, index=index.rename(first.name), columns=pd.Index(list(columns)))
 
 
 SENTIMENT_LOOKBACK = 20

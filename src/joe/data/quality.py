@@ -55,7 +55,14 @@ import numpy as np
 import pandas as pd
 
 from joe.data import splits
-from joe.data.calendars import day_array, holiday_name, keeps_holidays, sessions_after, sessions_between
+from joe.data.calendars import (
+    day_array,
+    holiday_name,
+    in_sorted,
+    keeps_holidays,
+    sessions_after,
+    sessions_between,
+)
 from joe.data.findings import FIELDS, PRICES, Finding, Locator, QualityConfig, QualityReport, QualityResult
 from joe.data.splits import SPLITS_FILE, UserSplit
 from joe.data.wicks import check_wicks
@@ -332,7 +339,7 @@ def _missing_sessions(code: str, d: np.ndarray | None, j: int, col: _Collector, 
     if d is None or len(d) < 2:
         return
     want = sessions_between(code, d[0], d[-1])
-    gone = want[~np.isin(want, d)]
+    gone = want[~in_sorted(want, d)]  # `d`: the series' days, sorted and unique
     if not gone.size:
         return
     listed = ", ".join(str(x) for x in gone[: cfg.max_rows_listed])

@@ -16,11 +16,18 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Mapping
 
+import numpy as np
 import pandas as pd
 
 from joe.data.findings import Finding
 
-__all__ = ["bar_size", "odd_timeframes"]
+__all__ = ["bar_size", "median_step", "odd_timeframes"]
+
+
+def median_step(index: pd.DatetimeIndex) -> pd.Timedelta:
+    """The median spacing of a sorted index of at least two times: `index.to_series().diff().median()`
+    on the integer nanoseconds (no Series per file: ~0.7 ms each, a third of a second for 500 files)."""
+    return pd.Timedelta(float(np.median(np.diff(index.as_unit("ns").asi8))), unit="ns")
 
 
 def bar_size(frame: pd.DataFrame, daily: bool) -> str:
@@ -30,7 +37,7 @@ def bar_size(frame: pd.DataFrame, daily: bool) -> str:
     index = pd.DatetimeIndex(frame.index)
     if len(index) < 2:
         return "1d"
-    step = pd.Timedelta(index.to_series().diff().median())
+    step = median_step(index)
     if daily:
         days = step / pd.Timedelta(days=1)
         return "1d" if days <= 4 else f"{round(days)}d"
