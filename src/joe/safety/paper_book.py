@@ -85,9 +85,10 @@ def daily_book(
             quotes[s] = q
         start = max(0, as_of_idx - lookback)
         cols[s] = closes[start : as_of_idx + 1]
-    returns = None
-    if cols:
-        returns = _returns(cols, dates[max(0, as_of_idx - lookback) : as_of_idx + 1])
+    window = dates[max(0, as_of_idx - lookback) : as_of_idx + 1]
+    # The returns frame is built when a rule first reads it (`GateBook.daily_returns`): a book without
+    # a held position to correlate never does.
+    returns_fn = (lambda: _returns(cols, window)) if cols else None
     start_eq, peak = store.equity_marks(mode, now, equity_account)  # this account's marks only
     if start_eq is None:
         start_eq = opening_equity if opening_equity is not None else account.equity
@@ -102,7 +103,7 @@ def daily_book(
         day_start_equity=start_eq,
         peak_equity=peak,
         available_funds=account.available_funds,
-        returns=returns,
+        returns_fn=returns_fn,
         daily_bars=True,
         locks=protection_locks(
             store, mode, minute or now, protections or ProtectionsConfig(), start_eq, shadow_book=shadow_book

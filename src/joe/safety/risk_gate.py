@@ -82,6 +82,10 @@ class GateBook:
     # {symbol: tradeable now} where the broker reports a market's own status (Capital.com marketStatus);
     # it rules over the exchange calendar for those symbols (live books only: `joe.safety.live_book`).
     market_open: Mapping[str, bool] = field(default_factory=dict)
+    # `returns` built on first use when no frame was given (`daily_returns`): the paper book on daily
+    # bars passes its builder: a book whose intents meet no held position never reads the returns.
+    returns_fn: Callable[[], pd.DataFrame | None] | None = field(default=None, repr=False)
+    _returns_built: dict[str, pd.DataFrame | None] = field(default_factory=dict, repr=False)
     _corr: dict[int, pd.DataFrame] = field(default_factory=dict, repr=False)
     # Per lookback: symbol → row, symbol → column and the matrix of `correlations` (a pandas `.at` costs
     # more than the rest of a rule's check; the gate reads one pair per held position per intent).
@@ -89,11 +93,20 @@ class GateBook:
         default_factory=dict, repr=False
     )
 
+    def daily_returns(self) -> pd.DataFrame | None:
+        """`returns`, or what `returns_fn` builds (once per book and the books `with_order` derives)."""
+        if self.returns is not None or self.returns_fn is None:
+            return self.returns
+        if "returns" not in self._returns_built:
+            self._returns_built["returns"] = self.returns_fn()
+        return self._returns_built["returns"]
+
     def correlations(self, lookback: int) -> pd.DataFrame | None:
         """Pairwise correlation of the last `lookback` daily returns (computed once per book)."""
         cached = self._corr.get(lookback)
-        if cached is None and self.returns is not None and not self.returns.empty:
-            cached = self.returns.tail(lookback).corr(min_periods=max(10, lookback // 3))  # = min_history
+        returns = self.daily_returns() if cached is None else None
+        if returns is not None and not returns.empty:
+            cached = returns.tail(lookback).corr(min_periods=max(10, lookback // 3))  # = min_history
             self._corr[lookback] = cached
         return cached
 

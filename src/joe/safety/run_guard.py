@@ -141,8 +141,12 @@ class RunGuard:
     async def screen_run(
         self, st: RunState, signals: Sequence[Signal]
     ) -> tuple[list[Signal], dict[str, str]]:
-        """`screen` with the book of a run on daily bars (see `daily_book`)."""
+        """`screen` with the book of a run on daily bars (see `daily_book`). With no signal there is
+        nothing for the book to judge: the trading-state checks still run (they note a refusal), the
+        book is not built (on most backtest days no signal reaches the gate)."""
         assert st.pf is not None and st.snap is not None
+        if not signals:
+            return self.screen(signals, None)
         book = self.daily_book(st.snap, st.as_of_idx, await st.pf.account(), await st.pf.positions(), signals)
         return self.screen(signals, book)
 

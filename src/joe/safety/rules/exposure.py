@@ -96,9 +96,10 @@ def min_history(lookback: int) -> int:
 
 def history(symbol: str, book: GateBook, lookback: int) -> int:
     """How many of the last `lookback` daily returns of `symbol` the book has."""
-    if book.returns is None or symbol not in book.returns.columns:
+    returns = book.daily_returns()
+    if returns is None or symbol not in returns.columns:
         return 0
-    return int(book.returns[symbol].tail(lookback).notna().sum())
+    return int(returns[symbol].tail(lookback).notna().sum())
 
 
 class CorrelatedExposure:

@@ -135,9 +135,12 @@ def _calendar(name: str) -> Any:
 
 
 @lru_cache(maxsize=8)
-def _sessions(name: str) -> frozenset[date]:
-    """The session days of calendar `name` (what `is_session` answers, as one set lookup per day)."""
-    return frozenset(ts.date() for ts in _calendar(name).sessions)
+def _sessions(name: str) -> tuple[frozenset[date], date, date]:
+    """The session days of calendar `name` (what `is_session` answers, as one set lookup per day) and
+    the calendar's first and last session (read once: each read of the library's property builds a
+    Timestamp, more than the rest of the rule's check)."""
+    cal = _calendar(name)
+    return frozenset(ts.date() for ts in cal.sessions), cal.first_session.date(), cal.last_session.date()
 
 
 # Exchanges Joe's instruments name, mapped to exchange-calendars codes. US listings (and anything
@@ -156,13 +159,13 @@ def _session_open(asset: AssetClass, exchange: str, currency: str, now: datetime
     code = _CALENDARS.get(exchange.upper()) if exchange or currency == "USD" else None
     if code is None:
         return None
-    cal = _calendar(code)
     day = date(now.year, now.month, now.day)
     if daily:
-        return day in _sessions(code) if cal.first_session.date() <= day <= cal.last_session.date() else None
+        sessions, first, last = _sessions(code)
+        return day in sessions if first <= day <= last else None
     from joe.data.calendars import open_on_minute
 
-    return open_on_minute(cal, now.replace(second=0, microsecond=0))
+    return open_on_minute(_calendar(code), now.replace(second=0, microsecond=0))
 
 
 class MarketClosed:
