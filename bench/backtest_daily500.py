@@ -3,7 +3,8 @@
 
 Usage: python bench/backtest_daily500.py [--days N] [--profile]
 The long-format file is split once into one parquet file per symbol (a `parquet:` source folder, not
-timed), then timed: loading (the source, the quality stage, the panel), the day loop, split per stage
+timed), then timed: loading (the source, the panel, the quality stage, index and VIX, the precomputed
+indicators and regime history: CPU seconds each), the day loop, split per stage
 (settle = exits and marks, the analysis stages, trading = RiskGate + paper fills; wall and CPU seconds,
 the analysis sub-stages wall only), and the report; the load average before and after says how much of
 the wall clock was other people's work on the shared machine.
@@ -89,6 +90,15 @@ def main() -> None:
     # CPU seconds beside wall seconds: on a shared machine the wall clock includes other people's work.
     print(f"  {'':<55} {'wall s':>7} {'CPU s':>7}")
     print(f"  {'load (source, quality stage, panel, regime history)':<55} {t1 - t0:7.2f} {c1 - c0:7.2f}")
+    steps = {
+        "source": "source (read and check the files)",
+        "panel": "panel (histories into one panel)",
+        "quality": "quality stage",
+        "index": "index, VIX, sentiment",
+        "precompute": "precompute (indicators, regime history)",
+    }
+    for name, cpu_s in history.cpu_timings.items():
+        print(f"    {steps.get(name, name):<53} {'':>7} {cpu_s:7.2f}")
     wall_ms, cpu_ms = (t2 - t1) / n_days * 1e3, (c2 - c1) / n_days * 1e3
     print(f"  {'day loop':<55} {t2 - t1:7.2f} {c2 - c1:7.2f}  ({wall_ms:.1f} / {cpu_ms:.1f} ms per day)")
     for name, sec in sorted(result.timings.items()):

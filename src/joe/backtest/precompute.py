@@ -16,7 +16,7 @@ panel it reads, so a stage that looked ahead would fail the no-look-ahead test i
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from typing import Any
 
@@ -112,6 +112,8 @@ class History:
     # history is what every one of its days saw.
     earlier: History | None = None
     known_from: pd.Timestamp | None = None
+    # CPU seconds per loading step (`joe.backtest.loading`: source, panel, quality, index, precompute).
+    cpu_timings: dict[str, float] = field(default_factory=dict)
 
     @classmethod
     def build(cls, snap: MarketSnapshot) -> History:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -44,6 +45,9 @@ class MarketSnapshot:
     # The run's universe: the source's instruments up to `pipeline.universe_size` (analysed or not,
     # e.g. excluded by the data-quality stage). A held symbol outside it has left the universe.
     universe: list[str] = field(default_factory=list)
+    # CPU seconds of this process per loading step ("panel": the histories into one panel, "quality":
+    # the data-quality stage, "index": the index, VIX and sentiment); the backtest benchmark prints them.
+    cpu_timings: dict[str, float] = field(default_factory=dict)
 
 
 async def _first_history(
@@ -129,8 +133,10 @@ def _wide_panel(source: MarketData, symbols: Sequence[str], keep: int) -> Panel 
         return None
     fields = {f: wide(f, list(symbols)).tail(keep) for f in ("open", "high", "low", "close", "volume")}
     close = fields["close"]
-    cols = [c for c in close.columns if close[c].notna().any()]
-    arrays = {f: df[cols].to_numpy(np.float64) for f, df in fields.items()}
+    has_close = close.notna().to_numpy().any(axis=0)  # a symbol with no close in the window is left out
+    cols = [c for c, ok in zip(close.columns, has_close, strict=True) if ok]
+    whole = bool(has_close.all())
+    arrays = {f: (df if whole else df[cols]).to_numpy(np.float64) for f, df in fields.items()}
     return Panel(dates=pd.DatetimeIndex(close.index), symbols=cols, **arrays)
 
 
@@ -152,6 +158,7 @@ async def load_snapshot(
     """Universe → histories → panel (last `keep_bars` bars), plus index, VIX and client sentiment."""
     problems: list[str] = []
     report = QualityReport()
+    cpu = {"panel": -time.process_time()}
     instruments = await source.universe(universe_scan)
     chosen = [i for i in instruments if i.symbol not in INDEX_SYMBOLS + VIX_SYMBOLS][:max_symbols]
     symbols = [i.symbol for i in chosen]
@@ -171,6 +178,8 @@ async def load_snapshot(
         panel = Panel.from_frames({s: df.tail(keep_bars) for s, df in frames.items()})
     if panel.n_symbols == 0:
         raise RuntimeError(f"no price history from source {source.name!r}: nothing to analyse")
+    cpu["panel"] += time.process_time()
+    cpu["quality"] = -time.process_time()
     panel = quality_stage(source, panel, report)
     # Every symbol of a file/cache source is analysed or named: stale, not started, capped.
     capped = [i.symbol for i in instruments if i.symbol not in INDEX_SYMBOLS + VIX_SYMBOLS][max_symbols:]
@@ -182,6 +191,8 @@ async def load_snapshot(
             f"every series from {source.name!r} failed the data-quality checks: "
             + "; ".join(f.line() for f in report.findings[:3])
         )
+    cpu["quality"] += time.process_time()
+    cpu["index"] = -time.process_time()
     idx = await _first_history(source, INDEX_SYMBOLS, report)
     index_name = "S&P 500"
     if idx is None:
@@ -215,6 +226,7 @@ async def load_snapshot(
         )
         sentiment = {}
     by_symbol = {i.symbol: i for i in chosen if i.symbol in panel}
+    cpu["index"] += time.process_time()
     return MarketSnapshot(
         panel,
         by_symbol,
@@ -226,6 +238,7 @@ async def load_snapshot(
         report,
         inputs,
         symbols,
+        cpu,
     )
 
 
