@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from joe.core.models import AssetClass
-from joe.data.calendars import exchange_of, holiday_name, keeps_holidays, non_sessions
+from joe.data.calendars import day_array, exchange_of, holiday_name, keeps_holidays, non_sessions
 from joe.data.dates import is_daily_spacing
 from joe.data.findings import Finding
 
@@ -36,8 +36,9 @@ def drop_non_session_bars(loaded: LoadedFile, kind: AssetClass) -> LoadedFile:
         return loaded
     # A weekday-calendar file (a bar on most holidays: synthetic, or holiday-filled) is checked for
     # weekends only: its holiday bars are its calendar (`keeps_holidays`).
-    calendar = keeps_holidays(code, index)
-    weekend = non_sessions(code, index) if calendar else np.asarray(index.day_of_week >= 5)
+    days = day_array(index)  # the bars' dates, once (a pandas weekday field costs more than the check)
+    calendar = keeps_holidays(code, days)
+    weekend = non_sessions(code, index) if calendar else ~np.is_busday(days)
     if not weekend.any():
         return loaded
     lines = loaded.rows[weekend]
