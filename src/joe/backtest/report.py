@@ -1,7 +1,7 @@
 """A backtest's report folder, `data/backtests/<id>/`:
 
-* `report.html` — self-contained (charts inlined as PNG): equity, drawdown, monthly returns heat map,
-  exposure, the regime breakdown and the trade list with entry and exit reasons;
+* `report.html` — self-contained (charts inlined as SVG, `joe.backtest.charts`): equity, drawdown,
+  monthly returns heat map, exposure, the regime breakdown and the trade list with entry and exit reasons;
 * `report.md` — the same numbers as text;
 * `trades.csv` — one row per closed trade; `equity.csv` — one row per day;
 * `metrics.json` — every metric (`joe.backtest.metrics`), the options and the regime breakdown.
@@ -9,9 +9,7 @@
 
 from __future__ import annotations
 
-import base64
 import html
-import io
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +17,7 @@ from typing import Any
 
 import pandas as pd
 
+from joe.backtest.charts import heat_map, line_chart
 from joe.backtest.engine import BacktestResult
 from joe.backtest.metrics import (
     compute_metrics,
@@ -105,51 +104,19 @@ def result_metrics(result: BacktestResult) -> dict[str, Any]:
     )
 
 
-def _png(fig: Any) -> str:
-    import matplotlib.pyplot as plt
-
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=90, bbox_inches="tight")
-    plt.close(fig)
-    return base64.b64encode(buf.getvalue()).decode("ascii")
-
-
 def _charts(equity: pd.Series, exposure: pd.Series, monthly: pd.DataFrame) -> dict[str, str]:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    out: dict[str, str] = {}
-    fig, ax = plt.subplots(figsize=(10, 3.2))
-    ax.plot(equity.index, equity.to_numpy(), color="#1f77b4", lw=1.2)
-    ax.set_title("Equity")
-    ax.grid(alpha=0.3)
-    out["equity"] = _png(fig)
-    fig, ax = plt.subplots(figsize=(10, 2.4))
-    dd = drawdown_series(equity) * 100
-    ax.fill_between(dd.index, dd.to_numpy(), 0, color="#d62728", alpha=0.5)
-    ax.set_title("Drawdown (%)")
-    ax.grid(alpha=0.3)
-    out["drawdown"] = _png(fig)
-    fig, ax = plt.subplots(figsize=(10, 2.4))
-    ax.plot(exposure.index, exposure.to_numpy() * 100, color="#2ca02c", lw=1.0)
-    ax.set_title("Gross exposure (% of equity)")
-    ax.grid(alpha=0.3)
-    out["exposure"] = _png(fig)
+    """The report's charts as inline SVG (`joe.backtest.charts`), by name."""
+    out = {
+        "equity": line_chart("Equity", equity.index, equity.to_numpy(), "#1f77b4", height=260),
+        "drawdown": line_chart(
+            "Drawdown (%)", equity.index, drawdown_series(equity).to_numpy() * 100, "#d62728", fill=True
+        ),
+        "exposure": line_chart(
+            "Gross exposure (% of equity)", exposure.index, exposure.to_numpy() * 100, "#2ca02c"
+        ),
+    }
     if not monthly.empty:
-        vals = monthly.to_numpy(dtype=float) * 100
-        fig, ax = plt.subplots(figsize=(10, 0.5 + 0.4 * len(monthly)))
-        lim = max(1e-9, float(pd.Series(abs(vals.ravel())).max(skipna=True) or 1e-9))
-        ax.imshow(vals, cmap="RdYlGn", vmin=-lim, vmax=lim, aspect="auto")
-        ax.set_xticks(range(12), MONTHS)
-        ax.set_yticks(range(len(monthly)), [str(y) for y in monthly.index])
-        for i in range(vals.shape[0]):
-            for j in range(12):
-                if pd.notna(vals[i, j]):
-                    ax.text(j, i, f"{vals[i, j]:.1f}", ha="center", va="center", fontsize=7)
-        ax.set_title("Monthly returns (%)")
-        out["monthly"] = _png(fig)
+        out["monthly"] = heat_map("Monthly returns (%)", monthly * 100)
     return out
 
 
@@ -244,14 +211,11 @@ def write_report(
         md += ["## Warnings\n", "\n".join(f"- {w}" for w in result.warnings) + "\n"]
     paths.markdown.write_text("\n".join(md), encoding="utf-8")
     charts = _charts(equity, days.set_index(equity.index)["exposure"] if len(days) else equity * 0, monthly)
-    imgs = "".join(
-        f'<h2>{name.capitalize()}</h2><img alt="{name}" src="data:image/png;base64,{b64}">'
-        for name, b64 in charts.items()
-    )
+    imgs = "".join(f"<h2>{name.capitalize()}</h2><figure>{svg}</figure>" for name, svg in charts.items())
     style = (
         "body{font-family:system-ui,sans-serif;margin:2em;max-width:1100px}"
         "table{border-collapse:collapse;font-size:13px}td,th{border:1px solid #ccc;padding:3px 6px}"
-        "img{max-width:100%}"
+        "figure{margin:8px 0}figure svg{max-width:100%;height:auto}"
     )
     page = (
         f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"

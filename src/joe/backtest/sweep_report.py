@@ -3,13 +3,16 @@ averaged over the other parameters), and for walk-forward `walk_forward.csv` + `
 
 from __future__ import annotations
 
+import base64
 import html
+import io
 import itertools
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
-from joe.backtest.report import _png, _table_html
+from joe.backtest.report import _table_html
 
 
 def pair_tables(table: pd.DataFrame, keys: list[str], metric: str) -> list[tuple[str, str, pd.DataFrame]]:
@@ -26,6 +29,16 @@ def pair_tables(table: pd.DataFrame, keys: list[str], metric: str) -> list[tuple
             pivot = data.pivot_table(index=a, columns=b, values=metric, aggfunc="mean")
         out.append((a.removeprefix("param:"), b.removeprefix("param:"), pivot))
     return out
+
+
+def _png(fig: Any) -> str:
+    """A matplotlib figure as base64 PNG (closed afterwards)."""
+    import matplotlib.pyplot as plt
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=90, bbox_inches="tight")
+    plt.close(fig)
+    return base64.b64encode(buf.getvalue()).decode("ascii")
 
 
 def _heatmap(pivot: pd.DataFrame, ylabel: str, xlabel: str, metric: str) -> str:
