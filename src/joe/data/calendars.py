@@ -210,6 +210,14 @@ def _session_days(code: str) -> tuple[np.ndarray, np.datetime64, np.datetime64]:
     return days, np.datetime64(cal.first_session.date(), "D"), np.datetime64(cal.last_session.date(), "D")
 
 
+@lru_cache(maxsize=32)
+def session_set(code: str) -> tuple[frozenset[date], date, date]:
+    """`code`'s session dates as a set (one lookup per day) and the calendar's first and last session:
+    the calendar `_session_days` reads (about the last 20 years), loaded once per process."""
+    days, first, last = _session_days(code)
+    return frozenset(days.astype(object)), first.astype(object), last.astype(object)
+
+
 def sessions_after(code: str, last: date, as_of: date) -> int:
     """Sessions of `code` in (`last`, `as_of`]: how many sessions a series whose last bar is `last`
     missed at `as_of` (0 when `as_of` <= `last`, or when every day between was a holiday or weekend).

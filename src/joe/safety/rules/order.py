@@ -143,6 +143,19 @@ def _sessions(name: str) -> tuple[frozenset[date], date, date]:
     return frozenset(ts.date() for ts in cal.sessions), cal.first_session.date(), cal.last_session.date()
 
 
+def _is_session(code: str, day: date) -> bool | None:
+    """`day` is a session of `code` (None outside the calendar from 1990 on). Days the data's calendar
+    covers (`joe.data.calendars.session_set`, about the last 20 years, already loaded by the data-quality
+    stage; the same sessions) are read there; the calendar from 1990 is loaded only for older days."""
+    from joe.data.calendars import session_set
+
+    recent, first, last = session_set(code)
+    if first <= day <= last:
+        return day in recent
+    sessions, first, last = _sessions(code)
+    return day in sessions if first <= day <= last else None
+
+
 # Exchanges Joe's instruments name, mapped to exchange-calendars codes. US listings (and anything
 # priced in USD without an exchange) follow the NYSE calendar.
 _CALENDARS = {"": "XNYS", "NYSE": "XNYS", "NASDAQ": "XNYS", "ARCA": "XNYS", "SMART": "XNYS", "LSE": "XLON"}
@@ -161,8 +174,7 @@ def _session_open(asset: AssetClass, exchange: str, currency: str, now: datetime
         return None
     day = date(now.year, now.month, now.day)
     if daily:
-        sessions, first, last = _sessions(code)
-        return day in sessions if first <= day <= last else None
+        return _is_session(code, day)
     from joe.data.calendars import open_on_minute
 
     return open_on_minute(_calendar(code), now.replace(second=0, microsecond=0))
