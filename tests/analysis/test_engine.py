@@ -107,13 +107,33 @@ def test_from_config_carries_exit_geometry() -> None:
     assert isinstance(P.dates, pd.DatetimeIndex)
 
 
+def _calls_reference(eng: StrategyEngine, panel: Panel, symbols: list[str], regime: Regime, t: int,
+                     f: Features) -> dict[str, Signal]:  # fmt: skip
+    """`calls` as it was before candidates: every strategy's signals built (`generate`), then chosen."""
+    by_symbol: dict[str, list[Signal]] = {}
+    for strat in eng.active(regime):
+        for sig in strat.generate(panel, [s for s in symbols if s in panel], t, f):
+            by_symbol.setdefault(sig.symbol, []).append(sig)
+    out = {}
+    for sym, sigs in by_symbol.items():
+        if len({s.direction for s in sigs}) > 1:
+            continue
+        best = max(sigs, key=lambda s: (s.confidence, s.strategy))
+        meta = dict(best.meta)
+        meta["regime"] = regime.label.value
+        meta["agreeing"] = sorted(s.strategy for s in sigs if s is not best)
+        out[sym] = dataclasses.replace(best, meta=meta)
+    return out
+
+
 def _run_reference(eng: StrategyEngine, panel: Panel, scored: list[InstrumentScore], regime: Regime,
                    t: int, f: Features) -> list[Signal]:  # fmt: skip
     """`run` as it was before the ranking moved ahead of the copies: every call copied, then ranked."""
     ranked = sorted((s for s in scored if s.total >= eng.min_score), key=lambda s: (-s.total, s.symbol))
     chosen = ranked[: eng.top_n]
     score_of = {s.symbol: s.total for s in chosen}
-    calls = eng.calls(panel, [s.symbol for s in chosen], regime, t, f)
+    calls = _calls_reference(eng, panel, [s.symbol for s in chosen], regime, t, f)
+    assert calls == eng.calls(panel, [s.symbol for s in chosen], regime, t, f)
     out = [dataclasses.replace(sig, score=score_of[sym]) for sym, sig in calls.items()]
     out.sort(key=lambda s: (-(s.confidence * (s.score or 0.0)), s.symbol))
     return out[: eng.max_signals]
@@ -132,6 +152,8 @@ def test_run_equals_copying_every_call_then_ranking() -> None:
                 scored = scorer.score(panel, panel.symbols, as_of_index=t, features=f)
                 got = eng.run(panel, scored, regime, as_of_index=t, features=f)
                 want = _run_reference(eng, panel, scored, regime, t, f)
-                assert [(s, s.meta, s.score) for s in got] == [(s, s.meta, s.score) for s in want]
+                assert [(s, s.meta, s.score, s.reason) for s in got] == [
+                    (s, s.meta, s.score, s.reason) for s in want
+                ]
                 compared += len(got)
     assert compared > 50, "the comparison must see signals"

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import partial
 
 from joe.analysis.features import Features, finite
 from joe.analysis.panel import Panel
 from joe.analysis.regime import RegimeLabel
-from joe.analysis.strategies.base import StrategyParams, build_signal, clamp01, px
+from joe.analysis.strategies.base import Candidate, StrategyParams, clamp01, propose, px, signals
 from joe.core.models import Direction, Signal
 
 
@@ -32,9 +33,15 @@ class Breakout:
     def generate(
         self, panel: Panel, symbols: Sequence[str], as_of_index: int, features: Features | None = None
     ) -> list[Signal]:
+        return signals(self.candidates(panel, symbols, as_of_index, features), panel, as_of_index)
+
+    def candidates(
+        self, panel: Panel, symbols: Sequence[str], as_of_index: int, features: Features | None = None
+    ) -> list[Candidate]:
+        """`generate`'s calls before their signals are built (`Candidate`)."""
         f = features or Features(panel)
         t = as_of_index
-        out: list[Signal] = []
+        out: list[Candidate] = []
         period = self.params.atr_period
         readings = zip(
             symbols,
@@ -59,27 +66,27 @@ class Breakout:
                 direction, level, word = Direction.SHORT, lo, "low"
             else:
                 continue
-            adx_txt = f"; ADX {adx:.0f}" if finite(adx) else ""
             conf = 0.4 + 0.3 * clamp01((rel_vol - self.volume_multiple) / 1.5)
             conf += 0.3 * clamp01((adx - 15.0) / 25.0) if finite(adx) else 0.0
-            reason = (
-                f"Close {px(close)} broke the {self.channel}-day {word} {px(level)} on {rel_vol:.1f}× "
-                f"average volume{adx_txt}; stop {self.params.atr_stop_multiple:g}× ATR {px(atr)}, trailing"
-            )
-            sig = build_signal(
+            c = propose(
                 strategy=self.name,
-                panel=panel,
                 symbol=sym,
-                t=t,
                 direction=direction,
                 entry=close,
                 atr=atr,
                 params=self.params,
                 confidence=conf,
-                reason=reason,
+                reason=partial(self._reason, close, word, level, rel_vol, adx, atr),
                 trail=True,
                 meta={"level": level, "rel_volume": rel_vol, "adx": adx},
             )
-            if sig is not None:
-                out.append(sig)
+            if c is not None:
+                out.append(c)
         return out
+
+    def _reason(self, close: float, word: str, level: float, rel_vol: float, adx: float, atr: float) -> str:
+        adx_txt = f"; ADX {adx:.0f}" if finite(adx) else ""
+        return (
+            f"Close {px(close)} broke the {self.channel}-day {word} {px(level)} on {rel_vol:.1f}× "
+            f"average volume{adx_txt}; stop {self.params.atr_stop_multiple:g}× ATR {px(atr)}, trailing"
+        )

@@ -8,7 +8,6 @@ in its `meta["agreeing"]`. Signals are ranked by confidence × score and capped 
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Sequence
 from typing import Any
 
@@ -16,7 +15,7 @@ from joe.analysis.features import Features
 from joe.analysis.panel import Panel
 from joe.analysis.regime import Regime
 from joe.analysis.scoring import InstrumentScore
-from joe.analysis.strategies.base import Strategy, StrategyParams
+from joe.analysis.strategies.base import Candidate, Strategy, StrategyParams
 from joe.analysis.strategies.breakout import Breakout
 from joe.analysis.strategies.mean_reversion import MeanReversion
 from joe.analysis.strategies.momentum import Momentum
@@ -71,15 +70,16 @@ class StrategyEngine:
         chosen = ranked[: self.top_n]
         score_of = {s.symbol: s.total for s in chosen}
         best = self._best(panel, [s.symbol for s in chosen], regime, t, f)
-        # Ranked by confidence × score before any signal is copied; only the kept ones are (with their
-        # meta and score at once): the same signals, in the same order, as copying every call first.
+        # Ranked by confidence × score before any signal is built; only the kept calls are (with their
+        # meta and score at once): the same signals, in the same order, as building every call first.
         ranked_calls = sorted(
             best.items(), key=lambda kv: (-(kv[1][0].confidence * (score_of[kv[0]] or 0.0)), kv[0])
         )
-        return [
-            dataclasses.replace(sig, meta=meta, score=score_of[sym])
-            for sym, (sig, meta) in ranked_calls[: self.max_signals]
-        ]
+        kept = ranked_calls[: self.max_signals]
+        if not kept:
+            return []
+        as_of = panel.date_at(t)
+        return [cand.signal(as_of, extra, score_of[sym]) for sym, (cand, extra) in kept]
 
     def calls(
         self, panel: Panel, symbols: Sequence[str], regime: Regime, t: int, features: Features
@@ -88,27 +88,44 @@ class StrategyEngine:
         of the active strategies, when they agree on a direction (no entry when none fires or they
         disagree). No score threshold and no cap: `run` applies those to pick entries; the strategy
         exits of held positions (`joe.portfolio.strategy_exits`) read the calls on what is held."""
-        return {
-            sym: dataclasses.replace(sig, meta=meta)
-            for sym, (sig, meta) in self._best(panel, symbols, regime, t, features).items()
-        }
+        best = self._best(panel, symbols, regime, t, features)
+        if not best:
+            return {}
+        as_of = panel.date_at(t)
+        return {sym: cand.signal(as_of, extra) for sym, (cand, extra) in best.items()}
 
     def _best(
         self, panel: Panel, symbols: Sequence[str], regime: Regime, t: int, features: Features
-    ) -> dict[str, tuple[Signal, dict[str, Any]]]:
-        """`calls` before the chosen signal is copied: symbol → (the most confident signal, the meta
-        its call carries: its own, the regime and the agreeing strategies)."""
-        by_symbol: dict[str, list[Signal]] = {}
+    ) -> dict[str, tuple[Candidate, dict[str, Any]]]:
+        """`calls` before any signal is built: symbol → (the most confident candidate, the meta its
+        call adds to the signal's own: the regime and the agreeing strategies)."""
+        by_symbol: dict[str, list[Candidate]] = {}
+        present = [s for s in symbols if s in panel]
         for strat in self.active(regime):
-            for sig in strat.generate(panel, [s for s in symbols if s in panel], t, features):
-                by_symbol.setdefault(sig.symbol, []).append(sig)
-        out: dict[str, tuple[Signal, dict[str, Any]]] = {}
-        for sym, sigs in by_symbol.items():
-            if len({s.direction for s in sigs}) > 1:
+            for c in _candidates(strat, panel, present, t, features):
+                by_symbol.setdefault(c.symbol, []).append(c)
+        out: dict[str, tuple[Candidate, dict[str, Any]]] = {}
+        for sym, cands in by_symbol.items():
+            if len({c.direction for c in cands}) > 1:
                 continue
-            best = max(sigs, key=lambda s: (s.confidence, s.strategy))
-            meta = dict(best.meta)
-            meta["regime"] = regime.label.value
-            meta["agreeing"] = sorted(s.strategy for s in sigs if s is not best)
-            out[sym] = (best, meta)
+            best = max(cands, key=lambda c: (c.confidence, c.strategy))
+            extra = {
+                "regime": regime.label.value,
+                "agreeing": sorted(c.strategy for c in cands if c is not best),
+            }
+            out[sym] = (best, extra)
         return out
+
+
+def _candidates(
+    strat: Strategy, panel: Panel, symbols: Sequence[str], t: int, features: Features
+) -> list[Candidate]:
+    """`strat`'s calls at row `t`: its `candidates` when it has them (the built-in strategies), else
+    its `generate`'s signals as they are (a strategy that only implements the protocol)."""
+    own = getattr(strat, "candidates", None)
+    if own is not None:
+        return own(panel, symbols, t, features)  # type: ignore[no-any-return]
+    return [
+        Candidate(s.strategy, s.symbol, s.direction, s.confidence, prebuilt=s)
+        for s in strat.generate(panel, symbols, t, features)
+    ]

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import partial
 
 from joe.analysis.features import Features, finite
 from joe.analysis.panel import Panel
 from joe.analysis.regime import RegimeLabel
-from joe.analysis.strategies.base import StrategyParams, build_signal, clamp01, px
+from joe.analysis.strategies.base import Candidate, StrategyParams, clamp01, propose, px, signals
 from joe.core.models import Direction, Signal
 
 
@@ -32,9 +33,15 @@ class MeanReversion:
     def generate(
         self, panel: Panel, symbols: Sequence[str], as_of_index: int, features: Features | None = None
     ) -> list[Signal]:
+        return signals(self.candidates(panel, symbols, as_of_index, features), panel, as_of_index)
+
+    def candidates(
+        self, panel: Panel, symbols: Sequence[str], as_of_index: int, features: Features | None = None
+    ) -> list[Candidate]:
+        """`generate`'s calls before their signals are built (`Candidate`)."""
         f = features or Features(panel)
         t = as_of_index
-        out: list[Signal] = []
+        out: list[Candidate] = []
         bands = (self.band_period, self.band_dev)
         readings = zip(
             symbols,
@@ -57,26 +64,26 @@ class MeanReversion:
             else:
                 continue
             conf = 0.4 + 0.3 * clamp01(rsi_depth / 20.0) + 0.3 * clamp01(over / atr)
-            reason = (
-                f"Close {px(close)} {where} Bollinger band {px(band)} "
-                f"({self.band_period}, {self.band_dev:g}σ) "
-                f"with RSI {rsi:.1f}; fading back toward the mean; stop {self.params.atr_stop_multiple:g}× "
-                f"ATR {px(atr)}"
-            )
-            sig = build_signal(
+            c = propose(
                 strategy=self.name,
-                panel=panel,
                 symbol=sym,
-                t=t,
                 direction=direction,
                 entry=close,
                 atr=atr,
                 params=self.params,
                 confidence=conf,
-                reason=reason,
+                reason=partial(self._reason, close, where, band, rsi, atr),
                 trail=False,
                 meta={"rsi": rsi, "band": band},
             )
-            if sig is not None:
-                out.append(sig)
+            if c is not None:
+                out.append(c)
         return out
+
+    def _reason(self, close: float, where: str, band: float, rsi: float, atr: float) -> str:
+        return (
+            f"Close {px(close)} {where} Bollinger band {px(band)} "
+            f"({self.band_period}, {self.band_dev:g}σ) "
+            f"with RSI {rsi:.1f}; fading back toward the mean; stop {self.params.atr_stop_multiple:g}× "
+            f"ATR {px(atr)}"
+        )

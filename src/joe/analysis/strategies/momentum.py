@@ -9,11 +9,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import partial
 
 from joe.analysis.features import Features, finite
 from joe.analysis.panel import Panel
 from joe.analysis.regime import RegimeLabel
-from joe.analysis.strategies.base import StrategyParams, build_signal, clamp01, px
+from joe.analysis.strategies.base import Candidate, StrategyParams, clamp01, propose, px, signals
 from joe.core.models import Direction, Signal
 
 
@@ -32,9 +33,15 @@ class Momentum:
     def generate(
         self, panel: Panel, symbols: Sequence[str], as_of_index: int, features: Features | None = None
     ) -> list[Signal]:
+        return signals(self.candidates(panel, symbols, as_of_index, features), panel, as_of_index)
+
+    def candidates(
+        self, panel: Panel, symbols: Sequence[str], as_of_index: int, features: Features | None = None
+    ) -> list[Candidate]:
+        """`generate`'s calls before their signals are built (`Candidate`)."""
         f = features or Features(panel)
         t = as_of_index
-        out: list[Signal] = []
+        out: list[Candidate] = []
         readings = zip(
             symbols,
             f.values_at("close", t, symbols),
@@ -59,25 +66,27 @@ class Momentum:
                 + 0.3 * clamp01((abs(ret) - self.min_return) / 0.30)
                 + 0.3 * clamp01(abs(hist) / (0.5 * atr))
             )
-            reason = (
-                f"{self.lookback}-day return {ret:+.1%} with close {px(close)} "
-                f"{'above' if direction is Direction.LONG else 'below'} SMA50 {px(sma)}, MACD histogram "
-                f"{hist:+.3g}, RSI {rsi:.1f}; stop {self.params.atr_stop_multiple:g}× ATR {px(atr)}, trailing"
-            )
-            sig = build_signal(
+            c = propose(
                 strategy=self.name,
-                panel=panel,
                 symbol=sym,
-                t=t,
                 direction=direction,
                 entry=close,
                 atr=atr,
                 params=self.params,
                 confidence=conf,
-                reason=reason,
+                reason=partial(self._reason, direction, ret, close, sma, hist, rsi, atr),
                 trail=True,
                 meta={"return": ret, "rsi": rsi, "macd_hist": hist},
             )
-            if sig is not None:
-                out.append(sig)
+            if c is not None:
+                out.append(c)
         return out
+
+    def _reason(
+        self, direction: Direction, ret: float, close: float, sma: float, hist: float, rsi: float, atr: float
+    ) -> str:
+        return (
+            f"{self.lookback}-day return {ret:+.1%} with close {px(close)} "
+            f"{'above' if direction is Direction.LONG else 'below'} SMA50 {px(sma)}, MACD histogram "
+            f"{hist:+.3g}, RSI {rsi:.1f}; stop {self.params.atr_stop_multiple:g}× ATR {px(atr)}, trailing"
+        )

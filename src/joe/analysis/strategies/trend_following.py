@@ -8,11 +8,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import partial
 
 from joe.analysis.features import Features, finite
 from joe.analysis.panel import Panel
 from joe.analysis.regime import RegimeLabel
-from joe.analysis.strategies.base import StrategyParams, build_signal, clamp01, px
+from joe.analysis.strategies.base import Candidate, StrategyParams, clamp01, propose, px, signals
 from joe.core.models import Direction, Signal
 
 
@@ -32,9 +33,15 @@ class TrendFollowing:
     def generate(
         self, panel: Panel, symbols: Sequence[str], as_of_index: int, features: Features | None = None
     ) -> list[Signal]:
+        return signals(self.candidates(panel, symbols, as_of_index, features), panel, as_of_index)
+
+    def candidates(
+        self, panel: Panel, symbols: Sequence[str], as_of_index: int, features: Features | None = None
+    ) -> list[Candidate]:
+        """`generate`'s calls before their signals are built (`Candidate`)."""
         f = features or Features(panel)
         t = as_of_index
-        out: list[Signal] = []
+        out: list[Candidate] = []
         period = self.params.atr_period
         readings = zip(
             symbols,
@@ -56,25 +63,27 @@ class TrendFollowing:
             else:
                 continue
             conf = 0.4 + 0.3 * clamp01((adx - 20.0) / 20.0) + 0.3 * clamp01(abs(close / slow - 1.0) / 0.10)
-            reason = (
-                f"Close {px(close)} {rel} EMA{self.fast} {px(fast)} {rel} SMA{self.slow} {px(slow)}, "
-                f"EMA{self.fast} {'rising' if direction is Direction.LONG else 'falling'}; ADX {adx:.1f}; "
-                f"stop {self.params.atr_stop_multiple:g}× ATR {px(atr)}, trailing"
-            )
-            sig = build_signal(
+            c = propose(
                 strategy=self.name,
-                panel=panel,
                 symbol=sym,
-                t=t,
                 direction=direction,
                 entry=close,
                 atr=atr,
                 params=self.params,
                 confidence=conf,
-                reason=reason,
+                reason=partial(self._reason, direction, rel, close, fast, slow, adx, atr),
                 trail=True,
                 meta={"adx": adx, "ema_fast": fast, "sma_slow": slow},
             )
-            if sig is not None:
-                out.append(sig)
+            if c is not None:
+                out.append(c)
         return out
+
+    def _reason(
+        self, direction: Direction, rel: str, close: float, fast: float, slow: float, adx: float, atr: float
+    ) -> str:
+        return (
+            f"Close {px(close)} {rel} EMA{self.fast} {px(fast)} {rel} SMA{self.slow} {px(slow)}, "
+            f"EMA{self.fast} {'rising' if direction is Direction.LONG else 'falling'}; ADX {adx:.1f}; "
+            f"stop {self.params.atr_stop_multiple:g}× ATR {px(atr)}, trailing"
+        )
