@@ -267,8 +267,7 @@ class Features:
         key = (symbol, t, window)
         got = self._flat.get(key)
         if got is None:
-            r = self.log_returns(symbol)[max(0, t - window + 1) : t + 1]
-            got = self._flat[key] = bool(np.std(r) == 0)
+            got = self._flat[key] = flat(self.log_returns(symbol)[max(0, t - window + 1) : t + 1])
         return got
 
     def volume_known(self, symbol: str, t: int, period: int = 20) -> bool:
@@ -389,6 +388,18 @@ def window_percentile(x: np.ndarray, window: int, q: float) -> np.ndarray:
     gamma = virtual - math.floor(virtual)
     d = hi - lo
     return lo + d * gamma if gamma < 0.5 else hi - d * (1 - gamma)
+
+
+def flat(x: np.ndarray) -> bool:
+    """`np.std(x) == 0` for a 1-D float64 array, without `np.std`'s overhead: numpy's std is the root
+    of the sum of the squared deviations from `add.reduce(x) / n`, and a sum of non-negative terms is
+    0 exactly when each term is (NaN or ±inf anywhere: not flat, as np.std gives NaN). Held to np.std
+    by tests/analysis/test_features_flat.py."""
+    if len(x) == 0:
+        return False
+    d = x - np.add.reduce(x) / len(x)
+    d *= d
+    return not d.any()  # NaN is truthy: a NaN anywhere is not flat
 
 
 def at(series: np.ndarray, t: int) -> float:
