@@ -14,7 +14,7 @@ from hypothesis.extra.numpy import arrays
 
 from joe.analysis.features import Features
 from joe.analysis.panel import Panel
-from joe.analysis.risk import RiskProfiler, pearson
+from joe.analysis.risk import RiskProfiler, mean_of, pearson, pearson_rows
 
 finite = st.floats(-0.2, 0.2, allow_nan=False, allow_infinity=False)
 
@@ -65,3 +65,25 @@ def test_correlations_equal_the_per_pair_form_with_gaps_and_flat_series() -> Non
             assert all(got[k] == want[k] for k in want)
             seen += len(want)
     assert seen > 500
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.integers(2, 70).flatmap(
+        lambda n: st.lists(arrays(np.float64, n, elements=finite), min_size=2, max_size=14)
+    )
+)
+def test_pearson_rows_is_pearson_for_each_row(rows: list[np.ndarray]) -> None:
+    x, ys = rows[0], rows[1:]
+    with np.errstate(all="ignore"):
+        got = pearson_rows(x, ys)
+        want = [pearson(x, y) for y in ys]
+    assert [g == w or (math.isnan(g) and math.isnan(w)) for g, w in zip(got, want, strict=True)] == [
+        True
+    ] * len(ys)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.floats(0, 100, allow_nan=False), min_size=1, max_size=9))
+def test_mean_of_is_np_mean(values: list[float]) -> None:
+    assert mean_of(values) == float(np.mean(values))

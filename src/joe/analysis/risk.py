@@ -178,7 +178,7 @@ class RiskProfiler:
             else:
                 dims["regime_alignment"] = DimensionScore(d.score, d.detail + stale_note, d.veto)
         known = [dims[k].score for k in DIMENSIONS if math.isfinite(dims[k].score)]
-        mean = float(np.mean(known)) if known else 100.0
+        mean = mean_of(known) if known else 100.0
         grade = grade_for(mean)
         vetoes = [f"{k}: {d.detail}" for k, d in dims.items() if d.veto]
         if GRADES.index(grade) > GRADES.index(cfg.min_risk_grade):
@@ -267,7 +267,9 @@ class RiskProfiler:
         mine_ok = np.isfinite(mine)
         # The usual case, every day has a return: `sym`'s side is the same for every other symbol.
         mine_flat = bool(mine_ok.all()) and f.window_flat(sym, t, 60)
-        out: dict[str, float] = {}
+        # Pairs where both sides have every day go through one Gram matrix (`pearson_rows`); pairs
+        # with a missing day each through their own masked windows (`pearson`).
+        pairs: list[tuple[str, np.ndarray | None, np.ndarray]] = []
         for o in sorted(others - {sym}):
             if o not in panel:
                 continue
@@ -277,14 +279,18 @@ class RiskProfiler:
                 x, y, x_flat = mine, theirs, mine_flat
                 # the held symbols' windows are the same for every signal of the day: memoised
                 y_flat = len(x) >= 20 and not x_flat and f.window_flat(o, t, 60)
+                masked = False
             else:
                 x, y = mine[ok], theirs[ok]
                 x_flat = len(x) >= 20 and np.std(x) == 0
                 y_flat = len(x) >= 20 and not x_flat and np.std(y) == 0
+                masked = True
             if len(x) < 20 or x_flat or y_flat:
                 continue
-            out[o] = pearson(x, y)
-        return out
+            pairs.append((o, x if masked else None, y))
+        whole = [y for _, x, y in pairs if x is None]
+        batch = iter(pearson_rows(mine, whole)) if whole else iter(())
+        return {o: next(batch) if x is None else pearson(x, y) for o, x, y in pairs}
 
     @staticmethod
     def _regime(signal: Signal, regime: Regime) -> DimensionScore:
@@ -335,3 +341,41 @@ def pearson(x: np.ndarray, y: np.ndarray) -> float:
     np.clip(c, -1, 1, out=c)
     return float(c[0, 1])
 
+
+def pearson_rows(x: np.ndarray, ys: Sequence[np.ndarray]) -> list[float]:
+    """`[pearson(x, y) for y in ys]` (1-D float64 arrays of one length) from one Gram matrix: the rows
+    x, y1, y2… centred by their means and `dot(M, M.T.conj())` once, then `pearson`'s arithmetic on
+    its entries (0, 0), (0, i), (i, i). A row's mean and a Gram entry do not depend on the other rows
+    stacked with it (numpy reduces each row alone; the BLAS kernel sums each entry over the columns
+    alone), so every value is `pearson`'s, bit for bit (tests/analysis/test_risk_pearson.py). Pairs
+    whose variance is not positive go through `pearson` itself (numpy's NaN and warning)."""
+    n = len(x)
+    m = np.empty((len(ys) + 1, n))
+    m[0] = x
+    for i, y in enumerate(ys, 1):
+        m[i] = y
+    m -= m.mean(axis=1)[:, None]
+    g = np.dot(m, m.T.conj()).tolist()
+    scale = 1 / (n - 1) if n > 1 else math.nan
+    v0 = g[0][0] * scale
+    out: list[float] = []
+    for i, y in enumerate(ys, 1):
+        v1 = g[i][i] * scale
+        if v0 > 0 and v1 > 0:
+            r = g[0][i] * scale / math.sqrt(v0) / math.sqrt(v1)
+            out.append(r if r != r else (1.0 if r > 1 else -1.0 if r < -1 else r))
+        else:
+            out.append(pearson(x, y))
+    return out
+
+
+def mean_of(values: Sequence[float]) -> float:
+    """`float(np.mean(values))` for a few (fewer than 8) Python floats: numpy sums fewer than 8 values
+    one after the other from 0.0 (its pairwise sum starts there) and divides by the count; the same
+    here without building an array (tests/analysis/test_risk_pearson.py holds it to `np.mean`)."""
+    if len(values) >= 8:
+        return float(np.mean(values))
+    total = 0.0
+    for v in values:
+        total += v
+    return total / len(values)
