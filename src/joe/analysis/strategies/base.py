@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, NamedTuple, Protocol, runtime_checkable
 
 from joe.analysis.features import Features
 from joe.analysis.panel import Panel
@@ -64,8 +64,7 @@ def clamp01(x: float) -> float:
     return max(0.0, min(1.0, x))
 
 
-@dataclass(frozen=True, slots=True)
-class Candidate:
+class Candidate(NamedTuple):
     """A strategy's call on one symbol before its `Signal` is built: what the engine needs to pick
     and rank calls (symbol, direction, confidence), and what builds the signal of a kept one.
 
@@ -74,6 +73,7 @@ class Candidate:
     (`Candidate.signal`), each once. `confidence` is the signal's own (clamped to 0..1, rounded to 4
     places). A candidate exists only when its geometry does not degenerate (`propose`).
     `prebuilt`: the signal of a strategy that only implements `generate` (a plug-in), used as is.
+    A named tuple: made for every call of every strategy each day, it is a tuple's cost to create.
     """
 
     strategy: str
