@@ -14,7 +14,8 @@ columns are the per-symbol series themselves (the same memo, no second copy).
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Hashable, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -32,6 +33,7 @@ RANGE_PER_SIGMA = math.sqrt(8 / math.pi)
 # A close-only series has no opens, so its gap risk is estimated from close-to-close volatility.
 OVERNIGHT_VARIANCE_SHARE = 1 / 3
 CLOSE_ONLY_SHARE = 0.95
+_MISSING = object()
 # Rows per batch of `Features.gap_p95` (the risk stage's 95th-percentile gap, computed a block at a time).
 GAP_BLOCK = 128
 
@@ -46,7 +48,7 @@ class Features:
         self.panel = panel
         self.every_row = every_row
         self._cache: dict[_Key, np.ndarray] = {}
-        self._rows: dict[str, dict[str, np.ndarray]] = {}
+        self._memo: dict[Hashable, Any] = {}
         self._flat: dict[tuple[str, int, int], bool] = {}
 
     def _get(
@@ -128,10 +130,17 @@ class Features:
         computed once on first use (a backtest scans each of its days; a run scans one row)."""
         from joe.analysis.scanner import scan_metrics_rows
 
-        rows = self._rows.get("scan")
-        if rows is None:
-            rows = self._rows["scan"] = scan_metrics_rows(self.panel, 0, self.panel.n_dates)
+        rows = self.memo("scan", lambda: scan_metrics_rows(self.panel, 0, self.panel.n_dates))
         return {k: a[t] for k, a in rows.items()}
+
+    def memo(self, key: Hashable, make: Callable[[], Any]) -> Any:
+        """`make()` the first time `key` is asked, the same object after: for what a stage computes once
+        over every row of the panel and reads by row (the scan's metrics, the scores without sentiment).
+        `make` must be causal per row, like the indicators."""
+        got = self._memo.get(key, _MISSING)
+        if got is _MISSING:
+            got = self._memo[key] = make()
+        return got
 
     def close_only_series(self, symbol: str) -> np.ndarray:
         """Per row t, 1.0 when the bars up to t carry no intrabar information, else 0.0.

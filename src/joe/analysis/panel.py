@@ -57,6 +57,7 @@ class Panel:
     volume: np.ndarray
     _col: dict[str, int] = field(init=False, repr=False)
     _pydates: dict[int, datetime] = field(init=False, repr=False)
+    _rank: list[np.ndarray] = field(init=False, repr=False)  # [symbol_rank()] once computed
 
     def __post_init__(self) -> None:
         dates = to_utc_index(self.dates)
@@ -74,6 +75,7 @@ class Panel:
             object.__setattr__(self, name, arr)
         object.__setattr__(self, "_col", {s: j for j, s in enumerate(self.symbols)})
         object.__setattr__(self, "_pydates", {})
+        object.__setattr__(self, "_rank", [])
 
     # -- construction -------------------------------------------------------------------------
 
@@ -128,6 +130,21 @@ class Panel:
         """Column index of `symbol` (KeyError if absent)."""
         return self._col[symbol]
 
+    @property
+    def column_map(self) -> Mapping[str, int]:
+        """Symbol → column (read it, do not change it: shared by the panel's `head`s)."""
+        return self._col
+
+    def symbol_rank(self) -> np.ndarray:
+        """Per column, the rank of its symbol in sorted (str) order: int array over symbols, computed once
+        and shared by the panel's `head`s (a scan orders its candidates by symbol every day)."""
+        if not self._rank:
+            order = sorted(range(len(self.symbols)), key=self.symbols.__getitem__)
+            rank = np.empty(len(order), dtype=np.int64)
+            rank[order] = np.arange(len(order))
+            self._rank.append(rank)
+        return self._rank[0]
+
     def date_at(self, t: int) -> datetime:
         """The date of row `t` as an aware UTC `datetime` (memoised: every signal of a run is dated by
         the same row, and indexing a DatetimeIndex costs tens of microseconds)."""
@@ -171,6 +188,7 @@ class Panel:
             object.__setattr__(out, name, getattr(self, name)[:n])
         object.__setattr__(out, "_col", self._col)
         object.__setattr__(out, "_pydates", {})
+        object.__setattr__(out, "_rank", self._rank)
         return out
 
     def select(self, symbols: Sequence[str]) -> Panel:

@@ -22,9 +22,11 @@ simulated day reads its row.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import cached_property
 
 import numpy as np
 import pandas as pd
@@ -93,18 +95,49 @@ class ScanCandidate:
 
 @dataclass(frozen=True)
 class ScanResult:
-    """Candidates of one scan run, plus each scan's ranking and the filter counts."""
+    """Candidates of one scan run, plus each scan's ranking and the filter counts.
+
+    The candidates are kept as arrays — `cols` (panel columns, in candidate order), `tag_counts`
+    (candidates × `tags`: how many times each scan or watchlist tag selected it) and the scan date's
+    metric rows — and `candidates` builds the `ScanCandidate` objects on first read: a backtest day
+    scores ~120 candidates from `cols` and only the best ~20 ever need their objects.
+    """
 
     as_of: pd.Timestamp
-    candidates: list[ScanCandidate]
     rankings: dict[str, list[str]]
     universe: int
     eligible: int
-    filtered_out: dict[str, int] = field(default_factory=dict)
+    filtered_out: dict[str, int]
+    panel_symbols: Sequence[str]  # the scanned panel's symbols (`cols` index them)
+    cols: np.ndarray  # (candidates,) int: panel columns, best first (most hits, then symbol)
+    tags: tuple[str, ...]  # scan names as run, then the watchlist tags
+    tag_counts: np.ndarray  # (candidates, tags) int
+    metrics: Mapping[str, np.ndarray]  # every scan metric at the scan date, 1-D over the panel's symbols
+    col_of: Mapping[str, int] = field(default_factory=dict, repr=False)  # the panel's symbol → column
+
+    def hits(self, i: int) -> tuple[str, ...]:
+        """The scans and watchlists that selected candidate `i`, in the order they ran."""
+        row = self.tag_counts[i].tolist()
+        return tuple(tag for tag, n in zip(self.tags, row, strict=True) for _ in range(n))
+
+    @cached_property
+    def candidates(self) -> list[ScanCandidate]:
+        """The candidates as objects, most hits first, then by symbol."""
+        names = list(self.metrics)
+        picked = self.cols.tolist()
+        # One gather per metric, then plain floats per candidate (the same values as float(a[j])).
+        rows = np.column_stack([self.metrics[k][picked] for k in names]).tolist() if picked else []
+        return [
+            ScanCandidate(
+                symbol=self.panel_symbols[j], hits=self.hits(i), metrics=dict(zip(names, row, strict=True))
+            )
+            for i, (j, row) in enumerate(zip(picked, rows, strict=True))
+        ]
 
     @property
     def symbols(self) -> list[str]:
-        return [c.symbol for c in self.candidates]
+        """The candidates' symbols, in candidate order."""
+        return [self.panel_symbols[j] for j in self.cols.tolist()]
 
 
 def _window_nanmean(x: np.ndarray, window: int, lag: int) -> np.ndarray:
@@ -242,45 +275,51 @@ class MarketScanner:
             "liquidity": int((price_ok & ~liquid).sum()),
         }
 
-        hits: dict[int, list[str]] = {}
-        rankings: dict[str, list[str]] = {}
-        for name in names:
-            d = self.scans[name]
-            vals = m[d.metric]
-            ok = eligible & np.isfinite(vals)
-            if d.threshold is not None:
-                with np.errstate(invalid="ignore"):
-                    ok &= (vals <= d.threshold) if d.ascending else (vals >= d.threshold)
-            cols = np.flatnonzero(ok)
-            key = vals[cols] if d.ascending else -vals[cols]
-            # lexsort: primary key last; the column index breaks ties deterministically.
-            top = cols[np.lexsort((cols, key))][: d.limit]
-            rankings[name] = [panel.symbols[j] for j in top]
-            for j in top:
-                hits.setdefault(int(j), []).append(name)
-        for wl, members in self.watchlists.items():
+        # Every scan at once: one row per scan of sort keys (the metric, negated for a descending scan:
+        # exact), +inf where the symbol does not pass; a stable sort then ranks each row by key and
+        # breaks ties by column, as `np.lexsort((cols, key))` over the passing columns does.
+        defs = [self.scans[name] for name in names]
+        n_sym = panel.n_symbols
+        sign = np.array([1.0 if d.ascending else -1.0 for d in defs])[:, None]
+        # descending: vals >= thr ⟺ -vals <= -thr; ascending: vals <= thr (None: no threshold).
+        bound = np.array(
+            [math.inf if d.threshold is None else d.threshold * (-1.0, 1.0)[d.ascending] for d in defs]
+        )
+        keys = np.array([m[d.metric] for d in defs], dtype=np.float64).reshape(len(defs), n_sym) * sign
+        with np.errstate(invalid="ignore"):
+            ok = eligible & np.isfinite(keys) & (keys <= bound[:, None])
+        order = np.argsort(np.where(ok, keys, np.inf), axis=1, kind="stable")
+        counts = ok.sum(axis=1).tolist()
+        tops = [order[p, : min(d.limit, counts[p])] for p, d in enumerate(defs)]
+        syms = panel.symbols
+        rankings: dict[str, list[str]] = {
+            name: [syms[j] for j in top.tolist()] for name, top in zip(names, tops, strict=True)
+        }
+        tags = list(names)
+        sel = np.zeros((len(names) + len(self.watchlists), n_sym), dtype=np.int64)
+        for p, top in enumerate(tops):
+            sel[p, top] = 1
+        for k, (wl, members) in enumerate(self.watchlists.items()):
             tag = f"WATCHLIST:{wl}"
+            tags.append(tag)
             listed = [s for s in members if s in panel]
             rankings[tag] = [s for s in listed if has_bar[panel.col(s)]]
-            for s in rankings[tag]:
-                hits.setdefault(panel.col(s), []).append(tag)
-
-        names = list(m)
-        picked = list(hits)
-        # One gather per metric, then plain floats per candidate (the same values as float(a[j])).
-        rows = np.column_stack([m[k][picked] for k in names]).tolist() if picked else []
-        cands = [
-            ScanCandidate(
-                symbol=panel.symbols[j], hits=tuple(hits[j]), metrics=dict(zip(names, row, strict=True))
-            )
-            for j, row in zip(picked, rows, strict=True)
-        ]
-        cands.sort(key=lambda c: (-len(c.hits), c.symbol))
+            for s in rankings[tag]:  # a member listed twice is hit twice, as it is ranked twice
+                sel[len(names) + k, panel.col(s)] += 1
+        picked = np.flatnonzero(sel.any(axis=0))
+        n_hits = sel[:, picked].sum(axis=0)
+        # Most hits first, then by symbol.
+        cols = picked[np.lexsort((panel.symbol_rank()[picked], -n_hits))]
         return ScanResult(
             as_of=panel.dates[t],
-            candidates=cands,
             rankings=rankings,
             universe=panel.n_symbols,
             eligible=int(eligible.sum()),
             filtered_out=filtered,
+            panel_symbols=syms,
+            cols=cols,
+            tags=tuple(tags),
+            tag_counts=sel[:, cols].T,
+            metrics=m,
+            col_of=panel.column_map,
         )

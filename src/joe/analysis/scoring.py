@@ -25,7 +25,7 @@ Components (0..100) and default weights:
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -34,7 +34,7 @@ import pandas as pd
 
 from joe.analysis.features import Features
 from joe.analysis.panel import Panel
-from joe.analysis.scanner import ScanCandidate
+from joe.analysis.scanner import ScanCandidate, ScanResult
 from joe.brokers.base import Sentiment
 from joe.core.models import Direction
 
@@ -81,7 +81,7 @@ class ScoringEngine:
     def score(
         self,
         panel: Panel,
-        candidates: Iterable[ScanCandidate | str],
+        candidates: Iterable[ScanCandidate | str] | ScanResult,
         sentiment: Mapping[str, Sentiment] | None = None,
         as_of_index: int | None = None,
         features: Features | None = None,
@@ -89,10 +89,13 @@ class ScoringEngine:
     ) -> list[InstrumentScore]:
         """Score each candidate at row `as_of_index` (the last row when None), best first.
 
-        Candidates without a bar on that date or without 50 bars of history are skipped. All
-        candidates are scored at once: one gather per indicator (`Features.matrix`) and array
-        arithmetic, each element computed exactly as the one-instrument formulas in the module
-        docstring (tests/analysis/test_scoring_vectorised.py holds them as the reference).
+        `candidates`: symbols, `ScanCandidate`s, or a `ScanResult` of this panel (read as arrays: its
+        candidate objects are not built). Candidates without a bar on that date or without 50 bars of
+        history are skipped. All candidates are scored at once: one gather per indicator
+        (`Features.matrix`) and array arithmetic, each element computed exactly as the one-instrument
+        formulas in the module docstring (tests/analysis/test_scoring_vectorised.py holds them as the
+        reference). With `features.every_row` (a backtest) and no client sentiment for the candidates,
+        the same arithmetic runs once over every row and symbol (`score_rows`) and a day reads its row.
         `limit`: only the best `limit` scores (the first `limit` of the full list, the same objects'
         values); every candidate is still scored and ranked, but only those are built (a backtest
         day scores ~120 candidates and reads the best 20). Raises `ValueError` for a negative limit.
@@ -102,48 +105,94 @@ class ScoringEngine:
         t = panel.n_dates - 1 if as_of_index is None else as_of_index
         f = features or Features(panel)
         sentiment = sentiment or {}
-        picked = [(c, ()) if isinstance(c, str) else (c.symbol, c.hits) for c in candidates]
-        picked = [(sym, hits) for sym, hits in picked if sym in panel]
-        if not picked:
+        scan: ScanResult | None = None
+        if isinstance(candidates, ScanResult) and candidates.col_of is panel.column_map:
+            scan = candidates
+            syms: list[str] = panel.symbols
+            pcols = scan.cols.astype(np.intp, copy=False)  # columns of `panel` (a candidate's symbol)
+            if f.panel.column_map is panel.column_map:
+                cols = pcols
+            else:
+                cols = np.fromiter((f.panel.col(syms[j]) for j in pcols.tolist()), np.intp, len(pcols))
+            picked: list[tuple[str, tuple[str, ...]]] = []
+        else:
+            items = candidates.candidates if isinstance(candidates, ScanResult) else candidates
+            picked = [(c, ()) if isinstance(c, str) else (c.symbol, c.hits) for c in items]
+            picked = [(sym, hits) for sym, hits in picked if sym in panel]
+            cols = np.fromiter((f.panel.col(sym) for sym, _ in picked), dtype=np.intp, count=len(picked))
+        if not len(cols):
             return []
-        cols = np.fromiter((f.panel.col(sym) for sym, _ in picked), dtype=np.intp, count=len(picked))
-        long_short = np.array(
-            [_sentiment_pair(sentiment.get(sym)) for sym, _ in picked], dtype=np.float64
-        ).reshape(len(picked), 2)
-        r = _readings(f, cols, t)
-        r["sentiment_net_long"] = _net_long(long_short)
-        with np.errstate(all="ignore"):  # rows not scored (no bar, no SMA) may divide by NaN or zero
-            total, sign, comps = self._score_rows(r)
-        names = list(comps)
-        # Only the scored rows become Python floats (one conversion per array, not per element).
-        rows = np.flatnonzero(r["ok"])
-        # The order of the full list — (-rounded total, symbol) — decided before any object is built.
-        totals = [round(x, 4) for x in total[rows].tolist()]
-        syms = [picked[i][0] for i in rows.tolist()]
-        order = sorted(range(len(rows)), key=lambda n: (-totals[n], syms[n]))
-        if limit is not None:
-            order = order[:limit]
-        keep = rows[order]
-        comp_rows = np.column_stack([comps[k][keep] for k in names]).tolist()
-        detail_rows = np.column_stack([r[k][keep] for k in DETAILS]).tolist()
-        signs = sign[keep].tolist()
+
+        def symbol(i: int) -> str:
+            return syms[pcols[i]] if scan is not None else picked[i][0]
+
+        def hits(i: int) -> tuple[str, ...]:
+            return scan.hits(i) if scan is not None else tuple(picked[i][1])
+
+        n = len(cols)
+        has_sentiment = bool(sentiment) and any(symbol(i) in sentiment for i in range(n))
+        if f.every_row and not has_sentiment:
+            every = self.score_rows(f)
+            ok, total = every["ok"][t, cols], every["total"][t, cols]
+
+            def values(names: Sequence[str], keep: np.ndarray) -> list[list[float]]:
+                c = cols[keep]
+                return np.column_stack([every[k][t, c] for k in names]).tolist()  # type: ignore[no-any-return]
+
+        else:
+            long_short = np.array(
+                [_sentiment_pair(sentiment.get(symbol(i))) for i in range(n)], dtype=np.float64
+            ).reshape(n, 2)
+            r = _readings(f, cols, t)
+            r["sentiment_net_long"] = _net_long(long_short)
+            with np.errstate(all="ignore"):  # rows not scored (no bar, no SMA) may divide by NaN or zero
+                total, sign, comps = self._score_rows(r)
+            ok = r["ok"]
+            got = {**comps, "sign": sign, **{k: r[k] for k in DETAILS}}
+
+            def values(names: Sequence[str], keep: np.ndarray) -> list[list[float]]:
+                return np.column_stack([got[k][keep] for k in names]).tolist()  # type: ignore[no-any-return]
+
+        keep, totals = _best(np.flatnonzero(ok), total, symbol, limit)
+        names = list(COMPONENTS)
+        comp_rows = values(names, keep) if len(keep) else []
+        detail_rows = values(DETAILS, keep) if len(keep) else []
+        signs = values(["sign"], keep) if len(keep) else []
         when = panel.dates[t]
         out: list[InstrumentScore] = []
         long, short = Direction.LONG, Direction.SHORT
-        for m, (n, i) in enumerate(zip(order, keep.tolist(), strict=True)):
-            sym, hits = picked[i]
+        for m, i in enumerate(keep.tolist()):
             out.append(
                 InstrumentScore(
-                    symbol=sym,
-                    total=totals[n],
-                    direction=long if signs[m] > 0 else short,
+                    symbol=symbol(i),
+                    total=totals[m],
+                    direction=long if signs[m][0] > 0 else short,
                     components={k: round(v, 4) for k, v in zip(names, comp_rows[m], strict=True)},
                     as_of=when,
-                    hits=tuple(hits),
+                    hits=hits(i),
                     details=dict(zip(DETAILS, detail_rows[m], strict=True)),
                 )
             )
         return out
+
+    def score_rows(self, f: Features) -> dict[str, np.ndarray]:
+        """`_score_rows` over every row and symbol of `f`'s panel without client sentiment, computed once
+        per `f` and engine settings: (dates × symbols) C-order arrays `ok`, `total`, `sign`, each
+        component and each of `DETAILS` (`sentiment_net_long` NaN). Element [t, j] is bit for bit what
+        scoring symbol j alone at row t gives (the same elementwise arithmetic; property test
+        tests/analysis/test_scoring_rows.py)."""
+
+        def make() -> dict[str, np.ndarray]:
+            r = _readings_rows(f)
+            r["sentiment_net_long"] = np.full(r["close"].shape, np.nan)
+            with np.errstate(all="ignore"):
+                total, sign, comps = self._score_rows(r)
+            out = {"ok": r["ok"], "total": total, "sign": sign, **comps, **{k: r[k] for k in DETAILS}}
+            # Rows are what a day reads: C order, so a day's gather touches one contiguous row.
+            return {k: np.ascontiguousarray(v) for k, v in out.items()}
+
+        key = ("score_rows", tuple(self.weights.items()), self.sentiment_mode)
+        return f.memo(key, make)  # type: ignore[no-any-return]
 
     def _score_rows(self, r: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
         """(total, direction sign ±1.0, components) per row of the readings `r` (see `_readings`).
@@ -161,8 +210,8 @@ class ScoringEngine:
         strength = np.where(fin(adx), 0.5 + 0.5 * np.minimum(1.0, np.maximum(0.0, (adx - 15.0) / 25.0)), 0.5)
         trend_raw = trend_raw * strength
         # The mean of the momentum parts present, summed in order as numpy's mean of a short list does.
-        acc = np.full(len(close), -0.0)
-        n = np.zeros(len(close))
+        acc = np.full(close.shape, -0.0)
+        n = np.zeros(close.shape)
         for present, part in (
             (fin(rsi), lambda: (rsi - 50.0) / 25.0),
             (fin(hist) & fin(atr) & (atr > 0), lambda: hist / (0.5 * atr)),
@@ -193,14 +242,16 @@ class ScoringEngine:
             "sentiment": sent_score,
         }
         # Components without a reading (NaN: unknown volume) drop out; the others are re-weighted.
-        num = np.zeros(len(close))
-        den = np.zeros(len(close))
+        num = np.zeros(close.shape)
+        den = np.zeros(close.shape)
         for k, v in comps.items():
             known = fin(v)
             num = np.where(known, num + self.weights[k] * v, num)
             den = np.where(known, den + self.weights[k], den)
         return num / den, d, comps
 
+
+COMPONENTS: tuple[str, ...] = tuple(DEFAULT_WEIGHTS)
 
 # The readings shown with a score (keys of `_readings`, plus the sentiment's net long share).
 DETAILS: tuple[str, ...] = (
@@ -209,35 +260,87 @@ DETAILS: tuple[str, ...] = (
 )  # fmt: skip
 
 
+# The readings `_readings` gathers: key → (`Features.matrix` name, params).
+_SOURCES: dict[str, tuple[str, tuple[object, ...]]] = {
+    "close": ("close", ()),
+    "sma50": ("sma", (50,)),
+    "sma200": ("sma", (200,)),
+    "ema20": ("ema", (20,)),
+    "adx": ("adx", (14,)),
+    "rsi": ("rsi", (14,)),
+    "atr": ("atr", (14,)),
+    "macd_hist": ("macd_hist", ()),
+    "ret63": ("pct_change", (63,)),
+    "rv": ("realised_vol", (63,)),
+    "obv_slope": ("obv_slope", (20,)),
+    "avg_volume": ("avg_volume", (20,)),
+    "volume": ("volume", ()),
+}
+VOLUME_KNOWN_BARS = 20  # `Features.volume_known`'s default period
+
+
 def _readings(f: Features, cols: np.ndarray, t: int) -> dict[str, np.ndarray]:
     """The indicator values scoring reads, for columns `cols` at row `t` (1-D arrays over `cols`).
 
     `ok`: a bar with a positive close and a 50-day SMA (the others are not scored)."""
-    r = {
-        "close": f.matrix("close")[t, cols],
-        "sma50": f.matrix("sma", 50)[t, cols],
-        "sma200": f.matrix("sma", 200)[t, cols],
-        "ema20": f.matrix("ema", 20)[t, cols],
-        "adx": f.matrix("adx", 14)[t, cols],
-        "rsi": f.matrix("rsi", 14)[t, cols],
-        "atr": f.matrix("atr", 14)[t, cols],
-        "macd_hist": f.matrix("macd_hist")[t, cols],
-        "ret63": f.matrix("pct_change", 63)[t, cols],
-        "rv": f.matrix("realised_vol", 63)[t, cols],
-        "obv_slope": f.matrix("obv_slope", 20)[t, cols],
-        "avg_volume": f.matrix("avg_volume", 20)[t, cols],
-        "volume": f.matrix("volume")[t, cols],
-    }
+    r = {k: f.matrix(name, *params)[t, cols] for k, (name, params) in _SOURCES.items()}
+    _derive(r)
+    # A volume on at least one of the last 20 bars (`Features.volume_known`).
+    recent = f.matrix("volume")[max(0, t - VOLUME_KNOWN_BARS + 1) : t + 1, cols]
+    r["volume_known"] = np.isfinite(recent).any(axis=0)
+    return r
+
+
+def _readings_rows(f: Features) -> dict[str, np.ndarray]:
+    """`_readings` of every column at every row: (dates × symbols) arrays, element [t, j] equal to
+    `_readings(f, [j], t)`'s (the same elementwise arithmetic; `volume_known` from a running count of
+    the finite volumes instead of a slice's `any`)."""
+    r = {k: f.matrix(name, *params) for k, (name, params) in _SOURCES.items()}
+    _derive(r)
+    known = np.zeros((r["volume"].shape[0] + 1, r["volume"].shape[1]), dtype=np.int64)
+    np.cumsum(np.isfinite(r["volume"]), axis=0, out=known[1:])
+    w = VOLUME_KNOWN_BARS
+    lag = np.zeros_like(known[1:])
+    lag[w:] = known[1:-w]  # the count up to row t - w (0 before the first row)
+    r["volume_known"] = known[1:] - lag > 0
+    return r
+
+
+def _derive(r: dict[str, np.ndarray]) -> None:
+    """Add `ok`, `atr_pct` and `rel_volume` to the readings `r` (any shape, elementwise)."""
     fin = np.isfinite
     with np.errstate(invalid="ignore", divide="ignore"):
         r["ok"] = fin(r["close"]) & fin(r["sma50"]) & (r["close"] > 0)
         r["atr_pct"] = np.where(fin(r["atr"]), r["atr"] / r["close"], np.nan)
         v_t, avg_v = r["volume"], r["avg_volume"]
         r["rel_volume"] = np.where(fin(v_t) & fin(avg_v) & (avg_v > 0), v_t / avg_v, 1.0)
-    # A volume on at least one of the last 20 bars (`Features.volume_known`).
-    recent = f.matrix("volume")[max(0, t - 19) : t + 1, cols]
-    r["volume_known"] = np.isfinite(recent).any(axis=0)
-    return r
+
+
+def _best(
+    rows: np.ndarray, total: np.ndarray, symbol: Callable[[int], str], limit: int | None
+) -> tuple[np.ndarray, list[float]]:
+    """The first `limit` (all when None) of `rows` ordered by (−round(total, 4), symbol), with their
+    rounded totals.
+
+    Only the totals that can reach the head are rounded: `round` is monotone, so sorting the raw totals
+    descending, the head is among the first `limit` and those after them whose rounded total ties with
+    the `limit`-th's. (Non-finite totals — possible only with odd weights — take the plain sort.)
+    """
+    raw = total[rows]
+    if limit is not None and limit < len(rows) and np.isfinite(raw).all():
+        by = np.argsort(-raw, kind="stable")
+        vals = raw[by].tolist()
+        cut = round(vals[limit - 1], 4) if limit else math.inf
+        n = limit
+        while n < len(vals) and round(vals[n], 4) == cut:
+            n += 1
+        rows = rows[by[:n]]
+    totals = [round(x, 4) for x in total[rows].tolist()]
+    syms = [symbol(i) for i in rows.tolist()]
+    order = sorted(range(len(rows)), key=lambda k: (-totals[k], syms[k]))
+    if limit is not None:
+        order = order[:limit]
+    return rows[order], [totals[k] for k in order]
 
 
 def _sentiment_pair(s: Sentiment | None) -> tuple[float, float]:
