@@ -106,7 +106,7 @@ def analyse(
     # are built, the same as the head of the full list.
     scores = (scorer or ScoringEngine()).score(
         panel,
-        scan.candidates,
+        scan,  # read as arrays: the candidate objects are not built
         sentiment,
         as_of_index=t,
         features=features,
