@@ -45,7 +45,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
@@ -57,6 +57,9 @@ from joe.analysis.panel import to_utc_index, to_utc_timestamp
 from joe.data.calendars import sessions_after_many
 from joe.data.errors import InsufficientHistory
 from joe.data.regime_inputs import REGIME_CALENDAR
+
+_DAY_NS = 86_400 * 10**9
+_ZERO = timedelta(0)
 
 
 class RegimeLabel(StrEnum):
@@ -359,9 +362,15 @@ class RegimeDetector:
         `labelled`): the index's age and the VIX's age discount the row's confidence. `has_vix`: a VIX
         series was given (its age then adds the index's)."""
         when = to_utc_timestamp(as_of) if as_of is not None else labelled
-        spx_age = float((when.normalize() - labelled.normalize()).days)
-        # Read on its own day (every backtest day, most runs): no session in between, no calendar look-up.
-        same_day = spx_age == 0.0 and when.normalize() == labelled.normalize()
+        if when is labelled or (labelled.tzinfo is when.tzinfo and when.utcoffset() == _ZERO):
+            # Both in UTC (the usual case): the days between their midnights are those between their
+            # floored day numbers — what `normalize` gives, without building four Timestamps.
+            spx_age = float(when.value // _DAY_NS - labelled.value // _DAY_NS)
+            same_day = spx_age == 0.0
+        else:
+            spx_age = float((when.normalize() - labelled.normalize()).days)
+            # Read on its own day (every backtest day, most runs): no session between, no calendar look-up.
+            same_day = spx_age == 0.0 and when.normalize() == labelled.normalize()
         spx_sessions = 0.0 if same_day else float(session_age(labelled, when)[0])
         vix_age = float(row["vix_age_days"])
         vix_sessions = float(row["vix_age_sessions"])
