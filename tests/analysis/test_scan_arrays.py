@@ -16,7 +16,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from joe.analysis.panel import Panel
-from joe.analysis.scanner import SCANS, MarketScanner, ScanCandidate, ScanDefinition, scan_metrics
+from joe.analysis.scanner import (
+    SCANS,
+    MarketScanner,
+    ScanCandidate,
+    ScanDefinition,
+    _prior_ext,
+    _prior_ext_windows,
+    scan_metrics,
+)
 
 from .synth import random_walk_panel
 
@@ -107,3 +115,29 @@ def test_scanning_at_once_equals_one_scan_at_a_time(
     assert [c.hits for c in got.candidates] == [c.hits for c in cands]
     assert [got.hits(i) for i in range(len(cands))] == [c.hits for c in cands]
     assert all(_same(a.metrics, b.metrics) for a, b in zip(got.candidates, cands, strict=True))
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    rows=st.integers(1, 80),
+    cols=st.integers(1, 4),
+    window=st.integers(1, 90),
+    seed=st.integers(0, 10_000),
+    zeros=st.sampled_from(["none", "positive", "signed"]),
+    fn=st.sampled_from(["max", "min"]),
+)
+def test_prior_extremes_by_doubling_equal_window_by_window(
+    rows: int, cols: int, window: int, seed: int, zeros: str, fn: str
+) -> None:
+    rng = np.random.default_rng(seed)
+    x = np.round(rng.normal(size=(rows, cols)), 1)  # ties, and zeros of either sign
+    if zeros != "signed":
+        x = x + 0.0  # -0.0 becomes 0.0: the doubling path
+    if zeros == "none":
+        x[x == 0] = 0.5
+    x[rng.random(x.shape) < 0.2] = np.nan
+    x[rng.random(x.shape) < 0.05] = np.inf
+    x[rng.random(x.shape) < 0.05] = -np.inf
+    got, want = _prior_ext(x, window, fn), _prior_ext_windows(x, window, fn)
+    assert np.array_equal(got, want, equal_nan=True)
+    assert np.array_equal(np.signbit(got), np.signbit(want))

@@ -27,6 +27,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cached_property
+from itertools import compress
 
 import numpy as np
 import pandas as pd
@@ -118,6 +119,8 @@ class ScanResult:
     def hits(self, i: int) -> tuple[str, ...]:
         """The scans and watchlists that selected candidate `i`, in the order they ran."""
         row = self.tag_counts[i].tolist()
+        if max(row, default=0) <= 1:
+            return tuple(compress(self.tags, row))
         return tuple(tag for tag, n in zip(self.tags, row, strict=True) for _ in range(n))
 
     @cached_property
@@ -161,7 +164,35 @@ def _window_nanmean(x: np.ndarray, window: int, lag: int) -> np.ndarray:
 
 def _prior_ext(x: np.ndarray, window: int, fn: str) -> np.ndarray:
     """Per row i, the max (`fn="max"`) or min of the finite values of `x` on the `window` rows before
-    it (i-window .. i-1, rows before the first absent); NaN when there is none."""
+    it (i-window .. i-1, rows before the first absent); NaN when there is none.
+
+    By doubling: the extreme over 1, 2, 4 … rows ending at each row, then two overlapping spans of
+    the largest power of two cover the window — log2(window) passes instead of one per window row. A
+    max or min of the same values is the same number whichever way it is taken; only the sign of a
+    zero could depend on the order, so a column holding a -0.0 takes the window-by-window path
+    (`_prior_ext_windows`; property test tests/analysis/test_scan_arrays.py).
+    """
+    if window < 1 or (np.signbit(x) & (x == 0)).any():
+        return _prior_ext_windows(x, window, fn)
+    fill = -np.inf if fn == "max" else np.inf
+    op = np.maximum if fn == "max" else np.minimum
+    ext = np.full(x.shape, fill)  # row i holds row i-1 (the windows end the row before)
+    ext[1:] = np.where(np.isfinite(x[:-1]), x[:-1], fill)
+    span = 1
+    while span * 2 <= window:
+        nxt = ext.copy()
+        op(ext[span:], ext[:-span], out=nxt[span:])
+        ext, span = nxt, span * 2
+    shift = window - span
+    if 0 < shift < len(ext):  # the window ending at row i: the spans ending at i and at i - shift
+        out = ext.copy()
+        op(ext[shift:], ext[: len(ext) - shift], out=out[shift:])
+        ext = out
+    return np.where(np.isfinite(ext), ext, np.nan)
+
+
+def _prior_ext_windows(x: np.ndarray, window: int, fn: str) -> np.ndarray:
+    """`_prior_ext` one window at a time (a sliding-window reduction)."""
     fill = -np.inf if fn == "max" else np.inf
     padded = np.full((x.shape[0] + window, x.shape[1]), fill)
     padded[window:] = np.where(np.isfinite(x), x, fill)
@@ -264,7 +295,8 @@ class MarketScanner:
             raise KeyError(f"unknown scan(s): {unknown}; known: {sorted(self.scans)}")
         m = metrics if metrics is not None else scan_metrics(panel, t)
         has_bar = np.isfinite(m["close"])
-        price_ok = has_bar & (np.nan_to_num(m["close"], nan=-1.0) >= self.min_price)
+        with np.errstate(invalid="ignore"):  # NaN closes compare False (and have no bar)
+            price_ok = has_bar & (m["close"] >= self.min_price)
         adv = m["avg_dollar_volume"]
         # Unknown volume (a close-only series) cannot be judged on liquidity, so it is not filtered.
         liquid = price_ok & ((adv >= self.min_avg_dollar_volume) | np.isnan(adv))
@@ -276,8 +308,8 @@ class MarketScanner:
         }
 
         # Every scan at once: one row per scan of sort keys (the metric, negated for a descending scan:
-        # exact), +inf where the symbol does not pass; a stable sort then ranks each row by key and
-        # breaks ties by column, as `np.lexsort((cols, key))` over the passing columns does.
+        # exact) and of passing flags; each row's passing columns are then ranked by a stable sort of
+        # their keys, so ties break by column as `np.lexsort((cols, key))` did.
         defs = [self.scans[name] for name in names]
         n_sym = panel.n_symbols
         sign = np.array([1.0 if d.ascending else -1.0 for d in defs])[:, None]
@@ -288,9 +320,10 @@ class MarketScanner:
         keys = np.array([m[d.metric] for d in defs], dtype=np.float64).reshape(len(defs), n_sym) * sign
         with np.errstate(invalid="ignore"):
             ok = eligible & np.isfinite(keys) & (keys <= bound[:, None])
-        order = np.argsort(np.where(ok, keys, np.inf), axis=1, kind="stable")
-        counts = ok.sum(axis=1).tolist()
-        tops = [order[p, : min(d.limit, counts[p])] for p, d in enumerate(defs)]
+        tops = []
+        for p, d in enumerate(defs):
+            cols = np.flatnonzero(ok[p])
+            tops.append(cols[np.argsort(keys[p, cols], kind="stable")[: d.limit]])
         syms = panel.symbols
         rankings: dict[str, list[str]] = {
             name: [syms[j] for j in top.tolist()] for name, top in zip(names, tops, strict=True)

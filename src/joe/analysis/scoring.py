@@ -154,30 +154,33 @@ class ScoringEngine:
                 return np.column_stack([got[k][keep] for k in names]).tolist()  # type: ignore[no-any-return]
 
         keep, totals = _best(np.flatnonzero(ok), total, symbol, limit)
-        names = list(COMPONENTS)
-        comp_rows = values(names, keep) if len(keep) else []
-        detail_rows = values(DETAILS, keep) if len(keep) else []
-        signs = values(["sign"], keep) if len(keep) else []
+        if not len(keep):
+            return []
+        # One gather for everything the kept scores show: components, direction sign, details.
+        n_comp = len(COMPONENTS)
+        rows = values((*COMPONENTS, "sign", *DETAILS), keep)
         when = panel.dates[t]
         out: list[InstrumentScore] = []
         long, short = Direction.LONG, Direction.SHORT
+        fours = (4,) * n_comp
         for m, i in enumerate(keep.tolist()):
+            row = rows[m]
             out.append(
                 InstrumentScore(
                     symbol=symbol(i),
                     total=totals[m],
-                    direction=long if signs[m][0] > 0 else short,
-                    components={k: round(v, 4) for k, v in zip(names, comp_rows[m], strict=True)},
+                    direction=long if row[n_comp] > 0 else short,
+                    components=dict(zip(COMPONENTS, map(round, row[:n_comp], fours), strict=True)),
                     as_of=when,
                     hits=hits(i),
-                    details=dict(zip(DETAILS, detail_rows[m], strict=True)),
+                    details=dict(zip(DETAILS, row[n_comp + 1 :], strict=True)),
                 )
             )
         return out
 
     def score_rows(self, f: Features) -> dict[str, np.ndarray]:
         """`_score_rows` over every row and symbol of `f`'s panel without client sentiment, computed once
-        per `f` and engine settings: (dates × symbols) C-order arrays `ok`, `total`, `sign`, each
+        per `f` and engine settings: (dates × symbols) arrays `ok`, `total` (both C order), `sign`, each
         component and each of `DETAILS` (`sentiment_net_long` NaN). Element [t, j] is bit for bit what
         scoring symbol j alone at row t gives (the same elementwise arithmetic; property test
         tests/analysis/test_scoring_rows.py)."""
@@ -187,9 +190,15 @@ class ScoringEngine:
             r["sentiment_net_long"] = np.full(r["close"].shape, np.nan)
             with np.errstate(all="ignore"):
                 total, sign, comps = self._score_rows(r)
-            out = {"ok": r["ok"], "total": total, "sign": sign, **comps, **{k: r[k] for k in DETAILS}}
-            # Rows are what a day reads: C order, so a day's gather touches one contiguous row.
-            return {k: np.ascontiguousarray(v) for k, v in out.items()}
+            # A day gathers `ok` and `total` for its ~120 candidates: C order, one contiguous row each;
+            # the rest only for the ~20 it keeps, read where they are (the indicators: no copy).
+            return {
+                "ok": np.ascontiguousarray(r["ok"]),
+                "total": np.ascontiguousarray(total),
+                "sign": sign,
+                **comps,
+                **{k: r[k] for k in DETAILS},
+            }
 
         key = ("score_rows", tuple(self.weights.items()), self.sentiment_mode)
         return f.memo(key, make)  # type: ignore[no-any-return]
