@@ -69,3 +69,46 @@ def test_heat_map_cells_and_scale() -> None:
 def test_empty_inputs_draw_a_frame() -> None:
     assert ET.fromstring(line_chart("Exposure", pd.DatetimeIndex([]), [], "#000")) is not None
     assert ET.fromstring(heat_map("Monthly", pd.DataFrame(columns=range(1, 13)))) is not None
+
+
+def _axis_labels(svg: str) -> list[str]:
+    """The texts under the plot (the time axis), left to right."""
+    root = ET.fromstring(svg)
+    height = float(root.attrib["height"])
+    return [t.text or "" for t in root.iter(f"{NS}text") if float(t.attrib["y"]) == height - 8]
+
+
+def test_a_backtest_inside_one_year_has_dates_under_its_chart() -> None:
+    # 2017-01-03 .. 2017-12-29 crosses no year end: labelled by month, as matplotlib's date axis was.
+    index = pd.bdate_range("2017-01-03", "2017-12-29")
+    labels = _axis_labels(line_chart("Equity", index, np.linspace(1e5, 1.2e5, len(index)), "#000"))
+    assert labels == [f"2017-{m:02d}" for m in range(2, 13)]
+    # Across a year end (6 months), still months; the year alone would be one label.
+    index = pd.bdate_range("2020-10-07", "2021-04-07")
+    labels = _axis_labels(line_chart("Equity", index, np.ones(len(index)), "#000"))
+    assert labels == ["2020-11", "2020-12", "2021-01", "2021-02", "2021-03", "2021-04"]
+    # Two years: every other month at most 12 labels; several years: the years.
+    index = pd.bdate_range("2020-01-02", "2021-12-31")
+    assert len(_axis_labels(line_chart("Equity", index, np.ones(len(index)), "#000"))) <= 12
+    index = pd.bdate_range("2015-01-02", "2018-12-31")
+    assert _axis_labels(line_chart("Equity", index, np.ones(len(index)), "#000")) == ["2016", "2017", "2018"]
+    index = pd.bdate_range("2021-03-01", "2021-03-05")
+    assert _axis_labels(line_chart("Equity", index, np.ones(len(index)), "#000")) == ["2021-03-01"]
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.floats(-1e6, 1e6), st.floats(1e-9, 1e6))
+def test_a_value_axis_has_at_least_two_ticks(lo: float, span: float) -> None:
+    from joe.backtest.charts import _ticks
+
+    span = max(span, abs(lo) * 1e-6)  # a chart's range, not a few ulps of its values
+    ticks = _ticks(lo, lo + span)
+    assert len(ticks) >= 2
+    assert all(lo - 1e-6 * span <= v <= lo + span * (1 + 1e-6) for v in ticks)
+    assert len(ticks) <= 6
+
+
+def test_exposure_of_8_to_99_percent_gets_gridlines() -> None:
+    from joe.backtest.charts import _ticks
+
+    assert _ticks(7.8357, 98.6528) == [20, 40, 60, 80]  # was [50]: one line on a 0-100 % chart

@@ -27,7 +27,9 @@ RED, YELLOW, GREEN = (215, 48, 39), (255, 255, 191), (26, 152, 80)
 def _ticks(lo: float, hi: float, n: int = 5) -> list[float]:
     """About `n` round values covering [lo, hi] (1, 2 or 5 times a power of ten apart)."""
     span = hi - lo
-    raw = span / max(n - 1, 1)
+    # The step is the first round value at or above span / n, so at most 2.5 × span / n: at least
+    # n / 2.5 (2 for n = 5) ticks fall inside (span / (n - 1) could leave one: [50] for 7.8 .. 98.7).
+    raw = span / max(n, 1)
     mag = 10 ** math.floor(math.log10(raw))
     step = next(m * mag for m in (1, 2, 5, 10) if m * mag >= raw)
     first = math.ceil(lo / step) * step
@@ -37,6 +39,26 @@ def _ticks(lo: float, hi: float, n: int = 5) -> list[float]:
 def _label(v: float, step: float) -> str:
     decimals = max(0, -math.floor(math.log10(step))) if step > 0 else 0
     return f"{v:,.{decimals}f}"
+
+
+def time_marks(index: pd.DatetimeIndex, most: int = 12) -> list[tuple[int, str]]:
+    """The x axis's labelled rows: the first row of each year ("2021") when the index crosses at least
+    two year ends, else the first row of each month ("2021-03", every k-th month so at most `most`
+    labels), else (under a month) its first row's date — a chart of a backtest inside one year has dates
+    under it too."""
+    if not len(index):
+        return []
+    years = index.year.to_numpy()
+    rows = np.flatnonzero(np.r_[False, years[1:] != years[:-1]])
+    if len(rows) >= 2:
+        return [(int(r), str(years[r])) for r in rows]
+    months = years * 12 + index.month.to_numpy() - 1
+    rows = np.flatnonzero(np.r_[False, months[1:] != months[:-1]])
+    if not len(rows):
+        return [(0, index[0].strftime("%Y-%m-%d"))]
+    every = -(-len(rows) // most)  # ceil: 1, 2, 3 … months apart
+    rows = rows[months[rows] % every == 0]
+    return [(int(r), index[r].strftime("%Y-%m")) for r in rows]
 
 
 def line_chart(
@@ -78,12 +100,10 @@ def line_chart(
             parts.append(
                 f"<text x='{LEFT - 6}' y='{yy + 4:.1f}' text-anchor='end' {FONT}>{_label(v, step)}</text>"
             )
-        years = pd.DatetimeIndex(index).year
-        for row in np.flatnonzero(np.r_[False, years[1:] != years[:-1]]):
+        for row, text in time_marks(pd.DatetimeIndex(index)):
             xx = float(px(np.array([row]))[0])
             parts.append(f"<line x1='{xx:.1f}' x2='{xx:.1f}' y1='{TOP}' y2='{TOP + h}' stroke='#eee'/>")
-            year = years[row]
-            parts.append(f"<text x='{xx:.1f}' y='{height - 8}' text-anchor='middle' {FONT}>{year}</text>")
+            parts.append(f"<text x='{xx:.1f}' y='{height - 8}' text-anchor='middle' {FONT}>{text}</text>")
         # One polyline per run of finite values (a NaN breaks the line).
         edges = np.flatnonzero(np.diff(np.r_[0, finite.astype(np.int8), 0]))
         for a, b in zip(edges[::2], edges[1::2], strict=True):
@@ -148,4 +168,4 @@ def heat_map(title: str, monthly_pct: pd.DataFrame) -> str:
     return "".join(parts)
 
 
-__all__ = ["cell_colour", "heat_map", "line_chart"]
+__all__ = ["cell_colour", "heat_map", "line_chart", "time_marks"]
