@@ -134,3 +134,22 @@ def test_an_unknown_metric_is_refused_before_any_backtest_runs(tmp_path: Path) -
     for metric in ("sharpe", "cagr", "max_drawdown", "total_return"):
         spec = load_spec(_spec(tmp_path, text.replace("sharp", metric)), ExecutionConfig())
         assert spec.metric == metric
+
+
+def test_walk_forward_windows_start_where_the_regime_can_be_labelled(
+    history: History, market_dir: Path
+) -> None:
+    """With no --from (or one at the data's first day) the first in-sample window was the data's first
+    days, before the regime can be labelled: its backtest had no day and `joe backtest --walk-forward`
+    stopped with 'no trading day between <first day> and <end>: the data covers <first day> to ...'."""
+    from joe.backtest.sweep import WalkForward, windows
+
+    ready = history.panel.dates[history.first_regime_row()].date()
+    assert ready > history.panel.dates[0].date()  # the data starts before the regime can be labelled
+    wf = WalkForward(in_sample=20, out_of_sample=10)
+    wins = windows(history, BacktestOptions(f"csv:{market_dir}", None, None), wf)
+    assert wins[0][0] == ready
+    days = [d.date() for d in history.panel.dates]
+    for a, b, c, d in wins:
+        assert days.index(b) - days.index(a) + 1 == wf.in_sample  # every in-sample window is whole
+        assert days.index(c) == days.index(b) + 1 and c <= d

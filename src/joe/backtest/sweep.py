@@ -175,8 +175,11 @@ def sweep(spec: SweepSpec, base: BacktestOptions, mapper: Mapper) -> pd.DataFram
 
 
 def windows(history: History, base: BacktestOptions, wf: WalkForward) -> list[tuple[date, date, date, date]]:
-    """Rolling (in-sample start, end, out-of-sample start, end) over the base window's trading days."""
-    days = [history.panel.dates[t].date() for t in history.days(base.start, base.end)]
+    """Rolling (in-sample start, end, out-of-sample start, end) over the base window's trading days from
+    the first day the regime can be labelled (as a backtest starts: `replay`), so each in-sample window
+    has its `in_sample` days (the data's first ~200 days made the first window empty: a refused run)."""
+    ready = history.first_regime_row()
+    days = [history.panel.dates[t].date() for t in history.days(base.start, base.end).tolist() if t >= ready]
     out = []
     i = 0
     while i + wf.in_sample < len(days):
