@@ -73,3 +73,19 @@ def test_without_from_it_starts_on_the_first_day_the_regime_can_be_labelled(
     equity = pd.read_csv(folder / "equity.csv")
     assert equity["date"].iloc[0] == "2020-10-07" and equity["date"].iloc[-1] == "2020-10-16"
     assert (equity["regime"].str.len() > 0).all()
+
+
+def test_a_window_with_no_usable_day_says_why(project: Path, market_dir: Path) -> None:
+    """'no trading day between None and 2020-03-01: the data covers 2020-01-02 to 2020-03-01' named a
+    window full of data days and printed None for an option not given: it says the regime is the reason
+    (the data is read up to --to, and 2020-01-02 .. 2020-02-28 is too short to label it)."""
+    run = CliRunner().invoke
+    src = f"csv:{market_dir}"
+    res = run(app, ["backtest", "--source", src, "--to", "2020-03-01"])
+    assert res.exit_code == 2, res.output
+    out = res.output.replace("\n", " ")
+    assert "None" not in out and "the data's first day" in out
+    assert "on which the regime can be labelled (on none of the data's days: it needs ~200 bars" in out
+    res = run(app, ["backtest", "--source", src, "--from", "2031-01-01"])
+    assert res.exit_code == 2 and "None" not in res.output and "no trading day" in res.output
+    assert not (project / "data" / "backtests").exists()

@@ -103,6 +103,7 @@ async def replay(
     Raises `BacktestError` when the window holds no trading day of the data.
     """
     days = history.days(start, end)
+    in_window = len(days)
     warnings: list[str] = []
     ready = history.first_regime_row()
     if len(days) and days[0] < ready:
@@ -116,8 +117,16 @@ async def replay(
         days = days[days >= ready]
     if not len(days):
         d = history.panel.dates
+        why = ""
+        if in_window:  # the window has data, but all of it before the regime can be labelled
+            why = (
+                f" on which the regime can be labelled (from {d[ready].date()} on"
+                if ready < len(d)
+                else " on which the regime can be labelled (on none of the data's days"
+            ) + ": it needs ~200 bars of index history)"
+        lo, hi = start or "the data's first day", end or "its last day"
         raise BacktestError(
-            f"no trading day between {start} and {end}: the data covers {d[0].date()} to {d[-1].date()}"
+            f"no trading day between {lo} and {hi}{why}: the data covers {d[0].date()} to {d[-1].date()}"
         )
     rt = scratch_runtime(config, scratch)
     try:
