@@ -157,3 +157,31 @@ def test_run_equals_copying_every_call_then_ranking() -> None:
                 ]
                 compared += len(got)
     assert compared > 50, "the comparison must see signals"
+
+
+def test_a_subclass_that_overrides_only_generate_is_decided_by_its_generate() -> None:
+    """The engine asks a built-in strategy for its `candidates` (cheaper than building signals); a
+    subclass that writes its own `generate` must be decided by that method, not by the parent's
+    `candidates` it never looked at."""
+    from joe.analysis.strategies.trend_following import TrendFollowing
+
+    panel = random_walk_panel(4, n_dates=320, n_symbols=24)
+    features = Features(panel)
+    symbols = list(panel.symbols)
+    t = panel.n_dates - 1
+    regime = Regime(RegimeLabel.BULL_QUIET, 0.9, panel.dates[t], {"stress": 0.1})
+    parent = TrendFollowing()
+    assert parent.generate(panel, symbols, t, features), "the fixture must give the parent some calls"
+
+    class Silent(TrendFollowing):
+        def generate(self, panel, symbols, as_of_index, features=None):  # type: ignore[no-untyped-def]
+            return []
+
+    class Renamed(TrendFollowing):  # overrides nothing: the parent's candidates still decide
+        pass
+
+    scores = [InstrumentScore(s, 90.0, Direction.LONG, {}, panel.dates[t]) for s in symbols]
+    assert StrategyEngine([Silent()], min_score=0, top_n=24).run(panel, scores, regime, t, features) == []
+    want = StrategyEngine([parent], min_score=0, top_n=24).run(panel, scores, regime, t, features)
+    got = StrategyEngine([Renamed()], min_score=0, top_n=24).run(panel, scores, regime, t, features)
+    assert want and got == want

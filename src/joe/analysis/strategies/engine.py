@@ -8,6 +8,7 @@ in its `meta["agreeing"]`. Signals are ranked by confidence × score and capped 
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from typing import Any
 
@@ -117,14 +118,27 @@ class StrategyEngine:
         return out
 
 
+@functools.cache
+def _decides_by_candidates(cls: type) -> bool:
+    """Whether `cls`'s calls are its `candidates`: the nearest class in its MRO that defines either
+    method defines `candidates`. A subclass of a built-in strategy that overrides only `generate` is
+    decided by its `generate` — the method it wrote — not by the parent's `candidates`."""
+    for k in cls.__mro__:
+        if "candidates" in vars(k):
+            return True
+        if "generate" in vars(k):
+            return False
+    return False
+
+
 def _candidates(
     strat: Strategy, panel: Panel, symbols: Sequence[str], t: int, features: Features
 ) -> list[Candidate]:
-    """`strat`'s calls at row `t`: its `candidates` when it has them (the built-in strategies), else
-    its `generate`'s signals as they are (a strategy that only implements the protocol)."""
-    own = getattr(strat, "candidates", None)
-    if own is not None:
-        return own(panel, symbols, t, features)  # type: ignore[no-any-return]
+    """`strat`'s calls at row `t`: its `candidates` when they are what decides its calls (the
+    built-in strategies), else its `generate`'s signals as they are (a strategy that only implements
+    the protocol, or a subclass that overrides `generate`)."""
+    if _decides_by_candidates(type(strat)):
+        return strat.candidates(panel, symbols, t, features)  # type: ignore[attr-defined,no-any-return]
     return [
         Candidate(s.strategy, s.symbol, s.direction, s.confidence, prebuilt=s)
         for s in strat.generate(panel, symbols, t, features)
