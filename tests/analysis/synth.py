@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import math
 
 import numpy as np
 import pandas as pd
@@ -64,3 +65,20 @@ def random_walk_panel(
         for a in arrays:
             a[holes] = np.nan
     return Panel(dates, [f"S{j}" for j in range(n_symbols)], *arrays)
+
+
+def same_float(a: float, b: float) -> bool:
+    """Equal, or both NaN (bit-for-bit comparisons of two computations of one value)."""
+    return (math.isnan(a) and math.isnan(b)) or a == b
+
+
+def close_only_panel(p: Panel, cols: list[int]) -> Panel:
+    """`p` with the columns `cols` made of closes only (open = previous close, no volume)."""
+    o, h, lo, c, v = (getattr(p, k).copy() for k in ("open", "high", "low", "close", "volume"))
+    for j in cols:
+        prev = np.concatenate([[c[0, j]], c[:-1, j]])
+        o[:, j] = prev
+        h[:, j] = np.maximum(prev, c[:, j])
+        lo[:, j] = np.minimum(prev, c[:, j])
+        v[:, j] = np.nan
+    return Panel(p.dates, p.symbols, o, h, lo, c, v)

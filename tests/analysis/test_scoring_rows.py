@@ -8,8 +8,6 @@ selection that rounds only what can reach the head is covered too) between the t
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -19,12 +17,7 @@ from joe.analysis.scanner import MarketScanner
 from joe.analysis.scoring import COMPONENTS, DETAILS, InstrumentScore, ScoringEngine, _readings
 from joe.brokers.base import Sentiment
 
-from .synth import random_walk_panel
-from .test_scoring_vectorised import _close_only
-
-
-def _same(a: float, b: float) -> bool:
-    return (math.isnan(a) and math.isnan(b)) or a == b
+from .synth import close_only_panel, random_walk_panel, same_float
 
 
 def _equal(a: list[InstrumentScore], b: list[InstrumentScore]) -> bool:
@@ -33,8 +26,8 @@ def _equal(a: list[InstrumentScore], b: list[InstrumentScore]) -> bool:
     ]
     for x, y in zip(a, b, strict=True):
         assert x.components.keys() == y.components.keys() and x.details.keys() == y.details.keys()
-        assert all(_same(x.components[k], y.components[k]) for k in x.components)
-        assert all(_same(x.details[k], y.details[k]) for k in x.details)
+        assert all(same_float(x.components[k], y.components[k]) for k in x.components)
+        assert all(same_float(x.details[k], y.details[k]) for k in x.details)
     return True
 
 
@@ -50,7 +43,7 @@ def _equal(a: list[InstrumentScore], b: list[InstrumentScore]) -> bool:
 def test_every_row_at_once_equals_each_row_alone(
     seed: int, n_dates: int, nan_frac: float, close_only: list[int], mode: str, data: st.DataObject
 ) -> None:
-    panel = _close_only(random_walk_panel(seed, n_dates, 10, nan_frac), sorted(set(close_only)))
+    panel = close_only_panel(random_walk_panel(seed, n_dates, 10, nan_frac), sorted(set(close_only)))
     eng = ScoringEngine(sentiment_mode=mode)  # type: ignore[arg-type]
     every = eng.score_rows(Features(panel, every_row=True))
     f = Features(panel)

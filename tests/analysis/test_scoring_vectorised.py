@@ -16,12 +16,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from joe.analysis.features import Features, at, finite
-from joe.analysis.panel import Panel
 from joe.analysis.scoring import ScoringEngine, _net_long, _readings
 from joe.brokers.base import Sentiment
 from joe.core.models import Direction
 
-from .synth import random_walk_panel
+from .synth import close_only_panel, random_walk_panel, same_float
 
 
 def _clip1(x: float) -> float:
@@ -102,22 +101,6 @@ def reference_score(
     return total, direction, comps, details
 
 
-def _same(a: float, b: float) -> bool:
-    return (math.isnan(a) and math.isnan(b)) or a == b
-
-
-def _close_only(p: Panel, cols: list[int]) -> Panel:
-    """`p` with the columns `cols` made of closes only (open = previous close, no volume)."""
-    o, h, lo, c, v = (getattr(p, k).copy() for k in ("open", "high", "low", "close", "volume"))
-    for j in cols:
-        prev = np.concatenate([[c[0, j]], c[:-1, j]])
-        o[:, j] = prev
-        h[:, j] = np.maximum(prev, c[:, j])
-        lo[:, j] = np.minimum(prev, c[:, j])
-        v[:, j] = np.nan
-    return Panel(p.dates, p.symbols, o, h, lo, c, v)
-
-
 @settings(max_examples=40, deadline=None)
 @given(
     seed=st.integers(0, 10_000),
@@ -130,7 +113,7 @@ def _close_only(p: Panel, cols: list[int]) -> Panel:
 def test_vectorised_scores_equal_one_at_a_time(
     seed: int, n_dates: int, nan_frac: float, close_only: list[int], mode: str, data: st.DataObject
 ) -> None:
-    panel = _close_only(random_walk_panel(seed, n_dates, 8, nan_frac), sorted(set(close_only)))
+    panel = close_only_panel(random_walk_panel(seed, n_dates, 8, nan_frac), sorted(set(close_only)))
     t = data.draw(st.integers(0, n_dates - 1), label="row")
     pcts = st.floats(0, 100, allow_nan=False)
     sentiment = {
@@ -154,11 +137,11 @@ def test_vectorised_scores_equal_one_at_a_time(
             continue
         s = got[sym]
         assert raw_total[j] == want[0] and raw_sign[j] == want[1].sign
-        assert all(_same(float(raw_comps[k][j]), v) for k, v in want[2].items())
+        assert all(same_float(float(raw_comps[k][j]), v) for k, v in want[2].items())
         assert (s.total, s.direction) == (round(want[0], 4), want[1])
         assert s.components.keys() == want[2].keys() and s.details.keys() == want[3].keys()
-        assert all(_same(s.components[k], round(v, 4)) for k, v in want[2].items()), s.components
-        assert all(_same(s.details[k], v) for k, v in want[3].items()), (s.details, want[3])
+        assert all(same_float(s.components[k], round(v, 4)) for k, v in want[2].items()), s.components
+        assert all(same_float(s.details[k], v) for k, v in want[3].items()), (s.details, want[3])
 
 
 @settings(max_examples=25, deadline=None)
@@ -188,8 +171,8 @@ def test_a_limit_keeps_the_head_of_the_full_list(
             b.hits,
             b.as_of,
         )
-        assert all(_same(a.components[k], v) for k, v in b.components.items())
-        assert all(_same(a.details[k], v) for k, v in b.details.items())
+        assert all(same_float(a.components[k], v) for k, v in b.components.items())
+        assert all(same_float(a.details[k], v) for k, v in b.details.items())
     assert [s.total for s in full] == sorted((s.total for s in full), reverse=True)
 
 

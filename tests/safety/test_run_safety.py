@@ -190,3 +190,28 @@ def test_daily_loss_denies_every_entry_of_a_paper_run(project: Path) -> None:
         row["execution"] for row in rows if row.get("execution", "").startswith("denied: daily_loss_limit: ")
     ]
     assert rows and len(denied) == len(rows), rows
+
+
+def test_a_run_with_no_signal_still_notes_the_kill_file_and_builds_no_book(project: Path) -> None:
+    """`RunGuard.screen_run` skips the daily book when no signal reaches the gate (a backtest's usual
+    day), but not the trading-state check: a kill file still makes the run's entries refused (exit 3)."""
+    import asyncio
+    from types import SimpleNamespace
+
+    from joe.safety.run_guard import RunGuard
+
+    rt = bootstrap()
+    try:
+        guard = RunGuard.start(rt)
+        (project / "data" / "KILL").write_text("halt\n")
+
+        def no_book(*a: object, **k: object) -> None:
+            raise AssertionError("the daily book was built for no signal")
+
+        guard.daily_book = no_book  # type: ignore[assignment,method-assign]
+        st = SimpleNamespace(pf=object(), snap=object(), as_of_idx=0)
+        allowed, denied = asyncio.run(guard.screen_run(st, []))  # type: ignore[arg-type]
+        assert (allowed, denied) == ([], {})
+        assert guard.entries_refused is not None and "kill-file" in str(guard.entries_refused)
+    finally:
+        rt.close()
