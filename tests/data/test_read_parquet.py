@@ -1,4 +1,4 @@
-"""`joe.data.files.read_parquet` gives the very frame `pd.read_parquet` gives (it only skips pandas'
+"""`joe.data.file_read.read_parquet` gives the very frame `pd.read_parquet` gives (it only skips pandas'
 route through pyarrow's dataset layer): index, column order, dtypes, time zones, missing values."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from joe.data.files import read_parquet
+from joe.data.file_read import read_parquet
 
 N = 5
 DATES = pd.date_range("2024-01-01", periods=N, freq="D")

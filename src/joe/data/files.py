@@ -21,7 +21,6 @@ Asset class is guessed from the symbol (BTC-USD → crypto, EURUSD → fx, other
 from __future__ import annotations
 
 import fnmatch
-import gzip
 import re
 from dataclasses import dataclass, field
 from datetime import date, timedelta
@@ -29,7 +28,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import pyarrow.parquet as pq
 
 from joe.brokers.base import HISTORY_COLUMNS
 from joe.core import clock
@@ -44,6 +42,7 @@ from joe.data.dates import (
 )
 from joe.data.duplicates import drop_repeats
 from joe.data.errors import DataError
+from joe.data.file_read import read_raw
 from joe.data.frames import FrameSource, as_of_cutoff, bars_from_closes
 from joe.data.quality import Finding, QualityConfig
 from joe.data.sessions import drop_non_session_bars
@@ -109,78 +108,6 @@ def _pick(columns: dict[str, str], aliases: tuple[str, ...]) -> str | None:
     return None
 
 
-SEPARATORS = {";": "semicolon ';'", "\t": "tab", "|": "pipe '|'"}
-_DECIMAL_COMMA = re.compile(r"^-?\d+,\d+$")
-
-
-def text_encoding(path: Path) -> str:
-    """utf-16 for a file that starts with a UTF-16 byte-order mark (Excel's "Unicode Text"), else utf-8
-    (a UTF-8 byte-order mark is skipped)."""
-    opener = gzip.open if path.name.lower().endswith(".gz") else open
-    try:
-        with opener(path, "rb") as fh:
-            head = fh.read(2)
-    except OSError:
-        return "utf-8"
-    return "utf-16" if head in (b"\xff\xfe", b"\xfe\xff") else "utf-8-sig"
-
-
-def sniff_separator(path: Path) -> tuple[str, bool]:
-    """(the field separator of a CSV file, whether its numbers use decimal commas), from its first lines.
-
-    A comma in the header means ','; otherwise the most frequent of ';', tab and '|'. Decimal commas
-    (``12,5``) are only possible with another separator.
-    """
-    opener = gzip.open if path.name.lower().endswith(".gz") else open
-    try:
-        with opener(path, "rt", encoding=text_encoding(path), errors="replace") as fh:
-            lines = [fh.readline() for _ in range(6)]
-    except OSError:
-        return ",", False
-    header = lines[0]
-    counts = {sep: header.count(sep) for sep in SEPARATORS}
-    best = max(counts, key=lambda k: counts[k])
-    if "," in header or counts[best] == 0:
-        return ",", False
-    fields = [f.strip().strip('"') for line in lines[1:] for f in line.split(best)]
-    return best, any(_DECIMAL_COMMA.match(f) for f in fields)
-
-
-def read_parquet(path: Path) -> pd.DataFrame:
-    """`pd.read_parquet(path)` for one local file: the same frame (pandas' metadata: index, dtypes, time
-    zones), read through `pyarrow.parquet.ParquetFile` on this thread instead of pandas' route through
-    pyarrow's dataset layer, which costs twice the read itself on a small file (~1.5 ms of ~3 ms: 0.7 s
-    CPU of a 500-file folder). Test: tests/data/test_read_parquet.py (equal frames, many dtypes)."""
-    with pq.ParquetFile(path) as fh:
-        table = fh.read(use_threads=False, use_pandas_metadata=True)
-    return table.to_pandas()
-
-
-def _read(path: Path) -> tuple[pd.DataFrame, str | None]:
-    """The file as a frame, and a note when it is not a plain comma-separated CSV."""
-    note = None
-    try:
-        if path.name.lower().endswith((".parquet", ".pq")):
-            df = read_parquet(path)
-            if isinstance(df.index, pd.DatetimeIndex):
-                df = df.reset_index(names=df.index.name or "date")
-            return df, None
-        sep, decimal_comma = sniff_separator(path)
-        if sep != ",":
-            note = f"read as a {SEPARATORS[sep]}-separated file" + (
-                " with decimal commas (12,5 = 12.5)" if decimal_comma else ""
-            )
-        encoding = text_encoding(path)
-        return pd.read_csv(path, sep=sep, decimal="," if decimal_comma else ".", encoding=encoding), note
-    except Exception as exc:  # any reader failure becomes a message about this file
-        raise DataError(
-            f"{path.name}: cannot be read as {'Parquet' if 'parq' in path.name else 'CSV'} "
-            f"({type(exc).__name__}: {exc}"
-            + (f"; {note}" if note else "")
-            + "); check the file is not truncated or mislabelled"
-        ) from exc
-
-
 @dataclass
 class LoadedFile:
     """One file read and validated: its bars, the file line of each bar, and load-time findings."""
@@ -216,7 +143,7 @@ def read_file(path: Path, date_format: str | DateFormats | None = None) -> Loade
     Daily bars are dated by their session date whatever the UTC offset (`joe.data.dates`). Bars whose
     open/close lie outside high/low are widened to contain them and reported as a warning with rows.
     """
-    df, note = _read(path)
+    df, note = read_raw(path)
     f = path.name
     sym = _symbol_of(path)
     if df.empty:
