@@ -30,7 +30,10 @@ IMPORTS = "import joe.backtest.loading, joe.backtest.runner"
 def import_seconds() -> float:
     """Wall seconds a fresh interpreter takes to import the backtest's modules (best of 3)."""
     code = f"import time; t = time.perf_counter(); {IMPORTS}; print(time.perf_counter() - t)"
-    runs = [subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=os.environ) for _ in range(3)]  # fmt: skip
+    runs = [
+        subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+        for _ in range(3)
+    ]
     return min(float(r.stdout.strip()) for r in runs)
 
 
