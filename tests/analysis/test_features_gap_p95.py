@@ -9,8 +9,11 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
 
-from joe.analysis.features import GAP_BLOCK, Features, window_percentile
+from joe.analysis.features import GAP_BLOCK, Features, percentile, window_percentile
 from joe.analysis.panel import Panel
 
 
@@ -68,3 +71,16 @@ def test_window_percentile_refuses_a_bad_window_or_q() -> None:
         window_percentile(np.zeros((5, 1)), 0, 95)
     with pytest.raises(ValueError, match="q within"):
         window_percentile(np.zeros((5, 1)), 3, 101)
+
+
+@given(
+    x=hnp.arrays(np.float64, st.integers(1, 130), elements=st.floats(-1e6, 1e6, allow_nan=False)),
+    q=st.one_of(st.sampled_from([0.0, 5.0, 50.0, 95.0, 100.0]), st.floats(0, 100)),
+    ties=st.booleans(),
+)
+def test_percentile_is_numpys_bit_for_bit(x: np.ndarray, q: float, ties: bool) -> None:
+    if ties:  # many equal values, as prices on a tick grid give
+        x = np.round(x, -5)
+    assert percentile(x, q) == np.percentile(x, q)  # (a signed zero's sign may differ: == is the claim)
+    a = np.abs(x)  # the gaps' case: no negative zero, so the same bits
+    assert np.float64(percentile(a, q)).tobytes() == np.percentile(a, q).tobytes()
