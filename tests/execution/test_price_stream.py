@@ -271,22 +271,23 @@ async def test_source_stats_give_each_broker_its_quotes_newest_age_and_stale_cou
 @settings(max_examples=40, deadline=None)
 @given(
     batches=st.lists(
-        st.tuples(st.lists(st.integers(0, 5), min_size=1, max_size=12), st.floats(-1.0, 3.0)),
+        st.tuples(st.lists(st.integers(0, 39), min_size=1, max_size=80), st.floats(-1.0, 3.0)),
         min_size=1,
-        max_size=200,
+        max_size=120,
     ),
-    peek=st.integers(0, 199),
+    peek=st.integers(0, 119),
 )
 def test_last_seen_and_counts_are_those_of_every_batch_booked_at_once(
     batches: list[tuple[list[int], float]], peek: int
 ) -> None:
-    """The stream notes each batch's instruments and books them into its per-instrument figures a few
-    dozen batches at a time: whenever they are read (here also once midway), they are what booking
-    every batch at its arrival gives - the last batch's time per instrument, each quote counted. The
-    injected clock also steps back at times: the last batch still decides, not the latest time."""
+    """The stream books each batch's instruments into its per-instrument figures as it hands the batch on
+    (a plain loop up to 32 quotes, a count per instrument above; ids beyond the figures' length grow
+    them): whenever they are read (here also once midway), they are what booking every batch at its
+    arrival gives - the last batch's time per instrument, each quote counted. The injected clock also
+    steps back at times: the last batch still decides, not the latest time."""
     clock = Clock()
     s = PriceStream(stale_after_s=1e9, monotonic=clock)
-    syms = [f"S{i}" for i in range(6)]
+    syms = [f"S{i}" for i in range(40)]
     for sym in syms:
         s.instruments.id(sym)
     seen: dict[str, float] = {}
@@ -303,6 +304,24 @@ def test_last_seen_and_counts_are_those_of_every_batch_booked_at_once(
     s.sources["fake"] = Source()
     s.watched = dict.fromkeys(syms, "fake")
     assert s.source_stats()["fake"]["quotes"] == sum(counts.values()) == s.quotes
+
+
+@pytest.mark.parametrize("n", [1, 32, 33, 500])
+def test_a_batch_books_every_quote_of_it_small_or_large(n: int) -> None:
+    # Up to 32 quotes a batch is booked in a loop, above by a count per instrument: both count every
+    # quote, repeats included, and stamp each instrument with the batch's time; an id past the figures'
+    # length grows them.
+    clock = Clock()
+    s = PriceStream(stale_after_s=1e9, monotonic=clock)
+    syms = [f"S{i}" for i in range(40)]
+    for sym in syms:
+        s.instruments.id(sym)
+    ids = [(7 * k) % 40 if k % 3 else 39 for k in range(n)]
+    s.push_batch(QuoteBatch.of(ids, [0] * n, [1.0] * n, [1.1] * n))
+    s.sources["fake"] = Source()
+    s.watched = {"S39": "fake"}
+    assert s.source_stats()["fake"]["quotes"] == ids.count(39)
+    assert {x: s.last_seen(x) for x in syms} == {x: (1000.0 if int(x[1:]) in ids else None) for x in syms}
 
 
 def test_last_seen_is_the_last_batch_when_the_clock_went_back_inside_one_booking() -> None:

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import itertools
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -41,10 +40,10 @@ log = logging.getLogger(__name__)
 
 
 RESUBSCRIBE_MAX_S = 300.0  # the longest gap between two resubscriptions of a stale instrument
-# Batches whose (arrival time, instruments) are noted before `_fold` books them into the per-instrument
-# last-seen times and counts: a few vectorised calls per this many batches, not per batch (small batches
-# keep the per-quote latency low). Anything that reads those figures folds first.
-_FOLD_BATCHES = 64
+# A batch up to this many quotes books its instruments' last-seen time and count in a plain loop; a
+# larger one counts them with numpy first (one `bincount`) and loops over the distinct ids. Either way
+# every batch is booked as it is handed on: no periodic catch-up pass lands on one quote's latency.
+_NOTE_LOOP = 32
 
 
 class QuoteConsumer(Protocol):
@@ -131,10 +130,8 @@ class PriceStream:
         self.consumer_errors = 0
         self._since: dict[str, float] = {}  # symbol -> monotonic time its staleness clock started
         self._resub: dict[str, tuple[float, float]] = {}  # stale symbol -> (next attempt, gap) monotonic
-        self._last_seen = np.zeros(16)  # per instrument id, monotonic seconds
-        self._counts = np.zeros(16, dtype=np.int64)  # per instrument id, quotes received
-        self._unfolded: list[tuple[float, np.ndarray]] = []  # (monotonic s, batch.inst) not in the two yet
-        self._folded_upto = 0.0  # the latest batch time folded so far, the bound of every `_last_seen`
+        self._last_seen: list[float] = [0.0] * 16  # per instrument id, monotonic seconds (0: never)
+        self._counts: list[int] = [0] * 16  # per instrument id, quotes received
         self._b_inst: list[int] = []
         self._b_ts: list[int] = []
         self._b_bid: list[float] = []
@@ -259,12 +256,9 @@ class PriceStream:
             return
         self.quotes += n
         self.batches += 1
-        unfolded = self._unfolded
-        unfolded.append((self.monotonic(), batch.inst))
+        self._note(self.monotonic(), batch.inst)
         if self.stale:
-            self._clear_fresh()  # folds first
-        elif len(unfolded) >= _FOLD_BATCHES:
-            self._fold()
+            self._clear_fresh()
         if self.borrowed:
             batch = self._own_quotes(batch)
             if len(batch) == 0:
@@ -278,34 +272,33 @@ class PriceStream:
                 log.exception("quote consumer %r failed on a batch of %d quotes", c, n)
                 self.audit.record("stream.consumer_error", {"consumer": type(c).__name__, "error": repr(exc)})
 
-    def _fold(self) -> None:
-        """Book the noted batches into `_last_seen` (each instrument: the time of the last batch that
-        carried it) and `_counts` (repeated ids count each time)."""
-        unfolded = self._unfolded
-        if not unfolded:
+    def _note(self, now: float, inst: np.ndarray) -> None:
+        """Book a batch handed on at `now` (monotonic s): each instrument in it was last seen at `now` (the
+        last batch that carried an instrument decides, whatever an injected clock does) and its count
+        grows by its quotes in the batch. O(quotes) per batch, so the cost lands evenly on every batch."""
+        last, counts = self._last_seen, self._counts
+        if len(inst) <= _NOTE_LOOP:
+            ids = inst.tolist()
+            if max(ids) >= len(last):
+                self._grow(max(ids) + 1)
+                last, counts = self._last_seen, self._counts
+            for u in ids:
+                last[u] = now
+                counts[u] += 1
             return
-        self._unfolded = []
-        insts = unfolded[0][1] if len(unfolded) == 1 else np.concatenate([i for _, i in unfolded])
-        top = int(insts.max()) + 1
-        if top > len(self._last_seen):
-            grow = max(top, 2 * len(self._last_seen))
-            self._last_seen = np.concatenate((self._last_seen, np.zeros(grow)))
-            self._counts = np.concatenate((self._counts, np.zeros(grow, dtype=np.int64)))
-        stamps = [t for t, _ in unfolded]
-        times = np.repeat(np.array(stamps), [len(i) for _, i in unfolded])
-        rising = all(a <= b for a, b in itertools.pairwise(stamps))
-        if rising and stamps[0] >= self._folded_upto:
-            # the usual case (a monotonic clock): the last batch's time is the latest, and no earlier
-            # fold saw a later one, so a max per instrument is its last-seen time — one `maximum.at`,
-            # no sort (`np.unique`) per fold
-            np.maximum.at(self._last_seen, insts, times)
-        else:  # a clock that went back (an injected one): the last batch decides, as documented
-            ids, first_from_end = np.unique(insts[::-1], return_index=True)
-            self._last_seen[ids] = times[len(insts) - 1 - first_from_end]
-        self._counts[:top] += np.bincount(insts, minlength=top)
-        # the latest time of any fold, not its last batch's: with the clock stepped back inside a fold,
-        # an earlier batch of it set a later time than its last one
-        self._folded_upto = max(self._folded_upto, *stamps)
+        per = np.bincount(inst)
+        if len(per) > len(last):
+            self._grow(len(per))
+            last, counts = self._last_seen, self._counts
+        nz = np.flatnonzero(per)
+        for u, k in zip(nz.tolist(), per[nz].tolist(), strict=True):
+            last[u] = now
+            counts[u] += k
+
+    def _grow(self, top: int) -> None:
+        grow = max(top, 2 * len(self._last_seen)) - len(self._last_seen)
+        self._last_seen.extend([0.0] * grow)
+        self._counts.extend([0] * grow)
 
     def _own_quotes(self, batch: QuoteBatch) -> QuoteBatch:
         """`batch` without the quotes borrowed from another broker (failover): they keep an instrument
@@ -335,26 +328,23 @@ class PriceStream:
 
     def last_seen(self, symbol: str) -> float | None:
         """Monotonic time of the last quote for `symbol`, or None."""
-        if self._unfolded:
-            self._fold()
         i = self.instruments.get(symbol)
         if i is None or i >= len(self._last_seen) or self._last_seen[i] == 0:
             return None
-        return float(self._last_seen[i])
+        return self._last_seen[i]
 
     def source_stats(self) -> dict[str, dict[str, float | int | None]]:
         """Per attached source (a broker): quotes received on the instruments it carries, the age in
         seconds of its newest quote (None before its first), and how many of its instruments are
         watched and stale. The daemon's heartbeat carries it; `/metrics` reads it per broker."""
         now = self.monotonic()
-        self._fold()
         out: dict[str, dict[str, float | int | None]] = {}
         for name in self.sources:
             ids = [i for s, src in self.watched.items() if src == name
                    for i in [self.instruments.get(s)] if i is not None and i < len(self._counts)]  # fmt: skip
-            seen = max((float(self._last_seen[i]) for i in ids if self._last_seen[i]), default=None)
+            seen = max((self._last_seen[i] for i in ids if self._last_seen[i]), default=None)
             out[name] = {
-                "quotes": int(self._counts[ids].sum()) if ids else 0,
+                "quotes": sum(self._counts[i] for i in ids),
                 "quote_age_s": None if seen is None else round(now - seen, 3),
                 "watched": sum(1 for src in self.watched.values() if src == name),
                 "stale": sum(1 for s in self.stale if self.watched.get(s) == name),
