@@ -294,6 +294,8 @@ async def run_w2(
     t0, c0 = time.perf_counter(), time.process_time()
     await stream.start()
     await src.done.wait()
+    if src.error is not None:
+        raise RuntimeError("the W2 replay stopped early") from src.error
     seconds = time.perf_counter() - t0
     cpu_seconds = time.process_time() - c0
     await stream.stop()

@@ -104,3 +104,19 @@ def test_bad_rate_and_chunk_are_refused() -> None:
         ReplaySource(["X"], np.zeros(1), one, one, one, rate=0)
     with pytest.raises(ValueError, match="chunk must be >= 1"):
         ReplaySource(["X"], np.zeros(1), one, one, one, chunk=0)
+
+
+async def test_a_replay_whose_sink_fails_sets_done_and_keeps_the_error() -> None:
+    # A replay stopped by an exception must not leave its caller waiting on `done` for ever (the W2
+    # benchmark waits on it): `done` is set and `error` holds what stopped it.
+    class Broken(PriceStream):
+        def push_batch(self, batch: QuoteBatch) -> None:
+            raise OSError("sink gone")
+
+    stream = Broken(max_batch=4)
+    src = ReplaySource(["X"], np.zeros(8, dtype=np.int32), np.arange(8), np.ones(8), np.ones(8) * 2, chunk=4)
+    stream.add_source(src)
+    await stream.start()
+    await asyncio.wait_for(src.done.wait(), 10)
+    assert isinstance(src.error, OSError)
+    await stream.stop()

@@ -75,6 +75,7 @@ class ReplaySource:
         self._stream: QuoteSink | None = None
         self._task: asyncio.Task[None] | None = None
         self._data: QuoteBatch | None = None
+        self.error: BaseException | None = None  # what stopped the replay early (then `done` is set too)
 
     def bind(self, stream: QuoteSink) -> None:
         self._stream = stream
@@ -111,7 +112,8 @@ class ReplaySource:
         return [self._slice(i, min(n, i + self.chunk)) for i in range(0, n, self.chunk)]
 
     async def run(self) -> None:
-        """Push every quote, then set `done`."""
+        """Push every quote, then set `done`. A failure (a sink that raises) also sets `done`, with the
+        exception in `error`, so a caller waiting on `done` is not left hanging."""
         if self._stream is None:
             raise RuntimeError("bind the source to a PriceStream first")
         try:
@@ -119,9 +121,12 @@ class ReplaySource:
                 await self._run_unpaced(self._stream)
             else:
                 await self._run_paced(self._stream, self.rate)
+        except BaseException as exc:
+            self.error = exc
+            raise
         finally:
             self._fill_latencies()
-        self.done.set()
+            self.done.set()
 
     def _fill_latencies(self) -> None:
         lat = self.quote_latencies
