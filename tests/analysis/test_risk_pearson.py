@@ -87,3 +87,61 @@ def test_pearson_rows_is_pearson_for_each_row(rows: list[np.ndarray]) -> None:
 @given(st.lists(st.floats(0, 100, allow_nan=False), min_size=1, max_size=9))
 def test_mean_of_is_np_mean(values: list[float]) -> None:
     assert mean_of(values) == float(np.mean(values))
+
+
+def _gram_form(f: Features, sym: str, t: int, others: set[str]) -> dict[str, float]:
+    """The form `_correlations` had before the day's windows were kept (`Features.return_window`):
+    each window sliced and checked per pair, the whole pairs through `pearson_rows`."""
+    lo = max(0, t - 59)
+    mine = f.log_returns(sym)[lo : t + 1]
+    mine_ok = np.isfinite(mine)
+    mine_flat = bool(mine_ok.all()) and bool(np.std(mine) == 0)
+    pairs: list[tuple[str, np.ndarray | None, np.ndarray]] = []
+    for o in sorted(others - {sym}):
+        theirs = f.log_returns(o)[lo : t + 1]
+        ok = mine_ok & np.isfinite(theirs)
+        if ok.all():
+            x, y, x_flat = mine, theirs, mine_flat
+            y_flat = len(x) >= 20 and not x_flat and bool(np.std(y) == 0)
+            masked = False
+        else:
+            x, y = mine[ok], theirs[ok]
+            x_flat = len(x) >= 20 and np.std(x) == 0
+            y_flat = len(x) >= 20 and not x_flat and np.std(y) == 0
+            masked = True
+        if len(x) < 20 or x_flat or y_flat:
+            continue
+        pairs.append((o, x if masked else None, y))
+    whole = [y for _, x, y in pairs if x is None]
+    batch = iter(pearson_rows(mine, whole)) if whole else iter(())
+    return {o: next(batch) if x is None else pearson(x, y) for o, x, y in pairs}
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    seed=st.integers(0, 10_000),
+    rows=st.lists(st.integers(0, 99), min_size=1, max_size=12),
+    gaps=st.floats(0, 0.1),
+    flat=st.integers(0, 99),
+)
+def test_correlations_from_the_days_windows_equal_the_per_pair_gram_form(
+    seed: int, rows: list[int], gaps: float, flat: int
+) -> None:
+    """The windows kept for the row last asked (rows asked in any order, again and again) give the
+    correlations of the form before them, bit for bit, with missing bars, flat stretches and few rows."""
+    rng = np.random.default_rng(seed)
+    n, m = 100, 7
+    close = 50 * np.exp(np.cumsum(rng.normal(0, 0.02, (n, m)), axis=0))
+    close[rng.random((n, m)) < gaps] = np.nan
+    close[flat : flat + 40, 2] = 9.0  # flat for a while
+    close[:, 4] = 3.0  # always flat
+    panel = Panel(pd.bdate_range("2021-01-01", periods=n, tz="UTC"), [f"S{j}" for j in range(m)],
+                  close, close, close, close, np.ones((n, m)))  # fmt: skip
+    f = Features(panel)
+    for t in rows:
+        for sym in panel.symbols:
+            others = set(rng.choice(panel.symbols, size=4).tolist())
+            got = RiskProfiler._correlations(f, panel, sym, t, others)
+            want = _gram_form(f, sym, t, others)
+            assert list(got) == list(want)
+            assert all(got[k] == want[k] for k in want), (t, sym)

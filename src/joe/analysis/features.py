@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Hashable, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -38,6 +38,19 @@ _MISSING = object()
 GAP_BLOCK = 128
 
 
+class ReturnWindow(NamedTuple):
+    """A symbol's last log returns up to a row (`Features.return_window`): `values` (1-D float64),
+    `ok` (finite, per value), `full` (every value finite), `flat` (full and constant: `window_flat`),
+    `centred` (values minus their mean, as `joe.analysis.risk.pearson_rows` centres a row; None unless
+    full and not flat)."""
+
+    values: np.ndarray
+    ok: np.ndarray
+    full: bool
+    flat: bool
+    centred: np.ndarray | None
+
+
 class Features:
     """Lazy, memoised indicator series for the symbols of one panel."""
 
@@ -50,6 +63,8 @@ class Features:
         self._cache: dict[_Key, np.ndarray] = {}
         self._memo: dict[Hashable, Any] = {}
         self._flat: dict[tuple[str, int, int], bool] = {}
+        self._windows_t: tuple[int, int] | None = None
+        self._windows: dict[str, ReturnWindow] = {}
 
     def _get(
         self, symbol: str, name: str, params: tuple[object, ...], make: Callable[[], np.ndarray]
@@ -265,6 +280,25 @@ class Features:
         got = self._flat.get(key)
         if got is None:
             got = self._flat[key] = flat(self.log_returns(symbol)[max(0, t - window + 1) : t + 1])
+        return got
+
+    def return_window(self, symbol: str, t: int, window: int) -> ReturnWindow:
+        """`log_returns(symbol)[max(0, t - window + 1) : t + 1]` with what the risk stage's correlations
+        read of it (`ReturnWindow`), kept for the row last asked: the risk profiler reads each held
+        symbol's window for every signal of a day. Asking another row forgets the previous one."""
+        if self._windows_t != (t, window):
+            self._windows_t = (t, window)
+            self._windows = {}
+        got = self._windows.get(symbol)
+        if got is None:
+            values = self.log_returns(symbol)[max(0, t - window + 1) : t + 1]
+            ok = np.isfinite(values)
+            full = bool(ok.all())
+            is_flat = full and self.window_flat(symbol, t, window)
+            # The row as `pearson_rows` centres it: minus its mean, numpy's sum of the row over its
+            # length (`mean(axis=1)` of a stack reduces each row alone, as `add.reduce` does one row).
+            centred = values - np.add.reduce(values) / len(values) if full and not is_flat else None
+            got = self._windows[symbol] = ReturnWindow(values, ok, full, is_flat, centred)
         return got
 
     def volume_known(self, symbol: str, t: int, period: int = 20) -> bool:

@@ -262,34 +262,40 @@ class RiskProfiler:
         one (at least 20, neither constant); `pearson` gives `np.corrcoef`'s value bit for bit."""
         if sym not in panel:
             return {}
-        lo = max(0, t - 59)
-        mine = f.log_returns(sym)[lo : t + 1]
-        mine_ok = np.isfinite(mine)
-        # The usual case, every day has a return: `sym`'s side is the same for every other symbol.
-        mine_flat = bool(mine_ok.all()) and f.window_flat(sym, t, 60)
-        # Pairs where both sides have every day go through one Gram matrix (`pearson_rows`); pairs
-        # with a missing day each through their own masked windows (`pearson`).
+        # Each symbol's window, its flatness and its centred row are read once a day (`return_window`):
+        # the held symbols' are the same for every signal of the day.
+        mine = f.return_window(sym, t, 60)
+        n = len(mine.values)
+        # Pairs where both sides have every day go through one Gram matrix of centred rows
+        # (`pearson_rows`' arithmetic); pairs with a missing day each through their own masked windows.
         pairs: list[tuple[str, np.ndarray | None, np.ndarray]] = []
+        rows: list[np.ndarray] = []
         for o in sorted(others - {sym}):
             if o not in panel:
                 continue
-            theirs = f.log_returns(o)[lo : t + 1]
-            ok = mine_ok & np.isfinite(theirs)
-            if ok.all():
-                x, y, x_flat = mine, theirs, mine_flat
-                # the held symbols' windows are the same for every signal of the day: memoised
-                y_flat = len(x) >= 20 and not x_flat and f.window_flat(o, t, 60)
-                masked = False
-            else:
-                x, y = mine[ok], theirs[ok]
-                x_flat = len(x) >= 20 and np.std(x) == 0
-                y_flat = len(x) >= 20 and not x_flat and np.std(y) == 0
-                masked = True
+            theirs = f.return_window(o, t, 60)
+            if mine.full and theirs.full:
+                if n < 20 or mine.flat or theirs.flat:
+                    continue
+                pairs.append((o, None, theirs.values))
+                rows.append(theirs.centred)  # type: ignore[arg-type]  # full and not flat: centred
+                continue
+            ok = mine.ok & theirs.ok
+            x, y = mine.values[ok], theirs.values[ok]
+            x_flat = len(x) >= 20 and np.std(x) == 0
+            y_flat = len(x) >= 20 and not x_flat and np.std(y) == 0
             if len(x) < 20 or x_flat or y_flat:
                 continue
-            pairs.append((o, x if masked else None, y))
+            pairs.append((o, x, y))
         whole = [y for _, x, y in pairs if x is None]
-        batch = iter(pearson_rows(mine, whole)) if whole else iter(())
+        if whole:
+            m = np.empty((len(rows) + 1, n))
+            m[0] = mine.centred
+            for i, c in enumerate(rows, 1):
+                m[i] = c
+            batch = iter(_pearson_gram(m, mine.values, whole))
+        else:
+            batch = iter(())
         return {o: next(batch) if x is None else pearson(x, y) for o, x, y in pairs}
 
     @staticmethod
@@ -355,6 +361,12 @@ def pearson_rows(x: np.ndarray, ys: Sequence[np.ndarray]) -> list[float]:
     for i, y in enumerate(ys, 1):
         m[i] = y
     m -= m.mean(axis=1)[:, None]
+    return _pearson_gram(m, x, ys)
+
+
+def _pearson_gram(m: np.ndarray, x: np.ndarray, ys: Sequence[np.ndarray]) -> list[float]:
+    """`pearson_rows(x, ys)` from `m`, the rows x, y1, y2… already centred by their means."""
+    n = len(x)
     g = np.dot(m, m.T.conj()).tolist()
     scale = 1 / (n - 1) if n > 1 else math.nan
     v0 = g[0][0] * scale
