@@ -19,18 +19,23 @@ import os
 import sys
 import tempfile
 import time
-from datetime import date
-from pathlib import Path
 
-import pandas as pd
+T_START = time.perf_counter()  # before pandas' and Joe's imports: the whole run's wall time starts here
 
-from joe.backtest.loading import load_history_sync
-from joe.backtest.report import write_report
-from joe.backtest.runner import BacktestOptions, run_on_history
-from joe.config.schema import ExecutionConfig
+from datetime import date  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import pandas as pd  # noqa: E402
+
+from joe.backtest.loading import load_history_sync  # noqa: E402
+from joe.backtest.report import write_report  # noqa: E402
+from joe.backtest.runner import BacktestOptions, run_on_history  # noqa: E402
+from joe.config.schema import ExecutionConfig  # noqa: E402
+
+T_IMPORTED = time.perf_counter()
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _machine import machine
+from _machine import machine  # noqa: E402
 
 PEERS = Path(__file__).resolve().parents[1].parent / "shared" / "bench" / "peer_workloads.py"
 
@@ -57,6 +62,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--days", type=int, default=0, help="only the last N days (0: all)")
     ap.add_argument("--profile", action="store_true", help="cProfile the day loop (top 25 by own time)")
+    ap.add_argument("--workers", type=int, default=2, help="2: market analysis in a second process; 1: one")
     args = ap.parse_args()
     print(f"backtest over daily_500 — {machine()}")
     load_before = os.getloadavg()
@@ -77,7 +83,7 @@ def main() -> None:
 
             prof = cProfile.Profile()
             prof.enable()
-        result = run_on_history(history, cfg, opts)
+        result = run_on_history(history, cfg, opts, workers=args.workers)
         t2, c2 = time.perf_counter(), time.process_time()
         if args.profile:
             prof.disable()
@@ -104,8 +110,16 @@ def main() -> None:
     for name, sec in sorted(result.timings.items()):
         cpu = result.cpu_timings.get(name)
         print(f"    {name:<53} {sec:7.2f} {'' if cpu is None else f'{cpu:7.2f}'}")
+    # With --workers 2 the regime/scan/score/strategy wall seconds above are the worker's; its CPU:
+    worker = {k: v for k, v in result.cpu_timings.items() if k.startswith("worker.")}
+    for name, cpu_s in worker.items():
+        print(f"    {name + ' (analysis worker process)':<53} {'':>7} {cpu_s:7.2f}")
     print(f"  {'report':<55} {t3 - t2:7.2f} {c3 - c2:7.2f}")
-    print(f"  {'total':<55} {t3 - t0:7.2f} {c3 - c0:7.2f}  (goal ≤ 10 s)")
+    print(f"  {'total (this process; CPU without the worker)':<55} {t3 - t0:7.2f} {c3 - c0:7.2f}")
+    imports = T_IMPORTED - T_START
+    print(f"  {'imports (pandas, Joe)':<55} {imports:7.2f}")
+    # The figure that matters on 2 cores: imports + load + day loop + report (the file split not counted).
+    print(f"  {'whole run, wall (imports + total)':<55} {imports + t3 - t0:7.2f}  (goal ≤ 10 s)")
     if args.days:
         whole = (c1 - c0) + cpu_ms / 1e3 * history.panel.n_dates
         print(f"  all {history.panel.n_dates} days at this rate: ~{whole:.0f} s CPU")

@@ -53,6 +53,37 @@ class AnalysisResult:
         return sum(self.timings.values())
 
 
+@dataclass(frozen=True)
+class MarketAnalysis:
+    """The book-free part of one analysis: Regime → Scan → Score → Strategy at one date.
+
+    It depends on the market up to `as_of` only (no equity, no positions), so a backtest may compute
+    it in another process ahead of the book (`joe.backtest.feed`). `signals` are the strategies'
+    raw signals, unsized; `timings` holds the four stages' wall seconds.
+    """
+
+    as_of: pd.Timestamp
+    regime: Regime
+    scan: ScanResult
+    scores: list[InstrumentScore]
+    signals: list[Signal]
+    timings: dict[str, float] = field(default_factory=dict)
+    # The indicators the stages read (the risk stage reads them too); not sent between processes.
+    features: Features | None = field(default=None, compare=False, repr=False)
+
+    def portable(self) -> MarketAnalysis:
+        """This analysis to send to another process: without its `features`, and its scan without the
+        panel's symbol list and map (500 strings a day to pickle; the receiver has the panel: `on_panel`)."""
+        scan = dataclasses.replace(self.scan, panel_symbols=(), col_of={})
+        return dataclasses.replace(self, scan=scan, features=None)
+
+    def on_panel(self, panel: Panel, features: Features | None = None) -> MarketAnalysis:
+        """A `portable` analysis back on the `panel` (and `features`) it was computed on: the scan's
+        symbol list and map are the panel's again, as `analyse_market` returns them."""
+        scan = dataclasses.replace(self.scan, panel_symbols=panel.symbols, col_of=panel.column_map)
+        return dataclasses.replace(self, scan=scan, features=features)
+
+
 def analyse(
     panel: Panel,
     spx: pd.DataFrame | pd.Series,
@@ -71,13 +102,49 @@ def analyse(
     engine: StrategyEngine | None = None,
     features: Features | None = None,
 ) -> AnalysisResult:
-    """Run the whole analysis at `as_of` (the panel's last date when None).
+    """Run the whole analysis at `as_of` (the panel's last date when None): `analyse_market`, then
+    `assess_book` on its signals.
 
     `spx`/`vix` are the index history and VIX closes for the regime; `sentiment` the client
     positioning by symbol (may be empty); `instruments` give lot sizes for sizing. `features` may be
     a `Features` over a longer panel with the same symbols (a backtest computes every indicator once
     over the whole history; they are causal, so reading row `t` sees nothing after it).
     """
+    market = analyse_market(
+        panel,
+        spx,
+        vix,
+        sentiment,
+        config,
+        as_of,
+        watchlists=watchlists,
+        scans=scans,
+        detector=detector,
+        scorer=scorer,
+        engine=engine,
+        features=features,
+    )
+    return assess_book(
+        market, panel, config, equity, open_positions, instruments=instruments, features=market.features
+    )
+
+
+def analyse_market(
+    panel: Panel,
+    spx: pd.DataFrame | pd.Series,
+    vix: pd.DataFrame | pd.Series | None,
+    sentiment: Mapping[str, Sentiment] | None,
+    config: ExecutionConfig,
+    as_of: datetime | pd.Timestamp | str | None = None,
+    *,
+    watchlists: Mapping[str, Sequence[str]] | None = None,
+    scans: Sequence[str] | None = None,
+    detector: RegimeDetector | None = None,
+    scorer: ScoringEngine | None = None,
+    engine: StrategyEngine | None = None,
+    features: Features | None = None,
+) -> MarketAnalysis:
+    """Regime → Scan → Score → Strategy at `as_of`: the part of `analyse` that reads no book."""
     pcfg = config.pipeline
     timings: dict[str, float] = {}
     t = panel.index_at(as_of)
@@ -116,16 +183,33 @@ def analyse(
     timings["score"] = t3 - t2
 
     raw_signals = strat.run(panel, scores, regime, as_of_index=t, features=features)
-    t4 = time.perf_counter()
-    timings["strategy"] = t4 - t3
+    timings["strategy"] = time.perf_counter() - t3
+    return MarketAnalysis(date, regime, scan, scores, raw_signals, timings, features)
 
+
+def assess_book(
+    market: MarketAnalysis,
+    panel: Panel,
+    config: ExecutionConfig,
+    equity: Decimal,
+    open_positions: Sequence[Position] = (),
+    *,
+    instruments: Mapping[str, Instrument] | None = None,
+    features: Features | None = None,
+) -> AnalysisResult:
+    """Risk: `market`'s signals sized on `equity` and judged against `open_positions` (the book part
+    of `analyse`). `panel` is the one `market` was computed on; `features` its indicators (None: built
+    from `panel`)."""
+    t4 = time.perf_counter()
+    t = panel.index_at(market.as_of)
+    features = features if features is not None else Features(panel)
     profiler = RiskProfiler(config.risk)
     instruments = instruments or {}
     signals: list[Signal] = []
     assessments: dict[str, RiskAssessment] = {}
     # Approved signals join the book as the run goes, so later ones see their concentration.
     book = list(open_positions)
-    for sig in raw_signals:
+    for sig in market.signals:
         inst = instruments.get(sig.symbol)
         if inst is not None and inst.broker_rules:  # the broker's price grid, before sizing on it
             with contextlib.suppress(ValueError):  # levels collapsing on the grid: the book refuses it
@@ -135,7 +219,7 @@ def analyse(
             panel,
             equity,
             book,
-            regime,
+            market.regime,
             instrument=inst,
             as_of_index=t,
             features=features,
@@ -146,13 +230,14 @@ def analyse(
             book.append(
                 Position(sig.symbol, a.quantity * sig.direction.sign, sig.entry, signal_id=sig.signal_id)
             )
+    timings = dict(market.timings)
     timings["risk"] = time.perf_counter() - t4
 
     return AnalysisResult(
-        as_of=date,
-        regime=regime,
-        scan=scan,
-        scores=scores,
+        as_of=market.as_of,
+        regime=market.regime,
+        scan=market.scan,
+        scores=market.scores,
         signals=signals,
         assessments=assessments,
         timings=timings,

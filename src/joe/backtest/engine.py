@@ -25,6 +25,7 @@ from typing import Any
 
 import pandas as pd
 
+from joe.backtest.feed import MarketFeed, can_fork, day_view
 from joe.backtest.precompute import History
 from joe.backtest.scratch import scratch_runtime
 from joe.config.schema import ExecutionConfig
@@ -97,10 +98,15 @@ async def replay(
     *,
     source: str = "backtest",
     progress: ProgressFn | None = None,
+    workers: int = 2,
 ) -> BacktestResult:
     """Replay the days of `history` in [start, end] on a fresh scratch book in `scratch`.
 
-    Raises `BacktestError` when the window holds no trading day of the data.
+    `workers` 2 (and `feed.can_fork()`): the days' market part (regime, scan, score, strategy) is
+    computed ahead in a forked worker process while this one runs settle, risk and trade; 1: all in
+    this process. The results are the same (tests/backtest/test_feed.py).
+    Raises `BacktestError` when the window holds no trading day of the data, `feed.WorkerError` when
+    the worker process fails.
     """
     days = history.days(start, end)
     in_window = len(days)
@@ -130,7 +136,13 @@ async def replay(
         )
     rt = scratch_runtime(config, scratch)
     try:
-        result = await _run_days(rt, history, days, source, progress)
+        if workers > 1 and len(days) > 1 and can_fork():
+            with MarketFeed(history, rt.config, days.tolist()) as feed:
+                result = await _run_days(rt, history, days, source, progress, feed)
+                result.cpu_timings.update({f"worker.{k}": v for k, v in feed.finish().items()})
+                result.timings["wait"] = feed.waited
+        else:
+            result = await _run_days(rt, history, days, source, progress)
         result.warnings[:0] = warnings
         return result
     finally:
@@ -138,7 +150,12 @@ async def replay(
 
 
 async def _run_days(
-    rt: Any, history: History, days: Any, source: str, progress: ProgressFn | None
+    rt: Any,
+    history: History,
+    days: Any,
+    source: str,
+    progress: ProgressFn | None,
+    feed: MarketFeed | None = None,
 ) -> BacktestResult:
     opts = RunOptions(source=source)
     clock = SimClock(history.pydates[int(days[0])])
@@ -158,17 +175,17 @@ async def _run_days(
     warnings: list[str] = list(history.snap.warnings)
     total = len(days)
     for k, row in enumerate(days.tolist()):
-        ts = history.panel.dates[row]
-        day = ts.date()
         # The market as the quality stage saw it on this day (loading.py: causal quality).
-        h = history.as_of(ts)
-        t = row if h is history else int(h.panel.dates.searchsorted(ts, side="right")) - 1
+        h, t, ts = day_view(history, row)
+        day = ts.date()
         clock.now = history.pydates[row]
         st = RunState(rt, opts, f"bt-{day.isoformat()}", clock.now, _Quiet(), clock)
         st.pf, st.guard, st.book_source = pf, guard, book_source
         st.features, st.detector = h.features, h.detector
         st.snap = h.snapshot_at(t)
         st.as_of_idx, st.as_of_ts = t, ts
+        if feed is not None:  # the day's market part, computed ahead by the worker process
+            st.market = feed.next().on_panel(st.snap.panel, h.features)
         held = {p.symbol for p in pf.ledger.positions.values()}
         st.held_bars = h.held_price_bars(held, pf.last_bar_ts(), t) if held else ([], {})
         t0, c0 = time.perf_counter(), time.process_time()

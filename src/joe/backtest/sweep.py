@@ -144,7 +144,8 @@ def run_point(
 ) -> dict[str, Any]:
     """One sweep point: the backtest with `point` as overrides → its metrics (JSON-ready)."""
     opts = replace(base, overrides={**base.overrides, **point})
-    result = run_on_history(history, config, opts)
+    # One process per point: the points are the parallelism (a Dask worker may not have children).
+    result = run_on_history(history, config, opts, workers=1)
     metrics = result_metrics(result)
     return {**{f"param:{k}": v for k, v in point.items()}, **metrics}
 

@@ -51,7 +51,14 @@ def backtest_command(
         str | None,
         typer.Option("--scheduler", help="Dask scheduler address (tcp://host:8786); default a LocalCluster."),
     ] = None,
-    workers: Annotated[int, typer.Option("--workers", help="LocalCluster worker processes (sweeps).")] = 2,
+    workers: Annotated[
+        int,
+        typer.Option(
+            "--workers",
+            help="Sweeps: LocalCluster worker processes. One backtest: 2 computes the market analysis in "
+            "a second process ahead of the book, 1 runs in one process (same results).",
+        ),
+    ] = 2,
     out: Annotated[
         Path | None, typer.Option("--out", help="Report root (default $JOE_DATA_DIR/backtests).")
     ] = None,
@@ -95,7 +102,7 @@ def backtest_command(
             run_sweep_command(console, opts, config, root, sweep, walk_forward, scheduler, workers)
             return
         with _ProgressBar(console) as bar:
-            outcome = run_backtest(opts, config, root, progress=bar.update)
+            outcome = run_backtest(opts, config, root, progress=bar.update, workers=workers)
     except (BacktestError, OverrideError, SweepError, DataError) as exc:
         console.print(f"[red]Bad arguments[/]: {exc}", soft_wrap=True)
         raise typer.Exit(ExitCode.USAGE) from None

@@ -21,8 +21,10 @@ import numpy as np
 import pandas as pd
 
 from joe.analysis.features import Features
-from joe.analysis.pipeline import AnalysisResult, analyse
+from joe.analysis.pipeline import AnalysisResult, MarketAnalysis, assess_book
+from joe.analysis.pipeline import analyse_market as read_market
 from joe.analysis.regime import RegimeDetector
+from joe.config.schema import ExecutionConfig
 from joe.config.settings import secret_value
 from joe.core.logging import get_logger
 from joe.core.models import AccountInfo, Instrument, Position, Signal
@@ -124,6 +126,9 @@ class RunState:
     # take no entry because their broker was down (symbol -> why).
     price_sources: dict[str, str] = field(default_factory=dict)
     failover_blocked: dict[str, str] = field(default_factory=dict)
+    # The book-free analysis (regime, scan, score, strategy) of this run's as-of bar when it was
+    # computed elsewhere — a backtest's analysis worker process (`joe.backtest.feed`); None: here.
+    market: MarketAnalysis | None = None
 
     @property
     def opened(self) -> int:
@@ -312,6 +317,8 @@ async def analyse_market(
 ) -> None:
     """Regime → Scan → Score → Strategy → Risk → Signal on the snapshot as of the run's bar.
 
+    The market part (`joe.analysis.pipeline.analyse_market`) is `st.market` when it was computed
+    elsewhere (a backtest's worker), else computed here; the book part (`assess_book`) is always here.
     Sized on `account`'s equity and judged against `positions` (a live run passes the broker's);
     by default the paper book's."""
     assert st.pf is not None and st.snap is not None and st.as_of_ts is not None
@@ -319,21 +326,43 @@ async def analyse_market(
     st.progress.stage("analysis", f"{snap.panel.n_symbols} instruments as of {st.as_of_ts.date()}")
     if account is None:
         account = await st.pf.account()
-    st.result = analyse(
+    market = st.market
+    if market is None:
+        market = market_part(snap, st.rt.config, st.as_of_ts, st.features, st.detector)
+    elif market.as_of != st.as_of_ts:  # a worker's day out of step with the book's: a programming error
+        raise RuntimeError(f"the market analysis of {market.as_of} was handed to the run of {st.as_of_ts}")
+    st.result = assess_book(
+        market,
+        snap.panel,
+        st.rt.config,
+        account.equity,
+        await st.pf.positions() if positions is None else positions,
+        instruments=snap.instruments,
+        features=st.features if st.features is not None else market.features,
+    )
+    st.timings.update({f"analysis.{k}": v for k, v in st.result.timings.items()})
+    st.rt.store.save_signals(st.run_id, st.result.signals)
+
+
+def market_part(
+    snap: MarketSnapshot,
+    config: ExecutionConfig,
+    as_of: pd.Timestamp,
+    features: Features | None = None,
+    detector: RegimeDetector | None = None,
+) -> MarketAnalysis:
+    """Regime → Scan → Score → Strategy on `snap` as of `as_of`: the book-free part of
+    `analyse_market`, also what a backtest's analysis worker runs for the days ahead."""
+    return read_market(
         snap.panel,
         snap.spx,
         snap.vix,
         snap.sentiment,
-        st.rt.config,
-        account.equity,
-        await st.pf.positions() if positions is None else positions,
-        st.as_of_ts,
-        instruments=snap.instruments,
-        features=st.features,
-        detector=st.detector,
+        config,
+        as_of,
+        features=features,
+        detector=detector,
     )
-    st.timings.update({f"analysis.{k}": v for k, v in st.result.timings.items()})
-    st.rt.store.save_signals(st.run_id, st.result.signals)
 
 
 # ----------------------------------------------------------------------------------------------- trade

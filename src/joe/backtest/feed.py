@@ -1,0 +1,166 @@
+"""The market part of each backtest day — here, or in one other process ahead of the book.
+
+A day's analysis is two parts (`joe.analysis.pipeline`): the market part (regime, scan, score,
+strategy) reads the market up to the day only; the book part (risk) reads the book too. So the market
+parts of all the days can be computed ahead, in order, by one worker process, while this process runs
+the book-dependent loop (settle → risk → trade): a pipeline over two cores. The worker runs the same
+stage function as a run (`joe.runtime.stages.market_part`) on the same `History`, which it inherits by
+`fork` after the load (no second load, no pickling of the history); only each day's `MarketAnalysis`
+(small: the regime, the scan's arrays, the best scores and the raw signals) comes back through a pipe.
+
+One process (`workers=1`, a daemonic process such as a Dask worker, a platform without `fork`): the
+market part is computed by `analyse_market` itself, as in `joe run --once`.
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import os
+import time
+import traceback
+from collections import deque
+from collections.abc import Sequence
+from multiprocessing.connection import Connection, wait
+from typing import Any
+
+import pandas as pd
+
+from joe.analysis.pipeline import MarketAnalysis
+from joe.backtest.precompute import History
+from joe.config.schema import ExecutionConfig
+from joe.runtime.stages import market_part
+
+# Days per message: fewer, larger writes through the pipe (the worker runs ahead of the book anyway).
+BATCH = 4
+
+
+class WorkerError(RuntimeError):
+    """The analysis worker process failed (an exception in a stage, or the process died)."""
+
+
+def day_view(history: History, row: int) -> tuple[History, int, pd.Timestamp]:
+    """(the history day `row` replays on, its row there, the day's timestamp): a day before a quality
+    change reads the history loaded before it (`History.as_of`)."""
+    ts = history.panel.dates[row]
+    h = history.as_of(ts)
+    t = row if h is history else int(h.panel.dates.searchsorted(ts, side="right")) - 1
+    return h, t, ts
+
+
+def market_of_day(history: History, config: ExecutionConfig, row: int) -> MarketAnalysis:
+    """The market part of the day at panel row `row`, exactly as the day's `analyse_market` computes it."""
+    h, t, ts = day_view(history, row)
+    return market_part(h.snapshot_at(t), config, ts, h.features, h.detector)
+
+
+def can_fork() -> bool:
+    """A worker process can be started here: `fork` exists and this process may have children (a
+    daemonic process — a Dask worker, a multiprocessing pool's worker — may not)."""
+    return "fork" in mp.get_all_start_methods() and not mp.current_process().daemon
+
+
+def _work(conn: Connection, history: History, config: ExecutionConfig, rows: Sequence[int]) -> None:
+    k = 0
+    cpu = {"market": 0.0, "send": 0.0}
+    try:
+        batch: list[MarketAnalysis] = []
+        for k, row in enumerate(rows):
+            c0 = time.process_time()
+            batch.append(market_of_day(history, config, row).portable())
+            c1 = time.process_time()
+            cpu["market"] += c1 - c0
+            if len(batch) == BATCH or k == len(rows) - 1:
+                conn.send(("ok", batch))
+                batch = []
+                cpu["send"] += time.process_time() - c1
+        cpu["total"] = time.process_time()  # a forked child's CPU clock starts at 0
+        conn.send(("done", cpu))
+    except BaseException:  # the stage's error, told to the book's process (which raises it)
+        conn.send(("error", k, traceback.format_exc()))
+    finally:
+        conn.close()
+
+
+class MarketFeed:
+    """The market part of `rows` (panel rows, in replay order), computed ahead in a forked worker.
+
+    Use as a context manager; `next()` returns the next day's `MarketAnalysis`. Raises `WorkerError`
+    when the worker raised (with its traceback) or died (with its exit code) — never waits forever on
+    a dead worker. Leaving the context stops the worker.
+    """
+
+    def __init__(self, history: History, config: ExecutionConfig, rows: Sequence[int]) -> None:
+        self._history, self._config, self._rows = history, config, list(rows)
+        self._ready: deque[MarketAnalysis] = deque()
+        self._taken = 0
+        # The worker's CPU seconds (market = the stages, send = pickling into the pipe, total), once it
+        # is done; `waited`: wall seconds this process waited for it.
+        self.worker_cpu: dict[str, float] = {}
+        self.waited = 0.0
+        self._proc: Any = None
+        self._conn: Connection | None = None
+
+    def __enter__(self) -> MarketFeed:
+        ctx = mp.get_context("fork")
+        recv, send = ctx.Pipe(duplex=False)
+        self._proc = ctx.Process(
+            target=_work, args=(send, self._history, self._config, self._rows), name="joe-bt-analysis"
+        )
+        self._proc.start()
+        send.close()  # the worker's end: closed here, so the pipe reports EOF when the worker exits
+        self._conn = recv
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        proc, self._proc = self._proc, None
+        if self._conn is not None:
+            self._conn.close()
+        if proc is not None:
+            if proc.is_alive():
+                proc.terminate()
+            proc.join(5)
+            if proc.is_alive():  # pragma: no cover - SIGTERM ignored
+                proc.kill()
+                proc.join()
+
+    def next(self) -> MarketAnalysis:
+        """The next day's market part (blocks until the worker has it)."""
+        if not self._ready:
+            t0 = time.perf_counter()
+            while not self._ready:
+                self._receive()
+            self.waited += time.perf_counter() - t0
+        self._taken += 1
+        return self._ready.popleft()
+
+    def finish(self) -> dict[str, float]:
+        """Wait for the worker's last message (its CPU seconds, `worker_cpu`) after the last day."""
+        while not self.worker_cpu:
+            self._receive()
+        return self.worker_cpu
+
+    def _receive(self) -> None:
+        assert self._conn is not None and self._proc is not None
+        wait([self._conn, self._proc.sentinel])
+        if self._conn.poll():
+            try:
+                msg = self._conn.recv()
+            except EOFError:
+                msg = None
+            if msg is not None and msg[0] == "ok":
+                self._ready.extend(msg[1])
+                return
+            if msg is not None and msg[0] == "done":
+                self.worker_cpu = msg[1]
+                return
+            if msg is not None:  # ("error", k, traceback)
+                day = self._history.panel.dates[self._rows[msg[1]]].date()
+                raise WorkerError(f"the backtest's analysis worker failed on {day}:\n{msg[2]}")
+        self._proc.join(5)
+        day = self._history.panel.dates[self._rows[min(self._taken, len(self._rows) - 1)]].date()
+        code = self._proc.exitcode
+        raise WorkerError(
+            f"the backtest's analysis worker process (pid {self._proc.pid}) stopped with exit code "
+            f"{code} before sending the analysis of {day}; run with --workers 1 to analyse in one "
+            f"process (pid of this process: {os.getpid()})"
+        )

@@ -1,0 +1,138 @@
+"""The two-process backtest (the days' market part in a forked worker, `joe.backtest.feed`) equals the
+one-process one to the last fill and equity point; a failing or dying worker is a clear error, not a
+hang; a daemonic process (a Dask worker) keeps the one-process path."""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import os
+import pickle
+from dataclasses import astuple
+from datetime import date
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from joe.backtest import feed
+from joe.backtest.loading import load_history_sync
+from joe.backtest.precompute import History
+from joe.backtest.runner import BacktestOptions, run_on_history
+from joe.config.schema import ExecutionConfig
+
+START, END = date(2020, 11, 2), date(2021, 2, 26)  # ~85 trading days of the fixture's 330
+
+
+@pytest.fixture(scope="module")
+def history(market_dir: Path) -> History:
+    return load_history_sync(f"csv:{market_dir}", ExecutionConfig(), end=END)
+
+
+def _opts(market_dir: Path) -> BacktestOptions:
+    return BacktestOptions(f"csv:{market_dir}", START, END)
+
+
+def _fill(f: object) -> tuple[object, ...]:
+    return (f.ts, f.symbol, f.side, f.quantity, f.price, f.commission)  # type: ignore[attr-defined]
+
+
+def _trade(t: object) -> tuple[object, ...]:
+    return astuple(t)[1:]  # type: ignore[call-overload]  # all but the position id
+
+
+@pytest.mark.timeout(300)
+def test_two_processes_equal_one(history: History, market_dir: Path) -> None:
+    cfg = ExecutionConfig()
+    one = run_on_history(history, cfg, _opts(market_dir), workers=1)
+    two = run_on_history(history, cfg, _opts(market_dir), workers=2)
+    assert "worker.total" in two.cpu_timings and "worker.total" not in one.cpu_timings  # really two
+    assert len(one.days) > 60 and len(one.fills) >= 20, "the window must trade, or this proves little"
+    assert two.days == one.days  # every day's equity, cash, exposure, positions, regime, signals
+    assert [_fill(f) for f in two.fills] == [_fill(f) for f in one.fills]
+    assert [_trade(t) for t in two.trades] == [_trade(t) for t in one.trades]
+    assert two.signals == one.signals  # the opening signals, through the pipe and back
+    assert (two.fees, two.fills_notional, two.open_positions) == (
+        one.fees,
+        one.fills_notional,
+        one.open_positions,
+    )
+    assert set(two.timings) - {"wait"} == set(one.timings)  # the same stage keys
+
+
+def test_a_portable_market_part_comes_back_the_same(history: History) -> None:
+    cfg = ExecutionConfig()
+    for row in (history.first_regime_row(), history.panel.n_dates - 1):
+        direct = feed.market_of_day(history, cfg, row)
+        h, t, _ = feed.day_view(history, row)
+        panel = h.snapshot_at(t).panel
+        back = pickle.loads(pickle.dumps(direct.portable())).on_panel(panel, h.features)
+        assert back.scan.panel_symbols == panel.symbols and back.scan.col_of is panel.column_map
+        assert repr(back.scan.candidates) == repr(direct.scan.candidates)  # NaN metrics: repr, not ==
+        assert np.array_equal(back.scan.tag_counts, direct.scan.tag_counts)
+        assert all(
+            np.array_equal(back.scan.metrics[k], v, equal_nan=True) for k, v in direct.scan.metrics.items()
+        )
+        assert repr((back.regime, back.scores, back.signals)) == repr(
+            (direct.regime, direct.scores, direct.signals)
+        )
+        assert back.features is h.features
+
+
+def _boom(history: History, config: ExecutionConfig, row: int) -> object:
+    if row == history.days(START, END)[3]:
+        raise ValueError("boom in the scan")
+    return _real(history, config, row)
+
+
+def _die(history: History, config: ExecutionConfig, row: int) -> object:
+    if row == history.days(START, END)[3]:
+        os._exit(3)  # a crash: no message, no traceback
+    return _real(history, config, row)
+
+
+_real = feed.market_of_day
+
+
+@pytest.mark.timeout(120)
+def test_a_stage_error_in_the_worker_is_raised_with_its_day(
+    history: History, market_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(feed, "market_of_day", _boom)  # the forked worker inherits it
+    with pytest.raises(feed.WorkerError, match=r"failed on 2020-11-05:(.|\n)*ValueError: boom in the scan"):
+        run_on_history(history, ExecutionConfig(), _opts(market_dir), workers=2)
+    assert not mp.active_children()
+
+
+@pytest.mark.timeout(120)
+def test_a_dead_worker_is_an_error_not_a_hang(
+    history: History, market_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(feed, "market_of_day", _die)
+    with pytest.raises(feed.WorkerError, match=r"exit code 3 .*2020-11-0[2-5].*--workers 1"):
+        run_on_history(history, ExecutionConfig(), _opts(market_dir), workers=2)
+    assert not mp.active_children()
+
+
+@pytest.mark.timeout(120)
+def test_an_error_in_the_book_loop_stops_the_worker(history: History, market_dir: Path) -> None:
+    def progress(done: int, total: int, day: date) -> None:
+        if done == 2:
+            raise KeyboardInterrupt  # the user's Ctrl-C in the middle of the replay
+
+    with pytest.raises(KeyboardInterrupt):
+        run_on_history(history, ExecutionConfig(), _opts(market_dir), progress, workers=2)
+    assert not mp.active_children()
+
+
+def _report(q: mp.Queue) -> None:  # type: ignore[type-arg]
+    q.put(feed.can_fork())
+
+
+def test_a_daemonic_process_keeps_one_process() -> None:
+    ctx = mp.get_context("fork")
+    q = ctx.Queue()
+    p = ctx.Process(target=_report, args=(q,), daemon=True)
+    p.start()
+    assert q.get(timeout=30) is False
+    p.join(10)
+    assert feed.can_fork() is True  # this (non-daemonic) process may fork
