@@ -111,9 +111,11 @@ def main() -> None:
         cpu = result.cpu_timings.get(name)
         print(f"    {name:<53} {sec:7.2f} {'' if cpu is None else f'{cpu:7.2f}'}")
     # With --workers 2 the regime/scan/score/strategy wall seconds above are the worker's; its CPU:
-    worker = {k: v for k, v in result.cpu_timings.items() if k.startswith("worker.")}
-    for name, cpu_s in worker.items():
-        print(f"    {name + ' (analysis worker process)':<53} {'':>7} {cpu_s:7.2f}")
+    for name, cpu_s in result.cpu_timings.items():
+        if name in result.timings:
+            continue
+        what = " (analysis worker process)" if name.startswith("worker.") else " (receiving its days)"
+        print(f"    {name + what:<53} {'':>7} {cpu_s:7.2f}")
     print(f"  {'report':<55} {t3 - t2:7.2f} {c3 - c2:7.2f}")
     print(f"  {'total (this process; CPU without the worker)':<55} {t3 - t0:7.2f} {c3 - c0:7.2f}")
     imports = T_IMPORTED - T_START

@@ -141,6 +141,7 @@ async def replay(
                 result = await _run_days(rt, history, days, source, progress, feed)
                 result.cpu_timings.update({f"worker.{k}": v for k, v in feed.finish().items()})
                 result.timings["wait"] = feed.waited
+                result.cpu_timings["receive"] = feed.recv_cpu
         else:
             result = await _run_days(rt, history, days, source, progress)
         result.warnings[:0] = warnings

@@ -97,6 +97,7 @@ class MarketFeed:
         # is done; `waited`: wall seconds this process waited for it.
         self.worker_cpu: dict[str, float] = {}
         self.waited = 0.0
+        self.recv_cpu = 0.0  # CPU seconds this process spent receiving (unpickling) the days
         self._proc: Any = None
         self._conn: Connection | None = None
 
@@ -143,10 +144,12 @@ class MarketFeed:
         assert self._conn is not None and self._proc is not None
         wait([self._conn, self._proc.sentinel])
         if self._conn.poll():
+            c0 = time.process_time()
             try:
                 msg = self._conn.recv()
             except EOFError:
                 msg = None
+            self.recv_cpu += time.process_time() - c0
             if msg is not None and msg[0] == "ok":
                 self._ready.extend(msg[1])
                 return
