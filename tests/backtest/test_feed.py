@@ -7,6 +7,7 @@ from __future__ import annotations
 import multiprocessing as mp
 import os
 import pickle
+import time
 from dataclasses import astuple
 from datetime import date
 from pathlib import Path
@@ -90,6 +91,12 @@ def _die(history: History, config: ExecutionConfig, row: int) -> object:
     return _real(history, config, row)
 
 
+def _hang(history: History, config: ExecutionConfig, row: int) -> object:
+    if row == history.days(START, END)[3]:
+        time.sleep(600)  # a worker stuck (a lock never released after the fork, say)
+    return _real(history, config, row)
+
+
 _real = feed.market_of_day
 
 
@@ -111,6 +118,17 @@ def test_a_dead_worker_is_an_error_not_a_hang(
     with pytest.raises(feed.WorkerError, match=r"exit code 3 .*2020-11-0[2-5].*--workers 1"):
         run_on_history(history, ExecutionConfig(), _opts(market_dir), workers=2)
     assert not mp.active_children()
+
+
+@pytest.mark.timeout(120)
+def test_a_stuck_worker_is_an_error_not_a_hang(
+    history: History, market_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(feed, "market_of_day", _hang)
+    monkeypatch.setattr(feed, "STALL", 2.0)  # read by this process while it waits
+    with pytest.raises(feed.WorkerError, match=r"sent nothing for 2 s .*2020-11-0[2-5].*--workers 1"):
+        run_on_history(history, ExecutionConfig(), _opts(market_dir), workers=2)
+    assert not mp.active_children()  # the stuck worker was stopped
 
 
 @pytest.mark.timeout(120)

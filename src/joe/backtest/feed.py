@@ -32,6 +32,9 @@ from joe.runtime.stages import market_part
 
 # Days per message: fewer, larger writes through the pipe (the worker runs ahead of the book anyway).
 BATCH = 4
+# Seconds without a message from the worker after which it is taken as hung (a day takes milliseconds,
+# its first one a few seconds: it computes the indicators over the whole history).
+STALL = 300.0
 
 
 class WorkerError(RuntimeError):
@@ -85,8 +88,8 @@ class MarketFeed:
     """The market part of `rows` (panel rows, in replay order), computed ahead in a forked worker.
 
     Use as a context manager; `next()` returns the next day's `MarketAnalysis`. Raises `WorkerError`
-    when the worker raised (with its traceback) or died (with its exit code) — never waits forever on
-    a dead worker. Leaving the context stops the worker.
+    when the worker raised (with its traceback), died (with its exit code) or sent nothing for `STALL`
+    seconds — it never waits forever. Leaving the context stops the worker.
     """
 
     def __init__(self, history: History, config: ExecutionConfig, rows: Sequence[int]) -> None:
@@ -142,7 +145,11 @@ class MarketFeed:
 
     def _receive(self) -> None:
         assert self._conn is not None and self._proc is not None
-        wait([self._conn, self._proc.sentinel])
+        if not wait([self._conn, self._proc.sentinel], timeout=STALL):
+            raise WorkerError(
+                f"the backtest's analysis worker process (pid {self._proc.pid}) sent nothing for {STALL:g} s "
+                f"(waiting for the analysis of {self._day()}); run with --workers 1 to analyse in one process"
+            )
         if self._conn.poll():
             c0 = time.process_time()
             try:
@@ -160,10 +167,12 @@ class MarketFeed:
                 day = self._history.panel.dates[self._rows[msg[1]]].date()
                 raise WorkerError(f"the backtest's analysis worker failed on {day}:\n{msg[2]}")
         self._proc.join(5)
-        day = self._history.panel.dates[self._rows[min(self._taken, len(self._rows) - 1)]].date()
-        code = self._proc.exitcode
         raise WorkerError(
             f"the backtest's analysis worker process (pid {self._proc.pid}) stopped with exit code "
-            f"{code} before sending the analysis of {day}; run with --workers 1 to analyse in one "
-            f"process (pid of this process: {os.getpid()})"
+            f"{self._proc.exitcode} before sending the analysis of {self._day()}; run with --workers 1 "
+            f"to analyse in one process (pid of this process: {os.getpid()})"
         )
+
+    def _day(self) -> object:
+        """The date of the next day the book waits for."""
+        return self._history.panel.dates[self._rows[min(self._taken, len(self._rows) - 1)]].date()
