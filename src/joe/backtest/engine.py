@@ -230,6 +230,9 @@ async def _run_days(
         )
         if progress is not None:
             progress(k + 1, total, day)
+        # Yield to the event loop once a day: the book's awaits complete at once, so without it a
+        # cancellation (asyncio.run's answer to Ctrl-C) would land only after the last day.
+        await asyncio.sleep(0)
     return BacktestResult(
         records,
         list(pf.ledger.closed),
