@@ -154,3 +154,20 @@ def test_a_daemonic_process_keeps_one_process() -> None:
     assert q.get(timeout=30) is False
     p.join(10)
     assert feed.can_fork() is True  # this (non-daemonic) process may fork
+
+
+@pytest.mark.timeout(300)
+def test_a_worker_whose_book_process_is_gone_ends(history: History) -> None:
+    # The book's process killed outright (SIGKILL, the OOM killer): no __exit__ stops the worker, only
+    # the kernel closes that process's end of the pipe - done here by hand. The worker must end at its
+    # next send, not block for ever on a full pipe holding a copy of the whole history. The rows are
+    # repeated so that the worker is still sending when that end closes (the pipe holds ~64 KiB).
+    rows = [int(r) for r in history.days(START, END)] * 20
+    with feed.MarketFeed(history, ExecutionConfig(), rows) as f:
+        f.next()
+        proc = f._proc
+        assert f._conn is not None
+        f._conn.close()
+        proc.join(120)
+        assert proc.exitcode == 0, "the worker still runs, its book's process gone"
+    assert not mp.active_children()

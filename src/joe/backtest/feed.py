@@ -14,6 +14,7 @@ market part is computed by `analyse_market` itself, as in `joe run --once`.
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing as mp
 import os
 import time
@@ -62,7 +63,13 @@ def can_fork() -> bool:
     return "fork" in mp.get_all_start_methods() and not mp.current_process().daemon
 
 
-def _work(conn: Connection, history: History, config: ExecutionConfig, rows: Sequence[int]) -> None:
+def _work(
+    conn: Connection, history: History, config: ExecutionConfig, rows: Sequence[int], book_end: Connection
+) -> None:
+    # The book's end of the pipe, inherited by the fork: closed here, so that once the book's process
+    # is gone (killed, even by SIGKILL) the next send fails and the worker ends instead of blocking
+    # for ever on a full pipe that its own copy of the reading end kept open.
+    book_end.close()
     k = 0
     cpu = {"market": 0.0, "send": 0.0}
     try:
@@ -79,7 +86,8 @@ def _work(conn: Connection, history: History, config: ExecutionConfig, rows: Seq
         cpu["total"] = time.process_time()  # a forked child's CPU clock starts at 0
         conn.send(("done", cpu))
     except BaseException:  # the stage's error, told to the book's process (which raises it)
-        conn.send(("error", k, traceback.format_exc()))
+        with contextlib.suppress(OSError):  # unless that process is gone (a broken pipe): nobody to tell
+            conn.send(("error", k, traceback.format_exc()))
     finally:
         conn.close()
 
@@ -108,7 +116,7 @@ class MarketFeed:
         ctx = mp.get_context("fork")
         recv, send = ctx.Pipe(duplex=False)
         self._proc = ctx.Process(
-            target=_work, args=(send, self._history, self._config, self._rows), name="joe-bt-analysis"
+            target=_work, args=(send, self._history, self._config, self._rows, recv), name="joe-bt-analysis"
         )
         self._proc.start()
         send.close()  # the worker's end: closed here, so the pipe reports EOF when the worker exits
