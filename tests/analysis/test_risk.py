@@ -257,3 +257,35 @@ def test_regime_inputs_at_the_staleness_floor_allow_no_new_entries(fresh: float)
             regime,
         )
         assert a.veto and a.quantity == 0 and "no new entries" in a.veto_reason
+
+
+def test_one_profiler_over_many_days_equals_a_new_profiler_per_signal() -> None:
+    """The profiler keeps what depends only on the regime (freshness, the regime dimension per side, the
+    risk amount per equity) while the same regime object is asked: across regimes, sides and equities
+    asked in any order, every assessment is a fresh profiler's."""
+    rng = np.random.default_rng(3)
+    panel = _panel(corr_with_a=True)
+    regimes = [
+        Regime(label, conf, DATES[-1], {"stress": 0.1, "freshness": fresh})
+        for label, conf, fresh in (
+            (RegimeLabel.BULL_QUIET, 0.9, 1.0),
+            (RegimeLabel.BEAR, 0.6, 0.5),
+            (RegimeLabel.CRISIS, 0.8, 1.0),
+            (RegimeLabel.RANGE, 0.7, 0.25),
+        )
+    ]
+    config = cfg(risk_per_trade_pct=Decimal("0.5"), max_position_pct=Decimal(100))
+    kept = RiskProfiler(config)
+    book = [Position("B", Decimal(10), Decimal(100))]
+    seen = set()
+    for _ in range(200):
+        regime = regimes[int(rng.integers(len(regimes)))]
+        long = bool(rng.integers(2))
+        sig = _signal(direction=Direction.LONG if long else Direction.SHORT, stop="98" if long else "102",
+                      target="104" if long else "96")  # fmt: skip
+        equity = Decimal(int(rng.choice([50_000, 100_000, 250_000])))
+        got = kept.assess(sig, panel, equity, book, regime)
+        want = RiskProfiler(config).assess(sig, panel, equity, book, regime)
+        assert repr(got) == repr(want)
+        seen.add((regime.label, long, equity, got.quantity))
+    assert len(seen) > 20

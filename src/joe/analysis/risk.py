@@ -116,11 +116,18 @@ def lot_step(instrument: Instrument | None) -> Decimal:
     return instrument.lot_size
 
 
+# A day's regime reading: the regime, its freshness, the regime dimension per side (long?) and the risk
+# amount per (equity, risk %).
+_Day = tuple[Regime, float, dict[bool, DimensionScore], dict[tuple[Decimal, Decimal], Decimal]]
+
+
 class RiskProfiler:
     """Assess a signal against volatility, liquidity, concentration, gap risk and the regime."""
 
     def __init__(self, config: RiskConfig | None = None) -> None:
         self.config = config or RiskConfig.model_validate({})
+        # What depends only on the regime, kept while the same regime object is asked (a day's signals).
+        self._day: _Day | None = None
 
     def assess(
         self,
@@ -143,10 +150,15 @@ class RiskProfiler:
 
         # -- size first: liquidity and concentration look at the resulting position --
         # Stale regime inputs: the risk taken shrinks with their freshness (module docstring).
-        fresh = regime_freshness(regime)
-        risk_amount = (equity * cfg.risk_per_trade_pct / Decimal(100) * Decimal(f"{fresh:.4f}")).quantize(
-            Decimal("0.01"), ROUND_DOWN
-        )
+        day = self._day
+        if day is None or day[0] is not regime:  # (the same object: frozen, read once per day)
+            day = self._day = (regime, regime_freshness(regime), {}, {})
+        _, fresh, aligned, amounts = day
+        risk_amount = amounts.get((equity, cfg.risk_per_trade_pct))
+        if risk_amount is None:
+            risk_amount = amounts[(equity, cfg.risk_per_trade_pct)] = (
+                equity * cfg.risk_per_trade_pct / Decimal(100) * Decimal(f"{fresh:.4f}")
+            ).quantize(Decimal("0.01"), ROUND_DOWN)
         step = lot_step(instrument)
         qty = ZERO
         if stop_dist > 0 and equity > 0:
@@ -164,19 +176,11 @@ class RiskProfiler:
             for name in ("volatility", "liquidity", "gap_event"):
                 dims[name] = DimensionScore(100.0, "no history for the symbol", veto=True)
         dims["concentration"] = self._concentration(f, panel, sym, t, open_positions)
-        dims["regime_alignment"] = self._regime(signal, regime)
-
-        if fresh < 1.0:
-            d = dims["regime_alignment"]
-            stale_note = f"; stale regime inputs: size × {fresh:.2f}"
-            if fresh <= MIN_REGIME_FRESHNESS:
-                dims["regime_alignment"] = DimensionScore(
-                    100.0,
-                    f"{d.detail}; regime inputs too stale (freshness {fresh:.2f}): no new entries",
-                    True,
-                )
-            else:
-                dims["regime_alignment"] = DimensionScore(d.score, d.detail + stale_note, d.veto)
+        long = signal.direction is Direction.LONG
+        d = aligned.get(long)
+        if d is None:
+            d = aligned[long] = self._aligned(signal, regime, fresh)
+        dims["regime_alignment"] = d
         known = [dims[k].score for k in DIMENSIONS if math.isfinite(dims[k].score)]
         mean = mean_of(known) if known else 100.0
         grade = grade_for(mean)
@@ -298,6 +302,21 @@ class RiskProfiler:
             batch = iter(())
         return {o: next(batch) if x is None else pearson(x, y) for o, x, y in pairs}
 
+    @classmethod
+    def _aligned(cls, signal: Signal, regime: Regime, fresh: float) -> DimensionScore:
+        """The regime dimension of `signal` (depends on its direction only), with the inputs' freshness."""
+        d = cls._regime(signal, regime)
+        if fresh < 1.0:
+            stale_note = f"; stale regime inputs: size × {fresh:.2f}"
+            if fresh <= MIN_REGIME_FRESHNESS:
+                return DimensionScore(
+                    100.0,
+                    f"{d.detail}; regime inputs too stale (freshness {fresh:.2f}): no new entries",
+                    True,
+                )
+            return DimensionScore(d.score, d.detail + stale_note, d.veto)
+        return d
+
     @staticmethod
     def _regime(signal: Signal, regime: Regime) -> DimensionScore:
         long = signal.direction is Direction.LONG
@@ -307,18 +326,21 @@ class RiskProfiler:
             if long:
                 return DimensionScore(100.0, "long entry in a crisis regime", veto=True)
             return DimensionScore(40.0, "short with the crisis, but volatility is extreme")
-        table = {
-            RegimeLabel.BULL_QUIET: (5.0, 75.0),
-            RegimeLabel.BULL_VOLATILE: (30.0, 70.0),
-            RegimeLabel.RANGE: (35.0, 35.0),
-            RegimeLabel.BEAR: (80.0, 20.0),
-        }
-        base_long, base_short = table[lab]
+        base_long, base_short = _ALIGNMENT[lab]
         base = base_long if long else base_short
         # A low-confidence label pulls the score toward the neutral 50.
         score = 50.0 + (base - 50.0) * c
         side = "long" if long else "short"
         return DimensionScore(score, f"{side} in a {lab.value} regime (confidence {c:.2f})")
+
+
+# (long, short) alignment score per regime label (CRISIS: `_regime`'s own rule).
+_ALIGNMENT: dict[RegimeLabel, tuple[float, float]] = {
+    RegimeLabel.BULL_QUIET: (5.0, 75.0),
+    RegimeLabel.BULL_VOLATILE: (30.0, 70.0),
+    RegimeLabel.RANGE: (35.0, 35.0),
+    RegimeLabel.BEAR: (80.0, 20.0),
+}
 
 
 def pearson(x: np.ndarray, y: np.ndarray) -> float:
