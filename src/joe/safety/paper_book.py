@@ -85,10 +85,11 @@ def daily_book(
             quotes[s] = q
         start = max(0, as_of_idx - lookback)
         cols[s] = closes[start : as_of_idx + 1]
-    window = dates[max(0, as_of_idx - lookback) : as_of_idx + 1]
-    # The returns frame is built when a rule first reads it (`GateBook.daily_returns`): a book without
-    # a held position to correlate never does.
-    returns_fn = (lambda: _returns(cols, window)) if cols else None
+    # The returns frame, and the slice of dates it is indexed by (a DatetimeIndex slice costs tens of
+    # microseconds), are built when a rule first reads it (`GateBook.daily_returns`): a book without a
+    # held position to correlate never does.
+    lo = max(0, as_of_idx - lookback)
+    returns_fn = (lambda: _returns(cols, dates[lo : as_of_idx + 1])) if cols else None
     start_eq, peak = store.equity_marks(mode, now, equity_account)  # this account's marks only
     if start_eq is None:
         start_eq = opening_equity if opening_equity is not None else account.equity
