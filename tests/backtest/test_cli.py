@@ -4,11 +4,14 @@ book untouched, bad options refused with exit 2 and a message naming the option.
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pandas as pd
+import pytest
 from typer.testing import CliRunner
 
+from joe.backtest import feed
 from joe.cli.main import app
 
 
@@ -88,4 +91,22 @@ def test_a_window_with_no_usable_day_says_why(project: Path, market_dir: Path) -
     assert "on which the regime can be labelled (on none of the data's days: it needs ~200 bars" in out
     res = run(app, ["backtest", "--source", src, "--from", "2031-01-01"])
     assert res.exit_code == 2 and "None" not in res.output and "no trading day" in res.output
+    assert not (project / "data" / "backtests").exists()
+
+
+def _die(history: object, config: object, row: int) -> object:
+    os._exit(3)  # the analysis worker process crashes: no message, no traceback
+
+
+def test_a_dead_analysis_worker_is_one_clear_line_and_exit_1(
+    project: Path, market_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(feed, "market_of_day", _die)  # the forked worker inherits it
+    res = CliRunner().invoke(
+        app, ["backtest", "--source", f"csv:{market_dir}", "--from", "2021-01-04", "--to", "2021-01-29"]
+    )
+    assert res.exit_code == 1, res.output
+    out = res.output.replace("\n", " ")
+    assert "Failed: the backtest's analysis worker process" in out and "exit code 3" in out, out
+    assert "--workers 1" in out and not isinstance(res.exception, feed.WorkerError)
     assert not (project / "data" / "backtests").exists()

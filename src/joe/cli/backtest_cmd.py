@@ -69,7 +69,10 @@ def backtest_command(
 ) -> None:
     """Replay history day by day through Regime → Scan → Score → Strategy → Risk → paper fills."""
     console = Console(stderr=True, log_path=False)
+    from rich.markup import escape
+
     from joe.backtest.engine import BacktestError
+    from joe.backtest.feed import WorkerError
     from joe.backtest.overrides import OverrideError, parse_set
     from joe.backtest.runner import BacktestOptions, run_backtest
     from joe.config.loader import load_execution_config_tolerant
@@ -106,6 +109,9 @@ def backtest_command(
     except (BacktestError, OverrideError, SweepError, DataError) as exc:
         console.print(f"[red]Bad arguments[/]: {exc}", soft_wrap=True)
         raise typer.Exit(ExitCode.USAGE) from None
+    except WorkerError as exc:  # the analysis process failed or died: its own message says which day
+        console.print("[red]Failed[/]:", escape(str(exc)), soft_wrap=True)
+        raise typer.Exit(ExitCode.FAILED) from None
     m = outcome.metrics
     console.print(
         f"[green]Done[/] {outcome.id}: {m['start']} to {m['end']} ({m['days']} days), "
