@@ -120,3 +120,13 @@ async def test_a_replay_whose_sink_fails_sets_done_and_keeps_the_error() -> None
     await asyncio.wait_for(src.done.wait(), 10)
     assert isinstance(src.error, OSError)
     await stream.stop()
+
+
+async def test_a_replay_started_unbound_sets_done_and_keeps_the_error() -> None:
+    # Started before `bind` (no PriceStream to push into): the replay cannot run, and says so through
+    # `done` and `error` like any other failure, rather than leaving a waiter on `done` for ever.
+    src = ReplaySource(["X"], np.zeros(8, dtype=np.int32), np.arange(8), np.ones(8), np.ones(8) * 2, chunk=4)
+    await src.start()
+    await asyncio.wait_for(src.done.wait(), 10)
+    assert isinstance(src.error, RuntimeError) and "bind" in str(src.error)
+    await src.stop()

@@ -114,9 +114,9 @@ class ReplaySource:
     async def run(self) -> None:
         """Push every quote, then set `done`. A failure (a sink that raises) also sets `done`, with the
         exception in `error`, so a caller waiting on `done` is not left hanging."""
-        if self._stream is None:
-            raise RuntimeError("bind the source to a PriceStream first")
         try:
+            if self._stream is None:
+                raise RuntimeError("bind the source to a PriceStream first")
             if self.rate is None:
                 await self._run_unpaced(self._stream)
             else:
