@@ -131,7 +131,10 @@ def _wide_panel(source: MarketData, symbols: Sequence[str], keep: int) -> Panel 
     wide = getattr(source, "panel", None)
     if not callable(wide):
         return None
-    fields = {f: wide(f, list(symbols)).tail(keep) for f in ("open", "high", "low", "close", "volume")}
+    names = ("open", "high", "low", "close", "volume")
+    many = getattr(source, "panels", None)  # every field at once (`FrameSource.panels`): one alignment
+    wides = many(names, list(symbols)) if callable(many) else {f: wide(f, list(symbols)) for f in names}
+    fields = {f: df.tail(keep) for f, df in wides.items()}
     close = fields["close"]
     has_close = close.notna().to_numpy().any(axis=0)  # a symbol with no close in the window is left out
     cols = [c for c, ok in zip(close.columns, has_close, strict=True) if ok]
