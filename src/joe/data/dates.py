@@ -419,6 +419,18 @@ def sorted_unique(a: np.ndarray) -> np.ndarray:
     return np.unique(a)
 
 
+def int_median(a: np.ndarray) -> float:
+    """`float(np.median(a))` of a non-empty 1-D integer array, by a sort: the middle value, or the mean of
+    the two middle values as `np.median` takes it (in float64). `np.median`'s partition is ~6 times
+    slower on the many equal steps of a daily index (~80 µs a file, four times per file on a load).
+    Test: tests/data/test_int_median.py (equal to `np.median`, property-based)."""
+    s = np.sort(a)
+    m = len(s) // 2
+    if len(s) % 2:
+        return float(s[m])
+    return (float(s[m - 1]) + float(s[m])) / 2
+
+
 def bar_index(times: ParsedTimes) -> tuple[pd.DatetimeIndex, bool]:
     """The index bars are stored under, and whether the file is daily.
 
@@ -427,7 +439,7 @@ def bar_index(times: ParsedTimes) -> tuple[pd.DatetimeIndex, bool]:
     """
     wall = times.wall.as_unit("ns")
     u = sorted_unique(wall.asi8)
-    daily = len(u) < 2 or bool(np.median(np.diff(u)) >= DAILY_SPACING.value)
+    daily = len(u) < 2 or int_median(np.diff(u)) >= DAILY_SPACING.value
     if daily:
         return session_dates(wall).tz_localize("UTC").rename("ts"), True
     return times.instant.as_unit("ns").rename("ts"), False
@@ -437,7 +449,7 @@ def is_daily_spacing(days: pd.DatetimeIndex) -> bool:
     """Bars about a day apart (median spacing at most 4 days): daily, not weekly or monthly bars, whose
     labels may fall on any weekday."""
     u = sorted_unique(days.as_unit("ns").asi8)  # in ns, as `Timedelta.value`, whatever the unit
-    return len(u) < 2 or bool(np.median(np.diff(u)) <= pd.Timedelta(days=4).value)
+    return len(u) < 2 or int_median(np.diff(u)) <= pd.Timedelta(days=4).value
 
 
 def _weekend_days(days: pd.DatetimeIndex) -> int:
@@ -468,7 +480,10 @@ def session_dates(wall: pd.DatetimeIndex) -> pd.DatetimeIndex:
     keep their dates.
     """
     days = midnights(wall)
-    late = (wall - days) >= pd.Timedelta(hours=12)
+    if wall.tz is None:  # on the numpy values: pandas' subtraction and comparison cost ~0.2 ms a file
+        late = (wall.to_numpy() - days.to_numpy()) >= np.timedelta64(12, "h")  # NaT: False
+    else:
+        late = np.asarray((wall - days) >= pd.Timedelta(hours=12))
     if not late.any() or not is_daily_spacing(days):
         return days
     shifted = pd.DatetimeIndex(np.where(late, days + pd.Timedelta(days=1), days))
