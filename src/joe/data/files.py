@@ -42,7 +42,7 @@ from joe.data.dates import (
 )
 from joe.data.duplicates import drop_repeats
 from joe.data.errors import DataError
-from joe.data.file_read import read_raw
+from joe.data.file_read import read_cells
 from joe.data.frames import FrameSource, as_of_cutoff, bars_from_closes
 from joe.data.quality import Finding, QualityConfig
 from joe.data.sessions import drop_non_session_bars
@@ -101,7 +101,7 @@ def _symbol_of(path: Path) -> str:
     return path.stem
 
 
-def _pick(columns: dict[str, str], aliases: tuple[str, ...]) -> str | None:
+def _pick(columns: dict[str, object], aliases: tuple[str, ...]) -> object | None:
     for a in aliases:
         if a in columns:
             return columns[a]
@@ -129,31 +129,23 @@ def _first_bad(mask: np.ndarray) -> int:
     return int(np.flatnonzero(mask)[0])
 
 
-def _numeric(column: pd.Series) -> np.ndarray:
-    """A column as float64: numbers as they are, anything else through `pd.to_numeric` (text that is not
-    a number becomes NaN, which the caller reports with its row)."""
-    if isinstance(column.dtype, np.dtype) and column.dtype.kind in "fiu":
-        return column.to_numpy(dtype="float64", copy=True)
-    return pd.to_numeric(column, errors="coerce").to_numpy(dtype="float64")
-
-
 def read_file(path: Path, date_format: str | DateFormats | None = None) -> LoadedFile:
     """Read and validate one file (see the module docstring); DataError names the file and row at fault.
 
     Daily bars are dated by their session date whatever the UTC offset (`joe.data.dates`). Bars whose
     open/close lie outside high/low are widened to contain them and reported as a warning with rows.
     """
-    df, note = read_raw(path)
+    df, note = read_cells(path)
     f = path.name
     sym = _symbol_of(path)
     if df.empty:
         raise DataError(f"{f}: the file has no rows; remove it or fill it with bars")
-    cols = {str(c).strip().lower(): c for c in df.columns}
+    cols = {str(c).strip().lower(): c for c in df.names}
     tcol = _pick(cols, TIME_ALIASES)
     if tcol is None:
         raise DataError(
             f"{f}: no date/time column (looked for {', '.join(TIME_ALIASES)}; found "
-            f"{', '.join(map(str, df.columns))}"
+            f"{', '.join(map(str, df.names))}"
             + (f"; {note}" if note else "")
             + "); name the time column 'date' or 'timestamp'"
         )
@@ -161,7 +153,7 @@ def read_file(path: Path, date_format: str | DateFormats | None = None) -> Loade
     if close_col is None:
         raise DataError(
             f"{f}: missing close column (looked for close, adj close, last, price; found "
-            f"{', '.join(map(str, df.columns))}); add a 'close' column"
+            f"{', '.join(map(str, df.names))}); add a 'close' column"
         )
     ohl = {k: _pick(cols, PRICE_ALIASES[k]) for k in ("open", "high", "low")}
     present = [k for k, v in ohl.items() if v is not None]
@@ -174,7 +166,7 @@ def read_file(path: Path, date_format: str | DateFormats | None = None) -> Loade
 
     formats = date_format if isinstance(date_format, DateFormats) else DateFormats.parse(date_format)
     fmt, named = formats.for_file(f, sym)
-    times = parse_times(df[tcol], f, str(tcol), fmt, named)
+    times = parse_times(df.series(tcol), f, str(tcol), fmt, named)
     index, daily = bar_index(times)
     # The checks run on plain float64 arrays, one per column (pandas column assignment and row-wise
     # reductions cost ~15 ms a file, most of a 500-file load); the frame is built once at the end.
@@ -184,22 +176,19 @@ def read_file(path: Path, date_format: str | DateFormats | None = None) -> Loade
     if vcol is not None:
         numeric["volume"] = vcol
     for name, col in numeric.items():
-        column = df[col]
-        vals = _numeric(column)
-        nan = np.isnan(vals)
-        # A NaN that was no empty cell is text that is not a number (no NaN: nothing to ask pandas).
-        bad = nan & column.notna().to_numpy() if nan.any() else nan
+        vals, bad = df.numbers(col)
         if bad.any():
             i = _first_bad(bad)
             raise DataError(
-                f"{f}: row {i + 2}: {str(col)!r} value {_shown(column.iloc[i])} is not a number; "
+                f"{f}: row {i + 2}: {str(col)!r} value {_shown(df.series(col).iloc[i])} is not a number; "
                 f"fix or delete that row"
             )
         inf = np.isinf(vals)
         if inf.any():
             i = _first_bad(inf)
+            shown = _shown(df.series(col).iloc[i])
             raise DataError(
-                f"{f}: row {i + 2}: {str(col)!r} value {_shown(column.iloc[i])} is not a finite number "
+                f"{f}: row {i + 2}: {str(col)!r} value {shown} is not a finite number "
                 f"({int(inf.sum())} such rows); fix or delete that row"
             )
         out[name] = vals
@@ -280,9 +269,11 @@ def read_file(path: Path, date_format: str | DateFormats | None = None) -> Loade
             f"keep one bar per {'day' if daily else 'time'}"
         )
     if "high" in out:
+        # One (columns x bars) float64 block, as pandas makes of a dict of columns, built without the
+        # dict's per-column checks.
         no_volume = np.full(len(ordered), np.nan)
-        columns = {c: out.get(c, no_volume) for c in HISTORY_COLUMNS}
-        frame = pd.DataFrame(columns, index=ordered, dtype="float64")
+        block = np.vstack([out.get(c, no_volume) for c in HISTORY_COLUMNS]).astype("float64", copy=False)
+        frame = pd.DataFrame(block.T, index=ordered, columns=list(HISTORY_COLUMNS), copy=False)
     else:
         frame = bars_from_closes(pd.Series(out["close"], index=ordered))
         if "volume" in out:
