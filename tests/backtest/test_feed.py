@@ -171,3 +171,22 @@ def test_a_worker_whose_book_process_is_gone_ends(history: History) -> None:
         proc.join(120)
         assert proc.exitcode == 0, "the worker still runs, its book's process gone"
     assert not mp.active_children()
+
+
+@pytest.mark.timeout(300)
+def test_the_worker_runs_ahead_of_a_busy_book(history: History) -> None:
+    # The book takes one day, then is busy: the worker must still hand on every day it has (a thread of
+    # the book's process drains the pipe) and finish, not block on a full pipe (~64 KiB) until the book
+    # asks again - that wait was the book's idle time each time it caught up with the worker.
+    rows = [int(r) for r in history.days(START, END)] * 3  # ~255 days: far more than the pipe holds
+    cfg = ExecutionConfig()
+    with feed.MarketFeed(history, cfg, rows) as f:
+        first = f.next()
+        proc = f._proc
+        proc.join(240)
+        assert proc.exitcode == 0, "the worker is blocked: nobody drains the pipe while the book is busy"
+        rest = [f.next() for _ in rows[1:]]
+        assert f.finish()["total"] > 0
+    for row, got in zip(rows, [first, *rest], strict=True):  # every day, in order, as computed here
+        want = feed.market_of_day(history, cfg, row)
+        assert repr((got.regime, got.scores, got.signals)) == repr((want.regime, want.scores, want.signals))

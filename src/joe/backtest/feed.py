@@ -17,11 +17,14 @@ from __future__ import annotations
 import contextlib
 import multiprocessing as mp
 import os
+import pickle
+import queue
+import threading
 import time
 import traceback
 from collections import deque
 from collections.abc import Sequence
-from multiprocessing.connection import Connection, wait
+from multiprocessing.connection import Connection
 from typing import Any
 
 import pandas as pd
@@ -36,6 +39,10 @@ BATCH = 4
 # Seconds without a message from the worker after which it is taken as hung (a day takes milliseconds,
 # its first one a few seconds: it computes the indicators over the whole history).
 STALL = 300.0
+# Messages (of BATCH days) read off the pipe and not yet taken by the book: how far the worker may run
+# ahead (~20-60 KiB a day on daily_500: ~256 × 4 days is tens of MB at most).
+AHEAD = 256
+_EOF = b""  # the pump's mark: the worker's end of the pipe is closed (it exited or died)
 
 
 class WorkerError(RuntimeError):
@@ -111,6 +118,10 @@ class MarketFeed:
         self.recv_cpu = 0.0  # CPU seconds this process spent receiving (unpickling) the days
         self._proc: Any = None
         self._conn: Connection | None = None
+        # Raw messages read off the pipe by the pump thread, unpickled by this thread when needed.
+        self._inbox: queue.Queue[bytes] = queue.Queue(AHEAD)
+        self._pump: threading.Thread | None = None
+        self._stop = threading.Event()
 
     def __enter__(self) -> MarketFeed:
         ctx = mp.get_context("fork")
@@ -121,12 +132,33 @@ class MarketFeed:
         self._proc.start()
         send.close()  # the worker's end: closed here, so the pipe reports EOF when the worker exits
         self._conn = recv
+        # A thread drains the pipe as the worker writes (the read releases the GIL), so the worker
+        # never blocks on a full pipe while the book is busy: it runs ahead by up to AHEAD messages,
+        # and the book waits only when it has caught up. Started after the fork: the child holds
+        # no copy of it.
+        self._pump = threading.Thread(target=self._drain, args=(recv,), name="joe-bt-feed", daemon=True)
+        self._pump.start()
         return self
+
+    def _drain(self, conn: Connection) -> None:
+        """The pump thread: each message's bytes into the inbox, then `_EOF` once the pipe ends."""
+        while not self._stop.is_set():
+            try:
+                raw = conn.recv_bytes()
+            except Exception:  # EOF (the worker is gone), or this end closed under the read
+                raw = _EOF
+            while not self._stop.is_set():
+                try:
+                    self._inbox.put(raw, timeout=0.5)
+                    break
+                except queue.Full:  # the book is AHEAD messages behind: wait for it
+                    continue
+            if raw is _EOF:
+                return
 
     def __exit__(self, *exc: object) -> None:
         proc, self._proc = self._proc, None
-        if self._conn is not None:
-            self._conn.close()
+        self._stop.set()
         if proc is not None:
             if proc.is_alive():
                 proc.terminate()
@@ -134,6 +166,11 @@ class MarketFeed:
             if proc.is_alive():  # pragma: no cover - SIGTERM ignored
                 proc.kill()
                 proc.join()
+        # The worker is gone, so its end of the pipe is closed and the pump's read returns (EOF).
+        if self._pump is not None:
+            self._pump.join(5)
+        if self._conn is not None:
+            self._conn.close()
 
     def next(self) -> MarketAnalysis:
         """The next day's market part (blocks until the worker has it)."""
@@ -152,28 +189,27 @@ class MarketFeed:
         return self.worker_cpu
 
     def _receive(self) -> None:
-        assert self._conn is not None and self._proc is not None
-        if not wait([self._conn, self._proc.sentinel], timeout=STALL):
+        assert self._proc is not None
+        try:
+            raw = self._inbox.get(timeout=STALL)
+        except queue.Empty:
             raise WorkerError(
                 f"the backtest's analysis worker process (pid {self._proc.pid}) sent nothing for {STALL:g} s "
                 f"(waiting for the analysis of {self._day()}); run with --workers 1 to analyse in one process"
-            )
-        if self._conn.poll():
+            ) from None
+        if raw is not _EOF:
             c0 = time.process_time()
-            try:
-                msg = self._conn.recv()
-            except EOFError:
-                msg = None
+            msg = pickle.loads(raw)
             self.recv_cpu += time.process_time() - c0
-            if msg is not None and msg[0] == "ok":
+            if msg[0] == "ok":
                 self._ready.extend(msg[1])
                 return
-            if msg is not None and msg[0] == "done":
+            if msg[0] == "done":
                 self.worker_cpu = msg[1]
                 return
-            if msg is not None:  # ("error", k, traceback)
-                day = self._history.panel.dates[self._rows[msg[1]]].date()
-                raise WorkerError(f"the backtest's analysis worker failed on {day}:\n{msg[2]}")
+            # ("error", k, traceback)
+            day = self._history.panel.dates[self._rows[msg[1]]].date()
+            raise WorkerError(f"the backtest's analysis worker failed on {day}:\n{msg[2]}")
         self._proc.join(5)
         raise WorkerError(
             f"the backtest's analysis worker process (pid {self._proc.pid}) stopped with exit code "
