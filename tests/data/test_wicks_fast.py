@@ -155,3 +155,22 @@ def test_quality_stage_same_with_and_without_the_outlier_skip(
     np.testing.assert_array_equal(got.keep, want.keep)
     for k in got.fields:
         np.testing.assert_array_equal(got.fields[k], want.fields[k])
+
+
+_cell = st.sampled_from([np.nan, np.inf, -1.0, 0.0, 1.0, 2.0, 4.0, 8.0])
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.integers(min_value=1, max_value=4), st.integers(min_value=1, max_value=3), st.data())
+def test_2d_excursions_equal_the_reference_on_ties_and_bad_cells(n: int, m: int, data: st.DataObject) -> None:
+    """Per column, `excursions` of a (dates x symbols) panel equals the stacked argmax/nanmax pass it
+    replaced, `which` included: prices from a few values (ties between the parts, NaN, inf, 0, < 0)."""
+    o, h, lo, c = (
+        np.array(data.draw(st.lists(_cell, min_size=n * m, max_size=n * m)), dtype=float).reshape(n, m)
+        for _ in range(4)
+    )
+    e, which = excursions(o, h, lo, c)
+    for j in range(m):
+        e0, w0 = _reference_excursions(o[:, j], h[:, j], lo[:, j], c[:, j])
+        np.testing.assert_array_equal(e[:, j], e0)
+        np.testing.assert_array_equal(which[:, j], w0)

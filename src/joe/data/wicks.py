@@ -54,17 +54,19 @@ def excursions(o: np.ndarray, h: np.ndarray, lo: np.ndarray, c: np.ndarray) -> t
     prev = np.take_along_axis(c, np.maximum(before, 0), axis=0)
     prev = np.where(finite & (before >= 0), prev, np.nan)
     with np.errstate(divide="ignore", invalid="ignore"):
-        parts = np.stack(
-            [
-                np.log(h / np.fmax(o, c)),
-                np.log(np.fmin(o, c) / lo),
-                np.fmin(np.abs(np.log(o / prev)), np.abs(np.log(o / c))),
-            ]
+        parts = (
+            np.log(h / np.fmax(o, c)),
+            np.log(np.fmin(o, c) / lo),
+            np.fmin(np.abs(np.log(o / prev)), np.abs(np.log(o / c))),
         )
-    parts = np.where(np.isfinite(parts), np.maximum(parts, 0.0), np.nan)
-    full = np.isfinite(parts[:2]).all(axis=0)
-    best = np.nanmax(np.where(np.isfinite(parts), parts, -1.0), axis=0)
-    which = np.argmax(np.where(np.isfinite(parts), parts, -1.0), axis=0)
+    # Each part >= 0 where finite, -1 where not; the largest and the first part that gives it (as
+    # `argmax` over the three stacked), element-wise: no (3, dates, symbols) stack, no NaN-aware pass.
+    ok = [np.isfinite(p) for p in parts]
+    q0, q1, q2 = (np.where(f, np.maximum(p, 0.0), -1.0) for p, f in zip(parts, ok, strict=True))
+    later = np.maximum(q1, q2)
+    best = np.maximum(q0, later)
+    which = np.where(q0 >= later, 0, np.where(q1 >= q2, 1, 2))
+    full = ok[0] & ok[1]
     return np.where(full & (best >= 0), best, np.nan), which
 
 
