@@ -44,10 +44,16 @@ def _cases() -> dict[str, pd.DataFrame]:
     inf_open[2] = -np.inf
     low = np.linspace(9.5, 10.5, N)
     low[4] = 12.0
+    # New York 20:00 on weekdays: the same stored instants as naive 01:00 the next day (other dates).
+    ny_evening = (pd.bdate_range("2024-01-01", periods=N) + pd.Timedelta(hours=20)).tz_localize(
+        "America/New_York"
+    )
     return {
         "plain": pd.DataFrame(_bars()),
         "utc": pd.DataFrame(_bars(date=DATES.tz_localize("UTC"))),
         "zoned_evening": pd.DataFrame(_bars(date=(DATES + pd.Timedelta(hours=22)).tz_localize("UTC"))),
+        "ny_evening": pd.DataFrame(_bars(date=ny_evening)),
+        "ny_evening_stored_naive": pd.DataFrame(_bars(date=ny_evening.tz_convert("UTC").tz_localize(None))),
         "ns_unit": pd.DataFrame(_bars(date=DATES.as_unit("ns"))),
         "ms_unit": pd.DataFrame(_bars(date=DATES.as_unit("ms"))),
         "float32_ints": pd.DataFrame(
@@ -163,3 +169,33 @@ def test_cells_agree_with_the_pandas_frame(
     np.testing.assert_array_equal(fv, sv)
     np.testing.assert_array_equal(fb, sb)
     assert fv.flags.writeable
+
+
+def test_equal_time_columns_are_dated_once_with_the_same_result(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A file whose Parquet time column equals an earlier file's reuses its dating (`files._dated`):
+    every case read twice, after files of other types with the same stored values (naive, UTC,
+    zoned, evening stamps, units), gives what it gives when each file is dated on its own."""
+    from joe.data import files
+
+    paths = []
+    for name, frame in _cases().items():
+        paths.append(tmp_path / f"{name}.parquet")
+        frame.to_parquet(paths[-1])
+    files._DATED.clear()
+    shared = [_read(p) for p in paths + paths[::-1]]
+    monkeypatch.setattr(Cells, "time_key", lambda self, name: None)
+    alone = [_read(p) for p in paths + paths[::-1]]
+    for a, b in zip(shared, alone, strict=True):
+        _same(a, b)
+
+
+def test_a_files_index_is_its_own(tmp_path: Path) -> None:
+    a, b = tmp_path / "A.parquet", tmp_path / "B.parquet"
+    pd.DataFrame(_bars()).to_parquet(a)
+    pd.DataFrame(_bars()).to_parquet(b)
+    fa, fb = read_file(a).frame, read_file(b).frame
+    assert fa.index is not fb.index
+    fa.index.name = "renamed"
+    assert fb.index.name == "ts"

@@ -114,6 +114,16 @@ class Cells:
                 self._series[name] = self._frame[name]
         return self._series[name]
 
+    def time_key(self, name: object) -> tuple[str, bytes] | None:
+        """The column's type and values as bytes when it is an Arrow timestamp column with no empty cell
+        (its dating depends on nothing else: `joe.data.files` dates equal columns once); else None."""
+        if self._table is None:
+            return None
+        column = self._table.column(str(name))
+        if not pa.types.is_timestamp(column.type) or column.null_count:
+            return None
+        return str(column.type), column.to_numpy().tobytes()
+
     def numbers(self, name: object) -> tuple[np.ndarray, np.ndarray]:
         """(the column as float64 - a copy the caller may change -, the cells that are no number: text
         that `pd.to_numeric` cannot read; an empty cell is NaN, not bad)."""

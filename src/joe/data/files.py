@@ -42,7 +42,7 @@ from joe.data.dates import (
 )
 from joe.data.duplicates import drop_repeats
 from joe.data.errors import DataError
-from joe.data.file_read import read_cells
+from joe.data.file_read import Cells, read_cells
 from joe.data.frames import FrameSource, as_of_cutoff, bars_from_closes
 from joe.data.quality import Finding, QualityConfig
 from joe.data.sessions import drop_non_session_bars
@@ -166,8 +166,7 @@ def read_file(path: Path, date_format: str | DateFormats | None = None) -> Loade
 
     formats = date_format if isinstance(date_format, DateFormats) else DateFormats.parse(date_format)
     fmt, named = formats.for_file(f, sym)
-    times = parse_times(df.series(tcol), f, str(tcol), fmt, named)
-    index, daily = bar_index(times)
+    index, daily = _dated(df, tcol, f, fmt, named)
     # The checks run on plain float64 arrays, one per column (pandas column assignment and row-wise
     # reductions cost ~15 ms a file, most of a 500-file load); the frame is built once at the end.
     out: dict[str, np.ndarray] = {}
@@ -279,6 +278,25 @@ def read_file(path: Path, date_format: str | DateFormats | None = None) -> Loade
         if "volume" in out:
             frame["volume"] = out["volume"]
     return LoadedFile(sym, f, frame, lines, findings, daily)
+
+
+# Files of one folder mostly share their dates: a time column of Parquet timestamps is dated once
+# (`parse_times` reads such a column whatever the file, its name or the date format), ~0.35 ms a file.
+_DATED: dict[tuple[str, bytes], tuple[pd.DatetimeIndex, bool]] = {}
+_DATED_MAX = 4
+
+
+def _dated(cells: Cells, tcol: object, f: str, fmt: str | None, named: bool) -> tuple[pd.DatetimeIndex, bool]:
+    """`bar_index(parse_times(...))` of the file's time column: its bars' index and whether it is daily."""
+    key = cells.time_key(tcol)
+    hit = _DATED.get(key) if key is not None else None
+    if hit is None:
+        hit = bar_index(parse_times(cells.series(tcol), f, str(tcol), fmt, named))
+        if key is not None:
+            if len(_DATED) >= _DATED_MAX:
+                _DATED.pop(next(iter(_DATED)))
+            _DATED[key] = hit
+    return hit[0].copy(), hit[1]  # a file's own Index object (same values)
 
 
 def load_bars(path: Path, date_format: str | DateFormats | None = None) -> pd.DataFrame:
