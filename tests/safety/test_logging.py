@@ -5,7 +5,11 @@ from __future__ import annotations
 import io
 import json
 import logging
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 import structlog
@@ -115,3 +119,32 @@ def test_configure_registers_env_secrets(monkeypatch: pytest.MonkeyPatch) -> Non
     get_logger("joe.ai").info("calling gemini with AIza-gemini-env-secret")
     assert "AIza-gemini-env-secret" not in stream.getvalue()
     assert "calling gemini with ***" in stream.getvalue()
+
+
+def test_httpx_lines_are_scrubbed_at_the_source_without_the_alert_channels_imported() -> None:
+    """The httpx/httpcore scrub filter is installed by `joe.core.logging` (which every Joe process
+    imports), not only when the alert channels are: a run or backtest that never loads them (httpx
+    requests from a broker or the AI analyst) still has it, and a handler that bypasses Joe's
+    formatting never sees a registered secret."""
+    code = f"""
+import logging, sys
+import joe.core.logging
+from joe.audit.redaction import register_secret
+assert "joe.reporting.alerts.channel" not in sys.modules
+register_secret({SECRET!r})
+records = []
+class Keep(logging.Handler):
+    def emit(self, record):
+        records.append(self.format(record))
+for name in ("httpx", "httpcore"):
+    log = logging.getLogger(name)
+    log.addHandler(Keep())
+    log.setLevel(logging.INFO)
+    log.info("HTTP Request: POST %s", "https://api.example.com/session?token={SECRET}")
+print(records)
+assert len(records) == 2 and all({SECRET!r} not in r and "token=***" in r for r in records), records
+"""
+    src = str(Path(__file__).resolve().parents[2] / "src")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([src, os.environ.get("PYTHONPATH", "")])}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+    assert out.returncode == 0, out.stderr + out.stdout

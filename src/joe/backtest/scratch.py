@@ -11,7 +11,7 @@ scratch audit log is deleted with the scratch folder, unread, and writing it cos
 from __future__ import annotations
 
 from pathlib import Path
-from typing import cast
+from typing import TYPE_CHECKING, cast
 
 from joe.audit.log import AuditLog
 from joe.backtest.memaudit import MemoryAudit
@@ -20,7 +20,9 @@ from joe.config.mode import ModeDecision, TradingMode
 from joe.config.schema import ExecutionConfig
 from joe.config.settings import Settings
 from joe.runtime.bootstrap import Runtime
-from joe.store import Store
+
+if TYPE_CHECKING:  # the SQLAlchemy store: only its interface (the book is a MemoryStore)
+    from joe.store import Store
 
 SCRATCH_DB_URL = "sqlite://"  # what the scratch Settings name; the book itself is a MemoryStore
 
@@ -33,7 +35,7 @@ def scratch_runtime(config: ExecutionConfig, folder: Path) -> Runtime:
     folder.mkdir(parents=True, exist_ok=True)
     settings = Settings(data_dir=folder, db_url=SCRATCH_DB_URL)  # type: ignore[call-arg]
     audit = cast(AuditLog, MemoryAudit())  # every layer writes through `record` (the AuditSink protocol)
-    store = cast(Store, MemoryStore())  # the Store calls of the day loop, in memory
+    store = cast("Store", MemoryStore())  # the Store calls of the day loop, in memory
     decision = ModeDecision(
         requested="paper", mode=TradingMode.PAPER, reasons=["backtest: a scratch paper book"]
     )

@@ -61,6 +61,22 @@ class _CurrentStderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
 CHATTY_LIBRARIES = ("httpx", "httpcore", "websockets", "ib_async", "aiohttp.access")
 
 
+class _ScrubFilter(logging.Filter):
+    """httpx logs request URLs (a Telegram URL holds the bot token): scrub at the source, so even
+    handlers that bypass Joe's log formatting (pytest's caplog, a host app's logging) never see it.
+    Installed on import of this module (every Joe process imports it), not only by the alert channels."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.msg = redact_text(record.getMessage())
+        record.args = None
+        return True
+
+
+_SCRUB_FILTER = _ScrubFilter()
+for _name in ("httpx", "httpcore"):
+    logging.getLogger(_name).addFilter(_SCRUB_FILTER)
+
+
 def configure_logging(
     level: str = "INFO",
     json: bool = False,

@@ -11,7 +11,7 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from joe.audit.anchor import StoreAnchor
 from joe.audit.log import AuditLog
@@ -22,7 +22,9 @@ from joe.config.schema import ExecutionConfig
 from joe.config.settings import SECRET_FIELDS, Settings, load_settings, secret_value
 from joe.core.logging import configure_logging, get_logger
 from joe.safety.demo_record import read_demo_record
-from joe.store import Store, open_store
+
+if TYPE_CHECKING:
+    from joe.store import Store
 
 log = get_logger("joe.runtime")
 
@@ -63,6 +65,8 @@ def bootstrap(
     log_stream: TextIO | None = None,
 ) -> Runtime:
     """Build the runtime for one process. Never raises for bad configuration: it resolves to paper."""
+    from joe.store import open_store  # SQLAlchemy: here, not at import (a backtest's `Runtime` has none)
+
     register_secrets_from_env(os.environ)
     settings = load_settings()
     if broker is not None and broker != settings.broker:

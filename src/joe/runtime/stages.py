@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from decimal import Decimal
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 import pandas as pd
@@ -25,7 +25,6 @@ from joe.analysis.pipeline import AnalysisResult, MarketAnalysis, assess_book
 from joe.analysis.pipeline import analyse_market as read_market
 from joe.analysis.regime import RegimeDetector
 from joe.config.schema import ExecutionConfig
-from joe.config.settings import secret_value
 from joe.core.logging import get_logger
 from joe.core.models import AccountInfo, Instrument, Position, Signal
 from joe.core.reports import InstrumentRules
@@ -33,16 +32,16 @@ from joe.data.failover import FailoverMarketData
 from joe.portfolio import PaperPortfolio, SignalOutcome
 from joe.portfolio.exits import PriceBar
 from joe.portfolio.replay import Mark, to_decimal
-from joe.reporting.ai_analyst import AIAnalyst
 from joe.reporting.context import OPENED_PREFIX
-from joe.reporting.generator import ReportGenerator, ReportPaths
 from joe.runtime.book import BookIdentity, check_forward, check_source, source_identity
-from joe.runtime.bootstrap import Runtime
 from joe.runtime.held_quality import follow_data_quality, follow_splits
 from joe.runtime.market import MarketSnapshot, load_snapshot
-from joe.runtime.report_facts import build_context
 from joe.runtime.sources import open_market_data
-from joe.safety.run_guard import RunGuard
+
+if TYPE_CHECKING:  # the report's and the safety layer's modules are imported where they are used
+    from joe.reporting.generator import ReportPaths
+    from joe.runtime.bootstrap import Runtime
+    from joe.safety.run_guard import RunGuard
 
 log = get_logger("joe.runtime.run")
 
@@ -451,6 +450,13 @@ def equity_curve(st: RunState) -> pd.DataFrame:
 async def write_report(st: RunState) -> None:
     """Markdown, CSV, JSON and HTML (plus the AI notes) under data/reports/<run id>/."""
     assert st.pf is not None and st.result is not None and st.snap is not None
+    # Imported here, not at the top: a backtest runs the other stages and never this one (nor loads
+    # matplotlib, which the HTML report's charts need).
+    from joe.config.settings import secret_value
+    from joe.reporting.ai_analyst import AIAnalyst
+    from joe.reporting.generator import ReportGenerator
+    from joe.runtime.report_facts import build_context
+
     st.progress.stage("report", "writing markdown, csv, json and html")
     t0 = time.perf_counter()
     rt = st.rt

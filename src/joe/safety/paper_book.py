@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import datetime, timedelta
 from decimal import Decimal
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -14,7 +15,9 @@ from joe.config.schema import ProtectionsConfig
 from joe.core.models import AccountInfo, Instrument, Position
 from joe.safety.protections import ClosedTrade, Lock, active_locks, default_protections
 from joe.safety.risk_gate import GateBook, QuoteMark
-from joe.store import Store
+
+if TYPE_CHECKING:  # only the interface: a backtest's book is a MemoryStore (no SQLAlchemy loaded)
+    from joe.store import Store
 
 
 def _last_close(panel: object, closes: np.ndarray, upto: int) -> QuoteMark | None:

@@ -3,19 +3,20 @@
 Bot tokens and webhook URLs are secrets. They are registered with `register_secret`, replaced by
 "***" in every message this package produces, and a logging filter scrubs them from the
 `httpx`/`httpcore` loggers too (httpx logs each request URL at INFO, and a Telegram URL
-contains the bot token).
+contains the bot token): `joe.core.logging` installs it, in every process that imports it, whether or
+not this module is imported.
 """
 
 from __future__ import annotations
 
 import asyncio
-import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
 
+import joe.core.logging  # noqa: F401  (installs the httpx/httpcore scrub filter)
 from joe.audit import redaction as _redaction
 from joe.reporting.alerts.formatting import Alert, AlertLevel
 
@@ -30,21 +31,6 @@ def register_secret(secret: str) -> None:
 def scrub(text: str) -> str:
     """`text` with registered secrets and token shapes (bot tokens, webhooks) replaced by ***."""
     return _redaction.redact_text(text)
-
-
-class _ScrubFilter(logging.Filter):
-    """httpx logs request URLs (a Telegram URL holds the bot token): scrub at the source, so even
-    handlers that bypass Joe's log formatting (pytest's caplog, a host app's logging) never see it."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        record.msg = scrub(record.getMessage())
-        record.args = None
-        return True
-
-
-_FILTER = _ScrubFilter()
-for _name in ("httpx", "httpcore"):
-    logging.getLogger(_name).addFilter(_FILTER)
 
 
 @dataclass(frozen=True, slots=True)
