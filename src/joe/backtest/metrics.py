@@ -22,7 +22,6 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-import empyrical as ep
 import numpy as np
 import pandas as pd
 
@@ -117,6 +116,8 @@ def compute_metrics(
     fees: float = 0.0,
 ) -> dict[str, float | int | str | None]:
     """Every metric of the report, JSON-ready (NaN → None). `equity` is daily, UTC-dated."""
+    import empyrical as ep  # here, not at import: it loads scipy.stats (~1 s), which only the report needs
+
     returns = equity.pct_change().dropna()
     years = len(returns) / PERIODS_PER_YEAR
     spell = max_drawdown_spell(equity)
@@ -151,6 +152,8 @@ def compute_metrics(
 
 def monthly_returns(equity: pd.Series) -> pd.DataFrame:
     """Compounded returns per calendar month, years × months (1..12) (`empyrical.aggregate_returns`)."""
+    import empyrical as ep  # see compute_metrics
+
     returns = equity.pct_change().dropna()
     if returns.empty:
         return pd.DataFrame()
