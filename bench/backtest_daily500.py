@@ -28,7 +28,6 @@ from pathlib import Path  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from joe.backtest.loading import load_history_sync  # noqa: E402
-from joe.backtest.report import write_report  # noqa: E402
 from joe.backtest.runner import BacktestOptions, run_on_history  # noqa: E402
 from joe.config.schema import ExecutionConfig  # noqa: E402
 
@@ -88,6 +87,9 @@ def main() -> None:
         if args.profile:
             prof.disable()
             pstats.Stats(prof).sort_stats("tottime").print_stats(25)
+        # Imported by the replay while the worker computed its first day (runner.prepare_report).
+        from joe.backtest.report import write_report
+
         _, metrics = write_report(result, Path(tmp) / "report", "daily_500", opts.describe())
         t3, c3 = time.perf_counter(), time.process_time()
     n_days = len(result.days)

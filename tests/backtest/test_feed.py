@@ -190,3 +190,37 @@ def test_the_worker_runs_ahead_of_a_busy_book(history: History) -> None:
     for row, got in zip(rows, [first, *rest], strict=True):  # every day, in order, as computed here
         want = feed.market_of_day(history, cfg, row)
         assert repr((got.regime, got.scores, got.signals)) == repr((want.regime, want.scores, want.signals))
+
+
+@pytest.mark.timeout(300)
+def test_the_report_is_imported_while_the_worker_computes_its_first_day(market_dir: Path) -> None:
+    # The report's libraries (empyrical with SciPy, ~1 s) are not imported before the replay: the book's
+    # process imports them while it has nothing to do but wait for the worker's first day.
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from datetime import date\n"
+        "from joe.backtest import engine\n"
+        "from joe.backtest.loading import load_history_sync\n"
+        "from joe.backtest.runner import BacktestOptions, run_on_history\n"
+        "from joe.config.schema import ExecutionConfig\n"
+        "assert 'joe.backtest.report' not in sys.modules and 'empyrical' not in sys.modules\n"
+        "seen = []\n"
+        "real_run_days = engine._run_days\n"
+        "async def run_days(*a, **k):\n"
+        "    seen.append('empyrical' in sys.modules)\n"
+        "    return await real_run_days(*a, **k)\n"
+        "engine._run_days = run_days\n"
+        f"src = 'csv:{market_dir}'\n"
+        f"h = load_history_sync(src, ExecutionConfig(), end=date({END.year}, {END.month}, {END.day}))\n"
+        f"first = date({START.year}, {START.month}, {START.day})\n"
+        "opts = BacktestOptions(src, first, h.panel.dates[-1].date())\n"
+        "run_on_history(h, ExecutionConfig(), opts, workers=2)\n"
+        "print(seen)\n"
+    )
+    cmd = [sys.executable, "-c", code]
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=240, check=False)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip() == "[True]", "the report was not imported before the first day was awaited"

@@ -21,6 +21,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from types import ModuleType
 
 import numpy as np
 import pandas as pd
@@ -50,6 +51,14 @@ class DrawdownSpell:
     recovery: pd.Timestamp | None
     trading_days: int
     calendar_days: int
+
+
+def library() -> ModuleType:
+    """`empyrical`, imported on first use, not with this module: it loads scipy.stats (~1 s), which only
+    the metrics need (a backtest imports it while its analysis worker computes the first day)."""
+    import empyrical
+
+    return empyrical
 
 
 def drawdown_series(equity: pd.Series) -> pd.Series:
@@ -116,7 +125,7 @@ def compute_metrics(
     fees: float = 0.0,
 ) -> dict[str, float | int | str | None]:
     """Every metric of the report, JSON-ready (NaN → None). `equity` is daily, UTC-dated."""
-    import empyrical as ep  # here, not at import: it loads scipy.stats (~1 s), which only the report needs
+    ep = library()
 
     returns = equity.pct_change().dropna()
     years = len(returns) / PERIODS_PER_YEAR
@@ -152,7 +161,7 @@ def compute_metrics(
 
 def monthly_returns(equity: pd.Series) -> pd.DataFrame:
     """Compounded returns per calendar month, years × months (1..12) (`empyrical.aggregate_returns`)."""
-    import empyrical as ep  # see compute_metrics
+    ep = library()
 
     returns = equity.pct_change().dropna()
     if returns.empty:

@@ -13,15 +13,17 @@ import time
 from dataclasses import asdict, dataclass, field
 from datetime import date, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from joe.backtest.engine import BacktestResult, ProgressFn, replay_sync
 from joe.backtest.loading import load_history_sync
 from joe.backtest.overrides import apply_overrides
 from joe.backtest.precompute import History
-from joe.backtest.report import BacktestPaths, write_report
 from joe.config.schema import ExecutionConfig
 from joe.core.clock import utcnow
+
+if TYPE_CHECKING:
+    from joe.backtest.report import BacktestPaths
 
 
 @dataclass(frozen=True)
@@ -59,6 +61,14 @@ def backtest_id(opts: BacktestOptions, now: datetime) -> str:
     return f"bt-{now:%Y%m%d-%H%M%S}-{digest[:6]}"
 
 
+def prepare_report() -> None:
+    """Import the report and its metrics library (empyrical, with SciPy: ~1 s): done by `replay` while
+    the analysis worker computes its first day, when this process has nothing else to do."""
+    from joe.backtest import metrics, report  # noqa: F401
+
+    metrics.library()
+
+
 def run_on_history(
     history: History,
     config: ExecutionConfig,
@@ -83,6 +93,7 @@ def run_on_history(
             source=opts.source,
             progress=progress,
             workers=workers,
+            while_waiting=prepare_report,
         )
 
 
@@ -110,6 +121,8 @@ def run_backtest(
     first, last = result.days[0].day, result.days[-1].day
     title = f"Backtest {bt_id}: {opts.source}, {first} to {last}"
     timings = {"load": t1 - t0, "replay": t2 - t1}
+    from joe.backtest.report import write_report  # imported already by the replay with a worker
+
     paths, metrics = write_report(result, out_root / bt_id, title, opts.describe() | {"timings": timings})
     timings["report"] = time.perf_counter() - t2
     return BacktestOutcome(bt_id, paths, metrics, result, timings)
