@@ -199,3 +199,22 @@ def test_a_files_index_is_its_own(tmp_path: Path) -> None:
     assert fa.index is not fb.index
     fa.index.name = "renamed"
     assert fb.index.name == "ts"
+
+
+@pytest.mark.parametrize("tz", [None, "America/New_York"])
+@pytest.mark.parametrize("plain", [True, False])
+def test_an_empty_time_cell_is_a_data_error_naming_file_row_and_column(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, tz: str | None, plain: bool
+) -> None:
+    """A Parquet timestamp column with an empty cell (NaT) was read as a bar dated NaT, with no finding
+    (a CSV's empty date cell is refused); both routes now refuse the file, naming it, its row and column."""
+    stamps = pd.Series(DATES.tz_localize(tz) if tz else DATES).astype(object)
+    stamps[3] = None
+    path = tmp_path / "X.parquet"
+    times = pa.array(list(stamps), pa.timestamp("us", tz=tz))
+    close = np.linspace(10, 11, N)
+    pq.write_table(pa.table({"Date": times, "close": close}), path)
+    if not plain:
+        monkeypatch.setattr(file_read, "_plain", lambda table: False)
+    with pytest.raises(DataError, match=r"^X\.parquet: row 5: cannot parse 'Date' value NaT"):
+        read_file(path)

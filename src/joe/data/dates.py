@@ -382,6 +382,8 @@ def parse_times(
     """
     if pd.api.types.is_datetime64_any_dtype(raw):
         ts = pd.DatetimeIndex(raw)
+        if ts.hasnans:  # an empty cell of a Parquet time column: no date to store the bar under
+            raise _bad_row(file, column, raw, ts.isna())
         if ts.tz is None:
             return ParsedTimes(ts, ts.tz_localize("UTC"), False)
         return ParsedTimes(ts.tz_localize(None), ts.tz_convert("UTC"), True)
