@@ -218,3 +218,26 @@ def test_an_empty_time_cell_is_a_data_error_naming_file_row_and_column(
         monkeypatch.setattr(file_read, "_plain", lambda table: False)
     with pytest.raises(DataError, match=r"^X\.parquet: row 5: cannot parse 'Date' value NaT"):
         read_file(path)
+
+
+def test_the_dating_cache_survives_another_threads_insert(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`files._DATED` is shared by every thread reading files. Evicting its first key by
+    `pop(next(iter(cache)))` raised 'RuntimeError: dictionary changed size during iteration' from
+    `read_file` when another thread inserted between the iter and the next (seen with 4 threads reading
+    12 files of distinct dates); here that insert is made at that point, deterministically."""
+    from joe.data import files
+
+    class Racy(dict):  # type: ignore[type-arg]
+        def __iter__(self):  # type: ignore[no-untyped-def]
+            it = super().__iter__()
+            self[("other thread", b"")] = (pd.DatetimeIndex([]), True)
+            return it
+
+    monkeypatch.setattr(files, "_DATED", Racy())
+    for i in range(files._DATED_MAX + 2):  # distinct time columns: the cache fills up
+        path = tmp_path / f"S{i}.parquet"
+        pd.DataFrame(_bars(date=DATES + pd.Timedelta(days=i))).to_parquet(path)
+        assert read_file(path).frame.index[0] == (DATES[0] + pd.Timedelta(days=i)).tz_localize("UTC")
+    assert len(files._DATED) <= files._DATED_MAX
