@@ -241,3 +241,24 @@ def test_the_dating_cache_survives_another_threads_insert(
         pd.DataFrame(_bars(date=DATES + pd.Timedelta(days=i))).to_parquet(path)
         assert read_file(path).frame.index[0] == (DATES[0] + pd.Timedelta(days=i)).tz_localize("UTC")
     assert len(files._DATED) <= files._DATED_MAX
+
+
+def test_a_long_format_file_is_told_to_be_split(tmp_path: Path) -> None:
+    """A file of several symbols (a 'symbol' column, as the standard daily_500.parquet): the user saw only
+    'duplicate timestamp ... keep one bar per day'; the error now says the file holds several symbols and
+    that Joe reads one file per symbol."""
+    one = pd.DataFrame(_bars())
+    both = pd.concat(
+        [one.assign(symbol="AAA"), one.assign(symbol="BBB", close=one["close"] + 1, high=one["high"] + 1)],
+        ignore_index=True,
+    )
+    path = tmp_path / "long.parquet"
+    both.to_parquet(path)
+    with pytest.raises(
+        DataError,
+        match=r"^long\.parquet: duplicate timestamp: .*holds 2 symbols in its "
+        r"'symbol' column \(AAA, BBB\): Joe reads one file per symbol",
+    ):
+        read_file(path)
+    one.assign(symbol="AAA").to_parquet(path)  # one symbol: no hint, no error
+    assert len(read_file(path).frame) == N

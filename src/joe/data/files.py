@@ -265,7 +265,7 @@ def read_file(path: Path, date_format: str | DateFormats | None = None) -> Loade
         raise DataError(
             f"{f}: duplicate timestamp: rows {rows[0]} and {rows[1]} are the same "
             f"{'session ' + str(ordered[dup][0].date()) if daily else 'time ' + str(ordered[dup][0])}; "
-            f"keep one bar per {'day' if daily else 'time'}"
+            f"keep one bar per {'day' if daily else 'time'}" + _several_symbols(df, cols)
         )
     if "high" in out:
         # One (columns x bars) float64 block, as pandas makes of a dict of columns, built without the
@@ -278,6 +278,22 @@ def read_file(path: Path, date_format: str | DateFormats | None = None) -> Loade
         if "volume" in out:
             frame["volume"] = out["volume"]
     return LoadedFile(sym, f, frame, lines, findings, daily)
+
+
+def _several_symbols(cells: Cells, cols: dict[str, object]) -> str:
+    """A hint for a long-format file (a symbol column of several values, as daily_500.parquet): Joe
+    reads one file per symbol, so its repeated dates are the symbols' bars, not bad rows."""
+    col = _pick(cols, ("symbol", "ticker", "instrument"))
+    if col is None:
+        return ""
+    names = pd.unique(cells.series(col).dropna().astype(str))
+    if len(names) < 2:
+        return ""
+    shown = ", ".join(names[:3]) + (", ..." if len(names) > 3 else "")
+    return (
+        f"; the file holds {len(names)} symbols in its {str(col)!r} column ({shown}): Joe reads one file "
+        f"per symbol - split it into one file per symbol (AAPL.parquet, ...) in the folder"
+    )
 
 
 # Files of one folder mostly share their dates: a time column of Parquet timestamps is dated once
