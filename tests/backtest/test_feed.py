@@ -224,3 +224,23 @@ def test_the_report_is_imported_while_the_worker_computes_its_first_day(market_d
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=240, check=False)
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.strip() == "[True]", "the report was not imported before the first day was awaited"
+
+
+def _skip_a_day(history: History, config: ExecutionConfig, row: int) -> object:
+    rows = [int(r) for r in history.days(START, END)]
+    return _orig_market_of_day(history, config, rows[5] if row == rows[4] else row)
+
+
+_orig_market_of_day = feed.market_of_day
+
+
+@pytest.mark.timeout(120)
+def test_a_day_out_of_step_is_an_error_not_another_days_market(
+    history: History, market_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The book pairs the worker's analyses with its days by position only: a lost or foreign message
+    # (a pump reading a pipe fd reused after its close) silently gave day 5 the market of day 6.
+    monkeypatch.setattr(feed, "market_of_day", _skip_a_day)  # the forked worker inherits it
+    with pytest.raises(feed.WorkerError, match=r"sent the analysis of 2020-11-\d\d.* where 2020-11-\d\d"):
+        run_on_history(history, ExecutionConfig(), _opts(market_dir), workers=2)
+    assert not mp.active_children()

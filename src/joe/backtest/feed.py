@@ -169,7 +169,10 @@ class MarketFeed:
         # The worker is gone, so its end of the pipe is closed and the pump's read returns (EOF).
         if self._pump is not None:
             self._pump.join(5)
-        if self._conn is not None:
+        # Closed only once the pump has stopped reading it: closed under a read that still blocks
+        # (another process forked meanwhile holds the worker's end), its fd number would be reused by
+        # the next pipe - the next backtest's - and this pump would take that backtest's messages.
+        if self._conn is not None and (self._pump is None or not self._pump.is_alive()):
             self._conn.close()
 
     def next(self) -> MarketAnalysis:
@@ -179,8 +182,15 @@ class MarketFeed:
             while not self._ready:
                 self._receive()
             self.waited += time.perf_counter() - t0
+        got = self._ready.popleft()
+        want = self._history.panel.dates[self._rows[self._taken]]
+        if got.as_of != want:  # a lost or foreign message would pair one day's market with another's book
+            raise WorkerError(
+                f"the backtest's analysis worker sent the analysis of {got.as_of} where {want} was due; "
+                f"run with --workers 1 to analyse in one process"
+            )
         self._taken += 1
-        return self._ready.popleft()
+        return got
 
     def finish(self) -> dict[str, float]:
         """Wait for the worker's last message (its CPU seconds, `worker_cpu`) after the last day."""
