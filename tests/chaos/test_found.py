@@ -81,6 +81,69 @@ async def test_a_replacement_stop_never_outlives_its_position(tmp_path: Path) ->
         await world.stop()
 
 
+async def test_a_leg_left_on_a_closed_position_is_cancelled_after_a_follow_in_flight(tmp_path: Path) -> None:
+    """Seed 841 (under load): the target closed the position while Joe was still resizing the legs to
+    their parent (a follow in flight). The trim of what was left (a replacement stop of 1) was not
+    scheduled then, nor later, and the stop sold 1 short on the next gap. Here the follow is held in
+    flight by hand across the target's fill: once it ends, nothing of Joe's may rest at the broker."""
+    logging.getLogger("ib_async").setLevel(logging.CRITICAL)
+    world = IbkrWorld(841, 178, ("AAPL",))
+    await world.start()
+    joe = JoeProcess(world, tmp_path)
+    await joe.open()
+    try:
+        sid = "found-841-AAPL"
+        legs = bracket(sid, "AAPL", 3, Decimal(100))
+        await joe.om.submit(legs)
+        await _until(lambda: world.positions() == {"AAPL": Decimal(3)})
+        world.sim.broker_cancel(legs[1].client_order_id)
+        await _until(lambda: any(s.ref != legs[1].client_order_id for s in world.stops()))
+        joe.om._following.add(sid)  # a resize of the legs to their parent, still in flight
+        world.set_price("AAPL", Decimal(106))  # through the target: the position closes
+        await _until(lambda: world.positions() == {})
+        await asyncio.sleep(1.0)  # the fill's reports are all handled while the follow is in flight
+        joe.om._following.discard(sid)  # the follow ends (it reports nothing new)
+        await _until(lambda: world.stops() == [])  # Joe cancels what protected the closed position
+        world.set_price("AAPL", Decimal(90))  # a gap down through every stop level
+        await asyncio.sleep(0.5)
+        assert world.positions() == {}, f"the position was reversed: {world.positions()}"
+    finally:
+        await joe.close()
+        await world.stop()
+
+
+async def test_a_partial_exit_leaves_two_stops_covering_no_more_than_the_rest(tmp_path: Path) -> None:
+    """Seed 841 (under load), its second path: a position of 2 guarded by two stops of 1 (the
+    bracket's, shrunk, and a lost-protection replacement beside it). A partial exit of 1 checked each
+    stop against the 1 that stays - each fits - and left both: 2 units of stops on a position of 1,
+    and the gap sold 1 short. The stops together must cover what stays, no more."""
+    logging.getLogger("ib_async").setLevel(logging.CRITICAL)
+    world = IbkrWorld(841, 178, ("AAPL",))
+    await world.start()
+    joe = JoeProcess(world, tmp_path)
+    await joe.open()
+    try:
+        sid = "found-841b-AAPL"
+        legs = bracket(sid, "AAPL", 2, Decimal(100))
+        await joe.om.submit(legs)
+        await _until(lambda: world.positions() == {"AAPL": Decimal(2)})
+        await joe.om.modify(legs[1].client_order_id, quantity=Decimal(1))  # the bracket's stop: 2 -> 1
+        # The protection reaction places a replacement stop of 1 beside it.
+        await _until(lambda: sorted(s.signed_qty for s in world.stops()) == [Decimal(1), Decimal(1)])
+        await joe.om.exit(sid, quantity=Decimal(1))
+        # Fitted before the exit was sent (the broker confirmed), not by a later reaction: a gap
+        # between the exit's fill and that reaction would fill both stops.
+        assert sum((s.signed_qty for s in world.stops()), Decimal(0)) <= 1, world.stops()
+        await _until(lambda: world.positions() == {"AAPL": Decimal(1)})
+        world.set_price("AAPL", Decimal(90))  # a gap down through every stop level
+        await _until(lambda: world.positions() == {})
+        await asyncio.sleep(0.5)
+        assert world.positions() == {}, f"the position was reversed: {world.positions()}"
+    finally:
+        await joe.close()
+        await world.stop()
+
+
 async def _until(ok: Any, timeout: float = 10.0) -> None:
     loop = asyncio.get_running_loop()
     end = loop.time() + timeout

@@ -10,13 +10,14 @@ import asyncio
 import logging
 from datetime import datetime
 from decimal import Decimal
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 from joe.core.models import OrderLeg
 from joe.core.order import LIVE_STATES as _WORKING
 from joe.core.order import MAY_FILL_STATES as _COVERING
 from joe.core.order import Order, OrderState
 from joe.execution.events import AlertKind, ProtectionRestored, UnprotectedPosition
+from joe.execution.exits import fit_guards, legs_over
 from joe.execution.protective_cover import protection
 
 if TYPE_CHECKING:
@@ -25,9 +26,12 @@ if TYPE_CHECKING:
     from joe.brokers.base import ExecutionClient
     from joe.execution.book import OrderBook
     from joe.execution.journal import ExecutionJournal
+    from joe.execution.order_manager import OrderManager
     from joe.execution.outside import OutsideLedger
 
 log = logging.getLogger(__name__)
+# Seconds a trim of oversized protective legs waits for a resize of them to their parent in flight.
+TRIM_WAIT_S = 30.0
 
 
 class BracketFollower:
@@ -205,22 +209,32 @@ class BracketFollower:
         `trim_grace_s` (the broker's own OCA cancel usually reports first) and after asking the
         broker; then shrinks them, cancels them at 0. Not where the broker resizes attached legs
         with their deal (`legs_follow_position`: Capital.com). A failure is alerted; the protection
-        check reports what stays."""
-        await asyncio.sleep(self.trim_grace_s)
-        if signal_id in self._exiting or signal_id in self._following:
-            return
+        check reports what stays. On a closed position (nothing left to protect) the legs are
+        cancelled at once, without the grace or the asking: each moment they rest is a moment in
+        which a gap fills them and opens a position the other way (chaos seed 841 under load: the
+        grace and the asking outlasted the next day's gap)."""
+        closed = self.position_of(signal_id) <= 0
+        if not closed:
+            await asyncio.sleep(self.trim_grace_s)
+        # A resize of the legs to their parent in flight ends first (it may shrink them itself); the
+        # trim is not dropped for it: nothing else would come back to a leg left working on a closed
+        # position (chaos seed 841, under load: a replacement stop outlived the target that closed
+        # the position while the legs were being followed, then sold 1 short).
+        waited = 0.0
+        while signal_id in self._following and waited < TRIM_WAIT_S:
+            await asyncio.sleep(0.05)
+            waited += 0.05
+        if signal_id in self._exiting:
+            return  # the exit fits the legs to the broker's position
 
         def oversized() -> list[Order]:
-            keep = max(self.position_of(signal_id), Decimal(0))
-            return [
-                o for o in self.book.signal_orders(signal_id)
-                if o.intent.leg in (OrderLeg.STOP_LOSS, OrderLeg.TAKE_PROFIT)
-                and o.state in _WORKING and o.remaining > keep
-            ]  # fmt: skip
+            # The legs of a kind TOGETHER larger than the position (two stops of 1 on 1: seed 841).
+            return legs_over(self.book.signal_orders(signal_id), max(self.position_of(signal_id), Decimal(0)))
 
         try:
-            for g in oversized():
-                await self.ask(g)
+            if not closed or self.position_of(signal_id) > 0:
+                for g in oversized():
+                    await self.ask(g)
             guards = oversized()
             if not guards or signal_id in self._exiting:
                 return
@@ -230,13 +244,9 @@ class BracketFollower:
                 {"position": str(keep), "legs": [g.client_order_id for g in guards]},
                 guards[0],
             )
-            for g in sorted(guards, key=lambda g: g.intent.leg is not OrderLeg.TAKE_PROFIT):
-                if keep <= 0:
-                    await self.cancel(g.client_order_id)
-                elif self.refits_targets(g):  # cancelled and replaced: a modify down may land too late
-                    await self.refit_target(g, keep, f"larger than the position of {keep}")
-                else:
-                    await self.modify(g.client_order_id, quantity=g.filled_quantity + keep)
+            # Each kind's legs together to `keep`: shrunk (a target cancelled and replaced: a modify
+            # down may land too late), cancelled at 0; the broker confirms the cancels.
+            await fit_guards(cast("OrderManager", self), guards, keep)
         except Exception as exc:  # alerted; the protection check reports what stays
             log.error("trimming %s's protective legs failed: %r", signal_id, exc)
             await self.journal.alert(AlertKind.UNRESOLVED, f"trimming {signal_id}'s protective legs: {exc}")
@@ -323,22 +333,17 @@ class BracketFollower:
                 finally:
                     self._over_asking.discard(signal_id)
                 p = protection(self.book.signal_orders(signal_id), self.outside.of_signal(signal_id))
-        # Over-cover while Joe's own resize of the stops is in flight is expected, not a breach.
-        in_flight = signal_id in self._following or (
-            p is not None and any(c in self._resize_asked for c in p.stop_ids)
-        )
+        # Over-cover while Joe's own resize of the stops is in flight is expected, not a breach (a
+        # follow of the parent in flight does not stop the trim: `_trim_guards` waits for it).
+        in_flight = p is not None and any(c in self._resize_asked for c in p.stop_ids)
         if (
             p is not None
             and p.entry_done
             and signal_id not in self._exiting
             and not in_flight
             and not getattr(self.client, "legs_follow_position", False)
-            and any(
-                o.intent.leg in (OrderLeg.STOP_LOSS, OrderLeg.TAKE_PROFIT)
-                and o.state in _WORKING
-                and o.remaining > max(p.position, Decimal(0))
-                for o in self.book.signal_orders(signal_id)
-            )
+            # the legs of a kind together, not each alone (two stops of 1 on 1: chaos seed 841)
+            and legs_over(self.book.signal_orders(signal_id), max(p.position, Decimal(0)))
         ):
             self._schedule_trim(signal_id)
         resizing = (

@@ -194,9 +194,7 @@ async def _fit_to_broker(
         (o.remaining for o in orders if o.intent.leg is OrderLeg.ENTRY and o.state in _WORKING[:2]), ZERO
     )
     keep = guard_size(side, joe_position, broker_net, ZERO) + resting
-    guards = [
-        o for o in orders if o.intent.leg in _CHILD_LEGS and o.state in _WORKING[:2] and o.remaining > keep
-    ]
+    guards = [o for o in legs_over(orders, keep) if o.state in _WORKING[:2]]
     if guards:
         await fit_guards(om, guards, keep)
 
@@ -209,32 +207,58 @@ def guard_size(entry_side: Side, joe_position: Decimal, broker_net: Decimal, exi
 
 
 async def fit_guards(om: OrderManager, guards: Sequence[Order], remaining: Decimal) -> None:
-    """Cancel the working protective legs (`remaining` 0, confirmed by the broker before returning)
-    or shrink them to `remaining` open. Never grows a leg. A leg still being sent (SUBMITTING: a
-    lost-protection replacement stop racing the exit) is waited for until the broker has it, then
-    cancelled too: left out, it would outlive the position the exit closes (chaos seed 220)."""
+    """Fit the working protective legs to `remaining` open: the legs of each kind (stops, targets)
+    TOGETHER cover at most `remaining` — a bracket's own leg first, then the standalone ones
+    (replacement stops, refitted targets) — each shrunk to its share, cancelled at a share of 0
+    (confirmed by the broker before returning). Never grows a leg. Two stops of 1 on a position of
+    2 are each within an exit's `remaining` of 1, but together they sell 2 when a gap fills them:
+    one is cancelled (chaos seed 841 under load: a partial exit left a replacement stop and a second
+    one beside it, and the gap sold 1 short). A leg still being sent (SUBMITTING: a lost-protection
+    replacement stop racing the exit) is waited for until the broker has it, then fitted too: left
+    out, it would outlive the position the exit closes (chaos seed 220)."""
     sending = [g.client_order_id for g in guards if g.state is OrderState.SUBMITTING]
     if sending:
         await _await_sent(om, sending)
     guards = [om.book.orders[g.client_order_id] for g in guards]
+    left = {OrderLeg.STOP_LOSS: max(remaining, ZERO), OrderLeg.TAKE_PROFIT: max(remaining, ZERO)}
     refit: list[str] = []
-    for g in sorted(guards, key=lambda g: g.intent.leg is not OrderLeg.TAKE_PROFIT):
-        if remaining <= 0:
+    cancelled: list[str] = []
+    order = sorted(
+        guards, key=lambda g: (g.intent.leg is not OrderLeg.TAKE_PROFIT, g.parent_client_order_id is None)
+    )
+    for g in order:
+        if g.state.is_terminal:
+            continue
+        share = min(g.remaining, left.get(g.intent.leg, ZERO))
+        left[g.intent.leg] = left.get(g.intent.leg, ZERO) - share
+        if share <= 0:
             await om.cancel(g.client_order_id)
-        elif g.remaining > remaining and om.refits_targets(g):
+            cancelled.append(g.client_order_id)
+        elif g.remaining > share and om.refits_targets(g):
             # A target is cancelled (confirmed below, before the exit is sent) and replaced at the
             # size that stays once the exit is done: a modify down could land after it filled in
             # full, and with the exit that would reverse the position (chaos seed 477's kind).
-            if await om.refit_target(g, remaining, f"an exit leaves {remaining}"):
+            if await om.refit_target(g, share, f"an exit leaves {share}"):
                 refit.append(g.client_order_id)
-        elif g.remaining > remaining:
-            await om.modify(g.client_order_id, quantity=g.filled_quantity + remaining)
-    if remaining <= 0 and guards:
-        await await_terminal(om, [g.client_order_id for g in guards])
-    elif refit:  # cancelled, or refused and shrunk by a modify instead (`TargetRefit`)
+        elif g.remaining > share:
+            await om.modify(g.client_order_id, quantity=g.filled_quantity + share)
+    if cancelled:
+        await await_terminal(om, cancelled)
+    if refit:  # cancelled, or refused and shrunk by a modify instead (`TargetRefit`)
         await _await_orders(
             om, refit, lambda o: o.state is not OrderState.CANCEL_PENDING, "have a cancel not yet answered"
         )
+
+
+def legs_over(orders: Sequence[Order], keep: Decimal) -> list[Order]:
+    """The working protective legs of the kinds (stops, targets) whose legs together cover more than
+    `keep` units: what `fit_guards` must fit to `keep`."""
+    working = [o for o in orders if o.intent.leg in _CHILD_LEGS and o.state in _WORKING]
+    over = {
+        leg for leg in _CHILD_LEGS
+        if sum((o.remaining for o in working if o.intent.leg is leg), ZERO) > keep
+    }  # fmt: skip
+    return [o for o in working if o.intent.leg in over]
 
 
 async def _await_sent(om: OrderManager, coids: list[str]) -> None:
