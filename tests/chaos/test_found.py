@@ -55,6 +55,16 @@ async def test_an_ibkr_read_on_a_socket_that_just_dropped_is_broker_unavailable(
         await world.stop()
 
 
+async def _with_a_replacement_stop(joe: JoeProcess, world: IbkrWorld, sid: str) -> None:
+    """A bracket of 3 AAPL at 100 filled, whose stop the broker cancelled (202) and Joe's protection
+    reaction replaced by a stop of its own, outside the bracket's OCA group."""
+    legs = bracket(sid, "AAPL", 3, Decimal(100))
+    await joe.om.submit(legs)
+    await _until(lambda: world.positions() == {"AAPL": Decimal(3)})
+    world.sim.broker_cancel(legs[1].client_order_id)
+    await _until(lambda: any(s.ref != legs[1].client_order_id for s in world.stops()))
+
+
 async def test_a_replacement_stop_never_outlives_its_position(tmp_path: Path) -> None:
     """The broker cancels Joe's stop (202); the reaction places a replacement; the target then closes
     the position. Nothing of Joe's may still rest at the broker: a later gap must not sell short."""
@@ -64,11 +74,7 @@ async def test_a_replacement_stop_never_outlives_its_position(tmp_path: Path) ->
     joe = JoeProcess(world, tmp_path)
     await joe.open()
     try:
-        legs = bracket("found-20-AAPL", "AAPL", 3, Decimal(100))
-        await joe.om.submit(legs)
-        await _until(lambda: world.positions() == {"AAPL": Decimal(3)})
-        world.sim.broker_cancel(legs[1].client_order_id)
-        await _until(lambda: any(s.ref != legs[1].client_order_id for s in world.stops()))
+        await _with_a_replacement_stop(joe, world, "found-20-AAPL")
         world.set_price("AAPL", Decimal(106))  # through the target: the position closes
         await _until(lambda: world.positions() == {})
         await _until(lambda: world.stops() == [])  # Joe cancels what protected the closed position
@@ -93,11 +99,7 @@ async def test_a_leg_left_on_a_closed_position_is_cancelled_after_a_follow_in_fl
     await joe.open()
     try:
         sid = "found-841-AAPL"
-        legs = bracket(sid, "AAPL", 3, Decimal(100))
-        await joe.om.submit(legs)
-        await _until(lambda: world.positions() == {"AAPL": Decimal(3)})
-        world.sim.broker_cancel(legs[1].client_order_id)
-        await _until(lambda: any(s.ref != legs[1].client_order_id for s in world.stops()))
+        await _with_a_replacement_stop(joe, world, sid)
         joe.om._following.add(sid)  # a resize of the legs to their parent, still in flight
         world.set_price("AAPL", Decimal(106))  # through the target: the position closes
         await _until(lambda: world.positions() == {})
