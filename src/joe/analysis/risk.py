@@ -373,10 +373,11 @@ def pearson(x: np.ndarray, y: np.ndarray) -> float:
 def pearson_rows(x: np.ndarray, ys: Sequence[np.ndarray]) -> list[float]:
     """`[pearson(x, y) for y in ys]` (1-D float64 arrays of one length) from one Gram matrix: the rows
     x, y1, y2… centred by their means and `dot(M, M.T.conj())` once, then `pearson`'s arithmetic on
-    its entries (0, 0), (0, i), (i, i). A row's mean and a Gram entry do not depend on the other rows
-    stacked with it (numpy reduces each row alone; the BLAS kernel sums each entry over the columns
-    alone), so every value is `pearson`'s, bit for bit (tests/analysis/test_risk_pearson.py). Pairs
-    whose variance is not positive go through `pearson` itself (numpy's NaN and warning)."""
+    its entries (0, 0), (0, i), (i, i). A row's mean does not depend on the other rows stacked with it
+    (numpy reduces each row alone), but the BLAS kernel may sum a larger matrix's entries in another
+    order than `pearson`'s 2-row one: values agree within a few ulps (tests/analysis/
+    test_risk_pearson.py), and were equal on all of daily_500's 16,913 correlation reads. Pairs whose
+    variance is not positive go through `pearson` itself (numpy's NaN and warning)."""
     n = len(x)
     m = np.empty((len(ys) + 1, n))
     m[0] = x
