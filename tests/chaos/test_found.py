@@ -68,12 +68,7 @@ async def _with_a_replacement_stop(joe: JoeProcess, world: IbkrWorld, sid: str) 
 async def test_a_replacement_stop_never_outlives_its_position(tmp_path: Path) -> None:
     """The broker cancels Joe's stop (202); the reaction places a replacement; the target then closes
     the position. Nothing of Joe's may still rest at the broker: a later gap must not sell short."""
-    logging.getLogger("ib_async").setLevel(logging.CRITICAL)
-    world = IbkrWorld(20, 178, ("AAPL",))
-    await world.start()
-    joe = JoeProcess(world, tmp_path)
-    await joe.open()
-    try:
+    async with _ibkr_aapl(20, tmp_path) as (world, joe):
         await _with_a_replacement_stop(joe, world, "found-20-AAPL")
         world.set_price("AAPL", Decimal(106))  # through the target: the position closes
         await _until(lambda: world.positions() == {})
@@ -82,9 +77,6 @@ async def test_a_replacement_stop_never_outlives_its_position(tmp_path: Path) ->
         await asyncio.sleep(0.5)
         assert world.positions() == {}, f"the position was reversed: {world.positions()}"
         assert world.stops() == []
-    finally:
-        await joe.close()
-        await world.stop()
 
 
 async def test_a_leg_left_on_a_closed_position_is_cancelled_after_a_follow_in_flight(tmp_path: Path) -> None:
@@ -92,12 +84,7 @@ async def test_a_leg_left_on_a_closed_position_is_cancelled_after_a_follow_in_fl
     their parent (a follow in flight). The trim of what was left (a replacement stop of 1) was not
     scheduled then, nor later, and the stop sold 1 short on the next gap. Here the follow is held in
     flight by hand across the target's fill: once it ends, nothing of Joe's may rest at the broker."""
-    logging.getLogger("ib_async").setLevel(logging.CRITICAL)
-    world = IbkrWorld(841, 178, ("AAPL",))
-    await world.start()
-    joe = JoeProcess(world, tmp_path)
-    await joe.open()
-    try:
+    async with _ibkr_aapl(841, tmp_path) as (world, joe):
         sid = "found-841-AAPL"
         await _with_a_replacement_stop(joe, world, sid)
         joe.om._following.add(sid)  # a resize of the legs to their parent, still in flight
@@ -109,9 +96,6 @@ async def test_a_leg_left_on_a_closed_position_is_cancelled_after_a_follow_in_fl
         world.set_price("AAPL", Decimal(90))  # a gap down through every stop level
         await asyncio.sleep(0.5)
         assert world.positions() == {}, f"the position was reversed: {world.positions()}"
-    finally:
-        await joe.close()
-        await world.stop()
 
 
 async def test_a_partial_exit_leaves_two_stops_covering_no_more_than_the_rest(tmp_path: Path) -> None:
@@ -119,12 +103,7 @@ async def test_a_partial_exit_leaves_two_stops_covering_no_more_than_the_rest(tm
     bracket's, shrunk, and a lost-protection replacement beside it). A partial exit of 1 checked each
     stop against the 1 that stays - each fits - and left both: 2 units of stops on a position of 1,
     and the gap sold 1 short. The stops together must cover what stays, no more."""
-    logging.getLogger("ib_async").setLevel(logging.CRITICAL)
-    world = IbkrWorld(841, 178, ("AAPL",))
-    await world.start()
-    joe = JoeProcess(world, tmp_path)
-    await joe.open()
-    try:
+    async with _ibkr_aapl(841, tmp_path) as (world, joe):
         sid = "found-841b-AAPL"
         legs = bracket(sid, "AAPL", 2, Decimal(100))
         await joe.om.submit(legs)
@@ -141,9 +120,6 @@ async def test_a_partial_exit_leaves_two_stops_covering_no_more_than_the_rest(tm
         await _until(lambda: world.positions() == {})
         await asyncio.sleep(0.5)
         assert world.positions() == {}, f"the position was reversed: {world.positions()}"
-    finally:
-        await joe.close()
-        await world.stop()
 
 
 async def _until(ok: Any, timeout: float = 10.0) -> None:
@@ -216,22 +192,31 @@ async def test_the_capital_watch_outlives_a_full_audit_disk(tmp_path: Path) -> N
 
 
 @contextlib.asynccontextmanager
-async def _holding_aapl(
-    seed: int, data_dir: Path, prefix: str
+async def _ibkr_aapl(
+    seed: int, data_dir: Path, symbols: tuple[str, ...] = ("AAPL",)
 ) -> AsyncIterator[tuple[IbkrWorld, JoeProcess]]:
-    """An IBKR world (AAPL, MSFT) and a Joe that holds 2 AAPL through bracket `{prefix}-AAPL`."""
+    """An IBKR world of `symbols` (TWS server version 178) and a Joe on it, both stopped on leaving."""
     logging.getLogger("ib_async").setLevel(logging.CRITICAL)
-    world = IbkrWorld(seed, 178, ("AAPL", "MSFT"))
+    world = IbkrWorld(seed, 178, symbols)
     await world.start()
     joe = JoeProcess(world, data_dir)
     await joe.open()
     try:
-        await joe.om.submit(bracket(f"{prefix}-AAPL", "AAPL", 2, Decimal(100)))
-        await _until(lambda: world.positions() == {"AAPL": Decimal(2)})
         yield world, joe
     finally:
         await joe.close()
         await world.stop()
+
+
+@contextlib.asynccontextmanager
+async def _holding_aapl(
+    seed: int, data_dir: Path, prefix: str
+) -> AsyncIterator[tuple[IbkrWorld, JoeProcess]]:
+    """An IBKR world (AAPL, MSFT) and a Joe that holds 2 AAPL through bracket `{prefix}-AAPL`."""
+    async with _ibkr_aapl(seed, data_dir, ("AAPL", "MSFT")) as (world, joe):
+        await joe.om.submit(bracket(f"{prefix}-AAPL", "AAPL", 2, Decimal(100)))
+        await _until(lambda: world.positions() == {"AAPL": Decimal(2)})
+        yield world, joe
 
 
 @pytest.mark.parametrize("first", ["entry", "exit"])
