@@ -21,7 +21,7 @@ from joe.simulators.capital.bars import MAX_LIVE_BARS, LiveTape, QuoteBar, bar_s
 from joe.simulators.capital.catalog import BY_EPIC
 from joe.simulators.capital.exchange import Exchange
 from joe.simulators.capital.history import HistoryStore
-from joe.simulators.capital.path import daily_vol
+from joe.simulators.capital.path import SeededPath, daily_vol
 from joe.simulators.capital.views import market_summary
 from joe.simulators.common import SimClock
 
@@ -91,6 +91,26 @@ def test_every_resolution_folds_the_same_minutes(start: datetime, epic: str, ste
     for fine, coarse in PAIRS:
         checked += assert_folds(served(hist, epic, fine), served(hist, epic, coarse), coarse)
     assert checked > 0
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    weeks=st.lists(st.integers(-300, 300), min_size=2, max_size=2),
+    weekday=st.integers(0, 6),
+    epic=st.sampled_from(["GOLD", "EURUSD", "BTCUSD", "AAPL", "US100"]),
+)
+def test_the_seeded_history_is_the_same_market_on_any_date(weeks: list[int], weekday: int, epic: str) -> None:
+    """Before: each day's draws were keyed by its calendar date, so the history was a different market
+    on each date the simulator started (one day with signals, the next with none: end-to-end tests
+    passed or failed by the date). Now they are keyed by the trading-day offset from the start: two
+    starts at the same weekday and hour, any weeks apart, serve the same daily prices (dated apart)."""
+    spec = BY_EPIC[epic]
+    base = datetime(2026, 12, 7, 14, 30, tzinfo=UTC) + timedelta(days=weekday)
+    paths = [SeededPath(1, spec, base + timedelta(weeks=w), 1234.5) for w in weeks]
+    days = [[(b.open, b.high, b.low, b.close, b.volume) for b in p.bars("DAY", 60)] for p in paths]
+    assert days[0] == days[1]
+    gap = paths[1].day0 - paths[0].day0
+    assert [b.start for b in paths[1].bars("DAY", 60)] == [b.start + gap for b in paths[0].bars("DAY", 60)]
 
 
 def test_the_hour_closes_on_its_last_minute_close_around_the_start() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
 import pandas as pd
@@ -156,6 +157,33 @@ def test_simulated_daily_history_covers_every_session_of_the_window(end: datetim
     served = {b.date for b in make_bars(7, "AAPL", 100.0, "1 day", n, end)}
     window = calendar_for("XNYS").sessions((end - timedelta(days=days)).date(), end.date())
     assert {s.day.strftime("%Y%m%d") for s in window} <= served
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    ends=st.lists(
+        st.datetimes(
+            min_value=datetime(2020, 1, 1), max_value=datetime(2030, 12, 31), timezones=st.just(UTC)
+        ),
+        min_size=2,
+        max_size=2,
+    ),
+    counts=st.lists(st.integers(min_value=1, max_value=400), min_size=2, max_size=2),
+    bar_size=st.sampled_from(["1 day", "1 hour", "5 mins"]),
+)
+def test_the_simulated_market_is_the_same_whatever_the_date_and_depth(
+    ends: list[datetime], counts: list[int], bar_size: str
+) -> None:
+    """Before: a bar's open, high, low and volume were drawn oldest first, so the depth a request
+    asked for (which follows the date: the sessions in "1 Y" differ day to day) moved every one of
+    them, and the simulator served a different market on each day it ran (a test's stop-through
+    looked like an outlier on one day and not the next). Now the newest bars are the same prices
+    whatever the end date and the depth; only their dates differ."""
+    a, b = (make_bars(7, "PYPL", 181.28, bar_size, n, end) for n, end in zip(counts, ends, strict=True))
+    n = min(len(a), len(b))
+    prices = [[(x.open, x.high, x.low, x.close, x.volume) for x in bars[-n:]] for bars in (a, b)]
+    assert prices[0] == prices[1]
+    assert a[-1].close == Decimal("181.28")
 
 
 def test_quote_handler_skips_incomplete_tickers() -> None:

@@ -137,7 +137,7 @@ async def test_live_daemon_broker_hangs_the_others_quotes_take_over_nothing_move
     untouched; it answers again (SIGCONT): the outage ends with its duration and the desk reconciles
     with it (audited after the recovery) before its instruments take entries again."""
     from runtime.test_failover_live import LIVE
-    from runtime.test_failover_runs import joe, no_signal_today
+    from runtime.test_failover_runs import joe
 
     (project / "config/execution.yaml").write_text(LIVE)
     sims = Sims()
@@ -151,8 +151,6 @@ async def test_live_daemon_broker_hangs_the_others_quotes_take_over_nothing_move
         assert out.returncode == 0, out.stderr[-3000:]
         ib_orders, ib_held = ibkr_book(sims)
         cap_trades = trades_at_capital(sims)
-        if not (ib_orders if primary == "ibkr" else cap_trades):
-            no_signal_today(out.stdout + out.stderr, primary)
         assert (ib_orders if primary == "ibkr" else cap_trades), "run 1 placed nothing: proves nothing"
         assert (cap_trades if primary == "ibkr" else ib_orders) == []
         keep = ("CAPITAL_", "IBKR_", "TRADING_MODE")

@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from runtime.test_failover_runs import CONFIG, Sims, audit, both_sims, joe, no_signal_today
+from runtime.test_failover_runs import CONFIG, Sims, audit, both_sims, joe
 from runtime.test_live_run_management import broker_net
 from runtime.test_live_runs import get
 
@@ -60,8 +60,6 @@ def test_the_live_broker_hangs_nothing_is_sent_its_positions_untouched_and_recon
         assert out.returncode == 0, out.stderr[-3000:]
         held = broker_net(down, _truth(sims, down))
         sent_down, sent_other = _sent(sims, down), _sent(sims, other)
-        if not (held and sent_down):
-            no_signal_today(out.stdout + out.stderr, down)
         assert held and sent_down, f"run 1 placed nothing at {down}: the test would prove nothing"
 
         os.kill(sims.procs[down].pid, signal.SIGSTOP)  # the broker hangs mid-session

@@ -8,12 +8,10 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import sqlite3
 import subprocess
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
-from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -119,17 +117,6 @@ def joe(project: Path, env_extra: dict[str, str], *args: str) -> subprocess.Comp
         JOE_DATA_DIR=str(project / "data"), JOE_CONFIG=str(project / "config/execution.yaml"), **env_extra
     )
     return subprocess.run([JOE, *args], cwd=project, env=env, capture_output=True, text=True, timeout=400)
-
-
-def no_signal_today(run_output: str, broker: str) -> None:
-    """Skip, saying why, when a live run placed nothing because its analysis found no signal in the
-    simulator's market of the day the suite runs. The simulators' past prices are seeded per calendar
-    day and end at the suite's real date, so the market differs from day to day: on 2026-12-03 seed 1
-    of the Capital.com simulator gave no signal (regime range), with signals as of 11-30, 12-01 and
-    12-02. A run that had signals and still placed nothing is not skipped: the caller's assert fails.
-    The cure is a simulator history that does not depend on the date (not done yet)."""
-    if re.search(r"\b0 signals\b", " ".join(run_output.split())):  # the console wraps long lines
-        pytest.skip(f"{broker}'s simulated market of {date.today()} gives no signal: nothing to place")
 
 
 def last_run(project: Path) -> dict[str, Any]:

@@ -28,6 +28,12 @@ from runtime.test_live_runs import (
     sim,
 )
 
+# Run 1 opens one position (risk.max_positions) and judges every signal, so run 2, without the cap,
+# has approved signals left to judge whatever their rank among the vetoed ones. (pipeline.max_signals
+# would keep the best-ranked calls before the risk gate: a market whose top calls are vetoed, longs in
+# a crisis regime, opened nothing.)
+ONE_POSITION = LIVE_CONFIG + "risk:\n  max_positions: 1\n"
+
 
 @pytest.mark.timeout(900)
 def test_stop_outs_between_runs_lock_the_next_days_entries(project: Path) -> None:
@@ -38,9 +44,7 @@ def test_stop_outs_between_runs_lock_the_next_days_entries(project: Path) -> Non
     the D+1 run (safety.protections.stoploss_guard_trades: as many as were held), and nothing new
     reaches the broker. (IBKR: a Capital.com run after a clock move opens nothing anyway, its quotes
     are dated ahead of the wall clock.)"""
-    (project / "config/execution.yaml").write_text(
-        LIVE_CONFIG.replace("universe_size: 60\n", "universe_size: 60\n  max_signals: 2\n")
-    )
+    (project / "config/execution.yaml").write_text(ONE_POSITION)
     with sim("ibkr") as (env, control):
         env = {**env, "TRADING_MODE": "live"}
         facts, report = live_facts(joe_run(project, env))
@@ -48,8 +52,7 @@ def test_stop_outs_between_runs_lock_the_next_days_entries(project: Path) -> Non
         assert held, facts["outcomes"]
         # The guard locks everything after as many stop-outs as run 1 opened positions.
         (project / "config/execution.yaml").write_text(
-            LIVE_CONFIG.replace("universe_size: 60\n", "universe_size: 60\n  max_signals: 2\n")
-            + f"safety:\n  protections:\n    stoploss_guard_trades: {len(held)}\n"
+            LIVE_CONFIG + f"safety:\n  protections:\n    stoploss_guard_trades: {len(held)}\n"
         )
         day2 = nth_session_after("XNYS", _as_of(report), 1)
         open2 = _open_minute(day2)
@@ -89,8 +92,7 @@ def test_shadow_stop_outs_lock_the_next_days_shadow_entries(project: Path) -> No
     stop-outs never locked its next entries, so shadow showed entries live would have been refused.
     Now its book's closed trades are judged: a stop-out of the shadow book at D+1's open locks every
     entry of the D+1 shadow run (stoploss_guard_trades: as many as it held), and nothing is sent."""
-    config = LIVE_CONFIG.replace("universe_size: 60\n", "universe_size: 60\n  max_signals: 2\n")
-    (project / "config/execution.yaml").write_text(config)
+    (project / "config/execution.yaml").write_text(ONE_POSITION)
     book = project / "data" / "twin-shadow.db"
     with sim("ibkr") as (env, control):
         env = {**env, "TRADING_MODE": "shadow"}
@@ -101,7 +103,7 @@ def test_shadow_stop_outs_lock_the_next_days_shadow_entries(project: Path) -> No
             ).fetchall()
         assert held  # the shadow book filled the would-be brackets
         (project / "config/execution.yaml").write_text(
-            config + f"safety:\n  protections:\n    stoploss_guard_trades: {len(held)}\n"
+            LIVE_CONFIG + f"safety:\n  protections:\n    stoploss_guard_trades: {len(held)}\n"
         )
         day2 = nth_session_after("XNYS", _as_of(report), 1)
         open2 = _open_minute(day2)

@@ -444,10 +444,9 @@ def test_live_sizes_and_risk_checks_use_the_broker_account(project: Path, tmp_pa
     for cash in (1_000_000, 250_000):
         home = tmp_path / f"cash{cash}"
         (home / "config").mkdir(parents=True)
-        # Few signals at first (pipeline.max_signals): the next run has approved signals left to judge.
-        (home / "config/execution.yaml").write_text(
-            LIVE_CONFIG.replace("universe_size: 60\n", "universe_size: 60\n  max_signals: 2\n")
-        )
+        # One position at first (risk.max_positions; every signal is still judged and sized): the next
+        # run has approved signals left to judge, whatever their rank among the vetoed ones.
+        (home / "config/execution.yaml").write_text(LIVE_CONFIG + "risk:\n  max_positions: 1\n")
         with sim("ibkr") as (env, control):
             post(f"{control}/_sim/account", {"cash": str(cash)})
             env = {**env, "TRADING_MODE": "live"}

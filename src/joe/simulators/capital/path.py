@@ -12,7 +12,12 @@ starts at; inside a day the minutes are a Brownian bridge between the previous c
 close with per-minute sd = daily_vol / sqrt(1440) (so a minute moves ~0.03 % on a 1.2 % market, not
 1-3 %). Each minute also gets a small excursion beyond its open/close for its high/low. Markets that
 do not trade weekends have no bars on Saturday and Sunday (UTC). Everything is a pure function of
-(seed, epic, day), computed lazily with numpy and cached.
+(seed, epic, trading-day offset from the anchor's day), computed lazily with numpy and cached.
+
+Why offsets, not dates: a day's draws keyed by its calendar date made the history a different market on
+each day the simulator ran (one day with signals, the next with none), so a test that needs a signal
+passed or failed by the date. Keyed by "the n-th trading day before the start", the daily returns are
+the same on any date and at any hour; only the start day's own part (its fraction of a day) varies.
 
 Units: prices are mid floats; the caller puts bid/ask on the instrument's grid (a monotone map, so
 the fold of gridded minutes equals the gridded fold).
@@ -127,8 +132,19 @@ class SeededPath:
             self._index[day] = len(self._segs)
             self._segs.append((day, m))
             frac = m / MINUTES_PER_DAY
-            r = float(_rng(self.seed, self.spec.epic, "day", day.date().isoformat()).normal(0.0, self.vol))
+            r = float(_rng(self.seed, self.spec.epic, "day", self.key(day)).normal(0.0, self.vol))
             self._closes.append(self._closes[-1] / math.exp(r * math.sqrt(frac)))
+
+    def key(self, day: datetime) -> str:
+        """The seed key of `day` (a UTC day start): its trading-day offset from the anchor's day, e.g.
+        "d-1" for the trading day before it, "d0" for the anchor's day, "d2" two trading days after.
+        A weekend day of a weekday market shares the offset of the Monday after it (it is never drawn)."""
+        a, b = self.day0.date(), day.date()
+        if self.spec.weekends:
+            n = (b - a).days
+        else:
+            n = int(np.busday_count(a, b)) if b >= a else -int(np.busday_count(b, a))
+        return f"d{n}"
 
     def _prev_trading(self, day: datetime) -> datetime:
         day -= timedelta(days=1)
@@ -146,7 +162,7 @@ class SeededPath:
     def _minutes(self, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """(open, high, low, close, volume) arrays of segment k's minutes, oldest first."""
         day, n, open_, close = self.segment(k)
-        rng = _rng(self.seed, self.spec.epic, "minutes", day.date().isoformat())
+        rng = _rng(self.seed, self.spec.epic, "minutes", self.key(day))
         sd = self.vol / math.sqrt(MINUTES_PER_DAY)
         walk = np.cumsum(rng.normal(0.0, sd, n))
         frac = np.arange(1, n + 1) / n
@@ -163,12 +179,12 @@ class SeededPath:
     def _day_volumes(self, day: datetime) -> np.ndarray:
         """The traded volume of each of the day's 1440 minutes (zeros on a day the market is shut).
 
-        One array per (seed, epic, day), for seeded and live minutes alike: a bar's volume is the
-        sum of its minutes' wherever the simulator's start falls, so there is no jump at the seam.
+        One array per (seed, epic, trading-day offset), for seeded and live minutes alike: a bar's
+        volume is the sum of its minutes' wherever the simulator's start falls, so no jump at the seam.
         """
         if not self.trades(day):
             return np.zeros(MINUTES_PER_DAY, dtype=np.int64)
-        rng = _rng(self.seed, self.spec.epic, "volume", day.date().isoformat())
+        rng = _rng(self.seed, self.spec.epic, "volume", self.key(day))
         return rng.integers(1, 60, MINUTES_PER_DAY).astype(np.int64)
 
     def _day_sums(self, day_s: int) -> tuple[list[int], list[int]]:

@@ -108,28 +108,31 @@ def _times(end: datetime, bar_size: str, count: int) -> list[datetime]:
 def make_bars(
     seed: int, symbol: str, last_close: float, bar_size: str, count: int, end: datetime | None = None
 ) -> list[SimBar]:
-    """`count` bars of `bar_size` ending at `end` (default now) whose last close is `last_close`."""
+    """`count` bars of `bar_size` ending at `end` (default now) whose last close is `last_close`.
+
+    Every draw of a bar (its return, open, wick and volume) is taken newest first, so the newest N bars
+    are the same whatever `count` is. Why: `count` follows the request's duration and the date (the
+    sessions in "1 Y" differ from one day to the next); drawn oldest first, every open, high and low
+    moved with it and the market was a different one on each day the simulator ran."""
     end = end or datetime.now(UTC)
     times = _times(end, bar_size, max(1, count))
     r = _rng(seed, "hist", symbol, bar_size)
     step = BAR_SECONDS.get(bar_size, 86400)
     vol = 0.018 * math.sqrt(min(step, 86400) / 86400)
-    # Walk backwards from the last close so the series ends exactly at the current price.
-    closes = [last_close]
-    for _ in range(len(times) - 1):
-        closes.append(closes[-1] / math.exp(r.gauss(0.0003, vol)))
-    closes.reverse()
-    bars: list[SimBar] = []
-    prev = closes[0]
     daily = step >= 86400
-    for t, close in zip(times, closes, strict=True):
+    # Walk backwards from the last close so the series ends exactly at the current price.
+    close = last_close
+    bars: list[SimBar] = []
+    for t in reversed(times):
+        prev = close / math.exp(r.gauss(0.0003, vol))
         open_ = prev * math.exp(r.gauss(0.0, vol / 3))
         high = max(open_, close) * (1 + abs(r.gauss(0.0, vol / 2)))
         low = min(open_, close) * (1 - abs(r.gauss(0.0, vol / 2)))
         text = t.strftime("%Y%m%d") if daily else t.strftime("%Y%m%d %H:%M:%S UTC")
         volume = int(r.uniform(1e5, 5e6) * (1 if daily else step / 86400))
         bars.append(SimBar(text, _d(open_), _d(high), _d(low), _d(close), max(volume, 1)))
-        prev = close
+        close = prev
+    bars.reverse()
     return bars
 
 
