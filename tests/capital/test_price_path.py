@@ -95,22 +95,27 @@ def test_every_resolution_folds_the_same_minutes(start: datetime, epic: str, ste
 
 @settings(max_examples=40, deadline=None)
 @given(
-    weeks=st.lists(st.integers(-300, 300), min_size=2, max_size=2),
-    weekday=st.integers(0, 6),
+    starts=st.lists(
+        st.datetimes(datetime(2024, 1, 1), datetime(2028, 12, 31), timezones=st.just(UTC)),
+        min_size=2,
+        max_size=2,
+    ),
     epic=st.sampled_from(["GOLD", "EURUSD", "BTCUSD", "AAPL", "US100"]),
 )
-def test_the_seeded_history_is_the_same_market_on_any_date(weeks: list[int], weekday: int, epic: str) -> None:
-    """Before: each day's draws were keyed by its calendar date, so the history was a different market
-    on each date the simulator started (one day with signals, the next with none: end-to-end tests
-    passed or failed by the date). Now they are keyed by the trading-day offset from the start: two
-    starts at the same weekday and hour, any weeks apart, serve the same daily prices (dated apart)."""
-    spec = BY_EPIC[epic]
-    base = datetime(2026, 12, 7, 14, 30, tzinfo=UTC) + timedelta(days=weekday)
-    paths = [SeededPath(1, spec, base + timedelta(weeks=w), 1234.5) for w in weeks]
-    days = [[(b.open, b.high, b.low, b.close, b.volume) for b in p.bars("DAY", 60)] for p in paths]
-    assert days[0] == days[1]
-    gap = paths[1].day0 - paths[0].day0
-    assert [b.start for b in paths[1].bars("DAY", 60)] == [b.start + gap for b in paths[0].bars("DAY", 60)]
+def test_the_seeded_history_is_the_same_market_on_any_date(starts: list[datetime], epic: str) -> None:
+    """Before: each day's draws were keyed by its calendar date (and the start day's move scaled by the
+    part of it that had passed), so the history was a different market on each date and hour the
+    simulator started (one day with signals, the next with none: end-to-end tests passed or failed by
+    the date). Now they are keyed by the trading-day offset from the newest trading day: any two starts,
+    any date, weekday or hour, serve the same daily closes, and the same whole bars before the newest."""
+    paths = [SeededPath(1, BY_EPIC[epic], start, 1234.5) for start in starts]
+    closes = [[p.segment(k)[3] for k in range(60)] for p in paths]
+    assert closes[0] == closes[1]
+    older = [[(b.open, b.high, b.low, b.close, b.volume) for b in map(p.day, range(1, 40))] for p in paths]
+    assert older[0] == older[1]
+    for p in paths:  # and the offsets count trading days: no weekend bar in a weekday market
+        days = [p.segment(k)[0] for k in range(10)]
+        assert BY_EPIC[epic].weekends or all(d.weekday() < 5 for d in days)
 
 
 def test_the_hour_closes_on_its_last_minute_close_around_the_start() -> None:

@@ -12,12 +12,15 @@ starts at; inside a day the minutes are a Brownian bridge between the previous c
 close with per-minute sd = daily_vol / sqrt(1440) (so a minute moves ~0.03 % on a 1.2 % market, not
 1-3 %). Each minute also gets a small excursion beyond its open/close for its high/low. Markets that
 do not trade weekends have no bars on Saturday and Sunday (UTC). Everything is a pure function of
-(seed, epic, trading-day offset from the anchor's day), computed lazily with numpy and cached.
+(seed, epic, trading-day offset from the newest trading day), computed lazily with numpy and cached.
 
 Why offsets, not dates: a day's draws keyed by its calendar date made the history a different market on
 each day the simulator ran (one day with signals, the next with none), so a test that needs a signal
-passed or failed by the date. Keyed by "the n-th trading day before the start", the daily returns are
-the same on any date and at any hour; only the start day's own part (its fraction of a day) varies.
+passed or failed by the date. Keyed by "the n-th trading day before the newest" (the start's own day
+while it trades, else the last one that did: Friday on a Saturday), and with the newest day's whole
+move drawn whatever part of it has passed, every daily close is the same on any date, weekday and hour
+(only the newest day's minutes, and so its high and low, follow the hour). The price of that: a
+simulator started minutes after 00:00 UTC moves a whole day's draw in those minutes.
 
 Units: prices are mid floats; the caller puts bid/ask on the instrument's grid (a monotone map, so
 the fold of gridded minutes equals the gridded fold).
@@ -104,6 +107,13 @@ class SeededPath:
         self.vol = daily_vol(spec)
         self.anchor = bar_start(anchor, "MINUTE")
         self.day0 = bar_start(anchor, "DAY")
+        m0 = int((self.anchor - self.day0).total_seconds() // 60)
+        # The newest segment: the anchor's day up to the anchor if it trades and has begun, else the
+        # whole trading day before it. Its day is offset 0 of every seed key (`key`).
+        if self.trades(self.day0) and m0 > 0:
+            self.newest: tuple[datetime, int] = (self.day0, m0)
+        else:
+            self.newest = (self._prev_trading(self.day0), MINUTES_PER_DAY)
         self.end_mid = end_mid
         # Segments, newest first: (day start, minutes); segment 0 may be the anchor day's part.
         self._segs: list[tuple[datetime, int]] = []
@@ -123,23 +133,22 @@ class SeededPath:
         """Make segments 0..k (and the close before segment k) exist."""
         while len(self._segs) <= k:
             if not self._segs:
-                m = int((self.anchor - self.day0).total_seconds() // 60)
-                day = self.day0
-                if not (self.trades(day) and m > 0):
-                    day, m = self._prev_trading(day), MINUTES_PER_DAY
+                day, m = self.newest
             else:
                 day, m = self._prev_trading(self._segs[-1][0]), MINUTES_PER_DAY
             self._index[day] = len(self._segs)
             self._segs.append((day, m))
-            frac = m / MINUTES_PER_DAY
+            # The whole day's move even on the newest, partial day: scaled by the part that has passed,
+            # the last close (and every indicator read from it) would follow the hour of the start.
             r = float(_rng(self.seed, self.spec.epic, "day", self.key(day)).normal(0.0, self.vol))
-            self._closes.append(self._closes[-1] / math.exp(r * math.sqrt(frac)))
+            self._closes.append(self._closes[-1] / math.exp(r))
 
     def key(self, day: datetime) -> str:
-        """The seed key of `day` (a UTC day start): its trading-day offset from the anchor's day, e.g.
-        "d-1" for the trading day before it, "d0" for the anchor's day, "d2" two trading days after.
-        A weekend day of a weekday market shares the offset of the Monday after it (it is never drawn)."""
-        a, b = self.day0.date(), day.date()
+        """The seed key of `day` (a UTC day start): its trading-day offset from the newest segment's
+        day, e.g. "d0" for that day, "d-1" for the trading day before it, "d2" two trading days after
+        (live days). A weekend day of a weekday market shares the offset of the Monday after it (it
+        is never drawn)."""
+        a, b = self.newest[0].date(), day.date()
         if self.spec.weekends:
             n = (b - a).days
         else:
