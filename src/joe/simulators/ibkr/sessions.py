@@ -65,10 +65,12 @@ class SessionCloses:
         recorded = dict(rec[1:])
         later = calendar_for(CALENDAR).sessions(first_day + timedelta(days=1), end.date())
         prev = first_close
-        for s in later:
+        for n, s in enumerate(later, 1):
             day = s.day
             close = recorded.get(day, mid if day == end.date() else prev)
-            r = _rng(seed, "session", symbol, day.isoformat())
+            # Keyed by the session's count from the first recorded one, not its date: the same
+            # clock moves give the same bars whatever day the simulator started (as `make_bars`).
+            r = _rng(seed, "session", symbol, f"s{n}")
             high = max(prev, close) * (1 + abs(r.gauss(0.0, 0.006)))
             low = min(prev, close) * (1 - abs(r.gauss(0.0, 0.006)))
             volume = max(int(r.uniform(1e5, 5e6)), 1)
