@@ -206,3 +206,33 @@ async def test_daily_history_follows_the_nyse_calendar(sim178: IBKRSimulator, ma
     days = [d.date().isoformat() for d in df.index]
     assert days[-4:] == ["2026-11-24", "2026-11-25", "2026-11-27", "2026-11-30"]  # no Thanksgiving bar
     assert all(d.weekday() < 5 for d in df.index)
+
+
+@settings(max_examples=30, deadline=None)
+@given(weeks=st.lists(st.integers(0, 60), min_size=2, max_size=2), moves=st.integers(1, 6))
+def test_sessions_the_clock_moved_through_are_the_same_bars_whatever_the_start_date(
+    weeks: list[int], moves: int
+) -> None:
+    """Before: a session the simulator's clock moved through drew its high, low and volume from its
+    date, so a test's day-2 bar (the stop-through it posts) differed with the day the suite ran. Now
+    they are keyed by the session's count from the first recorded one: starts any whole weeks apart
+    (a Wednesday, no holiday in the days moved through), moved alike, serve the same newest bars."""
+    from hypothesis import assume
+
+    from joe.simulators.ibkr.sessions import SessionCloses
+
+    served = []
+    for w in weeks:
+        start = datetime(2026, 1, 7, 15, tzinfo=UTC) + timedelta(weeks=w)  # a Wednesday
+        span = (start + timedelta(days=moves)).date()
+        weekdays = [d for d in pd.date_range(start.date(), span) if d.weekday() < 5]
+        assume(len(calendar_for("XNYS").sessions(start.date(), span)) == len(weekdays))
+        closes, now = SessionCloses(), start
+        for i in range(moves):  # one day on at a time, each session closing at its own price
+            later = now + timedelta(days=1)
+            closes.leave(now, later, [("PYPL", 180.0 + i)])
+            now = later
+        bars = closes.daily_bars(7, "PYPL", 181.28, 60, now)
+        assert bars is not None
+        served.append([(b.open, b.high, b.low, b.close, b.volume) for b in bars])
+    assert served[0] == served[1]
