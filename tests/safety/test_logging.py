@@ -148,3 +148,37 @@ assert len(records) == 2 and all({SECRET!r} not in r and "token=***" in r for r 
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([src, os.environ.get("PYTHONPATH", "")])}
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
     assert out.returncode == 0, out.stderr + out.stdout
+
+
+async def test_capital_session_tokens_never_reach_a_debug_log() -> None:
+    """Before: at DEBUG, httpcore's trace of the login answer printed its response headers, the
+    Capital.com session pair (CST, X-SECURITY-TOKEN) in clear: the line is written while the answer is
+    read, before Joe registers the new tokens as secrets, and the httpx/httpcore scrub filter sat on
+    the `httpcore` logger, which its child loggers (`httpcore.http11`...) do not consult. Now a header
+    pair whose name is secret-like is masked by its shape, and the filter sits on every httpcore
+    logger. The truth: the simulator's session tokens and the login password, looked for in the whole
+    DEBUG output of a login and a request, in Joe's handler and in a bare handler of the library's."""
+    from capital.conftest import make_client
+    from joe.simulators.capital import CapitalSimulator
+
+    clear_secrets()  # nothing registered up front: the tokens are new at the login
+    stream, bare = io.StringIO(), io.StringIO()
+    configure_logging("DEBUG", stream=stream, register_env_secrets=False)
+    raw = logging.StreamHandler(bare)  # a handler that bypasses Joe's formatting (a host app's)
+    http11 = logging.getLogger("httpcore.http11")
+    http11.addHandler(raw)
+    sim = CapitalSimulator(seed=1)
+    await sim.start()
+    try:
+        client = make_client(sim)
+        await client.open()
+        cst, xst = client.tokens
+        await client.request("GET", "/accounts")
+        await client.close()
+    finally:
+        http11.removeHandler(raw)
+        await sim.stop()
+    for out in (stream.getvalue(), bare.getvalue()):
+        assert "receive_response_headers.complete" in out  # the trace ran: the check is not vacuous
+        assert cst not in out and xst not in out, [ln for ln in out.splitlines() if cst in ln or xst in ln]
+        assert sim.login.password not in out

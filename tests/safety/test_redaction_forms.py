@@ -72,6 +72,31 @@ def test_base64_of_a_key_alone_or_inside_a_blob(secret: str, prefix: bytes, suff
         assert base64.b64decode(blob.replace("-", "+").replace("_", "/")) != out.encode()
 
 
+@settings(max_examples=100, deadline=None)
+@given(
+    name=st.sampled_from(
+        ["CST", "X-SECURITY-TOKEN", "X-CAP-API-KEY", "Authorization", "Cookie", "Set-Cookie"]
+    ),
+    case=st.sampled_from([str.upper, str.lower, str.title]),
+    value=st.text(
+        st.sampled_from("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_.=+/"), min_size=8
+    ),
+    as_bytes=st.booleans(),
+)
+def test_an_unregistered_header_pair_is_masked_by_its_name(
+    name: str, case: object, value: str, as_bytes: bool
+) -> None:
+    """httpcore's DEBUG trace prints headers as (name, value) pairs, e.g. the login answer's
+    (b'CST', b'...') before Joe has registered the new token: a pair with a secret-like name is masked
+    by its shape; a plain header next to it is kept."""
+    key = case(name)  # type: ignore[operator]
+    headers = [(key, value), ("Content-Type", "application/json")]
+    pairs = [(k.encode(), v.encode()) for k, v in headers] if as_bytes else headers
+    out = redact_text(f"receive_response_headers.complete return_value=(b'HTTP/1.1', 200, b'OK', {pairs!r})")
+    assert value not in out, out
+    assert MASK in out and "application/json" in out
+
+
 @pytest.mark.parametrize("variant", [str.upper, str.lower, str.swapcase])
 def test_a_key_in_another_case_is_still_the_key(variant: object) -> None:
     register_secret("MixedCaseKey-Abc123")

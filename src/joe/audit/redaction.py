@@ -113,6 +113,17 @@ _TEXT_PATTERNS: tuple[tuple[re.Pattern[str], str | None], ...] = (
         ),
         None,  # `_keep_demo`: a published demo value stays visible
     ),
+    # A header as a (name, value) pair, as httpcore's DEBUG trace prints them: (b'CST', b'...').
+    (
+        re.compile(
+            r"""(?ix)
+            (\(\s*b?['"](?:x[-_]?cap[-_]?api[-_]?key|x[-_]?security[-_]?token|cst|authorization|
+                proxy[-_]authorization|cookie|set[-_]cookie|api[-_]?key)['"]\s*,\s*b?['"])
+            (?!\*\*\*)[^'"]{3,}
+            """
+        ),
+        None,
+    ),
 )
 
 

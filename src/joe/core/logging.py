@@ -73,7 +73,18 @@ class _ScrubFilter(logging.Filter):
 
 
 _SCRUB_FILTER = _ScrubFilter()
-for _name in ("httpx", "httpcore"):
+# On every logger the libraries log through: a logger's filters are not consulted for its children's
+# records, and httpcore logs only through its children (its DEBUG trace prints response headers).
+SCRUBBED_LOGGERS = (
+    "httpx",
+    "httpcore",
+    "httpcore.connection",
+    "httpcore.http11",
+    "httpcore.http2",
+    "httpcore.proxy",
+    "httpcore.socks",
+)
+for _name in SCRUBBED_LOGGERS:
     logging.getLogger(_name).addFilter(_SCRUB_FILTER)
 
 
