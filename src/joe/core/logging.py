@@ -74,7 +74,8 @@ class _ScrubFilter(logging.Filter):
 
 _SCRUB_FILTER = _ScrubFilter()
 # On every logger the libraries log through: a logger's filters are not consulted for its children's
-# records, and httpcore logs only through its children (its DEBUG trace prints response headers).
+# records, and httpcore logs only through its children (its DEBUG trace prints response headers);
+# websockets' DEBUG lines print each frame, Capital.com's subscribe messages with the session pair.
 SCRUBBED_LOGGERS = (
     "httpx",
     "httpcore",
@@ -83,6 +84,8 @@ SCRUBBED_LOGGERS = (
     "httpcore.http2",
     "httpcore.proxy",
     "httpcore.socks",
+    "websockets.client",
+    "websockets.server",
 )
 for _name in SCRUBBED_LOGGERS:
     logging.getLogger(_name).addFilter(_SCRUB_FILTER)
