@@ -65,3 +65,22 @@ def test_the_step_rate_does_not_change_the_volume() -> None:
     a, b = vols(fast), vols(slow)
     common = sorted(set(a) & set(b))
     assert len(common) > 2000 and all(a[t] == b[t] for t in common)
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    epic=st.sampled_from(["GOLD", "EURUSD", "COPPER", "AAPL", "BTCUSD"]),
+    seconds=st.floats(0.5, 59.0),
+    days=st.integers(0, 400),
+)
+def test_a_bar_that_has_begun_on_a_trading_day_has_volume(epic: str, seconds: float, days: int) -> None:
+    """Before: a forming minute's volume is pro rata and was truncated, so the daily bar of a simulator
+    30 s into a UTC day could read 0 (COPPER at 00:00:30, hostile review 2026-12-03), and Joe excluded
+    the market as `volume_missing`. Now any begun part of a trading minute counts at least 1."""
+    from joe.simulators.capital.catalog import BY_EPIC
+    from joe.simulators.capital.path import SeededPath
+
+    day = datetime(2026, 1, 5, tzinfo=UTC) + timedelta(days=days)
+    path = SeededPath(1, BY_EPIC[epic], day + timedelta(hours=12), 100.0)
+    volume = path.volume(day, day + timedelta(seconds=seconds))
+    assert volume >= 1 if path.trades(day) else volume == 0

@@ -222,7 +222,9 @@ class SeededPath:
                     if b > ib and ib < MINUTES_PER_DAY:
                         total += vols[ib] * (b - ib)
             day_s += 86400
-        return int(total)
+        # At least 1 once a trading minute has begun: truncated, a daily bar 30 s into its day read 0
+        # (Joe's data checks exclude a zero-volume last bar as `volume_missing`).
+        return max(1, int(total)) if total > 0 else 0
 
     def _groups(self, k: int, minutes_per_bar: int) -> list[MidBar]:
         """Segment k folded into bars of `minutes_per_bar` minutes (the last may be partial)."""
