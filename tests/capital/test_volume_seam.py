@@ -16,6 +16,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from joe.simulators.capital.bars import bar_start
+from joe.simulators.capital.catalog import BY_EPIC
+from joe.simulators.capital.path import SeededPath
 
 from .test_price_path import PAIRS, served, started
 
@@ -77,9 +79,6 @@ def test_a_bar_that_has_begun_on_a_trading_day_has_volume(epic: str, seconds: fl
     """Before: a forming minute's volume is pro rata and was truncated, so the daily bar of a simulator
     30 s into a UTC day could read 0 (COPPER at 00:00:30, hostile review 2026-12-03), and Joe excluded
     the market as `volume_missing`. Now any begun part of a trading minute counts at least 1."""
-    from joe.simulators.capital.catalog import BY_EPIC
-    from joe.simulators.capital.path import SeededPath
-
     day = datetime(2026, 1, 5, tzinfo=UTC) + timedelta(days=days)
     path = SeededPath(1, BY_EPIC[epic], day + timedelta(hours=12), 100.0)
     volume = path.volume(day, day + timedelta(seconds=seconds))

@@ -8,7 +8,7 @@ from typing import Any
 
 import pandas as pd
 import pytest
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from joe.brokers.base import HISTORY_COLUMNS, BrokerError, MarketData
@@ -19,6 +19,7 @@ from joe.data.calendars import calendar_for
 from joe.simulators.common import SimClock
 from joe.simulators.ibkr import IBKRSimulator
 from joe.simulators.ibkr.market import bars_for_duration, make_bars, rank
+from joe.simulators.ibkr.sessions import SessionCloses
 
 from .helpers import wait_for
 
@@ -217,10 +218,6 @@ def test_sessions_the_clock_moved_through_are_the_same_bars_whatever_the_start_d
     date, so a test's day-2 bar (the stop-through it posts) differed with the day the suite ran. Now
     they are keyed by the session's count from the first recorded one: starts any whole weeks apart
     (a Wednesday, no holiday in the days moved through), moved alike, serve the same newest bars."""
-    from hypothesis import assume
-
-    from joe.simulators.ibkr.sessions import SessionCloses
-
     served = []
     for w in weeks:
         start = datetime(2026, 1, 7, 15, tzinfo=UTC) + timedelta(weeks=w)  # a Wednesday

@@ -16,6 +16,7 @@ import pytest
 from joe.data.calendars import nth_session_after
 from runtime.test_live_runs import (
     LIVE_CONFIG,
+    ONE_POSITION,
     _as_of,
     _open_minute,
     _post,
@@ -27,12 +28,6 @@ from runtime.test_live_runs import (
     post,
     sim,
 )
-
-# Run 1 opens one position (risk.max_positions) and judges every signal, so run 2, without the cap,
-# has approved signals left to judge whatever their rank among the vetoed ones. (pipeline.max_signals
-# would keep the best-ranked calls before the risk gate: a market whose top calls are vetoed, longs in
-# a crisis regime, opened nothing.)
-ONE_POSITION = LIVE_CONFIG + "risk:\n  max_positions: 1\n"
 
 
 @pytest.mark.timeout(900)

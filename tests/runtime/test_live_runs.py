@@ -75,6 +75,11 @@ def test_bad_source_is_a_bad_argument(project: Path) -> None:
 
 JOE = str(Path(sys.executable).with_name("joe"))
 LIVE_CONFIG = "version: 1\nlive:\n  enabled: true\npipeline:\n  universe_size: 60\nai:\n  enabled: false\n"
+# One position (risk.max_positions) while every signal is still judged and sized, so a later run without
+# the cap has approved signals left to judge whatever their rank among the vetoed ones.
+# (pipeline.max_signals keeps the best-ranked calls before the risk gate: a market whose top calls are
+# vetoed, longs in a crisis regime, opened nothing.)
+ONE_POSITION = LIVE_CONFIG + "risk:\n  max_positions: 1\n"
 CAPITAL_LOGIN = {
     "CAPITAL_API_KEY": "sim-api-key",
     "CAPITAL_IDENTIFIER": "trader@example.com",
@@ -444,9 +449,7 @@ def test_live_sizes_and_risk_checks_use_the_broker_account(project: Path, tmp_pa
     for cash in (1_000_000, 250_000):
         home = tmp_path / f"cash{cash}"
         (home / "config").mkdir(parents=True)
-        # One position at first (risk.max_positions; every signal is still judged and sized): the next
-        # run has approved signals left to judge, whatever their rank among the vetoed ones.
-        (home / "config/execution.yaml").write_text(LIVE_CONFIG + "risk:\n  max_positions: 1\n")
+        (home / "config/execution.yaml").write_text(ONE_POSITION)  # run 2 below judges the rest
         with sim("ibkr") as (env, control):
             post(f"{control}/_sim/account", {"cash": str(cash)})
             env = {**env, "TRADING_MODE": "live"}
