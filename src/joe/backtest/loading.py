@@ -24,6 +24,7 @@ import pandas as pd
 
 from joe.backtest.precompute import History
 from joe.config.schema import ExecutionConfig
+from joe.data.file_ahead import read_processes
 from joe.data.quality import QualityConfig
 from joe.runtime.market import load_snapshot
 
@@ -60,9 +61,12 @@ async def load_history(
         root = Path(data_dir) if data_dir is not None else Path(load_settings().data_dir)
         source = open_cache_source(root, arg.strip() or None, as_of=end)
     else:
-        source = open_source(
-            spec, as_of=end, n_synthetic=config.pipeline.universe_size, date_format=date_format
-        )
+        # The second core is idle until the day loop's analysis worker starts: a folder's files are read
+        # in two processes (`joe.data.file_ahead`; the same source as one process reads).
+        with read_processes(2):
+            source = open_source(
+                spec, as_of=end, n_synthetic=config.pipeline.universe_size, date_format=date_format
+            )
     c1 = time.process_time()
     snap = await load_snapshot(source, universe, config.pipeline.universe_size, ALL_BARS)
     c2 = time.process_time()

@@ -42,6 +42,7 @@ from joe.data.dates import (
 )
 from joe.data.duplicates import drop_repeats
 from joe.data.errors import DataError
+from joe.data.file_ahead import ReadAhead
 from joe.data.file_read import Cells, read_cells
 from joe.data.frames import FrameSource, as_of_cutoff, bars_from_closes
 from joe.data.quality import Finding, QualityConfig
@@ -317,6 +318,11 @@ def _dated(cells: Cells, tcol: object, f: str, fmt: str | None, named: bool) -> 
     return hit[0].copy(), hit[1]  # a file's own Index object (same values)
 
 
+def _read_checked(path: Path, formats: DateFormats) -> LoadedFile:
+    """`read_file`, then its bars on no session left out: what `FileSource` keeps of a file read cleanly."""
+    return drop_non_session_bars(read_file(path, formats), guess_asset_class(_symbol_of(path)))
+
+
 def load_bars(path: Path, date_format: str | DateFormats | None = None) -> pd.DataFrame:
     """Read and validate one file into a history frame (HISTORY_COLUMNS, sorted UTC index named ts)."""
     return read_file(path, date_format).frame
@@ -431,25 +437,33 @@ class FileSource(FrameSource):
                 f"(AAPL.csv) or its symbol"
             )
         refused: list[str] = []
-        for p in paths:
-            sym = _symbol_of(p)
-            if sym in self._frames or any(f.symbol == sym and f.severity == "error" for f in self.findings):
-                raise DataError(f"{p.name}: symbol {sym} appears in two files in {self.folder}; keep one")
-            try:
-                loaded = read_file(p, formats)
-            except AmbiguousDates as exc:  # the run is refused; name every such file, not the first
-                refused.append(str(exc))
-                continue
-            except DataError as exc:
-                self.findings.append(
-                    Finding(sym, "error", "unreadable", f"{exc}; the symbol is excluded", p.name)
-                )
-                continue
-            loaded = drop_non_session_bars(loaded, guess_asset_class(sym))
-            self.findings.extend(loaded.findings)
-            self._files[sym] = loaded
-            self._frames[sym] = loaded.frame
-            self._instruments[sym] = Instrument(symbol=sym, asset_class=guess_asset_class(sym), name=sym)
+        # A backtest's load reads the second half of a large folder in a forked helper (`file_ahead`):
+        # the same reading of each file; any file it did not read cleanly is read (and reported) here.
+        with ReadAhead(paths, lambda p: _read_checked(p, formats)) as ahead:
+            for p in paths:
+                sym = _symbol_of(p)
+                if sym in self._frames or any(
+                    f.symbol == sym and f.severity == "error" for f in self.findings
+                ):
+                    raise DataError(f"{p.name}: symbol {sym} appears in two files in {self.folder}; keep one")
+                loaded = ahead.take(p)
+                if loaded is None:
+                    try:
+                        loaded = read_file(p, formats)
+                    except AmbiguousDates as exc:  # the run is refused; name every such file, not the first
+                        refused.append(str(exc))
+                        continue
+                    except DataError as exc:
+                        self.findings.append(
+                            Finding(sym, "error", "unreadable", f"{exc}; the symbol is excluded", p.name)
+                        )
+                        continue
+                    loaded = drop_non_session_bars(loaded, guess_asset_class(sym))
+                ahead.start()  # after the first file read here (no-op after the first call)
+                self.findings.extend(loaded.findings)
+                self._files[sym] = loaded
+                self._frames[sym] = loaded.frame
+                self._instruments[sym] = Instrument(symbol=sym, asset_class=guess_asset_class(sym), name=sym)
         if refused:
             raise (WrongDateFormat if formats.default or formats.per_file else AmbiguousDates)(
                 "\n".join(refused)
