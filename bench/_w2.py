@@ -44,6 +44,7 @@ def distance(k: int) -> float:
 
 
 _DISTANCES = [distance(k) for k in range(97)]  # distance(k) == _DISTANCES[k % 97], the same floats
+_FACTORS = [(1 - d, 1 + d) for d in _DISTANCES]  # the stop's and the target's factor: the same floats too
 _BUY = Side.BUY  # an enum member read through its class costs a descriptor call
 _STOP = TriggerKind.STOP
 
@@ -215,15 +216,14 @@ class W2Strategy:
         floats (PEERS.md's arithmetic: the counts depend on these very floats), each made a `Decimal`
         through its shortest repr (exact: it converts back to the same float). The entry's is made
         once per mid: the positions a quote closes all re-open at its mid."""
-        d = _DISTANCES[self.k % 97]
+        down, up = _FACTORS[self.k % 97]
         self.k += 1
         self._ids = n = self._ids + 1
         if mid != self._mid:
             self._mid, self._mid_d = mid, Decimal(repr(mid))
         self.monitor.add(
             WatchedPosition(
-                "w2-" + str(n), symbol, _BUY, ONE, self._mid_d, Decimal(repr(mid * (1 - d))),
-                Decimal(repr(mid * (1 + d))),
+                f"w2-{n}", symbol, _BUY, ONE, self._mid_d, Decimal(repr(mid * down)), Decimal(repr(mid * up))
             )
         )  # fmt: skip
 

@@ -55,3 +55,22 @@ def test_levels_cross_as_a_plain_dict_of_armed_levels_says(ops: list[tuple]) -> 
         assert book.lower_top() == max(lower.values(), default=-math.inf)
         assert book.upper_top() == min(upper.values(), default=math.inf)
         assert len(book) == len(lower) + len(upper)
+
+
+@settings(max_examples=40, deadline=None)
+@given(live=st.integers(0, 300), rounds=st.integers(1, 30), seed=st.integers(0, 2**16))
+def test_dead_entries_never_dominate_a_big_heap(live: int, rounds: int, seed: int) -> None:
+    """Disarming and re-arming (a strategy closing and re-opening) leaves dead entries in the heaps;
+    after 64 arms they are rebuilt away: each heap holds at most 4× its live levels (or 64) + 128."""
+    import random
+
+    rng = random.Random(seed)
+    book = LevelBook()
+    for _ in range(rounds):
+        for slot in range(live + 50):
+            if rng.random() < 0.5:
+                book.disarm(slot)
+        for _ in range(64):
+            book.arm(rng.randrange(live + 50), 90 + rng.random(), 110 + rng.random())
+        assert len(book._lower) <= max(64, 4 * len(book._lower_armed)) + 128
+        assert len(book._upper) <= max(64, 4 * len(book._upper_armed)) + 128

@@ -7,7 +7,9 @@ Every level is one of two kinds, whatever the position's direction:
 Each kind is a heap (max-heap for lower, min-heap for upper), so the only level a price can cross
 first is the top: a whole batch of quotes is checked against two numbers with one vectorised
 comparison, and only a crossing costs Python work. Removal is lazy: an entry is live while its token
-is the one armed for that slot (re-arming a moved stop just pushes a new entry).
+is the one armed for that slot (re-arming a moved stop just pushes a new entry). Dead entries leave when
+they reach the top, or in a rebuild when they are more than 3/4 of a heap of over 64, looked for
+whenever the heaps hold 64 entries more than at the last look.
 """
 
 from __future__ import annotations
@@ -15,11 +17,13 @@ from __future__ import annotations
 import heapq
 import math
 
+_push = heapq.heappush
+
 
 class LevelBook:
     """The armed lower and upper levels of one instrument. Slots are the monitor's position slots."""
 
-    __slots__ = ("_lower", "_lower_armed", "_token", "_upper", "_upper_armed")
+    __slots__ = ("_check_at", "_lower", "_lower_armed", "_token", "_upper", "_upper_armed")
 
     def __init__(self) -> None:
         self._lower: list[tuple[float, int, int]] = []  # (-level, token, slot)
@@ -27,6 +31,7 @@ class LevelBook:
         self._lower_armed: dict[int, int] = {}  # slot -> token
         self._upper_armed: dict[int, int] = {}
         self._token = 0
+        self._check_at = 64  # the heaps' total size at which `_compact` next looks
 
     def __len__(self) -> int:
         return len(self._lower_armed) + len(self._upper_armed)
@@ -36,15 +41,15 @@ class LevelBook:
         as a new position needs on the quote path (a strategy re-opening from a trigger)."""
         token = self._token
         if lower == lower:
-            self._token = token = token + 1
+            token += 1
             self._lower_armed[slot] = token
-            heapq.heappush(self._lower, (-lower, token, slot))
+            _push(self._lower, (-lower, token, slot))
         if upper == upper:
-            self._token = token = token + 1
+            token += 1
             self._upper_armed[slot] = token
-            heapq.heappush(self._upper, (upper, token, slot))
-        lo, up = len(self._lower), len(self._upper)
-        if (lo > 64 and lo > 4 * len(self._lower_armed)) or (up > 64 and up > 4 * len(self._upper_armed)):
+            _push(self._upper, (upper, token, slot))
+        self._token = token
+        if len(self._lower) + len(self._upper) > self._check_at:
             self._compact()
 
     def disarm(self, slot: int) -> None:
@@ -103,8 +108,10 @@ class LevelBook:
 
     def _compact(self) -> None:
         # Dead entries are dropped when they reach the top; rebuild only if they dominate the heap,
-        # so memory stays proportional to the live positions.
+        # so memory stays proportional to the live positions. Looked at again once the heaps hold 64
+        # entries more (`arm` compares one sum, not two ratios, a push).
         for h, armed in ((self._lower, self._lower_armed), (self._upper, self._upper_armed)):
             if len(h) > 64 and len(h) > 4 * len(armed):
                 h[:] = [e for e in h if armed.get(e[2]) == e[1]]
                 heapq.heapify(h)
+        self._check_at = len(self._lower) + len(self._upper) + 64

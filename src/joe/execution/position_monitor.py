@@ -168,9 +168,7 @@ class PositionMonitor:
             return
         p = self._pos[slot]
         assert p is not None
-        book = self._books.get(p.inst)
-        if book is not None:
-            book.disarm(slot)
+        self._books[p.inst].disarm(slot)  # `add` made the book
         if self._through:
             self._through.discard(slot)
         if self._touched:
@@ -428,22 +426,30 @@ class PositionMonitor:
         pos = self._pos
         stops: list[MonitorSlot] = []
         targets: list[MonitorSlot] = []
+        through, touched = self._through, self._touched
         lower, upper = self._books[inst].pop_crossed(price)
         for slot in lower:  # long stops, short targets
             p = pos[slot]
             assert p is not None
-            (stops if p.sign > 0 else targets).append(p)
+            if p.sign > 0:
+                p.through_since = ts
+                through.add(slot)
+                stops.append(p)
+            else:
+                p.tp_touched = True
+                touched.add(slot)
+                targets.append(p)
         for slot in upper:  # long targets, short stops
             p = pos[slot]
             assert p is not None
-            (targets if p.sign > 0 else stops).append(p)
-        through, touched = self._through, self._touched
-        for p in stops:
-            p.through_since = ts
-            through.add(p.slot)
-        for p in targets:
-            p.tp_touched = True
-            touched.add(p.slot)
+            if p.sign > 0:
+                p.tp_touched = True
+                touched.add(slot)
+                targets.append(p)
+            else:
+                p.through_since = ts
+                through.add(slot)
+                stops.append(p)
         self.triggers[_STOP] += len(stops)
         self.triggers[_TAKE_PROFIT] += len(targets)
         listeners = self.listeners
