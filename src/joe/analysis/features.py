@@ -40,7 +40,7 @@ GAP_BLOCK = 128
 
 class ReturnWindow(NamedTuple):
     """A symbol's last log returns up to a row (`Features.return_window`): `values` (1-D float64),
-    `ok` (finite, per value), `full` (every value finite), `flat` (full and constant: `window_flat`),
+    `ok` (finite, per value), `full` (every value finite), `flat` (full and constant: `flat`),
     `centred` (values minus their mean, as `joe.analysis.risk.pearson_rows` centres a row; None unless
     full and not flat)."""
 
@@ -62,7 +62,6 @@ class Features:
         self.every_row = every_row
         self._cache: dict[_Key, np.ndarray] = {}
         self._memo: dict[Hashable, Any] = {}
-        self._flat: dict[tuple[str, int, int], bool] = {}
         self._windows_t: tuple[int, int] | None = None
         self._windows: dict[str, ReturnWindow] = {}
 
@@ -272,16 +271,6 @@ class Features:
         both = self._get(symbol, "gap_p95_block", (window, block), make)
         return both[0] > 0, both[1]
 
-    def window_flat(self, symbol: str, t: int, window: int) -> bool:
-        """`np.std(log_returns(symbol)[max(0, t - window + 1) : t + 1]) == 0` (the risk stage's test for a
-        constant return window), memoised per (symbol, t, window): the risk profiler asks it of each
-        held symbol for every signal of a day."""
-        key = (symbol, t, window)
-        got = self._flat.get(key)
-        if got is None:
-            got = self._flat[key] = flat(self.log_returns(symbol)[max(0, t - window + 1) : t + 1])
-        return got
-
     def return_window(self, symbol: str, t: int, window: int) -> ReturnWindow:
         """`log_returns(symbol)[max(0, t - window + 1) : t + 1]` with what the risk stage's correlations
         read of it (`ReturnWindow`), kept for the row last asked: the risk profiler reads each held
@@ -293,11 +282,16 @@ class Features:
         if got is None:
             values = self.log_returns(symbol)[max(0, t - window + 1) : t + 1]
             ok = np.isfinite(values)
-            full = bool(ok.all())
-            is_flat = full and self.window_flat(symbol, t, window)
-            # The row as `pearson_rows` centres it: minus its mean, numpy's sum of the row over its
-            # length (`mean(axis=1)` of a stack reduces each row alone, as `add.reduce` does one row).
-            centred = values - np.add.reduce(values) / len(values) if full and not is_flat else None
+            full = bool(np.logical_and.reduce(ok))  # `ok.all()` without its Python wrapper
+            centred = None
+            is_flat = False
+            if full and len(values):
+                # The row as `pearson_rows` centres it: minus its mean, numpy's sum of the row over its
+                # length (`mean(axis=1)` of a stack reduces each row alone, as `add.reduce` does one
+                # row). It is also `flat`'s deviation: flat when every squared deviation is 0.
+                d = values - np.add.reduce(values) / len(values)
+                is_flat = not np.logical_or.reduce(d * d)
+                centred = None if is_flat else d
             got = self._windows[symbol] = ReturnWindow(values, ok, full, is_flat, centred)
         return got
 
@@ -431,8 +425,9 @@ def percentile(x: np.ndarray, q: float) -> float:
     virtual = (n - 1) * (q / 100)  # float64 as numpy's: q / 100 is np.true_divide(q, 100)
     lo = math.floor(virtual)
     hi = min(lo + 1, n - 1)
-    part = np.partition(x, (lo, hi))
-    a, b = float(part[lo]), float(part[hi])
+    part = x.copy()  # what `np.partition` does, without its wrapper: a copy, partitioned in place
+    part.partition((lo, hi))
+    a, b = part.item(lo), part.item(hi)
     gamma = virtual - lo
     d = b - a
     return a + d * gamma if gamma < 0.5 else b - d * (1 - gamma)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import operator
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -187,6 +188,24 @@ def analyse_market(
     return MarketAnalysis(date, regime, scan, scores, raw_signals, timings, features)
 
 
+# Every field of `Signal` in declaration order (all are init fields: `sized` builds one positionally).
+_SIGNAL_FIELDS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(Signal))
+if not all(f.init for f in dataclasses.fields(Signal)):  # pragma: no cover - a change to Signal
+    raise TypeError("pipeline.sized passes every field of Signal to its constructor")
+_signal_values = operator.attrgetter(*_SIGNAL_FIELDS)
+_QUANTITY, _GRADE = _SIGNAL_FIELDS.index("quantity"), _SIGNAL_FIELDS.index("risk_grade")
+
+
+def sized(sig: Signal, quantity: Decimal, risk_grade: str) -> Signal:
+    """`dataclasses.replace(sig, quantity=quantity, risk_grade=risk_grade)`: the same constructor on the
+    same values (its geometry check included), without `replace`'s walk over the dataclass's fields on
+    every call (the risk stage sizes every signal of every day). tests/analysis/test_pipeline_sized.py."""
+    values = list(_signal_values(sig))
+    values[_QUANTITY] = quantity
+    values[_GRADE] = risk_grade
+    return Signal(*values)
+
+
 def assess_book(
     market: MarketAnalysis,
     panel: Panel,
@@ -225,7 +244,7 @@ def assess_book(
             features=features,
         )
         assessments[sig.signal_id] = a
-        signals.append(dataclasses.replace(sig, quantity=a.quantity, risk_grade=a.grade))
+        signals.append(sized(sig, a.quantity, a.grade))
         if a.approved:
             book.append(
                 Position(sig.symbol, a.quantity * sig.direction.sign, sig.entry, signal_id=sig.signal_id)

@@ -247,7 +247,7 @@ class RiskProfiler:
         self, f: Features, panel: Panel, sym: str, t: int, positions: Sequence[Position]
     ) -> DimensionScore:
         cfg = self.config
-        held = [p for p in positions if p.quantity != 0]
+        held = [p for p in positions if p.quantity]  # a Decimal is truthy exactly when it is != 0
         same = sum(1 for p in held if p.symbol == sym)
         if same >= cfg.max_positions_per_symbol:
             return DimensionScore(100.0, f"already {same} position(s) in {sym}", veto=True)
@@ -264,7 +264,8 @@ class RiskProfiler:
     def _correlations(f: Features, panel: Panel, sym: str, t: int, others: set[str]) -> Mapping[str, float]:
         """Correlation of `sym`'s last 60 log returns with each of `others`' over the days both have
         one (at least 20, neither constant); `pearson` gives `np.corrcoef`'s value bit for bit."""
-        if sym not in panel:
+        rest = sorted(others - {sym})
+        if sym not in panel or not rest:  # no pair to read: `sym`'s own window is not needed
             return {}
         # Each symbol's window, its flatness and its centred row are read once a day (`return_window`):
         # the held symbols' are the same for every signal of the day.
@@ -274,7 +275,7 @@ class RiskProfiler:
         # (`pearson_rows`' arithmetic); pairs with a missing day each through their own masked windows.
         pairs: list[tuple[str, np.ndarray | None, np.ndarray]] = []
         rows: list[np.ndarray] = []
-        for o in sorted(others - {sym}):
+        for o in rest:
             if o not in panel:
                 continue
             theirs = f.return_window(o, t, 60)
