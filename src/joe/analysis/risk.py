@@ -50,6 +50,8 @@ GRADES: tuple[str, ...] = ("A", "B", "C", "D")
 # sits at the 0.25 floor) the regime is too blind to enter on: no new entries.
 MIN_REGIME_FRESHNESS = 0.30
 FRACTIONAL_STEP = Decimal("0.0001")
+# The liquidity dimension's scale ends (average dollar volume 50M → 0, 0.5M → 100), in log10.
+_LOG10_50M, _LOG10_500K = math.log10(50e6), math.log10(0.5e6)
 
 
 @dataclass(frozen=True)
@@ -227,7 +229,7 @@ class RiskProfiler:
         if adv <= 0:
             return DimensionScore(100.0, "no traded volume", veto=True)
         share = notional / adv
-        score = max(_lin(math.log10(adv), math.log10(50e6), math.log10(0.5e6)), _lin(share, 0.01, 0.10))
+        score = max(_lin(math.log10(adv), _LOG10_50M, _LOG10_500K), _lin(share, 0.01, 0.10))
         veto = adv < 100_000 or share > 0.10
         return DimensionScore(score, f"avg dollar volume {adv:,.0f}, position {share:.2%} of it", veto)
 
@@ -248,14 +250,15 @@ class RiskProfiler:
     ) -> DimensionScore:
         cfg = self.config
         held = [p for p in positions if p.quantity]  # a Decimal is truthy exactly when it is != 0
-        same = sum(1 for p in held if p.symbol == sym)
+        held_symbols = [p.symbol for p in held]
+        same = held_symbols.count(sym)
         if same >= cfg.max_positions_per_symbol:
             return DimensionScore(100.0, f"already {same} position(s) in {sym}", veto=True)
         if len(held) >= cfg.max_positions:
             return DimensionScore(100.0, f"book full ({len(held)}/{cfg.max_positions} positions)", veto=True)
         fill = len(held) / cfg.max_positions if cfg.max_positions else 1.0
-        corrs = self._correlations(f, panel, sym, t, {p.symbol for p in held})
-        worst = max((abs(c) for c in corrs.values()), default=0.0)
+        corrs = self._correlations(f, panel, sym, t, set(held_symbols))
+        worst = max(map(abs, corrs.values()), default=0.0)
         score = max(_lin(worst, 0.3, 0.9), 100.0 * fill * 0.6)
         who = max(corrs, key=lambda k: abs(corrs[k])) if corrs else "-"
         return DimensionScore(score, f"max |correlation| {worst:.2f} ({who}), {len(held)} open positions")
