@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from joe.simulators.capital.bars import bar_start
@@ -29,6 +29,10 @@ from .test_price_path import PAIRS, served, started
     step_s=st.sampled_from([0.25, 1.0, 7.0, 37.0]),
     seconds=st.integers(60, 900),
 )
+# Before: a forming minute's volume was rounded on its own, so a 5-minute bar read 86 where its minutes
+# summed to 87 (the forming minute's 0.6 counted 1 as a minute bar, 0 inside the coarser one).
+@example(start=datetime(2026, 12, 2, 9, 58, 23), epic="GOLD", step_s=37.0, seconds=900)
+@example(start=datetime(2026, 12, 4, 23, 52), epic="AAPL", step_s=37.0, seconds=900)  # Friday → Saturday
 def test_volumes_are_one_path_across_the_seam(
     start: datetime, epic: str, step_s: float, seconds: int
 ) -> None:
@@ -83,3 +87,16 @@ def test_a_bar_that_has_begun_on_a_trading_day_has_volume(epic: str, seconds: fl
     path = SeededPath(1, BY_EPIC[epic], day + timedelta(hours=12), 100.0)
     volume = path.volume(day, day + timedelta(seconds=seconds))
     assert volume >= 1 if path.trades(day) else volume == 0
+
+
+@settings(max_examples=20, deadline=None)
+@given(
+    span=st.tuples(st.floats(0, 3 * 86400), st.floats(0, 3 * 86400), st.floats(0, 3 * 86400)).map(sorted),
+    epic=st.sampled_from(["GOLD", "AAPL", "BTCUSD"]),
+)
+def test_volumes_of_adjacent_spans_add_up(span: list[float], epic: str) -> None:
+    """[a, c) holds exactly the volume of [a, b) plus [b, c), wherever the cuts fall (mid-minute too)."""
+    day = datetime(2026, 12, 3, tzinfo=UTC)
+    path = SeededPath(1, BY_EPIC[epic], day + timedelta(days=4), 100.0)
+    a, b, c = (day + timedelta(seconds=x) for x in span)
+    assert path.volume(a, c) == path.volume(a, b) + path.volume(b, c)

@@ -45,8 +45,11 @@ class HistoryStore:
 
     def observe(self, epic: str) -> None:
         """Record the desk's current quote of `epic` on the live tape (call after each price change)."""
+        now = self.ex.now()
+        if not self.path(epic).trades(bar_start(now, "DAY")):
+            return  # a weekday market has no bar on a Saturday or Sunday (UTC), seeded or live
         bid, ask = self.ex.quote(epic)
-        self.tape.observe(epic, self.ex.now(), bid, ask)
+        self.tape.observe(epic, now, bid, ask)
 
     def path(self, epic: str) -> SeededPath:
         p = self._paths.get(epic)
@@ -83,8 +86,13 @@ class HistoryStore:
     def live(self, epic: str, resolution: str) -> list[QuoteBar]:
         """The live bars, the start's bar with its seeded minutes folded in front."""
         bars = self.tape.bars(epic, resolution)
-        if bars and bars[0].start == bar_start(self.anchor, resolution):
+        first = bar_start(self.anchor, resolution)
+        if bars and bars[0].start == first:
             bars[0] = self._joined(epic, resolution, bars[0])
+        elif not bars or bars[0].start > first:  # no live quote in the start's bar (a weekend start):
+            prefix = self.path(epic).prefix(resolution)  # its seeded days are still a bar (the WEEK)
+            if prefix is not None:
+                bars.insert(0, self.quoted(epic, prefix))
         return [self._volume(epic, resolution, b) for b in bars]
 
     def _volume(self, epic: str, resolution: str, b: QuoteBar) -> QuoteBar:

@@ -12,15 +12,15 @@ starts at; inside a day the minutes are a Brownian bridge between the previous c
 close with per-minute sd = daily_vol / sqrt(1440) (so a minute moves ~0.03 % on a 1.2 % market, not
 1-3 %). Each minute also gets a small excursion beyond its open/close for its high/low. Markets that
 do not trade weekends have no bars on Saturday and Sunday (UTC). Everything is a pure function of
-(seed, epic, trading-day offset from the newest trading day), computed lazily with numpy and cached.
+(seed, epic, trading-day offset from the newest complete trading day), computed lazily with numpy and cached.
 
 Why offsets, not dates: a day's draws keyed by its calendar date made the history a different market on
 each day the simulator ran (one day with signals, the next with none), so a test that needs a signal
-passed or failed by the date. Keyed by "the n-th trading day before the newest" (the start's own day
-while it trades, else the last one that did: Friday on a Saturday), and with the newest day's whole
-move drawn whatever part of it has passed, every daily close is the same on any date, weekday and hour
-(only the newest day's minutes, and so its high and low, follow the hour). The price of that: a
-simulator started minutes after 00:00 UTC moves a whole day's draw in those minutes.
+passed or failed by the date. Keyed by "the n-th trading day before the newest complete one" (the
+day before the start's while it trades, else the last one that did: Friday on a Saturday), the newest
+complete day closing at the start's price and the start's own part of a day a driftless bridge, every
+whole day is the same on any date, weekday and hour (only the start day's minutes follow the hour, and
+none of them moves more than a minute's volatility allows).
 
 Units: prices are mid floats; the caller puts bid/ask on the instrument's grid (a monotone map, so
 the fold of gridded minutes equals the gridded fold).
@@ -114,6 +114,8 @@ class SeededPath:
             self.newest: tuple[datetime, int] = (self.day0, m0)
         else:
             self.newest = (self._prev_trading(self.day0), MINUTES_PER_DAY)
+        # Offset 0 of every seed key: the newest *complete* trading day (the day before a partial one).
+        self.base = self.newest[0] if self.newest[1] == MINUTES_PER_DAY else self._prev_trading(self.day0)
         self.end_mid = end_mid
         # Segments, newest first: (day start, minutes); segment 0 may be the anchor day's part.
         self._segs: list[tuple[datetime, int]] = []
@@ -138,9 +140,13 @@ class SeededPath:
                 day, m = self._prev_trading(self._segs[-1][0]), MINUTES_PER_DAY
             self._index[day] = len(self._segs)
             self._segs.append((day, m))
-            # The whole day's move even on the newest, partial day: scaled by the part that has passed,
-            # the last close (and every indicator read from it) would follow the hour of the start.
-            r = float(_rng(self.seed, self.spec.epic, "day", self.key(day)).normal(0.0, self.vol))
+            # The newest complete day's close is the start's price whatever the hour: the partial day
+            # before the start is a driftless bridge (no whole day's move squeezed into its minutes).
+            r = (
+                0.0
+                if m < MINUTES_PER_DAY
+                else float(_rng(self.seed, self.spec.epic, "day", self.key(day)).normal(0.0, self.vol))
+            )
             self._closes.append(self._closes[-1] / math.exp(r))
 
     def key(self, day: datetime) -> str:
@@ -148,7 +154,7 @@ class SeededPath:
         day, e.g. "d0" for that day, "d-1" for the trading day before it, "d2" two trading days after
         (live days). A weekend day of a weekday market shares the offset of the Monday after it (it
         is never drawn)."""
-        a, b = self.newest[0].date(), day.date()
+        a, b = self.base.date(), day.date()
         if self.spec.weekends:
             n = (b - a).days
         else:
@@ -202,29 +208,31 @@ class SeededPath:
         return [int(v) for v in vols], [0, *(int(x) for x in np.cumsum(vols))]
 
     def volume(self, start: datetime, end: datetime) -> int:
-        """The volume traded in [start, end): whole minutes summed, a forming minute pro rata (so a
-        forming bar's volume only grows, and reaches its full value when the bar closes)."""
+        """The volume traded in [start, end): whole minutes summed, a forming minute pro rata, rounded up.
+
+        It is `count(end) - count(start)` of one integer count per UTC day (`_count`), so the volumes of
+        adjacent spans add up exactly (a bar's is the sum of its finer bars', forming ones included), a
+        forming bar's volume only grows, and a trading minute that has begun counts at least 1: a daily
+        bar 30 s into its day never reads 0 (Joe excludes a zero-volume last bar as `volume_missing`)."""
         t0, t1 = start.timestamp(), end.timestamp()
-        total = 0.0
+        total = 0
         day_s = int(t0 // 86400) * 86400
         while day_s < t1:
             a = (max(t0, day_s) - day_s) / 60  # minutes into the day
             b = (min(t1, day_s + 86400) - day_s) / 60
             if b > a:
-                vols, cum = self.day_sums(day_s)
-                ia, ib = math.ceil(a), math.floor(b)
-                if ib < ia:  # inside one minute
-                    total += vols[ib] * (b - a)
-                else:
-                    total += cum[ib] - cum[ia]
-                    if a < ia:
-                        total += vols[ia - 1] * (ia - a)
-                    if b > ib and ib < MINUTES_PER_DAY:
-                        total += vols[ib] * (b - ib)
+                total += self._count(day_s, b) - self._count(day_s, a)
             day_s += 86400
-        # At least 1 once a trading minute has begun: truncated, a daily bar 30 s into its day read 0
-        # (Joe's data checks exclude a zero-volume last bar as `volume_missing`).
-        return max(1, int(total)) if total > 0 else 0
+        return total
+
+    def _count(self, day_s: int, x: float) -> int:
+        """The volume of the UTC day starting at epoch second `day_s` from 00:00 to `x` minutes into it:
+        the whole minutes' sum, plus the forming minute's volume × the part of it passed, rounded up."""
+        vols, cum = self.day_sums(day_s)
+        i = math.floor(x)
+        if i >= MINUTES_PER_DAY:
+            return cum[MINUTES_PER_DAY]
+        return cum[i] + math.ceil(vols[i] * (x - i))
 
     def _groups(self, k: int, minutes_per_bar: int) -> list[MidBar]:
         """Segment k folded into bars of `minutes_per_bar` minutes (the last may be partial)."""
