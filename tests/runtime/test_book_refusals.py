@@ -63,6 +63,23 @@ def test_an_earlier_as_of_is_refused_naming_the_last_date_and_a_separate_book(sr
     assert "belongs to" not in msg and "another source" not in msg
 
 
+@pytest.mark.parametrize("src", SOURCES)
+def test_data_older_than_the_book_without_an_as_of_is_refused_saying_so(src: tuple[str, str]) -> None:
+    """Before: a run without --as-of whose data ended before the book's last date (a failover on a
+    Saturday to a broker whose newest bar is Friday's) was refused as "--as-of 2026-12-04 is earlier",
+    naming a flag the user never gave."""
+    ident = source_identity(*src)
+    book = BookIdentity(ident, datetime(2026, 12, 5))
+    check_forward(book, date(2026, 12, 5), asked=False)
+    with pytest.raises(BookRefused) as exc:
+        check_forward(book, date(2026, 12, 4), asked=False)
+    msg = str(exc.value)
+    assert "--as-of" not in msg
+    assert "newest data of this run is of 2026-12-04" in msg
+    assert "earlier than this paper book's last date 2026-12-05" in msg
+    assert "Nothing was traded" in msg and FLAGS[ident] in msg
+
+
 def test_a_path_with_spaces_is_quoted_in_the_command_to_run() -> None:
     book = BookIdentity("sim:sample", None)
     with pytest.raises(BookRefused, match="--source 'csv:/my prices'"):

@@ -95,17 +95,32 @@ def check_source(book: BookIdentity | None, source: str, *, has_history: bool) -
     )
 
 
-def check_forward(book: BookIdentity | None, as_of: date | datetime) -> None:
-    """Raise `BookRefused` when `as_of` is earlier than the date the book was last brought to."""
+def check_forward(book: BookIdentity | None, as_of: date | datetime, *, asked: bool = True) -> None:
+    """Raise `BookRefused` when `as_of` is earlier than the date the book was last brought to.
+
+    `asked`: the date is the user's `--as-of`; else it is the newest bar of the run's data (no `--as-of`
+    given), and the message says so (a source without a bar the book already has: a weekend day a 24/7
+    market traded, a failover to a broker whose newest bar is older)."""
     if book is None or book.as_of is None:
         return
     last = book.as_of.date()
-    asked = as_of.date() if isinstance(as_of, datetime) else as_of
-    if asked < last:
-        past = "`joe backtest`, or " if _backtest_available() else ""
+    day = as_of.date() if isinstance(as_of, datetime) else as_of
+    if day >= last:
+        return
+    if not asked:
+        kind = source_label(book.source).partition(":")[0]
         raise BookRefused(
-            f"--as-of {asked} is earlier than this paper book's last date {last}: time only moves forward "
-            f"in one book (continue it with an --as-of on or after {last}, or without --as-of). "
-            f"To explore {asked} use {past}a separate book in its own data folder: "
-            f"`JOE_DATA_DIR=data-{asked} joe run --once{_run_flags(book.source)} --as-of {asked}`."
+            f"the newest data of this run is of {day}, earlier than this paper book's last date {last}: "
+            "time only moves forward in one book, and the source has no bar for a day the book already "
+            "has (a weekend or holiday a 24/7 market traded on, or another broker after a failover). "
+            f"Nothing was traded. Run again once the source has a bar of {last} or later; to use this data "
+            f"now keep a separate book in its own data folder: `JOE_DATA_DIR=data-{kind}-{day} joe run "
+            f"--once{_run_flags(book.source)}`."
         )
+    past = "`joe backtest`, or " if _backtest_available() else ""
+    raise BookRefused(
+        f"--as-of {day} is earlier than this paper book's last date {last}: time only moves forward "
+        f"in one book (continue it with an --as-of on or after {last}, or without --as-of). "
+        f"To explore {day} use {past}a separate book in its own data folder: "
+        f"`JOE_DATA_DIR=data-{day} joe run --once{_run_flags(book.source)} --as-of {day}`."
+    )

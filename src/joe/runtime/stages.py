@@ -197,7 +197,7 @@ def _resolve_as_of(st: RunState, snap: MarketSnapshot) -> None:
         )
     st.as_of_idx = snap.panel.index_at(pd.Timestamp(want, tz=UTC) if want else None)
     st.as_of_ts = dates[st.as_of_idx]
-    check_forward(st.book, st.as_of_ts.to_pydatetime())
+    check_forward(st.book, st.as_of_ts.to_pydatetime(), asked=want is not None)
 
 
 async def _held_history(st: RunState, source: object, snap: MarketSnapshot) -> None:
