@@ -428,28 +428,19 @@ class PositionMonitor:
         targets: list[MonitorSlot] = []
         through, touched = self._through, self._touched
         lower, upper = self._books[inst].pop_crossed(price)
-        for slot in lower:  # long stops, short targets
-            p = pos[slot]
-            assert p is not None
-            if p.sign > 0:
-                p.through_since = ts
-                through.add(slot)
-                stops.append(p)
-            else:
-                p.tp_touched = True
-                touched.add(slot)
-                targets.append(p)
-        for slot in upper:  # long targets, short stops
-            p = pos[slot]
-            assert p is not None
-            if p.sign > 0:
-                p.tp_touched = True
-                touched.add(slot)
-                targets.append(p)
-            else:
-                p.through_since = ts
-                through.add(slot)
-                stops.append(p)
+        # lower levels: long stops, short targets; upper levels: long targets, short stops
+        for slots, long_stops in ((lower, True), (upper, False)):
+            for slot in slots:
+                p = pos[slot]
+                assert p is not None
+                if (p.sign > 0) is long_stops:
+                    p.through_since = ts
+                    through.add(slot)
+                    stops.append(p)
+                else:
+                    p.tp_touched = True
+                    touched.add(slot)
+                    targets.append(p)
         self.triggers[_STOP] += len(stops)
         self.triggers[_TAKE_PROFIT] += len(targets)
         listeners = self.listeners
