@@ -9,6 +9,7 @@ buffers (the real API serves at most 1000 bars).
 
 from __future__ import annotations
 
+import itertools
 import math
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -215,3 +216,15 @@ def test_a_weekday_market_has_no_bar_on_a_weekend_and_its_last_bar_has_volume(
     assert all(b.start.weekday() < 5 for b in days)
     crypto = served(hist, "BTCUSD", "DAY")
     assert crypto[-1].start == bar_start(_clock(), "DAY") and crypto[-1].ticks > 0
+
+
+def test_a_start_bar_the_live_ring_dropped_does_not_come_back_seeded_only() -> None:
+    """Before: once a long-running simulator's bounded tape dropped the start's bar, `live` put a bar of
+    the start's seeded minutes alone (its volume counting the whole bar) in front of bars days later
+    (hostile review 2026-12-03: MINUTE_5 bars 11:50, 11:55, 12:00, 12:40 … after ~3.5 days)."""
+    start = datetime(2026, 12, 1, 12, 2, 30, tzinfo=UTC)  # a Tuesday: the tape quotes GOLD from the start
+    _ex, hist, _clock = started(start, 1100, 300.0)
+    live = hist.live("GOLD", "MINUTE_5")
+    assert live[0].start > bar_start(start, "MINUTE_5")  # the ring has dropped the start's bar
+    gaps = {b.start - a.start for a, b in itertools.pairwise(live)}
+    assert gaps == {timedelta(minutes=5)}, sorted(gaps)[:3]

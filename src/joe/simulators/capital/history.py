@@ -42,6 +42,10 @@ class HistoryStore:
         self.mirrored: set[str] = set()
         for epic in ex.prices:
             self.observe(epic)
+        # Epics the tape holds no quote of at the start (a weekday market on a weekend): their start's
+        # bar is made of seeded minutes alone. For the others a tape that no longer begins with the
+        # start's bar has dropped it (a bounded ring), and no seeded-only bar goes in front.
+        self._unquoted_start = {e for e in ex.prices if not self.tape.bars(e, "MINUTE")}
 
     def observe(self, epic: str) -> None:
         """Record the desk's current quote of `epic` on the live tape (call after each price change)."""
@@ -89,7 +93,7 @@ class HistoryStore:
         first = bar_start(self.anchor, resolution)
         if bars and bars[0].start == first:
             bars[0] = self._joined(epic, resolution, bars[0])
-        elif not bars or bars[0].start > first:  # no live quote in the start's bar (a weekend start):
+        elif epic in self._unquoted_start and (not bars or bars[0].start > first):  # a weekend start:
             prefix = self.path(epic).prefix(resolution)  # its seeded days are still a bar (the WEEK)
             if prefix is not None:
                 bars.insert(0, self.quoted(epic, prefix))
