@@ -8,6 +8,7 @@ book for the past (never a word about switching source).
 from __future__ import annotations
 
 from datetime import date, datetime
+from types import SimpleNamespace
 
 import pytest
 
@@ -75,8 +76,8 @@ def test_data_older_than_the_book_without_an_as_of_is_refused_saying_so(src: tup
         check_forward(book, date(2026, 12, 4), asked=False)
     msg = str(exc.value)
     assert "--as-of" not in msg
-    assert "newest data of this run is of 2026-12-04" in msg
-    assert "earlier than this paper book's last date 2026-12-05" in msg
+    assert "the newest bar of this run's data (on or before its as-of) is of 2026-12-04" in msg
+    assert "earlier than this book's last date 2026-12-05" in msg
     assert "Nothing was traded" in msg and FLAGS[ident] in msg
 
 
@@ -84,3 +85,25 @@ def test_a_path_with_spaces_is_quoted_in_the_command_to_run() -> None:
     book = BookIdentity("sim:sample", None)
     with pytest.raises(BookRefused, match="--source 'csv:/my prices'"):
         check_source(book, "sim:csv:/my prices", has_history=False)
+
+
+@pytest.mark.parametrize("as_of", [None, date(2026, 12, 5), date(2026, 12, 6)])
+def test_the_run_refuses_data_older_than_the_book_as_data_not_as_a_flag(as_of: date | None) -> None:
+    """The run's own check (`_resolve_as_of`): the book was brought to Saturday 2026-12-05 and the data
+    ends Friday. With no --as-of, or one on/after the book's date (which the book's own check accepts),
+    the refusal names the data's date and no --as-of the user never gave (hostile review 2026-12-03)."""
+    import pandas as pd
+
+    from joe.runtime.stages import _resolve_as_of
+
+    dates = pd.DatetimeIndex([pd.Timestamp("2026-12-03", tz="UTC"), pd.Timestamp("2026-12-04", tz="UTC")])
+    panel = SimpleNamespace(dates=dates, index_at=lambda ts: 1)
+    book = BookIdentity(source_identity("sim", "sample"), datetime(2026, 12, 5))
+    st = SimpleNamespace(opts=SimpleNamespace(as_of=as_of, source_label="sample"), book=book)
+    if as_of is not None:
+        check_forward(book, as_of)  # what the book's own check (open_book) lets through
+    with pytest.raises(BookRefused) as exc:
+        _resolve_as_of(st, SimpleNamespace(panel=panel))  # type: ignore[arg-type]
+    msg = str(exc.value)
+    assert "of 2026-12-04, earlier than this book's last date 2026-12-05" in msg
+    assert "--as-of 2026-12-04" not in msg

@@ -98,9 +98,9 @@ def check_source(book: BookIdentity | None, source: str, *, has_history: bool) -
 def check_forward(book: BookIdentity | None, as_of: date | datetime, *, asked: bool = True) -> None:
     """Raise `BookRefused` when `as_of` is earlier than the date the book was last brought to.
 
-    `asked`: the date is the user's `--as-of`; else it is the newest bar of the run's data (no `--as-of`
-    given), and the message says so (a source without a bar the book already has: a weekend day a 24/7
-    market traded, a failover to a broker whose newest bar is older)."""
+    `asked`: the date is the user's `--as-of`; else it is the newest bar of the run's data on or before
+    the as-of (with or without a `--as-of`), and the message says so (a source without a bar the book
+    already has: a weekend day a 24/7 market traded, a failover to a broker whose newest bar is older)."""
     if book is None or book.as_of is None:
         return
     last = book.as_of.date()
@@ -108,14 +108,13 @@ def check_forward(book: BookIdentity | None, as_of: date | datetime, *, asked: b
     if day >= last:
         return
     if not asked:
-        kind = source_label(book.source).partition(":")[0]
         raise BookRefused(
-            f"the newest data of this run is of {day}, earlier than this paper book's last date {last}: "
-            "time only moves forward in one book, and the source has no bar for a day the book already "
-            "has (a weekend or holiday a 24/7 market traded on, or another broker after a failover). "
-            f"Nothing was traded. Run again once the source has a bar of {last} or later; to use this data "
-            f"now keep a separate book in its own data folder: `JOE_DATA_DIR=data-{kind}-{day} joe run "
-            f"--once{_run_flags(book.source)}`."
+            f"the newest bar of this run's data (on or before its as-of) is of {day}, earlier than this "
+            f"book's last date {last}: time only moves forward in one book, and the source has no bar for "
+            "a day the book already has (a weekend or holiday a 24/7 market traded on, or another broker "
+            f"after a failover). Nothing was traded. Run again once the source has a bar of {last} or "
+            "later; to use this data now keep a separate book in its own data folder: "
+            f"`JOE_DATA_DIR=data-{day} joe run --once{_run_flags(book.source)}`."
         )
     past = "`joe backtest`, or " if _backtest_available() else ""
     raise BookRefused(

@@ -197,7 +197,9 @@ def _resolve_as_of(st: RunState, snap: MarketSnapshot) -> None:
         )
     st.as_of_idx = snap.panel.index_at(pd.Timestamp(want, tz=UTC) if want else None)
     st.as_of_ts = dates[st.as_of_idx]
-    check_forward(st.book, st.as_of_ts.to_pydatetime(), asked=want is not None)
+    # A user's --as-of before the book's date was refused when the book opened; here the date is the data's
+    # newest bar on or before it, and a refusal is about the data, not the flag.
+    check_forward(st.book, st.as_of_ts.to_pydatetime(), asked=False)
 
 
 async def _held_history(st: RunState, source: object, snap: MarketSnapshot) -> None:
