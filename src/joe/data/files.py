@@ -449,7 +449,7 @@ class FileSource(FrameSource):
                 loaded = ahead.take(p)
                 if loaded is None:
                     try:
-                        loaded = read_file(p, formats)
+                        loaded = _read_checked(p, formats)  # the helper's reading, here
                     except AmbiguousDates as exc:  # the run is refused; name every such file, not the first
                         refused.append(str(exc))
                         continue
@@ -458,7 +458,6 @@ class FileSource(FrameSource):
                             Finding(sym, "error", "unreadable", f"{exc}; the symbol is excluded", p.name)
                         )
                         continue
-                    loaded = drop_non_session_bars(loaded, guess_asset_class(sym))
                 ahead.start()  # after the first file read here (no-op after the first call)
                 self.findings.extend(loaded.findings)
                 self._files[sym] = loaded

@@ -150,10 +150,10 @@ class SeededPath:
             self._closes.append(self._closes[-1] / math.exp(r))
 
     def key(self, day: datetime) -> str:
-        """The seed key of `day` (a UTC day start): its trading-day offset from the newest segment's
-        day, e.g. "d0" for that day, "d-1" for the trading day before it, "d2" two trading days after
-        (live days). A weekend day of a weekday market shares the offset of the Monday after it (it
-        is never drawn)."""
+        """The seed key of `day` (a UTC day start): its trading-day offset from `base` (the newest
+        complete trading day before the start), e.g. "d0" for that day, "d-1" for the trading day before
+        it, "d2" two trading days after (live days). A weekend day of a weekday market shares the offset
+        of the Monday after it (it is never drawn)."""
         a, b = self.base.date(), day.date()
         if self.spec.weekends:
             n = (b - a).days
