@@ -116,3 +116,25 @@ def test_a_helper_that_dies_leaves_the_reading_here(folder: Path) -> None:
     with read_processes(2), ReadAhead(paths, die) as ahead:
         ahead.start()
         assert all(ahead.take(p) is None for p in paths)
+
+
+@pytest.mark.parametrize("processes", [1, 2])
+def test_a_backtest_load_forks_a_reader_only_when_asked_for_two_processes(
+    folder: Path, processes: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`joe backtest --workers 1` promises one process: its load (`load_history(processes=1)`) reads
+    every file here; the default (2) starts the read-ahead helper (before: the load forked whatever
+    --workers said)."""
+    from joe.backtest.loading import load_history_sync
+    from joe.config.schema import ExecutionConfig
+
+    started: list[int] = []
+    real_start = ReadAhead.start
+
+    def start(self: ReadAhead) -> None:
+        real_start(self)
+        started.append(len(self.theirs))
+
+    monkeypatch.setattr(ReadAhead, "start", start)
+    load_history_sync(f"parquet:{folder}", ExecutionConfig(), processes=processes)
+    assert started and (max(started) > 0) is (processes == 2), started

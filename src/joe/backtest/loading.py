@@ -42,11 +42,13 @@ async def load_history(
     date_format: str | None = None,
     data_dir: Path | None = None,
     start: date | None = None,
+    processes: int = 2,
 ) -> History:
     """The market of `spec` up to `end` with its precomputed parts.
 
     `cache[:SOURCE]` reads the bar cache under `data_dir` (default `$JOE_DATA_DIR`). `start`: the first
     day to be replayed (quality changes before it concern no replayed day; None: the data's first).
+    `processes`: 2 reads a large folder's files in two processes (`joe.data.file_ahead`), 1 in this one.
     Raises `joe.data.errors.DataError` for a source that cannot be read (named in the message).
     """
     from joe.data import open_source
@@ -63,7 +65,7 @@ async def load_history(
     else:
         # The second core is idle until the day loop's analysis worker starts: a folder's files are read
         # in two processes (`joe.data.file_ahead`; the same source as one process reads).
-        with read_processes(2):
+        with read_processes(processes):
             source = open_source(
                 spec, as_of=end, n_synthetic=config.pipeline.universe_size, date_format=date_format
             )

@@ -112,8 +112,9 @@ def run_backtest(
     cfg = apply_overrides(config, opts.overrides)  # refused before any data is read
     t0 = time.perf_counter()
     history = load_history_sync(
-        opts.source, cfg, start=opts.start, end=opts.end, universe=opts.universe, date_format=opts.date_format
-    )
+        opts.source, cfg, start=opts.start, end=opts.end, universe=opts.universe,
+        date_format=opts.date_format, processes=1 if workers < 2 else 2,  # --workers 1: the load too
+    )  # fmt: skip
     t1 = time.perf_counter()
     result = run_on_history(history, cfg, opts, progress, workers=workers)
     t2 = time.perf_counter()
