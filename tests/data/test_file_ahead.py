@@ -138,3 +138,24 @@ def test_a_backtest_load_forks_a_reader_only_when_asked_for_two_processes(
     monkeypatch.setattr(ReadAhead, "start", start)
     load_history_sync(f"parquet:{folder}", ExecutionConfig(), processes=processes)
     assert started and (max(started) > 0) is (processes == 2), started
+
+
+def test_a_helper_whose_reader_is_gone_exits_instead_of_blocking(tmp_path: Path) -> None:
+    """Before: the helper kept its own copy of the pipe's reading end, so with the book's process gone
+    (SIGKILL, the OOM killer) its send of more than a pipe's buffer blocked forever, an orphan holding
+    its memory (hostile review 2026-12-03). Here the reader closes its end unread, as a dead process
+    would: the helper's send fails and it exits."""
+    paths = [tmp_path / f"S{i:03d}.csv" for i in range(MIN_FILES)]
+    with read_processes(2):
+        ahead = ReadAhead(paths, lambda p: "x" * 100_000)  # type: ignore[arg-type, return-value]
+    ahead.start()
+    proc, conn = ahead._proc, ahead._conn
+    assert proc is not None and conn is not None
+    conn.close()
+    ahead._conn = ahead._proc = None
+    proc.join(60)  # a liveness bound, not a speed check: the helper needs well under a second
+    alive = proc.is_alive()
+    if alive:
+        proc.kill()
+        proc.join(5)
+    assert not alive and proc.exitcode == 0

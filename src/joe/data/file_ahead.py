@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import multiprocessing as mp
+import os
 import pickle
 from collections.abc import Callable, Iterator, Sequence
 from contextvars import ContextVar
@@ -48,15 +49,25 @@ def _can_fork() -> bool:
     return "fork" in mp.get_all_start_methods() and not mp.current_process().daemon
 
 
-def _read(conn: Connection, paths: Sequence[Path], read: Callable[[Path], LoadedFile]) -> None:
-    """The helper: the files it read without error, by path, in one message (then it exits)."""
+def _read(
+    conn: Connection, theirs: Connection, paths: Sequence[Path], read: Callable[[Path], LoadedFile]
+) -> None:
+    """The helper: the files it read without error, by path, in one message (then it exits).
+
+    It closes its copy of the reading end first: with the book's process gone (SIGKILL, the OOM killer)
+    a send must fail, not block forever on a pipe only the helper itself could read. It stops reading
+    once its parent has changed (an orphan), and a signal (Ctrl-C) ends it like any process."""
+    theirs.close()
+    parent = os.getppid()
     done: dict[str, LoadedFile] = {}
     for p in paths:
+        if os.getppid() != parent:
+            return  # the book's process is gone: nobody will read the files
         try:
             done[str(p)] = read(p)
-        except BaseException:  # the book's process reads this file itself, and reports it
+        except Exception:  # the book's process reads this file itself, and reports it
             continue
-    with contextlib.suppress(OSError):  # the reader gave up (closed its end): nobody to tell
+    with contextlib.suppress(Exception):  # the reader gave up, or the files do not pickle: read there
         conn.send_bytes(pickle.dumps(done, protocol=pickle.HIGHEST_PROTOCOL))
     conn.close()
 
@@ -88,7 +99,7 @@ class ReadAhead:
         recv, send = ctx.Pipe(duplex=False)
         try:
             proc = ctx.Process(
-                target=_read, args=(send, theirs, self._read), name="joe-read-ahead", daemon=True
+                target=_read, args=(send, recv, theirs, self._read), name="joe-read-ahead", daemon=True
             )
             proc.start()
         except OSError:  # no process to spare: read everything here
@@ -112,25 +123,31 @@ class ReadAhead:
         conn, self._conn = self._conn, None
         if conn is None:
             return {}
+        clean = False
         try:
             if conn.poll(WAIT):
                 got = pickle.loads(conn.recv_bytes())
                 if isinstance(got, dict):
+                    clean = True
                     return got
         except Exception:  # the helper died or sent garbage: the files are read here
             pass
         finally:
             conn.close()
-            self._stop()
+            self._stop(clean)
         return {}
 
-    def _stop(self) -> None:
+    def _stop(self, clean: bool = False) -> None:
+        """Reap the helper: after a clean message it is exiting; else (a timeout, garbage, Ctrl-C here) it
+        is ended at once, not waited for."""
         proc, self._proc = self._proc, None
         if proc is None:
             return
+        if not clean:
+            proc.terminate()
         proc.join(5)
         if proc.is_alive():
-            proc.terminate()
+            proc.kill()
             proc.join(5)
 
     def close(self) -> None:
@@ -138,7 +155,6 @@ class ReadAhead:
             self._conn.close()
             self._conn = None
         if self._proc is not None:
-            self._proc.terminate()
             self._stop()
 
     def __enter__(self) -> ReadAhead:
