@@ -33,7 +33,6 @@ async def until(pred: Callable[[], bool], timeout: float = 3.0) -> None:
     assert pred()
 
 
-
 async def manager(xc: CapitalExecutionClient, store: Store) -> OrderManager:
     om = OrderManager(xc, store, NullAudit(), confirm_timeout=2.0)
     await om.start()

@@ -71,6 +71,7 @@ async def test_trailing_stop_moves_at_the_broker_then_one_backup_exit(
         m0 = mid_of(sim)
         stop0, target = (m0 * Decimal("0.95")).quantize(CENT), (m0 * Decimal("1.2")).quantize(CENT)
         q = Decimal(1)
+
         def exit_leg(leg: OrderLeg, kind: OrderType, **price: Decimal) -> OrderIntent:
             name = "stop" if leg is OrderLeg.STOP_LOSS else "target"
             coid = client_order_id(SIG, name)

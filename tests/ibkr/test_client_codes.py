@@ -96,9 +96,7 @@ async def test_10349_on_a_bracket_child_leaves_the_bracket_intact(
     await wait_for(lambda: bool(rec.notices("10349")), what="10349")
     assert rec.notices("10349")[0].client_order_id == legs[1].client_order_id
     sim178.set_price("AAPL", 98.5)
-    await wait_for(
-        lambda: rec.raw(legs[1].client_order_id) == "Submitted", what="stop live"
-    )
+    await wait_for(lambda: rec.raw(legs[1].client_order_id) == "Submitted", what="stop live")
     assert [sim178.find(i.client_order_id).status for i in legs] == ["Filled", "Submitted", "Submitted"]
     assert not any(r.status is W.CANCELLED for i in legs for r in rec.statuses(i.client_order_id))
 

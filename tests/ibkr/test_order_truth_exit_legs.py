@@ -41,7 +41,11 @@ async def _fall_and_check_flat(sim: Any) -> None:
 
 @pytest.mark.parametrize("exit_qty", [None, Decimal(10)])
 async def test_an_exit_with_nothing_to_sell_cancels_the_legs(
-    sim178: Any, make_om: Any, store: Any, owner: Any, exit_qty: Decimal | None  # noqa: F811
+    sim178: Any,
+    make_om: Any,
+    store: Any,
+    owner: Any,  # noqa: F811
+    exit_qty: Decimal | None,
 ) -> None:
     om, _legs = await filled_bracket(sim178, make_om, store, "x-all")
     await _trade(sim178, owner, "SELL", 100)
@@ -50,7 +54,10 @@ async def test_an_exit_with_nothing_to_sell_cancels_the_legs(
 
 
 async def test_a_full_exit_after_the_owner_sold_a_partial_entry_leaves_nothing(
-    sim178: Any, make_om: Any, store: Any, owner: Any  # noqa: F811
+    sim178: Any,
+    make_om: Any,
+    store: Any,
+    owner: Any,  # noqa: F811
 ) -> None:
     om, _legs = await _partial(sim178, make_om, store, "x-pe")
     await _trade(sim178, owner, "SELL", 30)
@@ -60,7 +67,10 @@ async def test_a_full_exit_after_the_owner_sold_a_partial_entry_leaves_nothing(
 
 
 async def test_an_outside_change_keeps_the_legs_covering_the_entrys_rest(
-    sim178: Any, make_om: Any, store: Any, owner: Any  # noqa: F811
+    sim178: Any,
+    make_om: Any,
+    store: Any,
+    owner: Any,  # noqa: F811
 ) -> None:
     om, _legs = await _partial(sim178, make_om, store, "x-pr")
     await _trade(sim178, owner, "SELL", 30)

@@ -103,8 +103,6 @@ def audit_records(project: Path, event: str | None = None) -> list[dict[str, Any
     return out
 
 
-
-
 def run_rows(project: Path) -> list[tuple[str, str]]:
     """(run_id, status) of every pipeline run in the project's store, read-only; [] before the store
     or its table exists (a run still starting)."""

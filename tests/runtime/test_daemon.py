@@ -279,8 +279,13 @@ def test_clock_start_is_refused_against_a_real_endpoint_and_must_be_an_instant(p
     bad = subprocess.run([*base, "--clock-start", "tomorrow 9am"], cwd=project, env=env,
                          capture_output=True, text=True, timeout=120)  # fmt: skip
     assert bad.returncode == 2 and "--clock-start must be an ISO 8601 instant" in bad.stderr
-    real = {**env, "TRADING_MODE": "shadow", "JOE_BROKER": "ibkr", "IBKR_PORT": "7497",
-            "IBKR_ACCOUNT": "DU1234567"}  # a paper account at a real TWS port: not a simulator
+    real = {
+        **env,
+        "TRADING_MODE": "shadow",
+        "JOE_BROKER": "ibkr",
+        "IBKR_PORT": "7497",
+        "IBKR_ACCOUNT": "DU1234567",
+    }  # a paper account at a real TWS port: not a simulator
     out = subprocess.run([*base, "--broker", "ibkr", "--clock-start", "2026-12-01T14:44:56Z"], cwd=project,
                          env=real, capture_output=True, text=True, timeout=120)  # fmt: skip
     assert out.returncode == 3, out.stderr[-2000:]

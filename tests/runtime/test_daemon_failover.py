@@ -151,7 +151,7 @@ async def test_live_daemon_broker_hangs_the_others_quotes_take_over_nothing_move
         assert out.returncode == 0, out.stderr[-3000:]
         ib_orders, ib_held = ibkr_book(sims)
         cap_trades = trades_at_capital(sims)
-        assert (ib_orders if primary == "ibkr" else cap_trades), "run 1 placed nothing: proves nothing"
+        assert ib_orders if primary == "ibkr" else cap_trades, "run 1 placed nothing: proves nothing"
         assert (cap_trades if primary == "ibkr" else ib_orders) == []
         keep = ("CAPITAL_", "IBKR_", "TRADING_MODE")
         denv = {k: v for k, v in os.environ.items() if not k.startswith(keep)}

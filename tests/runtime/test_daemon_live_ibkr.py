@@ -163,6 +163,7 @@ async def test_live_daemon_trails_the_ibkr_stop_exits_0_and_books_the_stop_fill_
             sim.set_price("AAPL", 100 + Decimal("0.5") * k)
             await asyncio.sleep(0.2)
         await until(lambda: (stop_at_broker(sim) or 0) > 95, "the stop moved at the broker")
+
         async def same_again() -> None:
             sim.set_price("AAPL", 103)
 

@@ -41,7 +41,6 @@ async def test_a_scheduled_run_is_joe_run_once_in_a_child_process(project: Path)
     assert report.exists() and report.is_relative_to(project)
 
 
-
 def test_no_entry_refuses_those_symbols_by_name_and_enters_the_rest(project: Path) -> None:
     """`joe run --once --no-entry` (what the daemon passes for its stale instruments): a signal on a
     named symbol is refused, audited and said in the report; the other signals are entered."""

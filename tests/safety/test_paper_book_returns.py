@@ -21,9 +21,7 @@ closes = st.one_of(
 @given(st.integers(0, 6), st.integers(0, 30), st.data())
 def test_returns_equal_pct_change(n_cols: int, n_rows: int, data: st.DataObject) -> None:
     index = pd.date_range("2020-01-01", periods=n_rows, freq="B", tz="UTC")
-    cols = {
-        f"S{k}": data.draw(arrays(np.float64, n_rows, elements=closes)) for k in range(max(n_cols, 1))
-    }
+    cols = {f"S{k}": data.draw(arrays(np.float64, n_rows, elements=closes)) for k in range(max(n_cols, 1))}
     want = pd.DataFrame(cols, index=index).pct_change(fill_method=None).iloc[1:]
     got = _returns(cols, index)
     pd.testing.assert_frame_equal(got, want, check_exact=True, check_freq=False)

@@ -80,6 +80,8 @@ def _audit(settings: Settings) -> AuditSink:
 app.command("run")(run_command)
 app.command("backtest")(backtest_command)
 app.command("daemon")(daemon_command)
+
+
 def _demo_record(settings: Settings) -> DemoRecord | None:
     from joe.safety.demo_record import demo_record_for
 

@@ -57,14 +57,20 @@ def run_command(
     ] = None,
     no_entry: Annotated[
         str,
-        typer.Option("--no-entry", help="Comma-separated symbols on which this run takes no entry "
-                     "(a daemon passes its stale instruments)."),
+        typer.Option(
+            "--no-entry",
+            help="Comma-separated symbols on which this run takes no entry "
+            "(a daemon passes its stale instruments).",
+        ),
     ] = "",
     clock_start: Annotated[
         str | None,
-        typer.Option("--clock-start", envvar="JOE_CLOCK_START",
-                     help="Rehearsal (paper or a local simulator only): live/shadow entries are judged "
-                     "for market hours as if the run started at this UTC instant (ISO 8601)."),
+        typer.Option(
+            "--clock-start",
+            envvar="JOE_CLOCK_START",
+            help="Rehearsal (paper or a local simulator only): live/shadow entries are judged "
+            "for market hours as if the run started at this UTC instant (ISO 8601).",
+        ),
     ] = None,
 ) -> None:
     """Run Regime → Scan → Score → Strategy → Risk → Signal → paper trades → report."""

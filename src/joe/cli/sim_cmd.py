@@ -88,8 +88,10 @@ def ibkr(
     ] = None,
     execution_days: Annotated[
         int,
-        typer.Option(help="Days of executions reqExecutions returns (1: TWS's default, the current day; 7: "
-                     "the TWS Trade Log setting's maximum)."),
+        typer.Option(
+            help="Days of executions reqExecutions returns (1: TWS's default, the current day; 7: "
+            "the TWS Trade Log setting's maximum)."
+        ),
     ] = 1,
 ) -> None:
     """Serve the TWS API socket protocol (as TWS / IB Gateway would) until Ctrl-C."""

@@ -88,8 +88,10 @@ class FillIntake:
             )  # fmt: skip
             return False
         o = self.book.get(fill.client_order_id)
-        if o is None and not is_client_order_id(fill.client_order_id) and (
-            self.book.by_broker_id(fill.broker_order_id) is None
+        if (
+            o is None
+            and not is_client_order_id(fill.client_order_id)
+            and (self.book.by_broker_id(fill.broker_order_id) is None)
         ):
             # Not Joe's id and not Joe's broker order: someone else's trade on the account (the
             # owner on the platform). The Reconciler adopts it as external and alerts once; it is

@@ -65,7 +65,11 @@ def strategy_exits(
 
 
 def held_calls(
-    engine: StrategyEngine, panel: Panel, positions: Sequence[Position], regime: Regime, t: int,
+    engine: StrategyEngine,
+    panel: Panel,
+    positions: Sequence[Position],
+    regime: Regime,
+    t: int,
     features: Features | None = None,
 ) -> list[Signal]:
     """The strategies' call at row `t` on each held symbol the panel has (`StrategyEngine.calls`)."""

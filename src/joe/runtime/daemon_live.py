@@ -371,9 +371,7 @@ class DeskHolder:
         if self.margin_watch is not None:
             self.margin_watch.seen()
 
-    def hand_over(
-        self, run: Callable[[Any], Awaitable[None]]
-    ) -> Callable[[Any], Coroutine[Any, Any, None]]:
+    def hand_over(self, run: Callable[[Any], Awaitable[None]]) -> Callable[[Any], Coroutine[Any, Any, None]]:
         """`on_run` for the daemon: stop the desk, run, start a new desk (reconcile first)."""
 
         async def handed(scheduled: Any) -> None:

@@ -212,7 +212,9 @@ def alert_bridge(ctx: SafetyContext, breaker: Any | None = None) -> Callable[[An
 
     kinds = {
         # A correction is the broker changing a fill or a state Joe had (Joe followed it): not a reject.
-        "late_fill": "fill", "broker_correction": "correction", "invalid_fill": "invalid_fill",
+        "late_fill": "fill",
+        "broker_correction": "correction",
+        "invalid_fill": "invalid_fill",
         "owner_trade": "owner",
     }
 

@@ -88,7 +88,7 @@ def _route_beyond_paper(rt: Runtime, ctx: SafetyContext, out: KillOutcome, *, re
             f"this process resolved {rt.mode.upper()} ({why}) but another Joe (pid {pid}) holds "
             f"{rt.data_dir}: trading is HALTED and the flatten is left for it (a live daemon's order "
             "managers close every position on their next poll; `joe status` shows 'broker flatten "
-            "pending' until it is done). Nothing was closed from here; check the broker"
+            "pending' until it is done). Nothing was closed from here; check the broker",
         )
     elif exposure:
         held = "; ".join(f"{b}: {', '.join(sorted(s))}" for b, s in sorted(exposure.items()))
@@ -98,7 +98,7 @@ def _route_beyond_paper(rt: Runtime, ctx: SafetyContext, out: KillOutcome, *, re
             f"this process resolved {rt.mode.upper()} ({why}) but the store holds open LIVE positions or "
             f"working orders ({held}) and no Joe is running on {rt.data_dir}: trading is HALTED, nothing "
             "was closed at the broker. Run `joe kill --flatten` again with the live settings "
-            "(TRADING_MODE=live, JOE_BROKER, the broker's host/port/account) or close them at the broker"
+            "(TRADING_MODE=live, JOE_BROKER, the broker's host/port/account) or close them at the broker",
         )
     if out.code == REFUSED:
         ctx.audit.record(
@@ -107,12 +107,12 @@ def _route_beyond_paper(rt: Runtime, ctx: SafetyContext, out: KillOutcome, *, re
         )
 
 
-
 def _refuse(out: KillOutcome, flatten: dict[str, Any], message: str) -> None:
     """Mark `out` refused: nothing transmitted, the paper part kept under ``paper``, `message` said."""
     out.flatten = {**flatten, "transmitted": False, "paper": out.flatten}
     out.code = REFUSED
     out.errors.append(message)
+
 
 def pull_kill_switch(
     rt: Runtime, ctx: SafetyContext, level: KillLevel, *, reason: str, by: str

@@ -219,9 +219,7 @@ class OrderRepository(StoreBase):
             for r in conn.execute(
                 select(
                     fills_t.c.fill_id, fills_t.c.revision, fills_t.c.commission, fills_t.c.commission_currency
-                ).where(
-                    fills_t.c.client_order_id == order.client_order_id
-                )
+                ).where(fills_t.c.client_order_id == order.client_order_id)
             ).mappings()
         }
         for fid, f in order.fills.items():

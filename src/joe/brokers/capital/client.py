@@ -200,9 +200,7 @@ class CapitalExecutionClient(OrderAmendments, ExitFlow):
             self._absent.add(client_order_id)
             return False
         except CapitalError as exc:
-            raise BrokerUnavailable(
-                f"capital: cannot check {client_order_id} ({error_code(exc)})"
-            ) from None
+            raise BrokerUnavailable(f"capital: cannot check {client_order_id} ({error_code(exc)})") from None
         return True
 
     def link(self, links: Sequence[OrderLink]) -> None:
@@ -334,9 +332,7 @@ class CapitalExecutionClient(OrderAmendments, ExitFlow):
         except (NotFound, InvalidRequest):
             return None
         except CapitalError as exc:
-            raise SendFailed(
-                f"capital: cannot check {cid} before sending ({error_code(exc)})"
-            ) from None
+            raise SendFailed(f"capital: cannot check {cid} before sending ({error_code(exc)})") from None
 
     async def _refuse_netting_reversal(self, entry: OrderIntent) -> None:
         """On a netting account an entry against an open opposite position would close it (spec §5.1),
@@ -348,9 +344,7 @@ class CapitalExecutionClient(OrderAmendments, ExitFlow):
             rows = [] if hedging else await self.trading.positions()
             working = [] if hedging else await self.trading.working_orders()
         except CapitalError as exc:
-            raise SendFailed(
-                f"capital: account state unreadable ({error_code(exc)})"
-            ) from None
+            raise SendFailed(f"capital: account state unreadable ({error_code(exc)})") from None
         opposite = [
             r
             for r in rows

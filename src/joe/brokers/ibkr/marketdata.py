@@ -222,8 +222,11 @@ class IBKRMarketData:
             self._contracts.setdefault(c.symbol, c)
             out.append(
                 Instrument(
-                    symbol=c.symbol, asset_class=AssetClass.EQUITY, currency=c.currency or "USD",
-                    exchange=c.primaryExchange or c.exchange, broker_ids={"ibkr": str(c.conId)},
+                    symbol=c.symbol,
+                    asset_class=AssetClass.EQUITY,
+                    currency=c.currency or "USD",
+                    exchange=c.primaryExchange or c.exchange,
+                    broker_ids={"ibkr": str(c.conId)},
                 )
             )
         return out

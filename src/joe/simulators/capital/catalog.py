@@ -12,7 +12,6 @@ from joe.simulators.capital.bars import RESOLUTION_SECONDS
 __all__ = ["RESOLUTION_SECONDS", "MarketSpec", "sentiment_for"]
 
 
-
 @dataclass(frozen=True, slots=True)
 class MarketSpec:
     """One simulated market."""

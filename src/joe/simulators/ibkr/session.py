@@ -39,11 +39,11 @@ TICK_TEXT = "The price does not conform to the minimum price variation for this 
 NOTICE_10349 = "Order TIF was set to DAY based on order preset."
 
 
-
 def account_text(tag: str, val: Decimal) -> str:
     """An account value as TWS writes it: money to the cent, the ``Cushion`` ratio to 6 places (TWS
     sends e.g. ``0.962459``; to the cent every cushion above 0.995 would read as 1.00)."""
     return f"{val:.6f}" if tag == "Cushion" else f"{val:.2f}"
+
 
 class Session:
     """Server side of one TWS API connection."""
@@ -267,8 +267,15 @@ class Session:
         remaining = bo.sim.remaining if bo.status != CANCELLED else Decimal(0)
         self.send(
             C.order_status(
-                bo.order_id, bo.status, bo.sim.filled, remaining,
-                bo.avg_price, bo.perm_id, bo.placed.parent_id, bo.last_price, bo.client_id,
+                bo.order_id,
+                bo.status,
+                bo.sim.filled,
+                remaining,
+                bo.avg_price,
+                bo.perm_id,
+                bo.placed.parent_id,
+                bo.last_price,
+                bo.client_id,
             )
         )
 
