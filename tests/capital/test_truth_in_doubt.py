@@ -98,8 +98,11 @@ async def test_broker_unreadable_is_not_absent_the_order_stays_unknown(
         with pytest.raises(EntriesRefused, match="GOLD"):
             await om.submit([entry("doubt-other", "GOLD", Side.BUY, "1")])
         assert posts(sim) == 1
-        while not books(sim):  # the broker executes the dead process's POST
+        for _ in range(400):  # the broker executes the dead process's POST (bounded: a hang is a failure)
+            if books(sim):
+                break
             await asyncio.sleep(0.05)
+        assert books(sim), "the broker never executed the dead process's POST (20 s)"
         await om.reconcile()
         o = om.order(cid)
         assert o is not None and o.state is OrderState.FILLED and o.filled_quantity == 1

@@ -314,8 +314,11 @@ async def test_a_scheduled_run_takes_no_entry_on_failed_over_or_stale_instrument
     w.secondary.quote("AAPL_CFD", 190.2)
     w.stream.flush()
     assert not any(d.entries_allowed(s) for s in ("AAPL", "NVDA", "ONLY"))
-    while not runs:
+    for _ in range(2000):  # bounded: a run that never comes fails here instead of hanging the suite
+        if runs:
+            break
         await asyncio.sleep(0.01)
+    assert runs, "the daemon never ran the pipeline (20 s)"
     d.request_stop("test")
     await asyncio.wait_for(task, 5)
     assert runs == [("AAPL", "NVDA", "ONLY")]

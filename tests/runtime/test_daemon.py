@@ -136,8 +136,11 @@ async def test_scheduled_run_happens_and_stop_lets_it_settle() -> None:
     d, state, _audit = rig(log, schedule=sched, on_run=on_run, clock=clock)
     t0[0] = time.monotonic()  # the calendar is built: start the clock now
     task = asyncio.create_task(d.run())
-    while not ran:
+    for _ in range(2000):  # bounded: a schedule that never fires fails here instead of hanging the suite
+        if ran:
+            break
         await asyncio.sleep(0.01)
+    assert ran, "the after_open run never started (20 s)"
     d.request_stop("test")  # mid-run: the run is allowed to finish (bounded)
     await asyncio.wait_for(task, 5)
     assert [r.name for r in ran] == ["after_open"] and finished == ["after_open"]
