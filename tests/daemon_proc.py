@@ -21,6 +21,7 @@ from typing import Any
 
 from joe.runtime.daemon import HEARTBEAT_KEY
 from joe.store import open_store
+from market_clock import market_instant
 
 JOE = str(Path(sys.executable).with_name("joe"))
 
@@ -123,15 +124,26 @@ SIM_READY = {
 
 @contextmanager
 def sim_process(
-    kind: str, *args: str, port: int = 0, env: dict[str, str] | None = None, timeout: float = 60
+    kind: str,
+    *args: str,
+    port: int = 0,
+    env: dict[str, str] | None = None,
+    timeout: float = 60,
+    market_clock: bool = True,
 ) -> Iterator[Sim]:
     """`joe sim <kind> --port <port> [args]` as its own process, ready when its banner is printed (after
     its sockets listen). `port` 0 (the default) lets the OS pick a free one, read back from the banner,
     so no other process can take it in between; give a port only when the test needs that one (a
     restart on the same port, a paper port the live gate accepts). Ask for the IBKR control port with
-    `"--control-port", "0"`. `env` defaults to this environment without CAPITAL_*/IBKR_*."""
+    `"--control-port", "0"`. `env` defaults to this environment without CAPITAL_*/IBKR_*. The
+    simulator's clock starts at Joe's market instant in `env` (JOE_SIM_CLOCK_START, unless `env` sets
+    it: tests/market_clock.py), so its market is the Tuesday Joe's runs judge, whatever the weekday;
+    `market_clock=False` leaves the clock to `env` (default: the wall clock, for a test of the
+    simulator's time against this host's)."""
     if env is None:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("CAPITAL_", "IBKR_"))}
+    if market_clock:
+        env = {"JOE_SIM_CLOCK_START": market_instant(env), **env}
     cmd = [JOE, "sim", kind, "--port", str(port), *args]
     # The banner's first line names the port; the whole banner ends with the `joe run --once` hint.
     with announced(cmd, r"joe run --once", env=env, timeout=timeout) as run:

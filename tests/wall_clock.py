@@ -4,16 +4,19 @@
 `datetime.utcnow()` and `date.today()` return, in every module of `src/joe` and `tests/`, by one fixed
 offset taken when the session starts: the clock then runs on from that instant at the real rate (timeouts
 and sleeps still work). A simulator built without a clock (`SimClock()`), Joe's `utcnow()` and a test that
-reads the time all see the chosen instant. It finds tests whose outcome depends on the hour, weekday or
-date the suite happens to run at (UTC vs New York midnight, weekends, NYSE hours, year ends): run a
-directory at e.g. 00:10 UTC on a Wednesday, Saturday noon and 31 Dec 23:50, and compare.
+reads the time all see the chosen instant; a simulator a test starts for Joe to trade at does not: it runs on
+Joe's market clock (`market_clock.sim_clock`, JOE_SIM_CLOCK_START for `joe sim`), as Joe's runs do.
+It finds tests whose outcome depends on the hour, weekday or date the suite happens to run at (UTC vs
+New York midnight, weekends, NYSE hours, year ends): run a directory at e.g. 00:10 UTC on a Wednesday,
+Saturday noon and 31 Dec 23:50, and compare.
 
 Not shifted: `time.time()`, `time.monotonic()`, `pd.Timestamp.now()`, and child processes (a `joe`
 subprocess gets JOE_CLOCK_START from conftest for its market hours, not this shift). So a few tests fail
 under the switch by construction, not by the hour: tests/capital's two that compare the simulator's dates
-with aiohttp's HTTP `Date` header (time.time), and a daemon subprocess that judges an in-process
-simulator's quotes "in the future" (tests/runtime/test_daemon_scheduled.py). Unset (the default),
-nothing is patched.
+with aiohttp's HTTP `Date` header (time.time). (A daemon subprocess that judged an in-process simulator's
+quotes "in the future", tests/runtime/test_daemon_scheduled.py, no longer does: that simulator runs on the
+market clock, and a run at Joe's simulator ages its quotes on the simulator's own clock.) Unset (the
+default), nothing is patched.
 """
 
 from __future__ import annotations

@@ -23,8 +23,9 @@ JOE = str(Path(sys.executable).with_name("joe"))
 
 @contextmanager
 def simulator(kind: str) -> Iterator[int]:
-    """`joe sim <kind>` on a port the OS picked; yields that port."""
-    with sim_process(kind) as sim:
+    """`joe sim <kind>` on a port the OS picked; yields that port. The simulator keeps the wall clock:
+    the doctor's `clock` line compares its server time with this host's."""
+    with sim_process(kind, market_clock=False) as sim:
         yield sim.port
 
 

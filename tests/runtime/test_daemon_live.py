@@ -24,6 +24,7 @@ from joe.core.order import OrderState
 from joe.execution.order_manager import OrderManager
 from joe.simulators.capital import CapitalSimulator, SimLimits
 from joe.store import open_store
+from market_clock import sim_clock
 from runtime.daemon_harness import DaemonProc, audit_kinds, heartbeat, read_store, settled, until
 
 SIG = "daemon-live-1"
@@ -42,7 +43,7 @@ daemon:
 
 @pytest.fixture
 async def sim() -> AsyncIterator[CapitalSimulator]:
-    s = CapitalSimulator(seed=11, limits=SimLimits().scaled(10.0), tick_s=0.05)
+    s = CapitalSimulator(seed=11, limits=SimLimits().scaled(10.0), tick_s=0.05, clock=sim_clock())
     await s.start()
     s.paused = True  # prices move only when the test says so
     yield s

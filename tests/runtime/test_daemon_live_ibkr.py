@@ -27,6 +27,7 @@ from joe.core.order import OrderState
 from joe.execution.order_manager import OrderManager
 from joe.simulators.ibkr import IBKRSimulator
 from joe.store import open_store
+from market_clock import sim_clock
 from runtime.daemon_harness import JOE, DaemonProc, audit_kinds, heartbeat, read_store, settled, until
 
 SIG = "daemon-ibkr-1"
@@ -67,7 +68,7 @@ def _live_gates() -> None:
 
 @pytest.fixture
 async def sim() -> AsyncIterator[IBKRSimulator]:
-    s = IBKRSimulator(server_version=178, seed=7, account=ACCOUNT)
+    s = IBKRSimulator(server_version=178, seed=7, account=ACCOUNT, clock=sim_clock())
     await s.start()
     try:
         yield s

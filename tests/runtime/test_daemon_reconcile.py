@@ -22,6 +22,7 @@ from joe.core.models import OrderLeg
 from joe.core.order import OrderState
 from joe.safety.trading_state import STATE_KEY
 from joe.simulators.ibkr import IBKRSimulator
+from market_clock import sim_clock
 from runtime.daemon_harness import DaemonProc, read_store, until
 from runtime.test_daemon_live_ibkr import (
     ACCOUNT,
@@ -44,7 +45,7 @@ def _live_gates() -> None:
 
 @pytest.fixture
 async def sim() -> AsyncIterator[IBKRSimulator]:
-    s = IBKRSimulator(server_version=178, seed=7, account=ACCOUNT)
+    s = IBKRSimulator(server_version=178, seed=7, account=ACCOUNT, clock=sim_clock())
     await s.start()
     try:
         yield s
@@ -165,7 +166,7 @@ async def test_capital_periodic_reconciliation_adopts_an_owner_deal_and_entries_
     from joe.simulators.capital import CapitalSimulator, SimLimits
     from runtime import test_daemon_live as capital_live
 
-    sim = CapitalSimulator(seed=11, limits=SimLimits().scaled(10.0), tick_s=0.05)
+    sim = CapitalSimulator(seed=11, limits=SimLimits().scaled(10.0), tick_s=0.05, clock=sim_clock())
     await sim.start()
     sim.paused = True
     try:
@@ -211,7 +212,7 @@ async def test_capital_periodic_reconciliation_halts_on_an_unexplained_change_ke
     from joe.simulators.capital import CapitalSimulator, SimLimits
     from runtime import test_daemon_live as capital_live
 
-    sim = CapitalSimulator(seed=11, limits=SimLimits().scaled(10.0), tick_s=0.05)
+    sim = CapitalSimulator(seed=11, limits=SimLimits().scaled(10.0), tick_s=0.05, clock=sim_clock())
     await sim.start()
     sim.paused = True
     try:
@@ -260,7 +261,7 @@ async def test_capital_a_stop_removed_mid_session_is_set_again_never_closed(proj
     from joe.simulators.capital import CapitalSimulator, SimLimits
     from runtime import test_daemon_live as capital_live
 
-    sim = CapitalSimulator(seed=11, limits=SimLimits().scaled(10.0), tick_s=0.05)
+    sim = CapitalSimulator(seed=11, limits=SimLimits().scaled(10.0), tick_s=0.05, clock=sim_clock())
     await sim.start()
     sim.paused = True
     try:

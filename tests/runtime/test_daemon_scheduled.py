@@ -22,6 +22,7 @@ from joe.core.models import OrderLeg, Side
 from joe.core.order import Order, OrderState
 from joe.simulators.capital import CapitalSimulator, SimLimits
 from joe.simulators.ibkr import IBKRSimulator
+from market_clock import sim_clock
 from runtime.daemon_harness import JOE, DaemonProc, audit_records, read_store, settled, until
 from runtime.test_daemon_live_ibkr import ACCOUNT, gates_accept_a_simulator_port
 from runtime.test_daemon_live_ibkr import live_env as ibkr_env
@@ -65,7 +66,7 @@ class Venue:
 async def ibkr(project: Path) -> AsyncIterator[Venue]:
     if not gates_accept_a_simulator_port():
         pytest.skip("the live gates do not accept the TWS simulator's port for a DU account yet")
-    sim = IBKRSimulator(server_version=178, seed=7, account=ACCOUNT)
+    sim = IBKRSimulator(server_version=178, seed=7, account=ACCOUNT, clock=sim_clock())
     await sim.start()
 
     async def set_price(symbol: str, px: Decimal) -> None:
@@ -90,7 +91,7 @@ async def ibkr(project: Path) -> AsyncIterator[Venue]:
 
 @pytest.fixture
 async def capital(project: Path) -> AsyncIterator[Venue]:
-    sim = CapitalSimulator(seed=11, limits=SimLimits().scaled(10.0), tick_s=0.05)
+    sim = CapitalSimulator(seed=11, limits=SimLimits().scaled(10.0), tick_s=0.05, clock=sim_clock())
     await sim.start()
     sim.paused = True  # prices move only when the test says so
     login = sim.login
@@ -241,7 +242,7 @@ async def test_a_stale_instrument_gets_no_entry_from_a_scheduled_run_while_the_o
     first = tmp_path / "first"
     (first / "config").mkdir(parents=True)
     (first / "config/execution.yaml").write_text(CONFIG)
-    sim = IBKRSimulator(server_version=178, seed=7, account=ACCOUNT)
+    sim = IBKRSimulator(server_version=178, seed=7, account=ACCOUNT, clock=sim_clock())
     await sim.start()
     try:
         facts = await joe_run_once(first, ibkr_env(first, sim))
@@ -262,7 +263,7 @@ async def test_a_stale_instrument_gets_no_entry_from_a_scheduled_run_while_the_o
 
     monkeypatch.setattr(tws_session.Session, "send_quote", maybe_send)
     (project / "config/execution.yaml").write_text(CONFIG)
-    sim = IBKRSimulator(server_version=178, seed=7, account=ACCOUNT)
+    sim = IBKRSimulator(server_version=178, seed=7, account=ACCOUNT, clock=sim_clock())
     await sim.start()
     base = {s: sim.prices.quote(s).mid for s in signalled}
 

@@ -20,6 +20,7 @@ import pytest
 
 from joe.simulators.capital import CapitalSimulator, SimLimits
 from joe.simulators.ibkr import IBKRSimulator
+from market_clock import sim_clock
 from runtime import test_daemon_live as capital_live
 from runtime import test_daemon_live_ibkr as ibkr_live
 from runtime.daemon_harness import DaemonProc, audit_records, heartbeat, until
@@ -74,7 +75,7 @@ async def all_fresh(d: DaemonProc, what: str, timeout: float = 60) -> dict[str, 
 async def tws() -> AsyncIterator[IBKRSimulator]:
     if not ibkr_live.gates_accept_a_simulator_port():
         pytest.skip("the live gates do not accept the TWS simulator's port for a DU account yet")
-    s = IBKRSimulator(server_version=178, seed=7, account=ibkr_live.ACCOUNT)
+    s = IBKRSimulator(server_version=178, seed=7, account=ibkr_live.ACCOUNT, clock=sim_clock())
     await s.start()
     try:
         yield s
@@ -160,7 +161,9 @@ async def test_ibkr_socket_drop_1100_1101_1102_and_a_silent_line_resubscribed(
 
 @pytest.fixture
 async def capital() -> AsyncIterator[CapitalSimulator]:
-    s = CapitalSimulator(seed=11, limits=SimLimits().scaled(10.0), tick_s=0.05, ws_idle_s=3.0)
+    s = CapitalSimulator(
+        seed=11, limits=SimLimits().scaled(10.0), tick_s=0.05, ws_idle_s=3.0, clock=sim_clock()
+    )
     await s.start()
     s.paused = True  # prices move only when the test says so
     try:

@@ -5,6 +5,10 @@ For demos and manual tests. Each prints what to export to point Joe at it (`CAPI
 accepts the `CAPITAL_API_KEY` / `CAPITAL_IDENTIFIER` / `CAPITAL_PASSWORD` already in the environment,
 so an existing configuration logs in unchanged. The simulators listen on 127.0.0.1 only.
 A bad or busy port is one line: exit 2 (out of range) or 1 (cannot listen).
+
+`--clock-start ISO` (or JOE_SIM_CLOCK_START) starts the simulator's clock at that instant, running on
+at the real rate: its market (trading days, daily bars, market hours, quote times) is then that
+instant's, whatever day the host's clock reads. Without it the simulator follows the wall clock.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ from __future__ import annotations
 import errno
 import os
 from collections.abc import Callable
+from datetime import datetime
 from typing import Annotated
 
 import typer
@@ -37,6 +42,30 @@ def _check_port(port: int, option: str = "--port") -> None:
         raise typer.Exit(ExitCode.USAGE)
 
 
+ClockStart = Annotated[
+    str | None,
+    typer.Option(
+        "--clock-start",
+        envvar="JOE_SIM_CLOCK_START",
+        help="Start the simulator's clock at this ISO 8601 instant (e.g. 2026-12-01T15:00:00Z); it "
+        "runs on at the real rate. Default: the wall clock.",
+    ),
+]
+
+
+class _Err:
+    """`parse_clock_start`'s console: one line on stderr."""
+
+    def print(self, text: str) -> None:
+        typer.echo(text, err=True)
+
+
+def _clock_start(value: str | None) -> datetime | None:
+    from joe.cli.errors import parse_clock_start
+
+    return parse_clock_start(value, _Err(), "--clock-start (JOE_SIM_CLOCK_START)")
+
+
 def _serve(what: str, port: int, start: Callable[[], None]) -> None:
     try:
         start()
@@ -59,6 +88,7 @@ def _serve(what: str, port: int, start: Callable[[], None]) -> None:
 def capital(
     port: Annotated[int, typer.Option(help="TCP port on 127.0.0.1 (0 = any free port).")] = 8700,
     seed: Annotated[int, typer.Option(help="Seed of the simulated prices.")] = 1,
+    clock_start: ClockStart = None,
 ) -> None:
     """Serve the Capital.com Open API (REST + streaming WebSocket) until Ctrl-C.
 
@@ -66,6 +96,7 @@ def capital(
     that is set), else the demo credentials it prints.
     """
     _check_port(port)
+    start = _clock_start(clock_start)
     from joe.simulators.capital.gate import Login
     from joe.simulators.capital.sim import run_capital_sim
 
@@ -73,7 +104,9 @@ def capital(
     login = Login(**given)
     from_env = frozenset(CAPITAL_ENV[f] for f in given)
     _serve(
-        "Capital.com", port, lambda: run_capital_sim(port, seed=seed, login=login, login_from_env=from_env)
+        "Capital.com",
+        port,
+        lambda: run_capital_sim(port, seed=seed, login=login, login_from_env=from_env, clock_start=start),
     )
 
 
@@ -93,9 +126,11 @@ def ibkr(
             "the TWS Trade Log setting's maximum)."
         ),
     ] = 1,
+    clock_start: ClockStart = None,
 ) -> None:
     """Serve the TWS API socket protocol (as TWS / IB Gateway would) until Ctrl-C."""
     _check_port(port)
+    start = _clock_start(clock_start)
     if not 157 <= server_version <= 178:
         typer.echo("--server-version must be between 157 and 178 (what ib_async negotiates)", err=True)
         raise typer.Exit(ExitCode.USAGE)
@@ -106,4 +141,6 @@ def ibkr(
 
     if control_port is not None:
         _check_port(control_port, "--control-port")
-    _serve("IBKR", port, lambda: run_ibkr_sim(port, server_version, seed, control_port, execution_days))
+    _serve(
+        "IBKR", port, lambda: run_ibkr_sim(port, server_version, seed, control_port, execution_days, start)
+    )

@@ -270,7 +270,10 @@ async def _trade(rt: Runtime, st: RunState, guard: RunGuard, link: BrokerLink) -
             st.snap, st.as_of_idx, account, held, approved, equity_account=marks_of, minute=run_clock(),
             shadow_book=st.rt.store if live is None else None,  # shadow: its book's own stop-outs lock too
         )  # fmt: skip
-        book = await fetch_live_book(book, link.market, [s.symbol for s in approved], run_clock)
+        # A rehearsal clock at Joe's simulator: the simulator may date its quotes on a shifted clock too.
+        book = await fetch_live_book(
+            book, link.market, [s.symbol for s in approved], run_clock, venue_clock=start is not None
+        )
         allowed, denied = guard.screen(approved, book)
         st.executions.update(denied)
         allowed = without_no_entries(st, allowed)  # the daemon's stale instruments (--no-entry)

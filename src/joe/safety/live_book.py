@@ -13,7 +13,10 @@ shadow run's entries are judged against the run's clock and the broker's quotes:
 
 Quote timestamps are stamped by the wall clock (the broker's or the receiving client's); their age is
 measured against the wall clock and carried over to the run's clock (`now`), so a rehearsal clock
-(``--clock-start``, simulators only) moves the minute judged, not the quotes' ages.
+(``--clock-start``, simulators only) moves the minute judged, not the quotes' ages. Under a rehearsal
+clock (`venue_clock`) a venue that stamps quotes with its own clock (Capital.com: `updateTimeUTC`) has
+them aged on that clock (its `GET /time` offset from ours): Joe's simulator may run on a shifted clock
+too (``joe sim capital --clock-start``), and its quotes are then dated in its own time.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from joe.core.clock import utcnow
@@ -56,11 +59,17 @@ def live_book(
 
 
 async def fetch_live_book(
-    book: GateBook, market: Any, symbols: Iterable[str], now: Callable[[], datetime]
+    book: GateBook,
+    market: Any,
+    symbols: Iterable[str],
+    now: Callable[[], datetime],
+    *,
+    venue_clock: bool = False,
 ) -> GateBook:
     """`live_book` with the quotes and (Capital.com) market statuses read from `market` (the run's
     `MarketData`). A quote request that fails leaves the symbols without a quote (→ stale, no entry);
-    a status request that fails marks them closed."""
+    a status request that fails marks them closed. `venue_clock` (a rehearsal clock at Joe's
+    simulator): quotes stamped by the venue's clock are aged on it (`venue_now`)."""
     wanted = sorted(set(symbols))
     quotes: dict[str, Quote] = {}
     status: dict[str, bool] = {}
@@ -68,7 +77,23 @@ async def fetch_live_book(
         with contextlib.suppress(Exception):
             quotes = await market.quotes(wanted)
         status = await _broker_status(market, wanted)
-    return live_book(book, now=now(), quotes=quotes, market_open=status)
+    wall = await venue_now(market) if venue_clock else None
+    return live_book(book, now=now(), quotes=quotes, market_open=status, wall_now=wall)
+
+
+async def venue_now(market: Any) -> datetime | None:
+    """Now by the clock that stamps `market`'s quotes, when that is the venue's own (Capital.com:
+    `updateTimeUTC`, its `GET /time` offset read afresh): None where quotes are stamped on receipt by
+    this host (IBKR), or when the offset cannot be read (the wall clock then judges)."""
+    offset: Callable[..., Awaitable[timedelta]] | None = getattr(
+        getattr(market, "markets", None), "clock_offset", None
+    )
+    if offset is None:
+        return None
+    try:
+        return utcnow() + await offset(refresh=True)
+    except Exception:
+        return None
 
 
 async def _broker_status(market: Any, symbols: list[str]) -> dict[str, bool]:
@@ -86,4 +111,4 @@ async def _broker_status(market: Any, symbols: list[str]) -> dict[str, bool]:
     return {s: got.get(s) == TRADEABLE for s in symbols}
 
 
-__all__ = ["TRADEABLE", "fetch_live_book", "live_book"]
+__all__ = ["TRADEABLE", "fetch_live_book", "live_book", "venue_now"]

@@ -76,17 +76,22 @@ class MarketsApi:
         lose every history request. The offset is read once from `GET /time` (no session needed);
         if that fails the host clock is used as it is.
         """
+        offset = await self.clock_offset(refresh=refresh)
+        return (datetime.now(UTC) + offset - TO_MARGIN).replace(microsecond=0)
+
+    async def clock_offset(self, *, refresh: bool = False) -> timedelta:
+        """The service's clock minus this host's, from `GET /time` (read once; `refresh` reads it
+        again); 0 if that fails. The stamp was taken somewhere in [before, after] the request:
+        `server - after` is the smallest offset it allows."""
         if self._clock_offset is None or refresh:
             try:
                 body = await self.client.request("GET", "/time")
                 after = datetime.now(UTC)
                 server = datetime.fromtimestamp(parse(ServerTime, body, "time").serverTime / 1000, UTC)
-                # The stamp was taken somewhere in [before, after]: `server - after` is the
-                # smallest offset it allows, so the `to` built from it is never in the future.
                 self._clock_offset = server - after
             except CapitalError:
                 self._clock_offset = timedelta(0)
-        return (datetime.now(UTC) + self._clock_offset - TO_MARGIN).replace(microsecond=0)
+        return self._clock_offset
 
     async def search(self, term: str) -> list[MarketSummary]:
         body = await self.client.request("GET", "/markets", params={"searchTerm": term})

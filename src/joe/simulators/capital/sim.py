@@ -317,6 +317,7 @@ def run_capital_sim(
     host: str = "127.0.0.1",
     login: Login | None = None,
     login_from_env: frozenset[str] = frozenset(),
+    clock_start: datetime | None = None,
 ) -> None:
     """Blocking entry for `joe sim capital --port N`: serve until interrupted.
 
@@ -324,11 +325,12 @@ def run_capital_sim(
     identifier "trader@example.com", password "sim-password"); pass the CAPITAL_* values to let an
     existing configuration log in unchanged. The banner prints the demo credentials and the URLs to
     export; values from the environment (`login_from_env` names them) are never printed.
-    Raises `OSError` when the port cannot be bound.
+    `clock_start` (`--clock-start`) starts the clock at that instant (default: the wall clock's now);
+    it runs on at the real rate. Raises `OSError` when the port cannot be bound.
     """
 
     async def main() -> None:
-        sim = CapitalSimulator(seed=seed, port=port, host=host, login=login)
+        sim = CapitalSimulator(seed=seed, port=port, host=host, login=login, clock=SimClock(clock_start))
         await sim.start()
         print(capital_banner(sim, seed, login_from_env), flush=True)
         try:

@@ -420,9 +420,13 @@ def _replace_exec(ex: Execution, exec_id: str, qty: Decimal) -> WireExec:
 
 
 async def _serve(
-    port: int, server_version: int, seed: int, control_port: int | None = None, execution_days: int = 1
-) -> None:
-    sim = IBKRSimulator(server_version=server_version, seed=seed, port=port, execution_days=execution_days)
+    port: int, server_version: int, seed: int, control_port: int | None = None, execution_days: int = 1,
+    clock_start: datetime | None = None,
+) -> None:  # fmt: skip
+    sim = IBKRSimulator(
+        server_version=server_version, seed=seed, port=port, execution_days=execution_days,
+        clock=SimClock(clock_start),
+    )  # fmt: skip
     await sim.start()
     control = None
     if control_port is not None:
@@ -449,9 +453,9 @@ async def _serve(
 
 def run_ibkr_sim(
     port: int = 7497, server_version: int = 178, seed: int = 1, control_port: int | None = None,
-    execution_days: int = 1,
+    execution_days: int = 1, clock_start: datetime | None = None,
 ) -> None:  # fmt: skip
-    """Blocking entry point for `joe sim ibkr [--port] [--control-port] [--execution-days]`; stops on
-    Ctrl-C."""
+    """Blocking entry point for `joe sim ibkr [--port] [--control-port] [--execution-days]
+    [--clock-start]`; stops on Ctrl-C. `clock_start`: the instant the clock starts at (default: now)."""
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(_serve(port, server_version, seed, control_port, execution_days))
+        asyncio.run(_serve(port, server_version, seed, control_port, execution_days, clock_start))
