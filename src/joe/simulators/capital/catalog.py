@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import random
 from dataclasses import dataclass
-from datetime import datetime
 from decimal import Decimal
 
 from joe.simulators.capital.bars import RESOLUTION_SECONDS
@@ -30,13 +29,7 @@ class MarketSpec:
     size_increment: Decimal = Decimal("0.01")
     min_stop_pct: Decimal = Decimal("0.1")  # minStopOrProfitDistance, PERCENTAGE
     max_stop_pct: Decimal = Decimal(75)
-    weekends: bool = False  # trades 7 days (crypto); else Monday to Friday (UTC days) only
-
-    def trades_on(self, day: datetime) -> bool:
-        """Whether the market trades on the UTC day of `day` (an aware UTC instant or day start): the
-        one calendar of the simulator, for the seeded bars (`SeededPath.trades`) and the live market
-        (`Desk.market_status`: CLOSED, no price steps, no triggers, no deals on other days)."""
-        return self.weekends or day.weekday() < 5
+    weekends: bool = False
 
     @property
     def decimals(self) -> int:

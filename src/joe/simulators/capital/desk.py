@@ -119,7 +119,6 @@ class Desk:
             m.epic: PriceProcess(m.epic, seed=seed, start=m.start, tick=m.tick, vol_per_step=0.0004)
             for m in CATALOG
         }
-        # Statuses set by hand (a halt); the calendar adds the weekend closes (`market_status`).
         self.status: dict[str, str] = {m.epic: "TRADEABLE" for m in CATALOG}
         self.accounts: dict[str, SimAccount] = {
             "12345678901234567": SimAccount(
@@ -356,24 +355,9 @@ class Desk:
             )
         return affected
 
-    def market_status(self, epic: str) -> str:
-        """`marketStatus` now. A status set by hand (`status`, `POST /_sim/status`: a halt) wins;
-        else TRADEABLE on the market's trading days by the simulator's clock (`MarketSpec.trades_on`,
-        the calendar of the seeded bars), CLOSED on the others: a weekday market on Saturday and
-        Sunday (UTC). A market that is not TRADEABLE does not move, fires no stop, limit or working
-        order, and refuses deals (`_closed_reason`)."""
-        status = self.status.get(epic, "TRADEABLE")
-        if status != "TRADEABLE":
-            return status
-        return "TRADEABLE" if BY_EPIC[epic].trades_on(self.now().astimezone(UTC)) else "CLOSED"
-
     def _closed_reason(self, epic: str) -> str | None:
-        """The free-text code a deal on a closed market gets (spec §5.1 and §9: `Rejected. <EPIC> is
-        currently closed. Timetable in place: …`, as a POST/DELETE `errorCode` and as a confirm's
-        `rejectReason`), or None while it is TRADEABLE."""
-        if self.market_status(epic) != "TRADEABLE":
-            days = "Mon-Sun" if BY_EPIC[epic].weekends else "Mon-Fri"
-            return f"Rejected. {epic} is currently closed. Timetable in place: UTC; {days} 00:00-23:59"
+        if self.status.get(epic) != "TRADEABLE":
+            return f"Rejected. {epic} is currently closed. Timetable in place: UTC; Mon-Fri 00:00-23:59"
         return None
 
     def open_position(self, acc: SimAccount, body: dict[str, Any], hide: int = 0) -> str:

@@ -49,9 +49,6 @@ class Exchange(Desk):
         bracket = parse_bracket(spec, body, direction=direction, ref=level, size=size, hedging=acc.hedging)
         own = client_ref(body)
         ref = own or self._ref()
-        closed = self._closed_reason(epic)
-        if closed:  # as `open_position`: a REJECTED confirm with the free-text reason
-            return self._reject(ref, epic, direction, size, "MARKET_CLOSED", closed, hide)
         bid, ask = self.quote(epic)
         touch = ask if direction == "BUY" else bid
         wrong = (otype == "LIMIT") == (level > touch if direction == "BUY" else level < touch)
@@ -196,8 +193,8 @@ class Exchange(Desk):
     # ------------------------------------------------------------------ time passes
     def on_price(self, epic: str) -> None:
         """Fire any stop / take-profit / trailing stop / working order that the new quote reaches."""
-        if self.market_status(epic) != "TRADEABLE":
-            return  # a closed market (a weekend, a halt) fires nothing until it reopens
+        if self.status.get(epic) != "TRADEABLE":
+            return
         bid, ask = self.quote(epic)
         now = self.now()
         for acc in self.accounts.values():

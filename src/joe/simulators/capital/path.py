@@ -129,7 +129,7 @@ class SeededPath:
 
     # ------------------------------------------------------------------ segments
     def trades(self, day: datetime) -> bool:
-        return self.spec.trades_on(day)
+        return self.spec.weekends or day.weekday() < 5
 
     def _extend(self, k: int) -> None:
         """Make segments 0..k (and the close before segment k) exist."""

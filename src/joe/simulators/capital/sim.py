@@ -24,11 +24,7 @@ Faults (armed on `sim.faults` or via `POST /_sim/faults {"name", "count", "skip"
 Time: every timestamp and every price step comes from `clock` (a `SimClock`; default: the wall
 clock). Prices are a function of (seed, clock): the pump moves each market to step
 `floor((clock() - start) / tick_s)`, so a frozen clock (`SimClock.frozen()`) freezes prices until the
-test advances it. Weekends (UTC, by that clock): a weekday market (all but crypto) is CLOSED on
-Saturday and Sunday, as its daily bars have no weekend day: its quote stands still and is not
-streamed, its stops, limits and working orders do not fire, and deals on it are refused (REJECTED
-confirm / 400 `Rejected. <EPIC> is currently closed. ...`); it reopens at Monday 00:00 UTC, from
-Friday's last quote. Trading semantics (hedging vs netting, the account owner's own trades made on the
+test advances it. Trading semantics (hedging vs netting, the account owner's own trades made on the
 platform) are set with `set_hedging` and `manual_trade` / `manual_close`.
 """
 
@@ -177,7 +173,7 @@ class CapitalSimulator:
         """Advance every market one tick and fire triggers; returns the epics that moved."""
         moved = []
         for epic, proc in self.exchange.prices.items():
-            if self.exchange.market_status(epic) != "TRADEABLE":
+            if self.exchange.status.get(epic) != "TRADEABLE":
                 continue
             proc.step()
             self.history.observe(epic)
@@ -256,7 +252,7 @@ class CapitalSimulator:
         now = self.clock.move_to(when)
         self._steps += self.steps_due()  # a jump is not a burst of steps: prices resume from here
         for epic in self.exchange.prices:
-            if self.exchange.market_status(epic) == "TRADEABLE":
+            if self.exchange.status.get(epic) == "TRADEABLE":
                 self.history.observe(epic)
         return now
 

@@ -45,7 +45,7 @@ def market_summary(ex: Exchange, epic: str, hist: HistoryStore) -> dict[str, Any
         "bid": float(bid),
         "offer": float(ask),
         "streamingPricesAvailable": True,
-        "marketStatus": ex.market_status(epic),
+        "marketStatus": ex.status[epic],
         "scalingFactor": 1,
         "marketModes": ["REGULAR"],
         "pipPosition": spec.pip_position,
