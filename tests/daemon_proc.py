@@ -135,13 +135,18 @@ def sim_process(
     its sockets listen). `port` 0 (the default) lets the OS pick a free one, read back from the banner,
     so no other process can take it in between; give a port only when the test needs that one (a
     restart on the same port, a paper port the live gate accepts). Ask for the IBKR control port with
-    `"--control-port", "0"`. `env` defaults to this environment without CAPITAL_*/IBKR_*. The
-    simulator's clock starts at Joe's market instant in `env` (JOE_SIM_CLOCK_START, unless `env` sets
-    it: tests/market_clock.py), so its market is the Tuesday Joe's runs judge, whatever the weekday;
+    `"--control-port", "0"`. `env` defaults to this environment without CAPITAL_*/IBKR_* and
+    JOE_SIM_CLOCK_START. The simulator's clock starts at Joe's market instant in `env`
+    (JOE_SIM_CLOCK_START, unless `env` sets it: tests/market_clock.py), so its market is the Tuesday
+    Joe's runs judge, whatever the weekday;
     `market_clock=False` leaves the clock to `env` (default: the wall clock, for a test of the
     simulator's time against this host's)."""
-    if env is None:
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("CAPITAL_", "IBKR_"))}
+    if env is None:  # nor a JOE_SIM_CLOCK_START left exported from a rehearsal: the test's instant rules
+        env = {
+            k: v
+            for k, v in os.environ.items()
+            if not k.startswith(("CAPITAL_", "IBKR_")) and k != "JOE_SIM_CLOCK_START"
+        }
     if market_clock:
         env = {"JOE_SIM_CLOCK_START": market_instant(env), **env}
     cmd = [JOE, "sim", kind, "--port", str(port), *args]

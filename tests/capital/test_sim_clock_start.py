@@ -49,6 +49,20 @@ def test_a_clock_start_that_is_no_instant_is_a_usage_error_naming_the_option(kin
     assert "'tuesday'" in result.output
 
 
+@pytest.mark.parametrize("kind", ["capital", "ibkr"])
+@pytest.mark.parametrize(
+    "value",
+    ["9999-12-31T23:59:59Z", "0001-01-01T00:00:00Z", "0001-01-01T00:00:00+01:00", "1969-12-31T23:00:00Z"],
+)
+def test_a_clock_start_out_of_range_is_a_usage_error_not_a_traceback(kind: str, value: str) -> None:
+    """Hostile review of bbea66b: year 9999 raised OverflowError (a traceback, exit 1; the IBKR simulator
+    served its banner, then failed every connection)."""
+    result = CliRunner().invoke(app, ["sim", kind, "--port", "0", "--clock-start", value])
+    assert result.exit_code == 2, result.output
+    assert "--clock-start (JOE_SIM_CLOCK_START) must be an" in result.output
+    assert "Traceback" not in result.output
+
+
 def _env(extra: dict[str, str]) -> dict[str, str]:
     import os
 

@@ -20,13 +20,13 @@ AAPL = Instrument("AAPL", AssetClass.EQUITY, currency="USD", exchange="NASDAQ")
 
 
 class _Markets:
-    """A venue whose clock runs `offset` from ours (Capital.com's `MarketsApi.clock_offset`)."""
+    """A venue whose clock runs `offset` from ours (Capital.com's `MarketsApi.service_now_latest`)."""
 
     def __init__(self, offset: timedelta) -> None:
         self.offset = offset
 
-    async def clock_offset(self, *, refresh: bool = False) -> timedelta:
-        return self.offset
+    async def service_now_latest(self) -> datetime:
+        return utcnow() + self.offset
 
 
 class _Market:

@@ -25,6 +25,7 @@ from joe.safety.lock import InstanceLock
 from joe.simulators.ibkr import IBKRSimulator
 from joe.web.app import create_app
 from joe.web.auth import load_or_create_token
+from market_clock import sim_clock
 
 from .conftest import CLEARED
 
@@ -43,7 +44,7 @@ def _env(monkeypatch: pytest.MonkeyPatch, values: dict[str, str]) -> None:
 async def test_double_flatten_on_a_live_dashboard_without_a_daemon(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    sim = IBKRSimulator(server_version=178, seed=7)
+    sim = IBKRSimulator(server_version=178, seed=7, clock=sim_clock())  # on Joe's market clock
     await sim.start()
     sim.set_price("AAPL", 100)
     (tmp_path / "execution.yaml").write_text("version: 1\nlive:\n  enabled: true\nai:\n  enabled: false\n")

@@ -114,9 +114,15 @@ def startup_error(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"
 
 
+# A clock started outside these years would overflow as it runs on (datetime ends at year 9999) or date
+# bars before the epoch: a usage error, not a traceback at the first tick.
+CLOCK_YEARS = (1970, 2199)
+
+
 def parse_clock_start(value: str | None, console: Any, flag: str = "--clock-start") -> datetime | None:
     """`--clock-start`'s ISO 8601 instant as a UTC datetime (None when not given). A value that is not
-    an instant is a usage error: said on `console`, naming `flag` and an example, then `typer.Exit(2)`."""
+    an instant, or one outside `CLOCK_YEARS`, is a usage error: said on `console`, naming `flag` and an
+    example, then `typer.Exit(2)`."""
     if value is None or not value.strip():
         return None
     import typer
@@ -125,8 +131,13 @@ def parse_clock_start(value: str | None, console: Any, flag: str = "--clock-star
     from joe.core.clock import ensure_utc
 
     try:
-        return ensure_utc(datetime.fromisoformat(value.strip()))
-    except ValueError:
+        when = ensure_utc(datetime.fromisoformat(value.strip()))
+    except (ValueError, OverflowError):  # an offset such as +25:00, or one that leaves datetime's range
         console.print(f"{flag} must be an ISO 8601 instant such as 2026-12-01T15:00:00Z, "
                       f"not {value[:40]!r}")  # fmt: skip
         raise typer.Exit(ExitCode.USAGE) from None
+    if not CLOCK_YEARS[0] <= when.year <= CLOCK_YEARS[1]:
+        console.print(f"{flag} must be an instant in the years {CLOCK_YEARS[0]}-{CLOCK_YEARS[1]}, "
+                      f"not {value[:40]!r}")  # fmt: skip
+        raise typer.Exit(ExitCode.USAGE)
+    return when

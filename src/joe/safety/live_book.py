@@ -24,7 +24,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import replace
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from joe.core.clock import utcnow
@@ -83,15 +83,17 @@ async def fetch_live_book(
 
 async def venue_now(market: Any) -> datetime | None:
     """Now by the clock that stamps `market`'s quotes, when that is the venue's own (Capital.com:
-    `updateTimeUTC`, its `GET /time` offset read afresh): None where quotes are stamped on receipt by
-    this host (IBKR), or when the offset cannot be read (the wall clock then judges)."""
-    offset: Callable[..., Awaitable[timedelta]] | None = getattr(
-        getattr(market, "markets", None), "clock_offset", None
+    `updateTimeUTC`, its `GET /time` read afresh, as late as the request's round trip allows:
+    `MarketsApi.service_now_latest`, so a slow answer makes quotes look older, never fresher): None
+    where quotes are stamped on receipt by this host (IBKR), or when the venue's time cannot be read
+    (the wall clock then judges)."""
+    latest: Callable[[], Awaitable[datetime | None]] | None = getattr(
+        getattr(market, "markets", None), "service_now_latest", None
     )
-    if offset is None:
+    if latest is None:
         return None
     try:
-        return utcnow() + await offset(refresh=True)
+        return await latest()
     except Exception:
         return None
 

@@ -60,6 +60,9 @@ def _chunks(items: Sequence[str], n: int) -> list[list[str]]:
     return [list(items[i : i + n]) for i in range(0, len(items), n)]
 
 
+_STAMP_MS = timedelta(milliseconds=1)
+
+
 class MarketsApi:
     """Typed access to the market endpoints of one `CapitalClient`."""
 
@@ -92,6 +95,22 @@ class MarketsApi:
             except CapitalError:
                 self._clock_offset = timedelta(0)
         return self._clock_offset
+
+    async def service_now_latest(self) -> datetime | None:
+        """Now by the service's clock as LATE as a fresh `GET /time` allows, or None if it cannot be read
+        (the cached offset is left alone). The stamp was taken at some host instant in [before, after]
+        the request, so the service's clock is at most `server - before` ahead of ours: read against
+        this host's clock after the answer, that bound can only make a quote the service dated look
+        older, never fresher, however slow the request (quote ageing fails closed; `server_now`, which
+        must never be in the service's future, takes the other bound)."""
+        before = datetime.now(UTC)
+        try:
+            body = await self.client.request("GET", "/time")
+            server = datetime.fromtimestamp(parse(ServerTime, body, "time").serverTime / 1000, UTC)
+        except CapitalError:
+            return None
+        # + 1 ms: the stamp is whole milliseconds, the instant it stands for up to 1 ms later.
+        return datetime.now(UTC) + (server - before) + _STAMP_MS
 
     async def search(self, term: str) -> list[MarketSummary]:
         body = await self.client.request("GET", "/markets", params={"searchTerm": term})
