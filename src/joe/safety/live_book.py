@@ -15,8 +15,8 @@ Quote timestamps are stamped by the wall clock (the broker's or the receiving cl
 measured against the wall clock and carried over to the run's clock (`now`), so a rehearsal clock
 (``--clock-start``, simulators only) moves the minute judged, not the quotes' ages. Under a rehearsal
 clock (`venue_clock`) a venue that stamps quotes with its own clock (Capital.com: `updateTimeUTC`) has
-them aged on that clock (its `GET /time` offset from ours): Joe's simulator may run on a shifted clock
-too (``joe sim capital --clock-start``), and its quotes are then dated in its own time.
+them aged on that clock (its `GET /time`, as late as the round trip allows): Joe's simulator may run on a
+shifted clock too (``joe sim capital --clock-start``), and its quotes are then dated in its own time.
 """
 
 from __future__ import annotations

@@ -88,13 +88,19 @@ class MarketsApi:
         `server - after` is the smallest offset it allows."""
         if self._clock_offset is None or refresh:
             try:
-                body = await self.client.request("GET", "/time")
-                after = datetime.now(UTC)
-                server = datetime.fromtimestamp(parse(ServerTime, body, "time").serverTime / 1000, UTC)
+                _, server, after = await self._read_time()
                 self._clock_offset = server - after
             except CapitalError:
                 self._clock_offset = timedelta(0)
         return self._clock_offset
+
+    async def _read_time(self) -> tuple[datetime, datetime, datetime]:
+        """(this host's clock before `GET /time`, the service's stamp, this host's clock after); raises
+        `CapitalError`. The stamp was taken at some host instant between the two readings."""
+        before = datetime.now(UTC)
+        body = await self.client.request("GET", "/time")
+        after = datetime.now(UTC)
+        return before, datetime.fromtimestamp(parse(ServerTime, body, "time").serverTime / 1000, UTC), after
 
     async def service_now_latest(self) -> datetime | None:
         """Now by the service's clock as LATE as a fresh `GET /time` allows, or None if it cannot be read
@@ -103,14 +109,12 @@ class MarketsApi:
         this host's clock after the answer, that bound can only make a quote the service dated look
         older, never fresher, however slow the request (quote ageing fails closed; `server_now`, which
         must never be in the service's future, takes the other bound)."""
-        before = datetime.now(UTC)
         try:
-            body = await self.client.request("GET", "/time")
-            server = datetime.fromtimestamp(parse(ServerTime, body, "time").serverTime / 1000, UTC)
+            before, server, after = await self._read_time()
         except CapitalError:
             return None
         # + 1 ms: the stamp is whole milliseconds, the instant it stands for up to 1 ms later.
-        return datetime.now(UTC) + (server - before) + _STAMP_MS
+        return after + (server - before) + _STAMP_MS
 
     async def search(self, term: str) -> list[MarketSummary]:
         body = await self.client.request("GET", "/markets", params={"searchTerm": term})
