@@ -21,6 +21,7 @@ from joe.analysis.features import Features
 from joe.analysis.panel import Panel
 from joe.analysis.regime import Regime, RegimeDetector
 from joe.analysis.risk import RiskAssessment, RiskProfiler
+from joe.analysis.risk_market import MarketRisk, market_risk
 from joe.analysis.scanner import MarketScanner, ScanResult
 from joe.analysis.scoring import InstrumentScore, ScoringEngine
 from joe.analysis.strategies.engine import StrategyEngine
@@ -71,6 +72,9 @@ class MarketAnalysis:
     timings: dict[str, float] = field(default_factory=dict)
     # The indicators the stages read (the risk stage reads them too); not sent between processes.
     features: Features | None = field(default=None, compare=False, repr=False)
+    # signal_id → the signal's market-only risk dimensions (`joe.analysis.risk_market`): the risk
+    # stage's book-free part, computed here so a backtest's worker does it ahead of the book.
+    risk: dict[str, MarketRisk] = field(default_factory=dict, compare=False, repr=False)
 
     def portable(self) -> MarketAnalysis:
         """This analysis to send to another process: without its `features`, and its scan without the
@@ -184,8 +188,12 @@ def analyse_market(
     timings["score"] = t3 - t2
 
     raw_signals = strat.run(panel, scores, regime, as_of_index=t, features=features)
-    timings["strategy"] = time.perf_counter() - t3
-    return MarketAnalysis(date, regime, scan, scores, raw_signals, timings, features)
+    t4 = time.perf_counter()
+    timings["strategy"] = t4 - t3
+    # The risk stage's market part (its book part: `assess_book`); a symbol outside the panel has none.
+    risk = {s.signal_id: market_risk(s, features, t) for s in raw_signals if s.symbol in panel}
+    timings["risk"] = time.perf_counter() - t4
+    return MarketAnalysis(date, regime, scan, scores, raw_signals, timings, features, risk)
 
 
 # Every field of `Signal` in declaration order (all are init fields: `sized` builds one positionally).
@@ -242,6 +250,7 @@ def assess_book(
             instrument=inst,
             as_of_index=t,
             features=features,
+            market=market.risk.get(sig.signal_id),
         )
         assessments[sig.signal_id] = a
         signals.append(sized(sig, a.quantity, a.grade))
@@ -250,7 +259,9 @@ def assess_book(
                 Position(sig.symbol, a.quantity * sig.direction.sign, sig.entry, signal_id=sig.signal_id)
             )
     timings = dict(market.timings)
-    timings["risk"] = time.perf_counter() - t4
+    # The stage's whole time: its market part (with the market analysis, maybe in another process) and
+    # its book part here.
+    timings["risk"] = timings.get("risk", 0.0) + time.perf_counter() - t4
 
     return AnalysisResult(
         as_of=market.as_of,

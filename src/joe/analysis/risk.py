@@ -19,6 +19,8 @@ Each dimension scores 0 (benign) .. 100 (extreme) and vetoes the trade when extr
     amount is multiplied by their freshness factor (`Regime.evidence["freshness"]`, 1 .. 0.25, the
     factor the regime's confidence took), and at or below `MIN_REGIME_FRESHNESS` the signal is
     vetoed - no new entries while the regime is read from inputs weeks old.
+The market-only dimensions (volatility, gap_event, liquidity's average dollar volume) are computed by
+`joe.analysis.risk_market`, ahead with the market analysis when they can be.
 Grade from the mean score: A < 25 <= B < 45 <= C < 65 <= D. A grade worse than
 `config.min_risk_grade` is a veto too.
 
@@ -38,9 +40,17 @@ from decimal import ROUND_DOWN, Decimal
 
 import numpy as np
 
-from joe.analysis.features import Features, at, finite
+from joe.analysis.features import Features, finite
 from joe.analysis.panel import Panel
 from joe.analysis.regime import Regime, RegimeLabel
+from joe.analysis.risk_market import (
+    DimensionScore,
+    MarketRisk,
+    average_dollar_volume,
+    gap_dimension,
+    volatility_dimension,
+)
+from joe.analysis.risk_market import lin as _lin
 from joe.config.schema import RiskConfig
 from joe.core.models import ZERO, AssetClass, Direction, Instrument, Position, Signal
 
@@ -52,15 +62,6 @@ MIN_REGIME_FRESHNESS = 0.30
 FRACTIONAL_STEP = Decimal("0.0001")
 # The liquidity dimension's scale ends (average dollar volume 50M → 0, 0.5M → 100), in log10.
 _LOG10_50M, _LOG10_500K = math.log10(50e6), math.log10(0.5e6)
-
-
-@dataclass(frozen=True)
-class DimensionScore:
-    """One risk dimension: 0 (benign) .. 100 (extreme), a veto flag and why."""
-
-    score: float
-    detail: str
-    veto: bool = False
 
 
 @dataclass(frozen=True)
@@ -80,13 +81,6 @@ class RiskAssessment:
     @property
     def approved(self) -> bool:
         return not self.veto and self.quantity > 0
-
-
-def _lin(x: float, lo: float, hi: float) -> float:
-    """0..100 as x goes from lo to hi (either order), clipped."""
-    if not math.isfinite(x):
-        return 50.0
-    return 100.0 * max(0.0, min(1.0, (x - lo) / (hi - lo)))
 
 
 def regime_freshness(regime: Regime) -> float:
@@ -141,8 +135,12 @@ class RiskProfiler:
         instrument: Instrument | None = None,
         as_of_index: int | None = None,
         features: Features | None = None,
+        market: MarketRisk | None = None,
     ) -> RiskAssessment:
-        """Grade, veto and size `signal` at row `as_of_index` (the signal's date when None)."""
+        """Grade, veto and size `signal` at row `as_of_index` (the signal's date when None).
+
+        `market`: the signal's market-only dimensions computed ahead with the market analysis
+        (`joe.analysis.risk_market`), used when they fit its entry and stop, else computed here."""
         cfg = self.config
         f = features or Features(panel)
         t = panel.index_at(signal.as_of) if as_of_index is None else as_of_index
@@ -171,9 +169,17 @@ class RiskProfiler:
 
         dims: dict[str, DimensionScore] = {}
         if sym in panel:
-            dims["volatility"] = self._volatility(f, sym, t, entry)
-            dims["liquidity"] = self._liquidity(f, sym, t, float(notional))
-            dims["gap_event"] = self._gaps(f, sym, t, stop_dist / entry if entry > 0 else math.nan)
+            if market is None or not market.fits(signal):
+                market = MarketRisk(
+                    signal.entry,
+                    signal.stop_loss,
+                    volatility_dimension(f, sym, t, entry),
+                    gap_dimension(f, sym, t, stop_dist / entry if entry > 0 else math.nan),
+                    average_dollar_volume(f, sym, t),
+                )
+            dims["volatility"] = market.volatility
+            dims["liquidity"] = self._liquidity(market.adv, float(notional))
+            dims["gap_event"] = market.gap_event
         else:
             for name in ("volatility", "liquidity", "gap_event"):
                 dims[name] = DimensionScore(100.0, "no history for the symbol", veto=True)
@@ -213,16 +219,9 @@ class RiskProfiler:
 
     # -- dimensions ---------------------------------------------------------------------------
 
-    def _volatility(self, f: Features, sym: str, t: int, entry: float) -> DimensionScore:
-        rv = at(f.realised_vol(sym, 20), t)
-        atr = at(f.atr(sym), t)
-        atr_pct = atr / entry if finite(atr) and entry > 0 else math.nan
-        score = 0.5 * _lin(rv, 0.20, 1.00) + 0.5 * _lin(atr_pct, 0.01, 0.08)
-        veto = finite(rv) and rv >= 1.5
-        return DimensionScore(score, f"realised vol {rv:.0%}, ATR {atr_pct:.2%} of price", veto)
-
-    def _liquidity(self, f: Features, sym: str, t: int, notional: float) -> DimensionScore:
-        adv = at(f.dollar_volume(sym, 20), t)
+    @staticmethod
+    def _liquidity(adv: float, notional: float) -> DimensionScore:
+        """Average dollar volume `adv` (NaN: unknown) and the position's share of it."""
         if not finite(adv):
             # Unknown is not "neutral 50": the dimension is left out of the grade and says so.
             return DimensionScore(math.nan, "volume unknown: liquidity not checked")
@@ -232,18 +231,6 @@ class RiskProfiler:
         score = max(_lin(math.log10(adv), _LOG10_50M, _LOG10_500K), _lin(share, 0.01, 0.10))
         veto = adv < 100_000 or share > 0.10
         return DimensionScore(score, f"avg dollar volume {adv:,.0f}, position {share:.2%} of it", veto)
-
-    def _gaps(self, f: Features, sym: str, t: int, stop_pct: float) -> DimensionScore:
-        p95, estimated = f.gap_p95(sym, t, 60)
-        if not finite(p95) or not finite(stop_pct) or stop_pct <= 0:
-            return DimensionScore(50.0, "too little gap history")
-        ratio = p95 / stop_pct
-        how = "estimated from close-to-close volatility (close-only data)" if estimated else "95th pct gap"
-        return DimensionScore(
-            _lin(ratio, 0.2, 1.0),
-            f"{how} {p95:.2%} vs stop distance {stop_pct:.2%}",
-            veto=ratio >= 1.5,
-        )
 
     def _concentration(
         self, f: Features, panel: Panel, sym: str, t: int, positions: Sequence[Position]
