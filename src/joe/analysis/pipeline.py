@@ -10,11 +10,12 @@ import contextlib
 import dataclasses
 import operator
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 
+import numpy as np
 import pandas as pd
 
 from joe.analysis.features import Features
@@ -77,16 +78,47 @@ class MarketAnalysis:
     risk: dict[str, MarketRisk] = field(default_factory=dict, compare=False, repr=False)
 
     def portable(self) -> MarketAnalysis:
-        """This analysis to send to another process: without its `features`, and its scan without the
-        panel's symbol list and map (500 strings a day to pickle; the receiver has the panel: `on_panel`)."""
-        scan = dataclasses.replace(self.scan, panel_symbols=(), col_of={})
+        """This analysis to send to another process: without its `features`, its scan without the panel's
+        symbol list and map (500 strings a day to pickle; the receiver has the panel: `on_panel`) and its
+        scan metrics (1-D float64 arrays over the panel's symbols) as the rows of one array (one array to
+        pickle a day, not one per metric)."""
+        m = self.scan.metrics
+        metrics: Mapping[str, np.ndarray] = m
+        if m and all(
+            a.dtype == np.float64 and a.shape == (len(self.scan.panel_symbols),) for a in m.values()
+        ):
+            metrics = _Rows(tuple(m), np.stack(list(m.values())))
+        scan = dataclasses.replace(self.scan, panel_symbols=(), col_of={}, metrics=metrics)
         return dataclasses.replace(self, scan=scan, features=None)
 
     def on_panel(self, panel: Panel, features: Features | None = None) -> MarketAnalysis:
         """A `portable` analysis back on the `panel` (and `features`) it was computed on: the scan's
-        symbol list and map are the panel's again, as `analyse_market` returns them."""
-        scan = dataclasses.replace(self.scan, panel_symbols=panel.symbols, col_of=panel.column_map)
+        symbol list, map and metrics are as `analyse_market` returns them (the same values)."""
+        m = self.scan.metrics
+        metrics = dict(m.items()) if isinstance(m, _Rows) else m
+        scan = dataclasses.replace(
+            self.scan, panel_symbols=panel.symbols, col_of=panel.column_map, metrics=metrics
+        )
         return dataclasses.replace(self, scan=scan, features=features)
+
+
+class _Rows(Mapping[str, np.ndarray]):
+    """name → row of one 2-D array (`MarketAnalysis.portable`'s scan metrics, as sent)."""
+
+    def __init__(self, names: tuple[str, ...], rows: np.ndarray) -> None:
+        self.names, self.rows = names, rows
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        return self.rows[self.names.index(name)]  # type: ignore[no-any-return]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.names)
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+    def __reduce__(self) -> tuple[type[_Rows], tuple[tuple[str, ...], np.ndarray]]:
+        return (_Rows, (self.names, self.rows))
 
 
 def analyse(

@@ -18,8 +18,10 @@ stop are the ones it was computed for (a broker's price grid may move them: then
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import Any
 
 from joe.analysis.features import Features, at, finite
 from joe.core.models import Signal
@@ -57,6 +59,20 @@ class MarketRisk:
     def fits(self, signal: Signal) -> bool:
         """True when `signal` has the entry and stop these were computed for."""
         return self.entry == signal.entry and self.stop_loss == signal.stop_loss
+
+    def __reduce__(self) -> tuple[Callable[..., MarketRisk], tuple[Any, ...]]:
+        # Sent by a backtest's analysis worker for every signal of every day: plain values, not three
+        # objects' attribute dicts (half the pickling).
+        v, g = self.volatility, self.gap_event
+        values = (self.entry, self.stop_loss, v.score, v.detail, v.veto, g.score, g.detail, g.veto, self.adv)
+        return _from_values, values
+
+
+def _from_values(
+    entry: Decimal, stop: Decimal, vs: float, vd: str, vv: bool, gs: float, gd: str, gv: bool, adv: float
+) -> MarketRisk:
+    """`MarketRisk.__reduce__`'s values back as one."""
+    return MarketRisk(entry, stop, DimensionScore(vs, vd, vv), DimensionScore(gs, gd, gv), adv)
 
 
 def volatility_dimension(f: Features, sym: str, t: int, entry: float) -> DimensionScore:
