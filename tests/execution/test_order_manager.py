@@ -796,3 +796,21 @@ async def test_a_submit_is_stored_before_the_broker_is_asked(store: Store) -> No
     venue.submit = submit  # type: ignore[method-assign]
     await om.submit(intents)
     assert seen == [(i.client_order_id, S.SUBMITTING, True) for i in intents]
+
+
+# ---------------------------------------------------------------- stop
+async def test_stop_leaves_no_background_task_to_write_to_a_closed_store(store: Store) -> None:
+    """A leg trim waiting out its grace when the manager stops was only asked to cancel: it ran on
+    after `stop` returned and met the store the caller had closed ("no such table: orders"). `stop`
+    now returns once every background task has ended."""
+    venue = FakeVenue()
+    om, (entry, _, _) = await placed_bracket(venue, store)
+    venue.execute(entry, D(100))
+    await venue.deliver(om)
+    om.trim_grace_s = 3600.0  # the trim is asleep in its grace when stop comes
+    om._schedule_trim("sig-1")
+    await asyncio.sleep(0)
+    running = [t for t in asyncio.all_tasks() if t.get_name().startswith("trim-")]
+    assert running and not any(t.done() for t in running)
+    await om.stop()
+    assert all(t.done() for t in running)

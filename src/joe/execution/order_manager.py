@@ -52,6 +52,7 @@ from joe.core.reports import (
     PositionReport,
     VenueOrderStatus,
 )
+from joe.core.tasks import cancel_and_wait
 from joe.execution.book import OrderBook
 from joe.execution.bracket_follower import BracketFollower
 from joe.execution.broker_queries import BrokerQueries
@@ -79,6 +80,7 @@ log = logging.getLogger(__name__)
 _S = OrderState
 _WORKING = (_S.ACCEPTED, _S.PARTIALLY_FILLED)
 _CHILD_LEGS = (OrderLeg.STOP_LOSS, OrderLeg.TAKE_PROFIT)
+STOP_WAIT_S = 5.0  # seconds `stop` waits for a background task to end after cancelling it
 
 
 class OrderManager(ReconcilePass, FillIntake, BrokerQueries, OutsideChanges, BracketFollower, TargetRefit):
@@ -171,10 +173,14 @@ class OrderManager(ReconcilePass, FillIntake, BrokerQueries, OutsideChanges, Bra
             self._consumer = asyncio.create_task(self._consume(), name=f"order-manager-{self.broker}")
 
     async def stop(self) -> None:
+        """Close to intents and end the background tasks (the leg trims, target refits, the observation
+        consumer), each awaited to its end: none may touch the store after `stop` returns (the caller
+        closes it next)."""
         self._ready = False
         self.book.flush_audited()
-        for trim in self._trims.values():
-            trim.cancel()
+        # A trim stuck past STOP_WAIT_S is reported, not waited for forever.
+        if stuck := await cancel_and_wait(self._trims.values(), STOP_WAIT_S):
+            log.error("%d protective-leg trim(s) still running after stop: %s", len(stuck), stuck)
         await self.stop_refits()
         task, self._consumer = self._consumer, None
         # Cancel until it ends: a client call in flight may swallow one cancellation and go on.

@@ -28,6 +28,7 @@ from joe.core.models import OrderIntent, OrderLeg, OrderType
 from joe.core.order import LIVE_STATES as _WORKING
 from joe.core.order import MAY_FILL_STATES as _COVERING
 from joe.core.order import Order, OrderState
+from joe.core.tasks import cancel_and_wait
 from joe.execution.events import AlertKind
 
 if TYPE_CHECKING:
@@ -231,5 +232,6 @@ class TargetRefit:
         placing = [t for sid, t in self._refit_tasks.items() if sid in self._refit_placing and not t.done()]
         if placing:
             await asyncio.wait(placing, timeout=grace_s)
-        for task in self._refit_tasks.values():
-            task.cancel()
+        # Awaited to their end: the manager's store is closed after it stops.
+        if stuck := await cancel_and_wait(self._refit_tasks.values(), grace_s):
+            log.error("%d target refit(s) still running after stop: %s", len(stuck), stuck)
