@@ -64,6 +64,8 @@ class Features:
         self._memo: dict[Hashable, Any] = {}
         self._windows_t: tuple[int, int] | None = None
         self._windows: dict[str, ReturnWindow] = {}
+        # `values_at`'s last symbols and their panel columns.
+        self._cols_of: tuple[tuple[str, ...], np.ndarray] = ((), np.zeros(0, dtype=np.intp))
 
     def _get(
         self, symbol: str, name: str, params: tuple[object, ...], make: Callable[[], np.ndarray]
@@ -114,8 +116,12 @@ class Features:
         if m is None and (self.every_row or name in ("close", "volume")):
             m = self.matrix(name, *params)
         if m is not None:
-            col = self.panel.col
-            return m[t, [col(s) for s in symbols]].tolist()  # type: ignore[no-any-return]
+            # The strategies read ~6 indicators each for the same symbols: their columns once.
+            key = tuple(symbols)
+            if key != self._cols_of[0]:
+                col = self.panel.col
+                self._cols_of = (key, np.array([col(s) for s in key], dtype=np.intp))
+            return m[t, self._cols_of[1]].tolist()  # type: ignore[no-any-return]
         make = getattr(self, name)
         return [float(make(s, *params)[t]) for s in symbols]
 
