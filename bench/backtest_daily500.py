@@ -112,7 +112,9 @@ def main() -> None:
     for name, sec in sorted(result.timings.items()):
         cpu = result.cpu_timings.get(name)
         print(f"    {name:<53} {sec:7.2f} {'' if cpu is None else f'{cpu:7.2f}'}")
-    # With --workers 2 the regime/scan/score/strategy wall seconds above are the worker's; its CPU:
+    # With --workers 2 the regime/scan/score/strategy wall seconds above are the worker's, and risk is the
+    # worker's market part (volatility, gaps, dollar volume: joe.analysis.risk_market) plus the book's
+    # part; the worker's CPU:
     for name, cpu_s in result.cpu_timings.items():
         if name in result.timings:
             continue
