@@ -64,9 +64,21 @@ def test_a_market_part_computed_for_other_levels_is_not_used() -> None:
     panel = _panel(vol=0.02)
     sig = _signal(entry="100", stop="90", target="120")
     wrong = DimensionScore(0.0, "computed for other levels")
-    stale = MarketRisk(Decimal(100), Decimal(99), wrong, wrong, 1e12)
-    assert not stale.fits(sig) and not replace(stale, stop_loss=Decimal(90), entry=Decimal(101)).fits(sig)
+    t = len(panel.dates) - 1
+    stale = MarketRisk("A", t, Decimal(100), Decimal(99), wrong, wrong, 1e12)
+    assert not stale.fits(sig, t) and not replace(stale, stop_loss=Decimal(90), entry=Decimal(101)).fits(
+        sig, t
+    )
+    # Nor one for another day or another symbol with the same levels.
+    assert not replace(stale, stop_loss=Decimal(90)).fits(sig, t - 1)
+    assert not replace(stale, stop_loss=Decimal(90), symbol="B").fits(sig, t)
     prof = RiskProfiler(cfg(min_risk_grade="D"))
+    for other in (
+        replace(stale, stop_loss=Decimal(90), row=t - 1),
+        replace(stale, stop_loss=Decimal(90), symbol="B"),
+    ):
+        got = prof.assess(sig, panel, Decimal(100_000), [], _regime(RegimeLabel.RANGE), market=other)
+        assert got.dimensions["volatility"] != wrong
     got = prof.assess(sig, panel, Decimal(100_000), [], _regime(RegimeLabel.RANGE), market=stale)
     want = prof.assess(sig, panel, Decimal(100_000), [], _regime(RegimeLabel.RANGE))
     assert repr(got) == repr(want)

@@ -814,3 +814,75 @@ async def test_stop_leaves_no_background_task_to_write_to_a_closed_store(store: 
     assert running and not any(t.done() for t in running)
     await om.stop()
     assert all(t.done() for t in running)
+
+
+async def _stream(venue: FakeVenue) -> None:
+    """Put the venue's pending reports on its observation stream (the manager's consumer reads them)."""
+    while venue.outbox:
+        venue._q.put_nowait(venue.outbox.pop(0))
+
+
+async def _two_filled_brackets(venue: FakeVenue, store: Store) -> tuple[OrderManager, list[OrderIntent]]:
+    om = OrderManager(venue, store, NullAudit())
+    await om.start(consume=True)  # the real consumer: it runs on while stop waits
+    b1, b2 = bracket("sig-1"), bracket("sig-2")
+    await om.submit(b1)
+    await om.submit(b2)
+    venue.execute(b1[0].client_order_id, D(100))
+    venue.execute(b2[0].client_order_id, D(100))
+    await _stream(venue)
+    for _ in range(50):
+        await asyncio.sleep(0)
+    assert om.position_of("sig-1") == om.position_of("sig-2") == D(100)
+    return om, b2
+
+
+async def test_nothing_the_consumer_starts_while_stopping_outlives_stop(store: Store) -> None:
+    """(Hostile review of the above.) While `stop` waits for a trim, the consumer runs on: a partial
+    target fill queued on the stream made it start a new trim (and could start a target refit) that
+    `stop` did not know of, which then asked the broker and sent a modify after `stop` returned and the
+    store was closed. Now nothing new starts once `stop` began, and what did start is ended too; the
+    fills applied meanwhile are marked audited."""
+    venue = FakeVenue()
+    om, b2 = await _two_filled_brackets(venue, store)
+    om._schedule_trim("sig-1")  # asleep in its grace when stop comes
+    await asyncio.sleep(0)
+    venue.execute(b2[2].client_order_id, D(40))  # sig-2's target fills 40 of 100, on the stream
+    await _stream(venue)
+    calls: list[str] = []
+    for name in ("cancel", "modify", "order_status", "submit"):
+        real = getattr(venue, name)
+
+        async def spy(*a: Any, _real: Any = real, _name: str = name, **k: Any) -> Any:
+            calls.append(_name)
+            return await _real(*a, **k)
+
+        setattr(venue, name, spy)
+    await om.stop()
+    seen = len(calls)
+    assert not [
+        t for t in asyncio.all_tasks() if t.get_name().startswith(("trim-", "refit-")) and not t.done()
+    ]
+    assert om.book.audited == []
+    await asyncio.sleep(0.5)  # longer than the real trim grace (0.2 s): nothing acts after stop
+    assert len(calls) == seen
+
+
+async def test_a_stop_cut_short_by_its_caller_still_cancels_the_consumer(store: Store) -> None:
+    """(Hostile review.) The daemon bounds `stop` with a timeout: cancelled while it waits for the
+    background tasks, it must still have asked the observation consumer to stop — else the consumer
+    went on applying the stream to a store about to be closed."""
+    venue = FakeVenue()
+    om, _ = await _two_filled_brackets(venue, store)
+    consumer = om._consumer
+    assert consumer is not None and not consumer.done()
+
+    async def hanging_refits(grace_s: float = 5.0) -> None:
+        await asyncio.sleep(3600)
+
+    om.stop_refits = hanging_refits  # type: ignore[method-assign]
+    with pytest.raises(TimeoutError):
+        await asyncio.wait_for(om.stop(), 0.2)
+    for _ in range(20):
+        await asyncio.sleep(0)
+    assert consumer.done()

@@ -140,7 +140,8 @@ class RiskProfiler:
         """Grade, veto and size `signal` at row `as_of_index` (the signal's date when None).
 
         `market`: the signal's market-only dimensions computed ahead with the market analysis
-        (`joe.analysis.risk_market`), used when they fit its entry and stop, else computed here."""
+        (`joe.analysis.risk_market`), used when they fit its symbol, row, entry and stop, else
+        computed here."""
         cfg = self.config
         f = features or Features(panel)
         t = panel.index_at(signal.as_of) if as_of_index is None else as_of_index
@@ -169,8 +170,10 @@ class RiskProfiler:
 
         dims: dict[str, DimensionScore] = {}
         if sym in panel:
-            if market is None or not market.fits(signal):
+            if market is None or not market.fits(signal, t):
                 market = MarketRisk(
+                    sym,
+                    t,
                     signal.entry,
                     signal.stop_loss,
                     volatility_dimension(f, sym, t, entry),

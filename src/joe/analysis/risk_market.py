@@ -11,8 +11,8 @@ on the signal's own entry and stop only:
     position's notional, so it is finished by the profiler once the signal is sized).
 So they are computed with the rest of the market analysis (`joe.analysis.pipeline.analyse_market`):
 in a run, just before the book part; in a backtest, by its analysis worker ahead of the book
-(`joe.backtest.feed`). `RiskProfiler.assess` uses a `MarketRisk` only while the signal's entry and
-stop are the ones it was computed for (a broker's price grid may move them: then it computes its own).
+(`joe.backtest.feed`). `RiskProfiler.assess` uses a `MarketRisk` only while the signal's symbol, row, entry
+and stop are the ones it was computed for (a broker's price grid may move them: then it computes its own).
 """
 
 from __future__ import annotations
@@ -47,32 +47,42 @@ def lin(x: float, lo: float, hi: float) -> float:
 
 @dataclass(frozen=True)
 class MarketRisk:
-    """The market-only dimensions of one signal, and the entry and stop (quote currency) they were
-    computed for. `adv`: 20-day average dollar volume in quote currency, NaN when unknown."""
+    """The market-only dimensions of one signal, and what they were computed for: its symbol, the
+    panel row (the as-of bar), entry and stop (quote currency). `adv`: 20-day average dollar volume in
+    quote currency, NaN when unknown."""
 
+    symbol: str
+    row: int
     entry: Decimal
     stop_loss: Decimal
     volatility: DimensionScore
     gap_event: DimensionScore
     adv: float
 
-    def fits(self, signal: Signal) -> bool:
-        """True when `signal` has the entry and stop these were computed for."""
-        return self.entry == signal.entry and self.stop_loss == signal.stop_loss
+    def fits(self, signal: Signal, row: int) -> bool:
+        """True when these were computed for `signal`'s symbol, entry and stop at panel row `row`."""
+        return (
+            self.row == row
+            and self.entry == signal.entry
+            and self.stop_loss == signal.stop_loss
+            and self.symbol == signal.symbol
+        )
 
     def __reduce__(self) -> tuple[Callable[..., MarketRisk], tuple[Any, ...]]:
         # Sent by a backtest's analysis worker for every signal of every day: plain values, not three
         # objects' attribute dicts (half the pickling).
         v, g = self.volatility, self.gap_event
-        values = (self.entry, self.stop_loss, v.score, v.detail, v.veto, g.score, g.detail, g.veto, self.adv)
+        values = (self.symbol, self.row, self.entry, self.stop_loss, v.score, v.detail, v.veto, g.score,
+                  g.detail, g.veto, self.adv)  # fmt: skip
         return _from_values, values
 
 
 def _from_values(
-    entry: Decimal, stop: Decimal, vs: float, vd: str, vv: bool, gs: float, gd: str, gv: bool, adv: float
-) -> MarketRisk:
+    symbol: str, row: int, entry: Decimal, stop: Decimal, vs: float, vd: str, vv: bool, gs: float, gd: str,
+    gv: bool, adv: float,
+) -> MarketRisk:  # fmt: skip
     """`MarketRisk.__reduce__`'s values back as one."""
-    return MarketRisk(entry, stop, DimensionScore(vs, vd, vv), DimensionScore(gs, gd, gv), adv)
+    return MarketRisk(symbol, row, entry, stop, DimensionScore(vs, vd, vv), DimensionScore(gs, gd, gv), adv)
 
 
 def volatility_dimension(f: Features, sym: str, t: int, entry: float) -> DimensionScore:
@@ -111,6 +121,8 @@ def market_risk(signal: Signal, f: Features, t: int) -> MarketRisk:
     entry = float(signal.entry)
     stop_dist = float(abs(signal.entry - signal.stop_loss))
     return MarketRisk(
+        sym,
+        t,
         signal.entry,
         signal.stop_loss,
         volatility_dimension(f, sym, t, entry),

@@ -49,6 +49,7 @@ class BracketFollower:
     _over_asking: set[str]  # signals whose stops `_check_protection` is asking about now
     _frozen: set[str]
     _trims: dict[str, asyncio.Task[None]]
+    _stopping: bool  # `OrderManager.stop` began: no new trim task
     _inactive_asked: set[str]  # legs cancelled once for being Inactive at the broker
     trim_grace_s: float = 0.2  # seconds
     outside: OutsideLedger
@@ -196,6 +197,8 @@ class BracketFollower:
         return sorted(legs, key=lambda leg: leg[0].intent.leg is not OrderLeg.TAKE_PROFIT)
 
     def _schedule_trim(self, signal_id: str) -> None:
+        if self._stopping:  # the manager is stopping: the next start's reconciliation looks again
+            return
         running = self._trims.get(signal_id)
         if running is None or running.done():
             task = asyncio.create_task(self._trim_guards(signal_id), name=f"trim-{signal_id}")

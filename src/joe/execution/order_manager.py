@@ -80,7 +80,7 @@ log = logging.getLogger(__name__)
 _S = OrderState
 _WORKING = (_S.ACCEPTED, _S.PARTIALLY_FILLED)
 _CHILD_LEGS = (OrderLeg.STOP_LOSS, OrderLeg.TAKE_PROFIT)
-STOP_WAIT_S = 5.0  # seconds `stop` waits for a background task to end after cancelling it
+STOP_WAIT_S = 1.0  # seconds `stop` waits for background tasks to end after cancelling them
 
 
 class OrderManager(ReconcilePass, FillIntake, BrokerQueries, OutsideChanges, BracketFollower, TargetRefit):
@@ -128,6 +128,7 @@ class OrderManager(ReconcilePass, FillIntake, BrokerQueries, OutsideChanges, Bra
         )
         self.journal.on_event = on_event
         self._ready = False
+        self._stopping = False  # `stop` began: no new background task (trims, refits)
         self._reconciling = False
         self._sending: set[str] = set()
         self._exiting: set[str] = set()
@@ -166,6 +167,7 @@ class OrderManager(ReconcilePass, FillIntake, BrokerQueries, OutsideChanges, Bra
         `Reconciler` just did), then accept intents and (with `consume`) apply the client's
         observation stream in a background task. A failed reconciliation raises and the manager
         stays closed to intents."""
+        self._stopping = False  # started again after a stop
         if reconcile:
             await self.reconcile()
         self._ready = True
@@ -177,18 +179,28 @@ class OrderManager(ReconcilePass, FillIntake, BrokerQueries, OutsideChanges, Bra
         consumer), each awaited to its end: none may touch the store after `stop` returns (the caller
         closes it next)."""
         self._ready = False
+        self._stopping = True  # no new trim or refit from here on (the consumer runs while we wait)
         self.book.flush_audited()
-        # A trim stuck past STOP_WAIT_S is reported, not waited for forever.
-        if stuck := await cancel_and_wait(self._trims.values(), STOP_WAIT_S):
-            log.error("%d protective-leg trim(s) still running after stop: %s", len(stuck), stuck)
-        await self.stop_refits()
         task, self._consumer = self._consumer, None
+        try:
+            # A trim stuck past STOP_WAIT_S is reported, not waited for forever.
+            if stuck := await cancel_and_wait(self._trims.values(), STOP_WAIT_S):
+                log.error("%d protective-leg trim(s) still running after stop: %s", len(stuck), stuck)
+            await self.stop_refits()
+        finally:
+            if task is not None:  # asked at once even when this stop is itself cancelled (a timeout)
+                task.cancel()
         # Cancel until it ends: a client call in flight may swallow one cancellation and go on.
         while task is not None and not task.done():
             task.cancel()
             await asyncio.wait({task}, timeout=0.1)
         if task is not None and not task.cancelled() and task.exception() is not None:
             log.error("observation consumer ended with %r", task.exception())
+        # Whatever started while the consumer ran on (none should: `_stopping`), ended too.
+        rest = [*self._trims.values(), *self._refit_tasks.values()]
+        if stuck := await cancel_and_wait(rest, STOP_WAIT_S):
+            log.error("%d background task(s) still running after stop: %s", len(stuck), stuck)
+        self.book.flush_audited()  # fills the consumer applied while stop waited
 
     async def _consume(self) -> None:
         async for obs in self.client.observations():

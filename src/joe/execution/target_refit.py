@@ -54,6 +54,7 @@ class TargetRefit:
     _refit_refused: set[str]
     _refit_tasks: dict[str, asyncio.Task[None]]
     _refit_placing: set[str]  # signals whose replacement is being sent (`stop_refits` lets it finish)
+    _stopping: bool  # `OrderManager.stop` began: no new replacement task
     refit_wait_s: float = 10.0  # seconds a replacement waits for an exit in flight or a reconciliation
     refit_poll_s: float = 0.05  # seconds between those checks
 
@@ -141,6 +142,13 @@ class TargetRefit:
             await self.journal.order_event(
                 "order.target_refit_ended",
                 {"state": o.state.value, "reason": "not cancelled: no replacement"},
+                o,
+            )
+            return
+        if self._stopping:  # no task may outlive `OrderManager.stop`: the stop still protects
+            await self.journal.order_event(
+                "order.target_refit_ended",
+                {"state": o.state.value, "reason": "the order manager is stopping: no replacement"},
                 o,
             )
             return
@@ -233,5 +241,5 @@ class TargetRefit:
         if placing:
             await asyncio.wait(placing, timeout=grace_s)
         # Awaited to their end: the manager's store is closed after it stops.
-        if stuck := await cancel_and_wait(self._refit_tasks.values(), grace_s):
+        if stuck := await cancel_and_wait(self._refit_tasks.values(), 1.0):
             log.error("%d target refit(s) still running after stop: %s", len(stuck), stuck)
