@@ -18,8 +18,17 @@ from joe.core.events import NullAudit
 from joe.simulators.capital import CapitalSimulator, SimLimits
 from joe.simulators.common import SimClock
 from joe.store import Store, open_store
+from market_clock import sim_clock
 
 SCALE = 10.0
+
+# For a module whose tests need the broker's clock to agree with the host's: Joe's Capital.com layer
+# compares the broker's deal times with the host's clock (e.g. the reconciliation window of a lost order
+# answer starts at the host's `sent_at`), so against a broker days away it finds nothing, or takes a fill
+# of Joe's for the owner's.
+# Such a test runs its simulator on the host's clock (weekday-independent while the simulator's
+# markets trade every day).
+HOST_CLOCK = pytest.mark.parametrize("sim", ["host"], indirect=True)
 
 
 def make_client(
@@ -40,9 +49,12 @@ def audit() -> NullAudit:
 
 @pytest.fixture
 async def sim(request: pytest.FixtureRequest) -> AsyncIterator[CapitalSimulator]:
-    """The simulator; `@pytest.mark.parametrize("sim", ["frozen"], indirect=True)` freezes its clock,
-    so its prices stand still until the test moves them (no wall-clock dependence)."""
-    clock = SimClock.frozen() if getattr(request, "param", None) == "frozen" else None
+    """The simulator, on the suite's market clock (`market_clock.sim_clock`: a Tuesday, whatever the
+    weekday it runs on); `@pytest.mark.parametrize("sim", ["frozen"], indirect=True)` freezes its clock,
+    so its prices stand still until the test moves them (no wall-clock dependence); `["host"]` runs it on
+    the host's clock (`HOST_CLOCK`)."""
+    param = getattr(request, "param", None)
+    clock = SimClock.frozen() if param == "frozen" else SimClock() if param == "host" else sim_clock()
     s = CapitalSimulator(seed=7, limits=SimLimits().scaled(SCALE), tick_s=0.02, clock=clock)
     await s.start()
     yield s

@@ -16,7 +16,9 @@ from joe.core.events import NullAudit
 from joe.core.models import OrderIntent, OrderLeg, OrderType, Side
 from joe.simulators.capital import CapitalSimulator
 
-from .conftest import make_client
+from .conftest import HOST_CLOCK, make_client
+
+pytestmark = HOST_CLOCK  # the executor reconciles on the host's clock (conftest.HOST_CLOCK)
 
 ACC = "12345678901234567"
 

@@ -12,6 +12,7 @@ from joe.brokers.capital import CapitalExecutor
 from joe.core.events import NullAudit
 from joe.core.models import OrderIntent, OrderLeg, Side
 from joe.simulators.capital import CapitalSimulator, SimLimits
+from market_clock import sim_clock
 
 from .conftest import SCALE, make_client
 
@@ -57,7 +58,7 @@ async def test_burst_of_200_orders_without_a_429(sim: CapitalSimulator) -> None:
 
 
 async def test_real_time_order_spacing_small_burst() -> None:
-    async with CapitalSimulator(seed=3, tick_s=0.05) as sim:
+    async with CapitalSimulator(seed=3, tick_s=0.05, clock=sim_clock()) as sim:
         client = make_client(sim, scale=1.0)
         await client.open()
         ex = CapitalExecutor(client, audit=NullAudit(), confirm_interval_s=0.02)

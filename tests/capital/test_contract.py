@@ -3,7 +3,7 @@ against the spec models in `joe.brokers.capital.models` (shared with the client)
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 import httpx
@@ -126,7 +126,7 @@ async def test_market_endpoints(raw: Raw) -> None:
 async def test_prices_endpoint_and_range_rules(raw: Raw) -> None:
     default = ok(await raw("GET", "/prices/US500"), m.PricesResponse)
     assert len(default.prices) == 10  # no parameters: the last 10 one-minute bars
-    now = datetime.now(UTC).replace(microsecond=0)
+    now = raw.sim.clock().replace(microsecond=0)  # the broker's now (a pinned Tuesday), not the host's
     span = {"resolution": "HOUR", "max": 100, "from": fmt_ts(now - timedelta(hours=99)), "to": fmt_ts(now)}
     bars = ok(await raw("GET", "/prices/US500", params=span), m.PricesResponse).prices
     assert 0 < len(bars) <= 100

@@ -4,7 +4,7 @@ cancel/close, confirms that 404 first, the right position id, rejections, mappin
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -169,7 +169,7 @@ async def test_same_client_order_id_never_makes_a_second_order(
 
 
 async def test_account_info_and_executions(sim: CapitalSimulator, executor: CapitalExecutor) -> None:
-    since = datetime.now(UTC) - timedelta(seconds=5)
+    since = sim.clock() - timedelta(seconds=5)  # the broker's now (a pinned Tuesday), not the host's
     await executor.place(intent("x1", "GOLD", qty="1"))
     info = await executor.account()
     assert info.account_id == "12345678901234567" and info.currency == "USD"

@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import pandas as pd
 import pytest
@@ -70,7 +70,7 @@ async def test_daily_history_for_twenty_epics(sim: CapitalSimulator, market_data
 async def test_intraday_history_pages_within_limits(
     sim: CapitalSimulator, market_data: CapitalMarketData
 ) -> None:
-    end = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
+    end = sim.clock().replace(minute=0, second=0, microsecond=0)  # the broker's now, not the host's
     start = end - timedelta(hours=2400)
     # BTCUSD trades every day: its hours are contiguous (an index has no weekend bars)
     frame = await market_data.history("BTCUSD", "1h", start, end)

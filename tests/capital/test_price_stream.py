@@ -15,6 +15,7 @@ from joe.execution.price_stream import PriceStream
 from joe.execution.protection import ExitRequest, StopModify
 from joe.execution.quote_sources import CapitalQuoteSource
 from joe.simulators.capital import CapitalSimulator
+from market_clock import sim_clock
 
 from .conftest import make_client
 from .test_streaming import wait_for
@@ -85,7 +86,7 @@ async def test_websocket_drop_reconnects_and_quotes_flow_again(
 
 async def test_ten_minute_idle_rule_pings_keep_it_and_a_drop_is_healed() -> None:
     # The simulator closes a socket that sent nothing for ws_idle_s (600 s at Capital.com; 0.3 s here).
-    async with CapitalSimulator(seed=5, tick_s=0.02, ws_idle_s=0.3) as sim:
+    async with CapitalSimulator(seed=5, tick_s=0.02, ws_idle_s=0.3, clock=sim_clock()) as sim:
         client = make_client(sim)
         await client.open()
         try:

@@ -16,9 +16,15 @@ from joe.brokers.capital.markets import MarketsApi
 from joe.core.events import NullAudit
 from joe.simulators.capital import CapitalSimulator
 
+EPIC = "BTCUSD"  # trades every day: see _SkewedClock
+
 
 class _SkewedClock:
-    """The simulator's clock: the host's clock minus `behind` seconds (changeable mid-test)."""
+    """The simulator's clock: the host's clock minus `behind` seconds (changeable mid-test).
+
+    It follows the host's clock (the skew is the subject), so whatever weekday the suite runs on: the
+    tests read BTCUSD, which trades every day (GOLD has no bars on a weekend, and its newest hour
+    would then be Friday's)."""
 
     def __init__(self, behind: float) -> None:
         self.behind = behind
@@ -47,8 +53,8 @@ async def test_history_survives_a_host_clock_ahead_of_the_service(behind: float)
     sim, client = await _open(clock)
     try:
         md = CapitalMarketData(client, audit=NullAudit())
-        daily = await md.history("GOLD", "1d")
-        hourly = await md.history("GOLD", "1h")
+        daily = await md.history(EPIC, "1d")
+        hourly = await md.history(EPIC, "1h")
         assert len(daily) > 300 and len(hourly) > 300
         # The newest bar is the service's current one: nothing at its end was lost to the skew.
         service_hour = clock().replace(minute=0, second=0, microsecond=0)
@@ -65,7 +71,7 @@ async def test_a_skew_that_grows_after_the_clock_was_read_is_recovered_once() ->
         api = MarketsApi(client)
         await api.server_now()  # the offset is learnt with the clocks together...
         clock.behind = 20.0  # ...then the service's clock falls 20 s behind
-        bars = await api.prices("GOLD", "MINUTE", count=50)
+        bars = await api.prices(EPIC, "MINUTE", count=50)
         assert bars, "the refused last page was asked again with the service's now"
         newest = dt.datetime.fromisoformat(bars[-1].snapshotTimeUTC).replace(tzinfo=dt.UTC)
         assert newest <= clock()

@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 from joe.brokers.capital.errors import RateLimited
 from joe.brokers.capital.ratelimit import Limits, RateLimiter
+from market_clock import sim_clock
 
 
 class FakeClock:
@@ -150,7 +151,7 @@ async def test_two_clients_of_one_login_share_the_limit() -> None:
     from joe.simulators.capital.gate import SimLimits
 
     scale = 4.0
-    sim = CapitalSimulator(seed=3, limits=SimLimits().scaled(scale))
+    sim = CapitalSimulator(seed=3, limits=SimLimits().scaled(scale), clock=sim_clock())
     await sim.start()
     opened = []
     try:

@@ -36,6 +36,7 @@ from joe.brokers.capital.session import encrypt_password
 from joe.simulators.capital import CapitalSimulator, SimLimits
 from joe.simulators.capital.bars import bar_start
 from joe.simulators.capital.catalog import BY_EPIC
+from joe.simulators.common import SimClock
 
 from .conftest import SCALE
 
@@ -393,7 +394,9 @@ def _order(stem: str) -> int:
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")  # one replay serves the three tests below
 async def answers() -> AsyncIterator[dict[str, Answer]]:
-    sim = CapitalSimulator(seed=18, limits=SimLimits().scaled(SCALE), tick_s=0.02)
+    # On the host's clock: the replay compares the answers' times with their HTTP Date header, which the
+    # simulator stamps from the host's clock, not its own (its markets trade every day).
+    sim = CapitalSimulator(seed=18, limits=SimLimits().scaled(SCALE), tick_s=0.02, clock=SimClock())
     await sim.start()
     async with httpx.AsyncClient(base_url=sim.url) as http:
         replay = Replay(sim, http)

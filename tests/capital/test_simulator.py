@@ -19,6 +19,7 @@ from joe.core.events import NullAudit
 from joe.simulators.capital import CapitalSimulator, SimLimits
 from joe.simulators.capital.rules import ApiError
 from joe.simulators.common import SimClock
+from market_clock import sim_clock
 
 ACC = "12345678901234567"
 
@@ -35,9 +36,9 @@ async def test_same_seed_same_world() -> None:
         e: b.exchange.quote(e) for e in b.exchange.prices
     }
     assert a.history.bars("US500", "DAY")[-5:] == b.history.bars("US500", "DAY")[-5:]
-    c = CapitalSimulator(seed=43)
+    c = CapitalSimulator(seed=43, clock=sim_clock())
     c.step()
-    a2 = CapitalSimulator(seed=42)
+    a2 = CapitalSimulator(seed=42, clock=sim_clock())
     a2.step()
     assert c.exchange.quote("US500") != a2.exchange.quote("US500")
 
@@ -130,7 +131,7 @@ async def test_order_validation(sim: CapitalSimulator, body: dict, code: str) ->
 
 
 async def test_demo_hourly_order_cap_on_the_server() -> None:
-    async with CapitalSimulator(seed=1, limits=SimLimits(demo_orders_per_hour=2)) as sim:
+    async with CapitalSimulator(seed=1, limits=SimLimits(demo_orders_per_hour=2), clock=sim_clock()) as sim:
         client, _md, _ex = await open_capital(
             sim.login.api_key,
             sim.login.identifier,
@@ -170,7 +171,7 @@ async def test_sim_closes_idle_websockets() -> None:
     import websockets
 
     async with (
-        CapitalSimulator(seed=1, tick_s=0.02, ws_idle_s=0.2) as sim,
+        CapitalSimulator(seed=1, tick_s=0.02, ws_idle_s=0.2, clock=sim_clock()) as sim,
         websockets.connect(sim.stream_url) as ws,
     ):
         await ws.send('{"destination": "ping", "cst": "x", "securityToken": "y"}')
@@ -192,7 +193,7 @@ async def _drain(ws) -> None:  # type: ignore[no-untyped-def]
 def test_netting_accounting_property(trades: list[tuple[str, int]]) -> None:
     """On a netting account the open rows always sum to the signed sum of all trades, every row
     points one way, and cash changes by exactly the realised P/L of what was netted."""
-    sim = CapitalSimulator(seed=9)
+    sim = CapitalSimulator(seed=9, clock=sim_clock())
     ex = sim.exchange
     acc = ex.accounts[ACC]
     net = 0

@@ -21,6 +21,7 @@ from joe.brokers.capital.streaming import StreamBar, parse_bar_payload, parse_me
 from joe.core.events import NullAudit
 from joe.simulators.capital import CapitalSimulator
 from joe.simulators.common import SimClock
+from market_clock import sim_clock
 
 from .conftest import make_client
 
@@ -220,7 +221,7 @@ def test_bar_payload_parses_an_event_of_the_documented_shape() -> None:
 
 
 async def test_pings_keep_the_socket_and_account_switch_drops_it() -> None:
-    async with CapitalSimulator(seed=5, tick_s=0.02, ws_idle_s=0.3) as sim:
+    async with CapitalSimulator(seed=5, tick_s=0.02, ws_idle_s=0.3, clock=sim_clock()) as sim:
         client = make_client(sim)
         await client.open()
         stream = make_stream(client, ping_interval_s=0.1, backoff_base_s=0.05)

@@ -24,6 +24,10 @@ from joe.execution.reconciler import Reconciler
 from joe.simulators.capital import CapitalSimulator
 from joe.store import Store, open_store
 
+from .conftest import HOST_CLOCK
+
+pytestmark = HOST_CLOCK  # the executor reconciles on the host's clock (conftest.HOST_CLOCK)
+
 
 def _kinds(om: OrderManager) -> list[AlertKind]:
     return [a.kind for a in om.alerts]

@@ -20,6 +20,10 @@ from joe.safety.trading_state import TradingState, TradingStateStore
 from joe.simulators.capital import CapitalSimulator
 from joe.store import Store
 
+from .conftest import HOST_CLOCK
+
+pytestmark = HOST_CLOCK  # the executor reconciles on the host's clock (conftest.HOST_CLOCK)
+
 
 async def test_owner_manual_deal_is_external_never_touched(
     sim: CapitalSimulator, client: CapitalClient, store: Store

@@ -27,6 +27,7 @@ from joe.execution.events import AlertKind
 from joe.execution.order_manager import OrderManager
 from joe.simulators.capital import CapitalSimulator, SimLimits
 from joe.store import open_store
+from market_clock import sim_clock
 
 SIG = "cprop"
 STEP = st.one_of(
@@ -62,7 +63,7 @@ async def _settle(
 
 
 async def _scenario(steps: list[tuple[str, Any]]) -> None:
-    sim = CapitalSimulator(seed=7, limits=SimLimits().scaled(SCALE), tick_s=0.02)
+    sim = CapitalSimulator(seed=7, limits=SimLimits().scaled(SCALE), tick_s=0.02, clock=sim_clock())
     await sim.start()
     client = make_client(sim)
     await client.open()

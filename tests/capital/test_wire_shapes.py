@@ -25,7 +25,7 @@ from joe.simulators.capital import CapitalSimulator, SimLimits
 from joe.simulators.capital.catalog import BY_EPIC, CATALOG, RESOLUTION_SECONDS
 from joe.simulators.common import SimClock
 
-from .conftest import SCALE
+from .conftest import HOST_CLOCK, SCALE
 
 T0 = datetime(2026, 11, 30, 15, 39, 5, 467000, tzinfo=UTC)  # mid-minute, as in the issue
 PRICE_KEYS = ("bid", "offer", "high", "low", "netChange")
@@ -104,6 +104,7 @@ def prices_of(summary: dict[str, Any]) -> Iterator[tuple[str, float]]:
 
 
 # ------------------------------------------------------------------ 1. time
+@HOST_CLOCK  # the simulator's HTTP Date header follows the host's clock, not its own
 async def test_confirm_date_is_utc_like_the_http_date(sim: CapitalSimulator, wire: Wire) -> None:
     ref = (await wire.json("POST", "/positions", json={"epic": "SILVER", "direction": "BUY", "size": 1}))[
         "dealReference"
@@ -374,7 +375,7 @@ async def test_activity_rows_other_than_positions_are_not_fills(sim: CapitalSimu
     assert bid is not None
     order = {"epic": "SILVER", "direction": "BUY", "size": 1, "level": round(bid * 0.9, 3), "type": "LIMIT"}
     await client.request("POST", "/workingorders", json_body=order)
-    rows = await AccountsApi(client).activity(datetime.now(UTC) - timedelta(minutes=5), detailed=True)
+    rows = await AccountsApi(client).activity(sim.clock() - timedelta(minutes=5), detailed=True)
     assert rows and all(r.type == "WORKING_ORDER" for r in rows)
     assert [fill_from_activity(r, "x") for r in rows] == [None] * len(rows)
 

@@ -24,6 +24,7 @@ from joe.execution.protection import TrailingStop, WatchedPosition
 from joe.execution.quotes import InstrumentIndex, QuoteBatch
 from joe.simulators.capital import CapitalSimulator, SimLimits
 from joe.store import open_store
+from market_clock import sim_clock
 
 SIG = "trail-1"
 CENT = Decimal("0.01")
@@ -39,7 +40,7 @@ async def until(cond: Callable[[], bool], what: str, timeout: float = 10.0) -> N
 
 @pytest.fixture
 async def sim() -> AsyncIterator[CapitalSimulator]:
-    s = CapitalSimulator(seed=7, limits=SimLimits().scaled(10.0), tick_s=0.02)
+    s = CapitalSimulator(seed=7, limits=SimLimits().scaled(10.0), tick_s=0.02, clock=sim_clock())
     await s.start()
     s.paused = True  # prices move only when the test says so
     yield s

@@ -21,13 +21,14 @@ from joe.core.order import OrderState
 from joe.execution.order_manager import OrderManager
 from joe.simulators.ibkr import IBKRSimulator
 from joe.store import open_store
+from market_clock import sim_clock
 
 CHILD = Path(__file__).with_name("restart_child_ibkr.py")
 
 
 @pytest.fixture
 async def sim() -> AsyncIterator[IBKRSimulator]:
-    s = IBKRSimulator(server_version=178, seed=7)
+    s = IBKRSimulator(server_version=178, seed=7, clock=sim_clock())
     await s.start()
     s.set_price("AAPL", 100)
     yield s
