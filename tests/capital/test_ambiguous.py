@@ -16,9 +16,7 @@ from joe.core.events import NullAudit
 from joe.core.models import OrderIntent, OrderLeg, OrderType, Side
 from joe.simulators.capital import CapitalSimulator
 
-from .conftest import HOST_CLOCK, make_client
-
-pytestmark = HOST_CLOCK  # the executor reconciles on the host's clock (conftest.HOST_CLOCK)
+from .conftest import make_client
 
 ACC = "12345678901234567"
 

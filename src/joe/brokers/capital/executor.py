@@ -39,6 +39,7 @@ from joe.brokers.capital.errors import (
 )
 from joe.brokers.capital.http import CapitalClient
 from joe.brokers.capital.mapping import account_info, fill_from_activity, opened_deal_id, position_from_row
+from joe.brokers.capital.markets import MarketsApi
 from joe.brokers.capital.models import Confirm
 from joe.brokers.capital.reconcile import Finding, Outcome, Probe, Reconciler
 from joe.brokers.capital.trading import TradingApi, bracket, num, order_body
@@ -79,6 +80,7 @@ class CapitalExecutor:
         self.audit = audit
         self.trading = TradingApi(client)
         self.accounts = AccountsApi(client)
+        self.markets = MarketsApi(client)  # the service's clock (`GET /time`), for reconciliation
         self.reconciler = Reconciler(
             self.trading,
             self.accounts,
@@ -200,9 +202,14 @@ class CapitalExecutor:
                 )
         if confirm is not None:
             return self._from_confirm(intent, path, confirm)
+        # The broker dates its deals on its own clock: the send instant on it (the earliest the offset
+        # allows, read afresh: this path is rare), or a host clock ahead of the broker's by more than the
+        # match slack would make our own deal look older than the request (and the outcome UNKNOWN).
+        offset = await self.markets.clock_offset(refresh=True)
         probe = Probe(
-            intent.symbol, intent.side.value, intent.quantity, sent_at, working=path != "/positions"
-        )
+            intent.symbol, intent.side.value, intent.quantity, sent_at + offset,
+            working=path != "/positions", clock_offset=offset,
+        )  # fmt: skip
         claimed = {d for d, seen in self._known_ids.items() if seen < sent_mono}
         claimed |= {t.deal_id for t in self.tracked.values()}
         finding = await self.reconciler.find(probe, claimed)

@@ -47,9 +47,10 @@ class Probe:
     epic: str
     direction: str
     size: Decimal
-    sent_at: datetime
+    sent_at: datetime  # on the broker's clock (its deals' `createdDateUTC` are compared with it)
     working: bool = False
     level: Decimal | None = None
+    clock_offset: timedelta = timedelta(0)  # the broker's clock minus this host's
 
 
 class Reconciler:
@@ -115,7 +116,8 @@ class Reconciler:
         if len(hits) > 1:
             # Several unclaimed look-alikes: we cannot prove which one is ours.
             return Finding(Outcome.UNKNOWN, reason=f"{len(hits)} matching rows; cannot attribute")
-        span = max(60, int((datetime.now(probe.sent_at.tzinfo) - lo).total_seconds()) + 5)
+        broker_now = datetime.now(probe.sent_at.tzinfo) + probe.clock_offset
+        span = max(60, int((broker_now - lo).total_seconds()) + 5)
         rows = await self.accounts.activity(
             last_period_s=min(span, 86400), detailed=True, fiql=f"epic=={probe.epic}"
         )
