@@ -36,4 +36,5 @@ async def test_cancelled_exit_stops_even_when_the_cancel_races_the_event(tmp_pat
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await asyncio.wait_for(task, timeout=5)  # bounded: the old code kept waiting for 30 s
+    await om.stop()  # its background tasks end before the store closes
     store.close()

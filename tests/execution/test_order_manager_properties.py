@@ -177,6 +177,7 @@ async def _run(qty: int, resize: bool, steps: list[tuple[str, Any, Any]], order_
         stored = {f.fill_id: f.quantity for f in store.fills(coid)}
         assert stored == {k: fr.fill.quantity for k, fr in venue_fills.items()}, leg
     assert joe_net == venue.net.get("AAPL", ZERO)
+    await om.stop()  # its leg trims end before the store closes (they read it)
     store.close()
 
 

@@ -113,4 +113,5 @@ async def _run(actions: list[tuple[str, Any, int]]) -> None:
         owner = sum((v.filled for v in venue.orders.values() if v.intent.client_order_id.startswith("ext-")
                      and v.intent.symbol == sym), D(0))  # fmt: skip
         assert ext.get(sym, D(0)) == owner, sym
+    await om.stop()  # its background tasks end before the store closes
     store.close()
