@@ -117,9 +117,6 @@ class _Rows(Mapping[str, np.ndarray]):
     def __len__(self) -> int:
         return len(self.names)
 
-    def __reduce__(self) -> tuple[type[_Rows], tuple[tuple[str, ...], np.ndarray]]:
-        return (_Rows, (self.names, self.rows))
-
 
 def analyse(
     panel: Panel,

@@ -43,13 +43,7 @@ import numpy as np
 from joe.analysis.features import Features, finite
 from joe.analysis.panel import Panel
 from joe.analysis.regime import Regime, RegimeLabel
-from joe.analysis.risk_market import (
-    DimensionScore,
-    MarketRisk,
-    average_dollar_volume,
-    gap_dimension,
-    volatility_dimension,
-)
+from joe.analysis.risk_market import DimensionScore, MarketRisk, market_risk
 from joe.analysis.risk_market import lin as _lin
 from joe.config.schema import RiskConfig
 from joe.core.models import ZERO, AssetClass, Direction, Instrument, Position, Signal
@@ -146,7 +140,6 @@ class RiskProfiler:
         f = features or Features(panel)
         t = panel.index_at(signal.as_of) if as_of_index is None else as_of_index
         sym = signal.symbol
-        entry = float(signal.entry)
         stop_dist = float(abs(signal.entry - signal.stop_loss))
 
         # -- size first: liquidity and concentration look at the resulting position --
@@ -171,15 +164,7 @@ class RiskProfiler:
         dims: dict[str, DimensionScore] = {}
         if sym in panel:
             if market is None or not market.fits(signal, t):
-                market = MarketRisk(
-                    sym,
-                    t,
-                    signal.entry,
-                    signal.stop_loss,
-                    volatility_dimension(f, sym, t, entry),
-                    gap_dimension(f, sym, t, stop_dist / entry if entry > 0 else math.nan),
-                    average_dollar_volume(f, sym, t),
-                )
+                market = market_risk(signal, f, t)
             dims["volatility"] = market.volatility
             dims["liquidity"] = self._liquidity(market.adv, float(notional))
             dims["gap_event"] = market.gap_event

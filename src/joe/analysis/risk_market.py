@@ -115,8 +115,8 @@ def average_dollar_volume(f: Features, sym: str, t: int) -> float:
 
 
 def market_risk(signal: Signal, f: Features, t: int) -> MarketRisk:
-    """The market-only dimensions of `signal` at row `t` of `f`'s panel, which must hold its symbol.
-    The same arithmetic as `RiskProfiler.assess` on its own (it calls these functions)."""
+    """The market-only dimensions of `signal` at row `t` of `f`'s panel, which must hold its symbol
+    (`RiskProfiler.assess` calls this itself when no `MarketRisk` computed ahead fits the signal)."""
     sym = signal.symbol
     entry = float(signal.entry)
     stop_dist = float(abs(signal.entry - signal.stop_loss))
