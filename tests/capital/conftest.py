@@ -7,6 +7,7 @@ are exercised by dedicated smaller tests.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -22,13 +23,15 @@ from market_clock import sim_clock
 
 SCALE = 10.0
 
-# For a module whose tests need the broker's clock to agree with the host's: Joe's Capital.com layer
-# compares the broker's deal times with the host's clock (e.g. the reconciliation window of a lost order
-# answer starts at the host's `sent_at`), so against a broker days away it finds nothing, or takes a fill
-# of Joe's for the owner's.
-# Such a test runs its simulator on the host's clock (weekday-independent while the simulator's
-# markets trade every day).
+# For a test whose assertion needs the broker's clock to agree with the host's (the simulator's HTTP
+# Date header follows the host's clock, not its own). Weekday-independent while the simulator's markets
+# trade every day.
 HOST_CLOCK = pytest.mark.parametrize("sim", ["host"], indirect=True)
+# A module whose tests must hold whichever way the broker's clock is off Joe's: on the suite's market
+# clock (days behind the host on most dates), and 3 hours behind and ahead of the host (far beyond every
+# slack and overlap Joe allows). Joe must read the broker's executions on the broker's clock.
+SKEW = timedelta(hours=3)
+ANY_BROKER_CLOCK = pytest.mark.parametrize("sim", ["market", "behind", "ahead"], indirect=True)
 
 
 def make_client(
@@ -52,9 +55,15 @@ async def sim(request: pytest.FixtureRequest) -> AsyncIterator[CapitalSimulator]
     """The simulator, on the suite's market clock (`market_clock.sim_clock`: a Tuesday, whatever the
     weekday it runs on); `@pytest.mark.parametrize("sim", ["frozen"], indirect=True)` freezes its clock,
     so its prices stand still until the test moves them (no wall-clock dependence); `["host"]` runs it on
-    the host's clock (`HOST_CLOCK`)."""
+    the host's clock (`HOST_CLOCK`); `["behind"]` / `["ahead"]` 3 hours off it (`ANY_BROKER_CLOCK`)."""
     param = getattr(request, "param", None)
-    clock = SimClock.frozen() if param == "frozen" else SimClock() if param == "host" else sim_clock()
+    if param == "frozen":
+        clock = SimClock.frozen()
+    elif param in ("host", "behind", "ahead"):
+        skew = {"host": timedelta(0), "behind": -SKEW, "ahead": SKEW}[param]
+        clock = SimClock(datetime.now(UTC) + skew)
+    else:
+        clock = sim_clock()
     s = CapitalSimulator(seed=7, limits=SimLimits().scaled(SCALE), tick_s=0.02, clock=clock)
     await s.start()
     yield s

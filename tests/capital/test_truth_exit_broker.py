@@ -19,10 +19,6 @@ from joe.core.order import OrderState
 from joe.simulators.capital import CapitalSimulator
 from joe.store import Store
 
-from .conftest import HOST_CLOCK
-
-pytestmark = HOST_CLOCK  # the executor reconciles on the host's clock (conftest.HOST_CLOCK)
-
 
 @pytest.mark.parametrize(("owner", "part"), [(1, "2"), (1, None), (2, "2"), (1, "1")])
 async def test_exit_after_owner_closed_part_joe_equals_broker(

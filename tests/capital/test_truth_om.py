@@ -23,10 +23,6 @@ from joe.execution.order_manager import OrderManager
 from joe.simulators.capital import CapitalSimulator
 from joe.store import Store
 
-from .conftest import HOST_CLOCK
-
-pytestmark = HOST_CLOCK  # the executor reconciles on the host's clock (conftest.HOST_CLOCK)
-
 
 async def until(pred: Callable[[], bool], timeout: float = 3.0) -> None:
     """Wait for the OrderManager's background consumer to apply what the broker reported."""

@@ -25,17 +25,17 @@ from joe.core.ids import client_order_id
 from joe.core.order import OrderState
 from joe.execution.order_manager import OrderManager
 from joe.simulators.capital import CapitalSimulator, SimLimits
-from joe.simulators.common import SimClock
 from joe.store import open_store
+from market_clock import sim_clock
 
 CHILD = Path(__file__).with_name("restart_child.py")
 
 
 @pytest.fixture
 async def sim() -> AsyncIterator[CapitalSimulator]:
-    # On the host's clock: Joe's Capital.com layer matches the broker's deal times with the host's clock, so
-    # against a broker days away (the pinned Tuesday) a fill made while Joe was down is taken for the owner's.
-    s = CapitalSimulator(seed=7, limits=SimLimits().scaled(10.0), tick_s=0.02, clock=SimClock())
+    # On the suite's market clock (days behind the host on most dates): Joe reads the broker's executions
+    # on the broker's clock, so a fill made while Joe was down is Joe's whatever the host's date.
+    s = CapitalSimulator(seed=7, limits=SimLimits().scaled(10.0), tick_s=0.02, clock=sim_clock())
     await s.start()
     yield s
     await s.stop()

@@ -38,7 +38,9 @@ async def test_an_execution_in_the_checkpoints_own_second_is_since_it(
     frozen: IBKRSimulator, make_client: Any
 ) -> None:
     frozen.set_price("AAPL", 100)
-    client = await make_client(frozen)
+    # Joe's clock agrees with TWS's here: with TWS behind, a `since` is taken as possibly on Joe's clock
+    # and the window starts earlier by the difference (the next test).
+    client = await make_client(frozen, clock=lambda: T)
     it = single("since-1")
     await client.submit([it])
     rec = client.recorder
@@ -49,3 +51,24 @@ async def test_an_execution_in_the_checkpoints_own_second_is_since_it(
         ms = await client.mass_status(since)
         assert [x.fill.fill_id for x in ms.fills] == [f.fill_id], since
     assert (await client.mass_status(T + timedelta(seconds=1))).fills == []  # the next second: after it
+
+
+@pytest.mark.parametrize("host_ahead_s", [3 * 3600, 90, -3 * 3600])
+async def test_since_on_joes_clock_finds_an_execution_with_tws_behind_or_ahead(
+    frozen: IBKRSimulator, make_client: Any, host_ahead_s: int
+) -> None:
+    """An order's creation on Joe's clock is a valid `since` (the `OrderManager` passes one): with TWS's
+    clock behind Joe's by more than every slack (3 h, and 90 s: past `EXEC_TIME_SLACK`), the execution
+    it made is still in the window; with TWS ahead the window was wide enough already. Before: with TWS
+    behind, the fill of an order sent while Joe was down was never read again."""
+    host = T + timedelta(seconds=host_ahead_s)
+    frozen.set_price("AAPL", 100)
+    client = await make_client(frozen, clock=lambda: host)
+    it = single("since-skew")
+    created = host  # the order's creation, as Joe's clock read it
+    await client.submit([it])
+    rec = client.recorder
+    await wait_for(lambda: rec.state(it.client_order_id) is VenueOrderStatus.FILLED, what="fill")
+    ms = await client.mass_status(created)
+    assert [x.fill.client_order_id for x in ms.fills] == [it.client_order_id]
+    assert ms.ts == T.replace(microsecond=0)  # the read is stamped on TWS's clock, not Joe's

@@ -149,6 +149,17 @@ class MassStatus:
     account: AccountInfo | None = None
 
 
+def since_on_broker_clock(since: datetime, broker_now: datetime, host_now: datetime) -> datetime:
+    """The start of an executions window that holds every execution since `since`, whichever clock
+    `since` was read on: Joe's (an order's `created_at`) or the broker's (a checkpoint of an earlier
+    `MassStatus.ts`). Executions are stamped on the broker's clock, so with the broker behind Joe's
+    clock by d, an instant on Joe's clock is d later than the same instant on the broker's: the window
+    starts d earlier. With the broker ahead, `since` is already early enough on both (a wider window
+    only re-reads executions, which are unique by their identity)."""
+    behind = host_now - broker_now
+    return since - behind if behind.total_seconds() > 0 else since
+
+
 Observation = OrderStatusReport | FillReport | CommissionReport | BrokerNotice | PositionReport
 """What an adapter's `observations()` stream yields. A `PositionReport` on it is a live position
 update (IBKR `position`, pushed for every change of the account's position, whoever traded): the

@@ -20,7 +20,13 @@ from joe.brokers.capital.mapping import account_info
 from joe.brokers.capital.models import Activity, Confirm, PositionRow
 from joe.brokers.capital.trading import TradingApi
 from joe.core.models import OrderLeg, OrderType, Side
-from joe.core.reports import FillReport, MassStatus, OrderStatusReport, VenueOrderStatus
+from joe.core.reports import (
+    FillReport,
+    MassStatus,
+    OrderStatusReport,
+    VenueOrderStatus,
+    since_on_broker_clock,
+)
 
 # How far back a gone deal's close is looked for (seven one-day requests, only when the last day has
 # none): a week of skipped daily runs.
@@ -334,11 +340,14 @@ class CapitalQueries:
     async def mass_status(self, since: datetime | None = None) -> MassStatus:
         """Working orders, live deals (as filled entries with their attached legs), fills since `since`
         (default: the last 10 minutes; at most one day per request), positions and the account.
-        `ts` (and the window's end) is the broker's time (`broker_now`); `since` should be too."""
+        `ts` (and the window's end) is the broker's time (`broker_now`). `since` may be on either clock
+        (a checkpoint of an earlier `ts`, or an order's creation on Joe's): the window starts early
+        enough for both (`joe.core.reports.since_on_broker_clock`)."""
         now = await self.broker_now()
         positions = await self.trading.positions()
         orders = await self.trading.working_orders()
-        start = since or now - timedelta(minutes=10)
+        host_now = datetime.now(UTC)
+        start = now - timedelta(minutes=10) if since is None else since_on_broker_clock(since, now, host_now)
         acts = await self.accounts.activity(start, now + timedelta(seconds=1), fiql="type==POSITION")
         reports = [ob.working_order_report(r, now, reconciling=True) for r in orders]
         kids: dict[str, dict[OrderLeg, str]] = {}

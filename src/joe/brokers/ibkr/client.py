@@ -64,6 +64,7 @@ from joe.core.reports import (
     Observation,
     OrderStatusReport,
     PositionReport,
+    since_on_broker_clock,
 )
 
 NO_SECURITY_DEFINITION = 200
@@ -426,7 +427,8 @@ class IBKRExecutionClient:
 
     async def mass_status(self, since: datetime | None = None) -> MassStatus:
         """Open + completed orders, executions since `since` (with commissions), positions, account;
-        `ts` is TWS's time (`reqCurrentTime`), and `since` should be on it too."""
+        `ts` is TWS's time (`reqCurrentTime`); `since` may be on it or on Joe's clock (an order's
+        creation): the cutoff is early enough for both (`joe.core.reports.since_on_broker_clock`)."""
         async with self._lock:
             # The broker's clock: executions carry TWS's times, so `since` (a checkpoint of an earlier
             # read's `ts`) must be on it too; Joe's clock ahead by more than the overlap hid them.
@@ -438,7 +440,8 @@ class IBKRExecutionClient:
         if since is not None:
             # Inclusive, in whole seconds: TWS stamps executions in whole seconds, so one in the
             # cutoff's own second (stamped before a cutoff with a fraction) is still "since" it.
-            cutoff = ensure_utc(since).replace(microsecond=0)
+            # `since` on Joe's clock (an order's creation) is moved onto TWS's (`since_on_broker_clock`).
+            cutoff = ensure_utc(since_on_broker_clock(since, ts, self.clock())).replace(microsecond=0)
             fills = [f for f in fills if f.fill.ts >= cutoff]
         commissions: list[CommissionReport] = []
         for f in fills:
