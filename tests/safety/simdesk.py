@@ -27,6 +27,7 @@ from joe.safety.broker_safety import BrokerSafety
 from joe.safety.control import SafetyContext
 from joe.simulators.capital import CapitalSimulator, SimLimits
 from joe.simulators.ibkr import IBKRSimulator
+from market_clock import sim_clock
 
 D = Decimal
 KINDS = ["ibkr", "capital"]
@@ -189,7 +190,7 @@ async def live_desk(
     own_sim = sim is None
     if kind == "ibkr":
         if sim is None:
-            sim = IBKRSimulator(server_version=178, seed=7)
+            sim = IBKRSimulator(server_version=178, seed=7, clock=sim_clock())
             await sim.start()
             sim.set_price("AAPL", 100)
             sim.set_price("MSFT", 200)
@@ -205,7 +206,7 @@ async def live_desk(
                 await sim.stop()
     else:
         if sim is None:
-            sim = CapitalSimulator(seed=7, limits=SimLimits().scaled(10.0), tick_s=0.02)
+            sim = CapitalSimulator(seed=7, limits=SimLimits().scaled(10.0), tick_s=0.02, clock=sim_clock())
             await sim.start()
         creds = Credentials(sim.login.api_key, sim.login.identifier, sim.login.password, False)
         http = CapitalClient(sim.url, creds, audit=ctx.audit, limits=Limits().scaled(10.0), backoff_s=0.01)

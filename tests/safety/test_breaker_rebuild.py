@@ -29,6 +29,7 @@ from joe.safety.control import SafetyContext, resume
 from joe.safety.trading_state import TradingState
 from joe.simulators.capital import CapitalSimulator, SimLimits
 from joe.simulators.ibkr import IBKRSimulator
+from market_clock import sim_clock
 
 from .conftest import restart
 from .simdesk import Desk, bracket, live_desk, until
@@ -75,12 +76,12 @@ async def test_rejects_before_and_after_a_rebuilt_desk_add_up(kind: str, ctx: Sa
 
 async def _simulator(kind: str) -> Any:
     if kind == "ibkr":
-        sim = IBKRSimulator(server_version=178, seed=7)
+        sim = IBKRSimulator(server_version=178, seed=7, clock=sim_clock())
         await sim.start()
         sim.set_price("AAPL", 100)
         sim.set_price("MSFT", 200)
         return sim
-    sim = CapitalSimulator(seed=7, limits=SimLimits().scaled(10.0), tick_s=0.02)
+    sim = CapitalSimulator(seed=7, limits=SimLimits().scaled(10.0), tick_s=0.02, clock=sim_clock())
     await sim.start()
     return sim
 

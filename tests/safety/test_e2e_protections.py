@@ -14,7 +14,6 @@ from decimal import Decimal
 import pytest
 
 from joe.config.schema import ProtectionsConfig, RiskConfig
-from joe.core.clock import utcnow
 from joe.safety.control import SafetyContext
 from joe.safety.live_trades import live_closed_trades
 from joe.safety.paper_book import protection_locks
@@ -51,7 +50,9 @@ async def test_stop_outs_at_the_broker_lock_entries(kind: str, ctx: SafetyContex
     assert [t.symbol for t in trades] == [sym] * 3
     assert all(t.stopped_out and t.pnl < 0 and t.notional > 0 for t in trades), trades
 
-    now = utcnow()
+    # The locks as of the last stop-out, on the clock its time was stamped on (the broker's: the simulator
+    # runs on the suite's market clock, whatever this host's date).
+    now = trades[-1].closed_at
     locks = {(lk.policy, lk.scope): lk for lk in protection_locks(ctx.store, "live", now, cfg, D(100_000))}
     assert set(locks) == {
         ("stoploss_guard", ALL),

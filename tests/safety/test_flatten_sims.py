@@ -23,6 +23,7 @@ from joe.safety.venues import ClientVenue
 from joe.simulators.capital import CapitalSimulator, SimLimits
 from joe.simulators.ibkr import IBKRSimulator
 from joe.store import open_store
+from market_clock import sim_clock
 
 D = Decimal
 
@@ -35,7 +36,7 @@ def ctx(tmp_path: Path) -> SafetyContext:
 
 @pytest.fixture
 async def capital() -> AsyncIterator[tuple[CapitalSimulator, CapitalExecutor]]:
-    sim = CapitalSimulator(seed=7, limits=SimLimits().scaled(10.0), tick_s=0.02)
+    sim = CapitalSimulator(seed=7, limits=SimLimits().scaled(10.0), tick_s=0.02, clock=sim_clock())
     await sim.start()
     creds = Credentials(sim.login.api_key, sim.login.identifier, sim.login.password, False)
     client = CapitalClient(sim.url, creds, audit=NullAudit(), limits=Limits().scaled(10.0), backoff_s=0.01)
@@ -59,7 +60,7 @@ async def capital() -> AsyncIterator[tuple[CapitalSimulator, CapitalExecutor]]:
 
 @pytest.fixture
 async def ibkr() -> AsyncIterator[tuple[IBKRSimulator, IBKRExecutionClient]]:
-    sim = IBKRSimulator(server_version=178, seed=7)
+    sim = IBKRSimulator(server_version=178, seed=7, clock=sim_clock())
     await sim.start()
     client = IBKRExecutionClient(
         "127.0.0.1", sim.port, 31, "", "paper", NullAudit(),

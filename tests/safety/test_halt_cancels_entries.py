@@ -35,6 +35,7 @@ from joe.safety.margin_monitor import MarginMonitor, MarginReading
 from joe.safety.trading_state import TradingState, TradingStateStore
 from joe.simulators.capital import CapitalSimulator, SimLimits
 from joe.simulators.ibkr import IBKRSimulator
+from market_clock import sim_clock
 
 D = Decimal
 S = OrderState
@@ -113,7 +114,7 @@ HALTS = {
 
 @pytest.fixture
 async def ibkr(data_dir: Path, ctx: SafetyContext) -> AsyncIterator[tuple[IBKRSimulator, OrderManager]]:
-    sim = IBKRSimulator(server_version=178, seed=7)
+    sim = IBKRSimulator(server_version=178, seed=7, clock=sim_clock())
     await sim.start()
     client = IBKRExecutionClient(
         "127.0.0.1", sim.port, 51, "", "paper", NullAudit(), data_dir / "ids.json",
@@ -133,7 +134,7 @@ async def ibkr(data_dir: Path, ctx: SafetyContext) -> AsyncIterator[tuple[IBKRSi
 
 @pytest.fixture
 async def capital(ctx: SafetyContext) -> AsyncIterator[tuple[CapitalSimulator, OrderManager]]:
-    sim = CapitalSimulator(seed=7, limits=SimLimits().scaled(10.0), tick_s=0.02)
+    sim = CapitalSimulator(seed=7, limits=SimLimits().scaled(10.0), tick_s=0.02, clock=sim_clock())
     await sim.start()
     creds = Credentials(sim.login.api_key, sim.login.identifier, sim.login.password, False)
     http = CapitalClient(sim.url, creds, audit=NullAudit(), limits=Limits().scaled(10.0), backoff_s=0.01)

@@ -41,6 +41,7 @@ from joe.safety.trading_state import TradingState
 from joe.simulators.capital import CapitalSimulator, SimLimits
 from joe.simulators.ibkr import IBKRSimulator
 from joe.store import open_store
+from market_clock import sim_clock
 
 D = Decimal
 T0 = datetime(2026, 3, 2, 15, 0, tzinfo=UTC)
@@ -75,7 +76,7 @@ async def shadow_desk(kind: str, ctx: SafetyContext, book_dir: Path) -> AsyncIte
     book_store = open_store(f"sqlite:///{book_dir / 'twin-shadow.db'}", data_dir=book_dir)
     book = PaperPortfolio.load(book_store, ctx.audit, ExecutionConfig(), broker=kind)
     if kind == "ibkr":
-        sim = IBKRSimulator(server_version=178, seed=7)
+        sim = IBKRSimulator(server_version=178, seed=7, clock=sim_clock())
         await sim.start()
         sim.set_price("AAPL", 100)
         md, client = create_ibkr(audit=ctx.audit, mode="paper", port=sim.port, client_id=62,
@@ -89,7 +90,7 @@ async def shadow_desk(kind: str, ctx: SafetyContext, book_dir: Path) -> AsyncIte
             await client.close()
             await sim.stop()
     else:
-        sim = CapitalSimulator(seed=7, limits=SimLimits().scaled(10.0), tick_s=0.02)
+        sim = CapitalSimulator(seed=7, limits=SimLimits().scaled(10.0), tick_s=0.02, clock=sim_clock())
         await sim.start()
         sim.paused = True
         creds = Credentials(sim.login.api_key, sim.login.identifier, sim.login.password, False)
