@@ -7,6 +7,8 @@ nothing again.
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from capital.conftest import make_client
 from capital.test_truth_om import manager, state, until
 from capital.truth_helpers import adapter, around, books, bracket, entry
@@ -103,5 +105,37 @@ async def test_owner_deal_on_joes_instrument_is_external_on_a_hedging_account(
         assert (pos.symbol, pos.quantity) == ("GOLD", 2)
         assert sorted(s for _, _, s, _ in books(sim, "GOLD")) == [1, 2]
         assert om.unprotected_now == {}
+    finally:
+        await om.stop()
+
+
+async def test_an_owners_deal_older_than_the_first_pass_is_not_counted_again(
+    sim: CapitalSimulator, client: CapitalClient, store: Store
+) -> None:
+    """The owner's deal an hour before Joe's first pass is adopted whole as an external position. Later
+    passes read from the checkpoint, on the broker's clock as it is: never widened by how far the broker
+    is behind this host, or that old deal came back as a new external execution, counted twice, and the
+    next pass halted on a mismatch (review of db9e45d, finding 2)."""
+    sim.set_hedging(True)
+    sim.manual_trade("GOLD", "BUY", 3)
+    sim.move_clock(sim.clock() + timedelta(hours=1))
+    om = await manager(adapter(client), store)
+    try:
+        ts = TradingStateStore(store, NullAudit())
+        rec = Reconciler(om, trading_state=ts)
+        first = await rec.reconcile()  # no checkpoint, no order: the last 10 minutes
+        assert first.explained, first.summary()
+        [pos] = store.reconcile_items("capital", "live", "external_position")
+        assert (pos.symbol, pos.quantity) == ("GOLD", 3)
+        stop, target = around(sim, "GOLD", "2")
+        group = bracket("rc-old", "GOLD", Side.BUY, "1", stop, target)
+        await om.submit(group)
+        await until(lambda: state(om, group[0].client_order_id) is OrderState.FILLED)
+        second = await rec.reconcile()
+        assert second.explained and second.adopted == (), second.summary()
+        assert ts.current().state is TradingState.ACTIVE
+        assert [
+            (i.symbol, i.quantity) for i in store.reconcile_items("capital", "live", "external_position")
+        ] == [("GOLD", 3)]
     finally:
         await om.stop()

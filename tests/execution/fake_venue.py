@@ -149,7 +149,7 @@ class FakeVenue:
         v = self.orders.get(client_order_id)
         return [self._report(v)] if v else []
 
-    async def mass_status(self, since: datetime | None = None) -> MassStatus:
+    async def mass_status(self, since: datetime | None = None, *, joes_clock: bool = False) -> MassStatus:
         return MassStatus(
             self.name,
             T0,

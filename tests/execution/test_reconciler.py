@@ -48,7 +48,7 @@ def blank_ids(venue: FakeVenue) -> None:
     """What the broker reports for an order placed elsewhere: no client order id on it or its fills."""
     real = venue.mass_status
 
-    async def mass(since: object = None) -> object:
+    async def mass(since: object = None, **kw: object) -> object:
         m = await real()
         m.orders[:] = [r if not r.client_order_id.startswith("ext-") else _blank(r) for r in m.orders]
         m.fills[:] = [f if not f.fill.client_order_id.startswith("ext-") else _blank_fill(f) for f in m.fills]
@@ -92,15 +92,18 @@ async def test_reads_executions_from_the_checkpoint_minus_overlap(store: Store) 
     seen: list[object] = []
     real = venue.mass_status
 
-    async def spy(since: object = None) -> object:
-        seen.append(since)
+    async def spy(since: object = None, joes_clock: bool = False) -> object:
+        seen.append((since, joes_clock))
         return await real(since)  # type: ignore[arg-type]
 
     venue.mass_status = spy  # type: ignore[method-assign,assignment]
     rec = Reconciler(om)
     await rec.reconcile()
     await rec.reconcile()
-    assert seen[1] == T0 - rec.overlap
+    # The first pass reads from the oldest open order's creation (Joe's clock: the adapter moves it onto
+    # the broker's); the next from the checkpoint, the broker's read time (its clock: left as it is).
+    assert seen[0][1] is True
+    assert seen[1] == (T0 - rec.overlap, False)
 
 
 async def test_order_the_broker_forgot_is_lost_after_n_checks_never_resent(store: Store) -> None:
@@ -220,7 +223,7 @@ async def test_intents_are_refused_while_a_pass_runs(store: Store) -> None:
     real = venue.mass_status
     refused: list[bool] = []
 
-    async def during(since: object = None) -> object:
+    async def during(since: object = None, **kw: object) -> object:
         try:
             await om.submit(bracket("during"))
         except EntriesRefused:

@@ -47,7 +47,7 @@ def _blank_external(venue: FakeVenue) -> None:
 
     real = venue.mass_status
 
-    async def mass(since: Any = None) -> Any:
+    async def mass(since: Any = None, **kw: Any) -> Any:
         m = await real(since)
         m.orders[:] = [replace(r, client_order_id="") if r.client_order_id.startswith("ext-") else r
                        for r in m.orders]  # fmt: skip

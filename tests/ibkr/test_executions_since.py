@@ -57,10 +57,10 @@ async def test_an_execution_in_the_checkpoints_own_second_is_since_it(
 async def test_since_on_joes_clock_finds_an_execution_with_tws_behind_or_ahead(
     frozen: IBKRSimulator, make_client: Any, host_ahead_s: int
 ) -> None:
-    """An order's creation on Joe's clock is a valid `since` (the `OrderManager` passes one): with TWS's
-    clock behind Joe's by more than every slack (3 h, and 90 s: past `EXEC_TIME_SLACK`), the execution
-    it made is still in the window; with TWS ahead the window was wide enough already. Before: with TWS
-    behind, the fill of an order sent while Joe was down was never read again."""
+    """An order's creation on Joe's clock is a `since` with `joes_clock` (the `OrderManager` passes one):
+    with TWS's clock behind Joe's by more than every slack (3 h, and 90 s: past `EXEC_TIME_SLACK`), the
+    execution it made is still in the window; with TWS ahead the window was wide enough already. Before:
+    with TWS behind, the fill of an order sent while Joe was down was never read again."""
     host = T + timedelta(seconds=host_ahead_s)
     frozen.set_price("AAPL", 100)
     client = await make_client(frozen, clock=lambda: host)
@@ -69,6 +69,8 @@ async def test_since_on_joes_clock_finds_an_execution_with_tws_behind_or_ahead(
     await client.submit([it])
     rec = client.recorder
     await wait_for(lambda: rec.state(it.client_order_id) is VenueOrderStatus.FILLED, what="fill")
-    ms = await client.mass_status(created)
+    ms = await client.mass_status(created, joes_clock=True)
     assert [x.fill.client_order_id for x in ms.fills] == [it.client_order_id]
+    # A `since` on TWS's own clock (a checkpoint) is not moved: the second after the fill holds none.
+    assert (await client.mass_status(T + timedelta(seconds=1))).fills == []
     assert ms.ts == T.replace(microsecond=0)  # the read is stamped on TWS's clock, not Joe's

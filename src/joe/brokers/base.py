@@ -224,8 +224,13 @@ class ExecutionClient(Protocol):
         """Every order at the broker carrying this client order id (open and completed); [] if none."""
         ...
 
-    async def mass_status(self, since: datetime | None = None) -> MassStatus:
-        """Open and completed orders, executions (and commissions) since `since`, positions, account."""
+    async def mass_status(self, since: datetime | None = None, *, joes_clock: bool = False) -> MassStatus:
+        """Open and completed orders, executions (and commissions) since `since`, positions, account.
+
+        `since` is on the broker's clock (a checkpoint: an earlier `MassStatus.ts`), or with `joes_clock`
+        on Joe's (an order's `created_at`): then the window starts where the broker's clock read that
+        instant, never later (`joe.core.reports.since_on_broker_clock`; executions are stamped on the
+        broker's clock, which may be behind this host's)."""
         ...
 
     async def positions(self) -> list[PositionReport]: ...

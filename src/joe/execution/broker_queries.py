@@ -127,11 +127,12 @@ class BrokerQueries:
 
     async def settle_signal(self, signal_id: str, since: datetime) -> None:
         """Make Joe's copies of one signal's orders equal the broker's now: apply the broker's
-        status and executions (since `since`) of those orders, then ask for each one still open
-        that the broker did not list. A broker that cannot be read is alerted, not guessed."""
+        status and executions (since `since`, on Joe's clock: an entry's creation) of those orders,
+        then ask for each one still open that the broker did not list. A broker that cannot be read
+        is alerted, not guessed."""
         mine = {o.client_order_id for o in self.book.signal_orders(signal_id)}
         try:
-            mass = await self.client.mass_status(since - EXEC_TIME_SLACK)
+            mass = await self.client.mass_status(since - EXEC_TIME_SLACK, joes_clock=True)
         except BrokerError as e:
             await self.journal.alert(AlertKind.UNRESOLVED, f"signal {signal_id}: broker unreadable: {e}")
             return

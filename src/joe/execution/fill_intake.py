@@ -291,7 +291,7 @@ class FillIntake:
         """Apply the broker's executions (and commissions) of `o`; False when they could not be read
         (alerted): then nothing may be inferred from their absence (no estimated fill)."""
         try:
-            mass = await self.client.mass_status(o.created_at - EXEC_TIME_SLACK)
+            mass = await self.client.mass_status(o.created_at - EXEC_TIME_SLACK, joes_clock=True)
         except BrokerError as e:
             await self.journal.alert(AlertKind.UNRESOLVED, f"could not fetch executions: {e}", o)
             return False

@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING
 from joe.brokers.base import BrokerError, InvalidOrder
 from joe.core.models import ZERO, Fill, OrderLeg
 from joe.core.order import Order, OrderState
+from joe.execution.estimated_fills import is_estimate
 from joe.execution.events import AlertKind
 from joe.execution.fill_intake import EXEC_TIME_SLACK
 
@@ -229,7 +230,8 @@ class OutsideChanges:
             return  # Joe's signals are all there (what else moved is the owner's own)
         async with self._outside_lock:
             try:
-                mass = await self.client.mass_status(min(e.created_at for e in opened) - EXEC_TIME_SLACK)
+                since = min(e.created_at for e in opened) - EXEC_TIME_SLACK
+                mass = await self.client.mass_status(since, joes_clock=True)
             except BrokerError as e:
                 self._position_seen.pop(p.symbol, None)
                 await self.journal.alert(
@@ -265,8 +267,11 @@ class OutsideChanges:
         for fr in sorted(loose, key=lambda x: x.fill.ts):
             f = fr.fill
             entries = [e for e in open_by_symbol.get(f.symbol, []) if e.intent.side.sign != f.side.sign]
-            # Brokers stamp executions in whole seconds: one in the entry's own second may precede it.
-            entries = [e for e in entries if e.created_at - _SECOND <= f.ts]
+            # Only an execution after the entry's can change its position. Both are compared as the broker
+            # stamped them (the entry's creation is on Joe's clock, which may be off the broker's by far
+            # more than a second); brokers stamp in whole seconds: one in the entry's own second may
+            # precede it.
+            entries = [e for e in entries if _opened_at(e) - _SECOND <= f.ts]
             by_sid = {e.intent.signal_id: e for e in entries}
             signals = [(sid, e.intent.side.sign, self.position_of(sid)) for sid, e in by_sid.items()]
             why = "the broker's position fell below Joe's by an execution Joe did not place"
@@ -345,3 +350,10 @@ class OutsideChanges:
                 await self.cancel(g.client_order_id)
             else:
                 await self.modify(g.client_order_id, quantity=g.filled_quantity + cap)
+
+
+def _opened_at(entry: Order) -> datetime:
+    """When the broker filled `entry` first, on the broker's clock (its executions' stamp); its creation
+    on Joe's clock only when no execution of it is known (an estimated fill carries Joe's time too)."""
+    stamped = [f.ts for f in entry.fills.values() if not is_estimate(f.fill_id)]
+    return min(stamped) if stamped else entry.created_at

@@ -79,13 +79,15 @@ class ReconcilePass:
 
         async def send(self, orders: list[Order]) -> list[Order]: ...
 
-    async def reconcile(self, since: datetime | None = None) -> MassPass:
+    async def reconcile(self, since: datetime | None = None, *, joes_clock: bool = False) -> MassPass:
         """One reconciliation pass: re-audit the fill outbox, rebuild non-terminal orders from the
-        store, apply the broker's mass status (executions since `since`; default: since the oldest
-        non-terminal order was created), resolve (or send, if provably never sent) orders the
-        broker did not list, and check protection. Intents are refused while it runs.
+        store, apply the broker's mass status (executions since `since`, on the broker's clock or with
+        `joes_clock` on Joe's; default: since the oldest non-terminal order was created), resolve (or
+        send, if provably never sent) orders the broker did not list, and check protection. Intents are
+        refused while it runs.
 
-        Returns what the pass saw and did (`MassPass`): the `Reconciler` builds its report on it."""
+        Returns what the pass saw and did (`MassPass`): the `Reconciler` builds
+        its report on it."""
         self._reconciling = True
         applied: list[str] = []
         self._applied = applied
@@ -104,7 +106,8 @@ class ReconcilePass:
             if since is None:
                 oldest = min((o.created_at for o in mine), default=None)
                 since = oldest - EXEC_TIME_SLACK if oldest is not None else None
-            mass = await self.client.mass_status(since)
+                joes_clock = True  # an order's creation: Joe's clock
+            mass = await self.client.mass_status(since, joes_clock=joes_clock)
             # Statuses are applied before executions: an order this pass has executions of is not
             # estimated meanwhile (`FillIntake._book_unseen_fills`); once they are applied, what
             # they still lack of the broker's Filled is (`_deferred_estimates`).

@@ -151,12 +151,13 @@ class Reconciler:
 
     async def reconcile(self) -> ReconcileReport:
         """One pass (see the module docstring). Raises `BrokerError` if the broker cannot be read."""
-        checkpoint = self.store.reconcile_checkpoint(self.broker, self.mode)
+        checkpoint = self.store.reconcile_checkpoint(self.broker, self.mode)  # the broker's clock
+        joes_clock = checkpoint is None
         if checkpoint is None:  # never reconciled: from the oldest order still open (None: everything)
             live = self.store.orders(state=_NON_TERMINAL, mode=self.mode, broker=self.broker)
-            checkpoint = min((o.created_at for o in live), default=None)
+            checkpoint = min((o.created_at for o in live), default=None)  # Joe's clock
         since = checkpoint - self.overlap if checkpoint is not None else None
-        done = await self.om.reconcile(since)
+        done = await self.om.reconcile(since, joes_clock=joes_clock)
         mass = done.mass
         findings: list[Finding] = []
         lost = await self._missing(done.missing, findings)

@@ -492,6 +492,7 @@ class CapitalExecutionClient(OrderAmendments, ExitFlow):
         (`queries.CapitalQueries.order_status`)."""
         return await self.queries.order_status(client_order_id)
 
-    async def mass_status(self, since: datetime | None = None) -> MassStatus:
-        """Working orders, live deals with their attached legs, fills since `since`, positions, account."""
-        return await self.queries.mass_status(since)
+    async def mass_status(self, since: datetime | None = None, *, joes_clock: bool = False) -> MassStatus:
+        """Working orders, live deals with their attached legs, fills since `since` (on the broker's
+        clock, or on Joe's with `joes_clock`: `ExecutionClient.mass_status`), positions, account."""
+        return await self.queries.mass_status(since, joes_clock=joes_clock)

@@ -337,17 +337,19 @@ class CapitalQueries:
         ms = await self.accounts.server_time()
         return datetime.fromtimestamp(ms / 1000, UTC)
 
-    async def mass_status(self, since: datetime | None = None) -> MassStatus:
+    async def mass_status(self, since: datetime | None = None, *, joes_clock: bool = False) -> MassStatus:
         """Working orders, live deals (as filled entries with their attached legs), fills since `since`
         (default: the last 10 minutes; at most one day per request), positions and the account.
-        `ts` (and the window's end) is the broker's time (`broker_now`). `since` may be on either clock
-        (a checkpoint of an earlier `ts`, or an order's creation on Joe's): the window starts early
-        enough for both (`joe.core.reports.since_on_broker_clock`)."""
+        `ts` (and the window's end) is the broker's time (`broker_now`). `since` is on it too, or with
+        `joes_clock` on Joe's (an order's creation): then the window starts early enough on the broker's
+        (`joe.core.reports.since_on_broker_clock`)."""
         now = await self.broker_now()
         positions = await self.trading.positions()
         orders = await self.trading.working_orders()
-        host_now = datetime.now(UTC)
-        start = now - timedelta(minutes=10) if since is None else since_on_broker_clock(since, now, host_now)
+        if since is None:
+            start = now - timedelta(minutes=10)
+        else:
+            start = since_on_broker_clock(since, now, self.clock()) if joes_clock else since
         acts = await self.accounts.activity(start, now + timedelta(seconds=1), fiql="type==POSITION")
         reports = [ob.working_order_report(r, now, reconciling=True) for r in orders]
         kids: dict[str, dict[OrderLeg, str]] = {}

@@ -425,10 +425,10 @@ class IBKRExecutionClient:
             out.append(r)
         return out
 
-    async def mass_status(self, since: datetime | None = None) -> MassStatus:
+    async def mass_status(self, since: datetime | None = None, *, joes_clock: bool = False) -> MassStatus:
         """Open + completed orders, executions since `since` (with commissions), positions, account;
-        `ts` is TWS's time (`reqCurrentTime`); `since` may be on it or on Joe's clock (an order's
-        creation): the cutoff is early enough for both (`joe.core.reports.since_on_broker_clock`)."""
+        `ts` is TWS's time (`reqCurrentTime`); `since` is on it too, or with `joes_clock` on Joe's (an
+        order's creation): then the cutoff is early enough on TWS's (`since_on_broker_clock`)."""
         async with self._lock:
             # The broker's clock: executions carry TWS's times, so `since` (a checkpoint of an earlier
             # read's `ts`) must be on it too; Joe's clock ahead by more than the overlap hid them.
@@ -441,7 +441,8 @@ class IBKRExecutionClient:
             # Inclusive, in whole seconds: TWS stamps executions in whole seconds, so one in the
             # cutoff's own second (stamped before a cutoff with a fraction) is still "since" it.
             # `since` on Joe's clock (an order's creation) is moved onto TWS's (`since_on_broker_clock`).
-            cutoff = ensure_utc(since_on_broker_clock(since, ts, self.clock())).replace(microsecond=0)
+            start = since_on_broker_clock(since, ts, self.clock()) if joes_clock else since
+            cutoff = ensure_utc(start).replace(microsecond=0)
             fills = [f for f in fills if f.fill.ts >= cutoff]
         commissions: list[CommissionReport] = []
         for f in fills:
