@@ -191,6 +191,21 @@ def test_invalid_config_fails_the_config_line(project: Path, runtime: Callable[[
     assert summary(checks)["ok"] is False
 
 
+@pytest.mark.parametrize("typo", ["lve", "papr", "liv e"])
+def test_a_mode_typo_is_named_as_a_typo_not_as_failed_live_gates(
+    runtime: Callable[[], Runtime], monkeypatch: pytest.MonkeyPatch, typo: str
+) -> None:
+    """TRADING_MODE=lve is paper, and the doctor says why: no such mode (before: it blamed five live gates,
+    a new user's report). A real live request with failed gates keeps naming the gates."""
+    monkeypatch.setenv("TRADING_MODE", typo)
+    mode = by_name(run_checks(runtime(), network=False))["mode"]
+    assert mode.status is Status.WARN and mode.detail.startswith("paper"), mode
+    assert "is no mode" in mode.fix and "paper, shadow or live" in mode.fix and "gates" not in mode.fix
+    monkeypatch.setenv("TRADING_MODE", "live")
+    live = by_name(run_checks(runtime(), network=False))["mode"]
+    assert live.status is Status.WARN and "gates" in live.fix and "is no mode" not in live.fix
+
+
 async def test_alert_channels_reachable_or_failing(
     runtime: Callable[[], Runtime], monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -41,6 +41,21 @@ def test_invalid_config_stops_the_run_with_exit_2_and_trades_nothing(project: Pa
     assert json.loads(mode.stdout)["mode"] == "paper"  # the mode still resolves, to paper
 
 
+def test_invalid_config_stops_the_daemon_too_and_doctor_says_so(project: Path) -> None:
+    """`joe daemon` refuses an unreadable config like `joe run` (before: it ran in paper on the defaults,
+    as `joe doctor` said - the run refused; a new user's report), and the doctor's advice matches."""
+    (project / "config/execution.yaml").write_text("risk:\n  max_positions: yes\n")
+    result = CliRunner().invoke(app, ["daemon"])
+    assert result.exit_code == 2, result.output
+    assert "Invalid config" in result.output and "risk.max_positions" in result.output
+    audit = "".join(p.read_text() for p in (project / "data/audit").glob("*.jsonl"))
+    assert '"daemon.refused"' in audit and "invalid config" in audit
+    assert not (project / "data/daemon").exists() or not any((project / "data/daemon").iterdir())
+    doctor = CliRunner().invoke(app, ["doctor"])
+    assert "refuse to start (exit 2)" in doctor.output, doctor.output
+    assert "runs in paper on the defaults" not in doctor.output
+
+
 @pytest.mark.parametrize("text", ["", "# all defaults\n"])
 def test_an_empty_config_file_says_so(project: Path, text: str) -> None:
     (project / "config/execution.yaml").write_text(text)

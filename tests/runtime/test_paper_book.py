@@ -103,6 +103,21 @@ def test_a_book_belongs_to_one_source(project: Path, tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
 
 
+@pytest.mark.parametrize("spec", ["foo", "csv:/nonexistent/prices", "parquet:/nonexistent/p.parquet"])
+def test_a_source_that_names_nothing_is_a_usage_error_before_the_book(
+    project: Path, tmp_path: Path, spec: str
+) -> None:
+    """With a book already on 'sample', a bad --source is exit 2 naming the source (what a fresh folder
+    says), not exit 3 "belongs to source 'sample'" suggesting a folder for a source that cannot open
+    (a new user's report)."""
+    run(date(2018, 12, 31))
+    result = CliRunner().invoke(app, ["run", "--once", "--source", spec])
+    assert result.exit_code == 2, result.output
+    said = " ".join(result.output.split())
+    assert "belongs to" not in said
+    assert ("unknown data source 'foo'" in said) if spec == "foo" else ("does not exist" in said), said
+
+
 def test_rerunning_a_date_changes_nothing_and_counts_no_fills(project: Path) -> None:
     first = run(date(2018, 12, 31))
     assert first.fills == first.opened > 0

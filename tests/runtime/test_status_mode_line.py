@@ -26,3 +26,14 @@ def test_a_mode_without_reasons_says_every_gate_passed(
     out = CliRunner().invoke(app, ["status"])
     assert out.exit_code == 0, out.output
     assert "mode: live (every gate passed)" in out.output and "()" not in out.output.splitlines()[0]
+
+
+def test_paper_as_asked_does_not_claim_gates_passed(project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """TRADING_MODE=paper needs no gate: its line must not say "every gate passed" while `joe mode` lists
+    the live gates as failing (a new user's report)."""
+    monkeypatch.setenv("TRADING_MODE", "paper")
+    out = CliRunner().invoke(app, ["status"])
+    assert out.exit_code == 0, out.output
+    first = next(ln for ln in out.output.splitlines() if ln.startswith("mode: "))
+    assert first.startswith("mode: paper (") and "every gate passed" not in first, first
+    assert "paper needs no gate" in first

@@ -11,6 +11,7 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
+from joe.cli.config_gate import refuse_invalid_config
 from joe.cli.exit_codes import ExitCode
 
 
@@ -65,6 +66,9 @@ def daemon_command(
         raise typer.Exit(ExitCode.FAILED) from None
     if rt.decision.fell_back:
         console.print(f"[yellow]Paper mode[/]: {'; '.join(rt.decision.reasons)}", soft_wrap=True)
+    for cp in rt.config_problems:
+        console.print(f"[yellow]config[/]: {cp}", soft_wrap=True)
+    refuse_invalid_config(rt, console, "daemon")  # as `joe run`: nothing trades on an unreadable config
     if start_at is not None and rt.mode != "paper" and not _rehearsal_venue(rt, broker, console):
         # A shifted schedule would trade at the wrong hours on a real account: rehearsals only.
         rt.audit.record("daemon.refused", {"reason": "--clock-start against a real broker endpoint"})

@@ -128,7 +128,8 @@ def check_config(rt: Runtime) -> Check:
         return fail(
             "config",
             "; ".join(str(p) for p in invalid[:5]),
-            f"fix {path} (each problem names the key); until then Joe runs in paper on the defaults",
+            f"fix {path} (each problem names the key); until then `joe run` and `joe daemon` refuse to "
+            "start (exit 2): nothing trades on a configuration Joe cannot read",
         )
     settings_problems = list(getattr(rt.settings, "problems", []) or [])
     if settings_problems:
@@ -147,6 +148,15 @@ def check_mode(rt: Runtime) -> Check:
     failed = [g.name for g in d.gates if not g.passed]
     detail = f"{d.mode.value} ({'; '.join(d.reasons)})"
     if d.fell_back:
+        from joe.config.mode import TradingMode, normalise
+
+        if normalise(d.requested) not in {m.value for m in TradingMode}:
+            return warn(
+                "mode",
+                detail,
+                f"TRADING_MODE={d.requested!r} is no mode: set it to paper, shadow or live (a typo never "
+                "means live; until then it is paper)",
+            )
         return warn(
             "mode",
             detail,

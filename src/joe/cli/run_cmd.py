@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from joe.cli.config_gate import refuse_invalid_config
 from joe.cli.exit_codes import ExitCode
 
 
@@ -133,16 +134,8 @@ def run_command(
         console.print(f"[yellow]config[/]: {cp}", soft_wrap=True)
     if rt.decision.fell_back:
         console.print(f"[yellow]Paper mode[/]: {'; '.join(rt.decision.reasons)}", soft_wrap=True)
-    invalid = [p for p in rt.config_problems if getattr(p, "invalid", True)]
-    if invalid:
-        # The mode still resolves (to paper), but nothing trades on settings the user did not choose.
-        rt.audit.record("run.refused", {"reason": "invalid config", "problems": [str(p) for p in invalid]})
-        rt.close()
-        console.print(
-            f"[red]Invalid config[/]: {invalid[0]} — fix the file and run again; nothing was traded.",
-            soft_wrap=True,
-        )
-        raise typer.Exit(ExitCode.USAGE)
+    # The mode still resolves (to paper), but nothing trades on settings the user did not choose.
+    refuse_invalid_config(rt, console, "run")
     # Whether --clock-start may apply is decided once connected: only Joe's own simulator (as its wire
     # says, never the port) may have its market hours judged at a rehearsal minute (joe.runtime.live_run).
     _handle_sigterm()  # before `inherited`: a child whose daemon is gone gets SIGTERM at once

@@ -42,7 +42,10 @@ def status_command(
 def _render(c: Console, s: dict[str, Any]) -> None:
     ts = s["trading_state"]
     colour = {"active": "green", "reducing": "yellow", "halted": "red"}[ts["state"]]
-    why = "; ".join(s["mode_reasons"]) or "every gate passed"  # a live/shadow mode has no reasons
+    # Reasons are why a requested mode fell back to paper; none: paper as asked (it needs no gate), or a
+    # live/shadow mode whose every gate passed.
+    why = "; ".join(s["mode_reasons"]) or ("as asked: paper needs no gate" if s["mode"] == "paper"
+                                           else "every gate passed")  # fmt: skip
     c.print(f"mode: [bold]{s['mode']}[/] ({why})", soft_wrap=True)
     c.print(f"trading: [bold {colour}]{ts['state'].upper()}[/] by {ts['by']}: {ts['reason']} {ts['since']}")
     if kf := s["kill_file"]:

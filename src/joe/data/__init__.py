@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import date, datetime
+from pathlib import Path
 
 from joe.brokers.base import MarketData
 from joe.data.collectors import (
@@ -54,6 +55,21 @@ SOURCES: dict[str, SourceFactory] = {"sample": _sample, "csv": _files("csv"), "p
 def register_source(name: str, factory: SourceFactory) -> None:
     """Make `--source name[:ARG]` open `factory(ARG, as_of, n_synthetic)` (for broker-backed sources)."""
     SOURCES[name.lower()] = factory
+
+
+def check_source_spec(spec: str) -> None:
+    """Raise `DataError` (naming the spec and what to do) when `spec` names no known source, or a
+    `csv:`/`parquet:` path that does not exist. Cheap: nothing is read. A run checks this before its book
+    (a bad `--source` is a usage error, not a book that belongs elsewhere)."""
+    text = (spec or "").strip()
+    name, _, arg = text.partition(":")
+    kind = name.strip().lower()
+    if kind not in SOURCES:
+        known = ", ".join(f"{k}:PATH" if k in ("csv", "parquet") else k for k in SOURCES)
+        raise DataError(f"unknown data source {spec!r}; choose one of: {known}")
+    path = arg.strip()
+    if kind in ("csv", "parquet") and path and not Path(path).expanduser().exists():
+        raise DataError(f"--source {spec}: {path} does not exist; give a {kind} file or a folder of them")
 
 
 def open_source(

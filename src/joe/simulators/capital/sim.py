@@ -302,7 +302,8 @@ def capital_banner(sim: CapitalSimulator, seed: int, from_env: frozenset[str] = 
         lines.append(
             f"  # {name} is taken from your environment" if name in from_env else f"  export {name}={value}"
         )
-    lines.append("  .venv/bin/joe run --once --broker capital")
+    # A data folder of its own: a paper book is tied to its source (the sample's `make run` made one).
+    lines.append("  JOE_DATA_DIR=data-capital .venv/bin/joe run --once --broker capital")
     return "\n".join(lines)
 
 

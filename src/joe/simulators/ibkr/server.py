@@ -440,7 +440,7 @@ async def _serve(
         "Ctrl-C stops. To point Joe at it:\n"
         f"  export IBKR_HOST=127.0.0.1\n  export IBKR_PORT={sim.port}\n"
         f"  export IBKR_ACCOUNT={sim.book.account}\n"
-        "  .venv/bin/joe run --once --broker ibkr"
+        "  JOE_DATA_DIR=data-ibkr .venv/bin/joe run --once --broker ibkr"  # a book per source
     )
     print(banner, flush=True)
     try:
