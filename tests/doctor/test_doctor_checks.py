@@ -201,6 +201,11 @@ def test_a_mode_typo_is_named_as_a_typo_not_as_failed_live_gates(
     mode = by_name(run_checks(runtime(), network=False))["mode"]
     assert mode.status is Status.WARN and mode.detail.startswith("paper"), mode
     assert "is no mode" in mode.fix and "paper, shadow or live" in mode.fix and "gates" not in mode.fix
+    monkeypatch.setenv("TRADING_MODE", "")
+    monkeypatch.setenv("trading_mode", "live")  # a second spelling: contradictory, not a typo
+    clash = by_name(run_checks(runtime(), network=False))["mode"]
+    assert clash.status is Status.WARN and "is no mode" not in clash.fix, clash
+    monkeypatch.delenv("trading_mode")
     monkeypatch.setenv("TRADING_MODE", "live")
     live = by_name(run_checks(runtime(), network=False))["mode"]
     assert live.status is Status.WARN and "gates" in live.fix and "is no mode" not in live.fix

@@ -103,7 +103,7 @@ def test_a_book_belongs_to_one_source(project: Path, tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
 
 
-@pytest.mark.parametrize("spec", ["foo", "csv:/nonexistent/prices", "parquet:/nonexistent/p.parquet"])
+@pytest.mark.parametrize("spec", ["foo", "csv:/nonexistent/prices", "parquet:/nonexistent/p.parquet", "csv:"])
 def test_a_source_that_names_nothing_is_a_usage_error_before_the_book(
     project: Path, tmp_path: Path, spec: str
 ) -> None:
@@ -115,7 +115,8 @@ def test_a_source_that_names_nothing_is_a_usage_error_before_the_book(
     assert result.exit_code == 2, result.output
     said = " ".join(result.output.split())
     assert "belongs to" not in said
-    assert ("unknown data source 'foo'" in said) if spec == "foo" else ("does not exist" in said), said
+    want = {"foo": "unknown data source 'foo'", "csv:": "needs a folder"}.get(spec, "does not exist")
+    assert want in said, said
 
 
 def test_rerunning_a_date_changes_nothing_and_counts_no_fills(project: Path) -> None:

@@ -3,8 +3,10 @@
 An invalid `config/execution.yaml` value (a wrong type, an out-of-range limit, malformed YAML) still
 resolves the mode (to paper, said loudly), but no run and no daemon trades on settings the user did not
 choose: the command prints the first problem (each names its key and file), audits `<command>.refused`
-and exits 2 (a usage error: fix the file and run again). Notes that are not invalid (an unknown key
-that was ignored, a deprecated name) do not stop anything.
+and exits 2 (a usage error: fix the file and run again). An unknown key is invalid too (a typo of a
+limit must not leave the default in force unnoticed). Notes that are not invalid (no config file, an
+empty one: the built-in defaults, said) do not stop anything. A supervisor should not restart on exit 2
+(`joe.metrics.watchdog` gives up at once on it; README "Running the daemon").
 """
 
 from __future__ import annotations

@@ -150,7 +150,7 @@ def check_mode(rt: Runtime) -> Check:
     if d.fell_back:
         from joe.config.mode import TradingMode, normalise
 
-        if normalise(d.requested) not in {m.value for m in TradingMode}:
+        if not d.contradictory and normalise(d.requested) not in {m.value for m in TradingMode}:
             return warn(
                 "mode",
                 detail,

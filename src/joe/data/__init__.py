@@ -68,7 +68,9 @@ def check_source_spec(spec: str) -> None:
         known = ", ".join(f"{k}:PATH" if k in ("csv", "parquet") else k for k in SOURCES)
         raise DataError(f"unknown data source {spec!r}; choose one of: {known}")
     path = arg.strip()
-    if kind in ("csv", "parquet") and path and not Path(path).expanduser().exists():
+    if kind in ("csv", "parquet") and not path:
+        raise DataError(f"the {kind} source needs a folder: --source {kind}:PATH (one file per symbol)")
+    if kind in ("csv", "parquet") and not Path(path).expanduser().exists():
         raise DataError(f"--source {spec}: {path} does not exist; give a {kind} file or a folder of them")
 
 

@@ -264,6 +264,7 @@ class OutsideChanges:
         for p in mass.positions:
             held[p.symbol] = held.get(p.symbol, ZERO) + p.quantity
         open_by_symbol = self._open_signals({fr.fill.symbol for fr in loose})
+        skew = mass.ts - self.clock()  # the broker's clock less Joe's, as of this read (latency: earlier)
         for fr in sorted(loose, key=lambda x: x.fill.ts):
             f = fr.fill
             entries = [e for e in open_by_symbol.get(f.symbol, []) if e.intent.side.sign != f.side.sign]
@@ -271,7 +272,7 @@ class OutsideChanges:
             # stamped them (the entry's creation is on Joe's clock, which may be off the broker's by far
             # more than a second); brokers stamp in whole seconds: one in the entry's own second may
             # precede it.
-            entries = [e for e in entries if _opened_at(e) - _SECOND <= f.ts]
+            entries = [e for e in entries if _opened_at(e, skew) - _SECOND <= f.ts]
             by_sid = {e.intent.signal_id: e for e in entries}
             signals = [(sid, e.intent.side.sign, self.position_of(sid)) for sid, e in by_sid.items()]
             why = "the broker's position fell below Joe's by an execution Joe did not place"
@@ -352,8 +353,13 @@ class OutsideChanges:
                 await self.modify(g.client_order_id, quantity=g.filled_quantity + cap)
 
 
-def _opened_at(entry: Order) -> datetime:
-    """When the broker filled `entry` first, on the broker's clock (its executions' stamp); its creation
-    on Joe's clock only when no execution of it is known (an estimated fill carries Joe's time too)."""
+def _opened_at(entry: Order, skew: timedelta) -> datetime:
+    """When `entry` opened its position, on the broker's clock: its first execution as the broker
+    stamped it. Where part of it is known only by an estimate (IBKR answers `reqExecutions` for the
+    current day only: after a restart the next day an entry's fill is estimated, stamped with a report's
+    time, not the execution's), its creation moved onto the broker's clock (`skew`: the broker's clock
+    less Joe's) is the bound - no execution of it can be older."""
     stamped = [f.ts for f in entry.fills.values() if not is_estimate(f.fill_id)]
-    return min(stamped) if stamped else entry.created_at
+    if stamped and len(stamped) == len(entry.fills):
+        return min(stamped)
+    return min([*stamped, entry.created_at + skew])
