@@ -56,7 +56,7 @@ def test_doctor_against_the_ibkr_simulator(project: Path) -> None:
         assert code == 0, doc
         assert doc["ok"] and failing(doc) == []
         by = lines(doc)
-        for name in ("endpoint", "broker", "clock", "audit", "database", "credentials"):
+        for name in ("endpoint", "account", "broker", "clock", "audit", "database", "credentials"):
             assert by[name]["status"] == "PASS", by[name]
         assert "reachable" in by["broker"]["detail"]
         assert "server time" in by["clock"]["detail"]
@@ -96,7 +96,7 @@ def test_doctor_against_the_capital_simulator(project: Path) -> None:
         code, doc = doctor(project, **creds)
         assert code == 0, doc
         by = lines(doc)
-        for name in ("endpoint", "broker", "clock", "credentials"):
+        for name in ("endpoint", "account", "broker", "clock", "credentials"):
             assert by[name]["status"] == "PASS", by[name]
         for secret in (CAPITAL_SIM_PASSWORD, CAPITAL_SIM_API_KEY):  # present, never shown
             assert secret not in json.dumps(doc)

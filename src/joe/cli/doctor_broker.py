@@ -107,6 +107,11 @@ async def _ibkr(rt: Runtime, clock: Clock, timeout_s: float) -> list[Check]:
         if verdict.ok:
             note = "" if account else " (IBKR_ACCOUNT unset: the login's first account)"
             out.append(ok("endpoint", f"{verdict.detail}; mode {rt.mode}{note}"))
+        from joe.config.mode import mask_account
+
+        out.append(
+            ok("account", f"{mask_account(conn.account)}: managed by this TWS login ({len(managed)} in all)")
+        )
         sv = conn.ib.client.serverVersion()
         out.append(
             ok("broker", f"IBKR {host}:{port} reachable, server version {sv}, {len(managed)} account(s)")
@@ -166,6 +171,7 @@ async def _capital(rt: Runtime, clock: Clock, timeout_s: float) -> list[Check]:
         out.append(
             ok("broker", f"Capital.com {client.api_url} reachable, account {client.session.account_id}")
         )
+        out.append(ok("account", f"{client.session.account_id}: the logged-in session's account"))
         t0 = clock()
         ms = await AccountsApi(client).server_time()
         t1 = clock()

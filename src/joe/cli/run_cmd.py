@@ -94,6 +94,17 @@ def run_command(
             soft_wrap=True,
         )
         raise typer.Exit(ExitCode.USAGE)
+    if source is not None:
+        # A --source that names nothing is a usage error (exit 2), said before the paper book would call
+        # it "another source's" (exit 3) and suggest a data folder for a source that cannot open anyway.
+        from joe.data import check_source_spec
+        from joe.data.errors import DataError
+
+        try:
+            check_source_spec(source)
+        except DataError as exc:
+            console.print(f"[red]Bad arguments[/]: {exc}", soft_wrap=True)
+            raise typer.Exit(ExitCode.USAGE) from None
     source = source or "sample"
     try:
         as_of_date = date.fromisoformat(as_of) if as_of else None

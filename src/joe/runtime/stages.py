@@ -172,12 +172,6 @@ def open_book(st: RunState) -> None:
             f"--source {opts.source} applies to --broker sim only; with --broker {opts.broker} the market "
             "data comes from the broker (drop --source, or use --broker sim)"
         )
-    if opts.broker == "sim":
-        # A --source that names nothing is a usage error (exit 2), said before the book would call it
-        # "another source's" (exit 3) and suggest a folder for a source that cannot open anyway.
-        from joe.data import check_source_spec
-
-        check_source_spec(opts.source)
     # What start-up noticed (a .env line dropped, an empty config file) is in the report too.
     st.warnings += [str(p) for p in rt.settings.problems] + [str(p) for p in rt.config_problems]
     st.pf = PaperPortfolio.load(rt.store, rt.audit, rt.config, broker=opts.broker)
