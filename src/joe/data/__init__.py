@@ -70,8 +70,9 @@ def check_source_spec(spec: str) -> None:
     path = arg.strip()
     if kind in ("csv", "parquet") and not path:
         raise DataError(f"the {kind} source needs a folder: --source {kind}:PATH (one file per symbol)")
-    if kind in ("csv", "parquet") and not Path(path).expanduser().exists():
-        raise DataError(f"--source {spec}: {path} does not exist; give a {kind} file or a folder of them")
+    folder = Path(path).expanduser()
+    if kind in ("csv", "parquet") and not folder.exists():  # FileSource's own words for it
+        raise DataError(f"{kind} source: {folder} does not exist; give a folder with one file per symbol")
 
 
 def open_source(
