@@ -23,6 +23,8 @@ from joe.execution.order_manager import OrderManager
 from joe.simulators.ibkr import IBKRSimulator
 from joe.store import Store, open_store
 
+from .helpers import running_sim
+
 # ib_async's own (wrong) reading of notices an OrderManager test provokes, logged at ERROR/WARNING.
 ORDER_MANAGER_IB_LOGS = (r"Error \d+", r"Warning \d+", r"Canceled order", r"validation warning")
 
@@ -82,22 +84,14 @@ def server_version(request: pytest.FixtureRequest) -> int:
 
 @pytest.fixture
 async def sim(server_version: int) -> AsyncIterator[IBKRSimulator]:
-    s = IBKRSimulator(server_version=server_version, seed=7)
-    await s.start()
-    try:
+    async with running_sim(server_version=server_version) as s:
         yield s
-    finally:
-        await s.stop()
 
 
 @pytest.fixture
 async def sim178() -> AsyncIterator[IBKRSimulator]:
-    s = IBKRSimulator(server_version=178, seed=7)
-    await s.start()
-    try:
+    async with running_sim() as s:
         yield s
-    finally:
-        await s.stop()
 
 
 @pytest.fixture

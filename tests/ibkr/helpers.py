@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+import contextlib
+from collections.abc import AsyncIterator, Callable
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
@@ -18,10 +20,25 @@ from joe.core.reports import (
     OrderStatusReport,
     VenueOrderStatus,
 )
+from joe.simulators.ibkr import IBKRSimulator
 
 
 def audit_types(audit: NullAudit) -> list[str]:
     return [r[0] for r in audit.records]
+
+
+@contextlib.asynccontextmanager
+async def running_sim(
+    clock: Callable[[], datetime] | None = None, *, server_version: int = 178
+) -> AsyncIterator[IBKRSimulator]:
+    """The TWS simulator (seed 7) started on `clock` (None: the host's), stopped on exit: what the
+    simulator fixtures of tests/ibkr are made of."""
+    s = IBKRSimulator(server_version=server_version, seed=7, clock=clock)
+    await s.start()
+    try:
+        yield s
+    finally:
+        await s.stop()
 
 
 async def wait_for(pred: Callable[[], bool], timeout: float = 3.0, what: str = "condition") -> None:

@@ -17,7 +17,7 @@ from joe.core.reports import VenueOrderStatus
 from joe.simulators.common import SimClock
 from joe.simulators.ibkr import IBKRSimulator
 
-from .helpers import single, wait_for
+from .helpers import running_sim, single, wait_for
 
 # A Monday in the NYSE session, a quarter of a second into the minute.
 T = datetime(2026, 1, 5, 15, 0, 0, 250_000, tzinfo=UTC)
@@ -26,12 +26,8 @@ T = datetime(2026, 1, 5, 15, 0, 0, 250_000, tzinfo=UTC)
 @pytest.fixture
 async def frozen() -> AsyncIterator[IBKRSimulator]:
     """The TWS simulator with its clock standing at `T` (every execution stamped in T's second)."""
-    s = IBKRSimulator(server_version=178, seed=7, clock=SimClock.frozen(T))
-    await s.start()
-    try:
+    async with running_sim(SimClock.frozen(T)) as s:
         yield s
-    finally:
-        await s.stop()
 
 
 async def test_an_execution_in_the_checkpoints_own_second_is_since_it(

@@ -25,7 +25,7 @@ from joe.simulators.common import SimClock
 from joe.simulators.ibkr import IBKRSimulator
 from joe.store import Store
 
-from .helpers import bracket_intents, wait_for
+from .helpers import bracket_intents, running_sim, wait_for
 from .truth import S, agree, at_broker, ids, joe, settle
 
 NY = ZoneInfo("America/New_York")
@@ -36,12 +36,8 @@ D1_1000 = datetime(2026, 12, 4, 10, 0, tzinfo=NY).astimezone(UTC)  # Friday's op
 
 @pytest.fixture
 async def day_sim() -> AsyncIterator[IBKRSimulator]:
-    s = IBKRSimulator(server_version=178, seed=7, clock=SimClock(D_1000))
-    await s.start()
-    try:
+    async with running_sim(SimClock(D_1000)) as s:
         yield s
-    finally:
-        await s.stop()
 
 
 async def _process(sim: IBKRSimulator, make_client: Any, store: Store) -> OrderManager:

@@ -21,7 +21,7 @@ from joe.simulators.common import SimClock
 from joe.simulators.ibkr import IBKRSimulator
 from joe.store import Store
 
-from .helpers import wait_for
+from .helpers import running_sim, wait_for
 from .truth import filled_bracket
 
 
@@ -31,12 +31,8 @@ from .truth import filled_bracket
 async def skewed(request: pytest.FixtureRequest) -> AsyncIterator[IBKRSimulator]:
     """TWS on a clock `param` seconds off this host's."""
     start = datetime.now(UTC) + timedelta(seconds=request.param)
-    s = IBKRSimulator(server_version=178, seed=7, clock=SimClock(start))
-    await s.start()
-    try:
+    async with running_sim(SimClock(start)) as s:
         yield s
-    finally:
-        await s.stop()
 
 
 def _held(sim: IBKRSimulator) -> Decimal:

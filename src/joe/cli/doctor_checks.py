@@ -122,7 +122,9 @@ def check_packages(dist: str = "joe") -> Check:
 
 def check_config(rt: Runtime) -> Check:
     path = rt.settings.config_path
-    invalid = [p for p in rt.config_problems if getattr(p, "invalid", True)]
+    from joe.cli.config_gate import invalid_config  # the rule `joe run` and `joe daemon` refuse by
+
+    invalid = invalid_config(rt)
     notes = [p for p in rt.config_problems if not getattr(p, "invalid", True)]
     if invalid:
         return fail(

@@ -150,12 +150,12 @@ class MassStatus:
 
 
 def since_on_broker_clock(since: datetime, broker_now: datetime, host_now: datetime) -> datetime:
-    """The start of an executions window that holds every execution since `since`, whichever clock
-    `since` was read on: Joe's (an order's `created_at`) or the broker's (a checkpoint of an earlier
-    `MassStatus.ts`). Executions are stamped on the broker's clock, so with the broker behind Joe's
-    clock by d, an instant on Joe's clock is d later than the same instant on the broker's: the window
-    starts d earlier. With the broker ahead, `since` is already early enough on both (a wider window
-    only re-reads executions, which are unique by their identity)."""
+    """The start, on the broker's clock, of an executions window that holds every execution since
+    `since`, an instant read on Joe's clock (an order's `created_at`; `mass_status(joes_clock=True)`).
+    Executions are stamped on the broker's clock: with the broker behind Joe's by d, the window starts d
+    earlier; with it ahead, `since` is left as it is (never later than the instant: a slightly wider
+    window re-reads executions, unique by their identity, and survives a skew that changed since `since`
+    was read). A `since` already on the broker's clock (a checkpoint) is never passed here."""
     behind = host_now - broker_now
     return since - behind if behind.total_seconds() > 0 else since
 

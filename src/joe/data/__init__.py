@@ -43,7 +43,7 @@ def _files(kind: str) -> SourceFactory:
         arg: str | None, as_of: date | None, n_synthetic: int, date_format: str | None = None
     ) -> MarketData:
         if not arg:
-            raise DataError(f"the {kind} source needs a folder: --source {kind}:PATH (one file per symbol)")
+            raise _needs_folder(kind)
         return FileSource(arg, PATTERNS[kind], as_of=as_of, kind=kind, date_format=date_format)
 
     return make
@@ -65,11 +65,10 @@ def check_source_spec(spec: str) -> None:
     name, _, arg = text.partition(":")
     kind = name.strip().lower()
     if kind not in SOURCES:
-        known = ", ".join(f"{k}:PATH" if k in ("csv", "parquet") else k for k in SOURCES)
-        raise DataError(f"unknown data source {spec!r}; choose one of: {known}")
+        raise _unknown(spec)
     path = arg.strip()
     if kind in ("csv", "parquet") and not path:
-        raise DataError(f"the {kind} source needs a folder: --source {kind}:PATH (one file per symbol)")
+        raise _needs_folder(kind)
     folder = Path(path).expanduser()
     if kind in ("csv", "parquet") and not folder.exists():  # FileSource's own words for it
         raise DataError(f"{kind} source: {folder} does not exist; give a folder with one file per symbol")
@@ -91,8 +90,7 @@ def open_source(
     name, _, arg = text.partition(":")
     factory = SOURCES.get(name.strip().lower())
     if factory is None:
-        known = ", ".join(f"{k}:PATH" if k in ("csv", "parquet") else k for k in SOURCES)
-        raise DataError(f"unknown data source {spec!r}; choose one of: {known}")
+        raise _unknown(spec)
     if date_format and name.strip().lower() in ("csv", "parquet"):
         return _files(name.strip().lower())(arg.strip() or None, to_date(as_of), n_synthetic, date_format)  # type: ignore[call-arg]
     return factory(arg.strip() or None, to_date(as_of), n_synthetic)
@@ -115,3 +113,12 @@ __all__ = [
     "open_source",
     "register_source",
 ]
+
+
+def _unknown(spec: str) -> DataError:
+    known = ", ".join(f"{k}:PATH" if k in ("csv", "parquet") else k for k in SOURCES)
+    return DataError(f"unknown data source {spec!r}; choose one of: {known}")
+
+
+def _needs_folder(kind: str) -> DataError:
+    return DataError(f"the {kind} source needs a folder: --source {kind}:PATH (one file per symbol)")

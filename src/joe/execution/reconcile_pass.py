@@ -86,8 +86,7 @@ class ReconcilePass:
         send, if provably never sent) orders the broker did not list, and check protection. Intents are
         refused while it runs.
 
-        Returns what the pass saw and did (`MassPass`): the `Reconciler` builds
-        its report on it."""
+        Returns what the pass saw and did (`MassPass`): the `Reconciler` builds its report on it."""
         self._reconciling = True
         applied: list[str] = []
         self._applied = applied
