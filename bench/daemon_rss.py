@@ -94,8 +94,8 @@ def main() -> None:
                 print(
                     f"t={time.monotonic() - t0:5.0f}s  RSS {rss:6.1f} MB (peak {hwm:6.1f})  "
                     f"watched {b.get('watched', '?')}  quotes {b.get('quotes', '?'):>9}  "
-                    f"stale {len(b.get('stale', []) or [])}  load {os.getloadavg()[0]:.2f}"
-                )  # type: ignore[arg-type]
+                    f"stale {len(b.get('stale', []) or [])}  load {os.getloadavg()[0]:.2f}"  # type: ignore[arg-type]
+                )
             b = beat(work / "data")
             print(f"joe daemon streaming {b.get('watched')} instruments for {args.seconds:.0f}s: "
                   f"RSS {samples[-1]:.1f} MB at the end, peak {peak:.1f} MB "

@@ -130,3 +130,38 @@ async def test_a_replay_started_unbound_sets_done_and_keeps_the_error() -> None:
     await asyncio.wait_for(src.done.wait(), 10)
     assert isinstance(src.error, RuntimeError) and "bind" in str(src.error)
     await src.stop()
+
+
+@pytest.mark.parametrize("rate", [None, 1e6])
+async def test_the_replay_holds_the_loop_for_at_most_a_slice_not_for_one_chunk(rate: float | None) -> None:
+    # Each 1-quote chunk takes 0.4 ms of the fake clock; with a 1 ms slice another task gets the loop after
+    # every third chunk (the one that takes the slice past 1 ms), not after every chunk and never later.
+    clock = Clock(0.0)
+    stream = PriceStream(max_batch=1)
+    consumer = SlowConsumer(clock, 0.0004)
+    stream.consumers.append(consumer)
+    n = 30
+    src = ReplaySource(["X"], np.zeros(n, dtype=np.int32), np.arange(n), np.ones(n), np.ones(n) * 2,
+                       chunk=1, rate=rate, clock=clock, slice_s=0.001)  # fmt: skip
+    stream.add_source(src)
+    seen: list[int] = []  # quotes handed on each time the other task ran
+
+    async def other() -> None:
+        while not src.done.is_set():
+            seen.append(consumer.seen)
+            await asyncio.sleep(0)
+
+    task = asyncio.create_task(other())
+    await stream.start()
+    await asyncio.wait_for(src.done.wait(), 10)
+    await task
+    await stream.stop()
+    assert consumer.seen == n
+    steps = np.diff([0, *seen]).tolist()
+    assert max(steps) == 3 and all(s in (0, 3) for s in steps[:-1]), steps
+
+
+def test_a_negative_slice_is_refused() -> None:
+    one = np.ones(1)
+    with pytest.raises(ValueError, match="slice_s must be >= 0"):
+        ReplaySource(["X"], np.zeros(1), one, one, one, slice_s=-1)

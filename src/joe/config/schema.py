@@ -300,7 +300,7 @@ class DaemonConfig(_Strict):
     stale_after_s: float = Field(30.0, ge=1, le=3600)
     backup_exit_grace_s: float = Field(5.0, ge=0, le=300)
     # most quotes the PriceStream hands the PositionMonitor at once (README "Running the daemon")
-    quote_batch_max: int = Field(64, ge=1, le=65536)
+    quote_batch_max: int = Field(8, ge=1, le=65536)
     settle_s: float = Field(10.0, ge=0, le=600)
     reconcile_min: float = Field(5.0, gt=0, le=1440)  # minutes between reconciliation passes (live)
     margin_check_s: float = Field(60.0, ge=1, le=3600)  # seconds between account/margin reads (live, shadow)

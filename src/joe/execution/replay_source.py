@@ -1,15 +1,20 @@
 """`ReplaySource`: recorded quotes (arrays, e.g. read from parquet) replayed into a `PriceStream`.
 
 Two ways to replay, both through the stream's real `push_batch`:
-- *as fast as possible* (`rate=None`): the quotes are handed on in chunks of `chunk`, yielding to the
-  event loop between chunks like a live source would. This measures throughput. Every quote of a chunk
-  is taken as arriving when its chunk is handed on, so its latency is the whole chunk's handling time
-  (the first quote of a chunk waits for all the others);
+- *as fast as possible* (`rate=None`): the quotes are handed on in chunks of `chunk`. This measures
+  throughput. Every quote of a chunk is taken as arriving when its chunk is handed on, so its latency is
+  the whole chunk's handling time (the first quote of a chunk waits for all the others);
 - *paced* (`rate` quotes per second, open loop): quote i arrives at `start + i / rate` on `clock`,
   whether or not the stream keeps up. Each pass hands on every quote that has arrived by then (at most
   `chunk`), as a live source hands on what the socket delivered; a quote's latency runs from its
   arrival to the end of the `push_batch` that carried it, so it includes the wait behind the quotes
   before it in its batch and any backlog when the consumers fall behind.
+
+Either way the replay yields to the event loop whenever it has nothing to hand on (paced: the next quote
+has not arrived) and otherwise at least every `slice_s` (default 1 ms of `clock`), so the daemon's other
+tasks wait at most that long behind it. It does not yield after every chunk: a file source has no
+socket to wait on, and a loop pass per chunk (~4 µs on CPython 3.11) would be measured as quote-path
+time that a live source pays once per network read, whatever Joe does with the quotes.
 
 With `record_latency`, `quote_latencies` (seconds, float64, one per quote, in replay order) and
 `batch_sizes` are filled: each pass notes only its end time (one clock reading, a list append) and the
@@ -33,7 +38,8 @@ from joe.execution.quotes import FloatArray, QuoteBatch
 class ReplaySource:
     """Replays `symbols[k]`'s recorded quotes (`inst` = k, `ts` int ns, `bid`, `ask`) into the stream.
 
-    Raises `ValueError` when `chunk` < 1, `rate` is not > 0, or an instrument has no symbol.
+    Raises `ValueError` when `chunk` < 1, `rate` is not > 0, `slice_s` < 0, or an instrument has no
+    symbol.
     """
 
     name = "replay"
@@ -50,11 +56,14 @@ class ReplaySource:
         record_latency: bool = False,
         rate: float | None = None,
         clock: Callable[[], float] = time.perf_counter,
+        slice_s: float = 0.001,
     ) -> None:
         if chunk < 1:
             raise ValueError(f"chunk must be >= 1, got {chunk}")
         if rate is not None and not rate > 0:
             raise ValueError(f"rate must be > 0 quotes per second, got {rate}")
+        if not slice_s >= 0:
+            raise ValueError(f"slice_s must be >= 0 seconds, got {slice_s}")
         self.symbols = list(symbols)
         self.raw = QuoteBatch.of(inst, ts, bid, ask)
         if len(self.raw) and int(self.raw.inst.max()) >= len(self.symbols):
@@ -64,6 +73,7 @@ class ReplaySource:
         self.chunk = chunk
         self.rate = rate
         self.clock = clock
+        self.slice_s = slice_s  # the longest the replay holds the event loop between yields (s of `clock`)
         n = len(self.raw)
         # seconds from each quote's arrival to the end of the push_batch that carried it
         self.quote_latencies: FloatArray | None = np.zeros(n) if record_latency else None
@@ -141,33 +151,42 @@ class ReplaySource:
             lat[:k] = ends - (self._t0 + np.arange(k) / self.rate)
 
     async def _run_unpaced(self, stream: QuoteSink) -> None:
-        record, clock, n = self.quote_latencies is not None, self.clock, len(self.raw)
+        record, clock, n, slice_s = self.quote_latencies is not None, self.clock, len(self.raw), self.slice_s
         starts, ends, sizes = self._starts, self._ends, self.batch_sizes
+        since = clock()  # the last yield to the loop
         for i in range(0, n, self.chunk):
             k = min(n, i + self.chunk)
             b = self._slice(i, k)
             t0 = clock()
             stream.push_batch(b)
+            end = clock()
             if record:
-                ends.append(clock())
+                ends.append(end)
                 starts.append(t0)
             sizes.append(k - i)
-            await asyncio.sleep(0)
+            if end - since >= slice_s:
+                await asyncio.sleep(0)
+                since = clock()
+        await asyncio.sleep(0)
 
     async def _run_paced(self, stream: QuoteSink, rate: float) -> None:
-        record, clock, n = self.quote_latencies is not None, self.clock, len(self.raw)
+        record, clock, n, slice_s = self.quote_latencies is not None, self.clock, len(self.raw), self.slice_s
         ends, sizes = self._ends, self.batch_sizes
-        self._t0 = start = clock()
+        self._t0 = start = since = clock()
         i = 0
         while i < n:
             arrived = int((clock() - start) * rate) + 1  # quotes 0 .. arrived-1 have arrived
             k = min(n, i + self.chunk, arrived)
             if k <= i:
                 await asyncio.sleep(0)  # the next quote has not arrived: let the loop run
+                since = clock()
                 continue
             stream.push_batch(self._slice(i, k))
+            end = clock()
             if record:
-                ends.append(clock())
+                ends.append(end)
             sizes.append(k - i)
             i = k
-            await asyncio.sleep(0)
+            if end - since >= slice_s:
+                await asyncio.sleep(0)
+                since = clock()
