@@ -197,6 +197,7 @@ async def _run_days(
         st.held_bars = h.held_price_bars(held, pf.last_bar_ts(), t) if held else ([], {})
         t0, c0 = time.perf_counter(), time.process_time()
         await settle_book(st)
+        warnings += st.data_ended  # said once: the position is closed
         t1, c1 = time.perf_counter(), time.process_time()
         rt.store.start_run(st.run_id, mode="paper", broker="sim", source=source, as_of=st.started)
         await analyse_market(st)

@@ -90,6 +90,10 @@ class PaperConfig(_Strict):
     # exposure capped at max_leverage × equity. False makes it a cash account: longs only, no debt.
     allow_margin: bool = True
     max_leverage: Decimal = Field(Decimal(2), ge=1, le=10)
+    # A held instrument with no bar for this many consecutive sessions of the market (days on which
+    # other instruments trade) has stopped trading (delisted, merged, its file ends): the paper book
+    # closes it at its last known close, exit reason "data ended" (joe.runtime.stages.settle_book).
+    data_ended_sessions: int = Field(5, ge=2, le=250)
 
 
 class RiskConfig(_Strict):

@@ -38,6 +38,8 @@ MODE = "paper"
 LAST_BAR_KEY = "paper.last_bar_ts"
 # position id -> [price, bar time] of its last mark, so a reload values a position where it was left.
 MARKS_KEY = "paper.marks"
+# The exit reason of a position closed because its instrument stopped trading (`close_data_ended`).
+DATA_ENDED = "data ended"
 
 
 class PaperPortfolio(PortfolioManager):
@@ -368,6 +370,24 @@ class PaperPortfolio(PortfolioManager):
             {p.symbol: closes[p.symbol] for p in self.ledger.positions.values() if p.symbol in closes}, until
         )
         return report
+
+    def close_data_ended(self, symbols: Iterable[str], ts: datetime) -> list[tuple[PaperPosition, Mark]]:
+        """Close every open position on `symbols` — instruments whose data ended (no bar for
+        `paper.data_ended_sessions` sessions while the market traded: delisted, merged, a file that
+        stops) — at its last known close, exit reason `DATA_ENDED`, stamped `ts`, booked and audited as
+        any paper exit (the cost model's half spread and slippage apply). Such a position can never
+        meet its stop or target again; held, it would be marked at a stale price for ever and count in
+        every exposure limit. Returns each closed position with the mark it was closed at."""
+        want = set(symbols)
+        out: list[tuple[PaperPosition, Mark]] = []
+        for pid, pos in list(self.ledger.positions.items()):
+            if pos.symbol not in want:
+                continue
+            seen = self.marks.get(pid)
+            mark = seen if seen is not None else Mark(pos.mark or pos.entry_price, pos.opened_at)
+            self._close(pos, mark.price, DATA_ENDED, ts)
+            out.append((pos, mark))
+        return out
 
     def last_bar_ts(self) -> datetime | None:
         """The newest bar timestamp already processed for exits (so a rerun never replays it)."""

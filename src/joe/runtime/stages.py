@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from joe.analysis.features import Features
+from joe.analysis.panel import Panel, to_utc_timestamp
 from joe.analysis.pipeline import AnalysisResult, MarketAnalysis, assess_book
 from joe.analysis.pipeline import analyse_market as read_market
 from joe.analysis.regime import RegimeDetector
@@ -28,9 +29,11 @@ from joe.config.schema import ExecutionConfig
 from joe.core.logging import get_logger
 from joe.core.models import AccountInfo, Instrument, Position, Signal
 from joe.core.reports import InstrumentRules
+from joe.data.calendars import exchange_of, sessions_after
 from joe.data.failover import FailoverMarketData
 from joe.portfolio import PaperPortfolio, SignalOutcome
 from joe.portfolio.exits import PriceBar
+from joe.portfolio.paper import DATA_ENDED
 from joe.portfolio.replay import Mark, to_decimal
 from joe.reporting.context import OPENED_PREFIX
 from joe.runtime.book import BookIdentity, check_forward, check_source, source_identity
@@ -110,6 +113,9 @@ class RunState:
     as_of_idx: int = -1
     run_started: bool = False
     closed: int = 0
+    # One line per position this run closed because its instrument's data ended (`close_data_ended`);
+    # also in `warnings` (a backtest keeps these, not each day's warnings).
+    data_ended: list[str] = field(default_factory=list)
     result: AnalysisResult | None = None
     outcomes: list[SignalOutcome] = field(default_factory=list)
     executions: dict[str, str] = field(default_factory=dict)
@@ -301,6 +307,7 @@ async def settle_book(st: RunState) -> None:
                 st.pf, st.held_history, st.snap.quality, st.rt.store, st.rt.audit
             )
         st.closed = len((await st.pf.settle(st.held_history, until)).closed)
+    close_data_ended(st, until)
     for p in st.pf.ledger.positions.values():
         seen = st.pf.marked_at(p.position_id)
         if seen is not None and seen.date() < until.date():
@@ -310,6 +317,73 @@ async def settle_book(st: RunState) -> None:
             )
     BookIdentity(st.book_source, until).save(st.rt.store)
     _timed(st, "portfolio", t0)
+
+
+def market_sessions_after(panel: Panel, last: datetime, until: datetime) -> int:
+    """Sessions of the market in (`last`, `until`]: the panel's dates in that span on which some
+    instrument has a close (the panel holds only dates some series traded on)."""
+    dates = panel.dates
+    lo = int(dates.searchsorted(to_utc_timestamp(last), side="right"))
+    hi = int(dates.searchsorted(to_utc_timestamp(until), side="right"))
+    if hi <= lo:
+        return 0
+    return int(np.isfinite(panel.close[lo:hi]).any(axis=1).sum())
+
+
+def data_ended(st: RunState, until: datetime) -> dict[str, datetime]:
+    """Held symbols whose data has ended at `until` → the bar time of their last close.
+
+    A symbol's data has ended when it has no bar for `paper.data_ended_sessions` consecutive sessions
+    of the market (dates on which other instruments of the run's data trade) and, for an instrument of
+    an exchange, as many sessions of its own exchange (a long local holiday is not an end). Causal: it
+    reads only bars up to `until`. Never a symbol whose bars the data-quality stage refused to trust
+    (`follow_data_quality`: it keeps its mark until the file is fixed), nor, outside a backtest, one
+    whose history the source could not give (a failed read is not an end of the data)."""
+    assert st.pf is not None
+    if st.snap is None or not st.pf.ledger.positions:
+        return {}
+    n = st.rt.config.paper.data_ended_sessions
+    untrusted = set(st.snap.quality.rejected_bars())
+    readable = None if st.held_bars is not None else set(st.held_history)
+    out: dict[str, datetime] = {}
+    for pid, pos in st.pf.ledger.positions.items():
+        sym = pos.symbol
+        if sym in out or sym in untrusted or (readable is not None and sym not in readable):
+            continue
+        last = st.pf.marked_at(pid) or pos.opened_at
+        if market_sessions_after(st.snap.panel, last, until) < n:
+            continue
+        inst = st.snap.instruments.get(sym)
+        code = exchange_of(sym, inst.asset_class.value, inst.exchange) if inst else exchange_of(sym)
+        if code is not None and sessions_after(code, last.date(), until.date()) < n:
+            continue
+        out[sym] = last
+    return out
+
+
+def close_data_ended(st: RunState, until: datetime) -> None:
+    """Close the held positions whose instrument stopped trading (`data_ended`) at their last known
+    close, exit reason "data ended", and say each once (the run's warnings, `st.data_ended`, the log).
+
+    Without this a position in a delisted symbol (or a file that stops) is never settled again: it
+    keeps its last mark for ever and, its correlation unknown, fills the risk rules' exposure limits,
+    so no entry is approved for the rest of a backtest."""
+    assert st.pf is not None
+    ended = data_ended(st, until)
+    if not ended:
+        return
+    n = st.rt.config.paper.data_ended_sessions
+    for pos, mark in st.pf.close_data_ended(ended, until):
+        line = (
+            f"{pos.symbol}: no bar since {mark.ts.date()} ({n}+ sessions while the market traded): its data "
+            f"has ended (delisted, merged or the file stops); the position was closed at its last close "
+            f"{mark.price} on {until.date()}, exit reason '{DATA_ENDED}'"
+        )
+        st.warnings.append(line)
+        st.data_ended.append(line)
+        st.closed += 1
+        log.warning("position.data_ended", symbol=pos.symbol, last_bar=mark.ts.date().isoformat(),
+                    price=str(mark.price), closed_on=until.date().isoformat())  # fmt: skip
 
 
 # --------------------------------------------------------------------------------------------- analyse
