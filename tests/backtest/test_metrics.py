@@ -35,6 +35,8 @@ def _signal(sid: str, entry: str, stop: str, target: str, direction: Direction =
 def test_return_metrics_match_hand_computation() -> None:
     r = np.array([0.1, -0.1, 0.0, 121 / 99 - 1])
     m = compute_metrics(EQUITY, [], {}, exposure=[0.5, 0.5, 1.0, 0.0, 0.0], traded_notional=252.0, fees=3.5)
+    # The first point is the starting equity: 4 trading days, from 2024-01-03.
+    assert (m["start"], m["end"], m["days"], m["starting_equity"]) == ("2024-01-03", "2024-01-08", 4, 100.0)
     assert m["total_return"] == pytest.approx(0.21)
     assert m["cagr"] == pytest.approx(1.21 ** (252 / 4) - 1)
     assert m["volatility"] == pytest.approx(np.std(r, ddof=1) * math.sqrt(252))

@@ -75,12 +75,20 @@ class BacktestResult:
     fills: list[Fill] = field(default_factory=list)
     # CPU seconds of this process per stage (on a shared machine the wall clock holds others' work too).
     cpu_timings: dict[str, float] = field(default_factory=dict)
+    # The data's trading day before the first simulated day: the close the book starts from (all cash).
+    opening_day: date | None = None
 
     def equity(self) -> pd.Series:
-        """Equity at each day's close (UTC dates)."""
+        """The equity curve (UTC dates): the starting cash at the close before the first simulated day
+        (`opening_day`; without it, the business day before), then the equity at each day's close. Day
+        one's fills and costs are the first return, not the curve's starting point."""
+        if not self.days:
+            return pd.Series([], index=pd.DatetimeIndex([]), dtype=float, name="equity")
+        first = pd.Timestamp(self.days[0].day)
+        opening = pd.Timestamp(self.opening_day) if self.opening_day else first - pd.offsets.BDay(1)
         return pd.Series(
-            [d.equity for d in self.days],
-            index=pd.DatetimeIndex([pd.Timestamp(d.day) for d in self.days]),
+            [self.starting_cash, *(d.equity for d in self.days)],
+            index=pd.DatetimeIndex([opening, *(pd.Timestamp(d.day) for d in self.days)]),
             name="equity",
         )
 
@@ -151,6 +159,8 @@ async def replay(
         else:
             result = await _run_days(rt, history, days, source, progress)
         result.warnings[:0] = warnings
+        if days[0] > 0:  # the regime needs ~200 bars before the first day: there is always one
+            result.opening_day = history.panel.dates[int(days[0]) - 1].date()
         return result
     finally:
         rt.close()

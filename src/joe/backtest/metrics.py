@@ -1,7 +1,10 @@
 """A backtest's metrics: return and risk from `empyrical` (empyrical-reloaded), trade statistics by hand.
 
-Return metrics use daily returns of the equity curve (one point per trading day of the data) and
-252 periods a year, the convention of empyrical, pyfolio and quantstats:
+The equity curve starts with the starting equity at the close before the first trading day (a
+backtest: the configured paper starting cash, at the data's previous close), then one point per trading
+day's close; so a curve of N + 1 points covers N trading days (`days`, from `start` to `end`), and day
+one's fills and costs are its first return. Return metrics use the daily returns of that curve and 252
+periods a year, the convention of empyrical, pyfolio and quantstats:
 
 * CAGR — `empyrical.annual_return` (geometric: (final / initial) ** (252 / days) − 1)
 * volatility — `empyrical.annual_volatility` (sample std of daily returns × √252)
@@ -124,16 +127,19 @@ def compute_metrics(
     traded_notional: float = 0.0,
     fees: float = 0.0,
 ) -> dict[str, float | int | str | None]:
-    """Every metric of the report, JSON-ready (NaN → None). `equity` is daily, UTC-dated."""
+    """Every metric of the report, JSON-ready (NaN → None). `equity` is daily, UTC-dated: the starting
+    equity at the close before the first trading day, then each trading day's close (module docstring).
+    `exposure` has one value per trading day."""
     ep = library()
 
     returns = equity.pct_change().dropna()
     years = len(returns) / PERIODS_PER_YEAR
     spell = max_drawdown_spell(equity)
     out: dict[str, float | int | str | None] = {
-        "start": str(equity.index[0].date()) if len(equity) else None,
-        "end": str(equity.index[-1].date()) if len(equity) else None,
-        "days": len(equity),
+        "start": str(equity.index[1].date()) if len(equity) > 1 else None,
+        "end": str(equity.index[-1].date()) if len(equity) > 1 else None,
+        "days": max(len(equity) - 1, 0),
+        "starting_equity_at": str(equity.index[0].date()) if len(equity) else None,
         "starting_equity": _num(equity.iloc[0]) if len(equity) else None,
         "final_equity": _num(equity.iloc[-1]) if len(equity) else None,
         "total_return": _num(equity.iloc[-1] / equity.iloc[0] - 1.0) if len(equity) else None,
@@ -174,8 +180,9 @@ def monthly_returns(equity: pd.Series) -> pd.DataFrame:
 def regime_breakdown(equity: pd.Series, regimes: Sequence[str]) -> pd.DataFrame:
     """Return per regime label: days, compounded return, mean daily return, annualised volatility.
 
-    A day's return is attributed to the regime detected at the previous close (the regime the book
-    was positioned under).
+    `regimes` has one label per point of `equity` (its first, the starting point's, is the label day
+    one's return is attributed to). A day's return is attributed to the regime detected at the previous
+    close (the regime the book was positioned under).
     """
     rets = equity.pct_change()
     frame = pd.DataFrame({"ret": rets.to_numpy(), "regime": pd.Series(list(regimes)).shift(1).to_numpy()})

@@ -4,13 +4,19 @@
   monthly returns heat map, exposure, the regime breakdown and the trade list with entry and exit reasons;
 * `report.md` — the same numbers as text;
 * `trades.csv` — one row per closed trade; `equity.csv` — one row per day;
-* `metrics.json` — every metric (`joe.backtest.metrics`), the options and the regime breakdown.
+* `metrics.json` — every metric (`joe.backtest.metrics`), the options, the regime breakdown and what
+  reproduces the report (`reproduce`: the effective configuration, its digest, the code version).
+
+The equity curve of the metrics and charts starts with the starting cash at the close before the first
+simulated day (`BacktestResult.equity`); `equity.csv` has one row per simulated day. The text and the
+page show money with thousands separators and 2 decimals, fractions as percentages.
 """
 
 from __future__ import annotations
 
 import html
 import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -104,6 +110,13 @@ def result_metrics(result: BacktestResult) -> dict[str, Any]:
     )
 
 
+def regime_labels(result: BacktestResult) -> list[str]:
+    """One label per point of `result.equity()`: day one's return (the opening point → day one) is
+    attributed to day one's regime, under which the book took its first positions."""
+    labels = [d.regime for d in result.days]
+    return labels[:1] + labels
+
+
 def _charts(equity: pd.Series, exposure: pd.Series, monthly: pd.DataFrame) -> dict[str, str]:
     """The report's charts as inline SVG (`joe.backtest.charts`), by name."""
     out = {
@@ -121,22 +134,50 @@ def _charts(equity: pd.Series, exposure: pd.Series, monthly: pd.DataFrame) -> di
 
 
 def _fmt(v: Any) -> str:
-    if v is None:
+    """A table cell: a float with 2 decimals and thousands separators (never scientific notation)."""
+    if v is None or (isinstance(v, float) and not math.isfinite(v)):
         return "—"
     if isinstance(v, float):
-        return f"{v:.4g}"
+        return f"{v:,.2f}"
     return str(v)
 
 
+def money(v: Any) -> str:
+    """An amount: thousands separators and 2 decimals (99,975.38)."""
+    return "—" if v is None else f"{float(v):,.2f}"
+
+
+def pct(v: Any, decimals: int = 2) -> str:
+    """A fraction as a percentage (-0.0254 → -2.54%)."""
+    return "—" if v is None or not math.isfinite(float(v)) else f"{float(v) * 100:,.{decimals}f}%"
+
+
 PCT_KEYS = ("total_return", "cagr", "volatility", "max_drawdown", "win_rate", "exposure")
+MONEY_KEYS = ("starting_equity", "final_equity", "net_pnl", "fees", "avg_win", "avg_loss")
+COUNT_KEYS = ("trades", "days", "max_drawdown_days", "max_drawdown_calendar_days")
 
 
 def _metric_rows(metrics: dict[str, Any]) -> list[tuple[str, str]]:
     rows = []
     for k, v in metrics.items():
-        shown = f"{v * 100:.2f}%" if k in PCT_KEYS and isinstance(v, float) else _fmt(v)
+        if k in PCT_KEYS and isinstance(v, float):
+            shown = pct(v)
+        elif k in MONEY_KEYS and isinstance(v, int | float):
+            shown = money(v)
+        elif k in COUNT_KEYS and isinstance(v, int | float):
+            shown = f"{int(v):,}"
+        else:
+            shown = _fmt(v)
         rows.append((k, shown))
     return rows
+
+
+def _regime_rows(regimes: pd.DataFrame) -> pd.DataFrame:
+    """The regime table as shown: returns and volatility as percentages."""
+    shown = regimes.astype(object).copy()
+    for col, decimals in (("return", 2), ("mean_daily", 3), ("volatility", 2)):
+        shown[col] = [pct(v, decimals) for v in regimes[col]]
+    return shown.rename(columns={"mean_daily": "mean daily"})
 
 
 def _table_md(df: pd.DataFrame) -> str:
@@ -161,9 +202,15 @@ def _table_html(df: pd.DataFrame) -> str:
 
 
 def write_report(
-    result: BacktestResult, folder: Path, title: str, options: dict[str, Any]
+    result: BacktestResult,
+    folder: Path,
+    title: str,
+    options: dict[str, Any],
+    *,
+    provenance: dict[str, Any] | None = None,
 ) -> tuple[BacktestPaths, dict[str, Any]]:
-    """Write every file of the report into `folder` (created); returns the paths and the metrics."""
+    """Write every file of the report into `folder` (created if missing); returns the paths and the
+    metrics. `provenance` (`joe.backtest.runner.provenance`) goes into metrics.json as `reproduce`."""
     folder.mkdir(parents=True, exist_ok=True)
     paths = BacktestPaths(
         folder,
@@ -177,7 +224,7 @@ def write_report(
     metrics = result_metrics(result)
     trades = trades_frame(result)
     days = days_frame(result)
-    regimes = regime_breakdown(equity, [d.regime for d in result.days])
+    regimes = regime_breakdown(equity, regime_labels(result))
     monthly = monthly_returns(equity)
     trades.to_csv(paths.trades, index=False)
     days.to_csv(paths.equity, index=False)
@@ -190,8 +237,12 @@ def write_report(
         "timings": {k: round(v, 4) for k, v in result.timings.items()},
         "warnings": result.warnings,
     }
+    if provenance is not None:
+        payload["reproduce"] = provenance
     paths.metrics.write_text(json.dumps(payload, indent=2, default=str) + "\n", encoding="utf-8")
     metric_df = pd.DataFrame(_metric_rows(metrics), columns=["metric", "value"])
+    regime_df = _regime_rows(regimes)
+    trades_shown = trades.drop(columns=["signal_id"]).assign(pnl=[money(v) for v in trades["pnl"]])
     monthly_pct = (monthly * 100).round(2) if not monthly.empty else monthly
     if not monthly_pct.empty:
         monthly_pct.columns = list(MONTHS)
@@ -201,16 +252,19 @@ def write_report(
         "## Metrics\n",
         _table_md(metric_df),
         "## Returns per regime\n",
-        _table_md(regimes),
+        _table_md(regime_df),
         "## Monthly returns (%)\n",
         _table_md(monthly_pct.reset_index()) if not monthly.empty else "_none_\n",
         f"## Trades ({len(trades)} closed, {result.open_positions} open at the end)\n",
-        _table_md(trades.drop(columns=["signal_id"])),
+        _table_md(trades_shown),
     ]
     if result.warnings:
         md += ["## Warnings\n", "\n".join(f"- {w}" for w in result.warnings) + "\n"]
     paths.markdown.write_text("\n".join(md), encoding="utf-8")
-    charts = _charts(equity, days.set_index(equity.index)["exposure"] if len(days) else equity * 0, monthly)
+    exposure = pd.Series(
+        [d.exposure for d in result.days], index=pd.DatetimeIndex([pd.Timestamp(d.day) for d in result.days])
+    )
+    charts = _charts(equity, exposure, monthly)
     imgs = "".join(f"<h2>{name.capitalize()}</h2><figure>{svg}</figure>" for name, svg in charts.items())
     style = (
         "body{font-family:system-ui,sans-serif;margin:2em;max-width:1100px}"
@@ -221,9 +275,9 @@ def write_report(
         f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
         f"<style>{style}</style></head><body><h1>{html.escape(title)}</h1>"
         f"<h2>Metrics</h2>{_table_html(metric_df)}{imgs}"
-        f"<h2>Returns per regime</h2>{_table_html(regimes)}"
+        f"<h2>Returns per regime</h2>{_table_html(regime_df)}"
         f"<h2>Trades ({len(trades)} closed, {result.open_positions} open at the end)</h2>"
-        f"{_table_html(trades.drop(columns=['signal_id']))}"
+        f"{_table_html(trades_shown)}"
         + (
             "<h2>Warnings</h2><ul>" + "".join(f"<li>{html.escape(w)}</li>" for w in result.warnings) + "</ul>"
             if result.warnings

@@ -12,6 +12,8 @@ from rich.console import Console
 
 from joe.cli.exit_codes import ExitCode
 
+INTERRUPTED = 130  # Ctrl-C: 128 + SIGINT, the shell's convention
+
 
 def _date(value: str | None, flag: str, console: Console) -> date | None:
     if value is None:
@@ -74,7 +76,7 @@ def backtest_command(
     from joe.backtest.engine import BacktestError
     from joe.backtest.feed import WorkerError
     from joe.backtest.overrides import OverrideError, parse_set
-    from joe.backtest.runner import BacktestOptions, run_backtest
+    from joe.backtest.runner import BacktestOptions, OutputDirError, check_out_root, run_backtest
     from joe.config.loader import load_execution_config_tolerant
     from joe.config.settings import load_settings
     from joe.data.errors import DataError
@@ -97,6 +99,12 @@ def backtest_command(
         console.print(f"[yellow]config[/]: {p}", soft_wrap=True)
     root = (out or Path(settings.data_dir) / "backtests").expanduser()
     try:
+        check_out_root(root)  # before the replay: a report root that cannot take the report loses no work
+    except OutputDirError as exc:
+        console.print(f"[red]Bad --out[/]: {escape(str(exc))}", soft_wrap=True)
+        raise typer.Exit(ExitCode.USAGE) from None
+    bar = _ProgressBar(console)
+    try:
         overrides = parse_set(set_ or [])
         opts = BacktestOptions(source, first, last, universe, overrides, date_format)
         if sweep is not None:
@@ -104,8 +112,16 @@ def backtest_command(
 
             run_sweep_command(console, opts, config, root, sweep, walk_forward, scheduler, workers)
             return
-        with _ProgressBar(console) as bar:
+        with bar:
             outcome = run_backtest(opts, config, root, progress=bar.update, workers=workers)
+    except KeyboardInterrupt:  # Ctrl-C: the scratch book and a half-written report are already removed
+        if sweep is not None:
+            raise
+        console.print(f"backtest interrupted {bar.where()}; nothing written", soft_wrap=True)
+        raise typer.Exit(INTERRUPTED) from None
+    except OutputDirError as exc:
+        console.print(f"[red]Bad --out[/]: {escape(str(exc))}", soft_wrap=True)
+        raise typer.Exit(ExitCode.USAGE) from None
     except (BacktestError, OverrideError, SweepError, DataError) as exc:
         console.print(f"[red]Bad arguments[/]: {exc}", soft_wrap=True)
         raise typer.Exit(ExitCode.USAGE) from None
@@ -153,6 +169,8 @@ class _ProgressBar:
         self.task = self.progress.add_task("", total=None)
         self.console = console
         self._step = 0
+        self.done: int | None = None  # days finished, of `total` (None: the replay has not started)
+        self.total = 0
 
     def __enter__(self) -> _ProgressBar:
         self.progress.start()
@@ -161,7 +179,16 @@ class _ProgressBar:
     def __exit__(self, *exc: object) -> None:
         self.progress.stop()
 
+    def where(self) -> str:
+        """Where the run is, for the interruption's message: "on day D of N" (the day being simulated)."""
+        if self.done is None:
+            return "before the first day (loading the data)"
+        if self.done >= self.total:
+            return f"after the last day ({self.total} of {self.total}, writing the report)"
+        return f"on day {self.done + 1} of {self.total}"
+
     def update(self, done: int, total: int, day: date) -> None:
+        self.done, self.total = done, total
         self.progress.update(self.task, completed=done, total=total, description=str(day))
         # Without a terminal the bar is invisible: a line every 10% keeps a long run's log alive.
         step = done * 10 // max(total, 1)

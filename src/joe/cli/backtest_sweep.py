@@ -10,7 +10,7 @@ from typing import Any
 
 from rich.console import Console
 
-from joe.backtest.runner import BacktestOptions, backtest_id
+from joe.backtest.runner import BacktestOptions, backtest_id, make_report_dir
 from joe.config.schema import ExecutionConfig
 from joe.core.clock import utcnow
 
@@ -66,7 +66,8 @@ def run_sweep_command(
         mapper = dask_mapper(_client(stack, scheduler, workers, console), history, config)
         walk = run_walk_forward(spec, history, opts, mapper) if walk_forward else None
         table = walk[0] if walk is not None else sweep(spec, opts, mapper)
-    folder = root / f"sweep-{backtest_id(opts, utcnow()).removeprefix('bt-')}"
+    sweep_id = backtest_id(opts, utcnow(), config, sweep_file.read_bytes()).removeprefix("bt-")
+    folder = make_report_dir(root, f"sweep-{sweep_id}")  # a new folder: never another sweep's
     paths = write_sweep_report(folder, table, spec.keys, spec.metric, walk)
     if walk is not None:
         for row in walk[1].to_dict(orient="records"):
