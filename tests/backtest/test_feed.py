@@ -7,6 +7,7 @@ from __future__ import annotations
 import multiprocessing as mp
 import os
 import pickle
+import signal
 import time
 from dataclasses import astuple
 from datetime import date
@@ -244,3 +245,17 @@ def test_a_day_out_of_step_is_an_error_not_another_days_market(
     with pytest.raises(feed.WorkerError, match=r"sent the analysis of 2020-11-\d\d.* where 2020-11-\d\d"):
         run_on_history(history, ExecutionConfig(), _opts(market_dir), workers=2)
     assert not mp.active_children()
+
+
+@pytest.mark.timeout(300)
+def test_a_ctrl_c_to_the_process_group_leaves_the_interrupt_to_the_book(history: History) -> None:
+    # The terminal sends SIGINT to the worker as well as to the book: the worker must go on (the book
+    # decides, prints its one line and stops it), not report a KeyboardInterrupt as a failed day.
+    rows = [int(r) for r in history.days(START, END)]
+    cfg = ExecutionConfig()
+    with feed.MarketFeed(history, cfg, rows) as f:
+        f.next()
+        os.kill(f._proc.pid, signal.SIGINT)
+        rest = [f.next() for _ in rows[1:]]  # a WorkerError here: the worker took the interrupt
+        assert f.finish()["total"] > 0
+    assert len(rest) == len(rows) - 1

@@ -19,6 +19,7 @@ import multiprocessing as mp
 import os
 import pickle
 import queue
+import signal
 import threading
 import time
 import traceback
@@ -77,6 +78,10 @@ def _work(
     # is gone (killed, even by SIGKILL) the next send fails and the worker ends instead of blocking
     # for ever on a full pipe that its own copy of the reading end kept open.
     book_end.close()
+    # Ctrl-C at a terminal goes to the whole process group: the book's process handles it (one line, exit
+    # 130) and stops this worker; taken here too, it would be sent back as the stage's "error" and race
+    # the book's own interrupt, so the run could end as a failure instead.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     k = 0
     cpu = {"market": 0.0, "send": 0.0}
     try:
