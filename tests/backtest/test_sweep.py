@@ -80,6 +80,36 @@ def test_sweep_on_a_two_worker_cluster_equals_the_serial_run(
 
 
 @pytest.mark.timeout(600)
+def test_a_sweep_point_equals_the_serial_backtest_with_set(tmp_path: Path, market_dir: Path) -> None:
+    """Hostile review: a sweep point must give what `joe backtest --set key=value` gives — that one
+    loads the data with its overrides, a sweep loads once. Over keys of several sections (random draws),
+    each row equals a backtest on data loaded with that point applied; the keys that act while loading
+    are refused instead (tests/backtest/test_sweep_checks.py)."""
+    from joe.backtest.overrides import apply_overrides
+    from joe.backtest.report import result_metrics
+    from joe.backtest.runner import run_on_history
+
+    cfg = ExecutionConfig()
+    text = (
+        "mode: random\nsamples: 3\nseed: 5\nparameters:\n"
+        "  pipeline.top_n: [2, 20]\n  pipeline.min_score: {low: 40.0, high: 70.0}\n"
+        "  risk.risk_per_trade_pct: {low: 0.2, high: 2.0}\n  paper.slippage_bps: [0, 10]\n"
+        "  pipeline.atr_stop_multiple: [1.5, 3.0]\n  risk.max_positions: {low: 2, high: 12}\n"
+    )
+    spec = load_spec(_spec(tmp_path, text), cfg)
+    base = BacktestOptions(f"csv:{market_dir}", date(2021, 1, 4), date(2021, 2, 26))
+    loaded = load_history_sync(base.source, cfg, end=base.end)  # as `joe backtest --sweep` loads
+    table = sweep(spec, base, serial_mapper(loaded, cfg))
+    for point, row in zip(spec.points, table.to_dict(orient="records"), strict=True):
+        one = apply_overrides(cfg, point)  # `joe backtest --set ...`: the load sees the overrides too
+        history = load_history_sync(base.source, one, start=base.start, end=base.end)
+        direct = result_metrics(run_on_history(history, one, base, workers=1))
+        got = {k: None if pd.isna(row[k]) else row[k] for k in direct}  # a table has NaN for None
+        assert got == direct, point
+    assert table["total_return"].nunique() > 1  # the parameters change the result
+
+
+@pytest.mark.timeout(600)
 def test_walk_forward_picks_the_best_in_sample_set_and_reports_it_out_of_sample(
     tmp_path: Path, market_dir: Path, history: History, client: object
 ) -> None:

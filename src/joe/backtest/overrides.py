@@ -17,7 +17,15 @@ from joe.config.schema import ExecutionConfig
 
 
 class OverrideError(ValueError):
-    """An override names no config key, or gives a value the schema refuses."""
+    """An override names no config key, or gives a value the schema refuses.
+
+    `key`: the override at fault (None: not known); `detail`: what is wrong with it, without the
+    `--set` wording (a sweep file says it in its own words)."""
+
+    def __init__(self, message: str, key: str | None = None, detail: str | None = None) -> None:
+        super().__init__(message)
+        self.key = key
+        self.detail = detail or message
 
 
 def parse_set(items: Iterable[str]) -> dict[str, Any]:
@@ -47,7 +55,8 @@ def apply_overrides(config: ExecutionConfig, overrides: Mapping[str, Any]) -> Ex
             if not isinstance(node, dict) or part not in node:
                 where = ".".join(parts[:depth]) or "the top level"
                 known = ", ".join(sorted(node)) if isinstance(node, dict) else "(not a section)"
-                raise OverrideError(f"--set {key}: no key {part!r} in {where} (known: {known})")
+                detail = f"no key {part!r} in {where} (known: {known})"
+                raise OverrideError(f"--set {key}: {detail}", key, detail)
             if depth == len(parts) - 1:
                 node[part] = value
             else:
@@ -57,4 +66,5 @@ def apply_overrides(config: ExecutionConfig, overrides: Mapping[str, Any]) -> Ex
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"])
-        raise OverrideError(f"--set: {where}: {first['msg']}") from None
+        detail = f"{where}: {first['msg']}"
+        raise OverrideError(f"--set: {detail}", None, detail) from None

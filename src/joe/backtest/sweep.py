@@ -33,7 +33,6 @@ from typing import Any
 import pandas as pd
 import yaml
 
-from joe.backtest.metrics import compute_metrics
 from joe.backtest.overrides import OverrideError, apply_overrides
 from joe.backtest.precompute import History
 from joe.backtest.report import result_metrics
@@ -43,6 +42,50 @@ from joe.config.schema import ExecutionConfig
 
 class SweepError(ValueError):
     """The sweep file is unreadable or names something the config or the data does not have."""
+
+
+# A sweep (or walk-forward) runs every point on one loaded history, so a key that acts while the data is
+# loaded (`joe.backtest.loading` / `precompute`) would be silently ignored: each is refused, with why.
+# tests/backtest/test_sweep_checks.py checks that every config key those modules read is listed here.
+LOAD_TIME_KEYS: dict[str, str] = {
+    "pipeline.universe_size": (
+        "it caps the universe while the data is loaded (and sizes the sample source), and a sweep loads "
+        "the data once for every point; run one backtest per value with --set pipeline.universe_size=N, "
+        "or give it once with --set for the whole sweep"
+    ),
+    "pipeline.history_bars": (
+        "it is how many bars a run loads; a backtest has loaded every bar, so it would change nothing"
+    ),
+}
+
+# The file's top-level keys, and those of `walk_forward:`.
+TOP_KEYS = ("mode", "samples", "seed", "metric", "parameters", "walk_forward")
+WALK_KEYS = ("in_sample", "out_of_sample")
+
+# The metrics a sweep can rank by (keys of `joe.backtest.metrics.compute_metrics`) and which way is
+# better. Dates, the constant starting equity, the day count and the activity measures (trades,
+# exposure, turnover: neither more nor less is better) are reported in sweep.csv but rank nothing.
+METRICS: dict[str, str] = {
+    "total_return": "max",
+    "cagr": "max",
+    "sharpe": "max",
+    "sortino": "max",
+    "max_drawdown": "max",  # a negative fraction: nearer 0 is better
+    "final_equity": "max",
+    "net_pnl": "max",
+    "win_rate": "max",
+    "profit_factor": "max",
+    "avg_r_multiple": "max",
+    "avg_win": "max",
+    "avg_loss": "max",  # negative: nearer 0 is better
+    "volatility": "min",
+    "max_drawdown_days": "min",
+    "max_drawdown_calendar_days": "min",
+    "fees": "min",
+}
+
+# More points than this are refused before anything is built (each point is a whole backtest).
+MAX_POINTS = 10_000
 
 
 @dataclass(frozen=True)
@@ -60,73 +103,157 @@ class SweepSpec:
     metric: str
     walk_forward: WalkForward | None
 
+    @property
+    def higher_is_better(self) -> bool:
+        return METRICS[self.metric] == "max"
 
-def _int(raw: Any, what: str, path: Path) -> int:
-    if not isinstance(raw, int) or isinstance(raw, bool) or raw < 1:
-        raise SweepError(f"{path}: {what} must be a whole number ≥ 1, not {raw!r}")
+
+def _int(raw: Any, what: str, path: Path, low: int = 1) -> int:
+    if not isinstance(raw, int) or isinstance(raw, bool) or raw < low:
+        raise SweepError(f"{path}: {what} must be a whole number ≥ {low}, not {raw!r}")
     return raw
+
+
+def _number(raw: Any) -> bool:
+    return isinstance(raw, int | float) and not isinstance(raw, bool) and math.isfinite(raw)
+
+
+def load_time_reason(key: str) -> str | None:
+    """Why `key` cannot be swept (it acts while the data is loaded), or None when it can."""
+    for fixed, why in LOAD_TIME_KEYS.items():
+        if key == fixed:
+            return why
+        if fixed.startswith(key + "."):  # a whole section (`pipeline: [{...}]`) would set it too
+            return f"it holds {fixed}, which cannot be swept: {why}"
+    return None
+
+
+def _check_values(path: Path, key: str, values: Any, mode: str) -> None:
+    """A parameter's values: a non-empty list, or (random) {low, high} numbers with low ≤ high."""
+    if isinstance(values, list):
+        if not values:
+            raise SweepError(f"{path}: parameters: {key} has an empty list; give at least one value")
+        return
+    if isinstance(values, dict) and mode == "random":
+        if set(values) != {"low", "high"}:
+            raise SweepError(
+                f"{path}: parameters: {key} must be a list or {{low: N, high: N}}, not a mapping with "
+                f"{', '.join(sorted(map(str, values)))}"
+            )
+        low, high = values["low"], values["high"]
+        for name, v in (("low", low), ("high", high)):
+            if not _number(v):
+                raise SweepError(f"{path}: parameters: {key}: {name} must be a number, not {v!r}")
+        if low > high:
+            raise SweepError(f"{path}: parameters: {key}: low ({low}) is above high ({high}); swap them")
+        return
+    hint = " or {low: N, high: N}" if mode == "random" else " ({low, high} ranges need mode: random)"
+    raise SweepError(f"{path}: parameters: {key} must be a non-empty list{hint}, not {values!r}")
+
+
+def _check_point(path: Path, config: ExecutionConfig, point: Mapping[str, Any]) -> None:
+    try:
+        apply_overrides(config, point)
+    except OverrideError as exc:
+        if exc.key is not None:  # the key itself names nothing in the config
+            raise SweepError(
+                f"{path}: the sweep file's parameter {exc.key!r} is not a config key: {exc.detail}"
+            ) from None
+        shown = ", ".join(f"{k}={v!r}" for k, v in point.items())
+        raise SweepError(f"{path}: parameters: the config refuses {shown}: {exc.detail}") from None
 
 
 def load_spec(path: Path, config: ExecutionConfig) -> SweepSpec:
     """Read and check a sweep file; every point is validated against the config schema.
 
-    Raises `SweepError` naming the file and the key at fault.
+    Raises `SweepError` naming the file and the key at fault — before any point is built when the
+    file asks for more than `MAX_POINTS` backtests.
     """
     try:
         raw = yaml.safe_load(path.read_text(encoding="utf-8"))
     except OSError as exc:
         raise SweepError(f"cannot read sweep file {path}: {exc.strerror or exc}") from None
-    except yaml.YAMLError as exc:
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
         raise SweepError(f"{path} is not valid YAML: {exc}") from None
     if not isinstance(raw, dict) or not isinstance(raw.get("parameters"), dict) or not raw["parameters"]:
         raise SweepError(f"{path}: needs a `parameters:` mapping of config keys to values")
-    params: dict[str, Any] = raw["parameters"]
+    unknown = [str(k) for k in raw if k not in TOP_KEYS]
+    if unknown:
+        raise SweepError(
+            f"{path}: unknown key(s) {', '.join(map(repr, unknown))}; a sweep file has {', '.join(TOP_KEYS)}"
+        )
+    params: dict[Any, Any] = raw["parameters"]
     mode = str(raw.get("mode", "grid")).lower()
     if mode not in ("grid", "random"):
         raise SweepError(f"{path}: mode must be grid or random, not {mode!r}")
-    for key, values in params.items():
-        ranged = isinstance(values, dict) and {"low", "high"} <= set(values)
-        if not (isinstance(values, list) and values) and not (ranged and mode == "random"):
-            raise SweepError(
-                f"{path}: parameters.{key} must be a non-empty list"
-                + (" or {low, high}" if mode == "random" else "")
-            )
-    keys = list(params)
     if mode == "grid":
-        points = [dict(zip(keys, combo, strict=True)) for combo in itertools.product(*params.values())]
-    else:
-        rng = random.Random(raw.get("seed", 1))
-        points = [
-            {k: _draw(rng, v) for k, v in params.items()}
-            for _ in range(_int(raw.get("samples", 10), "samples", path))
-        ]
-    for p in points:
-        try:
-            apply_overrides(config, p)
-        except OverrideError as exc:
-            raise SweepError(f"{path}: {exc}") from None
+        extra = [k for k in ("samples", "seed") if k in raw]
+        if extra:
+            raise SweepError(
+                f"{path}: {' and '.join(extra)} apply to mode: random only (this file is a grid)"
+            )
+    for key, values in params.items():
+        if not isinstance(key, str) or not key.strip():
+            raise SweepError(f"{path}: parameters: {key!r} is not a config key (e.g. risk.max_positions)")
+        why = load_time_reason(key)
+        if why is not None:
+            raise SweepError(f"{path}: parameters: {key} cannot be swept: {why}")
+        _check_values(path, key, values, mode)
     wf = raw.get("walk_forward")
     walk = None
     if wf is not None:
         if not isinstance(wf, dict):
             raise SweepError(f"{path}: walk_forward must be a mapping with in_sample and out_of_sample")
+        extra = [str(k) for k in wf if k not in WALK_KEYS]
+        if extra:
+            raise SweepError(
+                f"{path}: walk_forward: unknown key(s) {', '.join(map(repr, extra))}; it has "
+                f"{' and '.join(WALK_KEYS)}"
+            )
         walk = WalkForward(
             _int(wf.get("in_sample"), "walk_forward.in_sample", path),
             _int(wf.get("out_of_sample"), "walk_forward.out_of_sample", path),
         )
     metric = str(raw.get("metric", "sharpe"))
-    known = metric_names()
-    if metric not in known:  # a typo would rank every set -inf: walk-forward would pick the first one
+    if metric not in METRICS:  # a typo would rank every set -inf: walk-forward would pick the first one
         raise SweepError(
-            f"{path}: metric {metric!r} is not a backtest metric; choose one of {', '.join(known)}"
+            f"{path}: metric {metric!r} is not a backtest metric a sweep can rank by; choose one of "
+            f"{', '.join(metric_names())}"
         )
+    keys = list(params)
+    if mode == "grid":
+        count = math.prod(len(v) for v in params.values())
+        what = " × ".join(f"{len(v)} {k}" for k, v in params.items())
+        narrow = "use fewer values, or mode: random with samples: N"
+    else:
+        count = _int(raw.get("samples", 10), "samples", path)
+        what = f"samples: {count}"
+        narrow = "lower samples"
+        seed = raw.get("seed", 1)
+        if not isinstance(seed, int) or isinstance(seed, bool):
+            raise SweepError(f"{path}: seed must be a whole number, not {seed!r}")
+    if count > MAX_POINTS:
+        raise SweepError(
+            f"{path}: {count:,} parameter sets ({what}) is more than the {MAX_POINTS:,} a sweep runs "
+            f"(each is a whole backtest); {narrow}"
+        )
+    # Each value alone first (names the key and value), then every point (the schema's cross-field checks).
+    for key, values in params.items():
+        for v in values if isinstance(values, list) else (values["low"], values["high"]):
+            _check_point(path, config, {key: v})
+    if mode == "grid":
+        points = [dict(zip(keys, combo, strict=True)) for combo in itertools.product(*params.values())]
+    else:
+        rng = random.Random(seed)
+        points = [{k: _draw(rng, v) for k, v in params.items()} for _ in range(count)]
+    for p in points:
+        _check_point(path, config, p)
     return SweepSpec(points, keys, metric, walk)
 
 
 def metric_names() -> list[str]:
-    """The metrics a backtest reports (`joe.backtest.metrics.compute_metrics`' keys), sorted."""
-    empty = pd.Series([], dtype=float, index=pd.DatetimeIndex([]))
-    return sorted(compute_metrics(empty, [], {}))
+    """The metrics a sweep ranks by (`METRICS`, all keys of `compute_metrics`), sorted."""
+    return sorted(METRICS)
 
 
 def _draw(rng: random.Random, values: Any) -> Any:
@@ -153,21 +280,63 @@ def run_point(
 Mapper = Callable[[Sequence[tuple[BacktestOptions, dict[str, Any]]]], list[dict[str, Any]]]
 
 
+class SweepInterrupted(Exception):
+    """Ctrl-C during a sweep: `done` of `total` backtests had finished (their results are dropped)."""
+
+    def __init__(self, done: int, total: int) -> None:
+        super().__init__(f"interrupted after {done} of {total} backtests")
+        self.done, self.total = done, total
+
+
+def dask_setup(worker: Any) -> None:
+    """Dask's preload hook (`LocalCluster(preload=["joe.backtest.sweep"])`): a sweep's worker process
+    ignores SIGINT. Ctrl-C in a terminal reaches every process of its group; the command stops the
+    sweep and says so in one line, where each worker would print a traceback of its own."""
+    import signal
+    import threading
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 def serial_mapper(history: History, config: ExecutionConfig) -> Mapper:
     """Run the points one after the other in this process."""
     return lambda jobs: [run_point(history, config, o, p) for o, p in jobs]
 
 
-def dask_mapper(client: Any, history: History, config: ExecutionConfig) -> Mapper:
-    """Run the points as Dask tasks; the history is scattered to every worker once."""
-    h = client.scatter(history, broadcast=True)
-    c = client.scatter(config, broadcast=True)
+class DaskMapper:
+    """Run the points as Dask tasks; the history is scattered to every worker once. `done`/`total`
+    count the backtests over every call (a walk-forward calls it twice); Ctrl-C cancels the tasks left
+    and raises `SweepInterrupted`."""
 
-    def run(jobs: Sequence[tuple[BacktestOptions, dict[str, Any]]]) -> list[dict[str, Any]]:
-        futures = [client.submit(run_point, h, c, o, p, pure=False) for o, p in jobs]
-        return list(client.gather(futures))
+    def __init__(self, client: Any, history: History, config: ExecutionConfig, total: int = 0) -> None:
+        self.client = client
+        self.h = client.scatter(history, broadcast=True)
+        self.c = client.scatter(config, broadcast=True)
+        self.done = 0
+        self.total = total
 
-    return run
+    def __call__(self, jobs: Sequence[tuple[BacktestOptions, dict[str, Any]]]) -> list[dict[str, Any]]:
+        from distributed import as_completed
+
+        futures = [self.client.submit(run_point, self.h, self.c, o, p, pure=False) for o, p in jobs]
+        self.total = max(self.total, self.done + len(futures))
+        try:
+            for _ in as_completed(futures):
+                self.done += 1
+            return list(self.client.gather(futures))
+        except KeyboardInterrupt:
+            done = self.done
+            try:
+                self.client.cancel(futures)
+            except Exception:  # the interrupt is what gets reported
+                pass
+            raise SweepInterrupted(done, self.total) from None
+
+
+def dask_mapper(client: Any, history: History, config: ExecutionConfig, total: int = 0) -> DaskMapper:
+    """Run the points as Dask tasks (`DaskMapper`)."""
+    return DaskMapper(client, history, config, total)
 
 
 def sweep(spec: SweepSpec, base: BacktestOptions, mapper: Mapper) -> pd.DataFrame:
@@ -195,8 +364,20 @@ def windows(history: History, base: BacktestOptions, wf: WalkForward) -> list[tu
 
 
 def _score(row: Mapping[str, Any], metric: str) -> float:
+    """Higher is better whichever way the metric points (`METRICS`); no value: -inf."""
     v = row.get(metric)
-    return float(v) if isinstance(v, int | float) and math.isfinite(v) else -math.inf
+    if not isinstance(v, int | float) or not math.isfinite(v):
+        return -math.inf
+    return float(v) if METRICS.get(metric, "max") == "max" else -float(v)
+
+
+def best_row(table: pd.DataFrame, metric: str) -> pd.Series | None:
+    """The row with the best `metric` (`METRICS`' direction; ties: the first), None when no row has one."""
+    values = pd.to_numeric(table[metric], errors="coerce") if metric in table else pd.Series(dtype=float)
+    if not len(values) or values.isna().all():
+        return None
+    i = values.idxmax() if METRICS.get(metric, "max") == "max" else values.idxmin()
+    return table.loc[i]
 
 
 def walk_forward(
@@ -204,8 +385,9 @@ def walk_forward(
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(every in-sample result, one row per window: the best set and its out-of-sample result).
 
-    The best set of a window is the one with the highest `spec.metric` in sample (ties: the first in
-    the file's order); it is then run, unchanged, on the following out-of-sample days.
+    The best set of a window is the one with the best `spec.metric` in sample (the highest, or the
+    lowest for a metric where less is better: `METRICS`; ties: the first in the file's order); it is
+    then run, unchanged, on the following out-of-sample days.
     """
     assert spec.walk_forward is not None
     wins = windows(history, base, spec.walk_forward)

@@ -49,7 +49,11 @@ def _heatmap(pivot: pd.DataFrame, ylabel: str, xlabel: str, metric: str) -> str:
 
     vals = pivot.to_numpy(dtype=float)
     fig, ax = plt.subplots(figsize=(1.2 + 1.0 * vals.shape[1], 1.0 + 0.6 * vals.shape[0]))
-    im = ax.imshow(vals, cmap="RdYlGn", aspect="auto")
+    from joe.backtest.sweep import METRICS
+
+    # Green is better: for a metric where less is better (`METRICS`) the scale is reversed.
+    cmap = "RdYlGn_r" if METRICS.get(metric) == "min" else "RdYlGn"
+    im = ax.imshow(vals, cmap=cmap, aspect="auto")
     ax.set_xticks(range(vals.shape[1]), [str(c) for c in pivot.columns])
     ax.set_yticks(range(vals.shape[0]), [str(i) for i in pivot.index])
     ax.set_xlabel(xlabel)
