@@ -143,8 +143,12 @@ async def replay(
                 else " on which the regime can be labelled (on none of the data's days"
             ) + ": it needs ~200 bars of index history)"
         lo, hi = start or "the data's first day", end or "its last day"
+        # The history was read up to `end` (`load_history`): its last day is the last one up to `end`,
+        # not the files' last date - say so rather than call it what the data covers.
+        read = f" read up to {end}" if end is not None else ""
         raise BacktestError(
-            f"no trading day between {lo} and {hi}{why}: the data covers {d[0].date()} to {d[-1].date()}"
+            f"no trading day between {lo} and {hi}{why}: the data{read} covers {d[0].date()} to "
+            f"{d[-1].date()}"
         )
     rt = scratch_runtime(config, scratch)
     try:

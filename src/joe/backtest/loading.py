@@ -10,6 +10,11 @@ extreme move, broken bar) or a series going stale — changes what D would see, 
 replay on the market loaded again up to the day before it (`History.earlier`, one load per such
 finding inside the window; clean data loads once). Warnings that change no number (outliers, close-only
 or volume notes) need nothing: analysis does not read them (tests/backtest/test_no_lookahead.py).
+
+A file source reads each file only up to `end` (`joe.data.files.read_file`): a bad row after it cannot
+exclude the file. A file refused for one bad row inside the window is an `unreadable` error dated at that
+bar, so it is such a finding too: the days before it replay on the file read up to the day before
+(tests/backtest/test_defects_after_end.py).
 """
 
 from __future__ import annotations
@@ -89,6 +94,7 @@ async def load_history(
                 date_format=date_format,
                 data_dir=data_dir,
                 start=start,
+                processes=processes,  # `--workers 1` promises one process for this load too
             )
     return history
 

@@ -8,7 +8,14 @@ from __future__ import annotations
 
 
 class DataError(Exception):
-    """A market-data problem the user can fix (bad file, unknown symbol, unsupported timeframe...)."""
+    """A market-data problem the user can fix (bad file, unknown symbol, unsupported timeframe...).
+
+    `row` / `date`: the file line (1-based, header = 1) and the date (ISO) of the bar at fault, when a
+    file is refused for one dated row (`joe.data.files.read_file`); the finding it becomes is dated
+    there, so a backtest replays the days before it on the file cut before that row."""
+
+    row: int | None = None
+    date: str | None = None
 
 
 class InsufficientHistory(DataError, ValueError):

@@ -12,7 +12,9 @@ matched case-insensitively with common aliases:
 open/high/low must all be present or all be absent; without them bars are derived from the closes
 exactly as for the sample's close-only series. File extensions match in any case (`MSFT.CSV`). A
 problem with one file raises `DataError` naming the file, the column or row, and what to do;
-`FileSource` turns it into an error finding that excludes that symbol. A file leaping past the date
+`FileSource` turns it into an error finding that excludes that symbol (dated at the bad bar when one
+row is at fault). Only the rows up to the as-of date are read and checked: a bad row after it changes
+nothing before it. A file leaping past the date
 the other files agree on, or past today, is a ``future_date`` error (`future_limit`); a wrong
 ``--date-format`` refuses the run naming every file it misreads (`joe.data.dates.WrongDateFormat`).
 Asset class is guessed from the symbol (BTC-USD → crypto, EURUSD → fx, otherwise equity).
@@ -130,11 +132,27 @@ def _first_bad(mask: np.ndarray) -> int:
     return int(np.flatnonzero(mask)[0])
 
 
-def read_file(path: Path, date_format: str | DateFormats | None = None) -> LoadedFile:
+def _at(message: str, line: int, when: pd.Timestamp) -> DataError:
+    """A DataError for one dated bar: its file line and date go with it (`DataError.row` / `.date`)."""
+    err = DataError(message)
+    err.row, err.date = int(line), when.date().isoformat()
+    return err
+
+
+def read_file(
+    path: Path, date_format: str | DateFormats | None = None, end: date | None = None
+) -> LoadedFile:
     """Read and validate one file (see the module docstring); DataError names the file and row at fault.
 
     Daily bars are dated by their session date whatever the UTC offset (`joe.data.dates`). Bars whose
     open/close lie outside high/low are widened to contain them and reported as a warning with rows.
+
+    `end` (the as-of date): only the rows dated up to it are kept and checked, so a bad row after it
+    (a price that is no number, NaN, zero or negative, high < low, two bars at one time...) cannot
+    exclude the file from a run or backtest that ends before it. A file with no row up to `end` is
+    checked whole (it has no bar in the window either way). A refusal for one bar carries that bar's
+    line and date (`DataError.row` / `.date`). The time column is still read whole: the rows' dates
+    decide which rows are cut (and a day-first/month-first reading is decided from every row).
     """
     df, note = read_cells(path)
     f = path.name
@@ -168,6 +186,14 @@ def read_file(path: Path, date_format: str | DateFormats | None = None) -> Loade
     formats = date_format if isinstance(date_format, DateFormats) else DateFormats.parse(date_format)
     fmt, named = formats.for_file(f, sym)
     index, daily = _dated(df, tcol, f, fmt, named)
+    # The rows kept (file positions), None: all of them.
+    keep: np.ndarray | None = None
+    if end is not None:
+        inside = np.asarray(index < as_of_cutoff(end))
+        if inside.any() and not inside.all():
+            keep = np.flatnonzero(inside)
+            index = index[keep]
+    pos = keep if keep is not None else np.arange(len(index))  # each kept row's position in the file
     # The checks run on plain float64 arrays, one per column (pandas column assignment and row-wise
     # reductions cost ~15 ms a file, most of a 500-file load); the frame is built once at the end.
     out: dict[str, np.ndarray] = {}
@@ -177,25 +203,34 @@ def read_file(path: Path, date_format: str | DateFormats | None = None) -> Loade
         numeric["volume"] = vcol
     for name, col in numeric.items():
         vals, bad = df.numbers(col)
+        if keep is not None:
+            vals, bad = vals[keep], bad[keep]
         if bad.any():
             i = _first_bad(bad)
-            raise DataError(
-                f"{f}: row {i + 2}: {str(col)!r} value {_shown(df.series(col).iloc[i])} is not a number; "
-                f"fix or delete that row"
+            raise _at(
+                f"{f}: row {pos[i] + 2}: {str(col)!r} value {_shown(df.series(col).iloc[pos[i]])} is not a "
+                f"number; fix or delete that row",
+                pos[i] + 2,
+                index[i],
             )
         inf = np.isinf(vals)
         if inf.any():
             i = _first_bad(inf)
-            shown = _shown(df.series(col).iloc[i])
-            raise DataError(
-                f"{f}: row {i + 2}: {str(col)!r} value {shown} is not a finite number "
-                f"({int(inf.sum())} such rows); fix or delete that row"
+            shown = _shown(df.series(col).iloc[pos[i]])
+            raise _at(
+                f"{f}: row {pos[i] + 2}: {str(col)!r} value {shown} is not a finite number "
+                f"({int(inf.sum())} such rows); fix or delete that row",
+                pos[i] + 2,
+                index[i],
             )
         out[name] = vals
     if np.isnan(out["close"]).any():
         i = _first_bad(np.isnan(out["close"]))
-        raise DataError(
-            f"{f}: row {i + 2}: empty {str(close_col)!r}; every bar needs a close - fill it or delete the row"
+        raise _at(
+            f"{f}: row {pos[i] + 2}: empty {str(close_col)!r}; every bar needs a close - fill it or delete "
+            f"the row",
+            pos[i] + 2,
+            index[i],
         )
     prices = [c for c in ("open", "high", "low", "close") if c in out]
 
@@ -207,21 +242,32 @@ def read_file(path: Path, date_format: str | DateFormats | None = None) -> Loade
         nonpos |= out[c] <= 0
     if nonpos.any():
         i = _first_bad(nonpos)
-        raise DataError(
-            f"{f}: row {i + 2}: zero or negative price ({row(i)}); prices must be > 0 - fix or delete the row"
+        raise _at(
+            f"{f}: row {pos[i] + 2}: zero or negative price ({row(i)}); prices must be > 0 - fix or delete "
+            f"the row",
+            pos[i] + 2,
+            index[i],
         )
     if "volume" in out and (out["volume"] < 0).any():
         i = _first_bad(out["volume"] < 0)
-        raise DataError(f"{f}: row {i + 2}: negative volume {out['volume'][i]}; volumes must be >= 0")
+        raise _at(
+            f"{f}: row {pos[i] + 2}: negative volume {out['volume'][i]}; volumes must be >= 0",
+            pos[i] + 2,
+            index[i],
+        )
     findings: list[Finding] = []
     if note:
         findings.append(Finding(sym, "warning", "separator", f"{note}; CSV files are comma-separated", f))
-    lines = np.arange(len(index)) + 2
+    lines = pos + 2
     if "high" in out:
         inverted = out["high"] < out["low"]
         if inverted.any():
             i = _first_bad(inverted)
-            raise DataError(f"{f}: row {i + 2}: high < low ({row(i)}); check for swapped high/low columns")
+            raise _at(
+                f"{f}: row {pos[i] + 2}: high < low ({row(i)}); check for swapped high/low columns",
+                pos[i] + 2,
+                index[i],
+            )
         # Vendors' bars sometimes have an open or close a hair outside high/low (rounding, adjustments);
         # widen the range to contain the body rather than reject the file, and say which rows.
         # fmax/fmin skip a NaN open as pandas' row max/min do.
@@ -263,10 +309,12 @@ def read_file(path: Path, date_format: str | DateFormats | None = None) -> Loade
     dup = ordered.duplicated(keep=False)
     if dup.any():
         rows = sorted(int(r) for r in lines[dup][:2])
-        raise DataError(
+        raise _at(
             f"{f}: duplicate timestamp: rows {rows[0]} and {rows[1]} are the same "
             f"{'session ' + str(ordered[dup][0].date()) if daily else 'time ' + str(ordered[dup][0])}; "
-            f"keep one bar per {'day' if daily else 'time'}" + _several_symbols(df, cols)
+            f"keep one bar per {'day' if daily else 'time'}" + _several_symbols(df, cols),
+            rows[0],
+            ordered[dup][0],
         )
     if "high" in out:
         # One (columns x bars) float64 block, as pandas makes of a dict of columns, built without the
@@ -318,9 +366,10 @@ def _dated(cells: Cells, tcol: object, f: str, fmt: str | None, named: bool) -> 
     return hit[0].copy(), hit[1]  # a file's own Index object (same values)
 
 
-def _read_checked(path: Path, formats: DateFormats) -> LoadedFile:
-    """`read_file`, then its bars on no session left out: what `FileSource` keeps of a file read cleanly."""
-    return drop_non_session_bars(read_file(path, formats), guess_asset_class(_symbol_of(path)))
+def _read_checked(path: Path, formats: DateFormats, end: date | None = None) -> LoadedFile:
+    """`read_file` (up to `end`), then its bars on no session left out: what `FileSource` keeps of a
+    file read cleanly."""
+    return drop_non_session_bars(read_file(path, formats, end), guess_asset_class(_symbol_of(path)))
 
 
 def load_bars(path: Path, date_format: str | DateFormats | None = None) -> pd.DataFrame:
@@ -439,7 +488,8 @@ class FileSource(FrameSource):
         refused: list[str] = []
         # A backtest's load reads the second half of a large folder in a forked helper (`file_ahead`):
         # the same reading of each file; any file it did not read cleanly is read (and reported) here.
-        with ReadAhead(paths, lambda p: _read_checked(p, formats)) as ahead:
+        # Each file is read only up to the as-of date: a bad row after it cannot exclude the file.
+        with ReadAhead(paths, lambda p: _read_checked(p, formats, as_of)) as ahead:
             for p in paths:
                 sym = _symbol_of(p)
                 if sym in self._frames or any(
@@ -449,13 +499,23 @@ class FileSource(FrameSource):
                 loaded = ahead.take(p)
                 if loaded is None:
                     try:
-                        loaded = _read_checked(p, formats)  # the helper's reading, here
+                        loaded = _read_checked(p, formats, as_of)  # the helper's reading, here
                     except AmbiguousDates as exc:  # the run is refused; name every such file, not the first
                         refused.append(str(exc))
                         continue
                     except DataError as exc:
+                        # Dated at its bar when one row is at fault: a backtest replays the days before it
+                        # on the file read up to the day before (`joe.backtest.loading`).
                         self.findings.append(
-                            Finding(sym, "error", "unreadable", f"{exc}; the symbol is excluded", p.name)
+                            Finding(
+                                sym,
+                                "error",
+                                "unreadable",
+                                f"{exc}; the symbol is excluded",
+                                p.name,
+                                exc.row,
+                                exc.date,
+                            )
                         )
                         continue
                 ahead.start()  # after the first file read here (no-op after the first call)
@@ -474,7 +534,7 @@ class FileSource(FrameSource):
             first = self.findings[0].message.removesuffix("; the symbol is excluded")
             more = f" (and {len(self.findings) - 1} more files)" if len(self.findings) > 1 else ""
             raise DataError(f"{first}{more}")
-        self._drop_future_dates(today)
+        self._drop_future_dates(today, as_of)
         if not self._frames:
             raise DataError(f"{self.findings[-1].message.removesuffix('; the symbol is excluded')}")
         self.native_timeframe = _native_timeframe(self._frames)
@@ -494,15 +554,23 @@ class FileSource(FrameSource):
                 f"choose a date between {first} and {self._last}, or add the missing bars to the files"
             )
 
-    def _drop_future_dates(self, today: date) -> None:
+    def _drop_future_dates(self, today: date, as_of: date | None = None) -> None:
         """Exclude files with bars past what the data agrees on (a typed 2033 for 2023), see
-        `future_limit`: an error naming the file and first such row; the as-of then comes from the rest."""
-        limit = future_limit([f.index[-1].date() for f in self._frames.values()], today)
+        `future_limit`: an error naming the file and first such row; the as-of then comes from the rest.
+
+        With an `as_of` the files are read up to it (`read_file`); one with no bar up to it (a series
+        not started yet, read whole) is judged against tomorrow only, and is no part of the consensus:
+        the other files' bars after the as-of are not read."""
+        unstarted = set()
+        if as_of is not None:
+            unstarted = {s for s, f in self._frames.items() if f.index[0] >= as_of_cutoff(as_of)}
+        ends = [f.index[-1].date() for s, f in self._frames.items() if s not in unstarted]
+        limit = future_limit(ends, today) if ends else today + timedelta(days=1)
         tomorrow = as_of_cutoff(today + timedelta(days=1))
         for sym in list(self._frames):
             loaded = self._files[sym]
             dates = loaded.frame.index
-            bad = np.flatnonzero(dates >= as_of_cutoff(limit))
+            bad = np.flatnonzero(dates >= (tomorrow if sym in unstarted else as_of_cutoff(limit)))
             # Past the consensus, only a leap is a typo: a file whose bars run on, day by day, is just
             # more recent than the others (which are then stale); past tomorrow is always wrong.
             if bad.size and not (dates[bad[0]] >= tomorrow or _leap(dates, int(bad[0]))):
