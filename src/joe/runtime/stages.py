@@ -351,7 +351,8 @@ def data_ended(st: RunState, until: datetime) -> dict[str, datetime]:
         if sym in out or sym in untrusted or (readable is not None and sym not in readable):
             continue
         last = st.pf.marked_at(pid) or pos.opened_at
-        if market_sessions_after(st.snap.panel, last, until) < n:
+        # fewer calendar days than sessions needed: no numpy (a backtest asks this of every position daily)
+        if (until.date() - last.date()).days < n or market_sessions_after(st.snap.panel, last, until) < n:
             continue
         inst = st.snap.instruments.get(sym)
         code = exchange_of(sym, inst.asset_class.value, inst.exchange) if inst else exchange_of(sym)
