@@ -110,3 +110,33 @@ def test_a_dead_analysis_worker_is_one_clear_line_and_exit_1(
     assert "Failed: the backtest's analysis worker process" in out and "exit code 3" in out, out
     assert "--workers 1" in out and not isinstance(res.exception, feed.WorkerError)
     assert not (project / "data" / "backtests").exists()
+
+
+def test_an_invalid_config_file_is_refused_not_replaced_by_the_defaults(
+    project: Path, market_dir: Path
+) -> None:
+    # A typo'd key used to drop the whole file: the backtest ran on the defaults and exited 0.
+    cfg = project / "config" / "execution.yaml"
+    cfg.write_text(cfg.read_text() + "\nrisk:\n  max_positions: 3\n  max_positon: 4\n")
+    res = CliRunner().invoke(app, ["backtest", "--source", f"csv:{market_dir}", "--to", "2020-10-16"])
+    assert res.exit_code == 2, res.output
+    out = res.output.replace("\n", "")
+    assert "Invalid config" in out and "max_positon" in out and "nothing was run" in out
+    assert not (project / "data" / "backtests").exists()
+
+
+def test_a_set_value_that_is_a_credential_is_masked_in_the_report(
+    project: Path, market_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    secret = "capkeySECRET999"
+    monkeypatch.setenv("CAPITAL_API_KEY", secret)
+    res = CliRunner().invoke(
+        app,
+        ["backtest", "--source", f"csv:{market_dir}", "--from", "2020-10-07", "--to", "2020-10-16",
+         "--set", f"live.track_record_override.reason={secret}"],
+    )  # fmt: skip
+    assert res.exit_code == 0, res.output
+    folder = Path(res.stdout.splitlines()[0].removeprefix("Backtest: ").strip())
+    for f in folder.iterdir():
+        assert secret not in f.read_text(errors="replace"), f.name
+    assert secret not in res.output

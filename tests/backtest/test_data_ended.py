@@ -167,3 +167,24 @@ def test_market_sessions_count_days_others_trade_and_are_causal(
     assert market_sessions_after(panel(n), t_last, t_until) == want
     cut = int(dates.searchsorted(day[until], side="right"))
     assert market_sessions_after(panel(cut), t_last, t_until) == want
+
+
+@pytest.mark.parametrize("defect", ["nan_close", "negative_low"])
+def test_a_bad_row_while_held_is_not_an_end_of_data(
+    market_dir: Path, tmp_path: Path, held: tuple[str, date], defect: str
+) -> None:
+    # A bad row inside the window excludes its symbol from that day on (the quality stage): the file is
+    # broken, not ended, so the position keeps its mark until the file is fixed — never "data ended".
+    sym, day = held
+    folder = tmp_path / "prices"
+    shutil.copytree(market_dir, folder)
+    df = _rows(folder, sym)
+    at = pd.to_datetime(df["date"]).dt.date == day
+    assert at.any()
+    if defect == "nan_close":
+        df.loc[at.to_numpy(), "close"] = np.nan
+    else:
+        df.loc[at.to_numpy(), "low"] = -1.0
+    df.to_csv(folder / f"{sym}.csv", index=False)
+    result = _run(folder)
+    assert not [t for t in result.trades if t.reason == DATA_ENDED], "a broken file taken as delisted"

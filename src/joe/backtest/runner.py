@@ -108,6 +108,15 @@ def config_record(config: ExecutionConfig) -> dict[str, Any]:
     return record
 
 
+def _redacted(options: dict[str, Any]) -> dict[str, Any]:
+    """The options as the report records them: a `--set` value that is a registered secret (an
+    environment credential) or under a secret-looking key is masked, as in the recorded config."""
+    from joe.audit.redaction import redact
+
+    out: dict[str, Any] = redact(options)
+    return out
+
+
 def backtest_id(
     opts: BacktestOptions, now: datetime, config: ExecutionConfig | None = None, extra: bytes = b""
 ) -> str:
@@ -231,7 +240,11 @@ def run_backtest(
         from joe.backtest.report import write_report  # imported already by the replay with a worker
 
         paths, metrics = write_report(
-            result, folder, title, opts.describe() | {"timings": timings}, provenance=provenance(cfg)
+            result,
+            folder,
+            title,
+            _redacted(opts.describe()) | {"timings": timings},
+            provenance=provenance(cfg),
         )
     except BaseException:  # an error or Ctrl-C while writing: no half-written report stays
         shutil.rmtree(folder, ignore_errors=True)

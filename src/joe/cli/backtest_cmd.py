@@ -97,6 +97,14 @@ def backtest_command(
     config, problems = load_execution_config_tolerant(settings.config_path)
     for p in problems:
         console.print(f"[yellow]config[/]: {p}", soft_wrap=True)
+    invalid = [p for p in problems if getattr(p, "invalid", True)]
+    if invalid:  # as `joe run` and `joe daemon` (joe.cli.config_gate): no result on settings not chosen
+        console.print(
+            f"[red]Invalid config[/]: {escape(str(invalid[0]))} — fix the file and run again; "
+            "nothing was run.",
+            soft_wrap=True,
+        )
+        raise typer.Exit(ExitCode.USAGE)
     root = (out or Path(settings.data_dir) / "backtests").expanduser()
     try:
         check_out_root(root)  # before the replay: a report root that cannot take the report loses no work

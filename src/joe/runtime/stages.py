@@ -343,7 +343,11 @@ def data_ended(st: RunState, until: datetime) -> dict[str, datetime]:
     if st.snap is None or not st.pf.ledger.positions:
         return {}
     n = st.rt.config.paper.data_ended_sessions
-    untrusted = set(st.snap.quality.rejected_bars())
+    # A file the quality stage refused on an error other than staleness (a bad row, an unconfirmed split)
+    # keeps its mark until it is fixed: its data has not ended, Joe cannot read it. Stale is the end.
+    untrusted = set(st.snap.quality.rejected_bars()) | {
+        f.symbol for f in st.snap.quality.findings if f.severity == "error" and f.check != "stale"
+    }
     readable = None if st.held_bars is not None else set(st.held_history)
     out: dict[str, datetime] = {}
     for pid, pos in st.pf.ledger.positions.items():
