@@ -35,6 +35,8 @@ INSIDE = [d.date() for d in DAYS if START + pd.Timedelta(days=14) < d.date() < E
 
 # Each defect makes `read_file` refuse the whole file when it reads the row.
 KINDS = ("duplicate", "nan_close", "negative", "zero", "high_below_low", "text_close", "inf", "neg_volume")
+# After the end only: a time that cannot be read (a file in time order places it after the rows before it).
+AFTER_KINDS = (*KINDS, "bad_date", "empty_date")
 
 
 def _spoil(path: Path, day: date, kind: str) -> None:
@@ -60,6 +62,10 @@ def _spoil(path: Path, day: date, kind: str) -> None:
         df.loc[i, "close"] = "inf"
     elif kind == "neg_volume":
         df.loc[i, "volume"] = -5.0
+    elif kind == "bad_date":
+        df.loc[i, "date"] = f"{day.year}-13-45"
+    elif kind == "empty_date":
+        df.loc[i, "date"] = ""
     else:  # pragma: no cover - a typo in the test
         raise AssertionError(kind)
     df.to_csv(path, index=False)
@@ -95,7 +101,7 @@ def _fills(result: BacktestResult, before: date | None = None) -> list[tuple[obj
     ]
 
 
-@given(kind=st.sampled_from(KINDS), day=st.sampled_from(AFTER))
+@given(kind=st.sampled_from(AFTER_KINDS), day=st.sampled_from(AFTER))
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 def test_read_file_does_not_see_a_bad_row_after_the_end(
     market_dir: Path, tmp_path: Path, kind: str, day: date
@@ -127,7 +133,7 @@ def test_a_refusal_names_the_row_and_date_of_the_bad_bar(
 
 @pytest.mark.timeout(600)
 @given(
-    kind=st.sampled_from(KINDS),
+    kind=st.sampled_from(AFTER_KINDS),
     day=st.sampled_from(AFTER),
     symbol=st.sampled_from(("S01", "S02", "S05", "SPX")),
 )

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import fnmatch
 import re
+import warnings
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from pathlib import Path
@@ -185,12 +186,18 @@ def read_file(
 
     formats = date_format if isinstance(date_format, DateFormats) else DateFormats.parse(date_format)
     fmt, named = formats.for_file(f, sym)
-    index, daily = _dated(df, tcol, f, fmt, named)
+    try:
+        index, daily = _dated(df, tcol, f, fmt, named)
+    except DataError:
+        head = _before_bad_time(df.series(tcol), end)
+        if head is None:
+            raise
+        index, daily = bar_index(parse_times(df.series(tcol).iloc[:head], f, str(tcol), fmt, named))
     # The rows kept (file positions), None: all of them.
     keep: np.ndarray | None = None
     if end is not None:
         inside = np.asarray(index < as_of_cutoff(end))
-        if inside.any() and not inside.all():
+        if inside.any() and (not inside.all() or len(index) < len(df)):
             keep = np.flatnonzero(inside)
             index = index[keep]
     pos = keep if keep is not None else np.arange(len(index))  # each kept row's position in the file
@@ -351,6 +358,25 @@ def _several_symbols(cells: Cells, cols: dict[str, object]) -> str:
 # the next raised RuntimeError out of `read_file` (two loads in threads; tests/data/test_file_cells.py).
 _DATED: dict[tuple[str, bytes], tuple[pd.DatetimeIndex, bool]] = {}
 _DATED_MAX = 4
+
+
+def _before_bad_time(times: pd.Series, end: date | None) -> int | None:
+    """The rows before a file's first unreadable time when that row is past `end` (the as-of date), else
+    None. A time that cannot be read cannot be placed, except in a file in time order: a row that comes
+    after a row already dated past `end` is past it too, and a run or backtest ending at `end` never reads
+    it (the rows before it are read as usual). Only asked once the strict reading has refused the file."""
+    if end is None:
+        return None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the lenient reading only places the rows; the strict one reads them
+        loose = pd.to_datetime(times, errors="coerce", utc=True, format="mixed")
+    bad = np.flatnonzero(loose.isna().to_numpy())
+    if not len(bad) or bad[0] == 0:
+        return None
+    head = loose.iloc[: bad[0]]
+    if not head.is_monotonic_increasing or head.iloc[-1] < as_of_cutoff(end):
+        return None
+    return int(bad[0])
 
 
 def _dated(cells: Cells, tcol: object, f: str, fmt: str | None, named: bool) -> tuple[pd.DatetimeIndex, bool]:
