@@ -23,7 +23,7 @@ from joe.backtest.runner import BacktestOptions, run_on_history
 from joe.config.schema import ExecutionConfig
 from joe.data.calendars import sessions_after
 from joe.portfolio.paper import DATA_ENDED
-from joe.runtime.stages import market_sessions_after
+from joe.runtime.data_ended import market_sessions_after
 
 START, LATER = date(2020, 11, 2), date(2021, 4, 7)
 N = ExecutionConfig().paper.data_ended_sessions

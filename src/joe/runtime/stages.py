@@ -21,7 +21,6 @@ import numpy as np
 import pandas as pd
 
 from joe.analysis.features import Features
-from joe.analysis.panel import Panel, to_utc_timestamp
 from joe.analysis.pipeline import AnalysisResult, MarketAnalysis, assess_book
 from joe.analysis.pipeline import analyse_market as read_market
 from joe.analysis.regime import RegimeDetector
@@ -29,14 +28,13 @@ from joe.config.schema import ExecutionConfig
 from joe.core.logging import get_logger
 from joe.core.models import AccountInfo, Instrument, Position, Signal
 from joe.core.reports import InstrumentRules
-from joe.data.calendars import exchange_of, sessions_after
 from joe.data.failover import FailoverMarketData
 from joe.portfolio import PaperPortfolio, SignalOutcome
 from joe.portfolio.exits import PriceBar
-from joe.portfolio.paper import DATA_ENDED
 from joe.portfolio.replay import Mark, to_decimal
 from joe.reporting.context import OPENED_PREFIX
 from joe.runtime.book import BookIdentity, check_forward, check_source, source_identity
+from joe.runtime.data_ended import close_data_ended
 from joe.runtime.held_quality import follow_data_quality, follow_splits
 from joe.runtime.market import MarketSnapshot, load_snapshot
 from joe.runtime.sources import open_market_data
@@ -317,78 +315,6 @@ async def settle_book(st: RunState) -> None:
             )
     BookIdentity(st.book_source, until).save(st.rt.store)
     _timed(st, "portfolio", t0)
-
-
-def market_sessions_after(panel: Panel, last: datetime, until: datetime) -> int:
-    """Sessions of the market in (`last`, `until`]: the panel's dates in that span on which some
-    instrument has a close (the panel holds only dates some series traded on)."""
-    dates = panel.dates
-    lo = int(dates.searchsorted(to_utc_timestamp(last), side="right"))
-    hi = int(dates.searchsorted(to_utc_timestamp(until), side="right"))
-    if hi <= lo:
-        return 0
-    return int(np.isfinite(panel.close[lo:hi]).any(axis=1).sum())
-
-
-def data_ended(st: RunState, until: datetime) -> dict[str, datetime]:
-    """Held symbols whose data has ended at `until` → the bar time of their last close.
-
-    A symbol's data has ended when it has no bar for `paper.data_ended_sessions` consecutive sessions
-    of the market (dates on which other instruments of the run's data trade) and, for an instrument of
-    an exchange, as many sessions of its own exchange (a long local holiday is not an end). Causal: it
-    reads only bars up to `until`. Never a symbol whose bars the data-quality stage refused to trust
-    (`follow_data_quality`: it keeps its mark until the file is fixed), nor, outside a backtest, one
-    whose history the source could not give (a failed read is not an end of the data)."""
-    assert st.pf is not None
-    if st.snap is None or not st.pf.ledger.positions:
-        return {}
-    n = st.rt.config.paper.data_ended_sessions
-    # A file the quality stage refused on an error other than staleness (a bad row, an unconfirmed split)
-    # keeps its mark until it is fixed: its data has not ended, Joe cannot read it. Stale is the end.
-    untrusted = set(st.snap.quality.rejected_bars()) | {
-        f.symbol for f in st.snap.quality.findings if f.severity == "error" and f.check != "stale"
-    }
-    readable = None if st.held_bars is not None else set(st.held_history)
-    out: dict[str, datetime] = {}
-    for pid, pos in st.pf.ledger.positions.items():
-        sym = pos.symbol
-        if sym in out or sym in untrusted or (readable is not None and sym not in readable):
-            continue
-        last = st.pf.marked_at(pid) or pos.opened_at
-        # fewer calendar days than sessions needed: no numpy (a backtest asks this of every position daily)
-        if (until.date() - last.date()).days < n or market_sessions_after(st.snap.panel, last, until) < n:
-            continue
-        inst = st.snap.instruments.get(sym)
-        code = exchange_of(sym, inst.asset_class.value, inst.exchange) if inst else exchange_of(sym)
-        if code is not None and sessions_after(code, last.date(), until.date()) < n:
-            continue
-        out[sym] = last
-    return out
-
-
-def close_data_ended(st: RunState, until: datetime) -> None:
-    """Close the held positions whose instrument stopped trading (`data_ended`) at their last known
-    close, exit reason "data ended", and say each once (the run's warnings, `st.data_ended`, the log).
-
-    Without this a position in a delisted symbol (or a file that stops) is never settled again: it
-    keeps its last mark for ever and, its correlation unknown, fills the risk rules' exposure limits,
-    so no entry is approved for the rest of a backtest."""
-    assert st.pf is not None
-    ended = data_ended(st, until)
-    if not ended:
-        return
-    n = st.rt.config.paper.data_ended_sessions
-    for pos, mark in st.pf.close_data_ended(ended, until):
-        line = (
-            f"{pos.symbol}: no bar since {mark.ts.date()} ({n}+ sessions while the market traded): its data "
-            f"has ended (delisted, merged or the file stops); the position was closed at its last close "
-            f"{mark.price} on {until.date()}, exit reason '{DATA_ENDED}'"
-        )
-        st.warnings.append(line)
-        st.data_ended.append(line)
-        st.closed += 1
-        log.warning("position.data_ended", symbol=pos.symbol, last_bar=mark.ts.date().isoformat(),
-                    price=str(mark.price), closed_on=until.date().isoformat())  # fmt: skip
 
 
 # --------------------------------------------------------------------------------------------- analyse
