@@ -14,7 +14,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from joe.data import file_read
+from joe.data import file_read, file_times
 from joe.data.errors import DataError
 from joe.data.file_read import Cells, read_cells, read_parquet
 from joe.data.files import read_file
@@ -174,16 +174,15 @@ def test_cells_agree_with_the_pandas_frame(
 def test_equal_time_columns_are_dated_once_with_the_same_result(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A file whose Parquet time column equals an earlier file's reuses its dating (`files._dated`):
+    """A file whose Parquet time column equals an earlier file's reuses its dating (`file_times._dated`):
     every case read twice, after files of other types with the same stored values (naive, UTC,
     zoned, evening stamps, units), gives what it gives when each file is dated on its own."""
-    from joe.data import files
 
     paths = []
     for name, frame in _cases().items():
         paths.append(tmp_path / f"{name}.parquet")
         frame.to_parquet(paths[-1])
-    files._DATED.clear()
+    file_times._DATED.clear()
     shared = [_read(p) for p in paths + paths[::-1]]
     monkeypatch.setattr(Cells, "time_key", lambda self, name: None)
     alone = [_read(p) for p in paths + paths[::-1]]
@@ -223,11 +222,10 @@ def test_an_empty_time_cell_is_a_data_error_naming_file_row_and_column(
 def test_the_dating_cache_survives_another_threads_insert(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """`files._DATED` is shared by every thread reading files. Evicting its first key by
+    """`file_times._DATED` is shared by every thread reading files. Evicting its first key by
     `pop(next(iter(cache)))` raised 'RuntimeError: dictionary changed size during iteration' from
     `read_file` when another thread inserted between the iter and the next (seen with 4 threads reading
     12 files of distinct dates); here that insert is made at that point, deterministically."""
-    from joe.data import files
 
     class Racy(dict):  # type: ignore[type-arg]
         def __iter__(self):  # type: ignore[no-untyped-def]
@@ -235,12 +233,12 @@ def test_the_dating_cache_survives_another_threads_insert(
             self[("other thread", b"")] = (pd.DatetimeIndex([]), True)
             return it
 
-    monkeypatch.setattr(files, "_DATED", Racy())
-    for i in range(files._DATED_MAX + 2):  # distinct time columns: the cache fills up
+    monkeypatch.setattr(file_times, "_DATED", Racy())
+    for i in range(file_times._DATED_MAX + 2):  # distinct time columns: the cache fills up
         path = tmp_path / f"S{i}.parquet"
         pd.DataFrame(_bars(date=DATES + pd.Timedelta(days=i))).to_parquet(path)
         assert read_file(path).frame.index[0] == (DATES[0] + pd.Timedelta(days=i)).tz_localize("UTC")
-    assert len(files._DATED) <= files._DATED_MAX
+    assert len(file_times._DATED) <= file_times._DATED_MAX
 
 
 def test_a_long_format_file_is_told_to_be_split(tmp_path: Path) -> None:

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import fnmatch
 import re
-import warnings
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from pathlib import Path
@@ -47,6 +46,7 @@ from joe.data.duplicates import drop_repeats
 from joe.data.errors import DataError
 from joe.data.file_ahead import ReadAhead
 from joe.data.file_read import Cells, read_cells
+from joe.data.file_times import _before_bad_time, _dated
 from joe.data.frames import FrameSource, as_of_cutoff, bars_from_closes
 from joe.data.quality import Finding, QualityConfig
 from joe.data.sessions import drop_non_session_bars
@@ -350,46 +350,6 @@ def _several_symbols(cells: Cells, cols: dict[str, object]) -> str:
         f"; the file holds {len(names)} symbols in its {str(col)!r} column ({shown}): Joe reads one file "
         f"per symbol - split it into one file per symbol (AAPL.parquet, ...) in the folder"
     )
-
-
-# Files of one folder mostly share their dates: a time column of Parquet timestamps is dated once
-# (`parse_times` reads such a column whatever the file, its name or the date format), ~0.35 ms a file.
-# Full: emptied, not evicted by `pop(next(iter(...)))` - another thread's insert between the iter and
-# the next raised RuntimeError out of `read_file` (two loads in threads; tests/data/test_file_cells.py).
-_DATED: dict[tuple[str, bytes], tuple[pd.DatetimeIndex, bool]] = {}
-_DATED_MAX = 4
-
-
-def _before_bad_time(times: pd.Series, end: date | None) -> int | None:
-    """The rows before a file's first unreadable time when that row is past `end` (the as-of date), else
-    None. A time that cannot be read cannot be placed, except in a file in time order: a row that comes
-    after a row already dated past `end` is past it too, and a run or backtest ending at `end` never reads
-    it (the rows before it are read as usual). Only asked once the strict reading has refused the file."""
-    if end is None:
-        return None
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # the lenient reading only places the rows; the strict one reads them
-        loose = pd.to_datetime(times, errors="coerce", utc=True, format="mixed")
-    bad = np.flatnonzero(loose.isna().to_numpy())
-    if not len(bad) or bad[0] == 0:
-        return None
-    head = loose.iloc[: bad[0]]
-    if not head.is_monotonic_increasing or head.iloc[-1] < as_of_cutoff(end):
-        return None
-    return int(bad[0])
-
-
-def _dated(cells: Cells, tcol: object, f: str, fmt: str | None, named: bool) -> tuple[pd.DatetimeIndex, bool]:
-    """`bar_index(parse_times(...))` of the file's time column: its bars' index and whether it is daily."""
-    key = cells.time_key(tcol)
-    hit = _DATED.get(key) if key is not None else None
-    if hit is None:
-        hit = bar_index(parse_times(cells.series(tcol), f, str(tcol), fmt, named))
-        if key is not None:
-            if len(_DATED) >= _DATED_MAX:  # single dict operations only (each atomic): safe in threads
-                _DATED.clear()
-            _DATED[key] = hit
-    return hit[0].copy(), hit[1]  # a file's own Index object (same values)
 
 
 def _read_checked(path: Path, formats: DateFormats, end: date | None = None) -> LoadedFile:
