@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import sqlite3
 import subprocess
 import sys
@@ -60,7 +61,20 @@ SMALL = "version: 1\npipeline:\n  universe_size: 20\nai:\n  enabled: false\n"
 def test_two_runs_started_together_one_trades_the_other_is_refused(project: Path) -> None:
     (project / "config/execution.yaml").write_text(SMALL)
     a, b = _start(project), _start(project)
-    outs = {p.pid: (p, *p.communicate(timeout=600)) for p in (a, b)}
+    procs = {a.pid: a, b.pid: b}
+    deadline = time.monotonic() + 120
+    while (holder := holder_pid(project / "data")) not in procs:
+        assert time.monotonic() < deadline and a.poll() is None and b.poll() is None
+        time.sleep(0.005)
+    # Whichever won is frozen until the other is done: however slowly the other starts, it finds the
+    # folder held (without this a small run may finish before a slow interpreter asks for the lock).
+    _freeze_outside_a_write(procs[holder], project / "data" / "joe.db")
+    try:
+        (other,) = [p for pid, p in procs.items() if pid != holder]
+        other_out = other.communicate(timeout=300)
+    finally:
+        os.kill(holder, signal.SIGCONT)
+    outs = {holder: (procs[holder], *procs[holder].communicate(timeout=600)), other.pid: (other, *other_out)}
     codes = sorted(p.returncode for p, _, _ in outs.values())
     assert codes == [0, 3], {pid: err[-1500:] for pid, (_, _, err) in outs.items()}
     (winner,) = [pid for pid, (p, _, _) in outs.items() if p.returncode == 0]
@@ -76,6 +90,24 @@ def test_two_runs_started_together_one_trades_the_other_is_refused(project: Path
     assert [r["payload"]["holder_pid"] for r in refused] == [winner]  # type: ignore[index]
 
 
+def _freeze_outside_a_write(proc: subprocess.Popen[str], db: Path) -> None:
+    """SIGSTOP `proc` at a moment it holds no SQLite write transaction (a frozen writer would make
+    the second run wait out the busy timeout, which a live holder never makes it do)."""
+    for _ in range(500):
+        os.kill(proc.pid, signal.SIGSTOP)
+        try:
+            with sqlite3.connect(db, timeout=0) as conn:
+                conn.execute("BEGIN IMMEDIATE")
+                conn.rollback()
+        except sqlite3.OperationalError:
+            os.kill(proc.pid, signal.SIGCONT)
+            time.sleep(0.002)
+            continue
+        assert holder_pid(db.parent) == proc.pid  # still the holder, frozen
+        return
+    pytest.fail("the first run held a write transaction at every try")
+
+
 @pytest.mark.timeout(600)
 def test_a_run_started_while_another_holds_the_folder_waits_for_nothing_and_changes_nothing(
     project: Path,
@@ -86,9 +118,20 @@ def test_a_run_started_while_another_holds_the_folder_waits_for_nothing_and_chan
     while holder_pid(project / "data") != first.pid:  # the first run holds the lock
         assert first.poll() is None and time.monotonic() < deadline, first.communicate()[1][-1500:]
         time.sleep(0.02)
-    second = subprocess.run(
-        [JOE, "run", "--once"], cwd=project, env=dict(os.environ), capture_output=True, text=True, timeout=300
-    )
+    # Freeze the holder while the second starts: a second interpreter takes about as long to start
+    # as a small run takes to finish, so without this the first may be done before the second asks.
+    _freeze_outside_a_write(first, project / "data" / "joe.db")
+    try:
+        second = subprocess.run(
+            [JOE, "run", "--once"],
+            cwd=project,
+            env=dict(os.environ),
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+    finally:
+        os.kill(first.pid, signal.SIGCONT)
     _, err = first.communicate(timeout=600)
     assert first.returncode == 0, err[-1500:]
     assert second.returncode == 3, second.stderr[-1500:]
