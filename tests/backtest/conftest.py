@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -52,6 +52,12 @@ def write_market(folder: Path, days: pd.DatetimeIndex = DAYS, seed: int = 7) -> 
 @pytest.fixture(scope="session")
 def market_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return write_market(tmp_path_factory.mktemp("bt-market") / "prices")
+
+
+@pytest.fixture(scope="session")
+def market_writer() -> Callable[..., Path]:
+    """`write_market` itself, for a test that needs the market on other days."""
+    return write_market
 
 
 @pytest.fixture

@@ -103,7 +103,11 @@ def _latest_change(history: History, start: date | None) -> pd.Timestamp | None:
     """The date of the latest quality change inside the window that not every day could have seen.
 
     A split's or an exclusion's finding is dated at its bar: from that day on the stage knows it. A
-    stale series is excluded from the first day its last bar is more than `stale_sessions` old.
+    stale series is excluded from the first day its last bar is more than `stale_sessions` old: counted
+    in rows that is a bound, as the stage counts the exchange's sessions, of which a market-wide gap in
+    the data has more than rows. A finding whose row count lies past the data was made on the last day,
+    so it is dated there; an earlier day that is stale too by sessions is found by the earlier load's
+    own pass (tests/backtest/test_stale_lookahead.py).
     """
     dates = history.panel.dates
     lo = pd.Timestamp(start, tz="UTC") if start is not None else dates[0]
@@ -114,9 +118,7 @@ def _latest_change(history: History, start: date | None) -> pd.Timestamp | None:
         ts = pd.Timestamp(f.date, tz="UTC")
         if f.check == "stale":
             k = int(dates.searchsorted(ts, side="left")) + QualityConfig().stale_sessions + 1
-            if k >= len(dates):
-                continue
-            ts = dates[k]
+            ts = dates[min(k, len(dates) - 1)]
         if lo < ts <= dates[-1]:  # a date past the data (a series not started yet) changes no replayed day
             found.append(ts)
     return max(found) if found else None
