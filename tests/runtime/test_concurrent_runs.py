@@ -12,6 +12,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -159,35 +160,54 @@ def _hold_empty(path: Path) -> int:
     return fd
 
 
-def test_the_refusal_names_the_pid_written_just_after_the_holder_took_the_lock(tmp_path: Path) -> None:
-    import threading
-
+def test_the_refusal_names_the_pid_written_just_after_the_holder_took_the_lock(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from joe.safety import lock as lock_module
     from joe.safety.lock import AlreadyRunning, InstanceLock
 
     lock = InstanceLock.for_data_dir(tmp_path)
     fd = _hold_empty(lock.path)
-    writer = threading.Timer(0.05, lambda: os.pwrite(fd, b"4242\n", 0))
-    writer.start()
+    # The holder writes its pid while the refused process waits to look again (its first pause),
+    # not on a 50 ms timer racing the 0.5 s it looks for (a loaded machine can start a thread late).
+    waits: list[float] = []
+
+    def holder_writes_its_pid(seconds: float) -> None:
+        if not waits:
+            os.pwrite(fd, b"4242\n", 0)
+        waits.append(seconds)
+
+    monkeypatch.setattr(lock_module, "time", SimpleNamespace(sleep=holder_writes_its_pid))
     try:
         with pytest.raises(AlreadyRunning, match=r"another Joe is running \(pid 4242\)"):
             lock.acquire()
     finally:
-        writer.join()
         os.close(fd)
+    assert waits, "the pid was there at the first look: this did not test the wait"
 
 
-def test_a_lock_let_go_while_its_pid_was_being_cleared_is_taken(tmp_path: Path) -> None:
-    import threading
-
+def test_a_lock_let_go_while_its_pid_was_being_cleared_is_taken(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from joe.safety import lock as lock_module
     from joe.safety.lock import InstanceLock
 
     lock = InstanceLock.for_data_dir(tmp_path)
     fd = _hold_empty(lock.path)  # the holder cleared its pid and is about to close
-    closer = threading.Timer(0.05, lambda: os.close(fd))
-    closer.start()
+    # It closes while the other process waits to look again (not on a timer racing that wait).
+    waits: list[float] = []
+
+    def holder_lets_go(seconds: float) -> None:
+        if not waits:
+            os.close(fd)
+        waits.append(seconds)
+
+    monkeypatch.setattr(lock_module, "time", SimpleNamespace(sleep=holder_lets_go))
     try:
         lock.acquire()
         assert lock.held and holder_pid(tmp_path) == os.getpid()
+        assert waits, "the lock was free at the first look: this did not test the wait"
     finally:
-        closer.join()
+        if not waits:
+            os.close(fd)
         lock.release()
