@@ -29,12 +29,15 @@ from joe.safety.lock import (
 )
 
 JOE = str(Path(sys.executable).with_name("joe"))
+# Holds the lock until the test ends it (the fixture's SIGTERM), not for a fixed while: a holder that
+# let go after 120 s could let a slow `joe run` (timeout 170 s) in, and the refusal became a run.
 HOLDER = (
-    "import sys, time\n"
+    "import signal, sys\n"
     "from joe.safety.lock import InstanceLock\n"
     "InstanceLock(sys.argv[1]).acquire()\n"
     "open(sys.argv[2], 'w').close()\n"
-    "time.sleep(120)\n"
+    "while True:\n"
+    "    signal.pause()\n"
 )
 CHILD = (
     "import sys\nfrom pathlib import Path\nfrom joe.safety.lock import _inherited_lock\n"
@@ -65,7 +68,7 @@ def holder(tmp_path: Path) -> Any:
         ready = tmp_path / f"ready-{len(procs)}"
         p = subprocess.Popen([sys.executable, "-c", HOLDER, str(path), str(ready)])
         procs.append(p)
-        for _ in range(600):
+        for _ in range(2400):  # up to 120 s: an interpreter's start on a loaded machine
             if ready.exists():
                 return p.pid
             assert p.poll() is None, "the holder died"
