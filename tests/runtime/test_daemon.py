@@ -117,32 +117,38 @@ def test_a_silent_heartbeat_is_reported_stale() -> None:
 
 async def test_scheduled_run_happens_and_stop_lets_it_settle() -> None:
     log: list[str] = []
-    t0 = [time.monotonic()]
-    base = datetime(2026, 11, 27, 14, 44, 59, 800_000, tzinfo=UTC)  # 0.2 s before 15 min after the open
+    # The daemon's clock stands 0.2 s before 15 min after the open until the run starts (the scheduler
+    # waits those 0.2 s itself), then reads the run's minute. Before: it ran on with the wall clock from
+    # when the test started it, and a pause of 0.2 s before the scheduler first read it (a loaded
+    # machine) put "now" past 14:45: the after_open run was never due and the test failed after 20 s.
+    now = [datetime(2026, 11, 27, 14, 44, 59, 800_000, tzinfo=UTC)]
 
     def clock() -> datetime:
-        return base + timedelta(seconds=time.monotonic() - t0[0])
+        return now[0]
 
     ran: list[ScheduledRun] = []
     finished: list[str] = []
+    stop_asked = asyncio.Event()  # the run lasts until the stop is asked: the stop comes mid-run
 
     async def on_run(run: ScheduledRun) -> None:
         ran.append(run)
+        now[0] = run.at  # its minute has come
+        await stop_asked.wait()
         await asyncio.sleep(0.2)
         finished.append(run.name)
 
     sched = Schedule(calendar_for("XNYS"), [ScheduleRule("after_open", Anchor.OPEN, 15),
                                             ScheduleRule("pre_close", Anchor.CLOSE, -15)])  # fmt: skip
     d, state, _audit = rig(log, schedule=sched, on_run=on_run, clock=clock)
-    t0[0] = time.monotonic()  # the calendar is built: start the clock now
     task = asyncio.create_task(d.run())
-    for _ in range(2000):  # bounded: a schedule that never fires fails here instead of hanging the suite
-        if ran:
-            break
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 120  # bounded: a schedule that never fires fails here instead of hanging
+    while not ran:
+        assert loop.time() < deadline, "the after_open run never started (120 s)"
         await asyncio.sleep(0.01)
-    assert ran, "the after_open run never started (20 s)"
     d.request_stop("test")  # mid-run: the run is allowed to finish (bounded)
-    await asyncio.wait_for(task, 5)
+    stop_asked.set()
+    await asyncio.wait_for(task, 60)
     assert [r.name for r in ran] == ["after_open"] and finished == ["after_open"]
     assert ran[0].at == datetime(2026, 11, 27, 14, 45, tzinfo=UTC)
     assert state.kv[HEARTBEAT_KEY]["status"] == "stopped"
