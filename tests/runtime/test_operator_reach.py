@@ -22,7 +22,9 @@ from typing import Any
 import pytest
 
 from joe.safety.flatten_route import BROKER_FLATTEN_KEY
+from joe.safety.lock import holder_pid
 from joe.store import open_store
+from proc_freeze import frozen
 from runtime.test_live_runs import JOE, LIVE_CONFIG, get, sim
 
 pytestmark = pytest.mark.slow
@@ -65,6 +67,14 @@ def _pending(folder: Path) -> Any:
         store.close()
 
 
+def _account_holder(lock_dir: Path) -> int | None:
+    """The pid holding the (one) IBKR account lock in `lock_dir`, None before one is held."""
+    from joe.safety.lock import _holder_of
+
+    held = [pid for f in sorted(lock_dir.glob("ibkr-*.lock")) if (pid := _holder_of(f)) is not None]
+    return held[0] if held else None
+
+
 def _audit_types(folder: Path) -> list[str]:
     out = []
     for f in sorted((folder / "data/audit").glob("*.jsonl")):
@@ -87,15 +97,20 @@ def test_flatten_asked_during_a_live_run_is_carried_out_by_that_run(tmp_path: Pa
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
         )
-        lock = folder / "data/joe.lock"
-        deadline = time.monotonic() + 60
-        while not (lock.exists() and lock.read_text().strip() == str(second.pid)):
+        deadline = time.monotonic() + 120
+        while holder_pid(folder / "data") != second.pid:
             # Before: after 60 s the test went on without the run holding the folder, and the kill then
             # flattened by itself (exit 0): a confusing failure of the assertion below, not this one.
             assert second.poll() is None, f"the run exited {second.returncode} before taking the lock"
-            assert time.monotonic() < deadline, "the run did not take the data folder's lock in 60 s"
-            time.sleep(0.05)
-        kill = _joe(["kill", "--flatten", "--reason", "flatten while a run holds the folder"], folder, env)
+            assert time.monotonic() < deadline, "the run did not take the data folder's lock in 120 s"
+            time.sleep(0.005)
+        # The run is frozen while `joe kill` starts and looks: a run can end in about the time a second
+        # interpreter takes to start, and the kill then found the folder free and flattened by itself
+        # (exit 0, not 3). It is frozen as soon as it is seen holding the lock (early in its start-up).
+        data = folder / "data"
+        with frozen(second.pid, data / "joe.db", lambda: holder_pid(data) == second.pid):
+            why = "flatten while a run holds the folder"
+            kill = _joe(["kill", "--flatten", "--reason", why], folder, env)
         _, err = second.communicate(timeout=400)
         pos, working = _book(control)
         assert kill.returncode == 3, kill.stderr[-1500:]  # left for the run, which is the broker's holder
@@ -147,7 +162,20 @@ def test_one_live_process_per_broker_account_whatever_its_data_folder(tmp_path: 
             )
             for d, cid in ((a_dir, "7"), (b_dir, "8"))
         ]
-        results = [p.communicate(timeout=500) for p in procs]
+        # Whichever takes the account's lock first is frozen until the other is done: a run can end
+        # before a slow second interpreter asks for the lock, and then both ran (exit 0, 0).
+        lock_dir = Path(os.environ["JOE_LOCK_DIR"])
+        by_pid = {p.pid: (p, d) for p, d in zip(procs, (a_dir, b_dir), strict=True)}
+        deadline = time.monotonic() + 120
+        while (holder := _account_holder(lock_dir)) not in by_pid:
+            assert time.monotonic() < deadline, "neither run took the account's lock in 120 s"
+            assert all(p.poll() is None for p in procs), [p.communicate()[1][-1500:] for p in procs]
+            time.sleep(0.005)
+        won, won_dir = by_pid[holder]
+        (other,) = [p for p in procs if p is not won]
+        with frozen(won.pid, won_dir / "data/joe.db", lambda: _account_holder(lock_dir) == won.pid):
+            other_result = other.communicate(timeout=300)
+        results = [other_result if p is other else p.communicate(timeout=500) for p in procs]
         codes = [p.returncode for p in procs]
         orders = get(f"{control}/_sim/orders")["orders"]
         entries = Counter(o.get("symbol") for o in orders if o.get("parent_id") == 0)
