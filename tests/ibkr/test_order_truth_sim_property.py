@@ -17,7 +17,7 @@ from hypothesis import HealthCheck, Phase, example, given, settings
 from hypothesis import strategies as st
 
 from ibkr.conftest import ORDER_MANAGER_IB_LOGS
-from ibkr.helpers import bracket_intents
+from ibkr.helpers import bracket_intents, wait_for
 from joe.brokers.ibkr.client import IBKRExecutionClient
 from joe.core.events import NullAudit
 from joe.core.ids import client_order_id
@@ -75,7 +75,7 @@ def _agree(sim: IBKRSimulator, store: Store, owner_net: Decimal) -> None:
     assert net + owner_net == (pos.qty if pos else 0), (net, owner_net, pos)
 
 
-async def _settle(sim: IBKRSimulator, store: Store, owner_net: Decimal, timeout: float = 6.0) -> None:
+async def _settle(sim: IBKRSimulator, store: Store, owner_net: Decimal, timeout: float = 120.0) -> None:
     loop = asyncio.get_running_loop()
     end = loop.time() + timeout
     while True:
@@ -118,7 +118,7 @@ async def _step(sim: IBKRSimulator, om: OrderManager, owner: IBKRExecutionClient
         )
         await owner.submit([it])
         loop = asyncio.get_running_loop()
-        end = loop.time() + 5
+        end = loop.time() + 120  # until it fills (not 5 s, which a loaded machine can use up)
         while sim.book.positions["AAPL"].qty != held - arg and loop.time() < end:
             await asyncio.sleep(0.02)
         return Decimal(-arg)
@@ -127,8 +127,13 @@ async def _step(sim: IBKRSimulator, om: OrderManager, owner: IBKRExecutionClient
     elif kind == "cancel_entry" and _working(om.order(entry)):
         await om.cancel(entry)
     elif kind == "drop":
+        xc = om.client
+        assert isinstance(xc, IBKRExecutionClient)
+        before = xc.conn.reconnects, owner.conn.reconnects
         sim.drop_connections()
-        await asyncio.sleep(0.5)  # the clients reconnect; the OrderManager reconciles
+        # Both clients have reconnected (not "within 0.5 s"); then the OrderManager reconciles.
+        clients = ((xc, before[0]), (owner, before[1]))
+        await wait_for(lambda: all(c.ready and c.conn.reconnects > n for c, n in clients), what="reconnected")
         await om.reconcile()
     return Decimal(0)
 

@@ -66,7 +66,7 @@ async def test_held_orders_wait_for_transmit(sim: IBKRSimulator, ib: IB) -> None
     sim.set_price("AAPL", 100)
     parent = LimitOrder("BUY", 10, 90, transmit=False, orderRef="p")
     trade = ib.placeOrder(c, parent)
-    await asyncio.sleep(0.05)
+    await wait_for(lambda: sim.find("p") is not None, what="the parent at the simulator")  # not a 50 ms sleep
     assert sim.find("p").held and trade.orderStatus.status == "PendingSubmit"  # type: ignore[union-attr]
     child = Order(action="SELL", totalQuantity=10, orderType="STP", auxPrice=80, parentId=parent.orderId)
     child.orderRef, child.transmit = "c", True
@@ -100,7 +100,8 @@ async def test_step_streams_quotes_and_tracks_positions(sim: IBKRSimulator, ib: 
     seen = set()
     for _ in range(5):
         sim.step()
-        await asyncio.sleep(0.01)
+        # Each step's quote reaches the client before the next (not "within 10 ms").
+        await wait_for(lambda: ticker.bid == float(sim.prices.quote("MSFT").bid), what="the step's quote")
         seen.add(ticker.bid)
     assert len(seen) > 1 and ticker.bid == float(sim.prices.quote("MSFT").bid)
     sell = ib.placeOrder(c, MarketOrder("SELL", 3))
