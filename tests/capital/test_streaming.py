@@ -26,7 +26,7 @@ from market_clock import sim_clock
 from .conftest import make_client
 
 
-async def wait_for(cond: Callable[[], bool], timeout: float = 5.0) -> None:
+async def wait_for(cond: Callable[[], bool], timeout: float = 120.0) -> None:
     async def poll() -> None:
         while not cond():
             await asyncio.sleep(0.01)

@@ -106,7 +106,7 @@ async def test_an_entry_killed_mid_post_whose_stop_fired_days_ago_settles_both_l
 
     c2, again = await _next_run(sim, store)
     try:
-        await until(lambda: state(again, target_id) not in (OrderState.ACCEPTED, None), timeout=5.0)
+        await until(lambda: state(again, target_id) not in (OrderState.ACCEPTED, None))
         assert state(again, entry_id) is OrderState.FILLED
         assert state(again, stop_id) is OrderState.FILLED
         assert state(again, target_id) is OrderState.CANCELLED
@@ -148,7 +148,7 @@ async def test_an_exit_killed_mid_delete_is_filled_when_the_next_run_comes_days_
 
     c2, again = await _next_run(sim, store)
     try:
-        await until(lambda: state(again, x.client_order_id) not in (OrderState.SUBMITTING, None), timeout=5.0)
+        await until(lambda: state(again, x.client_order_id) not in (OrderState.SUBMITTING, None))
         o = again.order(x.client_order_id)
         assert o is not None and o.state is OrderState.FILLED and o.filled_quantity == 1, o
         assert sum(f.quantity for f in store.fills(x.client_order_id)) == 1

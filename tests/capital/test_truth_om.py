@@ -24,7 +24,7 @@ from joe.simulators.capital import CapitalSimulator
 from joe.store import Store
 
 
-async def until(pred: Callable[[], bool], timeout: float = 3.0) -> None:
+async def until(pred: Callable[[], bool], timeout: float = 120.0) -> None:
     """Wait for the OrderManager's background consumer to apply what the broker reported."""
     for _ in range(int(timeout / 0.02)):
         if pred():

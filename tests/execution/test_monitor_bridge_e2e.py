@@ -30,7 +30,7 @@ SIG = "trail-1"
 CENT = Decimal("0.01")
 
 
-async def until(cond: Callable[[], bool], what: str, timeout: float = 10.0) -> None:
+async def until(cond: Callable[[], bool], what: str, timeout: float = 120.0) -> None:
     loop = asyncio.get_running_loop()
     end = loop.time() + timeout
     while not cond():

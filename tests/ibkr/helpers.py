@@ -41,7 +41,7 @@ async def running_sim(
         await s.stop()
 
 
-async def wait_for(pred: Callable[[], bool], timeout: float = 3.0, what: str = "condition") -> None:
+async def wait_for(pred: Callable[[], bool], timeout: float = 120.0, what: str = "condition") -> None:
     """Poll `pred` on the event loop (no wall-clock assertion: a timeout only means 'never happened')."""
     loop = asyncio.get_running_loop()
     end = loop.time() + timeout

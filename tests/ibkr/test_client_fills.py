@@ -159,7 +159,7 @@ async def test_fills_missed_while_disconnected_are_reported_after_reconnect(
     it = single("d1", qty=500)
     await client.submit([it])
     rec = client.recorder
-    await wait_for(lambda: bool(rec.notices("resynced")) and client.ready, timeout=6, what="reconnect")
+    await wait_for(lambda: bool(rec.notices("resynced")) and client.ready, what="reconnect")
     await wait_for(
         lambda: len({f.fill.fill_id for f in rec.fills(it.client_order_id)}) == 5, what="all fills"
     )

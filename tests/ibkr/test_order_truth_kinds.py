@@ -74,8 +74,8 @@ async def test_fills_while_disconnected_reach_the_store_once(
     sim.faults.arm("drop_after_execs", n=2)  # 2 of 5 executions live, 3 while the socket is down
     it = single("gap", qty=500)
     await om.submit([it])
-    await wait_for(lambda: om.client.ready and om.client.conn.reconnects >= 1, timeout=8, what="reconnect")
-    await settle(lambda: agree(sim, store, [it.client_order_id]), timeout=8)
+    await wait_for(lambda: om.client.ready and om.client.conn.reconnects >= 1, what="reconnect")
+    await settle(lambda: agree(sim, store, [it.client_order_id]))
     stored = joe(store, it.client_order_id)
     assert stored.state is S.FILLED and len(stored.fills) == 5 == len(sim.book.executions)
 

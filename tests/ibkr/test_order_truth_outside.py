@@ -86,7 +86,7 @@ async def test_owner_sells_part_legs_shrink_and_joe_equals_broker(
     sim.set_price("AAPL", 90)  # the stop fires
     await wait_for(lambda: _held(sim) == 0, what="stop filled")
     # Joe catches up with the broker's reports (it asks the broker on some): waited for, not slept.
-    await wait_for(lambda: om.position_of("oc-part") == 0, timeout=10, what="Joe flat")
+    await wait_for(lambda: om.position_of("oc-part") == 0, what="Joe flat")
     await asyncio.sleep(0.3)
     assert _held(sim) == 0  # flat at the broker, never short
     assert (await Reconciler(om).reconcile()).explained
@@ -147,7 +147,7 @@ async def test_owner_sells_while_joes_exit_is_working(
     sim.set_price("AAPL", 106)
     await wait_for(lambda: _held(sim) == 0, what="exit filled")
     # Joe catches up with the broker's reports (it asks the broker on some): waited for, not slept.
-    await wait_for(lambda: om.position_of("oc-work") == 0, timeout=10, what="Joe flat")
+    await wait_for(lambda: om.position_of("oc-work") == 0, what="Joe flat")
     await asyncio.sleep(0.3)
     assert _held(sim) == 0  # flat at the broker, never short
     o = om.order(ex.client_order_id)

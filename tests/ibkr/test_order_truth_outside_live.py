@@ -44,7 +44,7 @@ async def test_the_owners_sale_is_booked_and_the_legs_shrink_without_a_reconcili
     assert om.unprotected_now == {}
     sim.set_price("AAPL", 90)  # the stop fires: 60, not 100
     await wait_for(lambda: _held(sim) == 0, what="stop filled")
-    await wait_for(lambda: om.position_of("live-part") == 0, timeout=10, what="Joe flat")
+    await wait_for(lambda: om.position_of("live-part") == 0, what="Joe flat")
     await asyncio.sleep(0.3)
     assert _held(sim) == 0  # flat, never short
     report = await Reconciler(om).reconcile()
@@ -81,7 +81,7 @@ async def test_the_owners_sale_shrinks_a_resting_exit_and_cancels_the_legs(
     sim.set_price("AAPL", 106)
     await wait_for(lambda: _held(sim) == 0, what="exit filled")
     await asyncio.sleep(0.3)
-    await wait_for(lambda: om.position_of("live-exit") == 0, timeout=10, what="Joe flat")
+    await wait_for(lambda: om.position_of("live-exit") == 0, what="Joe flat")
     assert _held(sim) == 0  # flat at the broker, never short
     o = om.order(ex.client_order_id)
     assert o is not None and o.filled_quantity == 30
@@ -111,7 +111,7 @@ async def test_the_owners_sale_while_joes_exit_is_being_placed_is_fitted_after_i
     await wait_for(lambda: _working(sim) == [("LMT", Decimal(30))], what="the exit fitted to 30, legs gone")
     sim.set_price("AAPL", 106)
     await wait_for(lambda: _held(sim) == 0, what="exit filled")
-    await wait_for(lambda: om.position_of("live-race") == 0, timeout=10, what="Joe flat")
+    await wait_for(lambda: om.position_of("live-race") == 0, what="Joe flat")
     assert _held(sim) == 0  # flat at the broker, never short
     assert _outside(store) == [("live-race", Decimal(-70))]
     assert [om.order(i.client_order_id).state for i in legs[1:]] == [OrderState.CANCELLED] * 2  # type: ignore[union-attr]

@@ -64,5 +64,5 @@ async def test_owners_sale_is_an_outside_change_and_the_stop_sells_only_the_rest
     assert store.reconcile_items("ibkr", "live", "external_position") == []
     assert om.position_of("skew-part") == 60 == _held(sim)
     sim.set_price("AAPL", 90)  # through the stop: it must sell the 60 left, not 100
-    await wait_for(lambda: _held(sim) == 0 or _held(sim) < 0, timeout=5.0, what="the stop's fill")
+    await wait_for(lambda: _held(sim) == 0 or _held(sim) < 0, what="the stop's fill")
     assert _held(sim) == 0  # flat, not short

@@ -40,7 +40,7 @@ def agree(sim: IBKRSimulator, store: Store, coids: list[str], symbol: str = "AAP
     assert net == (pos.qty if pos else 0), f"Joe's net {net} vs the broker's {pos}"
 
 
-async def settle(check: Callable[[], None], timeout: float = 5.0) -> None:
+async def settle(check: Callable[[], None], timeout: float = 120.0) -> None:
     """Wait until `check` passes (the broker → client → OrderManager path is asynchronous)."""
 
     def ok() -> bool:

@@ -50,7 +50,7 @@ class Exits(NoExits):
         self.exits.append(request)
 
 
-async def until(cond: Callable[[], bool], what: str, timeout: float = 5.0) -> None:
+async def until(cond: Callable[[], bool], what: str, timeout: float = 120.0) -> None:
     """Wait (on the event loop, no sleep-and-hope) until `cond`, failing with `what` after `timeout`."""
     loop = asyncio.get_running_loop()
     end = loop.time() + timeout

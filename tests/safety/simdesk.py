@@ -34,7 +34,7 @@ KINDS = ["ibkr", "capital"]
 SYMBOL = {"ibkr": "AAPL", "capital": "GOLD"}
 
 
-async def until(pred: Callable[[], bool], what: str, timeout: float = 10.0) -> None:
+async def until(pred: Callable[[], bool], what: str, timeout: float = 120.0) -> None:
     for _ in range(int(timeout / 0.02)):
         if pred():
             return

@@ -57,7 +57,7 @@ async def test_a_stop_lost_at_the_broker_is_placed_again(kind: str, ctx: SafetyC
 
         _lose_stop(desk, held[1].client_order_id)
 
-        await until(lambda: "safety.protection_restored" in _events(ctx), "the stop to be restored", 20)
+        await until(lambda: "safety.protection_restored" in _events(ctx), "the stop to be restored", 120)
         await until(lambda: desk.stops(sym) == [(qty, stop)], "the new stop at the broker")
         assert desk.positions() == {sym: qty}  # still open, now protected again
         assert _events(ctx)[:1] == ["safety.protection_lost"]
@@ -75,7 +75,7 @@ async def test_a_stop_the_broker_keeps_refusing_ends_in_a_reduce_only_exit(ctx: 
         desk.sim.faults.arm("reject_next", -1, order_type="STP")  # every new stop refused; exits pass
         desk.sim.broker_cancel(held[1].client_order_id, reason="price check")
 
-        await until(lambda: "safety.protection_exit" in _events(ctx), "the reduce-only exit", 20)
+        await until(lambda: "safety.protection_exit" in _events(ctx), "the reduce-only exit", 120)
         assert desk.positions() == {}  # flat at the broker: closed, not reversed
         assert desk.om.position_of("p-refused") == 0
         events = _events(ctx)
@@ -94,7 +94,7 @@ async def test_stop_and_exit_both_refused_halts_trading(ctx: SafetyContext) -> N
         desk.sim.faults.arm("reject_next", -1)  # the broker refuses everything new
         desk.sim.broker_cancel(held[1].client_order_id, reason="price check")
 
-        await until(lambda: ctx.states.current().state is TradingState.HALTED, "HALTED", 40)
+        await until(lambda: ctx.states.current().state is TradingState.HALTED, "HALTED", 120)
         rec = ctx.states.current()
         assert rec.by == "protection:AAPL" and "unprotected" in rec.reason
         assert entry_allowed(ctx)[0] is False

@@ -93,6 +93,6 @@ async def test_ibkr_a_refused_exit_whose_stop_cannot_be_replaced_halts(ctx: Safe
         desk.sim.faults.arm("reject_next", -1)  # the broker refuses everything new from here
         ex = await desk.om.exit("x-naked")
         assert ex is not None
-        await until(lambda: ctx.states.current().state is TradingState.HALTED, "HALTED", 40)
+        await until(lambda: ctx.states.current().state is TradingState.HALTED, "HALTED", 120)
         assert "Lost stop on AAPL: NAKED" in {a.title for a in ctx.alerts.pending}
         assert desk.positions() == {"AAPL": D(10)}  # said loudly, never hidden

@@ -41,7 +41,7 @@ D = Decimal
 S = OrderState
 
 
-async def until(pred: Callable[[], bool], what: str, timeout: float = 8.0) -> None:
+async def until(pred: Callable[[], bool], what: str, timeout: float = 120.0) -> None:
     for _ in range(int(timeout / 0.02)):
         if pred():
             return

@@ -98,7 +98,7 @@ class Harness:
     async def send(self, chat_id: int, text: str, expect_reply: bool = True) -> str | None:
         before = len(self.api.sent)
         self.api.message(chat_id, text)
-        deadline = asyncio.get_running_loop().time() + (10.0 if expect_reply else 1.5)
+        deadline = asyncio.get_running_loop().time() + (120.0 if expect_reply else 1.5)
         while asyncio.get_running_loop().time() < deadline:
             new = [m for m in self.api.sent[before:] if m["chat_id"] == chat_id]
             if new:

@@ -115,7 +115,7 @@ async def test_an_edited_command_does_not_act_again(rt: Runtime) -> None:  # noq
     assert json.dumps(api.sent).count("Trading is") == 0
 
 
-async def until(cond: Any, timeout: float = 10.0) -> None:
+async def until(cond: Any, timeout: float = 120.0) -> None:
     loop = asyncio.get_running_loop()
     end = loop.time() + timeout
     while not cond():

@@ -97,7 +97,7 @@ def test_the_daemon_serves_the_dashboard_with_its_own_state(project: Path) -> No
                 done = c.post("/api/control/halt", json=body, headers=bearer)
                 assert done.status_code == 200, done.text
                 assert done.json()["trading_state"]["state"] == "halted"
-                wait(lambda: heartbeat(project).get("entries") is False, "entries refused", proc, 20)
+                wait(lambda: heartbeat(project).get("entries") is False, "entries refused", proc, 120)
         finally:
             proc.send_signal(signal.SIGTERM)
             _out, err = proc.communicate(timeout=60)
