@@ -4,8 +4,9 @@ subscriptions live again; a silent epic goes stale while the others quote."""
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
+
+import pytest
 
 from joe.brokers.capital import CapitalClient, CapitalStream
 from joe.brokers.capital.endpoints import normalise_stream_url
@@ -15,9 +16,11 @@ from joe.execution.price_stream import PriceStream
 from joe.execution.protection import ExitRequest, StopModify
 from joe.execution.quote_sources import CapitalQuoteSource
 from joe.simulators.capital import CapitalSimulator
+from joe.simulators.capital import stream as sim_stream
 from market_clock import sim_clock
 
 from .conftest import make_client
+from .idle_clock import IdleClock
 from .test_streaming import wait_for
 
 
@@ -84,7 +87,9 @@ async def test_websocket_drop_reconnects_and_quotes_flow_again(
         await ps.stop()
 
 
-async def test_ten_minute_idle_rule_pings_keep_it_and_a_drop_is_healed() -> None:
+async def test_ten_minute_idle_rule_pings_keep_it_and_a_drop_is_healed(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     # The simulator closes a socket that sent nothing for ws_idle_s (600 s at Capital.com; 0.3 s here).
     async with CapitalSimulator(seed=5, tick_s=0.02, ws_idle_s=0.3, clock=sim_clock()) as sim:
         client = make_client(sim)
@@ -93,7 +98,10 @@ async def test_ten_minute_idle_rule_pings_keep_it_and_a_drop_is_healed() -> None
             ps, cs = rig(client, {"ping_interval_s": 0.1})
             await ps.start()
             await ps.watch(["GOLD"])
-            await asyncio.sleep(1.0)
+            with monkeypatch.context() as m:  # the simulator's idle clock moves with the pings, not the wall
+                idle = IdleClock(m, sim_stream)
+                await wait_for(lambda: bool(sim.stream.conns))
+                await idle.run_past(0.3, lambda: all(c.last_ping == idle.now for c in sim.stream.conns))
             n = ps.quotes
             await wait_for(lambda: ps.quotes > n + 5)
             assert cs.stats.drops == 0 and cs.stats.connects == 1  # pinged well inside the limit

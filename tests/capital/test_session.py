@@ -14,8 +14,10 @@ from joe.brokers.capital.accounts import AccountsApi
 from joe.brokers.capital.markets import MarketsApi
 from joe.core.events import NullAudit
 from joe.simulators.capital import CapitalSimulator, SimLimits
+from joe.simulators.capital import server as sim_server
 
 from .conftest import make_client
+from .idle_clock import IdleClock
 
 
 @pytest.mark.parametrize("encrypted", [False, True])
@@ -99,11 +101,16 @@ async def test_server_429_on_login_is_backed_off(sim: CapitalSimulator) -> None:
     await c.close()
 
 
-async def test_keepalive_pings_keep_an_idle_session(sim: CapitalSimulator) -> None:
+async def test_keepalive_pings_keep_an_idle_session(
+    sim: CapitalSimulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
     sim.gate.idle_s = 0.3
     c = make_client(sim, keepalive_s=0.1)
     await c.open()
-    await asyncio.sleep(0.8)  # idle longer than the server's idle expiry
+    # Idle longer than the server's idle expiry, on the simulator's clock moved with the pings (a pause of
+    # the wall clock between two pings expired the session: tests/capital/idle_clock.py).
+    idle = IdleClock(monkeypatch, sim_server)
+    await idle.run_past(0.3, lambda: any(s.last_used == idle.now for s in sim.gate.sessions.values()))
     await AccountsApi(c).accounts()
     assert c.logins == 1
     assert sim.count("/ping") >= 2

@@ -20,10 +20,12 @@ from joe.brokers.capital.endpoints import normalise_stream_url
 from joe.brokers.capital.streaming import StreamBar, parse_bar_payload, parse_message, parse_quote_payload
 from joe.core.events import NullAudit
 from joe.simulators.capital import CapitalSimulator
+from joe.simulators.capital import stream as sim_stream
 from joe.simulators.common import SimClock
 from market_clock import sim_clock
 
 from .conftest import make_client
+from .idle_clock import IdleClock
 
 
 async def wait_for(cond: Callable[[], bool], timeout: float = 120.0) -> None:
@@ -220,7 +222,7 @@ def test_bar_payload_parses_an_event_of_the_documented_shape() -> None:
     )
 
 
-async def test_pings_keep_the_socket_and_account_switch_drops_it() -> None:
+async def test_pings_keep_the_socket_and_account_switch_drops_it(monkeypatch: pytest.MonkeyPatch) -> None:
     async with CapitalSimulator(seed=5, tick_s=0.02, ws_idle_s=0.3, clock=sim_clock()) as sim:
         client = make_client(sim)
         await client.open()
@@ -228,7 +230,10 @@ async def test_pings_keep_the_socket_and_account_switch_drops_it() -> None:
         await stream.subscribe(["GOLD"])
         await stream.start()
         try:
-            await asyncio.sleep(1.0)
+            with monkeypatch.context() as m:  # the simulator's idle clock moves with the pings, not the wall
+                idle = IdleClock(m, sim_stream)
+                await wait_for(lambda: bool(sim.stream.conns))
+                await idle.run_past(0.3, lambda: all(c.last_ping == idle.now for c in sim.stream.conns))
             assert stream.stats.connects == 1  # pings kept it past the idle limit
             await client.switch_account("12345678901234568")
             await wait_for(lambda: stream.stats.connects == 2)
