@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from idle_clock import IdleClock
 from joe.brokers.capital import CapitalClient, CapitalStream
 from joe.brokers.capital.endpoints import normalise_stream_url
 from joe.core.events import NullAudit
@@ -20,7 +21,6 @@ from joe.simulators.capital import stream as sim_stream
 from market_clock import sim_clock
 
 from .conftest import make_client
-from .idle_clock import IdleClock
 from .test_streaming import wait_for
 
 

@@ -9,6 +9,7 @@ import json
 
 import pytest
 
+from idle_clock import IdleClock
 from joe.brokers.capital import CapitalAuthError, SessionExpired
 from joe.brokers.capital.accounts import AccountsApi
 from joe.brokers.capital.markets import MarketsApi
@@ -17,7 +18,6 @@ from joe.simulators.capital import CapitalSimulator, SimLimits
 from joe.simulators.capital import server as sim_server
 
 from .conftest import make_client
-from .idle_clock import IdleClock
 
 
 @pytest.mark.parametrize("encrypted", [False, True])
@@ -108,7 +108,7 @@ async def test_keepalive_pings_keep_an_idle_session(
     c = make_client(sim, keepalive_s=0.1)
     await c.open()
     # Idle longer than the server's idle expiry, on the simulator's clock moved with the pings (a pause of
-    # the wall clock between two pings expired the session: tests/capital/idle_clock.py).
+    # the wall clock between two pings expired the session: tests/idle_clock.py).
     idle = IdleClock(monkeypatch, sim_server)
     await idle.run_past(0.3, lambda: any(s.last_used == idle.now for s in sim.gate.sessions.values()))
     await AccountsApi(c).accounts()

@@ -15,6 +15,7 @@ import websockets
 from hypothesis import given
 from hypothesis import strategies as st
 
+from idle_clock import IdleClock
 from joe.brokers.capital import CapitalClient, CapitalStream
 from joe.brokers.capital.endpoints import normalise_stream_url
 from joe.brokers.capital.streaming import StreamBar, parse_bar_payload, parse_message, parse_quote_payload
@@ -25,7 +26,6 @@ from joe.simulators.common import SimClock
 from market_clock import sim_clock
 
 from .conftest import make_client
-from .idle_clock import IdleClock
 
 
 async def wait_for(cond: Callable[[], bool], timeout: float = 120.0) -> None:

@@ -18,7 +18,9 @@ from typing import Any
 
 import pytest
 
+from idle_clock import IdleClock
 from joe.simulators.capital import CapitalSimulator, SimLimits
+from joe.simulators.capital import stream as sim_stream
 from joe.simulators.ibkr import IBKRSimulator
 from market_clock import sim_clock
 from runtime import test_daemon_live as capital_live
@@ -174,7 +176,7 @@ async def capital() -> AsyncIterator[CapitalSimulator]:
 
 @pytest.mark.timeout(400)
 async def test_capital_ws_drop_idle_rule_and_a_silent_epic_resubscribed(
-    capital: CapitalSimulator, project: Path
+    capital: CapitalSimulator, project: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     sim = capital
     cfg = capital_live.LIVE_CONFIG + "brokers:\n  capital:\n    stream_ping_s: 1\n"
@@ -204,8 +206,13 @@ async def test_capital_ws_drop_idle_rule_and_a_silent_epic_resubscribed(
             #    Counted by the hub's connect counter and held objects, never by id(): a dropped socket's
             #    record is freed, and CPython may hand its address to the next one (an id() compare then
             #    sees no change; CI timed out on exactly that).
+            #    The simulator's idle clock moves with the daemon's pings (tests/idle_clock.py), not with
+            #    the wall clock: a 2 s pause of the daemon process (a loaded machine) let 3 s pass between
+            #    two pings and the socket was dropped, a failure of the machine, not of the daemon.
             conns, connects = list(sim.stream.conns), sim.stream.connects
-            await asyncio.sleep(8.0)
+            with monkeypatch.context() as m:
+                idle = IdleClock(m, sim_stream)
+                await idle.run_past(3.0, lambda: all(c.last_ping == idle.now for c in sim.stream.conns))
             assert conns and sim.stream.connects == connects
             now = sim.stream.conns
             assert len(now) == len(conns) and all(a is b for a, b in zip(now, conns, strict=True))
