@@ -46,7 +46,7 @@ def announced(
     *,
     env: dict[str, str] | None = None,
     cwd: Path | None = None,
-    timeout: float = 60,
+    timeout: float = 120,
 ) -> Iterator[Announced]:
     """Run `cmd` until it writes a line matching the regex `ready` (its own word that it is ready, e.g.
     the simulator's "listening on 127.0.0.1:PORT", printed after the socket listens); stopped
@@ -128,7 +128,7 @@ def sim_process(
     *args: str,
     port: int = 0,
     env: dict[str, str] | None = None,
-    timeout: float = 60,
+    timeout: float = 120,
     market_clock: bool = True,
 ) -> Iterator[Sim]:
     """`joe sim <kind> --port <port> [args]` as its own process, ready when its banner is printed (after

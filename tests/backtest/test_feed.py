@@ -152,7 +152,7 @@ def test_a_daemonic_process_keeps_one_process() -> None:
     q = ctx.Queue()
     p = ctx.Process(target=_report, args=(q,), daemon=True)
     p.start()
-    assert q.get(timeout=30) is False
+    assert q.get(timeout=120) is False
     p.join(10)
     assert feed.can_fork() is True  # this (non-daemonic) process may fork
 

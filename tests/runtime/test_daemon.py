@@ -95,7 +95,7 @@ async def test_reconcile_first_then_stream_heartbeat_and_an_orderly_stop() -> No
     assert d.entries_allowed("AAA")
     d.request_stop("test")
     assert not d.entries_allowed("AAA")  # at once, before anything settles
-    await asyncio.wait_for(task, 5)
+    await asyncio.wait_for(task, 60)  # bounded, not timed: an orderly stop of fakes
     assert log[-1] == "stream.stop"
     assert state.kv[HEARTBEAT_KEY]["status"] == "stopped"
     kinds = [r[0] for r in audit.records]
@@ -208,7 +208,7 @@ async def test_a_stop_whose_audit_write_fails_still_stops_the_daemon() -> None:
     while state.writes < 3:
         await asyncio.sleep(0.01)
     d.request_stop("SIGTERM")  # a signal handler's callback: it must not raise
-    await asyncio.wait_for(task, 5)
+    await asyncio.wait_for(task, 60)  # bounded, not timed: an orderly stop of fakes
     assert state.kv[HEARTBEAT_KEY]["status"] == "stopped" and log[-1] == "stream.stop"
 
 
