@@ -41,9 +41,10 @@ async def _exit_after_owner(sim: CapitalSimulator, om: Any, owner: int, part: st
     ex = await om.exit(sig, quantity=Decimal(part) if part else None)
     assert ex is not None
     await until(lambda: state(om, ex.client_order_id) is OrderState.FILLED)
-    await asyncio.sleep(0.2)  # anything still queued is applied
+    await asyncio.sleep(0.2)  # room for anything wrong still queued to show
     held = sum((s for _, _, s, _ in books(sim, "GOLD")), Decimal(0))
     assert held == 3 - owner - min(Decimal(part or 3), 3 - owner)
+    await until(lambda: om.position_of(sig) == held)  # applied (not "within 0.2 s"), no reconciliation
     assert om.position_of(sig) == held  # Joe == broker, without a reconciliation
     for i in group[1:]:
         o = om.order(i.client_order_id)

@@ -56,7 +56,9 @@ async def test_owner_partial_close_is_an_outside_change_not_joes_fill(
         ex = await om.exit(sig)
         assert ex is not None
         await until(lambda: state(om, ex.client_order_id) is OrderState.FILLED)
-        await asyncio.sleep(0.2)
+        await asyncio.sleep(0.2)  # room for a wrong second fill to show
+        # What must be applied is waited for (not "within 0.2 s" of a loaded machine's wall clock).
+        await until(lambda: om.position_of(sig) == 0 and outside_changes(store) == [(sig, Decimal(-1))])
         o = om.order(ex.client_order_id)
         assert o is not None and (o.quantity, o.filled_quantity) == (1, 1)  # never "2 filled of 1"
         assert held(sim) == 0 and om.position_of(sig) == 0
@@ -126,7 +128,8 @@ async def test_owner_increase_is_the_owners_not_joes(
         ex = await om.exit(sig)
         assert ex is not None
         await until(lambda: state(om, ex.client_order_id) is OrderState.FILLED)
-        await asyncio.sleep(0.2)
+        await asyncio.sleep(0.2)  # room for a wrong close of the owner's deal to show
+        await until(lambda: om.position_of(sig) == 0)  # applied (not "within 0.2 s")
         assert [(d, s) for d, _, s, _ in books(sim, "GOLD")] == [(owner, 1)]  # the owner's deal stays
         assert om.position_of(sig) == 0 and outside_changes(store) == []
         o = om.order(ex.client_order_id)
