@@ -18,6 +18,7 @@ import pytest
 
 from joe.safety.lock import holder_pid
 from joe.store import open_store
+from proc_freeze import freeze_outside_a_write
 
 JOE = str(Path(sys.executable).with_name("joe"))
 
@@ -69,7 +70,9 @@ def test_two_runs_started_together_one_trades_the_other_is_refused(project: Path
         time.sleep(0.005)
     # Whichever won is frozen until the other is done: however slowly the other starts, it finds the
     # folder held (without this a small run may finish before a slow interpreter asks for the lock).
-    _freeze_outside_a_write(procs[holder], project / "data" / "joe.db")
+    freeze_outside_a_write(
+        holder, project / "data" / "joe.db", lambda: holder_pid(project / "data") == holder
+    )
     try:
         (other,) = [p for pid, p in procs.items() if pid != holder]
         other_out = other.communicate(timeout=300)
@@ -91,24 +94,6 @@ def test_two_runs_started_together_one_trades_the_other_is_refused(project: Path
     assert [r["payload"]["holder_pid"] for r in refused] == [winner]  # type: ignore[index]
 
 
-def _freeze_outside_a_write(proc: subprocess.Popen[str], db: Path) -> None:
-    """SIGSTOP `proc` at a moment it holds no SQLite write transaction (a frozen writer would make
-    the second run wait out the busy timeout, which a live holder never makes it do)."""
-    for _ in range(500):
-        os.kill(proc.pid, signal.SIGSTOP)
-        try:
-            with sqlite3.connect(db, timeout=0) as conn:
-                conn.execute("BEGIN IMMEDIATE")
-                conn.rollback()
-        except sqlite3.OperationalError:
-            os.kill(proc.pid, signal.SIGCONT)
-            time.sleep(0.002)
-            continue
-        assert holder_pid(db.parent) == proc.pid  # still the holder, frozen
-        return
-    pytest.fail("the first run held a write transaction at every try")
-
-
 @pytest.mark.timeout(600)
 def test_a_run_started_while_another_holds_the_folder_waits_for_nothing_and_changes_nothing(
     project: Path,
@@ -121,7 +106,9 @@ def test_a_run_started_while_another_holds_the_folder_waits_for_nothing_and_chan
         time.sleep(0.02)
     # Freeze the holder while the second starts: a second interpreter takes about as long to start
     # as a small run takes to finish, so without this the first may be done before the second asks.
-    _freeze_outside_a_write(first, project / "data" / "joe.db")
+    freeze_outside_a_write(
+        first.pid, project / "data" / "joe.db", lambda: holder_pid(project / "data") == first.pid
+    )
     try:
         second = subprocess.run(
             [JOE, "run", "--once"],
