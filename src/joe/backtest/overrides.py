@@ -13,6 +13,7 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
+from joe.config.loader import DUPLICATE_HINT, DuplicateKeyError, UniqueKeyLoader
 from joe.config.schema import ExecutionConfig
 
 
@@ -29,15 +30,22 @@ class OverrideError(ValueError):
 
 
 def parse_set(items: Iterable[str]) -> dict[str, Any]:
-    """`["a.b=1", "c=x"]` → `{"a.b": 1, "c": "x"}`; raises `OverrideError` for an item without `=`."""
+    """`["a.b=1", "c=x"]` → `{"a.b": 1, "c": "x"}`; raises `OverrideError` for an item without `=`, a
+    key given twice, or a value (YAML) that gives a key twice."""
     out: dict[str, Any] = {}
     for item in items:
         key, sep, raw = item.partition("=")
         key = key.strip()
         if not sep or not key:
             raise OverrideError(f"--set {item!r}: expected key=value, e.g. risk.max_positions=5")
+        if key in out:  # not last-wins: a script that sets a limit twice has a bug, not a preference
+            raise OverrideError(f"--set {key} is given twice; give it once", key)
         try:
-            out[key] = yaml.safe_load(raw) if raw.strip() else ""
+            out[key] = yaml.load(raw, Loader=UniqueKeyLoader) if raw.strip() else ""
+        except DuplicateKeyError as exc:  # `--set risk={max_positions: 5, max_positions: 50}`
+            raise OverrideError(
+                f"--set {key}: the value gives the key {exc.key!r} twice; {DUPLICATE_HINT}", key
+            ) from None
         except yaml.YAMLError:
             out[key] = raw
     return out

@@ -37,6 +37,7 @@ from joe.backtest.overrides import OverrideError, apply_overrides
 from joe.backtest.precompute import History
 from joe.backtest.report import result_metrics
 from joe.backtest.runner import BacktestOptions, run_on_history
+from joe.config.loader import DUPLICATE_HINT, DuplicateKeyError, UniqueKeyLoader, yaml_key_path
 from joe.config.schema import ExecutionConfig
 
 
@@ -170,9 +171,17 @@ def load_spec(path: Path, config: ExecutionConfig) -> SweepSpec:
     file asks for more than `MAX_POINTS` backtests.
     """
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8")
+        raw = yaml.load(text, Loader=UniqueKeyLoader)
     except OSError as exc:
         raise SweepError(f"cannot read sweep file {path}: {exc.strerror or exc}") from None
+    except DuplicateKeyError as exc:  # read last-wins, a repeated value or section would be half ignored
+        where = yaml_key_path(text, exc.problem_mark.index) if exc.problem_mark is not None else ""
+        name = f"{where}.{exc.key}" if where else str(exc.key)
+        raise SweepError(
+            f"{path}: line {exc.line}: the key {name!r} is given twice (first on line {exc.first_line}); "
+            f"{DUPLICATE_HINT}"
+        ) from None
     except (yaml.YAMLError, UnicodeDecodeError) as exc:
         raise SweepError(f"{path} is not valid YAML: {exc}") from None
     if not isinstance(raw, dict) or not isinstance(raw.get("parameters"), dict) or not raw["parameters"]:

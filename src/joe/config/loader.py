@@ -52,26 +52,48 @@ def _one_line(text: str) -> str:
     return " ".join(text.split())
 
 
-class _UniqueKeyLoader(yaml.SafeLoader):
-    """SafeLoader that rejects duplicate keys (PyYAML silently keeps the last one)."""
+class UniqueKeyLoader(yaml.SafeLoader):
+    """SafeLoader that refuses a key given twice in one mapping (PyYAML silently keeps the last one,
+    so a repeated risk limit would be read as whichever came last): raises `DuplicateKeyError`.
+    Every YAML file Joe reads as settings (the config, a sweep file, a `--set` value) uses it."""
 
 
-def _construct_mapping(
-    loader: _UniqueKeyLoader, node: yaml.MappingNode, deep: bool = False
-) -> dict[Any, Any]:
-    seen: set[Any] = set()
+class DuplicateKeyError(yaml.constructor.ConstructorError):
+    """A mapping gives `key` twice: first on line `first_line`, again at `problem_mark` (1-based lines)."""
+
+    def __init__(self, key: Any, first: yaml.Mark, again: yaml.Mark) -> None:
+        self.key = key
+        self.first_line = first.line + 1
+        self.line = again.line + 1
+        super().__init__(
+            None,
+            None,
+            f"duplicate key {key!r} (first on line {self.first_line}); {DUPLICATE_HINT}",
+            again,
+        )
+
+
+DUPLICATE_HINT = "YAML would silently keep only the last value: give the key once (delete or merge the other)"
+
+
+def _construct_mapping(loader: UniqueKeyLoader, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+    seen: dict[Any, yaml.Mark] = {}
     for key_node, _ in node.value:
         key = loader.construct_object(key_node, deep=deep)  # type: ignore[no-untyped-call]
-        if key in seen:
-            raise yaml.constructor.ConstructorError(None, None, f"duplicate key {key!r}", key_node.start_mark)
-        seen.add(key)
+        try:
+            first = seen.get(key)
+        except TypeError:  # an unhashable key: construct_mapping says so as a YAML error
+            continue
+        if first is not None:
+            raise DuplicateKeyError(key, first, key_node.start_mark)
+        seen[key] = key_node.start_mark
     return loader.construct_mapping(node, deep=deep)
 
 
-_UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
 
 
-def _yaml_key_path(text: str, stop: int) -> str:
+def yaml_key_path(text: str, stop: int) -> str:
     """Best-effort dotted key path open at character offset `stop` (for messages only)."""
     # Each frame: [is_mapping, current key or sequence index, expecting a key next]
     stack: list[list[Any]] = []
@@ -123,11 +145,9 @@ def _yaml_problem(file: str, text: str, exc: yaml.YAMLError) -> ConfigProblem:
     mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
     where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
     what = getattr(exc, "problem", None) or str(exc)
-    key = _yaml_key_path(text, mark.index if mark is not None else len(text))
-    duplicate = isinstance(what, str) and what.startswith("duplicate key ")
-    if duplicate and isinstance(exc, yaml.constructor.ConstructorError) and mark is not None:
-        name = what.removeprefix("duplicate key ").strip("'\"")
-        key = f"{key}.{name}" if key else name
+    key = yaml_key_path(text, mark.index if mark is not None else len(text))
+    if isinstance(exc, DuplicateKeyError):
+        key = f"{key}.{exc.key}" if key else str(exc.key)
     return ConfigProblem(file, key, _one_line(f"malformed YAML at {where}{what}"))
 
 
@@ -251,7 +271,7 @@ def _schema_problems(file: str, exc: ValidationError) -> list[ConfigProblem]:
 def parse_execution_config(text: str, file: str = "config/execution.yaml") -> ExecutionConfig:
     """Validate YAML text against the schema; raises `ConfigError` (one line) on any problem."""
     try:
-        data = yaml.load(text, Loader=_UniqueKeyLoader)
+        data = yaml.load(text, Loader=UniqueKeyLoader)
     except yaml.YAMLError as exc:
         raise ConfigError([_yaml_problem(file, text, exc)]) from None
     if data is None:

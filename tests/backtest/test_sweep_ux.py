@@ -1,0 +1,72 @@
+"""Hostile review of `joe backtest`'s UX: no YAML read last-wins (a key given twice is refused naming the
+key, the file and the line), one case rule for enumerated values, no empty `--scheduler`, a walk-forward
+cap on the real number of backtests, units and short windows in the metrics, and a quiet Ctrl-C."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from joe.backtest.overrides import OverrideError, parse_set
+from joe.backtest.sweep import SweepError, load_spec
+from joe.cli.main import app
+from joe.config.schema import ExecutionConfig
+
+
+def _spec(tmp_path: Path, text: str) -> Path:
+    p = tmp_path / "sweep.yaml"
+    p.write_text(text)
+    return p
+
+
+def _refused(tmp_path: Path, text: str) -> str:
+    with pytest.raises(SweepError, match=r"sweep\.yaml") as exc:
+        load_spec(_spec(tmp_path, text), ExecutionConfig())
+    return str(exc.value)
+
+
+def _out(res: object) -> str:
+    return str(getattr(res, "output", "")).replace("\n", " ")
+
+
+# ---------------------------------------------------------------------------------- 1. duplicate keys
+def test_a_key_given_twice_in_a_sweep_file_is_refused_with_its_line(tmp_path: Path) -> None:
+    """`metric:` twice was read as the last one; a parameter twice swept only its last values."""
+    msg = _refused(tmp_path, "metric: sharpe\nparameters:\n  risk.max_positions: [3]\nmetric: fees\n")
+    assert "line 4: the key 'metric' is given twice (first on line 1)" in msg and "give the key once" in msg
+    text = "parameters:\n  risk.max_positions: [3, 5]\n  pipeline.top_n: [2]\n  risk.max_positions: [9]\n"
+    msg = _refused(tmp_path, text)
+    assert "line 4: the key 'parameters.risk.max_positions' is given twice (first on line 2)" in msg
+    text = "parameters:\n  pipeline.top_n: [2]\nwalk_forward: {in_sample: 5, in_sample: 9}\n"
+    msg = _refused(tmp_path, text)
+    assert "the key 'walk_forward.in_sample' is given twice" in msg
+
+
+def test_the_command_refuses_a_duplicate_in_the_sweep_file_or_the_config(
+    project: Path, market_dir: Path
+) -> None:
+    (project / "dup.yaml").write_text("parameters:\n  risk.max_positions: [3]\n  risk.max_positions: [30]\n")
+    res = CliRunner().invoke(app, ["backtest", "--source", f"csv:{market_dir}", "--sweep", "dup.yaml"])
+    out = _out(res)
+    assert res.exit_code == 2, res.output
+    assert "dup.yaml: line 3: the key 'parameters.risk.max_positions' is given twice" in out, res.output
+    assert "give the key once" in out and "Traceback" not in out
+    # The run config: a risk limit given twice is a money bug, not a preference.
+    cfg = project / "config" / "execution.yaml"
+    cfg.write_text(cfg.read_text() + "risk:\n  max_positions: 5\n  max_positions: 50\n")
+    res = CliRunner().invoke(app, ["backtest", "--source", f"csv:{market_dir}"])
+    out = _out(res)
+    assert res.exit_code == 2, res.output
+    assert "risk.max_positions" in out and "line 8" in out and "first on line 7" in out, res.output
+    assert "give the key once" in out and "nothing was run" in out
+    assert not (project / "data" / "backtests").exists()
+
+
+def test_a_set_given_twice_or_a_set_value_with_a_duplicate_key_is_refused() -> None:
+    with pytest.raises(OverrideError, match=r"--set risk\.max_positions is given twice; give it once"):
+        parse_set(["risk.max_positions=5", "risk.max_positions=50"])
+    with pytest.raises(OverrideError, match="gives the key 'max_positions' twice"):
+        parse_set(["risk={max_positions: 5, max_positions: 50}"])
+    assert parse_set(["risk={max_positions: 5}"]) == {"risk": {"max_positions": 5}}
