@@ -70,3 +70,39 @@ def test_a_set_given_twice_or_a_set_value_with_a_duplicate_key_is_refused() -> N
     with pytest.raises(OverrideError, match="gives the key 'max_positions' twice"):
         parse_set(["risk={max_positions: 5, max_positions: 50}"])
     assert parse_set(["risk={max_positions: 5}"]) == {"risk": {"max_positions": 5}}
+
+
+# ------------------------------------------------------------------------ 4. the walk-forward's real size
+def test_the_walk_forward_cap_counts_sets_times_windows() -> None:
+    """1,000 sets passed the 10,000 cap whatever the number of windows; 10 windows are 10,010 backtests."""
+    from joe.backtest.sweep import MAX_POINTS, SweepSpec, WalkForward, walk_forward_backtests
+
+    spec = SweepSpec([{"risk.max_positions": 1}] * 1000, ["risk.max_positions"], "sharpe", WalkForward(5, 5))
+    assert walk_forward_backtests(spec, 9) == 9 * 1001 <= MAX_POINTS
+    with pytest.raises(SweepError) as exc:
+        walk_forward_backtests(spec, 10, "sweep.yaml")
+    msg = str(exc.value)
+    assert "sweep.yaml: walk-forward: 1,000 parameter set(s) × 10 window(s) is 10,010 backtests" in msg
+    assert "(10,000 in sample + 10 out of sample), more than the 10,000" in msg and "out_of_sample" in msg
+
+
+def test_the_command_refuses_a_walk_forward_over_the_cap_before_starting_a_cluster(
+    project: Path, market_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import re
+
+    from joe.backtest import sweep
+
+    monkeypatch.setattr(sweep, "MAX_POINTS", 20)
+    (project / "wf.yaml").write_text(
+        "parameters:\n  risk.max_positions: [2, 3, 4, 5]\nwalk_forward: {in_sample: 20, out_of_sample: 10}\n"
+    )
+    res = CliRunner().invoke(
+        app, ["backtest", "--source", f"csv:{market_dir}", "--sweep", "wf.yaml", "--walk-forward"]
+    )
+    out = _out(res)
+    assert res.exit_code == 2, res.output
+    m = re.search(r"4 parameter set\(s\) × (\d+) window\(s\) is ([\d,]+) backtests", out)
+    assert m is not None, res.output
+    assert int(m[2].replace(",", "")) == 5 * int(m[1]) > 20 and "more than the 20" in out
+    assert "LocalCluster" not in out and "Traceback" not in out

@@ -85,7 +85,8 @@ METRICS: dict[str, str] = {
     "fees": "min",
 }
 
-# More points than this are refused before anything is built (each point is a whole backtest).
+# More backtests than this are refused before any runs: a sweep's parameter sets are counted before any is
+# built; a walk-forward's sets × windows (+ one out-of-sample run per window) once the data gives the windows.
 MAX_POINTS = 10_000
 
 
@@ -389,6 +390,22 @@ def best_row(table: pd.DataFrame, metric: str) -> pd.Series | None:
     return table.loc[i]
 
 
+def walk_forward_backtests(spec: SweepSpec, n_windows: int, path: Path | str = "the sweep file") -> int:
+    """The backtests a walk-forward runs: every parameter set in each of `n_windows` in-sample windows,
+    then the best set on each out-of-sample window. Raises `SweepError` with both counts (sets and
+    backtests) when that is more than `MAX_POINTS` (the cap counts the real work, not the sets)."""
+    sets = len(spec.points)
+    total = n_windows * (sets + 1)
+    if total > MAX_POINTS:
+        raise SweepError(
+            f"{path}: walk-forward: {sets:,} parameter set(s) × {n_windows:,} window(s) is {total:,} "
+            f"backtests ({sets * n_windows:,} in sample + {n_windows:,} out of sample), more than the "
+            f"{MAX_POINTS:,} a sweep runs; use fewer values (or samples), a longer "
+            f"walk_forward.out_of_sample (fewer windows) or a shorter --from/--to"
+        )
+    return total
+
+
 def walk_forward(
     spec: SweepSpec, history: History, base: BacktestOptions, mapper: Mapper
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -400,6 +417,7 @@ def walk_forward(
     """
     assert spec.walk_forward is not None
     wins = windows(history, base, spec.walk_forward)
+    walk_forward_backtests(spec, len(wins))
     jobs = [(replace(base, start=a, end=b), p) for a, b, _, _ in wins for p in spec.points]
     ins = mapper(jobs)
     n = len(spec.points)

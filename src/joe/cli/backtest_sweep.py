@@ -171,6 +171,7 @@ def run_sweep_command(
         dask_mapper,
         load_spec,
         sweep,
+        walk_forward_backtests,
         windows,
     )
     from joe.backtest.sweep import walk_forward as run_walk_forward
@@ -198,10 +199,11 @@ def run_sweep_command(
             if walk_forward:
                 assert spec.walk_forward is not None
                 n_windows = len(windows(history, opts, spec.walk_forward))  # refused here when there is none
-                total = n_windows * (len(spec.points) + 1)  # each set in each window, then the best OOS
+                # each set in each window, then the best OOS; refused above the cap before any cluster starts
+                total = walk_forward_backtests(spec, n_windows, sweep_file)
                 console.print(
                     f"sweep: {len(spec.points)} parameter set(s) × {n_windows} walk-forward window(s) "
-                    f"over {opts.source}"
+                    f"= {total} backtests (with each window's out-of-sample run) over {opts.source}"
                 )
             else:
                 console.print(f"sweep: {len(spec.points)} parameter set(s) over {opts.source}")
