@@ -61,7 +61,7 @@ def test_the_metrics_still_use_empyrical() -> None:
     code = """
 import pandas as pd
 from joe.backtest.metrics import compute_metrics, monthly_returns
-eq = pd.Series([100.0, 101.0, 99.0, 102.0], index=pd.date_range("2024-01-01", periods=4, tz="UTC"))
+eq = pd.Series([100.0, 101.0, 99.0, 102.0] * 8, index=pd.date_range("2024-01-01", periods=32, tz="UTC"))
 m = compute_metrics(eq, [], {})
 assert m["cagr"] is not None and m["sharpe"] is not None, m
 assert not monthly_returns(eq).empty

@@ -4,11 +4,18 @@ cap on the real number of backtests, units and short windows in the metrics, and
 
 from __future__ import annotations
 
+import json
+import re
+from datetime import date
 from pathlib import Path
 
+import empyrical
+import numpy as np
+import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
+from joe.backtest.metrics import MIN_CAGR_DAYS, compute_metrics
 from joe.backtest.overrides import OverrideError, parse_set
 from joe.backtest.sweep import SweepError, load_spec
 from joe.cli.main import app
@@ -106,3 +113,69 @@ def test_the_command_refuses_a_walk_forward_over_the_cap_before_starting_a_clust
     assert m is not None, res.output
     assert int(m[2].replace(",", "")) == 5 * int(m[1]) > 20 and "more than the 20" in out
     assert "LocalCluster" not in out and "Traceback" not in out
+
+
+# --------------------------------------------------------------------- 5. turnover's unit, a short CAGR
+def _curve(n: int) -> pd.Series:
+    """The starting equity, then `n` trading days' closes (UTC)."""
+    values = 100_000.0 * np.cumprod(1 + np.resize([0.004, -0.002, 0.003, -0.001], n + 1))
+    values[0] = 100_000.0
+    return pd.Series(values, index=pd.bdate_range("2021-01-01", periods=n + 1, tz="UTC"))
+
+
+def test_a_window_under_a_month_has_no_cagr_and_turnover_has_its_unit() -> None:
+    """A one-day backtest's CAGR was (1 + day's return) ** 252 − 1: a number, not a growth rate."""
+    for n in (1, 5, MIN_CAGR_DAYS - 1):
+        m = compute_metrics(_curve(n), [], {}, traded_notional=50_000.0)
+        assert m["cagr"] is None and m["cagr_note"] == (
+            f"n/a (window < 1 month): {n} trading day(s), a CAGR needs at least {MIN_CAGR_DAYS}"
+        )
+        assert m["total_return"] is not None  # the rest is reported as before
+    eq = _curve(MIN_CAGR_DAYS)
+    m = compute_metrics(eq, [], {}, traded_notional=50_000.0)
+    assert m["cagr_note"] is None
+    assert m["cagr"] == pytest.approx(empyrical.annual_return(eq.pct_change().dropna(), period="daily"))
+    assert m["cagr"] == pytest.approx((eq.iloc[-1] / 100_000) ** (252 / MIN_CAGR_DAYS) - 1)  # day one counts
+    assert m["turnover"] == pytest.approx(50_000 / eq.mean() / (MIN_CAGR_DAYS / 252))
+    assert m["turnover_unit"] == "traded notional (entries + exits) / mean equity, per year"
+
+
+def test_the_report_shows_turnover_with_its_unit_and_no_cagr_for_one_day(tmp_path: Path) -> None:
+    from joe.backtest.engine import BacktestResult, DayRecord
+    from joe.backtest.report import write_report
+
+    day = DayRecord(date(2021, 1, 4), 99_975.38, 50_000.0, 0.5, 2, "bull", 3, 2, 0)
+    result = BacktestResult([day], [], 2, {}, 50_000.0, 24.62, 100_000.0, opening_day=date(2020, 12, 31))
+    paths, _ = write_report(result, tmp_path / "r", "one day", {})
+    m = json.loads(paths.metrics.read_text())["metrics"]
+    assert m["cagr"] is None and m["cagr_note"].startswith("n/a (window < 1 month): 1 trading day(s)")
+    assert m["turnover"] == pytest.approx(50_000 / ((100_000 + 99_975.38) / 2) * 252)
+    assert m["turnover_unit"] == "traded notional (entries + exits) / mean equity, per year"
+    md = paths.markdown.read_text()
+    assert "| cagr | n/a (window < 1 month) |" in md
+    shown = f"{m['turnover']:,.2f}×"
+    assert f"| turnover (traded notional (entries + exits) / mean equity, per year) | {shown} |" in md
+    assert "turnover_unit" not in md and "cagr_note" not in md
+    page = paths.html.read_text()
+    assert "n/a (window &lt; 1 month)" in page and "mean equity, per year" in page
+
+
+@pytest.mark.timeout(300)
+def test_the_console_says_cagr_n_a_and_turnover_with_its_unit(project: Path, market_dir: Path) -> None:
+    res = CliRunner().invoke(
+        app, ["backtest", "--source", f"csv:{market_dir}", "--from", "2021-01-04", "--to", "2021-01-04"]
+    )
+    assert res.exit_code == 0, res.output
+    out = _out(res)
+    assert "CAGR n/a (window < 1 month)" in out, res.output
+    assert re.search(r"turnover [\d,.]+× mean equity a year", out), res.output
+
+
+def test_a_walk_forward_ranking_by_cagr_needs_a_month_in_sample(tmp_path: Path) -> None:
+    """Every in-sample CAGR would be None: the "best" set would silently be the first."""
+    text = "metric: cagr\nparameters:\n  risk.max_positions: [3]\n"
+    text += "walk_forward: {in_sample: %d, out_of_sample: 5}\n"
+    msg = _refused(tmp_path, text % (MIN_CAGR_DAYS - 1))
+    assert f"metric cagr needs walk_forward.in_sample of at least {MIN_CAGR_DAYS}" in msg
+    ok = _spec(tmp_path, text % MIN_CAGR_DAYS)
+    assert load_spec(ok, ExecutionConfig()).metric == "cagr"

@@ -6,7 +6,9 @@ day's close; so a curve of N + 1 points covers N trading days (`days`, from `sta
 one's fills and costs are its first return. Return metrics use the daily returns of that curve and 252
 periods a year, the convention of empyrical, pyfolio and quantstats:
 
-* CAGR — `empyrical.annual_return` (geometric: (final / initial) ** (252 / days) − 1)
+* CAGR — `empyrical.annual_return` (geometric: (final / initial) ** (252 / days) − 1); over fewer than
+  `MIN_CAGR_DAYS` (21 trading days, one month) it is None and `cagr_note` says why: a day's return
+  raised to the 252nd power is a number, not a growth rate
 * volatility — `empyrical.annual_volatility` (sample std of daily returns × √252)
 * Sharpe — `empyrical.sharpe_ratio` (risk-free 0), Sortino — `empyrical.sortino_ratio` (target 0)
 * max drawdown — `empyrical.max_drawdown` (a negative fraction); its duration (peak → recovery, or
@@ -15,8 +17,9 @@ periods a year, the convention of empyrical, pyfolio and quantstats:
 Trade statistics (closed round trips, net of both commissions):
 win rate = wins / trades; profit factor = gross profit / gross loss (None with no losing trade);
 R multiple = PnL / initial risk, the risk being |entry − initial stop| × quantity (Van Tharp);
-turnover = traded notional (entries and exits) / mean equity, per year; exposure = mean of the
-daily gross position value / equity; fees = every commission paid.
+turnover = traded notional (entries and exits) / mean equity, per year (a multiple of the mean equity
+a year; `turnover_unit` says so in metrics.json); exposure = mean of the daily gross position value /
+equity; fees = every commission paid.
 """
 
 from __future__ import annotations
@@ -33,6 +36,10 @@ from joe.core.models import Signal
 from joe.portfolio.ledger import ClosedTrade
 
 PERIODS_PER_YEAR = 252
+# The shortest window (trading days) whose CAGR is reported: shorter, the annualised figure is noise.
+MIN_CAGR_DAYS = 21
+CAGR_TOO_SHORT = "n/a (window < 1 month)"
+TURNOVER_UNIT = "traded notional (entries + exits) / mean equity, per year"
 
 
 def _num(x: object) -> float | None:
@@ -118,6 +125,11 @@ def trade_stats(trades: Sequence[ClosedTrade], signals: Mapping[str, Signal]) ->
     }
 
 
+def cagr_note(days: int) -> str:
+    """Why a window of `days` trading days has no CAGR (`MIN_CAGR_DAYS`), for metrics.json."""
+    return f"{CAGR_TOO_SHORT}: {days} trading day(s), a CAGR needs at least {MIN_CAGR_DAYS}"
+
+
 def compute_metrics(
     equity: pd.Series,
     trades: Sequence[ClosedTrade],
@@ -129,7 +141,9 @@ def compute_metrics(
 ) -> dict[str, float | int | str | None]:
     """Every metric of the report, JSON-ready (NaN → None). `equity` is daily, UTC-dated: the starting
     equity at the close before the first trading day, then each trading day's close (module docstring).
-    `exposure` has one value per trading day."""
+    `exposure` has one value per trading day; `traded_notional` and `fees` are in the account currency.
+    Fractions are plain (0.05 = 5%); `turnover` is a multiple of the mean equity per year (`turnover_unit`);
+    `cagr` is None below `MIN_CAGR_DAYS` days, with `cagr_note` saying why (else `cagr_note` is None)."""
     ep = library()
 
     returns = equity.pct_change().dropna()
@@ -143,7 +157,8 @@ def compute_metrics(
         "starting_equity": _num(equity.iloc[0]) if len(equity) else None,
         "final_equity": _num(equity.iloc[-1]) if len(equity) else None,
         "total_return": _num(equity.iloc[-1] / equity.iloc[0] - 1.0) if len(equity) else None,
-        "cagr": _num(ep.annual_return(returns, period="daily")) if len(returns) else None,
+        "cagr": _num(ep.annual_return(returns, period="daily")) if len(returns) >= MIN_CAGR_DAYS else None,
+        "cagr_note": None if len(returns) >= MIN_CAGR_DAYS else cagr_note(len(returns)),
         "volatility": _num(ep.annual_volatility(returns, period="daily")) if len(returns) > 1 else None,
         "sharpe": _num(ep.sharpe_ratio(returns, period="daily")) if len(returns) > 1 else None,
         "sortino": _num(ep.sortino_ratio(returns, period="daily")) if len(returns) > 1 else None,
@@ -159,6 +174,7 @@ def compute_metrics(
         "turnover": _num(traded_notional / float(equity.mean()) / years)
         if years > 0 and len(equity)
         else None,
+        "turnover_unit": TURNOVER_UNIT,
         "fees": _num(fees),
     }
     out.update(trade_stats(trades, signals))

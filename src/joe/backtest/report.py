@@ -26,6 +26,8 @@ import pandas as pd
 from joe.backtest.charts import heat_map, line_chart
 from joe.backtest.engine import BacktestResult
 from joe.backtest.metrics import (
+    CAGR_TOO_SHORT,
+    TURNOVER_UNIT,
     compute_metrics,
     drawdown_series,
     monthly_returns,
@@ -157,9 +159,31 @@ MONEY_KEYS = ("starting_equity", "final_equity", "net_pnl", "fees", "avg_win", "
 COUNT_KEYS = ("trades", "days", "max_drawdown_days", "max_drawdown_calendar_days")
 
 
+def turnover_text(v: Any) -> str:
+    """Turnover as shown: a multiple of the mean equity per year (`metrics.TURNOVER_UNIT`), e.g. 12.34×."""
+    return f"{float(v):,.2f}×" if isinstance(v, int | float) and math.isfinite(v) else "—"
+
+
+def cagr_text(metrics: dict[str, Any]) -> str:
+    """CAGR as shown: a percentage, or "n/a (window < 1 month)" when the window is too short for one."""
+    v = metrics.get("cagr")
+    if v is None and metrics.get("cagr_note"):
+        return CAGR_TOO_SHORT
+    return pct(v) if isinstance(v, int | float) else "—"
+
+
 def _metric_rows(metrics: dict[str, Any]) -> list[tuple[str, str]]:
+    """(label, value) per metric; a unit or a note is shown with its metric, not as a row of its own."""
     rows = []
     for k, v in metrics.items():
+        if k in ("turnover_unit", "cagr_note"):
+            continue
+        if k == "turnover":
+            rows.append((f"turnover ({metrics.get('turnover_unit') or TURNOVER_UNIT})", turnover_text(v)))
+            continue
+        if k == "cagr":
+            rows.append((k, cagr_text(metrics)))
+            continue
         if k in PCT_KEYS and isinstance(v, float):
             shown = pct(v)
         elif k in MONEY_KEYS and isinstance(v, int | float):

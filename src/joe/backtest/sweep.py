@@ -33,6 +33,7 @@ from typing import Any
 import pandas as pd
 import yaml
 
+from joe.backtest.metrics import MIN_CAGR_DAYS
 from joe.backtest.overrides import OverrideError, apply_overrides
 from joe.backtest.precompute import History
 from joe.backtest.report import result_metrics
@@ -229,6 +230,11 @@ def load_spec(path: Path, config: ExecutionConfig) -> SweepSpec:
         raise SweepError(
             f"{path}: metric {metric!r} is not a backtest metric a sweep can rank by; choose one of "
             f"{', '.join(metric_names())}"
+        )
+    if walk is not None and metric == "cagr" and walk.in_sample < MIN_CAGR_DAYS:  # every set: no CAGR
+        raise SweepError(
+            f"{path}: metric cagr needs walk_forward.in_sample of at least {MIN_CAGR_DAYS} trading days "
+            f"(a shorter window has no CAGR), not {walk.in_sample}; lengthen it or rank by another metric"
         )
     keys = list(params)
     if mode == "grid":

@@ -136,11 +136,14 @@ def backtest_command(
     except WorkerError as exc:  # the analysis process failed or died: its own message says which day
         console.print("[red]Failed[/]:", escape(str(exc)), soft_wrap=True)
         raise typer.Exit(ExitCode.FAILED) from None
+    from joe.backtest.report import cagr_text, turnover_text
+
     m = outcome.metrics
     console.print(
         f"[green]Done[/] {outcome.id}: {m['start']} to {m['end']} ({m['days']} days), "
-        f"return {_pct(m['total_return'])}, CAGR {_pct(m['cagr'])}, Sharpe {_num(m['sharpe'])}, "
-        f"max drawdown {_pct(m['max_drawdown'])}, {int(m['trades'] or 0)} trades "
+        f"return {_pct(m['total_return'])}, CAGR {cagr_text(m)}, Sharpe {_num(m['sharpe'])}, "
+        f"max drawdown {_pct(m['max_drawdown'])}, {int(m['trades'] or 0)} trades, "
+        f"turnover {turnover_text(m['turnover'])} mean equity a year "
         f"(load {outcome.timings['load']:.1f}s, replay {outcome.timings['replay']:.1f}s, "
         f"report {outcome.timings['report']:.1f}s)",
         soft_wrap=True,

@@ -243,7 +243,9 @@ def run_sweep_command(
     else:
         best = best_row(table, m)
         if best is None:
-            console.print(f"best {m}: none (no parameter set has a {m}; see sweep.csv)", markup=False)
+            notes = list(table["cagr_note"].dropna()) if m == "cagr" and "cagr_note" in table else []
+            why = f": {notes[0]}" if notes else ""  # a window too short for a CAGR
+            console.print(f"best {m}: none (no parameter set has a {m}{why}; see sweep.csv)", markup=False)
         else:
             console.print(
                 f"best {m} {_metric(m, best[m])}: {_params(best, spec.keys)}", soft_wrap=True, markup=False
