@@ -179,3 +179,43 @@ def test_a_walk_forward_ranking_by_cagr_needs_a_month_in_sample(tmp_path: Path) 
     assert f"metric cagr needs walk_forward.in_sample of at least {MIN_CAGR_DAYS}" in msg
     ok = _spec(tmp_path, text % MIN_CAGR_DAYS)
     assert load_spec(ok, ExecutionConfig()).metric == "cagr"
+
+
+# ----------------------------------------------------------------------------- 2. one rule for case
+def test_enumerated_values_take_any_case_and_are_normalised(tmp_path: Path) -> None:
+    """`mode: GRID` was accepted and `metric: Sharpe` refused: every enumerated value now takes any case
+    (spaces around it ignored) and is run and reported by its canonical name."""
+    from joe.cli.backtest_sweep import scheduler_address
+    from joe.data import check_source_spec
+    from joe.data.dates import KEYWORDS, DateFormats, _keyword
+
+    for mode, metric, want in (("GRID", "Sharpe", "sharpe"), ("Random", " MAX_DRAWDOWN ", "max_drawdown")):
+        text = f"mode: {mode}\nmetric: '{metric}'\nparameters:\n  risk.max_positions: [3, 5]\n"
+        spec = load_spec(_spec(tmp_path, text), ExecutionConfig())
+        assert (spec.mode, spec.metric) == (mode.lower(), want)
+    msg = _refused(tmp_path, "mode: Gird\nparameters:\n  risk.max_positions: [3]\n")
+    assert "mode must be grid or random, not 'Gird'" in msg
+    msg = _refused(tmp_path, "metric: Sharp\nparameters:\n  risk.max_positions: [3]\n")
+    assert "metric 'Sharp' is not a backtest metric" in msg
+    # The command's options follow the same rule.
+    assert scheduler_address("TCP://127.0.0.1:8786")[0] == "tcp://127.0.0.1:8786"
+    check_source_spec("SAMPLE")
+    check_source_spec(f"CSV:{tmp_path}")
+    assert _keyword(DateFormats.parse("DayFirst").default or "") == "dayfirst" in KEYWORDS
+
+
+@pytest.mark.timeout(300)
+def test_a_sweep_with_a_capitalised_metric_runs_and_names_the_canonical_one(
+    project: Path, market_dir: Path
+) -> None:
+    (project / "s.yaml").write_text("mode: GRID\nmetric: Sharpe\nparameters:\n  risk.max_positions: [3, 6]\n")
+    res = CliRunner().invoke(
+        app,
+        ["backtest", "--source", f"CSV:{market_dir}", "--from", "2021-01-04", "--to", "2021-02-26",
+         "--sweep", "s.yaml", "--workers", "1"],
+    )  # fmt: skip
+    assert res.exit_code == 0, res.output
+    out = _out(res)
+    assert "2 parameter set(s) (grid), ranked by sharpe" in out and "best sharpe " in out, res.output
+    folder = Path(res.stdout.splitlines()[0].removeprefix("Sweep: ").strip())
+    assert "Sweep: sharpe per parameter pair" in (folder / "heatmaps.html").read_text()

@@ -2,10 +2,10 @@
 
 A sweep file (YAML) names config keys and their values:
 
-    mode: grid            # grid (every combination) or random (`samples` draws, seeded)
+    mode: grid            # grid (every combination) or random (`samples` draws, seeded); any case
     samples: 20           # random only
     seed: 1               # random only
-    metric: sharpe        # the metric the heat maps show and walk-forward maximises
+    metric: sharpe        # the metric the heat maps show and walk-forward maximises; any case
     parameters:
       risk.max_positions: [5, 10, 15]          # a list: these values
       risk.risk_per_trade_pct: {low: 0.5, high: 2.0}   # random only: uniform in [low, high]
@@ -103,8 +103,9 @@ class SweepSpec:
 
     points: list[dict[str, Any]]
     keys: list[str]
-    metric: str
+    metric: str  # canonical (lower case): a key of METRICS
     walk_forward: WalkForward | None
+    mode: str = "grid"  # grid or random
 
     @property
     def higher_is_better(self) -> bool:
@@ -194,9 +195,9 @@ def load_spec(path: Path, config: ExecutionConfig) -> SweepSpec:
             f"{path}: unknown key(s) {', '.join(map(repr, unknown))}; a sweep file has {', '.join(TOP_KEYS)}"
         )
     params: dict[Any, Any] = raw["parameters"]
-    mode = str(raw.get("mode", "grid")).lower()
+    mode = canonical(raw.get("mode", "grid"))
     if mode not in ("grid", "random"):
-        raise SweepError(f"{path}: mode must be grid or random, not {mode!r}")
+        raise SweepError(f"{path}: mode must be grid or random, not {raw.get('mode')!r}")
     if mode == "grid":
         extra = [k for k in ("samples", "seed") if k in raw]
         if extra:
@@ -225,11 +226,11 @@ def load_spec(path: Path, config: ExecutionConfig) -> SweepSpec:
             _int(wf.get("in_sample"), "walk_forward.in_sample", path),
             _int(wf.get("out_of_sample"), "walk_forward.out_of_sample", path),
         )
-    metric = str(raw.get("metric", "sharpe"))
+    metric = canonical(raw.get("metric", "sharpe"))
     if metric not in METRICS:  # a typo would rank every set -inf: walk-forward would pick the first one
         raise SweepError(
-            f"{path}: metric {metric!r} is not a backtest metric a sweep can rank by; choose one of "
-            f"{', '.join(metric_names())}"
+            f"{path}: metric {raw.get('metric')!r} is not a backtest metric a sweep can rank by; choose "
+            f"one of {', '.join(metric_names())} (any case)"
         )
     if walk is not None and metric == "cagr" and walk.in_sample < MIN_CAGR_DAYS:  # every set: no CAGR
         raise SweepError(
@@ -264,7 +265,15 @@ def load_spec(path: Path, config: ExecutionConfig) -> SweepSpec:
         points = [{k: _draw(rng, v) for k, v in params.items()} for _ in range(count)]
     for p in points:
         _check_point(path, config, p)
-    return SweepSpec(points, keys, metric, walk)
+    return SweepSpec(points, keys, metric, walk, mode)
+
+
+def canonical(value: Any) -> str:
+    """An enumerated value of a sweep file (`mode`, `metric`) as its canonical name: any case, spaces
+    around it ignored (`GRID`, ` Sharpe` → `grid`, `sharpe`); the same rule as the command's options
+    (`--source CSV:…`, `--date-format DayFirst`, `--scheduler TCP://…`). What is run and reported is
+    the canonical name."""
+    return str(value).strip().lower()
 
 
 def metric_names() -> list[str]:

@@ -202,11 +202,17 @@ def run_sweep_command(
                 # each set in each window, then the best OOS; refused above the cap before any cluster starts
                 total = walk_forward_backtests(spec, n_windows, sweep_file)
                 console.print(
-                    f"sweep: {len(spec.points)} parameter set(s) × {n_windows} walk-forward window(s) "
-                    f"= {total} backtests (with each window's out-of-sample run) over {opts.source}"
+                    f"sweep: {len(spec.points)} parameter set(s) ({spec.mode}) × {n_windows} walk-forward "
+                    f"window(s) = {total} backtests (with each window's out-of-sample run), chosen by "
+                    f"{spec.metric}, over {opts.source}",
+                    markup=False,
                 )
             else:
-                console.print(f"sweep: {len(spec.points)} parameter set(s) over {opts.source}")
+                console.print(
+                    f"sweep: {len(spec.points)} parameter set(s) ({spec.mode}), ranked by {spec.metric}, "
+                    f"over {opts.source}",
+                    markup=False,
+                )
             if client is None:
                 client = _local_client(stack, workers, scratch)
                 console.print(f"sweep: Dask LocalCluster with {workers} worker process(es)")
