@@ -219,3 +219,31 @@ def test_a_sweep_with_a_capitalised_metric_runs_and_names_the_canonical_one(
     assert "2 parameter set(s) (grid), ranked by sharpe" in out and "best sharpe " in out, res.output
     folder = Path(res.stdout.splitlines()[0].removeprefix("Sweep: ").strip())
     assert "Sweep: sharpe per parameter pair" in (folder / "heatmaps.html").read_text()
+
+
+# ------------------------------------------------------------------------------- 3. an empty scheduler
+def test_an_empty_scheduler_address_is_refused_not_read_as_a_local_cluster(
+    project: Path, market_dir: Path
+) -> None:
+    """`--scheduler "$DASK_SCHEDULER"` with the variable unset ran on a local cluster without a word."""
+    from joe.cli.backtest_sweep import scheduler_address
+
+    for blank in ("", "   "):
+        with pytest.raises(SweepError, match="is empty") as exc:
+            scheduler_address(blank)
+        assert "leave out --scheduler to run on a local cluster" in str(exc.value)
+    (project / "grid.yaml").write_text("parameters:\n  risk.max_positions: [3, 8]\n")
+    for blank in ("", " "):
+        res = CliRunner().invoke(
+            app, ["backtest", "--source", f"csv:{market_dir}", "--sweep", "grid.yaml", "--scheduler", blank]
+        )
+        out = _out(res)
+        assert res.exit_code == 2, res.output
+        assert f"--scheduler {blank!r} is empty" in out and "leave out --scheduler" in out, res.output
+        assert "LocalCluster" not in out and "Traceback" not in out
+    res = CliRunner().invoke(app, ["backtest", "--scheduler", "tcp://127.0.0.1:8786"])
+    assert res.exit_code == 2 and "--scheduler needs --sweep" in _out(res), res.output
+    assert not (project / "data" / "backtests").exists()
+    shown = CliRunner().invoke(app, ["backtest", "--help"], terminal_width=200).output
+    help_text = " ".join(shown.replace("│", " ").split())  # the help's box drawn around wrapped lines
+    assert "Leave it out to run on a local cluster" in help_text, help_text

@@ -51,7 +51,11 @@ def backtest_command(
     ] = False,
     scheduler: Annotated[
         str | None,
-        typer.Option("--scheduler", help="Dask scheduler address (tcp://host:8786); default a LocalCluster."),
+        typer.Option(
+            "--scheduler",
+            help="With --sweep: a Dask scheduler's address (tcp://host:8786). Leave it out to run on a local "
+            "cluster of --workers processes (an empty address is refused).",
+        ),
     ] = None,
     workers: Annotated[
         int,
@@ -87,6 +91,9 @@ def backtest_command(
         raise typer.Exit(ExitCode.USAGE)
     if walk_forward and sweep is None:
         console.print("--walk-forward needs --sweep FILE (the parameters to choose in each window)")
+        raise typer.Exit(ExitCode.USAGE)
+    if scheduler is not None and sweep is None:
+        console.print("--scheduler needs --sweep FILE (a single backtest runs in this process)")
         raise typer.Exit(ExitCode.USAGE)
     if workers < 1:
         console.print(f"--workers must be at least 1, not {workers}")

@@ -33,10 +33,16 @@ _HINT = "give the scheduler's address as tcp://HOST:PORT (a Dask scheduler liste
 def scheduler_address(raw: str) -> tuple[str, str, int]:
     """`--scheduler` checked before any connection: (address to connect to, host, port).
 
-    `tcp://host:port`, `tls://host:port` or `host:port`; raises `SweepError` saying what is wrong."""
+    `tcp://host:port`, `tls://host:port` or `host:port`; raises `SweepError` saying what is wrong (an
+    empty or blank address too: the way to a local cluster is to leave the option out)."""
     from joe.backtest.sweep import SweepError
 
     text = raw.strip()
+    if not text:  # most likely an unset variable in a script (--scheduler "$DASK_SCHEDULER"), not a choice
+        raise SweepError(
+            f"--scheduler {raw!r} is empty: {_HINT}, or leave out --scheduler to run on a local cluster "
+            f"(an empty address is usually an unset environment variable in a script)"
+        )
     m = _ADDRESS.match(text)
     if m is None:
         raise SweepError(f"--scheduler {raw!r} is not an address: {_HINT}")
@@ -182,7 +188,8 @@ def run_sweep_command(
         raise SweepError(
             f"{sweep_file}: --walk-forward needs a walk_forward: section (in_sample, out_of_sample)"
         )
-    address = scheduler_address(scheduler)[0] if scheduler else None  # checked before the data is read
+    # Checked before the data is read; "" is refused there, not read as "no scheduler".
+    address = scheduler_address(scheduler)[0] if scheduler is not None else None
     # --set applies to the load too (pipeline.universe_size acts there), as in a single backtest.
     load_config = apply_overrides(config, opts.overrides)
     done, total = 0, len(spec.points)
