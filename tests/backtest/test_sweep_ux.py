@@ -4,6 +4,7 @@ cap on the real number of backtests, units and short windows in the metrics, and
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 from datetime import date
@@ -247,3 +248,85 @@ def test_an_empty_scheduler_address_is_refused_not_read_as_a_local_cluster(
     shown = CliRunner().invoke(app, ["backtest", "--help"], terminal_width=200).output
     help_text = " ".join(shown.replace("│", " ").split())  # the help's box drawn around wrapped lines
     assert "Leave it out to run on a local cluster" in help_text, help_text
+
+
+# ------------------------------------------------------------------------------------- 6. a quiet Ctrl-C
+def _interrupted_sweep(project: Path, market_dir: Path, when: str) -> tuple[int, str, list[int]]:
+    """Run a sweep in a process group of its own and send SIGINT to the whole group, as a terminal's
+    Ctrl-C does: "start" at once, "imports" 0.2 s later (the CLI's imports), "worker" the moment the first
+    Dask worker process exists (it is importing Dask), "line" once the command has printed its first
+    line. Returns (exit code, stderr, the worker processes' pids)."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    import psutil
+
+    (project / "s.yaml").write_text("parameters:\n  risk.max_positions: [2, 3, 4, 5]\n")
+    args = ["backtest", "--source", f"csv:{market_dir}", "--from", "2020-11-02", "--to", "2021-03-31",
+            "--sweep", "s.yaml", "--workers", "2"]  # fmt: skip
+    import joe
+
+    src = str(Path(joe.__file__).resolve().parents[1])  # this checkout's code, whatever the cwd
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [src, os.environ.get("PYTHONPATH")]))}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "joe.cli.main", *args],
+        cwd=project,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+        text=True,
+    )
+    workers: list[int] = []
+    err = ""
+    deadline = time.monotonic() + 120
+    if when == "imports":
+        time.sleep(0.2)
+    if when == "line":
+        assert proc.stderr is not None
+        err = proc.stderr.readline()
+    while when == "worker" and time.monotonic() < deadline and proc.poll() is None:
+        kids = psutil.Process(proc.pid).children(recursive=True)
+        try:
+            workers = [k.pid for k in kids if "spawn_main" in " ".join(k.cmdline())]
+        except psutil.Error:
+            continue
+        if workers:
+            time.sleep(0.15)  # past the interpreter's own start: the worker imports Dask (about 1 s)
+            break
+        time.sleep(0.005)
+    os.killpg(proc.pid, signal.SIGINT)
+    _, rest = proc.communicate(timeout=120)
+    for pid in workers:  # the workers are closed with the cluster, not left behind
+        with contextlib.suppress(psutil.Error):
+            psutil.Process(pid).wait(timeout=30)
+    return proc.returncode, err + rest, workers
+
+
+@pytest.mark.timeout(300)
+@pytest.mark.parametrize("when", ["start", "imports", "worker", "line"])
+def test_ctrl_c_at_any_point_of_a_sweep_is_one_line_and_exit_130(
+    project: Path, market_dir: Path, when: str
+) -> None:
+    """A Ctrl-C while the Dask workers started printed each worker's KeyboardInterrupt traceback (they
+    were importing Dask) and the cluster's half-built close ("Nanny failed to start", exit 1); one in
+    the CLI's imports, a traceback of the import. Before Python has installed its handler the signal
+    ends the process (-SIGINT, which a shell shows as 130) with nothing printed."""
+    import signal
+
+    code, err, workers = _interrupted_sweep(project, market_dir, when)
+    if when in ("start", "imports") and code == -signal.SIGINT:  # still in the interpreter's own start
+        assert err == "", err
+        return
+    assert code == 130, err
+    assert "Traceback" not in err and "Error" not in err and "Exception" not in err, err
+    last = err.strip().splitlines()[-1]
+    assert last in ("joe: interrupted while starting; nothing was run",) or (
+        last.startswith("sweep interrupted ") and last.endswith("; nothing written")
+    ), err
+    if when == "worker":
+        assert workers and "sweep interrupted after 0 of 4 points; nothing written" in err, err
+    assert not (project / "data" / "backtests").exists()

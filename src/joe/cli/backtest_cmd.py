@@ -11,8 +11,7 @@ import typer
 from rich.console import Console
 
 from joe.cli.exit_codes import ExitCode
-
-INTERRUPTED = 130  # Ctrl-C: 128 + SIGINT, the shell's convention
+from joe.cli.interrupts import INTERRUPTED  # Ctrl-C: 128 + SIGINT, the shell's convention
 
 
 def _date(value: str | None, flag: str, console: Console) -> date | None:
@@ -75,91 +74,96 @@ def backtest_command(
 ) -> None:
     """Replay history day by day through Regime → Scan → Score → Strategy → Risk → paper fills."""
     console = Console(stderr=True, log_path=False)
-    from rich.markup import escape
+    try:  # a Ctrl-C before the replay or the sweep has its own handler: one line, exit 130 (typer: silent)
+        from rich.markup import escape
 
-    from joe.backtest.engine import BacktestError
-    from joe.backtest.feed import WorkerError
-    from joe.backtest.overrides import OverrideError, parse_set
-    from joe.backtest.runner import BacktestOptions, OutputDirError, check_out_root, run_backtest
-    from joe.config.loader import load_execution_config_tolerant
-    from joe.config.settings import load_settings
-    from joe.data.errors import DataError
+        from joe.backtest.engine import BacktestError
+        from joe.backtest.feed import WorkerError
+        from joe.backtest.overrides import OverrideError, parse_set
+        from joe.backtest.runner import BacktestOptions, OutputDirError, check_out_root, run_backtest
+        from joe.config.loader import load_execution_config_tolerant
+        from joe.config.settings import load_settings
+        from joe.data.errors import DataError
 
-    first, last = _date(start, "--from", console), _date(end, "--to", console)
-    if first and last and first > last:
-        console.print(f"--from {first} is after --to {last}")
-        raise typer.Exit(ExitCode.USAGE)
-    if walk_forward and sweep is None:
-        console.print("--walk-forward needs --sweep FILE (the parameters to choose in each window)")
-        raise typer.Exit(ExitCode.USAGE)
-    if scheduler is not None and sweep is None:
-        console.print("--scheduler needs --sweep FILE (a single backtest runs in this process)")
-        raise typer.Exit(ExitCode.USAGE)
-    if workers < 1:
-        console.print(f"--workers must be at least 1, not {workers}")
-        raise typer.Exit(ExitCode.USAGE)
-    from joe.backtest.sweep import SweepError
+        first, last = _date(start, "--from", console), _date(end, "--to", console)
+        if first and last and first > last:
+            console.print(f"--from {first} is after --to {last}")
+            raise typer.Exit(ExitCode.USAGE)
+        if walk_forward and sweep is None:
+            console.print("--walk-forward needs --sweep FILE (the parameters to choose in each window)")
+            raise typer.Exit(ExitCode.USAGE)
+        if scheduler is not None and sweep is None:
+            console.print("--scheduler needs --sweep FILE (a single backtest runs in this process)")
+            raise typer.Exit(ExitCode.USAGE)
+        if workers < 1:
+            console.print(f"--workers must be at least 1, not {workers}")
+            raise typer.Exit(ExitCode.USAGE)
+        from joe.backtest.sweep import SweepError
 
-    settings = load_settings()
-    config, problems = load_execution_config_tolerant(settings.config_path)
-    for p in problems:
-        console.print(f"[yellow]config[/]: {p}", soft_wrap=True)
-    invalid = [p for p in problems if getattr(p, "invalid", True)]
-    if invalid:  # as `joe run` and `joe daemon` (joe.cli.config_gate): no result on settings not chosen
+        settings = load_settings()
+        config, problems = load_execution_config_tolerant(settings.config_path)
+        for p in problems:
+            console.print(f"[yellow]config[/]: {p}", soft_wrap=True)
+        invalid = [p for p in problems if getattr(p, "invalid", True)]
+        if invalid:  # as `joe run` and `joe daemon` (joe.cli.config_gate): no result on settings not chosen
+            console.print(
+                f"[red]Invalid config[/]: {escape(str(invalid[0]))} — fix the file and run again; "
+                "nothing was run.",
+                soft_wrap=True,
+            )
+            raise typer.Exit(ExitCode.USAGE)
+        root = (out or Path(settings.data_dir) / "backtests").expanduser()
+        try:
+            check_out_root(root)  # before the replay: a report root that cannot take the report loses no work
+        except OutputDirError as exc:
+            console.print(f"[red]Bad --out[/]: {escape(str(exc))}", soft_wrap=True)
+            raise typer.Exit(ExitCode.USAGE) from None
+        bar = _ProgressBar(console)
+        try:
+            overrides = parse_set(set_ or [])
+            opts = BacktestOptions(source, first, last, universe, overrides, date_format)
+            if sweep is not None:
+                from joe.cli.backtest_sweep import run_sweep_command
+
+                run_sweep_command(console, opts, config, root, sweep, walk_forward, scheduler, workers)
+                return
+            with bar:
+                outcome = run_backtest(opts, config, root, progress=bar.update, workers=workers)
+        except KeyboardInterrupt:  # Ctrl-C: the scratch book and a half-written report are already removed
+            if sweep is not None:
+                raise
+            console.print(f"backtest interrupted {bar.where()}; nothing written", soft_wrap=True)
+            raise typer.Exit(INTERRUPTED) from None
+        except OutputDirError as exc:
+            console.print(f"[red]Bad --out[/]: {escape(str(exc))}", soft_wrap=True)
+            raise typer.Exit(ExitCode.USAGE) from None
+        except (BacktestError, OverrideError, SweepError, DataError) as exc:
+            console.print(f"[red]Bad arguments[/]: {exc}", soft_wrap=True)
+            raise typer.Exit(ExitCode.USAGE) from None
+        except WorkerError as exc:  # the analysis process failed or died: its own message says which day
+            console.print("[red]Failed[/]:", escape(str(exc)), soft_wrap=True)
+            raise typer.Exit(ExitCode.FAILED) from None
+        from joe.backtest.report import cagr_text, turnover_text
+
+        m = outcome.metrics
         console.print(
-            f"[red]Invalid config[/]: {escape(str(invalid[0]))} — fix the file and run again; "
-            "nothing was run.",
+            f"[green]Done[/] {outcome.id}: {m['start']} to {m['end']} ({m['days']} days), "
+            f"return {_pct(m['total_return'])}, CAGR {cagr_text(m)}, Sharpe {_num(m['sharpe'])}, "
+            f"max drawdown {_pct(m['max_drawdown'])}, {int(m['trades'] or 0)} trades, "
+            f"turnover {turnover_text(m['turnover'])} mean equity a year "
+            f"(load {outcome.timings['load']:.1f}s, replay {outcome.timings['replay']:.1f}s, "
+            f"report {outcome.timings['report']:.1f}s)",
             soft_wrap=True,
         )
-        raise typer.Exit(ExitCode.USAGE)
-    root = (out or Path(settings.data_dir) / "backtests").expanduser()
-    try:
-        check_out_root(root)  # before the replay: a report root that cannot take the report loses no work
-    except OutputDirError as exc:
-        console.print(f"[red]Bad --out[/]: {escape(str(exc))}", soft_wrap=True)
-        raise typer.Exit(ExitCode.USAGE) from None
-    bar = _ProgressBar(console)
-    try:
-        overrides = parse_set(set_ or [])
-        opts = BacktestOptions(source, first, last, universe, overrides, date_format)
-        if sweep is not None:
-            from joe.cli.backtest_sweep import run_sweep_command
-
-            run_sweep_command(console, opts, config, root, sweep, walk_forward, scheduler, workers)
-            return
-        with bar:
-            outcome = run_backtest(opts, config, root, progress=bar.update, workers=workers)
-    except KeyboardInterrupt:  # Ctrl-C: the scratch book and a half-written report are already removed
-        if sweep is not None:
-            raise
-        console.print(f"backtest interrupted {bar.where()}; nothing written", soft_wrap=True)
+        for w in outcome.result.warnings:
+            console.print(f"[yellow]warning[/]: {w}", soft_wrap=True)
+        sys.stdout.write(f"Backtest: {outcome.paths.dir}\n")
+        for path in outcome.paths.all():
+            sys.stdout.write(f"  {path}\n")
+    except KeyboardInterrupt:
+        what = "sweep" if sweep is not None else "backtest"
+        console.print(f"{what} interrupted before it started; nothing written", soft_wrap=True)
         raise typer.Exit(INTERRUPTED) from None
-    except OutputDirError as exc:
-        console.print(f"[red]Bad --out[/]: {escape(str(exc))}", soft_wrap=True)
-        raise typer.Exit(ExitCode.USAGE) from None
-    except (BacktestError, OverrideError, SweepError, DataError) as exc:
-        console.print(f"[red]Bad arguments[/]: {exc}", soft_wrap=True)
-        raise typer.Exit(ExitCode.USAGE) from None
-    except WorkerError as exc:  # the analysis process failed or died: its own message says which day
-        console.print("[red]Failed[/]:", escape(str(exc)), soft_wrap=True)
-        raise typer.Exit(ExitCode.FAILED) from None
-    from joe.backtest.report import cagr_text, turnover_text
-
-    m = outcome.metrics
-    console.print(
-        f"[green]Done[/] {outcome.id}: {m['start']} to {m['end']} ({m['days']} days), "
-        f"return {_pct(m['total_return'])}, CAGR {cagr_text(m)}, Sharpe {_num(m['sharpe'])}, "
-        f"max drawdown {_pct(m['max_drawdown'])}, {int(m['trades'] or 0)} trades, "
-        f"turnover {turnover_text(m['turnover'])} mean equity a year "
-        f"(load {outcome.timings['load']:.1f}s, replay {outcome.timings['replay']:.1f}s, "
-        f"report {outcome.timings['report']:.1f}s)",
-        soft_wrap=True,
-    )
-    for w in outcome.result.warnings:
-        console.print(f"[yellow]warning[/]: {w}", soft_wrap=True)
-    sys.stdout.write(f"Backtest: {outcome.paths.dir}\n")
-    for path in outcome.paths.all():
-        sys.stdout.write(f"  {path}\n")
 
 
 def _pct(v: object) -> str:

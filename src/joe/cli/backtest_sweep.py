@@ -18,10 +18,10 @@ import typer
 from rich.console import Console
 
 from joe.backtest.runner import BacktestOptions, backtest_id, make_report_dir
+from joe.cli.interrupts import INTERRUPTED, interrupt_after
 from joe.config.schema import ExecutionConfig
 from joe.core.clock import utcnow
 
-INTERRUPTED = 130  # 128 + SIGINT, what a shell reports for Ctrl-C
 CONNECT_TIMEOUT_S = 10.0
 SCHEMES = ("tcp", "tls")
 _ADDRESS = re.compile(
@@ -75,8 +75,8 @@ def connect_scheduler(stack: ExitStack, raw: str, timeout_s: float = CONNECT_TIM
             f"(`dask scheduler`)? Leave out --scheduler to run on a local cluster"
         ) from None
     try:
-        with _quiet("distributed"):
-            client = Client(address, timeout=f"{timeout_s}s")
+        with _quiet("distributed"), interrupt_after():  # a Ctrl-C: once the client is on the stack
+            client = stack.enter_context(Client(address, timeout=f"{timeout_s}s"))
     except Exception as exc:  # anything from a server that is not a scheduler (even MemoryError)
         if isinstance(exc, MemoryError):  # a garbage length prefix read as a frame size
             why = "its reply is not Dask's protocol"
@@ -87,7 +87,7 @@ def connect_scheduler(stack: ExitStack, raw: str, timeout_s: float = CONNECT_TIM
             f"--scheduler {address}: something answers there but not as a Dask scheduler ({why}); "
             f"check the address and port"
         ) from None
-    return stack.enter_context(client)
+    return client
 
 
 @contextmanager
@@ -103,16 +103,38 @@ def _quiet(*loggers: str) -> Iterator[None]:
             lg.setLevel(level)
 
 
+@contextmanager
+def _quiet_if_interrupted(*loggers: str) -> Iterator[None]:
+    """On Ctrl-C, those loggers at CRITICAL from then on: a cluster closed mid-task (a scatter, a
+    backtest) logs the tasks it dropped ("Task exception was never retrieved") as it closes and after."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        for name in loggers:
+            logging.getLogger(name).setLevel(logging.CRITICAL)
+        raise
+
+
 def _local_client(stack: ExitStack, workers: int, scratch: Path) -> Any:
+    from multiprocessing import resource_tracker
+
     from distributed import Client, LocalCluster
 
     logging.getLogger("distributed").setLevel(logging.WARNING)  # not the scheduler's life story
+    # Started here, not by the cluster's loop thread: starting it unblocks SIGINT in the thread that does
+    # (`multiprocessing.resource_tracker`), and the worker processes that thread spawns would inherit that.
+    resource_tracker.ensure_running()
+    with interrupt_after():  # a Ctrl-C now: acted on once the cluster and its client are on the stack
+        return _start_local(stack, workers, scratch, Client, LocalCluster)
+
+
+def _start_local(stack: ExitStack, workers: int, scratch: Path, client_cls: Any, cluster_cls: Any) -> Any:
     cluster = stack.enter_context(
         # Worker shutdown logs closed-connection tracebacks that are not errors; a failing task
         # still raises here through gather(). The workers' temporary folders (each backtest's
         # scratch book, Dask's spill space) go under `scratch`, removed at the end even when a
         # worker is stopped mid-task.
-        LocalCluster(
+        cluster_cls(
             n_workers=workers,
             threads_per_worker=1,
             processes=True,
@@ -120,12 +142,13 @@ def _local_client(stack: ExitStack, workers: int, scratch: Path) -> Any:
             silence_logs=logging.CRITICAL,
             local_directory=str(scratch),
             env={"TMPDIR": str(scratch)},
-            # Ctrl-C reaches the worker processes too (the terminal's process group): they ignore
-            # it (`sweep.dask_setup`); this process stops the sweep and says so in one line.
+            # Ctrl-C reaches the worker processes too (the terminal's process group): they start with
+            # SIGINT blocked (`interrupt_after`), then ignore it (`sweep.dask_setup`); this process stops
+            # the sweep and says so in one line.
             preload=["joe.backtest.sweep"],
         )
     )
-    return stack.enter_context(Client(cluster))
+    return stack.enter_context(client_cls(cluster))
 
 
 def _fmt(v: Any) -> str:
@@ -183,19 +206,21 @@ def run_sweep_command(
     from joe.backtest.sweep import walk_forward as run_walk_forward
     from joe.backtest.sweep_report import write_sweep_report
 
-    spec = load_spec(sweep_file, config)
-    if walk_forward and spec.walk_forward is None:
-        raise SweepError(
-            f"{sweep_file}: --walk-forward needs a walk_forward: section (in_sample, out_of_sample)"
-        )
-    # Checked before the data is read; "" is refused there, not read as "no scheduler".
-    address = scheduler_address(scheduler)[0] if scheduler is not None else None
-    # --set applies to the load too (pipeline.universe_size acts there), as in a single backtest.
-    load_config = apply_overrides(config, opts.overrides)
-    done, total = 0, len(spec.points)
+    done, total = 0, 0
+    unit = "backtests" if walk_forward else "points"
     scratch = Path(tempfile.mkdtemp(prefix="joe-sweep-"))
     try:
-        with ExitStack() as stack:
+        spec = load_spec(sweep_file, config)
+        total = len(spec.points)
+        if walk_forward and spec.walk_forward is None:
+            raise SweepError(
+                f"{sweep_file}: --walk-forward needs a walk_forward: section (in_sample, out_of_sample)"
+            )
+        # Checked before the data is read; "" is refused there, not read as "no scheduler".
+        address = scheduler_address(scheduler)[0] if scheduler is not None else None
+        # --set applies to the load too (pipeline.universe_size acts there), as in a single backtest.
+        load_config = apply_overrides(config, opts.overrides)
+        with ExitStack() as stack, _quiet_if_interrupted("asyncio", "distributed"):
             client = None
             if address is not None:  # before the data is read: a wrong address is said at once
                 console.print(f"sweep: connecting to the Dask scheduler at {address}")
@@ -231,15 +256,19 @@ def run_sweep_command(
             except SweepInterrupted as exc:
                 done, total = exc.done, exc.total
                 raise KeyboardInterrupt from None
+        sweep_id = backtest_id(opts, utcnow(), config, sweep_file.read_bytes()).removeprefix("bt-")
+        folder = make_report_dir(root, f"sweep-{sweep_id}")  # a new folder: never another sweep's
+        try:
+            paths = write_sweep_report(folder, table, spec.keys, spec.metric, walk)
+        except BaseException:  # Ctrl-C (or a failure) while writing: no half-written report is left
+            shutil.rmtree(folder, ignore_errors=True)
+            raise
     except KeyboardInterrupt:
-        unit = "backtests" if walk_forward else "points"
-        console.print(f"[yellow]sweep interrupted[/] after {done} of {total} {unit}; nothing written")
+        where = f"after {done} of {total} {unit}" if total else "before any backtest ran"
+        console.print(f"[yellow]sweep interrupted[/] {where}; nothing written")
         raise typer.Exit(INTERRUPTED) from None
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
-    sweep_id = backtest_id(opts, utcnow(), config, sweep_file.read_bytes()).removeprefix("bt-")
-    folder = make_report_dir(root, f"sweep-{sweep_id}")  # a new folder: never another sweep's
-    paths = write_sweep_report(folder, table, spec.keys, spec.metric, walk)
     m = spec.metric
     if walk is not None:
         for row in walk[1].to_dict(orient="records"):
