@@ -15,7 +15,8 @@ from hypothesis import strategies as st
 from joe.brokers.base import HISTORY_COLUMNS, MarketData
 from joe.core.models import AssetClass
 from joe.data import DataError, FileSource
-from joe.data.files import STALE_SESSIONS, _sessions_between, guess_asset_class
+from joe.data.file_source import STALE_SESSIONS, _sessions_between
+from joe.data.files import guess_asset_class
 
 
 def _bars(n: int = 30, start: str = "2024-01-02", freq: str = "B", seed: int = 0) -> pd.DataFrame:

@@ -29,7 +29,7 @@ from joe.data.calendars import (
     nth_session_after,
     sessions_after,
 )
-from joe.data.files import future_limit
+from joe.data.file_source import future_limit
 from joe.data.quality import check_bars
 from joe.runtime.market import load_snapshot
 

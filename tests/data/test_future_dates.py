@@ -18,7 +18,7 @@ from typer.testing import CliRunner
 from joe.cli.main import app
 from joe.core import clock
 from joe.data import FileSource
-from joe.data.files import future_limit
+from joe.data.file_source import future_limit
 from joe.runtime.market import load_snapshot
 
 N = 300

@@ -11,7 +11,7 @@ import pandas as pd
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from joe.data.files import FileSource
+from joe.data.file_source import FileSource
 from joe.data.frames import wide_frame, wide_frames
 from joe.data.sample import SampleSource
 

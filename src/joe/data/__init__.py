@@ -24,7 +24,7 @@ from joe.data.collectors import (
     StockDataCollector,
 )
 from joe.data.errors import DataError
-from joe.data.files import PATTERNS, FileSource
+from joe.data.file_source import PATTERNS, FileSource
 from joe.data.frames import FrameSource, to_date
 from joe.data.sample import SampleSource
 
