@@ -278,6 +278,9 @@ def _interrupted_sweep(project: Path, market_dir: Path, when: str) -> tuple[int,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         start_new_session=True,
+        # As a terminal's foreground job has it: a runner started in the background (`make test &`, CI
+        # under a non-interactive shell) passes SIGINT down ignored, and Python then never sees a Ctrl-C.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
         text=True,
     )
     workers: list[int] = []
@@ -330,3 +333,20 @@ def test_ctrl_c_at_any_point_of_a_sweep_is_one_line_and_exit_130(
     if when == "worker":
         assert workers and "sweep interrupted after 0 of 4 points; nothing written" in err, err
     assert not (project / "data" / "backtests").exists()
+
+
+def test_a_sweep_started_with_ctrl_c_ignored_keeps_ignoring_it() -> None:
+    """A job started in the background or under nohup has SIGINT ignored: the cluster's start-up block must
+    not turn a SIGINT it receives into an interrupt (it used to install its own handler over SIG_IGN)."""
+    import os
+    import signal
+
+    from joe.cli.interrupts import interrupt_after
+
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        with interrupt_after():
+            os.kill(os.getpid(), signal.SIGINT)
+        assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGINT, previous)

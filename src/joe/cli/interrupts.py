@@ -43,8 +43,13 @@ def interrupt_after() -> Iterator[None]:
     inherit the block: a worker process interrupted while it imports would print a traceback of its own
     (the terminal sends Ctrl-C to every process of its group), and a cluster interrupted half-built is
     closed at exit with an `AssertionError` traceback. Outside the main thread, or without
-    `pthread_sigmask`, the block runs as it is."""
-    if threading.current_thread() is not threading.main_thread() or not hasattr(signal, "pthread_sigmask"):
+    `pthread_sigmask`, the block runs as it is; so it does when SIGINT is ignored (a job started in the
+    background or under `nohup`, which asked for no Ctrl-C: the processes it starts inherit that)."""
+    if (
+        threading.current_thread() is not threading.main_thread()
+        or not hasattr(signal, "pthread_sigmask")
+        or signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+    ):
         yield
         return
     hits: list[int] = []
