@@ -65,6 +65,7 @@ from joe.data.calendars import (
 )
 from joe.data.findings import FIELDS, PRICES, Finding, Locator, QualityConfig, QualityReport, QualityResult
 from joe.data.splits import SPLITS_FILE, UserSplit
+from joe.data.volume_checks import volume_gaps, zero_volume
 from joe.data.wicks import check_wicks
 
 # The stage's vocabulary (`joe.data.findings`) is re-exported for its callers.
@@ -182,7 +183,7 @@ def check_bars(
     ok_bar = np.isfinite(arr["close"]) & keep[None, :]
     # A volume column that is zero (or empty) on most bars is no volume - indices and FX from many
     # vendors write 0 -, not a known volume of 0: read as unknown (NaN), said below as `volume_unknown`.
-    zeroed = _zero_volume(arr["volume"], ok_bar)
+    zeroed = zero_volume(arr["volume"], ok_bar)
 
     # -- open/close outside high/low: widen and flag ----------------------------------------------
     with np.errstate(invalid="ignore"):
@@ -233,6 +234,10 @@ def check_bars(
     last_row = np.where(valid.any(axis=0), n - 1 - np.argmax(valid[::-1], axis=0), -1)
     daily = calendars is not None and n > 2 and _daily(dates)
     all_days = day_array(dates) if daily else None
+
+    def rows_text(rows: np.ndarray, j: int) -> str:
+        return _rows_text(rows, col, j, cfg.max_rows_listed)
+
     for j in range(m):
         if not keep[j] or last_row[j] < 0:
             continue
@@ -267,7 +272,7 @@ def check_bars(
                 f"checked",
             )
         if vol_known[j] and check_stale and symbols[j] not in no_splits:  # traded shares and funds
-            _volume_gaps(arr["volume"][:, j], valid[:, j], int(last_row[j]), j, col, cfg, keep)
+            volume_gaps(arr["volume"][:, j], valid[:, j], int(last_row[j]), j, col.add, rows_text, keep)
         lag = n - 1 - int(last_row[j])
         code = (calendars or {}).get(symbols[j]) if daily else None
         mine = all_days[valid[:, j]] if code is not None and all_days is not None else None
@@ -313,20 +318,6 @@ def check_bars(
     return QualityResult(arr, keep, QualityReport(col.findings, m, events), adjusted)
 
 
-def _zero_volume(volume: np.ndarray, bars: np.ndarray) -> dict[int, int]:
-    """Columns whose volume is positive on at most half of their `bars` while some bar has a (zero)
-    volume: their volume is set to NaN in place; returns column -> number of bars without a volume."""
-    with np.errstate(invalid="ignore"):
-        positive = (np.isfinite(volume) & (volume > 0) & bars).sum(axis=0)
-    written = (np.isfinite(volume) & bars).any(axis=0)
-    n = bars.sum(axis=0)
-    out: dict[int, int] = {}
-    for j in map(int, np.flatnonzero(written & (n > 0) & (positive * 2 <= n))):
-        volume[:, j] = np.nan
-        out[j] = int(n[j] - positive[j])
-    return out
-
-
 def _daily(dates: pd.DatetimeIndex) -> bool:
     """Daily bars: a median spacing from 20 hours to 4 days (weekends and holidays included)."""
     step = float(np.median(np.diff(dates.as_unit("ns").asi8)))  # in ns, whatever the index's unit
@@ -369,39 +360,6 @@ def _robust_return_sd(rj: np.ndarray) -> float:
 
 def _first_valid_rows(valid: np.ndarray) -> np.ndarray:
     return np.where(valid.any(axis=0), np.argmax(valid, axis=0), 0)
-
-
-def _volume_gaps(
-    v: np.ndarray, valid: np.ndarray, last: int, j: int, col: _Collector, cfg: QualityConfig, keep: np.ndarray
-) -> None:
-    """Bars with a missing (NaN) or zero volume in a series that has volume: the last bar's is an error
-    (the decision bar's relative volume and liquidity would read 0 - an incomplete or halted bar), any
-    other's a warning listing the rows."""
-    gaps = valid & ~(np.isfinite(v) & (v > 0))
-    if not gaps.any() or gaps.sum() * 2 > valid.sum():  # mostly without volume: `volume_unknown`'s case
-        return
-    rows = np.flatnonzero(gaps)
-    if gaps[last]:
-        keep[j] = False
-        col.add(
-            j,
-            "error",
-            "volume_missing",
-            f"the last bar (the as-of date) has {'no' if not np.isfinite(v[last]) else 'zero'} volume while "
-            f"the series has volume: an incomplete or halted bar, whose volume score and liquidity would "
-            f"read 0. The symbol is excluded - complete the bar or delete it",
-            last,
-        )
-        rows = rows[:-1]
-    if rows.size:
-        col.add(
-            j,
-            "warning",
-            "volume_missing",
-            f"{rows.size} bar(s) with a missing or zero volume "
-            f"({_rows_text(rows, col, j, cfg.max_rows_listed)}); volume medians skip them",
-            int(rows[0]),
-        )
 
 
 def _median_volume(v: np.ndarray, rows: np.ndarray) -> float:
