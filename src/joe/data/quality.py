@@ -4,7 +4,13 @@ Input: aligned 2-D arrays (dates × symbols) of open/high/low/close/volume, NaN 
 bar. Output: the arrays with repairs applied, which symbols to keep, and per-symbol `Finding`s.
 An **error** excludes the symbol from the run; a **warning** keeps it, flagged in the report.
 
-Checks (thresholds in `QualityConfig`; the README's data section lists them for users):
+Checks (thresholds in `QualityConfig`; the README's data section lists them for users). A move between
+two bars is judged by the sessions between them (`joe.data.bar_spans`: the exchange's sessions for
+daily bars, weekdays without a calendar, 1 for intraday bars): across k sessions the symbol's usual move
+is √k times one session's (a random walk), so a move across a gap in the data (a market-wide gap in the
+file, a halt) is read as the multi-session move it is - in the split rule (`joe.data.splits`, "Across a
+gap"), the bad-tick and ``outlier`` checks below and the open's leg of a bar outlier (`joe.data.wicks`).
+The ×5 ``extreme_move`` limit is absolute (bad ticks, wrong units) and is not scaled.
 
 * ``non_finite`` (error): an infinite price or volume, or a bar with some prices and not others.
 * ``ohlc`` (warning): open or close outside high/low; the range is widened to contain them.
@@ -32,7 +38,8 @@ Checks (thresholds in `QualityConfig`; the README's data section lists them for 
 * ``missing_sessions`` (warning): sessions of the symbol's exchange between its first and last bar
   without a bar (daily data; holidays and weekends are not missing): the rows are named.
 * ``outlier`` (warning): |log return − median| > k × 1.4826 × MAD of the symbol's log returns
-  (k = 10) and the move is at least 10%: a robust z-score far beyond normal for that symbol.
+  (k = 10) and the move is at least 10%: a robust z-score far beyond normal for that symbol (per
+  session: a return across s sessions against s × the median and √s × the MAD).
 * ``close_only`` (warning): bars carry no intrabar information (open = previous close with high/low =
   max/min(open, close), or open = high = low = close). Range and gap risk are then estimated from
   close-to-close volatility (`joe.analysis.features`).
@@ -55,14 +62,8 @@ import numpy as np
 import pandas as pd
 
 from joe.data import splits
-from joe.data.calendars import (
-    day_array,
-    holiday_name,
-    in_sorted,
-    keeps_holidays,
-    sessions_after,
-    sessions_between,
-)
+from joe.data.bar_spans import bar_spans, panel_days, session_codes
+from joe.data.calendars import holiday_name, in_sorted, sessions_after, sessions_between
 from joe.data.findings import FIELDS, PRICES, Finding, Locator, QualityConfig, QualityReport, QualityResult
 from joe.data.splits import SPLITS_FILE, UserSplit
 from joe.data.volume_checks import volume_gaps, zero_volume
@@ -204,8 +205,14 @@ def check_bars(
     arr["low"] = np.where(outside, np.fmin(arr["low"], body_lo), arr["low"])
 
     # -- splits, extreme moves and outliers -------------------------------------------------------
+    # A move between two bars is judged by the sessions between them (`joe.data.bar_spans`): daily bars
+    # count their exchange's sessions (weekdays without a calendar), intraday bars count 1.
+    valid = np.isfinite(arr["close"])
+    all_days = panel_days(dates, n > 2 and _daily(dates))
+    codes = session_codes(all_days, symbols, valid, calendars)  # None: a weekday-calendar series
+    span = bar_spans(all_days, valid, codes)
     # Regime inputs (check_stale False) are kept on a wild last bar: a VIX +100% day is the news.
-    _moves(arr, keep, col, cfg, adjusted, user_splits or {}, set(no_splits), strict_last=check_stale)
+    _moves(arr, keep, col, cfg, adjusted, user_splits or {}, set(no_splits), span, strict_last=check_stale)
     # Bad ticks inside a bar (an open, high or low no move of the symbol explains): `joe.data.wicks`.
     check_wicks(
         arr,
@@ -214,10 +221,10 @@ def check_bars(
         lambda rows, j: _rows_text(rows, col, j, cfg.max_rows_listed),
         cfg,
         strict_last=check_stale,
+        span=span,
     )
 
     # -- close-only series, unknown volume, stale series ------------------------------------------
-    valid = np.isfinite(arr["close"])
     prev_close = prev_valid(arr["close"], valid)
     vol_known = np.asarray((np.isfinite(arr["volume"]) & valid).any(axis=0), dtype=bool)
     with np.errstate(invalid="ignore"):
@@ -232,8 +239,7 @@ def check_bars(
     n_valid = counted.sum(axis=0)
     share = np.where(n_valid > 0, ((from_closes | flat) & counted).sum(axis=0) / np.maximum(n_valid, 1), 0)
     last_row = np.where(valid.any(axis=0), n - 1 - np.argmax(valid[::-1], axis=0), -1)
-    daily = calendars is not None and n > 2 and _daily(dates)
-    all_days = day_array(dates) if daily else None
+    daily = calendars is not None and all_days is not None
 
     def rows_text(rows: np.ndarray, j: int) -> str:
         return _rows_text(rows, col, j, cfg.max_rows_listed)
@@ -278,8 +284,7 @@ def check_bars(
         mine = all_days[valid[:, j]] if code is not None and all_days is not None else None
         if code is not None and check_stale:  # any daily series, weekday-calendar ones too
             _missing_sessions(code, mine, j, col, cfg)
-        if code is not None and not keeps_holidays(code, mine):
-            code = None  # a weekday-calendar series: its rows are its sessions
+        code = codes[j]  # None for a weekday-calendar series: its rows are its sessions
         if code is not None and check_stale:
             behind_rows, lag = lag, sessions_after(code, dates[last_row[j]].date(), dates[-1].date())
             if behind_rows and not lag:
@@ -376,17 +381,25 @@ def _moves(
     adjusted: dict[str, list[tuple[int, float]]],
     user_splits: Mapping[str, Sequence[UserSplit]],
     no_splits: set[str],
+    span: np.ndarray,
     *,
     strict_last: bool = True,
 ) -> None:
+    """Splits, extreme moves and close outliers (module docstring). `span`: dates × symbols, the
+    sessions from each bar's previous bar (`joe.data.bar_spans`): a move across k sessions is judged
+    against √k times the symbol's one-session move (a random walk; `joe.data.splits`)."""
     close, volume = arr["close"], arr["volume"]
     r = log_returns(close)
     r[:, ~keep] = np.nan
+    root = np.sqrt(np.nan_to_num(span, nan=1.0))  # √sessions per bar (1: consecutive sessions)
     with np.errstate(divide="ignore", invalid="ignore"):
         gap = np.log(prev_valid(close, np.isfinite(close)) / arr["open"])
     floor = splits.FLOOR
     big_move = (np.abs(np.nan_to_num(r)) >= floor) | (np.abs(np.nan_to_num(gap)) >= floor)
-    candidates = np.argwhere(big_move & keep[None, :])
+    # Across a gap a split can show as a smaller jump (its own move is larger, `splits.Jump.floor`):
+    # every bar after one is assessed as a split, and only as that.
+    gap_only = (root > 1) & np.isfinite(r) & ~big_move
+    candidates = np.argwhere((big_move | gap_only) & keep[None, :])
     extreme = math.log(cfg.extreme_ratio)
     skip: set[tuple[int, int]] = set()
     # Latest first: adjusting a split rescales only bars before it, which later jumps never look at.
@@ -401,14 +414,16 @@ def _moves(
         before, after = float(close[prev_t, j]), float(close[t, j])
         # A jump undone by the next bar is a bad tick, not a split (checked from the latest bar back, so
         # the spike's own bar - not its reversal - is the one named).
-        if pos >= 2:
+        if pos >= 2 and not gap_only[t, j]:
             prev2 = float(close[int(valid_rows[pos - 2]), j])
             if abs(math.log(prev2 / after)) <= cfg.split_tolerance * 3 and abs(r[prev_t, j]) >= floor:
                 skip.add((prev_t, j))
+                # Judged per session: both legs of the excursion span at least this many (√sessions).
+                legs = min(root[prev_t, j], root[t, j])
                 t, after, before = prev_t, before, prev2
                 # A one-bar excursion undone by the next bar that is an outlier for the symbol (or beyond
                 # the extreme ratio) is a bad tick: it would feed ATR, volatility and any signal on it.
-                z_tick = abs(math.log(after / before)) / _robust_return_sd(r[:, j])
+                z_tick = abs(math.log(after / before)) / (_robust_return_sd(r[:, j] / root[:, j]) * legs)
                 if abs(math.log(after / before)) > extreme or z_tick > cfg.outlier_k:
                     keep[j] = False
                     col.add(
@@ -423,11 +438,11 @@ def _moves(
                     )
                 continue
         o, h, lo, v = (arr[k][:, j] for k in ("open", "high", "low", "volume"))
-        jump = splits.assess_jump(o, h, lo, close[:, j], v, valid_rows, pos)
+        jump = splits.assess_jump(o, h, lo, close[:, j], v, valid_rows, pos, span[:, j])
         day = col.dates[t].date()
-        users = [u for u in user_splits.get(col.symbols[j], ()) if u.matches(day, jump.move)]
+        users = [u for u in user_splits.get(col.symbols[j], ()) if u.matches(day, jump.move, jump.gap_max)]
         verdict = jump.verdict() if col.symbols[j] not in no_splits else splits.Verdict("move")
-        if users and abs(jump.move) >= splits.FLOOR:
+        if users and abs(jump.move) >= jump.floor:
             factor = users[0].factor or (verdict.factor if verdict.action != "move" else jump.factor)
             verdict = splits.Verdict("adjust", factor, f"confirmed in {users[0].source}")
         if verdict.action == "adjust":
@@ -486,18 +501,20 @@ def _moves(
     for j, _sym in enumerate(col.symbols):
         if not keep[j] or not may_hit[j]:
             continue
-        rj = r[:, j]
+        rj, sj = r[:, j], span[:, j]
         fin = np.isfinite(rj)
         if fin.sum() < 20:
             continue
         for t, _ in adjusted.get(col.symbols[j], []):
             fin[t] = False
-        vals = rj[fin]
+        # Per session: a return across k sessions is judged against k × the median and √k × the MAD.
+        k = np.nan_to_num(sj, nan=1.0)
+        vals = rj[fin] / root[fin, j]
         med = float(np.median(vals))
         mad = float(np.median(np.abs(vals - med))) * 1.4826
         if mad <= 0:
             continue
-        z = np.abs(rj - med) / mad
+        z = np.abs(rj - k * med) / (root[:, j] * mad)
         hit = np.flatnonzero(fin & (z > cfg.outlier_k) & (np.abs(rj) >= cfg.outlier_min_move))
         last = int(np.flatnonzero(np.isfinite(close[:, j]))[-1])
         for t in map(int, hit):
@@ -505,6 +522,7 @@ def _moves(
             what = (
                 f"close {close[t, j]:.6g} after {prev:.6g} ({math.expm1(rj[t]):+.1%}) is {z[t]:.0f} robust "
                 f"deviations (MAD) from this symbol's usual move"
+                + (f" over {k[t]:.0f} sessions" if k[t] > 1 else "")
             )
             if t == last and strict_last:
                 # The decision bar itself: no later bar can show whether it was real, and every signal

@@ -13,7 +13,8 @@ split ratio *times* an ordinary gap. The rule:
    *plausible* when the rest of the move, the split day's own gap ``log r − m``, is within ±12%
    (`GAP_MAX`, a same-day move of ±10% and some); it is *clean* when that rest is within 4 robust
    standard deviations (1.4826 × MAD) of the symbol's own moves over the 60 bars before, clipped to
-   [2%, 5%] (3.5% with fewer than 20 bars before).
+   [2%, 5%] (3.5% with fewer than 20 bars before). These are one session's numbers: across a gap in
+   the data they widen (**Across a gap** below).
 3. **A normal day.** The jump happened between the bars, not during one: the bar's own high-low range
    is within 4× its usual (median of the 60 bars before) plus 5%. A crash that keeps falling through
    the day fails this and is a move, not a split. (Close-only bars carry no range: not checked.)
@@ -55,12 +56,32 @@ split. This covers close-only series whatever their volatility: a jump at a spli
 tolerance is suspected even when a 20% day is ordinary for the name, and without volume it cannot be
 confirmed.
 
+**Across a gap in the data** (no bars for some sessions: a market-wide gap in the file, a halt) the
+move between the two bars is judged by the ``s`` sessions between them (`joe.data.bar_spans`: the
+exchange's sessions, weekdays without a calendar; intraday bars always count 1), by random-walk
+scaling of the daily move - over ``s`` sessions an ordinary move is about √s times one session's. The
+symbol's usual move becomes √(g² + (s − 1)·d²) (g its usual overnight move as above, close to close
+for close-only bars; d its usual close-to-close move; earlier moves across gaps are read ÷ √sessions),
+and with it the clean tolerance (4 sd, clipped to [2%, 5%] × √s; 3.5% × √s with few bars before),
+"ordinary" (4 sd) and "extraordinary" (12 sd). A ratio is *plausible* when its rest is within
+√(12%² + (s − 1)·(4·d)²): a news-sized move plus an ordinary drift over the missing sessions, so a split
+during a halt is still found, but more ratios explain the jump and volume must rule the others out
+(rule 5; otherwise the symbol is excluded and ``splits.csv``, matched with the same width, settles it).
+Every bar after a gap is assessed, whatever its size; as the wider window spreads volume's posterior over
+more ratios, volume also calls a split there when it leaves "no split" 10% or less (then `verdict` asks
+which ratio), also for a clean jump the size of an ordinary move. An ordinary move across a gap with
+volume that did not move is a move: a 10% drop after 8 missing sessions of a 1.2%-a-day stock is 3 of
+its 9-session sd, not a 5-for-4 (found by the second hostile review). With ``s`` = 1 every number above
+is the one-session rule's.
+
 What cannot be seen: a small split whose same-day gap offsets it (5-for-4 with a +10% day is a net
 -12%) on a series *without* volume, or with volume too noisy to decide, looks like an ordinary big
 day; a real crash with a split-sized gap, an ordinary range and volume that stayed up by a split ratio
 from the 6th bar after it on looks like a split. A split in the last 9 bars cannot be confirmed by
 volume yet: it is an unconfirmed split (the symbol excluded) until enough bars follow or ``splits.csv``
-lists it. ``splits.csv`` settles all of these.
+lists it. Across a long gap a split can be an ordinary move for the symbol (a 3-for-2 across 22
+sessions of a 2.4%-a-day stock is 4 sd of its move over them): with volume too noisy to rule "no split"
+out it is read as that move. ``splits.csv`` settles all of these.
 
 The splits file: ``splits.csv`` in the data folder, columns ``symbol,date[,ratio]`` (ISO date, ratio
 like ``4:1``, ``3-for-2`` or ``1:10``); a listed split within 4 days of a suspected one confirms it
@@ -179,11 +200,18 @@ class Jump:
     usual_sd: float = TOL_MAX / TOL_SDS  # the symbol's usual move (log sd) on the jump's scale
     bars_after: int = 10**9  # bars after the jump bar (the series' end is that close)
     has_volume: bool = False  # the series has volume around the jump (it may be too recent to read)
+    span: float = 1.0  # sessions from the previous bar to this one (1: consecutive sessions)
+    gap_max: float = GAP_MAX  # the split day's own move allowed (log): `GAP_MAX` across one session
+
+    @property
+    def floor(self) -> float:
+        """The smallest jump a split can make here (log): `FLOOR` across one session."""
+        return math.log(MIN_RATIO) - self.gap_max
 
     @property
     def candidates(self) -> tuple[float, ...]:
-        """Real split factors that explain the jump with a same-day move within ±`GAP_MAX`."""
-        return plausible_ratios(self.move)
+        """Real split factors that explain the jump with a move of its own within ±`gap_max`."""
+        return plausible_ratios(self.move, self.gap_max)
 
     @property
     def clean(self) -> float | None:
@@ -207,7 +235,8 @@ class Jump:
         """P(hypothesis | jump, volume) over the plausible factors and 1.0 (no split); {} without volume.
 
         Prior of a factor: the split day's own move ``log r − m`` is an ordinary one (normal, the
-        symbol's usual sd) or, `NEWS_SHARE` of the time, any move within ±`GAP_MAX`; "no split" is as
+        symbol's usual sd over the jump's sessions) or, `NEWS_SHARE` of the time, any move within
+        ±`gap_max`; "no split" is as
         likely as the latter. Likelihood: ``log v`` normal around ``log r`` with sd `volume_sd`.
         """
         vr = self.volume_ratio
@@ -215,7 +244,7 @@ class Jump:
             return {}
         hyps = (*self.candidates, 1.0)
         lv = math.log(vr)
-        flat = NEWS_SHARE / (2 * GAP_MAX)
+        flat = NEWS_SHARE / (2 * self.gap_max)
         sg = self.usual_sd
         logp = []
         for h in hyps:
@@ -240,18 +269,23 @@ class Jump:
     @property
     def suspected(self) -> bool:
         """A split-like jump (see the module docstring)."""
-        if abs(self.move) < FLOOR or not self.normal_day:
+        if abs(self.move) < self.floor or not self.normal_day:
             return False
         post = self.posterior()
         if not self.candidates:  # no real ratio explains it: a move, unless extraordinary and volume moved
-            huge = math.isfinite(self.sds) and self.sds >= JUMP_SDS and abs(self.move) >= FLOOR + 2 * GAP_MAX
+            beyond = abs(self.move) >= self.floor + 2 * self.gap_max
+            huge = math.isfinite(self.sds) and self.sds >= JUMP_SDS and beyond
             # With readable volume, volume decides; the ×1.5 size rule is for series without it (a flat
             # volume under a 3.5× crash called it a split: found by the crash property, seed 0).
             if post:
                 return huge and not self._volume_flat()
             return huge and abs(self.move) >= BIG_WITHOUT_VOLUME
         if self.clean is not None:  # unless a move this size is ordinary for the symbol (not a one-off)
-            return not (math.isfinite(self.sds) and self.sds < ORDINARY_SDS)
+            if not (math.isfinite(self.sds) and self.sds < ORDINARY_SDS):
+                return True
+            # An ordinary move across a gap in the data: only volume can call it a split (one during a
+            # halt; found by the gap property: a 3-for-2 after a +15% drift over 9 sessions).
+            return self.span > 1 and self._volume_calls_split(post)
         # Too few bars before to know the symbol's moves (sds unknown): a split-sized jump is taken as
         # extraordinary - the stricter reading (found by the split property: a 2-for-1 at bar 5).
         # A series with volume whose jump is too recent for it (the last 9 bars) is read like one whose
@@ -265,7 +299,15 @@ class Jump:
             return True
         if not post:  # without volume: a clean ratio, or a huge jump (module docstring)
             return False
-        return any(p >= DECIDED and self._fits(h) for h, p in post.items() if h != 1.0)
+        return self._volume_calls_split(post)
+
+    def _volume_calls_split(self, post: dict[float, float]) -> bool:
+        """Volume decides for a split: a ratio at `DECIDED` posterior that volume fits; across a gap in
+        the data also "no split" at 1 − `DECIDED` or less (the wider window spreads the posterior over
+        more ratios; which one is then `verdict`'s question - found by the gap property)."""
+        if any(p >= DECIDED and self._fits(h) for h, p in post.items() if h != 1.0):
+            return True
+        return self.span > 1 and bool(post) and post.get(1.0, 1.0) <= 1 - DECIDED
 
     def verdict(self) -> Verdict:
         """Adjust (and by which factor), a move, or an unconfirmed split (module docstring)."""
@@ -399,26 +441,52 @@ def _volume(v: np.ndarray, rows: np.ndarray, pos: int) -> tuple[float, float]:
 
 
 def assess_jump(
-    o: np.ndarray, h: np.ndarray, low: np.ndarray, c: np.ndarray, v: np.ndarray, rows: np.ndarray, pos: int
+    o: np.ndarray,
+    h: np.ndarray,
+    low: np.ndarray,
+    c: np.ndarray,
+    v: np.ndarray,
+    rows: np.ndarray,
+    pos: int,
+    span: np.ndarray | None = None,
 ) -> Jump:
     """Assess the jump into the bar at `rows[pos]` from `rows[pos - 1]` (one symbol's 1-D arrays).
 
-    `rows` are the symbol's valid rows (ascending); `pos >= 1`. See the module docstring for the rule.
+    `rows` are the symbol's valid rows (ascending); `pos >= 1`. `span`: per row, the sessions from the
+    symbol's previous bar to it (`joe.data.bar_spans`; None: every bar one session after the last).
+    See the module docstring for the rule.
     """
     t, p = int(rows[pos]), int(rows[pos - 1])
     close_only = bool(np.isclose(o[t], c[p], rtol=1e-9, atol=0.0))
     prior = rows[max(0, pos - PRIOR_BARS) : pos]  # bars up to and including the previous one
     pc = c[prior]
+    # Earlier moves across a gap are read per session (÷ √sessions); consecutive ones are unchanged.
+    prior_root = np.sqrt(np.fmax(span[prior[1:]], 1.0)) if span is not None else None
+    s = max(float(span[t]), 1.0) if span is not None and math.isfinite(span[t]) else 1.0
+    full = np.diff(np.log(pc))  # close to close: a whole session each (per session below)
+    if prior_root is not None:
+        full = full / prior_root
     if close_only:
         move = math.log(c[p] / c[t])
-        hist = np.diff(np.log(pc))
+        hist = full
     else:
         move = math.log(c[p] / o[t])
         hist = np.log(pc[:-1] / o[prior[1:]]) if prior.size > 1 else np.array([])
+        if prior_root is not None and hist.size:
+            hist = hist / prior_root
     sd = robust_sd(hist)
     # Fewer than 20 bars before: no trustworthy estimate of the usual gap, take the widest tolerance.
     few = hist.size < MIN_PRIOR_FOR_SD or not math.isfinite(sd)
-    tol = TOL_FEW if few else min(TOL_MAX, max(TOL_MIN, TOL_SDS * sd))
+    gap_max = GAP_MAX
+    if s > 1:  # random-walk scaling across the missing sessions (module docstring, "Across a gap")
+        session_sd = robust_sd(full)  # one whole session's move (close to close)
+        if not math.isfinite(session_sd):
+            session_sd = sd if math.isfinite(sd) else TOL_MAX / TOL_SDS
+        if math.isfinite(sd):
+            sd = math.sqrt(sd * sd + (s - 1) * session_sd * session_sd)
+        gap_max = math.sqrt(GAP_MAX * GAP_MAX + (s - 1) * (ORDINARY_SDS * session_sd) ** 2)
+    root = math.sqrt(s)  # 1.0 between consecutive sessions: the one-session bounds exactly
+    tol = TOL_FEW * root if few else min(TOL_MAX * root, max(TOL_MIN * root, TOL_SDS * sd))
     normal = True
     if not close_only:
         ranges = np.log(h[prior] / low[prior])
@@ -426,11 +494,24 @@ def assess_jump(
         normal = bool(math.log(h[t] / low[t]) <= RANGE_TIMES * usual + RANGE_EXTRA)
     vr, vsd = _volume(v, rows, pos)
     sds = abs(move) / sd if math.isfinite(sd) and sd > 0 else math.nan
-    usual = TOL_MAX / TOL_SDS if few else max(sd, TOL_MIN / TOL_SDS)
+    usual = TOL_MAX / TOL_SDS * root if few else max(sd, TOL_MIN / TOL_SDS * root)
     near = v[rows[max(0, pos - VOLUME_BARS) : pos + 1]]
     has_volume = bool((np.isfinite(near) & (near > 0)).any())
     return Jump(
-        t, p, move, normal, close_only, vr, vsd, tol, sds, usual, int(rows.size - 1 - pos), has_volume
+        t,
+        p,
+        move,
+        normal,
+        close_only,
+        vr,
+        vsd,
+        tol,
+        sds,
+        usual,
+        int(rows.size - 1 - pos),
+        has_volume,
+        s,
+        gap_max,
     )
 
 
@@ -446,11 +527,12 @@ class UserSplit:
     factor: float | None
     source: str  # "splits.csv row 3", for the finding
 
-    def matches(self, day: date, log_move: float) -> bool:
+    def matches(self, day: date, log_move: float, gap_max: float = GAP_MAX) -> bool:
         """Within `CONFIRM_WINDOW_DAYS` of the jump, and, when a ratio was given, one that explains the
-        jump (log_move, > 0 when prices fell) with a same-day move within ±`GAP_MAX`."""
+        jump (log_move, > 0 when prices fell) with a move of its own within ±`gap_max` (`Jump.gap_max`:
+        `GAP_MAX` between consecutive sessions, wider across a gap in the data)."""
         close_in_time = abs((self.day - day).days) <= CONFIRM_WINDOW_DAYS
-        return close_in_time and (self.factor is None or abs(math.log(self.factor) - log_move) <= GAP_MAX)
+        return close_in_time and (self.factor is None or abs(math.log(self.factor) - log_move) <= gap_max)
 
 
 def parse_ratio(text: str) -> float:

@@ -10,7 +10,9 @@ at the open"), and ATR, range and gap risk read them. So for each bar of a serie
 * **beyond the extreme ratio** (5×: a low of 0.01 under a close of 60, a high of 1e308): a bad tick or
   wrong units → ``extreme_move`` error naming the row; the symbol is excluded (fix or delete the row) and
   a held position is not settled on that bar (`joe.data.findings.BAR_REJECTS`);
-* **beyond `outlier_k` robust sd of the symbol's close-to-close log returns, at least
+* **beyond `outlier_k` robust sd of the symbol's close-to-close log returns (per session: across a gap
+  in the data the open's leg from the previous close, and the returns, are ÷ √sessions, a random
+  walk's scaling; `joe.data.bar_spans`), at least
   `outlier_min_move`, and beyond `TYPICAL_MULT` times the symbol's median excursion** (10 × 1.4826 × MAD,
   10%: the close outlier's rule; 5× the usual wick, so a symbol whose every bar spans a wide range around
   quiet closes — an illiquid name, a bond fund's intraday prints — is read by its own norm, not flagged on
@@ -39,12 +41,17 @@ __all__ = ["TYPICAL_MULT", "check_wicks", "excursions"]
 TYPICAL_MULT = 5.0
 
 
-def excursions(o: np.ndarray, h: np.ndarray, lo: np.ndarray, c: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def excursions(
+    o: np.ndarray, h: np.ndarray, lo: np.ndarray, c: np.ndarray, span: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """Per bar (1-D arrays of one symbol, or dates × symbols arrays: each column a symbol; NaN where
     there is no bar): the excursion (log, >= 0; NaN without a full bar) and which part gives it (0 high,
-    1 low, 2 open). Element-wise, so a column of a 2-D call equals the 1-D call on that column."""
+    1 low, 2 open). Element-wise, so a column of a 2-D call equals the 1-D call on that column.
+    `span` (same shape: sessions since the previous bar, `joe.data.bar_spans`): the open's distance from
+    the previous close is read per session (÷ √sessions), as the move it is; None: as is."""
     if c.ndim == 1:
-        e, which = excursions(o[:, None], h[:, None], lo[:, None], c[:, None])
+        sp = span[:, None] if span is not None else None
+        e, which = excursions(o[:, None], h[:, None], lo[:, None], c[:, None], sp)
         return e[:, 0], which[:, 0]
     finite = np.isfinite(c)
     rows = np.arange(c.shape[0])[:, None]
@@ -54,10 +61,13 @@ def excursions(o: np.ndarray, h: np.ndarray, lo: np.ndarray, c: np.ndarray) -> t
     prev = np.take_along_axis(c, np.maximum(before, 0), axis=0)
     prev = np.where(finite & (before >= 0), prev, np.nan)
     with np.errstate(divide="ignore", invalid="ignore"):
+        from_prev = np.abs(np.log(o / prev))
+        if span is not None:
+            from_prev = from_prev / np.sqrt(np.fmax(span, 1.0))
         parts = (
             np.log(h / np.fmax(o, c)),
             np.log(np.fmin(o, c) / lo),
-            np.fmin(np.abs(np.log(o / prev)), np.abs(np.log(o / c))),
+            np.fmin(from_prev, np.abs(np.log(o / c))),
         )
     # Each part >= 0 where finite, -1 where not; the largest and the first part that gives it (as
     # `argmax` over the three stacked), element-wise: no (3, dates, symbols) stack, no NaN-aware pass.
@@ -70,11 +80,15 @@ def excursions(o: np.ndarray, h: np.ndarray, lo: np.ndarray, c: np.ndarray) -> t
     return np.where(full & (best >= 0), best, np.nan), which
 
 
-def _scale(c: np.ndarray) -> float:
-    """1.4826 × MAD of the symbol's close-to-close log returns, at least 0.5% (as the close outlier's)."""
-    x = c[np.isfinite(c)]
+def _scale(c: np.ndarray, span: np.ndarray | None = None) -> float:
+    """1.4826 × MAD of the symbol's close-to-close log returns, at least 0.5% (as the close outlier's);
+    per session with `span` (sessions since the previous bar: a return across k is ÷ √k)."""
+    fin = np.isfinite(c)
+    x = c[fin]
     with np.errstate(divide="ignore", invalid="ignore"):
         r = np.diff(np.log(x))
+        if span is not None:
+            r = r / np.sqrt(np.fmax(span[fin][1:], 1.0))
     sd = splits.robust_sd(r[np.isfinite(r)]) if r.size else math.nan
     return max(sd, 0.005) if math.isfinite(sd) else 0.05
 
@@ -111,9 +125,12 @@ def check_wicks(
     cfg: QualityConfig,
     *,
     strict_last: bool = True,
+    span: np.ndarray | None = None,
 ) -> None:
     """Add the findings of the module docstring through `add` and clear `keep` for excluded symbols;
-    `arr` (dates × symbols arrays of open/high/low/close) is not changed."""
+    `arr` (dates × symbols arrays of open/high/low/close) is not changed. `span` (dates × symbols,
+    `joe.data.bar_spans`): a move across a gap in the data is judged per session; None: every bar one
+    session after its previous one."""
     extreme = math.log(cfg.extreme_ratio)
     cols = np.flatnonzero(keep)
     # Every symbol's excursions at once; a symbol none of whose bars reaches `outlier_min_move` (nor the
@@ -128,13 +145,17 @@ def check_wicks(
         e, which = e_all[:, i], which_all[:, i]
         if not np.isfinite(e).any():
             continue
-        s = _scale(c)
+        sj = span[:, j] if span is not None else None
+        s = _scale(c, sj)
+        # The excursion judged against the symbol's moves: an open's leg from the previous close per session.
+        judged = excursions(o, h, lo, c, sj)[0] if sj is not None and (sj > 1).any() else e
         last = int(np.flatnonzero(np.isfinite(c))[-1])
         bar = (o, h, lo, c, e, which, s)
         with np.errstate(invalid="ignore"):
             wild = np.flatnonzero(e > extreme)
-            usual = TYPICAL_MULT * float(np.nanmedian(e))
-            odd = np.flatnonzero((e > cfg.outlier_k * s) & (e >= cfg.outlier_min_move) & (e > usual))
+            usual = TYPICAL_MULT * float(np.nanmedian(judged))
+            far = (judged > cfg.outlier_k * s) & (judged > usual)
+            odd = np.flatnonzero(far & (e >= cfg.outlier_min_move))
         if wild.size:
             t = int(wild[0])
             keep[j] = False
