@@ -10,6 +10,7 @@ found and adjusted; the one-session case is unchanged.
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import numpy as np
@@ -20,7 +21,7 @@ from hypothesis import strategies as st
 from test_splits import SPLIT_CHECKS, bars, split_at
 
 from joe.data.bar_spans import bar_spans, panel_days, session_codes
-from joe.data.calendars import _session_days
+from joe.data.calendars import _session_days, sessions_after
 from joe.data.quality import check_bars, check_frame
 from joe.data.splits import assess_jump
 
@@ -206,3 +207,29 @@ def test_property_a_split_across_any_gap_is_adjusted_by_its_ratio_or_excluded(
         return
     assert [f.check for f in found] == ["split"], found
     np.testing.assert_allclose(got["close"].to_numpy(), truth["close"].to_numpy() / factor, rtol=1e-9)
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    steps=st.lists(st.integers(1, 12), min_size=2, max_size=40),
+    data=st.data(),
+    code=st.sampled_from([None, "XNYS"]),
+)
+def test_property_bar_spans_count_each_bars_sessions(
+    steps: list[int], data: st.DataObject, code: str | None
+) -> None:
+    """`bar_spans`' shortcut (adjacent panel rows counted once) equals counting every bar's sessions from
+    its own previous bar: `sessions_after` of the calendar, or weekdays (at least 1)."""
+    days = np.datetime64("2019-01-02") + np.cumsum(np.array(steps)).astype("timedelta64[D]")
+    m = 3
+    valid = np.array(data.draw(st.lists(st.booleans(), min_size=len(days) * m, max_size=len(days) * m)))
+    valid = valid.reshape(len(days), m)
+    got = bar_spans(days, valid, [code] * m)
+    for j in range(m):
+        rows = np.flatnonzero(valid[:, j])
+        want = np.full(len(days), np.nan)
+        for a, b in itertools.pairwise(rows):
+            lo, hi = days[a].astype(object), days[b].astype(object)
+            n = sessions_after(code, lo, hi) if code else int(np.busday_count(days[a] + 1, days[b] + 1))
+            want[b] = max(n, 1)
+        np.testing.assert_array_equal(got[:, j], want)

@@ -57,22 +57,33 @@ def bar_spans(days: np.ndarray | None, valid: np.ndarray, codes: Sequence[str | 
     if days is None:
         out[has_prev] = 1.0
         return out
-    cur_day = np.broadcast_to(days[:, None], (n, m))
-    prev_day = days[np.maximum(prev, 0)]
+    # Most bars follow the panel's previous row: count each pair of adjacent panel dates once (per
+    # calendar), and only a symbol's own gaps pair by pair (a 2,000 × 500 panel: 60 ms → a few).
+    adjacent = has_prev & (prev == rows - 1)
+    own_gap = has_prev & ~adjacent
+    t_gap, j_gap = np.nonzero(own_gap)
     by_code: dict[str | None, list[int]] = {}
     for j, code in enumerate(codes):
         by_code.setdefault(code, []).append(j)
     for code, cols in by_code.items():
-        mask = has_prev[:, cols]
-        lo, hi = prev_day[:, cols][mask], cur_day[:, cols][mask]
-        if code is None:
-            counted = np.busday_count(lo + 1, np.maximum(hi, lo) + 1).astype(np.float64)
-        else:
-            counted = sessions_after_many(code, lo, hi)
-        block = np.full(mask.shape, np.nan)
-        block[mask] = np.fmax(counted, 1.0)
+        step = np.full(n, np.nan)
+        step[1:] = _count(code, days[:-1], days[1:])
+        block = np.where(adjacent[:, cols], step[:, None], np.nan)
         out[:, cols] = block
+        mine = np.isin(j_gap, cols)
+        if mine.any():
+            gt, gj = t_gap[mine], j_gap[mine]
+            out[gt, gj] = _count(code, days[prev[gt, gj]], days[gt])
     return out
+
+
+def _count(code: str | None, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+    """Sessions in (lo, hi] element-wise (datetime64[D]), at least 1: `code`'s, or weekdays for None."""
+    if code is None:
+        counted = np.busday_count(lo + 1, np.maximum(hi, lo) + 1).astype(np.float64)
+    else:
+        counted = sessions_after_many(code, lo, hi)
+    return np.fmax(counted, 1.0)
 
 
 def panel_days(dates: pd.DatetimeIndex, daily: bool) -> np.ndarray | None:
