@@ -182,8 +182,8 @@ def load_spec(path: Path, config: ExecutionConfig) -> SweepSpec:
         where = yaml_key_path(text, exc.problem_mark.index) if exc.problem_mark is not None else ""
         name = f"{where}.{exc.key}" if where else str(exc.key)
         raise SweepError(
-            f"{path}: line {exc.line}: the key {name!r} is given twice (first on line {exc.first_line}); "
-            f"{DUPLICATE_HINT}"
+            f"{path}: line {exc.line}: the key {name!r} is given twice "
+            f"(first on line {exc.first_line}{exc.merged}); {DUPLICATE_HINT}"
         ) from None
     except (yaml.YAMLError, UnicodeDecodeError) as exc:
         raise SweepError(f"{path} is not valid YAML: {exc}") from None

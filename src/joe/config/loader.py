@@ -59,34 +59,61 @@ class UniqueKeyLoader(yaml.SafeLoader):
 
 
 class DuplicateKeyError(yaml.constructor.ConstructorError):
-    """A mapping gives `key` twice: first on line `first_line`, again at `problem_mark` (1-based lines)."""
+    """A mapping gives `key` twice: first on line `first_line`, again at `problem_mark` (1-based lines).
+    `merge_line`: the line of the `<<` merge key that brought one of them in (None: both written out)."""
 
-    def __init__(self, key: Any, first: yaml.Mark, again: yaml.Mark) -> None:
+    def __init__(
+        self,
+        key: Any,
+        first: yaml.Mark,
+        again: yaml.Mark,
+        merge_line: int | None = None,
+        where: yaml.Mark | None = None,
+    ) -> None:
         self.key = key
         self.first_line = first.line + 1
         self.line = again.line + 1
+        self.merge_line = merge_line
         super().__init__(
             None,
             None,
-            f"duplicate key {key!r} (first on line {self.first_line}); {DUPLICATE_HINT}",
-            again,
-        )
+            f"duplicate key {key!r} (first on line {self.first_line}{self.merged}); {DUPLICATE_HINT}",
+            where or again,  # `where`: a mark inside the mapping, for the key's path (a merged key's own
+        )  # mark is where its anchor was written)
+
+    @property
+    def merged(self) -> str:
+        """', one of them merged in by `<<` on line N', or ''."""
+        return "" if self.merge_line is None else f", one of them merged in by `<<` on line {self.merge_line}"
 
 
 DUPLICATE_HINT = "YAML would silently keep only the last value: give the key once (delete or merge the other)"
 
 
 def _construct_mapping(loader: UniqueKeyLoader, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+    # A `<<` merge key's mappings are flattened in first (as SafeLoader does): a key they share with each
+    # other or with the mapping's own keys is a key given twice too (YAML would keep one silently).
+    merges = [k.start_mark for k, _ in node.value if k.tag == "tag:yaml.org,2002:merge"]
+    own = {id(k) for k, _ in node.value}
+    loader.flatten_mapping(node)  # type: ignore[no-untyped-call]
     seen: dict[Any, yaml.Mark] = {}
+    from_merge: set[Any] = set()
     for key_node, _ in node.value:
         key = loader.construct_object(key_node, deep=deep)  # type: ignore[no-untyped-call]
         try:
             first = seen.get(key)
         except TypeError:  # an unhashable key: construct_mapping says so as a YAML error
             continue
+        merged = id(key_node) not in own
         if first is not None:
-            raise DuplicateKeyError(key, first, key_node.start_mark)
+            again, later_merged = key_node.start_mark, merged
+            if again.index < first.index:  # a merge put the later one first: name them in the file's order
+                first, again, later_merged = again, first, key in from_merge
+            line = merges[0].line + 1 if merged or key in from_merge else None
+            raise DuplicateKeyError(key, first, again, line, merges[0] if later_merged else None)
         seen[key] = key_node.start_mark
+        if merged:
+            from_merge.add(key)
     return loader.construct_mapping(node, deep=deep)
 
 
