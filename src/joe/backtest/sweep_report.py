@@ -66,6 +66,22 @@ def _heatmap(pivot: pd.DataFrame, ylabel: str, xlabel: str, metric: str) -> str:
     return _png(fig)
 
 
+def redact_table(table: pd.DataFrame) -> pd.DataFrame:
+    """A copy of `table` with secrets masked as a single backtest's `metrics.json` masks its options: a
+    swept value that is a registered secret (an environment credential) anywhere in its text, and every
+    value of a parameter under a secret-looking key (`joe.audit.redaction`)."""
+    from joe.audit.redaction import MASK, is_secret_field, redact
+
+    out = table.copy()
+    for col in out.columns:
+        leaf = str(col).removeprefix("param:").rsplit(".", 1)[-1]
+        if str(col).startswith("param:") and is_secret_field(leaf):
+            out[col] = out[col].map(lambda v: v if v is None or v != v else MASK)
+        elif not pd.api.types.is_numeric_dtype(out[col]):
+            out[col] = out[col].map(redact)
+    return out
+
+
 def write_sweep_report(
     folder: Path,
     table: pd.DataFrame,
@@ -73,7 +89,10 @@ def write_sweep_report(
     metric: str,
     walk: tuple[pd.DataFrame, pd.DataFrame] | None = None,
 ) -> list[Path]:
-    """Write the sweep's files into `folder` (created); returns their paths."""
+    """Write the sweep's files into `folder` (created); returns their paths. Secrets are masked in every
+    file (`redact_table`), the heat maps' labels too."""
+    table = redact_table(table)
+    walk = (redact_table(walk[0]), redact_table(walk[1])) if walk is not None else None
     folder.mkdir(parents=True, exist_ok=True)
     paths = [folder / "sweep.csv", folder / "heatmaps.html"]
     table.to_csv(paths[0], index=False)
