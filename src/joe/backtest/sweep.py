@@ -86,6 +86,11 @@ METRICS: dict[str, str] = {
     "fees": "min",
 }
 
+# The fewest trading days a window needs for the metric to have a value (`compute_metrics`: a CAGR under a
+# month is None; volatility, Sharpe and Sortino need two daily returns). A walk-forward whose in-sample
+# window is shorter is refused: no set would have the metric, and the first would be "chosen".
+MIN_WINDOW_DAYS: dict[str, int] = {"cagr": MIN_CAGR_DAYS, "volatility": 2, "sharpe": 2, "sortino": 2}
+
 # More backtests than this are refused before any runs: a sweep's parameter sets are counted before any is
 # built; a walk-forward's sets × windows (+ one out-of-sample run per window) once the data gives the windows.
 MAX_POINTS = 10_000
@@ -232,10 +237,11 @@ def load_spec(path: Path, config: ExecutionConfig) -> SweepSpec:
             f"{path}: metric {raw.get('metric')!r} is not a backtest metric a sweep can rank by; choose "
             f"one of {', '.join(metric_names())} (any case)"
         )
-    if walk is not None and metric == "cagr" and walk.in_sample < MIN_CAGR_DAYS:  # every set: no CAGR
+    need = MIN_WINDOW_DAYS.get(metric, 1)
+    if walk is not None and walk.in_sample < need:  # no set would have the metric: the first "wins"
         raise SweepError(
-            f"{path}: metric cagr needs walk_forward.in_sample of at least {MIN_CAGR_DAYS} trading days "
-            f"(a shorter window has no CAGR), not {walk.in_sample}; lengthen it or rank by another metric"
+            f"{path}: metric {metric} needs walk_forward.in_sample of at least {need} trading days "
+            f"(a shorter window has no {metric}), not {walk.in_sample}; lengthen it or rank by another metric"
         )
     keys = list(params)
     if mode == "grid":

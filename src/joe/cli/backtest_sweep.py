@@ -272,9 +272,14 @@ def run_sweep_command(
     m = spec.metric
     if walk is not None:
         for row in walk[1].to_dict(orient="records"):
+            got = _metric(m, row[f"in_sample_{m}"])
+            # No set had the metric in sample (no trades for a win rate...): the first set ran, unchosen.
+            chosen = f"best {_params(row, spec.keys)} ({m} {got})"
+            if got == "—":
+                chosen = f"no set has a {m} in sample, so the first ran: {_params(row, spec.keys)}"
             console.print(
-                f"window {row['window']}: in sample {row['in_sample']}, best {_params(row, spec.keys)} "
-                f"({m} {_metric(m, row[f'in_sample_{m}'])}); out of sample {row['out_of_sample']}: "
+                f"window {row['window']}: in sample {row['in_sample']}, {chosen}; "
+                f"out of sample {row['out_of_sample']}: "
                 f"return {_metric('total_return', row['oos_total_return'])}, "
                 f"Sharpe {_fmt(row['oos_sharpe'])}, "
                 f"max drawdown {_metric('max_drawdown', row['oos_max_drawdown'])}, "
