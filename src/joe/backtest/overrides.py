@@ -11,7 +11,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 import yaml
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from joe.config.loader import DUPLICATE_HINT, DuplicateKeyError, UniqueKeyLoader
 from joe.config.schema import ExecutionConfig
@@ -51,12 +51,55 @@ def parse_set(items: Iterable[str]) -> dict[str, Any]:
     return out
 
 
+def _is_section(parts: list[str]) -> bool:
+    """True when the dotted path names a section of the config (a model, such as `risk`), not a value."""
+    model: Any = ExecutionConfig
+    for part in parts:
+        section = isinstance(model, type) and issubclass(model, BaseModel)
+        field = model.model_fields.get(part) if section else None
+        if field is None:
+            return False
+        model = field.annotation
+    return isinstance(model, type) and issubclass(model, BaseModel)
+
+
+def flatten_overrides(items: Iterable[tuple[str, Any]]) -> dict[str, Any]:
+    """The overrides as one dotted key per value set: a mapping given for a section (`risk={max_positions:
+    5}`) sets the keys it names and keeps the section's others (it replaced the whole section, putting every
+    other key of it back to its default). Raises `OverrideError` when two overrides set one key (`risk.
+    max_positions=3` and `risk={max_positions: 30}`: one of them would be silently dropped)."""
+    out: dict[str, Any] = {}
+    given: dict[str, str] = {}  # dotted key -> the override that set it
+
+    def add(key: str, value: Any, origin: str) -> None:
+        if isinstance(value, dict) and _is_section(key.split(".")):
+            if not value:  # it replaced the section: every key of it back to its default
+                detail = f"{key}: an empty mapping sets nothing; name the keys to set ({key}.KEY=VALUE)"
+                raise OverrideError(f"--set {detail}", None, detail)
+            for k, v in value.items():
+                add(f"{key}.{k}" if isinstance(k, str) else f"{key}.{k!r}", v, origin)
+            return
+        for other, by in given.items():
+            if other == key or other.startswith(key + ".") or key.startswith(other + "."):
+                shown = max(key, other, key=len)
+                by_both = f"by {by!r} and by {origin!r}" if by != origin else f"by {by!r}"
+                detail = f"{shown} is set twice, {by_both}; set it once (one value would be dropped)"
+                raise OverrideError(f"--set: {detail}", None, detail)
+        out[key] = value
+        given[key] = origin
+
+    for key, value in items:
+        add(key, value, key)
+    return out
+
+
 def apply_overrides(config: ExecutionConfig, overrides: Mapping[str, Any]) -> ExecutionConfig:
-    """A copy of `config` with each dotted key set; raises `OverrideError` naming the key."""
+    """A copy of `config` with each dotted key set (`flatten_overrides`: a section's mapping sets the keys
+    it names); raises `OverrideError` naming the key."""
     if not overrides:
         return config
     data = config.model_dump(mode="python")
-    for key, value in overrides.items():
+    for key, value in flatten_overrides(overrides.items()).items():
         node: Any = data
         parts = key.split(".")
         for depth, part in enumerate(parts):

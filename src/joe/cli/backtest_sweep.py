@@ -192,7 +192,7 @@ def run_sweep_command(
 
     Ctrl-C: one line saying how far it got, nothing written, exit 130."""
     from joe.backtest.loading import load_history_sync
-    from joe.backtest.overrides import apply_overrides
+    from joe.backtest.overrides import OverrideError, apply_overrides, flatten_overrides
     from joe.backtest.sweep import (
         SweepError,
         SweepInterrupted,
@@ -220,6 +220,14 @@ def run_sweep_command(
         address = scheduler_address(scheduler)[0] if scheduler is not None else None
         # --set applies to the load too (pipeline.universe_size acts there), as in a single backtest.
         load_config = apply_overrides(config, opts.overrides)
+        for point in spec.points:  # a key both set: the point's value would silently replace --set's
+            try:
+                flatten_overrides([*opts.overrides.items(), *point.items()])
+            except OverrideError as exc:
+                raise SweepError(
+                    f"{sweep_file}: parameters: {exc.detail} — with --set and in the sweep file, whose value "
+                    f"would replace the --set one in every backtest; drop one of them"
+                ) from None
         with ExitStack() as stack, _quiet_if_interrupted("asyncio", "distributed"):
             client = None
             if address is not None:  # before the data is read: a wrong address is said at once
