@@ -9,6 +9,7 @@ import shutil
 import socket
 import sys
 import tempfile
+import warnings
 from collections.abc import Iterator, Mapping
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
@@ -129,6 +130,14 @@ def _local_client(stack: ExitStack, workers: int, scratch: Path) -> Any:
 
 
 def _start_local(stack: ExitStack, workers: int, scratch: Path, client_cls: Any, cluster_cls: Any) -> Any:
+    with warnings.catch_warnings():
+        # The scheduler's HTTP server (health and metrics, no dashboard) tries port 8787 first; another Dask
+        # cluster or sweep on the machine holds it and a 4-line UserWarning said so: it takes another port.
+        warnings.filterwarnings("ignore", message=r"Port \d+ is already in use", category=UserWarning)
+        return _start_cluster(stack, workers, scratch, client_cls, cluster_cls)
+
+
+def _start_cluster(stack: ExitStack, workers: int, scratch: Path, client_cls: Any, cluster_cls: Any) -> Any:
     cluster = stack.enter_context(
         # Worker shutdown logs closed-connection tracebacks that are not errors; a failing task
         # still raises here through gather(). The workers' temporary folders (each backtest's
