@@ -41,10 +41,11 @@ def test_a_key_set_as_itself_and_in_its_section_is_refused(items: list[str]) -> 
         apply_overrides(MINE, parse_set(items))
 
 
-def test_a_sweep_file_that_sets_a_key_twice_through_its_section_is_refused(tmp_path: Path) -> None:
+def test_a_sweep_file_cannot_set_a_key_twice_through_its_section(tmp_path: Path) -> None:
+    """A swept value is one value (test_walk_forward_edges.py): a section is swept key by key."""
     p = tmp_path / "sweep.yaml"
     p.write_text("parameters:\n  risk.max_positions: [3]\n  risk: [{max_positions: 30}]\n")
-    with pytest.raises(SweepError, match=r"risk\.max_positions is set twice"):
+    with pytest.raises(SweepError, match=r"parameters: risk: each value must be a single value"):
         load_spec(p, ExecutionConfig())
 
 

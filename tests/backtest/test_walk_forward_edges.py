@@ -55,3 +55,17 @@ def test_a_window_where_no_set_has_the_metric_says_the_first_set_ran_unchosen(
     assert not any("(win_rate —)" in x for x in lines), res.output
     unchosen = "no set has a win_rate in sample, so the first ran: risk.max_positions=1"
     assert any(unchosen in x for x in lines), res.output
+
+
+@pytest.mark.parametrize("values", ["[{max_positions: 1}, {max_positions: 3}]", "[[1, 2]]"])
+def test_a_swept_value_that_is_a_mapping_or_a_list_is_refused_before_any_backtest(
+    tmp_path: Path, values: str
+) -> None:
+    """`risk: [{max_positions: 1}, ...]` was accepted, every backtest ran, and writing the heat maps died
+    with a TypeError traceback (unhashable type: 'dict'): the whole sweep's work lost."""
+    p = tmp_path / "sweep.yaml"
+    p.write_text(f"parameters:\n  risk: {values}\n  pipeline.max_signals: [2, 3]\n")
+    with pytest.raises(
+        SweepError, match=r"parameters: risk: each value must be a single value .*\(risk\.KEY"
+    ):
+        load_spec(p, ExecutionConfig())

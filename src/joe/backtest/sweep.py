@@ -142,6 +142,13 @@ def _check_values(path: Path, key: str, values: Any, mode: str) -> None:
     if isinstance(values, list):
         if not values:
             raise SweepError(f"{path}: parameters: {key} has an empty list; give at least one value")
+        for v in values:  # one value per point: a row of sweep.csv, a label of the heat maps
+            if isinstance(v, dict | list):
+                kind = "mapping" if isinstance(v, dict) else "list"
+                raise SweepError(
+                    f"{path}: parameters: {key}: each value must be a single value (a number, text, true or "
+                    f"false), not a {kind} ({v!r}); sweep a section's keys one by one ({key}.KEY: [...])"
+                )
         return
     if isinstance(values, dict) and mode == "random":
         if set(values) != {"low", "high"}:
