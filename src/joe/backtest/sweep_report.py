@@ -14,19 +14,37 @@ import pandas as pd
 
 from joe.backtest.report import _table_html
 
+# A heat map axis has at most this many rows or columns: a key with more distinct numbers (a random sweep's
+# {low, high} draws are all distinct) is shown in this many equal-width ranges. One cell per draw made the
+# figure draws × draws cells: 1,000 samples of two ranges asked matplotlib for ~20 GB, after every backtest.
+MAX_LEVELS = 10
+
+
+def _axis(values: pd.Series) -> pd.Series:
+    """The key's values as heat map levels: as they are, or (many distinct numbers) their ranges."""
+    if values.nunique(dropna=True) <= MAX_LEVELS:
+        return values
+    numbers = pd.to_numeric(values, errors="coerce")
+    if numbers.notna().sum() < values.notna().sum():  # text or switches: as they are (a list's values)
+        return values
+    return pd.cut(numbers, bins=MAX_LEVELS)
+
 
 def pair_tables(table: pd.DataFrame, keys: list[str], metric: str) -> list[tuple[str, str, pd.DataFrame]]:
-    """(row key, column key, mean metric pivot) for each pair of swept keys (one key: against itself)."""
+    """(row key, column key, mean metric pivot) for each pair of swept keys (one key: against itself); a key
+    with more than `MAX_LEVELS` distinct numbers is binned into that many ranges."""
     cols = [f"param:{k}" for k in keys]
     data = table.copy()
     data[metric] = pd.to_numeric(data[metric], errors="coerce")
+    for c in cols:
+        data[c] = _axis(data[c])
     pairs = list(itertools.combinations(cols, 2)) or [(cols[0], cols[0])]
     out = []
     for a, b in pairs:
         if a == b:
-            pivot = data.groupby(a)[metric].mean().to_frame(metric).T
+            pivot = data.groupby(a, observed=True)[metric].mean().to_frame(metric).T
         else:
-            pivot = data.pivot_table(index=a, columns=b, values=metric, aggfunc="mean")
+            pivot = data.pivot_table(index=a, columns=b, values=metric, aggfunc="mean", observed=True)
         out.append((a.removeprefix("param:"), b.removeprefix("param:"), pivot))
     return out
 
