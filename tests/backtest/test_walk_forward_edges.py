@@ -50,6 +50,8 @@ def test_a_window_where_no_set_has_the_metric_says_the_first_set_ran_unchosen(
          "--sweep", "wf.yaml", "--walk-forward"],
     )  # fmt: skip
     assert res.exit_code == 0, res.output
+    first = "sweep: 2 parameter set(s) (grid) × 4 walk-forward window(s) = 12 backtests (with each window's "
+    assert first in res.output, res.output  # one line: it was cut at 80 columns without a terminal
     lines = [x for x in res.output.splitlines() if x.startswith("window ")]
     assert lines, res.output
     assert not any("(win_rate —)" in x for x in lines), res.output

@@ -255,12 +255,14 @@ def run_sweep_command(
                     f"window(s) = {total} backtests (with each window's out-of-sample run), chosen by "
                     f"{spec.metric}, over {opts.source}",
                     markup=False,
+                    soft_wrap=True,  # one line in a log or pipe (was cut at 80 columns)
                 )
             else:
                 console.print(
                     f"sweep: {len(spec.points)} parameter set(s) ({spec.mode}), ranked by {spec.metric}, "
                     f"over {opts.source}",
                     markup=False,
+                    soft_wrap=True,
                 )
             if client is None:
                 client = _local_client(stack, workers, scratch)
