@@ -22,18 +22,8 @@ from joe.backtest.sweep import LOAD_TIME_KEYS, MAX_POINTS, METRICS, SweepError, 
 from joe.cli.backtest_sweep import connect_scheduler, scheduler_address
 from joe.cli.main import app
 from joe.config.schema import ExecutionConfig
-
-
-def _spec(tmp_path: Path, text: str) -> Path:
-    p = tmp_path / "sweep.yaml"
-    p.write_text(text)
-    return p
-
-
-def _refused(tmp_path: Path, text: str) -> str:
-    with pytest.raises(SweepError, match=r"sweep\.yaml") as exc:
-        load_spec(_spec(tmp_path, text), ExecutionConfig())
-    return str(exc.value)
+from sweep_files import refused as _refused
+from sweep_files import write_spec as _spec
 
 
 # ------------------------------------------------------------------------------------- load-time keys

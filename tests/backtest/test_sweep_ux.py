@@ -21,18 +21,8 @@ from joe.backtest.overrides import OverrideError, parse_set
 from joe.backtest.sweep import SweepError, load_spec
 from joe.cli.main import app
 from joe.config.schema import ExecutionConfig
-
-
-def _spec(tmp_path: Path, text: str) -> Path:
-    p = tmp_path / "sweep.yaml"
-    p.write_text(text)
-    return p
-
-
-def _refused(tmp_path: Path, text: str) -> str:
-    with pytest.raises(SweepError, match=r"sweep\.yaml") as exc:
-        load_spec(_spec(tmp_path, text), ExecutionConfig())
-    return str(exc.value)
+from sweep_files import refused as _refused
+from sweep_files import write_spec as _spec
 
 
 def _out(res: object) -> str:
